@@ -1,0 +1,164 @@
+//! Addresses: the one canonical name of every object Lifeboat manages, used
+//! in plan output, state, logs and command-line arguments.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An immutable address with exactly one printed form.
+///
+/// The derived order (by kind, then name) is the order of plans and state
+/// listings, so output is deterministic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Address {
+    /// `account.NAME`
+    Account { name: String },
+    /// `policy.NAME`
+    Policy { name: String },
+    /// `policy.NAME.target["ID"]`
+    Target { policy: String, id: String },
+    /// `backup.POLICY["ID"]`
+    Backup { policy: String, id: String },
+    /// `snapshot["ID"]`
+    Snapshot { id: String },
+}
+
+impl Address {
+    pub fn account(name: &str) -> Self {
+        Address::Account { name: name.to_string() }
+    }
+    pub fn policy(name: &str) -> Self {
+        Address::Policy { name: name.to_string() }
+    }
+    pub fn target(policy: &str, id: &str) -> Self {
+        Address::Target { policy: policy.to_string(), id: id.to_string() }
+    }
+    pub fn backup(policy: &str, id: &str) -> Self {
+        Address::Backup { policy: policy.to_string(), id: id.to_string() }
+    }
+    pub fn snapshot(id: &str) -> Self {
+        Address::Snapshot { id: id.to_string() }
+    }
+
+    /// The kind as stored in state: `account`, `policy`, `target`, `backup`, `snapshot`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Address::Account { .. } => "account",
+            Address::Policy { .. } => "policy",
+            Address::Target { .. } => "target",
+            Address::Backup { .. } => "backup",
+            Address::Snapshot { .. } => "snapshot",
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Account { name } => write!(f, "account.{name}"),
+            Address::Policy { name } => write!(f, "policy.{name}"),
+            Address::Target { policy, id } => write!(f, "policy.{policy}.target[{id:?}]"),
+            Address::Backup { policy, id } => write!(f, "backup.{policy}[{id:?}]"),
+            Address::Snapshot { id } => write!(f, "snapshot[{id:?}]"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseAddressError(pub String);
+
+impl fmt::Display for ParseAddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"] or snapshot[\"ID\"]",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseAddressError {}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+}
+
+/// Splits `NAME["KEY"]` into its parts.
+fn keyed(s: &str) -> Option<(&str, String)> {
+    let open = s.find("[\"")?;
+    let rest = s[open + 2..].strip_suffix("\"]")?;
+    if rest.is_empty() || rest.contains('"') {
+        return None;
+    }
+    Some((&s[..open], rest.to_string()))
+}
+
+impl FromStr for Address {
+    type Err = ParseAddressError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseAddressError(s.to_string());
+        if let Some(rest) = s.strip_prefix("account.") {
+            return if is_name(rest) { Ok(Address::account(rest)) } else { Err(err()) };
+        }
+        if let Some(rest) = s.strip_prefix("policy.") {
+            if let Some((head, id)) = keyed(rest) {
+                let policy = head.strip_suffix(".target").ok_or_else(err)?;
+                return if is_name(policy) { Ok(Address::Target { policy: policy.into(), id }) } else { Err(err()) };
+            }
+            return if is_name(rest) { Ok(Address::policy(rest)) } else { Err(err()) };
+        }
+        if let Some(rest) = s.strip_prefix("backup.") {
+            let (policy, id) = keyed(rest).ok_or_else(err)?;
+            return if is_name(policy) { Ok(Address::Backup { policy: policy.into(), id }) } else { Err(err()) };
+        }
+        if let Some((head, id)) = keyed(s) {
+            if head == "snapshot" {
+                return Ok(Address::Snapshot { id });
+            }
+        }
+        Err(err())
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_form_round_trips() {
+        for text in [
+            "account.main",
+            "policy.web",
+            "policy.web.target[\"i-0123456789abcdef0\"]",
+            "backup.web[\"2026-11-21T10:00:00Z\"]",
+            "snapshot[\"snap-0123\"]",
+        ] {
+            let a: Address = text.parse().unwrap();
+            assert_eq!(a.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_addresses() {
+        for text in ["", "policy.", "policy.web.target[i-1]", "snapshot[\"\"]", "vault.x", "policy.we b"] {
+            assert!(text.parse::<Address>().is_err(), "{text} parsed");
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The engine's view of AWS: narrow traits returning Lifeboat's own types.
+//!
+//! The providers crate implements these with the AWS SDK; tests implement
+//! them with in-memory fakes. Lists are exposed one page at a time so that
+//! the paging loop ([`collect_pages`]) lives here and is tested with a fake
+//! that pages (the emulator never does).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lifeboat_schema::Account;
+use serde::{Deserialize, Serialize};
+
+/// The kinds of failure the engine reacts to differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The resource does not exist (deleting it counts as done).
+    NotFound,
+    /// Throttled after the SDK's own retries were used up.
+    Throttled,
+    AccessDenied,
+    /// The resource is in a state that forbids the action (in use, pending, ...).
+    Conflict,
+    /// The request was rejected as malformed.
+    Invalid,
+    /// The connection failed or timed out.
+    Transport,
+    /// Any other service error.
+    Other,
+}
+
+/// A failed AWS call, saying which account, region, resource and action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudError {
+    pub kind: ErrorKind,
+    /// The account's name in the configuration.
+    pub account: String,
+    pub region: String,
+    /// `service:Action`, for example `ec2:CreateSnapshots`.
+    pub action: String,
+    /// The resource id the call was about, when there is one.
+    pub resource: Option<String>,
+    /// The AWS error code, for example `InvalidSnapshot.NotFound`.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed in account {} ({})", self.action, self.account, self.region)?;
+        if let Some(r) = &self.resource {
+            write!(f, " for {r}")?;
+        }
+        match &self.code {
+            Some(c) => write!(f, ": {c}: {}", self.message),
+            None => write!(f, ": {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for CloudError {}
+
+pub type CloudResult<T> = Result<T, CloudError>;
+
+/// One page of a list call. `next` is the token for the following page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Calls `fetch` until the service says there are no more pages.
+pub async fn collect_pages<T, F, Fut>(mut fetch: F) -> CloudResult<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = CloudResult<Page<T>>>,
+{
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = fetch(token.take()).await?;
+        out.extend(page.items);
+        match page.next {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(out),
+        }
+    }
+}
+
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    ShuttingDown,
+    Terminated,
+}
+
+impl InstanceState {
+    /// Gone for backup purposes: terminated or on its way there.
+    pub fn is_gone(self) -> bool {
+        matches!(self, InstanceState::ShuttingDown | InstanceState::Terminated)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachedVolume {
+    pub volume_id: String,
+    pub device: String,
+    pub is_root: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub region: String,
+    pub state: InstanceState,
+    pub tags: Tags,
+    pub volumes: Vec<AttachedVolume>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub id: String,
+    pub region: String,
+    /// `available`, `in-use`, `deleting`, ...
+    pub state: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotState {
+    Pending,
+    Completed,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub id: String,
+    pub volume_id: String,
+    pub region: String,
+    pub state: SnapshotState,
+    pub started: Option<DateTime<Utc>>,
+    pub tags: Tags,
+}
+
+/// A server-side filter for DescribeInstances / DescribeVolumes. Conditions
+/// are ANDed, the values of one condition ORed, as in EC2's `Filters`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Restrict to these ids (through the `instance-id` / `volume-id` filter,
+    /// so missing ids are simply absent, not an error).
+    pub ids: Vec<String>,
+    /// `(tag key, values)`; a value may end in `*`. Empty values: any value (`tag-key`).
+    pub tags: Vec<(String, Vec<String>)>,
+}
+
+/// A server-side filter for DescribeSnapshots. Always restricted to the
+/// account's own snapshots (`owner-id`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotQuery {
+    pub ids: Vec<String>,
+    pub tags: Vec<(String, Vec<String>)>,
+}
+
+/// One multi-volume CreateSnapshots call for an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSnapshotRequest {
+    pub instance_id: String,
+    pub exclude_boot_volume: bool,
+    pub exclude_volume_ids: Vec<String>,
+    pub description: String,
+    /// Applied at creation (TagSpecifications), never in a second call.
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSnapshotRequest {
+    pub volume_id: String,
+    pub description: String,
+    pub tags: Tags,
+}
+
+/// EC2 in one account and region.
+#[async_trait]
+pub trait Ec2: Send + Sync {
+    async fn instances_page(&self, q: &Query, token: Option<String>) -> CloudResult<Page<Instance>>;
+    async fn volumes_page(&self, q: &Query, token: Option<String>) -> CloudResult<Page<Volume>>;
+    async fn snapshots_page(&self, q: &SnapshotQuery, token: Option<String>)
+        -> CloudResult<Page<Snapshot>>;
+    /// CreateSnapshots: one call for all the instance's chosen volumes.
+    async fn create_instance_snapshots(&self, req: &InstanceSnapshotRequest) -> CloudResult<Vec<Snapshot>>;
+    /// CreateSnapshot: one volume.
+    async fn create_volume_snapshot(&self, req: &VolumeSnapshotRequest) -> CloudResult<Snapshot>;
+    /// DeleteSnapshot. Deleting a snapshot that is already gone succeeds.
+    async fn delete_snapshot(&self, snapshot_id: &str) -> CloudResult<()>;
+}
+
+/// Opens AWS clients for configured accounts.
+#[async_trait]
+pub trait Cloud: Send + Sync {
+    /// EC2 for `account` in `region`, with the account's credentials
+    /// (default chain, profile, or assumed role). Clients are cached.
+    async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>>;
+}

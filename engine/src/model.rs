@@ -1,0 +1,128 @@
+//! The values Lifeboat keeps in state for the objects it manages, derived
+//! from the configuration. They are what plans compare and what apply writes.
+
+use lifeboat_schema::{AutoRemove, InstanceMode, Policy, TagSelector, VolumeChoice};
+use serde::{Deserialize, Serialize};
+
+/// A policy's settings. Its targets are separate objects, so that adding an
+/// instance shows as one new target, not as a change of the whole policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyState {
+    pub name: String,
+    pub account: String,
+    pub generations: u32,
+    pub enabled: bool,
+    pub description: Option<String>,
+    pub selectors: Vec<TagSelector>,
+    pub auto_remove_targets: AutoRemove,
+}
+
+impl From<&Policy> for PolicyState {
+    fn from(p: &Policy) -> Self {
+        let mut selectors = p.selectors.clone();
+        selectors.sort();
+        PolicyState {
+            name: p.name.clone(),
+            account: p.account.clone(),
+            generations: p.generations,
+            enabled: p.enabled,
+            description: p.description.clone(),
+            selectors,
+            auto_remove_targets: p.auto_remove_targets,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Instance,
+    Volume,
+}
+
+/// Why a resource is a target: listed by id, or matched by a tag selector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "by", content = "selector")]
+pub enum Source {
+    Listed,
+    Tag(TagSelector),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Listed => f.write_str("listed in configuration"),
+            Source::Tag(sel) => write!(f, "{sel}"),
+        }
+    }
+}
+
+/// One member of a policy: an instance or a volume, with how to back it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetState {
+    pub kind: TargetKind,
+    pub id: String,
+    pub account: String,
+    pub region: String,
+    pub source: Source,
+    #[serde(default)]
+    pub volumes: VolumeChoice,
+    #[serde(default)]
+    pub exclude_volumes: Vec<String>,
+    #[serde(default)]
+    pub mode: InstanceMode,
+}
+
+/// Does `value` match an EC2-style pattern where `*` stands for any run of
+/// characters? The same rule EC2 applies server-side, re-checked here so
+/// that membership never depends on how a filter was paged.
+pub fn glob_match(pattern: &str, value: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    let (mut pi, mut vi) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while vi < v.len() {
+        if pi < p.len() && (p[pi] == v[vi] || p[pi] == '?') {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            pi += 1;
+            mark = vi;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            vi = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+pub fn selector_matches(sel: &TagSelector, tags: &std::collections::BTreeMap<String, String>) -> bool {
+    match (tags.get(&sel.tag), &sel.value) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(v), Some(pat)) => glob_match(pat, v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_prefixes_and_exact_values() {
+        assert!(glob_match("web*", "web-1"));
+        assert!(glob_match("web*", "web"));
+        assert!(glob_match("web", "web"));
+        assert!(!glob_match("web", "web-1"));
+        assert!(!glob_match("web*", "db-web"));
+        assert!(glob_match("*web*", "db-web-2"));
+        assert!(glob_match("w?b", "wab"));
+    }
+}

@@ -1,0 +1,127 @@
+//! The plan: a deterministic, serialisable value that `apply` executes as
+//! written. Diffing (the planner) and rendering (render.rs) both meet here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::addr::Address;
+
+/// Bumped whenever the JSON shape changes incompatibly.
+pub const FORMAT_VERSION: &str = "1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Replace,
+    /// Drift: AWS no longer has what the catalog records; apply only updates the catalog.
+    Read,
+}
+
+impl Action {
+    /// The marker in front of an address in human output.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Delete => "-",
+            Action::Replace => "-/+",
+            Action::Read => "<=",
+        }
+    }
+}
+
+/// What a change does to the backup catalog, so renderers can single out
+/// the destruction of backup data (the thing a reviewer must not miss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Control objects in state: accounts, policies, targets.
+    Control,
+    /// Deletes backup data (snapshots, backups) in AWS.
+    DeletesBackups,
+    /// Only updates the catalog to match AWS.
+    Catalog,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub action: Action,
+    pub effect: Effect,
+    /// Why: "tag team=web", "retention: generation 3 of 2", "target terminated".
+    pub reason: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// Addresses whose changes must complete before this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Address>,
+    /// An alert that apply records when it performs this change
+    /// (`auto_remove_targets = "alert"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    /// Drift records that only update the catalog.
+    pub read: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    /// The state this plan was made against; apply refuses a plan whose
+    /// state has moved on.
+    pub lineage: String,
+    pub serial: u64,
+    /// SHA-256 of the typed configuration, for audit trails.
+    pub config_digest: String,
+    pub created_at: DateTime<Utc>,
+    /// Ordered by address.
+    pub changes: Vec<Change>,
+    pub summary: Summary,
+    /// Notes that do not stop the plan (targets listed but absent, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn new(lineage: String, serial: u64, config_digest: String, created_at: DateTime<Utc>, mut changes: Vec<Change>, warnings: Vec<String>) -> Plan {
+        changes.sort_by(|a, b| a.address.cmp(&b.address));
+        let summary = summarize(&changes);
+        Plan { format_version: FORMAT_VERSION.to_string(), lineage, serial, config_digest, created_at, changes, summary, warnings }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Does the plan destroy anything (for `--deny-destroy` gates)?
+    pub fn destroys(&self) -> bool {
+        self.summary.destroy > 0
+    }
+}
+
+pub fn summarize(changes: &[Change]) -> Summary {
+    let mut s = Summary::default();
+    for c in changes {
+        match c.action {
+            Action::Create => s.add += 1,
+            Action::Update => s.change += 1,
+            Action::Delete => s.destroy += 1,
+            Action::Replace => {
+                s.add += 1;
+                s.destroy += 1;
+            }
+            Action::Read => s.read += 1,
+        }
+    }
+    s
+}

@@ -1,0 +1,499 @@
+//! The planner: observes live AWS for what the configuration and state name,
+//! then diffs desired (configuration), prior (state and catalog) and actual
+//! (the observation) into a [`Plan`].
+//!
+//! Observation never mutates anything, and its cost grows with the number of
+//! (account, region, query) pages, not with the number of resources: ids and
+//! tag selectors go into server-side filters.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::{Account, AutoRemove, Config, TagSelector};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::addr::Address;
+use crate::cloud::{collect_pages, Cloud, CloudError, Instance, Query, Snapshot, SnapshotQuery, Volume};
+use crate::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
+use crate::plan::{Action, Change, Effect, Plan};
+use crate::retention;
+use crate::state::{self, BackupRecord, BackupStatus};
+
+/// The tags every snapshot Lifeboat creates carries.
+pub const TAG_POLICY: &str = "lifeboat:policy";
+pub const TAG_BACKUP_ID: &str = "lifeboat:backup-id";
+pub const TAG_TARGET: &str = "lifeboat:target";
+
+/// EC2 accepts at most 200 values in one filter.
+const FILTER_CHUNK: usize = 200;
+
+/// What live AWS has, for the ids, selectors and policies that matter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observation {
+    pub instances: BTreeMap<String, Instance>,
+    pub volumes: BTreeMap<String, Volume>,
+    /// Snapshots tagged by Lifeboat, and catalog snapshots found by id.
+    pub snapshots: BTreeMap<String, Snapshot>,
+}
+
+/// The accounts the engine can act in: those in state (so a removed account's
+/// backups can still be cleaned up) overlaid with the configuration's.
+pub fn known_accounts(config: &Config, state: &state::Snapshot) -> BTreeMap<String, Account> {
+    let mut out = BTreeMap::new();
+    for (addr, v) in &state.objects {
+        if let Address::Account { name } = addr {
+            if let Ok(a) = serde_json::from_value::<Account>(v.clone()) {
+                out.insert(name.clone(), a);
+            }
+        }
+    }
+    for (name, a) in &config.accounts {
+        out.insert(name.clone(), a.clone());
+    }
+    out
+}
+
+pub fn state_targets(state: &state::Snapshot) -> BTreeMap<(String, String), TargetState> {
+    state
+        .objects
+        .iter()
+        .filter_map(|(a, v)| match a {
+            Address::Target { policy, id } => {
+                serde_json::from_value::<TargetState>(v.clone()).ok().map(|t| ((policy.clone(), id.clone()), t))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn state_policies(state: &state::Snapshot) -> BTreeMap<String, PolicyState> {
+    state
+        .objects
+        .iter()
+        .filter_map(|(a, v)| match a {
+            Address::Policy { name } => serde_json::from_value::<PolicyState>(v.clone()).ok().map(|p| (name.clone(), p)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[derive(Debug, Default, Clone)]
+struct RegionWork {
+    instance_ids: BTreeSet<String>,
+    volume_ids: BTreeSet<String>,
+    selectors: BTreeSet<TagSelector>,
+    policies: BTreeSet<String>,
+    catalog_snapshots: BTreeSet<String>,
+}
+
+/// Reads from AWS what the plan needs: one set of filtered, paged list calls
+/// per (account, region), all regions concurrently.
+pub async fn observe(cloud: Arc<dyn Cloud>, config: &Config, state: &state::Snapshot) -> Result<Observation, CloudError> {
+    let accounts = known_accounts(config, state);
+    let mut work: BTreeMap<(String, String), RegionWork> = BTreeMap::new();
+    for p in config.policies.values() {
+        let Some(acct) = accounts.get(&p.account) else { continue };
+        for i in &p.instances {
+            work.entry((p.account.clone(), i.region.clone())).or_default().instance_ids.insert(i.id.clone());
+        }
+        for v in &p.volumes {
+            work.entry((p.account.clone(), v.region.clone())).or_default().volume_ids.insert(v.id.clone());
+        }
+        for r in &acct.regions {
+            let w = work.entry((p.account.clone(), r.clone())).or_default();
+            w.selectors.extend(p.selectors.iter().cloned());
+            w.policies.insert(p.name.clone());
+        }
+    }
+    for t in state_targets(state).values() {
+        let w = work.entry((t.account.clone(), t.region.clone())).or_default();
+        match t.kind {
+            TargetKind::Instance => w.instance_ids.insert(t.id.clone()),
+            TargetKind::Volume => w.volume_ids.insert(t.id.clone()),
+        };
+    }
+    for b in &state.backups {
+        for s in &b.snapshots {
+            let w = work.entry((b.account.clone(), s.region.clone())).or_default();
+            w.policies.insert(b.policy.clone());
+            w.catalog_snapshots.insert(s.id.clone());
+        }
+    }
+
+    let mut jobs = tokio::task::JoinSet::new();
+    for ((account, region), w) in work {
+        let Some(acct) = accounts.get(&account).cloned() else { continue };
+        let cloud = cloud.clone();
+        jobs.spawn(async move { observe_region(cloud, acct, region, w).await });
+    }
+    let mut obs = Observation::default();
+    let mut first_err = None;
+    while let Some(res) = jobs.join_next().await {
+        match res {
+            Ok(Ok(part)) => {
+                obs.instances.extend(part.instances);
+                obs.volumes.extend(part.volumes);
+                obs.snapshots.extend(part.snapshots);
+            }
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(join) => panic!("observation task failed: {join}"),
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(obs),
+    }
+}
+
+async fn observe_region(cloud: Arc<dyn Cloud>, account: Account, region: String, w: RegionWork) -> Result<Observation, CloudError> {
+    let ec2 = cloud.ec2(&account, &region).await?;
+    let mut obs = Observation::default();
+    let ids: Vec<String> = w.instance_ids.into_iter().collect();
+    for chunk in ids.chunks(FILTER_CHUNK) {
+        let q = Query { ids: chunk.to_vec(), tags: vec![] };
+        for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
+            obs.instances.insert(i.id.clone(), i);
+        }
+    }
+    for sel in &w.selectors {
+        let q = Query { ids: vec![], tags: vec![(sel.tag.clone(), sel.value.iter().cloned().collect())] };
+        for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
+            obs.instances.insert(i.id.clone(), i);
+        }
+    }
+    let vids: Vec<String> = w.volume_ids.into_iter().collect();
+    for chunk in vids.chunks(FILTER_CHUNK) {
+        let q = Query { ids: chunk.to_vec(), tags: vec![] };
+        for v in collect_pages(|t| ec2.volumes_page(&q, t)).await? {
+            obs.volumes.insert(v.id.clone(), v);
+        }
+    }
+    if !w.policies.is_empty() {
+        let q = SnapshotQuery { ids: vec![], tags: vec![(TAG_POLICY.to_string(), w.policies.into_iter().collect())] };
+        for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
+            obs.snapshots.insert(s.id.clone(), s);
+        }
+    }
+    // A catalog snapshot whose tags were edited away is still ours: look the
+    // rest up by id before calling it gone. Usually there are none.
+    let missing: Vec<String> = w.catalog_snapshots.into_iter().filter(|id| !obs.snapshots.contains_key(id)).collect();
+    for chunk in missing.chunks(FILTER_CHUNK) {
+        let q = SnapshotQuery { ids: chunk.to_vec(), tags: vec![] };
+        for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
+            obs.snapshots.insert(s.id.clone(), s);
+        }
+    }
+    Ok(obs)
+}
+
+/// SHA-256 of the typed configuration (sources positions excluded).
+pub fn config_digest(config: &Config) -> String {
+    let bytes = serde_json::to_vec(config).expect("configuration serialises");
+    let d = Sha256::digest(&bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("state values serialise")
+}
+
+/// "generations 2 -> 1, enabled true -> false"; nested values are named only.
+pub fn describe_update(before: &Value, after: &Value) -> String {
+    let (Value::Object(b), Value::Object(a)) = (before, after) else { return "changed".into() };
+    let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+    let mut parts = Vec::new();
+    for k in keys {
+        let (x, y) = (b.get(k).unwrap_or(&Value::Null), a.get(k).unwrap_or(&Value::Null));
+        if x == y {
+            continue;
+        }
+        let scalar = |v: &Value| !v.is_array() && !v.is_object();
+        if scalar(x) && scalar(y) {
+            let show = |v: &Value| match v {
+                Value::String(s) => s.clone(),
+                Value::Null => "(none)".into(),
+                other => other.to_string(),
+            };
+            parts.push(format!("{k} {} -> {}", show(x), show(y)));
+        } else {
+            parts.push(format!("{k} changed"));
+        }
+    }
+    parts.join(", ")
+}
+
+struct Builder {
+    changes: Vec<Change>,
+}
+
+impl Builder {
+    fn push(&mut self, address: Address, action: Action, effect: Effect, reason: Option<String>, before: Option<Value>, after: Option<Value>, depends_on: Vec<Address>) {
+        self.changes.push(Change { address, action, effect, reason, before, after, depends_on, alert: None });
+    }
+
+    /// Create, update or nothing, for a control object.
+    fn upsert(&mut self, address: Address, before: Option<&Value>, after: Value, create_reason: Option<String>, depends_on: Vec<Address>) {
+        match before {
+            None => self.push(address, Action::Create, Effect::Control, create_reason, None, Some(after), depends_on),
+            Some(b) if *b != after => {
+                let reason = describe_update(b, &after);
+                self.push(address, Action::Update, Effect::Control, Some(reason), Some(b.clone()), Some(after), depends_on)
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn snapshot_before(b: &BackupRecord, s: &state::SnapshotRecord) -> Value {
+    json!({
+        "policy": b.policy, "backup": b.id, "account": b.account, "region": s.region,
+        "volume_id": s.volume_id, "target": s.target,
+    })
+}
+
+fn backup_before(b: &BackupRecord) -> Value {
+    json!({
+        "policy": b.policy, "id": b.id, "account": b.account, "started": b.started,
+        "status": b.status, "snapshots": b.snapshots.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+    })
+}
+
+/// Why a target that exists in state is gone from AWS, if it is.
+fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
+    match t.kind {
+        TargetKind::Instance => match obs.instances.get(&t.id) {
+            None => Some("target no longer exists".into()),
+            Some(i) if i.state.is_gone() => Some("target terminated".into()),
+            Some(_) => None,
+        },
+        TargetKind::Volume => match obs.volumes.get(&t.id) {
+            None => Some("target volume no longer exists".into()),
+            Some(v) if v.state == "deleting" || v.state == "deleted" => Some("target volume deleted".into()),
+            Some(_) => None,
+        },
+    }
+}
+
+/// Diffs configuration, state and observation into a plan. Pure: the same
+/// inputs give the same plan, byte for byte.
+pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: DateTime<Utc>) -> Plan {
+    let mut bld = Builder { changes: Vec::new() };
+    let mut warnings = Vec::new();
+
+    // Accounts.
+    for (name, a) in &config.accounts {
+        let addr = Address::account(name);
+        bld.upsert(addr.clone(), state.objects.get(&addr), to_value(a), None, vec![]);
+    }
+    let prior_policies = state_policies(state);
+    let prior_targets = state_targets(state);
+
+    // Policies and their targets.
+    for (name, p) in &config.policies {
+        let addr = Address::policy(name);
+        let desired = PolicyState::from(p);
+        bld.upsert(addr.clone(), state.objects.get(&addr), to_value(&desired), None, vec![Address::account(&p.account)]);
+
+        let mut want: BTreeMap<String, TargetState> = BTreeMap::new();
+        for i in &p.instances {
+            let t = TargetState {
+                kind: TargetKind::Instance,
+                id: i.id.clone(),
+                account: p.account.clone(),
+                region: i.region.clone(),
+                source: Source::Listed,
+                volumes: i.volumes,
+                exclude_volumes: i.exclude_volumes.clone(),
+                mode: i.mode,
+            };
+            if let Some(why) = gone_reason(&t, obs) {
+                if p.auto_remove_targets != AutoRemove::No {
+                    warnings.push(format!(
+                        "instance {} listed in policy.{name} is not a target: {why} (auto_remove_targets = {:?})",
+                        i.id,
+                        format!("{:?}", p.auto_remove_targets).to_lowercase()
+                    ));
+                    continue;
+                }
+            }
+            want.insert(i.id.clone(), t);
+        }
+        for v in &p.volumes {
+            let t = TargetState {
+                kind: TargetKind::Volume,
+                id: v.id.clone(),
+                account: p.account.clone(),
+                region: v.region.clone(),
+                source: Source::Listed,
+                volumes: Default::default(),
+                exclude_volumes: vec![],
+                mode: Default::default(),
+            };
+            if let Some(why) = gone_reason(&t, obs) {
+                if p.auto_remove_targets != AutoRemove::No {
+                    warnings.push(format!("volume {} listed in policy.{name} is not a target: {why}", v.id));
+                    continue;
+                }
+            }
+            want.insert(v.id.clone(), t);
+        }
+        let regions: BTreeSet<&String> = config.accounts.get(&p.account).map(|a| a.regions.iter().collect()).unwrap_or_default();
+        let mut sels = p.selectors.clone();
+        sels.sort();
+        for i in obs.instances.values() {
+            if i.state.is_gone() || !regions.contains(&i.region) || want.contains_key(&i.id) {
+                continue;
+            }
+            if let Some(sel) = sels.iter().find(|s| selector_matches(s, &i.tags)) {
+                want.insert(
+                    i.id.clone(),
+                    TargetState {
+                        kind: TargetKind::Instance,
+                        id: i.id.clone(),
+                        account: p.account.clone(),
+                        region: i.region.clone(),
+                        source: Source::Tag(sel.clone()),
+                        volumes: Default::default(),
+                        exclude_volumes: vec![],
+                        mode: Default::default(),
+                    },
+                );
+            }
+        }
+        // With auto_remove_targets = "no", a vanished target stays until the
+        // operator removes it; its backups report it missing.
+        if p.auto_remove_targets == AutoRemove::No {
+            for ((pol, id), t) in &prior_targets {
+                let listed = p.instances.iter().any(|i| &i.id == id) || p.volumes.iter().any(|v| &v.id == id);
+                let still_declared = listed || matches!(t.source, Source::Tag(ref s) if sels.contains(s));
+                if pol == name && !want.contains_key(id) && still_declared && gone_reason(t, obs).is_some() {
+                    want.insert(id.clone(), t.clone());
+                }
+            }
+        }
+        for (id, t) in &want {
+            let taddr = Address::target(name, id);
+            let reason = Some(t.source.to_string());
+            bld.upsert(taddr.clone(), state.objects.get(&taddr), to_value(t), reason, vec![addr.clone()]);
+        }
+        for ((pol, id), t) in &prior_targets {
+            if pol != name || want.contains_key(id) {
+                continue;
+            }
+            let reason = match gone_reason(t, obs) {
+                Some(why) => why,
+                None => match &t.source {
+                    Source::Tag(sel) if sels.contains(sel) => format!("no longer matches {sel}"),
+                    _ => "removed from configuration".to_string(),
+                },
+            };
+            let gone = gone_reason(t, obs).is_some();
+            let mut c = Change {
+                address: Address::target(name, id),
+                action: Action::Delete,
+                effect: Effect::Control,
+                reason: Some(reason.clone()),
+                before: state.objects.get(&Address::target(name, id)).cloned(),
+                after: None,
+                depends_on: vec![],
+                alert: None,
+            };
+            if gone && p.auto_remove_targets == AutoRemove::Alert {
+                c.alert = Some(format!("{} {id} removed from policy {name}: {reason}", match t.kind {
+                    TargetKind::Instance => "instance",
+                    TargetKind::Volume => "volume",
+                }));
+                c.reason = Some(format!("{reason}; alert recorded"));
+            }
+            bld.changes.push(c);
+        }
+    }
+
+    // Policies removed from the configuration: targets go, then the policy.
+    for (name, prior) in &prior_policies {
+        if config.policies.contains_key(name) {
+            continue;
+        }
+        let addr = Address::policy(name);
+        let mut deps = Vec::new();
+        for (pol, id) in prior_targets.keys() {
+            if pol == name {
+                let taddr = Address::target(name, id);
+                bld.push(taddr.clone(), Action::Delete, Effect::Control, Some("policy removed from configuration".into()), state.objects.get(&taddr).cloned(), None, vec![]);
+                deps.push(taddr);
+            }
+        }
+        for e in retention::orphaned(name, &state.backups) {
+            deps.push(e.backup.address());
+        }
+        bld.push(addr.clone(), Action::Delete, Effect::Control, Some("removed from configuration".into()), Some(to_value(prior)), None, deps);
+    }
+
+    // Retention: what falls outside generations, previewed before it happens.
+    let mut expiring: BTreeMap<Address, String> = BTreeMap::new();
+    for (name, p) in &config.policies {
+        for e in retention::expired(name, &state.backups, p.generations) {
+            expiring.insert(e.backup.address(), e.reason);
+        }
+    }
+    for name in prior_policies.keys().filter(|n| !config.policies.contains_key(*n)) {
+        for e in retention::orphaned(name, &state.backups) {
+            expiring.insert(e.backup.address(), e.reason);
+        }
+    }
+    for b in &state.backups {
+        let baddr = b.address();
+        match expiring.get(&baddr) {
+            Some(reason) => {
+                let mut deps = Vec::new();
+                for s in &b.snapshots {
+                    let saddr = Address::snapshot(&s.id);
+                    if obs.snapshots.contains_key(&s.id) {
+                        bld.push(saddr.clone(), Action::Delete, Effect::DeletesBackups, Some(reason.clone()), Some(snapshot_before(b, s)), None, vec![]);
+                    } else {
+                        bld.push(saddr.clone(), Action::Read, Effect::Catalog, Some("deleted outside Lifeboat".into()), Some(snapshot_before(b, s)), None, vec![]);
+                    }
+                    deps.push(saddr);
+                }
+                bld.push(baddr, Action::Delete, Effect::DeletesBackups, Some(reason.clone()), Some(backup_before(b)), None, deps);
+            }
+            None if b.status != BackupStatus::Running => {
+                for s in &b.snapshots {
+                    if !obs.snapshots.contains_key(&s.id) {
+                        bld.push(Address::snapshot(&s.id), Action::Read, Effect::Catalog, Some("deleted outside Lifeboat".into()), Some(snapshot_before(b, s)), None, vec![]);
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    // Accounts removed from the configuration go last.
+    for addr in state.objects.keys() {
+        if let Address::Account { name } = addr {
+            if !config.accounts.contains_key(name) {
+                let deps = prior_policies
+                    .values()
+                    .filter(|p| &p.account == name && !config.policies.contains_key(&p.name))
+                    .map(|p| Address::policy(&p.name))
+                    .collect();
+                bld.push(addr.clone(), Action::Delete, Effect::Control, Some("removed from configuration".into()), state.objects.get(addr).cloned(), None, deps);
+            }
+        }
+    }
+
+    // Keep only dependencies on changes that are in this plan.
+    let present: BTreeSet<Address> = bld.changes.iter().map(|c| c.address.clone()).collect();
+    for c in &mut bld.changes {
+        c.depends_on.retain(|d| present.contains(d));
+        c.depends_on.sort();
+        c.depends_on.dedup();
+    }
+    warnings.sort();
+    warnings.dedup();
+    Plan::new(state.lineage.clone(), state.serial, config_digest(config), now, bld.changes, warnings)
+}

@@ -1,0 +1,194 @@
+//! [`AwsCloud`]: credentials per account, one EC2 client per (account, region).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_types::region::Region;
+use lifeboat_engine::cloud::{Cloud, CloudResult, Ec2};
+use lifeboat_schema::Account;
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::ec2::AwsEc2;
+use crate::error::ErrorContext;
+
+/// Attempts per call (the first one included) unless overridden.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// Environment variable overriding [`DEFAULT_MAX_ATTEMPTS`]. Tests set it to
+/// 1: the emulator answers unimplemented calls with a (retryable) HTTP 500.
+pub const MAX_ATTEMPTS_ENV: &str = "LIFEBOAT_AWS_MAX_ATTEMPTS";
+
+/// Session name used for assumed roles when the configuration names none;
+/// it shows in the target account's CloudTrail.
+const DEFAULT_SESSION_NAME: &str = "lifeboat";
+
+/// The engine's [`Cloud`] on the AWS SDK.
+///
+/// Cheap to create: nothing is loaded until an account is first used. Each
+/// account's credentials are built once and shared by all its regions (the
+/// SDK's identity cache refreshes assumed-role credentials before they
+/// expire); each (account, region) gets one client, reused by every caller.
+pub struct AwsCloud {
+    max_attempts: u32,
+    /// By account name. The lock is held while an account is loaded so that
+    /// concurrent first uses do not build (and assume) twice.
+    accounts: Mutex<HashMap<String, Arc<AccountSession>>>,
+    /// By (account name, region).
+    clients: Mutex<HashMap<(String, String), Arc<AwsEc2>>>,
+}
+
+/// One configured account: its SDK configuration (credentials included) and
+/// its id once known.
+struct AccountSession {
+    config: SdkConfig,
+    /// From STS GetCallerIdentity; only cached once it succeeded.
+    account_id: OnceCell<String>,
+    assumes_role: bool,
+}
+
+impl Default for AwsCloud {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AwsCloud {
+    /// Reads the attempt budget from [`MAX_ATTEMPTS_ENV`] (a positive
+    /// integer; anything else means [`DEFAULT_MAX_ATTEMPTS`]).
+    pub fn new() -> Self {
+        let attempts = std::env::var(MAX_ATTEMPTS_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        Self::with_max_attempts(attempts)
+    }
+
+    /// A fixed attempt budget per call (at least 1), ignoring the environment.
+    pub fn with_max_attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts: max_attempts.max(1),
+            accounts: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn session(&self, account: &Account) -> Arc<AccountSession> {
+        let mut accounts = self.accounts.lock().await;
+        if let Some(s) = accounts.get(&account.name) {
+            return s.clone();
+        }
+        let session = Arc::new(self.load_account(account).await);
+        accounts.insert(account.name.clone(), session.clone());
+        session
+    }
+
+    /// Builds an account's configuration. Loading does not call AWS: bad
+    /// credentials surface on the first call (GetCallerIdentity).
+    async fn load_account(&self, account: &Account) -> AccountSession {
+        // The account's first region decides where STS is called (and so
+        // the partition); the environment and profile are the fallback.
+        let region =
+            RegionProviderChain::first_try(account.regions.first().cloned().map(Region::new))
+                .or_default_provider()
+                .or_else(Region::from_static("us-east-1"));
+        // Standard mode: exponential backoff with full jitter, retrying
+        // throttling, 5xx and transient transport errors.
+        let retry = RetryConfig::standard().with_max_attempts(self.max_attempts);
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .retry_config(retry);
+        if let Some(profile) = &account.profile {
+            loader = loader.profile_name(profile);
+        }
+        // `defaults` reads AWS_ENDPOINT_URL into the shared configuration, so
+        // both the EC2 clients and the STS client below use it.
+        let base = loader.load().await;
+
+        let config = match &account.assume_role {
+            None => base,
+            Some(role) => {
+                let mut builder = AssumeRoleProvider::builder(&role.role_arn)
+                    .session_name(role.session_name.as_deref().unwrap_or(DEFAULT_SESSION_NAME))
+                    .configure(&base);
+                if let Some(external_id) = &role.external_id {
+                    builder = builder.external_id(external_id);
+                }
+                let provider = builder.build().await;
+                base.into_builder()
+                    .credentials_provider(SharedCredentialsProvider::new(provider))
+                    .build()
+            }
+        };
+        AccountSession {
+            config,
+            account_id: OnceCell::new(),
+            assumes_role: account.assume_role.is_some(),
+        }
+    }
+
+    async fn account_id(
+        &self,
+        session: &AccountSession,
+        ctx: &ErrorContext,
+    ) -> CloudResult<String> {
+        let id = session
+            .account_id
+            .get_or_try_init(|| async {
+                let sts = aws_sdk_sts::Client::new(&session.config);
+                let out = sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| ctx.sdk("sts:GetCallerIdentity", None, &e))?;
+                out.account().map(str::to_owned).ok_or_else(|| {
+                    ctx.error(
+                        lifeboat_engine::cloud::ErrorKind::Other,
+                        "sts:GetCallerIdentity",
+                        None,
+                        None,
+                        "the answer carried no account id".to_owned(),
+                    )
+                })
+            })
+            .await?;
+        Ok(id.clone())
+    }
+}
+
+#[async_trait]
+impl Cloud for AwsCloud {
+    async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>> {
+        let key = (account.name.clone(), region.to_owned());
+        if let Some(c) = self.clients.lock().await.get(&key) {
+            return Ok(c.clone());
+        }
+        let session = self.session(account).await;
+        let ctx = ErrorContext {
+            account: account.name.clone(),
+            region: region.to_owned(),
+            assumes_role: session.assumes_role,
+        };
+        // Resolved here rather than on first use: it checks the account's
+        // credentials once, up front, and the snapshot filter needs it.
+        let account_id = self.account_id(&session, &ctx).await?;
+        let conf = aws_sdk_ec2::config::Builder::from(&session.config)
+            .region(Region::new(region.to_owned()))
+            .build();
+        let ec2 = Arc::new(AwsEc2::new(
+            aws_sdk_ec2::Client::from_conf(conf),
+            ctx,
+            account_id,
+        ));
+        let mut clients = self.clients.lock().await;
+        // A concurrent caller may have won the race; keep the first client.
+        let c = clients.entry(key).or_insert(ec2).clone();
+        Ok(c)
+    }
+}

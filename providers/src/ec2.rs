@@ -1,0 +1,282 @@
+//! [`Ec2`] on the SDK for one account and region: each method is one call.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{InstanceSpecification, ResourceType, TagSpecification};
+use aws_sdk_ec2::Client;
+use lifeboat_engine::cloud::{
+    AttachedVolume, CloudResult, Ec2, ErrorKind, Instance, InstanceSnapshotRequest, Page, Query,
+    Snapshot, SnapshotQuery, Tags, Volume, VolumeSnapshotRequest,
+};
+
+use crate::convert::{
+    build_filters, instance_state, sdk_filters, snapshot_state, tags_from_sdk, tags_to_sdk,
+    time_from_sdk,
+};
+use crate::error::ErrorContext;
+
+/// Page size asked for. EC2 accepts up to 1,000 for these three calls
+/// (DescribeVolumes may answer with fewer); the fewer pages, the fewer calls
+/// a plan makes.
+const PAGE_SIZE: i32 = 1000;
+
+pub(crate) struct AwsEc2 {
+    client: Client,
+    ctx: ErrorContext,
+    /// The account's own id, for the `owner-id` snapshot filter.
+    account_id: String,
+}
+
+impl AwsEc2 {
+    pub(crate) fn new(client: Client, ctx: ErrorContext, account_id: String) -> Self {
+        Self {
+            client,
+            ctx,
+            account_id,
+        }
+    }
+
+    fn region(&self) -> String {
+        self.ctx.region.clone()
+    }
+}
+
+/// Tags applied at creation: nothing is tagged in a second call, so a
+/// snapshot is never seen without its `lifeboat:*` tags.
+fn snapshot_tag_spec(tags: &Tags) -> Option<TagSpecification> {
+    if tags.is_empty() {
+        return None;
+    }
+    Some(
+        TagSpecification::builder()
+            .resource_type(ResourceType::Snapshot)
+            .set_tags(Some(tags_to_sdk(tags)))
+            .build(),
+    )
+}
+
+/// An empty token from the service means "no more pages", like a missing one.
+fn next_token(t: Option<&str>) -> Option<String> {
+    t.filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+#[async_trait]
+impl Ec2 for AwsEc2 {
+    async fn instances_page(
+        &self,
+        q: &Query,
+        token: Option<String>,
+    ) -> CloudResult<Page<Instance>> {
+        // Ids go through the `instance-id` filter, never `InstanceIds`:
+        // DescribeInstances refuses `MaxResults` together with `InstanceIds`,
+        // and fails the whole call when one of them does not exist.
+        let filters = sdk_filters(build_filters(None, "instance-id", &q.ids, &q.tags));
+        let out = self
+            .client
+            .describe_instances()
+            .set_filters(Some(filters).filter(|f| !f.is_empty()))
+            .max_results(PAGE_SIZE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk("ec2:DescribeInstances", None, &e))?;
+
+        let mut items = Vec::new();
+        for reservation in out.reservations() {
+            for i in reservation.instances() {
+                let Some(id) = i.instance_id() else { continue };
+                let root = i.root_device_name();
+                let volumes = i
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| {
+                        let volume_id = m.ebs()?.volume_id()?;
+                        let device = m.device_name().unwrap_or_default();
+                        Some(AttachedVolume {
+                            volume_id: volume_id.to_owned(),
+                            device: device.to_owned(),
+                            is_root: root.is_some_and(|r| r == device),
+                        })
+                    })
+                    .collect();
+                let state = i.state();
+                items.push(Instance {
+                    id: id.to_owned(),
+                    region: self.region(),
+                    state: instance_state(
+                        state.and_then(|s| s.name()).map(|n| n.as_str()),
+                        state.and_then(|s| s.code()),
+                    ),
+                    tags: tags_from_sdk(i.tags()),
+                    volumes,
+                });
+            }
+        }
+        Ok(Page {
+            items,
+            next: next_token(out.next_token()),
+        })
+    }
+
+    async fn volumes_page(&self, q: &Query, token: Option<String>) -> CloudResult<Page<Volume>> {
+        let filters = sdk_filters(build_filters(None, "volume-id", &q.ids, &q.tags));
+        let out = self
+            .client
+            .describe_volumes()
+            .set_filters(Some(filters).filter(|f| !f.is_empty()))
+            .max_results(PAGE_SIZE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk("ec2:DescribeVolumes", None, &e))?;
+        let items = out
+            .volumes()
+            .iter()
+            .filter_map(|v| {
+                Some(Volume {
+                    id: v.volume_id()?.to_owned(),
+                    region: self.region(),
+                    state: v.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    tags: tags_from_sdk(v.tags()),
+                })
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next: next_token(out.next_token()),
+        })
+    }
+
+    async fn snapshots_page(
+        &self,
+        q: &SnapshotQuery,
+        token: Option<String>,
+    ) -> CloudResult<Page<Snapshot>> {
+        // Always `owner-id`: without it DescribeSnapshots also lists every
+        // public snapshot in the region.
+        let filters = sdk_filters(build_filters(
+            Some(&self.account_id),
+            "snapshot-id",
+            &q.ids,
+            &q.tags,
+        ));
+        let out = self
+            .client
+            .describe_snapshots()
+            .set_filters(Some(filters))
+            .max_results(PAGE_SIZE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk("ec2:DescribeSnapshots", None, &e))?;
+        let items = out
+            .snapshots()
+            .iter()
+            .filter_map(|s| {
+                Some(Snapshot {
+                    id: s.snapshot_id()?.to_owned(),
+                    volume_id: s.volume_id().unwrap_or_default().to_owned(),
+                    region: self.region(),
+                    state: snapshot_state(s.state().map(|st| st.as_str())),
+                    started: time_from_sdk(s.start_time()),
+                    tags: tags_from_sdk(s.tags()),
+                })
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next: next_token(out.next_token()),
+        })
+    }
+
+    async fn create_instance_snapshots(
+        &self,
+        req: &InstanceSnapshotRequest,
+    ) -> CloudResult<Vec<Snapshot>> {
+        let spec = InstanceSpecification::builder()
+            .instance_id(&req.instance_id)
+            .exclude_boot_volume(req.exclude_boot_volume)
+            .set_exclude_data_volume_ids(
+                Some(req.exclude_volume_ids.clone()).filter(|v| !v.is_empty()),
+            )
+            .build();
+        // CopyTagsFromSource stays unset: the snapshots carry exactly the
+        // tags the engine asked for, not whatever the volumes happen to have.
+        let out = self
+            .client
+            .create_snapshots()
+            .instance_specification(spec)
+            .description(&req.description)
+            .set_tag_specifications(snapshot_tag_spec(&req.tags).map(|t| vec![t]))
+            .send()
+            .await
+            .map_err(|e| {
+                self.ctx
+                    .sdk("ec2:CreateSnapshots", Some(&req.instance_id), &e)
+            })?;
+        Ok(out
+            .snapshots()
+            .iter()
+            .filter_map(|s| {
+                Some(Snapshot {
+                    id: s.snapshot_id()?.to_owned(),
+                    volume_id: s.volume_id().unwrap_or_default().to_owned(),
+                    region: self.region(),
+                    state: snapshot_state(s.state().map(|st| st.as_str())),
+                    started: time_from_sdk(s.start_time()),
+                    tags: tags_from_sdk(s.tags()),
+                })
+            })
+            .collect())
+    }
+
+    async fn create_volume_snapshot(&self, req: &VolumeSnapshotRequest) -> CloudResult<Snapshot> {
+        let action = "ec2:CreateSnapshot";
+        let out = self
+            .client
+            .create_snapshot()
+            .volume_id(&req.volume_id)
+            .description(&req.description)
+            .set_tag_specifications(snapshot_tag_spec(&req.tags).map(|t| vec![t]))
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk(action, Some(&req.volume_id), &e))?;
+        let Some(id) = out.snapshot_id() else {
+            return Err(self.ctx.error(
+                ErrorKind::Other,
+                action,
+                Some(&req.volume_id),
+                None,
+                "the answer carried no snapshot id".to_owned(),
+            ));
+        };
+        Ok(Snapshot {
+            id: id.to_owned(),
+            volume_id: out.volume_id().unwrap_or(&req.volume_id).to_owned(),
+            region: self.region(),
+            state: snapshot_state(out.state().map(|st| st.as_str())),
+            started: time_from_sdk(out.start_time()),
+            tags: tags_from_sdk(out.tags()),
+        })
+    }
+
+    async fn delete_snapshot(&self, snapshot_id: &str) -> CloudResult<()> {
+        match self
+            .client
+            .delete_snapshot()
+            .snapshot_id(snapshot_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = self.ctx.sdk("ec2:DeleteSnapshot", Some(snapshot_id), &e);
+                // Already gone is the goal reached: retention may run twice.
+                if err.kind == ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+}

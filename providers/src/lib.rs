@@ -1,0 +1,40 @@
+//! AWS access for Lifeboat: the implementation of the engine's cloud traits
+//! ([`lifeboat_engine::cloud::Cloud`], [`lifeboat_engine::cloud::Ec2`]) on
+//! the official AWS SDK.
+//!
+//! This crate owns three things and nothing else:
+//! - **Credentials per account.** [`AwsCloud`] builds each configured
+//!   account's credentials once (default chain, a named profile, or an
+//!   assumed role layered on either) and caches them, together with the
+//!   account's own id (STS GetCallerIdentity) and one EC2 client per
+//!   (account, region).
+//! - **Translation.** Each trait method is exactly one SDK call whose answer
+//!   is converted into the engine's own types; nothing here issues follow-up
+//!   calls per resource, so the cost of a plan stays proportional to pages.
+//! - **The one place SDK errors are mapped** to [`CloudError`] (see the
+//!   `error` module): by AWS error code and HTTP status into an
+//!   [`ErrorKind`], with the account name, region, action and resource.
+//!
+//! It never decides anything: which targets to back up, when to retry
+//! beyond the SDK's own retries, what a failure means for a policy — that is
+//! the engine's job, tested there with in-memory fakes. Only the binary
+//! depends on this crate; the schema and engine crates must never import
+//! it, so that they stay testable without AWS.
+//!
+//! Environment: the SDK's standard variables apply (credentials,
+//! `AWS_PROFILE`, `AWS_ENDPOINT_URL` — which is how tests point everything,
+//! STS included, at the emulator). `LIFEBOAT_AWS_MAX_ATTEMPTS` overrides the
+//! number of attempts per call (default 3, standard retry mode with
+//! jittered exponential backoff).
+//!
+//! Credentials are never logged, printed or put into an error message.
+//!
+//! [`CloudError`]: lifeboat_engine::cloud::CloudError
+//! [`ErrorKind`]: lifeboat_engine::cloud::ErrorKind
+
+mod cloud;
+mod convert;
+mod ec2;
+mod error;
+
+pub use cloud::{AwsCloud, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_ENV};

@@ -1,0 +1,110 @@
+//! The retention preview: lowering `generations` shows, before anything
+//! happens, exactly which snapshots will be deleted and why; `apply` then
+//! deletes exactly those.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::{at, backup, config, snapshot, Env};
+
+#[test]
+fn lowering_generations_previews_and_deletes_exactly_the_old_snapshots() {
+    let env = Env::start();
+    let a = env.aws.run_instance(2, &[]);
+    env.aws.run_instance(1, &[("team", "web")]);
+    env.config(&config(2, &[&a.id], true, "yes"));
+    env.apply();
+    env.backup("web", &at(10));
+    env.backup("web", &at(11));
+    let older: BTreeSet<String> = env.aws.backup_snapshot_ids(&at(10)).into_iter().collect();
+    let newer: BTreeSet<String> = env.aws.backup_snapshot_ids(&at(11)).into_iter().collect();
+    assert_eq!((older.len(), newer.len()), (3, 3), "both backups took a snapshot per volume");
+
+    env.ws.edit("main.lb.hcl", "generations = 2", "generations = 1");
+    let plan = env.run(&["plan", "--detailed-exitcode"]).code(2);
+
+    plan.plan_line("~", "policy.web");
+    let deleted: BTreeSet<String> = plan
+        .lines_starting("- snapshot[")
+        .iter()
+        .map(|l| l.split('"').nth(1).expect("snapshot[\"ID\"]").to_string())
+        .collect();
+    assert_eq!(deleted, older, "exactly the older backup's snapshots are deleted\n{plan}");
+    for id in &older {
+        let line = plan.plan_line("-", &snapshot(id));
+        assert!(line.contains("(retention: generation 2 of 1)"), "the reason says why: {line:?}\n{plan}");
+    }
+    plan.plan_line("-", &backup(&at(10)));
+    plan.stdout_lacks(&at(11));
+    let destroys = plan.stdout.lines().filter(|l| l.trim_start().starts_with("- ")).count() as u64;
+    assert_eq!(plan.plan_summary(), (0, 1, destroys));
+
+    // The JSON view carries the same deletions.
+    let json = env.run(&["plan", "--json"]).ok().json();
+    let json_deleted: BTreeSet<String> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "delete")
+        .filter_map(|c| c["address"].as_str())
+        .filter(|a| a.starts_with("snapshot["))
+        .map(|a| a.split('"').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(json_deleted, older);
+
+    // Nothing was deleted by planning.
+    assert_eq!(env.aws.backup_snapshot_ids(&at(10)).len(), 3);
+
+    env.apply();
+    assert!(env.aws.backup_snapshot_ids(&at(10)).is_empty(), "apply deleted the old snapshots");
+    let remaining: BTreeSet<String> = env.aws.backup_snapshot_ids(&at(11)).into_iter().collect();
+    assert_eq!(remaining, newer, "the newest generation is untouched");
+    let listed: Vec<String> =
+        env.backups(&[]).iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(listed, vec![at(11)]);
+    env.assert_converged();
+}
+
+#[test]
+fn raising_generations_deletes_nothing() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&config(1, &[&a.id], false, "yes"));
+    env.apply();
+    env.backup("web", &at(10));
+    env.ws.edit("main.lb.hcl", "generations = 1", "generations = 3");
+    let plan = env.run(&["plan"]).ok();
+    assert!(plan.lines_starting("- ").is_empty(), "{plan}");
+    assert_eq!(plan.plan_summary(), (0, 1, 0));
+    env.apply();
+    assert_eq!(env.aws.backup_snapshot_ids(&at(10)).len(), 1);
+}
+
+#[test]
+fn frozen_backups_are_not_in_the_retention_preview() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&config(3, &[&a.id], false, "yes"));
+    env.apply();
+    for hour in [10, 11, 12] {
+        env.backup("web", &at(hour));
+    }
+    env.run(&["freeze", &at(10), "--name", "audit"]).ok();
+    env.ws.edit("main.lb.hcl", "generations = 3", "generations = 1");
+    let plan = env.run(&["plan"]).ok();
+    plan.stdout_lacks(&at(10));
+    for id in env.aws.backup_snapshot_ids(&at(10)) {
+        plan.stdout_lacks(&id);
+    }
+    plan.plan_line("-", &backup(&at(11)));
+    for id in env.aws.backup_snapshot_ids(&at(11)) {
+        let line = plan.plan_line("-", &snapshot(&id));
+        assert!(line.contains("(retention: generation 2 of 1)"), "{line:?}\n{plan}");
+    }
+    env.apply();
+    assert_eq!(env.aws.backup_snapshot_ids(&at(10)).len(), 1, "frozen survives");
+    assert!(env.aws.backup_snapshot_ids(&at(11)).is_empty());
+    assert_eq!(env.aws.backup_snapshot_ids(&at(12)).len(), 1);
+    env.assert_converged();
+}

@@ -1,0 +1,50 @@
+//! `lifeboat state list` and `lifeboat graph`.
+
+mod support;
+
+use support::{at, backup, config, snapshot, target, Env};
+
+#[test]
+fn state_list_shows_every_managed_address() {
+    let env = Env::start();
+    let a = env.aws.run_instance(2, &[]);
+    env.config(&config(2, &[&a.id], false, "yes"));
+    assert!(env.state_list().is_empty(), "no state yet");
+    env.apply();
+    assert_eq!(env.state_list(), vec!["account.main".to_string(), "policy.web".to_string(), target(&a.id)]);
+
+    env.backup("web", &at(10));
+    let state = env.state_list();
+    let mut expected = vec!["account.main".to_string(), "policy.web".to_string(), target(&a.id), backup(&at(10))];
+    expected.extend(env.aws.backup_snapshot_ids(&at(10)).iter().map(|id| snapshot(id)));
+    let mut sorted_state = state.clone();
+    sorted_state.sort();
+    expected.sort();
+    assert_eq!(sorted_state, expected);
+    for line in &state {
+        assert_eq!(line.trim(), line, "one bare address per line: {line:?}");
+    }
+}
+
+#[test]
+fn graph_prints_the_plan_as_dot() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&config(2, &[&a.id], false, "yes"));
+    let run = env.run(&["graph"]).ok();
+    let dot = run.stdout.trim_start();
+    assert!(dot.starts_with("digraph"), "DOT output\n{run}");
+    assert!(dot.trim_end().ends_with('}'), "a complete graph\n{run}");
+    assert!(dot.contains("policy.web"), "{run}");
+    assert!(dot.contains(&a.id), "{run}");
+    assert!(dot.contains("->"), "edges between dependent changes\n{run}");
+}
+
+#[test]
+fn state_is_kept_beside_the_configuration() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&config(2, &[&a.id], false, "yes"));
+    env.apply();
+    assert!(env.ws.path().join(".lifeboat/state.db").is_file());
+}
