@@ -1,1 +1,551 @@
-fn main() {}
+//! The `lifeboat` command: parses arguments, loads configuration and state,
+//! wires the AWS providers into the engine, and prints what happened.
+//!
+//! Only this binary uses `anyhow`; the crates below return typed errors.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use lifeboat_engine::apply::{self, Executor, Outcome};
+use lifeboat_engine::cloud::Cloud;
+use lifeboat_engine::plan::{Action, Plan, FORMAT_VERSION};
+use lifeboat_engine::state::{BackupRecord, Store};
+use lifeboat_engine::{backup, graph, planner, render, Address};
+use lifeboat_schema::{Config, Diagnostics};
+
+#[derive(Parser)]
+#[command(name = "lifeboat", version, about = "Backup and disaster recovery for AWS, as code")]
+struct Cli {
+    /// The configuration directory (its *.lb.hcl files form one configuration).
+    #[arg(long, short = 'C', global = true, default_value = ".")]
+    dir: PathBuf,
+    /// Pretend the time is this instant (RFC 3339); for tests and rehearsals.
+    #[arg(long, global = true, hide = true)]
+    now: Option<DateTime<Utc>>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the configuration and report every problem at once.
+    Validate,
+    /// Rewrite configuration files in canonical form.
+    Fmt {
+        /// Change nothing; exit 1 if a file is not formatted.
+        #[arg(long)]
+        check: bool,
+        /// Files to format (default: every *.lb.hcl file of the directory).
+        files: Vec<PathBuf>,
+    },
+    /// Show what apply would do: changes, backups retention deletes, drift.
+    Plan(PlanArgs),
+    /// Perform a plan: a new one (after confirmation) or a saved one.
+    Apply {
+        /// A plan saved with `lifeboat plan --out FILE`.
+        plan_file: Option<PathBuf>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        /// How many changes run at once.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallelism: u16,
+    },
+    /// Back up a policy now, then apply its retention.
+    Backup {
+        /// The policy's name.
+        policy: String,
+    },
+    /// List the backup catalog.
+    Backups {
+        #[arg(long)]
+        policy: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a backup to the freezer: kept until unfrozen, never counted by retention.
+    Freeze {
+        /// The backup's id (as listed by `lifeboat backups`).
+        backup_id: String,
+        /// A name to remember it by.
+        #[arg(long)]
+        name: String,
+        /// The policy, when the id alone is ambiguous.
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    /// Inspect the state.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// Break a state lock left behind by a lifeboat that is gone.
+    ForceUnlock {
+        /// The lock ID named in the "state is locked" message.
+        id: String,
+    },
+    /// Print the plan's dependency graph in Graphviz DOT.
+    Graph {
+        /// A saved plan (default: plan now).
+        plan_file: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Save the plan for `lifeboat apply FILE`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the plan as JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// Print the plan as Markdown (for a pull-request comment).
+    #[arg(long)]
+    markdown: bool,
+    /// Fail (exit 1) if the plan destroys anything.
+    #[arg(long)]
+    deny_destroy: bool,
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// List every managed address: objects, backups and snapshots.
+    List,
+}
+
+/// A failure already explained to the user; only the exit code is left.
+#[derive(Debug)]
+struct Exit(u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                return ExitCode::from(*code);
+            }
+            eprintln!("Error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+struct Workspace {
+    dir: PathBuf,
+    config: Config,
+    now: DateTime<Utc>,
+}
+
+fn print_diagnostics(d: &Diagnostics) {
+    let mut err = std::io::stderr().lock();
+    for diag in &d.0 {
+        let _ = writeln!(err, "{diag}");
+    }
+}
+
+fn load(cli: &Cli) -> Result<Workspace> {
+    match lifeboat_schema::load_dir(&cli.dir) {
+        Ok(loaded) => {
+            print_diagnostics(&loaded.warnings);
+            Ok(Workspace { dir: cli.dir.clone(), config: loaded.config, now: cli.now.unwrap_or_else(Utc::now) })
+        }
+        Err(diags) => {
+            print_diagnostics(&diags);
+            let n = diags.0.iter().filter(|d| d.severity == lifeboat_schema::Severity::Error).count();
+            eprintln!("{n} error(s) in the configuration.");
+            Err(Exit(1).into())
+        }
+    }
+}
+
+impl Workspace {
+    fn state_path(&self) -> PathBuf {
+        match &self.config.settings.state.path {
+            Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
+            Some(p) => self.dir.join(p),
+            None => self.dir.join(".lifeboat").join("state.db"),
+        }
+    }
+
+    fn store(&self) -> Result<Store> {
+        Ok(Store::open(&self.state_path())?)
+    }
+}
+
+async fn cloud() -> Result<Arc<dyn Cloud>> {
+    let c = lifeboat_providers::AwsCloud::new();
+    Ok(Arc::new(c))
+}
+
+async fn make_plan(ws: &Workspace, store: &mut Store) -> Result<Plan> {
+    let state = store.load()?;
+    let observed = planner::observe(cloud().await?, &ws.config, &state).await?;
+    Ok(planner::plan(&ws.config, &state, &observed, ws.now))
+}
+
+/// Holds the state lock for the duration of `f`, and releases it whatever
+/// `f` returns.
+async fn locked<T>(store: Arc<Mutex<Store>>, operation: &str, now: DateTime<Utc>, f: impl AsyncFnOnce(String) -> Result<T>) -> Result<T> {
+    let lock = store.lock().expect("store").lock(operation, now)?;
+    let out = f(lock.id.clone()).await;
+    let released = store.lock().expect("store").unlock(&lock.id);
+    let out = out?;
+    released?;
+    Ok(out)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp-lifeboat");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Validate => {
+            let ws = load(&cli)?;
+            let _ = ws;
+            println!("Configuration is valid.");
+            Ok(0)
+        }
+        Command::Fmt { check, files } => fmt(&cli.dir, *check, files),
+        Command::Plan(args) => {
+            let ws = load(&cli)?;
+            let mut store = ws.store()?;
+            let plan = make_plan(&ws, &mut store).await?;
+            if args.json {
+                print!("{}", render::json(&plan));
+            } else if args.markdown {
+                print!("{}", render::markdown(&plan));
+            } else {
+                print!("{}", render::human(&plan));
+            }
+            if let Some(out) = &args.out {
+                write_atomically(out, serde_json::to_string_pretty(&plan)?.as_bytes())?;
+                if !args.json && !args.markdown {
+                    println!("\nSaved the plan to {}. Apply it with: lifeboat apply {}", out.display(), out.display());
+                }
+            }
+            if args.deny_destroy && plan.destroys() {
+                eprintln!("Error: the plan destroys {} object(s) and --deny-destroy is set.", plan.summary.destroy);
+                return Ok(1);
+            }
+            Ok(if args.detailed_exitcode && !plan.is_empty() { 2 } else { 0 })
+        }
+        Command::Apply { plan_file, auto_approve, parallelism } => {
+            let ws = load(&cli)?;
+            let store = Arc::new(Mutex::new(ws.store()?));
+            let saved = match plan_file {
+                Some(f) => Some(read_plan(f)?),
+                None => None,
+            };
+            let now = ws.now;
+            let interactive = std::io::stdin().is_terminal();
+            if saved.is_none() && !auto_approve && !interactive {
+                bail!("apply needs confirmation, and standard input is not a terminal; review with `lifeboat plan` and pass --auto-approve");
+            }
+            let store2 = store.clone();
+            locked(store.clone(), "apply", now, async move |lock_id| {
+                let plan = match saved {
+                    Some(plan) => {
+                        let s = store2.lock().expect("store");
+                        let (lineage, serial) = (s.lineage()?, s.serial()?);
+                        if plan.lineage != lineage {
+                            bail!("the saved plan was made for another state (lineage {}, this state is {lineage}); make a new plan", plan.lineage);
+                        }
+                        if plan.serial != serial {
+                            bail!("the saved plan is stale: it was made at state serial {}, and the state is now at serial {serial}; make a new plan", plan.serial);
+                        }
+                        plan
+                    }
+                    None => {
+                        let plan = {
+                            let mut s = store2.lock().expect("store");
+                            let state = s.load()?;
+                            drop(s);
+                            let observed = planner::observe(cloud().await?, &ws.config, &state).await?;
+                            planner::plan(&ws.config, &state, &observed, now)
+                        };
+                        print!("{}", render::human(&plan));
+                        if plan.is_empty() {
+                            return Ok(0);
+                        }
+                        if !auto_approve && !confirm()? {
+                            println!("Apply cancelled.");
+                            return Ok(1);
+                        }
+                        plan
+                    }
+                };
+                if plan.is_empty() {
+                    println!("No changes. Nothing to apply.");
+                    return Ok(0);
+                }
+                let state = store2.lock().expect("store").load()?;
+                let mut accounts = planner::known_accounts(&ws.config, &state);
+                for c in &plan.changes {
+                    if let (Address::Account { name }, Some(after)) = (&c.address, &c.after) {
+                        if let Ok(a) = serde_json::from_value(after.clone()) {
+                            accounts.insert(name.clone(), a);
+                        }
+                    }
+                }
+                let exec = Arc::new(Executor { cloud: cloud().await?, accounts, store: store2.clone(), now, lock_id: Some(lock_id) });
+                println!();
+                let report = apply::apply(&plan, exec, *parallelism as usize, |c, o| print_outcome(c.action, &c.address, o)).await;
+                println!(
+                    "\nApply {}: {} done, {} failed, {} skipped.",
+                    if report.failed() == 0 { "complete" } else { "finished with errors" },
+                    report.done(),
+                    report.failed(),
+                    report.skipped()
+                );
+                Ok(if report.failed() == 0 { 0 } else { 1 })
+            })
+            .await
+        }
+        Command::Backup { policy } => {
+            let ws = load(&cli)?;
+            let store = Arc::new(Mutex::new(ws.store()?));
+            let now = ws.now;
+            let policy = policy.clone();
+            let store2 = store.clone();
+            locked(store, "backup", now, async move |_| {
+                let result = backup::run(cloud().await?, store2, &policy, now).await?;
+                let b = &result.record;
+                let targets: std::collections::BTreeSet<&str> = b.snapshots.iter().map(|s| s.target.as_str()).collect();
+                println!(
+                    "Backup {} of policy {}: {} ({} snapshot(s) of {} target(s))",
+                    b.id,
+                    b.policy,
+                    b.status.as_str(),
+                    b.snapshots.len(),
+                    targets.len()
+                );
+                for p in &b.problems {
+                    println!("  problem: {p}");
+                }
+                let r = &result.retention;
+                if !r.outcomes.is_empty() {
+                    println!("Retention:");
+                    for (addr, o) in &r.outcomes {
+                        print_outcome(Action::Delete, addr, o);
+                    }
+                }
+                Ok(match b.status {
+                    lifeboat_engine::state::BackupStatus::Success => 0,
+                    lifeboat_engine::state::BackupStatus::Partial => 2,
+                    lifeboat_engine::state::BackupStatus::Failed | lifeboat_engine::state::BackupStatus::Running => 1,
+                })
+            })
+            .await
+        }
+        Command::Backups { policy, json } => {
+            let ws = load(&cli)?;
+            let store = ws.store()?;
+            let list = store.backups(policy.as_deref())?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print_backups(&list);
+            }
+            Ok(0)
+        }
+        Command::Freeze { backup_id, name, policy } => {
+            let ws = load(&cli)?;
+            let mut store = ws.store()?;
+            let (pol, id) = match backup_id.parse::<Address>() {
+                Ok(Address::Backup { policy, id }) => (Some(policy), id),
+                _ => (policy.clone(), backup_id.clone()),
+            };
+            let matches: Vec<BackupRecord> = store
+                .backups(pol.as_deref())?
+                .into_iter()
+                .filter(|b| b.id == id)
+                .collect();
+            let b = match matches.as_slice() {
+                [] => bail!("no backup with id {id:?}; `lifeboat backups` lists them"),
+                [b] => b.clone(),
+                _ => bail!("backup id {id:?} exists in several policies; add --policy"),
+            };
+            if let Some(f) = &b.frozen {
+                bail!("backup {} of policy {} is already frozen as {:?}", b.id, b.policy, f.name);
+            }
+            let lock = store.lock("freeze", ws.now)?;
+            let r = store.transaction(|tx| tx.freeze(&b.policy, &b.id, name, ws.now));
+            store.unlock(&lock.id)?;
+            r?;
+            println!("Froze backup {} of policy {} as {name:?}: retention will keep it.", b.id, b.policy);
+            Ok(0)
+        }
+        Command::State { command: StateCommand::List } => {
+            let ws = load(&cli)?;
+            let mut store = ws.store()?;
+            let state = store.load()?;
+            let mut all: Vec<Address> = state.objects.keys().cloned().collect();
+            for b in &state.backups {
+                all.push(b.address());
+                all.extend(b.snapshots.iter().map(|s| Address::snapshot(&s.id)));
+            }
+            all.sort();
+            for a in all {
+                println!("{a}");
+            }
+            Ok(0)
+        }
+        Command::ForceUnlock { id } => {
+            let ws = load(&cli)?;
+            let mut store = ws.store()?;
+            let held = store.force_unlock(id)?;
+            println!("Broke the lock {} held by {} for {}.", held.id, held.holder, held.operation);
+            Ok(0)
+        }
+        Command::Graph { plan_file } => {
+            let plan = match plan_file {
+                Some(f) => read_plan(f)?,
+                None => {
+                    let ws = load(&cli)?;
+                    let mut store = ws.store()?;
+                    make_plan(&ws, &mut store).await?
+                }
+            };
+            print!("{}", graph::to_dot(&plan));
+            Ok(0)
+        }
+    }
+}
+
+fn read_plan(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the plan {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not a Lifeboat plan", path.display()))?;
+    let version = v.get("format_version").and_then(|x| x.as_str()).unwrap_or("");
+    if version != FORMAT_VERSION {
+        bail!("{} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}", path.display());
+    }
+    serde_json::from_value(v).with_context(|| format!("{} is not a Lifeboat plan", path.display()))
+}
+
+fn confirm() -> Result<bool> {
+    print!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+fn print_outcome(action: Action, addr: &Address, o: &Outcome) {
+    let verb = match action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Delete => "deleted",
+        Action::Replace => "replaced",
+        Action::Read => "forgotten",
+    };
+    match o {
+        Outcome::Done => println!("  {addr}: {verb}"),
+        Outcome::Failed(e) => println!("  {addr}: FAILED: {e}"),
+        Outcome::Skipped(dep) => println!("  {addr}: skipped ({dep} failed)"),
+    }
+}
+
+fn print_backups(list: &[BackupRecord]) {
+    if list.is_empty() {
+        println!("No backups.");
+        return;
+    }
+    let fmt_t = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let rows: Vec<[String; 6]> = list
+        .iter()
+        .map(|b| {
+            let status = match &b.frozen {
+                Some(f) => format!("{} (frozen: {})", b.status.as_str(), f.name),
+                None => b.status.as_str().to_string(),
+            };
+            [
+                b.id.clone(),
+                b.policy.clone(),
+                fmt_t(b.started),
+                b.finished.map(fmt_t).unwrap_or_else(|| "-".into()),
+                status,
+                b.snapshots.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(","),
+            ]
+        })
+        .collect();
+    let head = ["ID", "POLICY", "STARTED", "FINISHED", "STATUS", "SNAPSHOTS"];
+    let mut w = head.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let print_row = |r: &[&str]| {
+        let cells: Vec<String> = r.iter().enumerate().map(|(i, c)| if i + 1 == r.len() { c.to_string() } else { format!("{c:<width$}", width = w[i]) }).collect();
+        println!("{}", cells.join("  ").trim_end());
+    };
+    print_row(&head);
+    for r in &rows {
+        print_row(&r.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
+fn fmt(dir: &Path, check: bool, files: &[PathBuf]) -> Result<u8> {
+    let files: Vec<PathBuf> = if files.is_empty() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(lifeboat_schema::FILE_SUFFIX) && p.is_file())
+            .collect();
+        v.sort();
+        v
+    } else {
+        files.to_vec()
+    };
+    let mut unformatted = 0;
+    let mut errors = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        match lifeboat_schema::format_source(f, &text) {
+            Err(d) => {
+                print_diagnostics(&d);
+                errors += 1;
+            }
+            Ok(out) if out != text => {
+                unformatted += 1;
+                if check {
+                    println!("{}", f.display());
+                } else {
+                    write_atomically(f, out.as_bytes())?;
+                    println!("{}", f.display());
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    if errors > 0 {
+        return Ok(1);
+    }
+    if check && unformatted > 0 {
+        eprintln!("{unformatted} file(s) need formatting; run `lifeboat fmt`.");
+        return Ok(1);
+    }
+    Ok(0)
+}

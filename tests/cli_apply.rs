@@ -27,7 +27,14 @@ fn apply_converges_and_twice_changes_nothing() {
     let env = Env::start();
     let id = one_instance(&env);
     env.apply();
-    assert_eq!(env.state_list(), vec!["account.main".to_string(), "policy.web".to_string(), target(&id)]);
+    assert_eq!(
+        env.state_list(),
+        vec![
+            "account.main".to_string(),
+            "policy.web".to_string(),
+            target(&id)
+        ]
+    );
     env.assert_converged();
     env.apply();
     env.assert_converged();
@@ -37,9 +44,12 @@ fn apply_converges_and_twice_changes_nothing() {
 #[test]
 fn apply_honours_parallelism() {
     let env = Env::start();
-    let ids: Vec<String> = (0..3).map(|_| env.aws.run_instance(1, &[("team", "web")]).id).collect();
+    let ids: Vec<String> = (0..3)
+        .map(|_| env.aws.run_instance(1, &[("team", "web")]).id)
+        .collect();
     env.config(&config(2, &[], true, "yes"));
-    env.run(&["apply", "--auto-approve", "--parallelism", "1"]).ok();
+    env.run(&["apply", "--auto-approve", "--parallelism", "1"])
+        .ok();
     let state = env.state_list();
     for id in &ids {
         assert!(state.contains(&target(id)), "{id} is a target: {state:?}");
@@ -54,7 +64,8 @@ fn a_saved_plan_is_applied_as_planned() {
     env.run(&["plan", "--out", "saved.plan"]).ok();
     // The configuration changes after the plan was saved: the saved plan,
     // not the new configuration, is what gets applied.
-    env.ws.edit("main.lb.hcl", "generations = 2", "generations = 4");
+    env.ws
+        .edit("main.lb.hcl", "generations = 2", "generations = 4");
     env.run(&["apply", "saved.plan", "--auto-approve"]).ok();
     assert!(env.state_list().contains(&target(&id)));
     let run = env.run(&["plan", "--detailed-exitcode"]).code(2);
@@ -79,7 +90,8 @@ fn a_saved_plan_is_stale_after_a_backup() {
     let env = Env::start();
     one_instance(&env);
     env.apply();
-    env.ws.edit("main.lb.hcl", "generations = 2", "generations = 3");
+    env.ws
+        .edit("main.lb.hcl", "generations = 2", "generations = 3");
     env.run(&["plan", "--out", "saved.plan"]).ok();
     env.backup("web", &at(10));
     let run = env.run(&["apply", "saved.plan", "--auto-approve"]).code(1);

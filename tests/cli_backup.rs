@@ -42,9 +42,20 @@ fn backup_snapshots_every_volume_and_tags_it() {
     let snaps = env.aws.snapshots_tagged("lifeboat:backup-id", &id);
     assert_eq!(snaps.len(), 3, "one snapshot per volume: {snaps:?}");
     for s in &snaps {
-        assert_eq!(s.tags.get("lifeboat:policy").map(String::as_str), Some("web"), "{s:?}");
-        let owner = if a.volumes.contains(&s.volume_id) { &a.id } else { &b.id };
-        assert!(a.volumes.contains(&s.volume_id) || b.volumes.contains(&s.volume_id), "{s:?}");
+        assert_eq!(
+            s.tags.get("lifeboat:policy").map(String::as_str),
+            Some("web"),
+            "{s:?}"
+        );
+        let owner = if a.volumes.contains(&s.volume_id) {
+            &a.id
+        } else {
+            &b.id
+        };
+        assert!(
+            a.volumes.contains(&s.volume_id) || b.volumes.contains(&s.volume_id),
+            "{s:?}"
+        );
         assert_eq!(s.tags.get("lifeboat:target"), Some(owner), "{s:?}");
     }
 
@@ -54,15 +65,25 @@ fn backup_snapshots_every_volume_and_tags_it() {
     assert_eq!(entry["id"], id.as_str());
     assert_eq!(entry["policy"], "web");
     assert_eq!(entry["status"], "success");
-    assert!(entry["started"].is_string() && entry["finished"].is_string(), "{entry}");
+    assert!(
+        entry["started"].is_string() && entry["finished"].is_string(),
+        "{entry}"
+    );
     assert!(entry["frozen"].is_null(), "{entry}");
     let listed = entry["snapshots"].as_array().expect("snapshots array");
-    let listed_ids: BTreeSet<String> = listed.iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let listed_ids: BTreeSet<String> = listed
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(listed_ids, ids(&snaps));
     for s in listed {
         assert_eq!(s["region"], "us-east-1", "{s}");
         let volume = s["volume_id"].as_str().unwrap().to_string();
-        let owner = if a.volumes.contains(&volume) { &a.id } else { &b.id };
+        let owner = if a.volumes.contains(&volume) {
+            &a.id
+        } else {
+            &b.id
+        };
         assert_eq!(s["target"], owner.as_str(), "{s}");
     }
 
@@ -88,14 +109,23 @@ fn retention_after_a_backup_keeps_the_newest_generations() {
     for hour in [10, 11, 12] {
         env.backup("web", &at(hour));
     }
-    assert!(env.aws.backup_snapshot_ids(&at(10)).is_empty(), "the oldest backup's snapshots are deleted");
+    assert!(
+        env.aws.backup_snapshot_ids(&at(10)).is_empty(),
+        "the oldest backup's snapshots are deleted"
+    );
     assert_eq!(env.aws.backup_snapshot_ids(&at(11)).len(), 2);
     assert_eq!(env.aws.backup_snapshot_ids(&at(12)).len(), 2);
 
     let backups = env.backups(&[]);
     let listed: Vec<&str> = backups.iter().map(|b| b["id"].as_str().unwrap()).collect();
-    assert!(!listed.contains(&at(10).as_str()), "the deleted backup left the catalog: {listed:?}");
-    assert!(listed.contains(&at(11).as_str()) && listed.contains(&at(12).as_str()), "{listed:?}");
+    assert!(
+        !listed.contains(&at(10).as_str()),
+        "the deleted backup left the catalog: {listed:?}"
+    );
+    assert!(
+        listed.contains(&at(11).as_str()) && listed.contains(&at(12).as_str()),
+        "{listed:?}"
+    );
     env.assert_converged();
 }
 
@@ -107,13 +137,32 @@ fn frozen_backups_never_count_and_are_never_deleted() {
     env.apply();
 
     env.backup("web", &at(10));
-    env.run(&["--now", &at(10), "freeze", &at(10), "--name", "before-migration"]).ok();
+    env.run(&[
+        "--now",
+        &at(10),
+        "freeze",
+        &at(10),
+        "--name",
+        "before-migration",
+    ])
+    .ok();
     env.backup("web", &at(11));
     env.backup("web", &at(12));
 
-    assert_eq!(env.aws.backup_snapshot_ids(&at(10)).len(), 1, "frozen: kept");
-    assert!(env.aws.backup_snapshot_ids(&at(11)).is_empty(), "beyond 1 generation: deleted");
-    assert_eq!(env.aws.backup_snapshot_ids(&at(12)).len(), 1, "newest: kept");
+    assert_eq!(
+        env.aws.backup_snapshot_ids(&at(10)).len(),
+        1,
+        "frozen: kept"
+    );
+    assert!(
+        env.aws.backup_snapshot_ids(&at(11)).is_empty(),
+        "beyond 1 generation: deleted"
+    );
+    assert_eq!(
+        env.aws.backup_snapshot_ids(&at(12)).len(),
+        1,
+        "newest: kept"
+    );
 
     let backups = env.backups(&[]);
     let frozen = find(&backups, &at(10)).expect("the frozen backup is listed");
@@ -147,9 +196,13 @@ fn backups_filter_by_policy_and_freeze_asks_when_ambiguous() {
     // Both policies have a backup with this id.
     let run = env.run(&["freeze", &at(10), "--name", "keep"]).code(1);
     run.mentions("--policy");
-    env.run(&["freeze", &at(10), "--name", "keep", "--policy", "db"]).ok();
+    env.run(&["freeze", &at(10), "--name", "keep", "--policy", "db"])
+        .ok();
     let all = env.backups(&[]);
-    let frozen: Vec<&str> =
-        all.iter().filter(|b| !b["frozen"].is_null()).map(|b| b["policy"].as_str().unwrap()).collect();
+    let frozen: Vec<&str> = all
+        .iter()
+        .filter(|b| !b["frozen"].is_null())
+        .map(|b| b["policy"].as_str().unwrap())
+        .collect();
     assert_eq!(frozen, vec!["db"]);
 }

@@ -16,7 +16,9 @@ fn fleet(env: &Env) -> Fleet {
     let explicit = env.aws.run_instance(1, &[]).id;
     let web = vec![
         env.aws.run_instance(2, &[("team", "web")]).id,
-        env.aws.run_instance(1, &[("team", "web"), ("env", "prod")]).id,
+        env.aws
+            .run_instance(1, &[("team", "web"), ("env", "prod")])
+            .id,
     ];
     let db = env.aws.run_instance(1, &[("team", "db")]).id;
     env.config(&config(2, &[&explicit], true, "yes"));
@@ -32,10 +34,16 @@ fn first_plan_shows_every_object_to_create_with_reasons() {
     run.plan_line("+", "account.main");
     run.plan_line("+", "policy.web");
     let line = run.plan_line("+", &target(&f.explicit));
-    assert!(line.ends_with("(listed in configuration)"), "reason for an explicit target: {line:?}\n{run}");
+    assert!(
+        line.ends_with("(listed in configuration)"),
+        "reason for an explicit target: {line:?}\n{run}"
+    );
     for id in &f.web {
         let line = run.plan_line("+", &target(id));
-        assert!(line.ends_with("(tag team=web)"), "reason for a tagged target: {line:?}\n{run}");
+        assert!(
+            line.ends_with("(tag team=web)"),
+            "reason for a tagged target: {line:?}\n{run}"
+        );
     }
     run.stdout_lacks(&f.db);
     assert_eq!(run.plan_summary(), (5, 0, 0));
@@ -52,7 +60,9 @@ fn detailed_exitcode_is_two_with_changes_zero_without_one_on_error() {
     fleet(&env);
     env.run(&["plan", "--detailed-exitcode"]).code(2);
     env.apply();
-    env.run(&["plan", "--detailed-exitcode"]).code(0).no_changes();
+    env.run(&["plan", "--detailed-exitcode"])
+        .code(0)
+        .no_changes();
     let plain = env.run(&["plan"]).ok();
     plain.no_changes();
 
@@ -65,7 +75,8 @@ fn changing_an_attribute_is_an_update() {
     let env = Env::start();
     fleet(&env);
     env.apply();
-    env.ws.edit("main.lb.hcl", "generations = 2", "generations = 5");
+    env.ws
+        .edit("main.lb.hcl", "generations = 2", "generations = 5");
     let run = env.run(&["plan", "--detailed-exitcode"]).code(2);
     run.plan_line("~", "policy.web");
     assert_eq!(run.plan_summary(), (0, 1, 0));
@@ -80,7 +91,14 @@ fn json_plan_is_documented_and_consistent() {
     let run = env.run(&["plan", "--json"]).ok();
     let plan = run.json();
 
-    for key in ["format_version", "lineage", "serial", "config_digest", "changes", "summary"] {
+    for key in [
+        "format_version",
+        "lineage",
+        "serial",
+        "config_digest",
+        "changes",
+        "summary",
+    ] {
         assert!(plan.get(key).is_some(), "plan JSON has `{key}`\n{run}");
     }
     let changes = plan["changes"].as_array().expect("changes is an array");
@@ -101,7 +119,10 @@ fn json_plan_is_documented_and_consistent() {
             other => panic!("unknown action {other:?} in {c}"),
         }
     }
-    let addresses: Vec<&str> = changes.iter().filter_map(|c| c["address"].as_str()).collect();
+    let addresses: Vec<&str> = changes
+        .iter()
+        .filter_map(|c| c["address"].as_str())
+        .collect();
     let expected = [
         "account.main".to_string(),
         "policy.web".to_string(),
@@ -110,15 +131,22 @@ fn json_plan_is_documented_and_consistent() {
         target(&f.web[1]),
     ];
     for address in &expected {
-        assert!(addresses.contains(&address.as_str()), "{address} in {addresses:?}");
+        assert!(
+            addresses.contains(&address.as_str()),
+            "{address} in {addresses:?}"
+        );
     }
     assert_eq!(plan["summary"]["add"], add, "summary.add\n{run}");
     assert_eq!(plan["summary"]["change"], change, "summary.change\n{run}");
-    assert_eq!(plan["summary"]["destroy"], destroy, "summary.destroy\n{run}");
+    assert_eq!(
+        plan["summary"]["destroy"], destroy,
+        "summary.destroy\n{run}"
+    );
     assert_eq!(add, 5);
 
     // The digest follows the configuration.
-    env.ws.edit("main.lb.hcl", "generations = 2", "generations = 3");
+    env.ws
+        .edit("main.lb.hcl", "generations = 2", "generations = 3");
     let other = env.run(&["plan", "--json"]).ok().json();
     assert_ne!(other["config_digest"], plan["config_digest"]);
 }
@@ -131,7 +159,9 @@ fn markdown_plan_is_ready_for_a_pull_request_comment() {
     assert!(run.stdout.contains("policy.web"), "{run}");
     assert!(run.stdout.contains(&f.explicit), "{run}");
     assert!(
-        run.stdout.lines().any(|l| l.starts_with('#') || l.starts_with("```") || l.starts_with('|')),
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with('#') || l.starts_with("```") || l.starts_with('|')),
         "Markdown structure (heading, fence or table)\n{run}"
     );
 }
@@ -150,7 +180,8 @@ fn out_saves_the_plan_to_a_file() {
 fn dir_selects_the_configuration_and_its_state() {
     let env = Env::start();
     let id = env.aws.run_instance(1, &[]).id;
-    env.ws.write("conf/main.lb.hcl", &config(2, &[&id], false, "no"));
+    env.ws
+        .write("conf/main.lb.hcl", &config(2, &[&id], false, "no"));
     let elsewhere = env.ws.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     let conf = env.ws.path().join("conf");
@@ -158,8 +189,18 @@ fn dir_selects_the_configuration_and_its_state() {
 
     let run = env.ws.run_in(&elsewhere, &["--dir", conf, "plan"]).ok();
     run.plan_line("+", &target(&id));
-    env.ws.run_in(&elsewhere, &["--dir", conf, "apply", "--auto-approve"]).ok();
-    assert!(env.ws.path().join("conf/.lifeboat/state.db").exists(), "state lives beside the configuration");
-    assert!(!elsewhere.join(".lifeboat").exists(), "nothing written to the working directory");
-    env.ws.run_in(&elsewhere, &["--dir", conf, "plan", "--detailed-exitcode"]).code(0);
+    env.ws
+        .run_in(&elsewhere, &["--dir", conf, "apply", "--auto-approve"])
+        .ok();
+    assert!(
+        env.ws.path().join("conf/.lifeboat/state.db").exists(),
+        "state lives beside the configuration"
+    );
+    assert!(
+        !elsewhere.join(".lifeboat").exists(),
+        "nothing written to the working directory"
+    );
+    env.ws
+        .run_in(&elsewhere, &["--dir", conf, "plan", "--detailed-exitcode"])
+        .code(0);
 }

@@ -19,9 +19,14 @@ fn lowering_generations_previews_and_deletes_exactly_the_old_snapshots() {
     env.backup("web", &at(11));
     let older: BTreeSet<String> = env.aws.backup_snapshot_ids(&at(10)).into_iter().collect();
     let newer: BTreeSet<String> = env.aws.backup_snapshot_ids(&at(11)).into_iter().collect();
-    assert_eq!((older.len(), newer.len()), (3, 3), "both backups took a snapshot per volume");
+    assert_eq!(
+        (older.len(), newer.len()),
+        (3, 3),
+        "both backups took a snapshot per volume"
+    );
 
-    env.ws.edit("main.lb.hcl", "generations = 2", "generations = 1");
+    env.ws
+        .edit("main.lb.hcl", "generations = 2", "generations = 1");
     let plan = env.run(&["plan", "--detailed-exitcode"]).code(2);
 
     plan.plan_line("~", "policy.web");
@@ -30,14 +35,24 @@ fn lowering_generations_previews_and_deletes_exactly_the_old_snapshots() {
         .iter()
         .map(|l| l.split('"').nth(1).expect("snapshot[\"ID\"]").to_string())
         .collect();
-    assert_eq!(deleted, older, "exactly the older backup's snapshots are deleted\n{plan}");
+    assert_eq!(
+        deleted, older,
+        "exactly the older backup's snapshots are deleted\n{plan}"
+    );
     for id in &older {
         let line = plan.plan_line("-", &snapshot(id));
-        assert!(line.contains("(retention: generation 2 of 1)"), "the reason says why: {line:?}\n{plan}");
+        assert!(
+            line.contains("(retention: generation 2 of 1)"),
+            "the reason says why: {line:?}\n{plan}"
+        );
     }
     plan.plan_line("-", &backup(&at(10)));
     plan.stdout_lacks(&at(11));
-    let destroys = plan.stdout.lines().filter(|l| l.trim_start().starts_with("- ")).count() as u64;
+    let destroys = plan
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- "))
+        .count() as u64;
     assert_eq!(plan.plan_summary(), (0, 1, destroys));
 
     // The JSON view carries the same deletions.
@@ -57,11 +72,17 @@ fn lowering_generations_previews_and_deletes_exactly_the_old_snapshots() {
     assert_eq!(env.aws.backup_snapshot_ids(&at(10)).len(), 3);
 
     env.apply();
-    assert!(env.aws.backup_snapshot_ids(&at(10)).is_empty(), "apply deleted the old snapshots");
+    assert!(
+        env.aws.backup_snapshot_ids(&at(10)).is_empty(),
+        "apply deleted the old snapshots"
+    );
     let remaining: BTreeSet<String> = env.aws.backup_snapshot_ids(&at(11)).into_iter().collect();
     assert_eq!(remaining, newer, "the newest generation is untouched");
-    let listed: Vec<String> =
-        env.backups(&[]).iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
+    let listed: Vec<String> = env
+        .backups(&[])
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(listed, vec![at(11)]);
     env.assert_converged();
 }
@@ -73,7 +94,8 @@ fn raising_generations_deletes_nothing() {
     env.config(&config(1, &[&a.id], false, "yes"));
     env.apply();
     env.backup("web", &at(10));
-    env.ws.edit("main.lb.hcl", "generations = 1", "generations = 3");
+    env.ws
+        .edit("main.lb.hcl", "generations = 1", "generations = 3");
     let plan = env.run(&["plan"]).ok();
     assert!(plan.lines_starting("- ").is_empty(), "{plan}");
     assert_eq!(plan.plan_summary(), (0, 1, 0));
@@ -91,7 +113,8 @@ fn frozen_backups_are_not_in_the_retention_preview() {
         env.backup("web", &at(hour));
     }
     env.run(&["freeze", &at(10), "--name", "audit"]).ok();
-    env.ws.edit("main.lb.hcl", "generations = 3", "generations = 1");
+    env.ws
+        .edit("main.lb.hcl", "generations = 3", "generations = 1");
     let plan = env.run(&["plan"]).ok();
     plan.stdout_lacks(&at(10));
     for id in env.aws.backup_snapshot_ids(&at(10)) {
@@ -100,10 +123,17 @@ fn frozen_backups_are_not_in_the_retention_preview() {
     plan.plan_line("-", &backup(&at(11)));
     for id in env.aws.backup_snapshot_ids(&at(11)) {
         let line = plan.plan_line("-", &snapshot(&id));
-        assert!(line.contains("(retention: generation 2 of 1)"), "{line:?}\n{plan}");
+        assert!(
+            line.contains("(retention: generation 2 of 1)"),
+            "{line:?}\n{plan}"
+        );
     }
     env.apply();
-    assert_eq!(env.aws.backup_snapshot_ids(&at(10)).len(), 1, "frozen survives");
+    assert_eq!(
+        env.aws.backup_snapshot_ids(&at(10)).len(),
+        1,
+        "frozen survives"
+    );
     assert!(env.aws.backup_snapshot_ids(&at(11)).is_empty());
     assert_eq!(env.aws.backup_snapshot_ids(&at(12)).len(), 1);
     env.assert_converged();

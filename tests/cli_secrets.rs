@@ -5,7 +5,9 @@ mod support;
 use support::{at, config, Env, Run, SECRET_ACCESS_KEY};
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 #[test]
@@ -29,18 +31,30 @@ fn the_secret_key_never_leaves_the_environment() {
         env.run(&["state", "list"]),
     ];
     // A failing call must not print the credentials either.
-    env.ws.write("broken.lb.hcl", "account \"x\" { regions = [\"us-east-1\"]  secret = 1 }\n");
+    env.ws.write(
+        "broken.lb.hcl",
+        "account \"x\" { regions = [\"us-east-1\"]  secret = 1 }\n",
+    );
     runs.push(env.run(&["plan"]));
     runs.push(env.run(&["apply"]));
 
     for run in &runs {
-        assert!(!run.all().contains(SECRET_ACCESS_KEY), "the secret key was printed\n{run}");
+        assert!(
+            !run.all().contains(SECRET_ACCESS_KEY),
+            "the secret key was printed\n{run}"
+        );
     }
     assert!(runs[6].code == 0, "the saved plan applied\n{}", runs[6]);
 
     let plan = std::fs::read(env.ws.path().join("saved.plan")).expect("saved plan");
-    assert!(!contains(&plan, SECRET_ACCESS_KEY), "the secret key is in the saved plan");
+    assert!(
+        !contains(&plan, SECRET_ACCESS_KEY),
+        "the secret key is in the saved plan"
+    );
     let state = env.ws.state_bytes();
     assert!(!state.is_empty(), "state was written");
-    assert!(!contains(&state, SECRET_ACCESS_KEY), "the secret key is in the state files");
+    assert!(
+        !contains(&state, SECRET_ACCESS_KEY),
+        "the secret key is in the state files"
+    );
 }

@@ -11,12 +11,29 @@ fn state_list_shows_every_managed_address() {
     env.config(&config(2, &[&a.id], false, "yes"));
     assert!(env.state_list().is_empty(), "no state yet");
     env.apply();
-    assert_eq!(env.state_list(), vec!["account.main".to_string(), "policy.web".to_string(), target(&a.id)]);
+    assert_eq!(
+        env.state_list(),
+        vec![
+            "account.main".to_string(),
+            "policy.web".to_string(),
+            target(&a.id)
+        ]
+    );
 
     env.backup("web", &at(10));
     let state = env.state_list();
-    let mut expected = vec!["account.main".to_string(), "policy.web".to_string(), target(&a.id), backup(&at(10))];
-    expected.extend(env.aws.backup_snapshot_ids(&at(10)).iter().map(|id| snapshot(id)));
+    let mut expected = vec![
+        "account.main".to_string(),
+        "policy.web".to_string(),
+        target(&a.id),
+        backup(&at(10)),
+    ];
+    expected.extend(
+        env.aws
+            .backup_snapshot_ids(&at(10))
+            .iter()
+            .map(|id| snapshot(id)),
+    );
     let mut sorted_state = state.clone();
     sorted_state.sort();
     expected.sort();

@@ -36,21 +36,31 @@ fn terminated_targets_are_removed_when_auto_remove_is_yes() {
     let plan = env.run(&["plan", "--detailed-exitcode"]).code(2);
     for id in [&explicit, &tagged] {
         let line = plan.plan_line("-", &target(id));
-        assert!(line.contains("terminated"), "the reason names the termination: {line:?}\n{plan}");
+        assert!(
+            line.contains("terminated"),
+            "the reason names the termination: {line:?}\n{plan}"
+        );
     }
     plan.stdout_lacks(&stays);
     assert_eq!(plan.plan_summary(), (0, 0, 2));
 
     env.apply();
     let state = env.state_list();
-    assert!(!state.contains(&target(&explicit)) && !state.contains(&target(&tagged)), "{state:?}");
+    assert!(
+        !state.contains(&target(&explicit)) && !state.contains(&target(&tagged)),
+        "{state:?}"
+    );
     assert!(state.contains(&target(&stays)), "{state:?}");
     // Still listed in the configuration, but gone: it does not come back.
     env.assert_converged();
 
     env.backup("web", &at(10));
     let backups = env.backups(&[]);
-    assert_eq!(backups[0]["status"], "success", "only live targets are backed up: {}", backups[0]);
+    assert_eq!(
+        backups[0]["status"], "success",
+        "only live targets are backed up: {}",
+        backups[0]
+    );
 }
 
 #[test]
@@ -70,7 +80,15 @@ fn terminated_targets_stay_when_auto_remove_is_no_and_the_backup_is_partial() {
     let backups = env.backups(&[]);
     assert_eq!(backups.len(), 1, "{backups:?}");
     assert_eq!(backups[0]["status"], "partial", "{}\n{run}", backups[0]);
-    let targets: Vec<&str> =
-        backups[0]["snapshots"].as_array().unwrap().iter().map(|s| s["target"].as_str().unwrap()).collect();
-    assert_eq!(targets, vec![alive.as_str(), alive.as_str()], "the live instance was still backed up");
+    let targets: Vec<&str> = backups[0]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        vec![alive.as_str(), alive.as_str()],
+        "the live instance was still backed up"
+    );
 }

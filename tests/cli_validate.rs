@@ -9,20 +9,30 @@ use support::Workspace;
 #[test]
 fn the_quickstart_configuration_is_valid() {
     let ws = Workspace::offline();
-    ws.write("main.lb.hcl", &support::config(2, &["i-0123456789abcdef0"], true, "yes"));
+    ws.write(
+        "main.lb.hcl",
+        &support::config(2, &["i-0123456789abcdef0"], true, "yes"),
+    );
     let run = ws.run(&["validate"]).ok();
     assert!(
-        run.stdout.lines().any(|l| l.trim() == "Configuration is valid."),
+        run.stdout
+            .lines()
+            .any(|l| l.trim() == "Configuration is valid."),
         "expected `Configuration is valid.`\n{run}"
     );
 }
 
 #[test]
 fn the_shipped_example_is_valid() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart/main.lb.hcl");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/quickstart/main.lb.hcl"
+    );
     let ws = Workspace::offline();
     ws.write("main.lb.hcl", &std::fs::read_to_string(example).unwrap());
-    ws.run(&["validate"]).ok().stdout_has("Configuration is valid.");
+    ws.run(&["validate"])
+        .ok()
+        .stdout_has("Configuration is valid.");
 }
 
 /// One diagnostic as printed: the header line and the detail line under it.
@@ -38,10 +48,16 @@ fn errors(stderr: &str) -> Vec<Printed> {
     let lines: Vec<&str> = stderr.lines().collect();
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
-        let Some((location, _)) = l.split_once(": error: ") else { continue };
+        let Some((location, _)) = l.split_once(": error: ") else {
+            continue;
+        };
         let mut parts = location.rsplitn(3, ':');
-        let (Some(col), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let (Ok(line), Ok(_col)) = (line.parse::<usize>(), col.parse::<usize>()) else { continue };
+        let (Some(col), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(line), Ok(_col)) = (line.parse::<usize>(), col.parse::<usize>()) else {
+            continue;
+        };
         out.push(Printed {
             file: file.to_string(),
             line,
@@ -84,7 +100,11 @@ fn every_problem_is_reported_with_its_line() {
     let found = errors(&run.stderr);
 
     for e in &found {
-        assert!(e.file.ends_with("main.lb.hcl"), "diagnostic names the file: {}\n{run}", e.header);
+        assert!(
+            e.file.ends_with("main.lb.hcl"),
+            "diagnostic names the file: {}\n{run}",
+            e.header
+        );
         assert!(
             e.detail.starts_with(' ') && !e.detail.trim().is_empty(),
             "an indented detail line follows {:?}\n{run}",
@@ -96,13 +116,29 @@ fn every_problem_is_reported_with_its_line() {
     // the summary or detail, case-insensitively)
     let expected: &[(usize, &str, &[&str])] = &[
         (2, "region mars-1", &["region", "mars-1"]),
-        (3, "unknown attribute", &["unknown", "unsupported", "unexpected", "colour"]),
-        (7, "reference to account.nope", &["account", "nope", "reference"]),
+        (
+            3,
+            "unknown attribute",
+            &["unknown", "unsupported", "unexpected", "colour"],
+        ),
+        (
+            7,
+            "reference to account.nope",
+            &["account", "nope", "reference"],
+        ),
         (8, "generations = 0", &["generations", "at least", "range"]),
         (9, "malformed instance id", &["i-xyz", "instance"]),
         (12, "duplicate policy", &["duplicate", "already"]),
-        (17, "unknown block", &["bogus", "unknown", "unsupported", "unexpected"]),
-        (21, "wrong type", &["type", "number", "integer", "generations"]),
+        (
+            17,
+            "unknown block",
+            &["bogus", "unknown", "unsupported", "unexpected"],
+        ),
+        (
+            21,
+            "wrong type",
+            &["type", "number", "integer", "generations"],
+        ),
     ];
     let mut missing = Vec::new();
     for (line, what, words) in expected {
@@ -114,14 +150,21 @@ fn every_problem_is_reported_with_its_line() {
             missing.push(format!("line {line}: {what}"));
         }
     }
-    assert!(missing.is_empty(), "problems not reported:\n  {}\n{run}", missing.join("\n  "));
+    assert!(
+        missing.is_empty(),
+        "problems not reported:\n  {}\n{run}",
+        missing.join("\n  ")
+    );
     assert!(!run.stdout.contains("Configuration is valid."), "{run}");
 }
 
 #[test]
 fn problems_in_every_file_are_reported() {
     let ws = Workspace::offline();
-    ws.write("accounts.lb.hcl", "account \"main\" {\n  regions = [\"us-east-1\"]\n  bogus   = 1\n}\n");
+    ws.write(
+        "accounts.lb.hcl",
+        "account \"main\" {\n  regions = [\"us-east-1\"]\n  bogus   = 1\n}\n",
+    );
     ws.write(
         "policies.lb.hcl",
         "policy \"web\" {\n  account     = account.main\n  generations = 0\n}\n",
@@ -131,11 +174,15 @@ fn problems_in_every_file_are_reported() {
     let run = ws.run(&["validate"]).code(1);
     let found = errors(&run.stderr);
     assert!(
-        found.iter().any(|e| e.file.ends_with("accounts.lb.hcl") && e.line == 3),
+        found
+            .iter()
+            .any(|e| e.file.ends_with("accounts.lb.hcl") && e.line == 3),
         "accounts.lb.hcl:3 reported\n{run}"
     );
     assert!(
-        found.iter().any(|e| e.file.ends_with("policies.lb.hcl") && e.line == 3),
+        found
+            .iter()
+            .any(|e| e.file.ends_with("policies.lb.hcl") && e.line == 3),
         "policies.lb.hcl:3 reported\n{run}"
     );
 }
@@ -143,14 +190,25 @@ fn problems_in_every_file_are_reported() {
 #[test]
 fn a_syntax_error_names_its_position() {
     let ws = Workspace::offline();
-    ws.write("main.lb.hcl", "account \"main\" {\n  regions = [\"us-east-1\"\n}\n");
+    ws.write(
+        "main.lb.hcl",
+        "account \"main\" {\n  regions = [\"us-east-1\"\n}\n",
+    );
     let run = ws.run(&["validate"]).code(1);
-    assert!(!errors(&run.stderr).is_empty(), "a `main.lb.hcl:LINE:COL: error:` line\n{run}");
+    assert!(
+        !errors(&run.stderr).is_empty(),
+        "a `main.lb.hcl:LINE:COL: error:` line\n{run}"
+    );
 }
 
 #[test]
 fn validate_reads_the_directory_given_with_dir() {
     let ws = Workspace::offline();
-    ws.write("conf/main.lb.hcl", &support::config(2, &["i-0123456789abcdef0"], false, "no"));
-    ws.run(&["--dir", "conf", "validate"]).ok().stdout_has("Configuration is valid.");
+    ws.write(
+        "conf/main.lb.hcl",
+        &support::config(2, &["i-0123456789abcdef0"], false, "no"),
+    );
+    ws.run(&["--dir", "conf", "validate"])
+        .ok()
+        .stdout_has("Configuration is valid.");
 }

@@ -18,3 +18,7 @@ pub mod retention;
 pub mod state;
 
 pub use addr::Address;
+pub mod apply;
+pub mod backup;
+pub mod graph;
+pub mod render;

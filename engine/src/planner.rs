@@ -262,6 +262,43 @@ fn backup_before(b: &BackupRecord) -> Value {
     })
 }
 
+/// The changes that delete an expired backup: each snapshot (or, when AWS
+/// no longer has it, a catalog-only read), then the backup record.
+pub fn expiry_changes(b: &BackupRecord, reason: &str, exists: impl Fn(&str) -> bool) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut deps = Vec::new();
+    for s in &b.snapshots {
+        let saddr = Address::snapshot(&s.id);
+        let (action, effect, why) = if exists(&s.id) {
+            (Action::Delete, Effect::DeletesBackups, reason.to_string())
+        } else {
+            (Action::Read, Effect::Catalog, "deleted outside Lifeboat".to_string())
+        };
+        out.push(Change {
+            address: saddr.clone(),
+            action,
+            effect,
+            reason: Some(why),
+            before: Some(snapshot_before(b, s)),
+            after: None,
+            depends_on: vec![],
+            alert: None,
+        });
+        deps.push(saddr);
+    }
+    out.push(Change {
+        address: b.address(),
+        action: Action::Delete,
+        effect: Effect::DeletesBackups,
+        reason: Some(reason.to_string()),
+        before: Some(backup_before(b)),
+        after: None,
+        depends_on: deps,
+        alert: None,
+    });
+    out
+}
+
 /// Why a target that exists in state is gone from AWS, if it is.
 fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
     match t.kind {
@@ -448,19 +485,7 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
     for b in &state.backups {
         let baddr = b.address();
         match expiring.get(&baddr) {
-            Some(reason) => {
-                let mut deps = Vec::new();
-                for s in &b.snapshots {
-                    let saddr = Address::snapshot(&s.id);
-                    if obs.snapshots.contains_key(&s.id) {
-                        bld.push(saddr.clone(), Action::Delete, Effect::DeletesBackups, Some(reason.clone()), Some(snapshot_before(b, s)), None, vec![]);
-                    } else {
-                        bld.push(saddr.clone(), Action::Read, Effect::Catalog, Some("deleted outside Lifeboat".into()), Some(snapshot_before(b, s)), None, vec![]);
-                    }
-                    deps.push(saddr);
-                }
-                bld.push(baddr, Action::Delete, Effect::DeletesBackups, Some(reason.clone()), Some(backup_before(b)), None, deps);
-            }
+            Some(reason) => bld.changes.extend(expiry_changes(b, reason, |id| obs.snapshots.contains_key(id))),
             None if b.status != BackupStatus::Running => {
                 for s in &b.snapshots {
                     if !obs.snapshots.contains_key(&s.id) {

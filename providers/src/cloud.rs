@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_config::meta::region::RegionProviderChain;
+use aws_config::meta::region::{ProvideRegion, RegionProviderChain};
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -97,15 +99,27 @@ impl AwsCloud {
         let region =
             RegionProviderChain::first_try(account.regions.first().cloned().map(Region::new))
                 .or_default_provider()
-                .or_else(Region::from_static("us-east-1"));
+                .or_else(Region::from_static("us-east-1"))
+                .region()
+                .await;
         // Standard mode: exponential backoff with full jitter, retrying
         // throttling, 5xx and transient transport errors.
         let retry = RetryConfig::standard().with_max_attempts(self.max_attempts);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
+            .region(region.clone())
             .retry_config(retry);
         if let Some(profile) = &account.profile {
-            loader = loader.profile_name(profile);
+            // The profile's credentials and nothing else: the default chain
+            // would prefer AWS_ACCESS_KEY_ID & co. from the environment and
+            // silently act in whatever account those belong to.
+            let provider_config = ProviderConfig::default().with_region(region);
+            let credentials = ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .configure(&provider_config)
+                .build();
+            loader = loader
+                .profile_name(profile)
+                .credentials_provider(credentials);
         }
         // `defaults` reads AWS_ENDPOINT_URL into the shared configuration, so
         // both the EC2 clients and the STS client below use it.

@@ -99,13 +99,19 @@ impl Emulator {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("moto_server exited with {status} (port {})", self.port));
+                return Err(format!(
+                    "moto_server exited with {status} (port {})",
+                    self.port
+                ));
             }
             if http_answers(self.port) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!("no answer on port {} within {START_TIMEOUT:?}", self.port));
+                return Err(format!(
+                    "no answer on port {} within {START_TIMEOUT:?}",
+                    self.port
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -199,7 +205,11 @@ impl Workspace {
     /// Replaces the one occurrence of `from` in file `name` with `to`.
     pub fn edit(&self, name: &str, from: &str, to: &str) {
         let text = self.read(name);
-        assert_eq!(text.matches(from).count(), 1, "{from:?} should occur once in {name}:\n{text}");
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{from:?} should occur once in {name}:\n{text}"
+        );
         self.write(name, &text.replacen(from, to, 1));
     }
 
@@ -211,7 +221,11 @@ impl Workspace {
     /// Runs `lifeboat ARGS` with `cwd` as the working directory (for `--dir`).
     pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-        cmd.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // Nothing from the developer's own AWS setup may leak in.
         for var in [
             "AWS_PROFILE",
@@ -249,7 +263,10 @@ impl Workspace {
 
 fn collect_bytes(path: &Path, out: &mut Vec<u8>) {
     if path.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for entry in entries {
             collect_bytes(&entry, out);
@@ -281,7 +298,10 @@ fn execute(mut cmd: Command, args: &[&str]) -> Run {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`lifeboat {}` did not finish within {RUN_TIMEOUT:?}", args.join(" "));
+            panic!(
+                "`lifeboat {}` did not finish within {RUN_TIMEOUT:?}",
+                args.join(" ")
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -332,19 +352,28 @@ impl Run {
 
     #[track_caller]
     pub fn stdout_has(&self, needle: &str) -> &Run {
-        assert!(self.stdout.contains(needle), "stdout should contain {needle:?}\n{self}");
+        assert!(
+            self.stdout.contains(needle),
+            "stdout should contain {needle:?}\n{self}"
+        );
         self
     }
 
     #[track_caller]
     pub fn stdout_lacks(&self, needle: &str) -> &Run {
-        assert!(!self.stdout.contains(needle), "stdout should not contain {needle:?}\n{self}");
+        assert!(
+            !self.stdout.contains(needle),
+            "stdout should not contain {needle:?}\n{self}"
+        );
         self
     }
 
     #[track_caller]
     pub fn stderr_has(&self, needle: &str) -> &Run {
-        assert!(self.stderr.contains(needle), "stderr should contain {needle:?}\n{self}");
+        assert!(
+            self.stderr.contains(needle),
+            "stderr should contain {needle:?}\n{self}"
+        );
         self
     }
 
@@ -361,7 +390,8 @@ impl Run {
     /// stdout parsed as JSON.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{self}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{self}"))
     }
 
     /// The trimmed stdout lines that start with `prefix` (after indentation).
@@ -414,7 +444,9 @@ impl Run {
     #[track_caller]
     pub fn no_changes(&self) -> &Run {
         assert!(
-            self.stdout.lines().any(|l| l.trim_start().starts_with("No changes.")),
+            self.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with("No changes.")),
             "expected `No changes.`\n{self}"
         );
         self
@@ -428,14 +460,17 @@ impl Run {
 /// `web` with the given generations, explicit instances, the `team=web` tag
 /// selector when `select` is true, and `auto_remove_targets`.
 pub fn config(generations: u32, instances: &[&str], select: bool, auto_remove: &str) -> String {
-    let mut out = String::from("account \"main\" {\n  regions = [\"us-east-1\"]\n}\n\npolicy \"web\" {\n");
+    let mut out =
+        String::from("account \"main\" {\n  regions = [\"us-east-1\"]\n}\n\npolicy \"web\" {\n");
     out.push_str("  account     = account.main\n");
     out.push_str(&format!("  generations = {generations}\n"));
     for id in instances {
-        out.push_str(&format!("  instance \"{id}\" {{ region = \"us-east-1\" }}\n"));
+        out.push_str(&format!(
+            "  instance \"{id}\" {{ region = \"us-east-1\" }}\n"
+        ));
     }
     if select {
-        out.push_str("  select { tag = \"team\"  value = \"web\" }\n");
+        out.push_str("  select {\n    tag   = \"team\"\n    value = \"web\"\n  }\n");
     }
     out.push_str(&format!("  auto_remove_targets = \"{auto_remove}\"\n}}\n"));
     out
@@ -478,15 +513,27 @@ pub struct Aws {
 
 impl Aws {
     pub fn new(emulator: &Emulator) -> Aws {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
         let conf = aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(emulator.endpoint())
-            .credentials_provider(Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "lifeboat-tests"))
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "lifeboat-tests",
+            ))
             .retry_config(aws_sdk_ec2::config::retry::RetryConfig::standard().with_max_attempts(1))
             .build();
-        Aws { rt, ec2: aws_sdk_ec2::Client::from_conf(conf) }
+        Aws {
+            rt,
+            ec2: aws_sdk_ec2::Client::from_conf(conf),
+        }
     }
 
     /// Runs one instance with `volumes` EBS volumes (the first is the root
@@ -501,7 +548,11 @@ impl Aws {
             .min_count(1)
             .max_count(1);
         for i in 0..volumes {
-            let device = if i == 0 { "/dev/sda1".to_string() } else { format!("/dev/sd{}", (b'e' + i as u8) as char) };
+            let device = if i == 0 {
+                "/dev/sda1".to_string()
+            } else {
+                format!("/dev/sd{}", (b'e' + i as u8) as char)
+            };
             req = req.block_device_mappings(
                 BlockDeviceMapping::builder()
                     .device_name(device)
@@ -523,30 +574,51 @@ impl Aws {
             .iter()
             .filter_map(|m| m.ebs().and_then(|e| e.volume_id()).map(str::to_string))
             .collect::<Vec<_>>();
-        assert_eq!(attached.len(), volumes, "the emulator attaches every mapped volume");
-        Instance { id: instance.instance_id().unwrap().to_string(), volumes: attached }
+        assert_eq!(
+            attached.len(),
+            volumes,
+            "the emulator attaches every mapped volume"
+        );
+        Instance {
+            id: instance.instance_id().unwrap().to_string(),
+            volumes: attached,
+        }
     }
 
     pub fn terminate(&self, instance_id: &str) {
         self.rt
-            .block_on(self.ec2.terminate_instances().instance_ids(instance_id).send())
+            .block_on(
+                self.ec2
+                    .terminate_instances()
+                    .instance_ids(instance_id)
+                    .send(),
+            )
             .expect("TerminateInstances");
     }
 
     /// Snapshots of this account carrying tag `key` = `value`.
     pub fn snapshots_tagged(&self, key: &str, value: &str) -> Vec<Snapshot> {
-        self.describe_snapshots(vec![Filter::builder().name(format!("tag:{key}")).values(value).build()])
+        self.describe_snapshots(vec![Filter::builder()
+            .name(format!("tag:{key}"))
+            .values(value)
+            .build()])
     }
 
     /// Every snapshot lifeboat created (tag key `lifeboat:policy`).
     pub fn lifeboat_snapshots(&self) -> Vec<Snapshot> {
-        self.describe_snapshots(vec![Filter::builder().name("tag-key").values("lifeboat:policy").build()])
+        self.describe_snapshots(vec![Filter::builder()
+            .name("tag-key")
+            .values("lifeboat:policy")
+            .build()])
     }
 
     /// Sorted ids of the snapshots of backup `backup_id`.
     pub fn backup_snapshot_ids(&self, backup_id: &str) -> Vec<String> {
-        let mut ids: Vec<String> =
-            self.snapshots_tagged("lifeboat:backup-id", backup_id).into_iter().map(|s| s.id).collect();
+        let mut ids: Vec<String> = self
+            .snapshots_tagged("lifeboat:backup-id", backup_id)
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
         ids.sort();
         ids
     }
@@ -556,10 +628,20 @@ impl Aws {
     }
 
     fn describe_snapshots(&self, mut filters: Vec<Filter>) -> Vec<Snapshot> {
-        filters.push(Filter::builder().name("owner-id").values(ACCOUNT_ID).build());
+        filters.push(
+            Filter::builder()
+                .name("owner-id")
+                .values(ACCOUNT_ID)
+                .build(),
+        );
         let out = self
             .rt
-            .block_on(self.ec2.describe_snapshots().set_filters(Some(filters)).send())
+            .block_on(
+                self.ec2
+                    .describe_snapshots()
+                    .set_filters(Some(filters))
+                    .send(),
+            )
             .expect("DescribeSnapshots");
         out.snapshots()
             .iter()
@@ -569,7 +651,12 @@ impl Aws {
                 tags: s
                     .tags()
                     .iter()
-                    .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or_default().to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        )
+                    })
                     .collect(),
             })
             .collect()
@@ -590,7 +677,11 @@ pub struct Env {
 impl Env {
     pub fn start() -> Env {
         let emulator = Emulator::start();
-        Env { ws: Workspace::new(&emulator), aws: Aws::new(&emulator), emulator }
+        Env {
+            ws: Workspace::new(&emulator),
+            aws: Aws::new(&emulator),
+            emulator,
+        }
     }
 
     /// Writes `main.lb.hcl`.
@@ -640,7 +731,12 @@ impl Env {
     #[track_caller]
     pub fn state_list(&self) -> Vec<String> {
         let run = self.ws.run(&["state", "list"]).ok();
-        run.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+        run.stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 }
 

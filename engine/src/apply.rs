@@ -1,0 +1,166 @@
+//! The executor: performs a plan's changes in dependency order with bounded
+//! parallelism, records each finished change in state at once, and skips
+//! everything that depends on a change that failed.
+//!
+//! Each change is idempotent against AWS (deleting a snapshot that is gone
+//! succeeds), so re-running an apply that was interrupted is safe.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::Account;
+use petgraph::Direction;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::addr::Address;
+use crate::cloud::Cloud;
+use crate::graph;
+use crate::plan::{Action, Change, Plan};
+use crate::state::Store;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "detail")]
+pub enum Outcome {
+    Done,
+    Failed(String),
+    /// Not attempted because this change depends on one that failed.
+    Skipped(Address),
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub outcomes: BTreeMap<Address, Outcome>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.outcomes.values().filter(|o| matches!(o, Outcome::Failed(_))).count()
+    }
+    pub fn skipped(&self) -> usize {
+        self.outcomes.values().filter(|o| matches!(o, Outcome::Skipped(_))).count()
+    }
+    pub fn done(&self) -> usize {
+        self.outcomes.values().filter(|o| matches!(o, Outcome::Done)).count()
+    }
+}
+
+/// What a change needs to be carried out.
+pub struct Executor {
+    pub cloud: Arc<dyn Cloud>,
+    /// Accounts by name, with the credentials settings to reach them.
+    pub accounts: BTreeMap<String, Account>,
+    pub store: Arc<Mutex<Store>>,
+    pub now: DateTime<Utc>,
+    /// The state lock held for this apply, renewed as changes finish.
+    pub lock_id: Option<String>,
+}
+
+fn field<'a>(v: &'a Option<Value>, key: &str) -> Result<&'a str, String> {
+    v.as_ref().and_then(|v| v.get(key)).and_then(Value::as_str).ok_or_else(|| format!("the plan's value has no {key:?}"))
+}
+
+impl Executor {
+    fn write(&self, f: impl FnOnce(&mut crate::state::Tx<'_>) -> crate::state::StateResult<()>) -> Result<(), String> {
+        let mut store = self.store.lock().expect("state store lock poisoned");
+        store.transaction(f).map_err(|e| e.to_string())?;
+        if let Some(id) = &self.lock_id {
+            store.renew_lock(id).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Performs one change.
+    pub async fn perform(&self, c: &Change) -> Result<(), String> {
+        match (&c.address, c.action) {
+            (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Action::Create | Action::Update | Action::Replace) => {
+                let after = c.after.clone().ok_or("the plan's change has no value to write")?;
+                self.write(|tx| tx.put_object(&c.address, &after))
+            }
+            (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Action::Delete) => {
+                let policy = match &c.address {
+                    Address::Target { policy, .. } => policy.clone(),
+                    _ => String::new(),
+                };
+                self.write(|tx| {
+                    tx.delete_object(&c.address)?;
+                    if let Some(msg) = &c.alert {
+                        tx.open_alert(&policy, self.now, msg)?;
+                    }
+                    Ok(())
+                })
+            }
+            (Address::Snapshot { id }, Action::Delete) => {
+                let account = field(&c.before, "account")?;
+                let region = field(&c.before, "region")?;
+                let acct = self.accounts.get(account).ok_or_else(|| format!("account {account} is neither configured nor in state"))?;
+                let ec2 = self.cloud.ec2(acct, region).await.map_err(|e| e.to_string())?;
+                ec2.delete_snapshot(id).await.map_err(|e| e.to_string())?;
+                self.write(|tx| tx.delete_snapshot(id))
+            }
+            (Address::Snapshot { id }, Action::Read) => self.write(|tx| tx.delete_snapshot(id)),
+            (Address::Backup { policy, id }, Action::Delete) => self.write(|tx| tx.delete_backup(policy, id)),
+            (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Action::Read)
+            | (Address::Snapshot { .. }, Action::Create | Action::Update | Action::Replace)
+            | (Address::Backup { .. }, Action::Create | Action::Update | Action::Replace | Action::Read) => {
+                Err(format!("{} cannot be applied to {}", c.action.symbol(), c.address))
+            }
+        }
+    }
+}
+
+/// Walks the plan graph: at most `parallelism` changes at once, a change
+/// starts when everything it depends on is done, and the dependents of a
+/// failed change are skipped. `progress` sees every outcome as it happens.
+pub async fn apply(plan: &Plan, exec: Arc<Executor>, parallelism: usize, mut progress: impl FnMut(&Change, &Outcome)) -> Report {
+    let g = graph::build(plan);
+    let n = plan.changes.len();
+    let mut waiting: Vec<usize> = (0..n).map(|i| g.graph.neighbors_directed(g.nodes[i], Direction::Incoming).count()).collect();
+    let mut ready: VecDeque<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut report = Report::default();
+    let mut running = tokio::task::JoinSet::new();
+    let parallelism = parallelism.max(1);
+
+    loop {
+        while running.len() < parallelism {
+            let Some(i) = ready.pop_front() else { break };
+            let exec = exec.clone();
+            let change = plan.changes[i].clone();
+            running.spawn(async move { (i, exec.perform(&change).await) });
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let (i, result) = joined.expect("apply task panicked");
+        let outcome = match result {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Failed(e),
+        };
+        progress(&plan.changes[i], &outcome);
+        let failed = !matches!(outcome, Outcome::Done);
+        report.outcomes.insert(plan.changes[i].address.clone(), outcome);
+        if failed {
+            // Skip everything downstream of the failure, transitively.
+            let mut stack = vec![i];
+            while let Some(j) = stack.pop() {
+                for d in g.graph.neighbors_directed(g.nodes[j], Direction::Outgoing) {
+                    let k = g.graph[d];
+                    if let std::collections::btree_map::Entry::Vacant(v) = report.outcomes.entry(plan.changes[k].address.clone()) {
+                        let o = Outcome::Skipped(plan.changes[i].address.clone());
+                        progress(&plan.changes[k], &o);
+                        v.insert(o);
+                        stack.push(k);
+                    }
+                }
+            }
+        } else {
+            for d in g.graph.neighbors_directed(g.nodes[i], Direction::Outgoing) {
+                let k = g.graph[d];
+                waiting[k] -= 1;
+                if waiting[k] == 0 && !report.outcomes.contains_key(&plan.changes[k].address) {
+                    ready.push_back(k);
+                }
+            }
+        }
+    }
+    report
+}

@@ -1,0 +1,257 @@
+//! Backups on demand (`lifeboat backup POLICY`): snapshot every target of an
+//! applied policy now, record the backup in the catalog as it goes, then let
+//! retention delete what falls outside the policy's generations.
+//!
+//! Calls per backup: one filtered describe per (region, kind) for all
+//! targets together, then one create call per target with its tags inside.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::VolumeChoice;
+
+use crate::addr::Address;
+use crate::apply::{self, Executor, Report};
+use crate::cloud::{collect_pages, Cloud, CloudError, InstanceSnapshotRequest, Query, Tags, VolumeSnapshotRequest};
+use crate::model::{PolicyState, TargetKind, TargetState};
+use crate::plan::Plan;
+use crate::planner::{self, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
+use crate::retention;
+use crate::state::{BackupRecord, BackupStatus, SnapshotRecord, StateError, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("policy.{0} is not in state; run `lifeboat apply` first")]
+    NotApplied(String),
+    #[error("policy.{0} is disabled")]
+    Disabled(String),
+    #[error("account {0} of the policy is not in state; run `lifeboat apply` first")]
+    NoAccount(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+/// How many create calls run at once in one region.
+pub const PER_REGION_CONCURRENCY: usize = 16;
+
+pub struct BackupResult {
+    pub record: BackupRecord,
+    /// What retention did after a successful backup.
+    pub retention: Report,
+}
+
+/// The id of a backup started at `now`, unique within the policy.
+fn backup_id(store: &mut Store, policy: &str, now: DateTime<Utc>) -> Result<String, StateError> {
+    let base = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let taken: BTreeSet<String> = store.backups(Some(policy))?.into_iter().map(|b| b.id).collect();
+    let mut id = base.clone();
+    let mut n = 1;
+    while taken.contains(&id) {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    Ok(id)
+}
+
+enum TargetResult {
+    Taken(Vec<SnapshotRecord>),
+    Problem(String),
+}
+
+/// Runs one backup of `policy` now. The caller holds the state lock.
+pub async fn run(cloud: Arc<dyn Cloud>, store: Arc<Mutex<Store>>, policy: &str, now: DateTime<Utc>) -> Result<BackupResult, BackupError> {
+    let state = store.lock().expect("store").load()?;
+    let pol: PolicyState = state
+        .objects
+        .get(&Address::policy(policy))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .ok_or_else(|| BackupError::NotApplied(policy.to_string()))?;
+    if !pol.enabled {
+        return Err(BackupError::Disabled(policy.to_string()));
+    }
+    let acct = state
+        .objects
+        .get(&Address::account(&pol.account))
+        .and_then(|v| serde_json::from_value::<lifeboat_schema::Account>(v.clone()).ok())
+        .ok_or_else(|| BackupError::NoAccount(pol.account.clone()))?;
+    let targets: Vec<TargetState> = planner::state_targets(&state)
+        .into_iter()
+        .filter(|((p, _), _)| p == policy)
+        .map(|(_, t)| t)
+        .collect();
+
+    let id = {
+        let mut s = store.lock().expect("store");
+        let id = backup_id(&mut s, policy, now)?;
+        let rec = BackupRecord {
+            id: id.clone(),
+            policy: policy.to_string(),
+            account: pol.account.clone(),
+            started: now,
+            finished: None,
+            status: BackupStatus::Running,
+            frozen: None,
+            snapshots: vec![],
+            problems: vec![],
+        };
+        s.transaction(|tx| tx.insert_backup(&rec))?;
+        id
+    };
+
+    let mut by_region: BTreeMap<String, Vec<TargetState>> = BTreeMap::new();
+    for t in targets.iter().cloned() {
+        by_region.entry(t.region.clone()).or_default().push(t);
+    }
+    let mut problems = Vec::new();
+    let mut taken = 0usize;
+    if targets.is_empty() {
+        problems.push("the policy has no targets".to_string());
+    }
+    for (region, ts) in by_region {
+        let ec2 = match cloud.ec2(&acct, &region).await {
+            Ok(c) => c,
+            Err(e) => {
+                problems.extend(ts.iter().map(|t| format!("{}: {e}", t.id)));
+                continue;
+            }
+        };
+        // One describe for all instance targets of the region, to know which
+        // exist and which volume is the root.
+        let ids: Vec<String> = ts.iter().filter(|t| t.kind == TargetKind::Instance).map(|t| t.id.clone()).collect();
+        let mut instances = BTreeMap::new();
+        for chunk in ids.chunks(200) {
+            let q = Query { ids: chunk.to_vec(), tags: vec![] };
+            match collect_pages(|tok| ec2.instances_page(&q, tok)).await {
+                Ok(found) => instances.extend(found.into_iter().map(|i| (i.id.clone(), i))),
+                Err(e) => problems.push(format!("cannot list instances: {e}")),
+            }
+        }
+        let vids: Vec<String> = ts.iter().filter(|t| t.kind == TargetKind::Volume).map(|t| t.id.clone()).collect();
+        let mut volumes = BTreeMap::new();
+        for chunk in vids.chunks(200) {
+            let q = Query { ids: chunk.to_vec(), tags: vec![] };
+            match collect_pages(|tok| ec2.volumes_page(&q, tok)).await {
+                Ok(found) => volumes.extend(found.into_iter().map(|v| (v.id.clone(), v))),
+                Err(e) => problems.push(format!("cannot list volumes: {e}")),
+            }
+        }
+        let sem = Arc::new(tokio::sync::Semaphore::new(PER_REGION_CONCURRENCY));
+        let mut jobs = tokio::task::JoinSet::new();
+        for t in ts {
+            let tags: Tags = [
+                (TAG_POLICY.to_string(), policy.to_string()),
+                (TAG_BACKUP_ID.to_string(), id.clone()),
+                (TAG_TARGET.to_string(), t.id.clone()),
+            ]
+            .into();
+            let description = format!("Lifeboat backup {id} of policy {policy}, target {}", t.id);
+            let ec2 = ec2.clone();
+            let sem = sem.clone();
+            let region = region.clone();
+            let instance = instances.get(&t.id).cloned();
+            let volume = volumes.get(&t.id).cloned();
+            jobs.spawn(async move {
+                let _permit = sem.acquire_owned().await.expect("semaphore");
+                let record = |s: crate::cloud::Snapshot| SnapshotRecord {
+                    id: s.id,
+                    volume_id: s.volume_id,
+                    target: t.id.clone(),
+                    region: region.clone(),
+                };
+                match t.kind {
+                    TargetKind::Instance => {
+                        let Some(i) = instance.filter(|i| !i.state.is_gone()) else {
+                            return TargetResult::Problem(format!("instance {} is missing (terminated or deleted)", t.id));
+                        };
+                        let mut exclude: Vec<String> = t.exclude_volumes.clone();
+                        if t.volumes == VolumeChoice::Root {
+                            exclude.extend(i.volumes.iter().filter(|v| !v.is_root).map(|v| v.volume_id.clone()));
+                        }
+                        exclude.sort();
+                        exclude.dedup();
+                        let req = InstanceSnapshotRequest {
+                            instance_id: t.id.clone(),
+                            exclude_boot_volume: t.volumes == VolumeChoice::Data,
+                            exclude_volume_ids: exclude,
+                            description,
+                            tags,
+                        };
+                        match ec2.create_instance_snapshots(&req).await {
+                            Ok(snaps) if snaps.is_empty() => TargetResult::Problem(format!("instance {} has no volumes to snapshot", t.id)),
+                            Ok(snaps) => TargetResult::Taken(snaps.into_iter().map(record).collect()),
+                            Err(e) => TargetResult::Problem(e.to_string()),
+                        }
+                    }
+                    TargetKind::Volume => {
+                        if volume.is_none() {
+                            return TargetResult::Problem(format!("volume {} is missing (deleted)", t.id));
+                        }
+                        let req = VolumeSnapshotRequest { volume_id: t.id.clone(), description, tags };
+                        match ec2.create_volume_snapshot(&req).await {
+                            Ok(s) => TargetResult::Taken(vec![record(s)]),
+                            Err(e) => TargetResult::Problem(e.to_string()),
+                        }
+                    }
+                }
+            });
+        }
+        while let Some(r) = jobs.join_next().await {
+            match r.expect("backup task panicked") {
+                TargetResult::Taken(snaps) => {
+                    taken += 1;
+                    // Recorded at once: a crash later cannot forget a snapshot
+                    // that exists.
+                    let mut s = store.lock().expect("store");
+                    s.transaction(|tx| {
+                        for snap in &snaps {
+                            tx.insert_snapshot(policy, &id, snap)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                TargetResult::Problem(p) => problems.push(p),
+            }
+        }
+    }
+    problems.sort();
+    let status = match (taken, problems.is_empty()) {
+        (0, _) => BackupStatus::Failed,
+        (_, true) => BackupStatus::Success,
+        (_, false) => BackupStatus::Partial,
+    };
+    {
+        let mut s = store.lock().expect("store");
+        s.transaction(|tx| tx.finish_backup(policy, &id, status, Utc::now().max(now), &problems))?;
+    }
+    let record = store
+        .lock()
+        .expect("store")
+        .backups(Some(policy))?
+        .into_iter()
+        .find(|b| b.id == id)
+        .expect("the backup just recorded is in the catalog");
+
+    let mut report = Report::default();
+    if status == BackupStatus::Success {
+        let plan = retention_plan(&mut store.lock().expect("store"), &pol, now)?;
+        if !plan.is_empty() {
+            let accounts = [(acct.name.clone(), acct.clone())].into();
+            let exec = Arc::new(Executor { cloud, accounts, store: store.clone(), now, lock_id: None });
+            report = apply::apply(&plan, exec, PER_REGION_CONCURRENCY, |_, _| {}).await;
+        }
+    }
+    Ok(BackupResult { record, retention: report })
+}
+
+/// The retention changes for one policy, against the catalog as it is now.
+pub fn retention_plan(store: &mut Store, pol: &PolicyState, now: DateTime<Utc>) -> Result<Plan, StateError> {
+    let snap = store.load()?;
+    let mut changes = Vec::new();
+    for e in retention::expired(&pol.name, &snap.backups, pol.generations) {
+        changes.extend(planner::expiry_changes(e.backup, &e.reason, |_| true));
+    }
+    Ok(Plan::new(snap.lineage, snap.serial, String::new(), now, changes, vec![]))
+}

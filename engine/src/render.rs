@@ -1,0 +1,174 @@
+//! Views of one [`Plan`]: human text for a terminal, Markdown for a pull
+//! request comment, JSON for machines. Diffing happened in the planner;
+//! nothing here decides anything.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+use similar::{ChangeTag, TextDiff};
+
+use crate::plan::{Action, Change, Effect, Plan};
+
+fn line(c: &Change) -> String {
+    let mut s = format!("{} {}", c.action.symbol(), c.address);
+    if let Some(r) = &c.reason {
+        write!(s, "  ({r})").unwrap();
+    }
+    s
+}
+
+/// Pretty JSON with secrets-shaped fields masked. Nothing secret is in a
+/// plan, but an external id is better not pasted into PR comments.
+fn shown(v: &Value) -> String {
+    let mut v = v.clone();
+    mask(&mut v);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+fn mask(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "external_id" && !x.is_null() {
+                    *x = Value::String("(set)".into());
+                } else {
+                    mask(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(mask),
+        _ => {}
+    }
+}
+
+/// The changed lines of an update, as a line diff of the two values.
+pub fn value_diff(before: &Value, after: &Value) -> Vec<String> {
+    let (b, a) = (shown(before), shown(after));
+    let diff = TextDiff::from_lines(&b, &a);
+    let mut out = Vec::new();
+    for op in diff.iter_all_changes() {
+        let sign = match op.tag() {
+            ChangeTag::Delete => "-",
+            ChangeTag::Insert => "+",
+            ChangeTag::Equal => continue,
+        };
+        out.push(format!("{sign} {}", op.value().trim_end()));
+    }
+    out
+}
+
+fn deletes_backups(plan: &Plan) -> (usize, usize) {
+    let mut snaps = 0;
+    let mut backups = 0;
+    for c in &plan.changes {
+        if c.effect == Effect::DeletesBackups && c.action == Action::Delete {
+            match c.address {
+                crate::Address::Snapshot { .. } => snaps += 1,
+                crate::Address::Backup { .. } => backups += 1,
+                _ => {}
+            }
+        }
+    }
+    (snaps, backups)
+}
+
+pub fn summary_line(plan: &Plan) -> String {
+    let s = plan.summary;
+    let mut line = format!("Plan: {} to add, {} to change, {} to destroy.", s.add, s.change, s.destroy);
+    if s.read > 0 {
+        write!(line, " {} catalog record(s) to forget.", s.read).unwrap();
+    }
+    line
+}
+
+/// The terminal view: control changes, then the backup data that will be
+/// deleted in a section of its own, then catalog drift and warnings.
+pub fn human(plan: &Plan) -> String {
+    let mut out = String::new();
+    for w in &plan.warnings {
+        writeln!(out, "Warning: {w}").unwrap();
+    }
+    if !plan.warnings.is_empty() {
+        out.push('\n');
+    }
+    if plan.is_empty() {
+        out.push_str("No changes. Configuration, state and AWS agree.\n");
+        return out;
+    }
+    let control: Vec<&Change> = plan.changes.iter().filter(|c| c.effect == Effect::Control).collect();
+    let data: Vec<&Change> = plan.changes.iter().filter(|c| c.effect == Effect::DeletesBackups).collect();
+    let drift: Vec<&Change> = plan.changes.iter().filter(|c| c.effect == Effect::Catalog).collect();
+    if !control.is_empty() {
+        out.push_str("Lifeboat will perform the following actions:\n\n");
+        for c in control {
+            writeln!(out, "  {}", line(c)).unwrap();
+            if let (Action::Update, Some(b), Some(a)) = (c.action, &c.before, &c.after) {
+                for l in value_diff(b, a) {
+                    writeln!(out, "      {l}").unwrap();
+                }
+            }
+        }
+        out.push('\n');
+    }
+    if !data.is_empty() {
+        let (snaps, backups) = deletes_backups(plan);
+        writeln!(out, "Backup data that will be DELETED ({snaps} snapshot(s) in {backups} backup(s)):\n").unwrap();
+        for c in data {
+            writeln!(out, "  {}", line(c)).unwrap();
+        }
+        out.push('\n');
+    }
+    if !drift.is_empty() {
+        out.push_str("Catalog records of snapshots that no longer exist in AWS (forgotten on apply):\n\n");
+        for c in drift {
+            writeln!(out, "  {}", line(c)).unwrap();
+        }
+        out.push('\n');
+    }
+    writeln!(out, "{}", summary_line(plan)).unwrap();
+    out
+}
+
+/// The pull-request view.
+pub fn markdown(plan: &Plan) -> String {
+    let mut out = String::from("### Lifeboat plan\n\n");
+    if plan.is_empty() {
+        out.push_str("No changes. Configuration, state and AWS agree.\n");
+        return out;
+    }
+    writeln!(out, "**{}**\n", summary_line(plan)).unwrap();
+    let (snaps, backups) = deletes_backups(plan);
+    if snaps + backups > 0 {
+        writeln!(
+            out,
+            "> [!WARNING]\n> This plan deletes backup data: {snaps} snapshot(s) in {backups} backup(s).\n"
+        )
+        .unwrap();
+    }
+    for w in &plan.warnings {
+        writeln!(out, "> [!NOTE]\n> {w}\n").unwrap();
+    }
+    out.push_str("| | Address | Reason |\n|---|---|---|\n");
+    for c in &plan.changes {
+        let reason = c.reason.clone().unwrap_or_default().replace('|', "\\|");
+        writeln!(out, "| `{}` | `{}` | {} |", c.action.symbol(), c.address, reason).unwrap();
+    }
+    let updates: Vec<&Change> = plan.changes.iter().filter(|c| c.action == Action::Update).collect();
+    for c in updates {
+        if let (Some(b), Some(a)) = (&c.before, &c.after) {
+            writeln!(out, "\n<details><summary><code>{}</code></summary>\n\n```diff", c.address).unwrap();
+            for l in value_diff(b, a) {
+                writeln!(out, "{l}").unwrap();
+            }
+            out.push_str("```\n\n</details>\n");
+        }
+    }
+    out
+}
+
+/// The machine view: the plan value itself.
+pub fn json(plan: &Plan) -> String {
+    let mut v = serde_json::to_value(plan).expect("plans serialise");
+    mask(&mut v);
+    serde_json::to_string_pretty(&v).expect("plans serialise") + "\n"
+}
