@@ -22,3 +22,4 @@ pub mod apply;
 pub mod backup;
 pub mod graph;
 pub mod render;
+pub mod fake;

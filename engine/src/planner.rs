@@ -30,7 +30,8 @@ pub const TAG_TARGET: &str = "lifeboat:target";
 const FILTER_CHUNK: usize = 200;
 
 /// What live AWS has, for the ids, selectors and policies that matter.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Observation {
     pub instances: BTreeMap<String, Instance>,
     pub volumes: BTreeMap<String, Volume>,

@@ -57,6 +57,15 @@ pub fn value_diff(before: &Value, after: &Value) -> Vec<String> {
     out
 }
 
+/// "  target i-0abc, volume vol-0abc" for a snapshot change.
+fn snapshot_detail(c: &Change) -> String {
+    let get = |k: &str| c.before.as_ref().and_then(|b| b.get(k)).and_then(Value::as_str).map(str::to_string);
+    match (get("target"), get("volume_id")) {
+        (Some(t), Some(v)) => format!("  target {t}, volume {v}"),
+        _ => String::new(),
+    }
+}
+
 fn deletes_backups(plan: &Plan) -> (usize, usize) {
     let mut snaps = 0;
     let mut backups = 0;
@@ -110,18 +119,33 @@ pub fn human(plan: &Plan) -> String {
         }
         out.push('\n');
     }
+    let mut shown_under_backup = std::collections::BTreeSet::new();
     if !data.is_empty() {
         let (snaps, backups) = deletes_backups(plan);
         writeln!(out, "Backup data that will be DELETED ({snaps} snapshot(s) in {backups} backup(s)):\n").unwrap();
-        for c in data {
+        let by_addr: std::collections::BTreeMap<&crate::Address, &Change> = plan.changes.iter().map(|c| (&c.address, c)).collect();
+        for c in &data {
+            if !matches!(c.address, crate::Address::Backup { .. }) {
+                continue;
+            }
             writeln!(out, "  {}", line(c)).unwrap();
+            for d in &c.depends_on {
+                if let Some(sc) = by_addr.get(d) {
+                    shown_under_backup.insert(&sc.address);
+                    writeln!(out, "      {}{}", line(sc), snapshot_detail(sc)).unwrap();
+                }
+            }
+        }
+        for c in data.iter().filter(|c| !matches!(c.address, crate::Address::Backup { .. }) && !shown_under_backup.contains(&c.address)) {
+            writeln!(out, "  {}{}", line(c), snapshot_detail(c)).unwrap();
         }
         out.push('\n');
     }
+    let drift: Vec<&Change> = drift.into_iter().filter(|c| !shown_under_backup.contains(&c.address)).collect();
     if !drift.is_empty() {
         out.push_str("Catalog records of snapshots that no longer exist in AWS (forgotten on apply):\n\n");
         for c in drift {
-            writeln!(out, "  {}", line(c)).unwrap();
+            writeln!(out, "  {}{}", line(c), snapshot_detail(c)).unwrap();
         }
         out.push('\n');
     }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_config::meta::region::{ProvideRegion, RegionProviderChain};
+use aws_config::meta::region::RegionProviderChain;
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
@@ -12,7 +12,7 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
-use lifeboat_engine::cloud::{Cloud, CloudResult, Ec2};
+use lifeboat_engine::cloud::{Cloud, CloudResult, Ec2, ErrorKind};
 use lifeboat_schema::Account;
 use tokio::sync::{Mutex, OnceCell};
 
@@ -52,6 +52,8 @@ struct AccountSession {
     /// From STS GetCallerIdentity; only cached once it succeeded.
     account_id: OnceCell<String>,
     assumes_role: bool,
+    /// Where the credentials come from, for error messages.
+    credentials: String,
 }
 
 impl Default for AwsCloud {
@@ -140,10 +142,19 @@ impl AwsCloud {
                     .build()
             }
         };
+        let source = match &account.profile {
+            Some(p) => format!("profile {p:?}"),
+            None => "the default credential chain".to_owned(),
+        };
+        let credentials = match &account.assume_role {
+            Some(role) => format!("role {} (base credentials: {source})", role.role_arn),
+            None => source,
+        };
         AccountSession {
             config,
             account_id: OnceCell::new(),
             assumes_role: account.assume_role.is_some(),
+            credentials,
         }
     }
 
@@ -163,7 +174,7 @@ impl AwsCloud {
                     .map_err(|e| ctx.sdk("sts:GetCallerIdentity", None, &e))?;
                 out.account().map(str::to_owned).ok_or_else(|| {
                     ctx.error(
-                        lifeboat_engine::cloud::ErrorKind::Other,
+                        ErrorKind::Other,
                         "sts:GetCallerIdentity",
                         None,
                         None,
@@ -188,6 +199,7 @@ impl Cloud for AwsCloud {
             account: account.name.clone(),
             region: region.to_owned(),
             assumes_role: session.assumes_role,
+            credentials: session.credentials.clone(),
         };
         // Resolved here rather than on first use: it checks the account's
         // credentials once, up front, and the snapshot filter needs it.

@@ -129,6 +129,9 @@ pub(crate) struct ErrorContext {
     /// Whether the account's credentials come from an assumed role, so that
     /// a credential failure is reported as `sts:AssumeRole`.
     pub assumes_role: bool,
+    /// Where the credentials come from, for messages: `profile "ops"`,
+    /// `the default credential chain`. Names only, never key material.
+    pub credentials: String,
 }
 
 impl ErrorContext {
@@ -227,7 +230,8 @@ impl ErrorContext {
             action
         };
         let message = format!(
-            "could not load credentials: {}",
+            "could not load credentials from {}: {}",
+            self.credentials,
             DisplayErrorContext(credentials)
         );
         Some(self.error(
@@ -304,6 +308,7 @@ mod tests {
             account: "prod".into(),
             region: "us-east-1".into(),
             assumes_role: false,
+            credentials: "profile \"prod\"".into(),
         };
         let cred = CredentialsError::not_loaded("no providers in chain provided credentials");
         let wrapped = std::io::Error::other(cred);
@@ -331,6 +336,12 @@ mod tests {
         assert_eq!(got.kind, ErrorKind::AccessDenied);
         assert_eq!(got.action, "ec2:DescribeInstances");
         assert_eq!(got.account, "prod");
+        assert!(
+            got.message
+                .starts_with("could not load credentials from profile \"prod\": "),
+            "{}",
+            got.message
+        );
 
         let ctx = ErrorContext {
             assumes_role: true,

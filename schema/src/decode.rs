@@ -158,13 +158,19 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     fn error(&mut self, src: &Source, offset: usize, summary: &str, detail: String) {
-        self.diags
-            .push(Diagnostic::error(summary, detail, Some(src.location(offset))));
+        self.diags.push(Diagnostic::error(
+            summary,
+            detail,
+            Some(src.location(offset)),
+        ));
     }
 
     fn warning(&mut self, src: &Source, offset: usize, summary: &str, detail: String) {
-        self.diags
-            .push(Diagnostic::warning(summary, detail, Some(src.location(offset))));
+        self.diags.push(Diagnostic::warning(
+            summary,
+            detail,
+            Some(src.location(offset)),
+        ));
     }
 
     /// Sorts a body into attributes and blocks, reporting names the block does not allow.
@@ -196,7 +202,9 @@ impl Decoder {
                             src,
                             start(&a.key),
                             "Block expected",
-                            format!("{name:?} is a block, not an attribute: write {name} {{ ... }}"),
+                            format!(
+                                "{name:?} is a block, not an attribute: write {name} {{ ... }}"
+                            ),
                         );
                     } else {
                         self.error(
@@ -274,9 +282,18 @@ impl Decoder {
         }
     }
 
-    fn wrong_type(&mut self, scope: &Scope<'_>, expr: &Expression, name: &str, expected: &str, got: &Value<'_>) {
+    fn wrong_type(
+        &mut self,
+        scope: &Scope<'_>,
+        expr: &Expression,
+        name: &str,
+        expected: &str,
+        got: &Value<'_>,
+    ) {
         let hint = match (expected, got) {
-            ("a string", Value::Ref(p)) if p.len() == 1 => format!("; write \"{}\" in quotes", p[0]),
+            ("a string", Value::Ref(p)) if p.len() == 1 => {
+                format!("; write \"{}\" in quotes", p[0])
+            }
             _ => String::new(),
         };
         self.error(
@@ -328,7 +345,9 @@ impl Decoder {
             Value::Bool(b) => Some(b),
             v => {
                 let hint = match &v {
-                    Value::Str(s) if s == "true" || s == "false" => format!("; write {s} without quotes"),
+                    Value::Str(s) if s == "true" || s == "false" => {
+                        format!("; write {s} without quotes")
+                    }
                     _ => String::new(),
                 };
                 self.error(
@@ -346,7 +365,12 @@ impl Decoder {
         }
     }
 
-    fn whole_number(&mut self, scope: &Scope<'_>, name: &str, required: bool) -> Option<(f64, usize)> {
+    fn whole_number(
+        &mut self,
+        scope: &Scope<'_>,
+        name: &str,
+        required: bool,
+    ) -> Option<(f64, usize)> {
         let a = self.get(scope, name, required)?;
         let at = start(&a.value);
         match self.value(scope, &a.value)? {
@@ -405,7 +429,12 @@ impl Decoder {
     }
 
     /// A list of strings, each with its offset; reports non-string elements.
-    fn string_list(&mut self, scope: &Scope<'_>, name: &str, required: bool) -> Option<Vec<(String, usize)>> {
+    fn string_list(
+        &mut self,
+        scope: &Scope<'_>,
+        name: &str,
+        required: bool,
+    ) -> Option<Vec<(String, usize)>> {
         let a = self.get(scope, name, required)?;
         let list = match self.value(scope, &a.value)? {
             Value::List(l) => l,
@@ -418,7 +447,11 @@ impl Decoder {
                     scope.src,
                     start(&a.value),
                     "Incorrect type",
-                    format!("{name:?} in {} must be a list of strings, not {}{hint}", scope.what, v.describe()),
+                    format!(
+                        "{name:?} in {} must be a list of strings, not {}{hint}",
+                        scope.what,
+                        v.describe()
+                    ),
                 );
                 return None;
             }
@@ -447,7 +480,12 @@ impl Decoder {
         ok.then_some(out)
     }
 
-    fn duplicates_in_list(&mut self, scope: &Scope<'_>, name: &str, items: &[(String, usize)]) -> bool {
+    fn duplicates_in_list(
+        &mut self,
+        scope: &Scope<'_>,
+        name: &str,
+        items: &[(String, usize)],
+    ) -> bool {
         let mut seen = HashMap::new();
         let mut ok = true;
         for (s, at) in items {
@@ -457,7 +495,10 @@ impl Decoder {
                     scope.src,
                     *at,
                     "Duplicate value",
-                    format!("{s:?} is listed more than once in {name:?} of {}", scope.what),
+                    format!(
+                        "{s:?} is listed more than once in {name:?} of {}",
+                        scope.what
+                    ),
                 );
                 ok = false;
             }
@@ -481,7 +522,13 @@ impl Decoder {
     }
 
     /// The one label of `account "NAME"`, `instance "ID"`, ...
-    fn one_label<'a>(&mut self, src: &Source, block: &'a Block, meaning: &str, example: &str) -> Option<&'a BlockLabel> {
+    fn one_label<'a>(
+        &mut self,
+        src: &Source,
+        block: &'a Block,
+        meaning: &str,
+        example: &str,
+    ) -> Option<&'a BlockLabel> {
         let kind = block.ident.value().as_str();
         match block.labels.as_slice() {
             [] => {
@@ -510,7 +557,12 @@ impl Decoder {
     }
 
     /// A block name (account, policy) checked against the name pattern.
-    fn name_label(&mut self, src: &Source, block: &Block, example: &str) -> Option<(String, usize)> {
+    fn name_label(
+        &mut self,
+        src: &Source,
+        block: &Block,
+        example: &str,
+    ) -> Option<(String, usize)> {
         let kind = block.ident.value().as_str();
         let label = self.one_label(src, block, &format!("{kind} name"), example)?;
         let name = label.as_str();
@@ -610,24 +662,24 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     let mut policy_at: HashMap<String, (usize, usize)> = HashMap::new();
     for &(i, b) in &policies {
         let src = files[i].0;
-        let Some(policy) = decode_policy(&mut d, src, b, &declared) else {
-            continue;
-        };
-        if let Some(&(fi, at)) = policy_at.get(&policy.name) {
+        let (name, policy) = decode_policy(&mut d, src, b, &declared);
+        let Some(name) = name else { continue };
+        if let Some(&(fi, at)) = policy_at.get(&name) {
             d.error(
                 src,
                 start(b.labels.first().expect("named")),
                 "Duplicate policy",
                 format!(
-                    "policy {:?} is already declared at {}",
-                    policy.name,
+                    "policy {name:?} is already declared at {}",
                     files[fi].0.short_location(at)
                 ),
             );
             continue;
         }
-        policy_at.insert(policy.name.clone(), (i, start(&b.ident)));
-        config.policies.insert(policy.name.clone(), policy);
+        policy_at.insert(name, (i, start(&b.ident)));
+        if let Some(policy) = policy {
+            config.policies.insert(policy.name.clone(), policy);
+        }
     }
     config.accounts = declared
         .into_iter()
@@ -638,7 +690,14 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
 
 fn decode_settings(d: &mut Decoder, src: &Source, block: &Block) -> Settings {
     d.no_labels(src, block);
-    let scope = d.scope(src, &block.body, "the lifeboat block".into(), start(&block.ident), &[], &["state"]);
+    let scope = d.scope(
+        src,
+        &block.body,
+        "the lifeboat block".into(),
+        start(&block.ident),
+        &[],
+        &["state"],
+    );
     let mut settings = Settings::default();
     let mut first_state: Option<&Block> = None;
     for b in scope.blocks {
@@ -656,7 +715,14 @@ fn decode_settings(d: &mut Decoder, src: &Source, block: &Block) -> Settings {
         }
         first_state = Some(b);
         d.no_labels(src, b);
-        let state = d.scope(src, &b.body, "lifeboat.state".into(), start(&b.ident), &["backend", "path"], &[]);
+        let state = d.scope(
+            src,
+            &b.body,
+            "lifeboat.state".into(),
+            start(&b.ident),
+            &["backend", "path"],
+            &[],
+        );
         if let Some(i) = d.choice(&state, "backend", &["sqlite"]) {
             settings.state.backend = [StateBackend::Sqlite][i];
         }
@@ -675,7 +741,14 @@ fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Accou
         Some((n, _)) => format!("account {n:?}"),
         None => "this account".into(),
     };
-    let scope = d.scope(src, &block.body, what, start(&block.ident), ACCOUNT_ATTRS, &["assume_role"]);
+    let scope = d.scope(
+        src,
+        &block.body,
+        what,
+        start(&block.ident),
+        ACCOUNT_ATTRS,
+        &["assume_role"],
+    );
     let kind = match d.choice(&scope, "type", &["backup", "dr"]) {
         Some(1) => AccountKind::Dr,
         _ => AccountKind::Backup,
@@ -686,7 +759,15 @@ fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Accou
         regions_ok = true;
         if list.is_empty() {
             let at = start(&scope.attrs["regions"].value);
-            d.error(src, at, "Empty value", format!("\"regions\" in {} must list at least one region", scope.what));
+            d.error(
+                src,
+                at,
+                "Empty value",
+                format!(
+                    "\"regions\" in {} must list at least one region",
+                    scope.what
+                ),
+            );
             regions_ok = false;
         }
         for (r, at) in &list {
@@ -695,7 +776,10 @@ fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Accou
                     src,
                     *at,
                     "Invalid region",
-                    format!("{r:?} in {} is not an AWS region name; expected a name like \"us-east-1\"", scope.what),
+                    format!(
+                        "{r:?} in {} is not an AWS region name; expected a name like \"us-east-1\"",
+                        scope.what
+                    ),
                 );
                 regions_ok = false;
             }
@@ -704,7 +788,9 @@ fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Accou
         regions = list.into_iter().map(|(r, _)| r).collect();
     }
     let profile = d.text(&scope, "profile", false);
-    let allow_delete = d.bool(&scope, "allow_delete").unwrap_or(kind == AccountKind::Backup);
+    let allow_delete = d
+        .bool(&scope, "allow_delete")
+        .unwrap_or(kind == AccountKind::Backup);
 
     let mut assume_role: Option<AssumeRole> = None;
     let mut first_role: Option<&Block> = None;
@@ -800,34 +886,55 @@ fn decode_policy(
     src: &Source,
     block: &Block,
     accounts: &BTreeMap<String, DeclaredAccount>,
-) -> Option<Policy> {
+) -> (Option<String>, Option<Policy>) {
     let name = d.name_label(src, block, "web");
     let what = match &name {
         Some((n, _)) => format!("policy {n:?}"),
         None => "this policy".into(),
     };
-    let scope = d.scope(src, &block.body, what, start(&block.ident), POLICY_ATTRS, POLICY_BLOCKS);
+    let scope = d.scope(
+        src,
+        &block.body,
+        what,
+        start(&block.ident),
+        POLICY_ATTRS,
+        POLICY_BLOCKS,
+    );
 
     let account = account_reference(d, &scope, accounts);
-    let generations = d.whole_number(&scope, "generations", true).and_then(|(n, at)| {
-        if n < 1.0 {
-            d.error(src, at, "Value out of range", format!("\"generations\" in {} must be at least 1, not {n}", scope.what));
-            None
-        } else if n > MAX_GENERATIONS {
-            d.error(
-                src,
-                at,
-                "Value out of range",
-                format!("\"generations\" in {} must be at most {MAX_GENERATIONS}, not {n}", scope.what),
-            );
-            None
-        } else {
-            Some(n as u32)
-        }
-    });
+    let generations = d
+        .whole_number(&scope, "generations", true)
+        .and_then(|(n, at)| {
+            if n < 1.0 {
+                d.error(
+                    src,
+                    at,
+                    "Value out of range",
+                    format!(
+                        "\"generations\" in {} must be at least 1, not {n}",
+                        scope.what
+                    ),
+                );
+                None
+            } else if n > MAX_GENERATIONS {
+                d.error(
+                    src,
+                    at,
+                    "Value out of range",
+                    format!(
+                        "\"generations\" in {} must be at most {MAX_GENERATIONS}, not {n}",
+                        scope.what
+                    ),
+                );
+                None
+            } else {
+                Some(n as u32)
+            }
+        });
     let enabled = d.bool(&scope, "enabled").unwrap_or(true);
     let description = d.string(&scope, "description", false).map(|(s, _)| s);
-    let auto_remove_targets = match d.choice(&scope, "auto_remove_targets", &["no", "yes", "alert"]) {
+    let auto_remove_targets = match d.choice(&scope, "auto_remove_targets", &["no", "yes", "alert"])
+    {
         Some(1) => AutoRemove::Yes,
         Some(2) => AutoRemove::Alert,
         _ => AutoRemove::No,
@@ -841,7 +948,14 @@ fn decode_policy(
         let kind = b.ident.value().as_str();
         if kind == "select" {
             d.no_labels(src, b);
-            let sel = d.scope(src, &b.body, format!("a select block of {}", scope.what), start(&b.ident), &["tag", "value"], &[]);
+            let sel = d.scope(
+                src,
+                &b.body,
+                format!("a select block of {}", scope.what),
+                start(&b.ident),
+                &["tag", "value"],
+                &[],
+            );
             let tag = d.text(&sel, "tag", true);
             let value = d.string(&sel, "value", false).map(|(s, _)| s);
             if let Some(tag) = tag {
@@ -861,9 +975,19 @@ fn decode_policy(
         }
 
         let (meaning, example, valid, shape): (_, _, fn(&str) -> bool, _) = if kind == "instance" {
-            ("instance id", "i-0123456789abcdef0", validate::is_instance_id, "\"i-\"")
+            (
+                "instance id",
+                "i-0123456789abcdef0",
+                validate::is_instance_id,
+                "\"i-\"",
+            )
         } else {
-            ("volume id", "vol-0123456789abcdef0", validate::is_volume_id, "\"vol-\"")
+            (
+                "volume id",
+                "vol-0123456789abcdef0",
+                validate::is_volume_id,
+                "\"vol-\"",
+            )
         };
         let id = d.one_label(src, b, meaning, example).and_then(|label| {
             let id = label.as_str();
@@ -926,7 +1050,11 @@ fn decode_policy(
             d.duplicates_in_list(&t, "exclude_volumes", &list);
             exclude = list.into_iter().map(|(v, _)| v).collect();
         }
-        let mode = match d.choice(&t, "mode", &["snapshots", "initial_ami", "ami", "ami_reboot"]) {
+        let mode = match d.choice(
+            &t,
+            "mode",
+            &["snapshots", "initial_ami", "ami", "ami_reboot"],
+        ) {
             Some(1) => InstanceMode::InitialAmi,
             Some(2) => InstanceMode::Ami,
             Some(3) => InstanceMode::AmiReboot,
@@ -943,7 +1071,9 @@ fn decode_policy(
         }
     }
 
-    let (name, _) = name?;
+    let Some((name, _)) = name else {
+        return (None, None);
+    };
     if scope.blocks.is_empty() {
         d.warning(
             src,
@@ -952,18 +1082,21 @@ fn decode_policy(
             format!("policy {name:?} has no instance, volume or select block, so its backups will be empty"),
         );
     }
-    Some(Policy {
-        name,
-        account: account?.to_string(),
-        generations: generations?,
-        enabled,
-        description,
-        instances,
-        volumes,
-        selectors,
-        auto_remove_targets,
-        location: src.location(start(&block.ident)),
-    })
+    let policy = account
+        .zip(generations)
+        .map(|(account, generations)| Policy {
+            name: name.clone(),
+            account: account.to_string(),
+            generations,
+            enabled,
+            description,
+            instances,
+            volumes,
+            selectors,
+            auto_remove_targets,
+            location: src.location(start(&block.ident)),
+        });
+    (Some(name), policy)
 }
 
 /// `account = account.NAME`, resolved against the declared accounts.
@@ -993,14 +1126,21 @@ fn account_reference<'a>(
                         scope.src,
                         at,
                         "Reference to undeclared account",
-                        format!("{} refers to account.{}, but no account {:?} is declared; {known}", scope.what, path[1], path[1]),
+                        format!(
+                            "{} refers to account.{}, but no account {:?} is declared; {known}",
+                            scope.what, path[1], path[1]
+                        ),
                     );
                     None
                 }
             }
         }
         Value::Str(s) => {
-            let example = if validate::is_valid_name(&s) { s.clone() } else { "NAME".into() };
+            let example = if validate::is_valid_name(&s) {
+                s.clone()
+            } else {
+                "NAME".into()
+            };
             d.error(
                 scope.src,
                 at,
@@ -1029,7 +1169,11 @@ fn account_reference<'a>(
 }
 
 /// A target's region: as written, or the account's only region.
-fn target_region(d: &mut Decoder, t: &Scope<'_>, account: Option<&DeclaredAccount>) -> Option<String> {
+fn target_region(
+    d: &mut Decoder,
+    t: &Scope<'_>,
+    account: Option<&DeclaredAccount>,
+) -> Option<String> {
     let usable = account.filter(|a| a.regions_ok);
     let Some((region, at)) = d.string(t, "region", false) else {
         if t.attrs.contains_key("region") {
@@ -1059,7 +1203,10 @@ fn target_region(d: &mut Decoder, t: &Scope<'_>, account: Option<&DeclaredAccoun
             t.src,
             at,
             "Invalid region",
-            format!("{region:?} in {} is not an AWS region name; expected a name like \"us-east-1\"", t.what),
+            format!(
+                "{region:?} in {} is not an AWS region name; expected a name like \"us-east-1\"",
+                t.what
+            ),
         );
         return None;
     }

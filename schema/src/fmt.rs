@@ -79,6 +79,8 @@ enum Item {
         key: String,
         value: String,
         comment: Option<String>,
+        /// False when a comment sits in the key: padding it would look odd.
+        align: bool,
     },
     Block {
         text: String,
@@ -88,7 +90,7 @@ enum Item {
 
 impl Item {
     fn is_single_line_attr(&self) -> bool {
-        matches!(self, Item::Attr { value, .. } if !value.contains('\n'))
+        matches!(self, Item::Attr { value, align: true, .. } if !value.contains('\n'))
     }
 }
 
@@ -230,20 +232,25 @@ impl Formatter<'_> {
     }
 
     fn block(&self, b: &Block, indent: usize) -> String {
-        let mut head = with_comment(b.ident.value().to_string(), inline(b.ident.decor().suffix()));
+        let mut head = with_comment(
+            b.ident.value().to_string(),
+            inline(b.ident.decor().suffix()),
+        );
         for l in &b.labels {
             if let Some(c) = inline(l.decor().prefix()) {
                 head = format!("{head} {c}");
             }
-            head = with_comment(format!("{head} {}", self.label(l)), inline(l.decor().suffix()));
+            head = with_comment(
+                format!("{head} {}", self.label(l)),
+                inline(l.decor().suffix()),
+            );
         }
         let body = &b.body;
         let comments = decor_has_comment(body)
             || body.iter().any(|s| {
                 decor_has_comment(s)
-                    || s.as_attribute().is_some_and(|a| {
-                        decor_has_comment(&a.key) || decor_has_comment(&a.value)
-                    })
+                    || s.as_attribute()
+                        .is_some_and(|a| decor_has_comment(&a.key) || decor_has_comment(&a.value))
             });
         if body.is_empty() && !comments {
             return format!("{head} {{}}");
@@ -272,7 +279,10 @@ impl Formatter<'_> {
             leading_items(s.decor().prefix(), &mut lead);
             let is_block = s.is_block();
             if top && i > 0 && (is_block || prev_block) {
-                let blanks = lead.iter().take_while(|it| matches!(it, Item::Blank)).count();
+                let blanks = lead
+                    .iter()
+                    .take_while(|it| matches!(it, Item::Blank))
+                    .count();
                 lead.drain(..blanks);
                 lead.insert(0, Item::Blank);
             }
@@ -281,7 +291,9 @@ impl Formatter<'_> {
             let comment = inline(s.decor().suffix());
             items.push(match s {
                 Structure::Attribute(a) => {
-                    let key = with_comment(a.key.value().to_string(), inline(a.key.decor().suffix()));
+                    let key_comment = inline(a.key.decor().suffix());
+                    let align = key_comment.is_none();
+                    let key = with_comment(a.key.value().to_string(), key_comment);
                     let mut value = self.expr(&a.value, indent);
                     if let Some(c) = inline(a.value.decor().prefix()) {
                         value = format!("{c} {value}");
@@ -293,6 +305,7 @@ impl Formatter<'_> {
                         key,
                         value,
                         comment,
+                        align,
                     }
                 }
                 Structure::Block(b) => Item::Block {
@@ -329,6 +342,7 @@ impl Formatter<'_> {
                     key,
                     value,
                     comment,
+                    ..
                 } => {
                     let mut line = format!(
                         "{key}{} = {value}",

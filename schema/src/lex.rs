@@ -43,13 +43,12 @@ pub(crate) struct Token {
     pub end: usize,
 }
 
+/// Only unterminated strings, comments and heredocs fail: hcl-edit reports
+/// those at the start of the file, so our position is the better one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LexError {
     pub offset: usize,
     pub message: String,
-    /// Unterminated strings, comments and heredocs: hcl-edit reports these at
-    /// the start of the file, so our position is the better one.
-    pub precise: bool,
 }
 
 const MULTI_PUNCT: [&str; 8] = ["...", "==", "!=", "<=", ">=", "=>", "&&", "||"];
@@ -137,7 +136,6 @@ impl Lexer<'_> {
                 None => Err(LexError {
                     offset: start,
                     message: "unterminated comment: \"/*\" has no matching \"*/\"".into(),
-                    precise: true,
                 }),
             },
             '"' => {
@@ -167,15 +165,10 @@ impl Lexer<'_> {
                     self.pos += p.len();
                     return Ok(Tok::Punct);
                 }
-                if "{}[]()=,.:?+-*/%<>!~".contains(c) {
-                    self.pos += 1;
-                    return Ok(Tok::Punct);
-                }
-                Err(LexError {
-                    offset: start,
-                    message: format!("unexpected character {c:?}"),
-                    precise: false,
-                })
+                // Anything else is a one-character token: what is not HCL
+                // is for hcl-edit to report, with its own message.
+                self.pos += c.len_utf8();
+                Ok(Tok::Punct)
             }
         }
     }
@@ -222,7 +215,6 @@ impl Lexer<'_> {
             offset: start,
             message: "unterminated string: a quoted string must end on the line where it starts"
                 .into(),
-            precise: true,
         };
         self.pos += 1;
         loop {
@@ -267,7 +259,6 @@ impl Lexer<'_> {
         Err(LexError {
             offset: string_start,
             message: "unterminated template sequence: \"${\" has no matching \"}\"".into(),
-            precise: true,
         })
     }
 
@@ -309,7 +300,6 @@ impl Lexer<'_> {
         Err(LexError {
             offset: start,
             message: format!("unterminated heredoc: no line closes it with {name:?}"),
-            precise: true,
         })
     }
 }
@@ -483,7 +473,7 @@ impl Parser<'_> {
                 self.pos += 1;
                 let mut key = t;
                 loop {
-                    let end = self.expr()?;
+                    let end = self.expr();
                     let attr = Attr {
                         name: self.text[key.start..key.end].to_string(),
                         key: key.start,
@@ -544,7 +534,11 @@ impl Parser<'_> {
             self.pos += 1; // the `}`
             return Some(());
         }
-        let mut items = Vec::new();
+        // A one-line body: hcl-edit takes at most one attribute there, so
+        // anything more (or a nested block) is put on lines of its own.
+        let mut attrs = Vec::new();
+        let mut starts = Vec::new();
+        let mut nested_block = false;
         loop {
             self.skip_inline();
             let t = self.peek()?;
@@ -554,28 +548,41 @@ impl Parser<'_> {
             if t.kind != Tok::Ident {
                 return None;
             }
+            starts.push(t.start);
             self.pos += 1;
             self.skip_inline();
-            if !self.is_punct(self.peek(), "=") {
+            if self.is_punct(self.peek(), "=") {
+                self.pos += 1;
+                let end = self.expr();
+                attrs.push(Attr {
+                    name: self.text[t.start..t.end].to_string(),
+                    key: t.start,
+                    end,
+                });
+                continue;
+            }
+            while self
+                .peek()
+                .is_some_and(|t| matches!(t.kind, Tok::Str | Tok::Ident))
+            {
+                self.pos += 1;
+                self.skip_inline();
+            }
+            if !self.is_punct(self.peek(), "{") {
                 return None;
             }
-            self.pos += 1;
-            let end = self.expr()?;
-            items.push(Attr {
-                name: self.text[t.start..t.end].to_string(),
-                key: t.start,
-                end,
-            });
+            self.block_body()?;
+            nested_block = true;
         }
         let close = self.peek()?;
         self.pos += 1;
         let mut seen = HashMap::new();
-        for item in &items {
-            self.record(&mut seen, item);
+        for attr in &attrs {
+            self.record(&mut seen, attr);
         }
-        if items.len() > 1 {
+        if starts.len() > 1 || nested_block {
             self.out.inserts.push(open.end);
-            self.out.inserts.extend(items[1..].iter().map(|i| i.key));
+            self.out.inserts.extend(&starts[1..]);
             self.out.inserts.push(close.start);
         }
         Some(())
@@ -583,8 +590,9 @@ impl Parser<'_> {
 
     /// An attribute's value, after its `=`. Stops before the line ending, a
     /// line comment, the `}` of a one-line block, or the key of another
-    /// attribute on the same line. Returns where the value ends.
-    fn expr(&mut self) -> Option<usize> {
+    /// attribute on the same line. Returns where the value ends (where it
+    /// would start when it is missing: hcl-edit reports that).
+    fn expr(&mut self) -> usize {
         let mut depth = 0usize;
         let mut last_end = None;
         while let Some(t) = self.peek() {
@@ -616,7 +624,11 @@ impl Parser<'_> {
             }
             self.pos += 1;
         }
-        last_end
+        last_end.unwrap_or_else(|| {
+            self.tokens
+                .get(self.pos.saturating_sub(1))
+                .map_or(0, |t| t.end)
+        })
     }
 }
 
@@ -666,7 +678,6 @@ mod tests {
     fn unterminated_string_is_reported_where_it_starts() {
         let err = lex("a = 1\nb = \"x\nc = 2\n").unwrap_err();
         assert_eq!(err.offset, 10);
-        assert!(err.precise);
     }
 
     #[test]
@@ -678,6 +689,16 @@ mod tests {
             "select {\n tag = \"t\"  \nvalue = \"v\" \n}\n"
         );
         assert_eq!(p.original_offset(p.apply(text).find("value").unwrap()), 20);
+    }
+
+    #[test]
+    fn nested_one_line_blocks_are_split() {
+        let text = "a { b { c = 1 } }\n";
+        let p = prescan(text);
+        assert_eq!(p.apply(text), "a {\n b { c = 1 } \n}\n");
+        let text = "a { b { c = 1  d = 2 } }\n";
+        let p = prescan(text);
+        assert_eq!(p.apply(text), "a {\n b {\n c = 1  \nd = 2 \n} \n}\n");
     }
 
     #[test]

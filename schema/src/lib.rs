@@ -72,11 +72,7 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, Diagnostics> {
     let mut sources = Vec::new();
     let mut problems = Diagnostics::default();
     for name in names {
-        let shown = if dir == Path::new(".") || dir.as_os_str().is_empty() {
-            PathBuf::from(&name)
-        } else {
-            dir.join(&name)
-        };
+        let shown = shown_path(dir, &name);
         match std::fs::read_to_string(dir.join(&name)) {
             Ok(text) => sources.push((shown, text)),
             Err(e) => problems.push(Diagnostic::error(
@@ -90,6 +86,15 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, Diagnostics> {
         return Err(problems);
     }
     load_sources(&sources)
+}
+
+/// How diagnostics name a file of `dir`: `dir/NAME`, or `NAME` for `.`.
+fn shown_path(dir: &Path, name: &str) -> PathBuf {
+    if dir == Path::new(".") || dir.as_os_str().is_empty() {
+        PathBuf::from(name)
+    } else {
+        dir.join(name)
+    }
 }
 
 /// Parses and checks configuration sources held in memory: `(file name, text)` pairs.
@@ -141,4 +146,114 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Loaded, Diagnostics
 /// formats may still have diagnostics from [`load_sources`].
 pub fn format_source(file: &Path, text: &str) -> Result<String, Diagnostics> {
     fmt::format(file, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCOUNT: &str = "account \"main\" {\n  regions = [\"us-east-1\"]\n}\n";
+    const POLICY: &str =
+        "policy \"web\" {\n  account     = account.main\n  generations = 2\n  select { tag = \"a\" }\n}\n";
+
+    #[test]
+    fn load_dir_reads_lb_hcl_files_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.lb.hcl"), POLICY).unwrap();
+        std::fs::write(dir.path().join("a.lb.hcl"), ACCOUNT).unwrap();
+        std::fs::write(dir.path().join("notes.hcl"), "not = [valid").unwrap();
+        std::fs::create_dir(dir.path().join("sub.lb.hcl")).unwrap();
+        std::fs::create_dir(dir.path().join("nested")).unwrap();
+        std::fs::write(dir.path().join("nested/x.lb.hcl"), "broken {").unwrap();
+        let loaded = load_dir(dir.path()).unwrap();
+        assert_eq!(
+            loaded.files,
+            vec![dir.path().join("a.lb.hcl"), dir.path().join("b.lb.hcl")]
+        );
+        assert_eq!(loaded.config.policies["web"].account, "main");
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn load_dir_names_files_under_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.lb.hcl"), "account \"x\" {}\n").unwrap();
+        let err = load_dir(dir.path()).unwrap_err();
+        let loc = err.0[0].location.clone().unwrap();
+        assert_eq!(loc.file, dir.path().join("main.lb.hcl"));
+        assert_eq!((loc.line, loc.col), (1, 1));
+    }
+
+    #[test]
+    fn load_dir_without_files_is_one_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_dir(dir.path()).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(err.0[0].summary, "No configuration files");
+        assert!(err.0[0].detail.contains(&dir.path().display().to_string()));
+        let err = load_dir(&dir.path().join("missing")).unwrap_err();
+        assert_eq!(err.0[0].summary, "Cannot read configuration");
+    }
+
+    #[test]
+    fn paths_are_shown_as_given() {
+        assert_eq!(
+            shown_path(Path::new("."), "main.lb.hcl"),
+            PathBuf::from("main.lb.hcl")
+        );
+        assert_eq!(
+            shown_path(Path::new(""), "main.lb.hcl"),
+            PathBuf::from("main.lb.hcl")
+        );
+        assert_eq!(
+            shown_path(Path::new("conf"), "main.lb.hcl"),
+            PathBuf::from("conf/main.lb.hcl")
+        );
+    }
+
+    #[test]
+    fn load_sources_takes_files_in_path_order_and_sorts_diagnostics() {
+        let bad = "account \"main\" {\n  regions = [\"nowhere\"]\n}\n";
+        let err = load_sources(&[
+            (PathBuf::from("z.lb.hcl"), bad.to_string()),
+            (PathBuf::from("a.lb.hcl"), bad.to_string()),
+        ])
+        .unwrap_err();
+        let shown: Vec<String> = err
+            .0
+            .iter()
+            .map(|d| d.location.clone().unwrap().to_string())
+            .collect();
+        assert_eq!(shown, ["a.lb.hcl:2:14", "z.lb.hcl:1:9", "z.lb.hcl:2:14"]);
+        assert_eq!(err.0[1].summary, "Duplicate account");
+        assert!(load_sources(&[]).is_err());
+    }
+
+    #[test]
+    fn warnings_alone_do_not_fail() {
+        let loaded = load_sources(&[(
+            PathBuf::from("m.lb.hcl"),
+            format!(
+                "{ACCOUNT}policy \"p\" {{\n  account     = account.main\n  generations = 1\n}}\n"
+            ),
+        )])
+        .unwrap();
+        assert_eq!(loaded.warnings.0.len(), 1);
+        assert_eq!(loaded.warnings.0[0].severity, Severity::Warning);
+        assert!(loaded.config.policies.contains_key("p"));
+    }
+
+    #[test]
+    fn format_is_idempotent_on_the_design_sketch_style() {
+        let text = "account \"prod\" {\n  type = \"backup\"\n  regions = [\"us-east-1\", \"us-west-2\"]\n  assume_role { role_arn = \"arn:aws:iam::111122223333:role/lifeboat\"  external_id = \"x\" }\n}\naccount \"vault\" { type = \"dr\"  allow_delete = false  regions = [\"eu-west-1\"] }\n";
+        let once = format_source(Path::new("x.lb.hcl"), text).unwrap();
+        assert_eq!(format_source(Path::new("x.lb.hcl"), &once).unwrap(), once);
+        let a = load_sources(&[(PathBuf::from("x.lb.hcl"), text.to_string())]).unwrap();
+        let b = load_sources(&[(PathBuf::from("x.lb.hcl"), once)]).unwrap();
+        // Locations differ (the blocks moved); what is serialised must not.
+        assert_eq!(
+            serde_json::to_value(&a.config).unwrap(),
+            serde_json::to_value(&b.config).unwrap()
+        );
+    }
 }

@@ -63,19 +63,17 @@ impl Source {
     /// of the tree (see [`crate::lex`]); [`Source::duplicate_diagnostics`]
     /// reports them.
     pub fn parse(&self) -> Result<Body, Diagnostic> {
-        hcl_edit::parser::parse_body(&self.parsed_text).map_err(|e| {
-            match &self.prescan.lex_error {
-                Some(le) if le.precise => Diagnostic::error(
-                    "Syntax error",
-                    capitalize(&le.message),
-                    Some(self.location_of_original(le.offset)),
-                ),
-                _ => Diagnostic::error(
-                    "Syntax error",
-                    capitalize(e.message()),
-                    Some(self.location(e.location().offset())),
-                ),
-            }
+        hcl_edit::parser::parse_body(&self.parsed_text).map_err(|e| match &self.prescan.lex_error {
+            Some(le) => Diagnostic::error(
+                "Syntax error",
+                capitalize(&le.message),
+                Some(self.location_of_original(le.offset)),
+            ),
+            _ => Diagnostic::error(
+                "Syntax error",
+                capitalize(e.message()),
+                Some(self.location(e.location().offset())),
+            ),
         })
     }
 

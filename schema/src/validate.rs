@@ -158,8 +158,15 @@ mod tests {
             assert!(is_region(r), "{r}");
         }
         for r in [
-            "", "us-east", "us-east-01", "US-EAST-1", "xx-east-1", "us-est-1", "us-east-1a",
-            "us--east-1", "eu-gov-iso-west-1",
+            "",
+            "us-east",
+            "us-east-01",
+            "US-EAST-1",
+            "xx-east-1",
+            "us-est-1",
+            "us-east-1a",
+            "us--east-1",
+            "eu-gov-iso-west-1",
         ] {
             assert!(!is_region(r), "{r}");
         }
@@ -179,8 +186,12 @@ mod tests {
     #[test]
     fn role_arns() {
         assert!(is_role_arn("arn:aws:iam::111122223333:role/lifeboat"));
-        assert!(is_role_arn("arn:aws-us-gov:iam::111122223333:role/ops/lifeboat"));
-        assert!(is_role_arn("arn:aws-cn:iam::111122223333:role/a+b=c,d.e@f_g-h"));
+        assert!(is_role_arn(
+            "arn:aws-us-gov:iam::111122223333:role/ops/lifeboat"
+        ));
+        assert!(is_role_arn(
+            "arn:aws-cn:iam::111122223333:role/a+b=c,d.e@f_g-h"
+        ));
         assert!(!is_role_arn("arn:aws:iam::11112222333:role/lifeboat"));
         assert!(!is_role_arn("arn:aws:iam::111122223333:user/lifeboat"));
         assert!(!is_role_arn("arn:aws:iam:us-east-1:111122223333:role/x"));

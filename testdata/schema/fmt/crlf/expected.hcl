@@ -1,0 +1,5 @@
+account "main" {
+  regions = ["us-east-1"] # c
+
+  profile = "p"
+}

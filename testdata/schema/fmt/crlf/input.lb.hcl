@@ -1,0 +1,6 @@
+account "main" {
+  regions = ["us-east-1"] # c
+
+
+  profile = "p"
+}

@@ -1,0 +1,4 @@
+account "main" {
+  regions = ["us-east-1"]
+  regions = ["eu-west-1"]
+}

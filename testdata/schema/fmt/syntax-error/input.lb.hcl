@@ -1,0 +1,3 @@
+account "main" {
+  regions = ["us-east-1"
+}

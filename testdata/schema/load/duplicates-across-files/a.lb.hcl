@@ -1,0 +1,15 @@
+lifeboat {
+  state {
+    path = "a.db"
+  }
+}
+
+account "main" {
+  regions = ["us-east-1"]
+}
+
+policy "web" {
+  account     = account.main
+  generations = 2
+  select { tag = "web" }
+}

@@ -1,0 +1,3 @@
+policy "web" {
+  select { tag = "a"  value = }
+}

@@ -1,0 +1,5 @@
+policy "web" {
+  description = <<EOT
+    no end marker
+  EOTX
+}
