@@ -79,6 +79,11 @@ enum Command {
         #[arg(long)]
         policy: Option<String>,
     },
+    /// List open alerts (for example targets removed with auto_remove_targets = "alert").
+    Alerts {
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect the state.
     State {
         #[command(subcommand)]
@@ -279,9 +284,7 @@ async fn run(cli: Cli) -> Result<u8> {
                     }
                     None => {
                         let plan = {
-                            let mut s = store2.lock().expect("store");
-                            let state = s.load()?;
-                            drop(s);
+                            let state = store2.lock().expect("store").load()?;
                             let observed = planner::observe(cloud().await?, &ws.config, &state).await?;
                             planner::plan(&ws.config, &state, &observed, now)
                         };
@@ -395,6 +398,20 @@ async fn run(cli: Cli) -> Result<u8> {
             store.unlock(&lock.id)?;
             r?;
             println!("Froze backup {} of policy {} as {name:?}: retention will keep it.", b.id, b.policy);
+            Ok(0)
+        }
+        Command::Alerts { json } => {
+            let ws = load(&cli)?;
+            let alerts = ws.store()?.open_alerts()?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&alerts)?);
+            } else if alerts.is_empty() {
+                println!("No open alerts.");
+            } else {
+                for a in &alerts {
+                    println!("{}  policy.{}  {}", a.opened.format("%Y-%m-%dT%H:%M:%SZ"), a.policy, a.message);
+                }
+            }
             Ok(0)
         }
         Command::State { command: StateCommand::List } => {

@@ -65,6 +65,28 @@ pub struct Change {
     pub alert: Option<String>,
 }
 
+impl Change {
+    pub fn new(address: Address, action: Action, effect: Effect) -> Change {
+        Change { address, action, effect, reason: None, before: None, after: None, depends_on: vec![], alert: None }
+    }
+    pub fn reason(mut self, reason: impl Into<String>) -> Change {
+        self.reason = Some(reason.into());
+        self
+    }
+    pub fn before(mut self, v: Option<Value>) -> Change {
+        self.before = v;
+        self
+    }
+    pub fn after(mut self, v: Option<Value>) -> Change {
+        self.after = v;
+        self
+    }
+    pub fn depends_on(mut self, deps: Vec<Address>) -> Change {
+        self.depends_on = deps;
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub add: usize,

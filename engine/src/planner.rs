@@ -153,15 +153,16 @@ pub async fn observe(cloud: Arc<dyn Cloud>, config: &Config, state: &state::Snap
 async fn observe_region(cloud: Arc<dyn Cloud>, account: Account, region: String, w: RegionWork) -> Result<Observation, CloudError> {
     let ec2 = cloud.ec2(&account, &region).await?;
     let mut obs = Observation::default();
-    let ids: Vec<String> = w.instance_ids.into_iter().collect();
-    for chunk in ids.chunks(FILTER_CHUNK) {
-        let q = Query { ids: chunk.to_vec(), tags: vec![] };
+    for sel in &w.selectors {
+        let q = Query { ids: vec![], tags: vec![(sel.tag.clone(), sel.value.iter().cloned().collect())] };
         for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
             obs.instances.insert(i.id.clone(), i);
         }
     }
-    for sel in &w.selectors {
-        let q = Query { ids: vec![], tags: vec![(sel.tag.clone(), sel.value.iter().cloned().collect())] };
+    // Ids the selectors already returned need no second look.
+    let ids: Vec<String> = w.instance_ids.into_iter().filter(|id| !obs.instances.contains_key(id)).collect();
+    for chunk in ids.chunks(FILTER_CHUNK) {
+        let q = Query { ids: chunk.to_vec(), tags: vec![] };
         for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
             obs.instances.insert(i.id.clone(), i);
         }
@@ -232,17 +233,23 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, address: Address, action: Action, effect: Effect, reason: Option<String>, before: Option<Value>, after: Option<Value>, depends_on: Vec<Address>) {
-        self.changes.push(Change { address, action, effect, reason, before, after, depends_on, alert: None });
-    }
-
     /// Create, update or nothing, for a control object.
     fn upsert(&mut self, address: Address, before: Option<&Value>, after: Value, create_reason: Option<String>, depends_on: Vec<Address>) {
         match before {
-            None => self.push(address, Action::Create, Effect::Control, create_reason, None, Some(after), depends_on),
+            None => {
+                let mut c = Change::new(address, Action::Create, Effect::Control).after(Some(after)).depends_on(depends_on);
+                c.reason = create_reason;
+                self.changes.push(c)
+            }
             Some(b) if *b != after => {
                 let reason = describe_update(b, &after);
-                self.push(address, Action::Update, Effect::Control, Some(reason), Some(b.clone()), Some(after), depends_on)
+                self.changes.push(
+                    Change::new(address, Action::Update, Effect::Control)
+                        .reason(reason)
+                        .before(Some(b.clone()))
+                        .after(Some(after))
+                        .depends_on(depends_on),
+                )
             }
             Some(_) => {}
         }
@@ -461,14 +468,23 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
         for (pol, id) in prior_targets.keys() {
             if pol == name {
                 let taddr = Address::target(name, id);
-                bld.push(taddr.clone(), Action::Delete, Effect::Control, Some("policy removed from configuration".into()), state.objects.get(&taddr).cloned(), None, vec![]);
+                bld.changes.push(
+                    Change::new(taddr.clone(), Action::Delete, Effect::Control)
+                        .reason("policy removed from configuration")
+                        .before(state.objects.get(&taddr).cloned()),
+                );
                 deps.push(taddr);
             }
         }
         for e in retention::orphaned(name, &state.backups) {
             deps.push(e.backup.address());
         }
-        bld.push(addr.clone(), Action::Delete, Effect::Control, Some("removed from configuration".into()), Some(to_value(prior)), None, deps);
+        bld.changes.push(
+            Change::new(addr.clone(), Action::Delete, Effect::Control)
+                .reason("removed from configuration")
+                .before(Some(to_value(prior)))
+                .depends_on(deps),
+        );
     }
 
     // Retention: what falls outside generations, previewed before it happens.
@@ -490,7 +506,11 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
             None if b.status != BackupStatus::Running => {
                 for s in &b.snapshots {
                     if !obs.snapshots.contains_key(&s.id) {
-                        bld.push(Address::snapshot(&s.id), Action::Read, Effect::Catalog, Some("deleted outside Lifeboat".into()), Some(snapshot_before(b, s)), None, vec![]);
+                        bld.changes.push(
+                            Change::new(Address::snapshot(&s.id), Action::Read, Effect::Catalog)
+                                .reason("deleted outside Lifeboat")
+                                .before(Some(snapshot_before(b, s))),
+                        );
                     }
                 }
             }
@@ -507,7 +527,12 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
                     .filter(|p| &p.account == name && !config.policies.contains_key(&p.name))
                     .map(|p| Address::policy(&p.name))
                     .collect();
-                bld.push(addr.clone(), Action::Delete, Effect::Control, Some("removed from configuration".into()), state.objects.get(addr).cloned(), None, deps);
+                bld.changes.push(
+                    Change::new(addr.clone(), Action::Delete, Effect::Control)
+                        .reason("removed from configuration")
+                        .before(state.objects.get(addr).cloned())
+                        .depends_on(deps),
+                );
             }
         }
     }

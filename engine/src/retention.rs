@@ -29,7 +29,7 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
         if b.status == BackupStatus::Success {
             rank += 1;
             if rank > generations {
-                out.push(Expiry { backup: *b, reason: format!("retention: generation {rank} of {generations}") });
+                out.push(Expiry { backup: b, reason: format!("retention: generation {rank} of {generations}") });
             } else if rank == generations {
                 oldest_kept = Some(b.started);
             }
@@ -40,7 +40,7 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
             let stale = matches!(b.status, BackupStatus::Partial | BackupStatus::Failed) && b.started < limit;
             if stale {
                 out.push(Expiry {
-                    backup: *b,
+                    backup: b,
                     reason: format!("retention: {} backup older than generation {generations}", b.status.as_str()),
                 });
             }

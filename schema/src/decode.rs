@@ -1115,11 +1115,11 @@ fn account_reference<'a>(
                 None if !d.complete => None,
                 None => {
                     let known = if names.is_empty() {
-                        "no account is declared".to_string()
+                        String::new()
                     } else {
                         match validate::suggest(&path[1], names.iter().copied()) {
-                            Some(s) => format!("did you mean account.{s}?"),
-                            None => format!("declared accounts: {}", names.join(", ")),
+                            Some(s) => format!("; did you mean account.{s}?"),
+                            None => format!("; declared accounts: {}", names.join(", ")),
                         }
                     };
                     d.error(
@@ -1127,7 +1127,7 @@ fn account_reference<'a>(
                         at,
                         "Reference to undeclared account",
                         format!(
-                            "{} refers to account.{}, but no account {:?} is declared; {known}",
+                            "{} refers to account.{}, but no account {:?} is declared{known}",
                             scope.what, path[1], path[1]
                         ),
                     );

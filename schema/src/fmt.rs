@@ -112,7 +112,14 @@ fn trivia(raw: Option<&RawString>) -> Vec<Trivia> {
     let Some(raw) = raw else { return Vec::new() };
     let raw: &str = raw;
     let Ok(tokens) = lex::lex(raw) else {
-        return Vec::new();
+        // Cannot happen for what hcl-edit accepted as decor; if it did, a
+        // comment kept as one piece beats a comment lost.
+        let kept = raw.trim();
+        return if kept.is_empty() {
+            Vec::new()
+        } else {
+            vec![Trivia::Comment(kept.to_string())]
+        };
     };
     tokens
         .into_iter()

@@ -49,8 +49,26 @@ fn inputs() -> Vec<String> {
 }
 
 const SNIPPETS: &[&str] = &[
-    " ", "\n", "\n\n", "# c\n", " // c", " /* c */ ", "/* a\nb */", "{", "}", "[", "]", "\"",
-    "=", ",", "x = 1\n", "select { tag = \"a\" }\n", "  value = \"v\"", "\t", "é", "<<EOT\nx\nEOT\n",
+    " ",
+    "\n",
+    "\n\n",
+    "# c\n",
+    " // c",
+    " /* c */ ",
+    "/* a\nb */",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\"",
+    "=",
+    ",",
+    "x = 1\n",
+    "select { tag = \"a\" }\n",
+    "  value = \"v\"",
+    "\t",
+    "é",
+    "<<EOT\nx\nEOT\n",
 ];
 
 fn mutate(text: &str, rng: &mut Rng) -> String {
@@ -117,6 +135,11 @@ fn mutated_fixtures_never_break_the_invariants() {
                     continue;
                 }
             }
+            if comments(&text) != comments(&once) {
+                failures.push(format!(
+                    "comments changed:\n--- input\n{text}\n--- formatted\n{once}"
+                ));
+            }
             let reloaded = load_sources(&[(path.to_path_buf(), once.clone())]);
             let same = match (&loaded, &reloaded) {
                 (Ok(a), Ok(b)) => {
@@ -148,4 +171,40 @@ fn mutated_fixtures_never_break_the_invariants() {
         failures.len(),
         failures[0]
     );
+}
+
+/// The comments of a file, in order, spaces normalised. Rough (heredocs
+/// count), but both sides hold the same heredocs.
+fn comments(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    let mut in_string = false;
+    while let Some(i) = rest.find(['#', '/', '"', '\\']) {
+        let tail = &rest[i..];
+        if tail.starts_with('\\') {
+            rest = tail.get(2..).unwrap_or("");
+            continue;
+        }
+        if tail.starts_with('"') {
+            in_string = !in_string;
+            rest = &tail[1..];
+            continue;
+        }
+        let end = if in_string {
+            None
+        } else if tail.starts_with("/*") {
+            Some(tail.find("*/").map_or(tail.len(), |e| e + 2))
+        } else if tail.starts_with('#') || tail.starts_with("//") {
+            Some(tail.find('\n').unwrap_or(tail.len()))
+        } else {
+            None
+        };
+        let Some(end) = end else {
+            rest = &tail[1..];
+            continue;
+        };
+        out.push(tail[..end].split_whitespace().collect::<Vec<_>>().join(" "));
+        rest = &tail[end..];
+    }
+    out
 }

@@ -1,0 +1,5 @@
+policy "web" {
+  account     = account.main
+  generations = 1
+  select { tag = "a" }
+}

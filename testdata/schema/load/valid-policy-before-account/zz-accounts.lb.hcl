@@ -1,0 +1,3 @@
+account "main" {
+  regions = ["eu-central-1"]
+}
