@@ -19,7 +19,11 @@ use lifeboat_engine::{backup, graph, planner, render, Address};
 use lifeboat_schema::{Config, Diagnostics};
 
 #[derive(Parser)]
-#[command(name = "lifeboat", version, about = "Backup and disaster recovery for AWS, as code")]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Backup and disaster recovery for AWS, as code"
+)]
 struct Cli {
     /// The configuration directory (its *.lb.hcl files form one configuration).
     #[arg(long, short = 'C', global = true, default_value = ".")]
@@ -140,7 +144,10 @@ impl std::error::Error for Exit {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match rt.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -170,11 +177,19 @@ fn load(cli: &Cli) -> Result<Workspace> {
     match lifeboat_schema::load_dir(&cli.dir) {
         Ok(loaded) => {
             print_diagnostics(&loaded.warnings);
-            Ok(Workspace { dir: cli.dir.clone(), config: loaded.config, now: cli.now.unwrap_or_else(Utc::now) })
+            Ok(Workspace {
+                dir: cli.dir.clone(),
+                config: loaded.config,
+                now: cli.now.unwrap_or_else(Utc::now),
+            })
         }
         Err(diags) => {
             print_diagnostics(&diags);
-            let n = diags.0.iter().filter(|d| d.severity == lifeboat_schema::Severity::Error).count();
+            let n = diags
+                .0
+                .iter()
+                .filter(|d| d.severity == lifeboat_schema::Severity::Error)
+                .count();
             eprintln!("{n} error(s) in the configuration.");
             Err(Exit(1).into())
         }
@@ -208,7 +223,12 @@ async fn make_plan(ws: &Workspace, store: &mut Store) -> Result<Plan> {
 
 /// Holds the state lock for the duration of `f`, and releases it whatever
 /// `f` returns.
-async fn locked<T>(store: Arc<Mutex<Store>>, operation: &str, now: DateTime<Utc>, f: impl AsyncFnOnce(String) -> Result<T>) -> Result<T> {
+async fn locked<T>(
+    store: Arc<Mutex<Store>>,
+    operation: &str,
+    now: DateTime<Utc>,
+    f: impl AsyncFnOnce(String) -> Result<T>,
+) -> Result<T> {
     let lock = store.lock().expect("store").lock(operation, now)?;
     let out = f(lock.id.clone()).await;
     let released = store.lock().expect("store").unlock(&lock.id);
@@ -247,16 +267,31 @@ async fn run(cli: Cli) -> Result<u8> {
             if let Some(out) = &args.out {
                 write_atomically(out, serde_json::to_string_pretty(&plan)?.as_bytes())?;
                 if !args.json && !args.markdown {
-                    println!("\nSaved the plan to {}. Apply it with: lifeboat apply {}", out.display(), out.display());
+                    println!(
+                        "\nSaved the plan to {}. Apply it with: lifeboat apply {}",
+                        out.display(),
+                        out.display()
+                    );
                 }
             }
             if args.deny_destroy && plan.destroys() {
-                eprintln!("Error: the plan destroys {} object(s) and --deny-destroy is set.", plan.summary.destroy);
+                eprintln!(
+                    "Error: the plan destroys {} object(s) and --deny-destroy is set.",
+                    plan.summary.destroy
+                );
                 return Ok(1);
             }
-            Ok(if args.detailed_exitcode && !plan.is_empty() { 2 } else { 0 })
+            Ok(if args.detailed_exitcode && !plan.is_empty() {
+                2
+            } else {
+                0
+            })
         }
-        Command::Apply { plan_file, auto_approve, parallelism } => {
+        Command::Apply {
+            plan_file,
+            auto_approve,
+            parallelism,
+        } => {
             let ws = load(&cli)?;
             let store = Arc::new(Mutex::new(ws.store()?));
             let saved = match plan_file {
@@ -335,7 +370,8 @@ async fn run(cli: Cli) -> Result<u8> {
             locked(store, "backup", now, async move |_| {
                 let result = backup::run(cloud().await?, store2, &policy, now).await?;
                 let b = &result.record;
-                let targets: std::collections::BTreeSet<&str> = b.snapshots.iter().map(|s| s.target.as_str()).collect();
+                let targets: std::collections::BTreeSet<&str> =
+                    b.snapshots.iter().map(|s| s.target.as_str()).collect();
                 println!(
                     "Backup {} of policy {}: {} ({} snapshot(s) of {} target(s))",
                     b.id,
@@ -357,7 +393,8 @@ async fn run(cli: Cli) -> Result<u8> {
                 Ok(match b.status {
                     lifeboat_engine::state::BackupStatus::Success => 0,
                     lifeboat_engine::state::BackupStatus::Partial => 2,
-                    lifeboat_engine::state::BackupStatus::Failed | lifeboat_engine::state::BackupStatus::Running => 1,
+                    lifeboat_engine::state::BackupStatus::Failed
+                    | lifeboat_engine::state::BackupStatus::Running => 1,
                 })
             })
             .await
@@ -373,7 +410,11 @@ async fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Freeze { backup_id, name, policy } => {
+        Command::Freeze {
+            backup_id,
+            name,
+            policy,
+        } => {
             let ws = load(&cli)?;
             let mut store = ws.store()?;
             let (pol, id) = match backup_id.parse::<Address>() {
@@ -391,13 +432,21 @@ async fn run(cli: Cli) -> Result<u8> {
                 _ => bail!("backup id {id:?} exists in several policies; add --policy"),
             };
             if let Some(f) = &b.frozen {
-                bail!("backup {} of policy {} is already frozen as {:?}", b.id, b.policy, f.name);
+                bail!(
+                    "backup {} of policy {} is already frozen as {:?}",
+                    b.id,
+                    b.policy,
+                    f.name
+                );
             }
             let lock = store.lock("freeze", ws.now)?;
             let r = store.transaction(|tx| tx.freeze(&b.policy, &b.id, name, ws.now));
             store.unlock(&lock.id)?;
             r?;
-            println!("Froze backup {} of policy {} as {name:?}: retention will keep it.", b.id, b.policy);
+            println!(
+                "Froze backup {} of policy {} as {name:?}: retention will keep it.",
+                b.id, b.policy
+            );
             Ok(0)
         }
         Command::Alerts { json } => {
@@ -409,12 +458,19 @@ async fn run(cli: Cli) -> Result<u8> {
                 println!("No open alerts.");
             } else {
                 for a in &alerts {
-                    println!("{}  policy.{}  {}", a.opened.format("%Y-%m-%dT%H:%M:%SZ"), a.policy, a.message);
+                    println!(
+                        "{}  policy.{}  {}",
+                        a.opened.format("%Y-%m-%dT%H:%M:%SZ"),
+                        a.policy,
+                        a.message
+                    );
                 }
             }
             Ok(0)
         }
-        Command::State { command: StateCommand::List } => {
+        Command::State {
+            command: StateCommand::List,
+        } => {
             let ws = load(&cli)?;
             let mut store = ws.store()?;
             let state = store.load()?;
@@ -433,7 +489,10 @@ async fn run(cli: Cli) -> Result<u8> {
             let ws = load(&cli)?;
             let mut store = ws.store()?;
             let held = store.force_unlock(id)?;
-            println!("Broke the lock {} held by {} for {}.", held.id, held.holder, held.operation);
+            println!(
+                "Broke the lock {} held by {} for {}.",
+                held.id, held.holder, held.operation
+            );
             Ok(0)
         }
         Command::Graph { plan_file } => {
@@ -452,11 +511,19 @@ async fn run(cli: Cli) -> Result<u8> {
 }
 
 fn read_plan(path: &Path) -> Result<Plan> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the plan {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not a Lifeboat plan", path.display()))?;
-    let version = v.get("format_version").and_then(|x| x.as_str()).unwrap_or("");
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a Lifeboat plan", path.display()))?;
+    let version = v
+        .get("format_version")
+        .and_then(|x| x.as_str())
+        .unwrap_or("");
     if version != FORMAT_VERSION {
-        bail!("{} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}", path.display());
+        bail!(
+            "{} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}",
+            path.display()
+        );
     }
     serde_json::from_value(v).with_context(|| format!("{} is not a Lifeboat plan", path.display()))
 }
@@ -503,7 +570,11 @@ fn print_backups(list: &[BackupRecord]) {
                 fmt_t(b.started),
                 b.finished.map(fmt_t).unwrap_or_else(|| "-".into()),
                 status,
-                b.snapshots.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(","),
+                b.snapshots
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
             ]
         })
         .collect();
@@ -515,7 +586,17 @@ fn print_backups(list: &[BackupRecord]) {
         }
     }
     let print_row = |r: &[&str]| {
-        let cells: Vec<String> = r.iter().enumerate().map(|(i, c)| if i + 1 == r.len() { c.to_string() } else { format!("{c:<width$}", width = w[i]) }).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i + 1 == r.len() {
+                    c.to_string()
+                } else {
+                    format!("{c:<width$}", width = w[i])
+                }
+            })
+            .collect();
         println!("{}", cells.join("  ").trim_end());
     };
     print_row(&head);
@@ -539,7 +620,8 @@ fn fmt(dir: &Path, check: bool, files: &[PathBuf]) -> Result<u8> {
     let mut unformatted = 0;
     let mut errors = 0;
     for f in &files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
         match lifeboat_schema::format_source(f, &text) {
             Err(d) => {
                 print_diagnostics(&d);

@@ -37,13 +37,20 @@ async fn main() {
     {
         let mut w = cloud.world.lock().unwrap();
         for n in 0..INSTANCES {
-            w.add_instance(&format!("i-{n:017x}"), regions[n % 2], &[("team", "web")], 1);
+            w.add_instance(
+                &format!("i-{n:017x}"),
+                regions[n % 2],
+                &[("team", "web")],
+                1,
+            );
         }
     }
     let config_text = format!(
         "account \"main\" {{\n  regions = [\"us-east-1\", \"us-west-2\"]\n}}\n\npolicy \"web\" {{\n  account     = account.main\n  generations = {GENERATIONS_AFTER}\n\n  select {{\n    tag   = \"team\"\n    value = \"web\"\n  }}\n}}\n"
     );
-    let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), config_text)]).expect("valid").config;
+    let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), config_text)])
+        .expect("valid")
+        .config;
 
     // Prior state: the policy with every instance a target, and BACKUPS
     // backups of all of them (50,000 snapshots), in a real SQLite file.
@@ -55,7 +62,10 @@ async fn main() {
     prior_policy["generations"] = serde_json::json!(BACKUPS as u32);
     store
         .transaction(|tx| {
-            tx.put_object(&Address::account("main"), &serde_json::to_value(&config.accounts["main"]).unwrap())?;
+            tx.put_object(
+                &Address::account("main"),
+                &serde_json::to_value(&config.accounts["main"]).unwrap(),
+            )?;
             tx.put_object(&Address::policy("web"), &prior_policy)?;
             for n in 0..INSTANCES {
                 let id = format!("i-{n:017x}");
@@ -69,7 +79,10 @@ async fn main() {
                     exclude_volumes: vec![],
                     mode: Default::default(),
                 };
-                tx.put_object(&Address::target("web", &id), &serde_json::to_value(&target).unwrap())?;
+                tx.put_object(
+                    &Address::target("web", &id),
+                    &serde_json::to_value(&target).unwrap(),
+                )?;
             }
             Ok(())
         })
@@ -121,7 +134,9 @@ async fn main() {
 
     cloud.world.lock().unwrap().calls.clear();
     let t = Instant::now();
-    let obs = planner::observe(Arc::new(cloud.clone()), &config, &state).await.unwrap();
+    let obs = planner::observe(Arc::new(cloud.clone()), &config, &state)
+        .await
+        .unwrap();
     let observe = t.elapsed();
     let calls = cloud.world.lock().unwrap().calls.len();
 
@@ -135,11 +150,30 @@ async fn main() {
     let rendering = t.elapsed();
 
     println!("instances {INSTANCES}, catalog snapshots {}, backups {BACKUPS}, generations {BACKUPS} -> {GENERATIONS_AFTER}", INSTANCES * BACKUPS);
-    println!("state setup (not part of a plan): {:.2}s", setup.as_secs_f64());
+    println!(
+        "state setup (not part of a plan): {:.2}s",
+        setup.as_secs_f64()
+    );
     println!("load state:   {:>8.3}s", load.as_secs_f64());
-    println!("observe:      {:>8.3}s  ({calls} list calls of 1,000 items a page)", observe.as_secs_f64());
-    println!("diff:         {:>8.3}s  ({} changes: {} to destroy)", diff.as_secs_f64(), plan.changes.len(), plan.summary.destroy);
-    println!("render:       {:>8.3}s  (human {} KiB, JSON {} KiB)", rendering.as_secs_f64(), human.len() / 1024, json.len() / 1024);
-    println!("plan total:   {:>8.3}s", (load + observe + diff).as_secs_f64());
+    println!(
+        "observe:      {:>8.3}s  ({calls} list calls of 1,000 items a page)",
+        observe.as_secs_f64()
+    );
+    println!(
+        "diff:         {:>8.3}s  ({} changes: {} to destroy)",
+        diff.as_secs_f64(),
+        plan.changes.len(),
+        plan.summary.destroy
+    );
+    println!(
+        "render:       {:>8.3}s  (human {} KiB, JSON {} KiB)",
+        rendering.as_secs_f64(),
+        human.len() / 1024,
+        json.len() / 1024
+    );
+    println!(
+        "plan total:   {:>8.3}s",
+        (load + observe + diff).as_secs_f64()
+    );
     println!("peak RSS:     {:>8.1} MiB", peak_rss_mib());
 }

@@ -26,16 +26,26 @@ pub enum Address {
 
 impl Address {
     pub fn account(name: &str) -> Self {
-        Address::Account { name: name.to_string() }
+        Address::Account {
+            name: name.to_string(),
+        }
     }
     pub fn policy(name: &str) -> Self {
-        Address::Policy { name: name.to_string() }
+        Address::Policy {
+            name: name.to_string(),
+        }
     }
     pub fn target(policy: &str, id: &str) -> Self {
-        Address::Target { policy: policy.to_string(), id: id.to_string() }
+        Address::Target {
+            policy: policy.to_string(),
+            id: id.to_string(),
+        }
     }
     pub fn backup(policy: &str, id: &str) -> Self {
-        Address::Backup { policy: policy.to_string(), id: id.to_string() }
+        Address::Backup {
+            policy: policy.to_string(),
+            id: id.to_string(),
+        }
     }
     pub fn snapshot(id: &str) -> Self {
         Address::Snapshot { id: id.to_string() }
@@ -82,7 +92,8 @@ impl std::error::Error for ParseAddressError {}
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
 }
 
@@ -102,18 +113,40 @@ impl FromStr for Address {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseAddressError(s.to_string());
         if let Some(rest) = s.strip_prefix("account.") {
-            return if is_name(rest) { Ok(Address::account(rest)) } else { Err(err()) };
+            return if is_name(rest) {
+                Ok(Address::account(rest))
+            } else {
+                Err(err())
+            };
         }
         if let Some(rest) = s.strip_prefix("policy.") {
             if let Some((head, id)) = keyed(rest) {
                 let policy = head.strip_suffix(".target").ok_or_else(err)?;
-                return if is_name(policy) { Ok(Address::Target { policy: policy.into(), id }) } else { Err(err()) };
+                return if is_name(policy) {
+                    Ok(Address::Target {
+                        policy: policy.into(),
+                        id,
+                    })
+                } else {
+                    Err(err())
+                };
             }
-            return if is_name(rest) { Ok(Address::policy(rest)) } else { Err(err()) };
+            return if is_name(rest) {
+                Ok(Address::policy(rest))
+            } else {
+                Err(err())
+            };
         }
         if let Some(rest) = s.strip_prefix("backup.") {
             let (policy, id) = keyed(rest).ok_or_else(err)?;
-            return if is_name(policy) { Ok(Address::Backup { policy: policy.into(), id }) } else { Err(err()) };
+            return if is_name(policy) {
+                Ok(Address::Backup {
+                    policy: policy.into(),
+                    id,
+                })
+            } else {
+                Err(err())
+            };
         }
         if let Some((head, id)) = keyed(s) {
             if head == "snapshot" {
@@ -157,7 +190,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_addresses() {
-        for text in ["", "policy.", "policy.web.target[i-1]", "snapshot[\"\"]", "vault.x", "policy.we b"] {
+        for text in [
+            "",
+            "policy.",
+            "policy.web.target[i-1]",
+            "snapshot[\"\"]",
+            "vault.x",
+            "policy.we b",
+        ] {
             assert!(text.parse::<Address>().is_err(), "{text} parsed");
         }
     }

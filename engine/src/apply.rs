@@ -36,13 +36,22 @@ pub struct Report {
 
 impl Report {
     pub fn failed(&self) -> usize {
-        self.outcomes.values().filter(|o| matches!(o, Outcome::Failed(_))).count()
+        self.outcomes
+            .values()
+            .filter(|o| matches!(o, Outcome::Failed(_)))
+            .count()
     }
     pub fn skipped(&self) -> usize {
-        self.outcomes.values().filter(|o| matches!(o, Outcome::Skipped(_))).count()
+        self.outcomes
+            .values()
+            .filter(|o| matches!(o, Outcome::Skipped(_)))
+            .count()
     }
     pub fn done(&self) -> usize {
-        self.outcomes.values().filter(|o| matches!(o, Outcome::Done)).count()
+        self.outcomes
+            .values()
+            .filter(|o| matches!(o, Outcome::Done))
+            .count()
     }
 }
 
@@ -58,11 +67,17 @@ pub struct Executor {
 }
 
 fn field<'a>(v: &'a Option<Value>, key: &str) -> Result<&'a str, String> {
-    v.as_ref().and_then(|v| v.get(key)).and_then(Value::as_str).ok_or_else(|| format!("the plan's value has no {key:?}"))
+    v.as_ref()
+        .and_then(|v| v.get(key))
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("the plan's value has no {key:?}"))
 }
 
 impl Executor {
-    fn write(&self, f: impl FnOnce(&mut crate::state::Tx<'_>) -> crate::state::StateResult<()>) -> Result<(), String> {
+    fn write(
+        &self,
+        f: impl FnOnce(&mut crate::state::Tx<'_>) -> crate::state::StateResult<()>,
+    ) -> Result<(), String> {
         let mut store = self.store.lock().expect("state store lock poisoned");
         store.transaction(f).map_err(|e| e.to_string())?;
         if let Some(id) = &self.lock_id {
@@ -74,11 +89,20 @@ impl Executor {
     /// Performs one change.
     pub async fn perform(&self, c: &Change) -> Result<(), String> {
         match (&c.address, c.action) {
-            (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Action::Create | Action::Update | Action::Replace) => {
-                let after = c.after.clone().ok_or("the plan's change has no value to write")?;
+            (
+                Address::Account { .. } | Address::Policy { .. } | Address::Target { .. },
+                Action::Create | Action::Update | Action::Replace,
+            ) => {
+                let after = c
+                    .after
+                    .clone()
+                    .ok_or("the plan's change has no value to write")?;
                 self.write(|tx| tx.put_object(&c.address, &after))
             }
-            (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Action::Delete) => {
+            (
+                Address::Account { .. } | Address::Policy { .. } | Address::Target { .. },
+                Action::Delete,
+            ) => {
                 let policy = match &c.address {
                     Address::Target { policy, .. } => policy.clone(),
                     _ => String::new(),
@@ -94,18 +118,34 @@ impl Executor {
             (Address::Snapshot { id }, Action::Delete) => {
                 let account = field(&c.before, "account")?;
                 let region = field(&c.before, "region")?;
-                let acct = self.accounts.get(account).ok_or_else(|| format!("account {account} is neither configured nor in state"))?;
-                let ec2 = self.cloud.ec2(acct, region).await.map_err(|e| e.to_string())?;
+                let acct = self.accounts.get(account).ok_or_else(|| {
+                    format!("account {account} is neither configured nor in state")
+                })?;
+                let ec2 = self
+                    .cloud
+                    .ec2(acct, region)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 ec2.delete_snapshot(id).await.map_err(|e| e.to_string())?;
                 self.write(|tx| tx.delete_snapshot(id))
             }
             (Address::Snapshot { id }, Action::Read) => self.write(|tx| tx.delete_snapshot(id)),
-            (Address::Backup { policy, id }, Action::Delete) => self.write(|tx| tx.delete_backup(policy, id)),
-            (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Action::Read)
-            | (Address::Snapshot { .. }, Action::Create | Action::Update | Action::Replace)
-            | (Address::Backup { .. }, Action::Create | Action::Update | Action::Replace | Action::Read) => {
-                Err(format!("{} cannot be applied to {}", c.action.symbol(), c.address))
+            (Address::Backup { policy, id }, Action::Delete) => {
+                self.write(|tx| tx.delete_backup(policy, id))
             }
+            (
+                Address::Account { .. } | Address::Policy { .. } | Address::Target { .. },
+                Action::Read,
+            )
+            | (Address::Snapshot { .. }, Action::Create | Action::Update | Action::Replace)
+            | (
+                Address::Backup { .. },
+                Action::Create | Action::Update | Action::Replace | Action::Read,
+            ) => Err(format!(
+                "{} cannot be applied to {}",
+                c.action.symbol(),
+                c.address
+            )),
         }
     }
 }
@@ -113,10 +153,21 @@ impl Executor {
 /// Walks the plan graph: at most `parallelism` changes at once, a change
 /// starts when everything it depends on is done, and the dependents of a
 /// failed change are skipped. `progress` sees every outcome as it happens.
-pub async fn apply(plan: &Plan, exec: Arc<Executor>, parallelism: usize, mut progress: impl FnMut(&Change, &Outcome)) -> Report {
+pub async fn apply(
+    plan: &Plan,
+    exec: Arc<Executor>,
+    parallelism: usize,
+    mut progress: impl FnMut(&Change, &Outcome),
+) -> Report {
     let g = graph::build(plan);
     let n = plan.changes.len();
-    let mut waiting: Vec<usize> = (0..n).map(|i| g.graph.neighbors_directed(g.nodes[i], Direction::Incoming).count()).collect();
+    let mut waiting: Vec<usize> = (0..n)
+        .map(|i| {
+            g.graph
+                .neighbors_directed(g.nodes[i], Direction::Incoming)
+                .count()
+        })
+        .collect();
     let mut ready: VecDeque<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
     let mut report = Report::default();
     let mut running = tokio::task::JoinSet::new();
@@ -129,7 +180,9 @@ pub async fn apply(plan: &Plan, exec: Arc<Executor>, parallelism: usize, mut pro
             let change = plan.changes[i].clone();
             running.spawn(async move { (i, exec.perform(&change).await) });
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let (i, result) = joined.expect("apply task panicked");
         let outcome = match result {
             Ok(()) => Outcome::Done,
@@ -137,14 +190,18 @@ pub async fn apply(plan: &Plan, exec: Arc<Executor>, parallelism: usize, mut pro
         };
         progress(&plan.changes[i], &outcome);
         let failed = !matches!(outcome, Outcome::Done);
-        report.outcomes.insert(plan.changes[i].address.clone(), outcome);
+        report
+            .outcomes
+            .insert(plan.changes[i].address.clone(), outcome);
         if failed {
             // Skip everything downstream of the failure, transitively.
             let mut stack = vec![i];
             while let Some(j) = stack.pop() {
                 for d in g.graph.neighbors_directed(g.nodes[j], Direction::Outgoing) {
                     let k = g.graph[d];
-                    if let std::collections::btree_map::Entry::Vacant(v) = report.outcomes.entry(plan.changes[k].address.clone()) {
+                    if let std::collections::btree_map::Entry::Vacant(v) =
+                        report.outcomes.entry(plan.changes[k].address.clone())
+                    {
                         let o = Outcome::Skipped(plan.changes[i].address.clone());
                         progress(&plan.changes[k], &o);
                         v.insert(o);

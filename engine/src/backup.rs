@@ -13,7 +13,9 @@ use lifeboat_schema::VolumeChoice;
 
 use crate::addr::Address;
 use crate::apply::{self, Executor, Report};
-use crate::cloud::{collect_pages, Cloud, CloudError, InstanceSnapshotRequest, Query, Tags, VolumeSnapshotRequest};
+use crate::cloud::{
+    collect_pages, Cloud, CloudError, InstanceSnapshotRequest, Query, Tags, VolumeSnapshotRequest,
+};
 use crate::model::{PolicyState, TargetKind, TargetState};
 use crate::plan::Plan;
 use crate::planner::{self, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
@@ -46,7 +48,11 @@ pub struct BackupResult {
 /// The id of a backup started at `now`, unique within the policy.
 fn backup_id(store: &mut Store, policy: &str, now: DateTime<Utc>) -> Result<String, StateError> {
     let base = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let taken: BTreeSet<String> = store.backups(Some(policy))?.into_iter().map(|b| b.id).collect();
+    let taken: BTreeSet<String> = store
+        .backups(Some(policy))?
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
     let mut id = base.clone();
     let mut n = 1;
     while taken.contains(&id) {
@@ -62,7 +68,12 @@ enum TargetResult {
 }
 
 /// Runs one backup of `policy` now. The caller holds the state lock.
-pub async fn run(cloud: Arc<dyn Cloud>, store: Arc<Mutex<Store>>, policy: &str, now: DateTime<Utc>) -> Result<BackupResult, BackupError> {
+pub async fn run(
+    cloud: Arc<dyn Cloud>,
+    store: Arc<Mutex<Store>>,
+    policy: &str,
+    now: DateTime<Utc>,
+) -> Result<BackupResult, BackupError> {
     let state = store.lock().expect("store").load()?;
     let pol: PolicyState = state
         .objects
@@ -120,19 +131,33 @@ pub async fn run(cloud: Arc<dyn Cloud>, store: Arc<Mutex<Store>>, policy: &str, 
         };
         // One describe for all instance targets of the region, to know which
         // exist and which volume is the root.
-        let ids: Vec<String> = ts.iter().filter(|t| t.kind == TargetKind::Instance).map(|t| t.id.clone()).collect();
+        let ids: Vec<String> = ts
+            .iter()
+            .filter(|t| t.kind == TargetKind::Instance)
+            .map(|t| t.id.clone())
+            .collect();
         let mut instances = BTreeMap::new();
         for chunk in ids.chunks(200) {
-            let q = Query { ids: chunk.to_vec(), tags: vec![] };
+            let q = Query {
+                ids: chunk.to_vec(),
+                tags: vec![],
+            };
             match collect_pages(|tok| ec2.instances_page(&q, tok)).await {
                 Ok(found) => instances.extend(found.into_iter().map(|i| (i.id.clone(), i))),
                 Err(e) => problems.push(format!("cannot list instances: {e}")),
             }
         }
-        let vids: Vec<String> = ts.iter().filter(|t| t.kind == TargetKind::Volume).map(|t| t.id.clone()).collect();
+        let vids: Vec<String> = ts
+            .iter()
+            .filter(|t| t.kind == TargetKind::Volume)
+            .map(|t| t.id.clone())
+            .collect();
         let mut volumes = BTreeMap::new();
         for chunk in vids.chunks(200) {
-            let q = Query { ids: chunk.to_vec(), tags: vec![] };
+            let q = Query {
+                ids: chunk.to_vec(),
+                tags: vec![],
+            };
             match collect_pages(|tok| ec2.volumes_page(&q, tok)).await {
                 Ok(found) => volumes.extend(found.into_iter().map(|v| (v.id.clone(), v))),
                 Err(e) => problems.push(format!("cannot list volumes: {e}")),
@@ -164,11 +189,19 @@ pub async fn run(cloud: Arc<dyn Cloud>, store: Arc<Mutex<Store>>, policy: &str, 
                 match t.kind {
                     TargetKind::Instance => {
                         let Some(i) = instance.filter(|i| !i.state.is_gone()) else {
-                            return TargetResult::Problem(format!("instance {} is missing (terminated or deleted)", t.id));
+                            return TargetResult::Problem(format!(
+                                "instance {} is missing (terminated or deleted)",
+                                t.id
+                            ));
                         };
                         let mut exclude: Vec<String> = t.exclude_volumes.clone();
                         if t.volumes == VolumeChoice::Root {
-                            exclude.extend(i.volumes.iter().filter(|v| !v.is_root).map(|v| v.volume_id.clone()));
+                            exclude.extend(
+                                i.volumes
+                                    .iter()
+                                    .filter(|v| !v.is_root)
+                                    .map(|v| v.volume_id.clone()),
+                            );
                         }
                         exclude.sort();
                         exclude.dedup();
@@ -180,16 +213,28 @@ pub async fn run(cloud: Arc<dyn Cloud>, store: Arc<Mutex<Store>>, policy: &str, 
                             tags,
                         };
                         match ec2.create_instance_snapshots(&req).await {
-                            Ok(snaps) if snaps.is_empty() => TargetResult::Problem(format!("instance {} has no volumes to snapshot", t.id)),
-                            Ok(snaps) => TargetResult::Taken(snaps.into_iter().map(record).collect()),
+                            Ok(snaps) if snaps.is_empty() => TargetResult::Problem(format!(
+                                "instance {} has no volumes to snapshot",
+                                t.id
+                            )),
+                            Ok(snaps) => {
+                                TargetResult::Taken(snaps.into_iter().map(record).collect())
+                            }
                             Err(e) => TargetResult::Problem(e.to_string()),
                         }
                     }
                     TargetKind::Volume => {
                         if volume.is_none() {
-                            return TargetResult::Problem(format!("volume {} is missing (deleted)", t.id));
+                            return TargetResult::Problem(format!(
+                                "volume {} is missing (deleted)",
+                                t.id
+                            ));
                         }
-                        let req = VolumeSnapshotRequest { volume_id: t.id.clone(), description, tags };
+                        let req = VolumeSnapshotRequest {
+                            volume_id: t.id.clone(),
+                            description,
+                            tags,
+                        };
                         match ec2.create_volume_snapshot(&req).await {
                             Ok(s) => TargetResult::Taken(vec![record(s)]),
                             Err(e) => TargetResult::Problem(e.to_string()),
@@ -239,19 +284,39 @@ pub async fn run(cloud: Arc<dyn Cloud>, store: Arc<Mutex<Store>>, policy: &str, 
         let plan = retention_plan(&mut store.lock().expect("store"), &pol, now)?;
         if !plan.is_empty() {
             let accounts = [(acct.name.clone(), acct.clone())].into();
-            let exec = Arc::new(Executor { cloud, accounts, store: store.clone(), now, lock_id: None });
+            let exec = Arc::new(Executor {
+                cloud,
+                accounts,
+                store: store.clone(),
+                now,
+                lock_id: None,
+            });
             report = apply::apply(&plan, exec, PER_REGION_CONCURRENCY, |_, _| {}).await;
         }
     }
-    Ok(BackupResult { record, retention: report })
+    Ok(BackupResult {
+        record,
+        retention: report,
+    })
 }
 
 /// The retention changes for one policy, against the catalog as it is now.
-pub fn retention_plan(store: &mut Store, pol: &PolicyState, now: DateTime<Utc>) -> Result<Plan, StateError> {
+pub fn retention_plan(
+    store: &mut Store,
+    pol: &PolicyState,
+    now: DateTime<Utc>,
+) -> Result<Plan, StateError> {
     let snap = store.load()?;
     let mut changes = Vec::new();
     for e in retention::expired(&pol.name, &snap.backups, pol.generations) {
         changes.extend(planner::expiry_changes(e.backup, &e.reason, |_| true));
     }
-    Ok(Plan::new(snap.lineage, snap.serial, String::new(), now, changes, vec![]))
+    Ok(Plan::new(
+        snap.lineage,
+        snap.serial,
+        String::new(),
+        now,
+        changes,
+        vec![],
+    ))
 }

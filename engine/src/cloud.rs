@@ -51,7 +51,11 @@ pub struct CloudError {
 
 impl fmt::Display for CloudError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed in account {} ({})", self.action, self.account, self.region)?;
+        write!(
+            f,
+            "{} failed in account {} ({})",
+            self.action, self.account, self.region
+        )?;
         if let Some(r) = &self.resource {
             write!(f, " for {r}")?;
         }
@@ -107,7 +111,10 @@ pub enum InstanceState {
 impl InstanceState {
     /// Gone for backup purposes: terminated or on its way there.
     pub fn is_gone(self) -> bool {
-        matches!(self, InstanceState::ShuttingDown | InstanceState::Terminated)
+        matches!(
+            self,
+            InstanceState::ShuttingDown | InstanceState::Terminated
+        )
     }
 }
 
@@ -194,12 +201,19 @@ pub struct VolumeSnapshotRequest {
 /// EC2 in one account and region.
 #[async_trait]
 pub trait Ec2: Send + Sync {
-    async fn instances_page(&self, q: &Query, token: Option<String>) -> CloudResult<Page<Instance>>;
+    async fn instances_page(&self, q: &Query, token: Option<String>)
+        -> CloudResult<Page<Instance>>;
     async fn volumes_page(&self, q: &Query, token: Option<String>) -> CloudResult<Page<Volume>>;
-    async fn snapshots_page(&self, q: &SnapshotQuery, token: Option<String>)
-        -> CloudResult<Page<Snapshot>>;
+    async fn snapshots_page(
+        &self,
+        q: &SnapshotQuery,
+        token: Option<String>,
+    ) -> CloudResult<Page<Snapshot>>;
     /// CreateSnapshots: one call for all the instance's chosen volumes.
-    async fn create_instance_snapshots(&self, req: &InstanceSnapshotRequest) -> CloudResult<Vec<Snapshot>>;
+    async fn create_instance_snapshots(
+        &self,
+        req: &InstanceSnapshotRequest,
+    ) -> CloudResult<Vec<Snapshot>>;
     /// CreateSnapshot: one volume.
     async fn create_volume_snapshot(&self, req: &VolumeSnapshotRequest) -> CloudResult<Snapshot>;
     /// DeleteSnapshot. Deleting a snapshot that is already gone succeeds.

@@ -26,12 +26,19 @@ pub struct World {
 
 impl World {
     pub fn calls_of(&self, action: &str) -> usize {
-        self.calls.iter().filter(|c| c.split(' ').next() == Some(action)).count()
+        self.calls
+            .iter()
+            .filter(|c| c.split(' ').next() == Some(action))
+            .count()
     }
 
     pub fn add_instance(&mut self, id: &str, region: &str, tags: &[(&str, &str)], volumes: usize) {
         let vols = (0..volumes)
-            .map(|n| AttachedVolume { volume_id: format!("vol-{}-{n}", id.trim_start_matches("i-")), device: format!("/dev/xvd{}", (b'a' + n as u8) as char), is_root: n == 0 })
+            .map(|n| AttachedVolume {
+                volume_id: format!("vol-{}-{n}", id.trim_start_matches("i-")),
+                device: format!("/dev/xvd{}", (b'a' + n as u8) as char),
+                is_root: n == 0,
+            })
             .collect();
         self.instances.insert(
             id.to_string(),
@@ -39,7 +46,10 @@ impl World {
                 id: id.to_string(),
                 region: region.to_string(),
                 state: InstanceState::Running,
-                tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 volumes: vols,
             },
         );
@@ -55,14 +65,22 @@ pub struct FakeCloud {
 
 impl FakeCloud {
     pub fn new(page_size: usize) -> Self {
-        FakeCloud { world: Arc::default(), page_size: page_size.max(1) }
+        FakeCloud {
+            world: Arc::default(),
+            page_size: page_size.max(1),
+        }
     }
 }
 
 #[async_trait]
 impl Cloud for FakeCloud {
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>> {
-        Ok(Arc::new(FakeEc2 { world: self.world.clone(), page_size: self.page_size, account: account.name.clone(), region: region.to_string() }))
+        Ok(Arc::new(FakeEc2 {
+            world: self.world.clone(),
+            page_size: self.page_size,
+            account: account.name.clone(),
+            region: region.to_string(),
+        }))
     }
 }
 
@@ -81,7 +99,11 @@ fn tags_match(filters: &[(String, Vec<String>)], tags: &Tags) -> bool {
 }
 
 impl FakeEc2 {
-    fn enter(&self, action: &str, resource: Option<&str>) -> CloudResult<std::sync::MutexGuard<'_, World>> {
+    fn enter(
+        &self,
+        action: &str,
+        resource: Option<&str>,
+    ) -> CloudResult<std::sync::MutexGuard<'_, World>> {
         let mut w = self.world.lock().expect("fake world");
         w.calls.push(format!("{action} {}", self.region));
         if let Some(kind) = w.failing.get(action).copied() {
@@ -102,7 +124,10 @@ impl FakeEc2 {
         let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
         let end = (start + self.page_size).min(all.len());
         let next = (end < all.len()).then(|| end.to_string());
-        Page { items: all.get(start..end).unwrap_or_default().to_vec(), next }
+        Page {
+            items: all.get(start..end).unwrap_or_default().to_vec(),
+            next,
+        }
     }
 
     fn new_snapshot(&self, w: &mut World, volume_id: &str, tags: &Tags) -> Snapshot {
@@ -122,12 +147,20 @@ impl FakeEc2 {
 
 #[async_trait]
 impl Ec2 for FakeEc2 {
-    async fn instances_page(&self, q: &Query, token: Option<String>) -> CloudResult<Page<Instance>> {
+    async fn instances_page(
+        &self,
+        q: &Query,
+        token: Option<String>,
+    ) -> CloudResult<Page<Instance>> {
         let w = self.enter("DescribeInstances", None)?;
         let all = w
             .instances
             .values()
-            .filter(|i| i.region == self.region && (q.ids.is_empty() || q.ids.contains(&i.id)) && tags_match(&q.tags, &i.tags))
+            .filter(|i| {
+                i.region == self.region
+                    && (q.ids.is_empty() || q.ids.contains(&i.id))
+                    && tags_match(&q.tags, &i.tags)
+            })
             .cloned()
             .collect();
         Ok(self.page(all, token))
@@ -138,24 +171,39 @@ impl Ec2 for FakeEc2 {
         let all = w
             .volumes
             .values()
-            .filter(|v| v.region == self.region && (q.ids.is_empty() || q.ids.contains(&v.id)) && tags_match(&q.tags, &v.tags))
+            .filter(|v| {
+                v.region == self.region
+                    && (q.ids.is_empty() || q.ids.contains(&v.id))
+                    && tags_match(&q.tags, &v.tags)
+            })
             .cloned()
             .collect();
         Ok(self.page(all, token))
     }
 
-    async fn snapshots_page(&self, q: &SnapshotQuery, token: Option<String>) -> CloudResult<Page<Snapshot>> {
+    async fn snapshots_page(
+        &self,
+        q: &SnapshotQuery,
+        token: Option<String>,
+    ) -> CloudResult<Page<Snapshot>> {
         let w = self.enter("DescribeSnapshots", None)?;
         let all = w
             .snapshots
             .values()
-            .filter(|s| s.region == self.region && (q.ids.is_empty() || q.ids.contains(&s.id)) && tags_match(&q.tags, &s.tags))
+            .filter(|s| {
+                s.region == self.region
+                    && (q.ids.is_empty() || q.ids.contains(&s.id))
+                    && tags_match(&q.tags, &s.tags)
+            })
             .cloned()
             .collect();
         Ok(self.page(all, token))
     }
 
-    async fn create_instance_snapshots(&self, req: &InstanceSnapshotRequest) -> CloudResult<Vec<Snapshot>> {
+    async fn create_instance_snapshots(
+        &self,
+        req: &InstanceSnapshotRequest,
+    ) -> CloudResult<Vec<Snapshot>> {
         let mut w = self.enter("CreateSnapshots", Some(&req.instance_id))?;
         let Some(i) = w.instances.get(&req.instance_id).cloned() else {
             return Err(CloudError {
@@ -170,7 +218,9 @@ impl Ec2 for FakeEc2 {
         };
         let mut out = Vec::new();
         for v in &i.volumes {
-            if (v.is_root && req.exclude_boot_volume) || req.exclude_volume_ids.contains(&v.volume_id) {
+            if (v.is_root && req.exclude_boot_volume)
+                || req.exclude_volume_ids.contains(&v.volume_id)
+            {
                 continue;
             }
             out.push(self.new_snapshot(&mut w, &v.volume_id, &req.tags));
@@ -214,9 +264,16 @@ mod tests {
             location: Default::default(),
         };
         let ec2 = cloud.ec2(&acct, "us-east-1").await.unwrap();
-        let q = Query { ids: vec![], tags: vec![("team".into(), vec!["web".into()])] };
+        let q = Query {
+            ids: vec![],
+            tags: vec![("team".into(), vec!["web".into()])],
+        };
         let all = collect_pages(|t| ec2.instances_page(&q, t)).await.unwrap();
         assert_eq!(all.len(), 5);
-        assert_eq!(cloud.world.lock().unwrap().calls_of("DescribeInstances"), 3, "5 items at 2 a page is 3 pages");
+        assert_eq!(
+            cloud.world.lock().unwrap().calls_of("DescribeInstances"),
+            3,
+            "5 items at 2 a page is 3 pages"
+        );
     }
 }

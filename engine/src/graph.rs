@@ -19,7 +19,12 @@ pub struct PlanGraph {
 pub fn build(plan: &Plan) -> PlanGraph {
     let mut graph = DiGraph::new();
     let nodes: Vec<NodeIndex> = (0..plan.changes.len()).map(|i| graph.add_node(i)).collect();
-    let index: BTreeMap<&Address, usize> = plan.changes.iter().enumerate().map(|(i, c)| (&c.address, i)).collect();
+    let index: BTreeMap<&Address, usize> = plan
+        .changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.address, i))
+        .collect();
     for (i, c) in plan.changes.iter().enumerate() {
         for d in &c.depends_on {
             if let Some(&j) = index.get(d) {
@@ -33,13 +38,19 @@ pub fn build(plan: &Plan) -> PlanGraph {
 /// Graphviz DOT, one node per change labelled with its action and address.
 pub fn to_dot(plan: &Plan) -> String {
     let g = build(plan);
-    let mut out = String::from("digraph plan {\n  rankdir = LR;\n  node [shape = box, fontname = \"monospace\"];\n");
+    let mut out = String::from(
+        "digraph plan {\n  rankdir = LR;\n  node [shape = box, fontname = \"monospace\"];\n",
+    );
     for (i, c) in plan.changes.iter().enumerate() {
         let label = format!("{} {}", c.action.symbol(), c.address).replace('"', "\\\"");
         out.push_str(&format!("  n{i} [label = \"{label}\"];\n"));
     }
     for e in g.graph.raw_edges() {
-        out.push_str(&format!("  n{} -> n{};\n", g.graph[e.source()], g.graph[e.target()]));
+        out.push_str(&format!(
+            "  n{} -> n{};\n",
+            g.graph[e.source()],
+            g.graph[e.target()]
+        ));
     }
     out.push_str("}\n");
     out
@@ -70,7 +81,10 @@ mod tests {
             0,
             "d".into(),
             chrono::Utc::now(),
-            vec![change("policy.web", &["account.main"]), change("account.main", &[])],
+            vec![
+                change("policy.web", &["account.main"]),
+                change("account.main", &[]),
+            ],
             vec![],
         );
         let dot = to_dot(&plan);

@@ -20,6 +20,6 @@ pub mod state;
 pub use addr::Address;
 pub mod apply;
 pub mod backup;
+pub mod fake;
 pub mod graph;
 pub mod render;
-pub mod fake;

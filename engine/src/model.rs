@@ -103,7 +103,10 @@ pub fn glob_match(pattern: &str, value: &str) -> bool {
     pi == p.len()
 }
 
-pub fn selector_matches(sel: &TagSelector, tags: &std::collections::BTreeMap<String, String>) -> bool {
+pub fn selector_matches(
+    sel: &TagSelector,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> bool {
     match (tags.get(&sel.tag), &sel.value) {
         (None, _) => false,
         (Some(_), None) => true,

@@ -67,7 +67,16 @@ pub struct Change {
 
 impl Change {
     pub fn new(address: Address, action: Action, effect: Effect) -> Change {
-        Change { address, action, effect, reason: None, before: None, after: None, depends_on: vec![], alert: None }
+        Change {
+            address,
+            action,
+            effect,
+            reason: None,
+            before: None,
+            after: None,
+            depends_on: vec![],
+            alert: None,
+        }
     }
     pub fn reason(mut self, reason: impl Into<String>) -> Change {
         self.reason = Some(reason.into());
@@ -115,10 +124,26 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(lineage: String, serial: u64, config_digest: String, created_at: DateTime<Utc>, mut changes: Vec<Change>, warnings: Vec<String>) -> Plan {
+    pub fn new(
+        lineage: String,
+        serial: u64,
+        config_digest: String,
+        created_at: DateTime<Utc>,
+        mut changes: Vec<Change>,
+        warnings: Vec<String>,
+    ) -> Plan {
         changes.sort_by(|a, b| a.address.cmp(&b.address));
         let summary = summarize(&changes);
-        Plan { format_version: FORMAT_VERSION.to_string(), lineage, serial, config_digest, created_at, changes, summary, warnings }
+        Plan {
+            format_version: FORMAT_VERSION.to_string(),
+            lineage,
+            serial,
+            config_digest,
+            created_at,
+            changes,
+            summary,
+            warnings,
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::addr::Address;
-use crate::cloud::{collect_pages, Cloud, CloudError, Instance, Query, Snapshot, SnapshotQuery, Volume};
+use crate::cloud::{
+    collect_pages, Cloud, CloudError, Instance, Query, Snapshot, SnapshotQuery, Volume,
+};
 use crate::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
 use crate::plan::{Action, Change, Effect, Plan};
 use crate::retention;
@@ -61,9 +63,9 @@ pub fn state_targets(state: &state::Snapshot) -> BTreeMap<(String, String), Targ
         .objects
         .iter()
         .filter_map(|(a, v)| match a {
-            Address::Target { policy, id } => {
-                serde_json::from_value::<TargetState>(v.clone()).ok().map(|t| ((policy.clone(), id.clone()), t))
-            }
+            Address::Target { policy, id } => serde_json::from_value::<TargetState>(v.clone())
+                .ok()
+                .map(|t| ((policy.clone(), id.clone()), t)),
             _ => None,
         })
         .collect()
@@ -74,7 +76,9 @@ pub fn state_policies(state: &state::Snapshot) -> BTreeMap<String, PolicyState> 
         .objects
         .iter()
         .filter_map(|(a, v)| match a {
-            Address::Policy { name } => serde_json::from_value::<PolicyState>(v.clone()).ok().map(|p| (name.clone(), p)),
+            Address::Policy { name } => serde_json::from_value::<PolicyState>(v.clone())
+                .ok()
+                .map(|p| (name.clone(), p)),
             _ => None,
         })
         .collect()
@@ -91,16 +95,28 @@ struct RegionWork {
 
 /// Reads from AWS what the plan needs: one set of filtered, paged list calls
 /// per (account, region), all regions concurrently.
-pub async fn observe(cloud: Arc<dyn Cloud>, config: &Config, state: &state::Snapshot) -> Result<Observation, CloudError> {
+pub async fn observe(
+    cloud: Arc<dyn Cloud>,
+    config: &Config,
+    state: &state::Snapshot,
+) -> Result<Observation, CloudError> {
     let accounts = known_accounts(config, state);
     let mut work: BTreeMap<(String, String), RegionWork> = BTreeMap::new();
     for p in config.policies.values() {
-        let Some(acct) = accounts.get(&p.account) else { continue };
+        let Some(acct) = accounts.get(&p.account) else {
+            continue;
+        };
         for i in &p.instances {
-            work.entry((p.account.clone(), i.region.clone())).or_default().instance_ids.insert(i.id.clone());
+            work.entry((p.account.clone(), i.region.clone()))
+                .or_default()
+                .instance_ids
+                .insert(i.id.clone());
         }
         for v in &p.volumes {
-            work.entry((p.account.clone(), v.region.clone())).or_default().volume_ids.insert(v.id.clone());
+            work.entry((p.account.clone(), v.region.clone()))
+                .or_default()
+                .volume_ids
+                .insert(v.id.clone());
         }
         for r in &acct.regions {
             let w = work.entry((p.account.clone(), r.clone())).or_default();
@@ -109,7 +125,9 @@ pub async fn observe(cloud: Arc<dyn Cloud>, config: &Config, state: &state::Snap
         }
     }
     for t in state_targets(state).values() {
-        let w = work.entry((t.account.clone(), t.region.clone())).or_default();
+        let w = work
+            .entry((t.account.clone(), t.region.clone()))
+            .or_default();
         match t.kind {
             TargetKind::Instance => w.instance_ids.insert(t.id.clone()),
             TargetKind::Volume => w.volume_ids.insert(t.id.clone()),
@@ -117,7 +135,9 @@ pub async fn observe(cloud: Arc<dyn Cloud>, config: &Config, state: &state::Snap
     }
     for b in &state.backups {
         for s in &b.snapshots {
-            let w = work.entry((b.account.clone(), s.region.clone())).or_default();
+            let w = work
+                .entry((b.account.clone(), s.region.clone()))
+                .or_default();
             w.policies.insert(b.policy.clone());
             w.catalog_snapshots.insert(s.id.clone());
         }
@@ -125,7 +145,9 @@ pub async fn observe(cloud: Arc<dyn Cloud>, config: &Config, state: &state::Snap
 
     let mut jobs = tokio::task::JoinSet::new();
     for ((account, region), w) in work {
-        let Some(acct) = accounts.get(&account).cloned() else { continue };
+        let Some(acct) = accounts.get(&account).cloned() else {
+            continue;
+        };
         let cloud = cloud.clone();
         jobs.spawn(async move { observe_region(cloud, acct, region, w).await });
     }
@@ -150,41 +172,69 @@ pub async fn observe(cloud: Arc<dyn Cloud>, config: &Config, state: &state::Snap
     }
 }
 
-async fn observe_region(cloud: Arc<dyn Cloud>, account: Account, region: String, w: RegionWork) -> Result<Observation, CloudError> {
+async fn observe_region(
+    cloud: Arc<dyn Cloud>,
+    account: Account,
+    region: String,
+    w: RegionWork,
+) -> Result<Observation, CloudError> {
     let ec2 = cloud.ec2(&account, &region).await?;
     let mut obs = Observation::default();
     for sel in &w.selectors {
-        let q = Query { ids: vec![], tags: vec![(sel.tag.clone(), sel.value.iter().cloned().collect())] };
+        let q = Query {
+            ids: vec![],
+            tags: vec![(sel.tag.clone(), sel.value.iter().cloned().collect())],
+        };
         for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
             obs.instances.insert(i.id.clone(), i);
         }
     }
     // Ids the selectors already returned need no second look.
-    let ids: Vec<String> = w.instance_ids.into_iter().filter(|id| !obs.instances.contains_key(id)).collect();
+    let ids: Vec<String> = w
+        .instance_ids
+        .into_iter()
+        .filter(|id| !obs.instances.contains_key(id))
+        .collect();
     for chunk in ids.chunks(FILTER_CHUNK) {
-        let q = Query { ids: chunk.to_vec(), tags: vec![] };
+        let q = Query {
+            ids: chunk.to_vec(),
+            tags: vec![],
+        };
         for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
             obs.instances.insert(i.id.clone(), i);
         }
     }
     let vids: Vec<String> = w.volume_ids.into_iter().collect();
     for chunk in vids.chunks(FILTER_CHUNK) {
-        let q = Query { ids: chunk.to_vec(), tags: vec![] };
+        let q = Query {
+            ids: chunk.to_vec(),
+            tags: vec![],
+        };
         for v in collect_pages(|t| ec2.volumes_page(&q, t)).await? {
             obs.volumes.insert(v.id.clone(), v);
         }
     }
     if !w.policies.is_empty() {
-        let q = SnapshotQuery { ids: vec![], tags: vec![(TAG_POLICY.to_string(), w.policies.into_iter().collect())] };
+        let q = SnapshotQuery {
+            ids: vec![],
+            tags: vec![(TAG_POLICY.to_string(), w.policies.into_iter().collect())],
+        };
         for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
             obs.snapshots.insert(s.id.clone(), s);
         }
     }
     // A catalog snapshot whose tags were edited away is still ours: look the
     // rest up by id before calling it gone. Usually there are none.
-    let missing: Vec<String> = w.catalog_snapshots.into_iter().filter(|id| !obs.snapshots.contains_key(id)).collect();
+    let missing: Vec<String> = w
+        .catalog_snapshots
+        .into_iter()
+        .filter(|id| !obs.snapshots.contains_key(id))
+        .collect();
     for chunk in missing.chunks(FILTER_CHUNK) {
-        let q = SnapshotQuery { ids: chunk.to_vec(), tags: vec![] };
+        let q = SnapshotQuery {
+            ids: chunk.to_vec(),
+            tags: vec![],
+        };
         for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
             obs.snapshots.insert(s.id.clone(), s);
         }
@@ -205,11 +255,16 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
 
 /// "generations 2 -> 1, enabled true -> false"; nested values are named only.
 pub fn describe_update(before: &Value, after: &Value) -> String {
-    let (Value::Object(b), Value::Object(a)) = (before, after) else { return "changed".into() };
+    let (Value::Object(b), Value::Object(a)) = (before, after) else {
+        return "changed".into();
+    };
     let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
     let mut parts = Vec::new();
     for k in keys {
-        let (x, y) = (b.get(k).unwrap_or(&Value::Null), a.get(k).unwrap_or(&Value::Null));
+        let (x, y) = (
+            b.get(k).unwrap_or(&Value::Null),
+            a.get(k).unwrap_or(&Value::Null),
+        );
         if x == y {
             continue;
         }
@@ -234,10 +289,19 @@ struct Builder {
 
 impl Builder {
     /// Create, update or nothing, for a control object.
-    fn upsert(&mut self, address: Address, before: Option<&Value>, after: Value, create_reason: Option<String>, depends_on: Vec<Address>) {
+    fn upsert(
+        &mut self,
+        address: Address,
+        before: Option<&Value>,
+        after: Value,
+        create_reason: Option<String>,
+        depends_on: Vec<Address>,
+    ) {
         match before {
             None => {
-                let mut c = Change::new(address, Action::Create, Effect::Control).after(Some(after)).depends_on(depends_on);
+                let mut c = Change::new(address, Action::Create, Effect::Control)
+                    .after(Some(after))
+                    .depends_on(depends_on);
                 c.reason = create_reason;
                 self.changes.push(c)
             }
@@ -272,7 +336,11 @@ fn backup_before(b: &BackupRecord) -> Value {
 
 /// The changes that delete an expired backup: each snapshot (or, when AWS
 /// no longer has it, a catalog-only read), then the backup record.
-pub fn expiry_changes(b: &BackupRecord, reason: &str, exists: impl Fn(&str) -> bool) -> Vec<Change> {
+pub fn expiry_changes(
+    b: &BackupRecord,
+    reason: &str,
+    exists: impl Fn(&str) -> bool,
+) -> Vec<Change> {
     let mut out = Vec::new();
     let mut deps = Vec::new();
     for s in &b.snapshots {
@@ -280,7 +348,11 @@ pub fn expiry_changes(b: &BackupRecord, reason: &str, exists: impl Fn(&str) -> b
         let (action, effect, why) = if exists(&s.id) {
             (Action::Delete, Effect::DeletesBackups, reason.to_string())
         } else {
-            (Action::Read, Effect::Catalog, "deleted outside Lifeboat".to_string())
+            (
+                Action::Read,
+                Effect::Catalog,
+                "deleted outside Lifeboat".to_string(),
+            )
         };
         out.push(Change {
             address: saddr.clone(),
@@ -317,7 +389,9 @@ fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
         },
         TargetKind::Volume => match obs.volumes.get(&t.id) {
             None => Some("target volume no longer exists".into()),
-            Some(v) if v.state == "deleting" || v.state == "deleted" => Some("target volume deleted".into()),
+            Some(v) if v.state == "deleting" || v.state == "deleted" => {
+                Some("target volume deleted".into())
+            }
             Some(_) => None,
         },
     }
@@ -325,14 +399,27 @@ fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
 
 /// Diffs configuration, state and observation into a plan. Pure: the same
 /// inputs give the same plan, byte for byte.
-pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: DateTime<Utc>) -> Plan {
-    let mut bld = Builder { changes: Vec::new() };
+pub fn plan(
+    config: &Config,
+    state: &state::Snapshot,
+    obs: &Observation,
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut bld = Builder {
+        changes: Vec::new(),
+    };
     let mut warnings = Vec::new();
 
     // Accounts.
     for (name, a) in &config.accounts {
         let addr = Address::account(name);
-        bld.upsert(addr.clone(), state.objects.get(&addr), to_value(a), None, vec![]);
+        bld.upsert(
+            addr.clone(),
+            state.objects.get(&addr),
+            to_value(a),
+            None,
+            vec![],
+        );
     }
     let prior_policies = state_policies(state);
     let prior_targets = state_targets(state);
@@ -341,7 +428,13 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
     for (name, p) in &config.policies {
         let addr = Address::policy(name);
         let desired = PolicyState::from(p);
-        bld.upsert(addr.clone(), state.objects.get(&addr), to_value(&desired), None, vec![Address::account(&p.account)]);
+        bld.upsert(
+            addr.clone(),
+            state.objects.get(&addr),
+            to_value(&desired),
+            None,
+            vec![Address::account(&p.account)],
+        );
 
         let mut want: BTreeMap<String, TargetState> = BTreeMap::new();
         for i in &p.instances {
@@ -380,13 +473,20 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
             };
             if let Some(why) = gone_reason(&t, obs) {
                 if p.auto_remove_targets != AutoRemove::No {
-                    warnings.push(format!("volume {} listed in policy.{name} is not a target: {why}", v.id));
+                    warnings.push(format!(
+                        "volume {} listed in policy.{name} is not a target: {why}",
+                        v.id
+                    ));
                     continue;
                 }
             }
             want.insert(v.id.clone(), t);
         }
-        let regions: BTreeSet<&String> = config.accounts.get(&p.account).map(|a| a.regions.iter().collect()).unwrap_or_default();
+        let regions: BTreeSet<&String> = config
+            .accounts
+            .get(&p.account)
+            .map(|a| a.regions.iter().collect())
+            .unwrap_or_default();
         let mut sels = p.selectors.clone();
         sels.sort();
         for i in obs.instances.values() {
@@ -413,9 +513,15 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
         // operator removes it; its backups report it missing.
         if p.auto_remove_targets == AutoRemove::No {
             for ((pol, id), t) in &prior_targets {
-                let listed = p.instances.iter().any(|i| &i.id == id) || p.volumes.iter().any(|v| &v.id == id);
-                let still_declared = listed || matches!(t.source, Source::Tag(ref s) if sels.contains(s));
-                if pol == name && !want.contains_key(id) && still_declared && gone_reason(t, obs).is_some() {
+                let listed = p.instances.iter().any(|i| &i.id == id)
+                    || p.volumes.iter().any(|v| &v.id == id);
+                let still_declared =
+                    listed || matches!(t.source, Source::Tag(ref s) if sels.contains(s));
+                if pol == name
+                    && !want.contains_key(id)
+                    && still_declared
+                    && gone_reason(t, obs).is_some()
+                {
                     want.insert(id.clone(), t.clone());
                 }
             }
@@ -423,7 +529,13 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
         for (id, t) in &want {
             let taddr = Address::target(name, id);
             let reason = Some(t.source.to_string());
-            bld.upsert(taddr.clone(), state.objects.get(&taddr), to_value(t), reason, vec![addr.clone()]);
+            bld.upsert(
+                taddr.clone(),
+                state.objects.get(&taddr),
+                to_value(t),
+                reason,
+                vec![addr.clone()],
+            );
         }
         for ((pol, id), t) in &prior_targets {
             if pol != name || want.contains_key(id) {
@@ -448,10 +560,13 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
                 alert: None,
             };
             if gone && p.auto_remove_targets == AutoRemove::Alert {
-                c.alert = Some(format!("{} {id} removed from policy {name}: {reason}", match t.kind {
-                    TargetKind::Instance => "instance",
-                    TargetKind::Volume => "volume",
-                }));
+                c.alert = Some(format!(
+                    "{} {id} removed from policy {name}: {reason}",
+                    match t.kind {
+                        TargetKind::Instance => "instance",
+                        TargetKind::Volume => "volume",
+                    }
+                ));
                 c.reason = Some(format!("{reason}; alert recorded"));
             }
             bld.changes.push(c);
@@ -494,7 +609,10 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
             expiring.insert(e.backup.address(), e.reason);
         }
     }
-    for name in prior_policies.keys().filter(|n| !config.policies.contains_key(*n)) {
+    for name in prior_policies
+        .keys()
+        .filter(|n| !config.policies.contains_key(*n))
+    {
         for e in retention::orphaned(name, &state.backups) {
             expiring.insert(e.backup.address(), e.reason);
         }
@@ -502,7 +620,9 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
     for b in &state.backups {
         let baddr = b.address();
         match expiring.get(&baddr) {
-            Some(reason) => bld.changes.extend(expiry_changes(b, reason, |id| obs.snapshots.contains_key(id))),
+            Some(reason) => bld.changes.extend(expiry_changes(b, reason, |id| {
+                obs.snapshots.contains_key(id)
+            })),
             None if b.status != BackupStatus::Running => {
                 for s in &b.snapshots {
                     if !obs.snapshots.contains_key(&s.id) {
@@ -546,5 +666,12 @@ pub fn plan(config: &Config, state: &state::Snapshot, obs: &Observation, now: Da
     }
     warnings.sort();
     warnings.dedup();
-    Plan::new(state.lineage.clone(), state.serial, config_digest(config), now, bld.changes, warnings)
+    Plan::new(
+        state.lineage.clone(),
+        state.serial,
+        config_digest(config),
+        now,
+        bld.changes,
+        warnings,
+    )
 }

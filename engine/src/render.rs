@@ -59,7 +59,13 @@ pub fn value_diff(before: &Value, after: &Value) -> Vec<String> {
 
 /// "  target i-0abc, volume vol-0abc" for a snapshot change.
 fn snapshot_detail(c: &Change) -> String {
-    let get = |k: &str| c.before.as_ref().and_then(|b| b.get(k)).and_then(Value::as_str).map(str::to_string);
+    let get = |k: &str| {
+        c.before
+            .as_ref()
+            .and_then(|b| b.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     match (get("target"), get("volume_id")) {
         (Some(t), Some(v)) => format!("  target {t}, volume {v}"),
         _ => String::new(),
@@ -83,7 +89,10 @@ fn deletes_backups(plan: &Plan) -> (usize, usize) {
 
 pub fn summary_line(plan: &Plan) -> String {
     let s = plan.summary;
-    let mut line = format!("Plan: {} to add, {} to change, {} to destroy.", s.add, s.change, s.destroy);
+    let mut line = format!(
+        "Plan: {} to add, {} to change, {} to destroy.",
+        s.add, s.change, s.destroy
+    );
     if s.read > 0 {
         write!(line, " {} catalog record(s) to forget.", s.read).unwrap();
     }
@@ -104,9 +113,21 @@ pub fn human(plan: &Plan) -> String {
         out.push_str("No changes. Configuration, state and AWS agree.\n");
         return out;
     }
-    let control: Vec<&Change> = plan.changes.iter().filter(|c| c.effect == Effect::Control).collect();
-    let data: Vec<&Change> = plan.changes.iter().filter(|c| c.effect == Effect::DeletesBackups).collect();
-    let drift: Vec<&Change> = plan.changes.iter().filter(|c| c.effect == Effect::Catalog).collect();
+    let control: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.effect == Effect::Control)
+        .collect();
+    let data: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.effect == Effect::DeletesBackups)
+        .collect();
+    let drift: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.effect == Effect::Catalog)
+        .collect();
     if !control.is_empty() {
         out.push_str("Lifeboat will perform the following actions:\n\n");
         for c in control {
@@ -122,8 +143,13 @@ pub fn human(plan: &Plan) -> String {
     let mut shown_under_backup = std::collections::BTreeSet::new();
     if !data.is_empty() {
         let (snaps, backups) = deletes_backups(plan);
-        writeln!(out, "Backup data that will be DELETED ({snaps} snapshot(s) in {backups} backup(s)):\n").unwrap();
-        let by_addr: std::collections::BTreeMap<&crate::Address, &Change> = plan.changes.iter().map(|c| (&c.address, c)).collect();
+        writeln!(
+            out,
+            "Backup data that will be DELETED ({snaps} snapshot(s) in {backups} backup(s)):\n"
+        )
+        .unwrap();
+        let by_addr: std::collections::BTreeMap<&crate::Address, &Change> =
+            plan.changes.iter().map(|c| (&c.address, c)).collect();
         for c in &data {
             if !matches!(c.address, crate::Address::Backup { .. }) {
                 continue;
@@ -136,14 +162,22 @@ pub fn human(plan: &Plan) -> String {
                 }
             }
         }
-        for c in data.iter().filter(|c| !matches!(c.address, crate::Address::Backup { .. }) && !shown_under_backup.contains(&c.address)) {
+        for c in data.iter().filter(|c| {
+            !matches!(c.address, crate::Address::Backup { .. })
+                && !shown_under_backup.contains(&c.address)
+        }) {
             writeln!(out, "  {}{}", line(c), snapshot_detail(c)).unwrap();
         }
         out.push('\n');
     }
-    let drift: Vec<&Change> = drift.into_iter().filter(|c| !shown_under_backup.contains(&c.address)).collect();
+    let drift: Vec<&Change> = drift
+        .into_iter()
+        .filter(|c| !shown_under_backup.contains(&c.address))
+        .collect();
     if !drift.is_empty() {
-        out.push_str("Catalog records of snapshots that no longer exist in AWS (forgotten on apply):\n\n");
+        out.push_str(
+            "Catalog records of snapshots that no longer exist in AWS (forgotten on apply):\n\n",
+        );
         for c in drift {
             writeln!(out, "  {}{}", line(c), snapshot_detail(c)).unwrap();
         }
@@ -175,12 +209,28 @@ pub fn markdown(plan: &Plan) -> String {
     out.push_str("| | Address | Reason |\n|---|---|---|\n");
     for c in &plan.changes {
         let reason = c.reason.clone().unwrap_or_default().replace('|', "\\|");
-        writeln!(out, "| `{}` | `{}` | {} |", c.action.symbol(), c.address, reason).unwrap();
+        writeln!(
+            out,
+            "| `{}` | `{}` | {} |",
+            c.action.symbol(),
+            c.address,
+            reason
+        )
+        .unwrap();
     }
-    let updates: Vec<&Change> = plan.changes.iter().filter(|c| c.action == Action::Update).collect();
+    let updates: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Update)
+        .collect();
     for c in updates {
         if let (Some(b), Some(a)) = (&c.before, &c.after) {
-            writeln!(out, "\n<details><summary><code>{}</code></summary>\n\n```diff", c.address).unwrap();
+            writeln!(
+                out,
+                "\n<details><summary><code>{}</code></summary>\n\n```diff",
+                c.address
+            )
+            .unwrap();
             for l in value_diff(b, a) {
                 writeln!(out, "{l}").unwrap();
             }

@@ -18,8 +18,10 @@ pub struct Expiry<'a> {
 /// `generations`. `backups` may be in any order and contain other policies'
 /// backups (they are ignored).
 pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) -> Vec<Expiry<'a>> {
-    let mut mine: Vec<&BackupRecord> =
-        backups.iter().filter(|b| b.policy == policy && b.frozen.is_none()).collect();
+    let mut mine: Vec<&BackupRecord> = backups
+        .iter()
+        .filter(|b| b.policy == policy && b.frozen.is_none())
+        .collect();
     // Newest first; the id breaks ties so the order never depends on input order.
     mine.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.id.cmp(&a.id)));
     let mut out = Vec::new();
@@ -29,7 +31,10 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
         if b.status == BackupStatus::Success {
             rank += 1;
             if rank > generations {
-                out.push(Expiry { backup: b, reason: format!("retention: generation {rank} of {generations}") });
+                out.push(Expiry {
+                    backup: b,
+                    reason: format!("retention: generation {rank} of {generations}"),
+                });
             } else if rank == generations {
                 oldest_kept = Some(b.started);
             }
@@ -37,16 +42,25 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
     }
     if let Some(limit) = oldest_kept {
         for b in &mine {
-            let stale = matches!(b.status, BackupStatus::Partial | BackupStatus::Failed) && b.started < limit;
+            let stale = matches!(b.status, BackupStatus::Partial | BackupStatus::Failed)
+                && b.started < limit;
             if stale {
                 out.push(Expiry {
                     backup: b,
-                    reason: format!("retention: {} backup older than generation {generations}", b.status.as_str()),
+                    reason: format!(
+                        "retention: {} backup older than generation {generations}",
+                        b.status.as_str()
+                    ),
                 });
             }
         }
     }
-    out.sort_by(|a, b| a.backup.started.cmp(&b.backup.started).then_with(|| a.backup.id.cmp(&b.backup.id)));
+    out.sort_by(|a, b| {
+        a.backup
+            .started
+            .cmp(&b.backup.started)
+            .then_with(|| a.backup.id.cmp(&b.backup.id))
+    });
     out
 }
 
@@ -56,7 +70,10 @@ pub fn orphaned<'a>(policy: &str, backups: &'a [BackupRecord]) -> Vec<Expiry<'a>
     backups
         .iter()
         .filter(|b| b.policy == policy && b.frozen.is_none() && b.status != BackupStatus::Running)
-        .map(|b| Expiry { backup: b, reason: "policy removed from configuration".to_string() })
+        .map(|b| Expiry {
+            backup: b,
+            reason: "policy removed from configuration".to_string(),
+        })
         .collect()
 }
 
@@ -80,16 +97,26 @@ mod tests {
     }
 
     fn ids(e: &[Expiry<'_>]) -> Vec<String> {
-        e.iter().map(|x| format!("{} {}", x.backup.id, x.reason)).collect()
+        e.iter()
+            .map(|x| format!("{} {}", x.backup.id, x.reason))
+            .collect()
     }
 
     #[test]
     fn keeps_the_newest_generations_and_expires_the_rest_oldest_first() {
         use BackupStatus::*;
-        let all = vec![b("b1", 1, Success), b("b2", 2, Success), b("b3", 3, Success), b("b4", 4, Success)];
+        let all = vec![
+            b("b1", 1, Success),
+            b("b2", 2, Success),
+            b("b3", 3, Success),
+            b("b4", 4, Success),
+        ];
         assert_eq!(
             ids(&expired("web", &all, 2)),
-            vec!["b1 retention: generation 4 of 2", "b2 retention: generation 3 of 2"]
+            vec![
+                "b1 retention: generation 4 of 2",
+                "b2 retention: generation 3 of 2"
+            ]
         );
         assert!(expired("web", &all, 4).is_empty());
     }
@@ -97,9 +124,18 @@ mod tests {
     #[test]
     fn failed_and_partial_backups_do_not_count_and_go_once_older_than_the_oldest_kept() {
         use BackupStatus::*;
-        let all = vec![b("f0", 0, Failed), b("s1", 1, Success), b("p2", 2, Partial), b("s3", 3, Success), b("r4", 4, Running)];
+        let all = vec![
+            b("f0", 0, Failed),
+            b("s1", 1, Success),
+            b("p2", 2, Partial),
+            b("s3", 3, Success),
+            b("r4", 4, Running),
+        ];
         // Two generations: s1 and s3 are kept; f0 is older than s1, p2 is not.
-        assert_eq!(ids(&expired("web", &all, 2)), vec!["f0 retention: failed backup older than generation 2"]);
+        assert_eq!(
+            ids(&expired("web", &all, 2)),
+            vec!["f0 retention: failed backup older than generation 2"]
+        );
         // One generation: s1 expires, and so do f0 and p2 (older than s3); the running one stays.
         assert_eq!(
             ids(&expired("web", &all, 1)),
@@ -114,9 +150,19 @@ mod tests {
     #[test]
     fn frozen_backups_never_count_and_never_expire() {
         use BackupStatus::*;
-        let mut all = vec![b("s1", 1, Success), b("s2", 2, Success), b("s3", 3, Success)];
-        all[2].frozen = Some(Frozen { name: "audit".into(), at: all[2].started });
-        assert_eq!(ids(&expired("web", &all, 1)), vec!["s1 retention: generation 2 of 1"]);
+        let mut all = vec![
+            b("s1", 1, Success),
+            b("s2", 2, Success),
+            b("s3", 3, Success),
+        ];
+        all[2].frozen = Some(Frozen {
+            name: "audit".into(),
+            at: all[2].started,
+        });
+        assert_eq!(
+            ids(&expired("web", &all, 1)),
+            vec!["s1 retention: generation 2 of 1"]
+        );
         assert_eq!(orphaned("web", &all).len(), 2);
     }
 }

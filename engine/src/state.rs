@@ -27,13 +27,21 @@ pub const LOCK_TTL_MINUTES: i64 = 60;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("state file {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("state file {path}: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error("state file {path} was written by a newer Lifeboat (schema version {found}, this build knows {SCHEMA_VERSION})")]
     TooNew { path: PathBuf, found: i64 },
     #[error("state is locked by {holder} for {operation} since {acquired} (lock ID {id}); if no other lifeboat is running, run `lifeboat force-unlock {id}`")]
-    Locked { id: String, holder: String, operation: String, acquired: String },
+    Locked {
+        id: String,
+        holder: String,
+        operation: String,
+        acquired: String,
+    },
     #[error("no lock with ID {0} is held")]
     NoSuchLock(String),
     #[error("{0}")]
@@ -149,7 +157,10 @@ fn ts(t: DateTime<Utc>) -> String {
 fn parse_ts(path: &Path, s: &str) -> StateResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StateError::Corrupt { path: path.to_path_buf(), message: format!("bad time {s:?}: {e}") })
+        .map_err(|e| StateError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!("bad time {s:?}: {e}"),
+        })
 }
 
 /// A random-enough identifier without pulling in a UUID crate: time, pid and
@@ -168,7 +179,14 @@ pub fn new_id() -> String {
     ));
     let d = h.finalize();
     let hex: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -197,7 +215,10 @@ impl Store {
     /// Opens the state file, creating it (and its directory) with a fresh
     /// lineage when missing, and migrating an older schema.
     pub fn open(path: &Path) -> StateResult<Store> {
-        let sq = |source| StateError::Sqlite { path: path.to_path_buf(), source };
+        let sq = |source| StateError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| StateError::Corrupt {
@@ -207,11 +228,17 @@ impl Store {
             }
         }
         let conn = Connection::open(path).map_err(sq)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sq)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sq)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sq)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sq)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sq)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sq)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
-        let mut store = Store { conn, path: path.to_path_buf() };
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -221,30 +248,50 @@ impl Store {
     }
 
     fn err(&self, source: rusqlite::Error) -> StateError {
-        StateError::Sqlite { path: self.path.clone(), source }
+        StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn migrate(&mut self) -> StateResult<()> {
         let path = self.path.clone();
-        let sq = |source| StateError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq)?;
-        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sq)?;
+        let sq = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq)?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sq)?;
         if version > SCHEMA_VERSION {
-            return Err(StateError::TooNew { path: path.clone(), found: version });
+            return Err(StateError::TooNew {
+                path: path.clone(),
+                found: version,
+            });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             tx.execute_batch(sql).map_err(sq)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(sq)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(sq)?;
         }
         if version == 0 {
-            tx.execute("INSERT INTO meta (key, value) VALUES ('lineage', ?1), ('serial', '0')", params![new_id()])
-                .map_err(sq)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('lineage', ?1), ('serial', '0')",
+                params![new_id()],
+            )
+            .map_err(sq)?;
         }
         tx.commit().map_err(sq)
     }
 
     fn meta(conn: &Connection, key: &str) -> rusqlite::Result<String> {
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
     }
 
     pub fn lineage(&self) -> StateResult<String> {
@@ -253,37 +300,54 @@ impl Store {
 
     pub fn serial(&self) -> StateResult<u64> {
         let s = Self::meta(&self.conn, "serial").map_err(|e| self.err(e))?;
-        s.parse().map_err(|_| StateError::Corrupt { path: self.path.clone(), message: format!("bad serial {s:?}") })
+        s.parse().map_err(|_| StateError::Corrupt {
+            path: self.path.clone(),
+            message: format!("bad serial {s:?}"),
+        })
     }
 
     /// Reads everything the planner needs in one consistent view.
     pub fn load(&mut self) -> StateResult<Snapshot> {
         let path = self.path.clone();
-        let sq = |source| StateError::Sqlite { path: path.clone(), source };
+        let sq = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(sq)?;
         let lineage = Self::meta(&tx, "lineage").map_err(sq)?;
         let serial_s = Self::meta(&tx, "serial").map_err(sq)?;
-        let serial = serial_s
-            .parse()
-            .map_err(|_| StateError::Corrupt { path: path.clone(), message: format!("bad serial {serial_s:?}") })?;
+        let serial = serial_s.parse().map_err(|_| StateError::Corrupt {
+            path: path.clone(),
+            message: format!("bad serial {serial_s:?}"),
+        })?;
         let mut objects = BTreeMap::new();
         {
-            let mut st = tx.prepare("SELECT address, value FROM objects").map_err(sq)?;
+            let mut st = tx
+                .prepare("SELECT address, value FROM objects")
+                .map_err(sq)?;
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(sq)?;
             for row in rows {
                 let (a, v) = row.map_err(sq)?;
-                let addr: Address = a
-                    .parse()
-                    .map_err(|e| StateError::Corrupt { path: path.clone(), message: format!("{e}") })?;
-                let value = serde_json::from_str(&v)
-                    .map_err(|e| StateError::Corrupt { path: path.clone(), message: format!("{addr}: {e}") })?;
+                let addr: Address = a.parse().map_err(|e| StateError::Corrupt {
+                    path: path.clone(),
+                    message: format!("{e}"),
+                })?;
+                let value = serde_json::from_str(&v).map_err(|e| StateError::Corrupt {
+                    path: path.clone(),
+                    message: format!("{addr}: {e}"),
+                })?;
                 objects.insert(addr, value);
             }
         }
         let backups = read_backups(&tx, &path, None)?;
-        Ok(Snapshot { lineage, serial, objects, backups })
+        Ok(Snapshot {
+            lineage,
+            serial,
+            objects,
+            backups,
+        })
     }
 
     /// The catalog, oldest first, optionally for one policy.
@@ -294,29 +358,58 @@ impl Store {
     pub fn open_alerts(&self) -> StateResult<Vec<Alert>> {
         let mut st = self
             .conn
-            .prepare("SELECT id, policy, opened, message FROM alerts WHERE closed IS NULL ORDER BY id")
+            .prepare(
+                "SELECT id, policy, opened, message FROM alerts WHERE closed IS NULL ORDER BY id",
+            )
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
             let (id, policy, opened, message) = row.map_err(|e| self.err(e))?;
-            out.push(Alert { id, policy, opened: parse_ts(&self.path, &opened)?, message });
+            out.push(Alert {
+                id,
+                policy,
+                opened: parse_ts(&self.path, &opened)?,
+                message,
+            });
         }
         Ok(out)
     }
 
     /// Runs `f` in one immediate (write-locked) transaction and bumps the
     /// serial when it commits. Either all of `f`'s writes land or none.
-    pub fn transaction<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> StateResult<T>) -> StateResult<T> {
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> StateResult<T>,
+    ) -> StateResult<T> {
         let path = self.path.clone();
-        let sq = |source| StateError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq)?;
-        let mut w = Tx { tx, path: path.clone() };
-        let out = f(&mut w)?;
-        w.tx.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'serial'", [])
+        let sq = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sq)?;
+        let mut w = Tx {
+            tx,
+            path: path.clone(),
+        };
+        let out = f(&mut w)?;
+        w.tx.execute(
+            "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'serial'",
+            [],
+        )
+        .map_err(sq)?;
         w.tx.commit().map_err(sq)?;
         Ok(out)
     }
@@ -324,8 +417,14 @@ impl Store {
     /// Takes the workspace lock for `operation`, or says who holds it.
     pub fn lock(&mut self, operation: &str, now: DateTime<Utc>) -> StateResult<LockInfo> {
         let path = self.path.clone();
-        let sq = |source| StateError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq)?;
+        let sq = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq)?;
         if let Some(held) = read_lock(&tx, &path)? {
             // An expired lock belongs to a holder that died; it is taken over.
             if held.expires > Utc::now().max(now) {
@@ -358,7 +457,10 @@ impl Store {
         let expires = ts(Utc::now() + Duration::minutes(LOCK_TTL_MINUTES));
         let n = self
             .conn
-            .execute("UPDATE lock SET expires = ?2 WHERE id = ?1", params![id, expires])
+            .execute(
+                "UPDATE lock SET expires = ?2 WHERE id = ?1",
+                params![id, expires],
+            )
             .map_err(|e| self.err(e))?;
         if n == 0 {
             return Err(StateError::Conflict(format!(
@@ -369,7 +471,9 @@ impl Store {
     }
 
     pub fn unlock(&mut self, id: &str) -> StateResult<()> {
-        self.conn.execute("DELETE FROM lock WHERE id = ?1", params![id]).map_err(|e| self.err(e))?;
+        self.conn
+            .execute("DELETE FROM lock WHERE id = ?1", params![id])
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -380,24 +484,44 @@ impl Store {
     /// Breaks a lock left by a holder that is gone. Refuses a wrong id so
     /// that a typo cannot break somebody else's lock.
     pub fn force_unlock(&mut self, id: &str) -> StateResult<LockInfo> {
-        let held = self.current_lock()?.filter(|l| l.id == id).ok_or_else(|| StateError::NoSuchLock(id.to_string()))?;
+        let held = self
+            .current_lock()?
+            .filter(|l| l.id == id)
+            .ok_or_else(|| StateError::NoSuchLock(id.to_string()))?;
         self.unlock(id)?;
         Ok(held)
     }
 }
 
 fn holder_name() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
     format!("{user}@{host} (pid {})", std::process::id())
 }
 
 fn read_lock(conn: &Connection, path: &Path) -> StateResult<Option<LockInfo>> {
-    let sq = |source| StateError::Sqlite { path: path.to_path_buf(), source };
+    let sq = |source| StateError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
     let row = conn
-        .query_row("SELECT id, holder, operation, acquired, expires FROM lock WHERE slot = 1", [], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, String>(4)?))
-        })
+        .query_row(
+            "SELECT id, holder, operation, acquired, expires FROM lock WHERE slot = 1",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )
         .optional()
         .map_err(sq)?;
     match row {
@@ -412,8 +536,15 @@ fn read_lock(conn: &Connection, path: &Path) -> StateResult<Option<LockInfo>> {
     }
 }
 
-fn read_backups(conn: &Connection, path: &Path, policy: Option<&str>) -> StateResult<Vec<BackupRecord>> {
-    let sq = |source| StateError::Sqlite { path: path.to_path_buf(), source };
+fn read_backups(
+    conn: &Connection,
+    path: &Path,
+    policy: Option<&str>,
+) -> StateResult<Vec<BackupRecord>> {
+    let sq = |source| StateError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut snaps: BTreeMap<(String, String), Vec<SnapshotRecord>> = BTreeMap::new();
     {
         let mut st = conn
@@ -423,7 +554,12 @@ fn read_backups(conn: &Connection, path: &Path, policy: Option<&str>) -> StateRe
             .query_map(params![policy], |r| {
                 Ok((
                     (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-                    SnapshotRecord { id: r.get(2)?, volume_id: r.get(3)?, target: r.get(4)?, region: r.get(5)? },
+                    SnapshotRecord {
+                        id: r.get(2)?,
+                        volume_id: r.get(3)?,
+                        target: r.get(4)?,
+                        region: r.get(5)?,
+                    },
                 ))
             })
             .map_err(sq)?;
@@ -455,15 +591,26 @@ fn read_backups(conn: &Connection, path: &Path, policy: Option<&str>) -> StateRe
         .map_err(sq)?;
     let mut out = Vec::new();
     for row in rows {
-        let (policy, id, account, started, finished, status, frozen_name, frozen_at, problems) = row.map_err(sq)?;
-        let corrupt = |m: String| StateError::Corrupt { path: path.to_path_buf(), message: m };
-        let status = BackupStatus::parse(&status).ok_or_else(|| corrupt(format!("bad backup status {status:?}")))?;
+        let (policy, id, account, started, finished, status, frozen_name, frozen_at, problems) =
+            row.map_err(sq)?;
+        let corrupt = |m: String| StateError::Corrupt {
+            path: path.to_path_buf(),
+            message: m,
+        };
+        let status = BackupStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("bad backup status {status:?}")))?;
         let frozen = match (frozen_name, frozen_at) {
-            (Some(name), Some(at)) => Some(Frozen { name, at: parse_ts(path, &at)? }),
+            (Some(name), Some(at)) => Some(Frozen {
+                name,
+                at: parse_ts(path, &at)?,
+            }),
             _ => None,
         };
-        let problems: Vec<String> = serde_json::from_str(&problems).map_err(|e| corrupt(format!("backup {id}: {e}")))?;
-        let snapshots = snaps.remove(&(policy.clone(), id.clone())).unwrap_or_default();
+        let problems: Vec<String> =
+            serde_json::from_str(&problems).map_err(|e| corrupt(format!("backup {id}: {e}")))?;
+        let snapshots = snaps
+            .remove(&(policy.clone(), id.clone()))
+            .unwrap_or_default();
         out.push(BackupRecord {
             started: parse_ts(path, &started)?,
             finished: finished.map(|f| parse_ts(path, &f)).transpose()?,
@@ -487,7 +634,10 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     fn err(&self, source: rusqlite::Error) -> StateError {
-        StateError::Sqlite { path: self.path.clone(), source }
+        StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     pub fn put_object(&mut self, addr: &Address, value: &Value) -> StateResult<()> {
@@ -501,13 +651,22 @@ impl Tx<'_> {
     }
 
     pub fn delete_object(&mut self, addr: &Address) -> StateResult<()> {
-        self.tx.execute("DELETE FROM objects WHERE address = ?1", params![addr.to_string()]).map_err(|e| self.err(e))?;
+        self.tx
+            .execute(
+                "DELETE FROM objects WHERE address = ?1",
+                params![addr.to_string()],
+            )
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
     pub fn backup_exists(&self, policy: &str, id: &str) -> StateResult<bool> {
         self.tx
-            .query_row("SELECT 1 FROM backups WHERE policy = ?1 AND id = ?2", params![policy, id], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM backups WHERE policy = ?1 AND id = ?2",
+                params![policy, id],
+                |_| Ok(()),
+            )
             .optional()
             .map(|o| o.is_some())
             .map_err(|e| self.err(e))
@@ -534,7 +693,12 @@ impl Tx<'_> {
         Ok(())
     }
 
-    pub fn insert_snapshot(&mut self, policy: &str, backup_id: &str, s: &SnapshotRecord) -> StateResult<()> {
+    pub fn insert_snapshot(
+        &mut self,
+        policy: &str,
+        backup_id: &str,
+        s: &SnapshotRecord,
+    ) -> StateResult<()> {
         self.tx
             .execute(
                 "INSERT OR IGNORE INTO snapshots (id, policy, backup_id, target, volume_id, region) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -562,7 +726,9 @@ impl Tx<'_> {
     }
 
     pub fn delete_snapshot(&mut self, id: &str) -> StateResult<()> {
-        self.tx.execute("DELETE FROM snapshots WHERE id = ?1", params![id]).map_err(|e| self.err(e))?;
+        self.tx
+            .execute("DELETE FROM snapshots WHERE id = ?1", params![id])
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -570,20 +736,35 @@ impl Tx<'_> {
     pub fn delete_backup(&mut self, policy: &str, id: &str) -> StateResult<()> {
         let left: i64 = self
             .tx
-            .query_row("SELECT COUNT(*) FROM snapshots WHERE policy = ?1 AND backup_id = ?2", params![policy, id], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM snapshots WHERE policy = ?1 AND backup_id = ?2",
+                params![policy, id],
+                |r| r.get(0),
+            )
             .map_err(|e| self.err(e))?;
         if left > 0 {
             return Err(StateError::Conflict(format!(
                 "backup.{policy}[{id:?}] still has {left} snapshot(s) in the catalog"
             )));
         }
-        self.tx.execute("DELETE FROM backups WHERE policy = ?1 AND id = ?2", params![policy, id]).map_err(|e| self.err(e))?;
+        self.tx
+            .execute(
+                "DELETE FROM backups WHERE policy = ?1 AND id = ?2",
+                params![policy, id],
+            )
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
     /// Moves a backup to the freezer: it no longer counts as a generation
     /// and retention never deletes it.
-    pub fn freeze(&mut self, policy: &str, id: &str, name: &str, at: DateTime<Utc>) -> StateResult<()> {
+    pub fn freeze(
+        &mut self,
+        policy: &str,
+        id: &str,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> StateResult<()> {
         let n = self
             .tx
             .execute(
@@ -592,14 +773,24 @@ impl Tx<'_> {
             )
             .map_err(|e| self.err(e))?;
         if n == 0 {
-            return Err(StateError::Conflict(format!("no backup {id} of policy {policy}")));
+            return Err(StateError::Conflict(format!(
+                "no backup {id} of policy {policy}"
+            )));
         }
         Ok(())
     }
 
-    pub fn open_alert(&mut self, policy: &str, opened: DateTime<Utc>, message: &str) -> StateResult<()> {
+    pub fn open_alert(
+        &mut self,
+        policy: &str,
+        opened: DateTime<Utc>,
+        message: &str,
+    ) -> StateResult<()> {
         self.tx
-            .execute("INSERT INTO alerts (policy, opened, message) VALUES (?1, ?2, ?3)", params![policy, ts(opened), message])
+            .execute(
+                "INSERT INTO alerts (policy, opened, message) VALUES (?1, ?2, ?3)",
+                params![policy, ts(opened), message],
+            )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -618,7 +809,12 @@ mod tests {
             finished: None,
             status: BackupStatus::Running,
             frozen: None,
-            snapshots: vec![SnapshotRecord { id: format!("snap-{id}"), volume_id: "vol-1".into(), target: "i-1".into(), region: "us-east-1".into() }],
+            snapshots: vec![SnapshotRecord {
+                id: format!("snap-{id}"),
+                volume_id: "vol-1".into(),
+                target: "i-1".into(),
+                region: "us-east-1".into(),
+            }],
             problems: vec![],
         }
     }
@@ -639,7 +835,13 @@ mod tests {
     fn transaction_bumps_serial_and_a_failed_one_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("state.db")).unwrap();
-        s.transaction(|tx| tx.put_object(&Address::policy("web"), &serde_json::json!({"generations": 2}))).unwrap();
+        s.transaction(|tx| {
+            tx.put_object(
+                &Address::policy("web"),
+                &serde_json::json!({"generations": 2}),
+            )
+        })
+        .unwrap();
         assert_eq!(s.serial().unwrap(), 1);
         let r: StateResult<()> = s.transaction(|tx| {
             tx.put_object(&Address::policy("db"), &serde_json::json!({}))?;
@@ -648,7 +850,13 @@ mod tests {
         assert!(r.is_err());
         let snap = s.load().unwrap();
         assert_eq!(snap.serial, 1);
-        assert_eq!(snap.objects.keys().map(|a| a.to_string()).collect::<Vec<_>>(), vec!["policy.web"]);
+        assert_eq!(
+            snap.objects
+                .keys()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+            vec!["policy.web"]
+        );
     }
 
     #[test]
@@ -658,10 +866,17 @@ mod tests {
         s.transaction(|tx| {
             tx.insert_backup(&backup("web", "b1", 0))?;
             tx.insert_backup(&backup("web", "b2", 5))?;
-            tx.finish_backup("web", "b1", BackupStatus::Success, "2026-11-22T10:01:00Z".parse().unwrap(), &[])
+            tx.finish_backup(
+                "web",
+                "b1",
+                BackupStatus::Success,
+                "2026-11-22T10:01:00Z".parse().unwrap(),
+                &[],
+            )
         })
         .unwrap();
-        s.transaction(|tx| tx.freeze("web", "b2", "keep", "2026-11-22T11:00:00Z".parse().unwrap())).unwrap();
+        s.transaction(|tx| tx.freeze("web", "b2", "keep", "2026-11-22T11:00:00Z".parse().unwrap()))
+            .unwrap();
         let all = s.backups(Some("web")).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].status, BackupStatus::Success);
@@ -686,7 +901,10 @@ mod tests {
             Err(StateError::Locked { id, .. }) => assert_eq!(id, held.id),
             other => panic!("expected Locked, got {other:?}"),
         }
-        assert!(matches!(b.force_unlock("wrong"), Err(StateError::NoSuchLock(_))));
+        assert!(matches!(
+            b.force_unlock("wrong"),
+            Err(StateError::NoSuchLock(_))
+        ));
         b.force_unlock(&held.id).unwrap();
         b.lock("apply", Utc::now()).unwrap();
         assert!(a.renew_lock(&held.id).is_err());
@@ -700,6 +918,9 @@ mod tests {
         let c = Connection::open(&path).unwrap();
         c.pragma_update(None, "user_version", 99).unwrap();
         drop(c);
-        assert!(matches!(Store::open(&path), Err(StateError::TooNew { found: 99, .. })));
+        assert!(matches!(
+            Store::open(&path),
+            Err(StateError::TooNew { found: 99, .. })
+        ));
     }
 }

@@ -24,13 +24,16 @@ fn cases() -> Vec<PathBuf> {
 
 fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        Ok(text) => {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        }
         Err(_) => T::default(),
     }
 }
 
 fn check(case: &Path) -> Option<String> {
-    let loaded = lifeboat_schema::load_dir(case).unwrap_or_else(|d| panic!("{}:\n{d}", case.display()));
+    let loaded =
+        lifeboat_schema::load_dir(case).unwrap_or_else(|d| panic!("{}:\n{d}", case.display()));
     let prior: state::Snapshot = read_json(&case.join("state.json"));
     let observed: Observation = read_json(&case.join("observed.json"));
     let now = "2026-11-22T00:00:00Z".parse().unwrap();
@@ -43,7 +46,11 @@ fn check(case: &Path) -> Option<String> {
         }
     }
     for c in plan.changes.iter().filter(|c| c.alert.is_some()) {
-        actual.push_str(&format!("alert on {}: {}\n", c.address, c.alert.as_deref().unwrap()));
+        actual.push_str(&format!(
+            "alert on {}: {}\n",
+            c.address,
+            c.alert.as_deref().unwrap()
+        ));
     }
     let expected_path = case.join("expected.txt");
     if std::env::var_os("LIFEBOAT_BLESS").is_some() {
@@ -51,7 +58,12 @@ fn check(case: &Path) -> Option<String> {
         return None;
     }
     let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-    (expected != actual).then(|| format!("== {} ==\n--- expected\n{expected}\n--- actual\n{actual}", case.display()))
+    (expected != actual).then(|| {
+        format!(
+            "== {} ==\n--- expected\n{expected}\n--- actual\n{actual}",
+            case.display()
+        )
+    })
 }
 
 #[test]

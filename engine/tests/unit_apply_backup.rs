@@ -64,8 +64,15 @@ impl Bench {
             w.add_instance("i-0000000d", "us-east-1", &[("team", "db")], 1);
         }
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Mutex::new(Store::open(&dir.path().join("state.db")).unwrap()));
-        Bench { cloud, store, config: config(text), _dir: dir }
+        let store = Arc::new(Mutex::new(
+            Store::open(&dir.path().join("state.db")).unwrap(),
+        ));
+        Bench {
+            cloud,
+            store,
+            config: config(text),
+            _dir: dir,
+        }
     }
 
     fn cloud(&self) -> Arc<dyn Cloud> {
@@ -74,7 +81,9 @@ impl Bench {
 
     async fn plan(&self) -> lifeboat_engine::plan::Plan {
         let state = self.store.lock().unwrap().load().unwrap();
-        let obs = planner::observe(self.cloud(), &self.config, &state).await.unwrap();
+        let obs = planner::observe(self.cloud(), &self.config, &state)
+            .await
+            .unwrap();
         planner::plan(&self.config, &state, &obs, at(9))
     }
 
@@ -109,7 +118,10 @@ async fn unit_apply_makes_targets_from_ids_and_paged_tag_matches_then_plans_noth
             "policy.web.target[\"i-0000000c\"]"
         ]
     );
-    assert!(b.plan().await.is_empty(), "a second plan after apply has nothing to do");
+    assert!(
+        b.plan().await.is_empty(),
+        "a second plan after apply has nothing to do"
+    );
 }
 
 #[tokio::test]
@@ -117,11 +129,17 @@ async fn unit_backup_makes_one_create_call_per_instance_with_tags_and_no_per_tar
     let b = Bench::new(CONFIG);
     b.apply().await;
     b.cloud.world.lock().unwrap().calls.clear();
-    let result = backup::run(b.cloud(), b.store.clone(), "web", at(10)).await.unwrap();
+    let result = backup::run(b.cloud(), b.store.clone(), "web", at(10))
+        .await
+        .unwrap();
     assert_eq!(result.record.status, BackupStatus::Success);
     assert_eq!(result.record.snapshots.len(), 2 + 3 + 1);
     let w = b.cloud.world.lock().unwrap();
-    assert_eq!(w.calls_of("CreateSnapshots"), 3, "one multi-volume call per instance");
+    assert_eq!(
+        w.calls_of("CreateSnapshots"),
+        3,
+        "one multi-volume call per instance"
+    );
     assert_eq!(w.calls_of("CreateTags"), 0);
     // One describe per region (two regions), not one per target.
     assert_eq!(w.calls_of("DescribeInstances"), 2, "{:?}", w.calls);
@@ -137,14 +155,37 @@ async fn unit_retention_after_backups_keeps_generations_and_spares_frozen_ones()
     let b = Bench::new(CONFIG);
     b.apply().await;
     for h in [10, 11] {
-        backup::run(b.cloud(), b.store.clone(), "web", at(h)).await.unwrap();
+        backup::run(b.cloud(), b.store.clone(), "web", at(h))
+            .await
+            .unwrap();
     }
-    b.store.lock().unwrap().transaction(|tx| tx.freeze("web", "2026-11-22T10:00:00Z", "audit", at(12))).unwrap();
+    b.store
+        .lock()
+        .unwrap()
+        .transaction(|tx| tx.freeze("web", "2026-11-22T10:00:00Z", "audit", at(12)))
+        .unwrap();
     for h in [13, 14, 15] {
-        backup::run(b.cloud(), b.store.clone(), "web", at(h)).await.unwrap();
+        backup::run(b.cloud(), b.store.clone(), "web", at(h))
+            .await
+            .unwrap();
     }
-    let ids: Vec<String> = b.store.lock().unwrap().backups(Some("web")).unwrap().into_iter().map(|b| b.id).collect();
-    assert_eq!(ids, ["2026-11-22T10:00:00Z", "2026-11-22T14:00:00Z", "2026-11-22T15:00:00Z"]);
+    let ids: Vec<String> = b
+        .store
+        .lock()
+        .unwrap()
+        .backups(Some("web"))
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "2026-11-22T10:00:00Z",
+            "2026-11-22T14:00:00Z",
+            "2026-11-22T15:00:00Z"
+        ]
+    );
     // The snapshots of the expired backups are gone from "AWS" too.
     assert_eq!(b.cloud.world.lock().unwrap().snapshots.len(), 3 * 6);
 }
@@ -153,11 +194,27 @@ async fn unit_retention_after_backups_keeps_generations_and_spares_frozen_ones()
 async fn unit_missing_target_with_auto_remove_no_makes_a_partial_backup() {
     let b = Bench::new(CONFIG);
     b.apply().await;
-    b.cloud.world.lock().unwrap().instances.get_mut("i-0000000a").unwrap().state = InstanceState::Terminated;
-    assert!(b.plan().await.is_empty(), "with auto_remove_targets = no the target stays");
-    let r = backup::run(b.cloud(), b.store.clone(), "web", at(10)).await.unwrap();
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .instances
+        .get_mut("i-0000000a")
+        .unwrap()
+        .state = InstanceState::Terminated;
+    assert!(
+        b.plan().await.is_empty(),
+        "with auto_remove_targets = no the target stays"
+    );
+    let r = backup::run(b.cloud(), b.store.clone(), "web", at(10))
+        .await
+        .unwrap();
     assert_eq!(r.record.status, BackupStatus::Partial);
-    assert!(r.record.problems.iter().any(|p| p.contains("i-0000000a")), "{:?}", r.record.problems);
+    assert!(
+        r.record.problems.iter().any(|p| p.contains("i-0000000a")),
+        "{:?}",
+        r.record.problems
+    );
     // A partial backup is not a generation: nothing expires after it.
     assert!(r.retention.outcomes.is_empty());
 }
@@ -167,24 +224,69 @@ async fn unit_a_failed_change_skips_its_dependents_and_the_rest_goes_on() {
     let b = Bench::new(CONFIG);
     b.apply().await;
     for h in [10, 11] {
-        backup::run(b.cloud(), b.store.clone(), "web", at(h)).await.unwrap();
+        backup::run(b.cloud(), b.store.clone(), "web", at(h))
+            .await
+            .unwrap();
     }
     // Remove the policy: its snapshots, backups, targets and itself go, in that order.
-    b.cloud.world.lock().unwrap().failing.insert("DeleteSnapshot".into(), ErrorKind::Throttled);
-    let without_policy = config("account \"main\" {\n  regions = [\"us-east-1\", \"us-west-2\"]\n}\n");
-    let b = Bench { config: without_policy, ..b };
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .failing
+        .insert("DeleteSnapshot".into(), ErrorKind::Throttled);
+    let without_policy =
+        config("account \"main\" {\n  regions = [\"us-east-1\", \"us-west-2\"]\n}\n");
+    let b = Bench {
+        config: without_policy,
+        ..b
+    };
     let report = b.apply().await;
     let backup_addr = Address::backup("web", "2026-11-22T10:00:00Z");
-    assert!(matches!(report.outcomes[&backup_addr], Outcome::Skipped(_)), "{:?}", report.outcomes[&backup_addr]);
-    assert!(matches!(report.outcomes[&Address::policy("web")], Outcome::Skipped(_)));
-    assert_eq!(report.outcomes[&Address::target("web", "i-0000000b")], Outcome::Done);
-    let failed: Vec<_> = report.outcomes.values().filter_map(|o| if let Outcome::Failed(e) = o { Some(e) } else { None }).collect();
-    assert!(failed.iter().all(|e| e.contains("ec2:DeleteSnapshot") && e.contains("account main")), "{failed:?}");
+    assert!(
+        matches!(report.outcomes[&backup_addr], Outcome::Skipped(_)),
+        "{:?}",
+        report.outcomes[&backup_addr]
+    );
+    assert!(matches!(
+        report.outcomes[&Address::policy("web")],
+        Outcome::Skipped(_)
+    ));
+    assert_eq!(
+        report.outcomes[&Address::target("web", "i-0000000b")],
+        Outcome::Done
+    );
+    let failed: Vec<_> = report
+        .outcomes
+        .values()
+        .filter_map(|o| {
+            if let Outcome::Failed(e) = o {
+                Some(e)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .all(|e| e.contains("ec2:DeleteSnapshot") && e.contains("account main")),
+        "{failed:?}"
+    );
     // Nothing of the catalog was lost: every backup is still recorded.
-    assert_eq!(b.store.lock().unwrap().backups(Some("web")).unwrap().len(), 2);
+    assert_eq!(
+        b.store.lock().unwrap().backups(Some("web")).unwrap().len(),
+        2
+    );
     // Once AWS recovers, a new plan finishes the job.
     b.cloud.world.lock().unwrap().failing.clear();
     assert_eq!(b.apply().await.failed(), 0);
-    assert!(b.store.lock().unwrap().backups(Some("web")).unwrap().is_empty());
+    assert!(b
+        .store
+        .lock()
+        .unwrap()
+        .backups(Some("web"))
+        .unwrap()
+        .is_empty());
     assert!(b.plan().await.is_empty());
 }

@@ -185,9 +185,9 @@ fn comments(text: &str) -> Vec<String> {
             rest = tail.get(2..).unwrap_or("");
             continue;
         }
-        if tail.starts_with('"') {
+        if let Some(after) = tail.strip_prefix('"') {
             in_string = !in_string;
-            rest = &tail[1..];
+            rest = after;
             continue;
         }
         let end = if in_string {

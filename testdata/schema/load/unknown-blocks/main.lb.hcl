@@ -18,6 +18,7 @@ account "main" {
 policy "web" {
   account     = account.main
   generations = 2
+  enabled {}
   rds "orders" {
     region = "us-east-1"
   }
