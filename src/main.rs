@@ -64,6 +64,9 @@ enum Command {
     Backup {
         /// The policy's name.
         policy: String,
+        /// How long to wait for the snapshots to complete, e.g. 90s, 30m, 2h.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        timeout: std::time::Duration,
     },
     /// List the backup catalog.
     Backups {
@@ -361,14 +364,18 @@ async fn run(cli: Cli) -> Result<u8> {
             })
             .await
         }
-        Command::Backup { policy } => {
+        Command::Backup { policy, timeout } => {
+            let wait = backup::Wait {
+                timeout: *timeout,
+                ..Default::default()
+            };
             let ws = load(&cli)?;
             let store = Arc::new(Mutex::new(ws.store()?));
             let now = ws.now;
             let policy = policy.clone();
             let store2 = store.clone();
             locked(store, "backup", now, async move |_| {
-                let result = backup::run(cloud().await?, store2, &policy, now).await?;
+                let result = backup::run(cloud().await?, store2, &policy, now, wait).await?;
                 let b = &result.record;
                 let targets: std::collections::BTreeSet<&str> =
                     b.snapshots.iter().map(|s| s.target.as_str()).collect();
@@ -508,6 +515,21 @@ async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// "90s", "30m", "2h": a whole number and a unit.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m or 2h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration like 90s, 30m or 2h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 fn read_plan(path: &Path) -> Result<Plan> {

@@ -67,12 +67,88 @@ enum TargetResult {
     Problem(String),
 }
 
-/// Runs one backup of `policy` now. The caller holds the state lock.
+/// How long a backup waits for its snapshots to leave `pending`.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    pub timeout: std::time::Duration,
+    /// Time between two looks; the first look is immediate.
+    pub interval: std::time::Duration,
+}
+
+impl Default for Wait {
+    fn default() -> Self {
+        Wait {
+            timeout: std::time::Duration::from_secs(3600),
+            interval: std::time::Duration::from_secs(15),
+        }
+    }
+}
+
+/// Polls the snapshots of one region until none is pending or `wait` runs
+/// out: one filtered describe per 200 snapshots per look, never one per
+/// snapshot. Returns the snapshots that did not complete, with why.
+async fn wait_for_completion(
+    ec2: &dyn crate::cloud::Ec2,
+    ids: Vec<String>,
+    wait: Wait,
+) -> BTreeMap<String, String> {
+    use crate::cloud::{SnapshotQuery, SnapshotState};
+    let started = std::time::Instant::now();
+    let mut open: BTreeSet<String> = ids.into_iter().collect();
+    let mut failed = BTreeMap::new();
+    // The first look is immediate: small snapshots are often done already.
+    let mut pause = std::time::Duration::ZERO;
+    while !open.is_empty() {
+        if started.elapsed() >= wait.timeout {
+            for id in open {
+                failed.insert(
+                    id,
+                    format!("still pending after {}s", wait.timeout.as_secs()),
+                );
+            }
+            break;
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        pause = wait.interval;
+        let ids: Vec<String> = open.iter().cloned().collect();
+        for chunk in ids.chunks(200) {
+            let q = SnapshotQuery {
+                ids: chunk.to_vec(),
+                tags: vec![],
+            };
+            match collect_pages(|tok| ec2.snapshots_page(&q, tok)).await {
+                Ok(found) => {
+                    for snap in found {
+                        match snap.state {
+                            SnapshotState::Pending => {}
+                            SnapshotState::Completed => {
+                                open.remove(&snap.id);
+                            }
+                            SnapshotState::Error => {
+                                open.remove(&snap.id);
+                                failed.insert(snap.id, "ended in the error state".into());
+                            }
+                        }
+                    }
+                }
+                // A failed look is not a failed snapshot: look again next time.
+                Err(_) => continue,
+            }
+        }
+    }
+    failed
+}
+
+/// Runs one backup of `policy` now, waiting for its snapshots to complete.
+/// The caller holds the state lock.
 pub async fn run(
     cloud: Arc<dyn Cloud>,
     store: Arc<Mutex<Store>>,
     policy: &str,
     now: DateTime<Utc>,
+    wait: Wait,
 ) -> Result<BackupResult, BackupError> {
     let state = store.lock().expect("store").load()?;
     let pol: PolicyState = state
@@ -117,7 +193,8 @@ pub async fn run(
         by_region.entry(t.region.clone()).or_default().push(t);
     }
     let mut problems = Vec::new();
-    let mut taken = 0usize;
+    // Targets whose snapshots all exist and completed.
+    let mut taken: BTreeSet<String> = BTreeSet::new();
     if targets.is_empty() {
         problems.push("the policy has no targets".to_string());
     }
@@ -243,10 +320,14 @@ pub async fn run(
                 }
             });
         }
+        let mut created: BTreeMap<String, String> = BTreeMap::new();
         while let Some(r) = jobs.join_next().await {
             match r.expect("backup task panicked") {
                 TargetResult::Taken(snaps) => {
-                    taken += 1;
+                    if let Some(first) = snaps.first() {
+                        taken.insert(first.target.clone());
+                    }
+                    created.extend(snaps.iter().map(|s| (s.id.clone(), s.target.clone())));
                     // Recorded at once: a crash later cannot forget a snapshot
                     // that exists.
                     let mut s = store.lock().expect("store");
@@ -260,9 +341,18 @@ pub async fn run(
                 TargetResult::Problem(p) => problems.push(p),
             }
         }
+        // A backup is only as good as its slowest snapshot: retention must
+        // not count it before every snapshot has completed.
+        let unfinished =
+            wait_for_completion(ec2.as_ref(), created.keys().cloned().collect(), wait).await;
+        for (snap, why) in unfinished {
+            let target = created.get(&snap).cloned().unwrap_or_default();
+            taken.remove(&target);
+            problems.push(format!("snapshot {snap} of {target} {why}"));
+        }
     }
     problems.sort();
-    let status = match (taken, problems.is_empty()) {
+    let status = match (taken.len(), problems.is_empty()) {
         (0, _) => BackupStatus::Failed,
         (_, true) => BackupStatus::Success,
         (_, false) => BackupStatus::Partial,

@@ -19,6 +19,12 @@ pub struct World {
     pub snapshots: BTreeMap<String, Snapshot>,
     /// Every call made, as `Action region` (for example `CreateSnapshots us-east-1`).
     pub calls: Vec<String>,
+    /// How many DescribeSnapshots calls a new snapshot stays `pending` for
+    /// (real snapshots take minutes; the emulator's complete at once).
+    pub pending_describes: u32,
+    /// Snapshots of these volumes end in the `error` state.
+    pub failing_volumes: std::collections::BTreeSet<String>,
+    pending_left: BTreeMap<String, u32>,
     /// Actions that fail with the given kind, every time.
     pub failing: BTreeMap<String, ErrorKind>,
     next: u64,
@@ -132,11 +138,20 @@ impl FakeEc2 {
 
     fn new_snapshot(&self, w: &mut World, volume_id: &str, tags: &Tags) -> Snapshot {
         w.next += 1;
+        let id = format!("snap-{:017x}", w.next);
+        let fails = w.failing_volumes.contains(volume_id);
+        let state = if w.pending_describes > 0 || fails {
+            let polls = w.pending_describes.max(1);
+            w.pending_left.insert(id.clone(), polls);
+            SnapshotState::Pending
+        } else {
+            SnapshotState::Completed
+        };
         let s = Snapshot {
-            id: format!("snap-{:017x}", w.next),
+            id,
             volume_id: volume_id.to_string(),
             region: self.region.clone(),
-            state: SnapshotState::Completed,
+            state,
             started: None,
             tags: tags.clone(),
         };
@@ -186,7 +201,21 @@ impl Ec2 for FakeEc2 {
         q: &SnapshotQuery,
         token: Option<String>,
     ) -> CloudResult<Page<Snapshot>> {
-        let w = self.enter("DescribeSnapshots", None)?;
+        let mut w = self.enter("DescribeSnapshots", None)?;
+        let w = &mut *w;
+        for (id, left) in w.pending_left.iter_mut() {
+            if *left == 0 {
+                continue;
+            }
+            *left -= 1;
+            if let (0, Some(s)) = (*left, w.snapshots.get_mut(id)) {
+                s.state = if w.failing_volumes.contains(&s.volume_id) {
+                    SnapshotState::Error
+                } else {
+                    SnapshotState::Completed
+                };
+            }
+        }
         let all = w
             .snapshots
             .values()

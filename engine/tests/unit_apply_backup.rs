@@ -13,6 +13,11 @@ use lifeboat_engine::state::{BackupStatus, Store};
 use lifeboat_engine::{backup, Address};
 use lifeboat_schema::Config;
 
+const WAIT: backup::Wait = backup::Wait {
+    timeout: std::time::Duration::from_secs(60),
+    interval: std::time::Duration::from_millis(1),
+};
+
 const CONFIG: &str = r#"
 account "main" {
   regions = ["us-east-1", "us-west-2"]
@@ -129,7 +134,7 @@ async fn unit_backup_makes_one_create_call_per_instance_with_tags_and_no_per_tar
     let b = Bench::new(CONFIG);
     b.apply().await;
     b.cloud.world.lock().unwrap().calls.clear();
-    let result = backup::run(b.cloud(), b.store.clone(), "web", at(10))
+    let result = backup::run(b.cloud(), b.store.clone(), "web", at(10), WAIT)
         .await
         .unwrap();
     assert_eq!(result.record.status, BackupStatus::Success);
@@ -155,7 +160,7 @@ async fn unit_retention_after_backups_keeps_generations_and_spares_frozen_ones()
     let b = Bench::new(CONFIG);
     b.apply().await;
     for h in [10, 11] {
-        backup::run(b.cloud(), b.store.clone(), "web", at(h))
+        backup::run(b.cloud(), b.store.clone(), "web", at(h), WAIT)
             .await
             .unwrap();
     }
@@ -165,7 +170,7 @@ async fn unit_retention_after_backups_keeps_generations_and_spares_frozen_ones()
         .transaction(|tx| tx.freeze("web", "2026-11-22T10:00:00Z", "audit", at(12)))
         .unwrap();
     for h in [13, 14, 15] {
-        backup::run(b.cloud(), b.store.clone(), "web", at(h))
+        backup::run(b.cloud(), b.store.clone(), "web", at(h), WAIT)
             .await
             .unwrap();
     }
@@ -206,7 +211,7 @@ async fn unit_missing_target_with_auto_remove_no_makes_a_partial_backup() {
         b.plan().await.is_empty(),
         "with auto_remove_targets = no the target stays"
     );
-    let r = backup::run(b.cloud(), b.store.clone(), "web", at(10))
+    let r = backup::run(b.cloud(), b.store.clone(), "web", at(10), WAIT)
         .await
         .unwrap();
     assert_eq!(r.record.status, BackupStatus::Partial);
@@ -224,7 +229,7 @@ async fn unit_a_failed_change_skips_its_dependents_and_the_rest_goes_on() {
     let b = Bench::new(CONFIG);
     b.apply().await;
     for h in [10, 11] {
-        backup::run(b.cloud(), b.store.clone(), "web", at(h))
+        backup::run(b.cloud(), b.store.clone(), "web", at(h), WAIT)
             .await
             .unwrap();
     }
@@ -289,4 +294,65 @@ async fn unit_a_failed_change_skips_its_dependents_and_the_rest_goes_on() {
         .unwrap()
         .is_empty());
     assert!(b.plan().await.is_empty());
+}
+
+#[tokio::test]
+async fn unit_backup_waits_for_pending_snapshots_and_a_snapshot_in_error_fails_its_target() {
+    let b = Bench::new(CONFIG);
+    b.apply().await;
+    {
+        let mut w = b.cloud.world.lock().unwrap();
+        w.pending_describes = 3;
+        w.failing_volumes.insert("vol-0000000b-1".into());
+        w.calls.clear();
+    }
+    let r = backup::run(b.cloud(), b.store.clone(), "web", at(10), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.record.status,
+        BackupStatus::Partial,
+        "{:?}",
+        r.record.problems
+    );
+    assert_eq!(r.record.problems.len(), 1, "{:?}", r.record.problems);
+    assert!(r.record.problems[0].contains("of i-0000000b ended in the error state"));
+    let w = b.cloud.world.lock().unwrap();
+    // Looks are per region and page, never per snapshot: us-east-1's five
+    // snapshots take one look of three pages (the fake counts pending down
+    // per call) and a second of two; us-west-2's one takes three looks.
+    assert_eq!(w.calls_of("DescribeSnapshots"), 8, "{:?}", w.calls);
+}
+
+#[tokio::test]
+async fn unit_backup_gives_up_waiting_after_its_timeout_and_keeps_older_generations() {
+    let b = Bench::new(CONFIG);
+    b.apply().await;
+    for h in [10, 11] {
+        backup::run(b.cloud(), b.store.clone(), "web", at(h), WAIT)
+            .await
+            .unwrap();
+    }
+    b.cloud.world.lock().unwrap().pending_describes = u32::MAX;
+    let short = backup::Wait {
+        timeout: std::time::Duration::from_millis(30),
+        interval: std::time::Duration::from_millis(5),
+    };
+    let r = backup::run(b.cloud(), b.store.clone(), "web", at(12), short)
+        .await
+        .unwrap();
+    assert_eq!(r.record.status, BackupStatus::Failed);
+    assert!(
+        r.record
+            .problems
+            .iter()
+            .all(|p| p.contains("still pending")),
+        "{:?}",
+        r.record.problems
+    );
+    // Nothing expired on the strength of a backup that never completed.
+    assert_eq!(
+        b.store.lock().unwrap().backups(Some("web")).unwrap().len(),
+        3
+    );
 }
