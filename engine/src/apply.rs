@@ -27,6 +27,8 @@ pub enum Outcome {
     Failed(String),
     /// Not attempted because this change depends on one that failed.
     Skipped(Address),
+    /// Not started because the apply was interrupted (SIGINT, SIGTERM).
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -47,6 +49,12 @@ impl Report {
             .filter(|o| matches!(o, Outcome::Skipped(_)))
             .count()
     }
+    pub fn interrupted(&self) -> usize {
+        self.outcomes
+            .values()
+            .filter(|o| matches!(o, Outcome::Interrupted))
+            .count()
+    }
     pub fn done(&self) -> usize {
         self.outcomes
             .values()
@@ -64,6 +72,9 @@ pub struct Executor {
     pub now: DateTime<Utc>,
     /// The state lock held for this apply, renewed as changes finish.
     pub lock_id: Option<String>,
+    /// Set on an interrupt: no new change starts; those in flight finish
+    /// and are recorded, so the state stays true to AWS.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn field<'a>(v: &'a Option<Value>, key: &str) -> Result<&'a str, String> {
@@ -174,7 +185,7 @@ pub async fn apply(
     let parallelism = parallelism.max(1);
 
     loop {
-        while running.len() < parallelism {
+        while running.len() < parallelism && !exec.stop.load(std::sync::atomic::Ordering::SeqCst) {
             let Some(i) = ready.pop_front() else { break };
             let exec = exec.clone();
             let change = plan.changes[i].clone();
@@ -217,6 +228,14 @@ pub async fn apply(
                     ready.push_back(k);
                 }
             }
+        }
+    }
+    for c in &plan.changes {
+        if !report.outcomes.contains_key(&c.address) {
+            progress(c, &Outcome::Interrupted);
+            report
+                .outcomes
+                .insert(c.address.clone(), Outcome::Interrupted);
         }
     }
     report

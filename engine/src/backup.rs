@@ -380,6 +380,7 @@ pub async fn run(
                 store: store.clone(),
                 now,
                 lock_id: None,
+                stop: Default::default(),
             });
             report = apply::apply(&plan, exec, PER_REGION_CONCURRENCY, |_, _| {}).await;
         }

@@ -101,6 +101,7 @@ impl Bench {
             store: self.store.clone(),
             now: at(9),
             lock_id: None,
+            stop: Default::default(),
         });
         apply::apply(&plan, exec, 4, |_, _| {}).await
     }
@@ -355,4 +356,24 @@ async fn unit_backup_gives_up_waiting_after_its_timeout_and_keeps_older_generati
         b.store.lock().unwrap().backups(Some("web")).unwrap().len(),
         3
     );
+}
+
+#[tokio::test]
+async fn unit_an_interrupted_apply_starts_nothing_new_and_a_new_plan_picks_up_the_rest() {
+    let b = Bench::new(CONFIG);
+    let plan = b.plan().await;
+    let state = b.store.lock().unwrap().load().unwrap();
+    let exec = Arc::new(Executor {
+        cloud: b.cloud(),
+        accounts: planner::known_accounts(&b.config, &state),
+        store: b.store.clone(),
+        now: at(9),
+        lock_id: None,
+        stop: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    });
+    let report = apply::apply(&plan, exec, 4, |_, _| {}).await;
+    assert_eq!(report.interrupted(), plan.changes.len());
+    assert!(b.store.lock().unwrap().load().unwrap().objects.is_empty());
+    assert_eq!(b.apply().await.failed(), 0);
+    assert!(b.plan().await.is_empty());
 }
