@@ -18,6 +18,9 @@ use lifeboat_engine::state::{BackupRecord, Store};
 use lifeboat_engine::{backup, graph, planner, render, Address};
 use lifeboat_schema::{Config, Diagnostics};
 
+mod cmd_schedule;
+mod cmd_vpc;
+
 #[derive(Parser)]
 #[command(
     name = "lifeboat",
@@ -100,6 +103,16 @@ enum Command {
     ForceUnlock {
         /// The lock ID named in the "state is locked" message.
         id: String,
+    },
+    /// Capture VPC networks and inspect their versions.
+    Vpc {
+        #[command(subcommand)]
+        command: cmd_vpc::VpcCommand,
+    },
+    /// When schedules run.
+    Schedule {
+        #[command(subcommand)]
+        command: cmd_schedule::ScheduleCommand,
     },
     /// Print the plan's dependency graph in Graphviz DOT.
     Graph {
@@ -251,7 +264,8 @@ async fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Validate => {
             let ws = load(&cli)?;
-            let _ = ws;
+            let lints = lifeboat_engine::schedule::lint(&ws.config, ws.now);
+            print_diagnostics(&Diagnostics(lints));
             println!("Configuration is valid.");
             Ok(0)
         }
@@ -350,17 +364,30 @@ async fn run(cli: Cli) -> Result<u8> {
                         }
                     }
                 }
-                let exec = Arc::new(Executor { cloud: cloud().await?, accounts, store: store2.clone(), now, lock_id: Some(lock_id) });
+                let stop = stop_on_signal();
+                let exec = Arc::new(Executor {
+                    cloud: cloud().await?,
+                    accounts,
+                    store: store2.clone(),
+                    now,
+                    lock_id: Some(lock_id),
+                    stop: stop.clone(),
+                });
                 println!();
-                let report = apply::apply(&plan, exec, *parallelism as usize, |c, o| print_outcome(c.action, &c.address, o)).await;
+                let report = apply::apply(&plan, exec, *parallelism as usize, |c, o| {
+                    print_outcome(c.action, &c.address, o)
+                })
+                .await;
+                let clean = report.failed() == 0 && report.interrupted() == 0;
                 println!(
-                    "\nApply {}: {} done, {} failed, {} skipped.",
-                    if report.failed() == 0 { "complete" } else { "finished with errors" },
+                    "\nApply {}: {} done, {} failed, {} skipped, {} not started.",
+                    if clean { "complete" } else if report.interrupted() > 0 { "interrupted" } else { "finished with errors" },
                     report.done(),
                     report.failed(),
-                    report.skipped()
+                    report.skipped(),
+                    report.interrupted()
                 );
-                Ok(if report.failed() == 0 { 0 } else { 1 })
+                Ok(if clean { 0 } else { 1 })
             })
             .await
         }
@@ -502,6 +529,11 @@ async fn run(cli: Cli) -> Result<u8> {
             );
             Ok(0)
         }
+        Command::Vpc { command } => cmd_vpc::run(&cli, command).await,
+        Command::Schedule { command } => {
+            let ws = load(&cli)?;
+            cmd_schedule::run(&ws.config, ws.now, command)
+        }
         Command::Graph { plan_file } => {
             let plan = match plan_file {
                 Some(f) => read_plan(f)?,
@@ -570,7 +602,33 @@ fn print_outcome(action: Action, addr: &Address, o: &Outcome) {
         Outcome::Done => println!("  {addr}: {verb}"),
         Outcome::Failed(e) => println!("  {addr}: FAILED: {e}"),
         Outcome::Skipped(dep) => println!("  {addr}: skipped ({dep} failed)"),
+        Outcome::Interrupted => println!("  {addr}: not started (interrupted)"),
     }
+}
+
+/// A flag raised by SIGINT or SIGTERM. Apply then starts nothing new,
+/// finishes and records what is in flight, and releases the state lock, so
+/// an interrupted apply leaves state true to AWS and can simply be re-planned.
+fn stop_on_signal() -> Arc<std::sync::atomic::AtomicBool> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        eprintln!("Interrupted: finishing the changes in flight, starting no new ones.");
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    stop
 }
 
 fn print_backups(list: &[BackupRecord]) {

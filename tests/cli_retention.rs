@@ -31,8 +31,9 @@ fn lowering_generations_previews_and_deletes_exactly_the_old_snapshots() {
 
     plan.plan_line("~", "policy.web");
     let deleted: BTreeSet<String> = plan
-        .lines_starting("- snapshot[")
+        .changes("-")
         .iter()
+        .filter(|l| l.starts_with("- snapshot["))
         .map(|l| l.split('"').nth(1).expect("snapshot[\"ID\"]").to_string())
         .collect();
     assert_eq!(
@@ -48,11 +49,7 @@ fn lowering_generations_previews_and_deletes_exactly_the_old_snapshots() {
     }
     plan.plan_line("-", &backup(&at(10)));
     plan.stdout_lacks(&at(11));
-    let destroys = plan
-        .stdout
-        .lines()
-        .filter(|l| l.trim_start().starts_with("- "))
-        .count() as u64;
+    let destroys = plan.changes("-").len() as u64;
     assert_eq!(plan.plan_summary(), (0, 1, destroys));
 
     // The JSON view carries the same deletions.
@@ -97,7 +94,7 @@ fn raising_generations_deletes_nothing() {
     env.ws
         .edit("main.lb.hcl", "generations = 1", "generations = 3");
     let plan = env.run(&["plan"]).ok();
-    assert!(plan.lines_starting("- ").is_empty(), "{plan}");
+    assert!(plan.changes("-").is_empty(), "{plan}");
     assert_eq!(plan.plan_summary(), (0, 1, 0));
     env.apply();
     assert_eq!(env.aws.backup_snapshot_ids(&at(10)).len(), 1);

@@ -92,3 +92,26 @@ fn terminated_targets_stay_when_auto_remove_is_no_and_the_backup_is_partial() {
         "the live instance was still backed up"
     );
 }
+
+#[test]
+fn alert_mode_removes_the_target_and_records_an_alert() {
+    let env = Env::start();
+    let gone = env.aws.run_instance(1, &[]).id;
+    let alive = env.aws.run_instance(1, &[]).id;
+    env.config(&config(2, &[&gone, &alive], false, "alert"));
+    env.apply();
+    env.aws.terminate(&gone);
+
+    let plan = env.run(&["plan"]).ok();
+    let line = plan.plan_line("-", &target(&gone));
+    assert!(line.contains("terminated"), "{line:?}\n{plan}");
+    env.apply();
+    env.assert_converged();
+
+    let alerts = env.run(&["alerts"]).ok();
+    alerts.stdout_has(&gone);
+    let json = env.run(&["alerts", "--json"]).ok().json();
+    let items = json.as_array().expect("`alerts --json` prints an array");
+    assert_eq!(items.len(), 1, "one alert: {json}");
+    assert!(items[0].to_string().contains(&gone), "{json}");
+}

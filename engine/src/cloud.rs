@@ -220,10 +220,37 @@ pub trait Ec2: Send + Sync {
     async fn delete_snapshot(&self, snapshot_id: &str) -> CloudResult<()>;
 }
 
+/// The VPC family of EC2 in one account and region, read for VPC capture.
+#[async_trait]
+pub trait Network: Send + Sync {
+    /// Every VPC-family resource of the region (deleted ones left out).
+    ///
+    /// An implementation makes one paginated list call per resource type,
+    /// never one per resource, with two unavoidable exceptions:
+    /// DescribeVpcAttribute (the DNS attributes are only readable one VPC
+    /// and one attribute at a time) and GetManagedPrefixListEntries (entries
+    /// are only readable one list at a time; AWS-managed lists are skipped).
+    async fn inventory(&self) -> CloudResult<crate::vpc::RegionInventory>;
+}
+
 /// Opens AWS clients for configured accounts.
 #[async_trait]
 pub trait Cloud: Send + Sync {
     /// EC2 for `account` in `region`, with the account's credentials
     /// (default chain, profile, or assumed role). Clients are cached.
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>>;
+
+    /// The VPC family for `account` in `region`. The default refuses, for
+    /// clouds that do not offer VPC capture.
+    async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
+        Err(CloudError {
+            kind: ErrorKind::Invalid,
+            account: account.name.clone(),
+            region: region.to_string(),
+            action: "ec2:DescribeVpcs".into(),
+            resource: None,
+            code: None,
+            message: "this cloud does not support VPC capture".into(),
+        })
+    }
 }

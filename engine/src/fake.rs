@@ -27,6 +27,9 @@ pub struct World {
     pending_left: BTreeMap<String, u32>,
     /// Actions that fail with the given kind, every time.
     pub failing: BTreeMap<String, ErrorKind>,
+    /// VPC-family inventory by region, returned by [`Network::inventory`]
+    /// (a region without one has no VPCs).
+    pub networks: BTreeMap<String, crate::vpc::RegionInventory>,
     next: u64,
 }
 
@@ -87,6 +90,24 @@ impl Cloud for FakeCloud {
             account: account.name.clone(),
             region: region.to_string(),
         }))
+    }
+
+    async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
+        Ok(Arc::new(FakeEc2 {
+            world: self.world.clone(),
+            page_size: self.page_size,
+            account: account.name.clone(),
+            region: region.to_string(),
+        }))
+    }
+}
+
+#[async_trait]
+impl Network for FakeEc2 {
+    /// Counted and failable as `DescribeVpcs`.
+    async fn inventory(&self) -> CloudResult<crate::vpc::RegionInventory> {
+        let w = self.enter("DescribeVpcs", None)?;
+        Ok(w.networks.get(&self.region).cloned().unwrap_or_default())
     }
 }
 

@@ -15,6 +15,7 @@ pub mod model;
 pub mod plan;
 pub mod planner;
 pub mod retention;
+pub mod schedule;
 pub mod state;
 
 pub use addr::Address;
@@ -23,3 +24,4 @@ pub mod backup;
 pub mod fake;
 pub mod graph;
 pub mod render;
+pub mod vpc;

@@ -15,6 +15,10 @@ pub struct PolicyState {
     pub description: Option<String>,
     pub selectors: Vec<TagSelector>,
     pub auto_remove_targets: AutoRemove,
+    /// Names of the policy's schedules, as written. Absent in state written
+    /// before schedules existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<String>,
 }
 
 impl From<&Policy> for PolicyState {
@@ -29,6 +33,7 @@ impl From<&Policy> for PolicyState {
             description: p.description.clone(),
             selectors,
             auto_remove_targets: p.auto_remove_targets,
+            schedules: p.schedules.clone(),
         }
     }
 }

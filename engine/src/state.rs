@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::addr::Address;
 
 /// The schema version this build writes; older files are migrated on open.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// How long a lock is honoured without renewal: a holder killed with
 /// `kill -9` does not wedge the workspace forever.
@@ -127,6 +127,22 @@ pub struct Alert {
     pub message: String,
 }
 
+/// One stored version of a VPC capture (its document is read separately,
+/// with [`Store::vpc_document`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcVersionRecord {
+    /// The catalog's row id; ignored on insert.
+    pub id: i64,
+    /// The `vpc_capture` block's name.
+    pub capture: String,
+    pub account: String,
+    pub region: String,
+    pub vpc_id: String,
+    pub captured_at: DateTime<Utc>,
+    /// SHA-256 of the canonical document JSON.
+    pub hash: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
     pub id: String,
@@ -209,6 +225,12 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE lock (
         slot INTEGER PRIMARY KEY CHECK (slot = 1), id TEXT NOT NULL, holder TEXT NOT NULL,
         operation TEXT NOT NULL, acquired TEXT NOT NULL, expires TEXT NOT NULL);",
+    // version 2: VPC capture versions (one row per stored, changed document)
+    "CREATE TABLE vpc_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, capture TEXT NOT NULL, account TEXT NOT NULL,
+        region TEXT NOT NULL, vpc_id TEXT NOT NULL, captured_at TEXT NOT NULL,
+        hash TEXT NOT NULL, document TEXT NOT NULL);
+     CREATE INDEX vpc_versions_by_vpc ON vpc_versions (capture, region, vpc_id, captured_at);",
 ];
 
 impl Store {
@@ -383,6 +405,56 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Every stored VPC capture version, ordered by capture, region, VPC,
+    /// then oldest first.
+    pub fn vpc_versions(&self) -> StateResult<Vec<VpcVersionRecord>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, capture, account, region, vpc_id, captured_at, hash FROM vpc_versions
+                 ORDER BY capture, region, vpc_id, captured_at, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, capture, account, region, vpc_id, at, hash) = row.map_err(|e| self.err(e))?;
+            out.push(VpcVersionRecord {
+                id,
+                capture,
+                account,
+                region,
+                vpc_id,
+                captured_at: parse_ts(&self.path, &at)?,
+                hash,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The canonical JSON document of one VPC capture version.
+    pub fn vpc_document(&self, id: i64) -> StateResult<String> {
+        self.conn
+            .query_row(
+                "SELECT document FROM vpc_versions WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Runs `f` in one immediate (write-locked) transaction and bumps the
@@ -777,6 +849,48 @@ impl Tx<'_> {
                 "no backup {id} of policy {policy}"
             )));
         }
+        Ok(())
+    }
+
+    /// The hash of the latest stored version of a VPC in a capture.
+    pub fn latest_vpc_hash(
+        &self,
+        capture: &str,
+        region: &str,
+        vpc_id: &str,
+    ) -> StateResult<Option<String>> {
+        self.tx
+            .query_row(
+                "SELECT hash FROM vpc_versions WHERE capture = ?1 AND region = ?2 AND vpc_id = ?3
+                 ORDER BY captured_at DESC, id DESC LIMIT 1",
+                params![capture, region, vpc_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores a new VPC capture version (`v.id` is ignored).
+    pub fn insert_vpc_version(
+        &mut self,
+        v: &VpcVersionRecord,
+        document: &str,
+    ) -> StateResult<()> {
+        self.tx
+            .execute(
+                "INSERT INTO vpc_versions (capture, account, region, vpc_id, captured_at, hash, document)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    v.capture,
+                    v.account,
+                    v.region,
+                    v.vpc_id,
+                    ts(v.captured_at),
+                    v.hash,
+                    document
+                ],
+            )
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -12,12 +12,13 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
-use lifeboat_engine::cloud::{Cloud, CloudResult, Ec2, ErrorKind};
+use lifeboat_engine::cloud::{Cloud, CloudResult, Ec2, ErrorKind, Network};
 use lifeboat_schema::Account;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::ec2::AwsEc2;
 use crate::error::ErrorContext;
+use crate::vpc::AwsNetwork;
 
 /// Attempts per call (the first one included) unless overridden.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -216,5 +217,25 @@ impl Cloud for AwsCloud {
         // A concurrent caller may have won the race; keep the first client.
         let c = clients.entry(key).or_insert(ec2).clone();
         Ok(c)
+    }
+
+    /// Not cached: a capture reads each region once.
+    async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
+        let session = self.session(account).await;
+        let ctx = ErrorContext {
+            account: account.name.clone(),
+            region: region.to_owned(),
+            assumes_role: session.assumes_role,
+            credentials: session.credentials.clone(),
+        };
+        let account_id = self.account_id(&session, &ctx).await?;
+        let conf = aws_sdk_ec2::config::Builder::from(&session.config)
+            .region(Region::new(region.to_owned()))
+            .build();
+        Ok(Arc::new(AwsNetwork::new(
+            aws_sdk_ec2::Client::from_conf(conf),
+            ctx,
+            account_id,
+        )))
     }
 }

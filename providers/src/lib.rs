@@ -36,5 +36,6 @@ mod cloud;
 mod convert;
 mod ec2;
 mod error;
+mod vpc;
 
 pub use cloud::{AwsCloud, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_ENV};

@@ -15,6 +15,10 @@ pub struct Config {
     pub settings: Settings,
     pub accounts: BTreeMap<String, Account>,
     pub policies: BTreeMap<String, Policy>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schedules: BTreeMap<String, Schedule>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vpc_captures: BTreeMap<String, VpcCapture>,
 }
 
 /// The `lifeboat { ... }` block.
@@ -86,6 +90,9 @@ pub struct Policy {
     pub volumes: Vec<VolumeTarget>,
     pub selectors: Vec<TagSelector>,
     pub auto_remove_targets: AutoRemove,
+    /// Names of the schedules (`schedules = [schedule.NAME, ...]`), as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<String>,
     #[serde(skip)]
     pub location: Location,
 }
@@ -160,4 +167,148 @@ pub enum AutoRemove {
     Yes,
     /// Remove it and record an alert.
     Alert,
+}
+
+pub use chrono::Weekday;
+pub use chrono_tz::Tz;
+
+/// `schedule "NAME" { ... }`: when the policies that name it run.
+///
+/// Times are wall-clock times in `time_zone`; `engine::schedule` turns them
+/// into instants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub name: String,
+    pub time_zone: Tz,
+    /// The first run. Fixes the time of day, and for weekly and monthly
+    /// schedules the weekday or the day of the month.
+    pub start: chrono::NaiveDateTime,
+    pub every: Every,
+    /// Weekdays on which runs may start; `None` means every day. Only for
+    /// minute, hour and day units.
+    pub days: Option<Vec<Weekday>>,
+    /// No run at or after this local date-time.
+    pub expires: Option<chrono::NaiveDateTime>,
+    pub disable: Vec<DisableWindow>,
+    #[serde(skip)]
+    pub location: Location,
+}
+
+/// `every = "6h"`: a whole number of one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Every {
+    pub count: u32,
+    pub unit: EveryUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EveryUnit {
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+    Months,
+}
+
+impl EveryUnit {
+    /// The suffix written in `every`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            EveryUnit::Minutes => "m",
+            EveryUnit::Hours => "h",
+            EveryUnit::Days => "d",
+            EveryUnit::Weeks => "w",
+            EveryUnit::Months => "mo",
+        }
+    }
+}
+
+impl std::fmt::Display for Every {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.count, self.unit.suffix())
+    }
+}
+
+impl std::str::FromStr for Every {
+    type Err = String;
+
+    /// `Nm`, `Nh`, `Nd`, `Nw` or `Nmo`, N a whole number from 1 to 100000.
+    fn from_str(s: &str) -> Result<Every, String> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (n, unit) = s.split_at(digits);
+        let unit = match unit {
+            "m" => EveryUnit::Minutes,
+            "h" => EveryUnit::Hours,
+            "d" => EveryUnit::Days,
+            "w" => EveryUnit::Weeks,
+            "mo" => EveryUnit::Months,
+            _ => {
+                return Err(format!(
+                    "{s:?} is not an interval; write a whole number and a unit: m (minutes), h (hours), d (days), w (weeks) or mo (months), as in \"6h\""
+                ))
+            }
+        };
+        match n.parse::<u32>() {
+            Ok(count) if (1..=100_000).contains(&count) => Ok(Every { count, unit }),
+            _ => Err(format!(
+                "{s:?} is not an interval; the number before the unit must be a whole number from 1 to 100000"
+            )),
+        }
+    }
+}
+
+/// `disable { day = "tue"  from = "13:00"  to = "15:00" }`: no run starts
+/// from `from` (inclusive) to `to` (exclusive). When `from` is not earlier
+/// than `to` the window crosses midnight into the next day (equal times:
+/// 24 hours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisableWindow {
+    /// `None` for `day = "all"`.
+    pub day: Option<Weekday>,
+    pub from: chrono::NaiveTime,
+    pub to: chrono::NaiveTime,
+}
+
+impl DisableWindow {
+    /// Does the window cover this local wall-clock time?
+    pub fn covers(&self, t: chrono::NaiveDateTime) -> bool {
+        use chrono::Datelike;
+        let on = |d: Weekday| self.day.is_none_or(|w| w == d);
+        let (day, time) = (t.weekday(), t.time());
+        if self.from < self.to {
+            on(day) && self.from <= time && time < self.to
+        } else {
+            (on(day) && time >= self.from) || (on(day.pred()) && time < self.to)
+        }
+    }
+
+    /// When the window that covers `t` ends (local); `None` if it does not cover `t`.
+    pub fn end_after(&self, t: chrono::NaiveDateTime) -> Option<chrono::NaiveDateTime> {
+        if !self.covers(t) {
+            return None;
+        }
+        let date = t.date();
+        if self.from >= self.to && t.time() >= self.from {
+            Some(date.succ_opt()?.and_time(self.to))
+        } else {
+            Some(date.and_time(self.to))
+        }
+    }
+}
+
+/// `vpc_capture "NAME" { account = account.X  regions = [..]  every = "4h" }`:
+/// which account's VPCs `lifeboat vpc capture` records, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcCapture {
+    pub name: String,
+    /// Name of the account (the `account.NAME` reference resolved and checked).
+    pub account: String,
+    /// Regions to capture, each one of the account's; empty means all of
+    /// the account's regions.
+    pub regions: Vec<String>,
+    /// `every = "4h"` in seconds: how often run mode captures.
+    pub every_seconds: Option<u64>,
+    #[serde(skip)]
+    pub location: Location,
 }

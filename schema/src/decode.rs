@@ -18,7 +18,10 @@ use crate::diag::Diagnostic;
 use crate::source::Source;
 use crate::validate::{self, did_you_mean};
 
-const TOP_BLOCKS: &[&str] = &["lifeboat", "account", "policy"];
+mod schedule;
+mod vpc_capture;
+
+const TOP_BLOCKS: &[&str] = &["lifeboat", "account", "policy", "schedule", "vpc_capture"];
 const MAX_GENERATIONS: f64 = 10_000.0;
 
 fn start<T: Span>(node: &T) -> usize {
@@ -601,6 +604,8 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     let mut lifeboat: Vec<(usize, &Block)> = Vec::new();
     let mut accounts: Vec<(usize, &Block)> = Vec::new();
     let mut policies: Vec<(usize, &Block)> = Vec::new();
+    let mut schedules: Vec<(usize, &Block)> = Vec::new();
+    let mut vpc_captures: Vec<(usize, &Block)> = Vec::new();
     for (i, (src, body)) in files.iter().enumerate() {
         let scope = d.scope(src, body, "a configuration".into(), 0, &[], TOP_BLOCKS);
         debug_assert!(scope.attrs.is_empty());
@@ -608,6 +613,8 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
             match b.ident.value().as_str() {
                 "lifeboat" => lifeboat.push((i, b)),
                 "account" => accounts.push((i, b)),
+                "schedule" => schedules.push((i, b)),
+                "vpc_capture" => vpc_captures.push((i, b)),
                 _ => policies.push((i, b)),
             }
         }
@@ -659,10 +666,12 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
         );
     }
 
+    let (decoded_schedules, schedule_names) = schedule::decode_schedules(&mut d, files, &schedules);
+    config.schedules = decoded_schedules;
     let mut policy_at: HashMap<String, (usize, usize)> = HashMap::new();
     for &(i, b) in &policies {
         let src = files[i].0;
-        let (name, policy) = decode_policy(&mut d, src, b, &declared);
+        let (name, policy) = decode_policy(&mut d, src, b, &declared, &schedule_names);
         let Some(name) = name else { continue };
         if let Some(&(fi, at)) = policy_at.get(&name) {
             d.error(
@@ -681,6 +690,8 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
             config.policies.insert(policy.name.clone(), policy);
         }
     }
+    config.vpc_captures =
+        vpc_capture::decode_vpc_captures(&mut d, files, &vpc_captures, &declared);
     config.accounts = declared
         .into_iter()
         .map(|(name, a)| (name, a.account))
@@ -878,6 +889,7 @@ const POLICY_ATTRS: &[&str] = &[
     "enabled",
     "description",
     "auto_remove_targets",
+    "schedules",
 ];
 const POLICY_BLOCKS: &[&str] = &["instance", "volume", "select"];
 
@@ -886,6 +898,7 @@ fn decode_policy(
     src: &Source,
     block: &Block,
     accounts: &BTreeMap<String, DeclaredAccount>,
+    schedule_names: &std::collections::BTreeSet<String>,
 ) -> (Option<String>, Option<Policy>) {
     let name = d.name_label(src, block, "web");
     let what = match &name {
@@ -932,6 +945,7 @@ fn decode_policy(
             }
         });
     let enabled = d.bool(&scope, "enabled").unwrap_or(true);
+    let schedules = schedule::policy_schedules(d, &scope, schedule_names);
     let description = d.string(&scope, "description", false).map(|(s, _)| s);
     let auto_remove_targets = match d.choice(&scope, "auto_remove_targets", &["no", "yes", "alert"])
     {
@@ -1094,6 +1108,7 @@ fn decode_policy(
             volumes,
             selectors,
             auto_remove_targets,
+            schedules,
             location: src.location(start(&block.ident)),
         });
     (Some(name), policy)

@@ -394,12 +394,19 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{self}"))
     }
 
-    /// The trimmed stdout lines that start with `prefix` (after indentation).
-    pub fn lines_starting(&self, prefix: &str) -> Vec<String> {
+    /// The change lines of a human plan with action `sign` (`+`, `-`, `~`),
+    /// trimmed: `- snapshot["snap-1"]  (reason)`, whatever their nesting.
+    /// Attribute diff lines (`-   "generations": 2,`) are not changes.
+    pub fn changes(&self, sign: &str) -> Vec<String> {
+        const ADDRESSES: [&str; 4] = ["account.", "policy.", "backup.", "snapshot["];
         self.stdout
             .lines()
             .map(str::trim)
-            .filter(|l| l.starts_with(prefix))
+            .filter(|l| {
+                l.strip_prefix(sign)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .is_some_and(|rest| ADDRESSES.iter().any(|a| rest.starts_with(a)))
+            })
             .map(str::to_string)
             .collect()
     }

@@ -1,0 +1,190 @@
+//! `lifeboat schedule times NAME|policy.NAME`: the planned run times of a
+//! schedule, or of all the schedules of a policy merged, in the schedule's
+//! zone and in UTC.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::{bail, Result};
+use chrono::{DateTime, Duration, Utc};
+use clap::Subcommand;
+use lifeboat_engine::schedule;
+use lifeboat_schema::{Config, Every, EveryUnit, Schedule};
+
+#[derive(Subcommand)]
+pub enum ScheduleCommand {
+    /// List the planned run times of a schedule, or of every schedule of a policy.
+    Times {
+        /// A schedule's name (or schedule.NAME), or policy.NAME for all of a policy's schedules.
+        target: String,
+        /// The first instant to list, RFC 3339 (default: now).
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        /// How far ahead of --from to list: Nm, Nh, Nd or Nw.
+        #[arg(long, default_value = "7d")]
+        next: String,
+        /// Print a JSON array of {schedule, schedules, time_zone, local, utc}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(config: &Config, now: DateTime<Utc>, command: &ScheduleCommand) -> Result<u8> {
+    match command {
+        ScheduleCommand::Times {
+            target,
+            from,
+            next,
+            json,
+        } => {
+            let from = from.unwrap_or(now);
+            let Some(until) = from.checked_add_signed(window(next)?) else {
+                bail!("--from plus --next is past the last date Lifeboat can represent");
+            };
+            let schedules = resolve_target(config, target)?;
+            let runs = merged(&schedules, from, until);
+            let mut out = std::io::stdout().lock();
+            if *json {
+                let rows: Vec<serde_json::Value> = runs
+                    .iter()
+                    .map(|(t, by)| {
+                        let zone = by[0].time_zone;
+                        serde_json::json!({
+                            "schedule": by[0].name,
+                            "schedules": by.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+                            "time_zone": zone.name(),
+                            "local": t.with_timezone(&zone).to_rfc3339(),
+                            "utc": t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+                return Ok(0);
+            }
+            if runs.is_empty() {
+                eprintln!(
+                    "No runs of {target} from {} until {}.",
+                    from.format("%Y-%m-%dT%H:%M:%SZ"),
+                    until.format("%Y-%m-%dT%H:%M:%SZ")
+                );
+                return Ok(0);
+            }
+            let lines: Vec<(String, String, String)> = runs
+                .iter()
+                .map(|(t, by)| {
+                    let local = t.with_timezone(&by[0].time_zone);
+                    (
+                        local.format("%Y-%m-%d %H:%M %Z (%:z)").to_string(),
+                        t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        by.iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                })
+                .collect();
+            let width = lines.iter().map(|l| l.0.len()).max().unwrap_or(0);
+            for (local, utc, names) in lines {
+                writeln!(out, "{local:<width$}   {utc}   {names}")?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `--next`: a whole number of minutes, hours, days or weeks.
+fn window(text: &str) -> Result<Duration> {
+    let every: Every = text
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--next: {e}"))?;
+    let n = i64::from(every.count);
+    Ok(match every.unit {
+        EveryUnit::Minutes => Duration::minutes(n),
+        EveryUnit::Hours => Duration::hours(n),
+        EveryUnit::Days => Duration::days(n),
+        EveryUnit::Weeks => Duration::weeks(n),
+        EveryUnit::Months => {
+            bail!("--next takes minutes, hours, days or weeks (as in \"30d\"), not months")
+        }
+    })
+}
+
+/// The schedules `NAME`, `schedule.NAME` or `policy.NAME` stands for.
+fn resolve_target<'a>(config: &'a Config, target: &str) -> Result<Vec<&'a Schedule>> {
+    let known = |names: Vec<&String>| {
+        if names.is_empty() {
+            "none are declared".to_string()
+        } else {
+            format!(
+                "declared: {}",
+                names
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    };
+    if let Some(name) = target.strip_prefix("policy.") {
+        let Some(policy) = config.policies.get(name) else {
+            bail!(
+                "no policy {name:?} in the configuration ({})",
+                known(config.policies.keys().collect())
+            );
+        };
+        if policy.schedules.is_empty() {
+            bail!("policy {name:?} has no schedules: add schedules = [schedule.NAME] to it");
+        }
+        // The schema checked every reference.
+        return Ok(policy
+            .schedules
+            .iter()
+            .filter_map(|s| config.schedules.get(s))
+            .collect());
+    }
+    let name = target.strip_prefix("schedule.").unwrap_or(target);
+    match config.schedules.get(name) {
+        Some(s) => Ok(vec![s]),
+        None => bail!(
+            "no schedule {name:?} in the configuration ({}); for a policy write policy.NAME",
+            known(config.schedules.keys().collect())
+        ),
+    }
+}
+
+/// At most this many runs are listed: a long --next on a minute schedule
+/// would otherwise print millions of lines.
+const MAX_RUNS: usize = 10_000;
+
+/// The runs of the schedules in `[from, until)`, the first [`MAX_RUNS`] of
+/// them; an instant at which several schedules run appears once, naming
+/// them in the policy's order.
+fn merged<'a>(
+    schedules: &[&'a Schedule],
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> BTreeMap<DateTime<Utc>, Vec<&'a Schedule>> {
+    let mut runs: BTreeMap<DateTime<Utc>, Vec<&Schedule>> = BTreeMap::new();
+    let mut cut = false;
+    for s in schedules {
+        let mut cursor = from - Duration::nanoseconds(1);
+        let mut listed = 0;
+        while let Some(t) = schedule::next_after(s, cursor).filter(|t| *t < until) {
+            if listed == MAX_RUNS {
+                cut = true;
+                break;
+            }
+            runs.entry(t).or_default().push(s);
+            cursor = t;
+            listed += 1;
+        }
+    }
+    if let Some(&first_dropped) = runs.keys().nth(MAX_RUNS) {
+        runs.split_off(&first_dropped);
+        cut = true;
+    }
+    if cut {
+        eprintln!("Listing the first {MAX_RUNS} runs only; use a shorter --next to see the rest.");
+    }
+    runs
+}

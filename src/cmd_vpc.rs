@@ -1,0 +1,293 @@
+//! `lifeboat vpc ...`: capture VPC networks into the catalog, list the
+//! versions, show one, and diff two.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::Subcommand;
+use lifeboat_engine::state::{Store, VpcVersionRecord};
+use lifeboat_engine::vpc::{self, CaptureDoc, VpcOutcome};
+
+use super::{cloud, load, locked, Cli};
+
+#[derive(Subcommand)]
+pub enum VpcCommand {
+    /// Capture every VPC of a vpc_capture block (default: of every block).
+    Capture {
+        /// The vpc_capture block's name.
+        name: Option<String>,
+    },
+    /// List captures, their VPCs and the stored versions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a captured VPC document as JSON.
+    Show {
+        /// The vpc_capture block's name.
+        capture: String,
+        /// The VPC id.
+        vpc: String,
+        /// The version current at this time (RFC 3339; default: the latest).
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// Show what changed in a VPC's network between two captures.
+    Diff {
+        /// The VPC id.
+        vpc: String,
+        /// The version current at this time (default: the one before --to).
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        /// The version current at this time (default: the latest).
+        #[arg(long)]
+        to: Option<DateTime<Utc>>,
+        /// The vpc_capture block, when several capture this VPC.
+        #[arg(long)]
+        capture: Option<String>,
+    },
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+pub async fn run(cli: &Cli, command: &VpcCommand) -> Result<u8> {
+    let ws = load(cli)?;
+    match command {
+        VpcCommand::Capture { name } => {
+            let names: Vec<String> = match name {
+                Some(n) => vec![n.clone()],
+                None => ws.config.vpc_captures.keys().cloned().collect(),
+            };
+            if names.is_empty() {
+                bail!("the configuration has no vpc_capture block");
+            }
+            if let Some(n) = names
+                .iter()
+                .find(|n| !ws.config.vpc_captures.contains_key(*n))
+            {
+                let declared: Vec<&str> =
+                    ws.config.vpc_captures.keys().map(String::as_str).collect();
+                bail!(
+                    "no vpc_capture block named {n:?} in the configuration (declared: {})",
+                    if declared.is_empty() {
+                        "none".to_string()
+                    } else {
+                        declared.join(", ")
+                    }
+                );
+            }
+            let store = Arc::new(Mutex::new(ws.store()?));
+            let store2 = store.clone();
+            let now = ws.now;
+            let config = ws.config.clone();
+            locked(store, "vpc capture", now, async move |_| {
+                let cloud = cloud().await?;
+                let (mut stored, mut unchanged, mut failed) = (0, 0, 0);
+                for name in &names {
+                    let regions = vpc::capture(cloud.clone(), &store2, &config, name, now).await?;
+                    for r in regions {
+                        let prefix = format!("vpc_capture.{} {}", r.capture, r.region);
+                        match r.result {
+                            Err(e) => {
+                                failed += 1;
+                                println!("{prefix}: failed: {e}");
+                            }
+                            Ok(vpcs) if vpcs.is_empty() => println!("{prefix}: no VPCs"),
+                            Ok(vpcs) => {
+                                for v in vpcs {
+                                    match v.outcome {
+                                        VpcOutcome::Stored => {
+                                            stored += 1;
+                                            println!(
+                                                "{prefix} {}: stored version {}",
+                                                v.vpc_id,
+                                                short(&v.hash)
+                                            );
+                                        }
+                                        VpcOutcome::Unchanged => {
+                                            unchanged += 1;
+                                            println!(
+                                                "{prefix} {}: unchanged ({})",
+                                                v.vpc_id,
+                                                short(&v.hash)
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                println!(
+                    "\nCapture {}: {stored} new version(s), {unchanged} unchanged, {failed} region(s) failed.",
+                    if failed == 0 { "complete" } else { "finished with errors" }
+                );
+                Ok(if failed == 0 { 0 } else { 1 })
+            })
+            .await
+        }
+        VpcCommand::List { json } => {
+            let store = ws.store()?;
+            let versions = store.vpc_versions()?;
+            // (capture, account, region, vpc) -> versions, oldest first.
+            let mut grouped: BTreeMap<(&str, &str, &str, &str), Vec<&VpcVersionRecord>> =
+                BTreeMap::new();
+            for v in &versions {
+                grouped
+                    .entry((&v.capture, &v.account, &v.region, &v.vpc_id))
+                    .or_default()
+                    .push(v);
+            }
+            if *json {
+                let out: Vec<serde_json::Value> = grouped
+                    .iter()
+                    .map(|((capture, account, region, vpc_id), vs)| {
+                        serde_json::json!({
+                            "capture": capture,
+                            "account": account,
+                            "region": region,
+                            "vpc_id": vpc_id,
+                            "versions": vs.iter().map(|v| serde_json::json!({
+                                "captured_at": time(v.captured_at),
+                                "hash": v.hash,
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(0);
+            }
+            if grouped.is_empty() {
+                println!("No VPC captures. Take one with `lifeboat vpc capture`.");
+                return Ok(0);
+            }
+            let mut last_capture = "";
+            for ((capture, account, region, vpc_id), vs) in &grouped {
+                if *capture != last_capture {
+                    println!("vpc_capture.{capture} (account {account})");
+                    last_capture = capture;
+                }
+                println!("  {region} {vpc_id}: {} version(s)", vs.len());
+                for v in vs {
+                    println!("    {}  {}", time(v.captured_at), short(&v.hash));
+                }
+            }
+            Ok(0)
+        }
+        VpcCommand::Show { capture, vpc, at } => {
+            let store = ws.store()?;
+            let versions: Vec<VpcVersionRecord> = store
+                .vpc_versions()?
+                .into_iter()
+                .filter(|v| &v.capture == capture && &v.vpc_id == vpc)
+                .collect();
+            if versions.is_empty() {
+                bail!("no capture of {vpc} in vpc_capture.{capture}; see `lifeboat vpc list`");
+            }
+            let Some(v) = vpc::version_at(&versions, *at) else {
+                bail!(
+                    "no capture of {vpc} in vpc_capture.{capture} at or before {}; the first is from {}",
+                    time(at.expect("a time was given")),
+                    time(versions[0].captured_at)
+                );
+            };
+            println!("{}", pretty(&store, v)?);
+            Ok(0)
+        }
+        VpcCommand::Diff {
+            vpc,
+            from,
+            to,
+            capture,
+        } => {
+            let store = ws.store()?;
+            let mut versions: Vec<VpcVersionRecord> = store
+                .vpc_versions()?
+                .into_iter()
+                .filter(|v| &v.vpc_id == vpc)
+                .filter(|v| capture.as_ref().is_none_or(|c| &v.capture == c))
+                .collect();
+            let captures: std::collections::BTreeSet<&str> =
+                versions.iter().map(|v| v.capture.as_str()).collect();
+            if captures.len() > 1 {
+                let names: Vec<String> = captures.iter().map(|c| c.to_string()).collect();
+                bail!(
+                    "{vpc} is captured by several vpc_capture blocks ({}); choose one with --capture",
+                    names.join(", ")
+                );
+            }
+            versions.sort_by(|a, b| a.captured_at.cmp(&b.captured_at).then(a.id.cmp(&b.id)));
+            if versions.is_empty() {
+                bail!("no capture of {vpc}; see `lifeboat vpc list`");
+            }
+            if versions.len() < 2 && from.is_none() && to.is_none() {
+                bail!(
+                    "{vpc} has only one captured version; a diff needs two (capture again after the network changes)"
+                );
+            }
+            let Some(new) = vpc::version_at(&versions, *to) else {
+                bail!(
+                    "no capture of {vpc} at or before {}",
+                    time(to.expect("given"))
+                );
+            };
+            let old = match from {
+                Some(t) => vpc::version_at(&versions, Some(*t)),
+                None => versions.iter().rev().find(|v| {
+                    v.captured_at < new.captured_at
+                        || (v.captured_at == new.captured_at && v.id < new.id)
+                }),
+            };
+            let Some(old) = old else {
+                bail!(
+                    "no capture of {vpc} before the one from {} to compare with",
+                    time(new.captured_at)
+                );
+            };
+            let (a, b) = (pretty(&store, old)?, pretty(&store, new)?);
+            if a == b {
+                println!(
+                    "No changes in {vpc} between {} and {}.",
+                    time(old.captured_at),
+                    time(new.captured_at)
+                );
+                return Ok(0);
+            }
+            let old_name = format!("{vpc} {} ({})", time(old.captured_at), short(&old.hash));
+            let new_name = format!("{vpc} {} ({})", time(new.captured_at), short(&new.hash));
+            if let (Ok(x), Ok(y)) = (
+                serde_json::from_str::<CaptureDoc>(&a),
+                serde_json::from_str::<CaptureDoc>(&b),
+            ) {
+                println!(
+                    "Changes in {vpc} from {} to {}:",
+                    time(old.captured_at),
+                    time(new.captured_at)
+                );
+                for line in vpc::changed_resources(&x, &y) {
+                    println!("  {line}");
+                }
+                println!();
+            }
+            print!("{}", vpc::diff_documents(&a, &b, &old_name, &new_name));
+            Ok(0)
+        }
+    }
+}
+
+/// A stored document as pretty JSON, in the document's own field order.
+fn pretty(store: &Store, v: &VpcVersionRecord) -> Result<String> {
+    let raw = store.vpc_document(v.id)?;
+    Ok(match serde_json::from_str::<CaptureDoc>(&raw) {
+        Ok(doc) => doc.pretty(),
+        Err(_) => serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&raw)?)?,
+    })
+}

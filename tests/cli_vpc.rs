@@ -1,0 +1,632 @@
+//! `lifeboat vpc capture | list | show | diff` against the emulator, and the
+//! `vpc_capture` block's diagnostics.
+
+mod support;
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ec2::types::{DomainType, IpPermission, IpRange, UserIdGroupPair};
+use serde_json::Value;
+use support::{at, Emulator, Env, Workspace, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+
+const CONFIG: &str = r#"account "main" {
+  regions = ["us-east-1"]
+}
+
+vpc_capture "prod" {
+  account = account.main
+  every   = "4h"
+}
+"#;
+
+/// The test's own EC2 client, blocking on a private runtime.
+struct Net {
+    rt: tokio::runtime::Runtime,
+    ec2: aws_sdk_ec2::Client,
+}
+
+/// What the fixture built.
+struct Estate {
+    vpc: String,
+    web_sg: String,
+    igw: String,
+    nat: Option<String>,
+}
+
+impl Net {
+    fn new(emulator: &Emulator) -> Net {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(emulator.endpoint())
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "lifeboat-tests",
+            ))
+            .build();
+        Net {
+            rt,
+            ec2: aws_sdk_ec2::Client::from_conf(conf),
+        }
+    }
+
+    /// A VPC with two subnets in two zones, two security groups that
+    /// reference each other, a route table with a route to an internet
+    /// gateway, and a NAT gateway.
+    fn build(&self) -> Estate {
+        let ec2 = &self.ec2;
+        self.rt.block_on(async {
+            let vpc = ec2
+                .create_vpc()
+                .cidr_block("10.20.0.0/16")
+                .send()
+                .await
+                .unwrap()
+                .vpc
+                .unwrap()
+                .vpc_id
+                .unwrap();
+            let mut subnets = Vec::new();
+            for (cidr, az) in [
+                ("10.20.1.0/24", "us-east-1a"),
+                ("10.20.2.0/24", "us-east-1b"),
+            ] {
+                let s = ec2
+                    .create_subnet()
+                    .vpc_id(&vpc)
+                    .cidr_block(cidr)
+                    .availability_zone(az)
+                    .send()
+                    .await
+                    .unwrap();
+                subnets.push(s.subnet.unwrap().subnet_id.unwrap());
+            }
+            let mut groups = Vec::new();
+            for name in ["web", "db"] {
+                let g = ec2
+                    .create_security_group()
+                    .vpc_id(&vpc)
+                    .group_name(name)
+                    .description(format!("{name} tier"))
+                    .send()
+                    .await
+                    .unwrap();
+                groups.push(g.group_id.unwrap());
+            }
+            for (to, from, port) in [(1, 0, 5432), (0, 1, 8080)] {
+                ec2.authorize_security_group_ingress()
+                    .group_id(&groups[to])
+                    .ip_permissions(
+                        IpPermission::builder()
+                            .ip_protocol("tcp")
+                            .from_port(port)
+                            .to_port(port)
+                            .user_id_group_pairs(
+                                UserIdGroupPair::builder().group_id(&groups[from]).build(),
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            let igw = ec2
+                .create_internet_gateway()
+                .send()
+                .await
+                .unwrap()
+                .internet_gateway
+                .unwrap()
+                .internet_gateway_id
+                .unwrap();
+            ec2.attach_internet_gateway()
+                .vpc_id(&vpc)
+                .internet_gateway_id(&igw)
+                .send()
+                .await
+                .unwrap();
+            let rtb = ec2
+                .create_route_table()
+                .vpc_id(&vpc)
+                .send()
+                .await
+                .unwrap()
+                .route_table
+                .unwrap()
+                .route_table_id
+                .unwrap();
+            ec2.create_route()
+                .route_table_id(&rtb)
+                .destination_cidr_block("0.0.0.0/0")
+                .gateway_id(&igw)
+                .send()
+                .await
+                .unwrap();
+            ec2.associate_route_table()
+                .route_table_id(&rtb)
+                .subnet_id(&subnets[0])
+                .send()
+                .await
+                .unwrap();
+            let nat = async {
+                let eip = ec2
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .send()
+                    .await
+                    .ok()?
+                    .allocation_id?;
+                ec2.create_nat_gateway()
+                    .subnet_id(&subnets[0])
+                    .allocation_id(eip)
+                    .send()
+                    .await
+                    .ok()?
+                    .nat_gateway?
+                    .nat_gateway_id
+            }
+            .await;
+            Estate {
+                vpc,
+                web_sg: groups[0].clone(),
+                igw,
+                nat,
+            }
+        })
+    }
+
+    fn open_port(&self, group: &str, port: i32, cidr: &str) {
+        self.rt.block_on(async {
+            self.ec2
+                .authorize_security_group_ingress()
+                .group_id(group)
+                .ip_permissions(
+                    IpPermission::builder()
+                        .ip_protocol("tcp")
+                        .from_port(port)
+                        .to_port(port)
+                        .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+}
+
+/// The versions `vpc list --json` reports for `vpc`.
+fn versions(env: &Env, vpc: &str) -> Vec<Value> {
+    let run = env.run(&["vpc", "list", "--json"]).ok();
+    let all = run.json();
+    let entry = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["vpc_id"] == vpc)
+        .unwrap_or_else(|| panic!("{vpc} not listed\n{run}"));
+    assert_eq!(entry["capture"], "prod");
+    assert_eq!(entry["region"], "us-east-1");
+    entry["versions"].as_array().unwrap().clone()
+}
+
+#[test]
+fn capture_is_incremental_and_diff_shows_a_new_rule() {
+    let env = Env::start();
+    let net = Net::new(&env.emulator);
+    let estate = net.build();
+    env.config(CONFIG);
+
+    let run = env.run(&["--now", &at(10), "vpc", "capture"]).ok();
+    run.stdout_has(&format!("{}: stored version", estate.vpc));
+    assert_eq!(versions(&env, &estate.vpc).len(), 1);
+
+    // The document holds the whole network of the VPC.
+    let run = env.run(&["vpc", "show", "prod", &estate.vpc]).ok();
+    let doc = run.json();
+    assert_eq!(
+        doc["vpc"]["cidr_blocks"],
+        serde_json::json!(["10.20.0.0/16"])
+    );
+    let zones: Vec<&str> = doc["subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["availability_zone"].as_str().unwrap())
+        .collect();
+    assert_eq!(zones.len(), 2, "{run}");
+    assert!(zones.contains(&"us-east-1a") && zones.contains(&"us-east-1b"));
+    let groups = doc["security_groups"].as_array().unwrap();
+    let web = groups.iter().find(|g| g["id"] == estate.web_sg).unwrap();
+    assert!(
+        web["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["from_port"] == 8080 && r["peer"]["group"]["group_id"].is_string()),
+        "the group reference is kept: {web}"
+    );
+    assert!(doc["internet_gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["id"] == estate.igw));
+    let text = doc.to_string();
+    assert!(
+        text.contains(&format!(r#"{{"id":"{}","kind":"gateway"}}"#, estate.igw))
+            || text.contains(&format!(r#""kind":"gateway","id":"{}""#, estate.igw)),
+        "the IGW route: {text}"
+    );
+    let nat = estate
+        .nat
+        .as_ref()
+        .expect("the emulator creates NAT gateways");
+    assert!(
+        doc["nat_gateways"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| &g["id"] == nat),
+        "{text}"
+    );
+
+    // Nothing changed: nothing stored.
+    let run = env.run(&["--now", &at(11), "vpc", "capture", "prod"]).ok();
+    run.stdout_has(&format!("{}: unchanged", estate.vpc));
+    assert_eq!(versions(&env, &estate.vpc).len(), 1);
+    let run = env.run(&["vpc", "diff", &estate.vpc]).code(1);
+    run.mentions("two");
+
+    // A new rule: a new version, and the diff shows it.
+    net.open_port(&estate.web_sg, 8443, "203.0.113.0/24");
+    let run = env.run(&["--now", &at(12), "vpc", "capture"]).ok();
+    run.stdout_has(&format!("{}: stored version", estate.vpc));
+    let vs = versions(&env, &estate.vpc);
+    assert_eq!(vs.len(), 2);
+    assert_eq!(vs[0]["captured_at"], at(10));
+    assert_eq!(vs[1]["captured_at"], at(12));
+
+    let run = env.run(&["vpc", "diff", &estate.vpc]).ok();
+    run.stdout_has(&format!("~ security_groups {}", estate.web_sg));
+    let added: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .collect();
+    assert!(
+        added.iter().any(|l| l.contains("203.0.113.0/24")),
+        "the new rule is an added line\n{run}"
+    );
+    assert!(
+        !run.stdout
+            .lines()
+            .any(|l| l.starts_with('-') && !l.starts_with("---") && l.contains("8080")),
+        "the old rules are not removed\n{run}"
+    );
+
+    // Times pick versions.
+    let run = env
+        .run(&["vpc", "show", "prod", &estate.vpc, "--at", &at(11)])
+        .ok();
+    run.stdout_lacks("203.0.113.0/24");
+    let run = env
+        .run(&[
+            "vpc",
+            "diff",
+            &estate.vpc,
+            "--from",
+            &at(10),
+            "--to",
+            &at(11),
+        ])
+        .ok();
+    run.stdout_has("No changes");
+    let run = env.run(&["vpc", "list"]).ok();
+    run.stdout_has("vpc_capture.prod (account main)");
+    run.stdout_has(&format!("us-east-1 {}: 2 version(s)", estate.vpc));
+}
+
+/// Ids of `doc[kind]` (an array of resources).
+fn ids(doc: &Value, kind: &str) -> Vec<String> {
+    doc[kind]
+        .as_array()
+        .unwrap_or_else(|| panic!("{kind} is a list: {doc}"))
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn region_level_resources_are_captured_with_the_vpc_that_uses_them() {
+    let env = Env::start();
+    let net = Net::new(&env.emulator);
+    let ec2 = &net.ec2;
+    struct Built {
+        a: String,
+        b: String,
+        pl: String,
+        eigw: String,
+        vgw: String,
+        cgw: String,
+        vpn: String,
+        dopt: String,
+        pcx: String,
+        tgw: String,
+        tgw_attach: String,
+    }
+    let x = net.rt.block_on(async {
+        let vpc = |cidr: &'static str| async move {
+            ec2.create_vpc()
+                .cidr_block(cidr)
+                .send()
+                .await
+                .unwrap()
+                .vpc
+                .unwrap()
+                .vpc_id
+                .unwrap()
+        };
+        let a = vpc("10.30.0.0/16").await;
+        let b = vpc("10.31.0.0/16").await;
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&a)
+            .cidr_block("10.30.1.0/24")
+            .availability_zone("us-east-1a")
+            .send()
+            .await
+            .unwrap()
+            .subnet
+            .unwrap()
+            .subnet_id
+            .unwrap();
+        let pl = ec2
+            .create_managed_prefix_list()
+            .prefix_list_name("office")
+            .address_family("IPv4")
+            .max_entries(5)
+            .entries(
+                aws_sdk_ec2::types::AddPrefixListEntry::builder()
+                    .cidr("192.0.2.0/24")
+                    .description("hq")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .prefix_list
+            .unwrap()
+            .prefix_list_id
+            .unwrap();
+        let sg = ec2
+            .create_security_group()
+            .vpc_id(&a)
+            .group_name("office")
+            .description("office access")
+            .send()
+            .await
+            .unwrap()
+            .group_id
+            .unwrap();
+        ec2.authorize_security_group_ingress()
+            .group_id(&sg)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(443)
+                    .to_port(443)
+                    .prefix_list_ids(
+                        aws_sdk_ec2::types::PrefixListId::builder()
+                            .prefix_list_id(&pl)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let eigw = ec2
+            .create_egress_only_internet_gateway()
+            .vpc_id(&a)
+            .send()
+            .await
+            .unwrap()
+            .egress_only_internet_gateway
+            .unwrap()
+            .egress_only_internet_gateway_id
+            .unwrap();
+        let vgw = ec2
+            .create_vpn_gateway()
+            .r#type(aws_sdk_ec2::types::GatewayType::Ipsec1)
+            .send()
+            .await
+            .unwrap()
+            .vpn_gateway
+            .unwrap()
+            .vpn_gateway_id
+            .unwrap();
+        ec2.attach_vpn_gateway()
+            .vpn_gateway_id(&vgw)
+            .vpc_id(&a)
+            .send()
+            .await
+            .unwrap();
+        let cgw = ec2
+            .create_customer_gateway()
+            .bgp_asn(65000)
+            .ip_address("198.51.100.7")
+            .r#type(aws_sdk_ec2::types::GatewayType::Ipsec1)
+            .send()
+            .await
+            .unwrap()
+            .customer_gateway
+            .unwrap()
+            .customer_gateway_id
+            .unwrap();
+        let vpn = ec2
+            .create_vpn_connection()
+            .r#type("ipsec.1")
+            .customer_gateway_id(&cgw)
+            .vpn_gateway_id(&vgw)
+            .send()
+            .await
+            .unwrap()
+            .vpn_connection
+            .unwrap()
+            .vpn_connection_id
+            .unwrap();
+        let dopt = ec2
+            .create_dhcp_options()
+            .dhcp_configurations(
+                aws_sdk_ec2::types::NewDhcpConfiguration::builder()
+                    .key("domain-name")
+                    .values("example.internal")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .dhcp_options
+            .unwrap()
+            .dhcp_options_id
+            .unwrap();
+        ec2.associate_dhcp_options()
+            .dhcp_options_id(&dopt)
+            .vpc_id(&a)
+            .send()
+            .await
+            .unwrap();
+        let pcx = ec2
+            .create_vpc_peering_connection()
+            .vpc_id(&a)
+            .peer_vpc_id(&b)
+            .send()
+            .await
+            .unwrap()
+            .vpc_peering_connection
+            .unwrap()
+            .vpc_peering_connection_id
+            .unwrap();
+        let tgw = ec2
+            .create_transit_gateway()
+            .description("core")
+            .send()
+            .await
+            .unwrap()
+            .transit_gateway
+            .unwrap()
+            .transit_gateway_id
+            .unwrap();
+        let tgw_attach = ec2
+            .create_transit_gateway_vpc_attachment()
+            .transit_gateway_id(&tgw)
+            .vpc_id(&a)
+            .subnet_ids(&subnet)
+            .send()
+            .await
+            .unwrap()
+            .transit_gateway_vpc_attachment
+            .unwrap()
+            .transit_gateway_attachment_id
+            .unwrap();
+        Built {
+            a,
+            b,
+            pl,
+            eigw,
+            vgw,
+            cgw,
+            vpn,
+            dopt,
+            pcx,
+            tgw,
+            tgw_attach,
+        }
+    });
+    env.config(CONFIG);
+    env.run(&["--now", &at(10), "vpc", "capture", "prod"]).ok();
+
+    let run = env.run(&["vpc", "show", "prod", &x.a]).ok();
+    let doc = run.json();
+    assert_eq!(
+        ids(&doc, "egress_only_internet_gateways"),
+        [x.eigw.as_str()],
+        "{run}"
+    );
+    assert_eq!(ids(&doc, "vpn_gateways"), [x.vgw.as_str()], "{run}");
+    assert_eq!(ids(&doc, "vpn_connections"), [x.vpn.as_str()], "{run}");
+    assert_eq!(ids(&doc, "customer_gateways"), [x.cgw.as_str()], "{run}");
+    assert_eq!(doc["dhcp_options"]["id"], x.dopt.as_str(), "{run}");
+    assert_eq!(
+        doc["dhcp_options"]["configurations"]["domain-name"],
+        serde_json::json!(["example.internal"])
+    );
+    assert_eq!(ids(&doc, "prefix_lists"), [x.pl.as_str()], "{run}");
+    assert_eq!(
+        doc["prefix_lists"][0]["entries"][0]["cidr"], "192.0.2.0/24",
+        "an owned list's entries are read: {run}"
+    );
+    assert_eq!(ids(&doc, "peering_connections"), [x.pcx.as_str()], "{run}");
+    assert_eq!(ids(&doc, "transit_gateways"), [x.tgw.as_str()], "{run}");
+    assert_eq!(
+        ids(&doc, "transit_gateway_attachments"),
+        [x.tgw_attach.as_str()],
+        "{run}"
+    );
+
+    // The peer VPC sees the peering, and nothing of the other VPC's gateways.
+    let run = env.run(&["vpc", "show", "prod", &x.b]).ok();
+    let doc = run.json();
+    assert_eq!(ids(&doc, "peering_connections"), [x.pcx.as_str()], "{run}");
+    for kind in [
+        "vpn_gateways",
+        "customer_gateways",
+        "transit_gateways",
+        "prefix_lists",
+        "egress_only_internet_gateways",
+    ] {
+        assert!(ids(&doc, kind).is_empty(), "{kind}: {run}");
+    }
+}
+
+#[test]
+fn vpc_capture_blocks_are_checked_with_positions() {
+    let ws = Workspace::offline();
+    ws.write(
+        "main.lb.hcl",
+        r#"account "main" {
+  regions = ["us-east-1"]
+}
+
+vpc_capture "a" {
+  account = account.mian
+}
+
+vpc_capture "b" {
+  account = account.main
+  regions = ["us-west-2", "nowhere"]
+  every   = "4w"
+}
+
+vpc_capture "b" {
+  account = account.main
+}
+"#,
+    );
+    let run = ws.run(&["validate"]).code(1);
+    run.stderr_has("main.lb.hcl:6:13");
+    run.stderr_has("did you mean account.main?");
+    run.stderr_has("main.lb.hcl:11:14");
+    run.stderr_has("not a region of account \"main\"");
+    run.stderr_has("main.lb.hcl:11:27");
+    run.stderr_has("main.lb.hcl:12:13");
+    run.stderr_has("\"every\"");
+    run.stderr_has("main.lb.hcl:15:13");
+    run.stderr_has("already declared at");
+}
