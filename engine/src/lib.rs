@@ -25,3 +25,4 @@ pub mod fake;
 pub mod graph;
 pub mod render;
 pub mod vpc;
+pub mod vpc_export;
