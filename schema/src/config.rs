@@ -19,6 +19,8 @@ pub struct Config {
     pub schedules: BTreeMap<String, Schedule>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vpc_captures: BTreeMap<String, VpcCapture>,
+    #[serde(default)]
+    pub vpc_clones: BTreeMap<String, VpcClone>,
 }
 
 /// The `lifeboat { ... }` block.
@@ -309,6 +311,32 @@ pub struct VpcCapture {
     pub regions: Vec<String>,
     /// `every = "4h"` in seconds: how often run mode captures.
     pub every_seconds: Option<u64>,
+    #[serde(skip)]
+    pub location: Location,
+}
+
+/// `vpc_clone "NAME" { capture = vpc_capture.X  vpc = "vpc-…"  to_region = … }`:
+/// a CloudFormation stack in `to_account`/`to_region` that recreates one
+/// captured VPC's network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcClone {
+    pub name: String,
+    /// The `vpc_capture` block's name.
+    pub capture: String,
+    /// The source VPC's id, as captured.
+    pub vpc: String,
+    pub to_region: String,
+    /// The destination account's name: `to_account`, or the capture's account.
+    pub to_account: String,
+    /// `at = "2026-11-22T10:00:00Z"`: the capture version current then;
+    /// `None` (`"latest"` or unset): the latest version.
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The clone VPC's Name tag (default: the original name + " (cloned)").
+    pub clone_name: Option<String>,
+    /// Where templates above CloudFormation's inline limit are uploaded.
+    pub template_bucket: Option<String>,
+    /// How long apply waits for the stack, in seconds (`timeout = "30m"`).
+    pub timeout_seconds: u64,
     #[serde(skip)]
     pub location: Location,
 }

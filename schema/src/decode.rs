@@ -20,8 +20,16 @@ use crate::validate::{self, did_you_mean};
 
 mod schedule;
 mod vpc_capture;
+mod vpc_clone;
 
-const TOP_BLOCKS: &[&str] = &["lifeboat", "account", "policy", "schedule", "vpc_capture"];
+const TOP_BLOCKS: &[&str] = &[
+    "lifeboat",
+    "account",
+    "policy",
+    "schedule",
+    "vpc_capture",
+    "vpc_clone",
+];
 const MAX_GENERATIONS: f64 = 10_000.0;
 
 fn start<T: Span>(node: &T) -> usize {
@@ -606,6 +614,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     let mut policies: Vec<(usize, &Block)> = Vec::new();
     let mut schedules: Vec<(usize, &Block)> = Vec::new();
     let mut vpc_captures: Vec<(usize, &Block)> = Vec::new();
+    let mut vpc_clones: Vec<(usize, &Block)> = Vec::new();
     for (i, (src, body)) in files.iter().enumerate() {
         let scope = d.scope(src, body, "a configuration".into(), 0, &[], TOP_BLOCKS);
         debug_assert!(scope.attrs.is_empty());
@@ -615,6 +624,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
                 "account" => accounts.push((i, b)),
                 "schedule" => schedules.push((i, b)),
                 "vpc_capture" => vpc_captures.push((i, b)),
+                "vpc_clone" => vpc_clones.push((i, b)),
                 _ => policies.push((i, b)),
             }
         }
@@ -692,6 +702,14 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     }
     config.vpc_captures =
         vpc_capture::decode_vpc_captures(&mut d, files, &vpc_captures, &declared);
+    config.vpc_clones = vpc_clone::decode_vpc_clones(
+        &mut d,
+        files,
+        &vpc_clones,
+        &declared,
+        &config.vpc_captures,
+        &vpc_clone::declared_capture_names(&vpc_captures),
+    );
     config.accounts = declared
         .into_iter()
         .map(|(name, a)| (name, a.account))

@@ -1,0 +1,377 @@
+//! `vpc_clone "NAME" { capture = vpc_capture.X  vpc = "vpc-…"  to_region = "…" … }`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use hcl_edit::structure::{Block, Body};
+
+use super::vpc_capture::parse_interval;
+use super::{start, DeclaredAccount, Decoder, Scope, Value};
+use crate::config::{VpcCapture, VpcClone};
+use crate::source::Source;
+use crate::validate;
+
+const VPC_CLONE_ATTRS: &[&str] = &[
+    "capture",
+    "vpc",
+    "to_region",
+    "to_account",
+    "at",
+    "name",
+    "template_bucket",
+    "timeout",
+];
+
+/// How long apply waits for a clone's stack unless `timeout` says otherwise.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30 * 60;
+
+/// `vpc-` followed by 8 or 17 lowercase hex digits.
+pub(crate) fn is_vpc_id(s: &str) -> bool {
+    s.strip_prefix("vpc-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17)
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// An S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens,
+/// starting and ending with a letter or digit.
+pub(crate) fn is_bucket_name(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// The names of every `vpc_capture` block, valid or not, so that a clone
+/// referring to a capture with errors of its own is not reported again.
+pub(super) fn declared_capture_names(blocks: &[(usize, &Block)]) -> BTreeSet<String> {
+    blocks
+        .iter()
+        .filter_map(|(_, b)| b.labels.first().map(|l| l.as_str().to_string()))
+        .collect()
+}
+
+pub(super) fn decode_vpc_clones(
+    d: &mut Decoder,
+    files: &[(&Source, &Body)],
+    blocks: &[(usize, &Block)],
+    accounts: &BTreeMap<String, DeclaredAccount>,
+    captures: &BTreeMap<String, VpcCapture>,
+    declared_captures: &BTreeSet<String>,
+) -> BTreeMap<String, VpcClone> {
+    let mut out = BTreeMap::new();
+    let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
+    for &(i, b) in blocks {
+        let src = files[i].0;
+        let (name, clone) = decode_one(d, src, b, accounts, captures, declared_captures);
+        let Some((name, at)) = name else { continue };
+        if let Some(&(fi, first)) = seen.get(&name) {
+            d.error(
+                src,
+                at,
+                "Duplicate vpc_clone",
+                format!(
+                    "vpc_clone {name:?} is already declared at {}",
+                    files[fi].0.short_location(first)
+                ),
+            );
+            continue;
+        }
+        seen.insert(name.clone(), (i, start(&b.ident)));
+        if let Some(c) = clone {
+            out.insert(name, c);
+        }
+    }
+    out
+}
+
+/// `attr = KIND.NAME`; `Ok(None)` when absent, `Err(())` after reporting.
+fn reference(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    attr_name: &str,
+    kind: &str,
+    required: bool,
+) -> Result<Option<(String, usize)>, ()> {
+    let Some(attr) = d.get(scope, attr_name, required) else {
+        return if required { Err(()) } else { Ok(None) };
+    };
+    let at = start(&attr.value);
+    match d.value(scope, &attr.value).ok_or(())? {
+        Value::Ref(path) if path.len() == 2 && path[0] == kind => Ok(Some((path[1].clone(), at))),
+        Value::Str(s) => {
+            let example = if validate::is_valid_name(&s) {
+                s.clone()
+            } else {
+                "NAME".into()
+            };
+            d.error(
+                scope.src,
+                at,
+                "Invalid reference",
+                format!(
+                    "{attr_name:?} in {} must be a reference to a {kind} block, not a string: write {kind}.{example} without quotes",
+                    scope.what
+                ),
+            );
+            Err(())
+        }
+        v => {
+            let got = match &v {
+                Value::Ref(p) => p.join("."),
+                other => other.describe(),
+            };
+            d.error(
+                scope.src,
+                at,
+                "Invalid reference",
+                format!(
+                    "{attr_name:?} in {} must refer to a {kind} block, as in {kind}.NAME; {got} is not a {kind} reference",
+                    scope.what
+                ),
+            );
+            Err(())
+        }
+    }
+}
+
+fn undeclared<'a>(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    at: usize,
+    kind: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a str> + Clone,
+) {
+    if !d.complete {
+        return;
+    }
+    let names: Vec<&str> = known.clone().collect();
+    let hint = if names.is_empty() {
+        String::new()
+    } else {
+        match validate::suggest(name, known) {
+            Some(s) => format!("; did you mean {kind}.{s}?"),
+            None => format!("; declared: {}", names.join(", ")),
+        }
+    };
+    d.error(
+        scope.src,
+        at,
+        &format!("Reference to undeclared {kind}"),
+        format!(
+            "{} refers to {kind}.{name}, but no {kind} {name:?} is declared{hint}",
+            scope.what
+        ),
+    );
+}
+
+fn decode_one(
+    d: &mut Decoder,
+    src: &Source,
+    block: &Block,
+    accounts: &BTreeMap<String, DeclaredAccount>,
+    captures: &BTreeMap<String, VpcCapture>,
+    declared_captures: &BTreeSet<String>,
+) -> (Option<(String, usize)>, Option<VpcClone>) {
+    let name = d.name_label(src, block, "prod-west");
+    let what = match &name {
+        Some((n, _)) => format!("vpc_clone {n:?}"),
+        None => "this vpc_clone".into(),
+    };
+    let scope = d.scope(
+        src,
+        &block.body,
+        what,
+        start(&block.ident),
+        VPC_CLONE_ATTRS,
+        &[],
+    );
+    let mut ok = true;
+
+    // capture = vpc_capture.X
+    let mut capture: Option<&VpcCapture> = None;
+    match reference(d, &scope, "capture", "vpc_capture", true) {
+        Ok(Some((c, at))) => match captures.get(&c) {
+            Some(found) => capture = Some(found),
+            None => {
+                ok = false;
+                if !declared_captures.contains(&c) {
+                    undeclared(
+                        d,
+                        &scope,
+                        at,
+                        "vpc_capture",
+                        &c,
+                        declared_captures.iter().map(String::as_str),
+                    );
+                }
+            }
+        },
+        _ => ok = false,
+    }
+
+    // vpc = "vpc-…"
+    let vpc = match d.string(&scope, "vpc", true) {
+        Some((v, _)) if is_vpc_id(&v) => Some(v),
+        Some((v, at)) => {
+            d.error(
+                src,
+                at,
+                "Invalid VPC id",
+                format!(
+                    "{v:?} in {} is not a VPC id; expected \"vpc-\" followed by 8 or 17 lowercase hex digits, as in \"vpc-0123456789abcdef0\"",
+                    scope.what
+                ),
+            );
+            None
+        }
+        None => None,
+    };
+
+    // to_region: any valid region name; it need not be one of the account's
+    // backup regions (those say where Lifeboat looks for targets).
+    let to_region = match d.string(&scope, "to_region", true) {
+        Some((r, _)) if validate::is_region(&r) => Some(r),
+        Some((r, at)) => {
+            d.error(
+                src,
+                at,
+                "Invalid region",
+                format!(
+                    "{r:?} in {} is not an AWS region name; expected a name like \"us-west-2\"",
+                    scope.what
+                ),
+            );
+            None
+        }
+        None => None,
+    };
+
+    // to_account = account.X (default: the capture's account)
+    let to_account = match reference(d, &scope, "to_account", "account", false) {
+        Ok(Some((a, at))) => {
+            if accounts.contains_key(&a) {
+                Some(a)
+            } else {
+                undeclared(
+                    d,
+                    &scope,
+                    at,
+                    "account",
+                    &a,
+                    accounts.keys().map(String::as_str),
+                );
+                ok = false;
+                None
+            }
+        }
+        Ok(None) => capture.map(|c| c.account.clone()),
+        Err(()) => {
+            ok = false;
+            None
+        }
+    };
+
+    // at = "latest" | RFC3339
+    let at = match d.string(&scope, "at", false) {
+        None => None,
+        Some((s, _)) if s == "latest" => None,
+        Some((s, pos)) => match chrono::DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                d.error(
+                    src,
+                    pos,
+                    "Invalid time",
+                    format!(
+                        "\"at\" in {} must be \"latest\" or an RFC 3339 time such as \"2026-11-22T10:00:00Z\", not {s:?}",
+                        scope.what
+                    ),
+                );
+                ok = false;
+                None
+            }
+        },
+    };
+
+    let clone_name = d.text(&scope, "name", false);
+    ok &= clone_name.is_some() || d.get(&scope, "name", false).is_none();
+
+    let template_bucket = match d.string(&scope, "template_bucket", false) {
+        Some((b, _)) if is_bucket_name(&b) => Some(b),
+        Some((b, pos)) => {
+            d.error(
+                src,
+                pos,
+                "Invalid bucket name",
+                format!(
+                    "{b:?} in {} is not an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit",
+                    scope.what
+                ),
+            );
+            ok = false;
+            None
+        }
+        None => None,
+    };
+
+    let timeout_seconds = match d.string(&scope, "timeout", false) {
+        None => DEFAULT_TIMEOUT_SECONDS,
+        Some((s, pos)) => match parse_interval(&s) {
+            Some(secs) => secs,
+            None => {
+                d.error(
+                    src,
+                    pos,
+                    "Invalid timeout",
+                    format!(
+                        "\"timeout\" in {} must be a whole number followed by m (minutes), h (hours) or d (days), as in \"30m\", not {s:?}",
+                        scope.what
+                    ),
+                );
+                ok = false;
+                DEFAULT_TIMEOUT_SECONDS
+            }
+        },
+    };
+
+    let clone = match (&name, capture, vpc, to_region, to_account) {
+        (Some((n, _)), Some(c), Some(vpc), Some(to_region), Some(to_account)) if ok => {
+            Some(VpcClone {
+                name: n.clone(),
+                capture: c.name.clone(),
+                vpc,
+                to_region,
+                to_account,
+                at,
+                clone_name,
+                template_bucket,
+                timeout_seconds,
+                location: src.location(start(&block.ident)),
+            })
+        }
+        _ => None,
+    };
+    let name = name.map(|(n, _)| (n, start(block.labels.first().expect("named"))));
+    (name, clone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vpc_ids_and_buckets() {
+        assert!(is_vpc_id("vpc-0123abcd"));
+        assert!(is_vpc_id("vpc-0123456789abcdef0"));
+        for bad in ["vpc-", "vpc-0123", "vpc-0123ABCD", "subnet-0123abcd", "vpc-0123abcdx"] {
+            assert!(!is_vpc_id(bad), "{bad}");
+        }
+        assert!(is_bucket_name("lifeboat-templates-west"));
+        for bad in ["ab", "Upper", "-start", "end-", "under_score"] {
+            assert!(!is_bucket_name(bad), "{bad}");
+        }
+    }
+}
