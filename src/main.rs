@@ -689,7 +689,8 @@ fn fmt(dir: &Path, check: bool, files: &[PathBuf]) -> Result<u8> {
     let files: Vec<PathBuf> = if files.is_empty() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
+            // Named as diagnostics name them: `main.lb.hcl`, not `./main.lb.hcl`.
+            .filter_map(|e| e.ok().map(|e| if dir == Path::new(".") { PathBuf::from(e.file_name()) } else { e.path() }))
             .filter(|p| p.to_string_lossy().ends_with(lifeboat_schema::FILE_SUFFIX) && p.is_file())
             .collect();
         v.sort();
