@@ -29,11 +29,18 @@ fn a_held_lock_refuses_apply_and_backup_and_force_unlock_breaks_it() {
     let refused = env.run(&["apply", "--auto-approve"]).code(1);
     refused.stderr_has("locked by ops@runner-7 (pid 4242)");
     refused.stderr_has("lifeboat force-unlock lock-1234");
-    assert!(env.state_list().is_empty(), "a refused apply changes nothing");
+    assert!(
+        env.state_list().is_empty(),
+        "a refused apply changes nothing"
+    );
     env.run(&["backup", "web"]).code(1).stderr_has("lock-1234");
 
-    env.run(&["force-unlock", "wrong-id"]).code(1).stderr_has("no lock with ID wrong-id");
-    env.run(&["force-unlock", "lock-1234"]).ok().stdout_has("Broke the lock lock-1234");
+    env.run(&["force-unlock", "wrong-id"])
+        .code(1)
+        .stderr_has("no lock with ID wrong-id");
+    env.run(&["force-unlock", "lock-1234"])
+        .ok()
+        .stdout_has("Broke the lock lock-1234");
     env.apply();
     env.assert_converged();
 }
