@@ -48,6 +48,31 @@ pub enum VpcCommand {
         #[arg(long)]
         capture: Option<String>,
     },
+    /// Write a CloudFormation template that recreates a captured VPC's network.
+    Export {
+        /// The vpc_capture block's name.
+        #[arg(long)]
+        capture: String,
+        /// The VPC id.
+        #[arg(long)]
+        vpc: String,
+        /// The version current at this time (RFC 3339; default: the latest).
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+        /// The region the template is for (default: the captured region).
+        #[arg(long)]
+        to_region: Option<String>,
+        /// The clone VPC's Name tag (default: the original name + " (cloned)").
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the template here instead of to stdout.
+        #[arg(short = 'o', long = "out")]
+        out: Option<std::path::PathBuf>,
+        /// Write what the template leaves out here: JSON lines when the file
+        /// name ends in .json or .jsonl, text otherwise.
+        #[arg(long)]
+        log: Option<std::path::PathBuf>,
+    },
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -280,7 +305,141 @@ pub async fn run(cli: &Cli, command: &VpcCommand) -> Result<u8> {
             print!("{}", vpc::diff_documents(&a, &b, &old_name, &new_name));
             Ok(0)
         }
+        VpcCommand::Export {
+            capture,
+            vpc,
+            at,
+            to_region,
+            name,
+            out,
+            log,
+        } => {
+            export(
+                &ws,
+                capture,
+                vpc,
+                *at,
+                to_region.as_deref(),
+                name.as_deref(),
+                out.as_deref(),
+                log.as_deref(),
+            )
+            .await
+        }
     }
+}
+
+/// `vpc export`: the template on stdout or in `out`, the left-out log in
+/// `log`, and a summary on stderr.
+#[allow(clippy::too_many_arguments)]
+async fn export(
+    ws: &super::Workspace,
+    capture: &str,
+    vpc_id: &str,
+    at: Option<DateTime<Utc>>,
+    to_region: Option<&str>,
+    name: Option<&str>,
+    out: Option<&std::path::Path>,
+    log: Option<&std::path::Path>,
+) -> Result<u8> {
+    use lifeboat_engine::vpc_export::{self, ExportOptions};
+    if !ws.config.vpc_captures.contains_key(capture) {
+        bail!("no vpc_capture block named {capture:?} in the configuration");
+    }
+    let store = ws.store()?;
+    let mut versions: Vec<VpcVersionRecord> = store
+        .vpc_versions()?
+        .into_iter()
+        .filter(|v| v.capture == capture && v.vpc_id == vpc_id)
+        .collect();
+    versions.sort_by(|a, b| a.captured_at.cmp(&b.captured_at).then(a.id.cmp(&b.id)));
+    if versions.is_empty() {
+        bail!("no capture of {vpc_id} in vpc_capture.{capture}; see `lifeboat vpc list`");
+    }
+    let regions: std::collections::BTreeSet<&str> =
+        versions.iter().map(|v| v.region.as_str()).collect();
+    if regions.len() > 1 {
+        bail!(
+            "{vpc_id} is captured in several regions ({}); this cannot be told apart",
+            regions.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    let Some(v) = vpc::version_at(&versions, at) else {
+        bail!(
+            "no capture of {vpc_id} in vpc_capture.{capture} at or before {}; the first is from {}",
+            time(at.expect("a time was given")),
+            time(versions[0].captured_at)
+        );
+    };
+    let doc: CaptureDoc = serde_json::from_str(&store.vpc_document(v.id)?)?;
+    let Some(account) = ws.config.accounts.get(&v.account) else {
+        bail!(
+            "the capture's account {:?} is no longer configured; its zones cannot be listed",
+            v.account
+        );
+    };
+    let to_region = to_region.unwrap_or(&v.region).to_string();
+    let cloud = cloud().await?;
+    let to_zones = cloud
+        .network(account, &to_region)
+        .await?
+        .availability_zones()
+        .await?;
+    let opts = ExportOptions {
+        source_region: v.region.clone(),
+        captured_at: v.captured_at,
+        to_region: to_region.clone(),
+        to_zones,
+        name: name.map(str::to_string),
+    };
+    let e = vpc_export::export(&doc, &opts)?;
+    let text = e.text();
+    match out {
+        Some(path) => std::fs::write(path, &text)
+            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?,
+        None => print!("{text}"),
+    }
+    if let Some(path) = log {
+        let json = path
+            .extension()
+            .is_some_and(|x| x == "json" || x == "jsonl");
+        let mut body = String::new();
+        for l in &e.left_out {
+            if json {
+                body.push_str(&serde_json::to_string(l)?);
+                body.push('\n');
+            } else {
+                body.push_str(&format!("{}: {}\n", l.what, l.reason));
+            }
+        }
+        std::fs::write(path, body)
+            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
+    }
+    let total: usize = e.resource_counts.values().sum();
+    eprintln!(
+        "Exported {total} resources of {vpc_id} (captured {} in {}) for {to_region}; left out {}{}",
+        time(v.captured_at),
+        v.region,
+        e.left_out.len(),
+        if e.left_out.is_empty() { "." } else { ":" }
+    );
+    for l in &e.left_out {
+        eprintln!("  {}: {}", l.what, l.reason);
+    }
+    if total > vpc_export::RESOURCE_LIMIT {
+        eprintln!(
+            "Warning: {total} resources exceed CloudFormation's limit of {} per template; CreateStack will refuse it.",
+            vpc_export::RESOURCE_LIMIT
+        );
+    }
+    if text.len() > vpc_export::TEMPLATE_BODY_LIMIT {
+        eprintln!(
+            "Note: the template is {} bytes, over CloudFormation's inline limit of {}; deploy it from S3.",
+            text.len(),
+            vpc_export::TEMPLATE_BODY_LIMIT
+        );
+    }
+    Ok(0)
 }
 
 /// A stored document as pretty JSON, in the document's own field order.

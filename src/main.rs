@@ -233,8 +233,24 @@ async fn cloud() -> Result<Arc<dyn Cloud>> {
 
 async fn make_plan(ws: &Workspace, store: &mut Store) -> Result<Plan> {
     let state = store.load()?;
-    let observed = planner::observe(cloud().await?, &ws.config, &state).await?;
+    let sources = lifeboat_engine::clone::catalog(store, &ws.config)?;
+    let observed = observe(ws, &state, sources).await?;
     Ok(planner::plan(&ws.config, &state, &observed, ws.now))
+}
+
+/// What live AWS has for the plan: targets and snapshots, and for VPC
+/// clones the destination zones.
+async fn observe(
+    ws: &Workspace,
+    state: &lifeboat_engine::state::Snapshot,
+    clone_sources: std::collections::BTreeMap<String, lifeboat_engine::clone::CloneSource>,
+) -> Result<planner::Observation> {
+    let cloud = cloud().await?;
+    let mut observed = planner::observe(cloud.clone(), &ws.config, state).await?;
+    let accounts = planner::known_accounts(&ws.config, state);
+    observed.clones =
+        lifeboat_engine::clone::observe(cloud, &ws.config, &accounts, clone_sources).await?;
+    Ok(observed)
 }
 
 /// Holds the state lock for the duration of `f`, and releases it whatever
@@ -246,7 +262,24 @@ async fn locked<T>(
     f: impl AsyncFnOnce(String) -> Result<T>,
 ) -> Result<T> {
     let lock = store.lock().expect("store").lock(operation, now)?;
+    // Keep the lock alive while `f` works (a confirmation prompt, a long wait
+    // for snapshots), so that it never expires under a live holder.
+    let heartbeat = {
+        let store = store.clone();
+        let id = lock.id.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                let renewed = store.lock().expect("store").renew_lock(&id);
+                if let Err(e) = renewed {
+                    eprintln!("Error: {e}");
+                    return;
+                }
+            }
+        })
+    };
     let out = f(lock.id.clone()).await;
+    heartbeat.abort();
     let released = store.lock().expect("store").unlock(&lock.id);
     let out = out?;
     released?;
@@ -336,8 +369,11 @@ async fn run(cli: Cli) -> Result<u8> {
                     }
                     None => {
                         let plan = {
-                            let state = store2.lock().expect("store").load()?;
-                            let observed = planner::observe(cloud().await?, &ws.config, &state).await?;
+                            let (state, sources) = {
+                                let mut s = store2.lock().expect("store");
+                                (s.load()?, lifeboat_engine::clone::catalog(&s, &ws.config)?)
+                            };
+                            let observed = observe(&ws, &state, sources).await?;
                             planner::plan(&ws.config, &state, &observed, now)
                         };
                         print!("{}", render::human(&plan));
@@ -423,6 +459,10 @@ async fn run(cli: Cli) -> Result<u8> {
                     for (addr, o) in &r.outcomes {
                         print_outcome(Action::Delete, addr, o);
                     }
+                }
+                if r.failed() > 0 {
+                    eprintln!("Error: retention could not delete everything it should; the next backup or apply tries again.");
+                    return Ok(3);
                 }
                 Ok(match b.status {
                     lifeboat_engine::state::BackupStatus::Success => 0,

@@ -22,6 +22,8 @@ pub enum Address {
     Backup { policy: String, id: String },
     /// `snapshot["ID"]`
     Snapshot { id: String },
+    /// `vpc_clone.NAME`: the CloudFormation stack of a VPC clone.
+    VpcClone { name: String },
 }
 
 impl Address {
@@ -50,8 +52,14 @@ impl Address {
     pub fn snapshot(id: &str) -> Self {
         Address::Snapshot { id: id.to_string() }
     }
+    pub fn vpc_clone(name: &str) -> Self {
+        Address::VpcClone {
+            name: name.to_string(),
+        }
+    }
 
-    /// The kind as stored in state: `account`, `policy`, `target`, `backup`, `snapshot`.
+    /// The kind as stored in state: `account`, `policy`, `target`, `backup`,
+    /// `snapshot`, `vpc_clone`.
     pub fn kind(&self) -> &'static str {
         match self {
             Address::Account { .. } => "account",
@@ -59,6 +67,7 @@ impl Address {
             Address::Target { .. } => "target",
             Address::Backup { .. } => "backup",
             Address::Snapshot { .. } => "snapshot",
+            Address::VpcClone { .. } => "vpc_clone",
         }
     }
 }
@@ -71,6 +80,7 @@ impl fmt::Display for Address {
             Address::Target { policy, id } => write!(f, "policy.{policy}.target[{id:?}]"),
             Address::Backup { policy, id } => write!(f, "backup.{policy}[{id:?}]"),
             Address::Snapshot { id } => write!(f, "snapshot[{id:?}]"),
+            Address::VpcClone { name } => write!(f, "vpc_clone.{name}"),
         }
     }
 }
@@ -82,7 +92,7 @@ impl fmt::Display for ParseAddressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"] or snapshot[\"ID\"]",
+            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"] or vpc_clone.NAME",
             self.0
         )
     }
@@ -137,6 +147,13 @@ impl FromStr for Address {
                 Err(err())
             };
         }
+        if let Some(rest) = s.strip_prefix("vpc_clone.") {
+            return if is_name(rest) {
+                Ok(Address::vpc_clone(rest))
+            } else {
+                Err(err())
+            };
+        }
         if let Some(rest) = s.strip_prefix("backup.") {
             let (policy, id) = keyed(rest).ok_or_else(err)?;
             return if is_name(policy) {
@@ -182,6 +199,7 @@ mod tests {
             "policy.web.target[\"i-0123456789abcdef0\"]",
             "backup.web[\"2026-11-21T10:00:00Z\"]",
             "snapshot[\"snap-0123\"]",
+            "vpc_clone.prod-west",
         ] {
             let a: Address = text.parse().unwrap();
             assert_eq!(a.to_string(), text);
@@ -197,6 +215,8 @@ mod tests {
             "snapshot[\"\"]",
             "vault.x",
             "policy.we b",
+            "vpc_clone.",
+            "vpc_clone.a.b",
         ] {
             assert!(text.parse::<Address>().is_err(), "{text} parsed");
         }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::addr::Address;
+use crate::clone::{self, CloneState};
 use crate::cloud::Cloud;
 use crate::graph;
 use crate::plan::{Action, Change, Plan};
@@ -89,12 +90,38 @@ impl Executor {
         &self,
         f: impl FnOnce(&mut crate::state::Tx<'_>) -> crate::state::StateResult<()>,
     ) -> Result<(), String> {
+        // The lock is kept alive by the caller's heartbeat; the write itself
+        // is one transaction.
         let mut store = self.store.lock().expect("state store lock poisoned");
-        store.transaction(f).map_err(|e| e.to_string())?;
-        if let Some(id) = &self.lock_id {
-            store.renew_lock(id).map_err(|e| e.to_string())?;
+        store.transaction(f).map_err(|e| e.to_string())
+    }
+
+    /// Refuses a destructive call unless this apply still holds the state
+    /// lock, and stops the whole apply when it does not: somebody broke it,
+    /// and the plan may no longer be true.
+    fn still_locked(&self) -> Result<(), String> {
+        let Some(id) = &self.lock_id else {
+            return Ok(());
+        };
+        let held = self
+            .store
+            .lock()
+            .expect("state store lock poisoned")
+            .current_lock()
+            .map_err(|e| e.to_string())?;
+        if held.as_ref().map(|l| &l.id) == Some(id) {
+            return Ok(());
         }
-        Ok(())
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        Err(format!(
+            "the state lock {id} is no longer held by this apply (broken or taken over); stopping"
+        ))
+    }
+
+    fn account(&self, name: &str) -> Result<&Account, String> {
+        self.accounts
+            .get(name)
+            .ok_or_else(|| format!("account {name} is neither configured nor in state"))
     }
 
     /// Performs one change.
@@ -132,6 +159,29 @@ impl Executor {
                 let acct = self.accounts.get(account).ok_or_else(|| {
                     format!("account {account} is neither configured nor in state")
                 })?;
+                // The plan is checked against the catalog before anything is
+                // destroyed: only a snapshot of a finished, unfrozen backup in
+                // an account that allows deletion may go.
+                if !acct.allow_delete {
+                    return Err(format!(
+                        "account {account} has allow_delete = false; refusing to delete {id}"
+                    ));
+                }
+                let owner = self
+                    .store
+                    .lock()
+                    .expect("state store lock poisoned")
+                    .snapshot_owner(id)
+                    .map_err(|e| e.to_string())?;
+                match owner {
+                    None => return Err(format!("{id} is not in the catalog; refusing to delete it")),
+                    Some(o) if o.frozen => return Err(format!("{id} belongs to frozen backup {} of policy {}; refusing to delete it", o.backup_id, o.policy)),
+                    Some(o) if o.status == crate::state::BackupStatus::Running => {
+                        return Err(format!("{id} belongs to backup {} of policy {}, still running; refusing to delete it", o.backup_id, o.policy))
+                    }
+                    Some(_) => {}
+                }
+                self.still_locked()?;
                 let ec2 = self
                     .cloud
                     .ec2(acct, region)
@@ -140,12 +190,46 @@ impl Executor {
                 ec2.delete_snapshot(id).await.map_err(|e| e.to_string())?;
                 self.write(|tx| tx.delete_snapshot(id))
             }
-            (Address::Snapshot { id }, Action::Read) => self.write(|tx| tx.delete_snapshot(id)),
+            (Address::Snapshot { id }, Action::Read) => self.write(|tx| tx.forget_snapshot(id)),
             (Address::Backup { policy, id }, Action::Delete) => {
                 self.write(|tx| tx.delete_backup(policy, id))
             }
+            (Address::VpcClone { .. }, Action::Create | Action::Update | Action::Replace) => {
+                let after = c
+                    .after
+                    .clone()
+                    .ok_or("the plan's change has no value to write")?;
+                let want: CloneState =
+                    serde_json::from_value(after.clone()).map_err(|e| e.to_string())?;
+                let acct = self.account(&want.account)?;
+                clone::deploy(&*self.cloud, acct, &want, clone::Wait::for_state(&want)).await?;
+                if c.action == Action::Replace {
+                    // The new stack exists; the old one goes, its resources stay.
+                    if let Some(before) = &c.before {
+                        let old: CloneState =
+                            serde_json::from_value(before.clone()).map_err(|e| e.to_string())?;
+                        let old_acct = self.account(&old.account)?;
+                        clone::destroy(&*self.cloud, old_acct, &old, clone::Wait::for_state(&old))
+                            .await?;
+                    }
+                }
+                self.write(|tx| tx.put_object(&c.address, &after))
+            }
+            (Address::VpcClone { .. }, Action::Delete) => {
+                let before = c
+                    .before
+                    .clone()
+                    .ok_or("the plan's change has no prior value")?;
+                let old: CloneState = serde_json::from_value(before).map_err(|e| e.to_string())?;
+                let acct = self.account(&old.account)?;
+                clone::destroy(&*self.cloud, acct, &old, clone::Wait::for_state(&old)).await?;
+                self.write(|tx| tx.delete_object(&c.address))
+            }
             (
-                Address::Account { .. } | Address::Policy { .. } | Address::Target { .. },
+                Address::Account { .. }
+                | Address::Policy { .. }
+                | Address::Target { .. }
+                | Address::VpcClone { .. },
                 Action::Read,
             )
             | (Address::Snapshot { .. }, Action::Create | Action::Update | Action::Replace)

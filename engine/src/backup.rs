@@ -92,7 +92,7 @@ async fn wait_for_completion(
     ids: Vec<String>,
     wait: Wait,
 ) -> BTreeMap<String, String> {
-    use crate::cloud::{SnapshotQuery, SnapshotState};
+    use crate::cloud::{ErrorKind, SnapshotQuery, SnapshotState};
     let started = std::time::Instant::now();
     let mut open: BTreeSet<String> = ids.into_iter().collect();
     let mut failed = BTreeMap::new();
@@ -133,8 +133,15 @@ async fn wait_for_completion(
                         }
                     }
                 }
-                // A failed look is not a failed snapshot: look again next time.
-                Err(_) => continue,
+                // A throttled or dropped look is not a failed snapshot: look
+                // again next time. Any other error will not heal by waiting.
+                Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Transport) => continue,
+                Err(e) => {
+                    for id in std::mem::take(&mut open) {
+                        failed.insert(id, format!("could not be checked: {e}"));
+                    }
+                    break;
+                }
             }
         }
     }
@@ -369,11 +376,29 @@ pub async fn run(
         .find(|b| b.id == id)
         .expect("the backup just recorded is in the catalog");
 
+    // Retention runs after every finished backup (a partial one may make
+    // older incomplete ones surplus), with the policy as it is in state now:
+    // an apply may have changed `generations` while the snapshots completed.
     let mut report = Report::default();
-    if status == BackupStatus::Success {
-        let plan = retention_plan(&mut store.lock().expect("store"), &pol, now)?;
+    let current = store.lock().expect("store").load()?;
+    let pol: PolicyState = current
+        .objects
+        .get(&Address::policy(policy))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or(pol);
+    {
+        let mut plan = retention_plan(&mut store.lock().expect("store"), &pol, now)?;
+        // The backup just taken is never its own victim, whatever the clocks say.
+        let own = Address::backup(policy, &id);
+        let own_snaps: BTreeSet<Address> = record
+            .snapshots
+            .iter()
+            .map(|s| Address::snapshot(&s.id))
+            .collect();
+        plan.changes
+            .retain(|c| c.address != own && !own_snaps.contains(&c.address));
         if !plan.is_empty() {
-            let accounts = [(acct.name.clone(), acct.clone())].into();
+            let accounts = planner::known_accounts(&lifeboat_schema::Config::default(), &current);
             let exec = Arc::new(Executor {
                 cloud,
                 accounts,
@@ -398,8 +423,16 @@ pub fn retention_plan(
     now: DateTime<Utc>,
 ) -> Result<Plan, StateError> {
     let snap = store.load()?;
+    let accounts = planner::known_accounts(&lifeboat_schema::Config::default(), &snap);
     let mut changes = Vec::new();
     for e in retention::expired(&pol.name, &snap.backups, pol.generations) {
+        // An account that forbids deletion keeps everything (the plan warns).
+        if !accounts
+            .get(&e.backup.account)
+            .is_some_and(|a| a.allow_delete)
+        {
+            continue;
+        }
         changes.extend(planner::expiry_changes(e.backup, &e.reason, |_| true));
     }
     Ok(Plan::new(

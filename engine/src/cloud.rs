@@ -231,6 +231,85 @@ pub trait Network: Send + Sync {
     /// and one attribute at a time) and GetManagedPrefixListEntries (entries
     /// are only readable one list at a time; AWS-managed lists are skipped).
     async fn inventory(&self) -> CloudResult<crate::vpc::RegionInventory>;
+
+    /// The region's availability zone names (`us-west-2a`, ...), sorted:
+    /// where an exported template places subnets. The default refuses.
+    async fn availability_zones(&self) -> CloudResult<Vec<String>> {
+        Err(refused(
+            "ec2:DescribeAvailabilityZones",
+            "this cloud does not list availability zones",
+        ))
+    }
+}
+
+/// An error for a capability a cloud does not offer.
+fn refused(action: &str, message: &str) -> CloudError {
+    CloudError {
+        kind: ErrorKind::Invalid,
+        account: String::new(),
+        region: String::new(),
+        action: action.into(),
+        resource: None,
+        code: None,
+        message: message.into(),
+    }
+}
+
+/// Where CloudFormation reads a template from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// Inline `TemplateBody` (at most [`crate::vpc_export::TEMPLATE_BODY_LIMIT`] bytes).
+    Body(String),
+    /// `TemplateURL` of an uploaded template.
+    Url(String),
+}
+
+/// A stack as DescribeStacks reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackInfo {
+    pub name: String,
+    pub id: String,
+    /// `CREATE_IN_PROGRESS`, `CREATE_COMPLETE`, `ROLLBACK_COMPLETE`, ...
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// One entry of DescribeStackEvents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackEvent {
+    pub at: Option<DateTime<Utc>>,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// CloudFormation in one account and region.
+#[async_trait]
+pub trait Stacks: Send + Sync {
+    /// CreateStack; returns the stack id.
+    async fn create_stack(
+        &self,
+        name: &str,
+        template: &TemplateSource,
+        tags: &Tags,
+    ) -> CloudResult<String>;
+    /// UpdateStack. `Ok(false)` when CloudFormation says there is nothing to
+    /// update ("No updates are to be performed"), which is not an error.
+    async fn update_stack(&self, name: &str, template: &TemplateSource) -> CloudResult<bool>;
+    /// DeleteStack. Deleting a stack that does not exist succeeds.
+    async fn delete_stack(&self, name: &str) -> CloudResult<()>;
+    /// DescribeStacks for one stack; `None` when it does not exist.
+    async fn describe_stack(&self, name: &str) -> CloudResult<Option<StackInfo>>;
+    /// DescribeStackEvents, newest first (the first page is enough).
+    async fn stack_events(&self, name: &str) -> CloudResult<Vec<StackEvent>>;
+}
+
+/// S3 in one account and region, for templates too large to send inline.
+#[async_trait]
+pub trait Objects: Send + Sync {
+    /// PutObject; returns the object's URL for CloudFormation's `TemplateURL`.
+    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> CloudResult<String>;
 }
 
 /// Opens AWS clients for configured accounts.
@@ -251,6 +330,27 @@ pub trait Cloud: Send + Sync {
             resource: None,
             code: None,
             message: "this cloud does not support VPC capture".into(),
+        })
+    }
+
+    /// CloudFormation for `account` in `region`. The default refuses.
+    async fn stacks(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Stacks>> {
+        Err(CloudError {
+            account: account.name.clone(),
+            region: region.to_string(),
+            ..refused(
+                "cloudformation:CreateStack",
+                "this cloud does not support CloudFormation",
+            )
+        })
+    }
+
+    /// S3 for `account` in `region`. The default refuses.
+    async fn objects(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Objects>> {
+        Err(CloudError {
+            account: account.name.clone(),
+            region: region.to_string(),
+            ..refused("s3:PutObject", "this cloud does not support S3 uploads")
         })
     }
 }

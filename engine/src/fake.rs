@@ -30,7 +30,33 @@ pub struct World {
     /// VPC-family inventory by region, returned by [`Network::inventory`]
     /// (a region without one has no VPCs).
     pub networks: BTreeMap<String, crate::vpc::RegionInventory>,
+    /// Availability zones by region for [`Network::availability_zones`]
+    /// (default: `REGIONa`, `REGIONb`, `REGIONc`).
+    pub zones: BTreeMap<String, Vec<String>>,
+    /// CloudFormation stacks by (account name, region, stack name).
+    pub stacks: BTreeMap<(String, String, String), FakeStack>,
+    /// How many DescribeStacks calls a stack operation stays `*_IN_PROGRESS`
+    /// for; `u32::MAX` never completes (as a failed stack in the emulator).
+    pub stack_polls: u32,
+    /// Stacks (by name) whose create or update fails: they end in
+    /// `ROLLBACK_COMPLETE` / `UPDATE_ROLLBACK_COMPLETE` with a failure event.
+    pub failing_stacks: std::collections::BTreeSet<String>,
+    /// S3 objects by (bucket, key).
+    pub objects: BTreeMap<(String, String), Vec<u8>>,
     next: u64,
+}
+
+/// A stack in the fake's world.
+#[derive(Debug, Clone)]
+pub struct FakeStack {
+    pub info: StackInfo,
+    pub template: TemplateSource,
+    pub tags: Tags,
+    /// Newest first, as DescribeStackEvents.
+    pub events: Vec<StackEvent>,
+    polls_left: u32,
+    /// The status the current operation ends in.
+    settles_to: String,
 }
 
 impl World {
@@ -93,12 +119,26 @@ impl Cloud for FakeCloud {
     }
 
     async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
-        Ok(Arc::new(FakeEc2 {
+        Ok(Arc::new(self.client(account, region)))
+    }
+
+    async fn stacks(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Stacks>> {
+        Ok(Arc::new(self.client(account, region)))
+    }
+
+    async fn objects(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Objects>> {
+        Ok(Arc::new(self.client(account, region)))
+    }
+}
+
+impl FakeCloud {
+    fn client(&self, account: &Account, region: &str) -> FakeEc2 {
+        FakeEc2 {
             world: self.world.clone(),
             page_size: self.page_size,
             account: account.name.clone(),
             region: region.to_string(),
-        }))
+        }
     }
 }
 
@@ -108,6 +148,194 @@ impl Network for FakeEc2 {
     async fn inventory(&self) -> CloudResult<crate::vpc::RegionInventory> {
         let w = self.enter("DescribeVpcs", None)?;
         Ok(w.networks.get(&self.region).cloned().unwrap_or_default())
+    }
+
+    async fn availability_zones(&self) -> CloudResult<Vec<String>> {
+        let w = self.enter("DescribeAvailabilityZones", None)?;
+        Ok(w.zones.get(&self.region).cloned().unwrap_or_else(|| {
+            ["a", "b", "c"]
+                .iter()
+                .map(|l| format!("{}{l}", self.region))
+                .collect()
+        }))
+    }
+}
+
+impl FakeEc2 {
+    fn stack_key(&self, name: &str) -> (String, String, String) {
+        (self.account.clone(), self.region.clone(), name.to_string())
+    }
+
+    fn start_operation(w: &mut World, key: &(String, String, String), op: &str) {
+        let polls = w.stack_polls;
+        let fails = w.failing_stacks.contains(&key.2);
+        let Some(st) = w.stacks.get_mut(key) else {
+            return;
+        };
+        st.info.status = format!("{op}_IN_PROGRESS");
+        st.settles_to = match (op, fails) {
+            ("CREATE", true) => "ROLLBACK_COMPLETE".into(),
+            ("UPDATE", true) => "UPDATE_ROLLBACK_COMPLETE".into(),
+            (op, _) => format!("{op}_COMPLETE"),
+        };
+        st.polls_left = polls;
+        st.events.insert(
+            0,
+            StackEvent {
+                at: None,
+                logical_id: key.2.clone(),
+                resource_type: "AWS::CloudFormation::Stack".into(),
+                status: st.info.status.clone(),
+                reason: None,
+            },
+        );
+        if polls == 0 {
+            Self::settle(st);
+        }
+    }
+
+    fn settle(st: &mut FakeStack) {
+        if st.settles_to.contains("ROLLBACK") {
+            st.events.insert(
+                0,
+                StackEvent {
+                    at: None,
+                    logical_id: "Vpc".into(),
+                    resource_type: "AWS::EC2::VPC".into(),
+                    status: if st.settles_to.starts_with("UPDATE") {
+                        "UPDATE_FAILED".into()
+                    } else {
+                        "CREATE_FAILED".into()
+                    },
+                    reason: Some("injected failure: the CIDR block is invalid".into()),
+                },
+            );
+        }
+        st.info.status = st.settles_to.clone();
+        st.events.insert(
+            0,
+            StackEvent {
+                at: None,
+                logical_id: st.info.name.clone(),
+                resource_type: "AWS::CloudFormation::Stack".into(),
+                status: st.info.status.clone(),
+                reason: None,
+            },
+        );
+    }
+}
+
+#[async_trait]
+impl Stacks for FakeEc2 {
+    async fn create_stack(
+        &self,
+        name: &str,
+        template: &TemplateSource,
+        tags: &Tags,
+    ) -> CloudResult<String> {
+        let mut w = self.enter("CreateStack", Some(name))?;
+        let key = self.stack_key(name);
+        if w.stacks
+            .get(&key)
+            .is_some_and(|s| s.info.status != "DELETE_COMPLETE")
+        {
+            return Err(self.error(
+                ErrorKind::Conflict,
+                "cloudformation:CreateStack",
+                name,
+                "AlreadyExistsException",
+                "the stack already exists",
+            ));
+        }
+        w.next += 1;
+        let id = format!(
+            "arn:aws:cloudformation:{}:stack/{name}/{}",
+            self.region, w.next
+        );
+        w.stacks.insert(
+            key.clone(),
+            FakeStack {
+                info: StackInfo {
+                    name: name.to_string(),
+                    id: id.clone(),
+                    status: String::new(),
+                    reason: None,
+                },
+                template: template.clone(),
+                tags: tags.clone(),
+                events: vec![],
+                polls_left: 0,
+                settles_to: String::new(),
+            },
+        );
+        Self::start_operation(&mut w, &key, "CREATE");
+        Ok(id)
+    }
+
+    async fn update_stack(&self, name: &str, template: &TemplateSource) -> CloudResult<bool> {
+        let mut w = self.enter("UpdateStack", Some(name))?;
+        let key = self.stack_key(name);
+        let Some(st) = w.stacks.get_mut(&key) else {
+            return Err(self.error(
+                ErrorKind::Invalid,
+                "cloudformation:UpdateStack",
+                name,
+                "ValidationError",
+                "Stack does not exist",
+            ));
+        };
+        if st.template == *template {
+            return Ok(false);
+        }
+        st.template = template.clone();
+        Self::start_operation(&mut w, &key, "UPDATE");
+        Ok(true)
+    }
+
+    async fn delete_stack(&self, name: &str) -> CloudResult<()> {
+        let mut w = self.enter("DeleteStack", Some(name))?;
+        let key = self.stack_key(name);
+        if w.stacks.contains_key(&key) {
+            Self::start_operation(&mut w, &key, "DELETE");
+        }
+        Ok(())
+    }
+
+    async fn describe_stack(&self, name: &str) -> CloudResult<Option<StackInfo>> {
+        let mut w = self.enter("DescribeStacks", Some(name))?;
+        let key = self.stack_key(name);
+        let Some(st) = w.stacks.get_mut(&key) else {
+            return Ok(None);
+        };
+        if st.info.status.ends_with("_IN_PROGRESS") && st.polls_left != u32::MAX {
+            st.polls_left = st.polls_left.saturating_sub(1);
+            if st.polls_left == 0 {
+                Self::settle(st);
+            }
+        }
+        if st.info.status == "DELETE_COMPLETE" {
+            w.stacks.remove(&key);
+            return Ok(None);
+        }
+        Ok(Some(st.info.clone()))
+    }
+
+    async fn stack_events(&self, name: &str) -> CloudResult<Vec<StackEvent>> {
+        let w = self.enter("DescribeStackEvents", Some(name))?;
+        Ok(w.stacks
+            .get(&self.stack_key(name))
+            .map(|s| s.events.clone())
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Objects for FakeEc2 {
+    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> CloudResult<String> {
+        let mut w = self.enter("PutObject", Some(key))?;
+        w.objects
+            .insert((bucket.to_string(), key.to_string()), body);
+        Ok(format!("https://{bucket}.s3.amazonaws.com/{key}"))
     }
 }
 
@@ -145,6 +373,25 @@ impl FakeEc2 {
             });
         }
         Ok(w)
+    }
+
+    fn error(
+        &self,
+        kind: ErrorKind,
+        action: &str,
+        resource: &str,
+        code: &str,
+        message: &str,
+    ) -> CloudError {
+        CloudError {
+            kind,
+            account: self.account.clone(),
+            region: self.region.clone(),
+            action: action.into(),
+            resource: Some(resource.to_string()),
+            code: Some(code.into()),
+            message: message.into(),
+        }
     }
 
     fn page<T: Clone>(&self, all: Vec<T>, token: Option<String>) -> Page<T> {

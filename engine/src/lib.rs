@@ -21,6 +21,7 @@ pub mod state;
 pub use addr::Address;
 pub mod apply;
 pub mod backup;
+pub mod clone;
 pub mod fake;
 pub mod graph;
 pub mod render;

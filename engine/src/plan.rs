@@ -150,9 +150,10 @@ impl Plan {
         self.changes.is_empty()
     }
 
-    /// Does the plan destroy anything (for `--deny-destroy` gates)?
+    /// Does the plan destroy anything or make the catalog forget anything
+    /// (for `--deny-destroy` gates)?
     pub fn destroys(&self) -> bool {
-        self.summary.destroy > 0
+        self.summary.destroy > 0 || self.summary.read > 0
     }
 }
 

@@ -39,6 +39,9 @@ pub struct Observation {
     pub volumes: BTreeMap<String, Volume>,
     /// Snapshots tagged by Lifeboat, and catalog snapshots found by id.
     pub snapshots: BTreeMap<String, Snapshot>,
+    /// For each `vpc_clone`: the capture version it is built from and the
+    /// destination's zones ([`crate::clone::observe`]).
+    pub clones: BTreeMap<String, crate::clone::CloneInput>,
 }
 
 /// The accounts the engine can act in: those in state (so a removed account's
@@ -146,6 +149,22 @@ pub async fn observe(
     let mut jobs = tokio::task::JoinSet::new();
     for ((account, region), w) in work {
         let Some(acct) = accounts.get(&account).cloned() else {
+            // Not seeing a catalog snapshot would read as "deleted outside
+            // Lifeboat" and the catalog would forget it: refuse instead.
+            if !w.catalog_snapshots.is_empty() {
+                return Err(CloudError {
+                    kind: crate::cloud::ErrorKind::Invalid,
+                    account: account.clone(),
+                    region: region.clone(),
+                    action: "lifeboat:observe".into(),
+                    resource: None,
+                    code: None,
+                    message: format!(
+                        "the catalog holds {} snapshot(s) in account {account}, which is neither configured nor in state; add the account back to the configuration",
+                        w.catalog_snapshots.len()
+                    ),
+                });
+            }
             continue;
         };
         let cloud = cloud.clone();
@@ -603,9 +622,27 @@ pub fn plan(
     }
 
     // Retention: what falls outside generations, previewed before it happens.
+    // A successful backup that lost snapshots outside Lifeboat is no longer
+    // whole and must not count as a generation, in this plan already.
+    let accounts = known_accounts(config, state);
+    let judged: Vec<BackupRecord> = state
+        .backups
+        .iter()
+        .map(|b| {
+            let damaged = b
+                .snapshots
+                .iter()
+                .any(|s| !obs.snapshots.contains_key(&s.id));
+            let mut b = b.clone();
+            if damaged && b.status == BackupStatus::Success {
+                b.status = BackupStatus::Partial;
+            }
+            b
+        })
+        .collect();
     let mut expiring: BTreeMap<Address, String> = BTreeMap::new();
     for (name, p) in &config.policies {
-        for e in retention::expired(name, &state.backups, p.generations) {
+        for e in retention::expired(name, &judged, p.generations) {
             expiring.insert(e.backup.address(), e.reason);
         }
     }
@@ -613,9 +650,31 @@ pub fn plan(
         .keys()
         .filter(|n| !config.policies.contains_key(*n))
     {
-        for e in retention::orphaned(name, &state.backups) {
+        for e in retention::orphaned(name, &judged) {
             expiring.insert(e.backup.address(), e.reason);
         }
+    }
+    // An account that forbids deletion keeps everything; say so.
+    let mut protected: BTreeMap<(String, String), usize> = BTreeMap::new();
+    expiring.retain(|addr, _| {
+        let Some(b) = state.backups.iter().find(|b| &b.address() == addr) else {
+            return true;
+        };
+        let allowed = accounts
+            .get(&b.account)
+            .map(|a| a.allow_delete)
+            .unwrap_or(false);
+        if !allowed {
+            *protected
+                .entry((b.policy.clone(), b.account.clone()))
+                .or_default() += 1;
+        }
+        allowed
+    });
+    for ((policy, account), n) in protected {
+        warnings.push(format!(
+            "retention would delete {n} backup(s) of policy.{policy}, but account {account} has allow_delete = false: they are kept"
+        ));
     }
     for b in &state.backups {
         let baddr = b.address();
@@ -638,15 +697,46 @@ pub fn plan(
         }
     }
 
+    // VPC clones: CloudFormation stacks built from captured versions.
+    bld.changes.extend(crate::clone::clone_changes(
+        config,
+        state,
+        &obs.clones,
+        &crate::vpc_export::export,
+        &mut warnings,
+    ));
+
     // Accounts removed from the configuration go last.
     for addr in state.objects.keys() {
         if let Address::Account { name } = addr {
             if !config.accounts.contains_key(name) {
-                let deps = prior_policies
+                // The account's credentials stay in state while the catalog
+                // holds backups there that this plan does not delete (frozen,
+                // running, or protected): without them those snapshots could
+                // be neither observed nor ever cleaned up.
+                let kept = state
+                    .backups
+                    .iter()
+                    .filter(|b| &b.account == name && !expiring.contains_key(&b.address()))
+                    .count();
+                if kept > 0 {
+                    warnings.push(format!(
+                        "account {name} is no longer configured but the catalog still holds {kept} backup(s) there; it stays in state until they are gone"
+                    ));
+                    continue;
+                }
+                let mut deps: Vec<Address> = prior_policies
                     .values()
                     .filter(|p| &p.account == name && !config.policies.contains_key(&p.name))
                     .map(|p| Address::policy(&p.name))
                     .collect();
+                deps.extend(
+                    state
+                        .backups
+                        .iter()
+                        .filter(|b| &b.account == name)
+                        .map(|b| b.address()),
+                );
                 bld.changes.push(
                     Change::new(addr.clone(), Action::Delete, Effect::Control)
                         .reason("removed from configuration")

@@ -57,6 +57,76 @@ pub fn value_diff(before: &Value, after: &Value) -> Vec<String> {
     out
 }
 
+/// Diff lines of two texts, with a hunk header per group of changes and
+/// `context` unchanged lines around them.
+pub fn text_diff(before: &str, after: &str, context: usize) -> Vec<String> {
+    let diff = TextDiff::from_lines(before, after);
+    let mut out = Vec::new();
+    for group in diff.grouped_ops(context) {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            continue;
+        };
+        let (o, n) = (first.old_range().start, first.new_range().start);
+        let (oe, ne) = (last.old_range().end, last.new_range().end);
+        out.push(format!("@@ -{},{} +{},{} @@", o + 1, oe - o, n + 1, ne - n));
+        for op in &group {
+            for ch in diff.iter_changes(op) {
+                let sign = match ch.tag() {
+                    ChangeTag::Delete => "-",
+                    ChangeTag::Insert => "+",
+                    ChangeTag::Equal => " ",
+                };
+                out.push(format!("{sign} {}", ch.value().trim_end()));
+            }
+        }
+    }
+    out
+}
+
+/// A VPC clone's detail: resource counts for a create, the template's line
+/// diff (and changed settings) for an update or replace.
+fn clone_detail(c: &Change) -> Vec<String> {
+    let str_of = |v: &Option<Value>, k: &str| {
+        v.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut out = Vec::new();
+    match c.action {
+        Action::Create => {
+            if let Some(Value::Object(counts)) =
+                c.after.as_ref().and_then(|a| a.get("resource_counts"))
+            {
+                for (ty, n) in counts {
+                    out.push(format!("{n} x {ty}"));
+                }
+            }
+        }
+        Action::Update | Action::Replace => {
+            if let (Some(Value::Object(b)), Some(Value::Object(a))) = (&c.before, &c.after) {
+                for (k, y) in a {
+                    if matches!(k.as_str(), "template" | "template_hash" | "resource_counts") {
+                        continue;
+                    }
+                    let x = b.get(k).unwrap_or(&Value::Null);
+                    if x != y {
+                        out.push(format!("{k}: {x} -> {y}"));
+                    }
+                }
+            }
+            out.extend(text_diff(
+                &str_of(&c.before, "template"),
+                &str_of(&c.after, "template"),
+                2,
+            ));
+        }
+        _ => {}
+    }
+    out
+}
+
 /// "  target i-0abc, volume vol-0abc" for a snapshot change.
 fn snapshot_detail(c: &Change) -> String {
     let get = |k: &str| {
@@ -132,7 +202,11 @@ pub fn human(plan: &Plan) -> String {
         out.push_str("Lifeboat will perform the following actions:\n\n");
         for c in control {
             writeln!(out, "  {}", line(c)).unwrap();
-            if let (Action::Update, Some(b), Some(a)) = (c.action, &c.before, &c.after) {
+            if matches!(c.address, crate::Address::VpcClone { .. }) {
+                for l in clone_detail(c) {
+                    writeln!(out, "      {l}").unwrap();
+                }
+            } else if let (Action::Update, Some(b), Some(a)) = (c.action, &c.before, &c.after) {
                 for l in value_diff(b, a) {
                     writeln!(out, "      {l}").unwrap();
                 }
@@ -231,7 +305,12 @@ pub fn markdown(plan: &Plan) -> String {
                 c.address
             )
             .unwrap();
-            for l in value_diff(b, a) {
+            let lines = if matches!(c.address, crate::Address::VpcClone { .. }) {
+                clone_detail(c)
+            } else {
+                value_diff(b, a)
+            };
+            for l in lines {
                 writeln!(out, "{l}").unwrap();
             }
             out.push_str("```\n\n</details>\n");

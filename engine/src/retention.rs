@@ -14,6 +14,12 @@ pub struct Expiry<'a> {
     pub reason: String,
 }
 
+/// Orders ids so that `T-10` comes after `T-9` (ids of one second share a
+/// prefix and differ in a numeric suffix).
+fn id_order(id: &str) -> (usize, &str) {
+    (id.len(), id)
+}
+
 /// The backups of one policy that retention deletes when the policy keeps
 /// `generations`. `backups` may be in any order and contain other policies'
 /// backups (they are ignored).
@@ -23,7 +29,11 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
         .filter(|b| b.policy == policy && b.frozen.is_none())
         .collect();
     // Newest first; the id breaks ties so the order never depends on input order.
-    mine.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.id.cmp(&a.id)));
+    mine.sort_by(|a, b| {
+        b.started
+            .cmp(&a.started)
+            .then_with(|| id_order(&b.id).cmp(&id_order(&a.id)))
+    });
     let mut out = Vec::new();
     let mut rank = 0u32;
     let mut oldest_kept = None;
@@ -40,19 +50,40 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
             }
         }
     }
-    if let Some(limit) = oldest_kept {
-        for b in &mine {
-            let stale = matches!(b.status, BackupStatus::Partial | BackupStatus::Failed)
-                && b.started < limit;
-            if stale {
-                out.push(Expiry {
-                    backup: b,
-                    reason: format!(
-                        "retention: {} backup older than generation {generations}",
-                        b.status.as_str()
-                    ),
-                });
-            }
+    // Partial and failed backups never count, and go once older than the
+    // oldest kept generation. So that they cannot pile up while every backup
+    // is partial (a target gone with auto_remove_targets = "no"), only the
+    // newest `generations` of them are kept once a newer complete backup
+    // exists. Without any success, they may hold the only copies: kept.
+    let newest_success = mine
+        .iter()
+        .find(|b| b.status == BackupStatus::Success)
+        .map(|b| b.started);
+    let mut incomplete_rank = 0u32;
+    for b in &mine {
+        if !matches!(b.status, BackupStatus::Partial | BackupStatus::Failed) {
+            continue;
+        }
+        incomplete_rank += 1;
+        let older_than_kept = oldest_kept.is_some_and(|limit| b.started < limit);
+        let surplus =
+            incomplete_rank > generations && newest_success.is_some_and(|t| b.started < t);
+        if older_than_kept {
+            out.push(Expiry {
+                backup: b,
+                reason: format!(
+                    "retention: {} backup older than generation {generations}",
+                    b.status.as_str()
+                ),
+            });
+        } else if surplus {
+            out.push(Expiry {
+                backup: b,
+                reason: format!(
+                    "retention: {} backup {incomplete_rank} of {generations} incomplete ones kept, older than the newest success",
+                    b.status.as_str()
+                ),
+            });
         }
     }
     out.sort_by(|a, b| {
@@ -144,6 +175,45 @@ mod tests {
                 "s1 retention: generation 2 of 1",
                 "p2 retention: partial backup older than generation 1"
             ]
+        );
+    }
+
+    #[test]
+    fn incomplete_backups_do_not_pile_up_once_a_newer_success_exists() {
+        use BackupStatus::*;
+        let all = vec![
+            b("s0", 0, Success),
+            b("p1", 1, Partial),
+            b("p2", 2, Partial),
+            b("p3", 3, Partial),
+            b("s4", 4, Success),
+            b("p5", 5, Partial),
+        ];
+        // Two generations: s0 and s4 kept. p1..p3 are newer than s0 so the
+        // "older than kept" rule spares them, but only two incomplete ones
+        // (p5, p3) are kept; p2 and p1 are surplus.
+        let got = ids(&expired("web", &all, 2));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].starts_with("p1 ") && got[1].starts_with("p2 "),
+            "{got:?}"
+        );
+        // With no success at all, every partial is kept.
+        let only_partial: Vec<_> = (0..5).map(|h| b(&format!("p{h}"), h, Partial)).collect();
+        assert!(expired("web", &only_partial, 1).is_empty());
+    }
+
+    #[test]
+    fn ids_of_the_same_second_order_by_their_numeric_suffix() {
+        use BackupStatus::*;
+        let mut x9 = b("T-9", 1, Success);
+        let mut x10 = b("T-10", 1, Success);
+        x9.started = x10.started;
+        x10.started = x9.started;
+        let all = vec![x10, x9];
+        assert_eq!(
+            ids(&expired("web", &all, 1)),
+            vec!["T-9 retention: generation 2 of 1"]
         );
     }
 

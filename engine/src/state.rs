@@ -119,6 +119,14 @@ impl BackupRecord {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotOwner {
+    pub policy: String,
+    pub backup_id: String,
+    pub status: BackupStatus,
+    pub frozen: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     pub id: i64,
@@ -377,6 +385,40 @@ impl Store {
         read_backups(&self.conn, &self.path, policy)
     }
 
+    /// Which backup a catalog snapshot belongs to, and whether it may go.
+    pub fn snapshot_owner(&self, snapshot_id: &str) -> StateResult<Option<SnapshotOwner>> {
+        self.conn
+            .query_row(
+                "SELECT b.policy, b.id, b.status, b.frozen_name IS NOT NULL
+                 FROM snapshots s JOIN backups b ON b.policy = s.policy AND b.id = s.backup_id
+                 WHERE s.id = ?1",
+                params![snapshot_id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, bool>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .map(|(policy, backup_id, status, frozen)| {
+                let status = BackupStatus::parse(&status).ok_or_else(|| StateError::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("bad backup status {status:?}"),
+                })?;
+                Ok(SnapshotOwner {
+                    policy,
+                    backup_id,
+                    status,
+                    frozen,
+                })
+            })
+            .transpose()
+    }
+
     pub fn open_alerts(&self) -> StateResult<Vec<Alert>> {
         let mut st = self
             .conn
@@ -499,7 +541,10 @@ impl Store {
             .map_err(sq)?;
         if let Some(held) = read_lock(&tx, &path)? {
             // An expired lock belongs to a holder that died; it is taken over.
-            if held.expires > Utc::now().max(now) {
+            // Expiry is judged by the real clock only: a `--now` rehearsal in
+            // the future must not break somebody's live lock.
+            let _ = now;
+            if held.expires > Utc::now() {
                 return Err(StateError::Locked {
                     id: held.id,
                     holder: held.holder,
@@ -797,6 +842,39 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Forgets a snapshot that no longer exists in AWS. Its backup is no
+    /// longer whole, so a successful one becomes partial: it must not go on
+    /// counting as a generation.
+    pub fn forget_snapshot(&mut self, id: &str) -> StateResult<()> {
+        let owner: Option<(String, String, String)> = self
+            .tx
+            .query_row(
+                "SELECT b.policy, b.id, b.problems FROM snapshots s
+                 JOIN backups b ON b.policy = s.policy AND b.id = s.backup_id WHERE s.id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Some((policy, backup_id, problems)) = owner {
+            let mut problems: Vec<String> = serde_json::from_str(&problems).unwrap_or_default();
+            problems.push(format!("snapshot {id} was deleted outside Lifeboat"));
+            self.tx
+                .execute(
+                    "UPDATE backups SET problems = ?3,
+                        status = CASE status WHEN 'success' THEN 'partial' ELSE status END
+                     WHERE policy = ?1 AND id = ?2",
+                    params![
+                        policy,
+                        backup_id,
+                        serde_json::to_string(&problems).unwrap_or_else(|_| "[]".into())
+                    ],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        self.delete_snapshot(id)
+    }
+
     pub fn delete_snapshot(&mut self, id: &str) -> StateResult<()> {
         self.tx
             .execute("DELETE FROM snapshots WHERE id = ?1", params![id])
@@ -871,11 +949,7 @@ impl Tx<'_> {
     }
 
     /// Stores a new VPC capture version (`v.id` is ignored).
-    pub fn insert_vpc_version(
-        &mut self,
-        v: &VpcVersionRecord,
-        document: &str,
-    ) -> StateResult<()> {
+    pub fn insert_vpc_version(&mut self, v: &VpcVersionRecord, document: &str) -> StateResult<()> {
         self.tx
             .execute(
                 "INSERT INTO vpc_versions (capture, account, region, vpc_id, captured_at, hash, document)

@@ -377,3 +377,93 @@ async fn unit_an_interrupted_apply_starts_nothing_new_and_a_new_plan_picks_up_th
     assert_eq!(b.apply().await.failed(), 0);
     assert!(b.plan().await.is_empty());
 }
+
+#[tokio::test]
+async fn unit_the_executor_refuses_to_delete_a_snapshot_frozen_after_the_plan_was_made() {
+    let b = Bench::new(CONFIG);
+    b.apply().await;
+    for h in [10, 11] {
+        backup::run(b.cloud(), b.store.clone(), "web", at(h), WAIT)
+            .await
+            .unwrap();
+    }
+    // A plan that removes the policy, made before the freeze ...
+    let b = Bench {
+        config: config("account \"main\" {\n  regions = [\"us-east-1\", \"us-west-2\"]\n}\n"),
+        ..b
+    };
+    let plan = b.plan().await;
+    // ... and a freeze that lands before it is applied.
+    b.store
+        .lock()
+        .unwrap()
+        .transaction(|tx| tx.freeze("web", "2026-11-22T10:00:00Z", "audit", at(12)))
+        .unwrap();
+    let state = b.store.lock().unwrap().load().unwrap();
+    let exec = Arc::new(Executor {
+        cloud: b.cloud(),
+        accounts: planner::known_accounts(&b.config, &state),
+        store: b.store.clone(),
+        now: at(12),
+        lock_id: None,
+        stop: Default::default(),
+    });
+    let report = apply::apply(&plan, exec, 4, |_, _| {}).await;
+    let refused: Vec<&String> = report
+        .outcomes
+        .values()
+        .filter_map(|o| {
+            if let Outcome::Failed(e) = o {
+                Some(e)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(refused.len(), 6, "{:?}", report.outcomes);
+    assert!(
+        refused.iter().all(|e| e.contains("frozen backup")),
+        "{refused:?}"
+    );
+    let kept = b.store.lock().unwrap().backups(Some("web")).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        kept[0].snapshots.len(),
+        6,
+        "every frozen snapshot is still in the catalog"
+    );
+    assert_eq!(
+        b.cloud.world.lock().unwrap().snapshots.len(),
+        6,
+        "and in AWS"
+    );
+}
+
+#[tokio::test]
+async fn unit_retention_never_deletes_in_an_account_that_forbids_it() {
+    let protected = CONFIG.replace(
+        "regions = [\"us-east-1\", \"us-west-2\"]",
+        "regions      = [\"us-east-1\", \"us-west-2\"]\n  allow_delete = false",
+    );
+    let b = Bench::new(&protected);
+    b.apply().await;
+    for h in [10, 11, 12, 13] {
+        let r = backup::run(b.cloud(), b.store.clone(), "web", at(h), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(r.retention.failed(), 0);
+    }
+    assert_eq!(
+        b.store.lock().unwrap().backups(Some("web")).unwrap().len(),
+        4
+    );
+    let plan = b.plan().await;
+    assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("allow_delete = false")),
+        "{:?}",
+        plan.warnings
+    );
+}

@@ -12,12 +12,13 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
-use lifeboat_engine::cloud::{Cloud, CloudResult, Ec2, ErrorKind, Network};
+use lifeboat_engine::cloud::{Cloud, CloudResult, Ec2, ErrorKind, Network, Objects, Stacks};
 use lifeboat_schema::Account;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::ec2::AwsEc2;
 use crate::error::ErrorContext;
+use crate::stacks::{AwsObjects, AwsStacks};
 use crate::vpc::AwsNetwork;
 
 /// Attempts per call (the first one included) unless overridden.
@@ -236,6 +237,44 @@ impl Cloud for AwsCloud {
             aws_sdk_ec2::Client::from_conf(conf),
             ctx,
             account_id,
+        )))
+    }
+
+    /// Not cached: a clone's apply uses one stack client.
+    async fn stacks(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Stacks>> {
+        let session = self.session(account).await;
+        let ctx = ErrorContext {
+            account: account.name.clone(),
+            region: region.to_owned(),
+            assumes_role: session.assumes_role,
+            credentials: session.credentials.clone(),
+        };
+        let conf = aws_sdk_cloudformation::config::Builder::from(&session.config)
+            .region(Region::new(region.to_owned()))
+            .build();
+        Ok(Arc::new(AwsStacks::new(
+            aws_sdk_cloudformation::Client::from_conf(conf),
+            ctx,
+        )))
+    }
+
+    /// Path-style addressing when an endpoint is configured (the emulator
+    /// has no per-bucket host names).
+    async fn objects(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Objects>> {
+        let session = self.session(account).await;
+        let ctx = ErrorContext {
+            account: account.name.clone(),
+            region: region.to_owned(),
+            assumes_role: session.assumes_role,
+            credentials: session.credentials.clone(),
+        };
+        let conf = aws_sdk_s3::config::Builder::from(&session.config)
+            .region(Region::new(region.to_owned()))
+            .force_path_style(session.config.endpoint_url().is_some())
+            .build();
+        Ok(Arc::new(AwsObjects::new(
+            aws_sdk_s3::Client::from_conf(conf),
+            ctx,
         )))
     }
 }

@@ -75,7 +75,9 @@ pub(crate) fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         | "ConcurrentSnapshotLimitExceeded"
         | "PendingSnapshotLimitExceeded"
         | "ConcurrentTagAccess"
-        | "IdempotentParameterMismatch" => return ErrorKind::Conflict,
+        | "IdempotentParameterMismatch"
+        // CloudFormation: CreateStack of a name that exists.
+        | "AlreadyExistsException" => return ErrorKind::Conflict,
 
         "MissingParameter"
         | "UnknownParameter"
@@ -106,6 +108,19 @@ pub(crate) fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         Some(503 | 429) => ErrorKind::Throttled,
         _ => ErrorKind::Other,
     }
+}
+
+/// CloudFormation answers UpdateStack of an unchanged template with a
+/// ValidationError, which for Lifeboat means "already up to date".
+pub(crate) fn is_no_stack_update(err: &CloudError) -> bool {
+    err.code.as_deref() == Some("ValidationError")
+        && err.message.contains("No updates are to be performed")
+}
+
+/// CloudFormation answers DescribeStacks (and DescribeStackEvents) of a
+/// missing stack with a ValidationError "Stack with id X does not exist".
+pub(crate) fn is_missing_stack(err: &CloudError) -> bool {
+    err.code.as_deref() == Some("ValidationError") && err.message.contains("does not exist")
 }
 
 /// Classifies a credential-provider failure that happened before any

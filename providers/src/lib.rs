@@ -36,6 +36,7 @@ mod cloud;
 mod convert;
 mod ec2;
 mod error;
+mod stacks;
 mod vpc;
 
 pub use cloud::{AwsCloud, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_ENV};

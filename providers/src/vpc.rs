@@ -821,6 +821,26 @@ impl Network for AwsNetwork {
         inv.normalise();
         Ok(inv)
     }
+
+    /// DescribeAvailabilityZones: the region's standard zones (local and
+    /// wavelength zones left out), sorted.
+    async fn availability_zones(&self) -> CloudResult<Vec<String>> {
+        let out = self
+            .client
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk("ec2:DescribeAvailabilityZones", None, &e))?;
+        let mut zones: Vec<String> = out
+            .availability_zones()
+            .iter()
+            .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+            .filter_map(|z| z.zone_name().map(str::to_owned))
+            .collect();
+        zones.sort();
+        zones.dedup();
+        Ok(zones)
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,9 @@ pub struct Config {
     pub schedules: BTreeMap<String, Schedule>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vpc_captures: BTreeMap<String, VpcCapture>,
-    #[serde(default)]
+    /// Left out of the JSON when empty, so configurations without clones
+    /// keep their digest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vpc_clones: BTreeMap<String, VpcClone>,
 }
 

@@ -366,7 +366,13 @@ mod tests {
     fn vpc_ids_and_buckets() {
         assert!(is_vpc_id("vpc-0123abcd"));
         assert!(is_vpc_id("vpc-0123456789abcdef0"));
-        for bad in ["vpc-", "vpc-0123", "vpc-0123ABCD", "subnet-0123abcd", "vpc-0123abcdx"] {
+        for bad in [
+            "vpc-",
+            "vpc-0123",
+            "vpc-0123ABCD",
+            "subnet-0123abcd",
+            "vpc-0123abcdx",
+        ] {
             assert!(!is_vpc_id(bad), "{bad}");
         }
         assert!(is_bucket_name("lifeboat-templates-west"));

@@ -1,0 +1,178 @@
+//! CloudFormation stacks and S3 template uploads for VPC clones: one SDK call
+//! per trait method, answers converted into the engine's types.
+
+use async_trait::async_trait;
+use aws_sdk_cloudformation::types::Tag;
+use aws_sdk_cloudformation::Client as CfnClient;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client as S3Client;
+use lifeboat_engine::cloud::{
+    CloudResult, Objects, StackEvent, StackInfo, Stacks, Tags, TemplateSource,
+};
+
+use crate::convert::time_from_sdk;
+use crate::error::{is_missing_stack, is_no_stack_update, ErrorContext};
+
+pub(crate) struct AwsStacks {
+    client: CfnClient,
+    ctx: ErrorContext,
+}
+
+impl AwsStacks {
+    pub(crate) fn new(client: CfnClient, ctx: ErrorContext) -> Self {
+        Self { client, ctx }
+    }
+}
+
+#[async_trait]
+impl Stacks for AwsStacks {
+    async fn create_stack(
+        &self,
+        name: &str,
+        template: &TemplateSource,
+        tags: &Tags,
+    ) -> CloudResult<String> {
+        let mut req = self.client.create_stack().stack_name(name);
+        req = match template {
+            TemplateSource::Body(b) => req.template_body(b),
+            TemplateSource::Url(u) => req.template_url(u),
+        };
+        for (k, v) in tags {
+            req = req.tags(Tag::builder().key(k).value(v).build());
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk("cloudformation:CreateStack", Some(name), &e))?;
+        Ok(out.stack_id().unwrap_or(name).to_owned())
+    }
+
+    async fn update_stack(&self, name: &str, template: &TemplateSource) -> CloudResult<bool> {
+        let mut req = self.client.update_stack().stack_name(name);
+        req = match template {
+            TemplateSource::Body(b) => req.template_body(b),
+            TemplateSource::Url(u) => req.template_url(u),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = self.ctx.sdk("cloudformation:UpdateStack", Some(name), &e);
+                if is_no_stack_update(&err) {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn delete_stack(&self, name: &str) -> CloudResult<()> {
+        match self.client.delete_stack().stack_name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = self.ctx.sdk("cloudformation:DeleteStack", Some(name), &e);
+                if is_missing_stack(&err) {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn describe_stack(&self, name: &str) -> CloudResult<Option<StackInfo>> {
+        let out = match self.client.describe_stacks().stack_name(name).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let err = self
+                    .ctx
+                    .sdk("cloudformation:DescribeStacks", Some(name), &e);
+                return if is_missing_stack(&err) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        Ok(out.stacks().first().map(|s| StackInfo {
+            name: s.stack_name().unwrap_or(name).to_owned(),
+            id: s.stack_id().unwrap_or_default().to_owned(),
+            status: s
+                .stack_status()
+                .map(|st| st.as_str().to_owned())
+                .unwrap_or_default(),
+            reason: s.stack_status_reason().map(str::to_owned),
+        }))
+    }
+
+    async fn stack_events(&self, name: &str) -> CloudResult<Vec<StackEvent>> {
+        let out = match self
+            .client
+            .describe_stack_events()
+            .stack_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let err = self
+                    .ctx
+                    .sdk("cloudformation:DescribeStackEvents", Some(name), &e);
+                return if is_missing_stack(&err) {
+                    Ok(vec![])
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        let mut events: Vec<StackEvent> = out
+            .stack_events()
+            .iter()
+            .map(|e| StackEvent {
+                at: time_from_sdk(e.timestamp()),
+                logical_id: e.logical_resource_id().unwrap_or_default().to_owned(),
+                resource_type: e.resource_type().unwrap_or_default().to_owned(),
+                status: e
+                    .resource_status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                reason: e.resource_status_reason().map(str::to_owned),
+            })
+            .collect();
+        // Newest first, whatever order the service used.
+        events.sort_by_key(|e| std::cmp::Reverse(e.at));
+        Ok(events)
+    }
+}
+
+pub(crate) struct AwsObjects {
+    client: S3Client,
+    ctx: ErrorContext,
+}
+
+impl AwsObjects {
+    pub(crate) fn new(client: S3Client, ctx: ErrorContext) -> Self {
+        Self { client, ctx }
+    }
+}
+
+#[async_trait]
+impl Objects for AwsObjects {
+    /// The URL is the virtual-hosted global form, which CloudFormation (and
+    /// the emulator) accept for a `TemplateURL`.
+    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> CloudResult<String> {
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| {
+                self.ctx
+                    .sdk("s3:PutObject", Some(&format!("s3://{bucket}/{key}")), &e)
+            })?;
+        Ok(format!("https://{bucket}.s3.amazonaws.com/{key}"))
+    }
+}

@@ -1,0 +1,5 @@
+lifeboat {
+  state {
+    path = ".lifeboat/state.db"
+  }
+}

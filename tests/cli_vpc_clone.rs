@@ -1,0 +1,350 @@
+//! `vpc_clone`: plan, apply, update and delete of a clone stack in another
+//! account and region, against the emulator.
+
+mod support;
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use support::{at, Emulator, Env, Workspace, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+
+const ROLE: &str = "arn:aws:iam::222222222222:role/x";
+const TO_REGION: &str = "us-west-2";
+
+fn config(with_clone: bool) -> String {
+    let mut c = format!(
+        r#"account "main" {{
+  regions = ["us-east-1"]
+}}
+
+account "vault" {{
+  regions = ["us-west-2"]
+  assume_role {{
+    role_arn = "{ROLE}"
+  }}
+}}
+
+vpc_capture "prod" {{
+  account = account.main
+}}
+"#
+    );
+    if with_clone {
+        c.push_str(
+            r#"
+vpc_clone "prod-west" {
+  capture    = vpc_capture.prod
+  vpc        = "VPC_ID"
+  to_region  = "us-west-2"
+  to_account = account.vault
+  name       = "prod (cloned)"
+  timeout    = "1m"
+}
+"#,
+        );
+    }
+    c
+}
+
+/// The test's own EC2 clients, blocking on a private runtime.
+struct Net {
+    rt: tokio::runtime::Runtime,
+    source: aws_sdk_ec2::Client,
+    /// us-west-2 in account 222222222222, through the assumed role.
+    dest: aws_sdk_ec2::Client,
+}
+
+fn creds(id: &str, secret: &str, token: Option<String>) -> Credentials {
+    Credentials::new(id, secret, token, None, "lifeboat-tests")
+}
+
+impl Net {
+    fn new(emulator: &Emulator) -> Net {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let ec2 = |region: &str, c: Credentials| {
+            aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new(region.to_string()))
+                    .endpoint_url(emulator.endpoint())
+                    .credentials_provider(c)
+                    .build(),
+            )
+        };
+        let source = ec2(REGION, creds(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None));
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .endpoint_url(emulator.endpoint())
+                .credentials_provider(creds(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None))
+                .build(),
+        );
+        let assumed = rt
+            .block_on(
+                sts.assume_role()
+                    .role_arn(ROLE)
+                    .role_session_name("lifeboat-tests")
+                    .send(),
+            )
+            .expect("assume role")
+            .credentials
+            .expect("credentials");
+        let dest = ec2(
+            TO_REGION,
+            creds(
+                &assumed.access_key_id,
+                &assumed.secret_access_key,
+                Some(assumed.session_token),
+            ),
+        );
+        Net { rt, source, dest }
+    }
+
+    /// A VPC with two subnets in two zones, two security groups, and an
+    /// internet gateway with a default route.
+    fn build(&self) -> String {
+        let ec2 = &self.source;
+        self.rt.block_on(async {
+            let vpc = ec2
+                .create_vpc()
+                .cidr_block("10.30.0.0/16")
+                .send()
+                .await
+                .unwrap()
+                .vpc
+                .unwrap()
+                .vpc_id
+                .unwrap();
+            let mut first = None;
+            for (cidr, az) in [
+                ("10.30.1.0/24", "us-east-1a"),
+                ("10.30.2.0/24", "us-east-1b"),
+            ] {
+                let s = ec2
+                    .create_subnet()
+                    .vpc_id(&vpc)
+                    .cidr_block(cidr)
+                    .availability_zone(az)
+                    .send()
+                    .await
+                    .unwrap();
+                first.get_or_insert(s.subnet.unwrap().subnet_id.unwrap());
+            }
+            for name in ["web", "db"] {
+                ec2.create_security_group()
+                    .vpc_id(&vpc)
+                    .group_name(name)
+                    .description(format!("{name} tier"))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            let igw = ec2
+                .create_internet_gateway()
+                .send()
+                .await
+                .unwrap()
+                .internet_gateway
+                .unwrap()
+                .internet_gateway_id
+                .unwrap();
+            ec2.attach_internet_gateway()
+                .vpc_id(&vpc)
+                .internet_gateway_id(&igw)
+                .send()
+                .await
+                .unwrap();
+            let rtb = ec2
+                .create_route_table()
+                .vpc_id(&vpc)
+                .send()
+                .await
+                .unwrap()
+                .route_table
+                .unwrap()
+                .route_table_id
+                .unwrap();
+            ec2.create_route()
+                .route_table_id(&rtb)
+                .destination_cidr_block("0.0.0.0/0")
+                .gateway_id(&igw)
+                .send()
+                .await
+                .unwrap();
+            ec2.associate_route_table()
+                .route_table_id(&rtb)
+                .subnet_id(first.unwrap())
+                .send()
+                .await
+                .unwrap();
+            vpc
+        })
+    }
+
+    fn add_subnet(&self, vpc: &str, cidr: &str, az: &str) {
+        self.rt.block_on(async {
+            self.source
+                .create_subnet()
+                .vpc_id(vpc)
+                .cidr_block(cidr)
+                .availability_zone(az)
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
+    /// The destination's VPCs with `cidr`, each with its subnets' CIDRs.
+    fn clones(&self, cidr: &str) -> Vec<(String, Vec<String>)> {
+        self.rt.block_on(async {
+            let vpcs = self.dest.describe_vpcs().send().await.unwrap();
+            let mut out = Vec::new();
+            for v in vpcs.vpcs() {
+                if v.cidr_block() != Some(cidr) {
+                    continue;
+                }
+                let id = v.vpc_id().unwrap().to_string();
+                let subnets = self
+                    .dest
+                    .describe_subnets()
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("vpc-id")
+                            .values(&id)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                let mut cidrs: Vec<String> = subnets
+                    .subnets()
+                    .iter()
+                    .filter_map(|s| s.cidr_block().map(str::to_string))
+                    .collect();
+                cidrs.sort();
+                out.push((id, cidrs));
+            }
+            out
+        })
+    }
+}
+
+#[test]
+fn a_clone_is_created_updated_and_deleted_leaving_its_network() {
+    let env = Env::start();
+    let net = Net::new(&env.emulator);
+    let vpc = net.build();
+    env.config(&config(true).replace("VPC_ID", &vpc));
+
+    // Nothing captured yet: a warning, no change, no failure.
+    let run = env.run(&["plan"]).ok();
+    run.stdout_has("vpc_capture.prod has no version of");
+
+    env.run(&["--now", &at(10), "vpc", "capture"]).ok();
+    let run = env.run(&["plan"]).ok();
+    let line = run.plan_line("+", "vpc_clone.prod-west");
+    assert!(
+        line.contains(&format!("from {vpc} captured 2026-11-22T10:00:00Z")),
+        "{run}"
+    );
+    assert!(
+        line.contains("lifeboat-vpc-clone-prod-west in vault (us-west-2)"),
+        "{run}"
+    );
+    run.stdout_has("x AWS::EC2::Subnet");
+
+    let run = env.apply();
+    run.stdout_has("vpc_clone.prod-west");
+    let clones = net.clones("10.30.0.0/16");
+    assert_eq!(
+        clones.len(),
+        1,
+        "one clone in account 222222222222, us-west-2: {clones:?}"
+    );
+    assert_eq!(clones[0].1, vec!["10.30.1.0/24", "10.30.2.0/24"]);
+    env.assert_converged();
+
+    // The source changes and is captured again: the clone's plan shows the
+    // template diff, and apply updates the stack in place.
+    net.add_subnet(&vpc, "10.30.3.0/24", "us-east-1c");
+    env.run(&["--now", &at(12), "vpc", "capture"]).ok();
+    let run = env.run(&["plan"]).ok();
+    let line = run.plan_line("~", "vpc_clone.prod-west");
+    assert!(line.contains("template changed"), "{run}");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with('+') && l.contains("10.30.3.0/24")),
+        "the new subnet is an added template line\n{run}"
+    );
+    env.apply();
+    let clones = net.clones("10.30.0.0/16");
+    assert_eq!(clones.len(), 1, "{clones:?}");
+    assert_eq!(
+        clones[0].1,
+        vec!["10.30.1.0/24", "10.30.2.0/24", "10.30.3.0/24"]
+    );
+    env.assert_converged();
+
+    // The block goes: the stack is deleted, the network stays.
+    env.config(&config(false));
+    let run = env.run(&["plan"]).ok();
+    let line = run.plan_line("-", "vpc_clone.prod-west");
+    assert!(line.contains("RETAINED"), "{run}");
+    env.apply();
+    assert!(!env.state_list().iter().any(|a| a.starts_with("vpc_clone.")));
+    let clones = net.clones("10.30.0.0/16");
+    assert_eq!(clones.len(), 1, "the retained clone stays: {clones:?}");
+    env.assert_converged();
+}
+
+#[test]
+fn vpc_clone_blocks_are_checked() {
+    let ws = Workspace::offline();
+    ws.write(
+        "main.lb.hcl",
+        r#"account "main" {
+  regions = ["us-east-1"]
+}
+
+vpc_capture "prod" {
+  account = account.main
+}
+
+vpc_clone "a" {
+  capture   = vpc_capture.prd
+  vpc       = "vpc-0123abcd"
+  to_region = "us-west-2"
+}
+
+vpc_clone "b" {
+  capture    = vpc_capture.prod
+  vpc        = "vpc-12"
+  to_region  = "mars-1"
+  to_account = account.vault
+  at         = "yesterday"
+}
+
+vpc_clone "b" {
+  capture   = vpc_capture.prod
+  vpc       = "vpc-0123abcd"
+  to_region = "us-west-2"
+}
+"#,
+    );
+    let run = ws.run(&["validate"]).code(1);
+    run.stderr_has("main.lb.hcl:10:15");
+    run.stderr_has("did you mean vpc_capture.prod?");
+    run.stderr_has("main.lb.hcl:17:16");
+    run.stderr_has("is not a VPC id");
+    run.stderr_has("main.lb.hcl:18:16");
+    run.stderr_has("\"mars-1\"");
+    run.stderr_has("main.lb.hcl:19:16");
+    run.stderr_has("no account \"vault\" is declared");
+    run.stderr_has("main.lb.hcl:20:16");
+    run.stderr_has("RFC 3339");
+    run.stderr_has("main.lb.hcl:23:11");
+    run.stderr_has("vpc_clone \"b\" is already declared at main.lb.hcl:15");
+}
