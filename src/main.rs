@@ -438,6 +438,14 @@ async fn run(cli: Cli) -> Result<u8> {
             let policy = policy.clone();
             let store2 = store.clone();
             locked(store, "backup", now, async move |_| {
+                for b in backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await? {
+                    println!(
+                        "Closed backup {} of policy {} left running by an interrupted lifeboat: failed, {} snapshot(s) in the catalog.",
+                        b.id,
+                        b.policy,
+                        b.snapshots.len()
+                    );
+                }
                 let result = backup::run(cloud().await?, store2, &policy, now, wait).await?;
                 let b = &result.record;
                 let targets: std::collections::BTreeSet<&str> =

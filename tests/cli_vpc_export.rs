@@ -482,6 +482,39 @@ fn a_captured_vpc_exports_lints_and_deploys_in_another_region() {
                         .any(|u| u.group_id() == Some(&web))),
             "db admits web by the clone's group id: {db_group:?}"
         );
+
+        // The internet gateway is attached and routed to; the NAT gateway
+        // is in the clone's public subnet.
+        let igws = west
+            .describe_internet_gateways()
+            .filters(filter("attachment.vpc-id", clone_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(igws.internet_gateways().len(), 1, "{igws:?}");
+        let igw = igws.internet_gateways()[0].internet_gateway_id().unwrap();
+        let tables = west
+            .describe_route_tables()
+            .filters(filter("vpc-id", clone_id))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            tables
+                .route_tables()
+                .iter()
+                .any(|t| t.routes().iter().any(|r| {
+                    r.destination_cidr_block() == Some("0.0.0.0/0") && r.gateway_id() == Some(igw)
+                })),
+            "{tables:?}"
+        );
+        let nats = west
+            .describe_nat_gateways()
+            .filter(filter("vpc-id", clone_id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(nats.nat_gateways().len(), 1, "{nats:?}");
     });
 }
 

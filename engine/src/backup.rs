@@ -148,6 +148,72 @@ async fn wait_for_completion(
     failed
 }
 
+/// Closes backups left `running` by a process that died. Backups only run
+/// under the state lock, so with the lock held any `running` backup is
+/// orphaned: the snapshots AWS has for it (found by its tags, one filtered
+/// list per region) are adopted into the catalog, never created twice, and
+/// the backup is closed as failed so that it never counts as a generation
+/// and retention cleans it up in time.
+pub async fn reconcile_interrupted(
+    cloud: Arc<dyn Cloud>,
+    store: Arc<Mutex<Store>>,
+    now: DateTime<Utc>,
+) -> Result<Vec<BackupRecord>, BackupError> {
+    let state = store.lock().expect("store").load()?;
+    let accounts = planner::known_accounts(&lifeboat_schema::Config::default(), &state);
+    let mut closed = Vec::new();
+    for b in state
+        .backups
+        .iter()
+        .filter(|b| b.status == BackupStatus::Running)
+    {
+        let Some(acct) = accounts.get(&b.account) else {
+            continue;
+        };
+        let known: BTreeSet<&str> = b.snapshots.iter().map(|s| s.id.as_str()).collect();
+        let mut adopted = Vec::new();
+        for region in &acct.regions {
+            let ec2 = cloud.ec2(acct, region).await?;
+            let q = crate::cloud::SnapshotQuery {
+                ids: vec![],
+                tags: vec![
+                    (TAG_POLICY.to_string(), vec![b.policy.clone()]),
+                    (TAG_BACKUP_ID.to_string(), vec![b.id.clone()]),
+                ],
+            };
+            for snap in collect_pages(|tok| ec2.snapshots_page(&q, tok)).await? {
+                if known.contains(snap.id.as_str()) {
+                    continue;
+                }
+                adopted.push(SnapshotRecord {
+                    target: snap.tags.get(TAG_TARGET).cloned().unwrap_or_default(),
+                    id: snap.id,
+                    volume_id: snap.volume_id,
+                    region: region.clone(),
+                });
+            }
+        }
+        let mut problems = b.problems.clone();
+        problems.push(format!(
+            "interrupted before it finished; {} snapshot(s) recorded, {} adopted from AWS tags",
+            b.snapshots.len(),
+            adopted.len()
+        ));
+        store.lock().expect("store").transaction(|tx| {
+            for s in &adopted {
+                tx.insert_snapshot(&b.policy, &b.id, s)?;
+            }
+            tx.finish_backup(&b.policy, &b.id, BackupStatus::Failed, now, &problems)
+        })?;
+        let mut rec = b.clone();
+        rec.snapshots.extend(adopted);
+        rec.status = BackupStatus::Failed;
+        rec.problems = problems;
+        closed.push(rec);
+    }
+    Ok(closed)
+}
+
 /// Runs one backup of `policy` now, waiting for its snapshots to complete.
 /// The caller holds the state lock.
 pub async fn run(

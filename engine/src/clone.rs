@@ -869,4 +869,60 @@ vpc_clone "prod-west" {
         destroy(&cloud, &vault(), &s, quick()).await.unwrap();
         assert!(cloud.world.lock().unwrap().stacks.is_empty());
     }
+
+    #[tokio::test]
+    async fn apply_records_a_clone_only_after_its_stack_completed() {
+        use crate::apply::{apply, Executor, Outcome};
+        use std::sync::Mutex;
+
+        let cfg = config(CONFIG);
+        let inputs = BTreeMap::from([("prod-west".to_string(), input(&["10.0.0.0/16"], t(10), 1))]);
+        let (changes, _) = plan_with(&cfg, &state::Snapshot::default(), &inputs, 0);
+        let plan = crate::plan::Plan::new("l".into(), 0, "d".into(), t(11), changes, vec![]);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(
+            Store::open(&dir.path().join("state.db")).unwrap(),
+        ));
+        let cloud = FakeCloud::new(10);
+        let exec = |cloud: &FakeCloud| {
+            Arc::new(Executor {
+                cloud: Arc::new(cloud.clone()),
+                accounts: cfg.accounts.clone(),
+                store: store.clone(),
+                now: t(11),
+                lock_id: None,
+                stop: Arc::default(),
+            })
+        };
+        let addr = Address::vpc_clone("prod-west");
+
+        // The stack fails: nothing is recorded, and the error quotes events.
+        cloud
+            .world
+            .lock()
+            .unwrap()
+            .failing_stacks
+            .insert(stack_name("prod-west"));
+        let report = apply(&plan, exec(&cloud), 1, |_, _| {}).await;
+        match &report.outcomes[&addr] {
+            Outcome::Failed(e) => assert!(e.contains("CREATE_FAILED"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!store
+            .lock()
+            .unwrap()
+            .load()
+            .unwrap()
+            .objects
+            .contains_key(&addr));
+
+        // It succeeds: recorded, with the deployed template.
+        cloud.world.lock().unwrap().failing_stacks.clear();
+        let report = apply(&plan, exec(&cloud), 1, |_, _| {}).await;
+        assert_eq!(report.outcomes[&addr], Outcome::Done);
+        let st = store.lock().unwrap().load().unwrap();
+        let rec: CloneState = serde_json::from_value(st.objects[&addr].clone()).unwrap();
+        assert_eq!(rec.stack_name, "lifeboat-vpc-clone-prod-west");
+        assert_eq!(rec.account, "vault");
+    }
 }

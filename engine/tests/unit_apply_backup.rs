@@ -467,3 +467,80 @@ async fn unit_retention_never_deletes_in_an_account_that_forbids_it() {
         plan.warnings
     );
 }
+
+#[tokio::test]
+async fn unit_a_backup_left_running_is_closed_with_the_snapshots_aws_has_for_it() {
+    use lifeboat_engine::state::{BackupRecord, SnapshotRecord};
+    let b = Bench::new(CONFIG);
+    b.apply().await;
+    // A lifeboat killed after recording one snapshot of a backup whose
+    // second snapshot was created but not yet recorded.
+    let id = "2026-11-22T09:30:00Z";
+    let tags = |t: &str| -> lifeboat_engine::cloud::Tags {
+        [
+            ("lifeboat:policy".to_string(), "web".to_string()),
+            ("lifeboat:backup-id".to_string(), id.to_string()),
+            ("lifeboat:target".to_string(), t.to_string()),
+        ]
+        .into()
+    };
+    {
+        let mut w = b.cloud.world.lock().unwrap();
+        for (snap, target) in [
+            ("snap-recorded", "i-0000000a"),
+            ("snap-unrecorded", "i-0000000b"),
+        ] {
+            w.snapshots.insert(
+                snap.into(),
+                lifeboat_engine::cloud::Snapshot {
+                    id: snap.into(),
+                    volume_id: "vol-x".into(),
+                    region: "us-east-1".into(),
+                    state: lifeboat_engine::cloud::SnapshotState::Completed,
+                    started: None,
+                    tags: tags(target),
+                },
+            );
+        }
+    }
+    let running = BackupRecord {
+        id: id.into(),
+        policy: "web".into(),
+        account: "main".into(),
+        started: at(9),
+        finished: None,
+        status: BackupStatus::Running,
+        frozen: None,
+        snapshots: vec![SnapshotRecord {
+            id: "snap-recorded".into(),
+            volume_id: "vol-x".into(),
+            target: "i-0000000a".into(),
+            region: "us-east-1".into(),
+        }],
+        problems: vec![],
+    };
+    b.store
+        .lock()
+        .unwrap()
+        .transaction(|tx| tx.insert_backup(&running))
+        .unwrap();
+
+    let closed = backup::reconcile_interrupted(b.cloud(), b.store.clone(), at(10))
+        .await
+        .unwrap();
+    assert_eq!(closed.len(), 1);
+    let rec = &b.store.lock().unwrap().backups(Some("web")).unwrap()[0];
+    assert_eq!(rec.status, BackupStatus::Failed);
+    let mut snaps: Vec<&str> = rec.snapshots.iter().map(|s| s.id.as_str()).collect();
+    snaps.sort();
+    assert_eq!(snaps, ["snap-recorded", "snap-unrecorded"]);
+    assert!(rec.problems[0].contains("1 adopted"), "{:?}", rec.problems);
+    // Nothing was created, and a second pass finds nothing left to close.
+    assert_eq!(b.cloud.world.lock().unwrap().calls_of("CreateSnapshots"), 0);
+    assert!(
+        backup::reconcile_interrupted(b.cloud(), b.store.clone(), at(11))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -543,6 +543,27 @@ impl Aws {
         }
     }
 
+    /// Snapshots one volume with the given tags, as an interrupted lifeboat
+    /// would have left it; returns the snapshot id.
+    pub fn snapshot_volume(&self, volume_id: &str, tags: &[(&str, &str)]) -> String {
+        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+        let spec = tags.iter().fold(
+            TagSpecification::builder().resource_type(ResourceType::Snapshot),
+            |b, (k, v)| b.tags(Tag::builder().key(*k).value(*v).build()),
+        );
+        let out = self
+            .rt
+            .block_on(
+                self.ec2
+                    .create_snapshot()
+                    .volume_id(volume_id)
+                    .tag_specifications(spec.build())
+                    .send(),
+            )
+            .expect("CreateSnapshot in the emulator");
+        out.snapshot_id().expect("a snapshot id").to_string()
+    }
+
     /// Runs one instance with `volumes` EBS volumes (the first is the root
     /// device) and the given tags.
     pub fn run_instance(&self, volumes: usize, tags: &[(&str, &str)]) -> Instance {
