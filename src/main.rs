@@ -18,6 +18,7 @@ use lifeboat_engine::state::{BackupRecord, Store};
 use lifeboat_engine::{backup, graph, planner, render, Address};
 use lifeboat_schema::{Config, Diagnostics};
 
+mod cmd_run;
 mod cmd_schedule;
 mod cmd_vpc;
 
@@ -70,6 +71,19 @@ enum Command {
         /// How long to wait for the snapshots to complete, e.g. 90s, 30m, 2h.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         timeout: std::time::Duration,
+    },
+    /// Perform the scheduled work: due backups with retention, as a daemon
+    /// or once (`--once`, for cron).
+    Run {
+        /// Perform what is due now (and what was missed within one interval) and exit.
+        #[arg(long)]
+        once: bool,
+        /// How long each backup waits for its snapshots, e.g. 90s, 30m, 2h.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+        /// Log lines for people (human) or for log collectors (json).
+        #[arg(long, value_enum, default_value = "human")]
+        log_format: cmd_run::LogFormat,
     },
     /// List the backup catalog.
     Backups {
@@ -480,6 +494,12 @@ async fn run(cli: Cli) -> Result<u8> {
                 })
             })
             .await
+        }
+        Command::Run { once, timeout, log_format } => {
+            let ws = load(&cli)?;
+            let store = Arc::new(Mutex::new(ws.store()?));
+            let wait = backup::Wait { timeout: *timeout, ..Default::default() };
+            cmd_run::run(cloud().await?, store, &ws.config, cli.now, *once, wait, *log_format, stop_on_signal()).await
         }
         Command::Backups { policy, json } => {
             let ws = load(&cli)?;

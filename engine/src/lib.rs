@@ -27,3 +27,4 @@ pub mod graph;
 pub mod render;
 pub mod vpc;
 pub mod vpc_export;
+pub mod run;

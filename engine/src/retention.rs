@@ -206,11 +206,8 @@ mod tests {
     #[test]
     fn ids_of_the_same_second_order_by_their_numeric_suffix() {
         use BackupStatus::*;
-        let mut x9 = b("T-9", 1, Success);
-        let mut x10 = b("T-10", 1, Success);
-        x9.started = x10.started;
-        x10.started = x9.started;
-        let all = vec![x10, x9];
+        // Both started in the same second.
+        let all = vec![b("T-10", 1, Success), b("T-9", 1, Success)];
         assert_eq!(
             ids(&expired("web", &all, 1)),
             vec!["T-9 retention: generation 2 of 1"]

@@ -42,6 +42,13 @@ pub enum StateError {
         operation: String,
         acquired: String,
     },
+    #[error("another runner ({holder}, lease {id}) acts on this workspace since {acquired}; its lease runs until {expires}")]
+    Leased {
+        id: String,
+        holder: String,
+        acquired: String,
+        expires: String,
+    },
     #[error("no lock with ID {0} is held")]
     NoSuchLock(String),
     #[error("{0}")]
@@ -239,6 +246,13 @@ const MIGRATIONS: &[&str] = &[
         region TEXT NOT NULL, vpc_id TEXT NOT NULL, captured_at TEXT NOT NULL,
         hash TEXT NOT NULL, document TEXT NOT NULL);
      CREATE INDEX vpc_versions_by_vpc ON vpc_versions (capture, region, vpc_id, captured_at);",
+    // version 3: the run mode's lease (one runner acts per workspace) and the
+    // last scheduled slot each policy ran for
+    "CREATE TABLE lease (
+        slot INTEGER PRIMARY KEY CHECK (slot = 1), id TEXT NOT NULL, holder TEXT NOT NULL,
+        acquired TEXT NOT NULL, expires TEXT NOT NULL);
+     CREATE TABLE policy_runs (
+        policy TEXT PRIMARY KEY, last_slot TEXT NOT NULL, last_backup TEXT);",
 ];
 
 impl Store {
@@ -567,6 +581,101 @@ impl Store {
         .map_err(sq)?;
         tx.commit().map_err(sq)?;
         Ok(info)
+    }
+
+    /// Takes the run-mode lease for `ttl`, or says who holds it. A lease
+    /// that expired belongs to a runner that died and is taken over.
+    pub fn take_lease(&mut self, ttl: Duration) -> StateResult<LockInfo> {
+        let path = self.path.clone();
+        let sq = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq)?;
+        let held = tx
+            .query_row(
+                "SELECT id, holder, acquired, expires FROM lease WHERE slot = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(sq)?;
+        if let Some((id, holder, acquired, expires)) = held {
+            let expires = parse_ts(&path, &expires)?;
+            if expires > Utc::now() {
+                return Err(StateError::Leased {
+                    id,
+                    holder,
+                    acquired,
+                    expires: ts(expires),
+                });
+            }
+        }
+        let info = LockInfo {
+            id: new_id(),
+            holder: holder_name(),
+            operation: "run".into(),
+            acquired: Utc::now(),
+            expires: Utc::now() + ttl,
+        };
+        tx.execute(
+            "INSERT OR REPLACE INTO lease (slot, id, holder, acquired, expires) VALUES (1, ?1, ?2, ?3, ?4)",
+            params![info.id, info.holder, ts(info.acquired), ts(info.expires)],
+        )
+        .map_err(sq)?;
+        tx.commit().map_err(sq)?;
+        Ok(info)
+    }
+
+    /// Extends the lease; fails when another runner took it over.
+    pub fn renew_lease(&mut self, id: &str, ttl: Duration) -> StateResult<()> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE lease SET expires = ?2 WHERE id = ?1",
+                params![id, ts(Utc::now() + ttl)],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(StateError::Conflict(format!(
+                "the run lease {id} was taken over by another runner"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn release_lease(&mut self, id: &str) -> StateResult<()> {
+        self.conn
+            .execute("DELETE FROM lease WHERE id = ?1", params![id])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The last scheduled slot each policy ran for.
+    pub fn last_slots(&self) -> StateResult<BTreeMap<String, DateTime<Utc>>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT policy, last_slot FROM policy_runs")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (policy, slot) = row.map_err(|e| self.err(e))?;
+            out.insert(policy, parse_ts(&self.path, &slot)?);
+        }
+        Ok(out)
     }
 
     /// Extends a held lock; long applies call it as they make progress.
@@ -963,6 +1072,22 @@ impl Tx<'_> {
                     v.hash,
                     document
                 ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records that `policy` ran for its scheduled `slot`.
+    pub fn set_last_slot(
+        &mut self,
+        policy: &str,
+        slot: DateTime<Utc>,
+        backup_id: Option<&str>,
+    ) -> StateResult<()> {
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO policy_runs (policy, last_slot, last_backup) VALUES (?1, ?2, ?3)",
+                params![policy, ts(slot), backup_id],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
