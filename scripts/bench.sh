@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
-# Benchmarks (not tests): figures for the README's performance section.
+# Benchmarks (not tests): the figures in the README's performance section.
 #   plan_scale  the planner over 10,000 instances and 50,000 catalog snapshots
+#               (in-memory AWS, real SQLite state)
+#   bench_tick  one `lifeboat run --once` tick with 1,000 due instance targets
+#               against the AWS emulator, next to a minimal script making the
+#               same create calls
+# Both use release builds. BENCH_TARGETS sets the tick's target count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lifeboat-target}"
+bash scripts/emulator-env.sh
+echo "==> plan_scale"
 cargo run --quiet --release -p lifeboat-engine --example plan_scale
+echo "==> bench_tick"
+cargo build --quiet --release --bin lifeboat
+.venv/bin/python scripts/bench_tick.py "$CARGO_TARGET_DIR/release/lifeboat" "${BENCH_TARGETS:-1000}"
