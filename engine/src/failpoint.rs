@@ -1,0 +1,29 @@
+//! Failpoints: named places where a test can make the process die at once,
+//! as `kill -9` would at that instant, to prove that a restart recovers.
+//!
+//! `LIFEBOAT_FAILPOINT=NAME` aborts the process the first time execution
+//! reaches `hit(NAME)`. Unset (always, outside tests), `hit` is one cached
+//! environment look-up.
+
+use std::sync::OnceLock;
+
+/// After a backup is recorded as running, before any AWS call.
+pub const BACKUP_STARTED: &str = "backup-started";
+/// After a create call returned, before its snapshots are in the catalog.
+pub const BACKUP_CREATED: &str = "backup-created";
+/// After every snapshot is recorded, before the backup is closed.
+pub const BACKUP_BEFORE_FINISH: &str = "backup-before-finish";
+/// After a snapshot was deleted in AWS, before the catalog forgets it.
+pub const APPLY_DELETED: &str = "apply-deleted";
+
+pub fn hit(name: &str) {
+    static CHOSEN: OnceLock<Option<String>> = OnceLock::new();
+    if CHOSEN
+        .get_or_init(|| std::env::var("LIFEBOAT_FAILPOINT").ok())
+        .as_deref()
+        == Some(name)
+    {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}

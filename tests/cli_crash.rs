@@ -1,0 +1,102 @@
+//! Restart safety: the process dies (abort, as `kill -9` would) at the
+//! dangerous points of a backup and of an apply, and the next run recovers:
+//! snapshots that exist are adopted, none is created twice, no catalog
+//! record is lost, and the plan converges.
+
+mod support;
+
+use support::{at, config, Env};
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn catalog_snapshots(backup: &serde_json::Value) -> Vec<String> {
+    sorted(
+        backup["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+#[test]
+fn a_backup_killed_at_any_point_is_recovered_by_the_next_one() {
+    for point in ["backup-started", "backup-created", "backup-before-finish"] {
+        let env = Env::start();
+        let a = env.aws.run_instance(2, &[]);
+        let b = env.aws.run_instance(1, &[]);
+        env.config(&config(3, &[&a.id, &b.id], false, "yes"));
+        env.apply();
+
+        let crashed = env.ws.run_env(
+            &[("LIFEBOAT_FAILPOINT", point)],
+            &["--now", &at(10), "backup", "web"],
+        );
+        assert_ne!(crashed.code, 0, "{point}: {crashed}");
+        assert!(crashed.stderr.contains("failpoint"), "{point}: {crashed}");
+
+        env.backup("web", &at(11))
+            .stdout_has("left running by an interrupted lifeboat");
+        let backups = env.backups(&[]);
+        let first = backups
+            .iter()
+            .find(|x| x["id"] == at(10).as_str())
+            .expect("the killed backup is not lost");
+        assert_eq!(first["status"], "failed", "{point}");
+        // Every snapshot AWS holds for the killed backup is in the catalog, once.
+        assert_eq!(
+            catalog_snapshots(first),
+            sorted(env.aws.backup_snapshot_ids(&at(10))),
+            "{point}"
+        );
+        let second = backups.iter().find(|x| x["id"] == at(11).as_str()).unwrap();
+        assert_eq!(second["status"], "success", "{point}");
+        assert_eq!(
+            catalog_snapshots(second).len(),
+            3,
+            "{point}: one snapshot per volume, none twice"
+        );
+        let in_catalog: usize = backups.iter().map(|x| catalog_snapshots(x).len()).sum();
+        assert_eq!(
+            env.aws.lifeboat_snapshots().len(),
+            in_catalog,
+            "{point}: no untracked snapshot"
+        );
+        env.assert_converged();
+    }
+}
+
+#[test]
+fn an_apply_killed_between_a_delete_and_its_catalog_write_converges_on_the_next_one() {
+    let env = Env::start();
+    let a = env.aws.run_instance(3, &[]);
+    env.config(&config(2, &[&a.id], false, "yes"));
+    env.apply();
+    env.backup("web", &at(10));
+    env.backup("web", &at(11));
+    env.ws
+        .edit("main.lb.hcl", "generations = 2", "generations = 1");
+
+    let crashed = env.ws.run_env(
+        &[("LIFEBOAT_FAILPOINT", "apply-deleted")],
+        &["apply", "--auto-approve"],
+    );
+    assert_ne!(crashed.code, 0, "{crashed}");
+    // One snapshot is gone from AWS but still in the catalog; the new plan
+    // forgets it instead of failing on it, and deletes the rest.
+    let plan = env.run(&["plan"]).ok();
+    plan.stdout_has("deleted outside Lifeboat");
+    env.apply();
+    assert!(env.aws.backup_snapshot_ids(&at(10)).is_empty());
+    let ids: Vec<String> = env
+        .backups(&[])
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec![at(11)]);
+    env.assert_converged();
+}
