@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lifeboat_engine::backup::Wait;
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::planner;
+use lifeboat_engine::policy_run;
 use lifeboat_engine::run::{self, Due, Ran};
 use lifeboat_engine::state::{StateError, Store};
 use lifeboat_schema::Config;
@@ -79,6 +80,41 @@ impl Log {
     }
 
     fn finished(&self, now: DateTime<Utc>, r: &Ran) {
+        for a in r.attempts.iter().filter(|a| !a.valid) {
+            if r.attempts.len() > 1 {
+                self.event(
+                    now,
+                    "attempt_failed",
+                    json!({
+                        "policy": r.due.policy,
+                        "attempt": a.number,
+                        "backup": a.backup_id,
+                        "problems": a.problems.join("; "),
+                    }),
+                );
+            }
+        }
+        if let Some(a) = &r.alert_opened {
+            self.event(
+                now,
+                "alert_open",
+                json!({ "policy": a.policy, "alert": a.id, "message": a.message }),
+            );
+        }
+        for a in &r.alerts_closed {
+            self.event(
+                now,
+                "alert_close",
+                json!({ "policy": a.policy, "alert": a.id }),
+            );
+        }
+        for e in &r.notify_errors {
+            self.event(
+                now,
+                "notify_error",
+                json!({ "policy": r.due.policy, "error": e }),
+            );
+        }
         match &r.result {
             Ok(b) => self.event(
                 now,
@@ -91,6 +127,8 @@ impl Log {
                     "problems": b.record.problems.len(),
                     "retention_deleted": b.retention.done(),
                     "retention_failed": b.retention.failed(),
+                    "attempts": r.attempts.len(),
+                    "valid": r.succeeded,
                     "seconds": (r.seconds * 1000.0).round() / 1000.0,
                 }),
             ),
@@ -121,7 +159,12 @@ pub async fn run(
     wait: Wait,
     format: LogFormat,
     stop: Arc<AtomicBool>,
+    config_dir: &std::path::Path,
 ) -> Result<u8> {
+    let ctx = policy_run::Context {
+        config_dir: config_dir.to_path_buf(),
+        notifications: config.notifications.clone(),
+    };
     let clock = Clock {
         base: now.unwrap_or_else(Utc::now),
         started: std::time::Instant::now(),
@@ -203,7 +246,7 @@ pub async fn run(
             }
             Err(e) => break Err(e.into()),
         };
-        let ran = run::tick(cloud.clone(), store.clone(), config, now, wait, |d| {
+        let ran = run::tick(cloud.clone(), store.clone(), config, now, wait, &ctx, |d| {
             log.started(clock.now(), d)
         })
         .await;
@@ -216,15 +259,19 @@ pub async fn run(
         for r in &ran {
             log.finished(clock.now(), r);
             let code = match &r.result {
-                Ok(b)
-                    if b.record.status == lifeboat_engine::state::BackupStatus::Success
-                        && b.retention.failed() == 0 =>
-                {
-                    0
-                }
+                Ok(b) if r.succeeded && b.retention.failed() == 0 => 0,
                 _ => 1,
             };
             worst = worst.max(code);
+        }
+        match lifeboat_engine::notify::daily_summary(&cloud, &store, config, clock.now()).await {
+            Ok(true) => log.event(clock.now(), "daily_summary", json!({})),
+            Ok(false) => {}
+            Err(e) => log.event(
+                clock.now(),
+                "notify_error",
+                json!({ "error": e.to_string() }),
+            ),
         }
         if once || stop.load(Ordering::SeqCst) {
             break Ok(worst);

@@ -20,6 +20,7 @@ use lifeboat_schema::{Config, Diagnostics};
 
 mod cmd_run;
 mod cmd_schedule;
+mod cmd_status;
 mod cmd_vpc;
 
 #[derive(Parser)]
@@ -85,10 +86,17 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         log_format: cmd_run::LogFormat,
     },
-    /// List the backup catalog.
+    /// List the backup catalog, or show one backup (`backups show ID`).
     Backups {
         #[arg(long)]
         policy: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<BackupsCommand>,
+    },
+    /// Per policy: the last backup, its status, the next run and open alerts.
+    Status {
         #[arg(long)]
         json: bool,
     },
@@ -152,6 +160,20 @@ struct PlanArgs {
     /// Fail (exit 1) if the plan destroys anything.
     #[arg(long)]
     deny_destroy: bool,
+}
+
+#[derive(Subcommand)]
+enum BackupsCommand {
+    /// One backup: snapshots, problems, and the scripts it ran with their stderr.
+    Show {
+        /// The backup's id (as listed by `lifeboat backups`).
+        id: String,
+        /// The policy, when the id alone is ambiguous.
+        #[arg(long)]
+        policy: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -327,6 +349,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 print!("{}", render::markdown(&plan));
             } else {
                 print!("{}", render::human(&plan));
+                print!("{}", cmd_status::next_runs_text(&ws.config, ws.now));
             }
             if let Some(out) = &args.out {
                 write_atomically(out, serde_json::to_string_pretty(&plan)?.as_bytes())?;
@@ -499,9 +522,20 @@ async fn run(cli: Cli) -> Result<u8> {
             let ws = load(&cli)?;
             let store = Arc::new(Mutex::new(ws.store()?));
             let wait = backup::Wait { timeout: *timeout, ..Default::default() };
-            cmd_run::run(cloud().await?, store, &ws.config, cli.now, *once, wait, *log_format, stop_on_signal()).await
+            cmd_run::run(cloud().await?, store, &ws.config, cli.now, *once, wait, *log_format, stop_on_signal(), &ws.dir).await
         }
-        Command::Backups { policy, json } => {
+        Command::Backups {
+            command: Some(BackupsCommand::Show { id, policy, json }),
+            ..
+        } => {
+            let ws = load(&cli)?;
+            cmd_status::show_backup(&ws.store()?, id, policy.as_deref(), *json)
+        }
+        Command::Status { json } => {
+            let ws = load(&cli)?;
+            cmd_status::status(&mut ws.store()?, &ws.config, ws.now, *json)
+        }
+        Command::Backups { policy, json, command: None } => {
             let ws = load(&cli)?;
             let store = ws.store()?;
             let list = store.backups(policy.as_deref())?;
@@ -579,7 +613,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let mut all: Vec<Address> = state.objects.keys().cloned().collect();
             for b in &state.backups {
                 all.push(b.address());
-                all.extend(b.snapshots.iter().map(|s| Address::snapshot(&s.id)));
+                all.extend(b.snapshots.iter().map(|s| s.address()));
             }
             all.sort();
             for a in all {

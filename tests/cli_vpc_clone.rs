@@ -50,6 +50,7 @@ struct Net {
     source: aws_sdk_ec2::Client,
     /// us-west-2 in account 222222222222, through the assumed role.
     dest: aws_sdk_ec2::Client,
+    dest_s3: aws_sdk_s3::Client,
 }
 
 fn creds(id: &str, secret: &str, token: Option<String>) -> Credentials {
@@ -91,15 +92,55 @@ impl Net {
             .expect("assume role")
             .credentials
             .expect("credentials");
-        let dest = ec2(
-            TO_REGION,
-            creds(
-                &assumed.access_key_id,
-                &assumed.secret_access_key,
-                Some(assumed.session_token),
-            ),
+        let dest_creds = creds(
+            &assumed.access_key_id,
+            &assumed.secret_access_key,
+            Some(assumed.session_token),
         );
-        Net { rt, source, dest }
+        let dest = ec2(TO_REGION, dest_creds.clone());
+        let dest_s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(TO_REGION))
+                .endpoint_url(emulator.endpoint())
+                .force_path_style(true)
+                .credentials_provider(dest_creds)
+                .build(),
+        );
+        Net {
+            rt,
+            source,
+            dest,
+            dest_s3,
+        }
+    }
+
+    fn make_bucket(&self, name: &str) {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        self.rt
+            .block_on(
+                self.dest_s3
+                    .create_bucket()
+                    .bucket(name)
+                    .create_bucket_configuration(
+                        CreateBucketConfiguration::builder()
+                            .location_constraint(BucketLocationConstraint::UsWest2)
+                            .build(),
+                    )
+                    .send(),
+            )
+            .expect("create bucket");
+    }
+
+    fn bucket_keys(&self, name: &str) -> Vec<String> {
+        let out = self
+            .rt
+            .block_on(self.dest_s3.list_objects_v2().bucket(name).send())
+            .expect("list objects");
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect()
     }
 
     /// A VPC with two subnets in two zones, two security groups, and an
@@ -347,4 +388,43 @@ vpc_clone "b" {
     run.stderr_has("RFC 3339");
     run.stderr_has("main.lb.hcl:23:11");
     run.stderr_has("vpc_clone \"b\" is already declared at main.lb.hcl:15");
+}
+
+#[test]
+fn a_template_over_the_inline_limit_goes_through_the_bucket() {
+    let env = Env::start();
+    let net = Net::new(&env.emulator);
+    let vpc = net.build();
+    // Enough subnets for a template over 51,200 bytes.
+    for n in 10..130 {
+        let az = ["us-east-1a", "us-east-1b", "us-east-1c"][n % 3];
+        net.add_subnet(&vpc, &format!("10.30.{n}.0/24"), az);
+    }
+    let cfg = config(true).replace("VPC_ID", &vpc);
+    env.config(&cfg);
+    env.run(&["--now", &at(10), "vpc", "capture"]).ok();
+
+    // Without a bucket the clone cannot be planned, and the plan says why.
+    let run = env.run(&["plan"]).ok();
+    run.stdout_has("set template_bucket");
+    run.stdout_lacks("+ vpc_clone.prod-west");
+
+    net.make_bucket("lifeboat-templates-west");
+    env.config(&cfg.replace(
+        "timeout    = \"1m\"",
+        "timeout    = \"1m\"\n  template_bucket = \"lifeboat-templates-west\"",
+    ));
+    let run = env.run(&["plan"]).ok();
+    run.plan_line("+", "vpc_clone.prod-west");
+    env.apply();
+    let keys = net.bucket_keys("lifeboat-templates-west");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].starts_with("lifeboat/lifeboat-vpc-clone-prod-west/"),
+        "{keys:?}"
+    );
+    let clones = net.clones("10.30.0.0/16");
+    assert_eq!(clones.len(), 1, "{clones:?}");
+    assert_eq!(clones[0].1.len(), 122, "{clones:?}");
+    env.assert_converged();
 }

@@ -78,6 +78,7 @@ async fn main() {
                     volumes: Default::default(),
                     exclude_volumes: vec![],
                     mode: Default::default(),
+                    ami_rotation: None,
                 };
                 tx.put_object(
                     &Address::target("web", &id),
@@ -104,6 +105,8 @@ async fn main() {
                     volume_id: format!("vol-{n:017x}"),
                     target: format!("i-{n:017x}"),
                     region: regions[n % 2].into(),
+                    kind: Default::default(),
+                    image: None,
                 })
                 .collect(),
             problems: vec![],

@@ -22,6 +22,12 @@ pub enum Address {
     Backup { policy: String, id: String },
     /// `snapshot["ID"]`
     Snapshot { id: String },
+    /// `image["ami-…"]`: an AMI a backup made.
+    Image { id: String },
+    /// `db_snapshot["ID"]`: an RDS DB snapshot a backup made.
+    DbSnapshot { id: String },
+    /// `db_cluster_snapshot["ID"]`: an Aurora cluster snapshot a backup made.
+    DbClusterSnapshot { id: String },
     /// `vpc_clone.NAME`: the CloudFormation stack of a VPC clone.
     VpcClone { name: String },
 }
@@ -67,6 +73,9 @@ impl Address {
             Address::Target { .. } => "target",
             Address::Backup { .. } => "backup",
             Address::Snapshot { .. } => "snapshot",
+            Address::Image { .. } => "image",
+            Address::DbSnapshot { .. } => "db_snapshot",
+            Address::DbClusterSnapshot { .. } => "db_cluster_snapshot",
             Address::VpcClone { .. } => "vpc_clone",
         }
     }
@@ -80,6 +89,9 @@ impl fmt::Display for Address {
             Address::Target { policy, id } => write!(f, "policy.{policy}.target[{id:?}]"),
             Address::Backup { policy, id } => write!(f, "backup.{policy}[{id:?}]"),
             Address::Snapshot { id } => write!(f, "snapshot[{id:?}]"),
+            Address::Image { id } => write!(f, "image[{id:?}]"),
+            Address::DbSnapshot { id } => write!(f, "db_snapshot[{id:?}]"),
+            Address::DbClusterSnapshot { id } => write!(f, "db_cluster_snapshot[{id:?}]"),
             Address::VpcClone { name } => write!(f, "vpc_clone.{name}"),
         }
     }
@@ -92,7 +104,7 @@ impl fmt::Display for ParseAddressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"] or vpc_clone.NAME",
+            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"], image[\"ID\"], db_snapshot[\"ID\"], db_cluster_snapshot[\"ID\"] or vpc_clone.NAME",
             self.0
         )
     }
@@ -166,8 +178,12 @@ impl FromStr for Address {
             };
         }
         if let Some((head, id)) = keyed(s) {
-            if head == "snapshot" {
-                return Ok(Address::Snapshot { id });
+            match head {
+                "snapshot" => return Ok(Address::Snapshot { id }),
+                "image" => return Ok(Address::Image { id }),
+                "db_snapshot" => return Ok(Address::DbSnapshot { id }),
+                "db_cluster_snapshot" => return Ok(Address::DbClusterSnapshot { id }),
+                _ => {}
             }
         }
         Err(err())
@@ -199,6 +215,9 @@ mod tests {
             "policy.web.target[\"i-0123456789abcdef0\"]",
             "backup.web[\"2026-11-21T10:00:00Z\"]",
             "snapshot[\"snap-0123\"]",
+            "image[\"ami-0123\"]",
+            "db_snapshot[\"lifeboat-web-1\"]",
+            "db_cluster_snapshot[\"lifeboat-web-1\"]",
             "vpc_clone.prod-west",
         ] {
             let a: Address = text.parse().unwrap();

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::addr::Address;
 use crate::clone::{self, CloneState};
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, DbSnapshotKind};
 use crate::graph;
 use crate::plan::{Action, Change, Plan};
 use crate::state::Store;
@@ -124,6 +124,45 @@ impl Executor {
             .ok_or_else(|| format!("account {name} is neither configured nor in state"))
     }
 
+    /// The checks before a catalog record (an AMI or a DB snapshot) is
+    /// destroyed, as for snapshots: the account allows deletion, the record
+    /// is in the catalog, its backup finished and is not frozen, and the
+    /// lock is still held. Returns the account and region to act in.
+    fn deletable<'a>(&'a self, c: &'a Change, id: &str) -> Result<(&'a Account, &'a str), String> {
+        let account = field(&c.before, "account")?;
+        let region = field(&c.before, "region")?;
+        let acct = self.account(account)?;
+        if !acct.allow_delete {
+            return Err(format!(
+                "account {account} has allow_delete = false; refusing to delete {id}"
+            ));
+        }
+        let owner = self
+            .store
+            .lock()
+            .expect("state store lock poisoned")
+            .snapshot_owner(id)
+            .map_err(|e| e.to_string())?;
+        match owner {
+            None => return Err(format!("{id} is not in the catalog; refusing to delete it")),
+            Some(o) if o.frozen => {
+                return Err(format!(
+                    "{id} belongs to frozen backup {} of policy {}; refusing to delete it",
+                    o.backup_id, o.policy
+                ))
+            }
+            Some(o) if o.status == crate::state::BackupStatus::Running => {
+                return Err(format!(
+                    "{id} belongs to backup {} of policy {}, still running; refusing to delete it",
+                    o.backup_id, o.policy
+                ))
+            }
+            Some(_) => {}
+        }
+        self.still_locked()?;
+        Ok((acct, region))
+    }
+
     /// Performs one change.
     pub async fn perform(&self, c: &Change) -> Result<(), String> {
         match (&c.address, c.action) {
@@ -188,6 +227,41 @@ impl Executor {
                     .await
                     .map_err(|e| e.to_string())?;
                 ec2.delete_snapshot(id).await.map_err(|e| e.to_string())?;
+                crate::failpoint::hit(crate::failpoint::APPLY_DELETED);
+                self.write(|tx| tx.delete_snapshot(id))
+            }
+            (
+                Address::Image { id }
+                | Address::DbSnapshot { id }
+                | Address::DbClusterSnapshot { id },
+                Action::Delete,
+            ) => {
+                let (acct, region) = self.deletable(c, id)?;
+                match &c.address {
+                    Address::Image { .. } => {
+                        let ec2 = self
+                            .cloud
+                            .ec2(acct, region)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        ec2.deregister_image(id).await.map_err(|e| e.to_string())?;
+                    }
+                    _ => {
+                        let kind = if matches!(c.address, Address::DbSnapshot { .. }) {
+                            DbSnapshotKind::Instance
+                        } else {
+                            DbSnapshotKind::Cluster
+                        };
+                        let rds = self
+                            .cloud
+                            .rds(acct, region)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        rds.delete_db_snapshot(kind, id)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
                 self.write(|tx| tx.delete_snapshot(id))
             }
             (Address::Snapshot { id }, Action::Read) => self.write(|tx| tx.forget_snapshot(id)),
@@ -232,7 +306,19 @@ impl Executor {
                 | Address::VpcClone { .. },
                 Action::Read,
             )
-            | (Address::Snapshot { .. }, Action::Create | Action::Update | Action::Replace)
+            | (
+                Address::Snapshot { .. }
+                | Address::Image { .. }
+                | Address::DbSnapshot { .. }
+                | Address::DbClusterSnapshot { .. },
+                Action::Create | Action::Update | Action::Replace,
+            )
+            | (
+                Address::Image { .. }
+                | Address::DbSnapshot { .. }
+                | Address::DbClusterSnapshot { .. },
+                Action::Read,
+            )
             | (
                 Address::Backup { .. },
                 Action::Create | Action::Update | Action::Replace | Action::Read,

@@ -9,18 +9,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use lifeboat_schema::VolumeChoice;
+use lifeboat_schema::{InstanceMode, VolumeChoice, DEFAULT_AMI_ROTATION_DAYS};
 
 use crate::addr::Address;
 use crate::apply::{self, Executor, Report};
 use crate::cloud::{
-    collect_pages, Cloud, CloudError, InstanceSnapshotRequest, Query, Tags, VolumeSnapshotRequest,
+    collect_pages, Cloud, CloudError, CloudResult, DbSnapshotKind, DbSnapshotRequest, ImageRequest,
+    InstanceSnapshotRequest, Query, Tags, VolumeSnapshotRequest,
 };
 use crate::model::{PolicyState, TargetKind, TargetState};
 use crate::plan::Plan;
 use crate::planner::{self, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 use crate::retention;
-use crate::state::{BackupRecord, BackupStatus, SnapshotRecord, StateError, Store};
+use crate::state::{ArtifactKind, BackupRecord, BackupStatus, SnapshotRecord, StateError, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -172,17 +173,51 @@ pub async fn reconcile_interrupted(
         };
         let known: BTreeSet<&str> = b.snapshots.iter().map(|s| s.id.as_str()).collect();
         let mut adopted = Vec::new();
+        let by_tags = vec![
+            (TAG_POLICY.to_string(), vec![b.policy.clone()]),
+            (TAG_BACKUP_ID.to_string(), vec![b.id.clone()]),
+        ];
         for region in &acct.regions {
             let ec2 = cloud.ec2(acct, region).await?;
+            // AMIs first (tagged at creation), with their snapshots found
+            // through the AMI, tagged or not: they go after the AMI.
+            let q = crate::cloud::ImageQuery {
+                ids: vec![],
+                tags: by_tags.clone(),
+            };
+            let mut of_image: BTreeMap<String, String> = BTreeMap::new();
+            for img in collect_pages(|tok| ec2.images_page(&q, tok)).await? {
+                let target = img.tags.get(TAG_TARGET).cloned().unwrap_or_default();
+                for snap in &img.snapshot_ids {
+                    of_image.insert(snap.clone(), img.id.clone());
+                    if !known.contains(snap.as_str()) {
+                        adopted.push(SnapshotRecord {
+                            id: snap.clone(),
+                            volume_id: target.clone(),
+                            target: target.clone(),
+                            region: region.clone(),
+                            kind: ArtifactKind::Ebs,
+                            image: Some(img.id.clone()),
+                        });
+                    }
+                }
+                if !known.contains(img.id.as_str()) {
+                    adopted.push(SnapshotRecord {
+                        id: img.id,
+                        volume_id: target.clone(),
+                        target,
+                        region: region.clone(),
+                        kind: ArtifactKind::Image,
+                        image: None,
+                    });
+                }
+            }
             let q = crate::cloud::SnapshotQuery {
                 ids: vec![],
-                tags: vec![
-                    (TAG_POLICY.to_string(), vec![b.policy.clone()]),
-                    (TAG_BACKUP_ID.to_string(), vec![b.id.clone()]),
-                ],
+                tags: by_tags.clone(),
             };
             for snap in collect_pages(|tok| ec2.snapshots_page(&q, tok)).await? {
-                if known.contains(snap.id.as_str()) {
+                if known.contains(snap.id.as_str()) || of_image.contains_key(&snap.id) {
                     continue;
                 }
                 adopted.push(SnapshotRecord {
@@ -190,7 +225,62 @@ pub async fn reconcile_interrupted(
                     id: snap.id,
                     volume_id: snap.volume_id,
                     region: region.clone(),
+                    kind: ArtifactKind::Ebs,
+                    image: None,
                 });
+            }
+            // DB snapshots cannot be listed by tag; their ids are derived
+            // from policy, target and backup, so they are looked up by id.
+            let dbs: Vec<TargetState> = planner::state_targets(&state)
+                .into_iter()
+                .filter(|((p, _), t)| {
+                    p == &b.policy
+                        && &t.region == region
+                        && matches!(t.kind, TargetKind::Rds | TargetKind::Aurora)
+                })
+                .map(|(_, t)| t)
+                .collect();
+            if dbs.is_empty() {
+                continue;
+            }
+            let Ok(rds) = cloud.rds(acct, region).await else {
+                continue;
+            };
+            for (kind, akind, tkind) in [
+                (
+                    DbSnapshotKind::Instance,
+                    ArtifactKind::DbSnapshot,
+                    TargetKind::Rds,
+                ),
+                (
+                    DbSnapshotKind::Cluster,
+                    ArtifactKind::DbClusterSnapshot,
+                    TargetKind::Aurora,
+                ),
+            ] {
+                let ids: BTreeMap<String, String> = dbs
+                    .iter()
+                    .filter(|t| t.kind == tkind)
+                    .map(|t| (db_snapshot_id(&b.policy, &t.id, &b.id), t.id.clone()))
+                    .filter(|(id, _)| !known.contains(id.as_str()))
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let want: Vec<String> = ids.keys().cloned().collect();
+                for s in collect_pages(|tok| rds.db_snapshots_page(kind, &want, tok)).await? {
+                    let Some(target) = ids.get(&s.id) else {
+                        continue;
+                    };
+                    adopted.push(SnapshotRecord {
+                        id: s.id.clone(),
+                        volume_id: target.clone(),
+                        target: target.clone(),
+                        region: region.clone(),
+                        kind: akind,
+                        image: None,
+                    });
+                }
             }
         }
         let mut problems = b.problems.clone();
@@ -258,6 +348,7 @@ pub async fn run(
             problems: vec![],
         };
         s.transaction(|tx| tx.insert_backup(&rec))?;
+        crate::failpoint::hit(crate::failpoint::BACKUP_STARTED);
         id
     };
 
@@ -313,6 +404,15 @@ pub async fn run(
                 Err(e) => problems.push(format!("cannot list volumes: {e}")),
             }
         }
+        // One RDS client for the region's database targets, if any.
+        let rds_client: Result<Arc<dyn crate::cloud::Rds>, String> = if ts
+            .iter()
+            .any(|t| matches!(t.kind, TargetKind::Rds | TargetKind::Aurora))
+        {
+            cloud.rds(&acct, &region).await.map_err(|e| e.to_string())
+        } else {
+            Err("no database targets".into())
+        };
         let sem = Arc::new(tokio::sync::Semaphore::new(PER_REGION_CONCURRENCY));
         let mut jobs = tokio::task::JoinSet::new();
         for t in ts {
@@ -328,6 +428,21 @@ pub async fn run(
             let region = region.clone();
             let instance = instances.get(&t.id).cloned();
             let volume = volumes.get(&t.id).cloned();
+            // `Some(reboot)` when this backup of the instance is an AMI.
+            let image_reboot = match t.mode {
+                _ if t.kind != TargetKind::Instance => None,
+                InstanceMode::Snapshots => None,
+                InstanceMode::Ami => Some(false),
+                InstanceMode::AmiReboot => Some(true),
+                InstanceMode::InitialAmi => {
+                    let days = t.ami_rotation.unwrap_or(DEFAULT_AMI_ROTATION_DAYS);
+                    initial_ami_due(&state.backups, policy, &t.id, days, now).then_some(false)
+                }
+            };
+            let rds =
+                matches!(t.kind, TargetKind::Rds | TargetKind::Aurora).then(|| rds_client.clone());
+            let policy_name = policy.to_string();
+            let backup = id.clone();
             jobs.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore");
                 let record = |s: crate::cloud::Snapshot| SnapshotRecord {
@@ -335,6 +450,18 @@ pub async fn run(
                     volume_id: s.volume_id,
                     target: t.id.clone(),
                     region: region.clone(),
+                    kind: ArtifactKind::Ebs,
+                    image: None,
+                };
+                // Everything but EBS snapshots: an AMI or a DB snapshot, its
+                // source in `volume_id`.
+                let artifact = |id: String, kind: ArtifactKind| SnapshotRecord {
+                    id,
+                    volume_id: t.id.clone(),
+                    target: t.id.clone(),
+                    region: region.clone(),
+                    kind,
+                    image: None,
                 };
                 match t.kind {
                     TargetKind::Instance => {
@@ -344,6 +471,21 @@ pub async fn run(
                                 t.id
                             ));
                         };
+                        if let Some(reboot) = image_reboot {
+                            let req = ImageRequest {
+                                instance_id: t.id.clone(),
+                                name: image_name(policy_name.as_str(), &t.id, &backup),
+                                description,
+                                reboot,
+                                tags,
+                            };
+                            return match ec2.create_image(&req).await {
+                                Ok(ami) => {
+                                    TargetResult::Taken(vec![artifact(ami, ArtifactKind::Image)])
+                                }
+                                Err(e) => TargetResult::Problem(e.to_string()),
+                            };
+                        }
                         let mut exclude: Vec<String> = t.exclude_volumes.clone();
                         if t.volumes == VolumeChoice::Root {
                             exclude.extend(
@@ -390,17 +532,48 @@ pub async fn run(
                             Err(e) => TargetResult::Problem(e.to_string()),
                         }
                     }
+                    TargetKind::Rds | TargetKind::Aurora => {
+                        let (kind, artifact_kind) = if t.kind == TargetKind::Rds {
+                            (DbSnapshotKind::Instance, ArtifactKind::DbSnapshot)
+                        } else {
+                            (DbSnapshotKind::Cluster, ArtifactKind::DbClusterSnapshot)
+                        };
+                        let rds = match rds {
+                            Some(Ok(r)) => r,
+                            Some(Err(e)) => return TargetResult::Problem(format!("{}: {e}", t.id)),
+                            None => unreachable!("an RDS client is opened for database targets"),
+                        };
+                        let req = DbSnapshotRequest {
+                            kind,
+                            source_id: t.id.clone(),
+                            snapshot_id: db_snapshot_id(policy_name.as_str(), &t.id, &backup),
+                            tags,
+                        };
+                        match rds.create_db_snapshot(&req).await {
+                            Ok(s) => TargetResult::Taken(vec![artifact(s.id, artifact_kind)]),
+                            Err(e) => TargetResult::Problem(e.to_string()),
+                        }
+                    }
                 }
             });
         }
         let mut created: BTreeMap<String, String> = BTreeMap::new();
+        // AMIs and DB (cluster) snapshots made, by id: (target, kind).
+        let mut artifacts: BTreeMap<String, (String, ArtifactKind)> = BTreeMap::new();
         while let Some(r) = jobs.join_next().await {
             match r.expect("backup task panicked") {
                 TargetResult::Taken(snaps) => {
                     if let Some(first) = snaps.first() {
                         taken.insert(first.target.clone());
                     }
-                    created.extend(snaps.iter().map(|s| (s.id.clone(), s.target.clone())));
+                    for s in &snaps {
+                        if s.kind.is_ebs() {
+                            created.insert(s.id.clone(), s.target.clone());
+                        } else {
+                            artifacts.insert(s.id.clone(), (s.target.clone(), s.kind));
+                        }
+                    }
+                    crate::failpoint::hit(crate::failpoint::BACKUP_CREATED);
                     // Recorded at once: a crash later cannot forget a snapshot
                     // that exists.
                     let mut s = store.lock().expect("store");
@@ -423,6 +596,24 @@ pub async fn run(
             taken.remove(&target);
             problems.push(format!("snapshot {snap} of {target} {why}"));
         }
+        if !artifacts.is_empty() {
+            let unfinished = finish_artifacts(
+                ec2.as_ref(),
+                rds_client.as_ref().ok().map(|r| r.as_ref()),
+                &store,
+                policy,
+                &id,
+                &region,
+                &artifacts,
+                wait,
+            )
+            .await?;
+            for (id, why) in unfinished {
+                let target = artifacts.get(&id).map(|a| a.0.clone()).unwrap_or_default();
+                taken.remove(&target);
+                problems.push(format!("{why} (target {target})"));
+            }
+        }
     }
     problems.sort();
     let status = match (taken.len(), problems.is_empty()) {
@@ -432,6 +623,7 @@ pub async fn run(
     };
     {
         let mut s = store.lock().expect("store");
+        crate::failpoint::hit(crate::failpoint::BACKUP_BEFORE_FINISH);
         s.transaction(|tx| tx.finish_backup(policy, &id, status, Utc::now().max(now), &problems))?;
     }
     let record = store
@@ -456,11 +648,7 @@ pub async fn run(
         let mut plan = retention_plan(&mut store.lock().expect("store"), &pol, now)?;
         // The backup just taken is never its own victim, whatever the clocks say.
         let own = Address::backup(policy, &id);
-        let own_snaps: BTreeSet<Address> = record
-            .snapshots
-            .iter()
-            .map(|s| Address::snapshot(&s.id))
-            .collect();
+        let own_snaps: BTreeSet<Address> = record.snapshots.iter().map(|s| s.address()).collect();
         plan.changes
             .retain(|c| c.address != own && !own_snaps.contains(&c.address));
         if !plan.is_empty() {
@@ -491,6 +679,7 @@ pub fn retention_plan(
     let snap = store.load()?;
     let accounts = planner::known_accounts(&lifeboat_schema::Config::default(), &snap);
     let mut changes = Vec::new();
+    let kept = planner::kept_initial_amis(&snap, |_| true);
     for e in retention::expired(&pol.name, &snap.backups, pol.generations) {
         // An account that forbids deletion keeps everything (the plan warns).
         if !accounts
@@ -499,7 +688,12 @@ pub fn retention_plan(
         {
             continue;
         }
-        changes.extend(planner::expiry_changes(e.backup, &e.reason, |_| true));
+        changes.extend(planner::expiry_changes(
+            e.backup,
+            &e.reason,
+            |_| true,
+            &kept,
+        ));
     }
     Ok(Plan::new(
         snap.lineage,
@@ -509,4 +703,270 @@ pub fn retention_plan(
         changes,
         vec![],
     ))
+}
+
+/// Is an AMI due for an `initial_ami` instance: it has none in the policy's
+/// successful or partial backups, or its newest is `days` old or older?
+pub fn initial_ami_due(
+    backups: &[BackupRecord],
+    policy: &str,
+    target: &str,
+    days: u32,
+    now: DateTime<Utc>,
+) -> bool {
+    let newest = backups
+        .iter()
+        .filter(|b| {
+            b.policy == policy && matches!(b.status, BackupStatus::Success | BackupStatus::Partial)
+        })
+        .filter(|b| {
+            b.snapshots
+                .iter()
+                .any(|s| s.kind == ArtifactKind::Image && s.target == target)
+        })
+        .map(|b| b.started)
+        .max();
+    match newest {
+        None => true,
+        Some(at) => now - at >= chrono::Duration::days(i64::from(days)),
+    }
+}
+
+/// An AMI name (unique per account and region; letters, digits and
+/// `()[] ./-'@_`, at most 128 characters).
+fn image_name(policy: &str, target: &str, backup: &str) -> String {
+    let raw = format!("lifeboat-{policy}-{target}-{backup}");
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect()
+}
+
+/// A DB snapshot identifier: letters, digits and single hyphens, starting
+/// with a letter, not ending with a hyphen, at most 255 characters.
+fn db_snapshot_id(policy: &str, target: &str, backup: &str) -> String {
+    let raw = format!("lifeboat-{policy}-{target}-{backup}").to_ascii_lowercase();
+    let mut out = String::new();
+    for c in raw.chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if c == '-' && out.ends_with('-') {
+            continue;
+        }
+        out.push(c);
+    }
+    out.truncate(255);
+    out.trim_end_matches('-').to_string()
+}
+
+/// What one look at a resource says.
+enum Look<T> {
+    Pending,
+    Done(T),
+    Failed(String),
+}
+
+/// Polls `ids` with `look` (one call for all of them) until none is pending
+/// or `wait` runs out. Returns what finished, with `look`'s data, and what
+/// did not, with why.
+async fn wait_for<T, F, Fut>(
+    ids: Vec<String>,
+    wait: Wait,
+    mut look: F,
+) -> (BTreeMap<String, T>, BTreeMap<String, String>)
+where
+    F: FnMut(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = CloudResult<Vec<(String, Look<T>)>>>,
+{
+    use crate::cloud::ErrorKind;
+    let started = std::time::Instant::now();
+    let mut open: BTreeSet<String> = ids.into_iter().collect();
+    let mut done = BTreeMap::new();
+    let mut failed = BTreeMap::new();
+    let mut pause = std::time::Duration::ZERO;
+    while !open.is_empty() {
+        if started.elapsed() >= wait.timeout {
+            for id in std::mem::take(&mut open) {
+                failed.insert(
+                    id,
+                    format!("still pending after {}s", wait.timeout.as_secs()),
+                );
+            }
+            break;
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        pause = wait.interval;
+        match look(open.iter().cloned().collect()).await {
+            Ok(found) => {
+                for (id, l) in found {
+                    if !open.contains(&id) {
+                        continue;
+                    }
+                    match l {
+                        Look::Pending => {}
+                        Look::Done(t) => {
+                            open.remove(&id);
+                            done.insert(id, t);
+                        }
+                        Look::Failed(why) => {
+                            open.remove(&id);
+                            failed.insert(id, why);
+                        }
+                    }
+                }
+            }
+            Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Transport) => {}
+            Err(e) => {
+                for id in std::mem::take(&mut open) {
+                    failed.insert(id, format!("could not be checked: {e}"));
+                }
+            }
+        }
+    }
+    (done, failed)
+}
+
+/// Waits for the AMIs and DB snapshots of one region to become available
+/// (one filtered describe per kind per look, for all of them), then tags
+/// each AMI's snapshots and records them in the catalog under the AMI.
+/// Returns the ids of what did not finish, each with a sentence saying why.
+#[allow(clippy::too_many_arguments)]
+async fn finish_artifacts(
+    ec2: &dyn crate::cloud::Ec2,
+    rds: Option<&dyn crate::cloud::Rds>,
+    store: &Arc<Mutex<Store>>,
+    policy: &str,
+    backup: &str,
+    region: &str,
+    artifacts: &BTreeMap<String, (String, ArtifactKind)>,
+    wait: Wait,
+) -> Result<BTreeMap<String, String>, BackupError> {
+    use crate::cloud::{ImageQuery, ImageState};
+    let mut out = BTreeMap::new();
+    let of = |k: ArtifactKind| -> Vec<String> {
+        artifacts
+            .iter()
+            .filter(|(_, (_, kind))| *kind == k)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let amis = of(ArtifactKind::Image);
+    if !amis.is_empty() {
+        let (done, failed) = wait_for(amis, wait, |ids| async move {
+            let q = ImageQuery { ids, tags: vec![] };
+            let found = collect_pages(|tok| ec2.images_page(&q, tok)).await?;
+            Ok(found
+                .into_iter()
+                .map(|i| {
+                    let l = match i.state {
+                        ImageState::Pending => Look::Pending,
+                        ImageState::Available => Look::Done(i.snapshot_ids),
+                        ImageState::Failed => Look::Failed("ended in a failed state".into()),
+                    };
+                    (i.id, l)
+                })
+                .collect())
+        })
+        .await;
+        out.extend(
+            failed
+                .into_iter()
+                .map(|(id, why)| (id.clone(), format!("AMI {id} {why}"))),
+        );
+        for (ami, snaps) in done {
+            let target = artifacts.get(&ami).map(|a| a.0.clone()).unwrap_or_default();
+            if snaps.is_empty() {
+                continue;
+            }
+            // The AMI's snapshots only exist once CreateImage has made them,
+            // and a `snapshot` TagSpecification on CreateImage is not honoured
+            // everywhere (the emulator rejects it), so the AMI alone is tagged
+            // at creation and its snapshots here, one CreateTags call per AMI
+            // for all of them: restart reconciliation and anyone auditing the
+            // account find them by these tags.
+            let tags: Tags = [
+                (TAG_POLICY.to_string(), policy.to_string()),
+                (TAG_BACKUP_ID.to_string(), backup.to_string()),
+                (TAG_TARGET.to_string(), target.clone()),
+            ]
+            .into();
+            if let Err(e) = ec2.create_tags(&snaps, &tags).await {
+                out.insert(
+                    ami.clone(),
+                    format!("the snapshots of AMI {ami} could not be tagged: {e}"),
+                );
+            }
+            let records: Vec<SnapshotRecord> = snaps
+                .into_iter()
+                .map(|id| SnapshotRecord {
+                    id,
+                    volume_id: target.clone(),
+                    target: target.clone(),
+                    region: region.to_string(),
+                    kind: ArtifactKind::Ebs,
+                    image: Some(ami.clone()),
+                })
+                .collect();
+            store.lock().expect("store").transaction(|tx| {
+                for r in &records {
+                    tx.insert_snapshot(policy, backup, r)?;
+                }
+                Ok(())
+            })?;
+        }
+    }
+    for (kind, akind, noun) in [
+        (
+            DbSnapshotKind::Instance,
+            ArtifactKind::DbSnapshot,
+            "DB snapshot",
+        ),
+        (
+            DbSnapshotKind::Cluster,
+            ArtifactKind::DbClusterSnapshot,
+            "DB cluster snapshot",
+        ),
+    ] {
+        let ids = of(akind);
+        if ids.is_empty() {
+            continue;
+        }
+        let Some(rds) = rds else {
+            for id in ids {
+                let why = format!("{noun} {id} could not be checked: no RDS client");
+                out.insert(id, why);
+            }
+            continue;
+        };
+        let (_, failed) = wait_for(ids, wait, |ids| async move {
+            let found = collect_pages(|tok| rds.db_snapshots_page(kind, &ids, tok)).await?;
+            Ok(found
+                .into_iter()
+                .map(|s| {
+                    let l = match s.status.as_str() {
+                        "available" => Look::Done(()),
+                        "failed" | "error" | "deleted" | "deleting" | "incompatible-restore" => {
+                            Look::Failed(format!("ended in the {} state", s.status))
+                        }
+                        _ => Look::Pending,
+                    };
+                    (s.id, l)
+                })
+                .collect())
+        })
+        .await;
+        out.extend(
+            failed
+                .into_iter()
+                .map(|(id, why)| (id.clone(), format!("{noun} {id} {why}"))),
+        );
+    }
+    Ok(out)
 }

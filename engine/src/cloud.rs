@@ -198,6 +198,47 @@ pub struct VolumeSnapshotRequest {
     pub tags: Tags,
 }
 
+/// One CreateImage call for an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRequest {
+    pub instance_id: String,
+    /// AMI names are unique per account and region.
+    pub name: String,
+    pub description: String,
+    /// `NoReboot = !reboot`.
+    pub reboot: bool,
+    /// Applied at creation to the image through TagSpecifications (its
+    /// snapshots are tagged with CreateTags once they exist).
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageState {
+    Pending,
+    Available,
+    /// `failed`, `invalid`, `error`, `deregistered`, ...
+    Failed,
+}
+
+/// An AMI as DescribeImages reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: String,
+    pub region: String,
+    pub state: ImageState,
+    /// The EBS snapshots of its block device mappings.
+    pub snapshot_ids: Vec<String>,
+    pub tags: Tags,
+}
+
+/// A server-side filter for DescribeImages, always `Owners = self`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageQuery {
+    pub ids: Vec<String>,
+    pub tags: Vec<(String, Vec<String>)>,
+}
+
 /// EC2 in one account and region.
 #[async_trait]
 pub trait Ec2: Send + Sync {
@@ -218,6 +259,60 @@ pub trait Ec2: Send + Sync {
     async fn create_volume_snapshot(&self, req: &VolumeSnapshotRequest) -> CloudResult<Snapshot>;
     /// DeleteSnapshot. Deleting a snapshot that is already gone succeeds.
     async fn delete_snapshot(&self, snapshot_id: &str) -> CloudResult<()>;
+    /// CreateImage with the tags in TagSpecifications; returns the AMI id.
+    async fn create_image(&self, req: &ImageRequest) -> CloudResult<String>;
+    /// DescribeImages of the account's own AMIs.
+    async fn images_page(&self, q: &ImageQuery, token: Option<String>) -> CloudResult<Page<Image>>;
+    /// CreateTags on several resources at once.
+    async fn create_tags(&self, resource_ids: &[String], tags: &Tags) -> CloudResult<()>;
+    /// DeregisterImage. Deregistering an AMI that is already gone succeeds.
+    async fn deregister_image(&self, image_id: &str) -> CloudResult<()>;
+}
+
+/// An RDS instance snapshot or an Aurora cluster snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DbSnapshotKind {
+    /// CreateDBSnapshot of a DB instance.
+    Instance,
+    /// CreateDBClusterSnapshot of an Aurora cluster.
+    Cluster,
+}
+
+/// CreateDBSnapshot / CreateDBClusterSnapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSnapshotRequest {
+    pub kind: DbSnapshotKind,
+    /// The DB instance or cluster identifier.
+    pub source_id: String,
+    pub snapshot_id: String,
+    /// Applied at creation (the `Tags` parameter).
+    pub tags: Tags,
+}
+
+/// A DB (cluster) snapshot as the describe calls report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbSnapshot {
+    pub id: String,
+    pub source_id: String,
+    /// `creating`, `available`, `failed`, ...
+    pub status: String,
+}
+
+/// RDS in one account and region.
+#[async_trait]
+pub trait Rds: Send + Sync {
+    async fn create_db_snapshot(&self, req: &DbSnapshotRequest) -> CloudResult<DbSnapshot>;
+    /// DescribeDBSnapshots / DescribeDBClusterSnapshots filtered by id
+    /// (`db-snapshot-id` / `db-cluster-snapshot-id`); missing ids are absent.
+    async fn db_snapshots_page(
+        &self,
+        kind: DbSnapshotKind,
+        ids: &[String],
+        token: Option<String>,
+    ) -> CloudResult<Page<DbSnapshot>>;
+    /// DeleteDBSnapshot / DeleteDBClusterSnapshot. Gone already succeeds.
+    async fn delete_db_snapshot(&self, kind: DbSnapshotKind, id: &str) -> CloudResult<()>;
 }
 
 /// The VPC family of EC2 in one account and region, read for VPC capture.
@@ -312,12 +407,28 @@ pub trait Objects: Send + Sync {
     async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> CloudResult<String>;
 }
 
+/// SNS in one account and region, for alert notifications.
+#[async_trait]
+pub trait Sns: Send + Sync {
+    /// Publish: one call per message; returns the message id.
+    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> CloudResult<String>;
+}
+
 /// Opens AWS clients for configured accounts.
 #[async_trait]
 pub trait Cloud: Send + Sync {
     /// EC2 for `account` in `region`, with the account's credentials
     /// (default chain, profile, or assumed role). Clients are cached.
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>>;
+
+    /// RDS for `account` in `region`. The default refuses.
+    async fn rds(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Rds>> {
+        Err(CloudError {
+            account: account.name.clone(),
+            region: region.to_string(),
+            ..refused("rds:CreateDBSnapshot", "this cloud does not support RDS")
+        })
+    }
 
     /// The VPC family for `account` in `region`. The default refuses, for
     /// clouds that do not offer VPC capture.
@@ -351,6 +462,15 @@ pub trait Cloud: Send + Sync {
             account: account.name.clone(),
             region: region.to_string(),
             ..refused("s3:PutObject", "this cloud does not support S3 uploads")
+        })
+    }
+
+    /// SNS for `account` in `region`. The default refuses.
+    async fn sns(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Sns>> {
+        Err(CloudError {
+            account: account.name.clone(),
+            region: region.to_string(),
+            ..refused("sns:Publish", "this cloud does not support SNS")
         })
     }
 }

@@ -43,7 +43,24 @@ pub struct World {
     pub failing_stacks: std::collections::BTreeSet<String>,
     /// S3 objects by (bucket, key).
     pub objects: BTreeMap<(String, String), Vec<u8>>,
+    /// SNS messages published, as (topic ARN, subject, message).
+    pub published: Vec<(String, String, String)>,
+    /// AMIs by id.
+    pub images: BTreeMap<String, Image>,
+    /// Every CreateImage request, in order.
+    pub image_requests: Vec<ImageRequest>,
+    /// DB (cluster) snapshots by id, with their kind, region and tags.
+    pub db_snapshots: BTreeMap<String, FakeDbSnapshot>,
     next: u64,
+}
+
+/// A DB snapshot or cluster snapshot in the fake's world.
+#[derive(Debug, Clone)]
+pub struct FakeDbSnapshot {
+    pub kind: DbSnapshotKind,
+    pub region: String,
+    pub snapshot: DbSnapshot,
+    pub tags: Tags,
 }
 
 /// A stack in the fake's world.
@@ -128,6 +145,108 @@ impl Cloud for FakeCloud {
 
     async fn objects(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Objects>> {
         Ok(Arc::new(self.client(account, region)))
+    }
+
+    async fn sns(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Sns>> {
+        Ok(Arc::new(self.client(account, region)))
+    }
+
+    async fn rds(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Rds>> {
+        Ok(Arc::new(self.client(account, region)))
+    }
+}
+
+/// The fake's RDS: every source exists; snapshots are available at once.
+/// Calls are counted as `CreateDBSnapshot`, `CreateDBClusterSnapshot`,
+/// `DescribeDBSnapshots`, ... and fail on demand like EC2's.
+#[async_trait]
+impl Rds for FakeEc2 {
+    async fn create_db_snapshot(&self, req: &DbSnapshotRequest) -> CloudResult<DbSnapshot> {
+        let action = match req.kind {
+            DbSnapshotKind::Instance => "CreateDBSnapshot",
+            DbSnapshotKind::Cluster => "CreateDBClusterSnapshot",
+        };
+        let mut w = self.enter(action, Some(&req.source_id))?;
+        if w.db_snapshots.contains_key(&req.snapshot_id) {
+            return Err(self.error(
+                ErrorKind::Conflict,
+                action,
+                &req.snapshot_id,
+                "DBSnapshotAlreadyExists",
+                "a snapshot with this id exists",
+            ));
+        }
+        let snap = DbSnapshot {
+            id: req.snapshot_id.clone(),
+            source_id: req.source_id.clone(),
+            status: "available".into(),
+        };
+        w.db_snapshots.insert(
+            snap.id.clone(),
+            FakeDbSnapshot {
+                kind: req.kind,
+                region: self.region.clone(),
+                snapshot: snap.clone(),
+                tags: req.tags.clone(),
+            },
+        );
+        Ok(snap)
+    }
+
+    async fn db_snapshots_page(
+        &self,
+        kind: DbSnapshotKind,
+        ids: &[String],
+        token: Option<String>,
+    ) -> CloudResult<Page<DbSnapshot>> {
+        let action = match kind {
+            DbSnapshotKind::Instance => "DescribeDBSnapshots",
+            DbSnapshotKind::Cluster => "DescribeDBClusterSnapshots",
+        };
+        let w = self.enter(action, None)?;
+        let all = w
+            .db_snapshots
+            .values()
+            .filter(|d| {
+                d.kind == kind
+                    && d.region == self.region
+                    && (ids.is_empty() || ids.contains(&d.snapshot.id))
+            })
+            .map(|d| d.snapshot.clone())
+            .collect();
+        Ok(self.page(all, token))
+    }
+
+    async fn delete_db_snapshot(&self, kind: DbSnapshotKind, id: &str) -> CloudResult<()> {
+        let action = match kind {
+            DbSnapshotKind::Instance => "DeleteDBSnapshot",
+            DbSnapshotKind::Cluster => "DeleteDBClusterSnapshot",
+        };
+        let mut w = self.enter(action, Some(id))?;
+        w.db_snapshots.remove(id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Sns for FakeEc2 {
+    async fn publish(&self, topic_arn: &str, subject: &str, message: &str) -> CloudResult<String> {
+        let mut w = self.world.lock().expect("world");
+        w.calls.push(format!("Publish {}", self.region));
+        if let Some(&kind) = w.failing.get("Publish") {
+            return Err(CloudError {
+                kind,
+                account: self.account.clone(),
+                region: self.region.clone(),
+                action: "sns:Publish".into(),
+                resource: Some(topic_arn.to_string()),
+                code: None,
+                message: "failing on purpose".into(),
+            });
+        }
+        w.published
+            .push((topic_arn.to_string(), subject.to_string(), message.to_string()));
+        Ok(format!("msg-{}", w.published.len()))
     }
 }
 
@@ -532,7 +651,86 @@ impl Ec2 for FakeEc2 {
 
     async fn delete_snapshot(&self, snapshot_id: &str) -> CloudResult<()> {
         let mut w = self.enter("DeleteSnapshot", Some(snapshot_id))?;
+        if w.images
+            .values()
+            .any(|i| i.snapshot_ids.iter().any(|s| s == snapshot_id))
+        {
+            return Err(self.error(
+                ErrorKind::Conflict,
+                "ec2:DeleteSnapshot",
+                snapshot_id,
+                "InvalidSnapshot.InUse",
+                "the snapshot is in use by an AMI",
+            ));
+        }
         w.snapshots.remove(snapshot_id);
+        Ok(())
+    }
+
+    /// One snapshot per attached volume, untagged (as the emulator, which
+    /// ignores the snapshot TagSpecifications); the AMI is available at once.
+    async fn create_image(&self, req: &ImageRequest) -> CloudResult<String> {
+        let mut w = self.enter("CreateImage", Some(&req.instance_id))?;
+        let Some(i) = w.instances.get(&req.instance_id).cloned() else {
+            return Err(self.error(
+                ErrorKind::NotFound,
+                "ec2:CreateImage",
+                &req.instance_id,
+                "InvalidInstanceID.NotFound",
+                "no such instance",
+            ));
+        };
+        let snapshot_ids = i
+            .volumes
+            .iter()
+            .map(|v| self.new_snapshot(&mut w, &v.volume_id, &Tags::new()).id)
+            .collect();
+        w.next += 1;
+        let id = format!("ami-{:017x}", w.next);
+        w.images.insert(
+            id.clone(),
+            Image {
+                id: id.clone(),
+                region: self.region.clone(),
+                state: ImageState::Available,
+                snapshot_ids,
+                tags: req.tags.clone(),
+            },
+        );
+        w.image_requests.push(req.clone());
+        Ok(id)
+    }
+
+    async fn images_page(&self, q: &ImageQuery, token: Option<String>) -> CloudResult<Page<Image>> {
+        let w = self.enter("DescribeImages", None)?;
+        let all = w
+            .images
+            .values()
+            .filter(|i| {
+                i.region == self.region
+                    && (q.ids.is_empty() || q.ids.contains(&i.id))
+                    && tags_match(&q.tags, &i.tags)
+            })
+            .cloned()
+            .collect();
+        Ok(self.page(all, token))
+    }
+
+    async fn create_tags(&self, resource_ids: &[String], tags: &Tags) -> CloudResult<()> {
+        let mut w = self.enter("CreateTags", resource_ids.first().map(String::as_str))?;
+        for id in resource_ids {
+            if let Some(s) = w.snapshots.get_mut(id) {
+                s.tags.extend(tags.clone());
+            } else if let Some(i) = w.images.get_mut(id) {
+                i.tags.extend(tags.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn deregister_image(&self, image_id: &str) -> CloudResult<()> {
+        let mut w = self.enter("DeregisterImage", Some(image_id))?;
+        w.images.remove(image_id);
         Ok(())
     }
 }

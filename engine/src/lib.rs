@@ -28,3 +28,7 @@ pub mod render;
 pub mod vpc;
 pub mod vpc_export;
 pub mod run;
+pub mod notify;
+pub mod policy_run;
+pub mod scripts;
+pub mod failpoint;

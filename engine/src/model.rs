@@ -19,6 +19,10 @@ pub struct PolicyState {
     /// before schedules existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<String>,
+    /// Retries, timeout, success rule, alert threshold and scripts; absent
+    /// when all are the defaults (and in state written before they existed).
+    #[serde(default, skip_serializing_if = "lifeboat_schema::PolicyOptions::is_default")]
+    pub options: lifeboat_schema::PolicyOptions,
 }
 
 impl From<&Policy> for PolicyState {
@@ -34,6 +38,7 @@ impl From<&Policy> for PolicyState {
             selectors,
             auto_remove_targets: p.auto_remove_targets,
             schedules: p.schedules.clone(),
+            options: p.options.clone(),
         }
     }
 }
@@ -43,6 +48,22 @@ impl From<&Policy> for PolicyState {
 pub enum TargetKind {
     Instance,
     Volume,
+    /// An RDS DB instance (CreateDBSnapshot).
+    Rds,
+    /// An Aurora DB cluster (CreateDBClusterSnapshot).
+    Aurora,
+}
+
+impl TargetKind {
+    /// The word plans and alerts use for the kind.
+    pub fn noun(self) -> &'static str {
+        match self {
+            TargetKind::Instance => "instance",
+            TargetKind::Volume => "volume",
+            TargetKind::Rds => "rds",
+            TargetKind::Aurora => "aurora",
+        }
+    }
 }
 
 /// Why a resource is a target: listed by id, or matched by a tag selector.
@@ -76,6 +97,10 @@ pub struct TargetState {
     pub exclude_volumes: Vec<String>,
     #[serde(default)]
     pub mode: InstanceMode,
+    /// Days between two AMIs with `mode = "initial_ami"`; absent otherwise
+    /// (and in state written before AMI modes existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami_rotation: Option<u32>,
 }
 
 /// Does `value` match an EC2-style pattern where `*` stands for any run of

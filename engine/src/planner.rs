@@ -134,10 +134,15 @@ pub async fn observe(
         match t.kind {
             TargetKind::Instance => w.instance_ids.insert(t.id.clone()),
             TargetKind::Volume => w.volume_ids.insert(t.id.clone()),
+            // Databases are not observed: a missing one shows as a failed
+            // create call in its backups.
+            TargetKind::Rds | TargetKind::Aurora => false,
         };
     }
     for b in &state.backups {
-        for s in &b.snapshots {
+        // Only plain EBS snapshots are checked: AMIs, their snapshots and DB
+        // snapshots are deleted idempotently by retention.
+        for s in b.snapshots.iter().filter(|s| is_plain_ebs(s)) {
             let w = work
                 .entry((b.account.clone(), s.region.clone()))
                 .or_default();
@@ -340,10 +345,56 @@ impl Builder {
 }
 
 fn snapshot_before(b: &BackupRecord, s: &state::SnapshotRecord) -> Value {
-    json!({
+    let mut v = json!({
         "policy": b.policy, "backup": b.id, "account": b.account, "region": s.region,
         "volume_id": s.volume_id, "target": s.target,
-    })
+    });
+    if !s.kind.is_ebs() {
+        v["kind"] = json!(s.kind.as_str());
+    }
+    if let Some(image) = &s.image {
+        v["image"] = json!(image);
+    }
+    v
+}
+
+/// An EBS snapshot that is not part of an AMI: the only kind of catalog
+/// record the planner looks up in AWS.
+fn is_plain_ebs(s: &state::SnapshotRecord) -> bool {
+    s.kind.is_ebs() && s.image.is_none()
+}
+
+/// The AMIs retention keeps whatever the generations: for each target in
+/// state with `mode = "initial_ami"`, its newest AMI in the catalog (the
+/// instance's current one). It goes once a newer AMI replaces it (after
+/// `ami_rotation` days), or once the target leaves the policy or changes mode.
+/// Only the policies `keep_policy` accepts count (a removed policy keeps nothing).
+pub fn kept_initial_amis(
+    state: &state::Snapshot,
+    keep_policy: impl Fn(&str) -> bool,
+) -> BTreeSet<String> {
+    let initial: BTreeSet<(String, String)> = state_targets(state)
+        .into_iter()
+        .filter(|((p, _), t)| t.mode == lifeboat_schema::InstanceMode::InitialAmi && keep_policy(p))
+        .map(|(k, _)| k)
+        .collect();
+    let mut newest: BTreeMap<(String, String), (DateTime<Utc>, String)> = BTreeMap::new();
+    for b in &state.backups {
+        if !matches!(b.status, BackupStatus::Success | BackupStatus::Partial) {
+            continue;
+        }
+        for s in &b.snapshots {
+            let key = (b.policy.clone(), s.target.clone());
+            if s.kind != state::ArtifactKind::Image || !initial.contains(&key) {
+                continue;
+            }
+            let e = newest.entry(key).or_insert((b.started, s.id.clone()));
+            if b.started > e.0 {
+                *e = (b.started, s.id.clone());
+            }
+        }
+    }
+    newest.into_values().map(|(_, id)| id).collect()
 }
 
 fn backup_before(b: &BackupRecord) -> Value {
@@ -355,16 +406,32 @@ fn backup_before(b: &BackupRecord) -> Value {
 
 /// The changes that delete an expired backup: each snapshot (or, when AWS
 /// no longer has it, a catalog-only read), then the backup record.
+///
+/// `exists` is asked about plain EBS snapshots only; the other records are
+/// deleted idempotently. The AMIs in `kept` (see [`kept_initial_amis`]) and
+/// their snapshots stay, and so does the backup record holding them. An
+/// AMI's snapshots are deleted after the AMI is deregistered.
 pub fn expiry_changes(
     b: &BackupRecord,
     reason: &str,
     exists: impl Fn(&str) -> bool,
+    kept: &BTreeSet<String>,
 ) -> Vec<Change> {
     let mut out = Vec::new();
     let mut deps = Vec::new();
+    let mut keeps_some = false;
     for s in &b.snapshots {
-        let saddr = Address::snapshot(&s.id);
-        let (action, effect, why) = if exists(&s.id) {
+        let image = if s.kind == state::ArtifactKind::Image {
+            Some(&s.id)
+        } else {
+            s.image.as_ref()
+        };
+        if image.is_some_and(|i| kept.contains(i)) {
+            keeps_some = true;
+            continue;
+        }
+        let saddr = s.address();
+        let (action, effect, why) = if !is_plain_ebs(s) || exists(&s.id) {
             (Action::Delete, Effect::DeletesBackups, reason.to_string())
         } else {
             (
@@ -380,10 +447,16 @@ pub fn expiry_changes(
             reason: Some(why),
             before: Some(snapshot_before(b, s)),
             after: None,
-            depends_on: vec![],
+            depends_on: match &s.image {
+                Some(ami) => vec![Address::Image { id: ami.clone() }],
+                None => vec![],
+            },
             alert: None,
         });
         deps.push(saddr);
+    }
+    if keeps_some {
+        return out;
     }
     out.push(Change {
         address: b.address(),
@@ -413,6 +486,7 @@ fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
             }
             Some(_) => None,
         },
+        TargetKind::Rds | TargetKind::Aurora => None,
     }
 }
 
@@ -466,6 +540,8 @@ pub fn plan(
                 volumes: i.volumes,
                 exclude_volumes: i.exclude_volumes.clone(),
                 mode: i.mode,
+                ami_rotation: (i.mode == lifeboat_schema::InstanceMode::InitialAmi)
+                    .then_some(i.ami_rotation),
             };
             if let Some(why) = gone_reason(&t, obs) {
                 if p.auto_remove_targets != AutoRemove::No {
@@ -489,6 +565,7 @@ pub fn plan(
                 volumes: Default::default(),
                 exclude_volumes: vec![],
                 mode: Default::default(),
+                ami_rotation: None,
             };
             if let Some(why) = gone_reason(&t, obs) {
                 if p.auto_remove_targets != AutoRemove::No {
@@ -500,6 +577,24 @@ pub fn plan(
                 }
             }
             want.insert(v.id.clone(), t);
+        }
+        for (kind, list) in [(TargetKind::Rds, &p.rds), (TargetKind::Aurora, &p.aurora)] {
+            for db in list {
+                want.insert(
+                    db.id.clone(),
+                    TargetState {
+                        kind,
+                        id: db.id.clone(),
+                        account: p.account.clone(),
+                        region: db.region.clone(),
+                        source: Source::Listed,
+                        volumes: Default::default(),
+                        exclude_volumes: vec![],
+                        mode: Default::default(),
+                        ami_rotation: None,
+                    },
+                );
+            }
         }
         let regions: BTreeSet<&String> = config
             .accounts
@@ -524,6 +619,7 @@ pub fn plan(
                         volumes: Default::default(),
                         exclude_volumes: vec![],
                         mode: Default::default(),
+                        ami_rotation: None,
                     },
                 );
             }
@@ -533,7 +629,8 @@ pub fn plan(
         if p.auto_remove_targets == AutoRemove::No {
             for ((pol, id), t) in &prior_targets {
                 let listed = p.instances.iter().any(|i| &i.id == id)
-                    || p.volumes.iter().any(|v| &v.id == id);
+                    || p.volumes.iter().any(|v| &v.id == id)
+                    || p.rds.iter().chain(&p.aurora).any(|d| &d.id == id);
                 let still_declared =
                     listed || matches!(t.source, Source::Tag(ref s) if sels.contains(s));
                 if pol == name
@@ -581,10 +678,7 @@ pub fn plan(
             if gone && p.auto_remove_targets == AutoRemove::Alert {
                 c.alert = Some(format!(
                     "{} {id} removed from policy {name}: {reason}",
-                    match t.kind {
-                        TargetKind::Instance => "instance",
-                        TargetKind::Volume => "volume",
-                    }
+                    t.kind.noun()
                 ));
                 c.reason = Some(format!("{reason}; alert recorded"));
             }
@@ -632,7 +726,7 @@ pub fn plan(
             let damaged = b
                 .snapshots
                 .iter()
-                .any(|s| !obs.snapshots.contains_key(&s.id));
+                .any(|s| is_plain_ebs(s) && !obs.snapshots.contains_key(&s.id));
             let mut b = b.clone();
             if damaged && b.status == BackupStatus::Success {
                 b.status = BackupStatus::Partial;
@@ -676,14 +770,18 @@ pub fn plan(
             "retention would delete {n} backup(s) of policy.{policy}, but account {account} has allow_delete = false: they are kept"
         ));
     }
+    let kept_amis = kept_initial_amis(state, |p| config.policies.contains_key(p));
     for b in &state.backups {
         let baddr = b.address();
         match expiring.get(&baddr) {
-            Some(reason) => bld.changes.extend(expiry_changes(b, reason, |id| {
-                obs.snapshots.contains_key(id)
-            })),
+            Some(reason) => bld.changes.extend(expiry_changes(
+                b,
+                reason,
+                |id| obs.snapshots.contains_key(id),
+                &kept_amis,
+            )),
             None if b.status != BackupStatus::Running => {
-                for s in &b.snapshots {
+                for s in b.snapshots.iter().filter(|s| is_plain_ebs(s)) {
                     if !obs.snapshots.contains_key(&s.id) {
                         bld.changes.push(
                             Change::new(Address::snapshot(&s.id), Action::Read, Effect::Catalog)

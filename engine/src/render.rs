@@ -136,25 +136,46 @@ fn snapshot_detail(c: &Change) -> String {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    match (get("target"), get("volume_id")) {
-        (Some(t), Some(v)) => format!("  target {t}, volume {v}"),
+    match (get("target"), get("volume_id"), get("kind"), get("image")) {
+        (Some(t), _, Some(k), _) => {
+            let what = match k.as_str() {
+                "image" => "AMI",
+                "db_snapshot" => "DB snapshot",
+                "db_cluster_snapshot" => "DB cluster snapshot",
+                _ => "record",
+            };
+            format!("  {what} of {t}")
+        }
+        (Some(t), _, None, Some(ami)) => format!("  target {t}, snapshot of AMI {ami}"),
+        (Some(t), Some(v), None, None) => format!("  target {t}, volume {v}"),
         _ => String::new(),
     }
 }
 
+/// (snapshots, backups) deleted; DB (cluster) snapshots count as
+/// snapshots, AMIs separately ([`amis_deleted`]).
 fn deletes_backups(plan: &Plan) -> (usize, usize) {
     let mut snaps = 0;
     let mut backups = 0;
     for c in &plan.changes {
         if c.effect == Effect::DeletesBackups && c.action == Action::Delete {
             match c.address {
-                crate::Address::Snapshot { .. } => snaps += 1,
+                crate::Address::Snapshot { .. }
+                | crate::Address::DbSnapshot { .. }
+                | crate::Address::DbClusterSnapshot { .. } => snaps += 1,
                 crate::Address::Backup { .. } => backups += 1,
                 _ => {}
             }
         }
     }
     (snaps, backups)
+}
+
+fn amis_deleted(plan: &Plan) -> usize {
+    plan.changes
+        .iter()
+        .filter(|c| c.action == Action::Delete && matches!(c.address, crate::Address::Image { .. }))
+        .count()
 }
 
 pub fn summary_line(plan: &Plan) -> String {
@@ -217,9 +238,15 @@ pub fn human(plan: &Plan) -> String {
     let mut shown_under_backup = std::collections::BTreeSet::new();
     if !data.is_empty() {
         let (snaps, backups) = deletes_backups(plan);
+        let amis = amis_deleted(plan);
+        let amis = if amis > 0 {
+            format!(" and {amis} AMI(s)")
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "Backup data that will be DELETED ({snaps} snapshot(s) in {backups} backup(s)):\n"
+            "Backup data that will be DELETED ({snaps} snapshot(s){amis} in {backups} backup(s)):\n"
         )
         .unwrap();
         let by_addr: std::collections::BTreeMap<&crate::Address, &Change> =

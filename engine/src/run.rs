@@ -18,6 +18,7 @@ use crate::backup::{self, BackupError, BackupResult, Wait};
 use crate::cloud::Cloud;
 use crate::model::PolicyState;
 use crate::planner;
+use crate::policy_run;
 use crate::schedule;
 use crate::state::Store;
 
@@ -113,13 +114,22 @@ pub fn next_wake(
 /// What one tick did for one policy.
 pub struct Ran {
     pub due: Due,
+    /// The last attempt's backup (or why there was none).
     pub result: Result<BackupResult, BackupError>,
     pub seconds: f64,
+    /// Every attempt (the first, then retries).
+    pub attempts: Vec<policy_run::Attempt>,
+    /// The run produced a valid generation (the policy's success rule).
+    pub succeeded: bool,
+    pub alert_opened: Option<crate::state::Alert>,
+    pub alerts_closed: Vec<crate::state::Alert>,
+    pub notify_errors: Vec<String>,
 }
 
 /// Performs what is due at `now`: closes backups an interrupted runner left
-/// behind, then backs up every due policy (policies in parallel; within one,
-/// the backup's own per-region bounds apply) and records each slot. The
+/// behind, then runs every due policy with its options (retries, timeout,
+/// scripts, alerts; see [`policy_run`]) — policies in parallel; within one,
+/// the backup's own per-region bounds apply — and records each slot. The
 /// caller holds the lease and the state lock. `started` is told each backup
 /// as it begins.
 pub async fn tick(
@@ -128,6 +138,7 @@ pub async fn tick(
     config: &Config,
     now: DateTime<Utc>,
     wait: Wait,
+    ctx: &policy_run::Context,
     mut started: impl FnMut(&Due),
 ) -> Result<Vec<Ran>, BackupError> {
     backup::reconcile_interrupted(cloud.clone(), store.clone(), now).await?;
@@ -139,10 +150,11 @@ pub async fn tick(
     let mut jobs = tokio::task::JoinSet::new();
     for d in due(&config.schedules, &policies, &last, now) {
         started(&d);
-        let (cloud, store) = (cloud.clone(), store.clone());
+        let (cloud, store, ctx) = (cloud.clone(), store.clone(), ctx.clone());
         jobs.spawn(async move {
             let clock = std::time::Instant::now();
-            let result = backup::run(cloud, store.clone(), &d.policy, now, wait).await;
+            let run = policy_run::run(cloud, store.clone(), &d.policy, now, wait, &ctx).await;
+            let result = run.result;
             let id = result.as_ref().ok().map(|r| r.record.id.clone());
             // The slot is spent whatever the outcome: a failed backup is not
             // retried by the next tick as if it were missed.
@@ -158,6 +170,11 @@ pub async fn tick(
                 due: d,
                 result,
                 seconds: clock.elapsed().as_secs_f64(),
+                attempts: run.attempts,
+                succeeded: run.succeeded,
+                alert_opened: run.alert_opened,
+                alerts_closed: run.alerts_closed,
+                notify_errors: run.notify_errors,
             }
         });
     }
@@ -197,6 +214,7 @@ mod tests {
             selectors: vec![],
             auto_remove_targets: AutoRemove::No,
             schedules: schedules.iter().map(|s| s.to_string()).collect(),
+            options: Default::default(),
         }
     }
 

@@ -17,6 +17,9 @@ use serde_json::Value;
 
 use crate::addr::Address;
 
+mod health;
+pub use health::ScriptRun;
+
 /// The schema version this build writes; older files are migrated on open.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -94,14 +97,81 @@ pub struct Frozen {
     pub at: DateTime<Utc>,
 }
 
-/// One snapshot taken by a backup.
+/// What a catalog record is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactKind {
+    /// An EBS snapshot (of a volume, or one of an AMI's when `image` is set).
+    #[default]
+    Ebs,
+    /// An AMI; its EBS snapshots are records of their own.
+    Image,
+    /// An RDS DB snapshot.
+    DbSnapshot,
+    /// An Aurora DB cluster snapshot.
+    DbClusterSnapshot,
+}
+
+impl ArtifactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::Ebs => "ebs",
+            ArtifactKind::Image => "image",
+            ArtifactKind::DbSnapshot => "db_snapshot",
+            ArtifactKind::DbClusterSnapshot => "db_cluster_snapshot",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ebs" => ArtifactKind::Ebs,
+            "image" => ArtifactKind::Image,
+            "db_snapshot" => ArtifactKind::DbSnapshot,
+            "db_cluster_snapshot" => ArtifactKind::DbClusterSnapshot,
+            _ => return None,
+        })
+    }
+
+    pub fn is_ebs(&self) -> bool {
+        *self == ArtifactKind::Ebs
+    }
+}
+
+/// One thing a backup made: an EBS snapshot, an AMI, or a DB (cluster)
+/// snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotRecord {
     pub id: String,
+    /// The snapshot's volume; for an AMI or a DB snapshot, its source (the
+    /// instance, DB instance or cluster).
     pub volume_id: String,
     /// The instance or volume id the policy targets.
     pub target: String,
     pub region: String,
+    #[serde(default, skip_serializing_if = "ArtifactKind::is_ebs")]
+    pub kind: ArtifactKind,
+    /// For an AMI's EBS snapshot: the AMI (deregistered before it goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+impl SnapshotRecord {
+    /// The record's address: `snapshot["…"]`, `image["…"]`,
+    /// `db_snapshot["…"]` or `db_cluster_snapshot["…"]`.
+    pub fn address(&self) -> Address {
+        match self.kind {
+            ArtifactKind::Ebs => Address::snapshot(&self.id),
+            ArtifactKind::Image => Address::Image {
+                id: self.id.clone(),
+            },
+            ArtifactKind::DbSnapshot => Address::DbSnapshot {
+                id: self.id.clone(),
+            },
+            ArtifactKind::DbClusterSnapshot => Address::DbClusterSnapshot {
+                id: self.id.clone(),
+            },
+        }
+    }
 }
 
 /// One run of a policy: its snapshots and how it went.
@@ -253,6 +323,20 @@ const MIGRATIONS: &[&str] = &[
         acquired TEXT NOT NULL, expires TEXT NOT NULL);
      CREATE TABLE policy_runs (
         policy TEXT PRIMARY KEY, last_slot TEXT NOT NULL, last_backup TEXT);",
+    // version 4: policy run options: consecutive failures per policy (alerts)
+    // and the scripts each backup ran, with their captured stderr
+    "CREATE TABLE policy_health (
+        policy TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0);
+     CREATE TABLE script_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, policy TEXT NOT NULL, backup_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL, step TEXT NOT NULL, ok INTEGER NOT NULL,
+        exit_code INTEGER, detail TEXT NOT NULL, stderr TEXT NOT NULL, at TEXT NOT NULL);
+     CREATE INDEX script_runs_by_backup ON script_runs (policy, backup_id);",
+    // version 5: what a catalog record is (an EBS snapshot, an AMI, a DB
+    // snapshot or a DB cluster snapshot) and, for an AMI's EBS snapshots,
+    // the AMI they belong to
+    "ALTER TABLE snapshots ADD COLUMN kind TEXT NOT NULL DEFAULT 'ebs';
+     ALTER TABLE snapshots ADD COLUMN image_id TEXT;",
 ];
 
 impl Store {
@@ -276,7 +360,11 @@ impl Store {
             .map_err(sq)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sq)?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        // WAL with NORMAL: every commit is atomic and survives a killed process;
+        // only an OS crash or power loss can drop the newest commits, and the
+        // snapshots they recorded carry tags the next backup adopts them by.
+        // FULL would fsync once per target and double a 1,000-target tick.
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sq)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
         let mut store = Store {
@@ -558,7 +646,7 @@ impl Store {
             // Expiry is judged by the real clock only: a `--now` rehearsal in
             // the future must not break somebody's live lock.
             let _ = now;
-            if held.expires > Utc::now() {
+            if held.expires > Utc::now() && holder_alive(&held.holder) {
                 return Err(StateError::Locked {
                     id: held.id,
                     holder: held.holder,
@@ -612,7 +700,7 @@ impl Store {
             .map_err(sq)?;
         if let Some((id, holder, acquired, expires)) = held {
             let expires = parse_ts(&path, &expires)?;
-            if expires > Utc::now() {
+            if expires > Utc::now() && holder_alive(&holder) {
                 return Err(StateError::Leased {
                     id,
                     holder,
@@ -719,6 +807,30 @@ impl Store {
     }
 }
 
+/// Could the holder of a lock or lease still be running? A holder on this
+/// host whose process is gone is not: its lock is taken over at once, so a
+/// killed lifeboat does not block the next one until the lock expires. A
+/// holder on another host, or a pid now reused, counts as alive (the safe
+/// side: wait or force-unlock).
+fn holder_alive(holder: &str) -> bool {
+    let this_host = holder_name();
+    let host_of = |h: &str| {
+        h.split_once('@')
+            .and_then(|(_, rest)| rest.split(" (pid ").next().map(str::to_string))
+    };
+    let pid = holder
+        .rsplit_once("(pid ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .and_then(|p| p.parse::<u32>().ok());
+    match (host_of(holder), host_of(&this_host), pid) {
+        (Some(h), Some(me), Some(pid)) if h == me => {
+            let proc = Path::new("/proc");
+            !proc.is_dir() || proc.join(pid.to_string()).exists()
+        }
+        _ => true,
+    }
+}
+
 fn holder_name() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
@@ -774,7 +886,7 @@ fn read_backups(
     let mut snaps: BTreeMap<(String, String), Vec<SnapshotRecord>> = BTreeMap::new();
     {
         let mut st = conn
-            .prepare("SELECT policy, backup_id, id, volume_id, target, region FROM snapshots WHERE ?1 IS NULL OR policy = ?1 ORDER BY target, volume_id, id")
+            .prepare("SELECT policy, backup_id, id, volume_id, target, region, kind, image_id FROM snapshots WHERE ?1 IS NULL OR policy = ?1 ORDER BY target, volume_id, id")
             .map_err(sq)?;
         let rows = st
             .query_map(params![policy], |r| {
@@ -785,6 +897,8 @@ fn read_backups(
                         volume_id: r.get(3)?,
                         target: r.get(4)?,
                         region: r.get(5)?,
+                        kind: ArtifactKind::parse(&r.get::<_, String>(6)?).unwrap_or_default(),
+                        image: r.get(7)?,
                     },
                 ))
             })
@@ -927,8 +1041,8 @@ impl Tx<'_> {
     ) -> StateResult<()> {
         self.tx
             .execute(
-                "INSERT OR IGNORE INTO snapshots (id, policy, backup_id, target, volume_id, region) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![s.id, policy, backup_id, s.target, s.volume_id, s.region],
+                "INSERT OR IGNORE INTO snapshots (id, policy, backup_id, target, volume_id, region, kind, image_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![s.id, policy, backup_id, s.target, s.volume_id, s.region, s.kind.as_str(), s.image],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -1127,6 +1241,8 @@ mod tests {
                 volume_id: "vol-1".into(),
                 target: "i-1".into(),
                 region: "us-east-1".into(),
+                kind: Default::default(),
+                image: None,
             }],
             problems: vec![],
         }

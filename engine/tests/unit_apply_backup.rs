@@ -516,6 +516,8 @@ async fn unit_a_backup_left_running_is_closed_with_the_snapshots_aws_has_for_it(
             volume_id: "vol-x".into(),
             target: "i-0000000a".into(),
             region: "us-east-1".into(),
+            kind: Default::default(),
+            image: None,
         }],
         problems: vec![],
     };

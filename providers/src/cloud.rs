@@ -12,11 +12,14 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
-use lifeboat_engine::cloud::{Cloud, CloudResult, Ec2, ErrorKind, Network, Objects, Stacks};
+use lifeboat_engine::cloud::{
+    Cloud, CloudResult, Ec2, ErrorKind, Network, Objects, Rds, Sns, Stacks,
+};
 use lifeboat_schema::Account;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::ec2::AwsEc2;
+use crate::sns::AwsSns;
 use crate::error::ErrorContext;
 use crate::stacks::{AwsObjects, AwsStacks};
 use crate::vpc::AwsNetwork;
@@ -258,6 +261,24 @@ impl Cloud for AwsCloud {
         )))
     }
 
+    /// Not cached: a backup opens one per region.
+    async fn rds(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Rds>> {
+        let session = self.session(account).await;
+        let ctx = ErrorContext {
+            account: account.name.clone(),
+            region: region.to_owned(),
+            assumes_role: session.assumes_role,
+            credentials: session.credentials.clone(),
+        };
+        let conf = aws_sdk_rds::config::Builder::from(&session.config)
+            .region(Region::new(region.to_owned()))
+            .build();
+        Ok(Arc::new(crate::rds::AwsRds::new(
+            aws_sdk_rds::Client::from_conf(conf),
+            ctx,
+        )))
+    }
+
     /// Path-style addressing when an endpoint is configured (the emulator
     /// has no per-bucket host names).
     async fn objects(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Objects>> {
@@ -276,5 +297,20 @@ impl Cloud for AwsCloud {
             aws_sdk_s3::Client::from_conf(conf),
             ctx,
         )))
+    }
+
+    /// Not cached: only alert notifications open one.
+    async fn sns(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Sns>> {
+        let session = self.session(account).await;
+        let ctx = ErrorContext {
+            account: account.name.clone(),
+            region: region.to_owned(),
+            assumes_role: session.assumes_role,
+            credentials: session.credentials.clone(),
+        };
+        let conf = aws_sdk_sns::config::Builder::from(&session.config)
+            .region(Region::new(region.to_owned()))
+            .build();
+        Ok(Arc::new(AwsSns::new(aws_sdk_sns::Client::from_conf(conf), ctx)))
     }
 }

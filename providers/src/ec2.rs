@@ -4,8 +4,9 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{InstanceSpecification, ResourceType, TagSpecification};
 use aws_sdk_ec2::Client;
 use lifeboat_engine::cloud::{
-    AttachedVolume, CloudResult, Ec2, ErrorKind, Instance, InstanceSnapshotRequest, Page, Query,
-    Snapshot, SnapshotQuery, Tags, Volume, VolumeSnapshotRequest,
+    AttachedVolume, CloudResult, Ec2, ErrorKind, Image, ImageQuery, ImageRequest, ImageState,
+    Instance, InstanceSnapshotRequest, Page, Query, Snapshot, SnapshotQuery, Tags, Volume,
+    VolumeSnapshotRequest,
 };
 
 use crate::convert::{
@@ -52,6 +53,30 @@ fn snapshot_tag_spec(tags: &Tags) -> Option<TagSpecification> {
             .set_tags(Some(tags_to_sdk(tags)))
             .build(),
     )
+}
+
+/// The AMI's TagSpecifications: the image only. The engine tags the AMI's
+/// snapshots with CreateTags once the AMI is available: a `snapshot`
+/// TagSpecification on CreateImage is not implemented everywhere (the
+/// emulator fails the whole call with it).
+fn image_tag_specs(tags: &Tags) -> Option<Vec<TagSpecification>> {
+    if tags.is_empty() {
+        return None;
+    }
+    Some(vec![TagSpecification::builder()
+        .resource_type(ResourceType::Image)
+        .set_tags(Some(tags_to_sdk(tags)))
+        .build()])
+}
+
+/// An AMI's state by name: anything but `pending` and `available` is final
+/// and failed (`failed`, `invalid`, `error`, `deregistered`, ...).
+fn image_state(s: Option<&str>) -> ImageState {
+    match s {
+        Some("available") => ImageState::Available,
+        Some("pending") | None => ImageState::Pending,
+        Some(_) => ImageState::Failed,
+    }
 }
 
 /// An empty token from the service means "no more pages", like a missing one.
@@ -257,6 +282,105 @@ impl Ec2 for AwsEc2 {
             started: time_from_sdk(out.start_time()),
             tags: tags_from_sdk(out.tags()),
         })
+    }
+
+    async fn create_image(&self, req: &ImageRequest) -> CloudResult<String> {
+        let action = "ec2:CreateImage";
+        let out = self
+            .client
+            .create_image()
+            .instance_id(&req.instance_id)
+            .name(&req.name)
+            .description(&req.description)
+            .no_reboot(!req.reboot)
+            .set_tag_specifications(image_tag_specs(&req.tags))
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk(action, Some(&req.instance_id), &e))?;
+        out.image_id().map(str::to_owned).ok_or_else(|| {
+            self.ctx.error(
+                ErrorKind::Other,
+                action,
+                Some(&req.instance_id),
+                None,
+                "the answer carried no image id".to_owned(),
+            )
+        })
+    }
+
+    async fn images_page(&self, q: &ImageQuery, token: Option<String>) -> CloudResult<Page<Image>> {
+        // Ids through the `image-id` filter: `ImageIds` fails the whole call
+        // when one of them is gone.
+        let filters = sdk_filters(build_filters(None, "image-id", &q.ids, &q.tags));
+        let out = self
+            .client
+            .describe_images()
+            .owners("self")
+            .set_filters(Some(filters).filter(|f| !f.is_empty()))
+            .max_results(PAGE_SIZE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk("ec2:DescribeImages", None, &e))?;
+        let items = out
+            .images()
+            .iter()
+            .filter_map(|i| {
+                Some(Image {
+                    id: i.image_id()?.to_owned(),
+                    region: self.region(),
+                    state: image_state(i.state().map(|s| s.as_str())),
+                    snapshot_ids: i
+                        .block_device_mappings()
+                        .iter()
+                        .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_owned))
+                        .collect(),
+                    tags: tags_from_sdk(i.tags()),
+                })
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next: next_token(out.next_token()),
+        })
+    }
+
+    async fn create_tags(&self, resource_ids: &[String], tags: &Tags) -> CloudResult<()> {
+        self.client
+            .create_tags()
+            .set_resources(Some(resource_ids.to_vec()))
+            .set_tags(Some(tags_to_sdk(tags)))
+            .send()
+            .await
+            .map_err(|e| {
+                self.ctx.sdk(
+                    "ec2:CreateTags",
+                    resource_ids.first().map(String::as_str),
+                    &e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn deregister_image(&self, image_id: &str) -> CloudResult<()> {
+        match self
+            .client
+            .deregister_image()
+            .image_id(image_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = self.ctx.sdk("ec2:DeregisterImage", Some(image_id), &e);
+                // Already deregistered is the goal reached.
+                if err.kind == ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
     }
 
     async fn delete_snapshot(&self, snapshot_id: &str) -> CloudResult<()> {

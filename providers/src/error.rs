@@ -36,6 +36,10 @@ pub(crate) fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
     if code.ends_with(".NotFound") || code.contains("NotFound") {
         return ErrorKind::NotFound;
     }
+    // DeregisterImage of an AMI already deregistered.
+    if code == "InvalidAMIID.Unavailable" {
+        return ErrorKind::NotFound;
+    }
 
     match code {
         // The SDK already retried these with backoff; what reaches us is
@@ -77,7 +81,15 @@ pub(crate) fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         | "ConcurrentTagAccess"
         | "IdempotentParameterMismatch"
         // CloudFormation: CreateStack of a name that exists.
-        | "AlreadyExistsException" => return ErrorKind::Conflict,
+        | "AlreadyExistsException"
+        // RDS: a snapshot id taken, a database or snapshot busy (backing up,
+        // modifying, stopped for a cluster snapshot).
+        | "DBSnapshotAlreadyExists"
+        | "DBClusterSnapshotAlreadyExistsFault"
+        | "InvalidDBInstanceState"
+        | "InvalidDBClusterStateFault"
+        | "InvalidDBSnapshotState"
+        | "InvalidDBClusterSnapshotStateFault" => return ErrorKind::Conflict,
 
         "MissingParameter"
         | "UnknownParameter"
@@ -294,6 +306,18 @@ mod tests {
             (Some("InvalidSnapshot.InUse"), Some(400), Conflict),
             (Some("VolumeInUse"), Some(400), Conflict),
             (Some("ConcurrentSnapshotLimitExceeded"), Some(400), Conflict),
+            (Some("InvalidAMIID.Unavailable"), Some(400), NotFound),
+            (Some("InvalidAMIID.NotFound"), Some(400), NotFound),
+            (Some("DBSnapshotNotFound"), Some(404), NotFound),
+            (Some("DBClusterSnapshotNotFoundFault"), Some(404), NotFound),
+            (Some("DBInstanceNotFound"), Some(404), NotFound),
+            (Some("DBSnapshotAlreadyExists"), Some(400), Conflict),
+            (Some("InvalidDBInstanceState"), Some(400), Conflict),
+            (
+                Some("InvalidDBClusterSnapshotStateFault"),
+                Some(400),
+                Conflict,
+            ),
             (Some("InvalidParameterValue"), Some(400), Invalid),
             (Some("InvalidParameterCombination"), Some(400), Invalid),
             (Some("MissingParameter"), Some(400), Invalid),

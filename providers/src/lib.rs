@@ -36,6 +36,8 @@ mod cloud;
 mod convert;
 mod ec2;
 mod error;
+mod rds;
+mod sns;
 mod stacks;
 mod vpc;
 

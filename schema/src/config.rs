@@ -23,6 +23,9 @@ pub struct Config {
     /// keep their digest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vpc_clones: BTreeMap<String, VpcClone>,
+    /// The top-level `notifications` block (SNS), when declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
 }
 
 /// The `lifeboat { ... }` block.
@@ -92,11 +95,20 @@ pub struct Policy {
     pub description: Option<String>,
     pub instances: Vec<InstanceTarget>,
     pub volumes: Vec<VolumeTarget>,
+    /// `rds "DB-ID" { region }`: RDS instances (CreateDBSnapshot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rds: Vec<DbTarget>,
+    /// `aurora "CLUSTER-ID" { region }`: Aurora clusters (CreateDBClusterSnapshot).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aurora: Vec<DbTarget>,
     pub selectors: Vec<TagSelector>,
     pub auto_remove_targets: AutoRemove,
     /// Names of the schedules (`schedules = [schedule.NAME, ...]`), as written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<String>,
+    /// Retries, timeout, success rule, alert threshold and scripts.
+    #[serde(default, skip_serializing_if = "PolicyOptions::is_default")]
+    pub options: PolicyOptions,
     #[serde(skip)]
     pub location: Location,
 }
@@ -110,6 +122,24 @@ pub struct InstanceTarget {
     /// Volume ids left out of the instance's snapshots.
     pub exclude_volumes: Vec<String>,
     pub mode: InstanceMode,
+    /// With `mode = "initial_ami"`: days after which a new AMI replaces the
+    /// instance's current one (default [`DEFAULT_AMI_ROTATION_DAYS`]).
+    #[serde(default = "default_ami_rotation")]
+    pub ami_rotation: u32,
+}
+
+pub const DEFAULT_AMI_ROTATION_DAYS: u32 = 90;
+
+fn default_ami_rotation() -> u32 {
+    DEFAULT_AMI_ROTATION_DAYS
+}
+
+/// `rds "DB-ID" { region = "..." }` or `aurora "CLUSTER-ID" { region = "..." }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DbTarget {
+    /// The DB instance or cluster identifier.
+    pub id: String,
+    pub region: String,
 }
 
 /// Which of an instance's volumes a backup takes.
@@ -341,4 +371,90 @@ pub struct VpcClone {
     pub timeout_seconds: u64,
     #[serde(skip)]
     pub location: Location,
+}
+
+/// How a policy's scheduled backups are run: retries, timeout, what counts
+/// as success, when an alert opens, and the scripts around the backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyOptions {
+    /// `retries { count  wait }`: extra attempts after a failed one.
+    #[serde(default)]
+    pub retries: Retries,
+    /// `timeout`: bounds one attempt, waiting for snapshots included (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// `failures_to_alert`: consecutive failed runs that open an alert.
+    #[serde(default = "one")]
+    pub failures_to_alert: u32,
+    #[serde(default)]
+    pub success: SuccessRule,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scripts: Option<Scripts>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for PolicyOptions {
+    fn default() -> Self {
+        PolicyOptions {
+            retries: Retries::default(),
+            timeout_secs: None,
+            failures_to_alert: 1,
+            success: SuccessRule::Strict,
+            scripts: None,
+        }
+    }
+}
+
+impl PolicyOptions {
+    pub fn is_default(&self) -> bool {
+        *self == PolicyOptions::default()
+    }
+}
+
+/// `retries { count = 3  wait = "10m" }`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retries {
+    pub count: u32,
+    pub wait_secs: u64,
+}
+
+/// `success = "strict" | "snapshots_only"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuccessRule {
+    /// Snapshots and scripts must all succeed.
+    #[default]
+    Strict,
+    /// Script failures are recorded but do not fail the backup.
+    SnapshotsOnly,
+}
+
+/// `scripts { before  after  complete  timeout  collect_output }`. Paths as
+/// written; relative ones are relative to the configuration directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scripts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete: Option<String>,
+    pub timeout_secs: u64,
+    pub collect_output: bool,
+}
+
+/// `notifications { sns_topic  account  region  daily_summary }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notifications {
+    /// The topic's ARN.
+    pub sns_topic: String,
+    /// The account (by name) whose credentials publish.
+    pub account: String,
+    pub region: String,
+    /// `HH:MM`, local time of the runner's clock in UTC unless `time_zone` says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_summary: Option<String>,
 }

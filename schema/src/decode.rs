@@ -18,6 +18,8 @@ use crate::diag::Diagnostic;
 use crate::source::Source;
 use crate::validate::{self, did_you_mean};
 
+mod db_targets;
+mod options;
 mod schedule;
 mod vpc_capture;
 mod vpc_clone;
@@ -29,6 +31,7 @@ const TOP_BLOCKS: &[&str] = &[
     "schedule",
     "vpc_capture",
     "vpc_clone",
+    "notifications",
 ];
 const MAX_GENERATIONS: f64 = 10_000.0;
 
@@ -615,6 +618,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     let mut schedules: Vec<(usize, &Block)> = Vec::new();
     let mut vpc_captures: Vec<(usize, &Block)> = Vec::new();
     let mut vpc_clones: Vec<(usize, &Block)> = Vec::new();
+    let mut notifications: Vec<(usize, &Block)> = Vec::new();
     for (i, (src, body)) in files.iter().enumerate() {
         let scope = d.scope(src, body, "a configuration".into(), 0, &[], TOP_BLOCKS);
         debug_assert!(scope.attrs.is_empty());
@@ -625,6 +629,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
                 "schedule" => schedules.push((i, b)),
                 "vpc_capture" => vpc_captures.push((i, b)),
                 "vpc_clone" => vpc_clones.push((i, b)),
+                "notifications" => notifications.push((i, b)),
                 _ => policies.push((i, b)),
             }
         }
@@ -710,6 +715,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
         &config.vpc_captures,
         &vpc_clone::declared_capture_names(&vpc_captures),
     );
+    config.notifications = options::decode_notifications(&mut d, files, &notifications, &declared);
     config.accounts = declared
         .into_iter()
         .map(|(name, a)| (name, a.account))
@@ -908,8 +914,13 @@ const POLICY_ATTRS: &[&str] = &[
     "description",
     "auto_remove_targets",
     "schedules",
+    "timeout",
+    "failures_to_alert",
+    "success",
 ];
-const POLICY_BLOCKS: &[&str] = &["instance", "volume", "select"];
+const POLICY_BLOCKS: &[&str] = &[
+    "instance", "volume", "rds", "aurora", "select", "retries", "scripts",
+];
 
 fn decode_policy(
     d: &mut Decoder,
@@ -964,6 +975,7 @@ fn decode_policy(
         });
     let enabled = d.bool(&scope, "enabled").unwrap_or(true);
     let schedules = schedule::policy_schedules(d, &scope, schedule_names);
+    let options = options::decode_policy_options(d, &scope);
     let description = d.string(&scope, "description", false).map(|(s, _)| s);
     let auto_remove_targets = match d.choice(&scope, "auto_remove_targets", &["no", "yes", "alert"])
     {
@@ -974,10 +986,24 @@ fn decode_policy(
 
     let mut instances = Vec::new();
     let mut volumes = Vec::new();
+    let (mut rds, mut aurora) = (Vec::new(), Vec::new());
     let mut selectors: Vec<TagSelector> = Vec::new();
     let mut targets_at: HashMap<String, usize> = HashMap::new();
     for b in &scope.blocks {
         let kind = b.ident.value().as_str();
+        if kind == "rds" || kind == "aurora" {
+            let acct = account.and_then(|a| accounts.get(a));
+            let t = db_targets::decode_db_target(d, src, b, &scope.what, acct, &mut targets_at);
+            match t {
+                Some(t) if kind == "rds" => rds.push(t),
+                Some(t) => aurora.push(t),
+                None => {}
+            }
+            continue;
+        }
+        if options::POLICY_OPTION_BLOCKS.contains(&kind) {
+            continue;
+        }
         if kind == "select" {
             d.no_labels(src, b);
             let sel = d.scope(
@@ -1050,7 +1076,13 @@ fn decode_policy(
             None => format!("this {kind} of {}", scope.what),
         };
         let attrs: &[&str] = if kind == "instance" {
-            &["region", "volumes", "exclude_volumes", "mode"]
+            &[
+                "region",
+                "volumes",
+                "exclude_volumes",
+                "mode",
+                "ami_rotation",
+            ]
         } else {
             &["region"]
         };
@@ -1092,6 +1124,7 @@ fn decode_policy(
             Some(3) => InstanceMode::AmiReboot,
             _ => InstanceMode::Snapshots,
         };
+        let ami_rotation = db_targets::ami_rotation(d, &t);
         if let (Some(id), Some(region)) = (id, region) {
             instances.push(InstanceTarget {
                 id,
@@ -1099,6 +1132,7 @@ fn decode_policy(
                 volumes: choice,
                 exclude_volumes: exclude,
                 mode,
+                ami_rotation,
             });
         }
     }
@@ -1111,7 +1145,7 @@ fn decode_policy(
             src,
             start(&block.ident),
             "Policy backs up nothing",
-            format!("policy {name:?} has no instance, volume or select block, so its backups will be empty"),
+            format!("policy {name:?} has no instance, volume, rds, aurora or select block, so its backups will be empty"),
         );
     }
     let policy = account
@@ -1124,9 +1158,12 @@ fn decode_policy(
             description,
             instances,
             volumes,
+            rds,
+            aurora,
             selectors,
             auto_remove_targets,
             schedules,
+            options,
             location: src.location(start(&block.ident)),
         });
     (Some(name), policy)

@@ -18,6 +18,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod targets;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
@@ -220,7 +222,17 @@ impl Workspace {
 
     /// Runs `lifeboat ARGS` with `cwd` as the working directory (for `--dir`).
     pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        self.run_with(cwd, args, &[])
+    }
+
+    /// Runs `lifeboat ARGS` with extra environment variables (failpoints).
+    pub fn run_env(&self, envs: &[(&str, &str)], args: &[&str]) -> Run {
+        self.run_with(self.path(), args, envs)
+    }
+
+    fn run_with(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
+        cmd.envs(envs.iter().copied());
         cmd.args(args)
             .current_dir(cwd)
             .stdin(Stdio::null())

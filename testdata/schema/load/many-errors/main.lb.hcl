@@ -35,7 +35,7 @@ policy "web" {
   instance "i-0123456789abcdef0" { region = "eu-west-1" }
   instance "i-0123456789abcdef0" { region = "us-east-1" }
   volume "vol-0123456789abcdef0" {}
-  rds "orders" { region = "us-east-1" }
+  dynamodb "orders" { region = "us-east-1" }
   select { value = "x" }
 }
 

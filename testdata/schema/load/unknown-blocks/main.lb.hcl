@@ -19,7 +19,7 @@ policy "web" {
   account     = account.main
   generations = 2
   enabled {}
-  rds "orders" {
+  dynamodb "orders" {
     region = "us-east-1"
   }
   instance "i-0123456789abcdef0" {

@@ -1,0 +1,212 @@
+//! Alert notifications to SNS: one Publish call when an alert opens, one
+//! when it closes, and a daily summary. The message texts are documented in
+//! docs/configuration.md (`notifications`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveTime, Utc};
+use lifeboat_schema::{Config, Notifications};
+
+use crate::addr::Address;
+use crate::cloud::{Cloud, CloudError};
+use crate::model::PolicyState;
+use crate::planner;
+use crate::state::{Alert, StateError, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("account {0} of the notifications block is not in state; run `lifeboat apply` first")]
+    NoAccount(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+}
+
+/// The subject and text published when `alert` opens.
+pub fn opened_message(alert: &Alert, failures: u32) -> (String, String) {
+    (
+        format!("Lifeboat alert opened: policy {}", alert.policy),
+        format!(
+            "ALERT OPENED\npolicy: {}\nalert: {}\nopened: {}\nconsecutive failures: {failures}\nreason: {}\n",
+            alert.policy,
+            alert.id,
+            alert.opened.to_rfc3339(),
+            alert.message
+        ),
+    )
+}
+
+/// The subject and text published when `alert` closes.
+pub fn closed_message(
+    alert: &Alert,
+    closed: DateTime<Utc>,
+    backup_id: Option<&str>,
+) -> (String, String) {
+    (
+        format!("Lifeboat alert closed: policy {}", alert.policy),
+        format!(
+            "ALERT CLOSED\npolicy: {}\nalert: {}\nopened: {}\nclosed: {}\nsucceeded with backup: {}\n",
+            alert.policy,
+            alert.id,
+            alert.opened.to_rfc3339(),
+            closed.to_rfc3339(),
+            backup_id.unwrap_or("-")
+        ),
+    )
+}
+
+/// Publishes one message to the configured topic.
+pub async fn publish(
+    cloud: &Arc<dyn Cloud>,
+    store: &Arc<Mutex<Store>>,
+    n: &Notifications,
+    subject: &str,
+    message: &str,
+) -> Result<String, NotifyError> {
+    let state = store.lock().expect("store").load()?;
+    let account = state
+        .objects
+        .get(&Address::account(&n.account))
+        .and_then(|v| serde_json::from_value::<lifeboat_schema::Account>(v.clone()).ok())
+        .ok_or_else(|| NotifyError::NoAccount(n.account.clone()))?;
+    let sns = cloud.sns(&account, &n.region).await?;
+    // SNS subjects are at most 100 characters.
+    let subject: String = subject.chars().take(100).collect();
+    Ok(sns.publish(&n.sns_topic, &subject, message).await?)
+}
+
+/// The daily summary: open alerts, disabled policies, policies without
+/// schedules, policies without targets (applied state).
+pub fn summary_message(
+    config: &Config,
+    policies: &BTreeMap<String, PolicyState>,
+    targets: &BTreeMap<String, usize>,
+    alerts: &[Alert],
+    now: DateTime<Utc>,
+) -> (String, String) {
+    let mut text = format!("LIFEBOAT DAILY SUMMARY\nat: {}\n", now.to_rfc3339());
+    let mut section = |title: &str, lines: Vec<String>| {
+        text.push_str(&format!("\n{title} ({}):\n", lines.len()));
+        if lines.is_empty() {
+            text.push_str("  none\n");
+        }
+        for l in lines {
+            text.push_str(&format!("  {l}\n"));
+        }
+    };
+    section(
+        "open alerts",
+        alerts
+            .iter()
+            .map(|a| {
+                format!(
+                    "policy {} since {}: {}",
+                    a.policy,
+                    a.opened.to_rfc3339(),
+                    a.message
+                )
+            })
+            .collect(),
+    );
+    section(
+        "disabled policies",
+        policies
+            .values()
+            .filter(|p| !p.enabled)
+            .map(|p| p.name.clone())
+            .collect(),
+    );
+    section(
+        "policies without schedules",
+        policies
+            .values()
+            .filter(|p| p.schedules.iter().all(|s| !config.schedules.contains_key(s)))
+            .map(|p| p.name.clone())
+            .collect(),
+    );
+    section(
+        "policies without targets",
+        policies
+            .keys()
+            .filter(|p| targets.get(*p).copied().unwrap_or(0) == 0)
+            .cloned()
+            .collect(),
+    );
+    (
+        format!(
+            "Lifeboat daily summary: {} open alert(s)",
+            alerts.len()
+        ),
+        text,
+    )
+}
+
+/// Is the daily summary due at `now`: past today's `HH:MM` (UTC) and not
+/// yet sent today? `last` is the date of the last one sent.
+pub fn summary_due(at: &str, last: Option<&str>, now: DateTime<Utc>) -> bool {
+    let Ok(time) = NaiveTime::parse_from_str(at, "%H:%M") else {
+        return false;
+    };
+    let today = now.date_naive();
+    now.time() >= time && last != Some(today.to_string().as_str())
+}
+
+/// Publishes the daily summary if due (and records that it was sent);
+/// returns whether it published.
+pub async fn daily_summary(
+    cloud: &Arc<dyn Cloud>,
+    store: &Arc<Mutex<Store>>,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<bool, NotifyError> {
+    let Some(n) = &config.notifications else {
+        return Ok(false);
+    };
+    let Some(at) = &n.daily_summary else {
+        return Ok(false);
+    };
+    let (state, alerts, last) = {
+        let s = store.lock().expect("store");
+        let mut s = s;
+        (s.load()?, s.open_alerts()?, s.note("daily_summary")?)
+    };
+    if !summary_due(at, last.as_deref(), now) {
+        return Ok(false);
+    }
+    let policies = planner::state_policies(&state);
+    let mut targets: BTreeMap<String, usize> = BTreeMap::new();
+    for (policy, _) in planner::state_targets(&state).keys() {
+        *targets.entry(policy.clone()).or_default() += 1;
+    }
+    let (subject, text) = summary_message(config, &policies, &targets, &alerts, now);
+    publish(cloud, store, n, &subject, &text).await?;
+    store
+        .lock()
+        .expect("store")
+        .set_note("daily_summary", &now.date_naive().to_string())?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_is_due_once_a_day_after_its_time() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert!(!summary_due("08:00", None, t("2026-11-22T07:59:00Z")));
+        assert!(summary_due("08:00", None, t("2026-11-22T08:00:00Z")));
+        assert!(summary_due(
+            "08:00",
+            Some("2026-11-21"),
+            t("2026-11-22T13:00:00Z")
+        ));
+        assert!(!summary_due(
+            "08:00",
+            Some("2026-11-22"),
+            t("2026-11-22T13:00:00Z")
+        ));
+    }
+}

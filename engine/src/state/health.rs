@@ -1,0 +1,223 @@
+//! The run mode's bookkeeping beside the catalog: consecutive failures per
+//! policy, alerts opening and closing, the scripts each backup ran, and
+//! small runner notes (the date of the last daily summary).
+//!
+//! These writes do not bump the serial: they describe how backups went,
+//! not the managed objects a plan compares.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::{parse_ts, ts, Alert, StateResult, Store};
+
+/// One script run of a backup attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptRun {
+    /// 1 for the first attempt, 2 for the first retry, ...
+    pub attempt: u32,
+    /// `before`, `after` or `complete`.
+    pub step: String,
+    pub ok: bool,
+    pub exit_code: Option<i32>,
+    /// How it ended, in words (`exit status 0`, `timed out after 30s`, ...).
+    pub detail: String,
+    /// Captured standard error (bounded), empty when not collected.
+    pub stderr: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Consecutive failed runs of `policy` since its last success.
+    pub fn failures(&self, policy: &str) -> StateResult<u32> {
+        self.conn
+            .query_row(
+                "SELECT failures FROM policy_health WHERE policy = ?1",
+                params![policy],
+                |r| r.get::<_, u32>(0),
+            )
+            .optional()
+            .map(|o| o.unwrap_or(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Counts one more failed run; returns the new count.
+    pub fn record_failure(&mut self, policy: &str) -> StateResult<u32> {
+        let n = self.failures(policy)? + 1;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO policy_health (policy, failures) VALUES (?1, ?2)",
+                params![policy, n],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
+    /// A successful run: the count starts over.
+    pub fn record_success(&mut self, policy: &str) -> StateResult<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO policy_health (policy, failures) VALUES (?1, 0)",
+                params![policy],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Opens an alert for `policy` unless one is open already; returns the
+    /// new alert.
+    pub fn open_policy_alert(
+        &mut self,
+        policy: &str,
+        opened: DateTime<Utc>,
+        message: &str,
+    ) -> StateResult<Option<Alert>> {
+        if self.open_alerts()?.iter().any(|a| a.policy == policy) {
+            return Ok(None);
+        }
+        self.conn
+            .execute(
+                "INSERT INTO alerts (policy, opened, message) VALUES (?1, ?2, ?3)",
+                params![policy, ts(opened), message],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(Some(Alert {
+            id: self.conn.last_insert_rowid(),
+            policy: policy.to_string(),
+            opened,
+            message: message.to_string(),
+        }))
+    }
+
+    /// Closes the open alerts of `policy`; returns those it closed.
+    pub fn close_policy_alerts(
+        &mut self,
+        policy: &str,
+        closed: DateTime<Utc>,
+    ) -> StateResult<Vec<Alert>> {
+        let open: Vec<Alert> = self
+            .open_alerts()?
+            .into_iter()
+            .filter(|a| a.policy == policy)
+            .collect();
+        self.conn
+            .execute(
+                "UPDATE alerts SET closed = ?2 WHERE policy = ?1 AND closed IS NULL",
+                params![policy, ts(closed)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(open)
+    }
+
+    pub fn insert_script_run(
+        &mut self,
+        policy: &str,
+        backup_id: &str,
+        run: &ScriptRun,
+    ) -> StateResult<()> {
+        self.conn
+            .execute(
+                "INSERT INTO script_runs (policy, backup_id, attempt, step, ok, exit_code, detail, stderr, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    policy,
+                    backup_id,
+                    run.attempt,
+                    run.step,
+                    run.ok,
+                    run.exit_code,
+                    run.detail,
+                    run.stderr,
+                    ts(run.at)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The scripts a backup ran, in order.
+    pub fn script_runs(&self, policy: &str, backup_id: &str) -> StateResult<Vec<ScriptRun>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT attempt, step, ok, exit_code, detail, stderr, at FROM script_runs
+                 WHERE policy = ?1 AND backup_id = ?2 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![policy, backup_id], |r| {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, Option<i32>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (attempt, step, ok, exit_code, detail, stderr, at) =
+                row.map_err(|e| self.err(e))?;
+            out.push(ScriptRun {
+                attempt,
+                step,
+                ok,
+                exit_code,
+                detail,
+                stderr,
+                at: parse_ts(&self.path, &at)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A runner note (kept in the meta table under `note.KEY`).
+    pub fn note(&self, key: &str) -> StateResult<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![format!("note.{key}")],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_note(&mut self, key: &str, value: &str) -> StateResult<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![format!("note.{key}"), value],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_count_up_and_alerts_open_once_and_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        let t: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+        assert_eq!(s.failures("web").unwrap(), 0);
+        assert_eq!(s.record_failure("web").unwrap(), 1);
+        assert_eq!(s.record_failure("web").unwrap(), 2);
+        assert!(s.open_policy_alert("web", t, "down").unwrap().is_some());
+        assert!(s.open_policy_alert("web", t, "down").unwrap().is_none());
+        assert_eq!(s.open_alerts().unwrap().len(), 1);
+        s.record_success("web").unwrap();
+        assert_eq!(s.failures("web").unwrap(), 0);
+        assert_eq!(s.close_policy_alerts("web", t).unwrap().len(), 1);
+        assert!(s.open_alerts().unwrap().is_empty());
+        assert_eq!(s.note("x").unwrap(), None);
+        s.set_note("x", "2026-11-22").unwrap();
+        assert_eq!(s.note("x").unwrap().as_deref(), Some("2026-11-22"));
+    }
+}

@@ -1,0 +1,213 @@
+//! Fixtures for AMI and database targets: the test's own RDS client (DB
+//! instances, Aurora clusters, their snapshots and tags) and AMI read-backs.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+
+use super::{Aws, Emulator, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+
+/// An AMI as the emulator reports it.
+#[derive(Debug, Clone)]
+pub struct Ami {
+    pub id: String,
+    pub snapshot_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Aws {
+    /// The account's own AMIs carrying the tag key `lifeboat:policy`.
+    pub fn lifeboat_images(&self) -> Vec<Ami> {
+        let out = self
+            .rt
+            .block_on(
+                self.ec2
+                    .describe_images()
+                    .owners("self")
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("tag-key")
+                            .values("lifeboat:policy")
+                            .build(),
+                    )
+                    .send(),
+            )
+            .expect("DescribeImages");
+        out.images()
+            .iter()
+            .map(|i| Ami {
+                id: i.image_id().unwrap_or_default().to_string(),
+                snapshot_ids: i
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
+                    .collect(),
+                tags: i
+                    .tags()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or_default().to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The tags of one snapshot (empty when it does not exist).
+    pub fn snapshot_tags(&self, id: &str) -> BTreeMap<String, String> {
+        let out = self
+            .rt
+            .block_on(
+                self.ec2
+                    .describe_snapshots()
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("snapshot-id")
+                            .values(id)
+                            .build(),
+                    )
+                    .send(),
+            )
+            .expect("DescribeSnapshots");
+        out.snapshots()
+            .iter()
+            .flat_map(|s| s.tags())
+            .map(|t| {
+                (
+                    t.key().unwrap_or_default().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A DB (cluster) snapshot as the emulator reports it.
+#[derive(Debug, Clone)]
+pub struct DbSnap {
+    pub id: String,
+    pub source: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The test's own RDS client (us-east-1), blocking on a private runtime.
+pub struct Rds {
+    rt: tokio::runtime::Runtime,
+    rds: aws_sdk_rds::Client,
+}
+
+fn tags(list: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
+    list.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+impl Rds {
+    pub fn new(emulator: &Emulator) -> Rds {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let conf = aws_sdk_rds::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(emulator.endpoint())
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "lifeboat-tests",
+            ))
+            .build();
+        Rds {
+            rt,
+            rds: aws_sdk_rds::Client::from_conf(conf),
+        }
+    }
+
+    /// A small PostgreSQL DB instance.
+    pub fn create_instance(&self, id: &str) {
+        self.rt
+            .block_on(
+                self.rds
+                    .create_db_instance()
+                    .db_instance_identifier(id)
+                    .db_instance_class("db.t3.micro")
+                    .engine("postgres")
+                    .allocated_storage(20)
+                    .master_username("lifeboat")
+                    .master_user_password("lifeboat-test-pw")
+                    .send(),
+            )
+            .expect("CreateDBInstance");
+    }
+
+    /// An Aurora PostgreSQL cluster.
+    pub fn create_cluster(&self, id: &str) {
+        self.rt
+            .block_on(
+                self.rds
+                    .create_db_cluster()
+                    .db_cluster_identifier(id)
+                    .engine("aurora-postgresql")
+                    .master_username("lifeboat")
+                    .master_user_password("lifeboat-test-pw")
+                    .send(),
+            )
+            .expect("CreateDBCluster");
+    }
+
+    /// Manual DB snapshots, with their tags.
+    pub fn db_snapshots(&self) -> Vec<DbSnap> {
+        let out = self
+            .rt
+            .block_on(
+                self.rds
+                    .describe_db_snapshots()
+                    .snapshot_type("manual")
+                    .send(),
+            )
+            .expect("DescribeDBSnapshots");
+        out.db_snapshots()
+            .iter()
+            .map(|s| DbSnap {
+                id: s.db_snapshot_identifier().unwrap_or_default().to_string(),
+                source: s.db_instance_identifier().unwrap_or_default().to_string(),
+                tags: tags(s.tag_list()),
+            })
+            .collect()
+    }
+
+    /// Manual DB cluster snapshots, with their tags.
+    pub fn cluster_snapshots(&self) -> Vec<DbSnap> {
+        let out = self
+            .rt
+            .block_on(
+                self.rds
+                    .describe_db_cluster_snapshots()
+                    .snapshot_type("manual")
+                    .send(),
+            )
+            .expect("DescribeDBClusterSnapshots");
+        out.db_cluster_snapshots()
+            .iter()
+            .map(|s| DbSnap {
+                id: s
+                    .db_cluster_snapshot_identifier()
+                    .unwrap_or_default()
+                    .to_string(),
+                source: s.db_cluster_identifier().unwrap_or_default().to_string(),
+                tags: tags(s.tag_list()),
+            })
+            .collect()
+    }
+}
