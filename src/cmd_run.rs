@@ -141,6 +141,75 @@ impl Log {
     }
 }
 
+/// Captures every `vpc_capture` whose interval has passed, records the run,
+/// and prunes capture versions no backup needs any more. Returns 1 when a
+/// capture failed, else 0.
+async fn capture_due(
+    cloud: &Arc<dyn Cloud>,
+    store: &Arc<Mutex<Store>>,
+    config: &Config,
+    now: DateTime<Utc>,
+    log: &Log,
+) -> u8 {
+    use lifeboat_engine::vpc;
+    let last = match store.lock().expect("store").last_slots() {
+        Ok(l) => l,
+        Err(e) => {
+            log.event(now, "capture_error", json!({ "error": e.to_string() }));
+            return 1;
+        }
+    };
+    let mut code = 0;
+    for name in vpc::due_captures(config, &last, now) {
+        let (mut stored, mut unchanged, mut failed) = (0, 0, 0);
+        match vpc::capture(cloud.clone(), store, config, &name, now).await {
+            Ok(regions) => {
+                for r in regions {
+                    match r.result {
+                        Ok(vpcs) => {
+                            for v in vpcs {
+                                match v.outcome {
+                                    vpc::VpcOutcome::Stored => stored += 1,
+                                    vpc::VpcOutcome::Unchanged => unchanged += 1,
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            failed += 1;
+                            log.event(now, "capture_error", json!({ "capture": name, "region": r.region, "error": e.to_string() }));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                log.event(
+                    now,
+                    "capture_error",
+                    json!({ "capture": name, "error": e.to_string() }),
+                );
+            }
+        }
+        let recorded = store
+            .lock()
+            .expect("store")
+            .transaction(|tx| tx.set_last_slot(&vpc::run_key(&name), now, None));
+        if failed > 0 || recorded.is_err() {
+            code = 1;
+        }
+        log.event(now, "vpc_capture", json!({ "capture": name, "stored": stored, "unchanged": unchanged, "failed_regions": failed }));
+    }
+    match vpc::prune(store, config) {
+        Ok(0) => {}
+        Ok(n) => log.event(now, "capture_pruned", json!({ "versions": n })),
+        Err(e) => {
+            log.event(now, "capture_error", json!({ "error": e.to_string() }));
+            code = 1;
+        }
+    }
+    code
+}
+
 /// Sleeps until `until` or until `stop` is raised, checking every second.
 async fn sleep_until(clock: &Clock, until: DateTime<Utc>, stop: &AtomicBool) {
     while clock.now() < until && !stop.load(Ordering::SeqCst) {
@@ -250,6 +319,10 @@ pub async fn run(
             log.started(clock.now(), d)
         })
         .await;
+        // VPC captures on their own interval, then capture retention, still
+        // under this tick's lock.
+        let captured = capture_due(&cloud, &store, config, now, &log).await;
+        worst = worst.max(captured);
         let released = store.lock().expect("store").unlock(&lock.id);
         let ran = match (ran, released) {
             (Ok(r), Ok(())) => r,

@@ -6,8 +6,8 @@ use anyhow::{bail, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use lifeboat_engine::model::PolicyState;
 use lifeboat_engine::planner;
-use lifeboat_engine::state::Store;
 use lifeboat_engine::schedule;
+use lifeboat_engine::state::Store;
 use lifeboat_schema::Config;
 use serde_json::json;
 

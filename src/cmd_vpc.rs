@@ -151,8 +151,10 @@ pub async fn run(cli: &Cli, command: &VpcCommand) -> Result<u8> {
                         }
                     }
                 }
+                // Capture retention: versions that no backup or clone needs any more.
+                let pruned = vpc::prune(&store2, &config)?;
                 println!(
-                    "\nCapture {}: {stored} new version(s), {unchanged} unchanged, {failed} region(s) failed.",
+                    "\nCapture {}: {stored} new version(s), {unchanged} unchanged, {failed} region(s) failed, {pruned} old version(s) removed.",
                     if failed == 0 { "complete" } else { "finished with errors" }
                 );
                 Ok(if failed == 0 { 0 } else { 1 })

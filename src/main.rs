@@ -518,11 +518,29 @@ async fn run(cli: Cli) -> Result<u8> {
             })
             .await
         }
-        Command::Run { once, timeout, log_format } => {
+        Command::Run {
+            once,
+            timeout,
+            log_format,
+        } => {
             let ws = load(&cli)?;
             let store = Arc::new(Mutex::new(ws.store()?));
-            let wait = backup::Wait { timeout: *timeout, ..Default::default() };
-            cmd_run::run(cloud().await?, store, &ws.config, cli.now, *once, wait, *log_format, stop_on_signal(), &ws.dir).await
+            let wait = backup::Wait {
+                timeout: *timeout,
+                ..Default::default()
+            };
+            cmd_run::run(
+                cloud().await?,
+                store,
+                &ws.config,
+                cli.now,
+                *once,
+                wait,
+                *log_format,
+                stop_on_signal(),
+                &ws.dir,
+            )
+            .await
         }
         Command::Backups {
             command: Some(BackupsCommand::Show { id, policy, json }),
@@ -535,7 +553,11 @@ async fn run(cli: Cli) -> Result<u8> {
             let ws = load(&cli)?;
             cmd_status::status(&mut ws.store()?, &ws.config, ws.now, *json)
         }
-        Command::Backups { policy, json, command: None } => {
+        Command::Backups {
+            policy,
+            json,
+            command: None,
+        } => {
             let ws = load(&cli)?;
             let store = ws.store()?;
             let list = store.backups(policy.as_deref())?;
@@ -792,7 +814,15 @@ fn fmt(dir: &Path, check: bool, files: &[PathBuf]) -> Result<u8> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
             // Named as diagnostics name them: `main.lb.hcl`, not `./main.lb.hcl`.
-            .filter_map(|e| e.ok().map(|e| if dir == Path::new(".") { PathBuf::from(e.file_name()) } else { e.path() }))
+            .filter_map(|e| {
+                e.ok().map(|e| {
+                    if dir == Path::new(".") {
+                        PathBuf::from(e.file_name())
+                    } else {
+                        e.path()
+                    }
+                })
+            })
             .filter(|p| p.to_string_lossy().ends_with(lifeboat_schema::FILE_SUFFIX) && p.is_file())
             .collect();
         v.sort();

@@ -108,8 +108,7 @@ impl Topic {
                 }
                 for m in msgs {
                     // SNS wraps the notification in a JSON envelope.
-                    let body: serde_json::Value =
-                        serde_json::from_str(m.body().unwrap()).unwrap();
+                    let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
                     out.push((
                         body["Subject"].as_str().unwrap_or_default().to_string(),
                         body["Message"].as_str().unwrap().to_string(),
@@ -196,7 +195,10 @@ fn a_failing_before_script_is_retried_opens_an_alert_and_the_next_success_closes
     // Two attempts, each a backup that is not a valid generation.
     let backups = env.backups(&[]);
     assert_eq!(backups.len(), 2, "{backups:?}");
-    assert!(backups.iter().all(|b| b["status"] == "partial"), "{backups:?}");
+    assert!(
+        backups.iter().all(|b| b["status"] == "partial"),
+        "{backups:?}"
+    );
 
     let alerts = env.run(&["alerts", "--json"]).ok().json();
     let alerts = alerts.as_array().unwrap();
@@ -226,7 +228,11 @@ fn a_failing_before_script_is_retried_opens_an_alert_and_the_next_success_closes
     let sent = topic.drain();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].0, "Lifeboat alert opened: policy web");
-    assert!(sent[0].1.starts_with("ALERT OPENED\npolicy: web\n"), "{}", sent[0].1);
+    assert!(
+        sent[0].1.starts_with("ALERT OPENED\npolicy: web\n"),
+        "{}",
+        sent[0].1
+    );
 
     // Fixed: the next slot's run succeeds and closes the alert.
     std::fs::remove_file(env.ws.path().join("broken")).unwrap();

@@ -114,3 +114,49 @@ fn ami_rds_and_aurora_backups_are_tagged_and_retention_deletes_them() {
     assert_eq!(env.backups(&[]).len(), 1);
     env.assert_converged();
 }
+
+#[test]
+fn initial_ami_makes_one_ami_then_snapshots_and_rotates_it_after_its_days() {
+    let env = Env::start();
+    let i = env.aws.run_instance(1, &[]);
+    env.config(&format!(
+        r#"account "main" {{
+  regions = ["us-east-1"]
+}}
+
+policy "web" {{
+  account     = account.main
+  generations = 1
+
+  instance "{}" {{
+    region       = "us-east-1"
+    mode         = "initial_ami"
+    ami_rotation = 1
+  }}
+}}
+"#,
+        i.id
+    ));
+    env.apply();
+    let first = "2026-11-20T10:00:00Z";
+    env.backup("web", first);
+    let amis = env.aws.lifeboat_images();
+    assert_eq!(amis.len(), 1, "the first backup makes an AMI");
+    let first_ami = amis[0].id.clone();
+
+    // Within the rotation: snapshots, and the current AMI survives the
+    // retention of its backup (one generation).
+    env.backup("web", "2026-11-20T20:00:00Z");
+    assert_eq!(env.aws.backup_snapshot_ids("2026-11-20T20:00:00Z").len(), 1);
+    let amis = env.aws.lifeboat_images();
+    assert_eq!(amis.len(), 1);
+    assert_eq!(amis[0].id, first_ami);
+
+    // A day later: a new AMI; the old one is deregistered.
+    env.backup("web", "2026-11-21T11:00:00Z");
+    let amis = env.aws.lifeboat_images();
+    assert_eq!(amis.len(), 1, "{amis:?}");
+    assert_ne!(amis[0].id, first_ami);
+    assert_eq!(env.backups(&[]).len(), 1);
+    env.assert_converged();
+}

@@ -630,3 +630,68 @@ vpc_capture "b" {
     run.stderr_has("main.lb.hcl:15:13");
     run.stderr_has("already declared at");
 }
+
+#[test]
+fn old_captures_are_removed_once_no_backup_from_their_time_remains() {
+    let env = Env::start();
+    let net = Net::new(&env.emulator);
+    let estate = net.build();
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&format!(
+        "{CONFIG}\npolicy \"web\" {{\n  account     = account.main\n  generations = 1\n\n  instance \"{}\" {{\n    region = \"us-east-1\"\n  }}\n}}\n",
+        a.id
+    ));
+    env.apply();
+    let times = |env: &Env| -> Vec<String> {
+        versions(env, &estate.vpc)
+            .iter()
+            .map(|v| v["captured_at"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Versions at 10:00, 12:00 and 14:00, with a backup at 11:00 (inside the
+    // 10:00 version's time).
+    env.run(&["--now", &at(10), "vpc", "capture"]).ok();
+    env.backup("web", &at(11));
+    net.open_port(&estate.web_sg, 8443, "10.9.0.0/16");
+    env.run(&["--now", &at(12), "vpc", "capture"]).ok();
+    net.open_port(&estate.web_sg, 9443, "10.9.0.0/16");
+    env.run(&["--now", &at(14), "vpc", "capture"])
+        .ok()
+        .stdout_has("0 old version(s) removed");
+    assert_eq!(
+        times(&env),
+        vec![at(10), at(12), at(14)],
+        "the 11:00 backup keeps the 10:00 network"
+    );
+
+    // A new backup retires the 11:00 one (generations = 1); the next capture
+    // removes the 10:00 and 12:00 versions; the two newest stay for `vpc diff`.
+    env.backup("web", &at(15));
+    net.open_port(&estate.web_sg, 10443, "10.9.0.0/16");
+    env.run(&["--now", &at(16), "vpc", "capture"])
+        .ok()
+        .stdout_has("2 old version(s) removed");
+    assert_eq!(times(&env), vec![at(14), at(16)]);
+}
+
+#[test]
+fn run_mode_captures_on_the_capture_interval() {
+    let env = Env::start();
+    let net = Net::new(&env.emulator);
+    let estate = net.build();
+    env.config(CONFIG);
+    env.run(&["--now", &at(10), "run", "--once"])
+        .ok()
+        .stdout_has("vpc_capture")
+        .stdout_has("stored=2");
+    // Two VPCs (the region's default one and the estate). every = "4h":
+    // nothing at 12:00, an unchanged capture at 14:00.
+    env.run(&["--now", &at(12), "run", "--once"])
+        .ok()
+        .stdout_lacks("vpc_capture");
+    env.run(&["--now", &at(14), "run", "--once"])
+        .ok()
+        .stdout_has("unchanged=2");
+    assert_eq!(versions(&env, &estate.vpc).len(), 1);
+}

@@ -313,6 +313,20 @@ pub async fn run(
     now: DateTime<Utc>,
     wait: Wait,
 ) -> Result<BackupResult, BackupError> {
+    run_with_problems(cloud, store, policy, now, wait, Vec::new()).await
+}
+
+/// [`run`], with problems known before it starts (a failed `before` script
+/// under `success = "strict"`): a backup with problems is at best partial,
+/// so retention does not count it as a generation.
+pub async fn run_with_problems(
+    cloud: Arc<dyn Cloud>,
+    store: Arc<Mutex<Store>>,
+    policy: &str,
+    now: DateTime<Utc>,
+    wait: Wait,
+    known_problems: Vec<String>,
+) -> Result<BackupResult, BackupError> {
     let state = store.lock().expect("store").load()?;
     let pol: PolicyState = state
         .objects
@@ -356,7 +370,7 @@ pub async fn run(
     for t in targets.iter().cloned() {
         by_region.entry(t.region.clone()).or_default().push(t);
     }
-    let mut problems = Vec::new();
+    let mut problems = known_problems;
     // Targets whose snapshots all exist and completed.
     let mut taken: BTreeSet<String> = BTreeSet::new();
     if targets.is_empty() {
@@ -370,11 +384,15 @@ pub async fn run(
                 continue;
             }
         };
-        // One describe for all instance targets of the region, to know which
-        // exist and which volume is the root.
+        // A describe only for the instances whose root volume alone is backed
+        // up (the volume list is needed to leave the others out), one call per
+        // 200. Every other target goes straight to its create call, which
+        // itself says when an instance is gone: the emulator spends over a
+        // second on each 200-instance describe, and AWS charges it to the
+        // account's request rate.
         let ids: Vec<String> = ts
             .iter()
-            .filter(|t| t.kind == TargetKind::Instance)
+            .filter(|t| t.kind == TargetKind::Instance && t.volumes == VolumeChoice::Root)
             .map(|t| t.id.clone())
             .collect();
         let mut instances = BTreeMap::new();
@@ -465,12 +483,15 @@ pub async fn run(
                 };
                 match t.kind {
                     TargetKind::Instance => {
-                        let Some(i) = instance.filter(|i| !i.state.is_gone()) else {
-                            return TargetResult::Problem(format!(
+                        let missing = || {
+                            TargetResult::Problem(format!(
                                 "instance {} is missing (terminated or deleted)",
                                 t.id
-                            ));
+                            ))
                         };
+                        if instance.as_ref().is_some_and(|i| i.state.is_gone()) {
+                            return missing();
+                        }
                         if let Some(reboot) = image_reboot {
                             let req = ImageRequest {
                                 instance_id: t.id.clone(),
@@ -488,6 +509,7 @@ pub async fn run(
                         }
                         let mut exclude: Vec<String> = t.exclude_volumes.clone();
                         if t.volumes == VolumeChoice::Root {
+                            let Some(i) = &instance else { return missing() };
                             exclude.extend(
                                 i.volumes
                                     .iter()
@@ -505,10 +527,12 @@ pub async fn run(
                             tags,
                         };
                         match ec2.create_instance_snapshots(&req).await {
+                            // A terminated instance has no volumes left.
                             Ok(snaps) if snaps.is_empty() => TargetResult::Problem(format!(
-                                "instance {} has no volumes to snapshot",
+                                "instance {} has no volumes to snapshot (terminated?)",
                                 t.id
                             )),
+                            Err(e) if e.kind == crate::cloud::ErrorKind::NotFound => missing(),
                             Ok(snaps) => {
                                 TargetResult::Taken(snaps.into_iter().map(record).collect())
                             }

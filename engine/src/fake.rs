@@ -244,8 +244,11 @@ impl Sns for FakeEc2 {
                 message: "failing on purpose".into(),
             });
         }
-        w.published
-            .push((topic_arn.to_string(), subject.to_string(), message.to_string()));
+        w.published.push((
+            topic_arn.to_string(),
+            subject.to_string(),
+            message.to_string(),
+        ));
         Ok(format!("msg-{}", w.published.len()))
     }
 }
@@ -633,6 +636,10 @@ impl Ec2 for FakeEc2 {
             });
         };
         let mut out = Vec::new();
+        // As AWS and the emulator do: a terminated instance has no volumes.
+        if i.state.is_gone() {
+            return Ok(out);
+        }
         for v in &i.volumes {
             if (v.is_root && req.exclude_boot_volume)
                 || req.exclude_volume_ids.contains(&v.volume_id)

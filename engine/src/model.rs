@@ -21,7 +21,10 @@ pub struct PolicyState {
     pub schedules: Vec<String>,
     /// Retries, timeout, success rule, alert threshold and scripts; absent
     /// when all are the defaults (and in state written before they existed).
-    #[serde(default, skip_serializing_if = "lifeboat_schema::PolicyOptions::is_default")]
+    #[serde(
+        default,
+        skip_serializing_if = "lifeboat_schema::PolicyOptions::is_default"
+    )]
     pub options: lifeboat_schema::PolicyOptions,
 }
 

@@ -122,7 +122,11 @@ pub fn summary_message(
         "policies without schedules",
         policies
             .values()
-            .filter(|p| p.schedules.iter().all(|s| !config.schedules.contains_key(s)))
+            .filter(|p| {
+                p.schedules
+                    .iter()
+                    .all(|s| !config.schedules.contains_key(s))
+            })
             .map(|p| p.name.clone())
             .collect(),
     );
@@ -135,10 +139,7 @@ pub fn summary_message(
             .collect(),
     );
     (
-        format!(
-            "Lifeboat daily summary: {} open alert(s)",
-            alerts.len()
-        ),
+        format!("Lifeboat daily summary: {} open alert(s)", alerts.len()),
         text,
     )
 }

@@ -213,7 +213,7 @@ async fn attempt(
         attempt: number,
         store,
     };
-    let mut script_problems = Vec::new();
+    let mut script_problems: Vec<String> = Vec::new();
     let mut before_ok = true;
     if let Some(s) = &opts.scripts {
         if let Some(path) = &s.before {
@@ -227,13 +227,21 @@ async fn attempt(
             }
         }
     }
+    let strict = opts.success == SuccessRule::Strict;
+    // Under the strict rule a failed before script already makes this
+    // backup invalid: it is recorded as partial before retention looks.
+    let known: Vec<String> = if strict {
+        script_problems.iter().map(|p| strict_note(p)).collect()
+    } else {
+        Vec::new()
+    };
     let mut wait = wait;
     let result = match opts.timeout_secs {
         Some(secs) => {
             wait.timeout = wait.timeout.min(Duration::from_secs(secs));
             match tokio::time::timeout(
                 Duration::from_secs(secs),
-                backup::run(cloud, store.clone(), policy, at, wait),
+                backup::run_with_problems(cloud, store.clone(), policy, at, wait, known),
             )
             .await
             {
@@ -261,7 +269,7 @@ async fn attempt(
                 }
             }
         }
-        None => backup::run(cloud, store.clone(), policy, at, wait).await,
+        None => backup::run_with_problems(cloud, store.clone(), policy, at, wait, known).await,
     };
     let backup_ok = matches!(&result, Ok(r) if r.record.status == BackupStatus::Success);
     if let Ok(r) = &result {
@@ -291,14 +299,10 @@ async fn attempt(
             }
         }
     }
-    let strict = opts.success == SuccessRule::Strict;
     if !script_problems.is_empty() {
         if let Ok(r) = &result {
             if strict && r.record.status == BackupStatus::Success {
-                let why: Vec<String> = script_problems
-                    .iter()
-                    .map(|p| format!("{p} (success = \"strict\": not a valid generation)"))
-                    .collect();
+                let why: Vec<String> = script_problems.iter().map(|p| strict_note(p)).collect();
                 downgrade(store, policy, &r.record.id, &why);
             } else if !strict {
                 // Recorded with the backup, without changing its status.
@@ -343,7 +347,11 @@ async fn attempt(
         Err(e) => summary.problems.push(e.to_string()),
     }
     if !summary.valid || !strict {
-        summary.problems.extend(script_problems);
+        for p in script_problems {
+            if !summary.problems.iter().any(|q| q.starts_with(&p)) {
+                summary.problems.push(p);
+            }
+        }
     }
     (result, summary)
 }
@@ -390,21 +398,14 @@ pub async fn run(
     let result = loop {
         number += 1;
         let at = now + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default();
-        let (result, a) = attempt(
-            cloud.clone(),
-            &store,
-            &pol,
-            &targets,
-            at,
-            wait,
-            number,
-            ctx,
-        )
-        .await;
+        let (result, a) =
+            attempt(cloud.clone(), &store, &pol, &targets, at, wait, number, ctx).await;
         let valid = a.valid;
         attempts.push(a);
         // A state error is not worth retrying: the catalog is in trouble.
-        if valid || number > pol.options.retries.count || matches!(result, Err(BackupError::State(_)))
+        if valid
+            || number > pol.options.retries.count
+            || matches!(result, Err(BackupError::State(_)))
         {
             break result;
         }
@@ -422,7 +423,8 @@ pub async fn run(
         notify_errors: vec![],
     };
     if let Err(e) = account(&store, &pol, finished, &mut out) {
-        out.notify_errors.push(format!("cannot record the run: {e}"));
+        out.notify_errors
+            .push(format!("cannot record the run: {e}"));
     }
     if let Some(n) = &ctx.notifications {
         let backup_id = out.result.as_ref().ok().map(|r| r.record.id.clone());
@@ -435,11 +437,16 @@ pub async fn run(
         }
         for (subject, text) in messages {
             if let Err(e) = notify::publish(&cloud, &store, n, &subject, &text).await {
-                out.notify_errors.push(format!("cannot publish to SNS: {e}"));
+                out.notify_errors
+                    .push(format!("cannot publish to SNS: {e}"));
             }
         }
     }
     out
+}
+
+fn strict_note(problem: &str) -> String {
+    format!("{problem} (success = \"strict\": not a valid generation)")
 }
 
 fn not_run(e: BackupError) -> PolicyRun {

@@ -1172,6 +1172,14 @@ impl Tx<'_> {
     }
 
     /// Stores a new VPC capture version (`v.id` is ignored).
+    /// Removes one capture version (retention of captures).
+    pub fn delete_vpc_version(&mut self, id: i64) -> StateResult<()> {
+        self.tx
+            .execute("DELETE FROM vpc_versions WHERE id = ?1", params![id])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     pub fn insert_vpc_version(&mut self, v: &VpcVersionRecord, document: &str) -> StateResult<()> {
         self.tx
             .execute(

@@ -773,6 +773,94 @@ pub async fn capture(
     Ok(out)
 }
 
+/// The key under which run mode remembers a capture's last run.
+pub fn run_key(capture: &str) -> String {
+    format!("vpc_capture.{capture}")
+}
+
+/// The `vpc_capture` blocks run mode should capture at `now`: those with an
+/// `every` whose last run (by `run_key`) is at least one interval ago.
+pub fn due_captures(
+    config: &Config,
+    last: &BTreeMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    config
+        .vpc_captures
+        .values()
+        .filter_map(|c| {
+            let every = chrono::Duration::seconds(i64::try_from(c.every_seconds?).ok()?);
+            match last.get(&run_key(&c.name)) {
+                Some(l) if *l + every > now => None,
+                _ => Some(c.name.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Capture retention: the versions that may go. A version describes the
+/// network from its capture time until the next version. It is kept while
+/// it is one of the two newest of its VPC, while a backup of that account and region
+/// started in its time still exists (a restore may need the network as it
+/// was then), or while a `vpc_clone` pins a time it covers. `versions` must
+/// be oldest first and of one (capture, region, VPC); `backups` are the
+/// start times of the account's backups in that region; `pinned` are times
+/// clones are deployed at.
+pub fn prunable(
+    versions: &[VpcVersionRecord],
+    backups: &[DateTime<Utc>],
+    pinned: &[DateTime<Utc>],
+) -> Vec<i64> {
+    let mut out = Vec::new();
+    // The two newest always stay, so that `vpc diff` can show the latest
+    // change of every VPC even in an account without backups.
+    let keep_from = versions.len().saturating_sub(2);
+    for (i, v) in versions.iter().enumerate().take(keep_from) {
+        let next = &versions[i + 1];
+        let covers = |t: &DateTime<Utc>| *t >= v.captured_at && *t < next.captured_at;
+        if !backups.iter().any(covers) && !pinned.iter().any(covers) {
+            out.push(v.id);
+        }
+    }
+    out
+}
+
+/// Applies capture retention to the whole catalog in one transaction and
+/// returns how many versions it removed.
+pub fn prune(store: &Mutex<Store>, config: &Config) -> Result<usize, StateError> {
+    let mut s = store.lock().expect("store");
+    let versions = s.vpc_versions()?;
+    let backups = s.backups(None)?;
+    let mut groups: BTreeMap<(String, String, String), Vec<VpcVersionRecord>> = BTreeMap::new();
+    for v in versions {
+        groups
+            .entry((v.capture.clone(), v.region.clone(), v.vpc_id.clone()))
+            .or_default()
+            .push(v);
+    }
+    let mut doomed = Vec::new();
+    for ((capture, region, vpc_id), mut vs) in groups {
+        vs.sort_by(|a, b| a.captured_at.cmp(&b.captured_at).then(a.id.cmp(&b.id)));
+        let account = vs[0].account.clone();
+        let times: Vec<DateTime<Utc>> = backups
+            .iter()
+            .filter(|b| b.account == account && b.snapshots.iter().any(|x| x.region == region))
+            .map(|b| b.started)
+            .collect();
+        let pinned: Vec<DateTime<Utc>> = config
+            .vpc_clones
+            .values()
+            .filter(|c| c.capture == capture && c.vpc == vpc_id)
+            .filter_map(|c| c.at)
+            .collect();
+        doomed.extend(prunable(&vs, &times, &pinned));
+    }
+    if !doomed.is_empty() {
+        s.transaction(|tx| doomed.iter().try_for_each(|id| tx.delete_vpc_version(*id)))?;
+    }
+    Ok(doomed.len())
+}
+
 /// The version current at `at` (the latest captured at or before it), or
 /// the latest when `at` is `None`. `versions` must be oldest first.
 pub fn version_at(
@@ -837,6 +925,65 @@ pub fn diff_documents(old: &str, new: &str, old_name: &str, new_name: &str) -> S
 
 #[cfg(test)]
 mod tests {
+
+    fn version(id: i64, hour: u32) -> VpcVersionRecord {
+        VpcVersionRecord {
+            id,
+            capture: "prod".into(),
+            account: "main".into(),
+            region: "us-east-1".into(),
+            vpc_id: "vpc-1".into(),
+            captured_at: format!("2026-11-22T{hour:02}:00:00Z").parse().unwrap(),
+            hash: format!("h{id}"),
+        }
+    }
+
+    #[test]
+    fn captures_are_due_once_per_interval_in_run_mode() {
+        let mut config = Config::default();
+        config.vpc_captures.insert(
+            "prod".into(),
+            VpcCapture {
+                name: "prod".into(),
+                account: "main".into(),
+                regions: vec![],
+                every_seconds: Some(4 * 3600),
+                location: Default::default(),
+            },
+        );
+        let t = |h: u32| -> DateTime<Utc> { format!("2026-11-22T{h:02}:00:00Z").parse().unwrap() };
+        let mut last = BTreeMap::new();
+        assert_eq!(
+            due_captures(&config, &last, t(10)),
+            vec!["prod".to_string()]
+        );
+        last.insert(run_key("prod"), t(10));
+        assert!(due_captures(&config, &last, t(13)).is_empty());
+        assert_eq!(
+            due_captures(&config, &last, t(14)),
+            vec!["prod".to_string()]
+        );
+    }
+
+    #[test]
+    fn capture_versions_go_when_no_backup_or_clone_needs_their_time() {
+        let t = |h: u32| -> DateTime<Utc> { format!("2026-11-22T{h:02}:30:00Z").parse().unwrap() };
+        let vs = [version(1, 1), version(2, 3), version(3, 5), version(4, 7)];
+        let vs5 = [
+            version(1, 1),
+            version(2, 3),
+            version(3, 5),
+            version(4, 7),
+            version(5, 9),
+        ];
+        // A backup at 03:30 keeps version 2 (03:00-05:00); a clone pinned at
+        // 01:30 keeps version 1; version 3 has neither; the two newest stay.
+        assert_eq!(prunable(&vs5, &[t(3)], &[t(1)]), vec![3]);
+        assert_eq!(prunable(&vs5, &[], &[]), vec![1, 2, 3]);
+        assert_eq!(prunable(&vs, &[], &[]), vec![1, 2]);
+        assert!(prunable(&vs[..2], &[], &[]).is_empty());
+    }
+
     use super::*;
     use crate::fake::FakeCloud;
     use lifeboat_schema::{Account, AccountKind};

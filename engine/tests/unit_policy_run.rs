@@ -79,12 +79,9 @@ impl Bench {
         let store = Arc::new(Mutex::new(
             Store::open(&dir.path().join("state.db")).unwrap(),
         ));
-        let config = lifeboat_schema::load_sources(&[(
-            "main.lb.hcl".into(),
-            config_text(options),
-        )])
-        .unwrap_or_else(|d| panic!("{d}"))
-        .config;
+        let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), config_text(options))])
+            .unwrap_or_else(|d| panic!("{d}"))
+            .config;
         let b = Bench {
             cloud,
             store,
@@ -157,16 +154,17 @@ async fn unit_a_failed_backup_is_retried_after_the_wait_then_opens_an_alert_publ
     assert_eq!(r.attempts.len(), 3);
     assert!(!r.succeeded);
     assert_eq!(r.failures, 1);
-    assert_eq!(
-        b.cloud.world.lock().unwrap().calls_of("CreateSnapshots"),
-        3
-    );
+    assert_eq!(b.cloud.world.lock().unwrap().calls_of("CreateSnapshots"), 3);
     // Three failed backups in the catalog, one per attempt.
     let backups = b.store.lock().unwrap().backups(Some("web")).unwrap();
     assert_eq!(backups.len(), 3);
     assert!(backups.iter().all(|x| x.status == BackupStatus::Failed));
     let alert = r.alert_opened.expect("an alert opens at the first failure");
-    assert!(alert.message.contains("after 3 attempt(s)"), "{}", alert.message);
+    assert!(
+        alert.message.contains("after 3 attempt(s)"),
+        "{}",
+        alert.message
+    );
     assert_eq!(b.store.lock().unwrap().open_alerts().unwrap().len(), 1);
     let sent = b.published();
     assert_eq!(sent.len(), 1);
@@ -191,7 +189,9 @@ async fn unit_a_failed_backup_is_retried_after_the_wait_then_opens_an_alert_publ
     let sent = b.published();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].1, "Lifeboat alert closed: policy web");
-    assert!(sent[1].2.contains("succeeded with backup: 2026-11-22T10:40:00Z"));
+    assert!(sent[1]
+        .2
+        .contains("succeeded with backup: 2026-11-22T10:40:00Z"));
 }
 
 #[tokio::test]
@@ -216,7 +216,11 @@ async fn unit_strict_makes_a_script_failure_an_invalid_generation_and_retries() 
         "success = \"strict\"\n retries {\n count = 1\n wait = \"0s\"\n }\n scripts {\n before = \"before.sh\"\n complete = \"complete.sh\"\n }",
     )
     .await;
-    script(b.dir.path(), "before.sh", "echo \"freeze failed for $LIFEBOAT_POLICY\" >&2; exit 4");
+    script(
+        b.dir.path(),
+        "before.sh",
+        "echo \"freeze failed for $LIFEBOAT_POLICY\" >&2; exit 4",
+    );
     script(
         b.dir.path(),
         "complete.sh",
@@ -232,7 +236,9 @@ async fn unit_strict_makes_a_script_failure_an_invalid_generation_and_retries() 
         assert_eq!(x.status, BackupStatus::Partial);
         assert_eq!(x.snapshots.len(), 2);
         assert!(
-            x.problems.iter().any(|p| p.contains("before script before.sh: exit status 4")),
+            x.problems
+                .iter()
+                .any(|p| p.contains("before script before.sh: exit status 4")),
             "{:?}",
             x.problems
         );
@@ -340,6 +346,48 @@ async fn unit_the_daily_summary_is_published_once_a_day() {
     assert!(send(t("2026-11-23T08:00:00Z")).await.unwrap());
     let sent = b.published();
     assert_eq!(sent.len(), 2);
-    assert!(sent[0].2.contains("policies without schedules (1):\n  web\n"), "{}", sent[0].2);
+    assert!(
+        sent[0]
+            .2
+            .contains("policies without schedules (1):\n  web\n"),
+        "{}",
+        sent[0].2
+    );
     assert!(sent[0].2.contains("open alerts (0):\n  none\n"));
+}
+
+#[tokio::test]
+async fn unit_an_invalid_strict_backup_never_makes_retention_delete_a_valid_generation() {
+    let b = Bench::new(
+        "retries {\n count = 2\n wait = \"0s\"\n }\n scripts {\n before = \"before.sh\"\n }",
+    )
+    .await;
+    script(
+        b.dir.path(),
+        "before.sh",
+        "if [ -f broken ]; then exit 1; fi",
+    );
+    assert!(b.run(1).await.succeeded);
+    assert!(b.run(2).await.succeeded);
+    std::fs::write(b.dir.path().join("broken"), "").unwrap();
+    let r = b.run(3).await;
+    assert_eq!(r.attempts.len(), 3);
+    let backups = b.store.lock().unwrap().backups(Some("web")).unwrap();
+    let good: Vec<&str> = backups
+        .iter()
+        .filter(|x| x.status == BackupStatus::Success)
+        .map(|x| x.id.as_str())
+        .collect();
+    // generations = 2: both valid generations are still there.
+    assert_eq!(good, ["2026-11-22T10:01:00Z", "2026-11-22T10:02:00Z"]);
+    assert_eq!(
+        backups
+            .iter()
+            .filter(|x| x.status == BackupStatus::Partial)
+            .count(),
+        3
+    );
+    assert!(r.alert_opened.unwrap().message.contains(
+        "before script before.sh: exit status 1 (success = \"strict\": not a valid generation)"
+    ));
 }

@@ -19,8 +19,8 @@ use lifeboat_schema::Account;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::ec2::AwsEc2;
-use crate::sns::AwsSns;
 use crate::error::ErrorContext;
+use crate::sns::AwsSns;
 use crate::stacks::{AwsObjects, AwsStacks};
 use crate::vpc::AwsNetwork;
 
@@ -311,6 +311,9 @@ impl Cloud for AwsCloud {
         let conf = aws_sdk_sns::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
             .build();
-        Ok(Arc::new(AwsSns::new(aws_sdk_sns::Client::from_conf(conf), ctx)))
+        Ok(Arc::new(AwsSns::new(
+            aws_sdk_sns::Client::from_conf(conf),
+            ctx,
+        )))
     }
 }

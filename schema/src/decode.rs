@@ -705,8 +705,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
             config.policies.insert(policy.name.clone(), policy);
         }
     }
-    config.vpc_captures =
-        vpc_capture::decode_vpc_captures(&mut d, files, &vpc_captures, &declared);
+    config.vpc_captures = vpc_capture::decode_vpc_captures(&mut d, files, &vpc_captures, &declared);
     config.vpc_clones = vpc_clone::decode_vpc_clones(
         &mut d,
         files,

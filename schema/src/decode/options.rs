@@ -112,14 +112,7 @@ pub(super) fn decode_policy_options(d: &mut Decoder, scope: &Scope<'_>) -> Polic
         seen.push(kind);
         let what = format!("the {kind} block of {}", scope.what);
         if kind == "retries" {
-            let r = d.scope(
-                src,
-                &b.body,
-                what,
-                start(&b.ident),
-                &["count", "wait"],
-                &[],
-            );
+            let r = d.scope(src, &b.body, what, start(&b.ident), &["count", "wait"], &[]);
             o.retries = Retries {
                 count: d.bounded(&r, "count", 0.0, MAX_RETRIES).unwrap_or(0),
                 wait_secs: d.duration(&r, "wait", true).unwrap_or(0),
@@ -140,8 +133,7 @@ pub(super) fn decode_policy_options(d: &mut Decoder, scope: &Scope<'_>) -> Polic
                 timeout_secs: d.duration(&s, "timeout", false).unwrap_or(30),
                 collect_output: d.bool(&s, "collect_output").unwrap_or(true),
             };
-            if scripts.before.is_none() && scripts.after.is_none() && scripts.complete.is_none()
-            {
+            if scripts.before.is_none() && scripts.after.is_none() && scripts.complete.is_none() {
                 d.warning(
                     src,
                     start(&b.ident),
@@ -244,7 +236,13 @@ mod tests {
         assert_eq!(o.timeout_secs, Some(7200));
         assert_eq!(o.success, SuccessRule::SnapshotsOnly);
         assert_eq!(o.failures_to_alert, 1);
-        assert_eq!(o.retries, Retries { count: 3, wait_secs: 600 });
+        assert_eq!(
+            o.retries,
+            Retries {
+                count: 3,
+                wait_secs: 600
+            }
+        );
         let s = o.scripts.as_ref().unwrap();
         assert_eq!(s.before.as_deref(), Some("b.sh"));
         assert_eq!((s.timeout_secs, s.collect_output), (30, true));
