@@ -293,7 +293,7 @@ pub async fn run(
         // The state lock is taken per tick only, so plan and apply can run
         // between ticks.
         let now = clock.now();
-        let locked = store.lock().expect("store").lock("run", now);
+        let locked = store.lock().expect("store").lock("run");
         let lock = match locked {
             Ok(l) => l,
             Err(StateError::Locked {

@@ -113,7 +113,7 @@ pub async fn run(cli: &Cli, command: &VpcCommand) -> Result<u8> {
             let store2 = store.clone();
             let now = ws.now;
             let config = ws.config.clone();
-            locked(store, "vpc capture", now, async move |_| {
+            locked(store, "vpc capture", async move |_| {
                 let cloud = cloud().await?;
                 let (mut stored, mut unchanged, mut failed) = (0, 0, 0);
                 for name in &names {

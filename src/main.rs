@@ -294,10 +294,9 @@ async fn observe(
 async fn locked<T>(
     store: Arc<Mutex<Store>>,
     operation: &str,
-    now: DateTime<Utc>,
     f: impl AsyncFnOnce(String) -> Result<T>,
 ) -> Result<T> {
-    let lock = store.lock().expect("store").lock(operation, now)?;
+    let lock = store.lock().expect("store").lock(operation)?;
     // Keep the lock alive while `f` works (a confirmation prompt, a long wait
     // for snapshots), so that it never expires under a live holder.
     let heartbeat = {
@@ -391,7 +390,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 bail!("apply needs confirmation, and standard input is not a terminal; review with `lifeboat plan` and pass --auto-approve");
             }
             let store2 = store.clone();
-            locked(store.clone(), "apply", now, async move |lock_id| {
+            locked(store.clone(), "apply", async move |lock_id| {
                 let plan = match saved {
                     Some(plan) => {
                         let s = store2.lock().expect("store");
@@ -474,7 +473,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let now = ws.now;
             let policy = policy.clone();
             let store2 = store.clone();
-            locked(store, "backup", now, async move |_| {
+            locked(store, "backup", async move |_| {
                 for b in backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await? {
                     println!(
                         "Closed backup {} of policy {} left running by an interrupted lifeboat: failed, {} snapshot(s) in the catalog.",
@@ -597,7 +596,7 @@ async fn run(cli: Cli) -> Result<u8> {
                     f.name
                 );
             }
-            let lock = store.lock("freeze", ws.now)?;
+            let lock = store.lock("freeze")?;
             let r = store.transaction(|tx| tx.freeze(&b.policy, &b.id, name, ws.now));
             store.unlock(&lock.id)?;
             r?;

@@ -631,7 +631,7 @@ impl Store {
     }
 
     /// Takes the workspace lock for `operation`, or says who holds it.
-    pub fn lock(&mut self, operation: &str, now: DateTime<Utc>) -> StateResult<LockInfo> {
+    pub fn lock(&mut self, operation: &str) -> StateResult<LockInfo> {
         let path = self.path.clone();
         let sq = |source| StateError::Sqlite {
             path: path.clone(),
@@ -645,7 +645,6 @@ impl Store {
             // An expired lock belongs to a holder that died; it is taken over.
             // Expiry is judged by the real clock only: a `--now` rehearsal in
             // the future must not break somebody's live lock.
-            let _ = now;
             if held.expires > Utc::now() && holder_alive(&held.holder) {
                 return Err(StateError::Locked {
                     id: held.id,
@@ -1333,8 +1332,8 @@ mod tests {
         let path = dir.path().join("state.db");
         let mut a = Store::open(&path).unwrap();
         let mut b = Store::open(&path).unwrap();
-        let held = a.lock("apply", Utc::now()).unwrap();
-        match b.lock("apply", Utc::now()) {
+        let held = a.lock("apply").unwrap();
+        match b.lock("apply") {
             Err(StateError::Locked { id, .. }) => assert_eq!(id, held.id),
             other => panic!("expected Locked, got {other:?}"),
         }
@@ -1343,7 +1342,7 @@ mod tests {
             Err(StateError::NoSuchLock(_))
         ));
         b.force_unlock(&held.id).unwrap();
-        b.lock("apply", Utc::now()).unwrap();
+        b.lock("apply").unwrap();
         assert!(a.renew_lock(&held.id).is_err());
     }
 

@@ -67,6 +67,18 @@ impl Default for AwsCloud {
     }
 }
 
+impl AccountSession {
+    /// What every client of this account in `region` says when a call fails.
+    fn context(&self, account: &Account, region: &str) -> ErrorContext {
+        ErrorContext {
+            account: account.name.clone(),
+            region: region.to_owned(),
+            assumes_role: self.assumes_role,
+            credentials: self.credentials.clone(),
+        }
+    }
+}
+
 impl AwsCloud {
     /// Reads the attempt budget from [`MAX_ATTEMPTS_ENV`] (a positive
     /// integer; anything else means [`DEFAULT_MAX_ATTEMPTS`]).
@@ -200,12 +212,7 @@ impl Cloud for AwsCloud {
             return Ok(c.clone());
         }
         let session = self.session(account).await;
-        let ctx = ErrorContext {
-            account: account.name.clone(),
-            region: region.to_owned(),
-            assumes_role: session.assumes_role,
-            credentials: session.credentials.clone(),
-        };
+        let ctx = session.context(account, region);
         // Resolved here rather than on first use: it checks the account's
         // credentials once, up front, and the snapshot filter needs it.
         let account_id = self.account_id(&session, &ctx).await?;
@@ -226,12 +233,7 @@ impl Cloud for AwsCloud {
     /// Not cached: a capture reads each region once.
     async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
         let session = self.session(account).await;
-        let ctx = ErrorContext {
-            account: account.name.clone(),
-            region: region.to_owned(),
-            assumes_role: session.assumes_role,
-            credentials: session.credentials.clone(),
-        };
+        let ctx = session.context(account, region);
         let account_id = self.account_id(&session, &ctx).await?;
         let conf = aws_sdk_ec2::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
@@ -246,12 +248,7 @@ impl Cloud for AwsCloud {
     /// Not cached: a clone's apply uses one stack client.
     async fn stacks(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Stacks>> {
         let session = self.session(account).await;
-        let ctx = ErrorContext {
-            account: account.name.clone(),
-            region: region.to_owned(),
-            assumes_role: session.assumes_role,
-            credentials: session.credentials.clone(),
-        };
+        let ctx = session.context(account, region);
         let conf = aws_sdk_cloudformation::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
             .build();
@@ -264,12 +261,7 @@ impl Cloud for AwsCloud {
     /// Not cached: a backup opens one per region.
     async fn rds(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Rds>> {
         let session = self.session(account).await;
-        let ctx = ErrorContext {
-            account: account.name.clone(),
-            region: region.to_owned(),
-            assumes_role: session.assumes_role,
-            credentials: session.credentials.clone(),
-        };
+        let ctx = session.context(account, region);
         let conf = aws_sdk_rds::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
             .build();
@@ -283,12 +275,7 @@ impl Cloud for AwsCloud {
     /// has no per-bucket host names).
     async fn objects(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Objects>> {
         let session = self.session(account).await;
-        let ctx = ErrorContext {
-            account: account.name.clone(),
-            region: region.to_owned(),
-            assumes_role: session.assumes_role,
-            credentials: session.credentials.clone(),
-        };
+        let ctx = session.context(account, region);
         let conf = aws_sdk_s3::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
             .force_path_style(session.config.endpoint_url().is_some())
@@ -302,12 +289,7 @@ impl Cloud for AwsCloud {
     /// Not cached: only alert notifications open one.
     async fn sns(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Sns>> {
         let session = self.session(account).await;
-        let ctx = ErrorContext {
-            account: account.name.clone(),
-            region: region.to_owned(),
-            assumes_role: session.assumes_role,
-            credentials: session.credentials.clone(),
-        };
+        let ctx = session.context(account, region);
         let conf = aws_sdk_sns::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
             .build();
