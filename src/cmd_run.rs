@@ -1,7 +1,14 @@
 //! `lifeboat run [--once]`: the scheduled work. One runner acts on a
-//! workspace at a time (a lease in the state, renewed while it lives); each
-//! tick takes the state lock briefly, performs what is due and logs one line
-//! per backup start and finish.
+//! workspace at a time (a lease in the state, renewed while it lives). It
+//! wakes for the next slot, retry, capture or daily summary, starts what is
+//! due without waiting for it (see [`Runner`]), and logs one line per backup
+//! start and finish. It holds the state lock only while work is in flight,
+//! so plan and apply run in between.
+//!
+//! With `--fast-forward` (and `--now`), idle time passes at once: the runner
+//! jumps its clock to its next wake-up instead of sleeping, while work in
+//! flight still takes real time. With `--until` it stops at that instant.
+//! Together they rehearse a week of scheduled work in seconds.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,9 +17,8 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lifeboat_engine::backup::Wait;
 use lifeboat_engine::cloud::Cloud;
-use lifeboat_engine::planner;
 use lifeboat_engine::policy_run;
-use lifeboat_engine::run::{self, Due, Ran};
+use lifeboat_engine::run::{Due, Ran, Runner, Started};
 use lifeboat_engine::state::{StateError, Store};
 use lifeboat_schema::Config;
 use serde_json::json;
@@ -27,15 +33,27 @@ pub enum LogFormat {
 /// is replaced within this time.
 const LEASE_TTL_SECS: i64 = 120;
 
-/// The runner's clock: the real one, or `--now` moving forward in real time.
+/// The runner's clock: the real one, or `--now` moving forward in real
+/// time, plus the idle time a fast-forwarding runner skipped.
 struct Clock {
     base: DateTime<Utc>,
     started: std::time::Instant,
+    skipped: std::cell::Cell<Duration>,
 }
 
 impl Clock {
     fn now(&self) -> DateTime<Utc> {
-        self.base + Duration::from_std(self.started.elapsed()).unwrap_or_default()
+        self.base
+            + Duration::from_std(self.started.elapsed()).unwrap_or_default()
+            + self.skipped.get()
+    }
+
+    /// Moves the clock forward to `t` at once (fast-forward).
+    fn jump_to(&self, t: DateTime<Utc>) {
+        let now = self.now();
+        if t > now {
+            self.skipped.set(self.skipped.get() + (t - now));
+        }
     }
 }
 
@@ -71,28 +89,49 @@ impl Log {
         }
     }
 
-    fn started(&self, now: DateTime<Utc>, d: &Due) {
+    fn started(&self, now: DateTime<Utc>, s: &Started) {
+        match s {
+            Started::Started(d) => {
+                if let Some(r) = &d.supersedes {
+                    self.event(
+                        now,
+                        "retry_replaced",
+                        json!({ "policy": d.policy, "slot": stamp(r.slot), "attempt": r.attempt }),
+                    );
+                }
+                let mut fields = json!({ "policy": d.policy, "slot": stamp(d.slot) });
+                if d.is_retry() {
+                    fields["attempt"] = json!(d.attempt);
+                } else {
+                    fields["schedules"] = json!(d.schedules.join(","));
+                }
+                self.event(now, "backup_start", fields);
+            }
+            Started::Skipped(d) => self.skipped(now, d),
+        }
+    }
+
+    fn skipped(&self, now: DateTime<Utc>, d: &Due) {
         self.event(
             now,
-            "backup_start",
-            json!({ "policy": d.policy, "slot": stamp(d.slot), "schedules": d.schedules.join(",") }),
+            "backup_skipped",
+            json!({ "policy": d.policy, "slot": stamp(d.slot), "reason": "previous run still in flight" }),
         );
     }
 
     fn finished(&self, now: DateTime<Utc>, r: &Ran) {
-        for a in r.attempts.iter().filter(|a| !a.valid) {
-            if r.attempts.len() > 1 {
-                self.event(
-                    now,
-                    "attempt_failed",
-                    json!({
-                        "policy": r.due.policy,
-                        "attempt": a.number,
-                        "backup": a.backup_id,
-                        "problems": a.problems.join("; "),
-                    }),
-                );
-            }
+        if let (Some(a), Some(retry)) = (&r.attempt, &r.retry) {
+            self.event(
+                now,
+                "attempt_failed",
+                json!({
+                    "policy": r.due.policy,
+                    "attempt": a.number,
+                    "backup": a.backup_id,
+                    "problems": a.problems.join("; "),
+                    "retry_at": stamp(retry.due),
+                }),
+            );
         }
         if let Some(a) = &r.alert_opened {
             self.event(
@@ -127,7 +166,7 @@ impl Log {
                     "problems": b.record.problems.len(),
                     "retention_deleted": b.retention.done(),
                     "retention_failed": b.retention.failed(),
-                    "attempts": r.attempts.len(),
+                    "attempt": r.due.attempt,
                     "valid": r.succeeded,
                     "seconds": (r.seconds * 1000.0).round() / 1000.0,
                 }),
@@ -218,13 +257,32 @@ async fn sleep_until(clock: &Clock, until: DateTime<Utc>, stop: &AtomicBool) {
     }
 }
 
+/// How the runner runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    pub once: bool,
+    /// Idle time passes at once (needs `--now`).
+    pub fast_forward: bool,
+    /// Stop at this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The exit code of a finished run: 0 when it made a valid generation and
+/// retention deleted what it should, else 1.
+fn code_of(r: &Ran) -> u8 {
+    match &r.result {
+        Ok(b) if r.succeeded && b.retention.failed() == 0 => 0,
+        _ => 1,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     cloud: Arc<dyn Cloud>,
     store: Arc<Mutex<Store>>,
     config: &Config,
     now: Option<DateTime<Utc>>,
-    once: bool,
+    mode: Mode,
     wait: Wait,
     format: LogFormat,
     stop: Arc<AtomicBool>,
@@ -237,9 +295,11 @@ pub async fn run(
     let clock = Clock {
         base: now.unwrap_or_else(Utc::now),
         started: std::time::Instant::now(),
+        skipped: Default::default(),
     };
     let log = Log(format);
     let ttl = Duration::seconds(LEASE_TTL_SECS);
+    let once = mode.once;
 
     // One runner per workspace: wait for the lease, and say so.
     let mut said = String::new();
@@ -285,57 +345,79 @@ pub async fn run(
     log.event(
         clock.now(),
         "runner_start",
-        json!({ "lease": lease.id, "once": once }),
+        json!({ "lease": lease.id, "once": once, "fast_forward": mode.fast_forward }),
     );
 
+    let mut runner = Runner::new(cloud.clone(), store.clone(), config, wait, ctx);
+    // The state lock, held while work is in flight, and when it was renewed.
+    let mut lock: Option<(String, std::time::Instant)> = None;
     let mut worst = 0u8;
-    let outcome = loop {
-        // The state lock is taken per tick only, so plan and apply can run
-        // between ticks.
+    let mut said_next = None;
+    let outcome: Result<u8> = 'run: loop {
         let now = clock.now();
-        let locked = store.lock().expect("store").lock("run");
-        let lock = match locked {
-            Ok(l) => l,
-            Err(StateError::Locked {
-                holder, operation, ..
-            }) => {
-                log.event(
-                    now,
-                    "waiting_for_lock",
-                    json!({ "holder": holder, "operation": operation }),
-                );
-                if once && stop.load(Ordering::SeqCst) {
-                    break Ok(1);
-                }
-                sleep_until(&clock, now + Duration::seconds(5), &stop).await;
-                if stop.load(Ordering::SeqCst) {
-                    break Ok(worst);
-                }
-                continue;
+        let stopping = stop.load(Ordering::SeqCst) || mode.until.is_some_and(|u| now >= u);
+        let dues = if stopping {
+            Vec::new()
+        } else {
+            match runner.due(now) {
+                Ok(d) => d,
+                Err(e) => break Err(e.into()),
             }
+        };
+        let last = match store.lock().expect("store").last_slots() {
+            Ok(l) => l,
             Err(e) => break Err(e.into()),
         };
-        let ran = run::tick(cloud.clone(), store.clone(), config, now, wait, &ctx, |d| {
-            log.started(clock.now(), d)
-        })
-        .await;
-        // VPC captures on their own interval, then capture retention, still
-        // under this tick's lock.
-        let captured = capture_due(&cloud, &store, config, now, &log).await;
-        worst = worst.max(captured);
-        let released = store.lock().expect("store").unlock(&lock.id);
-        let ran = match (ran, released) {
-            (Ok(r), Ok(())) => r,
-            (Err(e), _) => break Err(e.into()),
-            (_, Err(e)) => break Err(e.into()),
-        };
-        for r in &ran {
-            log.finished(clock.now(), r);
-            let code = match &r.result {
-                Ok(b) if r.succeeded && b.retention.failed() == 0 => 0,
-                _ => 1,
-            };
-            worst = worst.max(code);
+        let captures = !stopping && !lifeboat_engine::vpc::due_captures(config, &last, now).is_empty();
+        if (!dues.is_empty() || captures) && lock.is_none() {
+            // The state lock is taken only while work is in flight, so plan
+            // and apply can run in between.
+            let locked = store.lock().expect("store").lock("run");
+            match locked {
+                Ok(l) => lock = Some((l.id, std::time::Instant::now())),
+                Err(StateError::Locked {
+                    holder, operation, ..
+                }) => {
+                    log.event(
+                        now,
+                        "waiting_for_lock",
+                        json!({ "holder": holder, "operation": operation }),
+                    );
+                    if once && stop.load(Ordering::SeqCst) {
+                        break Ok(1);
+                    }
+                    // Real time: someone else's apply does not fast-forward.
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    continue;
+                }
+                Err(e) => break Err(e.into()),
+            }
+            // Idle with the lock: close what an interrupted runner left.
+            match runner.reconcile(now).await {
+                Ok(closed) => {
+                    for b in closed {
+                        log.event(
+                            now,
+                            "backup_reconciled",
+                            json!({ "policy": b.policy, "backup": b.id, "status": b.status.as_str(), "snapshots": b.snapshots.len() }),
+                        );
+                    }
+                }
+                Err(e) => break Err(e.into()),
+            }
+        }
+        match runner.start(dues, now) {
+            Ok(started) => {
+                for s in &started {
+                    log.started(clock.now(), s);
+                }
+            }
+            Err(e) => break Err(e.into()),
+        }
+        if captures {
+            // VPC captures on their own interval, then capture retention,
+            // under the lock.
+            worst = worst.max(capture_due(&cloud, &store, config, now, &log).await);
         }
         match lifeboat_engine::notify::daily_summary(&cloud, &store, config, clock.now()).await {
             Ok(true) => log.event(clock.now(), "daily_summary", json!({})),
@@ -346,27 +428,86 @@ pub async fn run(
                 json!({ "error": e.to_string() }),
             ),
         }
-        if once || stop.load(Ordering::SeqCst) {
-            break Ok(worst);
-        }
-        let state = store.lock().expect("store").load();
-        let policies = match state {
-            Ok(s) => planner::state_policies(&s),
-            Err(e) => break Err(e.into()),
+        // When to look again: the next slot, retry, capture or summary. A
+        // real runner also looks once a minute, for policies an apply added
+        // meanwhile; a fast-forwarding one jumps straight there.
+        let wake = {
+            let now = clock.now();
+            let next = match runner.next_wake(now) {
+                Ok(n) => n,
+                Err(e) => break Err(e.into()),
+            };
+            [
+                next,
+                lifeboat_engine::vpc::next_capture(config, &last, now),
+                lifeboat_engine::notify::next_summary(config, now),
+                mode.until,
+            ]
+            .into_iter()
+            .flatten()
+            .fold(
+                (!mode.fast_forward).then(|| now + Duration::minutes(1)),
+                |a, b| Some(a.map_or(b, |a| a.min(b))),
+            )
+            .unwrap_or(now + Duration::minutes(1))
+            .max(now)
         };
-        let next = run::next_wake(&config.schedules, &policies, clock.now());
-        let until = next
-            .unwrap_or_else(|| clock.now() + Duration::minutes(1))
-            .min(clock.now() + Duration::minutes(1));
-        if let Some(n) = next {
-            log.event(clock.now(), "next_run", json!({ "at": stamp(n) }));
+        if let Some((id, renewed)) = &mut lock {
+            if renewed.elapsed() >= std::time::Duration::from_secs(30) {
+                if let Err(e) = store.lock().expect("store").renew_lock(id) {
+                    break Err(e.into());
+                }
+                *renewed = std::time::Instant::now();
+            }
         }
-        sleep_until(&clock, until, &stop).await;
-        if stop.load(Ordering::SeqCst) {
+        // Work in flight: wait for it or for the wake-up, whichever first.
+        // `--once` and a stopping runner wait for all of it.
+        if runner.busy() {
+            let drain = once || stopping;
+            loop {
+                let finished = if drain {
+                    runner.finished().await
+                } else {
+                    tokio::select! {
+                        r = runner.finished() => r,
+                        _ = sleep_until(&clock, wake, &stop) => None,
+                    }
+                };
+                let Some(r) = finished else { break };
+                log.finished(clock.now(), &r);
+                worst = worst.max(code_of(&r));
+                if !drain || !runner.busy() {
+                    break;
+                }
+            }
+        }
+        if !runner.busy() {
+            if let Some((id, _)) = lock.take() {
+                if let Err(e) = store.lock().expect("store").unlock(&id) {
+                    break 'run Err(e.into());
+                }
+            }
+        }
+        if once || stopping {
             break Ok(worst);
+        }
+        if !runner.busy() {
+            let next = runner.next_wake(clock.now()).ok().flatten();
+            if next.is_some() && next != said_next {
+                log.event(clock.now(), "next_run", json!({ "at": next.map(stamp) }));
+                said_next = next;
+            }
+            if mode.fast_forward {
+                clock.jump_to(wake);
+            } else {
+                sleep_until(&clock, wake, &stop).await;
+            }
         }
     };
     heartbeat.abort();
+    if let Some((id, _)) = lock.take() {
+        store.lock().expect("store").unlock(&id)?;
+    }
     store.lock().expect("store").release_lease(&lease.id)?;
     log.event(clock.now(), "runner_stop", json!({}));
     outcome

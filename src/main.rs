@@ -15,7 +15,7 @@ use lifeboat_engine::apply::{self, Executor, Outcome};
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::plan::{Action, Plan, FORMAT_VERSION};
 use lifeboat_engine::state::{BackupRecord, Store};
-use lifeboat_engine::{backup, graph, planner, render, Address};
+use lifeboat_engine::{backup, graph, planner, policy_run, render, Address};
 use lifeboat_schema::{Config, Diagnostics};
 
 mod cmd_run;
@@ -85,6 +85,13 @@ enum Command {
         /// Log lines for people (human) or for log collectors (json).
         #[arg(long, value_enum, default_value = "human")]
         log_format: cmd_run::LogFormat,
+        /// Let idle time pass at once: jump to each next wake-up instead of
+        /// sleeping (rehearsals and tests; needs --now).
+        #[arg(long)]
+        fast_forward: bool,
+        /// Stop at this instant (RFC 3339), after the work in flight.
+        #[arg(long)]
+        until: Option<DateTime<Utc>>,
     },
     /// List the backup catalog, or show one backup (`backups show ID`).
     Backups {
@@ -473,6 +480,10 @@ async fn run(cli: Cli) -> Result<u8> {
             let now = ws.now;
             let policy = policy.clone();
             let store2 = store.clone();
+            let ctx = policy_run::Context {
+                config_dir: ws.dir.clone(),
+                notifications: ws.config.notifications.clone(),
+            };
             locked(store, "backup", async move |_| {
                 for b in backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await? {
                     println!(
@@ -482,7 +493,29 @@ async fn run(cli: Cli) -> Result<u8> {
                         b.snapshots.len()
                     );
                 }
-                let result = backup::run(cloud().await?, store2, &policy, now, wait).await?;
+                // The policy's scripts, timeout, success rule and alerts
+                // apply as in a scheduled run; an ad hoc backup is one
+                // attempt, never retried.
+                let run = policy_run::run(
+                    cloud().await?,
+                    store2,
+                    &policy,
+                    &policy_run::Trigger::AdHoc,
+                    now,
+                    wait,
+                    &ctx,
+                )
+                .await;
+                if let Some(a) = &run.alert_opened {
+                    println!("Alert {} opened for policy {}: {}", a.id, a.policy, a.message);
+                }
+                for a in &run.alerts_closed {
+                    println!("Alert {} of policy {} closed.", a.id, a.policy);
+                }
+                for e in &run.notify_errors {
+                    eprintln!("Warning: {e}");
+                }
+                let result = run.result?;
                 let b = &result.record;
                 let targets: std::collections::BTreeSet<&str> =
                     b.snapshots.iter().map(|s| s.target.as_str()).collect();
@@ -521,6 +554,8 @@ async fn run(cli: Cli) -> Result<u8> {
             once,
             timeout,
             log_format,
+            fast_forward,
+            until,
         } => {
             let ws = load(&cli)?;
             let store = Arc::new(Mutex::new(ws.store()?));
@@ -528,12 +563,20 @@ async fn run(cli: Cli) -> Result<u8> {
                 timeout: *timeout,
                 ..Default::default()
             };
+            if *fast_forward && cli.now.is_none() {
+                bail!("--fast-forward needs --now: a runner on the real clock cannot skip time");
+            }
+            let mode = cmd_run::Mode {
+                once: *once,
+                fast_forward: *fast_forward,
+                until: *until,
+            };
             cmd_run::run(
                 cloud().await?,
                 store,
                 &ws.config,
                 cli.now,
-                *once,
+                mode,
                 wait,
                 *log_format,
                 stop_on_signal(),

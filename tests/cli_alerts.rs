@@ -1,5 +1,6 @@
 //! Policy run options against the emulator with the real binary: a failing
-//! before script under `success = "strict"` is retried, ends in a backup
+//! before script under `success = "strict"` is retried (by a later runner:
+//! the retry waits in the state), ends in a backup
 //! that is not a valid generation and opens an alert (listed by `alerts`
 //! and `status`, published to SNS and read back through an SQS queue
 //! subscribed to the topic); `backups show` prints the script's stderr; the
@@ -7,124 +8,8 @@
 
 mod support;
 
-use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region};
-use support::{Env, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
-
-struct Topic {
-    rt: tokio::runtime::Runtime,
-    sqs: aws_sdk_sqs::Client,
-    arn: String,
-    queue_url: String,
-}
-
-impl Topic {
-    /// An SNS topic with an SQS queue subscribed to it.
-    fn create(endpoint: &str) -> Topic {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let creds = Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "tests");
-        let sns = aws_sdk_sns::Client::from_conf(
-            aws_sdk_sns::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new(REGION))
-                .endpoint_url(endpoint)
-                .credentials_provider(creds.clone())
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new(REGION))
-                .endpoint_url(endpoint)
-                .credentials_provider(creds)
-                .build(),
-        );
-        let (arn, queue_url) = rt.block_on(async {
-            let arn = sns
-                .create_topic()
-                .name("lifeboat-alerts")
-                .send()
-                .await
-                .unwrap()
-                .topic_arn()
-                .unwrap()
-                .to_string();
-            let queue_url = sqs
-                .create_queue()
-                .queue_name("alerts-inbox")
-                .send()
-                .await
-                .unwrap()
-                .queue_url()
-                .unwrap()
-                .to_string();
-            let attrs = sqs
-                .get_queue_attributes()
-                .queue_url(&queue_url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .unwrap();
-            let queue_arn = attrs
-                .attributes()
-                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-                .unwrap()
-                .clone();
-            sns.subscribe()
-                .topic_arn(&arn)
-                .protocol("sqs")
-                .endpoint(queue_arn)
-                .send()
-                .await
-                .unwrap();
-            (arn, queue_url)
-        });
-        Topic {
-            rt,
-            sqs,
-            arn,
-            queue_url,
-        }
-    }
-
-    /// The (subject, message) of every notification received so far.
-    fn drain(&self) -> Vec<(String, String)> {
-        self.rt.block_on(async {
-            let mut out = Vec::new();
-            loop {
-                let got = self
-                    .sqs
-                    .receive_message()
-                    .queue_url(&self.queue_url)
-                    .max_number_of_messages(10)
-                    .send()
-                    .await
-                    .unwrap();
-                let msgs = got.messages();
-                if msgs.is_empty() {
-                    return out;
-                }
-                for m in msgs {
-                    // SNS wraps the notification in a JSON envelope.
-                    let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                    out.push((
-                        body["Subject"].as_str().unwrap_or_default().to_string(),
-                        body["Message"].as_str().unwrap().to_string(),
-                    ));
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(m.receipt_handle().unwrap())
-                        .send()
-                        .await
-                        .unwrap();
-                }
-            }
-        })
-    }
-}
+use support::topic::Topic;
+use support::Env;
 
 fn config(instance: &str, topic: &str) -> String {
     format!(
@@ -186,12 +71,19 @@ fn a_failing_before_script_is_retried_opens_an_alert_and_the_next_success_closes
         .ok()
         .stdout_has("Next runs:\n  policy.web  2026-11-22T11:17:00Z");
 
-    let run = env
-        .run(&["--now", "2026-11-22T10:20:00Z", "run", "--once"])
-        .code(1);
-    run.stdout_has("attempt_failed")
+    // The first attempt fails; its retry waits in the state for one second.
+    env.run(&["--now", "2026-11-22T10:20:00Z", "run", "--once"])
+        .code(1)
+        .stdout_has("attempt_failed")
+        .stdout_has("retry_at=2026-11-22T10:20:0")
+        .stdout_lacks("alert_open");
+    // A runner started later makes the retry, the last allowed attempt.
+    env.run(&["--now", "2026-11-22T10:21:00Z", "run", "--once"])
+        .code(1)
+        .stdout_has("backup_start")
+        .stdout_has("attempt=2")
         .stdout_has("alert_open")
-        .stdout_has("attempts=2");
+        .stdout_lacks("attempt_failed");
     // Two attempts, each a backup that is not a valid generation.
     let backups = env.backups(&[]);
     assert_eq!(backups.len(), 2, "{backups:?}");

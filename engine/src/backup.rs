@@ -64,7 +64,9 @@ fn backup_id(store: &mut Store, policy: &str, now: DateTime<Utc>) -> Result<Stri
 }
 
 enum TargetResult {
-    Taken(Vec<SnapshotRecord>),
+    /// The records made, and the EBS snapshots among them that the create
+    /// call already reported completed (nothing to wait for).
+    Taken(Vec<SnapshotRecord>, BTreeSet<String>),
     Problem(String),
 }
 
@@ -83,6 +85,15 @@ impl Default for Wait {
             interval: std::time::Duration::from_secs(15),
         }
     }
+}
+
+/// The snapshots a create call reported completed already.
+fn completed(snaps: &[crate::cloud::Snapshot]) -> BTreeSet<String> {
+    snaps
+        .iter()
+        .filter(|s| s.state == crate::cloud::SnapshotState::Completed)
+        .map(|s| s.id.clone())
+        .collect()
 }
 
 /// Polls the snapshots of one region until none is pending or `wait` runs
@@ -327,6 +338,23 @@ pub async fn run_with_problems(
     wait: Wait,
     known_problems: Vec<String>,
 ) -> Result<BackupResult, BackupError> {
+    let record = take(cloud.clone(), store.clone(), policy, now, wait, known_problems).await?;
+    let retention = retain(cloud, store, &record, now).await?;
+    Ok(BackupResult { record, retention })
+}
+
+/// Takes one backup of `policy` and records it, without retention: the
+/// snapshots (or AMIs, DB snapshots), their completion, the final status.
+/// `known_problems` (a failed `before` script under `success = "strict"`)
+/// make the backup at best partial.
+pub async fn take(
+    cloud: Arc<dyn Cloud>,
+    store: Arc<Mutex<Store>>,
+    policy: &str,
+    now: DateTime<Utc>,
+    wait: Wait,
+    known_problems: Vec<String>,
+) -> Result<BackupRecord, BackupError> {
     let state = store.lock().expect("store").load()?;
     let pol: PolicyState = state
         .objects
@@ -502,7 +530,10 @@ pub async fn run_with_problems(
                             };
                             return match ec2.create_image(&req).await {
                                 Ok(ami) => {
-                                    TargetResult::Taken(vec![artifact(ami, ArtifactKind::Image)])
+                                    TargetResult::Taken(
+                                        vec![artifact(ami, ArtifactKind::Image)],
+                                        BTreeSet::new(),
+                                    )
                                 }
                                 Err(e) => TargetResult::Problem(e.to_string()),
                             };
@@ -534,7 +565,8 @@ pub async fn run_with_problems(
                             )),
                             Err(e) if e.kind == crate::cloud::ErrorKind::NotFound => missing(),
                             Ok(snaps) => {
-                                TargetResult::Taken(snaps.into_iter().map(record).collect())
+                                let done = completed(&snaps);
+                                TargetResult::Taken(snaps.into_iter().map(record).collect(), done)
                             }
                             Err(e) => TargetResult::Problem(e.to_string()),
                         }
@@ -552,7 +584,10 @@ pub async fn run_with_problems(
                             tags,
                         };
                         match ec2.create_volume_snapshot(&req).await {
-                            Ok(s) => TargetResult::Taken(vec![record(s)]),
+                            Ok(s) => {
+                                let done = completed(std::slice::from_ref(&s));
+                                TargetResult::Taken(vec![record(s)], done)
+                            }
                             Err(e) => TargetResult::Problem(e.to_string()),
                         }
                     }
@@ -574,7 +609,10 @@ pub async fn run_with_problems(
                             tags,
                         };
                         match rds.create_db_snapshot(&req).await {
-                            Ok(s) => TargetResult::Taken(vec![artifact(s.id, artifact_kind)]),
+                            Ok(s) => TargetResult::Taken(
+                                vec![artifact(s.id, artifact_kind)],
+                                BTreeSet::new(),
+                            ),
                             Err(e) => TargetResult::Problem(e.to_string()),
                         }
                     }
@@ -586,12 +624,14 @@ pub async fn run_with_problems(
         let mut artifacts: BTreeMap<String, (String, ArtifactKind)> = BTreeMap::new();
         while let Some(r) = jobs.join_next().await {
             match r.expect("backup task panicked") {
-                TargetResult::Taken(snaps) => {
+                TargetResult::Taken(snaps, done) => {
                     if let Some(first) = snaps.first() {
                         taken.insert(first.target.clone());
                     }
                     for s in &snaps {
-                        if s.kind.is_ebs() {
+                        if s.kind.is_ebs() && done.contains(&s.id) {
+                            // Completed in the create call's own answer.
+                        } else if s.kind.is_ebs() {
                             created.insert(s.id.clone(), s.target.clone());
                         } else {
                             artifacts.insert(s.id.clone(), (s.target.clone(), s.kind));
@@ -657,21 +697,34 @@ pub async fn run_with_problems(
         .into_iter()
         .find(|b| b.id == id)
         .expect("the backup just recorded is in the catalog");
+    Ok(record)
+}
 
-    // Retention runs after every finished backup (a partial one may make
-    // older incomplete ones surplus), with the policy as it is in state now:
-    // an apply may have changed `generations` while the snapshots completed.
+/// Retention after a finished backup `record` (a partial one may make older
+/// incomplete ones surplus), with the policy as it is in state now: an apply
+/// may have changed `generations` while the snapshots completed. The backup
+/// itself is never its own victim.
+pub async fn retain(
+    cloud: Arc<dyn Cloud>,
+    store: Arc<Mutex<Store>>,
+    record: &BackupRecord,
+    now: DateTime<Utc>,
+) -> Result<Report, BackupError> {
+    let (policy, id) = (record.policy.as_str(), record.id.as_str());
     let mut report = Report::default();
     let current = store.lock().expect("store").load()?;
-    let pol: PolicyState = current
+    // A policy destroyed while its backup ran has no retention any more.
+    let Some(pol) = current
         .objects
         .get(&Address::policy(policy))
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or(pol);
+        .and_then(|v| serde_json::from_value::<PolicyState>(v.clone()).ok())
+    else {
+        return Ok(report);
+    };
     {
         let mut plan = retention_plan(&mut store.lock().expect("store"), &pol, now)?;
         // The backup just taken is never its own victim, whatever the clocks say.
-        let own = Address::backup(policy, &id);
+        let own = Address::backup(policy, id);
         let own_snaps: BTreeSet<Address> = record.snapshots.iter().map(|s| s.address()).collect();
         plan.changes
             .retain(|c| c.address != own && !own_snaps.contains(&c.address));
@@ -688,10 +741,7 @@ pub async fn run_with_problems(
             report = apply::apply(&plan, exec, PER_REGION_CONCURRENCY, |_, _| {}).await;
         }
     }
-    Ok(BackupResult {
-        record,
-        retention: report,
-    })
+    Ok(report)
 }
 
 /// The retention changes for one policy, against the catalog as it is now.

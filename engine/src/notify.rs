@@ -154,6 +154,19 @@ pub fn summary_due(at: &str, last: Option<&str>, now: DateTime<Utc>) -> bool {
     now.time() >= time && last != Some(today.to_string().as_str())
 }
 
+/// The next instant after `now` at which the daily summary at `at`
+/// (`HH:MM`, UTC) comes due: when a runner should wake for it.
+pub fn next_summary(config: &Config, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let at = config.notifications.as_ref()?.daily_summary.as_ref()?;
+    let time = NaiveTime::parse_from_str(at, "%H:%M").ok()?;
+    let today = now.date_naive().and_time(time).and_utc();
+    Some(if today > now {
+        today
+    } else {
+        today + chrono::Duration::days(1)
+    })
+}
+
 /// Publishes the daily summary if due (and records that it was sent);
 /// returns whether it published.
 pub async fn daily_summary(

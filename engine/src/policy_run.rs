@@ -1,27 +1,35 @@
-//! One scheduled run of a policy around [`backup::run`]: its scripts, its
-//! timeout, its retries and its success rule, then the alert bookkeeping.
+//! One attempt of a policy run around [`backup::take`]: its scripts, its
+//! timeout, its success rule, its retry, then the alert bookkeeping.
 //!
-//! An attempt runs the `before` script, takes the backup (snapshots, their
-//! completion and retention, bounded by the policy's `timeout`), then runs
-//! the `after` and `complete` scripts. An attempt is *valid* when the backup
-//! succeeded and, under `success = "strict"`, every script succeeded too; a
-//! strict backup whose scripts failed is marked partial in the catalog, so
-//! retention never counts it as a generation. An invalid attempt is retried
-//! after `retries.wait`, up to `retries.count` times, inside the policy's own
-//! task (other policies are not held up).
+//! An attempt runs the `before` script, takes the backup (snapshots and
+//! their completion, bounded by the policy's `timeout`), runs the `after`
+//! and `complete` scripts, and only then applies retention. An attempt is
+//! *valid* when the backup succeeded and, under `success = "strict"`, every
+//! script succeeded too; a strict backup whose scripts failed is marked
+//! partial in the catalog before retention looks, so it never counts as a
+//! generation.
 //!
-//! After the last attempt the run as a whole counts once: a failure adds to
-//! the policy's consecutive failures and opens an alert when they reach
-//! `failures_to_alert`; a success resets the count and closes the policy's
-//! open alert. Opening and closing are published to SNS when the
-//! configuration has a `notifications` block.
+//! An invalid scheduled attempt is retried after `retries.wait`, up to
+//! `retries.count` times. The retry is written to the state ([`Retry`]) and
+//! the runner starts it when it is due, like a slot: nothing sleeps inside a
+//! run, a restarted runner still retries, and the runner's other work goes on
+//! meanwhile. An ad hoc backup (`lifeboat backup`) is one attempt, never
+//! retried: the operator sees its outcome at once.
+//!
+//! When a run ends (a valid attempt, or the last allowed one) it counts
+//! once: a failure adds to the policy's consecutive failures and opens an
+//! alert when they reach `failures_to_alert`; a success resets the count and
+//! closes the policy's open alert. Opening and closing are published to SNS
+//! when the configuration has a `notifications` block. A scheduled slot that
+//! arrives while a retry still waits replaces it, and the replaced run counts
+//! as failed.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use lifeboat_schema::{Notifications, PolicyOptions, SuccessRule};
 
 use crate::addr::Address;
@@ -31,7 +39,7 @@ use crate::model::PolicyState;
 use crate::notify;
 use crate::planner;
 use crate::scripts;
-use crate::state::{Alert, BackupStatus, ScriptRun, StateError, Store};
+use crate::state::{Alert, BackupRecord, BackupStatus, Retry, ScriptRun, StateError, Store};
 
 /// What a policy run needs beside the cloud and the store.
 #[derive(Debug, Clone, Default)]
@@ -53,13 +61,42 @@ pub struct Attempt {
     pub problems: Vec<String>,
 }
 
-/// How a policy run went.
+/// Why a policy runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// A scheduled slot: its first attempt (`attempt` 1) or a retry.
+    Scheduled {
+        slot: DateTime<Utc>,
+        attempt: u32,
+        /// A waiting retry of an earlier slot that this run replaces.
+        supersedes: Option<Retry>,
+    },
+    /// `lifeboat backup`: one attempt, never retried.
+    AdHoc,
+}
+
+impl Trigger {
+    fn attempt(&self) -> u32 {
+        match self {
+            Trigger::Scheduled { attempt, .. } => *attempt,
+            Trigger::AdHoc => 1,
+        }
+    }
+}
+
+/// How one attempt of a policy run went.
 pub struct PolicyRun {
-    pub attempts: Vec<Attempt>,
-    /// The last attempt's backup (or why there was none).
+    /// The attempt made (none when the policy could not run at all).
+    pub attempt: Option<Attempt>,
+    /// The attempt's backup (or why there was none).
     pub result: Result<BackupResult, BackupError>,
+    /// The run ended with a valid generation.
     pub succeeded: bool,
-    /// Consecutive failures after this run.
+    /// The attempt failed and another is scheduled (the run goes on).
+    pub retry: Option<Retry>,
+    /// A waiting retry this run replaced (that run counted as failed).
+    pub superseded: Option<Retry>,
+    /// Consecutive failed runs after this attempt.
     pub failures: u32,
     pub alert_opened: Option<Alert>,
     pub alerts_closed: Vec<Alert>,
@@ -163,21 +200,15 @@ fn close_timed_out(store: &Arc<Mutex<Store>>, policy: &str, id: &str, secs: u64)
     }
 }
 
-/// Marks a successful backup partial: its scripts failed under the strict
-/// rule, so it is not a valid generation.
-fn downgrade(store: &Arc<Mutex<Store>>, policy: &str, id: &str, why: &[String]) {
-    let mut s = store.lock().expect("store");
-    let Ok(backups) = s.backups(Some(policy)) else {
-        return;
-    };
-    if let Some(b) = backups.into_iter().find(|b| b.id == id) {
-        let mut problems = b.problems.clone();
-        problems.extend(why.iter().cloned());
-        let finished = b.finished.unwrap_or_else(Utc::now);
-        let _ = s.transaction(|tx| {
-            tx.finish_backup(policy, id, BackupStatus::Partial, finished, &problems)
-        });
-    }
+/// Adds `why` to a finished backup's problems and sets its status (partial,
+/// when its scripts failed under the strict rule).
+fn amend(store: &Arc<Mutex<Store>>, r: &BackupRecord, status: BackupStatus, why: &[String]) {
+    let mut problems = r.problems.clone();
+    problems.extend(why.iter().cloned());
+    let finished = r.finished.unwrap_or_else(Utc::now);
+    let _ = store.lock().expect("store").transaction(|tx| {
+        tx.finish_backup(&r.policy, &r.id, status, finished, &problems)
+    });
 }
 
 /// One attempt. Returns the backup result and the attempt's summary.
@@ -229,19 +260,19 @@ async fn attempt(
     }
     let strict = opts.success == SuccessRule::Strict;
     // Under the strict rule a failed before script already makes this
-    // backup invalid: it is recorded as partial before retention looks.
+    // backup invalid: it is recorded as partial from the start.
     let known: Vec<String> = if strict {
         script_problems.iter().map(|p| strict_note(p)).collect()
     } else {
         Vec::new()
     };
-    let mut wait = wait;
-    let result = match opts.timeout_secs {
+    let taken: Result<BackupRecord, BackupError> = match opts.timeout_secs {
         Some(secs) => {
+            let mut wait = wait;
             wait.timeout = wait.timeout.min(Duration::from_secs(secs));
             match tokio::time::timeout(
                 Duration::from_secs(secs),
-                backup::run_with_problems(cloud, store.clone(), policy, at, wait, known),
+                backup::take(cloud.clone(), store.clone(), policy, at, wait, known),
             )
             .await
             {
@@ -251,16 +282,8 @@ async fn attempt(
                     summary
                         .problems
                         .push(format!("the backup timed out after {secs}s"));
-                    let rec = store
-                        .lock()
-                        .expect("store")
-                        .backups(Some(policy))
-                        .map(|bs| bs.into_iter().find(|b| b.id == id));
-                    match rec {
-                        Ok(Some(record)) => Ok(BackupResult {
-                            record,
-                            retention: Default::default(),
-                        }),
+                    match record_of(store, policy, &id) {
+                        Ok(Some(record)) => Ok(record),
                         Ok(None) => Err(BackupError::State(StateError::Conflict(format!(
                             "policy {policy}: the backup timed out after {secs}s"
                         )))),
@@ -269,17 +292,17 @@ async fn attempt(
                 }
             }
         }
-        None => backup::run_with_problems(cloud, store.clone(), policy, at, wait, known).await,
+        None => backup::take(cloud.clone(), store.clone(), policy, at, wait, known).await,
     };
-    let backup_ok = matches!(&result, Ok(r) if r.record.status == BackupStatus::Success);
-    if let Ok(r) = &result {
-        summary.backup_id = Some(r.record.id.clone());
-        if r.record.id != id {
+    let backup_ok = matches!(&taken, Ok(r) if r.status == BackupStatus::Success);
+    if let Ok(r) = &taken {
+        summary.backup_id = Some(r.id.clone());
+        if r.id != id {
             // Should not happen (the same rule); scripts were recorded under
             // the predicted id.
             summary
                 .problems
-                .push(format!("backup id {} differs from {id}", r.record.id));
+                .push(format!("backup id {} differs from {id}", r.id));
         }
     }
     if let Some(s) = &opts.scripts {
@@ -299,40 +322,31 @@ async fn attempt(
             }
         }
     }
+    // Scripts are settled before retention: under the strict rule a backup
+    // whose after or complete script failed is partial by the time
+    // retention counts generations.
     if !script_problems.is_empty() {
-        if let Ok(r) = &result {
-            if strict && r.record.status == BackupStatus::Success {
+        if let Ok(r) = &taken {
+            if strict && r.status == BackupStatus::Success {
                 let why: Vec<String> = script_problems.iter().map(|p| strict_note(p)).collect();
-                downgrade(store, policy, &r.record.id, &why);
+                amend(store, r, BackupStatus::Partial, &why);
             } else if !strict {
                 // Recorded with the backup, without changing its status.
-                let mut s = store.lock().expect("store");
-                let problems: Vec<String> = r
-                    .record
-                    .problems
-                    .iter()
-                    .cloned()
-                    .chain(script_problems.iter().cloned())
-                    .collect();
-                let finished = r.record.finished.unwrap_or(at);
-                let _ = s.transaction(|tx| {
-                    tx.finish_backup(policy, &r.record.id, r.record.status, finished, &problems)
-                });
+                amend(store, r, r.status, &script_problems);
             }
         }
     }
-    // Re-read the record: scripts may have changed its status and problems.
-    let result = match result {
-        Ok(mut r) => {
-            if let Ok(Some(rec)) = store
-                .lock()
-                .expect("store")
-                .backups(Some(policy))
-                .map(|bs| bs.into_iter().find(|b| b.id == r.record.id))
-            {
-                r.record = rec;
+    let result = match taken {
+        Ok(r) => {
+            // Re-read the record: scripts may have changed its status and problems.
+            let record = match record_of(store, policy, &r.id) {
+                Ok(Some(rec)) => rec,
+                _ => r,
+            };
+            match backup::retain(cloud, store.clone(), &record, at).await {
+                Ok(retention) => Ok(BackupResult { record, retention }),
+                Err(e) => Err(e),
             }
-            Ok(r)
         }
         Err(e) => Err(e),
     };
@@ -356,11 +370,13 @@ async fn attempt(
     (result, summary)
 }
 
-/// Runs `policy` for a scheduled slot (or on demand) with its options.
+/// Runs one attempt of `policy` for `trigger` with its options, then
+/// schedules its retry or counts the run for the policy's alerts.
 pub async fn run(
     cloud: Arc<dyn Cloud>,
     store: Arc<Mutex<Store>>,
     policy: &str,
+    trigger: &Trigger,
     now: DateTime<Utc>,
     wait: Wait,
     ctx: &Context,
@@ -386,6 +402,39 @@ pub async fn run(
     if !pol.enabled {
         return not_run(BackupError::Disabled(policy.to_string()));
     }
+    let mut out = PolicyRun {
+        attempt: None,
+        result: Err(BackupError::NotApplied(policy.to_string())),
+        succeeded: false,
+        retry: None,
+        superseded: None,
+        failures: 0,
+        alert_opened: None,
+        alerts_closed: vec![],
+        notify_errors: vec![],
+    };
+    // A waiting retry replaced by a new slot: that run ends here, failed.
+    if let Trigger::Scheduled {
+        supersedes: Some(old),
+        ..
+    } = trigger
+    {
+        let why = format!(
+            "the run for {} was replaced by a new slot before its attempt {}",
+            old.slot.format("%Y-%m-%dT%H:%M:%SZ"),
+            old.attempt
+        );
+        let cleared = store.lock().expect("store").clear_retry(policy);
+        let ended = cleared.and_then(|()| count_failure(&store, &pol, now, old.attempt - 1, &why));
+        match ended {
+            Ok((n, opened)) => {
+                out.failures = n;
+                out.alert_opened = opened;
+            }
+            Err(e) => return not_run(e.into()),
+        }
+        out.superseded = Some(old.clone());
+    }
     let targets: Vec<String> = planner::state_targets(&state)
         .into_iter()
         .filter(|((p, _), _)| p == policy)
@@ -393,36 +442,52 @@ pub async fn run(
         .collect();
     let targets = targets.join(" ");
     let clock = std::time::Instant::now();
-    let mut attempts = Vec::new();
-    let mut number = 0;
-    let result = loop {
-        number += 1;
-        let at = now + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default();
-        let (result, a) =
-            attempt(cloud.clone(), &store, &pol, &targets, at, wait, number, ctx).await;
-        let valid = a.valid;
-        attempts.push(a);
-        // A state error is not worth retrying: the catalog is in trouble.
-        if valid
-            || number > pol.options.retries.count
-            || matches!(result, Err(BackupError::State(_)))
-        {
-            break result;
-        }
-        tokio::time::sleep(Duration::from_secs(pol.options.retries.wait_secs)).await;
-    };
-    let succeeded = attempts.last().is_some_and(|a| a.valid);
+    let number = trigger.attempt();
+    let (result, a) = attempt(cloud.clone(), &store, &pol, &targets, now, wait, number, ctx).await;
     let finished = now + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default();
-    let mut out = PolicyRun {
-        attempts,
-        result,
-        succeeded,
-        failures: 0,
-        alert_opened: None,
-        alerts_closed: vec![],
-        notify_errors: vec![],
+    out.succeeded = a.valid;
+    // Another attempt unless it was valid, the last allowed, ad hoc, or the
+    // catalog itself is in trouble (not worth retrying).
+    let retry = match trigger {
+        Trigger::Scheduled { slot, .. }
+            if !a.valid
+                && number <= pol.options.retries.count
+                && !matches!(result, Err(BackupError::State(_))) =>
+        {
+            Some(Retry {
+                policy: policy.to_string(),
+                slot: *slot,
+                attempt: number + 1,
+                // Whole seconds, as the state stores and logs show it.
+                due: (finished
+                    + chrono::Duration::seconds(
+                        i64::try_from(pol.options.retries.wait_secs).unwrap_or(i64::MAX / 1000),
+                    ))
+                .trunc_subsecs(0),
+            })
+        }
+        _ => None,
     };
-    if let Err(e) = account(&store, &pol, finished, &mut out) {
+    out.attempt = Some(a);
+    out.result = result;
+    let recorded = {
+        let mut s = store.lock().expect("store");
+        match (&retry, trigger) {
+            (Some(r), _) => s.set_retry(r),
+            // A scheduled run that ended, or an ad hoc success, leaves no
+            // retry waiting; an ad hoc failure leaves a scheduled one alone.
+            (None, Trigger::Scheduled { .. }) => s.clear_retry(policy),
+            (None, Trigger::AdHoc) if out.succeeded => s.clear_retry(policy),
+            (None, Trigger::AdHoc) => Ok(()),
+        }
+    };
+    if let Err(e) = recorded {
+        out.notify_errors
+            .push(format!("cannot record the retry: {e}"));
+    }
+    if retry.is_some() {
+        out.retry = retry;
+    } else if let Err(e) = account(&store, &pol, finished, &mut out) {
         out.notify_errors
             .push(format!("cannot record the run: {e}"));
     }
@@ -445,15 +510,31 @@ pub async fn run(
     out
 }
 
+/// The catalog record of backup `id` of `policy`.
+fn record_of(
+    store: &Arc<Mutex<Store>>,
+    policy: &str,
+    id: &str,
+) -> Result<Option<BackupRecord>, StateError> {
+    Ok(store
+        .lock()
+        .expect("store")
+        .backups(Some(policy))?
+        .into_iter()
+        .find(|b| b.id == id))
+}
+
 fn strict_note(problem: &str) -> String {
     format!("{problem} (success = \"strict\": not a valid generation)")
 }
 
 fn not_run(e: BackupError) -> PolicyRun {
     PolicyRun {
-        attempts: vec![],
+        attempt: None,
         result: Err(e),
         succeeded: false,
+        retry: None,
+        superseded: None,
         failures: 0,
         alert_opened: None,
         alerts_closed: vec![],
@@ -468,27 +549,44 @@ fn account(
     at: DateTime<Utc>,
     out: &mut PolicyRun,
 ) -> Result<(), StateError> {
-    let mut s = store.lock().expect("store");
     if out.succeeded {
+        let mut s = store.lock().expect("store");
         s.record_success(&pol.name)?;
         out.alerts_closed = s.close_policy_alerts(&pol.name, at)?;
         out.failures = 0;
         return Ok(());
     }
-    out.failures = s.record_failure(&pol.name)?;
-    if out.failures >= pol.options.failures_to_alert {
-        let last = out.attempts.last();
-        let why = last
-            .map(|a| a.problems.join("; "))
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "the backup failed".to_string());
-        let message = format!(
-            "{} consecutive failed run(s) of policy {} (last after {} attempt(s)): {why}",
-            out.failures,
-            pol.name,
-            out.attempts.len()
-        );
-        out.alert_opened = s.open_policy_alert(&pol.name, at, &message)?;
+    let last = out.attempt.as_ref();
+    let why = last
+        .map(|a| a.problems.join("; "))
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "the backup failed".to_string());
+    let attempts = last.map_or(0, |a| a.number);
+    let (failures, opened) = count_failure(store, pol, at, attempts, &why)?;
+    out.failures = failures;
+    if opened.is_some() {
+        out.alert_opened = opened;
     }
     Ok(())
+}
+
+/// Counts one failed run of `pol`; opens its alert when the consecutive
+/// failures reach `failures_to_alert`. Returns the count and the new alert.
+fn count_failure(
+    store: &Arc<Mutex<Store>>,
+    pol: &PolicyState,
+    at: DateTime<Utc>,
+    attempts: u32,
+    why: &str,
+) -> Result<(u32, Option<Alert>), StateError> {
+    let mut s = store.lock().expect("store");
+    let failures = s.record_failure(&pol.name)?;
+    if failures < pol.options.failures_to_alert {
+        return Ok((failures, None));
+    }
+    let message = format!(
+        "{failures} consecutive failed run(s) of policy {} (last after {attempts} attempt(s)): {why}",
+        pol.name,
+    );
+    Ok((failures, s.open_policy_alert(&pol.name, at, &message)?))
 }

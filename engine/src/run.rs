@@ -1,14 +1,20 @@
 //! The run mode's scheduling: which policies are due at an instant, when the
-//! next one will be, and one tick that performs what is due.
+//! next one will be, and the [`Runner`] that starts what is due.
 //!
 //! A policy runs for a *slot*, a planned instant of one of its schedules.
 //! Each policy remembers the last slot it ran for. At a tick, the slots after
 //! that one (but no further back than the grace window, one interval of the
 //! schedule) and not after now are due, and the policy runs once for the
 //! latest of them: missed slots are caught up with one backup, not one per
-//! slot.
+//! slot. A failed attempt's retry (kept in the state) is due at its own
+//! time, like a slot.
+//!
+//! The runner starts each due run as a task of its own and does not wait
+//! for it: a policy with a long backup or a retry does not hold up the
+//! others. A policy is never run twice at once: a slot that comes while its
+//! previous run is still in flight is recorded as skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
@@ -18,9 +24,9 @@ use crate::backup::{self, BackupError, BackupResult, Wait};
 use crate::cloud::Cloud;
 use crate::model::PolicyState;
 use crate::planner;
-use crate::policy_run;
+use crate::policy_run::{self, Trigger};
 use crate::schedule;
-use crate::state::Store;
+use crate::state::{BackupRecord, Retry, Skipped, StateError, Store};
 
 /// How far back a missed slot still runs: one interval of its schedule
 /// (months counted as 31 days, so a monthly slot is never lost to a short month).
@@ -40,8 +46,26 @@ pub fn grace(s: &Schedule) -> Duration {
 pub struct Due {
     pub policy: String,
     pub slot: DateTime<Utc>,
-    /// The schedules that have a slot at that instant.
+    /// The schedules that have a slot at that instant (none for a retry).
     pub schedules: Vec<String>,
+    /// 1 for a scheduled run, 2 and up for its retries.
+    pub attempt: u32,
+    /// A waiting retry of an earlier slot that this new slot replaces.
+    pub supersedes: Option<Retry>,
+}
+
+impl Due {
+    pub fn is_retry(&self) -> bool {
+        self.attempt > 1
+    }
+
+    fn trigger(&self) -> Trigger {
+        Trigger::Scheduled {
+            slot: self.slot,
+            attempt: self.attempt,
+            supersedes: self.supersedes.clone(),
+        }
+    }
 }
 
 /// The latest slot of `s` in `(after, now]`, if any.
@@ -59,12 +83,15 @@ fn latest_slot(s: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> Option
 }
 
 /// The policies due at `now`. Pure: `policies` are the applied policies
-/// (state), `schedules` the configured ones, `last` each policy's last slot.
-/// Disabled policies and schedules missing from the configuration never run.
+/// (state), `schedules` the configured ones, `last` each policy's last slot,
+/// `retries` the retries waiting. A new slot takes precedence over a waiting
+/// retry (and replaces it). Disabled policies and schedules missing from the
+/// configuration never run.
 pub fn due(
     schedules: &BTreeMap<String, Schedule>,
     policies: &BTreeMap<String, PolicyState>,
     last: &BTreeMap<String, DateTime<Utc>>,
+    retries: &BTreeMap<String, Retry>,
     now: DateTime<Utc>,
 ) -> Vec<Due> {
     let mut out = Vec::new();
@@ -87,51 +114,226 @@ pub fn due(
                         policy: name.clone(),
                         slot,
                         schedules: vec![sname.clone()],
+                        attempt: 1,
+                        supersedes: None,
                     })
                 }
             }
         }
-        out.extend(best);
+        let waiting = retries.get(name);
+        match (best, waiting) {
+            (Some(mut d), r) => {
+                d.supersedes = r.cloned();
+                out.push(d);
+            }
+            (None, Some(r)) if r.due <= now => out.push(Due {
+                policy: name.clone(),
+                slot: r.slot,
+                schedules: vec![],
+                attempt: r.attempt,
+                supersedes: None,
+            }),
+            (None, _) => {}
+        }
     }
     out
 }
 
-/// The next instant after `now` at which some policy has a slot.
+/// The next instant after `now` at which some policy has a slot or a retry.
 pub fn next_wake(
     schedules: &BTreeMap<String, Schedule>,
     policies: &BTreeMap<String, PolicyState>,
+    retries: &BTreeMap<String, Retry>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    policies
+    let slots = policies
         .values()
         .filter(|p| p.enabled)
         .flat_map(|p| p.schedules.iter())
         .filter_map(|s| schedules.get(s))
-        .filter_map(|s| schedule::next_after(s, now))
-        .min()
+        .filter_map(|s| schedule::next_after(s, now));
+    let retries = retries
+        .values()
+        .filter(|r| policies.get(&r.policy).is_some_and(|p| p.enabled))
+        .map(|r| r.due.max(now));
+    slots.chain(retries).min()
 }
 
-/// What one tick did for one policy.
+/// What one run of a policy did.
 pub struct Ran {
     pub due: Due,
-    /// The last attempt's backup (or why there was none).
+    /// The attempt's backup (or why there was none).
     pub result: Result<BackupResult, BackupError>,
     pub seconds: f64,
-    /// Every attempt (the first, then retries).
-    pub attempts: Vec<policy_run::Attempt>,
+    pub attempt: Option<policy_run::Attempt>,
     /// The run produced a valid generation (the policy's success rule).
     pub succeeded: bool,
+    /// The attempt failed and this retry is scheduled.
+    pub retry: Option<Retry>,
     pub alert_opened: Option<crate::state::Alert>,
     pub alerts_closed: Vec<crate::state::Alert>,
     pub notify_errors: Vec<String>,
 }
 
-/// Performs what is due at `now`: closes backups an interrupted runner left
-/// behind, then runs every due policy with its options (retries, timeout,
-/// scripts, alerts; see [`policy_run`]) — policies in parallel; within one,
-/// the backup's own per-region bounds apply — and records each slot. The
-/// caller holds the lease and the state lock. `started` is told each backup
-/// as it begins.
+/// What the runner did with a due run.
+pub enum Started {
+    Started(Due),
+    /// The policy's previous run was still in flight.
+    Skipped(Due),
+}
+
+/// Starts due runs as tasks and collects them as they finish. The caller
+/// holds the lease, and holds the state lock while [`Runner::busy`].
+pub struct Runner {
+    cloud: Arc<dyn Cloud>,
+    store: Arc<Mutex<Store>>,
+    schedules: BTreeMap<String, Schedule>,
+    wait: Wait,
+    ctx: policy_run::Context,
+    jobs: tokio::task::JoinSet<Ran>,
+    in_flight: BTreeSet<String>,
+}
+
+impl Runner {
+    pub fn new(
+        cloud: Arc<dyn Cloud>,
+        store: Arc<Mutex<Store>>,
+        config: &Config,
+        wait: Wait,
+        ctx: policy_run::Context,
+    ) -> Runner {
+        Runner {
+            cloud,
+            store,
+            schedules: config.schedules.clone(),
+            wait,
+            ctx,
+            jobs: tokio::task::JoinSet::new(),
+            in_flight: BTreeSet::new(),
+        }
+    }
+
+    /// Some run is in flight.
+    pub fn busy(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    fn policies(&self) -> Result<BTreeMap<String, PolicyState>, StateError> {
+        let state = self.store.lock().expect("store").load()?;
+        Ok(planner::state_policies(&state))
+    }
+
+    /// What is due at `now`: scheduled slots and retries.
+    pub fn due(&self, now: DateTime<Utc>) -> Result<Vec<Due>, StateError> {
+        let policies = self.policies()?;
+        let s = self.store.lock().expect("store");
+        Ok(due(
+            &self.schedules,
+            &policies,
+            &s.last_slots()?,
+            &s.retries()?,
+            now,
+        ))
+    }
+
+    /// The next instant a slot or a retry comes due.
+    pub fn next_wake(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StateError> {
+        let policies = self.policies()?;
+        let retries = self.store.lock().expect("store").retries()?;
+        Ok(next_wake(&self.schedules, &policies, &retries, now))
+    }
+
+    /// Closes backups an interrupted runner left behind. Only while idle:
+    /// with a run in flight, a `running` backup may be this runner's own.
+    pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<Vec<BackupRecord>, BackupError> {
+        if self.busy() {
+            return Ok(vec![]);
+        }
+        backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await
+    }
+
+    /// Starts every run in `dues`. A scheduled slot spends itself as it
+    /// starts (recorded in the state, so it never runs twice); a policy
+    /// whose previous run is still in flight is skipped, and that is
+    /// recorded too.
+    pub fn start(&mut self, dues: Vec<Due>, now: DateTime<Utc>) -> Result<Vec<Started>, StateError> {
+        let mut out = Vec::new();
+        for d in dues {
+            if self.in_flight.contains(&d.policy) {
+                if !d.is_retry() {
+                    let mut s = self.store.lock().expect("store");
+                    s.transaction(|tx| tx.set_last_slot(&d.policy, d.slot, None))?;
+                    s.record_skip(&Skipped {
+                        policy: d.policy.clone(),
+                        slot: d.slot,
+                        at: now,
+                        reason: "the policy's previous run was still in flight".into(),
+                    })?;
+                    out.push(Started::Skipped(d));
+                }
+                continue;
+            }
+            if !d.is_retry() {
+                self.store
+                    .lock()
+                    .expect("store")
+                    .transaction(|tx| tx.set_last_slot(&d.policy, d.slot, None))?;
+            }
+            self.in_flight.insert(d.policy.clone());
+            let (cloud, store, ctx, wait) = (
+                self.cloud.clone(),
+                self.store.clone(),
+                self.ctx.clone(),
+                self.wait,
+            );
+            let due = d.clone();
+            self.jobs.spawn(async move {
+                let clock = std::time::Instant::now();
+                let trigger = due.trigger();
+                let run =
+                    policy_run::run(cloud, store.clone(), &due.policy, &trigger, now, wait, &ctx)
+                        .await;
+                let mut result = run.result;
+                if let Ok(b) = &result {
+                    let recorded = store
+                        .lock()
+                        .expect("store")
+                        .transaction(|tx| tx.set_last_slot(&due.policy, due.slot, Some(&b.record.id)));
+                    if let Err(e) = recorded {
+                        result = Err(BackupError::State(e));
+                    }
+                }
+                Ran {
+                    due,
+                    result,
+                    seconds: clock.elapsed().as_secs_f64(),
+                    attempt: run.attempt,
+                    succeeded: run.succeeded,
+                    retry: run.retry,
+                    alert_opened: run.alert_opened,
+                    alerts_closed: run.alerts_closed,
+                    notify_errors: run.notify_errors,
+                }
+            });
+            out.push(Started::Started(d));
+        }
+        Ok(out)
+    }
+
+    /// The next run to finish; `None` when none is in flight.
+    pub async fn finished(&mut self) -> Option<Ran> {
+        let ran = self.jobs.join_next().await?.expect("a backup task panicked");
+        self.in_flight.remove(&ran.due.policy);
+        Some(ran)
+    }
+}
+
+/// Performs what is due at `now` and waits for it: closes backups an
+/// interrupted runner left behind, starts every due run, and returns them
+/// as they finished, ordered by policy. Retries the runs schedule are left
+/// in the state for a later tick. The caller holds the lease and the state
+/// lock. `started` is told each run as it begins.
+#[allow(clippy::too_many_arguments)]
 pub async fn tick(
     cloud: Arc<dyn Cloud>,
     store: Arc<Mutex<Store>>,
@@ -139,48 +341,17 @@ pub async fn tick(
     now: DateTime<Utc>,
     wait: Wait,
     ctx: &policy_run::Context,
-    mut started: impl FnMut(&Due),
+    mut started: impl FnMut(&Started),
 ) -> Result<Vec<Ran>, BackupError> {
-    backup::reconcile_interrupted(cloud.clone(), store.clone(), now).await?;
-    let (state, last) = {
-        let mut s = store.lock().expect("store");
-        (s.load()?, s.last_slots()?)
-    };
-    let policies = planner::state_policies(&state);
-    let mut jobs = tokio::task::JoinSet::new();
-    for d in due(&config.schedules, &policies, &last, now) {
-        started(&d);
-        let (cloud, store, ctx) = (cloud.clone(), store.clone(), ctx.clone());
-        jobs.spawn(async move {
-            let clock = std::time::Instant::now();
-            let run = policy_run::run(cloud, store.clone(), &d.policy, now, wait, &ctx).await;
-            let result = run.result;
-            let id = result.as_ref().ok().map(|r| r.record.id.clone());
-            // The slot is spent whatever the outcome: a failed backup is not
-            // retried by the next tick as if it were missed.
-            let recorded = store
-                .lock()
-                .expect("store")
-                .transaction(|tx| tx.set_last_slot(&d.policy, d.slot, id.as_deref()));
-            let result = match recorded {
-                Ok(()) => result,
-                Err(e) => Err(BackupError::State(e)),
-            };
-            Ran {
-                due: d,
-                result,
-                seconds: clock.elapsed().as_secs_f64(),
-                attempts: run.attempts,
-                succeeded: run.succeeded,
-                alert_opened: run.alert_opened,
-                alerts_closed: run.alerts_closed,
-                notify_errors: run.notify_errors,
-            }
-        });
+    let mut runner = Runner::new(cloud, store, config, wait, ctx.clone());
+    runner.reconcile(now).await?;
+    let dues = runner.due(now)?;
+    for s in runner.start(dues, now)? {
+        started(&s);
     }
     let mut out = Vec::new();
-    while let Some(r) = jobs.join_next().await {
-        out.push(r.expect("a backup task panicked"));
+    while let Some(r) = runner.finished().await {
+        out.push(r);
     }
     out.sort_by(|a, b| a.due.policy.cmp(&b.due.policy));
     Ok(out)
@@ -228,20 +399,20 @@ mod tests {
         let policies = [("web".to_string(), policy(&["hourly"]))].into();
         let mut last = BTreeMap::new();
         // Never ran: the slot of the last hour is due once.
-        let d = due(&schedules, &policies, &last, t("2026-11-22T10:20:00Z"));
+        let d = due(&schedules, &policies, &last, &BTreeMap::new(), t("2026-11-22T10:20:00Z"));
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].slot, t("2026-11-22T10:17:00Z"));
         last.insert("web".to_string(), d[0].slot);
         // Same hour again: nothing.
-        assert!(due(&schedules, &policies, &last, t("2026-11-22T10:59:00Z")).is_empty());
+        assert!(due(&schedules, &policies, &last, &BTreeMap::new(), t("2026-11-22T10:59:00Z")).is_empty());
         // Three slots missed (11:17, 12:17, 13:17): one run, for the latest.
-        let d = due(&schedules, &policies, &last, t("2026-11-22T13:30:00Z"));
+        let d = due(&schedules, &policies, &last, &BTreeMap::new(), t("2026-11-22T13:30:00Z"));
         assert_eq!(
             d.iter().map(|d| d.slot).collect::<Vec<_>>(),
             vec![t("2026-11-22T13:17:00Z")]
         );
         assert_eq!(
-            next_wake(&schedules, &policies, t("2026-11-22T13:30:00Z")),
+            next_wake(&schedules, &policies, &BTreeMap::new(), t("2026-11-22T13:30:00Z")),
             Some(t("2026-11-22T14:17:00Z"))
         );
     }
@@ -259,6 +430,7 @@ mod tests {
             &schedules,
             &policies,
             &BTreeMap::new(),
+            &BTreeMap::new(),
             t("2026-11-23T00:00:30Z"),
         );
         assert_eq!(d.len(), 1);
@@ -272,6 +444,7 @@ mod tests {
             &schedules,
             &policies,
             &BTreeMap::new(),
+            &BTreeMap::new(),
             t("2026-11-23T00:00:30Z")
         )
         .is_empty());
@@ -283,10 +456,38 @@ mod tests {
         let policies = [("web".to_string(), policy(&["daily"]))].into();
         let last = [("web".to_string(), t("2026-11-10T03:00:00Z"))].into();
         // Down for a week: only the latest slot within one day runs.
-        let d = due(&schedules, &policies, &last, t("2026-11-17T02:00:00Z"));
+        let d = due(&schedules, &policies, &last, &BTreeMap::new(), t("2026-11-17T02:00:00Z"));
         assert_eq!(
             d.iter().map(|d| d.slot).collect::<Vec<_>>(),
             vec![t("2026-11-16T03:00:00Z")]
         );
+    }
+
+    #[test]
+    fn a_waiting_retry_is_due_at_its_time_and_a_new_slot_replaces_it() {
+        let schedules = [("daily".to_string(), sched("1d", "2026-11-01T03:00"))].into();
+        let policies = [("web".to_string(), policy(&["daily"]))].into();
+        let last = [("web".to_string(), t("2026-11-22T03:00:00Z"))].into();
+        let retry = Retry {
+            policy: "web".into(),
+            slot: t("2026-11-22T03:00:00Z"),
+            attempt: 2,
+            due: t("2026-11-22T03:10:00Z"),
+        };
+        let retries = [("web".to_string(), retry.clone())].into();
+        assert!(due(&schedules, &policies, &last, &retries, t("2026-11-22T03:05:00Z")).is_empty());
+        assert_eq!(
+            next_wake(&schedules, &policies, &retries, t("2026-11-22T03:05:00Z")),
+            Some(t("2026-11-22T03:10:00Z"))
+        );
+        let d = due(&schedules, &policies, &last, &retries, t("2026-11-22T03:10:00Z"));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].slot, d[0].attempt), (retry.slot, 2));
+        assert!(d[0].is_retry() && d[0].schedules.is_empty());
+        // Still waiting at the next slot: the new slot runs and replaces it.
+        let d = due(&schedules, &policies, &last, &retries, t("2026-11-23T03:00:00Z"));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].slot, d[0].attempt), (t("2026-11-23T03:00:00Z"), 1));
+        assert_eq!(d[0].supersedes, Some(retry));
     }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::addr::Address;
 
 mod health;
-pub use health::ScriptRun;
+pub use health::{Retry, ScriptRun, Skipped};
 
 /// The schema version this build writes; older files are migrated on open.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -337,6 +337,15 @@ const MIGRATIONS: &[&str] = &[
     // the AMI they belong to
     "ALTER TABLE snapshots ADD COLUMN kind TEXT NOT NULL DEFAULT 'ebs';
      ALTER TABLE snapshots ADD COLUMN image_id TEXT;",
+    // version 6: retries waiting for their time (a run whose attempt failed,
+    // kept in state so that a restarted runner still retries it) and the
+    // scheduled runs skipped because the policy's previous run was in flight
+    "CREATE TABLE policy_retries (
+        policy TEXT PRIMARY KEY, slot TEXT NOT NULL, attempt INTEGER NOT NULL,
+        due TEXT NOT NULL);
+     CREATE TABLE skipped_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, policy TEXT NOT NULL, slot TEXT NOT NULL,
+        at TEXT NOT NULL, reason TEXT NOT NULL);",
 ];
 
 impl Store {

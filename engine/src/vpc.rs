@@ -798,6 +798,22 @@ pub fn due_captures(
         .collect()
 }
 
+/// When the next capture comes due (now, for one never run).
+pub fn next_capture(
+    config: &Config,
+    last: &BTreeMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    config
+        .vpc_captures
+        .values()
+        .filter_map(|c| {
+            let every = chrono::Duration::seconds(i64::try_from(c.every_seconds?).ok()?);
+            Some(last.get(&run_key(&c.name)).map_or(now, |l| *l + every))
+        })
+        .min()
+}
+
 /// Capture retention: the versions that may go. A version describes the
 /// network from its capture time until the next version. It is kept while
 /// it is one of the two newest of its VPC, while a backup of that account and region

@@ -11,8 +11,8 @@ use lifeboat_engine::backup::Wait;
 use lifeboat_engine::cloud::{Cloud, ErrorKind};
 use lifeboat_engine::fake::FakeCloud;
 use lifeboat_engine::planner;
-use lifeboat_engine::policy_run::{self, Context};
-use lifeboat_engine::state::{BackupStatus, Store};
+use lifeboat_engine::policy_run::{self, Context, Trigger};
+use lifeboat_engine::state::{Alert, BackupStatus, Retry, Store};
 use lifeboat_schema::Config;
 
 const WAIT: Wait = Wait {
@@ -24,6 +24,17 @@ const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:alerts";
 
 fn at(minute: u32) -> DateTime<Utc> {
     format!("2026-11-22T10:{minute:02}:00Z").parse().unwrap()
+}
+
+/// A run from its first attempt to its last.
+#[derive(Default)]
+struct Whole {
+    attempts: Vec<policy_run::Attempt>,
+    retries: Vec<Retry>,
+    succeeded: bool,
+    failures: u32,
+    alert_opened: Option<Alert>,
+    alerts_closed: Vec<Alert>,
 }
 
 struct Bench {
@@ -117,16 +128,54 @@ impl Bench {
         }
     }
 
-    async fn run(&self, minute: u32) -> policy_run::PolicyRun {
+    /// One attempt of the run for the slot at `minute`.
+    async fn attempt(&self, trigger: &Trigger, now: DateTime<Utc>) -> policy_run::PolicyRun {
         policy_run::run(
             self.cloud(),
             self.store.clone(),
             "web",
-            at(minute),
+            trigger,
+            now,
             WAIT,
             &self.ctx(),
         )
         .await
+    }
+
+    /// The whole run for the slot at `minute`: the first attempt, then each
+    /// retry the state schedules, made at its due time (as the runner would).
+    async fn run(&self, minute: u32) -> Whole {
+        let mut whole = Whole::default();
+        let mut trigger = Trigger::Scheduled {
+            slot: at(minute),
+            attempt: 1,
+            supersedes: None,
+        };
+        let mut now = at(minute);
+        loop {
+            let r = self.attempt(&trigger, now).await;
+            whole.attempts.extend(r.attempt.clone());
+            whole.succeeded = r.succeeded;
+            whole.failures = r.failures;
+            whole.alert_opened = r.alert_opened.clone();
+            whole.alerts_closed = r.alerts_closed.clone();
+            let Some(retry) = r.retry else { break };
+            assert_eq!(
+                self.store.lock().unwrap().retries().unwrap().get("web"),
+                Some(&retry),
+                "the retry waits in the state"
+            );
+            assert!(r.alert_opened.is_none(), "a run still retrying opens no alert");
+            now = retry.due;
+            trigger = Trigger::Scheduled {
+                slot: retry.slot,
+                attempt: retry.attempt,
+                supersedes: None,
+            };
+            whole.retries.push(retry);
+        }
+        assert!(self.store.lock().unwrap().retries().unwrap().is_empty());
+        whole
     }
 
     fn fail_snapshots(&self, fail: bool) {
@@ -148,9 +197,15 @@ impl Bench {
 async fn unit_a_failed_backup_is_retried_after_the_wait_then_opens_an_alert_published_once() {
     let b = Bench::new("retries {\n count = 2\n wait = \"1s\"\n }").await;
     b.fail_snapshots(true);
-    let started = std::time::Instant::now();
     let r = b.run(1).await;
-    assert!(started.elapsed() >= Duration::from_secs(2), "two waits");
+    // Two retries, each scheduled one wait after the failed attempt.
+    assert_eq!(
+        r.retries.iter().map(|x| x.attempt).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    assert!(r.retries[0].due >= at(1) + chrono::Duration::seconds(1));
+    assert!(r.retries[1].due >= r.retries[0].due + chrono::Duration::seconds(1));
+    assert!(r.retries.iter().all(|x| x.slot == at(1)));
     assert_eq!(r.attempts.len(), 3);
     assert!(!r.succeeded);
     assert_eq!(r.failures, 1);
@@ -390,4 +445,111 @@ async fn unit_an_invalid_strict_backup_never_makes_retention_delete_a_valid_gene
     assert!(r.alert_opened.unwrap().message.contains(
         "before script before.sh: exit status 1 (success = \"strict\": not a valid generation)"
     ));
+}
+
+#[tokio::test]
+async fn unit_a_new_slot_replaces_a_waiting_retry_and_that_run_counts_as_failed() {
+    let b = Bench::new("failures_to_alert = 2\n retries {\n count = 2\n wait = \"1h\"\n }").await;
+    b.fail_snapshots(true);
+    let first = Trigger::Scheduled {
+        slot: at(1),
+        attempt: 1,
+        supersedes: None,
+    };
+    let r = b.attempt(&first, at(1)).await;
+    let retry = r.retry.expect("a retry is scheduled an hour later");
+    assert!(retry.due >= "2026-11-22T11:01:00Z".parse::<DateTime<Utc>>().unwrap());
+    assert_eq!(r.failures, 0, "a run still retrying has not failed yet");
+
+    // The next slot comes before the retry: it replaces it.
+    let second = Trigger::Scheduled {
+        slot: at(30),
+        attempt: 1,
+        supersedes: Some(retry.clone()),
+    };
+    let r = b.attempt(&second, at(30)).await;
+    assert_eq!(r.superseded, Some(retry));
+    assert_eq!(r.failures, 1, "the replaced run counted as failed");
+    let alert = r.alert_opened.as_ref().map(|a| a.message.clone());
+    assert_eq!(alert, None, "one failure of two needed");
+    // The new run failed too and waits for its own retry.
+    let waiting = b.store.lock().unwrap().retries().unwrap();
+    assert_eq!(waiting["web"].slot, at(30));
+    assert_eq!(waiting["web"].attempt, 2);
+
+    // An ad hoc backup that succeeds ends the waiting retry and the count.
+    b.fail_snapshots(false);
+    let r = b.attempt(&Trigger::AdHoc, at(40)).await;
+    assert!(r.succeeded);
+    assert!(r.retry.is_none());
+    assert!(b.store.lock().unwrap().retries().unwrap().is_empty());
+    assert_eq!(b.store.lock().unwrap().failures("web").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn unit_an_ad_hoc_backup_is_one_attempt_that_leaves_a_scheduled_retry_alone() {
+    let b = Bench::new("retries {\n count = 3\n wait = \"10m\"\n }").await;
+    b.fail_snapshots(true);
+    let r = b.attempt(&Trigger::AdHoc, at(1)).await;
+    assert!(r.retry.is_none(), "an ad hoc backup is not retried");
+    assert_eq!(r.failures, 1);
+    assert!(r.alert_opened.is_some());
+    assert!(b.store.lock().unwrap().retries().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unit_the_runner_skips_a_slot_while_the_policy_s_run_is_in_flight() {
+    use lifeboat_engine::run::{Due, Runner, Started};
+    let b = Bench::new("").await;
+    let mut runner = Runner::new(b.cloud(), b.store.clone(), &b.config, WAIT, b.ctx());
+    let due = |minute| Due {
+        policy: "web".into(),
+        slot: at(minute),
+        schedules: vec!["hourly".into()],
+        attempt: 1,
+        supersedes: None,
+    };
+    let started = runner.start(vec![due(1)], at(1)).unwrap();
+    assert!(matches!(started[..], [Started::Started(_)]));
+    assert!(runner.busy());
+    // The task has not even been polled yet: the policy is in flight.
+    let again = runner.start(vec![due(2)], at(2)).unwrap();
+    assert!(matches!(again[..], [Started::Skipped(_)]));
+    let skipped = b.store.lock().unwrap().skipped(Some("web")).unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].slot, at(2));
+    assert_eq!(b.store.lock().unwrap().last_slots().unwrap()["web"], at(2));
+
+    let ran = runner.finished().await.expect("the first run finishes");
+    assert!(ran.succeeded);
+    assert_eq!(ran.due.slot, at(1));
+    assert!(runner.finished().await.is_none());
+    assert!(!runner.busy());
+    assert_eq!(b.cloud.world.lock().unwrap().calls_of("CreateSnapshots"), 1);
+}
+
+#[tokio::test]
+async fn unit_a_strict_after_script_failure_is_settled_before_retention_counts() {
+    let b = Bench::new("success = \"strict\"\n scripts {\n after = \"after.sh\"\n }").await;
+    script(b.dir.path(), "after.sh", "if [ -f broken ]; then exit 3; fi");
+    assert!(b.run(1).await.succeeded);
+    assert!(b.run(2).await.succeeded);
+    std::fs::write(b.dir.path().join("broken"), "").unwrap();
+    let r = b.run(3).await;
+    assert!(!r.succeeded);
+    let backups = b.store.lock().unwrap().backups(Some("web")).unwrap();
+    let status: Vec<(&str, BackupStatus)> = backups
+        .iter()
+        .map(|x| (x.id.as_str(), x.status))
+        .collect();
+    // Had retention counted the third backup before its after script
+    // failed, it would have deleted the first valid generation.
+    assert_eq!(
+        status,
+        [
+            ("2026-11-22T10:01:00Z", BackupStatus::Success),
+            ("2026-11-22T10:02:00Z", BackupStatus::Success),
+            ("2026-11-22T10:03:00Z", BackupStatus::Partial),
+        ]
+    );
 }

@@ -1,6 +1,8 @@
 //! The run mode's bookkeeping beside the catalog: consecutive failures per
 //! policy, alerts opening and closing, the scripts each backup ran, and
-//! small runner notes (the date of the last daily summary).
+//! retries waiting for their time, scheduled runs skipped because the
+//! previous one was still in flight, and small runner notes (the date of
+//! the last daily summary).
 //!
 //! These writes do not bump the serial: they describe how backups went,
 //! not the managed objects a plan compares.
@@ -27,7 +29,123 @@ pub struct ScriptRun {
     pub at: DateTime<Utc>,
 }
 
+/// A policy run whose last attempt failed and whose next attempt waits for
+/// `due` (the policy's `retries.wait` after the failure).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    pub policy: String,
+    /// The scheduled slot the run is for.
+    pub slot: DateTime<Utc>,
+    /// The number of the attempt to make (2 for the first retry).
+    pub attempt: u32,
+    pub due: DateTime<Utc>,
+}
+
+/// A scheduled slot that did not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub policy: String,
+    pub slot: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+}
+
 impl Store {
+    /// The retries waiting for their time, by policy.
+    pub fn retries(&self) -> StateResult<std::collections::BTreeMap<String, Retry>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT policy, slot, attempt, due FROM policy_retries")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (policy, slot, attempt, due) = row.map_err(|e| self.err(e))?;
+            let retry = Retry {
+                slot: parse_ts(&self.path, &slot)?,
+                due: parse_ts(&self.path, &due)?,
+                policy: policy.clone(),
+                attempt,
+            };
+            out.insert(policy, retry);
+        }
+        Ok(out)
+    }
+
+    /// Schedules the next attempt of a run (replacing any other of the policy).
+    pub fn set_retry(&mut self, r: &Retry) -> StateResult<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO policy_retries (policy, slot, attempt, due) VALUES (?1, ?2, ?3, ?4)",
+                params![r.policy, ts(r.slot), r.attempt, ts(r.due)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Drops the policy's waiting retry, if any.
+    pub fn clear_retry(&mut self, policy: &str) -> StateResult<()> {
+        self.conn
+            .execute(
+                "DELETE FROM policy_retries WHERE policy = ?1",
+                params![policy],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Records a scheduled slot that did not run, and why.
+    pub fn record_skip(&mut self, s: &Skipped) -> StateResult<()> {
+        self.conn
+            .execute(
+                "INSERT INTO skipped_runs (policy, slot, at, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![s.policy, ts(s.slot), ts(s.at), s.reason],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The skipped slots of `policy` (all policies when `None`), oldest first.
+    pub fn skipped(&self, policy: Option<&str>) -> StateResult<Vec<Skipped>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT policy, slot, at, reason FROM skipped_runs
+                 WHERE ?1 IS NULL OR policy = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![policy], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (policy, slot, at, reason) = row.map_err(|e| self.err(e))?;
+            out.push(Skipped {
+                policy,
+                slot: parse_ts(&self.path, &slot)?,
+                at: parse_ts(&self.path, &at)?,
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
     /// Consecutive failed runs of `policy` since its last success.
     pub fn failures(&self, policy: &str) -> StateResult<u32> {
         self.conn
