@@ -267,6 +267,34 @@ pub struct Mode {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// When to look again: the next slot, retry, capture or summary. A real
+/// runner also looks once a minute, for policies an apply added meanwhile;
+/// a fast-forwarding one jumps straight to the next wake-up.
+fn wake_at(
+    runner: &Runner,
+    config: &Config,
+    mode: Mode,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>> {
+    let last = runner.last_slots()?;
+    let next = [
+        runner.next_wake(now)?,
+        lifeboat_engine::vpc::next_capture(config, &last, now),
+        lifeboat_engine::notify::next_summary(config, now),
+        mode.until,
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    let poll = now + Duration::minutes(1);
+    Ok(match (next, mode.fast_forward) {
+        (Some(n), true) => n,
+        (Some(n), false) => n.min(poll),
+        (None, _) => poll,
+    }
+    .max(now))
+}
+
 /// The exit code of a finished run: 0 when it made a valid generation and
 /// retention deleted what it should, else 1.
 fn code_of(r: &Ran) -> u8 {
@@ -428,29 +456,9 @@ pub async fn run(
                 json!({ "error": e.to_string() }),
             ),
         }
-        // When to look again: the next slot, retry, capture or summary. A
-        // real runner also looks once a minute, for policies an apply added
-        // meanwhile; a fast-forwarding one jumps straight there.
-        let wake = {
-            let now = clock.now();
-            let next = match runner.next_wake(now) {
-                Ok(n) => n,
-                Err(e) => break Err(e.into()),
-            };
-            [
-                next,
-                lifeboat_engine::vpc::next_capture(config, &last, now),
-                lifeboat_engine::notify::next_summary(config, now),
-                mode.until,
-            ]
-            .into_iter()
-            .flatten()
-            .fold(
-                (!mode.fast_forward).then(|| now + Duration::minutes(1)),
-                |a, b| Some(a.map_or(b, |a| a.min(b))),
-            )
-            .unwrap_or(now + Duration::minutes(1))
-            .max(now)
+        let wake = match wake_at(&runner, config, mode, clock.now()) {
+            Ok(w) => w,
+            Err(e) => break Err(e),
         };
         if let Some((id, renewed)) = &mut lock {
             if renewed.elapsed() >= std::time::Duration::from_secs(30) {
@@ -497,6 +505,11 @@ pub async fn run(
                 log.event(clock.now(), "next_run", json!({ "at": next.map(stamp) }));
                 said_next = next;
             }
+            // Work that just finished may have scheduled a retry: look again.
+            let wake = match wake_at(&runner, config, mode, clock.now()) {
+                Ok(w) => w,
+                Err(e) => break Err(e),
+            };
             if mode.fast_forward {
                 clock.jump_to(wake);
             } else {

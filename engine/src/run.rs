@@ -223,6 +223,11 @@ impl Runner {
         Ok(planner::state_policies(&state))
     }
 
+    /// The last slot each policy (and capture) ran for.
+    pub fn last_slots(&self) -> Result<BTreeMap<String, DateTime<Utc>>, StateError> {
+        self.store.lock().expect("store").last_slots()
+    }
+
     /// What is due at `now`: scheduled slots and retries.
     pub fn due(&self, now: DateTime<Utc>) -> Result<Vec<Due>, StateError> {
         let policies = self.policies()?;
