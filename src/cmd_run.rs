@@ -381,10 +381,11 @@ pub async fn run(
     let mut lock: Option<(String, std::time::Instant)> = None;
     let mut worst = 0u8;
     let mut said_next = None;
+    let mut reconciled = false;
     let outcome: Result<u8> = 'run: loop {
         let now = clock.now();
         let stopping = stop.load(Ordering::SeqCst) || mode.until.is_some_and(|u| now >= u);
-        let dues = if stopping {
+        let mut dues = if stopping {
             Vec::new()
         } else {
             match runner.due(now) {
@@ -397,7 +398,7 @@ pub async fn run(
             Err(e) => break Err(e.into()),
         };
         let captures = !stopping && !lifeboat_engine::vpc::due_captures(config, &last, now).is_empty();
-        if (!dues.is_empty() || captures) && lock.is_none() {
+        if (!dues.is_empty() || captures || !reconciled) && lock.is_none() {
             // The state lock is taken only while work is in flight, so plan
             // and apply can run in between.
             let locked = store.lock().expect("store").lock("run");
@@ -420,15 +421,25 @@ pub async fn run(
                 }
                 Err(e) => break Err(e.into()),
             }
-            // Idle with the lock: close what an interrupted runner left.
+            // Idle with the lock: close what an interrupted runner left (at
+            // start, and whenever work is about to begin).
+            reconciled = true;
             match runner.reconcile(now).await {
                 Ok(closed) => {
+                    let again = !closed.is_empty();
                     for b in closed {
                         log.event(
                             now,
                             "backup_reconciled",
                             json!({ "policy": b.policy, "backup": b.id, "status": b.status.as_str(), "snapshots": b.snapshots.len() }),
                         );
+                    }
+                    // A closed backup may have made its retry due now.
+                    if again && !stopping {
+                        match runner.due(now) {
+                            Ok(d) => dues = d,
+                            Err(e) => break Err(e.into()),
+                        }
                     }
                 }
                 Err(e) => break Err(e.into()),

@@ -100,3 +100,91 @@ fn an_apply_killed_between_a_delete_and_its_catalog_write_converges_on_the_next_
     assert_eq!(ids, vec![at(11)]);
     env.assert_converged();
 }
+
+fn scheduled_config(instances: &[&str]) -> String {
+    let targets: String = instances
+        .iter()
+        .map(|i| format!("\n  instance \"{i}\" {{\n    region = \"us-east-1\"\n  }}\n"))
+        .collect();
+    format!(
+        r#"account "main" {{
+  regions = ["us-east-1"]
+}}
+
+schedule "hourly" {{
+  start = "2026-11-22T00:17"
+  every = "1h"
+}}
+
+policy "web" {{
+  account     = account.main
+  generations = 3
+  schedules   = [schedule.hourly]
+
+  retries {{
+    count = 1
+    wait  = "10m"
+  }}
+{targets}}}
+"#
+    )
+}
+
+#[test]
+fn a_runner_killed_during_a_scheduled_backup_is_reconciled_and_retried_by_the_next() {
+    for point in ["backup-started", "backup-created", "backup-before-finish"] {
+        let env = Env::start();
+        let a = env.aws.run_instance(2, &[]);
+        let b = env.aws.run_instance(1, &[]);
+        env.config(&scheduled_config(&[&a.id, &b.id]));
+        env.apply();
+
+        let crashed = env.ws.run_env(
+            &[("LIFEBOAT_FAILPOINT", point)],
+            &["--now", "2026-11-22T10:20:00Z", "run", "--once"],
+        );
+        assert_ne!(crashed.code, 0, "{point}: {crashed}");
+        assert!(crashed.stderr.contains("failpoint"), "{point}: {crashed}");
+
+        // Restarted a minute later: the slot is spent, so nothing is due
+        // but the interrupted run's retry, which starts at once.
+        let restarted = env
+            .run(&["--now", "2026-11-22T10:21:00Z", "run", "--once"])
+            .ok();
+        restarted
+            .stdout_has("backup_reconciled")
+            .stdout_has("attempt=2");
+        assert_eq!(
+            restarted.stdout.matches("backup_start").count(),
+            1,
+            "{point}: {restarted}"
+        );
+        let backups = env.backups(&[]);
+        let status: Vec<(&str, &str)> = backups
+            .iter()
+            .map(|x| (x["id"].as_str().unwrap(), x["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            status,
+            [
+                ("2026-11-22T10:20:00Z", "failed"),
+                ("2026-11-22T10:21:00Z", "success")
+            ],
+            "{point}"
+        );
+        // Every snapshot AWS holds for the killed backup is in the catalog, once.
+        assert_eq!(
+            catalog_snapshots(&backups[0]),
+            sorted(env.aws.backup_snapshot_ids("2026-11-22T10:20:00Z")),
+            "{point}"
+        );
+        let in_catalog: usize = backups.iter().map(|x| catalog_snapshots(x).len()).sum();
+        assert_eq!(env.aws.lifeboat_snapshots().len(), in_catalog, "{point}");
+
+        // Nothing more is due in this hour.
+        env.run(&["--now", "2026-11-22T10:40:00Z", "run", "--once"])
+            .ok()
+            .stdout_lacks("backup_start");
+        env.assert_converged();
+    }
+}

@@ -248,13 +248,40 @@ impl Runner {
         Ok(next_wake(&self.schedules, &policies, &retries, now))
     }
 
-    /// Closes backups an interrupted runner left behind. Only while idle:
-    /// with a run in flight, a `running` backup may be this runner's own.
+    /// Closes backups an interrupted runner left behind (adopting their
+    /// snapshots from AWS tags, marking them failed). Only while idle: with
+    /// a run in flight, a `running` backup may be this runner's own. An
+    /// interrupted first attempt of a scheduled run is its failed attempt:
+    /// when the policy has retries, its retry is due at once. (An interrupted
+    /// retry still has its retry waiting in the state, and runs again.)
     pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<Vec<BackupRecord>, BackupError> {
         if self.busy() {
             return Ok(vec![]);
         }
-        backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await
+        let closed =
+            backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await?;
+        if closed.is_empty() {
+            return Ok(closed);
+        }
+        let policies = self.policies()?;
+        let mut s = self.store.lock().expect("store");
+        let (last, waiting) = (s.last_slots()?, s.retries()?);
+        for b in &closed {
+            let (Some(p), Some(slot)) = (policies.get(&b.policy), last.get(&b.policy)) else {
+                continue;
+            };
+            if p.options.retries.count == 0 || waiting.contains_key(&b.policy) || b.started < *slot
+            {
+                continue;
+            }
+            s.set_retry(&Retry {
+                policy: b.policy.clone(),
+                slot: *slot,
+                attempt: 2,
+                due: now,
+            })?;
+        }
+        Ok(closed)
     }
 
     /// Starts every run in `dues`. A scheduled slot spends itself as it
