@@ -32,6 +32,8 @@ pub fn status(store: &mut Store, config: &Config, now: DateTime<Utc>, json: bool
     let state = store.load()?;
     let policies = planner::state_policies(&state);
     let alerts = store.open_alerts()?;
+    let retries = store.retries()?;
+    let skipped = store.skipped(None)?;
     let mut rows = Vec::new();
     for (name, p) in &policies {
         let last = state
@@ -40,13 +42,26 @@ pub fn status(store: &mut Store, config: &Config, now: DateTime<Utc>, json: bool
             .filter(|b| &b.policy == name)
             .max_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
         let open: Vec<_> = alerts.iter().filter(|a| &a.policy == name).collect();
+        // A waiting retry comes before the next slot (a slot replaces it).
+        let retry = retries.get(name).filter(|_| p.enabled);
+        let scheduled = next_run(config, p, now);
+        let next = match (retry, scheduled) {
+            (Some(r), Some(s)) if s <= r.due => Some(stamp(s)),
+            (Some(r), _) => Some(format!("{} (retry {})", stamp(r.due), r.attempt)),
+            (None, s) => s.map(stamp),
+        };
         rows.push(json!({
             "policy": name,
             "enabled": p.enabled,
             "last_backup": last.map(|b| b.id.clone()),
             "last_status": last.map(|b| b.status.as_str()),
             "last_started": last.map(|b| stamp(b.started)),
-            "next_run": next_run(config, p, now).map(stamp),
+            "next_run": scheduled.map(stamp),
+            "next": next,
+            "retry": retry.map(|r| json!({
+                "slot": stamp(r.slot), "attempt": r.attempt, "due": stamp(r.due),
+            })),
+            "skipped_runs": skipped.iter().filter(|k| &k.policy == name).count(),
             "consecutive_failures": store.failures(name)?,
             "open_alerts": open.iter().map(|a| json!({
                 "id": a.id, "opened": stamp(a.opened), "message": a.message,
@@ -75,7 +90,7 @@ pub fn status(store: &mut Store, config: &Config, now: DateTime<Utc>, json: bool
                     },
                 s(&r["last_backup"]),
                 s(&r["last_status"]),
-                s(&r["next_run"]),
+                s(&r["next"]),
                 r["consecutive_failures"].to_string(),
                 if alerts == 0 {
                     "-".to_string()

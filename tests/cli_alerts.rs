@@ -77,6 +77,15 @@ fn a_failing_before_script_is_retried_opens_an_alert_and_the_next_success_closes
         .stdout_has("attempt_failed")
         .stdout_has("retry_at=2026-11-22T10:20:0")
         .stdout_lacks("alert_open");
+    let status = env
+        .run(&["--now", "2026-11-22T10:20:30Z", "status", "--json"])
+        .ok()
+        .json();
+    assert_eq!(status[0]["retry"]["attempt"], 2);
+    assert_eq!(status[0]["retry"]["slot"], "2026-11-22T10:17:00Z");
+    env.run(&["--now", "2026-11-22T10:20:30Z", "status"])
+        .ok()
+        .stdout_has("(retry 2)");
     // A runner started later makes the retry, the last allowed attempt.
     env.run(&["--now", "2026-11-22T10:21:00Z", "run", "--once"])
         .code(1)
