@@ -397,7 +397,8 @@ pub async fn run(
             Ok(l) => l,
             Err(e) => break Err(e.into()),
         };
-        let captures = !stopping && !lifeboat_engine::vpc::due_captures(config, &last, now).is_empty();
+        let captures =
+            !stopping && !lifeboat_engine::vpc::due_captures(config, &last, now).is_empty();
         if (!dues.is_empty() || captures || !reconciled) && lock.is_none() {
             // The state lock is taken only while work is in flight, so plan
             // and apply can run in between.

@@ -178,7 +178,12 @@ fn a_simulated_week_makes_exactly_the_scheduled_backups_retries_retention_and_al
     let invalid: Vec<(&str, u64)> = finishes
         .iter()
         .filter(|e| e["valid"] == false)
-        .map(|e| (e["backup"].as_str().unwrap(), e["attempt"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["backup"].as_str().unwrap(),
+                e["attempt"].as_u64().unwrap(),
+            )
+        })
         .map(|(id, a)| (&id[..16], a))
         .collect();
     assert_eq!(
@@ -197,8 +202,14 @@ fn a_simulated_week_makes_exactly_the_scheduled_backups_retries_retention_and_al
     let opened = of("alert_open");
     let closed = of("alert_close");
     assert_eq!((opened.len(), closed.len()), (1, 1));
-    assert!(opened[0]["time"].as_str().unwrap().starts_with("2026-11-25T18:30"));
-    assert!(closed[0]["time"].as_str().unwrap().starts_with("2026-11-26T06:00"));
+    assert!(opened[0]["time"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-11-25T18:30"));
+    assert!(closed[0]["time"]
+        .as_str()
+        .unwrap()
+        .starts_with("2026-11-26T06:00"));
     assert_eq!(of("daily_summary").len(), 7);
 
     // Retention: the newest three valid generations of each policy; the

@@ -98,7 +98,15 @@ fn completed(snaps: &[crate::cloud::Snapshot]) -> BTreeSet<String> {
 
 /// Polls the snapshots of one region until none is pending or `wait` runs
 /// out: one filtered describe per 200 snapshots per look, never one per
-/// snapshot. Returns the snapshots that did not complete, with why.
+/// snapshot, asking only for those not completed (a snapshot of the chunk
+/// the answer leaves out has completed). Returns the snapshots that did not
+/// complete, with why.
+///
+/// Asking for the unfinished ones keeps each answer small: the emulator
+/// answers 1,000 completed snapshots in 1.4 s, and an empty answer in
+/// 0.06 s. The price: a snapshot deleted by someone else between its create
+/// call and this look reads as completed; the next plan reports it deleted
+/// outside Lifeboat, and a backup missing a snapshot is not a generation.
 async fn wait_for_completion(
     ec2: &dyn crate::cloud::Ec2,
     ids: Vec<String>,
@@ -129,20 +137,26 @@ async fn wait_for_completion(
             let q = SnapshotQuery {
                 ids: chunk.to_vec(),
                 tags: vec![],
+                unfinished_only: true,
             };
             match collect_pages(|tok| ec2.snapshots_page(&q, tok)).await {
                 Ok(found) => {
+                    let mut unfinished = BTreeSet::new();
                     for snap in found {
                         match snap.state {
-                            SnapshotState::Pending => {}
-                            SnapshotState::Completed => {
-                                open.remove(&snap.id);
+                            SnapshotState::Pending => {
+                                unfinished.insert(snap.id);
                             }
+                            SnapshotState::Completed => {}
                             SnapshotState::Error => {
+                                unfinished.insert(snap.id.clone());
                                 open.remove(&snap.id);
                                 failed.insert(snap.id, "ended in the error state".into());
                             }
                         }
+                    }
+                    for id in chunk.iter().filter(|id| !unfinished.contains(*id)) {
+                        open.remove(id);
                     }
                 }
                 // A throttled or dropped look is not a failed snapshot: look
@@ -226,6 +240,7 @@ pub async fn reconcile_interrupted(
             let q = crate::cloud::SnapshotQuery {
                 ids: vec![],
                 tags: by_tags.clone(),
+                unfinished_only: false,
             };
             for snap in collect_pages(|tok| ec2.snapshots_page(&q, tok)).await? {
                 if known.contains(snap.id.as_str()) || of_image.contains_key(&snap.id) {
@@ -338,7 +353,15 @@ pub async fn run_with_problems(
     wait: Wait,
     known_problems: Vec<String>,
 ) -> Result<BackupResult, BackupError> {
-    let record = take(cloud.clone(), store.clone(), policy, now, wait, known_problems).await?;
+    let record = take(
+        cloud.clone(),
+        store.clone(),
+        policy,
+        now,
+        wait,
+        known_problems,
+    )
+    .await?;
     let retention = retain(cloud, store, &record, now).await?;
     Ok(BackupResult { record, retention })
 }
@@ -529,12 +552,10 @@ pub async fn take(
                                 tags,
                             };
                             return match ec2.create_image(&req).await {
-                                Ok(ami) => {
-                                    TargetResult::Taken(
-                                        vec![artifact(ami, ArtifactKind::Image)],
-                                        BTreeSet::new(),
-                                    )
-                                }
+                                Ok(ami) => TargetResult::Taken(
+                                    vec![artifact(ami, ArtifactKind::Image)],
+                                    BTreeSet::new(),
+                                ),
                                 Err(e) => TargetResult::Problem(e.to_string()),
                             };
                         }

@@ -178,6 +178,9 @@ pub struct Query {
 pub struct SnapshotQuery {
     pub ids: Vec<String>,
     pub tags: Vec<(String, Vec<String>)>,
+    /// Only snapshots that have not completed (pending, error, ...): a wait
+    /// for completion asks for those alone, so the answer stays small.
+    pub unfinished_only: bool,
 }
 
 /// One multi-volume CreateSnapshots call for an instance.

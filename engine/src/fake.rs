@@ -613,6 +613,7 @@ impl Ec2 for FakeEc2 {
                 s.region == self.region
                     && (q.ids.is_empty() || q.ids.contains(&s.id))
                     && tags_match(&q.tags, &s.tags)
+                    && !(q.unfinished_only && s.state == SnapshotState::Completed)
             })
             .cloned()
             .collect();

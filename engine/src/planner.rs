@@ -242,6 +242,7 @@ async fn observe_region(
         let q = SnapshotQuery {
             ids: vec![],
             tags: vec![(TAG_POLICY.to_string(), w.policies.into_iter().collect())],
+            unfinished_only: false,
         };
         for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
             obs.snapshots.insert(s.id.clone(), s);
@@ -258,6 +259,7 @@ async fn observe_region(
         let q = SnapshotQuery {
             ids: chunk.to_vec(),
             tags: vec![],
+            unfinished_only: false,
         };
         for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
             obs.snapshots.insert(s.id.clone(), s);

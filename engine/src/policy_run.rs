@@ -206,9 +206,10 @@ fn amend(store: &Arc<Mutex<Store>>, r: &BackupRecord, status: BackupStatus, why:
     let mut problems = r.problems.clone();
     problems.extend(why.iter().cloned());
     let finished = r.finished.unwrap_or_else(Utc::now);
-    let _ = store.lock().expect("store").transaction(|tx| {
-        tx.finish_backup(&r.policy, &r.id, status, finished, &problems)
-    });
+    let _ = store
+        .lock()
+        .expect("store")
+        .transaction(|tx| tx.finish_backup(&r.policy, &r.id, status, finished, &problems));
 }
 
 /// One attempt. Returns the backup result and the attempt's summary.
@@ -443,7 +444,17 @@ pub async fn run(
     let targets = targets.join(" ");
     let clock = std::time::Instant::now();
     let number = trigger.attempt();
-    let (result, a) = attempt(cloud.clone(), &store, &pol, &targets, now, wait, number, ctx).await;
+    let (result, a) = attempt(
+        cloud.clone(),
+        &store,
+        &pol,
+        &targets,
+        now,
+        wait,
+        number,
+        ctx,
+    )
+    .await;
     let finished = now + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default();
     out.succeeded = a.valid;
     // Another attempt unless it was valid, the last allowed, ad hoc, or the

@@ -288,7 +288,11 @@ impl Runner {
     /// starts (recorded in the state, so it never runs twice); a policy
     /// whose previous run is still in flight is skipped, and that is
     /// recorded too.
-    pub fn start(&mut self, dues: Vec<Due>, now: DateTime<Utc>) -> Result<Vec<Started>, StateError> {
+    pub fn start(
+        &mut self,
+        dues: Vec<Due>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Started>, StateError> {
         let mut out = Vec::new();
         for d in dues {
             if self.in_flight.contains(&d.policy) {
@@ -327,10 +331,9 @@ impl Runner {
                         .await;
                 let mut result = run.result;
                 if let Ok(b) = &result {
-                    let recorded = store
-                        .lock()
-                        .expect("store")
-                        .transaction(|tx| tx.set_last_slot(&due.policy, due.slot, Some(&b.record.id)));
+                    let recorded = store.lock().expect("store").transaction(|tx| {
+                        tx.set_last_slot(&due.policy, due.slot, Some(&b.record.id))
+                    });
                     if let Err(e) = recorded {
                         result = Err(BackupError::State(e));
                     }
@@ -354,7 +357,11 @@ impl Runner {
 
     /// The next run to finish; `None` when none is in flight.
     pub async fn finished(&mut self) -> Option<Ran> {
-        let ran = self.jobs.join_next().await?.expect("a backup task panicked");
+        let ran = self
+            .jobs
+            .join_next()
+            .await?
+            .expect("a backup task panicked");
         self.in_flight.remove(&ran.due.policy);
         Some(ran)
     }
@@ -431,20 +438,44 @@ mod tests {
         let policies = [("web".to_string(), policy(&["hourly"]))].into();
         let mut last = BTreeMap::new();
         // Never ran: the slot of the last hour is due once.
-        let d = due(&schedules, &policies, &last, &BTreeMap::new(), t("2026-11-22T10:20:00Z"));
+        let d = due(
+            &schedules,
+            &policies,
+            &last,
+            &BTreeMap::new(),
+            t("2026-11-22T10:20:00Z"),
+        );
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].slot, t("2026-11-22T10:17:00Z"));
         last.insert("web".to_string(), d[0].slot);
         // Same hour again: nothing.
-        assert!(due(&schedules, &policies, &last, &BTreeMap::new(), t("2026-11-22T10:59:00Z")).is_empty());
+        assert!(due(
+            &schedules,
+            &policies,
+            &last,
+            &BTreeMap::new(),
+            t("2026-11-22T10:59:00Z")
+        )
+        .is_empty());
         // Three slots missed (11:17, 12:17, 13:17): one run, for the latest.
-        let d = due(&schedules, &policies, &last, &BTreeMap::new(), t("2026-11-22T13:30:00Z"));
+        let d = due(
+            &schedules,
+            &policies,
+            &last,
+            &BTreeMap::new(),
+            t("2026-11-22T13:30:00Z"),
+        );
         assert_eq!(
             d.iter().map(|d| d.slot).collect::<Vec<_>>(),
             vec![t("2026-11-22T13:17:00Z")]
         );
         assert_eq!(
-            next_wake(&schedules, &policies, &BTreeMap::new(), t("2026-11-22T13:30:00Z")),
+            next_wake(
+                &schedules,
+                &policies,
+                &BTreeMap::new(),
+                t("2026-11-22T13:30:00Z")
+            ),
             Some(t("2026-11-22T14:17:00Z"))
         );
     }
@@ -488,7 +519,13 @@ mod tests {
         let policies = [("web".to_string(), policy(&["daily"]))].into();
         let last = [("web".to_string(), t("2026-11-10T03:00:00Z"))].into();
         // Down for a week: only the latest slot within one day runs.
-        let d = due(&schedules, &policies, &last, &BTreeMap::new(), t("2026-11-17T02:00:00Z"));
+        let d = due(
+            &schedules,
+            &policies,
+            &last,
+            &BTreeMap::new(),
+            t("2026-11-17T02:00:00Z"),
+        );
         assert_eq!(
             d.iter().map(|d| d.slot).collect::<Vec<_>>(),
             vec![t("2026-11-16T03:00:00Z")]
@@ -507,17 +544,36 @@ mod tests {
             due: t("2026-11-22T03:10:00Z"),
         };
         let retries = [("web".to_string(), retry.clone())].into();
-        assert!(due(&schedules, &policies, &last, &retries, t("2026-11-22T03:05:00Z")).is_empty());
+        assert!(due(
+            &schedules,
+            &policies,
+            &last,
+            &retries,
+            t("2026-11-22T03:05:00Z")
+        )
+        .is_empty());
         assert_eq!(
             next_wake(&schedules, &policies, &retries, t("2026-11-22T03:05:00Z")),
             Some(t("2026-11-22T03:10:00Z"))
         );
-        let d = due(&schedules, &policies, &last, &retries, t("2026-11-22T03:10:00Z"));
+        let d = due(
+            &schedules,
+            &policies,
+            &last,
+            &retries,
+            t("2026-11-22T03:10:00Z"),
+        );
         assert_eq!(d.len(), 1);
         assert_eq!((d[0].slot, d[0].attempt), (retry.slot, 2));
         assert!(d[0].is_retry() && d[0].schedules.is_empty());
         // Still waiting at the next slot: the new slot runs and replaces it.
-        let d = due(&schedules, &policies, &last, &retries, t("2026-11-23T03:00:00Z"));
+        let d = due(
+            &schedules,
+            &policies,
+            &last,
+            &retries,
+            t("2026-11-23T03:00:00Z"),
+        );
         assert_eq!(d.len(), 1);
         assert_eq!((d[0].slot, d[0].attempt), (t("2026-11-23T03:00:00Z"), 1));
         assert_eq!(d[0].supersedes, Some(retry));

@@ -165,7 +165,10 @@ impl Bench {
                 Some(&retry),
                 "the retry waits in the state"
             );
-            assert!(r.alert_opened.is_none(), "a run still retrying opens no alert");
+            assert!(
+                r.alert_opened.is_none(),
+                "a run still retrying opens no alert"
+            );
             now = retry.due;
             trigger = Trigger::Scheduled {
                 slot: retry.slot,
@@ -531,17 +534,19 @@ async fn unit_the_runner_skips_a_slot_while_the_policy_s_run_is_in_flight() {
 #[tokio::test]
 async fn unit_a_strict_after_script_failure_is_settled_before_retention_counts() {
     let b = Bench::new("success = \"strict\"\n scripts {\n after = \"after.sh\"\n }").await;
-    script(b.dir.path(), "after.sh", "if [ -f broken ]; then exit 3; fi");
+    script(
+        b.dir.path(),
+        "after.sh",
+        "if [ -f broken ]; then exit 3; fi",
+    );
     assert!(b.run(1).await.succeeded);
     assert!(b.run(2).await.succeeded);
     std::fs::write(b.dir.path().join("broken"), "").unwrap();
     let r = b.run(3).await;
     assert!(!r.succeeded);
     let backups = b.store.lock().unwrap().backups(Some("web")).unwrap();
-    let status: Vec<(&str, BackupStatus)> = backups
-        .iter()
-        .map(|x| (x.id.as_str(), x.status))
-        .collect();
+    let status: Vec<(&str, BackupStatus)> =
+        backups.iter().map(|x| (x.id.as_str(), x.status)).collect();
     // Had retention counted the third backup before its after script
     // failed, it would have deleted the first valid generation.
     assert_eq!(

@@ -204,6 +204,7 @@ async fn main() {
     let policy = || SnapshotQuery {
         ids: vec![],
         tags: vec![("lifeboat:policy".into(), vec!["we*".into()])],
+        unfinished_only: false,
     };
     let listed = ec2
         .snapshots_page(&policy(), None)
@@ -223,6 +224,7 @@ async fn main() {
             &SnapshotQuery {
                 ids: vec![one.id.clone()],
                 tags: vec![],
+                unfinished_only: false,
             },
             None,
         )

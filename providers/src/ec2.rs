@@ -178,12 +178,12 @@ impl Ec2 for AwsEc2 {
     ) -> CloudResult<Page<Snapshot>> {
         // Always `owner-id`: without it DescribeSnapshots also lists every
         // public snapshot in the region.
-        let filters = sdk_filters(build_filters(
-            Some(&self.account_id),
-            "snapshot-id",
-            &q.ids,
-            &q.tags,
-        ));
+        let mut specs = build_filters(Some(&self.account_id), "snapshot-id", &q.ids, &q.tags);
+        if q.unfinished_only {
+            let states = ["pending", "error", "recoverable", "recovering"];
+            specs.push(("status".to_owned(), states.map(str::to_owned).to_vec()));
+        }
+        let filters = sdk_filters(specs);
         let out = self
             .client
             .describe_snapshots()
