@@ -265,6 +265,8 @@ pub struct Mode {
     pub fast_forward: bool,
     /// Stop at this instant.
     pub until: Option<DateTime<Utc>>,
+    /// Create calls in flight per account and region, across all policies.
+    pub concurrency: usize,
 }
 
 /// When to look again: the next slot, retry, capture or summary. A real
@@ -319,6 +321,7 @@ pub async fn run(
     let ctx = policy_run::Context {
         config_dir: config_dir.to_path_buf(),
         notifications: config.notifications.clone(),
+        limits: lifeboat_engine::backup::Limits::new(mode.concurrency),
     };
     let clock = Clock {
         base: now.unwrap_or_else(Utc::now),

@@ -92,6 +92,10 @@ enum Command {
         /// Stop at this instant (RFC 3339), after the work in flight.
         #[arg(long)]
         until: Option<DateTime<Utc>>,
+        /// Create calls in flight at once per account and region, shared by
+        /// every policy the runner is backing up.
+        #[arg(long, default_value_t = backup::PER_REGION_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
+        concurrency: u64,
     },
     /// List the backup catalog, or show one backup (`backups show ID`).
     Backups {
@@ -483,6 +487,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let ctx = policy_run::Context {
                 config_dir: ws.dir.clone(),
                 notifications: ws.config.notifications.clone(),
+                limits: backup::Limits::default(),
             };
             locked(store, "backup", async move |_| {
                 for b in backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await? {
@@ -556,6 +561,7 @@ async fn run(cli: Cli) -> Result<u8> {
             log_format,
             fast_forward,
             until,
+            concurrency,
         } => {
             let ws = load(&cli)?;
             let store = Arc::new(Mutex::new(ws.store()?));
@@ -570,6 +576,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 once: *once,
                 fast_forward: *fast_forward,
                 until: *until,
+                concurrency: usize::try_from(*concurrency).unwrap_or(1),
             };
             cmd_run::run(
                 cloud().await?,

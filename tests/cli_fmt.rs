@@ -71,9 +71,9 @@ fn fmt_rewrites_canonically_and_is_stable() {
 
 #[test]
 fn check_passes_on_the_shipped_example() {
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/quickstart/main.lb.hcl"
+    let example = format!(
+        "{}/examples/quickstart/main.lb.hcl",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
     );
     let ws = Workspace::offline();
     ws.write("main.lb.hcl", &std::fs::read_to_string(example).unwrap());

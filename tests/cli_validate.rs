@@ -24,9 +24,9 @@ fn the_quickstart_configuration_is_valid() {
 
 #[test]
 fn the_shipped_example_is_valid() {
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/quickstart/main.lb.hcl"
+    let example = format!(
+        "{}/examples/quickstart/main.lb.hcl",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
     );
     let ws = Workspace::offline();
     ws.write("main.lb.hcl", &std::fs::read_to_string(example).unwrap());

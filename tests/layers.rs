@@ -22,14 +22,17 @@ type Graph = BTreeMap<String, BTreeSet<String>>;
 
 fn resolved_graph() -> Graph {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let manifest = format!(
+        "{}/Cargo.toml",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+    );
     let mut cmd = Command::new(&cargo);
     cmd.args([
         "metadata",
         "--format-version",
         "1",
         "--manifest-path",
-        manifest,
+        &manifest,
     ]);
     // Only the packages built for this machine: no need to fetch crates
     // that exist for other platforms only.

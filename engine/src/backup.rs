@@ -37,8 +37,46 @@ pub enum BackupError {
     Cloud(#[from] CloudError),
 }
 
-/// How many create calls run at once in one region.
+/// How many create calls run at once in one account and region, by default.
 pub const PER_REGION_CONCURRENCY: usize = 16;
+
+/// Bounds on the create calls in flight per (account, region), shared by
+/// every backup that holds the same `Limits`: a runner's policies due
+/// together stay within one bound per account and region, not one each.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    per_region: usize,
+    /// One semaphore per (account, region), made on first use.
+    regions: Arc<Mutex<RegionSemaphores>>,
+}
+
+type RegionSemaphores = BTreeMap<(String, String), Arc<tokio::sync::Semaphore>>;
+
+impl Limits {
+    pub fn new(per_region: usize) -> Limits {
+        Limits {
+            per_region: per_region.max(1),
+            regions: Default::default(),
+        }
+    }
+
+    pub fn per_region(&self) -> usize {
+        self.per_region
+    }
+
+    fn region(&self, account: &str, region: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut m = self.regions.lock().expect("limits");
+        m.entry((account.to_string(), region.to_string()))
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_region)))
+            .clone()
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(PER_REGION_CONCURRENCY)
+    }
+}
 
 pub struct BackupResult {
     pub record: BackupRecord,
@@ -353,6 +391,7 @@ pub async fn run_with_problems(
     wait: Wait,
     known_problems: Vec<String>,
 ) -> Result<BackupResult, BackupError> {
+    let limits = Limits::default();
     let record = take(
         cloud.clone(),
         store.clone(),
@@ -360,6 +399,7 @@ pub async fn run_with_problems(
         now,
         wait,
         known_problems,
+        &limits,
     )
     .await?;
     let retention = retain(cloud, store, &record, now).await?;
@@ -369,7 +409,8 @@ pub async fn run_with_problems(
 /// Takes one backup of `policy` and records it, without retention: the
 /// snapshots (or AMIs, DB snapshots), their completion, the final status.
 /// `known_problems` (a failed `before` script under `success = "strict"`)
-/// make the backup at best partial.
+/// make the backup at best partial. `limits` bounds the create calls in
+/// flight per account and region.
 pub async fn take(
     cloud: Arc<dyn Cloud>,
     store: Arc<Mutex<Store>>,
@@ -377,6 +418,7 @@ pub async fn take(
     now: DateTime<Utc>,
     wait: Wait,
     known_problems: Vec<String>,
+    limits: &Limits,
 ) -> Result<BackupRecord, BackupError> {
     let state = store.lock().expect("store").load()?;
     let pol: PolicyState = state
@@ -482,7 +524,7 @@ pub async fn take(
         } else {
             Err("no database targets".into())
         };
-        let sem = Arc::new(tokio::sync::Semaphore::new(PER_REGION_CONCURRENCY));
+        let sem = limits.region(&pol.account, &region);
         let mut jobs = tokio::task::JoinSet::new();
         for t in ts {
             let tags: Tags = [

@@ -51,6 +51,12 @@ pub struct World {
     pub image_requests: Vec<ImageRequest>,
     /// DB (cluster) snapshots by id, with their kind, region and tags.
     pub db_snapshots: BTreeMap<String, FakeDbSnapshot>,
+    /// How long each CreateSnapshots call takes (none: instant), so that
+    /// calls overlap and their concurrency shows.
+    pub create_delay: Option<std::time::Duration>,
+    /// CreateSnapshots calls in flight now, and the most there ever were.
+    pub creates_in_flight: usize,
+    pub max_creates_in_flight: usize,
     next: u64,
 }
 
@@ -624,6 +630,16 @@ impl Ec2 for FakeEc2 {
         &self,
         req: &InstanceSnapshotRequest,
     ) -> CloudResult<Vec<Snapshot>> {
+        let delay = {
+            let mut w = self.world.lock().expect("fake world");
+            w.creates_in_flight += 1;
+            w.max_creates_in_flight = w.max_creates_in_flight.max(w.creates_in_flight);
+            w.create_delay
+        };
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        self.world.lock().expect("fake world").creates_in_flight -= 1;
         let mut w = self.enter("CreateSnapshots", Some(&req.instance_id))?;
         let Some(i) = w.instances.get(&req.instance_id).cloned() else {
             return Err(CloudError {

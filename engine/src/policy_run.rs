@@ -47,6 +47,8 @@ pub struct Context {
     /// Where relative script paths start (the configuration directory).
     pub config_dir: PathBuf,
     pub notifications: Option<Notifications>,
+    /// Create calls in flight per account and region, shared by all runs.
+    pub limits: backup::Limits,
 }
 
 /// One attempt of a run.
@@ -273,7 +275,15 @@ async fn attempt(
             wait.timeout = wait.timeout.min(Duration::from_secs(secs));
             match tokio::time::timeout(
                 Duration::from_secs(secs),
-                backup::take(cloud.clone(), store.clone(), policy, at, wait, known),
+                backup::take(
+                    cloud.clone(),
+                    store.clone(),
+                    policy,
+                    at,
+                    wait,
+                    known,
+                    &ctx.limits,
+                ),
             )
             .await
             {
@@ -293,7 +303,18 @@ async fn attempt(
                 }
             }
         }
-        None => backup::take(cloud.clone(), store.clone(), policy, at, wait, known).await,
+        None => {
+            backup::take(
+                cloud.clone(),
+                store.clone(),
+                policy,
+                at,
+                wait,
+                known,
+                &ctx.limits,
+            )
+            .await
+        }
     };
     let backup_ok = matches!(&taken, Ok(r) if r.status == BackupStatus::Success);
     if let Ok(r) = &taken {

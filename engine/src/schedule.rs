@@ -307,7 +307,10 @@ mod tests {
     }
 
     fn vectors() -> Vec<(String, Case)> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/schedule");
+        let dir = format!(
+            "{}/../testdata/schedule",
+            std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+        );
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())

@@ -1391,7 +1391,10 @@ mod tests {
     /// `LIFEBOAT_BLESS=1` rewrites `testdata/vpc/`.
     #[test]
     fn documents_match_the_golden_files() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/vpc");
+        let dir = std::path::Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+        )
+        .join("../testdata/vpc");
         let docs = documents(&inventory());
         let mut hashes = String::new();
         for (id, doc) in &docs {

@@ -1453,7 +1453,10 @@ fn ipv6_position(vpc_block: &str, subnet_block: &str) -> Option<(u128, u128, u32
 /// integration test (as a copy: integration tests cannot see `cfg(test)`).
 #[cfg(test)]
 pub(crate) fn cfn_lint(template: &str, region: &str) {
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/cfn-lint");
+    let bin = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../.venv/bin/cfn-lint");
     if !bin.exists() {
         eprintln!(
             "skipping cfn-lint: {} is not installed (run scripts/emulator-env.sh)",
@@ -1486,7 +1489,8 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     fn dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/vpc_export")
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+            .join("../testdata/vpc_export")
     }
 
     fn options(v: &Value) -> ExportOptions {

@@ -80,17 +80,26 @@ fn script(dir: &Path, name: &str, body: &str) {
 
 impl Bench {
     async fn new(options: &str) -> Bench {
+        Bench::with_config(&config_text(options), &["a"]).await
+    }
+
+    /// A bench with configuration `text` and instances `i-0000000{suffix}`
+    /// (two volumes each) in us-east-1, applied.
+    async fn with_config(text: &str, instances: &[&str]) -> Bench {
         let cloud = FakeCloud::new(10);
-        cloud
-            .world
-            .lock()
-            .unwrap()
-            .add_instance("i-0000000a", "us-east-1", &[], 2);
+        for suffix in instances {
+            cloud.world.lock().unwrap().add_instance(
+                &format!("i-{suffix:0>8}"),
+                "us-east-1",
+                &[],
+                2,
+            );
+        }
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Mutex::new(
             Store::open(&dir.path().join("state.db")).unwrap(),
         ));
-        let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), config_text(options))])
+        let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text.to_string())])
             .unwrap_or_else(|d| panic!("{d}"))
             .config;
         let b = Bench {
@@ -125,6 +134,7 @@ impl Bench {
         Context {
             config_dir: self.dir.path().to_path_buf(),
             notifications: self.config.notifications.clone(),
+            limits: Default::default(),
         }
     }
 
@@ -557,4 +567,38 @@ async fn unit_a_strict_after_script_failure_is_settled_before_retention_counts()
             ("2026-11-22T10:03:00Z", BackupStatus::Partial),
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_policies_running_together_share_one_bound_per_account_and_region() {
+    use lifeboat_engine::run::{Due, Runner};
+    // Two policies of four instances each, in one account and region.
+    let text = config_text("").replace(
+        "policy \"web\" {",
+        "policy \"api\" {\n  account     = account.main\n  generations = 2\n  instance \"i-0000000e\" {\n    region = \"us-east-1\"\n  }\n  instance \"i-0000000f\" {\n    region = \"us-east-1\"\n  }\n  instance \"i-00000010\" {\n    region = \"us-east-1\"\n  }\n  instance \"i-00000011\" {\n    region = \"us-east-1\"\n  }\n}\n\npolicy \"web\" {\n  instance \"i-0000000b\" {\n    region = \"us-east-1\"\n  }\n  instance \"i-0000000c\" {\n    region = \"us-east-1\"\n  }\n  instance \"i-0000000d\" {\n    region = \"us-east-1\"\n  }",
+    );
+    let b = Bench::with_config(&text, &["a", "b", "c", "d", "e", "f", "10", "11"]).await;
+    b.cloud.world.lock().unwrap().create_delay = Some(Duration::from_millis(50));
+    let mut ctx = b.ctx();
+    ctx.limits = lifeboat_engine::backup::Limits::new(3);
+    let mut runner = Runner::new(b.cloud(), b.store.clone(), &b.config, WAIT, ctx);
+    let due = |policy: &str| Due {
+        policy: policy.into(),
+        slot: at(1),
+        schedules: vec!["hourly".into()],
+        attempt: 1,
+        supersedes: None,
+    };
+    runner.start(vec![due("api"), due("web")], at(1)).unwrap();
+    let mut ok = 0;
+    while let Some(r) = runner.finished().await {
+        assert!(r.succeeded, "{:?}", r.attempt);
+        ok += 1;
+    }
+    assert_eq!(ok, 2);
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(w.calls_of("CreateSnapshots"), 8);
+    // Eight calls of 50 ms, two policies at once: without the shared bound
+    // each policy would have had its own (and up to eight in flight).
+    assert_eq!(w.max_creates_in_flight, 3);
 }

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use lifeboat_schema::{format_source, load_sources, Diagnostics, Loaded};
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/schema")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../testdata/schema")
 }
 
 fn bless() -> bool {

@@ -27,7 +27,10 @@ impl Rng {
 }
 
 fn inputs() -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/schema");
+    let root = Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../testdata/schema");
     let mut out = Vec::new();
     for kind in ["load", "fmt"] {
         let mut dirs: Vec<PathBuf> = fs::read_dir(root.join(kind))
