@@ -359,12 +359,19 @@ pub async fn run(
             Err(e) => return Err(e.into()),
         }
     };
+    // The state lock while work is in flight (its id), renewed by the
+    // heartbeat with the lease, however long a run or a drain takes.
+    let held: Arc<Mutex<Option<String>>> = Default::default();
     let heartbeat = {
-        let (store, id, stop) = (store.clone(), lease.id.clone(), stop.clone());
+        let (store, id, stop, held) = (store.clone(), lease.id.clone(), stop.clone(), held.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-                let renewed = store.lock().expect("store").renew_lease(&id, ttl);
+                let lock = held.lock().expect("held lock").clone();
+                let mut s = store.lock().expect("store");
+                let renewed = s
+                    .renew_lease(&id, ttl)
+                    .and_then(|()| lock.map_or(Ok(()), |l| s.renew_lock(&l)));
                 if let Err(e) = renewed {
                     eprintln!("Error: {e}");
                     stop.store(true, Ordering::SeqCst);
@@ -380,8 +387,8 @@ pub async fn run(
     );
 
     let mut runner = Runner::new(cloud.clone(), store.clone(), config, wait, ctx);
-    // The state lock, held while work is in flight, and when it was renewed.
-    let mut lock: Option<(String, std::time::Instant)> = None;
+    // The state lock, held while work is in flight.
+    let mut lock: Option<String> = None;
     let mut worst = 0u8;
     let mut said_next = None;
     let mut reconciled = false;
@@ -407,7 +414,10 @@ pub async fn run(
             // and apply can run in between.
             let locked = store.lock().expect("store").lock("run");
             match locked {
-                Ok(l) => lock = Some((l.id, std::time::Instant::now())),
+                Ok(l) => {
+                    *held.lock().expect("held lock") = Some(l.id.clone());
+                    lock = Some(l.id);
+                }
                 Err(StateError::Locked {
                     holder, operation, ..
                 }) => {
@@ -416,8 +426,9 @@ pub async fn run(
                         "waiting_for_lock",
                         json!({ "holder": holder, "operation": operation }),
                     );
-                    if once && stop.load(Ordering::SeqCst) {
-                        break Ok(1);
+                    // Idle: a stop (or `--until`) need not wait for the lock.
+                    if stop.load(Ordering::SeqCst) || stopping {
+                        break Ok(worst.max(u8::from(once)));
                     }
                     // Real time: someone else's apply does not fast-forward.
                     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -475,14 +486,6 @@ pub async fn run(
             Ok(w) => w,
             Err(e) => break Err(e),
         };
-        if let Some((id, renewed)) = &mut lock {
-            if renewed.elapsed() >= std::time::Duration::from_secs(30) {
-                if let Err(e) = store.lock().expect("store").renew_lock(id) {
-                    break Err(e.into());
-                }
-                *renewed = std::time::Instant::now();
-            }
-        }
         // Work in flight: wait for it or for the wake-up, whichever first.
         // `--once` and a stopping runner wait for all of it.
         if runner.busy() {
@@ -505,7 +508,8 @@ pub async fn run(
             }
         }
         if !runner.busy() {
-            if let Some((id, _)) = lock.take() {
+            if let Some(id) = lock.take() {
+                *held.lock().expect("held lock") = None;
                 if let Err(e) = store.lock().expect("store").unlock(&id) {
                     break 'run Err(e.into());
                 }
@@ -532,8 +536,12 @@ pub async fn run(
             }
         }
     };
+    // After an error of the runner itself, runs still in flight stop before
+    // the lock goes: nothing writes once it is released. Their backups stay
+    // `running` and the next runner closes them.
+    runner.shutdown().await;
     heartbeat.abort();
-    if let Some((id, _)) = lock.take() {
+    if let Some(id) = lock.take() {
         store.lock().expect("store").unlock(&id)?;
     }
     store.lock().expect("store").release_lease(&lease.id)?;

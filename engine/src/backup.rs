@@ -142,9 +142,11 @@ fn completed(snaps: &[crate::cloud::Snapshot]) -> BTreeSet<String> {
 ///
 /// Asking for the unfinished ones keeps each answer small: the emulator
 /// answers 1,000 completed snapshots in 1.4 s, and an empty answer in
-/// 0.06 s. The price: a snapshot deleted by someone else between its create
-/// call and this look reads as completed; the next plan reports it deleted
-/// outside Lifeboat, and a backup missing a snapshot is not a generation.
+/// 0.06 s. The ids are named in the call, so a snapshot AWS does not show
+/// yet (just created) or any more (deleted meanwhile) fails the look with
+/// `NotFound` and the chunk is looked at again next time, never counted as
+/// completed: a backup is a generation only once AWS has shown every
+/// snapshot of it completed.
 async fn wait_for_completion(
     ec2: &dyn crate::cloud::Ec2,
     ids: Vec<String>,
@@ -198,8 +200,17 @@ async fn wait_for_completion(
                     }
                 }
                 // A throttled or dropped look is not a failed snapshot: look
-                // again next time. Any other error will not heal by waiting.
-                Err(e) if matches!(e.kind, ErrorKind::Throttled | ErrorKind::Transport) => continue,
+                // again next time; nor is a snapshot AWS does not list yet
+                // (a deleted one stays open until the wait runs out). Any
+                // other error will not heal by waiting.
+                Err(e)
+                    if matches!(
+                        e.kind,
+                        ErrorKind::Throttled | ErrorKind::Transport | ErrorKind::NotFound
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => {
                     for id in std::mem::take(&mut open) {
                         failed.insert(id, format!("could not be checked: {e}"));

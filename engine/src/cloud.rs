@@ -179,7 +179,10 @@ pub struct SnapshotQuery {
     pub ids: Vec<String>,
     pub tags: Vec<(String, Vec<String>)>,
     /// Only snapshots that have not completed (pending, error, ...): a wait
-    /// for completion asks for those alone, so the answer stays small.
+    /// for completion asks for those alone, so the answer stays small. The
+    /// ids are then named as such (not filtered on), so an id AWS does not
+    /// know — not yet visible after its create call, or deleted — fails the
+    /// call with `NotFound` instead of reading as completed. One page.
     pub unfinished_only: bool,
 }
 

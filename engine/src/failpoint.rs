@@ -7,6 +7,9 @@
 
 use std::sync::OnceLock;
 
+/// A scheduled attempt has started (its slot spent), before its `before`
+/// script and before any backup record exists.
+pub const BACKUP_BEFORE_SCRIPT: &str = "backup-before-script";
 /// After a backup is recorded as running, before any AWS call.
 pub const BACKUP_STARTED: &str = "backup-started";
 /// After a create call returned, before its snapshots are in the catalog.

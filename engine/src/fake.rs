@@ -54,6 +54,10 @@ pub struct World {
     /// How long each CreateSnapshots call takes (none: instant), so that
     /// calls overlap and their concurrency shows.
     pub create_delay: Option<std::time::Duration>,
+    /// How many DescribeSnapshots calls a new snapshot stays unknown to
+    /// (AWS lists a new snapshot a little after its create call answers).
+    pub unlisted_describes: u32,
+    unlisted_left: BTreeMap<String, u32>,
     /// CreateSnapshots calls in flight now, and the most there ever were.
     pub creates_in_flight: usize,
     pub max_creates_in_flight: usize,
@@ -551,6 +555,10 @@ impl FakeEc2 {
             started: None,
             tags: tags.clone(),
         };
+        if w.unlisted_describes > 0 {
+            let n = w.unlisted_describes;
+            w.unlisted_left.insert(s.id.clone(), n);
+        }
         w.snapshots.insert(s.id.clone(), s.clone());
         s
     }
@@ -612,11 +620,35 @@ impl Ec2 for FakeEc2 {
                 };
             }
         }
+        let unlisted: std::collections::BTreeSet<String> = w
+            .unlisted_left
+            .iter_mut()
+            .filter_map(|(id, left)| {
+                *left = left.saturating_sub(1);
+                (*left > 0).then(|| id.clone())
+            })
+            .collect();
+        if q.unfinished_only {
+            // Named ids, as the provider sends them: an unknown one fails.
+            if let Some(missing) = q.ids.iter().find(|id| {
+                unlisted.contains(*id)
+                    || w.snapshots.get(*id).is_none_or(|s| s.region != self.region)
+            }) {
+                return Err(self.error(
+                    ErrorKind::NotFound,
+                    "ec2:DescribeSnapshots",
+                    missing,
+                    "InvalidSnapshot.NotFound",
+                    "no such snapshot",
+                ));
+            }
+        }
         let all = w
             .snapshots
             .values()
             .filter(|s| {
                 s.region == self.region
+                    && !unlisted.contains(&s.id)
                     && (q.ids.is_empty() || q.ids.contains(&s.id))
                     && tags_match(&q.tags, &s.tags)
                     && !(q.unfinished_only && s.state == SnapshotState::Completed)

@@ -204,14 +204,19 @@ fn close_timed_out(store: &Arc<Mutex<Store>>, policy: &str, id: &str, secs: u64)
 
 /// Adds `why` to a finished backup's problems and sets its status (partial,
 /// when its scripts failed under the strict rule).
-fn amend(store: &Arc<Mutex<Store>>, r: &BackupRecord, status: BackupStatus, why: &[String]) {
+fn amend(
+    store: &Arc<Mutex<Store>>,
+    r: &BackupRecord,
+    status: BackupStatus,
+    why: &[String],
+) -> Result<(), StateError> {
     let mut problems = r.problems.clone();
     problems.extend(why.iter().cloned());
     let finished = r.finished.unwrap_or_else(Utc::now);
-    let _ = store
+    store
         .lock()
         .expect("store")
-        .transaction(|tx| tx.finish_backup(&r.policy, &r.id, status, finished, &problems));
+        .transaction(|tx| tx.finish_backup(&r.policy, &r.id, status, finished, &problems))
 }
 
 /// One attempt. Returns the backup result and the attempt's summary.
@@ -247,6 +252,7 @@ async fn attempt(
         attempt: number,
         store,
     };
+    crate::failpoint::hit(crate::failpoint::BACKUP_BEFORE_SCRIPT);
     let mut script_problems: Vec<String> = Vec::new();
     let mut before_ok = true;
     if let Some(s) = &opts.scripts {
@@ -347,14 +353,22 @@ async fn attempt(
     // Scripts are settled before retention: under the strict rule a backup
     // whose after or complete script failed is partial by the time
     // retention counts generations.
+    let mut taken = taken;
     if !script_problems.is_empty() {
         if let Ok(r) = &taken {
-            if strict && r.status == BackupStatus::Success {
+            let amended = if strict && r.status == BackupStatus::Success {
                 let why: Vec<String> = script_problems.iter().map(|p| strict_note(p)).collect();
-                amend(store, r, BackupStatus::Partial, &why);
+                amend(store, r, BackupStatus::Partial, &why)
             } else if !strict {
                 // Recorded with the backup, without changing its status.
-                amend(store, r, r.status, &script_problems);
+                amend(store, r, r.status, &script_problems)
+            } else {
+                Ok(())
+            };
+            // A backup whose invalidity could not be recorded must not meet
+            // retention, which would count it.
+            if let Err(e) = amended {
+                taken = Err(e.into());
             }
         }
     }
@@ -446,8 +460,8 @@ pub async fn run(
             old.slot.format("%Y-%m-%dT%H:%M:%SZ"),
             old.attempt
         );
-        let cleared = store.lock().expect("store").clear_retry(policy);
-        let ended = cleared.and_then(|()| count_failure(&store, &pol, now, old.attempt - 1, &why));
+        // The runner already put this run's attempt in the retry's place.
+        let ended = count_failure(&store, &pol, now, old.attempt.saturating_sub(1), &why);
         match ended {
             Ok((n, opened)) => {
                 out.failures = n;
@@ -513,10 +527,16 @@ pub async fn run(
             (None, Trigger::AdHoc) => Ok(()),
         }
     };
-    if let Err(e) = recorded {
-        out.notify_errors
-            .push(format!("cannot record the retry: {e}"));
-    }
+    // A retry that could not be recorded will not happen: the run ends
+    // here and counts.
+    let retry = match recorded {
+        Ok(()) => retry,
+        Err(e) => {
+            out.notify_errors
+                .push(format!("cannot record the retry: {e}"));
+            None
+        }
+    };
     if retry.is_some() {
         out.retry = retry;
     } else if let Err(e) = account(&store, &pol, finished, &mut out) {

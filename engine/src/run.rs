@@ -48,15 +48,27 @@ pub struct Due {
     pub slot: DateTime<Utc>,
     /// The schedules that have a slot at that instant (none for a retry).
     pub schedules: Vec<String>,
-    /// 1 for a scheduled run, 2 and up for its retries.
+    pub kind: DueKind,
+    /// The attempt to make: 1 for a new slot, 2 and up for retries (an
+    /// attempt a killed runner left unfinished is made again).
     pub attempt: u32,
     /// A waiting retry of an earlier slot that this new slot replaces.
     pub supersedes: Option<Retry>,
 }
 
+/// Why a run is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueKind {
+    /// A new slot of the policy's schedules.
+    Slot,
+    /// An attempt waiting in the state: a retry, or an attempt a killed
+    /// runner left unfinished.
+    Retry,
+}
+
 impl Due {
     pub fn is_retry(&self) -> bool {
-        self.attempt > 1
+        self.kind == DueKind::Retry
     }
 
     fn trigger(&self) -> Trigger {
@@ -114,6 +126,7 @@ pub fn due(
                         policy: name.clone(),
                         slot,
                         schedules: vec![sname.clone()],
+                        kind: DueKind::Slot,
                         attempt: 1,
                         supersedes: None,
                     })
@@ -130,6 +143,7 @@ pub fn due(
                 policy: name.clone(),
                 slot: r.slot,
                 schedules: vec![],
+                kind: DueKind::Retry,
                 attempt: r.attempt,
                 supersedes: None,
             }),
@@ -228,66 +242,68 @@ impl Runner {
         self.store.lock().expect("store").last_slots()
     }
 
+    /// The attempts waiting in the state, but for policies in flight (their
+    /// row marks the attempt running now). Rows of policies no longer in
+    /// the state go.
+    fn waiting(
+        &self,
+        policies: &BTreeMap<String, PolicyState>,
+    ) -> Result<BTreeMap<String, Retry>, StateError> {
+        let mut s = self.store.lock().expect("store");
+        let mut out = s.retries()?;
+        for gone in out
+            .keys()
+            .filter(|p| !policies.contains_key(*p))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            s.clear_retry(&gone)?;
+            out.remove(&gone);
+        }
+        out.retain(|p, _| !self.in_flight.contains(p));
+        Ok(out)
+    }
+
     /// What is due at `now`: scheduled slots and retries.
     pub fn due(&self, now: DateTime<Utc>) -> Result<Vec<Due>, StateError> {
         let policies = self.policies()?;
-        let s = self.store.lock().expect("store");
-        Ok(due(
-            &self.schedules,
-            &policies,
-            &s.last_slots()?,
-            &s.retries()?,
-            now,
-        ))
+        let waiting = self.waiting(&policies)?;
+        let last = self.store.lock().expect("store").last_slots()?;
+        Ok(due(&self.schedules, &policies, &last, &waiting, now))
     }
 
     /// The next instant a slot or a retry comes due.
     pub fn next_wake(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StateError> {
         let policies = self.policies()?;
-        let retries = self.store.lock().expect("store").retries()?;
-        Ok(next_wake(&self.schedules, &policies, &retries, now))
+        let waiting = self.waiting(&policies)?;
+        Ok(next_wake(&self.schedules, &policies, &waiting, now))
+    }
+
+    /// Stops every run in flight (after an error of the runner itself), so
+    /// that nothing writes once the runner lets go of the state lock.
+    pub async fn shutdown(&mut self) {
+        self.jobs.shutdown().await;
+        self.in_flight.clear();
     }
 
     /// Closes backups an interrupted runner left behind (adopting their
     /// snapshots from AWS tags, marking them failed). Only while idle: with
-    /// a run in flight, a `running` backup may be this runner's own. An
-    /// interrupted first attempt of a scheduled run is its failed attempt:
-    /// when the policy has retries, its retry is due at once. (An interrupted
-    /// retry still has its retry waiting in the state, and runs again.)
+    /// a run in flight, a `running` backup may be this runner's own. The
+    /// interrupted attempt itself is still waiting in the state (see
+    /// [`Runner::start`]) and is made again.
     pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<Vec<BackupRecord>, BackupError> {
         if self.busy() {
             return Ok(vec![]);
         }
-        let closed =
-            backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await?;
-        if closed.is_empty() {
-            return Ok(closed);
-        }
-        let policies = self.policies()?;
-        let mut s = self.store.lock().expect("store");
-        let (last, waiting) = (s.last_slots()?, s.retries()?);
-        for b in &closed {
-            let (Some(p), Some(slot)) = (policies.get(&b.policy), last.get(&b.policy)) else {
-                continue;
-            };
-            if p.options.retries.count == 0 || waiting.contains_key(&b.policy) || b.started < *slot
-            {
-                continue;
-            }
-            s.set_retry(&Retry {
-                policy: b.policy.clone(),
-                slot: *slot,
-                attempt: 2,
-                due: now,
-            })?;
-        }
-        Ok(closed)
+        backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await
     }
 
-    /// Starts every run in `dues`. A scheduled slot spends itself as it
-    /// starts (recorded in the state, so it never runs twice); a policy
-    /// whose previous run is still in flight is skipped, and that is
-    /// recorded too.
+    /// Starts every run in `dues`. A new slot spends itself as it starts
+    /// and its attempt is written to the state with it, in one transaction:
+    /// a runner killed at any point of the attempt (even in its `before`
+    /// script, before any backup record exists) leaves the attempt waiting,
+    /// and the next runner makes it. A policy whose previous run is still in
+    /// flight is skipped, and that is recorded too.
     pub fn start(
         &mut self,
         dues: Vec<Due>,
@@ -297,9 +313,7 @@ impl Runner {
         for d in dues {
             if self.in_flight.contains(&d.policy) {
                 if !d.is_retry() {
-                    let mut s = self.store.lock().expect("store");
-                    s.transaction(|tx| tx.set_last_slot(&d.policy, d.slot, None))?;
-                    s.record_skip(&Skipped {
+                    self.store.lock().expect("store").skip_run(&Skipped {
                         policy: d.policy.clone(),
                         slot: d.slot,
                         at: now,
@@ -310,10 +324,12 @@ impl Runner {
                 continue;
             }
             if !d.is_retry() {
-                self.store
-                    .lock()
-                    .expect("store")
-                    .transaction(|tx| tx.set_last_slot(&d.policy, d.slot, None))?;
+                self.store.lock().expect("store").begin_slot(&Retry {
+                    policy: d.policy.clone(),
+                    slot: d.slot,
+                    attempt: 1,
+                    due: now,
+                })?;
             }
             self.in_flight.insert(d.policy.clone());
             let (cloud, store, ctx, wait) = (
@@ -331,9 +347,13 @@ impl Runner {
                         .await;
                 let mut result = run.result;
                 if let Ok(b) = &result {
-                    let recorded = store.lock().expect("store").transaction(|tx| {
-                        tx.set_last_slot(&due.policy, due.slot, Some(&b.record.id))
-                    });
+                    // Only while the slot is still the last one: a later slot
+                    // skipped meanwhile must not be moved back.
+                    let recorded = store.lock().expect("store").set_last_backup(
+                        &due.policy,
+                        due.slot,
+                        &b.record.id,
+                    );
                     if let Err(e) = recorded {
                         result = Err(BackupError::State(e));
                     }
@@ -566,6 +586,7 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!((d[0].slot, d[0].attempt), (retry.slot, 2));
         assert!(d[0].is_retry() && d[0].schedules.is_empty());
+        assert_eq!(d[0].kind, DueKind::Retry);
         // Still waiting at the next slot: the new slot runs and replaces it.
         let d = due(
             &schedules,

@@ -548,3 +548,61 @@ async fn unit_a_backup_left_running_is_closed_with_the_snapshots_aws_has_for_it(
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn unit_a_snapshot_aws_does_not_list_yet_is_never_taken_for_completed() {
+    let b = Bench::new(CONFIG);
+    b.apply().await;
+    for h in [10, 11] {
+        backup::run(b.cloud(), b.store.clone(), "web", at(h), WAIT)
+            .await
+            .unwrap();
+    }
+    // New snapshots stay unknown to DescribeSnapshots for a few looks, as
+    // in AWS right after the create call (which says `pending`): the
+    // backup waits them out.
+    {
+        let mut w = b.cloud.world.lock().unwrap();
+        w.unlisted_describes = 3;
+        w.pending_describes = 1;
+    }
+    let r = backup::run(b.cloud(), b.store.clone(), "web", at(12), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.record.status,
+        BackupStatus::Success,
+        "{:?}",
+        r.record.problems
+    );
+
+    // Never listed within the wait (deleted at once, say): not a generation,
+    // and retention keeps the older ones.
+    b.cloud.world.lock().unwrap().unlisted_describes = u32::MAX;
+    let short = backup::Wait {
+        timeout: std::time::Duration::from_millis(30),
+        interval: std::time::Duration::from_millis(5),
+    };
+    let r = backup::run(b.cloud(), b.store.clone(), "web", at(13), short)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.record.status,
+        BackupStatus::Failed,
+        "{:?}",
+        r.record.problems
+    );
+    assert_eq!(r.retention.done(), 0);
+    let ok: Vec<String> = b
+        .store
+        .lock()
+        .unwrap()
+        .backups(Some("web"))
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.status == BackupStatus::Success)
+        .map(|x| x.id)
+        .collect();
+    // generations = 2: the two valid ones from before the failed backup.
+    assert_eq!(ok, ["2026-11-22T11:00:00Z", "2026-11-22T12:00:00Z"]);
+}

@@ -512,13 +512,14 @@ async fn unit_an_ad_hoc_backup_is_one_attempt_that_leaves_a_scheduled_retry_alon
 
 #[tokio::test]
 async fn unit_the_runner_skips_a_slot_while_the_policy_s_run_is_in_flight() {
-    use lifeboat_engine::run::{Due, Runner, Started};
+    use lifeboat_engine::run::{Due, DueKind, Runner, Started};
     let b = Bench::new("").await;
     let mut runner = Runner::new(b.cloud(), b.store.clone(), &b.config, WAIT, b.ctx());
     let due = |minute| Due {
         policy: "web".into(),
         slot: at(minute),
         schedules: vec!["hourly".into()],
+        kind: DueKind::Slot,
         attempt: 1,
         supersedes: None,
     };
@@ -571,7 +572,7 @@ async fn unit_a_strict_after_script_failure_is_settled_before_retention_counts()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unit_policies_running_together_share_one_bound_per_account_and_region() {
-    use lifeboat_engine::run::{Due, Runner};
+    use lifeboat_engine::run::{Due, DueKind, Runner};
     // Two policies of four instances each, in one account and region.
     let text = config_text("").replace(
         "policy \"web\" {",
@@ -586,6 +587,7 @@ async fn unit_policies_running_together_share_one_bound_per_account_and_region()
         policy: policy.into(),
         slot: at(1),
         schedules: vec!["hourly".into()],
+        kind: DueKind::Slot,
         attempt: 1,
         supersedes: None,
     };

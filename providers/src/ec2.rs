@@ -178,18 +178,25 @@ impl Ec2 for AwsEc2 {
     ) -> CloudResult<Page<Snapshot>> {
         // Always `owner-id`: without it DescribeSnapshots also lists every
         // public snapshot in the region.
-        let mut specs = build_filters(Some(&self.account_id), "snapshot-id", &q.ids, &q.tags);
-        if q.unfinished_only {
+        let call = if q.unfinished_only {
+            // Named ids: an unknown one is an error, never a silent absence.
+            // AWS takes no page size with named ids.
+            let mut specs = build_filters(Some(&self.account_id), "snapshot-id", &[], &q.tags);
             let states = ["pending", "error", "recoverable", "recovering"];
             specs.push(("status".to_owned(), states.map(str::to_owned).to_vec()));
-        }
-        let filters = sdk_filters(specs);
-        let out = self
-            .client
-            .describe_snapshots()
-            .set_filters(Some(filters))
-            .max_results(PAGE_SIZE)
-            .set_next_token(token)
+            self.client
+                .describe_snapshots()
+                .set_snapshot_ids(Some(q.ids.clone()))
+                .set_filters(Some(sdk_filters(specs)))
+        } else {
+            let specs = build_filters(Some(&self.account_id), "snapshot-id", &q.ids, &q.tags);
+            self.client
+                .describe_snapshots()
+                .set_filters(Some(sdk_filters(specs)))
+                .max_results(PAGE_SIZE)
+                .set_next_token(token)
+        };
+        let out = call
             .send()
             .await
             .map_err(|e| self.ctx.sdk("ec2:DescribeSnapshots", None, &e))?;

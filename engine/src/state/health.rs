@@ -92,23 +92,70 @@ impl Store {
         Ok(())
     }
 
+    /// A new slot of `r.policy` starts: the slot is spent and its first
+    /// attempt recorded as under way, in one transaction.
+    pub fn begin_slot(&mut self, r: &Retry) -> StateResult<()> {
+        self.in_transaction(|tx| {
+            spend_slot(tx, &r.policy, r.slot)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO policy_retries (policy, slot, attempt, due) VALUES (?1, ?2, ?3, ?4)",
+                params![r.policy, ts(r.slot), r.attempt, ts(r.due)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A slot skipped because the policy's previous run is in flight: the
+    /// slot is spent and the skip recorded, in one transaction.
+    pub fn skip_run(&mut self, k: &Skipped) -> StateResult<()> {
+        self.in_transaction(|tx| {
+            spend_slot(tx, &k.policy, k.slot)?;
+            tx.execute(
+                "INSERT INTO skipped_runs (policy, slot, at, reason) VALUES (?1, ?2, ?3, ?4)",
+                params![k.policy, ts(k.slot), ts(k.at), k.reason],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Runs `f` in one transaction of the run bookkeeping (no serial bump).
+    fn in_transaction(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> StateResult<()> {
+        let path = self.path.clone();
+        let sq = |source| super::StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sq)?;
+        f(&tx).map_err(sq)?;
+        tx.commit().map_err(sq)
+    }
+
+    /// Records the backup a slot's run made, if that slot is still the
+    /// policy's last one.
+    pub fn set_last_backup(
+        &mut self,
+        policy: &str,
+        slot: DateTime<Utc>,
+        backup_id: &str,
+    ) -> StateResult<()> {
+        self.conn
+            .execute(
+                "UPDATE policy_runs SET last_backup = ?3 WHERE policy = ?1 AND last_slot = ?2",
+                params![policy, ts(slot), backup_id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Drops the policy's waiting retry, if any.
     pub fn clear_retry(&mut self, policy: &str) -> StateResult<()> {
         self.conn
             .execute(
                 "DELETE FROM policy_retries WHERE policy = ?1",
                 params![policy],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Records a scheduled slot that did not run, and why.
-    pub fn record_skip(&mut self, s: &Skipped) -> StateResult<()> {
-        self.conn
-            .execute(
-                "INSERT INTO skipped_runs (policy, slot, at, reason) VALUES (?1, ?2, ?3, ?4)",
-                params![s.policy, ts(s.slot), ts(s.at), s.reason],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -313,6 +360,20 @@ impl Store {
             .map_err(|e| self.err(e))?;
         Ok(())
     }
+}
+
+/// Makes `slot` the policy's last slot, with no backup yet.
+fn spend_slot(
+    tx: &rusqlite::Transaction<'_>,
+    policy: &str,
+    slot: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO policy_runs (policy, last_slot, last_backup) VALUES (?1, ?2, NULL)
+         ON CONFLICT (policy) DO UPDATE SET last_slot = excluded.last_slot, last_backup = NULL",
+        params![policy, ts(slot)],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
