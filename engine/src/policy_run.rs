@@ -275,52 +275,37 @@ async fn attempt(
     } else {
         Vec::new()
     };
+    let mut wait = wait;
+    if let Some(secs) = opts.timeout_secs {
+        wait.timeout = wait.timeout.min(Duration::from_secs(secs));
+    }
+    let take = backup::take(
+        cloud.clone(),
+        store.clone(),
+        policy,
+        at,
+        wait,
+        known,
+        &ctx.limits,
+    );
     let taken: Result<BackupRecord, BackupError> = match opts.timeout_secs {
-        Some(secs) => {
-            let mut wait = wait;
-            wait.timeout = wait.timeout.min(Duration::from_secs(secs));
-            match tokio::time::timeout(
-                Duration::from_secs(secs),
-                backup::take(
-                    cloud.clone(),
-                    store.clone(),
-                    policy,
-                    at,
-                    wait,
-                    known,
-                    &ctx.limits,
-                ),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => {
-                    close_timed_out(store, policy, &id, secs);
-                    summary
-                        .problems
-                        .push(format!("the backup timed out after {secs}s"));
-                    match record_of(store, policy, &id) {
-                        Ok(Some(record)) => Ok(record),
-                        Ok(None) => Err(BackupError::State(StateError::Conflict(format!(
-                            "policy {policy}: the backup timed out after {secs}s"
-                        )))),
-                        Err(e) => Err(e.into()),
-                    }
+        None => take.await,
+        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), take).await {
+            Ok(r) => r,
+            Err(_) => {
+                close_timed_out(store, policy, &id, secs);
+                summary
+                    .problems
+                    .push(format!("the backup timed out after {secs}s"));
+                match record_of(store, policy, &id) {
+                    Ok(Some(record)) => Ok(record),
+                    Ok(None) => Err(BackupError::State(StateError::Conflict(format!(
+                        "policy {policy}: the backup timed out after {secs}s"
+                    )))),
+                    Err(e) => Err(e.into()),
                 }
             }
-        }
-        None => {
-            backup::take(
-                cloud.clone(),
-                store.clone(),
-                policy,
-                at,
-                wait,
-                known,
-                &ctx.limits,
-            )
-            .await
-        }
+        },
     };
     let backup_ok = matches!(&taken, Ok(r) if r.status == BackupStatus::Success);
     if let Ok(r) = &taken {
