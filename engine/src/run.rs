@@ -387,35 +387,6 @@ impl Runner {
     }
 }
 
-/// Performs what is due at `now` and waits for it: closes backups an
-/// interrupted runner left behind, starts every due run, and returns them
-/// as they finished, ordered by policy. Retries the runs schedule are left
-/// in the state for a later tick. The caller holds the lease and the state
-/// lock. `started` is told each run as it begins.
-#[allow(clippy::too_many_arguments)]
-pub async fn tick(
-    cloud: Arc<dyn Cloud>,
-    store: Arc<Mutex<Store>>,
-    config: &Config,
-    now: DateTime<Utc>,
-    wait: Wait,
-    ctx: &policy_run::Context,
-    mut started: impl FnMut(&Started),
-) -> Result<Vec<Ran>, BackupError> {
-    let mut runner = Runner::new(cloud, store, config, wait, ctx.clone());
-    runner.reconcile(now).await?;
-    let dues = runner.due(now)?;
-    for s in runner.start(dues, now)? {
-        started(&s);
-    }
-    let mut out = Vec::new();
-    while let Some(r) = runner.finished().await {
-        out.push(r);
-    }
-    out.sort_by(|a, b| a.due.policy.cmp(&b.due.policy));
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
