@@ -173,5 +173,11 @@ if [ "$code" -ne 0 ]; then
   exit 1
 fi
 
+step "Rehearsing half a day of scheduled work: the runner jumps from one slot to the next"
+lb --now 2026-11-23T00:00:00Z run --fast-forward --until 2026-11-23T12:00:00Z
+
+step "Per policy: the last backup, its status, the next run and open alerts"
+lb --now 2026-11-23T12:00:00Z status
+
 step "Done"
 say "Everything above ran against the emulator on $endpoint, which stops now."
