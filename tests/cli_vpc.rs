@@ -3,10 +3,10 @@
 
 mod support;
 
-use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_ec2::types::{DomainType, IpPermission, IpRange, UserIdGroupPair};
+use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::types::IpPermission;
 use serde_json::Value;
-use support::{at, Emulator, Env, Workspace, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+use support::{at, network, Emulator, Env, Workspace, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
 
 const CONFIG: &str = r#"account "main" {
   regions = ["us-east-1"]
@@ -38,21 +38,16 @@ impl Net {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let conf = aws_sdk_ec2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(emulator.endpoint())
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY_ID,
-                SECRET_ACCESS_KEY,
-                None,
-                None,
-                "lifeboat-tests",
-            ))
-            .build();
+        let credentials = Credentials::new(
+            ACCESS_KEY_ID,
+            SECRET_ACCESS_KEY,
+            None,
+            None,
+            "lifeboat-tests",
+        );
         Net {
             rt,
-            ec2: aws_sdk_ec2::Client::from_conf(conf),
+            ec2: network::ec2_client(&emulator.endpoint(), REGION, credentials),
         }
     }
 
@@ -62,142 +57,29 @@ impl Net {
     fn build(&self) -> Estate {
         let ec2 = &self.ec2;
         self.rt.block_on(async {
-            let vpc = ec2
-                .create_vpc()
-                .cidr_block("10.20.0.0/16")
-                .send()
-                .await
-                .unwrap()
-                .vpc
-                .unwrap()
-                .vpc_id
-                .unwrap();
-            let mut subnets = Vec::new();
-            for (cidr, az) in [
+            let vpc = network::vpc(ec2, "10.20.0.0/16").await;
+            let zones = [
                 ("10.20.1.0/24", "us-east-1a"),
                 ("10.20.2.0/24", "us-east-1b"),
-            ] {
-                let s = ec2
-                    .create_subnet()
-                    .vpc_id(&vpc)
-                    .cidr_block(cidr)
-                    .availability_zone(az)
-                    .send()
-                    .await
-                    .unwrap();
-                subnets.push(s.subnet.unwrap().subnet_id.unwrap());
-            }
-            let mut groups = Vec::new();
-            for name in ["web", "db"] {
-                let g = ec2
-                    .create_security_group()
-                    .vpc_id(&vpc)
-                    .group_name(name)
-                    .description(format!("{name} tier"))
-                    .send()
-                    .await
-                    .unwrap();
-                groups.push(g.group_id.unwrap());
-            }
-            for (to, from, port) in [(1, 0, 5432), (0, 1, 8080)] {
-                ec2.authorize_security_group_ingress()
-                    .group_id(&groups[to])
-                    .ip_permissions(
-                        IpPermission::builder()
-                            .ip_protocol("tcp")
-                            .from_port(port)
-                            .to_port(port)
-                            .user_id_group_pairs(
-                                UserIdGroupPair::builder().group_id(&groups[from]).build(),
-                            )
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .unwrap();
-            }
-            let igw = ec2
-                .create_internet_gateway()
-                .send()
-                .await
-                .unwrap()
-                .internet_gateway
-                .unwrap()
-                .internet_gateway_id
-                .unwrap();
-            ec2.attach_internet_gateway()
-                .vpc_id(&vpc)
-                .internet_gateway_id(&igw)
-                .send()
-                .await
-                .unwrap();
-            let rtb = ec2
-                .create_route_table()
-                .vpc_id(&vpc)
-                .send()
-                .await
-                .unwrap()
-                .route_table
-                .unwrap()
-                .route_table_id
-                .unwrap();
-            ec2.create_route()
-                .route_table_id(&rtb)
-                .destination_cidr_block("0.0.0.0/0")
-                .gateway_id(&igw)
-                .send()
-                .await
-                .unwrap();
-            ec2.associate_route_table()
-                .route_table_id(&rtb)
-                .subnet_id(&subnets[0])
-                .send()
-                .await
-                .unwrap();
-            let nat = async {
-                let eip = ec2
-                    .allocate_address()
-                    .domain(DomainType::Vpc)
-                    .send()
-                    .await
-                    .ok()?
-                    .allocation_id?;
-                ec2.create_nat_gateway()
-                    .subnet_id(&subnets[0])
-                    .allocation_id(eip)
-                    .send()
-                    .await
-                    .ok()?
-                    .nat_gateway?
-                    .nat_gateway_id
-            }
-            .await;
+            ];
+            let subnets = network::subnets(ec2, &vpc, &zones).await;
+            let groups = network::security_groups(ec2, &vpc, &["web", "db"]).await;
+            network::allow_group(ec2, &groups[1], &groups[0], 5432).await;
+            network::allow_group(ec2, &groups[0], &groups[1], 8080).await;
+            let route = network::internet_route(ec2, &vpc, &subnets[0]).await;
+            let nat = network::nat_gateway(ec2, &subnets[0]).await;
             Estate {
                 vpc,
                 web_sg: groups[0].clone(),
-                igw,
+                igw: route.igw,
                 nat,
             }
         })
     }
 
     fn open_port(&self, group: &str, port: i32, cidr: &str) {
-        self.rt.block_on(async {
-            self.ec2
-                .authorize_security_group_ingress()
-                .group_id(group)
-                .ip_permissions(
-                    IpPermission::builder()
-                        .ip_protocol("tcp")
-                        .from_port(port)
-                        .to_port(port)
-                        .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-        });
+        self.rt
+            .block_on(network::allow_cidr(&self.ec2, group, port, cidr));
     }
 }
 

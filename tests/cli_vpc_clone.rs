@@ -4,7 +4,7 @@
 mod support;
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
-use support::{at, Emulator, Env, Workspace, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+use support::{at, network, Emulator, Env, Workspace, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
 
 const ROLE: &str = "arn:aws:iam::222222222222:role/x";
 const TO_REGION: &str = "us-west-2";
@@ -63,16 +63,8 @@ impl Net {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let ec2 = |region: &str, c: Credentials| {
-            aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::Config::builder()
-                    .behavior_version(BehaviorVersion::latest())
-                    .region(Region::new(region.to_string()))
-                    .endpoint_url(emulator.endpoint())
-                    .credentials_provider(c)
-                    .build(),
-            )
-        };
+        let ec2 =
+            |region: &str, c: Credentials| network::ec2_client(&emulator.endpoint(), region, c);
         let source = ec2(REGION, creds(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None));
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::Config::builder()
@@ -148,93 +140,21 @@ impl Net {
     fn build(&self) -> String {
         let ec2 = &self.source;
         self.rt.block_on(async {
-            let vpc = ec2
-                .create_vpc()
-                .cidr_block("10.30.0.0/16")
-                .send()
-                .await
-                .unwrap()
-                .vpc
-                .unwrap()
-                .vpc_id
-                .unwrap();
-            let mut first = None;
-            for (cidr, az) in [
+            let vpc = network::vpc(ec2, "10.30.0.0/16").await;
+            let zones = [
                 ("10.30.1.0/24", "us-east-1a"),
                 ("10.30.2.0/24", "us-east-1b"),
-            ] {
-                let s = ec2
-                    .create_subnet()
-                    .vpc_id(&vpc)
-                    .cidr_block(cidr)
-                    .availability_zone(az)
-                    .send()
-                    .await
-                    .unwrap();
-                first.get_or_insert(s.subnet.unwrap().subnet_id.unwrap());
-            }
-            for name in ["web", "db"] {
-                ec2.create_security_group()
-                    .vpc_id(&vpc)
-                    .group_name(name)
-                    .description(format!("{name} tier"))
-                    .send()
-                    .await
-                    .unwrap();
-            }
-            let igw = ec2
-                .create_internet_gateway()
-                .send()
-                .await
-                .unwrap()
-                .internet_gateway
-                .unwrap()
-                .internet_gateway_id
-                .unwrap();
-            ec2.attach_internet_gateway()
-                .vpc_id(&vpc)
-                .internet_gateway_id(&igw)
-                .send()
-                .await
-                .unwrap();
-            let rtb = ec2
-                .create_route_table()
-                .vpc_id(&vpc)
-                .send()
-                .await
-                .unwrap()
-                .route_table
-                .unwrap()
-                .route_table_id
-                .unwrap();
-            ec2.create_route()
-                .route_table_id(&rtb)
-                .destination_cidr_block("0.0.0.0/0")
-                .gateway_id(&igw)
-                .send()
-                .await
-                .unwrap();
-            ec2.associate_route_table()
-                .route_table_id(&rtb)
-                .subnet_id(first.unwrap())
-                .send()
-                .await
-                .unwrap();
+            ];
+            let subnets = network::subnets(ec2, &vpc, &zones).await;
+            network::security_groups(ec2, &vpc, &["web", "db"]).await;
+            network::internet_route(ec2, &vpc, &subnets[0]).await;
             vpc
         })
     }
 
     fn add_subnet(&self, vpc: &str, cidr: &str, az: &str) {
-        self.rt.block_on(async {
-            self.source
-                .create_subnet()
-                .vpc_id(vpc)
-                .cidr_block(cidr)
-                .availability_zone(az)
-                .send()
-                .await
-                .unwrap();
-        });
+        self.rt
+            .block_on(network::subnets(&self.source, vpc, &[(cidr, az)]));
     }
 
     /// The destination's VPCs with `cidr`, each with its subnets' CIDRs.

@@ -7,10 +7,10 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_ec2::types::{DomainType, Filter, IpPermission, IpRange, UserIdGroupPair};
+use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::types::Filter;
 use serde_json::Value;
-use support::{at, Emulator, Env, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+use support::{at, network, Emulator, Env, ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
 
 const CONFIG: &str = r#"account "main" {
   regions = ["us-east-1"]
@@ -51,14 +51,7 @@ impl Clients {
     }
 
     fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
-        aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new(region.to_string()))
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(credentials())
-                .build(),
-        )
+        network::ec2_client(&self.endpoint, region, credentials())
     }
 
     fn cfn(&self, region: &str) -> aws_sdk_cloudformation::Client {
@@ -85,24 +78,10 @@ struct Estate {
 /// other, an internet gateway with a route, a NAT gateway, a peering
 /// connection and a transit gateway attachment, each with a route.
 fn build(c: &Clients) -> Estate {
-    let ec2 = c.ec2(REGION);
+    let ec2 = &c.ec2(REGION);
     c.rt.block_on(async {
-        let vpc_of = |cidr: &'static str| {
-            let ec2 = ec2.clone();
-            async move {
-                ec2.create_vpc()
-                    .cidr_block(cidr)
-                    .send()
-                    .await
-                    .unwrap()
-                    .vpc
-                    .unwrap()
-                    .vpc_id
-                    .unwrap()
-            }
-        };
-        let vpc = vpc_of("10.40.0.0/16").await;
-        let peer = vpc_of("10.41.0.0/16").await;
+        let vpc = network::vpc(ec2, "10.40.0.0/16").await;
+        let peer = network::vpc(ec2, "10.41.0.0/16").await;
         ec2.create_tags()
             .resources(&vpc)
             .tags(
@@ -114,115 +93,21 @@ fn build(c: &Clients) -> Estate {
             .send()
             .await
             .unwrap();
-        let mut subnets = Vec::new();
-        for (cidr, az) in [
+        let zones = [
             ("10.40.1.0/24", "us-east-1a"),
             ("10.40.2.0/24", "us-east-1c"),
-        ] {
-            let s = ec2
-                .create_subnet()
-                .vpc_id(&vpc)
-                .cidr_block(cidr)
-                .availability_zone(az)
-                .send()
-                .await
-                .unwrap();
-            subnets.push(s.subnet.unwrap().subnet_id.unwrap());
-        }
-        let mut groups = Vec::new();
-        for name in ["web", "db"] {
-            let g = ec2
-                .create_security_group()
-                .vpc_id(&vpc)
-                .group_name(name)
-                .description(format!("{name} tier"))
-                .send()
-                .await
-                .unwrap();
-            groups.push(g.group_id.unwrap());
-        }
-        for (to, from, port) in [(1, 0, 5432), (0, 1, 8080)] {
-            ec2.authorize_security_group_ingress()
-                .group_id(&groups[to])
-                .ip_permissions(
-                    IpPermission::builder()
-                        .ip_protocol("tcp")
-                        .from_port(port)
-                        .to_port(port)
-                        .user_id_group_pairs(
-                            UserIdGroupPair::builder().group_id(&groups[from]).build(),
-                        )
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-        }
-        ec2.authorize_security_group_ingress()
-            .group_id(&groups[0])
-            .ip_permissions(
-                IpPermission::builder()
-                    .ip_protocol("tcp")
-                    .from_port(443)
-                    .to_port(443)
-                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                    .build(),
-            )
-            .send()
+        ];
+        let subnets = network::subnets(ec2, &vpc, &zones).await;
+        let groups = network::security_groups(ec2, &vpc, &["web", "db"]).await;
+        network::allow_group(ec2, &groups[1], &groups[0], 5432).await;
+        network::allow_group(ec2, &groups[0], &groups[1], 8080).await;
+        network::allow_cidr(ec2, &groups[0], 443, "0.0.0.0/0").await;
+        let rtb = network::internet_route(ec2, &vpc, &subnets[0])
             .await
-            .unwrap();
-        let igw = ec2
-            .create_internet_gateway()
-            .send()
+            .route_table;
+        network::nat_gateway(ec2, &subnets[0])
             .await
-            .unwrap()
-            .internet_gateway
-            .unwrap()
-            .internet_gateway_id
-            .unwrap();
-        ec2.attach_internet_gateway()
-            .vpc_id(&vpc)
-            .internet_gateway_id(&igw)
-            .send()
-            .await
-            .unwrap();
-        let rtb = ec2
-            .create_route_table()
-            .vpc_id(&vpc)
-            .send()
-            .await
-            .unwrap()
-            .route_table
-            .unwrap()
-            .route_table_id
-            .unwrap();
-        ec2.create_route()
-            .route_table_id(&rtb)
-            .destination_cidr_block("0.0.0.0/0")
-            .gateway_id(&igw)
-            .send()
-            .await
-            .unwrap();
-        ec2.associate_route_table()
-            .route_table_id(&rtb)
-            .subnet_id(&subnets[0])
-            .send()
-            .await
-            .unwrap();
-        let eip = ec2
-            .allocate_address()
-            .domain(DomainType::Vpc)
-            .send()
-            .await
-            .unwrap()
-            .allocation_id
-            .unwrap();
-        ec2.create_nat_gateway()
-            .subnet_id(&subnets[0])
-            .allocation_id(eip)
-            .send()
-            .await
-            .unwrap();
+            .expect("a NAT gateway");
         let pcx = ec2
             .create_vpc_peering_connection()
             .vpc_id(&vpc)

@@ -18,6 +18,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod network;
 pub mod targets;
 pub mod topic;
 
