@@ -243,31 +243,11 @@ fn region_level_resources_are_captured_with_the_vpc_that_uses_them() {
         tgw_attach: String,
     }
     let x = net.rt.block_on(async {
-        let vpc = |cidr: &'static str| async move {
-            ec2.create_vpc()
-                .cidr_block(cidr)
-                .send()
-                .await
-                .unwrap()
-                .vpc
-                .unwrap()
-                .vpc_id
-                .unwrap()
-        };
-        let a = vpc("10.30.0.0/16").await;
-        let b = vpc("10.31.0.0/16").await;
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&a)
-            .cidr_block("10.30.1.0/24")
-            .availability_zone("us-east-1a")
-            .send()
+        let a = network::vpc(ec2, "10.30.0.0/16").await;
+        let b = network::vpc(ec2, "10.31.0.0/16").await;
+        let subnet = network::subnets(ec2, &a, &[("10.30.1.0/24", "us-east-1a")])
             .await
-            .unwrap()
-            .subnet
-            .unwrap()
-            .subnet_id
-            .unwrap();
+            .remove(0);
         let pl = ec2
             .create_managed_prefix_list()
             .prefix_list_name("office")
