@@ -563,15 +563,21 @@ async fn run(cli: Cli) -> Result<u8> {
             until,
             concurrency,
         } => {
+            // Refused before the state is opened: nothing is touched.
+            if *fast_forward && cli.now.is_none() {
+                bail!("--fast-forward needs --now: a runner on the real clock cannot skip time");
+            }
+            if let (Some(until), Some(now)) = (until, cli.now) {
+                if *until <= now {
+                    bail!("--until {until} is not after --now {now}: there is nothing to run");
+                }
+            }
             let ws = load(&cli)?;
             let store = Arc::new(Mutex::new(ws.store()?));
             let wait = backup::Wait {
                 timeout: *timeout,
                 ..Default::default()
             };
-            if *fast_forward && cli.now.is_none() {
-                bail!("--fast-forward needs --now: a runner on the real clock cannot skip time");
-            }
             let mode = cmd_run::Mode {
                 once: *once,
                 fast_forward: *fast_forward,

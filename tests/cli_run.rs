@@ -144,3 +144,32 @@ fn a_second_runner_waits_for_the_lease_and_says_so() {
         .stdout_has("holder=ops@runner-2 (pid 7)")
         .stdout_has("backup_finish");
 }
+
+#[test]
+fn run_options_that_cannot_work_are_refused_before_the_state_is_touched() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&config(&a.id));
+    env.apply();
+    let before = env.ws.state_bytes();
+    env.run(&["run", "--fast-forward"])
+        .code(1)
+        .stderr_has("--fast-forward needs --now");
+    env.run(&[
+        "--now",
+        "2026-11-22T10:00:00Z",
+        "run",
+        "--until",
+        "2026-11-22T09:00:00Z",
+    ])
+    .code(1)
+    .stderr_has("is not after --now");
+    env.run(&["run", "--once", "--concurrency", "0"])
+        .code(2)
+        .stderr_has("--concurrency");
+    env.run(&["run", "--until", "next tuesday"])
+        .code(2)
+        .stderr_has("--until");
+    assert_eq!(env.ws.state_bytes(), before, "the state is untouched");
+    assert!(env.backups(&[]).is_empty());
+}
