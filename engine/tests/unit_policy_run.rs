@@ -533,10 +533,19 @@ async fn unit_the_runner_skips_a_slot_while_the_policy_s_run_is_in_flight() {
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0].slot, at(2));
     assert_eq!(b.store.lock().unwrap().last_slots().unwrap()["web"], at(2));
+    // The attempt in flight waits in the state (for a restart), but it is
+    // neither due again nor a reason to wake while it runs.
+    let waiting = b.store.lock().unwrap().retries().unwrap();
+    assert_eq!((waiting["web"].slot, waiting["web"].attempt), (at(1), 1));
+    assert!(runner.due(at(3)).unwrap().is_empty());
+    assert_eq!(runner.next_wake(at(3)).unwrap(), None);
 
     let ran = runner.finished().await.expect("the first run finishes");
     assert!(ran.succeeded);
     assert_eq!(ran.due.slot, at(1));
+    // The finished run does not move the last slot back to its own.
+    assert_eq!(b.store.lock().unwrap().last_slots().unwrap()["web"], at(2));
+    assert!(b.store.lock().unwrap().retries().unwrap().is_empty());
     assert!(runner.finished().await.is_none());
     assert!(!runner.busy());
     assert_eq!(b.cloud.world.lock().unwrap().calls_of("CreateSnapshots"), 1);
