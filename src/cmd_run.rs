@@ -17,9 +17,9 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use lifeboat_engine::backup::Wait;
 use lifeboat_engine::cloud::Cloud;
-use lifeboat_engine::policy_run;
-use lifeboat_engine::run::{Due, Ran, Runner, Started};
-use lifeboat_engine::state::{StateError, Store};
+use lifeboat_engine::runmode::attempt;
+use lifeboat_engine::runmode::runner::{Due, Ran, Runner, Started};
+use lifeboat_engine::state::{SharedStore, StateError};
 use lifeboat_schema::Config;
 use serde_json::json;
 
@@ -185,12 +185,12 @@ impl Log {
 /// capture failed, else 0.
 async fn capture_due(
     cloud: &Arc<dyn Cloud>,
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     config: &Config,
     now: DateTime<Utc>,
     log: &Log,
 ) -> u8 {
-    use lifeboat_engine::vpc;
+    use lifeboat_engine::vpc::capture;
     let last = match store.lock().expect("store").last_slots() {
         Ok(l) => l,
         Err(e) => {
@@ -199,17 +199,17 @@ async fn capture_due(
         }
     };
     let mut code = 0;
-    for name in vpc::due_captures(config, &last, now) {
+    for name in capture::due_captures(config, &last, now) {
         let (mut stored, mut unchanged, mut failed) = (0, 0, 0);
-        match vpc::capture(cloud.clone(), store, config, &name, now).await {
+        match capture::capture(cloud.clone(), store, config, &name, now).await {
             Ok(regions) => {
                 for r in regions {
                     match r.result {
                         Ok(vpcs) => {
                             for v in vpcs {
                                 match v.outcome {
-                                    vpc::VpcOutcome::Stored => stored += 1,
-                                    vpc::VpcOutcome::Unchanged => unchanged += 1,
+                                    capture::VpcOutcome::Stored => stored += 1,
+                                    capture::VpcOutcome::Unchanged => unchanged += 1,
                                 }
                             }
                         }
@@ -232,13 +232,13 @@ async fn capture_due(
         let recorded = store
             .lock()
             .expect("store")
-            .transaction(|tx| tx.set_last_slot(&vpc::run_key(&name), now, None));
+            .transaction(|tx| tx.set_last_slot(&capture::run_key(&name), now, None));
         if failed > 0 || recorded.is_err() {
             code = 1;
         }
         log.event(now, "vpc_capture", json!({ "capture": name, "stored": stored, "unchanged": unchanged, "failed_regions": failed }));
     }
-    match vpc::prune(store, config) {
+    match capture::prune(store, config) {
         Ok(0) => {}
         Ok(n) => log.event(now, "capture_pruned", json!({ "versions": n })),
         Err(e) => {
@@ -281,8 +281,8 @@ fn wake_at(
     let last = runner.last_slots()?;
     let next = [
         runner.next_wake(now)?,
-        lifeboat_engine::vpc::next_capture(config, &last, now),
-        lifeboat_engine::notify::next_summary(config, now),
+        lifeboat_engine::vpc::capture::next_capture(config, &last, now),
+        lifeboat_engine::runmode::notify::next_summary(config, now),
         mode.until,
     ]
     .into_iter()
@@ -309,7 +309,7 @@ fn code_of(r: &Ran) -> u8 {
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     cloud: Arc<dyn Cloud>,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     config: &Config,
     now: Option<DateTime<Utc>>,
     mode: Mode,
@@ -318,7 +318,7 @@ pub async fn run(
     stop: Arc<AtomicBool>,
     config_dir: &std::path::Path,
 ) -> Result<u8> {
-    let ctx = policy_run::Context {
+    let ctx = attempt::Context {
         config_dir: config_dir.to_path_buf(),
         notifications: config.notifications.clone(),
         limits: lifeboat_engine::backup::Limits::new(mode.concurrency),
@@ -407,8 +407,8 @@ pub async fn run(
             Ok(l) => l,
             Err(e) => break Err(e.into()),
         };
-        let captures =
-            !stopping && !lifeboat_engine::vpc::due_captures(config, &last, now).is_empty();
+        let captures = !stopping
+            && !lifeboat_engine::vpc::capture::due_captures(config, &last, now).is_empty();
         if (!dues.is_empty() || captures || !reconciled) && lock.is_none() {
             // The state lock is taken only while work is in flight, so plan
             // and apply can run in between.
@@ -473,7 +473,9 @@ pub async fn run(
             // under the lock.
             worst = worst.max(capture_due(&cloud, &store, config, now, &log).await);
         }
-        match lifeboat_engine::notify::daily_summary(&cloud, &store, config, clock.now()).await {
+        match lifeboat_engine::runmode::notify::daily_summary(&cloud, &store, config, clock.now())
+            .await
+        {
             Ok(true) => log.event(clock.now(), "daily_summary", json!({})),
             Ok(false) => {}
             Err(e) => log.event(

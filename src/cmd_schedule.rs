@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 use chrono::{DateTime, Duration, Utc};
 use clap::Subcommand;
-use lifeboat_engine::schedule;
+use lifeboat_engine::runmode::schedule;
 use lifeboat_schema::{Config, Every, EveryUnit, Schedule};
 
 #[derive(Subcommand)]

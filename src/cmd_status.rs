@@ -4,9 +4,8 @@
 
 use anyhow::{bail, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
-use lifeboat_engine::model::PolicyState;
-use lifeboat_engine::planner;
-use lifeboat_engine::schedule;
+use lifeboat_engine::runmode::schedule;
+use lifeboat_engine::state::model::PolicyState;
 use lifeboat_engine::state::Store;
 use lifeboat_schema::Config;
 use serde_json::json;
@@ -30,7 +29,7 @@ pub fn next_run(config: &Config, p: &PolicyState, now: DateTime<Utc>) -> Option<
 
 pub fn status(store: &mut Store, config: &Config, now: DateTime<Utc>, json: bool) -> Result<u8> {
     let state = store.load()?;
-    let policies = planner::state_policies(&state);
+    let policies = state.policies()?;
     let alerts = store.open_alerts()?;
     let retries = store.retries()?;
     let skipped = store.skipped(None)?;

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::Subcommand;
 use lifeboat_engine::state::{Store, VpcVersionRecord};
-use lifeboat_engine::vpc::{self, CaptureDoc, VpcOutcome};
+use lifeboat_engine::vpc::capture::{self, CaptureDoc, VpcOutcome};
 
 use super::{cloud, load, locked, Cli};
 
@@ -117,7 +117,7 @@ pub async fn run(cli: &Cli, command: &VpcCommand) -> Result<u8> {
                 let cloud = cloud().await?;
                 let (mut stored, mut unchanged, mut failed) = (0, 0, 0);
                 for name in &names {
-                    let regions = vpc::capture(cloud.clone(), &store2, &config, name, now).await?;
+                    let regions = capture::capture(cloud.clone(), &store2, &config, name, now).await?;
                     for r in regions {
                         let prefix = format!("vpc_capture.{} {}", r.capture, r.region);
                         match r.result {
@@ -152,7 +152,7 @@ pub async fn run(cli: &Cli, command: &VpcCommand) -> Result<u8> {
                     }
                 }
                 // Capture retention: versions that no backup or clone needs any more.
-                let pruned = vpc::prune(&store2, &config)?;
+                let pruned = capture::prune(&store2, &config)?;
                 println!(
                     "\nCapture {}: {stored} new version(s), {unchanged} unchanged, {failed} region(s) failed, {pruned} old version(s) removed.",
                     if failed == 0 { "complete" } else { "finished with errors" }
@@ -219,7 +219,7 @@ pub async fn run(cli: &Cli, command: &VpcCommand) -> Result<u8> {
             if versions.is_empty() {
                 bail!("no capture of {vpc} in vpc_capture.{capture}; see `lifeboat vpc list`");
             }
-            let Some(v) = vpc::version_at(&versions, *at) else {
+            let Some(v) = capture::version_at(&versions, *at) else {
                 bail!(
                     "no capture of {vpc} in vpc_capture.{capture} at or before {}; the first is from {}",
                     time(at.expect("a time was given")),
@@ -260,14 +260,14 @@ pub async fn run(cli: &Cli, command: &VpcCommand) -> Result<u8> {
                     "{vpc} has only one captured version; a diff needs two (capture again after the network changes)"
                 );
             }
-            let Some(new) = vpc::version_at(&versions, *to) else {
+            let Some(new) = capture::version_at(&versions, *to) else {
                 bail!(
                     "no capture of {vpc} at or before {}",
                     time(to.expect("given"))
                 );
             };
             let old = match from {
-                Some(t) => vpc::version_at(&versions, Some(*t)),
+                Some(t) => capture::version_at(&versions, Some(*t)),
                 None => versions.iter().rev().find(|v| {
                     v.captured_at < new.captured_at
                         || (v.captured_at == new.captured_at && v.id < new.id)
@@ -299,12 +299,12 @@ pub async fn run(cli: &Cli, command: &VpcCommand) -> Result<u8> {
                     time(old.captured_at),
                     time(new.captured_at)
                 );
-                for line in vpc::changed_resources(&x, &y) {
+                for line in capture::changed_resources(&x, &y) {
                     println!("  {line}");
                 }
                 println!();
             }
-            print!("{}", vpc::diff_documents(&a, &b, &old_name, &new_name));
+            print!("{}", capture::diff_documents(&a, &b, &old_name, &new_name));
             Ok(0)
         }
         VpcCommand::Export {
@@ -344,7 +344,7 @@ async fn export(
     out: Option<&std::path::Path>,
     log: Option<&std::path::Path>,
 ) -> Result<u8> {
-    use lifeboat_engine::vpc_export::{self, ExportOptions};
+    use lifeboat_engine::vpc::export::{self, ExportOptions};
     if !ws.config.vpc_captures.contains_key(capture) {
         bail!("no vpc_capture block named {capture:?} in the configuration");
     }
@@ -366,7 +366,7 @@ async fn export(
             regions.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
-    let Some(v) = vpc::version_at(&versions, at) else {
+    let Some(v) = capture::version_at(&versions, at) else {
         bail!(
             "no capture of {vpc_id} in vpc_capture.{capture} at or before {}; the first is from {}",
             time(at.expect("a time was given")),
@@ -394,7 +394,7 @@ async fn export(
         to_zones,
         name: name.map(str::to_string),
     };
-    let e = vpc_export::export(&doc, &opts)?;
+    let e = export::export(&doc, &opts)?;
     let text = e.text();
     match out {
         Some(path) => std::fs::write(path, &text)
@@ -428,17 +428,17 @@ async fn export(
     for l in &e.left_out {
         eprintln!("  {}: {}", l.what, l.reason);
     }
-    if total > vpc_export::RESOURCE_LIMIT {
+    if total > export::RESOURCE_LIMIT {
         eprintln!(
             "Warning: {total} resources exceed CloudFormation's limit of {} per template; CreateStack will refuse it.",
-            vpc_export::RESOURCE_LIMIT
+            export::RESOURCE_LIMIT
         );
     }
-    if text.len() > vpc_export::TEMPLATE_BODY_LIMIT {
+    if text.len() > export::TEMPLATE_BODY_LIMIT {
         eprintln!(
             "Note: the template is {} bytes, over CloudFormation's inline limit of {}; deploy it from S3.",
             text.len(),
-            vpc_export::TEMPLATE_BODY_LIMIT
+            export::TEMPLATE_BODY_LIMIT
         );
     }
     Ok(0)

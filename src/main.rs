@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use lifeboat_engine::apply::{self, Executor, Outcome};
 use lifeboat_engine::cloud::Cloud;
+use lifeboat_engine::plan::apply::{self, Executor, Outcome};
+use lifeboat_engine::plan::{graph, planner, render};
 use lifeboat_engine::plan::{Action, Plan, FORMAT_VERSION};
-use lifeboat_engine::state::{BackupRecord, Store};
-use lifeboat_engine::{backup, graph, planner, policy_run, render, Address};
+use lifeboat_engine::runmode::attempt;
+use lifeboat_engine::state::{BackupRecord, SharedStore, Store};
+use lifeboat_engine::{backup, Address};
 use lifeboat_schema::{Config, Diagnostics};
 
 mod cmd_run;
@@ -280,9 +282,9 @@ async fn cloud() -> Result<Arc<dyn Cloud>> {
 
 async fn make_plan(ws: &Workspace, store: &mut Store) -> Result<Plan> {
     let state = store.load()?;
-    let sources = lifeboat_engine::clone::catalog(store, &ws.config)?;
+    let sources = lifeboat_engine::vpc::clone::catalog(store, &ws.config)?;
     let observed = observe(ws, &state, sources).await?;
-    Ok(planner::plan(&ws.config, &state, &observed, ws.now))
+    Ok(planner::plan(&ws.config, &state, &observed, ws.now)?)
 }
 
 /// What live AWS has for the plan: targets and snapshots, and for VPC
@@ -290,20 +292,20 @@ async fn make_plan(ws: &Workspace, store: &mut Store) -> Result<Plan> {
 async fn observe(
     ws: &Workspace,
     state: &lifeboat_engine::state::Snapshot,
-    clone_sources: std::collections::BTreeMap<String, lifeboat_engine::clone::CloneSource>,
+    clone_sources: std::collections::BTreeMap<String, lifeboat_engine::vpc::clone::CloneSource>,
 ) -> Result<planner::Observation> {
     let cloud = cloud().await?;
     let mut observed = planner::observe(cloud.clone(), &ws.config, state).await?;
-    let accounts = planner::known_accounts(&ws.config, state);
+    let accounts = planner::known_accounts(&ws.config, state)?;
     observed.clones =
-        lifeboat_engine::clone::observe(cloud, &ws.config, &accounts, clone_sources).await?;
+        lifeboat_engine::vpc::clone::observe(cloud, &ws.config, &accounts, clone_sources).await?;
     Ok(observed)
 }
 
 /// Holds the state lock for the duration of `f`, and releases it whatever
 /// `f` returns.
 async fn locked<T>(
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     operation: &str,
     f: impl AsyncFnOnce(String) -> Result<T>,
 ) -> Result<T> {
@@ -343,7 +345,7 @@ async fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Validate => {
             let ws = load(&cli)?;
-            let lints = lifeboat_engine::schedule::lint(&ws.config, ws.now);
+            let lints = lifeboat_engine::runmode::schedule::lint(&ws.config, ws.now);
             print_diagnostics(&Diagnostics(lints));
             println!("Configuration is valid.");
             Ok(0)
@@ -418,10 +420,10 @@ async fn run(cli: Cli) -> Result<u8> {
                         let plan = {
                             let (state, sources) = {
                                 let mut s = store2.lock().expect("store");
-                                (s.load()?, lifeboat_engine::clone::catalog(&s, &ws.config)?)
+                                (s.load()?, lifeboat_engine::vpc::clone::catalog(&s, &ws.config)?)
                             };
                             let observed = observe(&ws, &state, sources).await?;
-                            planner::plan(&ws.config, &state, &observed, now)
+                            planner::plan(&ws.config, &state, &observed, now)?
                         };
                         print!("{}", render::human(&plan));
                         if plan.is_empty() {
@@ -439,7 +441,7 @@ async fn run(cli: Cli) -> Result<u8> {
                     return Ok(0);
                 }
                 let state = store2.lock().expect("store").load()?;
-                let mut accounts = planner::known_accounts(&ws.config, &state);
+                let mut accounts = planner::known_accounts(&ws.config, &state)?;
                 for c in &plan.changes {
                     if let (Address::Account { name }, Some(after)) = (&c.address, &c.after) {
                         if let Ok(a) = serde_json::from_value(after.clone()) {
@@ -484,7 +486,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let now = ws.now;
             let policy = policy.clone();
             let store2 = store.clone();
-            let ctx = policy_run::Context {
+            let ctx = attempt::Context {
                 config_dir: ws.dir.clone(),
                 notifications: ws.config.notifications.clone(),
                 limits: backup::Limits::default(),
@@ -501,11 +503,11 @@ async fn run(cli: Cli) -> Result<u8> {
                 // The policy's scripts, timeout, success rule and alerts
                 // apply as in a scheduled run; an ad hoc backup is one
                 // attempt, never retried.
-                let run = policy_run::run(
+                let run = attempt::run(
                     cloud().await?,
                     store2,
                     &policy,
-                    &policy_run::Trigger::AdHoc,
+                    &attempt::Trigger::AdHoc,
                     now,
                     wait,
                     &ctx,

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
-use lifeboat_engine::fake::FakeCloud;
-use lifeboat_engine::model::{Source, TargetKind, TargetState};
-use lifeboat_engine::planner;
+use lifeboat_engine::plan::planner;
+use lifeboat_engine::plan::render;
+use lifeboat_engine::state::model::{Source, TargetKind, TargetState};
 use lifeboat_engine::state::{BackupRecord, BackupStatus, SnapshotRecord, Store};
-use lifeboat_engine::{render, Address};
+use lifeboat_engine::testing::fake::FakeCloud;
+use lifeboat_engine::Address;
 
 const INSTANCES: usize = 10_000;
 const BACKUPS: usize = 5;
@@ -57,7 +58,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("state.db")).unwrap();
     let t = Instant::now();
-    let policy_state = lifeboat_engine::model::PolicyState::from(&config.policies["web"]);
+    let policy_state = lifeboat_engine::state::model::PolicyState::from(&config.policies["web"]);
     let mut prior_policy = serde_json::to_value(&policy_state).unwrap();
     prior_policy["generations"] = serde_json::json!(BACKUPS as u32);
     store
@@ -144,7 +145,7 @@ async fn main() {
     let calls = cloud.world.lock().unwrap().calls.len();
 
     let t = Instant::now();
-    let plan = planner::plan(&config, &state, &obs, Utc::now());
+    let plan = planner::plan(&config, &state, &obs, Utc::now()).unwrap();
     let diff = t.elapsed();
 
     let t = Instant::now();

@@ -1,34 +1,34 @@
-//! The Lifeboat engine: addresses, state and catalog, the planner, the plan
-//! graph and its executor, backups and retention.
+//! The Lifeboat engine: everything Lifeboat decides, grouped by feature.
 //!
-//! Owns the decisions: what is a target, which backups expire, what a plan
-//! contains and in which order apply performs it. Main types: [`Address`],
-//! [`plan::Plan`], [`state::Store`], the [`cloud::Cloud`] door to AWS.
+//! - [`cloud`]: the ports to AWS (traits, [`cloud::CloudError`], paging) and
+//!   the network values they return.
+//! - [`state`]: the SQLite store, its transactions and lease, the backup
+//!   catalog, and typed views of the managed objects.
+//! - [`plan`]: the plan value, the planner (observe, diff), the dependency
+//!   graph, the executor (`apply`) and the renderers.
+//! - [`retention`]: the one place that decides which backups expire.
+//! - [`backup`]: taking one backup of a policy, waiting for it, reconciling
+//!   interrupted ones.
+//! - [`runmode`]: schedules, what is due and when, the runner, one attempt of
+//!   a policy run, alerts and summaries.
+//! - [`vpc`]: capture, CloudFormation export and clones of VPCs.
+//! - `testing` (feature `testing`): the in-memory fake cloud for tests and
+//!   benchmarks.
 //!
 //! Must not import: any AWS SDK crate (`aws-*`) or the providers crate. AWS is
 //! reached only through the traits in [`cloud`], which the providers crate
 //! implements with the SDK and tests implement with in-memory fakes.
 
 pub mod addr;
+pub mod backup;
 pub mod cloud;
-pub mod model;
+pub mod failpoint;
 pub mod plan;
-pub mod planner;
 pub mod retention;
-pub mod schedule;
+pub mod runmode;
 pub mod state;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod vpc;
 
 pub use addr::Address;
-pub mod apply;
-pub mod backup;
-pub mod clone;
-pub mod failpoint;
-pub mod fake;
-pub mod graph;
-pub mod notify;
-pub mod policy_run;
-pub mod render;
-pub mod run;
-pub mod scripts;
-pub mod vpc;
-pub mod vpc_export;

@@ -8,8 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use lifeboat_engine::planner::{self, Observation};
-use lifeboat_engine::{render, state};
+use lifeboat_engine::plan::planner::{self, Observation};
+use lifeboat_engine::plan::render;
+use lifeboat_engine::state;
 
 fn cases() -> Vec<PathBuf> {
     let root = Path::new(
@@ -40,7 +41,7 @@ fn check(case: &Path) -> Option<String> {
     let prior: state::Snapshot = read_json(&case.join("state.json"));
     let observed: Observation = read_json(&case.join("observed.json"));
     let now = "2026-11-22T00:00:00Z".parse().unwrap();
-    let plan = planner::plan(&loaded.config, &prior, &observed, now);
+    let plan = planner::plan(&loaded.config, &prior, &observed, now).unwrap();
     let mut actual = render::human(&plan);
     actual.push_str("\n--- dependencies ---\n");
     for c in &plan.changes {

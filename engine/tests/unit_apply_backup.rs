@@ -1,15 +1,15 @@
 //! Unit tests of the executor and of on-demand backups over the in-memory
-//! fake (`lifeboat_engine::fake`): what the emulator cannot show — paging,
+//! fake (`lifeboat_engine::testing::fake`): what the emulator cannot show — paging,
 //! injected failures, exact call counts.
 
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use lifeboat_engine::apply::{self, Executor, Outcome};
 use lifeboat_engine::cloud::{Cloud, ErrorKind, InstanceState};
-use lifeboat_engine::fake::FakeCloud;
-use lifeboat_engine::planner;
-use lifeboat_engine::state::{BackupStatus, Store};
+use lifeboat_engine::plan::apply::{self, Executor, Outcome};
+use lifeboat_engine::plan::planner;
+use lifeboat_engine::state::{BackupStatus, SharedStore, Store};
+use lifeboat_engine::testing::fake::FakeCloud;
 use lifeboat_engine::{backup, Address};
 use lifeboat_schema::Config;
 
@@ -51,7 +51,7 @@ fn at(hour: u32) -> DateTime<Utc> {
 
 struct Bench {
     cloud: FakeCloud,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     config: Config,
     _dir: tempfile::TempDir,
 }
@@ -89,7 +89,7 @@ impl Bench {
         let obs = planner::observe(self.cloud(), &self.config, &state)
             .await
             .unwrap();
-        planner::plan(&self.config, &state, &obs, at(9))
+        planner::plan(&self.config, &state, &obs, at(9)).unwrap()
     }
 
     async fn apply(&self) -> apply::Report {
@@ -97,7 +97,7 @@ impl Bench {
         let state = self.store.lock().unwrap().load().unwrap();
         let exec = Arc::new(Executor {
             cloud: self.cloud(),
-            accounts: planner::known_accounts(&self.config, &state),
+            accounts: planner::known_accounts(&self.config, &state).unwrap(),
             store: self.store.clone(),
             now: at(9),
             lock_id: None,
@@ -367,7 +367,7 @@ async fn unit_an_interrupted_apply_starts_nothing_new_and_a_new_plan_picks_up_th
     let state = b.store.lock().unwrap().load().unwrap();
     let exec = Arc::new(Executor {
         cloud: b.cloud(),
-        accounts: planner::known_accounts(&b.config, &state),
+        accounts: planner::known_accounts(&b.config, &state).unwrap(),
         store: b.store.clone(),
         now: at(9),
         lock_id: None,
@@ -404,7 +404,7 @@ async fn unit_the_executor_refuses_to_delete_a_snapshot_frozen_after_the_plan_wa
     let state = b.store.lock().unwrap().load().unwrap();
     let exec = Arc::new(Executor {
         cloud: b.cloud(),
-        accounts: planner::known_accounts(&b.config, &state),
+        accounts: planner::known_accounts(&b.config, &state).unwrap(),
         store: b.store.clone(),
         now: at(12),
         lock_id: None,

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lifeboat_engine::apply::{self, Executor};
 use lifeboat_engine::backup::Wait;
 use lifeboat_engine::cloud::{Cloud, ErrorKind};
-use lifeboat_engine::fake::FakeCloud;
-use lifeboat_engine::planner;
-use lifeboat_engine::policy_run::{self, Context, Trigger};
-use lifeboat_engine::state::{Alert, BackupStatus, Retry, Store};
+use lifeboat_engine::plan::apply::{self, Executor};
+use lifeboat_engine::plan::planner;
+use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
+use lifeboat_engine::state::{Alert, BackupStatus, Retry, SharedStore, Store};
+use lifeboat_engine::testing::fake::FakeCloud;
 use lifeboat_schema::Config;
 
 const WAIT: Wait = Wait {
@@ -29,7 +29,7 @@ fn at(minute: u32) -> DateTime<Utc> {
 /// A run from its first attempt to its last.
 #[derive(Default)]
 struct Whole {
-    attempts: Vec<policy_run::Attempt>,
+    attempts: Vec<attempt::Attempt>,
     retries: Vec<Retry>,
     succeeded: bool,
     failures: u32,
@@ -39,7 +39,7 @@ struct Whole {
 
 struct Bench {
     cloud: FakeCloud,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     config: Config,
     dir: tempfile::TempDir,
 }
@@ -112,10 +112,10 @@ impl Bench {
         let obs = planner::observe(b.cloud(), &b.config, &state)
             .await
             .unwrap();
-        let plan = planner::plan(&b.config, &state, &obs, at(0));
+        let plan = planner::plan(&b.config, &state, &obs, at(0)).unwrap();
         let exec = Arc::new(Executor {
             cloud: b.cloud(),
-            accounts: planner::known_accounts(&b.config, &state),
+            accounts: planner::known_accounts(&b.config, &state).unwrap(),
             store: b.store.clone(),
             now: at(0),
             lock_id: None,
@@ -139,8 +139,8 @@ impl Bench {
     }
 
     /// One attempt of the run for the slot at `minute`.
-    async fn attempt(&self, trigger: &Trigger, now: DateTime<Utc>) -> policy_run::PolicyRun {
-        policy_run::run(
+    async fn attempt(&self, trigger: &Trigger, now: DateTime<Utc>) -> attempt::PolicyRun {
+        attempt::run(
             self.cloud(),
             self.store.clone(),
             "web",
@@ -407,7 +407,8 @@ async fn unit_the_daily_summary_is_published_once_a_day() {
         .config;
     let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
     let cloud = b.cloud();
-    let send = |now| lifeboat_engine::notify::daily_summary(&cloud, &b.store, &config, now);
+    let send =
+        |now| lifeboat_engine::runmode::notify::daily_summary(&cloud, &b.store, &config, now);
     assert!(!send(t("2026-11-22T07:00:00Z")).await.unwrap());
     assert!(send(t("2026-11-22T08:01:00Z")).await.unwrap());
     assert!(!send(t("2026-11-22T09:00:00Z")).await.unwrap());
@@ -512,7 +513,7 @@ async fn unit_an_ad_hoc_backup_is_one_attempt_that_leaves_a_scheduled_retry_alon
 
 #[tokio::test]
 async fn unit_the_runner_skips_a_slot_while_the_policy_s_run_is_in_flight() {
-    use lifeboat_engine::run::{Due, DueKind, Runner, Started};
+    use lifeboat_engine::runmode::runner::{Due, DueKind, Runner, Started};
     let b = Bench::new("").await;
     let mut runner = Runner::new(b.cloud(), b.store.clone(), &b.config, WAIT, b.ctx());
     let due = |minute| Due {
@@ -581,7 +582,7 @@ async fn unit_a_strict_after_script_failure_is_settled_before_retention_counts()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unit_policies_running_together_share_one_bound_per_account_and_region() {
-    use lifeboat_engine::run::{Due, DueKind, Runner};
+    use lifeboat_engine::runmode::runner::{Due, DueKind, Runner};
     // Two policies of four instances each, in one account and region.
     let text = config_text("").replace(
         "policy \"web\" {",

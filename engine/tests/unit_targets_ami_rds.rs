@@ -6,11 +6,12 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use lifeboat_engine::apply::{self, Executor};
+use lifeboat_engine::backup;
 use lifeboat_engine::cloud::Cloud;
-use lifeboat_engine::fake::FakeCloud;
-use lifeboat_engine::state::{ArtifactKind, BackupStatus, Store};
-use lifeboat_engine::{backup, planner, render};
+use lifeboat_engine::plan::apply::{self, Executor};
+use lifeboat_engine::plan::{planner, render};
+use lifeboat_engine::state::{ArtifactKind, BackupStatus, SharedStore, Store};
+use lifeboat_engine::testing::fake::FakeCloud;
 use lifeboat_schema::Config;
 
 const WAIT: backup::Wait = backup::Wait {
@@ -60,7 +61,7 @@ fn day(n: i64) -> DateTime<Utc> {
 
 struct Bench {
     cloud: FakeCloud,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     _dir: tempfile::TempDir,
 }
 
@@ -92,7 +93,7 @@ impl Bench {
         let obs = planner::observe(self.cloud(), config, &state)
             .await
             .unwrap();
-        planner::plan(config, &state, &obs, now)
+        planner::plan(config, &state, &obs, now).unwrap()
     }
 
     async fn apply(&self, config: &Config, now: DateTime<Utc>) {
@@ -100,7 +101,7 @@ impl Bench {
         let state = self.store.lock().unwrap().load().unwrap();
         let exec = Arc::new(Executor {
             cloud: self.cloud(),
-            accounts: planner::known_accounts(config, &state),
+            accounts: planner::known_accounts(config, &state).unwrap(),
             store: self.store.clone(),
             now,
             lock_id: None,
@@ -315,7 +316,8 @@ async fn unit_an_interrupted_backup_adopts_its_amis_with_their_snapshots_and_its
         ]
         .into()
     };
-    let acct = planner::known_accounts(&config(2, TARGETS), &Default::default())["main"].clone();
+    let acct =
+        planner::known_accounts(&config(2, TARGETS), &Default::default()).unwrap()["main"].clone();
     let ec2 = b.cloud.ec2(&acct, "us-east-1").await.unwrap();
     let ami = ec2
         .create_image(&ImageRequest {

@@ -15,8 +15,8 @@ use aws_sdk_ec2::types::{
     VpcPeeringConnectionStateReasonCode, VpnState,
 };
 use aws_sdk_ec2::Client;
+use lifeboat_engine::cloud::network::*;
 use lifeboat_engine::cloud::{CloudResult, Network};
-use lifeboat_engine::vpc::*;
 
 use crate::convert::tags_from_sdk;
 use crate::error::ErrorContext;

@@ -6,7 +6,7 @@
 //! succeeds), so re-running an apply that was interrupted is safe.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use lifeboat_schema::Account;
@@ -15,11 +15,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::addr::Address;
-use crate::clone::{self, CloneState};
 use crate::cloud::{Cloud, DbSnapshotKind};
-use crate::graph;
+use crate::plan::graph;
 use crate::plan::{Action, Change, Plan};
-use crate::state::Store;
+use crate::state::SharedStore;
+use crate::vpc::clone::{self, CloneState};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome", content = "detail")]
@@ -69,7 +69,7 @@ pub struct Executor {
     pub cloud: Arc<dyn Cloud>,
     /// Accounts by name, with the credentials settings to reach them.
     pub accounts: BTreeMap<String, Account>,
-    pub store: Arc<Mutex<Store>>,
+    pub store: SharedStore,
     pub now: DateTime<Utc>,
     /// The state lock held for this apply, renewed as changes finish.
     pub lock_id: Option<String>,

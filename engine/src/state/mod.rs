@@ -7,6 +7,9 @@
 //! old state or the new one, never a mixture. WAL mode keeps readers (plan)
 //! unblocked while a writer (apply, backup) works.
 
+pub mod model;
+mod objects;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -56,6 +59,8 @@ pub enum StateError {
     NoSuchLock(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("state object {address} cannot be read: {message}")]
+    Decode { address: String, message: String },
 }
 
 pub type StateResult<T> = Result<T, StateError>;
@@ -245,6 +250,11 @@ pub struct Snapshot {
     pub objects: BTreeMap<Address, Value>,
     pub backups: Vec<BackupRecord>,
 }
+
+/// The store as the concurrent parts of the engine hold it: one connection,
+/// taken for the duration of one read or one transaction, never across an
+/// AWS call.
+pub type SharedStore = std::sync::Arc<std::sync::Mutex<Store>>;
 
 pub struct Store {
     conn: Connection,
@@ -483,12 +493,14 @@ impl Store {
             }
         }
         let backups = read_backups(&tx, &path, None)?;
-        Ok(Snapshot {
+        let snap = Snapshot {
             lineage,
             serial,
             objects,
             backups,
-        })
+        };
+        snap.check_objects()?;
+        Ok(snap)
     }
 
     /// The catalog, oldest first, optionally for one policy.

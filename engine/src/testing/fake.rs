@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use lifeboat_schema::Account;
 
 use crate::cloud::*;
-use crate::model::glob_match;
+use crate::state::model::glob_match;
 
 /// The fake's world, shared by every client it hands out.
 #[derive(Debug, Default)]
@@ -29,7 +29,7 @@ pub struct World {
     pub failing: BTreeMap<String, ErrorKind>,
     /// VPC-family inventory by region, returned by [`Network::inventory`]
     /// (a region without one has no VPCs).
-    pub networks: BTreeMap<String, crate::vpc::RegionInventory>,
+    pub networks: BTreeMap<String, crate::cloud::network::RegionInventory>,
     /// Availability zones by region for [`Network::availability_zones`]
     /// (default: `REGIONa`, `REGIONb`, `REGIONc`).
     pub zones: BTreeMap<String, Vec<String>>,
@@ -277,7 +277,7 @@ impl FakeCloud {
 #[async_trait]
 impl Network for FakeEc2 {
     /// Counted and failable as `DescribeVpcs`.
-    async fn inventory(&self) -> CloudResult<crate::vpc::RegionInventory> {
+    async fn inventory(&self) -> CloudResult<crate::cloud::network::RegionInventory> {
         let w = self.enter("DescribeVpcs", None)?;
         Ok(w.networks.get(&self.region).cloned().unwrap_or_default())
     }

@@ -12,16 +12,18 @@ use chrono::{DateTime, Utc};
 use lifeboat_schema::{InstanceMode, VolumeChoice, DEFAULT_AMI_ROTATION_DAYS};
 
 use crate::addr::Address;
-use crate::apply::{self, Executor, Report};
 use crate::cloud::{
     collect_pages, Cloud, CloudError, CloudResult, DbSnapshotKind, DbSnapshotRequest, ImageRequest,
     InstanceSnapshotRequest, Query, Tags, VolumeSnapshotRequest,
 };
-use crate::model::{PolicyState, TargetKind, TargetState};
+use crate::plan::apply::{self, Executor, Report};
+use crate::plan::planner::{self, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 use crate::plan::Plan;
-use crate::planner::{self, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 use crate::retention;
-use crate::state::{ArtifactKind, BackupRecord, BackupStatus, SnapshotRecord, StateError, Store};
+use crate::state::model::{PolicyState, TargetKind, TargetState};
+use crate::state::{
+    ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord, StateError, Store,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -231,11 +233,11 @@ async fn wait_for_completion(
 /// and retention cleans it up in time.
 pub async fn reconcile_interrupted(
     cloud: Arc<dyn Cloud>,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     now: DateTime<Utc>,
 ) -> Result<Vec<BackupRecord>, BackupError> {
     let state = store.lock().expect("store").load()?;
-    let accounts = planner::known_accounts(&lifeboat_schema::Config::default(), &state);
+    let accounts = state.accounts()?;
     let mut closed = Vec::new();
     for b in state
         .backups
@@ -306,7 +308,8 @@ pub async fn reconcile_interrupted(
             }
             // DB snapshots cannot be listed by tag; their ids are derived
             // from policy, target and backup, so they are looked up by id.
-            let dbs: Vec<TargetState> = planner::state_targets(&state)
+            let dbs: Vec<TargetState> = state
+                .targets()?
                 .into_iter()
                 .filter(|((p, _), t)| {
                     p == &b.policy
@@ -383,7 +386,7 @@ pub async fn reconcile_interrupted(
 /// The caller holds the state lock.
 pub async fn run(
     cloud: Arc<dyn Cloud>,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     policy: &str,
     now: DateTime<Utc>,
     wait: Wait,
@@ -396,7 +399,7 @@ pub async fn run(
 /// so retention does not count it as a generation.
 pub async fn run_with_problems(
     cloud: Arc<dyn Cloud>,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     policy: &str,
     now: DateTime<Utc>,
     wait: Wait,
@@ -424,7 +427,7 @@ pub async fn run_with_problems(
 /// flight per account and region.
 pub async fn take(
     cloud: Arc<dyn Cloud>,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     policy: &str,
     now: DateTime<Utc>,
     wait: Wait,
@@ -433,19 +436,17 @@ pub async fn take(
 ) -> Result<BackupRecord, BackupError> {
     let state = store.lock().expect("store").load()?;
     let pol: PolicyState = state
-        .objects
-        .get(&Address::policy(policy))
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .policy(policy)?
         .ok_or_else(|| BackupError::NotApplied(policy.to_string()))?;
     if !pol.enabled {
         return Err(BackupError::Disabled(policy.to_string()));
     }
     let acct = state
-        .objects
-        .get(&Address::account(&pol.account))
-        .and_then(|v| serde_json::from_value::<lifeboat_schema::Account>(v.clone()).ok())
+        .accounts()?
+        .remove(&pol.account)
         .ok_or_else(|| BackupError::NoAccount(pol.account.clone()))?;
-    let targets: Vec<TargetState> = planner::state_targets(&state)
+    let targets: Vec<TargetState> = state
+        .targets()?
         .into_iter()
         .filter(|((p, _), _)| p == policy)
         .map(|(_, t)| t)
@@ -780,7 +781,7 @@ pub async fn take(
 /// itself is never its own victim.
 pub async fn retain(
     cloud: Arc<dyn Cloud>,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     record: &BackupRecord,
     now: DateTime<Utc>,
 ) -> Result<Report, BackupError> {
@@ -788,11 +789,7 @@ pub async fn retain(
     let mut report = Report::default();
     let current = store.lock().expect("store").load()?;
     // A policy destroyed while its backup ran has no retention any more.
-    let Some(pol) = current
-        .objects
-        .get(&Address::policy(policy))
-        .and_then(|v| serde_json::from_value::<PolicyState>(v.clone()).ok())
-    else {
+    let Some(pol) = current.policy(policy)? else {
         return Ok(report);
     };
     {
@@ -803,7 +800,7 @@ pub async fn retain(
         plan.changes
             .retain(|c| c.address != own && !own_snaps.contains(&c.address));
         if !plan.is_empty() {
-            let accounts = planner::known_accounts(&lifeboat_schema::Config::default(), &current);
+            let accounts = current.accounts()?;
             let exec = Arc::new(Executor {
                 cloud,
                 accounts,
@@ -825,9 +822,9 @@ pub fn retention_plan(
     now: DateTime<Utc>,
 ) -> Result<Plan, StateError> {
     let snap = store.load()?;
-    let accounts = planner::known_accounts(&lifeboat_schema::Config::default(), &snap);
+    let accounts = snap.accounts()?;
     let mut changes = Vec::new();
-    let kept = planner::kept_initial_amis(&snap, |_| true);
+    let kept = planner::kept_initial_amis(&snap, |_| true)?;
     for e in retention::expired(&pol.name, &snap.backups, pol.generations) {
         // An account that forbids deletion keeps everything (the plan warns).
         if !accounts
@@ -989,7 +986,7 @@ where
 async fn finish_artifacts(
     ec2: &dyn crate::cloud::Ec2,
     rds: Option<&dyn crate::cloud::Rds>,
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     policy: &str,
     backup: &str,
     region: &str,

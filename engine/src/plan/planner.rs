@@ -18,10 +18,10 @@ use crate::addr::Address;
 use crate::cloud::{
     collect_pages, Cloud, CloudError, Instance, Query, Snapshot, SnapshotQuery, Volume,
 };
-use crate::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
 use crate::plan::{Action, Change, Effect, Plan};
 use crate::retention;
-use crate::state::{self, BackupRecord, BackupStatus};
+use crate::state::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
+use crate::state::{self, BackupRecord, BackupStatus, StateError, StateResult};
 
 /// The tags every snapshot Lifeboat creates carries.
 pub const TAG_POLICY: &str = "lifeboat:policy";
@@ -40,51 +40,31 @@ pub struct Observation {
     /// Snapshots tagged by Lifeboat, and catalog snapshots found by id.
     pub snapshots: BTreeMap<String, Snapshot>,
     /// For each `vpc_clone`: the capture version it is built from and the
-    /// destination's zones ([`crate::clone::observe`]).
-    pub clones: BTreeMap<String, crate::clone::CloneInput>,
+    /// destination's zones ([`crate::vpc::clone::observe`]).
+    pub clones: BTreeMap<String, crate::vpc::clone::CloneInput>,
 }
 
 /// The accounts the engine can act in: those in state (so a removed account's
 /// backups can still be cleaned up) overlaid with the configuration's.
-pub fn known_accounts(config: &Config, state: &state::Snapshot) -> BTreeMap<String, Account> {
-    let mut out = BTreeMap::new();
-    for (addr, v) in &state.objects {
-        if let Address::Account { name } = addr {
-            if let Ok(a) = serde_json::from_value::<Account>(v.clone()) {
-                out.insert(name.clone(), a);
-            }
-        }
-    }
+pub fn known_accounts(
+    config: &Config,
+    state: &state::Snapshot,
+) -> StateResult<BTreeMap<String, Account>> {
+    let mut out = state.accounts()?;
     for (name, a) in &config.accounts {
         out.insert(name.clone(), a.clone());
     }
-    out
+    Ok(out)
 }
 
-pub fn state_targets(state: &state::Snapshot) -> BTreeMap<(String, String), TargetState> {
-    state
-        .objects
-        .iter()
-        .filter_map(|(a, v)| match a {
-            Address::Target { policy, id } => serde_json::from_value::<TargetState>(v.clone())
-                .ok()
-                .map(|t| ((policy.clone(), id.clone()), t)),
-            _ => None,
-        })
-        .collect()
-}
-
-pub fn state_policies(state: &state::Snapshot) -> BTreeMap<String, PolicyState> {
-    state
-        .objects
-        .iter()
-        .filter_map(|(a, v)| match a {
-            Address::Policy { name } => serde_json::from_value::<PolicyState>(v.clone())
-                .ok()
-                .map(|p| (name.clone(), p)),
-            _ => None,
-        })
-        .collect()
+/// Why observation failed: AWS refused a list call, or state holds an object
+/// that does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 #[derive(Debug, Default, Clone)]
@@ -102,8 +82,8 @@ pub async fn observe(
     cloud: Arc<dyn Cloud>,
     config: &Config,
     state: &state::Snapshot,
-) -> Result<Observation, CloudError> {
-    let accounts = known_accounts(config, state);
+) -> Result<Observation, ObserveError> {
+    let accounts = known_accounts(config, state)?;
     let mut work: BTreeMap<(String, String), RegionWork> = BTreeMap::new();
     for p in config.policies.values() {
         let Some(acct) = accounts.get(&p.account) else {
@@ -127,7 +107,7 @@ pub async fn observe(
             w.policies.insert(p.name.clone());
         }
     }
-    for t in state_targets(state).values() {
+    for t in state.targets()?.values() {
         let w = work
             .entry((t.account.clone(), t.region.clone()))
             .or_default();
@@ -157,7 +137,7 @@ pub async fn observe(
             // Not seeing a catalog snapshot would read as "deleted outside
             // Lifeboat" and the catalog would forget it: refuse instead.
             if !w.catalog_snapshots.is_empty() {
-                return Err(CloudError {
+                return Err(ObserveError::Cloud(CloudError {
                     kind: crate::cloud::ErrorKind::Invalid,
                     account: account.clone(),
                     region: region.clone(),
@@ -168,7 +148,7 @@ pub async fn observe(
                         "the catalog holds {} snapshot(s) in account {account}, which is neither configured nor in state; add the account back to the configuration",
                         w.catalog_snapshots.len()
                     ),
-                });
+                }));
             }
             continue;
         };
@@ -191,7 +171,7 @@ pub async fn observe(
         }
     }
     match first_err {
-        Some(e) => Err(e),
+        Some(e) => Err(e.into()),
         None => Ok(obs),
     }
 }
@@ -374,8 +354,9 @@ fn is_plain_ebs(s: &state::SnapshotRecord) -> bool {
 pub fn kept_initial_amis(
     state: &state::Snapshot,
     keep_policy: impl Fn(&str) -> bool,
-) -> BTreeSet<String> {
-    let initial: BTreeSet<(String, String)> = state_targets(state)
+) -> StateResult<BTreeSet<String>> {
+    let initial: BTreeSet<(String, String)> = state
+        .targets()?
         .into_iter()
         .filter(|((p, _), t)| t.mode == lifeboat_schema::InstanceMode::InitialAmi && keep_policy(p))
         .map(|(k, _)| k)
@@ -396,7 +377,7 @@ pub fn kept_initial_amis(
             }
         }
     }
-    newest.into_values().map(|(_, id)| id).collect()
+    Ok(newest.into_values().map(|(_, id)| id).collect())
 }
 
 fn backup_before(b: &BackupRecord) -> Value {
@@ -499,7 +480,7 @@ pub fn plan(
     state: &state::Snapshot,
     obs: &Observation,
     now: DateTime<Utc>,
-) -> Plan {
+) -> StateResult<Plan> {
     let mut bld = Builder {
         changes: Vec::new(),
     };
@@ -516,8 +497,8 @@ pub fn plan(
             vec![],
         );
     }
-    let prior_policies = state_policies(state);
-    let prior_targets = state_targets(state);
+    let prior_policies = state.policies()?;
+    let prior_targets = state.targets()?;
 
     // Policies and their targets.
     for (name, p) in &config.policies {
@@ -720,7 +701,7 @@ pub fn plan(
     // Retention: what falls outside generations, previewed before it happens.
     // A successful backup that lost snapshots outside Lifeboat is no longer
     // whole and must not count as a generation, in this plan already.
-    let accounts = known_accounts(config, state);
+    let accounts = known_accounts(config, state)?;
     let judged: Vec<BackupRecord> = state
         .backups
         .iter()
@@ -772,7 +753,7 @@ pub fn plan(
             "retention would delete {n} backup(s) of policy.{policy}, but account {account} has allow_delete = false: they are kept"
         ));
     }
-    let kept_amis = kept_initial_amis(state, |p| config.policies.contains_key(p));
+    let kept_amis = kept_initial_amis(state, |p| config.policies.contains_key(p))?;
     for b in &state.backups {
         let baddr = b.address();
         match expiring.get(&baddr) {
@@ -798,11 +779,11 @@ pub fn plan(
     }
 
     // VPC clones: CloudFormation stacks built from captured versions.
-    bld.changes.extend(crate::clone::clone_changes(
+    bld.changes.extend(crate::vpc::clone::clone_changes(
         config,
         state,
         &obs.clones,
-        &crate::vpc_export::export,
+        &crate::vpc::export::export,
         &mut warnings,
     ));
 
@@ -856,12 +837,12 @@ pub fn plan(
     }
     warnings.sort();
     warnings.dedup();
-    Plan::new(
+    Ok(Plan::new(
         state.lineage.clone(),
         state.serial,
         config_digest(config),
         now,
         bld.changes,
         warnings,
-    )
+    ))
 }

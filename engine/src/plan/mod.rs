@@ -1,6 +1,11 @@
 //! The plan: a deterministic, serialisable value that `apply` executes as
 //! written. Diffing (the planner) and rendering (render.rs) both meet here.
 
+pub mod apply;
+pub mod graph;
+pub mod planner;
+pub mod render;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

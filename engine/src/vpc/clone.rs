@@ -1,6 +1,6 @@
 //! VPC clones: a `vpc_clone` block becomes a CloudFormation stack, in the
 //! destination account and region, built from one captured version of a VPC
-//! by [`crate::vpc_export::export`].
+//! by [`crate::vpc::export::export`].
 //!
 //! Planning compares the template that the chosen capture version gives now
 //! with the template recorded in state when the stack was last deployed;
@@ -21,8 +21,8 @@ use crate::addr::Address;
 use crate::cloud::{Cloud, CloudError, CloudResult, StackEvent, Stacks, TemplateSource};
 use crate::plan::{Action, Change, Effect};
 use crate::state::{self, Store, VpcVersionRecord};
-use crate::vpc::{hex_sha256, version_at, CaptureDoc};
-use crate::vpc_export::{Export, ExportError, ExportOptions, TEMPLATE_BODY_LIMIT};
+use crate::vpc::capture::{hex_sha256, version_at, CaptureDoc};
+use crate::vpc::export::{Export, ExportError, ExportOptions, TEMPLATE_BODY_LIMIT};
 
 /// Every clone's stack is named `lifeboat-vpc-clone-NAME`.
 pub const STACK_PREFIX: &str = "lifeboat-vpc-clone-";
@@ -541,7 +541,7 @@ pub async fn destroy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::FakeCloud;
+    use crate::testing::fake::FakeCloud;
     use serde_json::json;
 
     const CONFIG: &str = r#"
@@ -683,7 +683,7 @@ vpc_clone "prod-west" {
             .as_deref()
             .unwrap()
             .starts_with("template changed"));
-        let text = crate::render::human(&crate::plan::Plan::new(
+        let text = crate::plan::render::human(&crate::plan::Plan::new(
             "l".into(),
             1,
             "d".into(),
@@ -872,7 +872,7 @@ vpc_clone "prod-west" {
 
     #[tokio::test]
     async fn apply_records_a_clone_only_after_its_stack_completed() {
-        use crate::apply::{apply, Executor, Outcome};
+        use crate::plan::apply::{apply, Executor, Outcome};
         use std::sync::Mutex;
 
         let cfg = config(CONFIG);

@@ -26,20 +26,20 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use lifeboat_schema::{Notifications, PolicyOptions, SuccessRule};
 
-use crate::addr::Address;
 use crate::backup::{self, BackupError, BackupResult, Wait};
 use crate::cloud::Cloud;
-use crate::model::PolicyState;
-use crate::notify;
-use crate::planner;
-use crate::scripts;
-use crate::state::{Alert, BackupRecord, BackupStatus, Retry, ScriptRun, StateError, Store};
+use crate::runmode::notify;
+use crate::runmode::scripts;
+use crate::state::model::PolicyState;
+use crate::state::{
+    Alert, BackupRecord, BackupStatus, Retry, ScriptRun, SharedStore, StateError, Store,
+};
 
 /// What a policy run needs beside the cloud and the store.
 #[derive(Debug, Clone, Default)]
@@ -130,7 +130,7 @@ struct ScriptCall<'a> {
     backup_id: &'a str,
     targets: &'a str,
     attempt: u32,
-    store: &'a Arc<Mutex<Store>>,
+    store: &'a SharedStore,
 }
 
 impl ScriptCall<'_> {
@@ -185,7 +185,7 @@ impl ScriptCall<'_> {
 }
 
 /// Closes, as failed, a backup an attempt left running (it timed out).
-fn close_timed_out(store: &Arc<Mutex<Store>>, policy: &str, id: &str, secs: u64) {
+fn close_timed_out(store: &SharedStore, policy: &str, id: &str, secs: u64) {
     let mut s = store.lock().expect("store");
     let Ok(backups) = s.backups(Some(policy)) else {
         return;
@@ -205,7 +205,7 @@ fn close_timed_out(store: &Arc<Mutex<Store>>, policy: &str, id: &str, secs: u64)
 /// Adds `why` to a finished backup's problems and sets its status (partial,
 /// when its scripts failed under the strict rule).
 fn amend(
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     r: &BackupRecord,
     status: BackupStatus,
     why: &[String],
@@ -223,7 +223,7 @@ fn amend(
 #[allow(clippy::too_many_arguments)]
 async fn attempt(
     cloud: Arc<dyn Cloud>,
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     pol: &PolicyState,
     targets: &str,
     at: DateTime<Utc>,
@@ -395,7 +395,7 @@ async fn attempt(
 /// schedules its retry or counts the run for the policy's alerts.
 pub async fn run(
     cloud: Arc<dyn Cloud>,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     policy: &str,
     trigger: &Trigger,
     now: DateTime<Utc>,
@@ -407,11 +407,11 @@ pub async fn run(
         Ok(s) => s,
         Err(e) => return not_run(e.into()),
     };
-    let Some(pol) = state
-        .objects
-        .get(&Address::policy(policy))
-        .and_then(|v| serde_json::from_value::<PolicyState>(v.clone()).ok())
-    else {
+    let pol = match state.policy(policy) {
+        Ok(p) => p,
+        Err(e) => return not_run(e.into()),
+    };
+    let Some(pol) = pol else {
         // backup::run says why (not applied).
         return not_run(
             backup::run(cloud, store, policy, now, wait)
@@ -456,7 +456,11 @@ pub async fn run(
         }
         out.superseded = Some(old.clone());
     }
-    let targets: Vec<String> = planner::state_targets(&state)
+    let targets = match state.targets() {
+        Ok(t) => t,
+        Err(e) => return not_run(e.into()),
+    };
+    let targets: Vec<String> = targets
         .into_iter()
         .filter(|((p, _), _)| p == policy)
         .map(|(_, t)| t.id)
@@ -549,7 +553,7 @@ pub async fn run(
 
 /// The catalog record of backup `id` of `policy`.
 fn record_of(
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     policy: &str,
     id: &str,
 ) -> Result<Option<BackupRecord>, StateError> {
@@ -581,7 +585,7 @@ fn not_run(e: BackupError) -> PolicyRun {
 
 /// Counts the run for the policy's alerts.
 fn account(
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     pol: &PolicyState,
     at: DateTime<Utc>,
     out: &mut PolicyRun,
@@ -610,7 +614,7 @@ fn account(
 /// Counts one failed run of `pol`; opens its alert when the consecutive
 /// failures reach `failures_to_alert`. Returns the count and the new alert.
 fn count_failure(
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     pol: &PolicyState,
     at: DateTime<Utc>,
     attempts: u32,

@@ -10,11 +10,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::cloud::Tags;
-use crate::vpc::{
-    AssociationTarget, CaptureDoc, ManagedPrefixList, Route, RouteTarget, RulePeer,
-    SecurityGroupRule,
+use crate::cloud::network::{
+    AssociationTarget, ManagedPrefixList, Route, RouteTarget, RulePeer, SecurityGroupRule,
 };
+use crate::cloud::Tags;
+use crate::vpc::capture::CaptureDoc;
 
 /// CloudFormation's limit for an inline TemplateBody, in bytes.
 pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
@@ -191,7 +191,7 @@ fn bare(id: &str) -> String {
 /// their own (rules, routes, CIDR blocks).
 fn short_hash(v: &impl Serialize) -> String {
     let text = serde_json::to_string(v).expect("serialises");
-    crate::vpc::hex_sha256(text.as_bytes())[..10].to_string()
+    crate::vpc::capture::hex_sha256(text.as_bytes())[..10].to_string()
 }
 
 fn lid(kind: &str, id: &str) -> String {
@@ -1537,7 +1537,7 @@ mod tests {
             want == text,
             "{} differs from the golden file:\n{}",
             path.display(),
-            crate::vpc::diff_documents(&want, text, "golden", "now")
+            crate::vpc::capture::diff_documents(&want, text, "golden", "now")
         );
     }
 

@@ -15,18 +15,17 @@
 //! previous run is still in flight is recorded as skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use lifeboat_schema::{Config, EveryUnit, Schedule};
 
 use crate::backup::{self, BackupError, BackupResult, Wait};
 use crate::cloud::Cloud;
-use crate::model::PolicyState;
-use crate::planner;
-use crate::policy_run::{self, Trigger};
-use crate::schedule;
-use crate::state::{BackupRecord, Retry, Skipped, StateError, Store};
+use crate::runmode::attempt::{self, Trigger};
+use crate::runmode::schedule;
+use crate::state::model::PolicyState;
+use crate::state::{BackupRecord, Retry, SharedStore, Skipped, StateError};
 
 /// How far back a missed slot still runs: one interval of its schedule
 /// (months counted as 31 days, so a monthly slot is never lost to a short month).
@@ -179,7 +178,7 @@ pub struct Ran {
     /// The attempt's backup (or why there was none).
     pub result: Result<BackupResult, BackupError>,
     pub seconds: f64,
-    pub attempt: Option<policy_run::Attempt>,
+    pub attempt: Option<attempt::Attempt>,
     /// The run produced a valid generation (the policy's success rule).
     pub succeeded: bool,
     /// The attempt failed and this retry is scheduled.
@@ -200,10 +199,10 @@ pub enum Started {
 /// holds the lease, and holds the state lock while [`Runner::busy`].
 pub struct Runner {
     cloud: Arc<dyn Cloud>,
-    store: Arc<Mutex<Store>>,
+    store: SharedStore,
     schedules: BTreeMap<String, Schedule>,
     wait: Wait,
-    ctx: policy_run::Context,
+    ctx: attempt::Context,
     jobs: tokio::task::JoinSet<Ran>,
     in_flight: BTreeSet<String>,
 }
@@ -211,10 +210,10 @@ pub struct Runner {
 impl Runner {
     pub fn new(
         cloud: Arc<dyn Cloud>,
-        store: Arc<Mutex<Store>>,
+        store: SharedStore,
         config: &Config,
         wait: Wait,
-        ctx: policy_run::Context,
+        ctx: attempt::Context,
     ) -> Runner {
         Runner {
             cloud,
@@ -234,7 +233,7 @@ impl Runner {
 
     fn policies(&self) -> Result<BTreeMap<String, PolicyState>, StateError> {
         let state = self.store.lock().expect("store").load()?;
-        Ok(planner::state_policies(&state))
+        state.policies()
     }
 
     /// The last slot each policy (and capture) ran for.
@@ -343,7 +342,7 @@ impl Runner {
                 let clock = std::time::Instant::now();
                 let trigger = due.trigger();
                 let run =
-                    policy_run::run(cloud, store.clone(), &due.policy, &trigger, now, wait, &ctx)
+                    attempt::run(cloud, store.clone(), &due.policy, &trigger, now, wait, &ctx)
                         .await;
                 let mut result = run.result;
                 if let Ok(b) = &result {

@@ -3,16 +3,14 @@
 //! docs/configuration.md (`notifications`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use lifeboat_schema::{Config, Notifications};
 
-use crate::addr::Address;
 use crate::cloud::{Cloud, CloudError};
-use crate::model::PolicyState;
-use crate::planner;
-use crate::state::{Alert, StateError, Store};
+use crate::state::model::PolicyState;
+use crate::state::{Alert, SharedStore, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -60,16 +58,15 @@ pub fn closed_message(
 /// Publishes one message to the configured topic.
 pub async fn publish(
     cloud: &Arc<dyn Cloud>,
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     n: &Notifications,
     subject: &str,
     message: &str,
 ) -> Result<String, NotifyError> {
     let state = store.lock().expect("store").load()?;
     let account = state
-        .objects
-        .get(&Address::account(&n.account))
-        .and_then(|v| serde_json::from_value::<lifeboat_schema::Account>(v.clone()).ok())
+        .accounts()?
+        .remove(&n.account)
         .ok_or_else(|| NotifyError::NoAccount(n.account.clone()))?;
     let sns = cloud.sns(&account, &n.region).await?;
     // SNS subjects are at most 100 characters.
@@ -171,7 +168,7 @@ pub fn next_summary(config: &Config, now: DateTime<Utc>) -> Option<DateTime<Utc>
 /// returns whether it published.
 pub async fn daily_summary(
     cloud: &Arc<dyn Cloud>,
-    store: &Arc<Mutex<Store>>,
+    store: &SharedStore,
     config: &Config,
     now: DateTime<Utc>,
 ) -> Result<bool, NotifyError> {
@@ -189,9 +186,9 @@ pub async fn daily_summary(
     if !summary_due(at, last.as_deref(), now) {
         return Ok(false);
     }
-    let policies = planner::state_policies(&state);
+    let policies = state.policies()?;
     let mut targets: BTreeMap<String, usize> = BTreeMap::new();
-    for (policy, _) in planner::state_targets(&state).keys() {
+    for (policy, _) in state.targets()?.keys() {
         *targets.entry(policy.clone()).or_default() += 1;
     }
     let (subject, text) = summary_message(config, &policies, &targets, &alerts, now);

@@ -5,6 +5,8 @@
 //! the paging loop ([`collect_pages`]) lives here and is tested with a fake
 //! that pages (the emulator never does).
 
+pub mod network;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -331,7 +333,7 @@ pub trait Network: Send + Sync {
     /// DescribeVpcAttribute (the DNS attributes are only readable one VPC
     /// and one attribute at a time) and GetManagedPrefixListEntries (entries
     /// are only readable one list at a time; AWS-managed lists are skipped).
-    async fn inventory(&self) -> CloudResult<crate::vpc::RegionInventory>;
+    async fn inventory(&self) -> CloudResult<network::RegionInventory>;
 
     /// The region's availability zone names (`us-west-2a`, ...), sorted:
     /// where an exported template places subnets. The default refuses.
@@ -359,7 +361,7 @@ fn refused(action: &str, message: &str) -> CloudError {
 /// Where CloudFormation reads a template from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateSource {
-    /// Inline `TemplateBody` (at most [`crate::vpc_export::TEMPLATE_BODY_LIMIT`] bytes).
+    /// Inline `TemplateBody` (at most `TEMPLATE_BODY_LIMIT` (`crate::vpc::export`) bytes).
     Body(String),
     /// `TemplateURL` of an uploaded template.
     Url(String),

@@ -1,0 +1,95 @@
+//! Typed views of the managed objects in a [`Snapshot`].
+//!
+//! State keeps each object as JSON under its address. Every reader goes
+//! through these views, so that a value that no longer decodes is an error
+//! naming its address, never an object silently read as absent (which would
+//! make a plan re-create it, or retention skip a policy).
+
+use std::collections::BTreeMap;
+
+use lifeboat_schema::Account;
+use serde::de::DeserializeOwned;
+
+use super::model::{PolicyState, TargetState};
+use super::{Snapshot, StateError, StateResult};
+use crate::addr::Address;
+
+fn decode<T: DeserializeOwned>(addr: &Address, v: &serde_json::Value) -> StateResult<T> {
+    serde_json::from_value(v.clone()).map_err(|e| StateError::Decode {
+        address: addr.to_string(),
+        message: e.to_string(),
+    })
+}
+
+impl Snapshot {
+    /// The object at `addr`, decoded; `None` when state has no such object.
+    pub fn object<T: DeserializeOwned>(&self, addr: &Address) -> StateResult<Option<T>> {
+        self.objects.get(addr).map(|v| decode(addr, v)).transpose()
+    }
+
+    /// Every account in state, by name.
+    pub fn accounts(&self) -> StateResult<BTreeMap<String, Account>> {
+        let mut out = BTreeMap::new();
+        for (addr, v) in &self.objects {
+            if let Address::Account { name } = addr {
+                out.insert(name.clone(), decode(addr, v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every applied policy, by name.
+    pub fn policies(&self) -> StateResult<BTreeMap<String, PolicyState>> {
+        let mut out = BTreeMap::new();
+        for (addr, v) in &self.objects {
+            if let Address::Policy { name } = addr {
+                out.insert(name.clone(), decode(addr, v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One applied policy.
+    pub fn policy(&self, name: &str) -> StateResult<Option<PolicyState>> {
+        self.object(&Address::policy(name))
+    }
+
+    /// Every target in state, by (policy, target id).
+    pub fn targets(&self) -> StateResult<BTreeMap<(String, String), TargetState>> {
+        let mut out = BTreeMap::new();
+        for (addr, v) in &self.objects {
+            if let Address::Target { policy, id } = addr {
+                out.insert((policy.clone(), id.clone()), decode(addr, v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes every object whose kind has a typed view, so that a damaged
+    /// value stops the command that loaded it, before anything is decided.
+    pub fn check_objects(&self) -> StateResult<()> {
+        self.accounts()?;
+        self.policies()?;
+        self.targets()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_that_does_not_decode_is_an_error_naming_its_address() {
+        let mut snap = Snapshot::default();
+        snap.objects.insert(
+            Address::policy("web"),
+            serde_json::json!({"name": "web", "generations": "many"}),
+        );
+        let err = snap.policies().unwrap_err().to_string();
+        assert!(err.contains("policy.web"), "{err}");
+        assert!(snap.policy("web").is_err());
+        assert!(snap.check_objects().is_err());
+        assert_eq!(snap.policy("other").unwrap(), None);
+    }
+}
