@@ -1294,14 +1294,14 @@ mod tests {
         let mut s = Store::open(&dir.path().join("state.db")).unwrap();
         s.transaction(|tx| {
             tx.put_object(
-                &Address::policy("web"),
+                &Address::vpc_clone("web"),
                 &serde_json::json!({"generations": 2}),
             )
         })
         .unwrap();
         assert_eq!(s.serial().unwrap(), 1);
         let r: StateResult<()> = s.transaction(|tx| {
-            tx.put_object(&Address::policy("db"), &serde_json::json!({}))?;
+            tx.put_object(&Address::vpc_clone("db"), &serde_json::json!({}))?;
             Err(StateError::Conflict("boom".into()))
         });
         assert!(r.is_err());
@@ -1312,7 +1312,7 @@ mod tests {
                 .keys()
                 .map(|a| a.to_string())
                 .collect::<Vec<_>>(),
-            vec!["policy.web"]
+            vec!["vpc_clone.web"]
         );
     }
 
