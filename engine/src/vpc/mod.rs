@@ -3,4 +3,5 @@
 
 pub mod capture;
 pub mod clone;
+pub mod document;
 pub mod export;
