@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lifeboat_engine::plan::planner::{self, Observation};
+use lifeboat_engine::plan::observe::Observation;
+use lifeboat_engine::plan::planner;
 use lifeboat_engine::plan::render;
 use lifeboat_engine::state;
 
