@@ -413,8 +413,6 @@ pub fn expiry_changes(
     out
 }
 
-/// Why a target that exists in state is gone from AWS, if it is.
-
 fn snapshot_before(b: &BackupRecord, s: &SnapshotRecord) -> Value {
     let mut v = json!({
         "policy": b.policy, "backup": b.id, "account": b.account, "region": s.region,
@@ -559,5 +557,166 @@ mod tests {
             vec!["s1 retention: generation 2 of 1"]
         );
         assert_eq!(orphaned("web", &all).len(), 2);
+    }
+
+    /// A successful backup of `web` at `hour` with one plain EBS snapshot
+    /// `snap-<id>`.
+    fn with_snapshot(id: &str, hour: u32) -> BackupRecord {
+        let mut r = b(id, hour, BackupStatus::Success);
+        r.snapshots.push(SnapshotRecord {
+            id: format!("snap-{id}"),
+            volume_id: "vol-1".into(),
+            target: "i-1".into(),
+            region: "us-east-1".into(),
+            kind: ArtifactKind::Ebs,
+            image: None,
+        });
+        r
+    }
+
+    fn accounts(allow_delete: bool) -> BTreeMap<String, Account> {
+        let a: Account = serde_json::from_value(json!({
+            "name": "main", "kind": "backup", "regions": ["us-east-1"],
+            "profile": null, "assume_role": null, "allow_delete": allow_delete,
+        }))
+        .unwrap();
+        BTreeMap::from([("main".to_string(), a)])
+    }
+
+    /// AWS has the snapshots of every backup but `lost`.
+    fn seen(state: &state::Snapshot, lost: &[&str]) -> Observation {
+        let mut o = Observation::default();
+        for b in &state.backups {
+            for s in &b.snapshots {
+                if !lost.contains(&s.id.as_str()) {
+                    o.snapshots.insert(
+                        s.id.clone(),
+                        crate::cloud::Snapshot {
+                            id: s.id.clone(),
+                            volume_id: s.volume_id.clone(),
+                            region: s.region.clone(),
+                            state: crate::cloud::SnapshotState::Completed,
+                            started: None,
+                            tags: Default::default(),
+                        },
+                    );
+                }
+            }
+        }
+        o
+    }
+
+    fn keep(generations: u32) -> Policies {
+        Policies {
+            generations: BTreeMap::from([("web".to_string(), generations)]),
+            removed: BTreeSet::new(),
+        }
+    }
+
+    fn three() -> state::Snapshot {
+        state::Snapshot {
+            backups: vec![
+                with_snapshot("b1", 1),
+                with_snapshot("b2", 2),
+                with_snapshot("b3", 3),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_backup_that_lost_a_snapshot_is_not_a_generation() {
+        let state = three();
+        // Everything there: the oldest of three goes with two generations.
+        let whole = decide(&state, &keep(2), &accounts(true), &seen(&state, &[])).unwrap();
+        assert_eq!(
+            whole
+                .expiring
+                .keys()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+            ["backup.web[\"b1\"]"]
+        );
+        // The middle one lost its snapshot: it is partial, so the two whole
+        // generations are b3 and b1, and nothing expires.
+        let obs = seen(&state, &["snap-b2"]);
+        let damaged = decide(&state, &keep(2), &accounts(true), &obs).unwrap();
+        assert!(damaged.expiring.is_empty(), "{:?}", damaged.expiring);
+        assert!(damaged.changes.is_empty());
+        // The damage is drift, read into the catalog by apply.
+        let reads = drift(&state.backups, &damaged.expiring, &obs);
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0].address, Address::snapshot("snap-b2"));
+        assert_eq!(reads[0].action, Action::Read);
+        // With one generation, the damaged backup goes with the oldest; its
+        // lost snapshot is only forgotten, the other one deleted.
+        let one = decide(&state, &keep(1), &accounts(true), &obs).unwrap();
+        let changes: Vec<String> = one
+            .changes
+            .iter()
+            .map(|c| format!("{} {}", c.action.symbol(), c.address))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "- snapshot[\"snap-b1\"]",
+                "- backup.web[\"b1\"]",
+                "<= snapshot[\"snap-b2\"]",
+                "- backup.web[\"b2\"]"
+            ]
+        );
+        assert_eq!(
+            one.expiring[&Address::backup("web", "b2")],
+            "retention: partial backup older than generation 1"
+        );
+        assert!(drift(&state.backups, &one.expiring, &obs).is_empty());
+    }
+
+    #[test]
+    fn an_account_that_forbids_deletion_keeps_everything_and_says_so() {
+        let mut state = three();
+        state.backups.push(b("f0", 0, BackupStatus::Failed));
+        let d = decide(&state, &keep(1), &accounts(false), &seen(&state, &[])).unwrap();
+        assert!(d.expiring.is_empty() && d.changes.is_empty(), "{d:?}");
+        assert_eq!(
+            d.warnings,
+            ["retention would delete 3 backup(s) of policy.web, but account main has allow_delete = false: they are kept"]
+        );
+        // An account retention does not know deletes nothing either.
+        let d = decide(&state, &keep(1), &BTreeMap::new(), &seen(&state, &[])).unwrap();
+        assert!(d.changes.is_empty());
+        // A removed policy's backups are protected the same way.
+        let gone = Policies {
+            generations: BTreeMap::new(),
+            removed: BTreeSet::from(["web".to_string()]),
+        };
+        let d = decide(&state, &gone, &accounts(false), &seen(&state, &[])).unwrap();
+        assert!(d.changes.is_empty());
+        let d = decide(&state, &gone, &accounts(true), &seen(&state, &[])).unwrap();
+        assert_eq!(d.expiring.len(), 4);
+    }
+
+    #[test]
+    fn a_policy_both_kept_and_removed_keeps_its_generations() {
+        let state = three();
+        let both = Policies {
+            generations: BTreeMap::from([("web".to_string(), 2)]),
+            removed: BTreeSet::from(["web".to_string()]),
+        };
+        let d = decide(&state, &both, &accounts(true), &seen(&state, &[])).unwrap();
+        assert_eq!(d.expiring.len(), 1);
+    }
+
+    #[test]
+    fn losing_a_snapshot_makes_only_a_successful_backup_partial() {
+        use BackupStatus::*;
+        for (before, after) in [
+            (Success, Partial),
+            (Partial, Partial),
+            (Failed, Failed),
+            (Running, Running),
+        ] {
+            assert_eq!(status_after_lost_snapshot(before), after);
+        }
     }
 }
