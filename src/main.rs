@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::plan::apply::{self, Executor, Outcome};
-use lifeboat_engine::plan::{graph, planner, render};
+use lifeboat_engine::plan::{graph, observe as observation, planner, render};
 use lifeboat_engine::plan::{Action, Plan, FORMAT_VERSION};
 use lifeboat_engine::runmode::attempt;
 use lifeboat_engine::state::{BackupRecord, SharedStore, Store};
@@ -293,9 +293,9 @@ async fn observe(
     ws: &Workspace,
     state: &lifeboat_engine::state::Snapshot,
     clone_sources: std::collections::BTreeMap<String, lifeboat_engine::vpc::clone::CloneSource>,
-) -> Result<planner::Observation> {
+) -> Result<observation::Observation> {
     let cloud = cloud().await?;
-    let mut observed = planner::observe(cloud.clone(), &ws.config, state).await?;
+    let mut observed = observation::observe(cloud.clone(), &ws.config, state).await?;
     let accounts = planner::known_accounts(&ws.config, state)?;
     observed.clones =
         lifeboat_engine::vpc::clone::observe(cloud, &ws.config, &accounts, clone_sources).await?;

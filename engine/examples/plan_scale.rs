@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
-use lifeboat_engine::plan::planner;
 use lifeboat_engine::plan::render;
+use lifeboat_engine::plan::{observe, planner};
 use lifeboat_engine::state::model::{Source, TargetKind, TargetState};
 use lifeboat_engine::state::{BackupRecord, BackupStatus, SnapshotRecord, Store};
 use lifeboat_engine::testing::fake::FakeCloud;
@@ -138,7 +138,7 @@ async fn main() {
 
     cloud.world.lock().unwrap().calls.clear();
     let t = Instant::now();
-    let obs = planner::observe(Arc::new(cloud.clone()), &config, &state)
+    let obs = observe::observe(Arc::new(cloud.clone()), &config, &state)
         .await
         .unwrap();
     let observe = t.elapsed();

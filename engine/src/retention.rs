@@ -1,12 +1,28 @@
-//! Retention: which backups fall outside a policy's generations.
+//! Retention: the one place that decides which backups expire and what
+//! deleting them takes. `plan` previews it (then `apply` performs it), and a
+//! backup (`lifeboat backup`, run mode) applies it to its policy afterwards;
+//! both pass [`decide`] the same inputs (state, each policy's generations,
+//! the accounts, what AWS was observed to have) and get the same answer.
 //!
 //! A successful, unfrozen backup is one generation. The newest `generations`
 //! of them are kept; older successful backups expire. Partial and failed
 //! backups never count, and expire once they are older than the oldest kept
 //! generation (until then they may hold the only copy of some target).
-//! Frozen backups and backups still running are never touched.
+//! Frozen backups and backups still running are never touched. A successful
+//! backup that lost a snapshot outside Lifeboat is judged partial
+//! ([`status_after_lost_snapshot`]), and an account with
+//! `allow_delete = false` keeps everything.
 
-use crate::state::{BackupRecord, BackupStatus};
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::{Account, InstanceMode};
+use serde_json::{json, Value};
+
+use crate::addr::Address;
+use crate::plan::observe::Observation;
+use crate::plan::{Action, Change, Effect};
+use crate::state::{self, ArtifactKind, BackupRecord, BackupStatus, SnapshotRecord, StateResult};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expiry<'a> {
@@ -106,6 +122,316 @@ pub fn orphaned<'a>(policy: &str, backups: &'a [BackupRecord]) -> Vec<Expiry<'a>
             reason: "policy removed from configuration".to_string(),
         })
         .collect()
+}
+
+/// The policies retention decides for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policies {
+    /// Each policy that keeps backups, with its `generations`: from the
+    /// configuration when planning, from state when a backup retains.
+    pub generations: BTreeMap<String, u32>,
+    /// Policies removed from the configuration: all their backups go but the
+    /// frozen ones and those still running. A name that is also in
+    /// `generations` keeps its generations.
+    pub removed: BTreeSet<String>,
+}
+
+/// What retention decided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decision {
+    /// The backups that expire, by address, with why. Those an account with
+    /// `allow_delete = false` protects are not here.
+    pub expiring: BTreeMap<Address, String>,
+    /// The changes that delete them ([`expiry_changes`]), dependencies
+    /// sorted and limited to these changes.
+    pub changes: Vec<Change>,
+    /// What retention would have deleted but an account forbids.
+    pub warnings: Vec<String>,
+}
+
+/// Decides what expires among the backups of `policies`.
+///
+/// `accounts` gives `allow_delete` (an unknown account deletes nothing).
+/// `observed` must hold every plain EBS snapshot of those policies' backups
+/// that AWS has: one it does not hold was deleted outside Lifeboat, so its
+/// backup no longer counts as a generation and deleting it only updates the
+/// catalog.
+pub fn decide(
+    state: &state::Snapshot,
+    policies: &Policies,
+    accounts: &BTreeMap<String, Account>,
+    observed: &Observation,
+) -> StateResult<Decision> {
+    let judged = judged(&state.backups, observed);
+    let mut expiring: BTreeMap<Address, String> = BTreeMap::new();
+    for (name, generations) in &policies.generations {
+        for e in expired(name, &judged, *generations) {
+            expiring.insert(e.backup.address(), e.reason);
+        }
+    }
+    for name in &policies.removed {
+        if policies.generations.contains_key(name) {
+            continue;
+        }
+        for e in orphaned(name, &judged) {
+            expiring.insert(e.backup.address(), e.reason);
+        }
+    }
+    let warnings = protect(&state.backups, accounts, &mut expiring);
+    let kept = kept_initial_amis(state, |p| policies.generations.contains_key(p))?;
+    let mut changes = Vec::new();
+    for b in &state.backups {
+        if let Some(reason) = expiring.get(&b.address()) {
+            changes.extend(expiry_changes(
+                b,
+                reason,
+                |id| observed.snapshots.contains_key(id),
+                &kept,
+            ));
+        }
+    }
+    let present: BTreeSet<Address> = changes.iter().map(|c| c.address.clone()).collect();
+    for c in &mut changes {
+        c.depends_on.retain(|d| present.contains(d));
+        c.depends_on.sort();
+        c.depends_on.dedup();
+    }
+    Ok(Decision {
+        expiring,
+        changes,
+        warnings,
+    })
+}
+
+/// An account that forbids deletion keeps everything: removes its backups
+/// from `expiring` and says so, once per policy and account.
+fn protect(
+    backups: &[BackupRecord],
+    accounts: &BTreeMap<String, Account>,
+    expiring: &mut BTreeMap<Address, String>,
+) -> Vec<String> {
+    let mut protected: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for b in backups {
+        if !expiring.contains_key(&b.address()) {
+            continue;
+        }
+        let allowed = accounts.get(&b.account).is_some_and(|a| a.allow_delete);
+        if !allowed {
+            expiring.remove(&b.address());
+            *protected
+                .entry((b.policy.clone(), b.account.clone()))
+                .or_default() += 1;
+        }
+    }
+    protected
+        .into_iter()
+        .map(|((policy, account), n)| {
+            format!(
+                "retention would delete {n} backup(s) of policy.{policy}, but account {account} has allow_delete = false: they are kept"
+            )
+        })
+        .collect()
+}
+
+/// The catalog drift of the backups that stay (neither in `expiring` nor
+/// running): a catalog-only read for each plain EBS snapshot `observed` does
+/// not hold. Applying one forgets the snapshot and records the backup's
+/// damage ([`status_after_lost_snapshot`]), as [`decide`] already judged it.
+pub fn drift(
+    backups: &[BackupRecord],
+    expiring: &BTreeMap<Address, String>,
+    observed: &Observation,
+) -> Vec<Change> {
+    let mut out = Vec::new();
+    for b in backups {
+        if b.status == BackupStatus::Running || expiring.contains_key(&b.address()) {
+            continue;
+        }
+        for s in lost_snapshots(b, observed) {
+            out.push(
+                Change::new(Address::snapshot(&s.id), Action::Read, Effect::Catalog)
+                    .reason("deleted outside Lifeboat")
+                    .before(Some(snapshot_before(b, s))),
+            );
+        }
+    }
+    out
+}
+
+/// The snapshots of `b` that AWS no longer has, according to `observed`.
+/// Only plain EBS snapshots are looked up (see [`is_plain_ebs`]).
+pub fn lost_snapshots<'a>(
+    b: &'a BackupRecord,
+    observed: &'a Observation,
+) -> impl Iterator<Item = &'a SnapshotRecord> + 'a {
+    b.snapshots
+        .iter()
+        .filter(|s| is_plain_ebs(s) && !observed.snapshots.contains_key(&s.id))
+}
+
+/// The status of a backup once one of its snapshots is gone: a successful
+/// backup is no longer whole and must not count as a generation, so it
+/// becomes partial; any other status stays. [`decide`] judges by it before
+/// the catalog knows, and `Tx::forget_snapshot` records it when the catalog
+/// forgets the snapshot, so a plan and the apply after it agree.
+pub fn status_after_lost_snapshot(status: BackupStatus) -> BackupStatus {
+    match status {
+        BackupStatus::Success => BackupStatus::Partial,
+        other => other,
+    }
+}
+
+/// The backups as retention judges them: with a snapshot lost, as if the
+/// catalog had recorded the loss already.
+fn judged(backups: &[BackupRecord], observed: &Observation) -> Vec<BackupRecord> {
+    backups
+        .iter()
+        .map(|b| {
+            let mut b = b.clone();
+            if lost_snapshots(&b, observed).next().is_some() {
+                b.status = status_after_lost_snapshot(b.status);
+            }
+            b
+        })
+        .collect()
+}
+
+/// An EBS snapshot that is not part of an AMI: the only kind of catalog
+/// record looked up in AWS before retention.
+pub fn is_plain_ebs(s: &SnapshotRecord) -> bool {
+    s.kind.is_ebs() && s.image.is_none()
+}
+
+/// The newest AMI of each (policy, target) in the successful and partial
+/// backups, with when its backup started (the first in catalog order wins a
+/// tie): an `initial_ami` instance's current AMI.
+pub fn newest_amis(
+    backups: &[BackupRecord],
+) -> BTreeMap<(String, String), (DateTime<Utc>, String)> {
+    let mut newest: BTreeMap<(String, String), (DateTime<Utc>, String)> = BTreeMap::new();
+    for b in backups {
+        if !matches!(b.status, BackupStatus::Success | BackupStatus::Partial) {
+            continue;
+        }
+        for s in b.snapshots.iter().filter(|s| s.kind == ArtifactKind::Image) {
+            let key = (b.policy.clone(), s.target.clone());
+            let e = newest.entry(key).or_insert((b.started, s.id.clone()));
+            if b.started > e.0 {
+                *e = (b.started, s.id.clone());
+            }
+        }
+    }
+    newest
+}
+
+/// The AMIs retention keeps whatever the generations: for each target in
+/// state with `mode = "initial_ami"`, its newest AMI in the catalog (the
+/// instance's current one). It goes once a newer AMI replaces it (after
+/// `ami_rotation` days), or once the target leaves the policy or changes mode.
+/// Only the policies `keep_policy` accepts count (a removed policy keeps nothing).
+pub fn kept_initial_amis(
+    state: &state::Snapshot,
+    keep_policy: impl Fn(&str) -> bool,
+) -> StateResult<BTreeSet<String>> {
+    let initial: BTreeSet<(String, String)> = state
+        .targets()?
+        .into_iter()
+        .filter(|((p, _), t)| t.mode == InstanceMode::InitialAmi && keep_policy(p))
+        .map(|(k, _)| k)
+        .collect();
+    Ok(newest_amis(&state.backups)
+        .into_iter()
+        .filter(|(k, _)| initial.contains(k))
+        .map(|(_, (_, id))| id)
+        .collect())
+}
+
+/// The changes that delete an expired backup: each snapshot (or, when AWS
+/// no longer has it, a catalog-only read), then the backup record.
+///
+/// `exists` is asked about plain EBS snapshots only; the other records are
+/// deleted idempotently. The AMIs in `kept` (see [`kept_initial_amis`]) and
+/// their snapshots stay, and so does the backup record holding them. An
+/// AMI's snapshots are deleted after the AMI is deregistered.
+pub fn expiry_changes(
+    b: &BackupRecord,
+    reason: &str,
+    exists: impl Fn(&str) -> bool,
+    kept: &BTreeSet<String>,
+) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut deps = Vec::new();
+    let mut keeps_some = false;
+    for s in &b.snapshots {
+        let image = if s.kind == ArtifactKind::Image {
+            Some(&s.id)
+        } else {
+            s.image.as_ref()
+        };
+        if image.is_some_and(|i| kept.contains(i)) {
+            keeps_some = true;
+            continue;
+        }
+        let saddr = s.address();
+        let (action, effect, why) = if !is_plain_ebs(s) || exists(&s.id) {
+            (Action::Delete, Effect::DeletesBackups, reason.to_string())
+        } else {
+            (
+                Action::Read,
+                Effect::Catalog,
+                "deleted outside Lifeboat".to_string(),
+            )
+        };
+        out.push(Change {
+            address: saddr.clone(),
+            action,
+            effect,
+            reason: Some(why),
+            before: Some(snapshot_before(b, s)),
+            after: None,
+            depends_on: match &s.image {
+                Some(ami) => vec![Address::Image { id: ami.clone() }],
+                None => vec![],
+            },
+            alert: None,
+        });
+        deps.push(saddr);
+    }
+    if keeps_some {
+        return out;
+    }
+    out.push(Change {
+        address: b.address(),
+        action: Action::Delete,
+        effect: Effect::DeletesBackups,
+        reason: Some(reason.to_string()),
+        before: Some(backup_before(b)),
+        after: None,
+        depends_on: deps,
+        alert: None,
+    });
+    out
+}
+
+fn snapshot_before(b: &BackupRecord, s: &SnapshotRecord) -> Value {
+    let mut v = json!({
+        "policy": b.policy, "backup": b.id, "account": b.account, "region": s.region,
+        "volume_id": s.volume_id, "target": s.target,
+    });
+    if !s.kind.is_ebs() {
+        v["kind"] = json!(s.kind.as_str());
+    }
+    if let Some(image) = &s.image {
+        v["image"] = json!(image);
+    }
+    v
+}
+
+fn backup_before(b: &BackupRecord) -> Value {
+    json!({
+        "policy": b.policy, "id": b.id, "account": b.account, "started": b.started,
+        "status": b.status, "snapshots": b.snapshots.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+    })
 }
 
 #[cfg(test)]
@@ -231,5 +557,166 @@ mod tests {
             vec!["s1 retention: generation 2 of 1"]
         );
         assert_eq!(orphaned("web", &all).len(), 2);
+    }
+
+    /// A successful backup of `web` at `hour` with one plain EBS snapshot
+    /// `snap-<id>`.
+    fn with_snapshot(id: &str, hour: u32) -> BackupRecord {
+        let mut r = b(id, hour, BackupStatus::Success);
+        r.snapshots.push(SnapshotRecord {
+            id: format!("snap-{id}"),
+            volume_id: "vol-1".into(),
+            target: "i-1".into(),
+            region: "us-east-1".into(),
+            kind: ArtifactKind::Ebs,
+            image: None,
+        });
+        r
+    }
+
+    fn accounts(allow_delete: bool) -> BTreeMap<String, Account> {
+        let a: Account = serde_json::from_value(json!({
+            "name": "main", "kind": "backup", "regions": ["us-east-1"],
+            "profile": null, "assume_role": null, "allow_delete": allow_delete,
+        }))
+        .unwrap();
+        BTreeMap::from([("main".to_string(), a)])
+    }
+
+    /// AWS has the snapshots of every backup but `lost`.
+    fn seen(state: &state::Snapshot, lost: &[&str]) -> Observation {
+        let mut o = Observation::default();
+        for b in &state.backups {
+            for s in &b.snapshots {
+                if !lost.contains(&s.id.as_str()) {
+                    o.snapshots.insert(
+                        s.id.clone(),
+                        crate::cloud::Snapshot {
+                            id: s.id.clone(),
+                            volume_id: s.volume_id.clone(),
+                            region: s.region.clone(),
+                            state: crate::cloud::SnapshotState::Completed,
+                            started: None,
+                            tags: Default::default(),
+                        },
+                    );
+                }
+            }
+        }
+        o
+    }
+
+    fn keep(generations: u32) -> Policies {
+        Policies {
+            generations: BTreeMap::from([("web".to_string(), generations)]),
+            removed: BTreeSet::new(),
+        }
+    }
+
+    fn three() -> state::Snapshot {
+        state::Snapshot {
+            backups: vec![
+                with_snapshot("b1", 1),
+                with_snapshot("b2", 2),
+                with_snapshot("b3", 3),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_backup_that_lost_a_snapshot_is_not_a_generation() {
+        let state = three();
+        // Everything there: the oldest of three goes with two generations.
+        let whole = decide(&state, &keep(2), &accounts(true), &seen(&state, &[])).unwrap();
+        assert_eq!(
+            whole
+                .expiring
+                .keys()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+            ["backup.web[\"b1\"]"]
+        );
+        // The middle one lost its snapshot: it is partial, so the two whole
+        // generations are b3 and b1, and nothing expires.
+        let obs = seen(&state, &["snap-b2"]);
+        let damaged = decide(&state, &keep(2), &accounts(true), &obs).unwrap();
+        assert!(damaged.expiring.is_empty(), "{:?}", damaged.expiring);
+        assert!(damaged.changes.is_empty());
+        // The damage is drift, read into the catalog by apply.
+        let reads = drift(&state.backups, &damaged.expiring, &obs);
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0].address, Address::snapshot("snap-b2"));
+        assert_eq!(reads[0].action, Action::Read);
+        // With one generation, the damaged backup goes with the oldest; its
+        // lost snapshot is only forgotten, the other one deleted.
+        let one = decide(&state, &keep(1), &accounts(true), &obs).unwrap();
+        let changes: Vec<String> = one
+            .changes
+            .iter()
+            .map(|c| format!("{} {}", c.action.symbol(), c.address))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "- snapshot[\"snap-b1\"]",
+                "- backup.web[\"b1\"]",
+                "<= snapshot[\"snap-b2\"]",
+                "- backup.web[\"b2\"]"
+            ]
+        );
+        assert_eq!(
+            one.expiring[&Address::backup("web", "b2")],
+            "retention: partial backup older than generation 1"
+        );
+        assert!(drift(&state.backups, &one.expiring, &obs).is_empty());
+    }
+
+    #[test]
+    fn an_account_that_forbids_deletion_keeps_everything_and_says_so() {
+        let mut state = three();
+        state.backups.push(b("f0", 0, BackupStatus::Failed));
+        let d = decide(&state, &keep(1), &accounts(false), &seen(&state, &[])).unwrap();
+        assert!(d.expiring.is_empty() && d.changes.is_empty(), "{d:?}");
+        assert_eq!(
+            d.warnings,
+            ["retention would delete 3 backup(s) of policy.web, but account main has allow_delete = false: they are kept"]
+        );
+        // An account retention does not know deletes nothing either.
+        let d = decide(&state, &keep(1), &BTreeMap::new(), &seen(&state, &[])).unwrap();
+        assert!(d.changes.is_empty());
+        // A removed policy's backups are protected the same way.
+        let gone = Policies {
+            generations: BTreeMap::new(),
+            removed: BTreeSet::from(["web".to_string()]),
+        };
+        let d = decide(&state, &gone, &accounts(false), &seen(&state, &[])).unwrap();
+        assert!(d.changes.is_empty());
+        let d = decide(&state, &gone, &accounts(true), &seen(&state, &[])).unwrap();
+        assert_eq!(d.expiring.len(), 4);
+    }
+
+    #[test]
+    fn a_policy_both_kept_and_removed_keeps_its_generations() {
+        let state = three();
+        let both = Policies {
+            generations: BTreeMap::from([("web".to_string(), 2)]),
+            removed: BTreeSet::from(["web".to_string()]),
+        };
+        let d = decide(&state, &both, &accounts(true), &seen(&state, &[])).unwrap();
+        assert_eq!(d.expiring.len(), 1);
+    }
+
+    #[test]
+    fn losing_a_snapshot_makes_only_a_successful_backup_partial() {
+        use BackupStatus::*;
+        for (before, after) in [
+            (Success, Partial),
+            (Partial, Partial),
+            (Failed, Failed),
+            (Running, Running),
+        ] {
+            assert_eq!(status_after_lost_snapshot(before), after);
+        }
     }
 }

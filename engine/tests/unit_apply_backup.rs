@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use lifeboat_engine::cloud::{Cloud, ErrorKind, InstanceState};
 use lifeboat_engine::plan::apply::{self, Executor, Outcome};
-use lifeboat_engine::plan::planner;
+use lifeboat_engine::plan::{observe, planner};
 use lifeboat_engine::state::{BackupStatus, SharedStore, Store};
 use lifeboat_engine::testing::fake::FakeCloud;
 use lifeboat_engine::{backup, Address};
@@ -86,7 +86,7 @@ impl Bench {
 
     async fn plan(&self) -> lifeboat_engine::plan::Plan {
         let state = self.store.lock().unwrap().load().unwrap();
-        let obs = planner::observe(self.cloud(), &self.config, &state)
+        let obs = observe::observe(self.cloud(), &self.config, &state)
             .await
             .unwrap();
         planner::plan(&self.config, &state, &obs, at(9)).unwrap()

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use lifeboat_engine::backup::Wait;
 use lifeboat_engine::cloud::{Cloud, ErrorKind};
 use lifeboat_engine::plan::apply::{self, Executor};
-use lifeboat_engine::plan::planner;
+use lifeboat_engine::plan::{observe, planner};
 use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
 use lifeboat_engine::state::{Alert, BackupStatus, Retry, SharedStore, Store};
 use lifeboat_engine::testing::fake::FakeCloud;
@@ -109,7 +109,7 @@ impl Bench {
             dir,
         };
         let state = b.store.lock().unwrap().load().unwrap();
-        let obs = planner::observe(b.cloud(), &b.config, &state)
+        let obs = observe::observe(b.cloud(), &b.config, &state)
             .await
             .unwrap();
         let plan = planner::plan(&b.config, &state, &obs, at(0)).unwrap();

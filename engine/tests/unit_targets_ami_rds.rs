@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use lifeboat_engine::backup;
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::plan::apply::{self, Executor};
-use lifeboat_engine::plan::{planner, render};
+use lifeboat_engine::plan::{observe, planner, render};
 use lifeboat_engine::state::{ArtifactKind, BackupStatus, SharedStore, Store};
 use lifeboat_engine::testing::fake::FakeCloud;
 use lifeboat_schema::Config;
@@ -90,7 +90,7 @@ impl Bench {
 
     async fn plan(&self, config: &Config, now: DateTime<Utc>) -> lifeboat_engine::plan::Plan {
         let state = self.store.lock().unwrap().load().unwrap();
-        let obs = planner::observe(self.cloud(), config, &state)
+        let obs = observe::observe(self.cloud(), config, &state)
             .await
             .unwrap();
         planner::plan(config, &state, &obs, now).unwrap()

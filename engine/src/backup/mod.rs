@@ -11,19 +11,19 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use lifeboat_schema::{InstanceMode, VolumeChoice, DEFAULT_AMI_ROTATION_DAYS};
 
-use crate::addr::Address;
 use crate::cloud::{
     collect_pages, Cloud, CloudError, CloudResult, DbSnapshotKind, DbSnapshotRequest, ImageRequest,
     InstanceSnapshotRequest, Query, Tags, VolumeSnapshotRequest,
 };
-use crate::plan::apply::{self, Executor, Report};
-use crate::plan::planner::{self, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
-use crate::plan::Plan;
-use crate::retention;
+use crate::plan::apply::Report;
+use crate::plan::planner::{TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 use crate::state::model::{PolicyState, TargetKind, TargetState};
 use crate::state::{
     ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord, StateError, Store,
 };
+
+mod retain;
+pub use retain::{initial_ami_due, retain, retention_plan};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -773,108 +773,6 @@ pub async fn take(
         .find(|b| b.id == id)
         .expect("the backup just recorded is in the catalog");
     Ok(record)
-}
-
-/// Retention after a finished backup `record` (a partial one may make older
-/// incomplete ones surplus), with the policy as it is in state now: an apply
-/// may have changed `generations` while the snapshots completed. The backup
-/// itself is never its own victim.
-pub async fn retain(
-    cloud: Arc<dyn Cloud>,
-    store: SharedStore,
-    record: &BackupRecord,
-    now: DateTime<Utc>,
-) -> Result<Report, BackupError> {
-    let (policy, id) = (record.policy.as_str(), record.id.as_str());
-    let mut report = Report::default();
-    let current = store.lock().expect("store").load()?;
-    // A policy destroyed while its backup ran has no retention any more.
-    let Some(pol) = current.policy(policy)? else {
-        return Ok(report);
-    };
-    {
-        let mut plan = retention_plan(&mut store.lock().expect("store"), &pol, now)?;
-        // The backup just taken is never its own victim, whatever the clocks say.
-        let own = Address::backup(policy, id);
-        let own_snaps: BTreeSet<Address> = record.snapshots.iter().map(|s| s.address()).collect();
-        plan.changes
-            .retain(|c| c.address != own && !own_snaps.contains(&c.address));
-        if !plan.is_empty() {
-            let accounts = current.accounts()?;
-            let exec = Arc::new(Executor {
-                cloud,
-                accounts,
-                store: store.clone(),
-                now,
-                lock_id: None,
-                stop: Default::default(),
-            });
-            report = apply::apply(&plan, exec, PER_REGION_CONCURRENCY, |_, _| {}).await;
-        }
-    }
-    Ok(report)
-}
-
-/// The retention changes for one policy, against the catalog as it is now.
-pub fn retention_plan(
-    store: &mut Store,
-    pol: &PolicyState,
-    now: DateTime<Utc>,
-) -> Result<Plan, StateError> {
-    let snap = store.load()?;
-    let accounts = snap.accounts()?;
-    let mut changes = Vec::new();
-    let kept = planner::kept_initial_amis(&snap, |_| true)?;
-    for e in retention::expired(&pol.name, &snap.backups, pol.generations) {
-        // An account that forbids deletion keeps everything (the plan warns).
-        if !accounts
-            .get(&e.backup.account)
-            .is_some_and(|a| a.allow_delete)
-        {
-            continue;
-        }
-        changes.extend(planner::expiry_changes(
-            e.backup,
-            &e.reason,
-            |_| true,
-            &kept,
-        ));
-    }
-    Ok(Plan::new(
-        snap.lineage,
-        snap.serial,
-        String::new(),
-        now,
-        changes,
-        vec![],
-    ))
-}
-
-/// Is an AMI due for an `initial_ami` instance: it has none in the policy's
-/// successful or partial backups, or its newest is `days` old or older?
-pub fn initial_ami_due(
-    backups: &[BackupRecord],
-    policy: &str,
-    target: &str,
-    days: u32,
-    now: DateTime<Utc>,
-) -> bool {
-    let newest = backups
-        .iter()
-        .filter(|b| {
-            b.policy == policy && matches!(b.status, BackupStatus::Success | BackupStatus::Partial)
-        })
-        .filter(|b| {
-            b.snapshots
-                .iter()
-                .any(|s| s.kind == ArtifactKind::Image && s.target == target)
-        })
-        .map(|b| b.started)
-        .max();
-    match newest {
-        None => true,
-        Some(at) => now - at >= chrono::Duration::days(i64::from(days)),
-    }
 }
 
 /// An AMI name (unique per account and region; letters, digits and

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod graph;
+pub mod observe;
 pub mod planner;
 pub mod render;
 

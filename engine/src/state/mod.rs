@@ -1085,32 +1085,41 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Forgets a snapshot that no longer exists in AWS. Its backup is no
-    /// longer whole, so a successful one becomes partial: it must not go on
-    /// counting as a generation.
+    /// Forgets a snapshot that no longer exists in AWS, and records the
+    /// damage on its backup: the problem, and the status
+    /// [`crate::retention::status_after_lost_snapshot`] gives (a successful
+    /// backup becomes partial). Retention judges a backup by that same rule
+    /// before the catalog knows, so the plan that shows this read and the
+    /// apply that performs it count the same generations.
     pub fn forget_snapshot(&mut self, id: &str) -> StateResult<()> {
-        let owner: Option<(String, String, String)> = self
+        let owner: Option<(String, String, String, String)> = self
             .tx
             .query_row(
-                "SELECT b.policy, b.id, b.problems FROM snapshots s
+                "SELECT b.policy, b.id, b.problems, b.status FROM snapshots s
                  JOIN backups b ON b.policy = s.policy AND b.id = s.backup_id WHERE s.id = ?1",
                 params![id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        if let Some((policy, backup_id, problems)) = owner {
+        if let Some((policy, backup_id, problems, status)) = owner {
             let mut problems: Vec<String> = serde_json::from_str(&problems).unwrap_or_default();
             problems.push(format!("snapshot {id} was deleted outside Lifeboat"));
+            let status = BackupStatus::parse(&status)
+                .map(|s| {
+                    crate::retention::status_after_lost_snapshot(s)
+                        .as_str()
+                        .to_string()
+                })
+                .unwrap_or(status);
             self.tx
                 .execute(
-                    "UPDATE backups SET problems = ?3,
-                        status = CASE status WHEN 'success' THEN 'partial' ELSE status END
-                     WHERE policy = ?1 AND id = ?2",
+                    "UPDATE backups SET problems = ?3, status = ?4 WHERE policy = ?1 AND id = ?2",
                     params![
                         policy,
                         backup_id,
-                        serde_json::to_string(&problems).unwrap_or_else(|_| "[]".into())
+                        serde_json::to_string(&problems).unwrap_or_else(|_| "[]".into()),
+                        status
                     ],
                 )
                 .map_err(|e| self.err(e))?;

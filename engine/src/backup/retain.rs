@@ -1,0 +1,129 @@
+//! Retention after a backup: the policy's backups that fall outside its
+//! generations are deleted, decided by [`retention::decide`] on the same
+//! evidence a plan uses. The catalog snapshots are observed in AWS first
+//! ([`observe_catalog`]); when that fails nothing is deleted on a guess, and
+//! the next backup or apply retries. A snapshot found missing in a backup
+//! that stays is left for the next plan to show and apply to forget: a run
+//! without an operator only deletes what retention decided.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{BackupError, PER_REGION_CONCURRENCY};
+use crate::addr::Address;
+use crate::cloud::Cloud;
+use crate::plan::apply::{self, Executor, Outcome, Report};
+use crate::plan::observe::{observe_catalog, Observation, ObserveError};
+use crate::plan::Plan;
+use crate::retention;
+use crate::state::model::PolicyState;
+use crate::state::{self, BackupRecord, BackupStatus, SharedStore, StateResult};
+
+/// Retention after a finished backup `record` (a partial one may make older
+/// incomplete ones surplus), with the policy as it is in state now: an apply
+/// may have changed `generations` while the snapshots completed. The backup
+/// itself is never its own victim.
+///
+/// When AWS cannot be asked which catalog snapshots still exist, retention
+/// is skipped: the report holds one failure at the policy's address saying
+/// why, and nothing is deleted.
+pub async fn retain(
+    cloud: Arc<dyn Cloud>,
+    store: SharedStore,
+    record: &BackupRecord,
+    now: DateTime<Utc>,
+) -> Result<Report, BackupError> {
+    let (policy, id) = (record.policy.as_str(), record.id.as_str());
+    let mut report = Report::default();
+    let current = store.lock().expect("store").load()?;
+    // A policy destroyed while its backup ran has no retention any more.
+    let Some(pol) = current.policy(policy)? else {
+        return Ok(report);
+    };
+    let own = Address::backup(policy, id);
+    // With no other backup that could expire, there is nothing to look at.
+    let candidates = current.backups.iter().any(|b| {
+        b.policy == policy
+            && b.address() != own
+            && b.frozen.is_none()
+            && b.status != BackupStatus::Running
+    });
+    if !candidates {
+        return Ok(report);
+    }
+    let accounts = current.accounts()?;
+    let mine = BTreeSet::from([policy.to_string()]);
+    let observed = match observe_catalog(cloud.clone(), &current, &accounts, &mine).await {
+        Ok(o) => o,
+        Err(ObserveError::State(e)) => return Err(e.into()),
+        Err(ObserveError::Cloud(e)) => {
+            report.outcomes.insert(
+                Address::policy(policy),
+                Outcome::Failed(format!(
+                    "retention skipped: the policy's snapshots could not be listed ({e}); nothing was deleted, the next backup or apply retries"
+                )),
+            );
+            return Ok(report);
+        }
+    };
+    let mut plan = retention_plan(&current, &pol, &observed, now)?;
+    // The backup just taken is never its own victim, whatever the clocks say.
+    let own_snaps: BTreeSet<Address> = record.snapshots.iter().map(|s| s.address()).collect();
+    plan.changes
+        .retain(|c| c.address != own && !own_snaps.contains(&c.address));
+    if !plan.is_empty() {
+        let exec = Arc::new(Executor {
+            cloud,
+            accounts,
+            store: store.clone(),
+            now,
+            lock_id: None,
+            stop: Default::default(),
+        });
+        report = apply::apply(&plan, exec, PER_REGION_CONCURRENCY, |_, _| {}).await;
+    }
+    Ok(report)
+}
+
+/// The retention changes for one policy with its `generations`, against
+/// `state` and what `observed` says AWS still has
+/// ([`observe_catalog`] of the policy). The accounts of `state` decide
+/// `allow_delete`; their warnings are the plan's.
+pub fn retention_plan(
+    state: &state::Snapshot,
+    pol: &PolicyState,
+    observed: &Observation,
+    now: DateTime<Utc>,
+) -> StateResult<Plan> {
+    let policies = retention::Policies {
+        generations: BTreeMap::from([(pol.name.clone(), pol.generations)]),
+        removed: BTreeSet::new(),
+    };
+    let decision = retention::decide(state, &policies, &state.accounts()?, observed)?;
+    Ok(Plan::new(
+        state.lineage.clone(),
+        state.serial,
+        String::new(),
+        now,
+        decision.changes,
+        decision.warnings,
+    ))
+}
+
+/// Is an AMI due for an `initial_ami` instance: it has none in the policy's
+/// successful or partial backups, or its newest is `days` old or older?
+pub fn initial_ami_due(
+    backups: &[BackupRecord],
+    policy: &str,
+    target: &str,
+    days: u32,
+    now: DateTime<Utc>,
+) -> bool {
+    let newest = retention::newest_amis(backups);
+    match newest.get(&(policy.to_string(), target.to_string())) {
+        None => true,
+        Some((at, _)) => now - *at >= chrono::Duration::days(i64::from(days)),
+    }
+}
