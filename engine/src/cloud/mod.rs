@@ -70,6 +70,16 @@ impl fmt::Display for CloudError {
 
 impl std::error::Error for CloudError {}
 
+/// A delete's result with "already gone" counted as done: an apply that was
+/// interrupted after the call and run again finds the resource deleted,
+/// which is the outcome it wanted.
+pub fn gone_is_done(r: CloudResult<()>) -> CloudResult<()> {
+    match r {
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 pub type CloudResult<T> = Result<T, CloudError>;
 
 /// One page of a list call. `next` is the token for the following page.

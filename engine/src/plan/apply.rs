@@ -15,11 +15,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::addr::Address;
-use crate::cloud::{Cloud, DbSnapshotKind};
+use crate::cloud::{gone_is_done, Cloud, CloudError, DbSnapshotKind, ErrorKind};
 use crate::plan::graph;
 use crate::plan::{Action, Change, Plan};
-use crate::state::SharedStore;
-use crate::vpc::clone::{self, CloneState};
+use crate::state::{SharedStore, StateError};
+use crate::vpc::clone::{self, CloneError, CloneState};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome", content = "detail")]
@@ -78,28 +78,105 @@ pub struct Executor {
     pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
-fn field<'a>(v: &'a Option<Value>, key: &str) -> Result<&'a str, String> {
+/// Why one change of a plan was not carried out. A failed AWS call keeps
+/// its [`CloudError`] (kind included), a failed state write its
+/// [`StateError`]; the text is what the apply prints for the change.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Clone(#[from] CloneError),
+    /// The configuration or the catalog forbids destroying the record.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Somebody broke or took over this apply's state lock; the whole apply
+    /// stops.
+    #[error(
+        "the state lock {id} is no longer held by this apply (broken or taken over); stopping"
+    )]
+    LockLost { id: String },
+    #[error("account {0} is neither configured nor in state")]
+    UnknownAccount(String),
+    #[error("the plan's value has no {0:?}")]
+    MissingField(String),
+    #[error("the plan's change has no value to write")]
+    NoValue,
+    #[error("the plan's change has no prior value")]
+    NoPriorValue,
+    /// A value in the plan does not read as what its address holds.
+    #[error("{source}")]
+    Decode {
+        address: Address,
+        source: serde_json::Error,
+    },
+    #[error("{} cannot be applied to {address}", .action.symbol())]
+    NotApplicable { action: Action, address: Address },
+}
+
+impl ApplyError {
+    /// The kind of the AWS failure behind this error, if it is one.
+    pub fn cloud_kind(&self) -> Option<ErrorKind> {
+        match self {
+            ApplyError::Cloud(e) | ApplyError::Clone(CloneError::Cloud(e)) => Some(e.kind),
+            _ => None,
+        }
+    }
+}
+
+/// Why a catalog record may not be destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("account {account} has allow_delete = false; refusing to delete {id}")]
+    DeleteNotAllowed { account: String, id: String },
+    #[error("{id} is not in the catalog; refusing to delete it")]
+    NotInCatalog { id: String },
+    #[error("{id} belongs to frozen backup {backup_id} of policy {policy}; refusing to delete it")]
+    Frozen {
+        id: String,
+        backup_id: String,
+        policy: String,
+    },
+    #[error("{id} belongs to backup {backup_id} of policy {policy}, still running; refusing to delete it")]
+    StillRunning {
+        id: String,
+        backup_id: String,
+        policy: String,
+    },
+}
+
+fn field<'a>(v: &'a Option<Value>, key: &str) -> Result<&'a str, ApplyError> {
     v.as_ref()
         .and_then(|v| v.get(key))
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("the plan's value has no {key:?}"))
+        .ok_or_else(|| ApplyError::MissingField(key.to_string()))
+}
+
+/// A clone's value from the plan.
+fn clone_state(c: &Change, v: &Value) -> Result<CloneState, ApplyError> {
+    serde_json::from_value(v.clone()).map_err(|source| ApplyError::Decode {
+        address: c.address.clone(),
+        source,
+    })
 }
 
 impl Executor {
     fn write(
         &self,
         f: impl FnOnce(&mut crate::state::Tx<'_>) -> crate::state::StateResult<()>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ApplyError> {
         // The lock is kept alive by the caller's heartbeat; the write itself
         // is one transaction.
         let mut store = self.store.lock().expect("state store lock poisoned");
-        store.transaction(f).map_err(|e| e.to_string())
+        Ok(store.transaction(f)?)
     }
 
     /// Refuses a destructive call unless this apply still holds the state
     /// lock, and stops the whole apply when it does not: somebody broke it,
     /// and the plan may no longer be true.
-    fn still_locked(&self) -> Result<(), String> {
+    fn still_locked(&self) -> Result<(), ApplyError> {
         let Some(id) = &self.lock_id else {
             return Ok(());
         };
@@ -107,227 +184,187 @@ impl Executor {
             .store
             .lock()
             .expect("state store lock poisoned")
-            .current_lock()
-            .map_err(|e| e.to_string())?;
+            .current_lock()?;
         if held.as_ref().map(|l| &l.id) == Some(id) {
             return Ok(());
         }
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        Err(format!(
-            "the state lock {id} is no longer held by this apply (broken or taken over); stopping"
-        ))
+        Err(ApplyError::LockLost { id: id.clone() })
     }
 
-    fn account(&self, name: &str) -> Result<&Account, String> {
+    fn account(&self, name: &str) -> Result<&Account, ApplyError> {
         self.accounts
             .get(name)
-            .ok_or_else(|| format!("account {name} is neither configured nor in state"))
+            .ok_or_else(|| ApplyError::UnknownAccount(name.to_string()))
     }
 
-    /// The checks before a catalog record (an AMI or a DB snapshot) is
-    /// destroyed, as for snapshots: the account allows deletion, the record
-    /// is in the catalog, its backup finished and is not frozen, and the
-    /// lock is still held. Returns the account and region to act in.
-    fn deletable<'a>(&'a self, c: &'a Change, id: &str) -> Result<(&'a Account, &'a str), String> {
+    /// The checks before a catalog record (an EBS snapshot, an AMI or a DB
+    /// snapshot) is destroyed: the plan is checked against the catalog, so
+    /// only a record of a finished, unfrozen backup in an account that
+    /// allows deletion may go, and only while the lock is still held.
+    /// Returns the account and region to act in.
+    fn deletable<'a>(
+        &'a self,
+        c: &'a Change,
+        id: &str,
+    ) -> Result<(&'a Account, &'a str), ApplyError> {
         let account = field(&c.before, "account")?;
         let region = field(&c.before, "region")?;
         let acct = self.account(account)?;
         if !acct.allow_delete {
-            return Err(format!(
-                "account {account} has allow_delete = false; refusing to delete {id}"
-            ));
+            return Err(Refusal::DeleteNotAllowed {
+                account: account.to_string(),
+                id: id.to_string(),
+            }
+            .into());
         }
         let owner = self
             .store
             .lock()
             .expect("state store lock poisoned")
-            .snapshot_owner(id)
-            .map_err(|e| e.to_string())?;
-        match owner {
-            None => return Err(format!("{id} is not in the catalog; refusing to delete it")),
-            Some(o) if o.frozen => {
-                return Err(format!(
-                    "{id} belongs to frozen backup {} of policy {}; refusing to delete it",
-                    o.backup_id, o.policy
-                ))
+            .snapshot_owner(id)?;
+        let refusal = match owner {
+            None => Refusal::NotInCatalog { id: id.to_string() },
+            Some(o) if o.frozen => Refusal::Frozen {
+                id: id.to_string(),
+                backup_id: o.backup_id,
+                policy: o.policy,
+            },
+            Some(o) if o.status == crate::state::BackupStatus::Running => Refusal::StillRunning {
+                id: id.to_string(),
+                backup_id: o.backup_id,
+                policy: o.policy,
+            },
+            Some(_) => {
+                self.still_locked()?;
+                return Ok((acct, region));
             }
-            Some(o) if o.status == crate::state::BackupStatus::Running => {
-                return Err(format!(
-                    "{id} belongs to backup {} of policy {}, still running; refusing to delete it",
-                    o.backup_id, o.policy
-                ))
-            }
-            Some(_) => {}
-        }
-        self.still_locked()?;
-        Ok((acct, region))
+        };
+        Err(refusal.into())
     }
 
     /// Performs one change.
-    pub async fn perform(&self, c: &Change) -> Result<(), String> {
+    pub async fn perform(&self, c: &Change) -> Result<(), ApplyError> {
+        use Action::*;
         match (&c.address, c.action) {
             (
                 Address::Account { .. } | Address::Policy { .. } | Address::Target { .. },
-                Action::Create | Action::Update | Action::Replace,
+                Create | Update | Replace,
             ) => {
-                let after = c
-                    .after
-                    .clone()
-                    .ok_or("the plan's change has no value to write")?;
+                let after = c.after.clone().ok_or(ApplyError::NoValue)?;
                 self.write(|tx| tx.put_object(&c.address, &after))
             }
-            (
-                Address::Account { .. } | Address::Policy { .. } | Address::Target { .. },
-                Action::Delete,
-            ) => {
-                let policy = match &c.address {
-                    Address::Target { policy, .. } => policy.clone(),
-                    _ => String::new(),
-                };
-                self.write(|tx| {
-                    tx.delete_object(&c.address)?;
-                    if let Some(msg) = &c.alert {
-                        tx.open_alert(&policy, self.now, msg)?;
-                    }
-                    Ok(())
-                })
-            }
-            (Address::Snapshot { id }, Action::Delete) => {
-                let account = field(&c.before, "account")?;
-                let region = field(&c.before, "region")?;
-                let acct = self.accounts.get(account).ok_or_else(|| {
-                    format!("account {account} is neither configured nor in state")
-                })?;
-                // The plan is checked against the catalog before anything is
-                // destroyed: only a snapshot of a finished, unfrozen backup in
-                // an account that allows deletion may go.
-                if !acct.allow_delete {
-                    return Err(format!(
-                        "account {account} has allow_delete = false; refusing to delete {id}"
-                    ));
-                }
-                let owner = self
-                    .store
-                    .lock()
-                    .expect("state store lock poisoned")
-                    .snapshot_owner(id)
-                    .map_err(|e| e.to_string())?;
-                match owner {
-                    None => return Err(format!("{id} is not in the catalog; refusing to delete it")),
-                    Some(o) if o.frozen => return Err(format!("{id} belongs to frozen backup {} of policy {}; refusing to delete it", o.backup_id, o.policy)),
-                    Some(o) if o.status == crate::state::BackupStatus::Running => {
-                        return Err(format!("{id} belongs to backup {} of policy {}, still running; refusing to delete it", o.backup_id, o.policy))
-                    }
-                    Some(_) => {}
-                }
-                self.still_locked()?;
-                let ec2 = self
-                    .cloud
-                    .ec2(acct, region)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                ec2.delete_snapshot(id).await.map_err(|e| e.to_string())?;
-                crate::failpoint::hit(crate::failpoint::APPLY_DELETED);
-                self.write(|tx| tx.delete_snapshot(id))
+            (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Delete) => {
+                self.remove_object(c)
             }
             (
-                Address::Image { id }
+                Address::Snapshot { id }
+                | Address::Image { id }
                 | Address::DbSnapshot { id }
                 | Address::DbClusterSnapshot { id },
-                Action::Delete,
-            ) => {
-                let (acct, region) = self.deletable(c, id)?;
-                match &c.address {
-                    Address::Image { .. } => {
-                        let ec2 = self
-                            .cloud
-                            .ec2(acct, region)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        ec2.deregister_image(id).await.map_err(|e| e.to_string())?;
-                    }
-                    _ => {
-                        let kind = if matches!(c.address, Address::DbSnapshot { .. }) {
-                            DbSnapshotKind::Instance
-                        } else {
-                            DbSnapshotKind::Cluster
-                        };
-                        let rds = self
-                            .cloud
-                            .rds(acct, region)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        rds.delete_db_snapshot(kind, id)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                }
-                self.write(|tx| tx.delete_snapshot(id))
-            }
-            (Address::Snapshot { id }, Action::Read) => self.write(|tx| tx.forget_snapshot(id)),
-            (Address::Backup { policy, id }, Action::Delete) => {
+                Delete,
+            ) => self.destroy_record(c, id).await,
+            (Address::Snapshot { id }, Read) => self.write(|tx| tx.forget_snapshot(id)),
+            (Address::Backup { policy, id }, Delete) => {
                 self.write(|tx| tx.delete_backup(policy, id))
             }
-            (Address::VpcClone { .. }, Action::Create | Action::Update | Action::Replace) => {
-                let after = c
-                    .after
-                    .clone()
-                    .ok_or("the plan's change has no value to write")?;
-                let want: CloneState =
-                    serde_json::from_value(after.clone()).map_err(|e| e.to_string())?;
-                let acct = self.account(&want.account)?;
-                clone::deploy(&*self.cloud, acct, &want, clone::Wait::for_state(&want)).await?;
-                if c.action == Action::Replace {
-                    // The new stack exists; the old one goes, its resources stay.
-                    if let Some(before) = &c.before {
-                        let old: CloneState =
-                            serde_json::from_value(before.clone()).map_err(|e| e.to_string())?;
-                        let old_acct = self.account(&old.account)?;
-                        clone::destroy(&*self.cloud, old_acct, &old, clone::Wait::for_state(&old))
-                            .await?;
-                    }
-                }
-                self.write(|tx| tx.put_object(&c.address, &after))
-            }
-            (Address::VpcClone { .. }, Action::Delete) => {
-                let before = c
-                    .before
-                    .clone()
-                    .ok_or("the plan's change has no prior value")?;
-                let old: CloneState = serde_json::from_value(before).map_err(|e| e.to_string())?;
-                let acct = self.account(&old.account)?;
-                clone::destroy(&*self.cloud, acct, &old, clone::Wait::for_state(&old)).await?;
-                self.write(|tx| tx.delete_object(&c.address))
-            }
+            (Address::VpcClone { .. }, Create | Update | Replace) => self.deploy_clone(c).await,
+            (Address::VpcClone { .. }, Delete) => self.destroy_clone(c).await,
             (
                 Address::Account { .. }
                 | Address::Policy { .. }
                 | Address::Target { .. }
                 | Address::VpcClone { .. },
-                Action::Read,
+                Read,
             )
             | (
                 Address::Snapshot { .. }
                 | Address::Image { .. }
                 | Address::DbSnapshot { .. }
                 | Address::DbClusterSnapshot { .. },
-                Action::Create | Action::Update | Action::Replace,
+                Create | Update | Replace,
             )
             | (
                 Address::Image { .. }
                 | Address::DbSnapshot { .. }
                 | Address::DbClusterSnapshot { .. },
-                Action::Read,
+                Read,
             )
-            | (
-                Address::Backup { .. },
-                Action::Create | Action::Update | Action::Replace | Action::Read,
-            ) => Err(format!(
-                "{} cannot be applied to {}",
-                c.action.symbol(),
-                c.address
-            )),
+            | (Address::Backup { .. }, Create | Update | Replace | Read) => {
+                Err(ApplyError::NotApplicable {
+                    action: c.action,
+                    address: c.address.clone(),
+                })
+            }
         }
+    }
+
+    /// Removes an account, policy or target from state, opening the alert
+    /// the plan attached (a target gone from AWS).
+    fn remove_object(&self, c: &Change) -> Result<(), ApplyError> {
+        let policy = match &c.address {
+            Address::Target { policy, .. } => policy.clone(),
+            _ => String::new(),
+        };
+        self.write(|tx| {
+            tx.delete_object(&c.address)?;
+            if let Some(msg) = &c.alert {
+                tx.open_alert(&policy, self.now, msg)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Destroys a catalog record in AWS once [`Self::deletable`] allows it,
+    /// then drops it from the catalog. One already gone counts as
+    /// destroyed, so an interrupted apply can be run again.
+    async fn destroy_record(&self, c: &Change, id: &str) -> Result<(), ApplyError> {
+        let (acct, region) = self.deletable(c, id)?;
+        let db_kind = match &c.address {
+            Address::Snapshot { .. } => {
+                let ec2 = self.cloud.ec2(acct, region).await?;
+                gone_is_done(ec2.delete_snapshot(id).await)?;
+                crate::failpoint::hit(crate::failpoint::APPLY_DELETED);
+                None
+            }
+            Address::Image { .. } => {
+                let ec2 = self.cloud.ec2(acct, region).await?;
+                gone_is_done(ec2.deregister_image(id).await)?;
+                None
+            }
+            Address::DbSnapshot { .. } => Some(DbSnapshotKind::Instance),
+            _ => Some(DbSnapshotKind::Cluster),
+        };
+        if let Some(kind) = db_kind {
+            let rds = self.cloud.rds(acct, region).await?;
+            gone_is_done(rds.delete_db_snapshot(kind, id).await)?;
+        }
+        self.write(|tx| tx.delete_snapshot(id))
+    }
+
+    /// Creates or updates a clone's stack; a replace then deletes the old
+    /// stack (its resources stay). Recorded once the stack is complete.
+    async fn deploy_clone(&self, c: &Change) -> Result<(), ApplyError> {
+        let after = c.after.clone().ok_or(ApplyError::NoValue)?;
+        let want = clone_state(c, &after)?;
+        let acct = self.account(&want.account)?;
+        clone::deploy(&*self.cloud, acct, &want, clone::Wait::for_state(&want)).await?;
+        if c.action == Action::Replace {
+            if let Some(before) = &c.before {
+                let old = clone_state(c, before)?;
+                let old_acct = self.account(&old.account)?;
+                clone::destroy(&*self.cloud, old_acct, &old, clone::Wait::for_state(&old)).await?;
+            }
+        }
+        self.write(|tx| tx.put_object(&c.address, &after))
+    }
+
+    async fn destroy_clone(&self, c: &Change) -> Result<(), ApplyError> {
+        let before = c.before.as_ref().ok_or(ApplyError::NoPriorValue)?;
+        let old = clone_state(c, before)?;
+        let acct = self.account(&old.account)?;
+        clone::destroy(&*self.cloud, acct, &old, clone::Wait::for_state(&old)).await?;
+        self.write(|tx| tx.delete_object(&c.address))
     }
 }
 
@@ -367,7 +404,7 @@ pub async fn apply(
         let (i, result) = joined.expect("apply task panicked");
         let outcome = match result {
             Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Failed(e),
+            Err(e) => Outcome::Failed(e.to_string()),
         };
         progress(&plan.changes[i], &outcome);
         let failed = !matches!(outcome, Outcome::Done);
@@ -409,4 +446,135 @@ pub async fn apply(
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::plan::Effect;
+    use crate::state::{BackupRecord, BackupStatus, SnapshotRecord, Store};
+    use crate::testing::fake::FakeCloud;
+
+    fn t() -> DateTime<Utc> {
+        "2026-11-22T10:00:00Z".parse().unwrap()
+    }
+
+    /// A store whose catalog holds `snap-1` of a backup in `status`, and an
+    /// executor for account `main`.
+    fn bench(status: BackupStatus, allow_delete: bool) -> (FakeCloud, Executor, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        store
+            .transaction(|tx| {
+                tx.insert_backup(&BackupRecord {
+                    id: "b1".into(),
+                    policy: "web".into(),
+                    account: "main".into(),
+                    started: t(),
+                    finished: Some(t()),
+                    status,
+                    frozen: None,
+                    snapshots: vec![SnapshotRecord {
+                        id: "snap-1".into(),
+                        volume_id: "vol-1".into(),
+                        target: "i-1".into(),
+                        region: "us-east-1".into(),
+                        kind: Default::default(),
+                        image: None,
+                    }],
+                    problems: vec![],
+                })
+            })
+            .unwrap();
+        let config = lifeboat_schema::load_sources(&[(
+            "main.lb.hcl".into(),
+            format!("account \"main\" {{\n  regions = [\"us-east-1\"]\n  allow_delete = {allow_delete}\n}}\n"),
+        )])
+        .unwrap_or_else(|d| panic!("{d}"))
+        .config;
+        let cloud = FakeCloud::new(10);
+        let exec = Executor {
+            cloud: Arc::new(cloud.clone()),
+            accounts: config.accounts.clone(),
+            store: Arc::new(Mutex::new(store)),
+            now: t(),
+            lock_id: None,
+            stop: Arc::default(),
+        };
+        (cloud, exec, dir)
+    }
+
+    fn delete_snap() -> Change {
+        Change::new(
+            Address::snapshot("snap-1"),
+            Action::Delete,
+            Effect::DeletesBackups,
+        )
+        .before(Some(
+            serde_json::json!({"account": "main", "region": "us-east-1"}),
+        ))
+    }
+
+    fn in_catalog(exec: &Executor) -> bool {
+        exec.store
+            .lock()
+            .unwrap()
+            .snapshot_owner("snap-1")
+            .unwrap()
+            .is_some()
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_already_gone_is_deleted_and_a_throttled_delete_keeps_its_kind() {
+        let (cloud, exec, _dir) = bench(BackupStatus::Success, true);
+        cloud
+            .world
+            .lock()
+            .unwrap()
+            .failing
+            .insert("DeleteSnapshot".into(), ErrorKind::Throttled);
+        let err = exec.perform(&delete_snap()).await.unwrap_err();
+        assert_eq!(err.cloud_kind(), Some(ErrorKind::Throttled), "{err}");
+        assert!(in_catalog(&exec));
+
+        cloud
+            .world
+            .lock()
+            .unwrap()
+            .failing
+            .insert("DeleteSnapshot".into(), ErrorKind::NotFound);
+        exec.perform(&delete_snap()).await.unwrap();
+        assert!(!in_catalog(&exec));
+    }
+
+    #[tokio::test]
+    async fn deletion_is_refused_by_the_account_and_by_a_running_backup() {
+        let (cloud, exec, _dir) = bench(BackupStatus::Success, false);
+        match exec.perform(&delete_snap()).await {
+            Err(ApplyError::Refused(r @ Refusal::DeleteNotAllowed { .. })) => assert_eq!(
+                r.to_string(),
+                "account main has allow_delete = false; refusing to delete snap-1"
+            ),
+            other => panic!("{other:?}"),
+        }
+        let (running_cloud, running, _dir2) = bench(BackupStatus::Running, true);
+        match running.perform(&delete_snap()).await {
+            Err(ApplyError::Refused(r @ Refusal::StillRunning { .. })) => assert_eq!(
+                r.to_string(),
+                "snap-1 belongs to backup b1 of policy web, still running; refusing to delete it"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cloud.world.lock().unwrap().calls_of("DeleteSnapshot"), 0);
+        assert_eq!(
+            running_cloud
+                .world
+                .lock()
+                .unwrap()
+                .calls_of("DeleteSnapshot"),
+            0
+        );
+    }
 }
