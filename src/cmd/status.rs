@@ -1,18 +1,17 @@
 //! `lifeboat status`: per policy, the last backup, its status, the next
-//! scheduled run and open alerts; and `lifeboat backups show ID`: one backup
-//! with its snapshots, problems and the scripts it ran (captured stderr).
+//! scheduled run and open alerts. Also the next runs that `plan` prints
+//! under the plan.
 
-use anyhow::{bail, Result};
-use chrono::{DateTime, SecondsFormat, Utc};
+use anyhow::Result;
+use chrono::{DateTime, Utc};
 use lifeboat_engine::runmode::schedule;
 use lifeboat_engine::state::model::PolicyState;
 use lifeboat_engine::state::Store;
 use lifeboat_schema::Config;
-use serde_json::json;
+use serde_json::{json, Value};
 
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+use crate::output::{print_table, stamp};
+use crate::workspace::Workspace;
 
 /// The next slot of a policy's schedules after `now` (none when disabled
 /// or without a configured schedule).
@@ -27,7 +26,33 @@ pub fn next_run(config: &Config, p: &PolicyState, now: DateTime<Utc>) -> Option<
         .min()
 }
 
-pub fn status(store: &mut Store, config: &Config, now: DateTime<Utc>, json: bool) -> Result<u8> {
+pub fn run(ws: &Workspace, json: bool) -> Result<u8> {
+    let mut store = ws.store()?;
+    let rows = rows(&mut store, &ws.config, ws.now)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("No policies in state; run `lifeboat apply` first.");
+        return Ok(0);
+    }
+    print_rows(&rows);
+    for a in &store.open_alerts()? {
+        println!(
+            "\nalert {} on policy.{} since {}: {}",
+            a.id,
+            a.policy,
+            stamp(a.opened),
+            a.message
+        );
+    }
+    Ok(0)
+}
+
+/// One JSON object per policy in the state: the `--json` output, and what
+/// the table shows.
+fn rows(store: &mut Store, config: &Config, now: DateTime<Utc>) -> Result<Vec<Value>> {
     let state = store.load()?;
     let policies = state.policies()?;
     let alerts = store.open_alerts()?;
@@ -67,15 +92,11 @@ pub fn status(store: &mut Store, config: &Config, now: DateTime<Utc>, json: bool
             })).collect::<Vec<_>>(),
         }));
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(0);
-    }
-    if rows.is_empty() {
-        println!("No policies in state; run `lifeboat apply` first.");
-        return Ok(0);
-    }
-    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    Ok(rows)
+}
+
+fn print_rows(rows: &[Value]) {
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
     let table: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
@@ -107,98 +128,7 @@ pub fn status(store: &mut Store, config: &Config, now: DateTime<Utc>, json: bool
         "FAILURES",
         "ALERTS",
     ];
-    let mut w = head.map(str::len);
-    for r in &table {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.len());
-        }
-    }
-    let line = |cells: [&str; 6]| {
-        let mut out = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(c);
-            } else {
-                out.push_str(&format!("{c:<width$}  ", width = w[i]));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(head);
-    for r in &table {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]].map(|c| c.as_str()));
-    }
-    for a in &alerts {
-        println!(
-            "\nalert {} on policy.{} since {}: {}",
-            a.id,
-            a.policy,
-            stamp(a.opened),
-            a.message
-        );
-    }
-    Ok(0)
-}
-
-pub fn show_backup(store: &Store, id: &str, policy: Option<&str>, json: bool) -> Result<u8> {
-    let found: Vec<_> = store
-        .backups(policy)?
-        .into_iter()
-        .filter(|b| b.id == id)
-        .collect();
-    let b = match found.as_slice() {
-        [] => bail!("no backup {id:?} in the catalog (see `lifeboat backups`)"),
-        [b] => b.clone(),
-        _ => bail!("backup id {id:?} exists in several policies; add --policy"),
-    };
-    let scripts = store.script_runs(&b.policy, &b.id)?;
-    if json {
-        let mut v = serde_json::to_value(&b)?;
-        v["scripts"] = serde_json::to_value(&scripts)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
-    }
-    println!("backup   {}", b.id);
-    println!("policy   {}", b.policy);
-    println!("account  {}", b.account);
-    println!("status   {}", b.status.as_str());
-    println!("started  {}", stamp(b.started));
-    println!(
-        "finished {}",
-        b.finished.map(stamp).unwrap_or_else(|| "-".into())
-    );
-    if let Some(f) = &b.frozen {
-        println!("frozen   {} at {}", f.name, stamp(f.at));
-    }
-    println!("\nsnapshots ({}):", b.snapshots.len());
-    for s in &b.snapshots {
-        println!("  {}  {}  {}  {}", s.id, s.target, s.volume_id, s.region);
-    }
-    if !b.problems.is_empty() {
-        println!("\nproblems:");
-        for p in &b.problems {
-            println!("  {p}");
-        }
-    }
-    if !scripts.is_empty() {
-        println!("\nscripts:");
-        for r in &scripts {
-            println!(
-                "  attempt {}  {}  {}  {}",
-                r.attempt,
-                r.step,
-                if r.ok { "ok" } else { "failed" },
-                r.detail
-            );
-            if !r.stderr.is_empty() {
-                println!("    stderr:");
-                for l in r.stderr.lines() {
-                    println!("      {l}");
-                }
-            }
-        }
-    }
-    Ok(0)
+    print_table(head, &table);
 }
 
 /// The `plan` footer: each configured policy's next scheduled run (nothing

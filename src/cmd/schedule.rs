@@ -11,6 +11,9 @@ use clap::Subcommand;
 use lifeboat_engine::runmode::schedule;
 use lifeboat_schema::{Config, Every, EveryUnit, Schedule};
 
+use crate::output::stamp;
+use crate::workspace::Workspace;
+
 #[derive(Subcommand)]
 pub enum ScheduleCommand {
     /// List the planned run times of a schedule, or of every schedule of a policy.
@@ -29,7 +32,8 @@ pub enum ScheduleCommand {
     },
 }
 
-pub fn run(config: &Config, now: DateTime<Utc>, command: &ScheduleCommand) -> Result<u8> {
+pub fn run(ws: &Workspace, command: &ScheduleCommand) -> Result<u8> {
+    let (config, now) = (&ws.config, ws.now);
     match command {
         ScheduleCommand::Times {
             target,
@@ -54,7 +58,7 @@ pub fn run(config: &Config, now: DateTime<Utc>, command: &ScheduleCommand) -> Re
                             "schedules": by.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
                             "time_zone": zone.name(),
                             "local": t.with_timezone(&zone).to_rfc3339(),
-                            "utc": t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                            "utc": stamp(*t),
                         })
                     })
                     .collect();
@@ -64,8 +68,8 @@ pub fn run(config: &Config, now: DateTime<Utc>, command: &ScheduleCommand) -> Re
             if runs.is_empty() {
                 eprintln!(
                     "No runs of {target} from {} until {}.",
-                    from.format("%Y-%m-%dT%H:%M:%SZ"),
-                    until.format("%Y-%m-%dT%H:%M:%SZ")
+                    stamp(from),
+                    stamp(until)
                 );
                 return Ok(0);
             }
@@ -75,7 +79,7 @@ pub fn run(config: &Config, now: DateTime<Utc>, command: &ScheduleCommand) -> Re
                     let local = t.with_timezone(&by[0].time_zone);
                     (
                         local.format("%Y-%m-%d %H:%M %Z (%:z)").to_string(),
-                        t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        stamp(*t),
                         by.iter()
                             .map(|s| s.name.as_str())
                             .collect::<Vec<_>>()

@@ -1,0 +1,20 @@
+//! `lifeboat alerts`: the open alerts.
+
+use anyhow::Result;
+
+use crate::output::stamp;
+use crate::workspace::Workspace;
+
+pub fn run(ws: &Workspace, json: bool) -> Result<u8> {
+    let alerts = ws.store()?.open_alerts()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&alerts)?);
+    } else if alerts.is_empty() {
+        println!("No open alerts.");
+    } else {
+        for a in &alerts {
+            println!("{}  policy.{}  {}", stamp(a.opened), a.policy, a.message);
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,108 @@
+//! `lifeboat backup POLICY`: one backup of a policy now, then its
+//! retention, under the state lock.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use lifeboat_engine::backup::{self, BackupResult};
+use lifeboat_engine::plan::Action;
+use lifeboat_engine::runmode::attempt::{self, PolicyRun};
+use lifeboat_engine::state::BackupStatus;
+
+use crate::output::print_outcome;
+use crate::workspace::{cloud, locked, Workspace};
+
+pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
+    let wait = backup::Wait {
+        timeout,
+        ..Default::default()
+    };
+    let store = Arc::new(Mutex::new(ws.store()?));
+    let now = ws.now;
+    let policy = policy.to_string();
+    let store2 = store.clone();
+    let ctx = attempt::Context {
+        config_dir: ws.dir.clone(),
+        notifications: ws.config.notifications.clone(),
+        limits: backup::Limits::default(),
+    };
+    locked(store, "backup", async move |_| {
+        for b in backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await? {
+            println!(
+                "Closed backup {} of policy {} left running by an interrupted lifeboat: failed, {} snapshot(s) in the catalog.",
+                b.id,
+                b.policy,
+                b.snapshots.len()
+            );
+        }
+        // The policy's scripts, timeout, success rule and alerts
+        // apply as in a scheduled run; an ad hoc backup is one
+        // attempt, never retried.
+        let run = attempt::run(
+            cloud().await?,
+            store2,
+            &policy,
+            &attempt::Trigger::AdHoc,
+            now,
+            wait,
+            &ctx,
+        )
+        .await;
+        print_alerts(&run);
+        let result = run.result?;
+        Ok(report(&result))
+    })
+    .await
+}
+
+fn print_alerts(run: &PolicyRun) {
+    if let Some(a) = &run.alert_opened {
+        println!(
+            "Alert {} opened for policy {}: {}",
+            a.id, a.policy, a.message
+        );
+    }
+    for a in &run.alerts_closed {
+        println!("Alert {} of policy {} closed.", a.id, a.policy);
+    }
+    for e in &run.notify_errors {
+        eprintln!("Warning: {e}");
+    }
+}
+
+/// Prints the backup and its retention; the exit code tells a complete
+/// backup (0) from a partial one (2), a failed one (1) and a backup whose
+/// retention left snapshots behind (3).
+fn report(result: &BackupResult) -> u8 {
+    let b = &result.record;
+    let targets: BTreeSet<&str> = b.snapshots.iter().map(|s| s.target.as_str()).collect();
+    println!(
+        "Backup {} of policy {}: {} ({} snapshot(s) of {} target(s))",
+        b.id,
+        b.policy,
+        b.status.as_str(),
+        b.snapshots.len(),
+        targets.len()
+    );
+    for p in &b.problems {
+        println!("  problem: {p}");
+    }
+    let r = &result.retention;
+    if !r.outcomes.is_empty() {
+        println!("Retention:");
+        for (addr, o) in &r.outcomes {
+            print_outcome(Action::Delete, addr, o);
+        }
+    }
+    if r.failed() > 0 {
+        eprintln!("Error: retention could not delete everything it should; the next backup or apply tries again.");
+        return 3;
+    }
+    match b.status {
+        BackupStatus::Success => 0,
+        BackupStatus::Partial => 2,
+        BackupStatus::Failed | BackupStatus::Running => 1,
+    }
+}

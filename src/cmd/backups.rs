@@ -1,0 +1,155 @@
+//! The backup catalog: `lifeboat backups` lists it, `backups show ID` shows
+//! one backup with its snapshots, problems and the scripts it ran (their
+//! captured stderr), and `lifeboat freeze ID` keeps a backup out of
+//! retention.
+
+use anyhow::{bail, Result};
+use lifeboat_engine::state::{BackupRecord, ScriptRun};
+use lifeboat_engine::Address;
+
+use crate::output::{print_table, stamp};
+use crate::workspace::Workspace;
+
+pub fn list(ws: &Workspace, policy: Option<&str>, json: bool) -> Result<u8> {
+    let store = ws.store()?;
+    let list = store.backups(policy)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        print_list(&list);
+    }
+    Ok(0)
+}
+
+fn print_list(list: &[BackupRecord]) {
+    if list.is_empty() {
+        println!("No backups.");
+        return;
+    }
+    let rows: Vec<[String; 6]> = list
+        .iter()
+        .map(|b| {
+            let status = match &b.frozen {
+                Some(f) => format!("{} (frozen: {})", b.status.as_str(), f.name),
+                None => b.status.as_str().to_string(),
+            };
+            [
+                b.id.clone(),
+                b.policy.clone(),
+                stamp(b.started),
+                b.finished.map(stamp).unwrap_or_else(|| "-".into()),
+                status,
+                b.snapshots
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]
+        })
+        .collect();
+    let head = ["ID", "POLICY", "STARTED", "FINISHED", "STATUS", "SNAPSHOTS"];
+    print_table(head, &rows);
+}
+
+pub fn show(ws: &Workspace, id: &str, policy: Option<&str>, json: bool) -> Result<u8> {
+    let store = ws.store()?;
+    let found: Vec<_> = store
+        .backups(policy)?
+        .into_iter()
+        .filter(|b| b.id == id)
+        .collect();
+    let b = match found.as_slice() {
+        [] => bail!("no backup {id:?} in the catalog (see `lifeboat backups`)"),
+        [b] => b.clone(),
+        _ => bail!("backup id {id:?} exists in several policies; add --policy"),
+    };
+    let scripts = store.script_runs(&b.policy, &b.id)?;
+    if json {
+        let mut v = serde_json::to_value(&b)?;
+        v["scripts"] = serde_json::to_value(&scripts)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    print_backup(&b, &scripts);
+    Ok(0)
+}
+
+fn print_backup(b: &BackupRecord, scripts: &[ScriptRun]) {
+    println!("backup   {}", b.id);
+    println!("policy   {}", b.policy);
+    println!("account  {}", b.account);
+    println!("status   {}", b.status.as_str());
+    println!("started  {}", stamp(b.started));
+    println!(
+        "finished {}",
+        b.finished.map(stamp).unwrap_or_else(|| "-".into())
+    );
+    if let Some(f) = &b.frozen {
+        println!("frozen   {} at {}", f.name, stamp(f.at));
+    }
+    println!("\nsnapshots ({}):", b.snapshots.len());
+    for s in &b.snapshots {
+        println!("  {}  {}  {}  {}", s.id, s.target, s.volume_id, s.region);
+    }
+    if !b.problems.is_empty() {
+        println!("\nproblems:");
+        for p in &b.problems {
+            println!("  {p}");
+        }
+    }
+    if !scripts.is_empty() {
+        println!("\nscripts:");
+        for r in scripts {
+            println!(
+                "  attempt {}  {}  {}  {}",
+                r.attempt,
+                r.step,
+                if r.ok { "ok" } else { "failed" },
+                r.detail
+            );
+            if !r.stderr.is_empty() {
+                println!("    stderr:");
+                for l in r.stderr.lines() {
+                    println!("      {l}");
+                }
+            }
+        }
+    }
+}
+
+/// `backup_id` is a catalog id, or a backup address (which names its
+/// policy, so `policy` is then not needed).
+pub fn freeze(ws: &Workspace, backup_id: &str, name: &str, policy: Option<&str>) -> Result<u8> {
+    let mut store = ws.store()?;
+    let (pol, id) = match backup_id.parse::<Address>() {
+        Ok(Address::Backup { policy, id }) => (Some(policy), id),
+        _ => (policy.map(str::to_string), backup_id.to_string()),
+    };
+    let matches: Vec<BackupRecord> = store
+        .backups(pol.as_deref())?
+        .into_iter()
+        .filter(|b| b.id == id)
+        .collect();
+    let b = match matches.as_slice() {
+        [] => bail!("no backup with id {id:?}; `lifeboat backups` lists them"),
+        [b] => b.clone(),
+        _ => bail!("backup id {id:?} exists in several policies; add --policy"),
+    };
+    if let Some(f) = &b.frozen {
+        bail!(
+            "backup {} of policy {} is already frozen as {:?}",
+            b.id,
+            b.policy,
+            f.name
+        );
+    }
+    let lock = store.lock("freeze")?;
+    let r = store.transaction(|tx| tx.freeze(&b.policy, &b.id, name, ws.now));
+    store.unlock(&lock.id)?;
+    r?;
+    println!(
+        "Froze backup {} of policy {} as {name:?}: retention will keep it.",
+        b.id, b.policy
+    );
+    Ok(0)
+}

@@ -1,0 +1,17 @@
+//! One module per command or command family; each takes the loaded
+//! workspace (or what it needs instead) and returns the exit code.
+//! `run` (the scheduled work) is in `cmd_run`.
+
+pub mod alerts;
+pub mod apply;
+pub mod backup;
+pub mod backups;
+pub mod fmt;
+pub mod force_unlock;
+pub mod graph;
+pub mod plan;
+pub mod schedule;
+pub mod state;
+pub mod status;
+pub mod validate;
+pub mod vpc;

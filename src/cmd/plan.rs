@@ -1,0 +1,112 @@
+//! `lifeboat plan`: what apply would do, printed for people, as JSON or as
+//! Markdown, and optionally saved for `lifeboat apply FILE`. Also the plan
+//! making and saved-plan reading that apply and graph share.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use lifeboat_engine::plan::observe as observation;
+use lifeboat_engine::plan::{planner, render, Plan, FORMAT_VERSION};
+use lifeboat_engine::state::{Snapshot, Store};
+use lifeboat_engine::vpc::clone::{self, CloneSource};
+
+use crate::cmd::status;
+use crate::output::write_atomically;
+use crate::workspace::{cloud, Workspace};
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Save the plan for `lifeboat apply FILE`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the plan as JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// Print the plan as Markdown (for a pull-request comment).
+    #[arg(long)]
+    markdown: bool,
+    /// Fail (exit 1) if the plan destroys anything.
+    #[arg(long)]
+    deny_destroy: bool,
+}
+
+pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
+    let mut store = ws.store()?;
+    let plan = make(ws, &mut store).await?;
+    if args.json {
+        print!("{}", render::json(&plan));
+    } else if args.markdown {
+        print!("{}", render::markdown(&plan));
+    } else {
+        print!("{}", render::human(&plan));
+        print!("{}", status::next_runs_text(&ws.config, ws.now));
+    }
+    if let Some(out) = &args.out {
+        write_atomically(out, serde_json::to_string_pretty(&plan)?.as_bytes())?;
+        if !args.json && !args.markdown {
+            println!(
+                "\nSaved the plan to {}. Apply it with: lifeboat apply {}",
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    if args.deny_destroy && plan.destroys() {
+        eprintln!(
+            "Error: the plan destroys {} object(s) and --deny-destroy is set.",
+            plan.summary.destroy
+        );
+        return Ok(1);
+    }
+    Ok(if args.detailed_exitcode && !plan.is_empty() {
+        2
+    } else {
+        0
+    })
+}
+
+/// A plan of the configuration against the state and live AWS, now.
+pub async fn make(ws: &Workspace, store: &mut Store) -> Result<Plan> {
+    let state = store.load()?;
+    let sources = clone::catalog(store, &ws.config)?;
+    let observed = observe(ws, &state, sources).await?;
+    Ok(planner::plan(&ws.config, &state, &observed, ws.now)?)
+}
+
+/// What live AWS has for the plan: targets and snapshots, and for VPC
+/// clones the destination zones.
+pub async fn observe(
+    ws: &Workspace,
+    state: &Snapshot,
+    clone_sources: BTreeMap<String, CloneSource>,
+) -> Result<observation::Observation> {
+    let cloud = cloud().await?;
+    let mut observed = observation::observe(cloud.clone(), &ws.config, state).await?;
+    let accounts = planner::known_accounts(&ws.config, state)?;
+    observed.clones = clone::observe(cloud, &ws.config, &accounts, clone_sources).await?;
+    Ok(observed)
+}
+
+/// A plan saved with `lifeboat plan --out`, refused when another version
+/// of lifeboat wrote it.
+pub fn read(path: &Path) -> Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a Lifeboat plan", path.display()))?;
+    let version = v
+        .get("format_version")
+        .and_then(|x| x.as_str())
+        .unwrap_or("");
+    if version != FORMAT_VERSION {
+        bail!(
+            "{} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}",
+            path.display()
+        );
+    }
+    serde_json::from_value(v).with_context(|| format!("{} is not a Lifeboat plan", path.display()))
+}

@@ -1,0 +1,104 @@
+//! Printing shared by the commands: diagnostics, time stamps, tables, the
+//! outcome of one change, and the exit code of a command that failed.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use lifeboat_engine::plan::apply::Outcome;
+use lifeboat_engine::plan::Action;
+use lifeboat_engine::Address;
+use lifeboat_schema::Diagnostics;
+
+/// A failure already explained to the user; only the exit code is left.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// The process's exit code for what a command returned. An error not yet
+/// explained is printed here, once, and exits 1.
+pub fn exit_code(result: Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                return ExitCode::from(*code);
+            }
+            eprintln!("Error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub fn print_diagnostics(d: &Diagnostics) {
+    let mut err = std::io::stderr().lock();
+    for diag in &d.0 {
+        let _ = writeln!(err, "{diag}");
+    }
+}
+
+/// An instant as every command prints it: UTC, to the second.
+pub fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A table with a header row, columns two spaces apart; the last column is
+/// not padded, so that no line ends in blanks.
+pub fn print_table<const N: usize>(head: [&str; N], rows: &[[String; N]]) {
+    let mut width = head.map(str::len);
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.len());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}  ", w = width[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(head);
+    for r in rows {
+        line(r.each_ref().map(String::as_str));
+    }
+}
+
+/// One line per change as it finishes, for apply and for retention.
+pub fn print_outcome(action: Action, addr: &Address, o: &Outcome) {
+    let verb = match action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Delete => "deleted",
+        Action::Replace => "replaced",
+        Action::Read => "forgotten",
+    };
+    match o {
+        Outcome::Done => println!("  {addr}: {verb}"),
+        Outcome::Failed(e) => println!("  {addr}: FAILED: {e}"),
+        Outcome::Skipped(dep) => println!("  {addr}: skipped ({dep} failed)"),
+        Outcome::Interrupted => println!("  {addr}: not started (interrupted)"),
+    }
+}
+
+/// Writes a file whole or not at all: an interrupted write leaves the old
+/// file (a configuration file, a saved plan) as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp-lifeboat");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! What every command stands on: the configuration of `--dir`, the time
+//! (`--now`, or the clock), the state store and its lock, and the AWS
+//! providers wired in as the engine's cloud.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use lifeboat_engine::cloud::Cloud;
+use lifeboat_engine::state::{SharedStore, Store};
+use lifeboat_schema::{Config, Severity};
+
+use crate::output::{print_diagnostics, Exit};
+
+/// A loaded configuration directory, at the time the command acts.
+pub struct Workspace {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub now: DateTime<Utc>,
+}
+
+/// Loads the configuration of `dir`, printing its warnings. A configuration
+/// with errors is reported whole (every problem at once) and exits 1.
+pub fn load(dir: &Path, now: Option<DateTime<Utc>>) -> Result<Workspace> {
+    match lifeboat_schema::load_dir(dir) {
+        Ok(loaded) => {
+            print_diagnostics(&loaded.warnings);
+            Ok(Workspace {
+                dir: dir.to_path_buf(),
+                config: loaded.config,
+                now: now.unwrap_or_else(Utc::now),
+            })
+        }
+        Err(diags) => {
+            print_diagnostics(&diags);
+            let n = diags
+                .0
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            eprintln!("{n} error(s) in the configuration.");
+            Err(Exit(1).into())
+        }
+    }
+}
+
+impl Workspace {
+    /// The state file: `state { path }` (relative to the configuration
+    /// directory), or `.lifeboat/state.db` there.
+    pub fn state_path(&self) -> PathBuf {
+        match &self.config.settings.state.path {
+            Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
+            Some(p) => self.dir.join(p),
+            None => self.dir.join(".lifeboat").join("state.db"),
+        }
+    }
+
+    pub fn store(&self) -> Result<Store> {
+        Ok(Store::open(&self.state_path())?)
+    }
+}
+
+/// The engine's cloud, backed by the AWS SDK.
+pub async fn cloud() -> Result<Arc<dyn Cloud>> {
+    let c = lifeboat_providers::AwsCloud::new();
+    Ok(Arc::new(c))
+}
+
+/// Holds the state lock for the duration of `f`, and releases it whatever
+/// `f` returns.
+pub async fn locked<T>(
+    store: SharedStore,
+    operation: &str,
+    f: impl AsyncFnOnce(String) -> Result<T>,
+) -> Result<T> {
+    let lock = store.lock().expect("store").lock(operation)?;
+    // Keep the lock alive while `f` works (a confirmation prompt, a long wait
+    // for snapshots), so that it never expires under a live holder.
+    let heartbeat = {
+        let store = store.clone();
+        let id = lock.id.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                let renewed = store.lock().expect("store").renew_lock(&id);
+                if let Err(e) = renewed {
+                    eprintln!("Error: {e}");
+                    return;
+                }
+            }
+        })
+    };
+    let out = f(lock.id.clone()).await;
+    heartbeat.abort();
+    let released = store.lock().expect("store").unlock(&lock.id);
+    let out = out?;
+    released?;
+    Ok(out)
+}
+
+/// A flag raised by SIGINT or SIGTERM. Apply then starts nothing new,
+/// finishes and records what is in flight, and releases the state lock, so
+/// an interrupted apply leaves state true to AWS and can simply be re-planned.
+pub fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        eprintln!("Interrupted: finishing the changes in flight, starting no new ones.");
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
+}
