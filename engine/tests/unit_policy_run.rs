@@ -513,7 +513,8 @@ async fn unit_an_ad_hoc_backup_is_one_attempt_that_leaves_a_scheduled_retry_alon
 
 #[tokio::test]
 async fn unit_the_runner_skips_a_slot_while_the_policy_s_run_is_in_flight() {
-    use lifeboat_engine::runmode::runner::{Due, DueKind, Runner, Started};
+    use lifeboat_engine::runmode::agenda::{Due, DueKind};
+    use lifeboat_engine::runmode::runner::{Runner, Started};
     let b = Bench::new("").await;
     let mut runner = Runner::new(b.cloud(), b.store.clone(), &b.config, WAIT, b.ctx());
     let due = |minute| Due {
@@ -539,7 +540,7 @@ async fn unit_the_runner_skips_a_slot_while_the_policy_s_run_is_in_flight() {
     let waiting = b.store.lock().unwrap().retries().unwrap();
     assert_eq!((waiting["web"].slot, waiting["web"].attempt), (at(1), 1));
     assert!(runner.due(at(3)).unwrap().is_empty());
-    assert_eq!(runner.next_wake(at(3)).unwrap(), None);
+    assert_eq!(runner.agenda().unwrap().next_run(at(3)), None);
 
     let ran = runner.finished().await.expect("the first run finishes");
     assert!(ran.succeeded);
@@ -582,7 +583,8 @@ async fn unit_a_strict_after_script_failure_is_settled_before_retention_counts()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unit_policies_running_together_share_one_bound_per_account_and_region() {
-    use lifeboat_engine::runmode::runner::{Due, DueKind, Runner};
+    use lifeboat_engine::runmode::agenda::{Due, DueKind};
+    use lifeboat_engine::runmode::runner::Runner;
     // Two policies of four instances each, in one account and region.
     let text = config_text("").replace(
         "policy \"web\" {",

@@ -38,7 +38,7 @@ use crate::runmode::notify;
 use crate::runmode::scripts;
 use crate::state::model::PolicyState;
 use crate::state::{
-    Alert, BackupRecord, BackupStatus, Retry, ScriptRun, SharedStore, StateError, Store,
+    Alert, BackupRecord, BackupStatus, Retry, ScriptRun, SharedStore, Snapshot, StateError, Store,
 };
 
 /// What a policy run needs beside the cloud and the store.
@@ -254,19 +254,10 @@ async fn attempt(
     };
     crate::failpoint::hit(crate::failpoint::BACKUP_BEFORE_SCRIPT);
     let mut script_problems: Vec<String> = Vec::new();
-    let mut before_ok = true;
-    if let Some(s) = &opts.scripts {
-        if let Some(path) = &s.before {
-            match call.step("before", path, s, None).await {
-                Ok(r) if r.ok => {}
-                Ok(r) => {
-                    before_ok = false;
-                    script_problems.push(format!("before script {path}: {}", r.detail));
-                }
-                Err(e) => return (Err(e.into()), summary),
-            }
-        }
-    }
+    let before_ok = match before_script(&call, opts, &mut script_problems).await {
+        Ok(ok) => ok,
+        Err(e) => return (Err(e.into()), summary),
+    };
     let strict = opts.success == SuccessRule::Strict;
     // Under the strict rule a failed before script already makes this
     // backup invalid: it is recorded as partial from the start.
@@ -275,37 +266,24 @@ async fn attempt(
     } else {
         Vec::new()
     };
-    let mut wait = wait;
-    if let Some(secs) = opts.timeout_secs {
-        wait.timeout = wait.timeout.min(Duration::from_secs(secs));
-    }
-    let take = backup::take(
+    let taken = take(
         cloud.clone(),
-        store.clone(),
+        store,
         policy,
+        &id,
         at,
         wait,
+        opts,
         known,
-        &ctx.limits,
-    );
-    let taken: Result<BackupRecord, BackupError> = match opts.timeout_secs {
-        None => take.await,
-        Some(secs) => match tokio::time::timeout(Duration::from_secs(secs), take).await {
-            Ok(r) => r,
-            Err(_) => {
-                close_timed_out(store, policy, &id, secs);
-                summary
-                    .problems
-                    .push(format!("the backup timed out after {secs}s"));
-                match record_of(store, policy, &id) {
-                    Ok(Some(record)) => Ok(record),
-                    Ok(None) => Err(BackupError::State(StateError::Conflict(format!(
-                        "policy {policy}: the backup timed out after {secs}s"
-                    )))),
-                    Err(e) => Err(e.into()),
-                }
-            }
-        },
+        ctx,
+    )
+    .await;
+    let taken = match taken {
+        Ok(t) => t,
+        Err(problem) => {
+            summary.problems.push(problem.problem);
+            problem.record
+        }
     };
     let backup_ok = matches!(&taken, Ok(r) if r.status == BackupStatus::Success);
     if let Ok(r) = &taken {
@@ -318,61 +296,171 @@ async fn attempt(
                 .push(format!("backup id {} differs from {id}", r.id));
         }
     }
-    if let Some(s) = &opts.scripts {
-        if let Some(path) = &s.after {
-            match call.step("after", path, s, Some(before_ok)).await {
-                Ok(r) if r.ok => {}
-                Ok(r) => script_problems.push(format!("after script {path}: {}", r.detail)),
-                Err(e) => return (Err(e.into()), summary),
-            }
-        }
-        if let Some(path) = &s.complete {
-            let all_ok = backup_ok && script_problems.is_empty();
-            match call.step("complete", path, s, Some(all_ok)).await {
-                Ok(r) if r.ok => {}
-                Ok(r) => script_problems.push(format!("complete script {path}: {}", r.detail)),
-                Err(e) => return (Err(e.into()), summary),
-            }
-        }
+    let after = after_scripts(&call, opts, before_ok, backup_ok, &mut script_problems).await;
+    if let Err(e) = after {
+        return (Err(e.into()), summary);
     }
-    // Scripts are settled before retention: under the strict rule a backup
-    // whose after or complete script failed is partial by the time
-    // retention counts generations.
-    let mut taken = taken;
-    if !script_problems.is_empty() {
-        if let Ok(r) = &taken {
-            let amended = if strict && r.status == BackupStatus::Success {
-                let why: Vec<String> = script_problems.iter().map(|p| strict_note(p)).collect();
-                amend(store, r, BackupStatus::Partial, &why)
-            } else if !strict {
-                // Recorded with the backup, without changing its status.
-                amend(store, r, r.status, &script_problems)
-            } else {
-                Ok(())
-            };
-            // A backup whose invalidity could not be recorded must not meet
-            // retention, which would count it.
-            if let Err(e) = amended {
-                taken = Err(e.into());
-            }
-        }
-    }
-    let result = match taken {
-        Ok(r) => {
-            // Re-read the record: scripts may have changed its status and problems.
-            let record = match record_of(store, policy, &r.id) {
-                Ok(Some(rec)) => rec,
-                _ => r,
-            };
-            match backup::retain(cloud, store.clone(), &record, at).await {
-                Ok(retention) => Ok(BackupResult { record, retention }),
-                Err(e) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
-    };
+    let taken = settle_scripts(store, taken, strict, &script_problems);
+    let result = retain(cloud, store, policy, taken, at).await;
     summary.valid = backup_ok && (!strict || script_problems.is_empty());
-    match &result {
+    summarise(&mut summary, &result, strict, script_problems);
+    (result, summary)
+}
+
+/// Runs the `before` script, if any; its failure goes to `problems`.
+/// Returns whether it succeeded (or there was none).
+async fn before_script(
+    call: &ScriptCall<'_>,
+    opts: &PolicyOptions,
+    problems: &mut Vec<String>,
+) -> Result<bool, StateError> {
+    let Some(s) = &opts.scripts else {
+        return Ok(true);
+    };
+    let Some(path) = &s.before else {
+        return Ok(true);
+    };
+    let r = call.step("before", path, s, None).await?;
+    if !r.ok {
+        problems.push(format!("before script {path}: {}", r.detail));
+    }
+    Ok(r.ok)
+}
+
+/// A backup that outlived the policy's `timeout`: why, and its record as
+/// closed.
+struct TimedOut {
+    problem: String,
+    record: Result<BackupRecord, BackupError>,
+}
+
+/// Takes the backup, bounded by the policy's `timeout` (which also bounds
+/// the wait for snapshots). A backup that times out is closed as failed.
+#[allow(clippy::too_many_arguments)]
+async fn take(
+    cloud: Arc<dyn Cloud>,
+    store: &SharedStore,
+    policy: &str,
+    id: &str,
+    at: DateTime<Utc>,
+    wait: Wait,
+    opts: &PolicyOptions,
+    known: Vec<String>,
+    ctx: &Context,
+) -> Result<Result<BackupRecord, BackupError>, TimedOut> {
+    let mut wait = wait;
+    if let Some(secs) = opts.timeout_secs {
+        wait.timeout = wait.timeout.min(Duration::from_secs(secs));
+    }
+    let take = backup::take(cloud, store.clone(), policy, at, wait, known, &ctx.limits);
+    let Some(secs) = opts.timeout_secs else {
+        return Ok(take.await);
+    };
+    match tokio::time::timeout(Duration::from_secs(secs), take).await {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            close_timed_out(store, policy, id, secs);
+            let record = match record_of(store, policy, id) {
+                Ok(Some(record)) => Ok(record),
+                Ok(None) => Err(BackupError::State(StateError::Conflict(format!(
+                    "policy {policy}: the backup timed out after {secs}s"
+                )))),
+                Err(e) => Err(e.into()),
+            };
+            Err(TimedOut {
+                problem: format!("the backup timed out after {secs}s"),
+                record,
+            })
+        }
+    }
+}
+
+/// Runs the `after` and `complete` scripts, if any; their failures go to
+/// `problems`.
+async fn after_scripts(
+    call: &ScriptCall<'_>,
+    opts: &PolicyOptions,
+    before_ok: bool,
+    backup_ok: bool,
+    problems: &mut Vec<String>,
+) -> Result<(), StateError> {
+    let Some(s) = &opts.scripts else {
+        return Ok(());
+    };
+    if let Some(path) = &s.after {
+        let r = call.step("after", path, s, Some(before_ok)).await?;
+        if !r.ok {
+            problems.push(format!("after script {path}: {}", r.detail));
+        }
+    }
+    if let Some(path) = &s.complete {
+        let all_ok = backup_ok && problems.is_empty();
+        let r = call.step("complete", path, s, Some(all_ok)).await?;
+        if !r.ok {
+            problems.push(format!("complete script {path}: {}", r.detail));
+        }
+    }
+    Ok(())
+}
+
+/// Records script failures with the backup before retention: under the
+/// strict rule a backup whose after or complete script failed is partial
+/// by the time retention counts generations.
+fn settle_scripts(
+    store: &SharedStore,
+    taken: Result<BackupRecord, BackupError>,
+    strict: bool,
+    problems: &[String],
+) -> Result<BackupRecord, BackupError> {
+    let Ok(r) = &taken else {
+        return taken;
+    };
+    if problems.is_empty() {
+        return taken;
+    }
+    let amended = if strict && r.status == BackupStatus::Success {
+        let why: Vec<String> = problems.iter().map(|p| strict_note(p)).collect();
+        amend(store, r, BackupStatus::Partial, &why)
+    } else if !strict {
+        // Recorded with the backup, without changing its status.
+        amend(store, r, r.status, problems)
+    } else {
+        Ok(())
+    };
+    // A backup whose invalidity could not be recorded must not meet
+    // retention, which would count it.
+    match amended {
+        Ok(()) => taken,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies retention after a backup, on its record as the scripts left it.
+async fn retain(
+    cloud: Arc<dyn Cloud>,
+    store: &SharedStore,
+    policy: &str,
+    taken: Result<BackupRecord, BackupError>,
+    at: DateTime<Utc>,
+) -> Result<BackupResult, BackupError> {
+    let r = taken?;
+    // Re-read the record: scripts may have changed its status and problems.
+    let record = match record_of(store, policy, &r.id) {
+        Ok(Some(rec)) => rec,
+        _ => r,
+    };
+    let retention = backup::retain(cloud, store.clone(), &record, at).await?;
+    Ok(BackupResult { record, retention })
+}
+
+/// Fills the attempt's status and problems from its result and scripts.
+fn summarise(
+    summary: &mut Attempt,
+    result: &Result<BackupResult, BackupError>,
+    strict: bool,
+    script_problems: Vec<String>,
+) {
+    match result {
         Ok(r) => {
             summary.status = Some(r.record.status);
             if r.record.status != BackupStatus::Success && summary.problems.is_empty() {
@@ -388,7 +476,6 @@ async fn attempt(
             }
         }
     }
-    (result, summary)
 }
 
 /// Runs one attempt of `policy` for `trigger` with its options, then
@@ -402,59 +489,13 @@ pub async fn run(
     wait: Wait,
     ctx: &Context,
 ) -> PolicyRun {
-    let loaded = store.lock().expect("store").load();
-    let state = match loaded {
-        Ok(s) => s,
-        Err(e) => return not_run(e.into()),
+    let (state, pol) = match applied(&cloud, &store, policy, now, wait).await {
+        Ok(found) => found,
+        Err(e) => return not_run(e),
     };
-    let pol = match state.policy(policy) {
-        Ok(p) => p,
-        Err(e) => return not_run(e.into()),
-    };
-    let Some(pol) = pol else {
-        // backup::run says why (not applied).
-        return not_run(
-            backup::run(cloud, store, policy, now, wait)
-                .await
-                .err()
-                .unwrap_or_else(|| BackupError::NotApplied(policy.to_string())),
-        );
-    };
-    if !pol.enabled {
-        return not_run(BackupError::Disabled(policy.to_string()));
-    }
-    let mut out = PolicyRun {
-        attempt: None,
-        result: Err(BackupError::NotApplied(policy.to_string())),
-        succeeded: false,
-        retry: None,
-        superseded: None,
-        failures: 0,
-        alert_opened: None,
-        alerts_closed: vec![],
-        notify_errors: vec![],
-    };
-    // A waiting retry replaced by a new slot: that run ends here, failed.
-    if let Trigger::Scheduled {
-        supersedes: Some(old),
-        ..
-    } = trigger
-    {
-        let why = format!(
-            "the run for {} was replaced by a new slot before its attempt {}",
-            old.slot.format("%Y-%m-%dT%H:%M:%SZ"),
-            old.attempt
-        );
-        // The runner already put this run's attempt in the retry's place.
-        let ended = count_failure(&store, &pol, now, old.attempt.saturating_sub(1), &why);
-        match ended {
-            Ok((n, opened)) => {
-                out.failures = n;
-                out.alert_opened = opened;
-            }
-            Err(e) => return not_run(e.into()),
-        }
-        out.superseded = Some(old.clone());
+    let mut out = not_run(BackupError::NotApplied(policy.to_string()));
+    if let Err(e) = end_superseded(&store, &pol, trigger, now, &mut out) {
+        return not_run(e.into());
     }
     let targets = match state.targets() {
         Ok(t) => t,
@@ -481,30 +522,109 @@ pub async fn run(
     .await;
     let finished = now + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default();
     out.succeeded = a.valid;
-    // Another attempt unless it was valid, the last allowed, ad hoc, or the
-    // catalog itself is in trouble (not worth retrying).
-    let retry = match trigger {
-        Trigger::Scheduled { slot, .. }
-            if !a.valid
-                && number <= pol.options.retries.count
-                && !matches!(result, Err(BackupError::State(_))) =>
-        {
-            Some(Retry {
-                policy: policy.to_string(),
-                slot: *slot,
-                attempt: number + 1,
-                // Whole seconds, as the state stores and logs show it.
-                due: (finished
-                    + chrono::Duration::seconds(
-                        i64::try_from(pol.options.retries.wait_secs).unwrap_or(i64::MAX / 1000),
-                    ))
-                .trunc_subsecs(0),
-            })
-        }
-        _ => None,
-    };
+    let retry = next_attempt(trigger, &pol, &a, &result, finished);
     out.attempt = Some(a);
     out.result = result;
+    let retry = record_retry(&store, policy, trigger, retry, &mut out);
+    if retry.is_some() {
+        out.retry = retry;
+    } else if let Err(e) = account(&store, &pol, finished, &mut out) {
+        out.notify_errors
+            .push(format!("cannot record the run: {e}"));
+    }
+    publish_alerts(&cloud, &store, ctx, finished, &mut out).await;
+    out
+}
+
+/// The applied, enabled policy `policy` and the state it was read from, or
+/// why it cannot run.
+async fn applied(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    policy: &str,
+    now: DateTime<Utc>,
+    wait: Wait,
+) -> Result<(Snapshot, PolicyState), BackupError> {
+    let state = store.lock().expect("store").load()?;
+    let Some(pol) = state.policy(policy)? else {
+        // backup::run says why (not applied).
+        return Err(backup::run(cloud.clone(), store.clone(), policy, now, wait)
+            .await
+            .err()
+            .unwrap_or_else(|| BackupError::NotApplied(policy.to_string())));
+    };
+    if !pol.enabled {
+        return Err(BackupError::Disabled(policy.to_string()));
+    }
+    Ok((state, pol))
+}
+
+/// A waiting retry replaced by a new slot: that run ends here, failed.
+fn end_superseded(
+    store: &SharedStore,
+    pol: &PolicyState,
+    trigger: &Trigger,
+    now: DateTime<Utc>,
+    out: &mut PolicyRun,
+) -> Result<(), StateError> {
+    let Trigger::Scheduled {
+        supersedes: Some(old),
+        ..
+    } = trigger
+    else {
+        return Ok(());
+    };
+    let why = format!(
+        "the run for {} was replaced by a new slot before its attempt {}",
+        old.slot.format("%Y-%m-%dT%H:%M:%SZ"),
+        old.attempt
+    );
+    // The runner already put this run's attempt in the retry's place.
+    let (n, opened) = count_failure(store, pol, now, old.attempt.saturating_sub(1), &why)?;
+    out.failures = n;
+    out.alert_opened = opened;
+    out.superseded = Some(old.clone());
+    Ok(())
+}
+
+/// Another attempt unless this one was valid, the last allowed, ad hoc, or
+/// the catalog itself is in trouble (not worth retrying).
+fn next_attempt(
+    trigger: &Trigger,
+    pol: &PolicyState,
+    a: &Attempt,
+    result: &Result<BackupResult, BackupError>,
+    finished: DateTime<Utc>,
+) -> Option<Retry> {
+    let Trigger::Scheduled { slot, .. } = trigger else {
+        return None;
+    };
+    if a.valid
+        || a.number > pol.options.retries.count
+        || matches!(result, Err(BackupError::State(_)))
+    {
+        return None;
+    }
+    let wait = i64::try_from(pol.options.retries.wait_secs).unwrap_or(i64::MAX / 1000);
+    Some(Retry {
+        policy: pol.name.clone(),
+        slot: *slot,
+        attempt: a.number + 1,
+        // Whole seconds, as the state stores and logs show it.
+        due: (finished + chrono::Duration::seconds(wait)).trunc_subsecs(0),
+    })
+}
+
+/// Writes the retry to the state, or clears the one waiting when the run
+/// ended. A retry that could not be recorded will not happen: the run ends
+/// here and counts (the returned retry is `None`).
+fn record_retry(
+    store: &SharedStore,
+    policy: &str,
+    trigger: &Trigger,
+    retry: Option<Retry>,
+    out: &mut PolicyRun,
+) -> Option<Retry> {
     let recorded = {
         let mut s = store.lock().expect("store");
         match (&retry, trigger) {
@@ -516,39 +636,42 @@ pub async fn run(
             (None, Trigger::AdHoc) => Ok(()),
         }
     };
-    // A retry that could not be recorded will not happen: the run ends
-    // here and counts.
-    let retry = match recorded {
+    match recorded {
         Ok(()) => retry,
         Err(e) => {
             out.notify_errors
                 .push(format!("cannot record the retry: {e}"));
             None
         }
+    }
+}
+
+/// Publishes the alerts the run opened and closed, when the configuration
+/// has a `notifications` block.
+async fn publish_alerts(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    ctx: &Context,
+    finished: DateTime<Utc>,
+    out: &mut PolicyRun,
+) {
+    let Some(n) = &ctx.notifications else {
+        return;
     };
-    if retry.is_some() {
-        out.retry = retry;
-    } else if let Err(e) = account(&store, &pol, finished, &mut out) {
-        out.notify_errors
-            .push(format!("cannot record the run: {e}"));
+    let backup_id = out.result.as_ref().ok().map(|r| r.record.id.clone());
+    let mut messages = Vec::new();
+    if let Some(a) = &out.alert_opened {
+        messages.push(notify::opened_message(a, out.failures));
     }
-    if let Some(n) = &ctx.notifications {
-        let backup_id = out.result.as_ref().ok().map(|r| r.record.id.clone());
-        let mut messages = Vec::new();
-        if let Some(a) = &out.alert_opened {
-            messages.push(notify::opened_message(a, out.failures));
-        }
-        for a in &out.alerts_closed {
-            messages.push(notify::closed_message(a, finished, backup_id.as_deref()));
-        }
-        for (subject, text) in messages {
-            if let Err(e) = notify::publish(&cloud, &store, n, &subject, &text).await {
-                out.notify_errors
-                    .push(format!("cannot publish to SNS: {e}"));
-            }
+    for a in &out.alerts_closed {
+        messages.push(notify::closed_message(a, finished, backup_id.as_deref()));
+    }
+    for (subject, text) in messages {
+        if let Err(e) = notify::publish(cloud, store, n, &subject, &text).await {
+            out.notify_errors
+                .push(format!("cannot publish to SNS: {e}"));
         }
     }
-    out
 }
 
 /// The catalog record of backup `id` of `policy`.

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, Utc};
 use lifeboat_schema::{Config, Notifications};
 
 use crate::cloud::{Cloud, CloudError};
+use crate::runmode::agenda;
 use crate::state::model::PolicyState;
 use crate::state::{Alert, SharedStore, StateError};
 
@@ -141,28 +142,8 @@ pub fn summary_message(
     )
 }
 
-/// Is the daily summary due at `now`: past today's `HH:MM` (UTC) and not
-/// yet sent today? `last` is the date of the last one sent.
-pub fn summary_due(at: &str, last: Option<&str>, now: DateTime<Utc>) -> bool {
-    let Ok(time) = NaiveTime::parse_from_str(at, "%H:%M") else {
-        return false;
-    };
-    let today = now.date_naive();
-    now.time() >= time && last != Some(today.to_string().as_str())
-}
-
-/// The next instant after `now` at which the daily summary at `at`
-/// (`HH:MM`, UTC) comes due: when a runner should wake for it.
-pub fn next_summary(config: &Config, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let at = config.notifications.as_ref()?.daily_summary.as_ref()?;
-    let time = NaiveTime::parse_from_str(at, "%H:%M").ok()?;
-    let today = now.date_naive().and_time(time).and_utc();
-    Some(if today > now {
-        today
-    } else {
-        today + chrono::Duration::days(1)
-    })
-}
+/// The note under which the state keeps the date of the last daily summary.
+pub(crate) const SUMMARY_NOTE: &str = "daily_summary";
 
 /// Publishes the daily summary if due (and records that it was sent);
 /// returns whether it published.
@@ -181,9 +162,9 @@ pub async fn daily_summary(
     let (state, alerts, last) = {
         let s = store.lock().expect("store");
         let mut s = s;
-        (s.load()?, s.open_alerts()?, s.note("daily_summary")?)
+        (s.load()?, s.open_alerts()?, s.note(SUMMARY_NOTE)?)
     };
-    if !summary_due(at, last.as_deref(), now) {
+    if !agenda::summary_due(at, last.as_deref(), now) {
         return Ok(false);
     }
     let policies = state.policies()?;
@@ -196,28 +177,6 @@ pub async fn daily_summary(
     store
         .lock()
         .expect("store")
-        .set_note("daily_summary", &now.date_naive().to_string())?;
+        .set_note(SUMMARY_NOTE, &now.date_naive().to_string())?;
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_summary_is_due_once_a_day_after_its_time() {
-        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        assert!(!summary_due("08:00", None, t("2026-11-22T07:59:00Z")));
-        assert!(summary_due("08:00", None, t("2026-11-22T08:00:00Z")));
-        assert!(summary_due(
-            "08:00",
-            Some("2026-11-21"),
-            t("2026-11-22T13:00:00Z")
-        ));
-        assert!(!summary_due(
-            "08:00",
-            Some("2026-11-22"),
-            t("2026-11-22T13:00:00Z")
-        ));
-    }
 }

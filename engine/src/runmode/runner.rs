@@ -1,176 +1,22 @@
-//! The run mode's scheduling: which policies are due at an instant, when the
-//! next one will be, and the [`Runner`] that starts what is due.
-//!
-//! A policy runs for a *slot*, a planned instant of one of its schedules.
-//! Each policy remembers the last slot it ran for. At a tick, the slots after
-//! that one (but no further back than the grace window, one interval of the
-//! schedule) and not after now are due, and the policy runs once for the
-//! latest of them: missed slots are caught up with one backup, not one per
-//! slot. A failed attempt's retry (kept in the state) is due at its own
-//! time, like a slot.
-//!
-//! The runner starts each due run as a task of its own and does not wait
-//! for it: a policy with a long backup or a retry does not hold up the
-//! others. A policy is never run twice at once: a slot that comes while its
-//! previous run is still in flight is recorded as skipped.
+//! The [`Runner`]: it starts what the agenda says is due, each run as a
+//! task of its own, and does not wait for it: a policy with a long backup or
+//! a retry does not hold up the others. A policy is never run twice at once:
+//! a slot that comes while its previous run is still in flight is recorded
+//! as skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
-use lifeboat_schema::{Config, EveryUnit, Schedule};
+use chrono::{DateTime, Utc};
+use lifeboat_schema::Config;
 
 use crate::backup::{self, BackupError, BackupResult, Wait};
 use crate::cloud::Cloud;
-use crate::runmode::attempt::{self, Trigger};
-use crate::runmode::schedule;
+use crate::runmode::agenda::{Agenda, Due};
+use crate::runmode::attempt;
+use crate::runmode::notify::SUMMARY_NOTE;
 use crate::state::model::PolicyState;
 use crate::state::{BackupRecord, Retry, SharedStore, Skipped, StateError};
-
-/// How far back a missed slot still runs: one interval of its schedule
-/// (months counted as 31 days, so a monthly slot is never lost to a short month).
-pub fn grace(s: &Schedule) -> Duration {
-    let n = i64::from(s.every.count);
-    match s.every.unit {
-        EveryUnit::Minutes => Duration::minutes(n),
-        EveryUnit::Hours => Duration::hours(n),
-        EveryUnit::Days => Duration::days(n),
-        EveryUnit::Weeks => Duration::weeks(n),
-        EveryUnit::Months => Duration::days(31 * n),
-    }
-}
-
-/// A policy that should run now, for `slot`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Due {
-    pub policy: String,
-    pub slot: DateTime<Utc>,
-    /// The schedules that have a slot at that instant (none for a retry).
-    pub schedules: Vec<String>,
-    pub kind: DueKind,
-    /// The attempt to make: 1 for a new slot, 2 and up for retries (an
-    /// attempt a killed runner left unfinished is made again).
-    pub attempt: u32,
-    /// A waiting retry of an earlier slot that this new slot replaces.
-    pub supersedes: Option<Retry>,
-}
-
-/// Why a run is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DueKind {
-    /// A new slot of the policy's schedules.
-    Slot,
-    /// An attempt waiting in the state: a retry, or an attempt a killed
-    /// runner left unfinished.
-    Retry,
-}
-
-impl Due {
-    pub fn is_retry(&self) -> bool {
-        self.kind == DueKind::Retry
-    }
-
-    fn trigger(&self) -> Trigger {
-        Trigger::Scheduled {
-            slot: self.slot,
-            attempt: self.attempt,
-            supersedes: self.supersedes.clone(),
-        }
-    }
-}
-
-/// The latest slot of `s` in `(after, now]`, if any.
-fn latest_slot(s: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let mut cursor = after;
-    let mut latest = None;
-    while let Some(t) = schedule::next_after(s, cursor) {
-        if t > now {
-            break;
-        }
-        latest = Some(t);
-        cursor = t;
-    }
-    latest
-}
-
-/// The policies due at `now`. Pure: `policies` are the applied policies
-/// (state), `schedules` the configured ones, `last` each policy's last slot,
-/// `retries` the retries waiting. A new slot takes precedence over a waiting
-/// retry (and replaces it). Disabled policies and schedules missing from the
-/// configuration never run.
-pub fn due(
-    schedules: &BTreeMap<String, Schedule>,
-    policies: &BTreeMap<String, PolicyState>,
-    last: &BTreeMap<String, DateTime<Utc>>,
-    retries: &BTreeMap<String, Retry>,
-    now: DateTime<Utc>,
-) -> Vec<Due> {
-    let mut out = Vec::new();
-    for (name, p) in policies.iter().filter(|(_, p)| p.enabled) {
-        let mut best: Option<Due> = None;
-        for sname in &p.schedules {
-            let Some(s) = schedules.get(sname) else {
-                continue;
-            };
-            let floor = now - grace(s);
-            let after = last.get(name).map_or(floor, |l| (*l).max(floor));
-            let Some(slot) = latest_slot(s, after, now) else {
-                continue;
-            };
-            match &mut best {
-                Some(b) if b.slot == slot => b.schedules.push(sname.clone()),
-                Some(b) if b.slot > slot => {}
-                _ => {
-                    best = Some(Due {
-                        policy: name.clone(),
-                        slot,
-                        schedules: vec![sname.clone()],
-                        kind: DueKind::Slot,
-                        attempt: 1,
-                        supersedes: None,
-                    })
-                }
-            }
-        }
-        let waiting = retries.get(name);
-        match (best, waiting) {
-            (Some(mut d), r) => {
-                d.supersedes = r.cloned();
-                out.push(d);
-            }
-            (None, Some(r)) if r.due <= now => out.push(Due {
-                policy: name.clone(),
-                slot: r.slot,
-                schedules: vec![],
-                kind: DueKind::Retry,
-                attempt: r.attempt,
-                supersedes: None,
-            }),
-            (None, _) => {}
-        }
-    }
-    out
-}
-
-/// The next instant after `now` at which some policy has a slot or a retry.
-pub fn next_wake(
-    schedules: &BTreeMap<String, Schedule>,
-    policies: &BTreeMap<String, PolicyState>,
-    retries: &BTreeMap<String, Retry>,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let slots = policies
-        .values()
-        .filter(|p| p.enabled)
-        .flat_map(|p| p.schedules.iter())
-        .filter_map(|s| schedules.get(s))
-        .filter_map(|s| schedule::next_after(s, now));
-    let retries = retries
-        .values()
-        .filter(|r| policies.get(&r.policy).is_some_and(|p| p.enabled))
-        .map(|r| r.due.max(now));
-    slots.chain(retries).min()
-}
 
 /// What one run of a policy did.
 pub struct Ran {
@@ -189,6 +35,7 @@ pub struct Ran {
 }
 
 /// What the runner did with a due run.
+#[derive(Debug)]
 pub enum Started {
     Started(Due),
     /// The policy's previous run was still in flight.
@@ -200,7 +47,7 @@ pub enum Started {
 pub struct Runner {
     cloud: Arc<dyn Cloud>,
     store: SharedStore,
-    schedules: BTreeMap<String, Schedule>,
+    config: Config,
     wait: Wait,
     ctx: attempt::Context,
     jobs: tokio::task::JoinSet<Ran>,
@@ -218,7 +65,7 @@ impl Runner {
         Runner {
             cloud,
             store,
-            schedules: config.schedules.clone(),
+            config: config.clone(),
             wait,
             ctx,
             jobs: tokio::task::JoinSet::new(),
@@ -234,11 +81,6 @@ impl Runner {
     fn policies(&self) -> Result<BTreeMap<String, PolicyState>, StateError> {
         let state = self.store.lock().expect("store").load()?;
         state.policies()
-    }
-
-    /// The last slot each policy (and capture) ran for.
-    pub fn last_slots(&self) -> Result<BTreeMap<String, DateTime<Utc>>, StateError> {
-        self.store.lock().expect("store").last_slots()
     }
 
     /// The attempts waiting in the state, but for policies in flight (their
@@ -263,19 +105,28 @@ impl Runner {
         Ok(out)
     }
 
-    /// What is due at `now`: scheduled slots and retries.
-    pub fn due(&self, now: DateTime<Utc>) -> Result<Vec<Due>, StateError> {
+    /// The agenda as the state has it now: the applied policies, their
+    /// last slots and captures' last runs, the attempts waiting (but for
+    /// those in flight), and the last daily summary.
+    pub fn agenda(&self) -> Result<Agenda<'_>, StateError> {
         let policies = self.policies()?;
-        let waiting = self.waiting(&policies)?;
-        let last = self.store.lock().expect("store").last_slots()?;
-        Ok(due(&self.schedules, &policies, &last, &waiting, now))
+        let retries = self.waiting(&policies)?;
+        let (last, summary_sent) = {
+            let s = self.store.lock().expect("store");
+            (s.last_slots()?, s.note(SUMMARY_NOTE)?)
+        };
+        Ok(Agenda {
+            config: &self.config,
+            policies,
+            last,
+            retries,
+            summary_sent,
+        })
     }
 
-    /// The next instant a slot or a retry comes due.
-    pub fn next_wake(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, StateError> {
-        let policies = self.policies()?;
-        let waiting = self.waiting(&policies)?;
-        Ok(next_wake(&self.schedules, &policies, &waiting, now))
+    /// The policy runs due at `now`: scheduled slots and retries.
+    pub fn due(&self, now: DateTime<Utc>) -> Result<Vec<Due>, StateError> {
+        Ok(self.agenda()?.runs(now))
     }
 
     /// Stops every run in flight (after an error of the runner itself), so
@@ -383,190 +234,5 @@ impl Runner {
             .expect("a backup task panicked");
         self.in_flight.remove(&ran.due.policy);
         Some(ran)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lifeboat_schema::{AutoRemove, Every};
-
-    fn sched(every: &str, start: &str) -> Schedule {
-        Schedule {
-            name: "s".into(),
-            time_zone: lifeboat_schema::Tz::UTC,
-            start: chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M").unwrap(),
-            every: every.parse::<Every>().unwrap(),
-            days: None,
-            expires: None,
-            disable: vec![],
-            location: Default::default(),
-        }
-    }
-
-    fn policy(schedules: &[&str]) -> PolicyState {
-        PolicyState {
-            name: "web".into(),
-            account: "main".into(),
-            generations: 2,
-            enabled: true,
-            description: None,
-            selectors: vec![],
-            auto_remove_targets: AutoRemove::No,
-            schedules: schedules.iter().map(|s| s.to_string()).collect(),
-            options: Default::default(),
-        }
-    }
-
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn a_policy_is_due_once_for_the_latest_missed_slot_within_the_grace_window() {
-        let schedules = [("hourly".to_string(), sched("1h", "2026-11-22T00:17"))].into();
-        let policies = [("web".to_string(), policy(&["hourly"]))].into();
-        let mut last = BTreeMap::new();
-        // Never ran: the slot of the last hour is due once.
-        let d = due(
-            &schedules,
-            &policies,
-            &last,
-            &BTreeMap::new(),
-            t("2026-11-22T10:20:00Z"),
-        );
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].slot, t("2026-11-22T10:17:00Z"));
-        last.insert("web".to_string(), d[0].slot);
-        // Same hour again: nothing.
-        assert!(due(
-            &schedules,
-            &policies,
-            &last,
-            &BTreeMap::new(),
-            t("2026-11-22T10:59:00Z")
-        )
-        .is_empty());
-        // Three slots missed (11:17, 12:17, 13:17): one run, for the latest.
-        let d = due(
-            &schedules,
-            &policies,
-            &last,
-            &BTreeMap::new(),
-            t("2026-11-22T13:30:00Z"),
-        );
-        assert_eq!(
-            d.iter().map(|d| d.slot).collect::<Vec<_>>(),
-            vec![t("2026-11-22T13:17:00Z")]
-        );
-        assert_eq!(
-            next_wake(
-                &schedules,
-                &policies,
-                &BTreeMap::new(),
-                t("2026-11-22T13:30:00Z")
-            ),
-            Some(t("2026-11-22T14:17:00Z"))
-        );
-    }
-
-    #[test]
-    fn two_schedules_with_the_same_slot_make_one_run_and_disabled_policies_none() {
-        let schedules = [
-            ("hourly".to_string(), sched("1h", "2026-11-22T00:00")),
-            ("daily".to_string(), sched("1d", "2026-11-22T00:00")),
-        ]
-        .into();
-        let mut p = policy(&["hourly", "daily"]);
-        let policies: BTreeMap<String, PolicyState> = [("web".to_string(), p.clone())].into();
-        let d = due(
-            &schedules,
-            &policies,
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            t("2026-11-23T00:00:30Z"),
-        );
-        assert_eq!(d.len(), 1);
-        assert_eq!(
-            d[0].schedules,
-            vec!["hourly".to_string(), "daily".to_string()]
-        );
-        p.enabled = false;
-        let policies = [("web".to_string(), p)].into();
-        assert!(due(
-            &schedules,
-            &policies,
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            t("2026-11-23T00:00:30Z")
-        )
-        .is_empty());
-    }
-
-    #[test]
-    fn a_slot_older_than_one_interval_is_not_caught_up() {
-        let schedules = [("daily".to_string(), sched("1d", "2026-11-01T03:00"))].into();
-        let policies = [("web".to_string(), policy(&["daily"]))].into();
-        let last = [("web".to_string(), t("2026-11-10T03:00:00Z"))].into();
-        // Down for a week: only the latest slot within one day runs.
-        let d = due(
-            &schedules,
-            &policies,
-            &last,
-            &BTreeMap::new(),
-            t("2026-11-17T02:00:00Z"),
-        );
-        assert_eq!(
-            d.iter().map(|d| d.slot).collect::<Vec<_>>(),
-            vec![t("2026-11-16T03:00:00Z")]
-        );
-    }
-
-    #[test]
-    fn a_waiting_retry_is_due_at_its_time_and_a_new_slot_replaces_it() {
-        let schedules = [("daily".to_string(), sched("1d", "2026-11-01T03:00"))].into();
-        let policies = [("web".to_string(), policy(&["daily"]))].into();
-        let last = [("web".to_string(), t("2026-11-22T03:00:00Z"))].into();
-        let retry = Retry {
-            policy: "web".into(),
-            slot: t("2026-11-22T03:00:00Z"),
-            attempt: 2,
-            due: t("2026-11-22T03:10:00Z"),
-        };
-        let retries = [("web".to_string(), retry.clone())].into();
-        assert!(due(
-            &schedules,
-            &policies,
-            &last,
-            &retries,
-            t("2026-11-22T03:05:00Z")
-        )
-        .is_empty());
-        assert_eq!(
-            next_wake(&schedules, &policies, &retries, t("2026-11-22T03:05:00Z")),
-            Some(t("2026-11-22T03:10:00Z"))
-        );
-        let d = due(
-            &schedules,
-            &policies,
-            &last,
-            &retries,
-            t("2026-11-22T03:10:00Z"),
-        );
-        assert_eq!(d.len(), 1);
-        assert_eq!((d[0].slot, d[0].attempt), (retry.slot, 2));
-        assert!(d[0].is_retry() && d[0].schedules.is_empty());
-        assert_eq!(d[0].kind, DueKind::Retry);
-        // Still waiting at the next slot: the new slot runs and replaces it.
-        let d = due(
-            &schedules,
-            &policies,
-            &last,
-            &retries,
-            t("2026-11-23T03:00:00Z"),
-        );
-        assert_eq!(d.len(), 1);
-        assert_eq!((d[0].slot, d[0].attempt), (t("2026-11-23T03:00:00Z"), 1));
-        assert_eq!(d[0].supersedes, Some(retry));
     }
 }

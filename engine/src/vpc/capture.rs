@@ -138,47 +138,6 @@ pub async fn capture(
     Ok(out)
 }
 
-/// The key under which run mode remembers a capture's last run.
-pub fn run_key(capture: &str) -> String {
-    format!("vpc_capture.{capture}")
-}
-
-/// The `vpc_capture` blocks run mode should capture at `now`: those with an
-/// `every` whose last run (by `run_key`) is at least one interval ago.
-pub fn due_captures(
-    config: &Config,
-    last: &BTreeMap<String, DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Vec<String> {
-    config
-        .vpc_captures
-        .values()
-        .filter_map(|c| {
-            let every = chrono::Duration::seconds(i64::try_from(c.every_seconds?).ok()?);
-            match last.get(&run_key(&c.name)) {
-                Some(l) if *l + every > now => None,
-                _ => Some(c.name.clone()),
-            }
-        })
-        .collect()
-}
-
-/// When the next capture comes due (now, for one never run).
-pub fn next_capture(
-    config: &Config,
-    last: &BTreeMap<String, DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    config
-        .vpc_captures
-        .values()
-        .filter_map(|c| {
-            let every = chrono::Duration::seconds(i64::try_from(c.every_seconds?).ok()?);
-            Some(last.get(&run_key(&c.name)).map_or(now, |l| *l + every))
-        })
-        .min()
-}
-
 /// Capture retention: the versions that may go. A version describes the
 /// network from its capture time until the next version. It is kept while
 /// it is one of the two newest of its VPC, while a backup of that account and region
@@ -317,33 +276,6 @@ mod tests {
             captured_at: format!("2026-11-22T{hour:02}:00:00Z").parse().unwrap(),
             hash: format!("h{id}"),
         }
-    }
-
-    #[test]
-    fn captures_are_due_once_per_interval_in_run_mode() {
-        let mut config = Config::default();
-        config.vpc_captures.insert(
-            "prod".into(),
-            VpcCapture {
-                name: "prod".into(),
-                account: "main".into(),
-                regions: vec![],
-                every_seconds: Some(4 * 3600),
-                location: Default::default(),
-            },
-        );
-        let t = |h: u32| -> DateTime<Utc> { format!("2026-11-22T{h:02}:00:00Z").parse().unwrap() };
-        let mut last = BTreeMap::new();
-        assert_eq!(
-            due_captures(&config, &last, t(10)),
-            vec!["prod".to_string()]
-        );
-        last.insert(run_key("prod"), t(10));
-        assert!(due_captures(&config, &last, t(13)).is_empty());
-        assert_eq!(
-            due_captures(&config, &last, t(14)),
-            vec!["prod".to_string()]
-        );
     }
 
     #[test]

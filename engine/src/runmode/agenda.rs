@@ -1,0 +1,514 @@
+//! The run mode's agenda: what is due at an instant, and when the next
+//! thing comes due, for every kind of scheduled work: policy slots, waiting
+//! retries, VPC captures and the daily summary. Pure: it reads the
+//! configuration, what the state says ran last, and the instant it is asked
+//! about; the runner and the daemon load those and act on the answer.
+//!
+//! A policy runs for a *slot*, a planned instant of one of its schedules.
+//! Each policy remembers the last slot it ran for. At a tick, the slots after
+//! that one (but no further back than the grace window, one interval of the
+//! schedule) and not after now are due, and the policy runs once for the
+//! latest of them: missed slots are caught up with one backup, not one per
+//! slot. A failed attempt's retry (kept in the state) is due at its own
+//! time, like a slot. A capture is due one interval after its last run (at
+//! once when it never ran); the daily summary once a day, past its time.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use lifeboat_schema::{Config, EveryUnit, Schedule, VpcCapture};
+
+use crate::runmode::attempt::Trigger;
+use crate::runmode::schedule;
+use crate::state::model::PolicyState;
+use crate::state::Retry;
+
+/// How far back a missed slot still runs: one interval of its schedule
+/// (months counted as 31 days, so a monthly slot is never lost to a short month).
+pub fn grace(s: &Schedule) -> Duration {
+    let n = i64::from(s.every.count);
+    match s.every.unit {
+        EveryUnit::Minutes => Duration::minutes(n),
+        EveryUnit::Hours => Duration::hours(n),
+        EveryUnit::Days => Duration::days(n),
+        EveryUnit::Weeks => Duration::weeks(n),
+        EveryUnit::Months => Duration::days(31 * n),
+    }
+}
+
+/// How often run mode captures `c`; `None` when it has no `every` (captured
+/// only on demand). The one place the capture interval is read.
+fn capture_interval(c: &VpcCapture) -> Option<Duration> {
+    Some(Duration::seconds(i64::try_from(c.every_seconds?).ok()?))
+}
+
+/// The key under which the state remembers a capture's last run, beside
+/// the policies' last slots.
+pub fn capture_key(capture: &str) -> String {
+    format!("vpc_capture.{capture}")
+}
+
+/// A policy that should run now, for `slot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub policy: String,
+    pub slot: DateTime<Utc>,
+    /// The schedules that have a slot at that instant (none for a retry).
+    pub schedules: Vec<String>,
+    pub kind: DueKind,
+    /// The attempt to make: 1 for a new slot, 2 and up for retries (an
+    /// attempt a killed runner left unfinished is made again).
+    pub attempt: u32,
+    /// A waiting retry of an earlier slot that this new slot replaces.
+    pub supersedes: Option<Retry>,
+}
+
+/// Why a run is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueKind {
+    /// A new slot of the policy's schedules.
+    Slot,
+    /// An attempt waiting in the state: a retry, or an attempt a killed
+    /// runner left unfinished.
+    Retry,
+}
+
+impl Due {
+    pub fn is_retry(&self) -> bool {
+        self.kind == DueKind::Retry
+    }
+
+    pub(crate) fn trigger(&self) -> Trigger {
+        Trigger::Scheduled {
+            slot: self.slot,
+            attempt: self.attempt,
+            supersedes: self.supersedes.clone(),
+        }
+    }
+}
+
+/// Is the daily summary at `at` (`HH:MM`, UTC) due at `now`: past today's
+/// time and not yet sent today? `sent` is the date of the last one sent.
+pub fn summary_due(at: &str, sent: Option<&str>, now: DateTime<Utc>) -> bool {
+    let Ok(time) = NaiveTime::parse_from_str(at, "%H:%M") else {
+        return false;
+    };
+    let today = now.date_naive();
+    now.time() >= time && sent != Some(today.to_string().as_str())
+}
+
+/// The latest slot of `s` in `(after, now]`, if any.
+fn latest_slot(s: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut cursor = after;
+    let mut latest = None;
+    while let Some(t) = schedule::next_after(s, cursor) {
+        if t > now {
+            break;
+        }
+        latest = Some(t);
+        cursor = t;
+    }
+    latest
+}
+
+/// Everything the agenda reads: the configuration (schedules, captures, the
+/// daily summary) and what the state says about the past.
+#[derive(Debug, Clone)]
+pub struct Agenda<'c> {
+    pub config: &'c Config,
+    /// The applied policies (the state): only those run.
+    pub policies: BTreeMap<String, PolicyState>,
+    /// The last slot each policy ran for, and each capture's last run
+    /// (under [`capture_key`]).
+    pub last: BTreeMap<String, DateTime<Utc>>,
+    /// The attempts waiting in the state, but for runs in flight.
+    pub retries: BTreeMap<String, Retry>,
+    /// The date the last daily summary was sent.
+    pub summary_sent: Option<String>,
+}
+
+impl Agenda<'_> {
+    /// The policy runs due at `now`. A new slot takes precedence over a
+    /// waiting retry (and replaces it). Disabled policies and schedules
+    /// missing from the configuration never run.
+    pub fn runs(&self, now: DateTime<Utc>) -> Vec<Due> {
+        let mut out = Vec::new();
+        for (name, p) in self.policies.iter().filter(|(_, p)| p.enabled) {
+            let best = self.latest_slot_of(name, p, now);
+            match (best, self.retries.get(name)) {
+                (Some(mut d), r) => {
+                    d.supersedes = r.cloned();
+                    out.push(d);
+                }
+                (None, Some(r)) if r.due <= now => out.push(Due {
+                    policy: name.clone(),
+                    slot: r.slot,
+                    schedules: vec![],
+                    kind: DueKind::Retry,
+                    attempt: r.attempt,
+                    supersedes: None,
+                }),
+                (None, _) => {}
+            }
+        }
+        out
+    }
+
+    /// The latest slot of policy `name` due at `now` over all its
+    /// schedules, with every schedule that has a slot at that instant.
+    fn latest_slot_of(&self, name: &str, p: &PolicyState, now: DateTime<Utc>) -> Option<Due> {
+        let mut best: Option<Due> = None;
+        for sname in &p.schedules {
+            let Some(s) = self.config.schedules.get(sname) else {
+                continue;
+            };
+            let floor = now - grace(s);
+            let after = self.last.get(name).map_or(floor, |l| (*l).max(floor));
+            let Some(slot) = latest_slot(s, after, now) else {
+                continue;
+            };
+            match &mut best {
+                Some(b) if b.slot == slot => b.schedules.push(sname.clone()),
+                Some(b) if b.slot > slot => {}
+                _ => {
+                    best = Some(Due {
+                        policy: name.to_string(),
+                        slot,
+                        schedules: vec![sname.clone()],
+                        kind: DueKind::Slot,
+                        attempt: 1,
+                        supersedes: None,
+                    })
+                }
+            }
+        }
+        best
+    }
+
+    /// The `vpc_capture` blocks due at `now`: those with an `every` whose
+    /// last run is at least one interval ago (or that never ran).
+    pub fn captures(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.config
+            .vpc_captures
+            .values()
+            .filter_map(|c| {
+                let every = capture_interval(c)?;
+                match self.last.get(&capture_key(&c.name)) {
+                    Some(l) if *l + every > now => None,
+                    _ => Some(c.name.clone()),
+                }
+            })
+            .collect()
+    }
+
+    /// Is the daily summary due at `now`?
+    pub fn summary(&self, now: DateTime<Utc>) -> bool {
+        self.summary_time()
+            .is_some_and(|at| summary_due(at, self.summary_sent.as_deref(), now))
+    }
+
+    fn summary_time(&self) -> Option<&str> {
+        self.config.notifications.as_ref()?.daily_summary.as_deref()
+    }
+
+    /// The next instant after `now` at which some policy has a slot or a
+    /// retry (a retry already due counts as `now`).
+    pub fn next_run(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let enabled = |p: &str| self.policies.get(p).is_some_and(|p| p.enabled);
+        let slots = self
+            .policies
+            .values()
+            .filter(|p| p.enabled)
+            .flat_map(|p| p.schedules.iter())
+            .filter_map(|s| self.config.schedules.get(s))
+            .filter_map(|s| schedule::next_after(s, now));
+        let retries = self
+            .retries
+            .values()
+            .filter(|r| enabled(&r.policy))
+            .map(|r| r.due.max(now));
+        slots.chain(retries).min()
+    }
+
+    /// When the next capture comes due (`now` for one never run, or one
+    /// overdue).
+    pub fn next_capture(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.config
+            .vpc_captures
+            .values()
+            .filter_map(|c| {
+                let every = capture_interval(c)?;
+                Some(
+                    self.last
+                        .get(&capture_key(&c.name))
+                        .map_or(now, |l| *l + every),
+                )
+            })
+            .min()
+    }
+
+    /// The next instant after `now` at which the daily summary's time
+    /// comes (today's, or tomorrow's once today's has passed).
+    pub fn next_summary(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let time = NaiveTime::parse_from_str(self.summary_time()?, "%H:%M").ok()?;
+        let today = now.date_naive().and_time(time).and_utc();
+        Some(if today > now {
+            today
+        } else {
+            today + Duration::days(1)
+        })
+    }
+
+    /// When the next thing of any kind comes due: a slot, a retry, a
+    /// capture or the daily summary.
+    pub fn next_due(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        [
+            self.next_run(now),
+            self.next_capture(now),
+            self.next_summary(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lifeboat_schema::{AutoRemove, Every, Notifications};
+
+    fn sched(every: &str, start: &str) -> Schedule {
+        Schedule {
+            name: "s".into(),
+            time_zone: lifeboat_schema::Tz::UTC,
+            start: chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M").unwrap(),
+            every: every.parse::<Every>().unwrap(),
+            days: None,
+            expires: None,
+            disable: vec![],
+            location: Default::default(),
+        }
+    }
+
+    fn policy(schedules: &[&str]) -> PolicyState {
+        PolicyState {
+            name: "web".into(),
+            account: "main".into(),
+            generations: 2,
+            enabled: true,
+            description: None,
+            selectors: vec![],
+            auto_remove_targets: AutoRemove::No,
+            schedules: schedules.iter().map(|s| s.to_string()).collect(),
+            options: Default::default(),
+        }
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn config(schedules: &[(&str, Schedule)]) -> Config {
+        let mut c = Config::default();
+        for (name, s) in schedules {
+            c.schedules.insert(name.to_string(), s.clone());
+        }
+        c
+    }
+
+    /// The agenda of `config` with policy `web` on `schedules`.
+    fn agenda<'c>(config: &'c Config, p: PolicyState) -> Agenda<'c> {
+        Agenda {
+            config,
+            policies: [("web".to_string(), p)].into(),
+            last: BTreeMap::new(),
+            retries: BTreeMap::new(),
+            summary_sent: None,
+        }
+    }
+
+    #[test]
+    fn a_policy_is_due_once_for_the_latest_missed_slot_within_the_grace_window() {
+        let c = config(&[("hourly", sched("1h", "2026-11-22T00:17"))]);
+        let mut a = agenda(&c, policy(&["hourly"]));
+        // Never ran: the slot of the last hour is due once.
+        let d = a.runs(t("2026-11-22T10:20:00Z"));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].slot, t("2026-11-22T10:17:00Z"));
+        a.last.insert("web".to_string(), d[0].slot);
+        // Same hour again: nothing.
+        assert!(a.runs(t("2026-11-22T10:59:00Z")).is_empty());
+        // Three slots missed (11:17, 12:17, 13:17): one run, for the latest.
+        let d = a.runs(t("2026-11-22T13:30:00Z"));
+        assert_eq!(
+            d.iter().map(|d| d.slot).collect::<Vec<_>>(),
+            vec![t("2026-11-22T13:17:00Z")]
+        );
+        assert_eq!(
+            a.next_run(t("2026-11-22T13:30:00Z")),
+            Some(t("2026-11-22T14:17:00Z"))
+        );
+    }
+
+    #[test]
+    fn two_schedules_with_the_same_slot_make_one_run_and_disabled_policies_none() {
+        let c = config(&[
+            ("hourly", sched("1h", "2026-11-22T00:00")),
+            ("daily", sched("1d", "2026-11-22T00:00")),
+        ]);
+        let mut p = policy(&["hourly", "daily"]);
+        let d = agenda(&c, p.clone()).runs(t("2026-11-23T00:00:30Z"));
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].schedules,
+            vec!["hourly".to_string(), "daily".to_string()]
+        );
+        p.enabled = false;
+        let a = agenda(&c, p);
+        assert!(a.runs(t("2026-11-23T00:00:30Z")).is_empty());
+        assert_eq!(a.next_run(t("2026-11-23T00:00:30Z")), None);
+    }
+
+    #[test]
+    fn a_slot_older_than_one_interval_is_not_caught_up() {
+        let c = config(&[("daily", sched("1d", "2026-11-01T03:00"))]);
+        let mut a = agenda(&c, policy(&["daily"]));
+        a.last.insert("web".to_string(), t("2026-11-10T03:00:00Z"));
+        // Down for a week: only the latest slot within one day runs.
+        let d = a.runs(t("2026-11-17T02:00:00Z"));
+        assert_eq!(
+            d.iter().map(|d| d.slot).collect::<Vec<_>>(),
+            vec![t("2026-11-16T03:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn a_waiting_retry_is_due_at_its_time_and_a_new_slot_replaces_it() {
+        let c = config(&[("daily", sched("1d", "2026-11-01T03:00"))]);
+        let mut a = agenda(&c, policy(&["daily"]));
+        a.last.insert("web".to_string(), t("2026-11-22T03:00:00Z"));
+        let retry = Retry {
+            policy: "web".into(),
+            slot: t("2026-11-22T03:00:00Z"),
+            attempt: 2,
+            due: t("2026-11-22T03:10:00Z"),
+        };
+        a.retries.insert("web".to_string(), retry.clone());
+        assert!(a.runs(t("2026-11-22T03:05:00Z")).is_empty());
+        assert_eq!(
+            a.next_run(t("2026-11-22T03:05:00Z")),
+            Some(t("2026-11-22T03:10:00Z"))
+        );
+        let d = a.runs(t("2026-11-22T03:10:00Z"));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].slot, d[0].attempt), (retry.slot, 2));
+        assert!(d[0].is_retry() && d[0].schedules.is_empty());
+        assert_eq!(d[0].kind, DueKind::Retry);
+        // Still waiting at the next slot: the new slot runs and replaces it.
+        let d = a.runs(t("2026-11-23T03:00:00Z"));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].slot, d[0].attempt), (t("2026-11-23T03:00:00Z"), 1));
+        assert_eq!(d[0].supersedes, Some(retry));
+    }
+
+    fn with_capture(mut c: Config, every_seconds: Option<u64>) -> Config {
+        c.vpc_captures.insert(
+            "prod".into(),
+            VpcCapture {
+                name: "prod".into(),
+                account: "main".into(),
+                regions: vec![],
+                every_seconds,
+                location: Default::default(),
+            },
+        );
+        c
+    }
+
+    #[test]
+    fn captures_are_due_once_per_interval_and_at_once_when_never_run() {
+        let h = |h: u32| -> DateTime<Utc> { format!("2026-11-22T{h:02}:00:00Z").parse().unwrap() };
+        let c = with_capture(Config::default(), Some(4 * 3600));
+        let mut a = agenda(&c, policy(&[]));
+        assert_eq!(a.captures(h(10)), vec!["prod".to_string()]);
+        assert_eq!(a.next_capture(h(10)), Some(h(10)));
+        a.last.insert(capture_key("prod"), h(10));
+        assert!(a.captures(h(13)).is_empty());
+        assert_eq!(a.next_capture(h(13)), Some(h(14)));
+        assert_eq!(a.captures(h(14)), vec!["prod".to_string()]);
+        // Without `every`, a capture is never due in run mode.
+        let c = with_capture(Config::default(), None);
+        let a = agenda(&c, policy(&[]));
+        assert!(a.captures(h(10)).is_empty());
+        assert_eq!(a.next_capture(h(10)), None);
+    }
+
+    #[test]
+    fn the_summary_is_due_once_a_day_after_its_time() {
+        assert!(!summary_due("08:00", None, t("2026-11-22T07:59:00Z")));
+        assert!(summary_due("08:00", None, t("2026-11-22T08:00:00Z")));
+        assert!(summary_due(
+            "08:00",
+            Some("2026-11-21"),
+            t("2026-11-22T13:00:00Z")
+        ));
+        assert!(!summary_due(
+            "08:00",
+            Some("2026-11-22"),
+            t("2026-11-22T13:00:00Z")
+        ));
+        let mut c = Config::default();
+        c.notifications = Some(Notifications {
+            sns_topic: "arn".into(),
+            account: "main".into(),
+            region: "us-east-1".into(),
+            daily_summary: Some("08:00".into()),
+        });
+        let mut a = agenda(&c, policy(&[]));
+        a.summary_sent = Some("2026-11-22".into());
+        assert!(!a.summary(t("2026-11-22T13:00:00Z")));
+        assert_eq!(
+            a.next_summary(t("2026-11-22T07:00:00Z")),
+            Some(t("2026-11-22T08:00:00Z"))
+        );
+        assert_eq!(
+            a.next_summary(t("2026-11-22T08:00:00Z")),
+            Some(t("2026-11-23T08:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn the_next_thing_due_is_the_earliest_of_slots_retries_captures_and_the_summary() {
+        let mut c = with_capture(
+            config(&[("daily", sched("1d", "2026-11-01T03:00"))]),
+            Some(4 * 3600),
+        );
+        c.notifications = Some(Notifications {
+            sns_topic: "arn".into(),
+            account: "main".into(),
+            region: "us-east-1".into(),
+            daily_summary: Some("02:30".into()),
+        });
+        let mut a = agenda(&c, policy(&["daily"]));
+        a.last
+            .insert(capture_key("prod"), t("2026-11-22T00:00:00Z"));
+        let now = t("2026-11-22T01:00:00Z");
+        assert_eq!(a.next_due(now), Some(t("2026-11-22T02:30:00Z")));
+        a.retries.insert(
+            "web".into(),
+            Retry {
+                policy: "web".into(),
+                slot: t("2026-11-21T03:00:00Z"),
+                attempt: 2,
+                due: t("2026-11-22T01:45:00Z"),
+            },
+        );
+        assert_eq!(a.next_due(now), Some(t("2026-11-22T01:45:00Z")));
+        let now = t("2026-11-22T02:45:00Z");
+        a.retries.clear();
+        assert_eq!(a.next_due(now), Some(t("2026-11-22T03:00:00Z")));
+        let now = t("2026-11-22T03:30:00Z");
+        assert_eq!(a.next_due(now), Some(t("2026-11-22T04:00:00Z")));
+    }
+}

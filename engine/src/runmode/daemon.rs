@@ -1,0 +1,569 @@
+//! `lifeboat run`: the scheduled work, as a daemon or once. One runner acts
+//! on a workspace at a time (a lease in the state, renewed while it lives,
+//! taken over once its holder is gone). It wakes for whatever the
+//! [`Agenda`](crate::runmode::agenda::Agenda) says comes next, starts what is
+//! due without waiting for it (see [`Runner`]), captures VPCs on their
+//! interval, and sends the daily summary. It holds the state lock only
+//! while work is in flight, so plan and apply run in between.
+//!
+//! With `fast_forward` (and a start instant), idle time passes at once (see
+//! [`Clock`]); with `until` the runner stops at that instant. Together they
+//! rehearse a week of scheduled work in seconds.
+//!
+//! The daemon prints nothing: it reports each thing it does as a
+//! [`RunEvent`], and the caller says it in its own words.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use lifeboat_schema::Config;
+
+use crate::backup::{self, BackupError, Wait};
+use crate::cloud::Cloud;
+use crate::runmode::agenda::Due;
+use crate::runmode::attempt;
+use crate::runmode::clock::{self, Clock};
+use crate::runmode::notify;
+use crate::runmode::runner::{Ran, Runner, Started};
+use crate::state::{BackupRecord, LockInfo, Retry, SharedStore, StateError};
+use crate::vpc::capture as vpc_capture;
+
+/// How long a lease lives without renewal: a runner killed with `kill -9`
+/// is replaced within this time.
+pub const LEASE_TTL_SECS: i64 = 120;
+
+/// How often the lease (and the state lock while held) is renewed.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How the runner runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// Do what is due now (and what was missed within one interval), then stop.
+    pub once: bool,
+    /// Idle time passes at once (needs a start instant).
+    pub fast_forward: bool,
+    /// Stop at this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Create calls in flight per account and region, across all policies.
+    pub concurrency: usize,
+}
+
+/// What a runner did, as it happens.
+pub enum RunEvent {
+    /// Another runner holds the lease; this one waits (reported again only
+    /// when the holder or its expiry changes).
+    LeaseWaiting {
+        holder: String,
+        until: String,
+    },
+    /// The lease is taken: the runner starts.
+    RunnerStarted {
+        lease: String,
+        once: bool,
+        fast_forward: bool,
+    },
+    /// Work is due, but someone else holds the state lock.
+    LockWaiting {
+        holder: String,
+        operation: String,
+    },
+    /// A backup an interrupted runner left behind was closed.
+    BackupReconciled(BackupRecord),
+    /// A new slot replaced a retry of an earlier slot still waiting.
+    RetryReplaced {
+        policy: String,
+        retry: Retry,
+    },
+    BackupStarted(Due),
+    /// A slot came while the policy's previous run was still in flight.
+    BackupSkipped(Due),
+    /// A run ended (its attempt failed and a retry waits, or it counted).
+    BackupFinished(Box<Ran>),
+    /// A capture, or one region of it, could not be made or recorded
+    /// (`capture` is empty when capture retention or the state failed).
+    CaptureFailed {
+        capture: Option<String>,
+        region: Option<String>,
+        error: String,
+    },
+    /// A capture ran: VPCs whose document changed were stored.
+    CaptureFinished {
+        capture: String,
+        stored: usize,
+        unchanged: usize,
+        failed_regions: usize,
+    },
+    /// Capture versions no backup or clone needs any more went.
+    CapturesPruned {
+        versions: usize,
+    },
+    SummarySent,
+    SummaryFailed {
+        error: String,
+    },
+    /// The next slot or retry, when it changed (while idle).
+    NextRun(DateTime<Utc>),
+    /// The lease or the state lock could not be renewed (taken over or
+    /// broken): the runner stops.
+    LeaseLost(StateError),
+    RunnerStopped,
+}
+
+/// Where a runner reports its events: called with the runner's clock and
+/// the event, from the runner and from its heartbeat.
+pub type OnEvent = Arc<dyn Fn(DateTime<Utc>, &RunEvent) + Send + Sync>;
+
+/// How a runner ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// Every run made a valid generation and retention deleted what it should.
+    Clean,
+    /// Some run, capture or retention failed, or `once` could not do its work.
+    Failed,
+}
+
+impl Exit {
+    /// The process exit code: 0 when clean, else 1.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Clean => 0,
+            Exit::Failed => 1,
+        }
+    }
+
+    fn of(failed: bool) -> Exit {
+        if failed {
+            Exit::Failed
+        } else {
+            Exit::Clean
+        }
+    }
+}
+
+/// Why a runner stopped before its time.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+}
+
+/// A runner about to start: what it acts on, and how.
+pub struct Daemon<'a> {
+    pub cloud: Arc<dyn Cloud>,
+    pub store: SharedStore,
+    pub config: &'a Config,
+    /// Where relative script paths start.
+    pub config_dir: PathBuf,
+    pub clock: Arc<Clock>,
+    pub mode: Mode,
+    pub wait: Wait,
+    /// Raised (by a signal, or the heartbeat) to stop after the work in flight.
+    pub stop: Arc<AtomicBool>,
+    pub on_event: OnEvent,
+}
+
+/// The exit of a finished run: clean when it made a valid generation and
+/// retention deleted what it should.
+fn exit_of(r: &Ran) -> Exit {
+    match &r.result {
+        Ok(b) if r.succeeded && b.retention.failed() == 0 => Exit::Clean,
+        _ => Exit::Failed,
+    }
+}
+
+/// What one look at the agenda decided.
+enum Step {
+    /// Look again.
+    Again,
+    /// Stop with this exit.
+    Stop(Exit),
+}
+
+/// The state of a runner holding the lease.
+struct Running<'d, 'a> {
+    d: &'d Daemon<'a>,
+    runner: Runner,
+    /// The state lock's id while work is in flight, shared with the heartbeat.
+    lock: Arc<Mutex<Option<String>>>,
+    worst: Exit,
+    said_next: Option<DateTime<Utc>>,
+    reconciled: bool,
+}
+
+impl Daemon<'_> {
+    fn report(&self, event: RunEvent) {
+        (self.on_event)(self.clock.now(), &event);
+    }
+
+    fn report_at(&self, at: DateTime<Utc>, event: RunEvent) {
+        (self.on_event)(at, &event);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Runs until `once` is done, `until` comes, or `stop` is raised.
+    pub async fn run(&self) -> Result<Exit, DaemonError> {
+        let Some(lease) = self.take_lease().await? else {
+            return Ok(Exit::Failed);
+        };
+        let lock: Arc<Mutex<Option<String>>> = Default::default();
+        let heartbeat = self.heartbeat(&lease.id, lock.clone());
+        self.report(RunEvent::RunnerStarted {
+            lease: lease.id.clone(),
+            once: self.mode.once,
+            fast_forward: self.mode.fast_forward,
+        });
+        let ctx = attempt::Context {
+            config_dir: self.config_dir.clone(),
+            notifications: self.config.notifications.clone(),
+            limits: backup::Limits::new(self.mode.concurrency),
+        };
+        let runner = Runner::new(
+            self.cloud.clone(),
+            self.store.clone(),
+            self.config,
+            self.wait,
+            ctx,
+        );
+        let mut r = Running {
+            d: self,
+            runner,
+            lock,
+            worst: Exit::Clean,
+            said_next: None,
+            reconciled: false,
+        };
+        let outcome = loop {
+            match r.step().await {
+                Ok(Step::Again) => {}
+                Ok(Step::Stop(exit)) => break Ok(exit),
+                Err(e) => break Err(e),
+            }
+        };
+        // After an error of the runner itself, runs still in flight stop
+        // before the lock goes: nothing writes once it is released. Their
+        // backups stay `running` and the next runner closes them.
+        r.runner.shutdown().await;
+        heartbeat.abort();
+        r.unlock()?;
+        self.store.lock().expect("store").release_lease(&lease.id)?;
+        self.report(RunEvent::RunnerStopped);
+        outcome
+    }
+
+    /// Waits for the lease (one runner per workspace), saying so once per
+    /// holder; `None` when stopped while waiting.
+    async fn take_lease(&self) -> Result<Option<LockInfo>, StateError> {
+        let ttl = Duration::seconds(LEASE_TTL_SECS);
+        let mut said = None;
+        loop {
+            let taken = self.store.lock().expect("store").take_lease(ttl);
+            match taken {
+                Ok(l) => return Ok(Some(l)),
+                Err(StateError::Leased {
+                    holder, expires, ..
+                }) => {
+                    let holding = Some((holder.clone(), expires.clone()));
+                    if holding != said {
+                        self.report(RunEvent::LeaseWaiting {
+                            holder,
+                            until: expires,
+                        });
+                        said = holding;
+                    }
+                    if self.stopped() {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Renews the lease, and the state lock while one is held, however long
+    /// a run or a drain takes. A renewal that fails (taken over, broken)
+    /// stops the runner.
+    fn heartbeat(
+        &self,
+        lease: &str,
+        lock: Arc<Mutex<Option<String>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (store, id, stop) = (self.store.clone(), lease.to_string(), self.stop.clone());
+        let (clock, on_event) = (self.clock.clone(), self.on_event.clone());
+        let ttl = Duration::seconds(LEASE_TTL_SECS);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                let lock = lock.lock().expect("held lock").clone();
+                let renewed = {
+                    let mut s = store.lock().expect("store");
+                    s.renew_lease(&id, ttl)
+                        .and_then(|()| lock.map_or(Ok(()), |l| s.renew_lock(&l)))
+                };
+                if let Err(e) = renewed {
+                    on_event(clock.now(), &RunEvent::LeaseLost(e));
+                    stop.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Captures every `vpc_capture` in `due`, records each run, and prunes
+    /// capture versions no backup needs any more. Returns whether something
+    /// failed.
+    async fn capture(&self, due: &[String], now: DateTime<Utc>) -> bool {
+        let mut failed_any = false;
+        for name in due {
+            let (mut stored, mut unchanged, mut failed) = (0, 0, 0);
+            let failure = |region: Option<String>, error: String| RunEvent::CaptureFailed {
+                capture: Some(name.clone()),
+                region,
+                error,
+            };
+            match vpc_capture::capture(self.cloud.clone(), &self.store, self.config, name, now)
+                .await
+            {
+                Ok(regions) => {
+                    for r in regions {
+                        match r.result {
+                            Ok(vpcs) => {
+                                for v in vpcs {
+                                    match v.outcome {
+                                        vpc_capture::VpcOutcome::Stored => stored += 1,
+                                        vpc_capture::VpcOutcome::Unchanged => unchanged += 1,
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                failed += 1;
+                                self.report_at(now, failure(Some(r.region), e.to_string()));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    self.report_at(now, failure(None, e.to_string()));
+                }
+            }
+            let key = crate::runmode::agenda::capture_key(name);
+            let recorded = self
+                .store
+                .lock()
+                .expect("store")
+                .transaction(|tx| tx.set_last_slot(&key, now, None));
+            failed_any |= failed > 0 || recorded.is_err();
+            self.report_at(
+                now,
+                RunEvent::CaptureFinished {
+                    capture: name.clone(),
+                    stored,
+                    unchanged,
+                    failed_regions: failed,
+                },
+            );
+        }
+        match vpc_capture::prune(&self.store, self.config) {
+            Ok(0) => {}
+            Ok(n) => self.report_at(now, RunEvent::CapturesPruned { versions: n }),
+            Err(e) => {
+                self.report_at(now, capture_error(e));
+                failed_any = true;
+            }
+        }
+        failed_any
+    }
+}
+
+fn capture_error(e: StateError) -> RunEvent {
+    RunEvent::CaptureFailed {
+        capture: None,
+        region: None,
+        error: e.to_string(),
+    }
+}
+
+impl Running<'_, '_> {
+    /// One look at the agenda: start what is due (taking the state lock
+    /// for it), capture, send the summary, then wait for the work in flight
+    /// or the next wake-up.
+    async fn step(&mut self) -> Result<Step, DaemonError> {
+        let d = self.d;
+        let now = d.clock.now();
+        let stopping = d.stopped() || d.mode.until.is_some_and(|u| now >= u);
+        let (mut dues, captures) = if stopping {
+            (Vec::new(), Vec::new())
+        } else {
+            let agenda = self.runner.agenda()?;
+            (agenda.runs(now), agenda.captures(now))
+        };
+        let held = self.lock.lock().expect("held lock").is_some();
+        if (!dues.is_empty() || !captures.is_empty() || !self.reconciled) && !held {
+            if let Some(step) = self.take_lock(now, stopping).await? {
+                return Ok(step);
+            }
+            if self.reconcile(now).await? && !stopping {
+                // A closed backup may have made its retry due now.
+                dues = self.runner.due(now)?;
+            }
+        }
+        for s in self.runner.start(dues, now)? {
+            self.report_started(s);
+        }
+        if !captures.is_empty() {
+            // VPC captures on their own interval, then capture retention,
+            // under the lock.
+            if d.capture(&captures, now).await {
+                self.worst = Exit::Failed;
+            }
+        }
+        match notify::daily_summary(&d.cloud, &d.store, d.config, d.clock.now()).await {
+            Ok(true) => d.report(RunEvent::SummarySent),
+            Ok(false) => {}
+            Err(e) => d.report(RunEvent::SummaryFailed {
+                error: e.to_string(),
+            }),
+        }
+        let wake = self.wake_at(d.clock.now())?;
+        self.wait_for_work(wake, self.d.mode.once || stopping).await;
+        if !self.runner.busy() {
+            self.unlock()?;
+        }
+        if d.mode.once || stopping {
+            return Ok(Step::Stop(self.worst));
+        }
+        if !self.runner.busy() {
+            self.idle().await?;
+        }
+        Ok(Step::Again)
+    }
+
+    /// Takes the state lock for the work about to start: `None` when taken,
+    /// else what to do while someone else holds it.
+    async fn take_lock(
+        &mut self,
+        now: DateTime<Utc>,
+        stopping: bool,
+    ) -> Result<Option<Step>, StateError> {
+        let d = self.d;
+        // The state lock is taken only while work is in flight, so plan
+        // and apply can run in between.
+        let locked = d.store.lock().expect("store").lock("run");
+        match locked {
+            Ok(l) => {
+                *self.lock.lock().expect("held lock") = Some(l.id);
+                Ok(None)
+            }
+            Err(StateError::Locked {
+                holder, operation, ..
+            }) => {
+                d.report_at(now, RunEvent::LockWaiting { holder, operation });
+                // Idle: a stop (or `until`) need not wait for the lock.
+                if d.stopped() || stopping {
+                    return Ok(Some(Step::Stop(self.worst.max(Exit::of(d.mode.once)))));
+                }
+                // Real time: someone else's apply does not fast-forward.
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                Ok(Some(Step::Again))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Idle with the lock: closes what an interrupted runner left (at
+    /// start, and whenever work is about to begin). Returns whether it
+    /// closed any backup.
+    async fn reconcile(&mut self, now: DateTime<Utc>) -> Result<bool, BackupError> {
+        self.reconciled = true;
+        let closed = self.runner.reconcile(now).await?;
+        let any = !closed.is_empty();
+        for b in closed {
+            self.d.report_at(now, RunEvent::BackupReconciled(b));
+        }
+        Ok(any)
+    }
+
+    fn report_started(&self, s: Started) {
+        let d = self.d;
+        let at = d.clock.now();
+        match s {
+            Started::Started(due) => {
+                if let Some(retry) = &due.supersedes {
+                    let policy = due.policy.clone();
+                    let retry = retry.clone();
+                    d.report_at(at, RunEvent::RetryReplaced { policy, retry });
+                }
+                d.report_at(at, RunEvent::BackupStarted(due));
+            }
+            Started::Skipped(due) => d.report_at(at, RunEvent::BackupSkipped(due)),
+        }
+    }
+
+    /// When to look again: the next thing on the agenda, or `until`.
+    fn wake_at(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, StateError> {
+        let next = self.runner.agenda()?.next_due(now);
+        let next = [next, self.d.mode.until].into_iter().flatten().min();
+        Ok(clock::wake_at(next, now, self.d.mode.fast_forward))
+    }
+
+    /// Work in flight: waits for it or for the wake-up, whichever comes
+    /// first; with `drain` (once, or stopping), for all of it.
+    async fn wait_for_work(&mut self, wake: DateTime<Utc>, drain: bool) {
+        let d = self.d;
+        while self.runner.busy() {
+            let finished = if drain {
+                self.runner.finished().await
+            } else {
+                tokio::select! {
+                    r = self.runner.finished() => r,
+                    _ = d.clock.sleep_until(wake, &d.stop) => None,
+                }
+            };
+            let Some(r) = finished else { break };
+            self.worst = self.worst.max(exit_of(&r));
+            d.report(RunEvent::BackupFinished(Box::new(r)));
+            if !drain {
+                break;
+            }
+        }
+    }
+
+    /// Lets go of the state lock, if held.
+    fn unlock(&mut self) -> Result<(), StateError> {
+        let id = self.lock.lock().expect("held lock").take();
+        match id {
+            Some(id) => self.d.store.lock().expect("store").unlock(&id),
+            None => Ok(()),
+        }
+    }
+
+    /// Nothing in flight: says when the next run is (when that changed),
+    /// then sleeps (or jumps) to the next wake-up. Work that just finished
+    /// may have scheduled a retry, so the agenda is read again.
+    async fn idle(&mut self) -> Result<(), StateError> {
+        let d = self.d;
+        let now = d.clock.now();
+        let next = self.runner.agenda().ok().and_then(|a| a.next_run(now));
+        if let Some(at) = next {
+            if next != self.said_next {
+                d.report(RunEvent::NextRun(at));
+                self.said_next = next;
+            }
+        }
+        let wake = self.wake_at(d.clock.now())?;
+        if d.mode.fast_forward {
+            d.clock.jump_to(wake);
+        } else {
+            d.clock.sleep_until(wake, &d.stop).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! Holds on a workspace: the state lock (one operation at a time changes
+//! the state: apply, backup, freeze, a runner while its work is in flight)
+//! and the run-mode lease (one runner acts on a workspace). Both are one
+//! mechanism: a single row naming its holder, with an expiry the holder
+//! renews while it lives. A hold whose holder is gone (its process ended on
+//! this host, or its hold expired) is taken over.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use super::{new_id, parse_ts, ts, StateError, StateResult, Store};
+
+/// How long a lock is honoured without renewal: a holder killed with
+/// `kill -9` does not wedge the workspace forever.
+pub const LOCK_TTL_MINUTES: i64 = 60;
+
+/// A hold on the workspace: the state lock, or the runner's lease (whose
+/// operation is always `run`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub id: String,
+    pub holder: String,
+    pub operation: String,
+    pub acquired: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+}
+
+/// What a hold is for: each kind is one row of its own table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// The state lock, for one operation.
+    Lock,
+    /// The run-mode lease, for one runner.
+    Lease,
+}
+
+impl Hold {
+    fn select(self) -> &'static str {
+        match self {
+            Hold::Lock => {
+                "SELECT id, holder, operation, acquired, expires FROM lock WHERE slot = 1"
+            }
+            Hold::Lease => "SELECT id, holder, 'run', acquired, expires FROM lease WHERE slot = 1",
+        }
+    }
+
+    /// Writes `info` as the hold of this kind, replacing any.
+    fn write(self, conn: &Connection, info: &LockInfo) -> rusqlite::Result<usize> {
+        let (acquired, expires) = (ts(info.acquired), ts(info.expires));
+        match self {
+            Hold::Lock => conn.execute(
+                "INSERT OR REPLACE INTO lock (slot, id, holder, operation, acquired, expires) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+                params![info.id, info.holder, info.operation, acquired, expires],
+            ),
+            Hold::Lease => conn.execute(
+                "INSERT OR REPLACE INTO lease (slot, id, holder, acquired, expires) VALUES (1, ?1, ?2, ?3, ?4)",
+                params![info.id, info.holder, acquired, expires],
+            ),
+        }
+    }
+
+    fn renew(self) -> &'static str {
+        match self {
+            Hold::Lock => "UPDATE lock SET expires = ?2 WHERE id = ?1",
+            Hold::Lease => "UPDATE lease SET expires = ?2 WHERE id = ?1",
+        }
+    }
+
+    fn release(self) -> &'static str {
+        match self {
+            Hold::Lock => "DELETE FROM lock WHERE id = ?1",
+            Hold::Lease => "DELETE FROM lease WHERE id = ?1",
+        }
+    }
+
+    /// The refusal while `held` is live.
+    fn refused(self, held: LockInfo) -> StateError {
+        match self {
+            Hold::Lock => StateError::Locked {
+                id: held.id,
+                holder: held.holder,
+                operation: held.operation,
+                acquired: ts(held.acquired),
+            },
+            Hold::Lease => StateError::Leased {
+                id: held.id,
+                holder: held.holder,
+                acquired: ts(held.acquired),
+                expires: ts(held.expires),
+            },
+        }
+    }
+
+    /// The error of a renewal whose hold is gone.
+    fn lost(self, id: &str) -> StateError {
+        StateError::Conflict(match self {
+            Hold::Lock => {
+                format!("the state lock {id} was broken by someone else (force-unlock?); stopping")
+            }
+            Hold::Lease => format!("the run lease {id} was taken over by another runner"),
+        })
+    }
+}
+
+impl Store {
+    /// Takes the workspace lock for `operation`, or says who holds it.
+    pub fn lock(&mut self, operation: &str) -> StateResult<LockInfo> {
+        self.take(Hold::Lock, operation, Duration::minutes(LOCK_TTL_MINUTES))
+    }
+
+    /// Extends a held lock; long applies call it as they make progress.
+    pub fn renew_lock(&mut self, id: &str) -> StateResult<()> {
+        self.renew(Hold::Lock, id, Duration::minutes(LOCK_TTL_MINUTES))
+    }
+
+    pub fn unlock(&mut self, id: &str) -> StateResult<()> {
+        self.release(Hold::Lock, id)
+    }
+
+    pub fn current_lock(&self) -> StateResult<Option<LockInfo>> {
+        read(&self.conn, &self.path, Hold::Lock)
+    }
+
+    /// Breaks a lock left by a holder that is gone. Refuses a wrong id so
+    /// that a typo cannot break somebody else's lock.
+    pub fn force_unlock(&mut self, id: &str) -> StateResult<LockInfo> {
+        let held = self
+            .current_lock()?
+            .filter(|l| l.id == id)
+            .ok_or_else(|| StateError::NoSuchLock(id.to_string()))?;
+        self.unlock(id)?;
+        Ok(held)
+    }
+
+    /// Takes the run-mode lease for `ttl`, or says who holds it. A lease
+    /// that expired belongs to a runner that died and is taken over.
+    pub fn take_lease(&mut self, ttl: Duration) -> StateResult<LockInfo> {
+        self.take(Hold::Lease, "run", ttl)
+    }
+
+    /// Extends the lease; fails when another runner took it over.
+    pub fn renew_lease(&mut self, id: &str, ttl: Duration) -> StateResult<()> {
+        self.renew(Hold::Lease, id, ttl)
+    }
+
+    pub fn release_lease(&mut self, id: &str) -> StateResult<()> {
+        self.release(Hold::Lease, id)
+    }
+
+    /// Takes a hold of `kind` for `ttl`, in one write transaction, unless
+    /// a live holder has it.
+    fn take(&mut self, kind: Hold, operation: &str, ttl: Duration) -> StateResult<LockInfo> {
+        let path = self.path.clone();
+        let sq = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq)?;
+        if let Some(held) = read(&tx, &path, kind)? {
+            // An expired hold belongs to a holder that died; it is taken
+            // over. Expiry is judged by the real clock only: a `--now`
+            // rehearsal in the future must not break somebody's live hold.
+            if held.expires > Utc::now() && holder_alive(&held.holder) {
+                return Err(kind.refused(held));
+            }
+        }
+        let info = LockInfo {
+            id: new_id(),
+            holder: holder_name(),
+            operation: operation.to_string(),
+            acquired: Utc::now(),
+            expires: Utc::now() + ttl,
+        };
+        kind.write(&tx, &info).map_err(sq)?;
+        tx.commit().map_err(sq)?;
+        Ok(info)
+    }
+
+    fn renew(&mut self, kind: Hold, id: &str, ttl: Duration) -> StateResult<()> {
+        let n = self
+            .conn
+            .execute(kind.renew(), params![id, ts(Utc::now() + ttl)])
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(kind.lost(id));
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, kind: Hold, id: &str) -> StateResult<()> {
+        self.conn
+            .execute(kind.release(), params![id])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+/// Could the holder of a lock or lease still be running? A holder on this
+/// host whose process is gone is not: its hold is taken over at once, so a
+/// killed lifeboat does not block the next one until the hold expires. A
+/// holder on another host, or a pid now reused, counts as alive (the safe
+/// side: wait or force-unlock).
+fn holder_alive(holder: &str) -> bool {
+    let this_host = holder_name();
+    let host_of = |h: &str| {
+        h.split_once('@')
+            .and_then(|(_, rest)| rest.split(" (pid ").next().map(str::to_string))
+    };
+    let pid = holder
+        .rsplit_once("(pid ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .and_then(|p| p.parse::<u32>().ok());
+    match (host_of(holder), host_of(&this_host), pid) {
+        (Some(h), Some(me), Some(pid)) if h == me => {
+            let proc = Path::new("/proc");
+            !proc.is_dir() || proc.join(pid.to_string()).exists()
+        }
+        _ => true,
+    }
+}
+
+/// Who this process is, as a hold names its holder: `user@host (pid N)`.
+fn holder_name() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host} (pid {})", std::process::id())
+}
+
+/// The hold of `kind`, if any (live or not).
+fn read(conn: &Connection, path: &Path, kind: Hold) -> StateResult<Option<LockInfo>> {
+    let sq = |source| StateError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let row = conn
+        .query_row(kind.select(), [], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .optional()
+        .map_err(sq)?;
+    match row {
+        None => Ok(None),
+        Some((id, holder, operation, acquired, expires)) => Ok(Some(LockInfo {
+            id,
+            holder,
+            operation,
+            acquired: parse_ts(path, &acquired)?,
+            expires: parse_ts(path, &expires)?,
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_lock_id_and_force_unlock_frees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut a = Store::open(&path).unwrap();
+        let mut b = Store::open(&path).unwrap();
+        let held = a.lock("apply").unwrap();
+        match b.lock("apply") {
+            Err(StateError::Locked { id, .. }) => assert_eq!(id, held.id),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        assert!(matches!(
+            b.force_unlock("wrong"),
+            Err(StateError::NoSuchLock(_))
+        ));
+        b.force_unlock(&held.id).unwrap();
+        b.lock("apply").unwrap();
+        assert!(a.renew_lock(&held.id).is_err());
+    }
+
+    #[test]
+    fn a_lease_is_refused_while_live_renewed_by_its_holder_and_free_once_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut a = Store::open(&path).unwrap();
+        let mut b = Store::open(&path).unwrap();
+        let lease = a.take_lease(Duration::seconds(120)).unwrap();
+        assert_eq!(lease.operation, "run");
+        match b.take_lease(Duration::seconds(120)) {
+            Err(StateError::Leased { id, .. }) => assert_eq!(id, lease.id),
+            Err(e) => panic!("expected Leased, got {e:?}"),
+            Ok(_) => panic!("expected Leased, got a second lease"),
+        }
+        // The lease and the lock are separate holds.
+        b.lock("apply").unwrap();
+        a.renew_lease(&lease.id, Duration::seconds(120)).unwrap();
+        a.release_lease(&lease.id).unwrap();
+        assert!(a.renew_lease(&lease.id, Duration::seconds(120)).is_err());
+        b.take_lease(Duration::seconds(120)).unwrap();
+    }
+
+    #[test]
+    fn an_expired_hold_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut a = Store::open(&path).unwrap();
+        let mut b = Store::open(&path).unwrap();
+        let old = a.take_lease(Duration::seconds(-1)).unwrap();
+        let new = b.take_lease(Duration::seconds(120)).unwrap();
+        assert_ne!(old.id, new.id);
+        assert!(a.renew_lease(&old.id, Duration::seconds(120)).is_err());
+    }
+}

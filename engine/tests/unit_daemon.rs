@@ -1,0 +1,178 @@
+//! The run mode's daemon over the in-memory fake, on a virtual clock: a
+//! fast-forwarded day of scheduled work without the binary.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lifeboat_engine::backup::Wait;
+use lifeboat_engine::cloud::Cloud;
+use lifeboat_engine::plan::apply::{self, Executor};
+use lifeboat_engine::plan::planner;
+use lifeboat_engine::runmode::clock::Clock;
+use lifeboat_engine::runmode::daemon::{Daemon, Exit, Mode, RunEvent};
+use lifeboat_engine::state::{BackupStatus, SharedStore, Store};
+use lifeboat_engine::testing::fake::FakeCloud;
+use lifeboat_schema::Config;
+
+const CONFIG: &str = r#"
+account "main" {
+  regions = ["us-east-1"]
+}
+
+notifications {
+  sns_topic     = "arn:aws:sns:us-east-1:123456789012:alerts"
+  account       = account.main
+  region        = "us-east-1"
+  daily_summary = "08:00"
+}
+
+schedule "six-hourly" {
+  start = "2026-11-22T00:00"
+  every = "6h"
+}
+
+policy "web" {
+  account     = account.main
+  generations = 2
+  schedules   = [schedule.six-hourly]
+
+  instance "i-0000000a" {
+    region = "us-east-1"
+  }
+}
+"#;
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+/// The fake with one instance, the store with `CONFIG` applied.
+async fn applied(config: &Config) -> (FakeCloud, SharedStore, tempfile::TempDir) {
+    let fake = FakeCloud::new(10);
+    fake.world
+        .lock()
+        .unwrap()
+        .add_instance("i-0000000a", "us-east-1", &[], 2);
+    let cloud: Arc<dyn Cloud> = Arc::new(fake.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Mutex::new(
+        Store::open(&dir.path().join("state.db")).unwrap(),
+    ));
+    let state = store.lock().unwrap().load().unwrap();
+    let obs = lifeboat_engine::plan::observe::observe(cloud.clone(), config, &state)
+        .await
+        .unwrap();
+    let start = t("2026-11-21T23:00:00Z");
+    let plan = planner::plan(config, &state, &obs, start).unwrap();
+    let exec = Arc::new(Executor {
+        cloud,
+        accounts: planner::known_accounts(config, &state).unwrap(),
+        store: store.clone(),
+        now: start,
+        lock_id: None,
+        stop: Default::default(),
+    });
+    assert_eq!(apply::apply(&plan, exec, 4, |_, _| {}).await.failed(), 0);
+    (fake, store, dir)
+}
+
+/// An event as the test compares it: its time and a short description.
+fn describe(at: DateTime<Utc>, e: &RunEvent) -> Option<(DateTime<Utc>, String)> {
+    let what = match e {
+        RunEvent::RunnerStarted { fast_forward, .. } => format!("start ff={fast_forward}"),
+        RunEvent::BackupStarted(d) => format!("backup {}", d.slot.format("%H:%M")),
+        RunEvent::BackupFinished(r) => format!(
+            "finished {} valid={} deleted={}",
+            r.due.slot.format("%H:%M"),
+            r.succeeded,
+            r.result.as_ref().map_or(0, |b| b.retention.done())
+        ),
+        RunEvent::SummarySent => "summary".into(),
+        RunEvent::RunnerStopped => "stop".into(),
+        // Next-run notes and the like are not what this test is about.
+        _ => return None,
+    };
+    Some((at, what))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_a_fast_forwarded_day_takes_each_scheduled_backup_and_sends_one_summary() {
+    let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), CONFIG.to_string())])
+        .unwrap_or_else(|d| panic!("{d}"))
+        .config;
+    let (fake, store, dir) = applied(&config).await;
+    let events: Arc<Mutex<Vec<(DateTime<Utc>, String)>>> = Default::default();
+    let seen = events.clone();
+    let daemon = Daemon {
+        cloud: Arc::new(fake.clone()),
+        store: store.clone(),
+        config: &config,
+        config_dir: dir.path().to_path_buf(),
+        clock: Arc::new(Clock::starting_at(Some(t("2026-11-22T00:00:00Z")))),
+        mode: Mode {
+            once: false,
+            fast_forward: true,
+            until: Some(t("2026-11-23T00:00:00Z")),
+            concurrency: 4,
+        },
+        wait: Wait {
+            timeout: Duration::from_secs(60),
+            interval: Duration::from_millis(1),
+        },
+        stop: Arc::new(AtomicBool::new(false)),
+        on_event: Arc::new(move |at, e| seen.lock().unwrap().extend(describe(at, e))),
+    };
+    let started = std::time::Instant::now();
+    let exit = daemon.run().await.unwrap();
+    assert_eq!(exit, Exit::Clean);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "idle time is skipped"
+    );
+
+    // Times to the minute: work in flight takes (a little) real time.
+    let events: Vec<(String, String)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(at, what)| (at.format("%dT%H:%M").to_string(), what.clone()))
+        .collect();
+    let e = |at: &str, what: &str| (at.to_string(), what.to_string());
+    assert_eq!(
+        events,
+        [
+            e("22T00:00", "start ff=true"),
+            e("22T00:00", "backup 00:00"),
+            e("22T00:00", "finished 00:00 valid=true deleted=0"),
+            e("22T06:00", "backup 06:00"),
+            e("22T06:00", "finished 06:00 valid=true deleted=0"),
+            e("22T08:00", "summary"),
+            // Retention deletes the oldest backup: its two snapshots and
+            // its record.
+            e("22T12:00", "backup 12:00"),
+            e("22T12:00", "finished 12:00 valid=true deleted=3"),
+            e("22T18:00", "backup 18:00"),
+            e("22T18:00", "finished 18:00 valid=true deleted=3"),
+            e("23T00:00", "stop"),
+        ]
+    );
+
+    // Four backups, two kept by retention; the state lock and the lease
+    // are gone.
+    let s = store.lock().unwrap();
+    let kept: Vec<String> = s
+        .backups(Some("web"))
+        .unwrap()
+        .into_iter()
+        .filter(|b| b.status == BackupStatus::Success)
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(kept, ["2026-11-22T12:00:00Z", "2026-11-22T18:00:00Z"]);
+    assert!(s.current_lock().unwrap().is_none());
+    drop(s);
+    let w = fake.world.lock().unwrap();
+    assert_eq!(w.calls_of("CreateSnapshots"), 4);
+    assert_eq!(w.published.len(), 1, "one daily summary");
+}
