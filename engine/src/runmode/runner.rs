@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use lifeboat_schema::{Config, EveryUnit, Schedule};
+use lifeboat_schema::{Config, Schedule};
 
 use crate::backup::{self, BackupError, BackupResult, Wait};
 use crate::cloud::Cloud;
@@ -30,14 +30,7 @@ use crate::state::{BackupRecord, Retry, SharedStore, Skipped, StateError};
 /// How far back a missed slot still runs: one interval of its schedule
 /// (months counted as 31 days, so a monthly slot is never lost to a short month).
 pub fn grace(s: &Schedule) -> Duration {
-    let n = i64::from(s.every.count);
-    match s.every.unit {
-        EveryUnit::Minutes => Duration::minutes(n),
-        EveryUnit::Hours => Duration::hours(n),
-        EveryUnit::Days => Duration::days(n),
-        EveryUnit::Weeks => Duration::weeks(n),
-        EveryUnit::Months => Duration::days(31 * n),
-    }
+    s.every.nominal_duration()
 }
 
 /// A policy that should run now, for `slot`.

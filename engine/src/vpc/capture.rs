@@ -462,7 +462,7 @@ pub fn due_captures(
         .vpc_captures
         .values()
         .filter_map(|c| {
-            let every = chrono::Duration::seconds(i64::try_from(c.every_seconds?).ok()?);
+            let every = c.every?.nominal_duration();
             match last.get(&run_key(&c.name)) {
                 Some(l) if *l + every > now => None,
                 _ => Some(c.name.clone()),
@@ -481,7 +481,7 @@ pub fn next_capture(
         .vpc_captures
         .values()
         .filter_map(|c| {
-            let every = chrono::Duration::seconds(i64::try_from(c.every_seconds?).ok()?);
+            let every = c.every?.nominal_duration();
             Some(last.get(&run_key(&c.name)).map_or(now, |l| *l + every))
         })
         .min()
@@ -637,7 +637,10 @@ mod tests {
                 name: "prod".into(),
                 account: "main".into(),
                 regions: vec![],
-                every_seconds: Some(4 * 3600),
+                every: Some(lifeboat_schema::Every {
+                    count: 4,
+                    unit: lifeboat_schema::EveryUnit::Hours,
+                }),
                 location: Default::default(),
             },
         );
@@ -1116,7 +1119,7 @@ mod tests {
                 name: "prod".into(),
                 account: "main".into(),
                 regions: vec!["us-east-1".into()],
-                every_seconds: None,
+                every: None,
                 location: Default::default(),
             },
         );

@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hcl_edit::structure::{Block, Body};
 
-use super::vpc_capture::parse_interval;
 use super::{start, DeclaredAccount, Decoder, Scope, Value};
 use crate::config::{VpcCapture, VpcClone};
 use crate::source::Source;
@@ -317,25 +316,10 @@ fn decode_one(
         None => None,
     };
 
-    let timeout_seconds = match d.string(&scope, "timeout", false) {
-        None => DEFAULT_TIMEOUT_SECONDS,
-        Some((s, pos)) => match parse_interval(&s) {
-            Some(secs) => secs,
-            None => {
-                d.error(
-                    src,
-                    pos,
-                    "Invalid timeout",
-                    format!(
-                        "\"timeout\" in {} must be a whole number followed by m (minutes), h (hours) or d (days), as in \"30m\", not {s:?}",
-                        scope.what
-                    ),
-                );
-                ok = false;
-                DEFAULT_TIMEOUT_SECONDS
-            }
-        },
-    };
+    // Seconds to hours and beyond, like every other timeout; not zero.
+    let timeout_seconds = d.duration(&scope, "timeout", false);
+    ok &= timeout_seconds.is_some() || !scope.attrs.contains_key("timeout");
+    let timeout_seconds = timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
 
     let clone = match (&name, capture, vpc, to_region, to_account) {
         (Some((n, _)), Some(c), Some(vpc), Some(to_region), Some(to_account)) if ok => {
@@ -361,6 +345,36 @@ fn decode_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load_clone(timeout: &str) -> Result<u64, String> {
+        let text = format!(
+            "account \"main\" {{\n  regions = [\"us-east-1\"]\n}}\n\
+             vpc_capture \"prod\" {{\n  account = account.main\n}}\n\
+             vpc_clone \"west\" {{\n  capture = vpc_capture.prod\n  vpc = \"vpc-0123abcd\"\n  to_region = \"us-west-2\"\n{timeout}}}\n"
+        );
+        crate::load_sources(&[("main.lb.hcl".into(), text)])
+            .map(|l| l.config.vpc_clones["west"].timeout_seconds)
+            .map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn the_timeout_is_a_duration_longer_than_zero() {
+        assert_eq!(load_clone(""), Ok(DEFAULT_TIMEOUT_SECONDS));
+        // Seconds and weeks, like every other duration (minutes to days only before).
+        assert_eq!(load_clone("  timeout = \"90s\"\n"), Ok(90));
+        assert_eq!(load_clone("  timeout = \"1w\"\n"), Ok(604_800));
+        assert_eq!(load_clone("  timeout = \"2h\"\n"), Ok(7200));
+        let err = load_clone("  timeout = \"0m\"\n").unwrap_err();
+        assert!(
+            err.contains("\"timeout\" in vpc_clone \"west\" must be longer than zero"),
+            "{err}"
+        );
+        let err = load_clone("  timeout = \"1.5h\"\n").unwrap_err();
+        assert!(
+            err.contains("\"timeout\" in vpc_clone \"west\" must be a whole number followed by s, m, h, d or w"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn vpc_ids_and_buckets() {
