@@ -67,8 +67,8 @@ enum Command {
     Backup {
         /// The policy's name.
         policy: String,
-        /// How long to wait for the snapshots to complete, e.g. 90s, 30m, 2h.
-        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        /// How long to wait for the snapshots to complete, e.g. 90s, 30m, 2h, 1d.
+        #[arg(long, default_value = "1h", value_parser = lifeboat_schema::parse_duration)]
         timeout: std::time::Duration,
     },
     /// Perform the scheduled work: due backups with retention, as a daemon
@@ -77,8 +77,8 @@ enum Command {
         /// Perform what is due now (and what was missed within one interval) and exit.
         #[arg(long)]
         once: bool,
-        /// How long each backup waits for its snapshots, e.g. 90s, 30m, 2h.
-        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        /// How long each backup waits for its snapshots, e.g. 90s, 30m, 2h, 1d.
+        #[arg(long, default_value = "1h", value_parser = lifeboat_schema::parse_duration)]
         timeout: std::time::Duration,
         /// Log lines for people (human) or for log collectors (json).
         #[arg(long, value_enum, default_value = "human")]
@@ -272,19 +272,4 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Schedule { command } => cmd::schedule::run(&load(&cli)?, command),
         Command::Graph { plan_file } => cmd::graph::run(plan_file.as_deref(), || load(&cli)).await,
     }
-}
-
-/// "90s", "30m", "2h": a whole number and a unit.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m or 2h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?} is not a duration like 90s, 30m or 2h")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
 }

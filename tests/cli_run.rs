@@ -155,6 +155,14 @@ fn run_options_that_cannot_work_are_refused_before_the_state_is_touched() {
     env.run(&["run", "--fast-forward"])
         .code(1)
         .stderr_has("--fast-forward needs --now");
+    // A timeout in days is a duration like the configuration's (it once
+    // stopped at hours): it gets past the arguments to the next refusal.
+    env.run(&["run", "--timeout", "1d", "--fast-forward"])
+        .code(1)
+        .stderr_has("--fast-forward needs --now");
+    env.run(&["run", "--once", "--timeout", "1.5h"])
+        .code(2)
+        .stderr_has("\"1.5h\" is not a duration");
     env.run(&[
         "--now",
         "2026-11-22T10:00:00Z",

@@ -258,6 +258,28 @@ impl EveryUnit {
     }
 }
 
+impl Every {
+    /// The interval as a fixed length of time, for what needs one rather
+    /// than the calendar: how far back a missed run still counts (catch-up
+    /// bounded to one interval), when a `vpc_capture` is due again after
+    /// its last capture, the step of a minute or hour schedule.
+    ///
+    /// Exact for minutes and hours. Days and weeks count 24 hours a day,
+    /// although a calendar day across a daylight-saving change is 23 or 25
+    /// hours. A month counts 31 days, the longest, so that one interval
+    /// back from a monthly run always reaches the previous one.
+    pub fn nominal_duration(self) -> chrono::Duration {
+        let n = i64::from(self.count);
+        match self.unit {
+            EveryUnit::Minutes => chrono::Duration::minutes(n),
+            EveryUnit::Hours => chrono::Duration::hours(n),
+            EveryUnit::Days => chrono::Duration::days(n),
+            EveryUnit::Weeks => chrono::Duration::weeks(n),
+            EveryUnit::Months => chrono::Duration::days(31 * n),
+        }
+    }
+}
+
 impl std::fmt::Display for Every {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}{}", self.count, self.unit.suffix())
@@ -341,8 +363,9 @@ pub struct VpcCapture {
     /// Regions to capture, each one of the account's; empty means all of
     /// the account's regions.
     pub regions: Vec<String>,
-    /// `every = "4h"` in seconds: how often run mode captures.
-    pub every_seconds: Option<u64>,
+    /// `every = "4h"`: how often run mode captures (minutes to weeks;
+    /// months are refused, a capture is due by elapsed time).
+    pub every: Option<Every>,
     #[serde(skip)]
     pub location: Location,
 }

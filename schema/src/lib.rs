@@ -11,6 +11,7 @@
 pub mod config;
 mod decode;
 pub mod diag;
+pub mod duration;
 mod fmt;
 mod lex;
 mod source;
@@ -18,6 +19,7 @@ pub mod validate;
 
 pub use config::*;
 pub use diag::{Diagnostic, Diagnostics, Location, Severity};
+pub use duration::{parse_duration, DurationError};
 
 use std::path::{Path, PathBuf};
 

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use chrono::{DateTime, Duration, Utc};
 use clap::Subcommand;
 use lifeboat_engine::runmode::schedule;
-use lifeboat_schema::{Config, Every, EveryUnit, Schedule};
+use lifeboat_schema::{Config, Schedule};
 
 use crate::output::stamp;
 use crate::workspace::Workspace;
@@ -23,7 +23,7 @@ pub enum ScheduleCommand {
         /// The first instant to list, RFC 3339 (default: now).
         #[arg(long)]
         from: Option<DateTime<Utc>>,
-        /// How far ahead of --from to list: Nm, Nh, Nd or Nw.
+        /// How far ahead of --from to list: Ns, Nm, Nh, Nd or Nw.
         #[arg(long, default_value = "7d")]
         next: String,
         /// Print a JSON array of {schedule, schedules, time_zone, local, utc}.
@@ -96,21 +96,14 @@ pub fn run(ws: &Workspace, command: &ScheduleCommand) -> Result<u8> {
     }
 }
 
-/// `--next`: a whole number of minutes, hours, days or weeks.
+/// `--next`: a duration longer than zero.
 fn window(text: &str) -> Result<Duration> {
-    let every: Every = text
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--next: {e}"))?;
-    let n = i64::from(every.count);
-    Ok(match every.unit {
-        EveryUnit::Minutes => Duration::minutes(n),
-        EveryUnit::Hours => Duration::hours(n),
-        EveryUnit::Days => Duration::days(n),
-        EveryUnit::Weeks => Duration::weeks(n),
-        EveryUnit::Months => {
-            bail!("--next takes minutes, hours, days or weeks (as in \"30d\"), not months")
-        }
-    })
+    let length =
+        lifeboat_schema::parse_duration(text).map_err(|e| anyhow::anyhow!("--next: {e}"))?;
+    if length.is_zero() {
+        bail!("--next must be longer than zero, not {text:?}");
+    }
+    Duration::from_std(length).map_err(|_| anyhow::anyhow!("--next: {text:?} is too long"))
 }
 
 /// The schedules `NAME`, `schedule.NAME` or `policy.NAME` stands for.

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
-use lifeboat_schema::{Config, EveryUnit, Schedule, VpcCapture};
+use lifeboat_schema::{Config, Schedule, VpcCapture};
 
 use crate::runmode::attempt::Trigger;
 use crate::runmode::schedule;
@@ -26,20 +26,13 @@ use crate::state::Retry;
 /// How far back a missed slot still runs: one interval of its schedule
 /// (months counted as 31 days, so a monthly slot is never lost to a short month).
 pub fn grace(s: &Schedule) -> Duration {
-    let n = i64::from(s.every.count);
-    match s.every.unit {
-        EveryUnit::Minutes => Duration::minutes(n),
-        EveryUnit::Hours => Duration::hours(n),
-        EveryUnit::Days => Duration::days(n),
-        EveryUnit::Weeks => Duration::weeks(n),
-        EveryUnit::Months => Duration::days(31 * n),
-    }
+    s.every.nominal_duration()
 }
 
 /// How often run mode captures `c`; `None` when it has no `every` (captured
 /// only on demand). The one place the capture interval is read.
 fn capture_interval(c: &VpcCapture) -> Option<Duration> {
-    Some(Duration::seconds(i64::try_from(c.every_seconds?).ok()?))
+    Some(c.every?.nominal_duration())
 }
 
 /// The key under which the state remembers a capture's last run, beside
@@ -412,14 +405,17 @@ mod tests {
         assert_eq!(d[0].supersedes, Some(retry));
     }
 
-    fn with_capture(mut c: Config, every_seconds: Option<u64>) -> Config {
+    fn with_capture(mut c: Config, every_hours: Option<u32>) -> Config {
         c.vpc_captures.insert(
             "prod".into(),
             VpcCapture {
                 name: "prod".into(),
                 account: "main".into(),
                 regions: vec![],
-                every_seconds,
+                every: every_hours.map(|count| lifeboat_schema::Every {
+                    count,
+                    unit: lifeboat_schema::EveryUnit::Hours,
+                }),
                 location: Default::default(),
             },
         );
@@ -429,7 +425,7 @@ mod tests {
     #[test]
     fn captures_are_due_once_per_interval_and_at_once_when_never_run() {
         let h = |h: u32| -> DateTime<Utc> { format!("2026-11-22T{h:02}:00:00Z").parse().unwrap() };
-        let c = with_capture(Config::default(), Some(4 * 3600));
+        let c = with_capture(Config::default(), Some(4));
         let mut a = agenda(&c, policy(&[]));
         assert_eq!(a.captures(h(10)), vec!["prod".to_string()]);
         assert_eq!(a.next_capture(h(10)), Some(h(10)));
@@ -482,7 +478,7 @@ mod tests {
     fn the_next_thing_due_is_the_earliest_of_slots_retries_captures_and_the_summary() {
         let mut c = with_capture(
             config(&[("daily", sched("1d", "2026-11-01T03:00"))]),
-            Some(4 * 3600),
+            Some(4),
         );
         c.notifications = Some(Notifications {
             sns_topic: "arn".into(),

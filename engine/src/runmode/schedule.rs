@@ -87,20 +87,8 @@ pub fn next_after(s: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let expires = expires_at(s);
     let horizon = after.max(start) + Duration::days(HORIZON_DAYS);
     let found = match s.every.unit {
-        EveryUnit::Minutes => absolute(
-            s,
-            start,
-            Duration::minutes(s.every.count.into()),
-            after,
-            horizon,
-        ),
-        EveryUnit::Hours => absolute(
-            s,
-            start,
-            Duration::hours(s.every.count.into()),
-            after,
-            horizon,
-        ),
+        EveryUnit::Minutes => absolute(s, start, s.every.nominal_duration(), after, horizon),
+        EveryUnit::Hours => absolute(s, start, s.every.nominal_duration(), after, horizon),
         EveryUnit::Days | EveryUnit::Weeks | EveryUnit::Months => calendar(s, after, horizon),
     }?;
     match expires {

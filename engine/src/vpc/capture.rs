@@ -352,7 +352,7 @@ mod tests {
                 name: "prod".into(),
                 account: "main".into(),
                 regions: vec!["us-east-1".into()],
-                every_seconds: None,
+                every: None,
                 location: Default::default(),
             },
         );

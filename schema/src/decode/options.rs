@@ -7,6 +7,7 @@ use hcl_edit::structure::{Block, Body};
 
 use super::{account_reference, start, DeclaredAccount, Decoder, Scope};
 use crate::config::{Notifications, PolicyOptions, Retries, Scripts, SuccessRule};
+use crate::duration::{parse_duration, DURATION_UNITS};
 use crate::source::Source;
 
 /// The policy blocks decoded here, skipped by the target loop.
@@ -15,28 +16,18 @@ pub(super) const POLICY_OPTION_BLOCKS: &[&str] = &["retries", "scripts"];
 /// The most retries a policy may ask for.
 const MAX_RETRIES: f64 = 100.0;
 
-/// `30s`, `10m`, `2h`, `1d` as seconds; `None` when malformed.
-pub fn parse_duration_secs(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
 impl Decoder {
-    /// A duration attribute (`"10m"`), in seconds.
-    fn duration(&mut self, scope: &Scope<'_>, name: &str, allow_zero: bool) -> Option<u64> {
+    /// A duration attribute (`"10m"`), in seconds; `None` when absent or
+    /// after reporting it.
+    pub(super) fn duration(
+        &mut self,
+        scope: &Scope<'_>,
+        name: &str,
+        allow_zero: bool,
+    ) -> Option<u64> {
         let (s, at) = self.string(scope, name, false)?;
-        match parse_duration_secs(&s) {
-            Some(0) if !allow_zero => {
+        match parse_duration(&s).map(|d| d.as_secs()) {
+            Ok(0) if !allow_zero => {
                 self.error(
                     scope.src,
                     at,
@@ -45,14 +36,14 @@ impl Decoder {
                 );
                 None
             }
-            Some(n) => Some(n),
-            None => {
+            Ok(n) => Some(n),
+            Err(_) => {
                 self.error(
                     scope.src,
                     at,
                     "Invalid duration",
                     format!(
-                        "{name:?} in {} must be a whole number followed by s, m, h or d (for example \"10m\"), not {s:?}",
+                        "{name:?} in {} must be a whole number followed by {DURATION_UNITS} (for example \"10m\"), not {s:?}",
                         scope.what
                     ),
                 );
@@ -266,7 +257,7 @@ mod tests {
         ))
         .unwrap_err();
         for needle in [
-            "\"timeout\" in policy \"web\" must be a whole number followed by s, m, h or d",
+            "\"timeout\" in policy \"web\" must be a whole number followed by s, m, h, d or w",
             "\"failures_to_alert\" in policy \"web\" must be between 1 and 1000",
             "\"success\" in policy \"web\" must be one of",
             "\"count\" in the retries block of policy \"web\" must be between 0 and 100",
@@ -276,16 +267,5 @@ mod tests {
         ] {
             assert!(err.contains(needle), "{needle:?} not in:\n{err}");
         }
-    }
-
-    #[test]
-    fn durations_take_one_unit() {
-        assert_eq!(parse_duration_secs("30s"), Some(30));
-        assert_eq!(parse_duration_secs("10m"), Some(600));
-        assert_eq!(parse_duration_secs("2h"), Some(7200));
-        assert_eq!(parse_duration_secs("1d"), Some(86_400));
-        assert_eq!(parse_duration_secs("10"), None);
-        assert_eq!(parse_duration_secs("m"), None);
-        assert_eq!(parse_duration_secs("1h30m"), None);
     }
 }

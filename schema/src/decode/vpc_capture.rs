@@ -6,25 +6,11 @@ use hcl_edit::structure::Block;
 use hcl_edit::structure::Body;
 
 use super::{account_reference, start, DeclaredAccount, Decoder};
-use crate::config::VpcCapture;
+use crate::config::{Every, EveryUnit, VpcCapture};
 use crate::source::Source;
 use crate::validate;
 
 const VPC_CAPTURE_ATTRS: &[&str] = &["account", "regions", "every"];
-
-/// `Nm`, `Nh` or `Nd` (N a whole number from 1 to 100000) in seconds.
-pub(crate) fn parse_interval(s: &str) -> Option<u64> {
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    let (n, unit) = s.split_at(digits);
-    let unit = match unit {
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    let n: u64 = n.parse().ok()?;
-    (1..=100_000).contains(&n).then_some(n * unit)
-}
 
 pub(super) fn decode_vpc_captures(
     d: &mut Decoder,
@@ -131,23 +117,19 @@ fn decode_one(
     }
 
     let mut every_ok = true;
-    let every_seconds = match d.string(&scope, "every", false) {
-        Some((s, at)) => match parse_interval(&s) {
-            Some(secs) => Some(secs),
-            None => {
+    let every = match d.string(&scope, "every", false) {
+        Some((s, at)) => {
+            let every = capture_interval(&s).map_err(|detail| {
                 d.error(
                     src,
                     at,
                     "Invalid interval",
-                    format!(
-                        "\"every\" in {} must be a whole number from 1 to 100000 followed by m (minutes), h (hours) or d (days), as in \"4h\", not {s:?}",
-                        scope.what
-                    ),
+                    format!("\"every\" in {} {detail}", scope.what),
                 );
-                every_ok = false;
-                None
-            }
-        },
+            });
+            every_ok = every.is_ok();
+            every.ok()
+        }
         None => None,
     };
 
@@ -156,7 +138,7 @@ fn decode_one(
             name: n.clone(),
             account: account.to_string(),
             regions,
-            every_seconds,
+            every,
             location: src.location(start(&block.ident)),
         }),
         _ => None,
@@ -165,17 +147,39 @@ fn decode_one(
     (name, capture)
 }
 
+/// `every` of a capture: a schedule interval of minutes, hours, days or
+/// weeks. Not months: a capture comes due by the time elapsed since the
+/// last one, and a month has no fixed length. `Err` completes the sentence
+/// "`every` in vpc_capture X ...".
+fn capture_interval(s: &str) -> Result<Every, String> {
+    match s.parse::<Every>() {
+        Ok(e) if e.unit == EveryUnit::Months => Err(format!(
+            "cannot be in months: a capture comes due by the time elapsed since the last one; write days or weeks, as in \"30d\", not {s:?}"
+        )),
+        Ok(e) => Ok(e),
+        Err(_) => Err(format!(
+            "must be a whole number from 1 to 100000 followed by m (minutes), h (hours), d (days) or w (weeks), as in \"4h\", not {s:?}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_interval;
+    use super::*;
 
     #[test]
     fn intervals() {
-        assert_eq!(parse_interval("4h"), Some(14_400));
-        assert_eq!(parse_interval("30m"), Some(1_800));
-        assert_eq!(parse_interval("1d"), Some(86_400));
-        for bad in ["", "h", "0h", "4", "4w", "1.5h", "-1h", "4H", "100001m"] {
-            assert_eq!(parse_interval(bad), None, "{bad:?}");
+        let every = |count, unit| Ok(Every { count, unit });
+        assert_eq!(capture_interval("4h"), every(4, EveryUnit::Hours));
+        assert_eq!(capture_interval("30m"), every(30, EveryUnit::Minutes));
+        assert_eq!(capture_interval("1d"), every(1, EveryUnit::Days));
+        assert_eq!(capture_interval("2w"), every(2, EveryUnit::Weeks));
+        assert!(capture_interval("1mo")
+            .unwrap_err()
+            .starts_with("cannot be in months"));
+        for bad in ["", "h", "0h", "4", "1.5h", "-1h", "4H", "100001m", "90s"] {
+            let e = capture_interval(bad).unwrap_err();
+            assert!(e.starts_with("must be a whole number"), "{bad:?}: {e}");
         }
     }
 }

@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hcl_edit::structure::{Block, Body};
 
-use super::vpc_capture::parse_interval;
 use super::{start, DeclaredAccount, Decoder, Scope, Value};
 use crate::config::{VpcCapture, VpcClone};
 use crate::source::Source;
@@ -212,42 +211,9 @@ fn decode_one(
         _ => ok = false,
     }
 
-    // vpc = "vpc-…"
-    let vpc = match d.string(&scope, "vpc", true) {
-        Some((v, _)) if is_vpc_id(&v) => Some(v),
-        Some((v, at)) => {
-            d.error(
-                src,
-                at,
-                "Invalid VPC id",
-                format!(
-                    "{v:?} in {} is not a VPC id; expected \"vpc-\" followed by 8 or 17 lowercase hex digits, as in \"vpc-0123456789abcdef0\"",
-                    scope.what
-                ),
-            );
-            None
-        }
-        None => None,
-    };
+    let vpc = source_vpc(d, &scope);
 
-    // to_region: any valid region name; it need not be one of the account's
-    // backup regions (those say where Lifeboat looks for targets).
-    let to_region = match d.string(&scope, "to_region", true) {
-        Some((r, _)) if validate::is_region(&r) => Some(r),
-        Some((r, at)) => {
-            d.error(
-                src,
-                at,
-                "Invalid region",
-                format!(
-                    "{r:?} in {} is not an AWS region name; expected a name like \"us-west-2\"",
-                    scope.what
-                ),
-            );
-            None
-        }
-        None => None,
-    };
+    let to_region = destination_region(d, &scope);
 
     // to_account = account.X (default: the capture's account)
     let to_account = match reference(d, &scope, "to_account", "account", false) {
@@ -274,68 +240,21 @@ fn decode_one(
         }
     };
 
-    // at = "latest" | RFC3339
-    let at = match d.string(&scope, "at", false) {
-        None => None,
-        Some((s, _)) if s == "latest" => None,
-        Some((s, pos)) => match chrono::DateTime::parse_from_rfc3339(&s) {
-            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
-            Err(_) => {
-                d.error(
-                    src,
-                    pos,
-                    "Invalid time",
-                    format!(
-                        "\"at\" in {} must be \"latest\" or an RFC 3339 time such as \"2026-11-22T10:00:00Z\", not {s:?}",
-                        scope.what
-                    ),
-                );
-                ok = false;
-                None
-            }
-        },
-    };
+    let at = pinned_time(d, &scope);
+    ok &= at.is_ok();
+    let at = at.unwrap_or(None);
 
     let clone_name = d.text(&scope, "name", false);
     ok &= clone_name.is_some() || d.get(&scope, "name", false).is_none();
 
-    let template_bucket = match d.string(&scope, "template_bucket", false) {
-        Some((b, _)) if is_bucket_name(&b) => Some(b),
-        Some((b, pos)) => {
-            d.error(
-                src,
-                pos,
-                "Invalid bucket name",
-                format!(
-                    "{b:?} in {} is not an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit",
-                    scope.what
-                ),
-            );
-            ok = false;
-            None
-        }
-        None => None,
-    };
+    let template_bucket = template_bucket(d, &scope);
+    ok &= template_bucket.is_ok();
+    let template_bucket = template_bucket.unwrap_or(None);
 
-    let timeout_seconds = match d.string(&scope, "timeout", false) {
-        None => DEFAULT_TIMEOUT_SECONDS,
-        Some((s, pos)) => match parse_interval(&s) {
-            Some(secs) => secs,
-            None => {
-                d.error(
-                    src,
-                    pos,
-                    "Invalid timeout",
-                    format!(
-                        "\"timeout\" in {} must be a whole number followed by m (minutes), h (hours) or d (days), as in \"30m\", not {s:?}",
-                        scope.what
-                    ),
-                );
-                ok = false;
-                DEFAULT_TIMEOUT_SECONDS
-            }
-        },
-    };
+    // Seconds to hours and beyond, like every other timeout; not zero.
+    let timeout_seconds = d.duration(&scope, "timeout", false);
+    ok &= timeout_seconds.is_some() || !scope.attrs.contains_key("timeout");
+    let timeout_seconds = timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
 
     let clone = match (&name, capture, vpc, to_region, to_account) {
         (Some((n, _)), Some(c), Some(vpc), Some(to_region), Some(to_account)) if ok => {
@@ -358,9 +277,126 @@ fn decode_one(
     (name, clone)
 }
 
+/// `vpc = "vpc-…"`: the captured VPC to clone.
+fn source_vpc(d: &mut Decoder, scope: &Scope<'_>) -> Option<String> {
+    match d.string(scope, "vpc", true) {
+        Some((v, _)) if is_vpc_id(&v) => Some(v),
+        Some((v, at)) => {
+            d.error(
+                scope.src,
+                at,
+                "Invalid VPC id",
+                format!(
+                    "{v:?} in {} is not a VPC id; expected \"vpc-\" followed by 8 or 17 lowercase hex digits, as in \"vpc-0123456789abcdef0\"",
+                    scope.what
+                ),
+            );
+            None
+        }
+        None => None,
+    }
+}
+
+/// `to_region`: any valid region name; it need not be one of the account's
+/// backup regions (those say where Lifeboat looks for targets).
+fn destination_region(d: &mut Decoder, scope: &Scope<'_>) -> Option<String> {
+    match d.string(scope, "to_region", true) {
+        Some((r, _)) if validate::is_region(&r) => Some(r),
+        Some((r, at)) => {
+            d.error(
+                scope.src,
+                at,
+                "Invalid region",
+                format!(
+                    "{r:?} in {} is not an AWS region name; expected a name like \"us-west-2\"",
+                    scope.what
+                ),
+            );
+            None
+        }
+        None => None,
+    }
+}
+
+/// `at = "latest" | RFC 3339`: `Ok(None)` for the latest version, `Err` after reporting.
+fn pinned_time(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ()> {
+    match d.string(scope, "at", false) {
+        None => Ok(None),
+        Some((s, _)) if s == "latest" => Ok(None),
+        Some((s, pos)) => match chrono::DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => Ok(Some(t.with_timezone(&chrono::Utc))),
+            Err(_) => {
+                d.error(
+                    scope.src,
+                    pos,
+                    "Invalid time",
+                    format!(
+                        "\"at\" in {} must be \"latest\" or an RFC 3339 time such as \"2026-11-22T10:00:00Z\", not {s:?}",
+                        scope.what
+                    ),
+                );
+                Err(())
+            }
+        },
+    }
+}
+
+/// `template_bucket`: `Err` after reporting a name S3 would refuse.
+fn template_bucket(d: &mut Decoder, scope: &Scope<'_>) -> Result<Option<String>, ()> {
+    match d.string(scope, "template_bucket", false) {
+        Some((b, _)) if is_bucket_name(&b) => Ok(Some(b)),
+        Some((b, pos)) => {
+            d.error(
+                scope.src,
+                pos,
+                "Invalid bucket name",
+                format!(
+                    "{b:?} in {} is not an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit",
+                    scope.what
+                ),
+            );
+            Err(())
+        }
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load_clone(timeout: &str) -> Result<u64, String> {
+        let text = format!(
+            "account \"main\" {{\n  regions = [\"us-east-1\"]\n}}\n\
+             vpc_capture \"prod\" {{\n  account = account.main\n}}\n\
+             vpc_clone \"west\" {{\n  capture = vpc_capture.prod\n  vpc = \"vpc-0123abcd\"\n  to_region = \"us-west-2\"\n{timeout}}}\n"
+        );
+        crate::load_sources(&[("main.lb.hcl".into(), text)])
+            .map(|l| l.config.vpc_clones["west"].timeout_seconds)
+            .map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn the_timeout_is_a_duration_longer_than_zero() {
+        assert_eq!(load_clone(""), Ok(DEFAULT_TIMEOUT_SECONDS));
+        // Seconds and weeks, like every other duration (minutes to days only before).
+        assert_eq!(load_clone("  timeout = \"90s\"\n"), Ok(90));
+        assert_eq!(load_clone("  timeout = \"1w\"\n"), Ok(604_800));
+        assert_eq!(load_clone("  timeout = \"2h\"\n"), Ok(7200));
+        let err = load_clone("  timeout = \"0m\"\n").unwrap_err();
+        assert!(
+            err.contains("\"timeout\" in vpc_clone \"west\" must be longer than zero"),
+            "{err}"
+        );
+        let err = load_clone("  timeout = \"1.5h\"\n").unwrap_err();
+        assert!(
+            err.contains("\"timeout\" in vpc_clone \"west\" must be a whole number followed by s, m, h, d or w"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn vpc_ids_and_buckets() {

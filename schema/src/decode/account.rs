@@ -1,0 +1,287 @@
+//! `account "NAME" { type  regions  profile  allow_delete  assume_role { .. } }`
+//! and the `account = account.NAME` references other blocks make to one.
+
+use std::collections::BTreeMap;
+
+use hcl_edit::structure::{Block, Body};
+
+use super::{start, Decoder, Scope, Value};
+use crate::config::{Account, AccountKind, AssumeRole};
+use crate::source::Source;
+use crate::validate;
+
+const ACCOUNT_ATTRS: &[&str] = &["type", "regions", "profile", "allow_delete"];
+
+/// An account as declared, with what policies need to check against it.
+pub(super) struct DeclaredAccount {
+    pub(super) account: Account,
+    src_index: usize,
+    at: usize,
+    /// False when `regions` has problems of its own: region checks of
+    /// targets are skipped then rather than piling up errors.
+    pub(super) regions_ok: bool,
+}
+
+/// The `account` blocks by name; a name declared twice keeps the first.
+pub(super) fn decode_accounts(
+    d: &mut Decoder,
+    files: &[(&Source, &Body)],
+    blocks: &[(usize, &Block)],
+) -> BTreeMap<String, DeclaredAccount> {
+    let mut declared: BTreeMap<String, DeclaredAccount> = BTreeMap::new();
+    for &(i, b) in blocks {
+        let src = files[i].0;
+        let Some((account, regions_ok)) = decode_account(d, src, b) else {
+            continue;
+        };
+        if let Some(first) = declared.get(&account.name) {
+            d.error(
+                src,
+                start(b.labels.first().expect("named")),
+                "Duplicate account",
+                format!(
+                    "account {:?} is already declared at {}",
+                    account.name,
+                    files[first.src_index].0.short_location(first.at)
+                ),
+            );
+            continue;
+        }
+        declared.insert(
+            account.name.clone(),
+            DeclaredAccount {
+                account,
+                src_index: i,
+                at: start(&b.ident),
+                regions_ok,
+            },
+        );
+    }
+    declared
+}
+
+/// `None` when the account has no usable name; otherwise the account (with
+/// defaults where values were wrong) and whether its regions are usable.
+fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Account, bool)> {
+    let name = d.name_label(src, block, "main");
+    let what = match &name {
+        Some((n, _)) => format!("account {n:?}"),
+        None => "this account".into(),
+    };
+    let scope = d.scope(
+        src,
+        &block.body,
+        what,
+        start(&block.ident),
+        ACCOUNT_ATTRS,
+        &["assume_role"],
+    );
+    let kind = match d.choice(&scope, "type", &["backup", "dr"]) {
+        Some(1) => AccountKind::Dr,
+        _ => AccountKind::Backup,
+    };
+    let (regions, regions_ok) = account_regions(d, &scope);
+    let profile = d.text(&scope, "profile", false);
+    let allow_delete = d
+        .bool(&scope, "allow_delete")
+        .unwrap_or(kind == AccountKind::Backup);
+    let assume_role = decode_assume_role(d, &scope);
+
+    let (name, _) = name?;
+    Some((
+        Account {
+            name,
+            kind,
+            regions,
+            profile,
+            assume_role,
+            allow_delete,
+            location: src.location(start(&block.ident)),
+        },
+        regions_ok,
+    ))
+}
+
+/// The account's `regions` and whether they are usable: listed, not empty,
+/// each a region name, none twice.
+fn account_regions(d: &mut Decoder, scope: &Scope<'_>) -> (Vec<String>, bool) {
+    let Some(list) = d.string_list(scope, "regions", true) else {
+        return (Vec::new(), false);
+    };
+    let src = scope.src;
+    let mut regions_ok = true;
+    if list.is_empty() {
+        let at = start(&scope.attrs["regions"].value);
+        d.error(
+            src,
+            at,
+            "Empty value",
+            format!(
+                "\"regions\" in {} must list at least one region",
+                scope.what
+            ),
+        );
+        regions_ok = false;
+    }
+    for (r, at) in &list {
+        if !validate::is_region(r) {
+            d.error(
+                src,
+                *at,
+                "Invalid region",
+                format!(
+                    "{r:?} in {} is not an AWS region name; expected a name like \"us-east-1\"",
+                    scope.what
+                ),
+            );
+            regions_ok = false;
+        }
+    }
+    regions_ok &= d.duplicates_in_list(scope, "regions", &list);
+    (list.into_iter().map(|(r, _)| r).collect(), regions_ok)
+}
+
+/// The account's one `assume_role` block, when it has a valid role ARN.
+fn decode_assume_role(d: &mut Decoder, scope: &Scope<'_>) -> Option<AssumeRole> {
+    let src = scope.src;
+    let mut assume_role: Option<AssumeRole> = None;
+    let mut first_role: Option<&Block> = None;
+    for b in &scope.blocks {
+        if let Some(first) = first_role {
+            d.error(
+                src,
+                start(&b.ident),
+                "Duplicate block",
+                format!(
+                    "{} has at most one assume_role block; the first is at {}",
+                    scope.what,
+                    src.short_location(start(&first.ident))
+                ),
+            );
+            continue;
+        }
+        first_role = Some(b);
+        assume_role = assume_role_block(d, scope, b);
+    }
+    assume_role
+}
+
+/// `assume_role { role_arn  external_id  session_name }` of the account `scope`.
+fn assume_role_block(d: &mut Decoder, scope: &Scope<'_>, b: &Block) -> Option<AssumeRole> {
+    let src = scope.src;
+    d.no_labels(src, b);
+    let role = d.scope(
+        src,
+        &b.body,
+        format!("assume_role of {}", scope.what),
+        start(&b.ident),
+        &["role_arn", "external_id", "session_name"],
+        &[],
+    );
+    let role_arn = d.string(&role, "role_arn", true).and_then(|(arn, at)| {
+        if validate::is_role_arn(&arn) {
+            Some(arn)
+        } else {
+            d.error(
+                src,
+                at,
+                "Invalid role ARN",
+                format!(
+                    "{arn:?} is not an IAM role ARN; expected arn:aws:iam::<12-digit account id>:role/<name>"
+                ),
+            );
+            None
+        }
+    });
+    let external_id = d.text(&role, "external_id", false);
+    let session_name = d.string(&role, "session_name", false).and_then(|(s, at)| {
+        if validate::is_session_name(&s) {
+            Some(s)
+        } else {
+            d.error(
+                src,
+                at,
+                "Invalid value",
+                format!(
+                    "\"session_name\" in {} must be 2 to 64 letters, digits or any of \"+=,.@_-\", not {s:?}",
+                    role.what
+                ),
+            );
+            None
+        }
+    });
+    role_arn.map(|role_arn| AssumeRole {
+        role_arn,
+        external_id,
+        session_name,
+    })
+}
+
+/// `account = account.NAME`, resolved against the declared accounts.
+pub(super) fn account_reference<'a>(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    accounts: &'a BTreeMap<String, DeclaredAccount>,
+) -> Option<&'a str> {
+    let attr = d.get(scope, "account", true)?;
+    let at = start(&attr.value);
+    let names: Vec<&str> = accounts.keys().map(String::as_str).collect();
+    match d.value(scope, &attr.value)? {
+        Value::Ref(path) if path.len() == 2 && path[0] == "account" => {
+            match accounts.get_key_value(&path[1]) {
+                Some((name, _)) => Some(name.as_str()),
+                None if !d.complete => None,
+                None => {
+                    let known = if names.is_empty() {
+                        String::new()
+                    } else {
+                        match validate::suggest(&path[1], names.iter().copied()) {
+                            Some(s) => format!("; did you mean account.{s}?"),
+                            None => format!("; declared accounts: {}", names.join(", ")),
+                        }
+                    };
+                    d.error(
+                        scope.src,
+                        at,
+                        "Reference to undeclared account",
+                        format!(
+                            "{} refers to account.{}, but no account {:?} is declared{known}",
+                            scope.what, path[1], path[1]
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        Value::Str(s) => {
+            let example = if validate::is_valid_name(&s) {
+                s.clone()
+            } else {
+                "NAME".into()
+            };
+            d.error(
+                scope.src,
+                at,
+                "Invalid reference",
+                format!(
+                    "\"account\" in {} must be a reference to an account block, not a string: write account.{example} without quotes",
+                    scope.what
+                ),
+            );
+            None
+        }
+        v => {
+            let got = match &v {
+                Value::Ref(p) => p.join("."),
+                other => other.describe(),
+            };
+            d.error(
+                scope.src,
+                at,
+                "Invalid reference",
+                format!("\"account\" in {} must refer to an account, as in account.main; {got} is not an account reference", scope.what),
+            );
+            None
+        }
+    }
+}
