@@ -23,10 +23,7 @@ use crate::retention;
 use crate::state::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
 use crate::state::{self, BackupRecord, BackupStatus, StateError, StateResult};
 
-/// The tags every snapshot Lifeboat creates carries.
-pub const TAG_POLICY: &str = "lifeboat:policy";
-pub const TAG_BACKUP_ID: &str = "lifeboat:backup-id";
-pub const TAG_TARGET: &str = "lifeboat:target";
+pub use crate::backup::names::{TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 
 /// EC2 accepts at most 200 values in one filter.
 const FILTER_CHUNK: usize = 200;
