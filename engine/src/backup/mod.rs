@@ -5,10 +5,10 @@
 //! Calls per backup: one filtered describe per (region, kind) for all
 //! targets together, then one create call per target with its tags inside.
 //!
-//! [`take`] takes one backup, [`wait`] holds the one poll loop that waits
-//! for what a backup made, [`reconcile_interrupted`] closes the backups a
-//! dead process left running, and [`names`] says what everything is called
-//! and tagged.
+//! `take.rs` takes one backup, `wait.rs` holds the one poll loop that waits
+//! for what a backup made, `reconcile.rs` closes the backups a dead process
+//! left running, and `names.rs` says what everything is called and tagged.
+//! Retention after a backup lives here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
