@@ -204,3 +204,98 @@ pub(super) async fn db_snapshots(
     .await;
     waited.failed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::CloudError;
+
+    const NOW: Wait = Wait {
+        timeout: Duration::from_secs(60),
+        interval: Duration::ZERO,
+    };
+
+    fn ids(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn error(kind: ErrorKind) -> CloudError {
+        CloudError {
+            kind,
+            account: "prod".into(),
+            region: "us-east-1".into(),
+            action: "ec2:DescribeSnapshots".into(),
+            resource: None,
+            code: None,
+            message: "no".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_look_asks_for_the_open_ids_per_call_at_a_time() {
+        let mut calls: Vec<Vec<String>> = Vec::new();
+        let waited = poll(ids(&["a", "b", "c", "d", "e"]), 2, NOW, |asked| {
+            calls.push(asked.clone());
+            let first_look = calls.len() <= 3;
+            async move {
+                Ok(asked
+                    .into_iter()
+                    .map(|id| {
+                        let l = if id == "c" && first_look {
+                            Look::Pending
+                        } else {
+                            Look::Done(id.to_uppercase())
+                        };
+                        (id, l)
+                    })
+                    .collect())
+            }
+        })
+        .await;
+        assert_eq!(
+            calls,
+            vec![ids(&["a", "b"]), ids(&["c", "d"]), ids(&["e"]), ids(&["c"])]
+        );
+        assert_eq!(waited.done.len(), 5);
+        assert_eq!(waited.done["c"], "C");
+        assert!(waited.failed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_throttled_look_is_asked_again_and_a_refused_one_fails_all_that_is_open() {
+        let mut calls = 0;
+        let waited: Waited<()> = poll(ids(&["a", "b", "c"]), 1, NOW, |asked| {
+            calls += 1;
+            let n = calls;
+            async move {
+                match n {
+                    1 => Err(error(ErrorKind::Throttled)),
+                    2 => Ok(vec![(asked[0].clone(), Look::Failed("broke".into()))]),
+                    _ => Err(error(ErrorKind::AccessDenied)),
+                }
+            }
+        })
+        .await;
+        assert_eq!(calls, 3, "nothing is asked after a refused look");
+        assert!(waited.done.is_empty());
+        assert_eq!(waited.failed["b"], "broke");
+        assert!(waited.failed["a"].starts_with("could not be checked: "));
+        assert!(waited.failed["c"].starts_with("could not be checked: "));
+    }
+
+    #[tokio::test]
+    async fn what_is_open_when_the_wait_runs_out_is_still_pending() {
+        let mut calls = 0;
+        let out = Wait {
+            timeout: Duration::ZERO,
+            interval: Duration::ZERO,
+        };
+        let waited: Waited<()> = poll(ids(&["a"]), 1, out, |_| {
+            calls += 1;
+            async { Ok(vec![]) }
+        })
+        .await;
+        assert_eq!(calls, 0);
+        assert_eq!(waited.failed["a"], "still pending after 0s");
+    }
+}
