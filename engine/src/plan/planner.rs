@@ -18,10 +18,7 @@ use crate::retention;
 use crate::state::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
 use crate::state::{self, StateResult};
 
-/// The tags every snapshot Lifeboat creates carries.
-pub const TAG_POLICY: &str = "lifeboat:policy";
-pub const TAG_BACKUP_ID: &str = "lifeboat:backup-id";
-pub const TAG_TARGET: &str = "lifeboat:target";
+pub use crate::backup::names::{TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 
 /// The accounts the engine can act in: those in state (so a removed account's
 /// backups can still be cleaned up) overlaid with the configuration's.

@@ -1,0 +1,755 @@
+//! Taking one backup of a policy: load and check the policy, reserve the
+//! backup's id and record it `running`, make one create call per target
+//! (region by region), record what each call made at once, wait for it to
+//! finish, and close the backup with the status it earned.
+//!
+//! Calls per region: one filtered describe for the instances whose root
+//! volume alone is backed up and one for the volumes (per 200 targets), one
+//! create call per target with its tags inside, then the waits' describes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::{Account, InstanceMode, VolumeChoice, DEFAULT_AMI_ROTATION_DAYS};
+use tokio::task::JoinSet;
+
+use crate::cloud::{
+    collect_pages, Cloud, DbSnapshotKind, DbSnapshotRequest, Ec2, ErrorKind, ImageRequest,
+    Instance, InstanceSnapshotRequest, Query, Rds, Snapshot, SnapshotState, Tags,
+    VolumeSnapshotRequest,
+};
+use crate::failpoint;
+use crate::state::model::{PolicyState, TargetKind, TargetState};
+use crate::state::{ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
+
+use super::names::{backup_id, backup_tags, db_snapshot_id, image_name};
+use super::{initial_ami_due, retain, wait, BackupError, BackupResult, Limits, Wait};
+
+/// EC2 takes at most 200 values in one filter.
+const DESCRIBE_CHUNK: usize = 200;
+
+/// Runs one backup of `policy` now, waiting for its snapshots to complete.
+/// The caller holds the state lock.
+pub async fn run(
+    cloud: Arc<dyn Cloud>,
+    store: SharedStore,
+    policy: &str,
+    now: DateTime<Utc>,
+    wait: Wait,
+) -> Result<BackupResult, BackupError> {
+    run_with_problems(cloud, store, policy, now, wait, Vec::new()).await
+}
+
+/// [`run`], with problems known before it starts (a failed `before` script
+/// under `success = "strict"`): a backup with problems is at best partial,
+/// so retention does not count it as a generation.
+pub async fn run_with_problems(
+    cloud: Arc<dyn Cloud>,
+    store: SharedStore,
+    policy: &str,
+    now: DateTime<Utc>,
+    wait: Wait,
+    known_problems: Vec<String>,
+) -> Result<BackupResult, BackupError> {
+    let limits = Limits::default();
+    let record = take(
+        cloud.clone(),
+        store.clone(),
+        policy,
+        now,
+        wait,
+        known_problems,
+        &limits,
+    )
+    .await?;
+    let retention = retain(cloud, store, &record, now).await?;
+    Ok(BackupResult { record, retention })
+}
+
+/// Takes one backup of `policy` and records it, without retention: the
+/// snapshots (or AMIs, DB snapshots), their completion, the final status.
+/// `known_problems` (a failed `before` script under `success = "strict"`)
+/// make the backup at best partial. `limits` bounds the create calls in
+/// flight per account and region.
+pub async fn take(
+    cloud: Arc<dyn Cloud>,
+    store: SharedStore,
+    policy: &str,
+    now: DateTime<Utc>,
+    wait: Wait,
+    known_problems: Vec<String>,
+    limits: &Limits,
+) -> Result<BackupRecord, BackupError> {
+    let applied = Applied::load(&store, policy)?;
+    let id = record_running(&store, policy, &applied.policy.account, now)?;
+    let backup = Backup {
+        cloud: &cloud,
+        store: &store,
+        applied: &applied,
+        policy,
+        id: &id,
+        now,
+        wait,
+        limits,
+    };
+    let mut outcome = Outcome {
+        problems: known_problems,
+        taken: BTreeSet::new(),
+    };
+    if applied.targets.is_empty() {
+        outcome
+            .problems
+            .push("the policy has no targets".to_string());
+    }
+    for (region, targets) in applied.by_region() {
+        backup.region(region, targets, &mut outcome).await?;
+    }
+    close(&store, policy, &id, outcome, now)
+}
+
+/// The policy as applied when its backup starts.
+struct Applied {
+    policy: PolicyState,
+    account: Account,
+    targets: Vec<TargetState>,
+    /// The catalog's backups, for the AMI rotation of `initial_ami` targets.
+    backups: Vec<BackupRecord>,
+}
+
+impl Applied {
+    /// Refuses a policy that is not applied, is disabled, or whose account
+    /// is not in state.
+    fn load(store: &SharedStore, policy: &str) -> Result<Applied, BackupError> {
+        let state = store.lock().expect("store").load()?;
+        let pol: PolicyState = state
+            .policy(policy)?
+            .ok_or_else(|| BackupError::NotApplied(policy.to_string()))?;
+        if !pol.enabled {
+            return Err(BackupError::Disabled(policy.to_string()));
+        }
+        let account = state
+            .accounts()?
+            .remove(&pol.account)
+            .ok_or_else(|| BackupError::NoAccount(pol.account.clone()))?;
+        let targets: Vec<TargetState> = state
+            .targets()?
+            .into_iter()
+            .filter(|((p, _), _)| p == policy)
+            .map(|(_, t)| t)
+            .collect();
+        Ok(Applied {
+            policy: pol,
+            account,
+            targets,
+            backups: state.backups,
+        })
+    }
+
+    fn by_region(&self) -> BTreeMap<String, Vec<TargetState>> {
+        let mut by_region: BTreeMap<String, Vec<TargetState>> = BTreeMap::new();
+        for t in self.targets.iter().cloned() {
+            by_region.entry(t.region.clone()).or_default().push(t);
+        }
+        by_region
+    }
+}
+
+/// Reserves the backup's id and records it `running` before any AWS call:
+/// from here on a process that dies leaves a backup that restart
+/// reconciliation finds and closes.
+fn record_running(
+    store: &SharedStore,
+    policy: &str,
+    account: &str,
+    now: DateTime<Utc>,
+) -> Result<String, BackupError> {
+    let mut s = store.lock().expect("store");
+    let id = backup_id(&s, policy, now)?;
+    let rec = BackupRecord {
+        id: id.clone(),
+        policy: policy.to_string(),
+        account: account.to_string(),
+        started: now,
+        finished: None,
+        status: BackupStatus::Running,
+        frozen: None,
+        snapshots: vec![],
+        problems: vec![],
+    };
+    s.transaction(|tx| tx.insert_backup(&rec))?;
+    failpoint::hit(failpoint::BACKUP_STARTED);
+    Ok(id)
+}
+
+/// What the backup has come to so far.
+struct Outcome {
+    problems: Vec<String>,
+    /// Targets whose snapshots all exist and completed.
+    taken: BTreeSet<String>,
+}
+
+impl Outcome {
+    /// `target` did not make it into this backup, for the reason `problem`.
+    fn lost(&mut self, target: &str, problem: String) {
+        self.taken.remove(target);
+        self.problems.push(problem);
+    }
+}
+
+/// One backup in progress: what each of its steps needs.
+struct Backup<'a> {
+    cloud: &'a Arc<dyn Cloud>,
+    store: &'a SharedStore,
+    applied: &'a Applied,
+    policy: &'a str,
+    id: &'a str,
+    now: DateTime<Utc>,
+    wait: Wait,
+    limits: &'a Limits,
+}
+
+/// What the create calls of one region made that is still to finish.
+#[derive(Default)]
+struct Made {
+    /// EBS snapshots not completed yet, by id: the target.
+    snapshots: BTreeMap<String, String>,
+    /// AMIs and DB (cluster) snapshots, by id: (target, kind).
+    artifacts: BTreeMap<String, (String, ArtifactKind)>,
+}
+
+impl Backup<'_> {
+    /// Backs up the targets of one region: their create calls, then the
+    /// wait for what they made.
+    async fn region(
+        &self,
+        region: String,
+        targets: Vec<TargetState>,
+        out: &mut Outcome,
+    ) -> Result<(), BackupError> {
+        let ec2 = match self.cloud.ec2(&self.applied.account, &region).await {
+            Ok(c) => c,
+            Err(e) => {
+                out.problems
+                    .extend(targets.iter().map(|t| format!("{}: {e}", t.id)));
+                return Ok(());
+            }
+        };
+        let seen = describe(ec2.as_ref(), &targets, &mut out.problems).await;
+        let rds = self.rds_client(&region, &targets).await;
+        let jobs = self.start_creates(&region, targets, &ec2, &rds, &seen);
+        let made = self.record_created(jobs, out).await?;
+        // A backup is only as good as its slowest snapshot: retention must
+        // not count it before every snapshot has completed.
+        let ids = made.snapshots.keys().cloned().collect();
+        for (snap, why) in wait::snapshots(ec2.as_ref(), ids, self.wait).await {
+            let target = made.snapshots.get(&snap).cloned().unwrap_or_default();
+            out.lost(&target, format!("snapshot {snap} of {target} {why}"));
+        }
+        if !made.artifacts.is_empty() {
+            let rds = rds.as_ref().ok().map(|r| r.as_ref());
+            let unfinished = self
+                .finish_artifacts(ec2.as_ref(), rds, &region, &made.artifacts)
+                .await?;
+            for (id, why) in unfinished {
+                let target = made
+                    .artifacts
+                    .get(&id)
+                    .map(|a| a.0.clone())
+                    .unwrap_or_default();
+                out.lost(&target, format!("{why} (target {target})"));
+            }
+        }
+        Ok(())
+    }
+
+    /// One RDS client for the region's database targets, if any.
+    async fn rds_client(
+        &self,
+        region: &str,
+        targets: &[TargetState],
+    ) -> Result<Arc<dyn Rds>, String> {
+        if targets.iter().any(|t| is_database(t.kind)) {
+            let rds = self.cloud.rds(&self.applied.account, region).await;
+            rds.map_err(|e| e.to_string())
+        } else {
+            Err("no database targets".into())
+        }
+    }
+
+    /// Starts the create calls of one region's targets, as many at once as
+    /// `limits` lets the account have in flight in the region.
+    fn start_creates(
+        &self,
+        region: &str,
+        targets: Vec<TargetState>,
+        ec2: &Arc<dyn Ec2>,
+        rds: &Result<Arc<dyn Rds>, String>,
+        seen: &Seen,
+    ) -> JoinSet<TargetResult> {
+        let sem = self.limits.region(&self.applied.policy.account, region);
+        let mut jobs = JoinSet::new();
+        for target in targets {
+            let create = Create {
+                policy: self.policy.to_string(),
+                backup: self.id.to_string(),
+                region: region.to_string(),
+                ec2: ec2.clone(),
+                rds: rds.clone(),
+                instance: seen.instances.get(&target.id).cloned(),
+                volume_seen: seen.volumes.contains(&target.id),
+                image_reboot: self.image_reboot(&target),
+                target,
+            };
+            let sem = sem.clone();
+            jobs.spawn(async move {
+                let _permit = sem.acquire_owned().await.expect("semaphore");
+                create.call().await
+            });
+        }
+        jobs
+    }
+
+    /// `Some(reboot)` when this backup of `t` is an AMI.
+    fn image_reboot(&self, t: &TargetState) -> Option<bool> {
+        match t.mode {
+            _ if t.kind != TargetKind::Instance => None,
+            InstanceMode::Snapshots => None,
+            InstanceMode::Ami => Some(false),
+            InstanceMode::AmiReboot => Some(true),
+            InstanceMode::InitialAmi => {
+                let days = t.ami_rotation.unwrap_or(DEFAULT_AMI_ROTATION_DAYS);
+                let backups = &self.applied.backups;
+                initial_ami_due(backups, self.policy, &t.id, days, self.now).then_some(false)
+            }
+        }
+    }
+
+    /// Records in the catalog what each create call made as soon as the
+    /// call returns: a crash later cannot forget a snapshot that exists.
+    async fn record_created(
+        &self,
+        mut jobs: JoinSet<TargetResult>,
+        out: &mut Outcome,
+    ) -> Result<Made, BackupError> {
+        let mut made = Made::default();
+        while let Some(r) = jobs.join_next().await {
+            match r.expect("backup task panicked") {
+                TargetResult::Taken(snaps, done) => {
+                    if let Some(first) = snaps.first() {
+                        out.taken.insert(first.target.clone());
+                    }
+                    for s in &snaps {
+                        if s.kind.is_ebs() && done.contains(&s.id) {
+                            // Completed in the create call's own answer.
+                        } else if s.kind.is_ebs() {
+                            made.snapshots.insert(s.id.clone(), s.target.clone());
+                        } else {
+                            made.artifacts
+                                .insert(s.id.clone(), (s.target.clone(), s.kind));
+                        }
+                    }
+                    failpoint::hit(failpoint::BACKUP_CREATED);
+                    self.record_snapshots(&snaps)?;
+                }
+                TargetResult::Problem(p) => out.problems.push(p),
+            }
+        }
+        Ok(made)
+    }
+
+    fn record_snapshots(&self, snaps: &[SnapshotRecord]) -> Result<(), BackupError> {
+        self.store.lock().expect("store").transaction(|tx| {
+            for snap in snaps {
+                tx.insert_snapshot(self.policy, self.id, snap)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Waits for the AMIs and DB snapshots of one region to become available
+    /// and records each AMI's snapshots under it. Returns the ids of what did
+    /// not finish, each with a sentence saying why.
+    async fn finish_artifacts(
+        &self,
+        ec2: &dyn Ec2,
+        rds: Option<&dyn Rds>,
+        region: &str,
+        artifacts: &BTreeMap<String, (String, ArtifactKind)>,
+    ) -> Result<BTreeMap<String, String>, BackupError> {
+        let of = |k: ArtifactKind| -> Vec<String> {
+            artifacts
+                .iter()
+                .filter(|(_, (_, kind))| *kind == k)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let mut out = self
+            .finish_images(ec2, region, artifacts, of(ArtifactKind::Image))
+            .await?;
+        for (kind, akind, noun) in [
+            (
+                DbSnapshotKind::Instance,
+                ArtifactKind::DbSnapshot,
+                "DB snapshot",
+            ),
+            (
+                DbSnapshotKind::Cluster,
+                ArtifactKind::DbClusterSnapshot,
+                "DB cluster snapshot",
+            ),
+        ] {
+            let ids = of(akind);
+            if ids.is_empty() {
+                continue;
+            }
+            let Some(rds) = rds else {
+                for id in ids {
+                    let why = format!("{noun} {id} could not be checked: no RDS client");
+                    out.insert(id, why);
+                }
+                continue;
+            };
+            let failed = wait::db_snapshots(rds, kind, ids, self.wait).await;
+            out.extend(
+                failed
+                    .into_iter()
+                    .map(|(id, why)| (id.clone(), format!("{noun} {id} {why}"))),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Waits for the AMIs `amis` to become available, then tags each one's
+    /// snapshots and records them in the catalog under the AMI.
+    async fn finish_images(
+        &self,
+        ec2: &dyn Ec2,
+        region: &str,
+        artifacts: &BTreeMap<String, (String, ArtifactKind)>,
+        amis: Vec<String>,
+    ) -> Result<BTreeMap<String, String>, BackupError> {
+        let mut out = BTreeMap::new();
+        if amis.is_empty() {
+            return Ok(out);
+        }
+        let waited = wait::images(ec2, amis, self.wait).await;
+        out.extend(
+            waited
+                .failed
+                .into_iter()
+                .map(|(id, why)| (id.clone(), format!("AMI {id} {why}"))),
+        );
+        for (ami, snaps) in waited.done {
+            let target = artifacts.get(&ami).map(|a| a.0.clone()).unwrap_or_default();
+            if snaps.is_empty() {
+                continue;
+            }
+            // The AMI's snapshots only exist once CreateImage has made them,
+            // and a `snapshot` TagSpecification on CreateImage is not honoured
+            // everywhere (the emulator rejects it), so the AMI alone is tagged
+            // at creation and its snapshots here, one CreateTags call per AMI
+            // for all of them: restart reconciliation and anyone auditing the
+            // account find them by these tags.
+            let tags = backup_tags(self.policy, self.id, &target);
+            if let Err(e) = ec2.create_tags(&snaps, &tags).await {
+                out.insert(
+                    ami.clone(),
+                    format!("the snapshots of AMI {ami} could not be tagged: {e}"),
+                );
+            }
+            let records: Vec<SnapshotRecord> = snaps
+                .into_iter()
+                .map(|id| SnapshotRecord {
+                    id,
+                    volume_id: target.clone(),
+                    target: target.clone(),
+                    region: region.to_string(),
+                    kind: ArtifactKind::Ebs,
+                    image: Some(ami.clone()),
+                })
+                .collect();
+            self.record_snapshots(&records)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Closes the backup with the status its outcome earned, and returns it as
+/// the catalog now has it.
+fn close(
+    store: &SharedStore,
+    policy: &str,
+    id: &str,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> Result<BackupRecord, BackupError> {
+    let Outcome {
+        mut problems,
+        taken,
+    } = outcome;
+    problems.sort();
+    let status = match (taken.len(), problems.is_empty()) {
+        (0, _) => BackupStatus::Failed,
+        (_, true) => BackupStatus::Success,
+        (_, false) => BackupStatus::Partial,
+    };
+    {
+        let mut s = store.lock().expect("store");
+        failpoint::hit(failpoint::BACKUP_BEFORE_FINISH);
+        s.transaction(|tx| tx.finish_backup(policy, id, status, Utc::now().max(now), &problems))?;
+    }
+    let record = store
+        .lock()
+        .expect("store")
+        .backups(Some(policy))?
+        .into_iter()
+        .find(|b| b.id == id)
+        .expect("the backup just recorded is in the catalog");
+    Ok(record)
+}
+
+fn is_database(kind: TargetKind) -> bool {
+    matches!(kind, TargetKind::Rds | TargetKind::Aurora)
+}
+
+/// What the describes before the create calls showed of a region's targets.
+struct Seen {
+    instances: BTreeMap<String, Instance>,
+    volumes: BTreeSet<String>,
+}
+
+/// Describes only the instances whose root volume alone is backed up (the
+/// volume list is needed to leave the others out) and the volumes, one call
+/// per 200. Every other target goes straight to its create call, which
+/// itself says when an instance is gone: the emulator spends over a second
+/// on each 200-instance describe, and AWS charges it to the account's
+/// request rate.
+async fn describe(ec2: &dyn Ec2, targets: &[TargetState], problems: &mut Vec<String>) -> Seen {
+    let ids: Vec<String> = targets
+        .iter()
+        .filter(|t| t.kind == TargetKind::Instance && t.volumes == VolumeChoice::Root)
+        .map(|t| t.id.clone())
+        .collect();
+    let mut instances = BTreeMap::new();
+    for chunk in ids.chunks(DESCRIBE_CHUNK) {
+        let q = Query {
+            ids: chunk.to_vec(),
+            tags: vec![],
+        };
+        match collect_pages(|tok| ec2.instances_page(&q, tok)).await {
+            Ok(found) => instances.extend(found.into_iter().map(|i| (i.id.clone(), i))),
+            Err(e) => problems.push(format!("cannot list instances: {e}")),
+        }
+    }
+    let ids: Vec<String> = targets
+        .iter()
+        .filter(|t| t.kind == TargetKind::Volume)
+        .map(|t| t.id.clone())
+        .collect();
+    let mut volumes = BTreeSet::new();
+    for chunk in ids.chunks(DESCRIBE_CHUNK) {
+        let q = Query {
+            ids: chunk.to_vec(),
+            tags: vec![],
+        };
+        match collect_pages(|tok| ec2.volumes_page(&q, tok)).await {
+            Ok(found) => volumes.extend(found.into_iter().map(|v| v.id)),
+            Err(e) => problems.push(format!("cannot list volumes: {e}")),
+        }
+    }
+    Seen { instances, volumes }
+}
+
+/// What one target's create call came to.
+enum TargetResult {
+    /// The records made, and the EBS snapshots among them that the create
+    /// call already reported completed (nothing to wait for).
+    Taken(Vec<SnapshotRecord>, BTreeSet<String>),
+    Problem(String),
+}
+
+/// The create call of one target, run as a task of its own.
+struct Create {
+    target: TargetState,
+    policy: String,
+    backup: String,
+    region: String,
+    ec2: Arc<dyn Ec2>,
+    rds: Result<Arc<dyn Rds>, String>,
+    /// The instance as described, if it was (root-volume-only instances).
+    instance: Option<Instance>,
+    /// Did the describe show the volume?
+    volume_seen: bool,
+    /// `Some(reboot)` when this backup of the instance is an AMI.
+    image_reboot: Option<bool>,
+}
+
+impl Create {
+    async fn call(self) -> TargetResult {
+        match self.target.kind {
+            TargetKind::Instance if self.instance.as_ref().is_some_and(|i| i.state.is_gone()) => {
+                self.missing()
+            }
+            TargetKind::Instance => match self.image_reboot {
+                Some(reboot) => self.image(reboot).await,
+                None => self.instance_snapshots().await,
+            },
+            TargetKind::Volume => self.volume_snapshot().await,
+            TargetKind::Rds | TargetKind::Aurora => self.db_snapshot().await,
+        }
+    }
+
+    fn tags(&self) -> Tags {
+        backup_tags(&self.policy, &self.backup, &self.target.id)
+    }
+
+    fn description(&self) -> String {
+        format!(
+            "Lifeboat backup {} of policy {}, target {}",
+            self.backup, self.policy, self.target.id
+        )
+    }
+
+    fn missing(&self) -> TargetResult {
+        TargetResult::Problem(format!(
+            "instance {} is missing (terminated or deleted)",
+            self.target.id
+        ))
+    }
+
+    /// The catalog record of an EBS snapshot of the target.
+    fn record(&self, s: Snapshot) -> SnapshotRecord {
+        SnapshotRecord {
+            id: s.id,
+            volume_id: s.volume_id,
+            target: self.target.id.clone(),
+            region: self.region.clone(),
+            kind: ArtifactKind::Ebs,
+            image: None,
+        }
+    }
+
+    /// The catalog record of anything but an EBS snapshot (an AMI or a DB
+    /// snapshot), its source in `volume_id`.
+    fn artifact(&self, id: String, kind: ArtifactKind) -> SnapshotRecord {
+        SnapshotRecord {
+            id,
+            volume_id: self.target.id.clone(),
+            target: self.target.id.clone(),
+            region: self.region.clone(),
+            kind,
+            image: None,
+        }
+    }
+
+    async fn image(&self, reboot: bool) -> TargetResult {
+        let t = &self.target;
+        let req = ImageRequest {
+            instance_id: t.id.clone(),
+            name: image_name(&self.policy, &t.id, &self.backup),
+            description: self.description(),
+            reboot,
+            tags: self.tags(),
+        };
+        match self.ec2.create_image(&req).await {
+            Ok(ami) => TargetResult::Taken(
+                vec![self.artifact(ami, ArtifactKind::Image)],
+                BTreeSet::new(),
+            ),
+            Err(e) => TargetResult::Problem(e.to_string()),
+        }
+    }
+
+    async fn instance_snapshots(&self) -> TargetResult {
+        let t = &self.target;
+        let mut exclude: Vec<String> = t.exclude_volumes.clone();
+        if t.volumes == VolumeChoice::Root {
+            let Some(i) = &self.instance else {
+                return self.missing();
+            };
+            exclude.extend(
+                i.volumes
+                    .iter()
+                    .filter(|v| !v.is_root)
+                    .map(|v| v.volume_id.clone()),
+            );
+        }
+        exclude.sort();
+        exclude.dedup();
+        let req = InstanceSnapshotRequest {
+            instance_id: t.id.clone(),
+            exclude_boot_volume: t.volumes == VolumeChoice::Data,
+            exclude_volume_ids: exclude,
+            description: self.description(),
+            tags: self.tags(),
+        };
+        match self.ec2.create_instance_snapshots(&req).await {
+            // A terminated instance has no volumes left.
+            Ok(snaps) if snaps.is_empty() => TargetResult::Problem(format!(
+                "instance {} has no volumes to snapshot (terminated?)",
+                t.id
+            )),
+            Err(e) if e.kind == ErrorKind::NotFound => self.missing(),
+            Ok(snaps) => {
+                let done = completed(&snaps);
+                TargetResult::Taken(snaps.into_iter().map(|s| self.record(s)).collect(), done)
+            }
+            Err(e) => TargetResult::Problem(e.to_string()),
+        }
+    }
+
+    async fn volume_snapshot(&self) -> TargetResult {
+        if !self.volume_seen {
+            return TargetResult::Problem(format!(
+                "volume {} is missing (deleted)",
+                self.target.id
+            ));
+        }
+        let req = VolumeSnapshotRequest {
+            volume_id: self.target.id.clone(),
+            description: self.description(),
+            tags: self.tags(),
+        };
+        match self.ec2.create_volume_snapshot(&req).await {
+            Ok(s) => {
+                let done = completed(std::slice::from_ref(&s));
+                TargetResult::Taken(vec![self.record(s)], done)
+            }
+            Err(e) => TargetResult::Problem(e.to_string()),
+        }
+    }
+
+    async fn db_snapshot(&self) -> TargetResult {
+        let t = &self.target;
+        let (kind, artifact_kind) = if t.kind == TargetKind::Rds {
+            (DbSnapshotKind::Instance, ArtifactKind::DbSnapshot)
+        } else {
+            (DbSnapshotKind::Cluster, ArtifactKind::DbClusterSnapshot)
+        };
+        let rds = match &self.rds {
+            Ok(r) => r,
+            Err(e) => return TargetResult::Problem(format!("{}: {e}", t.id)),
+        };
+        let req = DbSnapshotRequest {
+            kind,
+            source_id: t.id.clone(),
+            snapshot_id: db_snapshot_id(&self.policy, &t.id, &self.backup),
+            tags: self.tags(),
+        };
+        match rds.create_db_snapshot(&req).await {
+            Ok(s) => TargetResult::Taken(vec![self.artifact(s.id, artifact_kind)], BTreeSet::new()),
+            Err(e) => TargetResult::Problem(e.to_string()),
+        }
+    }
+}
+
+/// The snapshots a create call reported completed already.
+fn completed(snaps: &[Snapshot]) -> BTreeSet<String> {
+    snaps
+        .iter()
+        .filter(|s| s.state == SnapshotState::Completed)
+        .map(|s| s.id.clone())
+        .collect()
+}
