@@ -68,36 +68,14 @@ pub async fn cloud() -> Result<Arc<dyn Cloud>> {
     Ok(Arc::new(c))
 }
 
-/// Holds the state lock for the duration of `f`, and releases it whatever
-/// `f` returns.
+/// Holds the state lock for the duration of `f` (renewed by the engine
+/// while `f` works), and releases it whatever `f` returns.
 pub async fn locked<T>(
     store: SharedStore,
     operation: &str,
     f: impl AsyncFnOnce(String) -> Result<T>,
 ) -> Result<T> {
-    let lock = store.lock().expect("store").lock(operation)?;
-    // Keep the lock alive while `f` works (a confirmation prompt, a long wait
-    // for snapshots), so that it never expires under a live holder.
-    let heartbeat = {
-        let store = store.clone();
-        let id = lock.id.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-                let renewed = store.lock().expect("store").renew_lock(&id);
-                if let Err(e) = renewed {
-                    eprintln!("Error: {e}");
-                    return;
-                }
-            }
-        })
-    };
-    let out = f(lock.id.clone()).await;
-    heartbeat.abort();
-    let released = store.lock().expect("store").unlock(&lock.id);
-    let out = out?;
-    released?;
-    Ok(out)
+    lifeboat_engine::state::with_lock(store, operation, |e| eprintln!("Error: {e}"), f).await
 }
 
 /// A flag raised by SIGINT or SIGTERM. Apply then starts nothing new,

@@ -16,6 +16,9 @@ use lifeboat_engine::state::{BackupStatus, SharedStore, Store};
 use lifeboat_engine::testing::fake::FakeCloud;
 use lifeboat_schema::Config;
 
+/// The events the daemon reported, with the instant it reported them at.
+type Log = Vec<(DateTime<Utc>, String)>;
+
 const CONFIG: &str = r#"
 account "main" {
   regions = ["us-east-1"]
@@ -103,7 +106,7 @@ async fn unit_a_fast_forwarded_day_takes_each_scheduled_backup_and_sends_one_sum
         .unwrap_or_else(|d| panic!("{d}"))
         .config;
     let (fake, store, dir) = applied(&config).await;
-    let events: Arc<Mutex<Vec<(DateTime<Utc>, String)>>> = Default::default();
+    let events: Arc<Mutex<Log>> = Default::default();
     let seen = events.clone();
     let daemon = Daemon {
         cloud: Arc::new(fake.clone()),

@@ -454,13 +454,15 @@ mod tests {
             Some("2026-11-22"),
             t("2026-11-22T13:00:00Z")
         ));
-        let mut c = Config::default();
-        c.notifications = Some(Notifications {
-            sns_topic: "arn".into(),
-            account: "main".into(),
-            region: "us-east-1".into(),
-            daily_summary: Some("08:00".into()),
-        });
+        let c = Config {
+            notifications: Some(Notifications {
+                sns_topic: "arn".into(),
+                account: "main".into(),
+                region: "us-east-1".into(),
+                daily_summary: Some("08:00".into()),
+            }),
+            ..Config::default()
+        };
         let mut a = agenda(&c, policy(&[]));
         a.summary_sent = Some("2026-11-22".into());
         assert!(!a.summary(t("2026-11-22T13:00:00Z")));

@@ -11,11 +11,52 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use super::{new_id, parse_ts, ts, StateError, StateResult, Store};
+use super::{new_id, parse_ts, ts, SharedStore, StateError, StateResult, Store};
 
 /// How long a lock is honoured without renewal: a holder killed with
 /// `kill -9` does not wedge the workspace forever.
 pub const LOCK_TTL_MINUTES: i64 = 60;
+
+/// How often a held state lock is renewed while its operation works: far
+/// inside [`LOCK_TTL_MINUTES`], so a live holder never sees it expire.
+const LOCK_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Holds the state lock for `operation` while `work` runs, renews it in the
+/// background (a confirmation prompt or a long wait for snapshots must not
+/// outlive it), and releases it whatever `work` returns. A renewal that
+/// fails (the lock was broken) is handed to `on_lost` once and renewal
+/// stops; the work's own destructive calls check the lock is still theirs.
+pub async fn with_lock<T, E>(
+    store: SharedStore,
+    operation: &str,
+    on_lost: impl Fn(StateError) + Send + 'static,
+    work: impl AsyncFnOnce(String) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StateError>,
+{
+    let lock = store.lock().expect("store").lock(operation)?;
+    let renewal = {
+        let store = store.clone();
+        let id = lock.id.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LOCK_RENEW_EVERY).await;
+                let renewed = store.lock().expect("store").renew_lock(&id);
+                if let Err(e) = renewed {
+                    on_lost(e);
+                    return;
+                }
+            }
+        })
+    };
+    let out = work(lock.id.clone()).await;
+    renewal.abort();
+    let released = store.lock().expect("store").unlock(&lock.id);
+    let out = out?;
+    released?;
+    Ok(out)
+}
 
 /// A hold on the workspace: the state lock, or the runner's lease (whose
 /// operation is always `run`).

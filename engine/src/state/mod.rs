@@ -23,7 +23,7 @@ pub use catalog::{
     VpcVersionRecord,
 };
 pub use health::{Retry, ScriptRun, Skipped};
-pub use lease::{LockInfo, LOCK_TTL_MINUTES};
+pub use lease::{with_lock, LockInfo, LOCK_TTL_MINUTES};
 pub use store::{
     new_id, SharedStore, Snapshot, StateError, StateResult, Store, Tx, SCHEMA_VERSION,
 };
