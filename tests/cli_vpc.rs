@@ -473,7 +473,7 @@ vpc_capture "a" {
 vpc_capture "b" {
   account = account.main
   regions = ["us-west-2", "nowhere"]
-  every   = "4w"
+  every   = "1mo"
 }
 
 vpc_capture "b" {
