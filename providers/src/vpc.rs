@@ -632,6 +632,16 @@ impl AwsNetwork {
     }
 
     async fn peering_and_transit(&self, inv: &mut RegionInventory) -> CloudResult<()> {
+        self.peering_connections(inv).await?;
+        self.transit_gateways(inv).await?;
+        self.transit_gateway_attachments(inv).await?;
+        self.transit_gateway_route_tables(inv).await?;
+        Ok(())
+    }
+
+    /// DescribeVpcPeeringConnections: peering connections not deleted, rejected,
+    /// failed or expired, with both sides.
+    async fn peering_connections(&self, inv: &mut RegionInventory) -> CloudResult<()> {
         each_page!(
             self,
             self.client.describe_vpc_peering_connections(),
@@ -678,6 +688,11 @@ impl AwsNetwork {
                 }
             }
         );
+        Ok(())
+    }
+
+    /// DescribeTransitGateways: transit gateways not deleted, with their options.
+    async fn transit_gateways(&self, inv: &mut RegionInventory) -> CloudResult<()> {
         each_page!(
             self,
             self.client.describe_transit_gateways(),
@@ -735,6 +750,12 @@ impl AwsNetwork {
                 }
             }
         );
+        Ok(())
+    }
+
+    /// DescribeTransitGatewayVpcAttachments: VPC attachments not deleted, failed
+    /// or rejected, with their options.
+    async fn transit_gateway_attachments(&self, inv: &mut RegionInventory) -> CloudResult<()> {
         each_page!(
             self,
             self.client.describe_transit_gateway_vpc_attachments(),
@@ -775,6 +796,11 @@ impl AwsNetwork {
                 }
             }
         );
+        Ok(())
+    }
+
+    /// DescribeTransitGatewayRouteTables: route tables not deleted.
+    async fn transit_gateway_route_tables(&self, inv: &mut RegionInventory) -> CloudResult<()> {
         each_page!(
             self,
             self.client.describe_transit_gateway_route_tables(),

@@ -98,201 +98,20 @@ fn decode_schedule(
     );
     let mut ok = true;
 
-    let time_zone = match d.string(&scope, "time_zone", false) {
-        None => {
-            // Present but not a string: already reported.
-            ok &= d.get(&scope, "time_zone", false).is_none();
-            Tz::UTC
-        }
-        Some((z, at)) => match z.parse::<Tz>() {
-            Ok(tz) => tz,
-            Err(_) => {
-                d.error(
-                    src,
-                    at,
-                    "Unknown time zone",
-                    format!(
-                        "{z:?} in {} is not an IANA time zone name; expected a name like \"Europe/Berlin\" or \"UTC\"{}",
-                        scope.what,
-                        zone_hint(&z)
-                    ),
-                );
-                ok = false;
-                Tz::UTC
-            }
-        },
-    };
-
-    let local = |d: &mut Decoder, attr: &str, required: bool| -> Option<(NaiveDateTime, usize)> {
-        let (s, at) = d.string(&scope, attr, required)?;
-        match parse_local(&s) {
-            Some(t) => Some((t, at)),
-            None => {
-                d.error(
-                    src,
-                    at,
-                    "Invalid date-time",
-                    format!(
-                        "{attr:?} in {} must be a local date and time as YYYY-MM-DDTHH:MM, like \"2026-01-05T00:17\", not {s:?}",
-                        scope.what
-                    ),
-                );
-                None
-            }
-        }
-    };
-    let start_at = local(d, "start", true);
-    let expires = local(d, "expires", false);
+    let time_zone = decode_time_zone(d, src, &scope, &mut ok);
+    let start_at = decode_local(d, src, &scope, "start", true);
+    let expires = decode_local(d, src, &scope, "expires", false);
     ok &= expires.is_some() || d.get(&scope, "expires", false).is_none();
-
-    let every = d
-        .string(&scope, "every", true)
-        .and_then(|(s, at)| match s.parse::<Every>() {
-            Ok(e) => Some((e, at)),
-            Err(why) => {
-                d.error(
-                    src,
-                    at,
-                    "Invalid interval",
-                    format!("\"every\" in {}: {why}", scope.what),
-                );
-                None
-            }
-        });
-
-    let mut days: Option<Vec<Weekday>> = None;
-    if let Some(list) = d.string_list(&scope, "days", false) {
-        let at = start(&scope.attrs["days"].value);
-        let mut parsed = Vec::new();
-        for (s, at) in &list {
-            match weekday(s) {
-                Some(w) => parsed.push(w),
-                None => {
-                    d.error(
-                        src,
-                        *at,
-                        "Invalid weekday",
-                        format!(
-                            "{s:?} in \"days\" of {} is not a weekday; expected one of {}{}",
-                            scope.what,
-                            WEEKDAYS.join(", "),
-                            validate::did_you_mean(s, WEEKDAYS.iter().copied())
-                        ),
-                    );
-                    ok = false;
-                }
-            }
-        }
-        ok &= d.duplicates_in_list(&scope, "days", &list);
-        if list.is_empty() {
-            d.error(
-                src,
-                at,
-                "Schedule never runs",
-                format!(
-                    "\"days\" in {} is empty, so no day allows a run; list at least one weekday or leave \"days\" out",
-                    scope.what
-                ),
-            );
-            ok = false;
-        }
-        if let Some((e, _)) = every {
-            if matches!(e.unit, EveryUnit::Weeks | EveryUnit::Months) {
-                d.error(
-                    src,
-                    at,
-                    "Days not allowed",
-                    format!(
-                        "{} runs every {e}: weekly and monthly schedules take their day from \"start\", so \"days\" is only allowed with m, h and d units",
-                        scope.what
-                    ),
-                );
-                ok = false;
-            }
-        }
-        days = Some(parsed);
-    } else {
-        ok &= d.get(&scope, "days", false).is_none();
-    }
-
-    let mut disable = Vec::new();
-    for b in &scope.blocks {
-        d.no_labels(src, b);
-        let w = d.scope(
-            src,
-            &b.body,
-            format!("a disable block of {}", scope.what),
-            start(&b.ident),
-            &["day", "from", "to"],
-            &[],
-        );
-        let day = match d.string(&w, "day", false) {
-            None => Some(None),
-            Some((s, _)) if s == "all" => Some(None),
-            Some((s, at)) => match weekday(&s) {
-                Some(wd) => Some(Some(wd)),
-                None => {
-                    let allowed: Vec<&str> = WEEKDAYS.iter().copied().chain(["all"]).collect();
-                    d.error(
-                        src,
-                        at,
-                        "Invalid weekday",
-                        format!(
-                            "\"day\" in {} must be a weekday ({}) or \"all\", not {s:?}{}",
-                            w.what,
-                            WEEKDAYS.join(", "),
-                            validate::did_you_mean(&s, allowed)
-                        ),
-                    );
-                    None
-                }
-            },
-        };
-        let time = |d: &mut Decoder, attr: &str| {
-            let (s, at) = d.string(&w, attr, true)?;
-            let t = parse_time(&s);
-            if t.is_none() {
-                d.error(
-                    src,
-                    at,
-                    "Invalid time",
-                    format!(
-                        "{attr:?} in {} must be a time of day as HH:MM (00:00 to 23:59), not {s:?}",
-                        w.what
-                    ),
-                );
-            }
-            t
-        };
-        let from = time(d, "from");
-        let to = time(d, "to");
-        match (day, from, to) {
-            (Some(day), Some(from), Some(to)) => disable.push(DisableWindow { day, from, to }),
-            _ => ok = false,
-        }
-    }
+    let every = decode_every(d, src, &scope);
+    let days = decode_days(d, src, &scope, every.as_ref().map(|(e, _)| e), &mut ok);
+    let disable = decode_disable_windows(d, src, &scope, &mut ok);
 
     let name = name.map(|(n, _)| n);
     let (Some(name), Some((start_at, _)), Some((every, _))) = (name.clone(), start_at, every)
     else {
         return (name, None);
     };
-    if let Some((e, at)) = expires {
-        if e <= start_at {
-            d.error(
-                src,
-                at,
-                "Expiry not after start",
-                format!(
-                    "{} expires at {} but starts at {}, so it never runs; \"expires\" must be later than \"start\"",
-                    scope.what,
-                    e.format(LOCAL_FORMAT),
-                    start_at.format(LOCAL_FORMAT)
-                ),
-            );
-            ok = false;
-        }
-    }
+    ok &= expires_after_start(d, src, &scope, start_at, expires);
     if ok {
         if let Some(why) = never_runs(start_at, every.unit, days.as_deref(), &disable) {
             d.error(
@@ -315,6 +134,253 @@ fn decode_schedule(
         location: src.location(start(&block.ident)),
     });
     (Some(name), schedule)
+}
+
+/// `time_zone`: UTC when left out, so that a schedule without one still
+/// decodes; a problem with it clears `ok`.
+fn decode_time_zone(d: &mut Decoder, src: &Source, scope: &Scope<'_>, ok: &mut bool) -> Tz {
+    match d.string(scope, "time_zone", false) {
+        None => {
+            // Present but not a string: already reported.
+            *ok &= d.get(scope, "time_zone", false).is_none();
+            Tz::UTC
+        }
+        Some((z, at)) => match z.parse::<Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                d.error(
+                    src,
+                    at,
+                    "Unknown time zone",
+                    format!(
+                        "{z:?} in {} is not an IANA time zone name; expected a name like \"Europe/Berlin\" or \"UTC\"{}",
+                        scope.what,
+                        zone_hint(&z)
+                    ),
+                );
+                *ok = false;
+                Tz::UTC
+            }
+        },
+    }
+}
+
+/// `start` or `expires`: a local date-time with where it was written.
+fn decode_local(
+    d: &mut Decoder,
+    src: &Source,
+    scope: &Scope<'_>,
+    attr: &str,
+    required: bool,
+) -> Option<(NaiveDateTime, usize)> {
+    let (s, at) = d.string(scope, attr, required)?;
+    match parse_local(&s) {
+        Some(t) => Some((t, at)),
+        None => {
+            d.error(
+                src,
+                at,
+                "Invalid date-time",
+                format!(
+                    "{attr:?} in {} must be a local date and time as YYYY-MM-DDTHH:MM, like \"2026-01-05T00:17\", not {s:?}",
+                    scope.what
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `every`: the interval between runs, with where it was written.
+fn decode_every(d: &mut Decoder, src: &Source, scope: &Scope<'_>) -> Option<(Every, usize)> {
+    d.string(scope, "every", true)
+        .and_then(|(s, at)| match s.parse::<Every>() {
+            Ok(e) => Some((e, at)),
+            Err(why) => {
+                d.error(
+                    src,
+                    at,
+                    "Invalid interval",
+                    format!("\"every\" in {}: {why}", scope.what),
+                );
+                None
+            }
+        })
+}
+
+/// `days`: the weekdays a run may start on (`None` when left out: every
+/// day). Weekly and monthly schedules take their day from `start`, so the
+/// list is refused for them.
+fn decode_days(
+    d: &mut Decoder,
+    src: &Source,
+    scope: &Scope<'_>,
+    every: Option<&Every>,
+    ok: &mut bool,
+) -> Option<Vec<Weekday>> {
+    let Some(list) = d.string_list(scope, "days", false) else {
+        *ok &= d.get(scope, "days", false).is_none();
+        return None;
+    };
+    let at = start(&scope.attrs["days"].value);
+    let mut parsed = Vec::new();
+    for (s, at) in &list {
+        match weekday(s) {
+            Some(w) => parsed.push(w),
+            None => {
+                d.error(
+                    src,
+                    *at,
+                    "Invalid weekday",
+                    format!(
+                        "{s:?} in \"days\" of {} is not a weekday; expected one of {}{}",
+                        scope.what,
+                        WEEKDAYS.join(", "),
+                        validate::did_you_mean(s, WEEKDAYS.iter().copied())
+                    ),
+                );
+                *ok = false;
+            }
+        }
+    }
+    *ok &= d.duplicates_in_list(scope, "days", &list);
+    if list.is_empty() {
+        d.error(
+            src,
+            at,
+            "Schedule never runs",
+            format!(
+                "\"days\" in {} is empty, so no day allows a run; list at least one weekday or leave \"days\" out",
+                scope.what
+            ),
+        );
+        *ok = false;
+    }
+    if let Some(e) = every {
+        if matches!(e.unit, EveryUnit::Weeks | EveryUnit::Months) {
+            d.error(
+                src,
+                at,
+                "Days not allowed",
+                format!(
+                    "{} runs every {e}: weekly and monthly schedules take their day from \"start\", so \"days\" is only allowed with m, h and d units",
+                    scope.what
+                ),
+            );
+            *ok = false;
+        }
+    }
+    Some(parsed)
+}
+
+/// Every `disable` block of a schedule, in the order written; a window with
+/// a problem is left out and clears `ok`.
+fn decode_disable_windows(
+    d: &mut Decoder,
+    src: &Source,
+    scope: &Scope<'_>,
+    ok: &mut bool,
+) -> Vec<DisableWindow> {
+    let mut disable = Vec::new();
+    for b in &scope.blocks {
+        match decode_disable_window(d, src, scope, b) {
+            Some(w) => disable.push(w),
+            None => *ok = false,
+        }
+    }
+    disable
+}
+
+/// One `disable { day from to }` block. `day` left out or `"all"` means
+/// every day.
+fn decode_disable_window(
+    d: &mut Decoder,
+    src: &Source,
+    scope: &Scope<'_>,
+    b: &Block,
+) -> Option<DisableWindow> {
+    d.no_labels(src, b);
+    let w = d.scope(
+        src,
+        &b.body,
+        format!("a disable block of {}", scope.what),
+        start(&b.ident),
+        &["day", "from", "to"],
+        &[],
+    );
+    let day = match d.string(&w, "day", false) {
+        None => Some(None),
+        Some((s, _)) if s == "all" => Some(None),
+        Some((s, at)) => match weekday(&s) {
+            Some(wd) => Some(Some(wd)),
+            None => {
+                let allowed: Vec<&str> = WEEKDAYS.iter().copied().chain(["all"]).collect();
+                d.error(
+                    src,
+                    at,
+                    "Invalid weekday",
+                    format!(
+                        "\"day\" in {} must be a weekday ({}) or \"all\", not {s:?}{}",
+                        w.what,
+                        WEEKDAYS.join(", "),
+                        validate::did_you_mean(&s, allowed)
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let time = |d: &mut Decoder, attr: &str| {
+        let (s, at) = d.string(&w, attr, true)?;
+        let t = parse_time(&s);
+        if t.is_none() {
+            d.error(
+                src,
+                at,
+                "Invalid time",
+                format!(
+                    "{attr:?} in {} must be a time of day as HH:MM (00:00 to 23:59), not {s:?}",
+                    w.what
+                ),
+            );
+        }
+        t
+    };
+    let from = time(d, "from");
+    let to = time(d, "to");
+    match (day, from, to) {
+        (Some(day), Some(from), Some(to)) => Some(DisableWindow { day, from, to }),
+        _ => None,
+    }
+}
+
+/// False (after reporting it) when `expires` is not later than `start`: such
+/// a schedule could never run.
+fn expires_after_start(
+    d: &mut Decoder,
+    src: &Source,
+    scope: &Scope<'_>,
+    start_at: NaiveDateTime,
+    expires: Option<(NaiveDateTime, usize)>,
+) -> bool {
+    let Some((e, at)) = expires else {
+        return true;
+    };
+    if e > start_at {
+        return true;
+    }
+    d.error(
+        src,
+        at,
+        "Expiry not after start",
+        format!(
+            "{} expires at {} but starts at {}, so it never runs; \"expires\" must be later than \"start\"",
+            scope.what,
+            e.format(LOCAL_FORMAT),
+            start_at.format(LOCAL_FORMAT)
+        ),
+    );
+    false
 }
 
 /// A close IANA name for a misspelt zone.
