@@ -252,6 +252,7 @@ impl Executor {
                 Create | Update | Replace,
             ) => {
                 let after = c.after.clone().ok_or(ApplyError::NoValue)?;
+                crate::state::check_value(&c.address, &after)?;
                 self.write(|tx| tx.put_object(&c.address, &after))
             }
             (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Delete) => {
@@ -504,6 +505,20 @@ mod tests {
             stop: Arc::default(),
         };
         (cloud, exec, dir)
+    }
+
+    #[tokio::test]
+    async fn a_value_that_would_not_load_back_is_refused_and_nothing_is_written() {
+        let (_cloud, exec, _dir) = bench(BackupStatus::Success, true);
+        let serial = exec.store.lock().unwrap().serial().unwrap();
+        let forged = Change::new(Address::policy("web"), Action::Create, Effect::Control).after(
+            Some(serde_json::json!({"name": "web", "generations": "all"})),
+        );
+        let err = exec.perform(&forged).await.unwrap_err().to_string();
+        assert!(err.contains("policy.web"), "{err}");
+        let mut store = exec.store.lock().unwrap();
+        assert_eq!(store.serial().unwrap(), serial);
+        assert!(store.load().unwrap().objects.is_empty());
     }
 
     fn delete_snap() -> Change {

@@ -9,6 +9,7 @@
 
 pub mod model;
 mod objects;
+pub use objects::check_value;
 
 use std::collections::BTreeMap;
 

@@ -21,6 +21,23 @@ fn decode<T: DeserializeOwned>(addr: &Address, v: &serde_json::Value) -> StateRe
     })
 }
 
+/// Checks that `value` decodes as the typed view of `addr`'s kind. Apply
+/// calls it before writing, so that no plan (a hand-edited file, one made by
+/// another version) can store a value every later load would refuse.
+pub fn check_value(addr: &Address, value: &serde_json::Value) -> StateResult<()> {
+    match addr {
+        Address::Account { .. } => decode::<Account>(addr, value).map(drop),
+        Address::Policy { .. } => decode::<PolicyState>(addr, value).map(drop),
+        Address::Target { .. } => decode::<TargetState>(addr, value).map(drop),
+        Address::Backup { .. }
+        | Address::Snapshot { .. }
+        | Address::Image { .. }
+        | Address::DbSnapshot { .. }
+        | Address::DbClusterSnapshot { .. }
+        | Address::VpcClone { .. } => Ok(()),
+    }
+}
+
 impl Snapshot {
     /// The object at `addr`, decoded; `None` when state has no such object.
     pub fn object<T: DeserializeOwned>(&self, addr: &Address) -> StateResult<Option<T>> {
@@ -68,9 +85,9 @@ impl Snapshot {
     /// Decodes every object whose kind has a typed view, so that a damaged
     /// value stops the command that loaded it, before anything is decided.
     pub fn check_objects(&self) -> StateResult<()> {
-        self.accounts()?;
-        self.policies()?;
-        self.targets()?;
+        for (addr, v) in &self.objects {
+            check_value(addr, v)?;
+        }
         Ok(())
     }
 }
@@ -91,5 +108,8 @@ mod tests {
         assert!(snap.policy("web").is_err());
         assert!(snap.check_objects().is_err());
         assert_eq!(snap.policy("other").unwrap(), None);
+        let bad = &snap.objects[&Address::policy("web")];
+        assert!(check_value(&Address::policy("web"), bad).is_err());
+        assert!(check_value(&Address::vpc_clone("web"), bad).is_ok());
     }
 }

@@ -311,10 +311,11 @@ fn clone_change(
     export: &dyn Fn(&CaptureDoc, &ExportOptions) -> Result<Export, ExportError>,
 ) -> Result<Option<Change>, String> {
     let addr = Address::vpc_clone(name);
+    // A recorded clone that does not decode is not planned at all: read as
+    // absent, it would be planned as a new stack beside the one it names.
     let prior = state
-        .objects
-        .get(&addr)
-        .and_then(|v| serde_json::from_value::<CloneState>(v.clone()).ok());
+        .object::<CloneState>(&addr)
+        .map_err(|e| format!("vpc_clone.{name} is not planned: {e}"))?;
     let Some(input) = inputs.get(name) else {
         let when = match c.at {
             Some(t) => format!("at or before {}", short_time(t)),
