@@ -17,7 +17,6 @@ use lifeboat_engine::backup;
 use workspace::{cloud, stop_on_signal, Workspace};
 
 mod cmd;
-mod cmd_run;
 mod output;
 mod workspace;
 
@@ -82,7 +81,7 @@ enum Command {
         timeout: std::time::Duration,
         /// Log lines for people (human) or for log collectors (json).
         #[arg(long, value_enum, default_value = "human")]
-        log_format: cmd_run::LogFormat,
+        log_format: cmd::run::LogFormat,
         /// Let idle time pass at once: jump to each next wake-up instead of
         /// sleeping (rehearsals and tests; needs --now).
         #[arg(long)]
@@ -229,13 +228,13 @@ async fn run(cli: Cli) -> Result<u8> {
                 timeout: *timeout,
                 ..Default::default()
             };
-            let mode = cmd_run::Mode {
+            let mode = cmd::run::Mode {
                 once: *once,
                 fast_forward: *fast_forward,
                 until: *until,
                 concurrency: usize::try_from(*concurrency).unwrap_or(1),
             };
-            cmd_run::run(
+            cmd::run::run(
                 cloud().await?,
                 store,
                 &ws.config,

@@ -1,6 +1,6 @@
 //! One module per command or command family; each takes the loaded
 //! workspace (or what it needs instead) and returns the exit code.
-//! `run` (the scheduled work) is in `cmd_run`.
+//! `run` turns the run-mode daemon's events into log lines.
 
 pub mod alerts;
 pub mod apply;
@@ -10,6 +10,7 @@ pub mod fmt;
 pub mod force_unlock;
 pub mod graph;
 pub mod plan;
+pub mod run;
 pub mod schedule;
 pub mod state;
 pub mod status;
