@@ -24,7 +24,6 @@
 //! arrives while a retry still waits replaces it, and the replaced run counts
 //! as failed.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +37,7 @@ use crate::runmode::notify;
 use crate::runmode::scripts;
 use crate::state::model::PolicyState;
 use crate::state::{
-    Alert, BackupRecord, BackupStatus, Retry, ScriptRun, SharedStore, Snapshot, StateError, Store,
+    Alert, BackupRecord, BackupStatus, Retry, ScriptRun, SharedStore, Snapshot, StateError,
 };
 
 /// What a policy run needs beside the cloud and the store.
@@ -104,24 +103,6 @@ pub struct PolicyRun {
     pub alerts_closed: Vec<Alert>,
     /// Notifications that could not be published.
     pub notify_errors: Vec<String>,
-}
-
-/// The id [`backup::run`] will give a backup of `policy` started at `at`
-/// (the same rule: the time, made unique within the policy).
-fn predicted_id(store: &Store, policy: &str, at: DateTime<Utc>) -> Result<String, StateError> {
-    let base = at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let taken: BTreeSet<String> = store
-        .backups(Some(policy))?
-        .into_iter()
-        .map(|b| b.id)
-        .collect();
-    let mut id = base.clone();
-    let mut n = 1;
-    while taken.contains(&id) {
-        n += 1;
-        id = format!("{base}-{n}");
-    }
-    Ok(id)
 }
 
 struct ScriptCall<'a> {
@@ -240,7 +221,7 @@ async fn attempt(
         valid: false,
         problems: vec![],
     };
-    let id = match predicted_id(&store.lock().expect("store"), policy, at) {
+    let id = match backup::backup_id(&store.lock().expect("store"), policy, at) {
         Ok(id) => id,
         Err(e) => return (Err(e.into()), summary),
     };
