@@ -252,7 +252,6 @@ impl Executor {
                 Create | Update | Replace,
             ) => {
                 let after = c.after.clone().ok_or(ApplyError::NoValue)?;
-                crate::state::check_value(&c.address, &after)?;
                 self.write(|tx| tx.put_object(&c.address, &after))
             }
             (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Delete) => {

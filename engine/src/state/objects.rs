@@ -21,9 +21,10 @@ fn decode<T: DeserializeOwned>(addr: &Address, v: &serde_json::Value) -> StateRe
     })
 }
 
-/// Checks that `value` decodes as the typed view of `addr`'s kind. Apply
-/// calls it before writing, so that no plan (a hand-edited file, one made by
-/// another version) can store a value every later load would refuse.
+/// Checks that `value` decodes as the typed view of `addr`'s kind.
+/// `Tx::put_object` calls it before every write, so that nothing (a
+/// hand-edited saved plan, one made by another version) can store a value
+/// every later load would refuse.
 pub fn check_value(addr: &Address, value: &serde_json::Value) -> StateResult<()> {
     match addr {
         Address::Account { .. } => decode::<Account>(addr, value).map(drop),

@@ -355,7 +355,12 @@ impl Tx<'_> {
         }
     }
 
+    /// Stores `value` at `addr`, refusing one that would not load back
+    /// ([`super::check_value`]): whoever writes (apply, a saved plan edited
+    /// by hand or made by another version), no later load is left unable to
+    /// read the state.
     pub fn put_object(&mut self, addr: &Address, value: &Value) -> StateResult<()> {
+        super::check_value(addr, value)?;
         self.tx
             .execute(
                 "INSERT OR REPLACE INTO objects (address, kind, value) VALUES (?1, ?2, ?3)",
