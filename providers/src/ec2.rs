@@ -139,6 +139,7 @@ impl Ec2 for AwsEc2 {
         Ok(Page {
             items,
             next: next_token(out.next_token()),
+            call: self.ctx.call("ec2:DescribeInstances"),
         })
     }
 
@@ -168,6 +169,7 @@ impl Ec2 for AwsEc2 {
         Ok(Page {
             items,
             next: next_token(out.next_token()),
+            call: self.ctx.call("ec2:DescribeVolumes"),
         })
     }
 
@@ -217,6 +219,7 @@ impl Ec2 for AwsEc2 {
         Ok(Page {
             items,
             next: next_token(out.next_token()),
+            call: self.ctx.call("ec2:DescribeSnapshots"),
         })
     }
 
@@ -349,6 +352,7 @@ impl Ec2 for AwsEc2 {
         Ok(Page {
             items,
             next: next_token(out.next_token()),
+            call: self.ctx.call("ec2:DescribeImages"),
         })
     }
 

@@ -12,7 +12,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
-use lifeboat_engine::cloud::{CloudError, ErrorKind};
+use lifeboat_engine::cloud::{Call, CloudError, ErrorKind};
 
 /// Action name used when the assumed-role credentials cannot be obtained.
 pub(crate) const ASSUME_ROLE: &str = "sts:AssumeRole";
@@ -162,6 +162,15 @@ pub(crate) struct ErrorContext {
 }
 
 impl ErrorContext {
+    /// The list call `action` made here, as a page names it.
+    pub fn call(&self, action: &str) -> Call {
+        Call {
+            account: self.account.clone(),
+            region: self.region.clone(),
+            action: action.to_owned(),
+        }
+    }
+
     pub fn error(
         &self,
         kind: ErrorKind,

@@ -132,6 +132,7 @@ impl Rds for AwsRds {
                         })
                         .collect(),
                     next: next(out.marker()),
+                    call: self.ctx.call("rds:DescribeDBSnapshots"),
                 })
             }
             DbSnapshotKind::Cluster => {
@@ -157,6 +158,7 @@ impl Rds for AwsRds {
                         })
                         .collect(),
                     next: next(out.marker()),
+                    call: self.ctx.call("rds:DescribeDBClusterSnapshots"),
                 })
             }
         }

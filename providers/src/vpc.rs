@@ -16,7 +16,7 @@ use aws_sdk_ec2::types::{
 };
 use aws_sdk_ec2::Client;
 use lifeboat_engine::cloud::network::*;
-use lifeboat_engine::cloud::{CloudResult, Network};
+use lifeboat_engine::cloud::{CloudResult, ErrorKind, Network, MAX_PAGES};
 
 use crate::convert::tags_from_sdk;
 use crate::error::ErrorContext;
@@ -38,12 +38,25 @@ impl AwsNetwork {
     }
 }
 
-/// Runs a paginated request to the end, handing each page to `$each`.
+/// Runs a paginated request to the end, handing each page to `$each`. The
+/// SDK's paginator stops on a token repeated at once, not on one that
+/// comes back later: past [`MAX_PAGES`] the list is an error, not a loop.
 macro_rules! each_page {
     ($self:ident, $req:expr, $action:literal, |$page:ident| $each:block) => {{
         let mut stream = $req.into_paginator().send();
+        let mut pages = 0usize;
         while let Some(page) = stream.next().await {
             let $page = page.map_err(|e| $self.ctx.sdk($action, None, &e))?;
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err($self.ctx.error(
+                    ErrorKind::Other,
+                    $action,
+                    None,
+                    None,
+                    format!("the list did not end after {MAX_PAGES} pages"),
+                ));
+            }
             $each
         }
     }};

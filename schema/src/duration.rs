@@ -12,14 +12,20 @@ use std::time::Duration;
 /// The units a duration takes, for messages: "s, m, h, d or w".
 pub const DURATION_UNITS: &str = "s, m, h, d or w";
 
+/// The longest duration Lifeboat reads, in days (about ten years). Every
+/// duration ends up added to an instant (a retry's due time, a deadline),
+/// and instants end a few hundred thousand years from now: a bound this far
+/// below that keeps every such sum, retries multiplied in, representable.
+pub const MAX_DURATION_DAYS: u64 = 3650;
+
 /// Why a text is not a duration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
     /// Not a whole number followed by one known unit.
     #[error("{0:?} is not a duration; write a whole number and one unit: s (seconds), m (minutes), h (hours), d (days) or w (weeks), as in \"90s\", \"30m\" or \"2h\"")]
     Malformed(String),
-    /// A well-formed duration too long to count in seconds.
-    #[error("{0:?} is too long a duration")]
+    /// A well-formed duration longer than [`MAX_DURATION_DAYS`].
+    #[error("{0:?} is too long a duration (at most {MAX_DURATION_DAYS} days)")]
     TooLong(String),
 }
 
@@ -48,6 +54,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         _ => return Err(malformed()),
     };
     n.checked_mul(unit_secs)
+        .filter(|&secs| secs <= MAX_DURATION_DAYS * 86_400)
         .map(Duration::from_secs)
         .ok_or_else(|| DurationError::TooLong(s.to_string()))
 }
@@ -101,6 +108,24 @@ mod tests {
             parse_duration("99999999999999w"),
             Err(DurationError::TooLong("99999999999999w".into()))
         );
+    }
+
+    #[test]
+    fn durations_stop_at_the_longest_one_an_instant_takes() {
+        let most = MAX_DURATION_DAYS * 86_400;
+        assert_eq!(
+            parse_duration(&format!("{MAX_DURATION_DAYS}d")),
+            Ok(Duration::from_secs(most))
+        );
+        assert_eq!(
+            parse_duration(&format!("{most}s")),
+            Ok(Duration::from_secs(most))
+        );
+        for text in ["300000000d", "3651d", "522w", "87601h", "315360001s"] {
+            let e = parse_duration(text).unwrap_err();
+            assert_eq!(e, DurationError::TooLong(text.into()));
+            assert!(e.to_string().contains("at most 3650 days"), "{e}");
+        }
     }
 
     #[test]

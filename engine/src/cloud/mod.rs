@@ -87,9 +87,29 @@ pub type CloudResult<T> = Result<T, CloudError>;
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+    /// The call that answered, named in the error when its pages loop.
+    pub call: Call,
 }
 
+/// Where a list call went: what a [`CloudError`] about it names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Call {
+    pub account: String,
+    pub region: String,
+    /// `service:Action`, for example `ec2:DescribeSnapshots`.
+    pub action: String,
+}
+
+/// The most pages one list is followed for: at the services' page sizes,
+/// millions of resources, far past any account Lifeboat serves. A list that
+/// does not end by then is a service answering in circles.
+pub const MAX_PAGES: usize = 10_000;
+
 /// Calls `fetch` until the service says there are no more pages.
+///
+/// A token the same list returned before would start the same pages over
+/// forever, and a list past [`MAX_PAGES`] never ends in practice: both stop
+/// with an error naming the call, never with an endless loop.
 pub async fn collect_pages<T, F, Fut>(mut fetch: F) -> CloudResult<Vec<T>>
 where
     F: FnMut(Option<String>) -> Fut,
@@ -97,13 +117,37 @@ where
 {
     let mut out = Vec::new();
     let mut token = None;
-    loop {
-        let page = fetch(token.take()).await?;
-        out.extend(page.items);
-        match page.next {
-            Some(t) if !t.is_empty() => token = Some(t),
-            _ => return Ok(out),
+    let mut seen = std::collections::BTreeSet::new();
+    for pages in 1.. {
+        let Page { items, next, call } = fetch(token.take()).await?;
+        out.extend(items);
+        let Some(t) = next.filter(|t| !t.is_empty()) else {
+            break;
+        };
+        if !seen.insert(t.clone()) {
+            let why = format!(
+                "the service returned the page token {t:?} a second time; the list would never end"
+            );
+            return Err(page_error(call, why));
         }
+        if pages >= MAX_PAGES {
+            let why = format!("the list did not end after {MAX_PAGES} pages");
+            return Err(page_error(call, why));
+        }
+        token = Some(t);
+    }
+    Ok(out)
+}
+
+fn page_error(call: Call, message: String) -> CloudError {
+    CloudError {
+        kind: ErrorKind::Other,
+        account: call.account,
+        region: call.region,
+        action: call.action,
+        resource: None,
+        code: None,
+        message,
     }
 }
 
@@ -490,5 +534,61 @@ pub trait Cloud: Send + Sync {
             region: region.to_string(),
             ..refused("sns:Publish", "this cloud does not support SNS")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call() -> Call {
+        Call {
+            account: "main".into(),
+            region: "us-east-1".into(),
+            action: "ec2:DescribeSnapshots".into(),
+        }
+    }
+
+    fn page(n: u32, next: Option<&str>) -> CloudResult<Page<u32>> {
+        Ok(Page {
+            items: vec![n],
+            next: next.map(str::to_string),
+            call: call(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_repeated_page_token_ends_the_list_with_an_error_naming_the_call() {
+        // a -> b -> a -> b ... : without the check this never returns.
+        let mut calls = 0;
+        let err = collect_pages(|t| {
+            calls += 1;
+            let next = if t.as_deref() == Some("a") { "b" } else { "a" };
+            std::future::ready(page(calls, Some(next)))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls, 3);
+        let shown = err.to_string();
+        assert!(shown.starts_with("ec2:DescribeSnapshots failed in account main (us-east-1)"), "{shown}");
+        assert!(shown.contains("\"a\" a second time"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_list_that_never_ends_stops_at_the_page_cap() {
+        let mut calls = 0usize;
+        let err = collect_pages(|_| {
+            calls += 1;
+            std::future::ready(page(1, Some(&calls.to_string())))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls, MAX_PAGES);
+        assert!(err.to_string().contains("did not end after 10000 pages"), "{err}");
+        // An empty token ends the list like no token.
+        let all = collect_pages(|t| std::future::ready(page(1, t.is_none().then_some(""))))
+            .await
+            .unwrap();
+        assert_eq!(all, vec![1]);
     }
 }

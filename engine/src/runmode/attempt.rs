@@ -586,7 +586,10 @@ fn next_attempt(
     {
         return None;
     }
-    let wait = i64::try_from(pol.options.retries.wait_secs).unwrap_or(i64::MAX / 1000);
+    // The configuration allows at most MAX_DURATION_DAYS; a state edited by
+    // hand may say more, which must delay the retry, not overflow the clock.
+    let longest = lifeboat_schema::duration::MAX_DURATION_DAYS * 86_400;
+    let wait = i64::try_from(pol.options.retries.wait_secs.min(longest)).unwrap_or(0);
     Some(Retry {
         policy: pol.name.clone(),
         slot: *slot,

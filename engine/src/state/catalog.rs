@@ -310,6 +310,10 @@ pub(super) fn read_backups(
         path: path.to_path_buf(),
         source,
     };
+    let corrupt = |m: String| StateError::Corrupt {
+        path: path.to_path_buf(),
+        message: m,
+    };
     let mut snaps: BTreeMap<(String, String), Vec<SnapshotRecord>> = BTreeMap::new();
     {
         let mut st = conn
@@ -324,14 +328,24 @@ pub(super) fn read_backups(
                         volume_id: r.get(3)?,
                         target: r.get(4)?,
                         region: r.get(5)?,
-                        kind: ArtifactKind::parse(&r.get::<_, String>(6)?).unwrap_or_default(),
+                        kind: ArtifactKind::Ebs,
                         image: r.get(7)?,
                     },
+                    r.get::<_, String>(6)?,
                 ))
             })
             .map_err(sq)?;
         for row in rows {
-            let (k, s) = row.map_err(sq)?;
+            let (k, mut s, kind) = row.map_err(sq)?;
+            // A kind this version does not know (a newer Lifeboat's, or an
+            // edit) must not be taken for an EBS snapshot: retention would
+            // delete the wrong thing with the wrong call.
+            s.kind = ArtifactKind::parse(&kind).ok_or_else(|| {
+                corrupt(format!(
+                    "snapshot record {} of backup {} (policy {}) has the unknown kind {kind:?}; expected ebs, image, db_snapshot or db_cluster_snapshot",
+                    s.id, k.1, k.0
+                ))
+            })?;
             snaps.entry(k).or_default().push(s);
         }
     }
@@ -360,10 +374,6 @@ pub(super) fn read_backups(
     for row in rows {
         let (policy, id, account, started, finished, status, frozen_name, frozen_at, problems) =
             row.map_err(sq)?;
-        let corrupt = |m: String| StateError::Corrupt {
-            path: path.to_path_buf(),
-            message: m,
-        };
         let status = BackupStatus::parse(&status)
             .ok_or_else(|| corrupt(format!("bad backup status {status:?}")))?;
         let frozen = match (frozen_name, frozen_at) {
@@ -688,5 +698,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(s.backups(None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_artifact_kind_is_an_error_naming_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut s = Store::open(&path).unwrap();
+        s.transaction(|tx| tx.insert_backup(&backup("web", "b1", 0)))
+            .unwrap();
+        drop(s);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE snapshots SET kind = 'tape' WHERE id = 'snap-b1'", [])
+            .unwrap();
+        drop(conn);
+        let s = Store::open(&path).unwrap();
+        let err = s.backups(None).unwrap_err();
+        assert!(matches!(err, StateError::Corrupt { .. }), "{err}");
+        let err = err.to_string();
+        for needle in ["snap-b1", "backup b1", "policy web", "\"tape\""] {
+            assert!(err.contains(needle), "{needle:?} not in {err}");
+        }
     }
 }

@@ -224,7 +224,7 @@ impl Rds for FakeEc2 {
             })
             .map(|d| d.snapshot.clone())
             .collect();
-        Ok(self.page(all, token))
+        Ok(self.page(action, all, token))
     }
 
     async fn delete_db_snapshot(&self, kind: DbSnapshotKind, id: &str) -> CloudResult<()> {
@@ -526,13 +526,18 @@ impl FakeEc2 {
         }
     }
 
-    fn page<T: Clone>(&self, all: Vec<T>, token: Option<String>) -> Page<T> {
+    fn page<T: Clone>(&self, action: &str, all: Vec<T>, token: Option<String>) -> Page<T> {
         let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
         let end = (start + self.page_size).min(all.len());
         let next = (end < all.len()).then(|| end.to_string());
         Page {
             items: all.get(start..end).unwrap_or_default().to_vec(),
             next,
+            call: Call {
+                account: self.account.clone(),
+                region: self.region.clone(),
+                action: format!("ec2:{action}"),
+            },
         }
     }
 
@@ -582,7 +587,7 @@ impl Ec2 for FakeEc2 {
             })
             .cloned()
             .collect();
-        Ok(self.page(all, token))
+        Ok(self.page("DescribeInstances", all, token))
     }
 
     async fn volumes_page(&self, q: &Query, token: Option<String>) -> CloudResult<Page<Volume>> {
@@ -597,7 +602,7 @@ impl Ec2 for FakeEc2 {
             })
             .cloned()
             .collect();
-        Ok(self.page(all, token))
+        Ok(self.page("DescribeVolumes", all, token))
     }
 
     async fn snapshots_page(
@@ -655,7 +660,7 @@ impl Ec2 for FakeEc2 {
             })
             .cloned()
             .collect();
-        Ok(self.page(all, token))
+        Ok(self.page("DescribeSnapshots", all, token))
     }
 
     async fn create_instance_snapshots(
@@ -769,7 +774,7 @@ impl Ec2 for FakeEc2 {
             })
             .cloned()
             .collect();
-        Ok(self.page(all, token))
+        Ok(self.page("DescribeImages", all, token))
     }
 
     async fn create_tags(&self, resource_ids: &[String], tags: &Tags) -> CloudResult<()> {

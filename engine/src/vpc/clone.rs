@@ -37,6 +37,41 @@ pub fn stack_name(clone: &str) -> String {
     format!("{STACK_PREFIX}{clone}")
 }
 
+/// The longest stack name CloudFormation takes.
+const STACK_NAME_MAX: usize = 128;
+
+/// Why `name` (read from the state or a saved plan, which may have been
+/// edited) cannot be a clone's stack: CloudFormation names start with a
+/// letter, hold only letters, digits and hyphens, and have at most 128
+/// characters; a clone's stack also carries [`STACK_PREFIX`] and a name
+/// after it, so that no edit can point Lifeboat at another stack.
+pub fn stack_name_problem(name: &str) -> Option<String> {
+    let why = if name.len() > STACK_NAME_MAX {
+        format!("is longer than {STACK_NAME_MAX} characters")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        "does not start with a letter".to_string()
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        "holds characters other than letters, digits and hyphens".to_string()
+    } else if name.len() <= STACK_PREFIX.len() || !name.starts_with(STACK_PREFIX) {
+        format!("is not {STACK_PREFIX}NAME")
+    } else {
+        return None;
+    };
+    Some(why)
+}
+
+/// Refuses a clone state whose stack name is not one Lifeboat gives, before
+/// any call is made with it.
+fn checked_stack(s: &CloneState) -> Result<&str, CloneError> {
+    match stack_name_problem(&s.stack_name) {
+        None => Ok(&s.stack_name),
+        Some(why) => Err(CloneError::BadStackName {
+            stack: s.stack_name.clone(),
+            why,
+        }),
+    }
+}
+
 /// The capture version a clone is built from, with its document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloneSource {
@@ -129,6 +164,10 @@ pub enum CloneError {
     Busy { at: StackAt, status: String },
     #[error("{at} disappeared while waiting for {want}")]
     Disappeared { at: StackAt, want: &'static str },
+    /// The recorded stack name is not one Lifeboat gives a clone (a state or
+    /// plan edited by hand): nothing is called with it.
+    #[error("the recorded stack name {stack:?} {why}; a clone's stack is named {STACK_PREFIX}NAME with letters, digits and hyphens, at most 128 characters")]
+    BadStackName { stack: String, why: String },
     #[error("timed out after {}s waiting for {at} to reach {want} (still {status}); {events}", .waited.as_secs())]
     TimedOut {
         at: StackAt,
@@ -498,7 +537,12 @@ pub async fn wait_for(
     wait: Wait,
 ) -> Result<(), CloneError> {
     let name = at.stack.as_str();
-    let deadline = tokio::time::Instant::now() + wait.timeout;
+    // A timeout read from an edited state may be past what an instant holds:
+    // then the wait has no deadline a clock could reach anyway.
+    let start = tokio::time::Instant::now();
+    let deadline = start
+        .checked_add(wait.timeout)
+        .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 86_400));
     loop {
         match stacks.describe_stack(name).await? {
             None if want == "DELETE_COMPLETE" => return Ok(()),
@@ -568,10 +612,10 @@ pub async fn deploy(
     s: &CloneState,
     wait: Wait,
 ) -> Result<(), CloneError> {
+    let name = checked_stack(s)?;
     let at = StackAt::of(s);
     let stacks = cloud.stacks(account, &s.region).await?;
     let template = template_source(cloud, account, s).await?;
-    let name = s.stack_name.as_str();
     let existing = stacks.describe_stack(name).await?;
     let create = match existing.as_ref().map(|i| i.status.as_str()) {
         None | Some("DELETE_COMPLETE") => true,
@@ -593,7 +637,7 @@ pub async fn deploy(
         let tags = BTreeMap::from([
             (
                 TAG_CLONE.to_string(),
-                s.stack_name[STACK_PREFIX.len()..].to_string(),
+                name.strip_prefix(STACK_PREFIX).unwrap_or(name).to_string(),
             ),
             (TAG_SOURCE_VPC.to_string(), s.vpc.clone()),
         ]);
@@ -615,8 +659,9 @@ pub async fn destroy(
     s: &CloneState,
     wait: Wait,
 ) -> Result<(), CloneError> {
+    let name = checked_stack(s)?;
     let stacks = cloud.stacks(account, &s.region).await?;
-    gone_is_done(stacks.delete_stack(&s.stack_name).await)?;
+    gone_is_done(stacks.delete_stack(name).await)?;
     wait_for(&*stacks, &StackAt::of(s), "DELETE_COMPLETE", wait).await
 }
 

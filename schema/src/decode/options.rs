@@ -7,7 +7,7 @@ use hcl_edit::structure::{Block, Body};
 
 use super::{account_reference, start, DeclaredAccount, Decoder, Scope};
 use crate::config::{Notifications, PolicyOptions, Retries, Scripts, SuccessRule};
-use crate::duration::{parse_duration, DURATION_UNITS};
+use crate::duration::{parse_duration, DurationError, DURATION_UNITS, MAX_DURATION_DAYS};
 use crate::source::Source;
 
 /// The policy blocks decoded here, skipped by the target loop.
@@ -37,7 +37,19 @@ impl Decoder {
                 None
             }
             Ok(n) => Some(n),
-            Err(_) => {
+            Err(DurationError::TooLong(_)) => {
+                self.error(
+                    scope.src,
+                    at,
+                    "Value out of range",
+                    format!(
+                        "{name:?} in {} is {s:?}: duration too long (at most {MAX_DURATION_DAYS} days)",
+                        scope.what
+                    ),
+                );
+                None
+            }
+            Err(DurationError::Malformed(_)) => {
                 self.error(
                     scope.src,
                     at,
@@ -267,5 +279,22 @@ mod tests {
         ] {
             assert!(err.contains(needle), "{needle:?} not in:\n{err}");
         }
+    }
+
+    #[test]
+    fn durations_past_the_longest_are_diagnosed_where_written() {
+        let err = load(&format!(
+            "{HEAD}policy \"web\" {{\n account = account.main\n generations = 1\n timeout = \"99999999999999999w\"\n retries {{\n count = 2\n wait = \"300000000d\"\n }}\n}}\n"
+        ))
+        .unwrap_err();
+        for needle in [
+            "main.lb.hcl:7:12: error: Value out of range",
+            "main.lb.hcl:10:9: error: Value out of range",
+            "\"wait\" in the retries block of policy \"web\" is \"300000000d\": duration too long (at most 3650 days)",
+        ] {
+            assert!(err.contains(needle), "{needle:?} not in:\n{err}");
+        }
+        assert!(err.contains("\"timeout\" in policy \"web\""), "{err}");
+        assert!(err.contains("duration too long"), "{err}");
     }
 }

@@ -411,3 +411,43 @@ async fn apply_records_a_clone_only_after_its_stack_completed() {
     assert_eq!(rec.stack_name, "lifeboat-vpc-clone-prod-west");
     assert_eq!(rec.account, "vault");
 }
+
+#[tokio::test]
+async fn an_edited_stack_name_is_refused_before_any_call() {
+    let cloud = FakeCloud::new(10);
+    let good = desired_state(0, &["10.0.0.0/16"]);
+    for bad in [
+        "",
+        "x",
+        "lifeboat-vpc-clone-",
+        "lifeboat-vpc-",
+        "someone-elses-stack",
+        "lifeboat-vpc-clone-a_b",
+        "lifeboat-vpc-clone-é",
+        "1lifeboat-vpc-clone-a",
+        &format!("lifeboat-vpc-clone-{}", "a".repeat(110)),
+    ] {
+        let s = CloneState {
+            stack_name: bad.to_string(),
+            ..good.clone()
+        };
+        let err = deploy(&cloud, &vault(), &s, quick()).await.unwrap_err();
+        assert!(matches!(err, CloneError::BadStackName { .. }), "{bad:?}: {err}");
+        assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        let err = destroy(&cloud, &vault(), &s, quick()).await.unwrap_err();
+        assert!(matches!(err, CloneError::BadStackName { .. }), "{bad:?}: {err}");
+    }
+    assert!(cloud.world.lock().unwrap().calls.is_empty());
+    assert_eq!(stack_name_problem(&stack_name(&"a".repeat(109))), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_past_any_instant_waits_instead_of_overflowing() {
+    let cloud = FakeCloud::new(10);
+    cloud.world.lock().unwrap().stack_polls = 2;
+    let s = CloneState {
+        timeout_seconds: u64::MAX,
+        ..desired_state(0, &["10.0.0.0/16"])
+    };
+    deploy(&cloud, &vault(), &s, Wait::for_state(&s)).await.unwrap();
+}
