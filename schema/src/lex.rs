@@ -44,11 +44,31 @@ pub(crate) struct Token {
 }
 
 /// Only unterminated strings, comments and heredocs fail: hcl-edit reports
-/// those at the start of the file, so our position is the better one.
+/// those at the start of the file, so our position is the better one. And
+/// nesting past [`MAX_NESTING`], which hcl-edit must never see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LexError {
     pub offset: usize,
     pub message: String,
+    /// Nested past [`MAX_NESTING`]: hcl-edit (and the prescan) descend once
+    /// per level on the stack, so such a text is refused without parsing.
+    pub too_deep: bool,
+}
+
+/// The deepest nesting of blocks, brackets, parentheses and template
+/// sequences a file may have. Lifeboat's configurations need a handful of
+/// levels; the parsers recurse once per level, and a text nested thousands
+/// deep would overflow the stack instead of getting a diagnostic.
+pub(crate) const MAX_NESTING: usize = 32;
+
+fn too_deep(offset: usize) -> LexError {
+    LexError {
+        offset,
+        message: format!(
+            "nested too deeply: more than {MAX_NESTING} levels of blocks, brackets, parentheses or templates"
+        ),
+        too_deep: true,
+    }
 }
 
 const MULTI_PUNCT: [&str; 8] = ["...", "==", "!=", "<=", ">=", "=>", "&&", "||"];
@@ -65,6 +85,8 @@ struct Lexer<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    /// Open blocks, brackets, parentheses and template sequences here.
+    depth: usize,
 }
 
 /// Splits `text` into tokens covering every byte.
@@ -73,6 +95,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, LexError> {
         text,
         bytes: text.as_bytes(),
         pos: 0,
+        depth: 0,
     };
     let mut out = Vec::new();
     while lx.pos < lx.bytes.len() {
@@ -136,6 +159,7 @@ impl Lexer<'_> {
                 None => Err(LexError {
                     offset: start,
                     message: "unterminated comment: \"/*\" has no matching \"*/\"".into(),
+                    too_deep: false,
                 }),
             },
             '"' => {
@@ -168,9 +192,23 @@ impl Lexer<'_> {
                 // Anything else is a one-character token: what is not HCL
                 // is for hcl-edit to report, with its own message.
                 self.pos += c.len_utf8();
+                match c {
+                    '{' | '[' | '(' => self.open(start)?,
+                    '}' | ']' | ')' => self.depth = self.depth.saturating_sub(1),
+                    _ => {}
+                }
                 Ok(Tok::Punct)
             }
         }
+    }
+
+    /// One more level of nesting, opened at `offset`.
+    fn open(&mut self, offset: usize) -> Result<(), LexError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(too_deep(offset));
+        }
+        Ok(())
     }
 
     fn line_comment(&mut self) {
@@ -215,6 +253,7 @@ impl Lexer<'_> {
             offset: start,
             message: "unterminated string: a quoted string must end on the line where it starts"
                 .into(),
+            too_deep: false,
         };
         self.pos += 1;
         loop {
@@ -234,6 +273,8 @@ impl Lexer<'_> {
                     self.pos += 3;
                 }
                 Some(b'$' | b'%') if self.bytes.get(self.pos + 1) == Some(&b'{') => {
+                    // The sequence's closing `}` closes this level again.
+                    self.open(self.pos)?;
                     self.pos += 2;
                     self.template_sequence(start)?;
                 }
@@ -259,6 +300,7 @@ impl Lexer<'_> {
         Err(LexError {
             offset: string_start,
             message: "unterminated template sequence: \"${\" has no matching \"}\"".into(),
+            too_deep: false,
         })
     }
 
@@ -293,6 +335,20 @@ impl Lexer<'_> {
             if line.trim() == name {
                 let lead = line.len() - line.trim_start().len();
                 self.pos = line_start + lead + name.len();
+                // hcl-edit parses the templates inside; counting every
+                // bracket of the body over-counts, which only matters for
+                // bodies no configuration has.
+                let mut depth = self.depth;
+                for (i, b) in self.text[start..line_start].bytes().enumerate() {
+                    match b {
+                        b'{' | b'[' | b'(' => depth += 1,
+                        b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                    if depth > MAX_NESTING {
+                        return Err(too_deep(start + i));
+                    }
+                }
                 return Ok(());
             }
             line_start += line_len + 1;
@@ -300,6 +356,7 @@ impl Lexer<'_> {
         Err(LexError {
             offset: start,
             message: format!("unterminated heredoc: no line closes it with {name:?}"),
+            too_deep: false,
         })
     }
 }

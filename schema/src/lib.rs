@@ -258,4 +258,62 @@ mod tests {
             serde_json::to_value(&b.config).unwrap()
         );
     }
+
+    /// Each way of nesting, `depth` levels deep, as the value of `x`.
+    fn nested(depth: usize) -> Vec<String> {
+        let arrays = format!("x = {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        let objects = format!("x = {}{}\n", "{a = ".repeat(depth), "}".repeat(depth));
+        let parens = format!("x = {}1{}\n", "(".repeat(depth), ")".repeat(depth));
+        let templates = format!("x = {}{}\n", "\"${".repeat(depth), "}\"".repeat(depth));
+        let blocks = format!("{}{}", "b {\n".repeat(depth), "}\n".repeat(depth));
+        let heredoc = format!("x = <<EOT\n{}\nEOT\n", "${[".repeat(depth));
+        vec![arrays, objects, parens, templates, blocks, heredoc]
+    }
+
+    #[test]
+    fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
+        for text in nested(100_000) {
+            let what = &text[..12];
+            let err = load_sources(&[(PathBuf::from("deep.lb.hcl"), text.clone())]).unwrap_err();
+            let d = &err.0[0];
+            assert_eq!(d.summary, "Syntax error", "{what}: {err}");
+            assert!(d.detail.starts_with("Nested too deeply: more than 32 levels"), "{what}: {err}");
+            let loc = d.location.clone().unwrap();
+            assert_eq!(loc.file, PathBuf::from("deep.lb.hcl"));
+            let err = format_source(Path::new("deep.lb.hcl"), &text).unwrap_err();
+            assert!(err.0[0].detail.starts_with("Nested too deeply"), "{what}: {err}");
+        }
+        // The most nesting allowed still goes through the parser, on a test
+        // thread's small stack.
+        for text in nested(lex::MAX_NESTING / 2) {
+            let r = load_sources(&[(PathBuf::from("deep.lb.hcl"), text.clone())]);
+            if let Err(e) = r {
+                assert!(!e.to_string().contains("Nested too deeply"), "{text}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_deepest_nesting_allowed_parses_on_a_small_stack() {
+        // Heredoc bodies count every bracket: `${[` is two levels there.
+        let mut texts = nested(lex::MAX_NESTING);
+        texts.pop();
+        texts.extend(nested(lex::MAX_NESTING / 2));
+        for text in texts {
+            let shown = text[..12].to_string();
+            let r = std::thread::Builder::new()
+                .stack_size(1 << 20)
+                .spawn(move || {
+                    let loaded = load_sources(&[(PathBuf::from("d.lb.hcl"), text.clone())]);
+                    let formatted = format_source(Path::new("d.lb.hcl"), &text);
+                    (loaded.err(), formatted.err())
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            for e in [r.0, r.1].into_iter().flatten() {
+                assert!(!e.to_string().contains("Nested too deeply"), "{shown}: {e}");
+            }
+        }
+    }
 }

@@ -63,6 +63,13 @@ impl Source {
     /// of the tree (see [`crate::lex`]); [`Source::duplicate_diagnostics`]
     /// reports them.
     pub fn parse(&self) -> Result<Body, Diagnostic> {
+        if let Some(le) = self.prescan.lex_error.as_ref().filter(|e| e.too_deep) {
+            return Err(Diagnostic::error(
+                "Syntax error",
+                capitalize(&le.message),
+                Some(self.location_of_original(le.offset)),
+            ));
+        }
         hcl_edit::parser::parse_body(&self.parsed_text).map_err(|e| match &self.prescan.lex_error {
             Some(le) => Diagnostic::error(
                 "Syntax error",
