@@ -13,6 +13,32 @@ pub fn is_valid_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// The longest policy name. A policy's name is part of the AMI names (at
+/// most 128 characters) and DB snapshot identifiers (at most 255) of its
+/// backups, next to the target id and the backup id; at this length the
+/// backup id always fits whole (see `engine::backup::names`).
+pub const MAX_POLICY_NAME: usize = 40;
+
+/// What is left of a policy name in DB snapshot identifiers (which hold
+/// only lowercase letters, digits and single hyphens): lowercase, every
+/// other character a hyphen, runs of hyphens as one, none at the ends. Two
+/// policies with the same key would name their DB snapshots alike.
+pub fn policy_name_key(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim_end_matches('-').to_string()
+}
+
 const REGION_AREAS: [&str; 10] = ["af", "ap", "ca", "cn", "eu", "il", "me", "mx", "sa", "us"];
 const REGION_PARTITIONS: [&str; 5] = ["gov", "iso", "isob", "isoe", "isof"];
 const REGION_DIRECTIONS: [&str; 9] = [
@@ -206,6 +232,14 @@ mod tests {
         assert_eq!(suggest("generation", c), Some("generations"));
         assert_eq!(suggest("acount", c), Some("account"));
         assert_eq!(suggest("schedule", c), None);
+    }
+
+    #[test]
+    fn policy_name_keys_fold_what_db_snapshot_ids_cannot_tell_apart() {
+        assert_eq!(policy_name_key("Web_App"), "web-app");
+        assert_eq!(policy_name_key("web-app"), "web-app");
+        assert_eq!(policy_name_key("_vault--copy-"), "vault-copy");
+        assert_ne!(policy_name_key("web"), policy_name_key("web2"));
     }
 
     #[test]

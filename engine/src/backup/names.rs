@@ -43,36 +43,69 @@ pub fn backup_id(store: &Store, policy: &str, now: DateTime<Utc>) -> Result<Stri
     Ok(id)
 }
 
+/// The longest AMI name EC2 takes.
+pub(crate) const IMAGE_NAME_MAX: usize = 128;
+/// The longest DB (cluster) snapshot identifier RDS takes.
+pub(crate) const DB_SNAPSHOT_ID_MAX: usize = 255;
+
 /// An AMI name (unique per account and region; letters, digits and
-/// `()[] ./-'@_`, at most 128 characters).
+/// `()[] ./-'@_`, at most 128 characters). The backup id is what tells two
+/// backups of one target apart, so when the name is too long the policy and
+/// target are cut, never the backup id.
 pub(crate) fn image_name(policy: &str, target: &str, backup: &str) -> String {
-    let raw = format!("lifeboat-{policy}-{target}-{backup}");
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(128)
-        .collect()
+    let clean = |raw: &str| -> String {
+        raw.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let tail = clean(backup);
+    let mut head = clean(&format!("lifeboat-{policy}-{target}"));
+    // Only ASCII is left: a byte is a character.
+    head.truncate(IMAGE_NAME_MAX.saturating_sub(tail.len() + 1));
+    let mut name = format!("{head}-{tail}");
+    name.truncate(IMAGE_NAME_MAX);
+    name
 }
 
-/// A DB snapshot identifier: letters, digits and single hyphens, starting
-/// with a letter, not ending with a hyphen, at most 255 characters.
-pub(crate) fn db_snapshot_id(policy: &str, target: &str, backup: &str) -> String {
-    let raw = format!("lifeboat-{policy}-{target}-{backup}").to_ascii_lowercase();
+/// Lowercase letters, digits and single hyphens, none at the end.
+fn db_id_part(raw: &str) -> String {
     let mut out = String::new();
     for c in raw.chars() {
-        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
         if c == '-' && out.ends_with('-') {
             continue;
         }
         out.push(c);
     }
-    out.truncate(255);
     out.trim_end_matches('-').to_string()
+}
+
+/// A DB snapshot identifier: letters, digits and single hyphens, starting
+/// with a letter, not ending with a hyphen, at most 255 characters. Like
+/// [`image_name`], a long one loses part of the policy and target, never the
+/// backup id.
+pub(crate) fn db_snapshot_id(policy: &str, target: &str, backup: &str) -> String {
+    let tail = db_id_part(backup);
+    let tail = tail.trim_start_matches('-');
+    let mut head = db_id_part(&format!("lifeboat-{policy}-{target}"));
+    if tail.is_empty() {
+        head.truncate(DB_SNAPSHOT_ID_MAX);
+        return head.trim_end_matches('-').to_string();
+    }
+    head.truncate(DB_SNAPSHOT_ID_MAX.saturating_sub(tail.len() + 1));
+    let mut id = format!("{}-{tail}", head.trim_end_matches('-'));
+    id.truncate(DB_SNAPSHOT_ID_MAX);
+    id
 }
 
 #[cfg(test)]
@@ -95,5 +128,49 @@ mod tests {
             "lifeboat-web-db-1-2026-01-01t00-00-00z"
         );
         assert_eq!(db_snapshot_id("p", "t-", "-"), "lifeboat-p-t");
+    }
+
+    /// The longest policy name the configuration allows, with the longest
+    /// ids AWS gives: the names still hold the whole backup id and fit.
+    #[test]
+    fn the_longest_names_keep_the_whole_backup_id_and_fit_aws_limits() {
+        let longest = lifeboat_schema::validate::MAX_POLICY_NAME;
+        let policies = ["p".repeat(longest), format!("{}-x", "web-".repeat(longest / 4 - 1))];
+        let backup = "2026-12-31T23:59:59Z-12";
+        for policy in &policies {
+            assert!(policy.len() <= longest);
+            let instance = "i-0123456789abcdef0";
+            let name = image_name(policy, instance, backup);
+            assert!(name.len() <= IMAGE_NAME_MAX, "{name}");
+            assert!(name.ends_with("2026-12-31T23-59-59Z-12"), "{name}");
+            assert!(name.contains(policy.as_str()), "{name}");
+            // RDS and Aurora identifiers have at most 63 characters.
+            let db = format!("d{}", "b-".repeat(31));
+            for target in [db.as_str(), "a", instance] {
+                let id = db_snapshot_id(policy, target, backup);
+                assert!(id.len() <= DB_SNAPSHOT_ID_MAX, "{id}");
+                assert!(id.ends_with("-2026-12-31t23-59-59z-12"), "{id}");
+                assert!(id.starts_with("lifeboat-"), "{id}");
+                assert!(!id.contains("--") && !id.ends_with('-'), "{id}");
+                assert!(id.contains(&db_id_part(policy)), "{id}");
+            }
+        }
+    }
+
+    /// Past the limits (an id longer than AWS gives today), the policy and
+    /// target are cut, not the backup id: two backups never share a name.
+    #[test]
+    fn an_overlong_target_is_cut_before_the_backup_id() {
+        let target = "x".repeat(400);
+        let a = image_name("web", &target, "2026-01-01T00:00:00Z");
+        let b = image_name("web", &target, "2026-01-01T00:00:00Z-2");
+        assert_eq!(a.len(), IMAGE_NAME_MAX);
+        assert!(a.ends_with("-2026-01-01T00-00-00Z"), "{a}");
+        assert_ne!(a, b);
+        let a = db_snapshot_id("web", &target, "2026-01-01T00:00:00Z");
+        let b = db_snapshot_id("web", &target, "2026-01-01T00:00:00Z-2");
+        assert_eq!(a.len(), DB_SNAPSHOT_ID_MAX);
+        assert!(a.ends_with("x-2026-01-01t00-00-00z"), "{a}");
+        assert_ne!(a, b);
     }
 }

@@ -43,14 +43,16 @@ pub(super) fn decode_policies(
 ) -> BTreeMap<String, Policy> {
     let mut policies = BTreeMap::new();
     let mut policy_at: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut keys: HashMap<String, (String, usize, usize)> = HashMap::new();
     for &(i, b) in blocks {
         let src = files[i].0;
         let (name, policy) = decode_policy(d, src, b, accounts, schedule_names);
         let Some(name) = name else { continue };
+        let label = start(b.labels.first().expect("named"));
         if let Some(&(fi, at)) = policy_at.get(&name) {
             d.error(
                 src,
-                start(b.labels.first().expect("named")),
+                label,
                 "Duplicate policy",
                 format!(
                     "policy {name:?} is already declared at {}",
@@ -59,6 +61,20 @@ pub(super) fn decode_policies(
             );
             continue;
         }
+        let key = validate::policy_name_key(&name);
+        if let Some((other, fi, at)) = keys.get(&key) {
+            d.error(
+                src,
+                label,
+                "Invalid name",
+                format!(
+                    "policy {name:?} and policy {other:?} (at {}) would give their DB snapshots the same identifiers, which hold only lowercase letters, digits and single hyphens; rename one",
+                    files[*fi].0.short_location(*at)
+                ),
+            );
+            continue;
+        }
+        keys.insert(key, (name.clone(), i, start(&b.ident)));
         policy_at.insert(name, (i, start(&b.ident)));
         if let Some(policy) = policy {
             policies.insert(policy.name.clone(), policy);
@@ -84,7 +100,20 @@ fn decode_policy(
     accounts: &BTreeMap<String, DeclaredAccount>,
     schedule_names: &BTreeSet<String>,
 ) -> (Option<String>, Option<Policy>) {
-    let name = d.name_label(src, block, "web");
+    let mut name = d.name_label(src, block, "web");
+    if let Some((n, at)) = name.as_ref().filter(|(n, _)| n.len() > validate::MAX_POLICY_NAME) {
+        d.error(
+            src,
+            *at,
+            "Invalid name",
+            format!(
+                "policy name {n:?} has {} characters; a policy name has at most {}, as it is part of the AMI names and DB snapshot identifiers of its backups",
+                n.len(),
+                validate::MAX_POLICY_NAME
+            ),
+        );
+        name = None;
+    }
     let what = match &name {
         Some((n, _)) => format!("policy {n:?}"),
         None => "this policy".into(),
