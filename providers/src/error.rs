@@ -58,7 +58,13 @@ pub(crate) fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         // Per-volume snapshot *rate* (one snapshot per volume every ~15 s):
         // nothing is wrong with the volume, waiting alone fixes it, exactly
         // like API throttling — so the engine's backoff path is the right one.
-        | "SnapshotCreationPerVolumeRateExceeded" => return ErrorKind::Throttled,
+        | "SnapshotCreationPerVolumeRateExceeded"
+        // Too many snapshots *pending* in the region: this clears as other
+        // snapshots complete, within minutes. The backup's create calls
+        // back off for as long as its timeout allows, which is the wait
+        // this needs; failing the target at once would lose the backup.
+        | "ConcurrentSnapshotLimitExceeded"
+        | "PendingSnapshotLimitExceeded" => return ErrorKind::Throttled,
 
         "UnauthorizedOperation"
         | "AuthFailure"
@@ -73,11 +79,6 @@ pub(crate) fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
 
         "IncorrectState"
         | "IncorrectInstanceState"
-        // Too many *pending* snapshots: this clears only when other
-        // snapshots complete, i.e. it is about the state of resources, not
-        // the request rate. Retrying at API-backoff speed would not help.
-        | "ConcurrentSnapshotLimitExceeded"
-        | "PendingSnapshotLimitExceeded"
         | "ConcurrentTagAccess"
         | "IdempotentParameterMismatch"
         // CloudFormation: CreateStack of a name that exists.
@@ -314,7 +315,8 @@ mod tests {
             (Some("IncorrectInstanceState"), Some(400), Conflict),
             (Some("InvalidSnapshot.InUse"), Some(400), Conflict),
             (Some("VolumeInUse"), Some(400), Conflict),
-            (Some("ConcurrentSnapshotLimitExceeded"), Some(400), Conflict),
+            (Some("ConcurrentSnapshotLimitExceeded"), Some(400), Throttled),
+            (Some("PendingSnapshotLimitExceeded"), Some(400), Throttled),
             (Some("InvalidAMIID.Unavailable"), Some(400), NotFound),
             (Some("InvalidAMIID.NotFound"), Some(400), NotFound),
             (Some("DBSnapshotNotFound"), Some(404), NotFound),

@@ -21,6 +21,7 @@ use crate::state::{BackupRecord, StateError};
 pub mod names;
 mod reconcile;
 mod take;
+mod throttle;
 mod wait;
 
 pub use names::{backup_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};

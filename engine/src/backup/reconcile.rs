@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use lifeboat_schema::Account;
 
-use crate::cloud::{collect_pages, Cloud, DbSnapshotKind, Ec2, ImageQuery, SnapshotQuery};
+use crate::cloud::{collect_chunked, collect_pages, Cloud, DbSnapshotKind, Ec2, ImageQuery, SnapshotQuery};
 use crate::state::model::{TargetKind, TargetState};
 use crate::state::{
     ArtifactKind, BackupRecord, BackupStatus, SharedStore, Snapshot, SnapshotRecord,
@@ -201,7 +201,8 @@ impl<'a> Orphan<'a> {
                 continue;
             }
             let want: Vec<String> = ids.keys().cloned().collect();
-            for s in collect_pages(|tok| rds.db_snapshots_page(kind, &want, tok)).await? {
+            let found = collect_chunked(&want, |ids, tok| rds.db_snapshots_page(kind, ids, tok));
+            for s in found.await? {
                 let Some(target) = ids.get(&s.id) else {
                     continue;
                 };

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::cloud::{
     collect_pages, Cloud, DbSnapshotKind, DbSnapshotRequest, Ec2, ErrorKind, ImageRequest,
+    FILTER_CHUNK,
     Instance, InstanceSnapshotRequest, Query, Rds, Snapshot, SnapshotState, Tags,
     VolumeSnapshotRequest,
 };
@@ -24,10 +25,8 @@ use crate::state::model::{PolicyState, TargetKind, TargetState};
 use crate::state::{ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
 
 use super::names::{backup_id, backup_tags, db_snapshot_id, image_name};
+use super::throttle::{self, retry_throttled};
 use super::{initial_ami_due, retain, wait, BackupError, BackupResult, Limits, Wait};
-
-/// EC2 takes at most 200 values in one filter.
-const DESCRIBE_CHUNK: usize = 200;
 
 /// Runs one backup of `policy` now, waiting for its snapshots to complete.
 /// The caller holds the state lock.
@@ -288,6 +287,8 @@ impl Backup<'_> {
         seen: &Seen,
     ) -> JoinSet<TargetResult> {
         let sem = self.limits.region(&self.applied.policy.account, region);
+        // Throttled create calls are tried again within the backup's wait.
+        let deadline = throttle::deadline(self.wait.timeout);
         let mut jobs = JoinSet::new();
         for target in targets {
             let create = Create {
@@ -300,6 +301,7 @@ impl Backup<'_> {
                 volume_seen: seen.volumes.contains(&target.id),
                 image_reboot: self.image_reboot(&target),
                 target,
+                deadline,
             };
             let sem = sem.clone();
             jobs.spawn(async move {
@@ -533,7 +535,7 @@ async fn describe(ec2: &dyn Ec2, targets: &[TargetState], problems: &mut Vec<Str
         .map(|t| t.id.clone())
         .collect();
     let mut instances = BTreeMap::new();
-    for chunk in ids.chunks(DESCRIBE_CHUNK) {
+    for chunk in ids.chunks(FILTER_CHUNK) {
         let q = Query {
             ids: chunk.to_vec(),
             tags: vec![],
@@ -549,7 +551,7 @@ async fn describe(ec2: &dyn Ec2, targets: &[TargetState], problems: &mut Vec<Str
         .map(|t| t.id.clone())
         .collect();
     let mut volumes = BTreeSet::new();
-    for chunk in ids.chunks(DESCRIBE_CHUNK) {
+    for chunk in ids.chunks(FILTER_CHUNK) {
         let q = Query {
             ids: chunk.to_vec(),
             tags: vec![],
@@ -584,6 +586,8 @@ struct Create {
     volume_seen: bool,
     /// `Some(reboot)` when this backup of the instance is an AMI.
     image_reboot: Option<bool>,
+    /// Until when a throttled create call is made again.
+    deadline: tokio::time::Instant,
 }
 
 impl Create {
@@ -653,7 +657,7 @@ impl Create {
             reboot,
             tags: self.tags(),
         };
-        match self.ec2.create_image(&req).await {
+        match retry_throttled(self.deadline, || self.ec2.create_image(&req)).await {
             Ok(ami) => TargetResult::Taken(
                 vec![self.artifact(ami, ArtifactKind::Image)],
                 BTreeSet::new(),
@@ -685,7 +689,8 @@ impl Create {
             description: self.description(),
             tags: self.tags(),
         };
-        match self.ec2.create_instance_snapshots(&req).await {
+        let made = retry_throttled(self.deadline, || self.ec2.create_instance_snapshots(&req));
+        match made.await {
             // A terminated instance has no volumes left.
             Ok(snaps) if snaps.is_empty() => TargetResult::Problem(format!(
                 "instance {} has no volumes to snapshot (terminated?)",
@@ -712,7 +717,7 @@ impl Create {
             description: self.description(),
             tags: self.tags(),
         };
-        match self.ec2.create_volume_snapshot(&req).await {
+        match retry_throttled(self.deadline, || self.ec2.create_volume_snapshot(&req)).await {
             Ok(s) => {
                 let done = completed(std::slice::from_ref(&s));
                 TargetResult::Taken(vec![self.record(s)], done)
@@ -738,7 +743,7 @@ impl Create {
             snapshot_id: db_snapshot_id(&self.policy, &t.id, &self.backup),
             tags: self.tags(),
         };
-        match rds.create_db_snapshot(&req).await {
+        match retry_throttled(self.deadline, || rds.create_db_snapshot(&req)).await {
             Ok(s) => TargetResult::Taken(vec![self.artifact(s.id, artifact_kind)], BTreeSet::new()),
             Err(e) => TargetResult::Problem(e.to_string()),
         }

@@ -2,9 +2,8 @@
 //! AMIs and DB snapshots to become available. One poll loop serves all of
 //! them; each kind only says how to look.
 //!
-//! Calls per look: one filtered describe per kind per region for all the
-//! open ids (EBS snapshots: one per 200, the most one EC2 filter takes),
-//! never one per resource.
+//! Calls per look: one filtered describe per kind per region for every 200
+//! open ids (the most one filter takes), never one per resource.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::cloud::{
     collect_pages, CloudResult, DbSnapshotKind, Ec2, ErrorKind, ImageQuery, ImageState, Rds,
+    FILTER_CHUNK,
     SnapshotQuery, SnapshotState,
 };
 
@@ -31,8 +31,6 @@ pub(super) struct Waited<T> {
     pub failed: BTreeMap<String, String>,
 }
 
-/// EC2 takes at most 200 values in one filter.
-const SNAPSHOTS_PER_CALL: usize = 200;
 
 /// Polls `ids` until none is pending or `wait` runs out, handing `look` the
 /// open ids, `per_call` at a time, once per look. The first look is
@@ -118,7 +116,7 @@ pub(super) async fn snapshots(
     ids: Vec<String>,
     wait: Wait,
 ) -> BTreeMap<String, String> {
-    let waited = poll(ids, SNAPSHOTS_PER_CALL, wait, |ids| async move {
+    let waited = poll(ids, FILTER_CHUNK, wait, |ids| async move {
         let q = SnapshotQuery {
             ids,
             tags: vec![],
@@ -159,7 +157,7 @@ pub(super) async fn snapshots(
 /// Waits for the AMIs `ids` of one region to become available. What
 /// finished comes with the ids of its snapshots.
 pub(super) async fn images(ec2: &dyn Ec2, ids: Vec<String>, wait: Wait) -> Waited<Vec<String>> {
-    poll(ids, usize::MAX, wait, |ids| async move {
+    poll(ids, FILTER_CHUNK, wait, |ids| async move {
         let q = ImageQuery { ids, tags: vec![] };
         let found = collect_pages(|tok| ec2.images_page(&q, tok)).await?;
         Ok(found
@@ -185,7 +183,7 @@ pub(super) async fn db_snapshots(
     ids: Vec<String>,
     wait: Wait,
 ) -> BTreeMap<String, String> {
-    let waited = poll(ids, usize::MAX, wait, |ids| async move {
+    let waited = poll(ids, FILTER_CHUNK, wait, |ids| async move {
         let found = collect_pages(|tok| rds.db_snapshots_page(kind, &ids, tok)).await?;
         Ok(found
             .into_iter()

@@ -100,6 +100,25 @@ pub struct Call {
     pub action: String,
 }
 
+/// The most values one filter of a list call takes: EC2 refuses more than
+/// 200, and RDS is held to the same. Every list by ids goes through
+/// [`collect_chunked`] or chunks its ids by this.
+pub const FILTER_CHUNK: usize = 200;
+
+/// Lists what `fetch` returns for `ids`, [`FILTER_CHUNK`] ids per call,
+/// every page of each.
+pub async fn collect_chunked<'a, T, F, Fut>(ids: &'a [String], mut fetch: F) -> CloudResult<Vec<T>>
+where
+    F: FnMut(&'a [String], Option<String>) -> Fut,
+    Fut: std::future::Future<Output = CloudResult<Page<T>>>,
+{
+    let mut out = Vec::new();
+    for chunk in ids.chunks(FILTER_CHUNK) {
+        out.extend(collect_pages(|t| fetch(chunk, t)).await?);
+    }
+    Ok(out)
+}
+
 /// The most pages one list is followed for: at the services' page sizes,
 /// millions of resources, far past any account Lifeboat serves. A list that
 /// does not end by then is a service answering in circles.

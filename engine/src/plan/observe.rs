@@ -21,7 +21,7 @@ use crate::state::model::TargetKind;
 use crate::state::{self, BackupRecord, StateError};
 
 /// EC2 accepts at most 200 values in one filter.
-const FILTER_CHUNK: usize = 200;
+const FILTER_CHUNK: usize = crate::cloud::FILTER_CHUNK;
 
 /// What live AWS has, for the ids, selectors and policies that matter.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -11,6 +11,15 @@ use lifeboat_schema::Account;
 use crate::cloud::*;
 use crate::state::model::glob_match;
 
+/// The calls `World::throttled_creates_in_ten` throttles.
+const CREATE_ACTIONS: &[&str] = &[
+    "CreateSnapshots",
+    "CreateSnapshot",
+    "CreateImage",
+    "CreateDBSnapshot",
+    "CreateDBClusterSnapshot",
+];
+
 /// The fake's world, shared by every client it hands out.
 #[derive(Debug, Default)]
 pub struct World {
@@ -27,6 +36,12 @@ pub struct World {
     pending_left: BTreeMap<String, u32>,
     /// Actions that fail with the given kind, every time.
     pub failing: BTreeMap<String, ErrorKind>,
+    /// Of every ten create calls (CreateSnapshots, CreateSnapshot,
+    /// CreateImage, CreateDBSnapshot, CreateDBClusterSnapshot), how many are
+    /// throttled: the call whose count mod 10 is below this one fails with
+    /// `RequestLimitExceeded`, deterministically. The emulator never throttles.
+    pub throttled_creates_in_ten: u64,
+    create_calls: u64,
     /// VPC-family inventory by region, returned by [`Network::inventory`]
     /// (a region without one has no VPCs).
     pub networks: BTreeMap<String, crate::cloud::network::RegionInventory>,
@@ -214,6 +229,7 @@ impl Rds for FakeEc2 {
             DbSnapshotKind::Cluster => "DescribeDBClusterSnapshots",
         };
         let w = self.enter(action, None)?;
+        self.filter_size(action, ids.len())?;
         let all = w
             .db_snapshots
             .values()
@@ -493,6 +509,21 @@ impl FakeEc2 {
     ) -> CloudResult<std::sync::MutexGuard<'_, World>> {
         let mut w = self.world.lock().expect("fake world");
         w.calls.push(format!("{action} {}", self.region));
+        if w.throttled_creates_in_ten > 0 && CREATE_ACTIONS.contains(&action) {
+            let n = w.create_calls;
+            w.create_calls += 1;
+            if n % 10 < w.throttled_creates_in_ten {
+                return Err(CloudError {
+                    kind: ErrorKind::Throttled,
+                    account: self.account.clone(),
+                    region: self.region.clone(),
+                    action: format!("ec2:{action}"),
+                    resource: resource.map(str::to_string),
+                    code: Some("RequestLimitExceeded".into()),
+                    message: "Request limit exceeded.".into(),
+                });
+            }
+        }
         if let Some(kind) = w.failing.get(action).copied() {
             return Err(CloudError {
                 kind,
@@ -505,6 +536,23 @@ impl FakeEc2 {
             });
         }
         Ok(w)
+    }
+
+    /// AWS refuses a filter of more than 200 values; so does the fake (the
+    /// emulator takes any number), so a list that does not chunk fails here.
+    fn filter_size(&self, action: &str, values: usize) -> CloudResult<()> {
+        if values <= FILTER_CHUNK {
+            return Ok(());
+        }
+        Err(CloudError {
+            kind: ErrorKind::Invalid,
+            account: self.account.clone(),
+            region: self.region.clone(),
+            action: format!("ec2:{action}"),
+            resource: None,
+            code: Some("FilterLimitExceeded".into()),
+            message: format!("The filter has {values} values; at most {FILTER_CHUNK} are allowed"),
+        })
     }
 
     fn error(
@@ -577,6 +625,7 @@ impl Ec2 for FakeEc2 {
         token: Option<String>,
     ) -> CloudResult<Page<Instance>> {
         let w = self.enter("DescribeInstances", None)?;
+        self.filter_size("DescribeInstances", q.ids.len())?;
         let all = w
             .instances
             .values()
@@ -592,6 +641,7 @@ impl Ec2 for FakeEc2 {
 
     async fn volumes_page(&self, q: &Query, token: Option<String>) -> CloudResult<Page<Volume>> {
         let w = self.enter("DescribeVolumes", None)?;
+        self.filter_size("DescribeVolumes", q.ids.len())?;
         let all = w
             .volumes
             .values()
@@ -611,6 +661,7 @@ impl Ec2 for FakeEc2 {
         token: Option<String>,
     ) -> CloudResult<Page<Snapshot>> {
         let mut w = self.enter("DescribeSnapshots", None)?;
+        self.filter_size("DescribeSnapshots", q.ids.len())?;
         let w = &mut *w;
         for (id, left) in w.pending_left.iter_mut() {
             if *left == 0 {
@@ -764,6 +815,7 @@ impl Ec2 for FakeEc2 {
 
     async fn images_page(&self, q: &ImageQuery, token: Option<String>) -> CloudResult<Page<Image>> {
         let w = self.enter("DescribeImages", None)?;
+        self.filter_size("DescribeImages", q.ids.len())?;
         let all = w
             .images
             .values()
