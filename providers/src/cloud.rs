@@ -31,6 +31,50 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// 1: the emulator answers unimplemented calls with a (retryable) HTTP 500.
 pub const MAX_ATTEMPTS_ENV: &str = "LIFEBOAT_AWS_MAX_ATTEMPTS";
 
+/// The AWS SDKs' own variables, honoured when [`MAX_ATTEMPTS_ENV`] is not set.
+pub const AWS_MAX_ATTEMPTS_ENV: &str = "AWS_MAX_ATTEMPTS";
+pub const AWS_RETRY_MODE_ENV: &str = "AWS_RETRY_MODE";
+
+/// How the SDK retries a call: its mode and attempts (the first included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub adaptive: bool,
+    pub max_attempts: u32,
+}
+
+impl RetrySettings {
+    /// The settings the environment asks for, given the values of
+    /// [`MAX_ATTEMPTS_ENV`], [`AWS_MAX_ATTEMPTS_ENV`] and
+    /// [`AWS_RETRY_MODE_ENV`]: attempts from the first of the two that is a
+    /// positive whole number, else [`DEFAULT_MAX_ATTEMPTS`]; `adaptive` mode
+    /// (client-side rate limiting on top of standard) when asked for,
+    /// standard for anything else, as the SDKs themselves do.
+    pub fn resolve(
+        lifeboat_attempts: Option<&str>,
+        aws_attempts: Option<&str>,
+        aws_mode: Option<&str>,
+    ) -> RetrySettings {
+        let attempts = |v: Option<&str>| v?.trim().parse::<u32>().ok().filter(|n| *n > 0);
+        RetrySettings {
+            adaptive: aws_mode.is_some_and(|m| m.trim().eq_ignore_ascii_case("adaptive")),
+            max_attempts: attempts(lifeboat_attempts)
+                .or_else(|| attempts(aws_attempts))
+                .unwrap_or(DEFAULT_MAX_ATTEMPTS),
+        }
+    }
+
+    /// The SDK's retry configuration for these settings: backoff with
+    /// jitter, retrying throttling, 5xx and transient transport errors.
+    pub fn config(self) -> RetryConfig {
+        let base = if self.adaptive {
+            RetryConfig::adaptive()
+        } else {
+            RetryConfig::standard()
+        };
+        base.with_max_attempts(self.max_attempts.max(1))
+    }
+}
+
 /// Session name used for assumed roles when the configuration names none;
 /// it shows in the target account's CloudTrail.
 const DEFAULT_SESSION_NAME: &str = "lifeboat";
@@ -42,7 +86,7 @@ const DEFAULT_SESSION_NAME: &str = "lifeboat";
 /// SDK's identity cache refreshes assumed-role credentials before they
 /// expire); each (account, region) gets one client, reused by every caller.
 pub struct AwsCloud {
-    max_attempts: u32,
+    retry: RetrySettings,
     /// By account name. The lock is held while an account is loaded so that
     /// concurrent first uses do not build (and assume) twice.
     accounts: Mutex<HashMap<String, Arc<AccountSession>>>,
@@ -80,21 +124,32 @@ impl AccountSession {
 }
 
 impl AwsCloud {
-    /// Reads the attempt budget from [`MAX_ATTEMPTS_ENV`] (a positive
-    /// integer; anything else means [`DEFAULT_MAX_ATTEMPTS`]).
+    /// Reads the retry settings from the environment (see
+    /// [`RetrySettings::resolve`]).
     pub fn new() -> Self {
-        let attempts = std::env::var(MAX_ATTEMPTS_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(DEFAULT_MAX_ATTEMPTS);
-        Self::with_max_attempts(attempts)
+        let var = |name: &str| std::env::var(name).ok();
+        Self::with_retry(RetrySettings::resolve(
+            var(MAX_ATTEMPTS_ENV).as_deref(),
+            var(AWS_MAX_ATTEMPTS_ENV).as_deref(),
+            var(AWS_RETRY_MODE_ENV).as_deref(),
+        ))
     }
 
-    /// A fixed attempt budget per call (at least 1), ignoring the environment.
+    /// A fixed attempt budget per call (at least 1) in standard mode,
+    /// ignoring the environment.
     pub fn with_max_attempts(max_attempts: u32) -> Self {
+        Self::with_retry(RetrySettings {
+            adaptive: false,
+            max_attempts,
+        })
+    }
+
+    fn with_retry(retry: RetrySettings) -> Self {
         Self {
-            max_attempts: max_attempts.max(1),
+            retry: RetrySettings {
+                max_attempts: retry.max_attempts.max(1),
+                ..retry
+            },
             accounts: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
         }
@@ -121,9 +176,9 @@ impl AwsCloud {
                 .or_else(Region::from_static("us-east-1"))
                 .region()
                 .await;
-        // Standard mode: exponential backoff with full jitter, retrying
-        // throttling, 5xx and transient transport errors.
-        let retry = RetryConfig::standard().with_max_attempts(self.max_attempts);
+        // Set explicitly (the SDK would read AWS_MAX_ATTEMPTS itself, but not
+        // LIFEBOAT_AWS_MAX_ATTEMPTS, and an explicit config overrides both).
+        let retry = self.retry.config();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(region.clone())
             .retry_config(retry);
@@ -297,5 +352,41 @@ impl Cloud for AwsCloud {
             aws_sdk_sns::Client::from_conf(conf),
             ctx,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_config::retry::RetryMode;
+
+    fn resolve(lifeboat: Option<&str>, aws: Option<&str>, mode: Option<&str>) -> (bool, u32) {
+        let r = RetrySettings::resolve(lifeboat, aws, mode);
+        (r.adaptive, r.max_attempts)
+    }
+
+    #[test]
+    fn attempts_come_from_lifeboat_then_aws_then_the_default() {
+        assert_eq!(resolve(None, None, None), (false, DEFAULT_MAX_ATTEMPTS));
+        assert_eq!(resolve(None, Some("7"), None), (false, 7));
+        assert_eq!(resolve(Some("1"), Some("7"), None), (false, 1));
+        assert_eq!(resolve(Some(" 5 "), None, None), (false, 5));
+        // What is not a positive whole number does not count.
+        assert_eq!(resolve(Some("0"), Some("7"), None), (false, 7));
+        assert_eq!(resolve(Some("many"), Some("-2"), None), (false, 3));
+        assert_eq!(resolve(None, Some("99999999999"), None), (false, 3));
+    }
+
+    #[test]
+    fn the_retry_mode_is_adaptive_only_when_asked() {
+        assert_eq!(resolve(None, None, Some("adaptive")), (true, 3));
+        assert_eq!(resolve(Some("4"), None, Some(" Adaptive")), (true, 4));
+        for mode in ["standard", "legacy", "", "fast"] {
+            assert_eq!(resolve(None, None, Some(mode)), (false, 3), "{mode:?}");
+        }
+        let c = RetrySettings::resolve(None, Some("6"), Some("adaptive")).config();
+        assert_eq!((c.mode(), c.max_attempts()), (RetryMode::Adaptive, 6));
+        let c = RetrySettings::resolve(None, None, None).config();
+        assert_eq!((c.mode(), c.max_attempts()), (RetryMode::Standard, 3));
     }
 }

@@ -23,8 +23,9 @@
 //!
 //! Environment: the SDK's standard variables apply (credentials,
 //! `AWS_PROFILE`, `AWS_ENDPOINT_URL` — which is how tests point everything,
-//! STS included, at the emulator). `LIFEBOAT_AWS_MAX_ATTEMPTS` overrides the
-//! number of attempts per call (default 3, standard retry mode with
+//! STS included, at the emulator). `LIFEBOAT_AWS_MAX_ATTEMPTS`, then
+//! `AWS_MAX_ATTEMPTS`, set the number of attempts per call (default 3), and
+//! `AWS_RETRY_MODE=adaptive` the adaptive retry mode (standard otherwise:
 //! jittered exponential backoff).
 //!
 //! Credentials are never logged, printed or put into an error message.
@@ -41,4 +42,7 @@ mod sns;
 mod stacks;
 mod vpc;
 
-pub use cloud::{AwsCloud, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_ENV};
+pub use cloud::{
+    AwsCloud, RetrySettings, AWS_MAX_ATTEMPTS_ENV, AWS_RETRY_MODE_ENV, DEFAULT_MAX_ATTEMPTS,
+    MAX_ATTEMPTS_ENV,
+};
