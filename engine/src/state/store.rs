@@ -233,7 +233,13 @@ impl Store {
                 found: version,
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        // A negative version is no version Lifeboat wrote: skipping every
+        // migration would leave a file without its tables.
+        let done = usize::try_from(version).map_err(|_| StateError::Corrupt {
+            path: path.clone(),
+            message: format!("schema version {version} (PRAGMA user_version) is not one Lifeboat writes"),
+        })?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
             tx.execute_batch(sql).map_err(sq)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)
                 .map_err(sq)?;
@@ -438,5 +444,19 @@ mod tests {
             Store::open(&path),
             Err(StateError::TooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn a_negative_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(Store::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", -3).unwrap();
+        drop(c);
+        match Store::open(&path) {
+            Err(StateError::Corrupt { message, .. }) => assert!(message.contains("-3"), "{message}"),
+            other => panic!("{:?}", other.err()),
+        }
     }
 }
