@@ -7,7 +7,8 @@
 //!
 //! `take.rs` takes one backup, `wait.rs` holds the one poll loop that waits
 //! for what a backup made, `reconcile.rs` closes the backups a dead process
-//! left running, and `names.rs` says what everything is called and tagged.
+//! left running, `names.rs` says what everything is called and tagged, and
+//! `throttle.rs` makes a throttled create call again.
 //! `retain.rs` applies retention after a backup, as `crate::retention`
 //! decides it.
 
