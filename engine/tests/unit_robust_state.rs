@@ -102,5 +102,8 @@ async fn unit_a_retry_wait_past_any_date_in_the_state_waits_the_longest_duration
     let retry = r.retry.expect("a retry is scheduled");
     let longest = chrono::Duration::days(lifeboat_schema::duration::MAX_DURATION_DAYS as i64);
     assert!(retry.due >= at() + longest, "{retry:?}");
-    assert!(retry.due <= at() + longest + chrono::Duration::minutes(1), "{retry:?}");
+    assert!(
+        retry.due <= at() + longest + chrono::Duration::minutes(1),
+        "{retry:?}"
+    );
 }

@@ -194,14 +194,24 @@ async fn unit_a_backup_with_throttled_create_calls_ends_as_one_without() {
     };
     let calm = Bench::new(&targets).await;
     let r = calm.backup().await;
-    assert_eq!(r.record.status, BackupStatus::Success, "{:?}", r.record.problems);
+    assert_eq!(
+        r.record.status,
+        BackupStatus::Success,
+        "{:?}",
+        r.record.problems
+    );
     let expected = outcome(&calm, &r);
     assert_eq!(expected.0.len(), 50);
 
     let busy = Bench::new(&targets).await;
     busy.cloud.world.lock().unwrap().throttled_creates_in_ten = 3;
     let r = busy.backup().await;
-    assert_eq!(r.record.status, BackupStatus::Success, "{:?}", r.record.problems);
+    assert_eq!(
+        r.record.status,
+        BackupStatus::Success,
+        "{:?}",
+        r.record.problems
+    );
     assert!(r.record.problems.is_empty(), "{:?}", r.record.problems);
     assert_eq!(outcome(&busy, &r), expected);
     let w = busy.cloud.world.lock().unwrap();
@@ -241,7 +251,10 @@ async fn unit_throttling_past_the_timeout_fails_the_target_naming_the_call() {
     .unwrap();
     assert_ne!(r.record.status, BackupStatus::Success);
     let problems = r.record.problems.join("\n");
-    assert!(problems.contains("ec2:CreateSnapshot failed in account main (us-east-1)"), "{problems}");
+    assert!(
+        problems.contains("ec2:CreateSnapshot failed in account main (us-east-1)"),
+        "{problems}"
+    );
     assert!(problems.contains("RequestLimitExceeded"), "{problems}");
     // Tried again with growing pauses, not once and not without end.
     let calls = b.cloud.world.lock().unwrap().calls_of("CreateSnapshot");
@@ -259,12 +272,21 @@ async fn unit_waits_over_450_amis_and_db_snapshots_chunk_their_filters() {
     let b = Bench::new(&targets).await;
     b.cloud.world.lock().unwrap().calls.clear();
     let r = b.backup().await;
-    assert_eq!(r.record.status, BackupStatus::Success, "{:?}", r.record.problems.first());
+    assert_eq!(
+        r.record.status,
+        BackupStatus::Success,
+        "{:?}",
+        r.record.problems.first()
+    );
     let w = b.cloud.world.lock().unwrap();
     assert_eq!(w.images.len(), 450);
     assert_eq!(w.db_snapshots.len(), 660);
     // At most 200 ids per call: 3 for 450, 2 for 210, per look.
-    assert!(w.calls_of("DescribeImages") >= 3, "{:?}", w.calls_of("DescribeImages"));
+    assert!(
+        w.calls_of("DescribeImages") >= 3,
+        "{:?}",
+        w.calls_of("DescribeImages")
+    );
     assert!(w.calls_of("DescribeDBSnapshots") >= 3);
     assert!(w.calls_of("DescribeDBClusterSnapshots") >= 2);
 }

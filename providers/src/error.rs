@@ -315,7 +315,11 @@ mod tests {
             (Some("IncorrectInstanceState"), Some(400), Conflict),
             (Some("InvalidSnapshot.InUse"), Some(400), Conflict),
             (Some("VolumeInUse"), Some(400), Conflict),
-            (Some("ConcurrentSnapshotLimitExceeded"), Some(400), Throttled),
+            (
+                Some("ConcurrentSnapshotLimitExceeded"),
+                Some(400),
+                Throttled,
+            ),
             (Some("PendingSnapshotLimitExceeded"), Some(400), Throttled),
             (Some("InvalidAMIID.Unavailable"), Some(400), NotFound),
             (Some("InvalidAMIID.NotFound"), Some(400), NotFound),

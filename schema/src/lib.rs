@@ -277,11 +277,18 @@ mod tests {
             let err = load_sources(&[(PathBuf::from("deep.lb.hcl"), text.clone())]).unwrap_err();
             let d = &err.0[0];
             assert_eq!(d.summary, "Syntax error", "{what}: {err}");
-            assert!(d.detail.starts_with("Nested too deeply: more than 32 levels"), "{what}: {err}");
+            assert!(
+                d.detail
+                    .starts_with("Nested too deeply: more than 32 levels"),
+                "{what}: {err}"
+            );
             let loc = d.location.clone().unwrap();
             assert_eq!(loc.file, PathBuf::from("deep.lb.hcl"));
             let err = format_source(Path::new("deep.lb.hcl"), &text).unwrap_err();
-            assert!(err.0[0].detail.starts_with("Nested too deeply"), "{what}: {err}");
+            assert!(
+                err.0[0].detail.starts_with("Nested too deeply"),
+                "{what}: {err}"
+            );
         }
         // The most nesting allowed still goes through the parser, on a test
         // thread's small stack.

@@ -65,7 +65,16 @@ fn fixtures() -> Vec<Vec<u8>> {
 }
 
 /// What stands for deep nesting: opened many times, rarely closed.
-const OPENERS: &[&str] = &["[", "{", "(", "{a = ", "\"${", "b {\n", "x = [", "<<EOT\n${"];
+const OPENERS: &[&str] = &[
+    "[",
+    "{",
+    "(",
+    "{a = ",
+    "\"${",
+    "b {\n",
+    "x = [",
+    "<<EOT\n${",
+];
 
 /// One to three mutations of `text`, some taking pieces of `other`.
 fn mutate(text: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {

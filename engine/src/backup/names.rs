@@ -135,7 +135,10 @@ mod tests {
     #[test]
     fn the_longest_names_keep_the_whole_backup_id_and_fit_aws_limits() {
         let longest = lifeboat_schema::validate::MAX_POLICY_NAME;
-        let policies = ["p".repeat(longest), format!("{}-x", "web-".repeat(longest / 4 - 1))];
+        let policies = [
+            "p".repeat(longest),
+            format!("{}-x", "web-".repeat(longest / 4 - 1)),
+        ];
         let backup = "2026-12-31T23:59:59Z-12";
         for policy in &policies {
             assert!(policy.len() <= longest);

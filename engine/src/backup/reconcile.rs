@@ -10,7 +10,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use lifeboat_schema::Account;
 
-use crate::cloud::{collect_chunked, collect_pages, Cloud, DbSnapshotKind, Ec2, ImageQuery, SnapshotQuery};
+use crate::cloud::{
+    collect_chunked, collect_pages, Cloud, DbSnapshotKind, Ec2, ImageQuery, SnapshotQuery,
+};
 use crate::state::model::{TargetKind, TargetState};
 use crate::state::{
     ArtifactKind, BackupRecord, BackupStatus, SharedStore, Snapshot, SnapshotRecord,

@@ -16,9 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::cloud::{
     collect_pages, Cloud, DbSnapshotKind, DbSnapshotRequest, Ec2, ErrorKind, ImageRequest,
-    FILTER_CHUNK,
     Instance, InstanceSnapshotRequest, Query, Rds, Snapshot, SnapshotState, Tags,
-    VolumeSnapshotRequest,
+    VolumeSnapshotRequest, FILTER_CHUNK,
 };
 use crate::failpoint;
 use crate::state::model::{PolicyState, TargetKind, TargetState};

@@ -87,7 +87,11 @@ mod tests {
         let mut calls = 0;
         let r = retry_throttled(deadline(Duration::from_secs(600)), || {
             calls += 1;
-            std::future::ready(if calls <= 4 { Err(throttled()) } else { Ok(calls) })
+            std::future::ready(if calls <= 4 {
+                Err(throttled())
+            } else {
+                Ok(calls)
+            })
         })
         .await;
         assert_eq!(r.unwrap(), 5);

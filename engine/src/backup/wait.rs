@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::cloud::{
     collect_pages, CloudResult, DbSnapshotKind, Ec2, ErrorKind, ImageQuery, ImageState, Rds,
-    FILTER_CHUNK,
-    SnapshotQuery, SnapshotState,
+    SnapshotQuery, SnapshotState, FILTER_CHUNK,
 };
 
 use super::Wait;
@@ -30,7 +29,6 @@ pub(super) struct Waited<T> {
     pub done: BTreeMap<String, T>,
     pub failed: BTreeMap<String, String>,
 }
-
 
 /// Polls `ids` until none is pending or `wait` runs out, handing `look` the
 /// open ids, `per_call` at a time, once per look. The first look is

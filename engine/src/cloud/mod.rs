@@ -589,7 +589,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(calls, 3);
         let shown = err.to_string();
-        assert!(shown.starts_with("ec2:DescribeSnapshots failed in account main (us-east-1)"), "{shown}");
+        assert!(
+            shown.starts_with("ec2:DescribeSnapshots failed in account main (us-east-1)"),
+            "{shown}"
+        );
         assert!(shown.contains("\"a\" a second time"), "{shown}");
     }
 
@@ -603,7 +606,10 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(calls, MAX_PAGES);
-        assert!(err.to_string().contains("did not end after 10000 pages"), "{err}");
+        assert!(
+            err.to_string().contains("did not end after 10000 pages"),
+            "{err}"
+        );
         // An empty token ends the list like no token.
         let all = collect_pages(|t| std::future::ready(page(1, t.is_none().then_some(""))))
             .await

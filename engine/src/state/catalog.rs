@@ -709,8 +709,11 @@ mod tests {
             .unwrap();
         drop(s);
         let conn = Connection::open(&path).unwrap();
-        conn.execute("UPDATE snapshots SET kind = 'tape' WHERE id = 'snap-b1'", [])
-            .unwrap();
+        conn.execute(
+            "UPDATE snapshots SET kind = 'tape' WHERE id = 'snap-b1'",
+            [],
+        )
+        .unwrap();
         drop(conn);
         let s = Store::open(&path).unwrap();
         let err = s.backups(None).unwrap_err();

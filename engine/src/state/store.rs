@@ -237,7 +237,9 @@ impl Store {
         // migration would leave a file without its tables.
         let done = usize::try_from(version).map_err(|_| StateError::Corrupt {
             path: path.clone(),
-            message: format!("schema version {version} (PRAGMA user_version) is not one Lifeboat writes"),
+            message: format!(
+                "schema version {version} (PRAGMA user_version) is not one Lifeboat writes"
+            ),
         })?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
             tx.execute_batch(sql).map_err(sq)?;
@@ -455,7 +457,9 @@ mod tests {
         c.pragma_update(None, "user_version", -3).unwrap();
         drop(c);
         match Store::open(&path) {
-            Err(StateError::Corrupt { message, .. }) => assert!(message.contains("-3"), "{message}"),
+            Err(StateError::Corrupt { message, .. }) => {
+                assert!(message.contains("-3"), "{message}")
+            }
             other => panic!("{:?}", other.err()),
         }
     }

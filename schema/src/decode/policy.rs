@@ -101,7 +101,10 @@ fn decode_policy(
     schedule_names: &BTreeSet<String>,
 ) -> (Option<String>, Option<Policy>) {
     let mut name = d.name_label(src, block, "web");
-    if let Some((n, at)) = name.as_ref().filter(|(n, _)| n.len() > validate::MAX_POLICY_NAME) {
+    if let Some((n, at)) = name
+        .as_ref()
+        .filter(|(n, _)| n.len() > validate::MAX_POLICY_NAME)
+    {
         d.error(
             src,
             *at,

@@ -432,10 +432,16 @@ async fn an_edited_stack_name_is_refused_before_any_call() {
             ..good.clone()
         };
         let err = deploy(&cloud, &vault(), &s, quick()).await.unwrap_err();
-        assert!(matches!(err, CloneError::BadStackName { .. }), "{bad:?}: {err}");
+        assert!(
+            matches!(err, CloneError::BadStackName { .. }),
+            "{bad:?}: {err}"
+        );
         assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         let err = destroy(&cloud, &vault(), &s, quick()).await.unwrap_err();
-        assert!(matches!(err, CloneError::BadStackName { .. }), "{bad:?}: {err}");
+        assert!(
+            matches!(err, CloneError::BadStackName { .. }),
+            "{bad:?}: {err}"
+        );
     }
     assert!(cloud.world.lock().unwrap().calls.is_empty());
     assert_eq!(stack_name_problem(&stack_name(&"a".repeat(109))), None);
@@ -449,5 +455,7 @@ async fn a_timeout_past_any_instant_waits_instead_of_overflowing() {
         timeout_seconds: u64::MAX,
         ..desired_state(0, &["10.0.0.0/16"])
     };
-    deploy(&cloud, &vault(), &s, Wait::for_state(&s)).await.unwrap();
+    deploy(&cloud, &vault(), &s, Wait::for_state(&s))
+        .await
+        .unwrap();
 }
