@@ -36,6 +36,13 @@ fn id_order(id: &str) -> (usize, &str) {
     (id.len(), id)
 }
 
+/// Where a backup stands in the order backups were taken: by the state's
+/// sequence, never by a clock value. The start time and the id only break
+/// ties among records without a sequence (fixtures, plans of old states).
+fn taken(b: &BackupRecord) -> (i64, DateTime<Utc>, (usize, &str)) {
+    (b.seq, b.started, id_order(&b.id))
+}
+
 /// The backups of one policy that retention deletes when the policy keeps
 /// `generations`. `backups` may be in any order and contain other policies'
 /// backups (they are ignored).
@@ -44,12 +51,8 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
         .iter()
         .filter(|b| b.policy == policy && b.frozen.is_none())
         .collect();
-    // Newest first; the id breaks ties so the order never depends on input order.
-    mine.sort_by(|a, b| {
-        b.started
-            .cmp(&a.started)
-            .then_with(|| id_order(&b.id).cmp(&id_order(&a.id)))
-    });
+    // Newest first, in the order they were taken.
+    mine.sort_by(|a, b| taken(b).cmp(&taken(a)));
     let mut out = Vec::new();
     let mut rank = 0u32;
     let mut oldest_kept = None;
@@ -62,7 +65,7 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
                     reason: format!("retention: generation {rank} of {generations}"),
                 });
             } else if rank == generations {
-                oldest_kept = Some(b.started);
+                oldest_kept = Some(taken(b));
             }
         }
     }
@@ -74,16 +77,15 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
     let newest_success = mine
         .iter()
         .find(|b| b.status == BackupStatus::Success)
-        .map(|b| b.started);
+        .map(|b| taken(b));
     let mut incomplete_rank = 0u32;
     for b in &mine {
         if !matches!(b.status, BackupStatus::Partial | BackupStatus::Failed) {
             continue;
         }
         incomplete_rank += 1;
-        let older_than_kept = oldest_kept.is_some_and(|limit| b.started < limit);
-        let surplus =
-            incomplete_rank > generations && newest_success.is_some_and(|t| b.started < t);
+        let older_than_kept = oldest_kept.is_some_and(|limit| taken(b) < limit);
+        let surplus = incomplete_rank > generations && newest_success.is_some_and(|t| taken(b) < t);
         if older_than_kept {
             out.push(Expiry {
                 backup: b,
@@ -102,12 +104,7 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
             });
         }
     }
-    out.sort_by(|a, b| {
-        a.backup
-            .started
-            .cmp(&b.backup.started)
-            .then_with(|| a.backup.id.cmp(&b.backup.id))
-    });
+    out.sort_by(|a, b| taken(a.backup).cmp(&taken(b.backup)));
     out
 }
 
@@ -152,10 +149,10 @@ pub struct Decision {
 /// Decides what expires among the backups of `policies`.
 ///
 /// `accounts` gives `allow_delete` (an unknown account deletes nothing).
-/// `observed` must hold every plain EBS snapshot of those policies' backups
-/// that AWS has: one it does not hold was deleted outside Lifeboat, so its
-/// backup no longer counts as a generation and deleting it only updates the
-/// catalog.
+/// `observed` must hold every artifact of those policies' backups that AWS
+/// has, of every kind: one it does not hold was deleted outside Lifeboat, so
+/// its backup no longer counts as a generation and deleting it only updates
+/// the catalog.
 pub fn decide(
     state: &state::Snapshot,
     policies: &Policies,
@@ -182,12 +179,7 @@ pub fn decide(
     let mut changes = Vec::new();
     for b in &state.backups {
         if let Some(reason) = expiring.get(&b.address()) {
-            changes.extend(expiry_changes(
-                b,
-                reason,
-                |id| observed.snapshots.contains_key(id),
-                &kept,
-            ));
+            changes.extend(expiry_changes(b, reason, |s| observed.holds(s), &kept));
         }
     }
     let present: BTreeSet<Address> = changes.iter().map(|c| c.address.clone()).collect();
@@ -234,7 +226,7 @@ fn protect(
 }
 
 /// The catalog drift of the backups that stay (neither in `expiring` nor
-/// running): a catalog-only read for each plain EBS snapshot `observed` does
+/// running): a catalog-only read for each artifact `observed` does
 /// not hold. Applying one forgets the snapshot and records the backup's
 /// damage ([`status_after_lost_snapshot`]), as [`decide`] already judged it.
 pub fn drift(
@@ -249,7 +241,7 @@ pub fn drift(
         }
         for s in lost_snapshots(b, observed) {
             out.push(
-                Change::new(Address::snapshot(&s.id), Action::Read, Effect::Catalog)
+                Change::new(s.address(), Action::Read, Effect::Catalog)
                     .reason("deleted outside Lifeboat")
                     .before(Some(snapshot_before(b, s))),
             );
@@ -258,15 +250,15 @@ pub fn drift(
     out
 }
 
-/// The snapshots of `b` that AWS no longer has, according to `observed`.
-/// Only plain EBS snapshots are looked up (see [`is_plain_ebs`]).
+/// The catalog records of `b` that AWS no longer has, according to
+/// `observed`: every kind is looked up (EBS snapshots, an AMI's snapshots,
+/// AMIs, DB and cluster snapshots), so a backup missing any artifact is
+/// judged the same way whatever the artifact is.
 pub fn lost_snapshots<'a>(
     b: &'a BackupRecord,
     observed: &'a Observation,
 ) -> impl Iterator<Item = &'a SnapshotRecord> + 'a {
-    b.snapshots
-        .iter()
-        .filter(|s| is_plain_ebs(s) && !observed.snapshots.contains_key(&s.id))
+    b.snapshots.iter().filter(|s| !observed.holds(s))
 }
 
 /// The status of a backup once one of its snapshots is gone: a successful
@@ -296,29 +288,24 @@ fn judged(backups: &[BackupRecord], observed: &Observation) -> Vec<BackupRecord>
         .collect()
 }
 
-/// An EBS snapshot that is not part of an AMI: the only kind of catalog
-/// record looked up in AWS before retention.
-pub fn is_plain_ebs(s: &SnapshotRecord) -> bool {
-    s.kind.is_ebs() && s.image.is_none()
-}
-
 /// The newest AMI of each (policy, target) in the successful and partial
-/// backups, with when its backup started (the first in catalog order wins a
-/// tie): an `initial_ami` instance's current AMI.
+/// backups (newest in the order backups were taken), with when its backup
+/// started: an `initial_ami` instance's current AMI.
 pub fn newest_amis(
     backups: &[BackupRecord],
 ) -> BTreeMap<(String, String), (DateTime<Utc>, String)> {
-    let mut newest: BTreeMap<(String, String), (DateTime<Utc>, String)> = BTreeMap::new();
-    for b in backups {
-        if !matches!(b.status, BackupStatus::Success | BackupStatus::Partial) {
-            continue;
-        }
+    let mut in_order: Vec<&BackupRecord> = backups
+        .iter()
+        .filter(|b| matches!(b.status, BackupStatus::Success | BackupStatus::Partial))
+        .collect();
+    in_order.sort_by(|a, b| taken(a).cmp(&taken(b)));
+    let mut newest = BTreeMap::new();
+    for b in in_order {
         for s in b.snapshots.iter().filter(|s| s.kind == ArtifactKind::Image) {
-            let key = (b.policy.clone(), s.target.clone());
-            let e = newest.entry(key).or_insert((b.started, s.id.clone()));
-            if b.started > e.0 {
-                *e = (b.started, s.id.clone());
-            }
+            newest.insert(
+                (b.policy.clone(), s.target.clone()),
+                (b.started, s.id.clone()),
+            );
         }
     }
     newest
@@ -349,14 +336,13 @@ pub fn kept_initial_amis(
 /// The changes that delete an expired backup: each snapshot (or, when AWS
 /// no longer has it, a catalog-only read), then the backup record.
 ///
-/// `exists` is asked about plain EBS snapshots only; the other records are
-/// deleted idempotently. The AMIs in `kept` (see [`kept_initial_amis`]) and
+/// A record `exists` denies is only forgotten (a catalog read). The AMIs in `kept` (see [`kept_initial_amis`]) and
 /// their snapshots stay, and so does the backup record holding them. An
 /// AMI's snapshots are deleted after the AMI is deregistered.
 pub fn expiry_changes(
     b: &BackupRecord,
     reason: &str,
-    exists: impl Fn(&str) -> bool,
+    exists: impl Fn(&SnapshotRecord) -> bool,
     kept: &BTreeSet<String>,
 ) -> Vec<Change> {
     let mut out = Vec::new();
@@ -373,7 +359,7 @@ pub fn expiry_changes(
             continue;
         }
         let saddr = s.address();
-        let (action, effect, why) = if !is_plain_ebs(s) || exists(&s.id) {
+        let (action, effect, why) = if exists(s) {
             (Action::Delete, Effect::DeletesBackups, reason.to_string())
         } else {
             (
@@ -441,6 +427,7 @@ mod tests {
 
     fn b(id: &str, hour: u32, status: BackupStatus) -> BackupRecord {
         BackupRecord {
+            seq: i64::from(hour),
             id: id.into(),
             policy: "web".into(),
             account: "main".into(),
@@ -457,6 +444,29 @@ mod tests {
         e.iter()
             .map(|x| format!("{} {}", x.backup.id, x.reason))
             .collect()
+    }
+
+    #[test]
+    fn the_order_backups_were_taken_in_ranks_them_not_their_clock_times() {
+        use BackupStatus::*;
+        // b3 was taken last, but under a clock set back a day: its start
+        // time is the oldest. It is still the newest generation.
+        let mut b3 = b("b3", 3, Success);
+        b3.started = "2026-11-21T03:00:00Z".parse().unwrap();
+        let all = vec![b("b1", 1, Success), b("b2", 2, Success), b3];
+        assert_eq!(
+            ids(&expired("web", &all, 2)),
+            vec!["b1 retention: generation 3 of 2"]
+        );
+        // And a backup dated far in the future (a `--now` in 2030) taken
+        // first stays the oldest.
+        let mut b0 = b("b0", 0, Success);
+        b0.started = "2030-01-01T00:00:00Z".parse().unwrap();
+        let all = vec![b0, b("b1", 1, Success), b("b2", 2, Success)];
+        assert_eq!(
+            ids(&expired("web", &all, 2)),
+            vec!["b0 retention: generation 3 of 2"]
+        );
     }
 
     #[test]

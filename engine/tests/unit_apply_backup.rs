@@ -506,6 +506,7 @@ async fn unit_a_backup_left_running_is_closed_with_the_snapshots_aws_has_for_it(
         }
     }
     let running = BackupRecord {
+        seq: 0,
         id: id.into(),
         policy: "web".into(),
         account: "main".into(),

@@ -167,6 +167,7 @@ fn record_running(
     let mut s = store.lock().expect("store");
     let id = backup_id(&s, policy, now)?;
     let rec = BackupRecord {
+        seq: 0,
         id: id.clone(),
         policy: policy.to_string(),
         account: account.to_string(),

@@ -264,7 +264,13 @@ impl Executor {
                 | Address::DbClusterSnapshot { id },
                 Delete,
             ) => self.destroy_record(c, id).await,
-            (Address::Snapshot { id }, Read) => self.write(|tx| tx.forget_snapshot(id)),
+            (
+                Address::Snapshot { id }
+                | Address::Image { id }
+                | Address::DbSnapshot { id }
+                | Address::DbClusterSnapshot { id },
+                Read,
+            ) => self.write(|tx| tx.forget_snapshot(id)),
             (Address::Backup { policy, id }, Delete) => {
                 self.write(|tx| tx.delete_backup(policy, id))
             }
@@ -283,12 +289,6 @@ impl Executor {
                 | Address::DbSnapshot { .. }
                 | Address::DbClusterSnapshot { .. },
                 Create | Update | Replace,
-            )
-            | (
-                Address::Image { .. }
-                | Address::DbSnapshot { .. }
-                | Address::DbClusterSnapshot { .. },
-                Read,
             )
             | (Address::Backup { .. }, Create | Update | Replace | Read) => {
                 Err(ApplyError::NotApplicable {
@@ -469,6 +469,7 @@ mod tests {
         store
             .transaction(|tx| {
                 tx.insert_backup(&BackupRecord {
+                    seq: 0,
                     id: "b1".into(),
                     policy: "web".into(),
                     account: "main".into(),

@@ -2,6 +2,7 @@
 //! written. Diffing (the planner) and rendering (render.rs) both meet here.
 
 pub mod apply;
+pub mod check;
 pub mod graph;
 pub mod observe;
 pub mod planner;
@@ -127,6 +128,11 @@ pub struct Plan {
     /// Notes that do not stop the plan (targets listed but absent, ...).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Policies removed from the configuration whose backups this plan
+    /// deletes: a whole history, shown in a banner and refused by `apply`
+    /// without `--allow-destroy-backups`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_with_backups: Vec<String>,
 }
 
 impl Plan {
@@ -149,7 +155,20 @@ impl Plan {
             changes,
             summary,
             warnings,
+            removed_with_backups: Vec::new(),
         }
+    }
+
+    /// Does a change of this plan delete backup data of `policy`?
+    pub fn deletes_backups_of(&self, policy: &str) -> bool {
+        self.changes.iter().any(|c| {
+            c.effect == Effect::DeletesBackups
+                && c.before
+                    .as_ref()
+                    .and_then(|b| b.get("policy"))
+                    .and_then(|p| p.as_str())
+                    == Some(policy)
+        })
     }
 
     pub fn is_empty(&self) -> bool {

@@ -90,6 +90,7 @@ pub fn plan(
         prior_targets: state.targets()?,
         changes: Vec::new(),
         warnings: Vec::new(),
+        removed_with_backups: Vec::new(),
     };
     d.accounts();
     for (name, p) in &config.policies {
@@ -111,6 +112,8 @@ struct Diff<'a> {
     prior_targets: BTreeMap<(String, String), TargetState>,
     changes: Vec<Change>,
     warnings: Vec<String>,
+    /// Removed policies whose backups retention deletes with them.
+    removed_with_backups: Vec<String>,
 }
 
 impl Diff<'_> {
@@ -384,6 +387,17 @@ impl Diff<'_> {
         };
         let accounts = known_accounts(self.config, self.state)?;
         let decision = retention::decide(self.state, &policies, &accounts, self.obs)?;
+        self.removed_with_backups = policies
+            .removed
+            .iter()
+            .filter(|p| {
+                self.state
+                    .backups
+                    .iter()
+                    .any(|b| &b.policy == *p && decision.expiring.contains_key(&b.address()))
+            })
+            .cloned()
+            .collect();
         self.changes.extend(decision.changes);
         self.changes.extend(retention::drift(
             &self.state.backups,
@@ -464,14 +478,16 @@ impl Diff<'_> {
         }
         self.warnings.sort();
         self.warnings.dedup();
-        Plan::new(
+        let mut plan = Plan::new(
             self.state.lineage.clone(),
             self.state.serial,
             config_digest(self.config),
             now,
             self.changes,
             self.warnings,
-        )
+        );
+        plan.removed_with_backups = self.removed_with_backups;
+        plan
     }
 }
 

@@ -165,6 +165,12 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE skipped_runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT, policy TEXT NOT NULL, slot TEXT NOT NULL,
         at TEXT NOT NULL, reason TEXT NOT NULL);",
+    // version 7: the order in which backups were taken. Retention ranks by
+    // it, never by clock values: a wrong clock or a `--now` in the future
+    // cannot make an old backup look newest. Rows so far were inserted in
+    // the order they were taken, and rowid keeps that order.
+    "ALTER TABLE backups ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+     UPDATE backups SET seq = rowid;",
 ];
 
 impl Store {
