@@ -100,6 +100,11 @@ pub fn plan(
     let expiring = d.retention()?;
     d.clones();
     d.removed_accounts(&expiring);
+    d.warnings.extend(crate::runmode::agenda::future_times(
+        &BTreeMap::new(),
+        &state.backups,
+        now,
+    ));
     Ok(d.finish(now))
 }
 
