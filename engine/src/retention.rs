@@ -131,6 +131,22 @@ pub struct Policies {
     /// frozen ones and those still running. A name that is also in
     /// `generations` keeps its generations.
     pub removed: BTreeSet<String>,
+    /// For each policy in `generations`: its targets now, and how long the
+    /// last whole backup of a target that left it is kept.
+    pub departed: BTreeMap<String, Departed>,
+    /// When retention decides (how old a departed target's backup is).
+    pub now: DateTime<Utc>,
+}
+
+/// What retention needs to know to keep a departed target's last backup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Departed {
+    /// The ids of the policy's targets now: any other target found in its
+    /// backups has left it (terminated, untagged, removed).
+    pub members: BTreeSet<String>,
+    /// How long after it was taken the last backup of a departed target
+    /// stays, whatever the generations (`departed_retention`).
+    pub keep_for: chrono::Duration,
 }
 
 /// What retention decided.
@@ -174,7 +190,8 @@ pub fn decide(
             expiring.insert(e.backup.address(), e.reason);
         }
     }
-    let warnings = protect(&state.backups, accounts, &mut expiring);
+    let mut warnings = keep_departed(&judged, policies, observed, &mut expiring);
+    warnings.extend(protect(&state.backups, accounts, &mut expiring));
     let kept = kept_initial_amis(state, |p| policies.generations.contains_key(p))?;
     let mut changes = Vec::new();
     for b in &state.backups {
@@ -193,6 +210,69 @@ pub fn decide(
         changes,
         warnings,
     })
+}
+
+/// `departed_retention` as a clock span (capped at a century, so adding it
+/// to a time never overflows).
+pub fn departed_for(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d)
+        .unwrap_or(chrono::Duration::MAX)
+        .min(chrono::Duration::days(365 * 100))
+}
+
+/// A target that left its policy keeps its newest whole backup for the
+/// policy's `departed_retention` after that backup was taken, even when
+/// later generations push it out: it may be the only copy of something that
+/// no longer exists. Removes such backups from `expiring` and names them.
+fn keep_departed(
+    judged: &[BackupRecord],
+    policies: &Policies,
+    observed: &Observation,
+    expiring: &mut BTreeMap<Address, String>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, dep) in &policies.departed {
+        let mut mine: Vec<&BackupRecord> = judged
+            .iter()
+            .filter(|b| {
+                &b.policy == name
+                    && matches!(b.status, BackupStatus::Success | BackupStatus::Partial)
+            })
+            .collect();
+        mine.sort_by(|a, b| taken(b).cmp(&taken(a)));
+        let mut settled: BTreeSet<&str> = BTreeSet::new();
+        for b in &mine {
+            for s in &b.snapshots {
+                let target = s.target.as_str();
+                if dep.members.contains(target) || settled.contains(target) {
+                    continue;
+                }
+                // Its last backup is the newest that holds all of its
+                // artifacts; an older one counts when a newer lost some.
+                let whole = b
+                    .snapshots
+                    .iter()
+                    .filter(|x| x.target == target)
+                    .all(|x| observed.holds(x));
+                if !whole {
+                    continue;
+                }
+                settled.insert(target);
+                let until = b
+                    .started
+                    .checked_add_signed(dep.keep_for)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                if until > policies.now && expiring.remove(&b.address()).is_some() {
+                    notes.push(format!(
+                        "kept: {} is the last backup of departed target {target}, kept until {}",
+                        b.address(),
+                        until.format("%Y-%m-%dT%H:%M:%SZ")
+                    ));
+                }
+            }
+        }
+    }
+    notes
 }
 
 /// An account that forbids deletion keeps everything: removes its backups
@@ -619,8 +699,48 @@ mod tests {
     fn keep(generations: u32) -> Policies {
         Policies {
             generations: BTreeMap::from([("web".to_string(), generations)]),
-            removed: BTreeSet::new(),
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_departed_targets_last_whole_backup_is_kept_for_departed_retention() {
+        let mut backups: Vec<BackupRecord> = (1..=4)
+            .map(|h| with_snapshot(&format!("b{h}"), h))
+            .collect();
+        for b in &mut backups[..2] {
+            b.snapshots[0].target = "i-old".into();
+        }
+        let state = state::Snapshot {
+            backups,
+            ..Default::default()
+        };
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut p = keep(2);
+        p.departed.insert(
+            "web".into(),
+            Departed {
+                members: BTreeSet::from(["i-1".to_string()]),
+                keep_for: chrono::Duration::days(30),
+            },
+        );
+        p.now = at("2026-12-01T00:00:00Z");
+        let d = decide(&state, &p, &accounts(true), &seen(&state, &[])).unwrap();
+        let gone: Vec<String> = d.expiring.keys().map(|a| a.to_string()).collect();
+        assert_eq!(gone, vec!["backup.web[\"b1\"]"], "{d:?}");
+        assert!(
+            d.warnings[0].contains("last backup of departed target i-old"),
+            "{:?}",
+            d.warnings
+        );
+        // Its last backup lost its snapshot: the one before it is the last whole one.
+        let d = decide(&state, &p, &accounts(true), &seen(&state, &["snap-b2"])).unwrap();
+        let gone: Vec<String> = d.expiring.keys().map(|a| a.to_string()).collect();
+        assert_eq!(gone, vec!["backup.web[\"b2\"]"], "{d:?}");
+        // Thirty days after it was taken, it goes like any other.
+        p.now = at("2026-12-23T00:00:00Z");
+        let d = decide(&state, &p, &accounts(true), &seen(&state, &[])).unwrap();
+        assert_eq!(d.expiring.len(), 2, "{d:?}");
     }
 
     fn three() -> state::Snapshot {
@@ -697,8 +817,8 @@ mod tests {
         assert!(d.changes.is_empty());
         // A removed policy's backups are protected the same way.
         let gone = Policies {
-            generations: BTreeMap::new(),
             removed: BTreeSet::from(["web".to_string()]),
+            ..Default::default()
         };
         let d = decide(&state, &gone, &accounts(false), &seen(&state, &[])).unwrap();
         assert!(d.changes.is_empty());
@@ -712,6 +832,7 @@ mod tests {
         let both = Policies {
             generations: BTreeMap::from([("web".to_string(), 2)]),
             removed: BTreeSet::from(["web".to_string()]),
+            ..Default::default()
         };
         let d = decide(&state, &both, &accounts(true), &seen(&state, &[])).unwrap();
         assert_eq!(d.expiring.len(), 1);

@@ -413,6 +413,25 @@ pub struct PolicyOptions {
     pub success: SuccessRule,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scripts: Option<Scripts>,
+    /// `departed_retention`: how long the newest whole backup of a target
+    /// that left the policy is kept after it was taken, whatever the
+    /// generations (seconds; [`DEFAULT_DEPARTED_RETENTION_SECS`] when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departed_retention_secs: Option<u64>,
+}
+
+/// 30 days: a target that leaves a policy (terminated, untagged, removed
+/// from the configuration) keeps its last backup this long by default.
+pub const DEFAULT_DEPARTED_RETENTION_SECS: u64 = 30 * 86_400;
+
+impl PolicyOptions {
+    /// `departed_retention`, or its default.
+    pub fn departed_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.departed_retention_secs
+                .unwrap_or(DEFAULT_DEPARTED_RETENTION_SECS),
+        )
+    }
 }
 
 fn one() -> u32 {
@@ -427,6 +446,7 @@ impl Default for PolicyOptions {
             failures_to_alert: 1,
             success: SuccessRule::Strict,
             scripts: None,
+            departed_retention_secs: None,
         }
     }
 }

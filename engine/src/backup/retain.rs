@@ -97,9 +97,25 @@ pub fn retention_plan(
     observed: &Observation,
     now: DateTime<Utc>,
 ) -> StateResult<Plan> {
+    // The applied targets are the policy's members: the others in its
+    // backups have left it.
+    let members = state
+        .targets()?
+        .into_keys()
+        .filter(|(p, _)| *p == pol.name)
+        .map(|(_, id)| id)
+        .collect();
     let policies = retention::Policies {
         generations: BTreeMap::from([(pol.name.clone(), pol.generations)]),
         removed: BTreeSet::new(),
+        departed: BTreeMap::from([(
+            pol.name.clone(),
+            retention::Departed {
+                members,
+                keep_for: retention::departed_for(pol.options.departed_retention()),
+            },
+        )]),
+        now,
     };
     let decision = retention::decide(state, &policies, &state.accounts()?, observed)?;
     Ok(Plan::new(

@@ -91,6 +91,7 @@ pub fn plan(
         changes: Vec::new(),
         warnings: Vec::new(),
         removed_with_backups: Vec::new(),
+        now,
     };
     d.accounts();
     for (name, p) in &config.policies {
@@ -105,7 +106,7 @@ pub fn plan(
         &state.backups,
         now,
     ));
-    Ok(d.finish(now))
+    Ok(d.finish())
 }
 
 /// One plan in the making: its inputs, and the changes and warnings so far.
@@ -119,6 +120,7 @@ struct Diff<'a> {
     warnings: Vec<String>,
     /// Removed policies whose backups retention deletes with them.
     removed_with_backups: Vec<String>,
+    now: DateTime<Utc>,
 }
 
 impl Diff<'_> {
@@ -377,6 +379,8 @@ impl Diff<'_> {
     /// the catalog drift of the backups that stay. Returns what expires.
     fn retention(&mut self) -> StateResult<BTreeMap<Address, String>> {
         let policies = retention::Policies {
+            departed: self.members_after(),
+            now: self.now,
             generations: self
                 .config
                 .policies
@@ -411,6 +415,39 @@ impl Diff<'_> {
         ));
         self.warnings.extend(decision.warnings);
         Ok(decision.expiring)
+    }
+
+    /// Each configured policy's targets once this plan is applied (state's,
+    /// with the plan's target creates and deletes), for retention to tell
+    /// which targets have left ([`retention::Departed`]).
+    fn members_after(&self) -> BTreeMap<String, retention::Departed> {
+        let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (pol, id) in self.prior_targets.keys() {
+            members.entry(pol.clone()).or_default().insert(id.clone());
+        }
+        for c in &self.changes {
+            let Address::Target { policy, id } = &c.address else {
+                continue;
+            };
+            let set = members.entry(policy.clone()).or_default();
+            match c.action {
+                Action::Delete => set.remove(id),
+                _ => set.insert(id.clone()),
+            };
+        }
+        self.config
+            .policies
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    retention::Departed {
+                        members: members.remove(name).unwrap_or_default(),
+                        keep_for: retention::departed_for(p.options.departed_retention()),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// VPC clones: CloudFormation stacks built from captured versions.
@@ -474,7 +511,8 @@ impl Diff<'_> {
 
     /// Keeps only dependencies on changes that are in this plan, and puts
     /// the warnings in order.
-    fn finish(mut self, now: DateTime<Utc>) -> Plan {
+    fn finish(mut self) -> Plan {
+        let now = self.now;
         let present: BTreeSet<Address> = self.changes.iter().map(|c| c.address.clone()).collect();
         for c in &mut self.changes {
             c.depends_on.retain(|d| present.contains(d));
