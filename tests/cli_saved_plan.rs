@@ -284,3 +284,48 @@ fn removing_a_policy_with_backups_needs_allow_destroy_backups() {
     assert_eq!(env.aws.count_snapshots(), 0);
     assert!(env.backups(&[]).is_empty());
 }
+
+#[test]
+fn a_moved_block_renames_a_policy_with_its_whole_catalog() {
+    let env = Env::start();
+    let id = env.aws.run_instance(1, &[]).id;
+    env.config(&config(2, &[&id], false, "yes"));
+    env.apply();
+    env.backup("web", &at(1));
+    env.backup("web", &at(2));
+    let snapshots = env.aws.count_snapshots();
+    env.config(
+        &(config(2, &[&id], false, "yes").replace("policy \"web\"", "policy \"site\"")
+            + "\nmoved {\n  from = policy.web\n  to   = policy.site\n}\n"),
+    );
+    let plan = env.run(&["plan", "--detailed-exitcode"]).code(2);
+    plan.stdout_has("> policy.web -> policy.site");
+    plan.stdout_lacks("DELETED");
+    plan.stdout_lacks("THIS PLAN DELETES");
+    assert_eq!(plan.plan_summary(), (0, 1, 0), "{plan}");
+    env.apply();
+    let backups = env.backups(&[]);
+    assert_eq!(backups.len(), 2);
+    for b in &backups {
+        assert_eq!(b["policy"], "site", "{b}");
+    }
+    assert_eq!(env.aws.count_snapshots(), snapshots);
+    let state: Vec<String> = objects(&env).into_iter().map(|(a, _)| a).collect();
+    assert!(
+        state.contains(&format!("policy.site.target[\"{id}\"]")),
+        "{state:?}"
+    );
+    assert!(
+        !state.iter().any(|a| a.starts_with("policy.web")),
+        "{state:?}"
+    );
+    env.assert_converged();
+    // The moved history counts as the policy's generations.
+    env.backup("site", &at(3));
+    let ids: Vec<String> = env
+        .backups(&[])
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec![at(2), at(3)]);
+}

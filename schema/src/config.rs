@@ -26,6 +26,16 @@ pub struct Config {
     /// The top-level `notifications` block (SNS), when declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
+    /// `moved { from = policy.OLD  to = policy.NEW }` blocks, in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<Moved>,
+}
+
+/// A policy renamed: `moved { from = policy.OLD  to = policy.NEW }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    pub from: String,
+    pub to: String,
 }
 
 /// The `lifeboat { ... }` block.

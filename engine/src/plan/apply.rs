@@ -274,6 +274,10 @@ impl Executor {
             (Address::Backup { policy, id }, Delete) => {
                 self.write(|tx| tx.delete_backup(policy, id))
             }
+            (Address::Policy { name }, Move) => {
+                let to = c.moved_to().ok_or(ApplyError::NoValue)?;
+                self.write(|tx| tx.move_policy(name, to))
+            }
             (Address::VpcClone { .. }, Create | Update | Replace) => self.deploy_clone(c).await,
             (Address::VpcClone { .. }, Delete) => self.destroy_clone(c).await,
             (
@@ -282,6 +286,17 @@ impl Executor {
                 | Address::Target { .. }
                 | Address::VpcClone { .. },
                 Read,
+            )
+            | (
+                Address::Account { .. }
+                | Address::Target { .. }
+                | Address::VpcClone { .. }
+                | Address::Backup { .. }
+                | Address::Snapshot { .. }
+                | Address::Image { .. }
+                | Address::DbSnapshot { .. }
+                | Address::DbClusterSnapshot { .. },
+                Move,
             )
             | (
                 Address::Snapshot { .. }

@@ -179,6 +179,7 @@ fn verb(a: Action) -> &'static str {
         Action::Delete => "delete",
         Action::Replace => "replace",
         Action::Read => "only update the catalog for",
+        Action::Move => "move",
     }
 }
 

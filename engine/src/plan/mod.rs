@@ -26,6 +26,9 @@ pub enum Action {
     Replace,
     /// Drift: AWS no longer has what the catalog records; apply only updates the catalog.
     Read,
+    /// A policy renamed by a `moved` block: state and catalog follow it,
+    /// nothing in AWS changes.
+    Move,
 }
 
 impl Action {
@@ -37,6 +40,7 @@ impl Action {
             Action::Delete => "-",
             Action::Replace => "-/+",
             Action::Read => "<=",
+            Action::Move => ">",
         }
     }
 }
@@ -100,6 +104,14 @@ impl Change {
     pub fn depends_on(mut self, deps: Vec<Address>) -> Change {
         self.depends_on = deps;
         self
+    }
+
+    /// For a move: the policy's new name.
+    pub fn moved_to(&self) -> Option<&str> {
+        if self.action != Action::Move {
+            return None;
+        }
+        self.after.as_ref()?.get("to")?.as_str()
     }
 }
 
@@ -194,6 +206,7 @@ pub fn summarize(changes: &[Change]) -> Summary {
                 s.destroy += 1;
             }
             Action::Read => s.read += 1,
+            Action::Move => s.change += 1,
         }
     }
     s

@@ -82,6 +82,14 @@ pub fn plan(
     obs: &Observation,
     now: DateTime<Utc>,
 ) -> StateResult<Plan> {
+    let (moves, move_warnings) = moves(config, state)?;
+    let renamed;
+    let state = if moves.is_empty() {
+        state
+    } else {
+        renamed = moved_state(state, &moves);
+        &renamed
+    };
     let mut d = Diff {
         config,
         state,
@@ -101,12 +109,81 @@ pub fn plan(
     let expiring = d.retention()?;
     d.clones();
     d.removed_accounts(&expiring);
+    d.warnings.extend(move_warnings);
+    d.follow_moves(&moves);
     d.warnings.extend(crate::runmode::agenda::future_times(
         &BTreeMap::new(),
         &state.backups,
         now,
     ));
     Ok(d.finish())
+}
+
+/// The `moved` blocks to perform: those whose old name is in state and whose
+/// new one is not (once applied, a block stays as a no-op). A move that
+/// would merge two histories, or that finds a backup of the policy in
+/// flight, is not planned and says why; the old policy is then planned as
+/// removed, which `apply` refuses without `--allow-destroy-backups`.
+fn moves(
+    config: &Config,
+    state: &state::Snapshot,
+) -> StateResult<(Vec<(String, String)>, Vec<String>)> {
+    let prior = state.policies()?;
+    let has_backups = |p: &str| state.backups.iter().any(|b| b.policy == p);
+    let (mut out, mut warnings) = (Vec::new(), Vec::new());
+    for m in &config.moved {
+        if !prior.contains_key(&m.from) {
+            continue;
+        }
+        if prior.contains_key(&m.to) || has_backups(&m.to) {
+            warnings.push(format!(
+                "policy.{} cannot move to policy.{}: the state already holds policy.{} or backups of it",
+                m.from, m.to, m.to
+            ));
+        } else if state
+            .backups
+            .iter()
+            .any(|b| b.policy == m.from && b.status == state::BackupStatus::Running)
+        {
+            warnings.push(format!(
+                "policy.{} has a backup in flight; it moves to policy.{} once that backup is closed",
+                m.from, m.to
+            ));
+        } else {
+            out.push((m.from.clone(), m.to.clone()));
+        }
+    }
+    Ok((out, warnings))
+}
+
+/// `state` as it is once `moves` are applied: the plan of the rest is made
+/// against it, so that a renamed policy keeps its targets and backups.
+fn moved_state(state: &state::Snapshot, moves: &[(String, String)]) -> state::Snapshot {
+    let to: BTreeMap<&str, &str> = moves
+        .iter()
+        .map(|(f, t)| (f.as_str(), t.as_str()))
+        .collect();
+    let mut out = state.clone();
+    out.objects = std::mem::take(&mut out.objects)
+        .into_iter()
+        .map(|(addr, mut v)| match &addr {
+            Address::Policy { name } if to.contains_key(name.as_str()) => {
+                let new = to[name.as_str()];
+                v["name"] = Value::String(new.to_string());
+                (Address::policy(new), v)
+            }
+            Address::Target { policy, id } if to.contains_key(policy.as_str()) => {
+                (Address::target(to[policy.as_str()], id), v)
+            }
+            _ => (addr, v),
+        })
+        .collect();
+    for b in &mut out.backups {
+        if let Some(new) = to.get(b.policy.as_str()) {
+            b.policy = new.to_string();
+        }
+    }
+    out
 }
 
 /// One plan in the making: its inputs, and the changes and warnings so far.
@@ -415,6 +492,44 @@ impl Diff<'_> {
         ));
         self.warnings.extend(decision.warnings);
         Ok(decision.expiring)
+    }
+
+    /// The moves themselves, first: every change of a moved policy (its
+    /// settings, targets, backups and their artifacts) waits for its move.
+    fn follow_moves(&mut self, moves: &[(String, String)]) {
+        for (from, to) in moves {
+            let n = self
+                .state
+                .backups
+                .iter()
+                .filter(|b| &b.policy == to)
+                .count();
+            let addr = Address::policy(from);
+            for c in &mut self.changes {
+                let of_policy = match &c.address {
+                    Address::Policy { name } => name == to,
+                    Address::Target { policy, .. } | Address::Backup { policy, .. } => policy == to,
+                    _ => {
+                        c.before
+                            .as_ref()
+                            .and_then(|b| b.get("policy"))
+                            .and_then(Value::as_str)
+                            == Some(to.as_str())
+                    }
+                };
+                if of_policy {
+                    c.depends_on.push(addr.clone());
+                }
+            }
+            self.changes.push(
+                Change::new(addr, Action::Move, Effect::Control)
+                    .reason(format!(
+                        "moved block: renamed with its {n} backup(s) and their artifacts; nothing in AWS changes"
+                    ))
+                    .before(Some(serde_json::json!({ "from": from })))
+                    .after(Some(serde_json::json!({ "to": to }))),
+            );
+        }
     }
 
     /// Each configured policy's targets once this plan is applied (state's,

@@ -11,6 +11,9 @@ use crate::plan::{Action, Change, Effect, Plan};
 
 fn line(c: &Change) -> String {
     let mut s = format!("{} {}", c.action.symbol(), c.address);
+    if let Some(to) = c.moved_to() {
+        write!(s, " -> {}", crate::addr::Address::policy(to)).unwrap();
+    }
     if let Some(r) = &c.reason {
         write!(s, "  ({r})").unwrap();
     }
@@ -190,8 +193,6 @@ pub fn summary_line(plan: &Plan) -> String {
     line
 }
 
-/// The terminal view: control changes, then the backup data that will be
-/// deleted in a section of its own, then catalog drift and warnings.
 /// The line at the top of a plan that deletes the whole history of removed
 /// policies: the one thing a reviewer must not scroll past.
 fn history_banner(plan: &Plan) -> Option<String> {
@@ -209,6 +210,8 @@ fn history_banner(plan: &Plan) -> Option<String> {
     ))
 }
 
+/// The terminal view: control changes, then the backup data that will be
+/// deleted in a section of its own, then catalog drift and warnings.
 pub fn human(plan: &Plan) -> String {
     let mut out = String::new();
     if let Some(b) = history_banner(plan) {
