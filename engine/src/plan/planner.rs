@@ -124,10 +124,10 @@ pub fn plan(
 /// would merge two histories, or that finds a backup of the policy in
 /// flight, is not planned and says why; the old policy is then planned as
 /// removed, which `apply` refuses without `--allow-destroy-backups`.
-fn moves(
-    config: &Config,
-    state: &state::Snapshot,
-) -> StateResult<(Vec<(String, String)>, Vec<String>)> {
+/// A policy's old and new name.
+type Move = (String, String);
+
+fn moves(config: &Config, state: &state::Snapshot) -> StateResult<(Vec<Move>, Vec<String>)> {
     let prior = state.policies()?;
     let has_backups = |p: &str| state.backups.iter().any(|b| b.policy == p);
     let (mut out, mut warnings) = (Vec::new(), Vec::new());
@@ -158,7 +158,7 @@ fn moves(
 
 /// `state` as it is once `moves` are applied: the plan of the rest is made
 /// against it, so that a renamed policy keeps its targets and backups.
-fn moved_state(state: &state::Snapshot, moves: &[(String, String)]) -> state::Snapshot {
+fn moved_state(state: &state::Snapshot, moves: &[Move]) -> state::Snapshot {
     let to: BTreeMap<&str, &str> = moves
         .iter()
         .map(|(f, t)| (f.as_str(), t.as_str()))
@@ -496,7 +496,7 @@ impl Diff<'_> {
 
     /// The moves themselves, first: every change of a moved policy (its
     /// settings, targets, backups and their artifacts) waits for its move.
-    fn follow_moves(&mut self, moves: &[(String, String)]) {
+    fn follow_moves(&mut self, moves: &[Move]) {
         for (from, to) in moves {
             let n = self
                 .state
