@@ -29,12 +29,18 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
         limits: backup::Limits::default(),
     };
     locked(store, "backup", async move |_| {
-        for b in backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await? {
+        let reconciled = backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await?;
+        for b in reconciled.closed {
             println!(
                 "Closed backup {} of policy {} left running by an interrupted lifeboat: failed, {} snapshot(s) in the catalog.",
                 b.id,
                 b.policy,
                 b.snapshots.len()
+            );
+        }
+        for (p, id, e) in reconciled.failed {
+            eprintln!(
+                "Warning: backup {id} of policy {p}, left running by an interrupted lifeboat, could not be closed: {e}; it is tried again next time."
             );
         }
         // The policy's scripts, timeout, success rule and alerts

@@ -71,6 +71,14 @@ pub enum RunEvent {
     },
     /// A backup an interrupted runner left behind was closed.
     BackupReconciled(BackupRecord),
+    /// A backup an interrupted runner left behind could not be looked at
+    /// (its account cannot be reached); it stays open for the next try and
+    /// every other policy runs on.
+    ReconcileFailed {
+        policy: String,
+        backup: String,
+        error: String,
+    },
     /// A new slot replaced a retry of an earlier slot still waiting.
     RetryReplaced {
         policy: String,
@@ -483,10 +491,21 @@ impl Running<'_, '_> {
     /// closed any backup.
     async fn reconcile(&mut self, now: DateTime<Utc>) -> Result<bool, BackupError> {
         self.reconciled = true;
-        let closed = self.runner.reconcile(now).await?;
-        let any = !closed.is_empty();
-        for b in closed {
+        let done = self.runner.reconcile(now).await?;
+        let any = !done.closed.is_empty();
+        for b in done.closed {
             self.d.report_at(now, RunEvent::BackupReconciled(b));
+        }
+        for (policy, backup, e) in done.failed {
+            let error = e.to_string();
+            self.d.report_at(
+                now,
+                RunEvent::ReconcileFailed {
+                    policy,
+                    backup,
+                    error,
+                },
+            );
         }
         Ok(any)
     }

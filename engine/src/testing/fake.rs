@@ -27,6 +27,10 @@ pub struct World {
     pending_left: BTreeMap<String, u32>,
     /// Actions that fail with the given kind, every time.
     pub failing: BTreeMap<String, ErrorKind>,
+    /// Accounts (by name) whose every call is denied: a deleted role, a
+    /// revoked trust (the emulator does not enforce IAM, so only the fake
+    /// can show one broken account among healthy ones).
+    pub broken_accounts: std::collections::BTreeSet<String>,
     /// VPC-family inventory by region, returned by [`Network::inventory`]
     /// (a region without one has no VPCs).
     pub networks: BTreeMap<String, crate::cloud::network::RegionInventory>,
@@ -137,32 +141,27 @@ impl FakeCloud {
 #[async_trait]
 impl Cloud for FakeCloud {
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>> {
-        Ok(Arc::new(FakeEc2 {
-            world: self.world.clone(),
-            page_size: self.page_size,
-            account: account.name.clone(),
-            region: region.to_string(),
-        }))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn stacks(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Stacks>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn objects(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Objects>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn sns(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Sns>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn rds(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Rds>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 }
 
@@ -264,13 +263,30 @@ impl Sns for FakeEc2 {
 }
 
 impl FakeCloud {
-    fn client(&self, account: &Account, region: &str) -> FakeEc2 {
-        FakeEc2 {
+    fn client(&self, account: &Account, region: &str) -> CloudResult<FakeEc2> {
+        if self
+            .world
+            .lock()
+            .expect("world")
+            .broken_accounts
+            .contains(&account.name)
+        {
+            return Err(CloudError {
+                kind: ErrorKind::AccessDenied,
+                account: account.name.clone(),
+                region: region.to_string(),
+                action: "sts:AssumeRole".into(),
+                resource: None,
+                code: Some("AccessDenied".into()),
+                message: "the account's role cannot be assumed".into(),
+            });
+        }
+        Ok(FakeEc2 {
             world: self.world.clone(),
             page_size: self.page_size,
             account: account.name.clone(),
             region: region.to_string(),
-        }
+        })
     }
 }
 
