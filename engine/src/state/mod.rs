@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 mod catalog;
 mod health;
+pub mod holder;
 mod lease;
 mod store;
 pub use catalog::{

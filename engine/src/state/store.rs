@@ -165,6 +165,13 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE skipped_runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT, policy TEXT NOT NULL, slot TEXT NOT NULL,
         at TEXT NOT NULL, reason TEXT NOT NULL);",
+    // version 7: the precise identity of a lock's or lease's holder (host,
+    // boot, pid namespace, pid, start time; see state::holder), and the AWS
+    // account id each configured account's credentials resolved to first
+    "ALTER TABLE lock ADD COLUMN holder_id TEXT;
+     ALTER TABLE lease ADD COLUMN holder_id TEXT;
+     CREATE TABLE account_ids (
+        account TEXT PRIMARY KEY, account_id TEXT NOT NULL, recorded TEXT NOT NULL);",
 ];
 
 impl Store {
