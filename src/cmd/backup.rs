@@ -23,12 +23,15 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
     let now = ws.now;
     let policy = policy.to_string();
     let store2 = store.clone();
-    let ctx = attempt::Context {
+    let mut ctx = attempt::Context {
         config_dir: ws.dir.clone(),
         notifications: ws.config.notifications.clone(),
         limits: backup::Limits::default(),
+        lock_id: None,
     };
-    locked(store, "backup", async move |_| {
+    locked(store, "backup", async move |lock_id| {
+        // Retention deletes only while this lock is still ours.
+        ctx.lock_id = Some(lock_id);
         for b in backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await? {
             println!(
                 "Closed backup {} of policy {} left running by an interrupted lifeboat: failed, {} snapshot(s) in the catalog.",

@@ -63,7 +63,7 @@ pub async fn run_with_problems(
         &limits,
     )
     .await?;
-    let retention = retain(cloud, store, &record, now).await?;
+    let retention = retain(cloud, store, &record, now, None).await?;
     Ok(BackupResult { record, retention })
 }
 

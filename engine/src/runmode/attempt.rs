@@ -48,6 +48,9 @@ pub struct Context {
     pub notifications: Option<Notifications>,
     /// Create calls in flight per account and region, shared by all runs.
     pub limits: backup::Limits,
+    /// The state lock the caller holds while the run works: retention
+    /// deletes only while it is still held. `None` checks nothing (tests).
+    pub lock_id: Option<String>,
 }
 
 /// One attempt of a run.
@@ -282,7 +285,7 @@ async fn attempt(
         return (Err(e.into()), summary);
     }
     let taken = settle_scripts(store, taken, strict, &script_problems);
-    let result = retain(cloud, store, policy, taken, at).await;
+    let result = retain(cloud, store, policy, taken, at, ctx.lock_id.as_deref()).await;
     summary.valid = backup_ok && (!strict || script_problems.is_empty());
     summarise(&mut summary, &result, strict, script_problems);
     (result, summary)
@@ -423,6 +426,7 @@ async fn retain(
     policy: &str,
     taken: Result<BackupRecord, BackupError>,
     at: DateTime<Utc>,
+    lock: Option<&str>,
 ) -> Result<BackupResult, BackupError> {
     let r = taken?;
     // Re-read the record: scripts may have changed its status and problems.
@@ -430,7 +434,7 @@ async fn retain(
         Ok(Some(rec)) => rec,
         _ => r,
     };
-    let retention = backup::retain(cloud, store.clone(), &record, at).await?;
+    let retention = backup::retain(cloud, store.clone(), &record, at, lock).await?;
     Ok(BackupResult { record, retention })
 }
 

@@ -223,6 +223,7 @@ impl Daemon<'_> {
             config_dir: self.config_dir.clone(),
             notifications: self.config.notifications.clone(),
             limits: backup::Limits::new(self.mode.concurrency),
+            lock_id: None,
         };
         let runner = Runner::new(
             self.cloud.clone(),
@@ -459,6 +460,7 @@ impl Running<'_, '_> {
         let locked = d.store.lock().expect("store").lock("run");
         match locked {
             Ok(l) => {
+                self.runner.hold(Some(l.id.clone()));
                 *self.lock.lock().expect("held lock") = Some(l.id);
                 Ok(None)
             }

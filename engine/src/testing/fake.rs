@@ -61,7 +61,27 @@ pub struct World {
     /// CreateSnapshots calls in flight now, and the most there ever were.
     pub creates_in_flight: usize,
     pub max_creates_in_flight: usize,
+    /// Called with the snapshot id after each DeleteSnapshot succeeded, out
+    /// of the world's lock: a test acts between two deletes (breaks the
+    /// state lock, say), which the emulator cannot be made to do.
+    pub after_delete: Option<DeleteHook>,
+    /// The AWS account id each account (by name) resolves to; unlisted
+    /// accounts are [`FAKE_ACCOUNT_ID`].
+    pub account_ids: BTreeMap<String, String>,
     next: u64,
+}
+
+/// The account id of an account the fake was given none for.
+pub const FAKE_ACCOUNT_ID: &str = "123456789012";
+
+/// A test's action after a delete (see [`World::after_delete`]).
+#[derive(Clone)]
+pub struct DeleteHook(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for DeleteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeleteHook")
+    }
 }
 
 /// A DB snapshot or cluster snapshot in the fake's world.
@@ -720,6 +740,11 @@ impl Ec2 for FakeEc2 {
             ));
         }
         w.snapshots.remove(snapshot_id);
+        let hook = w.after_delete.clone();
+        drop(w);
+        if let Some(DeleteHook(hook)) = hook {
+            hook(snapshot_id);
+        }
         Ok(())
     }
 
