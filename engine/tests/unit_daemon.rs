@@ -231,8 +231,16 @@ async fn unit_a_runner_whose_lease_is_taken_over_starts_nothing_more_and_exits_w
     assert_eq!(exit, Exit::HoldLost);
     assert_eq!(exit.code(), 4);
 
-    let events: Vec<String> = events.lock().unwrap().iter().map(|(_, w)| w.clone()).collect();
-    let lost = events.iter().position(|e| e.starts_with("lost:")).expect("LeaseLost reported");
+    let events: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, w)| w.clone())
+        .collect();
+    let lost = events
+        .iter()
+        .position(|e| e.starts_with("lost:"))
+        .expect("LeaseLost reported");
     assert!(events[lost].contains("taken over"), "{events:?}");
     assert!(
         !events[lost..].iter().any(|e| e.starts_with("backup ")),

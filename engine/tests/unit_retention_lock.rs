@@ -141,5 +141,9 @@ async fn retention_stops_deleting_once_the_state_lock_is_broken_and_the_backup_s
         .map(|b| b.id)
         .collect();
     kept.sort();
-    assert_eq!(kept.len(), 4, "every expired backup stays in the catalog: {kept:?}");
+    assert_eq!(
+        kept.len(),
+        4,
+        "every expired backup stays in the catalog: {kept:?}"
+    );
 }

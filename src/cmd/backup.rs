@@ -23,6 +23,7 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
     let now = ws.now;
     let policy = policy.to_string();
     let store2 = store.clone();
+    let cloud = cloud(&ws).await?;
     let mut ctx = attempt::Context {
         config_dir: ws.dir.clone(),
         notifications: ws.config.notifications.clone(),
@@ -32,7 +33,7 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
     locked(store, "backup", async move |lock_id| {
         // Retention deletes only while this lock is still ours.
         ctx.lock_id = Some(lock_id);
-        for b in backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await? {
+        for b in backup::reconcile_interrupted(cloud.clone(), store2.clone(), now).await? {
             println!(
                 "Closed backup {} of policy {} left running by an interrupted lifeboat: failed, {} snapshot(s) in the catalog.",
                 b.id,
@@ -44,7 +45,7 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
         // apply as in a scheduled run; an ad hoc backup is one
         // attempt, never retried.
         let run = attempt::run(
-            cloud().await?,
+            cloud,
             store2,
             &policy,
             &attempt::Trigger::AdHoc,

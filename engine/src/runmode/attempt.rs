@@ -478,6 +478,15 @@ pub async fn run(
         Ok(found) => found,
         Err(e) => return not_run(e),
     };
+    // An ad hoc backup whose credentials reach another AWS account than
+    // the one its account is held to is refused before anything is
+    // recorded. A scheduled one fails in the backup and counts, so that
+    // its retry waits and its alert tells the operator.
+    if *trigger == Trigger::AdHoc {
+        if let Err(e) = same_account(&cloud, &state, &pol).await {
+            return not_run(e);
+        }
+    }
     let mut out = not_run(BackupError::NotApplied(policy.to_string()));
     if let Err(e) = end_superseded(&store, &pol, trigger, now, &mut out) {
         return not_run(e.into());
@@ -675,6 +684,18 @@ fn record_of(
 
 fn strict_note(problem: &str) -> String {
     format!("{problem} (success = \"strict\": not a valid generation)")
+}
+
+/// The policy's account reaches the AWS account it is held to.
+async fn same_account(
+    cloud: &Arc<dyn Cloud>,
+    state: &Snapshot,
+    pol: &PolicyState,
+) -> Result<(), BackupError> {
+    if let Some(acct) = state.accounts()?.get(&pol.account) {
+        cloud.account_id(acct).await?;
+    }
+    Ok(())
 }
 
 fn not_run(e: BackupError) -> PolicyRun {

@@ -493,7 +493,10 @@ impl Running<'_, '_> {
             (s.current_lease()?, s.current_lock()?)
         };
         let why = if lease.as_ref().map(|l| &l.id) != Some(&self.lease) {
-            format!("the run lease {} was taken over by another runner", self.lease)
+            format!(
+                "the run lease {} was taken over by another runner",
+                self.lease
+            )
         } else if let Some(id) = lock.filter(|id| held.as_ref().map(|l| &l.id) != Some(id)) {
             format!("the state lock {id} was broken by someone else (force-unlock?)")
         } else {
@@ -501,7 +504,9 @@ impl Running<'_, '_> {
         };
         if !self.lost.swap(true, Ordering::SeqCst) {
             self.d
-                .report(RunEvent::LeaseLost(StateError::Conflict(format!("{why}; stopping"))));
+                .report(RunEvent::LeaseLost(StateError::Conflict(format!(
+                    "{why}; stopping"
+                ))));
         }
         self.d.stop.store(true, Ordering::SeqCst);
         Ok(true)

@@ -436,7 +436,10 @@ mod tests {
         match s.take_lease(Duration::seconds(120)) {
             Err(StateError::Leased { id, holder, .. }) => {
                 assert_eq!(id, live.id);
-                assert!(holder.ends_with(&format!("(pid {})", u32::MAX - 1)), "{holder}");
+                assert!(
+                    holder.ends_with(&format!("(pid {})", u32::MAX - 1)),
+                    "{holder}"
+                );
             }
             other => panic!("expected Leased, got {other:?}"),
         }

@@ -156,6 +156,16 @@ impl FakeCloud {
 
 #[async_trait]
 impl Cloud for FakeCloud {
+    async fn account_id(&self, account: &Account) -> CloudResult<String> {
+        let mut w = self.world.lock().expect("fake world");
+        let region = account.regions.first().cloned().unwrap_or_default();
+        w.calls.push(format!("GetCallerIdentity {region}"));
+        Ok(w.account_ids
+            .get(&account.name)
+            .cloned()
+            .unwrap_or_else(|| FAKE_ACCOUNT_ID.to_string()))
+    }
+
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>> {
         Ok(Arc::new(FakeEc2 {
             world: self.world.clone(),
@@ -837,6 +847,7 @@ mod tests {
             profile: None,
             assume_role: None,
             allow_delete: true,
+            account_id: None,
             location: Default::default(),
         };
         let ec2 = cloud.ec2(&acct, "us-east-1").await.unwrap();
