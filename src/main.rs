@@ -249,7 +249,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 concurrency: usize::try_from(*concurrency).unwrap_or(1),
             };
             cmd::run::run(
-                cloud().await?,
+                cloud(&ws).await?,
                 store,
                 &ws.config,
                 cli.now,

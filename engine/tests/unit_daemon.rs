@@ -317,3 +317,80 @@ async fn unit_a_broken_account_fails_its_own_policies_and_the_others_run_on_time
     );
     assert!(!alerts.iter().any(|a| a.policy == "web"), "{alerts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_a_runner_whose_lease_is_taken_over_starts_nothing_more_and_exits_with_code_4() {
+    let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), CONFIG.to_string())])
+        .unwrap_or_else(|d| panic!("{d}"))
+        .config;
+    let (fake, store, dir) = applied(&config).await;
+    let events: Arc<Mutex<Log>> = Default::default();
+    let stolen: Arc<Mutex<Option<String>>> = Default::default();
+    let (seen, thief) = (events.clone(), stolen.clone());
+    let path = dir.path().join("state.db");
+    let on_event = move |at: DateTime<Utc>, e: &RunEvent| {
+        match e {
+            // Another runner takes the lease over as soon as the first
+            // backup finished (written into the state as it would be).
+            RunEvent::BackupFinished(_) if thief.lock().unwrap().is_none() => {
+                let mut other = Store::open(&path).unwrap();
+                let mine = other.current_lease().unwrap().unwrap();
+                other.release_lease(&mine.id).unwrap();
+                let theirs = other.take_lease(chrono::Duration::seconds(120)).unwrap();
+                *thief.lock().unwrap() = Some(theirs.id);
+            }
+            RunEvent::LeaseLost(why) => {
+                seen.lock().unwrap().push((at, format!("lost: {why}")));
+            }
+            _ => {}
+        }
+        seen.lock().unwrap().extend(describe(at, e));
+    };
+    let daemon = Daemon {
+        cloud: Arc::new(fake.clone()),
+        store: store.clone(),
+        config: &config,
+        config_dir: dir.path().to_path_buf(),
+        clock: Arc::new(Clock::starting_at(Some(t("2026-11-22T00:00:00Z")))),
+        mode: Mode {
+            once: false,
+            fast_forward: true,
+            until: Some(t("2026-11-23T00:00:00Z")),
+            concurrency: 4,
+        },
+        wait: Wait {
+            timeout: Duration::from_secs(60),
+            interval: Duration::from_millis(1),
+        },
+        stop: Arc::new(AtomicBool::new(false)),
+        on_event: Arc::new(on_event),
+    };
+    let exit = daemon.run().await.unwrap();
+    assert_eq!(exit, Exit::HoldLost);
+    assert_eq!(exit.code(), 4);
+
+    let events: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, w)| w.clone())
+        .collect();
+    let lost = events
+        .iter()
+        .position(|e| e.starts_with("lost:"))
+        .expect("LeaseLost reported");
+    assert!(events[lost].contains("taken over"), "{events:?}");
+    assert!(
+        !events[lost..].iter().any(|e| e.starts_with("backup ")),
+        "no backup starts after the lease is lost: {events:?}"
+    );
+    assert_eq!(fake.world.lock().unwrap().calls_of("CreateSnapshots"), 1);
+    // The other runner's lease is left alone, and this runner's state lock
+    // is released.
+    let s = store.lock().unwrap();
+    assert_eq!(
+        s.current_lease().unwrap().map(|l| l.id),
+        stolen.lock().unwrap().clone()
+    );
+    assert!(s.current_lock().unwrap().is_none());
+}

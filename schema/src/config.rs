@@ -71,6 +71,11 @@ pub struct Account {
     pub assume_role: Option<AssumeRole>,
     /// DR accounts only: may Lifeboat delete copies there (retention)?
     pub allow_delete: bool,
+    /// The AWS account id the credentials must resolve to (`account_id`,
+    /// twelve digits); without it, the id they resolved to first is
+    /// recorded in the state and held to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     #[serde(skip)]
     pub location: Location,
 }

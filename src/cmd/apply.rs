@@ -171,7 +171,7 @@ async fn perform(
     }
     let stop = stop_on_signal();
     let exec = Arc::new(Executor {
-        cloud: cloud().await?,
+        cloud: cloud(ws).await?,
         accounts,
         store: store.clone(),
         now: ws.now,

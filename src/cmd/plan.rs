@@ -103,7 +103,7 @@ pub async fn observe(
     state: &Snapshot,
     clone_sources: BTreeMap<String, CloneSource>,
 ) -> Result<observation::Observation> {
-    let cloud = cloud().await?;
+    let cloud = cloud(ws).await?;
     let mut observed = observation::observe(cloud.clone(), &ws.config, state).await?;
     let accounts = planner::known_accounts(&ws.config, state)?;
     observed.clones = clone::observe(cloud, &ws.config, &accounts, clone_sources).await?;

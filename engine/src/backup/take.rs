@@ -63,7 +63,7 @@ pub async fn run_with_problems(
         &limits,
     )
     .await?;
-    let retention = retain(cloud, store, &record, now).await?;
+    let retention = retain(cloud, store, &record, now, None).await?;
     Ok(BackupResult { record, retention })
 }
 
@@ -82,6 +82,9 @@ pub async fn take(
     limits: &Limits,
 ) -> Result<BackupRecord, BackupError> {
     let applied = Applied::load(&store, policy)?;
+    // The credentials must reach the AWS account this one is held to (see
+    // `cloud::identity`) before the backup is recorded or AWS is called.
+    cloud.account_id(&applied.account).await?;
     let id = record_running(&store, policy, &applied.policy.account, now)?;
     let backup = Backup {
         cloud: &cloud,

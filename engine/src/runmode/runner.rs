@@ -73,6 +73,12 @@ impl Runner {
         }
     }
 
+    /// The state lock the runs started from now on hold: their retention
+    /// deletes only while it is still held.
+    pub fn hold(&mut self, lock_id: Option<String>) {
+        self.ctx.lock_id = lock_id;
+    }
+
     /// Some run is in flight.
     pub fn busy(&self) -> bool {
         !self.in_flight.is_empty()

@@ -171,6 +171,13 @@ const MIGRATIONS: &[&str] = &[
     // the order they were taken, and rowid keeps that order.
     "ALTER TABLE backups ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
      UPDATE backups SET seq = rowid;",
+    // version 8: the precise identity of a lock's or lease's holder (host,
+    // boot, pid namespace, pid, start time; see state::holder), and the AWS
+    // account id each configured account's credentials resolved to first
+    "ALTER TABLE lock ADD COLUMN holder_id TEXT;
+     ALTER TABLE lease ADD COLUMN holder_id TEXT;
+     CREATE TABLE account_ids (
+        account TEXT PRIMARY KEY, account_id TEXT NOT NULL, recorded TEXT NOT NULL);",
 ];
 
 impl Store {

@@ -65,7 +65,27 @@ pub struct World {
     /// CreateSnapshots calls in flight now, and the most there ever were.
     pub creates_in_flight: usize,
     pub max_creates_in_flight: usize,
+    /// Called with the snapshot id after each DeleteSnapshot succeeded, out
+    /// of the world's lock: a test acts between two deletes (breaks the
+    /// state lock, say), which the emulator cannot be made to do.
+    pub after_delete: Option<DeleteHook>,
+    /// The AWS account id each account (by name) resolves to; unlisted
+    /// accounts are [`FAKE_ACCOUNT_ID`].
+    pub account_ids: BTreeMap<String, String>,
     next: u64,
+}
+
+/// The account id of an account the fake was given none for.
+pub const FAKE_ACCOUNT_ID: &str = "123456789012";
+
+/// A test's action after a delete (see [`World::after_delete`]).
+#[derive(Clone)]
+pub struct DeleteHook(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for DeleteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeleteHook")
+    }
 }
 
 /// A DB snapshot or cluster snapshot in the fake's world.
@@ -140,6 +160,16 @@ impl FakeCloud {
 
 #[async_trait]
 impl Cloud for FakeCloud {
+    async fn account_id(&self, account: &Account) -> CloudResult<String> {
+        let mut w = self.world.lock().expect("fake world");
+        let region = account.regions.first().cloned().unwrap_or_default();
+        w.calls.push(format!("GetCallerIdentity {region}"));
+        Ok(w.account_ids
+            .get(&account.name)
+            .cloned()
+            .unwrap_or_else(|| FAKE_ACCOUNT_ID.to_string()))
+    }
+
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>> {
         Ok(Arc::new(self.client(account, region)?))
     }
@@ -736,6 +766,11 @@ impl Ec2 for FakeEc2 {
             ));
         }
         w.snapshots.remove(snapshot_id);
+        let hook = w.after_delete.clone();
+        drop(w);
+        if let Some(DeleteHook(hook)) = hook {
+            hook(snapshot_id);
+        }
         Ok(())
     }
 
@@ -828,6 +863,7 @@ mod tests {
             profile: None,
             assume_role: None,
             allow_delete: true,
+            account_id: None,
             location: Default::default(),
         };
         let ec2 = cloud.ec2(&acct, "us-east-1").await.unwrap();
