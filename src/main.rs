@@ -61,6 +61,13 @@ enum Command {
         /// How many changes run at once.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
         parallelism: u16,
+        /// Fail (exit 1, nothing applied) if the plan destroys anything.
+        #[arg(long)]
+        deny_destroy: bool,
+        /// Allow deleting every backup of a policy removed from the
+        /// configuration (refused without it).
+        #[arg(long)]
+        allow_destroy_backups: bool,
     },
     /// Back up a policy now, then apply its retention.
     Backup {
@@ -193,12 +200,19 @@ async fn run(cli: Cli) -> Result<u8> {
             plan_file,
             auto_approve,
             parallelism,
+            deny_destroy,
+            allow_destroy_backups,
         } => {
+            let gates = cmd::apply::Gates {
+                deny_destroy: *deny_destroy,
+                allow_destroy_backups: *allow_destroy_backups,
+            };
             cmd::apply::run(
                 load(&cli)?,
                 plan_file.as_deref(),
                 *auto_approve,
                 *parallelism,
+                gates,
             )
             .await
         }
@@ -235,7 +249,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 concurrency: usize::try_from(*concurrency).unwrap_or(1),
             };
             cmd::run::run(
-                cloud().await?,
+                cloud(&ws).await?,
                 store,
                 &ws.config,
                 cli.now,

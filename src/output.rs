@@ -85,6 +85,7 @@ pub fn print_outcome(action: Action, addr: &Address, o: &Outcome) {
         Action::Delete => "deleted",
         Action::Replace => "replaced",
         Action::Read => "forgotten",
+        Action::Move => "moved",
     };
     match o {
         Outcome::Done => println!("  {addr}: {verb}"),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use lifeboat_engine::cloud::identity::CheckedCloud;
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::state::{SharedStore, Store};
 use lifeboat_schema::{Config, Severity};
@@ -62,10 +63,14 @@ impl Workspace {
     }
 }
 
-/// The engine's cloud, backed by the AWS SDK.
-pub async fn cloud() -> Result<Arc<dyn Cloud>> {
-    let c = lifeboat_providers::AwsCloud::new();
-    Ok(Arc::new(c))
+/// The engine's cloud, backed by the AWS SDK. Each account's clients are
+/// handed out only once its credentials were found to reach the AWS account
+/// it is pinned or recorded to in this workspace's state
+/// (`lifeboat_engine::cloud::identity`).
+pub async fn cloud(ws: &Workspace) -> Result<Arc<dyn Cloud>> {
+    let aws: Arc<dyn Cloud> = Arc::new(lifeboat_providers::AwsCloud::new());
+    let store = Arc::new(std::sync::Mutex::new(ws.store()?));
+    Ok(Arc::new(CheckedCloud::new(aws, store, &ws.config)))
 }
 
 /// Holds the state lock for the duration of `f` (renewed by the engine

@@ -135,3 +135,39 @@ fn frozen_backups_are_not_in_the_retention_preview() {
     assert_eq!(env.aws.backup_snapshot_ids(&at(12)).len(), 1);
     env.assert_converged();
 }
+
+#[test]
+fn a_departed_targets_last_backup_outlives_its_generations() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]).id;
+    let b = env.aws.run_instance(1, &[]).id;
+    env.config(&config(1, &[&a, &b], false, "yes"));
+    env.apply();
+    env.backup("web", &at(1));
+    // A leaves the policy: its last backup is at(1).
+    env.config(&config(1, &[&b], false, "yes"));
+    env.apply();
+    env.backup("web", &at(2));
+    env.backup("web", &at(3));
+    let ids: Vec<String> = env
+        .backups(&[])
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![at(1), at(3)],
+        "one generation, and A's last backup"
+    );
+    let plan = env.run(&["--now", &at(4), "plan"]).ok();
+    plan.stdout_has(&format!(
+        "kept: backup.web[\"{}\"] is the last backup of departed target {a}",
+        at(1)
+    ));
+    // Thirty days later it goes like any other.
+    let later = "2026-12-23T00:00:00Z";
+    let plan = env.run(&["--now", later, "plan"]).ok();
+    plan.plan_line("-", &backup(&at(1)));
+    env.run(&["--now", later, "apply", "--auto-approve"]).ok();
+    assert_eq!(env.backups(&[]).len(), 1);
+}

@@ -93,6 +93,7 @@ async fn main() {
     for b in 0..BACKUPS {
         let id = format!("2026-11-1{b}T10:00:00Z");
         let record = BackupRecord {
+            seq: 0,
             id: id.clone(),
             policy: "web".into(),
             account: "main".into(),

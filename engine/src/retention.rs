@@ -36,6 +36,13 @@ fn id_order(id: &str) -> (usize, &str) {
     (id.len(), id)
 }
 
+/// Where a backup stands in the order backups were taken: by the state's
+/// sequence, never by a clock value. The start time and the id only break
+/// ties among records without a sequence (fixtures, plans of old states).
+fn taken(b: &BackupRecord) -> (i64, DateTime<Utc>, (usize, &str)) {
+    (b.seq, b.started, id_order(&b.id))
+}
+
 /// The backups of one policy that retention deletes when the policy keeps
 /// `generations`. `backups` may be in any order and contain other policies'
 /// backups (they are ignored).
@@ -44,12 +51,8 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
         .iter()
         .filter(|b| b.policy == policy && b.frozen.is_none())
         .collect();
-    // Newest first; the id breaks ties so the order never depends on input order.
-    mine.sort_by(|a, b| {
-        b.started
-            .cmp(&a.started)
-            .then_with(|| id_order(&b.id).cmp(&id_order(&a.id)))
-    });
+    // Newest first, in the order they were taken.
+    mine.sort_by(|a, b| taken(b).cmp(&taken(a)));
     let mut out = Vec::new();
     let mut rank = 0u32;
     let mut oldest_kept = None;
@@ -62,7 +65,7 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
                     reason: format!("retention: generation {rank} of {generations}"),
                 });
             } else if rank == generations {
-                oldest_kept = Some(b.started);
+                oldest_kept = Some(taken(b));
             }
         }
     }
@@ -74,16 +77,15 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
     let newest_success = mine
         .iter()
         .find(|b| b.status == BackupStatus::Success)
-        .map(|b| b.started);
+        .map(|b| taken(b));
     let mut incomplete_rank = 0u32;
     for b in &mine {
         if !matches!(b.status, BackupStatus::Partial | BackupStatus::Failed) {
             continue;
         }
         incomplete_rank += 1;
-        let older_than_kept = oldest_kept.is_some_and(|limit| b.started < limit);
-        let surplus =
-            incomplete_rank > generations && newest_success.is_some_and(|t| b.started < t);
+        let older_than_kept = oldest_kept.is_some_and(|limit| taken(b) < limit);
+        let surplus = incomplete_rank > generations && newest_success.is_some_and(|t| taken(b) < t);
         if older_than_kept {
             out.push(Expiry {
                 backup: b,
@@ -102,12 +104,7 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
             });
         }
     }
-    out.sort_by(|a, b| {
-        a.backup
-            .started
-            .cmp(&b.backup.started)
-            .then_with(|| a.backup.id.cmp(&b.backup.id))
-    });
+    out.sort_by(|a, b| taken(a.backup).cmp(&taken(b.backup)));
     out
 }
 
@@ -134,6 +131,22 @@ pub struct Policies {
     /// frozen ones and those still running. A name that is also in
     /// `generations` keeps its generations.
     pub removed: BTreeSet<String>,
+    /// For each policy in `generations`: its targets now, and how long the
+    /// last whole backup of a target that left it is kept.
+    pub departed: BTreeMap<String, Departed>,
+    /// When retention decides (how old a departed target's backup is).
+    pub now: DateTime<Utc>,
+}
+
+/// What retention needs to know to keep a departed target's last backup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Departed {
+    /// The ids of the policy's targets now: any other target found in its
+    /// backups has left it (terminated, untagged, removed).
+    pub members: BTreeSet<String>,
+    /// How long after it was taken the last backup of a departed target
+    /// stays, whatever the generations (`departed_retention`).
+    pub keep_for: chrono::Duration,
 }
 
 /// What retention decided.
@@ -152,10 +165,10 @@ pub struct Decision {
 /// Decides what expires among the backups of `policies`.
 ///
 /// `accounts` gives `allow_delete` (an unknown account deletes nothing).
-/// `observed` must hold every plain EBS snapshot of those policies' backups
-/// that AWS has: one it does not hold was deleted outside Lifeboat, so its
-/// backup no longer counts as a generation and deleting it only updates the
-/// catalog.
+/// `observed` must hold every artifact of those policies' backups that AWS
+/// has, of every kind: one it does not hold was deleted outside Lifeboat, so
+/// its backup no longer counts as a generation and deleting it only updates
+/// the catalog.
 pub fn decide(
     state: &state::Snapshot,
     policies: &Policies,
@@ -177,17 +190,13 @@ pub fn decide(
             expiring.insert(e.backup.address(), e.reason);
         }
     }
-    let warnings = protect(&state.backups, accounts, &mut expiring);
+    let mut warnings = keep_departed(&judged, policies, observed, &mut expiring);
+    warnings.extend(protect(&state.backups, accounts, &mut expiring));
     let kept = kept_initial_amis(state, |p| policies.generations.contains_key(p))?;
     let mut changes = Vec::new();
     for b in &state.backups {
         if let Some(reason) = expiring.get(&b.address()) {
-            changes.extend(expiry_changes(
-                b,
-                reason,
-                |id| observed.snapshots.contains_key(id),
-                &kept,
-            ));
+            changes.extend(expiry_changes(b, reason, |s| observed.holds(s), &kept));
         }
     }
     let present: BTreeSet<Address> = changes.iter().map(|c| c.address.clone()).collect();
@@ -201,6 +210,69 @@ pub fn decide(
         changes,
         warnings,
     })
+}
+
+/// `departed_retention` as a clock span (capped at a century, so adding it
+/// to a time never overflows).
+pub fn departed_for(d: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d)
+        .unwrap_or(chrono::Duration::MAX)
+        .min(chrono::Duration::days(365 * 100))
+}
+
+/// A target that left its policy keeps its newest whole backup for the
+/// policy's `departed_retention` after that backup was taken, even when
+/// later generations push it out: it may be the only copy of something that
+/// no longer exists. Removes such backups from `expiring` and names them.
+fn keep_departed(
+    judged: &[BackupRecord],
+    policies: &Policies,
+    observed: &Observation,
+    expiring: &mut BTreeMap<Address, String>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (name, dep) in &policies.departed {
+        let mut mine: Vec<&BackupRecord> = judged
+            .iter()
+            .filter(|b| {
+                &b.policy == name
+                    && matches!(b.status, BackupStatus::Success | BackupStatus::Partial)
+            })
+            .collect();
+        mine.sort_by(|a, b| taken(b).cmp(&taken(a)));
+        let mut settled: BTreeSet<&str> = BTreeSet::new();
+        for b in &mine {
+            for s in &b.snapshots {
+                let target = s.target.as_str();
+                if dep.members.contains(target) || settled.contains(target) {
+                    continue;
+                }
+                // Its last backup is the newest that holds all of its
+                // artifacts; an older one counts when a newer lost some.
+                let whole = b
+                    .snapshots
+                    .iter()
+                    .filter(|x| x.target == target)
+                    .all(|x| observed.holds(x));
+                if !whole {
+                    continue;
+                }
+                settled.insert(target);
+                let until = b
+                    .started
+                    .checked_add_signed(dep.keep_for)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
+                if until > policies.now && expiring.remove(&b.address()).is_some() {
+                    notes.push(format!(
+                        "kept: {} is the last backup of departed target {target}, kept until {}",
+                        b.address(),
+                        until.format("%Y-%m-%dT%H:%M:%SZ")
+                    ));
+                }
+            }
+        }
+    }
+    notes
 }
 
 /// An account that forbids deletion keeps everything: removes its backups
@@ -234,7 +306,7 @@ fn protect(
 }
 
 /// The catalog drift of the backups that stay (neither in `expiring` nor
-/// running): a catalog-only read for each plain EBS snapshot `observed` does
+/// running): a catalog-only read for each artifact `observed` does
 /// not hold. Applying one forgets the snapshot and records the backup's
 /// damage ([`status_after_lost_snapshot`]), as [`decide`] already judged it.
 pub fn drift(
@@ -249,7 +321,7 @@ pub fn drift(
         }
         for s in lost_snapshots(b, observed) {
             out.push(
-                Change::new(Address::snapshot(&s.id), Action::Read, Effect::Catalog)
+                Change::new(s.address(), Action::Read, Effect::Catalog)
                     .reason("deleted outside Lifeboat")
                     .before(Some(snapshot_before(b, s))),
             );
@@ -258,15 +330,15 @@ pub fn drift(
     out
 }
 
-/// The snapshots of `b` that AWS no longer has, according to `observed`.
-/// Only plain EBS snapshots are looked up (see [`is_plain_ebs`]).
+/// The catalog records of `b` that AWS no longer has, according to
+/// `observed`: every kind is looked up (EBS snapshots, an AMI's snapshots,
+/// AMIs, DB and cluster snapshots), so a backup missing any artifact is
+/// judged the same way whatever the artifact is.
 pub fn lost_snapshots<'a>(
     b: &'a BackupRecord,
     observed: &'a Observation,
 ) -> impl Iterator<Item = &'a SnapshotRecord> + 'a {
-    b.snapshots
-        .iter()
-        .filter(|s| is_plain_ebs(s) && !observed.snapshots.contains_key(&s.id))
+    b.snapshots.iter().filter(|s| !observed.holds(s))
 }
 
 /// The status of a backup once one of its snapshots is gone: a successful
@@ -296,29 +368,24 @@ fn judged(backups: &[BackupRecord], observed: &Observation) -> Vec<BackupRecord>
         .collect()
 }
 
-/// An EBS snapshot that is not part of an AMI: the only kind of catalog
-/// record looked up in AWS before retention.
-pub fn is_plain_ebs(s: &SnapshotRecord) -> bool {
-    s.kind.is_ebs() && s.image.is_none()
-}
-
 /// The newest AMI of each (policy, target) in the successful and partial
-/// backups, with when its backup started (the first in catalog order wins a
-/// tie): an `initial_ami` instance's current AMI.
+/// backups (newest in the order backups were taken), with when its backup
+/// started: an `initial_ami` instance's current AMI.
 pub fn newest_amis(
     backups: &[BackupRecord],
 ) -> BTreeMap<(String, String), (DateTime<Utc>, String)> {
-    let mut newest: BTreeMap<(String, String), (DateTime<Utc>, String)> = BTreeMap::new();
-    for b in backups {
-        if !matches!(b.status, BackupStatus::Success | BackupStatus::Partial) {
-            continue;
-        }
+    let mut in_order: Vec<&BackupRecord> = backups
+        .iter()
+        .filter(|b| matches!(b.status, BackupStatus::Success | BackupStatus::Partial))
+        .collect();
+    in_order.sort_by(|a, b| taken(a).cmp(&taken(b)));
+    let mut newest = BTreeMap::new();
+    for b in in_order {
         for s in b.snapshots.iter().filter(|s| s.kind == ArtifactKind::Image) {
-            let key = (b.policy.clone(), s.target.clone());
-            let e = newest.entry(key).or_insert((b.started, s.id.clone()));
-            if b.started > e.0 {
-                *e = (b.started, s.id.clone());
-            }
+            newest.insert(
+                (b.policy.clone(), s.target.clone()),
+                (b.started, s.id.clone()),
+            );
         }
     }
     newest
@@ -349,14 +416,13 @@ pub fn kept_initial_amis(
 /// The changes that delete an expired backup: each snapshot (or, when AWS
 /// no longer has it, a catalog-only read), then the backup record.
 ///
-/// `exists` is asked about plain EBS snapshots only; the other records are
-/// deleted idempotently. The AMIs in `kept` (see [`kept_initial_amis`]) and
+/// A record `exists` denies is only forgotten (a catalog read). The AMIs in `kept` (see [`kept_initial_amis`]) and
 /// their snapshots stay, and so does the backup record holding them. An
 /// AMI's snapshots are deleted after the AMI is deregistered.
 pub fn expiry_changes(
     b: &BackupRecord,
     reason: &str,
-    exists: impl Fn(&str) -> bool,
+    exists: impl Fn(&SnapshotRecord) -> bool,
     kept: &BTreeSet<String>,
 ) -> Vec<Change> {
     let mut out = Vec::new();
@@ -373,7 +439,7 @@ pub fn expiry_changes(
             continue;
         }
         let saddr = s.address();
-        let (action, effect, why) = if !is_plain_ebs(s) || exists(&s.id) {
+        let (action, effect, why) = if exists(s) {
             (Action::Delete, Effect::DeletesBackups, reason.to_string())
         } else {
             (
@@ -441,6 +507,7 @@ mod tests {
 
     fn b(id: &str, hour: u32, status: BackupStatus) -> BackupRecord {
         BackupRecord {
+            seq: i64::from(hour),
             id: id.into(),
             policy: "web".into(),
             account: "main".into(),
@@ -457,6 +524,29 @@ mod tests {
         e.iter()
             .map(|x| format!("{} {}", x.backup.id, x.reason))
             .collect()
+    }
+
+    #[test]
+    fn the_order_backups_were_taken_in_ranks_them_not_their_clock_times() {
+        use BackupStatus::*;
+        // b3 was taken last, but under a clock set back a day: its start
+        // time is the oldest. It is still the newest generation.
+        let mut b3 = b("b3", 3, Success);
+        b3.started = "2026-11-21T03:00:00Z".parse().unwrap();
+        let all = vec![b("b1", 1, Success), b("b2", 2, Success), b3];
+        assert_eq!(
+            ids(&expired("web", &all, 2)),
+            vec!["b1 retention: generation 3 of 2"]
+        );
+        // And a backup dated far in the future (a `--now` in 2030) taken
+        // first stays the oldest.
+        let mut b0 = b("b0", 0, Success);
+        b0.started = "2030-01-01T00:00:00Z".parse().unwrap();
+        let all = vec![b0, b("b1", 1, Success), b("b2", 2, Success)];
+        assert_eq!(
+            ids(&expired("web", &all, 2)),
+            vec!["b0 retention: generation 3 of 2"]
+        );
     }
 
     #[test]
@@ -609,8 +699,48 @@ mod tests {
     fn keep(generations: u32) -> Policies {
         Policies {
             generations: BTreeMap::from([("web".to_string(), generations)]),
-            removed: BTreeSet::new(),
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_departed_targets_last_whole_backup_is_kept_for_departed_retention() {
+        let mut backups: Vec<BackupRecord> = (1..=4)
+            .map(|h| with_snapshot(&format!("b{h}"), h))
+            .collect();
+        for b in &mut backups[..2] {
+            b.snapshots[0].target = "i-old".into();
+        }
+        let state = state::Snapshot {
+            backups,
+            ..Default::default()
+        };
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut p = keep(2);
+        p.departed.insert(
+            "web".into(),
+            Departed {
+                members: BTreeSet::from(["i-1".to_string()]),
+                keep_for: chrono::Duration::days(30),
+            },
+        );
+        p.now = at("2026-12-01T00:00:00Z");
+        let d = decide(&state, &p, &accounts(true), &seen(&state, &[])).unwrap();
+        let gone: Vec<String> = d.expiring.keys().map(|a| a.to_string()).collect();
+        assert_eq!(gone, vec!["backup.web[\"b1\"]"], "{d:?}");
+        assert!(
+            d.warnings[0].contains("last backup of departed target i-old"),
+            "{:?}",
+            d.warnings
+        );
+        // Its last backup lost its snapshot: the one before it is the last whole one.
+        let d = decide(&state, &p, &accounts(true), &seen(&state, &["snap-b2"])).unwrap();
+        let gone: Vec<String> = d.expiring.keys().map(|a| a.to_string()).collect();
+        assert_eq!(gone, vec!["backup.web[\"b2\"]"], "{d:?}");
+        // Thirty days after it was taken, it goes like any other.
+        p.now = at("2026-12-23T00:00:00Z");
+        let d = decide(&state, &p, &accounts(true), &seen(&state, &[])).unwrap();
+        assert_eq!(d.expiring.len(), 2, "{d:?}");
     }
 
     fn three() -> state::Snapshot {
@@ -687,8 +817,8 @@ mod tests {
         assert!(d.changes.is_empty());
         // A removed policy's backups are protected the same way.
         let gone = Policies {
-            generations: BTreeMap::new(),
             removed: BTreeSet::from(["web".to_string()]),
+            ..Default::default()
         };
         let d = decide(&state, &gone, &accounts(false), &seen(&state, &[])).unwrap();
         assert!(d.changes.is_empty());
@@ -702,6 +832,7 @@ mod tests {
         let both = Policies {
             generations: BTreeMap::from([("web".to_string(), 2)]),
             removed: BTreeSet::from(["web".to_string()]),
+            ..Default::default()
         };
         let d = decide(&state, &both, &accounts(true), &seen(&state, &[])).unwrap();
         assert_eq!(d.expiring.len(), 1);

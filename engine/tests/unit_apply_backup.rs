@@ -506,6 +506,7 @@ async fn unit_a_backup_left_running_is_closed_with_the_snapshots_aws_has_for_it(
         }
     }
     let running = BackupRecord {
+        seq: 0,
         id: id.into(),
         policy: "web".into(),
         account: "main".into(),
@@ -532,7 +533,7 @@ async fn unit_a_backup_left_running_is_closed_with_the_snapshots_aws_has_for_it(
     let closed = backup::reconcile_interrupted(b.cloud(), b.store.clone(), at(10))
         .await
         .unwrap();
-    assert_eq!(closed.len(), 1);
+    assert_eq!(closed.closed.len(), 1);
     let rec = &b.store.lock().unwrap().backups(Some("web")).unwrap()[0];
     assert_eq!(rec.status, BackupStatus::Failed);
     let mut snaps: Vec<&str> = rec.snapshots.iter().map(|s| s.id.as_str()).collect();
@@ -545,6 +546,7 @@ async fn unit_a_backup_left_running_is_closed_with_the_snapshots_aws_has_for_it(
         backup::reconcile_interrupted(b.cloud(), b.store.clone(), at(11))
             .await
             .unwrap()
+            .closed
             .is_empty()
     );
 }

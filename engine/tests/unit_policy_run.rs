@@ -135,6 +135,7 @@ impl Bench {
             config_dir: self.dir.path().to_path_buf(),
             notifications: self.config.notifications.clone(),
             limits: Default::default(),
+            lock_id: None,
         }
     }
 

@@ -295,7 +295,7 @@ async fn when_the_catalog_cannot_be_observed_the_retention_after_a_backup_delete
         .unwrap()
         .failing
         .insert("DescribeSnapshots".into(), ErrorKind::Throttled);
-    let report = backup::retain(b.cloud(), b.store.clone(), &record, at(11))
+    let report = backup::retain(b.cloud(), b.store.clone(), &record, at(11), None)
         .await
         .unwrap();
     assert_eq!(report.failed(), 1, "{report:?}");
@@ -308,7 +308,7 @@ async fn when_the_catalog_cannot_be_observed_the_retention_after_a_backup_delete
 
     // Once AWS answers, the next retention deletes the old generation.
     b.cloud.world.lock().unwrap().failing.clear();
-    let report = backup::retain(b.cloud(), b.store.clone(), &record, at(11))
+    let report = backup::retain(b.cloud(), b.store.clone(), &record, at(11), None)
         .await
         .unwrap();
     assert_eq!(report.failed(), 0, "{report:?}");

@@ -88,6 +88,7 @@ async fn unit_a_retry_wait_past_any_date_in_the_state_waits_the_longest_duration
         config_dir: dir.path().to_path_buf(),
         notifications: None,
         limits: Default::default(),
+        lock_id: None,
     };
     let trigger = Trigger::Scheduled {
         slot: at(),

@@ -339,6 +339,7 @@ async fn unit_an_interrupted_backup_adopts_its_amis_with_their_snapshots_and_its
     .await
     .unwrap();
     let running = BackupRecord {
+        seq: 0,
         id: id.into(),
         policy: "db".into(),
         account: "main".into(),

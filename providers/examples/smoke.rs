@@ -38,6 +38,7 @@ fn account(name: &str, profile: Option<&str>, role: Option<&str>) -> Account {
             session_name: None,
         }),
         allow_delete: false,
+        account_id: None,
         location: Default::default(),
     }
 }

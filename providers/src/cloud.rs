@@ -230,7 +230,7 @@ impl AwsCloud {
         }
     }
 
-    async fn account_id(
+    async fn resolve_account_id(
         &self,
         session: &AccountSession,
         ctx: &ErrorContext,
@@ -261,6 +261,13 @@ impl AwsCloud {
 
 #[async_trait]
 impl Cloud for AwsCloud {
+    async fn account_id(&self, account: &Account) -> CloudResult<String> {
+        let session = self.session(account).await;
+        let region = account.regions.first().map_or("", String::as_str);
+        let ctx = session.context(account, region);
+        self.resolve_account_id(&session, &ctx).await
+    }
+
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>> {
         let key = (account.name.clone(), region.to_owned());
         if let Some(c) = self.clients.lock().await.get(&key) {
@@ -270,7 +277,7 @@ impl Cloud for AwsCloud {
         let ctx = session.context(account, region);
         // Resolved here rather than on first use: it checks the account's
         // credentials once, up front, and the snapshot filter needs it.
-        let account_id = self.account_id(&session, &ctx).await?;
+        let account_id = self.resolve_account_id(&session, &ctx).await?;
         let conf = aws_sdk_ec2::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
             .build();
@@ -289,7 +296,7 @@ impl Cloud for AwsCloud {
     async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
         let session = self.session(account).await;
         let ctx = session.context(account, region);
-        let account_id = self.account_id(&session, &ctx).await?;
+        let account_id = self.resolve_account_id(&session, &ctx).await?;
         let conf = aws_sdk_ec2::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
             .build();

@@ -26,6 +26,16 @@ pub struct Config {
     /// The top-level `notifications` block (SNS), when declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<Notifications>,
+    /// `moved { from = policy.OLD  to = policy.NEW }` blocks, in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<Moved>,
+}
+
+/// A policy renamed: `moved { from = policy.OLD  to = policy.NEW }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    pub from: String,
+    pub to: String,
 }
 
 /// The `lifeboat { ... }` block.
@@ -61,6 +71,11 @@ pub struct Account {
     pub assume_role: Option<AssumeRole>,
     /// DR accounts only: may Lifeboat delete copies there (retention)?
     pub allow_delete: bool,
+    /// The AWS account id the credentials must resolve to (`account_id`,
+    /// twelve digits); without it, the id they resolved to first is
+    /// recorded in the state and held to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     #[serde(skip)]
     pub location: Location,
 }
@@ -413,6 +428,25 @@ pub struct PolicyOptions {
     pub success: SuccessRule,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scripts: Option<Scripts>,
+    /// `departed_retention`: how long the newest whole backup of a target
+    /// that left the policy is kept after it was taken, whatever the
+    /// generations (seconds; [`DEFAULT_DEPARTED_RETENTION_SECS`] when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departed_retention_secs: Option<u64>,
+}
+
+/// 30 days: a target that leaves a policy (terminated, untagged, removed
+/// from the configuration) keeps its last backup this long by default.
+pub const DEFAULT_DEPARTED_RETENTION_SECS: u64 = 30 * 86_400;
+
+impl PolicyOptions {
+    /// `departed_retention`, or its default.
+    pub fn departed_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.departed_retention_secs
+                .unwrap_or(DEFAULT_DEPARTED_RETENTION_SECS),
+        )
+    }
 }
 
 fn one() -> u32 {
@@ -427,6 +461,7 @@ impl Default for PolicyOptions {
             failures_to_alert: 1,
             success: SuccessRule::Strict,
             scripts: None,
+            departed_retention_secs: None,
         }
     }
 }

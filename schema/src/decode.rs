@@ -20,6 +20,7 @@ use crate::validate::{self, did_you_mean};
 
 mod account;
 mod db_targets;
+mod moved;
 mod options;
 mod policy;
 mod schedule;
@@ -37,6 +38,7 @@ const TOP_BLOCKS: &[&str] = &[
     "vpc_capture",
     "vpc_clone",
     "notifications",
+    "moved",
 ];
 fn start<T: Span>(node: &T) -> usize {
     node.span().map_or(0, |r| r.start)
@@ -612,6 +614,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     let mut vpc_captures: Vec<(usize, &Block)> = Vec::new();
     let mut vpc_clones: Vec<(usize, &Block)> = Vec::new();
     let mut notifications: Vec<(usize, &Block)> = Vec::new();
+    let mut moves: Vec<(usize, &Block)> = Vec::new();
     for (i, (src, body)) in files.iter().enumerate() {
         let scope = d.scope(src, body, "a configuration".into(), 0, &[], TOP_BLOCKS);
         debug_assert!(scope.attrs.is_empty());
@@ -623,6 +626,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
                 "vpc_capture" => vpc_captures.push((i, b)),
                 "vpc_clone" => vpc_clones.push((i, b)),
                 "notifications" => notifications.push((i, b)),
+                "moved" => moves.push((i, b)),
                 _ => policies.push((i, b)),
             }
         }
@@ -659,6 +663,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
         &vpc_clone::declared_capture_names(&vpc_captures),
     );
     config.notifications = options::decode_notifications(&mut d, files, &notifications, &declared);
+    config.moved = moved::decode_moved(&mut d, files, &moves, &config.policies);
     config.accounts = declared
         .into_iter()
         .map(|(name, a)| (name, a.account))

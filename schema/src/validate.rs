@@ -95,6 +95,11 @@ pub fn is_volume_id(s: &str) -> bool {
 }
 
 /// `arn:aws[-cn|-us-gov]:iam::<12 digits>:role/<path/>name`.
+/// An AWS account id: exactly twelve digits.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 pub fn is_role_arn(s: &str) -> bool {
     let parts: Vec<&str> = s.splitn(6, ':').collect();
     let [arn, partition, service, region, account, resource] = parts.as_slice() else {

@@ -1,5 +1,7 @@
 //! `lifeboat apply [PLAN]`: performs a saved plan, or a new one after
 //! confirmation, under the state lock; one line per change as it finishes.
+//! A saved plan is checked against a plan made now and only that fresh
+//! plan's changes run ([`check`]).
 
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
@@ -8,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Result};
 use lifeboat_engine::plan::apply::{self, Executor};
+use lifeboat_engine::plan::check::{self, same_origin};
 use lifeboat_engine::plan::{planner, render, Plan};
 use lifeboat_engine::state::SharedStore;
 use lifeboat_engine::Address;
@@ -16,11 +19,44 @@ use crate::cmd::plan;
 use crate::output::print_outcome;
 use crate::workspace::{cloud, locked, stop_on_signal, Workspace};
 
+/// What a plan must not do for apply to go ahead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gates {
+    /// `--deny-destroy`: nothing destroyed, nothing forgotten.
+    pub deny_destroy: bool,
+    /// `--allow-destroy-backups`: the backups of a removed policy may go.
+    pub allow_destroy_backups: bool,
+}
+
+impl Gates {
+    /// Why `plan` may not be applied, if it may not.
+    fn refusal(self, plan: &Plan) -> Option<String> {
+        if self.deny_destroy && plan.destroys() {
+            return Some(format!(
+                "the plan destroys {} object(s) and forgets {} catalog record(s), and --deny-destroy is set; nothing was applied",
+                plan.summary.destroy, plan.summary.read
+            ));
+        }
+        if !self.allow_destroy_backups && !plan.removed_with_backups.is_empty() {
+            return Some(format!(
+                "the plan deletes every backup of {}, removed from the configuration; nothing was applied. Restore the policy (or rename it with a moved block), or pass --allow-destroy-backups",
+                plan.removed_with_backups
+                    .iter()
+                    .map(|p| format!("policy.{p}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        None
+    }
+}
+
 pub async fn run(
     ws: Workspace,
     plan_file: Option<&Path>,
     auto_approve: bool,
     parallelism: u16,
+    gates: Gates,
 ) -> Result<u8> {
     let store = Arc::new(Mutex::new(ws.store()?));
     let saved = match plan_file {
@@ -34,12 +70,16 @@ pub async fn run(
     let store2 = store.clone();
     locked(store, "apply", async move |lock_id| {
         let plan = match saved {
-            Some(plan) => still_current(&store2, plan)?,
-            None => match new_plan(&ws, &store2, auto_approve).await? {
+            Some(plan) => checked(&ws, &store2, plan).await?,
+            None => match new_plan(&ws, &store2, auto_approve, gates).await? {
                 ControlFlow::Continue(plan) => plan,
                 ControlFlow::Break(code) => return Ok(code),
             },
         };
+        if let Some(why) = gates.refusal(&plan) {
+            eprintln!("Error: {why}.");
+            return Ok(1);
+        }
         if plan.is_empty() {
             println!("No changes. Nothing to apply.");
             return Ok(0);
@@ -49,18 +89,33 @@ pub async fn run(
     .await
 }
 
-/// A saved plan, if the state is still the one it was made against:
-/// anything else may have changed what the plan should do.
-fn still_current(store: &SharedStore, plan: Plan) -> Result<Plan> {
-    let s = store.lock().expect("store");
-    let (lineage, serial) = (s.lineage()?, s.serial()?);
-    if plan.lineage != lineage {
-        bail!("the saved plan was made for another state (lineage {}, this state is {lineage}); make a new plan", plan.lineage);
+/// The changes of a plan made now that the saved plan asked for, once the
+/// saved plan is shown to come from this state and configuration and to ask
+/// for nothing a fresh plan would not do. Refused, with nothing changed,
+/// otherwise.
+async fn checked(ws: &Workspace, store: &SharedStore, saved: Plan) -> Result<Plan> {
+    {
+        let s = store.lock().expect("store");
+        // Cheap checks first: no AWS call for a plan that cannot apply.
+        same_origin(
+            &saved,
+            &s.lineage()?,
+            s.serial()?,
+            &planner::config_digest(&ws.config),
+        )?;
     }
-    if plan.serial != serial {
-        bail!("the saved plan is stale: it was made at state serial {}, and the state is now at serial {serial}; make a new plan", plan.serial);
+    let fresh = make(ws, store).await?;
+    let checked = check::check(&saved, &fresh)?;
+    for note in &checked.notes {
+        println!("Note: {note}.");
     }
-    Ok(plan)
+    Ok(checked.plan)
+}
+
+/// A plan made now, from the state as it is under the lock.
+async fn make(ws: &Workspace, store: &SharedStore) -> Result<Plan> {
+    let (state, sources) = plan::inputs(ws, &mut store.lock().expect("store"))?;
+    plan::make_from(ws, &state, sources).await
 }
 
 /// A plan made now and shown, to perform once confirmed; or the exit code
@@ -69,21 +124,16 @@ async fn new_plan(
     ws: &Workspace,
     store: &SharedStore,
     auto_approve: bool,
+    gates: Gates,
 ) -> Result<ControlFlow<u8, Plan>> {
-    let plan = {
-        let (state, sources) = {
-            let mut s = store.lock().expect("store");
-            (
-                s.load()?,
-                lifeboat_engine::vpc::clone::catalog(&s, &ws.config)?,
-            )
-        };
-        let observed = plan::observe(ws, &state, sources).await?;
-        planner::plan(&ws.config, &state, &observed, ws.now)?
-    };
+    let plan = make(ws, store).await?;
     print!("{}", render::human(&plan));
     if plan.is_empty() {
         return Ok(ControlFlow::Break(0));
+    }
+    if let Some(why) = gates.refusal(&plan) {
+        eprintln!("Error: {why}.");
+        return Ok(ControlFlow::Break(1));
     }
     if !auto_approve && !confirm()? {
         println!("Apply cancelled.");
@@ -121,7 +171,7 @@ async fn perform(
     }
     let stop = stop_on_signal();
     let exec = Arc::new(Executor {
-        cloud: cloud().await?,
+        cloud: cloud(ws).await?,
         accounts,
         store: store.clone(),
         now: ws.now,

@@ -23,13 +23,18 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
     let now = ws.now;
     let policy = policy.to_string();
     let store2 = store.clone();
-    let ctx = attempt::Context {
+    let cloud = cloud(&ws).await?;
+    let mut ctx = attempt::Context {
         config_dir: ws.dir.clone(),
         notifications: ws.config.notifications.clone(),
         limits: backup::Limits::default(),
+        lock_id: None,
     };
-    locked(store, "backup", async move |_| {
-        for b in backup::reconcile_interrupted(cloud().await?, store2.clone(), now).await? {
+    locked(store, "backup", async move |lock_id| {
+        // Retention deletes only while this lock is still ours.
+        ctx.lock_id = Some(lock_id);
+        let reconciled = backup::reconcile_interrupted(cloud.clone(), store2.clone(), now).await?;
+        for b in reconciled.closed {
             println!(
                 "Closed backup {} of policy {} left running by an interrupted lifeboat: failed, {} snapshot(s) in the catalog.",
                 b.id,
@@ -37,11 +42,16 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
                 b.snapshots.len()
             );
         }
+        for (p, id, e) in reconciled.failed {
+            eprintln!(
+                "Warning: backup {id} of policy {p}, left running by an interrupted lifeboat, could not be closed: {e}; it is tried again next time."
+            );
+        }
         // The policy's scripts, timeout, success rule and alerts
         // apply as in a scheduled run; an ad hoc backup is one
         // attempt, never retried.
         let run = attempt::run(
-            cloud().await?,
+            cloud,
             store2,
             &policy,
             &attempt::Trigger::AdHoc,

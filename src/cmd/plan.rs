@@ -71,10 +71,29 @@ pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
 
 /// A plan of the configuration against the state and live AWS, now.
 pub async fn make(ws: &Workspace, store: &mut Store) -> Result<Plan> {
+    let (state, sources) = inputs(ws, store)?;
+    make_from(ws, &state, sources).await
+}
+
+/// What a plan is made from that the state holds: the state itself and the
+/// capture versions the VPC clones are built from.
+pub fn inputs(
+    ws: &Workspace,
+    store: &mut Store,
+) -> Result<(Snapshot, BTreeMap<String, CloneSource>)> {
     let state = store.load()?;
     let sources = clone::catalog(store, &ws.config)?;
-    let observed = observe(ws, &state, sources).await?;
-    Ok(planner::plan(&ws.config, &state, &observed, ws.now)?)
+    Ok((state, sources))
+}
+
+/// A plan of the configuration against `state` and live AWS, now.
+pub async fn make_from(
+    ws: &Workspace,
+    state: &Snapshot,
+    clone_sources: BTreeMap<String, CloneSource>,
+) -> Result<Plan> {
+    let observed = observe(ws, state, clone_sources).await?;
+    Ok(planner::plan(&ws.config, state, &observed, ws.now)?)
 }
 
 /// What live AWS has for the plan: targets and snapshots, and for VPC
@@ -84,7 +103,7 @@ pub async fn observe(
     state: &Snapshot,
     clone_sources: BTreeMap<String, CloneSource>,
 ) -> Result<observation::Observation> {
-    let cloud = cloud().await?;
+    let cloud = cloud(ws).await?;
     let mut observed = observation::observe(cloud.clone(), &ws.config, state).await?;
     let accounts = planner::known_accounts(&ws.config, state)?;
     observed.clones = clone::observe(cloud, &ws.config, &accounts, clone_sources).await?;

@@ -82,6 +82,15 @@ impl Log {
                 "backup_reconciled",
                 json!({ "policy": b.policy, "backup": b.id, "status": b.status.as_str(), "snapshots": b.snapshots.len() }),
             ),
+            RunEvent::ReconcileFailed {
+                policy,
+                backup,
+                error,
+            } => self.event(
+                at,
+                "reconcile_failed",
+                json!({ "policy": policy, "backup": backup, "error": error }),
+            ),
             RunEvent::RetryReplaced { policy, retry } => self.event(
                 at,
                 "retry_replaced",

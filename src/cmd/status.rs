@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use lifeboat_engine::runmode::schedule;
+use lifeboat_engine::runmode::{agenda, schedule};
 use lifeboat_engine::state::model::PolicyState;
 use lifeboat_engine::state::Store;
 use lifeboat_schema::Config;
@@ -29,6 +29,10 @@ pub fn next_run(config: &Config, p: &PolicyState, now: DateTime<Utc>) -> Option<
 pub fn run(ws: &Workspace, json: bool) -> Result<u8> {
     let mut store = ws.store()?;
     let rows = rows(&mut store, &ws.config, ws.now)?;
+    let backups = store.load()?.backups;
+    for w in agenda::future_times(&store.last_slots()?, &backups, ws.now) {
+        eprintln!("Warning: {w}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
@@ -64,7 +68,7 @@ fn rows(store: &mut Store, config: &Config, now: DateTime<Utc>) -> Result<Vec<Va
             .backups
             .iter()
             .filter(|b| &b.policy == name)
-            .max_by(|a, b| a.started.cmp(&b.started).then_with(|| a.id.cmp(&b.id)));
+            .max_by(|a, b| (a.seq, a.started, &a.id).cmp(&(b.seq, b.started, &b.id)));
         let open: Vec<_> = alerts.iter().filter(|a| &a.policy == name).collect();
         // A waiting retry comes before the next slot (a slot replaces it).
         let retry = retries.get(name).filter(|_| p.enabled);

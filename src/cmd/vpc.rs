@@ -130,8 +130,8 @@ async fn capture(ws: &Workspace, name: Option<&str>) -> Result<u8> {
     let store2 = store.clone();
     let now = ws.now;
     let config = ws.config.clone();
+    let cloud = cloud(ws).await?;
     locked(store, "vpc capture", async move |_| {
-        let cloud = cloud().await?;
         let mut tally = Tally::default();
         for name in &names {
             let regions = capture::capture(cloud.clone(), &store2, &config, name, now).await?;
@@ -392,7 +392,7 @@ async fn export(ws: &Workspace, args: &ExportArgs) -> Result<u8> {
         );
     };
     let to_region = args.to_region.as_deref().unwrap_or(&v.region).to_string();
-    let cloud = cloud().await?;
+    let cloud = cloud(ws).await?;
     let to_zones = cloud
         .network(account, &to_region)
         .await?

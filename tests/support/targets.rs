@@ -56,6 +56,20 @@ impl Aws {
             .collect()
     }
 
+    /// Deregisters an AMI, as someone outside Lifeboat would.
+    pub fn deregister_image(&self, id: &str) {
+        self.rt
+            .block_on(self.ec2.deregister_image().image_id(id).send())
+            .expect("DeregisterImage");
+    }
+
+    /// Deletes a snapshot, as someone outside Lifeboat would.
+    pub fn delete_snapshot(&self, id: &str) {
+        self.rt
+            .block_on(self.ec2.delete_snapshot().snapshot_id(id).send())
+            .expect("DeleteSnapshot");
+    }
+
     /// The tags of one snapshot (empty when it does not exist).
     pub fn snapshot_tags(&self, id: &str) -> BTreeMap<String, String> {
         let out = self
@@ -132,6 +146,18 @@ impl Rds {
             rt,
             rds: aws_sdk_rds::Client::from_conf(conf),
         }
+    }
+
+    /// Deletes a DB snapshot, as someone outside Lifeboat would.
+    pub fn delete_db_snapshot(&self, id: &str) {
+        self.rt
+            .block_on(
+                self.rds
+                    .delete_db_snapshot()
+                    .db_snapshot_identifier(id)
+                    .send(),
+            )
+            .expect("DeleteDBSnapshot");
     }
 
     /// A small PostgreSQL DB instance.

@@ -26,7 +26,7 @@ mod throttle;
 mod wait;
 
 pub use names::{backup_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
-pub use reconcile::reconcile_interrupted;
+pub use reconcile::{reconcile_interrupted, Reconciled};
 pub use take::{run, run_with_problems, take};
 
 mod retain;
@@ -44,6 +44,16 @@ pub enum BackupError {
     State(#[from] StateError),
     #[error(transparent)]
     Cloud(#[from] CloudError),
+    /// The state lock was broken or taken over while retention deleted:
+    /// the deletes stopped, and what was left waits for the next backup or
+    /// apply.
+    #[error("backup {backup_id} of policy {policy} was recorded, but the state lock {lock} is no longer held by this process (broken or taken over): retention stopped deleting, {left} change(s) left for the next backup or apply")]
+    HoldLost {
+        policy: String,
+        backup_id: String,
+        lock: String,
+        left: usize,
+    },
 }
 
 /// How many create calls run at once in one account and region, by default.

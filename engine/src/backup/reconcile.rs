@@ -21,20 +21,34 @@ use crate::state::{
 use super::names::{db_snapshot_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 use super::BackupError;
 
+/// What [`reconcile_interrupted`] did: the backups it closed, and those it
+/// could not look at in AWS (they stay `running` for the next attempt).
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    pub closed: Vec<BackupRecord>,
+    /// `(policy, backup id, why)`.
+    pub failed: Vec<(String, String, BackupError)>,
+}
+
 /// Closes backups left `running` by a process that died. Backups only run
 /// under the state lock, so with the lock held any `running` backup is
 /// orphaned: the snapshots AWS has for it (found by its tags, one filtered
 /// list per region) are adopted into the catalog, never created twice, and
 /// the backup is closed as failed so that it never counts as a generation
 /// and retention cleans it up in time.
+///
+/// Each backup stands alone: one whose account cannot be reached (a role
+/// deleted, access denied) stays `running` and is named in
+/// [`Reconciled::failed`], and the others are still closed. Only a state
+/// error fails the whole call.
 pub async fn reconcile_interrupted(
     cloud: Arc<dyn Cloud>,
     store: SharedStore,
     now: DateTime<Utc>,
-) -> Result<Vec<BackupRecord>, BackupError> {
+) -> Result<Reconciled, BackupError> {
     let state = store.lock().expect("store").load()?;
     let accounts = state.accounts()?;
-    let mut closed = Vec::new();
+    let mut out = Reconciled::default();
     for b in state
         .backups
         .iter()
@@ -44,19 +58,27 @@ pub async fn reconcile_interrupted(
             continue;
         };
         let mut orphan = Orphan::new(b);
-        for region in &acct.regions {
-            let ec2 = cloud.ec2(acct, region).await?;
-            let of_images = orphan.adopt_images(ec2.as_ref(), region).await?;
-            orphan
-                .adopt_snapshots(ec2.as_ref(), region, &of_images)
-                .await?;
-            orphan
-                .adopt_db_snapshots(cloud.as_ref(), acct, region, &state)
-                .await?;
+        let looked = async {
+            for region in &acct.regions {
+                let ec2 = cloud.ec2(acct, region).await?;
+                let of_images = orphan.adopt_images(ec2.as_ref(), region).await?;
+                orphan
+                    .adopt_snapshots(ec2.as_ref(), region, &of_images)
+                    .await?;
+                orphan
+                    .adopt_db_snapshots(cloud.as_ref(), acct, region, &state)
+                    .await?;
+            }
+            Ok::<(), BackupError>(())
         }
-        closed.push(orphan.close(&store, now)?);
+        .await;
+        match looked {
+            Ok(()) => out.closed.push(orphan.close(&store, now)?),
+            Err(BackupError::State(e)) => return Err(e.into()),
+            Err(e) => out.failed.push((b.policy.clone(), b.id.clone(), e)),
+        }
     }
-    Ok(closed)
+    Ok(out)
 }
 
 /// An interrupted backup: what the catalog has of it, and what AWS has

@@ -29,11 +29,17 @@ use crate::state::{self, BackupRecord, BackupStatus, SharedStore, StateResult};
 /// When AWS cannot be asked which catalog snapshots still exist, retention
 /// is skipped: the report holds one failure at the policy's address saying
 /// why, and nothing is deleted.
+///
+/// `lock` is the state lock the caller holds: each delete first checks it
+/// is still held, and once it is not (broken or taken over) nothing more is
+/// deleted and the result is [`BackupError::HoldLost`]. `None` checks
+/// nothing (a caller that holds no lock, in tests).
 pub async fn retain(
     cloud: Arc<dyn Cloud>,
     store: SharedStore,
     record: &BackupRecord,
     now: DateTime<Utc>,
+    lock: Option<&str>,
 ) -> Result<Report, BackupError> {
     let (policy, id) = (record.policy.as_str(), record.id.as_str());
     let mut report = Report::default();
@@ -74,15 +80,25 @@ pub async fn retain(
     plan.changes
         .retain(|c| c.address != own && !own_snaps.contains(&c.address));
     if !plan.is_empty() {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let exec = Arc::new(Executor {
             cloud,
             accounts,
             store: store.clone(),
             now,
-            lock_id: None,
-            stop: Default::default(),
+            lock_id: lock.map(str::to_string),
+            stop: stop.clone(),
         });
         report = apply::apply(&plan, exec, PER_REGION_CONCURRENCY, |_, _| {}).await;
+        // The executor raises `stop` when it finds the lock lost.
+        if let Some(lock) = lock.filter(|_| stop.load(std::sync::atomic::Ordering::SeqCst)) {
+            return Err(BackupError::HoldLost {
+                policy: policy.to_string(),
+                backup_id: id.to_string(),
+                lock: lock.to_string(),
+                left: report.outcomes.len() - report.done(),
+            });
+        }
     }
     Ok(report)
 }
@@ -97,9 +113,25 @@ pub fn retention_plan(
     observed: &Observation,
     now: DateTime<Utc>,
 ) -> StateResult<Plan> {
+    // The applied targets are the policy's members: the others in its
+    // backups have left it.
+    let members = state
+        .targets()?
+        .into_keys()
+        .filter(|(p, _)| *p == pol.name)
+        .map(|(_, id)| id)
+        .collect();
     let policies = retention::Policies {
         generations: BTreeMap::from([(pol.name.clone(), pol.generations)]),
         removed: BTreeSet::new(),
+        departed: BTreeMap::from([(
+            pol.name.clone(),
+            retention::Departed {
+                members,
+                keep_for: retention::departed_for(pol.options.departed_retention()),
+            },
+        )]),
+        now,
     };
     let decision = retention::decide(state, &policies, &state.accounts()?, observed)?;
     Ok(Plan::new(

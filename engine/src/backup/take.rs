@@ -61,7 +61,7 @@ pub async fn run_with_problems(
         &limits,
     )
     .await?;
-    let retention = retain(cloud, store, &record, now).await?;
+    let retention = retain(cloud, store, &record, now, None).await?;
     Ok(BackupResult { record, retention })
 }
 
@@ -80,6 +80,9 @@ pub async fn take(
     limits: &Limits,
 ) -> Result<BackupRecord, BackupError> {
     let applied = Applied::load(&store, policy)?;
+    // The credentials must reach the AWS account this one is held to (see
+    // `cloud::identity`) before the backup is recorded or AWS is called.
+    cloud.account_id(&applied.account).await?;
     let id = record_running(&store, policy, &applied.policy.account, now)?;
     let backup = Backup {
         cloud: &cloud,
@@ -165,6 +168,7 @@ fn record_running(
     let mut s = store.lock().expect("store");
     let id = backup_id(&s, policy, now)?;
     let rec = BackupRecord {
+        seq: 0,
         id: id.clone(),
         policy: policy.to_string(),
         account: account.to_string(),

@@ -5,6 +5,7 @@
 //! the paging loop ([`collect_pages`]) lives here and is tested with a fake
 //! that pages (the emulator never does).
 
+pub mod identity;
 pub mod network;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,9 @@ pub enum ErrorKind {
     Transport,
     /// Any other service error.
     Other,
+    /// The credentials reach another AWS account than the one the account
+    /// is pinned or recorded to (see [`identity`]).
+    WrongAccount,
 }
 
 /// A failed AWS call, saying which account, region, resource and action.
@@ -498,6 +502,11 @@ pub trait Sns: Send + Sync {
 /// Opens AWS clients for configured accounts.
 #[async_trait]
 pub trait Cloud: Send + Sync {
+    /// The AWS account id `account`'s credentials reach (STS
+    /// GetCallerIdentity, with the account's own credentials or assumed
+    /// role). Cached per account.
+    async fn account_id(&self, account: &Account) -> CloudResult<String>;
+
     /// EC2 for `account` in `region`, with the account's credentials
     /// (default chain, profile, or assumed role). Clients are cached.
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>>;

@@ -264,9 +264,19 @@ impl Executor {
                 | Address::DbClusterSnapshot { id },
                 Delete,
             ) => self.destroy_record(c, id).await,
-            (Address::Snapshot { id }, Read) => self.write(|tx| tx.forget_snapshot(id)),
+            (
+                Address::Snapshot { id }
+                | Address::Image { id }
+                | Address::DbSnapshot { id }
+                | Address::DbClusterSnapshot { id },
+                Read,
+            ) => self.write(|tx| tx.forget_snapshot(id)),
             (Address::Backup { policy, id }, Delete) => {
                 self.write(|tx| tx.delete_backup(policy, id))
+            }
+            (Address::Policy { name }, Move) => {
+                let to = c.moved_to().ok_or(ApplyError::NoValue)?;
+                self.write(|tx| tx.move_policy(name, to))
             }
             (Address::VpcClone { .. }, Create | Update | Replace) => self.deploy_clone(c).await,
             (Address::VpcClone { .. }, Delete) => self.destroy_clone(c).await,
@@ -278,17 +288,22 @@ impl Executor {
                 Read,
             )
             | (
+                Address::Account { .. }
+                | Address::Target { .. }
+                | Address::VpcClone { .. }
+                | Address::Backup { .. }
+                | Address::Snapshot { .. }
+                | Address::Image { .. }
+                | Address::DbSnapshot { .. }
+                | Address::DbClusterSnapshot { .. },
+                Move,
+            )
+            | (
                 Address::Snapshot { .. }
                 | Address::Image { .. }
                 | Address::DbSnapshot { .. }
                 | Address::DbClusterSnapshot { .. },
                 Create | Update | Replace,
-            )
-            | (
-                Address::Image { .. }
-                | Address::DbSnapshot { .. }
-                | Address::DbClusterSnapshot { .. },
-                Read,
             )
             | (Address::Backup { .. }, Create | Update | Replace | Read) => {
                 Err(ApplyError::NotApplicable {
@@ -469,6 +484,7 @@ mod tests {
         store
             .transaction(|tx| {
                 tx.insert_backup(&BackupRecord {
+                    seq: 0,
                     id: "b1".into(),
                     policy: "web".into(),
                     account: "main".into(),

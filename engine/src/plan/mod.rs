@@ -2,6 +2,7 @@
 //! written. Diffing (the planner) and rendering (render.rs) both meet here.
 
 pub mod apply;
+pub mod check;
 pub mod graph;
 pub mod observe;
 pub mod planner;
@@ -25,6 +26,9 @@ pub enum Action {
     Replace,
     /// Drift: AWS no longer has what the catalog records; apply only updates the catalog.
     Read,
+    /// A policy renamed by a `moved` block: state and catalog follow it,
+    /// nothing in AWS changes.
+    Move,
 }
 
 impl Action {
@@ -36,6 +40,7 @@ impl Action {
             Action::Delete => "-",
             Action::Replace => "-/+",
             Action::Read => "<=",
+            Action::Move => ">",
         }
     }
 }
@@ -100,6 +105,14 @@ impl Change {
         self.depends_on = deps;
         self
     }
+
+    /// For a move: the policy's new name.
+    pub fn moved_to(&self) -> Option<&str> {
+        if self.action != Action::Move {
+            return None;
+        }
+        self.after.as_ref()?.get("to")?.as_str()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +140,11 @@ pub struct Plan {
     /// Notes that do not stop the plan (targets listed but absent, ...).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Policies removed from the configuration whose backups this plan
+    /// deletes: a whole history, shown in a banner and refused by `apply`
+    /// without `--allow-destroy-backups`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_with_backups: Vec<String>,
 }
 
 impl Plan {
@@ -149,7 +167,20 @@ impl Plan {
             changes,
             summary,
             warnings,
+            removed_with_backups: Vec::new(),
         }
+    }
+
+    /// Does a change of this plan delete backup data of `policy`?
+    pub fn deletes_backups_of(&self, policy: &str) -> bool {
+        self.changes.iter().any(|c| {
+            c.effect == Effect::DeletesBackups
+                && c.before
+                    .as_ref()
+                    .and_then(|b| b.get("policy"))
+                    .and_then(|p| p.as_str())
+                    == Some(policy)
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,6 +206,7 @@ pub fn summarize(changes: &[Change]) -> Summary {
                 s.destroy += 1;
             }
             Action::Read => s.read += 1,
+            Action::Move => s.change += 1,
         }
     }
     s

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use lifeboat_schema::{Account, Config, TagSelector};
 
 use crate::cloud::{
-    collect_pages, Cloud, CloudError, ErrorKind, Instance, Query, Snapshot, SnapshotQuery, Volume,
+    collect_pages, Cloud, CloudError, DbSnapshot, DbSnapshotKind, ErrorKind, Image, ImageQuery,
+    Instance, Query, Snapshot, SnapshotQuery, Volume,
 };
 use crate::plan::planner::{known_accounts, TAG_POLICY};
-use crate::retention::is_plain_ebs;
 use crate::state::model::TargetKind;
-use crate::state::{self, BackupRecord, StateError};
+use crate::state::{self, ArtifactKind, BackupRecord, SnapshotRecord, StateError};
 
 /// EC2 accepts at most 200 values in one filter.
 const FILTER_CHUNK: usize = crate::cloud::FILTER_CHUNK;
@@ -31,9 +31,37 @@ pub struct Observation {
     pub volumes: BTreeMap<String, Volume>,
     /// Snapshots tagged by Lifeboat, and catalog snapshots found by id.
     pub snapshots: BTreeMap<String, Snapshot>,
+    /// AMIs tagged by Lifeboat, and catalog AMIs found by id.
+    pub images: BTreeMap<String, Image>,
+    /// The catalog's DB snapshots that AWS has, found by id.
+    pub db_snapshots: BTreeMap<String, DbSnapshot>,
+    /// The catalog's DB cluster snapshots that AWS has, found by id.
+    pub db_cluster_snapshots: BTreeMap<String, DbSnapshot>,
     /// For each `vpc_clone`: the capture version it is built from and the
     /// destination's zones ([`crate::vpc::clone::observe`]).
     pub clones: BTreeMap<String, crate::vpc::clone::CloneInput>,
+}
+
+impl Observation {
+    /// Does AWS, as observed, still have the catalog record `s`? Each kind
+    /// is looked up in its own list.
+    pub fn holds(&self, s: &SnapshotRecord) -> bool {
+        match s.kind {
+            ArtifactKind::Ebs => self.snapshots.contains_key(&s.id),
+            ArtifactKind::Image => self.images.contains_key(&s.id),
+            ArtifactKind::DbSnapshot => self.db_snapshots.contains_key(&s.id),
+            ArtifactKind::DbClusterSnapshot => self.db_cluster_snapshots.contains_key(&s.id),
+        }
+    }
+
+    fn extend(&mut self, part: Observation) {
+        self.instances.extend(part.instances);
+        self.volumes.extend(part.volumes);
+        self.snapshots.extend(part.snapshots);
+        self.images.extend(part.images);
+        self.db_snapshots.extend(part.db_snapshots);
+        self.db_cluster_snapshots.extend(part.db_cluster_snapshots);
+    }
 }
 
 /// Why observation failed: AWS refused a list call, or state holds an object
@@ -53,7 +81,8 @@ struct RegionWork {
     volume_ids: BTreeSet<String>,
     selectors: BTreeSet<TagSelector>,
     policies: BTreeSet<String>,
-    catalog_snapshots: BTreeSet<String>,
+    /// Catalog records to find, by kind.
+    catalog: BTreeMap<ArtifactKind, BTreeSet<String>>,
 }
 
 type Work = BTreeMap<(String, String), RegionWork>;
@@ -105,10 +134,11 @@ pub async fn observe(
     gather(cloud, &accounts, work).await
 }
 
-/// Reads from AWS the catalog snapshots of `policies`' backups, as
-/// [`observe`] does for a plan: in each (account, region) where they have
-/// some, one paged list by `lifeboat:policy` tag, then a look-up by id of
-/// those the tags did not return (usually none). Retention after a backup
+/// Reads from AWS the catalog records of `policies`' backups, as [`observe`]
+/// does for a plan: in each (account, region) where they have some, for EBS
+/// snapshots and AMIs one paged list by `lifeboat:policy` tag, then a
+/// look-up by id of those the tags did not return (usually none); for DB and
+/// cluster snapshots (RDS lists cannot filter on tags) a look-up by id. Retention after a backup
 /// judges the policy's backups on this, exactly as the plan would.
 pub async fn observe_catalog(
     cloud: Arc<dyn Cloud>,
@@ -127,17 +157,16 @@ pub async fn observe_catalog(
     gather(cloud, accounts, work).await
 }
 
-/// The catalog snapshots to find, where their backups' accounts are.
+/// The catalog records to find, of every kind, where their backups'
+/// accounts are: a backup missing any of them is damaged.
 fn add_catalog(work: &mut Work, backups: &[BackupRecord]) {
     for b in backups {
-        // Only plain EBS snapshots are checked: AMIs, their snapshots and DB
-        // snapshots are deleted idempotently by retention.
-        for s in b.snapshots.iter().filter(|s| is_plain_ebs(s)) {
+        for s in &b.snapshots {
             let w = work
                 .entry((b.account.clone(), s.region.clone()))
                 .or_default();
             w.policies.insert(b.policy.clone());
-            w.catalog_snapshots.insert(s.id.clone());
+            w.catalog.entry(s.kind).or_default().insert(s.id.clone());
         }
     }
 }
@@ -154,7 +183,8 @@ async fn gather(
         let Some(acct) = accounts.get(&account).cloned() else {
             // Not seeing a catalog snapshot would read as "deleted outside
             // Lifeboat" and the catalog would forget it: refuse instead.
-            if !w.catalog_snapshots.is_empty() {
+            let records: usize = w.catalog.values().map(BTreeSet::len).sum();
+            if records > 0 {
                 return Err(ObserveError::Cloud(CloudError {
                     kind: ErrorKind::Invalid,
                     account: account.clone(),
@@ -163,8 +193,7 @@ async fn gather(
                     resource: None,
                     code: None,
                     message: format!(
-                        "the catalog holds {} snapshot(s) in account {account}, which is neither configured nor in state; add the account back to the configuration",
-                        w.catalog_snapshots.len()
+                        "the catalog holds {records} artifact(s) in account {account}, which is neither configured nor in state; add the account back to the configuration"
                     ),
                 }));
             }
@@ -177,11 +206,7 @@ async fn gather(
     let mut first_err = None;
     while let Some(res) = jobs.join_next().await {
         match res {
-            Ok(Ok(part)) => {
-                obs.instances.extend(part.instances);
-                obs.volumes.extend(part.volumes);
-                obs.snapshots.extend(part.snapshots);
-            }
+            Ok(Ok(part)) => obs.extend(part),
             Ok(Err(e)) => {
                 first_err.get_or_insert(e);
             }
@@ -236,10 +261,22 @@ async fn observe_region(
             obs.volumes.insert(v.id.clone(), v);
         }
     }
-    if !w.policies.is_empty() {
+    let mut catalog = w.catalog;
+    let mut wanted = |kind| catalog.remove(&kind).unwrap_or_default();
+    let (ebs, images, dbs, clusters) = (
+        wanted(ArtifactKind::Ebs),
+        wanted(ArtifactKind::Image),
+        wanted(ArtifactKind::DbSnapshot),
+        wanted(ArtifactKind::DbClusterSnapshot),
+    );
+    let tagged = vec![(
+        TAG_POLICY.to_string(),
+        w.policies.into_iter().collect::<Vec<_>>(),
+    )];
+    if !tagged[0].1.is_empty() {
         let q = SnapshotQuery {
             ids: vec![],
-            tags: vec![(TAG_POLICY.to_string(), w.policies.into_iter().collect())],
+            tags: tagged.clone(),
             unfinished_only: false,
         };
         for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
@@ -248,8 +285,7 @@ async fn observe_region(
     }
     // A catalog snapshot whose tags were edited away is still ours: look the
     // rest up by id before calling it gone. Usually there are none.
-    let missing: Vec<String> = w
-        .catalog_snapshots
+    let missing: Vec<String> = ebs
         .into_iter()
         .filter(|id| !obs.snapshots.contains_key(id))
         .collect();
@@ -261,6 +297,48 @@ async fn observe_region(
         };
         for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
             obs.snapshots.insert(s.id.clone(), s);
+        }
+    }
+    // AMIs the same way: only when the catalog holds some here, so that a
+    // plan of a policy without AMIs makes no extra call.
+    if !images.is_empty() {
+        let q = ImageQuery {
+            ids: vec![],
+            tags: tagged,
+        };
+        for i in collect_pages(|t| ec2.images_page(&q, t)).await? {
+            obs.images.insert(i.id.clone(), i);
+        }
+        let missing: Vec<String> = images
+            .into_iter()
+            .filter(|id| !obs.images.contains_key(id))
+            .collect();
+        for chunk in missing.chunks(FILTER_CHUNK) {
+            let q = ImageQuery {
+                ids: chunk.to_vec(),
+                tags: vec![],
+            };
+            for i in collect_pages(|t| ec2.images_page(&q, t)).await? {
+                obs.images.insert(i.id.clone(), i);
+            }
+        }
+    }
+    if !dbs.is_empty() || !clusters.is_empty() {
+        let rds = cloud.rds(&account, &region).await?;
+        for (kind, ids, into) in [
+            (DbSnapshotKind::Instance, dbs, &mut obs.db_snapshots),
+            (
+                DbSnapshotKind::Cluster,
+                clusters,
+                &mut obs.db_cluster_snapshots,
+            ),
+        ] {
+            let ids: Vec<String> = ids.into_iter().collect();
+            for chunk in ids.chunks(FILTER_CHUNK) {
+                for d in collect_pages(|t| rds.db_snapshots_page(kind, chunk, t)).await? {
+                    into.insert(d.id.clone(), d);
+                }
+            }
         }
     }
     Ok(obs)

@@ -82,6 +82,14 @@ pub fn plan(
     obs: &Observation,
     now: DateTime<Utc>,
 ) -> StateResult<Plan> {
+    let (moves, move_warnings) = moves(config, state)?;
+    let renamed;
+    let state = if moves.is_empty() {
+        state
+    } else {
+        renamed = moved_state(state, &moves);
+        &renamed
+    };
     let mut d = Diff {
         config,
         state,
@@ -90,6 +98,8 @@ pub fn plan(
         prior_targets: state.targets()?,
         changes: Vec::new(),
         warnings: Vec::new(),
+        removed_with_backups: Vec::new(),
+        now,
     };
     d.accounts();
     for (name, p) in &config.policies {
@@ -99,7 +109,81 @@ pub fn plan(
     let expiring = d.retention()?;
     d.clones();
     d.removed_accounts(&expiring);
-    Ok(d.finish(now))
+    d.warnings.extend(move_warnings);
+    d.follow_moves(&moves);
+    d.warnings.extend(crate::runmode::agenda::future_times(
+        &BTreeMap::new(),
+        &state.backups,
+        now,
+    ));
+    Ok(d.finish())
+}
+
+/// The `moved` blocks to perform: those whose old name is in state and whose
+/// new one is not (once applied, a block stays as a no-op). A move that
+/// would merge two histories, or that finds a backup of the policy in
+/// flight, is not planned and says why; the old policy is then planned as
+/// removed, which `apply` refuses without `--allow-destroy-backups`.
+/// A policy's old and new name.
+type Move = (String, String);
+
+fn moves(config: &Config, state: &state::Snapshot) -> StateResult<(Vec<Move>, Vec<String>)> {
+    let prior = state.policies()?;
+    let has_backups = |p: &str| state.backups.iter().any(|b| b.policy == p);
+    let (mut out, mut warnings) = (Vec::new(), Vec::new());
+    for m in &config.moved {
+        if !prior.contains_key(&m.from) {
+            continue;
+        }
+        if prior.contains_key(&m.to) || has_backups(&m.to) {
+            warnings.push(format!(
+                "policy.{} cannot move to policy.{}: the state already holds policy.{} or backups of it",
+                m.from, m.to, m.to
+            ));
+        } else if state
+            .backups
+            .iter()
+            .any(|b| b.policy == m.from && b.status == state::BackupStatus::Running)
+        {
+            warnings.push(format!(
+                "policy.{} has a backup in flight; it moves to policy.{} once that backup is closed",
+                m.from, m.to
+            ));
+        } else {
+            out.push((m.from.clone(), m.to.clone()));
+        }
+    }
+    Ok((out, warnings))
+}
+
+/// `state` as it is once `moves` are applied: the plan of the rest is made
+/// against it, so that a renamed policy keeps its targets and backups.
+fn moved_state(state: &state::Snapshot, moves: &[Move]) -> state::Snapshot {
+    let to: BTreeMap<&str, &str> = moves
+        .iter()
+        .map(|(f, t)| (f.as_str(), t.as_str()))
+        .collect();
+    let mut out = state.clone();
+    out.objects = std::mem::take(&mut out.objects)
+        .into_iter()
+        .map(|(addr, mut v)| match &addr {
+            Address::Policy { name } if to.contains_key(name.as_str()) => {
+                let new = to[name.as_str()];
+                v["name"] = Value::String(new.to_string());
+                (Address::policy(new), v)
+            }
+            Address::Target { policy, id } if to.contains_key(policy.as_str()) => {
+                (Address::target(to[policy.as_str()], id), v)
+            }
+            _ => (addr, v),
+        })
+        .collect();
+    for b in &mut out.backups {
+        if let Some(new) = to.get(b.policy.as_str()) {
+            b.policy = new.to_string();
+        }
+    }
+    out
 }
 
 /// One plan in the making: its inputs, and the changes and warnings so far.
@@ -111,6 +195,9 @@ struct Diff<'a> {
     prior_targets: BTreeMap<(String, String), TargetState>,
     changes: Vec<Change>,
     warnings: Vec<String>,
+    /// Removed policies whose backups retention deletes with them.
+    removed_with_backups: Vec<String>,
+    now: DateTime<Utc>,
 }
 
 impl Diff<'_> {
@@ -369,6 +456,8 @@ impl Diff<'_> {
     /// the catalog drift of the backups that stay. Returns what expires.
     fn retention(&mut self) -> StateResult<BTreeMap<Address, String>> {
         let policies = retention::Policies {
+            departed: self.members_after(),
+            now: self.now,
             generations: self
                 .config
                 .policies
@@ -384,6 +473,17 @@ impl Diff<'_> {
         };
         let accounts = known_accounts(self.config, self.state)?;
         let decision = retention::decide(self.state, &policies, &accounts, self.obs)?;
+        self.removed_with_backups = policies
+            .removed
+            .iter()
+            .filter(|p| {
+                self.state
+                    .backups
+                    .iter()
+                    .any(|b| &b.policy == *p && decision.expiring.contains_key(&b.address()))
+            })
+            .cloned()
+            .collect();
         self.changes.extend(decision.changes);
         self.changes.extend(retention::drift(
             &self.state.backups,
@@ -392,6 +492,77 @@ impl Diff<'_> {
         ));
         self.warnings.extend(decision.warnings);
         Ok(decision.expiring)
+    }
+
+    /// The moves themselves, first: every change of a moved policy (its
+    /// settings, targets, backups and their artifacts) waits for its move.
+    fn follow_moves(&mut self, moves: &[Move]) {
+        for (from, to) in moves {
+            let n = self
+                .state
+                .backups
+                .iter()
+                .filter(|b| &b.policy == to)
+                .count();
+            let addr = Address::policy(from);
+            for c in &mut self.changes {
+                let of_policy = match &c.address {
+                    Address::Policy { name } => name == to,
+                    Address::Target { policy, .. } | Address::Backup { policy, .. } => policy == to,
+                    _ => {
+                        c.before
+                            .as_ref()
+                            .and_then(|b| b.get("policy"))
+                            .and_then(Value::as_str)
+                            == Some(to.as_str())
+                    }
+                };
+                if of_policy {
+                    c.depends_on.push(addr.clone());
+                }
+            }
+            self.changes.push(
+                Change::new(addr, Action::Move, Effect::Control)
+                    .reason(format!(
+                        "moved block: renamed with its {n} backup(s) and their artifacts; nothing in AWS changes"
+                    ))
+                    .before(Some(serde_json::json!({ "from": from })))
+                    .after(Some(serde_json::json!({ "to": to }))),
+            );
+        }
+    }
+
+    /// Each configured policy's targets once this plan is applied (state's,
+    /// with the plan's target creates and deletes), for retention to tell
+    /// which targets have left ([`retention::Departed`]).
+    fn members_after(&self) -> BTreeMap<String, retention::Departed> {
+        let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (pol, id) in self.prior_targets.keys() {
+            members.entry(pol.clone()).or_default().insert(id.clone());
+        }
+        for c in &self.changes {
+            let Address::Target { policy, id } = &c.address else {
+                continue;
+            };
+            let set = members.entry(policy.clone()).or_default();
+            match c.action {
+                Action::Delete => set.remove(id),
+                _ => set.insert(id.clone()),
+            };
+        }
+        self.config
+            .policies
+            .iter()
+            .map(|(name, p)| {
+                (
+                    name.clone(),
+                    retention::Departed {
+                        members: members.remove(name).unwrap_or_default(),
+                        keep_for: retention::departed_for(p.options.departed_retention()),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// VPC clones: CloudFormation stacks built from captured versions.
@@ -455,7 +626,8 @@ impl Diff<'_> {
 
     /// Keeps only dependencies on changes that are in this plan, and puts
     /// the warnings in order.
-    fn finish(mut self, now: DateTime<Utc>) -> Plan {
+    fn finish(mut self) -> Plan {
+        let now = self.now;
         let present: BTreeSet<Address> = self.changes.iter().map(|c| c.address.clone()).collect();
         for c in &mut self.changes {
             c.depends_on.retain(|d| present.contains(d));
@@ -464,14 +636,16 @@ impl Diff<'_> {
         }
         self.warnings.sort();
         self.warnings.dedup();
-        Plan::new(
+        let mut plan = Plan::new(
             self.state.lineage.clone(),
             self.state.serial,
             config_digest(self.config),
             now,
             self.changes,
             self.warnings,
-        )
+        );
+        plan.removed_with_backups = self.removed_with_backups;
+        plan
     }
 }
 

@@ -11,6 +11,9 @@ use crate::plan::{Action, Change, Effect, Plan};
 
 fn line(c: &Change) -> String {
     let mut s = format!("{} {}", c.action.symbol(), c.address);
+    if let Some(to) = c.moved_to() {
+        write!(s, " -> {}", crate::addr::Address::policy(to)).unwrap();
+    }
     if let Some(r) = &c.reason {
         write!(s, "  ({r})").unwrap();
     }
@@ -190,10 +193,30 @@ pub fn summary_line(plan: &Plan) -> String {
     line
 }
 
+/// The line at the top of a plan that deletes the whole history of removed
+/// policies: the one thing a reviewer must not scroll past.
+fn history_banner(plan: &Plan) -> Option<String> {
+    if plan.removed_with_backups.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = plan
+        .removed_with_backups
+        .iter()
+        .map(|p| format!("policy.{p}"))
+        .collect();
+    Some(format!(
+        "THIS PLAN DELETES EVERY BACKUP OF {}: removed from the configuration. To rename a policy, use a moved block instead; apply refuses this without --allow-destroy-backups.",
+        names.join(", ")
+    ))
+}
+
 /// The terminal view: control changes, then the backup data that will be
 /// deleted in a section of its own, then catalog drift and warnings.
 pub fn human(plan: &Plan) -> String {
     let mut out = String::new();
+    if let Some(b) = history_banner(plan) {
+        writeln!(out, "!! {b}\n").unwrap();
+    }
     for w in &plan.warnings {
         writeln!(out, "Warning: {w}").unwrap();
     }
@@ -296,6 +319,9 @@ pub fn markdown(plan: &Plan) -> String {
         return out;
     }
     writeln!(out, "**{}**\n", summary_line(plan)).unwrap();
+    if let Some(b) = history_banner(plan) {
+        writeln!(out, "> [!CAUTION]\n> {b}\n").unwrap();
+    }
     let (snaps, backups) = deletes_backups(plan);
     if snaps + backups > 0 {
         writeln!(

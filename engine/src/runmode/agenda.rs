@@ -121,6 +121,14 @@ pub struct Agenda<'c> {
 }
 
 impl Agenda<'_> {
+    /// The last run recorded under `key`, unless it is later than `now`: a
+    /// time in the future was written under a wrong clock or a `--now` ahead
+    /// of it, and honouring it would stop the runner from running what is
+    /// due until that time comes. [`future_times`] names such times.
+    fn last_before(&self, key: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.last.get(key).copied().filter(|l| *l <= now)
+    }
+
     /// The policy runs due at `now`. A new slot takes precedence over a
     /// waiting retry (and replaces it). Disabled policies and schedules
     /// missing from the configuration never run.
@@ -156,7 +164,7 @@ impl Agenda<'_> {
                 continue;
             };
             let floor = now - grace(s);
-            let after = self.last.get(name).map_or(floor, |l| (*l).max(floor));
+            let after = self.last_before(name, now).map_or(floor, |l| l.max(floor));
             let Some(slot) = latest_slot(s, after, now) else {
                 continue;
             };
@@ -186,8 +194,8 @@ impl Agenda<'_> {
             .values()
             .filter_map(|c| {
                 let every = capture_interval(c)?;
-                match self.last.get(&capture_key(&c.name)) {
-                    Some(l) if *l + every > now => None,
+                match self.last_before(&capture_key(&c.name), now) {
+                    Some(l) if l + every > now => None,
                     _ => Some(c.name.clone()),
                 }
             })
@@ -232,9 +240,8 @@ impl Agenda<'_> {
             .filter_map(|c| {
                 let every = capture_interval(c)?;
                 Some(
-                    self.last
-                        .get(&capture_key(&c.name))
-                        .map_or(now, |l| *l + every),
+                    self.last_before(&capture_key(&c.name), now)
+                        .map_or(now, |l| l + every),
                 )
             })
             .min()
@@ -264,6 +271,36 @@ impl Agenda<'_> {
         .flatten()
         .min()
     }
+}
+
+/// Times the state holds that are later than `now` (beyond a minute of
+/// clock skew): the last runs the agenda reads and the backups' start
+/// times. Each is one warning line for `status` and `plan`; the runner
+/// ignores them ([`Agenda`] treats such a last run as absent, retention
+/// ranks by the order backups were taken).
+pub fn future_times(
+    last: &BTreeMap<String, DateTime<Utc>>,
+    backups: &[crate::state::BackupRecord],
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let limit = now + Duration::minutes(1);
+    let mut out = Vec::new();
+    for (key, t) in last.iter().filter(|(_, t)| **t > limit) {
+        out.push(format!(
+            "the last run of {key} is recorded at {t}, after now ({now}): a clock or a --now was ahead; the runner ignores it"
+        ));
+    }
+    let ahead: Vec<&crate::state::BackupRecord> =
+        backups.iter().filter(|b| b.started > limit).collect();
+    if let Some(first) = ahead.first() {
+        out.push(format!(
+            "{} backup(s) started after now ({now}), e.g. {} at {}: a clock or a --now was ahead; retention ranks backups by the order they were taken, not by these times",
+            ahead.len(),
+            first.address(),
+            first.started
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -361,6 +398,19 @@ mod tests {
         let a = agenda(&c, p);
         assert!(a.runs(t("2026-11-23T00:00:30Z")).is_empty());
         assert_eq!(a.next_run(t("2026-11-23T00:00:30Z")), None);
+    }
+
+    #[test]
+    fn a_last_run_recorded_in_the_future_does_not_stop_what_is_due() {
+        let c = config(&[("hourly", sched("1h", "2026-11-22T00:17"))]);
+        let mut a = agenda(&c, policy(&["hourly"]));
+        a.last.insert("web".into(), t("2030-01-01T00:17:00Z"));
+        let due = a.runs(t("2026-11-22T10:20:00Z"));
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(due[0].slot, t("2026-11-22T10:17:00Z"));
+        let warnings = future_times(&a.last, &[], t("2026-11-22T10:20:00Z"));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("the last run of web"), "{warnings:?}");
     }
 
     #[test]

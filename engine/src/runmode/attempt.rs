@@ -48,6 +48,9 @@ pub struct Context {
     pub notifications: Option<Notifications>,
     /// Create calls in flight per account and region, shared by all runs.
     pub limits: backup::Limits,
+    /// The state lock the caller holds while the run works: retention
+    /// deletes only while it is still held. `None` checks nothing (tests).
+    pub lock_id: Option<String>,
 }
 
 /// One attempt of a run.
@@ -282,7 +285,7 @@ async fn attempt(
         return (Err(e.into()), summary);
     }
     let taken = settle_scripts(store, taken, strict, &script_problems);
-    let result = retain(cloud, store, policy, taken, at).await;
+    let result = retain(cloud, store, policy, taken, at, ctx.lock_id.as_deref()).await;
     summary.valid = backup_ok && (!strict || script_problems.is_empty());
     summarise(&mut summary, &result, strict, script_problems);
     (result, summary)
@@ -423,6 +426,7 @@ async fn retain(
     policy: &str,
     taken: Result<BackupRecord, BackupError>,
     at: DateTime<Utc>,
+    lock: Option<&str>,
 ) -> Result<BackupResult, BackupError> {
     let r = taken?;
     // Re-read the record: scripts may have changed its status and problems.
@@ -430,7 +434,7 @@ async fn retain(
         Ok(Some(rec)) => rec,
         _ => r,
     };
-    let retention = backup::retain(cloud, store.clone(), &record, at).await?;
+    let retention = backup::retain(cloud, store.clone(), &record, at, lock).await?;
     Ok(BackupResult { record, retention })
 }
 
@@ -474,6 +478,15 @@ pub async fn run(
         Ok(found) => found,
         Err(e) => return not_run(e),
     };
+    // An ad hoc backup whose credentials reach another AWS account than
+    // the one its account is held to is refused before anything is
+    // recorded. A scheduled one fails in the backup and counts, so that
+    // its retry waits and its alert tells the operator.
+    if *trigger == Trigger::AdHoc {
+        if let Err(e) = same_account(&cloud, &state, &pol).await {
+            return not_run(e);
+        }
+    }
     let mut out = not_run(BackupError::NotApplied(policy.to_string()));
     if let Err(e) = end_superseded(&store, &pol, trigger, now, &mut out) {
         return not_run(e.into());
@@ -674,6 +687,18 @@ fn record_of(
 
 fn strict_note(problem: &str) -> String {
     format!("{problem} (success = \"strict\": not a valid generation)")
+}
+
+/// The policy's account reaches the AWS account it is held to.
+async fn same_account(
+    cloud: &Arc<dyn Cloud>,
+    state: &Snapshot,
+    pol: &PolicyState,
+) -> Result<(), BackupError> {
+    if let Some(acct) = state.accounts()?.get(&pol.account) {
+        cloud.account_id(acct).await?;
+    }
+    Ok(())
 }
 
 fn not_run(e: BackupError) -> PolicyRun {

@@ -71,6 +71,14 @@ pub enum RunEvent {
     },
     /// A backup an interrupted runner left behind was closed.
     BackupReconciled(BackupRecord),
+    /// A backup an interrupted runner left behind could not be looked at
+    /// (its account cannot be reached); it stays open for the next try and
+    /// every other policy runs on.
+    ReconcileFailed {
+        policy: String,
+        backup: String,
+        error: String,
+    },
     /// A new slot replaced a retry of an earlier slot still waiting.
     RetryReplaced {
         policy: String,
@@ -122,14 +130,20 @@ pub enum Exit {
     Clean,
     /// Some run, capture or retention failed, or `once` could not do its work.
     Failed,
+    /// The lease or the state lock was taken over or broken: the runner
+    /// started nothing more, abandoned the runs in flight (the next runner
+    /// closes their backups) and stopped.
+    HoldLost,
 }
 
 impl Exit {
-    /// The process exit code: 0 when clean, else 1.
+    /// The process exit code: 0 when clean, 1 when some work failed, 4 when
+    /// the runner lost its lease or state lock.
     pub fn code(self) -> u8 {
         match self {
             Exit::Clean => 0,
             Exit::Failed => 1,
+            Exit::HoldLost => 4,
         }
     }
 
@@ -189,6 +203,11 @@ struct Running<'d, 'a> {
     runner: Runner,
     /// The state lock's id while work is in flight, shared with the heartbeat.
     lock: Arc<Mutex<Option<String>>>,
+    /// This runner's lease.
+    lease: String,
+    /// Raised (by the heartbeat, or a look at the state) once the lease or
+    /// the state lock is no longer this runner's.
+    lost: Arc<AtomicBool>,
     worst: Exit,
     said_next: Option<DateTime<Utc>>,
     reconciled: bool,
@@ -213,7 +232,8 @@ impl Daemon<'_> {
             return Ok(Exit::Failed);
         };
         let lock: Arc<Mutex<Option<String>>> = Default::default();
-        let heartbeat = self.heartbeat(&lease.id, lock.clone());
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = self.heartbeat(&lease.id, lock.clone(), lost.clone());
         self.report(RunEvent::RunnerStarted {
             lease: lease.id.clone(),
             once: self.mode.once,
@@ -223,6 +243,7 @@ impl Daemon<'_> {
             config_dir: self.config_dir.clone(),
             notifications: self.config.notifications.clone(),
             limits: backup::Limits::new(self.mode.concurrency),
+            lock_id: None,
         };
         let runner = Runner::new(
             self.cloud.clone(),
@@ -235,6 +256,8 @@ impl Daemon<'_> {
             d: self,
             runner,
             lock,
+            lease: lease.id.clone(),
+            lost,
             worst: Exit::Clean,
             said_next: None,
             reconciled: false,
@@ -246,9 +269,10 @@ impl Daemon<'_> {
                 Err(e) => break Err(e),
             }
         };
-        // After an error of the runner itself, runs still in flight stop
-        // before the lock goes: nothing writes once it is released. Their
-        // backups stay `running` and the next runner closes them.
+        // After an error of the runner itself, or once its lease or lock was
+        // lost, runs still in flight stop before the lock goes: nothing
+        // writes once it is released. Their backups stay `running` and the
+        // next runner closes them.
         r.runner.shutdown().await;
         heartbeat.abort();
         r.unlock()?;
@@ -289,11 +313,12 @@ impl Daemon<'_> {
 
     /// Renews the lease, and the state lock while one is held, however long
     /// a run or a drain takes. A renewal that fails (taken over, broken)
-    /// stops the runner.
+    /// raises `lost`, which stops the runner.
     fn heartbeat(
         &self,
         lease: &str,
         lock: Arc<Mutex<Option<String>>>,
+        lost: Arc<AtomicBool>,
     ) -> tokio::task::JoinHandle<()> {
         let (store, id, stop) = (self.store.clone(), lease.to_string(), self.stop.clone());
         let (clock, on_event) = (self.clock.clone(), self.on_event.clone());
@@ -308,7 +333,10 @@ impl Daemon<'_> {
                         .and_then(|()| lock.map_or(Ok(()), |l| s.renew_lock(&l)))
                 };
                 if let Err(e) = renewed {
-                    on_event(clock.now(), &RunEvent::LeaseLost(e));
+                    // Only the first to notice says so.
+                    if !lost.swap(true, Ordering::SeqCst) {
+                        on_event(clock.now(), &RunEvent::LeaseLost(e));
+                    }
                     stop.store(true, Ordering::SeqCst);
                     return;
                 }
@@ -383,6 +411,13 @@ impl Daemon<'_> {
     }
 }
 
+/// Returns once `flag` is raised.
+async fn raised(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 fn capture_error(e: StateError) -> RunEvent {
     RunEvent::CaptureFailed {
         capture: None,
@@ -397,6 +432,9 @@ impl Running<'_, '_> {
     /// or the next wake-up.
     async fn step(&mut self) -> Result<Step, DaemonError> {
         let d = self.d;
+        if self.hold_lost()? {
+            return Ok(Step::Stop(Exit::HoldLost));
+        }
         let now = d.clock.now();
         let stopping = d.stopped() || d.mode.until.is_some_and(|u| now >= u);
         let (mut dues, captures) = if stopping {
@@ -434,6 +472,9 @@ impl Running<'_, '_> {
         }
         let wake = self.wake_at(d.clock.now())?;
         self.wait_for_work(wake, self.d.mode.once || stopping).await;
+        if self.hold_lost()? {
+            return Ok(Step::Stop(Exit::HoldLost));
+        }
         if !self.runner.busy() {
             self.unlock()?;
         }
@@ -444,6 +485,39 @@ impl Running<'_, '_> {
             self.idle().await?;
         }
         Ok(Step::Again)
+    }
+
+    /// Is the lease, or the state lock while held, no longer this runner's?
+    /// Looked at in the state before each step and after waiting for work,
+    /// besides the heartbeat's renewals, so that no step starts work for a
+    /// workspace another runner took over.
+    fn hold_lost(&mut self) -> Result<bool, StateError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Ok(true);
+        }
+        let lock = self.lock.lock().expect("held lock").clone();
+        let (lease, held) = {
+            let s = self.d.store.lock().expect("store");
+            (s.current_lease()?, s.current_lock()?)
+        };
+        let why = if lease.as_ref().map(|l| &l.id) != Some(&self.lease) {
+            format!(
+                "the run lease {} was taken over by another runner",
+                self.lease
+            )
+        } else if let Some(id) = lock.filter(|id| held.as_ref().map(|l| &l.id) != Some(id)) {
+            format!("the state lock {id} was broken by someone else (force-unlock?)")
+        } else {
+            return Ok(false);
+        };
+        if !self.lost.swap(true, Ordering::SeqCst) {
+            self.d
+                .report(RunEvent::LeaseLost(StateError::Conflict(format!(
+                    "{why}; stopping"
+                ))));
+        }
+        self.d.stop.store(true, Ordering::SeqCst);
+        Ok(true)
     }
 
     /// Takes the state lock for the work about to start: `None` when taken,
@@ -459,6 +533,7 @@ impl Running<'_, '_> {
         let locked = d.store.lock().expect("store").lock("run");
         match locked {
             Ok(l) => {
+                self.runner.hold(Some(l.id.clone()));
                 *self.lock.lock().expect("held lock") = Some(l.id);
                 Ok(None)
             }
@@ -483,10 +558,21 @@ impl Running<'_, '_> {
     /// closed any backup.
     async fn reconcile(&mut self, now: DateTime<Utc>) -> Result<bool, BackupError> {
         self.reconciled = true;
-        let closed = self.runner.reconcile(now).await?;
-        let any = !closed.is_empty();
-        for b in closed {
+        let done = self.runner.reconcile(now).await?;
+        let any = !done.closed.is_empty();
+        for b in done.closed {
             self.d.report_at(now, RunEvent::BackupReconciled(b));
+        }
+        for (policy, backup, e) in done.failed {
+            let error = e.to_string();
+            self.d.report_at(
+                now,
+                RunEvent::ReconcileFailed {
+                    policy,
+                    backup,
+                    error,
+                },
+            );
         }
         Ok(any)
     }
@@ -519,8 +605,13 @@ impl Running<'_, '_> {
     async fn wait_for_work(&mut self, wake: DateTime<Utc>, drain: bool) {
         let d = self.d;
         while self.runner.busy() {
+            // A lost lease or lock ends any wait, a drain's included: the
+            // runs in flight are then abandoned, not finished.
             let finished = if drain {
-                self.runner.finished().await
+                tokio::select! {
+                    r = self.runner.finished() => r,
+                    _ = raised(&self.lost) => None,
+                }
             } else {
                 tokio::select! {
                     r = self.runner.finished() => r,

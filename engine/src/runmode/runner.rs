@@ -16,7 +16,7 @@ use crate::runmode::agenda::{Agenda, Due};
 use crate::runmode::attempt;
 use crate::runmode::notify::SUMMARY_NOTE;
 use crate::state::model::PolicyState;
-use crate::state::{BackupRecord, Retry, SharedStore, Skipped, StateError};
+use crate::state::{Retry, SharedStore, Skipped, StateError};
 
 /// What one run of a policy did.
 pub struct Ran {
@@ -71,6 +71,12 @@ impl Runner {
             jobs: tokio::task::JoinSet::new(),
             in_flight: BTreeSet::new(),
         }
+    }
+
+    /// The state lock the runs started from now on hold: their retention
+    /// deletes only while it is still held.
+    pub fn hold(&mut self, lock_id: Option<String>) {
+        self.ctx.lock_id = lock_id;
     }
 
     /// Some run is in flight.
@@ -141,9 +147,9 @@ impl Runner {
     /// a run in flight, a `running` backup may be this runner's own. The
     /// interrupted attempt itself is still waiting in the state (see
     /// [`Runner::start`]) and is made again.
-    pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<Vec<BackupRecord>, BackupError> {
+    pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<backup::Reconciled, BackupError> {
         if self.busy() {
-            return Ok(vec![]);
+            return Ok(backup::Reconciled::default());
         }
         backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await
     }

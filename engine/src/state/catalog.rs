@@ -50,7 +50,7 @@ pub struct Frozen {
 }
 
 /// What a catalog record is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArtifactKind {
     /// An EBS snapshot (of a volume, or one of an AMI's when `image` is set).
@@ -133,6 +133,11 @@ pub struct BackupRecord {
     pub policy: String,
     /// The account's name; credentials are looked up from it.
     pub account: String,
+    /// The order in which backups were taken: the state numbers each new
+    /// backup after every earlier one. Retention ranks backups by it, never
+    /// by `started` (a clock value a wrong clock or `--now` can skew).
+    #[serde(default)]
+    pub seq: i64,
     pub started: DateTime<Utc>,
     pub finished: Option<DateTime<Utc>>,
     pub status: BackupStatus,
@@ -351,8 +356,8 @@ pub(super) fn read_backups(
     }
     let mut st = conn
         .prepare(
-            "SELECT policy, id, account, started, finished, status, frozen_name, frozen_at, problems
-             FROM backups WHERE ?1 IS NULL OR policy = ?1 ORDER BY started, policy, id",
+            "SELECT policy, id, account, started, finished, status, frozen_name, frozen_at, problems, seq
+             FROM backups WHERE ?1 IS NULL OR policy = ?1 ORDER BY seq, started, policy, id",
         )
         .map_err(sq)?;
     let rows = st
@@ -367,12 +372,13 @@ pub(super) fn read_backups(
                 r.get::<_, Option<String>>(6)?,
                 r.get::<_, Option<String>>(7)?,
                 r.get::<_, String>(8)?,
+                r.get::<_, i64>(9)?,
             ))
         })
         .map_err(sq)?;
     let mut out = Vec::new();
     for row in rows {
-        let (policy, id, account, started, finished, status, frozen_name, frozen_at, problems) =
+        let (policy, id, account, started, finished, status, frozen_name, frozen_at, problems, seq) =
             row.map_err(sq)?;
         let status = BackupStatus::parse(&status)
             .ok_or_else(|| corrupt(format!("bad backup status {status:?}")))?;
@@ -389,6 +395,7 @@ pub(super) fn read_backups(
             .remove(&(policy.clone(), id.clone()))
             .unwrap_or_default();
         out.push(BackupRecord {
+            seq,
             started: parse_ts(path, &started)?,
             finished: finished.map(|f| parse_ts(path, &f)).transpose()?,
             id,
@@ -419,7 +426,8 @@ impl Tx<'_> {
     pub fn insert_backup(&mut self, b: &BackupRecord) -> StateResult<()> {
         self.tx
             .execute(
-                "INSERT INTO backups (policy, id, account, started, finished, status, problems) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO backups (policy, id, account, started, finished, status, problems, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT COALESCE(MAX(seq), 0) + 1 FROM backups))",
                 params![
                     b.policy,
                     b.id,
@@ -476,19 +484,25 @@ impl Tx<'_> {
     /// before the catalog knows, so the plan that shows this read and the
     /// apply that performs it count the same generations.
     pub fn forget_snapshot(&mut self, id: &str) -> StateResult<()> {
-        let owner: Option<(String, String, String, String)> = self
+        let owner: Option<(String, String, String, String, String)> = self
             .tx
             .query_row(
-                "SELECT b.policy, b.id, b.problems, b.status FROM snapshots s
+                "SELECT b.policy, b.id, b.problems, b.status, s.kind FROM snapshots s
                  JOIN backups b ON b.policy = s.policy AND b.id = s.backup_id WHERE s.id = ?1",
                 params![id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        if let Some((policy, backup_id, problems, status)) = owner {
+        if let Some((policy, backup_id, problems, status, kind)) = owner {
             let mut problems: Vec<String> = serde_json::from_str(&problems).unwrap_or_default();
-            problems.push(format!("snapshot {id} was deleted outside Lifeboat"));
+            let noun = match kind.as_str() {
+                "image" => "AMI",
+                "db_snapshot" => "DB snapshot",
+                "db_cluster_snapshot" => "DB cluster snapshot",
+                _ => "snapshot",
+            };
+            problems.push(format!("{noun} {id} was deleted outside Lifeboat"));
             let status = BackupStatus::parse(&status)
                 .map(|s| {
                     crate::retention::status_after_lost_snapshot(s)
@@ -650,6 +664,7 @@ mod tests {
 
     fn backup(policy: &str, id: &str, minute: u32) -> BackupRecord {
         BackupRecord {
+            seq: 0,
             id: id.into(),
             policy: policy.into(),
             account: "main".into(),

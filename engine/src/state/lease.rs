@@ -3,7 +3,9 @@
 //! and the run-mode lease (one runner acts on a workspace). Both are one
 //! mechanism: a single row naming its holder, with an expiry the holder
 //! renews while it lives. A hold whose holder is gone (its process ended on
-//! this host, or its hold expired) is taken over.
+//! this host, or its hold expired) is taken over. The holder is printed as
+//! `user@host (pid N)` and identified precisely by a [`HolderId`] (host,
+//! boot, pid namespace, pid and start time) kept beside it.
 
 use std::path::Path;
 
@@ -11,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+use super::holder::{host_name, HolderId, Liveness};
 use super::{new_id, parse_ts, ts, SharedStore, StateError, StateResult, Store};
 
 /// How long a lock is honoured without renewal: a holder killed with
@@ -82,23 +85,27 @@ impl Hold {
     fn select(self) -> &'static str {
         match self {
             Hold::Lock => {
-                "SELECT id, holder, operation, acquired, expires FROM lock WHERE slot = 1"
+                "SELECT id, holder, operation, acquired, expires, holder_id FROM lock WHERE slot = 1"
             }
-            Hold::Lease => "SELECT id, holder, 'run', acquired, expires FROM lease WHERE slot = 1",
+            Hold::Lease => {
+                "SELECT id, holder, 'run', acquired, expires, holder_id FROM lease WHERE slot = 1"
+            }
         }
     }
 
-    /// Writes `info` as the hold of this kind, replacing any.
-    fn write(self, conn: &Connection, info: &LockInfo) -> rusqlite::Result<usize> {
+    /// Writes `info`, held by `who`, as the hold of this kind, replacing any.
+    fn write(self, conn: &Connection, info: &LockInfo, who: &HolderId) -> rusqlite::Result<usize> {
         let (acquired, expires) = (ts(info.acquired), ts(info.expires));
+        // A HolderId always serialises; the fallback only keeps this total.
+        let who = serde_json::to_string(who).unwrap_or_default();
         match self {
             Hold::Lock => conn.execute(
-                "INSERT OR REPLACE INTO lock (slot, id, holder, operation, acquired, expires) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
-                params![info.id, info.holder, info.operation, acquired, expires],
+                "INSERT OR REPLACE INTO lock (slot, id, holder, operation, acquired, expires, holder_id) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+                params![info.id, info.holder, info.operation, acquired, expires, who],
             ),
             Hold::Lease => conn.execute(
-                "INSERT OR REPLACE INTO lease (slot, id, holder, acquired, expires) VALUES (1, ?1, ?2, ?3, ?4)",
-                params![info.id, info.holder, acquired, expires],
+                "INSERT OR REPLACE INTO lease (slot, id, holder, acquired, expires, holder_id) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+                params![info.id, info.holder, acquired, expires, who],
             ),
         }
     }
@@ -162,7 +169,12 @@ impl Store {
     }
 
     pub fn current_lock(&self) -> StateResult<Option<LockInfo>> {
-        read(&self.conn, &self.path, Hold::Lock)
+        Ok(read(&self.conn, &self.path, Hold::Lock)?.map(|(info, _)| info))
+    }
+
+    /// The run-mode lease, if any (live or not).
+    pub fn current_lease(&self) -> StateResult<Option<LockInfo>> {
+        Ok(read(&self.conn, &self.path, Hold::Lease)?.map(|(info, _)| info))
     }
 
     /// Breaks a lock left by a holder that is gone. Refuses a wrong id so
@@ -203,22 +215,23 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sq)?;
-        if let Some(held) = read(&tx, &path, kind)? {
+        if let Some((held, who)) = read(&tx, &path, kind)? {
             // An expired hold belongs to a holder that died; it is taken
             // over. Expiry is judged by the real clock only: a `--now`
             // rehearsal in the future must not break somebody's live hold.
-            if held.expires > Utc::now() && holder_alive(&held.holder) {
+            if held.expires > Utc::now() && holder_alive(&held.holder, who.as_ref()) {
                 return Err(kind.refused(held));
             }
         }
+        let me = HolderId::current();
         let info = LockInfo {
             id: new_id(),
-            holder: holder_name(),
+            holder: holder_name(&me),
             operation: operation.to_string(),
             acquired: Utc::now(),
             expires: Utc::now() + ttl,
         };
-        kind.write(&tx, &info).map_err(sq)?;
+        kind.write(&tx, &info, &me).map_err(sq)?;
         tx.commit().map_err(sq)?;
         Ok(info)
     }
@@ -242,13 +255,17 @@ impl Store {
     }
 }
 
-/// Could the holder of a lock or lease still be running? A holder on this
-/// host whose process is gone is not: its hold is taken over at once, so a
-/// killed lifeboat does not block the next one until the hold expires. A
-/// holder on another host, or a pid now reused, counts as alive (the safe
-/// side: wait or force-unlock).
-fn holder_alive(holder: &str) -> bool {
-    let this_host = holder_name();
+/// Could the holder of a lock or lease still be running? A holder in this
+/// host's boot and pid namespace whose process is gone (or whose pid now
+/// names a process started at another time) is not: its hold is taken over
+/// at once, so a killed lifeboat does not block the next one until the
+/// hold expires. A holder elsewhere counts as alive (the safe side: wait
+/// for the expiry or force-unlock). A hold written before holders were
+/// identified precisely has only its printed form, `user@host (pid N)`.
+fn holder_alive(holder: &str, who: Option<&HolderId>) -> bool {
+    if let Some(who) = who {
+        return who.liveness() != Liveness::Gone;
+    }
     let host_of = |h: &str| {
         h.split_once('@')
             .and_then(|(_, rest)| rest.split(" (pid ").next().map(str::to_string))
@@ -257,8 +274,8 @@ fn holder_alive(holder: &str) -> bool {
         .rsplit_once("(pid ")
         .and_then(|(_, rest)| rest.strip_suffix(')'))
         .and_then(|p| p.parse::<u32>().ok());
-    match (host_of(holder), host_of(&this_host), pid) {
-        (Some(h), Some(me), Some(pid)) if h == me => {
+    match (host_of(holder), pid) {
+        (Some(h), Some(pid)) if h == host_name() => {
             let proc = Path::new("/proc");
             !proc.is_dir() || proc.join(pid.to_string()).exists()
         }
@@ -266,19 +283,22 @@ fn holder_alive(holder: &str) -> bool {
     }
 }
 
-/// Who this process is, as a hold names its holder: `user@host (pid N)`.
-fn holder_name() -> String {
+/// How a hold names its holder for people: `user@host (pid N)`.
+fn holder_name(who: &HolderId) -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{user}@{host} (pid {})", std::process::id())
+    format!("{user}@{} (pid {})", who.host, who.pid)
 }
 
-/// The hold of `kind`, if any (live or not).
-fn read(conn: &Connection, path: &Path, kind: Hold) -> StateResult<Option<LockInfo>> {
+/// The hold of `kind`, if any (live or not), with its holder's identity
+/// when it was recorded (an unreadable one counts as unrecorded: the
+/// printed form is then judged, as for holds written before it existed).
+fn read(
+    conn: &Connection,
+    path: &Path,
+    kind: Hold,
+) -> StateResult<Option<(LockInfo, Option<HolderId>)>> {
     let sq = |source| StateError::Sqlite {
         path: path.to_path_buf(),
         source,
@@ -291,19 +311,23 @@ fn read(conn: &Connection, path: &Path, kind: Hold) -> StateResult<Option<LockIn
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })
         .optional()
         .map_err(sq)?;
     match row {
         None => Ok(None),
-        Some((id, holder, operation, acquired, expires)) => Ok(Some(LockInfo {
-            id,
-            holder,
-            operation,
-            acquired: parse_ts(path, &acquired)?,
-            expires: parse_ts(path, &expires)?,
-        })),
+        Some((id, holder, operation, acquired, expires, who)) => Ok(Some((
+            LockInfo {
+                id,
+                holder,
+                operation,
+                acquired: parse_ts(path, &acquired)?,
+                expires: parse_ts(path, &expires)?,
+            },
+            who.and_then(|w| serde_json::from_str(&w).ok()),
+        ))),
     }
 }
 
@@ -362,5 +386,77 @@ mod tests {
         let new = b.take_lease(Duration::seconds(120)).unwrap();
         assert_ne!(old.id, new.id);
         assert!(a.renew_lease(&old.id, Duration::seconds(120)).is_err());
+    }
+
+    /// Writes a lease held by `who` until `expires`, as another process
+    /// would have.
+    fn plant_lease(store: &Store, who: &HolderId, expires: DateTime<Utc>) -> LockInfo {
+        let info = LockInfo {
+            id: new_id(),
+            holder: holder_name(who),
+            operation: "run".into(),
+            acquired: Utc::now(),
+            expires,
+        };
+        Hold::Lease.write(&store.conn, &info, who).unwrap();
+        info
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_hold_whose_pid_was_reused_by_a_process_started_at_another_time_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        // This very process has the recorded pid, but it started at another
+        // time than the holder did: the holder is gone.
+        let me = HolderId::current();
+        let reused = HolderId {
+            start: me.start.map(|t| t + 1),
+            ..me
+        };
+        let old = plant_lease(&s, &reused, Utc::now() + Duration::minutes(10));
+        let new = s.take_lease(Duration::seconds(120)).unwrap();
+        assert_ne!(old.id, new.id);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_hold_from_another_pid_namespace_waits_for_its_expiry_even_with_a_dead_pid_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        // Same host name (a container beside this one), a pid that does not
+        // exist here: its process cannot be looked at from this namespace.
+        let other = HolderId {
+            pid_ns: Some("pid:[1]".into()),
+            pid: u32::MAX - 1,
+            start: Some(1),
+            ..HolderId::current()
+        };
+        let live = plant_lease(&s, &other, Utc::now() + Duration::minutes(10));
+        match s.take_lease(Duration::seconds(120)) {
+            Err(StateError::Leased { id, holder, .. }) => {
+                assert_eq!(id, live.id);
+                assert!(
+                    holder.ends_with(&format!("(pid {})", u32::MAX - 1)),
+                    "{holder}"
+                );
+            }
+            other => panic!("expected Leased, got {other:?}"),
+        }
+        let expired = plant_lease(&s, &other, Utc::now() - Duration::seconds(1));
+        let new = s.take_lease(Duration::seconds(120)).unwrap();
+        assert_ne!(expired.id, new.id);
+    }
+
+    #[test]
+    fn a_live_holder_in_this_process_is_refused_and_its_identity_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut a = Store::open(&path).unwrap();
+        let held = a.lock("apply").unwrap();
+        let (_, who) = read(&a.conn, &path, Hold::Lock).unwrap().unwrap();
+        assert_eq!(who, Some(HolderId::current()));
+        let mut b = Store::open(&path).unwrap();
+        assert!(matches!(b.lock("apply"), Err(StateError::Locked { id, .. }) if id == held.id));
     }
 }

@@ -17,6 +17,8 @@ use chrono::{DateTime, Utc};
 
 mod catalog;
 mod health;
+pub mod holder;
+mod identity;
 mod lease;
 mod store;
 pub use catalog::{
@@ -24,6 +26,7 @@ pub use catalog::{
     VpcVersionRecord,
 };
 pub use health::{Retry, ScriptRun, Skipped};
+pub use identity::Expected;
 pub use lease::{with_lock, LockInfo, LOCK_TTL_MINUTES};
 pub use store::{
     new_id, SharedStore, Snapshot, StateError, StateResult, Store, Tx, SCHEMA_VERSION,

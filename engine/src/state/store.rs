@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -165,6 +165,19 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE skipped_runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT, policy TEXT NOT NULL, slot TEXT NOT NULL,
         at TEXT NOT NULL, reason TEXT NOT NULL);",
+    // version 7: the order in which backups were taken. Retention ranks by
+    // it, never by clock values: a wrong clock or a `--now` in the future
+    // cannot make an old backup look newest. Rows so far were inserted in
+    // the order they were taken, and rowid keeps that order.
+    "ALTER TABLE backups ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+     UPDATE backups SET seq = rowid;",
+    // version 8: the precise identity of a lock's or lease's holder (host,
+    // boot, pid namespace, pid, start time; see state::holder), and the AWS
+    // account id each configured account's credentials resolved to first
+    "ALTER TABLE lock ADD COLUMN holder_id TEXT;
+     ALTER TABLE lease ADD COLUMN holder_id TEXT;
+     CREATE TABLE account_ids (
+        account TEXT PRIMARY KEY, account_id TEXT NOT NULL, recorded TEXT NOT NULL);",
 ];
 
 impl Store {
@@ -375,6 +388,91 @@ impl Tx<'_> {
                 params![addr.to_string(), addr.kind(), value.to_string()],
             )
             .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Renames policy `from` to `to` with everything recorded under its
+    /// name: the policy and its targets, its backups and their artifacts,
+    /// and the run mode's bookkeeping. Refused when `from` is not in state
+    /// or `to` already is: a move never merges two histories.
+    pub fn move_policy(&mut self, from: &str, to: &str) -> StateResult<()> {
+        let (old, new) = (Address::policy(from), Address::policy(to));
+        let value: Option<String> = self
+            .tx
+            .query_row(
+                "SELECT value FROM objects WHERE address = ?1",
+                params![old.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let taken: bool = self
+            .tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM objects WHERE address = ?1)
+                     OR EXISTS (SELECT 1 FROM backups WHERE policy = ?2)",
+                params![new.to_string(), to],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let Some(value) = value.filter(|_| !taken) else {
+            return Err(StateError::Corrupt {
+                path: self.path.to_path_buf(),
+                message: format!(
+                    "cannot move {old} to {new}: {old} is not in state, or {new} already is"
+                ),
+            });
+        };
+        let mut value: Value = serde_json::from_str(&value).map_err(|e| StateError::Corrupt {
+            path: self.path.to_path_buf(),
+            message: format!("{old}: {e}"),
+        })?;
+        value["name"] = Value::String(to.to_string());
+        self.delete_object(&old)?;
+        self.put_object(&new, &value)?;
+        let targets: Vec<(String, String)> = {
+            let mut st = self
+                .tx
+                .prepare("SELECT address, value FROM objects WHERE kind = 'target'")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        for (addr, v) in targets {
+            if let Ok(Address::Target { policy, id }) = addr.parse::<Address>() {
+                if policy == from {
+                    let v: Value = serde_json::from_str(&v).map_err(|e| StateError::Corrupt {
+                        path: self.path.to_path_buf(),
+                        message: format!("{addr}: {e}"),
+                    })?;
+                    self.delete_object(&Address::target(from, &id))?;
+                    self.put_object(&Address::target(to, &id), &v)?;
+                }
+            }
+        }
+        // Snapshots point at their backup by (policy, id): checked at commit.
+        self.tx
+            .execute_batch("PRAGMA defer_foreign_keys = ON")
+            .map_err(|e| self.err(e))?;
+        for table in [
+            "backups",
+            "snapshots",
+            "alerts",
+            "policy_runs",
+            "policy_health",
+            "script_runs",
+            "policy_retries",
+            "skipped_runs",
+        ] {
+            self.tx
+                .execute(
+                    &format!("UPDATE {table} SET policy = ?2 WHERE policy = ?1"),
+                    params![from, to],
+                )
+                .map_err(|e| self.err(e))?;
+        }
         Ok(())
     }
 

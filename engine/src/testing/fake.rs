@@ -42,6 +42,10 @@ pub struct World {
     /// `RequestLimitExceeded`, deterministically. The emulator never throttles.
     pub throttled_creates_in_ten: u64,
     create_calls: u64,
+    /// Accounts (by name) whose every call is denied: a deleted role, a
+    /// revoked trust (the emulator does not enforce IAM, so only the fake
+    /// can show one broken account among healthy ones).
+    pub broken_accounts: std::collections::BTreeSet<String>,
     /// VPC-family inventory by region, returned by [`Network::inventory`]
     /// (a region without one has no VPCs).
     pub networks: BTreeMap<String, crate::cloud::network::RegionInventory>,
@@ -76,7 +80,27 @@ pub struct World {
     /// CreateSnapshots calls in flight now, and the most there ever were.
     pub creates_in_flight: usize,
     pub max_creates_in_flight: usize,
+    /// Called with the snapshot id after each DeleteSnapshot succeeded, out
+    /// of the world's lock: a test acts between two deletes (breaks the
+    /// state lock, say), which the emulator cannot be made to do.
+    pub after_delete: Option<DeleteHook>,
+    /// The AWS account id each account (by name) resolves to; unlisted
+    /// accounts are [`FAKE_ACCOUNT_ID`].
+    pub account_ids: BTreeMap<String, String>,
     next: u64,
+}
+
+/// The account id of an account the fake was given none for.
+pub const FAKE_ACCOUNT_ID: &str = "123456789012";
+
+/// A test's action after a delete (see [`World::after_delete`]).
+#[derive(Clone)]
+pub struct DeleteHook(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for DeleteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeleteHook")
+    }
 }
 
 /// A DB snapshot or cluster snapshot in the fake's world.
@@ -151,33 +175,38 @@ impl FakeCloud {
 
 #[async_trait]
 impl Cloud for FakeCloud {
+    async fn account_id(&self, account: &Account) -> CloudResult<String> {
+        let mut w = self.world.lock().expect("fake world");
+        let region = account.regions.first().cloned().unwrap_or_default();
+        w.calls.push(format!("GetCallerIdentity {region}"));
+        Ok(w.account_ids
+            .get(&account.name)
+            .cloned()
+            .unwrap_or_else(|| FAKE_ACCOUNT_ID.to_string()))
+    }
+
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>> {
-        Ok(Arc::new(FakeEc2 {
-            world: self.world.clone(),
-            page_size: self.page_size,
-            account: account.name.clone(),
-            region: region.to_string(),
-        }))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn stacks(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Stacks>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn objects(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Objects>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn sns(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Sns>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 
     async fn rds(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Rds>> {
-        Ok(Arc::new(self.client(account, region)))
+        Ok(Arc::new(self.client(account, region)?))
     }
 }
 
@@ -280,13 +309,30 @@ impl Sns for FakeEc2 {
 }
 
 impl FakeCloud {
-    fn client(&self, account: &Account, region: &str) -> FakeEc2 {
-        FakeEc2 {
+    fn client(&self, account: &Account, region: &str) -> CloudResult<FakeEc2> {
+        if self
+            .world
+            .lock()
+            .expect("world")
+            .broken_accounts
+            .contains(&account.name)
+        {
+            return Err(CloudError {
+                kind: ErrorKind::AccessDenied,
+                account: account.name.clone(),
+                region: region.to_string(),
+                action: "sts:AssumeRole".into(),
+                resource: None,
+                code: Some("AccessDenied".into()),
+                message: "the account's role cannot be assumed".into(),
+            });
+        }
+        Ok(FakeEc2 {
             world: self.world.clone(),
             page_size: self.page_size,
             account: account.name.clone(),
             region: region.to_string(),
-        }
+        })
     }
 }
 
@@ -776,6 +822,11 @@ impl Ec2 for FakeEc2 {
             ));
         }
         w.snapshots.remove(snapshot_id);
+        let hook = w.after_delete.clone();
+        drop(w);
+        if let Some(DeleteHook(hook)) = hook {
+            hook(snapshot_id);
+        }
         Ok(())
     }
 
@@ -869,6 +920,7 @@ mod tests {
             profile: None,
             assume_role: None,
             allow_delete: true,
+            account_id: None,
             location: Default::default(),
         };
         let ec2 = cloud.ec2(&acct, "us-east-1").await.unwrap();

@@ -343,6 +343,7 @@ mod tests {
                 profile: None,
                 assume_role: None,
                 allow_delete: true,
+                account_id: None,
                 location: Default::default(),
             },
         );

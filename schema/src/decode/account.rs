@@ -1,4 +1,4 @@
-//! `account "NAME" { type  regions  profile  allow_delete  assume_role { .. } }`
+//! `account "NAME" { type  regions  profile  allow_delete  account_id  assume_role { .. } }`
 //! and the `account = account.NAME` references other blocks make to one.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use crate::config::{Account, AccountKind, AssumeRole};
 use crate::source::Source;
 use crate::validate;
 
-const ACCOUNT_ATTRS: &[&str] = &["type", "regions", "profile", "allow_delete"];
+const ACCOUNT_ATTRS: &[&str] = &["type", "regions", "profile", "allow_delete", "account_id"];
 
 /// An account as declared, with what policies need to check against it.
 pub(super) struct DeclaredAccount {
@@ -86,6 +86,7 @@ fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Accou
         .bool(&scope, "allow_delete")
         .unwrap_or(kind == AccountKind::Backup);
     let assume_role = decode_assume_role(d, &scope);
+    let account_id = account_id(d, &scope);
 
     let (name, _) = name?;
     Some((
@@ -96,6 +97,7 @@ fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Accou
             profile,
             assume_role,
             allow_delete,
+            account_id,
             location: src.location(start(&block.ident)),
         },
         regions_ok,
@@ -139,6 +141,25 @@ fn account_regions(d: &mut Decoder, scope: &Scope<'_>) -> (Vec<String>, bool) {
     }
     regions_ok &= d.duplicates_in_list(scope, "regions", &list);
     (list.into_iter().map(|(r, _)| r).collect(), regions_ok)
+}
+
+/// The account's `account_id` pin, when it is twelve digits (a string:
+/// written as a number, leading zeros would be lost).
+fn account_id(d: &mut Decoder, scope: &Scope<'_>) -> Option<String> {
+    let (id, at) = d.string(scope, "account_id", false)?;
+    if validate::is_account_id(&id) {
+        return Some(id);
+    }
+    d.error(
+        scope.src,
+        at,
+        "Invalid account id",
+        format!(
+            "\"account_id\" in {} must be an AWS account id of exactly 12 digits, as in \"123456789012\", not {id:?}",
+            scope.what
+        ),
+    );
+    None
 }
 
 /// The account's one `assume_role` block, when it has a valid role ARN.

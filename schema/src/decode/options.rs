@@ -87,6 +87,7 @@ pub(super) fn decode_policy_options(d: &mut Decoder, scope: &Scope<'_>) -> Polic
     let src = scope.src;
     let mut o = PolicyOptions {
         timeout_secs: d.duration(scope, "timeout", false),
+        departed_retention_secs: d.duration(scope, "departed_retention", false),
         failures_to_alert: d
             .bounded(scope, "failures_to_alert", 1.0, 1000.0)
             .unwrap_or(1),

@@ -28,6 +28,7 @@ const POLICY_ATTRS: &[&str] = &[
     "timeout",
     "failures_to_alert",
     "success",
+    "departed_retention",
 ];
 const POLICY_BLOCKS: &[&str] = &[
     "instance", "volume", "rds", "aurora", "select", "retries", "scripts",

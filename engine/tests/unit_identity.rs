@@ -1,0 +1,177 @@
+//! The account identity check over the in-memory fake: which AWS account
+//! the credentials reach is set per account in the fake (the emulator
+//! always answers one id), so a change of account between two processes
+//! can be played.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use lifeboat_engine::backup::{self, BackupError};
+use lifeboat_engine::cloud::identity::CheckedCloud;
+use lifeboat_engine::cloud::{Cloud, ErrorKind};
+use lifeboat_engine::plan::apply::{self, Executor};
+use lifeboat_engine::plan::{observe, planner};
+use lifeboat_engine::state::{SharedStore, Store};
+use lifeboat_engine::testing::fake::FakeCloud;
+use lifeboat_schema::Config;
+
+const CONFIG: &str = r#"
+account "main" {
+  regions = ["us-east-1"]
+}
+
+policy "web" {
+  account     = account.main
+  generations = 2
+
+  instance "i-0000000a" {
+    region = "us-east-1"
+  }
+}
+"#;
+
+const WAIT: backup::Wait = backup::Wait {
+    timeout: std::time::Duration::from_secs(60),
+    interval: std::time::Duration::from_millis(1),
+};
+
+fn config(text: &str) -> Config {
+    lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text.to_string())])
+        .unwrap_or_else(|d| panic!("{d}"))
+        .config
+}
+
+fn at(hour: u32) -> DateTime<Utc> {
+    format!("2026-11-22T{hour:02}:00:00Z").parse().unwrap()
+}
+
+/// A new process's cloud: the fake behind the identity check.
+fn checked(fake: &FakeCloud, store: &SharedStore, config: &Config) -> Arc<dyn Cloud> {
+    Arc::new(CheckedCloud::new(
+        Arc::new(fake.clone()),
+        store.clone(),
+        config,
+    ))
+}
+
+async fn apply(cloud: Arc<dyn Cloud>, store: &SharedStore, config: &Config) {
+    let state = store.lock().unwrap().load().unwrap();
+    let obs = observe::observe(cloud.clone(), config, &state)
+        .await
+        .unwrap();
+    let plan = planner::plan(config, &state, &obs, at(9)).unwrap();
+    let exec = Arc::new(Executor {
+        cloud,
+        accounts: planner::known_accounts(config, &state).unwrap(),
+        store: store.clone(),
+        now: at(9),
+        lock_id: None,
+        stop: Default::default(),
+    });
+    assert_eq!(apply::apply(&plan, exec, 4, |_, _| {}).await.failed(), 0);
+}
+
+fn setup() -> (FakeCloud, SharedStore, tempfile::TempDir) {
+    let fake = FakeCloud::new(10);
+    let mut w = fake.world.lock().unwrap();
+    w.add_instance("i-0000000a", "us-east-1", &[], 2);
+    w.account_ids.insert("main".into(), "111111111111".into());
+    drop(w);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Mutex::new(
+        Store::open(&dir.path().join("state.db")).unwrap(),
+    ));
+    (fake, store, dir)
+}
+
+#[tokio::test]
+async fn the_first_id_is_recorded_with_one_sts_call_and_another_id_later_is_refused_before_any_list(
+) {
+    let (fake, store, _dir) = setup();
+    let config = config(CONFIG);
+    let cloud = checked(&fake, &store, &config);
+    apply(cloud.clone(), &store, &config).await;
+    backup::run(cloud, store.clone(), "web", at(10), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .lock()
+            .unwrap()
+            .recorded_account_id("main")
+            .unwrap()
+            .as_deref(),
+        Some("111111111111")
+    );
+    assert_eq!(
+        fake.world.lock().unwrap().calls_of("GetCallerIdentity"),
+        1,
+        "one STS call per account per process"
+    );
+
+    // Another process, whose credentials now reach another account.
+    fake.world
+        .lock()
+        .unwrap()
+        .account_ids
+        .insert("main".into(), "222222222222".into());
+    fake.world.lock().unwrap().calls.clear();
+    let cloud = checked(&fake, &store, &config);
+    let state = store.lock().unwrap().load().unwrap();
+    let e = observe::observe(cloud.clone(), &config, &state)
+        .await
+        .expect_err("the plan's observation is refused");
+    let said = e.to_string();
+    for needle in ["\"main\"", "111111111111", "222222222222", "recorded"] {
+        assert!(said.contains(needle), "{needle} in {said}");
+    }
+    match backup::run(cloud, store.clone(), "web", at(11), WAIT).await {
+        Err(BackupError::Cloud(e)) => assert_eq!(e.kind, ErrorKind::WrongAccount),
+        Err(e) => panic!("expected WrongAccount, got {e}"),
+        Ok(_) => panic!("expected WrongAccount, the backup ran"),
+    }
+    let w = fake.world.lock().unwrap();
+    assert_eq!(
+        w.calls
+            .iter()
+            .filter(|c| !c.starts_with("GetCallerIdentity"))
+            .count(),
+        0,
+        "nothing but STS was called: {:?}",
+        w.calls
+    );
+    drop(w);
+    assert_eq!(store.lock().unwrap().backups(Some("web")).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .lock()
+            .unwrap()
+            .recorded_account_id("main")
+            .unwrap()
+            .as_deref(),
+        Some("111111111111")
+    );
+}
+
+#[tokio::test]
+async fn a_pin_to_another_account_refuses_and_records_nothing() {
+    let (fake, store, _dir) = setup();
+    let config = config(&CONFIG.replace(
+        "regions = [\"us-east-1\"]",
+        "regions    = [\"us-east-1\"]\n  account_id = \"999999999999\"",
+    ));
+    let cloud = checked(&fake, &store, &config);
+    let state = store.lock().unwrap().load().unwrap();
+    let e = observe::observe(cloud, &config, &state)
+        .await
+        .expect_err("refused");
+    let said = e.to_string();
+    for needle in ["\"main\"", "111111111111", "999999999999", "pinned"] {
+        assert!(said.contains(needle), "{needle} in {said}");
+    }
+    assert_eq!(
+        store.lock().unwrap().recorded_account_id("main").unwrap(),
+        None
+    );
+    assert_eq!(fake.world.lock().unwrap().calls_of("DescribeInstances"), 0);
+}

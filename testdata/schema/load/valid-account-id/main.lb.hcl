@@ -1,0 +1,4 @@
+account "main" {
+  regions    = ["us-east-1"]
+  account_id = "012345678901"
+}
