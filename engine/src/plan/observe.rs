@@ -13,15 +13,12 @@ use std::sync::Arc;
 use lifeboat_schema::{Account, Config, TagSelector};
 
 use crate::cloud::{
-    collect_pages, Cloud, CloudError, DbSnapshot, DbSnapshotKind, ErrorKind, Image, ImageQuery,
-    Instance, Query, Snapshot, SnapshotQuery, Volume,
+    collect_chunked, collect_pages, Cloud, CloudError, DbSnapshot, DbSnapshotKind, Ec2, ErrorKind,
+    Image, ImageQuery, Instance, Query, Snapshot, SnapshotQuery, Volume,
 };
 use crate::plan::planner::{known_accounts, TAG_POLICY};
 use crate::state::model::TargetKind;
 use crate::state::{self, ArtifactKind, BackupRecord, SnapshotRecord, StateError};
-
-/// EC2 accepts at most 200 values in one filter.
-const FILTER_CHUNK: usize = crate::cloud::FILTER_CHUNK;
 
 /// What live AWS has, for the ids, selectors and policies that matter.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -227,6 +224,18 @@ async fn observe_region(
 ) -> Result<Observation, CloudError> {
     let ec2 = cloud.ec2(&account, &region).await?;
     let mut obs = Observation::default();
+    observe_targets(ec2.as_ref(), &w, &mut obs).await?;
+    observe_records(&*cloud, ec2.as_ref(), &account, &region, w, &mut obs).await?;
+    Ok(obs)
+}
+
+/// The instances and volumes the configuration and state name: selectors
+/// first, then by id those the selectors did not return.
+async fn observe_targets(
+    ec2: &dyn Ec2,
+    w: &RegionWork,
+    obs: &mut Observation,
+) -> Result<(), CloudError> {
     for sel in &w.selectors {
         let q = Query {
             ids: vec![],
@@ -239,30 +248,53 @@ async fn observe_region(
     // Ids the selectors already returned need no second look.
     let ids: Vec<String> = w
         .instance_ids
-        .into_iter()
-        .filter(|id| !obs.instances.contains_key(id))
+        .iter()
+        .filter(|id| !obs.instances.contains_key(*id))
+        .cloned()
         .collect();
-    for chunk in ids.chunks(FILTER_CHUNK) {
-        let q = Query {
-            ids: chunk.to_vec(),
-            tags: vec![],
-        };
-        for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
-            obs.instances.insert(i.id.clone(), i);
-        }
+    let by_id = |ids: &[String]| Query {
+        ids: ids.to_vec(),
+        tags: vec![],
+    };
+    for i in collect_chunked(&ids, |c, t| {
+        let q = by_id(c);
+        async move { ec2.instances_page(&q, t).await }
+    })
+    .await?
+    {
+        obs.instances.insert(i.id.clone(), i);
     }
-    let vids: Vec<String> = w.volume_ids.into_iter().collect();
-    for chunk in vids.chunks(FILTER_CHUNK) {
-        let q = Query {
-            ids: chunk.to_vec(),
-            tags: vec![],
-        };
-        for v in collect_pages(|t| ec2.volumes_page(&q, t)).await? {
-            obs.volumes.insert(v.id.clone(), v);
-        }
+    let vids: Vec<String> = w.volume_ids.iter().cloned().collect();
+    for v in collect_chunked(&vids, |c, t| {
+        let q = by_id(c);
+        async move { ec2.volumes_page(&q, t).await }
+    })
+    .await?
+    {
+        obs.volumes.insert(v.id.clone(), v);
     }
+    Ok(())
+}
+
+/// The catalog's records that AWS still has, of every kind: EBS snapshots
+/// and AMIs by the `lifeboat:policy` tag, then by id those the tags did not
+/// return (tags edited away); DB and cluster snapshots by id.
+async fn observe_records(
+    cloud: &dyn Cloud,
+    ec2: &dyn Ec2,
+    account: &Account,
+    region: &str,
+    w: RegionWork,
+    obs: &mut Observation,
+) -> Result<(), CloudError> {
     let mut catalog = w.catalog;
-    let mut wanted = |kind| catalog.remove(&kind).unwrap_or_default();
+    let mut wanted = |kind| -> Vec<String> {
+        catalog
+            .remove(&kind)
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    };
     let (ebs, images, dbs, clusters) = (
         wanted(ArtifactKind::Ebs),
         wanted(ArtifactKind::Image),
@@ -283,21 +315,21 @@ async fn observe_region(
             obs.snapshots.insert(s.id.clone(), s);
         }
     }
-    // A catalog snapshot whose tags were edited away is still ours: look the
-    // rest up by id before calling it gone. Usually there are none.
     let missing: Vec<String> = ebs
         .into_iter()
         .filter(|id| !obs.snapshots.contains_key(id))
         .collect();
-    for chunk in missing.chunks(FILTER_CHUNK) {
+    for s in collect_chunked(&missing, |c, t| {
         let q = SnapshotQuery {
-            ids: chunk.to_vec(),
+            ids: c.to_vec(),
             tags: vec![],
             unfinished_only: false,
         };
-        for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
-            obs.snapshots.insert(s.id.clone(), s);
-        }
+        async move { ec2.snapshots_page(&q, t).await }
+    })
+    .await?
+    {
+        obs.snapshots.insert(s.id.clone(), s);
     }
     // AMIs the same way: only when the catalog holds some here, so that a
     // plan of a policy without AMIs makes no extra call.
@@ -313,18 +345,20 @@ async fn observe_region(
             .into_iter()
             .filter(|id| !obs.images.contains_key(id))
             .collect();
-        for chunk in missing.chunks(FILTER_CHUNK) {
+        for i in collect_chunked(&missing, |c, t| {
             let q = ImageQuery {
-                ids: chunk.to_vec(),
+                ids: c.to_vec(),
                 tags: vec![],
             };
-            for i in collect_pages(|t| ec2.images_page(&q, t)).await? {
-                obs.images.insert(i.id.clone(), i);
-            }
+            async move { ec2.images_page(&q, t).await }
+        })
+        .await?
+        {
+            obs.images.insert(i.id.clone(), i);
         }
     }
     if !dbs.is_empty() || !clusters.is_empty() {
-        let rds = cloud.rds(&account, &region).await?;
+        let rds = cloud.rds(account, region).await?;
         for (kind, ids, into) in [
             (DbSnapshotKind::Instance, dbs, &mut obs.db_snapshots),
             (
@@ -333,13 +367,10 @@ async fn observe_region(
                 &mut obs.db_cluster_snapshots,
             ),
         ] {
-            let ids: Vec<String> = ids.into_iter().collect();
-            for chunk in ids.chunks(FILTER_CHUNK) {
-                for d in collect_pages(|t| rds.db_snapshots_page(kind, chunk, t)).await? {
-                    into.insert(d.id.clone(), d);
-                }
+            for d in collect_chunked(&ids, |c, t| rds.db_snapshots_page(kind, c, t)).await? {
+                into.insert(d.id.clone(), d);
             }
         }
     }
-    Ok(obs)
+    Ok(())
 }
