@@ -1,8 +1,16 @@
-//! Closing backups that a process dying left `running`.
+//! Closing backups that a process dying left `running`, and adopting what
+//! a backup's create calls made when their answers were lost.
 //!
 //! Calls per interrupted backup and region: one filtered list of AMIs and
 //! one of EBS snapshots by the backup's tags, and for the policy's database
 //! targets one DB snapshot describe per kind by id.
+//!
+//! Only what is the backup's own is adopted: an AMI or EBS snapshot must
+//! carry Lifeboat's description for its tags (`names::is_marked`), a DB
+//! snapshot the backup's tags and the id derived from policy, target and
+//! backup, and each must have been created at or after the backup started
+//! (less [`CLOCK_SKEW`]). An AMI tagged by hand with a guessable backup id
+//! is never adopted, so retention never deletes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,8 +24,19 @@ use crate::state::{
     ArtifactKind, BackupRecord, BackupStatus, SharedStore, Snapshot, SnapshotRecord,
 };
 
-use super::names::{db_snapshot_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
+use super::names::{db_snapshot_id, is_marked, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 use super::BackupError;
+
+/// How far AWS's clock may be behind this machine's: a backup is recorded
+/// `running` before its first create call, so its artifacts' creation times
+/// are after its start but for the difference between the two clocks.
+pub(crate) const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Was an artifact created at `created` made by a backup started at
+/// `started`? Not when AWS does not say when.
+pub(crate) fn made_since(created: Option<DateTime<Utc>>, started: DateTime<Utc>) -> bool {
+    created.is_some_and(|c| c >= started - CLOCK_SKEW)
+}
 
 /// Closes backups left `running` by a process that died. Backups only run
 /// under the state lock, so with the lock held any `running` backup is
@@ -96,6 +115,11 @@ impl<'a> Orphan<'a> {
         };
         let mut of_images = BTreeSet::new();
         for img in collect_pages(|tok| ec2.images_page(&q, tok)).await? {
+            if !is_marked(&img.description, &img.tags)
+                || !made_since(img.created, self.backup.started)
+            {
+                continue;
+            }
             let target = img.tags.get(TAG_TARGET).cloned().unwrap_or_default();
             for snap in &img.snapshot_ids {
                 of_images.insert(snap.clone());
@@ -136,8 +160,13 @@ impl<'a> Orphan<'a> {
             tags: self.by_tags(),
             unfinished_only: false,
         };
-        for snap in collect_pages(|tok| ec2.snapshots_page(&q, tok)).await? {
-            if self.known.contains(snap.id.as_str()) || of_images.contains(&snap.id) {
+        for d in collect_pages(|tok| ec2.described_snapshots_page(&q, tok)).await? {
+            let snap = d.snapshot;
+            if self.known.contains(snap.id.as_str())
+                || of_images.contains(&snap.id)
+                || !is_marked(&d.description, &snap.tags)
+                || !made_since(snap.started, self.backup.started)
+            {
                 continue;
             }
             self.adopted.push(SnapshotRecord {
@@ -205,6 +234,14 @@ impl<'a> Orphan<'a> {
                 let Some(target) = ids.get(&s.id) else {
                     continue;
                 };
+                // No description on RDS snapshots: the derived id, the
+                // backup's tags and the creation time stand for the marker.
+                let ours = s.tags.get(TAG_BACKUP_ID) == Some(&b.id)
+                    && s.tags.get(TAG_POLICY) == Some(&b.policy)
+                    && made_since(s.created, b.started);
+                if !ours {
+                    continue;
+                }
                 self.adopted.push(SnapshotRecord {
                     id: s.id.clone(),
                     volume_id: target.clone(),

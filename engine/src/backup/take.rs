@@ -23,7 +23,7 @@ use crate::failpoint;
 use crate::state::model::{PolicyState, TargetKind, TargetState};
 use crate::state::{ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
 
-use super::names::{backup_id, backup_tags, db_snapshot_id, image_name};
+use super::names::{backup_id, backup_tags, db_snapshot_id, description, image_name};
 use super::{initial_ami_due, retain, wait, BackupError, BackupResult, Limits, Wait};
 
 /// EC2 takes at most 200 values in one filter.
@@ -606,10 +606,7 @@ impl Create {
     }
 
     fn description(&self) -> String {
-        format!(
-            "Lifeboat backup {} of policy {}, target {}",
-            self.backup, self.policy, self.target.id
-        )
+        description(&self.policy, &self.backup, &self.target.id)
     }
 
     fn missing(&self) -> TargetResult {

@@ -61,6 +61,18 @@ pub struct World {
     /// CreateSnapshots calls in flight now, and the most there ever were.
     pub creates_in_flight: usize,
     pub max_creates_in_flight: usize,
+    /// Create actions (`CreateSnapshots`, `CreateImage`, `CreateDBSnapshot`,
+    /// ...) whose resource is made but whose answer is lost: the call fails
+    /// with a transport error. The emulator always answers.
+    pub lost_answers: std::collections::BTreeSet<String>,
+    /// Create actions that answer as the SDK's retry of a call whose first
+    /// answer was lost: the resource is made, and the call fails with
+    /// `InvalidAMIName.Duplicate` / `DBSnapshotAlreadyExists`.
+    pub retried_creates: std::collections::BTreeSet<String>,
+    /// The time new resources are stamped with (default: the clock).
+    pub clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// EBS snapshot descriptions by id.
+    pub descriptions: BTreeMap<String, String>,
     next: u64,
 }
 
@@ -87,6 +99,10 @@ pub struct FakeStack {
 }
 
 impl World {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.unwrap_or_else(chrono::Utc::now)
+    }
+
     pub fn calls_of(&self, action: &str) -> usize {
         self.calls
             .iter()
@@ -177,19 +193,24 @@ impl Rds for FakeEc2 {
             DbSnapshotKind::Cluster => "CreateDBClusterSnapshot",
         };
         let mut w = self.enter(action, Some(&req.source_id))?;
-        if w.db_snapshots.contains_key(&req.snapshot_id) {
-            return Err(self.error(
+        let exists = || {
+            self.error(
                 ErrorKind::Conflict,
                 action,
                 &req.snapshot_id,
                 "DBSnapshotAlreadyExists",
                 "a snapshot with this id exists",
-            ));
+            )
+        };
+        if w.db_snapshots.contains_key(&req.snapshot_id) {
+            return Err(exists());
         }
         let snap = DbSnapshot {
             id: req.snapshot_id.clone(),
             source_id: req.source_id.clone(),
             status: "available".into(),
+            created: Some(w.now()),
+            tags: req.tags.clone(),
         };
         w.db_snapshots.insert(
             snap.id.clone(),
@@ -200,6 +221,10 @@ impl Rds for FakeEc2 {
                 tags: req.tags.clone(),
             },
         );
+        if w.retried_creates.contains(action) {
+            return Err(exists());
+        }
+        self.answered(&w, action, &req.source_id)?;
         Ok(snap)
     }
 
@@ -526,6 +551,21 @@ impl FakeEc2 {
         }
     }
 
+    /// The answer of a create call that made its resource: lost (a
+    /// transport error) when `lost_answers` names the action.
+    fn answered(&self, w: &World, action: &str, resource: &str) -> CloudResult<()> {
+        if !w.lost_answers.contains(action) {
+            return Ok(());
+        }
+        Err(self.error(
+            ErrorKind::Transport,
+            action,
+            resource,
+            "RequestTimeout",
+            "the connection closed before the answer arrived",
+        ))
+    }
+
     fn page<T: Clone>(&self, all: Vec<T>, token: Option<String>) -> Page<T> {
         let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
         let end = (start + self.page_size).min(all.len());
@@ -536,7 +576,13 @@ impl FakeEc2 {
         }
     }
 
-    fn new_snapshot(&self, w: &mut World, volume_id: &str, tags: &Tags) -> Snapshot {
+    fn new_snapshot(
+        &self,
+        w: &mut World,
+        volume_id: &str,
+        tags: &Tags,
+        description: &str,
+    ) -> Snapshot {
         w.next += 1;
         let id = format!("snap-{:017x}", w.next);
         let fails = w.failing_volumes.contains(volume_id);
@@ -552,9 +598,10 @@ impl FakeEc2 {
             volume_id: volume_id.to_string(),
             region: self.region.clone(),
             state,
-            started: None,
+            started: Some(w.now()),
             tags: tags.clone(),
         };
+        w.descriptions.insert(s.id.clone(), description.to_string());
         if w.unlisted_describes > 0 {
             let n = w.unlisted_describes;
             w.unlisted_left.insert(s.id.clone(), n);
@@ -658,6 +705,27 @@ impl Ec2 for FakeEc2 {
         Ok(self.page(all, token))
     }
 
+    async fn described_snapshots_page(
+        &self,
+        q: &SnapshotQuery,
+        token: Option<String>,
+    ) -> CloudResult<Page<DescribedSnapshot>> {
+        let page = self.snapshots_page(q, token).await?;
+        let w = self.world.lock().expect("fake world");
+        let items = page
+            .items
+            .into_iter()
+            .map(|s| DescribedSnapshot {
+                description: w.descriptions.get(&s.id).cloned().unwrap_or_default(),
+                snapshot: s,
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+
     async fn create_instance_snapshots(
         &self,
         req: &InstanceSnapshotRequest,
@@ -695,14 +763,17 @@ impl Ec2 for FakeEc2 {
             {
                 continue;
             }
-            out.push(self.new_snapshot(&mut w, &v.volume_id, &req.tags));
+            out.push(self.new_snapshot(&mut w, &v.volume_id, &req.tags, &req.description));
         }
+        self.answered(&w, "CreateSnapshots", &req.instance_id)?;
         Ok(out)
     }
 
     async fn create_volume_snapshot(&self, req: &VolumeSnapshotRequest) -> CloudResult<Snapshot> {
         let mut w = self.enter("CreateSnapshot", Some(&req.volume_id))?;
-        Ok(self.new_snapshot(&mut w, &req.volume_id, &req.tags))
+        let s = self.new_snapshot(&mut w, &req.volume_id, &req.tags, &req.description);
+        self.answered(&w, "CreateSnapshot", &req.volume_id)?;
+        Ok(s)
     }
 
     async fn delete_snapshot(&self, snapshot_id: &str) -> CloudResult<()> {
@@ -724,7 +795,8 @@ impl Ec2 for FakeEc2 {
     }
 
     /// One snapshot per attached volume, untagged (as the emulator, which
-    /// ignores the snapshot TagSpecifications); the AMI is available at once.
+    /// fails a snapshot TagSpecification); the AMI is available at once.
+    /// AMI names are unique per region (`InvalidAMIName.Duplicate`).
     async fn create_image(&self, req: &ImageRequest) -> CloudResult<String> {
         let mut w = self.enter("CreateImage", Some(&req.instance_id))?;
         let Some(i) = w.instances.get(&req.instance_id).cloned() else {
@@ -736,13 +808,33 @@ impl Ec2 for FakeEc2 {
                 "no such instance",
             ));
         };
+        let duplicate = || {
+            self.error(
+                ErrorKind::Invalid,
+                "ec2:CreateImage",
+                &req.name,
+                "InvalidAMIName.Duplicate",
+                "AMI name is already in use",
+            )
+        };
+        if w.images
+            .values()
+            .any(|m| m.name == req.name && m.region == self.region)
+        {
+            return Err(duplicate());
+        }
+        w.next += 1;
+        let id = format!("ami-{:017x}", w.next);
+        let made_by = format!("Created by CreateImage({}) for {id}", req.instance_id);
         let snapshot_ids = i
             .volumes
             .iter()
-            .map(|v| self.new_snapshot(&mut w, &v.volume_id, &Tags::new()).id)
+            .map(|v| {
+                self.new_snapshot(&mut w, &v.volume_id, &Tags::new(), &made_by)
+                    .id
+            })
             .collect();
-        w.next += 1;
-        let id = format!("ami-{:017x}", w.next);
+        let created = Some(w.now());
         w.images.insert(
             id.clone(),
             Image {
@@ -751,9 +843,16 @@ impl Ec2 for FakeEc2 {
                 state: ImageState::Available,
                 snapshot_ids,
                 tags: req.tags.clone(),
+                name: req.name.clone(),
+                description: req.description.clone(),
+                created,
             },
         );
         w.image_requests.push(req.clone());
+        if w.retried_creates.contains("CreateImage") {
+            return Err(duplicate());
+        }
+        self.answered(&w, "CreateImage", &req.instance_id)?;
         Ok(id)
     }
 
