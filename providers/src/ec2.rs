@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{InstanceSpecification, ResourceType, TagSpecification};
 use aws_sdk_ec2::Client;
 use lifeboat_engine::cloud::{
-    AttachedVolume, CloudResult, DescribedSnapshot, Ec2, ErrorKind, Image, ImageQuery, ImageRequest, ImageState,
-    Instance, InstanceSnapshotRequest, Page, Query, Snapshot, SnapshotQuery, Tags, Volume,
-    VolumeSnapshotRequest,
+    AttachedVolume, CloudResult, DescribedSnapshot, Ec2, ErrorKind, Image, ImageQuery,
+    ImageRequest, ImageState, Instance, InstanceSnapshotRequest, Page, Query, Snapshot,
+    SnapshotQuery, Tags, Volume, VolumeSnapshotRequest,
 };
 
 use crate::convert::{

@@ -24,7 +24,7 @@ mod take;
 mod wait;
 
 pub use names::{backup_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
-pub use reconcile::reconcile_interrupted;
+pub use reconcile::{close_abandoned, reconcile_interrupted};
 pub use take::{run, run_with_problems, take};
 
 mod retain;

@@ -50,30 +50,93 @@ pub async fn reconcile_interrupted(
     now: DateTime<Utc>,
 ) -> Result<Vec<BackupRecord>, BackupError> {
     let state = store.lock().expect("store").load()?;
-    let accounts = state.accounts()?;
     let mut closed = Vec::new();
     for b in state
         .backups
         .iter()
         .filter(|b| b.status == BackupStatus::Running)
     {
-        let Some(acct) = accounts.get(&b.account) else {
-            continue;
-        };
-        let mut orphan = Orphan::new(b);
-        for region in &acct.regions {
-            let ec2 = cloud.ec2(acct, region).await?;
-            let of_images = orphan.adopt_images(ec2.as_ref(), region).await?;
-            orphan
-                .adopt_snapshots(ec2.as_ref(), region, &of_images)
-                .await?;
-            orphan
-                .adopt_db_snapshots(cloud.as_ref(), acct, region, &state)
-                .await?;
+        let why = "interrupted before it finished";
+        if let Some(rec) = adopt_and_close(cloud.as_ref(), &store, &state, b, why, now).await? {
+            closed.push(rec);
         }
-        closed.push(orphan.close(&store, now)?);
     }
     Ok(closed)
+}
+
+/// Closes, as failed, the backup `id` of `policy` that its own process
+/// gave up on (the policy's `timeout`): its create calls in flight were
+/// abandoned, and what AWS made for them is adopted by tags first, so that
+/// nothing whose create call went through is left out of the catalog.
+pub async fn close_abandoned(
+    cloud: Arc<dyn Cloud>,
+    store: &SharedStore,
+    policy: &str,
+    id: &str,
+    why: &str,
+) -> Result<Option<BackupRecord>, BackupError> {
+    let state = store.lock().expect("store").load()?;
+    let Some(b) = state
+        .backups
+        .iter()
+        .find(|b| b.policy == policy && b.id == id && b.status == BackupStatus::Running)
+    else {
+        return Ok(None);
+    };
+    adopt_and_close(cloud.as_ref(), store, &state, b, why, Utc::now()).await
+}
+
+/// Adopts what AWS has of the running backup `b` and closes it as failed,
+/// saying `why`. `None` when its account is no longer in state.
+async fn adopt_and_close(
+    cloud: &dyn Cloud,
+    store: &SharedStore,
+    state: &Snapshot,
+    b: &BackupRecord,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<BackupRecord>, BackupError> {
+    let accounts = state.accounts()?;
+    let Some(acct) = accounts.get(&b.account) else {
+        return Ok(None);
+    };
+    let mut orphan = Orphan::new(b);
+    for region in &acct.regions {
+        orphan.adopt_region(cloud, acct, region, state).await?;
+    }
+    Ok(Some(orphan.close(store, now, why)?))
+}
+
+/// Adopts into the running backup `id` of `policy` what AWS holds of it in
+/// `region` beyond the catalog: the artifacts of create calls whose answers
+/// were lost (the call failed on the way back, after AWS had made them).
+/// Returns how many were adopted.
+pub(super) async fn adopt_lost(
+    cloud: &dyn Cloud,
+    store: &SharedStore,
+    acct: &Account,
+    region: &str,
+    policy: &str,
+    id: &str,
+) -> Result<usize, BackupError> {
+    let state = store.lock().expect("store").load()?;
+    let Some(b) = state
+        .backups
+        .iter()
+        .find(|b| b.policy == policy && b.id == id)
+    else {
+        return Ok(0);
+    };
+    let mut orphan = Orphan::new(b);
+    orphan.adopt_region(cloud, acct, region, &state).await?;
+    let n = orphan.adopted.len();
+    store.lock().expect("store").transaction(|tx| {
+        for s in &orphan.adopted {
+            tx.insert_snapshot(policy, id, s)?;
+        }
+        Ok(())
+    })?;
+    Ok(n)
 }
 
 /// An interrupted backup: what the catalog has of it, and what AWS has
@@ -91,6 +154,21 @@ impl<'a> Orphan<'a> {
             known: backup.snapshots.iter().map(|s| s.id.as_str()).collect(),
             adopted: Vec::new(),
         }
+    }
+
+    /// Adopts what AWS has of the backup in one region.
+    async fn adopt_region(
+        &mut self,
+        cloud: &dyn Cloud,
+        acct: &Account,
+        region: &str,
+        state: &Snapshot,
+    ) -> Result<(), BackupError> {
+        let ec2 = cloud.ec2(acct, region).await?;
+        let of_images = self.adopt_images(ec2.as_ref(), region).await?;
+        self.adopt_snapshots(ec2.as_ref(), region, &of_images)
+            .await?;
+        self.adopt_db_snapshots(cloud, acct, region, state).await
     }
 
     /// The tag filter that finds what this backup made.
@@ -256,11 +334,16 @@ impl<'a> Orphan<'a> {
     }
 
     /// Records what was adopted and closes the backup as failed.
-    fn close(self, store: &SharedStore, now: DateTime<Utc>) -> Result<BackupRecord, BackupError> {
+    fn close(
+        self,
+        store: &SharedStore,
+        now: DateTime<Utc>,
+        why: &str,
+    ) -> Result<BackupRecord, BackupError> {
         let b = self.backup;
         let mut problems = b.problems.clone();
         problems.push(format!(
-            "interrupted before it finished; {} snapshot(s) recorded, {} adopted from AWS tags",
+            "{why}; {} snapshot(s) recorded, {} adopted from AWS tags",
             b.snapshots.len(),
             self.adopted.len()
         ));

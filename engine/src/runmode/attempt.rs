@@ -165,24 +165,6 @@ impl ScriptCall<'_> {
     }
 }
 
-/// Closes, as failed, a backup an attempt left running (it timed out).
-fn close_timed_out(store: &SharedStore, policy: &str, id: &str, secs: u64) {
-    let mut s = store.lock().expect("store");
-    let Ok(backups) = s.backups(Some(policy)) else {
-        return;
-    };
-    if let Some(b) = backups
-        .into_iter()
-        .find(|b| b.id == id && b.status == BackupStatus::Running)
-    {
-        let mut problems = b.problems.clone();
-        problems.push(format!("the backup timed out after {secs}s"));
-        let _ = s.transaction(|tx| {
-            tx.finish_backup(policy, id, BackupStatus::Failed, Utc::now(), &problems)
-        });
-    }
-}
-
 /// Adds `why` to a finished backup's problems and sets its status (partial,
 /// when its scripts failed under the strict rule).
 fn amend(
@@ -333,14 +315,30 @@ async fn take(
     if let Some(secs) = opts.timeout_secs {
         wait.timeout = wait.timeout.min(Duration::from_secs(secs));
     }
-    let take = backup::take(cloud, store.clone(), policy, at, wait, known, &ctx.limits);
+    let take = backup::take(
+        cloud.clone(),
+        store.clone(),
+        policy,
+        at,
+        wait,
+        known,
+        &ctx.limits,
+    );
     let Some(secs) = opts.timeout_secs else {
         return Ok(take.await);
     };
     match tokio::time::timeout(Duration::from_secs(secs), take).await {
         Ok(r) => Ok(r),
         Err(_) => {
-            close_timed_out(store, policy, id, secs);
+            // The create calls in flight were abandoned; what AWS made for
+            // them is adopted by tags before the backup is closed as failed.
+            let why = format!("the backup timed out after {secs}s");
+            if let Err(e) = backup::close_abandoned(cloud, store, policy, id, &why).await {
+                return Err(TimedOut {
+                    problem: why,
+                    record: Err(e),
+                });
+            }
             let record = match record_of(store, policy, id) {
                 Ok(Some(record)) => Ok(record),
                 Ok(None) => Err(BackupError::State(StateError::Conflict(format!(
