@@ -25,7 +25,7 @@ mod wait;
 
 pub use names::{backup_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 pub use reconcile::{close_abandoned, reconcile_interrupted};
-pub use take::{run, run_with_problems, take};
+pub use take::{finish, run, run_with_problems, take, take_open};
 
 mod retain;
 pub use retain::{initial_ami_due, retain, retention_plan};

@@ -81,6 +81,34 @@ pub async fn take(
     known_problems: Vec<String>,
     limits: &Limits,
 ) -> Result<BackupRecord, BackupError> {
+    let earned = take_open(
+        cloud,
+        store.clone(),
+        policy,
+        now,
+        wait,
+        known_problems,
+        limits,
+    )
+    .await?;
+    finish(&store, &earned)
+}
+
+/// [`take`], leaving the backup `running` in the catalog: the record
+/// returned has the status and problems the backup earned, for the caller
+/// to [`finish`] once what else decides it (the policy's `after` and
+/// `complete` scripts) is known. A process that dies before then leaves a
+/// `running` backup, which reconciliation closes as failed: it never counts
+/// as a generation on a success that was not settled.
+pub async fn take_open(
+    cloud: Arc<dyn Cloud>,
+    store: SharedStore,
+    policy: &str,
+    now: DateTime<Utc>,
+    wait: Wait,
+    known_problems: Vec<String>,
+    limits: &Limits,
+) -> Result<BackupRecord, BackupError> {
     let applied = Applied::load(&store, policy)?;
     let id = record_running(&store, policy, &applied.policy.account, now)?;
     let backup = Backup {
@@ -105,7 +133,7 @@ pub async fn take(
     for (region, targets) in applied.by_region() {
         backup.region(region, targets, &mut outcome).await?;
     }
-    close(&store, policy, &id, outcome, now)
+    earned(&store, policy, &id, outcome, now)
 }
 
 /// The policy as applied when its backup starts.
@@ -512,9 +540,9 @@ fn record_snapshots(
     Ok(())
 }
 
-/// Closes the backup with the status its outcome earned, and returns it as
-/// the catalog now has it.
-fn close(
+/// The backup as its outcome earned it: its status and problems, not yet
+/// written (the catalog still has it `running`).
+fn earned(
     store: &SharedStore,
     policy: &str,
     id: &str,
@@ -531,10 +559,30 @@ fn close(
         (_, true) => BackupStatus::Success,
         (_, false) => BackupStatus::Partial,
     };
+    let mut record = store
+        .lock()
+        .expect("store")
+        .backups(Some(policy))?
+        .into_iter()
+        .find(|b| b.id == id)
+        .expect("the backup recorded running is in the catalog");
+    record.status = status;
+    record.problems = problems;
+    record.finished = Some(Utc::now().max(now));
+    Ok(record)
+}
+
+/// Closes the backup `record` with its status, problems and finish time,
+/// and returns it as the catalog now has it.
+pub fn finish(store: &SharedStore, record: &BackupRecord) -> Result<BackupRecord, BackupError> {
+    let (policy, id) = (record.policy.as_str(), record.id.as_str());
+    let finished = record.finished.unwrap_or_else(Utc::now);
     {
         let mut s = store.lock().expect("store");
         failpoint::hit(failpoint::BACKUP_BEFORE_FINISH);
-        s.transaction(|tx| tx.finish_backup(policy, id, status, Utc::now().max(now), &problems))?;
+        s.transaction(|tx| {
+            tx.finish_backup(policy, id, record.status, finished, &record.problems)
+        })?;
     }
     let record = store
         .lock()
