@@ -18,6 +18,7 @@ use crate::cloud::CloudError;
 use crate::plan::apply::Report;
 use crate::state::{BackupRecord, StateError};
 
+pub mod import;
 pub mod names;
 mod reconcile;
 mod take;

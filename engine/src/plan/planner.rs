@@ -99,6 +99,8 @@ pub fn plan(
     let expiring = d.retention()?;
     d.clones();
     d.removed_accounts(&expiring);
+    d.warnings
+        .extend(crate::backup::import::hint(config, state, obs));
     Ok(d.finish(now))
 }
 
