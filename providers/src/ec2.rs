@@ -57,8 +57,10 @@ fn snapshot_tag_spec(tags: &Tags) -> Option<TagSpecification> {
 
 /// The AMI's TagSpecifications: the image only. The engine tags the AMI's
 /// snapshots with CreateTags once the AMI is available: a `snapshot`
-/// TagSpecification on CreateImage is not implemented everywhere (the
-/// emulator fails the whole call with it).
+/// TagSpecification on CreateImage is not implemented everywhere (checked:
+/// the emulator fails the whole call with it, as not implemented), so the
+/// snapshots of an AMI are found through the AMI, which is tagged and
+/// marked at creation, until that follow-up has run.
 fn image_tag_specs(tags: &Tags) -> Option<Vec<TagSpecification>> {
     if tags.is_empty() {
         return None;
