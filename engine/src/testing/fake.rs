@@ -69,6 +69,10 @@ pub struct World {
     /// answer was lost: the resource is made, and the call fails with
     /// `InvalidAMIName.Duplicate` / `DBSnapshotAlreadyExists`.
     pub retried_creates: std::collections::BTreeSet<String>,
+    /// How long a CreateSnapshots call takes to answer after it made its
+    /// snapshots (none: at once), so that a timeout can abandon the call
+    /// with its snapshots made.
+    pub answer_delay: Option<std::time::Duration>,
     /// The time new resources are stamped with (default: the clock).
     pub clock: Option<chrono::DateTime<chrono::Utc>>,
     /// EBS snapshot descriptions by id.
@@ -566,6 +570,43 @@ impl FakeEc2 {
         ))
     }
 
+    /// CreateSnapshots' work under the world's lock: the snapshots made,
+    /// and how long the answer is to take.
+    #[allow(clippy::type_complexity)]
+    fn make_instance_snapshots(
+        &self,
+        req: &InstanceSnapshotRequest,
+    ) -> CloudResult<(Vec<Snapshot>, Option<std::time::Duration>)> {
+        let mut w = self.enter("CreateSnapshots", Some(&req.instance_id))?;
+
+        let Some(i) = w.instances.get(&req.instance_id).cloned() else {
+            return Err(CloudError {
+                kind: ErrorKind::NotFound,
+                account: self.account.clone(),
+                region: self.region.clone(),
+                action: "ec2:CreateSnapshots".into(),
+                resource: Some(req.instance_id.clone()),
+                code: Some("InvalidInstanceID.NotFound".into()),
+                message: "no such instance".into(),
+            });
+        };
+        let mut out = Vec::new();
+        // As AWS and the emulator do: a terminated instance has no volumes.
+        if i.state.is_gone() {
+            return Ok((out, None));
+        }
+        for v in &i.volumes {
+            if (v.is_root && req.exclude_boot_volume)
+                || req.exclude_volume_ids.contains(&v.volume_id)
+            {
+                continue;
+            }
+            out.push(self.new_snapshot(&mut w, &v.volume_id, &req.tags, &req.description));
+        }
+        self.answered(&w, "CreateSnapshots", &req.instance_id)?;
+        Ok((out, w.answer_delay))
+    }
+
     fn page<T: Clone>(&self, all: Vec<T>, token: Option<String>) -> Page<T> {
         let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
         let end = (start + self.page_size).min(all.len());
@@ -740,32 +781,10 @@ impl Ec2 for FakeEc2 {
             tokio::time::sleep(d).await;
         }
         self.world.lock().expect("fake world").creates_in_flight -= 1;
-        let mut w = self.enter("CreateSnapshots", Some(&req.instance_id))?;
-        let Some(i) = w.instances.get(&req.instance_id).cloned() else {
-            return Err(CloudError {
-                kind: ErrorKind::NotFound,
-                account: self.account.clone(),
-                region: self.region.clone(),
-                action: "ec2:CreateSnapshots".into(),
-                resource: Some(req.instance_id.clone()),
-                code: Some("InvalidInstanceID.NotFound".into()),
-                message: "no such instance".into(),
-            });
-        };
-        let mut out = Vec::new();
-        // As AWS and the emulator do: a terminated instance has no volumes.
-        if i.state.is_gone() {
-            return Ok(out);
+        let (out, late) = self.make_instance_snapshots(req)?;
+        if let Some(d) = late {
+            tokio::time::sleep(d).await;
         }
-        for v in &i.volumes {
-            if (v.is_root && req.exclude_boot_volume)
-                || req.exclude_volume_ids.contains(&v.volume_id)
-            {
-                continue;
-            }
-            out.push(self.new_snapshot(&mut w, &v.volume_id, &req.tags, &req.description));
-        }
-        self.answered(&w, "CreateSnapshots", &req.instance_id)?;
         Ok(out)
     }
 
