@@ -3,7 +3,9 @@
 //! lost (a transport error after AWS made the resource) and when the SDK's
 //! retry of such a call is told the name is taken. The emulator always
 //! answers and never reports a duplicate AMI name, so only the fake can
-//! lose an answer or replay a retry.
+//! lose an answer or replay a retry. Also `import` over every kind, DB and
+//! cluster snapshots included, with hand-tagged look-alikes left out (the
+//! emulator test of `import` covers EBS snapshots and AMIs).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,7 @@ fn now() -> DateTime<Utc> {
 struct Bench {
     cloud: FakeCloud,
     store: SharedStore,
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -76,15 +79,16 @@ impl Bench {
         let store = Arc::new(Mutex::new(
             Store::open(&dir.path().join("state.db")).unwrap(),
         ));
-        let b = Bench {
-            cloud,
-            store,
-            _dir: dir,
-        };
         let config: Config =
             lifeboat_schema::load_sources(&[("main.lb.hcl".into(), CONFIG.into())])
                 .unwrap_or_else(|d| panic!("{d}"))
                 .config;
+        let b = Bench {
+            cloud,
+            store,
+            config: config.clone(),
+            _dir: dir,
+        };
         let state = b.store.lock().unwrap().load().unwrap();
         let obs = observe::observe(b.cloud(), &config, &state).await.unwrap();
         let plan = planner::plan(&config, &state, &obs, now()).unwrap();
@@ -202,4 +206,80 @@ async fn a_retried_create_adopts_what_its_first_call_made_and_nothing_foreign() 
     assert_eq!(r.record.status, BackupStatus::Partial, "{:?}", r.record);
     assert!(!b.catalog().contains(&foreign));
     assert_eq!(b.catalog(), b.aws());
+}
+
+#[tokio::test]
+async fn import_rebuilds_every_kind_from_tags_and_leaves_hand_tagged_ones_out() {
+    use lifeboat_engine::backup::import;
+    use lifeboat_engine::cloud::{DbSnapshotKind, DbSnapshotRequest, ImageRequest};
+    let b = Bench::new().await;
+    let next: DateTime<Utc> = "2026-11-03T10:00:00Z".parse().unwrap();
+    for t in [now(), next] {
+        let r = backup::run(b.cloud(), b.store.clone(), "db", t, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(r.record.status, BackupStatus::Success);
+    }
+    let before = b.store.lock().unwrap().backups(None).unwrap();
+    // Hand-made look-alikes: an AMI with Lifeboat's tags but not its
+    // description, and a DB snapshot with its tags under another id.
+    let acct = b.config.accounts["main"].clone();
+    let tags: lifeboat_engine::cloud::Tags = [
+        ("lifeboat:policy".to_string(), "db".to_string()),
+        (
+            "lifeboat:backup-id".to_string(),
+            "2026-11-02T10:00:00Z".to_string(),
+        ),
+        ("lifeboat:target".to_string(), "orders-db".to_string()),
+    ]
+    .into();
+    let ec2 = b.cloud.ec2(&acct, "us-east-1").await.unwrap();
+    ec2.create_image(&ImageRequest {
+        instance_id: "i-0000000c".into(),
+        name: "golden".into(),
+        description: "golden image".into(),
+        reboot: false,
+        tags: tags.clone(),
+    })
+    .await
+    .unwrap();
+    let rds = b.cloud.rds(&acct, "us-east-1").await.unwrap();
+    rds.create_db_snapshot(&DbSnapshotRequest {
+        kind: DbSnapshotKind::Instance,
+        source_id: "orders-db".into(),
+        snapshot_id: "manual-orders".into(),
+        tags,
+    })
+    .await
+    .unwrap();
+
+    // The state is lost: a new, empty one.
+    let dir = tempfile::tempdir().unwrap();
+    let fresh: SharedStore = Arc::new(Mutex::new(
+        Store::open(&dir.path().join("state.db")).unwrap(),
+    ));
+    let found = import::scan(b.cloud(), &b.config, &fresh).await.unwrap();
+    assert_eq!(found.len(), 2);
+    import::record_found(&fresh, &found).unwrap();
+    let after = fresh.lock().unwrap().backups(None).unwrap();
+    type Shape = Vec<(String, BackupStatus, BTreeSet<String>)>;
+    let shape = |bs: &[lifeboat_engine::state::BackupRecord]| -> Shape {
+        bs.iter()
+            .map(|x| {
+                (
+                    x.id.clone(),
+                    x.status,
+                    x.snapshots.iter().map(|s| s.id.clone()).collect(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shape(&after), shape(&before));
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().any(|x| x.started == now()));
+    // A second import finds nothing left.
+    assert!(import::scan(b.cloud(), &b.config, &fresh)
+        .await
+        .unwrap()
+        .is_empty());
 }
