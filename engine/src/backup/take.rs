@@ -781,7 +781,11 @@ impl Create {
             .ok()?;
         found
             .into_iter()
-            .find(|i| i.name == req.name && i.tags == req.tags && i.description == req.description)
+            .find(|i| {
+                i.name == req.name
+                    && carries(&i.tags, &req.tags)
+                    && i.description == req.description
+            })
             .map(|i| i.id)
     }
 
@@ -873,7 +877,7 @@ impl Create {
                 let found = collect_pages(|tok| rds.db_snapshots_page(kind, &want, tok)).await;
                 let own = found.ok().and_then(|f| {
                     f.into_iter()
-                        .find(|s| s.id == req.snapshot_id && s.tags == req.tags)
+                        .find(|s| s.id == req.snapshot_id && carries(&s.tags, &req.tags))
                 });
                 match own {
                     Some(s) => s.id,
@@ -884,6 +888,11 @@ impl Create {
         };
         TargetResult::Taken(vec![self.artifact(id, artifact_kind)], BTreeSet::new())
     }
+}
+
+/// Does `tags` hold every tag of `wanted`, with its value?
+fn carries(tags: &Tags, wanted: &Tags) -> bool {
+    wanted.iter().all(|(k, v)| tags.get(k) == Some(v))
 }
 
 /// The snapshots a create call reported completed already.
