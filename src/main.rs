@@ -69,6 +69,13 @@ enum Command {
         #[arg(long)]
         allow_destroy_backups: bool,
     },
+    /// Rebuild the backup catalog from the tags of what Lifeboat made in
+    /// AWS (a lost or new state file), after confirmation.
+    Import {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+    },
     /// Back up a policy now, then apply its retention.
     Backup {
         /// The policy's name.
@@ -216,6 +223,7 @@ async fn run(cli: Cli) -> Result<u8> {
             )
             .await
         }
+        Command::Import { auto_approve } => cmd::import::run(load(&cli)?, *auto_approve).await,
         Command::Backup { policy, timeout } => {
             cmd::backup::run(load(&cli)?, policy, *timeout).await
         }

@@ -201,3 +201,70 @@ fn a_runner_killed_during_a_scheduled_backup_is_reconciled_and_made_again_by_the
         env.assert_converged();
     }
 }
+
+#[test]
+fn a_backup_killed_in_its_strict_after_script_never_counts_as_a_success() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&format!(
+        r#"account "main" {{
+  regions = ["us-east-1"]
+}}
+
+policy "web" {{
+  account     = account.main
+  generations = 2
+  success     = "strict"
+
+  scripts {{
+    after   = "scripts/after.sh"
+    timeout = "30s"
+  }}
+
+  instance "{}" {{
+    region = "us-east-1"
+  }}
+}}
+"#,
+        a.id
+    ));
+    // The first time, the script kills the lifeboat that runs it (its
+    // parent) and keeps sleeping: the process dies during the after script,
+    // as a runner killed while it waits for one.
+    let marker = env.ws.path().join("killed-once");
+    let script = env.ws.path().join("scripts/after.sh");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ ! -e '{m}' ]; then touch '{m}'; kill -9 $PPID; sleep 5; fi\nexit 0\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.apply();
+
+    let killed = env.run(&["--now", &at(10), "backup", "web"]);
+    assert_ne!(killed.code, 0, "{killed}");
+    assert!(marker.exists(), "the after script ran: {killed}");
+
+    // Not closed as a success before its script's outcome was known.
+    let before = env.backups(&[]);
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0]["status"], "running", "{before:?}");
+
+    env.backup("web", &at(11))
+        .stdout_has("left running by an interrupted lifeboat");
+    let backups = env.backups(&[]);
+    let first = backups.iter().find(|x| x["id"] == at(10).as_str()).unwrap();
+    assert_eq!(first["status"], "failed", "{backups:?}");
+    let second = backups.iter().find(|x| x["id"] == at(11).as_str()).unwrap();
+    assert_eq!(second["status"], "success");
+    // The killed backup's snapshot is tracked (or gone with retention): no
+    // snapshot in AWS is left out of the catalog.
+    let in_catalog: usize = backups.iter().map(|x| catalog_snapshots(x).len()).sum();
+    assert_eq!(env.aws.lifeboat_snapshots().len(), in_catalog);
+    env.assert_converged();
+}

@@ -499,9 +499,14 @@ async fn unit_a_backup_left_running_is_closed_with_the_snapshots_aws_has_for_it(
                     volume_id: "vol-x".into(),
                     region: "us-east-1".into(),
                     state: lifeboat_engine::cloud::SnapshotState::Completed,
-                    started: None,
+                    started: Some(at(9) + chrono::Duration::minutes(31)),
                     tags: tags(target),
                 },
+            );
+            // Lifeboat's marker: what reconciliation adopts must carry it.
+            w.descriptions.insert(
+                snap.into(),
+                format!("Lifeboat backup {id} of policy web, target {target}"),
             );
         }
     }

@@ -397,6 +397,32 @@ async fn unit_the_policy_timeout_bounds_the_wait_for_snapshots() {
 }
 
 #[tokio::test]
+async fn unit_snapshots_made_by_a_create_call_the_timeout_abandoned_are_in_the_catalog() {
+    // The fake fills an emulator hole: moto answers every create at once,
+    // so only the fake can make snapshots and answer after the timeout.
+    let b = Bench::new("timeout = \"1s\"").await;
+    b.cloud.world.lock().unwrap().answer_delay = Some(Duration::from_secs(5));
+    let r = b.run(1).await;
+    assert!(!r.succeeded);
+    let backups = b.store.lock().unwrap().backups(Some("web")).unwrap();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0].status, BackupStatus::Failed);
+    let mut recorded: Vec<String> = backups[0].snapshots.iter().map(|s| s.id.clone()).collect();
+    recorded.sort();
+    let made: Vec<String> = b
+        .cloud
+        .world
+        .lock()
+        .unwrap()
+        .snapshots
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(made.len(), 2, "the call made both volumes' snapshots");
+    assert_eq!(recorded, made, "{:?}", backups[0].problems);
+}
+
+#[tokio::test]
 async fn unit_the_daily_summary_is_published_once_a_day() {
     let text = config_text("").replace(
         "region    = \"us-east-1\"\n}",

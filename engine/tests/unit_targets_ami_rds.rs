@@ -323,7 +323,8 @@ async fn unit_an_interrupted_backup_adopts_its_amis_with_their_snapshots_and_its
         .create_image(&ImageRequest {
             instance_id: "i-0000000a".into(),
             name: "x".into(),
-            description: "x".into(),
+            // Lifeboat's marker, which reconciliation requires.
+            description: format!("Lifeboat backup {id} of policy db, target i-0000000a"),
             reboot: false,
             tags: tags("i-0000000a"),
         })

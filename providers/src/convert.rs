@@ -118,6 +118,14 @@ pub(crate) fn snapshot_state(name: Option<&str>) -> SnapshotState {
     }
 }
 
+/// An ISO 8601 time as EC2 writes some of them in text (an AMI's
+/// `CreationDate`, `2026-11-22T10:00:00.000Z`); `None` when it does not parse.
+pub(crate) fn time_from_text(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
 pub(crate) fn time_from_sdk(t: Option<&SdkDateTime>) -> Option<DateTime<Utc>> {
     let t = t?;
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())

@@ -4,14 +4,14 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{InstanceSpecification, ResourceType, TagSpecification};
 use aws_sdk_ec2::Client;
 use lifeboat_engine::cloud::{
-    AttachedVolume, CloudResult, Ec2, ErrorKind, Image, ImageQuery, ImageRequest, ImageState,
-    Instance, InstanceSnapshotRequest, Page, Query, Snapshot, SnapshotQuery, Tags, Volume,
-    VolumeSnapshotRequest,
+    AttachedVolume, CloudResult, DescribedSnapshot, Ec2, ErrorKind, Image, ImageQuery,
+    ImageRequest, ImageState, Instance, InstanceSnapshotRequest, Page, Query, Snapshot,
+    SnapshotQuery, Tags, Volume, VolumeSnapshotRequest,
 };
 
 use crate::convert::{
     build_filters, instance_state, sdk_filters, snapshot_state, tags_from_sdk, tags_to_sdk,
-    time_from_sdk,
+    time_from_sdk, time_from_text,
 };
 use crate::error::ErrorContext;
 
@@ -57,8 +57,10 @@ fn snapshot_tag_spec(tags: &Tags) -> Option<TagSpecification> {
 
 /// The AMI's TagSpecifications: the image only. The engine tags the AMI's
 /// snapshots with CreateTags once the AMI is available: a `snapshot`
-/// TagSpecification on CreateImage is not implemented everywhere (the
-/// emulator fails the whole call with it).
+/// TagSpecification on CreateImage is not implemented everywhere (checked:
+/// the emulator fails the whole call with it, as not implemented), so the
+/// snapshots of an AMI are found through the AMI, which is tagged and
+/// marked at creation, until that follow-up has run.
 fn image_tag_specs(tags: &Tags) -> Option<Vec<TagSpecification>> {
     if tags.is_empty() {
         return None;
@@ -178,6 +180,19 @@ impl Ec2 for AwsEc2 {
         q: &SnapshotQuery,
         token: Option<String>,
     ) -> CloudResult<Page<Snapshot>> {
+        let page = self.described_snapshots_page(q, token).await?;
+        Ok(Page {
+            items: page.items.into_iter().map(|d| d.snapshot).collect(),
+            next: page.next,
+            call: page.call,
+        })
+    }
+
+    async fn described_snapshots_page(
+        &self,
+        q: &SnapshotQuery,
+        token: Option<String>,
+    ) -> CloudResult<Page<DescribedSnapshot>> {
         // Always `owner-id`: without it DescribeSnapshots also lists every
         // public snapshot in the region.
         let call = if q.unfinished_only {
@@ -206,13 +221,16 @@ impl Ec2 for AwsEc2 {
             .snapshots()
             .iter()
             .filter_map(|s| {
-                Some(Snapshot {
-                    id: s.snapshot_id()?.to_owned(),
-                    volume_id: s.volume_id().unwrap_or_default().to_owned(),
-                    region: self.region(),
-                    state: snapshot_state(s.state().map(|st| st.as_str())),
-                    started: time_from_sdk(s.start_time()),
-                    tags: tags_from_sdk(s.tags()),
+                Some(DescribedSnapshot {
+                    snapshot: Snapshot {
+                        id: s.snapshot_id()?.to_owned(),
+                        volume_id: s.volume_id().unwrap_or_default().to_owned(),
+                        region: self.region(),
+                        state: snapshot_state(s.state().map(|st| st.as_str())),
+                        started: time_from_sdk(s.start_time()),
+                        tags: tags_from_sdk(s.tags()),
+                    },
+                    description: s.description().unwrap_or_default().to_owned(),
                 })
             })
             .collect();
@@ -346,6 +364,9 @@ impl Ec2 for AwsEc2 {
                         .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_owned))
                         .collect(),
                     tags: tags_from_sdk(i.tags()),
+                    name: i.name().unwrap_or_default().to_owned(),
+                    description: i.description().unwrap_or_default().to_owned(),
+                    created: i.creation_date().and_then(time_from_text),
                 })
             })
             .collect();

@@ -7,6 +7,7 @@ use lifeboat_engine::cloud::{
     CloudResult, DbSnapshot, DbSnapshotKind, DbSnapshotRequest, ErrorKind, Page, Rds, Tags,
 };
 
+use crate::convert::time_from_sdk;
 use crate::error::ErrorContext;
 
 /// RDS accepts 20 to 100 records per page.
@@ -21,6 +22,17 @@ impl AwsRds {
     pub(crate) fn new(client: Client, ctx: ErrorContext) -> Self {
         Self { client, ctx }
     }
+}
+
+fn tags_from_sdk(tags: &[Tag]) -> Tags {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
 }
 
 fn tags_to_sdk(tags: &Tags) -> Vec<Tag> {
@@ -72,6 +84,8 @@ impl Rds for AwsRds {
                         .to_owned(),
                     source_id: req.source_id.clone(),
                     status: s.status().unwrap_or("creating").to_owned(),
+                    created: time_from_sdk(s.snapshot_create_time()),
+                    tags: tags_from_sdk(s.tag_list()),
                 })
             }
             DbSnapshotKind::Cluster => {
@@ -93,6 +107,8 @@ impl Rds for AwsRds {
                         .to_owned(),
                     source_id: req.source_id.clone(),
                     status: s.status().unwrap_or("creating").to_owned(),
+                    created: time_from_sdk(s.snapshot_create_time()),
+                    tags: tags_from_sdk(s.tag_list()),
                 })
             }
         }
@@ -128,6 +144,8 @@ impl Rds for AwsRds {
                                     .unwrap_or_default()
                                     .to_owned(),
                                 status: s.status().unwrap_or_default().to_owned(),
+                                created: time_from_sdk(s.snapshot_create_time()),
+                                tags: tags_from_sdk(s.tag_list()),
                             })
                         })
                         .collect(),
@@ -154,6 +172,8 @@ impl Rds for AwsRds {
                                 id: s.db_cluster_snapshot_identifier()?.to_owned(),
                                 source_id: s.db_cluster_identifier().unwrap_or_default().to_owned(),
                                 status: s.status().unwrap_or_default().to_owned(),
+                                created: time_from_sdk(s.snapshot_create_time()),
+                                tags: tags_from_sdk(s.tag_list()),
                             })
                         })
                         .collect(),

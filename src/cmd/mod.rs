@@ -9,6 +9,7 @@ pub mod backups;
 pub mod fmt;
 pub mod force_unlock;
 pub mod graph;
+pub mod import;
 pub mod plan;
 pub mod run;
 pub mod schedule;

@@ -557,9 +557,14 @@ impl Aws {
         }
     }
 
-    /// Snapshots one volume with the given tags, as an interrupted lifeboat
-    /// would have left it; returns the snapshot id.
-    pub fn snapshot_volume(&self, volume_id: &str, tags: &[(&str, &str)]) -> String {
+    /// Snapshots one volume with the given description and tags, as an
+    /// interrupted lifeboat would have left it; returns the snapshot id.
+    pub fn snapshot_volume(
+        &self,
+        volume_id: &str,
+        description: &str,
+        tags: &[(&str, &str)],
+    ) -> String {
         use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
         let spec = tags.iter().fold(
             TagSpecification::builder().resource_type(ResourceType::Snapshot),
@@ -571,6 +576,7 @@ impl Aws {
                 self.ec2
                     .create_snapshot()
                     .volume_id(volume_id)
+                    .description(description)
                     .tag_specifications(spec.build())
                     .send(),
             )

@@ -70,6 +70,54 @@ impl Aws {
             .expect("DeleteSnapshot");
     }
 
+    /// An AMI of `instance_id` made by hand, tagged at creation; returns its id.
+    pub fn create_image(
+        &self,
+        instance_id: &str,
+        name: &str,
+        description: &str,
+        tags: &[(&str, &str)],
+    ) -> String {
+        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+        let spec = tags.iter().fold(
+            TagSpecification::builder().resource_type(ResourceType::Image),
+            |b, (k, v)| b.tags(Tag::builder().key(*k).value(*v).build()),
+        );
+        let out = self
+            .rt
+            .block_on(
+                self.ec2
+                    .create_image()
+                    .instance_id(instance_id)
+                    .name(name)
+                    .description(description)
+                    .tag_specifications(spec.build())
+                    .send(),
+            )
+            .expect("CreateImage in the emulator");
+        out.image_id().expect("an image id").to_string()
+    }
+
+    /// Does the account still have the AMI `id`?
+    pub fn image_exists(&self, id: &str) -> bool {
+        let out = self
+            .rt
+            .block_on(
+                self.ec2
+                    .describe_images()
+                    .owners("self")
+                    .filters(
+                        aws_sdk_ec2::types::Filter::builder()
+                            .name("image-id")
+                            .values(id)
+                            .build(),
+                    )
+                    .send(),
+            )
+            .expect("DescribeImages");
+        !out.images().is_empty()
+    }
+
     /// The tags of one snapshot (empty when it does not exist).
     pub fn snapshot_tags(&self, id: &str) -> BTreeMap<String, String> {
         let out = self

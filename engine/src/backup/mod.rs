@@ -19,6 +19,7 @@ use crate::cloud::CloudError;
 use crate::plan::apply::Report;
 use crate::state::{BackupRecord, StateError};
 
+pub mod import;
 pub mod names;
 mod reconcile;
 mod take;
@@ -26,8 +27,8 @@ mod throttle;
 mod wait;
 
 pub use names::{backup_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
-pub use reconcile::{reconcile_interrupted, Reconciled};
-pub use take::{run, run_with_problems, take};
+pub use reconcile::{close_abandoned, reconcile_interrupted, Reconciled};
+pub use take::{finish, run, run_with_problems, take, take_open};
 
 mod retain;
 pub use retain::{initial_ami_due, retain, retention_plan};

@@ -25,6 +25,27 @@ pub(crate) fn backup_tags(policy: &str, backup: &str, target: &str) -> Tags {
     .into()
 }
 
+/// The description Lifeboat writes on every EBS snapshot and AMI it makes:
+/// its marker. Tags can be put on anything by hand; only what carries this
+/// exact description for its own tags is ever adopted or imported as
+/// Lifeboat's (and so ever deleted by retention).
+pub(crate) fn description(policy: &str, backup: &str, target: &str) -> String {
+    format!("Lifeboat backup {backup} of policy {policy}, target {target}")
+}
+
+/// Does `desc` mark an artifact as Lifeboat's for the backup and target its
+/// `lifeboat:*` tags name?
+pub(crate) fn is_marked(desc: &str, tags: &Tags) -> bool {
+    match (
+        tags.get(TAG_POLICY),
+        tags.get(TAG_BACKUP_ID),
+        tags.get(TAG_TARGET),
+    ) {
+        (Some(p), Some(b), Some(t)) => desc == description(p, b, t),
+        _ => false,
+    }
+}
+
 /// The id of a backup started at `now`, unique within the policy: the time,
 /// with `-2`, `-3`, ... when the policy already has a backup of that second.
 pub fn backup_id(store: &Store, policy: &str, now: DateTime<Utc>) -> Result<String, StateError> {

@@ -1,8 +1,16 @@
-//! Closing backups that a process dying left `running`.
+//! Closing backups that a process dying left `running`, and adopting what
+//! a backup's create calls made when their answers were lost.
 //!
 //! Calls per interrupted backup and region: one filtered list of AMIs and
 //! one of EBS snapshots by the backup's tags, and for the policy's database
 //! targets one DB snapshot describe per kind by id.
+//!
+//! Only what is the backup's own is adopted: an AMI or EBS snapshot must
+//! carry Lifeboat's description for its tags (`names::is_marked`), a DB
+//! snapshot the backup's tags and the id derived from policy, target and
+//! backup, and each must have been created at or after the backup started
+//! (less [`CLOCK_SKEW`]). An AMI tagged by hand with a guessable backup id
+//! is never adopted, so retention never deletes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,16 +18,25 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use lifeboat_schema::Account;
 
-use crate::cloud::{
-    collect_chunked, collect_pages, Cloud, DbSnapshotKind, Ec2, ImageQuery, SnapshotQuery,
-};
+use crate::cloud::{collect_pages, Cloud, DbSnapshotKind, Ec2, ImageQuery, SnapshotQuery};
 use crate::state::model::{TargetKind, TargetState};
 use crate::state::{
     ArtifactKind, BackupRecord, BackupStatus, SharedStore, Snapshot, SnapshotRecord,
 };
 
-use super::names::{db_snapshot_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
+use super::names::{db_snapshot_id, is_marked, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 use super::BackupError;
+
+/// How far AWS's clock may be behind this machine's: a backup is recorded
+/// `running` before its first create call, so its artifacts' creation times
+/// are after its start but for the difference between the two clocks.
+pub(crate) const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Was an artifact created at `created` made by a backup started at
+/// `started`? Not when AWS does not say when.
+pub(crate) fn made_since(created: Option<DateTime<Utc>>, started: DateTime<Utc>) -> bool {
+    created.is_some_and(|c| c >= started - CLOCK_SKEW)
+}
 
 /// What [`reconcile_interrupted`] did: the backups it closed, and those it
 /// could not look at in AWS (they stay `running` for the next attempt).
@@ -47,38 +64,96 @@ pub async fn reconcile_interrupted(
     now: DateTime<Utc>,
 ) -> Result<Reconciled, BackupError> {
     let state = store.lock().expect("store").load()?;
-    let accounts = state.accounts()?;
     let mut out = Reconciled::default();
     for b in state
         .backups
         .iter()
         .filter(|b| b.status == BackupStatus::Running)
     {
-        let Some(acct) = accounts.get(&b.account) else {
-            continue;
-        };
-        let mut orphan = Orphan::new(b);
-        let looked = async {
-            for region in &acct.regions {
-                let ec2 = cloud.ec2(acct, region).await?;
-                let of_images = orphan.adopt_images(ec2.as_ref(), region).await?;
-                orphan
-                    .adopt_snapshots(ec2.as_ref(), region, &of_images)
-                    .await?;
-                orphan
-                    .adopt_db_snapshots(cloud.as_ref(), acct, region, &state)
-                    .await?;
-            }
-            Ok::<(), BackupError>(())
-        }
-        .await;
-        match looked {
-            Ok(()) => out.closed.push(orphan.close(&store, now)?),
+        let why = "interrupted before it finished";
+        match adopt_and_close(cloud.as_ref(), &store, &state, b, why, now).await {
+            Ok(Some(rec)) => out.closed.push(rec),
+            Ok(None) => {}
             Err(BackupError::State(e)) => return Err(e.into()),
             Err(e) => out.failed.push((b.policy.clone(), b.id.clone(), e)),
         }
     }
     Ok(out)
+}
+
+/// Closes, as failed, the backup `id` of `policy` that its own process
+/// gave up on (the policy's `timeout`): its create calls in flight were
+/// abandoned, and what AWS made for them is adopted by tags first, so that
+/// nothing whose create call went through is left out of the catalog.
+pub async fn close_abandoned(
+    cloud: Arc<dyn Cloud>,
+    store: &SharedStore,
+    policy: &str,
+    id: &str,
+    why: &str,
+) -> Result<Option<BackupRecord>, BackupError> {
+    let state = store.lock().expect("store").load()?;
+    let Some(b) = state
+        .backups
+        .iter()
+        .find(|b| b.policy == policy && b.id == id && b.status == BackupStatus::Running)
+    else {
+        return Ok(None);
+    };
+    adopt_and_close(cloud.as_ref(), store, &state, b, why, Utc::now()).await
+}
+
+/// Adopts what AWS has of the running backup `b` and closes it as failed,
+/// saying `why`. `None` when its account is no longer in state.
+async fn adopt_and_close(
+    cloud: &dyn Cloud,
+    store: &SharedStore,
+    state: &Snapshot,
+    b: &BackupRecord,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<BackupRecord>, BackupError> {
+    let accounts = state.accounts()?;
+    let Some(acct) = accounts.get(&b.account) else {
+        return Ok(None);
+    };
+    let mut orphan = Orphan::new(b);
+    for region in &acct.regions {
+        orphan.adopt_region(cloud, acct, region, state).await?;
+    }
+    Ok(Some(orphan.close(store, now, why)?))
+}
+
+/// Adopts into the running backup `id` of `policy` what AWS holds of it in
+/// `region` beyond the catalog: the artifacts of create calls whose answers
+/// were lost (the call failed on the way back, after AWS had made them).
+/// Returns how many were adopted.
+pub(super) async fn adopt_lost(
+    cloud: &dyn Cloud,
+    store: &SharedStore,
+    acct: &Account,
+    region: &str,
+    policy: &str,
+    id: &str,
+) -> Result<usize, BackupError> {
+    let state = store.lock().expect("store").load()?;
+    let Some(b) = state
+        .backups
+        .iter()
+        .find(|b| b.policy == policy && b.id == id)
+    else {
+        return Ok(0);
+    };
+    let mut orphan = Orphan::new(b);
+    orphan.adopt_region(cloud, acct, region, &state).await?;
+    let n = orphan.adopted.len();
+    store.lock().expect("store").transaction(|tx| {
+        for s in &orphan.adopted {
+            tx.insert_snapshot(policy, id, s)?;
+        }
+        Ok(())
+    })?;
+    Ok(n)
 }
 
 /// An interrupted backup: what the catalog has of it, and what AWS has
@@ -96,6 +171,21 @@ impl<'a> Orphan<'a> {
             known: backup.snapshots.iter().map(|s| s.id.as_str()).collect(),
             adopted: Vec::new(),
         }
+    }
+
+    /// Adopts what AWS has of the backup in one region.
+    async fn adopt_region(
+        &mut self,
+        cloud: &dyn Cloud,
+        acct: &Account,
+        region: &str,
+        state: &Snapshot,
+    ) -> Result<(), BackupError> {
+        let ec2 = cloud.ec2(acct, region).await?;
+        let of_images = self.adopt_images(ec2.as_ref(), region).await?;
+        self.adopt_snapshots(ec2.as_ref(), region, &of_images)
+            .await?;
+        self.adopt_db_snapshots(cloud, acct, region, state).await
     }
 
     /// The tag filter that finds what this backup made.
@@ -120,6 +210,11 @@ impl<'a> Orphan<'a> {
         };
         let mut of_images = BTreeSet::new();
         for img in collect_pages(|tok| ec2.images_page(&q, tok)).await? {
+            if !is_marked(&img.description, &img.tags)
+                || !made_since(img.created, self.backup.started)
+            {
+                continue;
+            }
             let target = img.tags.get(TAG_TARGET).cloned().unwrap_or_default();
             for snap in &img.snapshot_ids {
                 of_images.insert(snap.clone());
@@ -160,8 +255,13 @@ impl<'a> Orphan<'a> {
             tags: self.by_tags(),
             unfinished_only: false,
         };
-        for snap in collect_pages(|tok| ec2.snapshots_page(&q, tok)).await? {
-            if self.known.contains(snap.id.as_str()) || of_images.contains(&snap.id) {
+        for d in collect_pages(|tok| ec2.described_snapshots_page(&q, tok)).await? {
+            let snap = d.snapshot;
+            if self.known.contains(snap.id.as_str())
+                || of_images.contains(&snap.id)
+                || !is_marked(&d.description, &snap.tags)
+                || !made_since(snap.started, self.backup.started)
+            {
                 continue;
             }
             self.adopted.push(SnapshotRecord {
@@ -225,11 +325,18 @@ impl<'a> Orphan<'a> {
                 continue;
             }
             let want: Vec<String> = ids.keys().cloned().collect();
-            let found = collect_chunked(&want, |ids, tok| rds.db_snapshots_page(kind, ids, tok));
-            for s in found.await? {
+            for s in collect_pages(|tok| rds.db_snapshots_page(kind, &want, tok)).await? {
                 let Some(target) = ids.get(&s.id) else {
                     continue;
                 };
+                // No description on RDS snapshots: the derived id, the
+                // backup's tags and the creation time stand for the marker.
+                let ours = s.tags.get(TAG_BACKUP_ID) == Some(&b.id)
+                    && s.tags.get(TAG_POLICY) == Some(&b.policy)
+                    && made_since(s.created, b.started);
+                if !ours {
+                    continue;
+                }
                 self.adopted.push(SnapshotRecord {
                     id: s.id.clone(),
                     volume_id: target.clone(),
@@ -244,11 +351,16 @@ impl<'a> Orphan<'a> {
     }
 
     /// Records what was adopted and closes the backup as failed.
-    fn close(self, store: &SharedStore, now: DateTime<Utc>) -> Result<BackupRecord, BackupError> {
+    fn close(
+        self,
+        store: &SharedStore,
+        now: DateTime<Utc>,
+        why: &str,
+    ) -> Result<BackupRecord, BackupError> {
         let b = self.backup;
         let mut problems = b.problems.clone();
         problems.push(format!(
-            "interrupted before it finished; {} snapshot(s) recorded, {} adopted from AWS tags",
+            "{why}; {} snapshot(s) recorded, {} adopted from AWS tags",
             b.snapshots.len(),
             self.adopted.len()
         ));

@@ -15,15 +15,15 @@ use lifeboat_schema::{Account, InstanceMode, VolumeChoice, DEFAULT_AMI_ROTATION_
 use tokio::task::JoinSet;
 
 use crate::cloud::{
-    collect_pages, Cloud, DbSnapshotKind, DbSnapshotRequest, Ec2, ErrorKind, ImageRequest,
-    Instance, InstanceSnapshotRequest, Query, Rds, Snapshot, SnapshotState, Tags,
-    VolumeSnapshotRequest, FILTER_CHUNK,
+    collect_pages, Cloud, CloudError, DbSnapshotKind, DbSnapshotRequest, Ec2, ErrorKind,
+    ImageQuery, ImageRequest, Instance, InstanceSnapshotRequest, Query, Rds, Snapshot,
+    SnapshotState, Tags, VolumeSnapshotRequest, FILTER_CHUNK,
 };
 use crate::failpoint;
 use crate::state::model::{PolicyState, TargetKind, TargetState};
 use crate::state::{ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
 
-use super::names::{backup_id, backup_tags, db_snapshot_id, image_name};
+use super::names::{backup_id, backup_tags, db_snapshot_id, description, image_name};
 use super::throttle::{self, retry_throttled};
 use super::{initial_ami_due, retain, wait, BackupError, BackupResult, Limits, Wait};
 
@@ -79,6 +79,34 @@ pub async fn take(
     known_problems: Vec<String>,
     limits: &Limits,
 ) -> Result<BackupRecord, BackupError> {
+    let earned = take_open(
+        cloud,
+        store.clone(),
+        policy,
+        now,
+        wait,
+        known_problems,
+        limits,
+    )
+    .await?;
+    finish(&store, &earned)
+}
+
+/// [`take`], leaving the backup `running` in the catalog: the record
+/// returned has the status and problems the backup earned, for the caller
+/// to [`finish`] once what else decides it (the policy's `after` and
+/// `complete` scripts) is known. A process that dies before then leaves a
+/// `running` backup, which reconciliation closes as failed: it never counts
+/// as a generation on a success that was not settled.
+pub async fn take_open(
+    cloud: Arc<dyn Cloud>,
+    store: SharedStore,
+    policy: &str,
+    now: DateTime<Utc>,
+    wait: Wait,
+    known_problems: Vec<String>,
+    limits: &Limits,
+) -> Result<BackupRecord, BackupError> {
     let applied = Applied::load(&store, policy)?;
     // The credentials must reach the AWS account this one is held to (see
     // `cloud::identity`) before the backup is recorded or AWS is called.
@@ -106,7 +134,7 @@ pub async fn take(
     for (region, targets) in applied.by_region() {
         backup.region(region, targets, &mut outcome).await?;
     }
-    close(&store, policy, &id, outcome, now)
+    earned(&store, policy, &id, outcome, now)
 }
 
 /// The policy as applied when its backup starts.
@@ -218,6 +246,9 @@ struct Made {
     snapshots: BTreeMap<String, String>,
     /// AMIs and DB (cluster) snapshots, by id: (target, kind).
     artifacts: BTreeMap<String, (String, ArtifactKind)>,
+    /// A create call failed in a way that leaves open whether AWS made
+    /// its resource (the answer was lost).
+    unanswered: bool,
 }
 
 impl Backup<'_> {
@@ -241,6 +272,14 @@ impl Backup<'_> {
         let rds = self.rds_client(&region, &targets).await;
         let jobs = self.start_creates(&region, targets, &ec2, &rds, &seen);
         let made = self.record_created(jobs, out).await?;
+        if made.unanswered {
+            // What AWS made for the calls whose answers were lost carries
+            // the backup's tags: into the catalog with it, so nothing that
+            // exists is untracked (the targets stay lost for this backup).
+            let (cloud, acct) = (self.cloud.as_ref(), &self.applied.account);
+            super::reconcile::adopt_lost(cloud, self.store, acct, &region, self.policy, self.id)
+                .await?;
+        }
         // A backup is only as good as its slowest snapshot: retention must
         // not count it before every snapshot has completed.
         let ids = made.snapshots.keys().cloned().collect();
@@ -288,7 +327,7 @@ impl Backup<'_> {
         ec2: &Arc<dyn Ec2>,
         rds: &Result<Arc<dyn Rds>, String>,
         seen: &Seen,
-    ) -> JoinSet<TargetResult> {
+    ) -> JoinSet<Result<TargetResult, BackupError>> {
         let sem = self.limits.region(&self.applied.policy.account, region);
         // Throttled create calls are tried again within the backup's wait.
         let deadline = throttle::deadline(self.wait.timeout);
@@ -307,9 +346,22 @@ impl Backup<'_> {
                 deadline,
             };
             let sem = sem.clone();
+            let (store, policy, id) = (
+                self.store.clone(),
+                self.policy.to_string(),
+                self.id.to_string(),
+            );
             jobs.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore");
-                create.call().await
+                let r = create.call().await;
+                // Recorded in the task, with no await between the create
+                // call's answer and the commit: a policy `timeout` that
+                // drops the backup mid-way cannot lose what a call made.
+                if let TargetResult::Taken(snaps, _) = &r {
+                    failpoint::hit(failpoint::BACKUP_CREATED);
+                    record_snapshots(&store, &policy, &id, snaps)?;
+                }
+                Ok(r)
             });
         }
         jobs
@@ -334,12 +386,12 @@ impl Backup<'_> {
     /// call returns: a crash later cannot forget a snapshot that exists.
     async fn record_created(
         &self,
-        mut jobs: JoinSet<TargetResult>,
+        mut jobs: JoinSet<Result<TargetResult, BackupError>>,
         out: &mut Outcome,
     ) -> Result<Made, BackupError> {
         let mut made = Made::default();
         while let Some(r) = jobs.join_next().await {
-            match r.expect("backup task panicked") {
+            match r.expect("backup task panicked")? {
                 TargetResult::Taken(snaps, done) => {
                     if let Some(first) = snaps.first() {
                         out.taken.insert(first.target.clone());
@@ -354,23 +406,19 @@ impl Backup<'_> {
                                 .insert(s.id.clone(), (s.target.clone(), s.kind));
                         }
                     }
-                    failpoint::hit(failpoint::BACKUP_CREATED);
-                    self.record_snapshots(&snaps)?;
                 }
                 TargetResult::Problem(p) => out.problems.push(p),
+                TargetResult::Unanswered(p) => {
+                    out.problems.push(p);
+                    made.unanswered = true;
+                }
             }
         }
         Ok(made)
     }
 
     fn record_snapshots(&self, snaps: &[SnapshotRecord]) -> Result<(), BackupError> {
-        self.store.lock().expect("store").transaction(|tx| {
-            for snap in snaps {
-                tx.insert_snapshot(self.policy, self.id, snap)?;
-            }
-            Ok(())
-        })?;
-        Ok(())
+        record_snapshots(self.store, self.policy, self.id, snaps)
     }
 
     /// Waits for the AMIs and DB snapshots of one region to become available
@@ -481,9 +529,25 @@ impl Backup<'_> {
     }
 }
 
-/// Closes the backup with the status its outcome earned, and returns it as
-/// the catalog now has it.
-fn close(
+/// Records what a create call made under the backup, in one transaction.
+fn record_snapshots(
+    store: &SharedStore,
+    policy: &str,
+    id: &str,
+    snaps: &[SnapshotRecord],
+) -> Result<(), BackupError> {
+    store.lock().expect("store").transaction(|tx| {
+        for snap in snaps {
+            tx.insert_snapshot(policy, id, snap)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The backup as its outcome earned it: its status and problems, not yet
+/// written (the catalog still has it `running`).
+fn earned(
     store: &SharedStore,
     policy: &str,
     id: &str,
@@ -500,10 +564,30 @@ fn close(
         (_, true) => BackupStatus::Success,
         (_, false) => BackupStatus::Partial,
     };
+    let mut record = store
+        .lock()
+        .expect("store")
+        .backups(Some(policy))?
+        .into_iter()
+        .find(|b| b.id == id)
+        .expect("the backup recorded running is in the catalog");
+    record.status = status;
+    record.problems = problems;
+    record.finished = Some(Utc::now().max(now));
+    Ok(record)
+}
+
+/// Closes the backup `record` with its status, problems and finish time,
+/// and returns it as the catalog now has it.
+pub fn finish(store: &SharedStore, record: &BackupRecord) -> Result<BackupRecord, BackupError> {
+    let (policy, id) = (record.policy.as_str(), record.id.as_str());
+    let finished = record.finished.unwrap_or_else(Utc::now);
     {
         let mut s = store.lock().expect("store");
         failpoint::hit(failpoint::BACKUP_BEFORE_FINISH);
-        s.transaction(|tx| tx.finish_backup(policy, id, status, Utc::now().max(now), &problems))?;
+        s.transaction(|tx| {
+            tx.finish_backup(policy, id, record.status, finished, &record.problems)
+        })?;
     }
     let record = store
         .lock()
@@ -573,6 +657,19 @@ enum TargetResult {
     /// call already reported completed (nothing to wait for).
     Taken(Vec<SnapshotRecord>, BTreeSet<String>),
     Problem(String),
+    /// The call failed where AWS may have made the resource anyway (a
+    /// transport error, a throttle after retries, an unknown failure).
+    Unanswered(String),
+}
+
+/// A create call's failure as a [`TargetResult`].
+fn create_failed(e: CloudError) -> TargetResult {
+    match e.kind {
+        ErrorKind::Transport | ErrorKind::Throttled | ErrorKind::Other => {
+            TargetResult::Unanswered(e.to_string())
+        }
+        _ => TargetResult::Problem(e.to_string()),
+    }
 }
 
 /// The create call of one target, run as a task of its own.
@@ -613,10 +710,7 @@ impl Create {
     }
 
     fn description(&self) -> String {
-        format!(
-            "Lifeboat backup {} of policy {}, target {}",
-            self.backup, self.policy, self.target.id
-        )
+        description(&self.policy, &self.backup, &self.target.id)
     }
 
     fn missing(&self) -> TargetResult {
@@ -660,13 +754,46 @@ impl Create {
             reboot,
             tags: self.tags(),
         };
-        match retry_throttled(self.deadline, || self.ec2.create_image(&req)).await {
-            Ok(ami) => TargetResult::Taken(
-                vec![self.artifact(ami, ArtifactKind::Image)],
-                BTreeSet::new(),
-            ),
-            Err(e) => TargetResult::Problem(e.to_string()),
-        }
+        let ami = match retry_throttled(self.deadline, || self.ec2.create_image(&req)).await {
+            Ok(ami) => ami,
+            // The SDK retried a call whose first answer was lost, and the
+            // first had made the AMI: adopt it, if it is this backup's.
+            Err(e) if e.code.as_deref() == Some("InvalidAMIName.Duplicate") => {
+                match self.own_image(&req).await {
+                    Some(ami) => ami,
+                    None => return TargetResult::Problem(e.to_string()),
+                }
+            }
+            Err(e) => return create_failed(e),
+        };
+        TargetResult::Taken(
+            vec![self.artifact(ami, ArtifactKind::Image)],
+            BTreeSet::new(),
+        )
+    }
+
+    /// The AMI named as `req` asks that carries this backup's tags and
+    /// Lifeboat's marker; never one made by anyone else under that name.
+    async fn own_image(&self, req: &ImageRequest) -> Option<String> {
+        let q = ImageQuery {
+            ids: vec![],
+            tags: req
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), vec![v.clone()]))
+                .collect(),
+        };
+        let found = collect_pages(|tok| self.ec2.images_page(&q, tok))
+            .await
+            .ok()?;
+        found
+            .into_iter()
+            .find(|i| {
+                i.name == req.name
+                    && carries(&i.tags, &req.tags)
+                    && i.description == req.description
+            })
+            .map(|i| i.id)
     }
 
     async fn instance_snapshots(&self) -> TargetResult {
@@ -704,7 +831,7 @@ impl Create {
                 let done = completed(&snaps);
                 TargetResult::Taken(snaps.into_iter().map(|s| self.record(s)).collect(), done)
             }
-            Err(e) => TargetResult::Problem(e.to_string()),
+            Err(e) => create_failed(e),
         }
     }
 
@@ -725,7 +852,7 @@ impl Create {
                 let done = completed(std::slice::from_ref(&s));
                 TargetResult::Taken(vec![self.record(s)], done)
             }
-            Err(e) => TargetResult::Problem(e.to_string()),
+            Err(e) => create_failed(e),
         }
     }
 
@@ -746,11 +873,34 @@ impl Create {
             snapshot_id: db_snapshot_id(&self.policy, &t.id, &self.backup),
             tags: self.tags(),
         };
-        match retry_throttled(self.deadline, || rds.create_db_snapshot(&req)).await {
-            Ok(s) => TargetResult::Taken(vec![self.artifact(s.id, artifact_kind)], BTreeSet::new()),
-            Err(e) => TargetResult::Problem(e.to_string()),
-        }
+        let id = match retry_throttled(self.deadline, || rds.create_db_snapshot(&req)).await {
+            Ok(s) => s.id,
+            // The SDK retried a call whose first answer was lost: adopt the
+            // snapshot the first made, if it carries this backup's tags.
+            Err(e)
+                if e.code.as_deref() == Some("DBSnapshotAlreadyExists")
+                    || e.code.as_deref() == Some("DBClusterSnapshotAlreadyExistsFault") =>
+            {
+                let want = [req.snapshot_id.clone()];
+                let found = collect_pages(|tok| rds.db_snapshots_page(kind, &want, tok)).await;
+                let own = found.ok().and_then(|f| {
+                    f.into_iter()
+                        .find(|s| s.id == req.snapshot_id && carries(&s.tags, &req.tags))
+                });
+                match own {
+                    Some(s) => s.id,
+                    None => return TargetResult::Problem(e.to_string()),
+                }
+            }
+            Err(e) => return create_failed(e),
+        };
+        TargetResult::Taken(vec![self.artifact(id, artifact_kind)], BTreeSet::new())
     }
+}
+
+/// Does `tags` hold every tag of `wanted`, with its value?
+fn carries(tags: &Tags, wanted: &Tags) -> bool {
+    wanted.iter().all(|(k, v)| tags.get(k) == Some(v))
 }
 
 /// The snapshots a create call reported completed already.

@@ -240,6 +240,14 @@ pub struct Snapshot {
     pub tags: Tags,
 }
 
+/// An EBS snapshot with its description, for the callers that must tell
+/// Lifeboat's own snapshots from others carrying the same tags by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescribedSnapshot {
+    pub snapshot: Snapshot,
+    pub description: String,
+}
+
 /// A server-side filter for DescribeInstances / DescribeVolumes. Conditions
 /// are ANDed, the values of one condition ORed, as in EC2's `Filters`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -315,6 +323,16 @@ pub struct Image {
     /// The EBS snapshots of its block device mappings.
     pub snapshot_ids: Vec<String>,
     pub tags: Tags,
+    /// Unique per account and region.
+    #[serde(default)]
+    pub name: String,
+    /// Lifeboat writes its marker here (`backup::names`): tags alone can be
+    /// put on anything by hand, so they never make an AMI Lifeboat's.
+    #[serde(default)]
+    pub description: String,
+    /// `CreationDate`; `None` when AWS does not say.
+    #[serde(default)]
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// A server-side filter for DescribeImages, always `Owners = self`.
@@ -335,6 +353,12 @@ pub trait Ec2: Send + Sync {
         q: &SnapshotQuery,
         token: Option<String>,
     ) -> CloudResult<Page<Snapshot>>;
+    /// [`Ec2::snapshots_page`] keeping each snapshot's description.
+    async fn described_snapshots_page(
+        &self,
+        q: &SnapshotQuery,
+        token: Option<String>,
+    ) -> CloudResult<Page<DescribedSnapshot>>;
     /// CreateSnapshots: one call for all the instance's chosen volumes.
     async fn create_instance_snapshots(
         &self,
@@ -382,6 +406,12 @@ pub struct DbSnapshot {
     pub source_id: String,
     /// `creating`, `available`, `failed`, ...
     pub status: String,
+    /// `SnapshotCreateTime`; `None` while AWS does not say.
+    #[serde(default)]
+    pub created: Option<DateTime<Utc>>,
+    /// The `TagList` of the describe answer (empty when it carries none).
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 /// RDS in one account and region.

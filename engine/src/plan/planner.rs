@@ -116,17 +116,19 @@ pub fn plan(
         &state.backups,
         now,
     ));
+    d.warnings
+        .extend(crate::backup::import::hint(config, state, obs));
     Ok(d.finish())
 }
+
+/// A policy's old and new name.
+type Move = (String, String);
 
 /// The `moved` blocks to perform: those whose old name is in state and whose
 /// new one is not (once applied, a block stays as a no-op). A move that
 /// would merge two histories, or that finds a backup of the policy in
 /// flight, is not planned and says why; the old policy is then planned as
 /// removed, which `apply` refuses without `--allow-destroy-backups`.
-/// A policy's old and new name.
-type Move = (String, String);
-
 fn moves(config: &Config, state: &state::Snapshot) -> StateResult<(Vec<Move>, Vec<String>)> {
     let prior = state.policies()?;
     let has_backups = |p: &str| state.backups.iter().any(|b| b.policy == p);

@@ -168,41 +168,6 @@ impl ScriptCall<'_> {
     }
 }
 
-/// Closes, as failed, a backup an attempt left running (it timed out).
-fn close_timed_out(store: &SharedStore, policy: &str, id: &str, secs: u64) {
-    let mut s = store.lock().expect("store");
-    let Ok(backups) = s.backups(Some(policy)) else {
-        return;
-    };
-    if let Some(b) = backups
-        .into_iter()
-        .find(|b| b.id == id && b.status == BackupStatus::Running)
-    {
-        let mut problems = b.problems.clone();
-        problems.push(format!("the backup timed out after {secs}s"));
-        let _ = s.transaction(|tx| {
-            tx.finish_backup(policy, id, BackupStatus::Failed, Utc::now(), &problems)
-        });
-    }
-}
-
-/// Adds `why` to a finished backup's problems and sets its status (partial,
-/// when its scripts failed under the strict rule).
-fn amend(
-    store: &SharedStore,
-    r: &BackupRecord,
-    status: BackupStatus,
-    why: &[String],
-) -> Result<(), StateError> {
-    let mut problems = r.problems.clone();
-    problems.extend(why.iter().cloned());
-    let finished = r.finished.unwrap_or_else(Utc::now);
-    store
-        .lock()
-        .expect("store")
-        .transaction(|tx| tx.finish_backup(&r.policy, &r.id, status, finished, &problems))
-}
-
 /// One attempt. Returns the backup result and the attempt's summary.
 #[allow(clippy::too_many_arguments)]
 async fn attempt(
@@ -282,6 +247,17 @@ async fn attempt(
     }
     let after = after_scripts(&call, opts, before_ok, backup_ok, &mut script_problems).await;
     if let Err(e) = after {
+        // The script's outcome is unknown: closed as it earned, less a
+        // success, so that it does not count as a generation.
+        if let Ok(r) = &taken {
+            let mut r = r.clone();
+            if r.status == BackupStatus::Success {
+                r.status = BackupStatus::Partial;
+            }
+            r.problems
+                .push(format!("the scripts' outcome was not recorded: {e}"));
+            let _ = backup::finish(store, &r);
+        }
         return (Err(e.into()), summary);
     }
     let taken = settle_scripts(store, taken, strict, &script_problems);
@@ -336,14 +312,32 @@ async fn take(
     if let Some(secs) = opts.timeout_secs {
         wait.timeout = wait.timeout.min(Duration::from_secs(secs));
     }
-    let take = backup::take(cloud, store.clone(), policy, at, wait, known, &ctx.limits);
+    // Left `running` until the scripts after it have settled it: a runner
+    // killed in its `after` script leaves no success behind.
+    let take = backup::take_open(
+        cloud.clone(),
+        store.clone(),
+        policy,
+        at,
+        wait,
+        known,
+        &ctx.limits,
+    );
     let Some(secs) = opts.timeout_secs else {
         return Ok(take.await);
     };
     match tokio::time::timeout(Duration::from_secs(secs), take).await {
         Ok(r) => Ok(r),
         Err(_) => {
-            close_timed_out(store, policy, id, secs);
+            // The create calls in flight were abandoned; what AWS made for
+            // them is adopted by tags before the backup is closed as failed.
+            let why = format!("the backup timed out after {secs}s");
+            if let Err(e) = backup::close_abandoned(cloud, store, policy, id, &why).await {
+                return Err(TimedOut {
+                    problem: why,
+                    record: Err(e),
+                });
+            }
             let record = match record_of(store, policy, id) {
                 Ok(Some(record)) => Ok(record),
                 Ok(None) => Err(BackupError::State(StateError::Conflict(format!(
@@ -387,36 +381,28 @@ async fn after_scripts(
     Ok(())
 }
 
-/// Records script failures with the backup before retention: under the
-/// strict rule a backup whose after or complete script failed is partial
-/// by the time retention counts generations.
+/// Closes the backup, still `running` while its scripts ran, with what they
+/// came to: under the strict rule a backup whose after or complete script
+/// failed is partial by the time retention counts generations; otherwise
+/// their failures are recorded with it, its status unchanged.
 fn settle_scripts(
     store: &SharedStore,
     taken: Result<BackupRecord, BackupError>,
     strict: bool,
     problems: &[String],
 ) -> Result<BackupRecord, BackupError> {
-    let Ok(r) = &taken else {
+    let Ok(mut r) = taken else {
         return taken;
     };
-    if problems.is_empty() {
-        return taken;
-    }
-    let amended = if strict && r.status == BackupStatus::Success {
-        let why: Vec<String> = problems.iter().map(|p| strict_note(p)).collect();
-        amend(store, r, BackupStatus::Partial, &why)
+    if strict && r.status == BackupStatus::Success && !problems.is_empty() {
+        r.status = BackupStatus::Partial;
+        r.problems.extend(problems.iter().map(|p| strict_note(p)));
     } else if !strict {
-        // Recorded with the backup, without changing its status.
-        amend(store, r, r.status, problems)
-    } else {
-        Ok(())
-    };
+        r.problems.extend(problems.iter().cloned());
+    }
     // A backup whose invalidity could not be recorded must not meet
     // retention, which would count it.
-    match amended {
-        Ok(()) => taken,
-        Err(e) => Err(e.into()),
-    }
+    backup::finish(store, &r)
 }
 
 /// Applies retention after a backup, on its record as the scripts left it.

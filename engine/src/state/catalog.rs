@@ -2,7 +2,7 @@
 //! stored VPC capture versions and open alerts. Retention and the planner
 //! decide from these records which snapshots may be destroyed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -421,6 +421,55 @@ impl Tx<'_> {
             .optional()
             .map(|o| o.is_some())
             .map_err(|e| self.err(e))
+    }
+
+    /// Places backups recorded after the fact (`lifeboat import`) among the
+    /// policy's others by their start times, keeping the order the others
+    /// were taken in: a backup rebuilt from AWS tags is ranked by the only
+    /// evidence there is, and never ahead of newer backups already here.
+    /// `imported` are ids of the policy's backups inserted in this
+    /// transaction.
+    pub fn place_imported(&mut self, policy: &str, imported: &BTreeSet<String>) -> StateResult<()> {
+        let rows: Vec<(String, String, i64)> = {
+            let mut st = self
+                .tx
+                .prepare("SELECT id, started, seq FROM backups WHERE policy = ?1 ORDER BY seq, started, id")
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map(params![policy], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        let (mut new, old): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|(id, _, _)| imported.contains(id));
+        new.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        // Merge: each imported backup goes before the first older-taken one
+        // that started after it.
+        let mut order: Vec<String> = Vec::new();
+        let mut new = new.into_iter().peekable();
+        for (id, started, _) in old {
+            while let Some(n) = new.next_if(|n| n.1 < started) {
+                order.push(n.0);
+            }
+            order.push(id);
+        }
+        order.extend(new.map(|n| n.0));
+        let top: i64 = self
+            .tx
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM backups", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))?;
+        for (i, id) in order.iter().enumerate() {
+            self.tx
+                .execute(
+                    "UPDATE backups SET seq = ?3 WHERE policy = ?1 AND id = ?2",
+                    params![policy, id, top + 1 + i as i64],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     pub fn insert_backup(&mut self, b: &BackupRecord) -> StateResult<()> {

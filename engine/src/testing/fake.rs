@@ -87,6 +87,22 @@ pub struct World {
     /// The AWS account id each account (by name) resolves to; unlisted
     /// accounts are [`FAKE_ACCOUNT_ID`].
     pub account_ids: BTreeMap<String, String>,
+    /// Create actions (`CreateSnapshots`, `CreateImage`, `CreateDBSnapshot`,
+    /// ...) whose resource is made but whose answer is lost: the call fails
+    /// with a transport error. The emulator always answers.
+    pub lost_answers: std::collections::BTreeSet<String>,
+    /// Create actions that answer as the SDK's retry of a call whose first
+    /// answer was lost: the resource is made, and the call fails with
+    /// `InvalidAMIName.Duplicate` / `DBSnapshotAlreadyExists`.
+    pub retried_creates: std::collections::BTreeSet<String>,
+    /// How long a CreateSnapshots call takes to answer after it made its
+    /// snapshots (none: at once), so that a timeout can abandon the call
+    /// with its snapshots made.
+    pub answer_delay: Option<std::time::Duration>,
+    /// The time new resources are stamped with (default: the clock).
+    pub clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// EBS snapshot descriptions by id.
+    pub descriptions: BTreeMap<String, String>,
     next: u64,
 }
 
@@ -126,6 +142,10 @@ pub struct FakeStack {
 }
 
 impl World {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.unwrap_or_else(chrono::Utc::now)
+    }
+
     pub fn calls_of(&self, action: &str) -> usize {
         self.calls
             .iter()
@@ -221,19 +241,24 @@ impl Rds for FakeEc2 {
             DbSnapshotKind::Cluster => "CreateDBClusterSnapshot",
         };
         let mut w = self.enter(action, Some(&req.source_id))?;
-        if w.db_snapshots.contains_key(&req.snapshot_id) {
-            return Err(self.error(
+        let exists = || {
+            self.error(
                 ErrorKind::Conflict,
                 action,
                 &req.snapshot_id,
                 "DBSnapshotAlreadyExists",
                 "a snapshot with this id exists",
-            ));
+            )
+        };
+        if w.db_snapshots.contains_key(&req.snapshot_id) {
+            return Err(exists());
         }
         let snap = DbSnapshot {
             id: req.snapshot_id.clone(),
             source_id: req.source_id.clone(),
             status: "available".into(),
+            created: Some(w.now()),
+            tags: req.tags.clone(),
         };
         w.db_snapshots.insert(
             snap.id.clone(),
@@ -244,6 +269,10 @@ impl Rds for FakeEc2 {
                 tags: req.tags.clone(),
             },
         );
+        if w.retried_creates.contains(action) {
+            return Err(exists());
+        }
+        self.answered(&w, action, &req.source_id)?;
         Ok(snap)
     }
 
@@ -620,6 +649,58 @@ impl FakeEc2 {
         }
     }
 
+    /// The answer of a create call that made its resource: lost (a
+    /// transport error) when `lost_answers` names the action.
+    fn answered(&self, w: &World, action: &str, resource: &str) -> CloudResult<()> {
+        if !w.lost_answers.contains(action) {
+            return Ok(());
+        }
+        Err(self.error(
+            ErrorKind::Transport,
+            action,
+            resource,
+            "RequestTimeout",
+            "the connection closed before the answer arrived",
+        ))
+    }
+
+    /// CreateSnapshots' work under the world's lock: the snapshots made,
+    /// and how long the answer is to take.
+    #[allow(clippy::type_complexity)]
+    fn make_instance_snapshots(
+        &self,
+        req: &InstanceSnapshotRequest,
+    ) -> CloudResult<(Vec<Snapshot>, Option<std::time::Duration>)> {
+        let mut w = self.enter("CreateSnapshots", Some(&req.instance_id))?;
+
+        let Some(i) = w.instances.get(&req.instance_id).cloned() else {
+            return Err(CloudError {
+                kind: ErrorKind::NotFound,
+                account: self.account.clone(),
+                region: self.region.clone(),
+                action: "ec2:CreateSnapshots".into(),
+                resource: Some(req.instance_id.clone()),
+                code: Some("InvalidInstanceID.NotFound".into()),
+                message: "no such instance".into(),
+            });
+        };
+        let mut out = Vec::new();
+        // As AWS and the emulator do: a terminated instance has no volumes.
+        if i.state.is_gone() {
+            return Ok((out, None));
+        }
+        for v in &i.volumes {
+            if (v.is_root && req.exclude_boot_volume)
+                || req.exclude_volume_ids.contains(&v.volume_id)
+            {
+                continue;
+            }
+            out.push(self.new_snapshot(&mut w, &v.volume_id, &req.tags, &req.description));
+        }
+        self.answered(&w, "CreateSnapshots", &req.instance_id)?;
+        Ok((out, w.answer_delay))
+    }
+
     fn page<T: Clone>(&self, action: &str, all: Vec<T>, token: Option<String>) -> Page<T> {
         let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
         let end = (start + self.page_size).min(all.len());
@@ -635,7 +716,13 @@ impl FakeEc2 {
         }
     }
 
-    fn new_snapshot(&self, w: &mut World, volume_id: &str, tags: &Tags) -> Snapshot {
+    fn new_snapshot(
+        &self,
+        w: &mut World,
+        volume_id: &str,
+        tags: &Tags,
+        description: &str,
+    ) -> Snapshot {
         w.next += 1;
         let id = format!("snap-{:017x}", w.next);
         let fails = w.failing_volumes.contains(volume_id);
@@ -651,9 +738,10 @@ impl FakeEc2 {
             volume_id: volume_id.to_string(),
             region: self.region.clone(),
             state,
-            started: None,
+            started: Some(w.now()),
             tags: tags.clone(),
         };
+        w.descriptions.insert(s.id.clone(), description.to_string());
         if w.unlisted_describes > 0 {
             let n = w.unlisted_describes;
             w.unlisted_left.insert(s.id.clone(), n);
@@ -760,6 +848,28 @@ impl Ec2 for FakeEc2 {
         Ok(self.page("DescribeSnapshots", all, token))
     }
 
+    async fn described_snapshots_page(
+        &self,
+        q: &SnapshotQuery,
+        token: Option<String>,
+    ) -> CloudResult<Page<DescribedSnapshot>> {
+        let page = self.snapshots_page(q, token).await?;
+        let w = self.world.lock().expect("fake world");
+        let items = page
+            .items
+            .into_iter()
+            .map(|s| DescribedSnapshot {
+                description: w.descriptions.get(&s.id).cloned().unwrap_or_default(),
+                snapshot: s,
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next: page.next,
+            call: page.call,
+        })
+    }
+
     async fn create_instance_snapshots(
         &self,
         req: &InstanceSnapshotRequest,
@@ -774,37 +884,18 @@ impl Ec2 for FakeEc2 {
             tokio::time::sleep(d).await;
         }
         self.world.lock().expect("fake world").creates_in_flight -= 1;
-        let mut w = self.enter("CreateSnapshots", Some(&req.instance_id))?;
-        let Some(i) = w.instances.get(&req.instance_id).cloned() else {
-            return Err(CloudError {
-                kind: ErrorKind::NotFound,
-                account: self.account.clone(),
-                region: self.region.clone(),
-                action: "ec2:CreateSnapshots".into(),
-                resource: Some(req.instance_id.clone()),
-                code: Some("InvalidInstanceID.NotFound".into()),
-                message: "no such instance".into(),
-            });
-        };
-        let mut out = Vec::new();
-        // As AWS and the emulator do: a terminated instance has no volumes.
-        if i.state.is_gone() {
-            return Ok(out);
-        }
-        for v in &i.volumes {
-            if (v.is_root && req.exclude_boot_volume)
-                || req.exclude_volume_ids.contains(&v.volume_id)
-            {
-                continue;
-            }
-            out.push(self.new_snapshot(&mut w, &v.volume_id, &req.tags));
+        let (out, late) = self.make_instance_snapshots(req)?;
+        if let Some(d) = late {
+            tokio::time::sleep(d).await;
         }
         Ok(out)
     }
 
     async fn create_volume_snapshot(&self, req: &VolumeSnapshotRequest) -> CloudResult<Snapshot> {
         let mut w = self.enter("CreateSnapshot", Some(&req.volume_id))?;
-        Ok(self.new_snapshot(&mut w, &req.volume_id, &req.tags))
+        let s = self.new_snapshot(&mut w, &req.volume_id, &req.tags, &req.description);
+        self.answered(&w, "CreateSnapshot", &req.volume_id)?;
+        Ok(s)
     }
 
     async fn delete_snapshot(&self, snapshot_id: &str) -> CloudResult<()> {
@@ -831,7 +922,8 @@ impl Ec2 for FakeEc2 {
     }
 
     /// One snapshot per attached volume, untagged (as the emulator, which
-    /// ignores the snapshot TagSpecifications); the AMI is available at once.
+    /// fails a snapshot TagSpecification); the AMI is available at once.
+    /// AMI names are unique per region (`InvalidAMIName.Duplicate`).
     async fn create_image(&self, req: &ImageRequest) -> CloudResult<String> {
         let mut w = self.enter("CreateImage", Some(&req.instance_id))?;
         let Some(i) = w.instances.get(&req.instance_id).cloned() else {
@@ -843,13 +935,33 @@ impl Ec2 for FakeEc2 {
                 "no such instance",
             ));
         };
+        let duplicate = || {
+            self.error(
+                ErrorKind::Invalid,
+                "ec2:CreateImage",
+                &req.name,
+                "InvalidAMIName.Duplicate",
+                "AMI name is already in use",
+            )
+        };
+        if w.images
+            .values()
+            .any(|m| m.name == req.name && m.region == self.region)
+        {
+            return Err(duplicate());
+        }
+        w.next += 1;
+        let id = format!("ami-{:017x}", w.next);
+        let made_by = format!("Created by CreateImage({}) for {id}", req.instance_id);
         let snapshot_ids = i
             .volumes
             .iter()
-            .map(|v| self.new_snapshot(&mut w, &v.volume_id, &Tags::new()).id)
+            .map(|v| {
+                self.new_snapshot(&mut w, &v.volume_id, &Tags::new(), &made_by)
+                    .id
+            })
             .collect();
-        w.next += 1;
-        let id = format!("ami-{:017x}", w.next);
+        let created = Some(w.now());
         w.images.insert(
             id.clone(),
             Image {
@@ -858,9 +970,16 @@ impl Ec2 for FakeEc2 {
                 state: ImageState::Available,
                 snapshot_ids,
                 tags: req.tags.clone(),
+                name: req.name.clone(),
+                description: req.description.clone(),
+                created,
             },
         );
         w.image_requests.push(req.clone());
+        if w.retried_creates.contains("CreateImage") {
+            return Err(duplicate());
+        }
+        self.answered(&w, "CreateImage", &req.instance_id)?;
         Ok(id)
     }
 

@@ -1,0 +1,333 @@
+//! `lifeboat import`: the catalog rebuilt from what Lifeboat made in AWS,
+//! for a state file that was lost or started anew.
+//!
+//! Calls per (account, region) of the configuration: one paged list of the
+//! account's EBS snapshots and one of its AMIs by the `lifeboat:policy` tag
+//! (the configured policies of the account), and one paged list of DB
+//! snapshots and one of DB cluster snapshots (they cannot be listed by tag).
+//!
+//! Only Lifeboat's own artifacts are imported: an EBS snapshot or AMI must
+//! carry Lifeboat's description for its tags (`names::is_marked`), a DB
+//! snapshot the `lifeboat:*` tags and the id derived from them. They are
+//! grouped into backups by `lifeboat:policy` and `lifeboat:backup-id`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use lifeboat_schema::{Account, Config};
+
+use crate::cloud::{
+    collect_pages, Cloud, DbSnapshotKind, ImageQuery, ImageState, SnapshotQuery, SnapshotState,
+};
+use crate::plan::observe::Observation;
+use crate::state::{self, ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
+
+use super::names::{db_snapshot_id, is_marked, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
+use super::BackupError;
+
+/// One backup found in AWS that the catalog lacks, whole or in part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub record: BackupRecord,
+    /// Already in the catalog: only its missing artifacts are recorded.
+    pub known: bool,
+}
+
+impl Found {
+    /// How many artifacts of each kind it brings, by kind name.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut out = BTreeMap::new();
+        for s in &self.record.snapshots {
+            *out.entry(s.kind.as_str()).or_default() += 1;
+        }
+        out
+    }
+}
+
+/// An artifact as found, with what decides its backup's status and times.
+struct Piece {
+    policy: String,
+    backup: String,
+    record: SnapshotRecord,
+    done: bool,
+    created: Option<DateTime<Utc>>,
+}
+
+/// Lists what Lifeboat made for the configured policies in every
+/// configured account and region, and returns what the catalog lacks of it:
+/// new backups, and artifacts of backups it has. Nothing is written.
+pub async fn scan(
+    cloud: Arc<dyn Cloud>,
+    config: &Config,
+    store: &SharedStore,
+) -> Result<Vec<Found>, BackupError> {
+    let catalog = store.lock().expect("store").backups(None)?;
+    let recorded: BTreeSet<&str> = catalog
+        .iter()
+        .flat_map(|b| b.snapshots.iter().map(|s| s.id.as_str()))
+        .collect();
+    let mut pieces = Vec::new();
+    for acct in config.accounts.values() {
+        let policies: Vec<String> = config
+            .policies
+            .values()
+            .filter(|p| p.account == acct.name)
+            .map(|p| p.name.clone())
+            .collect();
+        if policies.is_empty() {
+            continue;
+        }
+        for region in &acct.regions {
+            pieces.extend(scan_region(cloud.as_ref(), acct, region, &policies).await?);
+        }
+    }
+    let mut by_backup: BTreeMap<(String, String), Vec<Piece>> = BTreeMap::new();
+    for p in pieces {
+        if !recorded.contains(p.record.id.as_str()) {
+            by_backup
+                .entry((p.policy.clone(), p.backup.clone()))
+                .or_default()
+                .push(p);
+        }
+    }
+    let mut out = Vec::new();
+    for ((policy, backup), pieces) in by_backup {
+        let account = config.policies[&policy].account.clone();
+        let known = catalog.iter().any(|b| b.policy == policy && b.id == backup);
+        out.push(Found {
+            record: assemble(&policy, &backup, &account, pieces),
+            known,
+        });
+    }
+    Ok(out)
+}
+
+/// The backup record the pieces of one backup make: `success` only when
+/// every artifact is complete (snapshots completed, AMIs available with
+/// their snapshots, DB snapshots available), `partial` otherwise; started
+/// at the time its id names, or its earliest artifact's.
+fn assemble(policy: &str, backup: &str, account: &str, pieces: Vec<Piece>) -> BackupRecord {
+    let earliest = pieces.iter().filter_map(|p| p.created).min();
+    let latest = pieces.iter().filter_map(|p| p.created).max();
+    let started = started_from_id(backup)
+        .or(earliest)
+        .unwrap_or_else(Utc::now);
+    let incomplete: Vec<String> = pieces
+        .iter()
+        .filter(|p| !p.done)
+        .map(|p| format!("{} was not complete when imported", p.record.address()))
+        .collect();
+    let status = if incomplete.is_empty() {
+        BackupStatus::Success
+    } else {
+        BackupStatus::Partial
+    };
+    let problems = incomplete;
+    let mut snapshots: Vec<SnapshotRecord> = pieces.into_iter().map(|p| p.record).collect();
+    snapshots.sort_by(|a, b| a.id.cmp(&b.id));
+    BackupRecord {
+        seq: 0,
+        id: backup.to_string(),
+        policy: policy.to_string(),
+        account: account.to_string(),
+        started,
+        finished: Some(latest.unwrap_or(started).max(started)),
+        status,
+        frozen: None,
+        snapshots,
+        problems,
+    }
+}
+
+/// The start a backup id names (`2026-11-22T10:00:00Z`, or with a `-N`
+/// suffix for a second backup in the same second).
+fn started_from_id(id: &str) -> Option<DateTime<Utc>> {
+    let head = id.get(..20)?;
+    NaiveDateTime::parse_from_str(head, "%Y-%m-%dT%H:%M:%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// What Lifeboat made for `policies` in one account and region.
+async fn scan_region(
+    cloud: &dyn Cloud,
+    acct: &Account,
+    region: &str,
+    policies: &[String],
+) -> Result<Vec<Piece>, BackupError> {
+    let ec2 = cloud.ec2(acct, region).await?;
+    let by_policy = vec![(TAG_POLICY.to_string(), policies.to_vec())];
+    let mut out = Vec::new();
+    let q = ImageQuery {
+        ids: vec![],
+        tags: by_policy.clone(),
+    };
+    let mut of_images = BTreeSet::new();
+    for img in collect_pages(|tok| ec2.images_page(&q, tok)).await? {
+        if !is_marked(&img.description, &img.tags) {
+            continue;
+        }
+        let (policy, backup, target) = lifeboat_tags(&img.tags);
+        let done = img.state == ImageState::Available && !img.snapshot_ids.is_empty();
+        for snap in &img.snapshot_ids {
+            of_images.insert(snap.clone());
+            out.push(Piece {
+                policy: policy.clone(),
+                backup: backup.clone(),
+                record: record(
+                    snap,
+                    &target,
+                    &target,
+                    region,
+                    ArtifactKind::Ebs,
+                    Some(&img.id),
+                ),
+                done,
+                created: img.created,
+            });
+        }
+        out.push(Piece {
+            record: record(&img.id, &target, &target, region, ArtifactKind::Image, None),
+            policy,
+            backup,
+            done,
+            created: img.created,
+        });
+    }
+    let q = SnapshotQuery {
+        ids: vec![],
+        tags: by_policy,
+        unfinished_only: false,
+    };
+    for d in collect_pages(|tok| ec2.described_snapshots_page(&q, tok)).await? {
+        let s = d.snapshot;
+        if of_images.contains(&s.id) || !is_marked(&d.description, &s.tags) {
+            continue;
+        }
+        let (policy, backup, target) = lifeboat_tags(&s.tags);
+        out.push(Piece {
+            policy,
+            backup,
+            record: record(
+                &s.id,
+                &s.volume_id,
+                &target,
+                region,
+                ArtifactKind::Ebs,
+                None,
+            ),
+            done: s.state == SnapshotState::Completed,
+            created: s.started,
+        });
+    }
+    // A region without an RDS client has no DB snapshots to import.
+    let Ok(rds) = cloud.rds(acct, region).await else {
+        return Ok(out);
+    };
+    for (kind, akind) in [
+        (DbSnapshotKind::Instance, ArtifactKind::DbSnapshot),
+        (DbSnapshotKind::Cluster, ArtifactKind::DbClusterSnapshot),
+    ] {
+        for s in collect_pages(|tok| rds.db_snapshots_page(kind, &[], tok)).await? {
+            let (policy, backup, target) = lifeboat_tags(&s.tags);
+            // No description on RDS snapshots: the tags and the id derived
+            // from them stand for the marker.
+            if !policies.contains(&policy)
+                || backup.is_empty()
+                || s.id != db_snapshot_id(&policy, &target, &backup)
+            {
+                continue;
+            }
+            out.push(Piece {
+                policy,
+                backup,
+                record: record(&s.id, &target, &target, region, akind, None),
+                done: s.status == "available",
+                created: s.created,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn lifeboat_tags(tags: &crate::cloud::Tags) -> (String, String, String) {
+    let get = |k: &str| tags.get(k).cloned().unwrap_or_default();
+    (get(TAG_POLICY), get(TAG_BACKUP_ID), get(TAG_TARGET))
+}
+
+fn record(
+    id: &str,
+    volume_id: &str,
+    target: &str,
+    region: &str,
+    kind: ArtifactKind,
+    image: Option<&str>,
+) -> SnapshotRecord {
+    SnapshotRecord {
+        id: id.to_string(),
+        volume_id: volume_id.to_string(),
+        target: target.to_string(),
+        region: region.to_string(),
+        kind,
+        image: image.map(str::to_string),
+    }
+}
+
+/// Records what [`scan`] found, in one transaction: new backups whole, and
+/// the missing artifacts of backups the catalog has (left as they are
+/// otherwise). Returns how many artifacts were recorded.
+pub fn record_found(store: &SharedStore, found: &[Found]) -> Result<usize, BackupError> {
+    let mut n = 0;
+    store.lock().expect("store").transaction(|tx| {
+        let mut imported: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for f in found {
+            let b = &f.record;
+            if f.known || tx.backup_exists(&b.policy, &b.id)? {
+                for s in &b.snapshots {
+                    tx.insert_snapshot(&b.policy, &b.id, s)?;
+                }
+            } else {
+                tx.insert_backup(b)?;
+                imported
+                    .entry(b.policy.as_str())
+                    .or_default()
+                    .insert(b.id.clone());
+            }
+            n += b.snapshots.len();
+        }
+        // Retention ranks by the order taken: an imported backup takes its
+        // place by time, not after every backup already recorded.
+        for (policy, ids) in &imported {
+            tx.place_imported(policy, ids)?;
+        }
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+/// A plan's warning when the catalog has no backups and AWS holds
+/// artifacts Lifeboat made for the configured policies: the state was lost
+/// or started anew, and `lifeboat import` rebuilds its catalog.
+pub fn hint(config: &Config, state: &state::Snapshot, obs: &Observation) -> Option<String> {
+    if !state.backups.is_empty() {
+        return None;
+    }
+    let mut policies = BTreeSet::new();
+    let mut n = 0;
+    for s in obs.snapshots.values() {
+        if let Some(p) = s.tags.get(TAG_POLICY) {
+            if config.policies.contains_key(p) {
+                policies.insert(p.as_str());
+                n += 1;
+            }
+        }
+    }
+    (n > 0).then(|| {
+        let names: Vec<&str> = policies.into_iter().collect();
+        format!(
+            "the catalog has no backups, but AWS holds {n} snapshot(s) Lifeboat made for policy {}; run `lifeboat import` to rebuild the catalog from their tags",
+            names.join(", ")
+        )
+    })
+}
