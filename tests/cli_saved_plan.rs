@@ -104,10 +104,12 @@ fn stack_exists(env: &Env, name: &str) -> bool {
 fn forged_changes_in_a_saved_plan_are_refused_and_change_nothing() {
     let env = Env::start();
     let id = env.aws.run_instance(1, &[]).id;
-    env.config(&config(2, &[&id], false, "yes").replace(
-        "regions = [\"us-east-1\"]",
-        "regions = [\"us-east-1\"]\n  allow_delete = false",
-    ));
+    // `main` allows deletes, so only the saved-plan check can stop (a);
+    // `vault` forbids them, so (b) would widen what Lifeboat may delete.
+    env.config(
+        &(config(2, &[&id], false, "yes")
+            + "\naccount \"vault\" {\n  regions      = [\"us-east-1\"]\n  allow_delete = false\n}\n"),
+    );
     env.apply();
     env.backup("web", &at(1));
     env.backup("web", &at(2));
@@ -139,7 +141,7 @@ fn forged_changes_in_a_saved_plan_are_refused_and_change_nothing() {
         ],
     );
     // (b) The account's allow_delete turned on.
-    let account = object(&env, "account.main");
+    let account = object(&env, "account.vault");
     assert_eq!(account["allow_delete"], json!(false));
     let mut flipped = account.clone();
     flipped["allow_delete"] = json!(true);
@@ -148,7 +150,7 @@ fn forged_changes_in_a_saved_plan_are_refused_and_change_nothing() {
         &saved,
         "b.plan",
         vec![
-            json!({"address": "account.main", "action": "update", "effect": "control",
+            json!({"address": "account.vault", "action": "update", "effect": "control",
                     "reason": "allow_delete false -> true", "before": account, "after": flipped}),
         ],
     );
@@ -180,7 +182,7 @@ fn forged_changes_in_a_saved_plan_are_refused_and_change_nothing() {
 
     for (file, address) in [
         ("a.plan", snapshot(&newest[0])),
-        ("b.plan", "account.main".to_string()),
+        ("b.plan", "account.vault".to_string()),
         ("c.plan", "vpc_clone.payments".to_string()),
         ("d.plan", "policy.web".to_string()),
     ] {
@@ -207,6 +209,34 @@ fn forged_changes_in_a_saved_plan_are_refused_and_change_nothing() {
             "{file} deleted the stack"
         );
     }
+    env.assert_converged();
+}
+
+#[test]
+fn a_saved_plan_with_a_move_cut_out_is_refused() {
+    let env = Env::start();
+    let id = env.aws.run_instance(1, &[]).id;
+    env.config(&config(2, &[&id], false, "yes"));
+    env.apply();
+    env.backup("web", &at(1));
+    // Renamed, with a setting changed at the same time.
+    env.config(
+        &(config(3, &[&id], false, "yes").replace("policy \"web\"", "policy \"site\"")
+            + "\nmoved {\n  from = policy.web\n  to   = policy.site\n}\n"),
+    );
+    env.run(&["plan", "--out", "saved.plan"]).ok();
+    let mut plan: Value = serde_json::from_str(&env.ws.read("saved.plan")).unwrap();
+    let changes = plan["changes"].as_array_mut().unwrap();
+    let before = changes.len();
+    changes.retain(|c| c["action"] != "move");
+    assert_eq!(changes.len(), before - 1);
+    env.ws
+        .write("cut.plan", &serde_json::to_string_pretty(&plan).unwrap());
+    let objects_before = objects(&env);
+    let run = env.run(&["apply", "cut.plan", "--auto-approve"]).code(1);
+    run.stderr_has("it needs policy.web first, which the saved plan leaves out");
+    assert_eq!(objects(&env), objects_before);
+    env.run(&["apply", "saved.plan", "--auto-approve"]).ok();
     env.assert_converged();
 }
 
@@ -328,4 +358,31 @@ fn a_moved_block_renames_a_policy_with_its_whole_catalog() {
         .map(|b| b["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, vec![at(2), at(3)]);
+}
+
+#[test]
+fn a_move_that_cannot_run_keeps_the_old_policy_as_it_is() {
+    let env = Env::start();
+    let id = env.aws.run_instance(1, &[]).id;
+    let both = config(2, &[&id], false, "yes")
+        + &config(2, &[&id], false, "yes")
+            .split_once("policy \"web\"")
+            .map(|(_, p)| format!("policy \"site\"{p}"))
+            .unwrap();
+    env.config(&both);
+    env.apply();
+    env.backup("web", &at(1));
+    // `site` is already in state: moving `web` onto it would merge two
+    // histories, so the move waits, and `web` must not be deleted meanwhile.
+    env.config(
+        &(config(2, &[&id], false, "yes").replace("policy \"web\"", "policy \"site\"")
+            + "\nmoved {\n  from = policy.web\n  to   = policy.site\n}\n"),
+    );
+    let plan = env.run(&["plan"]).ok();
+    plan.stdout_has("policy.web cannot move to policy.site");
+    plan.stdout_lacks("THIS PLAN DELETES");
+    plan.stdout_lacks("- policy.web");
+    plan.stdout_lacks(&backup(&at(1)));
+    env.apply();
+    assert_eq!(env.backups(&[]).len(), 1);
 }

@@ -249,11 +249,14 @@ fn keep_departed(
                 }
                 // Its last backup is the newest that holds all of its
                 // artifacts; an older one counts when a newer lost some.
-                let whole = b
-                    .snapshots
-                    .iter()
-                    .filter(|x| x.target == target)
-                    .all(|x| observed.holds(x));
+                // A partial backup that names the target among its problems
+                // holds only part of it (a volume failed): not its last copy.
+                let whole = (b.status == BackupStatus::Success
+                    || !b.problems.iter().any(|p| p.contains(target)))
+                    && b.snapshots
+                        .iter()
+                        .filter(|x| x.target == target)
+                        .all(|x| observed.holds(x));
                 if !whole {
                     continue;
                 }

@@ -344,6 +344,10 @@ impl Ec2 for AwsEc2 {
             .client
             .describe_images()
             .owners("self")
+            // A disabled or deprecated AMI still exists: left out, it would
+            // read as deregistered and the catalog would forget it.
+            .include_disabled(true)
+            .include_deprecated(true)
             .set_filters(Some(filters).filter(|f| !f.is_empty()))
             .max_results(PAGE_SIZE)
             .set_next_token(token)

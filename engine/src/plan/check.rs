@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::addr::Address;
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Change, Effect, Plan};
 
 /// Why a saved plan is not applied. Nothing has changed when it is returned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -133,10 +133,37 @@ pub fn check(saved: &Plan, fresh: &Plan) -> Result<Checked, SavedPlanError> {
         }
         keep.push((*f).clone());
     }
+    // A kept change is only what was planned when everything it waits for
+    // runs first: a plan file with a move, an account or a backup's
+    // artifacts cut out would otherwise act on a state nobody planned.
+    let kept: std::collections::BTreeSet<&Address> = keep.iter().map(|c| &c.address).collect();
+    for c in &keep {
+        for d in c.depends_on.iter().filter(|d| !kept.contains(d)) {
+            refusals.push(refusal(
+                c,
+                &format!("it needs {d} first, which the saved plan leaves out"),
+            ));
+        }
+    }
+    let left = fresh.changes.len() - keep.len();
+    // Retention decides on the whole plan (who is a member, what moves): a
+    // saved plan that deletes backup data must be the whole plan made now.
+    if left > 0 {
+        for c in keep
+            .iter()
+            .filter(|c| matches!(c.effect, Effect::DeletesBackups | Effect::Catalog))
+        {
+            refusals.push(refusal(
+                c,
+                &format!(
+                    "the saved plan deletes or forgets backup data but leaves out {left} change(s) a plan made now has"
+                ),
+            ));
+        }
+    }
     if !refusals.is_empty() {
         return Err(SavedPlanError::Refused(refusals));
     }
-    let left = fresh.changes.len() - keep.len();
     if left > 0 {
         notes.push(format!(
             "{left} change(s) that a plan made now has are not in the saved plan and are not performed; run plan again to see them"
@@ -207,13 +234,11 @@ mod tests {
 
     #[test]
     fn the_fresh_changes_the_saved_plan_names_are_performed_and_the_rest_noted() {
-        let fresh = plan(vec![
-            snap("snap-1", Action::Delete),
-            snap("snap-2", Action::Delete),
-        ]);
-        let saved = plan(vec![snap("snap-1", Action::Delete)]);
+        let pol = |n: &str| Change::new(Address::policy(n), Action::Create, Effect::Control);
+        let fresh = plan(vec![pol("a"), pol("b")]);
+        let saved = plan(vec![pol("a")]);
         let c = check(&saved, &fresh).unwrap();
-        assert_eq!(c.plan.changes, vec![snap("snap-1", Action::Delete)]);
+        assert_eq!(c.plan.changes, vec![pol("a")]);
         assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
     }
 
@@ -263,6 +288,28 @@ mod tests {
             check(&saved, &fresh),
             Err(SavedPlanError::OtherState { .. })
         ));
+    }
+
+    #[test]
+    fn a_saved_plan_that_cuts_a_dependency_or_deletes_from_a_partial_plan_is_refused() {
+        let mv = Change::new(Address::policy("a"), Action::Move, Effect::Control)
+            .after(Some(json!({"to": "b"})));
+        let upd = Change::new(Address::policy("b"), Action::Update, Effect::Control)
+            .depends_on(vec![Address::policy("a")]);
+        let fresh = plan(vec![mv, upd.clone()]);
+        let err = check(&plan(vec![upd]), &fresh).unwrap_err().to_string();
+        assert!(err.contains("it needs policy.a first"), "{err}");
+
+        let target = Change::new(
+            Address::target("web", "i-1"),
+            Action::Create,
+            Effect::Control,
+        );
+        let fresh = plan(vec![target, snap("snap-1", Action::Delete)]);
+        let err = check(&plan(vec![snap("snap-1", Action::Delete)]), &fresh)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leaves out 1 change"), "{err}");
     }
 
     #[test]

@@ -139,8 +139,8 @@ fn moves(config: &Config, state: &state::Snapshot) -> StateResult<(Vec<Move>, Ve
         }
         if prior.contains_key(&m.to) || has_backups(&m.to) {
             warnings.push(format!(
-                "policy.{} cannot move to policy.{}: the state already holds policy.{} or backups of it",
-                m.from, m.to, m.to
+                "policy.{} cannot move to policy.{}: the state already holds policy.{} or backups of it; policy.{} is kept as it is until the moved block is fixed",
+                m.from, m.to, m.to, m.from
             ));
         } else if state
             .backups
@@ -148,7 +148,7 @@ fn moves(config: &Config, state: &state::Snapshot) -> StateResult<(Vec<Move>, Ve
             .any(|b| b.policy == m.from && b.status == state::BackupStatus::Running)
         {
             warnings.push(format!(
-                "policy.{} has a backup in flight; it moves to policy.{} once that backup is closed",
+                "policy.{} has a backup in flight; it moves to policy.{} once that backup is closed, and is kept as it is until then",
                 m.from, m.to
             ));
         } else {
@@ -426,7 +426,7 @@ impl Diff<'_> {
     /// after the backups retention deletes with it.
     fn removed_policies(&mut self) {
         for (name, prior) in &self.prior_policies {
-            if self.config.policies.contains_key(name) {
+            if self.config.policies.contains_key(name) || self.held(name) {
                 continue;
             }
             let addr = Address::policy(name);
@@ -469,7 +469,7 @@ impl Diff<'_> {
             removed: self
                 .prior_policies
                 .keys()
-                .filter(|n| !self.config.policies.contains_key(*n))
+                .filter(|n| !self.config.policies.contains_key(*n) && !self.held(n))
                 .cloned()
                 .collect(),
         };
@@ -494,6 +494,14 @@ impl Diff<'_> {
         ));
         self.warnings.extend(decision.warnings);
         Ok(decision.expiring)
+    }
+
+    /// Is `name` the old name in a `moved` block whose move cannot run yet?
+    /// (A move that runs renames it in the state this plan is made
+    /// against.) Such a policy is left as it is: neither removed nor
+    /// retained, so that a postponed move never becomes a deleted history.
+    fn held(&self, name: &str) -> bool {
+        self.config.moved.iter().any(|m| m.from == name)
     }
 
     /// The moves themselves, first: every change of a moved policy (its

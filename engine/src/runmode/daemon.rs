@@ -557,8 +557,9 @@ impl Running<'_, '_> {
     /// start, and whenever work is about to begin). Returns whether it
     /// closed any backup.
     async fn reconcile(&mut self, now: DateTime<Utc>) -> Result<bool, BackupError> {
-        self.reconciled = true;
         let done = self.runner.reconcile(now).await?;
+        // One that could not be closed is tried again at the next wake-up.
+        self.reconciled = done.failed.is_empty();
         let any = !done.closed.is_empty();
         for b in done.closed {
             self.d.report_at(now, RunEvent::BackupReconciled(b));

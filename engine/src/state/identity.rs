@@ -39,11 +39,12 @@ impl Store {
     }
 
     /// Holds `account` to the id its credentials resolved to (`actual`), in
-    /// one write transaction. With a `pin`, the pin is what counts, and a
-    /// matching id is recorded over any earlier record (moving an account
-    /// to another AWS account is done by changing its pin). Without one,
-    /// the recorded id counts, and the first id seen is recorded. Returns
-    /// what was expected when `actual` differs; nothing is written then.
+    /// one write transaction. With a `pin`, the pin is what counts; without
+    /// one, the recorded id does. Only the first id seen is recorded, never
+    /// over an earlier record: a pin in a proposed configuration (a pull
+    /// request's `plan`) must not move the account for everyone else. To
+    /// move an account on purpose, pin it. Returns what was expected when
+    /// `actual` differs; nothing is written then.
     pub fn hold_account_id(
         &mut self,
         account: &str,
@@ -76,9 +77,9 @@ impl Store {
         if let Some(e) = expected.filter(|e| e.id() != actual) {
             return Ok(Err(e));
         }
-        if recorded.as_deref() != Some(actual) {
+        if recorded.is_none() {
             tx.execute(
-                "INSERT OR REPLACE INTO account_ids (account, account_id, recorded) VALUES (?1, ?2, ?3)",
+                "INSERT INTO account_ids (account, account_id, recorded) VALUES (?1, ?2, ?3)",
                 params![account, actual, ts(now)],
             )
             .map_err(sq)?;
@@ -117,7 +118,8 @@ mod tests {
             s.recorded_account_id("main").unwrap().as_deref(),
             Some("111111111111")
         );
-        // The operator moved the account on purpose: the pin wins.
+        // The operator moved the account on purpose: the pin wins, and the
+        // record stays (a pin proposed in a pull request moves nothing).
         assert_eq!(
             s.hold_account_id("main", Some("222222222222"), "222222222222", now)
                 .unwrap(),
@@ -125,7 +127,7 @@ mod tests {
         );
         assert_eq!(
             s.recorded_account_id("main").unwrap().as_deref(),
-            Some("222222222222")
+            Some("111111111111")
         );
     }
 }

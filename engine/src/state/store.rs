@@ -454,6 +454,25 @@ impl Tx<'_> {
                 }
             }
         }
+        // Rows a removed policy of the new name left behind (its last slot,
+        // failure count, retry, alerts, logs) are not this policy's history:
+        // they go, so that the rename neither merges them in nor collides
+        // with them.
+        for table in [
+            "alerts",
+            "policy_runs",
+            "policy_health",
+            "script_runs",
+            "policy_retries",
+            "skipped_runs",
+        ] {
+            self.tx
+                .execute(
+                    &format!("DELETE FROM {table} WHERE policy = ?1"),
+                    params![to],
+                )
+                .map_err(|e| self.err(e))?;
+        }
         // Snapshots point at their backup by (policy, id): checked at commit.
         self.tx
             .execute_batch("PRAGMA defer_foreign_keys = ON")
