@@ -283,3 +283,57 @@ async fn import_rebuilds_every_kind_from_tags_and_leaves_hand_tagged_ones_out() 
         .unwrap()
         .is_empty());
 }
+
+/// What import may trust: tags and descriptions anyone with CreateTags and
+/// ModifyImageAttribute can write, creation times nobody can. An AMI made
+/// before the backup it claims, or a backup id dated ahead to rank newest,
+/// is left out; a backup missing a target the policy lists comes back
+/// partial, never as a whole generation. The emulator cannot back-date a
+/// creation time, so the fake does.
+#[tokio::test]
+async fn import_trusts_creation_times_not_tags_and_a_backup_missing_a_target_is_partial() {
+    use lifeboat_engine::backup::import;
+    let b = Bench::new().await;
+    let r = backup::run(b.cloud(), b.store.clone(), "db", now(), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(r.record.status, BackupStatus::Success);
+    {
+        let mut w = b.cloud.world.lock().unwrap();
+        let (ami, image) = w
+            .images
+            .iter()
+            .find(|(_, i)| i.tags.contains_key(TAG_POLICY))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .unwrap();
+        // A copy of it claiming a backup dated years ahead.
+        let mut ahead = image.clone();
+        ahead.id = "ami-ahead".into();
+        ahead
+            .tags
+            .insert("lifeboat:backup-id".into(), "2099-01-01T00:00:00Z".into());
+        w.images.insert(ahead.id.clone(), ahead);
+        // And the real one, as if made long before its backup started.
+        w.images.get_mut(&ami).unwrap().created = Some("2026-01-01T00:00:00Z".parse().unwrap());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fresh: SharedStore = Arc::new(Mutex::new(
+        Store::open(&dir.path().join("state.db")).unwrap(),
+    ));
+    let found = import::scan(b.cloud(), &b.config, &fresh).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let rec = &found[0].record;
+    assert!(rec.snapshots.iter().all(|s| s.id != "ami-ahead"));
+    assert!(
+        !rec.snapshots
+            .iter()
+            .any(|s| s.kind == lifeboat_engine::state::ArtifactKind::Image),
+        "{rec:?}"
+    );
+    assert_eq!(rec.status, BackupStatus::Partial, "{rec:?}");
+    assert!(
+        rec.problems.iter().any(|p| p.starts_with("i-0000000a:")),
+        "{:?}",
+        rec.problems
+    );
+}

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use lifeboat_schema::{Account, Config};
 
 use crate::cloud::{
@@ -23,7 +23,10 @@ use crate::cloud::{
 use crate::plan::observe::Observation;
 use crate::state::{self, ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
 
-use super::names::{db_snapshot_id, is_marked, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
+use super::names::{
+    backup_started, db_snapshot_id, image_name, is_marked, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET,
+};
+use super::reconcile::{made_since, CLOCK_SKEW};
 use super::BackupError;
 
 /// One backup found in AWS that the catalog lacks, whole or in part.
@@ -84,6 +87,11 @@ pub async fn scan(
     }
     let mut by_backup: BTreeMap<(String, String), Vec<Piece>> = BTreeMap::new();
     for p in pieces {
+        // The server filtered by these policies; an answer that did not is
+        // not taken on trust.
+        if !config.policies.contains_key(&p.policy) {
+            continue;
+        }
         if !recorded.contains(p.record.id.as_str()) {
             by_backup
                 .entry((p.policy.clone(), p.backup.clone()))
@@ -93,31 +101,54 @@ pub async fn scan(
     }
     let mut out = Vec::new();
     for ((policy, backup), pieces) in by_backup {
-        let account = config.policies[&policy].account.clone();
+        let Some(p) = config.policies.get(&policy) else {
+            continue;
+        };
         let known = catalog.iter().any(|b| b.policy == policy && b.id == backup);
         out.push(Found {
-            record: assemble(&policy, &backup, &account, pieces),
+            record: assemble(&policy, &backup, &p.account, &listed_targets(p), pieces),
             known,
         });
     }
     Ok(out)
 }
 
+/// The targets a policy lists by id (those its selectors find cannot be
+/// known for a past backup).
+fn listed_targets(p: &lifeboat_schema::Policy) -> BTreeSet<String> {
+    p.instances
+        .iter()
+        .map(|t| t.id.clone())
+        .chain(p.volumes.iter().map(|t| t.id.clone()))
+        .chain(p.rds.iter().chain(&p.aurora).map(|t| t.id.clone()))
+        .collect()
+}
+
 /// The backup record the pieces of one backup make: `success` only when
 /// every artifact is complete (snapshots completed, AMIs available with
-/// their snapshots, DB snapshots available), `partial` otherwise; started
+/// their snapshots, DB snapshots available) and every target the policy
+/// lists has one (the lost catalog may have called it partial: a target
+/// missing is the evidence AWS keeps of that), `partial` otherwise; started
 /// at the time its id names, or its earliest artifact's.
-fn assemble(policy: &str, backup: &str, account: &str, pieces: Vec<Piece>) -> BackupRecord {
+fn assemble(
+    policy: &str,
+    backup: &str,
+    account: &str,
+    listed: &BTreeSet<String>,
+    pieces: Vec<Piece>,
+) -> BackupRecord {
     let earliest = pieces.iter().filter_map(|p| p.created).min();
     let latest = pieces.iter().filter_map(|p| p.created).max();
-    let started = started_from_id(backup)
-        .or(earliest)
-        .unwrap_or_else(Utc::now);
-    let incomplete: Vec<String> = pieces
+    let started = backup_started(backup).or(earliest).unwrap_or_else(Utc::now);
+    let mut incomplete: Vec<String> = pieces
         .iter()
         .filter(|p| !p.done)
         .map(|p| format!("{} was not complete when imported", p.record.address()))
         .collect();
+    let covered: BTreeSet<&str> = pieces.iter().map(|p| p.record.target.as_str()).collect();
+    for t in listed.iter().filter(|t| !covered.contains(t.as_str())) {
+        incomplete.push(format!("{t}: no artifact of it in AWS when imported"));
+    }
     let status = if incomplete.is_empty() {
         BackupStatus::Success
     } else {
@@ -140,15 +171,6 @@ fn assemble(policy: &str, backup: &str, account: &str, pieces: Vec<Piece>) -> Ba
     }
 }
 
-/// The start a backup id names (`2026-11-22T10:00:00Z`, or with a `-N`
-/// suffix for a second backup in the same second).
-fn started_from_id(id: &str) -> Option<DateTime<Utc>> {
-    let head = id.get(..20)?;
-    NaiveDateTime::parse_from_str(head, "%Y-%m-%dT%H:%M:%SZ")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
 /// What Lifeboat made for `policies` in one account and region.
 async fn scan_region(
     cloud: &dyn Cloud,
@@ -169,6 +191,11 @@ async fn scan_region(
             continue;
         }
         let (policy, backup, target) = lifeboat_tags(&img.tags);
+        // The name cannot be changed after creation: it must be the one
+        // Lifeboat gives this backup's AMI of this target.
+        if img.name != image_name(&policy, &target, &backup) || !trusted(&backup, img.created) {
+            continue;
+        }
         let done = img.state == ImageState::Available && !img.snapshot_ids.is_empty();
         for snap in &img.snapshot_ids {
             of_images.insert(snap.clone());
@@ -206,6 +233,9 @@ async fn scan_region(
             continue;
         }
         let (policy, backup, target) = lifeboat_tags(&s.tags);
+        if !trusted(&backup, s.started) {
+            continue;
+        }
         out.push(Piece {
             policy,
             backup,
@@ -236,6 +266,7 @@ async fn scan_region(
             if !policies.contains(&policy)
                 || backup.is_empty()
                 || s.id != db_snapshot_id(&policy, &target, &backup)
+                || !trusted(&backup, s.created)
             {
                 continue;
             }
@@ -249,6 +280,17 @@ async fn scan_region(
         }
     }
     Ok(out)
+}
+
+/// Could an artifact created at `created` belong to backup `backup`? Its id
+/// must name a start that is not in the future, and the artifact must have
+/// been created since then: tags and descriptions can be written by anyone
+/// with `ec2:CreateTags`, creation times cannot, so a resource made before
+/// the backup it claims (a golden AMI tagged by hand) or a backup id dated
+/// ahead to rank newest is left out.
+fn trusted(backup: &str, created: Option<DateTime<Utc>>) -> bool {
+    backup_started(backup)
+        .is_some_and(|started| started <= Utc::now() + CLOCK_SKEW && made_since(created, started))
 }
 
 fn lifeboat_tags(tags: &crate::cloud::Tags) -> (String, String, String) {

@@ -73,6 +73,15 @@ pub(crate) const DB_SNAPSHOT_ID_MAX: usize = 255;
 /// `()[] ./-'@_`, at most 128 characters). The backup id is what tells two
 /// backups of one target apart, so when the name is too long the policy and
 /// target are cut, never the backup id.
+/// The start a backup id names (`2026-11-22T10:00:00Z`, or with a `-N`
+/// suffix for a second backup in the same second).
+pub(crate) fn backup_started(id: &str) -> Option<DateTime<Utc>> {
+    let head = id.get(..20)?;
+    chrono::NaiveDateTime::parse_from_str(head, "%Y-%m-%dT%H:%M:%SZ")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
 pub(crate) fn image_name(policy: &str, target: &str, backup: &str) -> String {
     let clean = |raw: &str| -> String {
         raw.chars()

@@ -761,7 +761,9 @@ impl Create {
             Err(e) if e.code.as_deref() == Some("InvalidAMIName.Duplicate") => {
                 match self.own_image(&req).await {
                     Some(ami) => ami,
-                    None => return TargetResult::Problem(e.to_string()),
+                    // Not found (yet): what the call made is adopted by its
+                    // tags and marker once the backup's calls are done.
+                    None => return TargetResult::Unanswered(e.to_string()),
                 }
             }
             Err(e) => return create_failed(e),
@@ -770,6 +772,13 @@ impl Create {
             vec![self.artifact(ami, ArtifactKind::Image)],
             BTreeSet::new(),
         )
+    }
+
+    /// Was an artifact created at `created` made since this backup started?
+    /// One made in advance under the name this backup would use is not its.
+    fn made_for_this_backup(&self, created: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+        super::names::backup_started(&self.backup)
+            .is_some_and(|started| super::reconcile::made_since(created, started))
     }
 
     /// The AMI named as `req` asks that carries this backup's tags and
@@ -792,6 +801,7 @@ impl Create {
                 i.name == req.name
                     && carries(&i.tags, &req.tags)
                     && i.description == req.description
+                    && self.made_for_this_backup(i.created)
             })
             .map(|i| i.id)
     }
@@ -884,12 +894,15 @@ impl Create {
                 let want = [req.snapshot_id.clone()];
                 let found = collect_pages(|tok| rds.db_snapshots_page(kind, &want, tok)).await;
                 let own = found.ok().and_then(|f| {
-                    f.into_iter()
-                        .find(|s| s.id == req.snapshot_id && carries(&s.tags, &req.tags))
+                    f.into_iter().find(|s| {
+                        s.id == req.snapshot_id
+                            && carries(&s.tags, &req.tags)
+                            && self.made_for_this_backup(s.created)
+                    })
                 });
                 match own {
                     Some(s) => s.id,
-                    None => return TargetResult::Problem(e.to_string()),
+                    None => return TargetResult::Unanswered(e.to_string()),
                 }
             }
             Err(e) => return create_failed(e),
