@@ -283,7 +283,7 @@ async fn run(cli: Cli) -> Result<u8> {
             backup_id,
             name,
             policy,
-        } => cmd::backups::freeze(&load(&cli)?, backup_id, name, policy.as_deref()),
+        } => cmd::backups::freeze(&load(&cli)?, backup_id, name, policy.as_deref()).await,
         Command::Alerts { json } => cmd::alerts::run(&load(&cli)?, *json),
         Command::State {
             command: StateCommand::List,

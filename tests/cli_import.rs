@@ -112,3 +112,35 @@ fn import_without_a_terminal_needs_auto_approve_and_records_nothing() {
     let listed = env.run(&["backups", "--json"]).ok();
     assert_eq!(listed.json(), serde_json::json!([]), "{listed}");
 }
+
+#[test]
+fn a_frozen_backup_stays_frozen_through_a_lost_state_and_an_import() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]).id;
+    let b = env.aws.run_instance(1, &[]).id;
+    env.config(&config(&a, &b).replace("generations = 3", "generations = 1"));
+    env.apply();
+    env.backup("web", &at(10));
+    env.run(&["freeze", &at(10), "--name", "audit"])
+        .ok()
+        .stdout_has("lifeboat:frozen");
+    env.backup("web", &at(11));
+    lose_the_state(&env);
+    env.apply();
+    env.run(&["import", "--auto-approve"]).ok();
+    let backups = env.backups(&[]);
+    let frozen = backups
+        .iter()
+        .find(|x| x["id"] == at(10))
+        .expect("the frozen backup is imported");
+    assert_eq!(frozen["frozen"]["name"], "audit", "{frozen}");
+    // One generation: a new backup would expire at(11), never the frozen one.
+    env.backup("web", &at(12));
+    let ids: Vec<&str> = env
+        .backups(&[])
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .map(|s| if s == at(10) { "frozen" } else { "other" })
+        .collect();
+    assert!(ids.contains(&"frozen"), "{ids:?}");
+}

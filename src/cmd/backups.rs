@@ -3,12 +3,15 @@
 //! captured stderr), and `lifeboat freeze ID` keeps a backup out of
 //! retention.
 
-use anyhow::{bail, Result};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, bail, Result};
+use lifeboat_engine::backup::freeze::tag_frozen;
 use lifeboat_engine::state::{BackupRecord, ScriptRun};
 use lifeboat_engine::Address;
 
 use crate::output::{print_table, stamp};
-use crate::workspace::Workspace;
+use crate::workspace::{cloud, locked, Workspace};
 
 pub fn list(ws: &Workspace, policy: Option<&str>, json: bool) -> Result<u8> {
     let store = ws.store()?;
@@ -119,7 +122,12 @@ fn print_backup(b: &BackupRecord, scripts: &[ScriptRun]) {
 
 /// `backup_id` is a catalog id, or a backup address (which names its
 /// policy, so `policy` is then not needed).
-pub fn freeze(ws: &Workspace, backup_id: &str, name: &str, policy: Option<&str>) -> Result<u8> {
+pub async fn freeze(
+    ws: &Workspace,
+    backup_id: &str,
+    name: &str,
+    policy: Option<&str>,
+) -> Result<u8> {
     let mut store = ws.store()?;
     let (pol, id) = match backup_id.parse::<Address>() {
         Ok(Address::Backup { policy, id }) => (Some(policy), id),
@@ -135,7 +143,9 @@ pub fn freeze(ws: &Workspace, backup_id: &str, name: &str, policy: Option<&str>)
         [b] => b.clone(),
         _ => bail!("backup id {id:?} exists in several policies; add --policy"),
     };
-    if let Some(f) = &b.frozen {
+    // Freezing again under the same name only tags again (after a tagging
+    // that failed).
+    if let Some(f) = b.frozen.as_ref().filter(|f| f.name != name) {
         bail!(
             "backup {} of policy {} is already frozen as {:?}",
             b.id,
@@ -143,13 +153,40 @@ pub fn freeze(ws: &Workspace, backup_id: &str, name: &str, policy: Option<&str>)
             f.name
         );
     }
-    let lock = store.lock("freeze")?;
-    let r = store.transaction(|tx| tx.freeze(&b.policy, &b.id, name, ws.now));
-    store.unlock(&lock.id)?;
-    r?;
-    println!(
-        "Froze backup {} of policy {} as {name:?}: retention will keep it.",
-        b.id, b.policy
-    );
-    Ok(0)
+    let account = store
+        .load()?
+        .accounts()?
+        .remove(&b.account)
+        .ok_or_else(|| anyhow!("account {} of the backup is not in state", b.account))?;
+    let store = Arc::new(Mutex::new(store));
+    let store2 = store.clone();
+    let now = ws.now;
+    let cloud = cloud(ws).await?;
+    locked(store, "freeze", async move |_| {
+        // The catalog first: it is what retention obeys. Then the tags, so
+        // that a catalog rebuilt from AWS (`lifeboat import`) keeps the
+        // freeze too; when they cannot be written the freeze stands and
+        // freezing again under the same name retries them.
+        if b.frozen.is_none() {
+            store2
+                .lock()
+                .expect("store")
+                .transaction(|tx| tx.freeze(&b.policy, &b.id, name, now))?;
+        }
+        println!(
+            "Froze backup {} of policy {} as {name:?}: retention will keep it.",
+            b.id, b.policy
+        );
+        match tag_frozen(cloud, &account, &b, name).await {
+            Ok(n) => {
+                println!("Tagged {n} artifact(s) lifeboat:frozen = {name:?}.");
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("Warning: the artifacts could not be tagged as frozen ({e}); an import after a lost state would not know this freeze. Run the same freeze again to retry.");
+                Ok(1)
+            }
+        }
+    })
+    .await
 }

@@ -21,10 +21,13 @@ use crate::cloud::{
     collect_pages, Cloud, DbSnapshotKind, ImageQuery, ImageState, SnapshotQuery, SnapshotState,
 };
 use crate::plan::observe::Observation;
-use crate::state::{self, ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
+use crate::state::{
+    self, ArtifactKind, BackupRecord, BackupStatus, Frozen, SharedStore, SnapshotRecord,
+};
 
 use super::names::{
-    backup_started, db_snapshot_id, image_name, is_marked, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET,
+    backup_started, db_snapshot_id, image_name, is_marked, TAG_BACKUP_ID, TAG_FROZEN, TAG_POLICY,
+    TAG_TARGET,
 };
 use super::reconcile::{made_since, CLOCK_SKEW};
 use super::BackupError;
@@ -55,6 +58,8 @@ struct Piece {
     record: SnapshotRecord,
     done: bool,
     created: Option<DateTime<Utc>>,
+    /// The freezer name its `lifeboat:frozen` tag gives, if any.
+    frozen: Option<String>,
 }
 
 /// Lists what Lifeboat made for the configured policies in every
@@ -155,6 +160,14 @@ fn assemble(
         BackupStatus::Partial
     };
     let problems = incomplete;
+    // Any artifact tagged frozen keeps the whole backup in the freezer.
+    let frozen = pieces
+        .iter()
+        .find_map(|p| p.frozen.clone())
+        .map(|name| Frozen {
+            name,
+            at: Utc::now(),
+        });
     let mut snapshots: Vec<SnapshotRecord> = pieces.into_iter().map(|p| p.record).collect();
     snapshots.sort_by(|a, b| a.id.cmp(&b.id));
     BackupRecord {
@@ -165,7 +178,7 @@ fn assemble(
         started,
         finished: Some(latest.unwrap_or(started).max(started)),
         status,
-        frozen: None,
+        frozen,
         snapshots,
         problems,
     }
@@ -212,6 +225,7 @@ async fn scan_region(
                 ),
                 done,
                 created: img.created,
+                frozen: img.tags.get(TAG_FROZEN).cloned(),
             });
         }
         out.push(Piece {
@@ -220,6 +234,7 @@ async fn scan_region(
             backup,
             done,
             created: img.created,
+            frozen: img.tags.get(TAG_FROZEN).cloned(),
         });
     }
     let q = SnapshotQuery {
@@ -249,6 +264,7 @@ async fn scan_region(
             ),
             done: s.state == SnapshotState::Completed,
             created: s.started,
+            frozen: s.tags.get(TAG_FROZEN).cloned(),
         });
     }
     // A region without an RDS client has no DB snapshots to import.
@@ -276,6 +292,7 @@ async fn scan_region(
                 record: record(&s.id, &target, &target, region, akind, None),
                 done: s.status == "available",
                 created: s.created,
+                frozen: s.tags.get(TAG_FROZEN).cloned(),
             });
         }
     }

@@ -19,6 +19,7 @@ use crate::cloud::CloudError;
 use crate::plan::apply::Report;
 use crate::state::{BackupRecord, StateError};
 
+pub mod freeze;
 pub mod import;
 pub mod names;
 mod reconcile;

@@ -14,6 +14,9 @@ use crate::state::{StateError, Store};
 pub const TAG_POLICY: &str = "lifeboat:policy";
 pub const TAG_BACKUP_ID: &str = "lifeboat:backup-id";
 pub const TAG_TARGET: &str = "lifeboat:target";
+/// On the artifacts of a frozen backup, its freezer name: what a catalog
+/// rebuilt from tags needs to keep it frozen.
+pub const TAG_FROZEN: &str = "lifeboat:frozen";
 
 /// The tags of everything `backup` of `policy` makes for `target`.
 pub(crate) fn backup_tags(policy: &str, backup: &str, target: &str) -> Tags {

@@ -475,8 +475,8 @@ impl Tx<'_> {
     pub fn insert_backup(&mut self, b: &BackupRecord) -> StateResult<()> {
         self.tx
             .execute(
-                "INSERT INTO backups (policy, id, account, started, finished, status, problems, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, (SELECT COALESCE(MAX(seq), 0) + 1 FROM backups))",
+                "INSERT INTO backups (policy, id, account, started, finished, status, problems, frozen_name, frozen_at, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT COALESCE(MAX(seq), 0) + 1 FROM backups))",
                 params![
                     b.policy,
                     b.id,
@@ -484,7 +484,9 @@ impl Tx<'_> {
                     ts(b.started),
                     b.finished.map(ts),
                     b.status.as_str(),
-                    serde_json::to_string(&b.problems).unwrap_or_else(|_| "[]".into())
+                    serde_json::to_string(&b.problems).unwrap_or_else(|_| "[]".into()),
+                    b.frozen.as_ref().map(|f| f.name.clone()),
+                    b.frozen.as_ref().map(|f| ts(f.at)),
                 ],
             )
             .map_err(|e| self.err(e))?;
