@@ -144,9 +144,11 @@ fn a_departed_targets_last_backup_outlives_its_generations() {
     env.config(&config(1, &[&a, &b], false, "yes"));
     env.apply();
     env.backup("web", &at(1));
-    // A leaves the policy: its last backup is at(1).
+    // A leaves the policy on 1 December; its last backup is at(1), on
+    // 22 November.
     env.config(&config(1, &[&b], false, "yes"));
-    env.apply();
+    env.run(&["--now", "2026-12-01T00:00:00Z", "apply", "--auto-approve"])
+        .ok();
     env.backup("web", &at(2));
     env.backup("web", &at(3));
     let ids: Vec<String> = env
@@ -159,13 +161,14 @@ fn a_departed_targets_last_backup_outlives_its_generations() {
         vec![at(1), at(3)],
         "one generation, and A's last backup"
     );
-    let plan = env.run(&["--now", &at(4), "plan"]).ok();
+    // The thirty days count from when A left, not from its last backup.
+    let plan = env.run(&["--now", "2026-12-23T00:00:00Z", "plan"]).ok();
     plan.stdout_has(&format!(
-        "kept: backup.web[\"{}\"] is the last backup of departed target {a}",
+        "kept: backup.web[\"{}\"] is the last backup of departed target {a}, kept until 2026-12-31",
         at(1)
     ));
-    // Thirty days later it goes like any other.
-    let later = "2026-12-23T00:00:00Z";
+    // Once they are over, it goes like any other.
+    let later = "2027-01-01T00:00:00Z";
     let plan = env.run(&["--now", later, "plan"]).ok();
     plan.plan_line("-", &backup(&at(1)));
     env.run(&["--now", later, "apply", "--auto-approve"]).ok();

@@ -144,9 +144,13 @@ pub struct Departed {
     /// The ids of the policy's targets now: any other target found in its
     /// backups has left it (terminated, untagged, removed).
     pub members: BTreeSet<String>,
-    /// How long after it was taken the last backup of a departed target
+    /// How long after its target left the last backup of a departed target
     /// stays, whatever the generations (`departed_retention`).
     pub keep_for: chrono::Duration,
+    /// When each departed target left (recorded when apply removed it, or
+    /// now for one this plan removes). A target without a time is counted
+    /// from its last backup.
+    pub since: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// What retention decided.
@@ -221,8 +225,8 @@ pub fn departed_for(d: std::time::Duration) -> chrono::Duration {
 }
 
 /// A target that left its policy keeps its newest whole backup for the
-/// policy's `departed_retention` after that backup was taken, even when
-/// later generations push it out: it may be the only copy of something that
+/// policy's `departed_retention` after it left (or after that backup was
+/// taken, when later), even when later generations push it out: it may be the only copy of something that
 /// no longer exists. Removes such backups from `expiring` and names them.
 fn keep_departed(
     judged: &[BackupRecord],
@@ -261,8 +265,9 @@ fn keep_departed(
                     continue;
                 }
                 settled.insert(target);
-                let until = b
-                    .started
+                let left = dep.since.get(target).copied().unwrap_or(b.started);
+                let until = left
+                    .max(b.started)
                     .checked_add_signed(dep.keep_for)
                     .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 if until > policies.now && expiring.remove(&b.address()).is_some() {
@@ -732,6 +737,7 @@ mod tests {
             Departed {
                 members: BTreeSet::from(["i-1".to_string()]),
                 keep_for: chrono::Duration::days(30),
+                since: BTreeMap::new(),
             },
         );
         p.now = at("2026-12-01T00:00:00Z");
@@ -747,10 +753,15 @@ mod tests {
         let d = decide(&state, &p, &accounts(true), &seen(&state, &["snap-b2"])).unwrap();
         let gone: Vec<String> = d.expiring.keys().map(|a| a.to_string()).collect();
         assert_eq!(gone, vec!["backup.web[\"b2\"]"], "{d:?}");
-        // Thirty days after it was taken, it goes like any other.
+        // Thirty days after it was taken, it goes like any other...
         p.now = at("2026-12-23T00:00:00Z");
         let d = decide(&state, &p, &accounts(true), &seen(&state, &[])).unwrap();
         assert_eq!(d.expiring.len(), 2, "{d:?}");
+        // ...unless the target left later: the thirty days count from then.
+        p.departed.get_mut("web").unwrap().since =
+            BTreeMap::from([("i-old".to_string(), at("2026-12-10T00:00:00Z"))]);
+        let d = decide(&state, &p, &accounts(true), &seen(&state, &[])).unwrap();
+        assert_eq!(d.expiring.len(), 1, "{d:?}");
     }
 
     fn three() -> state::Snapshot {

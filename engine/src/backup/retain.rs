@@ -129,6 +129,7 @@ pub fn retention_plan(
             retention::Departed {
                 members,
                 keep_for: retention::departed_for(pol.options.departed_retention()),
+                since: state.departed.get(&pol.name).cloned().unwrap_or_default(),
             },
         )]),
         now,

@@ -252,7 +252,13 @@ impl Executor {
                 Create | Update | Replace,
             ) => {
                 let after = c.after.clone().ok_or(ApplyError::NoValue)?;
-                self.write(|tx| tx.put_object(&c.address, &after))
+                self.write(|tx| {
+                    tx.put_object(&c.address, &after)?;
+                    if let Address::Target { policy, id } = &c.address {
+                        tx.target_returned(policy, id)?;
+                    }
+                    Ok(())
+                })
             }
             (Address::Account { .. } | Address::Policy { .. } | Address::Target { .. }, Delete) => {
                 self.remove_object(c)
@@ -323,6 +329,9 @@ impl Executor {
         };
         self.write(|tx| {
             tx.delete_object(&c.address)?;
+            if let Address::Target { policy, id } = &c.address {
+                tx.target_departed(policy, id, self.now)?;
+            }
             if let Some(msg) = &c.alert {
                 tx.open_alert(&policy, self.now, msg)?;
             }

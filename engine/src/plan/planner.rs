@@ -547,6 +547,7 @@ impl Diff<'_> {
     /// which targets have left ([`retention::Departed`]).
     fn members_after(&self) -> BTreeMap<String, retention::Departed> {
         let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut since = self.state.departed.clone();
         for (pol, id) in self.prior_targets.keys() {
             members.entry(pol.clone()).or_default().insert(id.clone());
         }
@@ -555,10 +556,17 @@ impl Diff<'_> {
                 continue;
             };
             let set = members.entry(policy.clone()).or_default();
-            match c.action {
-                Action::Delete => set.remove(id),
-                _ => set.insert(id.clone()),
-            };
+            if c.action == Action::Delete {
+                set.remove(id);
+                // Leaving with this plan: counted from now.
+                since
+                    .entry(policy.clone())
+                    .or_default()
+                    .entry(id.clone())
+                    .or_insert(self.now);
+            } else {
+                set.insert(id.clone());
+            }
         }
         self.config
             .policies
@@ -569,6 +577,7 @@ impl Diff<'_> {
                     retention::Departed {
                         members: members.remove(name).unwrap_or_default(),
                         keep_for: retention::departed_for(p.options.departed_retention()),
+                        since: since.remove(name).unwrap_or_default(),
                     },
                 )
             })

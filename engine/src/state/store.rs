@@ -58,6 +58,9 @@ pub struct Snapshot {
     pub serial: u64,
     pub objects: BTreeMap<Address, Value>,
     pub backups: Vec<BackupRecord>,
+    /// When each target that left its policy left it: policy, then target.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub departed: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
 }
 
 /// The store as the concurrent parts of the engine hold it: one connection,
@@ -178,6 +181,11 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE lease ADD COLUMN holder_id TEXT;
      CREATE TABLE account_ids (
         account TEXT PRIMARY KEY, account_id TEXT NOT NULL, recorded TEXT NOT NULL);",
+    // version 9: when each target left its policy, so that its last backup
+    // is kept for `departed_retention` from then
+    "CREATE TABLE departed_targets (
+        policy TEXT NOT NULL, target TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (policy, target));",
 ];
 
 impl Store {
@@ -325,11 +333,34 @@ impl Store {
             }
         }
         let backups = read_backups(&tx, &path, None)?;
+        let mut departed: BTreeMap<String, BTreeMap<String, DateTime<Utc>>> = BTreeMap::new();
+        {
+            let mut st = tx
+                .prepare("SELECT policy, target, at FROM departed_targets")
+                .map_err(sq)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .map_err(sq)?;
+            for row in rows {
+                let (policy, target, at) = row.map_err(sq)?;
+                departed
+                    .entry(policy)
+                    .or_default()
+                    .insert(target, parse_ts(&path, &at)?);
+            }
+        }
         let snap = Snapshot {
             lineage,
             serial,
             objects,
             backups,
+            departed,
         };
         snap.check_objects()?;
         Ok(snap)
@@ -486,6 +517,7 @@ impl Tx<'_> {
             "script_runs",
             "policy_retries",
             "skipped_runs",
+            "departed_targets",
         ] {
             self.tx
                 .execute(
@@ -494,6 +526,34 @@ impl Tx<'_> {
                 )
                 .map_err(|e| self.err(e))?;
         }
+        Ok(())
+    }
+
+    /// Records that target `id` left `policy` at `at` (the first time only:
+    /// its last backup is kept from its departure, not from a later apply).
+    pub fn target_departed(
+        &mut self,
+        policy: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StateResult<()> {
+        self.tx
+            .execute(
+                "INSERT OR IGNORE INTO departed_targets (policy, target, at) VALUES (?1, ?2, ?3)",
+                params![policy, id, ts(at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Target `id` is a member of `policy` (again).
+    pub fn target_returned(&mut self, policy: &str, id: &str) -> StateResult<()> {
+        self.tx
+            .execute(
+                "DELETE FROM departed_targets WHERE policy = ?1 AND target = ?2",
+                params![policy, id],
+            )
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
