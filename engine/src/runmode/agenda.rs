@@ -90,6 +90,12 @@ pub fn summary_due(at: &str, sent: Option<&str>, now: DateTime<Utc>) -> bool {
     now.time() >= time && sent != Some(today.to_string().as_str())
 }
 
+/// How early a capture may come: its last run is recorded when it ran,
+/// seconds after the runner woke, so a wake-up one interval after the
+/// previous one would otherwise find it a few seconds short and skip a
+/// whole interval.
+const CAPTURE_SLACK: Duration = Duration::minutes(1);
+
 /// The latest slot of `s` in `(after, now]`, if any.
 fn latest_slot(s: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let mut cursor = after;
@@ -195,7 +201,7 @@ impl Agenda<'_> {
             .filter_map(|c| {
                 let every = capture_interval(c)?;
                 match self.last_before(&capture_key(&c.name), now) {
-                    Some(l) if l + every > now => None,
+                    Some(l) if l + every - CAPTURE_SLACK > now => None,
                     _ => Some(c.name.clone()),
                 }
             })
@@ -482,6 +488,11 @@ mod tests {
         a.last.insert(capture_key("prod"), h(10));
         assert!(a.captures(h(13)).is_empty());
         assert_eq!(a.next_capture(h(13)), Some(h(14)));
+        assert_eq!(a.captures(h(14)), vec!["prod".to_string()]);
+        // The last one ran a few seconds after its wake-up: the wake-up one
+        // interval later still makes the next.
+        a.last
+            .insert(capture_key("prod"), h(10) + Duration::seconds(3));
         assert_eq!(a.captures(h(14)), vec!["prod".to_string()]);
         // Without `every`, a capture is never due in run mode.
         let c = with_capture(Config::default(), None);
