@@ -174,3 +174,36 @@ fn a_departed_targets_last_backup_outlives_its_generations() {
     env.run(&["--now", later, "apply", "--auto-approve"]).ok();
     assert_eq!(env.backups(&[]).len(), 1);
 }
+
+#[test]
+fn a_departure_moves_with_its_policy() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]).id;
+    let b = env.aws.run_instance(1, &[]).id;
+    env.config(&config(1, &[&a, &b], false, "yes"));
+    env.apply();
+    env.backup("web", &at(1));
+    env.config(&config(1, &[&b], false, "yes"));
+    env.run(&["--now", "2026-12-01T00:00:00Z", "apply", "--auto-approve"])
+        .ok();
+    env.backup("web", &at(2));
+    // Renamed: A's departure (1 December) goes with the policy, so its last
+    // backup is still kept on 23 December, in the plan that moves it...
+    env.config(
+        &(config(1, &[&b], false, "yes").replace("policy \"web\"", "policy \"site\"")
+            + "\nmoved {\n  from = policy.web\n  to   = policy.site\n}\n"),
+    );
+    let now = "2026-12-23T00:00:00Z";
+    let plan = env.run(&["--now", now, "plan"]).ok();
+    plan.stdout_has(&format!(
+        "kept: backup.site[\"{}\"] is the last backup of departed target {a}",
+        at(1)
+    ));
+    plan.stdout_lacks("DELETED");
+    // ...and after it.
+    env.run(&["--now", now, "apply", "--auto-approve"]).ok();
+    env.run(&["--now", now, "plan"])
+        .ok()
+        .stdout_has(&format!("kept: backup.site[\"{}\"]", at(1)));
+    assert_eq!(env.backups(&[]).len(), 2);
+}

@@ -47,6 +47,16 @@ pub struct Reconciled {
     pub failed: Vec<(String, String, BackupError)>,
 }
 
+/// [`made_since`] for a DB (cluster) snapshot: RDS reports no creation time
+/// while a snapshot is `creating`, and one being created now under the id
+/// derived from this backup, with its tags, is this backup's.
+pub(crate) fn db_made_since(s: &crate::cloud::DbSnapshot, started: DateTime<Utc>) -> bool {
+    match s.created {
+        None => s.status == "creating",
+        created => made_since(created, started),
+    }
+}
+
 /// Closes backups left `running` by a process that died. Backups only run
 /// under the state lock, so with the lock held any `running` backup is
 /// orphaned: the snapshots AWS has for it (found by its tags, one filtered
@@ -333,7 +343,7 @@ impl<'a> Orphan<'a> {
                 // backup's tags and the creation time stand for the marker.
                 let ours = s.tags.get(TAG_BACKUP_ID) == Some(&b.id)
                     && s.tags.get(TAG_POLICY) == Some(&b.policy)
-                    && made_since(s.created, b.started);
+                    && db_made_since(&s, b.started);
                 if !ours {
                     continue;
                 }
@@ -375,5 +385,33 @@ impl<'a> Orphan<'a> {
         rec.status = BackupStatus::Failed;
         rec.problems = problems;
         Ok(rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_db_snapshot_still_creating_without_a_time_is_this_backups_and_an_old_one_is_not() {
+        let started: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+        let snap = |status: &str, created: Option<&str>| crate::cloud::DbSnapshot {
+            id: "lifeboat-web-orders-db-2026-11-22t10-00-00z".into(),
+            source_id: "orders-db".into(),
+            status: status.into(),
+            created: created.map(|c| c.parse().unwrap()),
+            tags: Default::default(),
+        };
+        // RDS gives no SnapshotCreateTime while a snapshot is being made.
+        assert!(db_made_since(&snap("creating", None), started));
+        assert!(!db_made_since(&snap("available", None), started));
+        assert!(db_made_since(
+            &snap("available", Some("2026-11-22T10:00:02Z")),
+            started
+        ));
+        assert!(!db_made_since(
+            &snap("available", Some("2026-11-01T00:00:00Z")),
+            started
+        ));
     }
 }

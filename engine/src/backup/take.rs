@@ -897,7 +897,8 @@ impl Create {
                     f.into_iter().find(|s| {
                         s.id == req.snapshot_id
                             && carries(&s.tags, &req.tags)
-                            && self.made_for_this_backup(s.created)
+                            && super::names::backup_started(&self.backup)
+                                .is_some_and(|started| super::reconcile::db_made_since(s, started))
                     })
                 });
                 match own {

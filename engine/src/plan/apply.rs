@@ -329,8 +329,10 @@ impl Executor {
         };
         self.write(|tx| {
             tx.delete_object(&c.address)?;
-            if let Address::Target { policy, id } = &c.address {
-                tx.target_departed(policy, id, self.now)?;
+            match &c.address {
+                Address::Target { policy, id } => tx.target_departed(policy, id, self.now)?,
+                Address::Policy { name } => tx.forget_departures(name)?,
+                _ => {}
             }
             if let Some(msg) = &c.alert {
                 tx.open_alert(&policy, self.now, msg)?;

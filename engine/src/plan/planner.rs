@@ -185,6 +185,12 @@ fn moved_state(state: &state::Snapshot, moves: &[Move]) -> state::Snapshot {
             b.policy = new.to_string();
         }
     }
+    // Departures move with their policy (as `Tx::move_policy` moves them).
+    for (from, new) in &to {
+        if let Some(d) = out.departed.remove(*from) {
+            out.departed.insert(new.to_string(), d);
+        }
+    }
     out
 }
 

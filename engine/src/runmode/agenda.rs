@@ -90,10 +90,10 @@ pub fn summary_due(at: &str, sent: Option<&str>, now: DateTime<Utc>) -> bool {
     now.time() >= time && sent != Some(today.to_string().as_str())
 }
 
-/// How early a capture may come: its last run is recorded when it ran,
-/// seconds after the runner woke, so a wake-up one interval after the
-/// previous one would otherwise find it a few seconds short and skip a
-/// whole interval.
+/// How early a capture may come (at most a tenth of its interval): its last
+/// run is recorded when its step began, which can be later in that wake-up
+/// than the same step one interval on, so a capture would otherwise be found
+/// a little short and skip a whole interval.
 const CAPTURE_SLACK: Duration = Duration::minutes(1);
 
 /// The latest slot of `s` in `(after, now]`, if any.
@@ -201,7 +201,7 @@ impl Agenda<'_> {
             .filter_map(|c| {
                 let every = capture_interval(c)?;
                 match self.last_before(&capture_key(&c.name), now) {
-                    Some(l) if l + every - CAPTURE_SLACK > now => None,
+                    Some(l) if l + every - (every / 10).min(CAPTURE_SLACK) > now => None,
                     _ => Some(c.name.clone()),
                 }
             })

@@ -496,6 +496,7 @@ impl Tx<'_> {
             "script_runs",
             "policy_retries",
             "skipped_runs",
+            "departed_targets",
         ] {
             self.tx
                 .execute(
@@ -541,6 +542,18 @@ impl Tx<'_> {
             .execute(
                 "INSERT OR IGNORE INTO departed_targets (policy, target, at) VALUES (?1, ?2, ?3)",
                 params![policy, id, ts(at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forgets the departures recorded for `policy` (removed: a policy of
+    /// the same name later starts without them).
+    pub fn forget_departures(&mut self, policy: &str) -> StateResult<()> {
+        self.tx
+            .execute(
+                "DELETE FROM departed_targets WHERE policy = ?1",
+                params![policy],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
