@@ -237,6 +237,7 @@ async fn unit_throttling_past_the_timeout_fails_the_target_naming_the_call() {
     };
     let b = Bench::new(&targets).await;
     b.cloud.world.lock().unwrap().throttled_creates_in_ten = 10;
+    let started = tokio::time::Instant::now();
     let r = backup::run(
         b.cloud(),
         b.store.clone(),
@@ -249,6 +250,13 @@ async fn unit_throttling_past_the_timeout_fails_the_target_naming_the_call() {
     )
     .await
     .unwrap();
+    // Retries stop at half the wait: the rest is left for the snapshots to
+    // complete, and a policy timeout (the wait, at most) never fires first.
+    let spent = started.elapsed();
+    assert!(
+        spent <= std::time::Duration::from_secs(160),
+        "{spent:?} spent retrying"
+    );
     assert_ne!(r.record.status, BackupStatus::Success);
     let problems = r.record.problems.join("\n");
     assert!(

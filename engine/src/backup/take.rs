@@ -121,6 +121,7 @@ pub async fn take_open(
         now,
         wait,
         limits,
+        throttle_until: throttle::deadline(wait.timeout / 2),
     };
     let mut outcome = Outcome {
         problems: known_problems,
@@ -237,6 +238,11 @@ struct Backup<'a> {
     now: DateTime<Utc>,
     wait: Wait,
     limits: &'a Limits,
+    /// Until when throttled create calls are made again: one instant for
+    /// the whole backup, half its wait from its start, so that the other
+    /// half is left for what was made to complete and a policy `timeout`
+    /// (the wait, at most) does not end the backup in the middle of it.
+    throttle_until: tokio::time::Instant,
 }
 
 /// What the create calls of one region made that is still to finish.
@@ -329,8 +335,7 @@ impl Backup<'_> {
         seen: &Seen,
     ) -> JoinSet<Result<TargetResult, BackupError>> {
         let sem = self.limits.region(&self.applied.policy.account, region);
-        // Throttled create calls are tried again within the backup's wait.
-        let deadline = throttle::deadline(self.wait.timeout);
+        let deadline = self.throttle_until;
         let mut jobs = JoinSet::new();
         for target in targets {
             let create = Create {
