@@ -136,20 +136,25 @@ fn frozen_backups_are_not_in_the_retention_preview() {
     env.assert_converged();
 }
 
-#[test]
-fn a_departed_targets_last_backup_outlives_its_generations() {
+/// Instances A and B in `web` (one generation); a backup at(1) of both on
+/// 22 November; A leaves the policy on 1 December; a backup at(2) of B.
+fn departed_on_the_first_of_december() -> (Env, String, String) {
     let env = Env::start();
     let a = env.aws.run_instance(1, &[]).id;
     let b = env.aws.run_instance(1, &[]).id;
     env.config(&config(1, &[&a, &b], false, "yes"));
     env.apply();
     env.backup("web", &at(1));
-    // A leaves the policy on 1 December; its last backup is at(1), on
-    // 22 November.
     env.config(&config(1, &[&b], false, "yes"));
     env.run(&["--now", "2026-12-01T00:00:00Z", "apply", "--auto-approve"])
         .ok();
     env.backup("web", &at(2));
+    (env, a, b)
+}
+
+#[test]
+fn a_departed_targets_last_backup_outlives_its_generations() {
+    let (env, a, _) = departed_on_the_first_of_december();
     env.backup("web", &at(3));
     let ids: Vec<String> = env
         .backups(&[])
@@ -177,16 +182,7 @@ fn a_departed_targets_last_backup_outlives_its_generations() {
 
 #[test]
 fn a_departure_moves_with_its_policy() {
-    let env = Env::start();
-    let a = env.aws.run_instance(1, &[]).id;
-    let b = env.aws.run_instance(1, &[]).id;
-    env.config(&config(1, &[&a, &b], false, "yes"));
-    env.apply();
-    env.backup("web", &at(1));
-    env.config(&config(1, &[&b], false, "yes"));
-    env.run(&["--now", "2026-12-01T00:00:00Z", "apply", "--auto-approve"])
-        .ok();
-    env.backup("web", &at(2));
+    let (env, a, b) = departed_on_the_first_of_december();
     // Renamed: A's departure (1 December) goes with the policy, so its last
     // backup is still kept on 23 December, in the plan that moves it...
     env.config(

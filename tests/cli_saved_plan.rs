@@ -37,13 +37,15 @@ fn forge(env: &Env, saved: &Value, name: &str, changes: Vec<Value>) {
         .write(name, &serde_json::to_string_pretty(&plan).unwrap());
 }
 
-fn create_foreign_stack(env: &Env, name: &str) {
+/// The test's own CloudFormation client in the emulator, blocking on a
+/// private runtime.
+fn cfn(env: &Env) -> (tokio::runtime::Runtime, aws_sdk_cloudformation::Client) {
     use aws_sdk_cloudformation::config::{BehaviorVersion, Credentials, Region};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let cfn = aws_sdk_cloudformation::Client::from_conf(
+    let client = aws_sdk_cloudformation::Client::from_conf(
         aws_sdk_cloudformation::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
@@ -57,6 +59,12 @@ fn create_foreign_stack(env: &Env, name: &str) {
             ))
             .build(),
     );
+    (rt, client)
+}
+
+/// A stack made outside Lifeboat.
+fn create_foreign_stack(env: &Env, name: &str) {
+    let (rt, cfn) = cfn(env);
     let template = r#"{"Resources": {"Net": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}}}}"#;
     rt.block_on(
         cfn.create_stack()
@@ -65,32 +73,11 @@ fn create_foreign_stack(env: &Env, name: &str) {
             .send(),
     )
     .expect("create stack");
-    let stacks = rt
-        .block_on(cfn.describe_stacks().stack_name(name).send())
-        .expect("describe stack");
-    assert_eq!(stacks.stacks().len(), 1);
+    assert!(stack_exists(env, name));
 }
 
 fn stack_exists(env: &Env, name: &str) -> bool {
-    use aws_sdk_cloudformation::config::{BehaviorVersion, Credentials, Region};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let cfn = aws_sdk_cloudformation::Client::from_conf(
-        aws_sdk_cloudformation::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(env.emulator.endpoint())
-            .credentials_provider(Credentials::new(
-                support::ACCESS_KEY_ID,
-                support::SECRET_ACCESS_KEY,
-                None,
-                None,
-                "lifeboat-tests",
-            ))
-            .build(),
-    );
+    let (rt, cfn) = cfn(env);
     match rt.block_on(cfn.describe_stacks().stack_name(name).send()) {
         Ok(out) => out
             .stacks()

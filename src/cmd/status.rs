@@ -6,7 +6,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use lifeboat_engine::runmode::{agenda, schedule};
 use lifeboat_engine::state::model::PolicyState;
-use lifeboat_engine::state::Store;
+use lifeboat_engine::state::{Snapshot, Store};
 use lifeboat_schema::Config;
 use serde_json::{json, Value};
 
@@ -28,9 +28,9 @@ pub fn next_run(config: &Config, p: &PolicyState, now: DateTime<Utc>) -> Option<
 
 pub fn run(ws: &Workspace, json: bool) -> Result<u8> {
     let mut store = ws.store()?;
-    let rows = rows(&mut store, &ws.config, ws.now)?;
-    let backups = store.load()?.backups;
-    for w in agenda::future_times(&store.last_slots()?, &backups, ws.now) {
+    let state = store.load()?;
+    let rows = rows(&store, &state, &ws.config, ws.now)?;
+    for w in agenda::future_times(&store.last_slots()?, &state.backups, ws.now) {
         eprintln!("Warning: {w}");
     }
     if json {
@@ -56,8 +56,12 @@ pub fn run(ws: &Workspace, json: bool) -> Result<u8> {
 
 /// One JSON object per policy in the state: the `--json` output, and what
 /// the table shows.
-fn rows(store: &mut Store, config: &Config, now: DateTime<Utc>) -> Result<Vec<Value>> {
-    let state = store.load()?;
+fn rows(
+    store: &Store,
+    state: &Snapshot,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<Value>> {
     let policies = state.policies()?;
     let alerts = store.open_alerts()?;
     let retries = store.retries()?;

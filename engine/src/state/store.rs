@@ -401,6 +401,19 @@ pub struct Tx<'a> {
     pub(super) path: PathBuf,
 }
 
+/// The tables that keep a policy's run bookkeeping under its name: what a
+/// move carries to the new name (and clears of a removed policy's leftovers
+/// there first).
+const POLICY_BOOKKEEPING: &[&str] = &[
+    "alerts",
+    "policy_runs",
+    "policy_health",
+    "script_runs",
+    "policy_retries",
+    "skipped_runs",
+    "departed_targets",
+];
+
 impl Tx<'_> {
     pub(super) fn err(&self, source: rusqlite::Error) -> StateError {
         StateError::Sqlite {
@@ -489,15 +502,7 @@ impl Tx<'_> {
         // failure count, retry, alerts, logs) are not this policy's history:
         // they go, so that the rename neither merges them in nor collides
         // with them.
-        for table in [
-            "alerts",
-            "policy_runs",
-            "policy_health",
-            "script_runs",
-            "policy_retries",
-            "skipped_runs",
-            "departed_targets",
-        ] {
+        for table in POLICY_BOOKKEEPING {
             self.tx
                 .execute(
                     &format!("DELETE FROM {table} WHERE policy = ?1"),
@@ -509,17 +514,7 @@ impl Tx<'_> {
         self.tx
             .execute_batch("PRAGMA defer_foreign_keys = ON")
             .map_err(|e| self.err(e))?;
-        for table in [
-            "backups",
-            "snapshots",
-            "alerts",
-            "policy_runs",
-            "policy_health",
-            "script_runs",
-            "policy_retries",
-            "skipped_runs",
-            "departed_targets",
-        ] {
+        for table in ["backups", "snapshots"].iter().chain(POLICY_BOOKKEEPING) {
             self.tx
                 .execute(
                     &format!("UPDATE {table} SET policy = ?2 WHERE policy = ?1"),
