@@ -124,8 +124,84 @@ pub struct Policy {
     /// Retries, timeout, success rule, alert threshold and scripts.
     #[serde(default, skip_serializing_if = "PolicyOptions::is_default")]
     pub options: PolicyOptions,
+    /// `dr { ... }`: copies of each backup to other regions and accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dr: Option<Dr>,
     #[serde(skip)]
     pub location: Location,
+}
+
+/// `dr { every  timeout  regions  generations  concurrency  cross_account { .. }
+/// encryption_key_detection }`: where a policy's backups are copied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dr {
+    /// Copy every Nth successful backup (1: every one); the others are
+    /// recorded as skipped.
+    pub every: u32,
+    /// How long one backup's copies may take before they count as timed out.
+    pub timeout_secs: u64,
+    /// Regions of the policy's own account that receive copies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// Copies kept per destination; `None`: the policy's `generations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generations: Option<u32>,
+    /// `concurrency`: this policy's copies in flight per destination (at
+    /// most [`MAX_DR_CONCURRENCY`], AWS's limit); `None`: the runner's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_account: Option<CrossAccount>,
+    #[serde(default)]
+    pub encryption_key_detection: KeyDetection,
+}
+
+/// AWS copies at most 20 snapshots at once into one region of one account.
+pub const MAX_DR_CONCURRENCY: u32 = 20;
+/// Copies in flight per destination when nothing says otherwise.
+pub const DEFAULT_DR_CONCURRENCY: u32 = 5;
+/// `dr.timeout` when unset: a day.
+pub const DEFAULT_DR_TIMEOUT_SECS: u64 = 86_400;
+
+impl Dr {
+    /// Copies kept per destination.
+    pub fn generations(&self, policy_generations: u32) -> u32 {
+        self.generations.unwrap_or(policy_generations)
+    }
+}
+
+/// `cross_account { to = account.vault  regions = ["original", ..]  keep_original }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrossAccount {
+    /// The destination account's name.
+    pub to: String,
+    /// Destination regions in that account; empty: `["original"]`.
+    pub regions: Vec<DrRegion>,
+    /// False: delete the original once every copy of it completed.
+    pub keep_original: bool,
+}
+
+/// A destination region of a cross-account copy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrRegion {
+    /// `"original"`: each artifact's own region.
+    Original,
+    Named(String),
+}
+
+/// What key an encrypted copy uses when no key with the source key's
+/// alias and no `lifeboat:dr-kms-key` tag names one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyDetection {
+    /// Fail that copy.
+    #[default]
+    Strict,
+    /// Use the destination's default key.
+    Default,
+    /// Use the destination's default key and open an alert.
+    DefaultAlert,
 }
 
 /// `instance "i-..." { region = "..."  volumes = "all"  exclude_volumes = [..]  mode = "snapshots" }`.

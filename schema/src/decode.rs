@@ -20,6 +20,7 @@ use crate::validate::{self, did_you_mean};
 
 mod account;
 mod db_targets;
+mod dr;
 mod moved;
 mod options;
 mod policy;

@@ -21,7 +21,9 @@ use chrono::Utc;
 use lifeboat_schema::{Account, Config};
 use tokio::sync::OnceCell;
 
-use super::{Cloud, CloudError, CloudResult, Ec2, ErrorKind, Network, Objects, Rds, Sns, Stacks};
+use super::{
+    Cloud, CloudError, CloudResult, Ec2, ErrorKind, Kms, Network, Objects, Rds, Sns, Stacks,
+};
 use crate::state::{Expected, SharedStore};
 
 /// Holds `account` to the id its credentials reach (`actual`): `pin`, or
@@ -161,5 +163,10 @@ impl Cloud for CheckedCloud {
     async fn sns(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Sns>> {
         self.verified(account).await?;
         self.inner.sns(account, region).await
+    }
+
+    async fn kms(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Kms>> {
+        self.verified(account).await?;
+        self.inner.kms(account, region).await
     }
 }

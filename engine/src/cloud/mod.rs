@@ -5,6 +5,7 @@
 //! the paging loop ([`collect_pages`]) lives here and is tested with a fake
 //! that pages (the emulator never does).
 
+pub mod copy;
 pub mod identity;
 pub mod network;
 
@@ -16,6 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lifeboat_schema::Account;
 use serde::{Deserialize, Serialize};
+
+pub use copy::{DbCopyRequest, Encryption, ImageCopyRequest, KeyAlias, Kms, SnapshotCopyRequest};
 
 /// The kinds of failure the engine reacts to differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +249,9 @@ pub struct Snapshot {
 pub struct DescribedSnapshot {
     pub snapshot: Snapshot,
     pub description: String,
+    /// Whether and with which key it is encrypted (what a copy must match).
+    #[serde(default)]
+    pub encryption: Encryption,
 }
 
 /// A server-side filter for DescribeInstances / DescribeVolumes. Conditions
@@ -376,6 +382,20 @@ pub trait Ec2: Send + Sync {
     async fn create_tags(&self, resource_ids: &[String], tags: &Tags) -> CloudResult<()>;
     /// DeregisterImage. Deregistering an AMI that is already gone succeeds.
     async fn deregister_image(&self, image_id: &str) -> CloudResult<()>;
+    /// CopySnapshot into this client's region; returns the copy's id.
+    async fn copy_snapshot(&self, req: &SnapshotCopyRequest) -> CloudResult<String>;
+    /// CopyImage into this client's region; returns the copy's AMI id.
+    async fn copy_image(&self, req: &ImageCopyRequest) -> CloudResult<String>;
+    /// ModifySnapshotAttribute `createVolumePermission`: add (`share`) or
+    /// remove the AWS account `account_id`.
+    async fn share_snapshot(
+        &self,
+        snapshot_id: &str,
+        account_id: &str,
+        share: bool,
+    ) -> CloudResult<()>;
+    /// ModifyImageAttribute `launchPermission`: add or remove `account_id`.
+    async fn share_image(&self, image_id: &str, account_id: &str, share: bool) -> CloudResult<()>;
 }
 
 /// An RDS instance snapshot or an Aurora cluster snapshot.
@@ -412,6 +432,11 @@ pub struct DbSnapshot {
     /// The `TagList` of the describe answer (empty when it carries none).
     #[serde(default)]
     pub tags: Tags,
+    /// `DBSnapshotArn` / `DBClusterSnapshotArn` (empty when not reported).
+    #[serde(default)]
+    pub arn: String,
+    #[serde(default)]
+    pub encryption: Encryption,
 }
 
 /// RDS in one account and region.
@@ -428,6 +453,19 @@ pub trait Rds: Send + Sync {
     ) -> CloudResult<Page<DbSnapshot>>;
     /// DeleteDBSnapshot / DeleteDBClusterSnapshot. Gone already succeeds.
     async fn delete_db_snapshot(&self, kind: DbSnapshotKind, id: &str) -> CloudResult<()>;
+    /// CopyDBSnapshot / CopyDBClusterSnapshot into this client's region.
+    async fn copy_db_snapshot(&self, req: &DbCopyRequest) -> CloudResult<DbSnapshot>;
+    /// ModifyDBSnapshotAttribute / ModifyDBClusterSnapshotAttribute
+    /// `restore`: add (`share`) or remove the AWS account `account_id`.
+    async fn share_db_snapshot(
+        &self,
+        kind: DbSnapshotKind,
+        id: &str,
+        account_id: &str,
+        share: bool,
+    ) -> CloudResult<()>;
+    /// AddTagsToResource on a DB (cluster) snapshot, by ARN.
+    async fn tag_db_snapshot(&self, arn: &str, tags: &Tags) -> CloudResult<()>;
 }
 
 /// The VPC family of EC2 in one account and region, read for VPC capture.
@@ -582,6 +620,15 @@ pub trait Cloud: Send + Sync {
             account: account.name.clone(),
             region: region.to_string(),
             ..refused("s3:PutObject", "this cloud does not support S3 uploads")
+        })
+    }
+
+    /// KMS for `account` in `region`. The default refuses.
+    async fn kms(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Kms>> {
+        Err(CloudError {
+            account: account.name.clone(),
+            region: region.to_string(),
+            ..refused("kms:ListAliases", "this cloud does not support KMS")
         })
     }
 

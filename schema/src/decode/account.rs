@@ -244,7 +244,18 @@ pub(super) fn account_reference<'a>(
     scope: &Scope<'_>,
     accounts: &'a BTreeMap<String, DeclaredAccount>,
 ) -> Option<&'a str> {
-    let attr = d.get(scope, "account", true)?;
+    account_reference_in(d, scope, accounts, "account")
+}
+
+/// `ATTR = account.NAME` (a required attribute), resolved against the
+/// declared accounts.
+pub(super) fn account_reference_in<'a>(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    accounts: &'a BTreeMap<String, DeclaredAccount>,
+    attr_name: &str,
+) -> Option<&'a str> {
+    let attr = d.get(scope, attr_name, true)?;
     let at = start(&attr.value);
     let names: Vec<&str> = accounts.keys().map(String::as_str).collect();
     match d.value(scope, &attr.value)? {
@@ -285,7 +296,7 @@ pub(super) fn account_reference<'a>(
                 at,
                 "Invalid reference",
                 format!(
-                    "\"account\" in {} must be a reference to an account block, not a string: write account.{example} without quotes",
+                    "{attr_name:?} in {} must be a reference to an account block, not a string: write account.{example} without quotes",
                     scope.what
                 ),
             );
@@ -300,7 +311,7 @@ pub(super) fn account_reference<'a>(
                 scope.src,
                 at,
                 "Invalid reference",
-                format!("\"account\" in {} must refer to an account, as in account.main; {got} is not an account reference", scope.what),
+                format!("{attr_name:?} in {} must refer to an account, as in account.main; {got} is not an account reference", scope.what),
             );
             None
         }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use hcl_edit::structure::{Block, Body};
 
 use super::{
-    account_reference, db_targets, options, schedule, start, DeclaredAccount, Decoder, Scope,
+    account_reference, db_targets, dr, options, schedule, start, DeclaredAccount, Decoder, Scope,
 };
 use crate::config::{
     AutoRemove, DbTarget, InstanceMode, InstanceTarget, Policy, TagSelector, VolumeChoice,
@@ -31,7 +31,7 @@ const POLICY_ATTRS: &[&str] = &[
     "departed_retention",
 ];
 const POLICY_BLOCKS: &[&str] = &[
-    "instance", "volume", "rds", "aurora", "select", "retries", "scripts",
+    "instance", "volume", "rds", "aurora", "select", "retries", "scripts", "dr",
 ];
 
 /// The `policy` blocks by name; a name declared twice keeps the first.
@@ -144,6 +144,7 @@ fn decode_policy(
         _ => AutoRemove::No,
     };
     let targets = policy_targets(d, &scope, account.and_then(|a| accounts.get(a)));
+    let dr = dr::decode_dr(d, &scope, account, accounts);
 
     let Some((name, _)) = name else {
         return (None, None);
@@ -179,6 +180,7 @@ fn decode_policy(
             auto_remove_targets,
             schedules,
             options,
+            dr,
             location: src.location(start(&block.ident)),
         });
     (Some(name), policy)
@@ -237,6 +239,7 @@ fn policy_targets(
             }
             "select" => select_block(d, scope, b, &mut targets.selectors),
             kind if options::POLICY_OPTION_BLOCKS.contains(&kind) => {}
+            "dr" => {}
             _ => ec2_target(d, scope, b, account, &mut targets_at, &mut targets),
         }
     }
