@@ -19,7 +19,8 @@ pub struct CopiesSeen {
 
 impl Holds for CopiesSeen {
     fn holds(&self, c: &DrCopyRecord) -> bool {
-        self.present.contains(&(c.destination.clone(), c.id.clone()))
+        self.present
+            .contains(&(c.destination.clone(), c.id.clone()))
     }
 }
 
@@ -36,7 +37,9 @@ pub async fn observe_copies(
     let mut seen = CopiesSeen::default();
     for c in copies.iter().filter(|c| c.image.is_none()) {
         if accounts.contains_key(&c.destination.account) {
-            by.entry((c.destination.clone(), c.kind)).or_default().push(c.id.clone());
+            by.entry((c.destination.clone(), c.kind))
+                .or_default()
+                .push(c.id.clone());
         } else {
             seen.present.insert((c.destination.clone(), c.id.clone()));
         }

@@ -44,9 +44,10 @@ pub fn plan_copies(
     for (name, p) in &config.policies {
         match &p.dr {
             Some(dr) => {
-                policies
-                    .generations
-                    .insert(name.clone(), (dr.generations(p.generations), p.account.clone()));
+                policies.generations.insert(
+                    name.clone(),
+                    (dr.generations(p.generations), p.account.clone()),
+                );
             }
             None => {
                 policies.removed.insert(name.clone(), p.account.clone());

@@ -16,7 +16,10 @@ use super::DrWork;
 /// The copies' retention for `policies` (by name) as they are in state.
 /// When the copies cannot be looked at, nothing is decided: the report
 /// says why at the policy's address.
-pub async fn retain_copies(work: &DrWork, policies: &BTreeSet<String>) -> Result<Report, StateError> {
+pub async fn retain_copies(
+    work: &DrWork,
+    policies: &BTreeSet<String>,
+) -> Result<Report, StateError> {
     let mut report = Report::default();
     let state = work.store.lock().expect("store").load()?;
     let accounts = state.accounts()?;
@@ -24,8 +27,10 @@ pub async fn retain_copies(work: &DrWork, policies: &BTreeSet<String>) -> Result
     for name in policies {
         if let Some(pol) = state.policy(name)? {
             if let Some(dr) = &pol.dr {
-                p.generations
-                    .insert(name.clone(), (dr.generations(pol.generations), pol.account.clone()));
+                p.generations.insert(
+                    name.clone(),
+                    (dr.generations(pol.generations), pol.account.clone()),
+                );
             }
         }
     }

@@ -55,7 +55,10 @@ fn grouped<'a>(
     policy: &str,
 ) -> BTreeMap<&'a Destination, Vec<(i64, Vec<&'a DrCopyRecord>)>> {
     let mut by: BTreeMap<&Destination, BTreeMap<i64, Vec<&DrCopyRecord>>> = BTreeMap::new();
-    for c in copies.iter().filter(|c| c.policy == policy && c.image.is_none()) {
+    for c in copies
+        .iter()
+        .filter(|c| c.policy == policy && c.image.is_none())
+    {
         by.entry(&c.destination)
             .or_default()
             .entry(c.backup_seq)
@@ -102,11 +105,16 @@ pub fn decide_copies(
                         oldest_kept = Some(seq);
                         continue;
                     }
-                    Some(g) if whole => format!("DR retention: copy generation {} of {g} at {dest}", kept + 1),
+                    Some(g) if whole => format!(
+                        "DR retention: copy generation {} of {g} at {dest}",
+                        kept + 1
+                    ),
                     // An incomplete group may hold the only copy of some
                     // target until a newer whole one is older than it.
                     Some(_) if oldest_kept.is_none() => continue,
-                    Some(_) => format!("DR retention: incomplete copies older than the oldest kept at {dest}"),
+                    Some(_) => format!(
+                        "DR retention: incomplete copies older than the oldest kept at {dest}"
+                    ),
                     None => format!("policy.{policy} no longer copies to {dest}"),
                 };
                 if open {

@@ -289,7 +289,10 @@ fn keep_departed(
 
 /// A backup whose DR copies are still being made is their source: it
 /// stays until they settle (a delete would fail the copies in flight).
-fn keep_dr_sources(state: &state::Snapshot, expiring: &mut BTreeMap<Address, String>) -> Vec<String> {
+fn keep_dr_sources(
+    state: &state::Snapshot,
+    expiring: &mut BTreeMap<Address, String>,
+) -> Vec<String> {
     let mut notes = Vec::new();
     for r in state.dr_runs.iter().filter(|r| r.status.is_open()) {
         let a = Address::backup(&r.policy, &r.backup_id);
