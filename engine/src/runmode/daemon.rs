@@ -26,8 +26,8 @@ use crate::runmode::agenda::Due;
 use crate::runmode::attempt;
 use crate::runmode::clock::{self, Clock};
 use crate::runmode::notify;
-use crate::runmode::runner::{Ran, Runner, Started};
-use crate::state::{BackupRecord, LockInfo, Retry, SharedStore, StateError};
+use crate::runmode::runner::{Finished, Ran, Runner, Started};
+use crate::state::{BackupRecord, DrRun, DrStatus, LockInfo, Retry, SharedStore, StateError};
 use crate::vpc::capture as vpc_capture;
 
 /// How long a lease lives without renewal: a runner killed with `kill -9`
@@ -89,6 +89,9 @@ pub enum RunEvent {
     BackupSkipped(Due),
     /// A run ended (its attempt failed and a retry waits, or it counted).
     BackupFinished(Box<Ran>),
+    /// A backup's DR copies to one destination ended (completed, failed,
+    /// timed out), or could not be recorded.
+    DrFinished(Result<DrRun, String>),
     /// A capture, or one region of it, could not be made or recorded
     /// (`capture` is empty when capture retention or the state failed).
     CaptureFailed {
@@ -620,8 +623,18 @@ impl Running<'_, '_> {
                 }
             };
             let Some(r) = finished else { break };
-            self.worst = self.worst.max(exit_of(&r));
-            d.report(RunEvent::BackupFinished(Box::new(r)));
+            match r {
+                Finished::Backup(r) => {
+                    self.worst = self.worst.max(exit_of(&r));
+                    d.report(RunEvent::BackupFinished(Box::new(r)));
+                }
+                Finished::Dr(r) => {
+                    if !matches!(&r, Ok(run) if run.status == DrStatus::Completed) {
+                        self.worst = Exit::Failed;
+                    }
+                    d.report(RunEvent::DrFinished(r.map_err(|e| e.to_string())));
+                }
+            }
             if !drain {
                 break;
             }
