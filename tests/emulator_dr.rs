@@ -24,8 +24,7 @@ use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::SnapshotAttributeName;
 use lifeboat_engine::cloud::{
     Cloud, DbCopyRequest, DbSnapshot, DbSnapshotKind, DescribedSnapshot, Ec2, ErrorKind,
-    ImageCopyRequest, ImageQuery, ImageRequest, Kms, Rds, SnapshotCopyRequest, SnapshotQuery,
-    Tags,
+    ImageCopyRequest, ImageQuery, ImageRequest, Kms, Rds, SnapshotCopyRequest, SnapshotQuery, Tags,
 };
 use lifeboat_providers::AwsCloud;
 use lifeboat_schema::{Account, AccountKind};
@@ -154,8 +153,13 @@ impl Dr {
             .expect("CreateKey");
         let meta = key.key_metadata().expect("key metadata");
         let id = meta.key_id().to_owned();
-        self.block(kms.create_alias().alias_name(alias).target_key_id(&id).send())
-            .expect("CreateAlias");
+        self.block(
+            kms.create_alias()
+                .alias_name(alias)
+                .target_key_id(&id)
+                .send(),
+        )
+        .expect("CreateAlias");
         (id, meta.arn().unwrap_or_default().to_owned())
     }
 
@@ -476,7 +480,10 @@ fn source_db_snapshots(dr: &Dr) -> (DbSnapshot, DbSnapshot) {
 
 fn db_snapshot(dr: &Dr, region: &str, kind: DbSnapshotKind, id: &str) -> DbSnapshot {
     let page = dr
-        .block(dr.rds(region).db_snapshots_page(kind, &[id.to_owned()], None))
+        .block(
+            dr.rds(region)
+                .db_snapshots_page(kind, &[id.to_owned()], None),
+        )
         .expect("describe DB snapshots");
     assert_eq!(page.items.len(), 1, "{:?}", page.items);
     page.items.into_iter().next().expect("one snapshot")
@@ -488,7 +495,8 @@ fn db_and_cluster_snapshots_are_copied_to_another_region_with_tags() {
     let (instance, cluster) = source_db_snapshots(&dr);
     for s in [&instance, &cluster] {
         assert!(
-            s.arn.starts_with(&format!("arn:aws:rds:{SOURCE}:{ACCOUNT_ID}:")),
+            s.arn
+                .starts_with(&format!("arn:aws:rds:{SOURCE}:{ACCOUNT_ID}:")),
             "{s:?}"
         );
         assert!(!s.encryption.encrypted, "{s:?}");
@@ -511,9 +519,14 @@ fn db_and_cluster_snapshots_are_copied_to_another_region_with_tags() {
         };
         let copy = dr.block(dest.copy_db_snapshot(&req)).expect("copy");
         assert_eq!(copy.id, target, "{kind:?}");
-        assert_eq!(copy.tags, copy_tags(), "{kind:?}: the source's tags stay behind");
+        assert_eq!(
+            copy.tags,
+            copy_tags(),
+            "{kind:?}: the source's tags stay behind"
+        );
         assert!(
-            copy.arn.starts_with(&format!("arn:aws:rds:{DEST}:{ACCOUNT_ID}:")),
+            copy.arn
+                .starts_with(&format!("arn:aws:rds:{DEST}:{ACCOUNT_ID}:")),
             "{copy:?}"
         );
         let found = db_snapshot(&dr, DEST, kind, target);
@@ -579,7 +592,10 @@ fn db_snapshots_are_shared_unshared_and_tagged() {
         dr.block(rds.tag_db_snapshot(&s.arn, &tags(&[("lifeboat:shared", DR_ACCOUNT)])))
             .expect("AddTagsToResource");
         let found = db_snapshot(&dr, SOURCE, kind, &s.id);
-        let want = tags(&[("lifeboat:policy", "source"), ("lifeboat:shared", DR_ACCOUNT)]);
+        let want = tags(&[
+            ("lifeboat:policy", "source"),
+            ("lifeboat:shared", DR_ACCOUNT),
+        ]);
         assert_eq!(found.tags, want, "{kind:?}");
     }
 
@@ -599,9 +615,7 @@ fn kms_aliases_are_listed_for_the_region_or_for_one_key() {
     dr.key(SOURCE, "alias/lifeboat-source-only");
     let kms = dr.kms(DEST);
 
-    let all = dr
-        .block(kms.aliases_page(None, None))
-        .expect("ListAliases");
+    let all = dr.block(kms.aliases_page(None, None)).expect("ListAliases");
     assert_eq!(all.next, None);
     assert_eq!(all.call.action, "kms:ListAliases");
     assert_eq!(all.call.region, DEST);

@@ -8,8 +8,7 @@ use aws_sdk_ec2::Client;
 use lifeboat_engine::cloud::{
     AttachedVolume, CloudResult, DescribedSnapshot, Ec2, Encryption, ErrorKind, Image,
     ImageCopyRequest, ImageQuery, ImageRequest, ImageState, Instance, InstanceSnapshotRequest,
-    Page, Query, Snapshot, SnapshotCopyRequest, SnapshotQuery, Tags, Volume,
-    VolumeSnapshotRequest,
+    Page, Query, Snapshot, SnapshotCopyRequest, SnapshotQuery, Tags, Volume, VolumeSnapshotRequest,
 };
 
 use crate::convert::{
