@@ -536,6 +536,76 @@ fn db_and_cluster_snapshots_are_copied_to_another_region_with_tags() {
     }
 }
 
+#[test]
+fn encrypted_db_snapshots_are_copied_with_the_destination_key() {
+    let dr = Dr::start();
+    let (_, source_arn) = dr.key(SOURCE, ALIAS);
+    let (_, dest_arn) = dr.key(DEST, ALIAS);
+    let rds = dr.rds_sdk(SOURCE);
+    dr.block(
+        rds.create_db_instance()
+            .db_instance_identifier("vault")
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .allocated_storage(20)
+            .master_username("lifeboat")
+            .master_user_password("lifeboat-test-pw")
+            .storage_encrypted(true)
+            .kms_key_id(&source_arn)
+            .send(),
+    )
+    .expect("CreateDBInstance");
+    dr.block(
+        rds.create_db_cluster()
+            .db_cluster_identifier("safe")
+            .engine("aurora-postgresql")
+            .master_username("lifeboat")
+            .master_user_password("lifeboat-test-pw")
+            .storage_encrypted(true)
+            .kms_key_id(&source_arn)
+            .send(),
+    )
+    .expect("CreateDBCluster");
+    let provider = dr.rds(SOURCE);
+    let dest = dr.rds(DEST);
+    for (kind, source, id) in [
+        (DbSnapshotKind::Instance, "vault", "vault-1"),
+        (DbSnapshotKind::Cluster, "safe", "safe-1"),
+    ] {
+        let req = lifeboat_engine::cloud::DbSnapshotRequest {
+            kind,
+            source_id: source.to_owned(),
+            snapshot_id: id.to_owned(),
+            tags: Tags::new(),
+        };
+        dr.block(provider.create_db_snapshot(&req))
+            .expect("create a DB snapshot");
+        // The describe call reports the source key (Encrypted for a DB
+        // snapshot, StorageEncrypted for a cluster snapshot).
+        let described = db_snapshot(&dr, SOURCE, kind, id);
+        assert!(described.encryption.encrypted, "{described:?}");
+        assert_eq!(described.encryption.kms_key_id, Some(source_arn.clone()));
+
+        let req = DbCopyRequest {
+            kind,
+            source_arn: described.arn.clone(),
+            source_region: SOURCE.to_owned(),
+            target_id: format!("{id}-dr"),
+            tags: copy_tags(),
+            kms_key_id: Some(ALIAS.to_owned()),
+        };
+        let copy = dr.block(dest.copy_db_snapshot(&req)).expect("copy");
+        assert!(copy.encryption.encrypted, "{copy:?}");
+        assert_eq!(
+            copy.encryption.kms_key_id,
+            Some(dest_arn.clone()),
+            "{kind:?}"
+        );
+        let found = db_snapshot(&dr, DEST, kind, &req.target_id);
+        assert_eq!(found.encryption, copy.encryption);
+    }
+}
+
 fn db_shared_with(dr: &Dr, kind: DbSnapshotKind, id: &str) -> Vec<String> {
     let rds = dr.rds_sdk(SOURCE);
     let attributes = match kind {
