@@ -159,7 +159,6 @@ pub fn record_due(
         return Ok(Vec::new());
     }
     let mut s = store.lock().expect("store");
-    let backups = s.backups(Some(&backup.policy))?;
     let runs = s.dr_runs(Some(&backup.policy))?;
     if runs.iter().any(|r| r.backup_id == backup.id) {
         // Recorded already (a retried record after a crash).
@@ -168,7 +167,7 @@ pub fn record_due(
             .filter(|r| r.backup_id == backup.id && r.status.is_open())
             .collect());
     }
-    let due = route::due(dr, backup, &backups, &runs);
+    let due = route::due(dr, backup, &runs);
     let routes = route::routes(dr, &policy.account, &backup.snapshots);
     let made: Vec<DrRun> = routes
         .keys()
