@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod apply;
 pub mod backup;
 pub mod backups;
+pub mod dr_expired;
 pub mod fmt;
 pub mod force_unlock;
 pub mod graph;

@@ -106,6 +106,19 @@ impl Executor {
         let dest = Destination { account, region };
         let lock = run_lock(policy, &backup_id, &dest);
         let _driving = lock.lock().await;
+        // The plan found this copy missing (or its last try failed): a
+        // record of it that is settled is forgotten, so that it is made
+        // again; one found in AWS by its tags is adopted instead.
+        let stale: Vec<DrCopyRecord> = recorded(self, &c.address)?
+            .into_iter()
+            .filter(|r| r.status != DrStatus::InProgress && r.backup_id == backup_id)
+            .collect();
+        self.write(|tx| {
+            for r in &stale {
+                tx.delete_dr_copy(&r.destination, &r.id)?;
+            }
+            Ok(())
+        })?;
         let backup = self
             .store
             .lock()

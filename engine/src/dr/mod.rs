@@ -24,7 +24,12 @@ mod apply;
 mod copy;
 pub mod keys;
 pub mod names;
+pub mod observe;
+pub mod plan;
+mod retain;
 pub mod route;
+
+pub use retain::retain_copies;
 
 /// Bounds on the copies in flight (started, not yet completed) per
 /// destination, shared by every DR run that holds the same `Limits`; and
@@ -113,6 +118,9 @@ pub struct DrWork {
     /// False: start what fits and return (`lifeboat backup --no-wait-dr`);
     /// the runner finishes the rest.
     pub wait: bool,
+    /// The state lock the caller holds: retention of copies deletes only
+    /// while it is still held. `None` checks nothing (tests).
+    pub lock_id: Option<String>,
 }
 
 impl DrWork {
@@ -130,6 +138,7 @@ impl DrWork {
             started: std::time::Instant::now(),
             interval: std::time::Duration::from_secs(15),
             wait: true,
+            lock_id: None,
         }
     }
 }
@@ -208,9 +217,25 @@ pub fn open_runs(store: &SharedStore) -> Result<Vec<DrRun>, StateError> {
 
 /// Drives every run in `runs` at once (each within the shared limits),
 /// oldest backup first in the queue for room. Returns each run as it ended.
+///
+/// Once they ended, the copies' retention runs for the policies whose runs
+/// completed: their older copies may now expire. Its failures are in the
+/// returned report.
 pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, StateError>> {
     runs.sort_by(|a, b| (a.started, a.backup_seq).cmp(&(b.started, b.backup_seq)));
-    futures_join(runs.into_iter().map(|r| copy::drive(work, r))).await
+    let ended = futures_join(runs.into_iter().map(|r| copy::drive(work, r))).await;
+    let completed: std::collections::BTreeSet<String> = ended
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|r| r.status == DrStatus::Completed)
+        .map(|r| r.policy.clone())
+        .collect();
+    if !completed.is_empty() && work.wait {
+        if let Err(e) = retain_copies(work, &completed).await {
+            return ended.into_iter().chain([Err(e)]).collect();
+        }
+    }
+    ended
 }
 
 async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {

@@ -37,6 +37,10 @@ pub struct Observation {
     /// For each `vpc_clone`: the capture version it is built from and the
     /// destination's zones ([`crate::vpc::clone::observe`]).
     pub clones: BTreeMap<String, crate::vpc::clone::CloneInput>,
+    /// The recorded DR copies found in their destinations; `None` when the
+    /// catalog has none (or they were not looked at): then no copy counts
+    /// as lost, and none as missing for the want of a look.
+    pub dr_copies: Option<crate::dr::observe::CopiesSeen>,
 }
 
 impl Observation {
@@ -128,7 +132,12 @@ pub async fn observe(
         };
     }
     add_catalog(&mut work, &state.backups);
-    gather(cloud, &accounts, work).await
+    let mut obs = gather(cloud.clone(), &accounts, work).await?;
+    if !state.dr_copies.is_empty() {
+        let seen = crate::dr::observe::observe_copies(cloud, &state.dr_copies, &accounts).await?;
+        obs.dr_copies = Some(seen);
+    }
+    Ok(obs)
 }
 
 /// Reads from AWS the catalog records of `policies`' backups, as [`observe`]

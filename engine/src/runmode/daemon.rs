@@ -48,6 +48,8 @@ pub struct Mode {
     pub until: Option<DateTime<Utc>>,
     /// Create calls in flight per account and region, across all policies.
     pub concurrency: usize,
+    /// DR copies in flight per destination region and account.
+    pub dr_concurrency: usize,
 }
 
 /// What a runner did, as it happens.
@@ -248,13 +250,14 @@ impl Daemon<'_> {
             limits: backup::Limits::new(self.mode.concurrency),
             lock_id: None,
         };
-        let runner = Runner::new(
+        let mut runner = Runner::new(
             self.cloud.clone(),
             self.store.clone(),
             self.config,
             self.wait,
             ctx,
         );
+        runner.dr_concurrency(self.mode.dr_concurrency);
         let mut r = Running {
             d: self,
             runner,

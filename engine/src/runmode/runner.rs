@@ -296,6 +296,7 @@ impl Runner {
             now,
         );
         work.interval = self.wait.interval;
+        work.lock_id = self.ctx.lock_id.clone();
         self.dr_jobs
             .spawn(async move { crate::dr::copy(&work, runs).await });
     }
