@@ -221,7 +221,7 @@ pub fn open_runs(store: &SharedStore) -> Result<Vec<DrRun>, StateError> {
 /// completed: their older copies may now expire. Its failures are in the
 /// returned report.
 pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, StateError>> {
-    runs.sort_by(|a, b| (a.started, a.backup_seq).cmp(&(b.started, b.backup_seq)));
+    runs.sort_by_key(|r| (r.started, r.backup_seq));
     let ended = futures_join(runs.into_iter().map(|r| copy::drive(work, r))).await;
     let completed: std::collections::BTreeSet<String> = ended
         .iter()
