@@ -233,8 +233,45 @@ pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, Stat
         if let Err(e) = retain_copies(work, &completed).await {
             return ended.into_iter().chain([Err(e)]).collect();
         }
+        if let Err(e) = retain_originals(work, &completed).await {
+            return ended.into_iter().chain([Err(e)]).collect();
+        }
     }
     ended
+}
+
+/// `keep_original = false`: once a backup's copies completed, its
+/// originals go, by the backup retention's own rule.
+async fn retain_originals(
+    work: &DrWork,
+    policies: &std::collections::BTreeSet<String>,
+) -> Result<(), StateError> {
+    for name in policies {
+        let pol = work.store.lock().expect("store").load()?.policy(name)?;
+        let away = pol
+            .as_ref()
+            .and_then(|p| p.dr.as_ref())
+            .and_then(|d| d.cross_account.as_ref())
+            .is_some_and(|x| !x.keep_original);
+        if !away {
+            continue;
+        }
+        let r = crate::backup::retain_policy(
+            work.cloud.clone(),
+            work.store.clone(),
+            name,
+            None,
+            work.now_at(),
+            work.lock_id.as_deref(),
+        )
+        .await;
+        match r {
+            Err(crate::backup::BackupError::State(e)) => return Err(e),
+            // A failed delete is retried by the next backup or apply.
+            _ => continue,
+        }
+    }
+    Ok(())
 }
 
 async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
