@@ -535,7 +535,7 @@ impl Copies {
             }
             Err(e) => return Err(e),
         };
-        crate::failpoint::hit("dr-after-copy-call");
+        crate::failpoint::hit(crate::failpoint::DR_COPIED);
         Ok(Some(plan.copy_record(s, id, arn)))
     }
 
