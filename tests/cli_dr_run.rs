@@ -45,10 +45,17 @@ fn the_runner_copies_a_scheduled_backup_and_logs_it() {
     let i = env.aws.run_instance(1, &[]);
     env.config(&config(&i.id));
     env.apply();
-    env.run(&["--now", "2026-11-22T10:20:00Z", "run", "--once", "--log-format", "json"])
-        .ok()
-        .stdout_has("\"event\":\"dr_copied\"")
-        .stdout_has("\"destination\":\"us-west-2:main\"");
+    env.run(&[
+        "--now",
+        "2026-11-22T10:20:00Z",
+        "run",
+        "--once",
+        "--log-format",
+        "json",
+    ])
+    .ok()
+    .stdout_has("\"event\":\"dr_copied\"")
+    .stdout_has("\"destination\":\"us-west-2:main\"");
     assert_eq!(copies_in_west(&env).len(), 1);
 }
 
@@ -58,10 +65,18 @@ fn copies_left_in_progress_by_backup_no_wait_dr_are_finished_by_the_runner() {
     let i = env.aws.run_instance(1, &[]);
     env.config(&config(&i.id));
     env.apply();
-    env.run(&["--now", "2026-11-22T10:00:00Z", "backup", "web", "--no-wait-dr"])
+    env.run(&[
+        "--now",
+        "2026-11-22T10:00:00Z",
+        "backup",
+        "web",
+        "--no-wait-dr",
+    ])
+    .ok()
+    .stdout_has("to us-west-2:main: in progress");
+    env.run(&["backups"])
         .ok()
-        .stdout_has("to us-west-2:main: in progress");
-    env.run(&["backups"]).ok().stdout_has("us-west-2:main in progress");
+        .stdout_has("us-west-2:main in progress");
     // (The runner also takes the 09:17 slot it finds missed, with its own copy.)
     env.run(&["--now", "2026-11-22T10:05:00Z", "run", "--once"])
         .ok()

@@ -274,7 +274,9 @@ async fn retain_originals(
     Ok(())
 }
 
-async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+pub(crate) async fn futures_join<F: std::future::Future>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let fs: Vec<_> = fs.map(Box::pin).collect();
     let mut out = Vec::with_capacity(fs.len());
     // Polled together: each run waits on AWS, not on the others.

@@ -343,6 +343,17 @@ impl Plan<'_> {
     }
 }
 
+/// What one start came to.
+enum Start {
+    /// Made; with an alert when made with the destination's default key
+    /// under `default_alert`.
+    Made(Box<DrCopyRecord>, Option<String>),
+    NotMade {
+        problem: Option<String>,
+        alert: Option<String>,
+    },
+}
+
 /// The copies of one run: recorded and in flight, settled, and problems.
 struct Copies {
     in_flight: Vec<InFlight>,
@@ -438,6 +449,7 @@ impl Copies {
         todo: &mut VecDeque<SnapshotRecord>,
     ) -> Result<(), StateError> {
         let work = plan.work;
+        let mut batch = Vec::new();
         while let Some(s) = todo.front().cloned() {
             let Some(permits) = work.limits.try_acquire(
                 &plan.run.policy,
@@ -447,37 +459,75 @@ impl Copies {
                 break;
             };
             todo.pop_front();
-            match self.start(plan, &s).await {
-                Ok(Some(rec)) => {
+            batch.push((s, permits));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.account_ids(plan).await {
+            for (s, _) in batch.into_iter().rev() {
+                todo.push_front(s);
+            }
+            self.problems.push(format!("{e}"));
+            return Ok(());
+        }
+        // The copies that fit start together: the calls are independent.
+        let keys = tokio::sync::Mutex::new(std::mem::take(&mut self.keys));
+        let started =
+            super::futures_join(batch.iter().map(|(s, _)| self.start(plan, s, &keys))).await;
+        self.keys = keys.into_inner();
+        let mut throttled = Vec::new();
+        for ((s, permits), (shared, outcome)) in batch.into_iter().zip(started) {
+            if shared {
+                self.shared.push(s.clone());
+            }
+            match outcome {
+                Ok(Start::Made(rec, alert)) => {
+                    self.alerts.extend(alert);
                     record(&work.store, |tx| tx.put_dr_copy(&rec))?;
                     self.in_flight.push(InFlight {
-                        record: rec,
+                        record: *rec,
                         _permits: permits,
                     });
                 }
-                Ok(None) => {}
-                Err(e) if e.kind == ErrorKind::Throttled => {
-                    // Tried again at the next look.
-                    todo.push_front(s);
-                    break;
+                Ok(Start::NotMade { problem, alert }) => {
+                    self.problems.extend(problem);
+                    self.alerts.extend(alert);
                 }
+                // Tried again at the next look.
+                Err(e) if e.kind == ErrorKind::Throttled => throttled.push(s),
                 Err(e) => self.problems.push(explain(plan, &s, &e)),
             }
+        }
+        for s in throttled.into_iter().rev() {
+            todo.push_front(s);
+        }
+        Ok(())
+    }
+
+    /// The source's and (across accounts) the destination's AWS account
+    /// ids, asked once per run.
+    async fn account_ids(&mut self, plan: &Plan<'_>) -> Result<(), CloudError> {
+        let cloud = &plan.work.cloud;
+        if self.source_account_id.is_none() {
+            self.source_account_id = Some(cloud.account_id(&plan.source).await?);
+        }
+        if plan.cross_account() && self.dest_account_id.is_none() {
+            self.dest_account_id = Some(cloud.account_id(&plan.dest).await?);
         }
         Ok(())
     }
 
     /// Shares, chooses the key and makes the copy call for one artifact.
-    /// `Ok(None)`: not copied, with the problem recorded.
+    /// Returns whether the source was shared (to be unshared whatever
+    /// happened next), and what came of it.
     async fn start(
-        &mut self,
+        &self,
         plan: &Plan<'_>,
         s: &SnapshotRecord,
-    ) -> Result<Option<DrCopyRecord>, CloudError> {
+        keys: &tokio::sync::Mutex<AliasCache>,
+    ) -> (bool, Result<Start, CloudError>) {
         let cloud = &plan.work.cloud;
-        if self.source_account_id.is_none() {
-            self.source_account_id = Some(cloud.account_id(&plan.source).await?);
-        }
         let source_id = self.source_account_id.clone().unwrap_or_default();
         let (enc, _) = plan.described.get(&s.id).cloned().unwrap_or_default();
         let tags: Vec<&crate::cloud::Tags> = [s.volume_id.as_str(), s.target.as_str()]
@@ -490,40 +540,54 @@ impl Copies {
             encryption: &enc,
             tags,
         };
-        let key = match keys::choose(
-            cloud.as_ref(),
-            &mut self.keys,
-            &source,
-            &plan.run.destination,
-            &plan.dest,
-            plan.dr.encryption_key_detection,
-        )
-        .await
-        {
+        let chosen = {
+            let mut cache = keys.lock().await;
+            keys::choose(
+                cloud.as_ref(),
+                &mut cache,
+                &source,
+                &plan.run.destination,
+                &plan.dest,
+                plan.dr.encryption_key_detection,
+            )
+            .await
+        };
+        let key = match chosen {
             Ok(k) => k,
             Err(problem) => {
-                self.problems.push(format!("{}: {problem}", s.id));
-                return Ok(None);
+                let problem = Some(format!("{}: {problem}", s.id));
+                return (
+                    false,
+                    Ok(Start::NotMade {
+                        problem,
+                        alert: None,
+                    }),
+                );
             }
         };
-        if let KeyChoice::Default { why, alert: true } = &key {
-            self.alerts.push(format!(
+        let alert = match &key {
+            KeyChoice::Default { why, alert: true } => Some(format!(
                 "DR copy of {} to {} uses the destination's default key: {why}",
                 s.id, plan.run.destination
-            ));
-        }
+            )),
+            _ => None,
+        };
+        let mut shared = false;
         if plan.cross_account() {
-            if self.dest_account_id.is_none() {
-                self.dest_account_id = Some(cloud.account_id(&plan.dest).await?);
-            }
             let dest_id = self.dest_account_id.clone().unwrap_or_default();
-            plan.share(s, &dest_id, true).await?;
-            self.shared.push(s.clone());
+            if let Err(e) = plan.share(s, &dest_id, true).await {
+                // A share that half happened (an AMI and some of its
+                // snapshots) is undone with the rest.
+                return (true, Err(e));
+            }
+            shared = true;
         }
         let (id, arn) = match plan.copy_call(s, &key, &source_id).await {
             Ok(made) => made,
-            Err(e) if plan.cross_account() && e.kind == ErrorKind::AccessDenied && enc.encrypted => {
-                return Err(CloudError {
+            Err(e)
+                if plan.cross_account() && e.kind == ErrorKind::AccessDenied && enc.encrypted =>
+            {
+                let e = CloudError {
                     message: format!(
                         "{}; an encrypted copy into another account needs the source key ({}) shared with account {} (its key policy must allow kms:Decrypt, kms:CreateGrant and kms:DescribeKey to it)",
                         e.message,
@@ -531,12 +595,13 @@ impl Copies {
                         plan.run.destination.account
                     ),
                     ..e
-                })
+                };
+                return (shared, Err(e));
             }
-            Err(e) => return Err(e),
+            Err(e) => return (shared, Err(e)),
         };
         crate::failpoint::hit(crate::failpoint::DR_COPIED);
-        Ok(Some(plan.copy_record(s, id, arn)))
+        (shared, Ok(Start::Made(Box::new(plan.copy_record(s, id, arn)), alert)))
     }
 
     /// One look at the destination: copies that completed or failed settle.
