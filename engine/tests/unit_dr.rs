@@ -491,3 +491,54 @@ async fn keep_original_false_keeps_the_original_when_a_copy_failed() {
         "the share is undone after a failed copy"
     );
 }
+
+#[tokio::test]
+async fn a_departed_targets_last_copy_stays_when_newer_generations_lack_it() {
+    let mut b = Bench::applied(2, "regions = [\"us-west-2\"]\n generations = 1").await;
+    let first = b.backup(0).await;
+    assert_eq!(b.copy(first, 5).await[0].status, DrStatus::Completed);
+    // Target i-00000001 leaves the policy; the next generation lacks it.
+    b.config = config(1, "regions = [\"us-west-2\"]\n generations = 1");
+    let report = b.apply(&b.plan(at(1)).await, at(1)).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let second = b.backup(2).await;
+    assert_eq!(b.copy(second, 5).await[0].status, DrStatus::Completed);
+
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    let left: Vec<(&str, &str)> = copies
+        .iter()
+        .map(|c| (c.backup_id.as_str(), c.target.as_str()))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("2026-11-22T10:00:00Z", "i-00000001"),
+            ("2026-11-22T10:02:00Z", "i-00000000")
+        ],
+        "the old copy of the target still kept goes; the departed target's only copy stays"
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_copied_only_some_targets_is_not_a_generation() {
+    let b = Bench::applied(2, "regions = [\"us-west-2\"]\n generations = 1").await;
+    let first = b.backup(0).await;
+    assert_eq!(b.copy(first, 5).await[0].status, DrStatus::Completed);
+    let second = b.backup(1).await;
+    // The second backup's copy of i-00000001 fails; i-00000000's completes.
+    let failing = b.store.lock().unwrap().backups(Some("web")).unwrap()[1]
+        .snapshots
+        .iter()
+        .find(|s| s.target == "i-00000001")
+        .unwrap()
+        .id
+        .clone();
+    b.cloud.world.lock().unwrap().copies.failing_sources.insert(failing);
+    assert_eq!(b.copy(second, 5).await[0].status, DrStatus::Failed);
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    let first_copies = copies
+        .iter()
+        .filter(|c| c.backup_id == "2026-11-22T10:00:00Z")
+        .count();
+    assert_eq!(first_copies, 2, "the last whole generation stays: {copies:?}");
+}
