@@ -535,6 +535,9 @@ async fn a_run_that_copied_only_some_targets_is_not_a_generation() {
         .clone();
     b.cloud.world.lock().unwrap().copies.failing_sources.insert(failing);
     assert_eq!(b.copy(second, 5).await[0].status, DrStatus::Failed);
+    // Retention of copies as a later run or plan would apply it.
+    let policies = std::collections::BTreeSet::from(["web".to_string()]);
+    dr::retain_copies(&b.work(5, 3), &policies).await.unwrap();
     let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
     let first_copies = copies
         .iter()
