@@ -37,11 +37,15 @@ async fn main() {
         .expect("valid")
         .config;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("state.db")).unwrap()));
+    let store = Arc::new(Mutex::new(
+        Store::open(&dir.path().join("state.db")).unwrap(),
+    ));
     let dyn_cloud: Arc<dyn Cloud> = Arc::new(cloud.clone());
     let now = chrono::Utc::now();
     let state = store.lock().unwrap().load().unwrap();
-    let obs = observe::observe(dyn_cloud.clone(), &config, &state).await.unwrap();
+    let obs = observe::observe(dyn_cloud.clone(), &config, &state)
+        .await
+        .unwrap();
     let plan = planner::plan(&config, &state, &obs, now).unwrap();
     let exec = Arc::new(Executor {
         cloud: dyn_cloud.clone(),

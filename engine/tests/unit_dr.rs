@@ -533,7 +533,13 @@ async fn a_run_that_copied_only_some_targets_is_not_a_generation() {
         .unwrap()
         .id
         .clone();
-    b.cloud.world.lock().unwrap().copies.failing_sources.insert(failing);
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .copies
+        .failing_sources
+        .insert(failing);
     assert_eq!(b.copy(second, 5).await[0].status, DrStatus::Failed);
     // Retention of copies as a later run or plan would apply it.
     let policies = std::collections::BTreeSet::from(["web".to_string()]);
@@ -543,5 +549,90 @@ async fn a_run_that_copied_only_some_targets_is_not_a_generation() {
         .iter()
         .filter(|c| c.backup_id == "2026-11-22T10:00:00Z")
         .count();
-    assert_eq!(first_copies, 2, "the last whole generation stays: {copies:?}");
+    assert_eq!(
+        first_copies, 2,
+        "the last whole generation stays: {copies:?}"
+    );
+}
+
+/// Drives `runs` within a minute of real time: a run that waits forever
+/// for room fails the test instead of hanging it.
+async fn copy_within(b: &Bench, runs: Vec<DrRun>, per_destination: usize) -> Vec<DrRun> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        b.copy(runs, per_destination),
+    )
+    .await
+    .expect("the DR runs end")
+}
+
+#[tokio::test]
+async fn a_resumed_run_with_more_copies_in_flight_than_the_cap_finishes() {
+    let b = Bench::applied(3, "regions = [\"us-west-2\"]").await;
+    b.cloud.world.lock().unwrap().copies.copy_polls = 2;
+    let runs = b.backup(0).await;
+    // `backup --no-wait-dr` with room for three: three copies in flight.
+    let mut work = b.work(5, 0);
+    work.wait = false;
+    let left = dr::copy(&work, runs).await;
+    assert_eq!(left[0].as_ref().unwrap().status, DrStatus::InProgress);
+    // A runner with room for one takes the run up.
+    let ended = copy_within(&b, dr::open_runs(&b.store).unwrap(), 1).await;
+    assert_eq!(ended[0].status, DrStatus::Completed, "{:?}", ended[0]);
+    assert_eq!(b.cloud.world.lock().unwrap().calls_of("CopySnapshot"), 3);
+}
+
+#[tokio::test]
+async fn runs_queued_for_one_place_of_room_take_turns_and_all_finish() {
+    let b = Bench::applied(2, "regions = [\"us-west-2\"]").await;
+    b.cloud.world.lock().unwrap().copies.copy_polls = 2;
+    let mut runs = b.backup(0).await;
+    runs.extend(b.backup(1).await);
+    runs.extend(b.backup(2).await);
+    let ended = copy_within(&b, runs, 1).await;
+    assert!(
+        ended.iter().all(|r| r.status == DrStatus::Completed),
+        "{ended:?}"
+    );
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(
+        w.copies.max_in_flight[&("main".to_string(), "us-west-2".to_string())],
+        1
+    );
+    assert_eq!(w.calls_of("CopySnapshot"), 6);
+}
+
+#[tokio::test]
+async fn a_timed_out_cross_account_run_undoes_its_shares() {
+    let b = Bench::applied(
+        1,
+        "timeout = \"1s\"\n cross_account {\n to = account.vault\n }",
+    )
+    .await;
+    b.cloud.world.lock().unwrap().copies.copy_polls = u32::MAX;
+    let runs = b.backup(0).await;
+    let mut work = b.work(5, 0);
+    work.interval = std::time::Duration::from_millis(50);
+    let ended = dr::copy(&work, runs).await;
+    assert_eq!(ended[0].as_ref().unwrap().status, DrStatus::TimedOut);
+    assert!(b.cloud.world.lock().unwrap().copies.shares.is_empty());
+}
+
+#[tokio::test]
+async fn two_vault_regions_share_once_and_the_last_run_unshares() {
+    let b = Bench::applied(
+        1,
+        "cross_account {\n to = account.vault\n regions = [\"original\", \"us-west-2\"]\n }",
+    )
+    .await;
+    let runs = b.backup(0).await;
+    assert_eq!(runs.len(), 2);
+    let ended = b.copy(runs, 5).await;
+    assert!(
+        ended.iter().all(|r| r.status == DrStatus::Completed),
+        "{ended:?}"
+    );
+    let w = b.cloud.world.lock().unwrap();
+    assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares);
+    assert_eq!(w.calls_of("CopySnapshot"), 2);
 }

@@ -92,10 +92,9 @@ pub fn decide_copies(
     for (policy, generations, account) in all {
         for (dest, backups) in grouped(&state.dr_copies, policy) {
             let run = |backup_id: &str| {
-                state
-                    .dr_runs
-                    .iter()
-                    .find(|r| &r.policy == policy && r.backup_id == backup_id && &r.destination == dest)
+                state.dr_runs.iter().find(|r| {
+                    &r.policy == policy && r.backup_id == backup_id && &r.destination == dest
+                })
             };
             let mut kept = 0u32;
             let mut oldest_kept: Option<i64> = None;
