@@ -636,3 +636,32 @@ async fn two_vault_regions_share_once_and_the_last_run_unshares() {
     assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares);
     assert_eq!(w.calls_of("CopySnapshot"), 2);
 }
+
+#[tokio::test]
+async fn apply_makes_a_backups_missing_copies_once_each() {
+    let mut b = Bench::applied(3, "regions = []").await;
+    assert!(b.backup(0).await.is_empty(), "no destination yet");
+    b.config = config(3, "regions = [\"us-west-2\"]");
+    let plan = b.plan(at(1)).await;
+    let creates: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == lifeboat_engine::plan::Action::Create)
+        .map(|c| c.address.to_string())
+        .filter(|a| a.starts_with("dr_copy."))
+        .collect();
+    assert_eq!(creates.len(), 3, "{creates:?}");
+    let report = b.apply(&plan, at(1)).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(b.cloud.world.lock().unwrap().calls_of("CopySnapshot"), 3);
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    assert_eq!(copies.len(), 3);
+    assert!(copies.iter().all(|c| c.status == DrStatus::Completed));
+    // Converged: nothing more to copy.
+    let again = b.plan(at(2)).await;
+    assert!(
+        !again.changes.iter().any(|c| c.address.to_string().starts_with("dr_copy.")),
+        "{:?}",
+        again.changes
+    );
+}
