@@ -660,8 +660,74 @@ async fn apply_makes_a_backups_missing_copies_once_each() {
     // Converged: nothing more to copy.
     let again = b.plan(at(2)).await;
     assert!(
-        !again.changes.iter().any(|c| c.address.to_string().starts_with("dr_copy.")),
+        !again
+            .changes
+            .iter()
+            .any(|c| c.address.to_string().starts_with("dr_copy.")),
         "{:?}",
         again.changes
+    );
+}
+
+#[tokio::test]
+async fn a_key_tag_naming_another_accounts_key_is_refused_for_the_vault() {
+    let b = Bench::applied(1, "cross_account {\n to = account.vault\n }").await;
+    let source_key = b
+        .cloud
+        .world
+        .lock()
+        .unwrap()
+        .copies
+        .add_key("main", "us-east-1", "alias/app");
+    {
+        let mut w = b.cloud.world.lock().unwrap();
+        let i = w.instances.get_mut("i-00000000").unwrap();
+        i.tags.insert(
+            "lifeboat:dr-kms-key".into(),
+            format!("arn:aws:kms:us-east-1:{MAIN_ID}:key/attacker"),
+        );
+    }
+    let runs = b.backup(0).await;
+    encrypt_sources(&b, &source_key);
+    let ended = b.copy(runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Failed);
+    assert!(
+        ended[0].detail.contains("takes only a key of that account"),
+        "{}",
+        ended[0].detail
+    );
+    assert!(keys_asked(&b).is_empty(), "no copy was made under that key");
+}
+
+#[tokio::test]
+async fn an_unreachable_vault_leaves_its_copies_alone_and_the_plan_goes_on() {
+    let b = Bench::applied(
+        1,
+        "cross_account {\n to = account.vault\n }\n generations = 1",
+    )
+    .await;
+    let runs = b.backup(0).await;
+    assert_eq!(b.copy(runs, 5).await[0].status, DrStatus::Completed);
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .broken_accounts
+        .insert("vault".into());
+    let plan = b.plan(at(5)).await;
+    assert!(
+        !plan
+            .changes
+            .iter()
+            .any(|c| c.address.to_string().starts_with("dr_copy.")),
+        "{:?}",
+        plan.changes
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("could not be looked at")),
+        "{:?}",
+        plan.warnings
     );
 }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::addr::Address;
 use crate::cloud::{gone_is_done, Tags};
-use crate::retention::Holds;
 use crate::plan::apply::{ApplyError, Executor, Refusal};
 use crate::plan::{Action, Change};
+use crate::retention::Holds;
 use crate::state::{ArtifactKind, Destination, DrCopyRecord, DrRun, DrStatus};
 
 use super::{names, DrWork, Limits};
@@ -260,9 +260,29 @@ impl Executor {
             }
             ArtifactKind::Image => {
                 let ec2 = self.cloud.ec2(acct, region).await?;
+                // The image's snapshots as AWS reports them, besides those
+                // recorded (a copy that failed or timed out has none
+                // recorded): none is left behind when it is deregistered.
+                let q = crate::cloud::ImageQuery {
+                    ids: vec![main.id.clone()],
+                    ..Default::default()
+                };
+                let found = crate::cloud::collect_pages(|t| {
+                    let (ec2, q) = (ec2.clone(), q.clone());
+                    async move { ec2.images_page(&q, t).await }
+                })
+                .await?;
+                let mut snaps: Vec<String> = copies[1..].iter().map(|s| s.id.clone()).collect();
+                for i in found {
+                    for s in i.snapshot_ids {
+                        if !snaps.contains(&s) {
+                            snaps.push(s);
+                        }
+                    }
+                }
                 gone_is_done(ec2.deregister_image(&main.id).await)?;
-                for s in &copies[1..] {
-                    gone_is_done(ec2.delete_snapshot(&s.id).await)?;
+                for s in &snaps {
+                    gone_is_done(ec2.delete_snapshot(s).await)?;
                 }
             }
             ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {

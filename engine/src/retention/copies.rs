@@ -28,6 +28,11 @@ pub struct CopyPolicies {
 /// Which recorded copies AWS still has.
 pub trait Holds {
     fn holds(&self, c: &DrCopyRecord) -> bool;
+    /// Could the destination be looked at? Nothing is decided about the
+    /// copies of one that could not.
+    fn reachable(&self, _d: &Destination) -> bool {
+        true
+    }
 }
 
 /// Everything exists (a caller that could not look deletes only on the
@@ -91,6 +96,9 @@ pub fn decide_copies(
         .chain(policies.removed.iter().map(|(p, a)| (p, None, a)));
     for (policy, generations, account) in all {
         for (dest, backups) in grouped(&state.dr_copies, policy) {
+            if !observed.reachable(dest) {
+                continue;
+            }
             let run = |backup_id: &str| {
                 state.dr_runs.iter().find(|r| {
                     &r.policy == policy && r.backup_id == backup_id && &r.destination == dest
@@ -207,7 +215,12 @@ pub fn copy_drift(
     state
         .dr_copies
         .iter()
-        .filter(|c| c.image.is_none() && c.status == DrStatus::Completed && !observed.holds(c))
+        .filter(|c| {
+            c.image.is_none()
+                && c.status == DrStatus::Completed
+                && observed.reachable(&c.destination)
+                && !observed.holds(c)
+        })
         .filter_map(|c| {
             let account = policy_accounts.get(&c.policy)?;
             let address = c.address(account);
