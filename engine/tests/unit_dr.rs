@@ -731,3 +731,27 @@ async fn an_unreachable_vault_leaves_its_copies_alone_and_the_plan_goes_on() {
         plan.warnings
     );
 }
+
+#[tokio::test]
+async fn the_daily_summary_names_dr_runs_that_failed() {
+    let b = Bench::applied(1, "regions = [\"us-west-2\"]").await;
+    b.cloud.world.lock().unwrap().failing.insert(
+        "CopySnapshot".into(),
+        lifeboat_engine::cloud::ErrorKind::AccessDenied,
+    );
+    let runs = b.backup(0).await;
+    assert_eq!(b.copy(runs, 5).await[0].status, DrStatus::Failed);
+    let state = b.store.lock().unwrap().load().unwrap();
+    let (_, text) = lifeboat_engine::runmode::notify::summary_message(
+        &b.config,
+        &state.policies().unwrap(),
+        &Default::default(),
+        &[],
+        &state.dr_runs,
+        at(30),
+    );
+    assert!(
+        text.contains("DR copies failed or timed out in the last day (1):\n  policy web backup 2026-11-22T10:00:00Z to us-west-2:main failed: "),
+        "{text}"
+    );
+}
