@@ -283,3 +283,169 @@ fn a_cross_account_copy_shares_the_snapshot_with_the_vault_and_unshares_it() {
         "the share is removed once the copy is settled"
     );
 }
+
+/// A runtime and SDK clients of the emulator for the encryption test.
+struct Kms {
+    rt: tokio::runtime::Runtime,
+    endpoint: String,
+}
+
+impl Kms {
+    fn new(env: &Env) -> Kms {
+        Kms {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            endpoint: env.emulator.endpoint(),
+        }
+    }
+
+    fn creds() -> aws_sdk_ec2::config::Credentials {
+        aws_sdk_ec2::config::Credentials::new(
+            support::ACCESS_KEY_ID,
+            support::SECRET_ACCESS_KEY,
+            None,
+            None,
+            "lifeboat-tests",
+        )
+    }
+
+    fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::Config::builder()
+                .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+                .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(Self::creds())
+                .build(),
+        )
+    }
+
+    /// A key with `alias` in `region`; returns its id.
+    fn key(&self, region: &str, alias: &str) -> String {
+        let kms = aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::Config::builder()
+                .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+                .region(aws_sdk_kms::config::Region::new(region.to_string()))
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(Self::creds())
+                .build(),
+        );
+        let key = self
+            .rt
+            .block_on(kms.create_key().send())
+            .expect("CreateKey");
+        let id = key.key_metadata().unwrap().key_id().to_string();
+        self.rt
+            .block_on(
+                kms.create_alias()
+                    .alias_name(alias)
+                    .target_key_id(&id)
+                    .send(),
+            )
+            .expect("CreateAlias");
+        id
+    }
+
+    /// An encrypted volume in us-east-1 with the given tags.
+    fn encrypted_volume(&self, key: &str, tags: &[(&str, &str)]) -> String {
+        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Volume);
+        for (k, v) in tags {
+            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        let mut req = self
+            .ec2("us-east-1")
+            .create_volume()
+            .availability_zone("us-east-1a")
+            .size(1)
+            .encrypted(true)
+            .kms_key_id(key);
+        if !tags.is_empty() {
+            req = req.tag_specifications(spec.build());
+        }
+        let out = self.rt.block_on(req.send()).expect("CreateVolume");
+        out.volume_id().unwrap().to_string()
+    }
+
+    /// (encrypted, key) of a snapshot.
+    fn encryption(&self, region: &str, id: &str) -> (bool, Option<String>) {
+        let out = self
+            .rt
+            .block_on(
+                self.ec2(region)
+                    .describe_snapshots()
+                    .snapshot_ids(id)
+                    .send(),
+            )
+            .expect("DescribeSnapshots");
+        let s = &out.snapshots()[0];
+        (
+            s.encrypted().unwrap_or(false),
+            s.kms_key_id().map(str::to_string),
+        )
+    }
+}
+
+fn volume_policy(volume: &str, detection: &str) -> String {
+    format!(
+        r#"account "main" {{
+  regions = ["us-east-1"]
+}}
+
+policy "data" {{
+  account     = account.main
+  generations = 3
+
+  volume "{volume}" {{
+    region = "us-east-1"
+  }}
+  dr {{
+    regions                  = ["us-west-2"]
+    encryption_key_detection = "{detection}"
+  }}
+}}
+"#
+    )
+}
+
+#[test]
+fn an_encrypted_copy_takes_the_key_its_source_names_or_the_mode_decides() {
+    let env = Env::start();
+    let kms = Kms::new(&env);
+    let source_key = kms.key("us-east-1", "alias/app");
+    kms.key(WEST, "alias/dr-west");
+    let tagged = kms.encrypted_volume(
+        &source_key,
+        &[("lifeboat:dr-kms-key:us-west-2", "alias/dr-west")],
+    );
+    env.config(&volume_policy(&tagged, "strict"));
+    env.apply();
+    env.backup("data", &at(10))
+        .stdout_has("to us-west-2:main: completed");
+    let copy = copies_in(&env, WEST)[0].id.clone();
+    let (encrypted, key) = kms.encryption(WEST, &copy);
+    assert!(encrypted, "the copy is encrypted");
+    // The emulator reports the key as it was asked for; AWS reports its ARN.
+    assert!(
+        key.as_deref()
+            .is_some_and(|k| k.contains("dr-west") || !k.contains(&source_key)),
+        "{key:?}"
+    );
+
+    // Without a tag, and with no key found for the source (the emulator
+    // reports none for a snapshot of an encrypted volume): strict fails
+    // the copy, saying why; default uses the destination's default key.
+    let plain = kms.encrypted_volume(&source_key, &[]);
+    env.config(&volume_policy(&plain, "strict"));
+    env.apply();
+    env.run(&["--now", &at(11), "backup", "data"])
+        .code(1)
+        .stdout_has("to us-west-2:main: failed")
+        .stdout_has("encryption_key_detection = \"default\"");
+    env.config(&volume_policy(&plain, "default"));
+    env.apply();
+    env.backup("data", &at(12))
+        .stdout_has("to us-west-2:main: completed");
+}

@@ -60,61 +60,7 @@ pub(super) async fn poll(
     }
     let images = ids(ArtifactKind::Image);
     if !images.is_empty() {
-        let ec2 = cloud.ec2(&plan.dest, region).await?;
-        let found = collect_chunked(&images, |chunk, t| {
-            let ec2 = ec2.clone();
-            let q = ImageQuery {
-                ids: chunk.to_vec(),
-                ..Default::default()
-            };
-            async move { ec2.images_page(&q, t).await }
-        })
-        .await?;
-        for i in found {
-            match i.state {
-                ImageState::Available => {
-                    let Some(f) = in_flight.iter().find(|f| f.record.id == i.id) else {
-                        continue;
-                    };
-                    // The image's tags as the copy call asked for them (a
-                    // tag call after it may have failed), on the image and
-                    // its snapshots: what adoption and audits find them by.
-                    let r = &f.record;
-                    let mut tags = i.tags.clone();
-                    tags.extend(
-                        [
-                            (names::TAG_DR_POLICY, r.policy.as_str()),
-                            (names::TAG_DR_BACKUP_ID, r.backup_id.as_str()),
-                            (names::TAG_DR_TARGET, r.target.as_str()),
-                            (names::TAG_DR_SOURCE, r.source_id.as_str()),
-                            (names::TAG_DR_SOURCE_REGION, r.source_region.as_str()),
-                        ]
-                        .map(|(k, v)| (k.to_string(), v.to_string())),
-                    );
-                    let mut tagged = vec![i.id.clone()];
-                    tagged.extend(i.snapshot_ids.iter().cloned());
-                    ec2.create_tags(&tagged, &tags).await?;
-                    let extra = i
-                        .snapshot_ids
-                        .iter()
-                        .map(|sid| DrCopyRecord {
-                            id: sid.clone(),
-                            kind: ArtifactKind::Ebs,
-                            image: Some(i.id.clone()),
-                            arn: None,
-                            status: DrStatus::Completed,
-                            finished: Some(plan.work.now_at()),
-                            ..f.record.clone()
-                        })
-                        .collect();
-                    out.insert(i.id, Outcome::Done(extra));
-                }
-                ImageState::Failed => {
-                    out.insert(i.id, Outcome::Failed("the copied AMI failed".into()));
-                }
-                ImageState::Pending => {}
-            }
-        }
+        out.extend(look_at_images(plan, in_flight, &images).await?);
     }
     for kind in [ArtifactKind::DbSnapshot, ArtifactKind::DbClusterSnapshot] {
         let db = ids(kind);
@@ -139,6 +85,74 @@ pub(super) async fn poll(
                 }
                 _ => {}
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The AMI copies in flight: an available one has its image and snapshots
+/// tagged, and its snapshots recorded with it.
+async fn look_at_images(
+    plan: &Plan<'_>,
+    in_flight: &[InFlight],
+    images: &[String],
+) -> Result<BTreeMap<String, Outcome>, CloudError> {
+    let cloud = &plan.work.cloud;
+    let region = &plan.run.destination.region;
+    let mut out = BTreeMap::new();
+    let ec2 = cloud.ec2(&plan.dest, region).await?;
+    let found = collect_chunked(images, |chunk, t| {
+        let ec2 = ec2.clone();
+        let q = ImageQuery {
+            ids: chunk.to_vec(),
+            ..Default::default()
+        };
+        async move { ec2.images_page(&q, t).await }
+    })
+    .await?;
+    for i in found {
+        match i.state {
+            ImageState::Available => {
+                let Some(f) = in_flight.iter().find(|f| f.record.id == i.id) else {
+                    continue;
+                };
+                // The image's tags as the copy call asked for them (a
+                // tag call after it may have failed), on the image and
+                // its snapshots: what adoption and audits find them by.
+                let r = &f.record;
+                let mut tags = i.tags.clone();
+                tags.extend(
+                    [
+                        (names::TAG_DR_POLICY, r.policy.as_str()),
+                        (names::TAG_DR_BACKUP_ID, r.backup_id.as_str()),
+                        (names::TAG_DR_TARGET, r.target.as_str()),
+                        (names::TAG_DR_SOURCE, r.source_id.as_str()),
+                        (names::TAG_DR_SOURCE_REGION, r.source_region.as_str()),
+                    ]
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+                );
+                let mut tagged = vec![i.id.clone()];
+                tagged.extend(i.snapshot_ids.iter().cloned());
+                ec2.create_tags(&tagged, &tags).await?;
+                let extra = i
+                    .snapshot_ids
+                    .iter()
+                    .map(|sid| DrCopyRecord {
+                        id: sid.clone(),
+                        kind: ArtifactKind::Ebs,
+                        image: Some(i.id.clone()),
+                        arn: None,
+                        status: DrStatus::Completed,
+                        finished: Some(plan.work.now_at()),
+                        ..f.record.clone()
+                    })
+                    .collect();
+                out.insert(i.id, Outcome::Done(extra));
+            }
+            ImageState::Failed => {
+                out.insert(i.id, Outcome::Failed("the copied AMI failed".into()));
+            }
+            ImageState::Pending => {}
         }
     }
     Ok(out)
