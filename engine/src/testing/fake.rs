@@ -738,6 +738,8 @@ mod tests {
             assume_role: None,
             allow_delete: true,
             account_id: None,
+            manage_role: None,
+            secured: None,
             location: Default::default(),
         };
         let ec2 = cloud.ec2(&acct, "us-east-1").await.unwrap();
