@@ -30,6 +30,8 @@ pub enum Address {
     DbClusterSnapshot { id: String },
     /// `vpc_clone.NAME`: the CloudFormation stack of a VPC clone.
     VpcClone { name: String },
+    /// `iam_role.ACCOUNT`: the DR role `manage_role` keeps in an account.
+    IamRole { account: String },
 }
 
 impl Address {
@@ -63,6 +65,11 @@ impl Address {
             name: name.to_string(),
         }
     }
+    pub fn iam_role(account: &str) -> Self {
+        Address::IamRole {
+            account: account.to_string(),
+        }
+    }
 
     /// The kind as stored in state: `account`, `policy`, `target`, `backup`,
     /// `snapshot`, `vpc_clone`.
@@ -77,6 +84,7 @@ impl Address {
             Address::DbSnapshot { .. } => "db_snapshot",
             Address::DbClusterSnapshot { .. } => "db_cluster_snapshot",
             Address::VpcClone { .. } => "vpc_clone",
+            Address::IamRole { .. } => "iam_role",
         }
     }
 }
@@ -93,6 +101,7 @@ impl fmt::Display for Address {
             Address::DbSnapshot { id } => write!(f, "db_snapshot[{id:?}]"),
             Address::DbClusterSnapshot { id } => write!(f, "db_cluster_snapshot[{id:?}]"),
             Address::VpcClone { name } => write!(f, "vpc_clone.{name}"),
+            Address::IamRole { account } => write!(f, "iam_role.{account}"),
         }
     }
 }
@@ -104,7 +113,7 @@ impl fmt::Display for ParseAddressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"], image[\"ID\"], db_snapshot[\"ID\"], db_cluster_snapshot[\"ID\"] or vpc_clone.NAME",
+            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"], image[\"ID\"], db_snapshot[\"ID\"], db_cluster_snapshot[\"ID\"], vpc_clone.NAME or iam_role.ACCOUNT",
             self.0
         )
     }
@@ -166,6 +175,13 @@ impl FromStr for Address {
                 Err(err())
             };
         }
+        if let Some(rest) = s.strip_prefix("iam_role.") {
+            return if is_name(rest) {
+                Ok(Address::iam_role(rest))
+            } else {
+                Err(err())
+            };
+        }
         if let Some(rest) = s.strip_prefix("backup.") {
             let (policy, id) = keyed(rest).ok_or_else(err)?;
             return if is_name(policy) {
@@ -219,6 +235,7 @@ mod tests {
             "db_snapshot[\"lifeboat-web-1\"]",
             "db_cluster_snapshot[\"lifeboat-web-1\"]",
             "vpc_clone.prod-west",
+            "iam_role.vault",
         ] {
             let a: Address = text.parse().unwrap();
             assert_eq!(a.to_string(), text);
@@ -236,6 +253,8 @@ mod tests {
             "policy.we b",
             "vpc_clone.",
             "vpc_clone.a.b",
+            "iam_role.",
+            "iam_role.a.b",
         ] {
             assert!(text.parse::<Address>().is_err(), "{text} parsed");
         }

@@ -186,6 +186,11 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE departed_targets (
         policy TEXT NOT NULL, target TEXT NOT NULL, at TEXT NOT NULL,
         PRIMARY KEY (policy, target));",
+    // secured-DR checks: the last check of each secured account and what
+    // it found (run mode checks again every `check_every` from then)
+    "CREATE TABLE secured_checks (
+        account TEXT PRIMARY KEY, checked_at TEXT NOT NULL, findings INTEGER NOT NULL,
+        principals INTEGER NOT NULL, policies INTEGER NOT NULL);",
 ];
 
 impl Store {

@@ -1,0 +1,440 @@
+//! What Lifeboat's own principal must be allowed, per account, for what the
+//! configuration asks of it: the one table of the AWS actions each feature
+//! calls ([`ACTIONS`]), and [`policy_for`], which picks the features an
+//! account uses and writes them as one IAM policy document.
+//!
+//! A test reads the providers' sources and fails on any `"service:Action"`
+//! they name that the table lacks, so a new call cannot be forgotten here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lifeboat_schema::{Account, Config, InstanceMode, Policy};
+use serde_json::{json, Value};
+
+use super::document;
+
+/// A feature Lifeboat uses in an account, as the policy document names its
+/// statement (`Sid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Feature {
+    /// Every account: whose credentials these are (the account id check).
+    Identity,
+    /// A policy's targets and backups, listed by plan and every backup.
+    ObserveTargets,
+    /// Instances in `mode = "snapshots"`: CreateSnapshots with tags.
+    InstanceSnapshots,
+    /// `volume` targets: CreateSnapshot with tags.
+    VolumeSnapshots,
+    /// Instances in an AMI mode: CreateImage, then its snapshots tagged.
+    Images,
+    /// `rds` targets.
+    DbSnapshots,
+    /// `aurora` targets.
+    DbClusterSnapshots,
+    /// Retention deletes EBS snapshots (`allow_delete`).
+    DeleteSnapshots,
+    /// Retention deregisters AMIs and deletes their snapshots.
+    DeleteImages,
+    DeleteDbSnapshots,
+    DeleteDbClusterSnapshots,
+    /// `vpc_capture`: one paged describe per resource type.
+    VpcCapture,
+    /// `vpc_clone` destinations: the stack and the zones it is built for.
+    VpcClone,
+    /// `vpc_clone` with `template_bucket`: the template uploaded there.
+    VpcCloneUpload,
+    /// The `notifications` account: alerts and the daily summary.
+    Notifications,
+    /// Cross-account DR sources: the artifact shared with the DR account.
+    DrShare,
+    /// DR destinations (regions of the same account, or the DR account):
+    /// copies, described and tagged.
+    DrCopy,
+    /// Encrypted copies: the destination key found by alias and used.
+    DrKms,
+    /// DR copies deleted by retention in their destination (`allow_delete`).
+    DrDeleteCopies,
+    /// `keep_original = false`: the original deleted once copied.
+    DrDeleteOriginals,
+    /// `manage_role`: apply keeps the DR role in this account.
+    ManageRole,
+    /// `secured`: the account's principals and policies read.
+    SecuredCheck,
+    /// `assume_role`: the base credentials assume the configured role.
+    AssumeRole,
+}
+
+/// Every action the providers call, by the feature that calls it.
+pub const ACTIONS: &[(Feature, &[&str])] = &[
+    (Feature::Identity, &["sts:GetCallerIdentity"]),
+    (
+        Feature::ObserveTargets,
+        &[
+            "ec2:DescribeInstances",
+            "ec2:DescribeVolumes",
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeImages",
+        ],
+    ),
+    (
+        Feature::InstanceSnapshots,
+        &["ec2:CreateSnapshots", "ec2:CreateTags"],
+    ),
+    (
+        Feature::VolumeSnapshots,
+        &["ec2:CreateSnapshot", "ec2:CreateTags"],
+    ),
+    (Feature::Images, &["ec2:CreateImage", "ec2:CreateTags"]),
+    (
+        Feature::DbSnapshots,
+        &[
+            "rds:CreateDBSnapshot",
+            "rds:DescribeDBSnapshots",
+            "rds:AddTagsToResource",
+        ],
+    ),
+    (
+        Feature::DbClusterSnapshots,
+        &[
+            "rds:CreateDBClusterSnapshot",
+            "rds:DescribeDBClusterSnapshots",
+            "rds:AddTagsToResource",
+        ],
+    ),
+    (Feature::DeleteSnapshots, &["ec2:DeleteSnapshot"]),
+    (
+        Feature::DeleteImages,
+        &["ec2:DeregisterImage", "ec2:DeleteSnapshot"],
+    ),
+    (Feature::DeleteDbSnapshots, &["rds:DeleteDBSnapshot"]),
+    (
+        Feature::DeleteDbClusterSnapshots,
+        &["rds:DeleteDBClusterSnapshot"],
+    ),
+    (
+        Feature::VpcCapture,
+        &[
+            "ec2:DescribeVpcs",
+            "ec2:DescribeVpcAttribute",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeNetworkAcls",
+            "ec2:DescribeInternetGateways",
+            "ec2:DescribeEgressOnlyInternetGateways",
+            "ec2:DescribeNatGateways",
+            "ec2:DescribeVpnGateways",
+            "ec2:DescribeCustomerGateways",
+            "ec2:DescribeVpnConnections",
+            "ec2:DescribeDhcpOptions",
+            "ec2:DescribeManagedPrefixLists",
+            "ec2:GetManagedPrefixListEntries",
+            "ec2:DescribeVpcPeeringConnections",
+            "ec2:DescribeTransitGateways",
+            "ec2:DescribeTransitGatewayVpcAttachments",
+            "ec2:DescribeTransitGatewayRouteTables",
+        ],
+    ),
+    (
+        Feature::VpcClone,
+        &[
+            "cloudformation:CreateStack",
+            "cloudformation:UpdateStack",
+            "cloudformation:DeleteStack",
+            "cloudformation:DescribeStacks",
+            "cloudformation:DescribeStackEvents",
+            "ec2:DescribeAvailabilityZones",
+        ],
+    ),
+    (Feature::VpcCloneUpload, &["s3:PutObject"]),
+    (Feature::Notifications, &["sns:Publish"]),
+    (
+        Feature::DrShare,
+        &[
+            "ec2:ModifySnapshotAttribute",
+            "ec2:ModifyImageAttribute",
+            "rds:ModifyDBSnapshotAttribute",
+            "rds:ModifyDBClusterSnapshotAttribute",
+        ],
+    ),
+    (
+        Feature::DrCopy,
+        &[
+            "ec2:CopySnapshot",
+            "ec2:CopyImage",
+            "ec2:CreateTags",
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeImages",
+            "rds:CopyDBSnapshot",
+            "rds:CopyDBClusterSnapshot",
+            "rds:DescribeDBSnapshots",
+            "rds:DescribeDBClusterSnapshots",
+            "rds:AddTagsToResource",
+        ],
+    ),
+    (
+        Feature::DrKms,
+        &[
+            "kms:ListAliases",
+            "kms:DescribeKey",
+            "kms:CreateGrant",
+            "kms:Decrypt",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKeyWithoutPlaintext",
+        ],
+    ),
+    (
+        Feature::DrDeleteCopies,
+        &[
+            "ec2:DeleteSnapshot",
+            "ec2:DeregisterImage",
+            "rds:DeleteDBSnapshot",
+            "rds:DeleteDBClusterSnapshot",
+        ],
+    ),
+    (
+        Feature::DrDeleteOriginals,
+        &[
+            "ec2:DeleteSnapshot",
+            "ec2:DeregisterImage",
+            "rds:DeleteDBSnapshot",
+            "rds:DeleteDBClusterSnapshot",
+        ],
+    ),
+    (
+        Feature::ManageRole,
+        &[
+            "iam:GetRole",
+            "iam:CreateRole",
+            "iam:TagRole",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:GetRolePolicy",
+            "iam:PutRolePolicy",
+        ],
+    ),
+    (
+        Feature::SecuredCheck,
+        &["iam:GetAccountAuthorizationDetails"],
+    ),
+    (Feature::AssumeRole, &["sts:AssumeRole"]),
+];
+
+/// The actions of one feature.
+pub fn actions(f: Feature) -> &'static [&'static str] {
+    ACTIONS
+        .iter()
+        .find(|(g, _)| *g == f)
+        .map_or(&[], |(_, a)| *a)
+}
+
+/// Features used in one account, each with the resources its statement
+/// names (`*` unless the configuration names them: a topic, a bucket, a
+/// role).
+pub type Uses = BTreeMap<Feature, BTreeSet<String>>;
+
+fn all(uses: &mut Uses, f: Feature) {
+    uses.entry(f).or_default().insert("*".into());
+}
+
+/// What each configured account is used for.
+pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
+    let mut out: BTreeMap<String, Uses> = BTreeMap::new();
+    for (name, a) in &config.accounts {
+        let u = out.entry(name.clone()).or_default();
+        all(u, Feature::Identity);
+        if let Some(r) = &a.assume_role {
+            u.entry(Feature::AssumeRole)
+                .or_default()
+                .insert(r.role_arn.clone());
+        }
+        if a.manage_role.is_some() {
+            all(u, Feature::ManageRole);
+        }
+        if a.secured.is_some() {
+            all(u, Feature::SecuredCheck);
+        }
+    }
+    for p in config.policies.values() {
+        let Some(acct) = config.accounts.get(&p.account) else {
+            continue;
+        };
+        let u = out.entry(p.account.clone()).or_default();
+        policy_uses(u, p, acct);
+        dr_uses(&mut out, config, p);
+    }
+    for c in config.vpc_captures.values() {
+        all(out.entry(c.account.clone()).or_default(), Feature::VpcCapture);
+    }
+    for c in config.vpc_clones.values() {
+        let u = out.entry(c.to_account.clone()).or_default();
+        all(u, Feature::VpcClone);
+        if let Some(b) = &c.template_bucket {
+            u.entry(Feature::VpcCloneUpload)
+                .or_default()
+                .insert(format!("arn:aws:s3:::{b}/*"));
+        }
+    }
+    if let Some(n) = &config.notifications {
+        out.entry(n.account.clone())
+            .or_default()
+            .entry(Feature::Notifications)
+            .or_default()
+            .insert(n.sns_topic.clone());
+    }
+    out
+}
+
+/// A policy's backups and retention in its own account.
+fn policy_uses(u: &mut Uses, p: &Policy, acct: &Account) {
+    all(u, Feature::ObserveTargets);
+    // Instances matched by tag are backed up in the default mode, snapshots.
+    let snapshots = p.instances.iter().any(|i| i.mode == InstanceMode::Snapshots)
+        || !p.selectors.is_empty();
+    let images = p.instances.iter().any(|i| i.mode != InstanceMode::Snapshots);
+    let kinds = [
+        (snapshots, Feature::InstanceSnapshots, Feature::DeleteSnapshots),
+        (
+            !p.volumes.is_empty(),
+            Feature::VolumeSnapshots,
+            Feature::DeleteSnapshots,
+        ),
+        (images, Feature::Images, Feature::DeleteImages),
+        (
+            !p.rds.is_empty(),
+            Feature::DbSnapshots,
+            Feature::DeleteDbSnapshots,
+        ),
+        (
+            !p.aurora.is_empty(),
+            Feature::DbClusterSnapshots,
+            Feature::DeleteDbClusterSnapshots,
+        ),
+    ];
+    for (used, take, delete) in kinds {
+        if used {
+            all(u, take);
+            if acct.allow_delete {
+                all(u, delete);
+            }
+        }
+    }
+}
+
+/// A policy's DR: copies in its own account's regions, or shared with and
+/// copied in the DR account.
+fn dr_uses(out: &mut BTreeMap<String, Uses>, config: &Config, p: &Policy) {
+    let Some(dr) = &p.dr else {
+        return;
+    };
+    let source = out.entry(p.account.clone()).or_default();
+    if !dr.regions.is_empty() {
+        all(source, Feature::DrCopy);
+        all(source, Feature::DrKms);
+        if config.accounts.get(&p.account).is_some_and(|a| a.allow_delete) {
+            all(source, Feature::DrDeleteCopies);
+        }
+    }
+    let Some(x) = &dr.cross_account else {
+        return;
+    };
+    all(source, Feature::DrShare);
+    if !x.keep_original {
+        all(source, Feature::DrDeleteOriginals);
+    }
+    let dest = out.entry(x.to.clone()).or_default();
+    all(dest, Feature::DrCopy);
+    all(dest, Feature::DrKms);
+    if config.accounts.get(&x.to).is_some_and(|a| a.allow_delete) {
+        all(dest, Feature::DrDeleteCopies);
+    }
+}
+
+/// `Feature::DeleteDbSnapshots` -> `DeleteDbSnapshots`: a statement id.
+fn sid(f: Feature) -> String {
+    format!("{f:?}")
+}
+
+/// The policy document for one account's uses: one statement per feature,
+/// in the table's order, each with its sorted actions and resources.
+pub fn document(uses: &Uses) -> Value {
+    let statements: Vec<Value> = uses
+        .iter()
+        .map(|(f, resources)| {
+            json!({
+                "Sid": sid(*f),
+                "Effect": "Allow",
+                "Action": actions(*f),
+                "Resource": resources.iter().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    document::canonical(&json!({"Version": document::VERSION, "Statement": statements}))
+}
+
+/// The policy document Lifeboat's principal needs in `account`.
+pub fn policy_for(config: &Config, account: &str) -> Option<Value> {
+    uses(config).get(account).map(document)
+}
+
+/// Every action of a document's statements.
+pub fn actions_of(doc: &Value) -> BTreeSet<String> {
+    doc.get("Statement")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|s| document::strings(s.get("Action").unwrap_or(&Value::Null)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `"service:Action"` literal in the providers' sources: each is
+    /// an AWS call (an SDK error names its action).
+    fn provider_actions() -> BTreeSet<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../providers/src");
+        let mut out = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).expect("providers/src") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source");
+            for piece in text.split('"').skip(1).step_by(2) {
+                let Some((service, action)) = piece.split_once(':') else {
+                    continue;
+                };
+                let known = ["ec2", "rds", "sts", "iam", "kms", "s3", "sns", "cloudformation"];
+                if known.contains(&service)
+                    && !action.is_empty()
+                    && action.chars().all(|c| c.is_ascii_alphanumeric() || c == '*')
+                    && action.starts_with(|c: char| c.is_ascii_uppercase())
+                {
+                    out.insert(piece.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_action_the_providers_call_is_in_the_table() {
+        let table: BTreeSet<&str> = ACTIONS.iter().flat_map(|(_, a)| a.iter().copied()).collect();
+        let found = provider_actions();
+        assert!(found.len() > 30, "the providers' actions were not found: {found:?}");
+        let missing: Vec<&String> = found.iter().filter(|a| !table.contains(a.as_str())).collect();
+        assert!(
+            missing.is_empty(),
+            "actions the providers call but engine/src/iam/needs.rs does not list: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_feature_has_actions() {
+        for (f, a) in ACTIONS {
+            assert!(!a.is_empty(), "{f:?}");
+            assert_eq!(actions(*f), *a);
+        }
+    }
+}
