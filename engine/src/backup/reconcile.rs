@@ -401,6 +401,8 @@ mod tests {
             status: status.into(),
             created: created.map(|c| c.parse().unwrap()),
             tags: Default::default(),
+            arn: String::new(),
+            encryption: Default::default(),
         };
         // RDS gives no SnapshotCreateTime while a snapshot is being made.
         assert!(db_made_since(&snap("creating", None), started));

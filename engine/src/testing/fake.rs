@@ -11,7 +11,10 @@ use lifeboat_schema::Account;
 use crate::cloud::*;
 use crate::state::model::glob_match;
 
+mod copies;
 mod services;
+
+pub use copies::CopyWorld;
 
 /// The calls `World::throttled_creates_in_ten` throttles.
 const CREATE_ACTIONS: &[&str] = &[
@@ -105,6 +108,8 @@ pub struct World {
     pub clock: Option<chrono::DateTime<chrono::Utc>>,
     /// EBS snapshot descriptions by id.
     pub descriptions: BTreeMap<String, String>,
+    /// Copies, shares, owners and KMS aliases.
+    pub copies: CopyWorld,
     next: u64,
 }
 
@@ -228,6 +233,10 @@ impl Cloud for FakeCloud {
     }
 
     async fn rds(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Rds>> {
+        Ok(Arc::new(self.client(account, region)?))
+    }
+
+    async fn kms(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Kms>> {
         Ok(Arc::new(self.client(account, region)?))
     }
 }
@@ -440,6 +449,7 @@ impl FakeEc2 {
             tags: tags.clone(),
         };
         w.descriptions.insert(s.id.clone(), description.to_string());
+        w.copies.owners.insert(s.id.clone(), self.account.clone());
         if w.unlisted_describes > 0 {
             let n = w.unlisted_describes;
             w.unlisted_left.insert(s.id.clone(), n);
@@ -508,6 +518,7 @@ impl Ec2 for FakeEc2 {
                 };
             }
         }
+        w.copies.look(&mut w.snapshots, &self.account, &self.region);
         let unlisted: std::collections::BTreeSet<String> = w
             .unlisted_left
             .iter_mut()
@@ -536,6 +547,7 @@ impl Ec2 for FakeEc2 {
             .values()
             .filter(|s| {
                 s.region == self.region
+                    && w.copies.owned_by(&s.id, &self.account)
                     && !unlisted.contains(&s.id)
                     && (q.ids.is_empty() || q.ids.contains(&s.id))
                     && tags_match(&q.tags, &s.tags)
@@ -558,6 +570,7 @@ impl Ec2 for FakeEc2 {
             .into_iter()
             .map(|s| DescribedSnapshot {
                 description: w.descriptions.get(&s.id).cloned().unwrap_or_default(),
+                encryption: w.copies.encryption.get(&s.id).cloned().unwrap_or_default(),
                 snapshot: s,
             })
             .collect();
@@ -674,6 +687,7 @@ impl Ec2 for FakeEc2 {
             },
         );
         w.image_requests.push(req.clone());
+        w.copies.owners.insert(id.clone(), self.account.clone());
         if w.retried_creates.contains("CreateImage") {
             return Err(duplicate());
         }
@@ -689,6 +703,7 @@ impl Ec2 for FakeEc2 {
             .values()
             .filter(|i| {
                 i.region == self.region
+                    && w.copies.owned_by(&i.id, &self.account)
                     && (q.ids.is_empty() || q.ids.contains(&i.id))
                     && tags_match(&q.tags, &i.tags)
             })
@@ -713,6 +728,22 @@ impl Ec2 for FakeEc2 {
         let mut w = self.enter("DeregisterImage", Some(image_id))?;
         w.images.remove(image_id);
         Ok(())
+    }
+
+    async fn copy_snapshot(&self, req: &SnapshotCopyRequest) -> CloudResult<String> {
+        self.fake_copy_snapshot(req)
+    }
+
+    async fn copy_image(&self, req: &ImageCopyRequest) -> CloudResult<String> {
+        self.fake_copy_image(req)
+    }
+
+    async fn share_snapshot(&self, id: &str, account_id: &str, share: bool) -> CloudResult<()> {
+        self.fake_share("ModifySnapshotAttribute", id, account_id, share)
+    }
+
+    async fn share_image(&self, id: &str, account_id: &str, share: bool) -> CloudResult<()> {
+        self.fake_share("ModifyImageAttribute", id, account_id, share)
     }
 }
 

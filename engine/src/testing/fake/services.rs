@@ -34,7 +34,21 @@ impl Rds for FakeEc2 {
             status: "available".into(),
             created: Some(w.now()),
             tags: req.tags.clone(),
+            arn: format!(
+                "arn:aws:rds:{}:{}:{}:{}",
+                self.region,
+                FAKE_ACCOUNT_ID,
+                match req.kind {
+                    DbSnapshotKind::Instance => "snapshot",
+                    DbSnapshotKind::Cluster => "cluster-snapshot",
+                },
+                req.snapshot_id
+            ),
+            encryption: Encryption::default(),
         };
+        w.copies
+            .owners
+            .insert(snap.id.clone(), self.account.clone());
         w.db_snapshots.insert(
             snap.id.clone(),
             FakeDbSnapshot {
@@ -69,6 +83,7 @@ impl Rds for FakeEc2 {
             .filter(|d| {
                 d.kind == kind
                     && d.region == self.region
+                    && w.copies.owned_by(&d.snapshot.id, &self.account)
                     && (ids.is_empty() || ids.contains(&d.snapshot.id))
             })
             .map(|d| d.snapshot.clone())
@@ -84,6 +99,28 @@ impl Rds for FakeEc2 {
         let mut w = self.enter(action, Some(id))?;
         w.db_snapshots.remove(id);
         Ok(())
+    }
+
+    async fn copy_db_snapshot(&self, req: &DbCopyRequest) -> CloudResult<DbSnapshot> {
+        self.fake_copy_db(req)
+    }
+
+    async fn share_db_snapshot(
+        &self,
+        kind: DbSnapshotKind,
+        id: &str,
+        account_id: &str,
+        share: bool,
+    ) -> CloudResult<()> {
+        let action = match kind {
+            DbSnapshotKind::Instance => "ModifyDBSnapshotAttribute",
+            DbSnapshotKind::Cluster => "ModifyDBClusterSnapshotAttribute",
+        };
+        self.fake_share(action, id, account_id, share)
+    }
+
+    async fn tag_db_snapshot(&self, arn: &str, tags: &Tags) -> CloudResult<()> {
+        self.fake_tag_db(arn, tags)
     }
 }
 
