@@ -12,6 +12,7 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
+use lifeboat_engine::cloud::iam::Iam;
 use lifeboat_engine::cloud::{
     Cloud, CloudResult, Ec2, ErrorKind, Network, Objects, Rds, Sns, Stacks,
 };
@@ -344,6 +345,21 @@ impl Cloud for AwsCloud {
             .build();
         Ok(Arc::new(AwsObjects::new(
             aws_sdk_s3::Client::from_conf(conf),
+            ctx,
+        )))
+    }
+
+    /// Not cached: a plan, an apply or a check opens one per account. IAM
+    /// is global: signed for us-east-1 whatever the account's regions.
+    async fn iam(&self, account: &Account) -> CloudResult<Arc<dyn Iam>> {
+        let session = self.session(account).await;
+        let ctx = session.context(account, "global");
+        let conf = aws_sdk_iam::config::Builder::from(&session.config)
+            .region(Region::new("us-east-1"))
+            .build();
+        Ok(Arc::new(crate::iam::AwsIam::new(
+            aws_sdk_iam::Client::from_conf(conf),
+            aws_sdk_sts::Client::new(&session.config),
             ctx,
         )))
     }

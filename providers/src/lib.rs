@@ -37,6 +37,7 @@ mod cloud;
 mod convert;
 mod ec2;
 mod error;
+mod iam;
 mod rds;
 mod sns;
 mod stacks;

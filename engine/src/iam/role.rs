@@ -113,10 +113,11 @@ pub fn trust_document(principal: &str) -> Value {
 /// encrypted copies, the identity check; the deletes of retention only
 /// when the account allows deletion.
 pub fn permission_document(allow_delete: bool) -> Value {
+    let copy = [actions(Feature::DrCopy), actions(Feature::Identity)].concat();
     let mut statements = vec![json!({
         "Sid": "LifeboatCopy",
         "Effect": "Allow",
-        "Action": [actions(Feature::DrCopy), actions(Feature::Identity)].concat(),
+        "Action": copy,
         "Resource": "*",
     }), json!({
         "Sid": "LifeboatKms",

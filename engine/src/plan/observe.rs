@@ -37,6 +37,10 @@ pub struct Observation {
     /// For each `vpc_clone`: the capture version it is built from and the
     /// destination's zones ([`crate::vpc::clone::observe`]).
     pub clones: BTreeMap<String, crate::vpc::clone::CloneInput>,
+    /// For each account with `manage_role`: the principal to trust and the
+    /// role as AWS has it ([`crate::iam::role::observe`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub iam_roles: BTreeMap<String, crate::iam::role::RoleObservation>,
 }
 
 impl Observation {
@@ -128,7 +132,10 @@ pub async fn observe(
         };
     }
     add_catalog(&mut work, &state.backups);
-    gather(cloud, &accounts, work).await
+    let roles = crate::iam::role::observe(&cloud, config, &accounts).await?;
+    let mut obs = gather(cloud, &accounts, work).await?;
+    obs.iam_roles = roles;
+    Ok(obs)
 }
 
 /// Reads from AWS the catalog records of `policies`' backups, as [`observe`]
