@@ -292,5 +292,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Vpc { command } => cmd::vpc::run(&load(&cli)?, command).await,
         Command::Schedule { command } => cmd::schedule::run(&load(&cli)?, command),
         Command::Graph { plan_file } => cmd::graph::run(plan_file.as_deref(), || load(&cli)).await,
+        Command::Dr { command } => cmd::dr::run(&load(&cli)?, command).await,
+        Command::Iam { command } => cmd::iam::run(&load(&cli)?, command),
     }
 }

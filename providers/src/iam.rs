@@ -73,7 +73,10 @@ impl Iam for AwsIam {
         Ok(out.role().map(|r| Role {
             name: r.role_name().to_owned(),
             arn: r.arn().to_owned(),
-            trust_document: r.assume_role_policy_document().unwrap_or_default().to_owned(),
+            trust_document: r
+                .assume_role_policy_document()
+                .unwrap_or_default()
+                .to_owned(),
         }))
     }
 
@@ -202,7 +205,9 @@ impl Iam for AwsIam {
             let document = p
                 .policy_version_list()
                 .iter()
-                .find(|v| v.is_default_version() || (default.is_some() && v.version_id() == default))
+                .find(|v| {
+                    v.is_default_version() || (default.is_some() && v.version_id() == default)
+                })
                 .and_then(|v| v.document().map(str::to_owned));
             items.push(AuthorizationEntry::Policy(ManagedPolicy {
                 name: p.policy_name().unwrap_or_default().to_owned(),

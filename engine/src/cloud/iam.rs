@@ -81,8 +81,7 @@ pub trait Iam: Send + Sync {
     /// GetRolePolicy; `None` when the role has no inline policy of that name.
     async fn get_role_policy(&self, role: &str, policy: &str) -> CloudResult<Option<String>>;
     /// PutRolePolicy: creates or replaces the inline policy.
-    async fn put_role_policy(&self, role: &str, policy: &str, document: &str)
-        -> CloudResult<()>;
+    async fn put_role_policy(&self, role: &str, policy: &str, document: &str) -> CloudResult<()>;
     /// One page of GetAccountAuthorizationDetails (users, groups, roles and
     /// managed policies); follow it with [`super::collect_pages`].
     async fn authorization_details_page(

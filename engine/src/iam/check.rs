@@ -108,7 +108,11 @@ impl Report {
         if self.is_clean() {
             return format!("account {}: clean ({counts})", self.account);
         }
-        let who: BTreeSet<&str> = self.findings.iter().map(|f| f.principal_arn.as_str()).collect();
+        let who: BTreeSet<&str> = self
+            .findings
+            .iter()
+            .map(|f| f.principal_arn.as_str())
+            .collect();
         format!(
             "account {}: {} finding(s): {} principal(s) allowed prohibited actions ({counts})",
             self.account,
@@ -150,10 +154,14 @@ fn statement_denies(s: &Value, prohibited: &str) -> bool {
         return false;
     }
     if let Some(actions) = s.get("Action") {
-        return document::strings(actions).iter().any(|a| covers(a, prohibited));
+        return document::strings(actions)
+            .iter()
+            .any(|a| covers(a, prohibited));
     }
     match s.get("NotAction") {
-        Some(not) => !document::strings(not).iter().any(|n| overlaps(n, prohibited)),
+        Some(not) => !document::strings(not)
+            .iter()
+            .any(|n| overlaps(n, prohibited)),
         None => false,
     }
 }
@@ -278,8 +286,10 @@ impl<'a> Details<'a> {
                     Some(g),
                 )),
                 None => {
-                    self.unread
-                        .insert(format!("group {g} of {}: not in the account's details", p.arn));
+                    self.unread.insert(format!(
+                        "group {g} of {}: not in the account's details",
+                        p.arn
+                    ));
                 }
             }
         }
@@ -307,7 +317,10 @@ pub fn evaluate(account: &str, entries: &[AuthorizationEntry], prohibited: &[Str
             }
         }
     }
-    let inline: usize = principals.iter().map(|(_, p)| p.inline.len()).sum::<usize>()
+    let inline: usize = principals
+        .iter()
+        .map(|(_, p)| p.inline.len())
+        .sum::<usize>()
         + d.groups.values().map(|g| g.inline.len()).sum::<usize>();
     let policies = inline + d.managed.len();
     let mut findings = Vec::new();

@@ -263,7 +263,10 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
         dr_uses(&mut out, config, p);
     }
     for c in config.vpc_captures.values() {
-        all(out.entry(c.account.clone()).or_default(), Feature::VpcCapture);
+        all(
+            out.entry(c.account.clone()).or_default(),
+            Feature::VpcCapture,
+        );
     }
     for c in config.vpc_clones.values() {
         let u = out.entry(c.to_account.clone()).or_default();
@@ -288,11 +291,21 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
 fn policy_uses(u: &mut Uses, p: &Policy, acct: &Account) {
     all(u, Feature::ObserveTargets);
     // Instances matched by tag are backed up in the default mode, snapshots.
-    let snapshots = p.instances.iter().any(|i| i.mode == InstanceMode::Snapshots)
+    let snapshots = p
+        .instances
+        .iter()
+        .any(|i| i.mode == InstanceMode::Snapshots)
         || !p.selectors.is_empty();
-    let images = p.instances.iter().any(|i| i.mode != InstanceMode::Snapshots);
+    let images = p
+        .instances
+        .iter()
+        .any(|i| i.mode != InstanceMode::Snapshots);
     let kinds = [
-        (snapshots, Feature::InstanceSnapshots, Feature::DeleteSnapshots),
+        (
+            snapshots,
+            Feature::InstanceSnapshots,
+            Feature::DeleteSnapshots,
+        ),
         (
             !p.volumes.is_empty(),
             Feature::VolumeSnapshots,
@@ -330,7 +343,11 @@ fn dr_uses(out: &mut BTreeMap<String, Uses>, config: &Config, p: &Policy) {
     if !dr.regions.is_empty() {
         all(source, Feature::DrCopy);
         all(source, Feature::DrKms);
-        if config.accounts.get(&p.account).is_some_and(|a| a.allow_delete) {
+        if config
+            .accounts
+            .get(&p.account)
+            .is_some_and(|a| a.allow_delete)
+        {
             all(source, Feature::DrDeleteCopies);
         }
     }
@@ -371,9 +388,27 @@ pub fn document(uses: &Uses) -> Value {
     document::canonical(&json!({"Version": document::VERSION, "Statement": statements}))
 }
 
-/// The policy document Lifeboat's principal needs in `account`.
-pub fn policy_for(config: &Config, account: &str) -> Option<Value> {
-    uses(config).get(account).map(document)
+/// What Lifeboat needs in one account: the policy of the principal it acts
+/// as there, and for an account with `assume_role`, the one statement its
+/// base credentials (profile or default chain) need to assume the role.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AccountPolicy {
+    pub principal: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_credentials: Option<Value>,
+}
+
+/// The policies Lifeboat needs in `account`; `None` for an account not
+/// configured.
+pub fn policy_for(config: &Config, account: &str) -> Option<AccountPolicy> {
+    let mut uses = uses(config).remove(account)?;
+    let base = uses
+        .remove(&Feature::AssumeRole)
+        .map(|roles| document(&Uses::from([(Feature::AssumeRole, roles)])));
+    Some(AccountPolicy {
+        principal: document(&uses),
+        base_credentials: base,
+    })
 }
 
 /// Every action of a document's statements.
@@ -405,10 +440,21 @@ mod tests {
                 let Some((service, action)) = piece.split_once(':') else {
                     continue;
                 };
-                let known = ["ec2", "rds", "sts", "iam", "kms", "s3", "sns", "cloudformation"];
+                let known = [
+                    "ec2",
+                    "rds",
+                    "sts",
+                    "iam",
+                    "kms",
+                    "s3",
+                    "sns",
+                    "cloudformation",
+                ];
                 if known.contains(&service)
                     && !action.is_empty()
-                    && action.chars().all(|c| c.is_ascii_alphanumeric() || c == '*')
+                    && action
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '*')
                     && action.starts_with(|c: char| c.is_ascii_uppercase())
                 {
                     out.insert(piece.to_string());
@@ -420,10 +466,19 @@ mod tests {
 
     #[test]
     fn every_action_the_providers_call_is_in_the_table() {
-        let table: BTreeSet<&str> = ACTIONS.iter().flat_map(|(_, a)| a.iter().copied()).collect();
+        let table: BTreeSet<&str> = ACTIONS
+            .iter()
+            .flat_map(|(_, a)| a.iter().copied())
+            .collect();
         let found = provider_actions();
-        assert!(found.len() > 30, "the providers' actions were not found: {found:?}");
-        let missing: Vec<&String> = found.iter().filter(|a| !table.contains(a.as_str())).collect();
+        assert!(
+            found.len() > 30,
+            "the providers' actions were not found: {found:?}"
+        );
+        let missing: Vec<&String> = found
+            .iter()
+            .filter(|a| !table.contains(a.as_str()))
+            .collect();
         assert!(
             missing.is_empty(),
             "actions the providers call but engine/src/iam/needs.rs does not list: {missing:?}"

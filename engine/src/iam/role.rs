@@ -114,17 +114,20 @@ pub fn trust_document(principal: &str) -> Value {
 /// when the account allows deletion.
 pub fn permission_document(allow_delete: bool) -> Value {
     let copy = [actions(Feature::DrCopy), actions(Feature::Identity)].concat();
-    let mut statements = vec![json!({
-        "Sid": "LifeboatCopy",
-        "Effect": "Allow",
-        "Action": copy,
-        "Resource": "*",
-    }), json!({
-        "Sid": "LifeboatKms",
-        "Effect": "Allow",
-        "Action": actions(Feature::DrKms),
-        "Resource": "*",
-    })];
+    let mut statements = vec![
+        json!({
+            "Sid": "LifeboatCopy",
+            "Effect": "Allow",
+            "Action": copy,
+            "Resource": "*",
+        }),
+        json!({
+            "Sid": "LifeboatKms",
+            "Effect": "Allow",
+            "Action": actions(Feature::DrKms),
+            "Resource": "*",
+        }),
+    ];
     if allow_delete {
         statements.push(json!({
             "Sid": "LifeboatRetention",
@@ -241,9 +244,10 @@ fn role_change(
             m.trusted
         )));
     };
-    let principal = obs.trusted_principal.clone().map_err(|why| {
-        not_planned(format!("the trusted account {}: {why}", m.trusted))
-    })?;
+    let principal = obs
+        .trusted_principal
+        .clone()
+        .map_err(|why| not_planned(format!("the trusted account {}: {why}", m.trusted)))?;
     let want = RoleState {
         account: name.to_string(),
         role: m.name.clone(),
@@ -286,7 +290,11 @@ fn role_change(
             let reason = if what.is_empty() {
                 "AWS has the role as wanted: recorded in state".to_string()
             } else {
-                format!("{} of role {} differ from AWS", what.join(" and "), want.role)
+                format!(
+                    "{} of role {} differ from AWS",
+                    what.join(" and "),
+                    want.role
+                )
             };
             Change::new(addr, Action::Update, Effect::Control)
                 .reason(reason)
@@ -343,12 +351,27 @@ mod tests {
     #[test]
     fn the_principal_trusted_is_the_one_the_credentials_act_as() {
         let ok = [
-            ("arn:aws:iam::111122223333:user/ops/lifeboat", "arn:aws:iam::111122223333:user/ops/lifeboat"),
-            ("arn:aws:sts::111122223333:assumed-role/backup/session-1", "arn:aws:iam::111122223333:role/backup"),
-            ("arn:aws-us-gov:sts::111122223333:assumed-role/r/s", "arn:aws-us-gov:iam::111122223333:role/r"),
-            ("arn:aws:iam::111122223333:root", "arn:aws:iam::111122223333:root"),
+            (
+                "arn:aws:iam::111122223333:user/ops/lifeboat",
+                "arn:aws:iam::111122223333:user/ops/lifeboat",
+            ),
+            (
+                "arn:aws:sts::111122223333:assumed-role/backup/session-1",
+                "arn:aws:iam::111122223333:role/backup",
+            ),
+            (
+                "arn:aws-us-gov:sts::111122223333:assumed-role/r/s",
+                "arn:aws-us-gov:iam::111122223333:role/r",
+            ),
+            (
+                "arn:aws:iam::111122223333:root",
+                "arn:aws:iam::111122223333:root",
+            ),
             // The emulator answers static keys as an STS user.
-            ("arn:aws:sts::123456789012:user/moto", "arn:aws:iam::123456789012:user/moto"),
+            (
+                "arn:aws:sts::123456789012:user/moto",
+                "arn:aws:iam::123456789012:user/moto",
+            ),
         ];
         for (caller, want) in ok {
             assert_eq!(principal_of(caller).unwrap(), want, "{caller}");

@@ -44,7 +44,9 @@ impl Store {
     pub fn secured_checks(&self) -> StateResult<BTreeMap<String, SecuredCheck>> {
         let mut st = self
             .conn
-            .prepare("SELECT account, checked_at, findings, principals, policies FROM secured_checks")
+            .prepare(
+                "SELECT account, checked_at, findings, principals, policies FROM secured_checks",
+            )
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([], |r| {

@@ -245,7 +245,11 @@ impl Cloud for FakeCloud {
 
     async fn iam(&self, account: &Account) -> CloudResult<Arc<dyn crate::cloud::iam::Iam>> {
         let c = self.client(account, "global")?;
-        Ok(Arc::new(iam::FakeIam { world: c.world, page_size: c.page_size, account: c.account }))
+        Ok(Arc::new(iam::FakeIam {
+            world: c.world,
+            page_size: c.page_size,
+            account: c.account,
+        }))
     }
 }
 

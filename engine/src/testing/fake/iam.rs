@@ -158,7 +158,12 @@ impl Iam for FakeIam {
         token: Option<String>,
     ) -> CloudResult<Page<AuthorizationEntry>> {
         let w = self.enter("GetAccountAuthorizationDetails")?;
-        let all = w.iam.details.get(&self.account).cloned().unwrap_or_default();
+        let all = w
+            .iam
+            .details
+            .get(&self.account)
+            .cloned()
+            .unwrap_or_default();
         let start: usize = token.as_deref().map_or(0, |t| t.parse().unwrap_or(0));
         let end = (start + self.page_size).min(all.len());
         Ok(Page {
