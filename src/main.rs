@@ -83,6 +83,10 @@ enum Command {
         /// How long to wait for the snapshots to complete, e.g. 90s, 30m, 2h, 1d.
         #[arg(long, default_value = "1h", value_parser = lifeboat_schema::parse_duration)]
         timeout: std::time::Duration,
+        /// Start the backup's DR copies and return without waiting for them
+        /// (`lifeboat run` finishes them).
+        #[arg(long)]
+        no_wait_dr: bool,
     },
     /// Perform the scheduled work: due backups with retention, as a daemon
     /// or once (`--once`, for cron).
@@ -107,6 +111,10 @@ enum Command {
         /// every policy the runner is backing up.
         #[arg(long, default_value_t = backup::PER_REGION_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
         concurrency: u64,
+        /// DR copies in flight at once per destination region and account
+        /// (AWS allows 20), shared by every policy.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]
+        dr_concurrency: u64,
     },
     /// List the backup catalog, or show one backup (`backups show ID`).
     Backups {
@@ -138,6 +146,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Disaster recovery: `dr expired` lists copies retention expired where
+    /// Lifeboat does not delete; `dr check` runs the secured-DR check.
+    Dr {
+        #[command(subcommand)]
+        command: cmd::dr::DrCommand,
+    },
     /// Inspect the state.
     State {
         #[command(subcommand)]
@@ -162,6 +176,11 @@ enum Command {
     Graph {
         /// A saved plan (default: plan now).
         plan_file: Option<PathBuf>,
+    },
+    /// IAM: `iam policy` prints the policy Lifeboat needs per account.
+    Iam {
+        #[command(subcommand)]
+        command: cmd::iam::IamCommand,
     },
 }
 
@@ -224,9 +243,11 @@ async fn run(cli: Cli) -> Result<u8> {
             .await
         }
         Command::Import { auto_approve } => cmd::import::run(load(&cli)?, *auto_approve).await,
-        Command::Backup { policy, timeout } => {
-            cmd::backup::run(load(&cli)?, policy, *timeout).await
-        }
+        Command::Backup {
+            policy,
+            timeout,
+            no_wait_dr,
+        } => cmd::backup::run(load(&cli)?, policy, *timeout, !*no_wait_dr).await,
         Command::Run {
             once,
             timeout,
@@ -234,6 +255,7 @@ async fn run(cli: Cli) -> Result<u8> {
             fast_forward,
             until,
             concurrency,
+            dr_concurrency,
         } => {
             // Refused before the state is opened: nothing is touched.
             if *fast_forward && cli.now.is_none() {
@@ -255,6 +277,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 fast_forward: *fast_forward,
                 until: *until,
                 concurrency: usize::try_from(*concurrency).unwrap_or(1),
+                dr_concurrency: usize::try_from(*dr_concurrency).unwrap_or(1),
             };
             cmd::run::run(
                 cloud(&ws).await?,

@@ -30,6 +30,13 @@ pub enum Address {
     DbClusterSnapshot { id: String },
     /// `vpc_clone.NAME`: the CloudFormation stack of a VPC clone.
     VpcClone { name: String },
+    /// `dr_copy.POLICY["SOURCE"]["REGION"]`, or `["REGION:ACCOUNT"]` in
+    /// another account than the policy's: the DR copy of one artifact.
+    DrCopy {
+        policy: String,
+        source: String,
+        to: String,
+    },
     /// `iam_role.ACCOUNT`: the DR role `manage_role` keeps in an account.
     IamRole { account: String },
 }
@@ -71,6 +78,26 @@ impl Address {
         }
     }
 
+    /// The address of the copy of `source` at `to`; the account is
+    /// written only when it is not the policy's own.
+    pub fn dr_copy(
+        policy: &str,
+        source: &str,
+        to: &crate::state::Destination,
+        policy_account: &str,
+    ) -> Self {
+        let to = if to.account == policy_account {
+            to.region.clone()
+        } else {
+            to.to_string()
+        };
+        Address::DrCopy {
+            policy: policy.to_string(),
+            source: source.to_string(),
+            to,
+        }
+    }
+
     /// The kind as stored in state: `account`, `policy`, `target`, `backup`,
     /// `snapshot`, `vpc_clone`.
     pub fn kind(&self) -> &'static str {
@@ -84,6 +111,7 @@ impl Address {
             Address::DbSnapshot { .. } => "db_snapshot",
             Address::DbClusterSnapshot { .. } => "db_cluster_snapshot",
             Address::VpcClone { .. } => "vpc_clone",
+            Address::DrCopy { .. } => "dr_copy",
             Address::IamRole { .. } => "iam_role",
         }
     }
@@ -101,6 +129,9 @@ impl fmt::Display for Address {
             Address::DbSnapshot { id } => write!(f, "db_snapshot[{id:?}]"),
             Address::DbClusterSnapshot { id } => write!(f, "db_cluster_snapshot[{id:?}]"),
             Address::VpcClone { name } => write!(f, "vpc_clone.{name}"),
+            Address::DrCopy { policy, source, to } => {
+                write!(f, "dr_copy.{policy}[{source:?}][{to:?}]")
+            }
             Address::IamRole { account } => write!(f, "iam_role.{account}"),
         }
     }
@@ -113,7 +144,7 @@ impl fmt::Display for ParseAddressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"], image[\"ID\"], db_snapshot[\"ID\"], db_cluster_snapshot[\"ID\"], vpc_clone.NAME or iam_role.ACCOUNT",
+            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"], image[\"ID\"], db_snapshot[\"ID\"], db_cluster_snapshot[\"ID\"], vpc_clone.NAME, dr_copy.POLICY[\"SOURCE\"][\"REGION\"] or iam_role.ACCOUNT",
             self.0
         )
     }
@@ -136,6 +167,12 @@ fn keyed(s: &str) -> Option<(&str, String)> {
         return None;
     }
     Some((&s[..open], rest.to_string()))
+}
+
+/// Splits `HEAD["KEY"]` at its last key, for addresses with two keys.
+fn keyed_last(s: &str) -> Option<(&str, String)> {
+    let open = s.rfind("[\"")?;
+    keyed(&s[open..]).map(|(_, k)| (&s[..open], k))
 }
 
 impl FromStr for Address {
@@ -178,6 +215,19 @@ impl FromStr for Address {
         if let Some(rest) = s.strip_prefix("iam_role.") {
             return if is_name(rest) {
                 Ok(Address::iam_role(rest))
+            } else {
+                Err(err())
+            };
+        }
+        if let Some(rest) = s.strip_prefix("dr_copy.") {
+            let (head, to) = keyed_last(rest).ok_or_else(err)?;
+            let (policy, source) = keyed(head).ok_or_else(err)?;
+            return if is_name(policy) {
+                Ok(Address::DrCopy {
+                    policy: policy.into(),
+                    source,
+                    to,
+                })
             } else {
                 Err(err())
             };
@@ -235,6 +285,8 @@ mod tests {
             "db_snapshot[\"lifeboat-web-1\"]",
             "db_cluster_snapshot[\"lifeboat-web-1\"]",
             "vpc_clone.prod-west",
+            "dr_copy.web[\"snap-0123\"][\"us-west-2\"]",
+            "dr_copy.web[\"ami-0123\"][\"us-east-1:vault\"]",
             "iam_role.vault",
         ] {
             let a: Address = text.parse().unwrap();

@@ -9,6 +9,8 @@
 //! - [`retention`]: the one place that decides which backups expire.
 //! - [`backup`]: taking one backup of a policy, waiting for it, reconciling
 //!   interrupted ones.
+//! - [`dr`]: disaster-recovery copies of backups to other regions and
+//!   accounts, with their status per destination.
 //! - [`runmode`]: schedules, what is due and when, the runner, one attempt of
 //!   a policy run, alerts and summaries.
 //! - [`vpc`]: capture, CloudFormation export and clones of VPCs.
@@ -24,6 +26,7 @@
 pub mod addr;
 pub mod backup;
 pub mod cloud;
+pub mod dr;
 pub mod failpoint;
 pub mod iam;
 pub mod plan;

@@ -541,7 +541,7 @@ async fn unit_an_ad_hoc_backup_is_one_attempt_that_leaves_a_scheduled_retry_alon
 #[tokio::test]
 async fn unit_the_runner_skips_a_slot_while_the_policy_s_run_is_in_flight() {
     use lifeboat_engine::runmode::agenda::{Due, DueKind};
-    use lifeboat_engine::runmode::runner::{Runner, Started};
+    use lifeboat_engine::runmode::runner::{Finished, Runner, Started};
     let b = Bench::new("").await;
     let mut runner = Runner::new(b.cloud(), b.store.clone(), &b.config, WAIT, b.ctx());
     let due = |minute| Due {
@@ -569,7 +569,11 @@ async fn unit_the_runner_skips_a_slot_while_the_policy_s_run_is_in_flight() {
     assert!(runner.due(at(3)).unwrap().is_empty());
     assert_eq!(runner.agenda().unwrap().next_run(at(3)), None);
 
-    let ran = runner.finished().await.expect("the first run finishes");
+    let ran = runner
+        .finished()
+        .await
+        .and_then(Finished::backup)
+        .expect("the first run finishes");
     assert!(ran.succeeded);
     assert_eq!(ran.due.slot, at(1));
     // The finished run does not move the last slot back to its own.
@@ -611,7 +615,7 @@ async fn unit_a_strict_after_script_failure_is_settled_before_retention_counts()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unit_policies_running_together_share_one_bound_per_account_and_region() {
     use lifeboat_engine::runmode::agenda::{Due, DueKind};
-    use lifeboat_engine::runmode::runner::Runner;
+    use lifeboat_engine::runmode::runner::{Finished, Runner};
     // Two policies of four instances each, in one account and region.
     let text = config_text("").replace(
         "policy \"web\" {",
@@ -632,7 +636,7 @@ async fn unit_policies_running_together_share_one_bound_per_account_and_region()
     };
     runner.start(vec![due("api"), due("web")], at(1)).unwrap();
     let mut ok = 0;
-    while let Some(r) = runner.finished().await {
+    while let Some(r) = runner.finished().await.and_then(Finished::backup) {
         assert!(r.succeeded, "{:?}", r.attempt);
         ok += 1;
     }

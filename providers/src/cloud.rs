@@ -14,13 +14,14 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
 use lifeboat_engine::cloud::iam::Iam;
 use lifeboat_engine::cloud::{
-    Cloud, CloudResult, Ec2, ErrorKind, Network, Objects, Rds, Sns, Stacks,
+    Cloud, CloudResult, Ec2, ErrorKind, Kms, Network, Objects, Rds, Sns, Stacks,
 };
 use lifeboat_schema::Account;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::ec2::AwsEc2;
 use crate::error::ErrorContext;
+use crate::kms::AwsKms;
 use crate::sns::AwsSns;
 use crate::stacks::{AwsObjects, AwsStacks};
 use crate::vpc::AwsNetwork;
@@ -360,6 +361,19 @@ impl Cloud for AwsCloud {
         Ok(Arc::new(crate::iam::AwsIam::new(
             aws_sdk_iam::Client::from_conf(conf),
             aws_sdk_sts::Client::new(&session.config),
+            ctx,
+        )))
+    }
+
+    /// Not cached: a copy reads the aliases of a region once.
+    async fn kms(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Kms>> {
+        let session = self.session(account).await;
+        let ctx = session.context(account, region);
+        let conf = aws_sdk_kms::config::Builder::from(&session.config)
+            .region(Region::new(region.to_owned()))
+            .build();
+        Ok(Arc::new(AwsKms::new(
+            aws_sdk_kms::Client::from_conf(conf),
             ctx,
         )))
     }

@@ -1,12 +1,14 @@
 //! [`Ec2`] on the SDK for one account and region: each method is one call.
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{InstanceSpecification, ResourceType, TagSpecification};
+use aws_sdk_ec2::types::{
+    InstanceSpecification, OperationType, ResourceType, SnapshotAttributeName, TagSpecification,
+};
 use aws_sdk_ec2::Client;
 use lifeboat_engine::cloud::{
-    AttachedVolume, CloudResult, DescribedSnapshot, Ec2, ErrorKind, Image, ImageQuery,
-    ImageRequest, ImageState, Instance, InstanceSnapshotRequest, Page, Query, Snapshot,
-    SnapshotQuery, Tags, Volume, VolumeSnapshotRequest,
+    AttachedVolume, CloudResult, DescribedSnapshot, Ec2, Encryption, ErrorKind, Image,
+    ImageCopyRequest, ImageQuery, ImageRequest, ImageState, Instance, InstanceSnapshotRequest,
+    Page, Query, Snapshot, SnapshotCopyRequest, SnapshotQuery, Tags, Volume, VolumeSnapshotRequest,
 };
 
 use crate::convert::{
@@ -78,6 +80,39 @@ fn image_state(s: Option<&str>) -> ImageState {
         Some("available") => ImageState::Available,
         Some("pending") | None => ImageState::Pending,
         Some(_) => ImageState::Failed,
+    }
+}
+
+/// How a describe answer says an artifact is encrypted. The key is only
+/// kept for an encrypted one: it means nothing otherwise.
+fn encryption(encrypted: Option<bool>, kms_key_id: Option<&str>) -> Encryption {
+    let encrypted = encrypted.unwrap_or(false);
+    Encryption {
+        encrypted,
+        kms_key_id: kms_key_id
+            .filter(|k| encrypted && !k.is_empty())
+            .map(str::to_owned),
+    }
+}
+
+/// `Encrypted` and `KmsKeyId` of a copy: nothing when no encryption is
+/// asked for (an encrypted source is copied encrypted anyway, with the
+/// destination's default key), the key only together with `Encrypted`
+/// (EC2 refuses a `KmsKeyId` without it).
+fn copy_encryption(encrypt: bool, kms_key_id: Option<&str>) -> (Option<bool>, Option<String>) {
+    let encrypt = encrypt || kms_key_id.is_some();
+    (
+        encrypt.then_some(true),
+        kms_key_id.filter(|_| encrypt).map(str::to_owned),
+    )
+}
+
+/// Sharing adds the account to a permission, unsharing removes it.
+fn operation(share: bool) -> OperationType {
+    if share {
+        OperationType::Add
+    } else {
+        OperationType::Remove
     }
 }
 
@@ -231,6 +266,7 @@ impl Ec2 for AwsEc2 {
                         tags: tags_from_sdk(s.tags()),
                     },
                     description: s.description().unwrap_or_default().to_owned(),
+                    encryption: encryption(s.encrypted(), s.kms_key_id()),
                 })
             })
             .collect();
@@ -438,5 +474,109 @@ impl Ec2 for AwsEc2 {
                 }
             }
         }
+    }
+    async fn copy_snapshot(&self, req: &SnapshotCopyRequest) -> CloudResult<String> {
+        let action = "ec2:CopySnapshot";
+        let (encrypted, kms_key_id) = copy_encryption(req.encrypt, req.kms_key_id.as_deref());
+        // Called in the destination with SourceRegion. No PresignedUrl:
+        // EC2 no longer needs one for an encrypted source (the SDK does not
+        // build it either), and DestinationRegion is this client's region.
+        let out = self
+            .client
+            .copy_snapshot()
+            .source_region(&req.source_region)
+            .source_snapshot_id(&req.source_id)
+            .description(&req.description)
+            .set_tag_specifications(snapshot_tag_spec(&req.tags).map(|t| vec![t]))
+            .set_encrypted(encrypted)
+            .set_kms_key_id(kms_key_id)
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk(action, Some(&req.source_id), &e))?;
+        out.snapshot_id().map(str::to_owned).ok_or_else(|| {
+            self.ctx.error(
+                ErrorKind::Other,
+                action,
+                Some(&req.source_id),
+                None,
+                "the answer carried no snapshot id".to_owned(),
+            )
+        })
+    }
+
+    async fn copy_image(&self, req: &ImageCopyRequest) -> CloudResult<String> {
+        let action = "ec2:CopyImage";
+        let (encrypted, kms_key_id) = copy_encryption(req.encrypt, req.kms_key_id.as_deref());
+        // The tags go twice: as TagSpecifications, so that in AWS the copy
+        // is never seen untagged (an interrupted run still finds it by its
+        // tags), and with CreateTags once the call answers, because the
+        // emulator accepts CopyImage's TagSpecifications and silently drops
+        // them (checked). CopyImageTags stays unset: the copy carries
+        // exactly the engine's tags, not the source's.
+        let out = self
+            .client
+            .copy_image()
+            .source_region(&req.source_region)
+            .source_image_id(&req.source_id)
+            .name(&req.name)
+            .description(&req.description)
+            .set_tag_specifications(image_tag_specs(&req.tags))
+            .set_encrypted(encrypted)
+            .set_kms_key_id(kms_key_id)
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk(action, Some(&req.source_id), &e))?;
+        let Some(id) = out.image_id() else {
+            return Err(self.ctx.error(
+                ErrorKind::Other,
+                action,
+                Some(&req.source_id),
+                None,
+                "the answer carried no image id".to_owned(),
+            ));
+        };
+        if !req.tags.is_empty() {
+            self.create_tags(&[id.to_owned()], &req.tags).await?;
+        }
+        Ok(id.to_owned())
+    }
+
+    async fn share_snapshot(
+        &self,
+        snapshot_id: &str,
+        account_id: &str,
+        share: bool,
+    ) -> CloudResult<()> {
+        // OperationType with UserIds rather than the CreateVolumePermission
+        // structure: AWS takes either, the emulator reads only this one.
+        self.client
+            .modify_snapshot_attribute()
+            .snapshot_id(snapshot_id)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(operation(share))
+            .user_ids(account_id)
+            .send()
+            .await
+            .map_err(|e| {
+                self.ctx
+                    .sdk("ec2:ModifySnapshotAttribute", Some(snapshot_id), &e)
+            })?;
+        Ok(())
+    }
+
+    async fn share_image(&self, image_id: &str, account_id: &str, share: bool) -> CloudResult<()> {
+        // As for snapshots: OperationType with UserIds, which AWS and the
+        // emulator both read (the LaunchPermission structure is the other
+        // form AWS takes).
+        self.client
+            .modify_image_attribute()
+            .image_id(image_id)
+            .attribute("launchPermission")
+            .operation_type(operation(share))
+            .user_ids(account_id)
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk("ec2:ModifyImageAttribute", Some(image_id), &e))?;
+        Ok(())
     }
 }

@@ -336,6 +336,9 @@ mod tests {
                 Some(400),
                 Conflict,
             ),
+            // KMS (ListAliases of a key that is not there, or not ours).
+            (Some("NotFoundException"), Some(400), NotFound),
+            (Some("InvalidMarkerException"), Some(400), Invalid),
             (Some("InvalidParameterValue"), Some(400), Invalid),
             (Some("InvalidParameterCombination"), Some(400), Invalid),
             (Some("MissingParameter"), Some(400), Invalid),

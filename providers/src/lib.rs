@@ -11,6 +11,8 @@
 //! - **Translation.** Each trait method is exactly one SDK call whose answer
 //!   is converted into the engine's own types; nothing here issues follow-up
 //!   calls per resource, so the cost of a plan stays proportional to pages.
+//!   The one exception, CopyImage, tags the copy with CreateTags as well
+//!   (see `ec2.rs`).
 //! - **The one place SDK errors are mapped** to [`CloudError`] (see the
 //!   `error` module): by AWS error code and HTTP status into an
 //!   [`ErrorKind`], with the account name, region, action and resource.
@@ -38,6 +40,7 @@ mod convert;
 mod ec2;
 mod error;
 mod iam;
+mod kms;
 mod rds;
 mod sns;
 mod stacks;

@@ -47,6 +47,16 @@ impl Gates {
                     .join(", ")
             ));
         }
+        if !self.allow_destroy_backups && !plan.removed_copies.is_empty() {
+            return Some(format!(
+                "the plan deletes every DR copy of {}, whose dr block or policy was removed; nothing was applied. Restore it, or pass --allow-destroy-backups",
+                plan.removed_copies
+                    .iter()
+                    .map(|p| format!("policy.{p}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         None
     }
 }

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use anyhow::Result;
 use lifeboat_engine::backup::{self, BackupResult};
+use lifeboat_engine::dr;
 use lifeboat_engine::plan::Action;
 use lifeboat_engine::runmode::attempt::{self, PolicyRun};
-use lifeboat_engine::state::BackupStatus;
+use lifeboat_engine::state::{BackupStatus, DrRun, DrStatus, StateError};
 
 use crate::output::print_outcome;
 use crate::workspace::{cloud, locked, Workspace};
 
-pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
+pub async fn run(ws: Workspace, policy: &str, timeout: Duration, wait_dr: bool) -> Result<u8> {
     let wait = backup::Wait {
         timeout,
         ..Default::default()
@@ -51,8 +52,8 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
         // apply as in a scheduled run; an ad hoc backup is one
         // attempt, never retried.
         let run = attempt::run(
-            cloud,
-            store2,
+            cloud.clone(),
+            store2.clone(),
             &policy,
             &attempt::Trigger::AdHoc,
             now,
@@ -61,10 +62,46 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration) -> Result<u8> {
         )
         .await;
         print_alerts(&run);
+        let dr_runs = run.dr.clone();
         let result = run.result?;
-        Ok(report(&result))
+        let code = report(&result);
+        let mut work = dr::DrWork::new(cloud, store2, dr::Limits::default(), now);
+        work.wait = wait_dr;
+        work.lock_id = ctx.lock_id.clone();
+        let dr_failed = report_dr(dr::copy(&work, dr_runs).await, wait_dr);
+        Ok(if code == 0 && dr_failed { 1 } else { code })
     })
     .await
+}
+
+/// Prints how each DR run ended; true when one failed or timed out.
+fn report_dr(ended: Vec<Result<DrRun, StateError>>, waited: bool) -> bool {
+    let mut failed = false;
+    for r in ended {
+        match r {
+            Ok(run) => {
+                let status = run.status.as_str().replace('_', " ");
+                let detail = if run.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", run.detail)
+                };
+                println!(
+                    "DR copy of backup {} to {}: {status}{detail}",
+                    run.backup_id, run.destination
+                );
+                failed |= matches!(run.status, DrStatus::Failed | DrStatus::TimedOut);
+            }
+            Err(e) => {
+                eprintln!("Error: DR: {e}");
+                failed = true;
+            }
+        }
+    }
+    if !waited {
+        println!("DR copies continue in AWS; `lifeboat run` records them as they complete.");
+    }
+    failed
 }
 
 fn print_alerts(run: &PolicyRun) {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Result};
 use lifeboat_engine::backup::freeze::tag_frozen;
-use lifeboat_engine::state::{BackupRecord, ScriptRun};
+use lifeboat_engine::state::{BackupRecord, DrCopyRecord, DrRun, ScriptRun};
 use lifeboat_engine::Address;
 
 use crate::output::{print_table, stamp};
@@ -16,20 +16,44 @@ use crate::workspace::{cloud, locked, Workspace};
 pub fn list(ws: &Workspace, policy: Option<&str>, json: bool) -> Result<u8> {
     let store = ws.store()?;
     let list = store.backups(policy)?;
+    let runs = store.dr_runs(policy)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        let mut v = serde_json::to_value(&list)?;
+        if let Some(items) = v.as_array_mut() {
+            for (item, b) in items.iter_mut().zip(&list) {
+                item["dr"] = serde_json::to_value(runs_of(&runs, b))?;
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print_list(&list);
+        print_list(&list, &runs);
     }
     Ok(0)
 }
 
-fn print_list(list: &[BackupRecord]) {
+fn runs_of<'a>(runs: &'a [DrRun], b: &BackupRecord) -> Vec<&'a DrRun> {
+    runs.iter()
+        .filter(|r| r.policy == b.policy && r.backup_id == b.id)
+        .collect()
+}
+
+/// `us-west-2 completed, us-east-1:vault in progress`, or `-`.
+fn dr_summary(runs: &[&DrRun]) -> String {
+    if runs.is_empty() {
+        return "-".into();
+    }
+    runs.iter()
+        .map(|r| format!("{} {}", r.destination, r.status.as_str().replace('_', " ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_list(list: &[BackupRecord], runs: &[DrRun]) {
     if list.is_empty() {
         println!("No backups.");
         return;
     }
-    let rows: Vec<[String; 6]> = list
+    let rows: Vec<[String; 7]> = list
         .iter()
         .map(|b| {
             let status = match &b.frozen {
@@ -42,6 +66,7 @@ fn print_list(list: &[BackupRecord]) {
                 stamp(b.started),
                 b.finished.map(stamp).unwrap_or_else(|| "-".into()),
                 status,
+                dr_summary(&runs_of(runs, b)),
                 b.snapshots
                     .iter()
                     .map(|s| s.id.as_str())
@@ -50,7 +75,15 @@ fn print_list(list: &[BackupRecord]) {
             ]
         })
         .collect();
-    let head = ["ID", "POLICY", "STARTED", "FINISHED", "STATUS", "SNAPSHOTS"];
+    let head = [
+        "ID",
+        "POLICY",
+        "STARTED",
+        "FINISHED",
+        "STATUS",
+        "DR",
+        "SNAPSHOTS",
+    ];
     print_table(head, &rows);
 }
 
@@ -67,14 +100,61 @@ pub fn show(ws: &Workspace, id: &str, policy: Option<&str>, json: bool) -> Resul
         _ => bail!("backup id {id:?} exists in several policies; add --policy"),
     };
     let scripts = store.script_runs(&b.policy, &b.id)?;
+    let runs = store.dr_runs(Some(&b.policy))?;
+    let runs = runs_of(&runs, &b);
+    let copies: Vec<DrCopyRecord> = store
+        .dr_copies(Some(&b.policy))?
+        .into_iter()
+        .filter(|c| c.backup_id == b.id)
+        .collect();
     if json {
         let mut v = serde_json::to_value(&b)?;
         v["scripts"] = serde_json::to_value(&scripts)?;
+        v["dr"] = serde_json::to_value(&runs)?;
+        v["dr_copies"] = serde_json::to_value(&copies)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     print_backup(&b, &scripts);
+    print_dr(&runs, &copies);
     Ok(0)
+}
+
+fn print_dr(runs: &[&DrRun], copies: &[DrCopyRecord]) {
+    if runs.is_empty() {
+        return;
+    }
+    println!("\nDR:");
+    for r in runs {
+        let detail = if r.detail.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", r.detail)
+        };
+        println!(
+            "  {}  {}{detail}",
+            r.destination,
+            r.status.as_str().replace('_', " ")
+        );
+        for c in copies.iter().filter(|c| c.destination == r.destination) {
+            let expired = c
+                .expired
+                .map(|t| format!("  expired {}", stamp(t)))
+                .unwrap_or_default();
+            let of = c
+                .image
+                .as_ref()
+                .map(|i| format!(" (of {i})"))
+                .unwrap_or_default();
+            println!(
+                "    {} <- {} ({})  {}{of}{expired}",
+                c.id,
+                c.source_id,
+                c.source_region,
+                c.status.as_str().replace('_', " ")
+            );
+        }
+    }
 }
 
 fn print_backup(b: &BackupRecord, scripts: &[ScriptRun]) {

@@ -1,5 +1,7 @@
-//! `lifeboat dr ...`: disaster-recovery commands. `dr check` runs the
-//! secured-DR check of the accounts with a `secured` block.
+//! `lifeboat dr ...`: disaster-recovery commands. `dr expired` lists
+//! expired copies kept where Lifeboat does not delete (`dr_expired.rs`);
+//! `dr check` runs the secured-DR check of the accounts with a `secured`
+//! block.
 //!
 //! Exit codes of `dr check`: 0 every account checked is clean, 2 some
 //! principal is allowed a prohibited action, 1 a check failed.
@@ -10,13 +12,21 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use lifeboat_engine::iam::check::{self, Finding, Report};
-use serde::Serialize;
 
 use crate::output::{print_table, write_atomically};
 use crate::workspace::{cloud, Workspace};
 
 #[derive(Subcommand)]
 pub enum DrCommand {
+    /// Copies expired in accounts with allow_delete = false (tagged
+    /// lifeboat:expired), for someone holding delete rights there.
+    Expired {
+        /// Only copies in this account.
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check secured DR accounts: report every principal allowed a
     /// prohibited action (exit 2), or say the account is clean (exit 0).
     Check {
@@ -31,10 +41,8 @@ pub enum DrCommand {
     },
 }
 
-/// One account's check as `--json` prints it.
-#[derive(Serialize)]
+/// One account's check.
 struct Checked {
-    #[serde(flatten)]
     report: Report,
     clean: bool,
     summary: String,
@@ -42,8 +50,36 @@ struct Checked {
     alert: String,
 }
 
+impl Checked {
+    /// As `--json` prints it: the report, with whether it is clean, its
+    /// summary line and what became of the alert.
+    fn json(&self) -> Result<serde_json::Value> {
+        let mut v = serde_json::to_value(&self.report)?;
+        v["clean"] = self.clean.into();
+        v["summary"] = self.summary.clone().into();
+        v["alert"] = self.alert.clone().into();
+        Ok(v)
+    }
+}
+
 pub async fn run(ws: &Workspace, command: &DrCommand) -> Result<u8> {
-    let DrCommand::Check { account, csv, json } = command;
+    match command {
+        DrCommand::Expired { account, json } => {
+            super::dr_expired::run(ws, account.as_deref(), *json)
+        }
+        DrCommand::Check { account, csv, json } => {
+            check(ws, account.as_deref(), csv.as_deref(), *json).await
+        }
+    }
+}
+
+/// `dr check`.
+async fn check(
+    ws: &Workspace,
+    account: Option<&str>,
+    csv: Option<&Path>,
+    json: bool,
+) -> Result<u8> {
     let secured: Vec<&String> = ws
         .config
         .accounts
@@ -53,10 +89,10 @@ pub async fn run(ws: &Workspace, command: &DrCommand) -> Result<u8> {
         .collect();
     let names: Vec<&String> = match account {
         Some(a) if !ws.config.accounts.contains_key(a) => bail!("no account {a:?} is configured"),
-        Some(a) if !secured.contains(&a) => {
+        Some(a) if !secured.iter().any(|s| *s == a) => {
             bail!("account {a:?} has no secured block: there is nothing to check")
         }
-        Some(a) => vec![a],
+        Some(a) => secured.into_iter().filter(|s| *s == a).collect(),
         None if secured.is_empty() => bail!("no configured account has a secured block"),
         None => secured,
     };
@@ -87,8 +123,12 @@ pub async fn run(ws: &Workspace, command: &DrCommand) -> Result<u8> {
     if let Some(path) = csv {
         write_csv(path, &checked)?;
     }
-    if *json {
-        println!("{}", serde_json::to_string_pretty(&checked)?);
+    if json {
+        let all = checked
+            .iter()
+            .map(Checked::json)
+            .collect::<Result<Vec<_>>>()?;
+        println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         print_human(&checked);
     }

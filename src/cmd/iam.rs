@@ -41,7 +41,7 @@ pub fn run(ws: &Workspace, command: &IamCommand) -> Result<u8> {
         .into_iter()
         .filter_map(|n| needs::policy_for(&ws.config, n).map(|p| (n, p)))
         .collect();
-    if json {
+    if *json {
         let text = match (account, policies.values().next()) {
             (Some(_), Some(p)) => serde_json::to_string_pretty(p)?,
             _ => serde_json::to_string_pretty(&policies)?,

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod backup;
 pub mod backups;
 pub mod dr;
+pub mod dr_expired;
 pub mod fmt;
 pub mod force_unlock;
 pub mod graph;

@@ -13,7 +13,7 @@ use lifeboat_engine::runmode::clock::Clock;
 pub use lifeboat_engine::runmode::daemon::Mode;
 use lifeboat_engine::runmode::daemon::{Daemon, RunEvent};
 use lifeboat_engine::runmode::runner::Ran;
-use lifeboat_engine::state::SharedStore;
+use lifeboat_engine::state::{DrStatus, SharedStore};
 use lifeboat_schema::Config;
 use serde_json::json;
 
@@ -111,6 +111,18 @@ impl Log {
                 json!({ "policy": d.policy, "slot": stamp(d.slot), "reason": "previous run still in flight" }),
             ),
             RunEvent::BackupFinished(r) => self.finished(at, r),
+            RunEvent::DrFinished(Ok(r)) => self.event(
+                at,
+                if r.status == DrStatus::Completed { "dr_copied" } else { "dr_failed" },
+                json!({
+                    "policy": r.policy,
+                    "backup": r.backup_id,
+                    "destination": r.destination.to_string(),
+                    "status": r.status.as_str(),
+                    "detail": r.detail,
+                }),
+            ),
+            RunEvent::DrFinished(Err(e)) => self.event(at, "dr_error", json!({ "error": e })),
             RunEvent::CaptureFailed {
                 capture,
                 region,

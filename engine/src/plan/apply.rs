@@ -114,6 +114,9 @@ pub enum ApplyError {
     },
     #[error("{} cannot be applied to {address}", .action.symbol())]
     NotApplicable { action: Action, address: Address },
+    /// DR copies that did not complete (failed, timed out).
+    #[error("{0}")]
+    Dr(String),
 }
 
 impl ApplyError {
@@ -163,7 +166,7 @@ fn clone_state(c: &Change, v: &Value) -> Result<CloneState, ApplyError> {
 }
 
 impl Executor {
-    fn write(
+    pub(crate) fn write(
         &self,
         f: impl FnOnce(&mut crate::state::Tx<'_>) -> crate::state::StateResult<()>,
     ) -> Result<(), ApplyError> {
@@ -176,7 +179,7 @@ impl Executor {
     /// Refuses a destructive call unless this apply still holds the state
     /// lock, and stops the whole apply when it does not: somebody broke it,
     /// and the plan may no longer be true.
-    fn still_locked(&self) -> Result<(), ApplyError> {
+    pub(crate) fn still_locked(&self) -> Result<(), ApplyError> {
         let Some(id) = &self.lock_id else {
             return Ok(());
         };
@@ -192,7 +195,7 @@ impl Executor {
         Err(ApplyError::LockLost { id: id.clone() })
     }
 
-    fn account(&self, name: &str) -> Result<&Account, ApplyError> {
+    pub(crate) fn account(&self, name: &str) -> Result<&Account, ApplyError> {
         self.accounts
             .get(name)
             .ok_or_else(|| ApplyError::UnknownAccount(name.to_string()))
@@ -293,6 +296,7 @@ impl Executor {
                     None => tx.delete_object(&c.address),
                 })
             }
+            (Address::DrCopy { .. }, _) => self.dr_copy(c).await,
             (
                 Address::Account { .. }
                 | Address::Policy { .. }

@@ -145,6 +145,11 @@ pub struct Plan {
     /// without `--allow-destroy-backups`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_with_backups: Vec<String>,
+    /// Policies whose `dr` block (or the policy itself) was removed and
+    /// whose DR copies this plan deletes: refused like
+    /// `removed_with_backups`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_copies: Vec<String>,
 }
 
 impl Plan {
@@ -168,6 +173,7 @@ impl Plan {
             summary,
             warnings,
             removed_with_backups: Vec::new(),
+            removed_copies: Vec::new(),
         }
     }
 

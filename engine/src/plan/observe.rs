@@ -37,6 +37,10 @@ pub struct Observation {
     /// For each `vpc_clone`: the capture version it is built from and the
     /// destination's zones ([`crate::vpc::clone::observe`]).
     pub clones: BTreeMap<String, crate::vpc::clone::CloneInput>,
+    /// The recorded DR copies found in their destinations; `None` when the
+    /// catalog has none (or they were not looked at): then no copy counts
+    /// as lost, and none as missing for the want of a look.
+    pub dr_copies: Option<crate::dr::observe::CopiesSeen>,
     /// For each account with `manage_role`: the principal to trust and the
     /// role as AWS has it ([`crate::iam::role::observe`]).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -133,8 +137,12 @@ pub async fn observe(
     }
     add_catalog(&mut work, &state.backups);
     let roles = crate::iam::role::observe(&cloud, config, &accounts).await?;
-    let mut obs = gather(cloud, &accounts, work).await?;
+    let mut obs = gather(cloud.clone(), &accounts, work).await?;
     obs.iam_roles = roles;
+    if !state.dr_copies.is_empty() {
+        let seen = crate::dr::observe::observe_copies(cloud, &state.dr_copies, &accounts).await?;
+        obs.dr_copies = Some(seen);
+    }
     Ok(obs)
 }
 

@@ -99,6 +99,7 @@ pub fn plan(
         changes: Vec::new(),
         warnings: Vec::new(),
         removed_with_backups: Vec::new(),
+        removed_copies: Vec::new(),
         now,
     };
     d.accounts();
@@ -107,6 +108,7 @@ pub fn plan(
     }
     d.removed_policies();
     let expiring = d.retention()?;
+    d.dr(&expiring)?;
     d.clones();
     d.changes.extend(crate::iam::role::changes(
         config,
@@ -211,6 +213,7 @@ struct Diff<'a> {
     warnings: Vec<String>,
     /// Removed policies whose backups retention deletes with them.
     removed_with_backups: Vec<String>,
+    removed_copies: Vec<String>,
     now: DateTime<Utc>,
 }
 
@@ -508,6 +511,25 @@ impl Diff<'_> {
         Ok(decision.expiring)
     }
 
+    /// DR: copies that expire or were lost, and the latest valid backup's
+    /// missing copies ([`crate::dr::plan::plan_copies`]).
+    fn dr(&mut self, expiring: &BTreeMap<Address, String>) -> StateResult<()> {
+        let accounts = known_accounts(self.config, self.state)?;
+        let dr = crate::dr::plan::plan_copies(
+            self.config,
+            self.state,
+            &self.prior_policies,
+            &accounts,
+            self.obs,
+            expiring,
+            |n| self.held(n),
+        );
+        self.changes.extend(dr.changes);
+        self.warnings.extend(dr.notes);
+        self.removed_copies = dr.removing;
+        Ok(())
+    }
+
     /// Is `name` the old name in a `moved` block whose move cannot run yet?
     /// (A move that runs renames it in the state this plan is made
     /// against.) Such a policy is left as it is: neither removed nor
@@ -676,6 +698,7 @@ impl Diff<'_> {
             self.warnings,
         );
         plan.removed_with_backups = self.removed_with_backups;
+        plan.removed_copies = self.removed_copies;
         plan
     }
 }

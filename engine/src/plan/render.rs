@@ -197,7 +197,7 @@ pub fn summary_line(plan: &Plan) -> String {
 /// policies: the one thing a reviewer must not scroll past.
 fn history_banner(plan: &Plan) -> Option<String> {
     if plan.removed_with_backups.is_empty() {
-        return None;
+        return copies_banner(plan);
     }
     let names: Vec<String> = plan
         .removed_with_backups
@@ -206,6 +206,23 @@ fn history_banner(plan: &Plan) -> Option<String> {
         .collect();
     Some(format!(
         "THIS PLAN DELETES EVERY BACKUP OF {}: removed from the configuration. To rename a policy, use a moved block instead; apply refuses this without --allow-destroy-backups.",
+        names.join(", ")
+    ))
+}
+
+/// The banner of a plan that deletes every DR copy of a policy whose `dr`
+/// block, or the policy itself, was removed.
+fn copies_banner(plan: &Plan) -> Option<String> {
+    if plan.removed_copies.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = plan
+        .removed_copies
+        .iter()
+        .map(|p| format!("policy.{p}"))
+        .collect();
+    Some(format!(
+        "THIS PLAN DELETES EVERY DR COPY OF {}: its dr block or the policy was removed; apply refuses this without --allow-destroy-backups.",
         names.join(", ")
     ))
 }

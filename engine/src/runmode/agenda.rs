@@ -385,6 +385,7 @@ mod tests {
             auto_remove_targets: AutoRemove::No,
             schedules: schedules.iter().map(|s| s.to_string()).collect(),
             options: Default::default(),
+            dr: None,
         }
     }
 

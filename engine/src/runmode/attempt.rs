@@ -106,6 +106,8 @@ pub struct PolicyRun {
     pub alerts_closed: Vec<Alert>,
     /// Notifications that could not be published.
     pub notify_errors: Vec<String>,
+    /// The DR runs the backup started (pending), for the caller to drive.
+    pub dr: Vec<crate::state::DrRun>,
 }
 
 struct ScriptCall<'a> {
@@ -505,6 +507,15 @@ pub async fn run(
     let retry = next_attempt(trigger, &pol, &a, &result, finished);
     out.attempt = Some(a);
     out.result = result;
+    if let (true, Ok(r)) = (out.succeeded, &out.result) {
+        // Copies start from a valid generation only; `every` counts those.
+        match crate::dr::record_due(&store, &pol, &r.record, finished) {
+            Ok(runs) => out.dr = runs,
+            Err(e) => out
+                .notify_errors
+                .push(format!("cannot record the backup's DR copies: {e}")),
+        }
+    }
     let retry = record_retry(&store, policy, trigger, retry, &mut out);
     if retry.is_some() {
         out.retry = retry;
@@ -698,6 +709,7 @@ fn not_run(e: BackupError) -> PolicyRun {
         alert_opened: None,
         alerts_closed: vec![],
         notify_errors: vec![],
+        dr: vec![],
     }
 }
 

@@ -26,8 +26,8 @@ use crate::runmode::agenda::Due;
 use crate::runmode::attempt;
 use crate::runmode::clock::{self, Clock};
 use crate::runmode::notify;
-use crate::runmode::runner::{Ran, Runner, Started};
-use crate::state::{BackupRecord, LockInfo, Retry, SharedStore, StateError};
+use crate::runmode::runner::{Finished, Ran, Runner, Started};
+use crate::state::{BackupRecord, DrRun, DrStatus, LockInfo, Retry, SharedStore, StateError};
 use crate::vpc::capture as vpc_capture;
 
 /// How long a lease lives without renewal: a runner killed with `kill -9`
@@ -48,6 +48,8 @@ pub struct Mode {
     pub until: Option<DateTime<Utc>>,
     /// Create calls in flight per account and region, across all policies.
     pub concurrency: usize,
+    /// DR copies in flight per destination region and account.
+    pub dr_concurrency: usize,
 }
 
 /// What a runner did, as it happens.
@@ -89,6 +91,9 @@ pub enum RunEvent {
     BackupSkipped(Due),
     /// A run ended (its attempt failed and a retry waits, or it counted).
     BackupFinished(Box<Ran>),
+    /// A backup's DR copies to one destination ended (completed, failed,
+    /// timed out), or could not be recorded.
+    DrFinished(Result<DrRun, String>),
     /// A capture, or one region of it, could not be made or recorded
     /// (`capture` is empty when capture retention or the state failed).
     CaptureFailed {
@@ -256,13 +261,14 @@ impl Daemon<'_> {
             limits: backup::Limits::new(self.mode.concurrency),
             lock_id: None,
         };
-        let runner = Runner::new(
+        let mut runner = Runner::new(
             self.cloud.clone(),
             self.store.clone(),
             self.config,
             self.wait,
             ctx,
         );
+        runner.dr_concurrency(self.mode.dr_concurrency);
         let mut r = Running {
             d: self,
             runner,
@@ -691,8 +697,18 @@ impl Running<'_, '_> {
                 }
             };
             let Some(r) = finished else { break };
-            self.worst = self.worst.max(exit_of(&r));
-            d.report(RunEvent::BackupFinished(Box::new(r)));
+            match r {
+                Finished::Backup(r) => {
+                    self.worst = self.worst.max(exit_of(&r));
+                    d.report(RunEvent::BackupFinished(Box::new(r)));
+                }
+                Finished::Dr(r) => {
+                    if !matches!(&r, Ok(run) if run.status == DrStatus::Completed) {
+                        self.worst = Exit::Failed;
+                    }
+                    d.report(RunEvent::DrFinished(r.map_err(|e| e.to_string())));
+                }
+            }
             if !drain {
                 break;
             }

@@ -32,6 +32,25 @@ pub struct Ran {
     pub alert_opened: Option<crate::state::Alert>,
     pub alerts_closed: Vec<crate::state::Alert>,
     pub notify_errors: Vec<String>,
+    /// DR runs the backup started; the runner drives them in the background.
+    pub dr: Vec<crate::state::DrRun>,
+}
+
+/// Work the runner finished: a policy run, or a backup's DR copies to one
+/// destination.
+pub enum Finished {
+    Backup(Ran),
+    Dr(Result<crate::state::DrRun, StateError>),
+}
+
+impl Finished {
+    /// The policy run, when this is one.
+    pub fn backup(self) -> Option<Ran> {
+        match self {
+            Finished::Backup(r) => Some(r),
+            Finished::Dr(_) => None,
+        }
+    }
 }
 
 /// What the runner did with a due run.
@@ -52,6 +71,12 @@ pub struct Runner {
     ctx: attempt::Context,
     jobs: tokio::task::JoinSet<Ran>,
     in_flight: BTreeSet<String>,
+    /// DR runs in flight, each on its own, independent of the next backups.
+    dr_jobs: tokio::task::JoinSet<Vec<Result<crate::state::DrRun, StateError>>>,
+    dr_limits: crate::dr::Limits,
+    /// Ended DR runs not yet handed out by [`Runner::finished`].
+    dr_done: Vec<Result<crate::state::DrRun, StateError>>,
+    dr_resumed: bool,
 }
 
 impl Runner {
@@ -70,6 +95,10 @@ impl Runner {
             ctx,
             jobs: tokio::task::JoinSet::new(),
             in_flight: BTreeSet::new(),
+            dr_jobs: tokio::task::JoinSet::new(),
+            dr_limits: crate::dr::Limits::default(),
+            dr_done: Vec::new(),
+            dr_resumed: false,
         }
     }
 
@@ -81,7 +110,7 @@ impl Runner {
 
     /// Some run is in flight.
     pub fn busy(&self) -> bool {
-        !self.in_flight.is_empty()
+        !self.in_flight.is_empty() || !self.dr_jobs.is_empty() || !self.dr_done.is_empty()
     }
 
     fn policies(&self) -> Result<BTreeMap<String, PolicyState>, StateError> {
@@ -142,7 +171,9 @@ impl Runner {
     /// that nothing writes once the runner lets go of the state lock.
     pub async fn shutdown(&mut self) {
         self.jobs.shutdown().await;
+        self.dr_jobs.shutdown().await;
         self.in_flight.clear();
+        self.dr_done.clear();
     }
 
     /// Closes backups an interrupted runner left behind (adopting their
@@ -150,11 +181,25 @@ impl Runner {
     /// a run in flight, a `running` backup may be this runner's own. The
     /// interrupted attempt itself is still waiting in the state (see
     /// [`Runner::start`]) and is made again.
-    pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<backup::Reconciled, BackupError> {
+    ///
+    /// The first time, it also resumes the DR runs a stopped process left
+    /// pending or in progress: their copies are adopted from the catalog
+    /// and AWS, never made twice.
+    pub async fn reconcile(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<backup::Reconciled, BackupError> {
         if self.busy() {
             return Ok(backup::Reconciled::default());
         }
-        backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await
+        let done =
+            backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await?;
+        if !self.dr_resumed {
+            let open = crate::dr::open_runs(&self.store)?;
+            self.dr_resumed = true;
+            self.start_dr(open, now);
+        }
+        Ok(done)
     }
 
     /// Starts every run in `dues`. A new slot spends itself as it starts
@@ -227,6 +272,7 @@ impl Runner {
                     alert_opened: run.alert_opened,
                     alerts_closed: run.alerts_closed,
                     notify_errors: run.notify_errors,
+                    dr: run.dr,
                 }
             });
             out.push(Started::Started(d));
@@ -234,14 +280,57 @@ impl Runner {
         Ok(out)
     }
 
-    /// The next run to finish; `None` when none is in flight.
-    pub async fn finished(&mut self) -> Option<Ran> {
-        let ran = self
-            .jobs
-            .join_next()
-            .await?
-            .expect("a backup task panicked");
-        self.in_flight.remove(&ran.due.policy);
-        Some(ran)
+    /// The copies in flight per destination for the DR runs started from
+    /// now on (`lifeboat run --dr-concurrency`).
+    pub fn dr_concurrency(&mut self, per_destination: usize) {
+        self.dr_limits = crate::dr::Limits::new(per_destination);
+    }
+
+    /// Drives `runs` in the background (a finished backup's, or those a
+    /// stopped runner left open).
+    pub fn start_dr(&mut self, runs: Vec<crate::state::DrRun>, now: DateTime<Utc>) {
+        if runs.is_empty() {
+            return;
+        }
+        let mut work = crate::dr::DrWork::new(
+            self.cloud.clone(),
+            self.store.clone(),
+            self.dr_limits.clone(),
+            now,
+        );
+        work.interval = self.wait.interval;
+        work.lock_id = self.ctx.lock_id.clone();
+        self.dr_jobs
+            .spawn(async move { crate::dr::copy(&work, runs).await });
+    }
+
+    /// The next work to finish; `None` when none is in flight. A finished
+    /// backup's DR runs start here, in the background.
+    pub async fn finished(&mut self) -> Option<Finished> {
+        if let Some(d) = self.dr_done.pop() {
+            return Some(Finished::Dr(d));
+        }
+        loop {
+            let backups = !self.jobs.is_empty();
+            let dr = !self.dr_jobs.is_empty();
+            tokio::select! {
+                Some(j) = self.jobs.join_next(), if backups => {
+                    let ran = j.expect("a backup task panicked");
+                    self.in_flight.remove(&ran.due.policy);
+                    // A fresh DR run's timeout counts from its recorded start.
+                    if let Some(at) = ran.dr.iter().map(|r| r.started).max() {
+                        self.start_dr(ran.dr.clone(), at);
+                    }
+                    return Some(Finished::Backup(ran));
+                }
+                Some(j) = self.dr_jobs.join_next(), if dr => {
+                    self.dr_done = j.expect("a DR task panicked");
+                    if let Some(d) = self.dr_done.pop() {
+                        return Some(Finished::Dr(d));
+                    }
+                }
+                else => return None,
+            }
+        }
     }
 }

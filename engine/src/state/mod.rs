@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 mod catalog;
+mod dr;
+pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};
 mod health;
 pub mod holder;
 mod identity;

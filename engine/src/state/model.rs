@@ -26,6 +26,9 @@ pub struct PolicyState {
         skip_serializing_if = "lifeboat_schema::PolicyOptions::is_default"
     )]
     pub options: lifeboat_schema::PolicyOptions,
+    /// Where its backups are copied (`dr { .. }`); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dr: Option<lifeboat_schema::Dr>,
 }
 
 impl From<&Policy> for PolicyState {
@@ -42,6 +45,7 @@ impl From<&Policy> for PolicyState {
             auto_remove_targets: p.auto_remove_targets,
             schedules: p.schedules.clone(),
             options: p.options.clone(),
+            dr: p.dr.clone(),
         }
     }
 }

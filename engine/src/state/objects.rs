@@ -36,7 +36,8 @@ pub fn check_value(addr: &Address, value: &serde_json::Value) -> StateResult<()>
         | Address::Image { .. }
         | Address::DbSnapshot { .. }
         | Address::DbClusterSnapshot { .. }
-        | Address::VpcClone { .. } => Ok(()),
+        | Address::VpcClone { .. }
+        | Address::DrCopy { .. } => Ok(()),
     }
 }
 

@@ -61,6 +61,12 @@ pub struct Snapshot {
     /// When each target that left its policy left it: policy, then target.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub departed: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
+    /// Every DR copy recorded, oldest backup first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dr_copies: Vec<super::dr::DrCopyRecord>,
+    /// Every backup's DR status per destination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dr_runs: Vec<super::dr::DrRun>,
 }
 
 /// The store as the concurrent parts of the engine hold it: one connection,
@@ -186,7 +192,22 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE departed_targets (
         policy TEXT NOT NULL, target TEXT NOT NULL, at TEXT NOT NULL,
         PRIMARY KEY (policy, target));",
-    // secured-DR checks: the last check of each secured account and what
+    // version 10: DR: each backup's status per destination, and every copy
+    // made (no foreign key to backups: copies outlive the local backup)
+    "CREATE TABLE dr_runs (
+        policy TEXT NOT NULL, backup_id TEXT NOT NULL, backup_seq INTEGER NOT NULL,
+        account TEXT NOT NULL, region TEXT NOT NULL, status TEXT NOT NULL,
+        started TEXT NOT NULL, updated TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (policy, backup_id, account, region));
+     CREATE TABLE dr_copies (
+        id TEXT NOT NULL, account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL,
+        arn TEXT, image_id TEXT, source_id TEXT NOT NULL, source_region TEXT NOT NULL,
+        source_account TEXT NOT NULL, target TEXT NOT NULL, policy TEXT NOT NULL,
+        backup_id TEXT NOT NULL, backup_seq INTEGER NOT NULL, status TEXT NOT NULL,
+        started TEXT NOT NULL, finished TEXT, expired TEXT, problem TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (account, region, id));
+     CREATE INDEX dr_copies_by_backup ON dr_copies (policy, backup_id);",
+    // version 11: secured-DR checks: the last check of each secured account and what
     // it found (run mode checks again every `check_every` from then)
     "CREATE TABLE secured_checks (
         account TEXT PRIMARY KEY, checked_at TEXT NOT NULL, findings INTEGER NOT NULL,
@@ -360,12 +381,16 @@ impl Store {
                     .insert(target, parse_ts(&path, &at)?);
             }
         }
+        let dr_copies = super::dr::read_copies(&tx, &path, None)?;
+        let dr_runs = super::dr::read_runs(&tx, &path, None)?;
         let snap = Snapshot {
             lineage,
             serial,
             objects,
             backups,
             departed,
+            dr_copies,
+            dr_runs,
         };
         snap.check_objects()?;
         Ok(snap)
@@ -519,7 +544,9 @@ impl Tx<'_> {
         self.tx
             .execute_batch("PRAGMA defer_foreign_keys = ON")
             .map_err(|e| self.err(e))?;
-        for table in ["backups", "snapshots"].iter().chain(POLICY_BOOKKEEPING) {
+        // A policy's DR runs and copies are its history, like its backups.
+        let history = ["backups", "snapshots", "dr_runs", "dr_copies"];
+        for table in history.iter().chain(POLICY_BOOKKEEPING) {
             self.tx
                 .execute(
                     &format!("UPDATE {table} SET policy = ?2 WHERE policy = ?1"),

@@ -19,6 +19,9 @@ use chrono::{DateTime, Utc};
 use lifeboat_schema::{Account, InstanceMode};
 use serde_json::{json, Value};
 
+mod copies;
+pub use copies::{copy_drift, decide_copies, AssumeHeld, CopyDecision, CopyPolicies, Holds};
+
 use crate::addr::Address;
 use crate::plan::observe::Observation;
 use crate::plan::{Action, Change, Effect};
@@ -195,6 +198,7 @@ pub fn decide(
         }
     }
     let mut warnings = keep_departed(&judged, policies, observed, &mut expiring);
+    warnings.extend(keep_dr_sources(state, &mut expiring));
     warnings.extend(protect(&state.backups, accounts, &mut expiring));
     let kept = kept_initial_amis(state, |p| policies.generations.contains_key(p))?;
     let mut changes = Vec::new();
@@ -278,6 +282,25 @@ fn keep_departed(
                     ));
                 }
             }
+        }
+    }
+    notes
+}
+
+/// A backup whose DR copies are still being made is their source: it
+/// stays until they settle (a delete would fail the copies in flight).
+fn keep_dr_sources(
+    state: &state::Snapshot,
+    expiring: &mut BTreeMap<Address, String>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for r in state.dr_runs.iter().filter(|r| r.status.is_open()) {
+        let a = Address::backup(&r.policy, &r.backup_id);
+        if expiring.remove(&a).is_some() {
+            notes.push(format!(
+                "kept: {a} is the source of DR copies to {} still in progress",
+                r.destination
+            ));
         }
     }
     notes

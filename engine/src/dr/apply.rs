@@ -1,0 +1,288 @@
+//! What `apply` does for a `dr_copy` change: make the missing copies of a
+//! backup (`+`), delete an expired copy where the account allows it (`-`),
+//! tag it expired where it does not (`~`), or forget a copy gone from AWS
+//! (`<=`). The copy is found in the catalog by its address, never taken
+//! from the plan's values: an edited plan names at most what the catalog
+//! already holds.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::addr::Address;
+use crate::cloud::{gone_is_done, Tags};
+use crate::plan::apply::{ApplyError, Executor, Refusal};
+use crate::plan::{Action, Change};
+use crate::state::{ArtifactKind, Destination, DrCopyRecord, DrRun, DrStatus};
+
+use super::{names, DrWork, Limits};
+
+/// One DR run is driven by one change at a time: the other changes of the
+/// same backup and destination wait, then find their copies recorded.
+static DRIVING: Mutex<BTreeMap<(String, String, Destination), Arc<tokio::sync::Mutex<()>>>> =
+    Mutex::new(BTreeMap::new());
+
+fn run_lock(policy: &str, backup: &str, d: &Destination) -> Arc<tokio::sync::Mutex<()>> {
+    DRIVING
+        .lock()
+        .expect("dr runs")
+        .entry((policy.to_string(), backup.to_string(), d.clone()))
+        .or_default()
+        .clone()
+}
+
+/// The catalog's copy (with an AMI's snapshot copies) at `address`.
+fn recorded(ex: &Executor, address: &Address) -> Result<Vec<DrCopyRecord>, ApplyError> {
+    let Address::DrCopy { policy, source, to } = address else {
+        return Ok(Vec::new());
+    };
+    let (region, account) = match to.split_once(':') {
+        Some((r, a)) => (r, Some(a)),
+        None => (to.as_str(), None),
+    };
+    let all = ex.store.lock().expect("store").dr_copies(Some(policy))?;
+    let main: Vec<DrCopyRecord> = all
+        .iter()
+        .filter(|c| {
+            c.source_id == *source
+                && c.image.is_none()
+                && c.destination.region == region
+                && match account {
+                    Some(a) => c.destination.account == a,
+                    None => c.destination.account == c.source_account,
+                }
+        })
+        .cloned()
+        .collect();
+    let mut out = main.clone();
+    for m in main.iter().filter(|m| m.kind == ArtifactKind::Image) {
+        out.extend(
+            all.iter()
+                .filter(|c| c.image.as_deref() == Some(&m.id) && c.destination == m.destination)
+                .cloned(),
+        );
+    }
+    Ok(out)
+}
+
+impl Executor {
+    /// Performs one `dr_copy` change.
+    pub(crate) async fn dr_copy(&self, c: &Change) -> Result<(), ApplyError> {
+        match c.action {
+            Action::Create => self.make_copies(c).await,
+            Action::Delete => self.delete_copy(c).await,
+            Action::Update => self.expire_copy(c).await,
+            Action::Read => {
+                let copies = recorded(self, &c.address)?;
+                self.write(|tx| {
+                    for r in &copies {
+                        tx.delete_dr_copy(&r.destination, &r.id)?;
+                    }
+                    Ok(())
+                })
+            }
+            Action::Replace | Action::Move => Err(ApplyError::NotApplicable {
+                action: c.action,
+                address: c.address.clone(),
+            }),
+        }
+    }
+
+    /// Makes the copies of the backup named in the change's `after` to its
+    /// destination, as the runner would, waiting for them.
+    async fn make_copies(&self, c: &Change) -> Result<(), ApplyError> {
+        let after = c.after.as_ref().ok_or(ApplyError::NoValue)?;
+        let field = |k: &str| {
+            after
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| ApplyError::MissingField(k.to_string()))
+        };
+        let Address::DrCopy { policy, .. } = &c.address else {
+            return Err(ApplyError::NoValue);
+        };
+        let (backup_id, account, region) =
+            (field("backup_id")?, field("account")?, field("region")?);
+        let dest = Destination { account, region };
+        let lock = run_lock(policy, &backup_id, &dest);
+        let _driving = lock.lock().await;
+        // The plan found this copy missing (or its last try failed): a
+        // record of it that is settled is forgotten, so that it is made
+        // again; one found in AWS by its tags is adopted instead.
+        let stale: Vec<DrCopyRecord> = recorded(self, &c.address)?
+            .into_iter()
+            .filter(|r| r.status != DrStatus::InProgress && r.backup_id == backup_id)
+            .collect();
+        self.write(|tx| {
+            for r in &stale {
+                tx.delete_dr_copy(&r.destination, &r.id)?;
+            }
+            Ok(())
+        })?;
+        let backup = self
+            .store
+            .lock()
+            .expect("store")
+            .backups(Some(policy))?
+            .into_iter()
+            .find(|b| b.id == backup_id)
+            .ok_or_else(|| Refusal::NotInCatalog {
+                id: backup_id.clone(),
+            })?;
+        let runs = self.store.lock().expect("store").dr_runs(Some(policy))?;
+        let run = match runs
+            .into_iter()
+            .find(|r| r.backup_id == backup_id && r.destination == dest)
+        {
+            Some(r) if r.status.is_open() => r,
+            Some(r) => DrRun {
+                status: DrStatus::Pending,
+                started: self.now,
+                updated: self.now,
+                detail: String::new(),
+                ..r
+            },
+            None => DrRun {
+                policy: policy.clone(),
+                backup_id: backup.id.clone(),
+                backup_seq: backup.seq,
+                destination: dest,
+                status: DrStatus::Pending,
+                started: self.now,
+                updated: self.now,
+                detail: String::new(),
+            },
+        };
+        self.write(|tx| tx.put_dr_run(&run))?;
+        let mut work = DrWork::new(
+            self.cloud.clone(),
+            self.store.clone(),
+            Limits::default(),
+            self.now,
+        );
+        work.interval = std::time::Duration::from_secs(5);
+        let ended = super::copy::drive(&work, run).await?;
+        if ended.status == DrStatus::Completed {
+            Ok(())
+        } else {
+            Err(ApplyError::Dr(format!(
+                "DR copies of backup {} to {} {}: {}",
+                ended.backup_id,
+                ended.destination,
+                ended.status.as_str(),
+                ended.detail
+            )))
+        }
+    }
+
+    /// The copy to delete or tag, checked: recorded, settled, its backup
+    /// not frozen; with the account it lives in.
+    fn settled_copy(
+        &self,
+        c: &Change,
+    ) -> Result<(Vec<DrCopyRecord>, &lifeboat_schema::Account), ApplyError> {
+        let copies = recorded(self, &c.address)?;
+        let Some(main) = copies.first().cloned() else {
+            return Err(Refusal::NotInCatalog {
+                id: c.address.to_string(),
+            }
+            .into());
+        };
+        if main.status == DrStatus::InProgress {
+            return Err(Refusal::StillRunning {
+                id: main.id,
+                backup_id: main.backup_id,
+                policy: main.policy,
+            }
+            .into());
+        }
+        let frozen = self
+            .store
+            .lock()
+            .expect("store")
+            .backups(Some(&main.policy))?
+            .into_iter()
+            .any(|b| b.id == main.backup_id && b.frozen.is_some());
+        if frozen {
+            return Err(Refusal::Frozen {
+                id: main.id,
+                backup_id: main.backup_id,
+                policy: main.policy,
+            }
+            .into());
+        }
+        let acct = self.account(&main.destination.account)?;
+        Ok((copies, acct))
+    }
+
+    async fn delete_copy(&self, c: &Change) -> Result<(), ApplyError> {
+        let (copies, acct) = self.settled_copy(c)?;
+        let main = &copies[0];
+        if !acct.allow_delete {
+            return Err(Refusal::DeleteNotAllowed {
+                account: acct.name.clone(),
+                id: main.id.clone(),
+            }
+            .into());
+        }
+        self.still_locked()?;
+        let region = &main.destination.region;
+        match main.kind {
+            ArtifactKind::Ebs => {
+                let ec2 = self.cloud.ec2(acct, region).await?;
+                gone_is_done(ec2.delete_snapshot(&main.id).await)?;
+            }
+            ArtifactKind::Image => {
+                let ec2 = self.cloud.ec2(acct, region).await?;
+                gone_is_done(ec2.deregister_image(&main.id).await)?;
+                for s in &copies[1..] {
+                    gone_is_done(ec2.delete_snapshot(&s.id).await)?;
+                }
+            }
+            ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {
+                let rds = self.cloud.rds(acct, region).await?;
+                gone_is_done(
+                    rds.delete_db_snapshot(super::copy::db_kind(main.kind), &main.id)
+                        .await,
+                )?;
+            }
+        }
+        self.write(|tx| {
+            for r in &copies {
+                tx.delete_dr_copy(&r.destination, &r.id)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Tags an expired copy `lifeboat:expired` in an account where Lifeboat
+    /// does not delete, and records it expired.
+    async fn expire_copy(&self, c: &Change) -> Result<(), ApplyError> {
+        let (copies, acct) = self.settled_copy(c)?;
+        let main = &copies[0];
+        let region = &main.destination.region;
+        let at = self.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let tags: Tags = [(names::TAG_EXPIRED.to_string(), at)].into();
+        match main.kind {
+            ArtifactKind::Ebs | ArtifactKind::Image => {
+                let ec2 = self.cloud.ec2(acct, region).await?;
+                let ids: Vec<String> = copies.iter().map(|r| r.id.clone()).collect();
+                ec2.create_tags(&ids, &tags).await?;
+            }
+            ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {
+                let rds = self.cloud.rds(acct, region).await?;
+                let arn = main.arn.clone().unwrap_or_default();
+                rds.tag_db_snapshot(&arn, &tags).await?;
+            }
+        }
+        let now = self.now;
+        self.write(|tx| {
+            for r in &copies {
+                let mut r = r.clone();
+                r.expired = Some(now);
+                tx.put_dr_copy(&r)?;
+            }
+            Ok(())
+        })
+    }
+}

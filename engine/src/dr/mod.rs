@@ -1,0 +1,264 @@
+//! Disaster-recovery copies: each backup of a policy with a `dr` block is
+//! copied to other regions of its account and to a DR account, with a
+//! status per destination, while the runner goes on with the next backups.
+//!
+//! `route.rs` says which artifacts go where and which backups are copied
+//! (`every`); `copy.rs` drives one backup's copies to one destination
+//! (adoption after a crash, the cap on copies in flight, shares across
+//! accounts, the wait, the timeout); `keys.rs` picks an encrypted copy's
+//! key; `names.rs` the copies' tags. Which copies expire is retention's
+//! rule (`crate::retention::copies`), like every expiry.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::{DEFAULT_DR_CONCURRENCY, MAX_DR_CONCURRENCY};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::cloud::Cloud;
+use crate::state::model::PolicyState;
+use crate::state::{BackupRecord, Destination, DrRun, DrStatus, SharedStore, StateError};
+
+mod apply;
+mod copy;
+pub mod keys;
+pub mod names;
+pub mod observe;
+pub mod plan;
+mod retain;
+pub mod route;
+
+pub use retain::retain_copies;
+
+/// Bounds on the copies in flight (started, not yet completed) per
+/// destination, shared by every DR run that holds the same `Limits`; and
+/// per policy and destination when the policy sets `concurrency`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    per_destination: usize,
+    #[allow(clippy::type_complexity)]
+    sems: Arc<Mutex<BTreeMap<(Option<String>, Destination), Arc<Semaphore>>>>,
+}
+
+impl Limits {
+    /// `per_destination` is held to 1..=20 (AWS copies at most 20 at once
+    /// into one region of one account).
+    pub fn new(per_destination: usize) -> Limits {
+        Limits {
+            per_destination: per_destination.clamp(1, MAX_DR_CONCURRENCY as usize),
+            sems: Default::default(),
+        }
+    }
+
+    pub fn per_destination(&self) -> usize {
+        self.per_destination
+    }
+
+    fn sems(&self, policy: &str, d: &Destination, cap: Option<u32>) -> Vec<Arc<Semaphore>> {
+        let mut m = self.sems.lock().expect("limits");
+        let mut out = vec![m
+            .entry((None, d.clone()))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_destination)))
+            .clone()];
+        if let Some(cap) = cap {
+            out.push(
+                m.entry((Some(policy.to_string()), d.clone()))
+                    .or_insert_with(|| Arc::new(Semaphore::new(cap.max(1) as usize)))
+                    .clone(),
+            );
+        }
+        out
+    }
+
+    /// Room for one copy now, if there is some.
+    fn try_acquire(
+        &self,
+        policy: &str,
+        d: &Destination,
+        cap: Option<u32>,
+    ) -> Option<Vec<OwnedSemaphorePermit>> {
+        self.sems(policy, d, cap)
+            .into_iter()
+            .map(|s| s.try_acquire_owned().ok())
+            .collect()
+    }
+
+    /// Room for one copy, waiting for it (semaphores serve in order).
+    async fn acquire(
+        &self,
+        policy: &str,
+        d: &Destination,
+        cap: Option<u32>,
+    ) -> Vec<OwnedSemaphorePermit> {
+        let mut out = Vec::new();
+        for s in self.sems(policy, d, cap) {
+            out.push(s.acquire_owned().await.expect("never closed"));
+        }
+        out
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(DEFAULT_DR_CONCURRENCY as usize)
+    }
+}
+
+/// What DR runs share: the cloud, the state, the limits, the clock.
+pub struct DrWork {
+    pub cloud: Arc<dyn Cloud>,
+    pub store: SharedStore,
+    pub limits: Limits,
+    /// The time the work starts at (the runner's clock, `--now`).
+    pub now: DateTime<Utc>,
+    started: std::time::Instant,
+    /// Time between two looks at copies in flight.
+    pub interval: std::time::Duration,
+    /// False: start what fits and return (`lifeboat backup --no-wait-dr`);
+    /// the runner finishes the rest.
+    pub wait: bool,
+    /// The state lock the caller holds: retention of copies deletes only
+    /// while it is still held. `None` checks nothing (tests).
+    pub lock_id: Option<String>,
+}
+
+impl DrWork {
+    pub fn new(
+        cloud: Arc<dyn Cloud>,
+        store: SharedStore,
+        limits: Limits,
+        now: DateTime<Utc>,
+    ) -> DrWork {
+        DrWork {
+            cloud,
+            store,
+            limits,
+            now,
+            started: std::time::Instant::now(),
+            interval: std::time::Duration::from_secs(15),
+            wait: true,
+            lock_id: None,
+        }
+    }
+}
+
+/// Records the DR runs of a finished backup: pending for each destination
+/// when it is due under `every`, skipped otherwise. Returns the pending
+/// ones. Nothing for a policy without `dr` or a backup that did not succeed.
+pub fn record_due(
+    store: &SharedStore,
+    policy: &PolicyState,
+    backup: &BackupRecord,
+    now: DateTime<Utc>,
+) -> Result<Vec<DrRun>, StateError> {
+    let Some(dr) = &policy.dr else {
+        return Ok(Vec::new());
+    };
+    if backup.status != crate::state::BackupStatus::Success {
+        return Ok(Vec::new());
+    }
+    let mut s = store.lock().expect("store");
+    let backups = s.backups(Some(&backup.policy))?;
+    let runs = s.dr_runs(Some(&backup.policy))?;
+    if runs.iter().any(|r| r.backup_id == backup.id) {
+        // Recorded already (a retried record after a crash).
+        return Ok(runs
+            .into_iter()
+            .filter(|r| r.backup_id == backup.id && r.status.is_open())
+            .collect());
+    }
+    let due = route::due(dr, backup, &backups, &runs);
+    let routes = route::routes(dr, &policy.account, &backup.snapshots);
+    let made: Vec<DrRun> = routes
+        .keys()
+        .map(|d| DrRun {
+            policy: backup.policy.clone(),
+            backup_id: backup.id.clone(),
+            backup_seq: backup.seq,
+            destination: d.clone(),
+            status: if due {
+                DrStatus::Pending
+            } else {
+                DrStatus::Skipped
+            },
+            started: now,
+            updated: now,
+            detail: if due {
+                String::new()
+            } else {
+                format!("dr.every = {}: this backup is not copied", dr.every)
+            },
+        })
+        .collect();
+    s.transaction(|tx| {
+        for r in &made {
+            tx.put_dr_run(r)?;
+        }
+        Ok(())
+    })?;
+    Ok(made
+        .into_iter()
+        .filter(|r| r.status == DrStatus::Pending)
+        .collect())
+}
+
+/// The DR runs a stopped process left pending or in progress: the runner
+/// resumes them at its start.
+pub fn open_runs(store: &SharedStore) -> Result<Vec<DrRun>, StateError> {
+    Ok(store
+        .lock()
+        .expect("store")
+        .dr_runs(None)?
+        .into_iter()
+        .filter(|r| r.status.is_open())
+        .collect())
+}
+
+/// Drives every run in `runs` at once (each within the shared limits),
+/// oldest backup first in the queue for room. Returns each run as it ended.
+///
+/// Once they ended, the copies' retention runs for the policies whose runs
+/// completed: their older copies may now expire. Its failures are in the
+/// returned report.
+pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, StateError>> {
+    runs.sort_by(|a, b| (a.started, a.backup_seq).cmp(&(b.started, b.backup_seq)));
+    let ended = futures_join(runs.into_iter().map(|r| copy::drive(work, r))).await;
+    let completed: std::collections::BTreeSet<String> = ended
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|r| r.status == DrStatus::Completed)
+        .map(|r| r.policy.clone())
+        .collect();
+    if !completed.is_empty() && work.wait {
+        if let Err(e) = retain_copies(work, &completed).await {
+            return ended.into_iter().chain([Err(e)]).collect();
+        }
+    }
+    ended
+}
+
+async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let fs: Vec<_> = fs.map(Box::pin).collect();
+    let mut out = Vec::with_capacity(fs.len());
+    // Polled together: each run waits on AWS, not on the others.
+    let mut pending: Vec<_> = fs.into_iter().enumerate().collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        pending.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
+            std::task::Poll::Ready(v) => {
+                results[*i] = Some(v);
+                false
+            }
+            std::task::Poll::Pending => true,
+        });
+        if pending.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().map(|r| r.expect("every run ended")));
+    out
+}

@@ -1,0 +1,98 @@
+//! What AWS still holds of the recorded copies: one describe per
+//! destination and kind (200 ids a call), the same evidence for `plan` and
+//! for the retention after DR runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use lifeboat_schema::Account;
+
+use crate::cloud::{collect_chunked, Cloud, CloudError, ImageQuery, SnapshotQuery};
+use crate::retention::Holds;
+use crate::state::{ArtifactKind, Destination, DrCopyRecord};
+
+/// The recorded copies found in AWS, by destination and id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CopiesSeen {
+    pub present: BTreeSet<(Destination, String)>,
+}
+
+impl Holds for CopiesSeen {
+    fn holds(&self, c: &DrCopyRecord) -> bool {
+        self.present
+            .contains(&(c.destination.clone(), c.id.clone()))
+    }
+}
+
+/// Looks for every copy in `copies` (main copies; an AMI stands for its
+/// snapshots) in its destination. A destination account not in `accounts`
+/// is not looked at: its copies count as present, so nothing is decided on
+/// a guess.
+pub async fn observe_copies(
+    cloud: Arc<dyn Cloud>,
+    copies: &[DrCopyRecord],
+    accounts: &BTreeMap<String, Account>,
+) -> Result<CopiesSeen, CloudError> {
+    let mut by: BTreeMap<(Destination, ArtifactKind), Vec<String>> = BTreeMap::new();
+    let mut seen = CopiesSeen::default();
+    for c in copies.iter().filter(|c| c.image.is_none()) {
+        if accounts.contains_key(&c.destination.account) {
+            by.entry((c.destination.clone(), c.kind))
+                .or_default()
+                .push(c.id.clone());
+        } else {
+            seen.present.insert((c.destination.clone(), c.id.clone()));
+        }
+    }
+    for ((dest, kind), ids) in by {
+        let account = &accounts[&dest.account];
+        let found: Vec<String> = match kind {
+            ArtifactKind::Ebs => {
+                let ec2 = cloud.ec2(account, &dest.region).await?;
+                collect_chunked(&ids, |chunk, t| {
+                    let ec2 = ec2.clone();
+                    let q = SnapshotQuery {
+                        ids: chunk.to_vec(),
+                        ..Default::default()
+                    };
+                    async move { ec2.snapshots_page(&q, t).await }
+                })
+                .await?
+                .into_iter()
+                .map(|s| s.id)
+                .collect()
+            }
+            ArtifactKind::Image => {
+                let ec2 = cloud.ec2(account, &dest.region).await?;
+                collect_chunked(&ids, |chunk, t| {
+                    let ec2 = ec2.clone();
+                    let q = ImageQuery {
+                        ids: chunk.to_vec(),
+                        ..Default::default()
+                    };
+                    async move { ec2.images_page(&q, t).await }
+                })
+                .await?
+                .into_iter()
+                .map(|i| i.id)
+                .collect()
+            }
+            ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {
+                let rds = cloud.rds(account, &dest.region).await?;
+                let k = super::copy::db_kind(kind);
+                collect_chunked(&ids, |chunk, t| {
+                    let rds = rds.clone();
+                    let chunk = chunk.to_vec();
+                    async move { rds.db_snapshots_page(k, &chunk, t).await }
+                })
+                .await?
+                .into_iter()
+                .map(|d| d.id)
+                .collect()
+            }
+        };
+        seen.present
+            .extend(found.into_iter().map(|id| (dest.clone(), id)));
+    }
+    Ok(seen)
+}

@@ -1,0 +1,433 @@
+//! DR copies over the in-memory fake, for what the emulator cannot show:
+//! a copy of a snapshot shared from another account (the emulator refuses
+//! it), copies that stay pending until the DR timeout (the emulator
+//! completes at once), the cap on copies in flight per destination (the
+//! fake counts the most ever pending), the key chosen for an encrypted
+//! copy in each detection mode, and a process killed between a copy call
+//! and its record.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use lifeboat_engine::backup;
+use lifeboat_engine::cloud::{Cloud, Encryption, SnapshotCopyRequest};
+use lifeboat_engine::dr::{self, DrWork, Limits};
+use lifeboat_engine::plan::apply::{self, Executor};
+use lifeboat_engine::plan::{observe, planner, Plan};
+use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
+use lifeboat_engine::state::{DrRun, DrStatus, SharedStore, Store};
+use lifeboat_engine::testing::fake::FakeCloud;
+use lifeboat_schema::Config;
+
+const WAIT: backup::Wait = backup::Wait {
+    timeout: std::time::Duration::from_secs(60),
+    interval: std::time::Duration::from_millis(1),
+};
+
+const MAIN_ID: &str = "111111111111";
+const VAULT_ID: &str = "222222222222";
+
+fn config(instances: usize, dr: &str) -> Config {
+    let targets: String = (0..instances)
+        .map(|n| format!("  instance \"i-{n:08x}\" {{\n    region = \"us-east-1\"\n  }}\n"))
+        .collect();
+    let text = format!(
+        r#"
+account "main" {{
+  regions = ["us-east-1"]
+}}
+
+account "vault" {{
+  type         = "dr"
+  regions      = ["us-east-1"]
+  allow_delete = false
+}}
+
+policy "web" {{
+  account     = account.main
+  generations = 2
+{targets}
+  dr {{
+{dr}
+  }}
+}}
+"#
+    );
+    lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text)])
+        .unwrap_or_else(|d| panic!("{d}"))
+        .config
+}
+
+fn at(minute: u32) -> DateTime<Utc> {
+    format!("2026-11-22T10:{minute:02}:00Z").parse().unwrap()
+}
+
+struct Bench {
+    cloud: FakeCloud,
+    store: SharedStore,
+    config: Config,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    async fn applied(instances: usize, dr: &str) -> Bench {
+        let cloud = FakeCloud::new(3);
+        {
+            let mut w = cloud.world.lock().unwrap();
+            for n in 0..instances {
+                w.add_instance(&format!("i-{n:08x}"), "us-east-1", &[], 1);
+            }
+            w.account_ids.insert("main".into(), MAIN_ID.into());
+            w.account_ids.insert("vault".into(), VAULT_ID.into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(
+            Store::open(&dir.path().join("state.db")).unwrap(),
+        ));
+        let b = Bench {
+            cloud,
+            store,
+            config: config(instances, dr),
+            _dir: dir,
+        };
+        let report = b.apply(&b.plan(at(0)).await, at(0)).await;
+        assert_eq!(report.failed(), 0, "{report:?}");
+        b
+    }
+
+    fn cloud(&self) -> Arc<dyn Cloud> {
+        Arc::new(self.cloud.clone())
+    }
+
+    async fn plan(&self, now: DateTime<Utc>) -> Plan {
+        let state = self.store.lock().unwrap().load().unwrap();
+        let obs = observe::observe(self.cloud(), &self.config, &state)
+            .await
+            .unwrap();
+        planner::plan(&self.config, &state, &obs, now).unwrap()
+    }
+
+    async fn apply(&self, plan: &Plan, now: DateTime<Utc>) -> apply::Report {
+        let state = self.store.lock().unwrap().load().unwrap();
+        let exec = Arc::new(Executor {
+            cloud: self.cloud(),
+            accounts: planner::known_accounts(&self.config, &state).unwrap(),
+            store: self.store.clone(),
+            now,
+            lock_id: None,
+            stop: Default::default(),
+        });
+        apply::apply(plan, exec, 4, |_, _| {}).await
+    }
+
+    /// One ad hoc backup; returns the DR runs it recorded as pending.
+    async fn backup(&self, minute: u32) -> Vec<DrRun> {
+        let run = attempt::run(
+            self.cloud(),
+            self.store.clone(),
+            "web",
+            &Trigger::AdHoc,
+            at(minute),
+            WAIT,
+            &Context::default(),
+        )
+        .await;
+        assert!(run.succeeded, "{:?}", run.result.err());
+        run.dr
+    }
+
+    fn work(&self, per_destination: usize, minute: u32) -> DrWork {
+        let mut w = DrWork::new(
+            self.cloud(),
+            self.store.clone(),
+            Limits::new(per_destination),
+            at(minute),
+        );
+        w.interval = std::time::Duration::from_millis(2);
+        w
+    }
+
+    async fn copy(&self, runs: Vec<DrRun>, per_destination: usize) -> Vec<DrRun> {
+        dr::copy(&self.work(per_destination, 1), runs)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_cross_account_copy_is_shared_copied_by_the_vault_then_unshared() {
+    let b = Bench::applied(2, "cross_account {\n to = account.vault\n }").await;
+    let runs = b.backup(0).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].destination.to_string(), "us-east-1:vault");
+    let ended = b.copy(runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Completed, "{:?}", ended[0]);
+
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    assert_eq!(copies.len(), 2);
+    let w = b.cloud.world.lock().unwrap();
+    for c in &copies {
+        assert_eq!(c.status, DrStatus::Completed);
+        // The copy is the vault's, tagged with where it came from.
+        assert_eq!(w.copies.owners[&c.id], "vault");
+        let s = &w.snapshots[&c.id];
+        assert_eq!(s.tags["lifeboat:dr-source"], c.source_id);
+        assert_eq!(s.tags["lifeboat:dr-source-account"], MAIN_ID);
+        assert_eq!(s.tags["lifeboat:dr-policy"], "web");
+        assert!(
+            !s.tags.contains_key("lifeboat:policy"),
+            "a copy is never taken for a backup"
+        );
+    }
+    // Shared for the copy, unshared once it completed.
+    assert_eq!(w.calls_of("ModifySnapshotAttribute"), 4);
+    assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares);
+    assert_eq!(
+        w.calls_of("CopySnapshot"),
+        2,
+        "exactly one copy call per artifact"
+    );
+}
+
+#[tokio::test]
+async fn without_the_share_the_vault_cannot_copy() {
+    // The fake, as AWS, refuses a copy of another account's snapshot that
+    // is not shared: the share step is what makes the copy possible.
+    let b = Bench::applied(1, "cross_account {\n to = account.vault\n }").await;
+    b.backup(0).await;
+    let source = b.store.lock().unwrap().backups(Some("web")).unwrap()[0].snapshots[0].clone();
+    let vault = b.config.accounts["vault"].clone();
+    let ec2 = b.cloud.ec2(&vault, "us-east-1").await.unwrap();
+    let err = ec2
+        .copy_snapshot(&SnapshotCopyRequest {
+            source_region: "us-east-1".into(),
+            source_id: source.id.clone(),
+            description: String::new(),
+            tags: Default::default(),
+            kms_key_id: None,
+            encrypt: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code.as_deref(),
+        Some("InvalidSnapshot.NotFound"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn copies_pending_past_the_dr_timeout_time_out_and_open_an_alert() {
+    let b = Bench::applied(2, "regions = [\"us-west-2\"]\n timeout = \"1s\"").await;
+    b.cloud.world.lock().unwrap().copies.copy_polls = u32::MAX;
+    let runs = b.backup(0).await;
+    let mut work = b.work(5, 0);
+    work.interval = std::time::Duration::from_millis(50);
+    let ended = dr::copy(&work, runs).await;
+    let run = ended[0].as_ref().unwrap();
+    assert_eq!(run.status, DrStatus::TimedOut, "{run:?}");
+    assert!(
+        run.detail.contains("2 copies not completed"),
+        "{}",
+        run.detail
+    );
+    let s = b.store.lock().unwrap();
+    assert!(s
+        .dr_copies(Some("web"))
+        .unwrap()
+        .iter()
+        .all(|c| c.status == DrStatus::TimedOut));
+    let alerts = s.open_alerts().unwrap();
+    assert!(
+        alerts.iter().any(|a| a.message.contains("timed out")),
+        "{alerts:?}"
+    );
+}
+
+#[tokio::test]
+async fn copies_in_flight_per_destination_never_pass_the_cap() {
+    let b = Bench::applied(12, "regions = [\"us-west-2\"]").await;
+    b.cloud.world.lock().unwrap().copies.copy_polls = 3;
+    let runs = b.backup(0).await;
+    let ended = b.copy(runs, 3).await;
+    assert_eq!(ended[0].status, DrStatus::Completed, "{:?}", ended[0]);
+    let w = b.cloud.world.lock().unwrap();
+    let max = w.copies.max_in_flight[&("main".to_string(), "us-west-2".to_string())];
+    assert_eq!(max, 3, "the cap is used and never passed");
+    assert_eq!(w.calls_of("CopySnapshot"), 12);
+}
+
+#[tokio::test]
+async fn a_policy_concurrency_below_the_runners_caps_its_copies() {
+    let b = Bench::applied(6, "regions = [\"us-west-2\"]\n concurrency = 2").await;
+    b.cloud.world.lock().unwrap().copies.copy_polls = 2;
+    let runs = b.backup(0).await;
+    let ended = b.copy(runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Completed);
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(
+        w.copies.max_in_flight[&("main".to_string(), "us-west-2".to_string())],
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_copy_made_before_a_crash_is_adopted_not_made_again() {
+    let b = Bench::applied(1, "regions = [\"us-west-2\"]").await;
+    let runs = b.backup(0).await;
+    // The process died right after the copy call, before recording it:
+    // the copy exists in AWS with its tags, the catalog knows nothing.
+    let source = b.store.lock().unwrap().backups(Some("web")).unwrap()[0].snapshots[0].clone();
+    let main = b.config.accounts["main"].clone();
+    let ec2 = b.cloud.ec2(&main, "us-west-2").await.unwrap();
+    let made = ec2
+        .copy_snapshot(&SnapshotCopyRequest {
+            source_region: "us-east-1".into(),
+            source_id: source.id.clone(),
+            description: String::new(),
+            tags: dr::names::copy_tags("web", &runs[0].backup_id, &source, MAIN_ID),
+            kms_key_id: None,
+            encrypt: false,
+        })
+        .await
+        .unwrap();
+    let ended = b.copy(runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Completed);
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(
+        copies[0].id, made,
+        "the copy found by its tags is the one recorded"
+    );
+    assert_eq!(
+        b.cloud.world.lock().unwrap().calls_of("CopySnapshot"),
+        1,
+        "never copied twice"
+    );
+}
+
+#[tokio::test]
+async fn every_second_backup_is_copied_and_the_other_is_skipped() {
+    let b = Bench::applied(1, "regions = [\"us-west-2\"]\n every = 2").await;
+    assert_eq!(b.backup(0).await.len(), 1, "the first backup is copied");
+    assert!(b.backup(1).await.is_empty());
+    assert_eq!(b.backup(2).await.len(), 1);
+    let runs = b.store.lock().unwrap().dr_runs(Some("web")).unwrap();
+    let statuses: Vec<DrStatus> = runs.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [DrStatus::Pending, DrStatus::Skipped, DrStatus::Pending]
+    );
+}
+
+/// An encrypted source volume: its snapshots are encrypted with `key`.
+fn encrypt_sources(b: &Bench, key: &str) {
+    let mut w = b.cloud.world.lock().unwrap();
+    let ids: Vec<String> = w.snapshots.keys().cloned().collect();
+    for id in ids {
+        w.copies.encryption.insert(
+            id,
+            Encryption {
+                encrypted: true,
+                kms_key_id: Some(key.to_string()),
+            },
+        );
+    }
+}
+
+async fn encrypted_copy(detection: &str, dest_alias: bool, tag: Option<&str>) -> (Bench, DrRun) {
+    let b = Bench::applied(
+        1,
+        &format!("regions = [\"us-west-2\"]\n encryption_key_detection = \"{detection}\""),
+    )
+    .await;
+    let source_key = b
+        .cloud
+        .world
+        .lock()
+        .unwrap()
+        .copies
+        .add_key("main", "us-east-1", "alias/app");
+    if dest_alias {
+        b.cloud
+            .world
+            .lock()
+            .unwrap()
+            .copies
+            .add_key("main", "us-west-2", "alias/app");
+    }
+    if let Some(k) = tag {
+        let mut w = b.cloud.world.lock().unwrap();
+        let i = w.instances.get_mut("i-00000000").unwrap();
+        i.tags
+            .insert("lifeboat:dr-kms-key:us-west-2".into(), k.into());
+    }
+    let runs = b.backup(0).await;
+    encrypt_sources(&b, &source_key);
+    let ended = b.copy(runs, 5).await;
+    let run = ended.into_iter().next().unwrap();
+    (b, run)
+}
+
+fn keys_asked(b: &Bench) -> Vec<Option<String>> {
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .copies
+        .copy_requests
+        .iter()
+        .map(|r| r.3.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_encrypted_copy_uses_the_destination_key_with_the_same_alias() {
+    let (b, run) = encrypted_copy("strict", true, None).await;
+    assert_eq!(run.status, DrStatus::Completed, "{run:?}");
+    assert_eq!(keys_asked(&b), [Some("alias/app".to_string())]);
+}
+
+#[tokio::test]
+async fn a_key_tag_on_the_source_wins_over_the_alias() {
+    let (b, run) = encrypted_copy("strict", true, Some("alias/dr-west")).await;
+    // The tagged alias does not exist in the destination: the copy call
+    // names it and AWS refuses, which the run reports.
+    assert_eq!(run.status, DrStatus::Failed, "{run:?}");
+    assert!(run.detail.contains("alias/dr-west"), "{}", run.detail);
+    assert_eq!(keys_asked(&b), Vec::<Option<String>>::new());
+}
+
+#[tokio::test]
+async fn strict_detection_fails_a_copy_without_a_matching_key() {
+    let (b, run) = encrypted_copy("strict", false, None).await;
+    assert_eq!(run.status, DrStatus::Failed);
+    assert!(
+        run.detail.contains("no key with the alias alias/app"),
+        "{}",
+        run.detail
+    );
+    assert!(keys_asked(&b).is_empty(), "no copy call was made");
+}
+
+#[tokio::test]
+async fn default_detection_uses_the_default_key_and_default_alert_says_so() {
+    let (b, run) = encrypted_copy("default", false, None).await;
+    assert_eq!(run.status, DrStatus::Completed, "{run:?}");
+    assert_eq!(
+        keys_asked(&b),
+        [None],
+        "EBS copies take the default key when none is named"
+    );
+    assert!(b.store.lock().unwrap().open_alerts().unwrap().is_empty());
+
+    let (b, run) = encrypted_copy("default_alert", false, None).await;
+    assert_eq!(run.status, DrStatus::Completed);
+    let alerts = b.store.lock().unwrap().open_alerts().unwrap();
+    assert!(
+        alerts.iter().any(|a| a.message.contains("default key")),
+        "{alerts:?}"
+    );
+}
