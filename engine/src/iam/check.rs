@@ -260,7 +260,12 @@ impl<'a> Details<'a> {
         }
         for arn in &p.attached {
             let m = self.managed.get(arn.as_str()).copied();
-            let name = m.map_or(arn.as_str(), |m| m.name.as_str());
+            // A policy's name is the last part of its ARN, for a listing
+            // that leaves the name out (the emulator does).
+            let name = match m {
+                Some(m) if !m.name.is_empty() => m.name.as_str(),
+                _ => arn.rsplit('/').next().unwrap_or(arn),
+            };
             let text = m.and_then(|m| m.document.as_deref());
             if let Some(doc) = self.read(&p.arn, name, text) {
                 out.push(Held {
