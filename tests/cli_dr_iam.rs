@@ -543,3 +543,50 @@ fn iam_policy_prints_the_minimal_policy_per_account_as_golden() {
         assert!(main.to_string().contains("ec2:DeleteSnapshot"));
     }
 }
+
+/// The events of a `run --once --log-format json` at `now`.
+fn run_once(env: &Env, now: &str) -> Vec<serde_json::Value> {
+    env.run(&["--now", now, "run", "--once", "--log-format", "json"])
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn run_mode_checks_a_secured_account_every_check_every_and_opens_its_alert() {
+    let env = Env::start();
+    let iam = Iam::new(&env.emulator);
+    env.config(&config(false, None, true).replace(
+        "\"rds:DeleteDBSnapshot\"]\n",
+        "\"rds:DeleteDBSnapshot\"]\n    check_every = \"6h\"\n",
+    ));
+    env.apply();
+    iam.role("direct");
+    iam.inline(
+        "direct",
+        "snapshots",
+        r#"{"Effect":"Allow","Action":"ec2:DeleteSnapshot","Resource":"*"}"#,
+    );
+    let checks = |events: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "secured_check")
+            .cloned()
+            .collect()
+    };
+    let first = checks(&run_once(&env, "2026-12-01T10:00:00Z"));
+    assert_eq!(first.len(), 1, "never checked: due at once");
+    assert_eq!(first[0]["account"], "vault");
+    assert_eq!(first[0]["findings"], 1);
+    assert_eq!(first[0]["alert"], "opened");
+    assert!(
+        checks(&run_once(&env, "2026-12-01T15:00:00Z")).is_empty(),
+        "not due before check_every"
+    );
+    iam.remove_inline("direct", "snapshots");
+    let again = checks(&run_once(&env, "2026-12-01T16:00:00Z"));
+    assert_eq!(again.len(), 1, "due once check_every has passed");
+    assert_eq!(again[0]["findings"], 0);
+    assert_eq!(again[0]["alert"], "closed");
+}
