@@ -215,9 +215,21 @@ fn account_details() -> Vec<AuthorizationEntry> {
             arn: managed.into(),
             document: Some(encoded),
         }),
-        role("clean", &[r#"{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}"#], &[]),
-        role("orphan", &[], &["arn:aws:iam::aws:policy/AdministratorAccess"]),
-        role("r1", &[r#"{"Effect":"Allow","Action":"ec2:DeleteSnapshot","Resource":"*"}"#], &[]),
+        role(
+            "clean",
+            &[r#"{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}"#],
+            &[],
+        ),
+        role(
+            "orphan",
+            &[],
+            &["arn:aws:iam::aws:policy/AdministratorAccess"],
+        ),
+        role(
+            "r1",
+            &[r#"{"Effect":"Allow","Action":"ec2:DeleteSnapshot","Resource":"*"}"#],
+            &[],
+        ),
         role("r2", &[], &[managed]),
     ]
 }
@@ -260,7 +272,10 @@ async fn the_authorization_details_are_read_page_by_page_and_the_alert_opens_onc
     let report = check::check(&cloud, vault).await.unwrap();
     // Seven entries, two a page: four calls, every entry read.
     assert_eq!(
-        fake.world.lock().unwrap().calls_of("GetAccountAuthorizationDetails"),
+        fake.world
+            .lock()
+            .unwrap()
+            .calls_of("GetAccountAuthorizationDetails"),
         4
     );
     assert_eq!(report.principals, 5, "alice and four roles");
@@ -279,7 +294,9 @@ async fn the_authorization_details_are_read_page_by_page_and_the_alert_opens_onc
     );
     assert_eq!(report.unread.len(), 1, "{:?}", report.unread);
     assert!(report.unread[0].contains("AdministratorAccess"));
-    assert!(report.summary().starts_with("account vault: 3 finding(s): 3 principal(s)"));
+    assert!(report
+        .summary()
+        .starts_with("account vault: 3 finding(s): 3 principal(s)"));
 
     let dir = tempfile::tempdir().unwrap();
     let store: SharedStore = Arc::new(Mutex::new(Store::open(&dir.path().join("s.db")).unwrap()));
