@@ -45,17 +45,20 @@ pub enum Feature {
     VpcCloneUpload,
     /// The `notifications` account: alerts and the daily summary.
     Notifications,
-    /// Cross-account DR sources: the artifact shared with the DR account.
-    DrShare,
+    /// Cross-account DR sources: EBS snapshots shared with the DR account.
+    DrShareSnapshots,
+    /// AMIs shared with the DR account, with the snapshots behind them.
+    DrShareImages,
+    DrShareDbSnapshots,
+    DrShareDbClusterSnapshots,
     /// DR destinations (regions of the same account, or the DR account):
-    /// copies, described and tagged.
-    DrCopy,
+    /// copies of each kind, described and tagged.
+    DrCopySnapshots,
+    DrCopyImages,
+    DrCopyDbSnapshots,
+    DrCopyDbClusterSnapshots,
     /// Encrypted copies: the destination key found by alias and used.
     DrKms,
-    /// DR copies deleted by retention in their destination (`allow_delete`).
-    DrDeleteCopies,
-    /// `keep_original = false`: the original deleted once copied.
-    DrDeleteOriginals,
     /// `manage_role`: apply keeps the DR role in this account.
     ManageRole,
     /// `secured`: the account's principals and policies read.
@@ -148,26 +151,48 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
     ),
     (Feature::VpcCloneUpload, &["s3:PutObject"]),
     (Feature::Notifications, &["sns:Publish"]),
+    (Feature::DrShareSnapshots, &["ec2:ModifySnapshotAttribute"]),
     (
-        Feature::DrShare,
+        Feature::DrShareImages,
+        &["ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute"],
+    ),
+    (
+        Feature::DrShareDbSnapshots,
+        &["rds:ModifyDBSnapshotAttribute"],
+    ),
+    (
+        Feature::DrShareDbClusterSnapshots,
+        &["rds:ModifyDBClusterSnapshotAttribute"],
+    ),
+    (
+        Feature::DrCopySnapshots,
         &[
-            "ec2:ModifySnapshotAttribute",
-            "ec2:ModifyImageAttribute",
-            "rds:ModifyDBSnapshotAttribute",
-            "rds:ModifyDBClusterSnapshotAttribute",
+            "ec2:CopySnapshot",
+            "ec2:CreateTags",
+            "ec2:DescribeSnapshots",
         ],
     ),
     (
-        Feature::DrCopy,
+        Feature::DrCopyImages,
         &[
-            "ec2:CopySnapshot",
             "ec2:CopyImage",
             "ec2:CreateTags",
-            "ec2:DescribeSnapshots",
             "ec2:DescribeImages",
+            "ec2:DescribeSnapshots",
+        ],
+    ),
+    (
+        Feature::DrCopyDbSnapshots,
+        &[
             "rds:CopyDBSnapshot",
-            "rds:CopyDBClusterSnapshot",
             "rds:DescribeDBSnapshots",
+            "rds:AddTagsToResource",
+        ],
+    ),
+    (
+        Feature::DrCopyDbClusterSnapshots,
+        &[
+            "rds:CopyDBClusterSnapshot",
             "rds:DescribeDBClusterSnapshots",
             "rds:AddTagsToResource",
         ],
@@ -181,24 +206,6 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "kms:Decrypt",
             "kms:ReEncrypt*",
             "kms:GenerateDataKeyWithoutPlaintext",
-        ],
-    ),
-    (
-        Feature::DrDeleteCopies,
-        &[
-            "ec2:DeleteSnapshot",
-            "ec2:DeregisterImage",
-            "rds:DeleteDBSnapshot",
-            "rds:DeleteDBClusterSnapshot",
-        ],
-    ),
-    (
-        Feature::DrDeleteOriginals,
-        &[
-            "ec2:DeleteSnapshot",
-            "ec2:DeregisterImage",
-            "rds:DeleteDBSnapshot",
-            "rds:DeleteDBClusterSnapshot",
         ],
     ),
     (
@@ -236,6 +243,15 @@ fn all(uses: &mut Uses, f: Feature) {
     uses.entry(f).or_default().insert("*".into());
 }
 
+/// The ARN partition of an account's regions.
+fn partition(a: &Account) -> &'static str {
+    match a.regions.first().map(String::as_str) {
+        Some(r) if r.starts_with("cn-") => "aws-cn",
+        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
+        _ => "aws",
+    }
+}
+
 /// What each configured account is used for.
 pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
     let mut out: BTreeMap<String, Uses> = BTreeMap::new();
@@ -247,8 +263,12 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
                 .or_default()
                 .insert(r.role_arn.clone());
         }
-        if a.manage_role.is_some() {
-            all(u, Feature::ManageRole);
+        if let Some(m) = &a.manage_role {
+            // Only the managed role itself: its name is known, its account
+            // id when pinned.
+            let id = a.account_id.as_deref().unwrap_or("*");
+            let arn = format!("arn:{}:iam::{id}:role/{}", partition(a), m.name);
+            u.entry(Feature::ManageRole).or_default().insert(arn);
         }
         if a.secured.is_some() {
             all(u, Feature::SecuredCheck);
@@ -272,9 +292,10 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
         let u = out.entry(c.to_account.clone()).or_default();
         all(u, Feature::VpcClone);
         if let Some(b) = &c.template_bucket {
+            let part = config.accounts.get(&c.to_account).map_or("aws", partition);
             u.entry(Feature::VpcCloneUpload)
                 .or_default()
-                .insert(format!("arn:aws:s3:::{b}/*"));
+                .insert(format!("arn:{part}:s3:::{b}/*"));
         }
     }
     if let Some(n) = &config.notifications {
@@ -287,82 +308,112 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
     out
 }
 
-/// A policy's backups and retention in its own account.
-fn policy_uses(u: &mut Uses, p: &Policy, acct: &Account) {
-    all(u, Feature::ObserveTargets);
-    // Instances matched by tag are backed up in the default mode, snapshots.
+/// What a policy's backups make, by kind: the feature that takes them, the
+/// one that deletes them, and the DR features that share and copy them.
+struct Kind {
+    take: Feature,
+    delete: Feature,
+    share: Feature,
+    copy: Feature,
+}
+
+const SNAPSHOTS: Kind = Kind {
+    take: Feature::InstanceSnapshots,
+    delete: Feature::DeleteSnapshots,
+    share: Feature::DrShareSnapshots,
+    copy: Feature::DrCopySnapshots,
+};
+
+/// The kinds a policy's backups make (EBS snapshots come from instances or
+/// from volume targets, with their own create call).
+fn kinds(p: &Policy) -> Vec<Kind> {
+    use InstanceMode::*;
+    let mut out = Vec::new();
+    // Instances matched by tag are backed up in the default mode, snapshots;
+    // `initial_ami` takes snapshots between its AMIs.
     let snapshots = p
         .instances
         .iter()
-        .any(|i| i.mode == InstanceMode::Snapshots)
-        || !p.selectors.is_empty();
-    let images = p
-        .instances
-        .iter()
-        .any(|i| i.mode != InstanceMode::Snapshots);
-    let kinds = [
-        (
-            snapshots,
-            Feature::InstanceSnapshots,
-            Feature::DeleteSnapshots,
-        ),
-        (
-            !p.volumes.is_empty(),
-            Feature::VolumeSnapshots,
-            Feature::DeleteSnapshots,
-        ),
-        (images, Feature::Images, Feature::DeleteImages),
-        (
-            !p.rds.is_empty(),
-            Feature::DbSnapshots,
-            Feature::DeleteDbSnapshots,
-        ),
-        (
-            !p.aurora.is_empty(),
-            Feature::DbClusterSnapshots,
-            Feature::DeleteDbClusterSnapshots,
-        ),
-    ];
-    for (used, take, delete) in kinds {
-        if used {
-            all(u, take);
-            if acct.allow_delete {
-                all(u, delete);
-            }
+        .any(|i| matches!(i.mode, Snapshots | InitialAmi));
+    if snapshots || !p.selectors.is_empty() {
+        out.push(SNAPSHOTS);
+    }
+    if !p.volumes.is_empty() {
+        out.push(Kind {
+            take: Feature::VolumeSnapshots,
+            ..SNAPSHOTS
+        });
+    }
+    if p.instances.iter().any(|i| i.mode != Snapshots) {
+        out.push(Kind {
+            take: Feature::Images,
+            delete: Feature::DeleteImages,
+            share: Feature::DrShareImages,
+            copy: Feature::DrCopyImages,
+        });
+    }
+    if !p.rds.is_empty() {
+        out.push(Kind {
+            take: Feature::DbSnapshots,
+            delete: Feature::DeleteDbSnapshots,
+            share: Feature::DrShareDbSnapshots,
+            copy: Feature::DrCopyDbSnapshots,
+        });
+    }
+    if !p.aurora.is_empty() {
+        out.push(Kind {
+            take: Feature::DbClusterSnapshots,
+            delete: Feature::DeleteDbClusterSnapshots,
+            share: Feature::DrShareDbClusterSnapshots,
+            copy: Feature::DrCopyDbClusterSnapshots,
+        });
+    }
+    out
+}
+
+/// A policy's backups and retention in its own account.
+fn policy_uses(u: &mut Uses, p: &Policy, acct: &Account) {
+    all(u, Feature::ObserveTargets);
+    for k in kinds(p) {
+        all(u, k.take);
+        if acct.allow_delete {
+            all(u, k.delete);
         }
     }
 }
 
 /// A policy's DR: copies in its own account's regions, or shared with and
-/// copied in the DR account.
+/// copied in the DR account; copies deleted by retention where the
+/// destination allows deletion; originals deleted once copied with
+/// `keep_original = false`.
 fn dr_uses(out: &mut BTreeMap<String, Uses>, config: &Config, p: &Policy) {
     let Some(dr) = &p.dr else {
         return;
     };
-    let source = out.entry(p.account.clone()).or_default();
+    let deletes = |account: &str| config.accounts.get(account).is_some_and(|a| a.allow_delete);
+    let mut destinations = Vec::new();
     if !dr.regions.is_empty() {
-        all(source, Feature::DrCopy);
-        all(source, Feature::DrKms);
-        if config
-            .accounts
-            .get(&p.account)
-            .is_some_and(|a| a.allow_delete)
-        {
-            all(source, Feature::DrDeleteCopies);
+        destinations.push(p.account.clone());
+    }
+    if let Some(x) = &dr.cross_account {
+        destinations.push(x.to.clone());
+    }
+    for k in kinds(p) {
+        for dest in &destinations {
+            let u = out.entry(dest.clone()).or_default();
+            all(u, k.copy);
+            all(u, Feature::DrKms);
+            if deletes(dest) {
+                all(u, k.delete);
+            }
         }
-    }
-    let Some(x) = &dr.cross_account else {
-        return;
-    };
-    all(source, Feature::DrShare);
-    if !x.keep_original {
-        all(source, Feature::DrDeleteOriginals);
-    }
-    let dest = out.entry(x.to.clone()).or_default();
-    all(dest, Feature::DrCopy);
-    all(dest, Feature::DrKms);
-    if config.accounts.get(&x.to).is_some_and(|a| a.allow_delete) {
-        all(dest, Feature::DrDeleteCopies);
+        if let Some(x) = &dr.cross_account {
+            let source = out.entry(p.account.clone()).or_default();
+            all(source, k.share);
+            if !x.keep_original {
+                all(source, k.delete);
+            }
+        }
     }
 }
 
@@ -482,6 +533,134 @@ mod tests {
         assert!(
             missing.is_empty(),
             "actions the providers call but engine/src/iam/needs.rs does not list: {missing:?}"
+        );
+    }
+
+    fn config(text: &str) -> Config {
+        lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text.to_string())])
+            .unwrap_or_else(|d| panic!("{d}"))
+            .config
+    }
+
+    fn actions_in(c: &Config, account: &str) -> BTreeSet<String> {
+        actions_of(&policy_for(c, account).unwrap().principal)
+    }
+
+    const ACCOUNTS: &str = r#"
+account "main" {
+  regions      = ["us-east-1"]
+  allow_delete = MAIN_DELETES
+}
+account "vault" {
+  type    = "dr"
+  regions = ["us-east-1"]
+  assume_role {
+    role_arn = "arn:aws:iam::222222222222:role/lifeboat"
+  }
+}
+"#;
+
+    #[test]
+    fn only_what_the_configuration_uses_is_asked_for() {
+        let c = config(&format!(
+            "{}{}",
+            ACCOUNTS.replace("MAIN_DELETES", "false"),
+            r#"
+policy "web" {
+  account     = account.main
+  generations = 3
+  volume "vol-0123456789abcdef0" {
+    region = "us-east-1"
+  }
+  dr {
+    cross_account {
+      to            = account.vault
+      keep_original = true
+    }
+  }
+}
+"#
+        ));
+        let main = actions_in(&c, "main");
+        for a in [
+            "ec2:CreateSnapshot",
+            "ec2:ModifySnapshotAttribute",
+            "sts:GetCallerIdentity",
+        ] {
+            assert!(main.contains(a), "{a} in {main:?}");
+        }
+        for a in [
+            "ec2:CreateImage",
+            "rds:CreateDBSnapshot",
+            "ec2:DeleteSnapshot",
+            "ec2:CopySnapshot",
+            "sns:Publish",
+        ] {
+            assert!(!main.contains(a), "no {a} in {main:?}");
+        }
+        let vault = policy_for(&c, "vault").unwrap();
+        let copies = actions_of(&vault.principal);
+        assert!(copies.contains("ec2:CopySnapshot") && copies.contains("kms:ListAliases"));
+        assert!(
+            !copies
+                .iter()
+                .any(|a| a.contains("Delete") || a.contains("Image")),
+            "{copies:?}"
+        );
+        let base = vault
+            .base_credentials
+            .expect("assume_role needs the base credentials' statement");
+        assert_eq!(
+            actions_of(&base),
+            BTreeSet::from(["sts:AssumeRole".to_string()])
+        );
+        assert!(base
+            .to_string()
+            .contains("arn:aws:iam::222222222222:role/lifeboat"));
+    }
+
+    #[test]
+    fn deletes_follow_allow_delete_and_keep_original() {
+        let policy = r#"
+policy "web" {
+  account     = account.main
+  generations = 3
+  instance "i-0123456789abcdef0" {
+    region = "us-east-1"
+    mode   = "ami"
+  }
+  dr {
+    cross_account {
+      to            = account.vault
+      keep_original = KEEP
+    }
+  }
+}
+"#;
+        let c = |deletes: &str, keep: &str| {
+            config(&format!(
+                "{}{}",
+                ACCOUNTS.replace("MAIN_DELETES", deletes),
+                policy.replace("KEEP", keep)
+            ))
+        };
+        let kept = actions_in(&c("false", "true"), "main");
+        assert!(!kept.contains("ec2:DeregisterImage") && !kept.contains("ec2:DeleteSnapshot"));
+        let retained = actions_in(&c("true", "true"), "main");
+        assert!(
+            retained.contains("ec2:DeregisterImage") && retained.contains("ec2:DeleteSnapshot")
+        );
+        let moved = actions_in(&c("false", "false"), "main");
+        assert!(
+            moved.contains("ec2:DeregisterImage"),
+            "keep_original = false deletes originals"
+        );
+        assert!(moved.contains("ec2:ModifyImageAttribute"));
+        let vault = actions_in(&c("true", "false"), "vault");
+        assert!(vault.contains("ec2:CopyImage"));
+        assert!(
+            !vault.contains("ec2:DeregisterImage"),
+            "the vault keeps allow_delete = false"
         );
     }
 

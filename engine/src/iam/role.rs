@@ -96,6 +96,23 @@ pub fn principal_of(caller: &str) -> Result<String, String> {
     ))
 }
 
+/// The retention deletes of every kind of copy.
+const DELETES: [Feature; 4] = [
+    Feature::DeleteSnapshots,
+    Feature::DeleteImages,
+    Feature::DeleteDbSnapshots,
+    Feature::DeleteDbClusterSnapshots,
+];
+
+/// The actions of `features`, sorted, each once.
+fn union(features: &[Feature]) -> Vec<&'static str> {
+    let set: std::collections::BTreeSet<&str> = features
+        .iter()
+        .flat_map(|f| actions(*f).iter().copied())
+        .collect();
+    set.into_iter().collect()
+}
+
 /// The trust document: `principal` alone may assume the role.
 pub fn trust_document(principal: &str) -> Value {
     document::canonical(&json!({
@@ -113,7 +130,14 @@ pub fn trust_document(principal: &str) -> Value {
 /// encrypted copies, the identity check; the deletes of retention only
 /// when the account allows deletion.
 pub fn permission_document(allow_delete: bool) -> Value {
-    let copy = [actions(Feature::DrCopy), actions(Feature::Identity)].concat();
+    // The role serves every policy copying into the account: every kind.
+    let copy = union(&[
+        Feature::DrCopySnapshots,
+        Feature::DrCopyImages,
+        Feature::DrCopyDbSnapshots,
+        Feature::DrCopyDbClusterSnapshots,
+        Feature::Identity,
+    ]);
     let mut statements = vec![
         json!({
             "Sid": "LifeboatCopy",
@@ -132,7 +156,7 @@ pub fn permission_document(allow_delete: bool) -> Value {
         statements.push(json!({
             "Sid": "LifeboatRetention",
             "Effect": "Allow",
-            "Action": actions(Feature::DrDeleteCopies),
+            "Action": union(&DELETES),
             "Resource": "*",
         }));
     }
@@ -277,24 +301,16 @@ fn role_change(
                 permissions: live.permissions.clone(),
                 ..want.clone()
             };
-            let mut what = Vec::new();
-            if is.trust != want.trust {
-                what.push("trust document");
-            }
-            if is.permissions != want.permissions {
-                what.push("permission document");
-            }
-            if what.is_empty() && prior.as_ref() == Some(&want) {
-                return Ok(None);
-            }
-            let reason = if what.is_empty() {
-                "AWS has the role as wanted: recorded in state".to_string()
-            } else {
-                format!(
-                    "{} of role {} differ from AWS",
-                    what.join(" and "),
-                    want.role
-                )
+            let what = match (is.trust != want.trust, is.permissions != want.permissions) {
+                (true, true) => Some("trust and permission documents differ"),
+                (true, false) => Some("trust document differs"),
+                (false, true) => Some("permission document differs"),
+                (false, false) if prior.as_ref() == Some(&want) => return Ok(None),
+                (false, false) => None,
+            };
+            let reason = match what {
+                Some(what) => format!("{what} from role {} in AWS", want.role),
+                None => "AWS has the role as wanted: recorded in state".to_string(),
             };
             Change::new(addr, Action::Update, Effect::Control)
                 .reason(reason)
@@ -382,7 +398,7 @@ mod tests {
 
     #[test]
     fn delete_actions_only_where_deletion_is_allowed() {
-        let deletes = actions(Feature::DrDeleteCopies);
+        let deletes = union(&DELETES);
         let without = super::super::needs::actions_of(&permission_document(false));
         let with = super::super::needs::actions_of(&permission_document(true));
         assert!(deletes.iter().all(|d| !without.contains(*d)));
