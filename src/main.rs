@@ -87,6 +87,10 @@ enum Command {
         /// (`lifeboat run` finishes them).
         #[arg(long)]
         no_wait_dr: bool,
+        /// DR copies in flight at once per destination region and account
+        /// (AWS allows 20).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]
+        dr_concurrency: u64,
     },
     /// Perform the scheduled work: due backups with retention, as a daemon
     /// or once (`--once`, for cron).
@@ -247,7 +251,14 @@ async fn run(cli: Cli) -> Result<u8> {
             policy,
             timeout,
             no_wait_dr,
-        } => cmd::backup::run(load(&cli)?, policy, *timeout, !*no_wait_dr).await,
+            dr_concurrency,
+        } => {
+            let dr = cmd::backup::DrOptions {
+                wait: !*no_wait_dr,
+                per_destination: usize::try_from(*dr_concurrency).unwrap_or(1),
+            };
+            cmd::backup::run(load(&cli)?, policy, *timeout, dr).await
+        }
         Command::Run {
             once,
             timeout,

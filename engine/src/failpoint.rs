@@ -18,6 +18,8 @@ pub const BACKUP_CREATED: &str = "backup-created";
 pub const BACKUP_BEFORE_FINISH: &str = "backup-before-finish";
 /// After a snapshot was deleted in AWS, before the catalog forgets it.
 pub const APPLY_DELETED: &str = "apply-deleted";
+/// After a DR copy call returned, before the copy is in the catalog.
+pub const DR_COPIED: &str = "dr-copied";
 
 pub fn hit(name: &str) {
     static CHOSEN: OnceLock<Option<String>> = OnceLock::new();

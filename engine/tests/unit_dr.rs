@@ -431,3 +431,63 @@ async fn default_detection_uses_the_default_key_and_default_alert_says_so() {
         "{alerts:?}"
     );
 }
+
+#[tokio::test]
+async fn keep_original_false_deletes_the_original_once_its_copy_completed() {
+    let b = Bench::applied(
+        2,
+        "cross_account {\n to = account.vault\n keep_original = false\n }",
+    )
+    .await;
+    let runs = b.backup(0).await;
+    let originals: Vec<String> = b.store.lock().unwrap().backups(Some("web")).unwrap()[0]
+        .snapshots
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    let ended = b.copy(runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Completed, "{:?}", ended[0]);
+    let w = b.cloud.world.lock().unwrap();
+    for id in &originals {
+        assert!(!w.snapshots.contains_key(id), "original {id} is deleted");
+    }
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    assert_eq!(copies.len(), 2);
+    for c in &copies {
+        assert!(w.snapshots.contains_key(&c.id), "the copy {} stays", c.id);
+    }
+    assert!(b
+        .store
+        .lock()
+        .unwrap()
+        .backups(Some("web"))
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn keep_original_false_keeps_the_original_when_a_copy_failed() {
+    let b = Bench::applied(
+        2,
+        "cross_account {\n to = account.vault\n keep_original = false\n }",
+    )
+    .await;
+    let runs = b.backup(0).await;
+    b.cloud.world.lock().unwrap().failing.insert(
+        "CopySnapshot".into(),
+        lifeboat_engine::cloud::ErrorKind::Other,
+    );
+    let ended = b.copy(runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Failed);
+    let backups = b.store.lock().unwrap().backups(Some("web")).unwrap();
+    assert_eq!(backups.len(), 1);
+    let w = b.cloud.world.lock().unwrap();
+    assert!(backups[0]
+        .snapshots
+        .iter()
+        .all(|s| w.snapshots.contains_key(&s.id)));
+    assert!(
+        w.copies.shares.is_empty(),
+        "the share is undone after a failed copy"
+    );
+}

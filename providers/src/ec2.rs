@@ -475,6 +475,7 @@ impl Ec2 for AwsEc2 {
             }
         }
     }
+
     async fn copy_snapshot(&self, req: &SnapshotCopyRequest) -> CloudResult<String> {
         let action = "ec2:CopySnapshot";
         let (encrypted, kms_key_id) = copy_encryption(req.encrypt, req.kms_key_id.as_deref());

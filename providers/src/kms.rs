@@ -21,6 +21,14 @@ impl AwsKms {
     }
 }
 
+/// The next page's marker. `Truncated` decides, not the marker's presence
+/// (the emulator never pages, so this is checked here).
+fn next_marker(truncated: bool, marker: Option<&str>) -> Option<String> {
+    marker
+        .filter(|m| truncated && !m.is_empty())
+        .map(str::to_owned)
+}
+
 #[async_trait]
 impl Kms for AwsKms {
     async fn aliases_page(
@@ -48,16 +56,24 @@ impl Kms for AwsKms {
                 })
             })
             .collect();
-        // `Truncated` decides, not the marker's presence: a marker that
-        // comes with `Truncated` false is not a next page.
-        let next = out
-            .next_marker()
-            .filter(|m| out.truncated() && !m.is_empty())
-            .map(str::to_owned);
         Ok(Page {
             items,
-            next,
+            next: next_marker(out.truncated(), out.next_marker()),
             call: self.ctx.call(action),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_marker;
+
+    #[test]
+    fn only_a_truncated_answer_has_a_next_page() {
+        assert_eq!(next_marker(true, Some("m1")), Some("m1".to_owned()));
+        assert_eq!(next_marker(false, Some("m1")), None);
+        assert_eq!(next_marker(true, Some("")), None);
+        assert_eq!(next_marker(true, None), None);
+        assert_eq!(next_marker(false, None), None);
     }
 }

@@ -229,6 +229,7 @@ impl Rds for AwsRds {
             other => other,
         }
     }
+
     async fn copy_db_snapshot(&self, req: &DbCopyRequest) -> CloudResult<DbSnapshot> {
         // The source is named by ARN, which carries its region. No
         // SourceRegion: it is not an RDS parameter but an SDK convenience

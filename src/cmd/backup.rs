@@ -15,7 +15,17 @@ use lifeboat_engine::state::{BackupStatus, DrRun, DrStatus, StateError};
 use crate::output::print_outcome;
 use crate::workspace::{cloud, locked, Workspace};
 
-pub async fn run(ws: Workspace, policy: &str, timeout: Duration, wait_dr: bool) -> Result<u8> {
+/// How the backup's DR copies run.
+pub struct DrOptions {
+    /// Wait for them (else start what fits and return).
+    pub wait: bool,
+    /// Copies in flight per destination.
+    pub per_destination: usize,
+}
+
+pub async fn run(ws: Workspace, policy: &str, timeout: Duration, dr: DrOptions) -> Result<u8> {
+    let wait_dr = dr.wait;
+    let dr_limits = dr::Limits::new(dr.per_destination);
     let wait = backup::Wait {
         timeout,
         ..Default::default()
@@ -65,7 +75,7 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration, wait_dr: bool) 
         let dr_runs = run.dr.clone();
         let result = run.result?;
         let code = report(&result);
-        let mut work = dr::DrWork::new(cloud, store2, dr::Limits::default(), now);
+        let mut work = dr::DrWork::new(cloud, store2, dr_limits, now);
         work.wait = wait_dr;
         work.lock_id = ctx.lock_id.clone();
         let dr_failed = report_dr(dr::copy(&work, dr_runs).await, wait_dr);

@@ -534,13 +534,18 @@ pub struct Aws {
 
 impl Aws {
     pub fn new(emulator: &Emulator) -> Aws {
+        Aws::in_region(emulator, REGION)
+    }
+
+    /// A client of `region`.
+    pub fn in_region(emulator: &Emulator, region: &str) -> Aws {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
         let conf = aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
+            .region(Region::new(region.to_string()))
             .endpoint_url(emulator.endpoint())
             .credentials_provider(Credentials::new(
                 ACCESS_KEY_ID,

@@ -18,6 +18,37 @@ pub struct Ami {
 impl Aws {
     /// The account's own AMIs carrying the tag key `lifeboat:policy`.
     pub fn lifeboat_images(&self) -> Vec<Ami> {
+        self.images_with_tag_key("lifeboat:policy")
+    }
+
+    /// The account's snapshots carrying the tag key `key`.
+    pub fn describe_tagged_key(&self, key: &str) -> Vec<super::Snapshot> {
+        self.describe_snapshots(vec![aws_sdk_ec2::types::Filter::builder()
+            .name("tag-key")
+            .values(key)
+            .build()])
+    }
+
+    /// The AWS accounts a snapshot is shared with (createVolumePermission).
+    pub fn shared_with(&self, snapshot_id: &str) -> Vec<String> {
+        let out = self
+            .rt
+            .block_on(
+                self.ec2
+                    .describe_snapshot_attribute()
+                    .snapshot_id(snapshot_id)
+                    .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                    .send(),
+            )
+            .expect("DescribeSnapshotAttribute");
+        out.create_volume_permissions()
+            .iter()
+            .filter_map(|p| p.user_id().map(str::to_string))
+            .collect()
+    }
+
+    /// The account's AMIs carrying the tag key `key`.
+    pub fn images_with_tag_key(&self, key: &str) -> Vec<Ami> {
         let out = self
             .rt
             .block_on(
@@ -27,7 +58,7 @@ impl Aws {
                     .filters(
                         aws_sdk_ec2::types::Filter::builder()
                             .name("tag-key")
-                            .values("lifeboat:policy")
+                            .values(key)
                             .build(),
                     )
                     .send(),
@@ -174,13 +205,18 @@ fn tags(list: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
 
 impl Rds {
     pub fn new(emulator: &Emulator) -> Rds {
+        Rds::in_region(emulator, REGION)
+    }
+
+    /// A client of `region`.
+    pub fn in_region(emulator: &Emulator, region: &str) -> Rds {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
         let conf = aws_sdk_rds::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
+            .region(Region::new(region.to_string()))
             .endpoint_url(emulator.endpoint())
             .credentials_provider(Credentials::new(
                 ACCESS_KEY_ID,

@@ -32,7 +32,7 @@ pub use reconcile::{close_abandoned, reconcile_interrupted, Reconciled};
 pub use take::{finish, run, run_with_problems, take, take_open};
 
 mod retain;
-pub use retain::{initial_ami_due, retain, retention_plan};
+pub use retain::{initial_ami_due, retain, retain_policy, retention_plan};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {

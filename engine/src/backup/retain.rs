@@ -41,18 +41,32 @@ pub async fn retain(
     now: DateTime<Utc>,
     lock: Option<&str>,
 ) -> Result<Report, BackupError> {
-    let (policy, id) = (record.policy.as_str(), record.id.as_str());
+    retain_policy(cloud, store, &record.policy, Some(record), now, lock).await
+}
+
+/// Retention of `policy`, as after a backup; `own`, when given, is never a
+/// victim. Also what runs once a policy's DR copies completed under
+/// `keep_original = false` (with no backup of its own to spare).
+pub async fn retain_policy(
+    cloud: Arc<dyn Cloud>,
+    store: SharedStore,
+    policy: &str,
+    own: Option<&BackupRecord>,
+    now: DateTime<Utc>,
+    lock: Option<&str>,
+) -> Result<Report, BackupError> {
+    let id = own.map(|r| r.id.as_str()).unwrap_or_default();
     let mut report = Report::default();
     let current = store.lock().expect("store").load()?;
     // A policy destroyed while its backup ran has no retention any more.
     let Some(pol) = current.policy(policy)? else {
         return Ok(report);
     };
-    let own = Address::backup(policy, id);
+    let own_address = own.map(|r| r.address());
     // With no other backup that could expire, there is nothing to look at.
     let candidates = current.backups.iter().any(|b| {
         b.policy == policy
-            && b.address() != own
+            && Some(b.address()) != own_address
             && b.frozen.is_none()
             && b.status != BackupStatus::Running
     });
@@ -76,9 +90,12 @@ pub async fn retain(
     };
     let mut plan = retention_plan(&current, &pol, &observed, now)?;
     // The backup just taken is never its own victim, whatever the clocks say.
-    let own_snaps: BTreeSet<Address> = record.snapshots.iter().map(|s| s.address()).collect();
+    let own_snaps: BTreeSet<Address> = own
+        .iter()
+        .flat_map(|r| r.snapshots.iter().map(|s| s.address()))
+        .collect();
     plan.changes
-        .retain(|c| c.address != own && !own_snaps.contains(&c.address));
+        .retain(|c| Some(&c.address) != own_address.as_ref() && !own_snaps.contains(&c.address));
     if !plan.is_empty() {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let exec = Arc::new(Executor {
@@ -133,6 +150,13 @@ pub fn retention_plan(
             },
         )]),
         now,
+        copied_away: pol
+            .dr
+            .as_ref()
+            .and_then(|d| d.cross_account.as_ref())
+            .filter(|x| !x.keep_original)
+            .map(|_| BTreeSet::from([pol.name.clone()]))
+            .unwrap_or_default(),
     };
     let decision = retention::decide(state, &policies, &state.accounts()?, observed)?;
     Ok(Plan::new(

@@ -18,8 +18,8 @@ use super::{names, DrWork, Limits};
 
 /// One DR run is driven by one change at a time: the other changes of the
 /// same backup and destination wait, then find their copies recorded.
-static DRIVING: Mutex<BTreeMap<(String, String, Destination), Arc<tokio::sync::Mutex<()>>>> =
-    Mutex::new(BTreeMap::new());
+type RunKey = (String, String, Destination);
+static DRIVING: Mutex<BTreeMap<RunKey, Arc<tokio::sync::Mutex<()>>>> = Mutex::new(BTreeMap::new());
 
 fn run_lock(policy: &str, backup: &str, d: &Destination) -> Arc<tokio::sync::Mutex<()>> {
     DRIVING

@@ -159,7 +159,6 @@ pub fn record_due(
         return Ok(Vec::new());
     }
     let mut s = store.lock().expect("store");
-    let backups = s.backups(Some(&backup.policy))?;
     let runs = s.dr_runs(Some(&backup.policy))?;
     if runs.iter().any(|r| r.backup_id == backup.id) {
         // Recorded already (a retried record after a crash).
@@ -168,7 +167,7 @@ pub fn record_due(
             .filter(|r| r.backup_id == backup.id && r.status.is_open())
             .collect());
     }
-    let due = route::due(dr, backup, &backups, &runs);
+    let due = route::due(dr, backup, &runs);
     let routes = route::routes(dr, &policy.account, &backup.snapshots);
     let made: Vec<DrRun> = routes
         .keys()
@@ -222,7 +221,7 @@ pub fn open_runs(store: &SharedStore) -> Result<Vec<DrRun>, StateError> {
 /// completed: their older copies may now expire. Its failures are in the
 /// returned report.
 pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, StateError>> {
-    runs.sort_by(|a, b| (a.started, a.backup_seq).cmp(&(b.started, b.backup_seq)));
+    runs.sort_by_key(|r| (r.started, r.backup_seq));
     let ended = futures_join(runs.into_iter().map(|r| copy::drive(work, r))).await;
     let completed: std::collections::BTreeSet<String> = ended
         .iter()
@@ -234,11 +233,50 @@ pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, Stat
         if let Err(e) = retain_copies(work, &completed).await {
             return ended.into_iter().chain([Err(e)]).collect();
         }
+        if let Err(e) = retain_originals(work, &completed).await {
+            return ended.into_iter().chain([Err(e)]).collect();
+        }
     }
     ended
 }
 
-async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+/// `keep_original = false`: once a backup's copies completed, its
+/// originals go, by the backup retention's own rule.
+async fn retain_originals(
+    work: &DrWork,
+    policies: &std::collections::BTreeSet<String>,
+) -> Result<(), StateError> {
+    for name in policies {
+        let pol = work.store.lock().expect("store").load()?.policy(name)?;
+        let away = pol
+            .as_ref()
+            .and_then(|p| p.dr.as_ref())
+            .and_then(|d| d.cross_account.as_ref())
+            .is_some_and(|x| !x.keep_original);
+        if !away {
+            continue;
+        }
+        let r = crate::backup::retain_policy(
+            work.cloud.clone(),
+            work.store.clone(),
+            name,
+            None,
+            work.now_at(),
+            work.lock_id.as_deref(),
+        )
+        .await;
+        match r {
+            Err(crate::backup::BackupError::State(e)) => return Err(e),
+            // A failed delete is retried by the next backup or apply.
+            _ => continue,
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn futures_join<F: std::future::Future>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let fs: Vec<_> = fs.map(Box::pin).collect();
     let mut out = Vec::with_capacity(fs.len());
     // Polled together: each run waits on AWS, not on the others.

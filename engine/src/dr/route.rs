@@ -64,29 +64,32 @@ pub fn routes<'a>(
 
 /// Is `backup` (just finished) to be copied, under `every`? The first
 /// successful backup is, then every `every`th successful one after the
-/// last copied: the successful backups since it, this one included, are
-/// counted. A backup that did not succeed is never copied.
-pub fn due(dr: &Dr, backup: &BackupRecord, backups: &[BackupRecord], runs: &[DrRun]) -> bool {
+/// last copied. Counted on the DR runs, which record every successful
+/// backup as copied or skipped: local retention may already have deleted
+/// the backups in between. A backup that did not succeed is never copied.
+pub fn due(dr: &Dr, backup: &BackupRecord, runs: &[DrRun]) -> bool {
     if backup.status != BackupStatus::Success {
         return false;
     }
     if dr.every <= 1 {
         return true;
     }
-    let last_copied = runs
-        .iter()
-        .filter(|r| r.policy == backup.policy && r.status != DrStatus::Skipped)
+    let mine = || {
+        runs.iter()
+            .filter(|r| r.policy == backup.policy && r.backup_id != backup.id)
+    };
+    let Some(last) = mine()
+        .filter(|r| r.status != DrStatus::Skipped)
         .map(|r| r.backup_seq)
-        .max();
-    let Some(last) = last_copied else {
+        .max()
+    else {
         return true;
     };
-    let since = backups
-        .iter()
-        .filter(|b| b.policy == backup.policy && b.status == BackupStatus::Success)
-        .filter(|b| b.seq > last && b.seq <= backup.seq)
-        .count();
-    since >= dr.every as usize
+    let skipped: std::collections::BTreeSet<i64> = mine()
+        .filter(|r| r.status == DrStatus::Skipped && r.backup_seq > last)
+        .map(|r| r.backup_seq)
+        .collect();
+    skipped.len() + 1 >= dr.every as usize
 }
 
 #[cfg(test)]
@@ -207,7 +210,7 @@ mod tests {
         let mut runs = Vec::new();
         let mut copied = Vec::new();
         for b in &backups {
-            let is_due = due(&d, b, &backups, &runs);
+            let is_due = due(&d, b, &runs);
             if is_due {
                 copied.push(b.seq);
             }
@@ -222,10 +225,11 @@ mod tests {
                 ));
             }
         }
-        // 1 copied; then 2, 4 (3 failed and does not count), 5 -> 5 copied; 6, 7 not yet.
+        // 1 copied; then 2, 4 skipped (3 failed and does not count), 5
+        // copied; 6, 7 skipped.
         assert_eq!(copied, [1, 5]);
         assert!(
-            !due(&d, &backups[2], &backups, &runs),
+            !due(&d, &backups[2], &runs),
             "a partial backup is never copied"
         );
     }

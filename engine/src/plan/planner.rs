@@ -475,6 +475,17 @@ impl Diff<'_> {
         let policies = retention::Policies {
             departed: self.members_after(),
             now: self.now,
+            copied_away: self
+                .config
+                .policies
+                .iter()
+                .filter(|(_, p)| {
+                    p.dr.as_ref()
+                        .and_then(|d| d.cross_account.as_ref())
+                        .is_some_and(|x| !x.keep_original)
+                })
+                .map(|(n, _)| n.clone())
+                .collect(),
             generations: self
                 .config
                 .policies

@@ -139,6 +139,9 @@ pub struct Policies {
     pub departed: BTreeMap<String, Departed>,
     /// When retention decides (how old a departed target's backup is).
     pub now: DateTime<Utc>,
+    /// Policies with `cross_account { keep_original = false }`: a backup
+    /// whose DR copies all completed, one of them in another account, goes.
+    pub copied_away: BTreeSet<String>,
 }
 
 /// What retention needs to know to keep a departed target's last backup.
@@ -197,6 +200,7 @@ pub fn decide(
             expiring.insert(e.backup.address(), e.reason);
         }
     }
+    copied_away(state, &judged, policies, &mut expiring);
     let mut warnings = keep_departed(&judged, policies, observed, &mut expiring);
     warnings.extend(keep_dr_sources(state, &mut expiring));
     warnings.extend(protect(&state.backups, accounts, &mut expiring));
@@ -285,6 +289,42 @@ fn keep_departed(
         }
     }
     notes
+}
+
+/// `keep_original = false`: the originals of a whole backup whose copies
+/// all completed, at least one of them in another account, expire. A
+/// backup still running, frozen, incomplete, or with a copy that did not
+/// complete stays.
+fn copied_away(
+    state: &state::Snapshot,
+    judged: &[BackupRecord],
+    policies: &Policies,
+    expiring: &mut BTreeMap<Address, String>,
+) {
+    for b in judged {
+        if !policies.copied_away.contains(&b.policy)
+            || b.status != BackupStatus::Success
+            || b.frozen.is_some()
+        {
+            continue;
+        }
+        let runs: Vec<&state::DrRun> = state
+            .dr_runs
+            .iter()
+            .filter(|r| r.policy == b.policy && r.backup_id == b.id)
+            .collect();
+        let away = runs.iter().find(|r| r.destination.account != b.account);
+        if let Some(away) =
+            away.filter(|_| runs.iter().all(|r| r.status == state::DrStatus::Completed))
+        {
+            expiring.entry(b.address()).or_insert_with(|| {
+                format!(
+                    "keep_original = false: copied to account {} ({})",
+                    away.destination.account, away.destination.region
+                )
+            });
+        }
+    }
 }
 
 /// A backup whose DR copies are still being made is their source: it

@@ -700,7 +700,7 @@ impl Running<'_, '_> {
             match r {
                 Finished::Backup(r) => {
                     self.worst = self.worst.max(exit_of(&r));
-                    d.report(RunEvent::BackupFinished(Box::new(r)));
+                    d.report(RunEvent::BackupFinished(r));
                 }
                 Finished::Dr(r) => {
                     if !matches!(&r, Ok(run) if run.status == DrStatus::Completed) {

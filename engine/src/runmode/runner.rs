@@ -39,7 +39,7 @@ pub struct Ran {
 /// Work the runner finished: a policy run, or a backup's DR copies to one
 /// destination.
 pub enum Finished {
-    Backup(Ran),
+    Backup(Box<Ran>),
     Dr(Result<crate::state::DrRun, StateError>),
 }
 
@@ -47,7 +47,7 @@ impl Finished {
     /// The policy run, when this is one.
     pub fn backup(self) -> Option<Ran> {
         match self {
-            Finished::Backup(r) => Some(r),
+            Finished::Backup(r) => Some(*r),
             Finished::Dr(_) => None,
         }
     }
@@ -321,7 +321,7 @@ impl Runner {
                     if let Some(at) = ran.dr.iter().map(|r| r.started).max() {
                         self.start_dr(ran.dr.clone(), at);
                     }
-                    return Some(Finished::Backup(ran));
+                    return Some(Finished::Backup(Box::new(ran)));
                 }
                 Some(j) = self.dr_jobs.join_next(), if dr => {
                     self.dr_done = j.expect("a DR task panicked");

@@ -86,7 +86,7 @@ impl CopyWorld {
         let mut done = Vec::new();
         for (id, left) in self.pending.iter_mut() {
             let Some(s) = snapshots.get(id) else { continue };
-            if s.region != region || !self.owners.get(id).is_some_and(|o| o == account) {
+            if s.region != region || self.owners.get(id).is_none_or(|o| o != account) {
                 continue;
             }
             if *left != u32::MAX {

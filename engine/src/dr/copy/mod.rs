@@ -15,12 +15,18 @@ use chrono::{DateTime, Utc};
 use lifeboat_schema::{Account, Dr};
 use tokio::sync::OwnedSemaphorePermit;
 
+mod look;
+mod sources;
+
+use look::{poll, Outcome};
+use sources::{adopt, describe_sources};
+
 use super::keys::{self, AliasCache, KeyChoice};
 use super::{names, route, DrWork};
 use crate::backup::names::image_name;
 use crate::cloud::{
-    collect_chunked, CloudError, DbCopyRequest, DbSnapshotKind, Encryption, ErrorKind,
-    ImageCopyRequest, ImageQuery, ImageState, SnapshotCopyRequest, SnapshotQuery, SnapshotState,
+    CloudError, DbCopyRequest, DbSnapshotKind, Encryption, ErrorKind, ImageCopyRequest,
+    SnapshotCopyRequest,
 };
 use crate::state::{
     ArtifactKind, BackupRecord, DrCopyRecord, DrRun, DrStatus, SharedStore, SnapshotRecord,
@@ -185,232 +191,11 @@ async fn prepare(work: &DrWork, run: DrRun) -> Result<Plan<'_>, String> {
     Ok(plan)
 }
 
-/// Encryption (and DB ARNs) of the artifacts, one describe per region and
-/// kind; the source volumes' and instances' tags only when one is encrypted.
-async fn describe_sources(plan: &mut Plan<'_>) -> Result<(), CloudError> {
-    let cloud = plan.work.cloud.clone();
-    let mut by_region: BTreeMap<(String, ArtifactKind), Vec<String>> = BTreeMap::new();
-    for s in &plan.artifacts {
-        match s.kind {
-            ArtifactKind::Image => {
-                // An AMI is encrypted as its snapshots are: describe the first.
-                if let Some(first) = plan
-                    .backup
-                    .snapshots
-                    .iter()
-                    .find(|x| x.image.as_deref() == Some(&s.id))
-                {
-                    by_region
-                        .entry((s.region.clone(), ArtifactKind::Ebs))
-                        .or_default()
-                        .push(first.id.clone());
-                }
-            }
-            k => by_region
-                .entry((s.region.clone(), k))
-                .or_default()
-                .push(s.id.clone()),
-        }
-    }
-    for ((region, kind), ids) in by_region {
-        match kind {
-            ArtifactKind::Ebs | ArtifactKind::Image => {
-                let ec2 = cloud.ec2(&plan.source, &region).await?;
-                let found = collect_chunked(&ids, |chunk, t| {
-                    let ec2 = ec2.clone();
-                    let q = SnapshotQuery {
-                        ids: chunk.to_vec(),
-                        ..Default::default()
-                    };
-                    async move { ec2.described_snapshots_page(&q, t).await }
-                })
-                .await?;
-                for d in found {
-                    plan.described
-                        .insert(d.snapshot.id.clone(), (d.encryption, String::new()));
-                }
-            }
-            ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {
-                let db_kind = db_kind(kind);
-                let rds = cloud.rds(&plan.source, &region).await?;
-                let found = collect_chunked(&ids, |chunk, t| {
-                    let rds = rds.clone();
-                    let chunk = chunk.to_vec();
-                    async move { rds.db_snapshots_page(db_kind, &chunk, t).await }
-                })
-                .await?;
-                for d in found {
-                    plan.described.insert(d.id.clone(), (d.encryption, d.arn));
-                }
-            }
-        }
-    }
-    // Images take their first snapshot's encryption.
-    for s in plan
-        .artifacts
-        .iter()
-        .filter(|s| s.kind == ArtifactKind::Image)
-    {
-        if let Some(first) = plan
-            .backup
-            .snapshots
-            .iter()
-            .find(|x| x.image.as_deref() == Some(&s.id))
-        {
-            if let Some(e) = plan.described.get(&first.id).cloned() {
-                plan.described.insert(s.id.clone(), e);
-            }
-        }
-    }
-    if plan.described.values().any(|(e, _)| e.encrypted) {
-        source_tags(plan).await?;
-    }
-    Ok(())
-}
-
-/// The tags of the source volumes and instances, by id.
-async fn source_tags(plan: &mut Plan<'_>) -> Result<(), CloudError> {
-    let cloud = plan.work.cloud.clone();
-    let mut regions: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
-    for s in plan.backup.snapshots.iter() {
-        let e = regions.entry(s.region.clone()).or_default();
-        if s.volume_id.starts_with("vol-") && !e.0.contains(&s.volume_id) {
-            e.0.push(s.volume_id.clone());
-        }
-        if s.target.starts_with("i-") && !e.1.contains(&s.target) {
-            e.1.push(s.target.clone());
-        }
-    }
-    for (region, (vols, insts)) in regions {
-        let ec2 = cloud.ec2(&plan.source, &region).await?;
-        let v = collect_chunked(&vols, |chunk, t| {
-            let ec2 = ec2.clone();
-            let q = crate::cloud::Query {
-                ids: chunk.to_vec(),
-                tags: vec![],
-            };
-            async move { ec2.volumes_page(&q, t).await }
-        })
-        .await?;
-        plan.source_tags
-            .extend(v.into_iter().map(|v| (v.id, v.tags)));
-        let i = collect_chunked(&insts, |chunk, t| {
-            let ec2 = ec2.clone();
-            let q = crate::cloud::Query {
-                ids: chunk.to_vec(),
-                tags: vec![],
-            };
-            async move { ec2.instances_page(&q, t).await }
-        })
-        .await?;
-        plan.source_tags
-            .extend(i.into_iter().map(|i| (i.id, i.tags)));
-    }
-    Ok(())
-}
-
 pub(super) fn db_kind(kind: ArtifactKind) -> DbSnapshotKind {
     match kind {
         ArtifactKind::DbClusterSnapshot => DbSnapshotKind::Cluster,
         _ => DbSnapshotKind::Instance,
     }
-}
-
-/// Copies a killed process made but did not record: found in the
-/// destination by their tags (EBS, AMIs) or their derived ids (DB), and
-/// recorded now. Returns what is left to copy.
-async fn adopt(
-    plan: &Plan<'_>,
-    todo: Vec<SnapshotRecord>,
-    copies: &mut Copies,
-) -> Result<Vec<SnapshotRecord>, CloudError> {
-    if todo.is_empty() {
-        return Ok(todo);
-    }
-    let cloud = &plan.work.cloud;
-    let region = &plan.run.destination.region;
-    let tags = vec![
-        (
-            names::TAG_DR_POLICY.to_string(),
-            vec![plan.run.policy.clone()],
-        ),
-        (
-            names::TAG_DR_BACKUP_ID.to_string(),
-            vec![plan.run.backup_id.clone()],
-        ),
-    ];
-    let mut found: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
-    if todo.iter().any(|s| s.kind == ArtifactKind::Ebs) {
-        let ec2 = cloud.ec2(&plan.dest, region).await?;
-        let q = SnapshotQuery {
-            tags: tags.clone(),
-            ..Default::default()
-        };
-        for s in crate::cloud::collect_pages(|t| {
-            let (ec2, q) = (ec2.clone(), q.clone());
-            async move { ec2.snapshots_page(&q, t).await }
-        })
-        .await?
-        {
-            if let Some(src) = s.tags.get(names::TAG_DR_SOURCE) {
-                found.insert(src.clone(), (s.id, None));
-            }
-        }
-    }
-    if todo.iter().any(|s| s.kind == ArtifactKind::Image) {
-        let ec2 = cloud.ec2(&plan.dest, region).await?;
-        let q = ImageQuery {
-            tags: tags.clone(),
-            ..Default::default()
-        };
-        for i in crate::cloud::collect_pages(|t| {
-            let (ec2, q) = (ec2.clone(), q.clone());
-            async move { ec2.images_page(&q, t).await }
-        })
-        .await?
-        {
-            if let Some(src) = i.tags.get(names::TAG_DR_SOURCE) {
-                found.insert(src.clone(), (i.id, None));
-            }
-        }
-    }
-    for kind in [ArtifactKind::DbSnapshot, ArtifactKind::DbClusterSnapshot] {
-        let ids: Vec<String> = todo
-            .iter()
-            .filter(|s| s.kind == kind)
-            .map(|s| s.id.clone())
-            .collect();
-        if ids.is_empty() {
-            continue;
-        }
-        let rds = cloud.rds(&plan.dest, region).await?;
-        let db = db_kind(kind);
-        for d in collect_chunked(&ids, |chunk, t| {
-            let rds = rds.clone();
-            let chunk = chunk.to_vec();
-            async move { rds.db_snapshots_page(db, &chunk, t).await }
-        })
-        .await?
-        {
-            // Only a copy carrying this backup's tags is ours to adopt.
-            if d.tags.get(names::TAG_DR_BACKUP_ID) == Some(&plan.run.backup_id) {
-                found.insert(d.id.clone(), (d.id.clone(), Some(d.arn.clone())));
-            }
-        }
-    }
-    let mut left = Vec::new();
-    for s in todo {
-        match found.remove(&s.id) {
-            Some((id, arn)) => {
-                let rec = plan.copy_record(&s, id, arn);
-                record(&plan.work.store, |tx| tx.put_dr_copy(&rec))
-                    .map_err(|e| state_error(plan, e))?;
-                copies.add_recorded(rec);
-            }
-            None => left.push(s),
-        }
-    }
-    Ok(left)
 }
 
 fn state_error(plan: &Plan<'_>, e: StateError) -> CloudError {
@@ -558,6 +343,17 @@ impl Plan<'_> {
     }
 }
 
+/// What one start came to.
+enum Start {
+    /// Made; with an alert when made with the destination's default key
+    /// under `default_alert`.
+    Made(Box<DrCopyRecord>, Option<String>),
+    NotMade {
+        problem: Option<String>,
+        alert: Option<String>,
+    },
+}
+
 /// The copies of one run: recorded and in flight, settled, and problems.
 struct Copies {
     in_flight: Vec<InFlight>,
@@ -653,6 +449,7 @@ impl Copies {
         todo: &mut VecDeque<SnapshotRecord>,
     ) -> Result<(), StateError> {
         let work = plan.work;
+        let mut batch = Vec::new();
         while let Some(s) = todo.front().cloned() {
             let Some(permits) = work.limits.try_acquire(
                 &plan.run.policy,
@@ -662,37 +459,75 @@ impl Copies {
                 break;
             };
             todo.pop_front();
-            match self.start(plan, &s).await {
-                Ok(Some(rec)) => {
+            batch.push((s, permits));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.account_ids(plan).await {
+            for (s, _) in batch.into_iter().rev() {
+                todo.push_front(s);
+            }
+            self.problems.push(format!("{e}"));
+            return Ok(());
+        }
+        // The copies that fit start together: the calls are independent.
+        let keys = tokio::sync::Mutex::new(std::mem::take(&mut self.keys));
+        let started =
+            super::futures_join(batch.iter().map(|(s, _)| self.start(plan, s, &keys))).await;
+        self.keys = keys.into_inner();
+        let mut throttled = Vec::new();
+        for ((s, permits), (shared, outcome)) in batch.into_iter().zip(started) {
+            if shared {
+                self.shared.push(s.clone());
+            }
+            match outcome {
+                Ok(Start::Made(rec, alert)) => {
+                    self.alerts.extend(alert);
                     record(&work.store, |tx| tx.put_dr_copy(&rec))?;
                     self.in_flight.push(InFlight {
-                        record: rec,
+                        record: *rec,
                         _permits: permits,
                     });
                 }
-                Ok(None) => {}
-                Err(e) if e.kind == ErrorKind::Throttled => {
-                    // Tried again at the next look.
-                    todo.push_front(s);
-                    break;
+                Ok(Start::NotMade { problem, alert }) => {
+                    self.problems.extend(problem);
+                    self.alerts.extend(alert);
                 }
+                // Tried again at the next look.
+                Err(e) if e.kind == ErrorKind::Throttled => throttled.push(s),
                 Err(e) => self.problems.push(explain(plan, &s, &e)),
             }
+        }
+        for s in throttled.into_iter().rev() {
+            todo.push_front(s);
+        }
+        Ok(())
+    }
+
+    /// The source's and (across accounts) the destination's AWS account
+    /// ids, asked once per run.
+    async fn account_ids(&mut self, plan: &Plan<'_>) -> Result<(), CloudError> {
+        let cloud = &plan.work.cloud;
+        if self.source_account_id.is_none() {
+            self.source_account_id = Some(cloud.account_id(&plan.source).await?);
+        }
+        if plan.cross_account() && self.dest_account_id.is_none() {
+            self.dest_account_id = Some(cloud.account_id(&plan.dest).await?);
         }
         Ok(())
     }
 
     /// Shares, chooses the key and makes the copy call for one artifact.
-    /// `Ok(None)`: not copied, with the problem recorded.
+    /// Returns whether the source was shared (to be unshared whatever
+    /// happened next), and what came of it.
     async fn start(
-        &mut self,
+        &self,
         plan: &Plan<'_>,
         s: &SnapshotRecord,
-    ) -> Result<Option<DrCopyRecord>, CloudError> {
+        keys: &tokio::sync::Mutex<AliasCache>,
+    ) -> (bool, Result<Start, CloudError>) {
         let cloud = &plan.work.cloud;
-        if self.source_account_id.is_none() {
-            self.source_account_id = Some(cloud.account_id(&plan.source).await?);
-        }
         let source_id = self.source_account_id.clone().unwrap_or_default();
         let (enc, _) = plan.described.get(&s.id).cloned().unwrap_or_default();
         let tags: Vec<&crate::cloud::Tags> = [s.volume_id.as_str(), s.target.as_str()]
@@ -705,40 +540,54 @@ impl Copies {
             encryption: &enc,
             tags,
         };
-        let key = match keys::choose(
-            cloud.as_ref(),
-            &mut self.keys,
-            &source,
-            &plan.run.destination,
-            &plan.dest,
-            plan.dr.encryption_key_detection,
-        )
-        .await
-        {
+        let chosen = {
+            let mut cache = keys.lock().await;
+            keys::choose(
+                cloud.as_ref(),
+                &mut cache,
+                &source,
+                &plan.run.destination,
+                &plan.dest,
+                plan.dr.encryption_key_detection,
+            )
+            .await
+        };
+        let key = match chosen {
             Ok(k) => k,
             Err(problem) => {
-                self.problems.push(format!("{}: {problem}", s.id));
-                return Ok(None);
+                let problem = Some(format!("{}: {problem}", s.id));
+                return (
+                    false,
+                    Ok(Start::NotMade {
+                        problem,
+                        alert: None,
+                    }),
+                );
             }
         };
-        if let KeyChoice::Default { why, alert: true } = &key {
-            self.alerts.push(format!(
+        let alert = match &key {
+            KeyChoice::Default { why, alert: true } => Some(format!(
                 "DR copy of {} to {} uses the destination's default key: {why}",
                 s.id, plan.run.destination
-            ));
-        }
+            )),
+            _ => None,
+        };
+        let mut shared = false;
         if plan.cross_account() {
-            if self.dest_account_id.is_none() {
-                self.dest_account_id = Some(cloud.account_id(&plan.dest).await?);
-            }
             let dest_id = self.dest_account_id.clone().unwrap_or_default();
-            plan.share(s, &dest_id, true).await?;
-            self.shared.push(s.clone());
+            if let Err(e) = plan.share(s, &dest_id, true).await {
+                // A share that half happened (an AMI and some of its
+                // snapshots) is undone with the rest.
+                return (true, Err(e));
+            }
+            shared = true;
         }
         let (id, arn) = match plan.copy_call(s, &key, &source_id).await {
             Ok(made) => made,
-            Err(e) if plan.cross_account() && e.kind == ErrorKind::AccessDenied && enc.encrypted => {
-                return Err(CloudError {
+            Err(e)
+                if plan.cross_account() && e.kind == ErrorKind::AccessDenied && enc.encrypted =>
+            {
+                let e = CloudError {
                     message: format!(
                         "{}; an encrypted copy into another account needs the source key ({}) shared with account {} (its key policy must allow kms:Decrypt, kms:CreateGrant and kms:DescribeKey to it)",
                         e.message,
@@ -746,12 +595,13 @@ impl Copies {
                         plan.run.destination.account
                     ),
                     ..e
-                })
+                };
+                return (shared, Err(e));
             }
-            Err(e) => return Err(e),
+            Err(e) => return (shared, Err(e)),
         };
-        crate::failpoint::hit("dr-after-copy-call");
-        Ok(Some(plan.copy_record(s, id, arn)))
+        crate::failpoint::hit(crate::failpoint::DR_COPIED);
+        (shared, Ok(Start::Made(Box::new(plan.copy_record(s, id, arn)), alert)))
     }
 
     /// One look at the destination: copies that completed or failed settle.
@@ -890,128 +740,6 @@ fn note_failed_look(problems: &mut Vec<String>, e: &CloudError) {
 
 fn explain(plan: &Plan<'_>, s: &SnapshotRecord, e: &CloudError) -> String {
     format!("{} to {}: {e}", s.id, plan.run.destination)
-}
-
-/// How a copy stands after one look.
-enum Outcome {
-    /// Completed; for an AMI, the records of its copied snapshots.
-    Done(Vec<DrCopyRecord>),
-    Failed(String),
-}
-
-/// One describe per kind in the destination for the copies in flight.
-async fn poll(
-    plan: &Plan<'_>,
-    in_flight: &[InFlight],
-) -> Result<BTreeMap<String, Outcome>, CloudError> {
-    let cloud = &plan.work.cloud;
-    let region = &plan.run.destination.region;
-    let ids = |k: ArtifactKind| -> Vec<String> {
-        in_flight
-            .iter()
-            .filter(|f| f.record.kind == k)
-            .map(|f| f.record.id.clone())
-            .collect()
-    };
-    let mut out = BTreeMap::new();
-    let ebs = ids(ArtifactKind::Ebs);
-    if !ebs.is_empty() {
-        let ec2 = cloud.ec2(&plan.dest, region).await?;
-        let found = collect_chunked(&ebs, |chunk, t| {
-            let ec2 = ec2.clone();
-            let q = SnapshotQuery {
-                ids: chunk.to_vec(),
-                ..Default::default()
-            };
-            async move { ec2.snapshots_page(&q, t).await }
-        })
-        .await?;
-        for s in found {
-            match s.state {
-                SnapshotState::Completed => {
-                    out.insert(s.id, Outcome::Done(Vec::new()));
-                }
-                SnapshotState::Error => {
-                    out.insert(
-                        s.id,
-                        Outcome::Failed("the copy ended in the error state".into()),
-                    );
-                }
-                SnapshotState::Pending => {}
-            }
-        }
-    }
-    let images = ids(ArtifactKind::Image);
-    if !images.is_empty() {
-        let ec2 = cloud.ec2(&plan.dest, region).await?;
-        let found = collect_chunked(&images, |chunk, t| {
-            let ec2 = ec2.clone();
-            let q = ImageQuery {
-                ids: chunk.to_vec(),
-                ..Default::default()
-            };
-            async move { ec2.images_page(&q, t).await }
-        })
-        .await?;
-        for i in found {
-            match i.state {
-                ImageState::Available => {
-                    let f = in_flight
-                        .iter()
-                        .find(|f| f.record.id == i.id)
-                        .expect("asked for");
-                    let tags = i.tags.clone();
-                    if !i.snapshot_ids.is_empty() {
-                        ec2.create_tags(&i.snapshot_ids, &tags).await?;
-                    }
-                    let extra = i
-                        .snapshot_ids
-                        .iter()
-                        .map(|sid| DrCopyRecord {
-                            id: sid.clone(),
-                            kind: ArtifactKind::Ebs,
-                            image: Some(i.id.clone()),
-                            arn: None,
-                            status: DrStatus::Completed,
-                            finished: Some(plan.work.now_at()),
-                            ..f.record.clone()
-                        })
-                        .collect();
-                    out.insert(i.id, Outcome::Done(extra));
-                }
-                ImageState::Failed => {
-                    out.insert(i.id, Outcome::Failed("the copied AMI failed".into()));
-                }
-                ImageState::Pending => {}
-            }
-        }
-    }
-    for kind in [ArtifactKind::DbSnapshot, ArtifactKind::DbClusterSnapshot] {
-        let db = ids(kind);
-        if db.is_empty() {
-            continue;
-        }
-        let rds = cloud.rds(&plan.dest, region).await?;
-        let k = db_kind(kind);
-        let found = collect_chunked(&db, |chunk, t| {
-            let rds = rds.clone();
-            let chunk = chunk.to_vec();
-            async move { rds.db_snapshots_page(k, &chunk, t).await }
-        })
-        .await?;
-        for d in found {
-            match d.status.as_str() {
-                "available" => {
-                    out.insert(d.id, Outcome::Done(Vec::new()));
-                }
-                "failed" | "incompatible-restore" | "deleting" | "deleted" => {
-                    out.insert(d.id, Outcome::Failed(format!("the copy is {}", d.status)));
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(out)
 }
 
 impl DrWork {
