@@ -601,7 +601,10 @@ impl Copies {
             Err(e) => return (shared, Err(e)),
         };
         crate::failpoint::hit(crate::failpoint::DR_COPIED);
-        (shared, Ok(Start::Made(Box::new(plan.copy_record(s, id, arn)), alert)))
+        (
+            shared,
+            Ok(Start::Made(Box::new(plan.copy_record(s, id, arn)), alert)),
+        )
     }
 
     /// One look at the destination: copies that completed or failed settle.
