@@ -152,6 +152,28 @@ pub fn is_action_pattern(s: &str) -> bool {
         && action.chars().all(|c| c.is_ascii_alphanumeric() || wild(c))
 }
 
+/// Does the action pattern `pattern` (`*` and `?` wildcards) match the
+/// action `action`? IAM compares actions without regard to case.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let a: Vec<char> = action.to_ascii_lowercase().chars().collect();
+    // dp[j]: p[..i] matches a[..j].
+    let mut dp = vec![false; a.len() + 1];
+    dp[0] = true;
+    for &c in &p {
+        let mut next = vec![false; a.len() + 1];
+        for j in 0..=a.len() {
+            next[j] = match c {
+                '*' => dp[j] || (j > 0 && next[j - 1]),
+                '?' => j > 0 && dp[j - 1],
+                c => j > 0 && dp[j - 1] && a[j - 1] == c,
+            };
+        }
+        dp = next;
+    }
+    dp[a.len()]
+}
+
 /// STS role session names: 2 to 64 of `[A-Za-z0-9+=,.@_-]`.
 pub fn is_session_name(s: &str) -> bool {
     (2..=64).contains(&s.len())
@@ -287,6 +309,19 @@ mod tests {
         ] {
             assert!(!is_action_pattern(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn action_patterns_match_actions() {
+        assert!(action_matches("ec2:DeleteSnapshot", "ec2:DeleteSnapshot"));
+        assert!(action_matches("EC2:delete*", "ec2:DeleteSnapshot"));
+        assert!(action_matches("*", "rds:DeleteDBSnapshot"));
+        assert!(action_matches(
+            "rds:Delete?BSnapshot",
+            "rds:DeleteDBSnapshot"
+        ));
+        assert!(!action_matches("rds:Delete*", "ec2:DeleteSnapshot"));
+        assert!(!action_matches("ec2:Delete", "ec2:DeleteSnapshot"));
     }
 
     #[test]

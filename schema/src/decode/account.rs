@@ -113,6 +113,11 @@ fn decode_account<'a>(
         dr_only(d, &scope, b, kind);
         secured(d, &scope, b)
     });
+    if let (Some(r), Some(s)) = (role, &secured) {
+        if allow_delete && kind == AccountKind::Dr {
+            role_against_secured(d, &scope, r, s);
+        }
+    }
 
     let (name, _) = name?;
     Some((
@@ -172,6 +177,38 @@ fn dr_only(d: &mut Decoder, scope: &Scope<'_>, b: &Block, kind: AccountKind) {
         format!(
             "{} has a {block} block, but only accounts declared type = \"dr\" may have one",
             scope.what
+        ),
+    );
+}
+
+/// The deletes the managed role is given with `allow_delete = true`.
+const ROLE_DELETES: &[&str] = &[
+    "ec2:DeleteSnapshot",
+    "ec2:DeregisterImage",
+    "rds:DeleteDBSnapshot",
+    "rds:DeleteDBClusterSnapshot",
+];
+
+/// With `allow_delete = true` the managed role may delete copies: a
+/// `secured` block prohibiting those actions would report Lifeboat's own
+/// role at every check. Said once, where the role is declared.
+fn role_against_secured(d: &mut Decoder, scope: &Scope<'_>, role: &Block, s: &Secured) {
+    let clash: Vec<&str> = ROLE_DELETES
+        .iter()
+        .copied()
+        .filter(|a| s.prohibited.iter().any(|p| validate::action_matches(p, a)))
+        .collect();
+    if clash.is_empty() {
+        return;
+    }
+    d.warning(
+        scope.src,
+        start(&role.ident),
+        "Managed role allowed prohibited actions",
+        format!(
+            "{} has allow_delete = true, so its managed role is allowed {}, which its secured block prohibits: every check will report the role; set allow_delete = false or prohibit other actions",
+            scope.what,
+            clash.join(", ")
         ),
     );
 }
