@@ -351,12 +351,18 @@ impl Cloud for AwsCloud {
     }
 
     /// Not cached: a plan, an apply or a check opens one per account. IAM
-    /// is global: signed for us-east-1 whatever the account's regions.
+    /// is global: signed for its partition's home region (us-east-1 in the
+    /// commercial partition) whatever the account's regions.
     async fn iam(&self, account: &Account) -> CloudResult<Arc<dyn Iam>> {
         let session = self.session(account).await;
         let ctx = session.context(account, "global");
+        let home = match account.regions.first().map(String::as_str) {
+            Some(r) if r.starts_with("cn-") => "cn-north-1",
+            Some(r) if r.starts_with("us-gov-") => "us-gov-west-1",
+            _ => "us-east-1",
+        };
         let conf = aws_sdk_iam::config::Builder::from(&session.config)
-            .region(Region::new("us-east-1"))
+            .region(Region::new(home))
             .build();
         Ok(Arc::new(crate::iam::AwsIam::new(
             aws_sdk_iam::Client::from_conf(conf),
