@@ -135,6 +135,19 @@ fn evaluation_cases() {
             vec![("rds:*", "rds:Delete*", false)],
         ),
         (
+            "a deny of the granting pattern wins",
+            vec![allow(r#""rds:DeleteDBSnapshot""#), deny(r#""rds:DeleteDB*""#)],
+            vec![],
+        ),
+        (
+            "a deny of one granting pattern leaves the other",
+            vec![
+                allow(r#"["rds:DeleteDBSnapshot","rds:Delete*"]"#),
+                deny(r#""rds:DeleteDBSnapshot""#),
+            ],
+            vec![("rds:Delete*", "rds:Delete*", false)],
+        ),
+        (
             "a conditional deny does not",
             vec![
                 allow(r#""ec2:DeleteSnapshot""#),

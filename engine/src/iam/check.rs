@@ -13,9 +13,10 @@
 //!   leaves such an action out. Any `Resource` counts as granting.
 //! - A statement with a `Condition` is taken as applying; the finding says
 //!   it is conditional.
-//! - An explicit `Deny` of the same principal wins when it covers the whole
-//!   prohibited pattern, on every resource (`Resource` `*`) and without a
-//!   condition; a narrower Deny does not hide the finding.
+//! - An explicit `Deny` of the same principal wins when it covers what the
+//!   Allow grants of the pattern (the whole prohibited pattern, or the
+//!   granting action pattern), on every resource (`Resource` `*`) and
+//!   without a condition; a narrower Deny does not hide the finding.
 //! - Service control policies, permission boundaries, session policies and
 //!   resource policies are not evaluated.
 
@@ -130,15 +131,26 @@ struct Held<'a> {
     doc: Value,
 }
 
-/// One statement's effect on one prohibited pattern.
-fn statement_grants(s: &Value, prohibited: &str) -> Option<String> {
+/// What of `prohibited` one Allow statement grants: each of its `Action`
+/// patterns that overlaps it (`Some(pattern)`), or, for a `NotAction` that
+/// leaves part of it out, that statement (`None`: no pattern a Deny could
+/// cover on its own). Each with the text a finding shows.
+fn statement_grants(s: &Value, prohibited: &str) -> Vec<(String, Option<String>)> {
     if let Some(actions) = s.get("Action") {
         return document::strings(actions)
             .into_iter()
-            .find(|a| overlaps(a, prohibited));
+            .filter(|a| overlaps(a, prohibited))
+            .map(|a| (a.clone(), Some(a)))
+            .collect();
     }
-    let not = document::strings(s.get("NotAction")?);
-    (!not.iter().any(|n| covers(n, prohibited))).then(|| format!("NotAction [{}]", not.join(", ")))
+    let not = s
+        .get("NotAction")
+        .map(document::strings)
+        .unwrap_or_default();
+    if s.get("NotAction").is_none() || not.iter().any(|n| covers(n, prohibited)) {
+        return Vec::new();
+    }
+    vec![(format!("NotAction [{}]", not.join(", ")), None)]
 }
 
 /// Does a Deny statement take away every action of `prohibited`, on every
@@ -185,14 +197,17 @@ fn principal_findings(
     held: &[Held<'_>],
     prohibited: &[String],
 ) -> Vec<Finding> {
+    let denies: Vec<&Value> = held
+        .iter()
+        .flat_map(|h| statements(&h.doc))
+        .filter(|s| effect(s).eq_ignore_ascii_case("deny"))
+        .collect();
+    // A Deny wins when it covers all the statement grants of the pattern:
+    // the whole prohibited pattern, or the granting pattern itself.
+    let denied = |pattern: &str| denies.iter().any(|d| statement_denies(d, pattern));
     let mut out = Vec::new();
     for pattern in prohibited {
-        let denied = held.iter().any(|h| {
-            statements(&h.doc)
-                .into_iter()
-                .any(|s| effect(s).eq_ignore_ascii_case("deny") && statement_denies(s, pattern))
-        });
-        if denied {
+        if denied(pattern) {
             continue;
         }
         for h in held {
@@ -200,7 +215,10 @@ fn principal_findings(
                 if !effect(s).eq_ignore_ascii_case("allow") {
                     continue;
                 }
-                let Some(action) = statement_grants(s, pattern) else {
+                let granted = statement_grants(s, pattern)
+                    .into_iter()
+                    .find(|(_, by)| by.as_deref().is_none_or(|a| !denied(a)));
+                let Some((action, _)) = granted else {
                     continue;
                 };
                 out.push(Finding {
