@@ -5,6 +5,10 @@
 #   bench_tick  one `lifeboat run --once` tick with 1,000 due instance targets
 #               against the AWS emulator, next to a minimal script making the
 #               same create calls
+#   dr_scale    the DR copies of one backup of 1,000 targets to one region,
+#               20 in flight, copies pending for a few looks (in-memory AWS)
+#   bench_dr    one `lifeboat backup` of 1,000 targets with their DR copies
+#               to one region against the emulator, next to a minimal script
 # Both use release builds. BENCH_TARGETS sets the tick's target count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +19,7 @@ cargo run --quiet --release -p lifeboat-engine --example plan_scale
 echo "==> bench_tick"
 cargo build --quiet --release --bin lifeboat
 .venv/bin/python scripts/bench_tick.py "$CARGO_TARGET_DIR/release/lifeboat" "${BENCH_TARGETS:-1000}"
+echo "==> dr_scale"
+cargo run --quiet --release -p lifeboat-engine --example dr_scale
+echo "==> bench_dr"
+.venv/bin/python scripts/bench_dr.py "$CARGO_TARGET_DIR/release/lifeboat" "${BENCH_TARGETS:-1000}"

@@ -491,3 +491,267 @@ async fn keep_original_false_keeps_the_original_when_a_copy_failed() {
         "the share is undone after a failed copy"
     );
 }
+
+#[tokio::test]
+async fn a_departed_targets_last_copy_stays_when_newer_generations_lack_it() {
+    let mut b = Bench::applied(2, "regions = [\"us-west-2\"]\n generations = 1").await;
+    let first = b.backup(0).await;
+    assert_eq!(b.copy(first, 5).await[0].status, DrStatus::Completed);
+    // Target i-00000001 leaves the policy; the next generation lacks it.
+    b.config = config(1, "regions = [\"us-west-2\"]\n generations = 1");
+    let report = b.apply(&b.plan(at(1)).await, at(1)).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let second = b.backup(2).await;
+    assert_eq!(b.copy(second, 5).await[0].status, DrStatus::Completed);
+
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    let left: Vec<(&str, &str)> = copies
+        .iter()
+        .map(|c| (c.backup_id.as_str(), c.target.as_str()))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ("2026-11-22T10:00:00Z", "i-00000001"),
+            ("2026-11-22T10:02:00Z", "i-00000000")
+        ],
+        "the old copy of the target still kept goes; the departed target's only copy stays"
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_copied_only_some_targets_is_not_a_generation() {
+    let b = Bench::applied(2, "regions = [\"us-west-2\"]\n generations = 1").await;
+    let first = b.backup(0).await;
+    assert_eq!(b.copy(first, 5).await[0].status, DrStatus::Completed);
+    let second = b.backup(1).await;
+    // The second backup's copy of i-00000001 fails; i-00000000's completes.
+    let failing = b.store.lock().unwrap().backups(Some("web")).unwrap()[1]
+        .snapshots
+        .iter()
+        .find(|s| s.target == "i-00000001")
+        .unwrap()
+        .id
+        .clone();
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .copies
+        .failing_sources
+        .insert(failing);
+    assert_eq!(b.copy(second, 5).await[0].status, DrStatus::Failed);
+    // Retention of copies as a later run or plan would apply it.
+    let policies = std::collections::BTreeSet::from(["web".to_string()]);
+    dr::retain_copies(&b.work(5, 3), &policies).await.unwrap();
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    let first_copies = copies
+        .iter()
+        .filter(|c| c.backup_id == "2026-11-22T10:00:00Z")
+        .count();
+    assert_eq!(
+        first_copies, 2,
+        "the last whole generation stays: {copies:?}"
+    );
+}
+
+/// Drives `runs` within a minute of real time: a run that waits forever
+/// for room fails the test instead of hanging it.
+async fn copy_within(b: &Bench, runs: Vec<DrRun>, per_destination: usize) -> Vec<DrRun> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        b.copy(runs, per_destination),
+    )
+    .await
+    .expect("the DR runs end")
+}
+
+#[tokio::test]
+async fn a_resumed_run_with_more_copies_in_flight_than_the_cap_finishes() {
+    let b = Bench::applied(3, "regions = [\"us-west-2\"]").await;
+    b.cloud.world.lock().unwrap().copies.copy_polls = 2;
+    let runs = b.backup(0).await;
+    // `backup --no-wait-dr` with room for three: three copies in flight.
+    let mut work = b.work(5, 0);
+    work.wait = false;
+    let left = dr::copy(&work, runs).await;
+    assert_eq!(left[0].as_ref().unwrap().status, DrStatus::InProgress);
+    // A runner with room for one takes the run up.
+    let ended = copy_within(&b, dr::open_runs(&b.store).unwrap(), 1).await;
+    assert_eq!(ended[0].status, DrStatus::Completed, "{:?}", ended[0]);
+    assert_eq!(b.cloud.world.lock().unwrap().calls_of("CopySnapshot"), 3);
+}
+
+#[tokio::test]
+async fn runs_queued_for_one_place_of_room_take_turns_and_all_finish() {
+    let b = Bench::applied(2, "regions = [\"us-west-2\"]").await;
+    b.cloud.world.lock().unwrap().copies.copy_polls = 2;
+    let mut runs = b.backup(0).await;
+    runs.extend(b.backup(1).await);
+    runs.extend(b.backup(2).await);
+    let ended = copy_within(&b, runs, 1).await;
+    assert!(
+        ended.iter().all(|r| r.status == DrStatus::Completed),
+        "{ended:?}"
+    );
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(
+        w.copies.max_in_flight[&("main".to_string(), "us-west-2".to_string())],
+        1
+    );
+    assert_eq!(w.calls_of("CopySnapshot"), 6);
+}
+
+#[tokio::test]
+async fn a_timed_out_cross_account_run_undoes_its_shares() {
+    let b = Bench::applied(
+        1,
+        "timeout = \"1s\"\n cross_account {\n to = account.vault\n }",
+    )
+    .await;
+    b.cloud.world.lock().unwrap().copies.copy_polls = u32::MAX;
+    let runs = b.backup(0).await;
+    let mut work = b.work(5, 0);
+    work.interval = std::time::Duration::from_millis(50);
+    let ended = dr::copy(&work, runs).await;
+    assert_eq!(ended[0].as_ref().unwrap().status, DrStatus::TimedOut);
+    assert!(b.cloud.world.lock().unwrap().copies.shares.is_empty());
+}
+
+#[tokio::test]
+async fn two_vault_regions_share_once_and_the_last_run_unshares() {
+    let b = Bench::applied(
+        1,
+        "cross_account {\n to = account.vault\n regions = [\"original\", \"us-west-2\"]\n }",
+    )
+    .await;
+    let runs = b.backup(0).await;
+    assert_eq!(runs.len(), 2);
+    let ended = b.copy(runs, 5).await;
+    assert!(
+        ended.iter().all(|r| r.status == DrStatus::Completed),
+        "{ended:?}"
+    );
+    let w = b.cloud.world.lock().unwrap();
+    assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares);
+    assert_eq!(w.calls_of("CopySnapshot"), 2);
+}
+
+#[tokio::test]
+async fn apply_makes_a_backups_missing_copies_once_each() {
+    let mut b = Bench::applied(3, "regions = []").await;
+    assert!(b.backup(0).await.is_empty(), "no destination yet");
+    b.config = config(3, "regions = [\"us-west-2\"]");
+    let plan = b.plan(at(1)).await;
+    let creates: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == lifeboat_engine::plan::Action::Create)
+        .map(|c| c.address.to_string())
+        .filter(|a| a.starts_with("dr_copy."))
+        .collect();
+    assert_eq!(creates.len(), 3, "{creates:?}");
+    let report = b.apply(&plan, at(1)).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(b.cloud.world.lock().unwrap().calls_of("CopySnapshot"), 3);
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    assert_eq!(copies.len(), 3);
+    assert!(copies.iter().all(|c| c.status == DrStatus::Completed));
+    // Converged: nothing more to copy.
+    let again = b.plan(at(2)).await;
+    assert!(
+        !again
+            .changes
+            .iter()
+            .any(|c| c.address.to_string().starts_with("dr_copy.")),
+        "{:?}",
+        again.changes
+    );
+}
+
+#[tokio::test]
+async fn a_key_tag_naming_another_accounts_key_is_refused_for_the_vault() {
+    let b = Bench::applied(1, "cross_account {\n to = account.vault\n }").await;
+    let source_key = b
+        .cloud
+        .world
+        .lock()
+        .unwrap()
+        .copies
+        .add_key("main", "us-east-1", "alias/app");
+    {
+        let mut w = b.cloud.world.lock().unwrap();
+        let i = w.instances.get_mut("i-00000000").unwrap();
+        i.tags.insert(
+            "lifeboat:dr-kms-key".into(),
+            format!("arn:aws:kms:us-east-1:{MAIN_ID}:key/attacker"),
+        );
+    }
+    let runs = b.backup(0).await;
+    encrypt_sources(&b, &source_key);
+    let ended = b.copy(runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Failed);
+    assert!(
+        ended[0].detail.contains("takes only a key of that account"),
+        "{}",
+        ended[0].detail
+    );
+    assert!(keys_asked(&b).is_empty(), "no copy was made under that key");
+}
+
+#[tokio::test]
+async fn an_unreachable_vault_leaves_its_copies_alone_and_the_plan_goes_on() {
+    let b = Bench::applied(
+        1,
+        "cross_account {\n to = account.vault\n }\n generations = 1",
+    )
+    .await;
+    let runs = b.backup(0).await;
+    assert_eq!(b.copy(runs, 5).await[0].status, DrStatus::Completed);
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .broken_accounts
+        .insert("vault".into());
+    let plan = b.plan(at(5)).await;
+    assert!(
+        !plan
+            .changes
+            .iter()
+            .any(|c| c.address.to_string().starts_with("dr_copy.")),
+        "{:?}",
+        plan.changes
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("could not be looked at")),
+        "{:?}",
+        plan.warnings
+    );
+}
+
+#[tokio::test]
+async fn the_daily_summary_names_dr_runs_that_failed() {
+    let b = Bench::applied(1, "regions = [\"us-west-2\"]").await;
+    b.cloud.world.lock().unwrap().failing.insert(
+        "CopySnapshot".into(),
+        lifeboat_engine::cloud::ErrorKind::AccessDenied,
+    );
+    let runs = b.backup(0).await;
+    assert_eq!(b.copy(runs, 5).await[0].status, DrStatus::Failed);
+    let state = b.store.lock().unwrap().load().unwrap();
+    let (_, text) = lifeboat_engine::runmode::notify::summary_message(
+        &b.config,
+        &state.policies().unwrap(),
+        &Default::default(),
+        &[],
+        &state.dr_runs,
+        at(30),
+    );
+    assert!(
+        text.contains("DR copies failed or timed out in the last day (1):\n  policy web backup 2026-11-22T10:00:00Z to us-west-2:main failed: "),
+        "{text}"
+    );
+}

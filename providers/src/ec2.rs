@@ -536,8 +536,11 @@ impl Ec2 for AwsEc2 {
                 "the answer carried no image id".to_owned(),
             ));
         };
+        // The copy exists from here on: a failed tag call must not read as
+        // a failed copy (the engine would copy again). The engine tags the
+        // copied image and its snapshots once it is available.
         if !req.tags.is_empty() {
-            self.create_tags(&[id.to_owned()], &req.tags).await?;
+            let _ = self.create_tags(&[id.to_owned()], &req.tags).await;
         }
         Ok(id.to_owned())
     }

@@ -210,13 +210,33 @@ pub struct CrossAccount {
     pub keep_original: bool,
 }
 
-/// A destination region of a cross-account copy.
+/// A destination region of a cross-account copy, written as in the
+/// configuration: `"original"` or a region name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(from = "String", into = "String")]
 pub enum DrRegion {
     /// `"original"`: each artifact's own region.
     Original,
     Named(String),
+}
+
+impl From<String> for DrRegion {
+    fn from(s: String) -> DrRegion {
+        if s == "original" {
+            DrRegion::Original
+        } else {
+            DrRegion::Named(s)
+        }
+    }
+}
+
+impl From<DrRegion> for String {
+    fn from(r: DrRegion) -> String {
+        match r {
+            DrRegion::Original => "original".into(),
+            DrRegion::Named(n) => n,
+        }
+    }
 }
 
 /// What key an encrypted copy uses when no key with the source key's

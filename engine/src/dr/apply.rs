@@ -12,6 +12,7 @@ use crate::addr::Address;
 use crate::cloud::{gone_is_done, Tags};
 use crate::plan::apply::{ApplyError, Executor, Refusal};
 use crate::plan::{Action, Change};
+use crate::retention::Holds;
 use crate::state::{ArtifactKind, Destination, DrCopyRecord, DrRun, DrStatus};
 
 use super::{names, DrWork, Limits};
@@ -28,6 +29,13 @@ fn run_lock(policy: &str, backup: &str, d: &Destination) -> Arc<tokio::sync::Mut
         .entry((policy.to_string(), backup.to_string(), d.clone()))
         .or_default()
         .clone()
+}
+
+/// One bound on copies in flight per destination for every change of an
+/// apply (and of every apply in this process), as the runner has one.
+fn apply_limits() -> Limits {
+    static LIMITS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+    LIMITS.get_or_init(Limits::default).clone()
 }
 
 /// The catalog's copy (with an AMI's snapshot copies) at `address`.
@@ -106,12 +114,30 @@ impl Executor {
         let dest = Destination { account, region };
         let lock = run_lock(policy, &backup_id, &dest);
         let _driving = lock.lock().await;
-        // The plan found this copy missing (or its last try failed): a
-        // record of it that is settled is forgotten, so that it is made
-        // again; one found in AWS by its tags is adopted instead.
-        let stale: Vec<DrCopyRecord> = recorded(self, &c.address)?
+        // The plan found this copy missing, or its last try failed. A
+        // record of it that failed or timed out is forgotten; one that
+        // completed is looked for in AWS: found, the copy is done (another
+        // change of this backup made it); gone, it is forgotten too. The
+        // copy is then made again, or adopted when AWS has it by its tags.
+        let records: Vec<DrCopyRecord> = recorded(self, &c.address)?
             .into_iter()
-            .filter(|r| r.status != DrStatus::InProgress && r.backup_id == backup_id)
+            .filter(|r| r.backup_id == backup_id)
+            .collect();
+        let done: Vec<DrCopyRecord> = records
+            .iter()
+            .filter(|r| r.status == DrStatus::Completed && r.image.is_none())
+            .cloned()
+            .collect();
+        if !done.is_empty() {
+            let seen =
+                super::observe::observe_copies(self.cloud.clone(), &done, &self.accounts).await?;
+            if done.iter().all(|r| seen.holds(r)) {
+                return Ok(());
+            }
+        }
+        let stale: Vec<DrCopyRecord> = records
+            .into_iter()
+            .filter(|r| r.status != DrStatus::InProgress)
             .collect();
         self.write(|tx| {
             for r in &stale {
@@ -157,7 +183,7 @@ impl Executor {
         let mut work = DrWork::new(
             self.cloud.clone(),
             self.store.clone(),
-            Limits::default(),
+            apply_limits(),
             self.now,
         );
         work.interval = std::time::Duration::from_secs(5);
@@ -234,9 +260,29 @@ impl Executor {
             }
             ArtifactKind::Image => {
                 let ec2 = self.cloud.ec2(acct, region).await?;
+                // The image's snapshots as AWS reports them, besides those
+                // recorded (a copy that failed or timed out has none
+                // recorded): none is left behind when it is deregistered.
+                let q = crate::cloud::ImageQuery {
+                    ids: vec![main.id.clone()],
+                    ..Default::default()
+                };
+                let found = crate::cloud::collect_pages(|t| {
+                    let (ec2, q) = (ec2.clone(), q.clone());
+                    async move { ec2.images_page(&q, t).await }
+                })
+                .await?;
+                let mut snaps: Vec<String> = copies[1..].iter().map(|s| s.id.clone()).collect();
+                for i in found {
+                    for s in i.snapshot_ids {
+                        if !snaps.contains(&s) {
+                            snaps.push(s);
+                        }
+                    }
+                }
                 gone_is_done(ec2.deregister_image(&main.id).await)?;
-                for s in &copies[1..] {
-                    gone_is_done(ec2.delete_snapshot(&s.id).await)?;
+                for s in &snaps {
+                    gone_is_done(ec2.delete_snapshot(s).await)?;
                 }
             }
             ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {

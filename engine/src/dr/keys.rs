@@ -115,6 +115,23 @@ pub async fn choose(
         return Ok(KeyChoice::Plain);
     }
     if let Some(key) = tagged_key(&source.tags, &dest.region) {
+        // Whoever can tag a workload volume must not be able to put the
+        // vault's copies under a key of another account (which that
+        // account could then schedule for deletion): a key named by ARN
+        // must be the destination account's own. An alias or a bare key id
+        // resolves in the destination account anyway.
+        if let Some(owner) = key.strip_prefix("arn:").and_then(|r| r.split(':').nth(3)) {
+            let dest_id = cloud
+                .account_id(dest_account)
+                .await
+                .map_err(|e| e.to_string())?;
+            if owner != dest_id {
+                return Err(format!(
+                    "the {TAG_DR_KEY} tag on the source names {key}, a key of AWS account {owner}; a copy into account {} ({dest_id}) takes only a key of that account",
+                    dest.account
+                ));
+            }
+        }
         return Ok(KeyChoice::Key {
             why: format!("tag {TAG_DR_KEY} on the source"),
             key,

@@ -15,6 +15,10 @@ use crate::state::{ArtifactKind, Destination, DrCopyRecord};
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CopiesSeen {
     pub present: BTreeSet<(Destination, String)>,
+    /// Destinations that could not be looked at, with why: their copies are
+    /// neither judged lost nor expired, and the plan says so.
+    #[serde(skip)]
+    pub unreachable: BTreeMap<Destination, String>,
 }
 
 impl Holds for CopiesSeen {
@@ -22,13 +26,42 @@ impl Holds for CopiesSeen {
         self.present
             .contains(&(c.destination.clone(), c.id.clone()))
     }
+
+    fn reachable(&self, d: &Destination) -> bool {
+        !self.unreachable.contains_key(d)
+    }
 }
 
 /// Looks for every copy in `copies` (main copies; an AMI stands for its
 /// snapshots) in its destination. A destination account not in `accounts`
 /// is not looked at: its copies count as present, so nothing is decided on
-/// a guess.
+/// a guess. A destination whose list fails is [`CopiesSeen::unreachable`]:
+/// one broken DR account does not stop every plan.
 pub async fn observe_copies(
+    cloud: Arc<dyn Cloud>,
+    copies: &[DrCopyRecord],
+    accounts: &BTreeMap<String, Account>,
+) -> Result<CopiesSeen, CloudError> {
+    let mut by_dest: BTreeMap<Destination, Vec<DrCopyRecord>> = BTreeMap::new();
+    for c in copies {
+        by_dest
+            .entry(c.destination.clone())
+            .or_default()
+            .push(c.clone());
+    }
+    let mut seen = CopiesSeen::default();
+    for (dest, mine) in by_dest {
+        match observe_destination(cloud.clone(), &mine, accounts).await {
+            Ok(s) => seen.present.extend(s.present),
+            Err(e) => {
+                seen.unreachable.insert(dest, e.to_string());
+            }
+        }
+    }
+    Ok(seen)
+}
+
+async fn observe_destination(
     cloud: Arc<dyn Cloud>,
     copies: &[DrCopyRecord],
     accounts: &BTreeMap<String, Account>,

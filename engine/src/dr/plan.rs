@@ -65,8 +65,10 @@ pub fn plan_copies(
             .removed
             .keys()
             .filter(|p| {
+                // Deleted, or tagged expired for someone to delete: both end
+                // the copies, both are gated.
                 decision.changes.iter().any(|c| {
-                    c.action == Action::Delete
+                    matches!(c.action, Action::Delete | Action::Update)
                         && matches!(&c.address, Address::DrCopy { policy, .. } if policy == *p)
                 })
             })
@@ -95,6 +97,13 @@ pub fn plan_copies(
     out.changes.extend(drift);
     out.changes.extend(made);
     out.notes.extend(decision.notes);
+    if let Some(s) = &obs.dr_copies {
+        for (d, why) in &s.unreachable {
+            out.notes.push(format!(
+                "the DR copies at {d} could not be looked at ({why}): none of them is planned this time"
+            ));
+        }
+    }
     out
 }
 
@@ -135,7 +144,7 @@ fn missing(
     };
     let mut out = Vec::new();
     for (dest, artifacts) in route::routes(dr, &p.account, &b.snapshots) {
-        if !accounts.contains_key(&dest.account) {
+        if !accounts.contains_key(&dest.account) || !seen.reachable(&dest) {
             continue;
         }
         let run = state

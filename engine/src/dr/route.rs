@@ -78,8 +78,10 @@ pub fn due(dr: &Dr, backup: &BackupRecord, runs: &[DrRun]) -> bool {
         runs.iter()
             .filter(|r| r.policy == backup.policy && r.backup_id != backup.id)
     };
+    // A run that failed or timed out is no copy: the next backup is due
+    // as if it had been skipped, so a failure never widens the gap.
     let Some(last) = mine()
-        .filter(|r| r.status != DrStatus::Skipped)
+        .filter(|r| r.status == DrStatus::Completed || r.status.is_open())
         .map(|r| r.backup_seq)
         .max()
     else {

@@ -222,7 +222,7 @@ fn copies_banner(plan: &Plan) -> Option<String> {
         .map(|p| format!("policy.{p}"))
         .collect();
     Some(format!(
-        "THIS PLAN DELETES EVERY DR COPY OF {}: its dr block or the policy was removed; apply refuses this without --allow-destroy-backups.",
+        "THIS PLAN ENDS EVERY DR COPY OF {}: its dr block or the policy was removed (copies are deleted, or tagged expired where deletes are not allowed); apply refuses this without --allow-destroy-backups.",
         names.join(", ")
     ))
 }

@@ -28,6 +28,11 @@ pub struct CopyPolicies {
 /// Which recorded copies AWS still has.
 pub trait Holds {
     fn holds(&self, c: &DrCopyRecord) -> bool;
+    /// Could the destination be looked at? Nothing is decided about the
+    /// copies of one that could not.
+    fn reachable(&self, _d: &Destination) -> bool {
+        true
+    }
 }
 
 /// Everything exists (a caller that could not look deletes only on the
@@ -91,18 +96,35 @@ pub fn decide_copies(
         .chain(policies.removed.iter().map(|(p, a)| (p, None, a)));
     for (policy, generations, account) in all {
         for (dest, backups) in grouped(&state.dr_copies, policy) {
+            if !observed.reachable(dest) {
+                continue;
+            }
+            let run = |backup_id: &str| {
+                state.dr_runs.iter().find(|r| {
+                    &r.policy == policy && r.backup_id == backup_id && &r.destination == dest
+                })
+            };
             let mut kept = 0u32;
             let mut oldest_kept: Option<i64> = None;
+            // Targets with a whole copy kept at this destination.
+            let mut covered: BTreeSet<&str> = BTreeSet::new();
+            let mut ending: Vec<(String, Vec<&DrCopyRecord>)> = Vec::new();
             for (seq, copies) in backups {
-                let whole = copies
-                    .iter()
-                    .all(|c| c.status == DrStatus::Completed && observed.holds(c));
-                let open = copies.iter().any(|c| c.status == DrStatus::InProgress);
                 let backup_id = copies[0].backup_id.as_str();
+                let run = run(backup_id);
+                // Whole: its run completed (every artifact routed here was
+                // copied) and each copy is still there.
+                let whole = run.is_some_and(|r| r.status == DrStatus::Completed)
+                    && copies
+                        .iter()
+                        .all(|c| c.status == DrStatus::Completed && observed.holds(c));
+                let open = run.is_some_and(|r| r.status.is_open())
+                    || copies.iter().any(|c| c.status == DrStatus::InProgress);
                 let reason = match generations {
                     Some(g) if whole && kept < g => {
                         kept += 1;
                         oldest_kept = Some(seq);
+                        covered.extend(copies.iter().map(|c| c.target.as_str()));
                         continue;
                     }
                     Some(g) if whole => format!(
@@ -126,8 +148,22 @@ pub fn decide_copies(
                     ));
                     continue;
                 }
-                let allow = accounts.get(&dest.account).is_some_and(|a| a.allow_delete);
+                ending.push((reason, copies));
+            }
+            let allow = accounts.get(&dest.account).is_some_and(|a| a.allow_delete);
+            for (reason, copies) in ending {
                 for c in copies {
+                    // A target's newest good copy here stays while no kept
+                    // generation has one of it (its later copies failed).
+                    let good = c.status == DrStatus::Completed && observed.holds(c);
+                    if generations.is_some() && good && covered.insert(c.target.as_str()) {
+                        out.notes.push(format!(
+                            "kept: {} is the newest copy of {} at {dest}; no newer generation there has one",
+                            c.address(account),
+                            c.target
+                        ));
+                        continue;
+                    }
                     if !allow && c.expired.is_some() {
                         continue;
                     }
@@ -179,7 +215,12 @@ pub fn copy_drift(
     state
         .dr_copies
         .iter()
-        .filter(|c| c.image.is_none() && c.status == DrStatus::Completed && !observed.holds(c))
+        .filter(|c| {
+            c.image.is_none()
+                && c.status == DrStatus::Completed
+                && observed.reachable(&c.destination)
+                && !observed.holds(c)
+        })
         .filter_map(|c| {
             let account = policy_accounts.get(&c.policy)?;
             let address = c.address(account);

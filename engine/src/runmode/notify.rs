@@ -75,13 +75,15 @@ pub async fn publish(
     Ok(sns.publish(&n.sns_topic, &subject, message).await?)
 }
 
-/// The daily summary: open alerts, disabled policies, policies without
-/// schedules, policies without targets (applied state).
+/// The daily summary: open alerts, DR copies that failed or timed out in
+/// the last day and those still in progress, disabled policies, policies
+/// without schedules, policies without targets (applied state).
 pub fn summary_message(
     config: &Config,
     policies: &BTreeMap<String, PolicyState>,
     targets: &BTreeMap<String, usize>,
     alerts: &[Alert],
+    dr_runs: &[crate::state::DrRun],
     now: DateTime<Utc>,
 ) -> (String, String) {
     let mut text = format!("LIFEBOAT DAILY SUMMARY\nat: {}\n", now.to_rfc3339());
@@ -108,6 +110,42 @@ pub fn summary_message(
                 };
                 format!("{owner} since {}: {}", a.opened.to_rfc3339(), a.message)
             })
+            .collect(),
+    );
+    let dr_line = |r: &&crate::state::DrRun| {
+        let detail = if r.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", r.detail)
+        };
+        format!(
+            "policy {} backup {} to {} {}{detail}",
+            r.policy,
+            r.backup_id,
+            r.destination,
+            r.status.as_str().replace('_', " ")
+        )
+    };
+    let day_ago = now - chrono::Duration::days(1);
+    section(
+        "DR copies failed or timed out in the last day",
+        dr_runs
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    crate::state::DrStatus::Failed | crate::state::DrStatus::TimedOut
+                ) && r.updated >= day_ago
+            })
+            .map(|r| dr_line(&r))
+            .collect(),
+    );
+    section(
+        "DR copies in progress",
+        dr_runs
+            .iter()
+            .filter(|r| r.status.is_open())
+            .map(|r| dr_line(&r))
             .collect(),
     );
     section(
@@ -174,7 +212,8 @@ pub async fn daily_summary(
     for (policy, _) in state.targets()?.keys() {
         *targets.entry(policy.clone()).or_default() += 1;
     }
-    let (subject, text) = summary_message(config, &policies, &targets, &alerts, now);
+    let (subject, text) =
+        summary_message(config, &policies, &targets, &alerts, &state.dr_runs, now);
     publish(cloud, store, n, &subject, &text).await?;
     store
         .lock()

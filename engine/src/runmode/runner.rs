@@ -72,12 +72,19 @@ pub struct Runner {
     jobs: tokio::task::JoinSet<Ran>,
     in_flight: BTreeSet<String>,
     /// DR runs in flight, each on its own, independent of the next backups.
-    dr_jobs: tokio::task::JoinSet<Vec<Result<crate::state::DrRun, StateError>>>,
+    dr_jobs: tokio::task::JoinSet<DrJob>,
+    /// The DR runs this runner is driving, so that a resume never drives
+    /// one twice.
+    dr_driving: BTreeSet<DrKey>,
     dr_limits: crate::dr::Limits,
     /// Ended DR runs not yet handed out by [`Runner::finished`].
     dr_done: Vec<Result<crate::state::DrRun, StateError>>,
-    dr_resumed: bool,
 }
+
+/// A DR run: policy, backup, destination.
+type DrKey = (String, String, crate::state::Destination);
+/// What one DR task drove, and how each run ended.
+type DrJob = (Vec<DrKey>, Vec<Result<crate::state::DrRun, StateError>>);
 
 impl Runner {
     pub fn new(
@@ -98,7 +105,7 @@ impl Runner {
             dr_jobs: tokio::task::JoinSet::new(),
             dr_limits: crate::dr::Limits::default(),
             dr_done: Vec::new(),
-            dr_resumed: false,
+            dr_driving: BTreeSet::new(),
         }
     }
 
@@ -174,6 +181,7 @@ impl Runner {
         self.dr_jobs.shutdown().await;
         self.in_flight.clear();
         self.dr_done.clear();
+        self.dr_driving.clear();
     }
 
     /// Closes backups an interrupted runner left behind (adopting their
@@ -182,24 +190,19 @@ impl Runner {
     /// interrupted attempt itself is still waiting in the state (see
     /// [`Runner::start`]) and is made again.
     ///
-    /// The first time, it also resumes the DR runs a stopped process left
-    /// pending or in progress: their copies are adopted from the catalog
-    /// and AWS, never made twice.
+    /// It also resumes the DR runs left pending or in progress that this
+    /// runner is not driving (a stopped process's, `backup --no-wait-dr`'s):
+    /// their copies are adopted from the catalog and AWS, never made twice.
     pub async fn reconcile(
         &mut self,
         now: DateTime<Utc>,
     ) -> Result<backup::Reconciled, BackupError> {
-        if self.busy() {
+        let open = crate::dr::open_runs(&self.store)?;
+        self.start_dr(open, now);
+        if !self.in_flight.is_empty() {
             return Ok(backup::Reconciled::default());
         }
-        let done =
-            backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await?;
-        if !self.dr_resumed {
-            let open = crate::dr::open_runs(&self.store)?;
-            self.dr_resumed = true;
-            self.start_dr(open, now);
-        }
-        Ok(done)
+        backup::reconcile_interrupted(self.cloud.clone(), self.store.clone(), now).await
     }
 
     /// Starts every run in `dues`. A new slot spends itself as it starts
@@ -289,9 +292,18 @@ impl Runner {
     /// Drives `runs` in the background (a finished backup's, or those a
     /// stopped runner left open).
     pub fn start_dr(&mut self, runs: Vec<crate::state::DrRun>, now: DateTime<Utc>) {
+        let key = |r: &crate::state::DrRun| {
+            (r.policy.clone(), r.backup_id.clone(), r.destination.clone())
+        };
+        let runs: Vec<_> = runs
+            .into_iter()
+            .filter(|r| !self.dr_driving.contains(&key(r)))
+            .collect();
         if runs.is_empty() {
             return;
         }
+        let keys: Vec<DrKey> = runs.iter().map(key).collect();
+        self.dr_driving.extend(keys.iter().cloned());
         let mut work = crate::dr::DrWork::new(
             self.cloud.clone(),
             self.store.clone(),
@@ -301,7 +313,7 @@ impl Runner {
         work.interval = self.wait.interval;
         work.lock_id = self.ctx.lock_id.clone();
         self.dr_jobs
-            .spawn(async move { crate::dr::copy(&work, runs).await });
+            .spawn(async move { (keys, crate::dr::copy(&work, runs).await) });
     }
 
     /// The next work to finish; `None` when none is in flight. A finished
@@ -324,7 +336,11 @@ impl Runner {
                     return Some(Finished::Backup(Box::new(ran)));
                 }
                 Some(j) = self.dr_jobs.join_next(), if dr => {
-                    self.dr_done = j.expect("a DR task panicked");
+                    let (keys, done) = j.expect("a DR task panicked");
+                    for k in keys {
+                        self.dr_driving.remove(&k);
+                    }
+                    self.dr_done = done;
                     if let Some(d) = self.dr_done.pop() {
                         return Some(Finished::Dr(d));
                     }

@@ -297,7 +297,8 @@ impl Tx<'_> {
                 "INSERT INTO dr_runs (policy, backup_id, backup_seq, account, region, status, started, updated, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (policy, backup_id, account, region) DO UPDATE SET
-                    status = excluded.status, updated = excluded.updated, detail = excluded.detail",
+                    status = excluded.status, started = excluded.started,
+                    updated = excluded.updated, detail = excluded.detail",
                 params![
                     r.policy,
                     r.backup_id,

@@ -80,7 +80,7 @@ pub(super) fn decode_dr(
         _ => KeyDetection::Strict,
     };
     let cross_account = cross_account(d, &s, account, accounts);
-    if regions.is_empty() && cross_account.is_none() && !s.attrs.contains_key("regions") {
+    if regions.is_empty() && s.blocks.is_empty() && !s.attrs.contains_key("regions") {
         d.warning(
             src,
             start(&first.ident),

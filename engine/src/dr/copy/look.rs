@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{db_kind, InFlight, Plan};
+use super::{db_kind, names, InFlight, Plan};
 use crate::cloud::{
     collect_chunked, CloudError, ImageQuery, ImageState, SnapshotQuery, SnapshotState,
 };
@@ -73,14 +73,27 @@ pub(super) async fn poll(
         for i in found {
             match i.state {
                 ImageState::Available => {
-                    let f = in_flight
-                        .iter()
-                        .find(|f| f.record.id == i.id)
-                        .expect("asked for");
-                    let tags = i.tags.clone();
-                    if !i.snapshot_ids.is_empty() {
-                        ec2.create_tags(&i.snapshot_ids, &tags).await?;
-                    }
+                    let Some(f) = in_flight.iter().find(|f| f.record.id == i.id) else {
+                        continue;
+                    };
+                    // The image's tags as the copy call asked for them (a
+                    // tag call after it may have failed), on the image and
+                    // its snapshots: what adoption and audits find them by.
+                    let r = &f.record;
+                    let mut tags = i.tags.clone();
+                    tags.extend(
+                        [
+                            (names::TAG_DR_POLICY, r.policy.as_str()),
+                            (names::TAG_DR_BACKUP_ID, r.backup_id.as_str()),
+                            (names::TAG_DR_TARGET, r.target.as_str()),
+                            (names::TAG_DR_SOURCE, r.source_id.as_str()),
+                            (names::TAG_DR_SOURCE_REGION, r.source_region.as_str()),
+                        ]
+                        .map(|(k, v)| (k.to_string(), v.to_string())),
+                    );
+                    let mut tagged = vec![i.id.clone()];
+                    tagged.extend(i.snapshot_ids.iter().cloned());
+                    ec2.create_tags(&tagged, &tags).await?;
                     let extra = i
                         .snapshot_ids
                         .iter()

@@ -365,7 +365,6 @@ struct Copies {
     keys: AliasCache,
     source_account_id: Option<String>,
     dest_account_id: Option<String>,
-    shared: Vec<SnapshotRecord>,
 }
 
 impl Copies {
@@ -379,7 +378,6 @@ impl Copies {
             keys: AliasCache::default(),
             source_account_id: None,
             dest_account_id: None,
-            shared: Vec::new(),
         }
     }
 
@@ -398,23 +396,28 @@ impl Copies {
         todo: Vec<SnapshotRecord>,
     ) -> Result<DrRun, StateError> {
         let work = plan.work;
+        // The time spent before this process took the run up counts on the
+        // runner's clock (`--now`); the rest in real time.
         let elapsed = (work.now - plan.run.started).to_std().unwrap_or_default();
         let budget = std::time::Duration::from_secs(plan.dr.timeout_secs).saturating_sub(elapsed);
         let deadline = tokio::time::Instant::now() + budget;
         let mut todo: VecDeque<SnapshotRecord> = todo.into();
-        // Copies recorded before: they hold room too, while they last.
+        // Copies an earlier process recorded are in flight in AWS already:
+        // they are looked at, without waiting for room (which they may
+        // need more of than a lowered cap now gives: waiting would never
+        // end).
         for c in std::mem::take(&mut self.waiting) {
-            let permits = work
-                .limits
-                .acquire(&plan.run.policy, &plan.run.destination, plan.dr.concurrency)
-                .await;
             self.in_flight.push(InFlight {
                 record: c,
-                _permits: permits,
+                _permits: Vec::new(),
             });
         }
+        let mut room = None;
         loop {
-            self.start_what_fits(plan, &mut todo).await?;
+            if tokio::time::Instant::now() >= deadline {
+                return self.time_out(plan, todo).await;
+            }
+            self.start_what_fits(plan, &mut todo, room.take()).await?;
             if !work.wait {
                 return self.leave_running(plan);
             }
@@ -422,16 +425,14 @@ impl Copies {
             if todo.is_empty() && self.in_flight.is_empty() {
                 break;
             }
-            if tokio::time::Instant::now() >= deadline {
-                return self.time_out(plan, todo);
-            }
             if self.in_flight.is_empty() {
-                // No room at all: wait for another run's copy to finish.
-                let permits = tokio::select! {
-                    p = work.limits.acquire(&plan.run.policy, &plan.run.destination, plan.dr.concurrency) => p,
-                    _ = tokio::time::sleep_until(deadline) => continue,
+                // No room at all: wait for another run's copy to finish,
+                // and keep the room for the next copy (dropping it would
+                // hand it to the next run waiting, never to this one).
+                tokio::select! {
+                    p = work.limits.acquire(&plan.run.policy, &plan.run.destination, plan.dr.concurrency) => room = Some(p),
+                    _ = tokio::time::sleep_until(deadline) => {}
                 };
-                drop(permits);
                 continue;
             }
             tokio::time::sleep(
@@ -447,9 +448,15 @@ impl Copies {
         &mut self,
         plan: &Plan<'_>,
         todo: &mut VecDeque<SnapshotRecord>,
+        room: Option<Vec<OwnedSemaphorePermit>>,
     ) -> Result<(), StateError> {
         let work = plan.work;
         let mut batch = Vec::new();
+        if let Some(permits) = room {
+            if let Some(s) = todo.pop_front() {
+                batch.push((s, permits));
+            }
+        }
         while let Some(s) = todo.front().cloned() {
             let Some(permits) = work.limits.try_acquire(
                 &plan.run.policy,
@@ -477,10 +484,9 @@ impl Copies {
             super::futures_join(batch.iter().map(|(s, _)| self.start(plan, s, &keys))).await;
         self.keys = keys.into_inner();
         let mut throttled = Vec::new();
-        for ((s, permits), (shared, outcome)) in batch.into_iter().zip(started) {
-            if shared {
-                self.shared.push(s.clone());
-            }
+        // A source shared before a failed copy call is unshared with the
+        // rest when the run settles ([`unshare`]).
+        for ((s, permits), outcome) in batch.into_iter().zip(started) {
             match outcome {
                 Ok(Start::Made(rec, alert)) => {
                     self.alerts.extend(alert);
@@ -519,14 +525,12 @@ impl Copies {
     }
 
     /// Shares, chooses the key and makes the copy call for one artifact.
-    /// Returns whether the source was shared (to be unshared whatever
-    /// happened next), and what came of it.
     async fn start(
         &self,
         plan: &Plan<'_>,
         s: &SnapshotRecord,
         keys: &tokio::sync::Mutex<AliasCache>,
-    ) -> (bool, Result<Start, CloudError>) {
+    ) -> Result<Start, CloudError> {
         let cloud = &plan.work.cloud;
         let source_id = self.source_account_id.clone().unwrap_or_default();
         let (enc, _) = plan.described.get(&s.id).cloned().unwrap_or_default();
@@ -556,13 +560,10 @@ impl Copies {
             Ok(k) => k,
             Err(problem) => {
                 let problem = Some(format!("{}: {problem}", s.id));
-                return (
-                    false,
-                    Ok(Start::NotMade {
-                        problem,
-                        alert: None,
-                    }),
-                );
+                return Ok(Start::NotMade {
+                    problem,
+                    alert: None,
+                });
             }
         };
         let alert = match &key {
@@ -572,15 +573,11 @@ impl Copies {
             )),
             _ => None,
         };
-        let mut shared = false;
         if plan.cross_account() {
+            // A share that half happened (an AMI and some of its
+            // snapshots) is undone with the rest when the run settles.
             let dest_id = self.dest_account_id.clone().unwrap_or_default();
-            if let Err(e) = plan.share(s, &dest_id, true).await {
-                // A share that half happened (an AMI and some of its
-                // snapshots) is undone with the rest.
-                return (true, Err(e));
-            }
-            shared = true;
+            plan.share(s, &dest_id, true).await?;
         }
         let (id, arn) = match plan.copy_call(s, &key, &source_id).await {
             Ok(made) => made,
@@ -596,15 +593,12 @@ impl Copies {
                     ),
                     ..e
                 };
-                return (shared, Err(e));
+                return Err(e);
             }
-            Err(e) => return (shared, Err(e)),
+            Err(e) => return Err(e),
         };
         crate::failpoint::hit(crate::failpoint::DR_COPIED);
-        (
-            shared,
-            Ok(Start::Made(Box::new(plan.copy_record(s, id, arn)), alert)),
-        )
+        Ok(Start::Made(Box::new(plan.copy_record(s, id, arn)), alert))
     }
 
     /// One look at the destination: copies that completed or failed settle.
@@ -662,7 +656,7 @@ impl Copies {
         Ok(run)
     }
 
-    fn time_out(
+    async fn time_out(
         mut self,
         plan: &Plan<'_>,
         todo: VecDeque<SnapshotRecord>,
@@ -687,23 +681,12 @@ impl Copies {
             todo.len(),
             plan.dr.timeout_secs
         );
-        // Shares stay while a copy may still be reading its source; the
-        // next run of this destination unshares what it shared.
-        settle(plan.work, plan.run.clone(), DrStatus::TimedOut, detail)
+        let run = settle(plan.work, plan.run.clone(), DrStatus::TimedOut, detail)?;
+        unshare(plan, self.dest_account_id.clone()).await?;
+        Ok(run)
     }
 
-    async fn finish(mut self, plan: &Plan<'_>) -> Result<DrRun, StateError> {
-        if plan.cross_account() {
-            if let Some(dest_id) = self.dest_account_id.clone() {
-                for s in std::mem::take(&mut self.shared) {
-                    if let Err(e) = plan.share(&s, &dest_id, false).await {
-                        if e.kind != ErrorKind::NotFound {
-                            self.problems.push(format!("unsharing {}: {e}", s.id));
-                        }
-                    }
-                }
-            }
-        }
+    async fn finish(self, plan: &Plan<'_>) -> Result<DrRun, StateError> {
         let work = plan.work;
         if !self.alerts.is_empty() {
             let alerts = self.alerts.clone();
@@ -715,21 +698,91 @@ impl Copies {
             })?;
         }
         let all_done = self.settled.iter().all(|c| c.status == DrStatus::Completed);
-        if self.problems.is_empty() && all_done {
+        let run = if self.problems.is_empty() && all_done {
             let mut run = plan.run.clone();
             run.status = DrStatus::Completed;
             run.updated = work.now_at();
             run.detail = String::new();
             record(&work.store, |tx| tx.put_dr_run(&run))?;
-            return Ok(run);
-        }
-        settle(
-            work,
-            plan.run.clone(),
-            DrStatus::Failed,
-            self.problems.join("; "),
-        )
+            run
+        } else {
+            settle(
+                work,
+                plan.run.clone(),
+                DrStatus::Failed,
+                self.problems.join("; "),
+            )?
+        };
+        unshare(plan, self.dest_account_id.clone()).await?;
+        Ok(run)
     }
+}
+
+/// Undoes the shares of a settled cross-account run: every artifact of the
+/// backup routed to that account, once no other run of the backup to it is
+/// still open (the last to settle unshares; a run resumed after a crash
+/// unshares what the dead process shared). A share that cannot be undone
+/// opens an alert: the original stays readable by the other account.
+async fn unshare(plan: &Plan<'_>, dest_id: Option<String>) -> Result<(), StateError> {
+    if !plan.cross_account() {
+        return Ok(());
+    }
+    let account = &plan.run.destination.account;
+    let others_open = plan
+        .work
+        .store
+        .lock()
+        .expect("store")
+        .dr_runs(Some(&plan.run.policy))?
+        .iter()
+        .any(|r| {
+            r.backup_id == plan.run.backup_id
+                && &r.destination.account == account
+                && r.destination != plan.run.destination
+                && r.status.is_open()
+        });
+    if others_open {
+        return Ok(());
+    }
+    let dest_id = match dest_id {
+        Some(id) => Ok(id),
+        None => plan.work.cloud.account_id(&plan.dest).await,
+    };
+    let mut left = Vec::new();
+    match dest_id {
+        Ok(dest_id) => {
+            let shared: Vec<&SnapshotRecord> =
+                route::routes(&plan.dr, &plan.backup.account, &plan.backup.snapshots)
+                    .into_iter()
+                    .filter(|(d, _)| &d.account == account)
+                    .flat_map(|(_, a)| a)
+                    .fold(Vec::new(), |mut v, s| {
+                        if !v.iter().any(|x: &&SnapshotRecord| x.id == s.id) {
+                            v.push(s);
+                        }
+                        v
+                    });
+            for s in shared {
+                if let Err(e) = plan.share(s, &dest_id, false).await {
+                    if e.kind != ErrorKind::NotFound {
+                        left.push(format!("{}: {e}", s.id));
+                    }
+                }
+            }
+        }
+        Err(e) => left.push(e.to_string()),
+    }
+    if left.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "the originals of backup {} stay shared with account {account}: {}",
+        plan.run.backup_id,
+        left.join("; ")
+    );
+    record(&plan.work.store, |tx| {
+        tx.open_alert(&plan.run.policy, plan.work.now_at(), &message)
+    })
 }
 
 fn note_failed_look(problems: &mut Vec<String>, e: &CloudError) {

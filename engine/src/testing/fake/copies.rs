@@ -30,6 +30,8 @@ pub struct CopyWorld {
     /// Copies pending now per (account name, region), and the most ever.
     pub in_flight: BTreeMap<(String, String), usize>,
     pub max_in_flight: BTreeMap<(String, String), usize>,
+    /// Sources (snapshot ids) whose copy calls fail.
+    pub failing_sources: std::collections::BTreeSet<String>,
     /// Every copy call, as (account name, region, source id, key asked).
     pub copy_requests: Vec<(String, String, String, Option<String>)>,
 }
@@ -197,6 +199,15 @@ impl FakeEc2 {
 
     pub(super) fn fake_copy_snapshot(&self, req: &SnapshotCopyRequest) -> CloudResult<String> {
         let mut w = self.enter("CopySnapshot", Some(&req.source_id))?;
+        if w.copies.failing_sources.contains(&req.source_id) {
+            return Err(self.error(
+                ErrorKind::Other,
+                "ec2:CopySnapshot",
+                &req.source_id,
+                "Injected",
+                "injected copy failure",
+            ));
+        }
         let me = self.own_account_id(&w);
         let src = w
             .snapshots
