@@ -150,11 +150,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Disaster-recovery copies: `dr expired` lists copies retention
-    /// expired where Lifeboat does not delete.
+    /// Disaster recovery: `dr expired` lists copies retention expired where
+    /// Lifeboat does not delete; `dr check` runs the secured-DR check.
     Dr {
         #[command(subcommand)]
-        command: DrCommand,
+        command: cmd::dr::DrCommand,
     },
     /// Inspect the state.
     State {
@@ -181,18 +181,10 @@ enum Command {
         /// A saved plan (default: plan now).
         plan_file: Option<PathBuf>,
     },
-}
-
-#[derive(Subcommand)]
-enum DrCommand {
-    /// Copies expired in accounts with allow_delete = false (tagged
-    /// lifeboat:expired), for someone holding delete rights there.
-    Expired {
-        /// Only copies in this account.
-        #[arg(long)]
-        account: Option<String>,
-        #[arg(long)]
-        json: bool,
+    /// IAM: `iam policy` prints the policy Lifeboat needs per account.
+    Iam {
+        #[command(subcommand)]
+        command: cmd::iam::IamCommand,
     },
 }
 
@@ -330,12 +322,11 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::State {
             command: StateCommand::List,
         } => cmd::state::list(&load(&cli)?),
-        Command::Dr {
-            command: DrCommand::Expired { account, json },
-        } => cmd::dr_expired::run(&load(&cli)?, account.as_deref(), *json),
         Command::ForceUnlock { id } => cmd::force_unlock::run(&load(&cli)?, id),
         Command::Vpc { command } => cmd::vpc::run(&load(&cli)?, command).await,
         Command::Schedule { command } => cmd::schedule::run(&load(&cli)?, command),
         Command::Graph { plan_file } => cmd::graph::run(plan_file.as_deref(), || load(&cli)).await,
+        Command::Dr { command } => cmd::dr::run(&load(&cli)?, command).await,
+        Command::Iam { command } => cmd::iam::run(&load(&cli)?, command),
     }
 }

@@ -78,6 +78,8 @@ impl Dr {
             assume_role: None,
             allow_delete: false,
             account_id: None,
+            manage_role: None,
+            secured: None,
             location: Default::default(),
         };
         Dr {

@@ -37,6 +37,8 @@ pub enum Address {
         source: String,
         to: String,
     },
+    /// `iam_role.ACCOUNT`: the DR role `manage_role` keeps in an account.
+    IamRole { account: String },
 }
 
 impl Address {
@@ -68,6 +70,11 @@ impl Address {
     pub fn vpc_clone(name: &str) -> Self {
         Address::VpcClone {
             name: name.to_string(),
+        }
+    }
+    pub fn iam_role(account: &str) -> Self {
+        Address::IamRole {
+            account: account.to_string(),
         }
     }
 
@@ -105,6 +112,7 @@ impl Address {
             Address::DbClusterSnapshot { .. } => "db_cluster_snapshot",
             Address::VpcClone { .. } => "vpc_clone",
             Address::DrCopy { .. } => "dr_copy",
+            Address::IamRole { .. } => "iam_role",
         }
     }
 }
@@ -124,6 +132,7 @@ impl fmt::Display for Address {
             Address::DrCopy { policy, source, to } => {
                 write!(f, "dr_copy.{policy}[{source:?}][{to:?}]")
             }
+            Address::IamRole { account } => write!(f, "iam_role.{account}"),
         }
     }
 }
@@ -135,7 +144,7 @@ impl fmt::Display for ParseAddressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"], image[\"ID\"], db_snapshot[\"ID\"], db_cluster_snapshot[\"ID\"], vpc_clone.NAME or dr_copy.POLICY[\"SOURCE\"][\"REGION\"]",
+            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"], image[\"ID\"], db_snapshot[\"ID\"], db_cluster_snapshot[\"ID\"], vpc_clone.NAME, dr_copy.POLICY[\"SOURCE\"][\"REGION\"] or iam_role.ACCOUNT",
             self.0
         )
     }
@@ -199,6 +208,13 @@ impl FromStr for Address {
         if let Some(rest) = s.strip_prefix("vpc_clone.") {
             return if is_name(rest) {
                 Ok(Address::vpc_clone(rest))
+            } else {
+                Err(err())
+            };
+        }
+        if let Some(rest) = s.strip_prefix("iam_role.") {
+            return if is_name(rest) {
+                Ok(Address::iam_role(rest))
             } else {
                 Err(err())
             };
@@ -271,6 +287,7 @@ mod tests {
             "vpc_clone.prod-west",
             "dr_copy.web[\"snap-0123\"][\"us-west-2\"]",
             "dr_copy.web[\"ami-0123\"][\"us-east-1:vault\"]",
+            "iam_role.vault",
         ] {
             let a: Address = text.parse().unwrap();
             assert_eq!(a.to_string(), text);
@@ -288,6 +305,8 @@ mod tests {
             "policy.we b",
             "vpc_clone.",
             "vpc_clone.a.b",
+            "iam_role.",
+            "iam_role.a.b",
         ] {
             assert!(text.parse::<Address>().is_err(), "{text} parsed");
         }

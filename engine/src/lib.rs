@@ -14,6 +14,8 @@
 //! - [`runmode`]: schedules, what is due and when, the runner, one attempt of
 //!   a policy run, alerts and summaries.
 //! - [`vpc`]: capture, CloudFormation export and clones of VPCs.
+//! - [`iam`]: the managed DR role, the minimal policy Lifeboat needs, and
+//!   the secured-DR check.
 //! - `testing` (feature `testing`): the in-memory fake cloud for tests and
 //!   benchmarks.
 //!
@@ -26,6 +28,7 @@ pub mod backup;
 pub mod cloud;
 pub mod dr;
 pub mod failpoint;
+pub mod iam;
 pub mod plan;
 pub mod retention;
 pub mod runmode;

@@ -39,6 +39,8 @@ fn account(name: &str, profile: Option<&str>, role: Option<&str>) -> Account {
         }),
         allow_delete: false,
         account_id: None,
+        manage_role: None,
+        secured: None,
         location: Default::default(),
     }
 }

@@ -12,6 +12,7 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
+use lifeboat_engine::cloud::iam::Iam;
 use lifeboat_engine::cloud::{
     Cloud, CloudResult, Ec2, ErrorKind, Kms, Network, Objects, Rds, Sns, Stacks,
 };
@@ -345,6 +346,27 @@ impl Cloud for AwsCloud {
             .build();
         Ok(Arc::new(AwsObjects::new(
             aws_sdk_s3::Client::from_conf(conf),
+            ctx,
+        )))
+    }
+
+    /// Not cached: a plan, an apply or a check opens one per account. IAM
+    /// is global: signed for its partition's home region (us-east-1 in the
+    /// commercial partition) whatever the account's regions.
+    async fn iam(&self, account: &Account) -> CloudResult<Arc<dyn Iam>> {
+        let session = self.session(account).await;
+        let ctx = session.context(account, "global");
+        let home = match account.regions.first().map(String::as_str) {
+            Some(r) if r.starts_with("cn-") => "cn-north-1",
+            Some(r) if r.starts_with("us-gov-") => "us-gov-west-1",
+            _ => "us-east-1",
+        };
+        let conf = aws_sdk_iam::config::Builder::from(&session.config)
+            .region(Region::new(home))
+            .build();
+        Ok(Arc::new(crate::iam::AwsIam::new(
+            aws_sdk_iam::Client::from_conf(conf),
+            aws_sdk_sts::Client::new(&session.config),
             ctx,
         )))
     }

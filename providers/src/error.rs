@@ -36,8 +36,9 @@ pub(crate) fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
     if code.ends_with(".NotFound") || code.contains("NotFound") {
         return ErrorKind::NotFound;
     }
-    // DeregisterImage of an AMI already deregistered.
-    if code == "InvalidAMIID.Unavailable" {
+    // DeregisterImage of an AMI already deregistered; IAM's word for a
+    // role or policy that does not exist.
+    if code == "InvalidAMIID.Unavailable" || code == "NoSuchEntity" {
         return ErrorKind::NotFound;
     }
 
@@ -83,6 +84,8 @@ pub(crate) fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         | "IdempotentParameterMismatch"
         // CloudFormation: CreateStack of a name that exists.
         | "AlreadyExistsException"
+        // IAM: CreateRole of a name that exists.
+        | "EntityAlreadyExists"
         // RDS: a snapshot id taken, a database or snapshot busy (backing up,
         // modifying, stopped for a cluster snapshot).
         | "DBSnapshotAlreadyExists"
@@ -292,7 +295,7 @@ mod tests {
             (Some("InvalidSnapshot.NotFound"), Some(400), NotFound),
             (Some("InvalidInstanceID.NotFound"), Some(400), NotFound),
             (Some("InvalidVolume.NotFound"), Some(400), NotFound),
-            (Some("NoSuchEntity"), Some(404), Other),
+            (Some("NoSuchEntity"), Some(404), NotFound),
             (Some("ResourceNotFoundException"), Some(400), NotFound),
             (Some("RequestLimitExceeded"), Some(503), Throttled),
             (Some("Throttling"), Some(400), Throttled),

@@ -39,6 +39,7 @@ mod cloud;
 mod convert;
 mod ec2;
 mod error;
+mod iam;
 mod kms;
 mod rds;
 mod sns;

@@ -76,8 +76,37 @@ pub struct Account {
     /// recorded in the state and held to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
+    /// `manage_role { .. }` (DR accounts only): the IAM role apply creates
+    /// and keeps there for the copies. Left out of the JSON when absent, so
+    /// configurations without it keep their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manage_role: Option<ManageRole>,
+    /// `secured { .. }`: the actions no principal of the account may be
+    /// allowed, checked by `lifeboat dr check` and in run mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secured: Option<Secured>,
     #[serde(skip)]
     pub location: Location,
+}
+
+/// `manage_role { name = "lifeboat-dr"  trusted = account.main }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManageRole {
+    /// The IAM role's name.
+    pub name: String,
+    /// The account (by name) whose principal alone may assume the role.
+    pub trusted: String,
+}
+
+/// `secured { prohibited = ["ec2:DeleteSnapshot", ..]  check_every = "6h" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secured {
+    /// `service:Action` patterns (`*` and `?` allowed) no principal of the
+    /// account may be allowed.
+    pub prohibited: Vec<String>,
+    /// How often run mode checks (seconds); `None`: only on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_every_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

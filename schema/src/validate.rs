@@ -125,6 +125,55 @@ pub fn is_role_arn(s: &str) -> bool {
         && name.len() <= 64
 }
 
+/// IAM role names: 1 to 64 of `[A-Za-z0-9+=,.@_-]`.
+pub fn is_role_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+/// An IAM action pattern as policies write it: `service:Action`, the
+/// service a lowercase name (`ec2`, `rds`, `kms`), the action letters and
+/// digits, either part with `*` and `?` wildcards; `*` alone is every
+/// action.
+pub fn is_action_pattern(s: &str) -> bool {
+    if s == "*" {
+        return true;
+    }
+    let Some((service, action)) = s.split_once(':') else {
+        return false;
+    };
+    let wild = |c: char| c == '*' || c == '?';
+    !service.is_empty()
+        && !action.is_empty()
+        && service
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || wild(c))
+        && action.chars().all(|c| c.is_ascii_alphanumeric() || wild(c))
+}
+
+/// Does the action pattern `pattern` (`*` and `?` wildcards) match the
+/// action `action`? IAM compares actions without regard to case.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let a: Vec<char> = action.to_ascii_lowercase().chars().collect();
+    // dp[j]: p[..i] matches a[..j].
+    let mut dp = vec![false; a.len() + 1];
+    dp[0] = true;
+    for &c in &p {
+        let mut next = vec![false; a.len() + 1];
+        for j in 0..=a.len() {
+            next[j] = match c {
+                '*' => dp[j] || (j > 0 && next[j - 1]),
+                '?' => j > 0 && dp[j - 1],
+                c => j > 0 && dp[j - 1] && a[j - 1] == c,
+            };
+        }
+        dp = next;
+    }
+    dp[a.len()]
+}
+
 /// STS role session names: 2 to 64 of `[A-Za-z0-9+=,.@_-]`.
 pub fn is_session_name(s: &str) -> bool {
     (2..=64).contains(&s.len())
@@ -229,6 +278,50 @@ mod tests {
         assert!(!is_role_arn("arn:aws:iam::111122223333:role/"));
         assert!(!is_role_arn("arn:aws:iam::111122223333:role/x/"));
         assert!(!is_role_arn("arn:aws:s3::111122223333:role/x"));
+    }
+
+    #[test]
+    fn role_names_and_action_patterns() {
+        assert!(is_role_name("lifeboat-dr"));
+        assert!(is_role_name("a+b=c,d.e@f_g-h"));
+        assert!(!is_role_name(""));
+        assert!(!is_role_name("has space"));
+        assert!(!is_role_name("path/name"));
+        assert!(!is_role_name(&"r".repeat(65)));
+        for ok in [
+            "ec2:DeleteSnapshot",
+            "ec2:Delete*",
+            "*",
+            "rds:*",
+            "ec2:Delete?napshot",
+            "s3:*Object",
+        ] {
+            assert!(is_action_pattern(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "ec2",
+            "ec2:",
+            ":Delete",
+            "EC2:DeleteSnapshot",
+            "ec2:Delete Snapshot",
+            "ec2:a:b",
+        ] {
+            assert!(!is_action_pattern(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn action_patterns_match_actions() {
+        assert!(action_matches("ec2:DeleteSnapshot", "ec2:DeleteSnapshot"));
+        assert!(action_matches("EC2:delete*", "ec2:DeleteSnapshot"));
+        assert!(action_matches("*", "rds:DeleteDBSnapshot"));
+        assert!(action_matches(
+            "rds:Delete?BSnapshot",
+            "rds:DeleteDBSnapshot"
+        ));
+        assert!(!action_matches("rds:Delete*", "ec2:DeleteSnapshot"));
+        assert!(!action_matches("ec2:Delete", "ec2:DeleteSnapshot"));
     }
 
     #[test]

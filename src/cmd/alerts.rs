@@ -13,7 +13,14 @@ pub fn run(ws: &Workspace, json: bool) -> Result<u8> {
         println!("No open alerts.");
     } else {
         for a in &alerts {
-            println!("{}  policy.{}  {}", stamp(a.opened), a.policy, a.message);
+            // Owners with a dot (`account.vault`, the secured-DR check) are
+            // already addresses; the others are policy names.
+            let owner = if a.policy.contains('.') {
+                a.policy.clone()
+            } else {
+                format!("policy.{}", a.policy)
+            };
+            println!("{}  {owner}  {}", stamp(a.opened), a.message);
         }
     }
     Ok(0)

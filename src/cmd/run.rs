@@ -150,6 +150,23 @@ impl Log {
             RunEvent::CapturesPruned { versions } => {
                 self.event(at, "capture_pruned", json!({ "versions": versions }))
             }
+            RunEvent::SecuredChecked { report, alert } => self.event(
+                at,
+                "secured_check",
+                json!({
+                    "account": report.account,
+                    "findings": report.findings.len(),
+                    "principals": report.principals,
+                    "policies": report.policies,
+                    "alert": format!("{alert:?}").to_lowercase(),
+                    "summary": report.summary(),
+                }),
+            ),
+            RunEvent::SecuredCheckFailed { account, error } => self.event(
+                at,
+                "secured_check_error",
+                json!({ "account": account, "error": error }),
+            ),
             RunEvent::SummarySent => self.event(at, "daily_summary", json!({})),
             RunEvent::SummaryFailed { error } => {
                 self.event(at, "notify_error", json!({ "error": error }))

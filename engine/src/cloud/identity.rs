@@ -169,4 +169,9 @@ impl Cloud for CheckedCloud {
         self.verified(account).await?;
         self.inner.kms(account, region).await
     }
+
+    async fn iam(&self, account: &Account) -> CloudResult<Arc<dyn super::iam::Iam>> {
+        self.verified(account).await?;
+        self.inner.iam(account).await
+    }
 }

@@ -6,6 +6,7 @@
 //! that pages (the emulator never does).
 
 pub mod copy;
+pub mod iam;
 pub mod identity;
 pub mod network;
 
@@ -629,6 +630,15 @@ pub trait Cloud: Send + Sync {
             account: account.name.clone(),
             region: region.to_string(),
             ..refused("kms:ListAliases", "this cloud does not support KMS")
+        })
+    }
+
+    /// IAM for `account` (global: no region), with its credentials. The
+    /// default refuses.
+    async fn iam(&self, account: &Account) -> CloudResult<Arc<dyn iam::Iam>> {
+        Err(CloudError {
+            account: account.name.clone(),
+            ..refused("iam:GetRole", "this cloud does not support IAM")
         })
     }
 

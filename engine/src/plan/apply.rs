@@ -289,18 +289,27 @@ impl Executor {
             }
             (Address::VpcClone { .. }, Create | Update | Replace) => self.deploy_clone(c).await,
             (Address::VpcClone { .. }, Delete) => self.destroy_clone(c).await,
+            (Address::IamRole { .. }, Create | Update | Replace | Delete) => {
+                let value = crate::iam::role::perform(&self.cloud, &self.accounts, c).await?;
+                self.write(|tx| match &value {
+                    Some(v) => tx.put_object(&c.address, v),
+                    None => tx.delete_object(&c.address),
+                })
+            }
             (Address::DrCopy { .. }, _) => self.dr_copy(c).await,
             (
                 Address::Account { .. }
                 | Address::Policy { .. }
                 | Address::Target { .. }
-                | Address::VpcClone { .. },
+                | Address::VpcClone { .. }
+                | Address::IamRole { .. },
                 Read,
             )
             | (
                 Address::Account { .. }
                 | Address::Target { .. }
                 | Address::VpcClone { .. }
+                | Address::IamRole { .. }
                 | Address::Backup { .. }
                 | Address::Snapshot { .. }
                 | Address::Image { .. }

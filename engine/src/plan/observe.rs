@@ -41,6 +41,10 @@ pub struct Observation {
     /// catalog has none (or they were not looked at): then no copy counts
     /// as lost, and none as missing for the want of a look.
     pub dr_copies: Option<crate::dr::observe::CopiesSeen>,
+    /// For each account with `manage_role`: the principal to trust and the
+    /// role as AWS has it ([`crate::iam::role::observe`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub iam_roles: BTreeMap<String, crate::iam::role::RoleObservation>,
 }
 
 impl Observation {
@@ -132,7 +136,9 @@ pub async fn observe(
         };
     }
     add_catalog(&mut work, &state.backups);
+    let roles = crate::iam::role::observe(&cloud, config, &accounts).await?;
     let mut obs = gather(cloud.clone(), &accounts, work).await?;
+    obs.iam_roles = roles;
     if !state.dr_copies.is_empty() {
         let seen = crate::dr::observe::observe_copies(cloud, &state.dr_copies, &accounts).await?;
         obs.dr_copies = Some(seen);

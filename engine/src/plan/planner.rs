@@ -110,6 +110,12 @@ pub fn plan(
     let expiring = d.retention()?;
     d.dr(&expiring)?;
     d.clones();
+    d.changes.extend(crate::iam::role::changes(
+        config,
+        state,
+        &obs.iam_roles,
+        &mut d.warnings,
+    ));
     d.removed_accounts(&expiring);
     d.warnings.extend(move_warnings);
     d.follow_moves(&moves);

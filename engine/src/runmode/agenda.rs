@@ -11,7 +11,8 @@
 //! latest of them: missed slots are caught up with one backup, not one per
 //! slot. A failed attempt's retry (kept in the state) is due at its own
 //! time, like a slot. A capture is due one interval after its last run (at
-//! once when it never ran); the daily summary once a day, past its time.
+//! once when it never ran); so is the secured-DR check of an account with
+//! `secured { check_every }`; the daily summary once a day, past its time.
 
 use std::collections::BTreeMap;
 
@@ -39,6 +40,19 @@ fn capture_interval(c: &VpcCapture) -> Option<Duration> {
 /// the policies' last slots.
 pub fn capture_key(capture: &str) -> String {
     format!("vpc_capture.{capture}")
+}
+
+/// How often run mode checks a secured account; `None` without
+/// `check_every` (checked only by `lifeboat dr check`).
+fn secured_interval(a: &lifeboat_schema::Account) -> Option<Duration> {
+    let secs = a.secured.as_ref()?.check_every_secs?;
+    Some(Duration::seconds(i64::try_from(secs).ok()?))
+}
+
+/// The key under which [`Agenda::last`] holds an account's last secured
+/// check (the state keeps them in their own table).
+pub fn secured_key(account: &str) -> String {
+    format!("account.{account}.secured")
 }
 
 /// A policy that should run now, for `slot`.
@@ -208,6 +222,38 @@ impl Agenda<'_> {
             .collect()
     }
 
+    /// The accounts whose secured-DR check is due at `now`: those with a
+    /// `check_every` whose last check is at least one interval ago (or
+    /// that were never checked).
+    pub fn secured_checks(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.config
+            .accounts
+            .values()
+            .filter_map(|a| {
+                let every = secured_interval(a)?;
+                match self.last_before(&secured_key(&a.name), now) {
+                    Some(l) if l + every - (every / 10).min(CAPTURE_SLACK) > now => None,
+                    _ => Some(a.name.clone()),
+                }
+            })
+            .collect()
+    }
+
+    /// When the next secured-DR check comes due.
+    pub fn next_secured_check(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.config
+            .accounts
+            .values()
+            .filter_map(|a| {
+                let every = secured_interval(a)?;
+                Some(
+                    self.last_before(&secured_key(&a.name), now)
+                        .map_or(now, |l| l + every),
+                )
+            })
+            .min()
+    }
+
     /// Is the daily summary due at `now`?
     pub fn summary(&self, now: DateTime<Utc>) -> bool {
         self.summary_time()
@@ -266,11 +312,12 @@ impl Agenda<'_> {
     }
 
     /// When the next thing of any kind comes due: a slot, a retry, a
-    /// capture or the daily summary.
+    /// capture, a secured check or the daily summary.
     pub fn next_due(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         [
             self.next_run(now),
             self.next_capture(now),
+            self.next_secured_check(now),
             self.next_summary(now),
         ]
         .into_iter()

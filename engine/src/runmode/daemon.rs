@@ -112,6 +112,17 @@ pub enum RunEvent {
     CapturesPruned {
         versions: usize,
     },
+    /// A secured-DR check ran (`check_every`): its summary, and whether it
+    /// opened or closed the account's alert.
+    SecuredChecked {
+        report: Box<crate::iam::check::Report>,
+        alert: crate::iam::check::AlertChange,
+    },
+    /// A secured-DR check could not be made or recorded.
+    SecuredCheckFailed {
+        account: String,
+        error: String,
+    },
     SummarySent,
     SummaryFailed {
         error: String,
@@ -417,6 +428,59 @@ impl Daemon<'_> {
     }
 }
 
+impl Daemon<'_> {
+    /// Checks the secured accounts in `due` (no state lock: a check only
+    /// reads IAM and records its own row and alert). Returns whether one
+    /// failed; findings are not a failure of the runner, they open an alert.
+    async fn check_secured(&self, due: &[String], now: DateTime<Utc>) -> bool {
+        let mut failed = false;
+        for name in due {
+            let Some(account) = self.config.accounts.get(name) else {
+                continue;
+            };
+            let checked = async {
+                let report = crate::iam::check::check(&self.cloud, account).await?;
+                let alert =
+                    crate::iam::check::record(&self.cloud, &self.store, self.config, &report, now)
+                        .await?;
+                Ok::<_, crate::iam::check::CheckError>((report, alert))
+            };
+            match checked.await {
+                Ok((report, alert)) => self.report_at(
+                    now,
+                    RunEvent::SecuredChecked {
+                        report: Box::new(report),
+                        alert,
+                    },
+                ),
+                Err(e) => {
+                    failed = true;
+                    // Recorded as checked all the same, so that a failing
+                    // account is tried again one interval later, not at
+                    // every wake-up.
+                    let _ = self.store.lock().expect("store").record_secured_check(
+                        &crate::state::SecuredCheck {
+                            account: name.clone(),
+                            checked_at: now,
+                            findings: 0,
+                            principals: 0,
+                            policies: 0,
+                        },
+                    );
+                    self.report_at(
+                        now,
+                        RunEvent::SecuredCheckFailed {
+                            account: name.clone(),
+                            error: e.to_string(),
+                        },
+                    );
+                }
+            }
+        }
+        failed
+    }
+}
+
 /// Returns once `flag` is raised.
 async fn raised(flag: &AtomicBool) {
     while !flag.load(Ordering::SeqCst) {
@@ -443,11 +507,15 @@ impl Running<'_, '_> {
         }
         let now = d.clock.now();
         let stopping = d.stopped() || d.mode.until.is_some_and(|u| now >= u);
-        let (mut dues, captures) = if stopping {
-            (Vec::new(), Vec::new())
+        let (mut dues, captures, checks) = if stopping {
+            (Vec::new(), Vec::new(), Vec::new())
         } else {
             let agenda = self.runner.agenda()?;
-            (agenda.runs(now), agenda.captures(now))
+            (
+                agenda.runs(now),
+                agenda.captures(now),
+                agenda.secured_checks(now),
+            )
         };
         let held = self.lock.lock().expect("held lock").is_some();
         if (!dues.is_empty() || !captures.is_empty() || !self.reconciled) && !held {
@@ -468,6 +536,9 @@ impl Running<'_, '_> {
             if d.capture(&captures, now).await {
                 self.worst = Exit::Failed;
             }
+        }
+        if d.check_secured(&checks, now).await {
+            self.worst = Exit::Failed;
         }
         match notify::daily_summary(&d.cloud, &d.store, d.config, d.clock.now()).await {
             Ok(true) => d.report(RunEvent::SummarySent),

@@ -101,12 +101,14 @@ pub fn summary_message(
         alerts
             .iter()
             .map(|a| {
-                format!(
-                    "policy {} since {}: {}",
-                    a.policy,
-                    a.opened.to_rfc3339(),
-                    a.message
-                )
+                // An owner with a dot is an address already (`account.vault`,
+                // the secured-DR check); the others are policy names.
+                let owner = if a.policy.contains('.') {
+                    a.policy.clone()
+                } else {
+                    format!("policy {}", a.policy)
+                };
+                format!("{owner} since {}: {}", a.opened.to_rfc3339(), a.message)
             })
             .collect(),
     );

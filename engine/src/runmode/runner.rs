@@ -153,10 +153,13 @@ impl Runner {
     pub fn agenda(&self) -> Result<Agenda<'_>, StateError> {
         let policies = self.policies()?;
         let retries = self.waiting(&policies)?;
-        let (last, summary_sent) = {
+        let (mut last, summary_sent, checks) = {
             let s = self.store.lock().expect("store");
-            (s.last_slots()?, s.note(SUMMARY_NOTE)?)
+            (s.last_slots()?, s.note(SUMMARY_NOTE)?, s.secured_checks()?)
         };
+        for (account, c) in checks {
+            last.insert(crate::runmode::agenda::secured_key(&account), c.checked_at);
+        }
         Ok(Agenda {
             config: &self.config,
             policies,

@@ -22,6 +22,7 @@ mod health;
 pub mod holder;
 mod identity;
 mod lease;
+mod secured;
 mod store;
 pub use catalog::{
     Alert, ArtifactKind, BackupRecord, BackupStatus, Frozen, SnapshotOwner, SnapshotRecord,
@@ -30,6 +31,7 @@ pub use catalog::{
 pub use health::{Retry, ScriptRun, Skipped};
 pub use identity::Expected;
 pub use lease::{with_lock, LockInfo, LOCK_TTL_MINUTES};
+pub use secured::SecuredCheck;
 pub use store::{
     new_id, SharedStore, Snapshot, StateError, StateResult, Store, Tx, SCHEMA_VERSION,
 };

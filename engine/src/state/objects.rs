@@ -30,6 +30,7 @@ pub fn check_value(addr: &Address, value: &serde_json::Value) -> StateResult<()>
         Address::Account { .. } => decode::<Account>(addr, value).map(drop),
         Address::Policy { .. } => decode::<PolicyState>(addr, value).map(drop),
         Address::Target { .. } => decode::<TargetState>(addr, value).map(drop),
+        Address::IamRole { .. } => decode::<crate::iam::role::RoleState>(addr, value).map(drop),
         Address::Backup { .. }
         | Address::Snapshot { .. }
         | Address::Image { .. }

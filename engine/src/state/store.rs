@@ -207,6 +207,11 @@ const MIGRATIONS: &[&str] = &[
         started TEXT NOT NULL, finished TEXT, expired TEXT, problem TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (account, region, id));
      CREATE INDEX dr_copies_by_backup ON dr_copies (policy, backup_id);",
+    // version 11: secured-DR checks: the last check of each secured account and what
+    // it found (run mode checks again every `check_every` from then)
+    "CREATE TABLE secured_checks (
+        account TEXT PRIMARY KEY, checked_at TEXT NOT NULL, findings INTEGER NOT NULL,
+        principals INTEGER NOT NULL, policies INTEGER NOT NULL);",
 ];
 
 impl Store {

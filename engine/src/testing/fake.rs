@@ -12,6 +12,7 @@ use crate::cloud::*;
 use crate::state::model::glob_match;
 
 mod copies;
+pub mod iam;
 mod services;
 
 pub use copies::CopyWorld;
@@ -108,6 +109,8 @@ pub struct World {
     pub clock: Option<chrono::DateTime<chrono::Utc>>,
     /// EBS snapshot descriptions by id.
     pub descriptions: BTreeMap<String, String>,
+    /// Roles, authorization details and callers ([`iam::IamWorld`]).
+    pub iam: iam::IamWorld,
     /// Copies, shares, owners and KMS aliases.
     pub copies: CopyWorld,
     next: u64,
@@ -238,6 +241,15 @@ impl Cloud for FakeCloud {
 
     async fn kms(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Kms>> {
         Ok(Arc::new(self.client(account, region)?))
+    }
+
+    async fn iam(&self, account: &Account) -> CloudResult<Arc<dyn crate::cloud::iam::Iam>> {
+        let c = self.client(account, "global")?;
+        Ok(Arc::new(iam::FakeIam {
+            world: c.world,
+            page_size: c.page_size,
+            account: c.account,
+        }))
     }
 }
 
@@ -769,6 +781,8 @@ mod tests {
             assume_role: None,
             allow_delete: true,
             account_id: None,
+            manage_role: None,
+            secured: None,
             location: Default::default(),
         };
         let ec2 = cloud.ec2(&acct, "us-east-1").await.unwrap();

@@ -344,6 +344,8 @@ mod tests {
                 assume_role: None,
                 allow_delete: true,
                 account_id: None,
+                manage_role: None,
+                secured: None,
                 location: Default::default(),
             },
         );

@@ -1,16 +1,18 @@
-//! `account "NAME" { type  regions  profile  allow_delete  account_id  assume_role { .. } }`
-//! and the `account = account.NAME` references other blocks make to one.
+//! `account "NAME" { type  regions  profile  allow_delete  account_id  assume_role { .. }
+//! manage_role { .. }  secured { .. } }` and the `account = account.NAME`
+//! references other blocks make to one.
 
 use std::collections::BTreeMap;
 
 use hcl_edit::structure::{Block, Body};
 
 use super::{start, Decoder, Scope, Value};
-use crate::config::{Account, AccountKind, AssumeRole};
+use crate::config::{Account, AccountKind, AssumeRole, ManageRole, Secured};
 use crate::source::Source;
 use crate::validate;
 
 const ACCOUNT_ATTRS: &[&str] = &["type", "regions", "profile", "allow_delete", "account_id"];
+const ACCOUNT_BLOCKS: &[&str] = &["assume_role", "manage_role", "secured"];
 
 /// An account as declared, with what policies need to check against it.
 pub(super) struct DeclaredAccount {
@@ -29,9 +31,11 @@ pub(super) fn decode_accounts(
     blocks: &[(usize, &Block)],
 ) -> BTreeMap<String, DeclaredAccount> {
     let mut declared: BTreeMap<String, DeclaredAccount> = BTreeMap::new();
+    // `manage_role` names another account: decoded once all are declared.
+    let mut roles: Vec<(usize, String, &Block)> = Vec::new();
     for &(i, b) in blocks {
         let src = files[i].0;
-        let Some((account, regions_ok)) = decode_account(d, src, b) else {
+        let Some((account, regions_ok, role)) = decode_account(d, src, b) else {
             continue;
         };
         if let Some(first) = declared.get(&account.name) {
@@ -47,6 +51,9 @@ pub(super) fn decode_accounts(
             );
             continue;
         }
+        if let Some(role) = role {
+            roles.push((i, account.name.clone(), role));
+        }
         declared.insert(
             account.name.clone(),
             DeclaredAccount {
@@ -57,12 +64,23 @@ pub(super) fn decode_accounts(
             },
         );
     }
+    for (i, name, block) in roles {
+        let role = manage_role(d, files[i].0, &name, block, &declared);
+        if let Some(a) = declared.get_mut(&name) {
+            a.account.manage_role = role;
+        }
+    }
     declared
 }
 
 /// `None` when the account has no usable name; otherwise the account (with
-/// defaults where values were wrong) and whether its regions are usable.
-fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Account, bool)> {
+/// defaults where values were wrong), whether its regions are usable, and
+/// its `manage_role` block, decoded once every account is declared.
+fn decode_account<'a>(
+    d: &mut Decoder,
+    src: &'a Source,
+    block: &'a Block,
+) -> Option<(Account, bool, Option<&'a Block>)> {
     let name = d.name_label(src, block, "main");
     let what = match &name {
         Some((n, _)) => format!("account {n:?}"),
@@ -74,7 +92,7 @@ fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Accou
         what,
         start(&block.ident),
         ACCOUNT_ATTRS,
-        &["assume_role"],
+        ACCOUNT_BLOCKS,
     );
     let kind = match d.choice(&scope, "type", &["backup", "dr"]) {
         Some(1) => AccountKind::Dr,
@@ -87,6 +105,19 @@ fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Accou
         .unwrap_or(kind == AccountKind::Backup);
     let assume_role = decode_assume_role(d, &scope);
     let account_id = account_id(d, &scope);
+    let role = only_block(d, &scope, "manage_role");
+    if let Some(b) = role {
+        dr_only(d, &scope, b, kind);
+    }
+    let secured = only_block(d, &scope, "secured").and_then(|b| {
+        dr_only(d, &scope, b, kind);
+        secured(d, &scope, b)
+    });
+    if let (Some(r), Some(s)) = (role, &secured) {
+        if allow_delete && kind == AccountKind::Dr {
+            role_against_secured(d, &scope, r, s);
+        }
+    }
 
     let (name, _) = name?;
     Some((
@@ -98,10 +129,197 @@ fn decode_account(d: &mut Decoder, src: &Source, block: &Block) -> Option<(Accou
             assume_role,
             allow_delete,
             account_id,
+            manage_role: None,
+            secured,
             location: src.location(start(&block.ident)),
         },
         regions_ok,
+        role,
     ))
+}
+
+/// The account's one block named `kind`, reporting any second one.
+fn only_block<'a>(d: &mut Decoder, scope: &Scope<'a>, kind: &str) -> Option<&'a Block> {
+    let mut found: Option<&Block> = None;
+    for b in scope
+        .blocks
+        .iter()
+        .filter(|b| b.ident.value().as_str() == kind)
+    {
+        match found {
+            Some(first) => d.error(
+                scope.src,
+                start(&b.ident),
+                "Duplicate block",
+                format!(
+                    "{} has at most one {kind} block; the first is at {}",
+                    scope.what,
+                    scope.src.short_location(start(&first.ident))
+                ),
+            ),
+            None => found = Some(b),
+        }
+    }
+    found
+}
+
+/// `manage_role` and `secured` belong to DR accounts: the role is what the
+/// copies are made with, the check guards the copies kept there.
+fn dr_only(d: &mut Decoder, scope: &Scope<'_>, b: &Block, kind: AccountKind) {
+    if kind == AccountKind::Dr {
+        return;
+    }
+    let block = b.ident.value().as_str();
+    d.error(
+        scope.src,
+        start(&b.ident),
+        "Block only in DR accounts",
+        format!(
+            "{} has a {block} block, but only accounts declared type = \"dr\" may have one",
+            scope.what
+        ),
+    );
+}
+
+/// The deletes the managed role is given with `allow_delete = true`.
+const ROLE_DELETES: &[&str] = &[
+    "ec2:DeleteSnapshot",
+    "ec2:DeregisterImage",
+    "rds:DeleteDBSnapshot",
+    "rds:DeleteDBClusterSnapshot",
+];
+
+/// With `allow_delete = true` the managed role may delete copies: a
+/// `secured` block prohibiting those actions would report Lifeboat's own
+/// role at every check. Said once, where the role is declared.
+fn role_against_secured(d: &mut Decoder, scope: &Scope<'_>, role: &Block, s: &Secured) {
+    let clash: Vec<&str> = ROLE_DELETES
+        .iter()
+        .copied()
+        .filter(|a| s.prohibited.iter().any(|p| validate::action_matches(p, a)))
+        .collect();
+    if clash.is_empty() {
+        return;
+    }
+    d.warning(
+        scope.src,
+        start(&role.ident),
+        "Managed role allowed prohibited actions",
+        format!(
+            "{} has allow_delete = true, so its managed role is allowed {}, which its secured block prohibits: every check will report the role; set allow_delete = false or prohibit other actions",
+            scope.what,
+            clash.join(", ")
+        ),
+    );
+}
+
+/// `manage_role { name  trusted }` of account `account`, resolved against
+/// every declared account.
+fn manage_role(
+    d: &mut Decoder,
+    src: &Source,
+    account: &str,
+    b: &Block,
+    declared: &BTreeMap<String, DeclaredAccount>,
+) -> Option<ManageRole> {
+    d.no_labels(src, b);
+    let s = d.scope(
+        src,
+        &b.body,
+        format!("manage_role of account {account:?}"),
+        start(&b.ident),
+        &["name", "trusted"],
+        &[],
+    );
+    let name = d.string(&s, "name", true).and_then(|(n, at)| {
+        if validate::is_role_name(&n) {
+            return Some(n);
+        }
+        d.error(
+            src,
+            at,
+            "Invalid role name",
+            format!("{n:?} is not an IAM role name: 1 to 64 letters, digits or any of \"+=,.@_-\""),
+        );
+        None
+    });
+    let trusted = account_reference_in(d, &s, declared, "trusted")?;
+    if trusted == account {
+        let at = start(&s.attrs["trusted"].value);
+        d.error(
+            src,
+            at,
+            "Role trusts its own account",
+            format!(
+                "\"trusted\" in {} names the account the role is made in; name the account whose backups are copied here, as in account.main",
+                s.what
+            ),
+        );
+        return None;
+    }
+    Some(ManageRole {
+        name: name?,
+        trusted: trusted.to_string(),
+    })
+}
+
+/// `secured { prohibited  check_every }`.
+fn secured(d: &mut Decoder, scope: &Scope<'_>, b: &Block) -> Option<Secured> {
+    let src = scope.src;
+    d.no_labels(src, b);
+    let s = d.scope(
+        src,
+        &b.body,
+        format!("secured of {}", scope.what),
+        start(&b.ident),
+        &["prohibited", "check_every"],
+        &[],
+    );
+    let check_every_secs = d.duration(&s, "check_every", false).filter(|secs| {
+        if *secs >= 60 {
+            return true;
+        }
+        let at = start(&s.attrs["check_every"].value);
+        d.error(
+            src,
+            at,
+            "Value out of range",
+            format!("\"check_every\" in {} must be at least a minute", s.what),
+        );
+        false
+    });
+    let list = d.string_list(&s, "prohibited", true)?;
+    if list.is_empty() {
+        d.error(
+            src,
+            start(&s.attrs["prohibited"].value),
+            "Empty value",
+            format!(
+                "\"prohibited\" in {} must list at least one action, as in [\"ec2:DeleteSnapshot\"]",
+                s.what
+            ),
+        );
+        return None;
+    }
+    let mut ok = d.duplicates_in_list(&s, "prohibited", &list);
+    for (p, at) in &list {
+        if !validate::is_action_pattern(p) {
+            d.error(
+                src,
+                *at,
+                "Invalid action",
+                format!(
+                    "{p:?} in \"prohibited\" of {} is not an IAM action; write service:Action, as in \"ec2:DeleteSnapshot\" (\"*\" and \"?\" match any characters)",
+                    s.what
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| Secured {
+        prohibited: list.into_iter().map(|(p, _)| p).collect(),
+        check_every_secs,
+    })
 }
 
 /// The account's `regions` and whether they are usable: listed, not empty,
@@ -167,7 +385,11 @@ fn decode_assume_role(d: &mut Decoder, scope: &Scope<'_>) -> Option<AssumeRole> 
     let src = scope.src;
     let mut assume_role: Option<AssumeRole> = None;
     let mut first_role: Option<&Block> = None;
-    for b in &scope.blocks {
+    let blocks = scope
+        .blocks
+        .iter()
+        .filter(|b| b.ident.value().as_str() == "assume_role");
+    for b in blocks {
         if let Some(first) = first_role {
             d.error(
                 src,

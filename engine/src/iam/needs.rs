@@ -1,0 +1,674 @@
+//! What Lifeboat's own principal must be allowed, per account, for what the
+//! configuration asks of it: the one table of the AWS actions each feature
+//! calls ([`ACTIONS`]), and [`policy_for`], which picks the features an
+//! account uses and writes them as one IAM policy document.
+//!
+//! A test reads the providers' sources and fails on any `"service:Action"`
+//! they name that the table lacks, so a new call cannot be forgotten here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lifeboat_schema::{Account, Config, InstanceMode, Policy};
+use serde_json::{json, Value};
+
+use super::document;
+
+/// A feature Lifeboat uses in an account, as the policy document names its
+/// statement (`Sid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Feature {
+    /// Every account: whose credentials these are (the account id check).
+    Identity,
+    /// A policy's targets and backups, listed by plan and every backup.
+    ObserveTargets,
+    /// Instances in `mode = "snapshots"`: CreateSnapshots with tags.
+    InstanceSnapshots,
+    /// `volume` targets: CreateSnapshot with tags.
+    VolumeSnapshots,
+    /// Instances in an AMI mode: CreateImage, then its snapshots tagged.
+    Images,
+    /// `rds` targets.
+    DbSnapshots,
+    /// `aurora` targets.
+    DbClusterSnapshots,
+    /// Retention deletes EBS snapshots (`allow_delete`).
+    DeleteSnapshots,
+    /// Retention deregisters AMIs and deletes their snapshots.
+    DeleteImages,
+    DeleteDbSnapshots,
+    DeleteDbClusterSnapshots,
+    /// `vpc_capture`: one paged describe per resource type.
+    VpcCapture,
+    /// `vpc_clone` destinations: the stack and the zones it is built for.
+    VpcClone,
+    /// `vpc_clone` with `template_bucket`: the template uploaded there.
+    VpcCloneUpload,
+    /// The `notifications` account: alerts and the daily summary.
+    Notifications,
+    /// Cross-account DR sources: EBS snapshots shared with the DR account.
+    DrShareSnapshots,
+    /// AMIs shared with the DR account, with the snapshots behind them.
+    DrShareImages,
+    DrShareDbSnapshots,
+    DrShareDbClusterSnapshots,
+    /// DR destinations (regions of the same account, or the DR account):
+    /// copies of each kind, described and tagged.
+    DrCopySnapshots,
+    DrCopyImages,
+    DrCopyDbSnapshots,
+    DrCopyDbClusterSnapshots,
+    /// Encrypted copies: the destination key found by alias and used.
+    DrKms,
+    /// `manage_role`: apply keeps the DR role in this account.
+    ManageRole,
+    /// `secured`: the account's principals and policies read.
+    SecuredCheck,
+    /// `assume_role`: the base credentials assume the configured role.
+    AssumeRole,
+}
+
+/// Every action the providers call, by the feature that calls it.
+pub const ACTIONS: &[(Feature, &[&str])] = &[
+    (Feature::Identity, &["sts:GetCallerIdentity"]),
+    (
+        Feature::ObserveTargets,
+        &[
+            "ec2:DescribeInstances",
+            "ec2:DescribeVolumes",
+            "ec2:DescribeSnapshots",
+            "ec2:DescribeImages",
+        ],
+    ),
+    (
+        Feature::InstanceSnapshots,
+        &["ec2:CreateSnapshots", "ec2:CreateTags"],
+    ),
+    (
+        Feature::VolumeSnapshots,
+        &["ec2:CreateSnapshot", "ec2:CreateTags"],
+    ),
+    (Feature::Images, &["ec2:CreateImage", "ec2:CreateTags"]),
+    (
+        Feature::DbSnapshots,
+        &[
+            "rds:CreateDBSnapshot",
+            "rds:DescribeDBSnapshots",
+            "rds:AddTagsToResource",
+        ],
+    ),
+    (
+        Feature::DbClusterSnapshots,
+        &[
+            "rds:CreateDBClusterSnapshot",
+            "rds:DescribeDBClusterSnapshots",
+            "rds:AddTagsToResource",
+        ],
+    ),
+    (Feature::DeleteSnapshots, &["ec2:DeleteSnapshot"]),
+    (
+        Feature::DeleteImages,
+        &["ec2:DeregisterImage", "ec2:DeleteSnapshot"],
+    ),
+    (Feature::DeleteDbSnapshots, &["rds:DeleteDBSnapshot"]),
+    (
+        Feature::DeleteDbClusterSnapshots,
+        &["rds:DeleteDBClusterSnapshot"],
+    ),
+    (
+        Feature::VpcCapture,
+        &[
+            "ec2:DescribeVpcs",
+            "ec2:DescribeVpcAttribute",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeRouteTables",
+            "ec2:DescribeNetworkAcls",
+            "ec2:DescribeInternetGateways",
+            "ec2:DescribeEgressOnlyInternetGateways",
+            "ec2:DescribeNatGateways",
+            "ec2:DescribeVpnGateways",
+            "ec2:DescribeCustomerGateways",
+            "ec2:DescribeVpnConnections",
+            "ec2:DescribeDhcpOptions",
+            "ec2:DescribeManagedPrefixLists",
+            "ec2:GetManagedPrefixListEntries",
+            "ec2:DescribeVpcPeeringConnections",
+            "ec2:DescribeTransitGateways",
+            "ec2:DescribeTransitGatewayVpcAttachments",
+            "ec2:DescribeTransitGatewayRouteTables",
+        ],
+    ),
+    (
+        Feature::VpcClone,
+        &[
+            "cloudformation:CreateStack",
+            "cloudformation:UpdateStack",
+            "cloudformation:DeleteStack",
+            "cloudformation:DescribeStacks",
+            "cloudformation:DescribeStackEvents",
+            "ec2:DescribeAvailabilityZones",
+        ],
+    ),
+    (Feature::VpcCloneUpload, &["s3:PutObject"]),
+    (Feature::Notifications, &["sns:Publish"]),
+    (Feature::DrShareSnapshots, &["ec2:ModifySnapshotAttribute"]),
+    (
+        Feature::DrShareImages,
+        &["ec2:ModifyImageAttribute", "ec2:ModifySnapshotAttribute"],
+    ),
+    (
+        Feature::DrShareDbSnapshots,
+        &["rds:ModifyDBSnapshotAttribute"],
+    ),
+    (
+        Feature::DrShareDbClusterSnapshots,
+        &["rds:ModifyDBClusterSnapshotAttribute"],
+    ),
+    (
+        Feature::DrCopySnapshots,
+        &[
+            "ec2:CopySnapshot",
+            "ec2:CreateTags",
+            "ec2:DescribeSnapshots",
+        ],
+    ),
+    (
+        Feature::DrCopyImages,
+        &[
+            "ec2:CopyImage",
+            "ec2:CreateTags",
+            "ec2:DescribeImages",
+            "ec2:DescribeSnapshots",
+        ],
+    ),
+    (
+        Feature::DrCopyDbSnapshots,
+        &[
+            "rds:CopyDBSnapshot",
+            "rds:DescribeDBSnapshots",
+            "rds:AddTagsToResource",
+        ],
+    ),
+    (
+        Feature::DrCopyDbClusterSnapshots,
+        &[
+            "rds:CopyDBClusterSnapshot",
+            "rds:DescribeDBClusterSnapshots",
+            "rds:AddTagsToResource",
+        ],
+    ),
+    (
+        Feature::DrKms,
+        &[
+            "kms:ListAliases",
+            "kms:DescribeKey",
+            "kms:CreateGrant",
+            "kms:Decrypt",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKeyWithoutPlaintext",
+        ],
+    ),
+    (
+        Feature::ManageRole,
+        &[
+            "iam:GetRole",
+            "iam:CreateRole",
+            "iam:TagRole",
+            "iam:UpdateAssumeRolePolicy",
+            "iam:GetRolePolicy",
+            "iam:PutRolePolicy",
+        ],
+    ),
+    (
+        Feature::SecuredCheck,
+        &["iam:GetAccountAuthorizationDetails"],
+    ),
+    (Feature::AssumeRole, &["sts:AssumeRole"]),
+];
+
+/// The actions of one feature.
+pub fn actions(f: Feature) -> &'static [&'static str] {
+    ACTIONS
+        .iter()
+        .find(|(g, _)| *g == f)
+        .map_or(&[], |(_, a)| *a)
+}
+
+/// Features used in one account, each with the resources its statement
+/// names (`*` unless the configuration names them: a topic, a bucket, a
+/// role).
+pub type Uses = BTreeMap<Feature, BTreeSet<String>>;
+
+fn all(uses: &mut Uses, f: Feature) {
+    uses.entry(f).or_default().insert("*".into());
+}
+
+/// The ARN partition of an account's regions.
+fn partition(a: &Account) -> &'static str {
+    match a.regions.first().map(String::as_str) {
+        Some(r) if r.starts_with("cn-") => "aws-cn",
+        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
+        _ => "aws",
+    }
+}
+
+/// What each configured account is used for.
+pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
+    let mut out: BTreeMap<String, Uses> = BTreeMap::new();
+    for (name, a) in &config.accounts {
+        let u = out.entry(name.clone()).or_default();
+        all(u, Feature::Identity);
+        if let Some(r) = &a.assume_role {
+            u.entry(Feature::AssumeRole)
+                .or_default()
+                .insert(r.role_arn.clone());
+        }
+        if let Some(m) = &a.manage_role {
+            // Only the managed role itself: its name is known, its account
+            // id when pinned.
+            let id = a.account_id.as_deref().unwrap_or("*");
+            let arn = format!("arn:{}:iam::{id}:role/{}", partition(a), m.name);
+            u.entry(Feature::ManageRole).or_default().insert(arn);
+        }
+        if a.secured.is_some() {
+            all(u, Feature::SecuredCheck);
+        }
+    }
+    for p in config.policies.values() {
+        let Some(acct) = config.accounts.get(&p.account) else {
+            continue;
+        };
+        let u = out.entry(p.account.clone()).or_default();
+        policy_uses(u, p, acct);
+        dr_uses(&mut out, config, p);
+    }
+    for c in config.vpc_captures.values() {
+        all(
+            out.entry(c.account.clone()).or_default(),
+            Feature::VpcCapture,
+        );
+    }
+    for c in config.vpc_clones.values() {
+        let u = out.entry(c.to_account.clone()).or_default();
+        all(u, Feature::VpcClone);
+        if let Some(b) = &c.template_bucket {
+            let part = config.accounts.get(&c.to_account).map_or("aws", partition);
+            u.entry(Feature::VpcCloneUpload)
+                .or_default()
+                .insert(format!("arn:{part}:s3:::{b}/*"));
+        }
+    }
+    if let Some(n) = &config.notifications {
+        out.entry(n.account.clone())
+            .or_default()
+            .entry(Feature::Notifications)
+            .or_default()
+            .insert(n.sns_topic.clone());
+    }
+    out
+}
+
+/// What a policy's backups make, by kind: the feature that takes them, the
+/// one that deletes them, and the DR features that share and copy them.
+struct Kind {
+    take: Feature,
+    delete: Feature,
+    share: Feature,
+    copy: Feature,
+}
+
+const SNAPSHOTS: Kind = Kind {
+    take: Feature::InstanceSnapshots,
+    delete: Feature::DeleteSnapshots,
+    share: Feature::DrShareSnapshots,
+    copy: Feature::DrCopySnapshots,
+};
+
+/// The kinds a policy's backups make (EBS snapshots come from instances or
+/// from volume targets, with their own create call).
+fn kinds(p: &Policy) -> Vec<Kind> {
+    use InstanceMode::*;
+    let mut out = Vec::new();
+    // Instances matched by tag are backed up in the default mode, snapshots;
+    // `initial_ami` takes snapshots between its AMIs.
+    let snapshots = p
+        .instances
+        .iter()
+        .any(|i| matches!(i.mode, Snapshots | InitialAmi));
+    if snapshots || !p.selectors.is_empty() {
+        out.push(SNAPSHOTS);
+    }
+    if !p.volumes.is_empty() {
+        out.push(Kind {
+            take: Feature::VolumeSnapshots,
+            ..SNAPSHOTS
+        });
+    }
+    if p.instances.iter().any(|i| i.mode != Snapshots) {
+        out.push(Kind {
+            take: Feature::Images,
+            delete: Feature::DeleteImages,
+            share: Feature::DrShareImages,
+            copy: Feature::DrCopyImages,
+        });
+    }
+    if !p.rds.is_empty() {
+        out.push(Kind {
+            take: Feature::DbSnapshots,
+            delete: Feature::DeleteDbSnapshots,
+            share: Feature::DrShareDbSnapshots,
+            copy: Feature::DrCopyDbSnapshots,
+        });
+    }
+    if !p.aurora.is_empty() {
+        out.push(Kind {
+            take: Feature::DbClusterSnapshots,
+            delete: Feature::DeleteDbClusterSnapshots,
+            share: Feature::DrShareDbClusterSnapshots,
+            copy: Feature::DrCopyDbClusterSnapshots,
+        });
+    }
+    out
+}
+
+/// A policy's backups and retention in its own account.
+fn policy_uses(u: &mut Uses, p: &Policy, acct: &Account) {
+    all(u, Feature::ObserveTargets);
+    for k in kinds(p) {
+        all(u, k.take);
+        if acct.allow_delete {
+            all(u, k.delete);
+        }
+    }
+}
+
+/// A policy's DR: copies in its own account's regions, or shared with and
+/// copied in the DR account; copies deleted by retention where the
+/// destination allows deletion; originals deleted once copied with
+/// `keep_original = false`.
+fn dr_uses(out: &mut BTreeMap<String, Uses>, config: &Config, p: &Policy) {
+    let Some(dr) = &p.dr else {
+        return;
+    };
+    let deletes = |account: &str| config.accounts.get(account).is_some_and(|a| a.allow_delete);
+    let mut destinations = Vec::new();
+    if !dr.regions.is_empty() {
+        destinations.push(p.account.clone());
+    }
+    if let Some(x) = &dr.cross_account {
+        destinations.push(x.to.clone());
+    }
+    for k in kinds(p) {
+        for dest in &destinations {
+            let u = out.entry(dest.clone()).or_default();
+            all(u, k.copy);
+            all(u, Feature::DrKms);
+            if deletes(dest) {
+                all(u, k.delete);
+            }
+        }
+        if let Some(x) = &dr.cross_account {
+            let source = out.entry(p.account.clone()).or_default();
+            all(source, k.share);
+            if !x.keep_original {
+                all(source, k.delete);
+            }
+        }
+    }
+}
+
+/// `Feature::DeleteDbSnapshots` -> `DeleteDbSnapshots`: a statement id.
+fn sid(f: Feature) -> String {
+    format!("{f:?}")
+}
+
+/// The policy document for one account's uses: one statement per feature,
+/// in the table's order, each with its sorted actions and resources.
+pub fn document(uses: &Uses) -> Value {
+    let statements: Vec<Value> = uses
+        .iter()
+        .map(|(f, resources)| {
+            json!({
+                "Sid": sid(*f),
+                "Effect": "Allow",
+                "Action": actions(*f),
+                "Resource": resources.iter().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    document::canonical(&json!({"Version": document::VERSION, "Statement": statements}))
+}
+
+/// What Lifeboat needs in one account: the policy of the principal it acts
+/// as there, and for an account with `assume_role`, the one statement its
+/// base credentials (profile or default chain) need to assume the role.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AccountPolicy {
+    pub principal: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_credentials: Option<Value>,
+}
+
+/// The policies Lifeboat needs in `account`; `None` for an account not
+/// configured.
+pub fn policy_for(config: &Config, account: &str) -> Option<AccountPolicy> {
+    let mut uses = uses(config).remove(account)?;
+    let base = uses
+        .remove(&Feature::AssumeRole)
+        .map(|roles| document(&Uses::from([(Feature::AssumeRole, roles)])));
+    Some(AccountPolicy {
+        principal: document(&uses),
+        base_credentials: base,
+    })
+}
+
+/// Every action of a document's statements.
+pub fn actions_of(doc: &Value) -> BTreeSet<String> {
+    doc.get("Statement")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|s| document::strings(s.get("Action").unwrap_or(&Value::Null)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `"service:Action"` literal in the providers' sources: each is
+    /// an AWS call (an SDK error names its action).
+    fn provider_actions() -> BTreeSet<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../providers/src");
+        let mut out = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).expect("providers/src") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source");
+            for piece in text.split('"').skip(1).step_by(2) {
+                let Some((service, action)) = piece.split_once(':') else {
+                    continue;
+                };
+                let known = [
+                    "ec2",
+                    "rds",
+                    "sts",
+                    "iam",
+                    "kms",
+                    "s3",
+                    "sns",
+                    "cloudformation",
+                ];
+                if known.contains(&service)
+                    && !action.is_empty()
+                    && action
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '*')
+                    && action.starts_with(|c: char| c.is_ascii_uppercase())
+                {
+                    out.insert(piece.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_action_the_providers_call_is_in_the_table() {
+        let table: BTreeSet<&str> = ACTIONS
+            .iter()
+            .flat_map(|(_, a)| a.iter().copied())
+            .collect();
+        let found = provider_actions();
+        assert!(
+            found.len() > 30,
+            "the providers' actions were not found: {found:?}"
+        );
+        let missing: Vec<&String> = found
+            .iter()
+            .filter(|a| !table.contains(a.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "actions the providers call but engine/src/iam/needs.rs does not list: {missing:?}"
+        );
+    }
+
+    fn config(text: &str) -> Config {
+        lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text.to_string())])
+            .unwrap_or_else(|d| panic!("{d}"))
+            .config
+    }
+
+    fn actions_in(c: &Config, account: &str) -> BTreeSet<String> {
+        actions_of(&policy_for(c, account).unwrap().principal)
+    }
+
+    const ACCOUNTS: &str = r#"
+account "main" {
+  regions      = ["us-east-1"]
+  allow_delete = MAIN_DELETES
+}
+account "vault" {
+  type    = "dr"
+  regions = ["us-east-1"]
+  assume_role {
+    role_arn = "arn:aws:iam::222222222222:role/lifeboat"
+  }
+}
+"#;
+
+    #[test]
+    fn only_what_the_configuration_uses_is_asked_for() {
+        let c = config(&format!(
+            "{}{}",
+            ACCOUNTS.replace("MAIN_DELETES", "false"),
+            r#"
+policy "web" {
+  account     = account.main
+  generations = 3
+  volume "vol-0123456789abcdef0" {
+    region = "us-east-1"
+  }
+  dr {
+    cross_account {
+      to            = account.vault
+      keep_original = true
+    }
+  }
+}
+"#
+        ));
+        let main = actions_in(&c, "main");
+        for a in [
+            "ec2:CreateSnapshot",
+            "ec2:ModifySnapshotAttribute",
+            "sts:GetCallerIdentity",
+        ] {
+            assert!(main.contains(a), "{a} in {main:?}");
+        }
+        for a in [
+            "ec2:CreateImage",
+            "rds:CreateDBSnapshot",
+            "ec2:DeleteSnapshot",
+            "ec2:CopySnapshot",
+            "sns:Publish",
+        ] {
+            assert!(!main.contains(a), "no {a} in {main:?}");
+        }
+        let vault = policy_for(&c, "vault").unwrap();
+        let copies = actions_of(&vault.principal);
+        assert!(copies.contains("ec2:CopySnapshot") && copies.contains("kms:ListAliases"));
+        assert!(
+            !copies
+                .iter()
+                .any(|a| a.contains("Delete") || a.contains("Image")),
+            "{copies:?}"
+        );
+        let base = vault
+            .base_credentials
+            .expect("assume_role needs the base credentials' statement");
+        assert_eq!(
+            actions_of(&base),
+            BTreeSet::from(["sts:AssumeRole".to_string()])
+        );
+        assert!(base
+            .to_string()
+            .contains("arn:aws:iam::222222222222:role/lifeboat"));
+    }
+
+    #[test]
+    fn deletes_follow_allow_delete_and_keep_original() {
+        let policy = r#"
+policy "web" {
+  account     = account.main
+  generations = 3
+  instance "i-0123456789abcdef0" {
+    region = "us-east-1"
+    mode   = "ami"
+  }
+  dr {
+    cross_account {
+      to            = account.vault
+      keep_original = KEEP
+    }
+  }
+}
+"#;
+        let c = |deletes: &str, keep: &str| {
+            config(&format!(
+                "{}{}",
+                ACCOUNTS.replace("MAIN_DELETES", deletes),
+                policy.replace("KEEP", keep)
+            ))
+        };
+        let kept = actions_in(&c("false", "true"), "main");
+        assert!(!kept.contains("ec2:DeregisterImage") && !kept.contains("ec2:DeleteSnapshot"));
+        let retained = actions_in(&c("true", "true"), "main");
+        assert!(
+            retained.contains("ec2:DeregisterImage") && retained.contains("ec2:DeleteSnapshot")
+        );
+        let moved = actions_in(&c("false", "false"), "main");
+        assert!(
+            moved.contains("ec2:DeregisterImage"),
+            "keep_original = false deletes originals"
+        );
+        assert!(moved.contains("ec2:ModifyImageAttribute"));
+        let vault = actions_in(&c("true", "false"), "vault");
+        assert!(vault.contains("ec2:CopyImage"));
+        assert!(
+            !vault.contains("ec2:DeregisterImage"),
+            "the vault keeps allow_delete = false"
+        );
+    }
+
+    #[test]
+    fn every_feature_has_actions() {
+        for (f, a) in ACTIONS {
+            assert!(!a.is_empty(), "{f:?}");
+            assert_eq!(actions(*f), *a);
+        }
+    }
+}
