@@ -61,11 +61,15 @@ fn want(items: &[(&str, &str, bool)]) -> Vec<(String, String, bool)> {
     v
 }
 
+/// A case: its name, the documents of one role, and the findings expected
+/// as (prohibited pattern, granted action, conditional).
+type Case<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str, bool)>);
+
 #[test]
 fn evaluation_cases() {
     let allow = |a: &str| format!(r#"{{"Effect":"Allow","Action":{a},"Resource":"*"}}"#);
     let deny = |a: &str| format!(r#"{{"Effect":"Deny","Action":{a},"Resource":"*"}}"#);
-    let cases: Vec<(&str, Vec<String>, Vec<(&str, &str, bool)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("nothing allowed", vec![allow(r#""ec2:Describe*""#)], vec![]),
         (
             "a direct allow",
