@@ -755,3 +755,117 @@ async fn the_daily_summary_names_dr_runs_that_failed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_vault_that_cannot_be_reached_fails_the_run_at_once() {
+    let b = Bench::applied(
+        2,
+        "timeout = \"1h\"\n cross_account {\n to = account.vault\n }",
+    )
+    .await;
+    let runs = b.backup(0).await;
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .broken_accounts
+        .insert("vault".into());
+    let ended = copy_within(&b, runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Failed);
+    assert!(
+        ended[0].detail.contains("failed in account vault"),
+        "{}",
+        ended[0].detail
+    );
+    assert!(
+        ended[0].detail.len() < 1000,
+        "said once: {}",
+        ended[0].detail
+    );
+}
+
+#[tokio::test]
+async fn a_run_whose_destination_was_removed_fails_and_keeps_the_originals() {
+    let mut b = Bench::applied(
+        1,
+        "cross_account {\n to = account.vault\n keep_original = false\n }",
+    )
+    .await;
+    let runs = b.backup(0).await;
+    // The runner was down; the vault region changes before it resumes.
+    b.config = config(
+        1,
+        "cross_account {\n to = account.vault\n regions = [\"eu-west-1\"]\n keep_original = false\n }",
+    );
+    let report = b.apply(&b.plan(at(1)).await, at(1)).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let ended = b.copy(runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Failed);
+    assert!(
+        ended[0].detail.contains("no longer a destination"),
+        "{}",
+        ended[0].detail
+    );
+    let backups = b.store.lock().unwrap().backups(Some("web")).unwrap();
+    let w = b.cloud.world.lock().unwrap();
+    assert!(backups[0]
+        .snapshots
+        .iter()
+        .all(|s| w.snapshots.contains_key(&s.id)));
+}
+
+#[tokio::test]
+async fn keep_original_false_keeps_a_backup_whose_copy_is_gone() {
+    let mut b = Bench::applied(1, "cross_account {\n to = account.vault\n }").await;
+    let runs = b.backup(0).await;
+    assert_eq!(b.copy(runs, 5).await[0].status, DrStatus::Completed);
+    // The vault copy is deleted outside Lifeboat; then keep_original goes
+    // false. The plan keeps the original and makes the copy again.
+    let copy = b.store.lock().unwrap().dr_copies(Some("web")).unwrap()[0]
+        .id
+        .clone();
+    b.cloud.world.lock().unwrap().snapshots.remove(&copy);
+    b.config = config(
+        1,
+        "cross_account {\n to = account.vault\n keep_original = false\n }",
+    );
+    let plan = b.plan(at(1)).await;
+    assert!(
+        !plan
+            .changes
+            .iter()
+            .any(|c| c.address.to_string().starts_with("snapshot[")),
+        "no original is deleted on the word of a lost copy: {:?}",
+        plan.changes
+    );
+    let report = b.apply(&plan, at(1)).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let original = b.store.lock().unwrap().backups(Some("web")).unwrap()[0].snapshots[0]
+        .id
+        .clone();
+    assert!(b
+        .cloud
+        .world
+        .lock()
+        .unwrap()
+        .snapshots
+        .contains_key(&original));
+    // With the copy made again, the original goes.
+    backup::retain_policy(b.cloud(), b.store.clone(), "web", None, at(2), None)
+        .await
+        .unwrap();
+    assert!(!b
+        .cloud
+        .world
+        .lock()
+        .unwrap()
+        .snapshots
+        .contains_key(&original));
+    assert!(b
+        .store
+        .lock()
+        .unwrap()
+        .backups(Some("web"))
+        .unwrap()
+        .is_empty());
+}

@@ -88,6 +88,26 @@ pub async fn retain_policy(
             return Ok(report);
         }
     };
+    let mut observed = observed;
+    let copied_away = pol
+        .dr
+        .as_ref()
+        .and_then(|d| d.cross_account.as_ref())
+        .is_some_and(|x| !x.keep_original);
+    if copied_away {
+        // `keep_original = false` deletes originals only on evidence that
+        // their copies exist: the copies are looked at too.
+        let mine: Vec<_> = current
+            .dr_copies
+            .iter()
+            .filter(|c| c.policy == policy)
+            .cloned()
+            .collect();
+        if let Ok(seen) = crate::dr::observe::observe_copies(cloud.clone(), &mine, &accounts).await
+        {
+            observed.dr_copies = Some(seen);
+        }
+    }
     let mut plan = retention_plan(&current, &pol, &observed, now)?;
     // The backup just taken is never its own victim, whatever the clocks say.
     let own_snaps: BTreeSet<Address> = own

@@ -135,10 +135,26 @@ impl Executor {
                 return Ok(());
             }
         }
-        let stale: Vec<DrCopyRecord> = records
+        // This artifact's settled records (failed, timed out, or completed
+        // and gone), and the failed or timed-out records of the run's other
+        // artifacts: those would fail the run again, and are made again
+        // (or adopted) with it.
+        let mut stale: Vec<DrCopyRecord> = records
             .into_iter()
             .filter(|r| r.status != DrStatus::InProgress)
             .collect();
+        stale.extend(
+            self.store
+                .lock()
+                .expect("store")
+                .dr_copies(Some(policy))?
+                .into_iter()
+                .filter(|r| {
+                    r.backup_id == backup_id
+                        && r.destination == dest
+                        && matches!(r.status, DrStatus::Failed | DrStatus::TimedOut)
+                }),
+        );
         self.write(|tx| {
             for r in &stale {
                 tx.delete_dr_copy(&r.destination, &r.id)?;

@@ -55,12 +55,11 @@ impl Limits {
         self.per_destination
     }
 
+    /// The policy's bound first, then the destination's: a run waiting
+    /// for its policy's room never sits on the destination's meanwhile.
     fn sems(&self, policy: &str, d: &Destination, cap: Option<u32>) -> Vec<Arc<Semaphore>> {
         let mut m = self.sems.lock().expect("limits");
-        let mut out = vec![m
-            .entry((None, d.clone()))
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_destination)))
-            .clone()];
+        let mut out = Vec::new();
         if let Some(cap) = cap {
             out.push(
                 m.entry((Some(policy.to_string()), d.clone()))
@@ -68,6 +67,11 @@ impl Limits {
                     .clone(),
             );
         }
+        out.push(
+            m.entry((None, d.clone()))
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_destination)))
+                .clone(),
+        );
         out
     }
 

@@ -200,7 +200,7 @@ pub fn decide(
             expiring.insert(e.backup.address(), e.reason);
         }
     }
-    copied_away(state, &judged, policies, &mut expiring);
+    copied_away(state, &judged, policies, observed, &mut expiring);
     let mut warnings = keep_departed(&judged, policies, observed, &mut expiring);
     warnings.extend(keep_dr_sources(state, &mut expiring));
     warnings.extend(protect(&state.backups, accounts, &mut expiring));
@@ -291,16 +291,22 @@ fn keep_departed(
     notes
 }
 
-/// `keep_original = false`: the originals of a whole backup whose copies
-/// all completed, at least one of them in another account, expire. A
-/// backup still running, frozen, incomplete, or with a copy that did not
-/// complete stays.
+/// `keep_original = false`: the originals of a whole backup expire once
+/// every DR run of it completed and each artifact has a completed copy in
+/// another account that AWS was seen to hold. A backup still running,
+/// frozen, incomplete, with a copy missing, or whose copies could not be
+/// looked at stays.
 fn copied_away(
     state: &state::Snapshot,
     judged: &[BackupRecord],
     policies: &Policies,
+    observed: &Observation,
     expiring: &mut BTreeMap<Address, String>,
 ) {
+    // Without a look at the copies nothing proves they exist: keep.
+    let Some(seen) = &observed.dr_copies else {
+        return;
+    };
     for b in judged {
         if !policies.copied_away.contains(&b.policy)
             || b.status != BackupStatus::Success
@@ -313,17 +319,38 @@ fn copied_away(
             .iter()
             .filter(|r| r.policy == b.policy && r.backup_id == b.id)
             .collect();
-        let away = runs.iter().find(|r| r.destination.account != b.account);
-        if let Some(away) =
-            away.filter(|_| runs.iter().all(|r| r.status == state::DrStatus::Completed))
-        {
-            expiring.entry(b.address()).or_insert_with(|| {
-                format!(
-                    "keep_original = false: copied to account {} ({})",
-                    away.destination.account, away.destination.region
-                )
-            });
+        let all_completed =
+            !runs.is_empty() && runs.iter().all(|r| r.status == state::DrStatus::Completed);
+        // Every artifact a copy is made of has a completed copy in another
+        // account that AWS was just seen to hold.
+        let held_away = |s: &SnapshotRecord| {
+            state.dr_copies.iter().any(|c| {
+                c.policy == b.policy
+                    && c.backup_id == b.id
+                    && c.source_id == s.id
+                    && c.image.is_none()
+                    && c.destination.account != b.account
+                    && c.status == state::DrStatus::Completed
+                    && seen.reachable(&c.destination)
+                    && seen.holds(c)
+            })
+        };
+        let copied: Vec<&SnapshotRecord> = b
+            .snapshots
+            .iter()
+            .filter(|s| crate::dr::route::copied(s))
+            .collect();
+        if !all_completed || copied.is_empty() || !copied.iter().all(|s| held_away(s)) {
+            continue;
         }
+        let away = runs
+            .iter()
+            .find(|r| r.destination.account != b.account)
+            .map(|r| r.destination.to_string())
+            .unwrap_or_default();
+        expiring
+            .entry(b.address())
+            .or_insert_with(|| format!("keep_original = false: copied to {away}"));
     }
 }
 

@@ -206,8 +206,10 @@ impl FakeCloud {
 #[async_trait]
 impl Cloud for FakeCloud {
     async fn account_id(&self, account: &Account) -> CloudResult<String> {
-        let mut w = self.world.lock().expect("fake world");
         let region = account.regions.first().cloned().unwrap_or_default();
+        // A broken account's role cannot be assumed: STS refuses first.
+        self.client(account, &region)?;
+        let mut w = self.world.lock().expect("fake world");
         w.calls.push(format!("GetCallerIdentity {region}"));
         Ok(w.account_ids
             .get(&account.name)

@@ -47,6 +47,9 @@ struct Plan<'a> {
     described: BTreeMap<String, (Encryption, String)>,
     /// Tags of the source volumes and instances (for the key tag).
     source_tags: BTreeMap<String, crate::cloud::Tags>,
+    /// Why the run has nothing left to copy though it is not done (the
+    /// destination or the dr block was removed since it started).
+    gone: Option<String>,
 }
 
 /// A copy started and not settled, with the room it takes.
@@ -69,6 +72,11 @@ pub(super) async fn drive(work: &DrWork, run: DrRun) -> Result<DrRun, StateError
         Ok(p) => p,
         Err(problem) => return settle(work, run, DrStatus::Failed, problem),
     };
+    if let Some(why) = plan.gone.clone() {
+        let ended = settle(work, plan.run.clone(), DrStatus::Failed, why)?;
+        unshare(&plan, None).await?;
+        return Ok(ended);
+    }
     let existing: BTreeMap<String, DrCopyRecord> = work
         .store
         .lock()
@@ -92,7 +100,11 @@ pub(super) async fn drive(work: &DrWork, run: DrRun) -> Result<DrRun, StateError
         .collect();
     let todo = match adopt(&plan, todo, &mut copies).await {
         Ok(t) => t,
-        Err(e) => return settle(work, plan.run, DrStatus::Failed, e.to_string()),
+        Err(e) => {
+            let ended = settle(work, plan.run.clone(), DrStatus::Failed, e.to_string())?;
+            unshare(&plan, None).await?;
+            return Ok(ended);
+        }
     };
     let mut run = plan.run.clone();
     if run.status == DrStatus::Pending {
@@ -149,10 +161,22 @@ async fn prepare(work: &DrWork, run: DrRun) -> Result<Plan<'_>, String> {
         .policy(&run.policy)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("policy {} is no longer applied", run.policy))?;
-    let dr = policy
-        .dr
-        .clone()
-        .ok_or_else(|| format!("policy {} no longer has a dr block", run.policy))?;
+    // A run whose destination the configuration no longer names copies
+    // nothing and must not read as completed (`keep_original = false`
+    // would then delete the originals): it fails, undoing its shares.
+    let mut gone = None;
+    let dr = policy.dr.clone().unwrap_or_else(|| {
+        gone = Some(format!("policy {} no longer has a dr block", run.policy));
+        lifeboat_schema::Dr {
+            every: 1,
+            timeout_secs: 0,
+            regions: Vec::new(),
+            generations: None,
+            concurrency: None,
+            cross_account: None,
+            encryption_key_detection: lifeboat_schema::KeyDetection::Strict,
+        }
+    });
     let backup = state
         .backups
         .iter()
@@ -174,6 +198,12 @@ async fn prepare(work: &DrWork, run: DrRun) -> Result<Plan<'_>, String> {
         .into_iter()
         .cloned()
         .collect();
+    if gone.is_none() && artifacts.is_empty() {
+        gone = Some(format!(
+            "{} is no longer a destination of policy {}",
+            run.destination, run.policy
+        ));
+    }
     let mut plan = Plan {
         work,
         run,
@@ -184,10 +214,13 @@ async fn prepare(work: &DrWork, run: DrRun) -> Result<Plan<'_>, String> {
         artifacts,
         described: BTreeMap::new(),
         source_tags: BTreeMap::new(),
+        gone,
     };
-    describe_sources(&mut plan)
-        .await
-        .map_err(|e| e.to_string())?;
+    if plan.gone.is_none() {
+        describe_sources(&mut plan)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     Ok(plan)
 }
 
@@ -365,6 +398,8 @@ struct Copies {
     keys: AliasCache,
     source_account_id: Option<String>,
     dest_account_id: Option<String>,
+    /// Why the last look at the copies failed, until one succeeds.
+    last_look_error: Option<String>,
 }
 
 impl Copies {
@@ -378,6 +413,7 @@ impl Copies {
             keys: AliasCache::default(),
             source_account_id: None,
             dest_account_id: None,
+            last_look_error: None,
         }
     }
 
@@ -407,9 +443,13 @@ impl Copies {
         // need more of than a lowered cap now gives: waiting would never
         // end).
         for c in std::mem::take(&mut self.waiting) {
+            let permits = work
+                .limits
+                .try_acquire(&plan.run.policy, &plan.run.destination, plan.dr.concurrency)
+                .unwrap_or_default();
             self.in_flight.push(InFlight {
                 record: c,
-                _permits: Vec::new(),
+                _permits: permits,
             });
         }
         let mut room = None;
@@ -417,13 +457,21 @@ impl Copies {
             if tokio::time::Instant::now() >= deadline {
                 return self.time_out(plan, todo).await;
             }
-            self.start_what_fits(plan, &mut todo, room.take()).await?;
+            let throttled = self.start_what_fits(plan, &mut todo, room.take()).await?;
             if !work.wait {
                 return self.leave_running(plan);
             }
             self.look(plan).await?;
             if todo.is_empty() && self.in_flight.is_empty() {
                 break;
+            }
+            if throttled {
+                // AWS asked to slow down: wait a look's time before trying.
+                tokio::time::sleep(
+                    work.interval
+                        .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+                )
+                .await;
             }
             if self.in_flight.is_empty() {
                 // No room at all: wait for another run's copy to finish,
@@ -449,7 +497,7 @@ impl Copies {
         plan: &Plan<'_>,
         todo: &mut VecDeque<SnapshotRecord>,
         room: Option<Vec<OwnedSemaphorePermit>>,
-    ) -> Result<(), StateError> {
+    ) -> Result<bool, StateError> {
         let work = plan.work;
         let mut batch = Vec::new();
         if let Some(permits) = room {
@@ -469,14 +517,17 @@ impl Copies {
             batch.push((s, permits));
         }
         if batch.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         if let Err(e) = self.account_ids(plan).await {
-            for (s, _) in batch.into_iter().rev() {
-                todo.push_front(s);
-            }
-            self.problems.push(format!("{e}"));
-            return Ok(());
+            // Without the accounts' identities nothing can be copied: the
+            // run ends failed rather than asking again and again.
+            self.problems.push(format!(
+                "{} copies not started: {e}",
+                batch.len() + todo.len()
+            ));
+            todo.clear();
+            return Ok(false);
         }
         // The copies that fit start together: the calls are independent.
         let keys = tokio::sync::Mutex::new(std::mem::take(&mut self.keys));
@@ -501,14 +552,22 @@ impl Copies {
                     self.alerts.extend(alert);
                 }
                 // Tried again at the next look.
-                Err(e) if e.kind == ErrorKind::Throttled => throttled.push(s),
+                // AWS's cap on copies in flight (reached after a restart,
+                // whose copies hold no room here) is waited out as well.
+                Err(e)
+                    if e.kind == ErrorKind::Throttled
+                        || e.code.as_deref() == Some("ResourceLimitExceeded") =>
+                {
+                    throttled.push(s)
+                }
                 Err(e) => self.problems.push(explain(plan, &s, &e)),
             }
         }
+        let again = !throttled.is_empty();
         for s in throttled.into_iter().rev() {
             todo.push_front(s);
         }
-        Ok(())
+        Ok(again)
     }
 
     /// The source's and (across accounts) the destination's AWS account
@@ -609,11 +668,13 @@ impl Copies {
         let seen = match poll(plan, &self.in_flight).await {
             Ok(s) => s,
             Err(e) => {
-                // A failed look is tried again at the next one.
-                note_failed_look(&mut self.problems, &e);
+                // Tried again at the next look; said only if the run times
+                // out with it.
+                self.last_look_error = Some(e.to_string());
                 return Ok(());
             }
         };
+        self.last_look_error = None;
         let mut still = Vec::new();
         for f in std::mem::take(&mut self.in_flight) {
             match seen.get(&f.record.id) {
@@ -675,12 +736,15 @@ impl Copies {
             }
             Ok(())
         })?;
-        let detail = format!(
+        let mut detail = format!(
             "{} copies not completed and {} not started within the DR timeout of {}s",
             timed_out.len(),
             todo.len(),
             plan.dr.timeout_secs
         );
+        if let Some(e) = &self.last_look_error {
+            detail.push_str(&format!("; the last look at them failed: {e}"));
+        }
         let run = settle(plan.work, plan.run.clone(), DrStatus::TimedOut, detail)?;
         unshare(plan, self.dest_account_id.clone()).await?;
         Ok(run)
@@ -751,17 +815,10 @@ async fn unshare(plan: &Plan<'_>, dest_id: Option<String>) -> Result<(), StateEr
     let mut left = Vec::new();
     match dest_id {
         Ok(dest_id) => {
-            let shared: Vec<&SnapshotRecord> =
-                route::routes(&plan.dr, &plan.backup.account, &plan.backup.snapshots)
-                    .into_iter()
-                    .filter(|(d, _)| &d.account == account)
-                    .flat_map(|(_, a)| a)
-                    .fold(Vec::new(), |mut v, s| {
-                        if !v.iter().any(|x: &&SnapshotRecord| x.id == s.id) {
-                            v.push(s);
-                        }
-                        v
-                    });
+            // Every artifact a copy is made of, whatever the configuration
+            // routes now: a share made under an older one is undone too
+            // (removing a share that was never made changes nothing).
+            let shared = plan.backup.snapshots.iter().filter(|s| route::copied(s));
             for s in shared {
                 if let Err(e) = plan.share(s, &dest_id, false).await {
                     if e.kind != ErrorKind::NotFound {
@@ -783,15 +840,6 @@ async fn unshare(plan: &Plan<'_>, dest_id: Option<String>) -> Result<(), StateEr
     record(&plan.work.store, |tx| {
         tx.open_alert(&plan.run.policy, plan.work.now_at(), &message)
     })
-}
-
-fn note_failed_look(problems: &mut Vec<String>, e: &CloudError) {
-    // Kept only when it is the last word: a later look that succeeds
-    // settles the copies anyway, so the run's detail names it at most once.
-    let note = format!("a look at the copies failed: {e}");
-    if !problems.contains(&note) {
-        problems.push(note);
-    }
 }
 
 fn explain(plan: &Plan<'_>, s: &SnapshotRecord, e: &CloudError) -> String {
