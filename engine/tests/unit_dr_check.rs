@@ -324,8 +324,16 @@ async fn the_authorization_details_are_read_page_by_page_and_the_alert_opens_onc
     let alerts = store.lock().unwrap().open_alerts().unwrap();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].policy, "account.vault");
+    // Still not clean while a policy could not be read (the orphan's).
+    let unread_only = check::Report {
+        findings: vec![],
+        ..report.clone()
+    };
+    assert!(!unread_only.is_clean());
+    assert_eq!(rec(&unread_only, 9).await.unwrap(), AlertChange::Unchanged);
     let clean = check::Report {
         findings: vec![],
+        unread: vec![],
         ..report.clone()
     };
     assert_eq!(rec(&clean, 12).await.unwrap(), AlertChange::Closed);
@@ -370,4 +378,47 @@ fn run_mode_checks_a_secured_account_every_check_every() {
     };
     assert!(agenda.secured_checks(t(100)).is_empty());
     assert_eq!(agenda.next_secured_check(t(100)), None);
+}
+
+#[test]
+fn a_policy_that_could_not_be_read_leaves_the_account_not_clean() {
+    // A role with a managed policy the listing does not hold: it may grant
+    // anything, so the account is not called clean.
+    let r = evaluate(
+        "vault",
+        &[role(
+            "r",
+            &[],
+            &["arn:aws:iam::222222222222:policy/missing"],
+        )],
+        &prohibited(),
+    );
+    assert!(r.findings.is_empty());
+    assert!(!r.unread.is_empty(), "{:?}", r.unread);
+    assert!(!r.is_clean());
+    assert!(r.summary().contains("not clean"), "{}", r.summary());
+}
+
+#[tokio::test]
+async fn an_iam_write_that_lets_a_principal_grant_itself_a_delete_is_a_finding() {
+    let cloud = FakeCloud::new(2);
+    let only_iam = role(
+        "escalator",
+        &[r#"{"Effect":"Allow","Action":"iam:PutRolePolicy","Resource":"*"}"#],
+        &[],
+    );
+    cloud
+        .world
+        .lock()
+        .unwrap()
+        .iam
+        .details
+        .insert("vault".into(), vec![only_iam]);
+    let config = vault_config("6h");
+    let account = &config.accounts["vault"];
+    let dyn_cloud: Arc<dyn Cloud> = Arc::new(cloud.clone());
+    let report = check::check(&dyn_cloud, account).await.unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    assert_eq!(report.findings[0].prohibited, "iam:PutRolePolicy");
+    assert!(!report.is_clean());
 }

@@ -215,10 +215,21 @@ impl Iam for AwsIam {
                 document,
             }));
         }
-        let next = if out.is_truncated() {
-            out.marker().map(str::to_owned)
-        } else {
-            None
+        // A list that says it goes on without saying where would read as
+        // complete: an account could look clean for want of its last pages.
+        let next = match (out.is_truncated(), out.marker()) {
+            (false, _) => None,
+            (true, Some(m)) if !m.is_empty() => Some(m.to_owned()),
+            (true, _) => {
+                return Err(self.ctx.error(
+                    ErrorKind::Other,
+                    action,
+                    None,
+                    None,
+                    "the answer says more entries follow but gives no marker to ask for them"
+                        .to_owned(),
+                ))
+            }
         };
         Ok(Page {
             items,

@@ -117,6 +117,13 @@ async fn check(
             Err(e) => {
                 eprintln!("Error: account {name}: {e}");
                 failed = true;
+                // A check that cannot run is no clean account: the alert
+                // says so until a check succeeds.
+                let _ = store.lock().expect("store").open_policy_alert(
+                    &check::alert_owner(name),
+                    ws.now,
+                    &format!("the secured-DR check of account {name} could not be made: {e}"),
+                );
             }
         }
     }

@@ -95,8 +95,10 @@ pub struct Report {
 }
 
 impl Report {
+    /// No finding, and every policy evaluated: a policy that could not be
+    /// read may grant anything, so its account is never called clean.
     pub fn is_clean(&self) -> bool {
-        self.findings.is_empty()
+        self.findings.is_empty() && self.unread.is_empty()
     }
 
     /// `account vault: clean (3 principals, 5 policies checked)` or
@@ -108,6 +110,13 @@ impl Report {
         );
         if self.is_clean() {
             return format!("account {}: clean ({counts})", self.account);
+        }
+        if self.findings.is_empty() {
+            return format!(
+                "account {}: not clean: {} policy(ies) could not be evaluated and may grant a prohibited action ({counts})",
+                self.account,
+                self.unread.len()
+            );
         }
         let who: BTreeSet<&str> = self
             .findings
@@ -375,7 +384,29 @@ pub enum CheckError {
     Notify(#[from] notify::NotifyError),
 }
 
-/// Reads `account`'s authorization details (every page) and evaluates them.
+/// IAM writes that let a principal give itself (or a principal it can
+/// become) any action, a prohibited one included: always checked beside
+/// the account's own `prohibited`, so that an account is never called
+/// clean while someone there can grant themselves a delete.
+pub const ESCALATION: &[&str] = &[
+    "iam:PutRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:PutUserPolicy",
+    "iam:AttachUserPolicy",
+    "iam:PutGroupPolicy",
+    "iam:AttachGroupPolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:AddUserToGroup",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:PassRole",
+];
+
+/// Reads `account`'s authorization details (every page) and evaluates them
+/// against its `prohibited` patterns and [`ESCALATION`].
 pub async fn check(cloud: &Arc<dyn Cloud>, account: &Account) -> Result<Report, CheckError> {
     let secured = account
         .secured
@@ -383,7 +414,13 @@ pub async fn check(cloud: &Arc<dyn Cloud>, account: &Account) -> Result<Report, 
         .ok_or_else(|| CheckError::NotSecured(account.name.clone()))?;
     let iam = cloud.iam(account).await?;
     let entries = collect_pages(|t| iam.authorization_details_page(t)).await?;
-    Ok(evaluate(&account.name, &entries, &secured.prohibited))
+    let mut patterns = secured.prohibited.clone();
+    for e in ESCALATION {
+        if !patterns.iter().any(|p| p.eq_ignore_ascii_case(e)) {
+            patterns.push(e.to_string());
+        }
+    }
+    Ok(evaluate(&account.name, &entries, &patterns))
 }
 
 /// The owner of an account's secured-check alert in the alerts table
@@ -403,6 +440,9 @@ pub enum AlertChange {
 /// The alert's text: the summary and the first findings.
 fn alert_message(r: &Report) -> String {
     let mut lines = vec![r.summary()];
+    for u in r.unread.iter().take(10) {
+        lines.push(format!("not evaluated: {u}"));
+    }
     for f in r.findings.iter().take(10) {
         lines.push(format!(
             "{} {} allowed {} ({}) by {} policy {}",

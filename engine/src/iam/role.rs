@@ -77,7 +77,12 @@ pub fn principal_of(caller: &str) -> Result<String, String> {
         return Err(format!("{caller:?} is not an ARN"));
     };
     if *resource == "root" {
-        return Ok(format!("arn:{partition}:iam::{id}:root"));
+        // A trust policy naming an account's root trusts every principal
+        // of that account whose own policy allows sts:AssumeRole, not the
+        // root user alone: far more than the one principal Lifeboat runs as.
+        return Err(format!(
+            "its credentials are the root user of account {id}, and a role trusting arn:{partition}:iam::{id}:root trusts every principal of that account; give the account a profile of an IAM user or an assume_role"
+        ));
     }
     if let Some(user) = resource.strip_prefix("user/") {
         return Ok(format!("arn:{partition}:iam::{id}:user/{user}"));
@@ -148,8 +153,20 @@ pub fn permission_document(allow_delete: bool) -> Value {
         json!({
             "Sid": "LifeboatKms",
             "Effect": "Allow",
-            "Action": actions(Feature::DrKms),
+            "Action": actions(Feature::DrKms)
+                .iter()
+                .filter(|a| **a != "kms:CreateGrant")
+                .collect::<Vec<_>>(),
             "Resource": "*",
+        }),
+        // Grants only for the AWS services that copy on Lifeboat's behalf
+        // (EBS, RDS): never a grant of the vault's keys to anyone else.
+        json!({
+            "Sid": "LifeboatKmsGrants",
+            "Effect": "Allow",
+            "Action": ["kms:CreateGrant"],
+            "Resource": "*",
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
         }),
     ];
     if allow_delete {
@@ -379,10 +396,6 @@ mod tests {
                 "arn:aws-us-gov:sts::111122223333:assumed-role/r/s",
                 "arn:aws-us-gov:iam::111122223333:role/r",
             ),
-            (
-                "arn:aws:iam::111122223333:root",
-                "arn:aws:iam::111122223333:root",
-            ),
             // The emulator answers static keys as an STS user.
             (
                 "arn:aws:sts::123456789012:user/moto",
@@ -393,6 +406,10 @@ mod tests {
             assert_eq!(principal_of(caller).unwrap(), want, "{caller}");
         }
         assert!(principal_of("arn:aws:sts::111122223333:federated-user/bob").is_err());
+        assert!(
+            principal_of("arn:aws:iam::111122223333:root").is_err(),
+            "an account root would trust the whole account"
+        );
         assert!(principal_of("nonsense").is_err());
     }
 

@@ -457,16 +457,26 @@ impl Daemon<'_> {
                     failed = true;
                     // Recorded as checked all the same, so that a failing
                     // account is tried again one interval later, not at
-                    // every wake-up.
-                    let _ = self.store.lock().expect("store").record_secured_check(
-                        &crate::state::SecuredCheck {
+                    // every wake-up; and an alert opens: a check that
+                    // cannot run (a role's read rights removed) must not
+                    // pass for a clean account.
+                    {
+                        let mut s = self.store.lock().expect("store");
+                        let _ = s.record_secured_check(&crate::state::SecuredCheck {
                             account: name.clone(),
                             checked_at: now,
                             findings: 0,
                             principals: 0,
                             policies: 0,
-                        },
-                    );
+                        });
+                        let _ = s.open_policy_alert(
+                            &crate::iam::check::alert_owner(name),
+                            now,
+                            &format!(
+                                "the secured-DR check of account {name} could not be made: {e}"
+                            ),
+                        );
+                    }
                     self.report_at(
                         now,
                         RunEvent::SecuredCheckFailed {
