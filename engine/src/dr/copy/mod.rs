@@ -536,13 +536,14 @@ impl Copies {
         self.keys = keys.into_inner();
         let mut throttled = Vec::new();
         // A source shared before a failed copy call is unshared with the
-        // rest when the run settles ([`unshare`]).
+        // rest when the run settles ([`unshare`]). The copies a batch made
+        // are recorded together, in one transaction.
+        let mut made = Vec::new();
         for ((s, permits), outcome) in batch.into_iter().zip(started) {
             match outcome {
                 Ok(Start::Made(rec, alert)) => {
                     self.alerts.extend(alert);
-                    record(&work.store, |tx| tx.put_dr_copy(&rec))?;
-                    self.in_flight.push(InFlight {
+                    made.push(InFlight {
                         record: *rec,
                         _permits: permits,
                     });
@@ -563,6 +564,15 @@ impl Copies {
                 Err(e) => self.problems.push(explain(plan, &s, &e)),
             }
         }
+        if !made.is_empty() {
+            record(&work.store, |tx| {
+                for f in &made {
+                    tx.put_dr_copy(&f.record)?;
+                }
+                Ok(())
+            })?;
+        }
+        self.in_flight.extend(made);
         let again = !throttled.is_empty();
         for s in throttled.into_iter().rev() {
             todo.push_front(s);
@@ -675,35 +685,45 @@ impl Copies {
             }
         };
         self.last_look_error = None;
+        // What this look settled, recorded in one transaction.
         let mut still = Vec::new();
+        let mut writes: Vec<DrCopyRecord> = Vec::new();
+        let mut settled = Vec::new();
         for f in std::mem::take(&mut self.in_flight) {
             match seen.get(&f.record.id) {
                 Some(Outcome::Done(extra)) => {
                     let mut rec = f.record.clone();
                     rec.status = DrStatus::Completed;
                     rec.finished = Some(plan.work.now_at());
-                    record(&plan.work.store, |tx| {
-                        tx.put_dr_copy(&rec)?;
-                        for e in extra {
-                            tx.put_dr_copy(e)?;
-                        }
-                        Ok(())
-                    })?;
-                    self.settled.push(rec);
+                    writes.push(rec.clone());
+                    writes.extend(extra.iter().cloned());
+                    settled.push((rec, f));
                 }
                 Some(Outcome::Failed(why)) => {
                     let mut rec = f.record.clone();
                     rec.status = DrStatus::Failed;
                     rec.finished = Some(plan.work.now_at());
                     rec.problem = why.clone();
-                    record(&plan.work.store, |tx| tx.put_dr_copy(&rec))?;
+                    writes.push(rec.clone());
                     self.problems
                         .push(format!("{} -> {}: {why}", rec.source_id, rec.id));
-                    self.settled.push(rec);
+                    settled.push((rec, f));
                 }
                 None => still.push(f),
             }
         }
+        if !writes.is_empty() {
+            record(&plan.work.store, |tx| {
+                for r in &writes {
+                    tx.put_dr_copy(r)?;
+                }
+                Ok(())
+            })?;
+        }
+        // The room each settled copy held is given back only now, once
+        // its end is recorded.
+        self.settled
+            .extend(settled.into_iter().map(|(rec, _room)| rec));
         self.in_flight = still;
         Ok(())
     }
