@@ -23,16 +23,19 @@ fn the_quickstart_configuration_is_valid() {
 }
 
 #[test]
-fn the_shipped_example_is_valid() {
-    let example = format!(
-        "{}/examples/quickstart/main.lb.hcl",
-        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
-    );
-    let ws = Workspace::offline();
-    ws.write("main.lb.hcl", &std::fs::read_to_string(example).unwrap());
-    ws.run(&["validate"])
-        .ok()
-        .stdout_has("Configuration is valid.");
+fn the_shipped_examples_are_valid_and_formatted() {
+    for name in ["quickstart", "dr"] {
+        let example = format!(
+            "{}/examples/{name}/main.lb.hcl",
+            std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
+        );
+        let ws = Workspace::offline();
+        ws.write("main.lb.hcl", &std::fs::read_to_string(example).unwrap());
+        ws.run(&["validate"])
+            .ok()
+            .stdout_has("Configuration is valid.");
+        ws.run(&["fmt", "--check"]).ok();
+    }
 }
 
 /// One diagnostic as printed: the header line and the detail line under it.
