@@ -869,3 +869,23 @@ async fn keep_original_false_keeps_a_backup_whose_copy_is_gone() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn identities_that_cannot_be_had_fail_the_run_after_a_few_tries() {
+    let b = Bench::applied(2, "regions = [\"us-west-2\"]").await;
+    let runs = b.backup(0).await;
+    b.cloud.world.lock().unwrap().failing.insert(
+        "GetCallerIdentity".into(),
+        lifeboat_engine::cloud::ErrorKind::Transport,
+    );
+    let ended = copy_within(&b, runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Failed);
+    assert!(
+        ended[0].detail.contains("2 copies not started"),
+        "{}",
+        ended[0].detail
+    );
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(w.calls_of("CopySnapshot"), 0);
+    assert!(w.calls_of("GetCallerIdentity") >= 3);
+}

@@ -114,6 +114,11 @@ async fn check(
                 alert: format!("{alert:?}").to_lowercase(),
                 report,
             }),
+            Err(e @ check::CheckError::Notify(_)) => {
+                // Checked and recorded; only the alert's publishing failed.
+                eprintln!("Error: account {name}: {e}");
+                failed = true;
+            }
             Err(e) => {
                 eprintln!("Error: account {name}: {e}");
                 failed = true;

@@ -33,10 +33,11 @@ impl Holds for CopiesSeen {
 }
 
 /// Looks for every copy in `copies` (main copies; an AMI stands for its
-/// snapshots) in its destination. A destination account not in `accounts`
-/// is not looked at: its copies count as present, so nothing is decided on
-/// a guess. A destination whose list fails is [`CopiesSeen::unreachable`]:
-/// one broken DR account does not stop every plan.
+/// snapshots) in its destination. A destination whose account is not in
+/// `accounts` (removed from the configuration) or whose list fails is
+/// [`CopiesSeen::unreachable`]: nothing is decided about its copies, and
+/// nothing taken as proof by them; one broken DR account does not stop
+/// every plan.
 pub async fn observe_copies(
     cloud: Arc<dyn Cloud>,
     copies: &[DrCopyRecord],
@@ -51,6 +52,13 @@ pub async fn observe_copies(
     }
     let mut seen = CopiesSeen::default();
     for (dest, mine) in by_dest {
+        if !accounts.contains_key(&dest.account) {
+            seen.unreachable.insert(
+                dest.clone(),
+                format!("account {} is not configured", dest.account),
+            );
+            continue;
+        }
         match observe_destination(cloud.clone(), &mine, accounts).await {
             Ok(s) => seen.present.extend(s.present),
             Err(e) => {

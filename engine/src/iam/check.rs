@@ -403,6 +403,16 @@ pub const ESCALATION: &[&str] = &[
     "iam:CreateLoginProfile",
     "iam:UpdateLoginProfile",
     "iam:PassRole",
+    // Taking away a Deny (or a group that holds one) gives back what it
+    // denied.
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:DeleteUserPolicy",
+    "iam:DetachUserPolicy",
+    "iam:DeleteGroupPolicy",
+    "iam:DetachGroupPolicy",
+    "iam:RemoveUserFromGroup",
+    "iam:DeletePolicyVersion",
 ];
 
 /// Reads `account`'s authorization details (every page) and evaluates them
@@ -420,7 +430,19 @@ pub async fn check(cloud: &Arc<dyn Cloud>, account: &Account) -> Result<Report, 
             patterns.push(e.to_string());
         }
     }
-    Ok(evaluate(&account.name, &entries, &patterns))
+    let mut report = evaluate(&account.name, &entries, &patterns);
+    // Service-linked roles (`/aws-service-role/`) are AWS's, cannot be
+    // edited, and carry IAM writes scoped to their service: reporting their
+    // escalation actions would keep every account that has one dirty for
+    // good. Their prohibited actions are still reported.
+    report.findings.retain(|f| {
+        let configured = secured
+            .prohibited
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&f.prohibited));
+        configured || !f.principal_arn.contains(":role/aws-service-role/")
+    });
+    Ok(report)
 }
 
 /// The owner of an account's secured-check alert in the alerts table

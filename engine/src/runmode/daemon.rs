@@ -453,6 +453,18 @@ impl Daemon<'_> {
                         alert,
                     },
                 ),
+                // The check ran and was recorded; only publishing its alert
+                // failed: not a check that could not be made.
+                Err(e @ crate::iam::check::CheckError::Notify(_)) => {
+                    failed = true;
+                    self.report_at(
+                        now,
+                        RunEvent::SecuredCheckFailed {
+                            account: name.clone(),
+                            error: e.to_string(),
+                        },
+                    );
+                }
                 Err(e) => {
                     failed = true;
                     // Recorded as checked all the same, so that a failing

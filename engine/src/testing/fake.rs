@@ -211,6 +211,17 @@ impl Cloud for FakeCloud {
         self.client(account, &region)?;
         let mut w = self.world.lock().expect("fake world");
         w.calls.push(format!("GetCallerIdentity {region}"));
+        if let Some(&kind) = w.failing.get("GetCallerIdentity") {
+            return Err(CloudError {
+                kind,
+                account: account.name.clone(),
+                region,
+                action: "sts:GetCallerIdentity".into(),
+                resource: None,
+                code: Some("Injected".into()),
+                message: "injected failure".into(),
+            });
+        }
         Ok(w.account_ids
             .get(&account.name)
             .cloned()

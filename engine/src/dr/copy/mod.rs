@@ -73,6 +73,32 @@ pub(super) async fn drive(work: &DrWork, run: DrRun) -> Result<DrRun, StateError
         Err(problem) => return settle(work, run, DrStatus::Failed, problem),
     };
     if let Some(why) = plan.gone.clone() {
+        // Copies an earlier process started for this run are settled with
+        // it, so that none stays in progress (and undeletable) for good.
+        let open: Vec<DrCopyRecord> = work
+            .store
+            .lock()
+            .expect("store")
+            .dr_copies(Some(&run.policy))?
+            .into_iter()
+            .filter(|c| {
+                c.backup_id == run.backup_id
+                    && c.destination == run.destination
+                    && c.status == DrStatus::InProgress
+            })
+            .map(|mut c| {
+                c.status = DrStatus::Failed;
+                c.finished = Some(work.now_at());
+                c.problem = why.clone();
+                c
+            })
+            .collect();
+        record(&work.store, |tx| {
+            for c in &open {
+                tx.put_dr_copy(c)?;
+            }
+            Ok(())
+        })?;
         let ended = settle(work, plan.run.clone(), DrStatus::Failed, why)?;
         unshare(&plan, None).await?;
         return Ok(ended);
@@ -217,9 +243,11 @@ async fn prepare(work: &DrWork, run: DrRun) -> Result<Plan<'_>, String> {
         gone,
     };
     if plan.gone.is_none() {
-        describe_sources(&mut plan)
-            .await
-            .map_err(|e| e.to_string())?;
+        // The sources could not be read: the run fails, and undoes the
+        // shares a process before this one may have made.
+        if let Err(e) = describe_sources(&mut plan).await {
+            plan.gone = Some(e.to_string());
+        }
     }
     Ok(plan)
 }
@@ -400,7 +428,14 @@ struct Copies {
     dest_account_id: Option<String>,
     /// Why the last look at the copies failed, until one succeeds.
     last_look_error: Option<String>,
+    /// Why the last start had to wait (throttled, AWS's copy limit, an
+    /// identity that could not be had), said if the run times out.
+    last_wait_error: Option<String>,
+    identity_failures: u32,
 }
+
+/// Tries at the accounts' identities before a run gives up on them.
+const IDENTITY_TRIES: u32 = 3;
 
 impl Copies {
     fn new(_plan: &Plan<'_>) -> Copies {
@@ -414,6 +449,8 @@ impl Copies {
             source_account_id: None,
             dest_account_id: None,
             last_look_error: None,
+            last_wait_error: None,
+            identity_failures: 0,
         }
     }
 
@@ -520,8 +557,17 @@ impl Copies {
             return Ok(false);
         }
         if let Err(e) = self.account_ids(plan).await {
-            // Without the accounts' identities nothing can be copied: the
-            // run ends failed rather than asking again and again.
+            // Without the accounts' identities nothing can be copied. Asked
+            // again at the next looks, a few times; then the run ends
+            // failed rather than asking for its whole timeout.
+            self.identity_failures += 1;
+            if self.identity_failures < IDENTITY_TRIES {
+                self.last_wait_error = Some(e.to_string());
+                for (s, _) in batch.into_iter().rev() {
+                    todo.push_front(s);
+                }
+                return Ok(true);
+            }
             self.problems.push(format!(
                 "{} copies not started: {e}",
                 batch.len() + todo.len()
@@ -559,6 +605,7 @@ impl Copies {
                     if e.kind == ErrorKind::Throttled
                         || e.code.as_deref() == Some("ResourceLimitExceeded") =>
                 {
+                    self.last_wait_error = Some(e.to_string());
                     throttled.push(s)
                 }
                 Err(e) => self.problems.push(explain(plan, &s, &e)),
@@ -764,6 +811,9 @@ impl Copies {
         );
         if let Some(e) = &self.last_look_error {
             detail.push_str(&format!("; the last look at them failed: {e}"));
+        }
+        if let Some(e) = &self.last_wait_error {
+            detail.push_str(&format!("; copies waited because: {e}"));
         }
         let run = settle(plan.work, plan.run.clone(), DrStatus::TimedOut, detail)?;
         unshare(plan, self.dest_account_id.clone()).await?;

@@ -168,6 +168,10 @@ pub(super) async fn adopt(
         })
         .await?
         {
+            // A copy that ended in error is not adopted: it is made again.
+            if s.state == crate::cloud::SnapshotState::Error {
+                continue;
+            }
             if let Some(src) = s.tags.get(names::TAG_DR_SOURCE) {
                 found.insert(src.clone(), (s.id, None));
             }
@@ -185,6 +189,9 @@ pub(super) async fn adopt(
         })
         .await?
         {
+            if i.state == crate::cloud::ImageState::Failed {
+                continue;
+            }
             if let Some(src) = i.tags.get(names::TAG_DR_SOURCE) {
                 found.insert(src.clone(), (i.id, None));
             }
@@ -209,7 +216,9 @@ pub(super) async fn adopt(
         .await?
         {
             // Only a copy carrying this backup's tags is ours to adopt.
-            if d.tags.get(names::TAG_DR_BACKUP_ID) == Some(&plan.run.backup_id) {
+            if d.tags.get(names::TAG_DR_BACKUP_ID) == Some(&plan.run.backup_id)
+                && d.status != "failed"
+            {
                 found.insert(d.id.clone(), (d.id.clone(), Some(d.arn.clone())));
             }
         }
