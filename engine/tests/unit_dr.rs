@@ -889,3 +889,88 @@ async fn identities_that_cannot_be_had_fail_the_run_after_a_few_tries() {
     assert_eq!(w.calls_of("CopySnapshot"), 0);
     assert!(w.calls_of("GetCallerIdentity") >= 3);
 }
+
+#[tokio::test]
+async fn a_copy_left_in_error_by_a_dead_process_is_made_again_not_adopted() {
+    let b = Bench::applied(1, "regions = [\"us-west-2\"]").await;
+    let runs = b.backup(0).await;
+    // A dead process made a copy that then ended in error, unrecorded.
+    let source = b.store.lock().unwrap().backups(Some("web")).unwrap()[0].snapshots[0].clone();
+    let main = b.config.accounts["main"].clone();
+    let ec2 = b.cloud.ec2(&main, "us-west-2").await.unwrap();
+    let broken = ec2
+        .copy_snapshot(&SnapshotCopyRequest {
+            source_region: "us-east-1".into(),
+            source_id: source.id.clone(),
+            description: String::new(),
+            tags: dr::names::copy_tags("web", &runs[0].backup_id, &source, MAIN_ID),
+            kms_key_id: None,
+            encrypt: false,
+        })
+        .await
+        .unwrap();
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .snapshots
+        .get_mut(&broken)
+        .unwrap()
+        .state = lifeboat_engine::cloud::SnapshotState::Error;
+    let ended = b.copy(runs, 5).await;
+    assert_eq!(ended[0].status, DrStatus::Completed, "{:?}", ended[0]);
+    let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_ne!(
+        copies[0].id, broken,
+        "the broken copy is not the one recorded"
+    );
+}
+
+#[tokio::test]
+async fn copies_in_a_vault_removed_from_the_configuration_prove_nothing() {
+    let mut b = Bench::applied(1, "cross_account {\n to = account.vault\n }").await;
+    let runs = b.backup(0).await;
+    assert_eq!(b.copy(runs, 5).await[0].status, DrStatus::Completed);
+    // The old vault leaves the configuration; a new one takes its place,
+    // with keep_original = false. The old copies are not looked at, so
+    // they cannot stand for the originals.
+    let text = r#"
+account "main" {
+  regions = ["us-east-1"]
+}
+
+account "vault2" {
+  type    = "dr"
+  regions = ["us-east-1"]
+}
+
+policy "web" {
+  account     = account.main
+  generations = 2
+
+  instance "i-00000000" {
+    region = "us-east-1"
+  }
+  dr {
+    cross_account {
+      to            = account.vault2
+      keep_original = false
+    }
+  }
+}
+"#;
+    b.config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text.to_string())])
+        .unwrap_or_else(|d| panic!("{d}"))
+        .config;
+    let plan = b.plan(at(1)).await;
+    assert!(
+        !plan
+            .changes
+            .iter()
+            .any(|c| c.action == lifeboat_engine::plan::Action::Delete
+                && c.address.to_string().starts_with("snapshot[")),
+        "{:?}",
+        plan.changes
+    );
+}

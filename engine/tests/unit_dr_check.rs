@@ -422,3 +422,53 @@ async fn an_iam_write_that_lets_a_principal_grant_itself_a_delete_is_a_finding()
     assert_eq!(report.findings[0].prohibited, "iam:PutRolePolicy");
     assert!(!report.is_clean());
 }
+
+#[tokio::test]
+async fn taking_a_deny_away_is_escalation_but_a_service_linked_roles_iam_writes_are_not() {
+    let cloud = FakeCloud::new(2);
+    let undeny = role(
+        "undeny",
+        &[
+            r#"{"Effect":"Allow","Action":"ec2:*","Resource":"*"}"#,
+            r#"{"Effect":"Deny","Action":"ec2:DeleteSnapshot","Resource":"*"}"#,
+            r#"{"Effect":"Allow","Action":"iam:DeleteRolePolicy","Resource":"*"}"#,
+        ],
+        &[],
+    );
+    let AuthorizationEntry::Role(mut linked) = role(
+        "AWSServiceRoleForSSO",
+        &[
+            r#"{"Effect":"Allow","Action":["iam:PutRolePolicy","iam:AttachRolePolicy"],"Resource":"*"}"#,
+        ],
+        &[],
+    ) else {
+        unreachable!()
+    };
+    linked.arn =
+        "arn:aws:iam::222222222222:role/aws-service-role/sso.amazonaws.com/AWSServiceRoleForSSO"
+            .into();
+    cloud.world.lock().unwrap().iam.details.insert(
+        "vault".into(),
+        vec![undeny, AuthorizationEntry::Role(linked)],
+    );
+    let config = vault_config("6h");
+    let dyn_cloud: Arc<dyn Cloud> = Arc::new(cloud.clone());
+    let report = check::check(&dyn_cloud, &config.accounts["vault"])
+        .await
+        .unwrap();
+    let found: Vec<(&str, &str)> = report
+        .findings
+        .iter()
+        .map(|f| (f.principal.as_str(), f.prohibited.as_str()))
+        .collect();
+    // DeleteSnapshot is denied, not found; the Deny's removal is; the
+    // service-linked role's IAM writes are not.
+    assert_eq!(
+        found,
+        [
+            ("undeny", "ec2:DeregisterImage"),
+            ("undeny", "iam:DeleteRolePolicy")
+        ],
+        "{found:?}"
+    );
+}

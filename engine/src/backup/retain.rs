@@ -175,7 +175,7 @@ pub fn retention_plan(
             .as_ref()
             .and_then(|d| d.cross_account.as_ref())
             .filter(|x| !x.keep_original)
-            .map(|_| BTreeSet::from([pol.name.clone()]))
+            .map(|x| BTreeMap::from([(pol.name.clone(), x.to.clone())]))
             .unwrap_or_default(),
     };
     let decision = retention::decide(state, &policies, &state.accounts()?, observed)?;

@@ -479,12 +479,10 @@ impl Diff<'_> {
                 .config
                 .policies
                 .iter()
-                .filter(|(_, p)| {
-                    p.dr.as_ref()
-                        .and_then(|d| d.cross_account.as_ref())
-                        .is_some_and(|x| !x.keep_original)
+                .filter_map(|(n, p)| {
+                    let x = p.dr.as_ref()?.cross_account.as_ref()?;
+                    (!x.keep_original).then(|| (n.clone(), x.to.clone()))
                 })
-                .map(|(n, _)| n.clone())
                 .collect(),
             generations: self
                 .config

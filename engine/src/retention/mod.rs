@@ -139,9 +139,10 @@ pub struct Policies {
     pub departed: BTreeMap<String, Departed>,
     /// When retention decides (how old a departed target's backup is).
     pub now: DateTime<Utc>,
-    /// Policies with `cross_account { keep_original = false }`: a backup
-    /// whose DR copies all completed, one of them in another account, goes.
-    pub copied_away: BTreeSet<String>,
+    /// Policies with `cross_account { keep_original = false }`, with the
+    /// account they copy to: a backup whose DR runs all completed and whose
+    /// every artifact has a copy seen in that account goes.
+    pub copied_away: BTreeMap<String, String>,
 }
 
 /// What retention needs to know to keep a departed target's last backup.
@@ -293,7 +294,8 @@ fn keep_departed(
 
 /// `keep_original = false`: the originals of a whole backup expire once
 /// every DR run of it completed and each artifact has a completed copy in
-/// another account that AWS was seen to hold. A backup still running,
+/// the account the policy copies to now (not one it used to) that AWS was
+/// seen to hold. A backup still running,
 /// frozen, incomplete, with a copy missing, or whose copies could not be
 /// looked at stays.
 fn copied_away(
@@ -308,10 +310,10 @@ fn copied_away(
         return;
     };
     for b in judged {
-        if !policies.copied_away.contains(&b.policy)
-            || b.status != BackupStatus::Success
-            || b.frozen.is_some()
-        {
+        let Some(vault) = policies.copied_away.get(&b.policy) else {
+            continue;
+        };
+        if b.status != BackupStatus::Success || b.frozen.is_some() {
             continue;
         }
         let runs: Vec<&state::DrRun> = state
@@ -329,7 +331,7 @@ fn copied_away(
                     && c.backup_id == b.id
                     && c.source_id == s.id
                     && c.image.is_none()
-                    && c.destination.account != b.account
+                    && &c.destination.account == vault
                     && c.status == state::DrStatus::Completed
                     && seen.reachable(&c.destination)
                     && seen.holds(c)
@@ -345,9 +347,9 @@ fn copied_away(
         }
         let away = runs
             .iter()
-            .find(|r| r.destination.account != b.account)
+            .find(|r| &r.destination.account == vault)
             .map(|r| r.destination.to_string())
-            .unwrap_or_default();
+            .unwrap_or_else(|| vault.clone());
         expiring
             .entry(b.address())
             .or_insert_with(|| format!("keep_original = false: copied to {away}"));
