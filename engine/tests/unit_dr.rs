@@ -973,4 +973,20 @@ policy "web" {
         "{:?}",
         plan.changes
     );
+    // And the old vault stays in state while its copies are recorded.
+    assert!(
+        !plan
+            .changes
+            .iter()
+            .any(|c| c.address.to_string() == "account.vault"),
+        "{:?}",
+        plan.changes
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("account vault is no longer configured")),
+        "{:?}",
+        plan.warnings
+    );
 }

@@ -664,6 +664,35 @@ impl Diff<'_> {
                 ));
                 continue;
             }
+            // Likewise for DR copies there that this plan does not delete:
+            // without the account they could be neither looked at, nor
+            // expired, nor listed for deletion.
+            let deleted: BTreeSet<&Address> = self
+                .changes
+                .iter()
+                .filter(|c| c.action == Action::Delete)
+                .map(|c| &c.address)
+                .collect();
+            let copies: Vec<Address> = self
+                .state
+                .dr_copies
+                .iter()
+                .filter(|c| &c.destination.account == name && c.image.is_none())
+                .filter_map(|c| {
+                    let account = self
+                        .prior_policies
+                        .get(&c.policy)
+                        .map(|p| p.account.clone())?;
+                    Some(c.address(&account))
+                })
+                .collect();
+            let kept_copies = copies.iter().filter(|a| !deleted.contains(a)).count();
+            if kept_copies > 0 {
+                self.warnings.push(format!(
+                    "account {name} is no longer configured but the catalog still holds {kept_copies} DR cop(ies) there; it stays in state until they are gone"
+                ));
+                continue;
+            }
             let mut deps: Vec<Address> = self
                 .prior_policies
                 .values()
@@ -677,6 +706,7 @@ impl Diff<'_> {
                     .filter(|b| &b.account == name)
                     .map(|b| b.address()),
             );
+            deps.extend(copies);
             self.changes.push(
                 Change::new(addr.clone(), Action::Delete, Effect::Control)
                     .reason("removed from configuration")
