@@ -472,3 +472,64 @@ async fn taking_a_deny_away_is_escalation_but_a_service_linked_roles_iam_writes_
         "{found:?}"
     );
 }
+
+#[tokio::test]
+async fn a_check_that_could_not_be_made_opens_one_alert_and_publishes_it() {
+    let fake = FakeCloud::new(2);
+    let cloud: Arc<dyn Cloud> = Arc::new(fake.clone());
+    let text = format!(
+        "{}\nnotifications {{\n  sns_topic = \"arn:aws:sns:us-east-1:123456789012:ops\"\n  account   = account.main\n  region    = \"us-east-1\"\n}}\n",
+        r#"
+account "main" {
+  regions = ["us-east-1"]
+}
+
+account "vault" {
+  type    = "dr"
+  regions = ["us-east-1"]
+  secured {
+    prohibited = ["ec2:DeleteSnapshot"]
+  }
+}
+"#
+    );
+    let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text)])
+        .unwrap_or_else(|d| panic!("{d}"))
+        .config;
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore = Arc::new(Mutex::new(Store::open(&dir.path().join("s.db")).unwrap()));
+    // The publishing account, as apply would have recorded it.
+    let main = serde_json::to_value(&config.accounts["main"]).unwrap();
+    store
+        .lock()
+        .unwrap()
+        .transaction(|tx| tx.put_object(&lifeboat_engine::Address::account("main"), &main))
+        .unwrap();
+    let now: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+    for h in 0..2 {
+        check::record_failure(
+            &cloud,
+            &store,
+            &config,
+            "vault",
+            "AccessDenied",
+            now + Duration::hours(h),
+        )
+        .await
+        .unwrap();
+    }
+    let alerts = store.lock().unwrap().open_alerts().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].message.contains("could not be made"),
+        "{}",
+        alerts[0].message
+    );
+    let published = fake.world.lock().unwrap().published.clone();
+    assert_eq!(
+        published.len(),
+        1,
+        "published once, when it opened: {published:?}"
+    );
+    assert!(published[0].1.contains("account.vault"));
+}

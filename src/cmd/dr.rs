@@ -124,11 +124,9 @@ async fn check(
                 failed = true;
                 // A check that cannot run is no clean account: the alert
                 // says so until a check succeeds.
-                let _ = store.lock().expect("store").open_policy_alert(
-                    &check::alert_owner(name),
-                    ws.now,
-                    &format!("the secured-DR check of account {name} could not be made: {e}"),
-                );
+                let _ =
+                    check::record_failure(&cloud, &store, &ws.config, name, &e.to_string(), ws.now)
+                        .await;
             }
         }
     }

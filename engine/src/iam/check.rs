@@ -545,3 +545,50 @@ pub async fn record(
     }
     Ok(change)
 }
+
+/// Records a check of `account` that could not be made: its time (so that
+/// run mode tries again one interval later, not at every wake-up) and an
+/// alert, published when newly opened: a check that cannot run (read rights
+/// removed, a broken role) must not pass for a clean account.
+pub async fn record_failure(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    config: &Config,
+    account: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), CheckError> {
+    let owner = alert_owner(account);
+    let opened = {
+        let mut s = store.lock().expect("store");
+        s.record_secured_check(&SecuredCheck {
+            account: account.to_string(),
+            checked_at: now,
+            findings: 0,
+            principals: 0,
+            policies: 0,
+        })?;
+        s.open_policy_alert(
+            &owner,
+            now,
+            &format!("the secured-DR check of account {account} could not be made: {error}"),
+        )?
+    };
+    if let (Some(n), Some(a)) = (&config.notifications, opened) {
+        let text = format!(
+            "ALERT OPENED\n{owner}\nalert: {}\nopened: {}\nreason: {}\n",
+            a.id,
+            a.opened.to_rfc3339(),
+            a.message
+        );
+        notify::publish(
+            cloud,
+            store,
+            n,
+            &format!("Lifeboat alert opened: {owner}"),
+            &text,
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -467,28 +467,15 @@ impl Daemon<'_> {
                 }
                 Err(e) => {
                     failed = true;
-                    // Recorded as checked all the same, so that a failing
-                    // account is tried again one interval later, not at
-                    // every wake-up; and an alert opens: a check that
-                    // cannot run (a role's read rights removed) must not
-                    // pass for a clean account.
-                    {
-                        let mut s = self.store.lock().expect("store");
-                        let _ = s.record_secured_check(&crate::state::SecuredCheck {
-                            account: name.clone(),
-                            checked_at: now,
-                            findings: 0,
-                            principals: 0,
-                            policies: 0,
-                        });
-                        let _ = s.open_policy_alert(
-                            &crate::iam::check::alert_owner(name),
-                            now,
-                            &format!(
-                                "the secured-DR check of account {name} could not be made: {e}"
-                            ),
-                        );
-                    }
+                    let _ = crate::iam::check::record_failure(
+                        &self.cloud,
+                        &self.store,
+                        self.config,
+                        name,
+                        &e.to_string(),
+                        now,
+                    )
+                    .await;
                     self.report_at(
                         now,
                         RunEvent::SecuredCheckFailed {
