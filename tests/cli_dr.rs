@@ -225,6 +225,9 @@ fn where_deletes_are_not_allowed_an_expired_copy_is_tagged_and_listed() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["id"], expired[0].id.as_str());
     env.run(&["dr", "expired"]).ok().stdout_has(&expired[0].id);
+    env.run(&["dr", "expired", "--account", "vualt"])
+        .code(1)
+        .stderr_has("no account \"vualt\" is configured or holds DR copies");
     // Tagged once: the next plan does not tag it again.
     env.assert_converged();
 }

@@ -136,6 +136,32 @@ impl Bench {
         run.dr
     }
 
+    /// A copy of the first backup's first snapshot made in `account` and
+    /// `region` outside the engine, tagged as the engine tags one: what a
+    /// process that died before recording its copy leaves behind.
+    async fn copy_by_hand(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> lifeboat_engine::cloud::CloudResult<String> {
+        let b = self.store.lock().unwrap().backups(Some("web")).unwrap()[0].clone();
+        let source = &b.snapshots[0];
+        let ec2 = self
+            .cloud
+            .ec2(&self.config.accounts[account], region)
+            .await
+            .unwrap();
+        ec2.copy_snapshot(&SnapshotCopyRequest {
+            source_region: source.region.clone(),
+            source_id: source.id.clone(),
+            description: String::new(),
+            tags: dr::names::copy_tags("web", &b.id, source, MAIN_ID),
+            kms_key_id: None,
+            encrypt: false,
+        })
+        .await
+    }
+
     fn work(&self, per_destination: usize, minute: u32) -> DrWork {
         let mut w = DrWork::new(
             self.cloud(),
@@ -197,20 +223,7 @@ async fn without_the_share_the_vault_cannot_copy() {
     // is not shared: the share step is what makes the copy possible.
     let b = Bench::applied(1, "cross_account {\n to = account.vault\n }").await;
     b.backup(0).await;
-    let source = b.store.lock().unwrap().backups(Some("web")).unwrap()[0].snapshots[0].clone();
-    let vault = b.config.accounts["vault"].clone();
-    let ec2 = b.cloud.ec2(&vault, "us-east-1").await.unwrap();
-    let err = ec2
-        .copy_snapshot(&SnapshotCopyRequest {
-            source_region: "us-east-1".into(),
-            source_id: source.id.clone(),
-            description: String::new(),
-            tags: Default::default(),
-            kms_key_id: None,
-            encrypt: false,
-        })
-        .await
-        .unwrap_err();
+    let err = b.copy_by_hand("vault", "us-east-1").await.unwrap_err();
     assert_eq!(
         err.code.as_deref(),
         Some("InvalidSnapshot.NotFound"),
@@ -279,20 +292,7 @@ async fn a_copy_made_before_a_crash_is_adopted_not_made_again() {
     let runs = b.backup(0).await;
     // The process died right after the copy call, before recording it:
     // the copy exists in AWS with its tags, the catalog knows nothing.
-    let source = b.store.lock().unwrap().backups(Some("web")).unwrap()[0].snapshots[0].clone();
-    let main = b.config.accounts["main"].clone();
-    let ec2 = b.cloud.ec2(&main, "us-west-2").await.unwrap();
-    let made = ec2
-        .copy_snapshot(&SnapshotCopyRequest {
-            source_region: "us-east-1".into(),
-            source_id: source.id.clone(),
-            description: String::new(),
-            tags: dr::names::copy_tags("web", &runs[0].backup_id, &source, MAIN_ID),
-            kms_key_id: None,
-            encrypt: false,
-        })
-        .await
-        .unwrap();
+    let made = b.copy_by_hand("main", "us-west-2").await.unwrap();
     let ended = b.copy(runs, 5).await;
     assert_eq!(ended[0].status, DrStatus::Completed);
     let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
@@ -651,9 +651,21 @@ async fn apply_makes_a_backups_missing_copies_once_each() {
         .filter(|a| a.starts_with("dr_copy."))
         .collect();
     assert_eq!(creates.len(), 3, "{creates:?}");
+    let west = |b: &Bench| {
+        let w = b.cloud.world.lock().unwrap();
+        w.calls
+            .iter()
+            .filter(|c| *c == "DescribeSnapshots us-west-2")
+            .count()
+    };
+    let before = west(&b);
     let report = b.apply(&plan, at(1)).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     assert_eq!(b.cloud.world.lock().unwrap().calls_of("CopySnapshot"), 3);
+    // One run drives the three copies: one list for copies to adopt and
+    // one look; the other two changes find their copies made, asking AWS
+    // nothing.
+    assert_eq!(west(&b) - before, 2, "describes in the destination");
     let copies = b.store.lock().unwrap().dr_copies(Some("web")).unwrap();
     assert_eq!(copies.len(), 3);
     assert!(copies.iter().all(|c| c.status == DrStatus::Completed));
@@ -895,20 +907,7 @@ async fn a_copy_left_in_error_by_a_dead_process_is_made_again_not_adopted() {
     let b = Bench::applied(1, "regions = [\"us-west-2\"]").await;
     let runs = b.backup(0).await;
     // A dead process made a copy that then ended in error, unrecorded.
-    let source = b.store.lock().unwrap().backups(Some("web")).unwrap()[0].snapshots[0].clone();
-    let main = b.config.accounts["main"].clone();
-    let ec2 = b.cloud.ec2(&main, "us-west-2").await.unwrap();
-    let broken = ec2
-        .copy_snapshot(&SnapshotCopyRequest {
-            source_region: "us-east-1".into(),
-            source_id: source.id.clone(),
-            description: String::new(),
-            tags: dr::names::copy_tags("web", &runs[0].backup_id, &source, MAIN_ID),
-            kms_key_id: None,
-            encrypt: false,
-        })
-        .await
-        .unwrap();
+    let broken = b.copy_by_hand("main", "us-west-2").await.unwrap();
     b.cloud
         .world
         .lock()

@@ -2,7 +2,7 @@
 //! Lifeboat does not delete (`allow_delete = false`). They carry the tag
 //! `lifeboat:expired`; this list is for someone holding delete rights there.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use lifeboat_engine::state::DrCopyRecord;
 
 use crate::output::{print_table, stamp};
@@ -10,8 +10,21 @@ use crate::workspace::Workspace;
 
 pub fn run(ws: &Workspace, account: Option<&str>, json: bool) -> Result<u8> {
     let store = ws.store()?;
-    let expired: Vec<DrCopyRecord> = store
-        .dr_copies(None)?
+    let copies = store.dr_copies(None)?;
+    // A misspelt name would list nothing and read as "nothing to delete".
+    // An account removed from the configuration whose copies are still
+    // recorded is known too.
+    let known = |a: &str| {
+        ws.config.accounts.contains_key(a) || copies.iter().any(|c| c.destination.account == a)
+    };
+    if let Some(a) = account.filter(|a| !known(a)) {
+        let names: Vec<&str> = ws.config.accounts.keys().map(String::as_str).collect();
+        bail!(
+            "no account {a:?} is configured or holds DR copies; configured accounts: {}",
+            names.join(", ")
+        );
+    }
+    let expired: Vec<DrCopyRecord> = copies
         .into_iter()
         .filter(|c| c.expired.is_some())
         .filter(|c| account.is_none_or(|a| c.destination.account == a))

@@ -21,7 +21,7 @@ pub enum KeyChoice {
     /// The source is not encrypted: no key, no encryption asked.
     Plain,
     /// This key (id, ARN or `alias/NAME`) in the destination.
-    Key { key: String, why: String },
+    Key { key: String },
     /// The destination's default key; `alert` when the operator asked to
     /// hear about it (`default_alert`).
     Default { why: String, alert: bool },
@@ -132,10 +132,7 @@ pub async fn choose(
                 ));
             }
         }
-        return Ok(KeyChoice::Key {
-            why: format!("tag {TAG_DR_KEY} on the source"),
-            key,
-        });
+        return Ok(KeyChoice::Key { key });
     }
     let source_key = source.encryption.kms_key_id.clone().unwrap_or_default();
     let kms = cloud
@@ -168,10 +165,7 @@ pub async fn choose(
         // An AWS managed alias (alias/aws/ebs) exists in every account and
         // region without being listed until used: the destination's own.
         if name.starts_with("alias/aws/") || there.contains_key(name) {
-            return Ok(KeyChoice::Key {
-                key: name.clone(),
-                why: format!("the source key's alias {name}"),
-            });
+            return Ok(KeyChoice::Key { key: name.clone() });
         }
     }
     let missing = match names.first() {

@@ -114,7 +114,7 @@ pub(super) async fn drive(work: &DrWork, run: DrRun) -> Result<DrRun, StateError
         })
         .map(|c| (c.source_id.clone(), c))
         .collect();
-    let mut copies = Copies::new(&plan);
+    let mut copies = Copies::default();
     for c in existing.values() {
         copies.add_recorded(c.clone());
     }
@@ -416,6 +416,7 @@ enum Start {
 }
 
 /// The copies of one run: recorded and in flight, settled, and problems.
+#[derive(Default)]
 struct Copies {
     in_flight: Vec<InFlight>,
     /// Recorded in a earlier process, settled or not: not holding room.
@@ -438,22 +439,6 @@ struct Copies {
 const IDENTITY_TRIES: u32 = 3;
 
 impl Copies {
-    fn new(_plan: &Plan<'_>) -> Copies {
-        Copies {
-            in_flight: Vec::new(),
-            waiting: Vec::new(),
-            settled: Vec::new(),
-            problems: Vec::new(),
-            alerts: Vec::new(),
-            keys: AliasCache::default(),
-            source_account_id: None,
-            dest_account_id: None,
-            last_look_error: None,
-            last_wait_error: None,
-            identity_failures: 0,
-        }
-    }
-
     fn add_recorded(&mut self, c: DrCopyRecord) {
         if c.status == DrStatus::InProgress {
             self.waiting.push(c);
