@@ -128,15 +128,6 @@ impl Executor {
             .filter(|r| r.status == DrStatus::Completed && r.image.is_none())
             .cloned()
             .collect();
-        // Made by this apply (the change of another artifact of the same
-        // run drove it): done, without a describe per artifact.
-        if !done.is_empty()
-            && done
-                .iter()
-                .all(|r| r.finished.is_some_and(|f| f >= self.now))
-        {
-            return Ok(());
-        }
         if !done.is_empty() {
             let seen =
                 super::observe::observe_copies(self.cloud.clone(), &done, &self.accounts).await?;
