@@ -174,4 +174,22 @@ impl Cloud for CheckedCloud {
         self.verified(account).await?;
         self.inner.iam(account).await
     }
+
+    async fn launch(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn super::restore::Launch>> {
+        self.verified(account).await?;
+        self.inner.launch(account, region).await
+    }
+
+    async fn databases(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn super::restore::Databases>> {
+        self.verified(account).await?;
+        self.inner.databases(account, region).await
+    }
 }

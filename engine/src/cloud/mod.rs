@@ -9,6 +9,7 @@ pub mod copy;
 pub mod iam;
 pub mod identity;
 pub mod network;
+pub mod restore;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -639,6 +640,35 @@ pub trait Cloud: Send + Sync {
         Err(CloudError {
             account: account.name.clone(),
             ..refused("iam:GetRole", "this cloud does not support IAM")
+        })
+    }
+
+    /// EC2's restore calls for `account` in `region`. The default refuses.
+    async fn launch(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn restore::Launch>> {
+        Err(CloudError {
+            account: account.name.clone(),
+            region: region.to_string(),
+            ..refused("ec2:RunInstances", "this cloud does not restore instances")
+        })
+    }
+
+    /// RDS's restore calls for `account` in `region`. The default refuses.
+    async fn databases(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn restore::Databases>> {
+        Err(CloudError {
+            account: account.name.clone(),
+            region: region.to_string(),
+            ..refused(
+                "rds:RestoreDBInstanceFromDBSnapshot",
+                "this cloud does not restore databases",
+            )
         })
     }
 

@@ -22,6 +22,8 @@ mod health;
 pub mod holder;
 mod identity;
 mod lease;
+mod restore;
+pub use restore::{ResourceKind, RestoreRecord, RestoreStatus, RestoredResource};
 mod secured;
 mod store;
 pub use catalog::{

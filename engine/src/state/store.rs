@@ -212,6 +212,26 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE secured_checks (
         account TEXT PRIMARY KEY, checked_at TEXT NOT NULL, findings INTEGER NOT NULL,
         principals INTEGER NOT NULL, policies INTEGER NOT NULL);",
+    // version 12: restore points: what each target of a backup was when it was
+    // taken (an instance's type, placement and disks; a database's class and
+    // engine), as JSON, so that a restore rebuilds it after it is gone
+    "CREATE TABLE restore_points (
+        policy TEXT NOT NULL, backup_id TEXT NOT NULL, target TEXT NOT NULL,
+        region TEXT NOT NULL, shape TEXT NOT NULL,
+        PRIMARY KEY (policy, backup_id, target),
+        FOREIGN KEY (policy, backup_id) REFERENCES backups (policy, id) ON DELETE CASCADE);",
+    // version 13: restores and what each created, recorded as each create call
+    // returns, so that a drill killed midway is torn down by the next runner
+    "CREATE TABLE restores (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL,
+        policy TEXT NOT NULL, backup_id TEXT NOT NULL, source TEXT NOT NULL,
+        account TEXT NOT NULL, region TEXT NOT NULL, drill TEXT,
+        operator TEXT NOT NULL, started TEXT NOT NULL, ready TEXT, finished TEXT,
+        status TEXT NOT NULL, backup_started TEXT NOT NULL, problem TEXT NOT NULL DEFAULT '');
+     CREATE TABLE restored_resources (
+        restore_id TEXT NOT NULL REFERENCES restores (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL, id TEXT NOT NULL, created TEXT NOT NULL, removed TEXT,
+        PRIMARY KEY (restore_id, kind, id));",
 ];
 
 impl Store {
@@ -544,8 +564,16 @@ impl Tx<'_> {
         self.tx
             .execute_batch("PRAGMA defer_foreign_keys = ON")
             .map_err(|e| self.err(e))?;
-        // A policy's DR runs and copies are its history, like its backups.
-        let history = ["backups", "snapshots", "dr_runs", "dr_copies"];
+        // A policy's DR runs and copies, restore points and restores are
+        // its history, like its backups.
+        let history = [
+            "backups",
+            "snapshots",
+            "dr_runs",
+            "dr_copies",
+            "restore_points",
+            "restores",
+        ];
         for table in history.iter().chain(POLICY_BOOKKEEPING) {
             self.tx
                 .execute(
