@@ -14,6 +14,8 @@
 //! - [`runmode`]: schedules, what is due and when, the runner, one attempt of
 //!   a policy run, alerts and summaries.
 //! - [`vpc`]: capture, CloudFormation export and clones of VPCs.
+//! - [`restore`]: restores of instances, volumes and databases from a
+//!   backup or a DR copy, planned first, each creation recorded.
 //! - [`iam`]: the managed DR role, the minimal policy Lifeboat needs, and
 //!   the secured-DR check.
 //! - `testing` (feature `testing`): the in-memory fake cloud for tests and
@@ -30,6 +32,7 @@ pub mod dr;
 pub mod failpoint;
 pub mod iam;
 pub mod plan;
+pub mod restore;
 pub mod retention;
 pub mod runmode;
 pub mod state;

@@ -25,7 +25,7 @@ pub mod names;
 mod reconcile;
 mod take;
 mod throttle;
-mod wait;
+pub(crate) mod wait;
 
 pub use names::{backup_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 pub use reconcile::{close_abandoned, reconcile_interrupted, Reconciled};

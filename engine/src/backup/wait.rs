@@ -17,7 +17,7 @@ use crate::cloud::{
 use super::Wait;
 
 /// What one look says about one resource.
-pub(super) enum Look<T> {
+pub(crate) enum Look<T> {
     Pending,
     Done(T),
     Failed(String),
@@ -25,7 +25,7 @@ pub(super) enum Look<T> {
 
 /// How a wait ended: what finished, with what the look found, and what did
 /// not, with why.
-pub(super) struct Waited<T> {
+pub(crate) struct Waited<T> {
     pub done: BTreeMap<String, T>,
     pub failed: BTreeMap<String, String>,
 }
@@ -38,7 +38,7 @@ pub(super) struct Waited<T> {
 /// A throttled or dropped call fails nothing: its ids are looked at again
 /// next time. Any other error will not heal by waiting, so everything still
 /// open fails with it.
-async fn poll<T, F, Fut>(ids: Vec<String>, per_call: usize, wait: Wait, mut look: F) -> Waited<T>
+pub(crate) async fn poll<T, F, Fut>(ids: Vec<String>, per_call: usize, wait: Wait, mut look: F) -> Waited<T>
 where
     F: FnMut(Vec<String>) -> Fut,
     Fut: Future<Output = CloudResult<Vec<(String, Look<T>)>>>,

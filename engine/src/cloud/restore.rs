@@ -138,7 +138,7 @@ pub struct Mapping {
 }
 
 /// RegisterImage from EBS snapshots.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRegistration {
     /// Unique per account and region.
     pub name: String,
@@ -151,7 +151,7 @@ pub struct ImageRegistration {
 }
 
 /// RunInstances of one instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaunchRequest {
     pub image_id: String,
     pub instance_type: String,
@@ -175,7 +175,7 @@ pub struct LaunchRequest {
 }
 
 /// CreateVolume from a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeRequest {
     pub snapshot_id: String,
     pub availability_zone: String,
@@ -191,7 +191,7 @@ pub struct VolumeRequest {
 }
 
 /// RestoreDBInstanceFromDBSnapshot / RestoreDBClusterFromSnapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DbRestoreRequest {
     pub kind: DbSnapshotKind,
     /// The new DB instance or cluster identifier.

@@ -1,0 +1,749 @@
+//! A restore request turned into a [`RestorePlan`]: which backup, which
+//! artifacts, and exactly what will be created with which settings.
+//!
+//! Defaults come from the backup's restore point (what the target was when
+//! it was taken). Everything that can be checked before a create call is
+//! checked here: an unknown target, no whole backup, a volume the backup
+//! lacks, a subnet that does not exist, an instance to attach to in another
+//! zone, a DB identifier already taken. A bad request creates nothing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::Account;
+use serde::{Deserialize, Serialize};
+
+use super::source::{self, Artifacts, Chosen, Which};
+use super::{Kind, RestoreError, TAG_RESTORED_FROM, TAG_RESTORE_ID};
+use crate::cloud::restore::{
+    DbRestoreRequest, DbShape, Disk, ImageRegistration, InstanceShape, LaunchRequest, Mapping,
+    Shape, VolumeRequest,
+};
+use crate::cloud::{collect_pages, Cloud, DbSnapshotKind, Query, Tags};
+use crate::state::{ArtifactKind, Destination, SharedStore};
+
+/// The version of the saved restore plan's format.
+pub const RESTORE_FORMAT: &str = "1";
+
+/// Which data volumes of an instance come back (the root always does).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Volumes {
+    #[default]
+    All,
+    Root,
+    /// The root and these (by their volume id at backup time).
+    Only(Vec<String>),
+}
+
+/// `--private-ip`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrivateIp {
+    /// Any free address of the subnet.
+    Auto,
+    Ip(String),
+}
+
+/// What the operator asked for beyond the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    pub subnet: Option<String>,
+    pub instance_type: Option<String>,
+    pub security_groups: Option<Vec<String>>,
+    pub key_name: Option<String>,
+    pub private_ip: Option<PrivateIp>,
+    pub tags: Vec<(String, String)>,
+    pub volumes: Volumes,
+    pub user_data: Option<String>,
+    pub az: Option<String>,
+    pub volume_type: Option<String>,
+    pub size_gib: Option<i32>,
+    pub iops: Option<i32>,
+    pub kms_key: Option<String>,
+    pub attach_to: Option<String>,
+    pub device: Option<String>,
+    pub swap: bool,
+    pub identifier: Option<String>,
+    pub class: Option<String>,
+    pub subnet_group: Option<String>,
+    pub instance_class: Option<String>,
+}
+
+/// One restore asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub kind: Kind,
+    pub target: String,
+    pub which: Which,
+    /// `--from REGION[:ACCOUNT]`: a DR copy (account: the backup's when
+    /// left out).
+    pub from: Option<(String, Option<String>)>,
+    pub to_account: Option<String>,
+    pub to_region: Option<String>,
+    pub options: Options,
+    /// The recovery scenario, when a drill or a recovery asks.
+    pub drill: Option<String>,
+}
+
+/// Shared with the account restored into, for the restore (and unshared
+/// when it is done).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub kind: ArtifactKind,
+    pub id: String,
+}
+
+/// Attaching a restored volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attach {
+    pub instance_id: String,
+    pub device: String,
+    /// `--swap`: the volume now at that device, detached first and kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_out: Option<String>,
+}
+
+/// One planned restore: saved with `--out`, performed by `run`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestorePlan {
+    pub restore_format: String,
+    /// The state's lineage: a saved restore plan only applies to its state.
+    pub lineage: String,
+    pub id: String,
+    pub kind: Kind,
+    pub target: String,
+    pub policy: String,
+    pub backup_id: String,
+    pub backup_started: DateTime<Utc>,
+    /// `local`, or the DR destination `REGION:ACCOUNT`.
+    pub source: String,
+    /// Where the artifacts are (account name, region).
+    pub artifacts_account: String,
+    pub artifacts_region: String,
+    /// Where the restore creates (account name, region).
+    pub account: String,
+    pub region: String,
+    /// The artifacts used, by id.
+    pub from: Vec<String>,
+    /// Shared with `share_with` (an AWS account id) for the restore.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<Share>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_with: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageRegistration>,
+    /// Its `image_id` is empty when the image is the one registered first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<LaunchRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<Attach>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DbRestoreRequest>,
+    /// An Aurora cluster's instances: (identifier, class).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<String>,
+    /// What differs from the original, and why.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+fn invalid(m: impl Into<String>) -> RestoreError {
+    RestoreError::Invalid(m.into())
+}
+
+fn account<'a>(accounts: &'a [Account], name: &str) -> Result<&'a Account, RestoreError> {
+    accounts
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| invalid(format!("no account {name:?} in the configuration")))
+}
+
+/// Where the copies of `--from` / `--to-region` are.
+fn destination(req: &Request, store: &SharedStore) -> Result<Option<Destination>, RestoreError> {
+    let owner = || -> Result<String, RestoreError> {
+        let st = store.lock().expect("state lock poisoned");
+        let b = st.backups(None)?;
+        Ok(b.iter()
+            .rev()
+            .find(|b| b.snapshots.iter().any(|s| s.target == req.target || s.volume_id == req.target))
+            .map(|b| b.account.clone())
+            .unwrap_or_default())
+    };
+    Ok(match (&req.from, &req.to_region) {
+        (Some((region, acct)), _) => Some(Destination {
+            region: region.clone(),
+            account: match acct {
+                Some(a) => a.clone(),
+                None => owner()?,
+            },
+        }),
+        (None, Some(region)) => {
+            // `--to-region` alone: the copies there, in the account restored
+            // into (or the backup's), unless that is where the backup is.
+            let acct = match &req.to_account {
+                Some(a) => a.clone(),
+                None => owner()?,
+            };
+            Some(Destination {
+                region: region.clone(),
+                account: acct,
+            })
+        }
+        (None, None) => None,
+    })
+}
+
+/// Plans `req`: reads the catalog, then checks what it can in AWS.
+pub async fn plan(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    accounts: &[Account],
+    req: &Request,
+    now: DateTime<Utc>,
+) -> Result<RestorePlan, RestoreError> {
+    let mut from = destination(req, store)?;
+    let (chosen, lineage) = {
+        let st = store.lock().expect("state lock poisoned");
+        let lineage = st.lineage()?;
+        // `--to-region` naming the backup's own region is a local restore.
+        let local = source::choose(&st, req.kind, &req.target, &req.which, None);
+        if req.from.is_none() {
+            if let (Ok(c), Some(d)) = (&local, &from) {
+                if c.artifacts.region == d.region && c.artifacts.account == d.account {
+                    from = None;
+                }
+            }
+        }
+        let chosen = match &from {
+            None => local?,
+            Some(d) => source::choose(&st, req.kind, &req.target, &req.which, Some(d))?,
+        };
+        (chosen, lineage)
+    };
+    let dest_account = req
+        .to_account
+        .clone()
+        .unwrap_or_else(|| chosen.artifacts.account.clone());
+    account(accounts, &dest_account)?;
+    account(accounts, &chosen.artifacts.account)?;
+    let id = super::new_restore_id(now);
+    let mut p = RestorePlan {
+        restore_format: RESTORE_FORMAT.into(),
+        lineage,
+        id: id.clone(),
+        kind: req.kind,
+        target: req.target.clone(),
+        policy: chosen.backup.policy.clone(),
+        backup_id: chosen.backup.id.clone(),
+        backup_started: chosen.backup.started,
+        source: from
+            .as_ref()
+            .map_or_else(|| "local".to_string(), |d| d.to_string()),
+        artifacts_account: chosen.artifacts.account.clone(),
+        artifacts_region: chosen.artifacts.region.clone(),
+        account: dest_account,
+        region: chosen.artifacts.region.clone(),
+        from: chosen.artifacts.ids(),
+        shares: vec![],
+        share_with: None,
+        image: None,
+        launch: None,
+        volume: None,
+        attach: None,
+        database: None,
+        members: vec![],
+        drill: req.drill.clone(),
+        notes: vec![],
+    };
+    if p.account != p.artifacts_account {
+        let to = account(accounts, &p.account)?;
+        p.share_with = Some(cloud.account_id(to).await?);
+        p.shares = shares(&chosen.artifacts, req.kind);
+        p.notes.push(format!(
+            "the artifacts are in account {}: they are shared with account {} for the restore and unshared after",
+            p.artifacts_account, p.account
+        ));
+    }
+    match req.kind {
+        Kind::Instance => plan_instance(cloud, accounts, req, &chosen, &mut p).await?,
+        Kind::Volume => plan_volume(cloud, accounts, req, &chosen, &mut p).await?,
+        Kind::Rds | Kind::Aurora => plan_database(cloud, accounts, req, &chosen, &mut p).await?,
+    }
+    Ok(p)
+}
+
+fn shares(a: &Artifacts, kind: Kind) -> Vec<Share> {
+    let mut out = vec![];
+    if let Some(i) = &a.image {
+        out.push(Share {
+            kind: ArtifactKind::Image,
+            id: i.clone(),
+        });
+    } else {
+        out.extend(a.snapshots.values().map(|s| Share {
+            kind: ArtifactKind::Ebs,
+            id: s.clone(),
+        }));
+    }
+    if let Some((id, _)) = &a.db {
+        let kind = if kind == Kind::Aurora {
+            ArtifactKind::DbClusterSnapshot
+        } else {
+            ArtifactKind::DbSnapshot
+        };
+        out.push(Share {
+            kind,
+            id: id.clone(),
+        });
+    }
+    out
+}
+
+/// The tags of what a restore creates: the original's (less those AWS and
+/// Lifeboat reserve), the operator's, and the restore's own.
+fn tags(original: &Tags, extra: &[(String, String)], from: &str, id: &str) -> Tags {
+    let mut t: Tags = original
+        .iter()
+        .filter(|(k, _)| !k.starts_with("aws:") && !k.starts_with("lifeboat:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    t.extend(extra.iter().cloned());
+    t.insert(TAG_RESTORED_FROM.into(), from.into());
+    t.insert(TAG_RESTORE_ID.into(), id.into());
+    t
+}
+
+fn instance_shape(chosen: &Chosen, target: &str) -> Result<InstanceShape, RestoreError> {
+    match &chosen.shape {
+        Some(Shape::Instance(s)) => Ok(s.clone()),
+        _ if chosen.artifacts.image.is_some() => Ok(InstanceShape::default()),
+        _ => Err(invalid(format!(
+            "backup {} recorded no restore point for instance {target} (it was taken before Lifeboat recorded them): restore its volumes one by one with `lifeboat restore volume`",
+            chosen.backup.id
+        ))),
+    }
+}
+
+/// Whether the original instance still exists (then its private address is
+/// not asked for again).
+async fn original_alive(
+    cloud: &Arc<dyn Cloud>,
+    acct: &Account,
+    region: &str,
+    id: &str,
+) -> Result<bool, RestoreError> {
+    let ec2 = cloud.ec2(acct, region).await?;
+    let q = Query {
+        ids: vec![id.to_string()],
+        tags: vec![],
+    };
+    let found = collect_pages(|t| ec2.instances_page(&q, t)).await?;
+    Ok(found.iter().any(|i| !i.state.is_gone()))
+}
+
+async fn plan_instance(
+    cloud: &Arc<dyn Cloud>,
+    accounts: &[Account],
+    req: &Request,
+    chosen: &Chosen,
+    p: &mut RestorePlan,
+) -> Result<(), RestoreError> {
+    let o = &req.options;
+    let shape = instance_shape(chosen, &req.target)?;
+    let dest = account(accounts, &p.account)?;
+    let original_region = shape
+        .availability_zone
+        .trim_end_matches(|c: char| c.is_ascii_lowercase())
+        .to_string();
+    let same_region = shape.availability_zone.is_empty() || original_region == p.region;
+    let same_place = same_region && p.account == chosen.backup.account;
+    let launch_api = cloud.launch(dest, &p.region).await?;
+    let subnet = match (&o.subnet, same_place) {
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => shape.subnet_id.clone(),
+        (None, false) => {
+            return Err(invalid(format!(
+                "instance {} was in {} of account {}: name a subnet of {} in account {} with --subnet",
+                req.target,
+                shape.subnet_id.as_deref().unwrap_or("a subnet"),
+                chosen.backup.account,
+                p.region,
+                p.account
+            )))
+        }
+    };
+    if let Some(s) = &subnet {
+        if launch_api.subnet_zone(s).await?.is_none() {
+            return Err(invalid(format!(
+                "subnet {s} does not exist in account {} ({})",
+                p.account, p.region
+            )));
+        }
+    }
+    let instance_type = o
+        .instance_type
+        .clone()
+        .or_else(|| Some(shape.instance_type.clone()).filter(|t| !t.is_empty()))
+        .ok_or_else(|| {
+            invalid(format!(
+                "backup {} recorded no instance type for {}: pass --instance-type",
+                chosen.backup.id, req.target
+            ))
+        })?;
+    let security_groups = match (&o.security_groups, same_place) {
+        (Some(g), _) => g.clone(),
+        (None, true) => shape.security_groups.clone(),
+        (None, false) => {
+            p.notes.push(format!("the original's security groups are not in {} of account {}: the subnet's VPC default group applies (pass --security-groups)", p.region, p.account));
+            vec![]
+        }
+    };
+    let key_name = o.key_name.clone().or_else(|| {
+        let k = shape.key_name.clone();
+        if !same_place && k.is_some() {
+            p.notes.push("the original's key pair is left out: key pairs are per region and account (pass --key-name)".into());
+            return None;
+        }
+        k
+    });
+    let iam_profile = if p.account == chosen.backup.account {
+        shape.iam_profile.clone()
+    } else {
+        None
+    };
+    let private_ip = match &o.private_ip {
+        Some(PrivateIp::Ip(ip)) => Some(ip.clone()),
+        Some(PrivateIp::Auto) => None,
+        None if same_place && subnet == shape.subnet_id && shape.private_ip.is_some() => {
+            let backup_acct = account(accounts, &chosen.backup.account)?;
+            if original_alive(cloud, backup_acct, &p.region, &req.target).await? {
+                p.notes.push(format!(
+                    "the original still runs: its private address {} is left to it (pass --private-ip to ask for another)",
+                    shape.private_ip.as_deref().unwrap_or_default()
+                ));
+                None
+            } else {
+                shape.private_ip.clone()
+            }
+        }
+        None => None,
+    };
+    let first = p.from.first().cloned().unwrap_or_default();
+    let tags = tags(&shape.tags, &o.tags, &first, &p.id);
+    let image_id = match &chosen.artifacts.image {
+        Some(ami) => {
+            if o.volumes != Volumes::All {
+                return Err(invalid(format!(
+                    "backup {} of {} is an AMI: it restores with every volume it holds (--volumes all)",
+                    chosen.backup.id, req.target
+                )));
+            }
+            ami.clone()
+        }
+        None => {
+            p.image = Some(registration(chosen, &shape, o, &req.target, &p.id, &tags)?);
+            String::new()
+        }
+    };
+    p.launch = Some(LaunchRequest {
+        image_id,
+        instance_type,
+        subnet_id: subnet,
+        availability_zone: None,
+        security_groups,
+        key_name,
+        iam_profile,
+        private_ip,
+        ebs_optimized: shape.ebs_optimized,
+        hibernation: shape.hibernation,
+        user_data: o.user_data.clone(),
+        mappings: vec![],
+        tags,
+        client_token: p.id.clone(),
+    });
+    Ok(())
+}
+
+/// The image registered from the backup's snapshots, one mapping per disk
+/// that comes back, with its size and type at backup time.
+fn registration(
+    chosen: &Chosen,
+    shape: &InstanceShape,
+    o: &Options,
+    target: &str,
+    id: &str,
+    tags: &Tags,
+) -> Result<ImageRegistration, RestoreError> {
+    let b = &chosen.backup.id;
+    let root = shape
+        .root()
+        .ok_or_else(|| invalid(format!("backup {b} recorded no root volume for {target}")))?;
+    let snap_of = |d: &Disk| chosen.artifacts.snapshots.get(&d.volume_id).cloned();
+    if snap_of(root).is_none() {
+        return Err(invalid(format!(
+            "backup {b} has no snapshot of {target}'s root volume {} ({}): restore its other volumes with `lifeboat restore volume`",
+            root.volume_id, root.device
+        )));
+    }
+    if let Volumes::Only(ids) = &o.volumes {
+        for v in ids {
+            if !shape.disks.iter().any(|d| &d.volume_id == v) || !chosen.artifacts.snapshots.contains_key(v) {
+                return Err(invalid(format!("backup {b} has no snapshot of volume {v} of {target}")));
+            }
+        }
+    }
+    let wanted = |d: &Disk| {
+        d.device == shape.root_device
+            || match &o.volumes {
+                Volumes::All => true,
+                Volumes::Root => false,
+                Volumes::Only(ids) => ids.contains(&d.volume_id),
+            }
+    };
+    let mappings = shape
+        .disks
+        .iter()
+        .filter(|d| wanted(d))
+        .filter_map(|d| {
+            Some(Mapping {
+                device: d.device.clone(),
+                snapshot_id: snap_of(d)?,
+                size_gib: Some(d.size_gib).filter(|s| *s > 0),
+                volume_type: Some(d.volume_type.clone()).filter(|t| !t.is_empty()),
+                iops: d.iops.filter(|_| matches!(d.volume_type.as_str(), "io1" | "io2" | "gp3")),
+                throughput: d.throughput.filter(|_| d.volume_type == "gp3"),
+                delete_on_termination: d.delete_on_termination,
+            })
+        })
+        .collect();
+    Ok(ImageRegistration {
+        name: format!("lifeboat-restore-{id}-{target}"),
+        description: format!("Lifeboat restore {id} of {target} from backup {b}"),
+        architecture: Some(shape.architecture.clone())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| "x86_64".into()),
+        root_device: shape.root_device.clone(),
+        ena: shape.ena,
+        mappings,
+        tags: tags.clone(),
+    })
+}
+
+/// The disk a volume restore rebuilds: the volume's own restore point, or
+/// its disk in its instance's.
+fn disk_of(chosen: &Chosen, volume: &str) -> Option<Disk> {
+    match &chosen.shape {
+        Some(Shape::Volume(d)) => Some(d.clone()),
+        Some(Shape::Instance(s)) => s.disks.iter().find(|d| d.volume_id == volume).cloned(),
+        _ => None,
+    }
+}
+
+async fn plan_volume(
+    cloud: &Arc<dyn Cloud>,
+    accounts: &[Account],
+    req: &Request,
+    chosen: &Chosen,
+    p: &mut RestorePlan,
+) -> Result<(), RestoreError> {
+    let o = &req.options;
+    let b = &chosen.backup.id;
+    let snapshot = chosen
+        .artifacts
+        .snapshots
+        .get(&req.target)
+        .cloned()
+        .ok_or_else(|| invalid(format!("backup {b} has no snapshot of volume {}", req.target)))?;
+    p.from = vec![snapshot.clone()];
+    let disk = disk_of(chosen, &req.target).unwrap_or_default();
+    let same_region = disk.availability_zone.starts_with(&p.region);
+    let az = match (&o.az, same_region && !disk.availability_zone.is_empty()) {
+        (Some(z), _) => z.clone(),
+        (None, true) => disk.availability_zone.clone(),
+        (None, false) => {
+            return Err(invalid(format!(
+                "no availability zone of {} is known for volume {}: pass --az",
+                p.region, req.target
+            )))
+        }
+    };
+    if !az.starts_with(&p.region) {
+        return Err(invalid(format!("zone {az} is not in {}", p.region)));
+    }
+    if let Some(size) = o.size_gib {
+        if disk.size_gib > 0 && size < disk.size_gib {
+            return Err(invalid(format!(
+                "--size {size} is smaller than the volume was ({} GiB)",
+                disk.size_gib
+            )));
+        }
+    }
+    let dest = account(accounts, &p.account)?;
+    let launch = cloud.launch(dest, &p.region).await?;
+    if let Some(instance) = &o.attach_to {
+        let found = collect_pages(|t| launch.shapes_page(std::slice::from_ref(instance), t)).await?;
+        let Some((_, live)) = found.into_iter().next() else {
+            return Err(invalid(format!(
+                "instance {instance} does not exist in account {} ({})",
+                p.account, p.region
+            )));
+        };
+        if live.availability_zone != az {
+            return Err(invalid(format!(
+                "instance {instance} is in {}, and the volume would be in {az}: a volume attaches only in its own zone (pass --az {})",
+                live.availability_zone, live.availability_zone
+            )));
+        }
+        let device = o
+            .device
+            .clone()
+            .or_else(|| Some(disk.device.clone()).filter(|d| !d.is_empty()))
+            .ok_or_else(|| invalid("pass --device to attach the volume"))?;
+        let at_device = live.disks.iter().find(|d| d.device == device);
+        let swap_out = match (o.swap, at_device) {
+            (true, Some(d)) => Some(d.volume_id.clone()),
+            (true, None) => {
+                return Err(invalid(format!("--swap: instance {instance} has no volume at {device}")))
+            }
+            (false, Some(d)) => {
+                return Err(invalid(format!(
+                    "instance {instance} has volume {} at {device}: pass --swap to replace it (it is detached and kept) or another --device",
+                    d.volume_id
+                )))
+            }
+            (false, None) => None,
+        };
+        p.attach = Some(Attach {
+            instance_id: instance.clone(),
+            device,
+            swap_out,
+        });
+    } else if o.swap {
+        return Err(invalid("--swap needs --attach-to and the instance to swap on"));
+    }
+    let volume_type = o
+        .volume_type
+        .clone()
+        .or_else(|| Some(disk.volume_type.clone()).filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| "gp3".into());
+    p.volume = Some(VolumeRequest {
+        snapshot_id: snapshot.clone(),
+        availability_zone: az,
+        iops: o.iops.or(disk.iops).filter(|_| matches!(volume_type.as_str(), "io1" | "io2" | "gp3")),
+        throughput: disk.throughput.filter(|_| volume_type == "gp3"),
+        volume_type,
+        size_gib: o.size_gib.or(Some(disk.size_gib).filter(|s| *s > 0)),
+        kms_key_id: o.kms_key.clone(),
+        tags: tags(&disk.tags, &o.tags, &snapshot, &p.id),
+        client_token: p.id.clone(),
+    });
+    Ok(())
+}
+
+/// A DB identifier RDS accepts, from the original's: letters, digits and
+/// single hyphens, at most 63 characters, no hyphen at the end.
+fn db_identifier(base: &str, suffix: &str) -> String {
+    let mut s: String = format!("{base}-{suffix}");
+    s.truncate(63);
+    while s.ends_with('-') {
+        s.pop();
+    }
+    s
+}
+
+async fn plan_database(
+    cloud: &Arc<dyn Cloud>,
+    accounts: &[Account],
+    req: &Request,
+    chosen: &Chosen,
+    p: &mut RestorePlan,
+) -> Result<(), RestoreError> {
+    let o = &req.options;
+    let kind = req.kind.db_kind().expect("a database kind");
+    let shape = match &chosen.shape {
+        Some(Shape::Db(s)) => s.clone(),
+        _ => DbShape::default(),
+    };
+    let (snap_id, arn) = chosen.artifacts.db.clone().expect("a DB backup has its snapshot");
+    let identifier = o
+        .identifier
+        .clone()
+        .unwrap_or_else(|| db_identifier(&req.target, "restored"));
+    let dest = account(accounts, &p.account)?;
+    let dbs = cloud.databases(dest, &p.region).await?;
+    if dbs.status(kind, &identifier).await?.is_some() {
+        return Err(invalid(format!(
+            "a DB {} named {identifier} already exists in account {} ({}): choose another --identifier",
+            if kind == DbSnapshotKind::Cluster { "cluster" } else { "instance" },
+            p.account,
+            p.region
+        )));
+    }
+    let snapshot = if p.share_with.is_some() {
+        match arn {
+            Some(a) => a,
+            None => {
+                let owner = account(accounts, &p.artifacts_account)?;
+                let id = cloud.account_id(owner).await?;
+                let what = if kind == DbSnapshotKind::Cluster { "cluster-snapshot" } else { "snapshot" };
+                format!("arn:{}:rds:{}:{id}:{what}:{snap_id}", partition(&p.region), p.artifacts_region)
+            }
+        }
+    } else {
+        snap_id.clone()
+    };
+    let same_place = p.account == chosen.backup.account && p.source == "local";
+    if !same_place && o.subnet_group.is_none() && shape.subnet_group.is_some() {
+        p.notes.push("the original's DB subnet group is not used outside its account and region: the default applies (pass --subnet-group)".into());
+    }
+    let class = o.class.clone().or(Some(shape.class.clone()).filter(|c| !c.is_empty()));
+    if kind == DbSnapshotKind::Instance && class.is_none() {
+        return Err(invalid(format!("backup {} recorded no DB class for {}: pass --class", chosen.backup.id, req.target)));
+    }
+    let engine = Some(shape.engine.clone()).filter(|e| !e.is_empty());
+    if kind == DbSnapshotKind::Cluster {
+        let Some(engine) = &engine else {
+            return Err(invalid(format!("backup {} recorded no engine for cluster {}: it cannot be restored without its restore point", chosen.backup.id, req.target)));
+        };
+        let member_class = o.instance_class.clone();
+        p.members = if shape.members.is_empty() {
+            let c = member_class.or(class.clone()).ok_or_else(|| invalid("pass --instance-class for the cluster's instance"))?;
+            vec![(db_identifier(&identifier, "1"), c)]
+        } else {
+            shape
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, (_, c))| (db_identifier(&identifier, &(i + 1).to_string()), member_class.clone().unwrap_or_else(|| c.clone())))
+                .collect()
+        };
+        let _ = engine;
+    }
+    p.database = Some(DbRestoreRequest {
+        kind,
+        identifier,
+        snapshot,
+        class,
+        engine,
+        subnet_group: o.subnet_group.clone().or(shape.subnet_group.clone().filter(|_| same_place)),
+        parameter_group: shape.parameter_group.clone().filter(|_| same_place),
+        port: shape.port,
+        multi_az: shape.multi_az,
+        security_groups: if same_place { shape.security_groups.clone() } else { vec![] },
+        tags: tags(&shape.tags, &o.tags, &snap_id, &p.id),
+    });
+    Ok(())
+}
+
+fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}

@@ -1,0 +1,375 @@
+//! Performing a [`RestorePlan`]: shares, create calls, waits, in order.
+//!
+//! Each resource is recorded in the catalog in its own transaction as soon
+//! as its create call returns, so a restore killed at any instant is
+//! resumed from its record and its tags: an image, instance or volume
+//! carrying the restore's id is adopted, never created twice (RunInstances
+//! and CreateVolume also carry the id as their `ClientToken`), and a drill's
+//! teardown knows everything there is to remove.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use lifeboat_schema::Account;
+
+use super::plan::RestorePlan;
+use super::{RestoreError, TAG_RESTORE_ID, TAG_SWAPPED_OUT_BY};
+use crate::backup::wait::{poll, Look};
+use crate::backup::Wait;
+use crate::cloud::restore::{Databases, Launch};
+use crate::cloud::{
+    collect_pages, Cloud, DbSnapshotKind, Ec2, ImageQuery, InstanceState, Query, Tags,
+};
+use crate::state::{
+    ArtifactKind, ResourceKind, RestoreRecord, RestoreStatus, SharedStore, StateResult,
+};
+
+/// Where and how a restore runs.
+pub struct Runner<'a> {
+    pub cloud: &'a Arc<dyn Cloud>,
+    pub store: &'a SharedStore,
+    pub accounts: &'a [Account],
+    /// `user@host`, for the record.
+    pub operator: String,
+    /// How long to wait for instances to run and databases to be available.
+    pub wait: Wait,
+}
+
+fn account<'a>(accounts: &'a [Account], name: &str) -> Result<&'a Account, RestoreError> {
+    accounts
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| RestoreError::Invalid(format!("no account {name:?} in the configuration")))
+}
+
+impl Runner<'_> {
+    fn tx<T>(&self, f: impl FnOnce(&mut crate::state::Tx) -> StateResult<T>) -> StateResult<T> {
+        let mut st = self.store.lock().expect("state lock poisoned");
+        st.transaction(f)
+    }
+
+    fn made(&self, p: &RestorePlan, kind: ResourceKind, id: &str) -> Result<(), RestoreError> {
+        self.tx(|tx| tx.restored(&p.id, kind, id, Utc::now()))?;
+        Ok(())
+    }
+
+    /// Performs `p`, or resumes it after a kill. Returns the record; a
+    /// failure is recorded (with what was created) before it is returned.
+    pub async fn run(&self, p: &RestorePlan) -> Result<RestoreRecord, RestoreError> {
+        let existing = {
+            let st = self.store.lock().expect("state lock poisoned");
+            if st.lineage()? != p.lineage {
+                return Err(RestoreError::Stale(
+                    "it was planned against another state (lineage differs)".into(),
+                ));
+            }
+            let backups = st.backups(Some(&p.policy))?;
+            if !backups.iter().any(|b| b.id == p.backup_id) {
+                return Err(RestoreError::Stale(format!(
+                    "backup {} of policy {} is no longer in the catalog",
+                    p.backup_id, p.policy
+                )));
+            }
+            st.restores()?.into_iter().find(|r| r.id == p.id)
+        };
+        let mut record = match existing {
+            Some(r) if r.status != RestoreStatus::Running => {
+                return Err(RestoreError::Invalid(format!(
+                    "restore {} already ran ({}): plan a new one",
+                    p.id,
+                    r.status.as_str()
+                )))
+            }
+            Some(r) => r,
+            None => RestoreRecord {
+                id: p.id.clone(),
+                kind: p.kind.noun().into(),
+                target: p.target.clone(),
+                policy: p.policy.clone(),
+                backup_id: p.backup_id.clone(),
+                backup_started: p.backup_started,
+                source: p.source.clone(),
+                account: p.account.clone(),
+                region: p.region.clone(),
+                drill: p.drill.clone(),
+                operator: self.operator.clone(),
+                started: Utc::now(),
+                ready: None,
+                finished: None,
+                status: RestoreStatus::Running,
+                problem: String::new(),
+                resources: vec![],
+            },
+        };
+        self.tx(|tx| tx.put_restore(&record))?;
+        let result = self.body(p).await;
+        record.finished = Some(Utc::now());
+        match &result {
+            Ok(()) => {
+                record.ready = record.finished;
+                record.status = RestoreStatus::Completed;
+            }
+            Err(e) => {
+                record.status = RestoreStatus::Failed;
+                record.problem = e.to_string();
+            }
+        }
+        self.tx(|tx| tx.put_restore(&record))?;
+        result?;
+        let st = self.store.lock().expect("state lock poisoned");
+        Ok(st
+            .restores()?
+            .into_iter()
+            .find(|r| r.id == p.id)
+            .expect("the restore just recorded"))
+    }
+
+    async fn body(&self, p: &RestorePlan) -> Result<(), RestoreError> {
+        self.share(p, true).await?;
+        let dest = account(self.accounts, &p.account)?;
+        let result = match (&p.launch, &p.volume, &p.database) {
+            (Some(_), _, _) => self.instance(p, dest).await,
+            (_, Some(_), _) => self.volume(p, dest).await,
+            (_, _, Some(_)) => self.database(p, dest).await,
+            _ => Err(RestoreError::Invalid("the restore plan creates nothing".into())),
+        };
+        // Unshared however the restore went: a share is only for its time.
+        let unshared = self.share(p, false).await;
+        result.and(unshared)
+    }
+
+    /// Shares the artifacts with the account restored into, or unshares.
+    async fn share(&self, p: &RestorePlan, share: bool) -> Result<(), RestoreError> {
+        let Some(with) = &p.share_with else {
+            return Ok(());
+        };
+        let owner = account(self.accounts, &p.artifacts_account)?;
+        for s in &p.shares {
+            match s.kind {
+                ArtifactKind::Ebs => {
+                    let ec2 = self.cloud.ec2(owner, &p.artifacts_region).await?;
+                    ec2.share_snapshot(&s.id, with, share).await?;
+                }
+                ArtifactKind::Image => {
+                    let ec2 = self.cloud.ec2(owner, &p.artifacts_region).await?;
+                    ec2.share_image(&s.id, with, share).await?;
+                }
+                ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {
+                    let kind = if s.kind == ArtifactKind::DbSnapshot {
+                        DbSnapshotKind::Instance
+                    } else {
+                        DbSnapshotKind::Cluster
+                    };
+                    let rds = self.cloud.rds(owner, &p.artifacts_region).await?;
+                    rds.share_db_snapshot(kind, &s.id, with, share).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn instance(&self, p: &RestorePlan, dest: &Account) -> Result<(), RestoreError> {
+        let launch_req = p.launch.as_ref().expect("an instance restore launches");
+        let ec2 = self.cloud.ec2(dest, &p.region).await?;
+        let launch = self.cloud.launch(dest, &p.region).await?;
+        let mut req = launch_req.clone();
+        let mut registered = None;
+        if let Some(reg) = &p.image {
+            let q = ImageQuery {
+                ids: vec![],
+                tags: vec![(TAG_RESTORE_ID.into(), vec![p.id.clone()])],
+            };
+            let adopted = collect_pages(|t| ec2.images_page(&q, t)).await?;
+            let image = match adopted.into_iter().next() {
+                Some(i) => i.id,
+                None => launch.register_image(reg).await?,
+            };
+            self.made(p, ResourceKind::Image, &image)?;
+            req.image_id = image.clone();
+            registered = Some(image);
+        }
+        let adopted = launch.restored_instances(&p.id).await?;
+        let instance = match adopted.into_iter().next() {
+            Some((id, _)) => id,
+            None => launch.run_instance(&req).await?,
+        };
+        self.made(p, ResourceKind::Instance, &instance)?;
+        wait_running(ec2.as_ref(), &instance, self.wait).await?;
+        // The image only carried the mappings to the launch: the instance's
+        // volumes are its own now, and the backup's snapshots stay.
+        if let Some(image) = registered {
+            ec2.deregister_image(&image).await?;
+            self.tx(|tx| tx.unrestored(&p.id, ResourceKind::Image, &image, Utc::now()))?;
+        }
+        Ok(())
+    }
+
+    async fn volume(&self, p: &RestorePlan, dest: &Account) -> Result<(), RestoreError> {
+        let req = p.volume.as_ref().expect("a volume restore creates a volume");
+        let ec2 = self.cloud.ec2(dest, &p.region).await?;
+        let launch = self.cloud.launch(dest, &p.region).await?;
+        let adopted = launch.restored_volumes(&p.id).await?;
+        let volume = match adopted.into_iter().next() {
+            Some((id, _)) => id,
+            None => launch.create_volume(req).await?,
+        };
+        self.made(p, ResourceKind::Volume, &volume)?;
+        wait_volume(ec2.as_ref(), &volume, &["available", "in-use"], self.wait).await?;
+        if let Some(a) = &p.attach {
+            self.attach(p, ec2.as_ref(), launch.as_ref(), &volume, a)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn attach(
+        &self,
+        p: &RestorePlan,
+        ec2: &dyn Ec2,
+        launch: &dyn Launch,
+        volume: &str,
+        a: &super::plan::Attach,
+    ) -> Result<(), RestoreError> {
+        let live = collect_pages(|t| launch.shapes_page(std::slice::from_ref(&a.instance_id), t))
+            .await?;
+        let at_device = live
+            .first()
+            .and_then(|(_, s)| s.disks.iter().find(|d| d.device == a.device))
+            .map(|d| d.volume_id.clone());
+        if at_device.as_deref() == Some(volume) {
+            return Ok(()); // attached before a kill
+        }
+        if let (Some(old), Some(now_there)) = (&a.swap_out, &at_device) {
+            if old == now_there {
+                let mut t = Tags::new();
+                t.insert(TAG_SWAPPED_OUT_BY.into(), p.id.clone());
+                ec2.create_tags(std::slice::from_ref(old), &t).await?;
+                launch.detach_volume(old, &a.instance_id).await?;
+                wait_volume(ec2, old, &["available"], self.wait).await?;
+            }
+        }
+        launch
+            .attach_volume(volume, &a.instance_id, &a.device)
+            .await?;
+        wait_volume(ec2, volume, &["in-use"], self.wait).await
+    }
+
+    async fn database(&self, p: &RestorePlan, dest: &Account) -> Result<(), RestoreError> {
+        let req = p.database.as_ref().expect("a database restore");
+        let dbs = self.cloud.databases(dest, &p.region).await?;
+        let (main_kind, resource) = match req.kind {
+            DbSnapshotKind::Instance => (DbSnapshotKind::Instance, ResourceKind::DbInstance),
+            DbSnapshotKind::Cluster => (DbSnapshotKind::Cluster, ResourceKind::DbCluster),
+        };
+        if !self.adopt(p, dbs.as_ref(), main_kind, &req.identifier).await? {
+            dbs.restore(req).await?;
+        }
+        self.made(p, resource, &req.identifier)?;
+        let engine = req.engine.clone().unwrap_or_default();
+        for (member, class) in &p.members {
+            if !self.adopt(p, dbs.as_ref(), DbSnapshotKind::Instance, member).await? {
+                dbs.add_cluster_instance(&req.identifier, member, class, &engine, &req.tags)
+                    .await?;
+            }
+            self.made(p, ResourceKind::DbInstance, member)?;
+        }
+        wait_db(dbs.as_ref(), main_kind, &req.identifier, self.wait).await?;
+        for (member, _) in &p.members {
+            wait_db(dbs.as_ref(), DbSnapshotKind::Instance, member, self.wait).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `identifier` exists already as this restore's (made before a
+    /// kill); one that exists as anything else is never taken over.
+    async fn adopt(
+        &self,
+        p: &RestorePlan,
+        dbs: &dyn Databases,
+        kind: DbSnapshotKind,
+        identifier: &str,
+    ) -> Result<bool, RestoreError> {
+        match dbs.status(kind, identifier).await? {
+            None => Ok(false),
+            Some(s) if s.tags.get(TAG_RESTORE_ID) == Some(&p.id) => Ok(true),
+            Some(_) => Err(RestoreError::Invalid(format!(
+                "{identifier} already exists in account {} ({}) and is not this restore's: nothing was created over it",
+                p.account, p.region
+            ))),
+        }
+    }
+}
+
+fn waited(id: &str, what: &str, w: crate::backup::wait::Waited<()>) -> Result<(), RestoreError> {
+    match w.failed.get(id) {
+        Some(why) => Err(RestoreError::Invalid(format!("{what} {id} {why}"))),
+        None => Ok(()),
+    }
+}
+
+async fn wait_running(ec2: &dyn Ec2, id: &str, wait: Wait) -> Result<(), RestoreError> {
+    let w = poll(vec![id.to_string()], 1, wait, |ids| async move {
+        let q = Query { ids, tags: vec![] };
+        let found = collect_pages(|t| ec2.instances_page(&q, t)).await?;
+        Ok(found
+            .into_iter()
+            .map(|i| {
+                let look = match i.state {
+                    InstanceState::Running => Look::Done(()),
+                    s if s.is_gone() => Look::Failed("was terminated while starting".into()),
+                    _ => Look::Pending,
+                };
+                (i.id, look)
+            })
+            .collect())
+    })
+    .await;
+    waited(id, "instance", w)
+}
+
+async fn wait_volume(ec2: &dyn Ec2, id: &str, want: &[&str], wait: Wait) -> Result<(), RestoreError> {
+    let w = poll(vec![id.to_string()], 1, wait, |ids| async move {
+        let q = Query { ids, tags: vec![] };
+        let found = collect_pages(|t| ec2.volumes_page(&q, t)).await?;
+        Ok(found
+            .into_iter()
+            .map(|v| {
+                let look = if want.contains(&v.state.as_str()) {
+                    Look::Done(())
+                } else if v.state == "error" {
+                    Look::Failed("ended in the error state".into())
+                } else {
+                    Look::Pending
+                };
+                (v.id, look)
+            })
+            .collect())
+    })
+    .await;
+    waited(id, "volume", w)
+}
+
+async fn wait_db(
+    dbs: &dyn Databases,
+    kind: DbSnapshotKind,
+    id: &str,
+    wait: Wait,
+) -> Result<(), RestoreError> {
+    let w = poll(vec![id.to_string()], 1, wait, |ids| async move {
+        let mut out = vec![];
+        for id in ids {
+            let look = match dbs.status(kind, &id).await? {
+                Some(s) if s.status == "available" => Look::Done(()),
+                Some(s) if s.status.contains("fail") || s.status.starts_with("incompatible") => {
+                    Look::Failed(format!("ended {}", s.status))
+                }
+                Some(_) => Look::Pending,
+                None => Look::Failed("is gone".into()),
+            };
+            out.push((id, look));
+        }
+        Ok(out)
+    })
+    .await;
+    waited(id, "database", w)
+}

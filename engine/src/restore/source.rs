@@ -1,0 +1,246 @@
+//! Which backup a restore uses, and where its artifacts are: the backup's
+//! own (local) or a DR copy at a destination. Pure over the catalog.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{Kind, RestoreError};
+use crate::cloud::restore::Shape;
+use crate::state::{
+    ArtifactKind, BackupRecord, BackupStatus, Destination, DrCopyRecord, DrStatus, SnapshotRecord,
+    Store,
+};
+
+/// Which backup: `--backup ID`, `--backup latest` (the default), or the
+/// newest at or before an instant (a recovery to a point in time).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Which {
+    #[default]
+    Latest,
+    Id(String),
+    AtOrBefore(DateTime<Utc>),
+}
+
+impl std::str::FromStr for Which {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Which, String> {
+        if s == "latest" {
+            return Ok(Which::Latest);
+        }
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Ok(Which::AtOrBefore(t.with_timezone(&Utc)));
+        }
+        Ok(Which::Id(s.to_string()))
+    }
+}
+
+/// The artifacts a restore reads, and where they live.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Artifacts {
+    /// The account (by name) and region that hold them.
+    pub account: String,
+    pub region: String,
+    /// An instance's or volume's EBS snapshot to use, by source volume id.
+    pub snapshots: BTreeMap<String, String>,
+    /// The AMI, for an instance backed up as one.
+    pub image: Option<String>,
+    /// The DB (cluster) snapshot's identifier, and its ARN when known.
+    pub db: Option<(String, Option<String>)>,
+}
+
+impl Artifacts {
+    /// Every artifact id, for the record and the tags of what is created.
+    pub fn ids(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.image.iter().cloned().collect();
+        if self.image.is_none() {
+            out.extend(self.snapshots.values().cloned());
+        }
+        out.extend(self.db.iter().map(|d| d.0.clone()));
+        out
+    }
+}
+
+/// The backup a restore uses, with what it recorded of the target.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub backup: BackupRecord,
+    pub shape: Option<Shape>,
+    /// `None`: the backup's own artifacts; otherwise the DR destination.
+    pub from: Option<Destination>,
+    pub artifacts: Artifacts,
+}
+
+/// The target's artifacts in `b`, when `b` holds a whole backup of it: a
+/// finished backup whose problems do not name the target.
+fn records_of<'a>(b: &'a BackupRecord, kind: Kind, target: &str) -> Vec<&'a SnapshotRecord> {
+    if !matches!(b.status, BackupStatus::Success | BackupStatus::Partial)
+        || b.problems.iter().any(|p| p.contains(target))
+    {
+        return vec![];
+    }
+    b.snapshots
+        .iter()
+        .filter(|s| {
+            // A volume also restores from its instance's backup.
+            let named = s.target == target
+                || (kind == Kind::Volume && s.volume_id == target && s.image.is_none());
+            named && kind.holds(s.kind)
+        })
+        .collect()
+}
+
+/// Picks the backup of `target` that `which` names, whose artifacts are
+/// there (`from`: completed DR copies at that destination).
+pub fn choose(
+    store: &Store,
+    kind: Kind,
+    target: &str,
+    which: &Which,
+    from: Option<&Destination>,
+) -> Result<Chosen, RestoreError> {
+    let backups = store.backups(None)?;
+    let mut candidates: Vec<&BackupRecord> = backups
+        .iter()
+        .filter(|b| !records_of(b, kind, target).is_empty())
+        .collect();
+    if candidates.is_empty() {
+        let known = backups
+            .iter()
+            .any(|b| b.snapshots.iter().any(|s| s.target == target || s.volume_id == target));
+        return Err(RestoreError::Invalid(if known {
+            format!("no whole backup of {} {target}: every backup that names it failed for it or is still running", kind.noun())
+        } else {
+            format!(
+                "no backup of {} {target} is in the catalog (is it a target of a policy, and has one backup finished?)",
+                kind.noun()
+            )
+        }));
+    }
+    candidates.sort_by_key(|b| std::cmp::Reverse(b.seq));
+    let candidates: Vec<&BackupRecord> = match which {
+        Which::Latest => candidates,
+        Which::Id(id) => {
+            let Some(b) = candidates.iter().find(|b| &b.id == id) else {
+                return Err(RestoreError::Invalid(
+                    if backups.iter().any(|b| &b.id == id) {
+                        format!("backup {id} holds no whole backup of {} {target}", kind.noun())
+                    } else {
+                        format!("no backup {id} in the catalog")
+                    },
+                ));
+            };
+            vec![*b]
+        }
+        Which::AtOrBefore(t) => {
+            let at: Vec<&BackupRecord> = candidates
+                .into_iter()
+                .filter(|b| b.started <= *t)
+                .collect();
+            if at.is_empty() {
+                return Err(RestoreError::Invalid(format!(
+                    "no backup of {} {target} was taken at or before {}",
+                    kind.noun(),
+                    t.to_rfc3339()
+                )));
+            }
+            at
+        }
+    };
+    let copies = match from {
+        Some(_) => store.dr_copies(None)?,
+        None => vec![],
+    };
+    let mut missing = String::new();
+    for b in candidates {
+        let records = records_of(b, kind, target);
+        let artifacts = match from {
+            None => local(&records, b),
+            Some(d) => match copied(&records, b, d, &copies) {
+                Ok(a) => a,
+                Err(why) => {
+                    if missing.is_empty() {
+                        missing = why;
+                    }
+                    continue;
+                }
+            },
+        };
+        // Recorded under the policy's target: the instance, for its volume.
+        let shape = store.restore_point(&b.policy, &b.id, &records[0].target)?;
+        return Ok(Chosen {
+            backup: b.clone(),
+            shape,
+            from: from.cloned(),
+            artifacts,
+        });
+    }
+    let d = from.expect("only a DR source can lack artifacts");
+    Err(RestoreError::Invalid(format!(
+        "no completed DR copy of {} {target} in {d}: {missing}",
+        kind.noun()
+    )))
+}
+
+fn local(records: &[&SnapshotRecord], b: &BackupRecord) -> Artifacts {
+    let mut a = Artifacts {
+        account: b.account.clone(),
+        region: records.first().map(|r| r.region.clone()).unwrap_or_default(),
+        ..Artifacts::default()
+    };
+    for r in records {
+        match r.kind {
+            ArtifactKind::Image => a.image = Some(r.id.clone()),
+            ArtifactKind::Ebs => {
+                a.snapshots.insert(r.volume_id.clone(), r.id.clone());
+            }
+            ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {
+                a.db = Some((r.id.clone(), None));
+            }
+        }
+    }
+    a
+}
+
+/// The completed copies at `d` of every record: all of them, or why not.
+fn copied(
+    records: &[&SnapshotRecord],
+    b: &BackupRecord,
+    d: &Destination,
+    copies: &[DrCopyRecord],
+) -> Result<Artifacts, String> {
+    let mut a = Artifacts {
+        account: d.account.clone(),
+        region: d.region.clone(),
+        ..Artifacts::default()
+    };
+    let image = records.iter().find(|r| r.kind == ArtifactKind::Image);
+    for r in records {
+        // An AMI's copy brings its snapshots: only the AMI is looked up.
+        if image.is_some() && r.kind == ArtifactKind::Ebs {
+            continue;
+        }
+        let Some(c) = copies.iter().find(|c| {
+            c.destination == *d
+                && c.backup_id == b.id
+                && c.policy == b.policy
+                && c.source_id == r.id
+                && c.status == DrStatus::Completed
+        }) else {
+            return Err(format!(
+                "backup {} has no completed copy of {} there",
+                b.id, r.id
+            ));
+        };
+        match r.kind {
+            ArtifactKind::Image => a.image = Some(c.id.clone()),
+            ArtifactKind::Ebs => {
+                a.snapshots.insert(r.volume_id.clone(), c.id.clone());
+            }
+            ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {
+                a.db = Some((c.id.clone(), c.arn.clone()));
+            }
+        }
+    }
+    Ok(a)
+}
