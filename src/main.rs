@@ -181,6 +181,17 @@ enum Command {
         /// A saved plan (default: plan now).
         plan_file: Option<PathBuf>,
     },
+    /// Restore an instance, volume, RDS instance or Aurora cluster from a
+    /// backup or a DR copy: plan, ask, perform.
+    Restore {
+        #[command(subcommand)]
+        command: cmd::restore::RestoreCommand,
+    },
+    /// List restores: what, from which backup, into where, RTO and RPO.
+    Restores {
+        #[arg(long)]
+        json: bool,
+    },
     /// IAM: `iam policy` prints the policy Lifeboat needs per account.
     Iam {
         #[command(subcommand)]
@@ -327,6 +338,8 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Schedule { command } => cmd::schedule::run(&load(&cli)?, command),
         Command::Graph { plan_file } => cmd::graph::run(plan_file.as_deref(), || load(&cli)).await,
         Command::Dr { command } => cmd::dr::run(&load(&cli)?, command).await,
+        Command::Restore { command } => cmd::restore::run(&load(&cli)?, command).await,
+        Command::Restores { json } => cmd::restore::list(&load(&cli)?, *json),
         Command::Iam { command } => cmd::iam::run(&load(&cli)?, command),
     }
 }

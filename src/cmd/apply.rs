@@ -3,7 +3,7 @@
 //! A saved plan is checked against a plan made now and only that fresh
 //! plan's changes run ([`check`]).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -68,6 +68,12 @@ pub async fn run(
     parallelism: u16,
     gates: Gates,
 ) -> Result<u8> {
+    if let Some(f) = plan_file {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        if crate::cmd::restore::is_restore_plan(&text) {
+            return crate::cmd::restore::apply_saved(&ws, f, auto_approve).await;
+        }
+    }
     let store = Arc::new(Mutex::new(ws.store()?));
     let saved = match plan_file {
         Some(f) => Some(plan::read(f)?),
@@ -153,11 +159,7 @@ async fn new_plan(
 }
 
 fn confirm() -> Result<bool> {
-    print!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(answer.trim() == "yes")
+    crate::output::confirm("Do you want to perform these actions?")
 }
 
 /// Performs the plan's changes, `parallelism` at a time, until done or

@@ -3,7 +3,7 @@
 //! Shows what it will record and asks for `yes` (unless `--auto-approve`),
 //! then records it in one transaction, under the state lock.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Result};
@@ -68,9 +68,5 @@ fn print_table(found: &[Found]) {
 }
 
 fn confirm() -> Result<bool> {
-    print!("\nDo you want to record them? Only 'yes' will be accepted: ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(answer.trim() == "yes")
+    crate::output::confirm("Do you want to record them?")
 }

@@ -38,7 +38,12 @@ pub(crate) struct Waited<T> {
 /// A throttled or dropped call fails nothing: its ids are looked at again
 /// next time. Any other error will not heal by waiting, so everything still
 /// open fails with it.
-pub(crate) async fn poll<T, F, Fut>(ids: Vec<String>, per_call: usize, wait: Wait, mut look: F) -> Waited<T>
+pub(crate) async fn poll<T, F, Fut>(
+    ids: Vec<String>,
+    per_call: usize,
+    wait: Wait,
+    mut look: F,
+) -> Waited<T>
 where
     F: FnMut(Vec<String>) -> Fut,
     Fut: Future<Output = CloudResult<Vec<(String, Look<T>)>>>,

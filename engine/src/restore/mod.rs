@@ -90,6 +90,10 @@ pub enum RestoreError {
 /// RunInstances' 64-character `ClientToken`).
 pub fn new_restore_id(now: chrono::DateTime<chrono::Utc>) -> String {
     let rand = crate::state::new_id();
-    let hex: String = rand.chars().filter(|c| c.is_ascii_hexdigit()).take(8).collect();
+    let hex: String = rand
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(8)
+        .collect();
     format!("r-{}-{hex}", now.format("%Y%m%dt%H%M%S"))
 }

@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use lifeboat_schema::Account;
+
+/// The configured accounts, by name.
+pub type Accounts = std::collections::BTreeMap<String, Account>;
 use serde::{Deserialize, Serialize};
 
 use super::source::{self, Artifacts, Chosen, Which};
@@ -154,10 +157,9 @@ fn invalid(m: impl Into<String>) -> RestoreError {
     RestoreError::Invalid(m.into())
 }
 
-fn account<'a>(accounts: &'a [Account], name: &str) -> Result<&'a Account, RestoreError> {
+pub(super) fn account<'a>(accounts: &'a Accounts, name: &str) -> Result<&'a Account, RestoreError> {
     accounts
-        .iter()
-        .find(|a| a.name == name)
+        .get(name)
         .ok_or_else(|| invalid(format!("no account {name:?} in the configuration")))
 }
 
@@ -168,7 +170,11 @@ fn destination(req: &Request, store: &SharedStore) -> Result<Option<Destination>
         let b = st.backups(None)?;
         Ok(b.iter()
             .rev()
-            .find(|b| b.snapshots.iter().any(|s| s.target == req.target || s.volume_id == req.target))
+            .find(|b| {
+                b.snapshots
+                    .iter()
+                    .any(|s| s.target == req.target || s.volume_id == req.target)
+            })
             .map(|b| b.account.clone())
             .unwrap_or_default())
     };
@@ -200,7 +206,7 @@ fn destination(req: &Request, store: &SharedStore) -> Result<Option<Destination>
 pub async fn plan(
     cloud: &Arc<dyn Cloud>,
     store: &SharedStore,
-    accounts: &[Account],
+    accounts: &Accounts,
     req: &Request,
     now: DateTime<Utc>,
 ) -> Result<RestorePlan, RestoreError> {
@@ -346,7 +352,7 @@ async fn original_alive(
 
 async fn plan_instance(
     cloud: &Arc<dyn Cloud>,
-    accounts: &[Account],
+    accounts: &Accounts,
     req: &Request,
     chosen: &Chosen,
     p: &mut RestorePlan,
@@ -364,16 +370,14 @@ async fn plan_instance(
     let subnet = match (&o.subnet, same_place) {
         (Some(s), _) => Some(s.clone()),
         (None, true) => shape.subnet_id.clone(),
-        (None, false) => {
-            return Err(invalid(format!(
-                "instance {} was in {} of account {}: name a subnet of {} in account {} with --subnet",
-                req.target,
-                shape.subnet_id.as_deref().unwrap_or("a subnet"),
-                chosen.backup.account,
-                p.region,
-                p.account
-            )))
-        }
+        (None, false) => return Err(invalid(format!(
+            "instance {} was in {} of account {}: name a subnet of {} in account {} with --subnet",
+            req.target,
+            shape.subnet_id.as_deref().unwrap_or("a subnet"),
+            chosen.backup.account,
+            p.region,
+            p.account
+        ))),
     };
     if let Some(s) = &subnet {
         if launch_api.subnet_zone(s).await?.is_none() {
@@ -490,8 +494,12 @@ fn registration(
     }
     if let Volumes::Only(ids) = &o.volumes {
         for v in ids {
-            if !shape.disks.iter().any(|d| &d.volume_id == v) || !chosen.artifacts.snapshots.contains_key(v) {
-                return Err(invalid(format!("backup {b} has no snapshot of volume {v} of {target}")));
+            if !shape.disks.iter().any(|d| &d.volume_id == v)
+                || !chosen.artifacts.snapshots.contains_key(v)
+            {
+                return Err(invalid(format!(
+                    "backup {b} has no snapshot of volume {v} of {target}"
+                )));
             }
         }
     }
@@ -513,7 +521,9 @@ fn registration(
                 snapshot_id: snap_of(d)?,
                 size_gib: Some(d.size_gib).filter(|s| *s > 0),
                 volume_type: Some(d.volume_type.clone()).filter(|t| !t.is_empty()),
-                iops: d.iops.filter(|_| matches!(d.volume_type.as_str(), "io1" | "io2" | "gp3")),
+                iops: d
+                    .iops
+                    .filter(|_| matches!(d.volume_type.as_str(), "io1" | "io2" | "gp3")),
                 throughput: d.throughput.filter(|_| d.volume_type == "gp3"),
                 delete_on_termination: d.delete_on_termination,
             })
@@ -544,7 +554,7 @@ fn disk_of(chosen: &Chosen, volume: &str) -> Option<Disk> {
 
 async fn plan_volume(
     cloud: &Arc<dyn Cloud>,
-    accounts: &[Account],
+    accounts: &Accounts,
     req: &Request,
     chosen: &Chosen,
     p: &mut RestorePlan,
@@ -556,7 +566,12 @@ async fn plan_volume(
         .snapshots
         .get(&req.target)
         .cloned()
-        .ok_or_else(|| invalid(format!("backup {b} has no snapshot of volume {}", req.target)))?;
+        .ok_or_else(|| {
+            invalid(format!(
+                "backup {b} has no snapshot of volume {}",
+                req.target
+            ))
+        })?;
     p.from = vec![snapshot.clone()];
     let disk = disk_of(chosen, &req.target).unwrap_or_default();
     let same_region = disk.availability_zone.starts_with(&p.region);
@@ -584,7 +599,8 @@ async fn plan_volume(
     let dest = account(accounts, &p.account)?;
     let launch = cloud.launch(dest, &p.region).await?;
     if let Some(instance) = &o.attach_to {
-        let found = collect_pages(|t| launch.shapes_page(std::slice::from_ref(instance), t)).await?;
+        let found =
+            collect_pages(|t| launch.shapes_page(std::slice::from_ref(instance), t)).await?;
         let Some((_, live)) = found.into_iter().next() else {
             return Err(invalid(format!(
                 "instance {instance} does not exist in account {} ({})",
@@ -622,7 +638,9 @@ async fn plan_volume(
             swap_out,
         });
     } else if o.swap {
-        return Err(invalid("--swap needs --attach-to and the instance to swap on"));
+        return Err(invalid(
+            "--swap needs --attach-to and the instance to swap on",
+        ));
     }
     let volume_type = o
         .volume_type
@@ -632,7 +650,10 @@ async fn plan_volume(
     p.volume = Some(VolumeRequest {
         snapshot_id: snapshot.clone(),
         availability_zone: az,
-        iops: o.iops.or(disk.iops).filter(|_| matches!(volume_type.as_str(), "io1" | "io2" | "gp3")),
+        iops: o
+            .iops
+            .or(disk.iops)
+            .filter(|_| matches!(volume_type.as_str(), "io1" | "io2" | "gp3")),
         throughput: disk.throughput.filter(|_| volume_type == "gp3"),
         volume_type,
         size_gib: o.size_gib.or(Some(disk.size_gib).filter(|s| *s > 0)),
@@ -656,7 +677,7 @@ fn db_identifier(base: &str, suffix: &str) -> String {
 
 async fn plan_database(
     cloud: &Arc<dyn Cloud>,
-    accounts: &[Account],
+    accounts: &Accounts,
     req: &Request,
     chosen: &Chosen,
     p: &mut RestorePlan,
@@ -667,7 +688,11 @@ async fn plan_database(
         Some(Shape::Db(s)) => s.clone(),
         _ => DbShape::default(),
     };
-    let (snap_id, arn) = chosen.artifacts.db.clone().expect("a DB backup has its snapshot");
+    let (snap_id, arn) = chosen
+        .artifacts
+        .db
+        .clone()
+        .expect("a DB backup has its snapshot");
     let identifier = o
         .identifier
         .clone()
@@ -688,8 +713,16 @@ async fn plan_database(
             None => {
                 let owner = account(accounts, &p.artifacts_account)?;
                 let id = cloud.account_id(owner).await?;
-                let what = if kind == DbSnapshotKind::Cluster { "cluster-snapshot" } else { "snapshot" };
-                format!("arn:{}:rds:{}:{id}:{what}:{snap_id}", partition(&p.region), p.artifacts_region)
+                let what = if kind == DbSnapshotKind::Cluster {
+                    "cluster-snapshot"
+                } else {
+                    "snapshot"
+                };
+                format!(
+                    "arn:{}:rds:{}:{id}:{what}:{snap_id}",
+                    partition(&p.region),
+                    p.artifacts_region
+                )
             }
         }
     } else {
@@ -699,9 +732,15 @@ async fn plan_database(
     if !same_place && o.subnet_group.is_none() && shape.subnet_group.is_some() {
         p.notes.push("the original's DB subnet group is not used outside its account and region: the default applies (pass --subnet-group)".into());
     }
-    let class = o.class.clone().or(Some(shape.class.clone()).filter(|c| !c.is_empty()));
+    let class = o
+        .class
+        .clone()
+        .or(Some(shape.class.clone()).filter(|c| !c.is_empty()));
     if kind == DbSnapshotKind::Instance && class.is_none() {
-        return Err(invalid(format!("backup {} recorded no DB class for {}: pass --class", chosen.backup.id, req.target)));
+        return Err(invalid(format!(
+            "backup {} recorded no DB class for {}: pass --class",
+            chosen.backup.id, req.target
+        )));
     }
     let engine = Some(shape.engine.clone()).filter(|e| !e.is_empty());
     if kind == DbSnapshotKind::Cluster {
@@ -710,14 +749,21 @@ async fn plan_database(
         };
         let member_class = o.instance_class.clone();
         p.members = if shape.members.is_empty() {
-            let c = member_class.or(class.clone()).ok_or_else(|| invalid("pass --instance-class for the cluster's instance"))?;
+            let c = member_class
+                .or(class.clone())
+                .ok_or_else(|| invalid("pass --instance-class for the cluster's instance"))?;
             vec![(db_identifier(&identifier, "1"), c)]
         } else {
             shape
                 .members
                 .iter()
                 .enumerate()
-                .map(|(i, (_, c))| (db_identifier(&identifier, &(i + 1).to_string()), member_class.clone().unwrap_or_else(|| c.clone())))
+                .map(|(i, (_, c))| {
+                    (
+                        db_identifier(&identifier, &(i + 1).to_string()),
+                        member_class.clone().unwrap_or_else(|| c.clone()),
+                    )
+                })
                 .collect()
         };
         let _ = engine;
@@ -728,11 +774,18 @@ async fn plan_database(
         snapshot,
         class,
         engine,
-        subnet_group: o.subnet_group.clone().or(shape.subnet_group.clone().filter(|_| same_place)),
+        subnet_group: o
+            .subnet_group
+            .clone()
+            .or(shape.subnet_group.clone().filter(|_| same_place)),
         parameter_group: shape.parameter_group.clone().filter(|_| same_place),
         port: shape.port,
         multi_az: shape.multi_az,
-        security_groups: if same_place { shape.security_groups.clone() } else { vec![] },
+        security_groups: if same_place {
+            shape.security_groups.clone()
+        } else {
+            vec![]
+        },
         tags: tags(&shape.tags, &o.tags, &snap_id, &p.id),
     });
     Ok(())

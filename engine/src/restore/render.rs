@@ -156,6 +156,9 @@ pub fn human(p: &RestorePlan, now: chrono::DateTime<chrono::Utc>) -> String {
             let _ = writeln!(s, "  note: {n}");
         }
     }
-    let _ = writeln!(s, "\nRestore: {count} to create, 0 to change, 0 to destroy.");
+    let _ = writeln!(
+        s,
+        "\nRestore: {count} to create, 0 to change, 0 to destroy."
+    );
     s
 }

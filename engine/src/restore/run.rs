@@ -12,6 +12,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use lifeboat_schema::Account;
 
+use super::plan::{account, Accounts};
+
 use super::plan::RestorePlan;
 use super::{RestoreError, TAG_RESTORE_ID, TAG_SWAPPED_OUT_BY};
 use crate::backup::wait::{poll, Look};
@@ -28,18 +30,11 @@ use crate::state::{
 pub struct Runner<'a> {
     pub cloud: &'a Arc<dyn Cloud>,
     pub store: &'a SharedStore,
-    pub accounts: &'a [Account],
+    pub accounts: &'a Accounts,
     /// `user@host`, for the record.
     pub operator: String,
     /// How long to wait for instances to run and databases to be available.
     pub wait: Wait,
-}
-
-fn account<'a>(accounts: &'a [Account], name: &str) -> Result<&'a Account, RestoreError> {
-    accounts
-        .iter()
-        .find(|a| a.name == name)
-        .ok_or_else(|| RestoreError::Invalid(format!("no account {name:?} in the configuration")))
 }
 
 impl Runner<'_> {
@@ -131,7 +126,9 @@ impl Runner<'_> {
             (Some(_), _, _) => self.instance(p, dest).await,
             (_, Some(_), _) => self.volume(p, dest).await,
             (_, _, Some(_)) => self.database(p, dest).await,
-            _ => Err(RestoreError::Invalid("the restore plan creates nothing".into())),
+            _ => Err(RestoreError::Invalid(
+                "the restore plan creates nothing".into(),
+            )),
         };
         // Unshared however the restore went: a share is only for its time.
         let unshared = self.share(p, false).await;
@@ -205,7 +202,10 @@ impl Runner<'_> {
     }
 
     async fn volume(&self, p: &RestorePlan, dest: &Account) -> Result<(), RestoreError> {
-        let req = p.volume.as_ref().expect("a volume restore creates a volume");
+        let req = p
+            .volume
+            .as_ref()
+            .expect("a volume restore creates a volume");
         let ec2 = self.cloud.ec2(dest, &p.region).await?;
         let launch = self.cloud.launch(dest, &p.region).await?;
         let adopted = launch.restored_volumes(&p.id).await?;
@@ -230,8 +230,8 @@ impl Runner<'_> {
         volume: &str,
         a: &super::plan::Attach,
     ) -> Result<(), RestoreError> {
-        let live = collect_pages(|t| launch.shapes_page(std::slice::from_ref(&a.instance_id), t))
-            .await?;
+        let live =
+            collect_pages(|t| launch.shapes_page(std::slice::from_ref(&a.instance_id), t)).await?;
         let at_device = live
             .first()
             .and_then(|(_, s)| s.disks.iter().find(|d| d.device == a.device))
@@ -261,13 +261,19 @@ impl Runner<'_> {
             DbSnapshotKind::Instance => (DbSnapshotKind::Instance, ResourceKind::DbInstance),
             DbSnapshotKind::Cluster => (DbSnapshotKind::Cluster, ResourceKind::DbCluster),
         };
-        if !self.adopt(p, dbs.as_ref(), main_kind, &req.identifier).await? {
+        if !self
+            .adopt(p, dbs.as_ref(), main_kind, &req.identifier)
+            .await?
+        {
             dbs.restore(req).await?;
         }
         self.made(p, resource, &req.identifier)?;
         let engine = req.engine.clone().unwrap_or_default();
         for (member, class) in &p.members {
-            if !self.adopt(p, dbs.as_ref(), DbSnapshotKind::Instance, member).await? {
+            if !self
+                .adopt(p, dbs.as_ref(), DbSnapshotKind::Instance, member)
+                .await?
+            {
                 dbs.add_cluster_instance(&req.identifier, member, class, &engine, &req.tags)
                     .await?;
             }
@@ -327,7 +333,12 @@ async fn wait_running(ec2: &dyn Ec2, id: &str, wait: Wait) -> Result<(), Restore
     waited(id, "instance", w)
 }
 
-async fn wait_volume(ec2: &dyn Ec2, id: &str, want: &[&str], wait: Wait) -> Result<(), RestoreError> {
+async fn wait_volume(
+    ec2: &dyn Ec2,
+    id: &str,
+    want: &[&str],
+    wait: Wait,
+) -> Result<(), RestoreError> {
     let w = poll(vec![id.to_string()], 1, wait, |ids| async move {
         let q = Query { ids, tags: vec![] };
         let found = collect_pages(|t| ec2.volumes_page(&q, t)).await?;

@@ -105,9 +105,11 @@ pub fn choose(
         .filter(|b| !records_of(b, kind, target).is_empty())
         .collect();
     if candidates.is_empty() {
-        let known = backups
-            .iter()
-            .any(|b| b.snapshots.iter().any(|s| s.target == target || s.volume_id == target));
+        let known = backups.iter().any(|b| {
+            b.snapshots
+                .iter()
+                .any(|s| s.target == target || s.volume_id == target)
+        });
         return Err(RestoreError::Invalid(if known {
             format!("no whole backup of {} {target}: every backup that names it failed for it or is still running", kind.noun())
         } else {
@@ -124,7 +126,10 @@ pub fn choose(
             let Some(b) = candidates.iter().find(|b| &b.id == id) else {
                 return Err(RestoreError::Invalid(
                     if backups.iter().any(|b| &b.id == id) {
-                        format!("backup {id} holds no whole backup of {} {target}", kind.noun())
+                        format!(
+                            "backup {id} holds no whole backup of {} {target}",
+                            kind.noun()
+                        )
                     } else {
                         format!("no backup {id} in the catalog")
                     },
@@ -133,10 +138,8 @@ pub fn choose(
             vec![*b]
         }
         Which::AtOrBefore(t) => {
-            let at: Vec<&BackupRecord> = candidates
-                .into_iter()
-                .filter(|b| b.started <= *t)
-                .collect();
+            let at: Vec<&BackupRecord> =
+                candidates.into_iter().filter(|b| b.started <= *t).collect();
             if at.is_empty() {
                 return Err(RestoreError::Invalid(format!(
                     "no backup of {} {target} was taken at or before {}",
@@ -185,7 +188,10 @@ pub fn choose(
 fn local(records: &[&SnapshotRecord], b: &BackupRecord) -> Artifacts {
     let mut a = Artifacts {
         account: b.account.clone(),
-        region: records.first().map(|r| r.region.clone()).unwrap_or_default(),
+        region: records
+            .first()
+            .map(|r| r.region.clone())
+            .unwrap_or_default(),
         ..Artifacts::default()
     };
     for r in records {
