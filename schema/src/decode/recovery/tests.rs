@@ -194,3 +194,16 @@ fn configurations_without_scenarios_serialise_as_before() {
     let json = serde_json::to_string(&c).unwrap();
     assert!(!json.contains("recovery_scenarios"), "{json}");
 }
+
+#[test]
+fn the_documented_example_loads() {
+    let docs = include_str!("../../../../docs/configuration.md");
+    let section = &docs[docs.find("## `recovery_scenario").unwrap()..];
+    let start = section.find("```hcl\n").unwrap() + "```hcl\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    let clone = "vpc_clone \"prod-west\" {\n capture = vpc_capture.prod\n vpc = \"vpc-01234567\"\n to_region = \"us-west-2\"\n to_account = account.vault\n}\n";
+    let c = load(&format!("{CAPTURE}{clone}{example}")).unwrap();
+    let s = c.recovery_scenario("prod-west").unwrap();
+    assert_eq!(s.from, RecoverFrom::Dr);
+    assert_eq!(s.steps.len(), 2);
+}
