@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::diag::Location;
 
+mod recovery;
+pub use recovery::*;
+
 /// One configuration: every `*.lb.hcl` file of a directory, merged.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -29,6 +32,10 @@ pub struct Config {
     /// `moved { from = policy.OLD  to = policy.NEW }` blocks, in file order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved: Vec<Moved>,
+    /// `recovery_scenario` blocks, in name order. Left out of the JSON when
+    /// empty, so configurations without scenarios keep their digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery_scenarios: Vec<RecoveryScenario>,
 }
 
 /// A policy renamed: `moved { from = policy.OLD  to = policy.NEW }`.

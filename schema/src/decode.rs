@@ -24,6 +24,9 @@ mod dr;
 mod moved;
 mod options;
 mod policy;
+mod recovery;
+mod recovery_order;
+mod recovery_step;
 mod schedule;
 mod vpc_capture;
 mod vpc_clone;
@@ -40,6 +43,7 @@ const TOP_BLOCKS: &[&str] = &[
     "vpc_clone",
     "notifications",
     "moved",
+    "recovery_scenario",
 ];
 fn start<T: Span>(node: &T) -> usize {
     node.span().map_or(0, |r| r.start)
@@ -616,6 +620,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     let mut vpc_clones: Vec<(usize, &Block)> = Vec::new();
     let mut notifications: Vec<(usize, &Block)> = Vec::new();
     let mut moves: Vec<(usize, &Block)> = Vec::new();
+    let mut scenarios: Vec<(usize, &Block)> = Vec::new();
     for (i, (src, body)) in files.iter().enumerate() {
         let scope = d.scope(src, body, "a configuration".into(), 0, &[], TOP_BLOCKS);
         debug_assert!(scope.attrs.is_empty());
@@ -628,6 +633,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
                 "vpc_clone" => vpc_clones.push((i, b)),
                 "notifications" => notifications.push((i, b)),
                 "moved" => moves.push((i, b)),
+                "recovery_scenario" => scenarios.push((i, b)),
                 _ => policies.push((i, b)),
             }
         }
@@ -661,10 +667,20 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
         &vpc_clones,
         &declared,
         &config.vpc_captures,
-        &vpc_clone::declared_capture_names(&vpc_captures),
+        &vpc_clone::declared_labels(&vpc_captures),
     );
     config.notifications = options::decode_notifications(&mut d, files, &notifications, &declared);
     config.moved = moved::decode_moved(&mut d, files, &moves, &config.policies);
+    config.recovery_scenarios = recovery::decode_recovery_scenarios(
+        &mut d,
+        files,
+        &scenarios,
+        &recovery::Known {
+            accounts: &declared,
+            clones: &config.vpc_clones,
+            declared_clones: &vpc_clone::declared_labels(&vpc_clones),
+        },
+    );
     config.accounts = declared
         .into_iter()
         .map(|(name, a)| (name, a.account))

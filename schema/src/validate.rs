@@ -94,6 +94,16 @@ pub fn is_volume_id(s: &str) -> bool {
     is_hex_id(s, "vol-")
 }
 
+/// `subnet-` followed by 8 or 17 lowercase hex digits.
+pub fn is_subnet_id(s: &str) -> bool {
+    is_hex_id(s, "subnet-")
+}
+
+/// `sg-` followed by 8 or 17 lowercase hex digits.
+pub fn is_security_group_id(s: &str) -> bool {
+    is_hex_id(s, "sg-")
+}
+
 /// `arn:aws[-cn|-us-gov]:iam::<12 digits>:role/<path/>name`.
 /// An AWS account id: exactly twelve digits.
 pub fn is_account_id(s: &str) -> bool {

@@ -42,9 +42,10 @@ pub(crate) fn is_bucket_name(s: &str) -> bool {
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-/// The names of every `vpc_capture` block, valid or not, so that a clone
-/// referring to a capture with errors of its own is not reported again.
-pub(super) fn declared_capture_names(blocks: &[(usize, &Block)]) -> BTreeSet<String> {
+/// The labels of every block given (`vpc_capture`, `vpc_clone`), valid or
+/// not, so that a reference to a block with errors of its own is not
+/// reported again.
+pub(super) fn declared_labels(blocks: &[(usize, &Block)]) -> BTreeSet<String> {
     blocks
         .iter()
         .filter_map(|(_, b)| b.labels.first().map(|l| l.as_str().to_string()))
@@ -86,7 +87,7 @@ pub(super) fn decode_vpc_clones(
 }
 
 /// `attr = KIND.NAME`; `Ok(None)` when absent, `Err(())` after reporting.
-fn reference(
+pub(super) fn reference(
     d: &mut Decoder,
     scope: &Scope<'_>,
     attr_name: &str,
@@ -135,7 +136,9 @@ fn reference(
     }
 }
 
-fn undeclared<'a>(
+/// Reports a reference to a block that is not declared (unless some file
+/// did not parse: it may be declared there).
+pub(super) fn undeclared<'a>(
     d: &mut Decoder,
     scope: &Scope<'_>,
     at: usize,
