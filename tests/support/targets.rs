@@ -188,11 +188,11 @@ pub struct DbSnap {
 
 /// The test's own RDS client (us-east-1), blocking on a private runtime.
 pub struct Rds {
-    rt: tokio::runtime::Runtime,
-    rds: aws_sdk_rds::Client,
+    pub(super) rt: tokio::runtime::Runtime,
+    pub(super) rds: aws_sdk_rds::Client,
 }
 
-fn tags(list: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
+pub(super) fn tags(list: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
     list.iter()
         .map(|t| {
             (

@@ -370,14 +370,16 @@ async fn plan_instance(
     let subnet = match (&o.subnet, same_place) {
         (Some(s), _) => Some(s.clone()),
         (None, true) => shape.subnet_id.clone(),
-        (None, false) => return Err(invalid(format!(
+        (None, false) => {
+            return Err(invalid(format!(
             "instance {} was in {} of account {}: name a subnet of {} in account {} with --subnet",
             req.target,
             shape.subnet_id.as_deref().unwrap_or("a subnet"),
             chosen.backup.account,
             p.region,
             p.account
-        ))),
+        )))
+        }
     };
     if let Some(s) = &subnet {
         if launch_api.subnet_zone(s).await?.is_none() {
