@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_sdk_rds::types::{DbCluster, DbInstance};
 use lifeboat_engine::cloud::restore::{Databases, DbRestoreRequest, DbShape, DbStatus};
-use lifeboat_engine::cloud::{CloudResult, DbSnapshotKind, ErrorKind, Page, Tags};
+use lifeboat_engine::cloud::{gone_is_done, CloudResult, DbSnapshotKind, ErrorKind, Page, Tags};
 
-use crate::rds::{id_filter, tags_from_sdk, AwsRds, PAGE_SIZE};
+use crate::rds::{id_filter, tags_from_sdk, tags_to_sdk, AwsRds, PAGE_SIZE};
 
 fn next_marker(m: Option<&str>) -> Option<String> {
     m.filter(|m| !m.is_empty()).map(str::to_owned)
@@ -130,16 +130,6 @@ impl AwsRds {
             }
         }
     }
-
-    fn not_yet(&self, action: &str) -> lifeboat_engine::cloud::CloudError {
-        self.ctx.error(
-            ErrorKind::Invalid,
-            action,
-            None,
-            None,
-            "not implemented yet".to_owned(),
-        )
-    }
 }
 
 #[async_trait]
@@ -204,30 +194,159 @@ impl Databases for AwsRds {
         }
     }
 
-    async fn restore(&self, _req: &DbRestoreRequest) -> CloudResult<()> {
-        Err(self.not_yet("rds:RestoreDBInstanceFromDBSnapshot"))
+    async fn restore(&self, req: &DbRestoreRequest) -> CloudResult<()> {
+        let groups = Some(req.security_groups.clone()).filter(|g| !g.is_empty());
+        let tags = Some(tags_to_sdk(&req.tags)).filter(|t| !t.is_empty());
+        match req.kind {
+            DbSnapshotKind::Instance => {
+                let action = "rds:RestoreDBInstanceFromDBSnapshot";
+                self.client
+                    .restore_db_instance_from_db_snapshot()
+                    .db_instance_identifier(&req.identifier)
+                    // An ARN names a snapshot shared from another account.
+                    .db_snapshot_identifier(&req.snapshot)
+                    .set_db_instance_class(req.class.clone())
+                    .set_db_subnet_group_name(req.subnet_group.clone())
+                    .set_db_parameter_group_name(req.parameter_group.clone())
+                    .set_port(req.port)
+                    .multi_az(req.multi_az)
+                    .set_vpc_security_group_ids(groups)
+                    .set_tags(tags)
+                    .send()
+                    .await
+                    .map_err(|e| self.ctx.sdk(action, Some(&req.identifier), &e))?;
+            }
+            DbSnapshotKind::Cluster => {
+                let action = "rds:RestoreDBClusterFromSnapshot";
+                // RDS requires the engine; said here, before any call.
+                let Some(engine) = &req.engine else {
+                    return Err(self.ctx.error(
+                        ErrorKind::Invalid,
+                        action,
+                        Some(&req.identifier),
+                        None,
+                        "a cluster is restored with its engine, and none was given".to_owned(),
+                    ));
+                };
+                // The class is not passed: an Aurora cluster takes its
+                // instances' classes with CreateDBInstance (see
+                // `add_cluster_instance`).
+                self.client
+                    .restore_db_cluster_from_snapshot()
+                    .db_cluster_identifier(&req.identifier)
+                    .snapshot_identifier(&req.snapshot)
+                    .engine(engine)
+                    .set_db_subnet_group_name(req.subnet_group.clone())
+                    .set_db_cluster_parameter_group_name(req.parameter_group.clone())
+                    .set_port(req.port)
+                    .set_vpc_security_group_ids(groups)
+                    .set_tags(tags)
+                    .send()
+                    .await
+                    .map_err(|e| self.ctx.sdk(action, Some(&req.identifier), &e))?;
+            }
+        }
+        Ok(())
     }
 
     async fn add_cluster_instance(
         &self,
-        _cluster: &str,
-        _identifier: &str,
-        _class: &str,
-        _engine: &str,
-        _tags: &Tags,
+        cluster: &str,
+        identifier: &str,
+        class: &str,
+        engine: &str,
+        tags: &Tags,
     ) -> CloudResult<()> {
-        Err(self.not_yet("rds:CreateDBInstance"))
+        self.client
+            .create_db_instance()
+            .db_instance_identifier(identifier)
+            .db_cluster_identifier(cluster)
+            .db_instance_class(class)
+            .engine(engine)
+            .set_tags(Some(tags_to_sdk(tags)).filter(|t| !t.is_empty()))
+            .send()
+            .await
+            .map_err(|e| self.ctx.sdk("rds:CreateDBInstance", Some(identifier), &e))?;
+        Ok(())
     }
 
     async fn status(
         &self,
-        _kind: DbSnapshotKind,
-        _identifier: &str,
+        kind: DbSnapshotKind,
+        identifier: &str,
     ) -> CloudResult<Option<DbStatus>> {
-        Err(self.not_yet("rds:DescribeDBInstances"))
+        let ids = [identifier.to_owned()];
+        match kind {
+            DbSnapshotKind::Instance => {
+                let action = "rds:DescribeDBInstances";
+                let out = self
+                    .client
+                    .describe_db_instances()
+                    .set_filters(id_filter("db-instance-id", &ids))
+                    .send()
+                    .await
+                    .map_err(|e| self.ctx.sdk(action, Some(identifier), &e))?;
+                Ok(out
+                    .db_instances()
+                    .iter()
+                    .find(|d| d.db_instance_identifier() == Some(identifier))
+                    .map(|d| DbStatus {
+                        identifier: identifier.to_owned(),
+                        status: d.db_instance_status().unwrap_or_default().to_owned(),
+                        endpoint: d
+                            .endpoint()
+                            .and_then(|e| e.address())
+                            .filter(|a| !a.is_empty())
+                            .map(str::to_owned),
+                        tags: tags_from_sdk(d.tag_list()),
+                    }))
+            }
+            DbSnapshotKind::Cluster => {
+                let action = "rds:DescribeDBClusters";
+                let out = self
+                    .client
+                    .describe_db_clusters()
+                    .set_filters(id_filter("db-cluster-id", &ids))
+                    .send()
+                    .await
+                    .map_err(|e| self.ctx.sdk(action, Some(identifier), &e))?;
+                Ok(out
+                    .db_clusters()
+                    .iter()
+                    .find(|c| c.db_cluster_identifier() == Some(identifier))
+                    .map(|c| DbStatus {
+                        identifier: identifier.to_owned(),
+                        status: c.status().unwrap_or_default().to_owned(),
+                        endpoint: c.endpoint().filter(|a| !a.is_empty()).map(str::to_owned),
+                        tags: tags_from_sdk(c.tag_list()),
+                    }))
+            }
+        }
     }
 
-    async fn delete(&self, _kind: DbSnapshotKind, _identifier: &str) -> CloudResult<()> {
-        Err(self.not_yet("rds:DeleteDBInstance"))
+    async fn delete(&self, kind: DbSnapshotKind, identifier: &str) -> CloudResult<()> {
+        // No final snapshot: a drill's database is a copy of data whose
+        // backup exists already.
+        let res = match kind {
+            DbSnapshotKind::Instance => self
+                .client
+                .delete_db_instance()
+                .db_instance_identifier(identifier)
+                .skip_final_snapshot(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.ctx.sdk("rds:DeleteDBInstance", Some(identifier), &e)),
+            DbSnapshotKind::Cluster => self
+                .client
+                .delete_db_cluster()
+                .db_cluster_identifier(identifier)
+                .skip_final_snapshot(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.ctx.sdk("rds:DeleteDBCluster", Some(identifier), &e)),
+        };
+        gone_is_done(res)
     }
 }

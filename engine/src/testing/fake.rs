@@ -127,6 +127,14 @@ pub struct World {
     pub launch_pending: u32,
     /// How many status looks a restored database stays `creating` for.
     pub db_creating: u32,
+    /// Every RegisterImage request, by the image id it made.
+    pub registrations: BTreeMap<String, crate::cloud::restore::ImageRegistration>,
+    /// Every RunInstances request that launched, in order.
+    pub launches: Vec<crate::cloud::restore::LaunchRequest>,
+    /// DescribeInstances looks left before a launched instance runs.
+    launch_left: BTreeMap<String, u32>,
+    /// What each RunInstances / CreateVolume client token made.
+    client_tokens: BTreeMap<String, String>,
     next: u64,
 }
 
@@ -521,8 +529,9 @@ impl Ec2 for FakeEc2 {
         q: &Query,
         token: Option<String>,
     ) -> CloudResult<Page<Instance>> {
-        let w = self.enter("DescribeInstances", None)?;
+        let mut w = self.enter("DescribeInstances", None)?;
         self.filter_size("DescribeInstances", q.ids.len())?;
+        w.settle_launches();
         let all = w
             .instances
             .values()
