@@ -245,8 +245,12 @@ pub trait Launch: Send + Sync {
     async fn run_instance(&self, req: &LaunchRequest) -> CloudResult<String>;
     /// CreateVolume; returns its id.
     async fn create_volume(&self, req: &VolumeRequest) -> CloudResult<String>;
-    async fn attach_volume(&self, volume_id: &str, instance_id: &str, device: &str)
-        -> CloudResult<()>;
+    async fn attach_volume(
+        &self,
+        volume_id: &str,
+        instance_id: &str,
+        device: &str,
+    ) -> CloudResult<()>;
     async fn detach_volume(&self, volume_id: &str, instance_id: &str) -> CloudResult<()>;
     /// TerminateInstances of one instance. Gone already succeeds.
     async fn terminate_instance(&self, instance_id: &str) -> CloudResult<()>;

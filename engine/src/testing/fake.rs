@@ -13,9 +13,11 @@ use crate::state::model::glob_match;
 
 mod copies;
 pub mod iam;
+mod restore;
 mod services;
 
 pub use copies::CopyWorld;
+pub use restore::FakeDatabase;
 
 /// The calls `World::throttled_creates_in_ten` throttles.
 const CREATE_ACTIONS: &[&str] = &[
@@ -113,6 +115,18 @@ pub struct World {
     pub iam: iam::IamWorld,
     /// Copies, shares, owners and KMS aliases.
     pub copies: CopyWorld,
+    /// What each instance is, by id, for [`crate::cloud::restore::Launch`] (the region
+    /// is its zone's).
+    pub shapes: BTreeMap<String, crate::cloud::restore::InstanceShape>,
+    /// Every detail of each volume, by id.
+    pub disks: BTreeMap<String, crate::cloud::restore::Disk>,
+    /// DB instances and clusters by kind and identifier.
+    pub databases: BTreeMap<(DbSnapshotKind, String), FakeDatabase>,
+    /// How many DescribeInstances looks a launched instance stays
+    /// `pending` for (default 0: running at once).
+    pub launch_pending: u32,
+    /// How many status looks a restored database stays `creating` for.
+    pub db_creating: u32,
     next: u64,
 }
 
@@ -253,6 +267,22 @@ impl Cloud for FakeCloud {
     }
 
     async fn kms(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Kms>> {
+        Ok(Arc::new(self.client(account, region)?))
+    }
+
+    async fn launch(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn crate::cloud::restore::Launch>> {
+        Ok(Arc::new(self.client(account, region)?))
+    }
+
+    async fn databases(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn crate::cloud::restore::Databases>> {
         Ok(Arc::new(self.client(account, region)?))
     }
 
