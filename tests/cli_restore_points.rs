@@ -130,11 +130,7 @@ fn a_backup_records_each_targets_restore_point_and_backups_show_prints_it() {
     let volume = other.volumes[1].clone();
     rds.create_instance("orders-db");
     rds.create_cluster("orders-cluster");
-    env.config(
-        &CONFIG
-            .replace("INSTANCE", &i.id)
-            .replace("VOLUME", &volume),
-    );
+    env.config(&CONFIG.replace("INSTANCE", &i.id).replace("VOLUME", &volume));
     env.apply();
 
     let id = at(10);
@@ -199,7 +195,10 @@ fn a_backup_records_each_targets_restore_point_and_backups_show_prints_it() {
     // One line per target in the text form.
     let show = env.run(&["backups", "show", &id]).ok();
     show.stdout_has("restore points:");
-    show.stdout_has(&format!("{}: t3.large x86_64 us-east-1b {}", i.id, i.subnet));
+    show.stdout_has(&format!(
+        "{}: t3.large x86_64 us-east-1b {}",
+        i.id, i.subnet
+    ));
     show.stdout_has("2 disks");
     show.stdout_has("orders-db: db.t3.micro postgres");
 }

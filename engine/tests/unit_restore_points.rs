@@ -82,7 +82,12 @@ fn db_shape(id: &str, kind: DbSnapshotKind) -> DbShape {
         identifier: id.into(),
         kind: Some(kind),
         class: "db.r6g.large".into(),
-        engine: if cluster { "aurora-postgresql" } else { "postgres" }.into(),
+        engine: if cluster {
+            "aurora-postgresql"
+        } else {
+            "postgres"
+        }
+        .into(),
         engine_version: "14.7".into(),
         subnet_group: Some("db-subnets".into()),
         parameter_group: Some("pg14".into()),

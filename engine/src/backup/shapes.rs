@@ -247,7 +247,12 @@ fn not_recorded(ids: &[String], e: &CloudError) -> String {
 
 /// `i-1`, `i-1, i-2`, or `i-1, …, i-5 and 245 more`.
 fn named(ids: &[String]) -> String {
-    let shown = ids.iter().take(NAMED).cloned().collect::<Vec<_>>().join(", ");
+    let shown = ids
+        .iter()
+        .take(NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     match ids.len().saturating_sub(NAMED) {
         0 => shown,
         more => format!("{shown} and {more} more"),

@@ -314,7 +314,8 @@ impl Backup<'_> {
             }
         }
         let (store, policy, id) = (self.store, self.policy, self.id);
-        out.notes.extend(points.record(store, policy, id, &region).await);
+        out.notes
+            .extend(points.record(store, policy, id, &region).await);
         Ok(())
     }
 
