@@ -842,3 +842,6 @@ impl Databases for FakeEc2 {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
