@@ -245,6 +245,12 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "ec2:CreateTags",
             // RunInstances with an instance profile passes its role.
             "iam:PassRole",
+            // Volumes made from encrypted snapshots use their key.
+            "kms:DescribeKey",
+            "kms:CreateGrant",
+            "kms:Decrypt",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKeyWithoutPlaintext",
         ],
     ),
     (

@@ -188,7 +188,10 @@ async fn a_launched_instance_has_its_images_devices_and_runs_after_some_looks() 
     let found = launch.restored_instances("r-1").await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(state(), InstanceState::Pending);
-    launch.shapes_page(&[id.clone()], None).await.unwrap();
+    launch
+        .shapes_page(std::slice::from_ref(&id), None)
+        .await
+        .unwrap();
     assert_eq!(state(), InstanceState::Running);
 
     let shape = cloud.world.lock().unwrap().shapes[&id].clone();
