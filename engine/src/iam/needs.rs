@@ -99,6 +99,8 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "rds:CreateDBSnapshot",
             "rds:DescribeDBSnapshots",
             "rds:AddTagsToResource",
+            // The restore point each backup records.
+            "rds:DescribeDBInstances",
         ],
     ),
     (
@@ -107,6 +109,9 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "rds:CreateDBClusterSnapshot",
             "rds:DescribeDBClusterSnapshots",
             "rds:AddTagsToResource",
+            // The restore point: the cluster and its members' classes.
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
         ],
     ),
     (Feature::DeleteSnapshots, &["ec2:DeleteSnapshot"]),
