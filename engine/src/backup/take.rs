@@ -589,6 +589,11 @@ fn earned(
     record.status = status;
     // After the status: a restore point not recorded leaves the backup
     // as good as its snapshots (there is no run log to say it elsewhere).
+    // Each begins with NOTE_PREFIX, so that retention and restores do not
+    // take it for a missing artifact of the target it names.
+    debug_assert!(notes
+        .iter()
+        .all(|n| n.starts_with(crate::state::NOTE_PREFIX)));
     problems.extend(notes);
     record.problems = problems;
     record.finished = Some(Utc::now().max(now));

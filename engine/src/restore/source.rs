@@ -75,7 +75,7 @@ pub struct Chosen {
 /// finished backup whose problems do not name the target.
 fn records_of<'a>(b: &'a BackupRecord, kind: Kind, target: &str) -> Vec<&'a SnapshotRecord> {
     if !matches!(b.status, BackupStatus::Success | BackupStatus::Partial)
-        || b.problems.iter().any(|p| p.contains(target))
+        || b.has_problem_with(target)
     {
         return vec![];
     }

@@ -264,8 +264,7 @@ fn keep_departed(
                 // artifacts; an older one counts when a newer lost some.
                 // A partial backup that names the target among its problems
                 // holds only part of it (a volume failed): not its last copy.
-                let whole = (b.status == BackupStatus::Success
-                    || !b.problems.iter().any(|p| names(p, target)))
+                let whole = (b.status == BackupStatus::Success || !b.has_problem_with(target))
                     && b.snapshots
                         .iter()
                         .filter(|x| x.target == target)
@@ -377,11 +376,6 @@ fn keep_dr_sources(
 
 /// Does the problem line `p` name `id` as a whole word (so that a problem
 /// of `i-12` is not one of `i-1`)?
-fn names(p: &str, id: &str) -> bool {
-    p.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-        .any(|w| w == id)
-}
-
 /// An account that forbids deletion keeps everything: removes its backups
 /// from `expiring` and says so, once per policy and account.
 fn protect(

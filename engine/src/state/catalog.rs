@@ -151,7 +151,22 @@ impl BackupRecord {
     pub fn address(&self) -> Address {
         Address::backup(&self.policy, &self.id)
     }
+
+    /// Whether one of its problems is about target `id` (the whole word),
+    /// leaving out notes that do not make the backup less whole (a restore
+    /// point not recorded: [`NOTE_PREFIX`]). Retention and restores ask it.
+    pub fn has_problem_with(&self, id: &str) -> bool {
+        self.problems.iter().any(|p| {
+            !p.starts_with(NOTE_PREFIX)
+                && p.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                    .any(|w| w == id)
+        })
+    }
 }
+
+/// How every note of a backup begins: a line among its problems that says
+/// what was not recorded beside the snapshots, never that one is missing.
+pub const NOTE_PREFIX: &str = "restore point";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotOwner {
@@ -733,6 +748,17 @@ mod tests {
             }],
             problems: vec![],
         }
+    }
+
+    #[test]
+    fn a_note_is_no_problem_with_the_target_it_names() {
+        let mut b = backup("web", "b1", 0);
+        b.problems = vec!["restore point of i-1, i-2 not recorded: throttled".into()];
+        assert!(!b.has_problem_with("i-1"));
+        b.problems
+            .push("snapshot snap-9 of i-10 (vol-3) ended in the error state".into());
+        assert!(!b.has_problem_with("i-1"), "i-10 is another target");
+        assert!(b.has_problem_with("i-10"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod secured;
 mod store;
 pub use catalog::{
     Alert, ArtifactKind, BackupRecord, BackupStatus, Frozen, SnapshotOwner, SnapshotRecord,
-    VpcVersionRecord,
+    VpcVersionRecord, NOTE_PREFIX,
 };
 pub use health::{Retry, ScriptRun, Skipped};
 pub use identity::Expected;
