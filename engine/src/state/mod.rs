@@ -17,6 +17,8 @@ use chrono::{DateTime, Utc};
 
 mod catalog;
 mod dr;
+mod drill;
+pub use drill::{DrillRecord, DrillStatus};
 pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};
 mod health;
 pub mod holder;
