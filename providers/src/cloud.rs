@@ -13,6 +13,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
 use lifeboat_engine::cloud::iam::Iam;
+use lifeboat_engine::cloud::restore::{Databases, Launch};
 use lifeboat_engine::cloud::{
     Cloud, CloudResult, Ec2, ErrorKind, Kms, Network, Objects, Rds, Sns, Stacks,
 };
@@ -232,6 +233,32 @@ impl AwsCloud {
         }
     }
 
+    /// The (account, region) EC2 client, made once: backups and restores
+    /// share it.
+    async fn ec2_client(&self, account: &Account, region: &str) -> CloudResult<Arc<AwsEc2>> {
+        let key = (account.name.clone(), region.to_owned());
+        if let Some(c) = self.clients.lock().await.get(&key) {
+            return Ok(c.clone());
+        }
+        let session = self.session(account).await;
+        let ctx = session.context(account, region);
+        // Resolved here rather than on first use: it checks the account's
+        // credentials once, up front, and the snapshot filter needs it.
+        let account_id = self.resolve_account_id(&session, &ctx).await?;
+        let conf = aws_sdk_ec2::config::Builder::from(&session.config)
+            .region(Region::new(region.to_owned()))
+            .build();
+        let ec2 = Arc::new(AwsEc2::new(
+            aws_sdk_ec2::Client::from_conf(conf),
+            ctx,
+            account_id,
+        ));
+        let mut clients = self.clients.lock().await;
+        // A concurrent caller may have won the race; keep the first client.
+        let c = clients.entry(key).or_insert(ec2).clone();
+        Ok(c)
+    }
+
     async fn resolve_account_id(
         &self,
         session: &AccountSession,
@@ -271,27 +298,25 @@ impl Cloud for AwsCloud {
     }
 
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>> {
-        let key = (account.name.clone(), region.to_owned());
-        if let Some(c) = self.clients.lock().await.get(&key) {
-            return Ok(c.clone());
-        }
+        Ok(self.ec2_client(account, region).await?)
+    }
+
+    /// The cached EC2 client of the account and region (see `launch.rs`).
+    async fn launch(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Launch>> {
+        Ok(self.ec2_client(account, region).await?)
+    }
+
+    /// Not cached, as [`Cloud::rds`]: a restore opens one per region.
+    async fn databases(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Databases>> {
         let session = self.session(account).await;
         let ctx = session.context(account, region);
-        // Resolved here rather than on first use: it checks the account's
-        // credentials once, up front, and the snapshot filter needs it.
-        let account_id = self.resolve_account_id(&session, &ctx).await?;
-        let conf = aws_sdk_ec2::config::Builder::from(&session.config)
+        let conf = aws_sdk_rds::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
             .build();
-        let ec2 = Arc::new(AwsEc2::new(
-            aws_sdk_ec2::Client::from_conf(conf),
+        Ok(Arc::new(crate::rds::AwsRds::new(
+            aws_sdk_rds::Client::from_conf(conf),
             ctx,
-            account_id,
-        ));
-        let mut clients = self.clients.lock().await;
-        // A concurrent caller may have won the race; keep the first client.
-        let c = clients.entry(key).or_insert(ec2).clone();
-        Ok(c)
+        )))
     }
 
     /// Not cached: a capture reads each region once.

@@ -20,11 +20,11 @@ use crate::error::ErrorContext;
 /// Page size asked for. EC2 accepts up to 1,000 for these three calls
 /// (DescribeVolumes may answer with fewer); the fewer pages, the fewer calls
 /// a plan makes.
-const PAGE_SIZE: i32 = 1000;
+pub(crate) const PAGE_SIZE: i32 = 1000;
 
 pub(crate) struct AwsEc2 {
-    client: Client,
-    ctx: ErrorContext,
+    pub(crate) client: Client,
+    pub(crate) ctx: ErrorContext,
     /// The account's own id, for the `owner-id` snapshot filter.
     account_id: String,
 }
@@ -38,7 +38,7 @@ impl AwsEc2 {
         }
     }
 
-    fn region(&self) -> String {
+    pub(crate) fn region(&self) -> String {
         self.ctx.region.clone()
     }
 }
@@ -117,7 +117,7 @@ fn operation(share: bool) -> OperationType {
 }
 
 /// An empty token from the service means "no more pages", like a missing one.
-fn next_token(t: Option<&str>) -> Option<String> {
+pub(crate) fn next_token(t: Option<&str>) -> Option<String> {
     t.filter(|t| !t.is_empty()).map(str::to_owned)
 }
 

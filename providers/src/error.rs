@@ -90,6 +90,9 @@ pub(crate) fn classify(code: Option<&str>, status: Option<u16>) -> ErrorKind {
         // modifying, stopped for a cluster snapshot).
         | "DBSnapshotAlreadyExists"
         | "DBClusterSnapshotAlreadyExistsFault"
+        // RDS: a restore's identifier taken (by an earlier run of it).
+        | "DBInstanceAlreadyExists"
+        | "DBClusterAlreadyExistsFault"
         | "InvalidDBInstanceState"
         | "InvalidDBClusterStateFault"
         | "InvalidDBSnapshotState"
@@ -330,6 +333,9 @@ mod tests {
             (Some("DBClusterSnapshotNotFoundFault"), Some(404), NotFound),
             (Some("DBInstanceNotFound"), Some(404), NotFound),
             (Some("DBSnapshotAlreadyExists"), Some(400), Conflict),
+            (Some("DBInstanceAlreadyExists"), Some(400), Conflict),
+            (Some("DBClusterAlreadyExistsFault"), Some(400), Conflict),
+            (Some("DBClusterNotFoundFault"), Some(404), NotFound),
             (Some("InvalidDBInstanceState"), Some(400), Conflict),
             (
                 Some("InvalidDBClusterSnapshotStateFault"),

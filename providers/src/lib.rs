@@ -37,10 +37,12 @@
 
 mod cloud;
 mod convert;
+mod databases;
 mod ec2;
 mod error;
 mod iam;
 mod kms;
+mod launch;
 mod rds;
 mod sns;
 mod stacks;

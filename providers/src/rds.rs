@@ -12,11 +12,11 @@ use crate::convert::time_from_sdk;
 use crate::error::ErrorContext;
 
 /// RDS accepts 20 to 100 records per page.
-const PAGE_SIZE: i32 = 100;
+pub(crate) const PAGE_SIZE: i32 = 100;
 
 pub(crate) struct AwsRds {
-    client: Client,
-    ctx: ErrorContext,
+    pub(crate) client: Client,
+    pub(crate) ctx: ErrorContext,
 }
 
 impl AwsRds {
@@ -25,7 +25,7 @@ impl AwsRds {
     }
 }
 
-fn tags_from_sdk(tags: &[Tag]) -> Tags {
+pub(crate) fn tags_from_sdk(tags: &[Tag]) -> Tags {
     tags.iter()
         .filter_map(|t| {
             Some((
@@ -36,7 +36,7 @@ fn tags_from_sdk(tags: &[Tag]) -> Tags {
         .collect()
 }
 
-fn tags_to_sdk(tags: &Tags) -> Vec<Tag> {
+pub(crate) fn tags_to_sdk(tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
@@ -83,7 +83,7 @@ fn cluster_snapshot(s: &DbClusterSnapshot, id: &str, source_id: &str) -> DbSnaps
 }
 
 /// The id filter, or none for "all".
-fn id_filter(name: &str, ids: &[String]) -> Option<Vec<Filter>> {
+pub(crate) fn id_filter(name: &str, ids: &[String]) -> Option<Vec<Filter>> {
     if ids.is_empty() {
         return None;
     }

@@ -65,6 +65,11 @@ pub enum Feature {
     SecuredCheck,
     /// `assume_role`: the base credentials assume the configured role.
     AssumeRole,
+    /// Restoring instances and volumes (and a drill taking them down): run
+    /// by an operator, so no account is granted it by default.
+    Restore,
+    /// Restoring RDS instances and Aurora clusters from their snapshots.
+    RestoreDatabases,
 }
 
 /// Every action the providers call, by the feature that calls it.
@@ -224,6 +229,37 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
         &["iam:GetAccountAuthorizationDetails"],
     ),
     (Feature::AssumeRole, &["sts:AssumeRole"]),
+    (
+        Feature::Restore,
+        &[
+            "ec2:DescribeInstances",
+            "ec2:DescribeVolumes",
+            "ec2:DescribeSubnets",
+            "ec2:RegisterImage",
+            "ec2:RunInstances",
+            "ec2:CreateVolume",
+            "ec2:AttachVolume",
+            "ec2:DetachVolume",
+            "ec2:TerminateInstances",
+            "ec2:DeleteVolume",
+            "ec2:CreateTags",
+            // RunInstances with an instance profile passes its role.
+            "iam:PassRole",
+        ],
+    ),
+    (
+        Feature::RestoreDatabases,
+        &[
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBClusters",
+            "rds:RestoreDBInstanceFromDBSnapshot",
+            "rds:RestoreDBClusterFromSnapshot",
+            "rds:CreateDBInstance",
+            "rds:DeleteDBInstance",
+            "rds:DeleteDBCluster",
+            "rds:AddTagsToResource",
+        ],
+    ),
 ];
 
 /// The actions of one feature.

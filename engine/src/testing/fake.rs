@@ -13,9 +13,11 @@ use crate::state::model::glob_match;
 
 mod copies;
 pub mod iam;
+mod restore;
 mod services;
 
 pub use copies::CopyWorld;
+pub use restore::FakeDatabase;
 
 /// The calls `World::throttled_creates_in_ten` throttles.
 const CREATE_ACTIONS: &[&str] = &[
@@ -113,6 +115,26 @@ pub struct World {
     pub iam: iam::IamWorld,
     /// Copies, shares, owners and KMS aliases.
     pub copies: CopyWorld,
+    /// What each instance is, by id, for [`crate::cloud::restore::Launch`] (the region
+    /// is its zone's).
+    pub shapes: BTreeMap<String, crate::cloud::restore::InstanceShape>,
+    /// Every detail of each volume, by id.
+    pub disks: BTreeMap<String, crate::cloud::restore::Disk>,
+    /// DB instances and clusters by kind and identifier.
+    pub databases: BTreeMap<(DbSnapshotKind, String), FakeDatabase>,
+    /// How many DescribeInstances looks a launched instance stays
+    /// `pending` for (default 0: running at once).
+    pub launch_pending: u32,
+    /// How many status looks a restored database stays `creating` for.
+    pub db_creating: u32,
+    /// Every RegisterImage request, by the image id it made.
+    pub registrations: BTreeMap<String, crate::cloud::restore::ImageRegistration>,
+    /// Every RunInstances request that launched, in order.
+    pub launches: Vec<crate::cloud::restore::LaunchRequest>,
+    /// DescribeInstances looks left before a launched instance runs.
+    launch_left: BTreeMap<String, u32>,
+    /// What each RunInstances / CreateVolume client token made.
+    client_tokens: BTreeMap<String, String>,
     next: u64,
 }
 
@@ -253,6 +275,22 @@ impl Cloud for FakeCloud {
     }
 
     async fn kms(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Kms>> {
+        Ok(Arc::new(self.client(account, region)?))
+    }
+
+    async fn launch(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn crate::cloud::restore::Launch>> {
+        Ok(Arc::new(self.client(account, region)?))
+    }
+
+    async fn databases(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn crate::cloud::restore::Databases>> {
         Ok(Arc::new(self.client(account, region)?))
     }
 
@@ -491,8 +529,9 @@ impl Ec2 for FakeEc2 {
         q: &Query,
         token: Option<String>,
     ) -> CloudResult<Page<Instance>> {
-        let w = self.enter("DescribeInstances", None)?;
+        let mut w = self.enter("DescribeInstances", None)?;
         self.filter_size("DescribeInstances", q.ids.len())?;
+        w.settle_launches();
         let all = w
             .instances
             .values()
