@@ -437,8 +437,12 @@ async fn plan_instance(
         }
         None => None,
     };
-    let first = p.from.first().cloned().unwrap_or_default();
-    let tags = tags(&shape.tags, &o.tags, &first, &p.id);
+    // Restored from the AMI, or from the root volume's snapshot.
+    let from_id = chosen.artifacts.image.clone().or_else(|| {
+        let root = shape.root()?;
+        chosen.artifacts.snapshots.get(&root.volume_id).cloned()
+    });
+    let tags = tags(&shape.tags, &o.tags, &from_id.unwrap_or_default(), &p.id);
     let image_id = match &chosen.artifacts.image {
         Some(ami) => {
             if o.volumes != Volumes::All {
@@ -466,7 +470,10 @@ async fn plan_instance(
         ebs_optimized: shape.ebs_optimized,
         hibernation: shape.hibernation,
         user_data: o.user_data.clone(),
-        mappings: vec![],
+        // The image's own mappings again: RunInstances then makes every
+        // volume as registered even where an image's mappings are not
+        // carried over (the emulator launches with the root volume alone).
+        mappings: p.image.as_ref().map(|i| i.mappings.clone()).unwrap_or_default(),
         tags,
         client_token: p.id.clone(),
     });

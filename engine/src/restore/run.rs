@@ -177,7 +177,9 @@ impl Runner<'_> {
                 tags: vec![(TAG_RESTORE_ID.into(), vec![p.id.clone()])],
             };
             let adopted = collect_pages(|t| ec2.images_page(&q, t)).await?;
-            let image = match adopted.into_iter().next() {
+            // Its own name too: a tag alone can be put on any image by
+            // hand, and this image is deregistered once the instance runs.
+            let image = match adopted.into_iter().find(|i| i.name == reg.name) {
                 Some(i) => i.id,
                 None => launch.register_image(reg).await?,
             };
