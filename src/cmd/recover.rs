@@ -164,7 +164,7 @@ pub async fn drill(ws: &Workspace, name: &str, json: bool) -> Result<u8> {
             );
         }
     }
-    let o = d.drill(sc, &Which::Latest, None).await?;
+    let o = d.drill(sc, &Which::Latest, None, ws.now).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&o)?);
     } else {
@@ -233,7 +233,9 @@ pub fn list(ws: &Workspace, json: bool, csv: Option<&Path>) -> Result<u8> {
         })
         .collect();
     print_table(
-        ["ID", "SCENARIO", "STARTED", "STATUS", "RTO", "RPO", "PROBLEM"],
+        [
+            "ID", "SCENARIO", "STARTED", "STATUS", "RTO", "RPO", "PROBLEM",
+        ],
         &rows,
     );
     Ok(0)

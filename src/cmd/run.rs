@@ -29,6 +29,17 @@ fn stamp(t: DateTime<Utc>) -> String {
 
 struct Log(LogFormat);
 
+fn drill_fields(d: &lifeboat_engine::state::DrillRecord) -> serde_json::Value {
+    json!({
+        "scenario": d.scenario,
+        "drill": d.id,
+        "status": d.status.as_str(),
+        "rto_seconds": d.rto_seconds,
+        "rpo_seconds": d.rpo_seconds,
+        "problem": d.problem,
+    })
+}
+
 impl Log {
     fn event(&self, now: DateTime<Utc>, event: &str, fields: serde_json::Value) {
         match self.0 {
@@ -166,6 +177,16 @@ impl Log {
                 at,
                 "secured_check_error",
                 json!({ "account": account, "error": error }),
+            ),
+            RunEvent::DrillStarted { scenario } => {
+                self.event(at, "drill_start", json!({ "scenario": scenario }))
+            }
+            RunEvent::DrillFinished(d) => self.event(at, "drill", drill_fields(d)),
+            RunEvent::DrillTornDown(d) => self.event(at, "drill_torn_down", drill_fields(d)),
+            RunEvent::DrillFailed { scenario, error } => self.event(
+                at,
+                "drill_error",
+                json!({ "scenario": scenario, "error": error }),
             ),
             RunEvent::SummarySent => self.event(at, "daily_summary", json!({})),
             RunEvent::SummaryFailed { error } => {

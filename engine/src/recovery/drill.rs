@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use lifeboat_schema::config::RecoveryScenario;
 use serde::Serialize;
 
-use super::recover::{RecoveryReport, Recoverer};
+use super::recover::{Recoverer, RecoveryReport};
 use super::scenario::{self, ScenarioPlan};
 use super::teardown::Teardown;
 use crate::cloud::DbSnapshotKind;
@@ -89,16 +89,18 @@ impl Driller {
         st.transaction(|tx| tx.put_drill(d))
     }
 
-    /// Rehearses `sc`: recover, check, and tear down, or with `keep` keep
-    /// what came back that long (run mode's `keep_for`; the runner's
+    /// Rehearses `sc`, recorded as started at `now` (the runner's clock):
+    /// recover, check, and tear down, or with `keep` keep what came back
+    /// that long (run mode's `keep_for`; the runner's
     /// [`Driller::finish_kept`] tears it down).
     pub async fn drill(
         &self,
         sc: &RecoveryScenario,
         which: &Which,
         keep: Option<Duration>,
+        now: DateTime<Utc>,
     ) -> Result<DrillOutcome, StateError> {
-        let now = Utc::now();
+        let real_start = Utc::now();
         let id = super::new_drill_id(now);
         let mut rec = DrillRecord::new(&id, &sc.name, now);
         self.put(&rec)?;
@@ -128,7 +130,7 @@ impl Driller {
         match keep {
             Some(k) if rec.problem.is_empty() => {
                 rec.status = DrillStatus::Kept;
-                rec.keep_until = Some(Utc::now() + k);
+                rec.keep_until = Some(now + (Utc::now() - real_start) + k);
                 self.put(&rec)?;
                 Ok(DrillOutcome {
                     record: rec,

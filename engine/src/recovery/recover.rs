@@ -160,10 +160,8 @@ impl Recoverer {
                 });
             }
         }
-        let mut outcomes: Vec<Vec<Option<RestoreOutcome>>> = steps
-            .iter()
-            .map(|s| vec![None; s.restores.len()])
-            .collect();
+        let mut outcomes: Vec<Vec<Option<RestoreOutcome>>> =
+            steps.iter().map(|s| vec![None; s.restores.len()]).collect();
         while let Some(done) = tasks.join_next().await {
             if let Ok((si, ri, o)) = done {
                 outcomes[si][ri] = Some(o);

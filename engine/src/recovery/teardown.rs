@@ -118,12 +118,10 @@ impl Driller {
         if open.is_empty() && !by_tag {
             return Ok(());
         }
-        let account: Account = self
-            .rec
-            .accounts
-            .get(&r.account)
-            .cloned()
-            .ok_or_else(|| format!("account {} is no longer in the configuration", r.account))?;
+        let account: Account =
+            self.rec.accounts.get(&r.account).cloned().ok_or_else(|| {
+                format!("account {} is no longer in the configuration", r.account)
+            })?;
         let cloud = &self.rec.cloud;
         let e = |e: CloudError| e.to_string();
         match pass {

@@ -473,7 +473,11 @@ async fn plan_instance(
         // The image's own mappings again: RunInstances then makes every
         // volume as registered even where an image's mappings are not
         // carried over (the emulator launches with the root volume alone).
-        mappings: p.image.as_ref().map(|i| i.mappings.clone()).unwrap_or_default(),
+        mappings: p
+            .image
+            .as_ref()
+            .map(|i| i.mappings.clone())
+            .unwrap_or_default(),
         tags,
         client_token: p.id.clone(),
     });
