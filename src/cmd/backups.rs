@@ -3,10 +3,12 @@
 //! captured stderr), and `lifeboat freeze ID` keeps a backup out of
 //! retention.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Result};
 use lifeboat_engine::backup::freeze::tag_frozen;
+use lifeboat_engine::cloud::restore::Shape;
 use lifeboat_engine::state::{BackupRecord, DrCopyRecord, DrRun, ScriptRun};
 use lifeboat_engine::Address;
 
@@ -107,8 +109,10 @@ pub fn show(ws: &Workspace, id: &str, policy: Option<&str>, json: bool) -> Resul
         .into_iter()
         .filter(|c| c.backup_id == b.id)
         .collect();
+    let points = restore_points(&store, &b)?;
     if json {
         let mut v = serde_json::to_value(&b)?;
+        v["restore_points"] = serde_json::to_value(&points)?;
         v["scripts"] = serde_json::to_value(&scripts)?;
         v["dr"] = serde_json::to_value(&runs)?;
         v["dr_copies"] = serde_json::to_value(&copies)?;
@@ -116,8 +120,78 @@ pub fn show(ws: &Workspace, id: &str, policy: Option<&str>, json: bool) -> Resul
         return Ok(0);
     }
     print_backup(&b, &scripts);
+    print_restore_points(&points);
     print_dr(&runs, &copies);
     Ok(0)
+}
+
+/// What each target with snapshots in the backup was when it was taken, by
+/// target; `None` when it was not recorded.
+fn restore_points(
+    store: &lifeboat_engine::state::Store,
+    b: &BackupRecord,
+) -> Result<BTreeMap<String, Option<Shape>>> {
+    let mut out = BTreeMap::new();
+    for s in &b.snapshots {
+        if !out.contains_key(&s.target) {
+            let shape = store.restore_point(&b.policy, &b.id, &s.target)?;
+            out.insert(s.target.clone(), shape);
+        }
+    }
+    Ok(out)
+}
+
+fn print_restore_points(points: &BTreeMap<String, Option<Shape>>) {
+    if points.is_empty() {
+        return;
+    }
+    println!("\nrestore points:");
+    for (target, shape) in points {
+        let line = shape
+            .as_ref()
+            .map(summary)
+            .unwrap_or_else(|| "not recorded".into());
+        println!("  {target}: {line}");
+    }
+}
+
+/// One line of a restore point: `t3.large x86_64 us-east-1a subnet-1 3
+/// disks`, `gp3 100 GiB us-east-1a`, `db.t3.micro postgres 14.7 multi-az`.
+fn summary(shape: &Shape) -> String {
+    let mut words: Vec<String> = Vec::new();
+    match shape {
+        Shape::Instance(i) => {
+            words.extend([
+                i.instance_type.clone(),
+                i.architecture.clone(),
+                i.availability_zone.clone(),
+            ]);
+            words.extend(i.subnet_id.clone());
+            let n = i.disks.len();
+            words.push(format!("{n} disk{}", if n == 1 { "" } else { "s" }));
+        }
+        Shape::Volume(d) => {
+            words.extend([
+                d.volume_type.clone(),
+                format!("{} GiB", d.size_gib),
+                d.availability_zone.clone(),
+            ]);
+            if d.encrypted {
+                words.push("encrypted".into());
+            }
+        }
+        Shape::Db(d) => {
+            words.extend([d.class.clone(), d.engine.clone(), d.engine_version.clone()]);
+            if d.multi_az {
+                words.push("multi-az".into());
+            }
+            if !d.members.is_empty() {
+                words.push(format!("{} member(s)", d.members.len()));
+            }
+        }
+    }
+    words.retain(|w| !w.is_empty());
+    words.join(" ")
 }
 
 fn print_dr(runs: &[&DrRun], copies: &[DrCopyRecord]) {

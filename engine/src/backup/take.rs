@@ -5,7 +5,8 @@
 //!
 //! Calls per region: one filtered describe for the instances whose root
 //! volume alone is backed up and one for the volumes (per 200 targets), one
-//! create call per target with its tags inside, then the waits' describes.
+//! create call per target with its tags inside, then the waits' describes;
+//! beside them, the restore points' describes (`shapes.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -126,6 +127,7 @@ pub async fn take_open(
     let mut outcome = Outcome {
         problems: known_problems,
         taken: BTreeSet::new(),
+        notes: Vec::new(),
     };
     if applied.targets.is_empty() {
         outcome
@@ -218,6 +220,9 @@ struct Outcome {
     problems: Vec<String>,
     /// Targets whose snapshots all exist and completed.
     taken: BTreeSet<String>,
+    /// Lines for the backup's problems that leave its status as the
+    /// snapshots earned it (a restore point not recorded: `shapes.rs`).
+    notes: Vec<String>,
 }
 
 impl Outcome {
@@ -275,6 +280,7 @@ impl Backup<'_> {
             }
         };
         let seen = describe(ec2.as_ref(), &targets, &mut out.problems).await;
+        let points = super::shapes::start(self.cloud, &self.applied.account, &region, &targets);
         let rds = self.rds_client(&region, &targets).await;
         let jobs = self.start_creates(&region, targets, &ec2, &rds, &seen);
         let made = self.record_created(jobs, out).await?;
@@ -307,6 +313,9 @@ impl Backup<'_> {
                 out.lost(&target, format!("{why} (target {target})"));
             }
         }
+        let (store, policy, id) = (self.store, self.policy, self.id);
+        out.notes
+            .extend(points.record(store, policy, id, &region).await);
         Ok(())
     }
 
@@ -562,6 +571,7 @@ fn earned(
     let Outcome {
         mut problems,
         taken,
+        notes,
     } = outcome;
     problems.sort();
     let status = match (taken.len(), problems.is_empty()) {
@@ -577,6 +587,9 @@ fn earned(
         .find(|b| b.id == id)
         .expect("the backup recorded running is in the catalog");
     record.status = status;
+    // After the status: a restore point not recorded leaves the backup
+    // as good as its snapshots (there is no run log to say it elsewhere).
+    problems.extend(notes);
     record.problems = problems;
     record.finished = Some(Utc::now().max(now));
     Ok(record)

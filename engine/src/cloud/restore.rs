@@ -90,6 +90,9 @@ impl InstanceShape {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DbShape {
     pub identifier: String,
+    /// Named apart in JSON: [`Shape`]'s own tag is `kind`, and a field of
+    /// the same name would make a recorded DB shape unreadable.
+    #[serde(default, rename = "db_kind")]
     pub kind: Option<DbSnapshotKind>,
     /// The instance class; for a cluster, its first member's.
     #[serde(default)]
