@@ -194,21 +194,7 @@ enum Command {
     },
     /// Carry out a recovery_scenario: every step's restores in order, from
     /// the latest backups (or those at or before --backup).
-    Recover {
-        name: String,
-        /// A backup id, `latest` (the default), or an RFC 3339 instant (each
-        /// target's newest backup at or before it).
-        #[arg(long, default_value = "latest")]
-        backup: String,
-        /// Print the recovery plan and stop.
-        #[arg(long)]
-        plan_only: bool,
-        #[arg(long)]
-        json: bool,
-        /// Perform without asking.
-        #[arg(long)]
-        auto_approve: bool,
-    },
+    Recover(cmd::recover::RecoverArgs),
     /// Rehearse a recovery_scenario: recover, run its check, tear down what
     /// the drill made. Never asks; exits 1 when the drill fails.
     Drill {
@@ -372,16 +358,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Dr { command } => cmd::dr::run(&load(&cli)?, command).await,
         Command::Restore { command } => cmd::restore::run(&load(&cli)?, command).await,
         Command::Restores { json } => cmd::restore::list(&load(&cli)?, *json),
-        Command::Recover {
-            name,
-            backup,
-            plan_only,
-            json,
-            auto_approve,
-        } => {
-            cmd::recover::recover(&load(&cli)?, name, backup, *plan_only, *json, *auto_approve)
-                .await
-        }
+        Command::Recover(args) => cmd::recover::recover(&load(&cli)?, args).await,
         Command::Drill { name, json } => cmd::recover::drill(&load(&cli)?, name, *json).await,
         Command::Drills { json, csv } => cmd::recover::list(&load(&cli)?, *json, csv.as_deref()),
         Command::Iam { command } => cmd::iam::run(&load(&cli)?, command),

@@ -46,14 +46,33 @@ async fn recoverer(ws: &Workspace) -> Result<Recoverer> {
 }
 
 /// `lifeboat recover NAME`.
-pub async fn recover(
-    ws: &Workspace,
-    name: &str,
-    backup: &str,
+#[derive(clap::Args, Debug)]
+pub struct RecoverArgs {
+    name: String,
+    /// A backup id, `latest` (the default), or an RFC 3339 instant (each
+    /// target's newest backup at or before it).
+    #[arg(long, default_value = "latest")]
+    backup: String,
+    /// Print the recovery plan and stop.
+    #[arg(long)]
     plan_only: bool,
+    #[arg(long)]
     json: bool,
+    /// Perform without asking.
+    #[arg(long)]
     auto_approve: bool,
-) -> Result<u8> {
+}
+
+/// `lifeboat recover NAME`.
+pub async fn recover(ws: &Workspace, args: &RecoverArgs) -> Result<u8> {
+    let RecoverArgs {
+        name,
+        backup,
+        plan_only,
+        json,
+        auto_approve,
+    } = args;
+    let (plan_only, json, auto_approve) = (*plan_only, *json, *auto_approve);
     let sc = scenario_of(ws, name)?;
     let which: Which = backup.parse().map_err(anyhow::Error::msg)?;
     let rec = recoverer(ws).await?;

@@ -123,19 +123,8 @@ pub enum RunEvent {
         account: String,
         error: String,
     },
-    /// A scenario's drill is due and starts.
-    DrillStarted {
-        scenario: String,
-    },
-    /// A drill ended (passed or failed), or is kept for its `keep_for`.
-    DrillFinished(Box<crate::state::DrillRecord>),
-    /// A drill a dead process left was torn down.
-    DrillTornDown(Box<crate::state::DrillRecord>),
-    /// A drill could not be made or recorded, or its alert not published.
-    DrillFailed {
-        scenario: Option<String>,
-        error: String,
-    },
+    /// A drill of a recovery scenario started, ended or was cleaned up.
+    Drill(crate::runmode::drills::DrillEvent),
     SummarySent,
     SummaryFailed {
         error: String,

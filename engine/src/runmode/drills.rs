@@ -18,6 +18,21 @@ use crate::runmode::daemon::{Daemon, RunEvent};
 use crate::runmode::notify;
 use crate::state::{DrillRecord, DrillStatus};
 
+/// What run mode reports of drills.
+pub enum DrillEvent {
+    /// A scenario's drill is due and starts.
+    Started { scenario: String },
+    /// A drill ended (passed or failed), or is kept for its `keep_for`.
+    Finished(Box<DrillRecord>),
+    /// A drill a dead process left was torn down.
+    TornDown(Box<DrillRecord>),
+    /// A drill could not be made or recorded, or its alert not published.
+    Failed {
+        scenario: Option<String>,
+        error: String,
+    },
+}
+
 /// The owner of a scenario's drill alert in the alerts table.
 pub fn alert_owner(scenario: &str) -> String {
     format!("recovery_scenario.{scenario}")
@@ -45,9 +60,12 @@ impl Daemon<'_> {
         // Also drills `lifeboat drill` started by hand: a killed one is
         // cleaned up by the runner without waiting for the next drill.
         match reconcile(&d).await {
-            Ok(done) => done
-                .into_iter()
-                .for_each(|o| self.report_at(now, RunEvent::DrillTornDown(Box::new(o.record)))),
+            Ok(done) => done.into_iter().for_each(|o| {
+                self.report_at(
+                    now,
+                    RunEvent::Drill(DrillEvent::TornDown(Box::new(o.record))),
+                )
+            }),
             Err(e) => {
                 failed = true;
                 self.report_at(now, drill_error(None, e.to_string()));
@@ -75,9 +93,9 @@ impl Daemon<'_> {
                 .map(Duration::seconds);
             self.report_at(
                 now,
-                RunEvent::DrillStarted {
+                RunEvent::Drill(DrillEvent::Started {
                     scenario: name.clone(),
-                },
+                }),
             );
             match d.drill(sc, &Which::Latest, keep, now).await {
                 Ok(o) => failed |= self.drill_ended(&o, now).await,
@@ -94,7 +112,10 @@ impl Daemon<'_> {
     /// scenario's alert. Returns whether it failed.
     async fn drill_ended(&self, o: &DrillOutcome, now: DateTime<Utc>) -> bool {
         let rec = &o.record;
-        self.report_at(now, RunEvent::DrillFinished(Box::new(rec.clone())));
+        self.report_at(
+            now,
+            RunEvent::Drill(DrillEvent::Finished(Box::new(rec.clone()))),
+        );
         let owner = alert_owner(&rec.scenario);
         match rec.status {
             DrillStatus::Failed => {
@@ -155,7 +176,7 @@ impl Daemon<'_> {
 }
 
 fn drill_error(scenario: Option<String>, error: String) -> RunEvent {
-    RunEvent::DrillFailed { scenario, error }
+    RunEvent::Drill(DrillEvent::Failed { scenario, error })
 }
 
 /// The daily summary's drill lines: the drills started in the last day.
