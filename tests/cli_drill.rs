@@ -243,3 +243,105 @@ fn a_drill_killed_midway_is_torn_down_by_the_next_runner() {
     run.stdout_lacks("Tore down drill");
     assert!(rds.db_instance("orders").is_some());
 }
+
+#[test]
+fn recover_prints_its_plan_then_restores_every_step_in_order() {
+    let env = Env::start();
+    let instance = setup(&env, CHECK);
+    let plan = env.run(&["recover", "prod", "--plan-only"]).ok();
+    plan.stdout_has("wave 1, step \"db\"")
+        .stdout_has("wave 2, step \"app\"")
+        .stdout_has("restored_instance[")
+        .stdout_has("2 restore(s) in 2 wave(s)");
+    assert_eq!(
+        env.run(&["restores", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
+    // It asks; without a terminal and --auto-approve it refuses.
+    env.run(&["recover", "prod"])
+        .code(1)
+        .mentions("--auto-approve");
+    let run = env
+        .ws
+        .run_env(&[POLL], &["recover", "prod", "--auto-approve", "--json"])
+        .ok();
+    let mut values =
+        serde_json::Deserializer::from_str(&run.stdout).into_iter::<serde_json::Value>();
+    let _plan = values.next().expect("the plan").expect("JSON");
+    let report = values.next().expect("the report").expect("JSON");
+    assert_eq!(report["ok"], true, "{report}");
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, vec!["db", "app"]);
+    assert!(report["steps"][1]["rto_seconds"].is_i64(), "{report}");
+    assert!(report["steps"][0]["rpo_seconds"].as_i64().unwrap() > 86_400);
+    // A recovery stays: the database under its restored name, a new
+    // instance running; the original is untouched.
+    let rds = Rds::new(&env.emulator);
+    assert!(rds.db_instance("orders-restored").is_some());
+    let restores = env.run(&["restores", "--json"]).ok().json();
+    let restores = restores.as_array().unwrap();
+    assert_eq!(restores.len(), 2);
+    assert!(restores[0]["started"].as_str() <= restores[1]["started"].as_str());
+    assert_eq!(restores[0]["kind"], "rds");
+    let new = restores[1]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "instance")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let back = env.aws.instance(&new);
+    assert_eq!(
+        (back.state.as_str(), back.instance_type.as_str()),
+        ("running", "t3.small")
+    );
+    assert_eq!(env.aws.instance(&instance).state, "running");
+    env.run(&["drills"]).ok().stdout_has("No drills yet");
+}
+
+#[test]
+fn run_mode_drills_a_scenario_when_due_and_a_failed_drill_opens_an_alert() {
+    let env = Env::start();
+    setup(
+        &env,
+        "#!/bin/sh\necho 'orders: connection refused' >&2\nexit 2\n",
+    );
+    let text = env.ws.read("main.lb.hcl").replace(
+        "    timeout = \"1m\"\n  }\n",
+        "    timeout = \"1m\"\n  }\n  drill {\n    every    = \"7d\"\n    keep_for = \"1h\"\n  }\n",
+    );
+    env.config(&text);
+    // Never drilled: due at once.
+    let run = env.ws.run_env(&[POLL], &["run", "--once"]).code(1);
+    run.stdout_has("drill_start").stdout_has("status=failed");
+    let listed = env.run(&["drills", "--json"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["status"], "failed");
+    assert!(
+        listed[0]["torn_down"].is_string(),
+        "--once keeps nothing: {listed}"
+    );
+    env.run(&["alerts"])
+        .ok()
+        .stdout_has("recovery_scenario.prod");
+    // Drilled a moment ago: not due again for a week.
+    env.ws
+        .run_env(&[POLL], &["run", "--once"])
+        .stdout_lacks("drill_start");
+    assert_eq!(
+        env.run(&["drills", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

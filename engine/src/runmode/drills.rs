@@ -86,9 +86,12 @@ impl Daemon<'_> {
             let Some(sc) = self.config.recovery_scenario(name) else {
                 continue;
             };
+            // `--once` ends right after: nothing would be there to tear
+            // down at the end of `keep_for`, so it tears down at once.
             let keep = sc
                 .drill
                 .as_ref()
+                .filter(|_| !self.mode.once)
                 .and_then(|k| i64::try_from(k.keep_for_secs).ok())
                 .map(Duration::seconds);
             self.report_at(
