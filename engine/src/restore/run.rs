@@ -176,21 +176,32 @@ impl Runner<'_> {
                 ids: vec![],
                 tags: vec![(TAG_RESTORE_ID.into(), vec![p.id.clone()])],
             };
-            let adopted = collect_pages(|t| ec2.images_page(&q, t)).await?;
             // Its own name too: a tag alone can be put on any image by
             // hand, and this image is deregistered once the instance runs.
-            let image = match adopted.into_iter().find(|i| i.name == reg.name) {
-                Some(i) => i.id,
-                None => launch.register_image(reg).await?,
+            let own = || async {
+                let found = collect_pages(|t| ec2.images_page(&q, t)).await?;
+                let id = found.into_iter().find(|i| i.name == reg.name).map(|i| i.id);
+                Ok::<_, RestoreError>(id)
+            };
+            let image = match own().await? {
+                Some(id) => id,
+                None => match launch.register_image(reg).await {
+                    Ok(id) => id,
+                    Err(e) => own().await?.ok_or(e)?,
+                },
             };
             self.made(p, ResourceKind::Image, &image)?;
             req.image_id = image.clone();
             registered = Some(image);
         }
-        let adopted = launch.restored_instances(&p.id).await?;
-        let instance = match adopted.into_iter().next() {
-            Some((id, _)) => id,
-            None => launch.run_instance(&req).await?,
+        let instance = match first(launch.restored_instances(&p.id).await?) {
+            Some(id) => id,
+            None => match launch.run_instance(&req).await {
+                Ok(id) => id,
+                // An answer lost on the way may hide a launch: what carries
+                // this restore's id is its own, and is recorded.
+                Err(e) => first(launch.restored_instances(&p.id).await?).ok_or(e)?,
+            },
         };
         self.made(p, ResourceKind::Instance, &instance)?;
         wait_running(ec2.as_ref(), &instance, self.wait).await?;
@@ -210,10 +221,12 @@ impl Runner<'_> {
             .expect("a volume restore creates a volume");
         let ec2 = self.cloud.ec2(dest, &p.region).await?;
         let launch = self.cloud.launch(dest, &p.region).await?;
-        let adopted = launch.restored_volumes(&p.id).await?;
-        let volume = match adopted.into_iter().next() {
-            Some((id, _)) => id,
-            None => launch.create_volume(req).await?,
+        let volume = match first(launch.restored_volumes(&p.id).await?) {
+            Some(id) => id,
+            None => match launch.create_volume(req).await {
+                Ok(id) => id,
+                Err(e) => first(launch.restored_volumes(&p.id).await?).ok_or(e)?,
+            },
         };
         self.made(p, ResourceKind::Volume, &volume)?;
         wait_volume(ec2.as_ref(), &volume, &["available", "in-use"], self.wait).await?;
@@ -263,21 +276,29 @@ impl Runner<'_> {
             DbSnapshotKind::Instance => (DbSnapshotKind::Instance, ResourceKind::DbInstance),
             DbSnapshotKind::Cluster => (DbSnapshotKind::Cluster, ResourceKind::DbCluster),
         };
-        if !self
-            .adopt(p, dbs.as_ref(), main_kind, &req.identifier)
-            .await?
-        {
-            dbs.restore(req).await?;
+        let d = dbs.as_ref();
+        // After a create call whose answer was lost, what exists under the
+        // identifier with this restore's tag is its own.
+        if !self.adopt(p, d, main_kind, &req.identifier).await? {
+            if let Err(e) = d.restore(req).await {
+                if !self.adopt(p, d, main_kind, &req.identifier).await? {
+                    return Err(e.into());
+                }
+            }
         }
         self.made(p, resource, &req.identifier)?;
         let engine = req.engine.clone().unwrap_or_default();
+        let member_kind = DbSnapshotKind::Instance;
         for (member, class) in &p.members {
-            if !self
-                .adopt(p, dbs.as_ref(), DbSnapshotKind::Instance, member)
-                .await?
-            {
-                dbs.add_cluster_instance(&req.identifier, member, class, &engine, &req.tags)
-                    .await?;
+            if !self.adopt(p, d, member_kind, member).await? {
+                let added = d
+                    .add_cluster_instance(&req.identifier, member, class, &engine, &req.tags)
+                    .await;
+                if let Err(e) = added {
+                    if !self.adopt(p, d, member_kind, member).await? {
+                        return Err(e.into());
+                    }
+                }
             }
             self.made(p, ResourceKind::DbInstance, member)?;
         }
@@ -306,6 +327,11 @@ impl Runner<'_> {
             ))),
         }
     }
+}
+
+/// The first of what a look by the restore's tag found.
+fn first(found: Vec<(String, Tags)>) -> Option<String> {
+    found.into_iter().next().map(|(id, _)| id)
 }
 
 fn waited(id: &str, what: &str, w: crate::backup::wait::Waited<()>) -> Result<(), RestoreError> {

@@ -39,7 +39,7 @@ pub struct CopyWorld {
 impl CopyWorld {
     /// Is `id` visible to `account` (owned by it, owned by nobody, or
     /// shared with its AWS account id)?
-    fn visible(&self, id: &str, account: &str, account_id: &str) -> bool {
+    pub(super) fn visible(&self, id: &str, account: &str, account_id: &str) -> bool {
         match self.owners.get(id) {
             None => true,
             Some(o) if o == account => true,
@@ -123,7 +123,7 @@ impl CopyWorld {
 }
 
 impl FakeEc2 {
-    fn own_account_id(&self, w: &World) -> String {
+    pub(super) fn own_account_id(&self, w: &World) -> String {
         w.account_ids
             .get(&self.account)
             .cloned()

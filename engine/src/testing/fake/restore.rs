@@ -212,10 +212,12 @@ impl FakeEc2 {
         if let Some(id) = w.client_tokens.get(&token) {
             return Ok(id.clone());
         }
+        let me = self.own_account_id(w);
         let Some(image) = w
             .images
             .get(&req.image_id)
             .filter(|i| i.region == self.region)
+            .filter(|_| w.copies.visible(&req.image_id, &self.account, &me))
             .cloned()
         else {
             return Err(self.not_found(action, &req.image_id, "InvalidAMIID.NotFound"));
@@ -408,11 +410,13 @@ impl Launch for FakeEc2 {
                 "AMI name is already in use",
             ));
         }
-        if let Some(m) = req
-            .mappings
-            .iter()
-            .find(|m| !w.snapshots.contains_key(&m.snapshot_id))
-        {
+        // A snapshot of another account counts only once shared with this
+        // one (the emulator has one account: the fake fills that hole).
+        let me = self.own_account_id(&w);
+        if let Some(m) = req.mappings.iter().find(|m| {
+            !w.snapshots.contains_key(&m.snapshot_id)
+                || !w.copies.visible(&m.snapshot_id, &self.account, &me)
+        }) {
             return Err(self.not_found(
                 "ec2:RegisterImage",
                 &m.snapshot_id,
@@ -456,7 +460,10 @@ impl Launch for FakeEc2 {
         if let Some(id) = w.client_tokens.get(&token) {
             return Ok(id.clone());
         }
-        if !w.snapshots.contains_key(&req.snapshot_id) {
+        let me = self.own_account_id(&w);
+        if !w.snapshots.contains_key(&req.snapshot_id)
+            || !w.copies.visible(&req.snapshot_id, &self.account, &me)
+        {
             return Err(self.not_found(action, &req.snapshot_id, "InvalidSnapshot.NotFound"));
         }
         let encryption = w
@@ -687,12 +694,14 @@ impl Databases for FakeEc2 {
                 "a database with this identifier exists",
             ));
         }
+        let me = self.own_account_id(&w);
         let Some(snapshot) = w
             .db_snapshots
             .values()
             .find(|s| {
                 s.kind == req.kind
                     && (s.snapshot.id == req.snapshot || s.snapshot.arn == req.snapshot)
+                    && w.copies.visible(&s.snapshot.id, &self.account, &me)
             })
             .map(|s| s.snapshot.clone())
         else {
