@@ -151,7 +151,9 @@ impl Driller {
                             ));
                             continue;
                         }
-                        Some(_) => dbs.delete(kind, id).await.map_err(e)?,
+                        // On its way already: asking again is refused.
+                        Some(s) if s.status == "deleting" => {}
+                        Some(_) => self.delete_db(dbs.as_ref(), kind, id).await.map_err(e)?,
                         None => {}
                     }
                     self.record(r, *k, id, true);
@@ -256,6 +258,28 @@ impl Driller {
         let started = std::time::Instant::now();
         loop {
             match launch.delete_volume(id).await {
+                Err(err)
+                    if err.kind == crate::cloud::ErrorKind::Conflict
+                        && started.elapsed() < self.rec.wait.timeout =>
+                {
+                    tokio::time::sleep(self.rec.wait.interval).await
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// DeleteDBInstance / DeleteDBCluster, again while a cluster still
+    /// holds instances being deleted (within the restore wait).
+    async fn delete_db(
+        &self,
+        dbs: &dyn crate::cloud::restore::Databases,
+        kind: DbSnapshotKind,
+        id: &str,
+    ) -> Result<(), CloudError> {
+        let started = std::time::Instant::now();
+        loop {
+            match dbs.delete(kind, id).await {
                 Err(err)
                     if err.kind == crate::cloud::ErrorKind::Conflict
                         && started.elapsed() < self.rec.wait.timeout =>
