@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use lifeboat_engine::backup;
+use lifeboat_engine::cloud::network::{RegionInventory, SecurityGroup, Subnet, Vpc};
 use lifeboat_engine::cloud::restore::{DbShape, Disk, InstanceShape};
 use lifeboat_engine::cloud::{Cloud, DbSnapshotKind, ErrorKind, InstanceState};
 use lifeboat_engine::plan::apply::{self, Executor};
@@ -99,6 +100,9 @@ fn instance_shape() -> InstanceShape {
         root_device: "/dev/xvda".into(),
         availability_zone: "us-east-1a".into(),
         tags: [("Name".to_string(), "web".to_string())].into(),
+        subnet_id: Some("subnet-0000000a".into()),
+        vpc_id: Some("vpc-0000000a".into()),
+        security_groups: vec!["sg-0000000a".into()],
         // The data volume outlives its instance: a teardown must delete it.
         disks: vec![
             disk("vol-000000a0", "/dev/xvda"),
@@ -115,6 +119,57 @@ fn db_shape() -> DbShape {
         class: "db.t3.large".into(),
         engine: "postgres".into(),
         ..DbShape::default()
+    }
+}
+
+/// The original VPC (a subnet, a group) and its clone `copy`, whose
+/// subnet and group carry the originals' ids.
+fn networks() -> RegionInventory {
+    let tag = |id: &str| -> lifeboat_engine::cloud::Tags {
+        [("lifeboat:original-id".to_string(), id.to_string())].into()
+    };
+    let vpc = |id: &str, t| Vpc {
+        id: id.into(),
+        tags: t,
+        ..Vpc::default()
+    };
+    let subnet = |id: &str, vpc: &str, zone: &str, t| Subnet {
+        id: id.into(),
+        vpc_id: vpc.into(),
+        availability_zone: zone.into(),
+        tags: t,
+        ..Subnet::default()
+    };
+    let group = |id: &str, vpc: &str, t| SecurityGroup {
+        id: id.into(),
+        vpc_id: vpc.into(),
+        tags: t,
+        ..SecurityGroup::default()
+    };
+    RegionInventory {
+        vpcs: vec![
+            vpc("vpc-0000000a", Default::default()),
+            vpc("vpc-0000000c", tag("vpc-0000000a")),
+        ],
+        subnets: vec![
+            subnet(
+                "subnet-0000000a",
+                "vpc-0000000a",
+                "us-east-1a",
+                Default::default(),
+            ),
+            subnet(
+                "subnet-0000000c",
+                "vpc-0000000c",
+                "us-east-1b",
+                tag("subnet-0000000a"),
+            ),
+        ],
+        security_groups: vec![
+            group("sg-0000000a", "vpc-0000000a", Default::default()),
+            group("sg-0000000c", "vpc-0000000c", tag("sg-0000000a")),
+        ],
+        ..RegionInventory::default()
     }
 }
 
@@ -140,6 +195,7 @@ impl Bench {
             let mut w = cloud.world.lock().unwrap();
             w.add_shaped_instance("i-0000000a", REGION, instance_shape());
             w.add_database(REGION, db_shape());
+            w.networks.insert(REGION.into(), networks());
         }
         let dir = tempfile::tempdir().unwrap();
         script(dir.path(), "check.sh", check);
@@ -542,4 +598,89 @@ fn the_agenda_says_a_drill_is_due_every_interval_and_when_a_kept_one_ends() {
     };
     assert!(a.drills(now).is_empty());
     assert_eq!(a.next_drill(now), None);
+}
+
+/// A scenario with `network = vpc_clone.copy`.
+const CLONED: &str = r#"
+vpc_capture "prod" {
+  account = account.main
+  regions = ["us-east-1"]
+}
+
+vpc_clone "copy" {
+  capture   = vpc_capture.prod
+  vpc       = "vpc-0000000a"
+  to_region = "us-east-1"
+}
+
+recovery_scenario "cloned" {
+  region  = "us-east-1"
+  network = vpc_clone.copy
+  step "app" {
+    instances = ["i-0000000a"]
+  }
+}
+"#;
+
+#[tokio::test]
+async fn a_network_clone_maps_the_instances_subnet_and_groups_or_the_plan_fails() {
+    let b = Bench::new(CHECK).await;
+    let c = config(CLONED);
+    let sc = c.recovery_scenario("cloned").unwrap();
+    let d = b.driller();
+    let plan = || {
+        scenario::plan(
+            &d.rec.cloud,
+            &d.rec.store,
+            &d.rec.accounts,
+            sc,
+            &Which::Latest,
+            None,
+            Utc::now(),
+        )
+    };
+    // Not deployed yet: no state for the clone.
+    let e = plan().await.unwrap_err().to_string();
+    assert!(
+        e.contains("vpc_clone.copy") && e.contains("not deployed"),
+        "{e}"
+    );
+    let clone = serde_json::json!({
+        "stack_name": "lifeboat-vpc-clone-copy",
+        "account": "main",
+        "region": "us-east-1",
+        "capture": "prod",
+        "vpc": "vpc-0000000a",
+        "source_region": "us-east-1",
+        "version_id": 1,
+        "captured_at": "2026-11-01T00:00:00Z",
+        "template_hash": "",
+        "template": "{}",
+        "resource_counts": {},
+        "timeout_seconds": 600
+    });
+    b.store
+        .lock()
+        .unwrap()
+        .transaction(|tx| tx.put_object(&lifeboat_engine::Address::vpc_clone("copy"), &clone))
+        .unwrap();
+    let p = plan().await.unwrap();
+    let launch = p.waves[0][0].restores[0].launch.clone().unwrap();
+    assert_eq!(launch.subnet_id.as_deref(), Some("subnet-0000000c"));
+    assert_eq!(launch.security_groups, vec!["sg-0000000c".to_string()]);
+    // A group with no counterpart in the clone is a plan error, not a guess.
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .networks
+        .get_mut(REGION)
+        .unwrap()
+        .security_groups
+        .pop();
+    let e = plan().await.unwrap_err().to_string();
+    assert!(
+        e.contains("step \"app\"") && e.contains("sg-0000000a has no counterpart"),
+        "{e}"
+    );
 }

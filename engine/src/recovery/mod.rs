@@ -3,6 +3,8 @@
 //! - [`scenario`] plans a scenario: one restore plan per target of every
 //!   step, wave by wave in `after` order, each planned like a single
 //!   `lifeboat restore`; a bad target is an error naming its step.
+//! - [`network`] maps the original subnets and security groups to those of
+//!   the scenario's `network` clone.
 //! - [`recover`] performs a scenario plan: the restores of one wave at once
 //!   (a few at a time), no new wave after a failure, and per step the time
 //!   until ready (RTO) and the age of the backups used (RPO).
@@ -11,6 +13,7 @@
 //!   [`drill::reconcile`] tears down the drills of processes that died.
 
 pub mod drill;
+pub mod network;
 pub mod recover;
 pub mod scenario;
 pub mod teardown;
@@ -38,6 +41,9 @@ pub enum RecoveryError {
     /// cannot be planned as written.
     #[error("step {step:?}: {message}")]
     Step { step: String, message: String },
+    /// The scenario's `network` clone cannot be mapped.
+    #[error("network = vpc_clone.{clone}: {message}")]
+    Network { clone: String, message: String },
     #[error(transparent)]
     State(#[from] StateError),
 }

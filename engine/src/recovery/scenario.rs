@@ -9,9 +9,12 @@ use chrono::{DateTime, Utc};
 use lifeboat_schema::{RecoverFrom, RecoveryScenario, Step, StepKind};
 use serde::{Deserialize, Serialize};
 
+use super::network::NetworkMap;
 use super::RecoveryError;
+use crate::cloud::restore::Shape;
 use crate::cloud::Cloud;
 use crate::restore::plan::{self, Accounts};
+use crate::restore::source;
 use crate::restore::{Kind, Options, Request, RestorePlan, Which};
 use crate::state::SharedStore;
 
@@ -81,7 +84,46 @@ fn backup_region(store: &SharedStore, target: &str) -> Result<Option<String>, Re
         .map(|s| s.region.clone()))
 }
 
-/// The restore request for one target of step `step`.
+/// An instance's subnet and groups in the clone `net`: the step's own when
+/// it sets them, else the counterparts of those its backup recorded.
+fn mapped(
+    net: &NetworkMap,
+    step: &Step,
+    target: &str,
+    which: &Which,
+    store: &SharedStore,
+) -> Result<(Option<String>, Option<Vec<String>>), RecoveryError> {
+    let shape = {
+        let st = store.lock().expect("state lock poisoned");
+        match source::choose(&st, Kind::Instance, target, which, None) {
+            Ok(c) => c.shape,
+            // The restore plan says why there is no backup.
+            Err(_) => None,
+        }
+    };
+    let Some(Shape::Instance(shape)) = shape else {
+        return Ok((step.subnet.clone(), None));
+    };
+    let fail = |message: String| RecoveryError::Step {
+        step: step.name.clone(),
+        message: format!("instance {target}: {message}"),
+    };
+    let subnet = match (&step.subnet, &shape.subnet_id) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(s)) => Some(net.subnet(s).map_err(fail)?),
+        (None, None) => None,
+    };
+    let groups = if step.security_groups.is_empty() {
+        net.groups(&shape.security_groups).map_err(fail)?
+    } else {
+        step.security_groups.clone()
+    };
+    Ok((subnet, Some(groups).filter(|g| !g.is_empty())))
+}
+
+/// The restore request for one target of step `step` (`net`: the
+/// scenario's network clone, mapped).
+#[allow(clippy::too_many_arguments)]
 pub fn request(
     sc: &RecoveryScenario,
     step: &Step,
@@ -90,23 +132,18 @@ pub fn request(
     which: &Which,
     drill: Option<&str>,
     store: &SharedStore,
+    net: Option<&NetworkMap>,
 ) -> Result<Request, RecoveryError> {
     let mut o = Options::default();
     match kind {
         Kind::Instance => {
-            if sc.network.is_some() && step.subnet.is_none() {
-                return Err(RecoveryError::Step {
-                    step: step.name.clone(),
-                    message: format!(
-                        "network = vpc_clone.{}: mapping subnets and security groups through a clone is not supported yet; set subnet and security_groups on the step",
-                        sc.network.as_deref().unwrap_or_default()
-                    ),
-                });
-            }
             o.instance_type = step.instance_type.clone();
             o.subnet = step.subnet.clone();
             o.security_groups =
                 Some(step.security_groups.clone()).filter(|g: &Vec<String>| !g.is_empty());
+            if let Some(net) = net {
+                (o.subnet, o.security_groups) = mapped(net, step, target, which, store)?;
+            }
         }
         Kind::Volume => {}
         Kind::Rds => o.class = step.class.clone(),
@@ -151,13 +188,17 @@ pub async fn plan(
     drill: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<ScenarioPlan, RecoveryError> {
+    let net = match &sc.network {
+        Some(name) => Some(NetworkMap::load(cloud, store, accounts, name).await?),
+        None => None,
+    };
     let mut waves = Vec::new();
     for wave in sc.waves() {
         let mut steps = Vec::new();
         for step in wave {
             let mut restores = Vec::new();
             for (kind, target) in targets(&step.kind) {
-                let req = request(sc, step, kind, &target, which, drill, store)?;
+                let req = request(sc, step, kind, &target, which, drill, store, net.as_ref())?;
                 let p = plan::plan(cloud, store, accounts, &req, now)
                     .await
                     .map_err(|source| RecoveryError::Plan {
