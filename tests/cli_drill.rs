@@ -345,3 +345,81 @@ fn run_mode_drills_a_scenario_when_due_and_a_failed_drill_opens_an_alert() {
         1
     );
 }
+
+#[test]
+fn an_instance_recovers_into_its_subnets_counterpart_in_a_cloned_network() {
+    let env = Env::start();
+    let placed = env.aws.placed_instance("10.40.0.0/16", "10.40.1.0/24");
+    let text = format!(
+        r#"account "main" {{
+  regions = ["us-east-1"]
+}}
+
+policy "prod" {{
+  account     = account.main
+  generations = 3
+  instance "{instance}" {{
+    region = "us-east-1"
+  }}
+}}
+
+vpc_capture "net" {{
+  account = account.main
+}}
+
+vpc_clone "copy" {{
+  capture   = vpc_capture.net
+  vpc       = "{vpc}"
+  to_region = "us-east-1"
+  timeout   = "1m"
+}}
+
+recovery_scenario "cloned" {{
+  region  = "us-east-1"
+  network = vpc_clone.copy
+  step "app" {{
+    instances = ["{instance}"]
+  }}
+}}
+"#,
+        instance = placed.instance,
+        vpc = placed.vpc
+    );
+    env.config(&text);
+    // Not deployed yet: the plan says so and creates nothing.
+    env.run(&["recover", "cloned", "--plan-only"])
+        .code(1)
+        .mentions("vpc_clone.copy");
+    env.run(&["--now", &at(9), "vpc", "capture"]).ok();
+    env.apply();
+    env.backup("prod", &at(10));
+    let run = env
+        .run(&["recover", "cloned", "--plan-only", "--json"])
+        .ok();
+    let plan = run.json();
+    let launch = &plan["waves"][0][0]["restores"][0]["launch"];
+    let subnet = launch["subnet_id"].as_str().unwrap().to_string();
+    assert_ne!(subnet, placed.subnet, "{plan}");
+    let clone_subnet = env.aws.subnet_tags(&subnet);
+    assert_eq!(clone_subnet["lifeboat:original-id"], placed.subnet);
+    let groups = launch["security_groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{plan}");
+    assert_ne!(groups[0], placed.group.as_str());
+    // Performed: the instance runs in the clone's subnet.
+    let run = env
+        .ws
+        .run_env(&[POLL], &["recover", "cloned", "--auto-approve", "--json"])
+        .ok();
+    run.stdout_has("\"ok\": true");
+    let restores = env.run(&["restores", "--json"]).ok().json();
+    let id = restores[0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "instance")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(env.aws.instance(&id).subnet, subnet);
+}
