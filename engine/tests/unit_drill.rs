@@ -684,3 +684,43 @@ async fn a_network_clone_maps_the_instances_subnet_and_groups_or_the_plan_fails(
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_record_naming_an_original_never_aims_a_teardown_at_it() {
+    let b = Bench::new(CHECK).await;
+    let sc = b.config.recovery_scenario("prod").unwrap();
+    let d = b.driller();
+    let o = d.drill(sc, &Which::Latest, None, Utc::now()).await.unwrap();
+    assert_eq!(o.record.status, DrillStatus::Passed);
+    let terminated = b.cloud.world.lock().unwrap().calls_of("TerminateInstances");
+    // A record edited (or written wrongly) to name the original, under a
+    // drill whose process is gone.
+    let restore = {
+        let st = b.store.lock().unwrap();
+        st.restores().unwrap()[1].id.clone()
+    };
+    let mut rec = o.record.clone();
+    let me = HolderId::current();
+    rec.holder = HolderId {
+        start: me.start.map(|s| s + 1),
+        ..me
+    };
+    b.store
+        .lock()
+        .unwrap()
+        .transaction(|tx| {
+            tx.put_drill(&rec)?;
+            tx.restored(
+                &restore,
+                lifeboat_engine::state::ResourceKind::Instance,
+                "i-0000000a",
+                Utc::now(),
+            )
+        })
+        .unwrap();
+    let done = drill::reconcile(&d).await.unwrap();
+    assert_eq!(done.len(), 1);
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(w.instances["i-0000000a"].state, InstanceState::Running);
+    assert_eq!(w.calls_of("TerminateInstances"), terminated);
+}

@@ -132,7 +132,8 @@ impl Driller {
                     self.instances(r, ec2.as_ref(), launch.as_ref(), &open, out)
                         .await
                 } else {
-                    self.volumes(r, launch.as_ref(), &open, out).await
+                    self.volumes(r, ec2.as_ref(), launch.as_ref(), &open, out)
+                        .await
                 }
             }
             2 | 3 => {
@@ -185,8 +186,9 @@ impl Driller {
             .filter(|(_, t)| t.get(TAG_RESTORE_ID) == Some(&r.id))
             .map(|(id, _)| id)
             .collect();
-        let mut ids: BTreeSet<String> = open.iter().map(|(_, id)| id.clone()).collect();
-        ids.extend(tagged.iter().cloned());
+        let ids = self
+            .untagged(r, ec2, ResourceKind::Instance, open, &tagged, out)
+            .await?;
         for id in &ids {
             if tagged.contains(id) {
                 launch.terminate_instance(id).await.map_err(e)?;
@@ -198,6 +200,74 @@ impl Driller {
         // are deleted next: they are free only once it has ended.
         self.wait_ended(ec2, &tagged).await;
         Ok(())
+    }
+
+    /// What to remove of `kind`: the tagged ones, and the recorded ones
+    /// that are gone. A recorded one still there without this restore's
+    /// tag is left alone and reported: a record never aims a teardown at
+    /// anything else.
+    async fn untagged(
+        &self,
+        r: &RestoreRecord,
+        ec2: &dyn Ec2,
+        kind: ResourceKind,
+        open: &[(ResourceKind, String)],
+        tagged: &BTreeSet<String>,
+        out: &mut Teardown,
+    ) -> Result<BTreeSet<String>, String> {
+        let e = |e: CloudError| e.to_string();
+        let others: Vec<String> = open
+            .iter()
+            .map(|(_, id)| id.clone())
+            .filter(|id| !tagged.contains(id))
+            .collect();
+        let mut there = BTreeSet::new();
+        if !others.is_empty() {
+            let q = Query {
+                ids: others.clone(),
+                tags: vec![],
+            };
+            match kind {
+                ResourceKind::Instance => {
+                    let found = collect_pages(|t| ec2.instances_page(&q, t))
+                        .await
+                        .map_err(e)?;
+                    there.extend(
+                        found
+                            .into_iter()
+                            .filter(|i| !i.state.is_gone())
+                            .map(|i| i.id),
+                    );
+                }
+                ResourceKind::Volume => {
+                    let found = collect_pages(|t| ec2.volumes_page(&q, t))
+                        .await
+                        .map_err(e)?;
+                    there.extend(found.into_iter().map(|v| v.id));
+                }
+                ResourceKind::Image | ResourceKind::DbInstance | ResourceKind::DbCluster => {
+                    let q = ImageQuery {
+                        ids: others.clone(),
+                        tags: vec![],
+                    };
+                    let found = collect_pages(|t| ec2.images_page(&q, t)).await.map_err(e)?;
+                    there.extend(found.into_iter().map(|i| i.id));
+                }
+            }
+        }
+        for id in &there {
+            out.problems.push(format!(
+                "{} {id} does not carry {TAG_RESTORE_ID} = {}: left alone",
+                kind.as_str(),
+                r.id
+            ));
+        }
+        let mut ids: BTreeSet<String> = others
+            .into_iter()
+            .filter(|id| !there.contains(id))
+            .collect();
+        ids.extend(tagged.iter().cloned());
+        Ok(ids)
     }
 
     /// Waits (within the restore wait) for `ids` to be terminated.
@@ -227,6 +297,7 @@ impl Driller {
     async fn volumes(
         &self,
         r: &RestoreRecord,
+        ec2: &dyn Ec2,
         launch: &dyn Launch,
         open: &[(ResourceKind, String)],
         out: &mut Teardown,
@@ -240,8 +311,9 @@ impl Driller {
             .filter(|(_, t)| t.get(TAG_RESTORE_ID) == Some(&r.id))
             .map(|(id, _)| id)
             .collect();
-        let mut ids: BTreeSet<String> = open.iter().map(|(_, id)| id.clone()).collect();
-        ids.extend(tagged.iter().cloned());
+        let ids = self
+            .untagged(r, ec2, ResourceKind::Volume, open, &tagged, out)
+            .await?;
         for id in &ids {
             if tagged.contains(id) {
                 self.delete_volume(launch, id).await.map_err(e)?;
@@ -310,8 +382,9 @@ impl Driller {
             .filter(|i| i.tags.get(TAG_RESTORE_ID) == Some(&r.id))
             .map(|i| i.id)
             .collect();
-        let mut ids: BTreeSet<String> = open.iter().map(|(_, id)| id.clone()).collect();
-        ids.extend(tagged.iter().cloned());
+        let ids = self
+            .untagged(r, ec2, ResourceKind::Image, open, &tagged, out)
+            .await?;
         for id in &ids {
             if tagged.contains(id) {
                 ec2.deregister_image(id).await.map_err(e)?;
