@@ -724,3 +724,56 @@ async fn a_record_naming_an_original_never_aims_a_teardown_at_it() {
     assert_eq!(w.instances["i-0000000a"].state, InstanceState::Running);
     assert_eq!(w.calls_of("TerminateInstances"), terminated);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_run_mode_drills_when_due_keeps_it_for_keep_for_then_tears_it_down() {
+    use lifeboat_engine::runmode::clock::Clock;
+    use lifeboat_engine::runmode::daemon::{Daemon, Mode, RunEvent};
+    use lifeboat_engine::runmode::drills::DrillEvent;
+    use std::sync::atomic::AtomicBool;
+
+    let b = Bench::new(CHECK).await;
+    let before = b.originals();
+    let t0: DateTime<Utc> = "2026-12-10T00:00:00Z".parse().unwrap();
+    let events: Arc<Mutex<Vec<(DateTime<Utc>, String)>>> = Default::default();
+    let seen = events.clone();
+    let daemon = Daemon {
+        cloud: b.cloud(),
+        store: b.store.clone(),
+        config: &b.config,
+        config_dir: b.dir.path().to_path_buf(),
+        clock: Arc::new(Clock::starting_at(Some(t0))),
+        mode: Mode {
+            once: false,
+            fast_forward: true,
+            until: Some(t0 + Duration::hours(3)),
+            concurrency: 4,
+            dr_concurrency: 5,
+        },
+        wait: WAIT,
+        stop: Arc::new(AtomicBool::new(false)),
+        on_event: Arc::new(move |at, e| {
+            if let RunEvent::Drill(d) = e {
+                let what = match d {
+                    DrillEvent::Started { scenario } => format!("start {scenario}"),
+                    DrillEvent::Finished(r) => format!("drill {}", r.status.as_str()),
+                    DrillEvent::TornDown(r) => format!("torn down {}", r.id),
+                    DrillEvent::Failed { error, .. } => format!("error {error}"),
+                };
+                seen.lock().unwrap().push((at, what));
+            }
+        }),
+    };
+    daemon.run().await.unwrap();
+    let events = events.lock().unwrap().clone();
+    let whats: Vec<&str> = events.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(
+        whats,
+        vec!["start prod", "drill kept", "drill passed"],
+        "{events:?}"
+    );
+    // Torn down when keep_for (2h) was over, not before.
+    assert!(events[2].0 >= t0 + Duration::hours(2), "{events:?}");
+    assert!(b.leftovers().is_empty(), "{:?}", b.leftovers());
+    assert_eq!(b.originals(), before);
+}
