@@ -549,7 +549,7 @@ fn a_volume_from_a_snapshot_is_attached_detached_and_deleted() {
     };
     let volume = r.block(launch.create_volume(&req)).expect("CreateVolume");
     let disk = r
-        .block(launch.disks_page(&[volume.clone()], None))
+        .block(launch.disks_page(std::slice::from_ref(&volume), None))
         .unwrap()
         .items;
     assert_eq!(disk.len(), 1);
