@@ -11,8 +11,10 @@
 //! - **Translation.** Each trait method is exactly one SDK call whose answer
 //!   is converted into the engine's own types; nothing here issues follow-up
 //!   calls per resource, so the cost of a plan stays proportional to pages.
-//!   The one exception, CopyImage, tags the copy with CreateTags as well
-//!   (see `ec2.rs`).
+//!   The exceptions: CopyImage and RegisterImage tag the image with
+//!   CreateTags as well (see `ec2.rs`, `launch.rs`); a page of Aurora
+//!   clusters' shapes reads their members' classes with DescribeDBInstances
+//!   (`databases.rs`); what a restore made is listed to its last page.
 //! - **The one place SDK errors are mapped** to [`CloudError`] (see the
 //!   `error` module): by AWS error code and HTTP status into an
 //!   [`ErrorKind`], with the account name, region, action and resource.

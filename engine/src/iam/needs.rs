@@ -99,6 +99,8 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "rds:CreateDBSnapshot",
             "rds:DescribeDBSnapshots",
             "rds:AddTagsToResource",
+            // The restore point each backup records.
+            "rds:DescribeDBInstances",
         ],
     ),
     (
@@ -107,6 +109,9 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "rds:CreateDBClusterSnapshot",
             "rds:DescribeDBClusterSnapshots",
             "rds:AddTagsToResource",
+            // The restore point: the cluster and its members' classes.
+            "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
         ],
     ),
     (Feature::DeleteSnapshots, &["ec2:DeleteSnapshot"]),
@@ -245,6 +250,12 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "ec2:CreateTags",
             // RunInstances with an instance profile passes its role.
             "iam:PassRole",
+            // Volumes made from encrypted snapshots use their key.
+            "kms:DescribeKey",
+            "kms:CreateGrant",
+            "kms:Decrypt",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKeyWithoutPlaintext",
         ],
     ),
     (

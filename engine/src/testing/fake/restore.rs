@@ -851,3 +851,6 @@ impl Databases for FakeEc2 {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
