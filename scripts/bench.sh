@@ -9,6 +9,8 @@
 #               20 in flight, copies pending for a few looks (in-memory AWS)
 #   bench_dr    one `lifeboat backup` of 1,000 targets with their DR copies
 #               to one region against the emulator, next to a minimal script
+#   recovery_scale  a recovery scenario of 50 instances after 5 databases,
+#               at most 5 restores in flight (in-memory AWS)
 # Both use release builds. BENCH_TARGETS sets the tick's target count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +25,5 @@ echo "==> dr_scale"
 cargo run --quiet --release -p lifeboat-engine --example dr_scale
 echo "==> bench_dr"
 .venv/bin/python scripts/bench_dr.py "$CARGO_TARGET_DIR/release/lifeboat" "${BENCH_TARGETS:-1000}"
+echo "==> recovery_scale"
+cargo run --quiet --release -p lifeboat-engine --example recovery_scale

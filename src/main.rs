@@ -192,6 +192,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Carry out a recovery_scenario: every step's restores in order, from
+    /// the latest backups (or those at or before --backup).
+    Recover(cmd::recover::RecoverArgs),
+    /// Rehearse a recovery_scenario: recover, run its check, tear down what
+    /// the drill made. Never asks; exits 1 when the drill fails.
+    Drill {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List drills: scenario, result, RTO and RPO.
+    Drills {
+        #[arg(long)]
+        json: bool,
+        /// Also write them to FILE as CSV.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
     /// IAM: `iam policy` prints the policy Lifeboat needs per account.
     Iam {
         #[command(subcommand)]
@@ -340,6 +358,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Dr { command } => cmd::dr::run(&load(&cli)?, command).await,
         Command::Restore { command } => cmd::restore::run(&load(&cli)?, command).await,
         Command::Restores { json } => cmd::restore::list(&load(&cli)?, *json),
+        Command::Recover(args) => cmd::recover::recover(&load(&cli)?, args).await,
+        Command::Drill { name, json } => cmd::recover::drill(&load(&cli)?, name, *json).await,
+        Command::Drills { json, csv } => cmd::recover::list(&load(&cli)?, *json, csv.as_deref()),
         Command::Iam { command } => cmd::iam::run(&load(&cli)?, command),
     }
 }

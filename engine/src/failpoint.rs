@@ -20,6 +20,9 @@ pub const BACKUP_BEFORE_FINISH: &str = "backup-before-finish";
 pub const APPLY_DELETED: &str = "apply-deleted";
 /// After a DR copy call returned, before the copy is in the catalog.
 pub const DR_COPIED: &str = "dr-copied";
+/// After one restore of a drill finished and was recorded, before the
+/// drill goes on (its teardown is then the next process's).
+pub const DRILL_RESTORED: &str = "drill-restored";
 
 pub fn hit(name: &str) {
     static CHOSEN: OnceLock<Option<String>> = OnceLock::new();

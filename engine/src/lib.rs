@@ -16,6 +16,8 @@
 //! - [`vpc`]: capture, CloudFormation export and clones of VPCs.
 //! - [`restore`]: restores of instances, volumes and databases from a
 //!   backup or a DR copy, planned first, each creation recorded.
+//! - [`recovery`]: recovery scenarios planned and performed wave by wave,
+//!   and drills that rehearse them and tear down what they made.
 //! - [`iam`]: the managed DR role, the minimal policy Lifeboat needs, and
 //!   the secured-DR check.
 //! - `testing` (feature `testing`): the in-memory fake cloud for tests and
@@ -32,6 +34,7 @@ pub mod dr;
 pub mod failpoint;
 pub mod iam;
 pub mod plan;
+pub mod recovery;
 pub mod restore;
 pub mod retention;
 pub mod runmode;

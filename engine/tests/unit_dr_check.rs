@@ -353,6 +353,7 @@ fn run_mode_checks_a_secured_account_every_check_every() {
         last: BTreeMap::new(),
         retries: BTreeMap::new(),
         summary_sent: None,
+        teardowns: vec![],
     };
     // Never checked: due at once.
     assert_eq!(agenda.secured_checks(t(0)), vec!["vault".to_string()]);

@@ -293,7 +293,7 @@ pub async fn run(ws: &Workspace, cmd: &RestoreCommand) -> Result<u8> {
 }
 
 /// How often a restore looks at what it created (tests shorten it).
-fn poll_interval() -> std::time::Duration {
+pub(crate) fn poll_interval() -> std::time::Duration {
     let ms = std::env::var("LIFEBOAT_RESTORE_POLL_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -301,7 +301,7 @@ fn poll_interval() -> std::time::Duration {
     std::time::Duration::from_millis(ms)
 }
 
-fn operator() -> String {
+pub(crate) fn operator() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())

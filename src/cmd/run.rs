@@ -12,6 +12,7 @@ use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::runmode::clock::Clock;
 pub use lifeboat_engine::runmode::daemon::Mode;
 use lifeboat_engine::runmode::daemon::{Daemon, RunEvent};
+use lifeboat_engine::runmode::drills::DrillEvent;
 use lifeboat_engine::runmode::runner::Ran;
 use lifeboat_engine::state::{DrStatus, SharedStore};
 use lifeboat_schema::Config;
@@ -28,6 +29,31 @@ fn stamp(t: DateTime<Utc>) -> String {
 }
 
 struct Log(LogFormat);
+
+fn secured_fields(
+    report: &lifeboat_engine::iam::check::Report,
+    alert: &lifeboat_engine::iam::check::AlertChange,
+) -> serde_json::Value {
+    json!({
+        "account": report.account,
+        "findings": report.findings.len(),
+        "principals": report.principals,
+        "policies": report.policies,
+        "alert": format!("{alert:?}").to_lowercase(),
+        "summary": report.summary(),
+    })
+}
+
+fn drill_fields(d: &lifeboat_engine::state::DrillRecord) -> serde_json::Value {
+    json!({
+        "scenario": d.scenario,
+        "drill": d.id,
+        "status": d.status.as_str(),
+        "rto_seconds": d.rto_seconds,
+        "rpo_seconds": d.rpo_seconds,
+        "problem": d.problem,
+    })
+}
 
 impl Log {
     fn event(&self, now: DateTime<Utc>, event: &str, fields: serde_json::Value) {
@@ -150,23 +176,15 @@ impl Log {
             RunEvent::CapturesPruned { versions } => {
                 self.event(at, "capture_pruned", json!({ "versions": versions }))
             }
-            RunEvent::SecuredChecked { report, alert } => self.event(
-                at,
-                "secured_check",
-                json!({
-                    "account": report.account,
-                    "findings": report.findings.len(),
-                    "principals": report.principals,
-                    "policies": report.policies,
-                    "alert": format!("{alert:?}").to_lowercase(),
-                    "summary": report.summary(),
-                }),
-            ),
+            RunEvent::SecuredChecked { report, alert } => {
+                self.event(at, "secured_check", secured_fields(report, alert))
+            }
             RunEvent::SecuredCheckFailed { account, error } => self.event(
                 at,
                 "secured_check_error",
                 json!({ "account": account, "error": error }),
             ),
+            RunEvent::Drill(d) => self.drill(at, d),
             RunEvent::SummarySent => self.event(at, "daily_summary", json!({})),
             RunEvent::SummaryFailed { error } => {
                 self.event(at, "notify_error", json!({ "error": error }))
@@ -174,6 +192,21 @@ impl Log {
             RunEvent::NextRun(next) => self.event(at, "next_run", json!({ "at": stamp(*next) })),
             RunEvent::LeaseLost(e) => eprintln!("Error: {e}"),
             RunEvent::RunnerStopped => self.event(at, "runner_stop", json!({})),
+        }
+    }
+
+    fn drill(&self, at: DateTime<Utc>, event: &DrillEvent) {
+        match event {
+            DrillEvent::Started { scenario } => {
+                self.event(at, "drill_start", json!({ "scenario": scenario }))
+            }
+            DrillEvent::Finished(d) => self.event(at, "drill", drill_fields(d)),
+            DrillEvent::TornDown(d) => self.event(at, "drill_torn_down", drill_fields(d)),
+            DrillEvent::Failed { scenario, error } => self.event(
+                at,
+                "drill_error",
+                json!({ "scenario": scenario, "error": error }),
+            ),
         }
     }
 

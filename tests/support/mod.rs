@@ -19,6 +19,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod network;
+pub mod placed;
 pub mod restored;
 pub mod targets;
 pub mod topic;

@@ -1,6 +1,6 @@
 //! The run mode's agenda: what is due at an instant, and when the next
 //! thing comes due, for every kind of scheduled work: policy slots, waiting
-//! retries, VPC captures and the daily summary. Pure: it reads the
+//! retries, VPC captures, drills and the daily summary. Pure: it reads the
 //! configuration, what the state says ran last, and the instant it is asked
 //! about; the runner and the daemon load those and act on the answer.
 //!
@@ -12,7 +12,10 @@
 //! slot. A failed attempt's retry (kept in the state) is due at its own
 //! time, like a slot. A capture is due one interval after its last run (at
 //! once when it never ran); so is the secured-DR check of an account with
-//! `secured { check_every }`; the daily summary once a day, past its time.
+//! `secured { check_every }`, and the drill of a scenario with
+//! `drill { every }` (from its last drill's start; a kept drill's teardown
+//! is due when its `keep_for` ends); the daily summary once a day, past its
+//! time.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +56,18 @@ fn secured_interval(a: &lifeboat_schema::Account) -> Option<Duration> {
 /// check (the state keeps them in their own table).
 pub fn secured_key(account: &str) -> String {
     format!("account.{account}.secured")
+}
+
+/// How often run mode drills scenario `sc`; `None` without a `drill` block.
+fn drill_interval(sc: &lifeboat_schema::RecoveryScenario) -> Option<Duration> {
+    let secs = sc.drill.as_ref()?.every_secs;
+    Some(Duration::seconds(i64::try_from(secs).ok()?))
+}
+
+/// The key under which [`Agenda::last`] holds a scenario's last drill's
+/// start (the state keeps drills in their own table).
+pub fn drill_key(scenario: &str) -> String {
+    format!("recovery_scenario.{scenario}.drill")
 }
 
 /// A policy that should run now, for `slot`.
@@ -138,6 +153,8 @@ pub struct Agenda<'c> {
     pub retries: BTreeMap<String, Retry>,
     /// The date the last daily summary was sent.
     pub summary_sent: Option<String>,
+    /// When each kept drill's `keep_for` ends (its teardown is due then).
+    pub teardowns: Vec<DateTime<Utc>>,
 }
 
 impl Agenda<'_> {
@@ -254,6 +271,36 @@ impl Agenda<'_> {
             .min()
     }
 
+    /// The scenarios whose drill is due at `now`: those with a `drill`
+    /// block whose last drill started at least `every` ago (or that were
+    /// never drilled).
+    pub fn drills(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.config
+            .recovery_scenarios
+            .iter()
+            .filter_map(|sc| {
+                let every = drill_interval(sc)?;
+                match self.last_before(&drill_key(&sc.name), now) {
+                    Some(l) if l + every - (every / 10).min(CAPTURE_SLACK) > now => None,
+                    _ => Some(sc.name.clone()),
+                }
+            })
+            .collect()
+    }
+
+    /// When the next drill comes due, or a kept drill's teardown.
+    pub fn next_drill(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let drills = self.config.recovery_scenarios.iter().filter_map(|sc| {
+            let every = drill_interval(sc)?;
+            Some(
+                self.last_before(&drill_key(&sc.name), now)
+                    .map_or(now, |l| l + every),
+            )
+        });
+        let teardowns = self.teardowns.iter().map(|t| (*t).max(now));
+        drills.chain(teardowns).min()
+    }
+
     /// Is the daily summary due at `now`?
     pub fn summary(&self, now: DateTime<Utc>) -> bool {
         self.summary_time()
@@ -318,6 +365,7 @@ impl Agenda<'_> {
             self.next_run(now),
             self.next_capture(now),
             self.next_secured_check(now),
+            self.next_drill(now),
             self.next_summary(now),
         ]
         .into_iter()
@@ -409,6 +457,7 @@ mod tests {
             last: BTreeMap::new(),
             retries: BTreeMap::new(),
             summary_sent: None,
+            teardowns: vec![],
         }
     }
 

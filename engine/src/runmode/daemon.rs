@@ -123,6 +123,8 @@ pub enum RunEvent {
         account: String,
         error: String,
     },
+    /// A drill of a recovery scenario started, ended or was cleaned up.
+    Drill(crate::runmode::drills::DrillEvent),
     SummarySent,
     SummaryFailed {
         error: String,
@@ -234,7 +236,7 @@ impl Daemon<'_> {
         (self.on_event)(self.clock.now(), &event);
     }
 
-    fn report_at(&self, at: DateTime<Utc>, event: RunEvent) {
+    pub(crate) fn report_at(&self, at: DateTime<Utc>, event: RunEvent) {
         (self.on_event)(at, &event);
     }
 
@@ -516,14 +518,15 @@ impl Running<'_, '_> {
         }
         let now = d.clock.now();
         let stopping = d.stopped() || d.mode.until.is_some_and(|u| now >= u);
-        let (mut dues, captures, checks) = if stopping {
-            (Vec::new(), Vec::new(), Vec::new())
+        let (mut dues, captures, checks, drills) = if stopping {
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new())
         } else {
             let agenda = self.runner.agenda()?;
             (
                 agenda.runs(now),
                 agenda.captures(now),
                 agenda.secured_checks(now),
+                agenda.drills(now),
             )
         };
         let held = self.lock.lock().expect("held lock").is_some();
@@ -547,6 +550,9 @@ impl Running<'_, '_> {
             }
         }
         if d.check_secured(&checks, now).await {
+            self.worst = Exit::Failed;
+        }
+        if !stopping && d.drills(&drills, now).await {
             self.worst = Exit::Failed;
         }
         match notify::daily_summary(&d.cloud, &d.store, d.config, d.clock.now()).await {

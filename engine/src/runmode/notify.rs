@@ -212,8 +212,17 @@ pub async fn daily_summary(
     for (policy, _) in state.targets()?.keys() {
         *targets.entry(policy.clone()).or_default() += 1;
     }
-    let (subject, text) =
+    let (subject, mut text) =
         summary_message(config, &policies, &targets, &alerts, &state.dr_runs, now);
+    let drills =
+        crate::runmode::drills::summary_lines(&store.lock().expect("store").drills()?, now);
+    text.push_str(&format!("\ndrills in the last day ({}):\n", drills.len()));
+    if drills.is_empty() {
+        text.push_str("  none\n");
+    }
+    for l in drills {
+        text.push_str(&format!("  {l}\n"));
+    }
     publish(cloud, store, n, &subject, &text).await?;
     store
         .lock()

@@ -153,12 +153,24 @@ impl Runner {
     pub fn agenda(&self) -> Result<Agenda<'_>, StateError> {
         let policies = self.policies()?;
         let retries = self.waiting(&policies)?;
-        let (mut last, summary_sent, checks) = {
+        let (mut last, summary_sent, checks, drills) = {
             let s = self.store.lock().expect("store");
-            (s.last_slots()?, s.note(SUMMARY_NOTE)?, s.secured_checks()?)
+            (
+                s.last_slots()?,
+                s.note(SUMMARY_NOTE)?,
+                s.secured_checks()?,
+                s.drills()?,
+            )
         };
         for (account, c) in checks {
             last.insert(crate::runmode::agenda::secured_key(&account), c.checked_at);
+        }
+        let mut teardowns = Vec::new();
+        for d in drills {
+            last.insert(crate::runmode::agenda::drill_key(&d.scenario), d.started);
+            if d.status == crate::state::DrillStatus::Kept {
+                teardowns.extend(d.keep_until);
+            }
         }
         Ok(Agenda {
             config: &self.config,
@@ -166,6 +178,7 @@ impl Runner {
             last,
             retries,
             summary_sent,
+            teardowns,
         })
     }
 

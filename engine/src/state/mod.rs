@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 
 mod catalog;
 mod dr;
+mod drill;
 pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};
+pub use drill::{DrillRecord, DrillStatus};
 mod health;
 pub mod holder;
 mod identity;

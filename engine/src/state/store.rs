@@ -232,6 +232,16 @@ const MIGRATIONS: &[&str] = &[
         restore_id TEXT NOT NULL REFERENCES restores (id) ON DELETE CASCADE,
         kind TEXT NOT NULL, id TEXT NOT NULL, created TEXT NOT NULL, removed TEXT,
         PRIMARY KEY (restore_id, kind, id));",
+    // version 14: drills of recovery scenarios: who runs each (so that the
+    // next process tears down the creations of one that died), the check's
+    // result, and the times to recover
+    "CREATE TABLE drills (
+        id TEXT PRIMARY KEY, scenario TEXT NOT NULL, started TEXT NOT NULL,
+        finished TEXT, status TEXT NOT NULL, problem TEXT NOT NULL DEFAULT '',
+        holder TEXT NOT NULL, check_exit INTEGER, check_ok INTEGER,
+        check_output TEXT NOT NULL DEFAULT '', rto_seconds INTEGER, rpo_seconds INTEGER,
+        keep_until TEXT, torn_down TEXT);
+     CREATE INDEX drills_by_scenario ON drills (scenario, started);",
 ];
 
 impl Store {
