@@ -359,36 +359,13 @@ async fn plan_instance(
 ) -> Result<(), RestoreError> {
     let o = &req.options;
     let shape = instance_shape(chosen, &req.target)?;
-    let dest = account(accounts, &p.account)?;
     let original_region = shape
         .availability_zone
         .trim_end_matches(|c: char| c.is_ascii_lowercase())
         .to_string();
     let same_region = shape.availability_zone.is_empty() || original_region == p.region;
     let same_place = same_region && p.account == chosen.backup.account;
-    let launch_api = cloud.launch(dest, &p.region).await?;
-    let subnet = match (&o.subnet, same_place) {
-        (Some(s), _) => Some(s.clone()),
-        (None, true) => shape.subnet_id.clone(),
-        (None, false) => {
-            return Err(invalid(format!(
-            "instance {} was in {} of account {}: name a subnet of {} in account {} with --subnet",
-            req.target,
-            shape.subnet_id.as_deref().unwrap_or("a subnet"),
-            chosen.backup.account,
-            p.region,
-            p.account
-        )))
-        }
-    };
-    if let Some(s) = &subnet {
-        if launch_api.subnet_zone(s).await?.is_none() {
-            return Err(invalid(format!(
-                "subnet {s} does not exist in account {} ({})",
-                p.account, p.region
-            )));
-        }
-    }
+    let subnet = subnet(cloud, accounts, req, chosen, &shape, same_place, p).await?;
     let instance_type = o
         .instance_type
         .clone()
@@ -420,23 +397,16 @@ async fn plan_instance(
     } else {
         None
     };
-    let private_ip = match &o.private_ip {
-        Some(PrivateIp::Ip(ip)) => Some(ip.clone()),
-        Some(PrivateIp::Auto) => None,
-        None if same_place && subnet == shape.subnet_id && shape.private_ip.is_some() => {
-            let backup_acct = account(accounts, &chosen.backup.account)?;
-            if original_alive(cloud, backup_acct, &p.region, &req.target).await? {
-                p.notes.push(format!(
-                    "the original still runs: its private address {} is left to it (pass --private-ip to ask for another)",
-                    shape.private_ip.as_deref().unwrap_or_default()
-                ));
-                None
-            } else {
-                shape.private_ip.clone()
-            }
-        }
-        None => None,
-    };
+    let private_ip = private_ip(
+        cloud,
+        accounts,
+        req,
+        chosen,
+        &shape,
+        same_place && subnet == shape.subnet_id,
+        p,
+    )
+    .await?;
     // Restored from the AMI, or from the root volume's snapshot.
     let from_id = chosen.artifacts.image.clone().or_else(|| {
         let root = shape.root()?;
@@ -482,6 +452,72 @@ async fn plan_instance(
         client_token: p.id.clone(),
     });
     Ok(())
+}
+
+/// The subnet: the operator's, or the original's when the instance comes
+/// back where it was; checked to exist.
+async fn subnet(
+    cloud: &Arc<dyn Cloud>,
+    accounts: &Accounts,
+    req: &Request,
+    chosen: &Chosen,
+    shape: &InstanceShape,
+    same_place: bool,
+    p: &RestorePlan,
+) -> Result<Option<String>, RestoreError> {
+    let subnet = match (&req.options.subnet, same_place) {
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => shape.subnet_id.clone(),
+        (None, false) => return Err(invalid(format!(
+            "instance {} was in {} of account {}: name a subnet of {} in account {} with --subnet",
+            req.target,
+            shape.subnet_id.as_deref().unwrap_or("a subnet"),
+            chosen.backup.account,
+            p.region,
+            p.account
+        ))),
+    };
+    if let Some(s) = &subnet {
+        let dest = account(accounts, &p.account)?;
+        let launch = cloud.launch(dest, &p.region).await?;
+        if launch.subnet_zone(s).await?.is_none() {
+            return Err(invalid(format!(
+                "subnet {s} does not exist in account {} ({})",
+                p.account, p.region
+            )));
+        }
+    }
+    Ok(subnet)
+}
+
+/// The private address asked for: the operator's, or the original's when
+/// the instance comes back into its own subnet and the original is gone.
+async fn private_ip(
+    cloud: &Arc<dyn Cloud>,
+    accounts: &Accounts,
+    req: &Request,
+    chosen: &Chosen,
+    shape: &InstanceShape,
+    own_subnet: bool,
+    p: &mut RestorePlan,
+) -> Result<Option<String>, RestoreError> {
+    Ok(match &req.options.private_ip {
+        Some(PrivateIp::Ip(ip)) => Some(ip.clone()),
+        Some(PrivateIp::Auto) => None,
+        None if own_subnet && shape.private_ip.is_some() => {
+            let backup_acct = account(accounts, &chosen.backup.account)?;
+            if original_alive(cloud, backup_acct, &p.region, &req.target).await? {
+                p.notes.push(format!(
+                    "the original still runs: its private address {} is left to it (pass --private-ip to ask for another)",
+                    shape.private_ip.as_deref().unwrap_or_default()
+                ));
+                None
+            } else {
+                shape.private_ip.clone()
+            }
+        }
+        None => None,
+    })
 }
 
 /// The image registered from the backup's snapshots, one mapping per disk
