@@ -468,14 +468,16 @@ async fn subnet(
     let subnet = match (&req.options.subnet, same_place) {
         (Some(s), _) => Some(s.clone()),
         (None, true) => shape.subnet_id.clone(),
-        (None, false) => return Err(invalid(format!(
+        (None, false) => {
+            return Err(invalid(format!(
             "instance {} was in {} of account {}: name a subnet of {} in account {} with --subnet",
             req.target,
             shape.subnet_id.as_deref().unwrap_or("a subnet"),
             chosen.backup.account,
             p.region,
             p.account
-        ))),
+        )))
+        }
     };
     if let Some(s) = &subnet {
         let dest = account(accounts, &p.account)?;
