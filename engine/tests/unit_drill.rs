@@ -735,7 +735,8 @@ async fn unit_run_mode_drills_when_due_keeps_it_for_keep_for_then_tears_it_down(
     let b = Bench::new(CHECK).await;
     let before = b.originals();
     let t0: DateTime<Utc> = "2026-12-10T00:00:00Z".parse().unwrap();
-    let events: Arc<Mutex<Vec<(DateTime<Utc>, String)>>> = Default::default();
+    type Events = Arc<Mutex<Vec<(DateTime<Utc>, String)>>>;
+    let events: Events = Default::default();
     let seen = events.clone();
     let daemon = Daemon {
         cloud: b.cloud(),

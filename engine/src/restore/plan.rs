@@ -202,6 +202,47 @@ fn destination(req: &Request, store: &SharedStore) -> Result<Option<Destination>
     })
 }
 
+/// What can be refused from the request alone.
+fn check_request(req: &Request) -> Result<(), RestoreError> {
+    if let (Some((from, _)), Some(to)) = (&req.from, &req.to_region) {
+        if from != to {
+            return Err(invalid(format!(
+                "--from {from} and --to-region {to}: a restore is made where its copies are (copy them to {to} first)"
+            )));
+        }
+    }
+    for (k, _) in &req.options.tags {
+        if k.starts_with("aws:") || k.starts_with("lifeboat:") {
+            return Err(invalid(format!(
+                "--tag {k}: keys starting with aws: are AWS's and lifeboat: Lifeboat's own"
+            )));
+        }
+    }
+    if let Some(id) = &req.options.identifier {
+        check_db_identifier(id)?;
+    }
+    Ok(())
+}
+
+/// An identifier RDS accepts as it is (RDS folds case, and a lookup by the
+/// unfolded name would then miss the database it made).
+fn check_db_identifier(id: &str) -> Result<(), RestoreError> {
+    let ok = (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.ends_with('-')
+        && !id.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "--identifier {id:?}: 1 to 63 lowercase letters, digits and single hyphens, starting with a letter, not ending with a hyphen"
+        )))
+    }
+}
+
 /// Plans `req`: reads the catalog, then checks what it can in AWS.
 pub async fn plan(
     cloud: &Arc<dyn Cloud>,
@@ -210,6 +251,7 @@ pub async fn plan(
     req: &Request,
     now: DateTime<Utc>,
 ) -> Result<RestorePlan, RestoreError> {
+    check_request(req)?;
     let mut from = destination(req, store)?;
     let (chosen, lineage) = {
         let st = store.lock().expect("state lock poisoned");
@@ -392,11 +434,21 @@ async fn plan_instance(
         }
         k
     });
-    let iam_profile = if p.account == chosen.backup.account {
+    // A drill's instance runs beside production: never with its role.
+    let iam_profile = if p.account == chosen.backup.account && req.drill.is_none() {
         shape.iam_profile.clone()
     } else {
+        if req.drill.is_some() && shape.iam_profile.is_some() {
+            p.notes.push("a drill's instance gets no instance profile: it must not act with the original's role".into());
+        }
         None
     };
+    if req.drill.is_some() && subnet.is_some() && subnet == shape.subnet_id {
+        p.notes.push(format!(
+            "the drill's instance runs in the original's subnet {}: a network = vpc_clone.NAME keeps drills apart from production",
+            subnet.as_deref().unwrap_or_default()
+        ));
+    }
     let private_ip = private_ip(
         cloud,
         accounts,
@@ -503,6 +555,11 @@ async fn private_ip(
     own_subnet: bool,
     p: &mut RestorePlan,
 ) -> Result<Option<String>, RestoreError> {
+    if req.drill.is_some() {
+        // A drill never takes the original's address: clients that still
+        // use it would reach the drill, and lose it at its teardown.
+        return Ok(None);
+    }
     Ok(match &req.options.private_ip {
         Some(PrivateIp::Ip(ip)) => Some(ip.clone()),
         Some(PrivateIp::Auto) => None,
@@ -818,6 +875,16 @@ async fn plan_database(
                 .collect()
         };
         let _ = engine;
+        // Each instance's identifier too: a taken one would fail only once
+        // the cluster is made.
+        for (m, _) in &p.members {
+            if dbs.status(DbSnapshotKind::Instance, m).await?.is_some() {
+                return Err(invalid(format!(
+                    "a DB instance named {m} already exists in account {} ({}): choose another --identifier",
+                    p.account, p.region
+                )));
+            }
+        }
     }
     p.database = Some(DbRestoreRequest {
         kind,

@@ -7,6 +7,7 @@
 //! and CreateVolume also carry the id as their `ClientToken`), and a drill's
 //! teardown knows everything there is to remove.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -20,7 +21,7 @@ use crate::backup::wait::{poll, Look};
 use crate::backup::Wait;
 use crate::cloud::restore::{Databases, Launch};
 use crate::cloud::{
-    collect_pages, Cloud, DbSnapshotKind, Ec2, ImageQuery, InstanceState, Query, Tags,
+    collect_pages, gone_is_done, Cloud, DbSnapshotKind, Ec2, ImageQuery, InstanceState, Query, Tags,
 };
 use crate::state::{
     ArtifactKind, ResourceKind, RestoreRecord, RestoreStatus, SharedStore, StateResult,
@@ -51,6 +52,16 @@ impl Runner<'_> {
     /// Performs `p`, or resumes it after a kill. Returns the record; a
     /// failure is recorded (with what was created) before it is returned.
     pub async fn run(&self, p: &RestorePlan) -> Result<RestoreRecord, RestoreError> {
+        self.run_until(p, &AtomicBool::new(false)).await
+    }
+
+    /// [`Runner::run`], interrupted when `stop` is raised (a signal): what
+    /// was made stays recorded, the shares and the temporary image go.
+    pub async fn run_until(
+        &self,
+        p: &RestorePlan,
+        stop: &AtomicBool,
+    ) -> Result<RestoreRecord, RestoreError> {
         let existing = {
             let st = self.store.lock().expect("state lock poisoned");
             if st.lineage()? != p.lineage {
@@ -67,15 +78,21 @@ impl Runner<'_> {
             }
             st.restores()?.into_iter().find(|r| r.id == p.id)
         };
+        // A failed restore may be run again: what it made is adopted by
+        // its tags, never made twice.
         let mut record = match existing {
-            Some(r) if r.status != RestoreStatus::Running => {
+            Some(r) if matches!(r.status, RestoreStatus::Completed | RestoreStatus::TornDown) => {
                 return Err(RestoreError::Invalid(format!(
                     "restore {} already ran ({}): plan a new one",
                     p.id,
                     r.status.as_str()
                 )))
             }
-            Some(r) => r,
+            Some(r) => RestoreRecord {
+                status: RestoreStatus::Running,
+                problem: String::new(),
+                ..r
+            },
             None => RestoreRecord {
                 id: p.id.clone(),
                 kind: p.kind.noun().into(),
@@ -97,7 +114,14 @@ impl Runner<'_> {
             },
         };
         self.tx(|tx| tx.put_restore(&record))?;
-        let result = self.body(p).await;
+        let result = tokio::select! {
+            r = self.body(p) => r,
+            _ = raised(stop) => Err(RestoreError::Invalid(
+                "interrupted: what was made is recorded; run the same plan again to finish it".into(),
+            )),
+        };
+        // However it went: the shares and the temporary image go.
+        let result = both(result, self.cleanup(p).await);
         record.finished = Some(Utc::now());
         match &result {
             Ok(()) => {
@@ -122,17 +146,46 @@ impl Runner<'_> {
     async fn body(&self, p: &RestorePlan) -> Result<(), RestoreError> {
         self.share(p, true).await?;
         let dest = account(self.accounts, &p.account)?;
-        let result = match (&p.launch, &p.volume, &p.database) {
+        match (&p.launch, &p.volume, &p.database) {
             (Some(_), _, _) => self.instance(p, dest).await,
             (_, Some(_), _) => self.volume(p, dest).await,
             (_, _, Some(_)) => self.database(p, dest).await,
             _ => Err(RestoreError::Invalid(
                 "the restore plan creates nothing".into(),
             )),
-        };
-        // Unshared however the restore went: a share is only for its time.
+        }
+    }
+
+    /// What a restore leaves after it, done or not: no share (a share is
+    /// only for the restore's time, one made before a failed one included)
+    /// and no image registered for the launch (it would hold the backup's
+    /// snapshots against retention).
+    async fn cleanup(&self, p: &RestorePlan) -> Result<(), RestoreError> {
         let unshared = self.share(p, false).await;
-        result.and(unshared)
+        let images: Vec<String> = {
+            let st = self.store.lock().expect("state lock poisoned");
+            st.restores()?
+                .into_iter()
+                .filter(|r| r.id == p.id)
+                .flat_map(|r| r.resources)
+                .filter(|x| x.kind == ResourceKind::Image && x.removed.is_none())
+                .map(|x| x.id)
+                .collect()
+        };
+        let mut deregistered = Ok(());
+        if !images.is_empty() {
+            let dest = account(self.accounts, &p.account)?;
+            let ec2 = self.cloud.ec2(dest, &p.region).await?;
+            for image in images {
+                match gone_is_done(ec2.deregister_image(&image).await) {
+                    Ok(()) => {
+                        self.tx(|tx| tx.unrestored(&p.id, ResourceKind::Image, &image, Utc::now()))?
+                    }
+                    Err(e) => deregistered = Err(e.into()),
+                }
+            }
+        }
+        both(unshared, deregistered)
     }
 
     /// Shares the artifacts with the account restored into, or unshares.
@@ -204,14 +257,13 @@ impl Runner<'_> {
             },
         };
         self.made(p, ResourceKind::Instance, &instance)?;
-        wait_running(ec2.as_ref(), &instance, self.wait).await?;
         // The image only carried the mappings to the launch: the instance's
-        // volumes are its own now, and the backup's snapshots stay.
-        if let Some(image) = registered {
-            ec2.deregister_image(&image).await?;
-            self.tx(|tx| tx.unrestored(&p.id, ResourceKind::Image, &image, Utc::now()))?;
-        }
-        Ok(())
+        // volumes are its own, the backup's snapshots stay, and the cleanup
+        // deregisters it however the launch went.
+        let _ = registered;
+        wait_running(ec2.as_ref(), &instance, self.wait)
+            .await
+            .map_err(|e| placed(e, p))
     }
 
     async fn volume(&self, p: &RestorePlan, dest: &Account) -> Result<(), RestoreError> {
@@ -229,7 +281,9 @@ impl Runner<'_> {
             },
         };
         self.made(p, ResourceKind::Volume, &volume)?;
-        wait_volume(ec2.as_ref(), &volume, &["available", "in-use"], self.wait).await?;
+        wait_volume(ec2.as_ref(), &volume, &["available", "in-use"], self.wait)
+            .await
+            .map_err(|e| placed(e, p))?;
         if let Some(a) = &p.attach {
             self.attach(p, ec2.as_ref(), launch.as_ref(), &volume, a)
                 .await?;
@@ -263,10 +317,27 @@ impl Runner<'_> {
                 wait_volume(ec2, old, &["available"], self.wait).await?;
             }
         }
-        launch
+        let attached = match launch
             .attach_volume(volume, &a.instance_id, &a.device)
-            .await?;
-        wait_volume(ec2, volume, &["in-use"], self.wait).await
+            .await
+        {
+            Ok(()) => wait_volume(ec2, volume, &["in-use"], self.wait).await,
+            Err(e) => Err(e.into()),
+        };
+        if let (Err(e), Some(old)) = (&attached, &a.swap_out) {
+            // The instance must not be left without the volume it had.
+            let back = launch.attach_volume(old, &a.instance_id, &a.device).await;
+            return Err(RestoreError::Invalid(format!(
+                "{e}; the swapped-out volume {old} was {} at {} of {}",
+                match back {
+                    Ok(()) => "attached again".to_string(),
+                    Err(b) => format!("NOT attached again ({b}): attach it by hand"),
+                },
+                a.device,
+                a.instance_id
+            )));
+        }
+        attached.map_err(|e| placed(e, p))
     }
 
     async fn database(&self, p: &RestorePlan, dest: &Account) -> Result<(), RestoreError> {
@@ -277,30 +348,39 @@ impl Runner<'_> {
             DbSnapshotKind::Cluster => (DbSnapshotKind::Cluster, ResourceKind::DbCluster),
         };
         let d = dbs.as_ref();
+        // Recorded before the call: the identifier is known, and a process
+        // killed between the call and a record after it would leave a
+        // database nobody tears down (teardown checks the tag first, so a
+        // name recorded for a database never made removes nothing).
         // After a create call whose answer was lost, what exists under the
-        // identifier with this restore's tag is its own.
-        if !self.adopt(p, d, main_kind, &req.identifier).await? {
+        // identifier with this restore's tag is its own (anything else
+        // there refuses the restore before it is recorded).
+        let adopted = self.adopt(p, d, main_kind, &req.identifier).await?;
+        self.made(p, resource, &req.identifier)?;
+        if !adopted {
             if let Err(e) = d.restore(req).await {
                 if !self.adopt(p, d, main_kind, &req.identifier).await? {
+                    self.tx(|tx| tx.forget_restored(&p.id, resource, &req.identifier))?;
                     return Err(e.into());
                 }
             }
         }
-        self.made(p, resource, &req.identifier)?;
         let engine = req.engine.clone().unwrap_or_default();
         let member_kind = DbSnapshotKind::Instance;
         for (member, class) in &p.members {
-            if !self.adopt(p, d, member_kind, member).await? {
+            let adopted = self.adopt(p, d, member_kind, member).await?;
+            self.made(p, ResourceKind::DbInstance, member)?;
+            if !adopted {
                 let added = d
                     .add_cluster_instance(&req.identifier, member, class, &engine, &req.tags)
                     .await;
                 if let Err(e) = added {
                     if !self.adopt(p, d, member_kind, member).await? {
+                        self.tx(|tx| tx.forget_restored(&p.id, ResourceKind::DbInstance, member))?;
                         return Err(e.into());
                     }
                 }
             }
-            self.made(p, ResourceKind::DbInstance, member)?;
         }
         wait_db(dbs.as_ref(), main_kind, &req.identifier, self.wait).await?;
         for (member, _) in &p.members {
@@ -326,6 +406,32 @@ impl Runner<'_> {
                 p.account, p.region
             ))),
         }
+    }
+}
+
+/// Waits until `stop` is raised.
+async fn raised(stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Both results: the first error, with the second's after it.
+fn both(a: Result<(), RestoreError>, b: Result<(), RestoreError>) -> Result<(), RestoreError> {
+    match (a, b) {
+        (Ok(()), r) | (r, Ok(())) => r,
+        (Err(a), Err(b)) => Err(RestoreError::Invalid(format!("{a}; then: {b}"))),
+    }
+}
+
+/// A wait's failure with where it happened.
+fn placed(e: RestoreError, p: &RestorePlan) -> RestoreError {
+    match e {
+        RestoreError::Invalid(m) => RestoreError::Invalid(format!(
+            "{m} (account {}, {}, restore {})",
+            p.account, p.region, p.id
+        )),
+        other => other,
     }
 }
 

@@ -24,12 +24,13 @@ pub enum Which {
 
 impl std::str::FromStr for Which {
     type Err = String;
+    /// `latest`, or an id; an id that names no backup is read as an instant
+    /// by [`choose`] (backup ids look like instants, and an id must win:
+    /// read as an instant it would exclude its own backup, started a
+    /// fraction of a second after the whole second it is named by).
     fn from_str(s: &str) -> Result<Which, String> {
         if s == "latest" {
             return Ok(Which::Latest);
-        }
-        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Ok(Which::AtOrBefore(t.with_timezone(&Utc)));
         }
         Ok(Which::Id(s.to_string()))
     }
@@ -79,7 +80,8 @@ fn records_of<'a>(b: &'a BackupRecord, kind: Kind, target: &str) -> Vec<&'a Snap
     {
         return vec![];
     }
-    b.snapshots
+    let found: Vec<&SnapshotRecord> = b
+        .snapshots
         .iter()
         .filter(|s| {
             // A volume also restores from its instance's backup.
@@ -87,7 +89,17 @@ fn records_of<'a>(b: &'a BackupRecord, kind: Kind, target: &str) -> Vec<&'a Snap
                 || (kind == Kind::Volume && s.volume_id == target && s.image.is_none());
             named && kind.holds(s.kind)
         })
-        .collect()
+        .collect();
+    // A problem with the policy's target (the instance of a volume) or with
+    // one of the artifacts themselves leaves the backup not whole for it:
+    // a failed data-volume snapshot is named by its instance and its id.
+    if found
+        .iter()
+        .any(|s| b.has_problem_with(&s.target) || b.has_problem_with(&s.id))
+    {
+        return vec![];
+    }
+    found
 }
 
 /// Picks the backup of `target` that `which` names, whose artifacts are
@@ -120,6 +132,15 @@ pub fn choose(
         }));
     }
     candidates.sort_by_key(|b| std::cmp::Reverse(b.seq));
+    let which = &match which {
+        Which::Id(id) if !backups.iter().any(|b| &b.id == id) => {
+            match DateTime::parse_from_rfc3339(id) {
+                Ok(t) => Which::AtOrBefore(t.with_timezone(&Utc)),
+                Err(_) => which.clone(),
+            }
+        }
+        other => other.clone(),
+    };
     let candidates: Vec<&BackupRecord> = match which {
         Which::Latest => candidates,
         Which::Id(id) => {

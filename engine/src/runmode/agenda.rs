@@ -64,6 +64,10 @@ fn drill_interval(sc: &lifeboat_schema::RecoveryScenario) -> Option<Duration> {
     Some(Duration::seconds(i64::try_from(secs).ok()?))
 }
 
+/// How often run mode looks for drills to tear down when none is due (each
+/// look reads every drill and restore).
+pub const DRILL_LOOK: Duration = Duration::minutes(5);
+
 /// The key under which [`Agenda::last`] holds a scenario's last drill's
 /// start (the state keeps drills in their own table).
 pub fn drill_key(scenario: &str) -> String {
@@ -280,8 +284,12 @@ impl Agenda<'_> {
             .iter()
             .filter_map(|sc| {
                 let every = drill_interval(sc)?;
-                match self.last_before(&drill_key(&sc.name), now) {
-                    Some(l) if l + every - (every / 10).min(CAPTURE_SLACK) > now => None,
+                // A start in the future (a wrong clock, `--now`) counts as
+                // just drilled: each drill makes real resources, and one
+                // at every look until that time would be a loop of them.
+                match self.last.get(&drill_key(&sc.name)) {
+                    Some(l) if *l > now => None,
+                    Some(l) if *l + every - (every / 10).min(CAPTURE_SLACK) > now => None,
                     _ => Some(sc.name.clone()),
                 }
             })
@@ -297,7 +305,13 @@ impl Agenda<'_> {
                     .map_or(now, |l| l + every),
             )
         });
-        let teardowns = self.teardowns.iter().map(|t| (*t).max(now));
+        // A teardown past its time is one this runner could not make (a
+        // live process elsewhere holds the drill, or it failed): looked at
+        // again after DRILL_LOOK, never at once in a loop.
+        let teardowns = self
+            .teardowns
+            .iter()
+            .map(|t| if *t > now { *t } else { now + DRILL_LOOK });
         drills.chain(teardowns).min()
     }
 

@@ -229,6 +229,12 @@ struct Running<'d, 'a> {
     worst: Exit,
     said_next: Option<DateTime<Utc>>,
     reconciled: bool,
+    /// The drill work started at an earlier look, while it runs.
+    drill_task: Option<crate::runmode::drills::DrillTask>,
+    /// When drill work was last started: without a drill due, the look for
+    /// drills dead processes left and kept drills to end is made every
+    /// `agenda::DRILL_LOOK`.
+    drills_looked: Option<DateTime<Utc>>,
 }
 
 impl Daemon<'_> {
@@ -280,6 +286,8 @@ impl Daemon<'_> {
             worst: Exit::Clean,
             said_next: None,
             reconciled: false,
+            drill_task: None,
+            drills_looked: None,
         };
         let outcome = loop {
             match r.step().await {
@@ -552,8 +560,15 @@ impl Running<'_, '_> {
         if d.check_secured(&checks, now).await {
             self.worst = Exit::Failed;
         }
-        if !stopping && d.drills(&drills, now).await {
-            self.worst = Exit::Failed;
+        if self.drill_task.as_ref().is_some_and(|t| t.is_finished()) {
+            self.drills_done().await;
+        }
+        let look_again = self
+            .drills_looked
+            .is_none_or(|t| now - t >= crate::runmode::agenda::DRILL_LOOK || now < t);
+        if !stopping && self.drill_task.is_none() && (!drills.is_empty() || look_again) {
+            self.drill_task = Some(d.start_drills(&drills, now));
+            self.drills_looked = Some(now);
         }
         match notify::daily_summary(&d.cloud, &d.store, d.config, d.clock.now()).await {
             Ok(true) => d.report(RunEvent::SummarySent),
@@ -571,6 +586,14 @@ impl Running<'_, '_> {
             self.unlock()?;
         }
         if d.mode.once || stopping {
+            if d.mode.once && !d.stopped() {
+                // `--once` reports its drills: it waits for them.
+                self.drills_done().await;
+            } else if let Some(t) = self.drill_task.take() {
+                // Stopping: what a drill in flight made is torn down by the
+                // next runner (this process, its holder, is gone then).
+                t.abort();
+            }
             return Ok(Step::Stop(self.worst));
         }
         if !self.runner.busy() {
@@ -753,11 +776,37 @@ impl Running<'_, '_> {
             }
         }
         let wake = self.wake_at(d.clock.now())?;
-        if d.mode.fast_forward {
+        if self.drill_task.is_some() && d.mode.fast_forward {
+            // Time jumps only once the drill in flight is over, as it
+            // would have taken its time.
+            self.drills_done().await;
+        } else if let Some(t) = self.drill_task.as_mut() {
+            // A drill that ends wakes the loop: its alert is not left for
+            // the next wake-up.
+            tokio::select! {
+                r = t => {
+                    self.drill_task = None;
+                    if d.drills_done(r, d.clock.now()).await {
+                        self.worst = Exit::Failed;
+                    }
+                }
+                _ = d.clock.sleep_until(wake, &d.stop) => {}
+            }
+        } else if d.mode.fast_forward {
             d.clock.jump_to(wake);
         } else {
             d.clock.sleep_until(wake, &d.stop).await;
         }
         Ok(())
+    }
+
+    /// Waits for the drill task in flight, if any, and reports it.
+    async fn drills_done(&mut self) {
+        if let Some(t) = self.drill_task.take() {
+            let d = self.d;
+            if d.drills_done(t.await, d.clock.now()).await {
+                self.worst = Exit::Failed;
+            }
+        }
     }
 }

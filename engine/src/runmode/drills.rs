@@ -33,6 +33,19 @@ pub enum DrillEvent {
     },
 }
 
+/// What one drill task came to, reported by the daemon when it ends.
+pub enum DrillResult {
+    /// A drill a dead process left, torn down.
+    TornDown(DrillOutcome),
+    /// A drill that ended, was kept, or whose `keep_for` ended.
+    Ended(DrillOutcome),
+    /// Something could not be done (the scenario, when one is concerned).
+    Failed(Option<String>, String),
+}
+
+/// The drill work of one look, in its own task.
+pub type DrillTask = tokio::task::JoinHandle<Vec<DrillResult>>;
+
 /// The owner of a scenario's drill alert in the alerts table.
 pub fn alert_owner(scenario: &str) -> String {
     format!("recovery_scenario.{scenario}")
@@ -52,36 +65,14 @@ impl Daemon<'_> {
         }
     }
 
-    /// Tears down what dead processes and ended `keep_for`s left, then
-    /// drills the scenarios in `due`. Returns whether something failed.
-    pub(crate) async fn drills(&self, due: &[String], now: DateTime<Utc>) -> bool {
+    /// Starts, in a task of its own, what drills need at this look: the
+    /// teardown of what dead processes and ended `keep_for`s left, then the
+    /// drills of the scenarios in `due`. A drill restores databases and
+    /// waits for them (many minutes in AWS): in the daemon's own loop it
+    /// would hold back every backup due meanwhile.
+    pub(crate) fn start_drills(&self, due: &[String], now: DateTime<Utc>) -> DrillTask {
         let d = self.driller();
-        let mut failed = false;
-        // Also drills `lifeboat drill` started by hand: a killed one is
-        // cleaned up by the runner without waiting for the next drill.
-        match reconcile(&d).await {
-            Ok(done) => done.into_iter().for_each(|o| {
-                self.report_at(
-                    now,
-                    RunEvent::Drill(DrillEvent::TornDown(Box::new(o.record))),
-                )
-            }),
-            Err(e) => {
-                failed = true;
-                self.report_at(now, drill_error(None, e.to_string()));
-            }
-        }
-        match d.finish_kept(now).await {
-            Ok(done) => {
-                for o in done {
-                    failed |= self.drill_ended(&o, now).await;
-                }
-            }
-            Err(e) => {
-                failed = true;
-                self.report_at(now, drill_error(None, e.to_string()));
-            }
-        }
+        let mut scenarios = Vec::new();
         for name in due {
             let Some(sc) = self.config.recovery_scenario(name) else {
                 continue;
@@ -100,11 +91,49 @@ impl Daemon<'_> {
                     scenario: name.clone(),
                 }),
             );
-            match d.drill(sc, &Which::Latest, keep, now).await {
-                Ok(o) => failed |= self.drill_ended(&o, now).await,
-                Err(e) => {
+            scenarios.push((sc.clone(), keep));
+        }
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            // Also drills `lifeboat drill` started by hand: a killed one is
+            // cleaned up by the runner without waiting for the next drill.
+            match reconcile(&d).await {
+                Ok(done) => out.extend(done.into_iter().map(DrillResult::TornDown)),
+                Err(e) => out.push(DrillResult::Failed(None, e.to_string())),
+            }
+            match d.finish_kept(now).await {
+                Ok(done) => out.extend(done.into_iter().map(DrillResult::Ended)),
+                Err(e) => out.push(DrillResult::Failed(None, e.to_string())),
+            }
+            for (sc, keep) in scenarios {
+                match d.drill(&sc, &Which::Latest, keep, now).await {
+                    Ok(o) => out.push(DrillResult::Ended(o)),
+                    Err(e) => out.push(DrillResult::Failed(Some(sc.name.clone()), e.to_string())),
+                }
+            }
+            out
+        })
+    }
+
+    /// Reports what a drill task came to, opening or closing the
+    /// scenarios' alerts. Returns whether something failed.
+    pub(crate) async fn drills_done(
+        &self,
+        done: Result<Vec<DrillResult>, tokio::task::JoinError>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let done = done.unwrap_or_else(|e| vec![DrillResult::Failed(None, e.to_string())]);
+        let mut failed = false;
+        for r in done {
+            match r {
+                DrillResult::TornDown(o) => self.report_at(
+                    now,
+                    RunEvent::Drill(DrillEvent::TornDown(Box::new(o.record))),
+                ),
+                DrillResult::Ended(o) => failed |= self.drill_ended(&o, now).await,
+                DrillResult::Failed(scenario, e) => {
                     failed = true;
-                    self.report_at(now, drill_error(Some(name.clone()), e.to_string()));
+                    self.report_at(now, drill_error(scenario, e));
                 }
             }
         }

@@ -354,6 +354,23 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Forgets that restore `restore_id` made `id`: recorded before its
+    /// create call, which failed without making it.
+    pub fn forget_restored(
+        &mut self,
+        restore_id: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> StateResult<()> {
+        self.tx
+            .execute(
+                "DELETE FROM restored_resources WHERE restore_id = ?1 AND kind = ?2 AND id = ?3",
+                params![restore_id, kind.as_str(), id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Records that a teardown removed resource `id` of restore `restore_id`.
     pub fn unrestored(
         &mut self,
