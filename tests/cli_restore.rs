@@ -172,6 +172,20 @@ fn a_volume_is_swapped_in_and_the_old_one_kept() {
     .mentions("pass --swap");
     assert_eq!(env.aws.count_volumes(), before);
 
+    // A running instance's volume is never swapped out from under it.
+    env.run(&[
+        "restore",
+        "volume",
+        &data,
+        "--attach-to",
+        &i.id,
+        "--swap",
+        "--auto-approve",
+    ])
+    .code(1)
+    .mentions(&format!("stop instance {} first", i.id));
+    assert_eq!(env.aws.count_volumes(), before);
+    env.aws.stop(&i.id);
     let record = restore(&env, &["volume", &data, "--attach-to", &i.id, "--swap"]);
     let new = created(&record, "volume");
     assert_eq!(new.len(), 1, "{record}");

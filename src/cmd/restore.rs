@@ -324,7 +324,10 @@ async fn perform(
         operator: operator(),
         wait,
     };
-    match runner.run(p).await {
+    // Ctrl-C stops the waits: the shares and the launch image go, and
+    // what was made stays recorded for the same plan to finish.
+    let stop = crate::workspace::stop_on_signal();
+    match runner.run_until(p, &stop).await {
         Ok(r) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

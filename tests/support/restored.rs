@@ -95,6 +95,13 @@ impl Aws {
         found
     }
 
+    /// Stops an instance (the emulator stops it at once).
+    pub fn stop(&self, id: &str) {
+        self.rt
+            .block_on(self.ec2.stop_instances().instance_ids(id).send())
+            .expect("StopInstances");
+    }
+
     /// One instance by id.
     pub fn instance(&self, id: &str) -> InstanceView {
         self.instances_where("instance-id", id)

@@ -248,6 +248,12 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "ec2:TerminateInstances",
             "ec2:DeleteVolume",
             "ec2:CreateTags",
+            // The image registered for a launch: found again, deregistered.
+            "ec2:DescribeImages",
+            "ec2:DeregisterImage",
+            // Into another account: the artifacts shared for the restore.
+            "ec2:ModifySnapshotAttribute",
+            "ec2:ModifyImageAttribute",
             // RunInstances with an instance profile passes its role.
             "iam:PassRole",
             // Volumes made from encrypted snapshots use their key.
@@ -269,6 +275,8 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "rds:DeleteDBInstance",
             "rds:DeleteDBCluster",
             "rds:AddTagsToResource",
+            "rds:ModifyDBSnapshotAttribute",
+            "rds:ModifyDBClusterSnapshotAttribute",
         ],
     ),
 ];

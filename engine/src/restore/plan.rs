@@ -22,7 +22,7 @@ use crate::cloud::restore::{
     DbRestoreRequest, DbShape, Disk, ImageRegistration, InstanceShape, LaunchRequest, Mapping,
     Shape, VolumeRequest,
 };
-use crate::cloud::{collect_pages, Cloud, DbSnapshotKind, Query, Tags};
+use crate::cloud::{collect_pages, Cloud, DbSnapshotKind, InstanceState, Query, Tags};
 use crate::state::{ArtifactKind, Destination, SharedStore};
 
 /// The version of the saved restore plan's format.
@@ -740,6 +740,21 @@ async fn plan_volume(
             }
             (false, None) => None,
         };
+        if swap_out.is_some() {
+            // Detaching a mounted volume from a running instance risks its
+            // file system, and the instance loses the disk it runs on.
+            let ec2 = cloud.ec2(dest, &p.region).await?;
+            let q = Query {
+                ids: vec![instance.clone()],
+                tags: vec![],
+            };
+            let state = collect_pages(|t| ec2.instances_page(&q, t)).await?;
+            if !state.iter().any(|i| i.state == InstanceState::Stopped) {
+                return Err(invalid(format!(
+                    "--swap: stop instance {instance} first (its volume at {device} is detached for the restored one)"
+                )));
+            }
+        }
         p.attach = Some(Attach {
             instance_id: instance.clone(),
             device,

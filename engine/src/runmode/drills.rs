@@ -126,10 +126,22 @@ impl Daemon<'_> {
         let mut failed = false;
         for r in done {
             match r {
-                DrillResult::TornDown(o) => self.report_at(
-                    now,
-                    RunEvent::Drill(DrillEvent::TornDown(Box::new(o.record))),
-                ),
+                DrillResult::TornDown(o) => {
+                    // A drill a dead process left failed: it opens its
+                    // scenario's alert like any failed drill.
+                    let failed_drill = o.record.status == DrillStatus::Failed;
+                    self.report_at(
+                        now,
+                        RunEvent::Drill(DrillEvent::TornDown(Box::new(o.record.clone()))),
+                    );
+                    if failed_drill {
+                        failed = true;
+                        let owner = alert_owner(&o.record.scenario);
+                        if let Err(e) = self.open_alert(&owner, &o.record, now).await {
+                            self.report_at(now, drill_error(Some(o.record.scenario.clone()), e));
+                        }
+                    }
+                }
                 DrillResult::Ended(o) => failed |= self.drill_ended(&o, now).await,
                 DrillResult::Failed(scenario, e) => {
                     failed = true;
