@@ -397,6 +397,22 @@ fn a_saved_restore_plan_is_performed_by_apply() {
         .ok()
         .stdout_has("lifeboat apply restore.json");
     let saved: serde_json::Value = serde_json::from_str(&env.ws.read("restore.json")).unwrap();
+    // A plan edited after review (another instance type, say) is refused:
+    // apply plans the request again and performs only what agrees.
+    let mut edited = saved.clone();
+    edited["launch"]["instance_type"] = "t3.2xlarge".into();
+    env.ws.write("edited.json", &edited.to_string());
+    env.ws
+        .run_env(
+            &[("LIFEBOAT_RESTORE_POLL_MS", "50")],
+            &["apply", "edited.json"],
+        )
+        .code(1)
+        .mentions("differs in launch");
+    assert_eq!(
+        env.run(&["restores", "--json"]).ok().json(),
+        serde_json::json!([])
+    );
     let run = env
         .ws
         .run_env(

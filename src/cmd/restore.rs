@@ -392,6 +392,7 @@ pub async fn apply_saved(ws: &Workspace, path: &Path, auto_approve: bool) -> Res
     print!("{}", render::human(&p, ws.now));
     let store: SharedStore = Arc::new(Mutex::new(ws.store()?));
     let cloud = cloud(ws).await?;
+    plan::check_saved(&cloud, &store, &ws.config.accounts, &p).await?;
     let wait = Wait {
         timeout: std::time::Duration::from_secs(1800),
         interval: poll_interval(),

@@ -47,7 +47,7 @@ pub enum PrivateIp {
 }
 
 /// What the operator asked for beyond the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
     pub subnet: Option<String>,
     pub instance_type: Option<String>,
@@ -72,7 +72,7 @@ pub struct Options {
 }
 
 /// One restore asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub kind: Kind,
     pub target: String,
@@ -151,6 +151,10 @@ pub struct RestorePlan {
     /// What differs from the original, and why.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// What was asked: `apply FILE` plans it again and performs the saved
+    /// plan only when both agree (a plan file edited between review and
+    /// apply changes nothing).
+    pub request: Request,
 }
 
 fn invalid(m: impl Into<String>) -> RestoreError {
@@ -251,6 +255,56 @@ pub async fn plan(
     req: &Request,
     now: DateTime<Utc>,
 ) -> Result<RestorePlan, RestoreError> {
+    plan_as(cloud, store, accounts, req, &super::new_restore_id(now)).await
+}
+
+/// A saved plan checked against what planning its request again makes
+/// now (same restore id, same backup): `Err` says how they differ.
+pub async fn check_saved(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    accounts: &Accounts,
+    saved: &RestorePlan,
+) -> Result<(), RestoreError> {
+    let mut req = saved.request.clone();
+    req.which = Which::Id(saved.backup_id.clone());
+    let mut fresh = plan_as(cloud, store, accounts, &req, &saved.id).await?;
+    // The request as saved (`latest` stays `latest`): what it asks is what
+    // was planned again.
+    fresh.request = saved.request.clone();
+    let value = |p: &RestorePlan| {
+        let mut v = serde_json::to_value(p).expect("a plan serializes");
+        v.as_object_mut().map(|o| o.remove("notes"));
+        v
+    };
+    let (a, b) = (value(saved), value(&fresh));
+    if a == b {
+        return Ok(());
+    }
+    let keys: Vec<String> = a
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .chain(b.as_object().into_iter().flat_map(|o| o.keys()))
+        .filter(|k| a.get(k.as_str()) != b.get(k.as_str()))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Err(RestoreError::Stale(format!(
+        "planned again now, it differs in {} (edited, or AWS changed since): plan the restore again",
+        keys.join(", ")
+    )))
+}
+
+/// [`plan`] under a given restore id.
+async fn plan_as(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    accounts: &Accounts,
+    req: &Request,
+    id: &str,
+) -> Result<RestorePlan, RestoreError> {
     check_request(req)?;
     let mut from = destination(req, store)?;
     let (chosen, lineage) = {
@@ -277,7 +331,7 @@ pub async fn plan(
         .unwrap_or_else(|| chosen.artifacts.account.clone());
     account(accounts, &dest_account)?;
     account(accounts, &chosen.artifacts.account)?;
-    let id = super::new_restore_id(now);
+    let id = id.to_string();
     let mut p = RestorePlan {
         restore_format: RESTORE_FORMAT.into(),
         lineage,
@@ -305,6 +359,7 @@ pub async fn plan(
         members: vec![],
         drill: req.drill.clone(),
         notes: vec![],
+        request: req.clone(),
     };
     if p.account != p.artifacts_account {
         let to = account(accounts, &p.account)?;

@@ -14,7 +14,7 @@ use crate::state::{
 
 /// Which backup: `--backup ID`, `--backup latest` (the default), or the
 /// newest at or before an instant (a recovery to a point in time).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Which {
     #[default]
     Latest,
