@@ -725,6 +725,53 @@ async fn a_record_naming_an_original_never_aims_a_teardown_at_it() {
     assert_eq!(w.calls_of("TerminateInstances"), terminated);
 }
 
+#[tokio::test]
+async fn a_tag_alone_never_aims_a_teardown_at_an_original() {
+    let b = Bench::new(CHECK).await;
+    let sc = b.config.recovery_scenario("prod").unwrap();
+    let d = b.driller();
+    let o = d.drill(sc, &Which::Latest, None, Utc::now()).await.unwrap();
+    let restore = {
+        let st = b.store.lock().unwrap();
+        st.restores().unwrap()[1].id.clone()
+    };
+    // Someone with ec2:CreateTags puts the restore's id on the original,
+    // then the drill is reconciled again (its process gone).
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .instances
+        .get_mut("i-0000000a")
+        .unwrap()
+        .tags
+        .insert("lifeboat:restore-id".into(), restore.clone());
+    let mut rec = o.record.clone();
+    let me = HolderId::current();
+    rec.holder = HolderId {
+        start: me.start.map(|s| s + 1),
+        ..me
+    };
+    rec.status = DrillStatus::Running;
+    b.store
+        .lock()
+        .unwrap()
+        .transaction(|tx| tx.put_drill(&rec))
+        .unwrap();
+    let terminated = b.cloud.world.lock().unwrap().calls_of("TerminateInstances");
+    let t = d.teardown(&o.record.id).await.unwrap();
+    assert!(
+        t.problems
+            .iter()
+            .any(|p| p.contains("i-0000000a") && p.contains("not recorded")),
+        "{:?}",
+        t.problems
+    );
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(w.instances["i-0000000a"].state, InstanceState::Running);
+    assert_eq!(w.calls_of("TerminateInstances"), terminated);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unit_run_mode_drills_when_due_keeps_it_for_keep_for_then_tears_it_down() {
     use lifeboat_engine::runmode::clock::Clock;

@@ -45,16 +45,18 @@ impl Driller {
     /// Removes everything the restores of drill `drill_id` created and have
     /// not removed yet.
     pub async fn teardown(&self, drill_id: &str) -> Result<Teardown, StateError> {
-        let restores: Vec<RestoreRecord> = {
-            let st = self.rec.store.lock().expect("state lock poisoned");
-            st.restores()?
-                .into_iter()
-                .filter(|r| r.drill.as_deref() == Some(drill_id))
-                .collect()
-        };
         let mut out = Teardown::default();
-        // Instances first in every restore, then the rest kind by kind.
+        // Instances first in every restore, then the rest kind by kind,
+        // each pass reading the records again (a pass records what it
+        // finds of the next, an instance's volumes).
         for pass in 0..=4u8 {
+            let restores: Vec<RestoreRecord> = {
+                let st = self.rec.store.lock().expect("state lock poisoned");
+                st.restores()?
+                    .into_iter()
+                    .filter(|r| r.drill.as_deref() == Some(drill_id))
+                    .collect()
+            };
             for r in &restores {
                 if let Err(e) = self.remove(r, pass, &mut out).await {
                     out.problems
@@ -189,16 +191,39 @@ impl Driller {
         let ids = self
             .untagged(r, ec2, ResourceKind::Instance, open, &tagged, out)
             .await?;
+        // The volumes of its instances are the restore's too: recorded
+        // before the instances go, so that those kept past termination are
+        // removed as recorded ones (a tag alone proves nothing: anyone may
+        // put it on anything).
+        let ours: Vec<String> = ids
+            .iter()
+            .filter(|i| tagged.contains(*i))
+            .cloned()
+            .collect();
+        if !ours.is_empty() {
+            let q = Query {
+                ids: ours,
+                tags: vec![],
+            };
+            let found = collect_pages(|t| ec2.instances_page(&q, t))
+                .await
+                .map_err(e)?;
+            for v in found.iter().flat_map(|i| &i.volumes) {
+                self.record(r, ResourceKind::Volume, &v.volume_id, false);
+            }
+        }
+        let mut ended = BTreeSet::new();
         for id in &ids {
             if tagged.contains(id) {
                 launch.terminate_instance(id).await.map_err(e)?;
+                ended.insert(id.clone());
             }
             self.record(r, ResourceKind::Instance, id, true);
             out.removed.push((ResourceKind::Instance, id.clone()));
         }
         // Volumes kept past their instance (not deleted on termination)
         // are deleted next: they are free only once it has ended.
-        self.wait_ended(ec2, &tagged).await;
+        self.wait_ended(ec2, &ended).await;
         Ok(())
     }
 
@@ -266,8 +291,39 @@ impl Driller {
             .into_iter()
             .filter(|id| !there.contains(id))
             .collect();
-        ids.extend(tagged.iter().cloned());
+        // Tagged and recorded (now: an instance pass records its volumes),
+        // or an image of this restore's own name; a tagged one the record
+        // does not name is left alone and reported.
+        let recorded = self.recorded_now(r, kind).map_err(|e| e.to_string())?;
+        for id in tagged {
+            if recorded.contains(id) || own_image(kind, id, r, ec2).await {
+                ids.insert(id.clone());
+            } else {
+                out.problems.push(format!(
+                    "{} {id} carries {TAG_RESTORE_ID} = {} but is not recorded: left alone, remove it by hand if it is the drill's",
+                    kind.as_str(),
+                    r.id
+                ));
+            }
+        }
         Ok(ids)
+    }
+
+    /// What the state records restore `r` made of `kind`, read now.
+    fn recorded_now(
+        &self,
+        r: &RestoreRecord,
+        kind: ResourceKind,
+    ) -> Result<BTreeSet<String>, StateError> {
+        let st = self.rec.store.lock().expect("state lock poisoned");
+        Ok(st
+            .restores()?
+            .into_iter()
+            .filter(|x| x.id == r.id)
+            .flat_map(|x| x.resources)
+            .filter(|x| x.kind == kind)
+            .map(|x| x.id)
+            .collect())
     }
 
     /// Waits (within the restore wait) for `ids` to be terminated.
@@ -394,4 +450,20 @@ impl Driller {
         }
         Ok(())
     }
+}
+
+/// Whether image `id` is named as restore `r` names the image it registers
+/// (`lifeboat-restore-ID-…`): its own, even when its record was lost.
+async fn own_image(kind: ResourceKind, id: &str, r: &RestoreRecord, ec2: &dyn Ec2) -> bool {
+    if kind != ResourceKind::Image {
+        return false;
+    }
+    let q = ImageQuery {
+        ids: vec![id.to_string()],
+        tags: vec![],
+    };
+    let prefix = format!("lifeboat-restore-{}-", r.id);
+    collect_pages(|t| ec2.images_page(&q, t))
+        .await
+        .is_ok_and(|found| found.iter().any(|i| i.name.starts_with(&prefix)))
 }
