@@ -45,16 +45,27 @@ def actions(path):
     counts = Counter()
     if not os.path.exists(path):
         return counts
+    decoder = json.JSONDecoder()
+    entries = []
     with open(path) as f:
+        # Requests answered at once (the restore points' describes beside
+        # the creates) can land on one line: read every value in it.
         for line in f:
-            entry = json.loads(line)
-            body = entry.get("body") or ""
-            if entry.get("body_encoded"):
-                body = base64.b64decode(body).decode("utf-8", "replace")
-            params = urllib.parse.parse_qs(body)
-            if not params.get("Action"):
-                params = urllib.parse.parse_qs(urllib.parse.urlparse(entry.get("uri", "")).query)
-            counts[params.get("Action", ["(other)"])[0]] += 1
+            at = 0
+            line = line.strip()
+            while at < len(line):
+                entry, at = decoder.raw_decode(line, at)
+                entries.append(entry)
+                while at < len(line) and line[at].isspace():
+                    at += 1
+    for entry in entries:
+        body = entry.get("body") or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode("utf-8", "replace")
+        params = urllib.parse.parse_qs(body)
+        if not params.get("Action"):
+            params = urllib.parse.parse_qs(urllib.parse.urlparse(entry.get("uri", "")).query)
+        counts[params.get("Action", ["(other)"])[0]] += 1
     return counts
 
 
