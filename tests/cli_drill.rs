@@ -54,6 +54,8 @@ echo "$LIFEBOAT_RESTORED" > restored.json
 echo "$LIFEBOAT_DRILL_ID" > drill-id.txt
 case "$LIFEBOAT_RESTORED" in *'"kind":"instance"'*) ;; *) echo "no instance" >&2; exit 3 ;; esac
 case "$LIFEBOAT_RESTORED" in *'"kind":"db_instance"'*) ;; *) echo "no database" >&2; exit 4 ;; esac
+# Lifeboat's credentials never reach the check.
+[ -z "$AWS_ACCESS_KEY_ID$AWS_SECRET_ACCESS_KEY$AWS_ENDPOINT_URL" ] || { echo "credentials leaked" >&2; exit 5; }
 echo "smoke test passed" >&2
 "#;
 

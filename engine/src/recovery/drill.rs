@@ -197,13 +197,13 @@ impl Driller {
             ),
         ];
         let program = scripts::resolve(&self.config_dir, &check.script);
-        let out = scripts::run(
+        // Lifeboat's own credentials reach every configured account, the
+        // vault's included: the check gets none of them.
+        let out = scripts::run_isolated(
             &program,
-            &[],
             &env,
             &self.config_dir,
             std::time::Duration::from_secs(check.timeout_secs),
-            true,
         )
         .await;
         rec.check_exit = out.exit_code;
@@ -284,6 +284,26 @@ impl Driller {
 /// drill killed midway is failed; one killed while kept after a passed
 /// check passes once its teardown is done. Drills of live processes, and
 /// of processes that cannot be looked at (another host), are left alone.
+/// How long past its start a drill may still be running, and past its
+/// `keep_for` still kept, in a process this one cannot see (another host,
+/// a host rebooted since, another container): no drill's waits take that
+/// long, so its process is gone.
+const ABANDONED_AFTER: chrono::Duration = chrono::Duration::hours(12);
+
+/// Whether the process holding `rec` is gone: seen to be, or unseen for
+/// longer than any drill can take (else a drill killed by a reboot or a
+/// container restart would stay forever).
+fn holder_gone(rec: &DrillRecord) -> bool {
+    match rec.holder.liveness() {
+        Liveness::Gone => true,
+        Liveness::Unknown => {
+            let since = rec.keep_until.unwrap_or(rec.started).max(rec.started);
+            Utc::now() - since > ABANDONED_AFTER
+        }
+        _ => false,
+    }
+}
+
 pub async fn reconcile(d: &Driller) -> Result<Vec<DrillOutcome>, StateError> {
     let (drills, restores) = {
         let st = d.rec.store.lock().expect("state lock poisoned");
@@ -295,7 +315,7 @@ pub async fn reconcile(d: &Driller) -> Result<Vec<DrillOutcome>, StateError> {
             .iter()
             .filter(|r| r.drill.as_deref() == Some(rec.id.as_str()))
             .any(|r| r.resources.iter().any(|x| x.removed.is_none()));
-        if (rec.status.is_final() && !leftover) || rec.holder.liveness() != Liveness::Gone {
+        if (rec.status.is_final() && !leftover) || !holder_gone(&rec) {
             continue;
         }
         let down = d.teardown(&rec.id).await?;

@@ -39,6 +39,26 @@ pub fn resolve(config_dir: &Path, path: &str) -> PathBuf {
     }
 }
 
+/// What a script that must not inherit Lifeboat's environment keeps of it:
+/// enough to find programs and format text, never AWS credentials or
+/// profiles (a drill's check runs beside production with what it is given).
+const KEPT_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"];
+
+/// [`run`] with only [`KEPT_ENV`] of Lifeboat's environment, and `env`.
+pub async fn run_isolated(
+    program: &Path,
+    env: &[(String, String)],
+    cwd: &Path,
+    timeout: Duration,
+) -> Outcome {
+    let mut all: Vec<(String, String)> = KEPT_ENV
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
+    all.extend(env.iter().cloned());
+    spawn_and_wait(program, &[], &all, cwd, timeout, true, true).await
+}
+
 /// Runs `program` with `args` and extra `env`, killing its process group
 /// after `timeout`.
 pub async fn run(
@@ -49,7 +69,22 @@ pub async fn run(
     timeout: Duration,
     collect_output: bool,
 ) -> Outcome {
+    spawn_and_wait(program, args, env, cwd, timeout, collect_output, false).await
+}
+
+async fn spawn_and_wait(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    cwd: &Path,
+    timeout: Duration,
+    collect_output: bool,
+    clear_env: bool,
+) -> Outcome {
     let mut cmd = tokio::process::Command::new(program);
+    if clear_env {
+        cmd.env_clear();
+    }
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(cwd)
