@@ -80,6 +80,9 @@ impl Runner<'_> {
         };
         // A failed restore may be run again: what it made is adopted by
         // its tags, never made twice.
+        // A restore run for the first time has made nothing yet: it skips
+        // the looks for what an earlier run of it made.
+        let resumed = existing.is_some();
         let mut record = match existing {
             Some(r) if matches!(r.status, RestoreStatus::Completed | RestoreStatus::TornDown) => {
                 return Err(RestoreError::Invalid(format!(
@@ -115,7 +118,7 @@ impl Runner<'_> {
         };
         self.tx(|tx| tx.put_restore(&record))?;
         let result = tokio::select! {
-            r = self.body(p) => r,
+            r = self.body(p, resumed) => r,
             _ = raised(stop) => Err(RestoreError::Invalid(
                 "interrupted: what was made is recorded; run the same plan again to finish it".into(),
             )),
@@ -143,12 +146,12 @@ impl Runner<'_> {
             .expect("the restore just recorded"))
     }
 
-    async fn body(&self, p: &RestorePlan) -> Result<(), RestoreError> {
+    async fn body(&self, p: &RestorePlan, resumed: bool) -> Result<(), RestoreError> {
         self.share(p, true).await?;
         let dest = account(self.accounts, &p.account)?;
         match (&p.launch, &p.volume, &p.database) {
-            (Some(_), _, _) => self.instance(p, dest).await,
-            (_, Some(_), _) => self.volume(p, dest).await,
+            (Some(_), _, _) => self.instance(p, dest, resumed).await,
+            (_, Some(_), _) => self.volume(p, dest, resumed).await,
             (_, _, Some(_)) => self.database(p, dest).await,
             _ => Err(RestoreError::Invalid(
                 "the restore plan creates nothing".into(),
@@ -218,7 +221,12 @@ impl Runner<'_> {
         Ok(())
     }
 
-    async fn instance(&self, p: &RestorePlan, dest: &Account) -> Result<(), RestoreError> {
+    async fn instance(
+        &self,
+        p: &RestorePlan,
+        dest: &Account,
+        resumed: bool,
+    ) -> Result<(), RestoreError> {
         let launch_req = p.launch.as_ref().expect("an instance restore launches");
         let ec2 = self.cloud.ec2(dest, &p.region).await?;
         let launch = self.cloud.launch(dest, &p.region).await?;
@@ -236,7 +244,8 @@ impl Runner<'_> {
                 let id = found.into_iter().find(|i| i.name == reg.name).map(|i| i.id);
                 Ok::<_, RestoreError>(id)
             };
-            let image = match own().await? {
+            let before = if resumed { own().await? } else { None };
+            let image = match before {
                 Some(id) => id,
                 None => match launch.register_image(reg).await {
                     Ok(id) => id,
@@ -247,7 +256,11 @@ impl Runner<'_> {
             req.image_id = image.clone();
             registered = Some(image);
         }
-        let instance = match first(launch.restored_instances(&p.id).await?) {
+        let before = match resumed {
+            true => first(launch.restored_instances(&p.id).await?),
+            false => None,
+        };
+        let instance = match before {
             Some(id) => id,
             None => match launch.run_instance(&req).await {
                 Ok(id) => id,
@@ -266,14 +279,23 @@ impl Runner<'_> {
             .map_err(|e| placed(e, p))
     }
 
-    async fn volume(&self, p: &RestorePlan, dest: &Account) -> Result<(), RestoreError> {
+    async fn volume(
+        &self,
+        p: &RestorePlan,
+        dest: &Account,
+        resumed: bool,
+    ) -> Result<(), RestoreError> {
         let req = p
             .volume
             .as_ref()
             .expect("a volume restore creates a volume");
         let ec2 = self.cloud.ec2(dest, &p.region).await?;
         let launch = self.cloud.launch(dest, &p.region).await?;
-        let volume = match first(launch.restored_volumes(&p.id).await?) {
+        let before = match resumed {
+            true => first(launch.restored_volumes(&p.id).await?),
+            false => None,
+        };
+        let volume = match before {
             Some(id) => id,
             None => match launch.create_volume(req).await {
                 Ok(id) => id,
