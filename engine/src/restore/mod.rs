@@ -14,6 +14,7 @@
 //!
 //! Everything created carries [`TAG_RESTORED_FROM`] and [`TAG_RESTORE_ID`].
 
+mod db;
 pub mod plan;
 pub mod render;
 pub mod run;

@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use super::source::{self, Artifacts, Chosen, Which};
 use super::{Kind, RestoreError, TAG_RESTORED_FROM, TAG_RESTORE_ID};
 use crate::cloud::restore::{
-    DbRestoreRequest, DbShape, Disk, ImageRegistration, InstanceShape, LaunchRequest, Mapping,
-    Shape, VolumeRequest,
+    DbRestoreRequest, Disk, ImageRegistration, InstanceShape, LaunchRequest, Mapping, Shape,
+    VolumeRequest,
 };
-use crate::cloud::{collect_pages, Cloud, DbSnapshotKind, InstanceState, Query, Tags};
+use crate::cloud::{collect_pages, Cloud, InstanceState, Query, Tags};
 use crate::state::{ArtifactKind, Destination, SharedStore};
 
 /// The version of the saved restore plan's format.
@@ -157,7 +157,7 @@ pub struct RestorePlan {
     pub request: Request,
 }
 
-fn invalid(m: impl Into<String>) -> RestoreError {
+pub(super) fn invalid(m: impl Into<String>) -> RestoreError {
     RestoreError::Invalid(m.into())
 }
 
@@ -223,28 +223,9 @@ fn check_request(req: &Request) -> Result<(), RestoreError> {
         }
     }
     if let Some(id) = &req.options.identifier {
-        check_db_identifier(id)?;
+        super::db::check_db_identifier(id)?;
     }
     Ok(())
-}
-
-/// An identifier RDS accepts as it is (RDS folds case, and a lookup by the
-/// unfolded name would then miss the database it made).
-fn check_db_identifier(id: &str) -> Result<(), RestoreError> {
-    let ok = (1..=63).contains(&id.len())
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !id.ends_with('-')
-        && !id.contains("--");
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "--identifier {id:?}: 1 to 63 lowercase letters, digits and single hyphens, starting with a letter, not ending with a hyphen"
-        )))
-    }
 }
 
 /// Plans `req`: reads the catalog, then checks what it can in AWS.
@@ -373,7 +354,9 @@ async fn plan_as(
     match req.kind {
         Kind::Instance => plan_instance(cloud, accounts, req, &chosen, &mut p).await?,
         Kind::Volume => plan_volume(cloud, accounts, req, &chosen, &mut p).await?,
-        Kind::Rds | Kind::Aurora => plan_database(cloud, accounts, req, &chosen, &mut p).await?,
+        Kind::Rds | Kind::Aurora => {
+            super::db::plan_database(cloud, accounts, req, &chosen, &mut p).await?
+        }
     }
     Ok(p)
 }
@@ -407,7 +390,7 @@ fn shares(a: &Artifacts, kind: Kind) -> Vec<Share> {
 
 /// The tags of what a restore creates: the original's (less those AWS and
 /// Lifeboat reserve), the operator's, and the restore's own.
-fn tags(original: &Tags, extra: &[(String, String)], from: &str, id: &str) -> Tags {
+pub(super) fn tags(original: &Tags, extra: &[(String, String)], from: &str, id: &str) -> Tags {
     let mut t: Tags = original
         .iter()
         .filter(|(k, _)| !k.starts_with("aws:") && !k.starts_with("lifeboat:"))
@@ -759,67 +742,7 @@ async fn plan_volume(
             )));
         }
     }
-    let dest = account(accounts, &p.account)?;
-    let launch = cloud.launch(dest, &p.region).await?;
-    if let Some(instance) = &o.attach_to {
-        let found =
-            collect_pages(|t| launch.shapes_page(std::slice::from_ref(instance), t)).await?;
-        let Some((_, live)) = found.into_iter().next() else {
-            return Err(invalid(format!(
-                "instance {instance} does not exist in account {} ({})",
-                p.account, p.region
-            )));
-        };
-        if live.availability_zone != az {
-            return Err(invalid(format!(
-                "instance {instance} is in {}, and the volume would be in {az}: a volume attaches only in its own zone (pass --az {})",
-                live.availability_zone, live.availability_zone
-            )));
-        }
-        let device = o
-            .device
-            .clone()
-            .or_else(|| Some(disk.device.clone()).filter(|d| !d.is_empty()))
-            .ok_or_else(|| invalid("pass --device to attach the volume"))?;
-        let at_device = live.disks.iter().find(|d| d.device == device);
-        let swap_out = match (o.swap, at_device) {
-            (true, Some(d)) => Some(d.volume_id.clone()),
-            (true, None) => {
-                return Err(invalid(format!("--swap: instance {instance} has no volume at {device}")))
-            }
-            (false, Some(d)) => {
-                return Err(invalid(format!(
-                    "instance {instance} has volume {} at {device}: pass --swap to replace it (it is detached and kept) or another --device",
-                    d.volume_id
-                )))
-            }
-            (false, None) => None,
-        };
-        if swap_out.is_some() {
-            // Detaching a mounted volume from a running instance risks its
-            // file system, and the instance loses the disk it runs on.
-            let ec2 = cloud.ec2(dest, &p.region).await?;
-            let q = Query {
-                ids: vec![instance.clone()],
-                tags: vec![],
-            };
-            let state = collect_pages(|t| ec2.instances_page(&q, t)).await?;
-            if !state.iter().any(|i| i.state == InstanceState::Stopped) {
-                return Err(invalid(format!(
-                    "--swap: stop instance {instance} first (its volume at {device} is detached for the restored one)"
-                )));
-            }
-        }
-        p.attach = Some(Attach {
-            instance_id: instance.clone(),
-            device,
-            swap_out,
-        });
-    } else if o.swap {
-        return Err(invalid(
-            "--swap needs --attach-to and the instance to swap on",
-        ));
-    }
+    p.attach = attach_plan(cloud, accounts, o, &az, &disk, p).await?;
     let volume_type = o
         .volume_type
         .clone()
@@ -842,149 +765,76 @@ async fn plan_volume(
     Ok(())
 }
 
-/// A DB identifier RDS accepts, from the original's: letters, digits and
-/// single hyphens, at most 63 characters, no hyphen at the end.
-fn db_identifier(base: &str, suffix: &str) -> String {
-    let mut s: String = format!("{base}-{suffix}");
-    s.truncate(63);
-    while s.ends_with('-') {
-        s.pop();
-    }
-    s
-}
-
-async fn plan_database(
+/// Where a restored volume is attached (`--attach-to`), with the volume
+/// `--swap` replaces; checked against the instance as it is now.
+async fn attach_plan(
     cloud: &Arc<dyn Cloud>,
     accounts: &Accounts,
-    req: &Request,
-    chosen: &Chosen,
-    p: &mut RestorePlan,
-) -> Result<(), RestoreError> {
-    let o = &req.options;
-    let kind = req.kind.db_kind().expect("a database kind");
-    let shape = match &chosen.shape {
-        Some(Shape::Db(s)) => s.clone(),
-        _ => DbShape::default(),
+    o: &Options,
+    az: &str,
+    disk: &Disk,
+    p: &RestorePlan,
+) -> Result<Option<Attach>, RestoreError> {
+    let Some(instance) = &o.attach_to else {
+        if o.swap {
+            return Err(invalid(
+                "--swap needs --attach-to and the instance to swap on",
+            ));
+        }
+        return Ok(None);
     };
-    let (snap_id, arn) = chosen
-        .artifacts
-        .db
-        .clone()
-        .expect("a DB backup has its snapshot");
-    let identifier = o
-        .identifier
-        .clone()
-        .unwrap_or_else(|| db_identifier(&req.target, "restored"));
     let dest = account(accounts, &p.account)?;
-    let dbs = cloud.databases(dest, &p.region).await?;
-    if dbs.status(kind, &identifier).await?.is_some() {
+    let launch = cloud.launch(dest, &p.region).await?;
+    let found = collect_pages(|t| launch.shapes_page(std::slice::from_ref(instance), t)).await?;
+    let Some((_, live)) = found.into_iter().next() else {
         return Err(invalid(format!(
-            "a DB {} named {identifier} already exists in account {} ({}): choose another --identifier",
-            if kind == DbSnapshotKind::Cluster { "cluster" } else { "instance" },
-            p.account,
-            p.region
+            "instance {instance} does not exist in account {} ({})",
+            p.account, p.region
         )));
-    }
-    let snapshot = if p.share_with.is_some() {
-        match arn {
-            Some(a) => a,
-            None => {
-                let owner = account(accounts, &p.artifacts_account)?;
-                let id = cloud.account_id(owner).await?;
-                let what = if kind == DbSnapshotKind::Cluster {
-                    "cluster-snapshot"
-                } else {
-                    "snapshot"
-                };
-                format!(
-                    "arn:{}:rds:{}:{id}:{what}:{snap_id}",
-                    partition(&p.region),
-                    p.artifacts_region
-                )
-            }
-        }
-    } else {
-        snap_id.clone()
     };
-    let same_place = p.account == chosen.backup.account && p.source == "local";
-    if !same_place && o.subnet_group.is_none() && shape.subnet_group.is_some() {
-        p.notes.push("the original's DB subnet group is not used outside its account and region: the default applies (pass --subnet-group)".into());
-    }
-    let class = o
-        .class
-        .clone()
-        .or(Some(shape.class.clone()).filter(|c| !c.is_empty()));
-    if kind == DbSnapshotKind::Instance && class.is_none() {
+    if live.availability_zone != az {
         return Err(invalid(format!(
-            "backup {} recorded no DB class for {}: pass --class",
-            chosen.backup.id, req.target
+            "instance {instance} is in {}, and the volume would be in {az}: a volume attaches only in its own zone (pass --az {})",
+            live.availability_zone, live.availability_zone
         )));
     }
-    let engine = Some(shape.engine.clone()).filter(|e| !e.is_empty());
-    if kind == DbSnapshotKind::Cluster {
-        let Some(engine) = &engine else {
-            return Err(invalid(format!("backup {} recorded no engine for cluster {}: it cannot be restored without its restore point", chosen.backup.id, req.target)));
+    let device = o
+        .device
+        .clone()
+        .or_else(|| Some(disk.device.clone()).filter(|d| !d.is_empty()))
+        .ok_or_else(|| invalid("pass --device to attach the volume"))?;
+    let at_device = live.disks.iter().find(|d| d.device == device);
+    let swap_out = match (o.swap, at_device) {
+        (true, Some(d)) => Some(d.volume_id.clone()),
+        (true, None) => {
+            return Err(invalid(format!("--swap: instance {instance} has no volume at {device}")))
+        }
+        (false, Some(d)) => {
+            return Err(invalid(format!(
+                "instance {instance} has volume {} at {device}: pass --swap to replace it (it is detached and kept) or another --device",
+                d.volume_id
+            )))
+        }
+        (false, None) => None,
+    };
+    if swap_out.is_some() {
+        // Detaching a mounted volume from a running instance risks its
+        // file system, and the instance loses the disk it runs on.
+        let ec2 = cloud.ec2(dest, &p.region).await?;
+        let q = Query {
+            ids: vec![instance.clone()],
+            tags: vec![],
         };
-        let member_class = o.instance_class.clone();
-        p.members = if shape.members.is_empty() {
-            let c = member_class
-                .or(class.clone())
-                .ok_or_else(|| invalid("pass --instance-class for the cluster's instance"))?;
-            vec![(db_identifier(&identifier, "1"), c)]
-        } else {
-            shape
-                .members
-                .iter()
-                .enumerate()
-                .map(|(i, (_, c))| {
-                    (
-                        db_identifier(&identifier, &(i + 1).to_string()),
-                        member_class.clone().unwrap_or_else(|| c.clone()),
-                    )
-                })
-                .collect()
-        };
-        let _ = engine;
-        // Each instance's identifier too: a taken one would fail only once
-        // the cluster is made.
-        for (m, _) in &p.members {
-            if dbs.status(DbSnapshotKind::Instance, m).await?.is_some() {
-                return Err(invalid(format!(
-                    "a DB instance named {m} already exists in account {} ({}): choose another --identifier",
-                    p.account, p.region
-                )));
-            }
+        let state = collect_pages(|t| ec2.instances_page(&q, t)).await?;
+        if !state.iter().any(|i| i.state == InstanceState::Stopped) {
+            return Err(invalid(format!(
+                "--swap: stop instance {instance} first (its volume at {device} is detached for the restored one)"
+            )));
         }
     }
-    p.database = Some(DbRestoreRequest {
-        kind,
-        identifier,
-        snapshot,
-        class,
-        engine,
-        subnet_group: o
-            .subnet_group
-            .clone()
-            .or(shape.subnet_group.clone().filter(|_| same_place)),
-        parameter_group: shape.parameter_group.clone().filter(|_| same_place),
-        port: shape.port,
-        multi_az: shape.multi_az,
-        security_groups: if same_place {
-            shape.security_groups.clone()
-        } else {
-            vec![]
-        },
-        tags: tags(&shape.tags, &o.tags, &snap_id, &p.id),
-    });
-    Ok(())
-}
-
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
+    Ok(Some(Attach {
+        instance_id: instance.clone(),
+        device,
+        swap_out,
+    }))
 }
