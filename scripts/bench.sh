@@ -11,6 +11,8 @@
 #               to one region against the emulator, next to a minimal script
 #   recovery_scale  a recovery scenario of 50 instances after 5 databases,
 #               at most 5 restores in flight (in-memory AWS)
+#   bench_recover  `lifeboat recover` of the same scenario against the
+#               emulator, next to a minimal script making the same calls
 # Both use release builds. BENCH_TARGETS sets the tick's target count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,3 +29,5 @@ echo "==> bench_dr"
 .venv/bin/python scripts/bench_dr.py "$CARGO_TARGET_DIR/release/lifeboat" "${BENCH_TARGETS:-1000}"
 echo "==> recovery_scale"
 cargo run --quiet --release -p lifeboat-engine --example recovery_scale
+echo "==> bench_recover"
+.venv/bin/python scripts/bench_recover.py "$CARGO_TARGET_DIR/release/lifeboat" 50 5
