@@ -115,9 +115,6 @@ fn disk(v: &aws_sdk_ec2::types::Volume) -> Option<Disk> {
     })
 }
 
-/// The tag a restore puts on everything it makes, with its id as value.
-const RESTORE_TAG: &str = "lifeboat:restore-id";
-
 /// One block device: RegisterImage's names its snapshot; RunInstances'
 /// overrides leave it out (the image's stays).
 fn block_device(m: &Mapping, with_snapshot: bool) -> BlockDeviceMapping {
@@ -188,7 +185,10 @@ impl AwsEc2 {
         token: Option<String>,
     ) -> CloudResult<Page<(String, Tags)>> {
         let action = "ec2:DescribeInstances";
-        let tag = [(RESTORE_TAG.to_owned(), vec![restore_id.to_owned()])];
+        let tag = [(
+            lifeboat_engine::restore::TAG_RESTORE_ID.to_owned(),
+            vec![restore_id.to_owned()],
+        )];
         let filters = sdk_filters(build_filters(None, "instance-id", &[], &tag));
         let out = self
             .client
@@ -226,7 +226,10 @@ impl AwsEc2 {
         token: Option<String>,
     ) -> CloudResult<Page<(String, Tags)>> {
         let action = "ec2:DescribeVolumes";
-        let tag = [(RESTORE_TAG.to_owned(), vec![restore_id.to_owned()])];
+        let tag = [(
+            lifeboat_engine::restore::TAG_RESTORE_ID.to_owned(),
+            vec![restore_id.to_owned()],
+        )];
         let filters = sdk_filters(build_filters(None, "volume-id", &[], &tag));
         let out = self
             .client

@@ -19,8 +19,7 @@ use crate::restore::plan::Accounts;
 use crate::state::SharedStore;
 use crate::vpc::clone::CloneState;
 
-/// On every resource of a clone: the id of the original it recreates.
-const TAG_ORIGINAL_ID: &str = "lifeboat:original-id";
+use crate::vpc::export::TAG_ORIGINAL_ID;
 /// On what a CloudFormation stack creates: the stack's name.
 const TAG_STACK_NAME: &str = "aws:cloudformation:stack-name";
 

@@ -17,7 +17,7 @@ use crate::cloud::restore::{
 };
 
 /// The tag a restore puts on everything it makes.
-const RESTORE_TAG: &str = "lifeboat:restore-id";
+use crate::restore::TAG_RESTORE_ID as RESTORE_TAG;
 
 /// A DB instance or Aurora cluster in the fake's world.
 #[derive(Debug, Clone)]

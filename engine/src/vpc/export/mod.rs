@@ -21,6 +21,7 @@ use crate::vpc::document::CaptureDoc;
 
 mod gateways;
 mod naming;
+pub(crate) use naming::TAG_ORIGINAL_ID;
 mod network;
 mod regional;
 mod routes;
@@ -29,7 +30,7 @@ mod security;
 mod tests;
 mod zones;
 
-use naming::{r, TAG_CAPTURED_AT, TAG_ORIGINAL_ID, TAG_ORIGINAL_REGION, VPC_LID};
+use naming::{r, TAG_CAPTURED_AT, TAG_ORIGINAL_REGION, VPC_LID};
 use zones::zone_map;
 
 /// CloudFormation's limit for an inline TemplateBody, in bytes.

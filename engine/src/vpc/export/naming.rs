@@ -29,7 +29,7 @@ pub(super) fn lid_full(kind: &str, id: &str) -> String {
 }
 
 pub(super) const VPC_LID: &str = "VPC";
-pub(super) const TAG_ORIGINAL_ID: &str = "lifeboat:original-id";
+pub(crate) const TAG_ORIGINAL_ID: &str = "lifeboat:original-id";
 pub(super) const TAG_ORIGINAL_REGION: &str = "lifeboat:original-region";
 pub(super) const TAG_CAPTURED_AT: &str = "lifeboat:captured-at";
 
