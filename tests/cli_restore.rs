@@ -387,6 +387,67 @@ fn an_instance_comes_back_in_another_region_from_its_dr_copy() {
 }
 
 #[test]
+fn a_backup_expired_locally_restores_from_its_dr_copy_as_it_was() {
+    let env = Env::start();
+    let i = env.aws.run_instance(2, &[("Name", "web-1")]);
+    let mut one = config(
+        &instance(&i.id, "snapshots"),
+        "\n  dr {\n    regions     = [\"us-west-2\"]\n    generations = 3\n  }\n",
+    );
+    one = one.replace("generations = 3\n\n", "generations = 1\n\n");
+    assert!(one.contains("generations = 1"), "{one}");
+    env.config(&one);
+    env.apply();
+    env.backup("web", &at(10));
+    env.backup("web", &at(11));
+    // Locally one generation stays: the 10:00 backup is gone but for its copy.
+    assert_eq!(env.backups(&[]).len(), 1);
+    let first = "2026-11-22T10:00:00Z";
+    let west = Aws::in_region(&env.emulator, "us-west-2");
+    let subnet = west.default_subnet("us-west-2a");
+
+    // Without --from, it says where the copies are.
+    env.run(&[
+        "restore",
+        "instance",
+        &i.id,
+        "--backup",
+        first,
+        "--plan-only",
+    ])
+    .code(1)
+    .mentions("--from us-west-2:main");
+    let record = restore(
+        &env,
+        &[
+            "instance",
+            &i.id,
+            "--backup",
+            first,
+            "--from",
+            "us-west-2",
+            "--subnet",
+            &subnet,
+        ],
+    );
+    assert_eq!(record["backup_id"], first);
+    assert_eq!(record["source"], "us-west-2:main");
+    // Its restore point outlived the backup: both disks and the tags.
+    let back = west.instance(&created(&record, "instance")[0]);
+    assert_eq!(back.state, "running");
+    assert_eq!(back.devices.len(), 2, "{back:?}");
+    assert_eq!(back.tags["Name"], "web-1");
+    let from = &back.tags["lifeboat:restored-from"];
+    let copies: Vec<String> = west
+        .describe_tagged_key("lifeboat:dr-backup-id")
+        .into_iter()
+        .filter(|s| s.tags["lifeboat:dr-backup-id"] == first)
+        .map(|s| s.id)
+        .collect();
+    assert!(copies.contains(from), "{from} in {copies:?}");
+}
+
+#[test]
 fn a_saved_restore_plan_is_performed_by_apply() {
     let env = Env::start();
     let i = env.aws.run_instance(1, &[]);

@@ -245,6 +245,18 @@ impl Executor {
             .backups(Some(&main.policy))?
             .into_iter()
             .any(|b| b.id == main.backup_id && b.frozen.is_some());
+        let reads = |u: &crate::state::InUse| {
+            u.reads_copies(&main.policy, &main.backup_id, &main.destination)
+        };
+        if let Some(restore) = self.restoring(reads)? {
+            return Err(Refusal::Restoring {
+                id: main.id,
+                backup_id: main.backup_id,
+                policy: main.policy,
+                restore,
+            }
+            .into());
+        }
         if frozen {
             return Err(Refusal::Frozen {
                 id: main.id,

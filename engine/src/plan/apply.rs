@@ -148,6 +148,13 @@ pub enum Refusal {
         backup_id: String,
         policy: String,
     },
+    #[error("{id} belongs to backup {backup_id} of policy {policy}, which restore {restore} is reading; refusing to delete it until the restore ends")]
+    Restoring {
+        id: String,
+        backup_id: String,
+        policy: String,
+        restore: String,
+    },
 }
 
 fn field<'a>(v: &'a Option<Value>, key: &str) -> Result<&'a str, ApplyError> {
@@ -238,12 +245,34 @@ impl Executor {
                 backup_id: o.backup_id,
                 policy: o.policy,
             },
-            Some(_) => {
-                self.still_locked()?;
-                return Ok((acct, region));
-            }
+            Some(o) => match self.restoring(|u| u.reads_backup(&o.policy, &o.backup_id))? {
+                Some(restore) => Refusal::Restoring {
+                    id: id.to_string(),
+                    backup_id: o.backup_id,
+                    policy: o.policy,
+                    restore,
+                },
+                None => {
+                    self.still_locked()?;
+                    return Ok((acct, region));
+                }
+            },
         };
         Err(refusal.into())
+    }
+
+    /// The running restore, if any, that reads what `reads` matches: what
+    /// it reads is not deleted under it, whatever the plan decided before.
+    pub(crate) fn restoring(
+        &self,
+        reads: impl Fn(&crate::state::InUse) -> bool,
+    ) -> Result<Option<String>, ApplyError> {
+        let st = self.store.lock().expect("state store lock poisoned");
+        Ok(st
+            .in_use()?
+            .into_iter()
+            .find(|u| reads(u))
+            .map(|u| u.restore))
     }
 
     /// Performs one change.

@@ -75,8 +75,11 @@ fn drill_identifier(target: &str, drill: &str) -> String {
 /// the target's own backup region (copies to another account).
 fn backup_region(store: &SharedStore, target: &str) -> Result<Option<String>, RecoveryError> {
     let st = store.lock().expect("state lock poisoned");
-    Ok(st
-        .backups(None)?
+    let mut all = st.backups(None)?;
+    // Local backups that expired are known by their copies.
+    all.extend(st.copied_backups()?);
+    all.sort_by_key(|b| b.seq);
+    Ok(all
         .iter()
         .rev()
         .flat_map(|b| b.snapshots.iter())
@@ -95,11 +98,8 @@ fn mapped(
 ) -> Result<(Option<String>, Option<Vec<String>>), RecoveryError> {
     let shape = {
         let st = store.lock().expect("state lock poisoned");
-        match source::choose(&st, Kind::Instance, target, which, None) {
-            Ok(c) => c.shape,
-            // The restore plan says why there is no backup.
-            Err(_) => None,
-        }
+        // The restore plan says why there is no backup.
+        source::shape(&st, Kind::Instance, target, which).unwrap_or(None)
     };
     let Some(Shape::Instance(shape)) = shape else {
         return Ok((step.subnet.clone(), None));

@@ -171,16 +171,7 @@ pub(super) fn account<'a>(accounts: &'a Accounts, name: &str) -> Result<&'a Acco
 fn destination(req: &Request, store: &SharedStore) -> Result<Option<Destination>, RestoreError> {
     let owner = || -> Result<String, RestoreError> {
         let st = store.lock().expect("state lock poisoned");
-        let b = st.backups(None)?;
-        Ok(b.iter()
-            .rev()
-            .find(|b| {
-                b.snapshots
-                    .iter()
-                    .any(|s| s.target == req.target || s.volume_id == req.target)
-            })
-            .map(|b| b.account.clone())
-            .unwrap_or_default())
+        Ok(source::owner(&st, &req.target)?.unwrap_or_default())
     };
     Ok(match (&req.from, &req.to_region) {
         (Some((region, acct)), _) => Some(Destination {

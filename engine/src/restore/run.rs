@@ -69,13 +69,6 @@ impl Runner<'_> {
                     "it was planned against another state (lineage differs)".into(),
                 ));
             }
-            let backups = st.backups(Some(&p.policy))?;
-            if !backups.iter().any(|b| b.id == p.backup_id) {
-                return Err(RestoreError::Stale(format!(
-                    "backup {} of policy {} is no longer in the catalog",
-                    p.backup_id, p.policy
-                )));
-            }
             st.restores()?.into_iter().find(|r| r.id == p.id)
         };
         // A failed restore may be run again: what it made is adopted by
@@ -116,7 +109,18 @@ impl Runner<'_> {
                 resources: vec![],
             },
         };
-        self.tx(|tx| tx.put_restore(&record))?;
+        // Running from here, if its artifacts are still there: retention
+        // keeps them from this commit until the restore ends.
+        let missing = self.tx(|tx| tx.start_restore(&record, &p.from))?;
+        if !missing.is_empty() {
+            return Err(RestoreError::Stale(format!(
+                "backup {} of policy {} no longer has {} in the catalog ({}): retention expired it since the plan",
+                p.backup_id,
+                p.policy,
+                missing.join(", "),
+                p.source
+            )));
+        }
         let result = tokio::select! {
             r = self.body(p, resumed) => r,
             _ = raised(stop) => Err(RestoreError::Invalid(

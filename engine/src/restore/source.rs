@@ -111,17 +111,48 @@ pub fn choose(
     which: &Which,
     from: Option<&Destination>,
 ) -> Result<Chosen, RestoreError> {
-    let backups = store.backups(None)?;
+    let mut backups = store.backups(None)?;
+    // A backup that expired locally restores from its copies: known by them.
+    let by_copies = store.copied_backups()?;
+    if from.is_some() {
+        backups.extend(by_copies);
+        return pick(store, kind, target, which, from, &backups);
+    }
+    let local = pick(store, kind, target, which, None, &backups);
+    match local {
+        // The one asked for is known by its copies only: say where they are.
+        Err(RestoreError::Invalid(why))
+            if pick(store, kind, target, which, None, &by_copies).is_ok() =>
+        {
+            Err(RestoreError::Invalid(format!(
+                "{why}; it expired locally but has DR copies: restore from one with --from {}",
+                copy_places(store, target)?.join(" or --from ")
+            )))
+        }
+        other => other,
+    }
+}
+
+/// [`choose`] among `backups`.
+fn pick(
+    store: &Store,
+    kind: Kind,
+    target: &str,
+    which: &Which,
+    from: Option<&Destination>,
+    backups: &[BackupRecord],
+) -> Result<Chosen, RestoreError> {
+    let names = |b: &BackupRecord| {
+        b.snapshots
+            .iter()
+            .any(|s| s.target == target || s.volume_id == target)
+    };
     let mut candidates: Vec<&BackupRecord> = backups
         .iter()
         .filter(|b| !records_of(b, kind, target).is_empty())
         .collect();
     if candidates.is_empty() {
-        let known = backups.iter().any(|b| {
-            b.snapshots
-                .iter()
-                .any(|s| s.target == target || s.volume_id == target)
-        });
+        let known = backups.iter().any(names);
         return Err(RestoreError::Invalid(if known {
             format!("no whole backup of {} {target}: every backup that names it failed for it or is still running", kind.noun())
         } else {
@@ -204,6 +235,58 @@ pub fn choose(
         "no completed DR copy of {} {target} in {d}: {missing}",
         kind.noun()
     )))
+}
+
+/// What `target` was in the backup `which` names: from a local backup, or
+/// when those expired, from the copies of one. `None` when no backup whole
+/// for it has a restore point.
+pub fn shape(
+    store: &Store,
+    kind: Kind,
+    target: &str,
+    which: &Which,
+) -> Result<Option<Shape>, RestoreError> {
+    if let Ok(c) = choose(store, kind, target, which, None) {
+        return Ok(c.shape);
+    }
+    for place in copy_places(store, target)? {
+        let Some(d) = crate::state::source_destination(&place) else {
+            continue;
+        };
+        if let Ok(c) = choose(store, kind, target, which, Some(&d)) {
+            return Ok(c.shape);
+        }
+    }
+    Ok(None)
+}
+
+/// Where completed copies of `target`'s artifacts are, as `--from` names them.
+fn copy_places(store: &Store, target: &str) -> Result<Vec<String>, RestoreError> {
+    let mut places: Vec<String> = store
+        .dr_copies(None)?
+        .iter()
+        .filter(|c| c.target == target && c.status == DrStatus::Completed)
+        .map(|c| c.destination.to_string())
+        .collect();
+    places.sort();
+    places.dedup();
+    Ok(places)
+}
+
+/// The account (by name) whose backups of `target` are newest, local or
+/// known by their copies: whose copies `--from REGION` means.
+pub fn owner(store: &Store, target: &str) -> Result<Option<String>, RestoreError> {
+    let mut all = store.backups(None)?;
+    all.extend(store.copied_backups()?);
+    Ok(all
+        .iter()
+        .filter(|b| {
+            b.snapshots
+                .iter()
+                .any(|s| s.target == target || s.volume_id == target)
+        })
+        .max_by_key(|b| b.seq)
+        .map(|b| b.account.clone()))
 }
 
 fn local(records: &[&SnapshotRecord], b: &BackupRecord) -> Artifacts {

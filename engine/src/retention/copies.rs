@@ -142,6 +142,17 @@ pub fn decide_copies(
                 if open {
                     continue;
                 }
+                if let Some(u) = state
+                    .in_use
+                    .iter()
+                    .find(|u| u.reads_copies(policy, backup_id, dest))
+                {
+                    out.notes.push(format!(
+                        "kept: the copies of backup {backup_id} of policy.{policy} at {dest} are being restored (restore {})",
+                        u.restore
+                    ));
+                    continue;
+                }
                 if frozen.contains(&(policy.as_str(), backup_id)) {
                     out.notes.push(format!(
                         "kept: the copies of frozen backup {backup_id} of policy.{policy} at {dest}"

@@ -204,6 +204,7 @@ pub fn decide(
     copied_away(state, &judged, policies, observed, &mut expiring);
     let mut warnings = keep_departed(&judged, policies, observed, &mut expiring);
     warnings.extend(keep_dr_sources(state, &mut expiring));
+    warnings.extend(keep_restoring(state, &mut expiring));
     warnings.extend(protect(&state.backups, accounts, &mut expiring));
     let kept = kept_initial_amis(state, |p| policies.generations.contains_key(p))?;
     let mut changes = Vec::new();
@@ -368,6 +369,25 @@ fn keep_dr_sources(
             notes.push(format!(
                 "kept: {a} is the source of DR copies to {} still in progress",
                 r.destination
+            ));
+        }
+    }
+    notes
+}
+
+/// A backup a running restore reads stays until the restore ends (the
+/// executor refuses its deletes too, for a restore that starts after this).
+fn keep_restoring(
+    state: &state::Snapshot,
+    expiring: &mut BTreeMap<Address, String>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for u in state.in_use.iter().filter(|u| u.from.is_none()) {
+        let a = Address::backup(&u.policy, &u.backup_id);
+        if expiring.remove(&a).is_some() {
+            notes.push(format!(
+                "kept: {a} is being restored (restore {}); it expires after the restore ends",
+                u.restore
             ));
         }
     }

@@ -487,11 +487,18 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Records a new backup, numbered after every backup taken before it:
+    /// those whose copies alone remain count too (DR retention groups copies
+    /// by that number, and a policy whose local backups all went to copies
+    /// must not number a new one like an old one).
     pub fn insert_backup(&mut self, b: &BackupRecord) -> StateResult<()> {
         self.tx
             .execute(
                 "INSERT INTO backups (policy, id, account, started, finished, status, problems, frozen_name, frozen_at, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT COALESCE(MAX(seq), 0) + 1 FROM backups))",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+                    (SELECT MAX(n) + 1 FROM (SELECT COALESCE(MAX(seq), 0) AS n FROM backups
+                        UNION ALL SELECT COALESCE(MAX(backup_seq), 0) FROM dr_copies
+                        UNION ALL SELECT COALESCE(MAX(backup_seq), 0) FROM dr_runs)))",
                 params![
                     b.policy,
                     b.id,
@@ -619,7 +626,8 @@ impl Tx<'_> {
                 params![policy, id],
             )
             .map_err(|e| self.err(e))?;
-        Ok(())
+        // Its restore points stay while a DR copy of it can be restored.
+        self.drop_unused_restore_points(policy, id)
     }
 
     /// Moves a backup to the freezer: it no longer counts as a generation

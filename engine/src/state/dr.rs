@@ -7,10 +7,10 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::catalog::ArtifactKind;
+use super::catalog::{ArtifactKind, BackupRecord, BackupStatus, SnapshotRecord};
 use super::store::{parse_ts, ts, StateError, StateResult, Store, Tx};
 
 /// Where copies go: a region of an account.
@@ -321,11 +321,17 @@ impl Tx<'_> {
             .execute(
                 "INSERT INTO dr_copies (id, account, region, kind, arn, image_id, source_id, source_region,
                     source_account, target, policy, backup_id, backup_seq, status, started, finished,
-                    expired, problem)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                    expired, problem, volume_id, backup_started, backup_problems)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                    (SELECT volume_id FROM snapshots WHERE id = ?7),
+                    (SELECT started FROM backups WHERE policy = ?11 AND id = ?12),
+                    (SELECT problems FROM backups WHERE policy = ?11 AND id = ?12))
                  ON CONFLICT (account, region, id) DO UPDATE SET
                     status = excluded.status, finished = excluded.finished,
-                    expired = excluded.expired, problem = excluded.problem",
+                    expired = excluded.expired, problem = excluded.problem,
+                    volume_id = COALESCE(dr_copies.volume_id, excluded.volume_id),
+                    backup_started = COALESCE(dr_copies.backup_started, excluded.backup_started),
+                    backup_problems = COALESCE(dr_copies.backup_problems, excluded.backup_problems)",
                 params![
                     c.id,
                     c.destination.account,
@@ -351,14 +357,152 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Forgets a copy (deleted, or gone from AWS).
+    /// Forgets a copy (deleted, or gone from AWS), and the restore points
+    /// of its backup with the last copy of a backup that expired locally.
     pub fn delete_dr_copy(&mut self, d: &Destination, id: &str) -> StateResult<()> {
+        let of: Option<(String, String)> = self
+            .tx
+            .query_row(
+                "SELECT policy, backup_id FROM dr_copies WHERE account = ?1 AND region = ?2 AND id = ?3",
+                params![d.account, d.region, id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
         self.tx
             .execute(
                 "DELETE FROM dr_copies WHERE account = ?1 AND region = ?2 AND id = ?3",
                 params![d.account, d.region, id],
             )
             .map_err(|e| self.err(e))?;
+        if let Some((policy, backup_id)) = of {
+            self.drop_unused_restore_points(&policy, &backup_id)?;
+        }
         Ok(())
+    }
+
+    /// Deletes the restore points of a backup that neither the catalog nor
+    /// any DR copy holds any more: nothing can be restored from it.
+    pub(super) fn drop_unused_restore_points(
+        &mut self,
+        policy: &str,
+        backup_id: &str,
+    ) -> StateResult<()> {
+        self.tx
+            .execute(
+                "DELETE FROM restore_points WHERE policy = ?1 AND backup_id = ?2
+                   AND NOT EXISTS (SELECT 1 FROM backups WHERE policy = ?1 AND id = ?2)
+                   AND NOT EXISTS (SELECT 1 FROM dr_copies WHERE policy = ?1 AND backup_id = ?2)",
+                params![policy, backup_id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The backups known only by their DR copies: their local backup
+    /// expired (or was deleted) while copies of it remain. Each is rebuilt
+    /// from what its copies recorded of it: its artifacts by source id,
+    /// when it was taken and its problems, so that a restore from a copy
+    /// chooses among them as among local backups. Oldest first.
+    pub fn copied_backups(&self) -> StateResult<Vec<BackupRecord>> {
+        let sq = |e| self.err(e);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT c.policy, c.backup_id, c.source_account, c.source_id, c.source_region,
+                        c.target, c.kind, c.image_id, c.volume_id, c.backup_started,
+                        c.backup_problems, c.started, c.backup_seq
+                 FROM dr_copies c
+                 WHERE NOT EXISTS (SELECT 1 FROM backups b WHERE b.policy = c.policy AND b.id = c.backup_id)
+                 ORDER BY c.policy, c.backup_seq, c.backup_id, c.source_id",
+            )
+            .map_err(sq)?;
+        type Row = ([String; 8], [Option<String>; 4], i64);
+        let rows: Vec<Row> = st
+            .query_map([], |r| {
+                Ok((
+                    [
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(11)?,
+                    ],
+                    [r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?],
+                    r.get(12)?,
+                ))
+            })
+            .map_err(sq)?
+            .collect::<Result<_, _>>()
+            .map_err(sq)?;
+        let mut out: Vec<BackupRecord> = Vec::new();
+        for (s, o, seq) in rows {
+            let [policy, backup_id, account, source_id, source_region, target, kind, copy_started] =
+                s;
+            let [image, volume_id, started, problems] = o;
+            let kind = ArtifactKind::parse(&kind).ok_or_else(|| {
+                corrupt(
+                    &self.path,
+                    format!("DR copy of {source_id} has the unknown kind {kind:?}"),
+                )
+            })?;
+            let fresh = out
+                .last()
+                .is_none_or(|b| b.policy != policy || b.id != backup_id);
+            if fresh {
+                let problems: Vec<String> = match &problems {
+                    Some(p) => serde_json::from_str(p).map_err(|e| {
+                        corrupt(
+                            &self.path,
+                            format!("DR copies of backup {backup_id}: problems: {e}"),
+                        )
+                    })?,
+                    None => vec![],
+                };
+                let started = parse_ts(&self.path, started.as_deref().unwrap_or(&copy_started))?;
+                out.push(BackupRecord {
+                    id: backup_id.clone(),
+                    policy: policy.clone(),
+                    account,
+                    seq,
+                    started,
+                    finished: None,
+                    status: match problems.is_empty() {
+                        true => BackupStatus::Success,
+                        false => BackupStatus::Partial,
+                    },
+                    frozen: None,
+                    snapshots: vec![],
+                    problems,
+                });
+            }
+            let b = out.last_mut().expect("pushed above");
+            if b.snapshots.iter().any(|x| x.id == source_id) {
+                continue;
+            }
+            // A DB snapshot's source is its database, the target itself; an
+            // EBS snapshot's volume was recorded with the copy (none for
+            // copies made before Lifeboat recorded it: such a disk does not
+            // restore, and the plan says so).
+            let volume_id = match kind {
+                ArtifactKind::Ebs => volume_id.unwrap_or_default(),
+                _ => volume_id.unwrap_or_else(|| target.clone()),
+            };
+            b.snapshots.push(SnapshotRecord {
+                id: source_id,
+                volume_id,
+                target,
+                region: source_region,
+                kind,
+                // Marks an AMI's snapshot (the copied AMI stands for the source's).
+                image,
+            });
+        }
+        Ok(out)
     }
 }

@@ -23,6 +23,8 @@ pub use drill::{DrillRecord, DrillStatus};
 mod health;
 pub mod holder;
 mod identity;
+mod in_use;
+pub use in_use::{source_destination, InUse};
 mod lease;
 mod restore;
 pub use restore::{ResourceKind, RestoreRecord, RestoreStatus, RestoredResource};

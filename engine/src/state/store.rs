@@ -67,6 +67,9 @@ pub struct Snapshot {
     /// Every backup's DR status per destination.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dr_runs: Vec<super::dr::DrRun>,
+    /// What running restores read: retention keeps it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_use: Vec<super::in_use::InUse>,
 }
 
 /// The store as the concurrent parts of the engine hold it: one connection,
@@ -242,6 +245,27 @@ const MIGRATIONS: &[&str] = &[
         check_output TEXT NOT NULL DEFAULT '', rto_seconds INTEGER, rpo_seconds INTEGER,
         keep_until TEXT, torn_down TEXT);
      CREATE INDEX drills_by_scenario ON drills (scenario, started);",
+    // version 15: restores from DR copies whose local backup expired. A
+    // copy keeps what a restore needs of its backup once the backup is gone
+    // (the source volume, when the backup was taken, its problems), and
+    // restore points lose their cascade: they stay while the backup or any
+    // copy of it remains (the catalog deletes them with the last of those).
+    "CREATE TABLE restore_points_kept (
+        policy TEXT NOT NULL, backup_id TEXT NOT NULL, target TEXT NOT NULL,
+        region TEXT NOT NULL, shape TEXT NOT NULL,
+        PRIMARY KEY (policy, backup_id, target));
+     INSERT INTO restore_points_kept SELECT policy, backup_id, target, region, shape FROM restore_points;
+     DROP TABLE restore_points;
+     ALTER TABLE restore_points_kept RENAME TO restore_points;
+     ALTER TABLE dr_copies ADD COLUMN volume_id TEXT;
+     ALTER TABLE dr_copies ADD COLUMN backup_started TEXT;
+     ALTER TABLE dr_copies ADD COLUMN backup_problems TEXT;
+     UPDATE dr_copies SET
+        volume_id = (SELECT s.volume_id FROM snapshots s WHERE s.id = dr_copies.source_id),
+        backup_started = (SELECT b.started FROM backups b
+                          WHERE b.policy = dr_copies.policy AND b.id = dr_copies.backup_id),
+        backup_problems = (SELECT b.problems FROM backups b
+                           WHERE b.policy = dr_copies.policy AND b.id = dr_copies.backup_id);",
 ];
 
 impl Store {
@@ -413,6 +437,7 @@ impl Store {
         }
         let dr_copies = super::dr::read_copies(&tx, &path, None)?;
         let dr_runs = super::dr::read_runs(&tx, &path, None)?;
+        let in_use = super::in_use::read_in_use(&tx, &path)?;
         let snap = Snapshot {
             lineage,
             serial,
@@ -421,6 +446,7 @@ impl Store {
             departed,
             dr_copies,
             dr_runs,
+            in_use,
         };
         snap.check_objects()?;
         Ok(snap)
