@@ -390,3 +390,33 @@ async fn unit_the_original_address_is_asked_for_only_once_the_original_is_gone()
     assert_eq!(launched.private_ip.as_deref(), Some("10.0.1.5"));
     assert_eq!(launched.tags["Name"], "web-1");
 }
+
+#[tokio::test(start_paused = true)]
+async fn unit_a_disk_the_backup_lost_is_named_in_the_plan_and_the_rest_comes_back() {
+    let b = Bench::new().await;
+    // A data volume's snapshot deleted outside Lifeboat and forgotten.
+    let lost = {
+        let mut st = b.store.lock().unwrap();
+        let backups = st.backups(Some("web")).unwrap();
+        let lost = backups[0]
+            .snapshots
+            .iter()
+            .find(|s| s.target == I && s.volume_id == "vol-00000002")
+            .unwrap()
+            .id
+            .clone();
+        st.transaction(|tx| tx.forget_snapshot(&lost)).unwrap();
+        lost
+    };
+    let p = b.plan(Kind::Instance, I, |_| {}).await;
+    let image = p.image.as_ref().unwrap();
+    assert_eq!(image.mappings.len(), 2, "{image:?}");
+    assert!(!image.mappings.iter().any(|m| m.snapshot_id == lost));
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("vol-00000002 (/dev/sdg) does not come back")),
+        "{:?}",
+        p.notes
+    );
+}

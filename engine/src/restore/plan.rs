@@ -506,6 +506,18 @@ async fn plan_instance(
         }
         None => {
             p.image = Some(registration(chosen, &shape, o, &req.target, &p.id, &tags)?);
+            // Disks the instance had that the backup holds no snapshot of
+            // (excluded by the policy, or lost since) do not come back.
+            if o.volumes == Volumes::All {
+                for d in &shape.disks {
+                    if !chosen.artifacts.snapshots.contains_key(&d.volume_id) {
+                        p.notes.push(format!(
+                            "{} ({}) does not come back: backup {} holds no snapshot of it",
+                            d.volume_id, d.device, chosen.backup.id
+                        ));
+                    }
+                }
+            }
             String::new()
         }
     };
