@@ -7,6 +7,8 @@
 //! - [`plan`]: the plan value, the planner (observe, diff), the dependency
 //!   graph, the executor (`apply`) and the renderers.
 //! - [`retention`]: the one place that decides which backups expire.
+//! - [`membership`]: who is in a policy, decided again by each backup
+//!   (selectors and tags live, targets gone from AWS).
 //! - [`backup`]: taking one backup of a policy, waiting for it, reconciling
 //!   interrupted ones.
 //! - [`dr`]: disaster-recovery copies of backups to other regions and
@@ -33,6 +35,7 @@ pub mod cloud;
 pub mod dr;
 pub mod failpoint;
 pub mod iam;
+pub mod membership;
 pub mod plan;
 pub mod recovery;
 pub mod restore;

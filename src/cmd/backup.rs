@@ -143,6 +143,9 @@ fn report(result: &BackupResult) -> u8 {
         b.snapshots.len(),
         targets.len()
     );
+    for c in &result.membership {
+        println!("  {c}");
+    }
     for p in &b.problems {
         println!("  problem: {p}");
     }

@@ -245,6 +245,22 @@ impl Log {
                 json!({ "policy": r.due.policy, "error": e }),
             );
         }
+        if let Ok(b) = &r.result {
+            for c in &b.membership {
+                self.event(
+                    now,
+                    &format!("member_{}", c.moved.as_str()),
+                    json!({
+                        "policy": c.policy,
+                        "target": c.target,
+                        "kind": c.kind.noun(),
+                        "reason": c.reason,
+                        "alert": c.alert,
+                        "backup": c.backup_id,
+                    }),
+                );
+            }
+        }
         match &r.result {
             Ok(b) => self.event(
                 now,

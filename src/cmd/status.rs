@@ -1,5 +1,5 @@
 //! `lifeboat status`: per policy, the last backup, its status, the next
-//! scheduled run and open alerts. Also the next runs that `plan` prints
+//! scheduled run, open alerts, and who joined or left it in the last day. Also the next runs that `plan` prints
 //! under the plan.
 
 use anyhow::Result;
@@ -42,6 +42,20 @@ pub fn run(ws: &Workspace, json: bool) -> Result<u8> {
         return Ok(0);
     }
     print_rows(&rows);
+    // Who joined or left each policy in the last day, with why.
+    for r in &rows {
+        for c in r["membership_changes"].as_array().into_iter().flatten() {
+            println!(
+                "\npolicy.{} at {}: {}: {} {} ({})",
+                r["policy"].as_str().unwrap_or_default(),
+                c["at"].as_str().unwrap_or_default(),
+                c["change"].as_str().unwrap_or_default(),
+                c["kind"].as_str().unwrap_or_default(),
+                c["target"].as_str().unwrap_or_default(),
+                c["reason"].as_str().unwrap_or_default(),
+            );
+        }
+    }
     for a in &store.open_alerts()? {
         println!(
             "\nalert {} on policy.{} since {}: {}",
@@ -98,6 +112,14 @@ fn rows(
             "open_alerts": open.iter().map(|a| json!({
                 "id": a.id, "opened": stamp(a.opened), "message": a.message,
             })).collect::<Vec<_>>(),
+            "membership_changes": store
+                .member_changes(Some(name), now - chrono::Duration::hours(24))?
+                .iter()
+                .map(|c| json!({
+                    "at": stamp(c.at), "change": c.moved.as_str(), "kind": c.kind.noun(),
+                    "target": c.target, "reason": c.reason, "backup": c.backup_id,
+                }))
+                .collect::<Vec<_>>(),
         }));
     }
     Ok(rows)

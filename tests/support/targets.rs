@@ -16,6 +16,17 @@ pub struct Ami {
 }
 
 impl Aws {
+    /// Tags resource `id` with `key` = `value` (CreateTags).
+    pub fn tag(&self, id: &str, key: &str, value: &str) {
+        let tag = aws_sdk_ec2::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build();
+        self.rt
+            .block_on(self.ec2.create_tags().resources(id).tags(tag).send())
+            .expect("CreateTags");
+    }
+
     /// The account's own AMIs carrying the tag key `lifeboat:policy`.
     pub fn lifeboat_images(&self) -> Vec<Ami> {
         self.images_with_tag_key("lifeboat:policy")

@@ -105,6 +105,31 @@ pub struct BackupResult {
     pub record: BackupRecord,
     /// What retention did after a successful backup.
     pub retention: Report,
+    /// Who joined or left the policy as the backup started.
+    pub membership: Vec<crate::membership::MemberChange>,
+}
+
+impl BackupResult {
+    /// The result of backup `record`, with its membership changes as the
+    /// state logged them.
+    pub fn of(
+        store: &crate::state::SharedStore,
+        record: BackupRecord,
+        retention: Report,
+    ) -> Result<BackupResult, BackupError> {
+        let membership = store
+            .lock()
+            .expect("store")
+            .member_changes(Some(&record.policy), record.started)?
+            .into_iter()
+            .filter(|c| c.backup_id.as_deref() == Some(record.id.as_str()))
+            .collect();
+        Ok(BackupResult {
+            record,
+            retention,
+            membership,
+        })
+    }
 }
 
 /// How long a backup waits for its snapshots to leave `pending`.

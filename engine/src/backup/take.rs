@@ -62,8 +62,8 @@ pub async fn run_with_problems(
         &limits,
     )
     .await?;
-    let retention = retain(cloud, store, &record, now, None).await?;
-    Ok(BackupResult { record, retention })
+    let retention = retain(cloud, store.clone(), &record, now, None).await?;
+    BackupResult::of(&store, record, retention)
 }
 
 /// Takes one backup of `policy` and records it, without retention: the
@@ -113,6 +113,20 @@ pub async fn take_open(
     // `cloud::identity`) before the backup is recorded or AWS is called.
     cloud.account_id(&applied.account).await?;
     let id = record_running(&store, policy, &applied.policy.account, now)?;
+    // Who is in the policy is decided now, on AWS's tags and what exists;
+    // failing that, the targets as applied are backed up, with a note.
+    let mut notes = Vec::new();
+    let applied = match crate::membership::refresh(&cloud, &store, policy, &id, now).await {
+        Ok(changes) if changes.is_empty() => applied,
+        Ok(_) => Applied::load(&store, policy)?,
+        Err(e) => {
+            notes.push(format!(
+                "{}: not decided again ({e}); the targets as applied were backed up",
+                crate::state::MEMBERSHIP_NOTE
+            ));
+            applied
+        }
+    };
     let backup = Backup {
         cloud: &cloud,
         store: &store,
@@ -127,7 +141,7 @@ pub async fn take_open(
     let mut outcome = Outcome {
         problems: known_problems,
         taken: BTreeSet::new(),
-        notes: Vec::new(),
+        notes,
     };
     if applied.targets.is_empty() {
         outcome
@@ -589,11 +603,9 @@ fn earned(
     record.status = status;
     // After the status: a restore point not recorded leaves the backup
     // as good as its snapshots (there is no run log to say it elsewhere).
-    // Each begins with NOTE_PREFIX, so that retention and restores do not
+    // Each is a note (`is_note`), so that retention and restores do not
     // take it for a missing artifact of the target it names.
-    debug_assert!(notes
-        .iter()
-        .all(|n| n.starts_with(crate::state::NOTE_PREFIX)));
+    debug_assert!(notes.iter().all(|n| crate::state::is_note(n)));
     problems.extend(notes);
     record.problems = problems;
     record.finished = Some(Utc::now().max(now));

@@ -505,7 +505,7 @@ pub async fn record(
             policies: report.policies as u64,
         })?;
         if report.is_clean() {
-            let closed = s.close_policy_alerts(&owner, now)?;
+            let closed = s.close_policy_alerts(&owner, None, now)?;
             match closed.first() {
                 Some(a) => (
                     AlertChange::Closed,

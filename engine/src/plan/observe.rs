@@ -169,6 +169,38 @@ pub async fn observe_catalog(
     gather(cloud, accounts, work).await
 }
 
+/// Reads from AWS what a policy's membership is decided on
+/// ([`crate::membership::resolve`]), with the calls a plan makes for it: in
+/// each of the account's regions, one paged list per selector, then a
+/// look-up by id of its instance and volume targets the selectors did not
+/// return.
+pub async fn observe_members(
+    cloud: Arc<dyn Cloud>,
+    account: &Account,
+    selectors: &[TagSelector],
+    targets: &[crate::state::model::TargetState],
+) -> Result<Observation, ObserveError> {
+    let mut work = Work::new();
+    for r in &account.regions {
+        work.entry((account.name.clone(), r.clone()))
+            .or_default()
+            .selectors
+            .extend(selectors.iter().cloned());
+    }
+    for t in targets {
+        let w = work
+            .entry((account.name.clone(), t.region.clone()))
+            .or_default();
+        match t.kind {
+            TargetKind::Instance => w.instance_ids.insert(t.id.clone()),
+            TargetKind::Volume => w.volume_ids.insert(t.id.clone()),
+            TargetKind::Rds | TargetKind::Aurora => false,
+        };
+    }
+    let accounts = BTreeMap::from([(account.name.clone(), account.clone())]);
+    gather(cloud, &accounts, work).await
+}
+
 /// The catalog records to find, of every kind, where their backups'
 /// accounts are: a backup missing any of them is damaged.
 fn add_catalog(work: &mut Work, backups: &[BackupRecord]) {

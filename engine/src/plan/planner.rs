@@ -12,10 +12,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::addr::Address;
+use crate::membership;
 use crate::plan::observe::Observation;
 use crate::plan::{Action, Change, Effect, Plan};
 use crate::retention;
-use crate::state::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
+use crate::state::model::{PolicyState, Source, TargetKind, TargetState};
 use crate::state::{self, StateResult};
 
 pub use crate::backup::names::{TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
@@ -307,7 +308,7 @@ impl Diff<'_> {
                     .then_some(i.ami_rotation),
                 ..listed(TargetKind::Instance, &i.id, &i.region)
             };
-            if let Some(why) = gone_reason(&t, self.obs) {
+            if let Some(why) = membership::gone_reason(&t, self.obs) {
                 if p.auto_remove_targets != AutoRemove::No {
                     self.warnings.push(format!(
                         "instance {} listed in policy.{name} is not a target: {why} (auto_remove_targets = {:?})",
@@ -321,7 +322,7 @@ impl Diff<'_> {
         }
         for v in &p.volumes {
             let t = listed(TargetKind::Volume, &v.id, &v.region);
-            if let Some(why) = gone_reason(&t, self.obs) {
+            if let Some(why) = membership::gone_reason(&t, self.obs) {
                 if p.auto_remove_targets != AutoRemove::No {
                     self.warnings.push(format!(
                         "volume {} listed in policy.{name} is not a target: {why}",
@@ -340,39 +341,25 @@ impl Diff<'_> {
         want
     }
 
-    /// Running instances in the policy's regions that a selector matches.
+    /// Running instances in the policy's regions that a selector matches
+    /// ([`membership::tagged`], as a backup decides it).
     fn tagged_targets(
         &self,
         p: &Policy,
         sels: &[TagSelector],
         want: &mut BTreeMap<String, TargetState>,
     ) {
-        let regions: BTreeSet<&String> = self
+        let regions: BTreeSet<String> = self
             .config
             .accounts
             .get(&p.account)
-            .map(|a| a.regions.iter().collect())
+            .map(|a| a.regions.iter().cloned().collect())
             .unwrap_or_default();
-        for i in self.obs.instances.values() {
-            if i.state.is_gone() || !regions.contains(&i.region) || want.contains_key(&i.id) {
-                continue;
-            }
-            if let Some(sel) = sels.iter().find(|s| selector_matches(s, &i.tags)) {
-                want.insert(
-                    i.id.clone(),
-                    TargetState {
-                        kind: TargetKind::Instance,
-                        id: i.id.clone(),
-                        account: p.account.clone(),
-                        region: i.region.clone(),
-                        source: Source::Tag(sel.clone()),
-                        volumes: Default::default(),
-                        exclude_volumes: vec![],
-                        mode: Default::default(),
-                        ami_rotation: None,
-                    },
-                );
-            }
+        let found = membership::tagged(&p.account, sels, &regions, self.obs, |id| {
+            want.contains_key(id)
+        });
+        for t in found {
+            want.insert(t.id.clone(), t);
         }
     }
 
@@ -394,7 +381,7 @@ impl Diff<'_> {
             if pol == name
                 && !want.contains_key(id)
                 && still_declared
-                && gone_reason(t, self.obs).is_some()
+                && membership::gone_reason(t, self.obs).is_some()
             {
                 want.insert(id.clone(), t.clone());
             }
@@ -414,7 +401,7 @@ impl Diff<'_> {
             if pol != name || want.contains_key(id) {
                 continue;
             }
-            let gone = gone_reason(t, self.obs);
+            let gone = membership::gone_reason(t, self.obs);
             let reason = match &gone {
                 Some(why) => why.clone(),
                 None => match &t.source {
@@ -739,24 +726,5 @@ impl Diff<'_> {
         plan.removed_with_backups = self.removed_with_backups;
         plan.removed_copies = self.removed_copies;
         plan
-    }
-}
-
-/// Why a target that exists in state is gone from AWS, if it is.
-fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
-    match t.kind {
-        TargetKind::Instance => match obs.instances.get(&t.id) {
-            None => Some("target no longer exists".into()),
-            Some(i) if i.state.is_gone() => Some("target terminated".into()),
-            Some(_) => None,
-        },
-        TargetKind::Volume => match obs.volumes.get(&t.id) {
-            None => Some("target volume no longer exists".into()),
-            Some(v) if v.state == "deleting" || v.state == "deleted" => {
-                Some("target volume deleted".into())
-            }
-            Some(_) => None,
-        },
-        TargetKind::Rds | TargetKind::Aurora => None,
     }
 }

@@ -423,7 +423,7 @@ async fn retain(
         _ => r,
     };
     let retention = backup::retain(cloud, store.clone(), &record, at, lock).await?;
-    Ok(BackupResult { record, retention })
+    BackupResult::of(store, record, retention)
 }
 
 /// Fills the attempt's status and problems from its result and scripts.
@@ -519,7 +519,7 @@ pub async fn run(
     let retry = record_retry(&store, policy, trigger, retry, &mut out);
     if retry.is_some() {
         out.retry = retry;
-    } else if let Err(e) = account(&store, &pol, finished, &mut out) {
+    } else if let Err(e) = account(&store, &pol, now, finished, &mut out) {
         out.notify_errors
             .push(format!("cannot record the run: {e}"));
     }
@@ -717,13 +717,14 @@ fn not_run(e: BackupError) -> PolicyRun {
 fn account(
     store: &SharedStore,
     pol: &PolicyState,
+    started: DateTime<Utc>,
     at: DateTime<Utc>,
     out: &mut PolicyRun,
 ) -> Result<(), StateError> {
     if out.succeeded {
         let mut s = store.lock().expect("store");
         s.record_success(&pol.name)?;
-        out.alerts_closed = s.close_policy_alerts(&pol.name, at)?;
+        out.alerts_closed = s.close_policy_alerts(&pol.name, Some(started), at)?;
         out.failures = 0;
         return Ok(());
     }

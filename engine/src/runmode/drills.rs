@@ -174,7 +174,7 @@ impl Daemon<'_> {
                         .store
                         .lock()
                         .expect("store")
-                        .close_policy_alerts(&owner, now);
+                        .close_policy_alerts(&owner, None, now);
                 }
                 false
             }

@@ -223,6 +223,24 @@ pub async fn daily_summary(
     for l in drills {
         text.push_str(&format!("  {l}\n"));
     }
+    let moves = store
+        .lock()
+        .expect("store")
+        .member_changes(None, now - chrono::Duration::days(1))?;
+    text.push_str(&format!(
+        "\nmembership changes in the last day ({}):\n",
+        moves.len()
+    ));
+    if moves.is_empty() {
+        text.push_str("  none\n");
+    }
+    for c in moves {
+        text.push_str(&format!(
+            "  policy {} at {}: {c}\n",
+            c.policy,
+            c.at.to_rfc3339()
+        ));
+    }
     publish(cloud, store, n, &subject, &text).await?;
     store
         .lock()

@@ -157,16 +157,25 @@ impl BackupRecord {
     /// point not recorded: [`NOTE_PREFIX`]). Retention and restores ask it.
     pub fn has_problem_with(&self, id: &str) -> bool {
         self.problems.iter().any(|p| {
-            !p.starts_with(NOTE_PREFIX)
+            !is_note(p)
                 && p.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
                     .any(|w| w == id)
         })
     }
 }
 
-/// How every note of a backup begins: a line among its problems that says
+/// How a note of a backup begins: a line among its problems that says
 /// what was not recorded beside the snapshots, never that one is missing.
 pub const NOTE_PREFIX: &str = "restore point";
+
+/// How the note of a backup whose membership could not be decided again
+/// begins: it backed up the targets as applied (see `crate::membership`).
+pub const MEMBERSHIP_NOTE: &str = "membership";
+
+/// Is problem line `p` a note ([`NOTE_PREFIX`], [`MEMBERSHIP_NOTE`])?
+pub fn is_note(p: &str) -> bool {
+    p.starts_with(NOTE_PREFIX) || p.starts_with(MEMBERSHIP_NOTE)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotOwner {

@@ -254,21 +254,26 @@ impl Store {
         }))
     }
 
-    /// Closes the open alerts of `policy`; returns those it closed.
+    /// Closes the alerts of `policy` (with `before`: those opened before
+    /// it; a success of a run that started then answers them, not those the
+    /// run opened itself, such as a target that left as it started);
+    /// returns those it closed.
     pub fn close_policy_alerts(
         &mut self,
         policy: &str,
+        before: Option<DateTime<Utc>>,
         closed: DateTime<Utc>,
     ) -> StateResult<Vec<Alert>> {
         let open: Vec<Alert> = self
             .open_alerts()?
             .into_iter()
-            .filter(|a| a.policy == policy)
+            .filter(|a| a.policy == policy && before.is_none_or(|b| a.opened < b))
             .collect();
         self.conn
             .execute(
-                "UPDATE alerts SET closed = ?2 WHERE policy = ?1 AND closed IS NULL",
-                params![policy, ts(closed)],
+                "UPDATE alerts SET closed = ?2
+                 WHERE policy = ?1 AND closed IS NULL AND (?3 IS NULL OR opened < ?3)",
+                params![policy, ts(closed), before.map(ts)],
             )
             .map_err(|e| self.err(e))?;
         Ok(open)
@@ -393,7 +398,8 @@ mod tests {
         assert_eq!(s.open_alerts().unwrap().len(), 1);
         s.record_success("web").unwrap();
         assert_eq!(s.failures("web").unwrap(), 0);
-        assert_eq!(s.close_policy_alerts("web", t).unwrap().len(), 1);
+        assert_eq!(s.close_policy_alerts("web", Some(t), t).unwrap().len(), 0);
+        assert_eq!(s.close_policy_alerts("web", None, t).unwrap().len(), 1);
         assert!(s.open_alerts().unwrap().is_empty());
         assert_eq!(s.note("x").unwrap(), None);
         s.set_note("x", "2026-11-22").unwrap();

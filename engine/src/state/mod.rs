@@ -26,13 +26,14 @@ mod identity;
 mod in_use;
 pub use in_use::{source_destination, InUse};
 mod lease;
+mod members;
 mod restore;
 pub use restore::{ResourceKind, RestoreRecord, RestoreStatus, RestoredResource};
 mod secured;
 mod store;
 pub use catalog::{
-    Alert, ArtifactKind, BackupRecord, BackupStatus, Frozen, SnapshotOwner, SnapshotRecord,
-    VpcVersionRecord, NOTE_PREFIX,
+    is_note, Alert, ArtifactKind, BackupRecord, BackupStatus, Frozen, SnapshotOwner,
+    SnapshotRecord, VpcVersionRecord, MEMBERSHIP_NOTE, NOTE_PREFIX,
 };
 pub use health::{Retry, ScriptRun, Skipped};
 pub use identity::Expected;

@@ -266,6 +266,13 @@ const MIGRATIONS: &[&str] = &[
                           WHERE b.policy = dr_copies.policy AND b.id = dr_copies.backup_id),
         backup_problems = (SELECT b.problems FROM backups b
                            WHERE b.policy = dr_copies.policy AND b.id = dr_copies.backup_id);",
+    // version 16: membership changes a backup found (a target that joined a
+    // policy by its tags, or left it), with why
+    "CREATE TABLE member_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, policy TEXT NOT NULL, target TEXT NOT NULL,
+        kind TEXT NOT NULL, change TEXT NOT NULL, reason TEXT NOT NULL,
+        alert INTEGER NOT NULL DEFAULT 0, at TEXT NOT NULL, backup_id TEXT);
+     CREATE INDEX member_changes_by_policy ON member_changes (policy, at);",
 ];
 
 impl Store {
@@ -492,6 +499,7 @@ pub struct Tx<'a> {
 /// there first).
 const POLICY_BOOKKEEPING: &[&str] = &[
     "alerts",
+    "member_changes",
     "policy_runs",
     "policy_health",
     "script_runs",

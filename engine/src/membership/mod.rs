@@ -1,0 +1,302 @@
+//! Who is in a policy. Applied configuration says what a policy is and
+//! which targets it lists; AWS tags say which instances its selectors take
+//! in. `plan` previews membership; each backup decides it again when it
+//! starts ([`refresh`]), so that an instance tagged after the last apply is
+//! backed up at the next run and a terminated one leaves as
+//! `auto_remove_targets` says, without an apply in between.
+//!
+//! The rules live here once: [`gone_reason`] (a target AWS no longer has),
+//! [`tagged`] (instances a selector matches) and [`resolve`] (a policy's
+//! members now, with each change and its reason). The planner uses the first
+//! two; a backup uses all three.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::{AutoRemove, TagSelector};
+use serde::{Deserialize, Serialize};
+
+use crate::addr::Address;
+use crate::cloud::Cloud;
+use crate::plan::observe::{observe_members, Observation, ObserveError};
+use crate::state::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
+use crate::state::{SharedStore, StateError};
+
+#[cfg(test)]
+mod tests;
+
+/// Why a target AWS no longer has is not backed up; `None` while it exists.
+/// Databases are not looked at: a missing one fails its create call.
+pub fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
+    match t.kind {
+        TargetKind::Instance => match obs.instances.get(&t.id) {
+            None => Some("target no longer exists".into()),
+            Some(i) if i.state.is_gone() => Some("target terminated".into()),
+            Some(_) => None,
+        },
+        TargetKind::Volume => match obs.volumes.get(&t.id) {
+            None => Some("target volume no longer exists".into()),
+            Some(v) if v.state == "deleting" || v.state == "deleted" => {
+                Some("target volume deleted".into())
+            }
+            Some(_) => None,
+        },
+        TargetKind::Rds | TargetKind::Aurora => None,
+    }
+}
+
+/// The instances in `regions` that one of `sels` matches (the first that
+/// does is its source), leaving out those `taken` already holds and those
+/// terminated. Ordered by id.
+pub fn tagged(
+    account: &str,
+    sels: &[TagSelector],
+    regions: &BTreeSet<String>,
+    obs: &Observation,
+    taken: impl Fn(&str) -> bool,
+) -> Vec<TargetState> {
+    let mut out = Vec::new();
+    if sels.is_empty() {
+        return out;
+    }
+    for i in obs.instances.values() {
+        if i.state.is_gone() || !regions.contains(&i.region) || taken(&i.id) {
+            continue;
+        }
+        if let Some(sel) = sels.iter().find(|s| selector_matches(s, &i.tags)) {
+            out.push(TargetState {
+                kind: TargetKind::Instance,
+                id: i.id.clone(),
+                account: account.to_string(),
+                region: i.region.clone(),
+                source: Source::Tag(sel.clone()),
+                volumes: Default::default(),
+                exclude_volumes: vec![],
+                mode: Default::default(),
+                ami_rotation: None,
+            });
+        }
+    }
+    out
+}
+
+/// Joined or left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Move {
+    Joined,
+    Left,
+}
+
+impl Move {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Move::Joined => "joined",
+            Move::Left => "left",
+        }
+    }
+}
+
+/// One change of a policy's membership, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberChange {
+    pub policy: String,
+    pub target: String,
+    pub kind: TargetKind,
+    #[serde(rename = "change")]
+    pub moved: Move,
+    /// `tag team=web`, `target terminated`, `no longer matches tag team=web`.
+    pub reason: String,
+    /// `auto_remove_targets = "alert"`: the departure opens an alert.
+    #[serde(default)]
+    pub alert: bool,
+    pub at: DateTime<Utc>,
+    /// The backup that found it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+}
+
+impl std::fmt::Display for MemberChange {
+    /// `joined: i-0abc (tag team=web)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} {} ({})",
+            self.moved.as_str(),
+            self.kind.noun(),
+            self.target,
+            self.reason
+        )
+    }
+}
+
+/// A policy's members now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolved {
+    pub members: Vec<TargetState>,
+    pub changes: Vec<MemberChange>,
+}
+
+/// The members of `policy` now: its targets in state (`current`), less
+/// those gone from AWS that `auto_remove_targets` lets go and the tagged
+/// ones no selector matches any more, plus the instances in `regions` a
+/// selector matches now. Pure; `obs` must hold every current instance and
+/// volume target by id and every instance the selectors match.
+pub fn resolve(
+    policy: &PolicyState,
+    current: &[TargetState],
+    regions: &BTreeSet<String>,
+    obs: &Observation,
+    at: DateTime<Utc>,
+) -> Resolved {
+    let mut out = Resolved::default();
+    let change = |t: &TargetState, moved, reason: String, alert| MemberChange {
+        policy: policy.name.clone(),
+        target: t.id.clone(),
+        kind: t.kind,
+        moved,
+        reason,
+        alert,
+        at,
+        backup_id: None,
+    };
+    for t in current {
+        if let Some(why) = gone_reason(t, obs) {
+            match policy.auto_remove_targets {
+                // Kept: its backups are partial until the operator acts.
+                AutoRemove::No => out.members.push(t.clone()),
+                AutoRemove::Yes => out.changes.push(change(t, Move::Left, why, false)),
+                AutoRemove::Alert => out.changes.push(change(t, Move::Left, why, true)),
+            }
+            continue;
+        }
+        let Source::Tag(sel) = &t.source else {
+            out.members.push(t.clone());
+            continue;
+        };
+        let tags = obs.instances.get(&t.id).map(|i| &i.tags);
+        let matched =
+            tags.and_then(|tags| policy.selectors.iter().find(|s| selector_matches(s, tags)));
+        match matched {
+            Some(now) => {
+                let mut t = t.clone();
+                t.source = Source::Tag(now.clone());
+                out.members.push(t);
+            }
+            None => out.changes.push(change(
+                t,
+                Move::Left,
+                format!("no longer matches {sel}"),
+                false,
+            )),
+        }
+    }
+    let held: BTreeSet<String> = current.iter().map(|t| t.id.clone()).collect();
+    for t in tagged(&policy.account, &policy.selectors, regions, obs, |id| {
+        held.contains(id)
+    }) {
+        let reason = t.source.to_string();
+        out.changes.push(change(&t, Move::Joined, reason, false));
+        out.members.push(t);
+    }
+    out.members.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// Why membership could not be decided now.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Decides `policy`'s members as its backup `backup_id` starts and records
+/// the changes in one transaction: joined targets become state targets,
+/// departed ones leave (their departure recorded for `departed_retention`,
+/// an alert opened under `auto_remove_targets = "alert"`), and each change
+/// is logged with its reason. AWS is asked once per region for the
+/// selectors and once per region for the current targets by id.
+pub async fn refresh(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    policy: &str,
+    backup_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<MemberChange>, MembershipError> {
+    let state = store.lock().expect("store").load()?;
+    let Some(pol) = state.policy(policy)? else {
+        return Ok(vec![]);
+    };
+    let Some(account) = state.accounts()?.remove(&pol.account) else {
+        return Ok(vec![]);
+    };
+    let current: Vec<TargetState> = state
+        .targets()?
+        .into_iter()
+        .filter(|((p, _), _)| p == policy)
+        .map(|(_, t)| t)
+        .collect();
+    // Nothing can join or leave a policy without selectors whose targets
+    // AWS is not asked about (databases only): no call.
+    let looked_at = current
+        .iter()
+        .any(|t| matches!(t.kind, TargetKind::Instance | TargetKind::Volume));
+    // Nor, with `auto_remove_targets = "no"`, one without selectors: its
+    // targets stay whatever AWS says.
+    let keeps_all = pol.auto_remove_targets == AutoRemove::No;
+    if pol.selectors.is_empty() && (!looked_at || keeps_all) {
+        return Ok(vec![]);
+    }
+    let regions: BTreeSet<String> = account.regions.iter().cloned().collect();
+    let obs = observe_members(cloud.clone(), &account, &pol.selectors, &current).await?;
+    let resolved = resolve(&pol, &current, &regions, &obs, at);
+    let mut changes = resolved.changes;
+    for c in &mut changes {
+        c.backup_id = Some(backup_id.to_string());
+    }
+    if changes.is_empty() {
+        return Ok(changes);
+    }
+    let mut st = store.lock().expect("store");
+    st.transaction(|tx| {
+        for c in &changes {
+            let addr = Address::target(policy, &c.target);
+            match c.moved {
+                Move::Joined => {
+                    let t = resolved
+                        .members
+                        .iter()
+                        .find(|t| t.id == c.target)
+                        .expect("a joined target is a member");
+                    tx.put_object(
+                        &addr,
+                        &serde_json::to_value(t).expect("a target serializes"),
+                    )?;
+                    tx.target_returned(policy, &c.target)?;
+                }
+                Move::Left => {
+                    tx.delete_object(&addr)?;
+                    tx.target_departed(policy, &c.target, at)?;
+                    if c.alert {
+                        tx.open_alert(
+                            policy,
+                            at,
+                            &format!(
+                                "{} {} removed from policy {policy}: {}",
+                                c.kind.noun(),
+                                c.target,
+                                c.reason
+                            ),
+                        )?;
+                    }
+                }
+            }
+            tx.log_member_change(c)?;
+        }
+        Ok(())
+    })?;
+    Ok(changes)
+}

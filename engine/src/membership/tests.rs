@@ -1,0 +1,153 @@
+//! The membership rule as a table: each row is a policy's targets in state,
+//! what AWS has now, and the changes expected.
+
+use super::*;
+use crate::cloud::{Instance, InstanceState};
+
+fn sel(tag: &str, value: &str) -> TagSelector {
+    TagSelector {
+        tag: tag.into(),
+        value: Some(value.into()),
+    }
+}
+
+fn policy(auto_remove: AutoRemove) -> PolicyState {
+    PolicyState {
+        name: "web".into(),
+        account: "main".into(),
+        generations: 2,
+        enabled: true,
+        description: None,
+        selectors: vec![sel("team", "web*")],
+        auto_remove_targets: auto_remove,
+        schedules: vec![],
+        options: Default::default(),
+        dr: None,
+    }
+}
+
+fn target(id: &str, source: Source) -> TargetState {
+    TargetState {
+        kind: TargetKind::Instance,
+        id: id.into(),
+        account: "main".into(),
+        region: "us-east-1".into(),
+        source,
+        volumes: Default::default(),
+        exclude_volumes: vec![],
+        mode: Default::default(),
+        ami_rotation: None,
+    }
+}
+
+fn instance(id: &str, region: &str, state: InstanceState, team: Option<&str>) -> Instance {
+    Instance {
+        id: id.into(),
+        region: region.into(),
+        state,
+        tags: team
+            .map(|t| [("team".to_string(), t.to_string())].into())
+            .unwrap_or_default(),
+        volumes: vec![],
+    }
+}
+
+#[test]
+fn membership_changes_follow_tags_and_terminations_as_auto_remove_says() {
+    use InstanceState::*;
+    let tagged = || Source::Tag(sel("team", "web*"));
+    // (auto_remove, in state, in AWS, changes expected, members expected)
+    type Row<'a> = (
+        AutoRemove,
+        Vec<TargetState>,
+        Vec<Instance>,
+        Vec<&'a str>,
+        Vec<&'a str>,
+    );
+    let rows: Vec<Row> = vec![
+        // A new instance tagged team=web-2 joins; one in another region does not.
+        (
+            AutoRemove::Yes,
+            vec![],
+            vec![
+                instance("i-1", "us-east-1", Running, Some("web-2")),
+                instance("i-2", "eu-west-1", Running, Some("web")),
+            ],
+            vec!["joined: instance i-1 (tag team=web*)"],
+            vec!["i-1"],
+        ),
+        // Tagged but terminated: never joins.
+        (
+            AutoRemove::Yes,
+            vec![],
+            vec![instance("i-1", "us-east-1", ShuttingDown, Some("web"))],
+            vec![],
+            vec![],
+        ),
+        // Untagged: leaves, with the selector it no longer matches.
+        (
+            AutoRemove::No,
+            vec![target("i-1", tagged())],
+            vec![instance("i-1", "us-east-1", Running, Some("db"))],
+            vec!["left: instance i-1 (no longer matches tag team=web*)"],
+            vec![],
+        ),
+        // A listed target is a member whatever its tags.
+        (
+            AutoRemove::Yes,
+            vec![target("i-1", Source::Listed)],
+            vec![instance("i-1", "us-east-1", Stopped, None)],
+            vec![],
+            vec!["i-1"],
+        ),
+        // Terminated: leaves under yes and alert, stays under no.
+        (
+            AutoRemove::Yes,
+            vec![target("i-1", Source::Listed)],
+            vec![instance("i-1", "us-east-1", Terminated, None)],
+            vec!["left: instance i-1 (target terminated)"],
+            vec![],
+        ),
+        (
+            AutoRemove::Alert,
+            vec![target("i-1", tagged())],
+            vec![],
+            vec!["left: instance i-1 (target no longer exists)"],
+            vec![],
+        ),
+        (
+            AutoRemove::No,
+            vec![target("i-1", Source::Listed), target("i-2", tagged())],
+            vec![instance("i-2", "us-east-1", Terminated, Some("web"))],
+            vec![],
+            vec!["i-1", "i-2"],
+        ),
+        // In state and still tagged: no change, counted once.
+        (
+            AutoRemove::Yes,
+            vec![target("i-1", Source::Listed)],
+            vec![instance("i-1", "us-east-1", Running, Some("web"))],
+            vec![],
+            vec!["i-1"],
+        ),
+    ];
+    let regions = BTreeSet::from(["us-east-1".to_string()]);
+    let at: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+    for (n, (auto_remove, current, aws, changes, members)) in rows.into_iter().enumerate() {
+        let obs = Observation {
+            instances: aws.into_iter().map(|i| (i.id.clone(), i)).collect(),
+            ..Observation::default()
+        };
+        let r = resolve(&policy(auto_remove), &current, &regions, &obs, at);
+        let got: Vec<String> = r.changes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(got, changes, "row {n}");
+        let ids: Vec<&str> = r.members.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, members, "row {n}");
+        let alerts = r.changes.iter().filter(|c| c.alert).count();
+        assert_eq!(
+            alerts,
+            usize::from(auto_remove == AutoRemove::Alert),
+            "row {n}"
+        );
+    }
+}
