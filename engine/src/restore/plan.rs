@@ -506,17 +506,8 @@ async fn plan_instance(
         }
         None => {
             p.image = Some(registration(chosen, &shape, o, &req.target, &p.id, &tags)?);
-            // Disks the instance had that the backup holds no snapshot of
-            // (excluded by the policy, or lost since) do not come back.
             if o.volumes == Volumes::All {
-                for d in &shape.disks {
-                    if !chosen.artifacts.snapshots.contains_key(&d.volume_id) {
-                        p.notes.push(format!(
-                            "{} ({}) does not come back: backup {} holds no snapshot of it",
-                            d.volume_id, d.device, chosen.backup.id
-                        ));
-                    }
-                }
+                p.notes.extend(disks_left_behind(chosen, &shape));
             }
             String::new()
         }
@@ -618,6 +609,22 @@ async fn private_ip(
         }
         None => None,
     })
+}
+
+/// Notes for the disks the instance had that the backup holds no snapshot
+/// of (excluded by the policy, or lost since): they do not come back.
+fn disks_left_behind(chosen: &Chosen, shape: &InstanceShape) -> Vec<String> {
+    shape
+        .disks
+        .iter()
+        .filter(|d| !chosen.artifacts.snapshots.contains_key(&d.volume_id))
+        .map(|d| {
+            format!(
+                "{} ({}) does not come back: backup {} holds no snapshot of it",
+                d.volume_id, d.device, chosen.backup.id
+            )
+        })
+        .collect()
 }
 
 /// The image registered from the backup's snapshots, one mapping per disk
