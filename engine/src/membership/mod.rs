@@ -251,7 +251,13 @@ pub async fn refresh(
         return Ok(vec![]);
     }
     let regions: BTreeSet<String> = account.regions.iter().cloned().collect();
-    let obs = observe_members(cloud.clone(), &account, &pol.selectors, &current).await?;
+    // Under "no", a listed target stays whatever AWS says: not looked up.
+    let fate_open: Vec<TargetState> = current
+        .iter()
+        .filter(|t| !keeps_all || matches!(t.source, Source::Tag(_)))
+        .cloned()
+        .collect();
+    let obs = observe_members(cloud.clone(), &account, &pol.selectors, &fate_open).await?;
     let resolved = resolve(&pol, &current, &regions, &obs, at);
     let mut changes = resolved.changes;
     for c in &mut changes {
