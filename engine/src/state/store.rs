@@ -242,6 +242,16 @@ const MIGRATIONS: &[&str] = &[
         check_output TEXT NOT NULL DEFAULT '', rto_seconds INTEGER, rpo_seconds INTEGER,
         keep_until TEXT, torn_down TEXT);
      CREATE INDEX drills_by_scenario ON drills (scenario, started);",
+    // shares held: who needs each share of an artifact with another account
+    // (a restore, a DR run), so that only the last holder unshares; and the
+    // process running each restore, so that one killed midway is reaped
+    "CREATE TABLE share_holds (
+        artifact_id TEXT NOT NULL, kind TEXT NOT NULL, region TEXT NOT NULL,
+        shared_with TEXT NOT NULL, owner TEXT NOT NULL, holder TEXT NOT NULL,
+        since TEXT NOT NULL, releasing TEXT,
+        PRIMARY KEY (artifact_id, region, shared_with, holder));
+     CREATE INDEX share_holds_by_holder ON share_holds (holder);
+     ALTER TABLE restores ADD COLUMN holder TEXT;",
 ];
 
 impl Store {
