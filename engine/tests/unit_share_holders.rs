@@ -299,7 +299,13 @@ async fn unit_two_restores_into_one_account_keep_the_share_until_the_last_ends()
     assert_eq!(r.status, RestoreStatus::Completed, "{r:?}");
     // The last holder let go: nothing is shared, nothing is held.
     b.with(|w| assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares));
-    assert!(b.store.lock().unwrap().share_holds(None).unwrap().is_empty());
+    assert!(b
+        .store
+        .lock()
+        .unwrap()
+        .share_holds(None)
+        .unwrap()
+        .is_empty());
 }
 
 /// Emulator hole: it cannot copy a snapshot shared from another account,
@@ -337,7 +343,13 @@ async fn unit_a_dr_copy_in_flight_keeps_its_share_while_a_restore_into_the_vault
     assert_eq!(ended[0].status, DrStatus::Completed, "{:?}", ended[0]);
     // The copies, the last holder, unshared.
     b.with(|w| assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares));
-    assert!(b.store.lock().unwrap().share_holds(None).unwrap().is_empty());
+    assert!(b
+        .store
+        .lock()
+        .unwrap()
+        .share_holds(None)
+        .unwrap()
+        .is_empty());
 }
 
 /// Emulator hole: its instances run at once, so a restore cannot be
@@ -401,7 +413,11 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
     let after = b.store.lock().unwrap().restores().unwrap()[0].clone();
     assert_eq!(after.status, RestoreStatus::Failed);
     assert!(after.finished.is_some());
-    for said in ["interrupted", "stopped before it finished", "lifeboat apply"] {
+    for said in [
+        "interrupted",
+        "stopped before it finished",
+        "lifeboat apply",
+    ] {
         assert!(after.problem.contains(said), "{}", after.problem);
     }
     let removed = after.resources.iter().find(|x| x.id == image).unwrap();
@@ -413,7 +429,13 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
         assert!(w.instances.contains_key(&instance));
         assert_ne!(w.instances[&instance].state, InstanceState::Terminated);
     });
-    assert!(b.store.lock().unwrap().share_holds(None).unwrap().is_empty());
+    assert!(b
+        .store
+        .lock()
+        .unwrap()
+        .share_holds(None)
+        .unwrap()
+        .is_empty());
     // Nothing left to reap.
     let again = reap(&cloud, &b.store, &b.config.accounts).await.unwrap();
     assert!(again.is_empty(), "{again:?}");

@@ -387,7 +387,10 @@ pub(crate) async fn reap_interrupted(
                 r.record.status.as_str()
             )
         } else {
-            format!("Restore {} ended with shares or a launch image left", r.record.id)
+            format!(
+                "Restore {} ended with shares or a launch image left",
+                r.record.id
+            )
         };
         let line = match &r.left {
             None => format!("{what}; its shares and launch image were let go of."),

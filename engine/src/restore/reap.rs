@@ -35,8 +35,7 @@ pub struct Reaped {
 /// Whether `r` is `running` in a process that is gone (the drills' rule:
 /// `HolderId::gone_since`). A record without a holder is left alone.
 pub fn interrupted(r: &RestoreRecord) -> bool {
-    r.status == RestoreStatus::Running
-        && r.holder.as_ref().is_some_and(|h| h.gone_since(r.started))
+    r.status == RestoreStatus::Running && r.holder.as_ref().is_some_and(|h| h.gone_since(r.started))
 }
 
 /// Reaps the interrupted restores (see the module's doc).

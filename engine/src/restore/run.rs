@@ -237,6 +237,7 @@ impl Runner<'_> {
             },
         };
         self.made(p, ResourceKind::Instance, &instance)?;
+        crate::failpoint::hit(crate::failpoint::RESTORE_LAUNCHED);
         // The image only carried the mappings to the launch: the instance's
         // volumes are its own, the backup's snapshots stay, and the cleanup
         // deregisters it however the launch went.

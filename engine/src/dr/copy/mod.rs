@@ -24,11 +24,11 @@ use sources::{adopt, describe_sources};
 use super::keys::{self, AliasCache, KeyChoice};
 use super::{names, route, DrWork};
 use crate::backup::names::image_name;
-use crate::share::{self, Share, ShareError};
 use crate::cloud::{
     CloudError, DbCopyRequest, DbSnapshotKind, Encryption, ErrorKind, ImageCopyRequest,
     SnapshotCopyRequest,
 };
+use crate::share::{self, Share, ShareError};
 use crate::state::{
     ArtifactKind, BackupRecord, DrCopyRecord, DrRun, DrStatus, SharedStore, SnapshotRecord,
     StateError,
