@@ -167,3 +167,57 @@ impl Tx<'_> {
         Ok(n as usize)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(holder: &str) -> ShareHold {
+        ShareHold {
+            artifact_id: "snap-1".into(),
+            kind: ArtifactKind::Ebs,
+            region: "us-east-1".into(),
+            shared_with: "222222222222".into(),
+            owner: "main".into(),
+            holder: holder.into(),
+            since: "2026-11-22T10:00:00Z".parse().unwrap(),
+            releasing: None,
+        }
+    }
+
+    #[test]
+    fn two_holders_letting_go_at_once_leave_the_unshare_to_one_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        let now = Utc::now();
+        s.transaction(|tx| {
+            tx.hold_share(&hold("restore:a"))?;
+            tx.hold_share(&hold("dr:web/b/us-east-1:vault"))
+        })
+        .unwrap();
+        let (k, r, w) = ("snap-1", "us-east-1", "222222222222");
+        // The first to start letting go sees the other still holding...
+        let others = s
+            .transaction(|tx| tx.releasing_share(k, r, w, "restore:a", now))
+            .unwrap();
+        assert_eq!(others, 1);
+        // ... and the second, while the first has not forgotten its row,
+        // counts it out: it unshares.
+        let others = s
+            .transaction(|tx| tx.releasing_share(k, r, w, "dr:web/b/us-east-1:vault", now))
+            .unwrap();
+        assert_eq!(others, 0);
+        // Holding again stops letting go.
+        s.transaction(|tx| tx.hold_share(&hold("restore:a")))
+            .unwrap();
+        let left = s
+            .transaction(|tx| tx.release_share(k, r, w, "dr:web/b/us-east-1:vault"))
+            .unwrap();
+        assert_eq!(left, 1);
+        let held = s.share_holds(None).unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].holder, "restore:a");
+        assert_eq!(held[0].releasing, None);
+        assert_eq!(s.share_holds(Some("restore:b")).unwrap(), vec![]);
+    }
+}
