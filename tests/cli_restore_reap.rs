@@ -2,9 +2,10 @@
 //! emulator is killed (failpoint `restore-launched`) after its instance
 //! launched from the image it registered, before it deregistered that
 //! image; `lifeboat restores` shows it running with its holder gone and
-//! changes nothing; the next writing restore command reaps it (the image
-//! deregistered, the record failed saying how to go on), and the saved
-//! plan, applied again as the problem says, finishes it. Shares across
+//! changes nothing; the next writing restore command, or the runner's next
+//! look, reaps it (the image deregistered, the record failed saying how to
+//! go on), and the saved plan, applied again as the problem says, finishes
+//! it. Shares across
 //! accounts are the fake's (engine/tests/unit_share_holders.rs): the
 //! emulator has one account.
 
@@ -42,9 +43,10 @@ fn created(record: &serde_json::Value, kind: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_restore_killed_after_its_launch_is_reaped_by_the_next_restore_command() {
-    let env = Env::start();
+/// A restore of a terminated instance saved to `restore.json`, applied
+/// and killed once its instance is launched and recorded; returns the
+/// instance id and the launch image and instance it left.
+fn killed_restore(env: &Env) -> (String, String, String) {
     let i = env.aws.run_instance(2, &[("Name", "web-1")]);
     env.config(&config(&i.id));
     env.apply();
@@ -60,8 +62,6 @@ fn a_restore_killed_after_its_launch_is_reaped_by_the_next_restore_command() {
         "restore.json",
     ])
     .ok();
-
-    // Killed once its instance is launched and recorded.
     let killed = env.ws.run_env(
         &[POLL, ("LIFEBOAT_FAILPOINT", "restore-launched")],
         &["apply", "restore.json"],
@@ -72,6 +72,13 @@ fn a_restore_killed_after_its_launch_is_reaped_by_the_next_restore_command() {
     let image = created(&listed[0], "image")[0].clone();
     let instance = created(&listed[0], "instance")[0].clone();
     assert!(env.aws.image_exists(&image), "the launch image is left");
+    (i.id, image, instance)
+}
+
+#[test]
+fn a_restore_killed_after_its_launch_is_reaped_by_the_next_restore_command() {
+    let env = Env::start();
+    let (original, image, instance) = killed_restore(&env);
 
     // Reading changes nothing; it says the holder is gone.
     env.run(&["restores"])
@@ -87,7 +94,7 @@ fn a_restore_killed_after_its_launch_is_reaped_by_the_next_restore_command() {
         &[
             "restore",
             "instance",
-            &i.id,
+            &original,
             "--private-ip",
             "auto",
             "--auto-approve",
@@ -121,4 +128,25 @@ fn a_restore_killed_after_its_launch_is_reaped_by_the_next_restore_command() {
     let listed = env.run(&["restores", "--json"]).ok().json();
     assert_eq!(listed[0]["status"], "completed", "{listed}");
     assert_eq!(created(&listed[0], "instance"), vec![instance]);
+}
+
+#[test]
+fn the_runner_reaps_a_restore_killed_after_its_launch() {
+    let env = Env::start();
+    let (_, image, instance) = killed_restore(&env);
+    env.ws
+        .run_env(&[POLL], &["run", "--once"])
+        .ok()
+        .stdout_has("restore_reaped");
+    assert!(!env.aws.image_exists(&image), "{image} is still registered");
+    let listed = env.run(&["restores", "--json"]).ok().json();
+    assert_eq!(listed[0]["status"], "failed", "{listed}");
+    assert!(
+        listed[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("stopped before it finished"),
+        "{listed}"
+    );
+    assert_eq!(env.aws.instance(&instance).state, "running");
 }
