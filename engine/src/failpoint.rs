@@ -24,6 +24,11 @@ pub const DR_COPIED: &str = "dr-copied";
 /// drill goes on (its teardown is then the next process's).
 pub const DRILL_RESTORED: &str = "drill-restored";
 
+/// After a restore's instance was launched and recorded, before the wait
+/// and before its launch image is deregistered and its shares let go of
+/// (the next restore command or runner reaps it).
+pub const RESTORE_LAUNCHED: &str = "restore-launched";
+
 pub fn hit(name: &str) {
     static CHOSEN: OnceLock<Option<String>> = OnceLock::new();
     if CHOSEN

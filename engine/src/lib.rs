@@ -20,6 +20,8 @@
 //!   backup or a DR copy, planned first, each creation recorded.
 //! - [`recovery`]: recovery scenarios planned and performed wave by wave,
 //!   and drills that rehearse them and tear down what they made.
+//! - [`share`]: shares of artifacts with other accounts, each held by
+//!   whoever needs it and undone by the last holder.
 //! - [`iam`]: the managed DR role, the minimal policy Lifeboat needs, and
 //!   the secured-DR check.
 //! - `testing` (feature `testing`): the in-memory fake cloud for tests and
@@ -41,6 +43,7 @@ pub mod recovery;
 pub mod restore;
 pub mod retention;
 pub mod runmode;
+pub mod share;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

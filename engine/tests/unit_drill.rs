@@ -806,6 +806,7 @@ async fn unit_run_mode_drills_when_due_keeps_it_for_keep_for_then_tears_it_down(
                     DrillEvent::Started { scenario } => format!("start {scenario}"),
                     DrillEvent::Finished(r) => format!("drill {}", r.status.as_str()),
                     DrillEvent::TornDown(r) => format!("torn down {}", r.id),
+                    DrillEvent::RestoreReaped(r, _) => format!("reaped {}", r.id),
                     DrillEvent::Failed { error, .. } => format!("error {error}"),
                 };
                 seen.lock().unwrap().push((at, what));

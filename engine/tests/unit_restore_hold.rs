@@ -159,6 +159,7 @@ impl Bench {
             status,
             problem: String::new(),
             resources: vec![],
+            holder: None,
         };
         drop(st);
         let mut st = self.store.lock().unwrap();

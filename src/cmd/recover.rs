@@ -104,6 +104,7 @@ pub async fn recover(ws: &Workspace, args: &RecoverArgs) -> Result<u8> {
             return Ok(1);
         }
     }
+    crate::cmd::restore::reap_interrupted(ws, &rec.store, &rec.cloud, json).await?;
     let report = rec.run(&p).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -171,7 +172,8 @@ pub async fn drill(ws: &Workspace, name: &str, json: bool) -> Result<u8> {
         rec: recoverer(ws).await?,
         config_dir: ws.dir.clone(),
     };
-    // A drill an earlier process left midway goes first.
+    // Restores and drills an earlier process left midway go first.
+    crate::cmd::restore::reap_interrupted(ws, &d.rec.store, &d.rec.cloud, json).await?;
     for o in drill::reconcile(&d).await? {
         if !json {
             println!(

@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use lifeboat_engine::backup::Wait;
 use lifeboat_engine::restore::plan::{self, PrivateIp, Volumes};
+use lifeboat_engine::restore::reap;
 use lifeboat_engine::restore::run::Runner;
 use lifeboat_engine::restore::{render, Kind, Options, Request, RestorePlan, Which};
 use lifeboat_engine::state::{RestoreRecord, SharedStore};
@@ -278,6 +279,9 @@ pub async fn run(ws: &Workspace, cmd: &RestoreCommand) -> Result<u8> {
             return Ok(1);
         }
     }
+    // Planning (`--plan-only`, `--out`) writes nothing; performing does,
+    // and reaps what a stopped restore left first.
+    reap_interrupted(ws, &store, &cloud, common.json).await?;
     perform(
         ws,
         &store,
@@ -367,6 +371,41 @@ fn print_result(r: &RestoreRecord) {
     }
 }
 
+/// Reaps the restores a stopped process left `running` (`restore::reap`)
+/// and says so: every writing restore command does this first.
+pub(crate) async fn reap_interrupted(
+    ws: &Workspace,
+    store: &SharedStore,
+    cloud: &Arc<dyn lifeboat_engine::cloud::Cloud>,
+    json: bool,
+) -> Result<()> {
+    for r in reap::reap(cloud, store, &ws.config.accounts).await? {
+        let what = if r.interrupted {
+            format!(
+                "Restore {} was left running by a stopped process: {}",
+                r.record.id,
+                r.record.status.as_str()
+            )
+        } else {
+            format!(
+                "Restore {} ended with shares or a launch image left",
+                r.record.id
+            )
+        };
+        let line = match &r.left {
+            None => format!("{what}; its shares and launch image were let go of."),
+            Some(e) => format!("{what}; letting go of its shares and launch image failed: {e}"),
+        };
+        // JSON output stays one document: the note goes to stderr then.
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
 /// `lifeboat apply FILE` with a saved restore plan: whether `text` is one.
 pub fn is_restore_plan(text: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(text)
@@ -392,6 +431,7 @@ pub async fn apply_saved(ws: &Workspace, path: &Path, auto_approve: bool) -> Res
     print!("{}", render::human(&p, ws.now));
     let store: SharedStore = Arc::new(Mutex::new(ws.store()?));
     let cloud = cloud(ws).await?;
+    reap_interrupted(ws, &store, &cloud, false).await?;
     plan::check_saved(&cloud, &store, &ws.config.accounts, &p).await?;
     let wait = Wait {
         timeout: std::time::Duration::from_secs(1800),
@@ -420,7 +460,12 @@ pub fn list(ws: &Workspace, json: bool) -> Result<u8> {
                 format!("{}/{}", r.policy, r.backup_id),
                 r.source.clone(),
                 format!("{} ({})", r.account, r.region),
-                r.status.as_str().to_string(),
+                if reap::interrupted(r) {
+                    // Read-only: the next writing command reaps it.
+                    "running (holder gone)".to_string()
+                } else {
+                    r.status.as_str().to_string()
+                },
                 r.rto_seconds()
                     .map(|s| format!("{s}s"))
                     .unwrap_or_else(|| "-".into()),

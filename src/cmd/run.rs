@@ -202,6 +202,16 @@ impl Log {
             }
             DrillEvent::Finished(d) => self.event(at, "drill", drill_fields(d)),
             DrillEvent::TornDown(d) => self.event(at, "drill_torn_down", drill_fields(d)),
+            DrillEvent::RestoreReaped(r, left) => self.event(
+                at,
+                "restore_reaped",
+                json!({
+                    "restore": r.id,
+                    "status": r.status.as_str(),
+                    "problem": r.problem,
+                    "left": left,
+                }),
+            ),
             DrillEvent::Failed { scenario, error } => self.event(
                 at,
                 "drill_error",

@@ -20,7 +20,7 @@ use super::teardown::Teardown;
 use crate::cloud::DbSnapshotKind;
 use crate::restore::Which;
 use crate::runmode::scripts;
-use crate::state::holder::{HolderId, Liveness};
+use crate::state::holder::HolderId;
 use crate::state::{DrillRecord, DrillStatus, ResourceKind, StateError};
 
 /// The most of the check's output kept in the drill's row.
@@ -279,31 +279,18 @@ impl Driller {
     }
 }
 
+/// Whether the process holding `rec` is gone (`HolderId::gone_since`,
+/// counted from the end of its `keep_for` when it was kept).
+fn holder_gone(rec: &DrillRecord) -> bool {
+    let since = rec.keep_until.unwrap_or(rec.started).max(rec.started);
+    rec.holder.gone_since(since)
+}
+
 /// Tears down every drill whose process is gone and that still has
 /// resources not removed (or never ended), and records it as ended: a
 /// drill killed midway is failed; one killed while kept after a passed
 /// check passes once its teardown is done. Drills of live processes, and
 /// of processes that cannot be looked at (another host), are left alone.
-/// How long past its start a drill may still be running, and past its
-/// `keep_for` still kept, in a process this one cannot see (another host,
-/// a host rebooted since, another container): no drill's waits take that
-/// long, so its process is gone.
-const ABANDONED_AFTER: chrono::Duration = chrono::Duration::hours(12);
-
-/// Whether the process holding `rec` is gone: seen to be, or unseen for
-/// longer than any drill can take (else a drill killed by a reboot or a
-/// container restart would stay forever).
-fn holder_gone(rec: &DrillRecord) -> bool {
-    match rec.holder.liveness() {
-        Liveness::Gone => true,
-        Liveness::Unknown => {
-            let since = rec.keep_until.unwrap_or(rec.started).max(rec.started);
-            Utc::now() - since > ABANDONED_AFTER
-        }
-        _ => false,
-    }
-}
-
 pub async fn reconcile(d: &Driller) -> Result<Vec<DrillOutcome>, StateError> {
     let (drills, restores) = {
         let st = d.rec.store.lock().expect("state lock poisoned");

@@ -10,12 +10,15 @@
 //! - [`run`] performs a plan: each create call recorded as it returns (so a
 //!   killed restore is adopted by its tags, never made twice), then the wait
 //!   until everything runs.
+//! - [`reap`] ends the restores whose process died midway: their shares
+//!   and launch image go, their record fails saying how to go on.
 //! - [`render`] prints a plan for people.
 //!
 //! Everything created carries [`TAG_RESTORED_FROM`] and [`TAG_RESTORE_ID`].
 
 mod db;
 pub mod plan;
+pub mod reap;
 pub mod render;
 pub mod run;
 pub mod source;
@@ -85,6 +88,15 @@ pub enum RestoreError {
     /// A saved restore plan no longer fits the state.
     #[error("the saved restore plan is stale: {0}")]
     Stale(String),
+}
+
+impl From<crate::share::ShareError> for RestoreError {
+    fn from(e: crate::share::ShareError) -> Self {
+        match e {
+            crate::share::ShareError::Cloud(e) => RestoreError::Cloud(e),
+            crate::share::ShareError::State(e) => RestoreError::State(e),
+        }
+    }
 }
 
 /// A new restore id: `r-` and the time, then random hex (short enough for

@@ -23,8 +23,10 @@ use crate::cloud::restore::{Databases, Launch};
 use crate::cloud::{
     collect_pages, gone_is_done, Cloud, DbSnapshotKind, Ec2, ImageQuery, InstanceState, Query, Tags,
 };
+use crate::share::{hold, release_all, Share};
+use crate::state::holder::HolderId;
 use crate::state::{
-    ArtifactKind, ResourceKind, RestoreRecord, RestoreStatus, SharedStore, StateResult,
+    restore_holder, ResourceKind, RestoreRecord, RestoreStatus, SharedStore, StateResult,
 };
 
 /// Where and how a restore runs.
@@ -87,6 +89,7 @@ impl Runner<'_> {
             Some(r) => RestoreRecord {
                 status: RestoreStatus::Running,
                 problem: String::new(),
+                holder: Some(HolderId::current()),
                 ..r
             },
             None => RestoreRecord {
@@ -107,6 +110,7 @@ impl Runner<'_> {
                 status: RestoreStatus::Running,
                 problem: String::new(),
                 resources: vec![],
+                holder: Some(HolderId::current()),
             },
         };
         // Running from here, if its artifacts are still there: retention
@@ -128,7 +132,10 @@ impl Runner<'_> {
             )),
         };
         // However it went: the shares and the temporary image go.
-        let result = both(result, self.cleanup(p).await);
+        let result = both(
+            result,
+            leftovers(self.cloud, self.store, self.accounts, &record).await,
+        );
         record.finished = Some(Utc::now());
         match &result {
             Ok(()) => {
@@ -151,7 +158,7 @@ impl Runner<'_> {
     }
 
     async fn body(&self, p: &RestorePlan, resumed: bool) -> Result<(), RestoreError> {
-        self.share(p, true).await?;
+        self.share(p).await?;
         let dest = account(self.accounts, &p.account)?;
         match (&p.launch, &p.volume, &p.database) {
             (Some(_), _, _) => self.instance(p, dest, resumed).await,
@@ -163,64 +170,24 @@ impl Runner<'_> {
         }
     }
 
-    /// What a restore leaves after it, done or not: no share (a share is
-    /// only for the restore's time, one made before a failed one included)
-    /// and no image registered for the launch (it would hold the backup's
-    /// snapshots against retention).
-    async fn cleanup(&self, p: &RestorePlan) -> Result<(), RestoreError> {
-        let unshared = self.share(p, false).await;
-        let images: Vec<String> = {
-            let st = self.store.lock().expect("state lock poisoned");
-            st.restores()?
-                .into_iter()
-                .filter(|r| r.id == p.id)
-                .flat_map(|r| r.resources)
-                .filter(|x| x.kind == ResourceKind::Image && x.removed.is_none())
-                .map(|x| x.id)
-                .collect()
-        };
-        let mut deregistered = Ok(());
-        if !images.is_empty() {
-            let dest = account(self.accounts, &p.account)?;
-            let ec2 = self.cloud.ec2(dest, &p.region).await?;
-            for image in images {
-                match gone_is_done(ec2.deregister_image(&image).await) {
-                    Ok(()) => {
-                        self.tx(|tx| tx.unrestored(&p.id, ResourceKind::Image, &image, Utc::now()))?
-                    }
-                    Err(e) => deregistered = Err(e.into()),
-                }
-            }
-        }
-        both(unshared, deregistered)
-    }
-
-    /// Shares the artifacts with the account restored into, or unshares.
-    async fn share(&self, p: &RestorePlan, share: bool) -> Result<(), RestoreError> {
+    /// Shares the artifacts with the account restored into, each held by
+    /// this restore (`crate::share`: another restore or a DR copy may hold
+    /// the same share, and only the last holder undoes it).
+    async fn share(&self, p: &RestorePlan) -> Result<(), RestoreError> {
         let Some(with) = &p.share_with else {
             return Ok(());
         };
         let owner = account(self.accounts, &p.artifacts_account)?;
+        let holder = restore_holder(&p.id);
         for s in &p.shares {
-            match s.kind {
-                ArtifactKind::Ebs => {
-                    let ec2 = self.cloud.ec2(owner, &p.artifacts_region).await?;
-                    ec2.share_snapshot(&s.id, with, share).await?;
-                }
-                ArtifactKind::Image => {
-                    let ec2 = self.cloud.ec2(owner, &p.artifacts_region).await?;
-                    ec2.share_image(&s.id, with, share).await?;
-                }
-                ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {
-                    let kind = if s.kind == ArtifactKind::DbSnapshot {
-                        DbSnapshotKind::Instance
-                    } else {
-                        DbSnapshotKind::Cluster
-                    };
-                    let rds = self.cloud.rds(owner, &p.artifacts_region).await?;
-                    rds.share_db_snapshot(kind, &s.id, with, share).await?;
-                }
-            }
+            let share = Share {
+                owner,
+                kind: s.kind,
+                id: &s.id,
+                region: &p.artifacts_region,
+                with,
+            };
+            hold(self.cloud.as_ref(), self.store, &share, &holder).await?;
         }
         Ok(())
     }
@@ -274,6 +241,7 @@ impl Runner<'_> {
             },
         };
         self.made(p, ResourceKind::Instance, &instance)?;
+        crate::failpoint::hit(crate::failpoint::RESTORE_LAUNCHED);
         // The image only carried the mappings to the launch: the instance's
         // volumes are its own, the backup's snapshots stay, and the cleanup
         // deregisters it however the launch went.
@@ -433,6 +401,48 @@ impl Runner<'_> {
             ))),
         }
     }
+}
+
+/// What a restore leaves after it, done, failed or reaped after its
+/// process died: no share it holds (a share is only for the restore's
+/// time) and no image registered for the launch (it would hold the
+/// backup's snapshots against retention). What it created otherwise stays.
+pub(super) async fn leftovers(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    accounts: &Accounts,
+    r: &RestoreRecord,
+) -> Result<(), RestoreError> {
+    let unshared = release_all(cloud.as_ref(), store, accounts, &restore_holder(&r.id))
+        .await
+        .map_err(RestoreError::from);
+    let images: Vec<String> = {
+        let st = store.lock().expect("state lock poisoned");
+        st.restores()?
+            .into_iter()
+            .filter(|x| x.id == r.id)
+            .flat_map(|x| x.resources)
+            .filter(|x| x.kind == ResourceKind::Image && x.removed.is_none())
+            .map(|x| x.id)
+            .collect()
+    };
+    let mut deregistered = Ok(());
+    if !images.is_empty() {
+        let dest = account(accounts, &r.account)?;
+        let ec2 = cloud.ec2(dest, &r.region).await?;
+        for image in images {
+            match gone_is_done(ec2.deregister_image(&image).await) {
+                Ok(()) => {
+                    let mut st = store.lock().expect("state lock poisoned");
+                    st.transaction(|tx| {
+                        tx.unrestored(&r.id, ResourceKind::Image, &image, Utc::now())
+                    })?;
+                }
+                Err(e) => deregistered = Err(e.into()),
+            }
+        }
+    }
+    both(unshared, deregistered)
 }
 
 /// Waits until `stop` is raised.

@@ -1,5 +1,6 @@
-//! Drills in run mode: at every look, drills a dead process left are torn
-//! down ([`reconcile`]), kept drills whose `keep_for` is over are torn down,
+//! Drills in run mode: at every look, restores a dead process left
+//! `running` are reaped (`restore::reap`), drills a dead process left are
+//! torn down ([`reconcile`]), kept drills whose `keep_for` is over are torn down,
 //! and the scenarios the agenda says are due are drilled (their resources
 //! kept for `keep_for`). A failed drill opens an alert on
 //! `recovery_scenario.NAME`, published when it opens; a passed one closes it.
@@ -13,10 +14,11 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::recovery::drill::{reconcile, DrillOutcome, Driller};
 use crate::recovery::recover::Recoverer;
+use crate::restore::reap::{reap, Reaped};
 use crate::restore::Which;
 use crate::runmode::daemon::{Daemon, RunEvent};
 use crate::runmode::notify;
-use crate::state::{DrillRecord, DrillStatus};
+use crate::state::{DrillRecord, DrillStatus, RestoreRecord};
 
 /// What run mode reports of drills.
 pub enum DrillEvent {
@@ -26,6 +28,10 @@ pub enum DrillEvent {
     Finished(Box<DrillRecord>),
     /// A drill a dead process left was torn down.
     TornDown(Box<DrillRecord>),
+    /// A restore a dead process left `running` was reaped (its shares and
+    /// launch image let go of), or what an ended one left was let go of
+    /// again; with what could not be.
+    RestoreReaped(Box<RestoreRecord>, Option<String>),
     /// A drill could not be made or recorded, or its alert not published.
     Failed {
         scenario: Option<String>,
@@ -37,6 +43,8 @@ pub enum DrillEvent {
 pub enum DrillResult {
     /// A drill a dead process left, torn down.
     TornDown(DrillOutcome),
+    /// A restore a dead process left, reaped.
+    Reaped(Reaped),
     /// A drill that ended, was kept, or whose `keep_for` ended.
     Ended(DrillOutcome),
     /// Something could not be done (the scenario, when one is concerned).
@@ -95,6 +103,12 @@ impl Daemon<'_> {
         }
         tokio::spawn(async move {
             let mut out = Vec::new();
+            // Restores (by hand, of recoveries, of drills) a dead process
+            // left `running`: their shares and launch images go first.
+            match reap(&d.rec.cloud, &d.rec.store, &d.rec.accounts).await {
+                Ok(done) => out.extend(done.into_iter().map(DrillResult::Reaped)),
+                Err(e) => out.push(DrillResult::Failed(None, e.to_string())),
+            }
             // Also drills `lifeboat drill` started by hand: a killed one is
             // cleaned up by the runner without waiting for the next drill.
             match reconcile(&d).await {
@@ -141,6 +155,13 @@ impl Daemon<'_> {
                             self.report_at(now, drill_error(Some(o.record.scenario.clone()), e));
                         }
                     }
+                }
+                DrillResult::Reaped(r) => {
+                    failed |= r.left.is_some();
+                    self.report_at(
+                        now,
+                        RunEvent::Drill(DrillEvent::RestoreReaped(Box::new(r.record), r.left)),
+                    );
                 }
                 DrillResult::Ended(o) => failed |= self.drill_ended(&o, now).await,
                 DrillResult::Failed(scenario, e) => {

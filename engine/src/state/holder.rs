@@ -78,6 +78,26 @@ impl HolderId {
     }
 }
 
+/// How long past its start (or the end of a drill's `keep_for`) a drill or
+/// restore may still be running in a process this one cannot see (another
+/// host, a host rebooted since, another container): no drill's or
+/// restore's waits take that long, so its process is gone.
+pub const ABANDONED_AFTER: chrono::Duration = chrono::Duration::hours(12);
+
+impl HolderId {
+    /// Whether the process that started a drill or a restore at `since` is
+    /// gone: seen to be, or unseen for longer than [`ABANDONED_AFTER`] (else
+    /// one killed by a reboot or a container restart would stay forever).
+    /// The one rule for drills and restores alike.
+    pub fn gone_since(&self, since: chrono::DateTime<chrono::Utc>) -> bool {
+        match self.liveness() {
+            Liveness::Gone => true,
+            Liveness::Unknown => chrono::Utc::now() - since > ABANDONED_AFTER,
+            Liveness::Alive => false,
+        }
+    }
+}
+
 /// This machine's name, as holds record it.
 pub fn host_name() -> String {
     read_trimmed(Path::new("/etc/hostname"))

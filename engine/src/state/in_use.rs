@@ -276,6 +276,7 @@ mod tests {
             status: RestoreStatus::Running,
             problem: String::new(),
             resources: vec![],
+            holder: None,
         };
         let missing = s
             .transaction(|tx| tx.start_restore(&r, &["snap-copy-gone".into()]))

@@ -30,6 +30,7 @@ mod members;
 mod restore;
 pub use restore::{ResourceKind, RestoreRecord, RestoreStatus, RestoredResource};
 mod secured;
+mod shares;
 mod store;
 pub use catalog::{
     is_note, Alert, ArtifactKind, BackupRecord, BackupStatus, Frozen, SnapshotOwner,
@@ -39,6 +40,7 @@ pub use health::{Retry, ScriptRun, Skipped};
 pub use identity::Expected;
 pub use lease::{with_lock, LockInfo, LOCK_TTL_MINUTES};
 pub use secured::SecuredCheck;
+pub use shares::{restore_holder, ShareHold};
 pub use store::{
     new_id, SharedStore, Snapshot, StateError, StateResult, Store, Tx, SCHEMA_VERSION,
 };

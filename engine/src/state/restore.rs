@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+use super::holder::HolderId;
 use super::store::{parse_ts, ts, StateError, StateResult, Store, Tx};
 use crate::cloud::restore::Shape;
 
@@ -122,6 +123,10 @@ pub struct RestoreRecord {
     pub problem: String,
     #[serde(default)]
     pub resources: Vec<RestoredResource>,
+    /// The process running it (none in records from before Lifeboat
+    /// recorded it): a `running` restore whose process is gone is reaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<HolderId>,
 }
 
 impl RestoreRecord {
@@ -177,7 +182,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, kind, target, policy, backup_id, backup_started, source, account, region,
-                    drill, operator, started, ready, finished, status, problem
+                    drill, operator, started, ready, finished, status, problem, holder
                  FROM restores ORDER BY started, id",
             )
             .map_err(|e| self.err(e))?;
@@ -190,6 +195,7 @@ impl Store {
             Option<String>,
             String,
             String,
+            Option<String>,
         );
         let rows: Vec<Row> = st
             .query_map([], |r| {
@@ -212,6 +218,7 @@ impl Store {
                     r.get(13)?,
                     r.get(14)?,
                     r.get(15)?,
+                    r.get(16)?,
                 ))
             })
             .map_err(|e| self.err(e))?
@@ -219,11 +226,15 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let time = |t: Option<String>| t.map(|t| parse_ts(&self.path, &t)).transpose();
         let mut out = Vec::with_capacity(rows.len());
-        for (s, drill, operator, started, ready, finished, status, problem) in rows {
+        for (s, drill, operator, started, ready, finished, status, problem, holder) in rows {
             let [id, kind, target, policy, backup_id, backup_started, source, account, region] = s;
             let status = RestoreStatus::parse(&status)
                 .ok_or_else(|| corrupt(&self.path, format!("restore {id}: status {status:?}")))?;
             let resources = self.restored_resources(&id)?;
+            let holder = holder
+                .map(|h| serde_json::from_str::<HolderId>(&h))
+                .transpose()
+                .map_err(|e| corrupt(&self.path, format!("restore {id}: holder: {e}")))?;
             out.push(RestoreRecord {
                 backup_started: parse_ts(&self.path, &backup_started)?,
                 started: parse_ts(&self.path, &started)?,
@@ -242,6 +253,7 @@ impl Store {
                 status,
                 problem,
                 resources,
+                holder,
             });
         }
         Ok(out)
@@ -307,11 +319,13 @@ impl Tx<'_> {
         self.tx
             .execute(
                 "INSERT INTO restores (id, kind, target, policy, backup_id, backup_started, source,
-                    account, region, drill, operator, started, ready, finished, status, problem)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                    account, region, drill, operator, started, ready, finished, status, problem,
+                    holder)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
                  ON CONFLICT (id) DO UPDATE SET
                     ready = excluded.ready, finished = excluded.finished,
-                    status = excluded.status, problem = excluded.problem",
+                    status = excluded.status, problem = excluded.problem,
+                    holder = excluded.holder",
                 params![
                     r.id,
                     r.kind,
@@ -328,7 +342,10 @@ impl Tx<'_> {
                     r.ready.map(ts),
                     r.finished.map(ts),
                     r.status.as_str(),
-                    r.problem
+                    r.problem,
+                    r.holder
+                        .as_ref()
+                        .map(|h| serde_json::to_string(h).expect("a holder serializes"))
                 ],
             )
             .map_err(|e| self.err(e))?;

@@ -273,6 +273,16 @@ const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL, change TEXT NOT NULL, reason TEXT NOT NULL,
         alert INTEGER NOT NULL DEFAULT 0, at TEXT NOT NULL, backup_id TEXT);
      CREATE INDEX member_changes_by_policy ON member_changes (policy, at);",
+    // version 17: shares held: who needs each share of an artifact with another account
+    // (a restore, a DR run), so that only the last holder unshares; and the
+    // process running each restore, so that one killed midway is reaped
+    "CREATE TABLE share_holds (
+        artifact_id TEXT NOT NULL, kind TEXT NOT NULL, region TEXT NOT NULL,
+        shared_with TEXT NOT NULL, owner TEXT NOT NULL, holder TEXT NOT NULL,
+        since TEXT NOT NULL, releasing TEXT,
+        PRIMARY KEY (artifact_id, region, shared_with, holder));
+     CREATE INDEX share_holds_by_holder ON share_holds (holder);
+     ALTER TABLE restores ADD COLUMN holder TEXT;",
 ];
 
 impl Store {

@@ -28,6 +28,7 @@ use crate::cloud::{
     CloudError, DbCopyRequest, DbSnapshotKind, Encryption, ErrorKind, ImageCopyRequest,
     SnapshotCopyRequest,
 };
+use crate::share::{self, Share, ShareError};
 use crate::state::{
     ArtifactKind, BackupRecord, DrCopyRecord, DrRun, DrStatus, SharedStore, SnapshotRecord,
     StateError,
@@ -298,42 +299,65 @@ impl Plan<'_> {
         }
     }
 
-    /// The snapshots of AMI `image` in the backup.
-    fn image_snapshots(&self, image: &str) -> Vec<String> {
-        self.backup
-            .snapshots
-            .iter()
-            .filter(|x| x.image.as_deref() == Some(image))
-            .map(|x| x.id.clone())
-            .collect()
+    /// The holder of this run's shares (`crate::share`): a restore or
+    /// another run may need the same share meanwhile.
+    fn holder(&self) -> String {
+        format!(
+            "dr:{}/{}/{}",
+            self.run.policy, self.run.backup_id, self.run.destination
+        )
     }
 
-    /// Shares (or unshares) the source with the destination account.
-    async fn share(
-        &self,
-        s: &SnapshotRecord,
-        dest_id: &str,
-        share: bool,
-    ) -> Result<(), CloudError> {
-        let cloud = &self.work.cloud;
-        match s.kind {
-            ArtifactKind::Ebs => {
-                let ec2 = cloud.ec2(&self.source, &s.region).await?;
-                ec2.share_snapshot(&s.id, dest_id, share).await
-            }
-            ArtifactKind::Image => {
-                let ec2 = cloud.ec2(&self.source, &s.region).await?;
-                ec2.share_image(&s.id, dest_id, share).await?;
-                for snap in self.image_snapshots(&s.id) {
-                    ec2.share_snapshot(&snap, dest_id, share).await?;
-                }
-                Ok(())
-            }
-            ArtifactKind::DbSnapshot | ArtifactKind::DbClusterSnapshot => {
-                let rds = cloud.rds(&self.source, &s.region).await?;
-                rds.share_db_snapshot(db_kind(s.kind), &s.id, dest_id, share)
-                    .await
-            }
+    /// What sharing `s` with the destination account takes: the artifact,
+    /// and an AMI's snapshots with it.
+    fn shares<'s>(&'s self, s: &'s SnapshotRecord, dest_id: &'s str) -> Vec<Share<'s>> {
+        let one = |kind, id: &'s str| Share {
+            owner: &self.source,
+            kind,
+            id,
+            region: &s.region,
+            with: dest_id,
+        };
+        let mut out = vec![one(s.kind, &s.id)];
+        if s.kind == ArtifactKind::Image {
+            out.extend(
+                self.backup
+                    .snapshots
+                    .iter()
+                    .filter(|x| x.image.as_deref() == Some(s.id.as_str()))
+                    .map(|x| one(ArtifactKind::Ebs, &x.id)),
+            );
+        }
+        out
+    }
+
+    /// Shares the source with the destination account, held by this run.
+    async fn share(&self, s: &SnapshotRecord, dest_id: &str) -> Result<(), CloudError> {
+        let holder = self.holder();
+        for one in self.shares(s, dest_id) {
+            share::hold(self.work.cloud.as_ref(), &self.work.store, &one, &holder)
+                .await
+                .map_err(|e| self.share_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Lets go of this run's hold of the source's share, unsharing it
+    /// when nothing else holds it.
+    async fn unshare(&self, s: &SnapshotRecord, dest_id: &str) -> Result<(), CloudError> {
+        let holder = self.holder();
+        for one in self.shares(s, dest_id) {
+            share::release(self.work.cloud.as_ref(), &self.work.store, &one, &holder)
+                .await
+                .map_err(|e| self.share_error(e))?;
+        }
+        Ok(())
+    }
+
+    fn share_error(&self, e: ShareError) -> CloudError {
+        match e {
+            ShareError::Cloud(e) => e,
+            ShareError::State(e) => state_error(self, e),
         }
     }
 
@@ -678,7 +702,7 @@ impl Copies {
             // A share that half happened (an AMI and some of its
             // snapshots) is undone with the rest when the run settles.
             let dest_id = self.dest_account_id.clone().unwrap_or_default();
-            plan.share(s, &dest_id, true).await?;
+            plan.share(s, &dest_id).await?;
         }
         let (id, arn) = match plan.copy_call(s, &key, &source_id).await {
             Ok(made) => made,
@@ -837,32 +861,17 @@ impl Copies {
     }
 }
 
-/// Undoes the shares of a settled cross-account run: every artifact of the
-/// backup routed to that account, once no other run of the backup to it is
-/// still open (the last to settle unshares; a run resumed after a crash
-/// unshares what the dead process shared). A share that cannot be undone
-/// opens an alert: the original stays readable by the other account.
+/// Lets go of the shares of a settled cross-account run: every artifact of
+/// the backup a copy is made of, unshared once nothing else holds it (the
+/// last holder unshares: another run of the backup to that account, a
+/// restore into it; a run resumed after a crash lets go of what the dead
+/// process held). A share that cannot be undone opens an alert: the
+/// original stays readable by the other account.
 async fn unshare(plan: &Plan<'_>, dest_id: Option<String>) -> Result<(), StateError> {
     if !plan.cross_account() {
         return Ok(());
     }
     let account = &plan.run.destination.account;
-    let others_open = plan
-        .work
-        .store
-        .lock()
-        .expect("store")
-        .dr_runs(Some(&plan.run.policy))?
-        .iter()
-        .any(|r| {
-            r.backup_id == plan.run.backup_id
-                && &r.destination.account == account
-                && r.destination != plan.run.destination
-                && r.status.is_open()
-        });
-    if others_open {
-        return Ok(());
-    }
     let dest_id = match dest_id {
         Some(id) => Ok(id),
         None => plan.work.cloud.account_id(&plan.dest).await,
@@ -875,7 +884,7 @@ async fn unshare(plan: &Plan<'_>, dest_id: Option<String>) -> Result<(), StateEr
             // (removing a share that was never made changes nothing).
             let shared = plan.backup.snapshots.iter().filter(|s| route::copied(s));
             for s in shared {
-                if let Err(e) = plan.share(s, &dest_id, false).await {
+                if let Err(e) = plan.unshare(s, &dest_id).await {
                     if e.kind != ErrorKind::NotFound {
                         left.push(format!("{}: {e}", s.id));
                     }
