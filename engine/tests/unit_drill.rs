@@ -825,3 +825,50 @@ async fn unit_run_mode_drills_when_due_keeps_it_for_keep_for_then_tears_it_down(
     assert!(b.leftovers().is_empty(), "{:?}", b.leftovers());
     assert_eq!(b.originals(), before);
 }
+
+/// The fake fills a hole of the emulator here: its instances pass both
+/// status checks the moment they run, never `initializing` or `impaired`.
+#[tokio::test]
+async fn a_drill_waits_for_its_instances_status_checks_before_the_check() {
+    let b = Bench::new(CHECK).await;
+    let init = ("initializing".to_string(), "initializing".to_string());
+    let ok = ("ok".to_string(), "ok".to_string());
+    b.cloud.world.lock().unwrap().launch_health = vec![init.clone(), init, ok];
+    let sc = b.config.recovery_scenario("prod").unwrap();
+    let o = b
+        .driller()
+        .drill(sc, &Which::Latest, None, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(o.record.status, DrillStatus::Passed, "{:?}", o.record);
+    assert_eq!(o.record.check_ok, Some(true));
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(
+        w.calls_of("DescribeInstanceStatus"),
+        3,
+        "two looks initializing, the third ok"
+    );
+}
+
+#[tokio::test]
+async fn an_impaired_instance_past_the_wait_fails_the_drill_naming_it_and_its_check() {
+    let b = Bench::new(CHECK).await;
+    b.cloud.world.lock().unwrap().launch_health = vec![("ok".into(), "impaired".into())];
+    let sc = b.config.recovery_scenario("prod").unwrap();
+    let mut d = b.driller();
+    d.rec.wait.timeout = std::time::Duration::from_millis(300);
+    let o = d.drill(sc, &Which::Latest, None, Utc::now()).await.unwrap();
+    assert_eq!(o.record.status, DrillStatus::Failed);
+    let p = &o.record.problem;
+    assert!(p.contains("system status check impaired"), "{p}");
+    assert!(
+        p.contains("instance i-") && p.contains("account main, us-east-1"),
+        "{p}"
+    );
+    assert!(!p.contains("instance status check"), "{p}");
+    assert_eq!(
+        o.record.check_ok, None,
+        "the check ran on an impaired instance"
+    );
+    assert!(b.leftovers().is_empty(), "{:?}", b.leftovers());
+}

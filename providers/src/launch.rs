@@ -10,7 +10,8 @@ use aws_sdk_ec2::types::{
     VolumeType,
 };
 use lifeboat_engine::cloud::restore::{
-    Disk, ImageRegistration, InstanceShape, Launch, LaunchRequest, Mapping, VolumeRequest,
+    Disk, ImageRegistration, InstanceHealth, InstanceShape, Launch, LaunchRequest, Mapping,
+    VolumeRequest,
 };
 use lifeboat_engine::cloud::{
     collect_pages, gone_is_done, CloudError, CloudResult, Ec2, ErrorKind, Page, Tags,
@@ -324,6 +325,45 @@ impl Launch for AwsEc2 {
             .find(|s| s.subnet_id() == Some(subnet_id))
             .and_then(|s| s.availability_zone())
             .map(str::to_owned))
+    }
+
+    async fn instance_status(&self, ids: &[String]) -> CloudResult<Vec<InstanceHealth>> {
+        let action = "ec2:DescribeInstanceStatus";
+        // `InstanceIds`, which refuses `MaxResults`: the answer for at
+        // most 100 ids is small, and pages only when AWS decides to.
+        let summary = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+            s.and_then(|s| s.status())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_else(|| "not-applicable".to_owned())
+        };
+        collect_pages(|token| async move {
+            let out = self
+                .client
+                .describe_instance_status()
+                .set_instance_ids(Some(ids.to_vec()))
+                .include_all_instances(true)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| self.ctx.sdk(action, ids.first().map(String::as_str), &e))?;
+            let items = out
+                .instance_statuses()
+                .iter()
+                .filter_map(|s| {
+                    Some(InstanceHealth {
+                        id: s.instance_id()?.to_owned(),
+                        instance: summary(s.instance_status()),
+                        system: summary(s.system_status()),
+                    })
+                })
+                .collect();
+            Ok(Page {
+                items,
+                next: next_token(out.next_token()),
+                call: self.ctx.call(action),
+            })
+        })
+        .await
     }
 
     async fn register_image(&self, req: &ImageRegistration) -> CloudResult<String> {

@@ -226,6 +226,27 @@ pub struct DbStatus {
     pub tags: Tags,
 }
 
+/// One instance's two EC2 status checks, as DescribeInstanceStatus reports
+/// them: `ok`, `initializing`, `impaired`, `insufficient-data`, or
+/// `not-applicable` (not running).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceHealth {
+    pub id: String,
+    /// The instance status check (the guest: reachability of its OS).
+    pub instance: String,
+    /// The system status check (the host AWS runs it on).
+    pub system: String,
+}
+
+impl InstanceHealth {
+    pub fn ok(&self) -> bool {
+        self.instance == "ok" && self.system == "ok"
+    }
+}
+
+/// The most instance ids one DescribeInstanceStatus call names.
+pub const STATUS_CHUNK: usize = 100;
+
 /// EC2's restore calls in one account and region.
 #[async_trait]
 pub trait Launch: Send + Sync {
@@ -242,6 +263,9 @@ pub trait Launch: Send + Sync {
     /// DescribeSubnets of one subnet: its availability zone, `None` when
     /// it does not exist.
     async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<Option<String>>;
+    /// DescribeInstanceStatus of `ids` (at most [`STATUS_CHUNK`]), stopped
+    /// and pending ones included (`IncludeAllInstances`).
+    async fn instance_status(&self, ids: &[String]) -> CloudResult<Vec<InstanceHealth>>;
     /// RegisterImage with the mappings; returns the AMI id.
     async fn register_image(&self, req: &ImageRegistration) -> CloudResult<String>;
     /// RunInstances of one instance; returns its id.

@@ -240,6 +240,8 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "ec2:DescribeInstances",
             "ec2:DescribeVolumes",
             "ec2:DescribeSubnets",
+            // A drill's instances pass their status checks before its check.
+            "ec2:DescribeInstanceStatus",
             "ec2:RegisterImage",
             "ec2:RunInstances",
             "ec2:CreateVolume",

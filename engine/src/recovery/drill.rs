@@ -123,9 +123,14 @@ impl Driller {
                 rec.problem
                     .push_str(&format!("; not started: {}", report.not_started.join(", ")));
             }
-        } else if let Some(check) = &sc.check {
-            self.put(&rec)?;
-            self.check(sc, check, &plan, &mut rec).await;
+        } else {
+            let restored = self.restored(&plan).await;
+            if let Err(p) = super::health::wait_healthy(r, &restored).await {
+                rec.problem = format!("a restored instance failed its status checks: {p}");
+            } else if let Some(check) = &sc.check {
+                self.put(&rec)?;
+                self.check(sc, check, &restored, &mut rec).await;
+            }
         }
         match keep {
             Some(k) if rec.problem.is_empty() => {
@@ -178,22 +183,22 @@ impl Driller {
         })
     }
 
-    /// Runs the scenario's check script against what came back; a failed
-    /// check is the drill's problem.
+    /// Runs the scenario's check script against what came back (every
+    /// instance past its status checks); a failed check is the drill's
+    /// problem.
     async fn check(
         &self,
         sc: &RecoveryScenario,
         check: &lifeboat_schema::Check,
-        plan: &ScenarioPlan,
+        restored: &[Restored],
         rec: &mut DrillRecord,
     ) {
-        let restored = self.restored(plan).await;
         let env = vec![
             ("LIFEBOAT_SCENARIO".to_string(), sc.name.clone()),
             ("LIFEBOAT_DRILL_ID".to_string(), rec.id.clone()),
             (
                 "LIFEBOAT_RESTORED".to_string(),
-                serde_json::to_string(&restored).expect("a list serializes"),
+                serde_json::to_string(restored).expect("a list serializes"),
             ),
         ];
         let program = scripts::resolve(&self.config_dir, &check.script);

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::cloud::restore::{
-    Databases, DbRestoreRequest, DbShape, DbStatus, Disk, ImageRegistration, InstanceShape, Launch,
-    LaunchRequest, Mapping, VolumeRequest,
+    Databases, DbRestoreRequest, DbShape, DbStatus, Disk, ImageRegistration, InstanceHealth,
+    InstanceShape, Launch, LaunchRequest, Mapping, VolumeRequest, STATUS_CHUNK,
 };
 
 /// The tag a restore puts on everything it makes.
@@ -296,6 +296,10 @@ impl FakeEc2 {
             disks,
         };
         w.shapes.insert(id.clone(), shape);
+        if !w.launch_health.is_empty() {
+            let looks = w.launch_health.iter().cloned().collect();
+            w.instance_health.insert(id.clone(), looks);
+        }
         w.client_tokens.insert(token, id.clone());
         w.launches.push(req.clone());
         Ok(id)
@@ -396,6 +400,44 @@ impl Launch for FakeEc2 {
     }
 
     /// The AMI is available at once; its name is unique per region.
+    async fn instance_status(&self, ids: &[String]) -> CloudResult<Vec<InstanceHealth>> {
+        let action = "DescribeInstanceStatus";
+        let mut w = self.enter(action, ids.first().map(String::as_str))?;
+        if ids.len() > STATUS_CHUNK {
+            return Err(self.error(
+                ErrorKind::Other,
+                "ec2:DescribeInstanceStatus",
+                &ids[0],
+                "InvalidParameterValue",
+                "at most 100 instance ids per call",
+            ));
+        }
+        w.settle_launches();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(i) = w.instances.get(id).filter(|i| i.region == self.region) else {
+                return Err(self.not_found(
+                    "ec2:DescribeInstanceStatus",
+                    id,
+                    "InvalidInstanceID.NotFound",
+                ));
+            };
+            let running = i.state == InstanceState::Running;
+            let (instance, system) = match w.instance_health.get_mut(id) {
+                _ if !running => ("not-applicable".into(), "not-applicable".into()),
+                Some(looks) if looks.len() > 1 => looks.pop_front().expect("two looks or more"),
+                Some(looks) if !looks.is_empty() => looks[0].clone(),
+                _ => ("ok".into(), "ok".into()),
+            };
+            out.push(InstanceHealth {
+                id: id.clone(),
+                instance,
+                system,
+            });
+        }
+        Ok(out)
+    }
+
     async fn register_image(&self, req: &ImageRegistration) -> CloudResult<String> {
         let mut w = self.enter("RegisterImage", Some(&req.name))?;
         if w.images
