@@ -23,9 +23,6 @@ use crate::runmode::scripts;
 use crate::state::holder::{HolderId, Liveness};
 use crate::state::{DrillRecord, DrillStatus, ResourceKind, StateError};
 
-/// The most of the check's output kept in the drill's row.
-pub const CHECK_OUTPUT_TAIL: usize = 4096;
-
 /// What runs drills.
 #[derive(Clone)]
 pub struct Driller {
@@ -64,17 +61,6 @@ pub struct Restored {
     pub account: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-}
-
-fn tail(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_string();
-    }
-    let mut start = s.len() - n;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    s[start..].to_string()
 }
 
 /// Whether `h` is this very process.
@@ -213,7 +199,8 @@ impl Driller {
         .await;
         rec.check_exit = out.exit_code;
         rec.check_ok = Some(out.ok);
-        rec.check_output = tail(&out.stderr, CHECK_OUTPUT_TAIL);
+        // The end of what it printed, where a failing check says why.
+        rec.check_output = out.stderr;
         if !out.ok {
             rec.problem = format!("the check {} failed: {}", check.script, out.detail);
         }
