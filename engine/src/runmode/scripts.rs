@@ -79,14 +79,20 @@ pub struct Outcome {
     pub stderr: String,
 }
 
-/// A script path as written, resolved against the configuration directory.
+/// A script path as written, resolved against the configuration directory:
+/// the one rule for policy scripts and drill checks. Made absolute, so that
+/// neither Lifeboat's working directory nor the script's (the
+/// configuration directory) changes what a relative `--dir` and path name:
+/// a program path relative to a working directory that differs from the
+/// parent's is looked up from the child's.
 pub fn resolve(config_dir: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         config_dir.join(p)
-    }
+    };
+    std::path::absolute(&joined).unwrap_or(joined)
 }
 
 /// What a script that must not inherit Lifeboat's environment keeps of it:
@@ -236,6 +242,19 @@ mod tests {
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
+    }
+
+    #[test]
+    fn a_relative_script_is_resolved_from_the_configuration_directory_as_an_absolute_path() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            resolve(Path::new("conf"), "./check.sh"),
+            cwd.join("conf").join("check.sh")
+        );
+        assert_eq!(
+            resolve(Path::new("conf"), "/opt/c.sh"),
+            Path::new("/opt/c.sh")
+        );
     }
 
     #[tokio::test]
