@@ -125,8 +125,16 @@ fn db_shape() -> DbShape {
 /// The original VPC (a subnet, a group) and its clone `copy`, whose
 /// subnet and group carry the originals' ids.
 fn networks() -> RegionInventory {
+    // What the clone's stack made carries its name (AWS's tag).
     let tag = |id: &str| -> lifeboat_engine::cloud::Tags {
-        [("lifeboat:original-id".to_string(), id.to_string())].into()
+        [
+            ("lifeboat:original-id".to_string(), id.to_string()),
+            (
+                "aws:cloudformation:stack-name".to_string(),
+                "lifeboat-vpc-clone-copy".to_string(),
+            ),
+        ]
+        .into()
     };
     let vpc = |id: &str, t| Vpc {
         id: id.into(),
