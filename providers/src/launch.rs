@@ -17,7 +17,7 @@ use lifeboat_engine::cloud::{
     collect_pages, gone_is_done, CloudError, CloudResult, Ec2, ErrorKind, Page, Tags,
 };
 
-use crate::convert::{build_filters, instance_state, sdk_filters, tags_from_sdk, tags_to_sdk};
+use crate::convert::{build_filters, sdk_filters, tags_from_sdk, tags_to_sdk};
 use crate::ec2::{next_token, AwsEc2, PAGE_SIZE};
 
 /// Disks root first, then by device name: the order a restore maps them in.
@@ -175,82 +175,6 @@ impl AwsEc2 {
             None,
             format!("the answer carried no {what}"),
         )
-    }
-
-    /// One page of the instances a restore launched. Terminated ones and
-    /// those on their way there are left out: a restore run again must
-    /// launch anew rather than adopt them.
-    async fn restored_instances_page(
-        &self,
-        restore_id: &str,
-        token: Option<String>,
-    ) -> CloudResult<Page<(String, Tags)>> {
-        let action = "ec2:DescribeInstances";
-        let tag = [(
-            lifeboat_engine::restore::TAG_RESTORE_ID.to_owned(),
-            vec![restore_id.to_owned()],
-        )];
-        let filters = sdk_filters(build_filters(None, "instance-id", &[], &tag));
-        let out = self
-            .client
-            .describe_instances()
-            .set_filters(Some(filters))
-            .max_results(PAGE_SIZE)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| self.ctx.sdk(action, Some(restore_id), &e))?;
-        let items = out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter(|i| {
-                let state = i.state();
-                !instance_state(
-                    state.and_then(|s| s.name()).map(|n| n.as_str()),
-                    state.and_then(|s| s.code()),
-                )
-                .is_gone()
-            })
-            .filter_map(|i| Some((i.instance_id()?.to_owned(), tags_from_sdk(i.tags()))))
-            .collect();
-        Ok(Page {
-            items,
-            next: next_token(out.next_token()),
-            call: self.ctx.call(action),
-        })
-    }
-
-    async fn restored_volumes_page(
-        &self,
-        restore_id: &str,
-        token: Option<String>,
-    ) -> CloudResult<Page<(String, Tags)>> {
-        let action = "ec2:DescribeVolumes";
-        let tag = [(
-            lifeboat_engine::restore::TAG_RESTORE_ID.to_owned(),
-            vec![restore_id.to_owned()],
-        )];
-        let filters = sdk_filters(build_filters(None, "volume-id", &[], &tag));
-        let out = self
-            .client
-            .describe_volumes()
-            .set_filters(Some(filters))
-            .max_results(PAGE_SIZE)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| self.ctx.sdk(action, Some(restore_id), &e))?;
-        let items = out
-            .volumes()
-            .iter()
-            .filter_map(|v| Some((v.volume_id()?.to_owned(), tags_from_sdk(v.tags()))))
-            .collect();
-        Ok(Page {
-            items,
-            next: next_token(out.next_token()),
-            call: self.ctx.call(action),
-        })
     }
 }
 
@@ -534,14 +458,6 @@ impl Launch for AwsEc2 {
                 .map(|_| ())
                 .map_err(|e| self.ctx.sdk("ec2:DeleteVolume", Some(volume_id), &e)),
         )
-    }
-
-    async fn restored_instances(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>> {
-        collect_pages(|t| self.restored_instances_page(restore_id, t)).await
-    }
-
-    async fn restored_volumes(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>> {
-        collect_pages(|t| self.restored_volumes_page(restore_id, t)).await
     }
 }
 

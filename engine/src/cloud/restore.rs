@@ -283,11 +283,6 @@ pub trait Launch: Send + Sync {
     async fn terminate_instance(&self, instance_id: &str) -> CloudResult<()>;
     /// DeleteVolume. Gone already succeeds.
     async fn delete_volume(&self, volume_id: &str) -> CloudResult<()>;
-    /// DescribeInstances filtered by the `lifeboat:restore-id` tag: what a
-    /// restore launched before it was killed (adopted, never launched twice).
-    async fn restored_instances(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>>;
-    /// DescribeVolumes filtered by the same tag.
-    async fn restored_volumes(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>>;
 }
 
 /// RDS's restore calls in one account and region.

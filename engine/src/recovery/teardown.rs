@@ -23,7 +23,7 @@ use super::drill::Driller;
 use crate::backup::Wait;
 use crate::cloud::restore::Launch;
 use crate::cloud::{collect_pages, CloudError, DbSnapshotKind, Ec2, ErrorKind, ImageQuery, Query};
-use crate::restore::TAG_RESTORE_ID;
+use crate::restore::{tagged, TAG_RESTORE_ID};
 use crate::state::{ResourceKind, RestoreRecord, RestoreStatus, StateError};
 
 /// The longest pause between two tries of a teardown call.
@@ -235,13 +235,11 @@ impl Driller {
         out: &mut Teardown,
     ) -> Result<(), String> {
         let e = |e: CloudError| e.to_string();
-        let tagged: BTreeSet<String> = launch
-            .restored_instances(&r.id)
+        let tagged: BTreeSet<String> = tagged::instances(ec2, &r.id)
             .await
             .map_err(e)?
             .into_iter()
-            .filter(|(_, t)| t.get(TAG_RESTORE_ID) == Some(&r.id))
-            .map(|(id, _)| id)
+            .map(|i| i.id)
             .collect();
         let ids = self
             .untagged(r, ec2, ResourceKind::Instance, open, &tagged, out)
@@ -415,13 +413,11 @@ impl Driller {
         out: &mut Teardown,
     ) -> Result<(), String> {
         let e = |e: CloudError| e.to_string();
-        let tagged: BTreeSet<String> = launch
-            .restored_volumes(&r.id)
+        let tagged: BTreeSet<String> = tagged::volumes(ec2, &r.id)
             .await
             .map_err(e)?
             .into_iter()
-            .filter(|(_, t)| t.get(TAG_RESTORE_ID) == Some(&r.id))
-            .map(|(id, _)| id)
+            .map(|v| v.id)
             .collect();
         let ids = self
             .untagged(r, ec2, ResourceKind::Volume, open, &tagged, out)

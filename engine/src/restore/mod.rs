@@ -19,6 +19,7 @@ pub mod plan;
 pub mod render;
 pub mod run;
 pub mod source;
+pub mod tagged;
 
 use crate::cloud::{CloudError, DbSnapshotKind};
 use crate::state::{ArtifactKind, StateError};

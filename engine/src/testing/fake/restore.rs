@@ -16,9 +16,6 @@ use crate::cloud::restore::{
     InstanceShape, Launch, LaunchRequest, Mapping, VolumeRequest, STATUS_CHUNK,
 };
 
-/// The tag a restore puts on everything it makes.
-use crate::restore::TAG_RESTORE_ID as RESTORE_TAG;
-
 /// A DB instance or Aurora cluster in the fake's world.
 #[derive(Debug, Clone)]
 pub struct FakeDatabase {
@@ -303,38 +300,6 @@ impl FakeEc2 {
         w.client_tokens.insert(token, id.clone());
         w.launches.push(req.clone());
         Ok(id)
-    }
-
-    /// One page of what a restore made, as DescribeInstances or
-    /// DescribeVolumes with the `lifeboat:restore-id` filter.
-    fn restored_page(
-        &self,
-        instances: bool,
-        restore_id: &str,
-        token: Option<String>,
-    ) -> CloudResult<Page<(String, Tags)>> {
-        let action = if instances {
-            "DescribeInstances"
-        } else {
-            "DescribeVolumes"
-        };
-        let mut w = self.enter(action, Some(restore_id))?;
-        let ours = |tags: &Tags| tags.get(RESTORE_TAG).is_some_and(|v| v == restore_id);
-        let all = if instances {
-            w.settle_launches();
-            w.instances
-                .values()
-                .filter(|i| i.region == self.region && !i.state.is_gone() && ours(&i.tags))
-                .map(|i| (i.id.clone(), i.tags.clone()))
-                .collect()
-        } else {
-            w.volumes
-                .values()
-                .filter(|v| v.region == self.region && ours(&v.tags))
-                .map(|v| (v.id.clone(), v.tags.clone()))
-                .collect()
-        };
-        Ok(self.page(action, all, token))
     }
 }
 
@@ -650,14 +615,6 @@ impl Launch for FakeEc2 {
         w.volumes.remove(volume_id);
         w.disks.remove(volume_id);
         Ok(())
-    }
-
-    async fn restored_instances(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>> {
-        collect_pages(|t| async move { self.restored_page(true, restore_id, t) }).await
-    }
-
-    async fn restored_volumes(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>> {
-        collect_pages(|t| async move { self.restored_page(false, restore_id, t) }).await
     }
 }
 
