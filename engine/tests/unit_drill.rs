@@ -35,6 +35,15 @@ const WAIT: backup::Wait = backup::Wait {
 const REGION: &str = "us-east-1";
 
 fn config(scenario: &str) -> Config {
+    config_with(&["i-0000000a"], scenario)
+}
+
+/// The configuration backing up instances `ids` and the database.
+fn config_with(ids: &[&str], scenario: &str) -> Config {
+    let instances: String = ids
+        .iter()
+        .map(|i| format!("  instance \"{i}\" {{\n    region = \"us-east-1\"\n  }}\n"))
+        .collect();
     let text = format!(
         r#"
 account "main" {{
@@ -44,10 +53,7 @@ account "main" {{
 policy "prod" {{
   account     = account.main
   generations = 3
-  instance "i-0000000a" {{
-    region = "us-east-1"
-  }}
-  rds "orders" {{
+{instances}  rds "orders" {{
     region = "us-east-1"
   }}
 }}
@@ -198,10 +204,24 @@ struct Bench {
 
 impl Bench {
     async fn new(check: &str) -> Bench {
+        Bench::with(check, &["i-0000000a"], SCENARIO).await
+    }
+
+    /// Instances `ids` (the last letter names their volumes: `vol-000000X0`
+    /// and `X1`), the database, and `scenario`.
+    async fn with(check: &str, ids: &[&str], scenario: &str) -> Bench {
         let cloud = FakeCloud::new(2);
         {
             let mut w = cloud.world.lock().unwrap();
-            w.add_shaped_instance("i-0000000a", REGION, instance_shape());
+            for id in ids {
+                let x = &id[id.len() - 1..];
+                let mut shape = instance_shape();
+                shape.disks = vec![
+                    disk(&format!("vol-000000{x}0"), "/dev/xvda"),
+                    disk(&format!("vol-000000{x}1"), "/dev/xvdb"),
+                ];
+                w.add_shaped_instance(id, REGION, shape);
+            }
             w.add_database(REGION, db_shape());
             w.networks.insert(REGION.into(), networks());
         }
@@ -213,7 +233,7 @@ impl Bench {
         let b = Bench {
             cloud,
             store,
-            config: config(SCENARIO),
+            config: config_with(ids, scenario),
             dir,
         };
         b.apply_and_back_up().await;
@@ -879,4 +899,59 @@ async fn an_impaired_instance_past_the_wait_fails_the_drill_naming_it_and_its_ch
         "the check ran on an impaired instance"
     );
     assert!(b.leftovers().is_empty(), "{:?}", b.leftovers());
+}
+
+#[tokio::test]
+async fn a_recovery_looks_at_its_instances_subnets_and_originals_once_per_region() {
+    let ids = ["i-0000000a", "i-0000000b", "i-0000000c"];
+    let sc = r#"
+recovery_scenario "prod" {
+  step "app" {
+    instances = ["i-0000000a", "i-0000000b", "i-0000000c"]
+  }
+}
+"#;
+    let b = Bench::with(CHECK, &ids, sc).await;
+    {
+        // Each original still runs, at the address its backup recorded.
+        let mut w = b.cloud.world.lock().unwrap();
+        for (n, shape) in w.shapes.values_mut().enumerate() {
+            shape.private_ip = Some(format!("10.0.0.{}", n + 10));
+        }
+        w.calls.clear();
+    }
+    // The backup recorded the addresses taken above only from now on: back
+    // up again so that the restore points carry them.
+    backup::run(b.cloud(), b.store.clone(), "prod", Utc::now(), WAIT)
+        .await
+        .unwrap();
+    b.cloud.world.lock().unwrap().calls.clear();
+    // One page holds every answer: what is counted is calls per id.
+    let mut b = b;
+    b.cloud.page_size = 100;
+    let d = b.driller();
+    let sc = b.config.recovery_scenario("prod").unwrap();
+    let p = scenario::plan(
+        &d.rec.cloud,
+        &d.rec.store,
+        &d.rec.accounts,
+        sc,
+        &Which::Latest,
+        None,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.restores().count(), 3);
+    // The originals run: none of the restores asks for their address.
+    for (_, r) in p.restores() {
+        assert_eq!(r.launch.as_ref().unwrap().private_ip, None, "{r:?}");
+        assert!(r
+            .notes
+            .iter()
+            .any(|n| n.contains("the original still runs")));
+    }
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(w.calls_of("DescribeSubnets"), 1, "{:?}", w.calls);
+    assert_eq!(w.calls_of("DescribeInstances"), 1, "{:?}", w.calls);
 }

@@ -3,6 +3,8 @@
 //! bring them back. Implemented on [`AwsEc2`], so a restore shares the
 //! (account, region) client a backup uses.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     ArchitectureValues, BlockDeviceMapping, EbsBlockDevice, HibernationOptionsRequest,
@@ -228,27 +230,43 @@ impl Launch for AwsEc2 {
         })
     }
 
-    async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<Option<String>> {
-        // The filter: a missing subnet is an empty answer, not an error.
-        let filters = sdk_filters(build_filters(
-            None,
-            "subnet-id",
-            &[subnet_id.to_owned()],
-            &[],
-        ));
-        let out = self
-            .client
-            .describe_subnets()
-            .set_filters(Some(filters))
-            .send()
-            .await
-            .map_err(|e| self.ctx.sdk("ec2:DescribeSubnets", Some(subnet_id), &e))?;
-        Ok(out
-            .subnets()
-            .iter()
-            .find(|s| s.subnet_id() == Some(subnet_id))
-            .and_then(|s| s.availability_zone())
-            .map(str::to_owned))
+    async fn subnet_zones(&self, ids: &[String]) -> CloudResult<BTreeMap<String, String>> {
+        // The filter: a missing subnet is absent from the answer, not an
+        // error failing the others.
+        let filters = sdk_filters(build_filters(None, "subnet-id", ids, &[]));
+        let action = "ec2:DescribeSubnets";
+        collect_pages(|token| {
+            let filters = filters.clone();
+            async move {
+                let out = self
+                    .client
+                    .describe_subnets()
+                    .set_filters(Some(filters))
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| self.ctx.sdk(action, ids.first().map(String::as_str), &e))?;
+                let items: Vec<(String, String)> = out
+                    .subnets()
+                    .iter()
+                    .filter_map(|s| {
+                        Some((s.subnet_id()?.to_owned(), s.availability_zone()?.to_owned()))
+                    })
+                    .collect();
+                Ok(Page {
+                    items,
+                    next: next_token(out.next_token()),
+                    call: self.ctx.call(action),
+                })
+            }
+        })
+        .await
+        .map(|found| {
+            found
+                .into_iter()
+                .filter(|(id, _)| ids.contains(id))
+                .collect()
+        })
     }
 
     async fn instance_status(&self, ids: &[String]) -> CloudResult<Vec<InstanceHealth>> {

@@ -7,6 +7,8 @@
 //! only backs up (an old fake, a read-only check) need not implement them:
 //! [`super::Cloud::launch`] and [`super::Cloud::databases`] refuse by default.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -260,9 +262,14 @@ pub trait Launch: Send + Sync {
     ) -> CloudResult<Page<(String, InstanceShape)>>;
     /// DescribeVolumes filtered by id, every detail a restore needs.
     async fn disks_page(&self, ids: &[String], token: Option<String>) -> CloudResult<Page<Disk>>;
-    /// DescribeSubnets of one subnet: its availability zone, `None` when
-    /// it does not exist.
-    async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<Option<String>>;
+    /// DescribeSubnets filtered by id (at most 200): each existing
+    /// subnet's availability zone; missing ones are absent.
+    async fn subnet_zones(&self, ids: &[String]) -> CloudResult<BTreeMap<String, String>>;
+    /// One subnet's availability zone, `None` when it does not exist.
+    async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<Option<String>> {
+        let mut zones = self.subnet_zones(&[subnet_id.to_string()]).await?;
+        Ok(zones.remove(subnet_id))
+    }
     /// DescribeInstanceStatus of `ids` (at most [`STATUS_CHUNK`]), stopped
     /// and pending ones included (`IncludeAllInstances`).
     async fn instance_status(&self, ids: &[String]) -> CloudResult<Vec<InstanceHealth>>;

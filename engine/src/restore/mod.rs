@@ -15,6 +15,7 @@
 //! Everything created carries [`TAG_RESTORED_FROM`] and [`TAG_RESTORE_ID`].
 
 mod db;
+pub mod look_ahead;
 pub mod plan;
 pub mod render;
 pub mod run;

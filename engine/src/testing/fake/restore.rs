@@ -354,14 +354,22 @@ impl Launch for FakeEc2 {
         Ok(self.page("DescribeVolumes", all, token))
     }
 
-    async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<Option<String>> {
-        let w = self.enter("DescribeSubnets", Some(subnet_id))?;
-        Ok(w.networks.get(&self.region).and_then(|n| {
-            n.subnets
-                .iter()
-                .find(|s| s.id == subnet_id)
-                .map(|s| s.availability_zone.clone())
-        }))
+    async fn subnet_zones(
+        &self,
+        ids: &[String],
+    ) -> CloudResult<std::collections::BTreeMap<String, String>> {
+        let w = self.enter("DescribeSubnets", ids.first().map(String::as_str))?;
+        self.filter_size("DescribeSubnets", ids.len())?;
+        Ok(w.networks
+            .get(&self.region)
+            .map(|n| {
+                n.subnets
+                    .iter()
+                    .filter(|s| ids.contains(&s.id))
+                    .map(|s| (s.id.clone(), s.availability_zone.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// The AMI is available at once; its name is unique per region.
