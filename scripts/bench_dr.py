@@ -13,44 +13,17 @@ usage: bench_dr.py LIFEBOAT_BINARY [TARGETS]
 """
 
 import concurrent.futures
-import os
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 
-import boto3
-
-from bench_tick import KEY, REGION, ROOT, SECRET, actions, free_port, post
+from benchlib import REGION, Emulator, arguments
 
 WEST = "us-west-2"
 
 
 def main():
-    binary = sys.argv[1]
-    targets = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-    work = tempfile.mkdtemp(prefix="lifeboat-bench-dr-")
-    recording = os.path.join(work, "recording.jsonl")
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, MOTO_EC2_LOAD_DEFAULT_AMIS="false", MOTO_ENABLE_RECORDING="true",
-               MOTO_RECORDER_FILEPATH=recording)
-    server = subprocess.Popen([os.path.join(ROOT, ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
-                break
-            except Exception:
-                time.sleep(0.2)
-
-        def client(region):
-            return boto3.client("ec2", region_name=region, endpoint_url=endpoint,
-                                aws_access_key_id=KEY, aws_secret_access_key=SECRET)
-
-        ec2, west = client(REGION), client(WEST)
+    binary, targets = arguments(__doc__, [1000])
+    with Emulator("lifeboat-bench-dr-") as emu:
+        ec2, west = emu.client("ec2"), emu.client("ec2", WEST)
         ids = []
         while len(ids) < targets:
             n = min(500, targets - len(ids))
@@ -58,22 +31,11 @@ def main():
                                   TagSpecifications=[{"ResourceType": "instance",
                                                       "Tags": [{"Key": "bench", "Value": "yes"}]}])
             ids += [i["InstanceId"] for i in r["Instances"]]
-        ws = os.path.join(work, "ws")
-        os.makedirs(ws)
-        with open(os.path.join(ws, "main.lb.hcl"), "w") as f:
-            f.write('account "main" {\n  regions = ["us-east-1"]\n}\n\n'
-                    'policy "bench" {\n  account     = account.main\n  generations = 1\n\n'
-                    '  select {\n    tag   = "bench"\n    value = "yes"\n  }\n'
-                    '  dr {\n    regions = ["us-west-2"]\n  }\n}\n')
-        lb_env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET,
-                      AWS_EC2_METADATA_DISABLED="true", LIFEBOAT_AWS_MAX_ATTEMPTS="1")
-
-        def lifeboat(*args):
-            t = time.monotonic()
-            out = subprocess.run([binary, *args], cwd=ws, env=lb_env, capture_output=True, text=True)
-            if out.returncode != 0:
-                sys.exit(f"lifeboat {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-            return time.monotonic() - t, out.stdout
+        ws = emu.workspace('account "main" {\n  regions = ["us-east-1"]\n}\n\n'
+                           'policy "bench" {\n  account     = account.main\n  generations = 1\n\n'
+                           '  select {\n    tag   = "bench"\n    value = "yes"\n  }\n'
+                           '  dr {\n    regions = ["us-west-2"]\n  }\n}\n')
+        lifeboat = emu.lifeboat(binary, ws)
 
         lifeboat("apply", "--auto-approve")
 
@@ -87,8 +49,7 @@ def main():
         # The minimal script: the same snapshots (16 at once), then one copy
         # of each to the other region (20 at once), with the same tags.
         def baseline(label):
-            post(endpoint + "/moto-api/recorder/reset-recording")
-            post(endpoint + "/moto-api/recorder/start-recording")
+            emu.record()
             t = time.monotonic()
 
             def snap(i):
@@ -109,16 +70,13 @@ def main():
             with concurrent.futures.ThreadPoolExecutor(20) as pool:
                 list(pool.map(copy, made))
             elapsed = time.monotonic() - t
-            post(endpoint + "/moto-api/recorder/stop-recording")
-            return elapsed, actions(recording)
+            return elapsed, emu.recorded()
 
         t_before, base_calls = baseline("baseline-before")
         clear()
-        post(endpoint + "/moto-api/recorder/reset-recording")
-        post(endpoint + "/moto-api/recorder/start-recording")
+        emu.record()
         t_run, out = lifeboat("--now", "2026-11-22T10:05:00Z", "backup", "bench", "--dr-concurrency", "20")
-        post(endpoint + "/moto-api/recorder/stop-recording")
-        calls = actions(recording)
+        calls = emu.recorded()
         clear()
         t_after, _ = baseline("baseline-after")
         t_base = (t_before + t_after) / 2
@@ -137,9 +95,6 @@ def main():
         print(f"minimal script wall time:  {t_base:.2f}s (mean of {t_before:.2f}s before and {t_after:.2f}s after; "
               f"{sum(base_calls.values())} calls each)")
         print(f"ratio: {t_run / t_base:.2f}x")
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

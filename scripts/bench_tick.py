@@ -9,86 +9,16 @@ the minimal script's. Run through scripts/bench.sh.
 usage: bench_tick.py LIFEBOAT_BINARY [TARGETS]
 """
 
-import base64
 import concurrent.futures
-import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.parse
-import urllib.request
-from collections import Counter
 
-import boto3
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REGION = "us-east-1"
-# Fake credentials for the local emulator only.
-KEY, SECRET = "testing", "testing"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(url):
-    urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30).read()
-
-
-def actions(path):
-    """Counts the recorded requests by their Action parameter."""
-    counts = Counter()
-    if not os.path.exists(path):
-        return counts
-    decoder = json.JSONDecoder()
-    entries = []
-    with open(path) as f:
-        # Requests answered at once (the restore points' describes beside
-        # the creates) can land on one line: read every value in it.
-        for line in f:
-            at = 0
-            line = line.strip()
-            while at < len(line):
-                entry, at = decoder.raw_decode(line, at)
-                entries.append(entry)
-                while at < len(line) and line[at].isspace():
-                    at += 1
-    for entry in entries:
-        body = entry.get("body") or ""
-        if entry.get("body_encoded"):
-            body = base64.b64decode(body).decode("utf-8", "replace")
-        params = urllib.parse.parse_qs(body)
-        if not params.get("Action"):
-            params = urllib.parse.parse_qs(urllib.parse.urlparse(entry.get("uri", "")).query)
-        counts[params.get("Action", ["(other)"])[0]] += 1
-    return counts
+from benchlib import Emulator, arguments
 
 
 def main():
-    binary = sys.argv[1]
-    targets = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-    work = tempfile.mkdtemp(prefix="lifeboat-bench-")
-    recording = os.path.join(work, "recording.jsonl")
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, MOTO_EC2_LOAD_DEFAULT_AMIS="false", MOTO_ENABLE_RECORDING="true",
-               MOTO_RECORDER_FILEPATH=recording)
-    server = subprocess.Popen([os.path.join(ROOT, ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
-                break
-            except Exception:
-                time.sleep(0.2)
-        ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint,
-                           aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+    binary, targets = arguments(__doc__, [1000])
+    with Emulator("lifeboat-bench-") as emu:
+        ec2 = emu.client("ec2")
         ids = []
         while len(ids) < targets:
             n = min(500, targets - len(ids))
@@ -96,22 +26,12 @@ def main():
                                   TagSpecifications=[{"ResourceType": "instance",
                                                       "Tags": [{"Key": "bench", "Value": "yes"}]}])
             ids += [i["InstanceId"] for i in r["Instances"]]
-        ws = os.path.join(work, "ws")
-        os.makedirs(ws)
-        with open(os.path.join(ws, "main.lb.hcl"), "w") as f:
-            f.write('account "main" {\n  regions = ["us-east-1"]\n}\n\n'
-                    'schedule "hourly" {\n  start = "2026-11-22T00:00"\n  every = "1h"\n}\n\n'
-                    'policy "bench" {\n  account     = account.main\n  generations = 1\n'
-                    '  schedules   = [schedule.hourly]\n\n  select {\n    tag   = "bench"\n    value = "yes"\n  }\n}\n')
-        lb_env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET,
-                      AWS_EC2_METADATA_DISABLED="true", LIFEBOAT_AWS_MAX_ATTEMPTS="1")
-
-        def lifeboat(*args):
-            t = time.monotonic()
-            out = subprocess.run([binary, *args], cwd=ws, env=lb_env, capture_output=True, text=True)
-            if out.returncode != 0:
-                sys.exit(f"lifeboat {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
-            return time.monotonic() - t, out.stdout
+        ws = emu.workspace('account "main" {\n  regions = ["us-east-1"]\n}\n\n'
+                           'schedule "hourly" {\n  start = "2026-11-22T00:00"\n  every = "1h"\n}\n\n'
+                           'policy "bench" {\n  account     = account.main\n  generations = 1\n'
+                           '  schedules   = [schedule.hourly]\n\n  select {\n    tag   = "bench"\n'
+                           '    value = "yes"\n  }\n}\n')
+        lifeboat = emu.lifeboat(binary, ws)
 
         t_apply, _ = lifeboat("apply", "--auto-approve")
 
@@ -128,14 +48,12 @@ def main():
                                      {"Key": "lifeboat:target", "Value": instance_id}]}])
 
         def baseline(label):
-            post(endpoint + "/moto-api/recorder/reset-recording")
-            post(endpoint + "/moto-api/recorder/start-recording")
+            emu.record()
             t = time.monotonic()
             with concurrent.futures.ThreadPoolExecutor(16) as pool:
                 list(pool.map(lambda i: snap(i, label), ids))
             elapsed = time.monotonic() - t
-            post(endpoint + "/moto-api/recorder/stop-recording")
-            return elapsed, actions(recording)
+            return elapsed, emu.recorded()
 
         def clear():
             # Every phase starts from an emulator holding no snapshots: its
@@ -149,11 +67,9 @@ def main():
         t_before, base_calls = baseline("baseline-before")
         clear()
 
-        post(endpoint + "/moto-api/recorder/reset-recording")
-        post(endpoint + "/moto-api/recorder/start-recording")
+        emu.record()
         t_tick, out = lifeboat("--now", "2026-11-22T10:05:00Z", "run", "--once")
-        post(endpoint + "/moto-api/recorder/stop-recording")
-        tick_calls = actions(recording)
+        tick_calls = emu.recorded()
         finished = [line for line in out.splitlines() if "backup_finish" in line]
 
         clear()
@@ -174,9 +90,6 @@ def main():
         print(f"minimal script wall time:  {t_base:.2f}s (mean of {t_before:.2f}s before and {t_after:.2f}s after; "
               f"{sum(base_calls.values())} calls each)")
         print(f"ratio: {t_tick / t_base:.2f}x")
-    finally:
-        server.terminate()
-        server.wait()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 //! recovery scenario (a database, then an instance after it), runs the
 //! check script with what came back, tears it all down and leaves the
 //! originals as they were; a failing check fails the drill (and still tears
-//! down); a drill killed midway is torn down by the next runner.
+//! down); a drill killed midway is torn down by the next runner; a
+//! relative check script is the configuration directory's from any cwd.
 
 mod support;
 
@@ -201,6 +202,32 @@ fn a_failing_check_fails_the_drill_after_tearing_down() {
     assert_eq!(listed[0]["status"], "failed", "{listed}");
     assert_eq!(listed[0]["check_exit"], 2, "{listed}");
     assert!(listed[0]["torn_down"].is_string(), "{listed}");
+}
+
+/// `--dir` given relative to another working directory: the check's
+/// `./check.sh` is the configuration directory's, not the caller's (a
+/// program path relative to a changed working directory is looked up from
+/// the child's, so a relative one would be looked for twice down).
+#[test]
+fn a_relative_check_script_is_found_in_the_configuration_directory_from_any_cwd() {
+    let env = Env::start();
+    setup(&env, CHECK);
+    env.ws.edit(
+        "main.lb.hcl",
+        "script  = \"check.sh\"",
+        "script  = \"./check.sh\"",
+    );
+    let parent = env.ws.path().parent().unwrap();
+    let dir = env.ws.path().file_name().unwrap().to_str().unwrap();
+    let run = env
+        .ws
+        .run_with(parent, &["--dir", dir, "drill", "prod", "--json"], &[POLL])
+        .ok();
+    let out = run.json();
+    assert_eq!(out["record"]["status"], "passed", "{run}");
+    assert_eq!(out["record"]["check_exit"], 0, "{run}");
+    // Its working directory is the configuration directory.
+    assert!(env.ws.read("drill-id.txt").starts_with("d-"));
 }
 
 #[test]

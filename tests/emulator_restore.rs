@@ -39,6 +39,7 @@ use lifeboat_engine::cloud::restore::{
     Databases, DbRestoreRequest, ImageRegistration, Launch, LaunchRequest, Mapping, VolumeRequest,
 };
 use lifeboat_engine::cloud::{Cloud, DbSnapshotKind, ErrorKind, Tags};
+use lifeboat_engine::restore::tagged;
 use lifeboat_providers::AwsCloud;
 use lifeboat_schema::{Account, AccountKind};
 use support::{Emulator, ACCESS_KEY_ID, SECRET_ACCESS_KEY};
@@ -135,6 +136,11 @@ impl Restore {
     fn launch(&self) -> Arc<dyn Launch> {
         self.block(self.cloud.launch(&self.account, REGION))
             .expect("the restore EC2 client")
+    }
+
+    fn ec2(&self) -> Arc<dyn lifeboat_engine::cloud::Ec2> {
+        self.block(self.cloud.ec2(&self.account, REGION))
+            .expect("the EC2 client")
     }
 
     fn databases(&self) -> Arc<dyn Databases> {
@@ -490,20 +496,24 @@ fn an_image_registered_from_the_snapshots_launches_with_the_same_devices_and_tag
         "base64 of {user_data:?}"
     );
 
-    // What the restore made is found again by its tag: the instance, and
-    // its volumes (tagged at creation).
+    // What the restore made is found again by its tag, filtered in EC2:
+    // the instance, and its volumes (tagged at creation).
+    let ec2 = r.ec2();
     let found = r
-        .block(launch.restored_instances("r-1"))
+        .block(tagged::instances(ec2.as_ref(), "r-1"))
         .expect("restored instances");
+    let found: Vec<_> = found.into_iter().map(|i| (i.id, i.tags)).collect();
     assert_eq!(found, vec![(id.clone(), restore_tags.clone())]);
-    let volumes = r.block(launch.restored_volumes("r-1")).expect("volumes");
+    let volumes = r
+        .block(tagged::volumes(ec2.as_ref(), "r-1"))
+        .expect("volumes");
     assert_eq!(volumes.len(), 3, "{volumes:?}");
     assert!(
-        volumes.iter().all(|(_, t)| t == &restore_tags),
+        volumes.iter().all(|v| v.tags == restore_tags),
         "{volumes:?}"
     );
     assert!(r
-        .block(launch.restored_instances("r-2"))
+        .block(tagged::instances(ec2.as_ref(), "r-2"))
         .unwrap()
         .is_empty());
 
@@ -511,7 +521,7 @@ fn an_image_registered_from_the_snapshots_launches_with_the_same_devices_and_tag
     // instance that never existed, is done already.
     r.block(launch.terminate_instance(&id)).expect("terminate");
     assert!(r
-        .block(launch.restored_instances("r-1"))
+        .block(tagged::instances(ec2.as_ref(), "r-1"))
         .unwrap()
         .is_empty());
     r.block(launch.terminate_instance(&id)).expect("again");

@@ -35,6 +35,15 @@ const WAIT: backup::Wait = backup::Wait {
 const REGION: &str = "us-east-1";
 
 fn config(scenario: &str) -> Config {
+    config_with(&["i-0000000a"], scenario)
+}
+
+/// The configuration backing up instances `ids` and the database.
+fn config_with(ids: &[&str], scenario: &str) -> Config {
+    let instances: String = ids
+        .iter()
+        .map(|i| format!("  instance \"{i}\" {{\n    region = \"us-east-1\"\n  }}\n"))
+        .collect();
     let text = format!(
         r#"
 account "main" {{
@@ -44,10 +53,7 @@ account "main" {{
 policy "prod" {{
   account     = account.main
   generations = 3
-  instance "i-0000000a" {{
-    region = "us-east-1"
-  }}
-  rds "orders" {{
+{instances}  rds "orders" {{
     region = "us-east-1"
   }}
 }}
@@ -125,8 +131,16 @@ fn db_shape() -> DbShape {
 /// The original VPC (a subnet, a group) and its clone `copy`, whose
 /// subnet and group carry the originals' ids.
 fn networks() -> RegionInventory {
+    // What the clone's stack made carries its name (AWS's tag).
     let tag = |id: &str| -> lifeboat_engine::cloud::Tags {
-        [("lifeboat:original-id".to_string(), id.to_string())].into()
+        [
+            ("lifeboat:original-id".to_string(), id.to_string()),
+            (
+                "aws:cloudformation:stack-name".to_string(),
+                "lifeboat-vpc-clone-copy".to_string(),
+            ),
+        ]
+        .into()
     };
     let vpc = |id: &str, t| Vpc {
         id: id.into(),
@@ -190,10 +204,24 @@ struct Bench {
 
 impl Bench {
     async fn new(check: &str) -> Bench {
+        Bench::with(check, &["i-0000000a"], SCENARIO).await
+    }
+
+    /// Instances `ids` (the last letter names their volumes: `vol-000000X0`
+    /// and `X1`), the database, and `scenario`.
+    async fn with(check: &str, ids: &[&str], scenario: &str) -> Bench {
         let cloud = FakeCloud::new(2);
         {
             let mut w = cloud.world.lock().unwrap();
-            w.add_shaped_instance("i-0000000a", REGION, instance_shape());
+            for id in ids {
+                let x = &id[id.len() - 1..];
+                let mut shape = instance_shape();
+                shape.disks = vec![
+                    disk(&format!("vol-000000{x}0"), "/dev/xvda"),
+                    disk(&format!("vol-000000{x}1"), "/dev/xvdb"),
+                ];
+                w.add_shaped_instance(id, REGION, shape);
+            }
             w.add_database(REGION, db_shape());
             w.networks.insert(REGION.into(), networks());
         }
@@ -205,7 +233,7 @@ impl Bench {
         let b = Bench {
             cloud,
             store,
-            config: config(SCENARIO),
+            config: config_with(ids, scenario),
             dir,
         };
         b.apply_and_back_up().await;
@@ -825,4 +853,106 @@ async fn unit_run_mode_drills_when_due_keeps_it_for_keep_for_then_tears_it_down(
     assert!(events[2].0 >= t0 + Duration::hours(2), "{events:?}");
     assert!(b.leftovers().is_empty(), "{:?}", b.leftovers());
     assert_eq!(b.originals(), before);
+}
+
+/// The fake fills a hole of the emulator here: its instances pass both
+/// status checks the moment they run, never `initializing` or `impaired`.
+#[tokio::test]
+async fn a_drill_waits_for_its_instances_status_checks_before_the_check() {
+    let b = Bench::new(CHECK).await;
+    let init = ("initializing".to_string(), "initializing".to_string());
+    let ok = ("ok".to_string(), "ok".to_string());
+    b.cloud.world.lock().unwrap().launch_health = vec![init.clone(), init, ok];
+    let sc = b.config.recovery_scenario("prod").unwrap();
+    let o = b
+        .driller()
+        .drill(sc, &Which::Latest, None, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(o.record.status, DrillStatus::Passed, "{:?}", o.record);
+    assert_eq!(o.record.check_ok, Some(true));
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(
+        w.calls_of("DescribeInstanceStatus"),
+        3,
+        "two looks initializing, the third ok"
+    );
+}
+
+#[tokio::test]
+async fn an_impaired_instance_past_the_wait_fails_the_drill_naming_it_and_its_check() {
+    let b = Bench::new(CHECK).await;
+    b.cloud.world.lock().unwrap().launch_health = vec![("ok".into(), "impaired".into())];
+    let sc = b.config.recovery_scenario("prod").unwrap();
+    let mut d = b.driller();
+    d.rec.wait.timeout = std::time::Duration::from_millis(300);
+    let o = d.drill(sc, &Which::Latest, None, Utc::now()).await.unwrap();
+    assert_eq!(o.record.status, DrillStatus::Failed);
+    let p = &o.record.problem;
+    assert!(p.contains("system status check impaired"), "{p}");
+    assert!(
+        p.contains("instance i-") && p.contains("account main, us-east-1"),
+        "{p}"
+    );
+    assert!(!p.contains("instance status check"), "{p}");
+    assert_eq!(
+        o.record.check_ok, None,
+        "the check ran on an impaired instance"
+    );
+    assert!(b.leftovers().is_empty(), "{:?}", b.leftovers());
+}
+
+#[tokio::test]
+async fn a_recovery_looks_at_its_instances_subnets_and_originals_once_per_region() {
+    let ids = ["i-0000000a", "i-0000000b", "i-0000000c"];
+    let sc = r#"
+recovery_scenario "prod" {
+  step "app" {
+    instances = ["i-0000000a", "i-0000000b", "i-0000000c"]
+  }
+}
+"#;
+    let b = Bench::with(CHECK, &ids, sc).await;
+    {
+        // Each original still runs, at the address its backup recorded.
+        let mut w = b.cloud.world.lock().unwrap();
+        for (n, shape) in w.shapes.values_mut().enumerate() {
+            shape.private_ip = Some(format!("10.0.0.{}", n + 10));
+        }
+        w.calls.clear();
+    }
+    // The backup recorded the addresses taken above only from now on: back
+    // up again so that the restore points carry them.
+    backup::run(b.cloud(), b.store.clone(), "prod", Utc::now(), WAIT)
+        .await
+        .unwrap();
+    b.cloud.world.lock().unwrap().calls.clear();
+    // One page holds every answer: what is counted is calls per id.
+    let mut b = b;
+    b.cloud.page_size = 100;
+    let d = b.driller();
+    let sc = b.config.recovery_scenario("prod").unwrap();
+    let p = scenario::plan(
+        &d.rec.cloud,
+        &d.rec.store,
+        &d.rec.accounts,
+        sc,
+        &Which::Latest,
+        None,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.restores().count(), 3);
+    // The originals run: none of the restores asks for their address.
+    for (_, r) in p.restores() {
+        assert_eq!(r.launch.as_ref().unwrap().private_ip, None, "{r:?}");
+        assert!(r
+            .notes
+            .iter()
+            .any(|n| n.contains("the original still runs")));
+    }
+    let w = b.cloud.world.lock().unwrap();
+    assert_eq!(w.calls_of("DescribeSubnets"), 1, "{:?}", w.calls);
+    assert_eq!(w.calls_of("DescribeInstances"), 1, "{:?}", w.calls);
 }

@@ -3,6 +3,8 @@
 //! bring them back. Implemented on [`AwsEc2`], so a restore shares the
 //! (account, region) client a backup uses.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     ArchitectureValues, BlockDeviceMapping, EbsBlockDevice, HibernationOptionsRequest,
@@ -10,13 +12,14 @@ use aws_sdk_ec2::types::{
     VolumeType,
 };
 use lifeboat_engine::cloud::restore::{
-    Disk, ImageRegistration, InstanceShape, Launch, LaunchRequest, Mapping, VolumeRequest,
+    Disk, ImageRegistration, InstanceHealth, InstanceShape, Launch, LaunchRequest, Mapping,
+    VolumeRequest,
 };
 use lifeboat_engine::cloud::{
     collect_pages, gone_is_done, CloudError, CloudResult, Ec2, ErrorKind, Page, Tags,
 };
 
-use crate::convert::{build_filters, instance_state, sdk_filters, tags_from_sdk, tags_to_sdk};
+use crate::convert::{build_filters, sdk_filters, tags_from_sdk, tags_to_sdk};
 use crate::ec2::{next_token, AwsEc2, PAGE_SIZE};
 
 /// Disks root first, then by device name: the order a restore maps them in.
@@ -175,82 +178,6 @@ impl AwsEc2 {
             format!("the answer carried no {what}"),
         )
     }
-
-    /// One page of the instances a restore launched. Terminated ones and
-    /// those on their way there are left out: a restore run again must
-    /// launch anew rather than adopt them.
-    async fn restored_instances_page(
-        &self,
-        restore_id: &str,
-        token: Option<String>,
-    ) -> CloudResult<Page<(String, Tags)>> {
-        let action = "ec2:DescribeInstances";
-        let tag = [(
-            lifeboat_engine::restore::TAG_RESTORE_ID.to_owned(),
-            vec![restore_id.to_owned()],
-        )];
-        let filters = sdk_filters(build_filters(None, "instance-id", &[], &tag));
-        let out = self
-            .client
-            .describe_instances()
-            .set_filters(Some(filters))
-            .max_results(PAGE_SIZE)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| self.ctx.sdk(action, Some(restore_id), &e))?;
-        let items = out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter(|i| {
-                let state = i.state();
-                !instance_state(
-                    state.and_then(|s| s.name()).map(|n| n.as_str()),
-                    state.and_then(|s| s.code()),
-                )
-                .is_gone()
-            })
-            .filter_map(|i| Some((i.instance_id()?.to_owned(), tags_from_sdk(i.tags()))))
-            .collect();
-        Ok(Page {
-            items,
-            next: next_token(out.next_token()),
-            call: self.ctx.call(action),
-        })
-    }
-
-    async fn restored_volumes_page(
-        &self,
-        restore_id: &str,
-        token: Option<String>,
-    ) -> CloudResult<Page<(String, Tags)>> {
-        let action = "ec2:DescribeVolumes";
-        let tag = [(
-            lifeboat_engine::restore::TAG_RESTORE_ID.to_owned(),
-            vec![restore_id.to_owned()],
-        )];
-        let filters = sdk_filters(build_filters(None, "volume-id", &[], &tag));
-        let out = self
-            .client
-            .describe_volumes()
-            .set_filters(Some(filters))
-            .max_results(PAGE_SIZE)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| self.ctx.sdk(action, Some(restore_id), &e))?;
-        let items = out
-            .volumes()
-            .iter()
-            .filter_map(|v| Some((v.volume_id()?.to_owned(), tags_from_sdk(v.tags()))))
-            .collect();
-        Ok(Page {
-            items,
-            next: next_token(out.next_token()),
-            call: self.ctx.call(action),
-        })
-    }
 }
 
 #[async_trait]
@@ -303,27 +230,82 @@ impl Launch for AwsEc2 {
         })
     }
 
-    async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<Option<String>> {
-        // The filter: a missing subnet is an empty answer, not an error.
-        let filters = sdk_filters(build_filters(
-            None,
-            "subnet-id",
-            &[subnet_id.to_owned()],
-            &[],
-        ));
-        let out = self
-            .client
-            .describe_subnets()
-            .set_filters(Some(filters))
-            .send()
-            .await
-            .map_err(|e| self.ctx.sdk("ec2:DescribeSubnets", Some(subnet_id), &e))?;
-        Ok(out
-            .subnets()
-            .iter()
-            .find(|s| s.subnet_id() == Some(subnet_id))
-            .and_then(|s| s.availability_zone())
-            .map(str::to_owned))
+    async fn subnet_zones(&self, ids: &[String]) -> CloudResult<BTreeMap<String, String>> {
+        // The filter: a missing subnet is absent from the answer, not an
+        // error failing the others.
+        let filters = sdk_filters(build_filters(None, "subnet-id", ids, &[]));
+        let action = "ec2:DescribeSubnets";
+        collect_pages(|token| {
+            let filters = filters.clone();
+            async move {
+                let out = self
+                    .client
+                    .describe_subnets()
+                    .set_filters(Some(filters))
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| self.ctx.sdk(action, ids.first().map(String::as_str), &e))?;
+                let items: Vec<(String, String)> = out
+                    .subnets()
+                    .iter()
+                    .filter_map(|s| {
+                        Some((s.subnet_id()?.to_owned(), s.availability_zone()?.to_owned()))
+                    })
+                    .collect();
+                Ok(Page {
+                    items,
+                    next: next_token(out.next_token()),
+                    call: self.ctx.call(action),
+                })
+            }
+        })
+        .await
+        .map(|found| {
+            found
+                .into_iter()
+                .filter(|(id, _)| ids.contains(id))
+                .collect()
+        })
+    }
+
+    async fn instance_status(&self, ids: &[String]) -> CloudResult<Vec<InstanceHealth>> {
+        let action = "ec2:DescribeInstanceStatus";
+        // `InstanceIds`, which refuses `MaxResults`: the answer for at
+        // most 100 ids is small, and pages only when AWS decides to.
+        let summary = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+            s.and_then(|s| s.status())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_else(|| "not-applicable".to_owned())
+        };
+        collect_pages(|token| async move {
+            let out = self
+                .client
+                .describe_instance_status()
+                .set_instance_ids(Some(ids.to_vec()))
+                .include_all_instances(true)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| self.ctx.sdk(action, ids.first().map(String::as_str), &e))?;
+            let items = out
+                .instance_statuses()
+                .iter()
+                .filter_map(|s| {
+                    Some(InstanceHealth {
+                        id: s.instance_id()?.to_owned(),
+                        instance: summary(s.instance_status()),
+                        system: summary(s.system_status()),
+                    })
+                })
+                .collect();
+            Ok(Page {
+                items,
+                next: next_token(out.next_token()),
+                call: self.ctx.call(action),
+            })
+        })
+        .await
     }
 
     async fn register_image(&self, req: &ImageRegistration) -> CloudResult<String> {
@@ -494,14 +476,6 @@ impl Launch for AwsEc2 {
                 .map(|_| ())
                 .map_err(|e| self.ctx.sdk("ec2:DeleteVolume", Some(volume_id), &e)),
         )
-    }
-
-    async fn restored_instances(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>> {
-        collect_pages(|t| self.restored_instances_page(restore_id, t)).await
-    }
-
-    async fn restored_volumes(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>> {
-        collect_pages(|t| self.restored_volumes_page(restore_id, t)).await
     }
 }
 

@@ -234,7 +234,8 @@ impl Workspace {
         self.run_with(self.path(), args, envs)
     }
 
-    fn run_with(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    /// Runs `lifeboat ARGS` in `cwd` with extra environment variables.
+    pub fn run_with(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
         cmd.envs(envs.iter().copied());
         cmd.args(args)

@@ -7,6 +7,8 @@
 //! only backs up (an old fake, a read-only check) need not implement them:
 //! [`super::Cloud::launch`] and [`super::Cloud::databases`] refuse by default.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -226,6 +228,27 @@ pub struct DbStatus {
     pub tags: Tags,
 }
 
+/// One instance's two EC2 status checks, as DescribeInstanceStatus reports
+/// them: `ok`, `initializing`, `impaired`, `insufficient-data`, or
+/// `not-applicable` (not running).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceHealth {
+    pub id: String,
+    /// The instance status check (the guest: reachability of its OS).
+    pub instance: String,
+    /// The system status check (the host AWS runs it on).
+    pub system: String,
+}
+
+impl InstanceHealth {
+    pub fn ok(&self) -> bool {
+        self.instance == "ok" && self.system == "ok"
+    }
+}
+
+/// The most instance ids one DescribeInstanceStatus call names.
+pub const STATUS_CHUNK: usize = 100;
+
 /// EC2's restore calls in one account and region.
 #[async_trait]
 pub trait Launch: Send + Sync {
@@ -239,9 +262,17 @@ pub trait Launch: Send + Sync {
     ) -> CloudResult<Page<(String, InstanceShape)>>;
     /// DescribeVolumes filtered by id, every detail a restore needs.
     async fn disks_page(&self, ids: &[String], token: Option<String>) -> CloudResult<Page<Disk>>;
-    /// DescribeSubnets of one subnet: its availability zone, `None` when
-    /// it does not exist.
-    async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<Option<String>>;
+    /// DescribeSubnets filtered by id (at most 200): each existing
+    /// subnet's availability zone; missing ones are absent.
+    async fn subnet_zones(&self, ids: &[String]) -> CloudResult<BTreeMap<String, String>>;
+    /// One subnet's availability zone, `None` when it does not exist.
+    async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<Option<String>> {
+        let mut zones = self.subnet_zones(&[subnet_id.to_string()]).await?;
+        Ok(zones.remove(subnet_id))
+    }
+    /// DescribeInstanceStatus of `ids` (at most [`STATUS_CHUNK`]), stopped
+    /// and pending ones included (`IncludeAllInstances`).
+    async fn instance_status(&self, ids: &[String]) -> CloudResult<Vec<InstanceHealth>>;
     /// RegisterImage with the mappings; returns the AMI id.
     async fn register_image(&self, req: &ImageRegistration) -> CloudResult<String>;
     /// RunInstances of one instance; returns its id.
@@ -259,11 +290,6 @@ pub trait Launch: Send + Sync {
     async fn terminate_instance(&self, instance_id: &str) -> CloudResult<()>;
     /// DeleteVolume. Gone already succeeds.
     async fn delete_volume(&self, volume_id: &str) -> CloudResult<()>;
-    /// DescribeInstances filtered by the `lifeboat:restore-id` tag: what a
-    /// restore launched before it was killed (adopted, never launched twice).
-    async fn restored_instances(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>>;
-    /// DescribeVolumes filtered by the same tag.
-    async fn restored_volumes(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>>;
 }
 
 /// RDS's restore calls in one account and region.

@@ -240,6 +240,8 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "ec2:DescribeInstances",
             "ec2:DescribeVolumes",
             "ec2:DescribeSubnets",
+            // A drill's instances pass their status checks before its check.
+            "ec2:DescribeInstanceStatus",
             "ec2:RegisterImage",
             "ec2:RunInstances",
             "ec2:CreateVolume",
@@ -298,13 +300,21 @@ fn all(uses: &mut Uses, f: Feature) {
     uses.entry(f).or_default().insert("*".into());
 }
 
+/// The ARN partition `region` belongs to: the one rule for every ARN
+/// Lifeboat writes (IAM policies, shared DB snapshots).
+pub fn region_partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 /// The ARN partition of an account's regions.
 fn partition(a: &Account) -> &'static str {
-    match a.regions.first().map(String::as_str) {
-        Some(r) if r.starts_with("cn-") => "aws-cn",
-        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
-        _ => "aws",
-    }
+    a.regions.first().map_or("aws", |r| region_partition(r))
 }
 
 /// What each configured account is used for.
@@ -725,5 +735,12 @@ policy "web" {
             assert!(!a.is_empty(), "{f:?}");
             assert_eq!(actions(*f), *a);
         }
+    }
+
+    #[test]
+    fn every_arn_takes_its_partition_from_the_region() {
+        assert_eq!(region_partition("cn-north-1"), "aws-cn");
+        assert_eq!(region_partition("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(region_partition("eu-west-1"), "aws");
     }
 }

@@ -23,9 +23,6 @@ use crate::runmode::scripts;
 use crate::state::holder::HolderId;
 use crate::state::{DrillRecord, DrillStatus, ResourceKind, StateError};
 
-/// The most of the check's output kept in the drill's row.
-pub const CHECK_OUTPUT_TAIL: usize = 4096;
-
 /// What runs drills.
 #[derive(Clone)]
 pub struct Driller {
@@ -64,17 +61,6 @@ pub struct Restored {
     pub account: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-}
-
-fn tail(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_string();
-    }
-    let mut start = s.len() - n;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    s[start..].to_string()
 }
 
 /// Whether `h` is this very process.
@@ -123,9 +109,14 @@ impl Driller {
                 rec.problem
                     .push_str(&format!("; not started: {}", report.not_started.join(", ")));
             }
-        } else if let Some(check) = &sc.check {
-            self.put(&rec)?;
-            self.check(sc, check, &plan, &mut rec).await;
+        } else {
+            let restored = self.restored(&plan).await;
+            if let Err(p) = super::health::wait_healthy(r, &restored).await {
+                rec.problem = format!("a restored instance failed its status checks: {p}");
+            } else if let Some(check) = &sc.check {
+                self.put(&rec)?;
+                self.check(sc, check, &restored, &mut rec).await;
+            }
         }
         match keep {
             Some(k) if rec.problem.is_empty() => {
@@ -178,22 +169,22 @@ impl Driller {
         })
     }
 
-    /// Runs the scenario's check script against what came back; a failed
-    /// check is the drill's problem.
+    /// Runs the scenario's check script against what came back (every
+    /// instance past its status checks); a failed check is the drill's
+    /// problem.
     async fn check(
         &self,
         sc: &RecoveryScenario,
         check: &lifeboat_schema::Check,
-        plan: &ScenarioPlan,
+        restored: &[Restored],
         rec: &mut DrillRecord,
     ) {
-        let restored = self.restored(plan).await;
         let env = vec![
             ("LIFEBOAT_SCENARIO".to_string(), sc.name.clone()),
             ("LIFEBOAT_DRILL_ID".to_string(), rec.id.clone()),
             (
                 "LIFEBOAT_RESTORED".to_string(),
-                serde_json::to_string(&restored).expect("a list serializes"),
+                serde_json::to_string(restored).expect("a list serializes"),
             ),
         ];
         let program = scripts::resolve(&self.config_dir, &check.script);
@@ -208,7 +199,8 @@ impl Driller {
         .await;
         rec.check_exit = out.exit_code;
         rec.check_ok = Some(out.ok);
-        rec.check_output = tail(&out.stderr, CHECK_OUTPUT_TAIL);
+        // The end of what it printed, where a failing check says why.
+        rec.check_output = out.stderr;
         if !out.ok {
             rec.problem = format!("the check {} failed: {}", check.script, out.detail);
         }

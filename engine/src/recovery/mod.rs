@@ -8,11 +8,13 @@
 //! - [`recover`] performs a scenario plan: the restores of one wave at once
 //!   (a few at a time), no new wave after a failure, and per step the time
 //!   until ready (RTO) and the age of the backups used (RPO).
+//! - [`health`] waits for a drill's instances to pass EC2's status checks.
 //! - [`drill`] rehearses a scenario: recover, run its check, tear down
 //!   exactly what the drill's restore records list, and record the result;
 //!   [`drill::reconcile`] tears down the drills of processes that died.
 
 pub mod drill;
+pub mod health;
 pub mod network;
 pub mod recover;
 pub mod scenario;

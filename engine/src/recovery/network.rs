@@ -5,8 +5,8 @@
 //! says which VPC, where and under which stack name), and every subnet and
 //! security group of the clone carries the id of the one it recreates in
 //! `lifeboat:original-id`. One look at the clone's region reads them all;
-//! a target whose subnet or group has no counterpart is a plan error, never
-//! a guess.
+//! only what carries the clone's stack tag counts. A target whose subnet or
+//! group has no counterpart, or has two, is a plan error, never a guess.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::RecoveryError;
 use crate::addr::Address;
 use crate::cloud::network::RegionInventory;
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, Tags};
 use crate::restore::plan::Accounts;
 use crate::state::SharedStore;
 use crate::vpc::clone::CloneState;
@@ -42,59 +42,89 @@ fn err(clone: &str, m: String) -> RecoveryError {
     }
 }
 
+/// Original id -> the clone's, from `(id, tags)` of one kind of resource
+/// in the clone's VPC; two claiming the same original is an error naming
+/// both (which one the stack made cannot be told apart).
+fn counterparts<'a>(
+    clone: &str,
+    noun: &str,
+    items: impl Iterator<Item = (&'a str, &'a Tags)>,
+) -> Result<BTreeMap<String, String>, RecoveryError> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (id, tags) in items {
+        let Some(original) = tags.get(TAG_ORIGINAL_ID) else {
+            continue;
+        };
+        if let Some(first) = out.get(original) {
+            return Err(err(
+                clone,
+                format!(
+                    "{noun}s {first} and {id} both recreate {original} ({TAG_ORIGINAL_ID}): remove the one that is not the clone's"
+                ),
+            ));
+        }
+        out.insert(original.clone(), id.to_string());
+    }
+    Ok(out)
+}
+
 impl NetworkMap {
-    /// The clone's maps, read from its region: the clone's VPC is the one
-    /// recreating the captured VPC (under the clone's stack, when AWS tags
-    /// it so).
+    /// The clone's maps, read from its region. Only what carries the
+    /// clone's stack tag is a candidate: anyone may tag a VPC, subnet or
+    /// group with `lifeboat:original-id` (an older clone, a copy by hand),
+    /// but the stack tag is AWS's, on what the clone's stack made.
     pub fn from_inventory(
         clone: &str,
         state: &CloneState,
         inv: &RegionInventory,
     ) -> Result<NetworkMap, RecoveryError> {
-        let original = |t: &crate::cloud::Tags| t.get(TAG_ORIGINAL_ID).cloned();
-        let candidates: Vec<_> = inv
+        let ours = |t: &Tags| t.get(TAG_STACK_NAME) == Some(&state.stack_name);
+        let vpcs: Vec<&str> = inv
             .vpcs
             .iter()
-            .filter(|v| original(&v.tags).as_deref() == Some(state.vpc.as_str()))
+            .filter(|v| ours(&v.tags))
+            .filter(|v| v.tags.get(TAG_ORIGINAL_ID) == Some(&state.vpc))
+            .map(|v| v.id.as_str())
             .collect();
-        let ours: Vec<_> = candidates
-            .iter()
-            .copied()
-            .filter(|v| v.tags.get(TAG_STACK_NAME) == Some(&state.stack_name))
-            .collect();
-        let vpc = match (ours.as_slice(), candidates.as_slice()) {
-            ([one], _) | ([], [one]) => one.id.clone(),
-            ([], []) => {
+        let vpc = match vpcs.as_slice() {
+            [one] => one.to_string(),
+            [] => {
                 return Err(err(
                     clone,
                     format!(
-                        "no VPC recreating {} in account {} ({}): is the clone deployed (lifeboat apply)?",
-                        state.vpc, state.account, state.region
+                        "no VPC of stack {} recreates {} in account {} ({}): is the clone deployed (lifeboat apply)?",
+                        state.stack_name, state.vpc, state.account, state.region
                     ),
                 ))
             }
-            _ => {
+            several => {
                 return Err(err(
                     clone,
                     format!(
-                        "several VPCs recreate {} in account {} ({}) and none is tagged with stack {}",
-                        state.vpc, state.account, state.region, state.stack_name
+                        "VPCs {} of stack {} all recreate {}: remove the ones that are not the clone's",
+                        several.join(", "),
+                        state.stack_name,
+                        state.vpc
                     ),
                 ))
             }
         };
-        let subnets = inv
-            .subnets
-            .iter()
-            .filter(|s| s.vpc_id == vpc)
-            .filter_map(|s| Some((original(&s.tags)?, s.id.clone())))
-            .collect();
-        let groups = inv
-            .security_groups
-            .iter()
-            .filter(|g| g.vpc_id == vpc)
-            .filter_map(|g| Some((original(&g.tags)?, g.id.clone())))
-            .collect();
+        let subnets = counterparts(
+            clone,
+            "subnet",
+            inv.subnets
+                .iter()
+                .filter(|s| s.vpc_id == vpc && ours(&s.tags))
+                .map(|s| (s.id.as_str(), &s.tags)),
+        )?;
+        let groups = counterparts(
+            clone,
+            "security group",
+            inv.security_groups
+                .iter()
+                .filter(|g| g.vpc_id == vpc && ours(&g.tags))
+                .map(|g| (g.id.as_str(), &g.tags)),
+        )?;
         Ok(NetworkMap {
             clone: clone.to_string(),
             vpc,
@@ -203,43 +233,39 @@ mod tests {
         }
     }
 
+    const WEST: &str = "lifeboat-vpc-clone-west";
+    const OLD: &str = "lifeboat-vpc-clone-old";
+
+    fn subnet(id: &str, vpc: &str, original: &str, stack: &str) -> Subnet {
+        Subnet {
+            id: id.into(),
+            vpc_id: vpc.into(),
+            tags: tags(&[(TAG_ORIGINAL_ID, original), (TAG_STACK_NAME, stack)]),
+            ..Subnet::default()
+        }
+    }
+
     fn inventory() -> RegionInventory {
         RegionInventory {
             vpcs: vec![
                 // An older clone of the same VPC by another stack.
                 vpc(
                     "vpc-old",
-                    &[
-                        (TAG_ORIGINAL_ID, "vpc-0a"),
-                        (TAG_STACK_NAME, "lifeboat-vpc-clone-old"),
-                    ],
+                    &[(TAG_ORIGINAL_ID, "vpc-0a"), (TAG_STACK_NAME, OLD)],
                 ),
                 vpc(
                     "vpc-c1",
-                    &[
-                        (TAG_ORIGINAL_ID, "vpc-0a"),
-                        (TAG_STACK_NAME, "lifeboat-vpc-clone-west"),
-                    ],
+                    &[(TAG_ORIGINAL_ID, "vpc-0a"), (TAG_STACK_NAME, WEST)],
                 ),
             ],
             subnets: vec![
-                Subnet {
-                    id: "subnet-c1".into(),
-                    vpc_id: "vpc-c1".into(),
-                    tags: tags(&[(TAG_ORIGINAL_ID, "subnet-0a")]),
-                    ..Subnet::default()
-                },
-                Subnet {
-                    id: "subnet-old".into(),
-                    vpc_id: "vpc-old".into(),
-                    tags: tags(&[(TAG_ORIGINAL_ID, "subnet-0b")]),
-                    ..Subnet::default()
-                },
+                subnet("subnet-c1", "vpc-c1", "subnet-0a", WEST),
+                subnet("subnet-old", "vpc-old", "subnet-0b", OLD),
             ],
             security_groups: vec![SecurityGroup {
                 id: "sg-c1".into(),
                 vpc_id: "vpc-c1".into(),
-                tags: tags(&[(TAG_ORIGINAL_ID, "sg-0a")]),
+                tags: tags(&[(TAG_ORIGINAL_ID, "sg-0a"), (TAG_STACK_NAME, WEST)]),
                 ..SecurityGroup::default()
             }],
             ..RegionInventory::default()
@@ -264,5 +290,49 @@ mod tests {
         inv.vpcs.clear();
         let e = NetworkMap::from_inventory("west", &state(), &inv).unwrap_err();
         assert!(e.to_string().contains("is the clone deployed"), "{e}");
+    }
+
+    #[test]
+    fn what_lacks_the_clones_stack_tag_is_never_a_candidate() {
+        // The only VPC recreating the original was not made by the stack.
+        let mut inv = inventory();
+        inv.vpcs.retain(|v| v.id == "vpc-c1");
+        inv.vpcs[0].tags.remove(TAG_STACK_NAME);
+        let e = NetworkMap::from_inventory("west", &state(), &inv).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no VPC of stack lifeboat-vpc-clone-west"),
+            "{e}"
+        );
+        // A subnet in the clone's VPC, tagged by hand and not by the stack.
+        let mut inv = inventory();
+        let mut hand = subnet("subnet-hand", "vpc-c1", "subnet-0z", WEST);
+        hand.tags.remove(TAG_STACK_NAME);
+        inv.subnets.push(hand);
+        let m = NetworkMap::from_inventory("west", &state(), &inv).unwrap();
+        assert!(m.subnet("subnet-0z").is_err());
+        assert_eq!(m.subnet("subnet-0a").unwrap(), "subnet-c1");
+    }
+
+    #[test]
+    fn two_resources_recreating_one_original_is_an_error_naming_both() {
+        let mut inv = inventory();
+        inv.subnets
+            .push(subnet("subnet-c2", "vpc-c1", "subnet-0a", WEST));
+        let e = NetworkMap::from_inventory("west", &state(), &inv)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("subnet-c1 and subnet-c2 both recreate subnet-0a"),
+            "{e}"
+        );
+        let mut inv = inventory();
+        let mut twin = inv.vpcs[1].clone();
+        twin.id = "vpc-c2".into();
+        inv.vpcs.push(twin);
+        let e = NetworkMap::from_inventory("west", &state(), &inv)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("VPCs vpc-c1, vpc-c2 of stack"), "{e}");
     }
 }

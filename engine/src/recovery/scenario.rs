@@ -1,7 +1,9 @@
 //! A recovery scenario planned: for each wave of steps (`after` order), for
 //! each step, one [`RestorePlan`] per target, each planned exactly as
-//! `lifeboat restore` plans one. Nothing is created here; a target that
-//! cannot be restored stops the whole plan with an error naming its step.
+//! `lifeboat restore` plans one, with the subnets and originals of all its
+//! instances looked at once per account and region beforehand. Nothing is
+//! created here; a target that cannot be restored stops the whole plan
+//! with an error naming its step.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use super::network::NetworkMap;
 use super::RecoveryError;
 use crate::cloud::restore::Shape;
 use crate::cloud::Cloud;
+use crate::restore::look_ahead::look_ahead;
 use crate::restore::plan::{self, Accounts};
 use crate::restore::source;
 use crate::restore::{Kind, Options, Request, RestorePlan, Which};
@@ -192,6 +195,21 @@ pub async fn plan(
         Some(name) => Some(NetworkMap::load(cloud, store, accounts, name).await?),
         None => None,
     };
+    // Every instance's subnet and original looked at once per account and
+    // region, not once each; up to a request that cannot be made (the
+    // loop below reports it where it stands).
+    let mut reqs = Vec::new();
+    'ahead: for wave in sc.waves() {
+        for step in wave {
+            for (kind, target) in targets(&step.kind) {
+                match request(sc, step, kind, &target, which, drill, store, net.as_ref()) {
+                    Ok(r) => reqs.push(r),
+                    Err(_) => break 'ahead,
+                }
+            }
+        }
+    }
+    let looked = look_ahead(cloud, store, accounts, &reqs).await;
     let mut waves = Vec::new();
     for wave in sc.waves() {
         let mut steps = Vec::new();
@@ -199,7 +217,7 @@ pub async fn plan(
             let mut restores = Vec::new();
             for (kind, target) in targets(&step.kind) {
                 let req = request(sc, step, kind, &target, which, drill, store, net.as_ref())?;
-                let p = plan::plan(cloud, store, accounts, &req, now)
+                let p = plan::plan_looked(cloud, store, accounts, &req, now, &looked)
                     .await
                     .map_err(|source| RecoveryError::Plan {
                         step: step.name.clone(),

@@ -9,17 +9,72 @@
 //! launched with): those are recorded, then removed. A resource no longer
 //! there counts as removed. Order: instances (and their wait to end), then
 //! volumes, DB instances before their clusters, and registered images.
+//! A call refused while what it removes is still held is made again after
+//! pauses that double up to 30 s, within the restore wait.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use chrono::Utc;
 use lifeboat_schema::Account;
+use tokio::time::Instant;
 
 use super::drill::Driller;
+use crate::backup::Wait;
 use crate::cloud::restore::Launch;
-use crate::cloud::{collect_pages, CloudError, DbSnapshotKind, Ec2, ImageQuery, Query};
-use crate::restore::TAG_RESTORE_ID;
+use crate::cloud::{collect_pages, CloudError, DbSnapshotKind, Ec2, ErrorKind, ImageQuery, Query};
+use crate::restore::{tagged, TAG_RESTORE_ID};
 use crate::state::{ResourceKind, RestoreRecord, RestoreStatus, StateError};
+
+/// The longest pause between two tries of a teardown call.
+const LONGEST_PAUSE: Duration = Duration::from_secs(30);
+
+/// The pauses between a teardown's tries: the restore wait's interval,
+/// doubled after each try up to [`LONGEST_PAUSE`], never past the wait's
+/// end. Without jitter: each retry waits on one resource's own state (an
+/// instance ending, a cluster's members going), not on a rate shared with
+/// other callers, so spreading callers apart buys nothing.
+struct Pauses {
+    next: Duration,
+    timeout: Duration,
+}
+
+impl Pauses {
+    fn new(wait: Wait) -> Pauses {
+        Pauses {
+            next: wait.interval.max(Duration::from_millis(1)),
+            timeout: wait.timeout,
+        }
+    }
+
+    /// The pause before the next try, for a wait begun at `started`.
+    fn next(&mut self, started: Instant) -> Duration {
+        let left = self.timeout.saturating_sub(started.elapsed());
+        let pause = self.next.min(left);
+        self.next = (self.next * 2).min(LONGEST_PAUSE);
+        pause
+    }
+}
+
+/// Makes `call` again while it fails with a conflict (a volume still
+/// attached to an ending instance, a cluster still holding instances being
+/// deleted), pausing ever longer, until the restore wait is over.
+async fn retry_conflict<F, Fut>(wait: Wait, mut call: F) -> Result<(), CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), CloudError>>,
+{
+    let started = Instant::now();
+    let mut pauses = Pauses::new(wait);
+    loop {
+        match call().await {
+            Err(err) if err.kind == ErrorKind::Conflict && started.elapsed() < wait.timeout => {
+                tokio::time::sleep(pauses.next(started)).await
+            }
+            other => return other,
+        }
+    }
+}
 
 /// What a teardown did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -180,13 +235,11 @@ impl Driller {
         out: &mut Teardown,
     ) -> Result<(), String> {
         let e = |e: CloudError| e.to_string();
-        let tagged: BTreeSet<String> = launch
-            .restored_instances(&r.id)
+        let tagged: BTreeSet<String> = tagged::instances(ec2, &r.id)
             .await
             .map_err(e)?
             .into_iter()
-            .filter(|(_, t)| t.get(TAG_RESTORE_ID) == Some(&r.id))
-            .map(|(id, _)| id)
+            .map(|i| i.id)
             .collect();
         let ids = self
             .untagged(r, ec2, ResourceKind::Instance, open, &tagged, out)
@@ -331,11 +384,12 @@ impl Driller {
         if ids.is_empty() {
             return;
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let q = Query {
             ids: ids.iter().cloned().collect(),
             tags: vec![],
         };
+        let mut pauses = Pauses::new(self.rec.wait);
         while started.elapsed() < self.rec.wait.timeout {
             match collect_pages(|t| ec2.instances_page(&q, t)).await {
                 Ok(found)
@@ -345,7 +399,7 @@ impl Driller {
                 {
                     return
                 }
-                Ok(_) | Err(_) => tokio::time::sleep(self.rec.wait.interval).await,
+                Ok(_) | Err(_) => tokio::time::sleep(pauses.next(started)).await,
             }
         }
     }
@@ -359,13 +413,11 @@ impl Driller {
         out: &mut Teardown,
     ) -> Result<(), String> {
         let e = |e: CloudError| e.to_string();
-        let tagged: BTreeSet<String> = launch
-            .restored_volumes(&r.id)
+        let tagged: BTreeSet<String> = tagged::volumes(ec2, &r.id)
             .await
             .map_err(e)?
             .into_iter()
-            .filter(|(_, t)| t.get(TAG_RESTORE_ID) == Some(&r.id))
-            .map(|(id, _)| id)
+            .map(|v| v.id)
             .collect();
         let ids = self
             .untagged(r, ec2, ResourceKind::Volume, open, &tagged, out)
@@ -383,18 +435,7 @@ impl Driller {
     /// DeleteVolume, again while the volume is still in use by an instance
     /// that is ending (within the restore wait).
     async fn delete_volume(&self, launch: &dyn Launch, id: &str) -> Result<(), CloudError> {
-        let started = std::time::Instant::now();
-        loop {
-            match launch.delete_volume(id).await {
-                Err(err)
-                    if err.kind == crate::cloud::ErrorKind::Conflict
-                        && started.elapsed() < self.rec.wait.timeout =>
-                {
-                    tokio::time::sleep(self.rec.wait.interval).await
-                }
-                other => return other,
-            }
-        }
+        retry_conflict(self.rec.wait, || launch.delete_volume(id)).await
     }
 
     /// DeleteDBInstance / DeleteDBCluster, again while a cluster still
@@ -405,18 +446,7 @@ impl Driller {
         kind: DbSnapshotKind,
         id: &str,
     ) -> Result<(), CloudError> {
-        let started = std::time::Instant::now();
-        loop {
-            match dbs.delete(kind, id).await {
-                Err(err)
-                    if err.kind == crate::cloud::ErrorKind::Conflict
-                        && started.elapsed() < self.rec.wait.timeout =>
-                {
-                    tokio::time::sleep(self.rec.wait.interval).await
-                }
-                other => return other,
-            }
-        }
+        retry_conflict(self.rec.wait, || dbs.delete(kind, id)).await
     }
 
     async fn images(
@@ -466,4 +496,67 @@ async fn own_image(kind: ResourceKind, id: &str, r: &RestoreRecord, ec2: &dyn Ec
     collect_pages(|t| ec2.images_page(&q, t))
         .await
         .is_ok_and(|found| found.iter().any(|i| i.name.starts_with(&prefix)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conflict() -> CloudError {
+        CloudError {
+            kind: ErrorKind::Conflict,
+            account: "main".into(),
+            region: "us-east-1".into(),
+            action: "ec2:DeleteVolume".into(),
+            resource: Some("vol-1".into()),
+            code: Some("VolumeInUse".into()),
+            message: "in use".into(),
+        }
+    }
+
+    /// The clock is paused: each sleep advances it exactly, so the waits
+    /// between the tries are what the back-off asked for.
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_removal_is_tried_again_after_doubling_pauses_up_to_the_cap() {
+        let wait = Wait {
+            timeout: Duration::from_secs(120),
+            interval: Duration::from_secs(5),
+        };
+        let tries = std::sync::Mutex::new(Vec::new());
+        let result = retry_conflict(wait, || {
+            let mut t = tries.lock().unwrap();
+            t.push(Instant::now());
+            let n = t.len();
+            async move {
+                match n {
+                    1..=5 => Err(conflict()),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .await;
+        assert!(result.is_ok());
+        let t = tries.into_inner().unwrap();
+        let gaps: Vec<u64> = t.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+        assert_eq!(gaps, vec![5, 10, 20, 30, 30]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_removal_still_refused_when_the_wait_is_over_fails_with_the_conflict() {
+        let wait = Wait {
+            timeout: Duration::from_secs(40),
+            interval: Duration::from_secs(5),
+        };
+        let start = Instant::now();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let result = retry_conflict(wait, || {
+            tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Err(conflict()) }
+        })
+        .await;
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Conflict);
+        // 5 + 10 + 20, then the 5 s left: never past the wait.
+        assert_eq!(start.elapsed(), Duration::from_secs(40));
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 5);
+    }
 }

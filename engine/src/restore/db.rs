@@ -101,7 +101,7 @@ pub(super) async fn plan_database(
                 };
                 format!(
                     "arn:{}:rds:{}:{id}:{what}:{snap_id}",
-                    partition(&p.region),
+                    crate::iam::needs::region_partition(&p.region),
                     p.artifacts_region
                 )
             }
@@ -171,14 +171,4 @@ pub(super) async fn plan_database(
         tags: tags(&shape.tags, &o.tags, &snap_id, &p.id),
     });
     Ok(())
-}
-
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
 }

@@ -17,11 +17,13 @@
 //! Everything created carries [`TAG_RESTORED_FROM`] and [`TAG_RESTORE_ID`].
 
 mod db;
+pub mod look_ahead;
 pub mod plan;
 pub mod reap;
 pub mod render;
 pub mod run;
 pub mod source;
+pub mod tagged;
 
 use crate::cloud::{CloudError, DbSnapshotKind};
 use crate::state::{ArtifactKind, StateError};

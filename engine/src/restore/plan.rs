@@ -16,6 +16,7 @@ use lifeboat_schema::Account;
 pub type Accounts = std::collections::BTreeMap<String, Account>;
 use serde::{Deserialize, Serialize};
 
+use super::look_ahead::Looked;
 use super::source::{self, Artifacts, Chosen, Which};
 use super::{Kind, RestoreError, TAG_RESTORED_FROM, TAG_RESTORE_ID};
 use crate::cloud::restore::{
@@ -227,7 +228,21 @@ pub async fn plan(
     req: &Request,
     now: DateTime<Utc>,
 ) -> Result<RestorePlan, RestoreError> {
-    plan_as(cloud, store, accounts, req, &super::new_restore_id(now)).await
+    plan_looked(cloud, store, accounts, req, now, &Looked::default()).await
+}
+
+/// [`plan`] with the answers of `looked` (looked up for many requests at
+/// once) instead of one call each.
+pub async fn plan_looked(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    accounts: &Accounts,
+    req: &Request,
+    now: DateTime<Utc>,
+    looked: &Looked,
+) -> Result<RestorePlan, RestoreError> {
+    let id = super::new_restore_id(now);
+    plan_as(cloud, store, accounts, req, &id, looked).await
 }
 
 /// A saved plan checked against what planning its request again makes
@@ -240,7 +255,7 @@ pub async fn check_saved(
 ) -> Result<(), RestoreError> {
     let mut req = saved.request.clone();
     req.which = Which::Id(saved.backup_id.clone());
-    let mut fresh = plan_as(cloud, store, accounts, &req, &saved.id).await?;
+    let mut fresh = plan_as(cloud, store, accounts, &req, &saved.id, &Looked::default()).await?;
     // The request as saved (`latest` stays `latest`): what it asks is what
     // was planned again.
     fresh.request = saved.request.clone();
@@ -269,6 +284,38 @@ pub async fn check_saved(
     )))
 }
 
+/// The backup `req` restores from, where its artifacts are (`None`: the
+/// backup's own), and the state's lineage.
+pub(super) fn chosen(
+    req: &Request,
+    store: &SharedStore,
+) -> Result<(Chosen, Option<Destination>, String), RestoreError> {
+    let mut from = destination(req, store)?;
+    let st = store.lock().expect("state lock poisoned");
+    let lineage = st.lineage()?;
+    // `--to-region` naming the backup's own region is a local restore.
+    let local = source::choose(&st, req.kind, &req.target, &req.which, None);
+    if req.from.is_none() {
+        if let (Ok(c), Some(d)) = (&local, &from) {
+            if c.artifacts.region == d.region && c.artifacts.account == d.account {
+                from = None;
+            }
+        }
+    }
+    let chosen = match &from {
+        None => local?,
+        Some(d) => source::choose(&st, req.kind, &req.target, &req.which, Some(d))?,
+    };
+    Ok((chosen, from, lineage))
+}
+
+/// The account restored into.
+pub(super) fn dest_account(req: &Request, chosen: &Chosen) -> String {
+    req.to_account
+        .clone()
+        .unwrap_or_else(|| chosen.artifacts.account.clone())
+}
+
 /// [`plan`] under a given restore id.
 async fn plan_as(
     cloud: &Arc<dyn Cloud>,
@@ -276,31 +323,11 @@ async fn plan_as(
     accounts: &Accounts,
     req: &Request,
     id: &str,
+    looked: &Looked,
 ) -> Result<RestorePlan, RestoreError> {
     check_request(req)?;
-    let mut from = destination(req, store)?;
-    let (chosen, lineage) = {
-        let st = store.lock().expect("state lock poisoned");
-        let lineage = st.lineage()?;
-        // `--to-region` naming the backup's own region is a local restore.
-        let local = source::choose(&st, req.kind, &req.target, &req.which, None);
-        if req.from.is_none() {
-            if let (Ok(c), Some(d)) = (&local, &from) {
-                if c.artifacts.region == d.region && c.artifacts.account == d.account {
-                    from = None;
-                }
-            }
-        }
-        let chosen = match &from {
-            None => local?,
-            Some(d) => source::choose(&st, req.kind, &req.target, &req.which, Some(d))?,
-        };
-        (chosen, lineage)
-    };
-    let dest_account = req
-        .to_account
-        .clone()
-        .unwrap_or_else(|| chosen.artifacts.account.clone());
+    let (chosen, from, lineage) = chosen(req, store)?;
+    let dest_account = dest_account(req, &chosen);
     account(accounts, &dest_account)?;
     account(accounts, &chosen.artifacts.account)?;
     let id = id.to_string();
@@ -343,7 +370,7 @@ async fn plan_as(
         ));
     }
     match req.kind {
-        Kind::Instance => plan_instance(cloud, accounts, req, &chosen, &mut p).await?,
+        Kind::Instance => plan_instance(cloud, accounts, req, &chosen, &mut p, looked).await?,
         Kind::Volume => plan_volume(cloud, accounts, req, &chosen, &mut p).await?,
         Kind::Rds | Kind::Aurora => {
             super::db::plan_database(cloud, accounts, req, &chosen, &mut p).await?
@@ -421,22 +448,33 @@ async fn original_alive(
     Ok(found.iter().any(|i| !i.state.is_gone()))
 }
 
+/// Whether an instance comes back where it was: its own region and
+/// account (then its subnet, groups and key pair apply as they were).
+pub(super) fn same_place(
+    shape: &InstanceShape,
+    region: &str,
+    account: &str,
+    chosen: &Chosen,
+) -> bool {
+    let original_region = shape
+        .availability_zone
+        .trim_end_matches(|c: char| c.is_ascii_lowercase());
+    let same_region = shape.availability_zone.is_empty() || original_region == region;
+    same_region && account == chosen.backup.account
+}
+
 async fn plan_instance(
     cloud: &Arc<dyn Cloud>,
     accounts: &Accounts,
     req: &Request,
     chosen: &Chosen,
     p: &mut RestorePlan,
+    looked: &Looked,
 ) -> Result<(), RestoreError> {
     let o = &req.options;
     let shape = instance_shape(chosen, &req.target)?;
-    let original_region = shape
-        .availability_zone
-        .trim_end_matches(|c: char| c.is_ascii_lowercase())
-        .to_string();
-    let same_region = shape.availability_zone.is_empty() || original_region == p.region;
-    let same_place = same_region && p.account == chosen.backup.account;
-    let subnet = subnet(cloud, accounts, req, chosen, &shape, same_place, p).await?;
+    let same_place = same_place(&shape, &p.region, &p.account, chosen);
+    let subnet = subnet(cloud, accounts, req, chosen, &shape, same_place, p, looked).await?;
     let instance_type = o
         .instance_type
         .clone()
@@ -478,16 +516,9 @@ async fn plan_instance(
             subnet.as_deref().unwrap_or_default()
         ));
     }
-    let private_ip = private_ip(
-        cloud,
-        accounts,
-        req,
-        chosen,
-        &shape,
-        same_place && subnet == shape.subnet_id,
-        p,
-    )
-    .await?;
+    let own_subnet = same_place && subnet == shape.subnet_id;
+    let private_ip =
+        private_ip(cloud, accounts, req, chosen, &shape, own_subnet, p, looked).await?;
     // Restored from the AMI, or from the root volume's snapshot.
     let from_id = chosen.artifacts.image.clone().or_else(|| {
         let root = shape.root()?;
@@ -540,6 +571,7 @@ async fn plan_instance(
 
 /// The subnet: the operator's, or the original's when the instance comes
 /// back where it was; checked to exist.
+#[allow(clippy::too_many_arguments)]
 async fn subnet(
     cloud: &Arc<dyn Cloud>,
     accounts: &Accounts,
@@ -548,6 +580,7 @@ async fn subnet(
     shape: &InstanceShape,
     same_place: bool,
     p: &RestorePlan,
+    looked: &Looked,
 ) -> Result<Option<String>, RestoreError> {
     let subnet = match (&req.options.subnet, same_place) {
         (Some(s), _) => Some(s.clone()),
@@ -564,9 +597,15 @@ async fn subnet(
         }
     };
     if let Some(s) = &subnet {
-        let dest = account(accounts, &p.account)?;
-        let launch = cloud.launch(dest, &p.region).await?;
-        if launch.subnet_zone(s).await?.is_none() {
+        let zone = match looked.subnet(&p.account, &p.region, s) {
+            Some(zone) => zone,
+            None => {
+                let dest = account(accounts, &p.account)?;
+                let launch = cloud.launch(dest, &p.region).await?;
+                launch.subnet_zone(s).await?
+            }
+        };
+        if zone.is_none() {
             return Err(invalid(format!(
                 "subnet {s} does not exist in account {} ({})",
                 p.account, p.region
@@ -578,6 +617,7 @@ async fn subnet(
 
 /// The private address asked for: the operator's, or the original's when
 /// the instance comes back into its own subnet and the original is gone.
+#[allow(clippy::too_many_arguments)]
 async fn private_ip(
     cloud: &Arc<dyn Cloud>,
     accounts: &Accounts,
@@ -586,6 +626,7 @@ async fn private_ip(
     shape: &InstanceShape,
     own_subnet: bool,
     p: &mut RestorePlan,
+    looked: &Looked,
 ) -> Result<Option<String>, RestoreError> {
     if req.drill.is_some() {
         // A drill never takes the original's address: clients that still
@@ -596,8 +637,14 @@ async fn private_ip(
         Some(PrivateIp::Ip(ip)) => Some(ip.clone()),
         Some(PrivateIp::Auto) => None,
         None if own_subnet && shape.private_ip.is_some() => {
-            let backup_acct = account(accounts, &chosen.backup.account)?;
-            if original_alive(cloud, backup_acct, &p.region, &req.target).await? {
+            let alive = match looked.alive(&chosen.backup.account, &p.region, &req.target) {
+                Some(alive) => alive,
+                None => {
+                    let backup_acct = account(accounts, &chosen.backup.account)?;
+                    original_alive(cloud, backup_acct, &p.region, &req.target).await?
+                }
+            };
+            if alive {
                 p.notes.push(format!(
                     "the original still runs: its private address {} is left to it (pass --private-ip to ask for another)",
                     shape.private_ip.as_deref().unwrap_or_default()

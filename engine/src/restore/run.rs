@@ -228,7 +228,7 @@ impl Runner<'_> {
             registered = Some(image);
         }
         let before = match resumed {
-            true => first(launch.restored_instances(&p.id).await?),
+            true => first_instance(ec2.as_ref(), &p.id).await?,
             false => None,
         };
         let instance = match before {
@@ -237,7 +237,7 @@ impl Runner<'_> {
                 Ok(id) => id,
                 // An answer lost on the way may hide a launch: what carries
                 // this restore's id is its own, and is recorded.
-                Err(e) => first(launch.restored_instances(&p.id).await?).ok_or(e)?,
+                Err(e) => first_instance(ec2.as_ref(), &p.id).await?.ok_or(e)?,
             },
         };
         self.made(p, ResourceKind::Instance, &instance)?;
@@ -264,14 +264,14 @@ impl Runner<'_> {
         let ec2 = self.cloud.ec2(dest, &p.region).await?;
         let launch = self.cloud.launch(dest, &p.region).await?;
         let before = match resumed {
-            true => first(launch.restored_volumes(&p.id).await?),
+            true => first_volume(ec2.as_ref(), &p.id).await?,
             false => None,
         };
         let volume = match before {
             Some(id) => id,
             None => match launch.create_volume(req).await {
                 Ok(id) => id,
-                Err(e) => first(launch.restored_volumes(&p.id).await?).ok_or(e)?,
+                Err(e) => first_volume(ec2.as_ref(), &p.id).await?.ok_or(e)?,
             },
         };
         self.made(p, ResourceKind::Volume, &volume)?;
@@ -471,9 +471,16 @@ fn placed(e: RestoreError, p: &RestorePlan) -> RestoreError {
     }
 }
 
-/// The first of what a look by the restore's tag found.
-fn first(found: Vec<(String, Tags)>) -> Option<String> {
-    found.into_iter().next().map(|(id, _)| id)
+/// The first instance carrying the restore's tag.
+async fn first_instance(ec2: &dyn Ec2, restore_id: &str) -> Result<Option<String>, RestoreError> {
+    let found = super::tagged::instances(ec2, restore_id).await?;
+    Ok(found.into_iter().next().map(|i| i.id))
+}
+
+/// The first volume carrying the restore's tag.
+async fn first_volume(ec2: &dyn Ec2, restore_id: &str) -> Result<Option<String>, RestoreError> {
+    let found = super::tagged::volumes(ec2, restore_id).await?;
+    Ok(found.into_iter().next().map(|v| v.id))
 }
 
 fn waited(id: &str, what: &str, w: crate::backup::wait::Waited<()>) -> Result<(), RestoreError> {

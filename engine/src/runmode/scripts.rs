@@ -3,20 +3,69 @@
 //! after and complete scripts).
 //!
 //! Each script runs in its own process group with standard input closed and
-//! standard output discarded; standard error is captured (at most
-//! [`STDERR_LIMIT`] bytes) when the policy collects output. A script that
+//! standard output discarded; standard error is captured (its last
+//! [`OUTPUT_LIMIT`] bytes, after a line saying how many were cut) when the
+//! policy collects output. A drill's check ([`run_isolated`]) has both its
+//! streams captured so. A script that
 //! outlives its timeout is killed with its whole process group and counts as
 //! failed. Arguments and environment are documented in
 //! docs/configuration.md.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// The most stderr kept per script run; the rest is drained and dropped.
-pub const STDERR_LIMIT: usize = 64 * 1024;
+/// The most output kept per script run: its last bytes (where a failing
+/// script says why); what came before is drained, counted and dropped.
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// The end of a script's output as it arrives: at most [`OUTPUT_LIMIT`]
+/// bytes, and how many came before them.
+#[derive(Default)]
+struct Tail {
+    kept: VecDeque<u8>,
+    cut: usize,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.kept.extend(bytes);
+        let over = self.kept.len().saturating_sub(OUTPUT_LIMIT);
+        self.kept.drain(..over);
+        self.cut += over;
+    }
+
+    /// The kept text, after a line saying how much was cut before it.
+    fn render(&self) -> String {
+        let (a, b) = self.kept.as_slices();
+        let bytes = [a, b].concat();
+        // Never start inside a character.
+        let skip = bytes
+            .iter()
+            .take_while(|&&c| self.cut > 0 && (c & 0xC0) == 0x80)
+            .count();
+        let text = String::from_utf8_lossy(&bytes[skip..]);
+        match self.cut + skip {
+            0 => text.into_owned(),
+            n => format!("\u{2026} {n} bytes cut\n{text}"),
+        }
+    }
+}
+
+/// Reads `from` to its end into `tail`.
+async fn keep_tail(mut from: impl AsyncRead + Unpin, tail: Arc<Mutex<Tail>>) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => tail.lock().expect("output tail poisoned").push(&buf[..n]),
+        }
+    }
+}
 
 /// How one script run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,17 +75,24 @@ pub struct Outcome {
     /// `exit status 0`, `exit status 3`, `killed by signal 9`,
     /// `timed out after 30s`, `cannot start: ...`.
     pub detail: String,
+    /// The end of the captured output (see [`OUTPUT_LIMIT`]).
     pub stderr: String,
 }
 
-/// A script path as written, resolved against the configuration directory.
+/// A script path as written, resolved against the configuration directory:
+/// the one rule for policy scripts and drill checks. Made absolute, so that
+/// neither Lifeboat's working directory nor the script's (the
+/// configuration directory) changes what a relative `--dir` and path name:
+/// a program path relative to a working directory that differs from the
+/// parent's is looked up from the child's.
 pub fn resolve(config_dir: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         config_dir.join(p)
-    }
+    };
+    std::path::absolute(&joined).unwrap_or(joined)
 }
 
 /// What a script that must not inherit Lifeboat's environment keeps of it:
@@ -81,6 +137,9 @@ async fn spawn_and_wait(
     collect_output: bool,
     clear_env: bool,
 ) -> Outcome {
+    // The isolated script is a drill's check: what it prints on either
+    // stream is its report.
+    let with_stdout = clear_env;
     let mut cmd = tokio::process::Command::new(program);
     if clear_env {
         cmd.env_clear();
@@ -89,7 +148,11 @@ async fn spawn_and_wait(
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(if collect_output && with_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(if collect_output {
             Stdio::piped()
         } else {
@@ -109,28 +172,14 @@ async fn spawn_and_wait(
             }
         }
     };
-    let reader = child.stderr.take().map(|mut err| {
-        tokio::spawn(async move {
-            let mut kept = Vec::new();
-            let mut buf = [0u8; 8192];
-            let mut dropped = false;
-            loop {
-                match err.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let room = STDERR_LIMIT.saturating_sub(kept.len());
-                        kept.extend_from_slice(&buf[..n.min(room)]);
-                        dropped |= n > room;
-                    }
-                }
-            }
-            let mut s = String::from_utf8_lossy(&kept).into_owned();
-            if dropped {
-                s.push_str("\n[stderr truncated]\n");
-            }
-            s
-        })
-    });
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let mut readers = Vec::new();
+    if let Some(err) = child.stderr.take() {
+        readers.push(tokio::spawn(keep_tail(err, tail.clone())));
+    }
+    if let Some(out) = child.stdout.take() {
+        readers.push(tokio::spawn(keep_tail(out, tail.clone())));
+    }
     let pid = child.id();
     let (ok, exit_code, detail) = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => (
@@ -152,16 +201,15 @@ async fn spawn_and_wait(
             )
         }
     };
-    let stderr = match reader {
-        // A grandchild that left the group may hold the pipe open: do not
-        // wait for it forever.
-        Some(r) => tokio::time::timeout(Duration::from_secs(2), r)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default(),
-        None => String::new(),
-    };
+    // A grandchild that left the group may hold a pipe open: do not wait
+    // for it forever.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        for r in readers {
+            let _ = r.await;
+        }
+    })
+    .await;
+    let stderr = tail.lock().expect("output tail poisoned").render();
     Outcome {
         ok,
         exit_code,
@@ -194,6 +242,19 @@ mod tests {
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
+    }
+
+    #[test]
+    fn a_relative_script_is_resolved_from_the_configuration_directory_as_an_absolute_path() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            resolve(Path::new("conf"), "./check.sh"),
+            cwd.join("conf").join("check.sh")
+        );
+        assert_eq!(
+            resolve(Path::new("conf"), "/opt/c.sh"),
+            Path::new("/opt/c.sh")
+        );
     }
 
     #[tokio::test]
@@ -264,16 +325,58 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stderr_is_bounded() {
+    async fn output_keeps_its_end_and_says_how_much_was_cut() {
         let dir = tempfile::tempdir().unwrap();
+        // 3000 lines of 41 bytes (123,000 bytes), then the line that says
+        // what went wrong.
         let p = script(
             dir.path(),
             "loud.sh",
-            "i=0; while [ $i -lt 3000 ]; do echo 0123456789012345678901234567890123456789 >&2; i=$((i+1)); done",
+            "i=0; while [ $i -lt 3000 ]; do echo 0123456789012345678901234567890123456789 >&2; i=$((i+1)); done; echo 'error: the database refused the login' >&2; exit 2",
         );
         let out = run(&p, &[], &[], dir.path(), Duration::from_secs(10), true).await;
-        assert!(out.ok);
-        assert!(out.stderr.len() <= STDERR_LIMIT + 40);
-        assert!(out.stderr.ends_with("[stderr truncated]\n"));
+        assert!(!out.ok);
+        let total = 3000 * 41 + "error: the database refused the login\n".len();
+        let first = out.stderr.lines().next().unwrap();
+        assert_eq!(
+            first,
+            format!("\u{2026} {} bytes cut", total - OUTPUT_LIMIT)
+        );
+        assert!(
+            out.stderr
+                .ends_with("0123456789\nerror: the database refused the login\n"),
+            "{}",
+            &out.stderr[out.stderr.len() - 200..]
+        );
+        assert_eq!(out.stderr.len() - first.len() - 1, OUTPUT_LIMIT);
+    }
+
+    #[tokio::test]
+    async fn an_isolated_script_keeps_the_end_of_both_its_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = script(
+            dir.path(),
+            "check.sh",
+            "head -c 100000 /dev/zero | tr '\\0' x; echo; echo 'connection refused' >&2; sleep 0.2; echo 'FAILED: port 5432'; exit 1",
+        );
+        let out = run_isolated(&p, &[], dir.path(), Duration::from_secs(10)).await;
+        assert!(!out.ok);
+        assert!(out.stderr.starts_with("\u{2026} "), "{}", &out.stderr[..40]);
+        assert!(out.stderr.contains("connection refused\n"));
+        assert!(out.stderr.ends_with("FAILED: port 5432\n"));
+    }
+
+    #[test]
+    fn a_cut_never_starts_inside_a_character() {
+        let mut t = Tail::default();
+        t.push("é".repeat(OUTPUT_LIMIT).as_bytes());
+        let s = t.render();
+        let (first, rest) = s.split_once('\n').unwrap();
+        assert!(rest.chars().all(|c| c == 'é'));
+        assert_eq!(rest.len() % 2, 0);
+        assert_eq!(
+            first,
+            format!("\u{2026} {} bytes cut", 2 * OUTPUT_LIMIT - rest.len())
+        );
     }
 }

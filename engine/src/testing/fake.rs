@@ -133,6 +133,14 @@ pub struct World {
     pub launches: Vec<crate::cloud::restore::LaunchRequest>,
     /// DescribeInstances looks left before a launched instance runs.
     launch_left: BTreeMap<String, u32>,
+    /// Each instance's status checks (`(instance, system)`), look by look
+    /// of DescribeInstanceStatus; the last one stays. An instance without
+    /// an entry reports `ok`/`ok` while running (as the emulator always
+    /// does): only the fake has checks that take a while or fail.
+    pub instance_health: BTreeMap<String, std::collections::VecDeque<(String, String)>>,
+    /// The looks each instance launched from now on gets in
+    /// [`World::instance_health`] (empty: `ok` at once).
+    pub launch_health: Vec<(String, String)>,
     /// What each RunInstances / CreateVolume client token made.
     client_tokens: BTreeMap<String, String>,
     next: u64,

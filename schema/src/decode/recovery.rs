@@ -294,8 +294,43 @@ fn steps(d: &mut Decoder, s: &Scope<'_>) -> Option<Vec<crate::config::Step>> {
         decoded.push(step);
     }
     ok &= known_steps(d, s, &decoded);
+    ok &= targets_once(d, s, &decoded);
     ok &= super::recovery_order::no_cycle(d, s, &decoded);
     ok.then(|| decoded.into_iter().filter_map(|x| x.step).collect())
+}
+
+/// No target is restored by two steps: the second restore would meet the
+/// first's (an identifier taken, an instance launched twice), and which
+/// step's settings win could not be told. Reported at the second, naming
+/// the first.
+fn targets_once(d: &mut Decoder, s: &Scope<'_>, steps: &[DecodedStep]) -> bool {
+    let mut first: HashMap<(&str, &str), (&str, usize)> = HashMap::new();
+    let mut ok = true;
+    for step in steps {
+        for (kind, id, at) in &step.targets {
+            let Some(&(by, first_at)) = first.get(&(*kind, id.as_str())) else {
+                first.insert((*kind, id.as_str()), (&step.name, *at));
+                continue;
+            };
+            // A list naming one id twice is reported by the list itself.
+            if by == step.name {
+                continue;
+            }
+            d.error(
+                s.src,
+                *at,
+                "Target in two steps",
+                format!(
+                    "{id:?} in {kind:?} of step {:?} of {} is already restored by step {by:?} (at {}); a scenario restores each target once",
+                    step.name,
+                    s.what,
+                    s.src.location(first_at)
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok
 }
 
 /// Every `after` entry names a step of the scenario.

@@ -29,6 +29,9 @@ pub(super) struct DecodedStep {
     pub name: String,
     pub name_at: usize,
     pub after: Vec<(String, usize)>,
+    /// What the step restores, each as `(kind keyword, id, offset)`: no
+    /// two steps of a scenario may restore the same one.
+    pub targets: Vec<(&'static str, String, usize)>,
     /// `None` after a diagnostic.
     pub step: Option<Step>,
 }
@@ -45,7 +48,18 @@ pub(super) fn decode_step(
         None => format!("this step of {scenario_what}"),
     };
     let s = d.scope(src, &block.body, what, start(&block.ident), STEP_ATTRS, &[]);
-    let kind = step_kind(d, &s);
+    let (kind, targets) = match step_kind(d, &s) {
+        Some((kind, at)) => {
+            let word = kind.keyword();
+            let ids: Vec<String> = match &kind {
+                StepKind::Instances(ids) | StepKind::Volumes(ids) => ids.clone(),
+                StepKind::Rds(id) | StepKind::Aurora(id) => vec![id.clone()],
+            };
+            let targets = ids.into_iter().zip(at).map(|(id, at)| (word, id, at));
+            (Some(kind), targets.collect())
+        }
+        None => (None, vec![]),
+    };
     let after = d.string_list(&s, "after", false);
     let after_ok = after.is_some() || d.get(&s, "after", false).is_none();
     let after = after.unwrap_or_default();
@@ -69,12 +83,14 @@ pub(super) fn decode_step(
         name,
         name_at,
         after,
+        targets,
         step,
     })
 }
 
-/// Exactly one of `instances`, `volumes`, `rds`, `aurora`; `None` after a diagnostic.
-fn step_kind(d: &mut Decoder, s: &Scope<'_>) -> Option<StepKind> {
+/// Exactly one of `instances`, `volumes`, `rds`, `aurora`, with the offset
+/// of each id; `None` after a diagnostic.
+fn step_kind(d: &mut Decoder, s: &Scope<'_>) -> Option<(StepKind, Vec<usize>)> {
     let set: Vec<&str> = KINDS
         .iter()
         .copied()
@@ -110,13 +126,17 @@ fn step_kind(d: &mut Decoder, s: &Scope<'_>) -> Option<StepKind> {
     }
 }
 
-fn one_kind(d: &mut Decoder, s: &Scope<'_>, kind: &str) -> Option<StepKind> {
+fn one_kind(d: &mut Decoder, s: &Scope<'_>, kind: &str) -> Option<(StepKind, Vec<usize>)> {
+    let split =
+        |list: Vec<(String, usize)>| -> (Vec<String>, Vec<usize>) { list.into_iter().unzip() };
     match kind {
         "instances" => {
-            ids(d, s, kind, "instance", "i-", validate::is_instance_id).map(StepKind::Instances)
+            let (ids, at) = split(ids(d, s, kind, "instance", "i-", validate::is_instance_id)?);
+            Some((StepKind::Instances(ids), at))
         }
         "volumes" => {
-            ids(d, s, kind, "volume", "vol-", validate::is_volume_id).map(StepKind::Volumes)
+            let (ids, at) = split(ids(d, s, kind, "volume", "vol-", validate::is_volume_id)?);
+            Some((StepKind::Volumes(ids), at))
         }
         _ => {
             let (id, at) = d.string(s, kind, true)?;
@@ -137,11 +157,12 @@ fn one_kind(d: &mut Decoder, s: &Scope<'_>, kind: &str) -> Option<StepKind> {
                 );
                 return None;
             }
-            Some(if kind == "rds" {
+            let kind = if kind == "rds" {
                 StepKind::Rds(id)
             } else {
                 StepKind::Aurora(id)
-            })
+            };
+            Some((kind, vec![at]))
         }
     }
 }
@@ -154,7 +175,7 @@ fn ids(
     noun: &str,
     prefix: &str,
     valid: fn(&str) -> bool,
-) -> Option<Vec<String>> {
+) -> Option<Vec<(String, usize)>> {
     let list = d.string_list(s, attr, true)?;
     if list.is_empty() {
         let at = start(&s.attrs[attr].value);
@@ -189,7 +210,7 @@ fn ids(
             ok = false;
         }
     }
-    ok.then(|| list.into_iter().map(|(id, _)| id).collect())
+    ok.then_some(list)
 }
 
 #[derive(Default)]

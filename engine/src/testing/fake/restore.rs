@@ -12,12 +12,9 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::cloud::restore::{
-    Databases, DbRestoreRequest, DbShape, DbStatus, Disk, ImageRegistration, InstanceShape, Launch,
-    LaunchRequest, Mapping, VolumeRequest,
+    Databases, DbRestoreRequest, DbShape, DbStatus, Disk, ImageRegistration, InstanceHealth,
+    InstanceShape, Launch, LaunchRequest, Mapping, VolumeRequest, STATUS_CHUNK,
 };
-
-/// The tag a restore puts on everything it makes.
-use crate::restore::TAG_RESTORE_ID as RESTORE_TAG;
 
 /// A DB instance or Aurora cluster in the fake's world.
 #[derive(Debug, Clone)]
@@ -296,41 +293,13 @@ impl FakeEc2 {
             disks,
         };
         w.shapes.insert(id.clone(), shape);
+        if !w.launch_health.is_empty() {
+            let looks = w.launch_health.iter().cloned().collect();
+            w.instance_health.insert(id.clone(), looks);
+        }
         w.client_tokens.insert(token, id.clone());
         w.launches.push(req.clone());
         Ok(id)
-    }
-
-    /// One page of what a restore made, as DescribeInstances or
-    /// DescribeVolumes with the `lifeboat:restore-id` filter.
-    fn restored_page(
-        &self,
-        instances: bool,
-        restore_id: &str,
-        token: Option<String>,
-    ) -> CloudResult<Page<(String, Tags)>> {
-        let action = if instances {
-            "DescribeInstances"
-        } else {
-            "DescribeVolumes"
-        };
-        let mut w = self.enter(action, Some(restore_id))?;
-        let ours = |tags: &Tags| tags.get(RESTORE_TAG).is_some_and(|v| v == restore_id);
-        let all = if instances {
-            w.settle_launches();
-            w.instances
-                .values()
-                .filter(|i| i.region == self.region && !i.state.is_gone() && ours(&i.tags))
-                .map(|i| (i.id.clone(), i.tags.clone()))
-                .collect()
-        } else {
-            w.volumes
-                .values()
-                .filter(|v| v.region == self.region && ours(&v.tags))
-                .map(|v| (v.id.clone(), v.tags.clone()))
-                .collect()
-        };
-        Ok(self.page(action, all, token))
     }
 }
 
@@ -385,17 +354,63 @@ impl Launch for FakeEc2 {
         Ok(self.page("DescribeVolumes", all, token))
     }
 
-    async fn subnet_zone(&self, subnet_id: &str) -> CloudResult<Option<String>> {
-        let w = self.enter("DescribeSubnets", Some(subnet_id))?;
-        Ok(w.networks.get(&self.region).and_then(|n| {
-            n.subnets
-                .iter()
-                .find(|s| s.id == subnet_id)
-                .map(|s| s.availability_zone.clone())
-        }))
+    async fn subnet_zones(
+        &self,
+        ids: &[String],
+    ) -> CloudResult<std::collections::BTreeMap<String, String>> {
+        let w = self.enter("DescribeSubnets", ids.first().map(String::as_str))?;
+        self.filter_size("DescribeSubnets", ids.len())?;
+        Ok(w.networks
+            .get(&self.region)
+            .map(|n| {
+                n.subnets
+                    .iter()
+                    .filter(|s| ids.contains(&s.id))
+                    .map(|s| (s.id.clone(), s.availability_zone.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// The AMI is available at once; its name is unique per region.
+    async fn instance_status(&self, ids: &[String]) -> CloudResult<Vec<InstanceHealth>> {
+        let action = "DescribeInstanceStatus";
+        let mut w = self.enter(action, ids.first().map(String::as_str))?;
+        if ids.len() > STATUS_CHUNK {
+            return Err(self.error(
+                ErrorKind::Other,
+                "ec2:DescribeInstanceStatus",
+                &ids[0],
+                "InvalidParameterValue",
+                "at most 100 instance ids per call",
+            ));
+        }
+        w.settle_launches();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(i) = w.instances.get(id).filter(|i| i.region == self.region) else {
+                return Err(self.not_found(
+                    "ec2:DescribeInstanceStatus",
+                    id,
+                    "InvalidInstanceID.NotFound",
+                ));
+            };
+            let running = i.state == InstanceState::Running;
+            let (instance, system) = match w.instance_health.get_mut(id) {
+                _ if !running => ("not-applicable".into(), "not-applicable".into()),
+                Some(looks) if looks.len() > 1 => looks.pop_front().expect("two looks or more"),
+                Some(looks) if !looks.is_empty() => looks[0].clone(),
+                _ => ("ok".into(), "ok".into()),
+            };
+            out.push(InstanceHealth {
+                id: id.clone(),
+                instance,
+                system,
+            });
+        }
+        Ok(out)
+    }
+
     async fn register_image(&self, req: &ImageRegistration) -> CloudResult<String> {
         let mut w = self.enter("RegisterImage", Some(&req.name))?;
         if w.images
@@ -608,14 +623,6 @@ impl Launch for FakeEc2 {
         w.volumes.remove(volume_id);
         w.disks.remove(volume_id);
         Ok(())
-    }
-
-    async fn restored_instances(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>> {
-        collect_pages(|t| async move { self.restored_page(true, restore_id, t) }).await
-    }
-
-    async fn restored_volumes(&self, restore_id: &str) -> CloudResult<Vec<(String, Tags)>> {
-        collect_pages(|t| async move { self.restored_page(false, restore_id, t) }).await
     }
 }
 

@@ -157,10 +157,11 @@ fn references_cross_files_and_wait_for_files_that_did_not_parse() {
 #[test]
 fn a_long_chain_of_steps_is_ordered_and_its_cycle_named_once() {
     let n = 3000;
+    // Each step its own database: a scenario restores a target once.
     let mut body = String::from("step \"s0\" { rds = \"orders\" }\n");
     for i in 1..n {
         body += &format!(
-            "step \"s{i}\" {{\n rds = \"orders\"\n after = [\"s{}\"]\n}}\n",
+            "step \"s{i}\" {{\n rds = \"orders{i}\"\n after = [\"s{}\"]\n}}\n",
             i - 1
         );
     }

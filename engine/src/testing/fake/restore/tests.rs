@@ -3,6 +3,9 @@
 //! while, a cluster kept while it has instances, injected failures.
 
 use super::*;
+use crate::restore::tagged;
+/// The tag a restore puts on everything it makes.
+use crate::restore::TAG_RESTORE_ID as RESTORE_TAG;
 
 const REGION: &str = "us-east-1";
 
@@ -178,6 +181,7 @@ async fn a_repeated_client_token_launches_and_creates_nothing_twice() {
 #[tokio::test]
 async fn a_launched_instance_has_its_images_devices_and_runs_after_some_looks() {
     let (cloud, launch, image) = world_with_image().await;
+    let ec2 = cloud.client(&account(), REGION).unwrap();
     cloud.world.lock().unwrap().launch_pending = 2;
     let id = launch
         .run_instance(&launch_request(&image, "t-1"))
@@ -185,7 +189,7 @@ async fn a_launched_instance_has_its_images_devices_and_runs_after_some_looks() 
         .unwrap();
     let state = || cloud.world.lock().unwrap().instances[&id].state;
     assert_eq!(state(), InstanceState::Pending);
-    let found = launch.restored_instances("r-1").await.unwrap();
+    let found = tagged::instances(&ec2, "r-1").await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(state(), InstanceState::Pending);
     launch
@@ -200,16 +204,16 @@ async fn a_launched_instance_has_its_images_devices_and_runs_after_some_looks() 
     assert_eq!(shape.disks[1].size_gib, 50);
     assert_eq!(shape.key_name.as_deref(), Some("ops"));
     assert!(shape.ebs_optimized && shape.ena);
-    assert_eq!(launch.restored_volumes("r-1").await.unwrap().len(), 2);
+    assert_eq!(tagged::volumes(&ec2, "r-1").await.unwrap().len(), 2);
 
     // Terminated: the root (DeleteOnTermination) goes, the data disk
     // stays, detached; the instance is no longer found.
     launch.terminate_instance(&id).await.unwrap();
-    assert!(launch.restored_instances("r-1").await.unwrap().is_empty());
-    let left = launch.restored_volumes("r-1").await.unwrap();
+    assert!(tagged::instances(&ec2, "r-1").await.unwrap().is_empty());
+    let left = tagged::volumes(&ec2, "r-1").await.unwrap();
     assert_eq!(left.len(), 1);
     let w = cloud.world.lock().unwrap();
-    assert_eq!(w.volumes[&left[0].0].state, "available");
+    assert_eq!(w.volumes[&left[0].id].state, "available");
 }
 
 #[tokio::test]
