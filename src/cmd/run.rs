@@ -185,6 +185,27 @@ impl Log {
                 json!({ "account": account, "error": error }),
             ),
             RunEvent::Drill(d) => self.drill(at, d),
+            RunEvent::Control(o) => {
+                for r in &o.rows {
+                    self.event(
+                        at,
+                        "control",
+                        json!({
+                            "group": r.group,
+                            "target": r.target,
+                            "action": r.action,
+                            "result": r.result,
+                            "detail": r.detail,
+                        }),
+                    );
+                }
+                if let Some(a) = &o.alert {
+                    self.event(at, "control_alert", json!({ "group": o.group, "message": a }));
+                }
+            }
+            RunEvent::ControlFailed { group, error } => {
+                self.event(at, "control_error", json!({ "group": group, "error": error }))
+            }
             RunEvent::SummarySent => self.event(at, "daily_summary", json!({})),
             RunEvent::SummaryFailed { error } => {
                 self.event(at, "notify_error", json!({ "error": error }))

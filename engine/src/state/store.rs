@@ -266,6 +266,12 @@ const MIGRATIONS: &[&str] = &[
                           WHERE b.policy = dr_copies.policy AND b.id = dr_copies.backup_id),
         backup_problems = (SELECT b.problems FROM backups b
                            WHERE b.policy = dr_copies.policy AND b.id = dr_copies.backup_id);",
+    // resource control: one row per target of each operation of a group
+    // (stop, hibernate, start), with when it was asked and verified
+    "CREATE TABLE control_operations (
+        id INTEGER PRIMARY KEY, grp TEXT NOT NULL, target TEXT NOT NULL,
+        action TEXT NOT NULL, requested TEXT NOT NULL, verified TEXT,
+        result TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');",
 ];
 
 impl Store {

@@ -13,6 +13,7 @@ use crate::state::model::glob_match;
 
 mod copies;
 pub mod iam;
+pub mod power;
 mod restore;
 mod services;
 
@@ -133,6 +134,8 @@ pub struct World {
     pub launches: Vec<crate::cloud::restore::LaunchRequest>,
     /// DescribeInstances looks left before a launched instance runs.
     launch_left: BTreeMap<String, u32>,
+    /// Resource control: hibernation, instances changing, databases.
+    pub power: power::PowerWorld,
     /// What each RunInstances / CreateVolume client token made.
     client_tokens: BTreeMap<String, String>,
     next: u64,
@@ -291,6 +294,14 @@ impl Cloud for FakeCloud {
         account: &Account,
         region: &str,
     ) -> CloudResult<Arc<dyn crate::cloud::restore::Databases>> {
+        Ok(Arc::new(self.client(account, region)?))
+    }
+
+    async fn power(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn crate::cloud::power::Power>> {
         Ok(Arc::new(self.client(account, region)?))
     }
 
