@@ -156,32 +156,7 @@ fn decode_group(
         Some(2) => AutoRemove::Alert,
         _ => AutoRemove::No,
     };
-    let mut positions = Vec::new();
-    let mut ids = |d: &mut Decoder, attr: &'static str, kind: &'static str| {
-        let Some(list) = d.string_list(&scope, attr, false) else {
-            return Vec::new();
-        };
-        for (id, at) in &list {
-            if id.trim().is_empty() || (attr == "instances" && !crate::validate::is_instance_id(id))
-            {
-                d.error(
-                    src,
-                    *at,
-                    "Invalid target id",
-                    format!(
-                        "{id:?} in {attr:?} of {} is not a valid {kind} id",
-                        scope.what
-                    ),
-                );
-            }
-            positions.push((kind, id.clone(), *at));
-        }
-        d.duplicates_in_list(&scope, attr, &list);
-        list.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
-    };
-    let instances = ids(d, "instances", "instance");
-    let rds = ids(d, "rds", "rds");
-    let aurora = ids(d, "aurora", "aurora");
+    let (instances, rds, aurora, positions) = listed_targets(d, &scope);
     let listed_any = !(instances.is_empty() && rds.is_empty() && aurora.is_empty());
     // The listed targets need a region; `select` alone may look in all.
     let region = if scope.attrs.contains_key("region") || listed_any {
@@ -253,6 +228,46 @@ fn decode_group(
     };
     (name.zip(name_at).map(|((n, _), at)| (n, at)), group)
 }
+
+/// The listed targets (`instances`, `rds`, `aurora`), with where each id
+/// was written (for the check that no other group lists it).
+fn listed_targets(d: &mut Decoder, scope: &Scope<'_>) -> Listed {
+    let src = scope.src;
+    let mut positions = Vec::new();
+    let mut ids = |d: &mut Decoder, attr: &'static str, kind: &'static str| {
+        let Some(list) = d.string_list(scope, attr, false) else {
+            return Vec::new();
+        };
+        for (id, at) in &list {
+            if id.trim().is_empty() || (attr == "instances" && !crate::validate::is_instance_id(id))
+            {
+                d.error(
+                    src,
+                    *at,
+                    "Invalid target id",
+                    format!(
+                        "{id:?} in {attr:?} of {} is not a valid {kind} id",
+                        scope.what
+                    ),
+                );
+            }
+            positions.push((kind, id.clone(), *at));
+        }
+        d.duplicates_in_list(scope, attr, &list);
+        list.into_iter().map(|(id, _)| id).collect::<Vec<_>>()
+    };
+    let instances = ids(d, "instances", "instance");
+    let rds = ids(d, "rds", "rds");
+    let aurora = ids(d, "aurora", "aurora");
+    (instances, rds, aurora, positions)
+}
+
+type Listed = (
+    Vec<String>,
+    Vec<String>,
+    Vec<String>,
+    Vec<(&'static str, String, usize)>,
+);
 
 /// One `window { off  on }` block.
 fn decode_window(
