@@ -2,7 +2,8 @@
 //! simulated week of `lifeboat run --fast-forward` that stops (and
 //! hibernates, where configured) and starts instances and an RDS instance
 //! at each window edge in Berlin time, the operations log, and `rc off`,
-//! `rc on`, `rc status --json`, `rc log --csv` by hand.
+//! `rc on`, `rc status --json`, `rc log --csv` by hand, with `plan`
+//! showing the targets out of step with their windows.
 //!
 //! The emulator stops and starts at once and accepts `Hibernate` for any
 //! instance: an instance stuck `stopping`, hibernation refused, a runner
@@ -193,6 +194,19 @@ fn rc_off_and_on_act_now_and_status_shows_desired_and_actual() {
     }
     let actual: Vec<&str> = rows.iter().map(|r| r["actual"].as_str().unwrap()).collect();
     assert_eq!(actual, ["stopped", "stopped", "stopped"]);
+    // Plan shows the targets out of step with their windows, apart from
+    // its changes: apply does not act on them.
+    env.apply();
+    let plan = env
+        .run(&["--now", now, "plan", "--detailed-exitcode"])
+        .code(0);
+    plan.stdout_has(&format!(
+        "~ resource_control_group.nightly.target[\"{listed}\"] (stopped -> running; next edge: off at 2026-12-04T19:00:00+00:00)"
+    ))
+    .stdout_has("~ resource_control_group.nightly.target[\"rds:reporting\"] (stopped -> running;")
+    .stdout_has("No changes.");
+    let json = env.run(&["--now", now, "plan", "--json"]).ok().json();
+    assert_eq!(json["power"].as_array().unwrap().len(), 3, "{json}");
 
     env.run(&["--now", now, "rc", "on", "nightly"]).ok();
     assert_eq!(env.aws.instance_state(&listed), "running");

@@ -18,9 +18,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use lifeboat_schema::{Config, ControlMode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::cloud::power::PowerState;
+use crate::addr::Address;
+
+use crate::cloud::power::{PowerKind, PowerState};
 use crate::cloud::Cloud;
 use crate::runmode::notify;
 use crate::state::{SharedStore, StateError};
@@ -88,6 +90,46 @@ pub async fn perform(
     Ok(outcome)
 }
 
+/// A target whose power state disagrees with its group's windows, as the
+/// plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerDrift {
+    pub address: Address,
+    /// As AWS reports it.
+    pub actual: String,
+    /// What the windows say now.
+    pub desired: String,
+    /// The next edge: `off at …` or `on at …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// The targets of every group whose power state disagrees with the
+/// windows now (list calls only, as everything plan reads).
+pub async fn drift(
+    cloud: &Arc<dyn Cloud>,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<PowerDrift>, crate::cloud::CloudError> {
+    Ok(status(cloud, config, None, now)
+        .await?
+        .into_iter()
+        .filter(|s| s.differs)
+        .map(|s| PowerDrift {
+            address: Address::ControlTarget {
+                group: s.group,
+                id: match s.kind {
+                    Some(PowerKind::Instance) | None => s.id,
+                    Some(k) => format!("{}:{}", k.as_str(), s.id),
+                },
+            },
+            actual: s.actual,
+            desired: s.desired,
+            next: s.next,
+        })
+        .collect())
+}
+
 /// One target's line of `lifeboat rc status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetStatus {
@@ -95,6 +137,10 @@ pub struct TargetStatus {
     pub region: String,
     /// `instance i-…`, `rds NAME`, `aurora NAME`.
     pub target: String,
+    #[serde(skip)]
+    pub kind: Option<PowerKind>,
+    #[serde(skip)]
+    pub id: String,
     /// What the windows say now: `running` or `stopped`; `-` in `off_only`
     /// mode between edges (the group only stops).
     pub desired: String,
@@ -139,6 +185,8 @@ pub async fn status(
                     group: name.clone(),
                     region: region.clone(),
                     target: format!("{} {id}", kind.as_str()),
+                    kind: Some(kind),
+                    id: id.clone(),
                     desired: desired.map_or("-", PowerState::as_str).to_string(),
                     actual: p.detail.clone(),
                     differs: desired.is_some_and(|d| d != p.state),
