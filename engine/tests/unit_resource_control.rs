@@ -118,10 +118,8 @@ async fn unit_an_instance_stuck_stopping_is_asked_twice_then_alerted() {
         stuck.detail
     );
     assert_eq!(stuck.verified, None);
-    let w = fake.world.lock().unwrap();
     // The first call stops both, the retry asks again for the stuck one only.
-    assert_eq!(w.calls_of("StopInstances"), 2);
-    drop(w);
+    assert_eq!(fake.world.lock().unwrap().calls_of("StopInstances"), 2);
     let alerts = store.lock().unwrap().open_alerts().unwrap();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0].policy, "resource_control_group.nightly");
@@ -243,10 +241,9 @@ async fn unit_a_runner_down_over_edges_applies_the_current_state_once() {
         Exit::Clean
     );
     assert_eq!(state(&fake), InstanceState::Running);
-    let w = fake.world.lock().unwrap();
-    assert_eq!(w.calls_of("StopInstances"), 1);
-    assert_eq!(w.calls_of("StartInstances"), 1);
-    drop(w);
+    let calls = |f: &FakeCloud, action| f.world.lock().unwrap().calls_of(action);
+    assert_eq!(calls(&fake, "StopInstances"), 1);
+    assert_eq!(calls(&fake, "StartInstances"), 1);
     // A later look before the next edge does nothing more.
     assert_eq!(
         run_once(&fake, &store, &config, "2026-12-03T15:00:00Z").await,
@@ -317,10 +314,9 @@ async fn unit_a_database_aws_started_again_is_stopped_at_the_next_look() {
         status(&fake, DbSnapshotKind::Instance, "reporting"),
         "stopped"
     );
-    let w = fake.world.lock().unwrap();
-    assert_eq!(w.calls_of("StopDBInstance"), 2);
-    assert_eq!(w.calls_of("StopDBCluster"), 1);
-    drop(w);
+    let calls = |f: &FakeCloud, action| f.world.lock().unwrap().calls_of(action);
+    assert_eq!(calls(&fake, "StopDBInstance"), 2);
+    assert_eq!(calls(&fake, "StopDBCluster"), 1);
     let rows: Vec<(String, String)> = log(&store)
         .into_iter()
         .map(|r| (r.target, r.result))
