@@ -404,7 +404,9 @@ impl Agenda<'_> {
             }
             let has_databases = !(g.rds.is_empty() && g.aurora.is_empty());
             let looked = self.last_before(&control::look_key(name), now);
-            let look_due = looked.is_none_or(|l| l + control::DATABASE_LOOK <= now);
+            // As for captures: the last look is stamped when its step
+            // began, which may be a little later than the next step's.
+            let look_due = looked.is_none_or(|l| l + control::DATABASE_LOOK - CAPTURE_SLACK <= now);
             if edge.action == Action::Off && has_databases && look_due {
                 out.push(ControlDue {
                     group: name.clone(),
