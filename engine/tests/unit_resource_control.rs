@@ -330,3 +330,38 @@ async fn unit_a_database_aws_started_again_is_stopped_at_the_next_look() {
         ]
     );
 }
+
+#[tokio::test]
+async fn unit_a_refused_call_is_made_once_more_then_fails_naming_the_call() {
+    let config = config(
+        r#"
+  timeout   = "1s"
+  instances = ["i-0000000a"]
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+"#,
+    );
+    let fake = fake_with(&["i-0000000a"]);
+    fake.world.lock().unwrap().failing.insert(
+        "StopInstances".into(),
+        lifeboat_engine::cloud::ErrorKind::Throttled,
+    );
+    let (store, _dir) = store();
+    let started = std::time::Instant::now();
+    perform(&fake, &store, &config, Action::Off).await;
+    // The second call follows at once, not after a timeout.
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(fake.world.lock().unwrap().calls_of("StopInstances"), 2);
+    let rows = log(&store);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].result, "failed");
+    assert!(
+        rows[0]
+            .detail
+            .starts_with("ec2:StopInstances failed in account dev (us-east-1) for i-0000000a"),
+        "{}",
+        rows[0].detail
+    );
+}

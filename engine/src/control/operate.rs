@@ -302,35 +302,46 @@ impl Region<'_> {
                 }
             }
         }
+        self.drive(power, listed_here, &waiting).await;
+    }
+
+    /// Asks for the change, verifies it, and asks once more for the
+    /// targets that did not get there or whose call failed.
+    async fn drive(&mut self, power: &dyn Power, listed_here: bool, waiting: &[(Key, Powered)]) {
         let first: Vec<&(Key, Powered)> = waiting
             .iter()
             .filter(|(_, p)| p.state != PowerState::Changing)
             .collect();
-        self.call(power, &first).await;
+        self.call(power, &first, false).await;
         let mut left = self.settle(power, listed_here).await;
+        // A call that failed (throttled, a state AWS refused) is made again
+        // with the others, without a timeout's wait.
+        for (k, p) in waiting {
+            if self.rows.get(k).is_some_and(|r| r.result == "call_failed") {
+                left.push((k.clone(), p.clone()));
+            }
+        }
         if left.is_empty() {
             return;
         }
-        // Once more for those that did not get there, then a second
-        // timeout. An instance still `stopping` is asked again (EC2 takes
-        // a repeated stop); a database under way would refuse the call.
-        let again: Vec<(Key, Powered)> = left
+        // Once more, then a second timeout. An instance still `stopping` is
+        // asked again (EC2 takes a repeated stop); a database under way
+        // would refuse the call.
+        let again: Vec<&(Key, Powered)> = left
             .iter()
             .filter(|(k, p)| {
                 p.state != PowerState::Gone
                     && (k.kind == PowerKind::Instance || p.state != PowerState::Changing)
             })
-            .cloned()
             .collect();
-        let again_refs: Vec<&(Key, Powered)> = again.iter().collect();
-        self.call(power, &again_refs).await;
         for (k, _) in &left {
             if let Some(r) = self.rows.get_mut(k) {
-                if r.result == "requested" {
+                if r.result == "requested" || r.result == "call_failed" {
                     r.result = "retrying".into();
                 }
             }
         }
+        self.call(power, &again, true).await;
         left = self.settle(power, listed_here).await;
         for (k, p) in left {
             if let Some(r) = self.rows.get_mut(&k) {
@@ -360,8 +371,9 @@ impl Region<'_> {
 
     /// The stop, hibernate or start calls for `targets`: instances in
     /// calls of up to 200, databases one call each. A failed call fails
-    /// its targets.
-    async fn call(&mut self, power: &dyn Power, targets: &[&(Key, Powered)]) {
+    /// its targets on the `last` attempt, and leaves them for the retry
+    /// before.
+    async fn call(&mut self, power: &dyn Power, targets: &[&(Key, Powered)], last: bool) {
         let mut stop = Vec::new();
         let mut hibernate = Vec::new();
         let mut start = Vec::new();
@@ -378,7 +390,7 @@ impl Region<'_> {
                         Action::On => power.start_database(db, &k.id).await,
                     };
                     if let Err(e) = r {
-                        self.failed(k, &e);
+                        self.failed(k, &e, last);
                     }
                 }
             }
@@ -396,16 +408,16 @@ impl Region<'_> {
                             kind: PowerKind::Instance,
                             id: id.clone(),
                         };
-                        self.failed(&k, &e);
+                        self.failed(&k, &e, last);
                     }
                 }
             }
         }
     }
 
-    fn failed(&mut self, k: &Key, e: &CloudError) {
+    fn failed(&mut self, k: &Key, e: &CloudError, last: bool) {
         if let Some(r) = self.rows.get_mut(k) {
-            r.result = "failed".into();
+            r.result = if last { "failed" } else { "call_failed" }.into();
             r.detail = e.to_string();
         }
     }
