@@ -743,4 +743,46 @@ mod tests {
         let now = t("2026-11-22T03:30:00Z");
         assert_eq!(a.next_due(now), Some(t("2026-11-22T04:00:00Z")));
     }
+
+    #[test]
+    fn a_group_acts_once_per_edge_and_looks_at_its_databases_hourly_while_off() {
+        let mut c = Config::default();
+        let group: lifeboat_schema::ResourceControlGroup =
+            serde_json::from_value(serde_json::json!({
+                "name": "nightly", "account": "dev", "mode": "on_off", "time_zone": "UTC",
+                "hibernate": false, "timeout_secs": 60, "rds": ["db"],
+                "windows": [{ "off": "mon 20:00", "on": "tue 07:00" }],
+            }))
+            .unwrap();
+        c.resource_control_groups.insert("nightly".into(), group);
+        let mut a = agenda(&c, policy(&[]));
+        let due = |a: &Agenda<'_>, at: &str| -> Vec<(Action, bool)> {
+            a.controls(t(at))
+                .into_iter()
+                .map(|d| (d.action, d.databases_only))
+                .collect()
+        };
+        // 2026-11-30 is a Monday. Never operated: what the windows say now.
+        assert_eq!(due(&a, "2026-11-30T12:00:00Z"), [(Action::On, false)]);
+        a.last
+            .insert(control::key("nightly"), t("2026-11-30T12:00:00Z"));
+        assert!(due(&a, "2026-11-30T19:59:00Z").is_empty());
+        assert_eq!(
+            a.next_control(t("2026-11-30T12:00:00Z")),
+            Some(t("2026-11-30T20:00:00Z"))
+        );
+        assert_eq!(due(&a, "2026-11-30T20:00:00Z"), [(Action::Off, false)]);
+        a.last
+            .insert(control::key("nightly"), t("2026-11-30T20:00:00Z"));
+        a.last
+            .insert(control::look_key("nightly"), t("2026-11-30T20:00:00Z"));
+        assert!(due(&a, "2026-11-30T20:30:00Z").is_empty());
+        assert_eq!(
+            a.next_control(t("2026-11-30T20:30:00Z")),
+            Some(t("2026-11-30T21:00:00Z"))
+        );
+        assert_eq!(due(&a, "2026-11-30T21:00:00Z"), [(Action::Off, true)]);
+        // Down from Monday night to Wednesday: one operation, Tuesday's on.
+        assert_eq!(due(&a, "2026-12-02T12:00:00Z"), [(Action::On, false)]);
+    }
 }
