@@ -455,6 +455,13 @@ impl Region<'_> {
                     }
                 }
             }
+            let still = self
+                .rows
+                .values()
+                .any(|r| r.result == "requested" || r.result == "retrying");
+            if !still {
+                return Vec::new();
+            }
             if std::time::Instant::now() >= deadline {
                 return self
                     .rows
