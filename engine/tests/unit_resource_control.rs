@@ -234,6 +234,8 @@ async fn unit_a_runner_down_over_edges_applies_the_current_state_once() {
     );
     let state = |f: &FakeCloud| f.world.lock().unwrap().instances["i-0000000a"].state;
     assert_eq!(state(&fake), InstanceState::Stopped);
+    // The runner's operations leave the serial (a saved plan stays good).
+    let serial = store.lock().unwrap().serial().unwrap();
     // Back on Thursday at noon: Tuesday's on, Wednesday's off and
     // Thursday's on were missed. The windows say on: one start, no stop.
     assert_eq!(
@@ -251,6 +253,7 @@ async fn unit_a_runner_down_over_edges_applies_the_current_state_once() {
     );
     let actions: Vec<String> = log(&store).into_iter().map(|r| r.action).collect();
     assert_eq!(actions, ["off", "on"]);
+    assert_eq!(store.lock().unwrap().serial().unwrap(), serial);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

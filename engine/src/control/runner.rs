@@ -45,13 +45,11 @@ impl Daemon<'_> {
             };
             // Remembered even when a target failed: the alert says so, and
             // the operation is not repeated until the next edge.
-            let recorded = self.store.lock().expect("store").transaction(|tx| {
-                tx.set_last_slot(&k, now, None)?;
-                if !c.databases_only {
-                    tx.set_last_slot(&look_key(&c.group), now, None)?;
-                }
-                Ok(())
-            });
+            let mut marks = vec![(k, now)];
+            if !c.databases_only {
+                marks.push((look_key(&c.group), now));
+            }
+            let recorded = self.store.lock().expect("store").mark_control(&marks);
             match (done, recorded) {
                 (Ok(outcome), Ok(())) => {
                     failed |= outcome.failed() > 0;

@@ -51,6 +51,23 @@ impl Store {
         Ok(())
     }
 
+    /// Records when the runner last ran an operation (or a database look)
+    /// of a group, under `key` beside the policies' last slots, in one
+    /// statement. The serial stays: a plan does not read it, and the
+    /// runner writes it without the state lock (a saved plan must not go
+    /// stale because a group acted).
+    pub fn mark_control(&mut self, marks: &[(String, DateTime<Utc>)]) -> StateResult<()> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        for (key, at) in marks {
+            tx.execute(
+                "INSERT OR REPLACE INTO policy_runs (policy, last_slot, last_backup) VALUES (?1, ?2, NULL)",
+                params![key, ts(*at)],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// Every operation row, oldest first.
     pub fn control_log(&self) -> StateResult<Vec<ControlRecord>> {
         let mut st = self
