@@ -368,3 +368,41 @@ async fn unit_a_refused_call_is_made_once_more_then_fails_naming_the_call() {
         rows[0].detail
     );
 }
+
+#[tokio::test]
+async fn unit_an_instance_whose_hibernation_is_refused_is_stopped_at_the_second_request() {
+    let config = config(
+        r#"
+  hibernate = true
+  instances = ["i-0000000a"]
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+"#,
+    );
+    let fake = fake_with(&["i-0000000a"]);
+    {
+        let mut w = fake.world.lock().unwrap();
+        w.power.hibernation.insert("i-0000000a".into());
+        w.power.hibernation_refused.insert("i-0000000a".into());
+    }
+    let (store, _dir) = store();
+    perform(&fake, &store, &config, Action::Off).await;
+    let rows = log(&store);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].action.as_str(), rows[0].result.as_str()),
+        ("off", "retried")
+    );
+    assert!(
+        rows[0]
+            .detail
+            .starts_with("hibernation refused, stopped instead: ec2:StopInstances failed"),
+        "{}",
+        rows[0].detail
+    );
+    let w = fake.world.lock().unwrap();
+    assert_eq!(w.instances["i-0000000a"].state, InstanceState::Stopped);
+    assert!(w.power.hibernated.is_empty());
+}

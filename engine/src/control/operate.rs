@@ -336,6 +336,12 @@ impl Region<'_> {
             .collect();
         for (k, _) in &left {
             if let Some(r) = self.rows.get_mut(k) {
+                // Hibernation refused (not enabled on the root volume, the
+                // instance not ready for it): the second request stops it.
+                if r.result == "call_failed" && r.action == "hibernate" {
+                    r.action = "off".into();
+                    r.detail = format!("hibernation refused, stopped instead: {}", r.detail);
+                }
                 if r.result == "requested" || r.result == "call_failed" {
                     r.result = "retrying".into();
                 }
@@ -377,12 +383,11 @@ impl Region<'_> {
         let mut stop = Vec::new();
         let mut hibernate = Vec::new();
         let mut start = Vec::new();
-        for (k, p) in targets {
+        for (k, _) in targets {
+            let hibernating = self.rows.get(k).is_some_and(|r| r.action == "hibernate");
             match (k.kind.db(), self.req.action) {
                 (None, Action::On) => start.push(k.id.clone()),
-                (None, Action::Off) if self.action_for(p) == "hibernate" => {
-                    hibernate.push(k.id.clone())
-                }
+                (None, Action::Off) if hibernating => hibernate.push(k.id.clone()),
                 (None, Action::Off) => stop.push(k.id.clone()),
                 (Some(db), action) => {
                     let r = match action {

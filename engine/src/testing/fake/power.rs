@@ -18,6 +18,9 @@ use crate::cloud::{
 pub struct PowerWorld {
     /// Instances launched with hibernation configured.
     pub hibernation: BTreeSet<String>,
+    /// Instances configured for hibernation whose hibernation AWS refuses
+    /// (an unencrypted root volume, an agent not ready).
+    pub hibernation_refused: BTreeSet<String>,
     /// Instances a StopInstances with `Hibernate` was asked of, in order.
     pub hibernated: Vec<String>,
     /// How many looks a stopped or started instance stays `stopping` or
@@ -144,7 +147,9 @@ impl Power for FakeEc2 {
     async fn stop_instances(&self, ids: &[String], hibernate: bool) -> CloudResult<()> {
         let mut w = self.enter("StopInstances", ids.first().map(String::as_str))?;
         for id in ids {
-            if hibernate && !w.power.hibernation.contains(id) {
+            if hibernate
+                && (!w.power.hibernation.contains(id) || w.power.hibernation_refused.contains(id))
+            {
                 return Err(self.refuse(
                     "ec2:StopInstances",
                     id,
