@@ -170,10 +170,11 @@ pub async fn status(
             continue;
         };
         let latest = timetable::latest_edge(g, now);
+        // An off_only group wants nothing between its edges: it only stops.
         let desired = match (g.mode, latest.map(|e| e.action)) {
-            (_, Some(Action::Off)) if g.mode == ControlMode::OnOff => Some(PowerState::Stopped),
+            (ControlMode::OnOff, Some(Action::Off)) => Some(PowerState::Stopped),
             (ControlMode::OnOff, Some(Action::On)) => Some(PowerState::Running),
-            _ => None,
+            (ControlMode::OffOnly, _) | (ControlMode::OnOff, None) => None,
         };
         let next = timetable::next_edge(g, now)
             .map(|e| format!("{} at {}", e.action.as_str(), e.at.to_rfc3339()));
