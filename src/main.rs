@@ -215,6 +215,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::iam::IamCommand,
     },
+    /// Resource control: `rc off|on GROUP` now, `rc status`, `rc log`.
+    Rc {
+        #[command(subcommand)]
+        command: cmd::rc::RcCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -362,5 +367,6 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Drill { name, json } => cmd::recover::drill(&load(&cli)?, name, *json).await,
         Command::Drills { json, csv } => cmd::recover::list(&load(&cli)?, *json, csv.as_deref()),
         Command::Iam { command } => cmd::iam::run(&load(&cli)?, command),
+        Command::Rc { command } => cmd::rc::run(&load(&cli)?, command).await,
     }
 }

@@ -39,6 +39,10 @@ pub enum Address {
     },
     /// `iam_role.ACCOUNT`: the DR role `manage_role` keeps in an account.
     IamRole { account: String },
+    /// `resource_control_group.GROUP.target["ID"]`: an instance or database
+    /// a resource-control group stops and starts (ID an instance id, or
+    /// `rds:NAME`, `aurora:NAME`).
+    ControlTarget { group: String, id: String },
 }
 
 impl Address {
@@ -113,6 +117,7 @@ impl Address {
             Address::VpcClone { .. } => "vpc_clone",
             Address::DrCopy { .. } => "dr_copy",
             Address::IamRole { .. } => "iam_role",
+            Address::ControlTarget { .. } => "control_target",
         }
     }
 }
@@ -133,6 +138,9 @@ impl fmt::Display for Address {
                 write!(f, "dr_copy.{policy}[{source:?}][{to:?}]")
             }
             Address::IamRole { account } => write!(f, "iam_role.{account}"),
+            Address::ControlTarget { group, id } => {
+                write!(f, "resource_control_group.{group}.target[{id:?}]")
+            }
         }
     }
 }
@@ -144,7 +152,7 @@ impl fmt::Display for ParseAddressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"], image[\"ID\"], db_snapshot[\"ID\"], db_cluster_snapshot[\"ID\"], vpc_clone.NAME, dr_copy.POLICY[\"SOURCE\"][\"REGION\"] or iam_role.ACCOUNT",
+            "{:?} is not an address; expected account.NAME, policy.NAME, policy.NAME.target[\"ID\"], backup.POLICY[\"ID\"], snapshot[\"ID\"], image[\"ID\"], db_snapshot[\"ID\"], db_cluster_snapshot[\"ID\"], vpc_clone.NAME, dr_copy.POLICY[\"SOURCE\"][\"REGION\"], iam_role.ACCOUNT or resource_control_group.GROUP.target[\"ID\"]",
             self.0
         )
     }
@@ -219,6 +227,18 @@ impl FromStr for Address {
                 Err(err())
             };
         }
+        if let Some(rest) = s.strip_prefix("resource_control_group.") {
+            let (head, id) = keyed(rest).ok_or_else(err)?;
+            let group = head.strip_suffix(".target").ok_or_else(err)?;
+            return if is_name(group) {
+                Ok(Address::ControlTarget {
+                    group: group.into(),
+                    id,
+                })
+            } else {
+                Err(err())
+            };
+        }
         if let Some(rest) = s.strip_prefix("dr_copy.") {
             let (head, to) = keyed_last(rest).ok_or_else(err)?;
             let (policy, source) = keyed(head).ok_or_else(err)?;
@@ -288,6 +308,8 @@ mod tests {
             "dr_copy.web[\"snap-0123\"][\"us-west-2\"]",
             "dr_copy.web[\"ami-0123\"][\"us-east-1:vault\"]",
             "iam_role.vault",
+            "resource_control_group.nightly.target[\"i-0123\"]",
+            "resource_control_group.nightly.target[\"rds:reporting\"]",
         ] {
             let a: Address = text.parse().unwrap();
             assert_eq!(a.to_string(), text);

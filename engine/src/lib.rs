@@ -34,6 +34,7 @@
 pub mod addr;
 pub mod backup;
 pub mod cloud;
+pub mod control;
 pub mod dr;
 pub mod failpoint;
 pub mod iam;

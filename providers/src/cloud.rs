@@ -319,6 +319,22 @@ impl Cloud for AwsCloud {
         )))
     }
 
+    /// The cached EC2 client and a new RDS one: an operation opens one per region.
+    async fn power(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn lifeboat_engine::cloud::power::Power>> {
+        let ec2 = self.ec2_client(account, region).await?;
+        let session = self.session(account).await;
+        let ctx = session.context(account, region);
+        let conf = aws_sdk_rds::config::Builder::from(&session.config)
+            .region(Region::new(region.to_owned()))
+            .build();
+        let rds = crate::rds::AwsRds::new(aws_sdk_rds::Client::from_conf(conf), ctx);
+        Ok(Arc::new(crate::power::AwsPower { ec2, rds }))
+    }
+
     /// Not cached: a capture reads each region once.
     async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
         let session = self.session(account).await;

@@ -45,6 +45,7 @@ mod error;
 mod iam;
 mod kms;
 mod launch;
+mod power;
 mod rds;
 mod sns;
 mod stacks;

@@ -11,6 +11,8 @@ use crate::diag::Location;
 
 mod recovery;
 pub use recovery::*;
+mod resource_control;
+pub use resource_control::*;
 
 /// One configuration: every `*.lb.hcl` file of a directory, merged.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -36,6 +38,10 @@ pub struct Config {
     /// empty, so configurations without scenarios keep their digest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recovery_scenarios: Vec<RecoveryScenario>,
+    /// `resource_control_group` blocks by name. Left out of the JSON when
+    /// empty, so configurations without groups keep their digest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_control_groups: BTreeMap<String, ResourceControlGroup>,
 }
 
 /// A policy renamed: `moved { from = policy.OLD  to = policy.NEW }`.

@@ -27,6 +27,7 @@ mod policy;
 mod recovery;
 mod recovery_order;
 mod recovery_step;
+mod resource_control;
 mod schedule;
 mod vpc_capture;
 mod vpc_clone;
@@ -44,6 +45,7 @@ const TOP_BLOCKS: &[&str] = &[
     "notifications",
     "moved",
     "recovery_scenario",
+    "resource_control_group",
 ];
 fn start<T: Span>(node: &T) -> usize {
     node.span().map_or(0, |r| r.start)
@@ -621,6 +623,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     let mut notifications: Vec<(usize, &Block)> = Vec::new();
     let mut moves: Vec<(usize, &Block)> = Vec::new();
     let mut scenarios: Vec<(usize, &Block)> = Vec::new();
+    let mut control_groups: Vec<(usize, &Block)> = Vec::new();
     for (i, (src, body)) in files.iter().enumerate() {
         let scope = d.scope(src, body, "a configuration".into(), 0, &[], TOP_BLOCKS);
         debug_assert!(scope.attrs.is_empty());
@@ -634,6 +637,7 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
                 "notifications" => notifications.push((i, b)),
                 "moved" => moves.push((i, b)),
                 "recovery_scenario" => scenarios.push((i, b)),
+                "resource_control_group" => control_groups.push((i, b)),
                 _ => policies.push((i, b)),
             }
         }
@@ -681,6 +685,8 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
             declared_clones: &vpc_clone::declared_labels(&vpc_clones),
         },
     );
+    config.resource_control_groups =
+        resource_control::decode_groups(&mut d, files, &control_groups, &declared);
     config.accounts = declared
         .into_iter()
         .map(|(name, a)| (name, a.account))

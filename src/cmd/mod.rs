@@ -14,6 +14,7 @@ pub mod graph;
 pub mod iam;
 pub mod import;
 pub mod plan;
+pub mod rc;
 pub mod recover;
 pub mod restore;
 pub mod run;

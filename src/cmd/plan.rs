@@ -93,7 +93,17 @@ pub async fn make_from(
     clone_sources: BTreeMap<String, CloneSource>,
 ) -> Result<Plan> {
     let observed = observe(ws, state, clone_sources).await?;
-    Ok(planner::plan(&ws.config, state, &observed, ws.now)?)
+    let mut plan = planner::plan(&ws.config, state, &observed, ws.now)?;
+    if !ws.config.resource_control_groups.is_empty() {
+        let cloud = cloud(ws).await?;
+        match lifeboat_engine::control::drift(&cloud, &ws.config, ws.now).await {
+            Ok(power) => plan.power = power,
+            Err(e) => plan
+                .warnings
+                .push(format!("resource-control targets not looked at: {e}")),
+        }
+    }
+    Ok(plan)
 }
 
 /// What live AWS has for the plan: targets and snapshots, and for VPC

@@ -185,6 +185,10 @@ impl Log {
                 json!({ "account": account, "error": error }),
             ),
             RunEvent::Drill(d) => self.drill(at, d),
+            RunEvent::Control(o) => self.control(at, o),
+            RunEvent::ControlFailed { group, error } => {
+                self.event(at, "control_error", json!({ "group": group, "error": error }))
+            }
             RunEvent::SummarySent => self.event(at, "daily_summary", json!({})),
             RunEvent::SummaryFailed { error } => {
                 self.event(at, "notify_error", json!({ "error": error }))
@@ -192,6 +196,30 @@ impl Log {
             RunEvent::NextRun(next) => self.event(at, "next_run", json!({ "at": stamp(*next) })),
             RunEvent::LeaseLost(e) => eprintln!("Error: {e}"),
             RunEvent::RunnerStopped => self.event(at, "runner_stop", json!({})),
+        }
+    }
+
+    /// One `control` line per target of a resource-control operation.
+    fn control(&self, at: DateTime<Utc>, o: &lifeboat_engine::control::Outcome) {
+        for r in &o.rows {
+            self.event(
+                at,
+                "control",
+                json!({
+                    "group": r.group,
+                    "target": r.target,
+                    "action": r.action,
+                    "result": r.result,
+                    "detail": r.detail,
+                }),
+            );
+        }
+        if let Some(a) = &o.alert {
+            self.event(
+                at,
+                "control_alert",
+                json!({ "group": o.group, "message": a }),
+            );
         }
     }
 

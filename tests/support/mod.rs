@@ -20,6 +20,7 @@
 
 pub mod network;
 pub mod placed;
+pub mod power;
 pub mod restored;
 pub mod targets;
 pub mod topic;

@@ -192,4 +192,13 @@ impl Cloud for CheckedCloud {
         self.verified(account).await?;
         self.inner.databases(account, region).await
     }
+
+    async fn power(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn super::power::Power>> {
+        self.verified(account).await?;
+        self.inner.power(account, region).await
+    }
 }

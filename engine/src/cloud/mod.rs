@@ -9,6 +9,7 @@ pub mod copy;
 pub mod iam;
 pub mod identity;
 pub mod network;
+pub mod power;
 pub mod restore;
 
 use std::collections::BTreeMap;
@@ -668,6 +669,18 @@ pub trait Cloud: Send + Sync {
             ..refused(
                 "rds:RestoreDBInstanceFromDBSnapshot",
                 "this cloud does not restore databases",
+            )
+        })
+    }
+
+    /// Resource control's calls for `account` in `region`. The default refuses.
+    async fn power(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn power::Power>> {
+        Err(CloudError {
+            account: account.name.clone(),
+            region: region.to_string(),
+            ..refused(
+                "ec2:StopInstances",
+                "this cloud does not stop or start resources",
             )
         })
     }

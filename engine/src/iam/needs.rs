@@ -70,6 +70,12 @@ pub enum Feature {
     Restore,
     /// Restoring RDS instances and Aurora clusters from their snapshots.
     RestoreDatabases,
+    /// `resource_control_group` instances: stopped, hibernated, started.
+    ControlInstances,
+    /// `resource_control_group` RDS instances.
+    ControlDatabases,
+    /// `resource_control_group` Aurora clusters.
+    ControlClusters,
 }
 
 /// Every action the providers call, by the feature that calls it.
@@ -281,6 +287,30 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "rds:ModifyDBClusterSnapshotAttribute",
         ],
     ),
+    (
+        Feature::ControlInstances,
+        &[
+            "ec2:DescribeInstances",
+            "ec2:StopInstances",
+            "ec2:StartInstances",
+        ],
+    ),
+    (
+        Feature::ControlDatabases,
+        &[
+            "rds:DescribeDBInstances",
+            "rds:StopDBInstance",
+            "rds:StartDBInstance",
+        ],
+    ),
+    (
+        Feature::ControlClusters,
+        &[
+            "rds:DescribeDBClusters",
+            "rds:StopDBCluster",
+            "rds:StartDBCluster",
+        ],
+    ),
 ];
 
 /// The actions of one feature.
@@ -361,6 +391,18 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
             u.entry(Feature::VpcCloneUpload)
                 .or_default()
                 .insert(format!("arn:{part}:s3:::{b}/*"));
+        }
+    }
+    for g in config.resource_control_groups.values() {
+        let u = out.entry(g.account.clone()).or_default();
+        if !(g.instances.is_empty() && g.selectors.is_empty()) {
+            all(u, Feature::ControlInstances);
+        }
+        if !g.rds.is_empty() {
+            all(u, Feature::ControlDatabases);
+        }
+        if !g.aurora.is_empty() {
+            all(u, Feature::ControlClusters);
         }
     }
     if let Some(n) = &config.notifications {

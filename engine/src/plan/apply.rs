@@ -326,6 +326,11 @@ impl Executor {
                 })
             }
             (Address::DrCopy { .. }, _) => self.dr_copy(c).await,
+            // Power states are acted on by run mode and `rc`, never by apply.
+            (Address::ControlTarget { .. }, _) => Err(ApplyError::NotApplicable {
+                action: c.action,
+                address: c.address.clone(),
+            }),
             (
                 Address::Account { .. }
                 | Address::Policy { .. }

@@ -150,6 +150,11 @@ pub struct Plan {
     /// `removed_with_backups`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_copies: Vec<String>,
+    /// Resource-control targets whose power state disagrees with their
+    /// group's windows: shown, never applied (run mode and `lifeboat rc`
+    /// act on them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub power: Vec<crate::control::PowerDrift>,
 }
 
 impl Plan {
@@ -174,6 +179,7 @@ impl Plan {
             warnings,
             removed_with_backups: Vec::new(),
             removed_copies: Vec::new(),
+            power: Vec::new(),
         }
     }
 

@@ -276,6 +276,16 @@ async fn observe_region(
     Ok(obs)
 }
 
+/// The one server-side filter of a tag selector: the tag key with its value
+/// (a trailing `*` passes through as EC2's wildcard), or any value of the
+/// key. Plan and resource control list members with it.
+pub(crate) fn selector_query(sel: &TagSelector) -> Query {
+    Query {
+        ids: vec![],
+        tags: vec![(sel.tag.clone(), sel.value.iter().cloned().collect())],
+    }
+}
+
 /// The instances and volumes the configuration and state name: selectors
 /// first, then by id those the selectors did not return.
 async fn observe_targets(
@@ -284,10 +294,7 @@ async fn observe_targets(
     obs: &mut Observation,
 ) -> Result<(), CloudError> {
     for sel in &w.selectors {
-        let q = Query {
-            ids: vec![],
-            tags: vec![(sel.tag.clone(), sel.value.iter().cloned().collect())],
-        };
+        let q = selector_query(sel);
         for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
             obs.instances.insert(i.id.clone(), i);
         }

@@ -227,6 +227,30 @@ fn copies_banner(plan: &Plan) -> Option<String> {
     ))
 }
 
+/// Resource-control targets out of step with their windows, for people:
+/// not changes (apply does not act on them), so shown apart.
+fn power_lines(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.power.is_empty() {
+        return out;
+    }
+    out.push_str("Resource control (acted on by the runner or `lifeboat rc`, not by apply):\n\n");
+    for d in &plan.power {
+        let next = d
+            .next
+            .as_deref()
+            .map_or(String::new(), |n| format!("; next edge: {n}"));
+        writeln!(
+            out,
+            "  ~ {} ({} -> {}{next})",
+            d.address, d.actual, d.desired
+        )
+        .unwrap();
+    }
+    out.push('\n');
+    out
+}
+
 /// The terminal view: control changes, then the backup data that will be
 /// deleted in a section of its own, then catalog drift and warnings.
 pub fn human(plan: &Plan) -> String {
@@ -240,6 +264,7 @@ pub fn human(plan: &Plan) -> String {
     if !plan.warnings.is_empty() {
         out.push('\n');
     }
+    out.push_str(&power_lines(plan));
     if plan.is_empty() {
         out.push_str("No changes. Configuration, state and AWS agree.\n");
         return out;
@@ -331,6 +356,14 @@ pub fn human(plan: &Plan) -> String {
 /// The pull-request view.
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::from("### Lifeboat plan\n\n");
+    for d in &plan.power {
+        writeln!(
+            out,
+            "> [!NOTE]\n> `{}` is {}, its windows say {} (run mode acts on it, not apply)\n",
+            d.address, d.actual, d.desired
+        )
+        .unwrap();
+    }
     if plan.is_empty() {
         out.push_str("No changes. Configuration, state and AWS agree.\n");
         return out;

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use lifeboat_schema::{Config, Schedule, VpcCapture};
 
+use crate::control::{self, Action};
 use crate::runmode::attempt::Trigger;
 use crate::runmode::schedule;
 use crate::state::model::PolicyState;
@@ -72,6 +73,15 @@ pub const DRILL_LOOK: Duration = Duration::minutes(5);
 /// start (the state keeps drills in their own table).
 pub fn drill_key(scenario: &str) -> String {
     format!("recovery_scenario.{scenario}.drill")
+}
+
+/// A resource-control operation that should run now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlDue {
+    pub group: String,
+    pub action: Action,
+    /// The periodic look at an off group's databases, not an edge.
+    pub databases_only: bool,
 }
 
 /// A policy that should run now, for `slot`.
@@ -372,10 +382,62 @@ impl Agenda<'_> {
         })
     }
 
+    /// The resource-control operations due at `now`: a group whose latest
+    /// window edge came after its last operation (or that never operated)
+    /// applies what that edge says, once, however many edges a runner that
+    /// was down missed; a group that is off, with databases, looks at them
+    /// every [`control::DATABASE_LOOK`].
+    pub fn controls(&self, now: DateTime<Utc>) -> Vec<ControlDue> {
+        let mut out = Vec::new();
+        for (name, g) in &self.config.resource_control_groups {
+            let Some(edge) = control::timetable::latest_edge(g, now) else {
+                continue;
+            };
+            let last = self.last_before(&control::key(name), now);
+            if last.is_none_or(|l| edge.at > l) {
+                out.push(ControlDue {
+                    group: name.clone(),
+                    action: edge.action,
+                    databases_only: false,
+                });
+                continue;
+            }
+            let has_databases = !(g.rds.is_empty() && g.aurora.is_empty());
+            let looked = self.last_before(&control::look_key(name), now);
+            // As for captures: the last look is stamped when its step
+            // began, which may be a little later than the next step's.
+            let look_due = looked.is_none_or(|l| l + control::DATABASE_LOOK - CAPTURE_SLACK <= now);
+            if edge.action == Action::Off && has_databases && look_due {
+                out.push(ControlDue {
+                    group: name.clone(),
+                    action: Action::Off,
+                    databases_only: true,
+                });
+            }
+        }
+        out
+    }
+
+    /// When the next resource-control operation or database look comes due.
+    pub fn next_control(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut next = Vec::new();
+        for (name, g) in &self.config.resource_control_groups {
+            next.extend(control::timetable::next_edge(g, now).map(|e| e.at));
+            let off =
+                control::timetable::latest_edge(g, now).is_some_and(|e| e.action == Action::Off);
+            if off && !(g.rds.is_empty() && g.aurora.is_empty()) {
+                let looked = self.last_before(&control::look_key(name), now);
+                next.push(looked.map_or(now, |l| (l + control::DATABASE_LOOK).max(now)));
+            }
+        }
+        next.into_iter().min()
+    }
+
     /// When the next thing of any kind comes due: a slot, a retry, a
     /// capture, a secured check or the daily summary.
     pub fn next_due(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         [
+            self.next_control(now),
             self.next_run(now),
             self.next_capture(now),
             self.next_secured_check(now),
@@ -680,5 +742,47 @@ mod tests {
         assert_eq!(a.next_due(now), Some(t("2026-11-22T03:00:00Z")));
         let now = t("2026-11-22T03:30:00Z");
         assert_eq!(a.next_due(now), Some(t("2026-11-22T04:00:00Z")));
+    }
+
+    #[test]
+    fn a_group_acts_once_per_edge_and_looks_at_its_databases_hourly_while_off() {
+        let mut c = Config::default();
+        let group: lifeboat_schema::ResourceControlGroup =
+            serde_json::from_value(serde_json::json!({
+                "name": "nightly", "account": "dev", "mode": "on_off", "time_zone": "UTC",
+                "hibernate": false, "timeout_secs": 60, "rds": ["db"],
+                "windows": [{ "off": "mon 20:00", "on": "tue 07:00" }],
+            }))
+            .unwrap();
+        c.resource_control_groups.insert("nightly".into(), group);
+        let mut a = agenda(&c, policy(&[]));
+        let due = |a: &Agenda<'_>, at: &str| -> Vec<(Action, bool)> {
+            a.controls(t(at))
+                .into_iter()
+                .map(|d| (d.action, d.databases_only))
+                .collect()
+        };
+        // 2026-11-30 is a Monday. Never operated: what the windows say now.
+        assert_eq!(due(&a, "2026-11-30T12:00:00Z"), [(Action::On, false)]);
+        a.last
+            .insert(control::key("nightly"), t("2026-11-30T12:00:00Z"));
+        assert!(due(&a, "2026-11-30T19:59:00Z").is_empty());
+        assert_eq!(
+            a.next_control(t("2026-11-30T12:00:00Z")),
+            Some(t("2026-11-30T20:00:00Z"))
+        );
+        assert_eq!(due(&a, "2026-11-30T20:00:00Z"), [(Action::Off, false)]);
+        a.last
+            .insert(control::key("nightly"), t("2026-11-30T20:00:00Z"));
+        a.last
+            .insert(control::look_key("nightly"), t("2026-11-30T20:00:00Z"));
+        assert!(due(&a, "2026-11-30T20:30:00Z").is_empty());
+        assert_eq!(
+            a.next_control(t("2026-11-30T20:30:00Z")),
+            Some(t("2026-11-30T21:00:00Z"))
+        );
+        assert_eq!(due(&a, "2026-11-30T21:00:00Z"), [(Action::Off, true)]);
+        // Down from Monday night to Wednesday: one operation, Tuesday's on.
+        assert_eq!(due(&a, "2026-12-02T12:00:00Z"), [(Action::On, false)]);
     }
 }

@@ -125,6 +125,13 @@ pub enum RunEvent {
     },
     /// A drill of a recovery scenario started, ended or was cleaned up.
     Drill(crate::runmode::drills::DrillEvent),
+    /// A resource-control operation ran (each target's row).
+    Control(Box<crate::control::Outcome>),
+    /// A resource-control operation could not be recorded.
+    ControlFailed {
+        group: String,
+        error: String,
+    },
     SummarySent,
     SummaryFailed {
         error: String,
@@ -526,8 +533,8 @@ impl Running<'_, '_> {
         }
         let now = d.clock.now();
         let stopping = d.stopped() || d.mode.until.is_some_and(|u| now >= u);
-        let (mut dues, captures, checks, drills) = if stopping {
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new())
+        let (mut dues, captures, checks, drills, controls) = if stopping {
+            Default::default()
         } else {
             let agenda = self.runner.agenda()?;
             (
@@ -535,6 +542,7 @@ impl Running<'_, '_> {
                 agenda.captures(now),
                 agenda.secured_checks(now),
                 agenda.drills(now),
+                agenda.controls(now),
             )
         };
         let held = self.lock.lock().expect("held lock").is_some();
@@ -556,6 +564,9 @@ impl Running<'_, '_> {
             if d.capture(&captures, now).await {
                 self.worst = Exit::Failed;
             }
+        }
+        if d.control(&controls, now).await {
+            self.worst = Exit::Failed;
         }
         if d.check_secured(&checks, now).await {
             self.worst = Exit::Failed;

@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 mod catalog;
+mod control;
+pub use control::ControlRecord;
 mod dr;
 mod drill;
 pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};

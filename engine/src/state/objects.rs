@@ -37,7 +37,8 @@ pub fn check_value(addr: &Address, value: &serde_json::Value) -> StateResult<()>
         | Address::DbSnapshot { .. }
         | Address::DbClusterSnapshot { .. }
         | Address::VpcClone { .. }
-        | Address::DrCopy { .. } => Ok(()),
+        | Address::DrCopy { .. }
+        | Address::ControlTarget { .. } => Ok(()),
     }
 }
 

@@ -283,6 +283,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (artifact_id, region, shared_with, holder));
      CREATE INDEX share_holds_by_holder ON share_holds (holder);
      ALTER TABLE restores ADD COLUMN holder TEXT;",
+    // version 18: resource control: one row per target of each operation of a group
+    // (stop, hibernate, start), with when it was asked and verified
+    "CREATE TABLE control_operations (
+        id INTEGER PRIMARY KEY, grp TEXT NOT NULL, target TEXT NOT NULL,
+        action TEXT NOT NULL, requested TEXT NOT NULL, verified TEXT,
+        result TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');",
 ];
 
 impl Store {

@@ -13,6 +13,7 @@ use crate::state::model::glob_match;
 
 mod copies;
 pub mod iam;
+pub mod power;
 mod restore;
 mod services;
 
@@ -141,6 +142,8 @@ pub struct World {
     /// The looks each instance launched from now on gets in
     /// [`World::instance_health`] (empty: `ok` at once).
     pub launch_health: Vec<(String, String)>,
+    /// Resource control: hibernation, instances changing, databases.
+    pub power: power::PowerWorld,
     /// What each RunInstances / CreateVolume client token made.
     client_tokens: BTreeMap<String, String>,
     next: u64,
@@ -299,6 +302,14 @@ impl Cloud for FakeCloud {
         account: &Account,
         region: &str,
     ) -> CloudResult<Arc<dyn crate::cloud::restore::Databases>> {
+        Ok(Arc::new(self.client(account, region)?))
+    }
+
+    async fn power(
+        &self,
+        account: &Account,
+        region: &str,
+    ) -> CloudResult<Arc<dyn crate::cloud::power::Power>> {
         Ok(Arc::new(self.client(account, region)?))
     }
 

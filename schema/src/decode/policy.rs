@@ -247,7 +247,12 @@ fn policy_targets(
 }
 
 /// `select { tag  value }`: adds its selector unless the policy has it already.
-fn select_block(d: &mut Decoder, scope: &Scope<'_>, b: &Block, selectors: &mut Vec<TagSelector>) {
+pub(super) fn select_block(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    b: &Block,
+    selectors: &mut Vec<TagSelector>,
+) {
     let src = scope.src;
     d.no_labels(src, b);
     let sel = d.scope(

@@ -138,7 +138,12 @@ fn decode_schedule(
 
 /// `time_zone`: UTC when left out, so that a schedule without one still
 /// decodes; a problem with it clears `ok`.
-fn decode_time_zone(d: &mut Decoder, src: &Source, scope: &Scope<'_>, ok: &mut bool) -> Tz {
+pub(super) fn decode_time_zone(
+    d: &mut Decoder,
+    src: &Source,
+    scope: &Scope<'_>,
+    ok: &mut bool,
+) -> Tz {
     match d.string(scope, "time_zone", false) {
         None => {
             // Present but not a string: already reported.

@@ -1,0 +1,200 @@
+//! Resource control: the `resource_control_group` blocks' instances and
+//! databases stopped (or hibernated) and started on a weekly timetable.
+//!
+//! - `timetable.rs`: the window edges as instants, pure (time zones, DST).
+//! - `operate.rs`: one operation (find the targets, call, verify within
+//!   the timeout, ask once more, say which failed).
+//! - here: an operation recorded (the operations log, alerts), and the
+//!   status of each target (`lifeboat rc status`).
+//!
+//! What is due, and when, is the run mode's agenda's to say
+//! (`runmode::agenda`: [`Agenda::controls`](crate::runmode::agenda::Agenda::controls)).
+
+pub mod operate;
+mod runner;
+pub mod timetable;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use lifeboat_schema::{Config, ControlMode};
+use serde::{Deserialize, Serialize};
+
+use crate::addr::Address;
+
+use crate::cloud::power::{PowerKind, PowerState};
+use crate::cloud::Cloud;
+use crate::runmode::notify;
+use crate::state::{SharedStore, StateError};
+pub use operate::{Now, Outcome, Request};
+pub use timetable::Action;
+
+/// How often, while a group is off, its databases are looked at: AWS
+/// starts a database that was stopped for seven days, and the look stops
+/// it again.
+pub const DATABASE_LOOK: Duration = Duration::hours(1);
+
+/// Time between two looks while an operation waits for its targets.
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The key under which the state remembers a group's last operation run
+/// by the runner, beside the policies' last slots.
+pub fn key(group: &str) -> String {
+    format!("resource_control_group.{group}")
+}
+
+/// The key of a group's last look at its databases.
+pub fn look_key(group: &str) -> String {
+    format!("resource_control_group.{group}.look")
+}
+
+/// Performs an operation and records it: its rows in the operations log,
+/// and an alert (published when notifications are configured) when a
+/// target failed; a clean operation closes the group's open alert.
+pub async fn perform(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    config: &Config,
+    group: &str,
+    req: Request,
+    now: Now<'_>,
+) -> Result<Outcome, StateError> {
+    let outcome = operate::operate(cloud, config, group, req, now).await;
+    let at = now();
+    let owner = key(group);
+    let opened = {
+        let mut s = store.lock().expect("store");
+        s.record_control(&outcome.rows)?;
+        match &outcome.alert {
+            Some(message) => s.open_policy_alert(&owner, at, message)?,
+            None => {
+                if !req.databases_only {
+                    s.close_policy_alerts(&owner, None, at)?;
+                }
+                None
+            }
+        }
+    };
+    if let (Some(n), Some(a)) = (&config.notifications, opened) {
+        let text = format!(
+            "ALERT OPENED\n{owner}\nalert: {}\nopened: {}\nreason: {}\n",
+            a.id,
+            a.opened.to_rfc3339(),
+            a.message
+        );
+        let subject = format!("Lifeboat alert opened: {owner}");
+        // The alert is in the state either way; a failed publish is said
+        // by the runner's next summary, not a failed operation.
+        let _ = notify::publish(cloud, store, n, &subject, &text).await;
+    }
+    Ok(outcome)
+}
+
+/// A target whose power state disagrees with its group's windows, as the
+/// plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerDrift {
+    pub address: Address,
+    /// As AWS reports it.
+    pub actual: String,
+    /// What the windows say now.
+    pub desired: String,
+    /// The next edge: `off at …` or `on at …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// The targets of every group whose power state disagrees with the
+/// windows now (list calls only, as everything plan reads).
+pub async fn drift(
+    cloud: &Arc<dyn Cloud>,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<PowerDrift>, crate::cloud::CloudError> {
+    Ok(status(cloud, config, None, now)
+        .await?
+        .into_iter()
+        .filter(|s| s.differs)
+        .map(|s| PowerDrift {
+            address: Address::ControlTarget {
+                group: s.group,
+                id: match s.kind {
+                    Some(PowerKind::Instance) | None => s.id,
+                    Some(k) => format!("{}:{}", k.as_str(), s.id),
+                },
+            },
+            actual: s.actual,
+            desired: s.desired,
+            next: s.next,
+        })
+        .collect())
+}
+
+/// One target's line of `lifeboat rc status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetStatus {
+    pub group: String,
+    pub region: String,
+    /// `instance i-…`, `rds NAME`, `aurora NAME`.
+    pub target: String,
+    #[serde(skip)]
+    pub kind: Option<PowerKind>,
+    #[serde(skip)]
+    pub id: String,
+    /// What the windows say now: `running` or `stopped`; `-` in `off_only`
+    /// mode between edges (the group only stops).
+    pub desired: String,
+    /// As AWS reports it (`running`, `stopping`, `stopped`, `available`,
+    /// `not found`, ...).
+    pub actual: String,
+    /// Whether actual and desired disagree.
+    pub differs: bool,
+    /// The next edge: `off at …` or `on at …`.
+    pub next: Option<String>,
+}
+
+/// Every target of every group (or of `only`), as AWS reports it now,
+/// with what the windows want and the next operation.
+pub async fn status(
+    cloud: &Arc<dyn Cloud>,
+    config: &Config,
+    only: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<TargetStatus>, crate::cloud::CloudError> {
+    let mut out = Vec::new();
+    for (name, g) in &config.resource_control_groups {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let Some(account) = config.accounts.get(&g.account) else {
+            continue;
+        };
+        let latest = timetable::latest_edge(g, now);
+        // An off_only group wants nothing between its edges: it only stops.
+        let desired = match (g.mode, latest.map(|e| e.action)) {
+            (ControlMode::OnOff, Some(Action::Off)) => Some(PowerState::Stopped),
+            (ControlMode::OnOff, Some(Action::On)) => Some(PowerState::Running),
+            (ControlMode::OffOnly, _) | (ControlMode::OnOff, None) => None,
+        };
+        let next = timetable::next_edge(g, now)
+            .map(|e| format!("{} at {}", e.action.as_str(), e.at.to_rfc3339()));
+        for (region, listed) in operate::regions(g, account) {
+            let power = cloud.power(account, &region).await?;
+            let seen = operate::observe(power.as_ref(), g, listed, false).await?;
+            for ((kind, id), p) in seen {
+                out.push(TargetStatus {
+                    group: name.clone(),
+                    region: region.clone(),
+                    target: format!("{} {id}", kind.as_str()),
+                    kind: Some(kind),
+                    id: id.clone(),
+                    desired: desired.map_or("-", PowerState::as_str).to_string(),
+                    actual: p.detail.clone(),
+                    differs: desired.is_some_and(|d| d != p.state),
+                    next: next.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,491 @@
+//! One operation of a group: find its targets (the listed ones, and the
+//! members its `select` blocks find now), stop, hibernate or start those
+//! not in the state asked for, verify within the group's `timeout`, ask
+//! once more for those that did not get there, and say which failed.
+//!
+//! Every target gets a row in the operations log, so a failed night can be
+//! read back target by target.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::{Account, AutoRemove, Config, ResourceControlGroup};
+
+use crate::cloud::power::{Power, PowerKind, PowerState, Powered};
+use crate::cloud::{collect_chunked, collect_pages, Cloud, CloudError, Query, FILTER_CHUNK};
+use crate::control::timetable::Action;
+use crate::plan::observe::selector_query;
+use crate::state::ControlRecord;
+
+/// The instant an operation reads when it logs a row.
+pub type Now<'a> = &'a (dyn Fn() -> DateTime<Utc> + Send + Sync);
+
+/// What an operation is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    pub action: Action,
+    /// The periodic look of an off period: only databases found running
+    /// again (AWS starts a database stopped for seven days) are stopped,
+    /// and only they are logged.
+    pub databases_only: bool,
+    /// Time between two looks while waiting.
+    pub poll: std::time::Duration,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub group: String,
+    pub action: Action,
+    /// One row per target looked at.
+    pub rows: Vec<ControlRecord>,
+    /// Why an alert should open: targets that failed, or listed ones gone
+    /// under `auto_remove_targets = "alert"`.
+    pub alert: Option<String>,
+}
+
+impl Outcome {
+    pub fn failed(&self) -> usize {
+        self.rows.iter().filter(|r| r.result == "failed").count()
+    }
+}
+
+/// A group's target in one region.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    kind: PowerKind,
+    id: String,
+}
+
+impl Key {
+    fn name(&self) -> String {
+        format!("{} {}", self.kind.as_str(), self.id)
+    }
+}
+
+/// The regions a group acts in, with the targets listed in each: the
+/// listed targets are in the group's `region` (or the account's only one),
+/// and `select` looks in that region or, without one, in all the account's.
+pub fn regions(g: &ResourceControlGroup, account: &Account) -> BTreeMap<String, bool> {
+    let listed = g
+        .region
+        .clone()
+        .or_else(|| account.regions.first().cloned());
+    let mut out = BTreeMap::new();
+    if !(g.instances.is_empty() && g.rds.is_empty() && g.aurora.is_empty()) {
+        out.extend(listed.clone().map(|r| (r, true)));
+    }
+    if !g.selectors.is_empty() {
+        match &g.region {
+            Some(r) => {
+                out.entry(r.clone()).or_insert(false);
+            }
+            None => {
+                for r in &account.regions {
+                    out.entry(r.clone()).or_insert(false);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every target of `g` in one region, as AWS reports it now: listed ones
+/// it does not report are [`PowerState::Gone`]. One filtered describe per
+/// selector and per kind of listed id (by 200 ids).
+pub async fn observe(
+    power: &dyn Power,
+    g: &ResourceControlGroup,
+    listed_here: bool,
+    databases_only: bool,
+) -> Result<BTreeMap<(PowerKind, String), Powered>, CloudError> {
+    let mut out = BTreeMap::new();
+    let mut put = |p: Powered| {
+        out.insert((p.kind, p.id.clone()), p);
+    };
+    if !databases_only {
+        for sel in &g.selectors {
+            let q = selector_query(sel);
+            for p in collect_pages(|t| power.instances_power(&q, t)).await? {
+                // A terminated member has left the group; it is no target.
+                if p.state != PowerState::Gone {
+                    put(p);
+                }
+            }
+        }
+    }
+    if !listed_here {
+        return Ok(out);
+    }
+    let mut listed: Vec<(PowerKind, &[String])> =
+        vec![(PowerKind::Rds, &g.rds), (PowerKind::Aurora, &g.aurora)];
+    if !databases_only {
+        listed.push((PowerKind::Instance, &g.instances));
+    }
+    for (kind, ids) in listed {
+        let found = match kind.db() {
+            None => {
+                collect_chunked(ids, |c, t| {
+                    let q = Query {
+                        ids: c.to_vec(),
+                        tags: vec![],
+                    };
+                    async move { power.instances_power(&q, t).await }
+                })
+                .await?
+            }
+            Some(db) => {
+                collect_chunked(
+                    ids,
+                    |c, t| async move { power.databases_power(db, c, t).await },
+                )
+                .await?
+            }
+        };
+        let mut found: BTreeMap<String, Powered> =
+            found.into_iter().map(|p| (p.id.clone(), p)).collect();
+        for id in ids {
+            put(found.remove(id).unwrap_or_else(|| Powered {
+                id: id.clone(),
+                kind,
+                state: PowerState::Gone,
+                detail: "not found".into(),
+                hibernation: false,
+                tags: Default::default(),
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// The state an action leaves a target in.
+fn goal(action: Action) -> PowerState {
+    match action {
+        Action::Off => PowerState::Stopped,
+        Action::On => PowerState::Running,
+    }
+}
+
+/// Performs one operation of group `name` in every region it acts in.
+pub async fn operate(
+    cloud: &Arc<dyn Cloud>,
+    config: &Config,
+    name: &str,
+    req: Request,
+    now: Now<'_>,
+) -> Outcome {
+    let g = &config.resource_control_groups[name];
+    let mut out = Outcome {
+        group: name.to_string(),
+        action: req.action,
+        rows: Vec::new(),
+        alert: None,
+    };
+    let Some(account) = config.accounts.get(&g.account) else {
+        return out;
+    };
+    let mut gone = Vec::new();
+    for (region, listed_here) in regions(g, account) {
+        let mut op = Region {
+            g,
+            req,
+            now,
+            rows: BTreeMap::new(),
+        };
+        match cloud.power(account, &region).await {
+            Ok(power) => op.run(power.as_ref(), listed_here, &mut gone).await,
+            Err(e) => op.fail_region(&region, &e),
+        }
+        out.rows.extend(op.rows.into_values());
+    }
+    let failed: Vec<&str> = out
+        .rows
+        .iter()
+        .filter(|r| r.result == "failed")
+        .map(|r| r.target.as_str())
+        .collect();
+    let mut why = Vec::new();
+    if !failed.is_empty() {
+        why.push(format!(
+            "{} failed for {}",
+            req.action.as_str(),
+            failed.join(", ")
+        ));
+    }
+    if g.auto_remove_targets == AutoRemove::Alert && !gone.is_empty() {
+        why.push(format!("gone from AWS: {}", gone.join(", ")));
+    }
+    if !why.is_empty() {
+        out.alert = Some(format!(
+            "resource_control_group {name:?}: {}",
+            why.join("; ")
+        ));
+    }
+    out
+}
+
+/// One region's part of an operation.
+struct Region<'a> {
+    g: &'a ResourceControlGroup,
+    req: Request,
+    now: Now<'a>,
+    rows: BTreeMap<Key, ControlRecord>,
+}
+
+impl Region<'_> {
+    fn row(&mut self, key: &Key, action: &str, result: &str, detail: String) {
+        let now = (self.now)();
+        let verified = matches!(result, "already").then_some(now);
+        self.rows.insert(
+            key.clone(),
+            ControlRecord {
+                group: self.g.name.clone(),
+                target: key.name(),
+                action: action.to_string(),
+                requested: now,
+                verified,
+                result: result.to_string(),
+                detail,
+            },
+        );
+    }
+
+    fn fail_region(&mut self, region: &str, e: &CloudError) {
+        let key = Key {
+            kind: PowerKind::Instance,
+            id: format!("(region {region})"),
+        };
+        let action = self.req.action.as_str();
+        self.row(&key, action, "failed", e.to_string());
+    }
+
+    async fn run(&mut self, power: &dyn Power, listed_here: bool, gone: &mut Vec<String>) {
+        let seen = match observe(power, self.g, listed_here, self.req.databases_only).await {
+            Ok(s) => s,
+            Err(e) => return self.fail_region(&e.region.clone(), &e),
+        };
+        let goal = goal(self.req.action);
+        let mut waiting: Vec<(Key, Powered)> = Vec::new();
+        for ((kind, id), p) in seen {
+            let key = Key { kind, id };
+            let action = self.action_for(&p);
+            match p.state {
+                s if s == goal => {
+                    if !self.req.databases_only {
+                        self.row(&key, action, "already", String::new());
+                    }
+                }
+                // The periodic look acts on databases running again only.
+                PowerState::Gone | PowerState::Changing if self.req.databases_only => {}
+                PowerState::Gone => {
+                    let (result, detail) = match self.g.auto_remove_targets {
+                        AutoRemove::No => {
+                            ("failed", format!("{} is gone: {}", key.name(), p.detail))
+                        }
+                        AutoRemove::Yes | AutoRemove::Alert => ("gone", p.detail.clone()),
+                    };
+                    if self.g.auto_remove_targets == AutoRemove::Alert {
+                        gone.push(key.name());
+                    }
+                    self.row(&key, action, result, detail);
+                }
+                // Under way (stopping, starting, backing up): waited for,
+                // and asked again at the retry if it settles elsewhere.
+                PowerState::Changing => {
+                    self.row(&key, action, "requested", format!("was {}", p.detail));
+                    waiting.push((key, p));
+                }
+                _ => {
+                    self.row(&key, action, "requested", String::new());
+                    waiting.push((key, p));
+                }
+            }
+        }
+        self.drive(power, listed_here, &waiting).await;
+    }
+
+    /// Asks for the change, verifies it, and asks once more for the
+    /// targets that did not get there or whose call failed.
+    async fn drive(&mut self, power: &dyn Power, listed_here: bool, waiting: &[(Key, Powered)]) {
+        let first: Vec<&(Key, Powered)> = waiting
+            .iter()
+            .filter(|(_, p)| p.state != PowerState::Changing)
+            .collect();
+        self.call(power, &first, false).await;
+        let mut left = self.settle(power, listed_here).await;
+        // A call that failed (throttled, a state AWS refused) is made again
+        // with the others, without a timeout's wait.
+        for (k, p) in waiting {
+            if self.rows.get(k).is_some_and(|r| r.result == "call_failed") {
+                left.push((k.clone(), p.clone()));
+            }
+        }
+        if left.is_empty() {
+            return;
+        }
+        // Once more, then a second timeout. An instance still `stopping` is
+        // asked again (EC2 takes a repeated stop); a database under way
+        // would refuse the call.
+        let again: Vec<&(Key, Powered)> = left
+            .iter()
+            .filter(|(k, p)| {
+                p.state != PowerState::Gone
+                    && (k.kind == PowerKind::Instance || p.state != PowerState::Changing)
+            })
+            .collect();
+        for (k, _) in &left {
+            if let Some(r) = self.rows.get_mut(k) {
+                // Hibernation refused (not enabled on the root volume, the
+                // instance not ready for it): the second request stops it.
+                if r.result == "call_failed" && r.action == "hibernate" {
+                    r.action = "off".into();
+                    r.detail = format!("hibernation refused, stopped instead: {}", r.detail);
+                }
+                if r.result == "requested" || r.result == "call_failed" {
+                    r.result = "retrying".into();
+                }
+            }
+        }
+        self.call(power, &again, true).await;
+        left = self.settle(power, listed_here).await;
+        for (k, p) in left {
+            if let Some(r) = self.rows.get_mut(&k) {
+                r.result = "failed".into();
+                let secs = self.g.timeout_secs;
+                r.detail = format!(
+                    "still {} after {secs}s and a second request{}",
+                    p.detail,
+                    if r.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", r.detail)
+                    }
+                );
+            }
+        }
+    }
+
+    /// `off`, `hibernate` or `on`, as the log names what was done.
+    fn action_for(&self, p: &Powered) -> &'static str {
+        match self.req.action {
+            Action::On => "on",
+            Action::Off if self.g.hibernate && p.hibernation => "hibernate",
+            Action::Off => "off",
+        }
+    }
+
+    /// The stop, hibernate or start calls for `targets`: instances in
+    /// calls of up to 200, databases one call each. A failed call fails
+    /// its targets on the `last` attempt, and leaves them for the retry
+    /// before.
+    async fn call(&mut self, power: &dyn Power, targets: &[&(Key, Powered)], last: bool) {
+        let mut stop = Vec::new();
+        let mut hibernate = Vec::new();
+        let mut start = Vec::new();
+        for (k, _) in targets {
+            let hibernating = self.rows.get(k).is_some_and(|r| r.action == "hibernate");
+            match (k.kind.db(), self.req.action) {
+                (None, Action::On) => start.push(k.id.clone()),
+                (None, Action::Off) if hibernating => hibernate.push(k.id.clone()),
+                (None, Action::Off) => stop.push(k.id.clone()),
+                (Some(db), action) => {
+                    let r = match action {
+                        Action::Off => power.stop_database(db, &k.id).await,
+                        Action::On => power.start_database(db, &k.id).await,
+                    };
+                    if let Err(e) = r {
+                        self.failed(k, &e, last);
+                    }
+                }
+            }
+        }
+        for (ids, which) in [(stop, 0), (hibernate, 1), (start, 2)] {
+            for chunk in ids.chunks(FILTER_CHUNK) {
+                let r = match which {
+                    0 => power.stop_instances(chunk, false).await,
+                    1 => power.stop_instances(chunk, true).await,
+                    _ => power.start_instances(chunk).await,
+                };
+                if let Err(e) = r {
+                    for id in chunk {
+                        let k = Key {
+                            kind: PowerKind::Instance,
+                            id: id.clone(),
+                        };
+                        self.failed(&k, &e, last);
+                    }
+                }
+            }
+        }
+    }
+
+    fn failed(&mut self, k: &Key, e: &CloudError, last: bool) {
+        if let Some(r) = self.rows.get_mut(k) {
+            r.result = if last { "failed" } else { "call_failed" }.into();
+            r.detail = e.to_string();
+        }
+    }
+
+    /// Looks until every target still waiting is in the state asked for,
+    /// or the group's timeout passes; returns those that are not, as last
+    /// seen. A failed look counts as a look that saw nothing settle.
+    async fn settle(&mut self, power: &dyn Power, listed_here: bool) -> Vec<(Key, Powered)> {
+        let goal = goal(self.req.action);
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_secs(self.g.timeout_secs);
+        let mut last: BTreeMap<Key, Powered> = BTreeMap::new();
+        loop {
+            let waiting: Vec<Key> = self
+                .rows
+                .iter()
+                .filter(|(_, r)| r.result == "requested" || r.result == "retrying")
+                .map(|(k, _)| k.clone())
+                .collect();
+            if waiting.is_empty() {
+                return Vec::new();
+            }
+            if let Ok(seen) = observe(power, self.g, listed_here, self.req.databases_only).await {
+                for k in &waiting {
+                    let p = seen.get(&(k.kind, k.id.clone())).cloned();
+                    let Some(p) = p else { continue };
+                    if p.state == goal {
+                        let retried = self.rows[k].result == "retrying";
+                        let now = (self.now)();
+                        let r = self.rows.get_mut(k).expect("waiting row");
+                        r.verified = Some(now);
+                        r.result = if retried { "retried" } else { "done" }.into();
+                    } else {
+                        last.insert(k.clone(), p);
+                    }
+                }
+            }
+            let still = self
+                .rows
+                .values()
+                .any(|r| r.result == "requested" || r.result == "retrying");
+            if !still {
+                return Vec::new();
+            }
+            if std::time::Instant::now() >= deadline {
+                return self
+                    .rows
+                    .iter()
+                    .filter(|(_, r)| r.result == "requested" || r.result == "retrying")
+                    .map(|(k, _)| {
+                        let p = last.get(k).cloned().unwrap_or_else(|| Powered {
+                            id: k.id.clone(),
+                            kind: k.kind,
+                            state: PowerState::Changing,
+                            detail: "not seen".into(),
+                            hibernation: false,
+                            tags: Default::default(),
+                        });
+                        (k.clone(), p)
+                    })
+                    .collect();
+            }
+            tokio::time::sleep(self.req.poll).await;
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! `lifeboat rc`: resource-control groups by hand. `rc off GROUP` and `rc on
+//! GROUP` act now (as an edge would, verified, retried once, logged);
+//! `rc status` shows each target's desired and actual power state and the
+//! next operation; `rc log` prints or exports the operations log.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use lifeboat_engine::control::{self, Action, Request};
+use lifeboat_engine::state::ControlRecord;
+
+use crate::output::{print_table, write_atomically};
+use crate::workspace::{cloud, Workspace};
+
+#[derive(Subcommand)]
+pub enum RcCommand {
+    /// Stop (or hibernate) the group's targets now.
+    Off { group: String },
+    /// Start the group's targets now.
+    On { group: String },
+    /// Each target's desired power state now, its actual state, and the
+    /// next operation.
+    Status {
+        /// Only this group.
+        group: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The operations log: every target of every operation.
+    Log {
+        #[arg(long)]
+        json: bool,
+        /// Also write it to FILE as CSV.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
+}
+
+pub async fn run(ws: &Workspace, command: &RcCommand) -> Result<u8> {
+    match command {
+        RcCommand::Off { group } => act(ws, group, Action::Off).await,
+        RcCommand::On { group } => act(ws, group, Action::On).await,
+        RcCommand::Status { group, json } => status(ws, group.as_deref(), *json).await,
+        RcCommand::Log { json, csv } => log(ws, *json, csv.as_deref()),
+    }
+}
+
+fn known(ws: &Workspace, group: &str) -> Result<()> {
+    if ws.config.resource_control_groups.contains_key(group) {
+        return Ok(());
+    }
+    let names: Vec<&str> = ws
+        .config
+        .resource_control_groups
+        .keys()
+        .map(String::as_str)
+        .collect();
+    bail!(
+        "no resource_control_group {group:?} is configured{}",
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!("; configured groups: {}", names.join(", "))
+        }
+    )
+}
+
+async fn act(ws: &Workspace, group: &str, action: Action) -> Result<u8> {
+    known(ws, group)?;
+    let cloud = cloud(ws).await?;
+    let store = Arc::new(Mutex::new(ws.store()?));
+    // The workspace's instant (--now, or the time it was loaded), moving on
+    // with the real clock while the operation waits.
+    let (start, began) = (ws.now, std::time::Instant::now());
+    let now = move || start + chrono::Duration::from_std(began.elapsed()).unwrap_or_default();
+    let req = Request {
+        action,
+        databases_only: false,
+        poll: control::POLL,
+    };
+    let outcome = control::perform(&cloud, &store, &ws.config, group, req, &now).await?;
+    print_rows(&outcome.rows);
+    if let Some(a) = &outcome.alert {
+        eprintln!("Alert: {a}");
+    }
+    Ok(if outcome.failed() > 0 { 1 } else { 0 })
+}
+
+async fn status(ws: &Workspace, group: Option<&str>, json: bool) -> Result<u8> {
+    if let Some(g) = group {
+        known(ws, g)?;
+    }
+    let cloud = cloud(ws).await?;
+    let rows = control::status(&cloud, &ws.config, group, ws.now).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("No resource-control targets.");
+        return Ok(0);
+    }
+    let table: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.group.clone(),
+                r.target.clone(),
+                r.region.clone(),
+                r.desired.clone(),
+                if r.differs {
+                    format!("{} (differs)", r.actual)
+                } else {
+                    r.actual.clone()
+                },
+                r.next.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print_table(
+        ["GROUP", "TARGET", "REGION", "DESIRED", "ACTUAL", "NEXT"],
+        &table,
+    );
+    Ok(0)
+}
+
+fn print_rows(rows: &[ControlRecord]) {
+    if rows.is_empty() {
+        println!("No targets.");
+        return;
+    }
+    let table: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.group.clone(),
+                r.target.clone(),
+                r.action.clone(),
+                r.requested.to_rfc3339(),
+                r.verified
+                    .map(|v| v.to_rfc3339())
+                    .unwrap_or_else(|| "-".into()),
+                r.result.clone(),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        [
+            "GROUP",
+            "TARGET",
+            "ACTION",
+            "REQUESTED",
+            "VERIFIED",
+            "RESULT",
+            "DETAIL",
+        ],
+        &table,
+    );
+}
+
+fn log(ws: &Workspace, json: bool, csv: Option<&Path>) -> Result<u8> {
+    let rows = ws.store()?.control_log()?;
+    if let Some(path) = csv {
+        write_csv(path, &rows)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("No resource-control operations yet.");
+    } else {
+        print_rows(&rows);
+    }
+    Ok(0)
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn write_csv(path: &Path, rows: &[ControlRecord]) -> Result<()> {
+    let mut out = String::from("group,target,action,requested,verified,result,detail\n");
+    for r in rows {
+        let cells = [
+            r.group.clone(),
+            r.target.clone(),
+            r.action.clone(),
+            r.requested.to_rfc3339(),
+            r.verified.map(|v| v.to_rfc3339()).unwrap_or_default(),
+            r.result.clone(),
+            r.detail.clone(),
+        ];
+        let line: Vec<String> = cells.iter().map(|s| field(s)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    write_atomically(path, out.as_bytes())
+}

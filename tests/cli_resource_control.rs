@@ -1,0 +1,225 @@
+//! Resource control against the emulator with the real binary: a
+//! simulated week of `lifeboat run --fast-forward` that stops (and
+//! hibernates, where configured) and starts instances and an RDS instance
+//! at each window edge in Berlin time, the operations log, and `rc off`,
+//! `rc on`, `rc status --json`, `rc log --csv` by hand, with `plan`
+//! showing the targets out of step with their windows.
+//!
+//! The emulator stops and starts at once and accepts `Hibernate` for any
+//! instance: an instance stuck `stopping`, hibernation refused, a runner
+//! down over an edge and a database AWS starts again are covered over the
+//! fake (`engine/tests/unit_resource_control.rs`).
+
+mod support;
+
+use support::targets::Rds;
+use support::Env;
+
+fn config(listed: &str, hibernating: &str) -> String {
+    format!(
+        r#"account "dev" {{
+  regions = ["us-east-1"]
+}}
+
+resource_control_group "nightly" {{
+  account   = account.dev
+  time_zone = "Europe/Berlin"
+  hibernate = true
+  timeout   = "2m"
+  instances = ["{listed}", "{hibernating}"]
+  rds       = ["reporting"]
+
+  select {{
+    tag   = "env"
+    value = "dev"
+  }}
+
+  window {{
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }}
+
+  window {{
+    off = "fri 20:00"
+    on  = "mon 07:00"
+  }}
+}}
+"#
+    )
+}
+
+fn events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn a_simulated_week_stops_and_starts_at_each_edge_and_logs_every_target() {
+    let env = Env::start();
+    let listed = env.aws.run_instance(1, &[]).id;
+    let hibernating = env.aws.run_hibernating_instance();
+    let selected = env.aws.run_instance(1, &[("env", "dev")]).id;
+    let untouched = env.aws.run_instance(1, &[("env", "prod")]).id;
+    let rds = Rds::new(&env.emulator);
+    rds.create_instance("reporting");
+    env.config(&config(&listed, &hibernating));
+
+    // Monday 2026-11-30 00:00 UTC is 01:00 in Berlin, inside the weekend
+    // window: the runner first applies what the windows say now (off),
+    // then acts at every edge up to the next Monday noon.
+    let week = env
+        .run(&[
+            "--now",
+            "2026-11-30T00:00:00Z",
+            "run",
+            "--fast-forward",
+            "--until",
+            "2026-12-07T12:00:00Z",
+            "--log-format",
+            "json",
+        ])
+        .ok();
+    let events = events(&week.stdout);
+    let ops: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "control" && e["target"] == format!("instance {listed}"))
+        .map(|e| {
+            (
+                e["time"].as_str().unwrap()[..16].to_string(),
+                e["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let op = |at: &str, action: &str| (at.to_string(), action.to_string());
+    // Berlin is UTC+1 in December: 07:00 and 20:00 local are 06:00 and
+    // 19:00 UTC.
+    assert_eq!(
+        ops,
+        [
+            op("2026-11-30T00:00", "off"),
+            op("2026-11-30T06:00", "on"),
+            op("2026-11-30T19:00", "off"),
+            op("2026-12-01T06:00", "on"),
+            op("2026-12-04T19:00", "off"),
+            op("2026-12-07T06:00", "on"),
+        ],
+        "{}",
+        week.stdout
+    );
+    // Every operation acted on all four targets, each verified.
+    let rows: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "control").collect();
+    assert_eq!(rows.len(), 6 * 4, "{}", week.stdout);
+    assert!(
+        rows.iter().all(|r| r["result"] == "done"),
+        "{}",
+        week.stdout
+    );
+    let hibernated: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["action"] == "hibernate")
+        .copied()
+        .collect();
+    assert_eq!(
+        hibernated.len(),
+        3,
+        "one hibernation per off: {hibernated:?}"
+    );
+    assert!(hibernated
+        .iter()
+        .all(|r| r["target"] == format!("instance {hibernating}")));
+    assert!(rows
+        .iter()
+        .any(|r| r["target"] == format!("instance {selected}")));
+    assert!(rows.iter().any(|r| r["target"] == "rds reporting"));
+    assert!(!week.stdout.contains(&untouched));
+
+    // Monday noon: everything runs again, the other instance never stopped.
+    for id in [&listed, &hibernating, &selected, &untouched] {
+        assert_eq!(env.aws.instance_state(id), "running", "{id}");
+    }
+    assert_eq!(rds.instance_status("reporting"), "available");
+
+    // The operations log holds the same rows, exported as CSV.
+    let csv = env.ws.path().join("ops.csv");
+    env.run(&["rc", "log", "--csv", csv.to_str().unwrap()]).ok();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("group,target,action,requested,verified,result,detail")
+    );
+    assert_eq!(lines.count(), 24);
+    assert!(text.contains(&format!("nightly,instance {hibernating},hibernate,")));
+}
+
+#[test]
+fn rc_off_and_on_act_now_and_status_shows_desired_and_actual() {
+    let env = Env::start();
+    let listed = env.aws.run_instance(1, &[]).id;
+    let hibernating = env.aws.run_hibernating_instance();
+    let rds = Rds::new(&env.emulator);
+    rds.create_instance("reporting");
+    env.config(&config(&listed, &hibernating));
+    // Wednesday 2026-12-02 at noon: between windows, so the targets should run.
+    let now = "2026-12-02T12:00:00Z";
+
+    let status = |env: &Env| {
+        let run = env.run(&["--now", now, "rc", "status", "--json"]).ok();
+        let rows = run.json();
+        let rows = rows.as_array().unwrap().clone();
+        assert_eq!(rows.len(), 3, "{run}");
+        rows
+    };
+    for r in status(&env) {
+        assert_eq!(r["desired"], "running", "{r}");
+        assert_eq!(r["differs"], false, "{r}");
+        assert_eq!(
+            r["next"].as_str().unwrap(),
+            "off at 2026-12-04T19:00:00+00:00",
+            "the next edge is Friday 20:00 in Berlin: {r}"
+        );
+    }
+
+    let off = env.run(&["--now", now, "rc", "off", "nightly"]).ok();
+    off.stdout_has("hibernate").stdout_has("done");
+    assert_eq!(env.aws.instance_state(&listed), "stopped");
+    assert_eq!(env.aws.instance_state(&hibernating), "stopped");
+    assert_eq!(rds.instance_status("reporting"), "stopped");
+    let rows = status(&env);
+    for r in &rows {
+        assert_eq!(r["desired"], "running", "{r}");
+        assert_eq!(r["differs"], true, "{r}");
+    }
+    let actual: Vec<&str> = rows.iter().map(|r| r["actual"].as_str().unwrap()).collect();
+    assert_eq!(actual, ["stopped", "stopped", "stopped"]);
+    // Plan shows the targets out of step with their windows, apart from
+    // its changes: apply does not act on them.
+    env.apply();
+    let plan = env
+        .run(&["--now", now, "plan", "--detailed-exitcode"])
+        .code(0);
+    plan.stdout_has(&format!(
+        "~ resource_control_group.nightly.target[\"{listed}\"] (stopped -> running; next edge: off at 2026-12-04T19:00:00+00:00)"
+    ))
+    .stdout_has("~ resource_control_group.nightly.target[\"rds:reporting\"] (stopped -> running;")
+    .stdout_has("No changes.");
+    let json = env.run(&["--now", now, "plan", "--json"]).ok().json();
+    assert_eq!(json["power"].as_array().unwrap().len(), 3, "{json}");
+
+    env.run(&["--now", now, "rc", "on", "nightly"]).ok();
+    assert_eq!(env.aws.instance_state(&listed), "running");
+    assert_eq!(rds.instance_status("reporting"), "available");
+    assert!(status(&env).iter().all(|r| r["differs"] == false));
+
+    // A second `on` finds them running: logged as such, nothing called.
+    let again = env.run(&["--now", now, "rc", "on", "nightly"]).ok();
+    again.stdout_has("already");
+    let log = env.run(&["rc", "log", "--json"]).ok().json();
+    assert_eq!(log.as_array().unwrap().len(), 9);
+
+    env.run(&["rc", "off", "nightly-typo"]).code(1).stderr_has(
+        "no resource_control_group \"nightly-typo\" is configured; configured groups: nightly",
+    );
+}
