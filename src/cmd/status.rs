@@ -87,7 +87,13 @@ fn rows(
             .iter()
             .filter(|b| &b.policy == name)
             .max_by(|a, b| (a.seq, a.started, &a.id).cmp(&(b.seq, b.started, &b.id)));
-        let open: Vec<_> = alerts.iter().filter(|a| &a.policy == name).collect();
+        // Its failure alerts, and those of targets that left it (owned by
+        // its address).
+        let address = format!("policy.{name}");
+        let open: Vec<_> = alerts
+            .iter()
+            .filter(|a| &a.policy == name || a.policy == address)
+            .collect();
         // A waiting retry comes before the next slot (a slot replaces it).
         let retry = retries.get(name).filter(|_| p.enabled);
         let scheduled = next_run(config, p, now);

@@ -117,8 +117,13 @@ pub async fn take_open(
     // failing that, the targets as applied are backed up, with a note.
     let mut notes = Vec::new();
     let applied = match crate::membership::refresh(&cloud, &store, policy, &id, now).await {
-        Ok(changes) if changes.is_empty() => applied,
-        Ok(_) => Applied::load(&store, policy)?,
+        Ok(r) => {
+            notes.extend(r.note());
+            match r.changes.is_empty() {
+                true => applied,
+                false => Applied::load(&store, policy)?,
+            }
+        }
         Err(e) => {
             notes.push(format!(
                 "{}: not decided again ({e}); the targets as applied were backed up",

@@ -46,6 +46,25 @@ pub fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
     }
 }
 
+/// Why a target is gone for certain: AWS reports it terminated (or on its
+/// way there) or deleted. A target merely absent from an answer is not:
+/// an empty answer (a wrong endpoint, a proxy, a glitch) must not take an
+/// instance out of its backups. A backup decides on this; a plan, which an
+/// operator reviews, on [`gone_reason`].
+pub fn gone_for_sure(t: &TargetState, obs: &Observation) -> Option<String> {
+    let seen = match t.kind {
+        TargetKind::Instance => obs.instances.contains_key(&t.id),
+        TargetKind::Volume => obs.volumes.contains_key(&t.id),
+        TargetKind::Rds | TargetKind::Aurora => false,
+    };
+    gone_reason(t, obs).filter(|_| seen)
+}
+
+/// A backup takes no more than this share of a policy's targets out at once
+/// (when more than one would go): more looks like a tagging tool gone wrong
+/// than like a change anyone meant, and is left to a reviewed apply.
+pub const MOST_LEAVING_AT_ONCE: f64 = 0.5;
+
 /// The instances in `regions` that one of `sels` matches (the first that
 /// does is its source), leaving out those `taken` already holds and those
 /// terminated. Ordered by id.
@@ -136,6 +155,8 @@ impl std::fmt::Display for MemberChange {
 pub struct Resolved {
     pub members: Vec<TargetState>,
     pub changes: Vec<MemberChange>,
+    /// Departures not made: too many at once ([`MOST_LEAVING_AT_ONCE`]).
+    pub held_back: Vec<MemberChange>,
 }
 
 /// The members of `policy` now: its targets in state (`current`), less
@@ -151,6 +172,7 @@ pub fn resolve(
     at: DateTime<Utc>,
 ) -> Resolved {
     let mut out = Resolved::default();
+    let alerts = policy.auto_remove_targets == AutoRemove::Alert;
     let change = |t: &TargetState, moved, reason: String, alert| MemberChange {
         policy: policy.name.clone(),
         target: t.id.clone(),
@@ -162,13 +184,20 @@ pub fn resolve(
         backup_id: None,
     };
     for t in current {
-        if let Some(why) = gone_reason(t, obs) {
+        if let Some(why) = gone_for_sure(t, obs) {
             match policy.auto_remove_targets {
                 // Kept: its backups are partial until the operator acts.
                 AutoRemove::No => out.members.push(t.clone()),
-                AutoRemove::Yes => out.changes.push(change(t, Move::Left, why, false)),
-                AutoRemove::Alert => out.changes.push(change(t, Move::Left, why, true)),
+                AutoRemove::Yes | AutoRemove::Alert => {
+                    out.changes.push(change(t, Move::Left, why, alerts))
+                }
             }
+            continue;
+        }
+        // Not seen at all: kept (its backup says it is missing), never
+        // removed on an answer that may be wrong.
+        if gone_reason(t, obs).is_some() {
+            out.members.push(t.clone());
             continue;
         }
         let Source::Tag(sel) = &t.source else {
@@ -188,9 +217,15 @@ pub fn resolve(
                 t,
                 Move::Left,
                 format!("no longer matches {sel}"),
-                false,
+                alerts,
             )),
         }
+    }
+    let leaving = out.changes.len();
+    if leaving > 1 && leaving as f64 > current.len() as f64 * MOST_LEAVING_AT_ONCE {
+        // Kept, all of them: the note says why, and `plan` shows them.
+        out.held_back = std::mem::take(&mut out.changes);
+        out.members = current.to_vec();
     }
     let held: BTreeSet<String> = current.iter().map(|t| t.id.clone()).collect();
     for t in tagged(&policy.account, &policy.selectors, regions, obs, |id| {
@@ -202,6 +237,33 @@ pub fn resolve(
     }
     out.members.sort_by(|a, b| a.id.cmp(&b.id));
     out
+}
+
+/// What [`refresh`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Refreshed {
+    /// The changes made and logged.
+    pub changes: Vec<MemberChange>,
+    /// Departures not made: too many at once ([`MOST_LEAVING_AT_ONCE`]).
+    pub held_back: Vec<MemberChange>,
+    /// The policy's targets before.
+    pub targets: usize,
+}
+
+impl Refreshed {
+    /// The note of a backup whose departures were held back, if any.
+    pub fn note(&self) -> Option<String> {
+        (!self.held_back.is_empty()).then(|| {
+            let who: Vec<String> = self.held_back.iter().map(|c| c.to_string()).collect();
+            format!(
+                "{}: {} of {} targets would have left at once, so none did ({}); `lifeboat plan` shows them, `apply` removes them",
+                crate::state::MEMBERSHIP_NOTE,
+                self.held_back.len(),
+                self.targets,
+                who.join("; ")
+            )
+        })
+    }
 }
 
 /// Why membership could not be decided now.
@@ -225,13 +287,13 @@ pub async fn refresh(
     policy: &str,
     backup_id: &str,
     at: DateTime<Utc>,
-) -> Result<Vec<MemberChange>, MembershipError> {
+) -> Result<Refreshed, MembershipError> {
     let state = store.lock().expect("store").load()?;
     let Some(pol) = state.policy(policy)? else {
-        return Ok(vec![]);
+        return Ok(Refreshed::default());
     };
     let Some(account) = state.accounts()?.remove(&pol.account) else {
-        return Ok(vec![]);
+        return Ok(Refreshed::default());
     };
     let current: Vec<TargetState> = state
         .targets()?
@@ -248,7 +310,7 @@ pub async fn refresh(
     // targets stay whatever AWS says.
     let keeps_all = pol.auto_remove_targets == AutoRemove::No;
     if pol.selectors.is_empty() && (!looked_at || keeps_all) {
-        return Ok(vec![]);
+        return Ok(Refreshed::default());
     }
     let regions: BTreeSet<String> = account.regions.iter().cloned().collect();
     // Under "no", a listed target stays whatever AWS says: not looked up.
@@ -263,8 +325,13 @@ pub async fn refresh(
     for c in &mut changes {
         c.backup_id = Some(backup_id.to_string());
     }
+    let out = |changes| Refreshed {
+        changes,
+        held_back: resolved.held_back.clone(),
+        targets: current.len(),
+    };
     if changes.is_empty() {
-        return Ok(changes);
+        return Ok(out(changes));
     }
     let mut st = store.lock().expect("store");
     st.transaction(|tx| {
@@ -286,9 +353,13 @@ pub async fn refresh(
                 Move::Left => {
                     tx.delete_object(&addr)?;
                     tx.target_departed(policy, &c.target, at)?;
+                    // Owned by the policy's address, not its name: it is not
+                    // a failure alert, so it neither stands in for one
+                    // (one open failure alert per policy) nor is closed by
+                    // the success that follows in this run.
                     if c.alert {
                         tx.open_alert(
-                            policy,
+                            &Address::policy(policy).to_string(),
                             at,
                             &format!(
                                 "{} {} removed from policy {policy}: {}",
@@ -304,5 +375,5 @@ pub async fn refresh(
         }
         Ok(())
     })?;
-    Ok(changes)
+    Ok(out(changes))
 }

@@ -110,10 +110,21 @@ fn membership_changes_follow_tags_and_terminations_as_auto_remove_says() {
         ),
         (
             AutoRemove::Alert,
-            vec![target("i-1", tagged())],
+            vec![target("i-1", tagged()), target("i-2", Source::Listed)],
+            vec![
+                instance("i-1", "us-east-1", Terminated, Some("web")),
+                instance("i-2", "us-east-1", Running, None),
+            ],
+            vec!["left: instance i-1 (target terminated)"],
+            vec!["i-2"],
+        ),
+        // Absent from the answer is no proof it is gone: kept.
+        (
+            AutoRemove::Yes,
+            vec![target("i-1", tagged()), target("i-2", Source::Listed)],
             vec![],
-            vec!["left: instance i-1 (target no longer exists)"],
             vec![],
+            vec!["i-1", "i-2"],
         ),
         (
             AutoRemove::No,
@@ -149,5 +160,58 @@ fn membership_changes_follow_tags_and_terminations_as_auto_remove_says() {
             usize::from(auto_remove == AutoRemove::Alert),
             "row {n}"
         );
+        assert!(r.held_back.is_empty(), "row {n}");
     }
+}
+
+#[test]
+fn more_than_half_of_the_targets_leaving_at_once_is_held_back_but_joins_go_on() {
+    use InstanceState::*;
+    let tagged = || Source::Tag(sel("team", "web*"));
+    let current = vec![
+        target("i-1", tagged()),
+        target("i-2", tagged()),
+        target("i-3", Source::Listed),
+    ];
+    // A tagging tool wiped the team tag of two of three: nobody leaves.
+    let obs = Observation {
+        instances: [
+            instance("i-1", "us-east-1", Running, None),
+            instance("i-2", "us-east-1", Running, None),
+            instance("i-3", "us-east-1", Running, None),
+            instance("i-4", "us-east-1", Running, Some("web")),
+        ]
+        .into_iter()
+        .map(|i| (i.id.clone(), i))
+        .collect(),
+        ..Observation::default()
+    };
+    let regions = BTreeSet::from(["us-east-1".to_string()]);
+    let at: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+    let r = resolve(&policy(AutoRemove::Yes), &current, &regions, &obs, at);
+    assert_eq!(r.held_back.len(), 2, "{r:?}");
+    let got: Vec<String> = r.changes.iter().map(|c| c.to_string()).collect();
+    assert_eq!(got, ["joined: instance i-4 (tag team=web*)"]);
+    let ids: Vec<&str> = r.members.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["i-1", "i-2", "i-3", "i-4"]);
+    let note = Refreshed {
+        changes: r.changes,
+        held_back: r.held_back,
+        targets: 3,
+    }
+    .note()
+    .unwrap();
+    assert!(
+        note.starts_with("membership: 2 of 3 targets would have left"),
+        "{note}"
+    );
+    // One of three may go.
+    let mut one = obs.clone();
+    one.instances.get_mut("i-2").unwrap().tags = [("team".to_string(), "web".to_string())].into();
+    let r = resolve(&policy(AutoRemove::Yes), &current, &regions, &one, at);
+    assert!(r.held_back.is_empty());
+    assert_eq!(
+        r.changes.iter().filter(|c| c.moved == Move::Left).count(),
+        1
+    );
 }

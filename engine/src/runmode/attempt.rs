@@ -657,6 +657,11 @@ async fn publish_alerts(
     if let Some(a) = &out.alert_opened {
         messages.push(notify::opened_message(a, out.failures));
     }
+    if let Ok(r) = &out.result {
+        for c in r.membership.iter().filter(|c| c.alert) {
+            messages.push(notify::departed_message(c));
+        }
+    }
     for a in &out.alerts_closed {
         messages.push(notify::closed_message(a, finished, backup_id.as_deref()));
     }
@@ -725,6 +730,11 @@ fn account(
         let mut s = store.lock().expect("store");
         s.record_success(&pol.name)?;
         out.alerts_closed = s.close_policy_alerts(&pol.name, Some(started), at)?;
+        // Targets that left before this run (`auto_remove_targets =
+        // "alert"`): answered by a success of the policy without them.
+        let owner = crate::addr::Address::policy(&pol.name).to_string();
+        out.alerts_closed
+            .extend(s.close_policy_alerts(&owner, Some(started), at)?);
         out.failures = 0;
         return Ok(());
     }

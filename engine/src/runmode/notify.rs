@@ -37,6 +37,23 @@ pub fn opened_message(alert: &Alert, failures: u32) -> (String, String) {
     )
 }
 
+/// The subject and text published when a target leaves a policy under
+/// `auto_remove_targets = "alert"`.
+pub fn departed_message(c: &crate::membership::MemberChange) -> (String, String) {
+    (
+        format!("Lifeboat alert opened: policy.{}", c.policy),
+        format!(
+            "ALERT OPENED\npolicy: {}\n{} {} left the policy: {}\nat: {}\nbackup: {}\n",
+            c.policy,
+            c.kind.noun(),
+            c.target,
+            c.reason,
+            c.at.to_rfc3339(),
+            c.backup_id.as_deref().unwrap_or("-")
+        ),
+    )
+}
+
 /// The subject and text published when `alert` closes.
 pub fn closed_message(
     alert: &Alert,
