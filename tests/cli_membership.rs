@@ -118,3 +118,43 @@ fn a_terminated_target_leaves_at_the_next_backup_as_auto_remove_targets_says() {
         }
     }
 }
+
+#[test]
+fn no_backup_on_the_resource_and_exclude_keep_instances_out_of_plan_and_backups() {
+    let env = Env::start();
+    let web = env.aws.run_instance(1, &[("team", "web")]).id;
+    let prod = env
+        .aws
+        .run_instance(1, &[("team", "web"), ("env", "prod")])
+        .id;
+    let opted = env
+        .aws
+        .run_instance(1, &[("team", "web"), ("lifeboat:backup", "no-backup")])
+        .id;
+    let listed = env.aws.run_instance(1, &[("cpm backup", "no-backup")]).id;
+    let text = config(2, &[&listed], true, "yes").replace(
+        "  auto_remove_targets",
+        "  exclude {\n    tag   = \"env\"\n    value = \"prod\"\n  }\n  auto_remove_targets",
+    );
+    env.config(&text);
+    let plan = env.run(&["plan"]).ok();
+    plan.stdout_has(&format!(
+        "instance {listed} listed in policy.web is not a target: tag cpm backup=no-backup"
+    ));
+    env.apply();
+    let state = env.state_list();
+    assert!(state.contains(&target(&web)), "{state:?}");
+    for out in [&prod, &opted, &listed] {
+        assert!(!state.contains(&target(out)), "{out}: {state:?}");
+    }
+    env.assert_converged();
+
+    // Opting out later takes a member out at the next backup, with why.
+    env.aws.tag(&web, "lifeboat:backup", "no-backup");
+    let late = env.aws.run_instance(1, &[("team", "web")]).id;
+    let run = env.run(&["--now", &at(10), "backup", "web"]);
+    run.stdout_has(&format!(
+        "left: instance {web} (tag lifeboat:backup=no-backup)"
+    ));
+    assert_eq!(snapshotted(&env), [late]);
+}

@@ -159,6 +159,10 @@ pub struct Policy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aurora: Vec<DbTarget>,
     pub selectors: Vec<TagSelector>,
+    /// `exclude { tag  value }`: instances a selector would take in that it
+    /// leaves out (listed targets are not affected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<TagSelector>,
     pub auto_remove_targets: AutoRemove,
     /// Names of the schedules (`schedules = [schedule.NAME, ...]`), as written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -60,17 +60,49 @@ pub fn gone_for_sure(t: &TargetState, obs: &Observation) -> Option<String> {
     gone_reason(t, obs).filter(|_| seen)
 }
 
+/// The tag a resource carries to manage its own protection, and the keys
+/// N2WS used for it (accepted so that tags from there keep working).
+pub const TAG_BACKUP: &str = "lifeboat:backup";
+pub const TAG_BACKUP_ALIASES: [&str; 2] = ["cpm backup", "cpm_backup"];
+
+/// The item of the backup tag's value that keeps a resource out of every
+/// policy, whatever lists or selects it.
+pub const NO_BACKUP: &str = "no-backup";
+
+/// Why a resource with these tags is in no policy: its backup tag (or one
+/// of the aliases) holds `no-backup` among its space-separated items.
+pub fn opted_out(tags: &crate::cloud::Tags) -> Option<String> {
+    std::iter::once(TAG_BACKUP)
+        .chain(TAG_BACKUP_ALIASES)
+        .find_map(|key| {
+            let v = tags.get(key)?;
+            v.split_whitespace()
+                .any(|item| item == NO_BACKUP)
+                .then(|| format!("tag {key}={v}"))
+        })
+}
+
+/// The first of `excludes` that `tags` match.
+pub fn excluded<'a>(
+    excludes: &'a [TagSelector],
+    tags: &crate::cloud::Tags,
+) -> Option<&'a TagSelector> {
+    excludes.iter().find(|e| selector_matches(e, tags))
+}
+
 /// A backup takes no more than this share of a policy's targets out at once
 /// (when more than one would go): more looks like a tagging tool gone wrong
 /// than like a change anyone meant, and is left to a reviewed apply.
 pub const MOST_LEAVING_AT_ONCE: f64 = 0.5;
 
 /// The instances in `regions` that one of `sels` matches (the first that
-/// does is its source), leaving out those `taken` already holds and those
-/// terminated. Ordered by id.
+/// does is its source), leaving out those `taken` already holds, those
+/// terminated, those an exclude matches and those opted out
+/// ([`opted_out`]). Ordered by id.
 pub fn tagged(
     account: &str,
     sels: &[TagSelector],
+    excludes: &[TagSelector],
     regions: &BTreeSet<String>,
     obs: &Observation,
     taken: impl Fn(&str) -> bool,
@@ -81,6 +113,9 @@ pub fn tagged(
     }
     for i in obs.instances.values() {
         if i.state.is_gone() || !regions.contains(&i.region) || taken(&i.id) {
+            continue;
+        }
+        if opted_out(&i.tags).is_some() || excluded(excludes, &i.tags).is_some() {
             continue;
         }
         if let Some(sel) = sels.iter().find(|s| selector_matches(s, &i.tags)) {
@@ -200,11 +235,25 @@ pub fn resolve(
             out.members.push(t.clone());
             continue;
         }
+        let tags = match t.kind {
+            TargetKind::Instance => obs.instances.get(&t.id).map(|i| &i.tags),
+            TargetKind::Volume => obs.volumes.get(&t.id).map(|v| &v.tags),
+            TargetKind::Rds | TargetKind::Aurora => None,
+        };
+        // Opted out on the resource itself: it wins over listing too.
+        if let Some(why) = tags.and_then(opted_out) {
+            out.changes.push(change(t, Move::Left, why, alerts));
+            continue;
+        }
         let Source::Tag(sel) = &t.source else {
             out.members.push(t.clone());
             continue;
         };
-        let tags = obs.instances.get(&t.id).map(|i| &i.tags);
+        if let Some(e) = tags.and_then(|tags| excluded(&policy.excludes, tags)) {
+            out.changes
+                .push(change(t, Move::Left, format!("excluded by {e}"), alerts));
+            continue;
+        }
         let matched =
             tags.and_then(|tags| policy.selectors.iter().find(|s| selector_matches(s, tags)));
         match matched {
@@ -228,9 +277,15 @@ pub fn resolve(
         out.members = current.to_vec();
     }
     let held: BTreeSet<String> = current.iter().map(|t| t.id.clone()).collect();
-    for t in tagged(&policy.account, &policy.selectors, regions, obs, |id| {
-        held.contains(id)
-    }) {
+    let found = tagged(
+        &policy.account,
+        &policy.selectors,
+        &policy.excludes,
+        regions,
+        obs,
+        |id| held.contains(id),
+    );
+    for t in found {
         let reason = t.source.to_string();
         out.changes.push(change(&t, Move::Joined, reason, false));
         out.members.push(t);
@@ -306,20 +361,14 @@ pub async fn refresh(
     let looked_at = current
         .iter()
         .any(|t| matches!(t.kind, TargetKind::Instance | TargetKind::Volume));
-    // Nor, with `auto_remove_targets = "no"`, one without selectors: its
-    // targets stay whatever AWS says.
-    let keeps_all = pol.auto_remove_targets == AutoRemove::No;
-    if pol.selectors.is_empty() && (!looked_at || keeps_all) {
+    if pol.selectors.is_empty() && !looked_at {
         return Ok(Refreshed::default());
     }
     let regions: BTreeSet<String> = account.regions.iter().cloned().collect();
-    // Under "no", a listed target stays whatever AWS says: not looked up.
-    let fate_open: Vec<TargetState> = current
-        .iter()
-        .filter(|t| !keeps_all || matches!(t.source, Source::Tag(_)))
-        .cloned()
-        .collect();
-    let obs = observe_members(cloud.clone(), &account, &pol.selectors, &fate_open).await?;
+    // Every instance and volume target is looked at, listed ones too: a
+    // `no-backup` tag on the resource takes it out whatever lists it.
+    let fate_open = &current;
+    let obs = observe_members(cloud.clone(), &account, &pol.selectors, fate_open).await?;
     let resolved = resolve(&pol, &current, &regions, &obs, at);
     let mut changes = resolved.changes;
     for c in &mut changes {

@@ -19,6 +19,7 @@ fn policy(auto_remove: AutoRemove) -> PolicyState {
         enabled: true,
         description: None,
         selectors: vec![sel("team", "web*")],
+        excludes: vec![sel("env", "prod")],
         auto_remove_targets: auto_remove,
         schedules: vec![],
         options: Default::default(),
@@ -49,6 +50,16 @@ fn instance(id: &str, region: &str, state: InstanceState, team: Option<&str>) ->
             .map(|t| [("team".to_string(), t.to_string())].into())
             .unwrap_or_default(),
         volumes: vec![],
+    }
+}
+
+fn tags(id: &str, kv: &[(&str, &str)]) -> Instance {
+    Instance {
+        tags: kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..instance(id, "us-east-1", InstanceState::Running, None)
     }
 }
 
@@ -132,6 +143,31 @@ fn membership_changes_follow_tags_and_terminations_as_auto_remove_says() {
             vec![instance("i-2", "us-east-1", Terminated, Some("web"))],
             vec![],
             vec!["i-1", "i-2"],
+        ),
+        // Excluded: never joins, and a member that gets the tag leaves.
+        (
+            AutoRemove::Yes,
+            vec![target("i-1", tagged()), target("i-3", Source::Listed)],
+            vec![
+                tags("i-1", &[("team", "web"), ("env", "prod")]),
+                tags("i-2", &[("team", "web"), ("env", "prod")]),
+                tags("i-3", &[("env", "prod")]),
+            ],
+            vec!["left: instance i-1 (excluded by tag env=prod)"],
+            vec!["i-3"],
+        ),
+        // `no-backup` on the resource wins over a selector and a listing,
+        // under every auto_remove_targets; the N2WS keys count too.
+        (
+            AutoRemove::No,
+            vec![target("i-1", Source::Listed), target("i-3", Source::Listed)],
+            vec![
+                tags("i-1", &[("lifeboat:backup", "web no-backup")]),
+                tags("i-2", &[("team", "web"), ("cpm backup", "no-backup")]),
+                tags("i-3", &[]),
+            ],
+            vec!["left: instance i-1 (tag lifeboat:backup=web no-backup)"],
+            vec!["i-3"],
         ),
         // In state and still tagged: no change, counted once.
         (

@@ -308,6 +308,13 @@ impl Diff<'_> {
                     .then_some(i.ami_rotation),
                 ..listed(TargetKind::Instance, &i.id, &i.region)
             };
+            if let Some(why) = self.opted_out(&t) {
+                self.warnings.push(format!(
+                    "instance {} listed in policy.{name} is not a target: {why}",
+                    i.id
+                ));
+                continue;
+            }
             if let Some(why) = membership::gone_reason(&t, self.obs) {
                 if p.auto_remove_targets != AutoRemove::No {
                     self.warnings.push(format!(
@@ -322,6 +329,13 @@ impl Diff<'_> {
         }
         for v in &p.volumes {
             let t = listed(TargetKind::Volume, &v.id, &v.region);
+            if let Some(why) = self.opted_out(&t) {
+                self.warnings.push(format!(
+                    "volume {} listed in policy.{name} is not a target: {why}",
+                    v.id
+                ));
+                continue;
+            }
             if let Some(why) = membership::gone_reason(&t, self.obs) {
                 if p.auto_remove_targets != AutoRemove::No {
                     self.warnings.push(format!(
@@ -341,6 +355,17 @@ impl Diff<'_> {
         want
     }
 
+    /// Why a target opted out on the resource itself (`no-backup`), as
+    /// observed.
+    fn opted_out(&self, t: &TargetState) -> Option<String> {
+        let tags = match t.kind {
+            TargetKind::Instance => &self.obs.instances.get(&t.id)?.tags,
+            TargetKind::Volume => &self.obs.volumes.get(&t.id)?.tags,
+            TargetKind::Rds | TargetKind::Aurora => return None,
+        };
+        membership::opted_out(tags)
+    }
+
     /// Running instances in the policy's regions that a selector matches
     /// ([`membership::tagged`], as a backup decides it).
     fn tagged_targets(
@@ -355,7 +380,7 @@ impl Diff<'_> {
             .get(&p.account)
             .map(|a| a.regions.iter().cloned().collect())
             .unwrap_or_default();
-        let found = membership::tagged(&p.account, sels, &regions, self.obs, |id| {
+        let found = membership::tagged(&p.account, sels, &p.excludes, &regions, self.obs, |id| {
             want.contains_key(id)
         });
         for t in found {
@@ -402,12 +427,22 @@ impl Diff<'_> {
                 continue;
             }
             let gone = membership::gone_reason(t, self.obs);
-            let reason = match &gone {
-                Some(why) => why.clone(),
-                None => match &t.source {
-                    Source::Tag(sel) if sels.contains(sel) => format!("no longer matches {sel}"),
-                    _ => "removed from configuration".to_string(),
-                },
+            let reason = match (&gone, self.opted_out(t)) {
+                (_, Some(why)) => why,
+                (Some(why), None) => why.clone(),
+                (None, None) => {
+                    let tags = self.obs.instances.get(id).map(|i| &i.tags);
+                    match (
+                        &t.source,
+                        tags.and_then(|g| membership::excluded(&p.excludes, g)),
+                    ) {
+                        (Source::Tag(_), Some(e)) => format!("excluded by {e}"),
+                        (Source::Tag(sel), None) if sels.contains(sel) => {
+                            format!("no longer matches {sel}")
+                        }
+                        _ => "removed from configuration".to_string(),
+                    }
+                }
             };
             let taddr = Address::target(name, id);
             let mut c = Change::new(taddr.clone(), Action::Delete, Effect::Control)

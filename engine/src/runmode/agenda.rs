@@ -506,6 +506,7 @@ mod tests {
             enabled: true,
             description: None,
             selectors: vec![],
+            excludes: vec![],
             auto_remove_targets: AutoRemove::No,
             schedules: schedules.iter().map(|s| s.to_string()).collect(),
             options: Default::default(),

@@ -14,6 +14,9 @@ pub struct PolicyState {
     pub enabled: bool,
     pub description: Option<String>,
     pub selectors: Vec<TagSelector>,
+    /// `exclude` blocks; absent when none (and in state written before them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excludes: Vec<TagSelector>,
     pub auto_remove_targets: AutoRemove,
     /// Names of the policy's schedules, as written. Absent in state written
     /// before schedules existed.
@@ -35,6 +38,8 @@ impl From<&Policy> for PolicyState {
     fn from(p: &Policy) -> Self {
         let mut selectors = p.selectors.clone();
         selectors.sort();
+        let mut excludes = p.excludes.clone();
+        excludes.sort();
         PolicyState {
             name: p.name.clone(),
             account: p.account.clone(),
@@ -42,6 +47,7 @@ impl From<&Policy> for PolicyState {
             enabled: p.enabled,
             description: p.description.clone(),
             selectors,
+            excludes,
             auto_remove_targets: p.auto_remove_targets,
             schedules: p.schedules.clone(),
             options: p.options.clone(),

@@ -31,7 +31,7 @@ const POLICY_ATTRS: &[&str] = &[
     "departed_retention",
 ];
 const POLICY_BLOCKS: &[&str] = &[
-    "instance", "volume", "rds", "aurora", "select", "retries", "scripts", "dr",
+    "instance", "volume", "rds", "aurora", "select", "exclude", "retries", "scripts", "dr",
 ];
 
 /// The `policy` blocks by name; a name declared twice keeps the first.
@@ -92,6 +92,7 @@ struct Targets {
     rds: Vec<DbTarget>,
     aurora: Vec<DbTarget>,
     selectors: Vec<TagSelector>,
+    excludes: Vec<TagSelector>,
 }
 
 fn decode_policy(
@@ -163,6 +164,7 @@ fn decode_policy(
         rds,
         aurora,
         selectors,
+        excludes,
     } = targets;
     let policy = account
         .zip(generations)
@@ -177,6 +179,7 @@ fn decode_policy(
             rds,
             aurora,
             selectors,
+            excludes,
             auto_remove_targets,
             schedules,
             options,
@@ -238,6 +241,7 @@ fn policy_targets(
                 }
             }
             "select" => select_block(d, scope, b, &mut targets.selectors),
+            "exclude" => tag_block(d, scope, b, "exclude", &mut targets.excludes),
             kind if options::POLICY_OPTION_BLOCKS.contains(&kind) => {}
             "dr" => {}
             _ => ec2_target(d, scope, b, account, &mut targets_at, &mut targets),
@@ -253,12 +257,24 @@ pub(super) fn select_block(
     b: &Block,
     selectors: &mut Vec<TagSelector>,
 ) {
+    tag_block(d, scope, b, "select", selectors)
+}
+
+/// A `select` or `exclude` block (`noun`): `{ tag  value }`, added unless
+/// the list has it already.
+fn tag_block(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    b: &Block,
+    noun: &str,
+    selectors: &mut Vec<TagSelector>,
+) {
     let src = scope.src;
     d.no_labels(src, b);
     let sel = d.scope(
         src,
         &b.body,
-        format!("a select block of {}", scope.what),
+        format!("a {noun} block of {}", scope.what),
         start(&b.ident),
         &["tag", "value"],
         &[],
@@ -272,7 +288,7 @@ pub(super) fn select_block(
                 src,
                 start(&b.ident),
                 "Duplicate selector",
-                format!("{} selects {selector} more than once", scope.what),
+                format!("{} names {selector} in {noun} more than once", scope.what),
             );
         } else {
             selectors.push(selector);
