@@ -160,6 +160,7 @@ impl Bench {
             problem: String::new(),
             resources: vec![],
             holder: None,
+            holder_since: None,
         };
         drop(st);
         let mut st = self.store.lock().unwrap();

@@ -14,7 +14,7 @@ use lifeboat_engine::dr::{self, DrWork, Limits};
 use lifeboat_engine::plan::apply::{self, Executor};
 use lifeboat_engine::plan::{observe, planner};
 use lifeboat_engine::restore::plan::plan;
-use lifeboat_engine::restore::reap::reap;
+use lifeboat_engine::restore::reap::{reap, Scope};
 use lifeboat_engine::restore::run::Runner;
 use lifeboat_engine::restore::{Kind, Options, Request, RestorePlan, Which};
 use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
@@ -388,7 +388,7 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
 
     let cloud = b.cloud();
     // While its process runs (this one), nothing is reaped.
-    let done = reap(&cloud, &b.store, &b.config.accounts).await.unwrap();
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All).await.unwrap();
     assert!(done.is_empty(), "{done:?}");
     assert!(b.shared_with(OTHER_ID));
 
@@ -406,7 +406,7 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
         .unwrap()
         .transaction(|tx| tx.put_restore(&killed))
         .unwrap();
-    let done = reap(&cloud, &b.store, &b.config.accounts).await.unwrap();
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All).await.unwrap();
     assert_eq!(done.len(), 1, "{done:?}");
     assert!(done[0].interrupted);
     assert_eq!(done[0].left, None);
@@ -437,6 +437,6 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
         .unwrap()
         .is_empty());
     // Nothing left to reap.
-    let again = reap(&cloud, &b.store, &b.config.accounts).await.unwrap();
+    let again = reap(&cloud, &b.store, &b.config.accounts, Scope::All).await.unwrap();
     assert!(again.is_empty(), "{again:?}");
 }

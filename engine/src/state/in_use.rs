@@ -6,12 +6,14 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::dr::Destination;
-use super::restore::{RestoreRecord, RestoreStatus};
-use super::store::{StateError, StateResult, Store, Tx};
+use super::restore::{holder_gone, RestoreRecord, RestoreStatus};
+use super::holder::{HolderId, ABANDONED_AFTER};
+use super::store::{parse_ts, ts, StateError, StateResult, Store, Tx};
 
 /// A backup, or its copies at one destination, that a running restore reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,10 +85,17 @@ impl Store {
 impl Tx<'_> {
     /// Records restore `r` as running, after checking that each artifact
     /// in `ids` is still in the catalog: the backup's own, or its completed
-    /// copies at the restore's source. Returns the ids found missing (and
-    /// records nothing then).
+    /// copies at the restore's source that retention has not expired
+    /// (tagged `lifeboat:expired` in an account that forbids deletion).
+    /// Returns the ids found missing (and records nothing then).
+    ///
+    /// Refuses when the restore is `running` already in a process that
+    /// may still run (`RestoreRecord::interrupted`, the reaper's rule):
+    /// two runs of one restore would hold its shares under one name, and
+    /// the first to end would let them go under the other.
     pub fn start_restore(&mut self, r: &RestoreRecord, ids: &[String]) -> StateResult<Vec<String>> {
         debug_assert_eq!(r.status, RestoreStatus::Running);
+        self.refuse_running(&r.id)?;
         let mut missing = Vec::new();
         for id in ids {
             let found: bool = match source_destination(&r.source) {
@@ -97,7 +106,8 @@ impl Tx<'_> {
                 ),
                 Some(d) => self.tx.query_row(
                     "SELECT EXISTS (SELECT 1 FROM dr_copies WHERE id = ?1 AND account = ?2
-                        AND region = ?3 AND policy = ?4 AND backup_id = ?5 AND status = 'completed')",
+                        AND region = ?3 AND policy = ?4 AND backup_id = ?5 AND status = 'completed'
+                        AND expired IS NULL)",
                     params![id, d.account, d.region, r.policy, r.backup_id],
                     |row| row.get(0),
                 ),
@@ -111,6 +121,74 @@ impl Tx<'_> {
             self.put_restore(r)?;
         }
         Ok(missing)
+    }
+
+    /// Errs when restore `id` is recorded `running` by a process that may
+    /// still run.
+    fn refuse_running(&mut self, id: &str) -> StateResult<()> {
+        let row: Option<(String, Option<String>, Option<String>, String)> = self
+            .tx
+            .query_row(
+                "SELECT status, holder, holder_since, started FROM restores WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((status, holder, since, started)) = row else {
+            return Ok(());
+        };
+        if status != RestoreStatus::Running.as_str() {
+            return Ok(());
+        }
+        let holder: Option<HolderId> = holder.and_then(|h| serde_json::from_str(&h).ok());
+        let started = parse_ts(&self.path, &started)?;
+        let since = since.map(|t| parse_ts(&self.path, &t)).transpose()?;
+        if holder_gone(holder.as_ref(), since, started) {
+            return Ok(());
+        }
+        let who = match &holder {
+            Some(h) => format!("pid {} on {}", h.pid, h.host),
+            None => "a Lifeboat that did not record its process".into(),
+        };
+        Err(StateError::Conflict(format!(
+            "restore {id} is running already ({who}, since {}): wait for it to end, or stop that process and run the plan again (a process on another host or container counts as stopped {} hours after it took the restore)",
+            since.unwrap_or(started).to_rfc3339(),
+            ABANDONED_AFTER.num_hours()
+        )))
+    }
+
+    /// Fails restore `r` as interrupted, if it is still `running` under
+    /// the holder and since the time `r` records (the reaper read it a
+    /// while ago; a resume meanwhile took it over). Returns whether it did:
+    /// only then are its shares and launch image the reaper's to let go.
+    pub fn claim_interrupted(
+        &mut self,
+        r: &RestoreRecord,
+        problem: &str,
+        at: DateTime<Utc>,
+    ) -> StateResult<bool> {
+        let holder = r
+            .holder
+            .as_ref()
+            .map(|h| serde_json::to_string(h).expect("a holder serializes"));
+        let n = self
+            .tx
+            .execute(
+                "UPDATE restores SET status = ?1, problem = ?2, finished = ?3
+                 WHERE id = ?4 AND status = ?5 AND holder IS ?6 AND holder_since IS ?7",
+                params![
+                    RestoreStatus::Failed.as_str(),
+                    problem,
+                    ts(at),
+                    r.id,
+                    RestoreStatus::Running.as_str(),
+                    holder,
+                    r.holder_since.map(ts)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
     }
 }
 
@@ -277,6 +355,7 @@ mod tests {
             problem: String::new(),
             resources: vec![],
             holder: None,
+            holder_since: None,
         };
         let missing = s
             .transaction(|tx| tx.start_restore(&r, &["snap-copy-gone".into()]))

@@ -42,7 +42,7 @@ pub use health::{Retry, ScriptRun, Skipped};
 pub use identity::Expected;
 pub use lease::{with_lock, LockInfo, LOCK_TTL_MINUTES};
 pub use secured::SecuredCheck;
-pub use shares::{restore_holder, ShareHold};
+pub use shares::{dr_holder, dr_holder_policy, restore_holder, ShareHold};
 pub use store::{
     new_id, SharedStore, Snapshot, StateError, StateResult, Store, Tx, SCHEMA_VERSION,
 };

@@ -27,7 +27,8 @@ pub struct ShareHold {
     /// The configured account (by name) that owns the artifact: the one
     /// whose credentials share and unshare it.
     pub owner: String,
-    /// `restore:ID`, or `dr:POLICY/BACKUP/REGION:ACCOUNT`.
+    /// `restore:ID`, or `dr:POLICY/BACKUP/REGION:ACCOUNT` (renamed with its
+    /// policy: `Tx::move_policy`).
     pub holder: String,
     pub since: DateTime<Utc>,
     /// When this holder started letting go.
@@ -37,6 +38,16 @@ pub struct ShareHold {
 /// The holder of a restore's shares.
 pub fn restore_holder(restore_id: &str) -> String {
     format!("restore:{restore_id}")
+}
+
+/// The holder of a DR run's shares.
+pub fn dr_holder(policy: &str, backup_id: &str, destination: &super::Destination) -> String {
+    format!("dr:{policy}/{backup_id}/{destination}")
+}
+
+/// The policy of a DR run's holder.
+pub fn dr_holder_policy(holder: &str) -> Option<&str> {
+    holder.strip_prefix("dr:")?.split('/').next()
 }
 
 impl Store {
@@ -115,7 +126,9 @@ impl Tx<'_> {
     }
 
     /// Marks `holder` as letting go of the share of `artifact_id` (when it
-    /// holds it). Returns how many other holders still hold it.
+    /// holds it). Returns how many other holders still hold it, or `None`
+    /// when the holder is a restore running again (resumed since it ended
+    /// or was reaped): the hold is the new run's, and stays.
     pub fn releasing_share(
         &mut self,
         artifact_id: &str,
@@ -123,7 +136,10 @@ impl Tx<'_> {
         shared_with: &str,
         holder: &str,
         at: DateTime<Utc>,
-    ) -> StateResult<usize> {
+    ) -> StateResult<Option<usize>> {
+        if self.held_again(holder)? {
+            return Ok(None);
+        }
         self.tx
             .execute(
                 "UPDATE share_holds SET releasing = ?5
@@ -131,11 +147,11 @@ impl Tx<'_> {
                 params![artifact_id, region, shared_with, holder, ts(at)],
             )
             .map_err(|e| self.err(e))?;
-        self.holders(artifact_id, region, shared_with)
+        self.holders(artifact_id, region, shared_with).map(Some)
     }
 
     /// Forgets `holder`'s hold of the share. Returns how many other holders
-    /// still hold it.
+    /// still hold it (a restore running again keeps its hold, and counts).
     pub fn release_share(
         &mut self,
         artifact_id: &str,
@@ -143,6 +159,9 @@ impl Tx<'_> {
         shared_with: &str,
         holder: &str,
     ) -> StateResult<usize> {
+        if self.held_again(holder)? {
+            return Ok(1 + self.holders(artifact_id, region, shared_with)?);
+        }
         self.tx
             .execute(
                 "DELETE FROM share_holds
@@ -151,6 +170,45 @@ impl Tx<'_> {
             )
             .map_err(|e| self.err(e))?;
         self.holders(artifact_id, region, shared_with)
+    }
+
+    /// Whether `holder` is a restore that is `running`, or a DR run that is
+    /// open: holds are let go of only once their holder ended (a restore
+    /// records its outcome first, a DR run settles first) or was reaped,
+    /// so a running one is a run that took it over since, and its hold
+    /// stays.
+    fn held_again(&self, holder: &str) -> StateResult<bool> {
+        let (sql, key) = if let Some(id) = holder.strip_prefix("restore:") {
+            (
+                "SELECT EXISTS (SELECT 1 FROM restores WHERE id = ?1 AND status = 'running')",
+                id,
+            )
+        } else if holder.starts_with("dr:") {
+            (
+                "SELECT EXISTS (SELECT 1 FROM dr_runs
+                    WHERE 'dr:' || policy || '/' || backup_id || '/' || region || ':' || account = ?1
+                    AND status IN ('pending', 'in_progress'))",
+                holder,
+            )
+        } else {
+            return Ok(false);
+        };
+        self.tx
+            .query_row(sql, params![key], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Renames the DR holders of policy `from` to `to` (with the policy).
+    pub(super) fn move_dr_holders(&mut self, from: &str, to: &str) -> StateResult<()> {
+        let (old, new) = (format!("dr:{from}/"), format!("dr:{to}/"));
+        self.tx
+            .execute(
+                "UPDATE share_holds SET holder = ?2 || substr(holder, length(?1) + 1)
+                 WHERE substr(holder, 1, length(?1)) = ?1",
+                params![old, new],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// The holders of a share that are not letting go of it.
@@ -200,13 +258,13 @@ mod tests {
         let others = s
             .transaction(|tx| tx.releasing_share(k, r, w, "restore:a", now))
             .unwrap();
-        assert_eq!(others, 1);
+        assert_eq!(others, Some(1));
         // ... and the second, while the first has not forgotten its row,
         // counts it out: it unshares.
         let others = s
             .transaction(|tx| tx.releasing_share(k, r, w, "dr:web/b/us-east-1:vault", now))
             .unwrap();
-        assert_eq!(others, 0);
+        assert_eq!(others, Some(0));
         // Holding again stops letting go.
         s.transaction(|tx| tx.hold_share(&hold("restore:a")))
             .unwrap();
