@@ -36,7 +36,7 @@ mod shares;
 mod store;
 pub use catalog::{
     is_note, Alert, ArtifactKind, BackupRecord, BackupStatus, Frozen, SnapshotOwner,
-    SnapshotRecord, VpcVersionRecord, MEMBERSHIP_NOTE, NOTE_PREFIX,
+    SnapshotRecord, VpcVersionRecord, MEMBERSHIP_NOTE, NOTE_PREFIX, PROBLEMS_UNKNOWN_NOTE,
 };
 pub use health::{Retry, ScriptRun, Skipped};
 pub use identity::Expected;

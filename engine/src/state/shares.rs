@@ -160,7 +160,7 @@ impl Tx<'_> {
         holder: &str,
     ) -> StateResult<usize> {
         if self.held_again(holder)? {
-            return Ok(1 + self.holders(artifact_id, region, shared_with)?);
+            return Ok(self.holders(artifact_id, region, shared_with)?.max(1));
         }
         self.tx
             .execute(
@@ -277,5 +277,92 @@ mod tests {
         assert_eq!(held[0].holder, "restore:a");
         assert_eq!(held[0].releasing, None);
         assert_eq!(s.share_holds(Some("restore:b")).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_restore_running_again_keeps_its_holds_from_a_late_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        s.transaction(|tx| {
+            tx.hold_share(&hold("restore:r-1"))?;
+            tx.tx
+                .execute(
+                    "INSERT INTO restores (id, kind, target, policy, backup_id, backup_started,
+                        source, account, region, operator, started, status)
+                     VALUES ('r-1', 'volume', 'vol-1', 'web', 'b1', '2026-11-22T10:00:00Z',
+                        'local', 'main', 'us-east-1', 'ops', '2026-11-22T10:00:00Z', 'running')",
+                    [],
+                )
+                .map_err(|e| tx.err(e))?;
+            Ok(())
+        })
+        .unwrap();
+        let (k, r, w) = ("snap-1", "us-east-1", "222222222222");
+        let now = Utc::now();
+        // Running (resumed since a reaper or its earlier run read it).
+        let others = s
+            .transaction(|tx| tx.releasing_share(k, r, w, "restore:r-1", now))
+            .unwrap();
+        assert_eq!(others, None);
+        let left = s
+            .transaction(|tx| tx.release_share(k, r, w, "restore:r-1"))
+            .unwrap();
+        assert_eq!(left, 1, "the running restore still holds it");
+        assert_eq!(s.share_holds(None).unwrap().len(), 1);
+        assert_eq!(s.share_holds(None).unwrap()[0].releasing, None);
+        // Ended: let go.
+        s.transaction(|tx| {
+            tx.tx
+                .execute("UPDATE restores SET status = 'failed'", [])
+                .map_err(|e| tx.err(e))?;
+            Ok(())
+        })
+        .unwrap();
+        let others = s
+            .transaction(|tx| tx.releasing_share(k, r, w, "restore:r-1", now))
+            .unwrap();
+        assert_eq!(others, Some(0));
+        let left = s
+            .transaction(|tx| tx.release_share(k, r, w, "restore:r-1"))
+            .unwrap();
+        assert_eq!(left, 0);
+        assert!(s.share_holds(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_dr_runs_holds_follow_its_policy_when_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        s.transaction(|tx| {
+            let web = crate::state::model::PolicyState {
+                name: "web".into(),
+                account: "main".into(),
+                generations: 3,
+                enabled: true,
+                description: None,
+                selectors: vec![],
+                auto_remove_targets: Default::default(),
+                schedules: vec![],
+                options: Default::default(),
+                dr: None,
+            };
+            let web = serde_json::to_value(&web).unwrap();
+            tx.put_object(&crate::addr::Address::policy("web"), &web)?;
+            tx.hold_share(&hold("dr:web/b/us-east-1:vault"))?;
+            tx.hold_share(&hold("dr:webby/b/us-east-1:vault"))?;
+            tx.hold_share(&hold("restore:web"))
+        })
+        .unwrap();
+        s.transaction(|tx| tx.move_policy("web", "site")).unwrap();
+        let holders: Vec<String> = s
+            .share_holds(None)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.holder)
+            .collect();
+        assert_eq!(
+            holders,
+            ["dr:site/b/us-east-1:vault", "dr:webby/b/us-east-1:vault", "restore:web"]
+        );
     }
 }
