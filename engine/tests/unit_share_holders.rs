@@ -18,8 +18,8 @@ use lifeboat_engine::restore::reap::{reap, Scope};
 use lifeboat_engine::restore::run::Runner;
 use lifeboat_engine::restore::{Kind, Options, Request, RestorePlan, Which};
 use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
-use lifeboat_engine::state::holder::HolderId;
 use lifeboat_engine::share::{self, Share};
+use lifeboat_engine::state::holder::HolderId;
 use lifeboat_engine::state::{
     dr_holder, ArtifactKind, DrRun, DrStatus, ResourceKind, RestoreRecord, RestoreStatus,
     SharedStore, Store,
@@ -390,7 +390,9 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
 
     let cloud = b.cloud();
     // While its process runs (this one), nothing is reaped.
-    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All).await.unwrap();
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
     assert!(done.is_empty(), "{done:?}");
     assert!(b.shared_with(OTHER_ID));
 
@@ -408,7 +410,9 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
         .unwrap()
         .transaction(|tx| tx.put_restore(&killed))
         .unwrap();
-    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All).await.unwrap();
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
     assert_eq!(done.len(), 1, "{done:?}");
     assert!(done[0].interrupted);
     assert_eq!(done[0].left, None);
@@ -439,7 +443,9 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
         .unwrap()
         .is_empty());
     // Nothing left to reap.
-    let again = reap(&cloud, &b.store, &b.config.accounts, Scope::All).await.unwrap();
+    let again = reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
     assert!(again.is_empty(), "{again:?}");
 }
 
@@ -561,7 +567,13 @@ async fn unit_a_share_whose_owner_is_not_configured_says_where_and_what_could_no
         .await
         .unwrap_err()
         .to_string();
-    for said in ["unshare", REGION, OTHER_ID, "account main", b.snapshots[0].as_str()] {
+    for said in [
+        "unshare",
+        REGION,
+        OTHER_ID,
+        "account main",
+        b.snapshots[0].as_str(),
+    ] {
         assert!(err.contains(said), "{err}");
     }
 }

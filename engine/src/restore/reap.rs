@@ -25,8 +25,8 @@ use super::plan::Accounts;
 use super::run::leftovers;
 use super::{RestoreError, TAG_RESTORE_ID};
 use crate::cloud::Cloud;
-use crate::state::holder::HolderId;
 use crate::share::release_all;
+use crate::state::holder::HolderId;
 use crate::state::{
     dr_holder, dr_holder_policy, restore_holder, ResourceKind, RestoreRecord, RestoreStatus,
     SharedStore,

@@ -11,8 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::dr::Destination;
-use super::restore::{holder_gone, RestoreRecord, RestoreStatus};
 use super::holder::{HolderId, ABANDONED_AFTER};
+use super::restore::{holder_gone, RestoreRecord, RestoreStatus};
 use super::store::{parse_ts, ts, StateError, StateResult, Store, Tx};
 
 /// A backup, or its copies at one destination, that a running restore reads.
@@ -438,7 +438,9 @@ mod tests {
         gone.holder = Some(dead());
         s.transaction(|tx| tx.put_restore(&gone)).unwrap();
         let resumed = running("r-1", Some(HolderId::current()));
-        let missing = s.transaction(|tx| tx.start_restore(&resumed, &ids)).unwrap();
+        let missing = s
+            .transaction(|tx| tx.start_restore(&resumed, &ids))
+            .unwrap();
         assert!(missing.is_empty());
         assert_eq!(s.restores().unwrap()[0].holder, resumed.holder);
     }
@@ -528,8 +530,7 @@ mod tests {
     }
 
     #[test]
-    fn copies_from_before_their_volume_was_recorded_restore_no_disk_and_say_problems_are_unknown(
-    ) {
+    fn copies_from_before_their_volume_was_recorded_restore_no_disk_and_say_problems_are_unknown() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("state.db")).unwrap();
         backed_up_and_copied(&mut s, "b1", 0, &[]);

@@ -362,7 +362,11 @@ mod tests {
             .collect();
         assert_eq!(
             holders,
-            ["dr:site/b/us-east-1:vault", "dr:webby/b/us-east-1:vault", "restore:web"]
+            [
+                "dr:site/b/us-east-1:vault",
+                "dr:webby/b/us-east-1:vault",
+                "restore:web"
+            ]
         );
     }
 }

@@ -880,7 +880,11 @@ async fn unshare(plan: &Plan<'_>, dest_id: Option<String>) -> Result<(), StateEr
     let account = &plan.run.destination.account;
     let holder = plan.holder();
     let work = plan.work;
-    let held = work.store.lock().expect("store").share_holds(Some(&holder))?;
+    let held = work
+        .store
+        .lock()
+        .expect("store")
+        .share_holds(Some(&holder))?;
     let owners = BTreeMap::from([(plan.source.name.clone(), plan.source.clone())]);
     let mut left = Vec::new();
     if let Err(e) = share::release_all(work.cloud.as_ref(), &work.store, &owners, &holder).await {
