@@ -577,3 +577,48 @@ async fn unit_a_share_whose_owner_is_not_configured_says_where_and_what_could_no
         assert!(err.contains(said), "{err}");
     }
 }
+
+/// Emulator hole: GetCallerIdentity and DescribeSnapshots cannot be made
+/// to fail there, and it has one account (no DR run shares anything).
+#[tokio::test]
+async fn unit_a_failed_dr_run_lets_go_of_its_shares_though_the_destination_account_id_is_unknown() {
+    let b = Bench::new().await;
+    let run = b.runs[0].clone();
+    let holder = dr_holder(&run.policy, &run.backup_id, &run.destination);
+    let main = &b.config.accounts["main"];
+    let cloud = b.cloud();
+    // What a process that died midway shared for the run.
+    for id in &b.snapshots {
+        let s = Share {
+            owner: main,
+            kind: ArtifactKind::Ebs,
+            id,
+            region: REGION,
+            with: VAULT_ID,
+        };
+        share::hold(cloud.as_ref(), &b.store, &s, &holder)
+            .await
+            .unwrap();
+    }
+    // Resumed, its sources cannot be read (it fails) and neither can the
+    // destination's account id.
+    b.with(|w| {
+        w.failing
+            .insert("DescribeSnapshots".into(), ErrorKind::AccessDenied);
+        w.failing
+            .insert("GetCallerIdentity".into(), ErrorKind::AccessDenied);
+    });
+    let work = DrWork::new(b.cloud(), b.store.clone(), Limits::new(5), now());
+    let ended = dr::copy(&work, vec![run]).await;
+    let ended = ended.into_iter().next().unwrap().unwrap();
+    assert_eq!(ended.status, DrStatus::Failed, "{ended:?}");
+    // The state knew what was shared and with whom: all of it let go of.
+    b.with(|w| assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares));
+    assert!(b
+        .store
+        .lock()
+        .unwrap()
+        .share_holds(None)
+        .unwrap()
+        .is_empty());
+}
