@@ -14,7 +14,7 @@ use lifeboat_engine::dr::{self, DrWork, Limits};
 use lifeboat_engine::plan::apply::{self, Executor};
 use lifeboat_engine::plan::{observe, planner};
 use lifeboat_engine::restore::plan::plan;
-use lifeboat_engine::restore::reap::{reap, Scope};
+use lifeboat_engine::restore::reap::{reap, reap_within, Scope};
 use lifeboat_engine::restore::run::Runner;
 use lifeboat_engine::restore::{Kind, Options, Request, RestorePlan, Which};
 use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
@@ -621,4 +621,51 @@ async fn unit_a_failed_dr_run_lets_go_of_its_shares_though_the_destination_accou
         .share_holds(None)
         .unwrap()
         .is_empty());
+}
+
+/// Emulator hole: an unshare cannot be made to hang there (an outage in
+/// the artifacts' region), and it has one account (no share).
+#[tokio::test]
+async fn unit_a_restore_commands_reaping_is_bounded_and_what_it_left_goes_with_the_runner() {
+    let b = Bench::new().await;
+    let p = b.plan_into("other").await;
+    b.with(|w| w.launch_pending = u32::MAX);
+    tokio::select! {
+        r = b.run(&p) => panic!("the restore ended: {r:?}"),
+        () = b.until(|w| w.launches.len() == 1) => {}
+    }
+    let mut killed = b.store.lock().unwrap().restores().unwrap()[0].clone();
+    let me = HolderId::current();
+    killed.holder = Some(HolderId {
+        start: me.start.map(|s| s + 1),
+        ..me
+    });
+    b.store
+        .lock()
+        .unwrap()
+        .transaction(|tx| tx.put_restore(&killed))
+        .unwrap();
+    // The artifacts' region hangs.
+    b.with(|w| w.share_delay = Some(Duration::from_secs(3600)));
+    let cloud = b.cloud();
+    let started = std::time::Instant::now();
+    let within = Duration::from_millis(300);
+    let done = reap_within(&cloud, &b.store, &b.config.accounts, Scope::Running, within)
+        .await
+        .unwrap();
+    assert!(done.is_none(), "{done:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // Claimed before the wait: it no longer holds retention.
+    let rec = b.store.lock().unwrap().restores().unwrap()[0].clone();
+    assert_eq!(rec.status, RestoreStatus::Failed);
+    assert!(b.store.lock().unwrap().in_use().unwrap().is_empty());
+    assert!(b.shared_with(OTHER_ID));
+    // The region is back: the runner lets go of what it left.
+    b.with(|w| w.share_delay = None);
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert!(!done[0].interrupted);
+    b.with(|w| assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares));
 }

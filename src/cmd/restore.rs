@@ -394,15 +394,21 @@ pub(crate) async fn reap_interrupted(
             println!("{line}");
         }
     };
-    let reaping = reap::reap(cloud, store, &ws.config.accounts, reap::Scope::Running);
-    let Ok(reaped) = tokio::time::timeout(REAP_WITHIN, reaping).await else {
+    let reaping = reap::reap_within(
+        cloud,
+        store,
+        &ws.config.accounts,
+        reap::Scope::Running,
+        REAP_WITHIN,
+    );
+    let Some(reaped) = reaping.await? else {
         say(&format!(
             "Warning: reaping interrupted restores took over {} s and was left for the runner (or the next restore command) to finish; going on.",
             REAP_WITHIN.as_secs()
         ));
         return Ok(());
     };
-    for r in reaped? {
+    for r in reaped {
         let what = if r.interrupted {
             format!(
                 "Restore {} was left running by a stopped process: {}",

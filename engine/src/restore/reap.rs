@@ -128,6 +128,22 @@ pub async fn reap(
     Ok(out)
 }
 
+/// [`reap`] for at most `within`: `None` when it took longer (what was
+/// claimed by then is failed already, and what it held is let go of by the
+/// runner's next reap, as an ended restore's leftovers).
+pub async fn reap_within(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    accounts: &Accounts,
+    scope: Scope,
+    within: std::time::Duration,
+) -> Result<Option<Vec<Reaped>>, RestoreError> {
+    match tokio::time::timeout(within, reap(cloud, store, accounts, scope)).await {
+        Ok(done) => done.map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Lets go of the shares held by DR runs that are no longer open (settled
 /// without letting go: an unshare failed, or the run's process died after
 /// settling) or no longer recorded. What cannot be let go of opens an
