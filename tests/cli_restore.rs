@@ -417,6 +417,25 @@ fn a_backup_expired_locally_restores_from_its_dr_copy_as_it_was() {
     ])
     .code(1)
     .mentions("--from us-west-2:main");
+    // Copies recorded before Lifeboat kept a backup's problems with them:
+    // the plan says what it cannot know.
+    let db = rusqlite::Connection::open(env.ws.path().join(".lifeboat/state.db")).unwrap();
+    db.execute("UPDATE dr_copies SET backup_problems = NULL", [])
+        .unwrap();
+    env.run(&[
+        "restore",
+        "instance",
+        &i.id,
+        "--backup",
+        first,
+        "--from",
+        "us-west-2",
+        "--subnet",
+        &subnet,
+        "--plan-only",
+    ])
+    .ok()
+    .mentions("problems are unknown");
     let record = restore(
         &env,
         &[

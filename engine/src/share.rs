@@ -108,6 +108,10 @@ pub async fn release(
     let others = tx(store, |tx| {
         tx.releasing_share(s.id, s.region, s.with, holder, Utc::now())
     })?;
+    let Some(others) = others else {
+        // A restore run again since: the hold is the new run's.
+        return Ok(false);
+    };
     if others > 0 {
         tx(store, |tx| tx.release_share(s.id, s.region, s.with, holder))?;
         return Ok(false);
@@ -146,8 +150,8 @@ pub async fn release_all(
             // to unshare, and a later release with it does.
             if first.is_ok() {
                 first = Err(ShareError::State(StateError::Conflict(format!(
-                    "{} stays shared with account {}: account {} is not configured",
-                    h.artifact_id, h.shared_with, h.owner
+                    "cannot unshare {} in {} from AWS account {} (held by {}): its owner, account {}, is not configured; it stays shared until that account is configured again and a restore command or the runner lets go of it",
+                    h.artifact_id, h.region, h.shared_with, h.holder, h.owner
                 ))));
             }
             continue;

@@ -160,6 +160,7 @@ impl Bench {
             problem: String::new(),
             resources: vec![],
             holder: None,
+            holder_since: None,
         };
         drop(st);
         let mut st = self.store.lock().unwrap();
@@ -213,6 +214,10 @@ async fn unit_a_plan_made_before_a_restore_began_does_not_delete_what_it_reads()
     let why = format!("{report:?}");
     assert!(report.failed() > 0, "{why}");
     assert!(why.contains("which restore r-2 is reading"), "{why}");
+    assert!(
+        why.contains(&format!("in account main ({REGION})")),
+        "{why}"
+    );
     assert_eq!(b.backups(), [first, second], "nothing of it was deleted");
 }
 

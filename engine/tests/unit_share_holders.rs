@@ -9,18 +9,20 @@ use chrono::{DateTime, Utc};
 use lifeboat_engine::backup;
 use lifeboat_engine::cloud::network::{RegionInventory, Subnet};
 use lifeboat_engine::cloud::restore::{Disk, InstanceShape};
-use lifeboat_engine::cloud::{Cloud, InstanceState};
+use lifeboat_engine::cloud::{Cloud, ErrorKind, InstanceState};
 use lifeboat_engine::dr::{self, DrWork, Limits};
 use lifeboat_engine::plan::apply::{self, Executor};
 use lifeboat_engine::plan::{observe, planner};
 use lifeboat_engine::restore::plan::plan;
-use lifeboat_engine::restore::reap::reap;
+use lifeboat_engine::restore::reap::{reap, reap_within, Scope};
 use lifeboat_engine::restore::run::Runner;
 use lifeboat_engine::restore::{Kind, Options, Request, RestorePlan, Which};
 use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
+use lifeboat_engine::share::{self, Share};
 use lifeboat_engine::state::holder::HolderId;
 use lifeboat_engine::state::{
-    DrRun, DrStatus, ResourceKind, RestoreRecord, RestoreStatus, SharedStore, Store,
+    dr_holder, ArtifactKind, DrRun, DrStatus, ResourceKind, RestoreRecord, RestoreStatus,
+    SharedStore, Store,
 };
 use lifeboat_engine::testing::fake::{FakeCloud, World};
 use lifeboat_schema::Config;
@@ -388,7 +390,9 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
 
     let cloud = b.cloud();
     // While its process runs (this one), nothing is reaped.
-    let done = reap(&cloud, &b.store, &b.config.accounts).await.unwrap();
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
     assert!(done.is_empty(), "{done:?}");
     assert!(b.shared_with(OTHER_ID));
 
@@ -406,7 +410,9 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
         .unwrap()
         .transaction(|tx| tx.put_restore(&killed))
         .unwrap();
-    let done = reap(&cloud, &b.store, &b.config.accounts).await.unwrap();
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
     assert_eq!(done.len(), 1, "{done:?}");
     assert!(done[0].interrupted);
     assert_eq!(done[0].left, None);
@@ -437,6 +443,229 @@ async fn unit_a_restore_whose_process_died_is_reaped_its_share_and_image_let_go_
         .unwrap()
         .is_empty());
     // Nothing left to reap.
-    let again = reap(&cloud, &b.store, &b.config.accounts).await.unwrap();
+    let again = reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
     assert!(again.is_empty(), "{again:?}");
+}
+
+/// Emulator hole: DeregisterImage cannot be made to fail there, and it has
+/// one account (no share to let go of).
+#[tokio::test]
+async fn unit_a_cleanup_failing_after_a_restore_succeeded_leaves_it_completed_for_the_runner_to_retry(
+) {
+    let b = Bench::new().await;
+    let p = b.plan_into("other").await;
+    b.with(|w| {
+        w.failing
+            .insert("DeregisterImage".into(), ErrorKind::Throttled)
+    });
+    let r = b.run(&p).await;
+    // The outcome was recorded before the cleanup: done all the same.
+    assert_eq!(r.status, RestoreStatus::Completed, "{r:?}");
+    assert!(r.ready.is_some());
+    assert!(
+        r.problem
+            .contains("letting go of its shares and launch image failed"),
+        "{}",
+        r.problem
+    );
+    assert!(!b.shared_with(OTHER_ID), "the shares went");
+    let image = r
+        .resources
+        .iter()
+        .find(|x| x.kind == ResourceKind::Image)
+        .unwrap()
+        .id
+        .clone();
+    assert!(b.with(|w| w.images.contains_key(&image)));
+    b.with(|w| w.failing.clear());
+    let cloud = b.cloud();
+    // A restore command reaps only what is interrupted: not this.
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::Running)
+        .await
+        .unwrap();
+    assert!(done.is_empty(), "{done:?}");
+    assert!(b.with(|w| w.images.contains_key(&image)));
+    // The runner tries it again.
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert!(!done[0].interrupted);
+    assert_eq!(done[0].left, None);
+    assert!(!b.with(|w| w.images.contains_key(&image)));
+    let after = b.store.lock().unwrap().restores().unwrap()[0].clone();
+    assert_eq!(after.status, RestoreStatus::Completed);
+}
+
+/// Emulator hole: it has one account, so no DR run shares anything.
+#[tokio::test]
+async fn unit_the_runner_lets_go_of_the_shares_of_a_dr_run_that_ended_holding_them() {
+    let b = Bench::new().await;
+    let run = b.runs[0].clone();
+    let holder = dr_holder(&run.policy, &run.backup_id, &run.destination);
+    let main = &b.config.accounts["main"];
+    let cloud = b.cloud();
+    for id in &b.snapshots {
+        let s = Share {
+            owner: main,
+            kind: ArtifactKind::Ebs,
+            id,
+            region: REGION,
+            with: VAULT_ID,
+        };
+        share::hold(cloud.as_ref(), &b.store, &s, &holder)
+            .await
+            .unwrap();
+    }
+    assert!(b.shared_with(VAULT_ID));
+    // While the run is open, its shares are its own.
+    reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
+    assert!(b.shared_with(VAULT_ID));
+    // It settled without letting go (its process died after settling).
+    let mut settled = run.clone();
+    settled.status = DrStatus::Failed;
+    b.store
+        .lock()
+        .unwrap()
+        .transaction(|tx| tx.put_dr_run(&settled))
+        .unwrap();
+    reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
+    b.with(|w| assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares));
+    assert!(b
+        .store
+        .lock()
+        .unwrap()
+        .share_holds(None)
+        .unwrap()
+        .is_empty());
+}
+
+/// Emulator hole: a share's owner account cannot be taken out of the
+/// configuration under it there (one account).
+#[tokio::test]
+async fn unit_a_share_whose_owner_is_not_configured_says_where_and_what_could_not_be_done() {
+    let b = Bench::new().await;
+    let main = &b.config.accounts["main"];
+    let cloud = b.cloud();
+    let s = Share {
+        owner: main,
+        kind: ArtifactKind::Ebs,
+        id: &b.snapshots[0],
+        region: REGION,
+        with: OTHER_ID,
+    };
+    share::hold(cloud.as_ref(), &b.store, &s, "restore:r-x")
+        .await
+        .unwrap();
+    let err = share::release_all(cloud.as_ref(), &b.store, &Default::default(), "restore:r-x")
+        .await
+        .unwrap_err()
+        .to_string();
+    for said in [
+        "unshare",
+        REGION,
+        OTHER_ID,
+        "account main",
+        b.snapshots[0].as_str(),
+    ] {
+        assert!(err.contains(said), "{err}");
+    }
+}
+
+/// Emulator hole: GetCallerIdentity and DescribeSnapshots cannot be made
+/// to fail there, and it has one account (no DR run shares anything).
+#[tokio::test]
+async fn unit_a_failed_dr_run_lets_go_of_its_shares_though_the_destination_account_id_is_unknown() {
+    let b = Bench::new().await;
+    let run = b.runs[0].clone();
+    let holder = dr_holder(&run.policy, &run.backup_id, &run.destination);
+    let main = &b.config.accounts["main"];
+    let cloud = b.cloud();
+    // What a process that died midway shared for the run.
+    for id in &b.snapshots {
+        let s = Share {
+            owner: main,
+            kind: ArtifactKind::Ebs,
+            id,
+            region: REGION,
+            with: VAULT_ID,
+        };
+        share::hold(cloud.as_ref(), &b.store, &s, &holder)
+            .await
+            .unwrap();
+    }
+    // Resumed, its sources cannot be read (it fails) and neither can the
+    // destination's account id.
+    b.with(|w| {
+        w.failing
+            .insert("DescribeSnapshots".into(), ErrorKind::AccessDenied);
+        w.failing
+            .insert("GetCallerIdentity".into(), ErrorKind::AccessDenied);
+    });
+    let work = DrWork::new(b.cloud(), b.store.clone(), Limits::new(5), now());
+    let ended = dr::copy(&work, vec![run]).await;
+    let ended = ended.into_iter().next().unwrap().unwrap();
+    assert_eq!(ended.status, DrStatus::Failed, "{ended:?}");
+    // The state knew what was shared and with whom: all of it let go of.
+    b.with(|w| assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares));
+    assert!(b
+        .store
+        .lock()
+        .unwrap()
+        .share_holds(None)
+        .unwrap()
+        .is_empty());
+}
+
+/// Emulator hole: an unshare cannot be made to hang there (an outage in
+/// the artifacts' region), and it has one account (no share).
+#[tokio::test]
+async fn unit_a_restore_commands_reaping_is_bounded_and_what_it_left_goes_with_the_runner() {
+    let b = Bench::new().await;
+    let p = b.plan_into("other").await;
+    b.with(|w| w.launch_pending = u32::MAX);
+    tokio::select! {
+        r = b.run(&p) => panic!("the restore ended: {r:?}"),
+        () = b.until(|w| w.launches.len() == 1) => {}
+    }
+    let mut killed = b.store.lock().unwrap().restores().unwrap()[0].clone();
+    let me = HolderId::current();
+    killed.holder = Some(HolderId {
+        start: me.start.map(|s| s + 1),
+        ..me
+    });
+    b.store
+        .lock()
+        .unwrap()
+        .transaction(|tx| tx.put_restore(&killed))
+        .unwrap();
+    // The artifacts' region hangs.
+    b.with(|w| w.share_delay = Some(Duration::from_secs(3600)));
+    let cloud = b.cloud();
+    let started = std::time::Instant::now();
+    let within = Duration::from_millis(300);
+    let done = reap_within(&cloud, &b.store, &b.config.accounts, Scope::Running, within)
+        .await
+        .unwrap();
+    assert!(done.is_none(), "{done:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // Claimed before the wait: it no longer holds retention.
+    let rec = b.store.lock().unwrap().restores().unwrap()[0].clone();
+    assert_eq!(rec.status, RestoreStatus::Failed);
+    assert!(b.store.lock().unwrap().in_use().unwrap().is_empty());
+    assert!(b.shared_with(OTHER_ID));
+    // The region is back: the runner lets go of what it left.
+    b.with(|w| w.share_delay = None);
+    let done = reap(&cloud, &b.store, &b.config.accounts, Scope::All)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert!(!done[0].interrupted);
+    b.with(|w| assert!(w.copies.shares.is_empty(), "{:?}", w.copies.shares));
 }

@@ -371,15 +371,44 @@ fn print_result(r: &RestoreRecord) {
     }
 }
 
-/// Reaps the restores a stopped process left `running` (`restore::reap`)
-/// and says so: every writing restore command does this first.
+/// How long a restore command waits for the reaping before it goes on:
+/// in an outage, letting go of a dead restore's shares in a failed region
+/// must not hold up the recovery.
+const REAP_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reaps the restores a stopped process left `running` (`restore::reap`,
+/// [`reap::Scope::Running`]: what ended restores left is the runner's) and
+/// says so: every writing restore command does this first, for at most
+/// [`REAP_WITHIN`].
 pub(crate) async fn reap_interrupted(
     ws: &Workspace,
     store: &SharedStore,
     cloud: &Arc<dyn lifeboat_engine::cloud::Cloud>,
     json: bool,
 ) -> Result<()> {
-    for r in reap::reap(cloud, store, &ws.config.accounts).await? {
+    let say = |line: &str| {
+        // JSON output stays one document: the note goes to stderr then.
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    let reaping = reap::reap_within(
+        cloud,
+        store,
+        &ws.config.accounts,
+        reap::Scope::Running,
+        REAP_WITHIN,
+    );
+    let Some(reaped) = reaping.await? else {
+        say(&format!(
+            "Warning: reaping interrupted restores took over {} s and was left for the runner (or the next restore command) to finish; going on.",
+            REAP_WITHIN.as_secs()
+        ));
+        return Ok(());
+    };
+    for r in reaped {
         let what = if r.interrupted {
             format!(
                 "Restore {} was left running by a stopped process: {}",
@@ -396,12 +425,7 @@ pub(crate) async fn reap_interrupted(
             None => format!("{what}; its shares and launch image were let go of."),
             Some(e) => format!("{what}; letting go of its shares and launch image failed: {e}"),
         };
-        // JSON output stays one document: the note goes to stderr then.
-        if json {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
+        say(&line);
     }
     Ok(())
 }

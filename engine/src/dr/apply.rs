@@ -251,6 +251,8 @@ impl Executor {
         if let Some(restore) = self.restoring(reads)? {
             return Err(Refusal::Restoring {
                 id: main.id,
+                account: main.destination.account.clone(),
+                region: main.destination.region.clone(),
                 backup_id: main.backup_id,
                 policy: main.policy,
                 restore,

@@ -148,9 +148,11 @@ pub enum Refusal {
         backup_id: String,
         policy: String,
     },
-    #[error("{id} belongs to backup {backup_id} of policy {policy}, which restore {restore} is reading; refusing to delete it until the restore ends")]
+    #[error("{id} in account {account} ({region}) belongs to backup {backup_id} of policy {policy}, which restore {restore} is reading; refusing to delete it until the restore ends")]
     Restoring {
         id: String,
+        account: String,
+        region: String,
         backup_id: String,
         policy: String,
         restore: String,
@@ -248,6 +250,8 @@ impl Executor {
             Some(o) => match self.restoring(|u| u.reads_backup(&o.policy, &o.backup_id))? {
                 Some(restore) => Refusal::Restoring {
                     id: id.to_string(),
+                    account: account.to_string(),
+                    region: region.to_string(),
                     backup_id: o.backup_id,
                     policy: o.policy,
                     restore,

@@ -369,6 +369,17 @@ async fn plan_as(
             p.artifacts_account, p.account
         ));
     }
+    if chosen
+        .backup
+        .problems
+        .iter()
+        .any(|x| x == crate::state::PROBLEMS_UNKNOWN_NOTE)
+    {
+        p.notes.push(format!(
+            "backup {}'s problems are unknown (its DR copies predate their record): a target it failed to back up would not show here",
+            chosen.backup.id
+        ));
+    }
     match req.kind {
         Kind::Instance => plan_instance(cloud, accounts, req, &chosen, &mut p, looked).await?,
         Kind::Volume => plan_volume(cloud, accounts, req, &chosen, &mut p).await?,

@@ -90,6 +90,7 @@ impl Runner<'_> {
                 status: RestoreStatus::Running,
                 problem: String::new(),
                 holder: Some(HolderId::current()),
+                holder_since: Some(Utc::now()),
                 ..r
             },
             None => RestoreRecord {
@@ -111,6 +112,7 @@ impl Runner<'_> {
                 problem: String::new(),
                 resources: vec![],
                 holder: Some(HolderId::current()),
+                holder_since: Some(Utc::now()),
             },
         };
         // Running from here, if its artifacts are still there: retention
@@ -131,11 +133,10 @@ impl Runner<'_> {
                 "interrupted: what was made is recorded; run the same plan again to finish it".into(),
             )),
         };
-        // However it went: the shares and the temporary image go.
-        let result = both(
-            result,
-            leftovers(self.cloud, self.store, self.accounts, &record).await,
-        );
+        // The outcome is recorded first, then the shares and the temporary
+        // image go: a process killed in between leaves an ended restore
+        // whose leftovers the reaper lets go of, never a finished restore
+        // that looks interrupted.
         record.finished = Some(Utc::now());
         match &result {
             Ok(()) => {
@@ -148,7 +149,23 @@ impl Runner<'_> {
             }
         }
         self.tx(|tx| tx.put_restore(&record))?;
-        result?;
+        let cleaned = leftovers(self.cloud, self.store, self.accounts, &record).await;
+        if let Err(e) = &cleaned {
+            // Reported, and tried again by the reaper; a restore whose
+            // resources run is done all the same.
+            let note = format!(
+                "letting go of its shares and launch image failed ({e}): tried again by the next restore command or runner"
+            );
+            let problem = if record.problem.is_empty() {
+                note
+            } else {
+                format!("{}; then: {note}", record.problem)
+            };
+            self.tx(|tx| tx.note_restore_problem(&p.id, &problem))?;
+        }
+        if result.is_err() {
+            both(result, cleaned)?;
+        }
         let st = self.store.lock().expect("state lock poisoned");
         Ok(st
             .restores()?
@@ -403,8 +420,8 @@ impl Runner<'_> {
     }
 }
 
-/// What a restore leaves after it, done, failed or reaped after its
-/// process died: no share it holds (a share is only for the restore's
+/// What a restore leaves after it, once it is recorded as ended (done,
+/// failed, or reaped after its process died): no share it holds (a share is only for the restore's
 /// time) and no image registered for the launch (it would hold the
 /// backup's snapshots against retention). What it created otherwise stays.
 pub(super) async fn leftovers(
@@ -418,9 +435,11 @@ pub(super) async fn leftovers(
         .map_err(RestoreError::from);
     let images: Vec<String> = {
         let st = store.lock().expect("state lock poisoned");
+        // Not while a run that took the restore over since may launch
+        // from its image.
         st.restores()?
             .into_iter()
-            .filter(|x| x.id == r.id)
+            .filter(|x| x.id == r.id && x.status != RestoreStatus::Running)
             .flat_map(|x| x.resources)
             .filter(|x| x.kind == ResourceKind::Image && x.removed.is_none())
             .map(|x| x.id)

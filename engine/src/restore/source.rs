@@ -336,6 +336,9 @@ fn copied(
                 && c.policy == b.policy
                 && c.source_id == r.id
                 && c.status == DrStatus::Completed
+                // Retention expired it (tagged, in an account that forbids
+                // deletion): it may go any time.
+                && c.expired.is_none()
         }) else {
             return Err(format!(
                 "backup {} has no completed copy of {} there",
@@ -353,4 +356,62 @@ fn copied(
         }
     }
     Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_retention_expired_is_not_restored_from() {
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+        let snap = SnapshotRecord {
+            id: "snap-1".into(),
+            volume_id: "vol-1".into(),
+            target: "vol-1".into(),
+            region: "us-east-1".into(),
+            kind: ArtifactKind::Ebs,
+            image: None,
+        };
+        let b = BackupRecord {
+            seq: 1,
+            id: "b1".into(),
+            policy: "web".into(),
+            account: "main".into(),
+            started: at,
+            finished: Some(at),
+            status: BackupStatus::Success,
+            frozen: None,
+            snapshots: vec![snap.clone()],
+            problems: vec![],
+        };
+        let d = Destination {
+            account: "vault".into(),
+            region: "us-west-2".into(),
+        };
+        let mut copy = DrCopyRecord {
+            id: "snap-copy-1".into(),
+            destination: d.clone(),
+            kind: ArtifactKind::Ebs,
+            arn: None,
+            image: None,
+            source_id: "snap-1".into(),
+            source_region: "us-east-1".into(),
+            source_account: "main".into(),
+            target: "vol-1".into(),
+            policy: "web".into(),
+            backup_id: "b1".into(),
+            backup_seq: 1,
+            status: DrStatus::Completed,
+            started: at,
+            finished: Some(at),
+            expired: None,
+            problem: String::new(),
+        };
+        let found = copied(&[&snap], &b, &d, std::slice::from_ref(&copy)).unwrap();
+        assert_eq!(found.snapshots["vol-1"], "snap-copy-1");
+        copy.expired = Some(at);
+        let err = copied(&[&snap], &b, &d, &[copy]).unwrap_err();
+        assert!(err.contains("no completed copy of snap-1"), "{err}");
+    }
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::recovery::drill::{reconcile, DrillOutcome, Driller};
 use crate::recovery::recover::Recoverer;
-use crate::restore::reap::{reap, Reaped};
+use crate::restore::reap::{reap, Reaped, Scope};
 use crate::restore::Which;
 use crate::runmode::daemon::{Daemon, RunEvent};
 use crate::runmode::notify;
@@ -105,7 +105,7 @@ impl Daemon<'_> {
             let mut out = Vec::new();
             // Restores (by hand, of recoveries, of drills) a dead process
             // left `running`: their shares and launch images go first.
-            match reap(&d.rec.cloud, &d.rec.store, &d.rec.accounts).await {
+            match reap(&d.rec.cloud, &d.rec.store, &d.rec.accounts, Scope::All).await {
                 Ok(done) => out.extend(done.into_iter().map(DrillResult::Reaped)),
                 Err(e) => out.push(DrillResult::Failed(None, e.to_string())),
             }

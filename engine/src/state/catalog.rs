@@ -172,9 +172,15 @@ pub const NOTE_PREFIX: &str = "restore point";
 /// begins: it backed up the targets as applied (see `crate::membership`).
 pub const MEMBERSHIP_NOTE: &str = "membership";
 
-/// Is problem line `p` a note ([`NOTE_PREFIX`], [`MEMBERSHIP_NOTE`])?
+/// The note of a backup known only by DR copies made before Lifeboat
+/// recorded a backup's problems with its copies.
+pub const PROBLEMS_UNKNOWN_NOTE: &str =
+    "problems unknown: its DR copies were made before Lifeboat recorded a backup's problems with them";
+
+/// Is problem line `p` a note ([`NOTE_PREFIX`], [`MEMBERSHIP_NOTE`],
+/// [`PROBLEMS_UNKNOWN_NOTE`])?
 pub fn is_note(p: &str) -> bool {
-    p.starts_with(NOTE_PREFIX) || p.starts_with(MEMBERSHIP_NOTE)
+    p.starts_with(NOTE_PREFIX) || p.starts_with(MEMBERSHIP_NOTE) || p == PROBLEMS_UNKNOWN_NOTE
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{ArtifactKind, BackupRecord, BackupStatus, SnapshotRecord};
+use super::catalog::{
+    ArtifactKind, BackupRecord, BackupStatus, SnapshotRecord, PROBLEMS_UNKNOWN_NOTE,
+};
 use super::store::{parse_ts, ts, StateError, StateResult, Store, Tx};
 
 /// Where copies go: a region of an account.
@@ -445,6 +447,7 @@ impl Store {
             let [policy, backup_id, account, source_id, source_region, target, kind, copy_started] =
                 s;
             let [image, volume_id, started, problems] = o;
+            let problems_unknown = problems.is_none();
             let kind = ArtifactKind::parse(&kind).ok_or_else(|| {
                 corrupt(
                     &self.path,
@@ -455,7 +458,7 @@ impl Store {
                 .last()
                 .is_none_or(|b| b.policy != policy || b.id != backup_id);
             if fresh {
-                let problems: Vec<String> = match &problems {
+                let mut problems: Vec<String> = match &problems {
                     Some(p) => serde_json::from_str(p).map_err(|e| {
                         corrupt(
                             &self.path,
@@ -464,6 +467,16 @@ impl Store {
                     })?,
                     None => vec![],
                 };
+                let status = match problems.is_empty() {
+                    true => BackupStatus::Success,
+                    false => BackupStatus::Partial,
+                };
+                if problems_unknown {
+                    // Copied before Lifeboat recorded a backup's problems
+                    // with its copies: a note, not a problem (no target is
+                    // known to have failed), that the plan repeats.
+                    problems.push(PROBLEMS_UNKNOWN_NOTE.to_string());
+                }
                 let started = parse_ts(&self.path, started.as_deref().unwrap_or(&copy_started))?;
                 out.push(BackupRecord {
                     id: backup_id.clone(),
@@ -472,10 +485,7 @@ impl Store {
                     seq,
                     started,
                     finished: None,
-                    status: match problems.is_empty() {
-                        true => BackupStatus::Success,
-                        false => BackupStatus::Partial,
-                    },
+                    status,
                     frozen: None,
                     snapshots: vec![],
                     problems,
@@ -486,12 +496,14 @@ impl Store {
                 continue;
             }
             // A DB snapshot's source is its database, the target itself; an
-            // EBS snapshot's volume was recorded with the copy (none for
-            // copies made before Lifeboat recorded it: such a disk does not
-            // restore, and the plan says so).
-            let volume_id = match kind {
-                ArtifactKind::Ebs => volume_id.unwrap_or_default(),
-                _ => volume_id.unwrap_or_else(|| target.clone()),
+            // EBS snapshot's volume was recorded with the copy. A copy made
+            // before Lifeboat recorded it is left out: which disk it was is
+            // not known (several would fall on one key), so that disk does
+            // not restore, and the plan says so.
+            let volume_id = match (kind, volume_id) {
+                (ArtifactKind::Ebs, None) => continue,
+                (_, Some(v)) => v,
+                (_, None) => target.clone(),
             };
             b.snapshots.push(SnapshotRecord {
                 id: source_id,

@@ -36,13 +36,13 @@ mod shares;
 mod store;
 pub use catalog::{
     is_note, Alert, ArtifactKind, BackupRecord, BackupStatus, Frozen, SnapshotOwner,
-    SnapshotRecord, VpcVersionRecord, MEMBERSHIP_NOTE, NOTE_PREFIX,
+    SnapshotRecord, VpcVersionRecord, MEMBERSHIP_NOTE, NOTE_PREFIX, PROBLEMS_UNKNOWN_NOTE,
 };
 pub use health::{Retry, ScriptRun, Skipped};
 pub use identity::Expected;
 pub use lease::{with_lock, LockInfo, LOCK_TTL_MINUTES};
 pub use secured::SecuredCheck;
-pub use shares::{restore_holder, ShareHold};
+pub use shares::{dr_holder, dr_holder_policy, restore_holder, ShareHold};
 pub use store::{
     new_id, SharedStore, Snapshot, StateError, StateResult, Store, Tx, SCHEMA_VERSION,
 };

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::holder::HolderId;
+use super::holder::{HolderId, ABANDONED_AFTER};
 use super::store::{parse_ts, ts, StateError, StateResult, Store, Tx};
 use crate::cloud::restore::Shape;
 
@@ -127,6 +127,11 @@ pub struct RestoreRecord {
     /// recorded it): a `running` restore whose process is gone is reaped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder: Option<HolderId>,
+    /// When `holder` took the restore (its first run, or a resume): how
+    /// long a holder that cannot be looked at has had it. `started` stays
+    /// the first run's, for the time to recover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_since: Option<DateTime<Utc>>,
 }
 
 impl RestoreRecord {
@@ -138,6 +143,29 @@ impl RestoreRecord {
     /// Seconds between the backup used and the start (the data lost).
     pub fn rpo_seconds(&self) -> i64 {
         (self.started - self.backup_started).num_seconds()
+    }
+
+    /// Whether it is `running` in a process that is gone: its holder seen
+    /// to be gone, or unseen for longer than [`ABANDONED_AFTER`] since it
+    /// took the restore (`HolderId::gone_since`, the drills' rule). A
+    /// record without a holder (left `running` by a Lifeboat that did not
+    /// record it) counts as gone that long after its start.
+    pub fn interrupted(&self) -> bool {
+        self.status == RestoreStatus::Running
+            && holder_gone(self.holder.as_ref(), self.holder_since, self.started)
+    }
+}
+
+/// Whether the process that took a `running` restore at `since` (else
+/// at its `started`) is gone: see [`RestoreRecord::interrupted`].
+pub(super) fn holder_gone(
+    holder: Option<&HolderId>,
+    since: Option<DateTime<Utc>>,
+    started: DateTime<Utc>,
+) -> bool {
+    match holder {
+        Some(h) => h.gone_since(since.unwrap_or(started)),
+        None => Utc::now() - started > ABANDONED_AFTER,
     }
 }
 
@@ -182,7 +210,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, kind, target, policy, backup_id, backup_started, source, account, region,
-                    drill, operator, started, ready, finished, status, problem, holder
+                    drill, operator, started, ready, finished, status, problem, holder,
+                    holder_since
                  FROM restores ORDER BY started, id",
             )
             .map_err(|e| self.err(e))?;
@@ -195,6 +224,7 @@ impl Store {
             Option<String>,
             String,
             String,
+            Option<String>,
             Option<String>,
         );
         let rows: Vec<Row> = st
@@ -219,6 +249,7 @@ impl Store {
                     r.get(14)?,
                     r.get(15)?,
                     r.get(16)?,
+                    r.get(17)?,
                 ))
             })
             .map_err(|e| self.err(e))?
@@ -226,7 +257,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let time = |t: Option<String>| t.map(|t| parse_ts(&self.path, &t)).transpose();
         let mut out = Vec::with_capacity(rows.len());
-        for (s, drill, operator, started, ready, finished, status, problem, holder) in rows {
+        for (s, drill, operator, started, ready, finished, status, problem, holder, since) in rows {
             let [id, kind, target, policy, backup_id, backup_started, source, account, region] = s;
             let status = RestoreStatus::parse(&status)
                 .ok_or_else(|| corrupt(&self.path, format!("restore {id}: status {status:?}")))?;
@@ -240,6 +271,7 @@ impl Store {
                 started: parse_ts(&self.path, &started)?,
                 ready: time(ready)?,
                 finished: time(finished)?,
+                holder_since: time(since)?,
                 id,
                 kind,
                 target,
@@ -320,12 +352,13 @@ impl Tx<'_> {
             .execute(
                 "INSERT INTO restores (id, kind, target, policy, backup_id, backup_started, source,
                     account, region, drill, operator, started, ready, finished, status, problem,
-                    holder)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                    holder, holder_since)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                    ?18)
                  ON CONFLICT (id) DO UPDATE SET
                     ready = excluded.ready, finished = excluded.finished,
                     status = excluded.status, problem = excluded.problem,
-                    holder = excluded.holder",
+                    holder = excluded.holder, holder_since = excluded.holder_since",
                 params![
                     r.id,
                     r.kind,
@@ -345,8 +378,22 @@ impl Tx<'_> {
                     r.problem,
                     r.holder
                         .as_ref()
-                        .map(|h| serde_json::to_string(h).expect("a holder serializes"))
+                        .map(|h| serde_json::to_string(h).expect("a holder serializes")),
+                    r.holder_since.map(ts)
                 ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Sets the problem of restore `id` once it ended (a cleanup that failed
+    /// after its outcome was recorded); a run that took it over since is
+    /// left alone.
+    pub fn note_restore_problem(&mut self, id: &str, problem: &str) -> StateResult<()> {
+        self.tx
+            .execute(
+                "UPDATE restores SET problem = ?2 WHERE id = ?1 AND status != 'running'",
+                params![id, problem],
             )
             .map_err(|e| self.err(e))?;
         Ok(())

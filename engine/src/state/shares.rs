@@ -27,7 +27,8 @@ pub struct ShareHold {
     /// The configured account (by name) that owns the artifact: the one
     /// whose credentials share and unshare it.
     pub owner: String,
-    /// `restore:ID`, or `dr:POLICY/BACKUP/REGION:ACCOUNT`.
+    /// `restore:ID`, or `dr:POLICY/BACKUP/REGION:ACCOUNT` (renamed with its
+    /// policy: `Tx::move_policy`).
     pub holder: String,
     pub since: DateTime<Utc>,
     /// When this holder started letting go.
@@ -37,6 +38,16 @@ pub struct ShareHold {
 /// The holder of a restore's shares.
 pub fn restore_holder(restore_id: &str) -> String {
     format!("restore:{restore_id}")
+}
+
+/// The holder of a DR run's shares.
+pub fn dr_holder(policy: &str, backup_id: &str, destination: &super::Destination) -> String {
+    format!("dr:{policy}/{backup_id}/{destination}")
+}
+
+/// The policy of a DR run's holder.
+pub fn dr_holder_policy(holder: &str) -> Option<&str> {
+    holder.strip_prefix("dr:")?.split('/').next()
 }
 
 impl Store {
@@ -115,7 +126,9 @@ impl Tx<'_> {
     }
 
     /// Marks `holder` as letting go of the share of `artifact_id` (when it
-    /// holds it). Returns how many other holders still hold it.
+    /// holds it). Returns how many other holders still hold it, or `None`
+    /// when the holder is a restore running again (resumed since it ended
+    /// or was reaped): the hold is the new run's, and stays.
     pub fn releasing_share(
         &mut self,
         artifact_id: &str,
@@ -123,7 +136,10 @@ impl Tx<'_> {
         shared_with: &str,
         holder: &str,
         at: DateTime<Utc>,
-    ) -> StateResult<usize> {
+    ) -> StateResult<Option<usize>> {
+        if self.held_again(holder)? {
+            return Ok(None);
+        }
         self.tx
             .execute(
                 "UPDATE share_holds SET releasing = ?5
@@ -131,11 +147,11 @@ impl Tx<'_> {
                 params![artifact_id, region, shared_with, holder, ts(at)],
             )
             .map_err(|e| self.err(e))?;
-        self.holders(artifact_id, region, shared_with)
+        self.holders(artifact_id, region, shared_with).map(Some)
     }
 
     /// Forgets `holder`'s hold of the share. Returns how many other holders
-    /// still hold it.
+    /// still hold it (a restore running again keeps its hold, and counts).
     pub fn release_share(
         &mut self,
         artifact_id: &str,
@@ -143,6 +159,9 @@ impl Tx<'_> {
         shared_with: &str,
         holder: &str,
     ) -> StateResult<usize> {
+        if self.held_again(holder)? {
+            return Ok(self.holders(artifact_id, region, shared_with)?.max(1));
+        }
         self.tx
             .execute(
                 "DELETE FROM share_holds
@@ -151,6 +170,45 @@ impl Tx<'_> {
             )
             .map_err(|e| self.err(e))?;
         self.holders(artifact_id, region, shared_with)
+    }
+
+    /// Whether `holder` is a restore that is `running`, or a DR run that is
+    /// open: holds are let go of only once their holder ended (a restore
+    /// records its outcome first, a DR run settles first) or was reaped,
+    /// so a running one is a run that took it over since, and its hold
+    /// stays.
+    fn held_again(&self, holder: &str) -> StateResult<bool> {
+        let (sql, key) = if let Some(id) = holder.strip_prefix("restore:") {
+            (
+                "SELECT EXISTS (SELECT 1 FROM restores WHERE id = ?1 AND status = 'running')",
+                id,
+            )
+        } else if holder.starts_with("dr:") {
+            (
+                "SELECT EXISTS (SELECT 1 FROM dr_runs
+                    WHERE 'dr:' || policy || '/' || backup_id || '/' || region || ':' || account = ?1
+                    AND status IN ('pending', 'in_progress'))",
+                holder,
+            )
+        } else {
+            return Ok(false);
+        };
+        self.tx
+            .query_row(sql, params![key], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Renames the DR holders of policy `from` to `to` (with the policy).
+    pub(super) fn move_dr_holders(&mut self, from: &str, to: &str) -> StateResult<()> {
+        let (old, new) = (format!("dr:{from}/"), format!("dr:{to}/"));
+        self.tx
+            .execute(
+                "UPDATE share_holds SET holder = ?2 || substr(holder, length(?1) + 1)
+                 WHERE substr(holder, 1, length(?1)) = ?1",
+                params![old, new],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// The holders of a share that are not letting go of it.
@@ -200,13 +258,13 @@ mod tests {
         let others = s
             .transaction(|tx| tx.releasing_share(k, r, w, "restore:a", now))
             .unwrap();
-        assert_eq!(others, 1);
+        assert_eq!(others, Some(1));
         // ... and the second, while the first has not forgotten its row,
         // counts it out: it unshares.
         let others = s
             .transaction(|tx| tx.releasing_share(k, r, w, "dr:web/b/us-east-1:vault", now))
             .unwrap();
-        assert_eq!(others, 0);
+        assert_eq!(others, Some(0));
         // Holding again stops letting go.
         s.transaction(|tx| tx.hold_share(&hold("restore:a")))
             .unwrap();
@@ -219,5 +277,96 @@ mod tests {
         assert_eq!(held[0].holder, "restore:a");
         assert_eq!(held[0].releasing, None);
         assert_eq!(s.share_holds(Some("restore:b")).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_restore_running_again_keeps_its_holds_from_a_late_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        s.transaction(|tx| {
+            tx.hold_share(&hold("restore:r-1"))?;
+            tx.tx
+                .execute(
+                    "INSERT INTO restores (id, kind, target, policy, backup_id, backup_started,
+                        source, account, region, operator, started, status)
+                     VALUES ('r-1', 'volume', 'vol-1', 'web', 'b1', '2026-11-22T10:00:00Z',
+                        'local', 'main', 'us-east-1', 'ops', '2026-11-22T10:00:00Z', 'running')",
+                    [],
+                )
+                .map_err(|e| tx.err(e))?;
+            Ok(())
+        })
+        .unwrap();
+        let (k, r, w) = ("snap-1", "us-east-1", "222222222222");
+        let now = Utc::now();
+        // Running (resumed since a reaper or its earlier run read it).
+        let others = s
+            .transaction(|tx| tx.releasing_share(k, r, w, "restore:r-1", now))
+            .unwrap();
+        assert_eq!(others, None);
+        let left = s
+            .transaction(|tx| tx.release_share(k, r, w, "restore:r-1"))
+            .unwrap();
+        assert_eq!(left, 1, "the running restore still holds it");
+        assert_eq!(s.share_holds(None).unwrap().len(), 1);
+        assert_eq!(s.share_holds(None).unwrap()[0].releasing, None);
+        // Ended: let go.
+        s.transaction(|tx| {
+            tx.tx
+                .execute("UPDATE restores SET status = 'failed'", [])
+                .map_err(|e| tx.err(e))?;
+            Ok(())
+        })
+        .unwrap();
+        let others = s
+            .transaction(|tx| tx.releasing_share(k, r, w, "restore:r-1", now))
+            .unwrap();
+        assert_eq!(others, Some(0));
+        let left = s
+            .transaction(|tx| tx.release_share(k, r, w, "restore:r-1"))
+            .unwrap();
+        assert_eq!(left, 0);
+        assert!(s.share_holds(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_dr_runs_holds_follow_its_policy_when_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        s.transaction(|tx| {
+            let web = crate::state::model::PolicyState {
+                name: "web".into(),
+                account: "main".into(),
+                generations: 3,
+                enabled: true,
+                description: None,
+                selectors: vec![],
+                auto_remove_targets: Default::default(),
+                schedules: vec![],
+                options: Default::default(),
+                dr: None,
+            };
+            let web = serde_json::to_value(&web).unwrap();
+            tx.put_object(&crate::addr::Address::policy("web"), &web)?;
+            tx.hold_share(&hold("dr:web/b/us-east-1:vault"))?;
+            tx.hold_share(&hold("dr:webby/b/us-east-1:vault"))?;
+            tx.hold_share(&hold("restore:web"))
+        })
+        .unwrap();
+        s.transaction(|tx| tx.move_policy("web", "site")).unwrap();
+        let holders: Vec<String> = s
+            .share_holds(None)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.holder)
+            .collect();
+        assert_eq!(
+            holders,
+            [
+                "dr:site/b/us-east-1:vault",
+                "dr:webby/b/us-east-1:vault",
+                "restore:web"
+            ]
+        );
     }
 }

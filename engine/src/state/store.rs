@@ -275,14 +275,15 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX member_changes_by_policy ON member_changes (policy, at);",
     // version 17: shares held: who needs each share of an artifact with another account
     // (a restore, a DR run), so that only the last holder unshares; and the
-    // process running each restore, so that one killed midway is reaped
+    // process running each restore and since when, so that one killed midway is reaped
     "CREATE TABLE share_holds (
         artifact_id TEXT NOT NULL, kind TEXT NOT NULL, region TEXT NOT NULL,
         shared_with TEXT NOT NULL, owner TEXT NOT NULL, holder TEXT NOT NULL,
         since TEXT NOT NULL, releasing TEXT,
         PRIMARY KEY (artifact_id, region, shared_with, holder));
      CREATE INDEX share_holds_by_holder ON share_holds (holder);
-     ALTER TABLE restores ADD COLUMN holder TEXT;",
+     ALTER TABLE restores ADD COLUMN holder TEXT;
+     ALTER TABLE restores ADD COLUMN holder_since TEXT;",
     // version 18: resource control: one row per target of each operation of a group
     // (stop, hibernate, start), with when it was asked and verified
     "CREATE TABLE control_operations (
@@ -642,7 +643,8 @@ impl Tx<'_> {
                 )
                 .map_err(|e| self.err(e))?;
         }
-        Ok(())
+        // A DR run's shares are held under its policy's name.
+        self.move_dr_holders(from, to)
     }
 
     /// Records that target `id` left `policy` at `at` (the first time only:

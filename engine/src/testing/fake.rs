@@ -108,6 +108,9 @@ pub struct World {
     /// snapshots (none: at once), so that a timeout can abandon the call
     /// with its snapshots made.
     pub answer_delay: Option<std::time::Duration>,
+    /// How long each ModifySnapshotAttribute call takes (none: at once): an
+    /// unshare in a region that hangs in an outage.
+    pub share_delay: Option<std::time::Duration>,
     /// The time new resources are stamped with (default: the clock).
     pub clock: Option<chrono::DateTime<chrono::Utc>>,
     /// EBS snapshot descriptions by id.
@@ -822,6 +825,10 @@ impl Ec2 for FakeEc2 {
     }
 
     async fn share_snapshot(&self, id: &str, account_id: &str, share: bool) -> CloudResult<()> {
+        let delay = self.world.lock().expect("fake world").share_delay;
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
         self.fake_share("ModifySnapshotAttribute", id, account_id, share)
     }
 

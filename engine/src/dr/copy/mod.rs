@@ -302,10 +302,7 @@ impl Plan<'_> {
     /// The holder of this run's shares (`crate::share`): a restore or
     /// another run may need the same share meanwhile.
     fn holder(&self) -> String {
-        format!(
-            "dr:{}/{}/{}",
-            self.run.policy, self.run.backup_id, self.run.destination
-        )
+        crate::state::dr_holder(&self.run.policy, &self.run.backup_id, &self.run.destination)
     }
 
     /// What sharing `s` with the destination account takes: the artifact,
@@ -343,15 +340,20 @@ impl Plan<'_> {
     }
 
     /// Lets go of this run's hold of the source's share, unsharing it
-    /// when nothing else holds it.
+    /// when nothing else holds it. Every share is tried (an AMI's and its
+    /// snapshots'); the first error is returned.
     async fn unshare(&self, s: &SnapshotRecord, dest_id: &str) -> Result<(), CloudError> {
         let holder = self.holder();
+        let mut first = Ok(());
         for one in self.shares(s, dest_id) {
-            share::release(self.work.cloud.as_ref(), &self.work.store, &one, &holder)
-                .await
-                .map_err(|e| self.share_error(e))?;
+            let r = share::release(self.work.cloud.as_ref(), &self.work.store, &one, &holder).await;
+            if let Err(e) = r {
+                if first.is_ok() {
+                    first = Err(self.share_error(e));
+                }
+            }
         }
-        Ok(())
+        first
     }
 
     fn share_error(&self, e: ShareError) -> CloudError {
@@ -861,37 +863,59 @@ impl Copies {
     }
 }
 
-/// Lets go of the shares of a settled cross-account run: every artifact of
-/// the backup a copy is made of, unshared once nothing else holds it (the
-/// last holder unshares: another run of the backup to that account, a
-/// restore into it; a run resumed after a crash lets go of what the dead
-/// process held). A share that cannot be undone opens an alert: the
-/// original stays readable by the other account.
+/// Lets go of the shares of a settled cross-account run: every share the
+/// run holds in the state (its owner and the account id shared with are
+/// recorded there), unshared once nothing else holds it (the last holder
+/// unshares: another run of the backup to that account, a restore into
+/// it; a run resumed after a crash lets go of what the dead process held).
+/// Every release is tried, whatever failed before it. The artifacts a
+/// copy is made of that hold no row (shared by a Lifeboat that did not
+/// record its holders) are released by the destination's account id. A
+/// share that cannot be undone opens an alert: the original stays
+/// readable by the other account, and the reaper tries again.
 async fn unshare(plan: &Plan<'_>, dest_id: Option<String>) -> Result<(), StateError> {
     if !plan.cross_account() {
         return Ok(());
     }
     let account = &plan.run.destination.account;
-    let dest_id = match dest_id {
-        Some(id) => Ok(id),
-        None => plan.work.cloud.account_id(&plan.dest).await,
-    };
+    let holder = plan.holder();
+    let work = plan.work;
+    let held = work
+        .store
+        .lock()
+        .expect("store")
+        .share_holds(Some(&holder))?;
+    let owners = BTreeMap::from([(plan.source.name.clone(), plan.source.clone())]);
     let mut left = Vec::new();
-    match dest_id {
-        Ok(dest_id) => {
-            // Every artifact a copy is made of, whatever the configuration
-            // routes now: a share made under an older one is undone too
-            // (removing a share that was never made changes nothing).
-            let shared = plan.backup.snapshots.iter().filter(|s| route::copied(s));
-            for s in shared {
-                if let Err(e) = plan.unshare(s, &dest_id).await {
-                    if e.kind != ErrorKind::NotFound {
-                        left.push(format!("{}: {e}", s.id));
+    if let Err(e) = share::release_all(work.cloud.as_ref(), &work.store, &owners, &holder).await {
+        left.push(e.to_string());
+    }
+    // Every artifact a copy is made of, whatever the configuration routes
+    // now (removing a share that was never made changes nothing).
+    let unrecorded: Vec<&SnapshotRecord> = plan
+        .backup
+        .snapshots
+        .iter()
+        .filter(|s| route::copied(s))
+        .filter(|s| !held.iter().any(|h| h.artifact_id == s.id))
+        .collect();
+    if !unrecorded.is_empty() {
+        let dest_id = match dest_id {
+            Some(id) => Ok(id),
+            None => work.cloud.account_id(&plan.dest).await,
+        };
+        match dest_id {
+            Ok(dest_id) => {
+                for s in unrecorded {
+                    if let Err(e) = plan.unshare(s, &dest_id).await {
+                        if e.kind != ErrorKind::NotFound {
+                            left.push(format!("{}: {e}", s.id));
+                        }
                     }
                 }
             }
+            Err(e) => left.push(e.to_string()),
         }
-        Err(e) => left.push(e.to_string()),
     }
     if left.is_empty() {
         return Ok(());
