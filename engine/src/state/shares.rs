@@ -341,6 +341,7 @@ mod tests {
                 enabled: true,
                 description: None,
                 selectors: vec![],
+                excludes: vec![],
                 auto_remove_targets: Default::default(),
                 schedules: vec![],
                 options: Default::default(),
