@@ -63,19 +63,20 @@ fn tags(id: &str, kv: &[(&str, &str)]) -> Instance {
     }
 }
 
-#[test]
-fn membership_changes_follow_tags_and_terminations_as_auto_remove_says() {
+/// (auto_remove, in state, in AWS, changes expected, members expected)
+type Row = (
+    AutoRemove,
+    Vec<TargetState>,
+    Vec<Instance>,
+    Vec<&'static str>,
+    Vec<&'static str>,
+);
+
+/// The table: each row a policy's targets, what AWS has, what changes.
+fn rows() -> Vec<Row> {
     use InstanceState::*;
     let tagged = || Source::Tag(sel("team", "web*"));
-    // (auto_remove, in state, in AWS, changes expected, members expected)
-    type Row<'a> = (
-        AutoRemove,
-        Vec<TargetState>,
-        Vec<Instance>,
-        Vec<&'a str>,
-        Vec<&'a str>,
-    );
-    let rows: Vec<Row> = vec![
+    vec![
         // A new instance tagged team=web-2 joins; one in another region does not.
         (
             AutoRemove::Yes,
@@ -177,10 +178,14 @@ fn membership_changes_follow_tags_and_terminations_as_auto_remove_says() {
             vec![],
             vec!["i-1"],
         ),
-    ];
+    ]
+}
+
+#[test]
+fn membership_changes_follow_tags_and_terminations_as_auto_remove_says() {
     let regions = BTreeSet::from(["us-east-1".to_string()]);
     let at: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
-    for (n, (auto_remove, current, aws, changes, members)) in rows.into_iter().enumerate() {
+    for (n, (auto_remove, current, aws, changes, members)) in rows().into_iter().enumerate() {
         let obs = Observation {
             instances: aws.into_iter().map(|i| (i.id.clone(), i)).collect(),
             ..Observation::default()

@@ -288,7 +288,7 @@ fn tag_block(
                 src,
                 start(&b.ident),
                 "Duplicate selector",
-                format!("{} names {selector} in {noun} more than once", scope.what),
+                format!("{} {noun}s {selector} more than once", scope.what),
             );
         } else {
             selectors.push(selector);
