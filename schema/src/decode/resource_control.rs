@@ -125,7 +125,7 @@ fn decode_group(
         what,
         start(&block.ident),
         GROUP_ATTRS,
-        &["select", "window"],
+        &["select", "exclude", "window"],
     );
     let errors = |d: &Decoder| {
         d.diags
@@ -167,10 +167,12 @@ fn decode_group(
         None
     };
     let mut selectors = Vec::new();
+    let mut excluded = Vec::new();
     let mut windows = Vec::new();
     for b in &scope.blocks {
         match b.ident.value().as_str() {
             "select" => select_block(d, &scope, b, &mut selectors),
+            "exclude" => select_block(d, &scope, b, &mut excluded),
             _ => match decode_window(d, &scope, b, mode) {
                 Some(w) => windows.push((w, start(&b.ident))),
                 None => ok = false,
@@ -218,6 +220,7 @@ fn decode_group(
                 rds,
                 aurora,
                 selectors,
+                excluded,
                 windows: windows.into_iter().map(|(w, _)| w).collect(),
                 auto_remove_targets,
                 location: src.location(start(&block.ident)),
