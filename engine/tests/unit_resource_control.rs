@@ -76,9 +76,17 @@ fn request(action: Action) -> Request {
 async fn perform(fake: &FakeCloud, store: &SharedStore, config: &Config, action: Action) {
     let cloud: Arc<dyn Cloud> = Arc::new(fake.clone());
     let now = || t("2026-11-30T20:00:00Z");
-    control::perform(&cloud, store, config, "nightly", &request(action), &[], &now)
-        .await
-        .unwrap();
+    control::perform(
+        &cloud,
+        store,
+        config,
+        "nightly",
+        &request(action),
+        &[],
+        &now,
+    )
+    .await
+    .unwrap();
 }
 
 fn log(store: &SharedStore) -> Vec<ControlRecord> {
@@ -483,7 +491,10 @@ async fn unit_opted_out_excluded_and_autoscaling_instances_are_left_alone() {
     );
     let rows = log(&store);
     assert!(rows[0].detail.contains("no-resource-control"), "{rows:?}");
-    assert!(rows[2].detail.contains("Auto Scaling group \"web\""), "{rows:?}");
+    assert!(
+        rows[2].detail.contains("Auto Scaling group \"web\""),
+        "{rows:?}"
+    );
     let w = fake.world.lock().unwrap();
     let state = |id: &str| w.instances[id].state;
     assert_eq!(state("i-0000000b"), InstanceState::Stopped);
@@ -544,9 +555,17 @@ resource_control_group "weekend" {
     let cloud: Arc<dyn Cloud> = Arc::new(fake.clone());
     let now = || t("2026-11-30T20:00:00Z");
     for group in ["nightly", "weekend"] {
-        let o = control::perform(&cloud, &store, &config, group, &request(Action::Off), &[], &now)
-            .await
-            .unwrap();
+        let o = control::perform(
+            &cloud,
+            &store,
+            &config,
+            group,
+            &request(Action::Off),
+            &[],
+            &now,
+        )
+        .await
+        .unwrap();
         let alert = o.alert.unwrap_or_default();
         assert!(
             alert.contains("selected by more than one group, left alone: instance i-0000000a"),
@@ -564,7 +583,9 @@ resource_control_group "weekend" {
     );
     let rows = log(&store);
     assert!(
-        rows[0].detail.contains("also selected by resource_control_group \"weekend\""),
+        rows[0]
+            .detail
+            .contains("also selected by resource_control_group \"weekend\""),
         "{}",
         rows[0].detail
     );
@@ -587,7 +608,15 @@ async fn unit_on_starts_only_what_the_last_off_stopped() {
     );
     let fake = fake_with(&["i-0000000a", "i-0000000b"]);
     let state = |id: &str| fake.world.lock().unwrap().instances[id].state;
-    let set = |id: &str, s| fake.world.lock().unwrap().instances.get_mut(id).unwrap().state = s;
+    let set = |id: &str, s| {
+        fake.world
+            .lock()
+            .unwrap()
+            .instances
+            .get_mut(id)
+            .unwrap()
+            .state = s
+    };
     // Someone stopped i-0000000b themselves: no "off" of the group did.
     set("i-0000000b", InstanceState::Stopped);
     let (store, _dir) = store();
@@ -682,14 +711,8 @@ async fn unit_a_refused_hibernation_does_not_plain_stop_the_others_of_its_call()
         .into_iter()
         .map(|r| (r.action, r.result))
         .collect();
-    assert_eq!(
-        rows,
-        pairs(&[("hibernate", "done"), ("off", "retried")])
-    );
-    assert_eq!(
-        fake.world.lock().unwrap().power.hibernated,
-        ["i-0000000a"]
-    );
+    assert_eq!(rows, pairs(&[("hibernate", "done"), ("off", "retried")]));
+    assert_eq!(fake.world.lock().unwrap().power.hibernated, ["i-0000000a"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -744,9 +767,17 @@ async fn unit_a_database_started_by_hand_is_not_stopped_again_by_the_looks() {
     let cloud: Arc<dyn Cloud> = Arc::new(fake.clone());
     let now = || t("2026-12-04T21:30:00Z");
     let marks = [(control::hand_key("nightly"), now())];
-    control::perform(&cloud, &store, &config, "nightly", &request(Action::On), &marks, &now)
-        .await
-        .unwrap();
+    control::perform(
+        &cloud,
+        &store,
+        &config,
+        "nightly",
+        &request(Action::On),
+        &marks,
+        &now,
+    )
+    .await
+    .unwrap();
     assert_eq!(status("reporting"), "available");
     for at in ["2026-12-04T23:00:00Z", "2026-12-05T12:00:00Z"] {
         run_once(&fake, &store, &config, at).await;

@@ -14,9 +14,7 @@ use chrono::{DateTime, Utc};
 use lifeboat_schema::{Account, AutoRemove, Config, ResourceControlGroup, TagSelector};
 
 use crate::cloud::power::{Power, PowerKind, PowerState, Powered};
-use crate::cloud::{
-    collect_chunked, collect_pages, Cloud, CloudError, Query, Tags, FILTER_CHUNK,
-};
+use crate::cloud::{collect_chunked, collect_pages, Cloud, CloudError, Query, Tags, FILTER_CHUNK};
 use crate::control::timetable::Action;
 use crate::plan::observe::selector_query;
 use crate::state::ControlRecord;
@@ -213,9 +211,9 @@ pub fn skip_reason(p: &Powered) -> Option<String> {
     if p.tags.get(OPT_OUT_TAG).map(String::as_str) == Some(OPT_OUT_VALUE) {
         return Some(format!("tagged {OPT_OUT_TAG} = {OPT_OUT_VALUE}"));
     }
-    p.tags.get(AUTOSCALING_TAG).map(|asg| {
-        format!("in Auto Scaling group {asg:?}, which would replace it if stopped")
-    })
+    p.tags
+        .get(AUTOSCALING_TAG)
+        .map(|asg| format!("in Auto Scaling group {asg:?}, which would replace it if stopped"))
 }
 
 /// The other groups of `g`'s account that also take instance `p` in

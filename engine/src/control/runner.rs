@@ -49,7 +49,9 @@ impl ControlTasks {
                 databases_only: false,
             },
             at: Utc::now(),
-            result: Err(StateError::Conflict(format!("the operation's task failed: {e}"))),
+            result: Err(StateError::Conflict(format!(
+                "the operation's task failed: {e}"
+            ))),
         });
         self.running.remove(&done.due.group);
         Some(done)
@@ -94,14 +96,13 @@ impl Daemon<'_> {
                 .config
                 .get_or_insert_with(|| Arc::new(self.config.clone()))
                 .clone();
-            let (cloud, store, clock) = (self.cloud.clone(), self.store.clone(), self.clock.clone());
+            let (cloud, store, clock) =
+                (self.cloud.clone(), self.store.clone(), self.clock.clone());
             let due = c.clone();
             tasks.set.spawn(async move {
                 let now_fn = move || clock.now();
-                let result = perform(
-                    &cloud, &store, &config, &due.group, &req, &marks, &now_fn,
-                )
-                .await;
+                let result =
+                    perform(&cloud, &store, &config, &due.group, &req, &marks, &now_fn).await;
                 ControlDone {
                     due,
                     at: now,

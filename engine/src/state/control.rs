@@ -75,9 +75,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         match self.write_control_in(w) {
             Ok(a) => {
-                self.conn
-                    .execute_batch("COMMIT")
-                    .map_err(|e| self.err(e))?;
+                self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
                 Ok(a)
             }
             Err(e) => {
