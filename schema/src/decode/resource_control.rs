@@ -166,19 +166,7 @@ fn decode_group(
     } else {
         None
     };
-    let mut selectors = Vec::new();
-    let mut excluded = Vec::new();
-    let mut windows = Vec::new();
-    for b in &scope.blocks {
-        match b.ident.value().as_str() {
-            "select" => select_block(d, &scope, b, &mut selectors),
-            "exclude" => select_block(d, &scope, b, &mut excluded),
-            _ => match decode_window(d, &scope, b, mode) {
-                Some(w) => windows.push((w, start(&b.ident))),
-                None => ok = false,
-            },
-        }
-    }
+    let (selectors, excluded, windows) = group_blocks(d, &scope, mode, &mut ok);
     if windows.is_empty() && ok {
         d.error(
             src,
@@ -230,6 +218,34 @@ fn decode_group(
         _ => None,
     };
     (name.zip(name_at).map(|((n, _), at)| (n, at)), group)
+}
+
+/// A group's `select`, `exclude` and `window` blocks.
+#[allow(clippy::type_complexity)]
+fn group_blocks(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    mode: ControlMode,
+    ok: &mut bool,
+) -> (
+    Vec<TagSelector>,
+    Vec<TagSelector>,
+    Vec<(ControlWindow, usize)>,
+) {
+    let mut selectors = Vec::new();
+    let mut excluded = Vec::new();
+    let mut windows = Vec::new();
+    for b in &scope.blocks {
+        match b.ident.value().as_str() {
+            "select" => select_block(d, scope, b, &mut selectors),
+            "exclude" => select_block(d, scope, b, &mut excluded),
+            _ => match decode_window(d, scope, b, mode) {
+                Some(w) => windows.push((w, start(&b.ident))),
+                None => *ok = false,
+            },
+        }
+    }
+    (selectors, excluded, windows)
 }
 
 /// The listed targets (`instances`, `rds`, `aurora`), with where each id
