@@ -49,20 +49,6 @@ pub struct ControlWrite<'a> {
 }
 
 impl Store {
-    /// Appends the rows of one operation (as an edge's, not a look's).
-    pub fn record_control(&mut self, rows: &[ControlRecord]) -> StateResult<()> {
-        let w = ControlWrite {
-            rows,
-            look: false,
-            owner: "",
-            alert: None,
-            close: false,
-            at: Utc::now(),
-            marks: &[],
-        };
-        self.write_control(&w).map(|_| ())
-    }
-
     /// Writes an operation: its rows, its alert and marks, all or nothing
     /// (a crash between them would leave an operation logged but not
     /// remembered, and done again). Returns the alert it opened. The
@@ -131,22 +117,6 @@ impl Store {
                 Ok(None)
             }
         }
-    }
-
-    /// Records when the runner last ran an operation (or a database look)
-    /// of a group, under `key` beside the policies' last slots.
-    pub fn mark_control(&mut self, marks: &[(String, DateTime<Utc>)]) -> StateResult<()> {
-        let w = ControlWrite {
-            rows: &[],
-            look: false,
-            owner: "",
-            alert: None,
-            close: false,
-            at: Utc::now(),
-            marks,
-        };
-        // No rows: no operation number is taken either.
-        self.write_control(&w).map(|_| ())
     }
 
     /// The targets (`instance i-…`, `rds NAME`) group `group`'s last "off"
@@ -277,8 +247,17 @@ mod tests {
             result: "done".into(),
             detail: String::new(),
         };
-        s.record_control(&[row("instance i-1", Some(t(21))), row("rds db", None)])
-            .unwrap();
+        let rows = [row("instance i-1", Some(t(21))), row("rds db", None)];
+        s.write_control(&ControlWrite {
+            rows: &rows,
+            look: false,
+            owner: "resource_control_group.nightly",
+            alert: None,
+            close: false,
+            at: t(21),
+            marks: &[],
+        })
+        .unwrap();
         assert_eq!(
             s.control_log().unwrap(),
             vec![row("instance i-1", Some(t(21))), row("rds db", None)]
