@@ -793,17 +793,35 @@ async fn unit_a_database_started_by_hand_is_not_stopped_again_by_the_looks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unit_an_operation_waits_beside_the_runner_and_ends_when_it_stops() {
-    let config = config(
-        r#"
+    let text = r#"
+account "dev" {
+  regions = ["us-east-1"]
+}
+
+resource_control_group "nightly" {
+  account   = account.dev
   timeout   = "10m"
   instances = ["i-0000000a"]
   window {
     off = "mon 20:00"
     on  = "tue 07:00"
   }
-"#,
-    );
-    let fake = fake_with(&["i-0000000a"]);
+}
+
+resource_control_group "quick" {
+  account   = account.dev
+  timeout   = "10m"
+  instances = ["i-0000000b"]
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+}
+"#;
+    let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text.into())])
+        .unwrap_or_else(|d| panic!("{d}"))
+        .config;
+    let fake = fake_with(&["i-0000000a", "i-0000000b"]);
     fake.world
         .lock()
         .unwrap()
@@ -839,10 +857,19 @@ async fn unit_an_operation_waits_beside_the_runner_and_ends_when_it_stops() {
             }
         }),
     };
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    let (flag, watched) = (stop.clone(), events.clone());
+    let quick_first = tokio::spawn(async move {
+        // The other group's operation ends while the stuck one waits.
+        let mut quick = false;
+        for _ in 0..50 {
+            quick = watched.lock().unwrap().iter().any(|g| g == "quick");
+            if quick {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        quick
     });
     // Inline, the operation held the loop for two ten-minute timeouts.
     let exit = tokio::time::timeout(Duration::from_secs(20), daemon.run())
@@ -850,7 +877,14 @@ async fn unit_an_operation_waits_beside_the_runner_and_ends_when_it_stops() {
         .expect("the runner stops while the operation waits")
         .unwrap();
     assert_eq!(exit, Exit::Failed);
-    let rows = log(&store);
+    assert!(
+        quick_first.await.unwrap(),
+        "one group waits beside the other"
+    );
+    let rows: Vec<ControlRecord> = log(&store)
+        .into_iter()
+        .filter(|r| r.group == "nightly")
+        .collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].result, "failed");
     assert!(
@@ -863,5 +897,5 @@ async fn unit_an_operation_waits_beside_the_runner_and_ends_when_it_stops() {
     // Not remembered: the next runner does the edge again.
     let last = store.lock().unwrap().last_slots().unwrap();
     assert!(!last.contains_key(&control::key("nightly")), "{last:?}");
-    assert_eq!(*events.lock().unwrap(), ["nightly"]);
+    assert_eq!(*events.lock().unwrap(), ["quick", "nightly"]);
 }
