@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 use lifeboat_schema::{Account, AutoRemove, Config, ResourceControlGroup, TagSelector};
 
 use crate::cloud::power::{Power, PowerKind, PowerState, Powered};
-use crate::cloud::{collect_chunked, collect_pages, Cloud, CloudError, Query, Tags, FILTER_CHUNK};
+use crate::cloud::{
+    collect_chunked, collect_pages, Cloud, CloudError, ErrorKind, Query, Tags, FILTER_CHUNK,
+};
 use crate::control::timetable::Action;
 use crate::plan::observe::selector_query;
 use crate::state::ControlRecord;
@@ -277,6 +279,11 @@ pub async fn operate(
     let mut gone = Vec::new();
     let mut shared = Vec::new();
     for (region, listed_here) in regions(g, account) {
+        // The runner stopped: the regions left are not begun.
+        if req.cancelled() {
+            out.interrupted = true;
+            break;
+        }
         let mut op = Region {
             g,
             config,
@@ -593,8 +600,11 @@ impl Region<'_> {
                 let Err(e) = one(chunk).await else {
                     continue;
                 };
-                if chunk.len() == 1 {
-                    self.failed(&instance_key(&chunk[0]), &e, last);
+                // A throttled call is made again whole, at the retry.
+                if chunk.len() == 1 || e.kind == ErrorKind::Throttled {
+                    for id in chunk {
+                        self.failed(&instance_key(id), &e, last);
+                    }
                     continue;
                 }
                 // EC2 refuses a whole call for one instance it will not
