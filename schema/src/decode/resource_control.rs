@@ -221,7 +221,6 @@ fn decode_group(
 }
 
 /// A group's `select`, `exclude` and `window` blocks.
-#[allow(clippy::type_complexity)]
 fn group_blocks(
     d: &mut Decoder,
     scope: &Scope<'_>,
