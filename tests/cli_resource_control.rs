@@ -3,7 +3,9 @@
 //! hibernates, where configured) and starts instances and an RDS instance
 //! at each window edge in Berlin time, the operations log, and `rc off`,
 //! `rc on`, `rc status --json`, `rc log --csv` by hand, with `plan`
-//! showing the targets out of step with their windows.
+//! showing the targets out of step with their windows; instances opted
+//! out by their tag or taken out by `exclude` left alone, and `rc off`
+//! refused while another command holds the state lock.
 //!
 //! The emulator stops and starts at once and accepts `Hibernate` for any
 //! instance: an instance stuck `stopping`, hibernation refused, a runner
@@ -222,4 +224,94 @@ fn rc_off_and_on_act_now_and_status_shows_desired_and_actual() {
     env.run(&["rc", "off", "nightly-typo"]).code(1).stderr_has(
         "no resource_control_group \"nightly-typo\" is configured; configured groups: nightly",
     );
+}
+
+#[test]
+fn rc_leaves_opted_out_and_excluded_instances_alone_and_takes_the_state_lock() {
+    let env = Env::start();
+    let member = env.aws.run_instance(1, &[("env", "dev")]).id;
+    let opted_out = env
+        .aws
+        .run_instance(
+            1,
+            &[
+                ("env", "dev"),
+                ("lifeboat:resource-control", "no-resource-control"),
+            ],
+        )
+        .id;
+    let excluded = env
+        .aws
+        .run_instance(1, &[("env", "dev"), ("keep", "running")])
+        .id;
+    env.config(
+        r#"account "dev" {
+  regions = ["us-east-1"]
+}
+
+resource_control_group "nightly" {
+  account = account.dev
+  timeout = "2m"
+
+  select {
+    tag   = "env"
+    value = "dev"
+  }
+
+  exclude {
+    tag   = "keep"
+    value = "running"
+  }
+
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+}
+"#,
+    );
+    let now = "2026-12-02T12:00:00Z";
+    // Another command holds the state lock: `rc off` waits its turn.
+    let db = env.ws.path().join(".lifeboat/state.db");
+    env.run(&["plan"]).ok();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO lock (slot, id, holder, operation, acquired, expires)
+             VALUES (1, 'lock-77', 'ops@host (pid 1)', 'apply', '2026-11-22T09:00:00.000Z', '2999-01-01T00:00:00.000Z')",
+            [],
+        )
+        .unwrap();
+    env.run(&["--now", now, "rc", "off", "nightly"])
+        .code(1)
+        .stderr_has("lock-77");
+    assert_eq!(env.aws.instance_state(&member), "running");
+    env.run(&["force-unlock", "lock-77"]).ok();
+
+    let off = env.run(&["--now", now, "rc", "off", "nightly"]).ok();
+    off.stdout_has("skipped").stdout_lacks(&excluded);
+    assert_eq!(env.aws.instance_state(&member), "stopped");
+    assert_eq!(env.aws.instance_state(&opted_out), "running");
+    assert_eq!(env.aws.instance_state(&excluded), "running");
+    let log = env.run(&["rc", "log", "--json"]).ok().json();
+    let rows: Vec<(String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["target"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        rows.contains(&(format!("instance {opted_out}"), "skipped".into())),
+        "{rows:?}"
+    );
+    assert!(
+        rows.contains(&(format!("instance {member}"), "done".into())),
+        "{rows:?}"
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
 }

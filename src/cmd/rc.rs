@@ -1,6 +1,7 @@
 //! `lifeboat rc`: resource-control groups by hand. `rc off GROUP` and `rc on
 //! GROUP` act now (as an edge would, verified, retried once, logged);
-//! `rc status` shows each target's desired and actual power state and the
+//! both under the state lock, and marked so that a runner leaves the
+//! group until its next edge; `rc status` shows each target's desired and actual power state and the
 //! next operation; `rc log` prints or exports the operations log.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use lifeboat_engine::control::{self, Action, Request};
 use lifeboat_engine::state::ControlRecord;
 
 use crate::output::{print_table, write_atomically};
-use crate::workspace::{cloud, Workspace};
+use crate::workspace::{cloud, locked, stop_on_signal, Workspace};
 
 #[derive(Subcommand)]
 pub enum RcCommand {
@@ -79,8 +80,17 @@ async fn act(ws: &Workspace, group: &str, action: Action) -> Result<u8> {
         action,
         databases_only: false,
         poll: control::POLL,
+        cancel: Some(stop_on_signal()),
     };
-    let outcome = control::perform(&cloud, &store, &ws.config, group, req, &now).await?;
+    // Under the state lock, as every command that writes; the mark tells
+    // a runner that this operation stands for the latest edge, and that
+    // the group's databases are not to be looked at until the next one.
+    let marks = [(control::hand_key(group), start)];
+    let config = &ws.config;
+    let outcome = locked(store.clone(), "rc", async move |_| {
+        Ok(control::perform(&cloud, &store, config, group, &req, &marks, &now).await?)
+    })
+    .await?;
     print_rows(&outcome.rows);
     if let Some(a) = &outcome.alert {
         eprintln!("Alert: {a}");

@@ -11,7 +11,7 @@
 //! (`runmode::agenda`: [`Agenda::controls`](crate::runmode::agenda::Agenda::controls)).
 
 pub mod operate;
-mod runner;
+pub(crate) mod runner;
 pub mod timetable;
 
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use crate::addr::Address;
 use crate::cloud::power::{PowerKind, PowerState};
 use crate::cloud::Cloud;
 use crate::runmode::notify;
-use crate::state::{SharedStore, StateError};
+use crate::state::{ControlWrite, SharedStore, StateError};
 pub use operate::{Now, Outcome, Request};
 pub use timetable::Action;
 
@@ -48,33 +48,39 @@ pub fn look_key(group: &str) -> String {
     format!("resource_control_group.{group}.look")
 }
 
-/// Performs an operation and records it: its rows in the operations log,
-/// and an alert (published when notifications are configured) when a
-/// target failed; a clean operation closes the group's open alert.
+/// The key of a group's last operation by hand (`lifeboat rc off|on`):
+/// until the next edge, the runner neither repeats the latest edge nor
+/// looks at the group's databases (someone started them on purpose).
+pub fn hand_key(group: &str) -> String {
+    format!("resource_control_group.{group}.by_hand")
+}
+
+/// Performs an operation and records it, in one transaction: its rows in
+/// the operations log, an alert (published when notifications are
+/// configured) when a target failed or a clean operation's closing of the
+/// group's open one, and `marks` (left out when the operation was
+/// interrupted, so that it is done again).
 pub async fn perform(
     cloud: &Arc<dyn Cloud>,
     store: &SharedStore,
     config: &Config,
     group: &str,
-    req: Request,
+    req: &Request,
+    marks: &[(String, DateTime<Utc>)],
     now: Now<'_>,
 ) -> Result<Outcome, StateError> {
-    let outcome = operate::operate(cloud, config, group, req, now).await;
-    let at = now();
+    let stopped = store.lock().expect("store").control_stopped(group)?;
+    let outcome = operate::operate(cloud, config, group, req, &stopped, now).await;
     let owner = key(group);
-    let opened = {
-        let mut s = store.lock().expect("store");
-        s.record_control(&outcome.rows)?;
-        match &outcome.alert {
-            Some(message) => s.open_policy_alert(&owner, at, message)?,
-            None => {
-                if !req.databases_only {
-                    s.close_policy_alerts(&owner, None, at)?;
-                }
-                None
-            }
-        }
-    };
+    let opened = store.lock().expect("store").write_control(&ControlWrite {
+        rows: &outcome.rows,
+        look: req.databases_only,
+        owner: &owner,
+        alert: outcome.alert.as_deref(),
+        close: !req.databases_only && !outcome.interrupted,
+        at: now(),
+        marks: if outcome.interrupted { &[] } else { marks },
+    })?;
     if let (Some(n), Some(a)) = (&config.notifications, opened) {
         let text = format!(
             "ALERT OPENED\n{owner}\nalert: {}\nopened: {}\nreason: {}\n",
@@ -182,6 +188,9 @@ pub async fn status(
             let power = cloud.power(account, &region).await?;
             let seen = operate::observe(power.as_ref(), g, listed, false).await?;
             for ((kind, id), p) in seen {
+                // Never acted on: nothing is wanted of it.
+                let skipped = operate::skip_reason(&p);
+                let desired = desired.filter(|_| skipped.is_none());
                 out.push(TargetStatus {
                     group: name.clone(),
                     region: region.clone(),
@@ -189,7 +198,10 @@ pub async fn status(
                     kind: Some(kind),
                     id: id.clone(),
                     desired: desired.map_or("-", PowerState::as_str).to_string(),
-                    actual: p.detail.clone(),
+                    actual: match &skipped {
+                        Some(why) => format!("{} (skipped: {why})", p.detail),
+                        None => p.detail.clone(),
+                    },
                     differs: desired.is_some_and(|d| d != p.state),
                     next: next.clone(),
                 });

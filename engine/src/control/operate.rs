@@ -6,14 +6,17 @@
 //! Every target gets a row in the operations log, so a failed night can be
 //! read back target by target.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use lifeboat_schema::{Account, AutoRemove, Config, ResourceControlGroup};
+use lifeboat_schema::{Account, AutoRemove, Config, ResourceControlGroup, TagSelector};
 
 use crate::cloud::power::{Power, PowerKind, PowerState, Powered};
-use crate::cloud::{collect_chunked, collect_pages, Cloud, CloudError, Query, FILTER_CHUNK};
+use crate::cloud::{
+    collect_chunked, collect_pages, Cloud, CloudError, ErrorKind, Query, Tags, FILTER_CHUNK,
+};
 use crate::control::timetable::Action;
 use crate::plan::observe::selector_query;
 use crate::state::ControlRecord;
@@ -21,8 +24,16 @@ use crate::state::ControlRecord;
 /// The instant an operation reads when it logs a row.
 pub type Now<'a> = &'a (dyn Fn() -> DateTime<Utc> + Send + Sync);
 
+/// The tag an instance opts out of resource control with, whatever group
+/// lists or selects it, and its value that does so.
+pub const OPT_OUT_TAG: &str = "lifeboat:resource-control";
+pub const OPT_OUT_VALUE: &str = "no-resource-control";
+/// The tag AWS puts on the instances of an Auto Scaling group: the group
+/// would replace an instance stopped under it, so none is acted on.
+pub const AUTOSCALING_TAG: &str = "aws:autoscaling:groupName";
+
 /// What an operation is asked to do.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Request {
     pub action: Action,
     /// The periodic look of an off period: only databases found running
@@ -31,6 +42,17 @@ pub struct Request {
     pub databases_only: bool,
     /// Time between two looks while waiting.
     pub poll: std::time::Duration,
+    /// Raised when the runner stops (a signal, the lease lost): the
+    /// operation stops waiting and says which targets it did not verify.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Request {
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
 }
 
 /// How an operation ended.
@@ -41,8 +63,11 @@ pub struct Outcome {
     /// One row per target looked at.
     pub rows: Vec<ControlRecord>,
     /// Why an alert should open: targets that failed, or listed ones gone
-    /// under `auto_remove_targets = "alert"`.
+    /// under `auto_remove_targets = "alert"`, or instances two groups select.
     pub alert: Option<String>,
+    /// The runner stopped while the operation waited: not every target
+    /// was verified, and the operation is not remembered as done.
+    pub interrupted: bool,
 }
 
 impl Outcome {
@@ -102,7 +127,10 @@ pub async fn observe(
 ) -> Result<BTreeMap<(PowerKind, String), Powered>, CloudError> {
     let mut out = BTreeMap::new();
     let mut put = |p: Powered| {
-        out.insert((p.kind, p.id.clone()), p);
+        // `exclude` takes an instance out of the group, listed or selected.
+        if !excluded(g, &p) {
+            out.insert((p.kind, p.id.clone()), p);
+        }
     };
     if !databases_only {
         for sel in &g.selectors {
@@ -159,6 +187,63 @@ pub async fn observe(
     Ok(out)
 }
 
+/// Whether `sel` picks an instance with `tags` (a trailing `*` in the
+/// value matches a prefix, as in the describe filters).
+pub fn selects(sel: &TagSelector, tags: &Tags) -> bool {
+    let Some(v) = tags.get(&sel.tag) else {
+        return false;
+    };
+    match sel.value.as_deref() {
+        None => true,
+        Some(want) => match want.strip_suffix('*') {
+            Some(prefix) => v.starts_with(prefix),
+            None => v == want,
+        },
+    }
+}
+
+/// Whether an `exclude` block of `g` takes the target out of it.
+fn excluded(g: &ResourceControlGroup, p: &Powered) -> bool {
+    p.kind == PowerKind::Instance && g.excluded.iter().any(|s| selects(s, &p.tags))
+}
+
+/// Why a target a group lists or selects is never acted on: its opt-out
+/// tag, or an Auto Scaling group that would replace it.
+pub fn skip_reason(p: &Powered) -> Option<String> {
+    if p.tags.get(OPT_OUT_TAG).map(String::as_str) == Some(OPT_OUT_VALUE) {
+        return Some(format!("tagged {OPT_OUT_TAG} = {OPT_OUT_VALUE}"));
+    }
+    p.tags
+        .get(AUTOSCALING_TAG)
+        .map(|asg| format!("in Auto Scaling group {asg:?}, which would replace it if stopped"))
+}
+
+/// The other groups of `g`'s account that also take instance `p` in
+/// `region` (list it, or select it without excluding it).
+fn also_selected_by<'c>(
+    config: &'c Config,
+    g: &ResourceControlGroup,
+    region: &str,
+    p: &Powered,
+) -> Vec<&'c str> {
+    let Some(account) = config.accounts.get(&g.account) else {
+        return Vec::new();
+    };
+    config
+        .resource_control_groups
+        .iter()
+        .filter(|(name, o)| **name != g.name && o.account == g.account)
+        .filter(|(_, o)| {
+            let listed = o.instances.contains(&p.id)
+                && regions(o, account).get(region).copied() == Some(true);
+            let picked = o.region.as_deref().is_none_or(|r| r == region)
+                && o.selectors.iter().any(|s| selects(s, &p.tags));
+            (listed || picked) && !excluded(o, p)
+        })
+        .map(|(name, _)| name.as_str())
+        .collect()
+}
+
 /// The state an action leaves a target in.
 fn goal(action: Action) -> PowerState {
     match action {
@@ -168,11 +253,16 @@ fn goal(action: Action) -> PowerState {
 }
 
 /// Performs one operation of group `name` in every region it acts in.
+///
+/// `stopped` is what the group's last "off" stopped (the operations log's
+/// [`control_stopped`](crate::state::Store::control_stopped)): an "on"
+/// starts only those, and a database look stops again only those.
 pub async fn operate(
     cloud: &Arc<dyn Cloud>,
     config: &Config,
     name: &str,
-    req: Request,
+    req: &Request,
+    stopped: &BTreeSet<String>,
     now: Now<'_>,
 ) -> Outcome {
     let g = &config.resource_control_groups[name];
@@ -181,22 +271,36 @@ pub async fn operate(
         action: req.action,
         rows: Vec::new(),
         alert: None,
+        interrupted: false,
     };
     let Some(account) = config.accounts.get(&g.account) else {
         return out;
     };
     let mut gone = Vec::new();
+    let mut shared = Vec::new();
     for (region, listed_here) in regions(g, account) {
+        // The runner stopped: the regions left are not begun.
+        if req.cancelled() {
+            out.interrupted = true;
+            break;
+        }
         let mut op = Region {
             g,
+            config,
+            region: region.clone(),
             req,
+            stopped,
             now,
             rows: BTreeMap::new(),
+            shared: Vec::new(),
+            interrupted: false,
         };
         match cloud.power(account, &region).await {
             Ok(power) => op.run(power.as_ref(), listed_here, &mut gone).await,
             Err(e) => op.fail_region(&region, &e),
         }
+        out.interrupted |= op.interrupted;
+        shared.extend(op.shared);
         out.rows.extend(op.rows.into_values());
     }
     let failed: Vec<&str> = out
@@ -216,6 +320,12 @@ pub async fn operate(
     if g.auto_remove_targets == AutoRemove::Alert && !gone.is_empty() {
         why.push(format!("gone from AWS: {}", gone.join(", ")));
     }
+    if !shared.is_empty() {
+        why.push(format!(
+            "selected by more than one group, left alone: {}",
+            shared.join(", ")
+        ));
+    }
     if !why.is_empty() {
         out.alert = Some(format!(
             "resource_control_group {name:?}: {}",
@@ -225,12 +335,25 @@ pub async fn operate(
     out
 }
 
+fn instance_key(id: &str) -> Key {
+    Key {
+        kind: PowerKind::Instance,
+        id: id.to_string(),
+    }
+}
+
 /// One region's part of an operation.
 struct Region<'a> {
     g: &'a ResourceControlGroup,
-    req: Request,
+    config: &'a Config,
+    region: String,
+    req: &'a Request,
+    stopped: &'a BTreeSet<String>,
     now: Now<'a>,
     rows: BTreeMap<Key, ControlRecord>,
+    /// Instances another group takes too (`instance i-… (also GROUP)`).
+    shared: Vec<String>,
+    interrupted: bool,
 }
 
 impl Region<'_> {
@@ -270,6 +393,13 @@ impl Region<'_> {
         for ((kind, id), p) in seen {
             let key = Key { kind, id };
             let action = self.action_for(&p);
+            if let Some(why) = self.left_alone(&key, &p) {
+                // A look logs only what it stopped.
+                if !self.req.databases_only {
+                    self.row(&key, action, "skipped", why);
+                }
+                continue;
+            }
             match p.state {
                 s if s == goal => {
                     if !self.req.databases_only {
@@ -314,6 +444,9 @@ impl Region<'_> {
             .collect();
         self.call(power, &first, false).await;
         let mut left = self.settle(power, listed_here).await;
+        if self.interrupted {
+            return self.abandon(left);
+        }
         // A call that failed (throttled, a state AWS refused) is made again
         // with the others, without a timeout's wait.
         for (k, p) in waiting {
@@ -349,6 +482,9 @@ impl Region<'_> {
         }
         self.call(power, &again, true).await;
         left = self.settle(power, listed_here).await;
+        if self.interrupted {
+            return self.abandon(left);
+        }
         for (k, p) in left {
             if let Some(r) = self.rows.get_mut(&k) {
                 r.result = "failed".into();
@@ -363,6 +499,55 @@ impl Region<'_> {
                     }
                 );
             }
+        }
+    }
+
+    /// Why a target found is not acted on in this operation: its tags, a
+    /// second group that takes it too, or (for an "on", or a look) that
+    /// the group's last "off" did not stop it.
+    fn left_alone(&mut self, key: &Key, p: &Powered) -> Option<String> {
+        if let Some(why) = skip_reason(p) {
+            return Some(why);
+        }
+        if key.kind == PowerKind::Instance {
+            let others = also_selected_by(self.config, self.g, &self.region, p);
+            if !others.is_empty() {
+                let names: Vec<String> = others.iter().map(|o| format!("{o:?}")).collect();
+                self.shared
+                    .push(format!("{} (also {})", key.name(), others.join(", ")));
+                return Some(format!(
+                    "also selected by resource_control_group {}: no group acts on it",
+                    names.join(", ")
+                ));
+            }
+        }
+        let ours = self.stopped.contains(&key.name());
+        let goal_reached = p.state == goal(self.req.action);
+        if (self.req.action == Action::On || self.req.databases_only) && !ours && !goal_reached {
+            return Some("left alone: the group's last off did not stop it".into());
+        }
+        None
+    }
+
+    /// The runner stopped while waiting: the targets not verified fail,
+    /// saying so (the next runner does the operation again).
+    fn abandon(&mut self, left: Vec<(Key, Powered)>) {
+        let seen: BTreeMap<Key, String> = left.into_iter().map(|(k, p)| (k, p.detail)).collect();
+        for (k, r) in self.rows.iter_mut() {
+            if matches!(r.result.as_str(), "requested" | "retrying" | "call_failed") {
+                let was = seen.get(k).map_or("not seen", String::as_str);
+                r.result = "failed".into();
+                r.detail = format!("not verified: the runner stopped while it was {was}");
+            }
+        }
+    }
+
+    /// The time between two looks, cut short when the runner stops.
+    async fn pause(&self) {
+        let until = tokio::time::Instant::now() + self.req.poll;
+        let step = std::time::Duration::from_millis(200);
+        while !self.req.cancelled() && tokio::time::Instant::now() < until {
+            tokio::time::sleep_until(until.min(tokio::time::Instant::now() + step)).await;
         }
     }
 
@@ -402,18 +587,32 @@ impl Region<'_> {
         }
         for (ids, which) in [(stop, 0), (hibernate, 1), (start, 2)] {
             for chunk in ids.chunks(FILTER_CHUNK) {
-                let r = match which {
-                    0 => power.stop_instances(chunk, false).await,
-                    1 => power.stop_instances(chunk, true).await,
-                    _ => power.start_instances(chunk).await,
+                let one = |c: &[String]| {
+                    let c = c.to_vec();
+                    async move {
+                        match which {
+                            0 => power.stop_instances(&c, false).await,
+                            1 => power.stop_instances(&c, true).await,
+                            _ => power.start_instances(&c).await,
+                        }
+                    }
                 };
-                if let Err(e) = r {
+                let Err(e) = one(chunk).await else {
+                    continue;
+                };
+                // A throttled call is made again whole, at the retry.
+                if chunk.len() == 1 || e.kind == ErrorKind::Throttled {
                     for id in chunk {
-                        let k = Key {
-                            kind: PowerKind::Instance,
-                            id: id.clone(),
-                        };
-                        self.failed(&k, &e, last);
+                        self.failed(&instance_key(id), &e, last);
+                    }
+                    continue;
+                }
+                // EC2 refuses a whole call for one instance it will not
+                // act on: asked one by one, the others go ahead and each
+                // error names its own instance.
+                for id in chunk {
+                    if let Err(e) = one(std::slice::from_ref(id)).await {
+                        self.failed(&instance_key(id), &e, last);
                     }
                 }
             }
@@ -467,7 +666,10 @@ impl Region<'_> {
             if !still {
                 return Vec::new();
             }
-            if std::time::Instant::now() >= deadline {
+            if self.req.cancelled() {
+                self.interrupted = true;
+            }
+            if self.interrupted || std::time::Instant::now() >= deadline {
                 return self
                     .rows
                     .iter()
@@ -485,7 +687,7 @@ impl Region<'_> {
                     })
                     .collect();
             }
-            tokio::time::sleep(self.req.poll).await;
+            self.pause().await;
         }
     }
 }

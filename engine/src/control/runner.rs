@@ -1,75 +1,139 @@
-//! The runner's part: the operations its agenda says are due, performed
-//! in turn (no state lock: an operation writes only its own log rows and
-//! alert), each remembered so that it runs once per edge.
+//! The runner's part: the operations its agenda says are due, each group's
+//! in a task of its own (an operation waits for its targets up to two
+//! timeouts; in the daemon's loop it would hold back every backup due
+//! meanwhile, and the signals). No state lock: an operation writes only
+//! its own log rows, alert and marks, in one transaction, when it ends.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::Config;
+use tokio::task::JoinSet;
 
 use crate::runmode::agenda::ControlDue;
 use crate::runmode::daemon::{Daemon, RunEvent};
+use crate::state::StateError;
 
-use super::{key, look_key, perform, Request, POLL};
+use super::{key, look_key, perform, Outcome, Request, POLL};
+
+/// How one group's operation ended.
+pub(crate) struct ControlDone {
+    due: ControlDue,
+    at: DateTime<Utc>,
+    result: Result<Outcome, StateError>,
+}
+
+/// The operations in flight, one per group at most.
+#[derive(Default)]
+pub(crate) struct ControlTasks {
+    /// The configuration, shared with the tasks (made at the first one).
+    config: Option<Arc<Config>>,
+    running: BTreeSet<String>,
+    set: JoinSet<ControlDone>,
+}
+
+impl ControlTasks {
+    pub(crate) fn busy(&self) -> bool {
+        !self.set.is_empty()
+    }
+
+    /// The next operation to end; `None` when none is in flight. A task
+    /// that panicked is reported as the failure of an unnamed group.
+    pub(crate) async fn next(&mut self) -> Option<ControlDone> {
+        let joined = self.set.join_next().await?;
+        let done = joined.unwrap_or_else(|e| ControlDone {
+            due: ControlDue {
+                group: "?".into(),
+                action: super::Action::Off,
+                databases_only: false,
+            },
+            at: Utc::now(),
+            result: Err(StateError::Conflict(format!(
+                "the operation's task failed: {e}"
+            ))),
+        });
+        self.running.remove(&done.due.group);
+        Some(done)
+    }
+}
 
 impl Daemon<'_> {
-    /// Performs the operations in `due`; returns whether one failed.
-    pub(crate) async fn control(
+    /// Starts the operations in `due` whose group has none in flight.
+    pub(crate) fn start_controls(
         &self,
+        tasks: &mut ControlTasks,
         due: &[ControlDue],
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> bool {
-        let mut failed = false;
+        now: DateTime<Utc>,
+    ) {
         for c in due {
+            if !tasks.running.insert(c.group.clone()) {
+                continue;
+            }
+            let timeout = self.config.resource_control_groups[&c.group]
+                .timeout_secs
+                .max(1);
             let req = Request {
                 action: c.action,
                 databases_only: c.databases_only,
-                poll: POLL.min(
-                    std::time::Duration::from_secs(
-                        self.config.resource_control_groups[&c.group]
-                            .timeout_secs
-                            .max(1),
-                    ) / 10,
-                ),
-            };
-            let clock = self.clock.clone();
-            let now_fn = move || clock.now();
-            let done = perform(
-                &self.cloud,
-                &self.store,
-                self.config,
-                &c.group,
-                req,
-                &now_fn,
-            )
-            .await;
-            let k = if c.databases_only {
-                look_key(&c.group)
-            } else {
-                key(&c.group)
+                poll: POLL.min(std::time::Duration::from_secs(timeout) / 10),
+                cancel: Some(self.stop.clone()),
             };
             // Remembered even when a target failed: the alert says so, and
             // the operation is not repeated until the next edge.
-            let mut marks = vec![(k, now)];
+            let mut marks = vec![(
+                if c.databases_only {
+                    look_key(&c.group)
+                } else {
+                    key(&c.group)
+                },
+                now,
+            )];
             if !c.databases_only {
                 marks.push((look_key(&c.group), now));
             }
-            let recorded = self.store.lock().expect("store").mark_control(&marks);
-            match (done, recorded) {
-                (Ok(outcome), Ok(())) => {
-                    failed |= outcome.failed() > 0;
-                    let quiet = c.databases_only && outcome.rows.is_empty();
-                    if !quiet {
-                        self.report_at(now, RunEvent::Control(Box::new(outcome)));
-                    }
+            let config = tasks
+                .config
+                .get_or_insert_with(|| Arc::new(self.config.clone()))
+                .clone();
+            let (cloud, store, clock) =
+                (self.cloud.clone(), self.store.clone(), self.clock.clone());
+            let due = c.clone();
+            tasks.set.spawn(async move {
+                let now_fn = move || clock.now();
+                let result =
+                    perform(&cloud, &store, &config, &due.group, &req, &marks, &now_fn).await;
+                ControlDone {
+                    due,
+                    at: now,
+                    result,
                 }
-                (Err(e), _) | (_, Err(e)) => {
-                    failed = true;
-                    self.report_at(
-                        now,
-                        RunEvent::ControlFailed {
-                            group: c.group.clone(),
-                            error: e.to_string(),
-                        },
-                    );
+            });
+        }
+    }
+
+    /// Reports an operation that ended; returns whether it failed.
+    pub(crate) fn control_done(&self, done: ControlDone) -> bool {
+        let ControlDone { due, at, result } = done;
+        match result {
+            Ok(outcome) => {
+                let failed = outcome.failed() > 0;
+                let quiet = due.databases_only && outcome.rows.is_empty();
+                if !quiet {
+                    self.report_at(at, RunEvent::Control(Box::new(outcome)));
                 }
+                failed
+            }
+            Err(e) => {
+                self.report_at(
+                    at,
+                    RunEvent::ControlFailed {
+                        group: due.group,
+                        error: e.to_string(),
+                    },
+                );
+                true
             }
         }
-        failed
     }
 }

@@ -70,23 +70,31 @@ pub fn edges_between(
     // sit on either side of a week boundary.
     let mut week = monday_of(local(from)) - Duration::weeks(1);
     let last = monday_of(local(to)) + Duration::weeks(1);
-    let mut out = Vec::new();
+    let mut found = Vec::new();
     while week <= last {
         for (t, action) in &edges {
-            let Some(at) = resolve(g.time_zone, t.in_week_of(week)) else {
+            let wall = t.in_week_of(week);
+            let Some(at) = resolve(g.time_zone, wall) else {
                 continue;
             };
             if at > from && at <= to {
-                out.push(Edge {
-                    at,
-                    action: *action,
-                });
+                found.push((at, wall, *action));
             }
         }
         week += Duration::weeks(1);
     }
-    out.sort_by_key(|e| (e.at, e.action));
-    out.dedup_by_key(|e| e.at);
+    // Two edges a daylight-saving gap resolves to one instant (`sun 02:00`
+    // off and `sun 03:00` on, the day 02:00 to 03:00 is skipped): the one
+    // written later on the wall clock wins, as the windows say the targets
+    // are in its state once both have passed.
+    found.sort_by_key(|(at, wall, _)| (*at, *wall));
+    let mut out: Vec<Edge> = Vec::new();
+    for (at, _, action) in found {
+        match out.last_mut() {
+            Some(prev) if prev.at == at => prev.action = action,
+            _ => out.push(Edge { at, action }),
+        }
+    }
     out
 }
 
@@ -125,6 +133,7 @@ mod tests {
             rds: vec![],
             aurora: vec![],
             selectors: vec![],
+            excluded: vec![],
             windows: windows
                 .iter()
                 .map(|(off, on)| ControlWindow {
@@ -182,6 +191,38 @@ mod tests {
         let g = group(Tz::Europe__Berlin, &[("sun 02:30", Some("sun 10:00"))]);
         let e = next_edge(&g, t("2026-03-28T12:00:00Z")).unwrap();
         assert_eq!(e.at, t("2026-03-29T01:00:00Z"));
+    }
+
+    #[test]
+    fn edges_a_daylight_saving_gap_joins_keep_the_later_ones_effect() {
+        // Summer time starts on Sunday 2026-03-29 at 02:00 in Berlin: both
+        // edges resolve to 03:00 local (01:00Z); the windows say on after
+        // both, so the edge there is an "on".
+        let g = group(Tz::Europe__Berlin, &[("sun 02:00", Some("sun 03:00"))]);
+        let edges = edges_between(&g, t("2026-03-28T00:00:00Z"), t("2026-03-30T00:00:00Z"));
+        let at: Vec<_> = edges.iter().map(|e| (e.at, e.action)).collect();
+        assert_eq!(at, vec![(t("2026-03-29T01:00:00Z"), Action::On)]);
+        assert_eq!(
+            latest_edge(&g, t("2026-03-29T12:00:00Z")).unwrap().action,
+            Action::On
+        );
+        // Written the other way round (on at 02:00, off at 03:00), off wins.
+        let g = group(Tz::Europe__Berlin, &[("sun 03:00", Some("sun 02:00"))]);
+        let edges = edges_between(&g, t("2026-03-28T00:00:00Z"), t("2026-03-30T00:00:00Z"));
+        let at: Vec<_> = edges.iter().map(|e| (e.at, e.action)).collect();
+        assert_eq!(at, vec![(t("2026-03-29T01:00:00Z"), Action::Off)]);
+        // Summer time ends on Sunday 2026-10-25 (02:00 to 03:00 twice): a
+        // repeated time is its first instant, so both edges stay, in order.
+        let g = group(Tz::Europe__Berlin, &[("sun 02:00", Some("sun 02:30"))]);
+        let edges = edges_between(&g, t("2026-10-24T00:00:00Z"), t("2026-10-26T00:00:00Z"));
+        let at: Vec<_> = edges.iter().map(|e| (e.at, e.action)).collect();
+        assert_eq!(
+            at,
+            vec![
+                (t("2026-10-25T00:00:00Z"), Action::Off),
+                (t("2026-10-25T00:30:00Z"), Action::On),
+            ]
+        );
     }
 
     #[test]

@@ -386,14 +386,17 @@ impl Agenda<'_> {
     /// window edge came after its last operation (or that never operated)
     /// applies what that edge says, once, however many edges a runner that
     /// was down missed; a group that is off, with databases, looks at them
-    /// every [`control::DATABASE_LOOK`].
+    /// every [`control::DATABASE_LOOK`]. An operation by hand (`rc off`,
+    /// `rc on`) after the latest edge stands for it: neither the edge nor
+    /// a look acts until the next edge.
     pub fn controls(&self, now: DateTime<Utc>) -> Vec<ControlDue> {
         let mut out = Vec::new();
         for (name, g) in &self.config.resource_control_groups {
             let Some(edge) = control::timetable::latest_edge(g, now) else {
                 continue;
             };
-            let last = self.last_before(&control::key(name), now);
+            let by_hand = self.last_before(&control::hand_key(name), now);
+            let last = self.last_before(&control::key(name), now).max(by_hand);
             if last.is_none_or(|l| edge.at > l) {
                 out.push(ControlDue {
                     group: name.clone(),
@@ -407,7 +410,8 @@ impl Agenda<'_> {
             // As for captures: the last look is stamped when its step
             // began, which may be a little later than the next step's.
             let look_due = looked.is_none_or(|l| l + control::DATABASE_LOOK - CAPTURE_SLACK <= now);
-            if edge.action == Action::Off && has_databases && look_due {
+            let handled = by_hand.is_some_and(|h| h >= edge.at);
+            if edge.action == Action::Off && has_databases && look_due && !handled {
                 out.push(ControlDue {
                     group: name.clone(),
                     action: Action::Off,
@@ -423,9 +427,11 @@ impl Agenda<'_> {
         let mut next = Vec::new();
         for (name, g) in &self.config.resource_control_groups {
             next.extend(control::timetable::next_edge(g, now).map(|e| e.at));
-            let off =
-                control::timetable::latest_edge(g, now).is_some_and(|e| e.action == Action::Off);
-            if off && !(g.rds.is_empty() && g.aurora.is_empty()) {
+            let latest = control::timetable::latest_edge(g, now);
+            let off = latest.is_some_and(|e| e.action == Action::Off);
+            let by_hand = self.last_before(&control::hand_key(name), now);
+            let handled = by_hand.is_some_and(|h| latest.is_some_and(|e| h >= e.at));
+            if off && !handled && !(g.rds.is_empty() && g.aurora.is_empty()) {
                 let looked = self.last_before(&control::look_key(name), now);
                 next.push(looked.map_or(now, |l| (l + control::DATABASE_LOOK).max(now)));
             }
@@ -777,6 +783,16 @@ mod tests {
             .insert(control::key("nightly"), t("2026-11-30T20:00:00Z"));
         a.last
             .insert(control::look_key("nightly"), t("2026-11-30T20:00:00Z"));
+        // `rc on` at 20:10: no look until the next edge, and the edge is
+        // not due again.
+        a.last
+            .insert(control::hand_key("nightly"), t("2026-11-30T20:10:00Z"));
+        assert!(a.controls(t("2026-11-30T23:00:00Z")).is_empty());
+        assert_eq!(
+            a.next_control(t("2026-11-30T23:00:00Z")),
+            Some(t("2026-12-01T07:00:00Z"))
+        );
+        a.last.remove(&control::hand_key("nightly"));
         assert!(due(&a, "2026-11-30T20:30:00Z").is_empty());
         assert_eq!(
             a.next_control(t("2026-11-30T20:30:00Z")),

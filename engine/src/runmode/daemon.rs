@@ -242,6 +242,8 @@ struct Running<'d, 'a> {
     /// drills dead processes left and kept drills to end is made every
     /// `agenda::DRILL_LOOK`.
     drills_looked: Option<DateTime<Utc>>,
+    /// The resource-control operations in flight.
+    controls: crate::control::runner::ControlTasks,
 }
 
 impl Daemon<'_> {
@@ -295,6 +297,7 @@ impl Daemon<'_> {
             reconciled: false,
             drill_task: None,
             drills_looked: None,
+            controls: Default::default(),
         };
         let outcome = loop {
             match r.step().await {
@@ -565,8 +568,9 @@ impl Running<'_, '_> {
                 self.worst = Exit::Failed;
             }
         }
-        if d.control(&controls, now).await {
-            self.worst = Exit::Failed;
+        self.controls_done(false).await;
+        if !stopping {
+            d.start_controls(&mut self.controls, &controls, now);
         }
         if d.check_secured(&checks, now).await {
             self.worst = Exit::Failed;
@@ -597,6 +601,8 @@ impl Running<'_, '_> {
             self.unlock()?;
         }
         if d.mode.once || stopping {
+            // A stop raised ends their waits; what they verified is logged.
+            self.controls_done(true).await;
             if d.mode.once && !d.stopped() {
                 // `--once` reports its drills: it waits for them.
                 self.drills_done().await;
@@ -787,6 +793,23 @@ impl Running<'_, '_> {
             }
         }
         let wake = self.wake_at(d.clock.now())?;
+        if self.controls.busy() {
+            // Time jumps only once they are over, as they take their time;
+            // in real time, one that ends wakes the loop.
+            if d.mode.fast_forward {
+                self.controls_done(true).await;
+            } else {
+                tokio::select! {
+                    r = self.controls.next() => {
+                        if r.is_some_and(|r| d.control_done(r)) {
+                            self.worst = Exit::Failed;
+                        }
+                        return Ok(());
+                    }
+                    _ = d.clock.sleep_until(wake, &d.stop) => return Ok(()),
+                }
+            }
+        }
         if self.drill_task.is_some() && d.mode.fast_forward {
             // Time jumps only once the drill in flight is over, as it
             // would have taken its time.
@@ -809,6 +832,27 @@ impl Running<'_, '_> {
             d.clock.sleep_until(wake, &d.stop).await;
         }
         Ok(())
+    }
+
+    /// Reports the resource-control operations that ended; with `all`,
+    /// waits for every one in flight.
+    async fn controls_done(&mut self, all: bool) {
+        loop {
+            let done = if all {
+                self.controls.next().await
+            } else {
+                // Only those already over: `next` answers at once then.
+                tokio::select! {
+                    biased;
+                    r = self.controls.next() => r,
+                    _ = std::future::ready(()) => None,
+                }
+            };
+            let Some(done) = done else { break };
+            if self.d.control_done(done) {
+                self.worst = Exit::Failed;
+            }
+        }
     }
 
     /// Waits for the drill task in flight, if any, and reports it.

@@ -3,11 +3,13 @@
 //! mode's bookkeeping these writes do not bump the serial: a plan does not
 //! read them.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_ts, ts, StateResult, Store};
+use super::{parse_ts, ts, Alert, StateResult, Store};
 
 /// One target's part in one operation of a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,15 +29,63 @@ pub struct ControlRecord {
     pub detail: String,
 }
 
+/// What one operation writes, in one transaction: its rows, its alert
+/// opened (or the group's closed) and the runner's marks.
+#[derive(Debug, Clone, Copy)]
+pub struct ControlWrite<'a> {
+    pub rows: &'a [ControlRecord],
+    /// An hourly database look's rows.
+    pub look: bool,
+    /// The alert's owner (`resource_control_group.NAME`).
+    pub owner: &'a str,
+    /// Opens an alert with this message; `None` closes the open one when
+    /// `close` (a look, which sees only databases, closes nothing).
+    pub alert: Option<&'a str>,
+    pub close: bool,
+    pub at: DateTime<Utc>,
+    /// Keys beside the policies' last slots and their instants (the
+    /// runner's last operation and look, a by-hand operation).
+    pub marks: &'a [(String, DateTime<Utc>)],
+}
+
 impl Store {
-    /// Appends the rows of one operation.
-    pub fn record_control(&mut self, rows: &[ControlRecord]) -> StateResult<()> {
-        for r in rows {
+    /// Writes an operation: its rows, its alert and marks, all or nothing
+    /// (a crash between them would leave an operation logged but not
+    /// remembered, and done again). Returns the alert it opened. The
+    /// serial stays: a plan does not read these, and the runner writes
+    /// them without the state lock (a saved plan must not go stale
+    /// because a group acted).
+    pub fn write_control(&mut self, w: &ControlWrite<'_>) -> StateResult<Option<Alert>> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        match self.write_control_in(w) {
+            Ok(a) => {
+                self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+                Ok(a)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn write_control_in(&mut self, w: &ControlWrite<'_>) -> StateResult<Option<Alert>> {
+        let operation: i64 = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(MAX(operation), 0) + 1 FROM control_operations",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        for r in w.rows {
             self.conn
                 .execute(
                     "INSERT INTO control_operations
-                        (grp, target, action, requested, verified, result, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        (grp, target, action, requested, verified, result, detail, operation, look)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     params![
                         r.group,
                         r.target,
@@ -43,29 +93,55 @@ impl Store {
                         ts(r.requested),
                         r.verified.map(ts),
                         r.result,
-                        r.detail
+                        r.detail,
+                        operation,
+                        w.look
                     ],
                 )
                 .map_err(|e| self.err(e))?;
         }
-        Ok(())
+        for (key, at) in w.marks {
+            self.conn
+                .execute(
+                    "INSERT OR REPLACE INTO policy_runs (policy, last_slot, last_backup) VALUES (?1, ?2, NULL)",
+                    params![key, ts(*at)],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        match w.alert {
+            Some(message) => self.open_policy_alert(w.owner, w.at, message),
+            None => {
+                if w.close {
+                    self.close_policy_alerts(w.owner, None, w.at)?;
+                }
+                Ok(None)
+            }
+        }
     }
 
-    /// Records when the runner last ran an operation (or a database look)
-    /// of a group, under `key` beside the policies' last slots, in one
-    /// statement. The serial stays: a plan does not read it, and the
-    /// runner writes it without the state lock (a saved plan must not go
-    /// stale because a group acted).
-    pub fn mark_control(&mut self, marks: &[(String, DateTime<Utc>)]) -> StateResult<()> {
-        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
-        for (key, at) in marks {
-            tx.execute(
-                "INSERT OR REPLACE INTO policy_runs (policy, last_slot, last_backup) VALUES (?1, ?2, NULL)",
-                params![key, ts(*at)],
+    /// The targets (`instance i-…`, `rds NAME`) group `group`'s last "off"
+    /// stopped (or tried to), with the databases the looks after it
+    /// stopped again: what an "on" starts and a look may stop again.
+    pub fn control_stopped(&self, group: &str) -> StateResult<BTreeSet<String>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "WITH last AS (SELECT MAX(operation) AS op FROM control_operations
+                               WHERE grp = ?1 AND look = 0 AND action IN ('off', 'hibernate'))
+                 SELECT target FROM control_operations, last
+                 WHERE grp = ?1 AND (
+                   (operation = last.op AND result IN ('done', 'retried', 'failed'))
+                   OR (look = 1 AND operation > last.op AND result IN ('done', 'retried')))",
             )
             .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![group], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = BTreeSet::new();
+        for r in rows {
+            out.insert(r.map_err(|e| self.err(e))?);
         }
-        tx.commit().map_err(|e| self.err(e))
+        Ok(out)
     }
 
     /// Every operation row, oldest first.
@@ -113,6 +189,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_operation_is_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, 20, 0, 0).unwrap();
+        let rows = [ControlRecord {
+            group: "nightly".into(),
+            target: "instance i-1".into(),
+            action: "off".into(),
+            requested: at,
+            verified: None,
+            result: "failed".into(),
+            detail: "still stopping".into(),
+        }];
+        let marks = [("resource_control_group.nightly".to_string(), at)];
+        let w = ControlWrite {
+            rows: &rows,
+            look: false,
+            owner: "resource_control_group.nightly",
+            alert: Some("off failed for instance i-1"),
+            close: false,
+            at,
+            marks: &marks,
+        };
+        // The alert cannot be written: neither are the rows nor the mark.
+        s.conn
+            .execute_batch(
+                "CREATE TRIGGER no_alerts BEFORE INSERT ON alerts
+                 BEGIN SELECT RAISE(ABORT, 'no alerts'); END;",
+            )
+            .unwrap();
+        assert!(s.write_control(&w).is_err());
+        assert!(s.control_log().unwrap().is_empty());
+        assert!(s.last_slots().unwrap().is_empty());
+        s.conn.execute_batch("DROP TRIGGER no_alerts").unwrap();
+        let opened = s.write_control(&w).unwrap().expect("opened");
+        assert_eq!(opened.message, "off failed for instance i-1");
+        assert_eq!(s.control_log().unwrap(), rows);
+        assert_eq!(s.last_slots().unwrap().len(), 1);
+        assert_eq!(
+            s.control_stopped("nightly").unwrap(),
+            BTreeSet::from(["instance i-1".to_string()])
+        );
+    }
+
+    #[test]
     fn operations_are_logged_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("state.db")).unwrap();
@@ -126,8 +247,17 @@ mod tests {
             result: "done".into(),
             detail: String::new(),
         };
-        s.record_control(&[row("instance i-1", Some(t(21))), row("rds db", None)])
-            .unwrap();
+        let rows = [row("instance i-1", Some(t(21))), row("rds db", None)];
+        s.write_control(&ControlWrite {
+            rows: &rows,
+            look: false,
+            owner: "resource_control_group.nightly",
+            alert: None,
+            close: false,
+            at: t(21),
+            marks: &[],
+        })
+        .unwrap();
         assert_eq!(
             s.control_log().unwrap(),
             vec![row("instance i-1", Some(t(21))), row("rds db", None)]

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 mod catalog;
 mod control;
-pub use control::ControlRecord;
+pub use control::{ControlRecord, ControlWrite};
 mod dr;
 mod drill;
 pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};

@@ -285,11 +285,15 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE restores ADD COLUMN holder TEXT;
      ALTER TABLE restores ADD COLUMN holder_since TEXT;",
     // version 18: resource control: one row per target of each operation of a group
-    // (stop, hibernate, start), with when it was asked and verified
+    // (stop, hibernate, start), with when it was asked and verified; the
+    // rows of one operation share `operation`, and `look` marks the hourly
+    // database looks (an "on" starts what the last non-look "off" stopped)
     "CREATE TABLE control_operations (
         id INTEGER PRIMARY KEY, grp TEXT NOT NULL, target TEXT NOT NULL,
         action TEXT NOT NULL, requested TEXT NOT NULL, verified TEXT,
-        result TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');",
+        result TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
+        operation INTEGER NOT NULL DEFAULT 0, look INTEGER NOT NULL DEFAULT 0);
+     CREATE INDEX control_operations_by_group ON control_operations (grp, operation);",
 ];
 
 impl Store {

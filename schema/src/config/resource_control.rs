@@ -49,6 +49,11 @@ pub struct ResourceControlGroup {
     /// `select { tag  value }`: instances found by tag at each operation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub selectors: Vec<TagSelector>,
+    /// `exclude { tag  value }`: instances never acted on, whether listed
+    /// or selected (a `lifeboat:resource-control = no-resource-control`
+    /// tag does the same from the instance's side).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<TagSelector>,
     pub windows: Vec<ControlWindow>,
     /// What happens to a listed target that no longer exists: `no` counts
     /// it as a failed operation, `yes` leaves it out, `alert` leaves it out

@@ -125,7 +125,7 @@ fn decode_group(
         what,
         start(&block.ident),
         GROUP_ATTRS,
-        &["select", "window"],
+        &["select", "exclude", "window"],
     );
     let errors = |d: &Decoder| {
         d.diags
@@ -166,17 +166,7 @@ fn decode_group(
     } else {
         None
     };
-    let mut selectors = Vec::new();
-    let mut windows = Vec::new();
-    for b in &scope.blocks {
-        match b.ident.value().as_str() {
-            "select" => select_block(d, &scope, b, &mut selectors),
-            _ => match decode_window(d, &scope, b, mode) {
-                Some(w) => windows.push((w, start(&b.ident))),
-                None => ok = false,
-            },
-        }
-    }
+    let (selectors, excluded, windows) = group_blocks(d, &scope, mode, &mut ok);
     if windows.is_empty() && ok {
         d.error(
             src,
@@ -218,6 +208,7 @@ fn decode_group(
                 rds,
                 aurora,
                 selectors,
+                excluded,
                 windows: windows.into_iter().map(|(w, _)| w).collect(),
                 auto_remove_targets,
                 location: src.location(start(&block.ident)),
@@ -227,6 +218,33 @@ fn decode_group(
         _ => None,
     };
     (name.zip(name_at).map(|((n, _), at)| (n, at)), group)
+}
+
+/// A group's `select`, `exclude` and `window` blocks.
+fn group_blocks(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    mode: ControlMode,
+    ok: &mut bool,
+) -> (
+    Vec<TagSelector>,
+    Vec<TagSelector>,
+    Vec<(ControlWindow, usize)>,
+) {
+    let mut selectors = Vec::new();
+    let mut excluded = Vec::new();
+    let mut windows = Vec::new();
+    for b in &scope.blocks {
+        match b.ident.value().as_str() {
+            "select" => select_block(d, scope, b, &mut selectors),
+            "exclude" => select_block(d, scope, b, &mut excluded),
+            _ => match decode_window(d, scope, b, mode) {
+                Some(w) => windows.push((w, start(&b.ident))),
+                None => *ok = false,
+            },
+        }
+    }
+    (selectors, excluded, windows)
 }
 
 /// The listed targets (`instances`, `rds`, `aurora`), with where each id

@@ -29,6 +29,10 @@ pub struct PowerWorld {
     /// Instances that stay `stopping` once asked to stop, whatever is
     /// asked again (a stuck instance).
     pub stuck: BTreeSet<String>,
+    /// Instances EC2 will not stop or start (a state it refuses, a
+    /// protected one): a call naming one of them is refused as a whole,
+    /// as EC2 refuses StopInstances for one bad id among many.
+    pub refused: BTreeSet<String>,
     /// Looks left, and the state each instance changing gets to.
     changing: BTreeMap<String, (u32, InstanceState)>,
     /// Databases by kind and identifier: their region and status.
@@ -96,6 +100,19 @@ fn state_name(s: InstanceState) -> &'static str {
 }
 
 impl FakeEc2 {
+    /// The whole call refused when it names a refused instance.
+    fn refuse_any(&self, w: &World, action: &str, ids: &[String]) -> CloudResult<()> {
+        match ids.iter().find(|id| w.power.refused.contains(*id)) {
+            Some(id) => Err(self.refuse(
+                action,
+                id,
+                "IncorrectInstanceState",
+                format!("{id} is not in a state from which it can be stopped or started"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn refuse(&self, action: &str, id: &str, code: &str, message: String) -> CloudError {
         CloudError {
             kind: ErrorKind::Conflict,
@@ -146,6 +163,7 @@ impl Power for FakeEc2 {
 
     async fn stop_instances(&self, ids: &[String], hibernate: bool) -> CloudResult<()> {
         let mut w = self.enter("StopInstances", ids.first().map(String::as_str))?;
+        self.refuse_any(&w, "ec2:StopInstances", ids)?;
         for id in ids {
             if hibernate
                 && (!w.power.hibernation.contains(id) || w.power.hibernation_refused.contains(id))
@@ -174,6 +192,7 @@ impl Power for FakeEc2 {
 
     async fn start_instances(&self, ids: &[String]) -> CloudResult<()> {
         let mut w = self.enter("StartInstances", ids.first().map(String::as_str))?;
+        self.refuse_any(&w, "ec2:StartInstances", ids)?;
         for id in ids {
             let stopped = w
                 .instances
