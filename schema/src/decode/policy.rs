@@ -262,7 +262,7 @@ pub(super) fn select_block(
 
 /// A `select` or `exclude` block (`noun`): `{ tag  value }`, added unless
 /// the list has it already.
-fn tag_block(
+pub(super) fn tag_block(
     d: &mut Decoder,
     scope: &Scope<'_>,
     b: &Block,

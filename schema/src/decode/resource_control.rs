@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use hcl_edit::structure::{Block, Body};
 
-use super::policy::{select_block, target_region};
+use super::policy::{select_block, tag_block, target_region};
 use super::schedule::decode_time_zone;
 use super::{account_reference, start, DeclaredAccount, Decoder, Scope};
 use crate::config::*;
@@ -237,7 +237,7 @@ fn group_blocks(
     for b in &scope.blocks {
         match b.ident.value().as_str() {
             "select" => select_block(d, scope, b, &mut selectors),
-            "exclude" => select_block(d, scope, b, &mut excluded),
+            "exclude" => tag_block(d, scope, b, "exclude", &mut excluded),
             _ => match decode_window(d, scope, b, mode) {
                 Some(w) => windows.push((w, start(&b.ident))),
                 None => *ok = false,
