@@ -484,7 +484,7 @@ pub fn list(ws: &Workspace, json: bool) -> Result<u8> {
                 format!("{}/{}", r.policy, r.backup_id),
                 r.source.clone(),
                 format!("{} ({})", r.account, r.region),
-                if reap::interrupted(r) {
+                if r.interrupted() {
                     // Read-only: the next writing command reaps it.
                     "running (holder gone)".to_string()
                 } else {

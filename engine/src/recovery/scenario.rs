@@ -18,7 +18,7 @@ use crate::cloud::Cloud;
 use crate::restore::look_ahead::look_ahead;
 use crate::restore::plan::{self, Accounts};
 use crate::restore::source;
-use crate::restore::{Kind, Options, Request, RestorePlan, Which};
+use crate::restore::{Kind, Options, Request, RestoreError, RestorePlan, Which};
 use crate::state::SharedStore;
 
 /// One step's restores.
@@ -76,18 +76,9 @@ fn drill_identifier(target: &str, drill: &str) -> String {
 
 /// The region a `from = "dr"` scenario without `region` reads copies in:
 /// the target's own backup region (copies to another account).
-fn backup_region(store: &SharedStore, target: &str) -> Result<Option<String>, RecoveryError> {
+fn backup_region(store: &SharedStore, target: &str) -> Result<Option<String>, RestoreError> {
     let st = store.lock().expect("state lock poisoned");
-    let mut all = st.backups(None)?;
-    // Local backups that expired are known by their copies.
-    all.extend(st.copied_backups()?);
-    all.sort_by_key(|b| b.seq);
-    Ok(all
-        .iter()
-        .rev()
-        .flat_map(|b| b.snapshots.iter())
-        .find(|s| s.target == target || s.volume_id == target)
-        .map(|s| s.region.clone()))
+    Ok(source::newest_place(&st, target)?.map(|(_, region)| region))
 }
 
 /// An instance's subnet and groups in the clone `net`: the step's own when
@@ -160,10 +151,16 @@ pub fn request(
         RecoverFrom::Dr => {
             let region = match &sc.region {
                 Some(r) => r.clone(),
-                None => backup_region(store, target)?.ok_or_else(|| RecoveryError::Step {
-                    step: step.name.clone(),
-                    message: format!("no backup of {target} is in the catalog"),
-                })?,
+                None => backup_region(store, target)
+                    .map_err(|source| RecoveryError::Plan {
+                        step: step.name.clone(),
+                        target: target.to_string(),
+                        source,
+                    })?
+                    .ok_or_else(|| RecoveryError::Step {
+                        step: step.name.clone(),
+                        message: format!("no backup of {target} is in the catalog"),
+                    })?,
             };
             Some((region, sc.account.clone()))
         }

@@ -172,7 +172,9 @@ pub(super) fn account<'a>(accounts: &'a Accounts, name: &str) -> Result<&'a Acco
 fn destination(req: &Request, store: &SharedStore) -> Result<Option<Destination>, RestoreError> {
     let owner = || -> Result<String, RestoreError> {
         let st = store.lock().expect("state lock poisoned");
-        Ok(source::owner(&st, &req.target)?.unwrap_or_default())
+        Ok(source::newest_place(&st, &req.target)?
+            .map(|(account, _)| account)
+            .unwrap_or_default())
     };
     Ok(match (&req.from, &req.to_region) {
         (Some((region, acct)), _) => Some(Destination {

@@ -55,12 +55,6 @@ pub struct Reaped {
     pub left: Option<String>,
 }
 
-/// Whether `r` is `running` in a process that is gone
-/// (`RestoreRecord::interrupted`).
-pub fn interrupted(r: &RestoreRecord) -> bool {
-    r.interrupted()
-}
-
 /// Reaps the interrupted restores (see the module's doc).
 pub async fn reap(
     cloud: &Arc<dyn Cloud>,

@@ -273,20 +273,23 @@ fn copy_places(store: &Store, target: &str) -> Result<Vec<String>, RestoreError>
     Ok(places)
 }
 
-/// The account (by name) whose backups of `target` are newest, local or
-/// known by their copies: whose copies `--from REGION` means.
-pub fn owner(store: &Store, target: &str) -> Result<Option<String>, RestoreError> {
+/// Where the newest backup of `target` was taken, local or known by its
+/// copies: its account (by name, whose copies `--from REGION` means) and
+/// region.
+pub fn newest_place(store: &Store, target: &str) -> Result<Option<(String, String)>, RestoreError> {
     let mut all = store.backups(None)?;
     all.extend(store.copied_backups()?);
     Ok(all
         .iter()
-        .filter(|b| {
-            b.snapshots
+        .filter_map(|b| {
+            let s = b
+                .snapshots
                 .iter()
-                .any(|s| s.target == target || s.volume_id == target)
+                .find(|s| s.target == target || s.volume_id == target)?;
+            Some((b.seq, b.account.clone(), s.region.clone()))
         })
-        .max_by_key(|b| b.seq)
-        .map(|b| b.account.clone()))
+        .max_by_key(|(seq, _, _)| *seq)
+        .map(|(_, account, region)| (account, region)))
 }
 
 fn local(records: &[&SnapshotRecord], b: &BackupRecord) -> Artifacts {

@@ -260,6 +260,14 @@ pub(super) fn select_block(
     tag_block(d, scope, b, "select", selectors)
 }
 
+/// "a" or "an", before `word`.
+fn article(word: &str) -> &'static str {
+    match word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        true => "an",
+        false => "a",
+    }
+}
+
 /// A `select` or `exclude` block (`noun`): `{ tag  value }`, added unless
 /// the list has it already.
 pub(super) fn tag_block(
@@ -274,7 +282,7 @@ pub(super) fn tag_block(
     let sel = d.scope(
         src,
         &b.body,
-        format!("a {noun} block of {}", scope.what),
+        format!("{} {noun} block of {}", article(noun), scope.what),
         start(&b.ident),
         &["tag", "value"],
         &[],
