@@ -23,6 +23,7 @@ use crate::plan::observe::{observe_members, Observation, ObserveError};
 use crate::state::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
 use crate::state::{SharedStore, StateError};
 
+pub mod tag;
 #[cfg(test)]
 mod tests;
 
@@ -60,24 +61,18 @@ pub fn gone_for_sure(t: &TargetState, obs: &Observation) -> Option<String> {
     gone_reason(t, obs).filter(|_| seen)
 }
 
-/// The tag a resource carries to manage its own protection, and the keys
-/// N2WS used for it (accepted so that tags from there keep working).
-pub const TAG_BACKUP: &str = "lifeboat:backup";
-pub const TAG_BACKUP_ALIASES: [&str; 2] = ["cpm backup", "cpm_backup"];
+pub use tag::{NO_BACKUP, TAG_BACKUP, TAG_BACKUP_ALIASES};
 
-/// The item of the backup tag's value that keeps a resource out of every
-/// policy, whatever lists or selects it.
-pub const NO_BACKUP: &str = "no-backup";
-
-/// Why a resource with these tags is in no policy: its backup tag (or one
-/// of the aliases) holds `no-backup` among its space-separated items.
+/// Why a resource with these tags is in no policy: its backup tag, or any
+/// of the aliases, holds `no-backup` among its items. Every key is read, not
+/// only the one [`tag::backup_tag`] prefers: an opt-out anywhere wins.
 pub fn opted_out(tags: &crate::cloud::Tags) -> Option<String> {
     std::iter::once(TAG_BACKUP)
         .chain(TAG_BACKUP_ALIASES)
         .find_map(|key| {
             let v = tags.get(key)?;
-            v.split_whitespace()
-                .any(|item| item == NO_BACKUP)
+            tag::parse(tag::Grammar::Backup, v)
+                .opt_out
                 .then(|| format!("tag {key}={v}"))
         })
 }
