@@ -80,6 +80,7 @@ impl Dr {
             account_id: None,
             manage_role: None,
             secured: None,
+            tag_scan: None,
             location: Default::default(),
         };
         Dr {

@@ -117,6 +117,7 @@ impl Restore {
             account_id: None,
             manage_role: None,
             secured: None,
+            tag_scan: None,
             location: Default::default(),
         };
         Restore {

@@ -41,6 +41,7 @@ fn account(name: &str, profile: Option<&str>, role: Option<&str>) -> Account {
         account_id: None,
         manage_role: None,
         secured: None,
+        tag_scan: None,
         location: Default::default(),
     }
 }

@@ -98,8 +98,79 @@ pub struct Account {
     /// allowed, checked by `lifeboat dr check` and in run mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secured: Option<Secured>,
+    /// `tag_scan { .. }`: where resources' own tags (`lifeboat:backup`) are
+    /// looked for, and how often run mode looks. Left out of the JSON when
+    /// absent, so configurations without it keep their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_scan: Option<TagScan>,
     #[serde(skip)]
     pub location: Location,
+}
+
+/// The kinds of resource a policy can back up, by the words the
+/// configuration uses for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Instance,
+    Volume,
+    Rds,
+    Aurora,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 4] = [
+        ResourceKind::Instance,
+        ResourceKind::Volume,
+        ResourceKind::Rds,
+        ResourceKind::Aurora,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Instance => "instance",
+            ResourceKind::Volume => "volume",
+            ResourceKind::Rds => "rds",
+            ResourceKind::Aurora => "aurora",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ResourceKind> {
+        ResourceKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// `tag_scan { regions = [..]  kinds = [..]  every = "1h" }` in a backup
+/// account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagScan {
+    /// The account's regions to look in; all of them when not written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// The kinds looked for ([`TagScan::DEFAULT_KINDS`] when not written).
+    pub kinds: Vec<ResourceKind>,
+    /// How often run mode scans between backups; `None`: a policy's
+    /// members are read from the tags at its backups and by `lifeboat scan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_secs: Option<u64>,
+}
+
+impl TagScan {
+    /// Instances carry the tag to join; volumes to leave their instance's
+    /// backups (`#exclude`) or to join on their own.
+    pub const DEFAULT_KINDS: [ResourceKind; 2] = [ResourceKind::Instance, ResourceKind::Volume];
+}
+
+impl Account {
+    /// Where resources' own tags are looked for: `tag_scan`'s regions and
+    /// kinds, or every region of the account and the default kinds.
+    pub fn tag_scope(&self) -> (Vec<String>, Vec<ResourceKind>) {
+        match &self.tag_scan {
+            Some(t) if !t.regions.is_empty() => (t.regions.clone(), t.kinds.clone()),
+            Some(t) => (self.regions.clone(), t.kinds.clone()),
+            None => (self.regions.clone(), TagScan::DEFAULT_KINDS.to_vec()),
+        }
+    }
 }
 
 /// `manage_role { name = "lifeboat-dr"  trusted = account.main }`.

@@ -861,6 +861,7 @@ mod tests {
             account_id: None,
             manage_role: None,
             secured: None,
+            tag_scan: None,
             location: Default::default(),
         };
         let ec2 = cloud.ec2(&acct, "us-east-1").await.unwrap();

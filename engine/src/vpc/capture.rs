@@ -346,6 +346,7 @@ mod tests {
                 account_id: None,
                 manage_role: None,
                 secured: None,
+                tag_scan: None,
                 location: Default::default(),
             },
         );

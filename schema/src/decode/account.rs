@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use hcl_edit::structure::{Block, Body};
 
 use super::{start, Decoder, Scope, Value};
-use crate::config::{Account, AccountKind, AssumeRole, ManageRole, Secured};
+use crate::config::{Account, AccountKind, AssumeRole, ManageRole, ResourceKind, Secured, TagScan};
 use crate::source::Source;
 use crate::validate;
 
 const ACCOUNT_ATTRS: &[&str] = &["type", "regions", "profile", "allow_delete", "account_id"];
-const ACCOUNT_BLOCKS: &[&str] = &["assume_role", "manage_role", "secured"];
+const ACCOUNT_BLOCKS: &[&str] = &["assume_role", "manage_role", "secured", "tag_scan"];
 
 /// An account as declared, with what policies need to check against it.
 pub(super) struct DeclaredAccount {
@@ -119,6 +119,21 @@ fn decode_account<'a>(
         }
     }
 
+    let tag_scan = only_block(d, &scope, "tag_scan").and_then(|b| {
+        if kind == AccountKind::Dr {
+            d.error(
+                src,
+                start(&b.ident),
+                "Block not allowed",
+                format!(
+                    "{} is a DR account: it runs no policies, so there are no tags to scan for",
+                    scope.what
+                ),
+            );
+        }
+        tag_scan(d, &scope, b, &regions)
+    });
+
     let (name, _) = name?;
     Some((
         Account {
@@ -131,6 +146,7 @@ fn decode_account<'a>(
             account_id,
             manage_role: None,
             secured,
+            tag_scan,
             location: src.location(start(&block.ident)),
         },
         regions_ok,
@@ -319,6 +335,110 @@ fn secured(d: &mut Decoder, scope: &Scope<'_>, b: &Block) -> Option<Secured> {
     ok.then(|| Secured {
         prohibited: list.into_iter().map(|(p, _)| p).collect(),
         check_every_secs,
+    })
+}
+
+/// `tag_scan { regions  kinds  every }`: regions among the account's, kinds
+/// among [`ResourceKind`], `every` at least a minute.
+fn tag_scan(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    b: &Block,
+    account_regions: &[String],
+) -> Option<TagScan> {
+    let src = scope.src;
+    d.no_labels(src, b);
+    let s = d.scope(
+        src,
+        &b.body,
+        format!("tag_scan of {}", scope.what),
+        start(&b.ident),
+        &["regions", "kinds", "every"],
+        &[],
+    );
+    let mut ok = true;
+    let every_secs = d.duration(&s, "every", false);
+    if let (Some(secs), Some(a)) = (every_secs, s.attrs.get("every")) {
+        if secs < 60 {
+            d.error(
+                src,
+                start(&a.value),
+                "Value out of range",
+                format!("\"every\" in {} must be at least a minute", s.what),
+            );
+            ok = false;
+        }
+    }
+    let regions = d.string_list(&s, "regions", false).unwrap_or_default();
+    ok &= d.duplicates_in_list(&s, "regions", &regions);
+    for (r, at) in &regions {
+        if !account_regions.is_empty() && !account_regions.contains(r) {
+            d.error(
+                src,
+                *at,
+                "Unknown region",
+                format!(
+                    "{r:?} in \"regions\" of {} is not one of the account's regions ({})",
+                    s.what,
+                    account_regions.join(", ")
+                ),
+            );
+            ok = false;
+        }
+    }
+    if let (true, Some(a)) = (regions.is_empty(), s.attrs.get("regions")) {
+        d.error(
+            src,
+            start(&a.value),
+            "Empty value",
+            format!(
+                "\"regions\" in {} lists no region; leave it out to scan every region of the account",
+                s.what
+            ),
+        );
+        ok = false;
+    }
+    let kinds = match d.string_list(&s, "kinds", false) {
+        None => TagScan::DEFAULT_KINDS.to_vec(),
+        Some(list) => {
+            ok &= d.duplicates_in_list(&s, "kinds", &list);
+            if let (true, Some(a)) = (list.is_empty(), s.attrs.get("kinds")) {
+                d.error(
+                    src,
+                    start(&a.value),
+                    "Empty value",
+                    format!("\"kinds\" in {} lists no kind of resource", s.what),
+                );
+                ok = false;
+            }
+            let mut kinds = Vec::new();
+            for (k, at) in &list {
+                match ResourceKind::parse(k) {
+                    Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
+                    Some(_) => {}
+                    None => {
+                        let known: Vec<&str> = ResourceKind::ALL.iter().map(|k| k.as_str()).collect();
+                        d.error(
+                            src,
+                            *at,
+                            "Unknown kind",
+                            format!(
+                                "{k:?} in \"kinds\" of {} is not a kind of resource; use {}",
+                                s.what,
+                                known.join(", ")
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            kinds
+        }
+    };
+    ok.then(|| TagScan {
+        regions: regions.into_iter().map(|(r, _)| r).collect(),
+        kinds,
+        every_secs,
     })
 }
 

@@ -20,6 +20,7 @@ fn account() -> Account {
         account_id: None,
         manage_role: None,
         secured: None,
+        tag_scan: None,
         location: Default::default(),
     }
 }
