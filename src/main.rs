@@ -215,6 +215,15 @@ enum Command {
         #[command(subcommand)]
         command: cmd::iam::IamCommand,
     },
+    /// One tag scan now: the resources carrying the backup tag and the
+    /// membership changes the next backups would make. Writes nothing.
+    Scan {
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Resource control: `rc off|on GROUP` now, `rc status`, `rc log`.
     Rc {
         #[command(subcommand)]
@@ -368,5 +377,8 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Drills { json, csv } => cmd::recover::list(&load(&cli)?, *json, csv.as_deref()),
         Command::Iam { command } => cmd::iam::run(&load(&cli)?, command),
         Command::Rc { command } => cmd::rc::run(&load(&cli)?, command).await,
+        Command::Scan { account, json } => {
+            cmd::scan::run(&load(&cli)?, account.as_deref(), *json).await
+        }
     }
 }

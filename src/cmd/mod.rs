@@ -18,6 +18,7 @@ pub mod rc;
 pub mod recover;
 pub mod restore;
 pub mod run;
+pub mod scan;
 pub mod schedule;
 pub mod state;
 pub mod status;

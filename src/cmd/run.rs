@@ -184,6 +184,12 @@ impl Log {
                 "secured_check_error",
                 json!({ "account": account, "error": error }),
             ),
+            RunEvent::TagScanned(s) => self.tag_scanned(at, s),
+            RunEvent::TagScanFailed { account, error } => self.event(
+                at,
+                "tag_scan_error",
+                json!({ "account": account, "error": error }),
+            ),
             RunEvent::Drill(d) => self.drill(at, d),
             RunEvent::Control(o) => self.control(at, o),
             RunEvent::ControlFailed { group, error } => {
@@ -196,6 +202,55 @@ impl Log {
             RunEvent::NextRun(next) => self.event(at, "next_run", json!({ "at": stamp(*next) })),
             RunEvent::LeaseLost(e) => eprintln!("Error: {e}"),
             RunEvent::RunnerStopped => self.event(at, "runner_stop", json!({})),
+        }
+    }
+
+    /// One `member_joined` / `member_left` line: found by a backup (its
+    /// id in `backup`) or a tag scan (`scan-…`).
+    fn member(&self, at: DateTime<Utc>, c: &lifeboat_engine::membership::MemberChange) {
+        self.event(
+            at,
+            &format!("member_{}", c.moved.as_str()),
+            json!({
+                "policy": c.policy,
+                "target": c.target,
+                "kind": c.kind.noun(),
+                "reason": c.reason,
+                "alert": c.alert,
+                "backup": c.backup_id,
+            }),
+        );
+    }
+
+    /// A tag scan: its changes as member lines, then one `tag_scan` line
+    /// with the counts and one `tag_problem` line per tag it could not
+    /// follow.
+    fn tag_scanned(&self, at: DateTime<Utc>, s: &lifeboat_engine::membership::scan::AccountScan) {
+        for c in s.changes() {
+            self.member(at, c);
+        }
+        let skipped: Vec<&str> = s
+            .policies
+            .iter()
+            .filter(|p| p.skipped.is_some())
+            .map(|p| p.policy.as_str())
+            .collect();
+        self.event(
+            at,
+            "tag_scan",
+            json!({
+                "account": s.account,
+                "tagged": s.found.len(),
+                "changes": s.changes().count(),
+                "skipped_policies": skipped,
+            }),
+        );
+        for p in s.problems() {
+            self.event(
+                at,
+                "tag_problem",
+                json!({ "account": s.account, "problem": p }),
+            );
         }
     }
 
@@ -285,18 +340,7 @@ impl Log {
         }
         if let Ok(b) = &r.result {
             for c in &b.membership {
-                self.event(
-                    now,
-                    &format!("member_{}", c.moved.as_str()),
-                    json!({
-                        "policy": c.policy,
-                        "target": c.target,
-                        "kind": c.kind.noun(),
-                        "reason": c.reason,
-                        "alert": c.alert,
-                        "backup": c.backup_id,
-                    }),
-                );
+                self.member(now, c);
             }
         }
         match &r.result {

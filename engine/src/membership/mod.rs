@@ -23,6 +23,7 @@ use crate::plan::observe::{observe_members, Observation, ObserveError};
 use crate::state::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
 use crate::state::{SharedStore, StateError};
 
+pub mod scan;
 pub mod tag;
 #[cfg(test)]
 mod tests;
@@ -325,25 +326,30 @@ pub enum MembershipError {
     State(#[from] StateError),
 }
 
-/// Decides `policy`'s members as its backup `backup_id` starts and records
-/// the changes in one transaction: joined targets become state targets,
-/// departed ones leave (their departure recorded for `departed_retention`,
-/// an alert opened under `auto_remove_targets = "alert"`), and each change
-/// is logged with its reason. AWS is asked once per region for the
-/// selectors and once per region for the current targets by id.
-pub async fn refresh(
+/// A policy's members as AWS says they are now, not yet recorded.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The policy's targets in state before.
+    pub current: Vec<TargetState>,
+    pub resolved: Resolved,
+}
+
+/// Decides `policy`'s members now, without recording anything: `None`
+/// when the policy (or its account) is not in state, or when nothing can
+/// join or leave it without a look at AWS. AWS is asked once per region
+/// for the selectors and once per region for the current targets by id.
+pub async fn decide(
     cloud: &Arc<dyn Cloud>,
     store: &SharedStore,
     policy: &str,
-    backup_id: &str,
     at: DateTime<Utc>,
-) -> Result<Refreshed, MembershipError> {
+) -> Result<Option<Decision>, MembershipError> {
     let state = store.lock().expect("store").load()?;
     let Some(pol) = state.policy(policy)? else {
-        return Ok(Refreshed::default());
+        return Ok(None);
     };
     let Some(account) = state.accounts()?.remove(&pol.account) else {
-        return Ok(Refreshed::default());
+        return Ok(None);
     };
     let current: Vec<TargetState> = state
         .targets()?
@@ -357,14 +363,43 @@ pub async fn refresh(
         .iter()
         .any(|t| matches!(t.kind, TargetKind::Instance | TargetKind::Volume));
     if pol.selectors.is_empty() && !looked_at {
-        return Ok(Refreshed::default());
+        return Ok(None);
     }
     let regions: BTreeSet<String> = account.regions.iter().cloned().collect();
     // Every instance and volume target is looked at, listed ones too: a
     // `no-backup` tag on the resource takes it out whatever lists it.
-    let fate_open = &current;
-    let obs = observe_members(cloud.clone(), &account, &pol.selectors, fate_open).await?;
+    let obs = observe_members(cloud.clone(), &account, &pol.selectors, &current).await?;
     let resolved = resolve(&pol, &current, &regions, &obs, at);
+    Ok(Some(Decision { current, resolved }))
+}
+
+/// Decides `policy`'s members as its backup (or a tag scan) `backup_id`
+/// starts and records the changes in one transaction: joined targets
+/// become state targets, departed ones leave (their departure recorded for
+/// `departed_retention`, an alert opened under `auto_remove_targets =
+/// "alert"`), and each change is logged with its reason.
+pub async fn refresh(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    policy: &str,
+    backup_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Refreshed, MembershipError> {
+    match decide(cloud, store, policy, at).await? {
+        None => Ok(Refreshed::default()),
+        Some(d) => record(store, policy, d, backup_id, at),
+    }
+}
+
+/// Records a [`Decision`] made by `backup_id` (see [`refresh`]).
+pub fn record(
+    store: &SharedStore,
+    policy: &str,
+    decision: Decision,
+    backup_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Refreshed, MembershipError> {
+    let Decision { current, resolved } = decision;
     let mut changes = resolved.changes;
     for c in &mut changes {
         c.backup_id = Some(backup_id.to_string());

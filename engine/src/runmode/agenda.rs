@@ -59,6 +59,20 @@ pub fn secured_key(account: &str) -> String {
     format!("account.{account}.secured")
 }
 
+/// How often run mode scans an account's tags; `None` without
+/// `tag_scan { every }` (its policies' members are then decided at their
+/// backups, and by `lifeboat scan`).
+fn tag_scan_interval(a: &lifeboat_schema::Account) -> Option<Duration> {
+    let secs = a.tag_scan.as_ref()?.every_secs?;
+    Some(Duration::seconds(i64::try_from(secs).ok()?))
+}
+
+/// The key under which the state remembers an account's last tag scan,
+/// beside the policies' last slots.
+pub fn tag_scan_key(account: &str) -> String {
+    format!("account.{account}.tag_scan")
+}
+
 /// How often run mode drills scenario `sc`; `None` without a `drill` block.
 fn drill_interval(sc: &lifeboat_schema::RecoveryScenario) -> Option<Duration> {
     let secs = sc.drill.as_ref()?.every_secs;
@@ -270,6 +284,38 @@ impl Agenda<'_> {
             .collect()
     }
 
+    /// The accounts whose tag scan is due at `now`: those with a
+    /// `tag_scan { every }` whose last scan is at least one interval ago
+    /// (or that were never scanned).
+    pub fn tag_scans(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.config
+            .accounts
+            .values()
+            .filter_map(|a| {
+                let every = tag_scan_interval(a)?;
+                match self.last_before(&tag_scan_key(&a.name), now) {
+                    Some(l) if l + every - (every / 10).min(CAPTURE_SLACK) > now => None,
+                    _ => Some(a.name.clone()),
+                }
+            })
+            .collect()
+    }
+
+    /// When the next tag scan comes due.
+    pub fn next_tag_scan(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.config
+            .accounts
+            .values()
+            .filter_map(|a| {
+                let every = tag_scan_interval(a)?;
+                Some(
+                    self.last_before(&tag_scan_key(&a.name), now)
+                        .map_or(now, |l| l + every),
+                )
+            })
+            .min()
+    }
+
     /// When the next secured-DR check comes due.
     pub fn next_secured_check(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.config
@@ -447,6 +493,7 @@ impl Agenda<'_> {
             self.next_run(now),
             self.next_capture(now),
             self.next_secured_check(now),
+            self.next_tag_scan(now),
             self.next_drill(now),
             self.next_summary(now),
         ]

@@ -123,6 +123,14 @@ pub enum RunEvent {
         account: String,
         error: String,
     },
+    /// An account's tag scan ran (`tag_scan { every }`): the membership
+    /// changes it recorded and the tags it could not follow.
+    TagScanned(Box<crate::membership::scan::AccountScan>),
+    /// A tag scan could not be made or recorded.
+    TagScanFailed {
+        account: String,
+        error: String,
+    },
     /// A drill of a recovery scenario started, ended or was cleaned up.
     Drill(crate::runmode::drills::DrillEvent),
     /// A resource-control operation ran (each target's row).
@@ -449,6 +457,63 @@ impl Daemon<'_> {
 }
 
 impl Daemon<'_> {
+    /// Scans the accounts in `due` and records what changed; each scan's
+    /// time is recorded whatever it found, so that a failing one is tried
+    /// again one interval on, not at every wake-up. Returns whether one
+    /// failed.
+    async fn tag_scan(
+        &self,
+        due: &[String],
+        busy: &std::collections::BTreeSet<String>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        use crate::membership::scan::{self, ScanMode};
+        let mut failed = false;
+        for name in due {
+            let Some(account) = self.config.accounts.get(name) else {
+                continue;
+            };
+            let scan_id = format!("scan-{}", now.format("%Y%m%dT%H%M%SZ"));
+            let mode = ScanMode::Record {
+                scan_id: &scan_id,
+                busy,
+            };
+            match scan::scan(&self.cloud, &self.store, self.config, account, now, mode).await {
+                Ok(s) => {
+                    failed |= s.error.is_some() || s.policies.iter().any(|p| p.error.is_some());
+                    self.report_at(now, RunEvent::TagScanned(Box::new(s)));
+                }
+                Err(e) => {
+                    failed = true;
+                    self.report_at(
+                        now,
+                        RunEvent::TagScanFailed {
+                            account: name.clone(),
+                            error: e.to_string(),
+                        },
+                    );
+                }
+            }
+            let key = crate::runmode::agenda::tag_scan_key(name);
+            let recorded = self
+                .store
+                .lock()
+                .expect("store")
+                .transaction(|tx| tx.set_last_slot(&key, now, None));
+            if let Err(e) = recorded {
+                failed = true;
+                self.report_at(
+                    now,
+                    RunEvent::TagScanFailed {
+                        account: name.clone(),
+                        error: e.to_string(),
+                    },
+                );
+            }
+        }
+        failed
+    }
+
     /// Checks the secured accounts in `due` (no state lock: a check only
     /// reads IAM and records its own row and alert). Returns whether one
     /// failed; findings are not a failure of the runner, they open an alert.
@@ -536,7 +601,7 @@ impl Running<'_, '_> {
         }
         let now = d.clock.now();
         let stopping = d.stopped() || d.mode.until.is_some_and(|u| now >= u);
-        let (mut dues, captures, checks, drills, controls) = if stopping {
+        let (mut dues, captures, checks, drills, controls, scans) = if stopping {
             Default::default()
         } else {
             let agenda = self.runner.agenda()?;
@@ -546,10 +611,12 @@ impl Running<'_, '_> {
                 agenda.secured_checks(now),
                 agenda.drills(now),
                 agenda.controls(now),
+                agenda.tag_scans(now),
             )
         };
         let held = self.lock.lock().expect("held lock").is_some();
-        if (!dues.is_empty() || !captures.is_empty() || !self.reconciled) && !held {
+        let locked_work = !dues.is_empty() || !captures.is_empty() || !scans.is_empty();
+        if (locked_work || !self.reconciled) && !held {
             if let Some(step) = self.take_lock(now, stopping).await? {
                 return Ok(step);
             }
@@ -565,6 +632,13 @@ impl Running<'_, '_> {
             // VPC captures on their own interval, then capture retention,
             // under the lock.
             if d.capture(&captures, now).await {
+                self.worst = Exit::Failed;
+            }
+        }
+        if !scans.is_empty() && self.lock.lock().expect("held lock").is_some() {
+            // Under the lock, as a backup's own membership decision is;
+            // the policies with a backup in flight are left to it.
+            if d.tag_scan(&scans, &self.runner.running(), now).await {
                 self.worst = Exit::Failed;
             }
         }

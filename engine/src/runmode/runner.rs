@@ -147,6 +147,11 @@ impl Runner {
         Ok(out)
     }
 
+    /// The policies with a backup in flight.
+    pub fn running(&self) -> BTreeSet<String> {
+        self.in_flight.clone()
+    }
+
     /// The agenda as the state has it now: the applied policies, their
     /// last slots and captures' last runs, the attempts waiting (but for
     /// those in flight), and the last daily summary.

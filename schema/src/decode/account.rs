@@ -417,7 +417,8 @@ fn tag_scan(
                     Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
                     Some(_) => {}
                     None => {
-                        let known: Vec<&str> = ResourceKind::ALL.iter().map(|k| k.as_str()).collect();
+                        let known: Vec<&str> =
+                            ResourceKind::ALL.iter().map(|k| k.as_str()).collect();
                         d.error(
                             src,
                             *at,

@@ -1,0 +1,113 @@
+//! Tag scans: `lifeboat scan` previews what the tags on resources ask and
+//! what each policy's next backup would change, writing nothing; run mode
+//! records the same on the account's `tag_scan { every }`, between
+//! backups. The real binary against the emulator.
+
+mod support;
+
+use support::{config, target, Env};
+
+/// The support configuration with a tag scan every hour in the account.
+fn scanned() -> String {
+    config(2, &[], true, "yes").replace(
+        "  regions = [\"us-east-1\"]\n",
+        "  regions = [\"us-east-1\"]\n  tag_scan {\n    every = \"1h\"\n  }\n",
+    )
+}
+
+#[test]
+fn scan_previews_joins_and_unknown_policies_and_writes_nothing() {
+    let env = Env::start();
+    let first = env.aws.run_instance(1, &[("team", "web")]).id;
+    env.config(&scanned());
+    env.apply();
+    let late = env.aws.run_instance(1, &[("team", "web")]).id;
+    let stray = env
+        .aws
+        .run_instance(1, &[("lifeboat:backup", "nosuch bad!")])
+        .id;
+    let before = env.ws.state_bytes();
+
+    let run = env.run(&["scan"]).ok();
+    run.stdout_has(&format!(
+        "+ policy.web: joined: instance {late} (tag team=web)"
+    ))
+    .stdout_has(&format!(
+        "instance {stray} (us-east-1) lifeboat:backup=\"nosuch bad!\""
+    ))
+    .stdout_has("names policy nosuch, which is not configured")
+    .stdout_has("item \"bad!\" is not used");
+    assert_eq!(env.ws.state_bytes(), before, "a scan writes nothing");
+
+    let json = env.run(&["scan", "--json"]).ok().json();
+    let account = &json[0];
+    assert_eq!(account["account"], "main");
+    assert_eq!(account["found"][0]["id"], stray.as_str());
+    assert_eq!(
+        account["policies"][0]["changes"][0]["target"],
+        late.as_str()
+    );
+    assert!(!env.state_list().contains(&target(&late)));
+    assert!(env.state_list().contains(&target(&first)));
+
+    env.run(&["scan", "--account", "nope"])
+        .code(1)
+        .stderr_has("no account \"nope\"");
+}
+
+#[test]
+fn run_mode_records_a_scan_on_its_interval_between_backups() {
+    let env = Env::start();
+    env.aws.run_instance(1, &[("team", "web")]);
+    env.config(&scanned());
+    env.apply();
+    let late = env.aws.run_instance(1, &[("team", "web")]).id;
+    env.aws.run_instance(1, &[("cpm_backup", "nosuch")]);
+
+    // The policy has no schedule: only the scan is due.
+    let run = env
+        .run(&[
+            "--now",
+            "2026-11-22T01:00:00Z",
+            "run",
+            "--once",
+            "--log-format",
+            "json",
+        ])
+        .ok();
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let of = |name: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["event"] == name).collect()
+    };
+    assert_eq!(of("member_joined").len(), 1, "{events:?}");
+    assert_eq!(of("member_joined")[0]["target"], late.as_str());
+    assert!(of("member_joined")[0]["backup"]
+        .as_str()
+        .unwrap()
+        .starts_with("scan-"));
+    assert_eq!(of("tag_scan")[0]["changes"], 1, "{events:?}");
+    assert!(of("tag_problem")[0]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("names policy nosuch"));
+    assert!(env.backups(&[]).is_empty(), "a scan takes no backup");
+    assert!(env.state_list().contains(&target(&late)));
+    env.assert_converged();
+
+    // Within the interval the runner does not scan again.
+    let run = env
+        .run(&[
+            "--now",
+            "2026-11-22T01:30:00Z",
+            "run",
+            "--once",
+            "--log-format",
+            "json",
+        ])
+        .ok();
+    assert!(!run.stdout.contains("\"tag_scan\""), "{}", run.stdout);
+}
