@@ -615,6 +615,46 @@ mod tests {
     }
 
     #[test]
+    fn an_account_is_tag_scanned_once_per_interval_and_only_with_every() {
+        let mut c = config(&[]);
+        let account = |name: &str, every_secs| lifeboat_schema::Account {
+            name: name.into(),
+            kind: lifeboat_schema::AccountKind::Backup,
+            regions: vec!["us-east-1".into()],
+            profile: None,
+            assume_role: None,
+            allow_delete: true,
+            account_id: None,
+            manage_role: None,
+            secured: None,
+            tag_scan: Some(lifeboat_schema::TagScan {
+                regions: vec![],
+                kinds: lifeboat_schema::TagScan::DEFAULT_KINDS.to_vec(),
+                every_secs,
+            }),
+            location: Default::default(),
+        };
+        c.accounts.insert("main".into(), account("main", Some(3600)));
+        c.accounts.insert("quiet".into(), account("quiet", None));
+        let mut a = agenda(&c, policy(&[]));
+        let now = t("2026-11-22T10:00:00Z");
+        assert_eq!(a.tag_scans(now), vec!["main".to_string()]);
+        assert_eq!(a.next_due(now), Some(now));
+        a.last.insert(tag_scan_key("main"), now);
+        assert!(a.tag_scans(t("2026-11-22T10:30:00Z")).is_empty());
+        assert_eq!(
+            a.next_tag_scan(t("2026-11-22T10:30:00Z")),
+            Some(t("2026-11-22T11:00:00Z"))
+        );
+        // The step that records a scan may begin a little after the next
+        // one's: a minute early still counts.
+        assert_eq!(a.tag_scans(t("2026-11-22T10:59:30Z")), vec!["main".to_string()]);
+        // A scan recorded in the future (a wrong clock) does not stop them.
+        a.last.insert(tag_scan_key("main"), t("2030-01-01T00:00:00Z"));
+        assert_eq!(a.tag_scans(now), vec!["main".to_string()]);
+    }
+
+    #[test]
     fn two_schedules_with_the_same_slot_make_one_run_and_disabled_policies_none() {
         let c = config(&[
             ("hourly", sched("1h", "2026-11-22T00:00")),
