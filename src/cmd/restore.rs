@@ -225,9 +225,9 @@ fn request(cmd: &RestoreCommand) -> Result<(Request, &Common)> {
         };
         o.tags.push((k.to_string(), v.to_string()));
     }
-    let from = common.from.as_ref().map(|f| match f.split_once(':') {
-        Some((r, a)) => (r.to_string(), Some(a.to_string())),
-        None => (f.clone(), None),
+    let from = common.from.as_deref().map(|f| {
+        let (r, a) = lifeboat_engine::state::Destination::split(f);
+        (r.to_string(), a.map(str::to_string))
     });
     let which: Which = common.backup.parse().map_err(anyhow::Error::msg)?;
     Ok((

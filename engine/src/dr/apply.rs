@@ -43,10 +43,7 @@ fn recorded(ex: &Executor, address: &Address) -> Result<Vec<DrCopyRecord>, Apply
     let Address::DrCopy { policy, source, to } = address else {
         return Ok(Vec::new());
     };
-    let (region, account) = match to.split_once(':') {
-        Some((r, a)) => (r, Some(a)),
-        None => (to.as_str(), None),
-    };
+    let (region, account) = Destination::split(to);
     let all = ex.store.lock().expect("store").dr_copies(Some(policy))?;
     let main: Vec<DrCopyRecord> = all
         .iter()

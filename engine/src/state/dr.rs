@@ -29,6 +29,18 @@ impl std::fmt::Display for Destination {
     }
 }
 
+impl Destination {
+    /// The inverse of the printed form, where the account may be left out
+    /// (`--from us-west-2`, a `dr_copy` address to the source's account):
+    /// `REGION[:ACCOUNT]` as its region and account. The one reader of it.
+    pub fn split(s: &str) -> (&str, Option<&str>) {
+        match s.split_once(':') {
+            Some((region, account)) => (region, Some(account)),
+            None => (s, None),
+        }
+    }
+}
+
 /// A backup's DR status at one destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -40,9 +40,9 @@ impl InUse {
 
 /// A restore's `source` (`local`, or `REGION:ACCOUNT`) as a destination.
 pub fn source_destination(source: &str) -> Option<Destination> {
-    let (region, account) = source.split_once(':')?;
+    let (region, account) = Destination::split(source);
     Some(Destination {
-        account: account.to_string(),
+        account: account?.to_string(),
         region: region.to_string(),
     })
 }
