@@ -221,6 +221,13 @@ impl Log {
                 json!({ "group": o.group, "message": a }),
             );
         }
+        for p in &o.problems {
+            self.event(
+                at,
+                "control_problem",
+                json!({ "group": o.group, "problem": p }),
+            );
+        }
     }
 
     fn drill(&self, at: DateTime<Utc>, event: &DrillEvent) {

@@ -12,6 +12,7 @@
 
 pub mod operate;
 pub(crate) mod runner;
+pub mod tagged;
 pub mod timetable;
 
 use std::sync::Arc;
@@ -96,6 +97,72 @@ pub async fn perform(
     Ok(outcome)
 }
 
+/// Why an operation of a template's groups could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The look at the tags failed: no group made from the template is
+    /// known, so none acted (the edge is done again at the next tick).
+    #[error(transparent)]
+    Cloud(#[from] crate::cloud::CloudError),
+}
+
+/// The operation of a template's edge: the groups made from `template`
+/// now (one look at the tags of its account, [`tagged::look`]), each
+/// performed as a group of its own (its rows, alert and "on" after its
+/// "off" under its own name), then `marks` written under the template.
+/// The tags' problems are said once, in an outcome of the template's
+/// with no rows.
+pub async fn perform_made(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    config: &Config,
+    template: &str,
+    req: &Request,
+    marks: &[(String, DateTime<Utc>)],
+    now: Now<'_>,
+) -> Result<Vec<Outcome>, ControlError> {
+    let account = &config.resource_control_groups[template].account;
+    let look = tagged::look(cloud, config, Some(account)).await?;
+    let expanded = look.expand(config);
+    let mut out = Vec::new();
+    let mut interrupted = false;
+    for (name, g) in &look.made {
+        if g.from_template.as_deref() != Some(template)
+            || config.resource_control_groups.contains_key(name)
+        {
+            continue;
+        }
+        let mut o = perform(cloud, store, &expanded, name, req, &[], now).await?;
+        o.problems.clear();
+        interrupted |= o.interrupted;
+        out.push(o);
+    }
+    if !look.problems.is_empty() {
+        out.push(Outcome {
+            group: template.to_string(),
+            action: req.action,
+            rows: Vec::new(),
+            alert: None,
+            interrupted: false,
+            problems: look.problems,
+        });
+    }
+    if !interrupted {
+        store.lock().expect("store").write_control(&ControlWrite {
+            rows: &[],
+            look: req.databases_only,
+            owner: &key(template),
+            alert: None,
+            close: false,
+            at: now(),
+            marks,
+        })?;
+    }
+    Ok(out)
+}
+
 /// A target whose power state disagrees with its group's windows, as the
 /// plan shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,14 +177,17 @@ pub struct PowerDrift {
     pub next: Option<String>,
 }
 
-/// The targets of every group whose power state disagrees with the
-/// windows now (list calls only, as everything plan reads).
+/// The targets of every group (those made from templates too) whose
+/// power state disagrees with the windows now, and the problems of the
+/// resource-control tags (list calls only, as everything plan reads).
 pub async fn drift(
     cloud: &Arc<dyn Cloud>,
     config: &Config,
     now: DateTime<Utc>,
-) -> Result<Vec<PowerDrift>, crate::cloud::CloudError> {
-    Ok(status(cloud, config, None, now)
+) -> Result<(Vec<PowerDrift>, Vec<String>), crate::cloud::CloudError> {
+    let look = tagged::look(cloud, config, None).await?;
+    let config = look.expand(config);
+    let power = status(cloud, &config, None, now)
         .await?
         .into_iter()
         .filter(|s| s.differs)
@@ -133,7 +203,8 @@ pub async fn drift(
             desired: s.desired,
             next: s.next,
         })
-        .collect())
+        .collect();
+    Ok((power, look.problems))
 }
 
 /// One target's line of `lifeboat rc status`.
