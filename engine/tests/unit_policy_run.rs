@@ -647,3 +647,55 @@ async fn unit_policies_running_together_share_one_bound_per_account_and_region()
     // each policy would have had its own (and up to eight in flight).
     assert_eq!(w.max_creates_in_flight, 3);
 }
+
+/// The emulator cannot be made to fail one describe while the rest of a
+/// backup works: the fake fails every DescribeInstances, so that each
+/// backup backs up the targets as applied with a note, and the alert of
+/// the undecided membership is shown to open at the third in a row and
+/// close when membership is decided again.
+#[tokio::test]
+async fn unit_membership_undecided_three_backups_in_a_row_opens_an_alert_closed_when_decided() {
+    use lifeboat_engine::backup::members::{alert_owner, UNDECIDED_TO_ALERT};
+    let b = Bench::new("").await;
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .failing
+        .insert("DescribeInstances".into(), ErrorKind::Throttled);
+    let owner = alert_owner("web");
+    assert_eq!(owner, "policy.web.membership");
+    for n in 1..=UNDECIDED_TO_ALERT + 1 {
+        let r = b.attempt(&Trigger::AdHoc, at(n as u32)).await;
+        let record = &r.result.as_ref().expect("backed up").record;
+        assert_eq!(record.status, BackupStatus::Success, "{record:?}");
+        assert!(
+            record
+                .problems
+                .iter()
+                .any(|p| p.starts_with("membership: not decided again")),
+            "{:?}",
+            record.problems
+        );
+        let opened = r.membership_alert.is_some();
+        assert_eq!(opened, n == UNDECIDED_TO_ALERT, "backup {n}");
+    }
+    let open = b.store.lock().unwrap().open_alerts().unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].policy, owner);
+    assert!(open[0].message.contains("3 backups in a row"), "{}", open[0].message);
+    let sent = b.published();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, "Lifeboat alert opened: policy.web.membership");
+
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .failing
+        .remove("DescribeInstances");
+    let r = b.attempt(&Trigger::AdHoc, at(10)).await;
+    assert!(r.succeeded);
+    assert!(r.alerts_closed.iter().any(|a| a.policy == owner));
+    assert!(b.store.lock().unwrap().open_alerts().unwrap().is_empty());
+}

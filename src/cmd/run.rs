@@ -269,7 +269,7 @@ impl Log {
                 }),
             );
         }
-        if let Some(a) = &r.alert_opened {
+        for a in r.alert_opened.iter().chain(&r.membership_alert) {
             self.event(
                 now,
                 "alert_open",

@@ -37,6 +37,22 @@ pub fn opened_message(alert: &Alert, failures: u32) -> (String, String) {
     )
 }
 
+/// The subject and text published when a policy's membership could not be
+/// decided for several backups in a row (`alert.policy` is its owner,
+/// `policy.NAME.membership`).
+pub fn membership_message(alert: &Alert) -> (String, String) {
+    (
+        format!("Lifeboat alert opened: {}", alert.policy),
+        format!(
+            "ALERT OPENED\n{}\nalert: {}\nopened: {}\nreason: {}\n",
+            alert.policy,
+            alert.id,
+            alert.opened.to_rfc3339(),
+            alert.message
+        ),
+    )
+}
+
 /// The subject and text published when a target leaves a policy under
 /// `auto_remove_targets = "alert"`.
 pub fn departed_message(c: &crate::membership::MemberChange) -> (String, String) {
