@@ -15,6 +15,7 @@ pub(crate) mod runner;
 pub mod tagged;
 pub mod timetable;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -159,6 +160,66 @@ pub async fn perform_made(
             at: now(),
             marks,
         })?;
+    }
+    Ok(out)
+}
+
+/// The daily summary's resource-control lines: per group (configured,
+/// made from a template by a tag now, or named in the log of the last
+/// day) its operations since `now` less a day, the targets that failed in
+/// them, and its targets out of step with its windows now (one look at
+/// AWS; when it fails, a line says so).
+pub async fn summary_lines(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StateError> {
+    let counts = store
+        .lock()
+        .expect("store")
+        .control_counts(now - Duration::days(1))?;
+    let mut groups: std::collections::BTreeSet<String> = counts.keys().cloned().collect();
+    groups.extend(
+        config
+            .resource_control_groups
+            .values()
+            .filter(|g| !g.template)
+            .map(|g| g.name.clone()),
+    );
+    let mut apart = BTreeMap::new();
+    let looked = match tagged::look(cloud, config, None).await {
+        Ok(look) => {
+            let config = look.expand(config);
+            groups.extend(look.made.keys().cloned());
+            status(cloud, &config, None, now).await
+        }
+        Err(e) => Err(e),
+    };
+    let mut out = Vec::new();
+    match &looked {
+        Ok(rows) => {
+            for r in rows.iter().filter(|r| r.differs) {
+                *apart.entry(r.group.clone()).or_insert(0usize) += 1;
+            }
+        }
+        Err(e) => out.push(format!("targets out of step not looked at: {e}")),
+    }
+    let plural = |n: usize, one: &str, many: &str| {
+        format!("{n} {}", if n == 1 { one } else { many })
+    };
+    for g in groups {
+        let (ops, failed) = counts.get(&g).copied().unwrap_or((0, 0));
+        let mut line = format!(
+            "group {g}: {}, {}",
+            plural(ops, "operation", "operations"),
+            plural(failed, "failed target", "failed targets")
+        );
+        if looked.is_ok() {
+            let n = apart.get(&g).copied().unwrap_or(0);
+            line.push_str(&format!(", {}", plural(n, "target out of step", "targets out of step")));
+        }
+        out.push(line);
     }
     Ok(out)
 }

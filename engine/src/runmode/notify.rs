@@ -274,6 +274,19 @@ pub async fn daily_summary(
             c.at.to_rfc3339()
         ));
     }
+    if !config.resource_control_groups.is_empty() {
+        let lines = crate::control::summary_lines(cloud, store, config, now).await?;
+        text.push_str(&format!(
+            "\nresource control in the last day ({}):\n",
+            lines.len()
+        ));
+        if lines.is_empty() {
+            text.push_str("  none\n");
+        }
+        for l in lines {
+            text.push_str(&format!("  {l}\n"));
+        }
+    }
     publish(cloud, store, n, &subject, &text).await?;
     store
         .lock()
