@@ -683,7 +683,11 @@ async fn unit_membership_undecided_three_backups_in_a_row_opens_an_alert_closed_
     let open = b.store.lock().unwrap().open_alerts().unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].policy, owner);
-    assert!(open[0].message.contains("3 backups in a row"), "{}", open[0].message);
+    assert!(
+        open[0].message.contains("3 backups in a row"),
+        "{}",
+        open[0].message
+    );
     let sent = b.published();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].1, "Lifeboat alert opened: policy.web.membership");
@@ -767,16 +771,14 @@ resource_control_group "quiet" {
     }
     // Sunday: the windows want the instance stopped; it runs.
     let cloud = b.cloud();
-    assert!(
-        lifeboat_engine::runmode::notify::daily_summary(
-            &cloud,
-            &b.store,
-            &config,
-            t("2026-11-22T08:01:00Z")
-        )
-        .await
-        .unwrap()
-    );
+    assert!(lifeboat_engine::runmode::notify::daily_summary(
+        &cloud,
+        &b.store,
+        &config,
+        t("2026-11-22T08:01:00Z")
+    )
+    .await
+    .unwrap());
     let sent = b.published();
     assert!(
         sent[0].2.contains(

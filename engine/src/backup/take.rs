@@ -108,7 +108,17 @@ pub async fn take_open(
     known_problems: Vec<String>,
     limits: &Limits,
 ) -> Result<BackupRecord, BackupError> {
-    take_open_decided(cloud, store, policy, now, wait, known_problems, None, limits).await
+    take_open_decided(
+        cloud,
+        store,
+        policy,
+        now,
+        wait,
+        known_problems,
+        None,
+        limits,
+    )
+    .await
 }
 
 /// [`take_open`]; with `decided`, membership was decided by the caller

@@ -205,9 +205,8 @@ pub async fn summary_lines(
         }
         Err(e) => out.push(format!("targets out of step not looked at: {e}")),
     }
-    let plural = |n: usize, one: &str, many: &str| {
-        format!("{n} {}", if n == 1 { one } else { many })
-    };
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     for g in groups {
         let (ops, failed) = counts.get(&g).copied().unwrap_or((0, 0));
         let mut line = format!(
@@ -217,7 +216,10 @@ pub async fn summary_lines(
         );
         if looked.is_ok() {
             let n = apart.get(&g).copied().unwrap_or(0);
-            line.push_str(&format!(", {}", plural(n, "target out of step", "targets out of step")));
+            line.push_str(&format!(
+                ", {}",
+                plural(n, "target out of step", "targets out of step")
+            ));
         }
         out.push(line);
     }

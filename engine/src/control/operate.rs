@@ -1,5 +1,7 @@
-//! One operation of a group: find its targets (the listed ones, and the
-//! members its `select` blocks find now), stop, hibernate or start those
+//! One operation of a group: find its targets (the listed ones, the
+//! members its `select` blocks find now, and the instances whose
+//! `lifeboat:resource-control` tag names it, see [`super::tagged`]),
+//! stop, hibernate or start those
 //! not in the state asked for, verify within the group's `timeout`, ask
 //! once more for those that did not get there, and say which failed.
 //!
@@ -240,7 +242,9 @@ fn excluded(g: &ResourceControlGroup, p: &Powered) -> bool {
 /// tag, or an Auto Scaling group that would replace it.
 pub fn skip_reason(p: &Powered) -> Option<String> {
     if control_items(&p.tags).opt_out {
-        return Some(format!("tagged {TAG_RESOURCE_CONTROL} = {NO_RESOURCE_CONTROL}"));
+        return Some(format!(
+            "tagged {TAG_RESOURCE_CONTROL} = {NO_RESOURCE_CONTROL}"
+        ));
     }
     p.tags
         .get(AUTOSCALING_TAG)

@@ -46,8 +46,7 @@ pub fn names(g: &ResourceControlGroup, tags: &Tags) -> bool {
     }
     control_items(tags).items.iter().any(|i| {
         i.name == g.name
-            && g
-                .from_template
+            && g.from_template
                 .as_ref()
                 .is_none_or(|t| i.template.as_ref() == Some(t))
     })
@@ -238,7 +237,15 @@ pub async fn look(
                 let r = read(config, name, region, &p.id, &p.tags);
                 problems.extend(r.problems);
                 for (group, template) in r.made {
-                    made_from(config, &mut out, &mut from, &mut problems, &p, group, template);
+                    made_from(
+                        config,
+                        &mut out,
+                        &mut from,
+                        &mut problems,
+                        &p,
+                        group,
+                        template,
+                    );
                 }
             }
         }
@@ -272,5 +279,150 @@ fn made_from(
             out.made.insert(group.clone(), made_group(tg, &group));
             from.insert(group, template);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = r#"
+account "dev" {
+  regions = ["eu-west-1", "us-east-1"]
+}
+
+account "prod" {
+  regions = ["us-east-1"]
+}
+
+resource_control_group "nightly" {
+  account = account.dev
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+}
+
+resource_control_group "west" {
+  account = account.dev
+  region  = "eu-west-1"
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+}
+
+resource_control_group "tpl" {
+  account  = account.dev
+  template = true
+  window {
+    off = "wed 20:00"
+    on  = "thu 07:00"
+  }
+}
+
+resource_control_group "prod_nightly" {
+  account = account.prod
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+}
+"#;
+        lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text.into())])
+            .unwrap_or_else(|d| panic!("{d}"))
+            .config
+    }
+
+    /// Each row: a tag value on an instance of account dev in us-east-1,
+    /// the configured groups it names, the groups it makes, and a fragment
+    /// of each problem.
+    #[test]
+    fn tag_values_read_against_the_configuration() {
+        let config = config();
+        type Row<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+        let rows: Vec<Row> = vec![
+            ("nightly", vec!["nightly"], vec![], vec![]),
+            ("nightly:tpl", vec!["nightly"], vec![], vec![]),
+            ("web:tpl", vec![], vec![("web", "tpl")], vec![]),
+            (
+                "nightly web:tpl",
+                vec!["nightly"],
+                vec![("web", "tpl")],
+                vec![],
+            ),
+            ("nightly no-resource-control", vec![], vec![], vec![]),
+            (
+                "nightyl",
+                vec![],
+                vec![],
+                vec!["no resource_control_group \"nightyl\""],
+            ),
+            ("tpl", vec![], vec![], vec!["is a template"]),
+            ("web:nightly", vec![], vec![], vec!["not a template"]),
+            ("web:nope", vec![], vec![], vec!["no template \"nope\""]),
+            ("prod_nightly", vec![], vec![], vec!["acts in account prod"]),
+            (
+                "west",
+                vec![],
+                vec![],
+                vec!["acts in region eu-west-1 only"],
+            ),
+            (
+                "nightly web#exclude",
+                vec!["nightly"],
+                vec![],
+                vec!["no options"],
+            ),
+        ];
+        for (value, groups, made, problems) in rows {
+            let mut tags = Tags::new();
+            tags.insert(TAG_RESOURCE_CONTROL.into(), value.into());
+            let r = read(&config, "dev", "us-east-1", "i-1", &tags);
+            assert_eq!(r.groups, groups, "groups of {value:?}");
+            let made: Vec<(String, String)> = made
+                .into_iter()
+                .map(|(g, t)| (g.to_string(), t.to_string()))
+                .collect();
+            assert_eq!(r.made, made, "made of {value:?}");
+            assert_eq!(
+                r.problems.len(),
+                problems.len(),
+                "{value:?}: {:?}",
+                r.problems
+            );
+            for (p, want) in r.problems.iter().zip(problems) {
+                assert!(p.contains(want), "{value:?}: {p} lacks {want:?}");
+                assert!(
+                    p.starts_with("instance i-1 (account dev, us-east-1): "),
+                    "{p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_made_group_takes_only_instances_naming_its_template() {
+        let config = config();
+        let web = made_group(&config.resource_control_groups["tpl"], "web");
+        assert!(!web.template);
+        assert_eq!(web.windows, config.resource_control_groups["tpl"].windows);
+        let tagged = |v: &str| {
+            let mut t = Tags::new();
+            t.insert(TAG_RESOURCE_CONTROL.into(), v.into());
+            t
+        };
+        assert!(names(&web, &tagged("web:tpl")));
+        assert!(!names(&web, &tagged("web")));
+        assert!(!names(&web, &tagged("web:other")));
+        assert!(names(
+            &config.resource_control_groups["nightly"],
+            &tagged("nightly:tpl")
+        ));
+        assert!(!names(
+            &config.resource_control_groups["tpl"],
+            &tagged("tpl")
+        ));
     }
 }

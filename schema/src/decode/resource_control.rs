@@ -256,7 +256,11 @@ fn template_lists_nothing(
         }
     }
     if selects {
-        for b in scope.blocks.iter().filter(|b| b.ident.value().as_str() == "select") {
+        for b in scope
+            .blocks
+            .iter()
+            .filter(|b| b.ident.value().as_str() == "select")
+        {
             d.error(
                 src,
                 start(&b.ident),
