@@ -158,3 +158,47 @@ fn no_backup_on_the_resource_and_exclude_keep_instances_out_of_plan_and_backups(
     ));
     assert_eq!(snapshotted(&env), [late]);
 }
+
+#[test]
+fn the_before_script_gets_the_targets_after_membership_is_decided() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::start();
+    let first = env.aws.run_instance(1, &[("team", "web")]).id;
+    let late = env.aws.run_instance(1, &[]).id;
+    let seen = env.ws.path().join("targets.txt");
+    let script = env.ws.path().join("before.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$LIFEBOAT_TARGETS\" > '{}'\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.config(&hourly(&[], true, "yes").replace(
+        "  generations = 2\n",
+        "  generations = 2\n  scripts {\n    before = \"before.sh\"\n  }\n",
+    ));
+    env.apply();
+    // Tagged after apply: it joins as the backup starts, and the script
+    // that runs before the snapshots must be told about it.
+    env.aws.tag(&late, "team", "web");
+
+    let events = run_once(&env, "2026-11-22T01:20:00Z");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "member_joined" && e["target"] == late.as_str()),
+        "{events:?}"
+    );
+    let mut got: Vec<String> = std::fs::read_to_string(&seen)
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    let mut both = vec![first, late];
+    both.sort();
+    assert_eq!(got, both);
+}

@@ -222,7 +222,7 @@ fn rc_off_and_on_act_now_and_status_shows_desired_and_actual() {
     assert_eq!(log.as_array().unwrap().len(), 9);
 
     env.run(&["rc", "off", "nightly-typo"]).code(1).stderr_has(
-        "no resource_control_group \"nightly-typo\" is configured; configured groups: nightly",
+        "no resource_control_group \"nightly-typo\" is configured or made from a template by a tag; groups: nightly",
     );
 }
 
@@ -314,4 +314,247 @@ resource_control_group "nightly" {
         "{rows:?}"
     );
     assert_eq!(rows.len(), 2, "{rows:?}");
+}
+
+/// Monday 2026-11-30 18:00 UTC is 19:00 in Berlin: the windows below say
+/// "on" (since last Tuesday 07:00) until 20:00 Berlin, 19:00 UTC.
+const MONDAY_EVENING: &str = "2026-11-30T18:00:00Z";
+
+fn tagged_config() -> String {
+    r#"account "dev" {
+  regions = ["us-east-1"]
+}
+
+resource_control_group "nightly" {
+  account   = account.dev
+  time_zone = "Europe/Berlin"
+  timeout   = "2m"
+
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+}
+
+resource_control_group "shared" {
+  account   = account.dev
+  time_zone = "Europe/Berlin"
+  timeout   = "2m"
+
+  select {
+    tag   = "env"
+    value = "shared"
+  }
+
+  window {
+    off = "wed 20:00"
+    on  = "thu 07:00"
+  }
+}
+"#
+    .to_string()
+}
+
+#[test]
+fn an_instance_tagged_for_a_group_is_its_target_and_a_tag_naming_no_group_is_a_problem() {
+    let env = Env::start();
+    let tag = "lifeboat:resource-control";
+    let member = env.aws.run_instance(1, &[(tag, "nightly")]).id;
+    let typo = env.aws.run_instance(1, &[(tag, "nightyl")]).id;
+    let opted_out = env
+        .aws
+        .run_instance(1, &[(tag, "nightly no-resource-control")])
+        .id;
+    // Tagged for one group, selected by another: neither acts on it.
+    let claimed_twice = env
+        .aws
+        .run_instance(1, &[(tag, "nightly"), ("env", "shared")])
+        .id;
+    let untagged = env.aws.run_instance(1, &[]).id;
+    env.config(&tagged_config());
+
+    let status = env
+        .run(&["--now", MONDAY_EVENING, "rc", "status", "--json"])
+        .ok();
+    status.stderr_has(&format!(
+        "Problem: instance {typo} (account dev, us-east-1): lifeboat:resource-control item \"nightyl\" is not used: no resource_control_group \"nightyl\" is configured"
+    ));
+    let rows = status.json();
+    let targets: Vec<(String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["group"].as_str().unwrap().to_string(),
+                r["target"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(targets.contains(&("nightly".into(), format!("instance {member}"))));
+    assert!(!targets
+        .iter()
+        .any(|(_, t)| t.contains(&typo) || t.contains(&untagged)));
+
+    // Plan warns about the tag that names no group.
+    env.run(&["--now", MONDAY_EVENING, "plan"])
+        .ok()
+        .stdout_has("nightyl");
+
+    // The runner: "on" at the start (as the windows say), "off" at 20:00
+    // Berlin, which stops the tagged member only.
+    let run = env
+        .run(&[
+            "--now",
+            MONDAY_EVENING,
+            "run",
+            "--fast-forward",
+            "--until",
+            "2026-11-30T20:00:00Z",
+            "--log-format",
+            "json",
+        ])
+        .ok();
+    let events = events(&run.stdout);
+    let row = |group: &str, id: &str, action: &str| {
+        events.iter().find(|e| {
+            e["event"] == "control"
+                && e["group"] == group
+                && e["target"] == format!("instance {id}")
+                && e["action"] == action
+        })
+    };
+    assert_eq!(row("nightly", &member, "off").unwrap()["result"], "done");
+    assert_eq!(
+        row("nightly", &opted_out, "off").unwrap()["result"],
+        "skipped"
+    );
+    for group in ["nightly", "shared"] {
+        let r = events
+            .iter()
+            .rfind(|e| {
+                e["event"] == "control"
+                    && e["group"] == group
+                    && e["target"] == format!("instance {claimed_twice}")
+            })
+            .unwrap_or_else(|| panic!("{group}: {}", run.stdout));
+        assert_eq!(r["result"], "skipped", "{r}");
+    }
+    assert!(
+        events.iter().any(|e| e["event"] == "control_problem"
+            && e["problem"].as_str().unwrap().contains("nightyl")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "control_alert"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("selected by more than one group")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.aws.instance_state(&member), "stopped");
+    for id in [&typo, &opted_out, &claimed_twice, &untagged] {
+        assert_eq!(env.aws.instance_state(id), "running", "{id}");
+    }
+    // Wednesday noon the windows want it running: plan shows it out of step.
+    env.run(&["--now", "2026-12-02T12:00:00Z", "plan"])
+        .ok()
+        .stdout_has(&format!(
+            "~ resource_control_group.nightly.target[\"{member}\"] (stopped -> running;"
+        ));
+}
+
+#[test]
+fn a_group_made_from_a_template_by_a_tag_stops_and_starts_its_instance() {
+    let env = Env::start();
+    let tag = "lifeboat:resource-control";
+    let member = env
+        .aws
+        .run_instance(1, &[(tag, "web_nights:nightly_tpl")])
+        .id;
+    let other = env.aws.run_instance(1, &[]).id;
+    env.config(
+        r#"account "dev" {
+  regions = ["us-east-1"]
+}
+
+resource_control_group "nightly_tpl" {
+  account   = account.dev
+  template  = true
+  time_zone = "Europe/Berlin"
+  timeout   = "2m"
+
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+}
+"#,
+    );
+    let status = env
+        .run(&["--now", MONDAY_EVENING, "rc", "status", "--json"])
+        .ok()
+        .json();
+    let rows = status.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{status}");
+    assert_eq!(rows[0]["group"], "web_nights");
+    assert_eq!(rows[0]["target"], format!("instance {member}"));
+    assert_eq!(rows[0]["desired"], "running");
+
+    // Off at 20:00 Berlin on Monday, on at 07:00 on Tuesday.
+    let run = env
+        .run(&[
+            "--now",
+            MONDAY_EVENING,
+            "run",
+            "--fast-forward",
+            "--until",
+            "2026-11-30T23:00:00Z",
+            "--log-format",
+            "json",
+        ])
+        .ok();
+    assert_eq!(env.aws.instance_state(&member), "stopped", "{}", run.stdout);
+    assert_eq!(env.aws.instance_state(&other), "running");
+    env.run(&[
+        "--now",
+        "2026-11-30T23:00:00Z",
+        "run",
+        "--fast-forward",
+        "--until",
+        "2026-12-01T07:00:00Z",
+    ])
+    .ok();
+    assert_eq!(env.aws.instance_state(&member), "running");
+    let log = env.run(&["rc", "log", "--json"]).ok().json();
+    let ops: Vec<(String, String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["group"].as_str().unwrap().to_string(),
+                r["action"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let op = |a: &str, r: &str| ("web_nights".to_string(), a.to_string(), r.to_string());
+    assert_eq!(
+        ops,
+        [op("on", "already"), op("off", "done"), op("on", "done")],
+        "the template itself never acts"
+    );
+
+    // By hand: the made group acts, the template is refused.
+    env.run(&["--now", "2026-12-02T12:00:00Z", "rc", "off", "web_nights"])
+        .ok()
+        .stdout_has("done");
+    assert_eq!(env.aws.instance_state(&member), "stopped");
+    env.run(&["rc", "off", "nightly_tpl"])
+        .code(1)
+        .stderr_has("is a template: it never acts itself");
 }

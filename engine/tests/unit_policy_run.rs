@@ -647,3 +647,144 @@ async fn unit_policies_running_together_share_one_bound_per_account_and_region()
     // each policy would have had its own (and up to eight in flight).
     assert_eq!(w.max_creates_in_flight, 3);
 }
+
+/// The emulator cannot be made to fail one describe while the rest of a
+/// backup works: the fake fails every DescribeInstances, so that each
+/// backup backs up the targets as applied with a note, and the alert of
+/// the undecided membership is shown to open at the third in a row and
+/// close when membership is decided again.
+#[tokio::test]
+async fn unit_membership_undecided_three_backups_in_a_row_opens_an_alert_closed_when_decided() {
+    use lifeboat_engine::backup::members::{alert_owner, UNDECIDED_TO_ALERT};
+    let b = Bench::new("").await;
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .failing
+        .insert("DescribeInstances".into(), ErrorKind::Throttled);
+    let owner = alert_owner("web");
+    assert_eq!(owner, "policy.web.membership");
+    for n in 1..=UNDECIDED_TO_ALERT + 1 {
+        let r = b.attempt(&Trigger::AdHoc, at(n as u32)).await;
+        let record = &r.result.as_ref().expect("backed up").record;
+        assert_eq!(record.status, BackupStatus::Success, "{record:?}");
+        assert!(
+            record
+                .problems
+                .iter()
+                .any(|p| p.starts_with("membership: not decided again")),
+            "{:?}",
+            record.problems
+        );
+        let opened = r.membership_alert.is_some();
+        assert_eq!(opened, n == UNDECIDED_TO_ALERT, "backup {n}");
+    }
+    let open = b.store.lock().unwrap().open_alerts().unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].policy, owner);
+    assert!(
+        open[0].message.contains("3 backups in a row"),
+        "{}",
+        open[0].message
+    );
+    let sent = b.published();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, "Lifeboat alert opened: policy.web.membership");
+
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .failing
+        .remove("DescribeInstances");
+    let r = b.attempt(&Trigger::AdHoc, at(10)).await;
+    assert!(r.succeeded);
+    assert!(r.alerts_closed.iter().any(|a| a.policy == owner));
+    assert!(b.store.lock().unwrap().open_alerts().unwrap().is_empty());
+}
+
+/// The daily summary's resource-control lines over the fake (the emulator
+/// has no clock to move a day on): operations and failed targets of the
+/// last day from the operations log, targets out of step from a look.
+#[tokio::test]
+async fn unit_the_daily_summary_counts_operations_failures_and_targets_out_of_step() {
+    use lifeboat_engine::state::{ControlRecord, ControlWrite};
+    let text = config_text("").replace(
+        "region    = \"us-east-1\"\n}",
+        "region    = \"us-east-1\"\n  daily_summary = \"08:00\"\n}",
+    ) + r#"
+resource_control_group "nightly" {
+  account   = account.main
+  instances = ["i-0000000a"]
+  window {
+    off = "sat 20:00"
+    on  = "mon 07:00"
+  }
+}
+
+resource_control_group "quiet" {
+  account = account.main
+  select {
+    tag = "never-there"
+  }
+  window {
+    off = "wed 20:00"
+    on  = "thu 07:00"
+  }
+}
+"#;
+    let b = Bench::new("").await;
+    let config = lifeboat_schema::load_sources(&[("main.lb.hcl".into(), text)])
+        .unwrap_or_else(|d| panic!("{d}"))
+        .config;
+    let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let row = |at: &str, result: &str| ControlRecord {
+        group: "nightly".into(),
+        target: "instance i-0000000a".into(),
+        action: "off".into(),
+        requested: t(at),
+        verified: None,
+        result: result.into(),
+        detail: String::new(),
+    };
+    // Two days ago (not counted), then two operations of the last day,
+    // one of which failed.
+    for (at, result) in [
+        ("2026-11-20T20:00:00Z", "failed"),
+        ("2026-11-21T20:00:00Z", "failed"),
+        ("2026-11-22T06:00:00Z", "done"),
+    ] {
+        b.store
+            .lock()
+            .unwrap()
+            .write_control(&ControlWrite {
+                rows: &[row(at, result)],
+                look: false,
+                owner: "resource_control_group.nightly",
+                alert: None,
+                close: false,
+                at: t(at),
+                marks: &[],
+            })
+            .unwrap();
+    }
+    // Sunday: the windows want the instance stopped; it runs.
+    let cloud = b.cloud();
+    assert!(lifeboat_engine::runmode::notify::daily_summary(
+        &cloud,
+        &b.store,
+        &config,
+        t("2026-11-22T08:01:00Z")
+    )
+    .await
+    .unwrap());
+    let sent = b.published();
+    assert!(
+        sent[0].2.contains(
+            "resource control in the last day (2):\n  group nightly: 2 operations, 1 failed target, 1 target out of step\n  group quiet: 0 operations, 0 failed targets, 0 targets out of step\n"
+        ),
+        "{}",
+        sent[0].2
+    );
+}

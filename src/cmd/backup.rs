@@ -121,6 +121,9 @@ fn print_alerts(run: &PolicyRun) {
             a.id, a.policy, a.message
         );
     }
+    if let Some(a) = &run.membership_alert {
+        println!("Alert {} opened for {}: {}", a.id, a.policy, a.message);
+    }
     for a in &run.alerts_closed {
         println!("Alert {} of policy {} closed.", a.id, a.policy);
     }

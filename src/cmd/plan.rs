@@ -97,7 +97,10 @@ pub async fn make_from(
     if !ws.config.resource_control_groups.is_empty() {
         let cloud = cloud(ws).await?;
         match lifeboat_engine::control::drift(&cloud, &ws.config, ws.now).await {
-            Ok(power) => plan.power = power,
+            Ok((power, problems)) => {
+                plan.power = power;
+                plan.warnings.extend(problems);
+            }
             Err(e) => plan
                 .warnings
                 .push(format!("resource-control targets not looked at: {e}")),

@@ -48,29 +48,50 @@ pub async fn run(ws: &Workspace, command: &RcCommand) -> Result<u8> {
     }
 }
 
-fn known(ws: &Workspace, group: &str) -> Result<()> {
-    if ws.config.resource_control_groups.contains_key(group) {
-        return Ok(());
+/// The configuration with the groups made from templates by the tags now
+/// (a look at the tags, [`control::tagged::look`]), after checking that
+/// `group` (if given) is one that acts: configured and no template, or
+/// made from one. The tags' problems are printed on stderr.
+async fn groups_now(
+    ws: &Workspace,
+    cloud: &std::sync::Arc<dyn lifeboat_engine::cloud::Cloud>,
+    group: Option<&str>,
+) -> Result<lifeboat_schema::Config> {
+    let groups = &ws.config.resource_control_groups;
+    if let Some(g) = group.and_then(|g| groups.get(g)).filter(|g| g.template) {
+        bail!(
+            "resource_control_group {:?} is a template: it never acts itself; the groups made from it (tag lifeboat:resource-control = NAME:{}) do",
+            g.name,
+            g.name
+        );
     }
-    let names: Vec<&str> = ws
-        .config
-        .resource_control_groups
-        .keys()
-        .map(String::as_str)
-        .collect();
-    bail!(
-        "no resource_control_group {group:?} is configured{}",
-        if names.is_empty() {
-            String::new()
-        } else {
-            format!("; configured groups: {}", names.join(", "))
-        }
-    )
+    let look = control::tagged::look(cloud, &ws.config, None).await?;
+    for p in &look.problems {
+        eprintln!("Problem: {p}");
+    }
+    let config = look.expand(&ws.config);
+    if let Some(group) = group.filter(|g| !config.resource_control_groups.contains_key(*g)) {
+        let names: Vec<&str> = config
+            .resource_control_groups
+            .values()
+            .filter(|g| !g.template)
+            .map(|g| g.name.as_str())
+            .collect();
+        bail!(
+            "no resource_control_group {group:?} is configured or made from a template by a tag{}",
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!("; groups: {}", names.join(", "))
+            }
+        )
+    }
+    Ok(config)
 }
 
 async fn act(ws: &Workspace, group: &str, action: Action) -> Result<u8> {
-    known(ws, group)?;
     let cloud = cloud(ws).await?;
+    let config = groups_now(ws, &cloud, Some(group)).await?;
     let store = Arc::new(Mutex::new(ws.store()?));
     // The workspace's instant (--now, or the time it was loaded), moving on
     // with the real clock while the operation waits.
@@ -86,11 +107,12 @@ async fn act(ws: &Workspace, group: &str, action: Action) -> Result<u8> {
     // a runner that this operation stands for the latest edge, and that
     // the group's databases are not to be looked at until the next one.
     let marks = [(control::hand_key(group), start)];
-    let config = &ws.config;
+    let config = &config;
     let outcome = locked(store.clone(), "rc", async move |_| {
         Ok(control::perform(&cloud, &store, config, group, &req, &marks, &now).await?)
     })
     .await?;
+    // The operation's tag problems are among those printed above.
     print_rows(&outcome.rows);
     if let Some(a) = &outcome.alert {
         eprintln!("Alert: {a}");
@@ -99,11 +121,9 @@ async fn act(ws: &Workspace, group: &str, action: Action) -> Result<u8> {
 }
 
 async fn status(ws: &Workspace, group: Option<&str>, json: bool) -> Result<u8> {
-    if let Some(g) = group {
-        known(ws, g)?;
-    }
     let cloud = cloud(ws).await?;
-    let rows = control::status(&cloud, &ws.config, group, ws.now).await?;
+    let config = groups_now(ws, &cloud, group).await?;
+    let rows = control::status(&cloud, &config, group, ws.now).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);

@@ -276,6 +276,13 @@ impl Log {
                 json!({ "group": o.group, "message": a }),
             );
         }
+        for p in &o.problems {
+            self.event(
+                at,
+                "control_problem",
+                json!({ "group": o.group, "problem": p }),
+            );
+        }
     }
 
     fn drill(&self, at: DateTime<Utc>, event: &DrillEvent) {
@@ -317,7 +324,7 @@ impl Log {
                 }),
             );
         }
-        if let Some(a) = &r.alert_opened {
+        for a in r.alert_opened.iter().chain(&r.membership_alert) {
             self.event(
                 now,
                 "alert_open",

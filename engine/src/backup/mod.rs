@@ -22,6 +22,7 @@ use crate::state::{BackupRecord, StateError};
 
 pub mod freeze;
 pub mod import;
+pub mod members;
 pub mod names;
 mod reconcile;
 mod shapes;
@@ -31,7 +32,7 @@ pub(crate) mod wait;
 
 pub use names::{backup_id, TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 pub use reconcile::{close_abandoned, reconcile_interrupted, Reconciled};
-pub use take::{finish, run, run_with_problems, take, take_open};
+pub use take::{finish, run, run_with_problems, take, take_open, take_open_decided};
 
 mod retain;
 pub use retain::{initial_ami_due, retain, retain_policy, retention_plan};

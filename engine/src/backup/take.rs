@@ -108,6 +108,33 @@ pub async fn take_open(
     known_problems: Vec<String>,
     limits: &Limits,
 ) -> Result<BackupRecord, BackupError> {
+    take_open_decided(
+        cloud,
+        store,
+        policy,
+        now,
+        wait,
+        known_problems,
+        None,
+        limits,
+    )
+    .await
+}
+
+/// [`take_open`]; with `decided`, membership was decided by the caller
+/// already (before the policy's `before` script, which gets the targets),
+/// and these are its notes ([`super::members::decide`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn take_open_decided(
+    cloud: Arc<dyn Cloud>,
+    store: SharedStore,
+    policy: &str,
+    now: DateTime<Utc>,
+    wait: Wait,
+    known_problems: Vec<String>,
+    decided: Option<Vec<String>>,
+    limits: &Limits,
+) -> Result<BackupRecord, BackupError> {
     let applied = Applied::load(&store, policy)?;
     // The credentials must reach the AWS account this one is held to (see
     // `cloud::identity`) before the backup is recorded or AWS is called.
@@ -115,22 +142,12 @@ pub async fn take_open(
     let id = record_running(&store, policy, &applied.policy.account, now)?;
     // Who is in the policy is decided now, on AWS's tags and what exists;
     // failing that, the targets as applied are backed up, with a note.
-    let mut notes = Vec::new();
-    let applied = match crate::membership::refresh(&cloud, &store, policy, &id, now).await {
-        Ok(r) => {
-            notes.extend(r.note());
-            match r.changes.is_empty() {
-                true => applied,
-                false => Applied::load(&store, policy)?,
-            }
-        }
-        Err(e) => {
-            notes.push(format!(
-                "{}: not decided again ({e}); the targets as applied were backed up",
-                crate::state::MEMBERSHIP_NOTE
-            ));
-            applied
-        }
+    let (notes, applied) = match decided {
+        Some(notes) => (notes, applied),
+        None => match super::members::decide(&cloud, &store, policy, &id, now).await {
+            (notes, true) => (notes, Applied::load(&store, policy)?),
+            (notes, false) => (notes, applied),
+        },
     };
     let backup = Backup {
         cloud: &cloud,

@@ -12,8 +12,10 @@
 
 pub mod operate;
 pub(crate) mod runner;
+pub mod tagged;
 pub mod timetable;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -96,6 +98,134 @@ pub async fn perform(
     Ok(outcome)
 }
 
+/// Why an operation of a template's groups could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The look at the tags failed: no group made from the template is
+    /// known, so none acted (the edge is done again at the next tick).
+    #[error(transparent)]
+    Cloud(#[from] crate::cloud::CloudError),
+}
+
+/// The operation of a template's edge: the groups made from `template`
+/// now (one look at the tags of its account, [`tagged::look`]), each
+/// performed as a group of its own (its rows, alert and "on" after its
+/// "off" under its own name), then `marks` written under the template.
+/// The tags' problems are said once, in an outcome of the template's
+/// with no rows.
+pub async fn perform_made(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    config: &Config,
+    template: &str,
+    req: &Request,
+    marks: &[(String, DateTime<Utc>)],
+    now: Now<'_>,
+) -> Result<Vec<Outcome>, ControlError> {
+    let account = &config.resource_control_groups[template].account;
+    let look = tagged::look(cloud, config, Some(account)).await?;
+    let expanded = look.expand(config);
+    let mut out = Vec::new();
+    let mut interrupted = false;
+    for (name, g) in &look.made {
+        if g.from_template.as_deref() != Some(template)
+            || config.resource_control_groups.contains_key(name)
+        {
+            continue;
+        }
+        let mut o = perform(cloud, store, &expanded, name, req, &[], now).await?;
+        o.problems.clear();
+        interrupted |= o.interrupted;
+        out.push(o);
+    }
+    if !look.problems.is_empty() {
+        out.push(Outcome {
+            group: template.to_string(),
+            action: req.action,
+            rows: Vec::new(),
+            alert: None,
+            interrupted: false,
+            problems: look.problems,
+        });
+    }
+    if !interrupted {
+        store.lock().expect("store").write_control(&ControlWrite {
+            rows: &[],
+            look: req.databases_only,
+            owner: &key(template),
+            alert: None,
+            close: false,
+            at: now(),
+            marks,
+        })?;
+    }
+    Ok(out)
+}
+
+/// The daily summary's resource-control lines: per group (configured,
+/// made from a template by a tag now, or named in the log of the last
+/// day) its operations since `now` less a day, the targets that failed in
+/// them, and its targets out of step with its windows now (one look at
+/// AWS; when it fails, a line says so).
+pub async fn summary_lines(
+    cloud: &Arc<dyn Cloud>,
+    store: &SharedStore,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StateError> {
+    let counts = store
+        .lock()
+        .expect("store")
+        .control_counts(now - Duration::days(1))?;
+    let mut groups: std::collections::BTreeSet<String> = counts.keys().cloned().collect();
+    groups.extend(
+        config
+            .resource_control_groups
+            .values()
+            .filter(|g| !g.template)
+            .map(|g| g.name.clone()),
+    );
+    let mut apart = BTreeMap::new();
+    let looked = match tagged::look(cloud, config, None).await {
+        Ok(look) => {
+            let config = look.expand(config);
+            groups.extend(look.made.keys().cloned());
+            status(cloud, &config, None, now).await
+        }
+        Err(e) => Err(e),
+    };
+    let mut out = Vec::new();
+    match &looked {
+        Ok(rows) => {
+            for r in rows.iter().filter(|r| r.differs) {
+                *apart.entry(r.group.clone()).or_insert(0usize) += 1;
+            }
+        }
+        Err(e) => out.push(format!("targets out of step not looked at: {e}")),
+    }
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    for g in groups {
+        let (ops, failed) = counts.get(&g).copied().unwrap_or((0, 0));
+        let mut line = format!(
+            "group {g}: {}, {}",
+            plural(ops, "operation", "operations"),
+            plural(failed, "failed target", "failed targets")
+        );
+        if looked.is_ok() {
+            let n = apart.get(&g).copied().unwrap_or(0);
+            line.push_str(&format!(
+                ", {}",
+                plural(n, "target out of step", "targets out of step")
+            ));
+        }
+        out.push(line);
+    }
+    Ok(out)
+}
+
 /// A target whose power state disagrees with its group's windows, as the
 /// plan shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,14 +240,17 @@ pub struct PowerDrift {
     pub next: Option<String>,
 }
 
-/// The targets of every group whose power state disagrees with the
-/// windows now (list calls only, as everything plan reads).
+/// The targets of every group (those made from templates too) whose
+/// power state disagrees with the windows now, and the problems of the
+/// resource-control tags (list calls only, as everything plan reads).
 pub async fn drift(
     cloud: &Arc<dyn Cloud>,
     config: &Config,
     now: DateTime<Utc>,
-) -> Result<Vec<PowerDrift>, crate::cloud::CloudError> {
-    Ok(status(cloud, config, None, now)
+) -> Result<(Vec<PowerDrift>, Vec<String>), crate::cloud::CloudError> {
+    let look = tagged::look(cloud, config, None).await?;
+    let config = look.expand(config);
+    let power = status(cloud, &config, None, now)
         .await?
         .into_iter()
         .filter(|s| s.differs)
@@ -133,7 +266,8 @@ pub async fn drift(
             desired: s.desired,
             next: s.next,
         })
-        .collect())
+        .collect();
+    Ok((power, look.problems))
 }
 
 /// One target's line of `lifeboat rc status`.

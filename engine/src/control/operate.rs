@@ -1,5 +1,7 @@
-//! One operation of a group: find its targets (the listed ones, and the
-//! members its `select` blocks find now), stop, hibernate or start those
+//! One operation of a group: find its targets (the listed ones, the
+//! members its `select` blocks find now, and the instances whose
+//! `lifeboat:resource-control` tag names it, see [`super::tagged`]),
+//! stop, hibernate or start those
 //! not in the state asked for, verify within the group's `timeout`, ask
 //! once more for those that did not get there, and say which failed.
 //!
@@ -17,17 +19,15 @@ use crate::cloud::power::{Power, PowerKind, PowerState, Powered};
 use crate::cloud::{
     collect_chunked, collect_pages, Cloud, CloudError, ErrorKind, Query, Tags, FILTER_CHUNK,
 };
+use crate::control::tagged;
 use crate::control::timetable::Action;
+use crate::membership::tag::{control_items, NO_RESOURCE_CONTROL, TAG_RESOURCE_CONTROL};
 use crate::plan::observe::selector_query;
 use crate::state::ControlRecord;
 
 /// The instant an operation reads when it logs a row.
 pub type Now<'a> = &'a (dyn Fn() -> DateTime<Utc> + Send + Sync);
 
-/// The tag an instance opts out of resource control with, whatever group
-/// lists or selects it, and its value that does so.
-pub const OPT_OUT_TAG: &str = "lifeboat:resource-control";
-pub const OPT_OUT_VALUE: &str = "no-resource-control";
 /// The tag AWS puts on the instances of an Auto Scaling group: the group
 /// would replace an instance stopped under it, so none is acted on.
 pub const AUTOSCALING_TAG: &str = "aws:autoscaling:groupName";
@@ -68,6 +68,9 @@ pub struct Outcome {
     /// The runner stopped while the operation waited: not every target
     /// was verified, and the operation is not remembered as done.
     pub interrupted: bool,
+    /// Resource-control tags in the group's regions that take their
+    /// instance nowhere (an unknown group, a malformed item), one line each.
+    pub problems: Vec<String>,
 }
 
 impl Outcome {
@@ -89,27 +92,30 @@ impl Key {
     }
 }
 
-/// The regions a group acts in, with the targets listed in each: the
-/// listed targets are in the group's `region` (or the account's only one),
-/// and `select` looks in that region or, without one, in all the account's.
+/// The regions a group acts in, with whether its listed targets are in
+/// each: the listed targets are in the group's `region` (or the account's
+/// only one); `select` and the instances tagged for the group are looked
+/// for in that region or, without one, in all the account's. A template
+/// acts nowhere.
 pub fn regions(g: &ResourceControlGroup, account: &Account) -> BTreeMap<String, bool> {
-    let listed = g
-        .region
-        .clone()
-        .or_else(|| account.regions.first().cloned());
     let mut out = BTreeMap::new();
-    if !(g.instances.is_empty() && g.rds.is_empty() && g.aurora.is_empty()) {
-        out.extend(listed.clone().map(|r| (r, true)));
+    if g.template {
+        return out;
     }
-    if !g.selectors.is_empty() {
-        match &g.region {
-            Some(r) => {
+    if !(g.instances.is_empty() && g.rds.is_empty() && g.aurora.is_empty()) {
+        let listed = g
+            .region
+            .clone()
+            .or_else(|| account.regions.first().cloned());
+        out.extend(listed.map(|r| (r, true)));
+    }
+    match &g.region {
+        Some(r) => {
+            out.entry(r.clone()).or_insert(false);
+        }
+        None => {
+            for r in &account.regions {
                 out.entry(r.clone()).or_insert(false);
-            }
-            None => {
-                for r in &account.regions {
-                    out.entry(r.clone()).or_insert(false);
-                }
             }
         }
     }
@@ -118,12 +124,25 @@ pub fn regions(g: &ResourceControlGroup, account: &Account) -> BTreeMap<String, 
 
 /// Every target of `g` in one region, as AWS reports it now: listed ones
 /// it does not report are [`PowerState::Gone`]. One filtered describe per
-/// selector and per kind of listed id (by 200 ids).
+/// selector, one for the resource-control tag, and one per kind of listed
+/// id (by 200 ids).
 pub async fn observe(
     power: &dyn Power,
     g: &ResourceControlGroup,
     listed_here: bool,
     databases_only: bool,
+) -> Result<BTreeMap<(PowerKind, String), Powered>, CloudError> {
+    observe_tagged(power, g, listed_here, databases_only, &mut Vec::new()).await
+}
+
+/// [`observe`], also handing back every instance the tag look found (the
+/// group's or not), whose tags the operation reads for problems.
+pub async fn observe_tagged(
+    power: &dyn Power,
+    g: &ResourceControlGroup,
+    listed_here: bool,
+    databases_only: bool,
+    tagged_here: &mut Vec<Powered>,
 ) -> Result<BTreeMap<(PowerKind, String), Powered>, CloudError> {
     let mut out = BTreeMap::new();
     let mut put = |p: Powered| {
@@ -141,6 +160,18 @@ pub async fn observe(
                     put(p);
                 }
             }
+        }
+        // Instances naming the group in their tag; listed or selected
+        // too, they are one target.
+        let q = tagged::query();
+        for p in collect_pages(|t| power.instances_power(&q, t)).await? {
+            if p.state == PowerState::Gone {
+                continue;
+            }
+            if tagged::names(g, &p.tags) {
+                put(p.clone());
+            }
+            tagged_here.push(p);
         }
     }
     if !listed_here {
@@ -210,8 +241,10 @@ fn excluded(g: &ResourceControlGroup, p: &Powered) -> bool {
 /// Why a target a group lists or selects is never acted on: its opt-out
 /// tag, or an Auto Scaling group that would replace it.
 pub fn skip_reason(p: &Powered) -> Option<String> {
-    if p.tags.get(OPT_OUT_TAG).map(String::as_str) == Some(OPT_OUT_VALUE) {
-        return Some(format!("tagged {OPT_OUT_TAG} = {OPT_OUT_VALUE}"));
+    if control_items(&p.tags).opt_out {
+        return Some(format!(
+            "tagged {TAG_RESOURCE_CONTROL} = {NO_RESOURCE_CONTROL}"
+        ));
     }
     p.tags
         .get(AUTOSCALING_TAG)
@@ -219,20 +252,21 @@ pub fn skip_reason(p: &Powered) -> Option<String> {
 }
 
 /// The other groups of `g`'s account that also take instance `p` in
-/// `region` (list it, or select it without excluding it).
-fn also_selected_by<'c>(
-    config: &'c Config,
+/// `region`: list it, select it, or are named by its resource-control tag
+/// (configured, or made from a template), without excluding it.
+fn also_selected_by(
+    config: &Config,
     g: &ResourceControlGroup,
     region: &str,
     p: &Powered,
-) -> Vec<&'c str> {
+) -> Vec<String> {
     let Some(account) = config.accounts.get(&g.account) else {
         return Vec::new();
     };
-    config
+    let mut out: BTreeSet<String> = config
         .resource_control_groups
         .iter()
-        .filter(|(name, o)| **name != g.name && o.account == g.account)
+        .filter(|(_, o)| o.account == g.account && !o.template)
         .filter(|(_, o)| {
             let listed = o.instances.contains(&p.id)
                 && regions(o, account).get(region).copied() == Some(true);
@@ -240,8 +274,23 @@ fn also_selected_by<'c>(
                 && o.selectors.iter().any(|s| selects(s, &p.tags));
             (listed || picked) && !excluded(o, p)
         })
-        .map(|(name, _)| name.as_str())
-        .collect()
+        .map(|(name, _)| name.clone())
+        .collect();
+    let tag = tagged::read(config, &g.account, region, &p.id, &p.tags);
+    let groups = &config.resource_control_groups;
+    for name in &tag.groups {
+        if groups.get(name).is_some_and(|o| !excluded(o, p)) {
+            out.insert(name.clone());
+        }
+    }
+    for (name, template) in &tag.made {
+        // A made group excludes what its template does.
+        if groups.get(template).is_some_and(|t| !excluded(t, p)) {
+            out.insert(name.clone());
+        }
+    }
+    out.remove(&g.name);
+    out.into_iter().collect()
 }
 
 /// The state an action leaves a target in.
@@ -272,6 +321,7 @@ pub async fn operate(
         rows: Vec::new(),
         alert: None,
         interrupted: false,
+        problems: Vec::new(),
     };
     let Some(account) = config.accounts.get(&g.account) else {
         return out;
@@ -293,6 +343,7 @@ pub async fn operate(
             now,
             rows: BTreeMap::new(),
             shared: Vec::new(),
+            problems: Vec::new(),
             interrupted: false,
         };
         match cloud.power(account, &region).await {
@@ -301,6 +352,7 @@ pub async fn operate(
         }
         out.interrupted |= op.interrupted;
         shared.extend(op.shared);
+        out.problems.extend(op.problems);
         out.rows.extend(op.rows.into_values());
     }
     let failed: Vec<&str> = out
@@ -353,6 +405,8 @@ struct Region<'a> {
     rows: BTreeMap<Key, ControlRecord>,
     /// Instances another group takes too (`instance i-… (also GROUP)`).
     shared: Vec<String>,
+    /// Resource-control tags here that take their instance nowhere.
+    problems: Vec<String>,
     interrupted: bool,
 }
 
@@ -384,10 +438,23 @@ impl Region<'_> {
     }
 
     async fn run(&mut self, power: &dyn Power, listed_here: bool, gone: &mut Vec<String>) {
-        let seen = match observe(power, self.g, listed_here, self.req.databases_only).await {
+        let mut tagged_here = Vec::new();
+        let seen = match observe_tagged(
+            power,
+            self.g,
+            listed_here,
+            self.req.databases_only,
+            &mut tagged_here,
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => return self.fail_region(&e.region.clone(), &e),
         };
+        for p in &tagged_here {
+            let r = tagged::read(self.config, &self.g.account, &self.region, &p.id, &p.tags);
+            self.problems.extend(r.problems);
+        }
         let goal = goal(self.req.action);
         let mut waiting: Vec<(Key, Powered)> = Vec::new();
         for ((kind, id), p) in seen {

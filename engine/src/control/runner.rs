@@ -15,13 +15,15 @@ use crate::runmode::agenda::ControlDue;
 use crate::runmode::daemon::{Daemon, RunEvent};
 use crate::state::StateError;
 
-use super::{key, look_key, perform, Outcome, Request, POLL};
+use super::{key, look_key, perform, perform_made, ControlError, Outcome, Request, POLL};
 
 /// How one group's operation ended.
 pub(crate) struct ControlDone {
     due: ControlDue,
     at: DateTime<Utc>,
-    result: Result<Outcome, StateError>,
+    /// One outcome per group acted on: the group's own, or for a
+    /// template those of the groups made from it.
+    result: Result<Vec<Outcome>, ControlError>,
 }
 
 /// The operations in flight, one per group at most.
@@ -49,9 +51,9 @@ impl ControlTasks {
                 databases_only: false,
             },
             at: Utc::now(),
-            result: Err(StateError::Conflict(format!(
+            result: Err(ControlError::State(StateError::Conflict(format!(
                 "the operation's task failed: {e}"
-            ))),
+            )))),
         });
         self.running.remove(&done.due.group);
         Some(done)
@@ -70,9 +72,9 @@ impl Daemon<'_> {
             if !tasks.running.insert(c.group.clone()) {
                 continue;
             }
-            let timeout = self.config.resource_control_groups[&c.group]
-                .timeout_secs
-                .max(1);
+            let group = &self.config.resource_control_groups[&c.group];
+            let timeout = group.timeout_secs.max(1);
+            let template = group.template;
             let req = Request {
                 action: c.action,
                 databases_only: c.databases_only,
@@ -101,8 +103,14 @@ impl Daemon<'_> {
             let due = c.clone();
             tasks.set.spawn(async move {
                 let now_fn = move || clock.now();
-                let result =
-                    perform(&cloud, &store, &config, &due.group, &req, &marks, &now_fn).await;
+                let result = if template {
+                    perform_made(&cloud, &store, &config, &due.group, &req, &marks, &now_fn).await
+                } else {
+                    perform(&cloud, &store, &config, &due.group, &req, &marks, &now_fn)
+                        .await
+                        .map(|o| vec![o])
+                        .map_err(ControlError::from)
+                };
                 ControlDone {
                     due,
                     at: now,
@@ -116,11 +124,16 @@ impl Daemon<'_> {
     pub(crate) fn control_done(&self, done: ControlDone) -> bool {
         let ControlDone { due, at, result } = done;
         match result {
-            Ok(outcome) => {
-                let failed = outcome.failed() > 0;
-                let quiet = due.databases_only && outcome.rows.is_empty();
-                if !quiet {
-                    self.report_at(at, RunEvent::Control(Box::new(outcome)));
+            Ok(outcomes) => {
+                let mut failed = false;
+                for outcome in outcomes {
+                    failed |= outcome.failed() > 0;
+                    let quiet = due.databases_only
+                        && outcome.rows.is_empty()
+                        && outcome.problems.is_empty();
+                    if !quiet {
+                        self.report_at(at, RunEvent::Control(Box::new(outcome)));
+                    }
                 }
                 failed
             }

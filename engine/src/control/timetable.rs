@@ -118,6 +118,8 @@ mod tests {
 
     fn group(tz: Tz, windows: &[(&str, Option<&str>)]) -> ResourceControlGroup {
         ResourceControlGroup {
+            template: false,
+            from_template: None,
             name: "nightly".into(),
             account: "dev".into(),
             mode: if windows.iter().all(|w| w.1.is_none()) {

@@ -395,9 +395,9 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
     }
     for g in config.resource_control_groups.values() {
         let u = out.entry(g.account.clone()).or_default();
-        if !(g.instances.is_empty() && g.selectors.is_empty()) {
-            all(u, Feature::ControlInstances);
-        }
+        // Every group (a template too, for the groups made from it) may
+        // take instances by their lifeboat:resource-control tag.
+        all(u, Feature::ControlInstances);
         if !g.rds.is_empty() {
             all(u, Feature::ControlDatabases);
         }

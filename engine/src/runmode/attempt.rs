@@ -103,6 +103,9 @@ pub struct PolicyRun {
     /// Consecutive failed runs after this attempt.
     pub failures: u32,
     pub alert_opened: Option<Alert>,
+    /// The alert of a policy whose membership could not be decided for
+    /// [`backup::members::UNDECIDED_TO_ALERT`] backups in a row.
+    pub membership_alert: Option<Alert>,
     pub alerts_closed: Vec<Alert>,
     /// Notifications that could not be published.
     pub notify_errors: Vec<String>,
@@ -176,7 +179,6 @@ async fn attempt(
     cloud: Arc<dyn Cloud>,
     store: &SharedStore,
     pol: &PolicyState,
-    targets: &str,
     at: DateTime<Utc>,
     wait: Wait,
     number: u32,
@@ -195,11 +197,18 @@ async fn attempt(
         Ok(id) => id,
         Err(e) => return (Err(e.into()), summary),
     };
+    // Membership is decided before the `before` script, so that the
+    // targets it is given are those this backup takes.
+    let (decided, _) = backup::members::decide(&cloud, store, policy, &id, at).await;
+    let targets = match policy_targets(store, policy) {
+        Ok(t) => t,
+        Err(e) => return (Err(e.into()), summary),
+    };
     let call = ScriptCall {
         ctx,
         policy,
         backup_id: &id,
-        targets,
+        targets: &targets,
         attempt: number,
         store,
     };
@@ -220,12 +229,11 @@ async fn attempt(
     let taken = take(
         cloud.clone(),
         store,
-        policy,
-        &id,
+        (policy, &id),
         at,
         wait,
         opts,
-        known,
+        (known, decided),
         ctx,
     )
     .await;
@@ -302,12 +310,11 @@ struct TimedOut {
 async fn take(
     cloud: Arc<dyn Cloud>,
     store: &SharedStore,
-    policy: &str,
-    id: &str,
+    (policy, id): (&str, &str),
     at: DateTime<Utc>,
     wait: Wait,
     opts: &PolicyOptions,
-    known: Vec<String>,
+    (known, decided): (Vec<String>, Vec<String>),
     ctx: &Context,
 ) -> Result<Result<BackupRecord, BackupError>, TimedOut> {
     let mut wait = wait;
@@ -316,13 +323,14 @@ async fn take(
     }
     // Left `running` until the scripts after it have settled it: a runner
     // killed in its `after` script leaves no success behind.
-    let take = backup::take_open(
+    let take = backup::take_open_decided(
         cloud.clone(),
         store.clone(),
         policy,
         at,
         wait,
         known,
+        Some(decided),
         &ctx.limits,
     );
     let Some(secs) = opts.timeout_secs else {
@@ -479,29 +487,9 @@ pub async fn run(
     if let Err(e) = end_superseded(&store, &pol, trigger, now, &mut out) {
         return not_run(e.into());
     }
-    let targets = match state.targets() {
-        Ok(t) => t,
-        Err(e) => return not_run(e.into()),
-    };
-    let targets: Vec<String> = targets
-        .into_iter()
-        .filter(|((p, _), _)| p == policy)
-        .map(|(_, t)| t.id)
-        .collect();
-    let targets = targets.join(" ");
     let clock = std::time::Instant::now();
     let number = trigger.attempt();
-    let (result, a) = attempt(
-        cloud.clone(),
-        &store,
-        &pol,
-        &targets,
-        now,
-        wait,
-        number,
-        ctx,
-    )
-    .await;
+    let (result, a) = attempt(cloud.clone(), &store, &pol, now, wait, number, ctx).await;
     let finished = now + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default();
     out.succeeded = a.valid;
     let retry = next_attempt(trigger, &pol, &a, &result, finished);
@@ -522,6 +510,18 @@ pub async fn run(
     } else if let Err(e) = account(&store, &pol, now, finished, &mut out) {
         out.notify_errors
             .push(format!("cannot record the run: {e}"));
+    }
+    // After the run is counted, which replaces the alerts it closed.
+    let record = out.result.as_ref().ok().map(|r| r.record.clone());
+    match record.map(|r| backup::members::undecided_alert(&store, &r, finished)) {
+        Some(Ok(a)) => {
+            out.membership_alert = a.opened;
+            out.alerts_closed.extend(a.closed);
+        }
+        Some(Err(e)) => out
+            .notify_errors
+            .push(format!("cannot record the membership alert: {e}")),
+        None => {}
     }
     publish_alerts(&cloud, &store, ctx, finished, &mut out).await;
     out
@@ -657,6 +657,9 @@ async fn publish_alerts(
     if let Some(a) = &out.alert_opened {
         messages.push(notify::opened_message(a, out.failures));
     }
+    if let Some(a) = &out.membership_alert {
+        messages.push(notify::membership_message(a));
+    }
     if let Ok(r) = &out.result {
         for c in r.membership.iter().filter(|c| c.alert) {
             messages.push(notify::departed_message(c));
@@ -671,6 +674,18 @@ async fn publish_alerts(
                 .push(format!("cannot publish to SNS: {e}"));
         }
     }
+}
+
+/// The ids of `policy`'s targets in the state, as scripts get them
+/// (`LIFEBOAT_TARGETS`, space-separated).
+fn policy_targets(store: &SharedStore, policy: &str) -> Result<String, StateError> {
+    let targets = store.lock().expect("store").load()?.targets()?;
+    let ids: Vec<String> = targets
+        .into_iter()
+        .filter(|((p, _), _)| p == policy)
+        .map(|(_, t)| t.id)
+        .collect();
+    Ok(ids.join(" "))
 }
 
 /// The catalog record of backup `id` of `policy`.
@@ -712,6 +727,7 @@ fn not_run(e: BackupError) -> PolicyRun {
         superseded: None,
         failures: 0,
         alert_opened: None,
+        membership_alert: None,
         alerts_closed: vec![],
         notify_errors: vec![],
         dr: vec![],

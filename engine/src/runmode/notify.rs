@@ -37,6 +37,22 @@ pub fn opened_message(alert: &Alert, failures: u32) -> (String, String) {
     )
 }
 
+/// The subject and text published when a policy's membership could not be
+/// decided for several backups in a row (`alert.policy` is its owner,
+/// `policy.NAME.membership`).
+pub fn membership_message(alert: &Alert) -> (String, String) {
+    (
+        format!("Lifeboat alert opened: {}", alert.policy),
+        format!(
+            "ALERT OPENED\n{}\nalert: {}\nopened: {}\nreason: {}\n",
+            alert.policy,
+            alert.id,
+            alert.opened.to_rfc3339(),
+            alert.message
+        ),
+    )
+}
+
 /// The subject and text published when a target leaves a policy under
 /// `auto_remove_targets = "alert"`.
 pub fn departed_message(c: &crate::membership::MemberChange) -> (String, String) {
@@ -257,6 +273,19 @@ pub async fn daily_summary(
             c.policy,
             c.at.to_rfc3339()
         ));
+    }
+    if !config.resource_control_groups.is_empty() {
+        let lines = crate::control::summary_lines(cloud, store, config, now).await?;
+        text.push_str(&format!(
+            "\nresource control in the last day ({}):\n",
+            lines.len()
+        ));
+        if lines.is_empty() {
+            text.push_str("  none\n");
+        }
+        for l in lines {
+            text.push_str(&format!("  {l}\n"));
+        }
     }
     publish(cloud, store, n, &subject, &text).await?;
     store

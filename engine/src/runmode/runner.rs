@@ -30,6 +30,8 @@ pub struct Ran {
     /// The attempt failed and this retry is scheduled.
     pub retry: Option<Retry>,
     pub alert_opened: Option<crate::state::Alert>,
+    /// Membership not decided for several backups in a row.
+    pub membership_alert: Option<crate::state::Alert>,
     pub alerts_closed: Vec<crate::state::Alert>,
     pub notify_errors: Vec<String>,
     /// DR runs the backup started; the runner drives them in the background.
@@ -291,6 +293,7 @@ impl Runner {
                     succeeded: run.succeeded,
                     retry: run.retry,
                     alert_opened: run.alert_opened,
+                    membership_alert: run.membership_alert,
                     alerts_closed: run.alerts_closed,
                     notify_errors: run.notify_errors,
                     dr: run.dr,

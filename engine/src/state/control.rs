@@ -144,6 +144,36 @@ impl Store {
         Ok(out)
     }
 
+    /// Per group, the operations (and looks) that logged rows since
+    /// `since`, and the rows among them that failed: `(operations, failed)`.
+    pub fn control_counts(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StateResult<std::collections::BTreeMap<String, (usize, usize)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT grp, COUNT(DISTINCT operation), SUM(result = 'failed')
+                 FROM control_operations WHERE requested >= ?1 GROUP BY grp",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![ts(since)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (group, ops, failed) = row.map_err(|e| self.err(e))?;
+            out.insert(group, (ops.max(0) as usize, failed.max(0) as usize));
+        }
+        Ok(out)
+    }
+
     /// Every operation row, oldest first.
     pub fn control_log(&self) -> StateResult<Vec<ControlRecord>> {
         let mut st = self

@@ -25,6 +25,16 @@ pub struct ResourceControlGroup {
     pub name: String,
     /// The account's name.
     pub account: String,
+    /// `template = true`: the group never acts itself; an instance tagged
+    /// `lifeboat:resource-control = NAME:THIS` makes a group `NAME` from
+    /// it (its windows, mode, zone, hibernation, timeout and excludes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
+    /// Set by Lifeboat, never by the configuration: the template a group
+    /// was made from by its members' tags (such a group takes only the
+    /// instances whose tag names it with this template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_template: Option<String>,
     pub mode: ControlMode,
     pub time_zone: Tz,
     /// Hibernate the instances configured for hibernation instead of

@@ -27,6 +27,7 @@ const GROUP_ATTRS: &[&str] = &[
     "rds",
     "aurora",
     "auto_remove_targets",
+    "template",
 ];
 
 /// Where one listed target was first named: its group and position.
@@ -147,6 +148,7 @@ fn decode_group(
     };
     let time_zone = decode_time_zone(d, src, &scope, &mut ok);
     let hibernate = d.bool(&scope, "hibernate").unwrap_or(false);
+    let template = d.bool(&scope, "template").unwrap_or(false);
     let timeout_secs = d
         .duration(&scope, "timeout", false)
         .unwrap_or(DEFAULT_CONTROL_TIMEOUT_SECS);
@@ -167,6 +169,9 @@ fn decode_group(
         None
     };
     let (selectors, excluded, windows) = group_blocks(d, &scope, mode, &mut ok);
+    if template {
+        ok &= template_lists_nothing(d, &scope, listed_any, !selectors.is_empty());
+    }
     if windows.is_empty() && ok {
         d.error(
             src,
@@ -179,7 +184,7 @@ fn decode_group(
         );
         ok = false;
     }
-    if !listed_any && selectors.is_empty() {
+    if !listed_any && selectors.is_empty() && !template {
         d.warning(
             src,
             scope.at,
@@ -199,6 +204,8 @@ fn decode_group(
             ResourceControlGroup {
                 name: n.clone(),
                 account: account.to_string(),
+                template,
+                from_template: None,
                 mode,
                 time_zone,
                 hibernate,
@@ -218,6 +225,55 @@ fn decode_group(
         _ => None,
     };
     (name.zip(name_at).map(|((n, _), at)| (n, at)), group)
+}
+
+/// False (after reporting each) when a template lists targets or has a
+/// `select` block: a template never acts itself, and every group made
+/// from it would take the same targets, which a target in two groups is
+/// not allowed to be.
+fn template_lists_nothing(
+    d: &mut Decoder,
+    scope: &Scope<'_>,
+    listed_any: bool,
+    selects: bool,
+) -> bool {
+    let src = scope.src;
+    let mut ok = true;
+    if listed_any {
+        for attr in ["instances", "rds", "aurora"] {
+            if let Some(a) = scope.attrs.get(attr) {
+                d.error(
+                    src,
+                    start(&a.key),
+                    "Targets in a template",
+                    format!(
+                        "{} is a template: it never acts itself, and the groups made from it take the instances tagged lifeboat:resource-control = NAME:TEMPLATE; remove {attr:?} or template = true",
+                        scope.what
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    if selects {
+        for b in scope
+            .blocks
+            .iter()
+            .filter(|b| b.ident.value().as_str() == "select")
+        {
+            d.error(
+                src,
+                start(&b.ident),
+                "Select in a template",
+                format!(
+                    "{} is a template: every group made from it would select the same instances; remove the select block or template = true",
+                    scope.what
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok
 }
 
 /// A group's `select`, `exclude` and `window` blocks.

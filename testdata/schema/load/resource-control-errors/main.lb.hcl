@@ -71,3 +71,19 @@ resource_control_group "second" {
     on  = "thu 07:00"
   }
 }
+
+resource_control_group "bad_template" {
+  account   = account.dev
+  region    = "eu-west-1"
+  template  = true
+  instances = ["i-0bbbbbbbbbbbbbbbb"]
+
+  select {
+    tag = "env"
+  }
+
+  window {
+    off = "wed 20:00"
+    on  = "thu 07:00"
+  }
+}

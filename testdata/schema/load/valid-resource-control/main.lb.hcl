@@ -43,3 +43,19 @@ resource_control_group "weekend" {
     off = "sat 01:00"
   }
 }
+
+resource_control_group "nightly_tpl" {
+  account   = account.dev
+  template  = true
+  time_zone = "Europe/Berlin"
+
+  exclude {
+    tag   = "keep"
+    value = "running"
+  }
+
+  window {
+    off = "mon 20:00"
+    on  = "tue 07:00"
+  }
+}
