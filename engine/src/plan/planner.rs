@@ -358,15 +358,11 @@ impl Diff<'_> {
     /// Why a target opted out on the resource itself (`no-backup`), as
     /// observed.
     fn opted_out(&self, t: &TargetState) -> Option<String> {
-        let tags = match t.kind {
-            TargetKind::Instance => &self.obs.instances.get(&t.id)?.tags,
-            TargetKind::Volume => &self.obs.volumes.get(&t.id)?.tags,
-            TargetKind::Rds | TargetKind::Aurora => return None,
-        };
-        membership::opted_out(tags)
+        membership::opted_out(membership::tags_of(t, self.obs)?)
     }
 
-    /// Running instances in the policy's regions that a selector matches
+    /// Instances, volumes and databases in the policy's regions that a
+    /// selector taking their kind in matches
     /// ([`membership::tagged`], as a backup decides it).
     fn tagged_targets(
         &self,
@@ -431,7 +427,7 @@ impl Diff<'_> {
                 (_, Some(why)) => why,
                 (Some(why), None) => why.clone(),
                 (None, None) => {
-                    let tags = self.obs.instances.get(id).map(|i| &i.tags);
+                    let tags = membership::tags_of(t, self.obs);
                     match (
                         &t.source,
                         tags.and_then(|g| membership::excluded(&p.excludes, g)),
