@@ -104,6 +104,31 @@ fn an_rds_instance_selected_by_tag_is_backed_up_with_a_db_snapshot() {
 }
 
 #[test]
+fn an_aurora_cluster_selected_by_tag_is_backed_up_with_a_cluster_snapshot() {
+    let env = Env::start();
+    let rds = Rds::new(&env.emulator);
+    rds.create_tagged_cluster("orders-cluster", &[("team", "web")]);
+    rds.create_tagged_cluster("other-cluster", &[]);
+    // A tagged RDS instance stays out: the selector takes Aurora only.
+    rds.create_tagged_instance("orders-db", &[("team", "web")]);
+    env.config(&with_select(
+        "    tag   = \"team\"\n    kinds = [\"aurora\"]",
+    ));
+    env.apply();
+    let state = env.state_list();
+    assert!(state.contains(&target("orders-cluster")), "{state:?}");
+    assert!(!state.contains(&target("other-cluster")), "{state:?}");
+    assert!(!state.contains(&target("orders-db")), "{state:?}");
+
+    let run = env.backup("web", &at(10));
+    assert_eq!(env.backups(&[])[0]["status"], "success", "{run}");
+    let clusters = rds.cluster_snapshots();
+    assert_eq!(clusters.len(), 1, "{clusters:?}");
+    assert_eq!(clusters[0].source, "orders-cluster");
+    assert!(rds.db_snapshots().is_empty());
+}
+
+#[test]
 fn tag_prefix_selects_instances_by_any_key_starting_with_it() {
     let env = Env::start();
     let daily = env.aws.run_instance(1, &[("backup:web", "daily")]).id;

@@ -297,6 +297,21 @@ impl Rds {
         self.rt.block_on(req.send()).expect("CreateDBInstance");
     }
 
+    /// An Aurora PostgreSQL cluster with tags.
+    pub fn create_tagged_cluster(&self, id: &str, tags: &[(&str, &str)]) {
+        let mut req = self
+            .rds
+            .create_db_cluster()
+            .db_cluster_identifier(id)
+            .engine("aurora-postgresql")
+            .master_username("lifeboat")
+            .master_user_password("lifeboat-test-pw");
+        for (k, v) in tags {
+            req = req.tags(aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build());
+        }
+        self.rt.block_on(req.send()).expect("CreateDBCluster");
+    }
+
     /// An Aurora PostgreSQL cluster.
     pub fn create_cluster(&self, id: &str) {
         self.rt

@@ -26,6 +26,8 @@ use crate::state::{SharedStore, StateError};
 pub mod tag;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_kinds;
 
 /// Why a target AWS no longer has is not backed up; `None` while it exists.
 /// Databases are looked at only where they were listed (a selector takes
