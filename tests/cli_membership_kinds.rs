@@ -52,7 +52,7 @@ fn a_volume_selected_by_tag_is_planned_and_backed_up_and_leaves_when_untagged() 
 
     let run = env.backup("web", &at(10));
     assert_eq!(env.backups(&[])[0]["status"], "success", "{run}");
-    assert_eq!(snapshotted(&env), [data.clone()]);
+    assert_eq!(snapshotted(&env), [data.as_str()]);
 
     // A second volume tagged after the apply joins at the next backup, the
     // untagged one leaves, with why.
@@ -64,7 +64,7 @@ fn a_volume_selected_by_tag_is_planned_and_backed_up_and_leaves_when_untagged() 
         "left: volume {data} (no longer matches tag team=web (volume))"
     ));
     run.stdout_has(&format!("joined: volume {late} (tag team=web (volume))"));
-    assert_eq!(snapshotted(&env), [late.clone()]);
+    assert_eq!(snapshotted(&env), [late.as_str()]);
     let state = env.state_list();
     assert!(!state.contains(&target(&data)), "{state:?}");
     assert!(state.contains(&target(&late)), "{state:?}");
@@ -153,9 +153,7 @@ fn tag_prefix_selects_instances_by_any_key_starting_with_it() {
     // Another key with the prefix takes an instance in at the next backup.
     env.aws.tag(&weekly, "backup:db", "daily");
     let run = env.backup("web", &at(10));
-    run.stdout_has(&format!(
-        "joined: instance {weekly} (tag backup:*=daily)"
-    ));
+    run.stdout_has(&format!("joined: instance {weekly} (tag backup:*=daily)"));
     let mut both = vec![daily, weekly];
     both.sort();
     assert_eq!(snapshotted(&env), both);

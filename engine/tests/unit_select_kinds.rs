@@ -88,7 +88,11 @@ async fn unit_an_instance_selector_lists_no_database_and_no_volume() {
     let cloud = world();
     let (targets, calls) = plan(&cloud, &config("    tag = \"team\"")).await;
     assert_eq!(targets, ["policy.web.target[\"i-0000000a\"]"]);
-    for action in ["DescribeDBInstances", "DescribeDBClusters", "DescribeVolumes"] {
+    for action in [
+        "DescribeDBInstances",
+        "DescribeDBClusters",
+        "DescribeVolumes",
+    ] {
         assert_eq!(count(&calls, action), 0, "{action}: {calls:?}");
     }
 }

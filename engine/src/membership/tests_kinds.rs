@@ -135,7 +135,10 @@ fn each_kind_joins_only_through_a_selector_that_takes_it_in() {
     let got: Vec<(TargetKind, &str)> = found.iter().map(|t| (t.kind, t.id.as_str())).collect();
     assert_eq!(
         got,
-        [(TargetKind::Aurora, "analytics"), (TargetKind::Instance, "i-1")]
+        [
+            (TargetKind::Aurora, "analytics"),
+            (TargetKind::Instance, "i-1")
+        ]
     );
 }
 
@@ -196,7 +199,10 @@ fn a_prefix_selector_takes_in_instances_by_any_key_with_the_prefix() {
     for (id, tags) in [
         ("i-1", kv(&[("backup:web", "daily")])),
         ("i-2", kv(&[("backup", "daily")])),
-        ("i-3", kv(&[("backup:web", "weekly"), ("backup:db", "daily")])),
+        (
+            "i-3",
+            kv(&[("backup:web", "weekly"), ("backup:db", "daily")]),
+        ),
     ] {
         obs.instances.insert(
             id.into(),
