@@ -731,6 +731,33 @@ policy "web" {
     }
 
     #[test]
+    fn a_selector_asks_for_the_calls_of_the_kinds_it_takes_in() {
+        let with = |kinds: &str| {
+            let c = config(&format!(
+                "{}\npolicy \"web\" {{\n  account = account.main\n  generations = 2\n  select {{\n    tag = \"team\"\n    {kinds}\n  }}\n}}\n",
+                ACCOUNTS.replace("MAIN_DELETES", "false"),
+            ));
+            actions_in(&c, "main")
+        };
+        let dbs = with(r#"kinds = ["rds", "aurora"]"#);
+        for a in [
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBClusters",
+            "rds:CreateDBSnapshot",
+            "rds:CreateDBClusterSnapshot",
+        ] {
+            assert!(dbs.contains(a), "{a} in {dbs:?}");
+        }
+        assert!(!dbs.contains("ec2:CreateSnapshots"), "{dbs:?}");
+        let volumes = with(r#"kinds = ["volume"]"#);
+        assert!(volumes.contains("ec2:CreateSnapshot"), "{volumes:?}");
+        assert!(!volumes.contains("rds:DescribeDBInstances"), "{volumes:?}");
+        let instances = with("");
+        assert!(instances.contains("ec2:CreateSnapshots"), "{instances:?}");
+        assert!(!instances.contains("ec2:CreateSnapshot"), "{instances:?}");
+    }
+
+    #[test]
     fn deletes_follow_allow_delete_and_keep_original() {
         let policy = r#"
 policy "web" {

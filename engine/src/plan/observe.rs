@@ -238,9 +238,10 @@ pub async fn observe_catalog(
 
 /// Reads from AWS what a policy's membership is decided on
 /// ([`crate::membership::resolve`]), with the calls a plan makes for it: in
-/// each of the account's regions, one paged list per selector, then a
-/// look-up by id of its instance and volume targets the selectors did not
-/// return.
+/// each of the account's regions, one paged list per selector and kind of
+/// EC2 resource it takes in, one paged list per database kind a selector
+/// (or a tag-selected target) asks for, then a look-up by id of its
+/// instance and volume targets the selectors did not return.
 pub async fn observe_members(
     cloud: Arc<dyn Cloud>,
     account: &Account,
