@@ -118,3 +118,25 @@ async fn unit_an_rds_selector_lists_db_instances_once_per_region_and_page_and_no
     assert_eq!(count(&calls, "DescribeDBClusters"), 0, "{calls:?}");
     assert_eq!(count(&calls, "DescribeInstances"), 0, "{calls:?}");
 }
+
+#[tokio::test]
+async fn unit_a_listed_database_seen_opted_out_is_not_a_target_as_a_backup_would_decide() {
+    let cloud = world();
+    cloud.world.lock().unwrap().add_database(
+        "us-east-1",
+        DbShape {
+            identifier: "legacy".into(),
+            kind: Some(DbSnapshotKind::Instance),
+            engine: "postgres".into(),
+            tags: [("lifeboat:backup".to_string(), "no-backup".to_string())].into(),
+            ..DbShape::default()
+        },
+    );
+    let text = "    tag   = \"team\"\n    value = \"web\"\n    kinds = [\"rds\"]\n  }\n  rds \"legacy\" {\n    region = \"us-east-1\"";
+    let (targets, _) = plan(&cloud, &config(text)).await;
+    assert!(!targets.iter().any(|t| t.contains("legacy")), "{targets:?}");
+    // Where no selector lists databases, a listed one is not looked at.
+    let text = "    tag = \"team\"\n  }\n  rds \"legacy\" {\n    region = \"us-east-1\"";
+    let (targets, _) = plan(&cloud, &config(text)).await;
+    assert!(targets.iter().any(|t| t.contains("legacy")), "{targets:?}");
+}

@@ -347,9 +347,26 @@ impl Diff<'_> {
             }
             want.insert(v.id.clone(), t);
         }
+        // Databases are seen only where a selector lists their kind; there
+        // the rules of instances and volumes apply to them too, so that a
+        // plan agrees with what the next backup decides.
         for (kind, list) in [(TargetKind::Rds, &p.rds), (TargetKind::Aurora, &p.aurora)] {
             for db in list {
-                want.insert(db.id.clone(), listed(kind, &db.id, &db.region));
+                let t = listed(kind, &db.id, &db.region);
+                let out = match (self.opted_out(&t), membership::gone_reason(&t, self.obs)) {
+                    (Some(why), _) => Some(why),
+                    (None, Some(why)) if p.auto_remove_targets != AutoRemove::No => Some(why),
+                    (None, _) => None,
+                };
+                if let Some(why) = out {
+                    self.warnings.push(format!(
+                        "{} {} listed in policy.{name} is not a target: {why}",
+                        kind.noun(),
+                        db.id
+                    ));
+                    continue;
+                }
+                want.insert(db.id.clone(), t);
             }
         }
         want
