@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use aws_sdk_rds::types::{DbClusterSnapshot, Filter, Tag};
 use aws_sdk_rds::Client;
 use lifeboat_engine::cloud::{
-    CloudResult, DbCopyRequest, DbSnapshot, DbSnapshotKind, DbSnapshotRequest, Encryption,
-    ErrorKind, Page, Rds, Tags,
+    CloudResult, Database, DbCopyRequest, DbSnapshot, DbSnapshotKind, DbSnapshotRequest,
+    Encryption, ErrorKind, Page, Rds, Tags,
 };
 
 use crate::convert::time_from_sdk;
@@ -95,6 +95,77 @@ pub(crate) fn id_filter(name: &str, ids: &[String]) -> Option<Vec<Filter>> {
 
 #[async_trait]
 impl Rds for AwsRds {
+    async fn databases_page(
+        &self,
+        kind: DbSnapshotKind,
+        token: Option<String>,
+    ) -> CloudResult<Page<Database>> {
+        let next = |m: Option<&str>| m.filter(|m| !m.is_empty()).map(str::to_owned);
+        let region = &self.ctx.region;
+        match kind {
+            DbSnapshotKind::Instance => {
+                let action = "rds:DescribeDBInstances";
+                let out = self
+                    .client
+                    .describe_db_instances()
+                    .max_records(PAGE_SIZE)
+                    .set_marker(token)
+                    .send()
+                    .await
+                    .map_err(|e| self.ctx.sdk(action, None, &e))?;
+                let items = out
+                    .db_instances()
+                    .iter()
+                    .filter_map(|d| {
+                        Some(Database {
+                            id: d.db_instance_identifier()?.to_owned(),
+                            kind,
+                            region: region.clone(),
+                            status: d.db_instance_status().unwrap_or_default().to_owned(),
+                            tags: tags_from_sdk(d.tag_list()),
+                            cluster: d.db_cluster_identifier().map(str::to_owned),
+                        })
+                    })
+                    .collect();
+                Ok(Page {
+                    items,
+                    next: next(out.marker()),
+                    call: self.ctx.call(action),
+                })
+            }
+            DbSnapshotKind::Cluster => {
+                let action = "rds:DescribeDBClusters";
+                let out = self
+                    .client
+                    .describe_db_clusters()
+                    .max_records(PAGE_SIZE)
+                    .set_marker(token)
+                    .send()
+                    .await
+                    .map_err(|e| self.ctx.sdk(action, None, &e))?;
+                let items = out
+                    .db_clusters()
+                    .iter()
+                    .filter_map(|c| {
+                        Some(Database {
+                            id: c.db_cluster_identifier()?.to_owned(),
+                            kind,
+                            region: region.clone(),
+                            status: c.status().unwrap_or_default().to_owned(),
+                            tags: tags_from_sdk(c.tag_list()),
+                            cluster: None,
+                        })
+                    })
+                    .collect();
+                Ok(Page {
+                    items,
+                    next: next(out.marker()),
+                    call: self.ctx.call(action),
+                })
+            }
+        }
+    }
+
     async fn create_db_snapshot(&self, req: &DbSnapshotRequest) -> CloudResult<DbSnapshot> {
         let missing = |action: &str| {
             self.ctx.error(

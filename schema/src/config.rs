@@ -107,39 +107,6 @@ pub struct Account {
     pub location: Location,
 }
 
-/// The kinds of resource a policy can back up, by the words the
-/// configuration uses for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceKind {
-    Instance,
-    Volume,
-    Rds,
-    Aurora,
-}
-
-impl ResourceKind {
-    pub const ALL: [ResourceKind; 4] = [
-        ResourceKind::Instance,
-        ResourceKind::Volume,
-        ResourceKind::Rds,
-        ResourceKind::Aurora,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceKind::Instance => "instance",
-            ResourceKind::Volume => "volume",
-            ResourceKind::Rds => "rds",
-            ResourceKind::Aurora => "aurora",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ResourceKind> {
-        ResourceKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
 /// `tag_scan { regions = [..]  kinds = [..]  every = "1h" }` in a backup
 /// account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -400,21 +367,107 @@ pub struct VolumeTarget {
     pub region: String,
 }
 
-/// `select { tag = "team"  value = "web*" }`: every instance in the account's
-/// regions whose tag matches. A trailing `*` in `value` matches a prefix; a
-/// missing `value` matches any value of the tag.
+/// `select { tag = "team"  value = "web*"  kinds = [..] }`: every resource
+/// of `kinds` in the account's regions whose tag matches. A trailing `*` in
+/// `value` matches a prefix; a missing `value` matches any value of the tag.
+/// With `tag_prefix = "backup:"` instead of `tag`, any tag whose key starts
+/// with the prefix is looked at (`tag` then holds the prefix and `prefix` is
+/// set). `exclude` blocks are selectors too, of every kind.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TagSelector {
+    /// The tag key, or with `prefix` the start of the keys.
     pub tag: String,
     pub value: Option<String>,
+    /// `tag_prefix`: `tag` is a prefix of the keys looked at. Absent when
+    /// false (and in state written before prefixes existed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefix: bool,
+    /// What the selector takes in, sorted; instances only when absent (as
+    /// in state written before kinds existed).
+    #[serde(
+        default = "ResourceKind::instance_only",
+        skip_serializing_if = "ResourceKind::is_instance_only"
+    )]
+    pub kinds: Vec<ResourceKind>,
+}
+
+impl TagSelector {
+    /// `tag = KEY`, any value or `value`, instances only.
+    pub fn tag(key: &str, value: Option<&str>) -> Self {
+        TagSelector {
+            tag: key.to_string(),
+            value: value.map(str::to_string),
+            prefix: false,
+            kinds: ResourceKind::instance_only(),
+        }
+    }
+
+    /// Does the selector take in resources of `kind`?
+    pub fn selects(&self, kind: ResourceKind) -> bool {
+        self.kinds.contains(&kind)
+    }
 }
 
 impl std::fmt::Display for TagSelector {
+    /// `tag team=web`, `tag backup:*=web` (a prefix), with the kinds when
+    /// not instances only: `tag team=web (volume, rds)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let star = if self.prefix { "*" } else { "" };
         match &self.value {
-            Some(v) => write!(f, "tag {}={}", self.tag, v),
-            None => write!(f, "tag {}", self.tag),
+            Some(v) => write!(f, "tag {}{star}={}", self.tag, v)?,
+            None => write!(f, "tag {}{star}", self.tag)?,
         }
+        if !ResourceKind::is_instance_only(&self.kinds) {
+            let kinds: Vec<&str> = self.kinds.iter().map(|k| k.as_str()).collect();
+            write!(f, " ({})", kinds.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// What a `select` block takes in: `kinds = ["instance", "volume", "rds",
+/// "aurora"]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    /// EC2 instances (DescribeInstances with the tag filter).
+    Instance,
+    /// EBS volumes (DescribeVolumes with the tag filter).
+    Volume,
+    /// RDS DB instances, not members of an Aurora cluster.
+    Rds,
+    /// Aurora DB clusters.
+    Aurora,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 4] = [
+        ResourceKind::Instance,
+        ResourceKind::Volume,
+        ResourceKind::Rds,
+        ResourceKind::Aurora,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Instance => "instance",
+            ResourceKind::Volume => "volume",
+            ResourceKind::Rds => "rds",
+            ResourceKind::Aurora => "aurora",
+        }
+    }
+
+    /// The default of `kinds`.
+    pub fn instance_only() -> Vec<ResourceKind> {
+        vec![ResourceKind::Instance]
+    }
+
+    pub fn parse(s: &str) -> Option<ResourceKind> {
+        ResourceKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn is_instance_only(kinds: &[ResourceKind]) -> bool {
+        kinds == [ResourceKind::Instance]
     }
 }
 

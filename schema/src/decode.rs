@@ -29,6 +29,7 @@ mod recovery_order;
 mod recovery_step;
 mod resource_control;
 mod schedule;
+mod select;
 mod vpc_capture;
 mod vpc_clone;
 

@@ -27,6 +27,14 @@ impl Aws {
             .expect("CreateTags");
     }
 
+    /// Removes tag `key` from resource `id` (DeleteTags).
+    pub fn untag(&self, id: &str, key: &str) {
+        let tag = aws_sdk_ec2::types::Tag::builder().key(key).build();
+        self.rt
+            .block_on(self.ec2.delete_tags().resources(id).tags(tag).send())
+            .expect("DeleteTags");
+    }
+
     /// The account's own AMIs carrying the tag key `lifeboat:policy`.
     pub fn lifeboat_images(&self) -> Vec<Ami> {
         self.images_with_tag_key("lifeboat:policy")
@@ -270,6 +278,38 @@ impl Rds {
                     .send(),
             )
             .expect("CreateDBInstance");
+    }
+
+    /// A small PostgreSQL DB instance with tags.
+    pub fn create_tagged_instance(&self, id: &str, tags: &[(&str, &str)]) {
+        let mut req = self
+            .rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .db_instance_class("db.t3.micro")
+            .engine("postgres")
+            .allocated_storage(20)
+            .master_username("lifeboat")
+            .master_user_password("lifeboat-test-pw");
+        for (k, v) in tags {
+            req = req.tags(aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build());
+        }
+        self.rt.block_on(req.send()).expect("CreateDBInstance");
+    }
+
+    /// An Aurora PostgreSQL cluster with tags.
+    pub fn create_tagged_cluster(&self, id: &str, tags: &[(&str, &str)]) {
+        let mut req = self
+            .rds
+            .create_db_cluster()
+            .db_cluster_identifier(id)
+            .engine("aurora-postgresql")
+            .master_username("lifeboat")
+            .master_user_password("lifeboat-test-pw");
+        for (k, v) in tags {
+            req = req.tags(aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build());
+        }
+        self.rt.block_on(req.send()).expect("CreateDBCluster");
     }
 
     /// An Aurora PostgreSQL cluster.

@@ -442,9 +442,34 @@ pub struct DbSnapshot {
     pub encryption: Encryption,
 }
 
+/// An RDS DB instance or Aurora cluster as a describe lists it, for the
+/// `select` blocks that take databases in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Database {
+    pub id: String,
+    pub kind: DbSnapshotKind,
+    pub region: String,
+    /// `available`, `stopped`, `deleting`, ...
+    pub status: String,
+    #[serde(default)]
+    pub tags: Tags,
+    /// The Aurora cluster a DB instance belongs to: such an instance is
+    /// backed up with its cluster, never on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
 /// RDS in one account and region.
 #[async_trait]
 pub trait Rds: Send + Sync {
+    /// One page of every DB instance (DescribeDBInstances) or Aurora
+    /// cluster (DescribeDBClusters) of the region, with its tags: RDS lists
+    /// cannot filter on tags, so selectors are matched on the answer.
+    async fn databases_page(
+        &self,
+        kind: DbSnapshotKind,
+        token: Option<String>,
+    ) -> CloudResult<Page<Database>>;
     async fn create_db_snapshot(&self, req: &DbSnapshotRequest) -> CloudResult<DbSnapshot>;
     /// DescribeDBSnapshots / DescribeDBClusterSnapshots filtered by id
     /// (`db-snapshot-id` / `db-cluster-snapshot-id`); missing ids are absent.

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lifeboat_schema::{Account, Config, InstanceMode, Policy};
+use lifeboat_schema::{Account, Config, InstanceMode, Policy, ResourceKind};
 use serde_json::{json, Value};
 
 use super::document;
@@ -105,7 +105,8 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "rds:CreateDBSnapshot",
             "rds:DescribeDBSnapshots",
             "rds:AddTagsToResource",
-            // The restore point each backup records.
+            // The restore point each backup records; selectors with
+            // `kinds = ["rds"]` list them all.
             "rds:DescribeDBInstances",
         ],
     ),
@@ -442,10 +443,11 @@ fn kinds(p: &Policy) -> Vec<Kind> {
         .instances
         .iter()
         .any(|i| matches!(i.mode, Snapshots | InitialAmi));
-    if snapshots || !p.selectors.is_empty() {
+    let selects = |k| p.selectors.iter().any(|s| s.selects(k));
+    if snapshots || selects(ResourceKind::Instance) {
         out.push(SNAPSHOTS);
     }
-    if !p.volumes.is_empty() {
+    if !p.volumes.is_empty() || selects(ResourceKind::Volume) {
         out.push(Kind {
             take: Feature::VolumeSnapshots,
             ..SNAPSHOTS
@@ -459,7 +461,9 @@ fn kinds(p: &Policy) -> Vec<Kind> {
             copy: Feature::DrCopyImages,
         });
     }
-    if !p.rds.is_empty() {
+    // Databases a selector takes in are listed whole (DescribeDBInstances,
+    // DescribeDBClusters), which these features grant.
+    if !p.rds.is_empty() || selects(ResourceKind::Rds) {
         out.push(Kind {
             take: Feature::DbSnapshots,
             delete: Feature::DeleteDbSnapshots,
@@ -467,7 +471,7 @@ fn kinds(p: &Policy) -> Vec<Kind> {
             copy: Feature::DrCopyDbSnapshots,
         });
     }
-    if !p.aurora.is_empty() {
+    if !p.aurora.is_empty() || selects(ResourceKind::Aurora) {
         out.push(Kind {
             take: Feature::DbClusterSnapshots,
             delete: Feature::DeleteDbClusterSnapshots,
@@ -724,6 +728,33 @@ policy "web" {
         assert!(base
             .to_string()
             .contains("arn:aws:iam::222222222222:role/lifeboat"));
+    }
+
+    #[test]
+    fn a_selector_asks_for_the_calls_of_the_kinds_it_takes_in() {
+        let with = |kinds: &str| {
+            let c = config(&format!(
+                "{}\npolicy \"web\" {{\n  account = account.main\n  generations = 2\n  select {{\n    tag = \"team\"\n    {kinds}\n  }}\n}}\n",
+                ACCOUNTS.replace("MAIN_DELETES", "false"),
+            ));
+            actions_in(&c, "main")
+        };
+        let dbs = with(r#"kinds = ["rds", "aurora"]"#);
+        for a in [
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBClusters",
+            "rds:CreateDBSnapshot",
+            "rds:CreateDBClusterSnapshot",
+        ] {
+            assert!(dbs.contains(a), "{a} in {dbs:?}");
+        }
+        assert!(!dbs.contains("ec2:CreateSnapshots"), "{dbs:?}");
+        let volumes = with(r#"kinds = ["volume"]"#);
+        assert!(volumes.contains("ec2:CreateSnapshot"), "{volumes:?}");
+        assert!(!volumes.contains("rds:DescribeDBInstances"), "{volumes:?}");
+        let instances = with("");
+        assert!(instances.contains("ec2:CreateSnapshots"), "{instances:?}");
+        assert!(!instances.contains("ec2:CreateSnapshot"), "{instances:?}");
     }
 
     #[test]

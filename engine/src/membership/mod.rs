@@ -1,6 +1,6 @@
 //! Who is in a policy. Applied configuration says what a policy is and
-//! which targets it lists; AWS tags say which instances its selectors take
-//! in. `plan` previews membership; each backup decides it again when it
+//! which targets it lists; AWS tags say which instances, volumes, RDS
+//! instances and Aurora clusters its selectors take in (`kinds`). `plan` previews membership; each backup decides it again when it
 //! starts ([`refresh`]), so that an instance tagged after the last apply is
 //! backed up at the next run and a terminated one leaves as
 //! `auto_remove_targets` says, without an apply in between.
@@ -27,9 +27,13 @@ pub mod scan;
 pub mod tag;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_kinds;
 
 /// Why a target AWS no longer has is not backed up; `None` while it exists.
-/// Databases are not looked at: a missing one fails its create call.
+/// Databases are looked at only where they were listed (a selector takes
+/// their kind in, or a tag-selected one is a target); elsewhere a missing
+/// one fails its create call.
 pub fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
     match t.kind {
         TargetKind::Instance => match obs.instances.get(&t.id) {
@@ -44,7 +48,30 @@ pub fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
             }
             Some(_) => None,
         },
-        TargetKind::Rds | TargetKind::Aurora => None,
+        TargetKind::Rds | TargetKind::Aurora => match obs.database(t.kind, &t.region, &t.id) {
+            Some(d) if db_deleted(&d.status) => Some("target database deleted".into()),
+            Some(_) => None,
+            None if obs.databases_listed(t.kind, &t.region) => {
+                Some("target database no longer exists".into())
+            }
+            None => None,
+        },
+    }
+}
+
+/// A database status on its way out: it cannot be backed up again.
+fn db_deleted(status: &str) -> bool {
+    matches!(status, "deleting" | "deleted")
+}
+
+/// The tags of target `t` as observed; `None` when it was not seen.
+pub fn tags_of<'a>(t: &TargetState, obs: &'a Observation) -> Option<&'a crate::cloud::Tags> {
+    match t.kind {
+        TargetKind::Instance => obs.instances.get(&t.id).map(|i| &i.tags),
+        TargetKind::Volume => obs.volumes.get(&t.id).map(|v| &v.tags),
+        TargetKind::Rds | TargetKind::Aurora => {
+            obs.database(t.kind, &t.region, &t.id).map(|d| &d.tags)
+        }
     }
 }
 
@@ -57,7 +84,9 @@ pub fn gone_for_sure(t: &TargetState, obs: &Observation) -> Option<String> {
     let seen = match t.kind {
         TargetKind::Instance => obs.instances.contains_key(&t.id),
         TargetKind::Volume => obs.volumes.contains_key(&t.id),
-        TargetKind::Rds | TargetKind::Aurora => false,
+        // Absent from a whole listing is not enough: only RDS saying
+        // `deleting` or `deleted` is.
+        TargetKind::Rds | TargetKind::Aurora => obs.database(t.kind, &t.region, &t.id).is_some(),
     };
     gone_reason(t, obs).filter(|_| seen)
 }
@@ -91,10 +120,10 @@ pub fn excluded<'a>(
 /// than like a change anyone meant, and is left to a reviewed apply.
 pub const MOST_LEAVING_AT_ONCE: f64 = 0.5;
 
-/// The instances in `regions` that one of `sels` matches (the first that
-/// does is its source), leaving out those `taken` already holds, those
-/// terminated, those an exclude matches and those opted out
-/// ([`opted_out`]). Ordered by id.
+/// The resources in `regions` that one of `sels` matches (the first that
+/// does and takes their kind in is their source), leaving out those `taken`
+/// already holds, those terminated or deleted, those an exclude matches and
+/// those opted out ([`opted_out`]). Ordered by id.
 pub fn tagged(
     account: &str,
     sels: &[TagSelector],
@@ -103,23 +132,29 @@ pub fn tagged(
     obs: &Observation,
     taken: impl Fn(&str) -> bool,
 ) -> Vec<TargetState> {
-    let mut out = Vec::new();
+    let mut out: Vec<TargetState> = Vec::new();
     if sels.is_empty() {
         return out;
     }
-    for i in obs.instances.values() {
-        if i.state.is_gone() || !regions.contains(&i.region) || taken(&i.id) {
+    let mut found = BTreeSet::new();
+    for c in candidates(obs) {
+        if c.gone || !regions.contains(c.region) || taken(c.id) || found.contains(c.id) {
             continue;
         }
-        if opted_out(&i.tags).is_some() || excluded(excludes, &i.tags).is_some() {
+        if opted_out(c.tags).is_some() || excluded(excludes, c.tags).is_some() {
             continue;
         }
-        if let Some(sel) = sels.iter().find(|s| selector_matches(s, &i.tags)) {
+        let kind = c.kind.resource();
+        if let Some(sel) = sels
+            .iter()
+            .find(|s| s.selects(kind) && selector_matches(s, c.tags))
+        {
+            found.insert(c.id.to_string());
             out.push(TargetState {
-                kind: TargetKind::Instance,
-                id: i.id.clone(),
+                kind: c.kind,
+                id: c.id.to_string(),
                 account: account.to_string(),
-                region: i.region.clone(),
+                region: c.region.to_string(),
                 source: Source::Tag(sel.clone()),
                 volumes: Default::default(),
                 exclude_volumes: vec![],
@@ -128,7 +163,47 @@ pub fn tagged(
             });
         }
     }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
     out
+}
+
+/// A resource a selector may take in, of any kind, as observed.
+struct Candidate<'a> {
+    kind: TargetKind,
+    id: &'a str,
+    region: &'a str,
+    tags: &'a crate::cloud::Tags,
+    /// Terminated, or deleted (or on its way): never joins.
+    gone: bool,
+}
+
+/// Every observed instance, volume and database.
+fn candidates(obs: &Observation) -> impl Iterator<Item = Candidate<'_>> {
+    let instances = obs.instances.values().map(|i| Candidate {
+        kind: TargetKind::Instance,
+        id: &i.id,
+        region: &i.region,
+        tags: &i.tags,
+        gone: i.state.is_gone(),
+    });
+    let volumes = obs.volumes.values().map(|v| Candidate {
+        kind: TargetKind::Volume,
+        id: &v.id,
+        region: &v.region,
+        tags: &v.tags,
+        gone: v.state == "deleting" || v.state == "deleted",
+    });
+    let databases = obs.databases.values().map(|d| Candidate {
+        kind: match d.kind {
+            crate::cloud::DbSnapshotKind::Instance => TargetKind::Rds,
+            crate::cloud::DbSnapshotKind::Cluster => TargetKind::Aurora,
+        },
+        id: &d.id,
+        region: &d.region,
+        tags: &d.tags,
+        gone: db_deleted(&d.status),
+    });
+    instances.chain(volumes).chain(databases)
 }
 
 /// Joined or left.
@@ -231,11 +306,7 @@ pub fn resolve(
             out.members.push(t.clone());
             continue;
         }
-        let tags = match t.kind {
-            TargetKind::Instance => obs.instances.get(&t.id).map(|i| &i.tags),
-            TargetKind::Volume => obs.volumes.get(&t.id).map(|v| &v.tags),
-            TargetKind::Rds | TargetKind::Aurora => None,
-        };
+        let tags = tags_of(t, obs);
         // Opted out on the resource itself: it wins over listing too.
         if let Some(why) = tags.and_then(opted_out) {
             out.changes.push(change(t, Move::Left, why, alerts));
@@ -245,13 +316,22 @@ pub fn resolve(
             out.members.push(t.clone());
             continue;
         };
-        if let Some(e) = tags.and_then(|tags| excluded(&policy.excludes, tags)) {
+        // A tag-selected database not listed (no selector takes its kind
+        // in any more): kept, as nothing was seen to decide on.
+        let Some(tags) = tags else {
+            out.members.push(t.clone());
+            continue;
+        };
+        if let Some(e) = excluded(&policy.excludes, tags) {
             out.changes
                 .push(change(t, Move::Left, format!("excluded by {e}"), alerts));
             continue;
         }
-        let matched =
-            tags.and_then(|tags| policy.selectors.iter().find(|s| selector_matches(s, tags)));
+        let kind = t.kind.resource();
+        let matched = policy
+            .selectors
+            .iter()
+            .find(|s| s.selects(kind) && selector_matches(s, tags));
         match matched {
             Some(now) => {
                 let mut t = t.clone();
@@ -358,10 +438,11 @@ pub async fn decide(
         .map(|(_, t)| t)
         .collect();
     // Nothing can join or leave a policy without selectors whose targets
-    // AWS is not asked about (databases only): no call.
-    let looked_at = current
-        .iter()
-        .any(|t| matches!(t.kind, TargetKind::Instance | TargetKind::Volume));
+    // AWS is not asked about (listed databases only): no call.
+    let looked_at = current.iter().any(|t| {
+        matches!(t.kind, TargetKind::Instance | TargetKind::Volume)
+            || matches!(t.source, Source::Tag(_))
+    });
     if pol.selectors.is_empty() && !looked_at {
         return Ok(None);
     }

@@ -5,10 +5,7 @@ use super::*;
 use crate::cloud::{Instance, InstanceState};
 
 fn sel(tag: &str, value: &str) -> TagSelector {
-    TagSelector {
-        tag: tag.into(),
-        value: Some(value.into()),
-    }
+    TagSelector::tag(tag, Some(value))
 }
 
 fn policy(auto_remove: AutoRemove) -> PolicyState {

@@ -10,14 +10,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use lifeboat_schema::{Account, Config, TagSelector};
+use lifeboat_schema::{Account, Config, ResourceKind, TagSelector};
 
 use crate::cloud::{
-    collect_chunked, collect_pages, Cloud, CloudError, DbSnapshot, DbSnapshotKind, Ec2, ErrorKind,
-    Image, ImageQuery, Instance, Query, Snapshot, SnapshotQuery, Volume,
+    collect_chunked, collect_pages, Cloud, CloudError, Database, DbSnapshot, DbSnapshotKind, Ec2,
+    ErrorKind, Image, ImageQuery, Instance, Query, Snapshot, SnapshotQuery, Volume,
 };
 use crate::plan::planner::{known_accounts, TAG_POLICY};
-use crate::state::model::TargetKind;
+use crate::state::model::{Source, TargetKind, TargetState};
 use crate::state::{self, ArtifactKind, BackupRecord, SnapshotRecord, StateError};
 
 /// What live AWS has, for the ids, selectors and policies that matter.
@@ -26,6 +26,16 @@ use crate::state::{self, ArtifactKind, BackupRecord, SnapshotRecord, StateError}
 pub struct Observation {
     pub instances: BTreeMap<String, Instance>,
     pub volumes: BTreeMap<String, Volume>,
+    /// RDS instances and Aurora clusters, listed whole in the regions where
+    /// a selector takes that kind in (or a tag-selected one is a target),
+    /// keyed by [`db_key`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub databases: BTreeMap<String, Database>,
+    /// The (kind, region) lists of databases made, by [`db_list_key`]: a
+    /// database absent from one is gone (for a plan; a backup waits for
+    /// AWS to say it is deleting).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub databases_listed: BTreeSet<String>,
     /// Snapshots tagged by Lifeboat, and catalog snapshots found by id.
     pub snapshots: BTreeMap<String, Snapshot>,
     /// AMIs tagged by Lifeboat, and catalog AMIs found by id.
@@ -59,13 +69,44 @@ impl Observation {
         }
     }
 
+    /// The database target `kind` `id` in `region`, as listed.
+    pub fn database(&self, kind: TargetKind, region: &str, id: &str) -> Option<&Database> {
+        self.databases.get(&db_key(kind, region, id))
+    }
+
+    /// Were the databases of `kind` in `region` listed whole?
+    pub fn databases_listed(&self, kind: TargetKind, region: &str) -> bool {
+        self.databases_listed.contains(&db_list_key(kind, region))
+    }
+
     fn extend(&mut self, part: Observation) {
         self.instances.extend(part.instances);
         self.volumes.extend(part.volumes);
+        self.databases.extend(part.databases);
+        self.databases_listed.extend(part.databases_listed);
         self.snapshots.extend(part.snapshots);
         self.images.extend(part.images);
         self.db_snapshots.extend(part.db_snapshots);
         self.db_cluster_snapshots.extend(part.db_cluster_snapshots);
+    }
+}
+
+/// Where a database is in [`Observation::databases`]: `rds/REGION/ID`,
+/// `aurora/REGION/ID` (an id is unique in its kind and region only).
+pub fn db_key(kind: TargetKind, region: &str, id: &str) -> String {
+    format!("{}/{region}/{id}", kind.noun())
+}
+
+/// Where a list of databases is in [`Observation::databases_listed`].
+pub fn db_list_key(kind: TargetKind, region: &str) -> String {
+    format!("{}/{region}", kind.noun())
+}
+
+/// The target kind of a database kind.
+fn db_target_kind(kind: DbSnapshotKind) -> TargetKind {
+    match kind {
+        DbSnapshotKind::Instance => TargetKind::Rds,
+        DbSnapshotKind::Cluster => TargetKind::Aurora,
     }
 }
 
@@ -85,12 +126,44 @@ struct RegionWork {
     instance_ids: BTreeSet<String>,
     volume_ids: BTreeSet<String>,
     selectors: BTreeSet<TagSelector>,
+    /// Database kinds listed whole: those a selector takes in, and those
+    /// of tag-selected targets.
+    db_kinds: BTreeSet<DbSnapshotKind>,
     policies: BTreeSet<String>,
     /// Catalog records to find, by kind.
     catalog: BTreeMap<ArtifactKind, BTreeSet<String>>,
 }
 
 type Work = BTreeMap<(String, String), RegionWork>;
+
+impl RegionWork {
+    /// A target in state: instances and volumes by id; databases are
+    /// listed only when tag-selected (a listed one missing shows as a
+    /// failed create call in its backups).
+    fn add_target(&mut self, t: &TargetState) {
+        match (t.kind, &t.source) {
+            (TargetKind::Instance, _) => self.instance_ids.insert(t.id.clone()),
+            (TargetKind::Volume, _) => self.volume_ids.insert(t.id.clone()),
+            (TargetKind::Rds, Source::Tag(_)) => self.db_kinds.insert(DbSnapshotKind::Instance),
+            (TargetKind::Aurora, Source::Tag(_)) => self.db_kinds.insert(DbSnapshotKind::Cluster),
+            (TargetKind::Rds | TargetKind::Aurora, Source::Listed) => false,
+        };
+    }
+
+    /// The database kinds to list: the targets' and the selectors'.
+    fn db_kinds(&self) -> BTreeSet<DbSnapshotKind> {
+        let mut kinds = self.db_kinds.clone();
+        for s in &self.selectors {
+            if s.selects(ResourceKind::Rds) {
+                kinds.insert(DbSnapshotKind::Instance);
+            }
+            if s.selects(ResourceKind::Aurora) {
+                kinds.insert(DbSnapshotKind::Cluster);
+            }
+        }
+        kinds
+    }
+}
 
 /// Reads from AWS what the plan needs: one set of filtered, paged list calls
 /// per (account, region), all regions concurrently.
@@ -127,13 +200,7 @@ pub async fn observe(
         let w = work
             .entry((t.account.clone(), t.region.clone()))
             .or_default();
-        match t.kind {
-            TargetKind::Instance => w.instance_ids.insert(t.id.clone()),
-            TargetKind::Volume => w.volume_ids.insert(t.id.clone()),
-            // Databases are not observed: a missing one shows as a failed
-            // create call in its backups.
-            TargetKind::Rds | TargetKind::Aurora => false,
-        };
+        w.add_target(t);
     }
     add_catalog(&mut work, &state.backups);
     let roles = crate::iam::role::observe(&cloud, config, &accounts).await?;
@@ -171,9 +238,10 @@ pub async fn observe_catalog(
 
 /// Reads from AWS what a policy's membership is decided on
 /// ([`crate::membership::resolve`]), with the calls a plan makes for it: in
-/// each of the account's regions, one paged list per selector, then a
-/// look-up by id of its instance and volume targets the selectors did not
-/// return.
+/// each of the account's regions, one paged list per selector and kind of
+/// EC2 resource it takes in, one paged list per database kind a selector
+/// (or a tag-selected target) asks for, then a look-up by id of its
+/// instance and volume targets the selectors did not return.
 pub async fn observe_members(
     cloud: Arc<dyn Cloud>,
     account: &Account,
@@ -191,11 +259,7 @@ pub async fn observe_members(
         let w = work
             .entry((account.name.clone(), t.region.clone()))
             .or_default();
-        match t.kind {
-            TargetKind::Instance => w.instance_ids.insert(t.id.clone()),
-            TargetKind::Volume => w.volume_ids.insert(t.id.clone()),
-            TargetKind::Rds | TargetKind::Aurora => false,
-        };
+        w.add_target(t);
     }
     let accounts = BTreeMap::from([(account.name.clone(), account.clone())]);
     gather(cloud, &accounts, work).await
@@ -272,18 +336,23 @@ async fn observe_region(
     let ec2 = cloud.ec2(&account, &region).await?;
     let mut obs = Observation::default();
     observe_targets(ec2.as_ref(), &w, &mut obs).await?;
+    observe_databases(&*cloud, &account, &region, &w, &mut obs).await?;
     observe_records(&*cloud, ec2.as_ref(), &account, &region, w, &mut obs).await?;
     Ok(obs)
 }
 
 /// The one server-side filter of a tag selector: the tag key with its value
 /// (a trailing `*` passes through as EC2's wildcard), or any value of the
-/// key. Plan and resource control list members with it.
+/// key. A `tag_prefix` selector asks for any key starting with the prefix
+/// (`tag-key` = `backup:*`, EC2's wildcard in keys); its value is matched
+/// client-side ([`crate::state::model::selector_matches`]), as every
+/// answer is. Plan and resource control list members with it.
 pub(crate) fn selector_query(sel: &TagSelector) -> Query {
-    Query {
-        ids: vec![],
-        tags: vec![(sel.tag.clone(), sel.value.iter().cloned().collect())],
-    }
+    let tags = match sel.prefix {
+        true => vec![(format!("{}*", sel.tag), vec![])],
+        false => vec![(sel.tag.clone(), sel.value.iter().cloned().collect())],
+    };
+    Query { ids: vec![], tags }
 }
 
 /// The instances and volumes the configuration and state name: selectors
@@ -295,8 +364,15 @@ async fn observe_targets(
 ) -> Result<(), CloudError> {
     for sel in &w.selectors {
         let q = selector_query(sel);
-        for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
-            obs.instances.insert(i.id.clone(), i);
+        if sel.selects(ResourceKind::Instance) {
+            for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
+                obs.instances.insert(i.id.clone(), i);
+            }
+        }
+        if sel.selects(ResourceKind::Volume) {
+            for v in collect_pages(|t| ec2.volumes_page(&q, t)).await? {
+                obs.volumes.insert(v.id.clone(), v);
+            }
         }
     }
     // Ids the selectors already returned need no second look.
@@ -318,7 +394,12 @@ async fn observe_targets(
     {
         obs.instances.insert(i.id.clone(), i);
     }
-    let vids: Vec<String> = w.volume_ids.iter().cloned().collect();
+    let vids: Vec<String> = w
+        .volume_ids
+        .iter()
+        .filter(|id| !obs.volumes.contains_key(*id))
+        .cloned()
+        .collect();
     for v in collect_chunked(&vids, |c, t| {
         let q = by_id(c);
         async move { ec2.volumes_page(&q, t).await }
@@ -326,6 +407,35 @@ async fn observe_targets(
     .await?
     {
         obs.volumes.insert(v.id.clone(), v);
+    }
+    Ok(())
+}
+
+/// The region's RDS instances and Aurora clusters, of the kinds a selector
+/// or a tag-selected target asks for: one paged describe per kind (RDS
+/// cannot filter on tags), none when no selector takes databases in. DB
+/// instances of an Aurora cluster are left out: the cluster is the target.
+async fn observe_databases(
+    cloud: &dyn Cloud,
+    account: &Account,
+    region: &str,
+    w: &RegionWork,
+    obs: &mut Observation,
+) -> Result<(), CloudError> {
+    let kinds = w.db_kinds();
+    if kinds.is_empty() {
+        return Ok(());
+    }
+    let rds = cloud.rds(account, region).await?;
+    for kind in kinds {
+        let target = db_target_kind(kind);
+        for mut d in collect_pages(|t| rds.databases_page(kind, t)).await? {
+            if d.cluster.is_none() {
+                d.region = region.to_string();
+                obs.databases.insert(db_key(target, region, &d.id), d);
+            }
+        }
+        obs.databases_listed.insert(db_list_key(target, region));
     }
     Ok(())
 }

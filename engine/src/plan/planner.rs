@@ -347,9 +347,26 @@ impl Diff<'_> {
             }
             want.insert(v.id.clone(), t);
         }
+        // Databases are seen only where a selector lists their kind; there
+        // the rules of instances and volumes apply to them too, so that a
+        // plan agrees with what the next backup decides.
         for (kind, list) in [(TargetKind::Rds, &p.rds), (TargetKind::Aurora, &p.aurora)] {
             for db in list {
-                want.insert(db.id.clone(), listed(kind, &db.id, &db.region));
+                let t = listed(kind, &db.id, &db.region);
+                let out = match (self.opted_out(&t), membership::gone_reason(&t, self.obs)) {
+                    (Some(why), _) => Some(why),
+                    (None, Some(why)) if p.auto_remove_targets != AutoRemove::No => Some(why),
+                    (None, _) => None,
+                };
+                if let Some(why) = out {
+                    self.warnings.push(format!(
+                        "{} {} listed in policy.{name} is not a target: {why}",
+                        kind.noun(),
+                        db.id
+                    ));
+                    continue;
+                }
+                want.insert(db.id.clone(), t);
             }
         }
         want
@@ -358,15 +375,11 @@ impl Diff<'_> {
     /// Why a target opted out on the resource itself (`no-backup`), as
     /// observed.
     fn opted_out(&self, t: &TargetState) -> Option<String> {
-        let tags = match t.kind {
-            TargetKind::Instance => &self.obs.instances.get(&t.id)?.tags,
-            TargetKind::Volume => &self.obs.volumes.get(&t.id)?.tags,
-            TargetKind::Rds | TargetKind::Aurora => return None,
-        };
-        membership::opted_out(tags)
+        membership::opted_out(membership::tags_of(t, self.obs)?)
     }
 
-    /// Running instances in the policy's regions that a selector matches
+    /// Instances, volumes and databases in the policy's regions that a
+    /// selector taking their kind in matches
     /// ([`membership::tagged`], as a backup decides it).
     fn tagged_targets(
         &self,
@@ -431,7 +444,7 @@ impl Diff<'_> {
                 (_, Some(why)) => why,
                 (Some(why), None) => why.clone(),
                 (None, None) => {
-                    let tags = self.obs.instances.get(id).map(|i| &i.tags);
+                    let tags = membership::tags_of(t, self.obs);
                     match (
                         &t.source,
                         tags.and_then(|g| membership::excluded(&p.excludes, g)),

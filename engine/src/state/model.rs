@@ -68,6 +68,17 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// The `kinds` word of a `select` block that takes this kind in.
+    pub fn resource(self) -> lifeboat_schema::ResourceKind {
+        use lifeboat_schema::ResourceKind;
+        match self {
+            TargetKind::Instance => ResourceKind::Instance,
+            TargetKind::Volume => ResourceKind::Volume,
+            TargetKind::Rds => ResourceKind::Rds,
+            TargetKind::Aurora => ResourceKind::Aurora,
+        }
+    }
+
     /// The word plans and alerts use for the kind.
     pub fn noun(self) -> &'static str {
         match self {
@@ -146,14 +157,22 @@ pub fn glob_match(pattern: &str, value: &str) -> bool {
     pi == p.len()
 }
 
+/// Does `sel` match a resource with `tags`? With `tag_prefix`, the value
+/// pattern is tried on the value of every key that starts with the prefix,
+/// and one match is enough; without `value`, having such a key is.
 pub fn selector_matches(
     sel: &TagSelector,
     tags: &std::collections::BTreeMap<String, String>,
 ) -> bool {
-    match (tags.get(&sel.tag), &sel.value) {
-        (None, _) => false,
-        (Some(_), None) => true,
-        (Some(v), Some(pat)) => glob_match(pat, v),
+    let value_ok = |v: &String| match &sel.value {
+        None => true,
+        Some(pat) => glob_match(pat, v),
+    };
+    match sel.prefix {
+        true => tags
+            .iter()
+            .any(|(k, v)| k.starts_with(&sel.tag) && value_ok(v)),
+        false => tags.get(&sel.tag).is_some_and(value_ok),
     }
 }
 
@@ -170,5 +189,80 @@ mod tests {
         assert!(!glob_match("web*", "db-web"));
         assert!(glob_match("*web*", "db-web-2"));
         assert!(glob_match("w?b", "wab"));
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn prefix(p: &str, value: Option<&str>) -> TagSelector {
+        TagSelector {
+            prefix: true,
+            ..TagSelector::tag(p, value)
+        }
+    }
+
+    #[test]
+    fn a_prefix_selector_matches_the_value_of_any_key_with_the_prefix() {
+        let sel = prefix("backup:", Some("daily*"));
+        assert!(selector_matches(
+            &sel,
+            &tags(&[("backup:web", "daily-7"), ("team", "web")])
+        ));
+        // The second key with the prefix matches though the first does not.
+        assert!(selector_matches(
+            &sel,
+            &tags(&[("backup:a", "weekly"), ("backup:b", "daily")])
+        ));
+        assert!(!selector_matches(&sel, &tags(&[("backup:web", "weekly")])));
+        // The value pattern is not tried on keys without the prefix.
+        assert!(!selector_matches(
+            &sel,
+            &tags(&[("nobackup:web", "daily"), ("team", "daily")])
+        ));
+        // The prefix is a prefix of the key, not a pattern.
+        assert!(!selector_matches(&sel, &tags(&[("Backup:web", "daily")])));
+    }
+
+    #[test]
+    fn a_prefix_selector_without_value_matches_any_key_with_the_prefix() {
+        let sel = prefix("backup:", None);
+        assert!(selector_matches(&sel, &tags(&[("backup:", "")])));
+        assert!(selector_matches(&sel, &tags(&[("backup:x", "anything")])));
+        assert!(!selector_matches(&sel, &tags(&[("backup", "x")])));
+        assert!(!selector_matches(&sel, &tags(&[])));
+    }
+
+    #[test]
+    fn a_key_selector_takes_its_key_whole() {
+        let sel = TagSelector::tag("backup", Some("yes"));
+        assert!(selector_matches(&sel, &tags(&[("backup", "yes")])));
+        assert!(!selector_matches(&sel, &tags(&[("backup:web", "yes")])));
+    }
+
+    #[test]
+    fn a_selector_written_before_kinds_and_prefixes_decodes_as_instances_by_key() {
+        let old: TagSelector =
+            serde_json::from_str(r#"{"tag":"team","value":"web*"}"#).expect("decodes");
+        assert_eq!(old, TagSelector::tag("team", Some("web*")));
+        assert_eq!(old.kinds, vec![lifeboat_schema::ResourceKind::Instance]);
+        assert!(!old.prefix);
+        // And a new instance-only selector is written as before.
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"tag":"team","value":"web*"}"#
+        );
+        let policy: PolicyState = serde_json::from_str(
+            r#"{"name":"web","account":"main","generations":2,"enabled":true,"description":null,
+                "selectors":[{"tag":"team","value":"web*"}],"auto_remove_targets":"no"}"#,
+        )
+        .expect("an old policy decodes");
+        assert_eq!(
+            policy.selectors[0].kinds,
+            vec![lifeboat_schema::ResourceKind::Instance]
+        );
     }
 }

@@ -361,9 +361,12 @@ pub struct FakeEc2 {
     region: String,
 }
 
+/// EC2's tag filters: `tag:KEY` = values, or with no values `tag-key` =
+/// KEY, where EC2 takes `*` in the key as a wildcard (a `tag_prefix`
+/// selector's filter, `backup:*`).
 fn tags_match(filters: &[(String, Vec<String>)], tags: &Tags) -> bool {
     filters.iter().all(|(k, vals)| match tags.get(k) {
-        None => false,
+        None => vals.is_empty() && k.contains('*') && tags.keys().any(|t| glob_match(k, t)),
         Some(v) => vals.is_empty() || vals.iter().any(|p| glob_match(p, v)),
     })
 }

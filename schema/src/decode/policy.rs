@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use hcl_edit::structure::{Block, Body};
 
+use super::select::{tag_block, Use};
 use super::{
     account_reference, db_targets, dr, options, schedule, start, DeclaredAccount, Decoder, Scope,
 };
@@ -240,68 +241,14 @@ fn policy_targets(
                     None => {}
                 }
             }
-            "select" => select_block(d, scope, b, &mut targets.selectors),
-            "exclude" => tag_block(d, scope, b, "exclude", &mut targets.excludes),
+            "select" => tag_block(d, scope, b, Use::PolicySelect, &mut targets.selectors),
+            "exclude" => tag_block(d, scope, b, Use::PolicyExclude, &mut targets.excludes),
             kind if options::POLICY_OPTION_BLOCKS.contains(&kind) => {}
             "dr" => {}
             _ => ec2_target(d, scope, b, account, &mut targets_at, &mut targets),
         }
     }
     targets
-}
-
-/// `select { tag  value }`: adds its selector unless the policy has it already.
-pub(super) fn select_block(
-    d: &mut Decoder,
-    scope: &Scope<'_>,
-    b: &Block,
-    selectors: &mut Vec<TagSelector>,
-) {
-    tag_block(d, scope, b, "select", selectors)
-}
-
-/// "a" or "an", before `word`.
-fn article(word: &str) -> &'static str {
-    match word.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        true => "an",
-        false => "a",
-    }
-}
-
-/// A `select` or `exclude` block (`noun`): `{ tag  value }`, added unless
-/// the list has it already.
-pub(super) fn tag_block(
-    d: &mut Decoder,
-    scope: &Scope<'_>,
-    b: &Block,
-    noun: &str,
-    selectors: &mut Vec<TagSelector>,
-) {
-    let src = scope.src;
-    d.no_labels(src, b);
-    let sel = d.scope(
-        src,
-        &b.body,
-        format!("{} {noun} block of {}", article(noun), scope.what),
-        start(&b.ident),
-        &["tag", "value"],
-        &[],
-    );
-    let tag = d.text(&sel, "tag", true);
-    let value = d.string(&sel, "value", false).map(|(s, _)| s);
-    if let Some(tag) = tag {
-        let selector = TagSelector { tag, value };
-        if selectors.contains(&selector) {
-            d.warning(
-                src,
-                start(&b.ident),
-                "Duplicate selector",
-                format!("{} {noun}s {selector} more than once", scope.what),
-            );
-        } else {
-            selectors.push(selector);
-        }
-    }
 }
 
 /// An `instance "i-…"` or `volume "vol-…"` block of the policy `scope`.

@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use hcl_edit::structure::{Block, Body};
 
-use super::policy::{select_block, tag_block, target_region};
+use super::policy::target_region;
 use super::schedule::decode_time_zone;
+use super::select::{tag_block, Use};
 use super::{account_reference, start, DeclaredAccount, Decoder, Scope};
 use crate::config::*;
 use crate::source::Source;
@@ -292,8 +293,8 @@ fn group_blocks(
     let mut windows = Vec::new();
     for b in &scope.blocks {
         match b.ident.value().as_str() {
-            "select" => select_block(d, scope, b, &mut selectors),
-            "exclude" => tag_block(d, scope, b, "exclude", &mut excluded),
+            "select" => tag_block(d, scope, b, Use::GroupSelect, &mut selectors),
+            "exclude" => tag_block(d, scope, b, Use::GroupExclude, &mut excluded),
             _ => match decode_window(d, scope, b, mode) {
                 Some(w) => windows.push((w, start(&b.ident))),
                 None => *ok = false,

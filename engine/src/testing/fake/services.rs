@@ -10,6 +10,34 @@ use super::*;
 /// `DescribeDBSnapshots`, ... and fail on demand like EC2's.
 #[async_trait]
 impl Rds for FakeEc2 {
+    /// The world's databases ([`World::add_database`]) of this region,
+    /// counted as `DescribeDBInstances` / `DescribeDBClusters`.
+    async fn databases_page(
+        &self,
+        kind: DbSnapshotKind,
+        token: Option<String>,
+    ) -> CloudResult<Page<Database>> {
+        let action = match kind {
+            DbSnapshotKind::Instance => "DescribeDBInstances",
+            DbSnapshotKind::Cluster => "DescribeDBClusters",
+        };
+        let w = self.enter(action, None)?;
+        let all = w
+            .databases
+            .iter()
+            .filter(|((k, _), d)| *k == kind && d.region == self.region)
+            .map(|((_, id), d)| Database {
+                id: id.clone(),
+                kind,
+                region: d.region.clone(),
+                status: d.status.clone(),
+                tags: d.shape.tags.clone(),
+                cluster: None,
+            })
+            .collect();
+        Ok(self.page(action, all, token))
+    }
+
     async fn create_db_snapshot(&self, req: &DbSnapshotRequest) -> CloudResult<DbSnapshot> {
         let action = match req.kind {
             DbSnapshotKind::Instance => "CreateDBSnapshot",
