@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::tag::{self, TagItem, TagProblem};
 use super::{decide, record, MemberChange, MembershipError};
-use crate::cloud::{collect_pages, Cloud, Query, Tags};
+use crate::cloud::{collect_pages, Cloud, DbSnapshotKind, Query, Tags};
 use crate::state::model::TargetKind;
 use crate::state::SharedStore;
 
@@ -185,8 +185,9 @@ pub async fn scan(
 
 /// The resources in `regions` of the `kinds` given that carry the backup
 /// tag under any of its keys: one paged, `tag-key`-filtered describe per
-/// key, region and kind. Databases have no tag filter in AWS and are read
-/// by the policies that select them; they are not listed here.
+/// key, region and EC2 kind; RDS lists cannot filter on tags, so the
+/// database kinds are listed whole (one paged describe per kind and
+/// region) and read here.
 async fn tagged_resources(
     cloud: &Arc<dyn Cloud>,
     account: &Account,
@@ -195,7 +196,20 @@ async fn tagged_resources(
 ) -> Result<Vec<Found>, crate::cloud::CloudError> {
     let mut out: BTreeMap<String, Found> = BTreeMap::new();
     let keys = std::iter::once(tag::TAG_BACKUP).chain(tag::TAG_BACKUP_ALIASES);
+    let db_kinds = [
+        (ResourceKind::Rds, DbSnapshotKind::Instance, TargetKind::Rds),
+        (ResourceKind::Aurora, DbSnapshotKind::Cluster, TargetKind::Aurora),
+    ];
     for region in regions {
+        for (_, db, target) in db_kinds.iter().filter(|(k, ..)| kinds.contains(k)) {
+            let rds = cloud.rds(account, region).await?;
+            for d in collect_pages(|t| rds.databases_page(*db, t)).await? {
+                // An Aurora cluster's instances are backed up with it.
+                if d.cluster.is_none() {
+                    add(&mut out, *target, &d.id, region, &d.tags);
+                }
+            }
+        }
         let ec2 = cloud.ec2(account, region).await?;
         for key in keys.clone() {
             let q = Query {
