@@ -150,9 +150,12 @@ async fn unit_backup_makes_one_create_call_per_instance_with_tags_and_no_per_tar
     // No describe per target: the create calls say what is gone. One
     // describe per region is the restore points' (what each instance was);
     // deciding who is in the policy now takes one per region and selector,
-    // and one for the listed target the selector did not return (whether
-    // it still exists, and whether it opted out with `no-backup`).
-    assert_eq!(w.calls_of("DescribeInstances"), 2 + 3, "{:?}", w.calls);
+    // one for the listed target the selector did not return (whether
+    // it still exists, and whether it opted out with `no-backup`), and one
+    // per region for the instances carrying a backup tag (with one
+    // DescribeVolumes for the volumes carrying one).
+    assert_eq!(w.calls_of("DescribeInstances"), 2 + 3 + 2, "{:?}", w.calls);
+    assert_eq!(w.calls_of("DescribeVolumes"), 2, "{:?}", w.calls);
     for s in w.snapshots.values() {
         assert_eq!(s.tags["lifeboat:policy"], "web");
         assert_eq!(s.tags["lifeboat:backup-id"], "2026-11-22T10:00:00Z");

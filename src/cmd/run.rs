@@ -299,6 +299,20 @@ impl Log {
                 );
             }
         }
+        if let Ok(b) = &r.result {
+            // Membership notes (tag items not used, departures held back):
+            // lines of their own, as the backup's status does not show them.
+            let notes = b.record.problems.iter().filter(|p| {
+                p.starts_with(lifeboat_engine::state::MEMBERSHIP_NOTE)
+            });
+            for p in notes {
+                self.event(
+                    now,
+                    "membership_problem",
+                    json!({ "policy": r.due.policy, "backup": b.record.id, "problem": p }),
+                );
+            }
+        }
         match &r.result {
             Ok(b) => self.event(
                 now,

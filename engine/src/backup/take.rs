@@ -119,6 +119,7 @@ pub async fn take_open(
     let applied = match crate::membership::refresh(&cloud, &store, policy, &id, now).await {
         Ok(r) => {
             notes.extend(r.note());
+            notes.extend(r.tag_notes());
             match r.changes.is_empty() {
                 true => applied,
                 false => Applied::load(&store, policy)?,
@@ -176,6 +177,9 @@ impl Applied {
         let pol: PolicyState = state
             .policy(policy)?
             .ok_or_else(|| BackupError::NotApplied(policy.to_string()))?;
+        if pol.template {
+            return Err(BackupError::Template(policy.to_string()));
+        }
         if !pol.enabled {
             return Err(BackupError::Disabled(policy.to_string()));
         }

@@ -23,7 +23,9 @@ use crate::plan::observe::{observe_members, Observation, ObserveError};
 use crate::state::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
 use crate::state::{SharedStore, StateError};
 
+pub mod claims;
 pub mod tag;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 
@@ -240,9 +242,40 @@ pub fn resolve(
             out.changes.push(change(t, Move::Left, why, alerts));
             continue;
         }
-        let Source::Tag(sel) = &t.source else {
-            out.members.push(t.clone());
+        // The resource's own tag wins over selectors: its source and mode.
+        // (A listed target keeps what the configuration says of it.)
+        let claimed = (t.source != Source::Listed)
+            .then(|| claims::still_claimed(&policy.name, t, obs))
+            .flatten();
+        if let Some(now) = claimed {
+            out.members.push(now);
             continue;
+        }
+        let sel = match &t.source {
+            Source::Listed => {
+                out.members.push(t.clone());
+                continue;
+            }
+            Source::Tag(sel) => sel,
+            Source::BackupTag { key, .. } => {
+                // Untagged: a selector may still take it in (its source
+                // switches), or it leaves.
+                match tags.and_then(|g| selected(policy, g)) {
+                    Some(now) => out.members.push(TargetState {
+                        source: Source::Tag(now.clone()),
+                        mode: Default::default(),
+                        ami_rotation: None,
+                        ..t.clone()
+                    }),
+                    None => out.changes.push(change(
+                        t,
+                        Move::Left,
+                        format!("no longer tagged {key} for {}", policy.name),
+                        alerts,
+                    )),
+                }
+                continue;
+            }
         };
         if let Some(e) = tags.and_then(|tags| excluded(&policy.excludes, tags)) {
             out.changes
@@ -271,7 +304,13 @@ pub fn resolve(
         out.held_back = std::mem::take(&mut out.changes);
         out.members = current.to_vec();
     }
-    let held: BTreeSet<String> = current.iter().map(|t| t.id.clone()).collect();
+    let mut held: BTreeSet<String> = current.iter().map(|t| t.id.clone()).collect();
+    // The tag first: a resource both tagged and selected joins once, by
+    // its tag.
+    let claimed = claims::claimed(&policy.name, &policy.account, regions, obs, |id| {
+        held.contains(id)
+    });
+    held.extend(claimed.iter().map(|t| t.id.clone()));
     let found = tagged(
         &policy.account,
         &policy.selectors,
@@ -280,13 +319,23 @@ pub fn resolve(
         obs,
         |id| held.contains(id),
     );
-    for t in found {
+    for t in claimed.into_iter().chain(found) {
         let reason = t.source.to_string();
         out.changes.push(change(&t, Move::Joined, reason, false));
         out.members.push(t);
     }
+    claims::exclude_tagged_volumes(&policy.name, &mut out.members, obs);
     out.members.sort_by(|a, b| a.id.cmp(&b.id));
     out
+}
+
+/// The first of `policy`'s selectors that `tags` match, unless an exclude
+/// or an opt-out keeps the resource out.
+fn selected<'a>(policy: &'a PolicyState, tags: &crate::cloud::Tags) -> Option<&'a TagSelector> {
+    if opted_out(tags).is_some() || excluded(&policy.excludes, tags).is_some() {
+        return None;
+    }
+    policy.selectors.iter().find(|s| selector_matches(s, tags))
 }
 
 /// What [`refresh`] did.
@@ -298,9 +347,30 @@ pub struct Refreshed {
     pub held_back: Vec<MemberChange>,
     /// The policy's targets before.
     pub targets: usize,
+    /// Backup tags in the policy's regions with items not used
+    /// ([`claims::problems`]).
+    pub tag_problems: Vec<String>,
+}
+
+/// The members of `now` that `before` holds with another value: kept, but
+/// to be written again.
+fn updated_members(before: &[TargetState], now: &[TargetState]) -> Vec<TargetState> {
+    now.iter()
+        .filter(|t| before.iter().any(|b| b.id == t.id && b != *t))
+        .cloned()
+        .collect()
 }
 
 impl Refreshed {
+    /// The backup's notes of tag items not used: problem lines of its
+    /// run log that leave its status as its snapshots earned it.
+    pub fn tag_notes(&self) -> Vec<String> {
+        self.tag_problems
+            .iter()
+            .map(|p| format!("{}: {p}", crate::state::MEMBERSHIP_NOTE))
+            .collect()
+    }
+
     /// The note of a backup whose departures were held back, if any.
     pub fn note(&self) -> Option<String> {
         (!self.held_back.is_empty()).then(|| {
@@ -351,20 +421,22 @@ pub async fn refresh(
         .filter(|((p, _), _)| p == policy)
         .map(|(_, t)| t)
         .collect();
-    // Nothing can join or leave a policy without selectors whose targets
-    // AWS is not asked about (databases only): no call.
-    let looked_at = current
-        .iter()
-        .any(|t| matches!(t.kind, TargetKind::Instance | TargetKind::Volume));
-    if pol.selectors.is_empty() && !looked_at {
-        return Ok(Refreshed::default());
-    }
+    // Every policy is looked at: a resource may name it in its backup tag
+    // (one list per region and kind finds those), whatever its selectors.
     let regions: BTreeSet<String> = account.regions.iter().cloned().collect();
     // Every instance and volume target is looked at, listed ones too: a
     // `no-backup` tag on the resource takes it out whatever lists it.
     let fate_open = &current;
     let obs = observe_members(cloud.clone(), &account, &pol.selectors, fate_open).await?;
     let resolved = resolve(&pol, &current, &regions, &obs, at);
+    let policies = state.policies()?;
+    let tag_problems = claims::problems(
+        &regions,
+        &obs,
+        |p| policies.get(p).is_some_and(|p| !p.template),
+        |t| policies.get(t).is_some_and(|p| p.template),
+    );
+    let updated = updated_members(&current, &resolved.members);
     let mut changes = resolved.changes;
     for c in &mut changes {
         c.backup_id = Some(backup_id.to_string());
@@ -373,12 +445,21 @@ pub async fn refresh(
         changes,
         held_back: resolved.held_back.clone(),
         targets: current.len(),
+        tag_problems,
     };
-    if changes.is_empty() {
+    if changes.is_empty() && updated.is_empty() {
         return Ok(out(changes));
     }
     let mut st = store.lock().expect("store");
     st.transaction(|tx| {
+        // Members whose tag now says otherwise (its option, a volume's
+        // `#exclude`, a source switched between tag and selector).
+        for t in &updated {
+            tx.put_object(
+                &Address::target(policy, &t.id),
+                &serde_json::to_value(t).expect("a target serializes"),
+            )?;
+        }
         for c in &changes {
             let addr = Address::target(policy, &c.target);
             match c.moved {

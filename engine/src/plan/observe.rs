@@ -86,6 +86,9 @@ struct RegionWork {
     volume_ids: BTreeSet<String>,
     selectors: BTreeSet<TagSelector>,
     policies: BTreeSet<String>,
+    /// Look for the instances and volumes carrying a backup tag
+    /// (`lifeboat:backup` or an alias): one list of each here.
+    backup_tagged: bool,
     /// Catalog records to find, by kind.
     catalog: BTreeMap<ArtifactKind, BTreeSet<String>>,
 }
@@ -121,6 +124,7 @@ pub async fn observe(
             let w = work.entry((p.account.clone(), r.clone())).or_default();
             w.selectors.extend(p.selectors.iter().cloned());
             w.policies.insert(p.name.clone());
+            w.backup_tagged = true;
         }
     }
     for t in state.targets()?.values() {
@@ -182,10 +186,9 @@ pub async fn observe_members(
 ) -> Result<Observation, ObserveError> {
     let mut work = Work::new();
     for r in &account.regions {
-        work.entry((account.name.clone(), r.clone()))
-            .or_default()
-            .selectors
-            .extend(selectors.iter().cloned());
+        let w = work.entry((account.name.clone(), r.clone())).or_default();
+        w.selectors.extend(selectors.iter().cloned());
+        w.backup_tagged = true;
     }
     for t in targets {
         let w = work
@@ -299,6 +302,9 @@ async fn observe_targets(
             obs.instances.insert(i.id.clone(), i);
         }
     }
+    if w.backup_tagged {
+        observe_backup_tagged(ec2, obs).await?;
+    }
     // Ids the selectors already returned need no second look.
     let ids: Vec<String> = w
         .instance_ids
@@ -325,6 +331,22 @@ async fn observe_targets(
     })
     .await?
     {
+        obs.volumes.insert(v.id.clone(), v);
+    }
+    Ok(())
+}
+
+/// The instances and volumes carrying the backup tag under any of its keys
+/// ([`crate::membership::claims`]): one filtered, paged list of each.
+async fn observe_backup_tagged(ec2: &dyn Ec2, obs: &mut Observation) -> Result<(), CloudError> {
+    let keys: Vec<&str> = std::iter::once(crate::membership::TAG_BACKUP)
+        .chain(crate::membership::TAG_BACKUP_ALIASES)
+        .collect();
+    let q = Query::any_tag_key(&keys);
+    for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
+        obs.instances.insert(i.id.clone(), i);
+    }
+    for v in collect_pages(|t| ec2.volumes_page(&q, t)).await? {
         obs.volumes.insert(v.id.clone(), v);
     }
     Ok(())

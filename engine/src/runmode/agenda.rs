@@ -185,7 +185,8 @@ impl Agenda<'_> {
     /// missing from the configuration never run.
     pub fn runs(&self, now: DateTime<Utc>) -> Vec<Due> {
         let mut out = Vec::new();
-        for (name, p) in self.policies.iter().filter(|(_, p)| p.enabled) {
+        // A template never runs itself: the policies made from it do.
+        for (name, p) in self.policies.iter().filter(|(_, p)| p.enabled && !p.template) {
             let best = self.latest_slot_of(name, p, now);
             match (best, self.retries.get(name)) {
                 (Some(mut d), r) => {
@@ -338,7 +339,11 @@ impl Agenda<'_> {
     /// The next instant after `now` at which some policy has a slot or a
     /// retry (a retry already due counts as `now`).
     pub fn next_run(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let enabled = |p: &str| self.policies.get(p).is_some_and(|p| p.enabled);
+        let enabled = |p: &str| {
+            self.policies
+                .get(p)
+                .is_some_and(|p| p.enabled && !p.template)
+        };
         let slots = self
             .policies
             .values()
@@ -517,6 +522,8 @@ mod tests {
             schedules: schedules.iter().map(|s| s.to_string()).collect(),
             options: Default::default(),
             dr: None,
+            template: false,
+            from_template: None,
         }
     }
 

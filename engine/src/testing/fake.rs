@@ -363,6 +363,7 @@ pub struct FakeEc2 {
 
 fn tags_match(filters: &[(String, Vec<String>)], tags: &Tags) -> bool {
     filters.iter().all(|(k, vals)| match tags.get(k) {
+        None if k == crate::cloud::ANY_TAG_KEY => vals.iter().any(|key| tags.contains_key(key)),
         None => false,
         Some(v) => vals.is_empty() || vals.iter().any(|p| glob_match(p, v)),
     })
