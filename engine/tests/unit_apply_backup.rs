@@ -620,3 +620,43 @@ async fn unit_a_snapshot_aws_does_not_list_yet_is_never_taken_for_completed() {
     // generations = 2: the two valid ones from before the failed backup.
     assert_eq!(ok, ["2026-11-22T11:00:00Z", "2026-11-22T12:00:00Z"]);
 }
+
+/// The hole this fills: the emulator's CreateSnapshots ignores
+/// `ExcludeDataVolumeIds`, so only the fake can show that a volume tagged
+/// `lifeboat:backup=#exclude` gets no snapshot in its instance's backup
+/// (`tests/cli_backup_tag.rs` shows the exclusion recorded through the
+/// real SDK). Membership is decided by the backup itself, with no apply
+/// after the tags.
+#[tokio::test]
+async fn unit_a_volume_tagged_exclude_gets_no_snapshot_in_its_instance_backup() {
+    let b = Bench::new(CONFIG);
+    b.apply().await;
+    {
+        let mut w = b.cloud.world.lock().unwrap();
+        w.add_instance("i-0000000e", "us-east-1", &[("lifeboat:backup", "web")], 3);
+        for (vol, value) in [("vol-0000000e-1", "#exclude"), ("vol-0000000e-2", "db#exclude")] {
+            w.volumes.insert(
+                vol.into(),
+                lifeboat_engine::cloud::Volume {
+                    id: vol.into(),
+                    region: "us-east-1".into(),
+                    state: "in-use".into(),
+                    tags: [("lifeboat:backup".to_string(), value.to_string())].into(),
+                },
+            );
+        }
+    }
+    let result = backup::run(b.cloud(), b.store.clone(), "web", at(10), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(result.record.status, BackupStatus::Success, "{:?}", result.record);
+    let w = b.cloud.world.lock().unwrap();
+    let mut of_e: Vec<&str> = w
+        .snapshots
+        .values()
+        .filter(|s| s.tags["lifeboat:target"] == "i-0000000e")
+        .map(|s| s.volume_id.as_str())
+        .collect();
+    of_e.sort();
+    assert_eq!(of_e, ["vol-0000000e-0", "vol-0000000e-2"]);
+}

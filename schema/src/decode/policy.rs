@@ -161,7 +161,7 @@ fn decode_policy(
             src,
             start(&block.ident),
             "Policy backs up nothing",
-            format!("policy {name:?} has no instance, volume, rds, aurora or select block, so its backups will be empty"),
+            format!("policy {name:?} has no instance, volume, rds, aurora or select block, so it backs up only what a lifeboat:backup tag names it on"),
         );
     }
     let Targets {
