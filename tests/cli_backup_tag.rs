@@ -11,7 +11,8 @@ mod support;
 use support::{at, target, Env};
 
 const ACCOUNT: &str = "account \"main\" {\n  regions = [\"us-east-1\"]\n}\n";
-const HOURLY: &str = "\nschedule \"hourly\" {\n  start = \"2026-11-22T00:17\"\n  every = \"1h\"\n}\n";
+const HOURLY: &str =
+    "\nschedule \"hourly\" {\n  start = \"2026-11-22T00:17\"\n  every = \"1h\"\n}\n";
 
 /// Policy `web`, run hourly, with `extra` lines inside.
 fn web(extra: &str) -> String {
@@ -93,7 +94,10 @@ fn an_instance_tagged_lifeboat_backup_joins_at_the_next_run_without_an_apply_and
     let left = events(&log, "member_left");
     assert_eq!(left.len(), 1, "{log:?}");
     assert_eq!(left[0]["target"], tagged.as_str());
-    assert_eq!(left[0]["reason"], "no longer tagged lifeboat:backup for web");
+    assert_eq!(
+        left[0]["reason"],
+        "no longer tagged lifeboat:backup for web"
+    );
     assert_eq!(snapshotted(&env), [n2ws]);
 }
 
@@ -112,7 +116,10 @@ fn no_backup_beats_a_selector_and_a_tag_item_and_a_tagged_selected_instance_is_a
     env.config(&web(SELECT_TEAM_WEB));
     let plan = env.run(&["plan"]).ok();
     let line = plan.plan_line("+", &target(&both));
-    assert!(line.ends_with("(tag lifeboat:backup=web#only-snaps)"), "{line}");
+    assert!(
+        line.ends_with("(tag lifeboat:backup=web#only-snaps)"),
+        "{line}"
+    );
     let line = plan.plan_line("+", &target(&selected));
     assert!(line.ends_with("(tag team=web)"), "{line}");
     assert!(!plan.stdout.contains(&opted), "{plan}");
@@ -154,7 +161,10 @@ fn exclude_on_a_volume_leaves_it_out_of_its_instance_backup() {
         .iter()
         .find(|c| c["address"] == target(&i.id).as_str())
         .unwrap_or_else(|| panic!("{plan}"));
-    assert_eq!(member["after"]["exclude_volumes"], serde_json::json!([skipped]));
+    assert_eq!(
+        member["after"]["exclude_volumes"],
+        serde_json::json!([skipped])
+    );
     env.apply();
     env.assert_converged();
 
@@ -182,7 +192,10 @@ fn exclude_on_a_volume_leaves_it_out_of_its_instance_backup() {
 #[test]
 fn only_amis_in_the_tag_gives_an_ami() {
     let env = Env::start();
-    let i = env.aws.run_instance(1, &[("lifeboat:backup", "web#only-amis")]).id;
+    let i = env
+        .aws
+        .run_instance(1, &[("lifeboat:backup", "web#only-amis")])
+        .id;
     env.config(&web(""));
     env.apply();
     let run = env.backup("web", &at(10));
@@ -216,7 +229,9 @@ fn an_item_naming_no_policy_is_a_plan_warning_and_a_run_log_problem_line() {
         .map(|e| e["problem"].as_str().unwrap())
         .collect();
     assert!(
-        problems.iter().any(|p| p.contains(&on) && p.contains("no policy nosuch")),
+        problems
+            .iter()
+            .any(|p| p.contains(&on) && p.contains("no policy nosuch")),
         "{log:?}"
     );
     // And in `lifeboat backup`'s output.

@@ -634,7 +634,10 @@ async fn unit_a_volume_tagged_exclude_gets_no_snapshot_in_its_instance_backup() 
     {
         let mut w = b.cloud.world.lock().unwrap();
         w.add_instance("i-0000000e", "us-east-1", &[("lifeboat:backup", "web")], 3);
-        for (vol, value) in [("vol-0000000e-1", "#exclude"), ("vol-0000000e-2", "db#exclude")] {
+        for (vol, value) in [
+            ("vol-0000000e-1", "#exclude"),
+            ("vol-0000000e-2", "db#exclude"),
+        ] {
             w.volumes.insert(
                 vol.into(),
                 lifeboat_engine::cloud::Volume {
@@ -649,7 +652,12 @@ async fn unit_a_volume_tagged_exclude_gets_no_snapshot_in_its_instance_backup() 
     let result = backup::run(b.cloud(), b.store.clone(), "web", at(10), WAIT)
         .await
         .unwrap();
-    assert_eq!(result.record.status, BackupStatus::Success, "{:?}", result.record);
+    assert_eq!(
+        result.record.status,
+        BackupStatus::Success,
+        "{:?}",
+        result.record
+    );
     let w = b.cloud.world.lock().unwrap();
     let mut of_e: Vec<&str> = w
         .snapshots

@@ -302,9 +302,11 @@ impl Log {
         if let Ok(b) = &r.result {
             // Membership notes (tag items not used, departures held back):
             // lines of their own, as the backup's status does not show them.
-            let notes = b.record.problems.iter().filter(|p| {
-                p.starts_with(lifeboat_engine::state::MEMBERSHIP_NOTE)
-            });
+            let notes = b
+                .record
+                .problems
+                .iter()
+                .filter(|p| p.starts_with(lifeboat_engine::state::MEMBERSHIP_NOTE));
             for p in notes {
                 self.event(
                     now,

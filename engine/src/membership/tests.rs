@@ -351,10 +351,7 @@ fn precedence_cases() -> Vec<Case> {
         Case {
             why: "the item removed: a tag member leaves",
             current: vec![target("i-1", by_tag("web")), target("i-2", Source::Listed)],
-            instances: vec![
-                tags("i-1", &[("lifeboat:backup", "db")]),
-                tags("i-2", &[]),
-            ],
+            instances: vec![tags("i-1", &[("lifeboat:backup", "db")]), tags("i-2", &[])],
             volumes: vec![],
             changes: vec!["left: instance i-1 (no longer tagged lifeboat:backup for web)"],
             members: vec!["i-2 listed in configuration Snapshots []"],

@@ -279,9 +279,10 @@ impl Diff<'_> {
         let made = self.made.get(name);
         let reason = match made {
             Some(m) => Some(m.reason()),
-            None => p
-                .template
-                .then(|| "template: never runs itself; POLICY:TEMPLATE tags make policies from it".to_string()),
+            None => p.template.then(|| {
+                "template: never runs itself; POLICY:TEMPLATE tags make policies from it"
+                    .to_string()
+            }),
         };
         self.upsert(
             addr.clone(),
@@ -562,9 +563,9 @@ impl Diff<'_> {
                 deps.push(e.backup.address());
             }
             let reason = match &prior.from_template {
-                Some(t) => format!(
-                    "made from template {t}; no lifeboat:backup tag names it any more"
-                ),
+                Some(t) => {
+                    format!("made from template {t}; no lifeboat:backup tag names it any more")
+                }
                 None => "removed from configuration".to_string(),
             };
             self.changes.push(

@@ -186,7 +186,11 @@ impl Agenda<'_> {
     pub fn runs(&self, now: DateTime<Utc>) -> Vec<Due> {
         let mut out = Vec::new();
         // A template never runs itself: the policies made from it do.
-        for (name, p) in self.policies.iter().filter(|(_, p)| p.enabled && !p.template) {
+        for (name, p) in self
+            .policies
+            .iter()
+            .filter(|(_, p)| p.enabled && !p.template)
+        {
             let best = self.latest_slot_of(name, p, now);
             match (best, self.retries.get(name)) {
                 (Some(mut d), r) => {

@@ -97,7 +97,10 @@ pub enum Source {
     Tag(TagSelector),
     /// The backup tag's key as found (`lifeboat:backup` or an N2WS alias)
     /// and the item that names the policy.
-    BackupTag { key: String, value: String },
+    BackupTag {
+        key: String,
+        value: String,
+    },
 }
 
 impl std::fmt::Display for Source {
