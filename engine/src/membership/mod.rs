@@ -6,9 +6,11 @@
 //! `auto_remove_targets` says, without an apply in between.
 //!
 //! The rules live here once: [`gone_reason`] (a target AWS no longer has),
-//! [`tagged`] (instances a selector matches) and [`resolve`] (a policy's
-//! members now, with each change and its reason). The planner uses the first
-//! two; a backup uses all three.
+//! [`tagged`] (instances a selector matches), [`claims`] (what a resource's
+//! own `lifeboat:backup` tag says: `no-backup` > the tag > selectors) and
+//! [`resolve`] (a policy's members now, with each change and its reason).
+//! The planner uses the first three; a backup uses them all.
+//! [`templates`] says which policies tags make from configured templates.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -192,10 +194,13 @@ pub struct Resolved {
 }
 
 /// The members of `policy` now: its targets in state (`current`), less
-/// those gone from AWS that `auto_remove_targets` lets go and the tagged
-/// ones no selector matches any more, plus the instances in `regions` a
-/// selector matches now. Pure; `obs` must hold every current instance and
-/// volume target by id and every instance the selectors match.
+/// those gone from AWS that `auto_remove_targets` lets go, those whose
+/// backup tag no longer names the policy and the selected ones no selector
+/// matches any more, plus the resources in `regions` whose backup tag names
+/// it or a selector matches now; instance members leave out the volumes
+/// tagged `#exclude`. Pure; `obs` must hold every current instance and
+/// volume target by id, every instance the selectors match and every
+/// resource carrying a backup tag.
 pub fn resolve(
     policy: &PolicyState,
     current: &[TargetState],
@@ -304,9 +309,26 @@ pub fn resolve(
         out.held_back = std::mem::take(&mut out.changes);
         out.members = current.to_vec();
     }
-    let mut held: BTreeSet<String> = current.iter().map(|t| t.id.clone()).collect();
-    // The tag first: a resource both tagged and selected joins once, by
-    // its tag.
+    let held: BTreeSet<String> = current.iter().map(|t| t.id.clone()).collect();
+    for t in joining(policy, regions, obs, held) {
+        let reason = t.source.to_string();
+        out.changes.push(change(&t, Move::Joined, reason, false));
+        out.members.push(t);
+    }
+    claims::exclude_tagged_volumes(&policy.name, &mut out.members, obs);
+    out.members.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// Who joins `policy` now, but those `held` already: the resources whose
+/// backup tag names it, then those a selector matches (a resource both
+/// tagged and selected joins once, by its tag).
+fn joining(
+    policy: &PolicyState,
+    regions: &BTreeSet<String>,
+    obs: &Observation,
+    mut held: BTreeSet<String>,
+) -> Vec<TargetState> {
     let claimed = claims::claimed(&policy.name, &policy.account, regions, obs, |id| {
         held.contains(id)
     });
@@ -319,14 +341,7 @@ pub fn resolve(
         obs,
         |id| held.contains(id),
     );
-    for t in claimed.into_iter().chain(found) {
-        let reason = t.source.to_string();
-        out.changes.push(change(&t, Move::Joined, reason, false));
-        out.members.push(t);
-    }
-    claims::exclude_tagged_volumes(&policy.name, &mut out.members, obs);
-    out.members.sort_by(|a, b| a.id.cmp(&b.id));
-    out
+    claimed.into_iter().chain(found).collect()
 }
 
 /// The first of `policy`'s selectors that `tags` match, unless an exclude
