@@ -35,7 +35,7 @@ fn scan_previews_joins_and_unknown_policies_and_writes_nothing() {
     .stdout_has(&format!(
         "instance {stray} (us-east-1) lifeboat:backup=\"nosuch bad!\""
     ))
-    .stdout_has("names policy nosuch, which is not configured")
+    .stdout_has("no policy nosuch is configured")
     .stdout_has("item \"bad!\" is not used");
     assert_eq!(env.ws.state_bytes(), before, "a scan writes nothing");
 
@@ -93,7 +93,7 @@ fn run_mode_records_a_scan_on_its_interval_between_backups() {
     assert!(of("tag_problem")[0]["problem"]
         .as_str()
         .unwrap()
-        .contains("names policy nosuch"));
+        .contains("no policy nosuch is configured"));
     assert!(env.backups(&[]).is_empty(), "a scan takes no backup");
     assert!(env.state_list().contains(&target(&late)));
     env.assert_converged();

@@ -150,9 +150,12 @@ async fn unit_backup_makes_one_create_call_per_instance_with_tags_and_no_per_tar
     // No describe per target: the create calls say what is gone. One
     // describe per region is the restore points' (what each instance was);
     // deciding who is in the policy now takes one per region and selector,
-    // and one for the listed target the selector did not return (whether
-    // it still exists, and whether it opted out with `no-backup`).
-    assert_eq!(w.calls_of("DescribeInstances"), 2 + 3, "{:?}", w.calls);
+    // one for the listed target the selector did not return (whether
+    // it still exists, and whether it opted out with `no-backup`), and one
+    // per region for the instances carrying a backup tag (with one
+    // DescribeVolumes for the volumes carrying one).
+    assert_eq!(w.calls_of("DescribeInstances"), 2 + 3 + 2, "{:?}", w.calls);
+    assert_eq!(w.calls_of("DescribeVolumes"), 2, "{:?}", w.calls);
     for s in w.snapshots.values() {
         assert_eq!(s.tags["lifeboat:policy"], "web");
         assert_eq!(s.tags["lifeboat:backup-id"], "2026-11-22T10:00:00Z");
@@ -616,4 +619,52 @@ async fn unit_a_snapshot_aws_does_not_list_yet_is_never_taken_for_completed() {
         .collect();
     // generations = 2: the two valid ones from before the failed backup.
     assert_eq!(ok, ["2026-11-22T11:00:00Z", "2026-11-22T12:00:00Z"]);
+}
+
+/// The hole this fills: the emulator's CreateSnapshots ignores
+/// `ExcludeDataVolumeIds`, so only the fake can show that a volume tagged
+/// `lifeboat:backup=#exclude` gets no snapshot in its instance's backup
+/// (`tests/cli_backup_tag.rs` shows the exclusion recorded through the
+/// real SDK). Membership is decided by the backup itself, with no apply
+/// after the tags.
+#[tokio::test]
+async fn unit_a_volume_tagged_exclude_gets_no_snapshot_in_its_instance_backup() {
+    let b = Bench::new(CONFIG);
+    b.apply().await;
+    {
+        let mut w = b.cloud.world.lock().unwrap();
+        w.add_instance("i-0000000e", "us-east-1", &[("lifeboat:backup", "web")], 3);
+        for (vol, value) in [
+            ("vol-0000000e-1", "#exclude"),
+            ("vol-0000000e-2", "db#exclude"),
+        ] {
+            w.volumes.insert(
+                vol.into(),
+                lifeboat_engine::cloud::Volume {
+                    id: vol.into(),
+                    region: "us-east-1".into(),
+                    state: "in-use".into(),
+                    tags: [("lifeboat:backup".to_string(), value.to_string())].into(),
+                },
+            );
+        }
+    }
+    let result = backup::run(b.cloud(), b.store.clone(), "web", at(10), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        result.record.status,
+        BackupStatus::Success,
+        "{:?}",
+        result.record
+    );
+    let w = b.cloud.world.lock().unwrap();
+    let mut of_e: Vec<&str> = w
+        .snapshots
+        .values()
+        .filter(|s| s.tags["lifeboat:target"] == "i-0000000e")
+        .map(|s| s.volume_id.as_str())
+        .collect();
+    of_e.sort();
+    assert_eq!(of_e, ["vol-0000000e-0", "vol-0000000e-2"]);
 }

@@ -269,11 +269,12 @@ async fn unit_a_backup_records_every_targets_shape_with_every_field() {
     );
     // One describe of each kind for the whole region, never one per target
     // (the other DescribeVolumes is the backup's own look for its volume
-    // targets, made before their create calls; and one of each kind is the
-    // membership's look at the listed targets, `membership::refresh`).
+    // targets, made before their create calls; and two of each kind are the
+    // membership's looks, `membership::refresh`: at the listed targets, and
+    // for the resources carrying a backup tag).
     for (action, calls) in [
-        ("DescribeInstances", 1 + 1),
-        ("DescribeVolumes", 2 + 1),
+        ("DescribeInstances", 1 + 2),
+        ("DescribeVolumes", 2 + 2),
         ("DescribeDBInstances", 1),
         ("DescribeDBClusters", 1),
     ] {
@@ -288,11 +289,12 @@ async fn unit_restore_point_describes_are_chunked_by_200_ids() {
     let r = b.backup().await;
     assert_eq!(r.record.status, BackupStatus::Success, "{:?}", r.record);
     let id = &r.record.id;
-    // 250 instances: 200 + 50, for the restore points and for membership.
-    assert_eq!(b.calls("DescribeInstances"), 2 + 2);
+    // 250 instances: 200 + 50, for the restore points and for membership,
+    // and membership's one look for a backup tag.
+    assert_eq!(b.calls("DescribeInstances"), 2 + 2 + 1);
     // 750 disks and the volume target: 200 + 200 + 200 + 151, the backup's
-    // own look for the volume target, and membership's.
-    assert_eq!(b.calls("DescribeVolumes"), 4 + 1 + 1);
+    // own look for the volume target, and membership's two.
+    assert_eq!(b.calls("DescribeVolumes"), 4 + 1 + 1 + 1);
     let last = format!("i-{:08x}", 250);
     assert_eq!(
         b.point(id, &last),

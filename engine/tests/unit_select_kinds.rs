@@ -88,13 +88,12 @@ async fn unit_an_instance_selector_lists_no_database_and_no_volume() {
     let cloud = world();
     let (targets, calls) = plan(&cloud, &config("    tag = \"team\"")).await;
     assert_eq!(targets, ["policy.web.target[\"i-0000000a\"]"]);
-    for action in [
-        "DescribeDBInstances",
-        "DescribeDBClusters",
-        "DescribeVolumes",
-    ] {
+    for action in ["DescribeDBInstances", "DescribeDBClusters"] {
         assert_eq!(count(&calls, action), 0, "{action}: {calls:?}");
     }
+    // Volumes are listed only for the backup tag (one filtered list per
+    // region), never for an instance selector.
+    assert_eq!(count(&calls, "DescribeVolumes"), 2, "{calls:?}");
 }
 
 #[tokio::test]
@@ -116,7 +115,9 @@ async fn unit_an_rds_selector_lists_db_instances_once_per_region_and_page_and_no
     // us-east-1 holds three: two pages; us-west-2 one page.
     assert_eq!(count(&calls, "DescribeDBInstances"), 3, "{calls:?}");
     assert_eq!(count(&calls, "DescribeDBClusters"), 0, "{calls:?}");
-    assert_eq!(count(&calls, "DescribeInstances"), 0, "{calls:?}");
+    // Instances are listed only for the backup tag (one filtered list per
+    // region), never for a database selector.
+    assert_eq!(count(&calls, "DescribeInstances"), 2, "{calls:?}");
 }
 
 #[tokio::test]

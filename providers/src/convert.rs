@@ -4,7 +4,7 @@
 use aws_sdk_ec2::primitives::DateTime as SdkDateTime;
 use aws_sdk_ec2::types::{Filter, Tag};
 use chrono::{DateTime, Utc};
-use lifeboat_engine::cloud::{InstanceState, SnapshotState, Tags};
+use lifeboat_engine::cloud::{InstanceState, SnapshotState, Tags, ANY_TAG_KEY};
 
 /// One EC2 `Filters` entry: a name and the values that are ORed.
 pub(crate) type FilterSpec = (String, Vec<String>);
@@ -21,7 +21,11 @@ pub(crate) type FilterSpec = (String, Vec<String>);
 ///   wildcards in values), or, with no values, "has the tag": `tag-key` =
 ///   [KEY]. `tag-key` with several values ORs them, so a second
 ///   "has the tag" condition is written `tag:KEY` = [`*`] instead, keeping
-///   conditions ANDed without repeating a filter name.
+///   conditions ANDed without repeating a filter name;
+/// - the condition "carries one of these keys" (`ANY_TAG_KEY`, the backup
+///   tag and its aliases) as `tag-key` = the keys, placed first so that it
+///   has the `tag-key` filter to itself: one list call finds resources
+///   tagged under any of the spellings.
 pub(crate) fn build_filters(
     owner: Option<&str>,
     id_filter: &str,
@@ -36,7 +40,11 @@ pub(crate) fn build_filters(
         out.push((id_filter.to_owned(), ids.to_vec()));
     }
     let mut tag_key_used = false;
-    for (key, values) in tags {
+    for (_, keys) in tags.iter().filter(|(k, _)| k == ANY_TAG_KEY) {
+        tag_key_used = true;
+        out.push(("tag-key".to_owned(), keys.clone()));
+    }
+    for (key, values) in tags.iter().filter(|(k, _)| k != ANY_TAG_KEY) {
         if !values.is_empty() {
             out.push((format!("tag:{key}"), values.clone()));
         } else if !tag_key_used {
@@ -159,6 +167,21 @@ mod tests {
                 ("tag:team".to_owned(), s(&["web*", "api"])),
                 ("tag-key".to_owned(), s(&["backup"])),
                 ("tag:env".to_owned(), s(&["prod"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn any_of_several_tag_keys_is_one_tag_key_filter_first() {
+        let q = lifeboat_engine::cloud::Query::any_tag_key(&["lifeboat:backup", "cpm backup"]);
+        let mut tags = vec![("team".to_owned(), vec![])];
+        tags.extend(q.tags);
+        let got = build_filters(None, "volume-id", &[], &tags);
+        assert_eq!(
+            got,
+            vec![
+                ("tag-key".to_owned(), s(&["lifeboat:backup", "cpm backup"])),
+                ("tag:team".to_owned(), s(&["*"])),
             ]
         );
     }

@@ -211,6 +211,11 @@ pub struct Policy {
     /// `dr { ... }`: copies of each backup to other regions and accounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dr: Option<Dr>,
+    /// `template = true`: never run itself; a resource's backup tag item
+    /// `POLICY:NAME` makes policy `POLICY` from it (its schedules,
+    /// generations, options and DR), members from tags only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
     #[serde(skip)]
     pub location: Location,
 }

@@ -179,17 +179,13 @@ impl Log {
             RunEvent::SecuredChecked { report, alert } => {
                 self.event(at, "secured_check", secured_fields(report, alert))
             }
-            RunEvent::SecuredCheckFailed { account, error } => self.event(
-                at,
-                "secured_check_error",
-                json!({ "account": account, "error": error }),
-            ),
+            RunEvent::SecuredCheckFailed { account, error } => {
+                self.account_error(at, "secured_check_error", account, error)
+            }
             RunEvent::TagScanned(s) => self.tag_scanned(at, s),
-            RunEvent::TagScanFailed { account, error } => self.event(
-                at,
-                "tag_scan_error",
-                json!({ "account": account, "error": error }),
-            ),
+            RunEvent::TagScanFailed { account, error } => {
+                self.account_error(at, "tag_scan_error", account, error)
+            }
             RunEvent::Drill(d) => self.drill(at, d),
             RunEvent::Control(o) => self.control(at, o),
             RunEvent::ControlFailed { group, error } => {
@@ -203,6 +199,11 @@ impl Log {
             RunEvent::LeaseLost(e) => eprintln!("Error: {e}"),
             RunEvent::RunnerStopped => self.event(at, "runner_stop", json!({})),
         }
+    }
+
+    /// A check or scan of `account` that could not be made or recorded.
+    fn account_error(&self, at: DateTime<Utc>, event: &str, account: &str, error: &str) {
+        self.event(at, event, json!({ "account": account, "error": error }));
     }
 
     /// One `member_joined` / `member_left` line: found by a backup (its
@@ -348,6 +349,22 @@ impl Log {
         if let Ok(b) = &r.result {
             for c in &b.membership {
                 self.member(now, c);
+            }
+        }
+        if let Ok(b) = &r.result {
+            // Membership notes (tag items not used, departures held back):
+            // lines of their own, as the backup's status does not show them.
+            let notes = b
+                .record
+                .problems
+                .iter()
+                .filter(|p| p.starts_with(lifeboat_engine::state::MEMBERSHIP_NOTE));
+            for p in notes {
+                self.event(
+                    now,
+                    "membership_problem",
+                    json!({ "policy": r.due.policy, "backup": b.record.id, "problem": p }),
+                );
             }
         }
         match &r.result {

@@ -176,7 +176,9 @@ pub fn next_runs_text(config: &Config, now: DateTime<Utc>) -> String {
     let mut out = String::from("\nNext runs:\n");
     for (name, p) in &config.policies {
         let state = PolicyState::from(p);
-        let line = if !p.enabled {
+        let line = if p.template {
+            "template (never runs itself)".to_string()
+        } else if !p.enabled {
             "disabled".to_string()
         } else if p.schedules.is_empty() {
             "no schedule".to_string()

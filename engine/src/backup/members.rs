@@ -39,7 +39,12 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> (Vec<String>, bool) {
     match crate::membership::refresh(cloud, store, policy, backup_id, now).await {
-        Ok(r) => (r.note().into_iter().collect(), !r.changes.is_empty()),
+        Ok(r) => {
+            let notes = r.note().into_iter().chain(r.tag_notes()).collect();
+            // A member rewritten in place (a new tag option, a source
+            // switched) changes what is backed up as much as a join.
+            (notes, !r.changes.is_empty() || r.rewritten)
+        }
         Err(e) => (
             vec![format!(
                 "{} ({e}); the targets as applied were backed up",

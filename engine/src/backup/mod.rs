@@ -43,6 +43,8 @@ pub enum BackupError {
     NotApplied(String),
     #[error("policy.{0} is disabled")]
     Disabled(String),
+    #[error("policy.{0} is a template: it never runs itself; a resource tagged lifeboat:backup=POLICY:{0} makes a policy from it")]
+    Template(String),
     #[error("account {0} of the policy is not in state; run `lifeboat apply` first")]
     NoAccount(String),
     #[error(transparent)]

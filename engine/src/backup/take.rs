@@ -193,6 +193,9 @@ impl Applied {
         let pol: PolicyState = state
             .policy(policy)?
             .ok_or_else(|| BackupError::NotApplied(policy.to_string()))?;
+        if pol.template {
+            return Err(BackupError::Template(policy.to_string()));
+        }
         if !pol.enabled {
             return Err(BackupError::Disabled(policy.to_string()));
         }

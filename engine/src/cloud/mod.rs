@@ -265,7 +265,28 @@ pub struct Query {
     /// so missing ids are simply absent, not an error).
     pub ids: Vec<String>,
     /// `(tag key, values)`; a value may end in `*`. Empty values: any value (`tag-key`).
+    /// The key [`ANY_TAG_KEY`] asks for resources carrying any of the keys
+    /// given as its values ([`Query::any_tag_key`]).
     pub tags: Vec<(String, Vec<String>)>,
+}
+
+/// The key of a [`Query`] condition "carries one of these tag keys" (EC2's
+/// `tag-key` filter with several values). No EC2 tag has an empty key, so
+/// it cannot be mistaken for a real one.
+pub const ANY_TAG_KEY: &str = "";
+
+impl Query {
+    /// Resources carrying at least one of `keys`, whatever the values: one
+    /// filter, so one paged list however many keys.
+    pub fn any_tag_key(keys: &[&str]) -> Query {
+        Query {
+            ids: vec![],
+            tags: vec![(
+                ANY_TAG_KEY.to_string(),
+                keys.iter().map(|k| k.to_string()).collect(),
+            )],
+        }
+    }
 }
 
 /// A server-side filter for DescribeSnapshots. Always restricted to the

@@ -6,9 +6,11 @@
 //! `auto_remove_targets` says, without an apply in between.
 //!
 //! The rules live here once: [`gone_reason`] (a target AWS no longer has),
-//! [`tagged`] (instances a selector matches) and [`resolve`] (a policy's
-//! members now, with each change and its reason). The planner uses the first
-//! two; a backup uses all three.
+//! [`tagged`] (instances a selector matches), [`claims`] (what a resource's
+//! own `lifeboat:backup` tag says: `no-backup` > the tag > selectors) and
+//! [`resolve`] (a policy's members now, with each change and its reason).
+//! The planner uses the first three; a backup uses them all.
+//! [`templates`] says which policies tags make from configured templates.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,8 +25,10 @@ use crate::plan::observe::{observe_members, Observation, ObserveError};
 use crate::state::model::{selector_matches, PolicyState, Source, TargetKind, TargetState};
 use crate::state::{SharedStore, StateError};
 
+pub mod claims;
 pub mod scan;
 pub mod tag;
+pub mod templates;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -265,11 +269,40 @@ pub struct Resolved {
     pub held_back: Vec<MemberChange>,
 }
 
+/// Tag-selected member `t` as its tags select it now (the first selector
+/// that matches is its source), or why it leaves: an exclude matches, or
+/// no selector does any more (`was` took it in).
+fn still_selected(
+    policy: &PolicyState,
+    t: &TargetState,
+    was: &TagSelector,
+    tags: &crate::cloud::Tags,
+) -> Result<TargetState, String> {
+    if let Some(e) = excluded(&policy.excludes, tags) {
+        return Err(format!("excluded by {e}"));
+    }
+    let kind = t.kind.resource();
+    match policy
+        .selectors
+        .iter()
+        .find(|s| s.selects(kind) && selector_matches(s, tags))
+    {
+        Some(now) => Ok(TargetState {
+            source: Source::Tag(now.clone()),
+            ..t.clone()
+        }),
+        None => Err(format!("no longer matches {was}")),
+    }
+}
+
 /// The members of `policy` now: its targets in state (`current`), less
-/// those gone from AWS that `auto_remove_targets` lets go and the tagged
-/// ones no selector matches any more, plus the instances in `regions` a
-/// selector matches now. Pure; `obs` must hold every current instance and
-/// volume target by id and every instance the selectors match.
+/// those gone from AWS that `auto_remove_targets` lets go, those whose
+/// backup tag no longer names the policy and the selected ones no selector
+/// matches any more, plus the resources in `regions` whose backup tag names
+/// it or a selector matches now; instance members leave out the volumes
+/// tagged `#exclude`. Pure; `obs` must hold every current instance and
+/// volume target by id, every instance the selectors match and every
+/// resource carrying a backup tag.
 pub fn resolve(
     policy: &PolicyState,
     current: &[TargetState],
@@ -312,9 +345,40 @@ pub fn resolve(
             out.changes.push(change(t, Move::Left, why, alerts));
             continue;
         }
-        let Source::Tag(sel) = &t.source else {
-            out.members.push(t.clone());
+        // The resource's own tag wins over selectors: its source and mode.
+        // (A listed target keeps what the configuration says of it.)
+        let claimed = (t.source != Source::Listed)
+            .then(|| claims::still_claimed(&policy.name, t, obs))
+            .flatten();
+        if let Some(now) = claimed {
+            out.members.push(now);
             continue;
+        }
+        let sel = match &t.source {
+            Source::Listed => {
+                out.members.push(t.clone());
+                continue;
+            }
+            Source::Tag(sel) => sel,
+            Source::BackupTag { key, .. } => {
+                // Untagged: a selector may still take it in (its source
+                // switches), or it leaves.
+                match tags.and_then(|g| selected(policy, g)) {
+                    Some(now) => out.members.push(TargetState {
+                        source: Source::Tag(now.clone()),
+                        mode: Default::default(),
+                        ami_rotation: None,
+                        ..t.clone()
+                    }),
+                    None => out.changes.push(change(
+                        t,
+                        Move::Left,
+                        format!("no longer tagged {key} for {}", policy.name),
+                        alerts,
+                    )),
+                }
+                continue;
+            }
         };
         // A tag-selected database not listed (no selector takes its kind
         // in any more): kept, as nothing was seen to decide on.
@@ -322,28 +386,9 @@ pub fn resolve(
             out.members.push(t.clone());
             continue;
         };
-        if let Some(e) = excluded(&policy.excludes, tags) {
-            out.changes
-                .push(change(t, Move::Left, format!("excluded by {e}"), alerts));
-            continue;
-        }
-        let kind = t.kind.resource();
-        let matched = policy
-            .selectors
-            .iter()
-            .find(|s| s.selects(kind) && selector_matches(s, tags));
-        match matched {
-            Some(now) => {
-                let mut t = t.clone();
-                t.source = Source::Tag(now.clone());
-                out.members.push(t);
-            }
-            None => out.changes.push(change(
-                t,
-                Move::Left,
-                format!("no longer matches {sel}"),
-                alerts,
-            )),
+        match still_selected(policy, t, sel, tags) {
+            Ok(now) => out.members.push(now),
+            Err(why) => out.changes.push(change(t, Move::Left, why, alerts)),
         }
     }
     let leaving = out.changes.len();
@@ -353,6 +398,29 @@ pub fn resolve(
         out.members = current.to_vec();
     }
     let held: BTreeSet<String> = current.iter().map(|t| t.id.clone()).collect();
+    for t in joining(policy, regions, obs, held) {
+        let reason = t.source.to_string();
+        out.changes.push(change(&t, Move::Joined, reason, false));
+        out.members.push(t);
+    }
+    claims::exclude_tagged_volumes(&policy.name, &mut out.members, obs);
+    out.members.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// Who joins `policy` now, but those `held` already: the resources whose
+/// backup tag names it, then those a selector matches (a resource both
+/// tagged and selected joins once, by its tag).
+fn joining(
+    policy: &PolicyState,
+    regions: &BTreeSet<String>,
+    obs: &Observation,
+    mut held: BTreeSet<String>,
+) -> Vec<TargetState> {
+    let claimed = claims::claimed(&policy.name, &policy.account, regions, obs, |id| {
+        held.contains(id)
+    });
+    held.extend(claimed.iter().map(|t| t.id.clone()));
     let found = tagged(
         &policy.account,
         &policy.selectors,
@@ -361,13 +429,16 @@ pub fn resolve(
         obs,
         |id| held.contains(id),
     );
-    for t in found {
-        let reason = t.source.to_string();
-        out.changes.push(change(&t, Move::Joined, reason, false));
-        out.members.push(t);
+    claimed.into_iter().chain(found).collect()
+}
+
+/// The first of `policy`'s selectors that `tags` match, unless an exclude
+/// or an opt-out keeps the resource out.
+fn selected<'a>(policy: &'a PolicyState, tags: &crate::cloud::Tags) -> Option<&'a TagSelector> {
+    if opted_out(tags).is_some() || excluded(&policy.excludes, tags).is_some() {
+        return None;
     }
-    out.members.sort_by(|a, b| a.id.cmp(&b.id));
-    out
+    policy.selectors.iter().find(|s| selector_matches(s, tags))
 }
 
 /// What [`refresh`] did.
@@ -379,9 +450,33 @@ pub struct Refreshed {
     pub held_back: Vec<MemberChange>,
     /// The policy's targets before.
     pub targets: usize,
+    /// Backup tags in the policy's regions with items not used
+    /// ([`claims::problems`]).
+    pub tag_problems: Vec<String>,
+    /// Members were rewritten in place ([`Decision::updated`]): what the
+    /// backup takes changed even without a join or a departure.
+    pub rewritten: bool,
+}
+
+/// The members of `now` that `before` holds with another value: kept, but
+/// to be written again.
+fn updated_members(before: &[TargetState], now: &[TargetState]) -> Vec<TargetState> {
+    now.iter()
+        .filter(|t| before.iter().any(|b| b.id == t.id && b != *t))
+        .cloned()
+        .collect()
 }
 
 impl Refreshed {
+    /// The backup's notes of tag items not used: problem lines of its
+    /// run log that leave its status as its snapshots earned it.
+    pub fn tag_notes(&self) -> Vec<String> {
+        self.tag_problems
+            .iter()
+            .map(|p| format!("{}: {p}", crate::state::MEMBERSHIP_NOTE))
+            .collect()
+    }
+
     /// The note of a backup whose departures were held back, if any.
     pub fn note(&self) -> Option<String> {
         (!self.held_back.is_empty()).then(|| {
@@ -412,6 +507,11 @@ pub struct Decision {
     /// The policy's targets in state before.
     pub current: Vec<TargetState>,
     pub resolved: Resolved,
+    /// Backup-tag items in the policy's regions that name nothing usable.
+    pub tag_problems: Vec<String>,
+    /// Members whose tag now says otherwise (an option, a volume's
+    /// `#exclude`, a source switched between tag and selector).
+    pub updated: Vec<TargetState>,
 }
 
 /// Decides `policy`'s members now, without recording anything: `None`
@@ -437,21 +537,32 @@ pub async fn decide(
         .filter(|((p, _), _)| p == policy)
         .map(|(_, t)| t)
         .collect();
-    // Nothing can join or leave a policy without selectors whose targets
-    // AWS is not asked about (listed databases only): no call.
-    let looked_at = current.iter().any(|t| {
-        matches!(t.kind, TargetKind::Instance | TargetKind::Volume)
-            || matches!(t.source, Source::Tag(_))
-    });
-    if pol.selectors.is_empty() && !looked_at {
+    // A template never runs; the policies made from it are decided on
+    // their own.
+    if pol.template {
         return Ok(None);
     }
+    // Every policy is looked at: a resource may name it in its backup tag
+    // (one list per region and kind finds those), whatever its selectors.
     let regions: BTreeSet<String> = account.regions.iter().cloned().collect();
     // Every instance and volume target is looked at, listed ones too: a
     // `no-backup` tag on the resource takes it out whatever lists it.
     let obs = observe_members(cloud.clone(), &account, &pol.selectors, &current).await?;
     let resolved = resolve(&pol, &current, &regions, &obs, at);
-    Ok(Some(Decision { current, resolved }))
+    let policies = state.policies()?;
+    let tag_problems = claims::problems(
+        &regions,
+        &obs,
+        |p| policies.get(p).is_some_and(|p| !p.template),
+        |t| policies.get(t).is_some_and(|p| p.template),
+    );
+    let updated = updated_members(&current, &resolved.members);
+    Ok(Some(Decision {
+        current,
+        resolved,
+        tag_problems,
+        updated,
+    }))
 }
 
 /// Decides `policy`'s members as its backup (or a tag scan) `backup_id`
@@ -480,7 +591,12 @@ pub fn record(
     backup_id: &str,
     at: DateTime<Utc>,
 ) -> Result<Refreshed, MembershipError> {
-    let Decision { current, resolved } = decision;
+    let Decision {
+        current,
+        resolved,
+        tag_problems,
+        updated,
+    } = decision;
     let mut changes = resolved.changes;
     for c in &mut changes {
         c.backup_id = Some(backup_id.to_string());
@@ -489,12 +605,22 @@ pub fn record(
         changes,
         held_back: resolved.held_back.clone(),
         targets: current.len(),
+        tag_problems,
+        rewritten: !updated.is_empty(),
     };
-    if changes.is_empty() {
+    if changes.is_empty() && updated.is_empty() {
         return Ok(out(changes));
     }
     let mut st = store.lock().expect("store");
     st.transaction(|tx| {
+        // Members whose tag now says otherwise (its option, a volume's
+        // `#exclude`, a source switched between tag and selector).
+        for t in &updated {
+            tx.put_object(
+                &Address::target(policy, &t.id),
+                &serde_json::to_value(t).expect("a target serializes"),
+            )?;
+        }
         for c in &changes {
             let addr = Address::target(policy, &c.target);
             match c.moved {

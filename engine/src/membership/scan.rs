@@ -14,10 +14,11 @@ use chrono::{DateTime, Utc};
 use lifeboat_schema::{Account, Config, ResourceKind};
 use serde::Serialize;
 
-use super::tag::{self, TagItem, TagProblem};
-use super::{decide, record, MemberChange, MembershipError};
-use crate::cloud::{collect_pages, Cloud, DbSnapshotKind, Query, Tags};
-use crate::state::model::TargetKind;
+use super::tag::{self, TagItem};
+use super::{claims, decide, record, MemberChange, MembershipError};
+use crate::cloud::Cloud;
+use crate::plan::observe::{db_target_kind, observe_members, Observation};
+use crate::state::model::{PolicyState, TargetKind};
 use crate::state::SharedStore;
 
 /// A resource that carries the backup tag, as read.
@@ -31,12 +32,6 @@ pub struct Found {
     pub value: String,
     pub opt_out: bool,
     pub items: Vec<TagItem>,
-    pub problems: Vec<TagProblem>,
-    /// What the items ask that cannot be done as things are: a policy
-    /// neither configured nor made from a template, a template that is not
-    /// one.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unresolved: Vec<String>,
 }
 
 /// One policy's membership, as the scan found it.
@@ -65,6 +60,10 @@ pub struct AccountScan {
     pub kinds: Vec<ResourceKind>,
     pub found: Vec<Found>,
     pub policies: Vec<PolicyScan>,
+    /// What the tags ask that is not done, each line naming the resource,
+    /// the tag and the item ([`super::claims::problems`]), and the policies
+    /// `apply` would make from templates.
+    pub problems: Vec<String>,
     /// The look for tagged resources failed (the policies were still
     /// decided on their own looks).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,15 +75,10 @@ impl AccountScan {
         self.policies.iter().flat_map(|p| p.changes.iter())
     }
 
-    /// Lines for the run log and `lifeboat scan`: each problem of a tag
-    /// and each request that cannot be met, naming the resource.
+    /// Lines for the run log and `lifeboat scan`: each problem of a tag,
+    /// each policy not decided, and a failed look.
     pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for f in &self.found {
-            let on = format!("{} {} ({}={:?})", f.kind.noun(), f.id, f.key, f.value);
-            out.extend(f.problems.iter().map(|p| format!("{on}: {p}")));
-            out.extend(f.unresolved.iter().map(|u| format!("{on}: {u}")));
-        }
+        let mut out = self.problems.clone();
         for p in &self.policies {
             if let Some(e) = &p.error {
                 out.push(format!("policy {}: membership not decided: {e}", p.policy));
@@ -120,7 +114,7 @@ pub async fn scan(
     mode: ScanMode<'_>,
 ) -> Result<AccountScan, MembershipError> {
     let (regions, kinds) = account.tag_scope();
-    let policies: BTreeMap<String, _> = {
+    let policies: BTreeMap<String, PolicyState> = {
         let mut st = store.lock().expect("store");
         st.load()?.policies()?
     };
@@ -131,20 +125,27 @@ pub async fn scan(
         kinds: kinds.clone(),
         found: vec![],
         policies: vec![],
+        problems: vec![],
         error: None,
     };
-    match tagged_resources(cloud, account, &regions, &kinds).await {
-        Ok(found) => {
-            out.found = found
-                .into_iter()
-                .map(|f| unresolved(f, config, &policies))
-                .collect()
+    match observe_members(cloud.clone(), account, &[], &[]).await {
+        Ok(obs) => {
+            out.found = found(&obs);
+            let scope: BTreeSet<String> = regions.iter().cloned().collect();
+            let configured = |p: &str| config.policies.get(p);
+            out.problems = claims::problems(
+                &scope,
+                &obs,
+                |p| policies.get(p).is_some_and(|p| !p.template) || configured(p).is_some(),
+                |t| configured(t).is_some_and(|p| p.template),
+            );
+            out.problems.extend(to_make(&out.found, config, &policies));
         }
         Err(e) => out.error = Some(e.to_string()),
     }
     for name in policies
         .iter()
-        .filter(|(_, p)| p.account == account.name)
+        .filter(|(_, p)| p.account == account.name && !p.template)
         .map(|(n, _)| n)
     {
         let mut p = PolicyScan {
@@ -183,103 +184,65 @@ pub async fn scan(
     Ok(out)
 }
 
-/// The resources in `regions` of the `kinds` given that carry the backup
-/// tag under any of its keys: one paged, `tag-key`-filtered describe per
-/// key, region and EC2 kind; RDS lists cannot filter on tags, so the
-/// database kinds are listed whole (one paged describe per kind and
-/// region) and read here.
-async fn tagged_resources(
-    cloud: &Arc<dyn Cloud>,
-    account: &Account,
-    regions: &[String],
-    kinds: &[ResourceKind],
-) -> Result<Vec<Found>, crate::cloud::CloudError> {
-    let mut out: BTreeMap<String, Found> = BTreeMap::new();
-    let keys = std::iter::once(tag::TAG_BACKUP).chain(tag::TAG_BACKUP_ALIASES);
-    let db_kinds = [
-        (ResourceKind::Rds, DbSnapshotKind::Instance, TargetKind::Rds),
-        (ResourceKind::Aurora, DbSnapshotKind::Cluster, TargetKind::Aurora),
-    ];
-    for region in regions {
-        for (_, db, target) in db_kinds.iter().filter(|(k, ..)| kinds.contains(k)) {
-            let rds = cloud.rds(account, region).await?;
-            for d in collect_pages(|t| rds.databases_page(*db, t)).await? {
-                // An Aurora cluster's instances are backed up with it.
-                if d.cluster.is_none() {
-                    add(&mut out, *target, &d.id, region, &d.tags);
-                }
-            }
-        }
-        let ec2 = cloud.ec2(account, region).await?;
-        for key in keys.clone() {
-            let q = Query {
-                ids: vec![],
-                tags: vec![(key.to_string(), vec![])],
-            };
-            if kinds.contains(&ResourceKind::Instance) {
-                for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
-                    if !i.state.is_gone() {
-                        add(&mut out, TargetKind::Instance, &i.id, region, &i.tags);
-                    }
-                }
-            }
-            if kinds.contains(&ResourceKind::Volume) {
-                for v in collect_pages(|t| ec2.volumes_page(&q, t)).await? {
-                    add(&mut out, TargetKind::Volume, &v.id, region, &v.tags);
-                }
-            }
-        }
-    }
-    Ok(out.into_values().collect())
+/// The resources of `obs` that carry the backup tag, as read.
+fn found(obs: &Observation) -> Vec<Found> {
+    let instances = obs
+        .instances
+        .values()
+        .filter(|i| !i.state.is_gone())
+        .map(|i| (TargetKind::Instance, &i.id, &i.region, &i.tags));
+    let volumes = obs
+        .volumes
+        .values()
+        .map(|v| (TargetKind::Volume, &v.id, &v.region, &v.tags));
+    let databases = obs
+        .databases
+        .values()
+        .map(|d| (db_target_kind(d.kind), &d.id, &d.region, &d.tags));
+    let mut out: Vec<Found> = instances
+        .chain(volumes)
+        .chain(databases)
+        .filter_map(|(kind, id, region, tags)| {
+            let (key, value) = tag::backup_tag(tags)?;
+            Some(Found {
+                kind,
+                id: id.clone(),
+                region: region.clone(),
+                key: key.to_string(),
+                value: value.to_string(),
+                // An opt-out under any key wins (see `opted_out`).
+                opt_out: super::opted_out(tags).is_some(),
+                items: tag::parse(tag::Grammar::Backup, value).items,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.region, &a.id).cmp(&(&b.region, &b.id)));
+    out
 }
 
-fn add(out: &mut BTreeMap<String, Found>, kind: TargetKind, id: &str, region: &str, tags: &Tags) {
-    let Some((key, value)) = tag::backup_tag(tags) else {
-        return;
-    };
-    let read = tag::parse(tag::Grammar::Backup, value);
-    out.entry(id.to_string()).or_insert_with(|| Found {
-        kind,
-        id: id.to_string(),
-        region: region.to_string(),
-        key: key.to_string(),
-        value: value.to_string(),
-        // An opt-out under any key wins (see `opted_out`).
-        opt_out: super::opted_out(tags).is_some(),
-        items: read.items,
-        problems: read.problems,
-        unresolved: vec![],
-    });
-}
-
-/// Names what `f`'s items ask that cannot be met: a policy neither applied
-/// nor configured, and without a template; a template that is not a
-/// configured `template = true` policy.
-fn unresolved(
-    mut f: Found,
+/// The policies `POLICY:TEMPLATE` items ask for that are neither applied
+/// nor configured: `lifeboat apply` makes them.
+fn to_make(
+    found: &[Found],
     config: &Config,
-    applied: &BTreeMap<String, crate::state::model::PolicyState>,
-) -> Found {
-    if f.opt_out {
-        return f;
-    }
-    for item in f.items.iter().filter(|i| !i.name.is_empty()) {
-        let known = applied.contains_key(&item.name) || config.policies.contains_key(&item.name);
-        match (&item.template, known) {
-            (_, true) => {}
-            (None, false) => f.unresolved.push(format!(
-                "names policy {}, which is not configured (and no template is given)",
-                item.name
-            )),
-            (Some(t), false) if !config.policies.contains_key(t) => f.unresolved.push(format!(
-                "asks for policy {} from template {t}, which is not configured",
-                item.name
-            )),
-            (Some(t), false) => f.unresolved.push(format!(
-                "asks for policy {} from template {t}: `lifeboat apply` makes it",
-                item.name
-            )),
+    applied: &BTreeMap<String, PolicyState>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in found.iter().filter(|f| !f.opt_out) {
+        for i in &f.items {
+            let Some(t) = &i.template else { continue };
+            let exists = applied.contains_key(&i.name) || config.policies.contains_key(&i.name);
+            if !exists && config.policies.get(t).is_some_and(|p| p.template) {
+                out.push(format!(
+                    "{} {} asks for policy {} from template {t}: `lifeboat apply` makes it",
+                    f.kind.noun(),
+                    f.id,
+                    i.name
+                ));
+            }
         }
     }
-    f
+    out.sort();
+    out.dedup();
+    out
 }

@@ -21,6 +21,8 @@ fn policy(auto_remove: AutoRemove) -> PolicyState {
         schedules: vec![],
         options: Default::default(),
         dr: None,
+        template: false,
+        from_template: None,
     }
 }
 
@@ -236,6 +238,8 @@ fn more_than_half_of_the_targets_leaving_at_once_is_held_back_but_joins_go_on() 
         changes: r.changes,
         held_back: r.held_back,
         targets: 3,
+        tag_problems: vec![],
+        rewritten: false,
     }
     .note()
     .unwrap();
@@ -252,4 +256,255 @@ fn more_than_half_of_the_targets_leaving_at_once_is_held_back_but_joins_go_on() 
         r.changes.iter().filter(|c| c.moved == Move::Left).count(),
         1
     );
+}
+
+fn volume(id: &str, kv: &[(&str, &str)]) -> crate::cloud::Volume {
+    crate::cloud::Volume {
+        id: id.into(),
+        region: "us-east-1".into(),
+        state: "in-use".into(),
+        tags: kv
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn with_volumes(mut i: Instance, vols: &[&str]) -> Instance {
+    i.volumes = vols
+        .iter()
+        .enumerate()
+        .map(|(n, v)| crate::cloud::AttachedVolume {
+            volume_id: v.to_string(),
+            device: format!("/dev/sd{}", (b'a' + n as u8) as char),
+            is_root: n == 0,
+        })
+        .collect();
+    i
+}
+
+fn by_tag(value: &str) -> Source {
+    Source::BackupTag {
+        key: TAG_BACKUP.into(),
+        value: value.into(),
+    }
+}
+
+/// A precedence case: the policy's targets in state, AWS's instances and
+/// volumes, the changes expected, and each member as
+/// `id source mode [excluded volumes]`.
+struct Case {
+    why: &'static str,
+    current: Vec<TargetState>,
+    instances: Vec<Instance>,
+    volumes: Vec<crate::cloud::Volume>,
+    changes: Vec<&'static str>,
+    members: Vec<&'static str>,
+}
+
+fn precedence_cases() -> Vec<Case> {
+    let web = || Source::Tag(sel("team", "web*"));
+    vec![
+        Case {
+            why: "the tag alone makes a member, with the policy's defaults",
+            current: vec![],
+            instances: vec![tags("i-1", &[("lifeboat:backup", "web")])],
+            volumes: vec![],
+            changes: vec!["joined: instance i-1 (tag lifeboat:backup=web)"],
+            members: vec!["i-1 tag lifeboat:backup=web Snapshots []"],
+        },
+        Case {
+            why: "tagged and selected: one member, the tag's source and option",
+            current: vec![],
+            instances: vec![tags(
+                "i-1",
+                &[("team", "web"), ("lifeboat:backup", "db web#only-amis")],
+            )],
+            volumes: vec![],
+            changes: vec!["joined: instance i-1 (tag lifeboat:backup=web#only-amis)"],
+            members: vec!["i-1 tag lifeboat:backup=web#only-amis Ami []"],
+        },
+        Case {
+            why: "no-backup beats the tag and the selector",
+            current: vec![],
+            instances: vec![tags(
+                "i-1",
+                &[("team", "web"), ("lifeboat:backup", "web no-backup")],
+            )],
+            volumes: vec![],
+            changes: vec![],
+            members: vec![],
+        },
+        Case {
+            why: "an N2WS key counts; another policy's item does not",
+            current: vec![],
+            instances: vec![
+                tags("i-1", &[("cpm backup", "web#initial-ami")]),
+                tags("i-2", &[("cpm_backup", "db")]),
+            ],
+            volumes: vec![],
+            changes: vec!["joined: instance i-1 (tag cpm backup=web#initial-ami)"],
+            members: vec!["i-1 tag cpm backup=web#initial-ami InitialAmi []"],
+        },
+        Case {
+            why: "the item removed: a tag member leaves",
+            current: vec![target("i-1", by_tag("web")), target("i-2", Source::Listed)],
+            instances: vec![tags("i-1", &[("lifeboat:backup", "db")]), tags("i-2", &[])],
+            volumes: vec![],
+            changes: vec!["left: instance i-1 (no longer tagged lifeboat:backup for web)"],
+            members: vec!["i-2 listed in configuration Snapshots []"],
+        },
+        Case {
+            why: "the item removed but a selector still takes it: it stays, by the selector",
+            current: vec![target("i-1", by_tag("web"))],
+            instances: vec![tags("i-1", &[("team", "web")])],
+            volumes: vec![],
+            changes: vec![],
+            members: vec!["i-1 tag team=web* Snapshots []"],
+        },
+        Case {
+            why: "a selected member tagged later: the tag becomes its source",
+            current: vec![target("i-1", web())],
+            instances: vec![tags(
+                "i-1",
+                &[("team", "web"), ("lifeboat:backup", "web#only-amis-reboot")],
+            )],
+            volumes: vec![],
+            changes: vec![],
+            members: vec!["i-1 tag lifeboat:backup=web#only-amis-reboot AmiReboot []"],
+        },
+        Case {
+            why: "a listed target keeps what the configuration says",
+            current: vec![target("i-1", Source::Listed)],
+            instances: vec![tags("i-1", &[("lifeboat:backup", "web#only-amis")])],
+            volumes: vec![],
+            changes: vec![],
+            members: vec!["i-1 listed in configuration Snapshots []"],
+        },
+        Case {
+            why: "a tagged volume joins; #exclude volumes leave their instance's backups",
+            current: vec![target("i-1", Source::Listed)],
+            instances: vec![with_volumes(
+                tags("i-1", &[]),
+                &["vol-root", "vol-all", "vol-web", "vol-db"],
+            )],
+            volumes: vec![
+                volume("vol-all", &[("lifeboat:backup", "#exclude")]),
+                volume("vol-web", &[("lifeboat:backup", "web#exclude")]),
+                volume("vol-db", &[("lifeboat:backup", "db#exclude")]),
+                volume("vol-9", &[("lifeboat:backup", "web")]),
+            ],
+            changes: vec!["joined: volume vol-9 (tag lifeboat:backup=web)"],
+            members: vec![
+                "i-1 listed in configuration Snapshots [vol-all, vol-web]",
+                "vol-9 tag lifeboat:backup=web Snapshots []",
+            ],
+        },
+        Case {
+            why: "a tagged instance elsewhere, or terminated, is not a member",
+            current: vec![],
+            instances: vec![
+                Instance {
+                    region: "eu-west-1".into(),
+                    ..tags("i-1", &[("lifeboat:backup", "web")])
+                },
+                Instance {
+                    state: InstanceState::Terminated,
+                    ..tags("i-2", &[("lifeboat:backup", "web")])
+                },
+            ],
+            volumes: vec![],
+            changes: vec![],
+            members: vec![],
+        },
+    ]
+}
+
+#[test]
+fn no_backup_beats_the_tag_which_beats_selectors() {
+    let regions = BTreeSet::from(["us-east-1".to_string()]);
+    let at: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+    for case in precedence_cases() {
+        let obs = Observation {
+            instances: case
+                .instances
+                .into_iter()
+                .map(|i| (i.id.clone(), i))
+                .collect(),
+            volumes: case
+                .volumes
+                .into_iter()
+                .map(|v| (v.id.clone(), v))
+                .collect(),
+            ..Observation::default()
+        };
+        let r = resolve(&policy(AutoRemove::Yes), &case.current, &regions, &obs, at);
+        let got: Vec<String> = r.changes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(got, case.changes, "{}", case.why);
+        let members: Vec<String> = r
+            .members
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {:?} [{}]",
+                    t.id,
+                    t.source,
+                    t.mode,
+                    t.exclude_volumes.join(", ")
+                )
+            })
+            .collect();
+        assert_eq!(members, case.members, "{}", case.why);
+    }
+}
+
+#[test]
+fn tag_departures_count_against_the_most_leaving_at_once() {
+    let current = vec![
+        target("i-1", by_tag("web")),
+        target("i-2", by_tag("web")),
+        target("i-3", Source::Listed),
+    ];
+    // The backup tag wiped from two of three: nobody leaves.
+    let obs = Observation {
+        instances: ["i-1", "i-2", "i-3"]
+            .into_iter()
+            .map(|id| (id.to_string(), tags(id, &[])))
+            .collect(),
+        ..Observation::default()
+    };
+    let regions = BTreeSet::from(["us-east-1".to_string()]);
+    let at: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+    let r = resolve(&policy(AutoRemove::Yes), &current, &regions, &obs, at);
+    assert_eq!(r.held_back.len(), 2, "{r:?}");
+    assert!(r.changes.is_empty());
+    assert_eq!(r.members.len(), 3);
+}
+
+#[test]
+fn tag_items_naming_nothing_known_are_problems_naming_the_resource() {
+    let obs = Observation {
+        instances: [
+            tags("i-1", &[("lifeboat:backup", "web nosuch bad!")]),
+            tags("i-2", &[("lifeboat:backup", "new:tpl other:nosuch tpl")]),
+            tags("i-3", &[("lifeboat:backup", "web#exclude")]),
+        ]
+        .into_iter()
+        .map(|i| (i.id.clone(), i))
+        .collect(),
+        ..Observation::default()
+    };
+    let regions = BTreeSet::from(["us-east-1".to_string()]);
+    let got = claims::problems(&regions, &obs, |p| p == "web", |t| t == "tpl");
+    let want = [
+        "tag lifeboat:backup=new:tpl other:nosuch tpl on instance i-2: item \"other:nosuch\" is not used: no policy other is configured, and nosuch is not a configured template",
+        "tag lifeboat:backup=new:tpl other:nosuch tpl on instance i-2: item \"tpl\" is not used: tpl is a template",
+        "tag lifeboat:backup=web nosuch bad! on instance i-1: item \"bad!\" is not used",
+        "tag lifeboat:backup=web nosuch bad! on instance i-1: item \"nosuch\" is not used: no policy nosuch is configured",
+        "tag lifeboat:backup=web#exclude on instance i-3: item \"web#exclude\" is not used: #exclude leaves a volume out",
+    ];
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(g.starts_with(w), "{g}\n  does not start with\n{w}");
+    }
 }

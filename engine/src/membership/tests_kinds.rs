@@ -30,6 +30,8 @@ fn policy(sels: Vec<TagSelector>) -> PolicyState {
         schedules: vec![],
         options: Default::default(),
         dr: None,
+        template: false,
+        from_template: None,
     }
 }
 

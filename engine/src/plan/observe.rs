@@ -103,7 +103,7 @@ pub fn db_list_key(kind: TargetKind, region: &str) -> String {
 }
 
 /// The target kind of a database kind.
-fn db_target_kind(kind: DbSnapshotKind) -> TargetKind {
+pub(crate) fn db_target_kind(kind: DbSnapshotKind) -> TargetKind {
     match kind {
         DbSnapshotKind::Instance => TargetKind::Rds,
         DbSnapshotKind::Cluster => TargetKind::Aurora,
@@ -130,6 +130,10 @@ struct RegionWork {
     /// of tag-selected targets.
     db_kinds: BTreeSet<DbSnapshotKind>,
     policies: BTreeSet<String>,
+    /// The kinds of resource carrying a backup tag (`lifeboat:backup` or
+    /// an alias) to look for here: one filtered list of instances and of
+    /// volumes; databases come with the whole lists of their kind.
+    backup_tagged: BTreeSet<ResourceKind>,
     /// Catalog records to find, by kind.
     catalog: BTreeMap<ArtifactKind, BTreeSet<String>>,
 }
@@ -146,13 +150,26 @@ impl RegionWork {
             (TargetKind::Volume, _) => self.volume_ids.insert(t.id.clone()),
             (TargetKind::Rds, Source::Tag(_)) => self.db_kinds.insert(DbSnapshotKind::Instance),
             (TargetKind::Aurora, Source::Tag(_)) => self.db_kinds.insert(DbSnapshotKind::Cluster),
+            (TargetKind::Rds, Source::BackupTag { .. }) => {
+                self.db_kinds.insert(DbSnapshotKind::Instance)
+            }
+            (TargetKind::Aurora, Source::BackupTag { .. }) => {
+                self.db_kinds.insert(DbSnapshotKind::Cluster)
+            }
             (TargetKind::Rds | TargetKind::Aurora, Source::Listed) => false,
         };
     }
 
-    /// The database kinds to list: the targets' and the selectors'.
+    /// The database kinds to list: the targets', the selectors' and the
+    /// tag scan's.
     fn db_kinds(&self) -> BTreeSet<DbSnapshotKind> {
         let mut kinds = self.db_kinds.clone();
+        if self.backup_tagged.contains(&ResourceKind::Rds) {
+            kinds.insert(DbSnapshotKind::Instance);
+        }
+        if self.backup_tagged.contains(&ResourceKind::Aurora) {
+            kinds.insert(DbSnapshotKind::Cluster);
+        }
         for s in &self.selectors {
             if s.selects(ResourceKind::Rds) {
                 kinds.insert(DbSnapshotKind::Instance);
@@ -195,6 +212,7 @@ pub async fn observe(
             w.selectors.extend(p.selectors.iter().cloned());
             w.policies.insert(p.name.clone());
         }
+        scan_tags(&mut work, acct);
     }
     for t in state.targets()?.values() {
         let w = work
@@ -250,11 +268,10 @@ pub async fn observe_members(
 ) -> Result<Observation, ObserveError> {
     let mut work = Work::new();
     for r in &account.regions {
-        work.entry((account.name.clone(), r.clone()))
-            .or_default()
-            .selectors
-            .extend(selectors.iter().cloned());
+        let w = work.entry((account.name.clone(), r.clone())).or_default();
+        w.selectors.extend(selectors.iter().cloned());
     }
+    scan_tags(&mut work, account);
     for t in targets {
         let w = work
             .entry((account.name.clone(), t.region.clone()))
@@ -263,6 +280,18 @@ pub async fn observe_members(
     }
     let accounts = BTreeMap::from([(account.name.clone(), account.clone())]);
     gather(cloud, &accounts, work).await
+}
+
+/// Looks for the resources carrying a backup tag where `account`'s
+/// `tag_scan` says (every region and instances and volumes without one).
+fn scan_tags(work: &mut Work, account: &Account) {
+    let (regions, kinds) = account.tag_scope();
+    for r in regions {
+        work.entry((account.name.clone(), r))
+            .or_default()
+            .backup_tagged
+            .extend(kinds.iter().copied());
+    }
 }
 
 /// The catalog records to find, of every kind, where their backups'
@@ -375,6 +404,9 @@ async fn observe_targets(
             }
         }
     }
+    if !w.backup_tagged.is_empty() {
+        observe_backup_tagged(ec2, &w.backup_tagged, obs).await?;
+    }
     // Ids the selectors already returned need no second look.
     let ids: Vec<String> = w
         .instance_ids
@@ -436,6 +468,31 @@ async fn observe_databases(
             }
         }
         obs.databases_listed.insert(db_list_key(target, region));
+    }
+    Ok(())
+}
+
+/// The instances and volumes carrying the backup tag under any of its keys
+/// ([`crate::membership::claims`]): one filtered, paged list of each.
+async fn observe_backup_tagged(
+    ec2: &dyn Ec2,
+    kinds: &BTreeSet<ResourceKind>,
+    obs: &mut Observation,
+) -> Result<(), CloudError> {
+    let keys: Vec<&str> = std::iter::once(crate::membership::TAG_BACKUP)
+        .chain(crate::membership::TAG_BACKUP_ALIASES)
+        .collect();
+    let q = Query::any_tag_key(&keys);
+    if kinds.contains(&ResourceKind::Instance) {
+        for i in collect_pages(|t| ec2.instances_page(&q, t)).await? {
+            obs.instances.insert(i.id.clone(), i);
+        }
+    }
+    if !kinds.contains(&ResourceKind::Volume) {
+        return Ok(());
+    }
+    for v in collect_pages(|t| ec2.volumes_page(&q, t)).await? {
+        obs.volumes.insert(v.id.clone(), v);
     }
     Ok(())
 }

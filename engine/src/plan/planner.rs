@@ -83,6 +83,16 @@ pub fn plan(
     obs: &Observation,
     now: DateTime<Utc>,
 ) -> StateResult<Plan> {
+    let digest = config_digest(config);
+    // Policies made from templates by tags are planned as configured ones.
+    let made = membership::templates::wanted(config, obs);
+    let with_made;
+    let config = if made.is_empty() {
+        config
+    } else {
+        with_made = membership::templates::with_made(config, &made);
+        &with_made
+    };
     let (moves, move_warnings) = moves(config, state)?;
     let renamed;
     let state = if moves.is_empty() {
@@ -102,11 +112,14 @@ pub fn plan(
         removed_with_backups: Vec::new(),
         removed_copies: Vec::new(),
         now,
+        digest,
+        made,
     };
     d.accounts();
     for (name, p) in &config.policies {
         d.policy(name, p);
     }
+    d.backup_tag_warnings();
     d.removed_policies();
     let expiring = d.retention()?;
     d.dr(&expiring)?;
@@ -216,6 +229,10 @@ struct Diff<'a> {
     removed_with_backups: Vec<String>,
     removed_copies: Vec<String>,
     now: DateTime<Utc>,
+    /// The configuration's digest (of the files: without `made`).
+    digest: String,
+    /// The policies made from templates by tags, among `config`'s.
+    made: BTreeMap<String, membership::templates::Made>,
 }
 
 impl Diff<'_> {
@@ -259,16 +276,33 @@ impl Diff<'_> {
     /// One configured policy and its targets.
     fn policy(&mut self, name: &str, p: &Policy) {
         let addr = Address::policy(name);
+        let made = self.made.get(name);
+        let reason = match made {
+            Some(m) => Some(m.reason()),
+            None => p.template.then(|| {
+                "template: never runs itself; POLICY:TEMPLATE tags make policies from it"
+                    .to_string()
+            }),
+        };
         self.upsert(
             addr.clone(),
-            to_value(&PolicyState::from(p)),
-            None,
+            to_value(&PolicyState {
+                from_template: made.map(|m| m.template.clone()),
+                ..PolicyState::from(p)
+            }),
+            reason,
             vec![Address::account(&p.account)],
         );
         let mut sels = p.selectors.clone();
         sels.sort();
+        if p.template {
+            self.targets_leaving(name, p, &sels, &BTreeMap::new());
+            return;
+        }
         let mut want = self.listed_targets(name, p);
+        self.backup_tagged_targets(name, p, &mut want);
         self.tagged_targets(p, &sels, &mut want);
+        membership::claims::exclude_tagged_volumes(name, want.values_mut(), self.obs);
         if p.auto_remove_targets == AutoRemove::No {
             self.vanished_targets_kept(name, p, &sels, &mut want);
         }
@@ -401,6 +435,48 @@ impl Diff<'_> {
         }
     }
 
+    /// Instances and volumes in the policy's regions whose own backup tag
+    /// names it ([`membership::claims::claimed`]); they win over selectors,
+    /// a listed target keeps what the configuration says of it.
+    fn backup_tagged_targets(
+        &self,
+        name: &str,
+        p: &Policy,
+        want: &mut BTreeMap<String, TargetState>,
+    ) {
+        let regions: BTreeSet<String> = self
+            .config
+            .accounts
+            .get(&p.account)
+            .map(|a| a.regions.iter().cloned().collect())
+            .unwrap_or_default();
+        let found = membership::claims::claimed(name, &p.account, &regions, self.obs, |id| {
+            want.contains_key(id)
+        });
+        for t in found {
+            want.insert(t.id.clone(), t);
+        }
+    }
+
+    /// Backup tag items that name no configured policy or template, or
+    /// that are malformed: warnings naming the resource, the tag and the
+    /// item, in every configured account's regions.
+    fn backup_tag_warnings(&mut self) {
+        let regions: BTreeSet<String> = self
+            .config
+            .accounts
+            .values()
+            .flat_map(|a| a.regions.iter().cloned())
+            .collect();
+        let policies = &self.config.policies;
+        self.warnings.extend(membership::claims::problems(
+            &regions,
+            self.obs,
+            |n| policies.get(n).is_some_and(|p| !p.template),
+            |t| policies.get(t).is_some_and(|p| p.template),
+        ));
+    }
+
     /// With `auto_remove_targets = "no"`, a vanished target stays until the
     /// operator removes it; its backups report it missing.
     fn vanished_targets_kept(
@@ -414,8 +490,9 @@ impl Diff<'_> {
             let listed = p.instances.iter().any(|i| &i.id == id)
                 || p.volumes.iter().any(|v| &v.id == id)
                 || p.rds.iter().chain(&p.aurora).any(|d| &d.id == id);
-            let still_declared =
-                listed || matches!(t.source, Source::Tag(ref s) if sels.contains(s));
+            let still_declared = listed
+                || matches!(t.source, Source::Tag(ref s) if sels.contains(s))
+                || matches!(t.source, Source::BackupTag { .. });
             if pol == name
                 && !want.contains_key(id)
                 && still_declared
@@ -449,6 +526,9 @@ impl Diff<'_> {
                         &t.source,
                         tags.and_then(|g| membership::excluded(&p.excludes, g)),
                     ) {
+                        (Source::BackupTag { key, .. }, _) => {
+                            format!("no longer tagged {key} for {name}")
+                        }
                         (Source::Tag(_), Some(e)) => format!("excluded by {e}"),
                         (Source::Tag(sel), None) if sels.contains(sel) => {
                             format!("no longer matches {sel}")
@@ -495,9 +575,15 @@ impl Diff<'_> {
             for e in retention::orphaned(name, &self.state.backups) {
                 deps.push(e.backup.address());
             }
+            let reason = match &prior.from_template {
+                Some(t) => {
+                    format!("made from template {t}; no lifeboat:backup tag names it any more")
+                }
+                None => "removed from configuration".to_string(),
+            };
             self.changes.push(
                 Change::new(addr, Action::Delete, Effect::Control)
-                    .reason("removed from configuration")
+                    .reason(reason)
                     .before(Some(to_value(prior)))
                     .depends_on(deps),
             );
@@ -766,7 +852,7 @@ impl Diff<'_> {
         let mut plan = Plan::new(
             self.state.lineage.clone(),
             self.state.serial,
-            config_digest(self.config),
+            self.digest,
             now,
             self.changes,
             self.warnings,

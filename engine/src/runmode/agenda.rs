@@ -199,7 +199,12 @@ impl Agenda<'_> {
     /// missing from the configuration never run.
     pub fn runs(&self, now: DateTime<Utc>) -> Vec<Due> {
         let mut out = Vec::new();
-        for (name, p) in self.policies.iter().filter(|(_, p)| p.enabled) {
+        // A template never runs itself: the policies made from it do.
+        for (name, p) in self
+            .policies
+            .iter()
+            .filter(|(_, p)| p.enabled && !p.template)
+        {
             let best = self.latest_slot_of(name, p, now);
             match (best, self.retries.get(name)) {
                 (Some(mut d), r) => {
@@ -384,7 +389,11 @@ impl Agenda<'_> {
     /// The next instant after `now` at which some policy has a slot or a
     /// retry (a retry already due counts as `now`).
     pub fn next_run(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let enabled = |p: &str| self.policies.get(p).is_some_and(|p| p.enabled);
+        let enabled = |p: &str| {
+            self.policies
+                .get(p)
+                .is_some_and(|p| p.enabled && !p.template)
+        };
         let slots = self
             .policies
             .values()
@@ -564,6 +573,8 @@ mod tests {
             schedules: schedules.iter().map(|s| s.to_string()).collect(),
             options: Default::default(),
             dr: None,
+            template: false,
+            from_template: None,
         }
     }
 
@@ -634,7 +645,8 @@ mod tests {
             }),
             location: Default::default(),
         };
-        c.accounts.insert("main".into(), account("main", Some(3600)));
+        c.accounts
+            .insert("main".into(), account("main", Some(3600)));
         c.accounts.insert("quiet".into(), account("quiet", None));
         let mut a = agenda(&c, policy(&[]));
         let now = t("2026-11-22T10:00:00Z");
@@ -648,9 +660,13 @@ mod tests {
         );
         // The step that records a scan may begin a little after the next
         // one's: a minute early still counts.
-        assert_eq!(a.tag_scans(t("2026-11-22T10:59:30Z")), vec!["main".to_string()]);
+        assert_eq!(
+            a.tag_scans(t("2026-11-22T10:59:30Z")),
+            vec!["main".to_string()]
+        );
         // A scan recorded in the future (a wrong clock) does not stop them.
-        a.last.insert(tag_scan_key("main"), t("2030-01-01T00:00:00Z"));
+        a.last
+            .insert(tag_scan_key("main"), t("2030-01-01T00:00:00Z"));
         assert_eq!(a.tag_scans(now), vec!["main".to_string()]);
     }
 

@@ -544,6 +544,9 @@ async fn applied(
             .err()
             .unwrap_or_else(|| BackupError::NotApplied(policy.to_string())));
     };
+    if pol.template {
+        return Err(BackupError::Template(policy.to_string()));
+    }
     if !pol.enabled {
         return Err(BackupError::Disabled(policy.to_string()));
     }

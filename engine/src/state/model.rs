@@ -32,6 +32,13 @@ pub struct PolicyState {
     /// Where its backups are copied (`dr { .. }`); absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dr: Option<lifeboat_schema::Dr>,
+    /// `template = true`: never runs itself; absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
+    /// The template this policy was made from by a resource's backup tag
+    /// (`POLICY:TEMPLATE`); absent for a configured policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_template: Option<String>,
 }
 
 impl From<&Policy> for PolicyState {
@@ -52,6 +59,8 @@ impl From<&Policy> for PolicyState {
             schedules: p.schedules.clone(),
             options: p.options.clone(),
             dr: p.dr.clone(),
+            template: p.template,
+            from_template: None,
         }
     }
 }
@@ -90,12 +99,19 @@ impl TargetKind {
     }
 }
 
-/// Why a resource is a target: listed by id, or matched by a tag selector.
+/// Why a resource is a target: listed by id, matched by a tag selector, or
+/// named by an item of its own backup tag (`lifeboat:backup=web#only-snaps`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "by", content = "selector")]
 pub enum Source {
     Listed,
     Tag(TagSelector),
+    /// The backup tag's key as found (`lifeboat:backup` or an N2WS alias)
+    /// and the item that names the policy.
+    BackupTag {
+        key: String,
+        value: String,
+    },
 }
 
 impl std::fmt::Display for Source {
@@ -103,6 +119,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::Listed => f.write_str("listed in configuration"),
             Source::Tag(sel) => write!(f, "{sel}"),
+            Source::BackupTag { key, value } => write!(f, "tag {key}={value}"),
         }
     }
 }

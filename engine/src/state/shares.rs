@@ -346,6 +346,8 @@ mod tests {
                 schedules: vec![],
                 options: Default::default(),
                 dr: None,
+                template: false,
+                from_template: None,
             };
             let web = serde_json::to_value(&web).unwrap();
             tx.put_object(&crate::addr::Address::policy("web"), &web)?;

@@ -366,6 +366,7 @@ pub struct FakeEc2 {
 /// selector's filter, `backup:*`).
 fn tags_match(filters: &[(String, Vec<String>)], tags: &Tags) -> bool {
     filters.iter().all(|(k, vals)| match tags.get(k) {
+        None if k == crate::cloud::ANY_TAG_KEY => vals.iter().any(|key| tags.contains_key(key)),
         None => vals.is_empty() && k.contains('*') && tags.keys().any(|t| glob_match(k, t)),
         Some(v) => vals.is_empty() || vals.iter().any(|p| glob_match(p, v)),
     })

@@ -30,6 +30,7 @@ const POLICY_ATTRS: &[&str] = &[
     "failures_to_alert",
     "success",
     "departed_retention",
+    "template",
 ];
 const POLICY_BLOCKS: &[&str] = &[
     "instance", "volume", "rds", "aurora", "select", "exclude", "retries", "scripts", "dr",
@@ -148,15 +149,20 @@ fn decode_policy(
     let targets = policy_targets(d, &scope, account.and_then(|a| accounts.get(a)));
     let dr = dr::decode_dr(d, &scope, account, accounts);
 
+    let template = d.bool(&scope, "template").unwrap_or(false);
+    if template {
+        template_has_no_targets(d, &scope);
+    }
+
     let Some((name, _)) = name else {
         return (None, None);
     };
-    if scope.blocks.is_empty() {
+    if scope.blocks.is_empty() && !template {
         d.warning(
             src,
             start(&block.ident),
             "Policy backs up nothing",
-            format!("policy {name:?} has no instance, volume, rds, aurora or select block, so its backups will be empty"),
+            format!("policy {name:?} has no instance, volume, rds, aurora or select block, so it backs up only what a lifeboat:backup tag names it on"),
         );
     }
     let Targets {
@@ -185,9 +191,33 @@ fn decode_policy(
             schedules,
             options,
             dr,
+            template,
             location: src.location(start(&block.ident)),
         });
     (Some(name), policy)
+}
+
+/// A template's policies take their members from the tags that name them:
+/// a target or selector written in the template would be shared by every
+/// policy made from it, so each is an error at its block.
+fn template_has_no_targets(d: &mut Decoder, scope: &Scope<'_>) {
+    for b in &scope.blocks {
+        let kind = b.ident.value().as_str();
+        if matches!(
+            kind,
+            "instance" | "volume" | "rds" | "aurora" | "select" | "exclude"
+        ) {
+            d.error(
+                scope.src,
+                start(&b.ident),
+                "Target in a template",
+                format!(
+                    "{} is a template (template = true): its policies take their members from the lifeboat:backup tags that name them, so it has no {kind} block",
+                    scope.what
+                ),
+            );
+        }
+    }
 }
 
 /// `generations`: a whole number from 1 to [`MAX_GENERATIONS`].
