@@ -111,3 +111,41 @@ fn run_mode_records_a_scan_on_its_interval_between_backups() {
         .ok();
     assert!(!run.stdout.contains("\"tag_scan\""), "{}", run.stdout);
 }
+
+/// `tag_scan { kinds }` says where the backup tag is read: with RDS only,
+/// a tagged database joins its policy at the next backup (databases are
+/// listed whole, since RDS cannot filter on tags) and a tagged instance is
+/// not looked for.
+#[test]
+fn tag_scan_kinds_limit_where_the_backup_tag_is_read_and_databases_join_by_it() {
+    let env = Env::start();
+    let rds = support::targets::Rds::new(&env.emulator);
+    rds.create_tagged_instance("orders-db", &[("lifeboat:backup", "web")]);
+    let host = env.aws.run_instance(1, &[("lifeboat:backup", "web")]).id;
+    env.config(&config(2, &[], false, "yes").replace(
+        "  regions = [\"us-east-1\"]\n",
+        "  regions = [\"us-east-1\"]\n  tag_scan {\n    kinds = [\"rds\"]\n  }\n",
+    ));
+    let plan = env.run(&["plan"]).ok();
+    plan.plan_line("+", &target("orders-db"));
+    assert!(!plan.stdout.contains(&host), "{plan}");
+    let found = env.run(&["scan", "--json"]).ok().json();
+    assert_eq!(found[0]["found"][0]["id"], "orders-db", "{found}");
+    assert_eq!(found[0]["found"].as_array().unwrap().len(), 1, "{found}");
+    env.apply();
+    env.assert_converged();
+
+    let run = env.backup("web", &support::at(10));
+    assert_eq!(env.backups(&[])[0]["status"], "success", "{run}");
+    let dbs = rds.db_snapshots();
+    assert_eq!(dbs.len(), 1, "{dbs:?}");
+    assert_eq!(dbs[0].source, "orders-db");
+
+    // Untagged, it leaves at the next backup, with why (and the policy,
+    // empty now, fails and alerts: nobody is protected by it any more).
+    rds.untag_instance("orders-db", "lifeboat:backup");
+    let run = env
+        .run(&["--now", &support::at(11), "backup", "web"])
+        .code(1);
+    run.stdout_has("left: rds orders-db (no longer tagged lifeboat:backup for web)");
+}

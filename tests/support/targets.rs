@@ -297,6 +297,32 @@ impl Rds {
         self.rt.block_on(req.send()).expect("CreateDBInstance");
     }
 
+    /// Removes tag `key` from DB instance `id`.
+    pub fn untag_instance(&self, id: &str, key: &str) {
+        let out = self
+            .rt
+            .block_on(
+                self.rds
+                    .describe_db_instances()
+                    .db_instance_identifier(id)
+                    .send(),
+            )
+            .expect("DescribeDBInstances");
+        let arn = out.db_instances()[0]
+            .db_instance_arn()
+            .expect("an ARN")
+            .to_string();
+        self.rt
+            .block_on(
+                self.rds
+                    .remove_tags_from_resource()
+                    .resource_name(arn)
+                    .tag_keys(key)
+                    .send(),
+            )
+            .expect("RemoveTagsFromResource");
+    }
+
     /// An Aurora PostgreSQL cluster with tags.
     pub fn create_tagged_cluster(&self, id: &str, tags: &[(&str, &str)]) {
         let mut req = self
