@@ -16,7 +16,7 @@ use lifeboat_schema::{InstanceMode, DEFAULT_AMI_ROTATION_DAYS};
 use super::opted_out;
 use super::tag::{backup_tag, parse, Grammar, TagItem};
 use crate::cloud::Tags;
-use crate::plan::observe::{db_target_kind as db_kind, Observation};
+use crate::plan::observe::{db_key, db_target_kind as db_kind, Observation};
 use crate::state::model::{Source, TargetKind, TargetState};
 
 /// The item of `tags`' backup tag that names `policy` (`None` for a
@@ -78,7 +78,8 @@ pub fn claimed(
 ) -> Vec<TargetState> {
     let mut out = Vec::new();
     for i in obs.instances.values() {
-        if i.state.is_gone() || !regions.contains(&i.region) || taken(&i.id) {
+        let theirs = !obs.in_account(&i.id, account);
+        if theirs || i.state.is_gone() || !regions.contains(&i.region) || taken(&i.id) {
             continue;
         }
         if let Some((key, item)) = item_for(policy, &i.tags) {
@@ -94,7 +95,8 @@ pub fn claimed(
     }
     for d in obs.databases.values() {
         let kind = db_kind(d.kind);
-        if db_gone(&d.status) || !regions.contains(&d.region) || taken(&d.id) {
+        let theirs = !obs.in_account(&db_key(kind, &d.region, &d.id), account);
+        if theirs || db_gone(&d.status) || !regions.contains(&d.region) || taken(&d.id) {
             continue;
         }
         if let Some((key, item)) = item_for(policy, &d.tags) {
@@ -103,7 +105,8 @@ pub fn claimed(
     }
     for v in obs.volumes.values() {
         let deleted = v.state == "deleting" || v.state == "deleted";
-        if deleted || !regions.contains(&v.region) || taken(&v.id) {
+        let theirs = !obs.in_account(&v.id, account);
+        if theirs || deleted || !regions.contains(&v.region) || taken(&v.id) {
             continue;
         }
         if let Some((key, item)) = item_for(policy, &v.tags) {
@@ -129,9 +132,7 @@ pub fn still_claimed(policy: &str, t: &TargetState, obs: &Observation) -> Option
         TargetKind::Instance => &obs.instances.get(&t.id)?.tags,
         TargetKind::Volume => &obs.volumes.get(&t.id)?.tags,
         TargetKind::Rds | TargetKind::Aurora => {
-            &obs.databases
-                .get(&crate::plan::observe::db_key(t.kind, &t.region, &t.id))?
-                .tags
+            &obs.databases.get(&db_key(t.kind, &t.region, &t.id))?.tags
         }
     };
     let (key, item) = item_for(policy, tags)?;

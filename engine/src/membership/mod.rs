@@ -145,6 +145,9 @@ pub fn tagged(
         if c.gone || !regions.contains(c.region) || taken(c.id) || found.contains(c.id) {
             continue;
         }
+        if !obs.in_account(&c.key, account) {
+            continue;
+        }
         if opted_out(c.tags).is_some() || excluded(excludes, c.tags).is_some() {
             continue;
         }
@@ -174,6 +177,8 @@ pub fn tagged(
 /// A resource a selector may take in, of any kind, as observed.
 struct Candidate<'a> {
     kind: TargetKind,
+    /// Its key in the observation ([`Observation::owners`]).
+    key: String,
     id: &'a str,
     region: &'a str,
     tags: &'a crate::cloud::Tags,
@@ -185,6 +190,7 @@ struct Candidate<'a> {
 fn candidates(obs: &Observation) -> impl Iterator<Item = Candidate<'_>> {
     let instances = obs.instances.values().map(|i| Candidate {
         kind: TargetKind::Instance,
+        key: i.id.clone(),
         id: &i.id,
         region: &i.region,
         tags: &i.tags,
@@ -192,16 +198,19 @@ fn candidates(obs: &Observation) -> impl Iterator<Item = Candidate<'_>> {
     });
     let volumes = obs.volumes.values().map(|v| Candidate {
         kind: TargetKind::Volume,
+        key: v.id.clone(),
         id: &v.id,
         region: &v.region,
         tags: &v.tags,
         gone: v.state == "deleting" || v.state == "deleted",
     });
     let databases = obs.databases.values().map(|d| Candidate {
-        kind: match d.kind {
-            crate::cloud::DbSnapshotKind::Instance => TargetKind::Rds,
-            crate::cloud::DbSnapshotKind::Cluster => TargetKind::Aurora,
-        },
+        kind: crate::plan::observe::db_target_kind(d.kind),
+        key: crate::plan::observe::db_key(
+            crate::plan::observe::db_target_kind(d.kind),
+            &d.region,
+            &d.id,
+        ),
         id: &d.id,
         region: &d.region,
         tags: &d.tags,

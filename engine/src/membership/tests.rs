@@ -508,3 +508,26 @@ fn tag_items_naming_nothing_known_are_problems_naming_the_resource() {
         assert!(g.starts_with(w), "{g}\n  does not start with\n{w}");
     }
 }
+
+/// One plan observes every account, and two accounts often share a
+/// region: another account's resources never join, by selector or tag.
+#[test]
+fn another_accounts_resources_join_nothing_by_selector_or_tag() {
+    let mine = tags("i-mine", &[("team", "web")]);
+    let theirs = tags("i-theirs", &[("team", "web")]);
+    let tagged_theirs = tags("i-tagged", &[(TAG_BACKUP, "web")]);
+    let mut obs = Observation::default();
+    for i in [mine, theirs, tagged_theirs] {
+        obs.instances.insert(i.id.clone(), i);
+    }
+    obs.owners.insert("i-mine".into(), "main".into());
+    obs.owners.insert("i-theirs".into(), "dev".into());
+    obs.owners.insert("i-tagged".into(), "dev".into());
+    let mut p = policy(AutoRemove::Yes);
+    p.selectors = vec![sel("team", "web")];
+    let regions = BTreeSet::from(["us-east-1".to_string()]);
+    let at: DateTime<Utc> = "2026-11-22T10:00:00Z".parse().unwrap();
+    let r = resolve(&p, &[], &regions, &obs, at);
+    let ids: Vec<&str> = r.members.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["i-mine"]);
+}

@@ -55,6 +55,12 @@ pub struct Observation {
     /// role as AWS has it ([`crate::iam::role::observe`]).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub iam_roles: BTreeMap<String, crate::iam::role::RoleObservation>,
+    /// The account each instance, volume and database was observed in (by
+    /// instance or volume id, or [`db_key`]): one plan observes every
+    /// account, and two accounts often share a region, so a selector or a
+    /// tag of one account's policy must not take in another's resources.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub owners: BTreeMap<String, String>,
 }
 
 impl Observation {
@@ -79,7 +85,15 @@ impl Observation {
         self.databases_listed.contains(&db_list_key(kind, region))
     }
 
+    /// Was the resource observed under `key` (an instance or volume id, or
+    /// a [`db_key`]) in `account`? One observed without an owner (built by
+    /// hand, as in tests) counts as everyone's.
+    pub fn in_account(&self, key: &str, account: &str) -> bool {
+        self.owners.get(key).is_none_or(|a| a == account)
+    }
+
     fn extend(&mut self, part: Observation) {
+        self.owners.extend(part.owners);
         self.instances.extend(part.instances);
         self.volumes.extend(part.volumes);
         self.databases.extend(part.databases);
@@ -366,6 +380,15 @@ async fn observe_region(
     let mut obs = Observation::default();
     observe_targets(ec2.as_ref(), &w, &mut obs).await?;
     observe_databases(&*cloud, &account, &region, &w, &mut obs).await?;
+    let owned: Vec<String> = (obs.instances.keys())
+        .chain(obs.volumes.keys())
+        .chain(obs.databases.keys())
+        .cloned()
+        .collect();
+    obs.owners = owned
+        .into_iter()
+        .map(|k| (k, account.name.clone()))
+        .collect();
     observe_records(&*cloud, ec2.as_ref(), &account, &region, w, &mut obs).await?;
     Ok(obs)
 }
