@@ -16,7 +16,7 @@ use lifeboat_schema::{InstanceMode, DEFAULT_AMI_ROTATION_DAYS};
 use super::opted_out;
 use super::tag::{backup_tag, parse, Grammar, TagItem};
 use crate::cloud::Tags;
-use crate::plan::observe::{db_key, db_target_kind as db_kind, Observation};
+use crate::plan::observe::{db_target_kind as db_kind, Observation};
 use crate::state::model::{Source, TargetKind, TargetState};
 
 /// The item of `tags`' backup tag that names `policy` (`None` for a
@@ -93,9 +93,9 @@ pub fn claimed(
             ));
         }
     }
-    for d in obs.databases.values() {
+    for (db, d) in &obs.databases {
         let kind = db_kind(d.kind);
-        let theirs = !obs.in_account(&db_key(kind, &d.region, &d.id), account);
+        let theirs = !obs.in_account(db, account);
         if theirs || db_gone(&d.status) || !regions.contains(&d.region) || taken(&d.id) {
             continue;
         }
@@ -132,7 +132,7 @@ pub fn still_claimed(policy: &str, t: &TargetState, obs: &Observation) -> Option
         TargetKind::Instance => &obs.instances.get(&t.id)?.tags,
         TargetKind::Volume => &obs.volumes.get(&t.id)?.tags,
         TargetKind::Rds | TargetKind::Aurora => {
-            &obs.databases.get(&db_key(t.kind, &t.region, &t.id))?.tags
+            &obs.database(&t.account, t.kind, &t.region, &t.id)?.tags
         }
     };
     let (key, item) = item_for(policy, tags)?;
@@ -166,7 +166,10 @@ pub fn excluded_volumes(policy: &str, obs: &Observation) -> BTreeSet<String> {
 /// `exclude_volumes`. A member that is not listed has no other exclusions,
 /// so its list is exactly the tagged ones (an `#exclude` removed lets the
 /// volume back in at once); a listed one keeps the configuration's and
-/// gains the tagged ones (the next apply drops those no longer tagged).
+/// gains the tagged ones, at plan time only: a backup leaves a listed
+/// target as applied, so that a tag never changes what a listed instance's
+/// backups hold without a reviewed plan. A root volume is never left out
+/// (CreateSnapshots refuses it; [`problems`] names the tag).
 pub fn exclude_tagged_volumes<'a>(
     policy: &str,
     members: impl IntoIterator<Item = &'a mut TargetState>,
@@ -183,7 +186,7 @@ pub fn exclude_tagged_volumes<'a>(
         let tagged = i
             .volumes
             .iter()
-            .filter(|v| excluded.contains(&v.volume_id))
+            .filter(|v| !v.is_root && excluded.contains(&v.volume_id))
             .map(|v| v.volume_id.clone());
         let mut list: Vec<String> = match t.source {
             Source::Listed => t.exclude_volumes.iter().cloned().chain(tagged).collect(),
@@ -219,6 +222,12 @@ pub fn problems(
         .values()
         .filter(|d| !db_gone(&d.status))
         .map(|d| (db_kind(d.kind), &d.id, &d.region, &d.tags));
+    let roots: BTreeSet<&str> = obs
+        .instances
+        .values()
+        .flat_map(|i| i.volumes.iter().filter(|v| v.is_root))
+        .map(|v| v.volume_id.as_str())
+        .collect();
     let mut out = Vec::new();
     for (kind, id, region, tags) in instances.chain(volumes).chain(databases) {
         if !regions.contains(region) {
@@ -229,10 +238,27 @@ pub fn problems(
         };
         let read = parse(Grammar::Backup, value);
         let on = format!("tag {key}={value} on {} {id}", kind.noun());
+        // Only one key is read: items under the others are not used (an
+        // opt-out under any of them still counts).
+        for other in std::iter::once(super::TAG_BACKUP)
+            .chain(super::TAG_BACKUP_ALIASES)
+            .filter(|k| *k != key && tags.contains_key(*k))
+        {
+            out.push(format!(
+                "{on}: tag {other} is not read: {key} is, and only one backup tag counts"
+            ));
+        }
         for p in &read.problems {
             out.push(format!("{on}: {p}"));
         }
         for item in &read.items {
+            if item.excludes() && roots.contains(id.as_str()) {
+                out.push(format!(
+                    "{on}: item {:?} is not used: a root volume is always backed up with its instance",
+                    item.to_string()
+                ));
+                continue;
+            }
             if let Some(why) = item_problem(kind, item, &known, &template_known) {
                 out.push(format!("{on}: item {:?} {why}", item.to_string()));
             }

@@ -52,14 +52,16 @@ pub fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
             }
             Some(_) => None,
         },
-        TargetKind::Rds | TargetKind::Aurora => match obs.database(t.kind, &t.region, &t.id) {
-            Some(d) if db_deleted(&d.status) => Some("target database deleted".into()),
-            Some(_) => None,
-            None if obs.databases_listed(t.kind, &t.region) => {
-                Some("target database no longer exists".into())
+        TargetKind::Rds | TargetKind::Aurora => {
+            match obs.database(&t.account, t.kind, &t.region, &t.id) {
+                Some(d) if db_deleted(&d.status) => Some("target database deleted".into()),
+                Some(_) => None,
+                None if obs.databases_listed(&t.account, t.kind, &t.region) => {
+                    Some("target database no longer exists".into())
+                }
+                None => None,
             }
-            None => None,
-        },
+        }
     }
 }
 
@@ -73,9 +75,9 @@ pub fn tags_of<'a>(t: &TargetState, obs: &'a Observation) -> Option<&'a crate::c
     match t.kind {
         TargetKind::Instance => obs.instances.get(&t.id).map(|i| &i.tags),
         TargetKind::Volume => obs.volumes.get(&t.id).map(|v| &v.tags),
-        TargetKind::Rds | TargetKind::Aurora => {
-            obs.database(t.kind, &t.region, &t.id).map(|d| &d.tags)
-        }
+        TargetKind::Rds | TargetKind::Aurora => obs
+            .database(&t.account, t.kind, &t.region, &t.id)
+            .map(|d| &d.tags),
     }
 }
 
@@ -90,7 +92,9 @@ pub fn gone_for_sure(t: &TargetState, obs: &Observation) -> Option<String> {
         TargetKind::Volume => obs.volumes.contains_key(&t.id),
         // Absent from a whole listing is not enough: only RDS saying
         // `deleting` or `deleted` is.
-        TargetKind::Rds | TargetKind::Aurora => obs.database(t.kind, &t.region, &t.id).is_some(),
+        TargetKind::Rds | TargetKind::Aurora => {
+            obs.database(&t.account, t.kind, &t.region, &t.id).is_some()
+        }
     };
     gone_reason(t, obs).filter(|_| seen)
 }
@@ -204,13 +208,9 @@ fn candidates(obs: &Observation) -> impl Iterator<Item = Candidate<'_>> {
         tags: &v.tags,
         gone: v.state == "deleting" || v.state == "deleted",
     });
-    let databases = obs.databases.values().map(|d| Candidate {
+    let databases = obs.databases.iter().map(|(key, d)| Candidate {
         kind: crate::plan::observe::db_target_kind(d.kind),
-        key: crate::plan::observe::db_key(
-            crate::plan::observe::db_target_kind(d.kind),
-            &d.region,
-            &d.id,
-        ),
+        key: key.clone(),
         id: &d.id,
         region: &d.region,
         tags: &d.tags,
@@ -351,7 +351,10 @@ pub fn resolve(
         let tags = tags_of(t, obs);
         // Opted out on the resource itself: it wins over listing too.
         if let Some(why) = tags.and_then(opted_out) {
-            out.changes.push(change(t, Move::Left, why, alerts));
+            // A listed target leaving by a tag anyone could write always
+            // alerts: the configuration says it is protected.
+            let alert = alerts || t.source == Source::Listed;
+            out.changes.push(change(t, Move::Left, why, alert));
             continue;
         }
         // The resource's own tag wins over selectors: its source and mode.
@@ -412,7 +415,13 @@ pub fn resolve(
         out.changes.push(change(&t, Move::Joined, reason, false));
         out.members.push(t);
     }
-    claims::exclude_tagged_volumes(&policy.name, &mut out.members, obs);
+    // Listed targets keep their exclusions as applied (see
+    // `exclude_tagged_volumes`).
+    let unlisted = out
+        .members
+        .iter_mut()
+        .filter(|t| t.source != Source::Listed);
+    claims::exclude_tagged_volumes(&policy.name, unlisted, obs);
     out.members.sort_by(|a, b| a.id.cmp(&b.id));
     out
 }
@@ -491,7 +500,7 @@ impl Refreshed {
         (!self.held_back.is_empty()).then(|| {
             let who: Vec<String> = self.held_back.iter().map(|c| c.to_string()).collect();
             format!(
-                "{}: {} of {} targets would have left at once, so none did ({}); `lifeboat plan` shows them, `apply` removes them",
+                "{}: {} of {} targets would have left at once (counting the last day's departures), so none did ({}); `lifeboat plan` shows them, `apply` removes them",
                 crate::state::MEMBERSHIP_NOTE,
                 self.held_back.len(),
                 self.targets,
@@ -521,6 +530,9 @@ pub struct Decision {
     /// Members whose tag now says otherwise (an option, a volume's
     /// `#exclude`, a source switched between tag and selector).
     pub updated: Vec<TargetState>,
+    /// Volumes an `#exclude` tag left out of (or let back into) their
+    /// instance's backups, as changes of the volumes ([`exclusion_changes`]).
+    pub exclusions: Vec<MemberChange>,
 }
 
 /// Decides `policy`'s members now, without recording anything: `None`
@@ -566,12 +578,112 @@ pub async fn decide(
         |t| policies.get(t).is_some_and(|p| p.template),
     );
     let updated = updated_members(&current, &resolved.members);
-    Ok(Some(Decision {
+    let exclusions = exclusion_changes(policy, &current, &resolved.members, at);
+    let mut d = Decision {
         current,
         resolved,
         tag_problems,
         updated,
-    }))
+        exclusions,
+    };
+    let since = at - chrono::Duration::hours(LEAVING_WINDOW_HOURS);
+    let recent = store
+        .lock()
+        .expect("store")
+        .member_changes(Some(policy), since)?;
+    hold_back_over_window(&mut d, &recent);
+    Ok(Some(d))
+}
+
+/// How the reason of a volume left out by its `#exclude` tag begins: such
+/// a change is not a departure of a target.
+pub const EXCLUDED_BY_TAG: &str = "left out by its #exclude tag";
+
+/// How far back departures count against [`MOST_LEAVING_AT_ONCE`]: one
+/// departure at a time, scan after scan, must not drain a policy.
+pub const LEAVING_WINDOW_HOURS: i64 = 24;
+
+/// Holds back every departure of `d` when, counted with those of the last
+/// [`LEAVING_WINDOW_HOURS`] (`recent`, as logged), more than
+/// [`MOST_LEAVING_AT_ONCE`] of the policy's targets of a day ago would be
+/// gone (and at least two). Members that joined within the window do not
+/// count towards that base: joining junk first must not make room for
+/// real members to leave.
+pub fn hold_back_over_window(d: &mut Decision, recent: &[MemberChange]) {
+    let departure =
+        |c: &&MemberChange| c.moved == Move::Left && !c.reason.starts_with(EXCLUDED_BY_TAG);
+    let leaving = d.resolved.changes.iter().filter(departure).count();
+    if leaving == 0 {
+        return;
+    }
+    let left = recent.iter().filter(departure).count();
+    let joined = recent.iter().filter(|c| c.moved == Move::Joined).count();
+    let base = d.current.len().saturating_sub(joined) + left;
+    let gone = leaving + left;
+    if gone <= 1 || gone as f64 <= base as f64 * MOST_LEAVING_AT_ONCE {
+        return;
+    }
+    let (held, kept): (Vec<MemberChange>, Vec<MemberChange>) =
+        std::mem::take(&mut d.resolved.changes)
+            .into_iter()
+            .partition(|c| c.moved == Move::Left);
+    d.resolved.changes = kept;
+    for c in &held {
+        if let Some(t) = d.current.iter().find(|t| t.id == c.target) {
+            d.resolved.members.push(t.clone());
+        }
+    }
+    d.resolved.members.sort_by(|a, b| a.id.cmp(&b.id));
+    d.resolved.held_back.extend(held);
+    let still: BTreeSet<String> = d.resolved.members.iter().map(|t| t.id.clone()).collect();
+    d.updated.retain(|t| still.contains(&t.id));
+}
+
+/// The volumes whose `#exclude` tag took them out of (or whose removed tag
+/// let them back into) an instance member's backups since `current`, as
+/// changes of the volumes: a tag that takes data out of backups is never
+/// acted on unseen (it shows in the run log, `status` and the summary).
+/// Listed instances are not changed by tags at backup time.
+fn exclusion_changes(
+    policy: &str,
+    current: &[TargetState],
+    members: &[TargetState],
+    at: DateTime<Utc>,
+) -> Vec<MemberChange> {
+    let mut out = Vec::new();
+    let change = |volume: &str, moved, reason: String| MemberChange {
+        policy: policy.to_string(),
+        target: volume.to_string(),
+        kind: TargetKind::Volume,
+        moved,
+        reason,
+        alert: false,
+        at,
+        backup_id: None,
+    };
+    for m in members
+        .iter()
+        .filter(|m| m.kind == TargetKind::Instance && m.source != Source::Listed)
+    {
+        let before: BTreeSet<&String> = current
+            .iter()
+            .find(|t| t.id == m.id)
+            .map(|t| t.exclude_volumes.iter().collect())
+            .unwrap_or_default();
+        let now: BTreeSet<&String> = m.exclude_volumes.iter().collect();
+        for v in now.difference(&before) {
+            let why = format!("{EXCLUDED_BY_TAG} of instance {}'s backups", m.id);
+            out.push(change(v, Move::Left, why));
+        }
+        for v in before.difference(&now) {
+            let why = format!(
+                "back in instance {}'s backups: its #exclude tag is gone",
+                m.id
+            );
+            out.push(change(v, Move::Joined, why));
+        }
+    }
+    out
 }
 
 /// Decides `policy`'s members as its backup (or a tag scan) `backup_id`
@@ -605,7 +717,11 @@ pub fn record(
         resolved,
         tag_problems,
         updated,
+        mut exclusions,
     } = decision;
+    for c in &mut exclusions {
+        c.backup_id = Some(backup_id.to_string());
+    }
     let mut changes = resolved.changes;
     for c in &mut changes {
         c.backup_id = Some(backup_id.to_string());
@@ -668,7 +784,12 @@ pub fn record(
             }
             tx.log_member_change(c)?;
         }
+        for c in &exclusions {
+            tx.log_member_change(c)?;
+        }
         Ok(())
     })?;
+    let mut changes = changes;
+    changes.extend(exclusions);
     Ok(out(changes))
 }

@@ -145,7 +145,9 @@ pub async fn scan(
     }
     for name in policies
         .iter()
-        .filter(|(_, p)| p.account == account.name && !p.template)
+        // A disabled policy is paused: its members wait for its next
+        // backup (a departure would start its departed-retention clock).
+        .filter(|(_, p)| p.account == account.name && !p.template && p.enabled)
         .map(|(n, _)| n)
     {
         let mut p = PolicyScan {
@@ -165,7 +167,11 @@ pub async fn scan(
         let decided = match decide(cloud, store, name, at).await {
             Ok(None) => Ok((vec![], vec![])),
             Ok(Some(d)) => match mode {
-                ScanMode::Preview => Ok((d.resolved.changes, d.resolved.held_back)),
+                ScanMode::Preview => {
+                    let mut changes = d.resolved.changes;
+                    changes.extend(d.exclusions);
+                    Ok((changes, d.resolved.held_back))
+                }
                 ScanMode::Record { scan_id, .. } => {
                     record(store, name, d, scan_id, at).map(|r| (r.changes, r.held_back))
                 }

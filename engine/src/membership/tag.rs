@@ -164,7 +164,9 @@ impl Grammar {
 pub fn parse(grammar: Grammar, value: &str) -> TagValue {
     let mut out = TagValue::default();
     for raw in value.split_whitespace() {
-        if raw == grammar.opt_out() {
+        // Any case: `No-Backup` is meant as the opt-out, and reading it as
+        // a policy name would keep the resource in its policies.
+        if raw.eq_ignore_ascii_case(grammar.opt_out()) {
             out.opt_out = true;
             continue;
         }
@@ -395,12 +397,8 @@ mod tests {
                 false,
                 vec!["named twice"],
             ),
-            (
-                "NO-BACKUP",
-                vec![item("NO-BACKUP", None, &[])],
-                false,
-                vec![],
-            ),
+            ("NO-BACKUP", vec![], true, vec![]),
+            ("No-Backup web", vec![item("web", None, &[])], true, vec![]),
         ];
         for (value, items, opt_out, problems) in rows {
             let got = parse(Grammar::Backup, value);

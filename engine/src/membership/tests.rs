@@ -195,11 +195,22 @@ fn membership_changes_follow_tags_and_terminations_as_auto_remove_says() {
         let ids: Vec<&str> = r.members.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids, members, "row {n}");
         let alerts = r.changes.iter().filter(|c| c.alert).count();
-        assert_eq!(
-            alerts,
-            usize::from(auto_remove == AutoRemove::Alert),
-            "row {n}"
-        );
+        // A listed target leaving by its tag always alerts.
+        let listed_by_tag = r
+            .changes
+            .iter()
+            .filter(|c| c.reason.starts_with("tag "))
+            .filter(|c| {
+                current
+                    .iter()
+                    .any(|t| t.id == c.target && t.source == Source::Listed)
+            })
+            .count();
+        let want = match auto_remove {
+            AutoRemove::Alert => r.changes.len().min(1).max(listed_by_tag),
+            _ => listed_by_tag,
+        };
+        assert_eq!(alerts, want, "row {n}");
         assert!(r.held_back.is_empty(), "row {n}");
     }
 }
@@ -382,13 +393,22 @@ fn precedence_cases() -> Vec<Case> {
             members: vec!["i-1 listed in configuration Snapshots []"],
         },
         Case {
-            why: "a tagged volume joins; #exclude volumes leave their instance's backups",
+            why: "a listed instance's exclusions stay as applied at a backup",
             current: vec![target("i-1", Source::Listed)],
+            instances: vec![with_volumes(tags("i-1", &[]), &["vol-root", "vol-all"])],
+            volumes: vec![volume("vol-all", &[("lifeboat:backup", "#exclude")])],
+            changes: vec![],
+            members: vec!["i-1 listed in configuration Snapshots []"],
+        },
+        Case {
+            why: "a tagged volume joins; #exclude volumes leave their instance's backups, never a root volume",
+            current: vec![target("i-1", Source::Tag(sel("team", "web*")))],
             instances: vec![with_volumes(
-                tags("i-1", &[]),
+                tags("i-1", &[("team", "web")]),
                 &["vol-root", "vol-all", "vol-web", "vol-db"],
             )],
             volumes: vec![
+                volume("vol-root", &[("lifeboat:backup", "#exclude")]),
                 volume("vol-all", &[("lifeboat:backup", "#exclude")]),
                 volume("vol-web", &[("lifeboat:backup", "web#exclude")]),
                 volume("vol-db", &[("lifeboat:backup", "db#exclude")]),
@@ -396,7 +416,7 @@ fn precedence_cases() -> Vec<Case> {
             ],
             changes: vec!["joined: volume vol-9 (tag lifeboat:backup=web)"],
             members: vec![
-                "i-1 listed in configuration Snapshots [vol-all, vol-web]",
+                "i-1 tag team=web* Snapshots [vol-all, vol-web]",
                 "vol-9 tag lifeboat:backup=web Snapshots []",
             ],
         },
@@ -530,4 +550,84 @@ fn another_accounts_resources_join_nothing_by_selector_or_tag() {
     let r = resolve(&p, &[], &regions, &obs, at);
     let ids: Vec<&str> = r.members.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["i-mine"]);
+}
+
+fn moved(target: &str, moved: Move, reason: &str) -> MemberChange {
+    MemberChange {
+        policy: "web".into(),
+        target: target.into(),
+        kind: TargetKind::Instance,
+        moved,
+        reason: reason.into(),
+        alert: false,
+        at: "2026-11-22T09:00:00Z".parse().unwrap(),
+        backup_id: None,
+    }
+}
+
+fn decision(current: usize, leaving: &[&str]) -> Decision {
+    let current: Vec<TargetState> = (0..current)
+        .map(|n| target(&format!("i-{n}"), Source::Tag(sel("team", "web"))))
+        .collect();
+    let members = current
+        .iter()
+        .filter(|t| !leaving.contains(&t.id.as_str()))
+        .cloned()
+        .collect();
+    Decision {
+        resolved: Resolved {
+            members,
+            changes: leaving
+                .iter()
+                .map(|id| moved(id, Move::Left, "no longer matches tag team=web"))
+                .collect(),
+            held_back: vec![],
+        },
+        current,
+        tag_problems: vec![],
+        updated: vec![],
+        exclusions: vec![],
+    }
+}
+
+/// The guard counts the last day's departures too, and not the members
+/// that joined within it: one resource at a time, scan after scan, or junk
+/// joined first, must not drain a policy.
+#[test]
+fn departures_over_a_day_count_against_the_most_leaving_at_once() {
+    let left = |ids: &[&str]| -> Vec<MemberChange> {
+        ids.iter()
+            .map(|id| moved(id, Move::Left, "no longer matches tag team=web"))
+            .collect()
+    };
+    // Alone, one of two may go.
+    let mut d = decision(2, &["i-0"]);
+    hold_back_over_window(&mut d, &[]);
+    assert_eq!(d.resolved.changes.len(), 1);
+    // After another left this day, the second is held back.
+    let mut d = decision(2, &["i-0"]);
+    hold_back_over_window(&mut d, &left(&["i-9"]));
+    assert!(d.resolved.changes.is_empty(), "{:?}", d.resolved);
+    assert_eq!(d.resolved.held_back.len(), 1);
+    assert_eq!(d.resolved.members.len(), 2);
+    // Twenty junk members joined this day: ten real ones leaving out of
+    // thirty is still all of the ten that were there.
+    let leaving: Vec<String> = (0..10).map(|n| format!("i-{n}")).collect();
+    let leaving: Vec<&str> = leaving.iter().map(String::as_str).collect();
+    let mut d = decision(30, &leaving);
+    let joined: Vec<MemberChange> = (10..30)
+        .map(|n| moved(&format!("i-{n}"), Move::Joined, "tag lifeboat:backup=web"))
+        .collect();
+    hold_back_over_window(&mut d, &joined);
+    assert_eq!(d.resolved.held_back.len(), 10);
+    assert_eq!(d.resolved.members.len(), 30);
+    // Volumes left out by their #exclude tag are not departures.
+    let mut d = decision(2, &["i-0"]);
+    let excluded = moved(
+        "vol-1",
+        Move::Left,
+        &format!("{EXCLUDED_BY_TAG} of instance i-1's backups"),
+    );
+    hold_back_over_window(&mut d, &[excluded]);
+    assert_eq!(d.resolved.changes.len(), 1);
 }

@@ -57,14 +57,15 @@ fn db(kind: DbSnapshotKind, id: &str, status: &str, tags: &[(&str, &str)]) -> Da
 fn with_dbs(dbs: Vec<Database>) -> Observation {
     let mut obs = Observation::default();
     for kind in [TargetKind::Rds, TargetKind::Aurora] {
-        obs.databases_listed.insert(db_list_key(kind, REGION));
+        obs.databases_listed
+            .insert(db_list_key("main", kind, REGION));
     }
     for d in dbs {
         let kind = match d.kind {
             DbSnapshotKind::Instance => TargetKind::Rds,
             DbSnapshotKind::Cluster => TargetKind::Aurora,
         };
-        obs.databases.insert(db_key(kind, REGION, &d.id), d);
+        obs.databases.insert(db_key("main", kind, REGION, &d.id), d);
     }
     obs
 }

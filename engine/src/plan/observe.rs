@@ -75,14 +75,21 @@ impl Observation {
         }
     }
 
-    /// The database target `kind` `id` in `region`, as listed.
-    pub fn database(&self, kind: TargetKind, region: &str, id: &str) -> Option<&Database> {
-        self.databases.get(&db_key(kind, region, id))
+    /// The database target `kind` `id` in `region` of `account`, as listed.
+    pub fn database(
+        &self,
+        account: &str,
+        kind: TargetKind,
+        region: &str,
+        id: &str,
+    ) -> Option<&Database> {
+        self.databases.get(&db_key(account, kind, region, id))
     }
 
-    /// Were the databases of `kind` in `region` listed whole?
-    pub fn databases_listed(&self, kind: TargetKind, region: &str) -> bool {
-        self.databases_listed.contains(&db_list_key(kind, region))
+    /// Were the databases of `kind` in `region` of `account` listed whole?
+    pub fn databases_listed(&self, account: &str, kind: TargetKind, region: &str) -> bool {
+        self.databases_listed
+            .contains(&db_list_key(account, kind, region))
     }
 
     /// Was the resource observed under `key` (an instance or volume id, or
@@ -105,15 +112,16 @@ impl Observation {
     }
 }
 
-/// Where a database is in [`Observation::databases`]: `rds/REGION/ID`,
-/// `aurora/REGION/ID` (an id is unique in its kind and region only).
-pub fn db_key(kind: TargetKind, region: &str, id: &str) -> String {
-    format!("{}/{region}/{id}", kind.noun())
+/// Where a database is in [`Observation::databases`]:
+/// `ACCOUNT/rds/REGION/ID`, `ACCOUNT/aurora/REGION/ID` (an id is unique in
+/// its account, kind and region only; accounts often share regions).
+pub fn db_key(account: &str, kind: TargetKind, region: &str, id: &str) -> String {
+    format!("{account}/{}/{region}/{id}", kind.noun())
 }
 
 /// Where a list of databases is in [`Observation::databases_listed`].
-pub fn db_list_key(kind: TargetKind, region: &str) -> String {
-    format!("{}/{region}", kind.noun())
+pub fn db_list_key(account: &str, kind: TargetKind, region: &str) -> String {
+    format!("{account}/{}/{region}", kind.noun())
 }
 
 /// The target kind of a database kind.
@@ -487,10 +495,12 @@ async fn observe_databases(
         for mut d in collect_pages(|t| rds.databases_page(kind, t)).await? {
             if d.cluster.is_none() {
                 d.region = region.to_string();
-                obs.databases.insert(db_key(target, region, &d.id), d);
+                let key = db_key(&account.name, target, region, &d.id);
+                obs.databases.insert(key, d);
             }
         }
-        obs.databases_listed.insert(db_list_key(target, region));
+        obs.databases_listed
+            .insert(db_list_key(&account.name, target, region));
     }
     Ok(())
 }
