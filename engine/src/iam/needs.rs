@@ -376,7 +376,7 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
         };
         let u = out.entry(p.account.clone()).or_default();
         policy_uses(u, p, acct);
-        dr_uses(&mut out, config, p);
+        dr_uses(&mut out, config, p, acct);
     }
     for c in config.vpc_captures.values() {
         all(
@@ -418,6 +418,7 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
 
 /// What a policy's backups make, by kind: the feature that takes them, the
 /// one that deletes them, and the DR features that share and copy them.
+#[derive(PartialEq)]
 struct Kind {
     take: Feature,
     delete: Feature,
@@ -432,52 +433,81 @@ const SNAPSHOTS: Kind = Kind {
     copy: Feature::DrCopySnapshots,
 };
 
-/// The kinds a policy's backups make (EBS snapshots come from instances or
-/// from volume targets, with their own create call).
-fn kinds(p: &Policy) -> Vec<Kind> {
-    use InstanceMode::*;
-    let mut out = Vec::new();
-    // Instances matched by tag are backed up in the default mode, snapshots;
-    // `initial_ami` takes snapshots between its AMIs.
-    let snapshots = p
-        .instances
-        .iter()
-        .any(|i| matches!(i.mode, Snapshots | InitialAmi));
-    let selects = |k| p.selectors.iter().any(|s| s.selects(k));
-    if snapshots || selects(ResourceKind::Instance) {
-        out.push(SNAPSHOTS);
-    }
-    if !p.volumes.is_empty() || selects(ResourceKind::Volume) {
-        out.push(Kind {
+const IMAGES: Kind = Kind {
+    take: Feature::Images,
+    delete: Feature::DeleteImages,
+    share: Feature::DrShareImages,
+    copy: Feature::DrCopyImages,
+};
+
+/// What a resource of `kind` taken in by its tags makes: the one rule for
+/// selectors and the backup tag. Instances are backed up in the default
+/// mode, snapshots; databases are listed whole (DescribeDBInstances,
+/// DescribeDBClusters), which their features grant.
+fn kind_of(kind: ResourceKind) -> Kind {
+    match kind {
+        ResourceKind::Instance => SNAPSHOTS,
+        ResourceKind::Volume => Kind {
             take: Feature::VolumeSnapshots,
             ..SNAPSHOTS
-        });
-    }
-    if p.instances.iter().any(|i| i.mode != Snapshots) {
-        out.push(Kind {
-            take: Feature::Images,
-            delete: Feature::DeleteImages,
-            share: Feature::DrShareImages,
-            copy: Feature::DrCopyImages,
-        });
-    }
-    // Databases a selector takes in are listed whole (DescribeDBInstances,
-    // DescribeDBClusters), which these features grant.
-    if !p.rds.is_empty() || selects(ResourceKind::Rds) {
-        out.push(Kind {
+        },
+        ResourceKind::Rds => Kind {
             take: Feature::DbSnapshots,
             delete: Feature::DeleteDbSnapshots,
             share: Feature::DrShareDbSnapshots,
             copy: Feature::DrCopyDbSnapshots,
-        });
-    }
-    if !p.aurora.is_empty() || selects(ResourceKind::Aurora) {
-        out.push(Kind {
+        },
+        ResourceKind::Aurora => Kind {
             take: Feature::DbClusterSnapshots,
             delete: Feature::DeleteDbClusterSnapshots,
             share: Feature::DrShareDbClusterSnapshots,
             copy: Feature::DrCopyDbClusterSnapshots,
-        });
+        },
+    }
+}
+
+/// The kinds a policy's backups make, in `acct` (its account): its listed
+/// targets', its selectors', and those of every kind the account's
+/// `tag_scan` reads, since a `lifeboat:backup` tag may bring a resource of
+/// any of them into any policy (a template too, for the policies made from
+/// it) at every backup.
+fn kinds(p: &Policy, acct: &Account) -> Vec<Kind> {
+    use InstanceMode::*;
+    let mut out = Vec::new();
+    let mut add = |k: Kind| {
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    };
+    // `initial_ami` takes snapshots between its AMIs.
+    if p.instances
+        .iter()
+        .any(|i| matches!(i.mode, Snapshots | InitialAmi))
+    {
+        add(SNAPSHOTS);
+    }
+    if !p.volumes.is_empty() {
+        add(kind_of(ResourceKind::Volume));
+    }
+    if p.instances.iter().any(|i| i.mode != Snapshots) {
+        add(IMAGES);
+    }
+    if !p.rds.is_empty() {
+        add(kind_of(ResourceKind::Rds));
+    }
+    if !p.aurora.is_empty() {
+        add(kind_of(ResourceKind::Aurora));
+    }
+    let (_, scanned) = acct.tag_scope();
+    for k in ResourceKind::ALL {
+        if scanned.contains(&k) || p.selectors.iter().any(|s| s.selects(k)) {
+            add(kind_of(k));
+        }
+    }
+    // The tag's `#initial-ami`, `#only-amis` and `#only-amis-reboot` back
+    // an instance up with AMIs.
+    if scanned.contains(&ResourceKind::Instance) {
+        add(IMAGES);
     }
     out
 }
@@ -485,7 +515,7 @@ fn kinds(p: &Policy) -> Vec<Kind> {
 /// A policy's backups and retention in its own account.
 fn policy_uses(u: &mut Uses, p: &Policy, acct: &Account) {
     all(u, Feature::ObserveTargets);
-    for k in kinds(p) {
+    for k in kinds(p, acct) {
         all(u, k.take);
         if acct.allow_delete {
             all(u, k.delete);
@@ -497,7 +527,7 @@ fn policy_uses(u: &mut Uses, p: &Policy, acct: &Account) {
 /// copied in the DR account; copies deleted by retention where the
 /// destination allows deletion; originals deleted once copied with
 /// `keep_original = false`.
-fn dr_uses(out: &mut BTreeMap<String, Uses>, config: &Config, p: &Policy) {
+fn dr_uses(out: &mut BTreeMap<String, Uses>, config: &Config, p: &Policy, acct: &Account) {
     let Some(dr) = &p.dr else {
         return;
     };
@@ -509,7 +539,7 @@ fn dr_uses(out: &mut BTreeMap<String, Uses>, config: &Config, p: &Policy) {
     if let Some(x) = &dr.cross_account {
         destinations.push(x.to.clone());
     }
-    for k in kinds(p) {
+    for k in kinds(p, acct) {
         for dest in &destinations {
             let u = out.entry(dest.clone()).or_default();
             all(u, k.copy);
@@ -653,6 +683,14 @@ mod tests {
             .config
     }
 
+    /// The two accounts, `main` deleting or not and reading the backup tag
+    /// of the kinds `scan` (quoted, comma-separated).
+    fn accounts(deletes: bool, scan: &str) -> String {
+        ACCOUNTS
+            .replace("MAIN_DELETES", &deletes.to_string())
+            .replace("MAIN_SCAN", scan)
+    }
+
     fn actions_in(c: &Config, account: &str) -> BTreeSet<String> {
         actions_of(&policy_for(c, account).unwrap().principal)
     }
@@ -661,6 +699,9 @@ mod tests {
 account "main" {
   regions      = ["us-east-1"]
   allow_delete = MAIN_DELETES
+  tag_scan {
+    kinds = [MAIN_SCAN]
+  }
 }
 account "vault" {
   type    = "dr"
@@ -675,7 +716,7 @@ account "vault" {
     fn only_what_the_configuration_uses_is_asked_for() {
         let c = config(&format!(
             "{}{}",
-            ACCOUNTS.replace("MAIN_DELETES", "false"),
+            accounts(false, r#""volume""#),
             r#"
 policy "web" {
   account     = account.main
@@ -732,14 +773,17 @@ policy "web" {
 
     #[test]
     fn a_selector_asks_for_the_calls_of_the_kinds_it_takes_in() {
-        let with = |kinds: &str| {
+        // The backup tag read for a kind the selector does not take in and
+        // the assertions do not look at, so what is asked comes from the
+        // selector.
+        let with = |kinds: &str, scan: &str| {
             let c = config(&format!(
                 "{}\npolicy \"web\" {{\n  account = account.main\n  generations = 2\n  select {{\n    tag = \"team\"\n    {kinds}\n  }}\n}}\n",
-                ACCOUNTS.replace("MAIN_DELETES", "false"),
+                accounts(false, scan),
             ));
             actions_in(&c, "main")
         };
-        let dbs = with(r#"kinds = ["rds", "aurora"]"#);
+        let dbs = with(r#"kinds = ["rds", "aurora"]"#, r#""volume""#);
         for a in [
             "rds:DescribeDBInstances",
             "rds:DescribeDBClusters",
@@ -749,12 +793,88 @@ policy "web" {
             assert!(dbs.contains(a), "{a} in {dbs:?}");
         }
         assert!(!dbs.contains("ec2:CreateSnapshots"), "{dbs:?}");
-        let volumes = with(r#"kinds = ["volume"]"#);
+        let volumes = with(r#"kinds = ["volume"]"#, r#""instance""#);
         assert!(volumes.contains("ec2:CreateSnapshot"), "{volumes:?}");
         assert!(!volumes.contains("rds:DescribeDBInstances"), "{volumes:?}");
-        let instances = with("");
+        let instances = with("", r#""rds""#);
         assert!(instances.contains("ec2:CreateSnapshots"), "{instances:?}");
         assert!(!instances.contains("ec2:CreateSnapshot"), "{instances:?}");
+    }
+
+    #[test]
+    fn the_tag_scan_asks_for_the_calls_of_the_kinds_it_reads() {
+        // An instance-only policy: a tagged RDS instance may join it at
+        // any backup, and every backup lists the DB instances.
+        let c = config(&format!(
+            "{}{}",
+            accounts(true, r#""instance", "rds""#),
+            r#"
+policy "web" {
+  account     = account.main
+  generations = 3
+  instance "i-0123456789abcdef0" {
+    region = "us-east-1"
+  }
+}
+"#
+        ));
+        let main = actions_in(&c, "main");
+        for a in [
+            "rds:DescribeDBInstances",
+            "rds:CreateDBSnapshot",
+            "rds:DeleteDBSnapshot",
+            // A tag's `#only-amis` backs an instance up with AMIs.
+            "ec2:CreateImage",
+        ] {
+            assert!(main.contains(a), "{a} in {main:?}");
+        }
+        for a in ["ec2:CreateSnapshot", "rds:CreateDBClusterSnapshot"] {
+            assert!(!main.contains(a), "no {a} in {main:?}");
+        }
+    }
+
+    #[test]
+    fn a_template_asks_for_what_its_accounts_tags_may_bring_in() {
+        let c = config(&format!(
+            "{}{}",
+            // No `tag_scan`: instances and volumes in every region.
+            ACCOUNTS
+                .replace("MAIN_DELETES", "false")
+                .replace("  tag_scan {\n    kinds = [MAIN_SCAN]\n  }\n", ""),
+            r#"
+policy "web_tpl" {
+  template    = true
+  account     = account.main
+  generations = 3
+  dr {
+    regions = ["us-west-2"]
+    cross_account {
+      to            = account.vault
+      keep_original = true
+    }
+  }
+}
+"#
+        ));
+        let main = actions_in(&c, "main");
+        for a in [
+            "ec2:DescribeInstances",
+            "ec2:DescribeVolumes",
+            "ec2:CreateSnapshots",
+            "ec2:CreateSnapshot",
+            "ec2:CreateImage",
+            "ec2:CopySnapshot",
+            "ec2:CopyImage",
+            "ec2:ModifySnapshotAttribute",
+            "ec2:ModifyImageAttribute",
+        ] {
+            assert!(main.contains(a), "{a} in {main:?}");
+        }
+        assert!(!main.iter().any(|a| a.starts_with("rds:")), "{main:?}");
+        let vault = actions_in(&c, "vault");
+        for a in ["ec2:CopySnapshot", "ec2:CopyImage", "kms:ListAliases"] {
+            assert!(vault.contains(a), "{a} in {vault:?}");
+        }
     }
 
     #[test]
@@ -775,26 +895,26 @@ policy "web" {
   }
 }
 "#;
-        let c = |deletes: &str, keep: &str| {
+        let c = |deletes: bool, keep: &str| {
             config(&format!(
                 "{}{}",
-                ACCOUNTS.replace("MAIN_DELETES", deletes),
+                accounts(deletes, r#""instance""#),
                 policy.replace("KEEP", keep)
             ))
         };
-        let kept = actions_in(&c("false", "true"), "main");
+        let kept = actions_in(&c(false, "true"), "main");
         assert!(!kept.contains("ec2:DeregisterImage") && !kept.contains("ec2:DeleteSnapshot"));
-        let retained = actions_in(&c("true", "true"), "main");
+        let retained = actions_in(&c(true, "true"), "main");
         assert!(
             retained.contains("ec2:DeregisterImage") && retained.contains("ec2:DeleteSnapshot")
         );
-        let moved = actions_in(&c("false", "false"), "main");
+        let moved = actions_in(&c(false, "false"), "main");
         assert!(
             moved.contains("ec2:DeregisterImage"),
             "keep_original = false deletes originals"
         );
         assert!(moved.contains("ec2:ModifyImageAttribute"));
-        let vault = actions_in(&c("true", "false"), "vault");
+        let vault = actions_in(&c(true, "false"), "vault");
         assert!(vault.contains("ec2:CopyImage"));
         assert!(
             !vault.contains("ec2:DeregisterImage"),
