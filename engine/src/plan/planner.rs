@@ -84,13 +84,14 @@ pub fn plan(
     now: DateTime<Utc>,
 ) -> StateResult<Plan> {
     let digest = config_digest(config);
-    // Policies made from templates by tags are planned as configured ones.
-    let made = membership::templates::wanted(config, obs);
+    // Policies made from templates by tags (and made ones kept for their
+    // backups) are planned as configured ones.
+    let wanted = membership::templates::wanted(config, state, &state.policies()?, obs);
     let with_made;
-    let config = if made.is_empty() {
+    let config = if wanted.made.is_empty() && wanted.kept.is_empty() {
         config
     } else {
-        with_made = membership::templates::with_made(config, &made);
+        with_made = membership::templates::with_made(config, &wanted);
         &with_made
     };
     let (moves, move_warnings) = moves(config, state)?;
@@ -113,8 +114,10 @@ pub fn plan(
         removed_copies: Vec::new(),
         now,
         digest,
-        made,
+        made: wanted.made,
+        kept: wanted.kept,
     };
+    d.warnings.extend(wanted.warnings);
     d.accounts();
     for (name, p) in &config.policies {
         d.policy(name, p);
@@ -233,6 +236,8 @@ struct Diff<'a> {
     digest: String,
     /// The policies made from templates by tags, among `config`'s.
     made: BTreeMap<String, membership::templates::Made>,
+    /// Made policies no tag names any more, kept for their backups.
+    kept: BTreeMap<String, PolicyState>,
 }
 
 impl Diff<'_> {
@@ -287,7 +292,9 @@ impl Diff<'_> {
         self.upsert(
             addr.clone(),
             to_value(&PolicyState {
-                from_template: made.map(|m| m.template.clone()),
+                from_template: made
+                    .map(|m| m.template.clone())
+                    .or_else(|| self.kept.get(name)?.from_template.clone()),
                 ..PolicyState::from(p)
             }),
             reason,
@@ -577,7 +584,7 @@ impl Diff<'_> {
             }
             let reason = match &prior.from_template {
                 Some(t) => {
-                    format!("made from template {t}; no lifeboat:backup tag names it any more")
+                    format!("made from template {t}; nothing names it any more and no backup of it is left")
                 }
                 None => "removed from configuration".to_string(),
             };
