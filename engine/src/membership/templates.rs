@@ -11,11 +11,12 @@
 //! with its last settings, while the catalog holds backups or DR copies of
 //! it: that is when they are needed, and an operator passing
 //! `--allow-destroy-backups` for some other removal must not lose them.
-//! Its members leave by the usual rules, its backups expire through
-//! retention and `departed_retention`, and once none is left the plan
-//! removes it as any removed policy.
+//! Its members leave by the usual rules. Once it has none it is disabled
+//! (it would only fail at each of its times) and its backups expire as the
+//! departed targets' they are (`departed_retention`); once none is left the
+//! plan removes it as any removed policy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lifeboat_schema::validate::policy_name_key;
 use lifeboat_schema::{Config, Policy};
@@ -48,6 +49,9 @@ pub struct Wanted {
     /// Made policies in state that nothing makes any more but that still
     /// have backups or DR copies in the catalog: kept as state has them.
     pub kept: BTreeMap<String, PolicyState>,
+    /// Those of `kept` with no member left: disabled, their backups
+    /// expiring as departed targets' do.
+    pub idle: BTreeSet<String>,
     /// Names refused, and policies kept, with why.
     pub warnings: Vec<String>,
 }
@@ -174,7 +178,7 @@ pub fn wanted(
         true
     });
     out.warnings.extend(refused.into_values());
-    kept(config, state, prior, &mut out);
+    kept(config, state, prior, obs, &mut out);
     out
 }
 
@@ -206,11 +210,13 @@ fn clash(name: &str, config: &Config, prior: &BTreeMap<String, PolicyState>) -> 
 
 /// The made policies in `prior` nothing makes now (no tag names them, or
 /// their template is gone) that still have backups or DR copies: kept with
-/// their last settings, with a warning each.
+/// their last settings, disabled when no resource's tag names them any
+/// more, with a warning each.
 fn kept(
     config: &Config,
     state: &Snapshot,
     prior: &BTreeMap<String, PolicyState>,
+    obs: &Observation,
     out: &mut Wanted,
 ) {
     for (name, p) in prior {
@@ -223,6 +229,12 @@ fn kept(
         if backups + copies == 0 {
             continue;
         }
+        let regions: BTreeSet<String> = config
+            .accounts
+            .get(&p.account)
+            .map(|a| a.regions.iter().cloned().collect())
+            .unwrap_or_default();
+        let members = super::claims::claimed(name, &p.account, &regions, obs, |_| false);
         let why = if config.policies.get(t).is_some_and(|x| x.template) {
             "no lifeboat:backup tag names it any more".to_string()
         } else {
@@ -230,10 +242,20 @@ fn kept(
                 "its template {t} is no longer a configured template; it keeps its last settings"
             )
         };
+        let what = if members.is_empty() {
+            "it has no member left: it is disabled, its backups expire as departed targets' do (departed_retention), and the policy is removed once none is left"
+        } else {
+            "it keeps the members whose tags name it"
+        };
         out.warnings.push(format!(
-            "policy.{name} (made from template {t}): {why}; it is kept while the catalog holds its {backups} backup(s) and {copies} DR copy(ies): its targets leave as usual, its backups expire through retention and departed_retention, and the policy is removed once none is left"
+            "policy.{name} (made from template {t}): {why}; it is kept while the catalog holds its {backups} backup(s) and {copies} DR copy(ies): {what}"
         ));
-        out.kept.insert(name.clone(), p.clone());
+        let mut kept = p.clone();
+        if members.is_empty() {
+            kept.enabled = false;
+            out.idle.insert(name.clone());
+        }
+        out.kept.insert(name.clone(), kept);
     }
 }
 

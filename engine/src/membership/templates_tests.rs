@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use lifeboat_schema::Config;
 
-use crate::cloud::{Database, DbSnapshotKind, Instance, InstanceState, Tags};
+use crate::cloud::{
+    Database, DbSnapshotKind, Instance, InstanceState, Snapshot, SnapshotState, Tags,
+};
 use crate::plan::observe::{db_key, Observation};
 use crate::plan::planner::plan;
 use crate::plan::{Action, Plan};
 use crate::state::model::TargetKind;
-use crate::state::{BackupRecord, BackupStatus, Snapshot};
+use crate::state::{self, ArtifactKind, BackupRecord, BackupStatus, SnapshotRecord};
 
 fn now() -> DateTime<Utc> {
     "2026-11-22T12:00:00Z".parse().unwrap()
@@ -63,15 +65,25 @@ fn instance(id: &str, value: &str) -> Instance {
     }
 }
 
+/// `instances`, and snap-1 (the one backup's snapshot) in AWS.
 fn observed(instances: Vec<Instance>) -> Observation {
+    let snap = Snapshot {
+        id: "snap-1".into(),
+        volume_id: "vol-1".into(),
+        region: "us-east-1".into(),
+        state: SnapshotState::Completed,
+        started: None,
+        tags: Tags::new(),
+    };
     Observation {
         instances: instances.into_iter().map(|i| (i.id.clone(), i)).collect(),
+        snapshots: [("snap-1".to_string(), snap)].into(),
         ..Default::default()
     }
 }
 
 /// `state` with the plan's control changes performed, as apply does.
-fn applied(state: &Snapshot, p: &Plan) -> Snapshot {
+fn applied(state: &state::Snapshot, p: &Plan) -> state::Snapshot {
     let mut out = state.clone();
     for c in &p.changes {
         match c.action {
@@ -98,7 +110,14 @@ fn backup_of(policy: &str) -> BackupRecord {
         finished: None,
         status: BackupStatus::Success,
         frozen: None,
-        snapshots: vec![],
+        snapshots: vec![SnapshotRecord {
+            id: "snap-1".into(),
+            volume_id: "vol-1".into(),
+            target: "i-1".into(),
+            region: "us-east-1".into(),
+            kind: ArtifactKind::Ebs,
+            image: None,
+        }],
         problems: vec![],
     }
 }
@@ -120,25 +139,41 @@ fn lines(p: &Plan) -> Vec<String> {
 }
 
 /// Policy app made from web_tpl by i-1's tag and applied, with one backup.
-fn made_with_backup(config: &Config) -> Snapshot {
+fn made_with_backup(config: &Config) -> state::Snapshot {
     let obs = observed(vec![instance("i-1", "app:web_tpl")]);
-    let first = plan(config, &Snapshot::default(), &obs, now()).unwrap();
+    let first = plan(config, &state::Snapshot::default(), &obs, now()).unwrap();
     assert!(
         lines(&first).contains(&"+ policy.app".to_string()),
         "{first:?}"
     );
-    let mut state = applied(&Snapshot::default(), &first);
+    let mut state = applied(&state::Snapshot::default(), &first);
     state.backups.push(backup_of("app"));
     state
 }
 
-fn assert_kept(p: &Plan, why: &str) {
+/// The plan keeps policy.app and its backup, and says why; `idle`: it has
+/// no member left and is disabled.
+fn assert_kept(p: &Plan, why: &str, idle: bool) {
     let lines = lines(p);
+    assert!(!lines.contains(&"- policy.app".to_string()), "{lines:?}");
     assert!(
-        !lines.iter().any(|l| l.ends_with(" policy.app")),
-        "the policy is neither removed nor changed: {lines:?}"
+        !lines
+            .iter()
+            .any(|l| l.starts_with("- backup.") || l.starts_with("- snapshot")),
+        "{lines:?}"
     );
     assert!(p.removed_with_backups.is_empty(), "{p:?}");
+    let update = p
+        .changes
+        .iter()
+        .find(|c| c.address.to_string() == "policy.app");
+    match idle {
+        true => {
+            let reason = update.and_then(|c| c.reason.clone()).unwrap_or_default();
+            assert_eq!(reason, "enabled true -> false", "{lines:?}");
+        }
+        false => assert!(update.is_none(), "{lines:?}"),
+    }
     assert!(
         p.warnings
             .iter()
@@ -155,7 +190,7 @@ fn a_made_policy_whose_last_tagged_instance_terminated_is_kept_for_its_backups()
     let mut gone = instance("i-1", "app:web_tpl");
     gone.state = InstanceState::Terminated;
     let p = plan(&config, &state, &observed(vec![gone]), now()).unwrap();
-    assert_kept(&p, "no lifeboat:backup tag names it any more");
+    assert_kept(&p, "no lifeboat:backup tag names it any more", true);
     // Its member leaves as any terminated one does.
     assert!(
         lines(&p).contains(&"- policy.app.target[\"i-1\"]".to_string()),
@@ -169,11 +204,34 @@ fn a_made_policy_whose_tag_was_removed_is_kept_for_its_backups_then_removed_with
     let state = made_with_backup(&config);
     let untagged = observed(vec![instance("i-1", "")]);
     let p = plan(&config, &state, &untagged, now()).unwrap();
-    assert_kept(&p, "no lifeboat:backup tag names it any more");
+    assert_kept(&p, "no lifeboat:backup tag names it any more", true);
     assert!(
         lines(&p).contains(&"- policy.app.target[\"i-1\"]".to_string()),
         "{p:?}"
     );
+
+    // Applied: disabled, and its backup is the departed instance's last,
+    // kept for departed_retention (30 days) from when it left.
+    let mut later = applied(&state, &p);
+    later.departed = [("app".to_string(), [("i-1".to_string(), now())].into())].into();
+    let p = plan(&config, &later, &untagged, now()).unwrap();
+    assert_kept(&p, "it has no member left: it is disabled", false);
+    let month = now() + chrono::Duration::days(31);
+    let p = plan(&config, &later, &untagged, month).unwrap();
+    let gone = p
+        .changes
+        .iter()
+        .find(|c| c.address.to_string().starts_with("backup."))
+        .unwrap_or_else(|| panic!("{:?}", lines(&p)));
+    assert_eq!(gone.action, Action::Delete);
+    assert!(
+        gone.reason
+            .as_deref()
+            .unwrap()
+            .contains("no tag names it any more"),
+        "{gone:?}"
+    );
+    assert!(p.removed_with_backups.is_empty(), "{p:?}");
 
     // Its backups expired (or never were): the normal delete.
     let mut empty = state.clone();
@@ -193,6 +251,7 @@ fn a_made_policy_whose_template_was_renamed_keeps_its_last_settings() {
     assert_kept(
         &p,
         "its template web_tpl is no longer a configured template",
+        false,
     );
 }
 
@@ -211,7 +270,7 @@ fn a_tagged_rds_instance_makes_the_policy_and_joins_it() {
         databases: [(db_key(TargetKind::Rds, "us-east-1", "orders"), db)].into(),
         ..Default::default()
     };
-    let p = plan(&config, &Snapshot::default(), &obs, now()).unwrap();
+    let p = plan(&config, &state::Snapshot::default(), &obs, now()).unwrap();
     let lines = lines(&p);
     assert!(lines.contains(&"+ policy.app".to_string()), "{lines:?}");
     assert!(
@@ -225,11 +284,11 @@ fn another_accounts_tag_in_a_shared_region_makes_nothing() {
     let config = config("web_tpl", "");
     let mut obs = observed(vec![instance("i-9", "app:web_tpl")]);
     obs.owners = BTreeMap::from([("i-9".to_string(), "other".to_string())]);
-    let p = plan(&config, &Snapshot::default(), &obs, now()).unwrap();
+    let p = plan(&config, &state::Snapshot::default(), &obs, now()).unwrap();
     assert!(!lines(&p).iter().any(|l| l.contains("policy.app")), "{p:?}");
     // In its own account it does.
     obs.owners.insert("i-9".into(), "main".into());
-    let p = plan(&config, &Snapshot::default(), &obs, now()).unwrap();
+    let p = plan(&config, &state::Snapshot::default(), &obs, now()).unwrap();
     assert!(lines(&p).contains(&"+ policy.app".to_string()), "{p:?}");
 }
 
@@ -240,8 +299,14 @@ fn a_tag_may_not_take_over_a_policy_whose_removal_is_pending() {
         "policy \"old\" {\n  account = account.main\n  generations = 1\n}\n",
     );
     let state = applied(
-        &Snapshot::default(),
-        &plan(&with_old, &Snapshot::default(), &observed(vec![]), now()).unwrap(),
+        &state::Snapshot::default(),
+        &plan(
+            &with_old,
+            &state::Snapshot::default(),
+            &observed(vec![]),
+            now(),
+        )
+        .unwrap(),
     );
     // `old` removed from the files; a tag asks for old:web_tpl.
     let config = config("web_tpl", "");
@@ -271,7 +336,7 @@ fn a_made_name_may_not_differ_from_another_policy_only_in_case_or_punctuation() 
         instance("i-3", "my_app:web_tpl"),
         instance("i-4", "my-app:web_tpl"),
     ]);
-    let p = plan(&config, &Snapshot::default(), &obs, now()).unwrap();
+    let p = plan(&config, &state::Snapshot::default(), &obs, now()).unwrap();
     let lines = lines(&p);
     for refused in ["policy.app", "policy.my_db", "policy.my_app"] {
         assert!(!lines.contains(&format!("+ {refused}")), "{lines:?}");
