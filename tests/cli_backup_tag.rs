@@ -286,9 +286,40 @@ fn a_template_policy_is_made_from_a_tag_by_apply_and_backed_up_by_the_runner() {
     let plan = env.run(&["plan"]).ok();
     plan.plan_line("~", "policy.app");
 
-    // No tag names it any more: it goes, as a removed policy does.
+    // No tag names it any more, and it has a backup: it is kept (disabled,
+    // its member gone), and an apply that may destroy backups keeps it and
+    // its backup all the same.
     env.aws.tag(&i, "lifeboat:backup", "");
     let plan = env.run(&["plan"]).ok();
-    let line = plan.plan_line("-", "policy.app");
-    assert!(line.contains("no lifeboat:backup tag names it"), "{line}");
+    plan.mentions(
+        "policy.app (made from template web_tpl): no lifeboat:backup tag names it any more",
+    );
+    assert_eq!(
+        plan.plan_line("~", "policy.app"),
+        "~ policy.app  (enabled true -> false)"
+    );
+    plan.plan_line("-", &format!("policy.app.target[\"{i}\"]"));
+    let destroyed: Vec<String> = plan
+        .changes("-")
+        .into_iter()
+        .filter(|l| {
+            l == "- policy.app" || l.starts_with("- policy.app ") || !l.starts_with("- policy.")
+        })
+        .collect();
+    assert!(destroyed.is_empty(), "{destroyed:?}\n{plan}");
+    env.run(&["apply", "--auto-approve", "--allow-destroy-backups"])
+        .ok();
+    let state = env.state_list();
+    assert!(
+        state.contains(&"policy.app (from template web_tpl)".to_string()),
+        "{state:?}"
+    );
+    let kept: Vec<_> = env
+        .backups(&[])
+        .into_iter()
+        .filter(|b| b["policy"] == "app")
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(!env.aws.lifeboat_snapshots().is_empty());
+    env.assert_converged();
 }

@@ -84,13 +84,14 @@ pub fn plan(
     now: DateTime<Utc>,
 ) -> StateResult<Plan> {
     let digest = config_digest(config);
-    // Policies made from templates by tags are planned as configured ones.
-    let made = membership::templates::wanted(config, obs);
+    // Policies made from templates by tags (and made ones kept for their
+    // backups) are planned as configured ones.
+    let wanted = membership::templates::wanted(config, state, &state.policies()?, obs);
     let with_made;
-    let config = if made.is_empty() {
+    let config = if wanted.made.is_empty() && wanted.kept.is_empty() {
         config
     } else {
-        with_made = membership::templates::with_made(config, &made);
+        with_made = membership::templates::with_made(config, &wanted);
         &with_made
     };
     let (moves, move_warnings) = moves(config, state)?;
@@ -113,8 +114,11 @@ pub fn plan(
         removed_copies: Vec::new(),
         now,
         digest,
-        made,
+        made: wanted.made,
+        kept: wanted.kept,
+        idle: wanted.idle,
     };
+    d.warnings.extend(wanted.warnings);
     d.accounts();
     for (name, p) in &config.policies {
         d.policy(name, p);
@@ -233,6 +237,11 @@ struct Diff<'a> {
     digest: String,
     /// The policies made from templates by tags, among `config`'s.
     made: BTreeMap<String, membership::templates::Made>,
+    /// Made policies no tag names any more, kept for their backups.
+    kept: BTreeMap<String, PolicyState>,
+    /// Those of `kept` without members: their backups expire as departed
+    /// targets' do.
+    idle: BTreeSet<String>,
 }
 
 impl Diff<'_> {
@@ -287,7 +296,9 @@ impl Diff<'_> {
         self.upsert(
             addr.clone(),
             to_value(&PolicyState {
-                from_template: made.map(|m| m.template.clone()),
+                from_template: made
+                    .map(|m| m.template.clone())
+                    .or_else(|| self.kept.get(name)?.from_template.clone()),
                 ..PolicyState::from(p)
             }),
             reason,
@@ -577,7 +588,7 @@ impl Diff<'_> {
             }
             let reason = match &prior.from_template {
                 Some(t) => {
-                    format!("made from template {t}; no lifeboat:backup tag names it any more")
+                    format!("made from template {t}; nothing names it any more and no backup of it is left")
                 }
                 None => "removed from configuration".to_string(),
             };
@@ -609,29 +620,44 @@ impl Diff<'_> {
                 .config
                 .policies
                 .iter()
+                .filter(|(name, _)| !self.idle.contains(*name))
                 .map(|(name, p)| (name.clone(), p.generations))
                 .collect(),
+            // An idle made policy makes no new generations: its backups go
+            // as a removed policy's, but for each departed target's last.
             removed: self
                 .prior_policies
                 .keys()
                 .filter(|n| !self.config.policies.contains_key(*n) && !self.held(n))
+                .chain(&self.idle)
                 .cloned()
                 .collect(),
         };
         let accounts = known_accounts(self.config, self.state)?;
         let decision = retention::decide(self.state, &policies, &accounts, self.obs)?;
-        self.removed_with_backups = policies
-            .removed
-            .iter()
-            .filter(|p| {
-                self.state
-                    .backups
-                    .iter()
-                    .any(|b| &b.policy == *p && decision.expiring.contains_key(&b.address()))
-            })
-            .cloned()
-            .collect();
-        self.changes.extend(decision.changes);
+        self.removed_with_backups =
+            policies
+                .removed
+                .iter()
+                .filter(|p| {
+                    !self.idle.contains(*p)
+                        && self.state.backups.iter().any(|b| {
+                            &b.policy == *p && decision.expiring.contains_key(&b.address())
+                        })
+                })
+                .cloned()
+                .collect();
+        self.changes.extend(decision.changes.into_iter().map(|mut c| {
+            let of = c.before.as_ref().and_then(|b| b.get("policy")?.as_str());
+            let orphaned = c.reason.as_deref() == Some("policy removed from configuration");
+            if orphaned && of.is_some_and(|p| self.idle.contains(p)) {
+                c.reason = Some(
+                    "made from a template, no tag names it any more: kept only while departed_retention keeps it"
+                        .into(),
+                );
+            }
+            c
+        }));
         self.changes.extend(retention::drift(
             &self.state.backups,
             &decision.expiring,
