@@ -22,7 +22,7 @@ use lifeboat_schema::validate::policy_name_key;
 use lifeboat_schema::{Config, Policy};
 
 use super::tag::{backup_tag, parse, Grammar};
-use crate::plan::observe::{db_key, db_target_kind, Observation};
+use crate::plan::observe::{db_target_kind, Observation};
 use crate::state::model::{PolicyState, TargetKind};
 use crate::state::Snapshot;
 
@@ -88,17 +88,11 @@ fn tagged(obs: &Observation) -> impl Iterator<Item = Tagged<'_>> {
         .map(|v| (TargetKind::Volume, &v.id, &v.region, v.id.clone(), &v.tags));
     let databases = obs
         .databases
-        .values()
-        .filter(|d| d.status != "deleting" && d.status != "deleted")
-        .map(|d| {
+        .iter()
+        .filter(|(_, d)| d.status != "deleting" && d.status != "deleted")
+        .map(|(key, d)| {
             let kind = db_target_kind(d.kind);
-            (
-                kind,
-                &d.id,
-                &d.region,
-                db_key(kind, &d.region, &d.id),
-                &d.tags,
-            )
+            (kind, &d.id, &d.region, key.clone(), &d.tags)
         });
     instances.chain(volumes).chain(databases)
 }

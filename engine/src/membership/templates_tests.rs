@@ -267,7 +267,7 @@ fn a_tagged_rds_instance_makes_the_policy_and_joins_it() {
         cluster: None,
     };
     let obs = Observation {
-        databases: [(db_key(TargetKind::Rds, "us-east-1", "orders"), db)].into(),
+        databases: [(db_key("main", TargetKind::Rds, "us-east-1", "orders"), db)].into(),
         ..Default::default()
     };
     let p = plan(&config, &state::Snapshot::default(), &obs, now()).unwrap();

@@ -384,6 +384,15 @@ fn precedence_cases() -> Vec<Case> {
             changes: vec![],
             members: vec!["i-1 tag lifeboat:backup=web#only-amis-reboot AmiReboot []"],
         },
+    ]
+    .into_iter()
+    .chain(precedence_cases_listed_and_volumes())
+    .collect()
+}
+
+/// Listed targets and volumes: what a tag may change of them.
+fn precedence_cases_listed_and_volumes() -> Vec<Case> {
+    vec![
         Case {
             why: "a listed target keeps what the configuration says",
             current: vec![target("i-1", Source::Listed)],
