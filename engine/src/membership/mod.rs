@@ -789,7 +789,6 @@ pub fn record(
         }
         Ok(())
     })?;
-    let mut changes = changes;
     changes.extend(exclusions);
     Ok(out(changes))
 }
