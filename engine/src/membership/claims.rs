@@ -208,20 +208,6 @@ pub fn problems(
     known: impl Fn(&str) -> bool,
     template_known: impl Fn(&str) -> bool,
 ) -> Vec<String> {
-    let instances = obs
-        .instances
-        .values()
-        .filter(|i| !i.state.is_gone())
-        .map(|i| (TargetKind::Instance, &i.id, &i.region, &i.tags));
-    let volumes = obs
-        .volumes
-        .values()
-        .map(|v| (TargetKind::Volume, &v.id, &v.region, &v.tags));
-    let databases = obs
-        .databases
-        .values()
-        .filter(|d| !db_gone(&d.status))
-        .map(|d| (db_kind(d.kind), &d.id, &d.region, &d.tags));
     let roots: BTreeSet<&str> = obs
         .instances
         .values()
@@ -229,7 +215,8 @@ pub fn problems(
         .map(|v| v.volume_id.as_str())
         .collect();
     let mut out = Vec::new();
-    for (kind, id, region, tags) in instances.chain(volumes).chain(databases) {
+    for c in super::candidates(obs).filter(|c| !c.gone) {
+        let (kind, id, region, tags) = (c.kind, c.id, c.region, c.tags);
         if !regions.contains(region) {
             continue;
         }
@@ -252,7 +239,7 @@ pub fn problems(
             out.push(format!("{on}: {p}"));
         }
         for item in &read.items {
-            if item.excludes() && roots.contains(id.as_str()) {
+            if item.excludes() && roots.contains(id) {
                 out.push(format!(
                     "{on}: item {:?} is not used: a root volume is always backed up with its instance",
                     item.to_string()

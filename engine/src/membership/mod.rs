@@ -178,20 +178,22 @@ pub fn tagged(
     out
 }
 
-/// A resource a selector may take in, of any kind, as observed.
-struct Candidate<'a> {
-    kind: TargetKind,
+/// A resource a selector or a tag may take in, of any kind, as observed.
+pub(crate) struct Candidate<'a> {
+    pub(crate) kind: TargetKind,
     /// Its key in the observation ([`Observation::owners`]).
-    key: String,
-    id: &'a str,
-    region: &'a str,
-    tags: &'a crate::cloud::Tags,
+    pub(crate) key: String,
+    pub(crate) id: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) tags: &'a crate::cloud::Tags,
     /// Terminated, or deleted (or on its way): never joins.
-    gone: bool,
+    pub(crate) gone: bool,
 }
 
-/// Every observed instance, volume and database.
-fn candidates(obs: &Observation) -> impl Iterator<Item = Candidate<'_>> {
+/// Every observed instance, volume and database: the one walk over an
+/// observation's resources that membership, tag problems, scans and
+/// templates share.
+pub(crate) fn candidates(obs: &Observation) -> impl Iterator<Item = Candidate<'_>> {
     let instances = obs.instances.values().map(|i| Candidate {
         kind: TargetKind::Instance,
         key: i.id.clone(),

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::tag::{self, TagItem};
 use super::{claims, decide, record, MemberChange, MembershipError};
 use crate::cloud::Cloud;
-use crate::plan::observe::{db_target_kind, observe_members, Observation};
+use crate::plan::observe::{observe_members, Observation};
 use crate::state::model::{PolicyState, TargetKind};
 use crate::state::SharedStore;
 
@@ -192,28 +192,15 @@ pub async fn scan(
 
 /// The resources of `obs` that carry the backup tag, as read.
 fn found(obs: &Observation) -> Vec<Found> {
-    let instances = obs
-        .instances
-        .values()
-        .filter(|i| !i.state.is_gone())
-        .map(|i| (TargetKind::Instance, &i.id, &i.region, &i.tags));
-    let volumes = obs
-        .volumes
-        .values()
-        .map(|v| (TargetKind::Volume, &v.id, &v.region, &v.tags));
-    let databases = obs
-        .databases
-        .values()
-        .map(|d| (db_target_kind(d.kind), &d.id, &d.region, &d.tags));
-    let mut out: Vec<Found> = instances
-        .chain(volumes)
-        .chain(databases)
-        .filter_map(|(kind, id, region, tags)| {
+    let mut out: Vec<Found> = super::candidates(obs)
+        .filter(|c| !c.gone)
+        .filter_map(|c| {
+            let tags = c.tags;
             let (key, value) = tag::backup_tag(tags)?;
             Some(Found {
-                kind,
-                id: id.clone(),
-                region: region.clone(),
+                kind: c.kind,
+                id: c.id.to_string(),
+                region: c.region.to_string(),
                 key: key.to_string(),
                 value: value.to_string(),
                 // An opt-out under any key wins (see `opted_out`).
