@@ -601,6 +601,17 @@ pub async fn decide(
 /// a change is not a departure of a target.
 pub const EXCLUDED_BY_TAG: &str = "left out by its #exclude tag";
 
+/// How the reason of a volume let back into its instance's backups begins.
+pub const BACK_IN: &str = "back in instance";
+
+/// A departure AWS reported ([`gone_reason`]), not one a tag decided.
+fn is_fact(reason: &str) -> bool {
+    matches!(
+        reason,
+        "target terminated" | "target volume deleted" | "target database deleted"
+    )
+}
+
 /// How far back departures count against [`MOST_LEAVING_AT_ONCE`]: one
 /// departure at a time, scan after scan, must not drain a policy.
 pub const LEAVING_WINDOW_HOURS: i64 = 24;
@@ -612,16 +623,36 @@ pub const LEAVING_WINDOW_HOURS: i64 = 24;
 /// count towards that base: joining junk first must not make room for
 /// real members to leave.
 pub fn hold_back_over_window(d: &mut Decision, recent: &[MemberChange]) {
-    let departure =
-        |c: &&MemberChange| c.moved == Move::Left && !c.reason.starts_with(EXCLUDED_BY_TAG);
-    let leaving = d.resolved.changes.iter().filter(departure).count();
+    // Only departures on a tag's word count: AWS reporting a target
+    // terminated or deleted is a fact, not a tagging tool gone wrong (and
+    // Auto Scaling replaces instances every day).
+    let departure = |c: &MemberChange| {
+        c.moved == Move::Left && !c.reason.starts_with(EXCLUDED_BY_TAG) && !is_fact(&c.reason)
+    };
+    let leaving = d.resolved.changes.iter().filter(|c| departure(c)).count();
     if leaving == 0 {
         return;
     }
-    let left = recent.iter().filter(departure).count();
-    let joined = recent.iter().filter(|c| c.moved == Move::Joined).count();
-    let base = d.current.len().saturating_sub(joined) + left;
-    let gone = leaving + left;
+    // Counted per target: those that joined within the window and are
+    // still members are not in the base; those that left within it
+    // without having joined in it were.
+    let joined: BTreeSet<&str> = recent
+        .iter()
+        .filter(|c| c.moved == Move::Joined && !c.reason.starts_with(BACK_IN))
+        .map(|c| c.target.as_str())
+        .collect();
+    let left: BTreeSet<&str> = recent
+        .iter()
+        .filter(|c| departure(c) && !joined.contains(c.target.as_str()))
+        .map(|c| c.target.as_str())
+        .collect();
+    let new = d
+        .current
+        .iter()
+        .filter(|t| joined.contains(t.id.as_str()))
+        .count();
+    let base = d.current.len() - new + left.len();
+    let gone = leaving + left.len();
     if gone <= 1 || gone as f64 <= base as f64 * MOST_LEAVING_AT_ONCE {
         return;
     }
@@ -678,10 +709,7 @@ fn exclusion_changes(
             out.push(change(v, Move::Left, why));
         }
         for v in before.difference(&now) {
-            let why = format!(
-                "back in instance {}'s backups: its #exclude tag is gone",
-                m.id
-            );
+            let why = format!("{BACK_IN} {}'s backups: its #exclude tag is gone", m.id);
             out.push(change(v, Move::Joined, why));
         }
     }

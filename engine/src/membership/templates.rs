@@ -49,8 +49,8 @@ pub struct Wanted {
     /// Made policies in state that nothing makes any more but that still
     /// have backups or DR copies in the catalog: kept as state has them.
     pub kept: BTreeMap<String, PolicyState>,
-    /// Those of `kept` with no member left: disabled, their backups
-    /// expiring as departed targets' do.
+    /// Those of `kept` that do not run: no member left, no configured
+    /// template, or a name that clashes; disabled, their backups kept.
     pub idle: BTreeSet<String>,
     /// Names refused, and policies kept, with why.
     pub warnings: Vec<String>,
@@ -236,18 +236,28 @@ fn kept(
                 "its template {t} is no longer a configured template; it keeps its last settings"
             )
         };
-        let what = if members.is_empty() {
-            "it has no member left: it is disabled, its backups expire as departed targets' do (departed_retention), and the policy is removed once none is left"
-        } else {
-            "it keeps the members whose tags name it"
+        let template = config.policies.get(t).filter(|x| x.template);
+        let clashes = clash(name, config, prior);
+        let what = match (&clashes, template, members.is_empty()) {
+            (Some(c), ..) => format!("it is disabled: {c}"),
+            (None, None, _) => "it is disabled (its backups are kept): configure the template again to run it".to_string(),
+            (None, Some(_), true) => "it has no member left: it is disabled and its backups are kept (it makes no new ones, so its generations stay)".to_string(),
+            (None, Some(_), false) => "it keeps the members whose tags name it".to_string(),
         };
         out.warnings.push(format!(
             "policy.{name} (made from template {t}): {why}; it is kept while the catalog holds its {backups} backup(s) and {copies} DR copy(ies): {what}"
         ));
         let mut kept = p.clone();
-        if members.is_empty() {
-            kept.enabled = false;
-            out.idle.insert(name.clone());
+        // Runs only from a configured template with members (enabled as
+        // the template is: a tag naming it again brings it back); idle,
+        // orphaned or clashing, it is disabled, never removed with its
+        // backups.
+        match (template, clashes, members.is_empty()) {
+            (Some(tp), None, false) => kept.enabled = tp.enabled,
+            _ => {
+                kept.enabled = false;
+                out.idle.insert(name.clone());
+            }
         }
         out.kept.insert(name.clone(), kept);
     }

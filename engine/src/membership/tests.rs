@@ -640,3 +640,22 @@ fn departures_over_a_day_count_against_the_most_leaving_at_once() {
     hold_back_over_window(&mut d, &[excluded]);
     assert_eq!(d.resolved.changes.len(), 1);
 }
+
+/// Terminations are facts, not a tag gone wrong: they never count; a
+/// target that joined and left within the day was never in the base.
+#[test]
+fn terminations_and_churn_within_the_day_do_not_hold_departures_back() {
+    let mut d = decision(2, &["i-0"]);
+    let terminated: Vec<MemberChange> = (5..9)
+        .map(|n| moved(&format!("i-{n}"), Move::Left, "target terminated"))
+        .collect();
+    hold_back_over_window(&mut d, &terminated);
+    assert_eq!(d.resolved.changes.len(), 1, "{:?}", d.resolved);
+    let mut d = decision(4, &["i-0"]);
+    let churn = vec![
+        moved("i-7", Move::Joined, "tag team=web"),
+        moved("i-7", Move::Left, "no longer matches tag team=web"),
+    ];
+    hold_back_over_window(&mut d, &churn);
+    assert_eq!(d.resolved.changes.len(), 1, "{:?}", d.resolved);
+}

@@ -116,7 +116,6 @@ pub fn plan(
         digest,
         made: wanted.made,
         kept: wanted.kept,
-        idle: wanted.idle,
     };
     d.warnings.extend(wanted.warnings);
     d.accounts();
@@ -239,9 +238,6 @@ struct Diff<'a> {
     made: BTreeMap<String, membership::templates::Made>,
     /// Made policies no tag names any more, kept for their backups.
     kept: BTreeMap<String, PolicyState>,
-    /// Those of `kept` without members: their backups expire as departed
-    /// targets' do.
-    idle: BTreeSet<String>,
 }
 
 impl Diff<'_> {
@@ -616,48 +612,36 @@ impl Diff<'_> {
                     (!x.keep_original).then(|| (n.clone(), x.to.clone()))
                 })
                 .collect(),
+            // An idle made policy keeps its generations: it makes no new
+            // backups, so its last ones stay (its disabled state and the
+            // plan's warning say so) until an operator removes them.
             generations: self
                 .config
                 .policies
                 .iter()
-                .filter(|(name, _)| !self.idle.contains(*name))
                 .map(|(name, p)| (name.clone(), p.generations))
                 .collect(),
-            // An idle made policy makes no new generations: its backups go
-            // as a removed policy's, but for each departed target's last.
             removed: self
                 .prior_policies
                 .keys()
                 .filter(|n| !self.config.policies.contains_key(*n) && !self.held(n))
-                .chain(&self.idle)
                 .cloned()
                 .collect(),
         };
         let accounts = known_accounts(self.config, self.state)?;
         let decision = retention::decide(self.state, &policies, &accounts, self.obs)?;
-        self.removed_with_backups =
-            policies
-                .removed
-                .iter()
-                .filter(|p| {
-                    !self.idle.contains(*p)
-                        && self.state.backups.iter().any(|b| {
-                            &b.policy == *p && decision.expiring.contains_key(&b.address())
-                        })
-                })
-                .cloned()
-                .collect();
-        self.changes.extend(decision.changes.into_iter().map(|mut c| {
-            let of = c.before.as_ref().and_then(|b| b.get("policy")?.as_str());
-            let orphaned = c.reason.as_deref() == Some("policy removed from configuration");
-            if orphaned && of.is_some_and(|p| self.idle.contains(p)) {
-                c.reason = Some(
-                    "made from a template, no tag names it any more: kept only while departed_retention keeps it"
-                        .into(),
-                );
-            }
-            c
-        }));
+        self.removed_with_backups = policies
+            .removed
+            .iter()
+            .filter(|p| {
+                self.state
+                    .backups
+                    .iter()
+                    .any(|b| &b.policy == *p && decision.expiring.contains_key(&b.address()))
+            })
+            .cloned()
+            .collect();
+        self.changes.extend(decision.changes);
         self.changes.extend(retention::drift(
             &self.state.backups,
             &decision.expiring,
