@@ -149,3 +149,36 @@ fn tag_scan_kinds_limit_where_the_backup_tag_is_read_and_databases_join_by_it() 
         .code(1);
     run.stdout_has("left: rds orders-db (no longer tagged lifeboat:backup for web)");
 }
+
+/// A departure a run-mode scan finds under `auto_remove_targets = "alert"`
+/// is published to SNS as a backup's would be: scans often see it first.
+#[test]
+fn a_departure_found_by_a_scan_publishes_its_alert() {
+    let env = Env::start();
+    let topic = support::topic::Topic::create(&env.emulator.endpoint());
+    let a = env.aws.run_instance(1, &[("team", "web")]).id;
+    let b = env.aws.run_instance(1, &[("team", "web")]).id;
+    let text = config(2, &[], true, "alert").replace(
+        "  regions = [\"us-east-1\"]\n",
+        "  regions = [\"us-east-1\"]\n  tag_scan {\n    every = \"1h\"\n  }\n",
+    ) + &format!(
+        "\nnotifications {{\n  sns_topic = \"{}\"\n  account   = account.main\n  region    = \"us-east-1\"\n}}\n",
+        topic.arn
+    );
+    env.config(&text);
+    env.apply();
+    env.aws.terminate(&a);
+
+    env.run(&["--now", "2026-11-22T01:00:00Z", "run", "--once"])
+        .ok();
+    let sent = topic.drain();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, "Lifeboat alert opened: policy.web");
+    assert!(
+        sent[0].1.contains(&format!("instance {a} left the policy")),
+        "{}",
+        sent[0].1
+    );
+    assert!(env.state_list().contains(&target(&b)));
+    assert!(!env.state_list().contains(&target(&a)));
+}

@@ -481,6 +481,25 @@ impl Daemon<'_> {
             match scan::scan(&self.cloud, &self.store, self.config, account, now, mode).await {
                 Ok(s) => {
                     failed |= s.error.is_some() || s.policies.iter().any(|p| p.error.is_some());
+                    // A departure that opened an alert is sent as a
+                    // backup's would be: scans often see it first.
+                    if let Some(n) = &self.config.notifications {
+                        for c in s.changes().filter(|c| c.alert) {
+                            let (subject, text) = notify::departed_message(c);
+                            let sent =
+                                notify::publish(&self.cloud, &self.store, n, &subject, &text).await;
+                            if let Err(e) = sent {
+                                failed = true;
+                                self.report_at(
+                                    now,
+                                    RunEvent::TagScanFailed {
+                                        account: name.clone(),
+                                        error: format!("cannot publish to SNS: {e}"),
+                                    },
+                                );
+                            }
+                        }
+                    }
                     self.report_at(now, RunEvent::TagScanned(Box::new(s)));
                 }
                 Err(e) => {
