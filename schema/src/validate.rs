@@ -39,17 +39,6 @@ pub fn policy_name_key(name: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
-/// The first of `others` that is not `name` but has its
-/// [`policy_name_key`]: a policy made from a template under `name` would
-/// give its DB snapshots that policy's identifiers. `others` are the
-/// configured policies' names and those already made.
-pub fn folds_like<'a>(name: &str, others: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let key = policy_name_key(name);
-    others
-        .into_iter()
-        .find(|o| *o != name && policy_name_key(o) == key)
-}
-
 const REGION_AREAS: [&str; 10] = ["af", "ap", "ca", "cn", "eu", "il", "me", "mx", "sa", "us"];
 const REGION_PARTITIONS: [&str; 5] = ["gov", "iso", "isob", "isoe", "isof"];
 const REGION_DIRECTIONS: [&str; 9] = [
@@ -359,18 +348,6 @@ mod tests {
         assert_eq!(policy_name_key("web-app"), "web-app");
         assert_eq!(policy_name_key("_vault--copy-"), "vault-copy");
         assert_ne!(policy_name_key("web"), policy_name_key("web2"));
-    }
-
-    #[test]
-    fn a_name_folding_like_another_policy_is_found() {
-        let taken = ["web", "db_main", "Reports"];
-        assert_eq!(folds_like("Web", taken), Some("web"));
-        assert_eq!(folds_like("db-main", taken), Some("db_main"));
-        assert_eq!(folds_like("reports", taken), Some("Reports"));
-        // The same name is that policy, not another.
-        assert_eq!(folds_like("web", taken), None);
-        assert_eq!(folds_like("web2", taken), None);
-        assert_eq!(folds_like("x", []), None);
     }
 
     #[test]

@@ -114,10 +114,8 @@ pub async fn scan(
     mode: ScanMode<'_>,
 ) -> Result<AccountScan, MembershipError> {
     let (regions, kinds) = account.tag_scope();
-    let policies: BTreeMap<String, PolicyState> = {
-        let mut st = store.lock().expect("store");
-        st.load()?.policies()?
-    };
+    let state = store.lock().expect("store").load()?;
+    let policies: BTreeMap<String, PolicyState> = state.policies()?;
     let mut out = AccountScan {
         account: account.name.clone(),
         at,
@@ -139,7 +137,18 @@ pub async fn scan(
                 |p| policies.get(p).is_some_and(|p| !p.template) || configured(p).is_some(),
                 |t| configured(t).is_some_and(|p| p.template),
             );
-            out.problems.extend(to_make(&out.found, config, &policies));
+            // What `apply` would make from templates, and what it would
+            // refuse, by the planner's own rule.
+            let made = super::templates::wanted(config, &state, &policies, &obs);
+            out.problems.extend(
+                made.made
+                    .iter()
+                    .filter(|(name, _)| !policies.contains_key(*name))
+                    .map(|(name, m)| {
+                        format!("policy {name} ({}): `lifeboat apply` makes it", m.reason())
+                    }),
+            );
+            out.problems.extend(made.warnings);
         }
         Err(e) => out.error = Some(e.to_string()),
     }
@@ -210,32 +219,5 @@ fn found(obs: &Observation) -> Vec<Found> {
         })
         .collect();
     out.sort_by(|a, b| (&a.region, &a.id).cmp(&(&b.region, &b.id)));
-    out
-}
-
-/// The policies `POLICY:TEMPLATE` items ask for that are neither applied
-/// nor configured: `lifeboat apply` makes them.
-fn to_make(
-    found: &[Found],
-    config: &Config,
-    applied: &BTreeMap<String, PolicyState>,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for f in found.iter().filter(|f| !f.opt_out) {
-        for i in &f.items {
-            let Some(t) = &i.template else { continue };
-            let exists = applied.contains_key(&i.name) || config.policies.contains_key(&i.name);
-            if !exists && config.policies.get(t).is_some_and(|p| p.template) {
-                out.push(format!(
-                    "{} {} asks for policy {} from template {t}: `lifeboat apply` makes it",
-                    f.kind.noun(),
-                    f.id,
-                    i.name
-                ));
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
     out
 }
