@@ -29,6 +29,7 @@ mod in_use;
 pub use in_use::{source_destination, InUse};
 mod lease;
 mod members;
+pub mod remote;
 mod restore;
 pub use restore::{ResourceKind, RestoreRecord, RestoreStatus, RestoredResource};
 mod secured;
