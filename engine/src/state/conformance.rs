@@ -56,7 +56,8 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Fn() -> Store>) {
     }
 }
 
-fn backup(policy: &str, id: &str) -> BackupRecord {
+/// A running backup of one snapshot, for cases and tests.
+pub fn sample_backup(policy: &str, id: &str) -> BackupRecord {
     BackupRecord {
         seq: 0,
         id: id.into(),
@@ -117,7 +118,7 @@ fn a_failed_transaction_writes_nothing(open: Open<'_>) {
 fn catalog_changes_reach_every_handle(open: Open<'_>) {
     let mut a = open();
     let mut b = open();
-    a.transaction(|tx| tx.insert_backup(&backup("web", "b1")))
+    a.transaction(|tx| tx.insert_backup(&sample_backup("web", "b1")))
         .unwrap();
     let at = Utc.with_ymd_and_hms(2026, 11, 22, 10, 5, 0).unwrap();
     b.transaction(|tx| tx.finish_backup("web", "b1", BackupStatus::Success, at, &[]))
@@ -138,7 +139,7 @@ fn a_renamed_policy_keeps_its_backups(open: Open<'_>) {
     let mut a = open();
     a.transaction(|tx| {
         tx.put_object(&Address::policy("web"), &policy("web"))?;
-        tx.insert_backup(&backup("web", "b1"))
+        tx.insert_backup(&sample_backup("web", "b1"))
     })
     .unwrap();
     a.transaction(|tx| tx.move_policy("web", "site")).unwrap();

@@ -573,3 +573,90 @@ impl Store {
 #[cfg(test)]
 #[path = "replica_tests.rs"]
 mod tests;
+
+impl Store {
+    /// Every row of the workspace (the holds aside), table by table: what
+    /// `state pull` prints and `state migrate` copies.
+    pub fn rows(&mut self) -> StateResult<Vec<RowChange>> {
+        self.sync()?;
+        dump(&self.conn).map_err(|e| self.err(e))
+    }
+
+    /// A digest of the workspace's content: equal for two stores that hold
+    /// the same rows, whatever their backend or row order.
+    pub fn digest(&mut self) -> StateResult<String> {
+        use sha2::{Digest, Sha256};
+        let mut rows: Vec<(String, String, String)> = self
+            .rows()?
+            .into_iter()
+            .map(|c| {
+                let row = c.row.map(Value::Object).unwrap_or(Value::Null);
+                (c.table, c.key.to_string(), row.to_string())
+            })
+            .collect();
+        rows.sort();
+        let mut h = Sha256::new();
+        for (t, k, v) in rows {
+            for part in [t, k, v] {
+                h.update(part.len().to_le_bytes());
+                h.update(part.as_bytes());
+            }
+        }
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Is the workspace empty: no objects, no backups, serial 0?
+    pub fn is_empty(&mut self) -> StateResult<bool> {
+        let rows = self.rows()?;
+        let serial = self.serial()?;
+        Ok(serial == 0 && rows.iter().all(|c| c.table == "meta"))
+    }
+
+    /// Makes this workspace hold exactly `rows` (another workspace's, from
+    /// [`Store::rows`]), lineage and serial included, in one transaction:
+    /// on shared state, one commit.
+    pub fn replace_with(&mut self, rows: &[RowChange]) -> StateResult<()> {
+        self.retrying(|s| {
+            let schema = tables(&s.conn).map_err(|e| s.err(e))?;
+            let tx = s
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| super::replica::sqlite_err(&s.path, e))?;
+            let done = (|| {
+                tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+                for (t, _, _) in &schema {
+                    tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
+                }
+                for c in rows {
+                    apply_one(&tx, &schema, c)?;
+                }
+                Ok::<(), rusqlite::Error>(())
+            })();
+            match done {
+                Ok(()) => tx
+                    .commit()
+                    .map_err(|e| super::replica::sqlite_err(&s.path, e)),
+                Err(e) => Err(super::replica::sqlite_err(&s.path, e)),
+            }
+        })
+    }
+
+    /// Writes the workspace as a standalone state file at `to` (which must
+    /// not exist): a backup of shared state, or its copy into SQLite.
+    pub fn copy_to(&mut self, to: &std::path::Path) -> StateResult<()> {
+        self.sync()?;
+        if to.exists() {
+            return Err(StateError::Conflict(format!(
+                "{} exists; choose a new file",
+                to.display()
+            )));
+        }
+        self.conn
+            .execute("VACUUM INTO ?1", params![to.to_string_lossy()])
+            .map_err(|e| self.err(e))?;
+        let copy = Connection::open(to).map_err(|e| super::replica::sqlite_err(to, e))?;
+        copy.execute_batch("DROP TABLE IF EXISTS _replica; DELETE FROM lock; DELETE FROM lease;")
+            .map_err(|e| super::replica::sqlite_err(to, e))?;
+        Ok(())
+    }
+}

@@ -213,3 +213,36 @@ fn a_cache_of_another_workspace_starts_over() {
     assert_eq!(first.head().unwrap(), 2, "the first workspace is untouched");
     use super::super::remote::Remote;
 }
+
+/// A workspace with a little of everything: objects, a backup, bookkeeping.
+fn filled(s: &mut Store) {
+    s.transaction(|tx| {
+        tx.put_object(&Address::vpc_clone("web"), &json!({"stack_name": "web"}))?;
+        tx.insert_backup(&super::super::conformance::sample_backup("web", "b1"))
+    })
+    .unwrap();
+    s.record_failure("web").unwrap();
+    s.set_note("last_tick", "2026-11-22T10:00:00Z").unwrap();
+}
+
+#[test]
+fn a_file_copied_into_shared_state_and_back_keeps_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = Store::open(&dir.path().join("state.db")).unwrap();
+    filled(&mut file);
+    let digest = file.digest().unwrap();
+    let remote = Arc::new(MemoryRemote::new());
+    let open = opener(remote.clone());
+    let mut shared = open();
+    assert!(shared.is_empty().unwrap());
+    shared.replace_with(&file.rows().unwrap()).unwrap();
+    let mut other = open();
+    assert_eq!(other.digest().unwrap(), digest);
+    assert_eq!(other.lineage().unwrap(), file.lineage().unwrap());
+    assert_eq!(other.load().unwrap().backups.len(), 1);
+    let back = dir.path().join("back.db");
+    other.copy_to(&back).unwrap();
+    let mut back = Store::open(&back).unwrap();
+    assert_eq!(back.digest().unwrap(), digest);
+    assert_eq!(back.load().unwrap(), file.load().unwrap());
+}
