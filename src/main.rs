@@ -119,6 +119,11 @@ enum Command {
         /// (AWS allows 20), shared by every policy.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]
         dr_concurrency: u64,
+        /// How long the runner's lease (and its state lock) lives without
+        /// renewal: a standby runner takes over within this time of the
+        /// leader's death. Renewed every third of it.
+        #[arg(long, default_value = "30s", value_parser = lifeboat_schema::parse_duration)]
+        lease_ttl: std::time::Duration,
     },
     /// List the backup catalog, or show one backup (`backups show ID`).
     Backups {
@@ -310,6 +315,7 @@ async fn run(cli: Cli) -> Result<u8> {
             until,
             concurrency,
             dr_concurrency,
+            lease_ttl,
         } => {
             // Refused before the state is opened: nothing is touched.
             if *fast_forward && cli.now.is_none() {
@@ -332,6 +338,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 until: *until,
                 concurrency: usize::try_from(*concurrency).unwrap_or(1),
                 dr_concurrency: usize::try_from(*dr_concurrency).unwrap_or(1),
+                lease_ttl: (*lease_ttl).max(std::time::Duration::from_secs(3)),
             };
             cmd::run::run(
                 cloud(&ws).await?,

@@ -174,6 +174,17 @@ impl Store {
         self.take(Hold::Lock, operation, Duration::minutes(LOCK_TTL_MINUTES))
     }
 
+    /// Takes the lock for `operation` to live `ttl` without renewal (the
+    /// runner's lives as long as its lease).
+    pub fn lock_for(&mut self, operation: &str, ttl: Duration) -> StateResult<LockInfo> {
+        self.take(Hold::Lock, operation, ttl)
+    }
+
+    /// Extends a lock taken with [`Store::lock_for`] by `ttl`.
+    pub fn renew_lock_for(&mut self, id: &str, ttl: Duration) -> StateResult<()> {
+        self.renew(Hold::Lock, id, ttl)
+    }
+
     /// Extends a held lock; long applies call it as they make progress.
     pub fn renew_lock(&mut self, id: &str) -> StateResult<()> {
         self.renew(Hold::Lock, id, Duration::minutes(LOCK_TTL_MINUTES))
