@@ -254,6 +254,33 @@ enum BackupsCommand {
 enum StateCommand {
     /// List every managed address: objects, backups and snapshots.
     List,
+    /// Create the state's home (the DynamoDB table, with point-in-time
+    /// recovery and deletion protection, or the SQLite file) and start the
+    /// workspace; on an existing table, check it.
+    Init {
+        /// Turn on point-in-time recovery and deletion protection of an
+        /// existing table where they are off.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Print the workspace's state: a summary, every row (--json), or a
+    /// standalone SQLite copy (--out FILE), for backups of the state.
+    Pull {
+        #[arg(long)]
+        json: bool,
+        /// Write a SQLite state file (must not exist) instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Copy the workspace to the other backend, where the state block puts
+    /// it for that backend, under both locks, checked by a digest.
+    Migrate {
+        #[arg(long, value_enum)]
+        to: cmd::state::Backend,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -369,9 +396,14 @@ async fn run(cli: Cli) -> Result<u8> {
             policy,
         } => cmd::backups::freeze(&load(&cli)?, backup_id, name, policy.as_deref()).await,
         Command::Alerts { json } => cmd::alerts::run(&load(&cli)?, *json),
-        Command::State {
-            command: StateCommand::List,
-        } => cmd::state::list(&load(&cli)?),
+        Command::State { command } => match command {
+            StateCommand::List => cmd::state::list(&load(&cli)?),
+            StateCommand::Init { repair } => cmd::state::init(&load(&cli)?, *repair),
+            StateCommand::Pull { json, out } => cmd::state::pull(&load(&cli)?, *json, out.as_deref()),
+            StateCommand::Migrate { to, auto_approve } => {
+                cmd::state::migrate(&load(&cli)?, *to, *auto_approve)
+            }
+        },
         Command::ForceUnlock { id } => cmd::force_unlock::run(&load(&cli)?, id),
         Command::Vpc { command } => cmd::vpc::run(&load(&cli)?, command).await,
         Command::Schedule { command } => cmd::schedule::run(&load(&cli)?, command),
