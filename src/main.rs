@@ -37,6 +37,15 @@ struct Cli {
     command: Command,
 }
 
+/// `--lock-timeout`, on every command that takes the state lock.
+#[derive(clap::Args, Clone, Copy)]
+struct LockWait {
+    /// How long to wait for the state lock while another lifeboat holds it,
+    /// e.g. 30s, 5m (default: fail at once).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = lifeboat_schema::parse_duration)]
+    lock_timeout: std::time::Duration,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check the configuration and report every problem at once.
@@ -68,6 +77,8 @@ enum Command {
         /// configuration (refused without it).
         #[arg(long)]
         allow_destroy_backups: bool,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// Rebuild the backup catalog from the tags of what Lifeboat made in
     /// AWS (a lost or new state file), after confirmation.
@@ -75,6 +86,8 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// Back up a policy now, then apply its retention.
     Backup {
@@ -91,40 +104,12 @@ enum Command {
         /// (AWS allows 20).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]
         dr_concurrency: u64,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// Perform the scheduled work: due backups with retention, as a daemon
     /// or once (`--once`, for cron).
-    Run {
-        /// Perform what is due now (and what was missed within one interval) and exit.
-        #[arg(long)]
-        once: bool,
-        /// How long each backup waits for its snapshots, e.g. 90s, 30m, 2h, 1d.
-        #[arg(long, default_value = "1h", value_parser = lifeboat_schema::parse_duration)]
-        timeout: std::time::Duration,
-        /// Log lines for people (human) or for log collectors (json).
-        #[arg(long, value_enum, default_value = "human")]
-        log_format: cmd::run::LogFormat,
-        /// Let idle time pass at once: jump to each next wake-up instead of
-        /// sleeping (rehearsals and tests; needs --now).
-        #[arg(long)]
-        fast_forward: bool,
-        /// Stop at this instant (RFC 3339), after the work in flight.
-        #[arg(long)]
-        until: Option<DateTime<Utc>>,
-        /// Create calls in flight at once per account and region, shared by
-        /// every policy the runner is backing up.
-        #[arg(long, default_value_t = backup::PER_REGION_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
-        concurrency: u64,
-        /// DR copies in flight at once per destination region and account
-        /// (AWS allows 20), shared by every policy.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]
-        dr_concurrency: u64,
-        /// How long the runner's lease (and its state lock) lives without
-        /// renewal: a standby runner takes over within this time of the
-        /// leader's death. Renewed every third of it.
-        #[arg(long, default_value = "30s", value_parser = lifeboat_schema::parse_duration)]
-        lease_ttl: std::time::Duration,
-    },
+    Run(RunArgs),
     /// List the backup catalog, or show one backup (`backups show ID`).
     Backups {
         #[arg(long)]
@@ -149,6 +134,8 @@ enum Command {
         /// The policy, when the id alone is ambiguous.
         #[arg(long)]
         policy: Option<String>,
+        #[command(flatten)]
+        lock: LockWait,
     },
     /// List open alerts (for example targets removed with auto_remove_targets = "alert").
     Alerts {
@@ -236,6 +223,40 @@ enum Command {
     },
 }
 
+/// The arguments of `lifeboat run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Perform what is due now (and what was missed within one interval) and exit.
+    #[arg(long)]
+    once: bool,
+    /// How long each backup waits for its snapshots, e.g. 90s, 30m, 2h, 1d.
+    #[arg(long, default_value = "1h", value_parser = lifeboat_schema::parse_duration)]
+    timeout: std::time::Duration,
+    /// Log lines for people (human) or for log collectors (json).
+    #[arg(long, value_enum, default_value = "human")]
+    log_format: cmd::run::LogFormat,
+    /// Let idle time pass at once: jump to each next wake-up instead of
+    /// sleeping (rehearsals and tests; needs --now).
+    #[arg(long)]
+    fast_forward: bool,
+    /// Stop at this instant (RFC 3339), after the work in flight.
+    #[arg(long)]
+    until: Option<DateTime<Utc>>,
+    /// Create calls in flight at once per account and region, shared by
+    /// every policy the runner is backing up.
+    #[arg(long, default_value_t = backup::PER_REGION_CONCURRENCY as u64, value_parser = clap::value_parser!(u64).range(1..=256))]
+    concurrency: u64,
+    /// DR copies in flight at once per destination region and account
+    /// (AWS allows 20), shared by every policy.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]
+    dr_concurrency: u64,
+    /// How long the runner's lease (and its state lock) lives without
+    /// renewal: a standby runner takes over within this time of the
+    /// leader's death. Renewed every third of it.
+    #[arg(long, default_value = "30s", value_parser = lifeboat_schema::parse_duration)]
+    lease_ttl: std::time::Duration,
+}
+
 #[derive(Subcommand)]
 enum BackupsCommand {
     /// One backup: snapshots, problems, and the scripts it ran with their stderr.
@@ -296,6 +317,13 @@ fn load(cli: &Cli) -> Result<Workspace> {
     workspace::load(&cli.dir, cli.now)
 }
 
+/// The workspace of a command that takes the state lock.
+fn load_locking(cli: &Cli, lock: LockWait) -> Result<Workspace> {
+    let mut ws = load(cli)?;
+    ws.lock_timeout = lock.lock_timeout;
+    Ok(ws)
+}
+
 async fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Validate => cmd::validate::run(&load(&cli)?),
@@ -307,13 +335,14 @@ async fn run(cli: Cli) -> Result<u8> {
             parallelism,
             deny_destroy,
             allow_destroy_backups,
+            lock,
         } => {
             let gates = cmd::apply::Gates {
                 deny_destroy: *deny_destroy,
                 allow_destroy_backups: *allow_destroy_backups,
             };
             cmd::apply::run(
-                load(&cli)?,
+                load_locking(&cli, *lock)?,
                 plan_file.as_deref(),
                 *auto_approve,
                 *parallelism,
@@ -321,65 +350,23 @@ async fn run(cli: Cli) -> Result<u8> {
             )
             .await
         }
-        Command::Import { auto_approve } => cmd::import::run(load(&cli)?, *auto_approve).await,
+        Command::Import { auto_approve, lock } => {
+            cmd::import::run(load_locking(&cli, *lock)?, *auto_approve).await
+        }
         Command::Backup {
             policy,
             timeout,
             no_wait_dr,
             dr_concurrency,
+            lock,
         } => {
             let dr = cmd::backup::DrOptions {
                 wait: !*no_wait_dr,
                 per_destination: usize::try_from(*dr_concurrency).unwrap_or(1),
             };
-            cmd::backup::run(load(&cli)?, policy, *timeout, dr).await
+            cmd::backup::run(load_locking(&cli, *lock)?, policy, *timeout, dr).await
         }
-        Command::Run {
-            once,
-            timeout,
-            log_format,
-            fast_forward,
-            until,
-            concurrency,
-            dr_concurrency,
-            lease_ttl,
-        } => {
-            // Refused before the state is opened: nothing is touched.
-            if *fast_forward && cli.now.is_none() {
-                bail!("--fast-forward needs --now: a runner on the real clock cannot skip time");
-            }
-            if let (Some(until), Some(now)) = (until, cli.now) {
-                if *until <= now {
-                    bail!("--until {until} is not after --now {now}: there is nothing to run");
-                }
-            }
-            let ws = load(&cli)?;
-            let store = Arc::new(Mutex::new(ws.store()?));
-            let wait = backup::Wait {
-                timeout: *timeout,
-                ..Default::default()
-            };
-            let mode = cmd::run::Mode {
-                once: *once,
-                fast_forward: *fast_forward,
-                until: *until,
-                concurrency: usize::try_from(*concurrency).unwrap_or(1),
-                dr_concurrency: usize::try_from(*dr_concurrency).unwrap_or(1),
-                lease_ttl: (*lease_ttl).max(std::time::Duration::from_secs(3)),
-            };
-            cmd::run::run(
-                cloud(&ws).await?,
-                store,
-                &ws.config,
-                cli.now,
-                mode,
-                wait,
-                *log_format,
-                stop_on_signal(),
-                &ws.dir,
-            )
-            .await
-        }
+        Command::Run(args) => run_mode(&cli, args).await,
         Command::Backups {
             command: Some(BackupsCommand::Show { id, policy, json }),
             ..
@@ -394,7 +381,11 @@ async fn run(cli: Cli) -> Result<u8> {
             backup_id,
             name,
             policy,
-        } => cmd::backups::freeze(&load(&cli)?, backup_id, name, policy.as_deref()).await,
+            lock,
+        } => {
+            let ws = load_locking(&cli, *lock)?;
+            cmd::backups::freeze(&ws, backup_id, name, policy.as_deref()).await
+        }
         Command::Alerts { json } => cmd::alerts::run(&load(&cli)?, *json),
         Command::State { command } => match command {
             StateCommand::List => cmd::state::list(&load(&cli)?),
@@ -420,4 +411,53 @@ async fn run(cli: Cli) -> Result<u8> {
             cmd::scan::run(&load(&cli)?, account.as_deref(), *json).await
         }
     }
+}
+
+/// `lifeboat run`.
+async fn run_mode(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    let RunArgs {
+        once,
+        timeout,
+        log_format,
+        fast_forward,
+        until,
+        concurrency,
+        dr_concurrency,
+        lease_ttl,
+    } = args;
+    // Refused before the state is opened: nothing is touched.
+    if *fast_forward && cli.now.is_none() {
+        bail!("--fast-forward needs --now: a runner on the real clock cannot skip time");
+    }
+    if let (Some(until), Some(now)) = (until, cli.now) {
+        if *until <= now {
+            bail!("--until {until} is not after --now {now}: there is nothing to run");
+        }
+    }
+    let ws = load(cli)?;
+    let store = Arc::new(Mutex::new(ws.store()?));
+    let wait = backup::Wait {
+        timeout: *timeout,
+        ..Default::default()
+    };
+    let mode = cmd::run::Mode {
+        once: *once,
+        fast_forward: *fast_forward,
+        until: *until,
+        concurrency: usize::try_from(*concurrency).unwrap_or(1),
+        dr_concurrency: usize::try_from(*dr_concurrency).unwrap_or(1),
+        lease_ttl: (*lease_ttl).max(std::time::Duration::from_secs(3)),
+    };
+    cmd::run::run(
+        cloud(&ws).await?,
+        store,
+        &ws.config,
+        cli.now,
+        mode,
+        wait,
+        *log_format,
+        stop_on_signal(),
+        &ws.dir,
+    )
+    .await
 }

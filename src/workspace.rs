@@ -21,6 +21,9 @@ pub struct Workspace {
     pub dir: PathBuf,
     pub config: Config,
     pub now: DateTime<Utc>,
+    /// `--lock-timeout`: how long a command waits for a state lock another
+    /// holder has (zero: it fails at once).
+    pub lock_timeout: std::time::Duration,
 }
 
 /// Loads the configuration of `dir`, printing its warnings. A configuration
@@ -33,6 +36,7 @@ pub fn load(dir: &Path, now: Option<DateTime<Utc>>) -> Result<Workspace> {
                 dir: dir.to_path_buf(),
                 config: loaded.config,
                 now: now.unwrap_or_else(Utc::now),
+                lock_timeout: std::time::Duration::ZERO,
             })
         }
         Err(diags) => {
@@ -119,13 +123,24 @@ pub async fn cloud(ws: &Workspace) -> Result<Arc<dyn Cloud>> {
 }
 
 /// Holds the state lock for the duration of `f` (renewed by the engine
-/// while `f` works), and releases it whatever `f` returns.
+/// while `f` works), and releases it whatever `f` returns. A lock another
+/// holder has is waited for up to `wait` (`--lock-timeout`), saying so on
+/// stderr.
 pub async fn locked<T>(
     store: SharedStore,
     operation: &str,
+    wait: std::time::Duration,
     f: impl AsyncFnOnce(String) -> Result<T>,
 ) -> Result<T> {
-    lifeboat_engine::state::with_lock(store, operation, |e| eprintln!("Error: {e}"), f).await
+    lifeboat_engine::state::with_lock_waiting(
+        store,
+        operation,
+        wait,
+        |w| eprintln!("{w}"),
+        |e| eprintln!("Error: {e}"),
+        f,
+    )
+    .await
 }
 
 /// A flag raised by SIGINT or SIGTERM. Apply then starts nothing new,

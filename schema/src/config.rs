@@ -57,13 +57,57 @@ pub struct Settings {
     pub state: StateSettings,
 }
 
-/// `lifeboat { state { backend = "sqlite"  path = "..." } }`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `lifeboat { state { backend = "sqlite"  path = "..." } }`, or
+/// `state { backend = "dynamodb"  table = ".."  region = ".."  account = account.X
+/// workspace = ".." }`. The DynamoDB keys are left out of the JSON when
+/// unset, so configurations without them keep their digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateSettings {
     pub backend: StateBackend,
-    /// Relative paths are relative to the configuration directory.
-    /// `None` means the default `.lifeboat/state.db`.
+    /// SQLite only. Relative paths are relative to the configuration
+    /// directory. `None` means the default `.lifeboat/state.db`.
     pub path: Option<String>,
+    /// DynamoDB only: the table holding the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// DynamoDB only: the table's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// DynamoDB only: the name of the account whose credentials reach the
+    /// table; `None` means the default credential chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// DynamoDB only: the workspace within the table, so that several
+    /// configurations can share one table.
+    #[serde(
+        default = "default_workspace",
+        skip_serializing_if = "is_default_workspace"
+    )]
+    pub workspace: String,
+}
+
+/// The workspace of a `state` block that names none.
+pub const DEFAULT_WORKSPACE: &str = "default";
+
+fn default_workspace() -> String {
+    DEFAULT_WORKSPACE.to_string()
+}
+
+fn is_default_workspace(w: &str) -> bool {
+    w == DEFAULT_WORKSPACE
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        StateSettings {
+            backend: StateBackend::default(),
+            path: None,
+            table: None,
+            region: None,
+            account: None,
+            workspace: default_workspace(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +115,7 @@ pub struct StateSettings {
 pub enum StateBackend {
     #[default]
     Sqlite,
+    Dynamodb,
 }
 
 /// `account "NAME" { ... }`: where backups are taken (or copied to).

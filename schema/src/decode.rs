@@ -30,6 +30,7 @@ mod recovery_step;
 mod resource_control;
 mod schedule;
 mod select;
+mod state;
 mod vpc_capture;
 mod vpc_clone;
 
@@ -645,8 +646,9 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     }
 
     let mut config = Config::default();
+    let mut state_block = None;
     if let Some(&(i, first)) = lifeboat.first() {
-        config.settings = decode_settings(&mut d, files[i].0, first);
+        state_block = settings_state(&mut d, files[i].0, first).map(|b| (files[i].0, b));
         for &(j, b) in &lifeboat[1..] {
             d.error(
                 files[j].0,
@@ -661,6 +663,9 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     }
 
     let declared = account::decode_accounts(&mut d, files, &accounts);
+    if let Some((src, b)) = state_block {
+        config.settings.state = state::decode_state(&mut d, src, b, &declared);
+    }
 
     let (decoded_schedules, schedule_names) = schedule::decode_schedules(&mut d, files, &schedules);
     config.schedules = decoded_schedules;
@@ -695,7 +700,9 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     (config, d.diags)
 }
 
-fn decode_settings(d: &mut Decoder, src: &Source, block: &Block) -> Settings {
+/// The lifeboat block: its one `state` block, decoded by [`state::decode_state`]
+/// once the accounts it may refer to are declared.
+fn settings_state<'a>(d: &mut Decoder, src: &'a Source, block: &'a Block) -> Option<&'a Block> {
     d.no_labels(src, block);
     let scope = d.scope(
         src,
@@ -705,7 +712,6 @@ fn decode_settings(d: &mut Decoder, src: &Source, block: &Block) -> Settings {
         &[],
         &["state"],
     );
-    let mut settings = Settings::default();
     let mut first_state: Option<&Block> = None;
     for b in scope.blocks {
         if let Some(first) = first_state {
@@ -721,19 +727,6 @@ fn decode_settings(d: &mut Decoder, src: &Source, block: &Block) -> Settings {
             continue;
         }
         first_state = Some(b);
-        d.no_labels(src, b);
-        let state = d.scope(
-            src,
-            &b.body,
-            "lifeboat.state".into(),
-            start(&b.ident),
-            &["backend", "path"],
-            &[],
-        );
-        if let Some(i) = d.choice(&state, "backend", &["sqlite"]) {
-            settings.state.backend = [StateBackend::Sqlite][i];
-        }
-        settings.state.path = d.text(&state, "path", false);
     }
-    settings
+    first_state
 }

@@ -59,9 +59,39 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         .ok_or_else(|| DurationError::TooLong(s.to_string()))
 }
 
+/// A duration written back in the same syntax, in the largest unit that
+/// holds it whole (`90s`, `2m`, `1h`); fractions of a second are dropped.
+/// Reading the text back gives the same whole seconds.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let unit = [(7 * 86_400, "w"), (86_400, "d"), (3600, "h"), (60, "m")]
+        .into_iter()
+        .find(|&(n, _)| secs > 0 && secs.is_multiple_of(n));
+    match unit {
+        Some((n, u)) => format!("{}{u}", secs / n),
+        None => format!("{secs}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_formatted_duration_reads_back_as_itself() {
+        for (secs, text) in [
+            (0, "0s"),
+            (1, "1s"),
+            (90, "90s"),
+            (120, "2m"),
+            (3600, "1h"),
+            (172_800, "2d"),
+            (1_209_600, "2w"),
+        ] {
+            assert_eq!(format_duration(Duration::from_secs(secs)), text);
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)));
+        }
+    }
 
     #[test]
     fn durations_are_a_whole_number_and_one_unit() {

@@ -19,7 +19,7 @@ pub mod validate;
 
 pub use config::*;
 pub use diag::{Diagnostic, Diagnostics, Location, Severity};
-pub use duration::{parse_duration, DurationError};
+pub use duration::{format_duration, parse_duration, DurationError};
 
 use std::path::{Path, PathBuf};
 

@@ -84,7 +84,7 @@ pub async fn run(
         bail!("apply needs confirmation, and standard input is not a terminal; review with `lifeboat plan` and pass --auto-approve");
     }
     let store2 = store.clone();
-    locked(store, "apply", async move |lock_id| {
+    locked(store, "apply", ws.lock_timeout, async move |lock_id| {
         let plan = match saved {
             Some(plan) => checked(&ws, &store2, plan).await?,
             None => match new_plan(&ws, &store2, auto_approve, gates).await? {

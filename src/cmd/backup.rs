@@ -41,7 +41,7 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration, dr: DrOptions) 
         limits: backup::Limits::default(),
         lock_id: None,
     };
-    locked(store, "backup", async move |lock_id| {
+    locked(store, "backup", ws.lock_timeout, async move |lock_id| {
         // Retention deletes only while this lock is still ours.
         ctx.lock_id = Some(lock_id);
         let reconciled = backup::reconcile_interrupted(cloud.clone(), store2.clone(), now).await?;

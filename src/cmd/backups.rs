@@ -316,7 +316,7 @@ pub async fn freeze(
     let store2 = store.clone();
     let now = ws.now;
     let cloud = cloud(ws).await?;
-    locked(store, "freeze", async move |_| {
+    locked(store, "freeze", ws.lock_timeout, async move |_| {
         // The catalog first: it is what retention obeys. Then the tags, so
         // that a catalog rebuilt from AWS (`lifeboat import`) keeps the
         // freeze too; when they cannot be written the freeze stands and

@@ -19,7 +19,7 @@ pub async fn run(ws: Workspace, auto_approve: bool) -> Result<u8> {
     }
     let store = Arc::new(Mutex::new(ws.store()?));
     let store2 = store.clone();
-    locked(store, "import", async move |_| {
+    locked(store, "import", ws.lock_timeout, async move |_| {
         let found = import::scan(cloud(&ws).await?, &ws.config, &store2).await?;
         if found.is_empty() {
             println!("Nothing to import: the catalog already has every backup Lifeboat made for the configured policies.");

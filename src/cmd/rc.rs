@@ -108,7 +108,7 @@ async fn act(ws: &Workspace, group: &str, action: Action) -> Result<u8> {
     // the group's databases are not to be looked at until the next one.
     let marks = [(control::hand_key(group), start)];
     let config = &config;
-    let outcome = locked(store.clone(), "rc", async move |_| {
+    let outcome = locked(store.clone(), "rc", ws.lock_timeout, async move |_| {
         Ok(control::perform(&cloud, &store, config, group, &req, &marks, &now).await?)
     })
     .await?;

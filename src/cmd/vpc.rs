@@ -131,7 +131,7 @@ async fn capture(ws: &Workspace, name: Option<&str>) -> Result<u8> {
     let now = ws.now;
     let config = ws.config.clone();
     let cloud = cloud(ws).await?;
-    locked(store, "vpc capture", async move |_| {
+    locked(store, "vpc capture", ws.lock_timeout, async move |_| {
         let mut tally = Tally::default();
         for name in &names {
             let regions = capture::capture(cloud.clone(), &store2, &config, name, now).await?;

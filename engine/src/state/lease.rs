@@ -39,7 +39,31 @@ pub async fn with_lock<T, E>(
 where
     E: From<StateError>,
 {
-    let lock = store.lock().expect("store").lock(operation)?;
+    with_lock_waiting(
+        store,
+        operation,
+        std::time::Duration::ZERO,
+        |_| {},
+        on_lost,
+        work,
+    )
+    .await
+}
+
+/// [`with_lock`], waiting up to `wait` for a lock another holder has
+/// ([`lock_waiting`]) instead of failing at once.
+pub async fn with_lock_waiting<T, E>(
+    store: SharedStore,
+    operation: &str,
+    wait: std::time::Duration,
+    on_wait: impl FnMut(&LockWaiting),
+    on_lost: impl Fn(StateError) + Send + 'static,
+    work: impl AsyncFnOnce(String) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StateError>,
+{
+    let lock = lock_waiting(&store, operation, wait, on_wait).await?;
     let renewal = {
         let store = store.clone();
         let id = lock.id.clone();
@@ -60,6 +84,97 @@ where
     let out = out?;
     released?;
     Ok(out)
+}
+
+/// The first pause between two tries for a held lock; it doubles up to
+/// [`WAIT_POLL_MAX`], so a lock freed soon is taken soon and a long wait
+/// costs one read every two seconds.
+const WAIT_POLL_FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+const WAIT_POLL_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How often a command waiting for the lock says it still waits.
+const WAIT_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a command waiting for the state lock tells its operator: who holds
+/// it, for what, and when the command gives up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockWaiting {
+    pub id: String,
+    pub holder: String,
+    pub operation: String,
+    pub since: String,
+    pub give_up_at: String,
+}
+
+impl std::fmt::Display for LockWaiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Waiting for the state lock: held by {} for {} since {} (lock ID {}); giving up at {}.",
+            self.holder, self.operation, self.since, self.id, self.give_up_at
+        )
+    }
+}
+
+/// Takes the state lock for `operation`; while a live holder has it, tries
+/// again with a growing pause for up to `wait` (zero: fails at once, as
+/// [`Store::lock`]). `on_wait` hears of the wait as it starts and every 30
+/// seconds after. Once `wait` has passed, the refusal says how long it
+/// waited. The deadline is on the real clock: `--now` does not shorten it.
+pub async fn lock_waiting(
+    store: &SharedStore,
+    operation: &str,
+    wait: std::time::Duration,
+    mut on_wait: impl FnMut(&LockWaiting),
+) -> StateResult<LockInfo> {
+    let started = tokio::time::Instant::now();
+    // Past any real wait: the CLI caps durations at ten years.
+    let deadline = started
+        .checked_add(wait)
+        .unwrap_or(started + std::time::Duration::from_secs(100 * 365 * 86_400));
+    let give_up_at = Duration::from_std(wait)
+        .ok()
+        .and_then(|w| Utc::now().checked_add_signed(w))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let mut pause = WAIT_POLL_FIRST;
+    let mut next_report = started;
+    loop {
+        let taken = store.lock().expect("store").lock(operation);
+        let refused = match taken {
+            Err(e @ StateError::Locked { .. }) => e,
+            other => return other,
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            if wait.is_zero() {
+                return Err(refused);
+            }
+            return Err(StateError::LockWaitExpired {
+                refused: Box::new(refused),
+                waited: lifeboat_schema::format_duration(wait),
+            });
+        }
+        if now >= next_report {
+            if let StateError::Locked {
+                id,
+                holder,
+                operation,
+                acquired,
+            } = &refused
+            {
+                on_wait(&LockWaiting {
+                    id: id.clone(),
+                    holder: holder.clone(),
+                    operation: operation.clone(),
+                    since: acquired.clone(),
+                    give_up_at: ts(give_up_at),
+                });
+            }
+            next_report = now + WAIT_REPORT_EVERY;
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(WAIT_POLL_MAX);
+    }
 }
 
 /// A hold on the workspace: the state lock, or the runner's lease (whose
@@ -490,6 +605,76 @@ mod tests {
         a.release_lease(&lease.id).unwrap();
         assert!(a.renew_lease(&lease.id, Duration::seconds(120)).is_err());
         b.take_lease(Duration::seconds(120)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_waiting_taker_gives_up_after_its_wait_naming_the_holder_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut a = Store::open(&path).unwrap();
+        let held = a.lock("backup").unwrap();
+        let b: SharedStore =
+            std::sync::Arc::new(std::sync::Mutex::new(Store::open(&path).unwrap()));
+        let mut heard = Vec::new();
+        let started = std::time::Instant::now();
+        let wait = std::time::Duration::from_millis(700);
+        let refused = lock_waiting(&b, "apply", wait, |w| heard.push(w.clone()))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() >= wait, "{:?}", started.elapsed());
+        match &refused {
+            StateError::LockWaitExpired { refused, waited } => {
+                assert_eq!(waited, "0s", "whole seconds, as the syntax writes them");
+                assert!(matches!(**refused, StateError::Locked { ref id, .. } if *id == held.id));
+            }
+            other => panic!("expected LockWaitExpired, got {other:?}"),
+        }
+        assert_eq!(heard.len(), 1, "once at the start, then every 30 s");
+        assert_eq!(heard[0].id, held.id);
+        assert_eq!(heard[0].operation, "backup");
+        let line = heard[0].to_string();
+        assert!(
+            line.starts_with("Waiting for the state lock: held by "),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!(
+                "for backup since {} (lock ID {}); giving up at ",
+                ts(held.acquired),
+                held.id
+            )),
+            "{line}"
+        );
+        // Without a wait, the refusal is today's, at once.
+        let refused = lock_waiting(&b, "apply", std::time::Duration::ZERO, |_| {
+            panic!("no wait")
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(refused, StateError::Locked { .. }), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_taker_gets_the_lock_once_its_holder_releases_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut a = Store::open(&path).unwrap();
+        let held = a.lock("backup").unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+            a.unlock(&held.id).unwrap();
+        });
+        let b: SharedStore =
+            std::sync::Arc::new(std::sync::Mutex::new(Store::open(&path).unwrap()));
+        let mut heard = 0;
+        let got = lock_waiting(&b, "apply", std::time::Duration::from_secs(30), |_| {
+            heard += 1
+        })
+        .await
+        .unwrap();
+        assert_eq!(got.operation, "apply");
+        assert_eq!(heard, 1);
+        release.await.unwrap();
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub use catalog::{
 };
 pub use health::{Retry, ScriptRun, Skipped};
 pub use identity::Expected;
-pub use lease::{with_lock, LockInfo, LOCK_TTL_MINUTES};
+pub use lease::{
+    lock_waiting, with_lock, with_lock_waiting, LockInfo, LockWaiting, LOCK_TTL_MINUTES,
+};
 pub use secured::SecuredCheck;
 pub use shares::{dr_holder, dr_holder_policy, restore_holder, ShareHold};
 pub use store::{

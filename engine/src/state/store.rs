@@ -34,6 +34,12 @@ pub enum StateError {
         operation: String,
         acquired: String,
     },
+    /// [`StateError::Locked`] after waiting `--lock-timeout` for it.
+    #[error("{refused} (waited {waited})")]
+    LockWaitExpired {
+        refused: Box<StateError>,
+        waited: String,
+    },
     #[error("another runner ({holder}, lease {id}) acts on this workspace since {acquired}; its lease runs until {expires}")]
     Leased {
         id: String,

@@ -1,6 +1,6 @@
 lifeboat {
   state {
-    backend = "sqlite"          # only value for now
+    backend = "sqlite"          # sqlite (default) | dynamodb
     path    = ".lifeboat/state.db"
   }
 }
