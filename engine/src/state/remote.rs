@@ -78,7 +78,9 @@ pub struct Fence {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RemoteError {
     /// Someone else committed since `base`: pull and try again.
-    #[error("the workspace moved on (revision {found}) while this change was made on revision {base}")]
+    #[error(
+        "the workspace moved on (revision {found}) while this change was made on revision {base}"
+    )]
     Conflict { base: u64, found: u64 },
     /// A hold named in the fence is no longer the writer's.
     #[error("this process no longer holds the {0}; the change was refused")]

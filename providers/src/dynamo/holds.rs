@@ -124,10 +124,8 @@ pub(super) async fn take(
     let counted = if current.epoch == 0 {
         "attribute_not_exists(#epoch)".to_owned()
     } else {
-        put = put.expression_attribute_values(
-            ":epoch",
-            AttributeValue::N(current.epoch.to_string()),
-        );
+        put =
+            put.expression_attribute_values(":epoch", AttributeValue::N(current.epoch.to_string()));
         "#epoch = :epoch".to_owned()
     };
     match put

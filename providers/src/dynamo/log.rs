@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use lifeboat_engine::state::remote::{Commit, Fence, HoldKind, RemoteError, RowChange};
 
 use super::holds::hold_sk;
@@ -118,7 +116,8 @@ pub(super) async fn commit(
 
     let mut items = vec![head_update(place, base, schema)?];
     let checks = fence_checks(place, fence)?;
-    let checked: Vec<(HoldKind, String)> = checks.iter().map(|(k, id, _)| (*k, id.clone())).collect();
+    let checked: Vec<(HoldKind, String)> =
+        checks.iter().map(|(k, id, _)| (*k, id.clone())).collect();
     items.extend(checks.into_iter().map(|(_, _, item)| item));
     match &staged {
         Some(id) => items.push(log_put(
@@ -196,7 +195,10 @@ fn fence_checks(
     place: &Place,
     fence: &Fence,
 ) -> Result<Vec<(HoldKind, String, TransactWriteItem)>, RemoteError> {
-    let named = [(HoldKind::Lock, &fence.lock), (HoldKind::Lease, &fence.lease)];
+    let named = [
+        (HoldKind::Lock, &fence.lock),
+        (HoldKind::Lease, &fence.lease),
+    ];
     let mut checks = Vec::new();
     for (kind, id) in named {
         let Some(id) = id else { continue };
@@ -414,7 +416,10 @@ async fn assemble(
                 items.len()
             )));
         }
-        let texts: Option<Vec<&str>> = items.iter().map(|(_, _, it)| get_s(it, "changes")).collect();
+        let texts: Option<Vec<&str>> = items
+            .iter()
+            .map(|(_, _, it)| get_s(it, "changes"))
+            .collect();
         texts
             .ok_or_else(|| place.broken(format!("revision {rev} has a chunk without changes")))?
             .concat()
@@ -428,7 +433,13 @@ async fn assemble(
 /// before doing so.
 async fn read_staged(inner: &Inner, id: &str, count: usize) -> Result<String, RemoteError> {
     let place = &inner.place;
-    let items = query(inner, place.stage_pk(), "begins_with(#sk, :from)", format!("{id}#")).await?;
+    let items = query(
+        inner,
+        place.stage_pk(),
+        "begins_with(#sk, :from)",
+        format!("{id}#"),
+    )
+    .await?;
     if items.len() != count {
         return Err(place.broken(format!(
             "staged commit {id} has {} of its {count} chunks",

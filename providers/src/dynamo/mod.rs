@@ -276,9 +276,9 @@ impl Remote for DynamoRemote {
         // Encoded here, on the caller's thread, so that only text crosses.
         let chunks = log::encode(changes).map_err(|e| self.inner.place.broken(e))?;
         let fence = fence.clone();
-        self.call(move |inner| async move {
-            log::commit(&inner, base, schema, &fence, chunks).await
-        })
+        self.call(
+            move |inner| async move { log::commit(&inner, base, schema, &fence, chunks).await },
+        )
     }
 
     fn hold(&self, kind: HoldKind) -> Result<Option<HoldRecord>, RemoteError> {
@@ -293,9 +293,9 @@ impl Remote for DynamoRemote {
     ) -> Result<HoldRecord, RemoteError> {
         let new = new.clone();
         let replacing = replacing.map(str::to_owned);
-        self.call(move |inner| async move {
-            holds::take(&inner, kind, new, replacing.as_deref()).await
-        })
+        self.call(
+            move |inner| async move { holds::take(&inner, kind, new, replacing.as_deref()).await },
+        )
     }
 
     fn renew_hold(&self, kind: HoldKind, id: &str, expires: &str) -> Result<bool, RemoteError> {

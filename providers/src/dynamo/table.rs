@@ -80,7 +80,9 @@ pub(super) async fn init(inner: &Inner, repair: bool) -> Result<TableReport, Rem
         wait_active(inner).await?;
         report.deletion_protection = true;
         if !report.created {
-            report.messages.push("deletion protection turned on".to_owned());
+            report
+                .messages
+                .push("deletion protection turned on".to_owned());
         }
     }
 
@@ -89,7 +91,9 @@ pub(super) async fn init(inner: &Inner, repair: bool) -> Result<TableReport, Rem
         enable_pitr(inner).await?;
         report.point_in_time_recovery = true;
         if !report.created {
-            report.messages.push("point-in-time recovery turned on".to_owned());
+            report
+                .messages
+                .push("point-in-time recovery turned on".to_owned());
         }
     }
 
@@ -111,7 +115,9 @@ pub(super) async fn init(inner: &Inner, repair: bool) -> Result<TableReport, Rem
             .map_err(|e| place.fail("UpdateTimeToLive", &e))?;
         report.ttl = true;
         if !report.created {
-            report.messages.push(format!("TTL on {TTL_ATTRIBUTE} turned on"));
+            report
+                .messages
+                .push(format!("TTL on {TTL_ATTRIBUTE} turned on"));
         }
     }
 
@@ -139,10 +145,7 @@ pub(super) async fn check(inner: &Inner) -> Result<(), RemoteError> {
     }
     match table.table_status() {
         Some(TableStatus::Active | TableStatus::Updating) | None => Ok(()),
-        Some(other) => Err(place.broken(format!(
-            "the table is {}, not ACTIVE",
-            other.as_str()
-        ))),
+        Some(other) => Err(place.broken(format!("the table is {}, not ACTIVE", other.as_str()))),
     }
 }
 
@@ -196,7 +199,10 @@ async fn create(inner: &Inner) -> Result<bool, RemoteError> {
         .await;
     match sent {
         Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
             Ok(false)
         }
         Err(e) => Err(place.fail("CreateTable", &e)),
@@ -306,7 +312,8 @@ fn key_schema_problem(keys: &[KeySchemaElement], attrs: &[AttributeDefinition]) 
     let found: Vec<String> = keys
         .iter()
         .map(|k| {
-            let kind = kind_of(k.attribute_name()).map_or("?".to_owned(), |t| t.as_str().to_owned());
+            let kind =
+                kind_of(k.attribute_name()).map_or("?".to_owned(), |t| t.as_str().to_owned());
             format!("{} {} {}", k.attribute_name(), kind, k.key_type().as_str())
         })
         .collect();
