@@ -425,10 +425,20 @@ fn pull_pages_through_hundreds_of_commits() {
     let remote = remote(&emulator, "prod");
     // 300 commits of ~10 KB: ~3 MB of log, so several 1 MB query pages.
     let payload = "p".repeat(10_000);
+    let lease = remote.take_hold(HoldKind::Lease, &hold("a"), None).unwrap();
+    let fence = Fence {
+        lock: None,
+        lease: Some(lease.id),
+    };
+    let started = Instant::now();
     for rev in 0..300 {
         let changes = [row("t", rev, &payload)];
-        remote.commit(rev, 1, &Fence::default(), &changes).unwrap();
+        remote.commit(rev, 1, &fence, &changes).unwrap();
     }
+    eprintln!(
+        "300 fenced commits of 10 KB: {:?} each",
+        started.elapsed() / 300
+    );
     let started = Instant::now();
     let pulled = log(remote.pull(0).unwrap());
     eprintln!("a pull of 300 commits (~3 MB): {:?}", started.elapsed());
@@ -438,4 +448,31 @@ fn pull_pages_through_hundreds_of_commits() {
         .iter()
         .all(|c| c.changes[0].key == json!([c.rev - 1])));
     assert_eq!(log(remote.pull(250).unwrap()).len(), 50);
+}
+
+#[test]
+fn a_failed_call_names_table_region_workspace_and_action_but_no_secret() {
+    let emulator = Emulator::start();
+    let remote = remote(&emulator, "prod");
+    drop(emulator);
+    let Err(RemoteError::Failed(why)) = remote.head() else {
+        panic!("a call to a stopped emulator succeeded");
+    };
+    assert!(
+        why.starts_with(
+            "dynamodb:GetItem failed on dynamodb table lifeboat-state (us-east-1), workspace prod"
+        ),
+        "{why}"
+    );
+    assert!(
+        !why.contains(SECRET_ACCESS_KEY) && !why.contains(ACCESS_KEY_ID),
+        "{why}"
+    );
+    let Err(RemoteError::Failed(why)) = remote.commit(0, 1, &Fence::default(), &[]) else {
+        panic!("a commit to a stopped emulator succeeded");
+    };
+    assert!(
+        why.starts_with("dynamodb:TransactWriteItems failed on"),
+        "{why}"
+    );
 }

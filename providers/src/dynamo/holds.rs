@@ -82,7 +82,9 @@ fn decode(item: &HashMap<String, AttributeValue>) -> Option<HoldRecord> {
 /// Writes `new` over the hold `replacing` (none: no current hold) with the
 /// next epoch. The epoch read is part of the condition: between our read
 /// and our write another process may have taken and released the hold,
-/// and two takes must never share an epoch.
+/// and two takes must never share an epoch. A refusal is a `Conflict`
+/// whose `base` is the epoch this take counted on and `found` the
+/// current one.
 pub(super) async fn take(
     inner: &Inner,
     kind: HoldKind,

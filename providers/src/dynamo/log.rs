@@ -22,8 +22,10 @@ const MAX_INLINE_CHUNKS: usize = 12;
 /// How long a staged chunk lives unless a commit publishes it.
 const STAGE_TTL_SECONDS: i64 = 24 * 3600;
 
-/// How often a transaction that collided with another in flight on the
-/// same items (`TransactionConflict`) is tried again before failing.
+/// How often a transaction cancelled for a passing reason is tried again
+/// before failing: another transaction or write in flight on one of its
+/// items (`TransactionConflict`: a lease renewal racing the commit's check
+/// of the lease), or throttling. The SDK does not retry a cancellation.
 const CONFLICT_ATTEMPTS: u32 = 5;
 
 /// A commit's rows as the table keeps them: the JSON array, cut into
@@ -276,7 +278,7 @@ async fn settle(inner: &Inner, id: &str, count: usize) -> Result<(), RemoteError
 }
 
 enum Cancelled {
-    /// Another transaction was in flight on the same items: try again.
+    /// Nothing refused it, something was busy: try again.
     Collided,
     /// The codes, one per item in request order (`None` for an item that
     /// passed); empty when the service gave none.
@@ -297,8 +299,13 @@ fn cancelled(
         .iter()
         .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
         .collect();
-    let failed = |code: &str| codes.iter().any(|c| c.as_deref() == Some(code));
-    if failed("TransactionConflict") && !failed("ConditionalCheckFailed") {
+    let passing = [
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+    ];
+    let failures: Vec<&str> = codes.iter().flatten().map(String::as_str).collect();
+    if !failures.is_empty() && failures.iter().all(|c| passing.contains(c)) {
         return Some(Cancelled::Collided);
     }
     Some(Cancelled::Reasons(codes))
