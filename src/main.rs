@@ -390,7 +390,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::State { command } => match command {
             StateCommand::List => cmd::state::list(&load(&cli)?),
             StateCommand::Init { repair } => cmd::state::init(&load(&cli)?, *repair),
-            StateCommand::Pull { json, out } => cmd::state::pull(&load(&cli)?, *json, out.as_deref()),
+            StateCommand::Pull { json, out } => {
+                cmd::state::pull(&load(&cli)?, *json, out.as_deref())
+            }
             StateCommand::Migrate { to, auto_approve } => {
                 cmd::state::migrate(&load(&cli)?, *to, *auto_approve)
             }

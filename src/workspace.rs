@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use lifeboat_engine::cloud::identity::CheckedCloud;
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::state::{SharedStore, Store};
-use lifeboat_providers::dynamo::DynamoRemote;
+use lifeboat_providers::DynamoRemote;
 use lifeboat_schema::{Config, Severity, StateBackend};
 
 use crate::output::{print_diagnostics, Exit};

@@ -55,7 +55,9 @@ impl Backend {
 
 /// `lifeboat state init [--repair]`.
 pub fn init(ws: &Workspace, repair: bool) -> Result<u8> {
-    if ws.config.settings.state.backend == StateBackend::Dynamodb {
+    // A table named while the state is still in SQLite is where `state
+    // migrate` will copy it: it is made ready as well.
+    if ws.config.settings.state.table.is_some() {
         let report = ws.remote()?.init_table(repair)?;
         println!(
             "Table {} in {}: {}.",
@@ -173,7 +175,10 @@ pub fn migrate(ws: &Workspace, to: Backend, auto_approve: bool) -> Result<u8> {
         let target_lock = target.lock("state migrate")?;
         let done = (|| -> Result<String> {
             if !target.is_empty()? {
-                anyhow::bail!("{} was written meanwhile; nothing copied", target.location());
+                anyhow::bail!(
+                    "{} was written meanwhile; nothing copied",
+                    target.location()
+                );
             }
             let rows = source.rows()?;
             let digest = source.digest()?;

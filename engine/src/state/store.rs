@@ -52,13 +52,20 @@ pub enum StateError {
     #[error("{0}")]
     Conflict(String),
     /// The shared state refused or failed (see `state::remote`).
+    // Not a `source`: the message is the remote's, said once.
     #[error("shared state: {0}")]
-    Remote(#[from] super::remote::RemoteError),
+    Remote(super::remote::RemoteError),
     #[error("state object {address} cannot be read: {message}")]
     Decode { address: String, message: String },
 }
 
 pub type StateResult<T> = Result<T, StateError>;
+
+impl From<super::remote::RemoteError> for StateError {
+    fn from(e: super::remote::RemoteError) -> StateError {
+        StateError::Remote(e)
+    }
+}
 
 /// Everything the planner reads, loaded in one read transaction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -63,21 +63,23 @@ pub(super) fn decode_state(
     // A table names where the state goes, which needs its region even
     // while the state is still in SQLite.
     let needs_region = dynamodb || out.table.is_some();
-    out.region = d.string(&scope, "region", needs_region).and_then(|(r, at)| {
-        if validate::is_region(&r) {
-            return Some(r);
-        }
-        d.error(
-            src,
-            at,
-            "Invalid region",
-            format!(
-                "{r:?} in {} is not an AWS region name; expected a name like \"us-east-1\"",
-                scope.what
-            ),
-        );
-        None
-    });
+    out.region = d
+        .string(&scope, "region", needs_region)
+        .and_then(|(r, at)| {
+            if validate::is_region(&r) {
+                return Some(r);
+            }
+            d.error(
+                src,
+                at,
+                "Invalid region",
+                format!(
+                    "{r:?} in {} is not an AWS region name; expected a name like \"us-east-1\"",
+                    scope.what
+                ),
+            );
+            None
+        });
     if d.get(&scope, "account", false).is_some() {
         out.account = account_reference(d, &scope, accounts).map(str::to_string);
     }
