@@ -237,6 +237,12 @@ impl Workspace {
 
     /// Runs `lifeboat ARGS` in `cwd` with extra environment variables.
     pub fn run_with(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        execute(self.command(cwd, args, envs), args)
+    }
+
+    /// `lifeboat ARGS` as a command not yet started (for a test that runs
+    /// several at once, or kills one), with the environment of [`run`].
+    pub fn command(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
         cmd.envs(envs.iter().copied());
         cmd.args(args)
@@ -268,7 +274,7 @@ impl Workspace {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("LIFEBOAT_AWS_MAX_ATTEMPTS", "1")
             .env("NO_COLOR", "1");
-        execute(cmd, args)
+        cmd
     }
 
     /// Every byte under `.lifeboat/` (state database, WAL, lock files).

@@ -250,42 +250,7 @@ fn install(
     inner: Arc<Mutex<Inner>>,
 ) -> rusqlite::Result<()> {
     let described = remote.describe();
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS _replica (
-            slot INTEGER PRIMARY KEY CHECK (slot = 1), rev INTEGER NOT NULL, remote TEXT NOT NULL)",
-    )?;
-    // A cache of another remote (or of none) starts over: its rows are
-    // not this workspace's.
-    let of: Option<String> = conn
-        .query_row("SELECT remote FROM _replica WHERE slot = 1", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    if of.as_deref() != Some(described.as_str()) {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let wiped = (|| -> rusqlite::Result<()> {
-            conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
-            if of.is_some() {
-                for (t, _, _) in tables(conn)? {
-                    conn.execute(&format!("DELETE FROM \"{t}\""), [])?;
-                }
-            }
-            conn.execute(
-                "INSERT OR REPLACE INTO _replica (slot, rev, remote) VALUES (1, 0, ?1)",
-                params![described],
-            )?;
-            if of.is_some() {
-                // The lineage the wiped cache had was its old remote's.
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('lineage', ?1), ('serial', '0')",
-                    params![super::new_id()],
-                )?;
-            }
-            Ok(())
-        })();
-        conn.execute_batch(if wiped.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
-        wiped?;
-    }
+    start_cache(conn, &described)?;
     let captured = inner.clone();
     conn.create_scalar_function(
         "lifeboat_row",
@@ -367,6 +332,46 @@ fn install(
             }
         }
     }))?;
+    Ok(())
+}
+
+/// Makes `conn` a cache of the remote `described`: a cache of another
+/// remote (or a state file never used as one) starts over, since its rows
+/// are not this workspace's.
+fn start_cache(conn: &Connection, described: &str) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _replica (
+            slot INTEGER PRIMARY KEY CHECK (slot = 1), rev INTEGER NOT NULL, remote TEXT NOT NULL)",
+    )?;
+    // A cache of another remote (or of none) starts over: its rows are
+    // not this workspace's.
+    let of: Option<String> = conn
+        .query_row("SELECT remote FROM _replica WHERE slot = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if of.as_deref() != Some(described) {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let wiped = (|| -> rusqlite::Result<()> {
+            conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+            for (t, _, _) in tables(conn)? {
+                conn.execute(&format!("DELETE FROM \"{t}\""), [])?;
+            }
+            conn.execute(
+                "INSERT OR REPLACE INTO _replica (slot, rev, remote) VALUES (1, 0, ?1)",
+                params![described],
+            )?;
+            // A fresh lineage: the one the file had was its own or its
+            // old remote's. The remote's replaces it on the first pull.
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('lineage', ?1), ('serial', '0')",
+                params![super::new_id()],
+            )?;
+            Ok(())
+        })();
+        conn.execute_batch(if wiped.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        wiped?;
+    }
     Ok(())
 }
 
