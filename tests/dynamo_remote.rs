@@ -552,17 +552,19 @@ fn compaction_folds_the_log_into_a_snapshot_that_older_readers_get() {
     );
     assert_eq!(partition(&emulator, "ws#prod#stage"), Vec::<String>::new());
 
-    // Commits go on; a reader at the snapshot gets the log after it.
+    // Commits go on; a reader at the snapshot gets the log after it, one
+    // from before it the snapshot with that log folded in.
     remote.commit(4, 1, &f, &[row("t", 5, "e")]).unwrap();
     remote.commit(5, 1, &f, &[gone(3)]).unwrap();
     let after: Vec<u64> = log(remote.pull(4).unwrap()).iter().map(|c| c.rev).collect();
     assert_eq!(after, [5, 6]);
-
-    // A second compaction starts from the first snapshot and replaces it.
-    assert_eq!(remote.compact(), Ok(Some(6)));
     want.retain(|r| r.key != json!([3]) || r.table != "t");
     want.push(row("t", 5, "e"));
     want.sort_by_key(|r| (r.table.clone(), r.key.to_string()));
+    assert_eq!(full(remote.pull(1).unwrap()), (6, want.clone()));
+
+    // A second compaction starts from the first snapshot and replaces it.
+    assert_eq!(remote.compact(), Ok(Some(6)));
     assert_eq!(full(remote.pull(0).unwrap()), (6, want));
     let snapshots = partition(&emulator, "ws#prod#snap");
     assert!(!snapshots.is_empty());

@@ -12,14 +12,14 @@
 //! ([`Pull::Full`]). A compaction that stopped before (3) leaves garbage
 //! the next one removes; one that lost the race at (2) deletes its chunks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use lifeboat_engine::state::remote::{Pull, RemoteError, RowChange};
 
 use super::log::{encode, get_s, log_sk, n, read_head, s};
-use super::pull::{pull, query};
+use super::pull::{fold, pull, query};
 use super::Inner;
 
 /// BatchWriteItem's limit.
@@ -81,38 +81,15 @@ pub(super) async fn compact(inner: &Inner) -> Result<Option<u64>, RemoteError> {
     Ok(Some(rev))
 }
 
-/// The workspace's live rows at its latest revision, keyed by table and
-/// primary key, in that order.
+/// The workspace's live rows at its latest revision.
 async fn live_rows(inner: &Inner) -> Result<(u64, Vec<RowChange>), RemoteError> {
-    let mut live: BTreeMap<(String, String), RowChange> = BTreeMap::new();
-    let mut at = 0;
-    loop {
-        // `pull` only answers Full with a snapshot newer than `at`, so
-        // this ends.
-        match pull(inner, at).await? {
-            Pull::Full { rev, rows } => {
-                live = rows.into_iter().map(|r| (row_key(&r), r)).collect();
-                at = rev;
-            }
-            Pull::Log(commits) => {
-                for commit in commits {
-                    for change in commit.changes {
-                        let k = row_key(&change);
-                        match change.row {
-                            Some(_) => live.insert(k, change),
-                            None => live.remove(&k),
-                        };
-                    }
-                    at = commit.rev;
-                }
-                return Ok((at, live.into_values().collect()));
-            }
+    Ok(match pull(inner, 0).await? {
+        Pull::Full { rev, rows } => (rev, rows),
+        Pull::Log(commits) => {
+            let rev = commits.last().map_or(0, |c| c.rev);
+            (rev, fold(Vec::new(), commits))
         }
-    }
-}
-
-fn row_key(change: &RowChange) -> (String, String) {
-    (change.table.clone(), change.key.to_string())
+    })
 }
 
 fn key(pk: AttributeValue, sk: String) -> HashMap<String, AttributeValue> {

@@ -1,6 +1,6 @@
 //! Reading the log: pulls as consistent, paginated queries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lifeboat_engine::state::remote::{Commit, Pull, RemoteError, RowChange};
@@ -10,14 +10,15 @@ use super::Inner;
 
 /// What changed after `since`: the commits, oldest first, from one
 /// consistent, paginated query of the log partition; or, when compaction
-/// removed part of what that needs, the snapshot (the caller pulls again
-/// from its revision).
+/// removed part of what that needs, every live row as of the last commit
+/// (the snapshot with the log after it folded in), so that either answer
+/// brings the reader as far as the log went.
 pub(super) async fn pull(inner: &Inner, since: u64) -> Result<Pull, RemoteError> {
     if let Some(commits) = read_log(inner, since).await? {
         return Ok(Pull::Log(commits));
     }
     // A hole in the log: compaction removed it (or is removing it) up to
-    // its snapshot. Read the head for the snapshot; a newer one may
+    // its snapshot. Read the head for the snapshot; a newer compaction may
     // replace it while we read, hence the few tries.
     let place = &inner.place;
     for _ in 0..3 {
@@ -25,16 +26,37 @@ pub(super) async fn pull(inner: &Inner, since: u64) -> Result<Pull, RemoteError>
         if head.snapshot <= since {
             break;
         }
-        if let Some(rows) = read_snapshot(inner, head.snapshot).await? {
-            return Ok(Pull::Full {
-                rev: head.snapshot,
-                rows,
-            });
-        }
+        let Some(rows) = read_snapshot(inner, head.snapshot).await? else {
+            continue;
+        };
+        let Some(commits) = read_log(inner, head.snapshot).await? else {
+            continue;
+        };
+        let rev = commits.last().map_or(head.snapshot, |c| c.rev);
+        return Ok(Pull::Full {
+            rev,
+            rows: fold(rows, commits),
+        });
     }
     Err(place.broken(format!(
         "the log after revision {since} has a hole no snapshot covers"
     )))
+}
+
+/// The live rows after `commits` are applied to `rows`, ordered by table
+/// and primary key.
+pub(super) fn fold(rows: Vec<RowChange>, commits: Vec<Commit>) -> Vec<RowChange> {
+    let key = |c: &RowChange| (c.table.clone(), c.key.to_string());
+    let mut live: BTreeMap<(String, String), RowChange> =
+        rows.into_iter().map(|r| (key(&r), r)).collect();
+    for change in commits.into_iter().flat_map(|c| c.changes) {
+        let k = key(&change);
+        match change.row {
+            Some(_) => live.insert(k, change),
+            None => live.remove(&k),
+        };
+    }
+    live.into_values().collect()
 }
 
 /// The commits after `since`, or `None` when the log has a hole there.
