@@ -476,3 +476,100 @@ fn a_failed_call_names_table_region_workspace_and_action_but_no_secret() {
         "{why}"
     );
 }
+
+/// Every item of a partition of the state table, by sort key.
+fn partition(emulator: &Emulator, pk: &str) -> Vec<String> {
+    let (aws, rt) = client(emulator);
+    let items: Vec<_> = rt.block_on(async {
+        aws.query()
+            .table_name(TABLE)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .unwrap()
+    });
+    items
+        .iter()
+        .map(|i| i["sk"].as_s().unwrap().clone())
+        .collect()
+}
+
+fn full(pull: Pull) -> (u64, Vec<RowChange>) {
+    match pull {
+        Pull::Full { rev, mut rows } => {
+            rows.sort_by_key(|r| (r.table.clone(), r.key.to_string()));
+            (rev, rows)
+        }
+        log => panic!("expected a snapshot, got {log:?}"),
+    }
+}
+
+#[test]
+fn compaction_folds_the_log_into_a_snapshot_that_older_readers_get() {
+    let emulator = Emulator::start();
+    let remote = remote(&emulator, "prod");
+    let f = Fence::default();
+    let gone = |id: u64| RowChange {
+        table: "t".to_owned(),
+        key: json!([id]),
+        row: None,
+    };
+    assert_eq!(remote.compact(), Ok(None), "nothing to fold yet");
+    remote
+        .commit(0, 1, &f, &[row("t", 1, "a"), row("t", 2, "b")])
+        .unwrap();
+    remote
+        .commit(1, 1, &f, &[row("t", 1, "a2"), gone(2)])
+        .unwrap();
+    let big: Vec<RowChange> = (0..40).map(|i| row("u", i, &"u".repeat(100_000))).collect();
+    remote.commit(2, 1, &f, &big).unwrap();
+    remote.commit(3, 1, &f, &[row("t", 3, "c")]).unwrap();
+    assert!(!partition(&emulator, "ws#prod#stage").is_empty());
+
+    assert_eq!(remote.compact(), Ok(Some(4)));
+    assert_eq!(remote.compact(), Ok(None), "nothing new");
+    let mut want = vec![row("t", 1, "a2"), row("t", 3, "c")];
+    want.extend(big);
+    want.sort_by_key(|r| (r.table.clone(), r.key.to_string()));
+    assert_eq!(full(remote.pull(0).unwrap()), (4, want.clone()));
+    assert_eq!(full(remote.pull(2).unwrap()), (4, want.clone()));
+    assert_eq!(log(remote.pull(4).unwrap()), []);
+    assert_eq!(
+        log(remote.pull(3).unwrap()),
+        [Commit {
+            rev: 4,
+            changes: vec![row("t", 3, "c")]
+        }]
+    );
+    // What it covers is gone but its last commit: the log, the staged chunks.
+    assert_eq!(
+        partition(&emulator, "ws#prod#log"),
+        [format!("{:020}#0000", 4)]
+    );
+    assert_eq!(partition(&emulator, "ws#prod#stage"), Vec::<String>::new());
+
+    // Commits go on; a reader at the snapshot gets the log after it, one
+    // from before it the snapshot with that log folded in.
+    remote.commit(4, 1, &f, &[row("t", 5, "e")]).unwrap();
+    remote.commit(5, 1, &f, &[gone(3)]).unwrap();
+    let after: Vec<u64> = log(remote.pull(4).unwrap()).iter().map(|c| c.rev).collect();
+    assert_eq!(after, [5, 6]);
+    want.retain(|r| r.key != json!([3]) || r.table != "t");
+    want.push(row("t", 5, "e"));
+    want.sort_by_key(|r| (r.table.clone(), r.key.to_string()));
+    assert_eq!(full(remote.pull(1).unwrap()), (6, want.clone()));
+
+    // A second compaction starts from the first snapshot and replaces it.
+    assert_eq!(remote.compact(), Ok(Some(6)));
+    assert_eq!(full(remote.pull(0).unwrap()), (6, want));
+    let snapshots = partition(&emulator, "ws#prod#snap");
+    assert!(!snapshots.is_empty());
+    assert!(snapshots
+        .iter()
+        .all(|sk| sk.starts_with(&format!("{:020}#", 6))));
+    assert_eq!(remote.head(), Ok(6));
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
-use lifeboat_engine::state::remote::{Commit, Fence, HoldKind, RemoteError, RowChange};
+use lifeboat_engine::state::remote::{Fence, HoldKind, RemoteError, RowChange};
 
 use super::holds::hold_sk;
 use super::{Inner, Place};
@@ -47,15 +47,15 @@ pub(super) fn encode(changes: &[RowChange]) -> Result<Vec<String>, serde_json::E
 }
 
 /// The sort key of chunk `chunk` of revision `rev` in the log partition.
-fn log_sk(rev: u64, chunk: usize) -> String {
+pub(super) fn log_sk(rev: u64, chunk: usize) -> String {
     format!("{rev:020}#{chunk:04}")
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
@@ -75,6 +75,9 @@ pub(super) fn get_n<T: std::str::FromStr>(
 pub(super) struct Head {
     pub rev: u64,
     pub schema: i64,
+    /// The revision of the published snapshot (0: none); the log before
+    /// it may be gone (see `compact`).
+    pub snapshot: u64,
 }
 
 pub(super) async fn read_head(inner: &Inner) -> Result<Head, RemoteError> {
@@ -95,6 +98,7 @@ pub(super) async fn read_head(inner: &Inner) -> Result<Head, RemoteError> {
     Ok(Head {
         rev: get_n(item, "rev").ok_or_else(|| place.broken("the head item has no revision"))?,
         schema: get_n(item, "schema").unwrap_or(0),
+        snapshot: get_n(item, "snapshot").unwrap_or(0),
     })
 }
 
@@ -260,7 +264,7 @@ async fn stage(inner: &Inner, chunks: &[String]) -> Result<String, RemoteError> 
 /// Removes the expiry of a published commit's staged chunks. A commit that
 /// stopped between publishing and this is settled by the next pull that
 /// reads it (the expiry is a day away).
-async fn settle(inner: &Inner, id: &str, count: usize) -> Result<(), RemoteError> {
+pub(super) async fn settle(inner: &Inner, id: &str, count: usize) -> Result<(), RemoteError> {
     let place = &inner.place;
     for i in 0..count {
         inner
@@ -364,138 +368,6 @@ async fn lost_hold(
         }
     }
     Ok(None)
-}
-
-/// The commits after `since`, oldest first: one consistent, paginated
-/// query of the log partition, staged commits read from where they were
-/// staged.
-pub(super) async fn pull(inner: &Inner, since: u64) -> Result<Vec<Commit>, RemoteError> {
-    let place = &inner.place;
-    let from = format!("{:020}", since + 1);
-    let items = query(inner, place.log_pk(), "#sk >= :from", from).await?;
-    let mut commits: Vec<Commit> = Vec::new();
-    let mut pending: Vec<(u64, usize, HashMap<String, AttributeValue>)> = Vec::new();
-    for item in items {
-        let sk = get_s(&item, "sk").unwrap_or_default();
-        let parsed = sk
-            .split_once('#')
-            .and_then(|(r, c)| Some((r.parse::<u64>().ok()?, c.parse::<usize>().ok()?)));
-        let Some((rev, chunk)) = parsed else {
-            return Err(place.broken(format!("log item {sk:?} has a malformed key")));
-        };
-        if pending.first().is_some_and(|(r, _, _)| *r != rev) {
-            commits.push(assemble(inner, std::mem::take(&mut pending)).await?);
-        }
-        pending.push((rev, chunk, item));
-    }
-    if !pending.is_empty() {
-        commits.push(assemble(inner, pending).await?);
-    }
-    // The log has no holes: a missing revision is damage, not a race (a
-    // commit's items land together, and later pages only hold later ones).
-    for (i, c) in commits.iter().enumerate() {
-        if c.rev != since + 1 + i as u64 {
-            return Err(place.broken(format!(
-                "revision {} is missing from the log",
-                since + 1 + i as u64
-            )));
-        }
-    }
-    Ok(commits)
-}
-
-/// One revision's log items (in chunk order, as the query returns them)
-/// back into its commit.
-async fn assemble(
-    inner: &Inner,
-    items: Vec<(u64, usize, HashMap<String, AttributeValue>)>,
-) -> Result<Commit, RemoteError> {
-    let place = &inner.place;
-    let rev = items[0].0;
-    let count: usize = get_n(&items[0].2, "chunks").unwrap_or(0);
-    let text = if let Some(id) = get_s(&items[0].2, "staged") {
-        read_staged(inner, id, count).await?
-    } else {
-        let in_order = items.iter().enumerate().all(|(i, (_, c, _))| *c == i);
-        if items.len() != count || !in_order {
-            return Err(place.broken(format!(
-                "revision {rev} has {} of its {count} log chunks",
-                items.len()
-            )));
-        }
-        let texts: Option<Vec<&str>> = items
-            .iter()
-            .map(|(_, _, it)| get_s(it, "changes"))
-            .collect();
-        texts
-            .ok_or_else(|| place.broken(format!("revision {rev} has a chunk without changes")))?
-            .concat()
-    };
-    let changes = serde_json::from_str(&text)
-        .map_err(|e| place.broken(format!("revision {rev} does not decode: {e}")))?;
-    Ok(Commit { rev, changes })
-}
-
-/// A published staged commit's text, settling it if its publisher stopped
-/// before doing so.
-async fn read_staged(inner: &Inner, id: &str, count: usize) -> Result<String, RemoteError> {
-    let place = &inner.place;
-    let items = query(
-        inner,
-        place.stage_pk(),
-        "begins_with(#sk, :from)",
-        format!("{id}#"),
-    )
-    .await?;
-    if items.len() != count {
-        return Err(place.broken(format!(
-            "staged commit {id} has {} of its {count} chunks",
-            items.len()
-        )));
-    }
-    let unsettled = items.iter().any(|it| it.contains_key("expires_at"));
-    let texts: Option<Vec<&str>> = items.iter().map(|it| get_s(it, "changes")).collect();
-    let text = texts
-        .ok_or_else(|| place.broken(format!("staged commit {id} has a chunk without changes")))?
-        .concat();
-    if unsettled {
-        settle(inner, id, count).await?;
-    }
-    Ok(text)
-}
-
-/// Every item of partition `pk` whose sort key meets `condition` (on
-/// `#sk` and `:from`), read consistently, page after page.
-async fn query(
-    inner: &Inner,
-    pk: AttributeValue,
-    condition: &str,
-    from: String,
-) -> Result<Vec<HashMap<String, AttributeValue>>, RemoteError> {
-    let place = &inner.place;
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = inner
-            .client
-            .query()
-            .table_name(&place.table)
-            .key_condition_expression(format!("#pk = :pk AND {condition}"))
-            .expression_attribute_names("#pk", "pk")
-            .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":pk", pk.clone())
-            .expression_attribute_values(":from", s(from.as_str()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| place.fail("Query", &e))?;
-        items.extend(out.items().iter().cloned());
-        match out.last_evaluated_key() {
-            Some(key) if !key.is_empty() => start = Some(key.clone()),
-            _ => return Ok(items),
-        }
-    }
 }
 
 pub(super) fn hold_name(kind: HoldKind) -> &'static str {

@@ -7,10 +7,11 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! | --- | --- | --- | --- |
-//! | head | `ws#<W>` | `head` | `rev` (N), `schema` (N), `updated` (S, RFC 3339) |
+//! | head | `ws#<W>` | `head` | `rev` (N), `schema` (N), `updated` (S, RFC 3339), `snapshot` (N) |
 //! | hold | `ws#<W>` | `hold#lock`, `hold#lease` | `id`, `holder`, `operation`, `acquired`, `expires`, `holder_id` (S), `epoch` (N) |
 //! | log | `ws#<W>#log` | `<rev, 20 digits>#<chunk, 4 digits>` | `changes` (S), `chunks` (N); or `staged` (S) and `chunks` (N) |
 //! | staged chunk | `ws#<W>#stage` | `<commit id>#<chunk, 4 digits>` | `changes` (S), `expires_at` (N, epoch seconds, the table's TTL) |
+//! | snapshot | `ws#<W>#snap` | `<rev, 20 digits>#<chunk, 4 digits>` | `changes` (S: the live rows), `chunks` (N) |
 //!
 //! A commit's rows are one JSON array (`[RowChange, ...]`) cut into pieces
 //! of at most [`log::CHUNK_BYTES`] bytes at character boundaries; the
@@ -27,6 +28,11 @@
 //! their expiry. Stopping after any step leaves either nothing visible
 //! (the TTL removes the orphans within a day or two) or the whole commit.
 //!
+//! Compaction (`DynamoRemote::compact`, see the `compact` module) folds
+//! the log into a snapshot named by the head's `snapshot` and deletes the
+//! log before it; a reader whose revision the log no longer reaches finds
+//! a hole at the start of its query and reads the snapshot instead.
+//!
 //! A hold item outlives its release: releasing removes the holder's
 //! attributes and keeps `epoch`, so the next take counts on from it.
 //!
@@ -41,8 +47,10 @@
 //! (blocking on the caller's runtime would panic). The thread ends when the
 //! remote is dropped.
 
+mod compact;
 mod holds;
 mod log;
+mod pull;
 mod table;
 mod worker;
 
@@ -134,6 +142,10 @@ impl Place {
 
     fn stage_pk(&self) -> AttributeValue {
         AttributeValue::S(format!("ws#{}#stage", self.workspace))
+    }
+
+    fn snap_pk(&self) -> AttributeValue {
+        AttributeValue::S(format!("ws#{}#snap", self.workspace))
     }
 }
 
@@ -233,6 +245,15 @@ impl DynamoRemote {
         self.call(move |inner| async move { table::init(&inner, repair).await })
     }
 
+    /// Folds the log into a snapshot of the live rows at the head and
+    /// deletes the log it covers (see the `compact` module); a reader from
+    /// before it then gets [`Pull::Full`]. Returns the snapshot's revision
+    /// (`None`: nothing new to fold). Safe alongside commits and other
+    /// compactions; costs a read of the whole workspace.
+    pub fn compact(&self) -> Result<Option<u64>, RemoteError> {
+        self.call(|inner| async move { compact::compact(&inner).await })
+    }
+
     /// Checks that the table exists with Lifeboat's key schema (one
     /// DescribeTable): what opening a workspace does before trusting it.
     /// A missing table says to run `lifeboat state init`.
@@ -263,7 +284,7 @@ impl Remote for DynamoRemote {
     }
 
     fn pull(&self, since: u64) -> Result<Pull, RemoteError> {
-        self.call(move |inner| async move { log::pull(&inner, since).await.map(Pull::Log) })
+        self.call(move |inner| async move { pull::pull(&inner, since).await })
     }
 
     fn commit(
