@@ -380,12 +380,16 @@ impl Daemon<'_> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                let lock = lock.lock().expect("held lock").clone();
+                // The held lock's slot is kept while renewing: a release
+                // (and a new take) waits, so a lock this runner let go of
+                // is never renewed and taken for broken.
+                let held = lock.lock().expect("held lock");
                 let renewed = {
                     let mut s = store.lock().expect("store");
                     s.renew_lease(&id, ttl)
-                        .and_then(|()| lock.map_or(Ok(()), |l| s.renew_lock_for(&l, ttl)))
+                        .and_then(|()| held.as_ref().map_or(Ok(()), |l| s.renew_lock_for(l, ttl)))
                 };
+                drop(held);
                 if let Err(e) = renewed {
                     // Only the first to notice says so.
                     if !lost.swap(true, Ordering::SeqCst) {
