@@ -293,6 +293,9 @@ enum StateCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Fold a DynamoDB workspace's commit log into a copy of its rows, so
+    /// that a new host's first read stays short (the runner does it daily).
+    Compact,
     /// Copy the workspace to the other backend, where the state block puts
     /// it for that backend, under both locks, checked by a digest.
     Migrate {
@@ -390,6 +393,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::State { command } => match command {
             StateCommand::List => cmd::state::list(&load(&cli)?),
             StateCommand::Init { repair } => cmd::state::init(&load(&cli)?, *repair),
+            StateCommand::Compact => cmd::state::compact(&load(&cli)?),
             StateCommand::Pull { json, out } => {
                 cmd::state::pull(&load(&cli)?, *json, out.as_deref())
             }

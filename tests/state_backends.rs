@@ -94,7 +94,25 @@ fn two_hosts_share_one_workspace() {
     // ... and the first host sees the second's backup.
     assert_eq!(env.backups(&[]).len(), 2);
 
-    // A lock taken on one host holds on the other.
+    // Folding the log changes nothing anyone reads, and a new host's
+    // first read comes from the folded rows.
+    env.run(&["state", "compact"]).ok().stdout_has("Folded");
+    let third = Workspace::new(&env.emulator);
+    third.write("main.lb.hcl", &shared(&a.id));
+    third
+        .run(&["plan", "--detailed-exitcode"])
+        .code(0)
+        .no_changes();
+    assert_eq!(
+        third
+            .run(&["backups", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
     let pulled = env.run(&["state", "pull", "--json"]).ok().json();
     assert_eq!(
         pulled["serial"],

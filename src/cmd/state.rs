@@ -86,6 +86,20 @@ pub fn init(ws: &Workspace, repair: bool) -> Result<u8> {
     Ok(0)
 }
 
+/// `lifeboat state compact`.
+pub fn compact(ws: &Workspace) -> Result<u8> {
+    let store = ws.store()?;
+    match store.compact()? {
+        Some(rev) => println!("Folded {} up to revision {rev}.", store.location()),
+        None if store.is_shared() => println!("Nothing to fold in {}.", store.location()),
+        None => println!(
+            "{} is a state file: it has no log to fold.",
+            store.location()
+        ),
+    }
+    Ok(0)
+}
+
 /// `lifeboat state pull [--json] [--out FILE]`.
 pub fn pull(ws: &Workspace, json: bool, out: Option<&Path>) -> Result<u8> {
     let mut store = ws.store()?;

@@ -135,4 +135,9 @@ pub trait Remote: Send + Sync {
     fn renew_hold(&self, kind: HoldKind, id: &str, expires: &str) -> Result<bool, RemoteError>;
     /// Removes hold `id` if it is still the current one (no-op otherwise).
     fn release_hold(&self, kind: HoldKind, id: &str) -> Result<(), RemoteError>;
+    /// Folds the log into a copy of the live rows and drops the log it
+    /// covers, so that the log does not grow for ever; a reader from
+    /// before it then gets [`Pull::Full`]. Returns the revision folded to
+    /// (`None`: nothing to fold). Safe beside commits.
+    fn compact(&self) -> Result<Option<u64>, RemoteError>;
 }

@@ -457,6 +457,10 @@ fn apply(
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
     let now = local_rev(&tx)?;
+    if full && commits.iter().all(|(at, _)| *at <= now) {
+        // Another handle on this cache got as far meanwhile.
+        return Ok(());
+    }
     if full {
         for (t, _, _) in &schema {
             tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
@@ -608,6 +612,15 @@ impl Store {
             }
         }
         Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Folds the shared workspace's log (see [`Remote::compact`]); a no-op
+    /// for a state file.
+    pub fn compact(&self) -> StateResult<Option<u64>> {
+        match &self.replica {
+            Some(r) => Ok(r.remote.compact()?),
+            None => Ok(None),
+        }
     }
 
     /// Is the workspace empty: no objects, no backups, serial 0?

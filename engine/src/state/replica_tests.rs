@@ -202,6 +202,9 @@ fn a_cache_of_another_workspace_starts_over() {
         fn release_hold(&self, kind: HoldKind, id: &str) -> Result<(), RemoteError> {
             self.0.release_hold(kind, id)
         }
+        fn compact(&self) -> Result<Option<u64>, RemoteError> {
+            self.0.compact()
+        }
     }
     let mut s = Store::open_shared(&cache, Arc::new(Other(MemoryRemote::new()))).unwrap();
     let seen = s.load().unwrap();
@@ -245,4 +248,33 @@ fn a_file_copied_into_shared_state_and_back_keeps_every_row() {
     let mut back = Store::open(&back).unwrap();
     assert_eq!(back.digest().unwrap(), digest);
     assert_eq!(back.load().unwrap(), file.load().unwrap());
+}
+
+#[test]
+fn a_cache_behind_a_compacted_log_is_rebuilt_from_the_rows() {
+    let remote = Arc::new(MemoryRemote::new());
+    let open = opener(remote.clone());
+    let mut behind = open();
+    let mut writer = open();
+    filled(&mut writer);
+    writer
+        .transaction(|tx| {
+            tx.delete_object(&Address::vpc_clone("web"))?;
+            tx.put_object(&Address::vpc_clone("db"), &json!({}))
+        })
+        .unwrap();
+    let digest = writer.digest().unwrap();
+    assert!(writer.compact().unwrap().is_some());
+    assert_eq!(writer.compact().unwrap(), None, "nothing new to fold");
+    // A cache from before the compaction, and a new one, read the rows.
+    assert_eq!(behind.digest().unwrap(), digest);
+    assert_eq!(open().digest().unwrap(), digest);
+    let seen = behind.load().unwrap();
+    let names: Vec<String> = seen.objects.keys().map(|a| a.to_string()).collect();
+    assert_eq!(names, ["vpc_clone.db"]);
+    // Writing goes on from the folded revision.
+    behind
+        .transaction(|tx| tx.put_object(&Address::vpc_clone("late"), &json!({})))
+        .unwrap();
+    assert_eq!(writer.load().unwrap().objects.len(), 2);
 }

@@ -12,7 +12,10 @@ use crate::state::remote::{
 
 #[derive(Default)]
 struct World {
+    /// Every commit; those up to `folded` are only readable as the rows
+    /// they left (`Pull::Full`), as after a compaction.
     log: Vec<Commit>,
+    folded: u64,
     schema: i64,
     holds: HashMap<HoldKind, HoldRecord>,
     epochs: HashMap<HoldKind, u64>,
@@ -74,9 +77,33 @@ impl Remote for MemoryRemote {
 
     fn pull(&self, since: u64) -> Result<Pull, RemoteError> {
         let w = self.world.lock().unwrap();
+        if since < w.folded {
+            // The live rows at the head, in the order they were last written.
+            let mut rows: Vec<RowChange> = Vec::new();
+            for c in w.log.iter().flat_map(|c| &c.changes) {
+                rows.retain(|r| !(r.table == c.table && r.key == c.key));
+                if c.row.is_some() {
+                    rows.push(c.clone());
+                }
+            }
+            return Ok(Pull::Full {
+                rev: w.log.len() as u64,
+                rows,
+            });
+        }
         Ok(Pull::Log(
             w.log.iter().skip(since as usize).cloned().collect(),
         ))
+    }
+
+    fn compact(&self) -> Result<Option<u64>, RemoteError> {
+        let mut w = self.world.lock().unwrap();
+        let head = w.log.len() as u64;
+        if head == w.folded {
+            return Ok(None);
+        }
+        w.folded = head;
+        Ok(Some(head))
     }
 
     fn commit(

@@ -251,7 +251,7 @@ impl DynamoRemote {
     /// (`None`: nothing new to fold). Safe alongside commits and other
     /// compactions; costs a read of the whole workspace.
     pub fn compact(&self) -> Result<Option<u64>, RemoteError> {
-        self.call(|inner| async move { compact::compact(&inner).await })
+        <Self as Remote>::compact(self)
     }
 
     /// Checks that the table exists with Lifeboat's key schema (one
@@ -271,6 +271,10 @@ pub async fn sdk_config(account: Option<&Account>, region: &str) -> SdkConfig {
 }
 
 impl Remote for DynamoRemote {
+    fn compact(&self) -> Result<Option<u64>, RemoteError> {
+        self.call(|inner| async move { compact::compact(&inner).await })
+    }
+
     fn describe(&self) -> String {
         self.inner.place.describe()
     }
