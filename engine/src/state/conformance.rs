@@ -14,8 +14,11 @@ use crate::addr::Address;
 /// A new handle on the workspace under test.
 pub type Open<'a> = &'a dyn Fn() -> Store;
 
+/// One case: its name and its body.
+pub type Case = (&'static str, fn(Open<'_>));
+
 /// Every case, by name.
-pub fn cases() -> Vec<(&'static str, fn(Open<'_>))> {
+pub fn cases() -> Vec<Case> {
     vec![
         (
             "lineage_and_serial_are_shared",

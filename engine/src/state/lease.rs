@@ -533,7 +533,7 @@ fn read(
     path: &Path,
     kind: Hold,
 ) -> StateResult<Option<(LockInfo, Option<HolderId>)>> {
-    let sq = |source| super::replica::sqlite_err(&path, source);
+    let sq = |source| super::replica::sqlite_err(path, source);
     let row = conn
         .query_row(kind.select(), [], |r| {
             Ok((

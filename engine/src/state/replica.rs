@@ -197,7 +197,11 @@ fn local_rev(conn: &Connection) -> rusqlite::Result<u64> {
 
 /// The replicated tables of this schema, with their columns and key
 /// columns (empty: the table is keyed by rowid).
-fn tables(conn: &Connection) -> rusqlite::Result<Vec<(String, Vec<String>, Vec<String>)>> {
+/// A replicated table: its name, its columns, its key columns (empty:
+/// keyed by rowid).
+type Table = (String, Vec<String>, Vec<String>);
+
+fn tables(conn: &Connection) -> rusqlite::Result<Vec<Table>> {
     let names: Vec<String> = conn
         .prepare("SELECT name FROM main.sqlite_master WHERE type = 'table' ORDER BY name")?
         .query_map([], |r| r.get(0))?
@@ -483,11 +487,7 @@ fn apply(
     tx.commit()
 }
 
-fn apply_one(
-    tx: &Connection,
-    schema: &[(String, Vec<String>, Vec<String>)],
-    c: &RowChange,
-) -> rusqlite::Result<()> {
+fn apply_one(tx: &Connection, schema: &[Table], c: &RowChange) -> rusqlite::Result<()> {
     let Some((t, cols, keys)) = schema.iter().find(|(t, _, _)| *t == c.table) else {
         return Err(rusqlite::Error::InvalidColumnName(format!(
             "replicated table {} is not in this schema",

@@ -318,7 +318,7 @@ impl Store {
     /// Opens the state file, creating it (and its directory) with a fresh
     /// lineage when missing, and migrating an older schema.
     pub fn open(path: &Path) -> StateResult<Store> {
-        let sq = |source| super::replica::sqlite_err(&path, source);
+        let sq = |source| super::replica::sqlite_err(path, source);
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| StateError::Corrupt {
