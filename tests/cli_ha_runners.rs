@@ -162,6 +162,8 @@ fn a_standby_runner_takes_over_a_killed_leader_and_every_slot_is_backed_up_once(
 
     let mut standby = Runner::start(&other, &[]);
     standby.wait_for("waiting_for_lease", Duration::from_secs(60));
+    // Any host's `status` says who leads.
+    other.run(&["status"]).ok().stdout_has("leads since");
 
     leader.child.kill().unwrap(); // SIGKILL
     let killed = Instant::now();

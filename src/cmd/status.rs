@@ -42,6 +42,21 @@ pub fn run(ws: &Workspace, json: bool) -> Result<u8> {
         return Ok(0);
     }
     print_rows(&rows);
+    // Which runner acts; standby runners wait for its lease.
+    match store.current_lease()? {
+        Some(l) if l.expires > chrono::Utc::now() => println!(
+            "\nRunner: {} leads since {} (lease until {}; standby runners take over when it lapses).",
+            l.holder,
+            stamp(l.acquired),
+            stamp(l.expires)
+        ),
+        Some(l) => println!(
+            "\nRunner: none; the last lease, {}'s, lapsed at {}.",
+            l.holder,
+            stamp(l.expires)
+        ),
+        None => println!("\nRunner: none holds the lease."),
+    }
     // Who joined or left each policy in the last day, with why.
     for r in &rows {
         for c in r["membership_changes"].as_array().into_iter().flatten() {
