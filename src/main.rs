@@ -304,6 +304,8 @@ enum StateCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
+        #[command(flatten)]
+        lock: LockWait,
     },
 }
 
@@ -397,9 +399,11 @@ async fn run(cli: Cli) -> Result<u8> {
             StateCommand::Pull { json, out } => {
                 cmd::state::pull(&load(&cli)?, *json, out.as_deref())
             }
-            StateCommand::Migrate { to, auto_approve } => {
-                cmd::state::migrate(&load(&cli)?, *to, *auto_approve)
-            }
+            StateCommand::Migrate {
+                to,
+                auto_approve,
+                lock,
+            } => cmd::state::migrate(&load_locking(&cli, *lock)?, *to, *auto_approve).await,
         },
         Command::ForceUnlock { id } => cmd::force_unlock::run(&load(&cli)?, id),
         Command::Vpc { command } => cmd::vpc::run(&load(&cli)?, command).await,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
+use lifeboat_engine::state::lock_waiting;
 use lifeboat_engine::Address;
 use lifeboat_schema::StateBackend;
 
@@ -159,14 +160,14 @@ pub fn pull(ws: &Workspace, json: bool, out: Option<&Path>) -> Result<u8> {
 /// writes either meanwhile, into an empty destination only, and checks the
 /// copy by a digest of its content. The source is left as it was: the
 /// operator switches `backend` once the copy is checked.
-pub fn migrate(ws: &Workspace, to: Backend, auto_approve: bool) -> Result<u8> {
+pub async fn migrate(ws: &Workspace, to: Backend, auto_approve: bool) -> Result<u8> {
     if ws.config.settings.state.backend == to.schema() {
         anyhow::bail!(
             "the state is on {} already: `--to` names the backend to copy it to",
             to.schema().as_str()
         );
     }
-    let mut source = ws.store()?;
+    let source = ws.store()?;
     let mut target = ws.store_on(to.schema())?;
     println!(
         "Copy the state at {} to {}.",
@@ -184,10 +185,19 @@ pub fn migrate(ws: &Workspace, to: Backend, auto_approve: bool) -> Result<u8> {
         println!("Migrate cancelled.");
         return Ok(1);
     }
-    let source_lock = source.lock("state migrate")?;
-    let copied = (|| -> Result<String> {
-        let target_lock = target.lock("state migrate")?;
+    let (source, target) = (
+        std::sync::Arc::new(std::sync::Mutex::new(source)),
+        std::sync::Arc::new(std::sync::Mutex::new(target)),
+    );
+    let say = |w: &lifeboat_engine::state::LockWaiting| eprintln!("{w}");
+    let source_lock = lock_waiting(&source, "state migrate", ws.lock_timeout, say).await?;
+    let copied = async {
+        let target_lock = lock_waiting(&target, "state migrate", ws.lock_timeout, say).await?;
         let done = (|| -> Result<String> {
+            let (mut source, mut target) = (
+                source.lock().expect("source"),
+                target.lock().expect("target"),
+            );
             if !target.is_empty()? {
                 anyhow::bail!(
                     "{} was written meanwhile; nothing copied",
@@ -206,9 +216,11 @@ pub fn migrate(ws: &Workspace, to: Backend, auto_approve: bool) -> Result<u8> {
             }
             Ok(digest)
         })();
-        target.unlock(&target_lock.id)?;
+        target.lock().expect("target").unlock(&target_lock.id)?;
         done
-    })();
+    }
+    .await;
+    let mut source = source.lock().expect("source");
     source.unlock(&source_lock.id)?;
     let digest = copied?;
     println!(
