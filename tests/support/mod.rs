@@ -237,13 +237,28 @@ impl Workspace {
 
     /// Runs `lifeboat ARGS` in `cwd` with extra environment variables.
     pub fn run_with(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(cwd, args, envs);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        execute(cmd, args)
+    }
+
+    /// Starts `lifeboat ARGS` in the workspace and returns at once, its
+    /// output going to the files `stdout` and `stderr` there (read them
+    /// while it runs). Killed when the returned value drops.
+    pub fn spawn(&self, args: &[&str], stdout: &str, stderr: &str) -> Spawned {
+        let file = |name: &str| {
+            std::fs::File::create(self.path().join(name)).expect("create an output file")
+        };
+        let mut cmd = self.command(self.path(), args, &[]);
+        cmd.stdout(file(stdout)).stderr(file(stderr));
+        Spawned(cmd.spawn().expect("start the lifeboat binary"))
+    }
+
+    /// `lifeboat ARGS` in `cwd`, with the environment every run gets.
+    fn command(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
         cmd.envs(envs.iter().copied());
-        cmd.args(args)
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(args).current_dir(cwd).stdin(Stdio::null());
         // Nothing from the developer's own AWS setup may leak in.
         for var in [
             "AWS_PROFILE",
@@ -268,7 +283,7 @@ impl Workspace {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("LIFEBOAT_AWS_MAX_ATTEMPTS", "1")
             .env("NO_COLOR", "1");
-        execute(cmd, args)
+        cmd
     }
 
     /// Every byte under `.lifeboat/` (state database, WAL, lock files).
@@ -328,6 +343,43 @@ fn execute(mut cmd: Command, args: &[&str]) -> Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
         stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    }
+}
+
+/// A `lifeboat` started with [`Workspace::spawn`], killed when dropped
+/// (a failed test leaves no process behind).
+pub struct Spawned(pub Child);
+
+impl Spawned {
+    /// Sends `signal` (a name such as `HUP`) with the `kill` command.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{signal} {}", self.0.id());
+    }
+
+    /// Waits for the process to end by itself, up to `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait for lifeboat") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
