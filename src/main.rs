@@ -250,6 +250,11 @@ struct RunArgs {
     /// (AWS allows 20), shared by every policy.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=20))]
     dr_concurrency: u64,
+    /// How long the runner's lease (and its state lock) lives without
+    /// renewal: a standby runner takes over within this time of the
+    /// leader's death. Renewed every third of it.
+    #[arg(long, default_value = "30s", value_parser = lifeboat_schema::parse_duration)]
+    lease_ttl: std::time::Duration,
 }
 
 #[derive(Subcommand)]
@@ -270,6 +275,33 @@ enum BackupsCommand {
 enum StateCommand {
     /// List every managed address: objects, backups and snapshots.
     List,
+    /// Create the state's home (the DynamoDB table, with point-in-time
+    /// recovery and deletion protection, or the SQLite file) and start the
+    /// workspace; on an existing table, check it.
+    Init {
+        /// Turn on point-in-time recovery and deletion protection of an
+        /// existing table where they are off.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Print the workspace's state: a summary, every row (--json), or a
+    /// standalone SQLite copy (--out FILE), for backups of the state.
+    Pull {
+        #[arg(long)]
+        json: bool,
+        /// Write a SQLite state file (must not exist) instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Copy the workspace to the other backend, where the state block puts
+    /// it for that backend, under both locks, checked by a digest.
+    Migrate {
+        #[arg(long, value_enum)]
+        to: cmd::state::Backend,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -355,9 +387,16 @@ async fn run(cli: Cli) -> Result<u8> {
             cmd::backups::freeze(&ws, backup_id, name, policy.as_deref()).await
         }
         Command::Alerts { json } => cmd::alerts::run(&load(&cli)?, *json),
-        Command::State {
-            command: StateCommand::List,
-        } => cmd::state::list(&load(&cli)?),
+        Command::State { command } => match command {
+            StateCommand::List => cmd::state::list(&load(&cli)?),
+            StateCommand::Init { repair } => cmd::state::init(&load(&cli)?, *repair),
+            StateCommand::Pull { json, out } => {
+                cmd::state::pull(&load(&cli)?, *json, out.as_deref())
+            }
+            StateCommand::Migrate { to, auto_approve } => {
+                cmd::state::migrate(&load(&cli)?, *to, *auto_approve)
+            }
+        },
         Command::ForceUnlock { id } => cmd::force_unlock::run(&load(&cli)?, id),
         Command::Vpc { command } => cmd::vpc::run(&load(&cli)?, command).await,
         Command::Schedule { command } => cmd::schedule::run(&load(&cli)?, command),
@@ -386,6 +425,7 @@ async fn run_mode(cli: &Cli, args: &RunArgs) -> Result<u8> {
         until,
         concurrency,
         dr_concurrency,
+        lease_ttl,
     } = args;
     // Refused before the state is opened: nothing is touched.
     if *fast_forward && cli.now.is_none() {
@@ -408,6 +448,7 @@ async fn run_mode(cli: &Cli, args: &RunArgs) -> Result<u8> {
         until: *until,
         concurrency: usize::try_from(*concurrency).unwrap_or(1),
         dr_concurrency: usize::try_from(*dr_concurrency).unwrap_or(1),
+        lease_ttl: (*lease_ttl).max(std::time::Duration::from_secs(3)),
     };
     cmd::run::run(
         cloud(&ws).await?,

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use lifeboat_engine::cloud::identity::CheckedCloud;
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::state::{SharedStore, Store};
-use lifeboat_schema::{Config, Severity};
+use lifeboat_providers::DynamoRemote;
+use lifeboat_schema::{Config, Severity, StateBackend};
 
 use crate::output::{print_diagnostics, Exit};
 
@@ -62,8 +63,52 @@ impl Workspace {
         }
     }
 
+    /// The workspace's state, where the `state` block puts it.
     pub fn store(&self) -> Result<Store> {
-        Ok(Store::open(&self.state_path())?)
+        self.store_on(self.config.settings.state.backend)
+    }
+
+    /// The workspace's state on `backend`, where the `state` block would
+    /// put it for that backend (`state migrate` opens both).
+    pub fn store_on(&self, backend: StateBackend) -> Result<Store> {
+        match backend {
+            StateBackend::Sqlite => Ok(Store::open(&self.state_path())?),
+            StateBackend::Dynamodb => {
+                let remote = self.remote()?;
+                Ok(Store::open_shared(&self.cache_path()?, Arc::new(remote))?)
+            }
+        }
+    }
+
+    /// The DynamoDB workspace of the `state` block.
+    pub fn remote(&self) -> Result<DynamoRemote> {
+        let st = &self.config.settings.state;
+        let (Some(table), Some(region)) = (&st.table, &st.region) else {
+            anyhow::bail!(
+                "the state block names no DynamoDB table and region (`table`, `region`): \
+                 there is no shared state to reach"
+            );
+        };
+        let account = match &st.account {
+            Some(name) => Some(self.config.accounts.get(name).ok_or_else(|| {
+                anyhow::anyhow!("the state block's account {name} is not declared")
+            })?),
+            None => None,
+        };
+        Ok(DynamoRemote::open(account, region, table, &st.workspace)?)
+    }
+
+    /// Where this host caches the shared workspace: beside the default
+    /// state file, one file per table, region and workspace.
+    fn cache_path(&self) -> Result<PathBuf> {
+        let st = &self.config.settings.state;
+        let name = format!(
+            "dynamodb-{}-{}-{}.db",
+            st.table.as_deref().unwrap_or_default(),
+            st.region.as_deref().unwrap_or_default(),
+            st.workspace
+        );
+        Ok(self.dir.join(".lifeboat").join("cache").join(name))
     }
 }
 

@@ -2,8 +2,10 @@
 //! as `kill -9` would at that instant, to prove that a restart recovers.
 //!
 //! `LIFEBOAT_FAILPOINT=NAME` aborts the process the first time execution
-//! reaches `hit(NAME)`. Unset (always, outside tests), `hit` is one cached
-//! environment look-up.
+//! reaches `hit(NAME)`; `NAME:pause` stops it there instead (it says so on
+//! stderr and sleeps), so that a test can kill it from outside with
+//! SIGKILL at that instant, or watch what others do while it hangs. Unset
+//! (always, outside tests), `hit` is one cached environment look-up.
 
 use std::sync::OnceLock;
 
@@ -31,12 +33,22 @@ pub const RESTORE_LAUNCHED: &str = "restore-launched";
 
 pub fn hit(name: &str) {
     static CHOSEN: OnceLock<Option<String>> = OnceLock::new();
-    if CHOSEN
+    let chosen = CHOSEN
         .get_or_init(|| std::env::var("LIFEBOAT_FAILPOINT").ok())
-        .as_deref()
-        == Some(name)
-    {
+        .as_deref();
+    let Some(chosen) = chosen else {
+        return;
+    };
+    if chosen == name {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
+    }
+    if chosen.strip_suffix(":pause") == Some(name) {
+        eprintln!("failpoint {name}: paused");
+        // A hung process: its threads (lease renewal included) go on,
+        // this one never returns.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
     }
 }

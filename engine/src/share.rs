@@ -46,7 +46,7 @@ pub enum ShareError {
 
 fn tx<T>(
     store: &SharedStore,
-    f: impl FnOnce(&mut crate::state::Tx<'_>) -> Result<T, StateError>,
+    f: impl FnMut(&mut crate::state::Tx<'_>) -> Result<T, StateError>,
 ) -> Result<T, StateError> {
     store.lock().expect("state lock poisoned").transaction(f)
 }

@@ -127,6 +127,7 @@ async fn unit_a_fast_forwarded_day_takes_each_scheduled_backup_and_sends_one_sum
             until: Some(t("2026-11-23T00:00:00Z")),
             concurrency: 4,
             dr_concurrency: 5,
+            lease_ttl: lifeboat_engine::runmode::daemon::LEASE_TTL,
         },
         wait: Wait {
             timeout: Duration::from_secs(60),
@@ -280,6 +281,7 @@ async fn unit_a_broken_account_fails_its_own_policies_and_the_others_run_on_time
             until: None,
             concurrency: 4,
             dr_concurrency: 5,
+            lease_ttl: lifeboat_engine::runmode::daemon::LEASE_TTL,
         },
         wait: Wait {
             timeout: Duration::from_secs(60),
@@ -360,6 +362,7 @@ async fn unit_a_runner_whose_lease_is_taken_over_starts_nothing_more_and_exits_w
             until: Some(t("2026-11-23T00:00:00Z")),
             concurrency: 4,
             dr_concurrency: 5,
+            lease_ttl: lifeboat_engine::runmode::daemon::LEASE_TTL,
         },
         wait: Wait {
             timeout: Duration::from_secs(60),

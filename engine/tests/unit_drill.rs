@@ -825,6 +825,7 @@ async fn unit_run_mode_drills_when_due_keeps_it_for_keep_for_then_tears_it_down(
             until: Some(t0 + Duration::hours(3)),
             concurrency: 4,
             dr_concurrency: 5,
+            lease_ttl: lifeboat_engine::runmode::daemon::LEASE_TTL,
         },
         wait: WAIT,
         stop: Arc::new(AtomicBool::new(false)),

@@ -214,6 +214,7 @@ async fn run_once(fake: &FakeCloud, store: &SharedStore, config: &Config, now: &
             until: None,
             concurrency: 4,
             dr_concurrency: 5,
+            lease_ttl: lifeboat_engine::runmode::daemon::LEASE_TTL,
         },
         wait: Wait {
             timeout: Duration::from_secs(60),
@@ -845,6 +846,7 @@ resource_control_group "quick" {
             until: None,
             concurrency: 4,
             dr_concurrency: 5,
+            lease_ttl: lifeboat_engine::runmode::daemon::LEASE_TTL,
         },
         wait: Wait {
             timeout: Duration::from_secs(60),

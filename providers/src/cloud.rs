@@ -66,6 +66,16 @@ impl RetrySettings {
         }
     }
 
+    /// The settings of this process's environment (see [`Self::resolve`]).
+    pub fn from_env() -> RetrySettings {
+        let var = |name: &str| std::env::var(name).ok();
+        RetrySettings::resolve(
+            var(MAX_ATTEMPTS_ENV).as_deref(),
+            var(AWS_MAX_ATTEMPTS_ENV).as_deref(),
+            var(AWS_RETRY_MODE_ENV).as_deref(),
+        )
+    }
+
     /// The SDK's retry configuration for these settings: backoff with
     /// jitter, retrying throttling, 5xx and transient transport errors.
     pub fn config(self) -> RetryConfig {
@@ -130,12 +140,7 @@ impl AwsCloud {
     /// Reads the retry settings from the environment (see
     /// [`RetrySettings::resolve`]).
     pub fn new() -> Self {
-        let var = |name: &str| std::env::var(name).ok();
-        Self::with_retry(RetrySettings::resolve(
-            var(MAX_ATTEMPTS_ENV).as_deref(),
-            var(AWS_MAX_ATTEMPTS_ENV).as_deref(),
-            var(AWS_RETRY_MODE_ENV).as_deref(),
-        ))
+        Self::with_retry(RetrySettings::from_env())
     }
 
     /// A fixed attempt budget per call (at least 1) in standard mode,
@@ -179,57 +184,11 @@ impl AwsCloud {
                 .or_else(Region::from_static("us-east-1"))
                 .region()
                 .await;
-        // Set explicitly (the SDK would read AWS_MAX_ATTEMPTS itself, but not
-        // LIFEBOAT_AWS_MAX_ATTEMPTS, and an explicit config overrides both).
-        let retry = self.retry.config();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(region.clone())
-            .retry_config(retry);
-        if let Some(profile) = &account.profile {
-            // The profile's credentials and nothing else: the default chain
-            // would prefer AWS_ACCESS_KEY_ID & co. from the environment and
-            // silently act in whatever account those belong to.
-            let provider_config = ProviderConfig::default().with_region(region);
-            let credentials = ProfileFileCredentialsProvider::builder()
-                .profile_name(profile)
-                .configure(&provider_config)
-                .build();
-            loader = loader
-                .profile_name(profile)
-                .credentials_provider(credentials);
-        }
-        // `defaults` reads AWS_ENDPOINT_URL into the shared configuration, so
-        // both the EC2 clients and the STS client below use it.
-        let base = loader.load().await;
-
-        let config = match &account.assume_role {
-            None => base,
-            Some(role) => {
-                let mut builder = AssumeRoleProvider::builder(&role.role_arn)
-                    .session_name(role.session_name.as_deref().unwrap_or(DEFAULT_SESSION_NAME))
-                    .configure(&base);
-                if let Some(external_id) = &role.external_id {
-                    builder = builder.external_id(external_id);
-                }
-                let provider = builder.build().await;
-                base.into_builder()
-                    .credentials_provider(SharedCredentialsProvider::new(provider))
-                    .build()
-            }
-        };
-        let source = match &account.profile {
-            Some(p) => format!("profile {p:?}"),
-            None => "the default credential chain".to_owned(),
-        };
-        let credentials = match &account.assume_role {
-            Some(role) => format!("role {} (base credentials: {source})", role.role_arn),
-            None => source,
-        };
         AccountSession {
-            config,
+            config: account_config(Some(account), region, self.retry).await,
             account_id: OnceCell::new(),
             assumes_role: account.assume_role.is_some(),
-            credentials,
+            credentials: credentials_source(Some(account)),
         }
     }
 
@@ -436,6 +395,66 @@ impl Cloud for AwsCloud {
             aws_sdk_sns::Client::from_conf(conf),
             ctx,
         )))
+    }
+}
+
+/// The SDK configuration for `account` (the default credential chain when
+/// `None`) in `region` (else the environment's), with the given retries. Loading does not call AWS.
+/// Shared by [`AwsCloud`] and the DynamoDB state backend, so that both reach
+/// an account the same way.
+pub(crate) async fn account_config(
+    account: Option<&Account>,
+    region: Option<Region>,
+    retry: RetrySettings,
+) -> SdkConfig {
+    // Set explicitly (the SDK would read AWS_MAX_ATTEMPTS itself, but not
+    // LIFEBOAT_AWS_MAX_ATTEMPTS, and an explicit config overrides both).
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region.clone())
+        .retry_config(retry.config());
+    if let Some(profile) = account.and_then(|a| a.profile.as_ref()) {
+        // The profile's credentials and nothing else: the default chain
+        // would prefer AWS_ACCESS_KEY_ID & co. from the environment and
+        // silently act in whatever account those belong to.
+        let provider_config = ProviderConfig::default().with_region(region);
+        let credentials = ProfileFileCredentialsProvider::builder()
+            .profile_name(profile)
+            .configure(&provider_config)
+            .build();
+        loader = loader
+            .profile_name(profile)
+            .credentials_provider(credentials);
+    }
+    // `defaults` reads AWS_ENDPOINT_URL into the shared configuration, so
+    // every client made from it, STS included, uses it.
+    let base = loader.load().await;
+
+    match account.and_then(|a| a.assume_role.as_ref()) {
+        None => base,
+        Some(role) => {
+            let mut builder = AssumeRoleProvider::builder(&role.role_arn)
+                .session_name(role.session_name.as_deref().unwrap_or(DEFAULT_SESSION_NAME))
+                .configure(&base);
+            if let Some(external_id) = &role.external_id {
+                builder = builder.external_id(external_id);
+            }
+            let provider = builder.build().await;
+            base.into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .build()
+        }
+    }
+}
+
+/// Where `account`'s credentials come from, for messages: names only.
+pub(crate) fn credentials_source(account: Option<&Account>) -> String {
+    let source = match account.and_then(|a| a.profile.as_ref()) {
+        Some(p) => format!("profile {p:?}"),
+        None => "the default credential chain".to_owned(),
+    };
+    match account.and_then(|a| a.assume_role.as_ref()) {
+        Some(role) => format!("role {} (base credentials: {source})", role.role_arn),
+        None => source,
     }
 }
 

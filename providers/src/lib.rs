@@ -2,7 +2,7 @@
 //! ([`lifeboat_engine::cloud::Cloud`], [`lifeboat_engine::cloud::Ec2`]) on
 //! the official AWS SDK.
 //!
-//! This crate owns three things and nothing else:
+//! This crate owns four things and nothing else:
 //! - **Credentials per account.** [`AwsCloud`] builds each configured
 //!   account's credentials once (default chain, a named profile, or an
 //!   assumed role layered on either) and caches them, together with the
@@ -18,6 +18,11 @@
 //! - **The one place SDK errors are mapped** to [`CloudError`] (see the
 //!   `error` module): by AWS error code and HTTP status into an
 //!   [`ErrorKind`], with the account name, region, action and resource.
+//!
+//! - **The DynamoDB state backend** ([`DynamoRemote`]): the engine's
+//!   shared-state port (`state::remote::Remote`) on one DynamoDB table, and
+//!   the table's creation and checks (`lifeboat state init`). Its layout is
+//!   documented in the `dynamo` module.
 //!
 //! It never decides anything: which targets to back up, when to retry
 //! beyond the SDK's own retries, what a failure means for a policy — that is
@@ -40,6 +45,7 @@
 mod cloud;
 mod convert;
 mod databases;
+mod dynamo;
 mod ec2;
 mod error;
 mod iam;
@@ -55,3 +61,4 @@ pub use cloud::{
     AwsCloud, RetrySettings, AWS_MAX_ATTEMPTS_ENV, AWS_RETRY_MODE_ENV, DEFAULT_MAX_ATTEMPTS,
     MAX_ATTEMPTS_ENV,
 };
+pub use dynamo::{sdk_config as state_sdk_config, DynamoRemote, TableReport};

@@ -118,6 +118,16 @@ pub enum StateBackend {
     Dynamodb,
 }
 
+impl StateBackend {
+    /// As the configuration spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateBackend::Sqlite => "sqlite",
+            StateBackend::Dynamodb => "dynamodb",
+        }
+    }
+}
+
 /// `account "NAME" { ... }`: where backups are taken (or copied to).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {

@@ -1,7 +1,12 @@
-//! `lifeboat state list`: every address the state manages.
+//! `lifeboat state list|init|pull|migrate`: what the state manages, and
+//! the state's own home: creating it, printing it, moving it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::Result;
 use lifeboat_engine::Address;
+use lifeboat_schema::StateBackend;
 
 use crate::workspace::Workspace;
 
@@ -29,5 +34,178 @@ pub fn list(ws: &Workspace) -> Result<u8> {
             _ => println!("{a}"),
         }
     }
+    Ok(0)
+}
+
+/// A state backend, as `state migrate --to` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Dynamodb,
+}
+
+impl Backend {
+    fn schema(self) -> StateBackend {
+        match self {
+            Backend::Sqlite => StateBackend::Sqlite,
+            Backend::Dynamodb => StateBackend::Dynamodb,
+        }
+    }
+}
+
+/// `lifeboat state init [--repair]`.
+pub fn init(ws: &Workspace, repair: bool) -> Result<u8> {
+    // A table named while the state is still in SQLite is where `state
+    // migrate` will copy it: it is made ready as well.
+    if ws.config.settings.state.table.is_some() {
+        let report = ws.remote()?.init_table(repair)?;
+        println!(
+            "Table {} in {}: {}.",
+            report.table,
+            report.region,
+            if report.created { "created" } else { "found" }
+        );
+        let on = |b: bool| if b { "on" } else { "off" };
+        println!(
+            "  point-in-time recovery {}, deletion protection {}, expiry of abandoned staged commits {}",
+            on(report.point_in_time_recovery),
+            on(report.deletion_protection),
+            on(report.ttl)
+        );
+        for m in &report.messages {
+            println!("  {m}");
+        }
+    }
+    let mut store = ws.store()?;
+    println!(
+        "State at {}: lineage {}, serial {}.",
+        store.location(),
+        store.lineage()?,
+        store.load()?.serial
+    );
+    Ok(0)
+}
+
+/// `lifeboat state pull [--json] [--out FILE]`.
+pub fn pull(ws: &Workspace, json: bool, out: Option<&Path>) -> Result<u8> {
+    let mut store = ws.store()?;
+    if let Some(out) = out {
+        store.copy_to(out)?;
+        println!(
+            "Wrote the state of {} to {} (digest {}).",
+            store.location(),
+            out.display(),
+            store.digest()?
+        );
+        return Ok(0);
+    }
+    let rows = store.rows()?;
+    let digest = store.digest()?;
+    let (lineage, serial) = (store.lineage()?, store.serial()?);
+    if json {
+        let mut tables: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+        for r in rows {
+            if let Some(row) = r.row {
+                tables
+                    .entry(r.table)
+                    .or_default()
+                    .push(serde_json::Value::Object(row));
+            }
+        }
+        let doc = serde_json::json!({
+            "location": store.location(),
+            "lineage": lineage,
+            "serial": serial,
+            "revision": store.revision()?,
+            "digest": digest,
+            "tables": tables,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    println!("State at {}", store.location());
+    println!("  lineage  {lineage}");
+    println!("  serial   {serial}");
+    if store.is_shared() {
+        println!("  revision {}", store.revision()?);
+    }
+    println!("  digest   {digest}");
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in rows {
+        *counts.entry(r.table).or_default() += 1;
+    }
+    for (table, n) in counts {
+        println!("  {table:<22} {n} row(s)");
+    }
+    Ok(0)
+}
+
+/// `lifeboat state migrate --to BACKEND`: copies the workspace from the
+/// configured backend to `to`, holding the state lock on both so nothing
+/// writes either meanwhile, into an empty destination only, and checks the
+/// copy by a digest of its content. The source is left as it was: the
+/// operator switches `backend` once the copy is checked.
+pub fn migrate(ws: &Workspace, to: Backend, auto_approve: bool) -> Result<u8> {
+    if ws.config.settings.state.backend == to.schema() {
+        anyhow::bail!(
+            "the state is on {} already: `--to` names the backend to copy it to",
+            to.schema().as_str()
+        );
+    }
+    let mut source = ws.store()?;
+    let mut target = ws.store_on(to.schema())?;
+    println!(
+        "Copy the state at {} to {}.",
+        source.location(),
+        target.location()
+    );
+    if !target.is_empty()? {
+        anyhow::bail!(
+            "{} already holds state (serial {}): migrate copies into an empty workspace only",
+            target.location(),
+            target.serial()?
+        );
+    }
+    if !auto_approve && !crate::output::confirm("Do you want to copy it?")? {
+        println!("Migrate cancelled.");
+        return Ok(1);
+    }
+    let source_lock = source.lock("state migrate")?;
+    let copied = (|| -> Result<String> {
+        let target_lock = target.lock("state migrate")?;
+        let done = (|| -> Result<String> {
+            if !target.is_empty()? {
+                anyhow::bail!(
+                    "{} was written meanwhile; nothing copied",
+                    target.location()
+                );
+            }
+            let rows = source.rows()?;
+            let digest = source.digest()?;
+            target.replace_with(&rows)?;
+            let check = ws.store_on(to.schema())?.digest()?;
+            if check != digest {
+                anyhow::bail!(
+                    "the copy at {} does not match its source (digest {check}, source {digest})",
+                    target.location()
+                );
+            }
+            Ok(digest)
+        })();
+        target.unlock(&target_lock.id)?;
+        done
+    })();
+    source.unlock(&source_lock.id)?;
+    let digest = copied?;
+    println!(
+        "Copied {} (serial {}, digest {digest}).",
+        source.location(),
+        source.serial()?
+    );
+    println!(
+        "Now set `backend = \"{}\"` in the state block. The state at {} stays as it was until you remove it.",
+        to.schema().as_str(),
+        source.location()
+    );
     Ok(0)
 }

@@ -237,9 +237,7 @@ impl Workspace {
 
     /// Runs `lifeboat ARGS` in `cwd` with extra environment variables.
     pub fn run_with(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
-        let mut cmd = self.command(cwd, args, envs);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        execute(cmd, args)
+        execute(self.command(cwd, args, envs), args)
     }
 
     /// Starts `lifeboat ARGS` in the workspace and returns at once, its
@@ -254,11 +252,16 @@ impl Workspace {
         Spawned(cmd.spawn().expect("start the lifeboat binary"))
     }
 
-    /// `lifeboat ARGS` in `cwd`, with the environment every run gets.
-    fn command(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    /// `lifeboat ARGS` as a command not yet started (for a test that runs
+    /// several at once, or kills one), with the environment of [`run`].
+    pub fn command(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
         cmd.envs(envs.iter().copied());
-        cmd.args(args).current_dir(cwd).stdin(Stdio::null());
+        cmd.args(args)
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // Nothing from the developer's own AWS setup may leak in.
         for var in [
             "AWS_PROFILE",

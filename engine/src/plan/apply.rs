@@ -177,7 +177,7 @@ fn clone_state(c: &Change, v: &Value) -> Result<CloneState, ApplyError> {
 impl Executor {
     pub(crate) fn write(
         &self,
-        f: impl FnOnce(&mut crate::state::Tx<'_>) -> crate::state::StateResult<()>,
+        f: impl FnMut(&mut crate::state::Tx<'_>) -> crate::state::StateResult<()>,
     ) -> Result<(), ApplyError> {
         // The lock is kept alive by the caller's heartbeat; the write itself
         // is one transaction.

@@ -134,7 +134,7 @@ impl Driller {
             .filter(|r| matches!(r.status, RestoreStatus::Running | RestoreStatus::Completed))
             .collect();
         st.transaction(|tx| {
-            for mut r in done {
+            for mut r in done.clone() {
                 r.status = RestoreStatus::TornDown;
                 r.finished.get_or_insert_with(Utc::now);
                 tx.put_restore(&r)?;

@@ -41,7 +41,7 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn tx<T>(&self, f: impl FnOnce(&mut crate::state::Tx) -> StateResult<T>) -> StateResult<T> {
+    fn tx<T>(&self, f: impl FnMut(&mut crate::state::Tx) -> StateResult<T>) -> StateResult<T> {
         let mut st = self.store.lock().expect("state lock poisoned");
         st.transaction(f)
     }

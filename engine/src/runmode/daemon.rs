@@ -32,12 +32,11 @@ use crate::vpc::capture as vpc_capture;
 
 mod reload;
 
-/// How long a lease lives without renewal: a runner killed with `kill -9`
-/// is replaced within this time.
-pub const LEASE_TTL_SECS: i64 = 120;
-
-/// How often the lease (and the state lock while held) is renewed.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a lease lives without renewal by default: a runner killed
+/// with `kill -9` on another host is replaced by a standby within this
+/// time. The runner's state lock lives as long, so that a dead leader's
+/// lock does not hold its successor back.
+pub const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How the runner runs.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +51,15 @@ pub struct Mode {
     pub concurrency: usize,
     /// DR copies in flight per destination region and account.
     pub dr_concurrency: usize,
+    /// How long the lease and the runner's state lock live without
+    /// renewal; both are renewed every third of it.
+    pub lease_ttl: std::time::Duration,
+}
+
+impl Mode {
+    fn ttl(&self) -> Duration {
+        Duration::from_std(self.lease_ttl).unwrap_or(Duration::seconds(30))
+    }
 }
 
 /// What a runner did, as it happens.
@@ -337,7 +345,7 @@ impl Daemon<'_> {
     /// Waits for the lease (one runner per workspace), saying so once per
     /// holder; `None` when stopped while waiting.
     async fn take_lease(&self) -> Result<Option<LockInfo>, StateError> {
-        let ttl = Duration::seconds(LEASE_TTL_SECS);
+        let ttl = self.mode.ttl();
         let mut said = None;
         loop {
             let taken = self.store.lock().expect("store").take_lease(ttl);
@@ -375,15 +383,16 @@ impl Daemon<'_> {
     ) -> tokio::task::JoinHandle<()> {
         let (store, id, stop) = (self.store.clone(), lease.to_string(), self.stop.clone());
         let (clock, on_event) = (self.clock.clone(), self.on_event.clone());
-        let ttl = Duration::seconds(LEASE_TTL_SECS);
+        let ttl = self.mode.ttl();
+        let every = self.mode.lease_ttl / 3;
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(HEARTBEAT).await;
+                tokio::time::sleep(every).await;
                 let lock = lock.lock().expect("held lock").clone();
                 let renewed = {
                     let mut s = store.lock().expect("store");
                     s.renew_lease(&id, ttl)
-                        .and_then(|()| lock.map_or(Ok(()), |l| s.renew_lock(&l)))
+                        .and_then(|()| lock.map_or(Ok(()), |l| s.renew_lock_for(&l, ttl)))
                 };
                 if let Err(e) = renewed {
                     // Only the first to notice says so.
@@ -763,7 +772,7 @@ impl Running<'_, '_> {
         let d = self.d;
         // The state lock is taken only while work is in flight, so plan
         // and apply can run in between.
-        let locked = d.store.lock().expect("store").lock("run");
+        let locked = d.store.lock().expect("store").lock_for("run", d.mode.ttl());
         match locked {
             Ok(l) => {
                 self.runner.hold(Some(l.id.clone()));

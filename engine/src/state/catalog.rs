@@ -341,10 +341,7 @@ pub(super) fn read_backups(
     path: &Path,
     policy: Option<&str>,
 ) -> StateResult<Vec<BackupRecord>> {
-    let sq = |source| StateError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
+    let sq = |source| super::replica::sqlite_err(&path, source);
     let corrupt = |m: String| StateError::Corrupt {
         path: path.to_path_buf(),
         message: m,

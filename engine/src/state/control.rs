@@ -56,6 +56,10 @@ impl Store {
     /// them without the state lock (a saved plan must not go stale
     /// because a group acted).
     pub fn write_control(&mut self, w: &ControlWrite<'_>) -> StateResult<Option<Alert>> {
+        self.retrying(|s| s.write_control_once(w))
+    }
+
+    fn write_control_once(&mut self, w: &ControlWrite<'_>) -> StateResult<Option<Alert>> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| self.err(e))?;

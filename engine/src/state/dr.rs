@@ -170,10 +170,7 @@ pub(super) fn read_runs(
     path: &Path,
     policy: Option<&str>,
 ) -> StateResult<Vec<DrRun>> {
-    let sq = |source| StateError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
+    let sq = |source| super::replica::sqlite_err(&path, source);
     let mut st = conn
         .prepare(
             "SELECT policy, backup_id, backup_seq, account, region, status, started, updated, detail
@@ -222,10 +219,7 @@ pub(super) fn read_copies(
     path: &Path,
     policy: Option<&str>,
 ) -> StateResult<Vec<DrCopyRecord>> {
-    let sq = |source| StateError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
+    let sq = |source| super::replica::sqlite_err(&path, source);
     let mut st = conn
         .prepare(
             "SELECT id, account, region, kind, arn, image_id, source_id, source_region,

@@ -83,6 +83,10 @@ impl Store {
 
     /// Schedules the next attempt of a run (replacing any other of the policy).
     pub fn set_retry(&mut self, r: &Retry) -> StateResult<()> {
+        self.retrying(|s| s.set_retry_once(r))
+    }
+
+    fn set_retry_once(&mut self, r: &Retry) -> StateResult<()> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO policy_retries (policy, slot, attempt, due) VALUES (?1, ?2, ?3, ?4)",
@@ -95,6 +99,10 @@ impl Store {
     /// A new slot of `r.policy` starts: the slot is spent and its first
     /// attempt recorded as under way, in one transaction.
     pub fn begin_slot(&mut self, r: &Retry) -> StateResult<()> {
+        self.retrying(|s| s.begin_slot_once(r))
+    }
+
+    fn begin_slot_once(&mut self, r: &Retry) -> StateResult<()> {
         self.in_transaction(|tx| {
             spend_slot(tx, &r.policy, r.slot)?;
             tx.execute(
@@ -108,6 +116,10 @@ impl Store {
     /// A slot skipped because the policy's previous run is in flight: the
     /// slot is spent and the skip recorded, in one transaction.
     pub fn skip_run(&mut self, k: &Skipped) -> StateResult<()> {
+        self.retrying(|s| s.skip_run_once(k))
+    }
+
+    fn skip_run_once(&mut self, k: &Skipped) -> StateResult<()> {
         self.in_transaction(|tx| {
             spend_slot(tx, &k.policy, k.slot)?;
             tx.execute(
@@ -124,10 +136,7 @@ impl Store {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
     ) -> StateResult<()> {
         let path = self.path.clone();
-        let sq = |source| super::StateError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sq = |source| super::replica::sqlite_err(&path, source);
         let tx = self.conn.transaction().map_err(sq)?;
         f(&tx).map_err(sq)?;
         tx.commit().map_err(sq)
@@ -136,6 +145,15 @@ impl Store {
     /// Records the backup a slot's run made, if that slot is still the
     /// policy's last one.
     pub fn set_last_backup(
+        &mut self,
+        policy: &str,
+        slot: DateTime<Utc>,
+        backup_id: &str,
+    ) -> StateResult<()> {
+        self.retrying(|s| s.set_last_backup_once(policy, slot, backup_id))
+    }
+
+    fn set_last_backup_once(
         &mut self,
         policy: &str,
         slot: DateTime<Utc>,
@@ -152,6 +170,10 @@ impl Store {
 
     /// Drops the policy's waiting retry, if any.
     pub fn clear_retry(&mut self, policy: &str) -> StateResult<()> {
+        self.retrying(|s| s.clear_retry_once(policy))
+    }
+
+    fn clear_retry_once(&mut self, policy: &str) -> StateResult<()> {
         self.conn
             .execute(
                 "DELETE FROM policy_retries WHERE policy = ?1",
@@ -208,6 +230,10 @@ impl Store {
 
     /// Counts one more failed run; returns the new count.
     pub fn record_failure(&mut self, policy: &str) -> StateResult<u32> {
+        self.retrying(|s| s.record_failure_once(policy))
+    }
+
+    fn record_failure_once(&mut self, policy: &str) -> StateResult<u32> {
         let n = self.failures(policy)? + 1;
         self.conn
             .execute(
@@ -220,6 +246,10 @@ impl Store {
 
     /// A successful run: the count starts over.
     pub fn record_success(&mut self, policy: &str) -> StateResult<()> {
+        self.retrying(|s| s.record_success_once(policy))
+    }
+
+    fn record_success_once(&mut self, policy: &str) -> StateResult<()> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO policy_health (policy, failures) VALUES (?1, 0)",
@@ -232,6 +262,15 @@ impl Store {
     /// Opens an alert for `policy` unless one is open already; returns the
     /// new alert.
     pub fn open_policy_alert(
+        &mut self,
+        policy: &str,
+        opened: DateTime<Utc>,
+        message: &str,
+    ) -> StateResult<Option<Alert>> {
+        self.retrying(|s| s.open_policy_alert_once(policy, opened, message))
+    }
+
+    fn open_policy_alert_once(
         &mut self,
         policy: &str,
         opened: DateTime<Utc>,
@@ -264,6 +303,15 @@ impl Store {
         before: Option<DateTime<Utc>>,
         closed: DateTime<Utc>,
     ) -> StateResult<Vec<Alert>> {
+        self.retrying(|s| s.close_policy_alerts_once(policy, before, closed))
+    }
+
+    fn close_policy_alerts_once(
+        &mut self,
+        policy: &str,
+        before: Option<DateTime<Utc>>,
+        closed: DateTime<Utc>,
+    ) -> StateResult<Vec<Alert>> {
         let open: Vec<Alert> = self
             .open_alerts()?
             .into_iter()
@@ -280,6 +328,15 @@ impl Store {
     }
 
     pub fn insert_script_run(
+        &mut self,
+        policy: &str,
+        backup_id: &str,
+        run: &ScriptRun,
+    ) -> StateResult<()> {
+        self.retrying(|s| s.insert_script_run_once(policy, backup_id, run))
+    }
+
+    fn insert_script_run_once(
         &mut self,
         policy: &str,
         backup_id: &str,
@@ -357,6 +414,10 @@ impl Store {
     }
 
     pub fn set_note(&mut self, key: &str, value: &str) -> StateResult<()> {
+        self.retrying(|s| s.set_note_once(key, value))
+    }
+
+    fn set_note_once(&mut self, key: &str, value: &str) -> StateResult<()> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",

@@ -52,11 +52,18 @@ impl Store {
         actual: &str,
         now: DateTime<Utc>,
     ) -> StateResult<Result<(), Expected>> {
+        self.retrying(|s| s.hold_account_id_once(account, pin, actual, now))
+    }
+
+    fn hold_account_id_once(
+        &mut self,
+        account: &str,
+        pin: Option<&str>,
+        actual: &str,
+        now: DateTime<Utc>,
+    ) -> StateResult<Result<(), Expected>> {
         let path = self.path.clone();
-        let sq = |source| super::StateError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sq = |source| super::replica::sqlite_err(&path, source);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -48,10 +48,7 @@ pub fn source_destination(source: &str) -> Option<Destination> {
 }
 
 pub(super) fn read_in_use(conn: &Connection, path: &Path) -> StateResult<Vec<InUse>> {
-    let sq = |source| StateError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
+    let sq = |source| super::replica::sqlite_err(&path, source);
     let mut st = conn
         .prepare(
             "SELECT id, policy, backup_id, source FROM restores WHERE status = ?1 ORDER BY started, id",

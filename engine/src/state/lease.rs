@@ -14,6 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use super::holder::{host_name, HolderId, Liveness};
+use super::remote::{HoldKind, HoldRecord, RemoteError};
 use super::{new_id, parse_ts, ts, SharedStore, StateError, StateResult, Store};
 
 /// How long a lock is honoured without renewal: a holder killed with
@@ -257,6 +258,20 @@ impl Hold {
         }
     }
 
+    fn remote(self) -> HoldKind {
+        match self {
+            Hold::Lock => HoldKind::Lock,
+            Hold::Lease => HoldKind::Lease,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Hold::Lock => "state lock",
+            Hold::Lease => "run lease",
+        }
+    }
+
     /// The error of a renewal whose hold is gone.
     fn lost(self, id: &str) -> StateError {
         StateError::Conflict(match self {
@@ -274,6 +289,17 @@ impl Store {
         self.take(Hold::Lock, operation, Duration::minutes(LOCK_TTL_MINUTES))
     }
 
+    /// Takes the lock for `operation` to live `ttl` without renewal (the
+    /// runner's lives as long as its lease).
+    pub fn lock_for(&mut self, operation: &str, ttl: Duration) -> StateResult<LockInfo> {
+        self.take(Hold::Lock, operation, ttl)
+    }
+
+    /// Extends a lock taken with [`Store::lock_for`] by `ttl`.
+    pub fn renew_lock_for(&mut self, id: &str, ttl: Duration) -> StateResult<()> {
+        self.renew(Hold::Lock, id, ttl)
+    }
+
     /// Extends a held lock; long applies call it as they make progress.
     pub fn renew_lock(&mut self, id: &str) -> StateResult<()> {
         self.renew(Hold::Lock, id, Duration::minutes(LOCK_TTL_MINUTES))
@@ -284,12 +310,23 @@ impl Store {
     }
 
     pub fn current_lock(&self) -> StateResult<Option<LockInfo>> {
-        Ok(read(&self.conn, &self.path, Hold::Lock)?.map(|(info, _)| info))
+        Ok(self.read_hold(Hold::Lock)?.map(|(info, _)| info))
     }
 
     /// The run-mode lease, if any (live or not).
     pub fn current_lease(&self) -> StateResult<Option<LockInfo>> {
-        Ok(read(&self.conn, &self.path, Hold::Lease)?.map(|(info, _)| info))
+        Ok(self.read_hold(Hold::Lease)?.map(|(info, _)| info))
+    }
+
+    /// The hold of `kind`, from the shared state's record or the file.
+    fn read_hold(&self, kind: Hold) -> StateResult<Option<(LockInfo, Option<HolderId>)>> {
+        match &self.replica {
+            Some(r) => match r.remote.hold(kind.remote())? {
+                Some(h) => Ok(Some(from_record(&self.path, h)?)),
+                None => Ok(None),
+            },
+            None => read(&self.conn, &self.path, kind),
+        }
     }
 
     /// Breaks a lock left by a holder that is gone. Refuses a wrong id so
@@ -321,11 +358,11 @@ impl Store {
     /// Takes a hold of `kind` for `ttl`, in one write transaction, unless
     /// a live holder has it.
     fn take(&mut self, kind: Hold, operation: &str, ttl: Duration) -> StateResult<LockInfo> {
+        if self.replica.is_some() {
+            return self.take_shared(kind, operation, ttl);
+        }
         let path = self.path.clone();
-        let sq = |source| StateError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sq = |source| super::replica::sqlite_err(&path, source);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -351,7 +388,62 @@ impl Store {
         Ok(info)
     }
 
+    /// [`Store::take`] on shared state: the remote's record of the hold is
+    /// replaced only if it is still the one judged dead (or absent), so two
+    /// processes taking over the same dead hold cannot both win.
+    fn take_shared(&mut self, kind: Hold, operation: &str, ttl: Duration) -> StateResult<LockInfo> {
+        let remote = match &self.replica {
+            Some(r) => r.remote.clone(),
+            None => return Err(StateError::Conflict("no shared state".into())),
+        };
+        let held = self.read_hold(kind)?;
+        if let Some((held, who)) = &held {
+            if held.expires > Utc::now() && holder_alive(&held.holder, who.as_ref()) {
+                return Err(kind.refused(held.clone()));
+            }
+        }
+        let me = HolderId::current();
+        let record = HoldRecord {
+            id: new_id(),
+            holder: holder_name(&me),
+            operation: operation.to_string(),
+            acquired: ts(Utc::now()),
+            expires: ts(Utc::now() + ttl),
+            holder_id: serde_json::to_string(&me).ok(),
+            epoch: 0,
+        };
+        let replacing = held.as_ref().map(|(h, _)| h.id.as_str());
+        match remote.take_hold(kind.remote(), &record, replacing) {
+            Ok(written) => {
+                let (info, _) = from_record(&self.path, written)?;
+                let id = info.id.clone();
+                self.fence_mut(|f| match kind {
+                    Hold::Lock => f.lock = Some(id),
+                    Hold::Lease => f.lease = Some(id),
+                });
+                Ok(info)
+            }
+            Err(RemoteError::Conflict { .. }) => match self.read_hold(kind)? {
+                Some((now, _)) => Err(kind.refused(now)),
+                None => Err(StateError::Conflict(format!(
+                    "the {} changed hands while it was being taken; try again",
+                    kind.noun()
+                ))),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn renew(&mut self, kind: Hold, id: &str, ttl: Duration) -> StateResult<()> {
+        if let Some(r) = &self.replica {
+            if !r
+                .remote
+                .renew_hold(kind.remote(), id, &ts(Utc::now() + ttl))?
+            {
+                return Err(kind.lost(id));
+            }
+            return Ok(());
+        }
         let n = self
             .conn
             .execute(kind.renew(), params![id, ts(Utc::now() + ttl)])
@@ -363,6 +455,19 @@ impl Store {
     }
 
     fn release(&mut self, kind: Hold, id: &str) -> StateResult<()> {
+        if let Some(r) = &self.replica {
+            r.remote.release_hold(kind.remote(), id)?;
+            self.fence_mut(|f| {
+                let mine = match kind {
+                    Hold::Lock => &mut f.lock,
+                    Hold::Lease => &mut f.lease,
+                };
+                if mine.as_deref() == Some(id) {
+                    *mine = None;
+                }
+            });
+            return Ok(());
+        }
         self.conn
             .execute(kind.release(), params![id])
             .map_err(|e| self.err(e))?;
@@ -398,6 +503,20 @@ fn holder_alive(holder: &str, who: Option<&HolderId>) -> bool {
     }
 }
 
+/// A hold as the shared state keeps it, read as the file's would be.
+fn from_record(path: &Path, h: HoldRecord) -> StateResult<(LockInfo, Option<HolderId>)> {
+    Ok((
+        LockInfo {
+            id: h.id,
+            holder: h.holder,
+            operation: h.operation,
+            acquired: parse_ts(path, &h.acquired)?,
+            expires: parse_ts(path, &h.expires)?,
+        },
+        h.holder_id.and_then(|w| serde_json::from_str(&w).ok()),
+    ))
+}
+
 /// How a hold names its holder for people: `user@host (pid N)`.
 fn holder_name(who: &HolderId) -> String {
     let user = std::env::var("USER")
@@ -414,10 +533,7 @@ fn read(
     path: &Path,
     kind: Hold,
 ) -> StateResult<Option<(LockInfo, Option<HolderId>)>> {
-    let sq = |source| StateError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
+    let sq = |source| super::replica::sqlite_err(&path, source);
     let row = conn
         .query_row(kind.select(), [], |r| {
             Ok((

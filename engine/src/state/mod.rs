@@ -28,9 +28,12 @@ pub mod holder;
 mod identity;
 mod in_use;
 pub use in_use::{source_destination, InUse};
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 mod lease;
 mod members;
 pub mod remote;
+mod replica;
 mod restore;
 pub use restore::{ResourceKind, RestoreRecord, RestoreStatus, RestoredResource};
 mod secured;

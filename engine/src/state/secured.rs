@@ -24,6 +24,10 @@ pub struct SecuredCheck {
 impl Store {
     /// Records a finished check of `c.account`, replacing the one before.
     pub fn record_secured_check(&mut self, c: &SecuredCheck) -> StateResult<()> {
+        self.retrying(|s| s.record_secured_check_once(c))
+    }
+
+    fn record_secured_check_once(&mut self, c: &SecuredCheck) -> StateResult<()> {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO secured_checks (account, checked_at, findings, principals, policies)

@@ -51,11 +51,21 @@ pub enum StateError {
     NoSuchLock(String),
     #[error("{0}")]
     Conflict(String),
+    /// The shared state refused or failed (see `state::remote`).
+    // Not a `source`: the message is the remote's, said once.
+    #[error("shared state: {0}")]
+    Remote(super::remote::RemoteError),
     #[error("state object {address} cannot be read: {message}")]
     Decode { address: String, message: String },
 }
 
 pub type StateResult<T> = Result<T, StateError>;
+
+impl From<super::remote::RemoteError> for StateError {
+    fn from(e: super::remote::RemoteError) -> StateError {
+        StateError::Remote(e)
+    }
+}
 
 /// Everything the planner reads, loaded in one read transaction.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -86,6 +96,8 @@ pub type SharedStore = std::sync::Arc<std::sync::Mutex<Store>>;
 pub struct Store {
     pub(super) conn: Connection,
     pub(super) path: PathBuf,
+    /// The shared workspace this file caches, if any (`replica.rs`).
+    pub(super) replica: Option<super::replica::Replica>,
 }
 
 pub(super) fn ts(t: DateTime<Utc>) -> String {
@@ -306,10 +318,7 @@ impl Store {
     /// Opens the state file, creating it (and its directory) with a fresh
     /// lineage when missing, and migrating an older schema.
     pub fn open(path: &Path) -> StateResult<Store> {
-        let sq = |source| StateError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let sq = |source| super::replica::sqlite_err(&path, source);
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(|e| StateError::Corrupt {
@@ -335,6 +344,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            replica: None,
         };
         store.migrate()?;
         Ok(store)
@@ -345,18 +355,12 @@ impl Store {
     }
 
     pub(super) fn err(&self, source: rusqlite::Error) -> StateError {
-        StateError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        super::replica::sqlite_err(&self.path, source)
     }
 
     fn migrate(&mut self) -> StateResult<()> {
         let path = self.path.clone();
-        let sq = |source| StateError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sq = |source| super::replica::sqlite_err(&path, source);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -413,11 +417,9 @@ impl Store {
 
     /// Reads everything the planner needs in one consistent view.
     pub fn load(&mut self) -> StateResult<Snapshot> {
+        self.sync()?;
         let path = self.path.clone();
-        let sq = |source| StateError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sq = |source| super::replica::sqlite_err(&path, source);
         let tx = self.conn.transaction().map_err(sq)?;
         let lineage = Self::meta(&tx, "lineage").map_err(sq)?;
         let serial_s = Self::meta(&tx, "serial").map_err(sq)?;
@@ -489,13 +491,31 @@ impl Store {
     /// serial when it commits. Either all of `f`'s writes land or none.
     pub fn transaction<T>(
         &mut self,
-        f: impl FnOnce(&mut Tx<'_>) -> StateResult<T>,
+        mut f: impl FnMut(&mut Tx<'_>) -> StateResult<T>,
+    ) -> StateResult<T> {
+        // With shared state another writer may commit first: the change
+        // is then made again on the state that writer left, a few times.
+        let mut attempt = 0;
+        loop {
+            self.sync()?;
+            match self.transaction_once(&mut f) {
+                Err(e)
+                    if super::replica::is_conflict(&e)
+                        && attempt < super::replica::CONFLICT_RETRIES =>
+                {
+                    attempt += 1;
+                }
+                out => return out,
+            }
+        }
+    }
+
+    fn transaction_once<T>(
+        &mut self,
+        f: &mut impl FnMut(&mut Tx<'_>) -> StateResult<T>,
     ) -> StateResult<T> {
         let path = self.path.clone();
-        let sq = |source| StateError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sq = |source| super::replica::sqlite_err(&path, source);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -537,10 +557,7 @@ const POLICY_BOOKKEEPING: &[&str] = &[
 
 impl Tx<'_> {
     pub(super) fn err(&self, source: rusqlite::Error) -> StateError {
-        StateError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        super::replica::sqlite_err(&self.path, source)
     }
 
     /// Stores `value` at `addr`, refusing one that would not load back

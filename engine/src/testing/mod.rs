@@ -2,3 +2,4 @@
 //! (the `testing` feature): the binary never links them.
 
 pub mod fake;
+pub mod remote;

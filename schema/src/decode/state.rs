@@ -1,21 +1,19 @@
 //! `lifeboat { state { ... } }`: where the state lives. SQLite (the default)
 //! takes `path`; DynamoDB takes `table`, `region`, `account` and `workspace`.
-//! A key of the other backend is an error rather than ignored, so that a
-//! configuration switched between backends cannot keep a setting that no
-//! longer does anything.
+//! The keys of the backend not in use are allowed and checked all the same:
+//! they say where `lifeboat state migrate --to` copies the state, before
+//! `backend` is switched to it.
 
 use std::collections::BTreeMap;
 
 use hcl_edit::structure::Block;
 
-use super::{account_reference, start, DeclaredAccount, Decoder, Scope};
+use super::{account_reference, start, DeclaredAccount, Decoder};
 use crate::config::{StateBackend, StateSettings};
 use crate::source::Source;
 use crate::validate;
 
 const STATE_ATTRS: &[&str] = &["backend", "path", "table", "region", "account", "workspace"];
-const SQLITE_ONLY: &[&str] = &["path"];
-const DYNAMODB_ONLY: &[&str] = &["table", "region", "account", "workspace"];
 const BACKENDS: &[&str] = &["sqlite", "dynamodb"];
 
 pub(super) fn decode_state(
@@ -44,21 +42,9 @@ pub(super) fn decode_state(
     };
     if let Some(b) = backend {
         out.backend = b;
-        let (foreign, name) = match b {
-            StateBackend::Sqlite => (DYNAMODB_ONLY, "sqlite"),
-            StateBackend::Dynamodb => (SQLITE_ONLY, "dynamodb"),
-        };
-        for attr in foreign {
-            not_for_backend(d, &scope, attr, name);
-        }
     }
     let dynamodb = backend == Some(StateBackend::Dynamodb);
-    if backend != Some(StateBackend::Dynamodb) {
-        out.path = d.text(&scope, "path", false);
-    }
-    if backend == Some(StateBackend::Sqlite) {
-        return out;
-    }
+    out.path = d.text(&scope, "path", false);
     out.table = d.string(&scope, "table", dynamodb).and_then(|(t, at)| {
         if is_table_name(&t) {
             return Some(t);
@@ -74,21 +60,26 @@ pub(super) fn decode_state(
         );
         None
     });
-    out.region = d.string(&scope, "region", dynamodb).and_then(|(r, at)| {
-        if validate::is_region(&r) {
-            return Some(r);
-        }
-        d.error(
-            src,
-            at,
-            "Invalid region",
-            format!(
-                "{r:?} in {} is not an AWS region name; expected a name like \"us-east-1\"",
-                scope.what
-            ),
-        );
-        None
-    });
+    // A table names where the state goes, which needs its region even
+    // while the state is still in SQLite.
+    let needs_region = dynamodb || out.table.is_some();
+    out.region = d
+        .string(&scope, "region", needs_region)
+        .and_then(|(r, at)| {
+            if validate::is_region(&r) {
+                return Some(r);
+            }
+            d.error(
+                src,
+                at,
+                "Invalid region",
+                format!(
+                    "{r:?} in {} is not an AWS region name; expected a name like \"us-east-1\"",
+                    scope.what
+                ),
+            );
+            None
+        });
     if d.get(&scope, "account", false).is_some() {
         out.account = account_reference(d, &scope, accounts).map(str::to_string);
     }
@@ -108,32 +99,6 @@ pub(super) fn decode_state(
         }
     }
     out
-}
-
-/// Reports `attr`, when set, as belonging to the other backend.
-fn not_for_backend(d: &mut Decoder, scope: &Scope<'_>, attr: &str, backend: &str) {
-    let Some(a) = d.get(scope, attr, false) else {
-        return;
-    };
-    let (owner, hint) = match backend {
-        "sqlite" => (
-            "dynamodb",
-            "; set backend = \"dynamodb\" to keep the state in DynamoDB",
-        ),
-        _ => (
-            "sqlite",
-            "; a DynamoDB state lives in \"table\", not in a file",
-        ),
-    };
-    d.error(
-        scope.src,
-        start(&a.key),
-        "Attribute not allowed here",
-        format!(
-            "{attr:?} in {} applies to the {owner} backend only, not to {backend}{hint}",
-            scope.what
-        ),
-    );
 }
 
 fn is_name_char(c: char) -> bool {

@@ -61,7 +61,7 @@ struct InFlight {
 
 fn record(
     store: &SharedStore,
-    f: impl FnOnce(&mut crate::state::Tx<'_>) -> Result<(), StateError>,
+    f: impl FnMut(&mut crate::state::Tx<'_>) -> Result<(), StateError>,
 ) -> Result<(), StateError> {
     store.lock().expect("store").transaction(f)
 }

@@ -62,6 +62,9 @@ impl Follow {
     /// digest is not this one's, or when `requested`.
     fn look(&mut self, store: &SharedStore, requested: bool) -> Result<Look, StateError> {
         let mut s = store.lock().expect("store");
+        // A shared state's cache first takes up what other hosts committed
+        // (a no-op for a state file).
+        s.sync()?;
         let serial = s.serial()?;
         if serial == self.seen && !requested {
             return Ok(Look::Same);

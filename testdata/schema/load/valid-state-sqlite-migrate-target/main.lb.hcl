@@ -1,4 +1,4 @@
-# DynamoDB keys under the SQLite backend (named, and by default).
+# DynamoDB keys beside the SQLite backend: where `state migrate --to dynamodb` copies it.
 lifeboat {
   state {
     backend   = "sqlite"

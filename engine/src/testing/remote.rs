@@ -1,0 +1,165 @@
+//! An in-memory shared-state remote ([`Remote`]) for tests: the commit log,
+//! the holds and the fencing as the DynamoDB backend keeps them, plus what
+//! the emulator cannot be made to do on cue: an answer lost after the
+//! remote accepted a commit, and a count of the calls.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::state::remote::{
+    Commit, Fence, HoldKind, HoldRecord, Pull, Remote, RemoteError, RowChange,
+};
+
+#[derive(Default)]
+struct World {
+    log: Vec<Commit>,
+    schema: i64,
+    holds: HashMap<HoldKind, HoldRecord>,
+    epochs: HashMap<HoldKind, u64>,
+    /// The next commit is accepted, and its answer then lost.
+    lose_next_answer: bool,
+    /// Committed just before the next commit: another writer that got in
+    /// between a reader's pull and its commit.
+    interleave: Option<Vec<RowChange>>,
+    commits: usize,
+}
+
+#[derive(Default)]
+pub struct MemoryRemote {
+    world: Mutex<World>,
+}
+
+impl MemoryRemote {
+    pub fn new() -> MemoryRemote {
+        MemoryRemote::default()
+    }
+
+    /// Accept the next commit but answer as if the call failed (a timeout
+    /// after the write landed).
+    pub fn lose_next_answer(&self) {
+        self.world.lock().unwrap().lose_next_answer = true;
+    }
+
+    /// Lets another writer commit `changes` just before the next commit.
+    pub fn interleave(&self, changes: Vec<RowChange>) {
+        self.world.lock().unwrap().interleave = Some(changes);
+    }
+
+    /// How many commits were accepted.
+    pub fn commits(&self) -> usize {
+        self.world.lock().unwrap().commits
+    }
+
+    /// Moves a hold's expiry into the past, as if its holder stopped
+    /// renewing it long ago.
+    pub fn expire(&self, kind: HoldKind) {
+        if let Some(h) = self.world.lock().unwrap().holds.get_mut(&kind) {
+            h.expires = "2000-01-01T00:00:00.000Z".into();
+        }
+    }
+}
+
+impl Remote for MemoryRemote {
+    fn describe(&self) -> String {
+        "memory workspace".into()
+    }
+
+    fn schema(&self) -> Result<i64, RemoteError> {
+        Ok(self.world.lock().unwrap().schema)
+    }
+
+    fn head(&self) -> Result<u64, RemoteError> {
+        Ok(self.world.lock().unwrap().log.len() as u64)
+    }
+
+    fn pull(&self, since: u64) -> Result<Pull, RemoteError> {
+        let w = self.world.lock().unwrap();
+        Ok(Pull::Log(
+            w.log.iter().skip(since as usize).cloned().collect(),
+        ))
+    }
+
+    fn commit(
+        &self,
+        base: u64,
+        schema: i64,
+        fence: &Fence,
+        changes: &[RowChange],
+    ) -> Result<u64, RemoteError> {
+        let mut w = self.world.lock().unwrap();
+        if let Some(other) = w.interleave.take() {
+            let rev = w.log.len() as u64 + 1;
+            w.log.push(Commit {
+                rev,
+                changes: other,
+            });
+        }
+        let head = w.log.len() as u64;
+        if head != base {
+            return Err(RemoteError::Conflict { base, found: head });
+        }
+        for (kind, mine, noun) in [
+            (HoldKind::Lock, &fence.lock, "state lock"),
+            (HoldKind::Lease, &fence.lease, "run lease"),
+        ] {
+            if let Some(id) = mine {
+                if w.holds.get(&kind).map(|h| &h.id) != Some(id) {
+                    return Err(RemoteError::Fenced(noun.into()));
+                }
+            }
+        }
+        w.log.push(Commit {
+            rev: head + 1,
+            changes: changes.to_vec(),
+        });
+        w.schema = schema;
+        w.commits += 1;
+        if std::mem::take(&mut w.lose_next_answer) {
+            return Err(RemoteError::Failed("the answer was lost".into()));
+        }
+        Ok(head + 1)
+    }
+
+    fn hold(&self, kind: HoldKind) -> Result<Option<HoldRecord>, RemoteError> {
+        Ok(self.world.lock().unwrap().holds.get(&kind).cloned())
+    }
+
+    fn take_hold(
+        &self,
+        kind: HoldKind,
+        new: &HoldRecord,
+        replacing: Option<&str>,
+    ) -> Result<HoldRecord, RemoteError> {
+        let mut w = self.world.lock().unwrap();
+        let current = w.holds.get(&kind).map(|h| h.id.clone());
+        if current.as_deref() != replacing {
+            let found = w.log.len() as u64;
+            return Err(RemoteError::Conflict { base: found, found });
+        }
+        let epoch = w.epochs.get(&kind).copied().unwrap_or(0) + 1;
+        w.epochs.insert(kind, epoch);
+        let mut h = new.clone();
+        h.epoch = epoch;
+        w.holds.insert(kind, h.clone());
+        Ok(h)
+    }
+
+    fn renew_hold(&self, kind: HoldKind, id: &str, expires: &str) -> Result<bool, RemoteError> {
+        let mut w = self.world.lock().unwrap();
+        match w.holds.get_mut(&kind) {
+            Some(h) if h.id == id => {
+                h.expires = expires.to_string();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn release_hold(&self, kind: HoldKind, id: &str) -> Result<(), RemoteError> {
+        let mut w = self.world.lock().unwrap();
+        if w.holds.get(&kind).map(|h| h.id.as_str()) == Some(id) {
+            w.holds.remove(&kind);
+        }
+        Ok(())
+    }
+}
