@@ -237,3 +237,63 @@ fn sighup_makes_the_runner_take_up_an_applied_schedule_at_once() {
     assert_eq!(slots(&env, &log, "web"), ["2026-11-22T10:17:00Z"]);
     assert_eq!(slots(&env, &log, "db"), ["2026-11-22T10:17:00Z"]);
 }
+
+/// `text` with its state in the emulator's DynamoDB, shared by hosts.
+fn shared(text: &str) -> String {
+    format!(
+        "lifeboat {{\n  state {{\n    backend = \"dynamodb\"\n    table   = \"lifeboat-state\"\n    region  = \"{}\"\n  }}\n}}\n\n{text}",
+        support::REGION
+    )
+}
+
+#[test]
+fn a_runner_on_another_host_takes_up_what_an_apply_recorded_in_shared_state() {
+    let env = Env::start();
+    let web = env.aws.run_instance(1, &[]);
+    let db = env.aws.run_instance(1, &[]);
+    env.config(&shared(&config(&web.id)));
+    env.run(&["state", "init"]).ok();
+    env.apply();
+    // The runner's host: its own files (never edited) and its own cache.
+    let host = support::Workspace::new(&env.emulator);
+    host.write("main.lb.hcl", &shared(&config(&web.id)));
+    let runner = host.spawn(
+        &[
+            "--now",
+            "2026-11-22T10:20:00Z",
+            "run",
+            "--log-format",
+            "json",
+            "--until",
+            "2026-11-22T10:30:00Z",
+        ],
+        "run.log",
+        "run.err",
+    );
+    let log = host.path().join("run.log");
+    wait_for(&log, "backup_finish", "web", Duration::from_secs(60));
+
+    // CI applies from its checkout; the runner host's files stay as they were.
+    env.config(&shared(&config_with_db(&web.id, &db.id)));
+    env.run(&["apply", "--auto-approve", "--lock-timeout", "30s"])
+        .ok();
+    runner.signal("HUP");
+
+    let started = wait_for(&log, "backup_start", "db", Duration::from_secs(30));
+    let time = started["time"].as_str().unwrap();
+    assert!(time < "2026-11-22T10:21:00Z", "started at {time}");
+    let reload = events(&log)
+        .into_iter()
+        .find(|e| e["event"] == "config_reloaded")
+        .expect("the reload is logged");
+    assert_eq!(reload["schedules"], "+1");
+    assert_eq!(reload["policies"], "+1");
+    wait_for(&log, "backup_finish", "db", Duration::from_secs(30));
+    let mut runner = runner;
+    runner.signal("TERM");
+    let status = runner
+        .wait(Duration::from_secs(30))
+        .expect("the runner stops on SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", host.read("run.err"));
+    assert_eq!(slots(&env, &log, "db"), ["2026-11-22T10:17:00Z"]);
+}

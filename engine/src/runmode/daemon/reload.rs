@@ -13,7 +13,10 @@
 //! Work in flight keeps the configuration it started with.
 //!
 //! The runner starts with the configuration of its files; it follows what
-//! is applied after it started.
+//! is applied after it started. On shared state (DynamoDB) the apply may
+//! come from another host: each step's read of the agenda brings the
+//! runner's cache up to date, so it is taken up at the wake-up after that
+//! read, and SIGHUP pulls first and takes it up at once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,9 +65,14 @@ impl Follow {
     /// digest is not this one's, or when `requested`.
     fn look(&mut self, store: &SharedStore, requested: bool) -> Result<Look, StateError> {
         let mut s = store.lock().expect("store");
-        // A shared state's cache first takes up what other hosts committed
-        // (a no-op for a state file).
-        s.sync()?;
+        if requested {
+            // A shared state's cache takes up what other hosts committed
+            // (a no-op for a state file). Only when asked: every step's
+            // agenda read syncs it already, so a wake-up sees what was
+            // pulled at the one before, and a pull per look as well would
+            // crowd out the heartbeat's renewals on a busy runner.
+            s.sync()?;
+        }
         let serial = s.serial()?;
         if serial == self.seen && !requested {
             return Ok(Look::Same);
