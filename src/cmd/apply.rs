@@ -89,6 +89,8 @@ pub async fn run(
             Some(plan) => checked(&ws, &store2, plan).await?,
             None => match new_plan(&ws, &store2, auto_approve, gates).await? {
                 ControlFlow::Continue(plan) => plan,
+                // 0: nothing to change (1: refused or declined).
+                ControlFlow::Break(0) => return record_applied(&ws, &store2),
                 ControlFlow::Break(code) => return Ok(code),
             },
         };
@@ -98,11 +100,22 @@ pub async fn run(
         }
         if plan.is_empty() {
             println!("No changes. Nothing to apply.");
-            return Ok(0);
+            return record_applied(&ws, &store2);
         }
-        perform(&ws, &store2, &plan, lock_id, parallelism).await
+        match perform(&ws, &store2, &plan, lock_id, parallelism).await? {
+            0 => record_applied(&ws, &store2),
+            code => Ok(code),
+        }
     })
     .await
+}
+
+/// After a clean apply (or one with nothing to change): records the
+/// configuration in the state, for runners to follow (their schedules,
+/// captures and notifications are configuration, not objects). Exit 0.
+fn record_applied(ws: &Workspace, store: &SharedStore) -> Result<u8> {
+    store.lock().expect("store").record_applied(&ws.config)?;
+    Ok(0)
 }
 
 /// The changes of a plan made now that the saved plan asked for, once the

@@ -195,10 +195,34 @@ impl Log {
             RunEvent::SummaryFailed { error } => {
                 self.event(at, "notify_error", json!({ "error": error }))
             }
+            RunEvent::ConfigReloaded { .. } => self.reloaded(at, event),
             RunEvent::NextRun(next) => self.event(at, "next_run", json!({ "at": stamp(*next) })),
             RunEvent::LeaseLost(e) => eprintln!("Error: {e}"),
             RunEvent::RunnerStopped => self.event(at, "runner_stop", json!({})),
         }
+    }
+
+    /// `config_reloaded`: the serials the configuration was read at before
+    /// and now, why, and per kind what changed (`policies=+1 ~1`).
+    fn reloaded(&self, at: DateTime<Utc>, event: &RunEvent) {
+        let RunEvent::ConfigReloaded {
+            from_serial,
+            to_serial,
+            changes,
+            requested,
+        } = event
+        else {
+            return;
+        };
+        let mut fields = json!({
+            "old_serial": from_serial,
+            "new_serial": to_serial,
+            "reason": if *requested { "sighup" } else { "apply" },
+        });
+        for (kind, change) in changes {
+            fields[kind] = json!(change);
+        }
+        self.event(at, "config_reloaded", fields);
     }
 
     /// A check or scan of `account` that could not be made or recorded.
@@ -406,16 +430,31 @@ pub async fn run(
     config_dir: &std::path::Path,
 ) -> Result<u8> {
     let log = Log(format);
+    let clock = Arc::new(Clock::starting_at(now));
+    // SIGHUP: read the applied configuration now rather than at the next
+    // wake-up. Registered before the runner starts, so that the signal
+    // never takes its default action (ending the process).
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let on_hup = {
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                clock.request_reload();
+            }
+        })
+    };
     let daemon = Daemon {
         cloud,
         store,
         config,
         config_dir: config_dir.to_path_buf(),
-        clock: Arc::new(Clock::starting_at(now)),
+        clock,
         mode,
         wait,
         stop,
         on_event: Arc::new(move |at, event| log.say(at, event)),
     };
-    Ok(daemon.run().await?.code())
+    let exit = daemon.run().await;
+    on_hup.abort();
+    Ok(exit?.code())
 }

@@ -240,6 +240,18 @@ impl Workspace {
         execute(self.command(cwd, args, envs), args)
     }
 
+    /// Starts `lifeboat ARGS` in the workspace and returns at once, its
+    /// output going to the files `stdout` and `stderr` there (read them
+    /// while it runs). Killed when the returned value drops.
+    pub fn spawn(&self, args: &[&str], stdout: &str, stderr: &str) -> Spawned {
+        let file = |name: &str| {
+            std::fs::File::create(self.path().join(name)).expect("create an output file")
+        };
+        let mut cmd = self.command(self.path(), args, &[]);
+        cmd.stdout(file(stdout)).stderr(file(stderr));
+        Spawned(cmd.spawn().expect("start the lifeboat binary"))
+    }
+
     /// `lifeboat ARGS` as a command not yet started (for a test that runs
     /// several at once, or kills one), with the environment of [`run`].
     pub fn command(&self, cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
@@ -334,6 +346,43 @@ fn execute(mut cmd: Command, args: &[&str]) -> Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
         stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    }
+}
+
+/// A `lifeboat` started with [`Workspace::spawn`], killed when dropped
+/// (a failed test leaves no process behind).
+pub struct Spawned(pub Child);
+
+impl Spawned {
+    /// Sends `signal` (a name such as `HUP`) with the `kill` command.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{signal} {}", self.0.id());
+    }
+
+    /// Waits for the process to end by itself, up to `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait for lifeboat") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

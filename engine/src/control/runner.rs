@@ -40,6 +40,13 @@ impl ControlTasks {
         !self.set.is_empty()
     }
 
+    /// Drops the configuration shared with the tasks, so that the next one
+    /// takes the runner's current one (after a reload); those in flight
+    /// keep theirs.
+    pub(crate) fn forget_config(&mut self) {
+        self.config = None;
+    }
+
     /// The next operation to end; `None` when none is in flight. A task
     /// that panicked is reported as the failure of an unnamed group.
     pub(crate) async fn next(&mut self) -> Option<ControlDone> {

@@ -19,6 +19,9 @@ pub struct Clock {
     base: DateTime<Utc>,
     started: Instant,
     skipped: Mutex<Duration>,
+    /// Raised (SIGHUP) to have the runner read the applied configuration
+    /// at once: it ends the sleep, and the runner lowers it as it reads.
+    reload: AtomicBool,
 }
 
 impl Clock {
@@ -28,6 +31,7 @@ impl Clock {
             base: at.unwrap_or_else(Utc::now),
             started: Instant::now(),
             skipped: Mutex::new(Duration::zero()),
+            reload: AtomicBool::new(false),
         }
     }
 
@@ -45,9 +49,24 @@ impl Clock {
         }
     }
 
-    /// Sleeps until `until` or until `stop` is raised, checking every second.
+    /// Asks the runner to read the applied configuration now, ending its
+    /// sleep (within a second).
+    pub fn request_reload(&self) {
+        self.reload.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a reload was asked for since the last call.
+    pub fn take_reload_request(&self) -> bool {
+        self.reload.swap(false, Ordering::SeqCst)
+    }
+
+    /// Sleeps until `until` or until `stop` (or a reload request) is
+    /// raised, checking every second.
     pub async fn sleep_until(&self, until: DateTime<Utc>, stop: &AtomicBool) {
-        while self.now() < until && !stop.load(Ordering::SeqCst) {
+        while self.now() < until
+            && !stop.load(Ordering::SeqCst)
+            && !self.reload.load(Ordering::SeqCst)
+        {
             let left = (until - self.now()).to_std().unwrap_or_default();
             tokio::time::sleep(left.min(std::time::Duration::from_secs(1))).await;
         }

@@ -30,6 +30,8 @@ use crate::runmode::runner::{Finished, Ran, Runner, Started};
 use crate::state::{BackupRecord, DrRun, DrStatus, LockInfo, Retry, SharedStore, StateError};
 use crate::vpc::capture as vpc_capture;
 
+mod reload;
+
 /// How long a lease lives without renewal by default: a runner killed
 /// with `kill -9` on another host is replaced by a standby within this
 /// time. The runner's state lock lives as long, so that a dead leader's
@@ -151,6 +153,15 @@ pub enum RunEvent {
     SummarySent,
     SummaryFailed {
         error: String,
+    },
+    /// The runner read the configuration an apply recorded (it changed, or
+    /// SIGHUP asked): the serial it was read at before and now, and per
+    /// kind what changed (`"+1 ~2"`: added, removed with `-`, changed).
+    ConfigReloaded {
+        from_serial: u64,
+        to_serial: u64,
+        changes: Vec<(String, String)>,
+        requested: bool,
     },
     /// The next slot or retry, when it changed (while idle).
     NextRun(DateTime<Utc>),
@@ -277,6 +288,8 @@ impl Daemon<'_> {
 
     /// Runs until `once` is done, `until` comes, or `stop` is raised.
     pub async fn run(&self) -> Result<Exit, DaemonError> {
+        // Before the lease: what is applied while it waits is followed.
+        let follow = reload::Follow::new(&self.store, self.config)?;
         let Some(lease) = self.take_lease().await? else {
             return Ok(Exit::Failed);
         };
@@ -302,7 +315,7 @@ impl Daemon<'_> {
             ctx,
         );
         runner.dr_concurrency(self.mode.dr_concurrency);
-        let mut r = Running {
+        let r = Running {
             d: self,
             runner,
             lock,
@@ -315,13 +328,8 @@ impl Daemon<'_> {
             drills_looked: None,
             controls: Default::default(),
         };
-        let outcome = loop {
-            match r.step().await {
-                Ok(Step::Again) => {}
-                Ok(Step::Stop(exit)) => break Ok(exit),
-                Err(e) => break Err(e),
-            }
-        };
+        // Steps, following the configuration applies record (`reload`).
+        let (outcome, mut r) = self.steps(r, follow).await;
         // After an error of the runner itself, or once its lease or lock was
         // lost, runs still in flight stop before the lock goes: nothing
         // writes once it is released. Their backups stay `running` and the

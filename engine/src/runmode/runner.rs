@@ -111,6 +111,14 @@ impl Runner {
         }
     }
 
+    /// Works from `config` from now on (the runner follows an apply): the
+    /// agenda's schedules and the notifications of the runs started next.
+    /// Runs in flight keep what they started with.
+    pub fn follow(&mut self, config: &Config) {
+        self.config = config.clone();
+        self.ctx.notifications = config.notifications.clone();
+    }
+
     /// The state lock the runs started from now on hold: their retention
     /// deletes only while it is still held.
     pub fn hold(&mut self, lock_id: Option<String>) {

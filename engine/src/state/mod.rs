@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+mod applied;
 mod catalog;
 mod control;
 pub use control::{ControlRecord, ControlWrite};
