@@ -106,11 +106,12 @@ pub fn pull(ws: &Workspace, json: bool, out: Option<&Path>) -> Result<u8> {
     let mut store = ws.store()?;
     if let Some(out) = out {
         store.copy_to(out)?;
+        // The digest of what was written, read back from the file.
+        let written = lifeboat_engine::state::Store::open(out)?.digest()?;
         println!(
-            "Wrote the state of {} to {} (digest {}).",
+            "Wrote the state of {} to {} (digest {written}).",
             store.location(),
             out.display(),
-            store.digest()?
         );
         return Ok(0);
     }
@@ -153,6 +154,20 @@ pub fn pull(ws: &Workspace, json: bool, out: Option<&Path>) -> Result<u8> {
         println!("  {table:<22} {n} row(s)");
     }
     Ok(0)
+}
+
+/// The digest of the workspace on `to`, read afresh.
+fn verify(ws: &Workspace, to: Backend) -> Result<String> {
+    match to {
+        Backend::Sqlite => Ok(ws.store_on(StateBackend::Sqlite)?.digest()?),
+        Backend::Dynamodb => {
+            let dir = tempfile::tempdir()?;
+            let remote = std::sync::Arc::new(ws.remote()?);
+            let mut fresh =
+                lifeboat_engine::state::Store::open_shared(&dir.path().join("verify.db"), remote)?;
+            Ok(fresh.digest()?)
+        }
+    }
 }
 
 /// `lifeboat state migrate --to BACKEND`: copies the workspace from the
@@ -204,13 +219,31 @@ pub async fn migrate(ws: &Workspace, to: Backend, auto_approve: bool) -> Result<
                     target.location()
                 );
             }
+            // A runner writes its bookkeeping without the state lock: while
+            // one holds the lease, what it writes after the copy would stay
+            // behind in the source.
+            if let Some(l) = source
+                .current_lease()?
+                .filter(|l| l.expires > chrono::Utc::now())
+            {
+                anyhow::bail!(
+                    "a runner ({}) holds the run lease of {} until {}: stop it, then migrate",
+                    l.holder,
+                    source.location(),
+                    l.expires
+                );
+            }
             let rows = source.rows()?;
             let digest = source.digest()?;
             target.replace_with(&rows)?;
-            let check = ws.store_on(to.schema())?.digest()?;
-            if check != digest {
+            // Checked through a fresh read of the destination (for DynamoDB,
+            // a new cache: the table itself, not this host's copy of it),
+            // and the source read again: neither moved.
+            let check = verify(ws, to)?;
+            let again = source.digest()?;
+            if check != digest || again != digest {
                 anyhow::bail!(
-                    "the copy at {} does not match its source (digest {check}, source {digest})",
+                    "the copy at {} does not match its source (digest {check}, source {digest}, source now {again})",
                     target.location()
                 );
             }

@@ -230,11 +230,13 @@ impl Executor {
             }
             .into());
         }
-        let owner = self
-            .store
-            .lock()
-            .expect("state store lock poisoned")
-            .snapshot_owner(id)?;
+        let owner = {
+            let mut store = self.store.lock().expect("state store lock poisoned");
+            // On shared state, what another host recorded (a freeze, a
+            // restore that reads this backup) counts: read the latest.
+            store.sync()?;
+            store.snapshot_owner(id)?
+        };
         let refusal = match owner {
             None => Refusal::NotInCatalog { id: id.to_string() },
             Some(o) if o.frozen => Refusal::Frozen {
@@ -271,7 +273,9 @@ impl Executor {
         &self,
         reads: impl Fn(&crate::state::InUse) -> bool,
     ) -> Result<Option<String>, ApplyError> {
-        let st = self.store.lock().expect("state store lock poisoned");
+        let mut st = self.store.lock().expect("state store lock poisoned");
+        // A restore started on another host since the plan counts.
+        st.sync()?;
         Ok(st
             .in_use()?
             .into_iter()

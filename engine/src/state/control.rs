@@ -113,10 +113,12 @@ impl Store {
                 .map_err(|e| self.err(e))?;
         }
         match w.alert {
-            Some(message) => self.open_policy_alert(w.owner, w.at, message),
+            // The `_once` forms: this is inside a transaction already, where a
+            // pull (what the retrying forms start with) cannot run.
+            Some(message) => self.open_policy_alert_once(w.owner, w.at, message),
             None => {
                 if w.close {
-                    self.close_policy_alerts(w.owner, None, w.at)?;
+                    self.close_policy_alerts_once(w.owner, None, w.at)?;
                 }
                 Ok(None)
             }

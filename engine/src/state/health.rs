@@ -270,7 +270,7 @@ impl Store {
         self.retrying(|s| s.open_policy_alert_once(policy, opened, message))
     }
 
-    fn open_policy_alert_once(
+    pub(super) fn open_policy_alert_once(
         &mut self,
         policy: &str,
         opened: DateTime<Utc>,
@@ -306,7 +306,7 @@ impl Store {
         self.retrying(|s| s.close_policy_alerts_once(policy, before, closed))
     }
 
-    fn close_policy_alerts_once(
+    pub(super) fn close_policy_alerts_once(
         &mut self,
         policy: &str,
         before: Option<DateTime<Utc>>,

@@ -21,6 +21,10 @@ use super::{new_id, parse_ts, ts, SharedStore, StateError, StateResult, Store};
 /// `kill -9` does not wedge the workspace forever.
 pub const LOCK_TTL_MINUTES: i64 = 60;
 
+/// The same, on shared state: a dead holder on another host is not seen to
+/// be dead, and its lock must not hold a runner back for an hour.
+pub const SHARED_LOCK_TTL_MINUTES: i64 = 5;
+
 /// How often a held state lock is renewed while its operation works: far
 /// inside [`LOCK_TTL_MINUTES`], so a live holder never sees it expire.
 const LOCK_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -286,7 +290,19 @@ impl Hold {
 impl Store {
     /// Takes the workspace lock for `operation`, or says who holds it.
     pub fn lock(&mut self, operation: &str) -> StateResult<LockInfo> {
-        self.take(Hold::Lock, operation, Duration::minutes(LOCK_TTL_MINUTES))
+        let ttl = self.lock_ttl();
+        self.take(Hold::Lock, operation, ttl)
+    }
+
+    /// How long a command's lock lives without renewal: on shared state a
+    /// holder on another host cannot be seen to die, so its lock must run
+    /// out soon (it is renewed every minute while the command works).
+    fn lock_ttl(&self) -> Duration {
+        if self.replica.is_some() {
+            Duration::minutes(SHARED_LOCK_TTL_MINUTES)
+        } else {
+            Duration::minutes(LOCK_TTL_MINUTES)
+        }
     }
 
     /// Takes the lock for `operation` to live `ttl` without renewal (the
@@ -302,7 +318,8 @@ impl Store {
 
     /// Extends a held lock; long applies call it as they make progress.
     pub fn renew_lock(&mut self, id: &str) -> StateResult<()> {
-        self.renew(Hold::Lock, id, Duration::minutes(LOCK_TTL_MINUTES))
+        let ttl = self.lock_ttl();
+        self.renew(Hold::Lock, id, ttl)
     }
 
     pub fn unlock(&mut self, id: &str) -> StateResult<()> {
@@ -424,6 +441,16 @@ impl Store {
                 Ok(info)
             }
             Err(RemoteError::Conflict { .. }) => match self.read_hold(kind)? {
+                // Our own take, whose answer was lost and whose retry then
+                // found it done.
+                Some((now, _)) if now.id == record.id => {
+                    let id = now.id.clone();
+                    self.fence_mut(|f| match kind {
+                        Hold::Lock => f.lock = Some(id),
+                        Hold::Lease => f.lease = Some(id),
+                    });
+                    Ok(now)
+                }
                 Some((now, _)) => Err(kind.refused(now)),
                 None => Err(StateError::Conflict(format!(
                     "the {} changed hands while it was being taken; try again",

@@ -99,6 +99,10 @@ pub enum RemoteError {
 pub trait Remote: Send + Sync {
     /// For messages: `dynamodb table T (REGION), workspace W`.
     fn describe(&self) -> String;
+    /// What tells this store apart from another of the same description
+    /// (a table made again, restored, or in another account): a cache
+    /// made of one is never used for another.
+    fn incarnation(&self) -> Result<String, RemoteError>;
     /// The schema version the workspace's rows were written with (0: the
     /// workspace is empty), read consistently.
     fn schema(&self) -> Result<i64, RemoteError>;

@@ -87,7 +87,9 @@ impl Store {
         }
         let mut store = Store::open(cache)?;
         let inner = Arc::new(Mutex::new(Inner::default()));
-        install(&mut store.conn, remote.clone(), inner.clone()).map_err(|e| store.err(e))?;
+        let incarnation = remote.incarnation()?;
+        install(&mut store.conn, remote.clone(), &incarnation, inner.clone())
+            .map_err(|e| store.err(e))?;
         let (head, local) = (
             remote.head().map_err(StateError::Remote)?,
             local_rev(&store.conn).map_err(|e| store.err(e))?,
@@ -251,9 +253,11 @@ fn exprs(side: &str, cols: &[String], keys: &[String]) -> (String, String) {
 fn install(
     conn: &mut Connection,
     remote: Arc<dyn Remote>,
+    incarnation: &str,
     inner: Arc<Mutex<Inner>>,
 ) -> rusqlite::Result<()> {
-    let described = remote.describe();
+    // The cache belongs to this description and incarnation of the store.
+    let described = format!("{} ({incarnation})", remote.describe());
     start_cache(conn, &described)?;
     let captured = inner.clone();
     conn.create_scalar_function(
@@ -663,9 +667,19 @@ impl Store {
     /// not exist): a backup of shared state, or its copy into SQLite.
     pub fn copy_to(&mut self, to: &std::path::Path) -> StateResult<()> {
         self.sync()?;
-        if to.exists() {
+        // Made here, new and private: never through a file or a symlink
+        // planted at the name, never readable by others.
+        let made = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(to)
+        };
+        if let Err(e) = made {
             return Err(StateError::Conflict(format!(
-                "{} exists; choose a new file",
+                "cannot create {}: {e}; choose a new file",
                 to.display()
             )));
         }

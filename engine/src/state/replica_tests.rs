@@ -164,6 +164,9 @@ fn a_cache_of_another_workspace_starts_over() {
         fn describe(&self) -> String {
             "another workspace".into()
         }
+        fn incarnation(&self) -> Result<String, RemoteError> {
+            self.0.incarnation()
+        }
         fn schema(&self) -> Result<i64, RemoteError> {
             self.0.schema()
         }

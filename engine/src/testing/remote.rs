@@ -67,6 +67,10 @@ impl Remote for MemoryRemote {
         "memory workspace".into()
     }
 
+    fn incarnation(&self) -> Result<String, RemoteError> {
+        Ok(format!("memory {:p}", self as *const MemoryRemote))
+    }
+
     fn schema(&self) -> Result<i64, RemoteError> {
         Ok(self.world.lock().unwrap().schema)
     }

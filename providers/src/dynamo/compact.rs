@@ -71,6 +71,12 @@ pub(super) async fn compact(inner: &Inner) -> Result<Option<u64>, RemoteError> {
         if !lost {
             return Err(place.fail("UpdateItem", &e));
         }
+        // Another compaction of the same revision published first: its
+        // chunks are these very keys (same revision, same rows), and
+        // deleting them would leave the head naming a snapshot that is gone.
+        if read_head(inner).await?.snapshot == rev {
+            return Ok(None);
+        }
         let ours: Vec<_> = (0..count)
             .map(|i| key(place.snap_pk(), log_sk(rev, i)))
             .collect();

@@ -20,7 +20,7 @@ pub(super) const CHUNK_BYTES: usize = 300_000;
 const MAX_INLINE_CHUNKS: usize = 12;
 
 /// How long a staged chunk lives unless a commit publishes it.
-const STAGE_TTL_SECONDS: i64 = 24 * 3600;
+const STAGE_TTL_SECONDS: i64 = 7 * 24 * 3600;
 
 /// How often a transaction cancelled for a passing reason is tried again
 /// before failing: another transaction or write in flight on one of its
@@ -166,7 +166,10 @@ pub(super) async fn commit(
         }
     }
     if let Some(id) = staged {
-        settle(inner, &id, count).await?;
+        // The commit is published: it must be reported as made, or the
+        // caller would roll back what the workspace holds. A chunk left
+        // with its expiry is settled by the next pull that reads it.
+        let _ = settle(inner, &id, count).await;
     }
     Ok(rev)
 }

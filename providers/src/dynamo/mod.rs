@@ -271,6 +271,10 @@ pub async fn sdk_config(account: Option<&Account>, region: &str) -> SdkConfig {
 }
 
 impl Remote for DynamoRemote {
+    fn incarnation(&self) -> Result<String, RemoteError> {
+        self.call(|inner| async move { table::incarnation(&inner).await })
+    }
+
     fn compact(&self) -> Result<Option<u64>, RemoteError> {
         self.call(|inner| async move { compact::compact(&inner).await })
     }

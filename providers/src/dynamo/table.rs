@@ -135,6 +135,24 @@ pub(super) async fn init(inner: &Inner, repair: bool) -> Result<TableReport, Rem
 }
 
 /// The table must exist, be active and have Lifeboat's keys.
+/// Which table this is, beyond its name: its ARN (account and region) and
+/// when it was made. A table deleted and made again, restored under the
+/// same name, or reached in another account or endpoint answers otherwise.
+pub(super) async fn incarnation(inner: &Inner) -> Result<String, RemoteError> {
+    let place = &inner.place;
+    let Some(table) = describe(inner).await? else {
+        return Err(place.missing_table());
+    };
+    Ok(format!(
+        "{} made {}",
+        table.table_arn().unwrap_or_default(),
+        table
+            .creation_date_time()
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    ))
+}
+
 pub(super) async fn check(inner: &Inner) -> Result<(), RemoteError> {
     let place = &inner.place;
     let Some(table) = describe(inner).await? else {
