@@ -283,7 +283,7 @@ fn a_commit_fenced_on_a_lease_taken_over_is_refused_and_invisible() {
 
     // Runner b takes the lease over; a, paused meanwhile, tries to write.
     remote
-        .take_hold(HoldKind::Lease, &hold("b"), Some("a"))
+        .take_hold(HoldKind::Lease, &hold("b"), Some(&lease_a))
         .unwrap();
     let zombie = remote.commit(1, 1, &fenced, &[row("t", 2, "zombie")]);
     assert_eq!(zombie, Err(RemoteError::Fenced("run lease".to_owned())));
@@ -392,13 +392,18 @@ fn holds_refuse_stale_takes_and_renewals_and_epochs_rise() {
     let renewed = remote.hold(HoldKind::Lease).unwrap().unwrap();
     assert_eq!(renewed.expires, "2026-12-01T10:01:00+00:00");
 
+    // A take judged on the hold before its renewal is refused: its holder lives.
+    assert!(matches!(
+        remote.take_hold(HoldKind::Lease, &hold("b"), Some(&a)),
+        Err(RemoteError::Conflict { .. })
+    ));
     let b = remote
-        .take_hold(HoldKind::Lease, &hold("b"), Some("a"))
+        .take_hold(HoldKind::Lease, &hold("b"), Some(&renewed))
         .unwrap();
     assert_eq!(b.epoch, 2);
     // a is late: its takeover of what it saw, and its renewal, both fail.
     assert!(matches!(
-        remote.take_hold(HoldKind::Lease, &hold("c"), Some("a")),
+        remote.take_hold(HoldKind::Lease, &hold("c"), Some(&renewed)),
         Err(RemoteError::Conflict { .. })
     ));
     assert_eq!(remote.renew_hold(HoldKind::Lease, "a", "later"), Ok(false));

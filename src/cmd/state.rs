@@ -121,7 +121,15 @@ pub fn pull(ws: &Workspace, json: bool, out: Option<&Path>) -> Result<u8> {
     if json {
         let mut tables: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
         for r in rows {
-            if let Some(row) = r.row {
+            if let Some(mut row) = r.row {
+                // An object's value is JSON in a string: an external id in
+                // it is masked as the plan masks it.
+                if let Some(serde_json::Value::String(text)) = row.get_mut("value") {
+                    if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) {
+                        lifeboat_engine::plan::render::mask(&mut v);
+                        *text = v.to_string();
+                    }
+                }
                 tables
                     .entry(r.table)
                     .or_default()

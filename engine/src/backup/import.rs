@@ -339,6 +339,8 @@ fn record(
 pub fn record_found(store: &SharedStore, found: &[Found]) -> Result<usize, BackupError> {
     let mut n = 0;
     store.lock().expect("store").transaction(|tx| {
+        // Counted again if the transaction is made again.
+        n = 0;
         let mut imported: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for f in found {
             let b = &f.record;

@@ -194,7 +194,8 @@ pub fn record_due(
             },
         })
         .collect();
-    s.transaction(|tx| {
+    // Made from what was read before: never written over a newer state.
+    s.transaction_no_retry(|tx| {
         for r in &made {
             tx.put_dr_run(r)?;
         }

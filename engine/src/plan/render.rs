@@ -28,7 +28,8 @@ fn shown(v: &Value) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
-fn mask(v: &mut Value) {
+/// Masks secrets-shaped fields (`external_id`) in `v`, at any depth.
+pub fn mask(v: &mut Value) {
     match v {
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {

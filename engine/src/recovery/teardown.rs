@@ -133,7 +133,8 @@ impl Driller {
             .filter(|r| r.resources.iter().all(|x| x.removed.is_some()))
             .filter(|r| matches!(r.status, RestoreStatus::Running | RestoreStatus::Completed))
             .collect();
-        st.transaction(|tx| {
+        // Written from the records read above: never over a newer one.
+        st.transaction_no_retry(|tx| {
             for mut r in done.clone() {
                 r.status = RestoreStatus::TornDown;
                 r.finished.get_or_insert_with(Utc::now);

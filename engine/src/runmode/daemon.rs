@@ -27,9 +27,10 @@ use crate::runmode::attempt;
 use crate::runmode::clock::{self, Clock};
 use crate::runmode::notify;
 use crate::runmode::runner::{Finished, Ran, Runner, Started};
-use crate::state::{BackupRecord, DrRun, DrStatus, LockInfo, Retry, SharedStore, StateError};
+use crate::state::{BackupRecord, DrRun, DrStatus, Retry, SharedStore, StateError};
 use crate::vpc::capture as vpc_capture;
 
+mod hold;
 mod reload;
 
 /// How long a lease lives without renewal by default: a runner killed
@@ -340,74 +341,6 @@ impl Daemon<'_> {
         self.store.lock().expect("store").release_lease(&lease.id)?;
         self.report(RunEvent::RunnerStopped);
         outcome
-    }
-
-    /// Waits for the lease (one runner per workspace), saying so once per
-    /// holder; `None` when stopped while waiting.
-    async fn take_lease(&self) -> Result<Option<LockInfo>, StateError> {
-        let ttl = self.mode.ttl();
-        let mut said = None;
-        loop {
-            let taken = self.store.lock().expect("store").take_lease(ttl);
-            match taken {
-                Ok(l) => return Ok(Some(l)),
-                Err(StateError::Leased {
-                    holder, expires, ..
-                }) => {
-                    let holding = Some((holder.clone(), expires.clone()));
-                    if holding != said {
-                        self.report(RunEvent::LeaseWaiting {
-                            holder,
-                            until: expires,
-                        });
-                        said = holding;
-                    }
-                    if self.stopped() {
-                        return Ok(None);
-                    }
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Renews the lease, and the state lock while one is held, however long
-    /// a run or a drain takes. A renewal that fails (taken over, broken)
-    /// raises `lost`, which stops the runner.
-    fn heartbeat(
-        &self,
-        lease: &str,
-        lock: Arc<Mutex<Option<String>>>,
-        lost: Arc<AtomicBool>,
-    ) -> tokio::task::JoinHandle<()> {
-        let (store, id, stop) = (self.store.clone(), lease.to_string(), self.stop.clone());
-        let (clock, on_event) = (self.clock.clone(), self.on_event.clone());
-        let ttl = self.mode.ttl();
-        let every = self.mode.lease_ttl / 3;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                // The held lock's slot is kept while renewing: a release
-                // (and a new take) waits, so a lock this runner let go of
-                // is never renewed and taken for broken.
-                let held = lock.lock().expect("held lock");
-                let renewed = {
-                    let mut s = store.lock().expect("store");
-                    s.renew_lease(&id, ttl)
-                        .and_then(|()| held.as_ref().map_or(Ok(()), |l| s.renew_lock_for(l, ttl)))
-                };
-                drop(held);
-                if let Err(e) = renewed {
-                    // Only the first to notice says so.
-                    if !lost.swap(true, Ordering::SeqCst) {
-                        on_event(clock.now(), &RunEvent::LeaseLost(e));
-                    }
-                    stop.store(true, Ordering::SeqCst);
-                    return;
-                }
-            }
-        })
     }
 
     /// Captures every `vpc_capture` in `due`, records each run, and prunes

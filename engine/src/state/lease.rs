@@ -413,10 +413,12 @@ impl Store {
             Some(r) => r.remote.clone(),
             None => return Err(StateError::Conflict("no shared state".into())),
         };
-        let held = self.read_hold(kind)?;
-        if let Some((held, who)) = &held {
+        // The record as read: the take is conditioned on it unchanged.
+        let seen = remote.hold(kind.remote())?;
+        if let Some(h) = &seen {
+            let (held, who) = from_record(&self.path, h.clone())?;
             if held.expires > Utc::now() && holder_alive(&held.holder, who.as_ref()) {
-                return Err(kind.refused(held.clone()));
+                return Err(kind.refused(held));
             }
         }
         let me = HolderId::current();
@@ -429,8 +431,7 @@ impl Store {
             holder_id: serde_json::to_string(&me).ok(),
             epoch: 0,
         };
-        let replacing = held.as_ref().map(|(h, _)| h.id.as_str());
-        match remote.take_hold(kind.remote(), &record, replacing) {
+        match remote.take_hold(kind.remote(), &record, seen.as_ref()) {
             Ok(written) => {
                 let (info, _) = from_record(&self.path, written)?;
                 let id = info.id.clone();

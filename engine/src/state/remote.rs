@@ -125,14 +125,16 @@ pub trait Remote: Send + Sync {
     /// The current hold of `kind`, if any (live or not), read consistently.
     fn hold(&self, kind: HoldKind) -> Result<Option<HoldRecord>, RemoteError>;
     /// Writes `new` as the hold of `kind` if the current one is still
-    /// `replacing` (by id; `None`: there is none). `new.epoch` is set by
+    /// `replacing`, exactly as the taker read and judged it (same id,
+    /// epoch and expiry: a renewal since then makes it a `Conflict`;
+    /// `None`: there is none). `new.epoch` is set by
     /// the remote to one more than the hold it replaces (or the last
     /// known). Returns the hold as written. `Conflict` when it changed.
     fn take_hold(
         &self,
         kind: HoldKind,
         new: &HoldRecord,
-        replacing: Option<&str>,
+        replacing: Option<&HoldRecord>,
     ) -> Result<HoldRecord, RemoteError>;
     /// Moves the expiry of hold `id`; `Ok(false)` when `id` is not the
     /// current hold of `kind` any more.

@@ -195,7 +195,7 @@ fn a_cache_of_another_workspace_starts_over() {
             &self,
             kind: HoldKind,
             new: &super::super::remote::HoldRecord,
-            replacing: Option<&str>,
+            replacing: Option<&super::super::remote::HoldRecord>,
         ) -> Result<super::super::remote::HoldRecord, RemoteError> {
             self.0.take_hold(kind, new, replacing)
         }

@@ -510,6 +510,17 @@ impl Store {
         }
     }
 
+    /// [`Store::transaction`] made once: for a change built from reads made
+    /// before it, which must not be written over a newer state another
+    /// writer left (a conflict is then the caller's error).
+    pub fn transaction_no_retry<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Tx<'_>) -> StateResult<T>,
+    ) -> StateResult<T> {
+        self.sync()?;
+        self.transaction_once(&mut f)
+    }
+
     fn transaction_once<T>(
         &mut self,
         f: &mut impl FnMut(&mut Tx<'_>) -> StateResult<T>,

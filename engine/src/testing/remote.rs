@@ -159,11 +159,10 @@ impl Remote for MemoryRemote {
         &self,
         kind: HoldKind,
         new: &HoldRecord,
-        replacing: Option<&str>,
+        replacing: Option<&HoldRecord>,
     ) -> Result<HoldRecord, RemoteError> {
         let mut w = self.world.lock().unwrap();
-        let current = w.holds.get(&kind).map(|h| h.id.clone());
-        if current.as_deref() != replacing {
+        if w.holds.get(&kind) != replacing {
             let found = w.log.len() as u64;
             return Err(RemoteError::Conflict { base: found, found });
         }

@@ -89,7 +89,7 @@ pub(super) async fn take(
     inner: &Inner,
     kind: HoldKind,
     new: HoldRecord,
-    replacing: Option<&str>,
+    replacing: Option<&HoldRecord>,
 ) -> Result<HoldRecord, RemoteError> {
     let place = &inner.place;
     let current = read(inner, kind).await?;
@@ -118,9 +118,14 @@ pub(super) async fn take(
     }
     let held = match replacing {
         None => "attribute_not_exists(#id)".to_owned(),
+        // Exactly the hold the taker judged: a renewal since (a later
+        // expiry) means its holder lives, and the take is refused.
         Some(old) => {
-            put = put.expression_attribute_values(":old", text(old));
-            "#id = :old".to_owned()
+            put = put
+                .expression_attribute_values(":old", text(&old.id))
+                .expression_attribute_values(":seen", text(&old.expires))
+                .expression_attribute_names("#expires", "expires");
+            "#id = :old AND #expires = :seen".to_owned()
         }
     };
     let counted = if current.epoch == 0 {

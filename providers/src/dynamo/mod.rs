@@ -318,12 +318,12 @@ impl Remote for DynamoRemote {
         &self,
         kind: HoldKind,
         new: &HoldRecord,
-        replacing: Option<&str>,
+        replacing: Option<&HoldRecord>,
     ) -> Result<HoldRecord, RemoteError> {
         let new = new.clone();
-        let replacing = replacing.map(str::to_owned);
+        let replacing = replacing.cloned();
         self.call(
-            move |inner| async move { holds::take(&inner, kind, new, replacing.as_deref()).await },
+            move |inner| async move { holds::take(&inner, kind, new, replacing.as_ref()).await },
         )
     }
 

@@ -1,0 +1,112 @@
+//! The runner's holds on the workspace: waiting for the run lease (one
+//! runner acts per workspace; the others stand by and say so), and the
+//! heartbeat that renews it, and the state lock while held, every third of
+//! the lease's TTL.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{Daemon, RunEvent};
+use crate::state::{LockInfo, StateError};
+
+impl Daemon<'_> {
+    /// Waits for the lease (one runner per workspace), saying so once per
+    /// holder; `None` when stopped while waiting.
+    pub(super) async fn take_lease(&self) -> Result<Option<LockInfo>, StateError> {
+        let ttl = self.mode.ttl();
+        let mut said = None;
+        loop {
+            let taken = self.store.lock().expect("store").take_lease(ttl);
+            match taken {
+                Ok(l) => return Ok(Some(l)),
+                Err(StateError::Leased {
+                    holder, expires, ..
+                }) => {
+                    let holding = Some((holder.clone(), expires.clone()));
+                    if holding != said {
+                        self.report(RunEvent::LeaseWaiting {
+                            holder,
+                            until: expires,
+                        });
+                        said = holding;
+                    }
+                    if self.stopped() {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                // Shared state out of reach for a moment is waited out,
+                // as a held lease is: a standby must not exit for it.
+                Err(StateError::Remote(crate::state::remote::RemoteError::Failed(why))) => {
+                    let holding = Some((
+                        format!("unknown: the state is out of reach ({why})"),
+                        String::new(),
+                    ));
+                    if holding != said {
+                        self.report(RunEvent::LeaseWaiting {
+                            holder: holding.clone().map(|h| h.0).unwrap_or_default(),
+                            until: "when the state answers".into(),
+                        });
+                        said = holding;
+                    }
+                    if self.stopped() {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Renews the lease, and the state lock while one is held, however long
+    /// a run or a drain takes. A renewal that fails (taken over, broken)
+    /// raises `lost`, which stops the runner.
+    pub(super) fn heartbeat(
+        &self,
+        lease: &str,
+        lock: Arc<Mutex<Option<String>>>,
+        lost: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (store, id, stop) = (self.store.clone(), lease.to_string(), self.stop.clone());
+        let (clock, on_event) = (self.clock.clone(), self.on_event.clone());
+        let ttl = self.mode.ttl();
+        let ttl_std = self.mode.lease_ttl;
+        let every = self.mode.lease_ttl / 3;
+        tokio::spawn(async move {
+            let mut last_ok = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(every).await;
+                // The held lock's slot is kept while renewing: a release
+                // (and a new take) waits, so a lock this runner let go of
+                // is never renewed and taken for broken.
+                let held = lock.lock().expect("held lock");
+                let renewed = {
+                    let mut s = store.lock().expect("store");
+                    s.renew_lease(&id, ttl)
+                        .and_then(|()| held.as_ref().map_or(Ok(()), |l| s.renew_lock_for(l, ttl)))
+                };
+                drop(held);
+                match &renewed {
+                    Ok(()) => last_ok = std::time::Instant::now(),
+                    // Shared state out of reach: the hold is still ours
+                    // until it lapses; try again while there is time.
+                    Err(StateError::Remote(crate::state::remote::RemoteError::Failed(_)))
+                        if last_ok.elapsed() + every < ttl_std =>
+                    {
+                        continue
+                    }
+                    Err(_) => {}
+                }
+                if let Err(e) = renewed {
+                    // Only the first to notice says so.
+                    if !lost.swap(true, Ordering::SeqCst) {
+                        on_event(clock.now(), &RunEvent::LeaseLost(e));
+                    }
+                    stop.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        })
+    }
+}
