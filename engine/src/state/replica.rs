@@ -316,6 +316,10 @@ fn install(
              END;"
         ))?;
     }
+    // A row an `INSERT OR REPLACE` replaces on a unique key other than the
+    // primary key is deleted without a delete trigger unless recursive
+    // triggers are on: then it is captured like any delete.
+    conn.execute_batch("PRAGMA recursive_triggers = ON")?;
     let rolled_back = inner.clone();
     conn.rollback_hook(Some(move || {
         rolled_back.lock().expect("replica").reset();

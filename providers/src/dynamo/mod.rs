@@ -215,7 +215,11 @@ impl DynamoRemote {
             ctx,
         };
         let inner = Arc::new(Inner {
-            client: Client::new(&config),
+            client: Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&config)
+                    .timeout_config(state_timeouts())
+                    .build(),
+            ),
             place,
         });
         DynamoRemote { inner, worker }
@@ -260,6 +264,17 @@ impl DynamoRemote {
     pub fn check(&self) -> Result<(), RemoteError> {
         self.call(|inner| async move { table::check(&inner).await })
     }
+}
+
+/// Bounds on every state call: a call that hangs (a dropped connection, a
+/// stalled endpoint) must fail well inside a lease's life, or the runner
+/// would hold the store, and miss its renewals, for as long as it hangs.
+fn state_timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(std::time::Duration::from_secs(8))
+        .operation_timeout(std::time::Duration::from_secs(20))
+        .build()
 }
 
 /// The SDK configuration for the state table: `account`'s credentials (the
