@@ -171,6 +171,7 @@ fn a_standby_runner_takes_over_a_killed_leader_and_every_slot_is_backed_up_once(
 
     let took_over = standby.wait_for("runner_start", Duration::from_secs(60));
     let after = took_over.saturating_duration_since(killed);
+    eprintln!("the standby took over {after:?} after the kill");
     // The lease lives 3 s; the standby looks every 2 s.
     assert!(
         after <= Duration::from_secs(3 + 2 + 2),
