@@ -510,14 +510,15 @@ impl Store {
         }
     }
 
-    /// [`Store::transaction`] made once: for a change built from reads made
-    /// before it, which must not be written over a newer state another
-    /// writer left (a conflict is then the caller's error).
+    /// [`Store::transaction`] made once, on the state as last read: for a
+    /// change built from reads made before it, which must not be written
+    /// over a newer state another writer left. Nothing is pulled first, so
+    /// a change committed elsewhere since those reads makes it a conflict,
+    /// the caller's error.
     pub fn transaction_no_retry<T>(
         &mut self,
         mut f: impl FnMut(&mut Tx<'_>) -> StateResult<T>,
     ) -> StateResult<T> {
-        self.sync()?;
         self.transaction_once(&mut f)
     }
 

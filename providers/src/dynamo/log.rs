@@ -166,10 +166,11 @@ pub(super) async fn commit(
         }
     }
     if let Some(id) = staged {
-        // The commit is published: it must be reported as made, or the
-        // caller would roll back what the workspace holds. A chunk left
-        // with its expiry is settled by the next pull that reads it.
-        let _ = settle(inner, &id, count).await;
+        // A failure here is reported: the caller's local commit is then
+        // rolled back, and its next pull reads this commit from the table
+        // and settles its chunks (an error rather than a quiet success, so
+        // that the chunks are never left to their expiry unread).
+        settle(inner, &id, count).await?;
     }
     Ok(rev)
 }

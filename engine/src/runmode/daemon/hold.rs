@@ -71,10 +71,8 @@ impl Daemon<'_> {
         let (store, id, stop) = (self.store.clone(), lease.to_string(), self.stop.clone());
         let (clock, on_event) = (self.clock.clone(), self.on_event.clone());
         let ttl = self.mode.ttl();
-        let ttl_std = self.mode.lease_ttl;
         let every = self.mode.lease_ttl / 3;
         tokio::spawn(async move {
-            let mut last_ok = std::time::Instant::now();
             loop {
                 tokio::time::sleep(every).await;
                 // The held lock's slot is kept while renewing: a release
@@ -87,17 +85,6 @@ impl Daemon<'_> {
                         .and_then(|()| held.as_ref().map_or(Ok(()), |l| s.renew_lock_for(l, ttl)))
                 };
                 drop(held);
-                match &renewed {
-                    Ok(()) => last_ok = std::time::Instant::now(),
-                    // Shared state out of reach: the hold is still ours
-                    // until it lapses; try again while there is time.
-                    Err(StateError::Remote(crate::state::remote::RemoteError::Failed(_)))
-                        if last_ok.elapsed() + every < ttl_std =>
-                    {
-                        continue
-                    }
-                    Err(_) => {}
-                }
                 if let Err(e) = renewed {
                     // Only the first to notice says so.
                     if !lost.swap(true, Ordering::SeqCst) {

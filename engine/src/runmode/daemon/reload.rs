@@ -57,7 +57,11 @@ impl Follow {
             config: Arc::new(config.clone()),
             digest: config_digest(config),
             loaded: serial,
-            seen: serial,
+            // Never a serial: the first look (before the first step)
+            // compares what was applied with the files, so a runner starts
+            // on what was applied, not on a host's files that may be older
+            // (a standby's checkout) or were never applied.
+            seen: u64::MAX,
         })
     }
 
@@ -65,7 +69,7 @@ impl Follow {
     /// digest is not this one's, or when `requested`.
     fn look(&mut self, store: &SharedStore, requested: bool) -> Result<Look, StateError> {
         let mut s = store.lock().expect("store");
-        if requested {
+        if requested || self.seen == u64::MAX {
             // A shared state's cache takes up what other hosts committed
             // (a no-op for a state file). Only when asked: every step's
             // agenda read syncs it already, so a wake-up sees what was
