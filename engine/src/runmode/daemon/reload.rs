@@ -36,6 +36,12 @@ pub(super) struct Follow {
     loaded: u64,
     /// The serial at the last look.
     seen: u64,
+    /// The applied configuration's digest when last looked at: only an
+    /// apply made since (another digest) is taken up. Comparing with the
+    /// files' digest instead would switch a runner back to an older
+    /// applied configuration at its first commit when its files were
+    /// edited and not applied.
+    applied: Option<String>,
 }
 
 /// What a look at the state found.
@@ -52,16 +58,16 @@ enum Look {
 impl Follow {
     /// The runner's files' configuration, at the state's serial now.
     pub(super) fn new(store: &SharedStore, config: &Config) -> Result<Follow, StateError> {
-        let serial = store.lock().expect("store").serial()?;
+        let (serial, applied) = {
+            let s = store.lock().expect("store");
+            (s.serial()?, s.applied_digest()?)
+        };
         Ok(Follow {
             config: Arc::new(config.clone()),
             digest: config_digest(config),
             loaded: serial,
-            // Never a serial: the first look (before the first step)
-            // compares what was applied with the files, so a runner starts
-            // on what was applied, not on a host's files that may be older
-            // (a standby's checkout) or were never applied.
-            seen: u64::MAX,
+            seen: serial,
+            applied,
         })
     }
 
@@ -69,7 +75,7 @@ impl Follow {
     /// digest is not this one's, or when `requested`.
     fn look(&mut self, store: &SharedStore, requested: bool) -> Result<Look, StateError> {
         let mut s = store.lock().expect("store");
-        if requested || self.seen == u64::MAX {
+        if requested {
             // A shared state's cache takes up what other hosts committed
             // (a no-op for a state file). Only when asked: every step's
             // agenda read syncs it already, so a wake-up sees what was
@@ -84,7 +90,9 @@ impl Follow {
         self.seen = serial;
         // The runner's own commits move the serial too: the digest says
         // whether an apply recorded another configuration.
-        let moved = s.applied_digest()?.is_some_and(|d| d != self.digest);
+        let applied = s.applied_digest()?;
+        let moved = applied != self.applied && applied.as_ref().is_some_and(|d| *d != self.digest);
+        self.applied = applied;
         if !moved && !requested {
             return Ok(Look::Same);
         }
