@@ -6,16 +6,21 @@ Reports the API calls the tick made, by action (from the emulator's request
 recorder), the create calls per target, and the wall time of the tick against
 the minimal script's. Run through scripts/bench.sh.
 
-usage: bench_tick.py LIFEBOAT_BINARY [TARGETS]
+`--backend dynamodb` keeps the state in a DynamoDB table of the same emulator
+(`lifeboat state init` first) instead of the SQLite file; the tick's state
+commits are then its `TransactWriteItems` calls, counted with the rest.
+
+usage: bench_tick.py LIFEBOAT_BINARY [TARGETS] [--backend sqlite|dynamodb]
 """
 
 import concurrent.futures
 import time
 
-from benchlib import Emulator, arguments
+from benchlib import DYNAMODB_STATE, Emulator, arguments, backend_option
 
 
 def main():
+    backend = backend_option()
     binary, targets = arguments(__doc__, [1000])
     with Emulator("lifeboat-bench-") as emu:
         ec2 = emu.client("ec2")
@@ -26,13 +31,15 @@ def main():
                                   TagSpecifications=[{"ResourceType": "instance",
                                                       "Tags": [{"Key": "bench", "Value": "yes"}]}])
             ids += [i["InstanceId"] for i in r["Instances"]]
-        ws = emu.workspace('account "main" {\n  regions = ["us-east-1"]\n}\n\n'
+        ws = emu.workspace((DYNAMODB_STATE if backend == "dynamodb" else "") + 'account "main" {\n  regions = ["us-east-1"]\n}\n\n'
                            'schedule "hourly" {\n  start = "2026-11-22T00:00"\n  every = "1h"\n}\n\n'
                            'policy "bench" {\n  account     = account.main\n  generations = 1\n'
                            '  schedules   = [schedule.hourly]\n\n  select {\n    tag   = "bench"\n'
                            '    value = "yes"\n  }\n}\n')
         lifeboat = emu.lifeboat(binary, ws)
 
+        if backend == "dynamodb":
+            lifeboat("state", "init")
         t_apply, _ = lifeboat("apply", "--auto-approve")
 
         # The minimal script: the same CreateSnapshots calls, same tags, same
@@ -76,7 +83,7 @@ def main():
         t_after, _ = baseline("baseline-after")
         t_base = (t_before + t_after) / 2
 
-        print(f"targets: {targets} instances (1 volume each), one policy, one region")
+        print(f"targets: {targets} instances (1 volume each), one policy, one region; state: {backend}")
         print(f"apply (plan + apply of {targets} targets): {t_apply:.2f}s")
         print(f"tick: {finished[0] if finished else out}")
         print("tick API calls by action:")
@@ -86,6 +93,9 @@ def main():
         print(f"create calls per target: {creates / targets:.3f}; "
               f"tagging calls: {tick_calls.get('CreateTags', 0)}; "
               f"other calls per target: {(sum(tick_calls.values()) - creates) / targets:.4f}")
+        commits = tick_calls.get("TransactWriteItems", 0)
+        if backend == "dynamodb":
+            print(f"state commits (TransactWriteItems): {commits} ({commits / targets:.3f} per target)")
         print(f"tick wall time:            {t_tick:.2f}s (whole process, incl. start-up and waiting for completion)")
         print(f"minimal script wall time:  {t_base:.2f}s (mean of {t_before:.2f}s before and {t_after:.2f}s after; "
               f"{sum(base_calls.values())} calls each)")

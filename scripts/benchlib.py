@@ -53,6 +53,12 @@ def actions(path):
                 while at < len(line) and line[at].isspace():
                     at += 1
     for entry in entries:
+        # JSON protocols (DynamoDB) name the action in a header, e.g.
+        # `X-Amz-Target: DynamoDB_20120810.TransactWriteItems`.
+        target = {k.lower(): v for k, v in (entry.get("headers") or {}).items()}.get("x-amz-target")
+        if target:
+            counts[target.rsplit(".", 1)[-1]] += 1
+            continue
         body = entry.get("body") or ""
         if entry.get("body_encoded"):
             body = base64.b64decode(body).decode("utf-8", "replace")
@@ -139,3 +145,22 @@ class Emulator:
             return time.monotonic() - t, out.stdout
 
         return run
+
+
+DYNAMODB_STATE = ('lifeboat {\n  state {\n    backend   = "dynamodb"\n    table     = "lifeboat-state"\n'
+                  '    region    = "us-east-1"\n    workspace = "bench"\n  }\n}\n\n')
+
+
+def backend_option():
+    """Takes `--backend sqlite|dynamodb` out of the arguments (sqlite by
+    default): the second keeps the state in a DynamoDB table of the emulator,
+    configured by DYNAMODB_STATE and made by `lifeboat state init`."""
+    args = sys.argv
+    if "--backend" not in args:
+        return "sqlite"
+    at = args.index("--backend")
+    name = args[at + 1] if at + 1 < len(args) else ""
+    if name not in ("sqlite", "dynamodb"):
+        sys.exit("--backend is sqlite or dynamodb")
+    del args[at:at + 2]
+    return name
