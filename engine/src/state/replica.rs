@@ -578,7 +578,9 @@ impl Store {
     ) -> StateResult<T> {
         let mut attempt = 0;
         loop {
-            self.sync()?;
+            if attempt > 0 {
+                self.sync()?;
+            }
             match f(self) {
                 Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => attempt += 1,
                 out => return out,

@@ -495,9 +495,14 @@ impl Store {
     ) -> StateResult<T> {
         // With shared state another writer may commit first: the change
         // is then made again on the state that writer left, a few times.
+        // Optimistic: made on the cache as it is, and pulled only when the
+        // remote says another writer got there first (a sole writer, the
+        // runner in its tick, pays one round trip per change, not two).
         let mut attempt = 0;
         loop {
-            self.sync()?;
+            if attempt > 0 {
+                self.sync()?;
+            }
             match self.transaction_once(&mut f) {
                 Err(e)
                     if super::replica::is_conflict(&e)
