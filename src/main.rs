@@ -294,7 +294,7 @@ enum StateCommand {
         out: Option<PathBuf>,
     },
     /// Fold a DynamoDB workspace's commit log into a copy of its rows, so
-    /// that a new host's first read stays short (the runner does it daily).
+    /// that a new host's first read stays short; run it on a schedule.
     Compact,
     /// Copy the workspace to the other backend, where the state block puts
     /// it for that backend, under both locks, checked by a digest.

@@ -61,4 +61,4 @@ pub use cloud::{
     AwsCloud, RetrySettings, AWS_MAX_ATTEMPTS_ENV, AWS_RETRY_MODE_ENV, DEFAULT_MAX_ATTEMPTS,
     MAX_ATTEMPTS_ENV,
 };
-pub use dynamo::{sdk_config as state_sdk_config, DynamoRemote, TableReport};
+pub use dynamo::{DynamoRemote, TableReport};

@@ -248,22 +248,6 @@ impl DynamoRemote {
     pub fn init_table(&self, repair: bool) -> Result<TableReport, RemoteError> {
         self.call(move |inner| async move { table::init(&inner, repair).await })
     }
-
-    /// Folds the log into a snapshot of the live rows at the head and
-    /// deletes the log it covers (see the `compact` module); a reader from
-    /// before it then gets [`Pull::Full`]. Returns the snapshot's revision
-    /// (`None`: nothing new to fold). Safe alongside commits and other
-    /// compactions; costs a read of the whole workspace.
-    pub fn compact(&self) -> Result<Option<u64>, RemoteError> {
-        <Self as Remote>::compact(self)
-    }
-
-    /// Checks that the table exists with Lifeboat's key schema (one
-    /// DescribeTable): what opening a workspace does before trusting it.
-    /// A missing table says to run `lifeboat state init`.
-    pub fn check(&self) -> Result<(), RemoteError> {
-        self.call(|inner| async move { table::check(&inner).await })
-    }
 }
 
 /// Bounds on every state call: a call that hangs (a dropped connection, a

@@ -135,25 +135,13 @@ pub(super) async fn init(inner: &Inner, repair: bool) -> Result<TableReport, Rem
 }
 
 /// The table must exist, be active and have Lifeboat's keys.
-/// Which table this is, beyond its name: its ARN (account and region) and
-/// when it was made. A table deleted and made again, restored under the
-/// same name, or reached in another account or endpoint answers otherwise.
+/// Checks that the table exists, is active and has Lifeboat's key schema,
+/// and says which table it is beyond its name: its ARN (account and
+/// region) and when it was made. A table deleted and made again, restored
+/// under the same name, or reached in another account or endpoint answers
+/// otherwise. One DescribeTable, made when a workspace is opened; a missing
+/// table says to run `lifeboat state init`.
 pub(super) async fn incarnation(inner: &Inner) -> Result<String, RemoteError> {
-    let place = &inner.place;
-    let Some(table) = describe(inner).await? else {
-        return Err(place.missing_table());
-    };
-    Ok(format!(
-        "{} made {}",
-        table.table_arn().unwrap_or_default(),
-        table
-            .creation_date_time()
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    ))
-}
-
-pub(super) async fn check(inner: &Inner) -> Result<(), RemoteError> {
     let place = &inner.place;
     let Some(table) = describe(inner).await? else {
         return Err(place.missing_table());
@@ -162,9 +150,19 @@ pub(super) async fn check(inner: &Inner) -> Result<(), RemoteError> {
         return Err(place.broken(problem));
     }
     match table.table_status() {
-        Some(TableStatus::Active | TableStatus::Updating) | None => Ok(()),
-        Some(other) => Err(place.broken(format!("the table is {}, not ACTIVE", other.as_str()))),
+        Some(TableStatus::Active | TableStatus::Updating) | None => {}
+        Some(other) => {
+            return Err(place.broken(format!("the table is {}, not ACTIVE", other.as_str())))
+        }
     }
+    Ok(format!(
+        "{} made {}",
+        table.table_arn().unwrap_or_default(),
+        table
+            .creation_date_time()
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    ))
 }
 
 /// DescribeTable; `None` when the table does not exist.
