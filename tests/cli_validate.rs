@@ -24,7 +24,7 @@ fn the_quickstart_configuration_is_valid() {
 
 #[test]
 fn the_shipped_examples_are_valid_and_formatted() {
-    for name in ["quickstart", "dr", "recovery", "nightly"] {
+    for name in ["quickstart", "dr", "recovery", "nightly", "shared-state"] {
         let example = format!(
             "{}/examples/{name}/main.lb.hcl",
             std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
