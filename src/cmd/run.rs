@@ -196,6 +196,11 @@ impl Log {
                 self.event(at, "notify_error", json!({ "error": error }))
             }
             RunEvent::ConfigReloaded { .. } => self.reloaded(at, event),
+            RunEvent::ConfigUnreadable { serial, error } => self.event(
+                at,
+                "config_reload_error",
+                json!({ "serial": serial, "error": error, "kept": "the configuration the runner works from" }),
+            ),
             RunEvent::NextRun(next) => self.event(at, "next_run", json!({ "at": stamp(*next) })),
             RunEvent::LeaseLost(e) => eprintln!("Error: {e}"),
             RunEvent::RunnerStopped => self.event(at, "runner_stop", json!({})),

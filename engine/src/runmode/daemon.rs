@@ -164,6 +164,13 @@ pub enum RunEvent {
         changes: Vec<(String, String)>,
         requested: bool,
     },
+    /// The configuration an apply recorded cannot be read by this build
+    /// (a newer Lifeboat applied it): the runner keeps working from the
+    /// configuration it has.
+    ConfigUnreadable {
+        serial: u64,
+        error: String,
+    },
     /// The next slot or retry, when it changed (while idle).
     NextRun(DateTime<Utc>),
     /// The lease or the state lock could not be renewed (taken over or

@@ -98,7 +98,25 @@ impl Follow {
         }
         let mut changes = Vec::new();
         let mut changed = false;
-        if let Some((config, digest)) = s.applied_config()?.filter(|(_, d)| *d != self.digest) {
+        let applied = match s.applied_config() {
+            Ok(applied) => applied,
+            // Written by a newer Lifeboat (a field or a kind this build
+            // does not know): keep working from what the runner has, and
+            // say so once; the digest looked at is kept, so the next look
+            // tries again only after another apply.
+            Err(StateError::Corrupt { message, .. }) => {
+                let event = Box::new(RunEvent::ConfigUnreadable {
+                    serial,
+                    error: message,
+                });
+                return Ok(Look::Read {
+                    event,
+                    changed: false,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some((config, digest)) = applied.filter(|(_, d)| *d != self.digest) {
             changes = differences(&self.config, &config);
             self.config = Arc::new(config);
             self.digest = digest;
@@ -340,5 +358,40 @@ mod tests {
         assert!(
             matches!(*event, RunEvent::ConfigReloaded { ref changes, requested: true, .. } if changes.is_empty())
         );
+    }
+
+    #[test]
+    fn a_configuration_this_build_cannot_read_is_reported_and_not_taken_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store: SharedStore = Arc::new(std::sync::Mutex::new(
+            crate::state::Store::open(&path).unwrap(),
+        ));
+        let one = config(ONE);
+        store.lock().unwrap().record_applied(&one).unwrap();
+        let mut f = Follow::new(&store, &one).unwrap();
+        // What a newer Lifeboat's apply would record: a kind of block this
+        // build does not know, under another digest; the serial moves.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(
+            "UPDATE meta SET value = '{\"accounts\": 7}' WHERE key = 'applied_config';
+             UPDATE meta SET value = 'newer' WHERE key = 'applied_config_digest';",
+        )
+        .unwrap();
+        store
+            .lock()
+            .unwrap()
+            .transaction(|tx| tx.set_last_slot("web", chrono::Utc::now(), None))
+            .unwrap();
+        let Look::Read { event, changed } = f.look(&store, false).unwrap() else {
+            panic!("the unreadable configuration is reported")
+        };
+        assert!(!changed, "the runner keeps its configuration");
+        assert!(
+            matches!(*event, RunEvent::ConfigUnreadable { ref error, .. } if error.contains("cannot be read"))
+        );
+        assert_eq!(f.digest, config_digest(&one));
+        // Said once: the next look waits for another apply.
+        assert!(matches!(f.look(&store, false).unwrap(), Look::Same));
     }
 }
