@@ -4,7 +4,9 @@
 //! that is not a valid generation and opens an alert (listed by `alerts`
 //! and `status`, published to SNS and read back through an SQS queue
 //! subscribed to the topic); `backups show` prints the script's stderr; the
-//! next passing run closes the alert.
+//! next passing run closes the alert. A before script past its timeout is
+//! killed with its whole process group by the system call, also when the
+//! runner's `PATH` has no `kill` program.
 
 mod support;
 
@@ -147,4 +149,44 @@ fn a_failing_before_script_is_retried_opens_an_alert_and_the_next_success_closes
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].0, "Lifeboat alert closed: policy web");
     assert!(sent[0].1.contains("ALERT CLOSED\npolicy: web\n"));
+}
+
+#[test]
+fn a_script_past_its_timeout_is_killed_with_its_children_without_a_kill_program() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::start();
+    let topic = Topic::create(&env.emulator.endpoint());
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&config(&a.id, &topic.arn).replace("timeout = \"10s\"", "timeout = \"1s\""));
+    let marker = env.ws.path().join("survived");
+    // Absolute paths: the runner below has an empty PATH, and so has the
+    // script. The background child is what a group kill must reach.
+    env.ws.write(
+        "scripts/before.sh",
+        &format!(
+            "#!/bin/sh\n( /bin/sleep 2; : > {} ) &\nexec /bin/sleep 30\n",
+            marker.display()
+        ),
+    );
+    let script = env.ws.path().join("scripts/before.sh");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.apply();
+
+    let started = std::time::Instant::now();
+    env.ws
+        .run_env(
+            &[("PATH", "")],
+            &["--now", "2026-11-22T10:20:00Z", "run", "--once"],
+        )
+        .code(1)
+        .stdout_has("before script scripts/before.sh: timed out after 1s and was killed");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let backups = env.backups(&[]);
+    let id = backups[0]["id"].as_str().unwrap();
+    env.run(&["backups", "show", id])
+        .ok()
+        .stdout_has("timed out after 1s and was killed");
+    // Past the child's own two seconds: it was killed with its group.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(!marker.exists(), "the script's child outlived the kill");
 }

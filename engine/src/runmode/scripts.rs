@@ -218,15 +218,18 @@ async fn spawn_and_wait(
     }
 }
 
-/// Kills the script's whole process group (its children included).
+/// Kills the script's whole process group (its children included) with
+/// the system call: a host or image without a `kill` program (or with an
+/// empty `PATH`) still loses a runaway script. The group is the script's
+/// own (`process_group(0)`), and the script is not reaped yet, so its id
+/// cannot have been reused for another group.
 fn kill_group(pid: Option<u32>) {
     #[cfg(unix)]
-    if let Some(pid) = pid {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+    if let Some(pid) = pid
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
     #[cfg(not(unix))]
     let _ = pid;
