@@ -146,24 +146,52 @@ pub async fn locked<T>(
 /// A flag raised by SIGINT or SIGTERM. Apply then starts nothing new,
 /// finishes and records what is in flight, and releases the state lock, so
 /// an interrupted apply leaves state true to AWS and can simply be re-planned.
+/// A second signal during that drain ends the process at once: every
+/// record is its own transaction, so this is the `kill -9` that restart
+/// reconciliation is built for (what was in flight is adopted or closed by
+/// the next run), only asked for.
 pub fn stop_on_signal() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
+    // Watched on a thread and runtime of its own: a second signal must end
+    // the process even when every worker of the main runtime is stuck (a
+    // hung call is what makes an operator interrupt twice).
+    let watcher = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let Ok(watcher) = watcher else {
+        return stop;
+    };
+    let (armed, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        watcher.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            // Both registered before the command goes on, so that neither
+            // signal can take its default action (ending the process
+            // without a drain).
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                let _ = armed.send(());
+                return;
+            };
+            let _ = armed.send(());
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
-        eprintln!("Interrupted: finishing the changes in flight, starting no new ones.");
-        flag.store(true, Ordering::SeqCst);
+            eprintln!("Interrupted: finishing the changes in flight, starting no new ones (interrupt again to stop at once).");
+            flag.store(true, Ordering::SeqCst);
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("Interrupted again: stopping now. What was in flight is recorded as far as it got; the next run or backup reconciles the rest.");
+            std::process::exit(130);
+        })
     });
+    // The handlers are in place before the command starts its work.
+    let _ = ready.recv();
     stop
 }

@@ -1,7 +1,8 @@
 //! Restart safety: the process dies (abort, as `kill -9` would) at the
 //! dangerous points of a backup and of an apply, and the next run recovers:
 //! snapshots that exist are adopted, none is created twice, no catalog
-//! record is lost, and the plan converges.
+//! record is lost, and the plan converges. A runner interrupted twice
+//! stops at once, mid-backup, with the same guarantee.
 
 mod support;
 
@@ -266,5 +267,75 @@ policy "web" {{
     // snapshot in AWS is left out of the catalog.
     let in_catalog: usize = backups.iter().map(|x| catalog_snapshots(x).len()).sum();
     assert_eq!(env.aws.lifeboat_snapshots().len(), in_catalog);
+    env.assert_converged();
+}
+
+#[test]
+fn a_second_interrupt_during_a_drain_stops_the_runner_at_once_and_the_next_run_reconciles() {
+    let env = Env::start();
+    let a = env.aws.run_instance(2, &[]);
+    env.config(&scheduled_config(&[&a.id]));
+    env.apply();
+
+    // Held in the middle of the backup, after its create call: a drain
+    // would wait for it forever.
+    let mut runner = env.ws.spawn_env(
+        &[("LIFEBOAT_FAILPOINT", "backup-created:pause")],
+        &["--now", "2026-11-22T10:20:00Z", "run"],
+        "run.out",
+        "run.err",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !env.ws.read("run.err").contains("paused") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            env.ws.read("run.err")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    runner.signal("TERM");
+    while !env
+        .ws
+        .read("run.err")
+        .contains("interrupt again to stop at once")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            env.ws.read("run.err")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        runner.wait(std::time::Duration::from_secs(2)).is_none(),
+        "the first signal drains: the runner waits for its backup"
+    );
+    runner.signal("INT");
+    let status = runner
+        .wait(std::time::Duration::from_secs(10))
+        .expect("a second signal stops the runner at once");
+    assert_eq!(status.code(), Some(130), "{}", env.ws.read("run.err"));
+    assert!(env
+        .ws
+        .read("run.err")
+        .contains("Interrupted again: stopping now"));
+
+    // The state is whole: the next runner closes the backup, adopts what
+    // it made, and makes the attempt again.
+    let restarted = env
+        .run(&["--now", "2026-11-22T10:21:00Z", "run", "--once"])
+        .ok();
+    restarted.stdout_has("backup_reconciled");
+    let backups = env.backups(&[]);
+    let status: Vec<&str> = backups
+        .iter()
+        .map(|x| x["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["failed", "success"]);
+    assert_eq!(
+        catalog_snapshots(&backups[0]),
+        sorted(env.aws.backup_snapshot_ids("2026-11-22T10:20:00Z"))
+    );
     env.assert_converged();
 }

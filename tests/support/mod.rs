@@ -244,10 +244,21 @@ impl Workspace {
     /// output going to the files `stdout` and `stderr` there (read them
     /// while it runs). Killed when the returned value drops.
     pub fn spawn(&self, args: &[&str], stdout: &str, stderr: &str) -> Spawned {
+        self.spawn_env(&[], args, stdout, stderr)
+    }
+
+    /// [`Workspace::spawn`] with extra environment variables (failpoints).
+    pub fn spawn_env(
+        &self,
+        envs: &[(&str, &str)],
+        args: &[&str],
+        stdout: &str,
+        stderr: &str,
+    ) -> Spawned {
         let file = |name: &str| {
             std::fs::File::create(self.path().join(name)).expect("create an output file")
         };
-        let mut cmd = self.command(self.path(), args, &[]);
+        let mut cmd = self.command(self.path(), args, envs);
         cmd.stdout(file(stdout)).stderr(file(stderr));
         Spawned(cmd.spawn().expect("start the lifeboat binary"))
     }
