@@ -49,7 +49,16 @@ struct LockWait {
 #[derive(Subcommand)]
 enum Command {
     /// Check the configuration and report every problem at once.
-    Validate,
+    Validate {
+        /// The diagnostics as one JSON document on stdout (same as
+        /// `--format json`).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+        /// text (default, on stderr), json, or github (workflow commands
+        /// that annotate a pull request's lines).
+        #[arg(long, value_enum, default_value_t)]
+        format: cmd::validate::Format,
+    },
     /// Rewrite configuration files in canonical form.
     Fmt {
         /// Change nothing; exit 1 if a file is not formatted.
@@ -331,7 +340,14 @@ fn load_locking(cli: &Cli, lock: LockWait) -> Result<Workspace> {
 
 async fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
-        Command::Validate => cmd::validate::run(&load(&cli)?),
+        Command::Validate { json, format } => {
+            let format = if *json {
+                cmd::validate::Format::Json
+            } else {
+                *format
+            };
+            cmd::validate::run(&cli.dir, cli.now, format)
+        }
         Command::Fmt { check, files } => cmd::fmt::run(&cli.dir, *check, files),
         Command::Plan(args) => cmd::plan::run(&load(&cli)?, args).await,
         Command::Apply {

@@ -1,6 +1,8 @@
 //! `lifeboat validate`: a good configuration passes; a broken one fails with
 //! every problem listed as `FILE:LINE:COL: error: SUMMARY` and an indented
-//! detail line. Validation needs no AWS, so these tests run offline.
+//! detail line, or as data (`--json`) and GitHub workflow commands
+//! (`--format github`) for CI. Validation needs no AWS, so these tests run
+//! offline.
 
 mod support;
 
@@ -214,4 +216,58 @@ fn validate_reads_the_directory_given_with_dir() {
     ws.run(&["--dir", "conf", "validate"])
         .ok()
         .stdout_has("Configuration is valid.");
+}
+
+#[test]
+fn diagnostics_as_json_and_as_github_annotations_say_the_same_as_the_text() {
+    let ws = Workspace::offline();
+    ws.write("main.lb.hcl", BROKEN);
+    let text = errors(&ws.run(&["validate"]).code(1).stderr);
+
+    let run = ws.run(&["validate", "--json"]).code(1);
+    let doc = run.json();
+    assert_eq!(doc["valid"], false);
+    // Warnings (a policy that backs up nothing) come along, in place.
+    let all = doc["diagnostics"].as_array().unwrap();
+    assert!(all.iter().any(|d| d["severity"] == "warning"), "{run}");
+    let diags: Vec<_> = all.iter().filter(|d| d["severity"] == "error").collect();
+    assert_eq!(diags.len(), text.len(), "{run}");
+    assert_eq!(doc["errors"], text.len());
+    for (d, t) in diags.iter().zip(&text) {
+        assert!(d["file"].as_str().unwrap().ends_with("main.lb.hcl"));
+        assert_eq!(d["line"], t.line, "{run}");
+        assert!(d["column"].as_u64().unwrap() >= 1);
+        assert_eq!(d["severity"], "error");
+        assert!(t.header.ends_with(d["summary"].as_str().unwrap()), "{run}");
+        assert_eq!(d["detail"].as_str().unwrap(), t.detail.trim());
+    }
+    // The same with --format json.
+    assert_eq!(
+        ws.run(&["validate", "--format", "json"]).code(1).json(),
+        doc
+    );
+
+    let run = ws.run(&["validate", "--format", "github"]).code(1);
+    assert_eq!(run.stdout.lines().count(), all.len(), "{run}");
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .collect();
+    assert_eq!(lines.len(), text.len(), "{run}");
+    for (l, t) in lines.iter().zip(&text) {
+        assert!(
+            l.starts_with("::error file=") && l.contains(&format!(",line={},col=", t.line)),
+            "{run}"
+        );
+    }
+
+    // A valid configuration: valid, no diagnostics, exit 0.
+    ws.write(
+        "main.lb.hcl",
+        &support::config(2, &["i-0123456789abcdef0"], true, "yes"),
+    );
+    let doc = ws.run(&["validate", "--json"]).ok().json();
+    assert_eq!(doc["valid"], true);
+    assert!(doc["diagnostics"].as_array().unwrap().is_empty());
 }
