@@ -59,6 +59,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: cmd::validate::Format,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `lifeboat man | man -l -`.
+    Man,
     /// Rewrite configuration files in canonical form.
     Fmt {
         /// Change nothing; exit 1 if a file is not formatted.
@@ -347,6 +354,17 @@ async fn run(cli: Cli) -> Result<u8> {
                 *format
             };
             cmd::validate::run(&cli.dir, cli.now, format)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cli = Cli::command();
+            clap_complete::generate(*shell, &mut cli, "lifeboat", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(0)
         }
         Command::Fmt { check, files } => cmd::fmt::run(&cli.dir, *check, files),
         Command::Plan(args) => cmd::plan::run(&load(&cli)?, args).await,

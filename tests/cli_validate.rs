@@ -271,3 +271,22 @@ fn diagnostics_as_json_and_as_github_annotations_say_the_same_as_the_text() {
     assert_eq!(doc["valid"], true);
     assert!(doc["diagnostics"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_argument_parser() {
+    let ws = Workspace::offline();
+    let bash = ws.run(&["completions", "bash"]).ok();
+    assert!(bash.stdout.contains("_lifeboat()"), "{bash}");
+    for sub in ["validate", "plan", "apply", "run", "state", "completions"] {
+        assert!(bash.stdout.contains(sub), "{sub} in the bash completions");
+    }
+    for shell in ["zsh", "fish"] {
+        let run = ws.run(&["completions", shell]).ok();
+        assert!(run.stdout.contains("lock-timeout"), "{run}");
+    }
+    ws.run(&["completions", "tcsh"]).code(2);
+    let man = ws.run(&["man"]).ok();
+    assert!(man.stdout.contains(".TH lifeboat 1"), "{man}");
+    assert!(man.stdout.contains(".SH SUBCOMMANDS"), "{man}");
+    assert!(man.stdout.contains("lifeboat\\-validate(1)"), "{man}");
+}
