@@ -290,7 +290,14 @@ enum BackupsCommand {
 #[derive(Subcommand)]
 enum StateCommand {
     /// List every managed address: objects, backups and snapshots.
-    List,
+    List {
+        /// One JSON array of `{address, from_template?}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what the state records at one address (JSON), e.g.
+    /// `policy.web` or `backup.web["2026-11-22T10:17:00Z"]`.
+    Show { address: String },
     /// Create the state's home (the DynamoDB table, with point-in-time
     /// recovery and deletion protection, or the SQLite file) and start the
     /// workspace; on an existing table, check it.
@@ -427,7 +434,8 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Alerts { json } => cmd::alerts::run(&load(&cli)?, *json),
         Command::State { command } => match command {
-            StateCommand::List => cmd::state::list(&load(&cli)?),
+            StateCommand::List { json } => cmd::state::list(&load(&cli)?, *json),
+            StateCommand::Show { address } => cmd::state::show(&load(&cli)?, address),
             StateCommand::Init { repair } => cmd::state::init(&load(&cli)?, *repair),
             StateCommand::Compact => cmd::state::compact(&load(&cli)?),
             StateCommand::Pull { json, out } => {

@@ -29,6 +29,8 @@ fn the_secret_key_never_leaves_the_environment() {
         env.run(&["backups"]),
         env.run(&["backups", "--json"]),
         env.run(&["state", "list"]),
+        env.run(&["state", "list", "--json"]),
+        env.run(&["state", "show", "account.main"]),
     ];
     // A failing call must not print the credentials either.
     env.ws.write(

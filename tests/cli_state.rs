@@ -1,4 +1,5 @@
-//! `lifeboat state list` and `lifeboat graph`.
+//! `lifeboat state list [--json]`, `lifeboat state show ADDRESS` and
+//! `lifeboat graph`.
 
 mod support;
 
@@ -41,6 +42,34 @@ fn state_list_shows_every_managed_address() {
     for line in &state {
         assert_eq!(line.trim(), line, "one bare address per line: {line:?}");
     }
+
+    // The same addresses as data.
+    let listed = env.run(&["state", "list", "--json"]).ok().json();
+    let mut from_json: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["address"].as_str().unwrap().to_string())
+        .collect();
+    from_json.sort();
+    assert_eq!(from_json, expected);
+
+    // One address at a time: an object, a backup, an artifact.
+    let policy = env.run(&["state", "show", "policy.web"]).ok().json();
+    assert_eq!(policy["generations"], 2, "{policy}");
+    let rec = env.run(&["state", "show", &backup(&at(10))]).ok().json();
+    assert_eq!(rec["id"], at(10));
+    assert_eq!(rec["status"], "success");
+    let id = &env.aws.backup_snapshot_ids(&at(10))[0];
+    let snap = env.run(&["state", "show", &snapshot(id)]).ok().json();
+    assert_eq!(snap["id"], id.as_str());
+    assert_eq!(snap["backup"], backup(&at(10)));
+    env.run(&["state", "show", "policy.nope"])
+        .code(1)
+        .stderr_has("the state has nothing at policy.nope");
+    env.run(&["state", "show", "policy web"])
+        .code(1)
+        .stderr_has("is not an address");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `lifeboat state list|init|pull|migrate`: what the state manages, and
+//! `lifeboat state list|show|init|pull|migrate`: what the state manages, and
 //! the state's own home: creating it, printing it, moving it.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,9 @@ use lifeboat_schema::StateBackend;
 
 use crate::workspace::Workspace;
 
-pub fn list(ws: &Workspace) -> Result<u8> {
+/// `lifeboat state list [--json]`: every managed address, objects first
+/// by kind, then each backup with what it made.
+pub fn list(ws: &Workspace, json: bool) -> Result<u8> {
     let mut store = ws.store()?;
     let state = store.load()?;
     let mut all: Vec<Address> = state.objects.keys().cloned().collect();
@@ -27,15 +29,68 @@ pub fn list(ws: &Workspace) -> Result<u8> {
         .into_iter()
         .filter_map(|(n, p)| Some((n, p.from_template?)))
         .collect();
-    for a in all {
-        match &a {
-            Address::Policy { name } if made.contains_key(name) => {
-                println!("{a} (from template {})", made[name])
-            }
-            _ => println!("{a}"),
+    let template = |a: &Address| match a {
+        Address::Policy { name } => made.get(name),
+        _ => None,
+    };
+    if json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|a| {
+                let mut row = serde_json::json!({ "address": a.to_string() });
+                if let Some(t) = template(a) {
+                    row["from_template"] = serde_json::json!(t);
+                }
+                row
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    for a in &all {
+        match template(a) {
+            Some(t) => println!("{a} (from template {t})"),
+            None => println!("{a}"),
         }
     }
     Ok(0)
+}
+
+/// `lifeboat state show ADDRESS`: what the state records at one address,
+/// as JSON: a managed object's value (an external id masked as the plan
+/// masks it), a backup's catalog record, or an artifact's record with the
+/// backup it belongs to.
+pub fn show(ws: &Workspace, address: &str) -> Result<u8> {
+    let addr: Address = match address.parse() {
+        Ok(a) => a,
+        Err(e) => anyhow::bail!("{address:?} is not an address: {e}"),
+    };
+    let mut store = ws.store()?;
+    let state = store.load()?;
+    let found = if let Some(v) = state.objects.get(&addr) {
+        let mut v = v.clone();
+        lifeboat_engine::plan::render::mask(&mut v);
+        Some(v)
+    } else {
+        state.backups.iter().find_map(|b| {
+            if b.address() == addr {
+                return serde_json::to_value(b).ok();
+            }
+            let s = b.snapshots.iter().find(|s| s.address() == addr)?;
+            let mut v = serde_json::to_value(s).ok()?;
+            v["backup"] = serde_json::json!(b.address().to_string());
+            Some(v)
+        })
+    };
+    match found {
+        Some(v) => {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
+        }
+        None => anyhow::bail!(
+            "the state has nothing at {addr} (`lifeboat state list` lists every address)"
+        ),
+    }
 }
 
 /// A state backend, as `state migrate --to` names it.
