@@ -1,7 +1,8 @@
 //! Taking one backup of a policy: load and check the policy, reserve the
 //! backup's id and record it `running`, make one create call per target
-//! (region by region), record what each call made at once, wait for it to
-//! finish, and close the backup with the status it earned.
+//! (region by region), hand what each call made to the catalog writer at
+//! once (`record.rs`: a group commit), wait for it to finish, and close the
+//! backup with the status it earned.
 //!
 //! Calls per region: one filtered describe for the instances whose root
 //! volume alone is backed up and one for the volumes (per 200 targets), one
