@@ -26,7 +26,12 @@ fn catalog_snapshots(backup: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn a_backup_killed_at_any_point_is_recovered_by_the_next_one() {
-    for point in ["backup-started", "backup-created", "backup-before-finish"] {
+    for point in [
+        "backup-started",
+        "backup-created",
+        "backup-batched",
+        "backup-before-finish",
+    ] {
         let env = Env::start();
         let a = env.aws.run_instance(2, &[]);
         let b = env.aws.run_instance(1, &[]);
@@ -137,6 +142,7 @@ fn a_runner_killed_during_a_scheduled_backup_is_reconciled_and_made_again_by_the
         "backup-before-script",
         "backup-started",
         "backup-created",
+        "backup-batched",
         "backup-before-finish",
     ] {
         let env = Env::start();

@@ -16,6 +16,9 @@ pub const BACKUP_BEFORE_SCRIPT: &str = "backup-before-script";
 pub const BACKUP_STARTED: &str = "backup-started";
 /// After a create call returned, before its snapshots are in the catalog.
 pub const BACKUP_CREATED: &str = "backup-created";
+/// In the catalog writer, after create calls returned and handed their
+/// snapshots over, before one batch of them is committed.
+pub const BACKUP_BATCHED: &str = "backup-batched";
 /// After every snapshot is recorded, before the backup is closed.
 pub const BACKUP_BEFORE_FINISH: &str = "backup-before-finish";
 /// After a snapshot was deleted in AWS, before the catalog forgets it.

@@ -8,7 +8,8 @@
 //! `take.rs` takes one backup, `wait.rs` holds the one poll loop that waits
 //! for what a backup made, `reconcile.rs` closes the backups a dead process
 //! left running, `names.rs` says what everything is called and tagged, and
-//! `throttle.rs` makes a throttled create call again, `shapes.rs` records
+//! `throttle.rs` makes a throttled create call again, `record.rs` commits
+//! the create calls' snapshots to the catalog in batches, `shapes.rs` records
 //! each target's restore point (what it was at backup time).
 //! `retain.rs` applies retention after a backup, as `crate::retention`
 //! decides it.
@@ -25,6 +26,7 @@ pub mod import;
 pub mod members;
 pub mod names;
 mod reconcile;
+mod record;
 mod shapes;
 mod take;
 mod throttle;

@@ -1,7 +1,8 @@
 //! Taking one backup of a policy: load and check the policy, reserve the
 //! backup's id and record it `running`, make one create call per target
-//! (region by region), record what each call made at once, wait for it to
-//! finish, and close the backup with the status it earned.
+//! (region by region), hand what each call made to the catalog writer at
+//! once (`record.rs`: a group commit), wait for it to finish, and close the
+//! backup with the status it earned.
 //!
 //! Calls per region: one filtered describe for the instances whose root
 //! volume alone is backed up and one for the volumes (per 200 targets), one
@@ -25,6 +26,7 @@ use crate::state::model::{PolicyState, TargetKind, TargetState};
 use crate::state::{ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
 
 use super::names::{backup_id, backup_tags, db_snapshot_id, description, image_name};
+use super::record::Recorder;
 use super::throttle::{self, retry_throttled};
 use super::{initial_ami_due, retain, wait, BackupError, BackupResult, Limits, Wait};
 
@@ -321,8 +323,9 @@ impl Backup<'_> {
         let seen = describe(ec2.as_ref(), &targets, &mut out.problems).await;
         let points = super::shapes::start(self.cloud, &self.applied.account, &region, &targets);
         let rds = self.rds_client(&region, &targets).await;
-        let jobs = self.start_creates(&region, targets, &ec2, &rds, &seen);
-        let made = self.record_created(jobs, out).await?;
+        let recorder = Recorder::new(self.store, self.policy, self.id);
+        let jobs = self.start_creates(&region, targets, &ec2, &rds, &seen, &recorder);
+        let made = self.record_created(jobs, &recorder, out).await?;
         if made.unanswered {
             // What AWS made for the calls whose answers were lost carries
             // the backup's tags: into the catalog with it, so nothing that
@@ -381,6 +384,7 @@ impl Backup<'_> {
         ec2: &Arc<dyn Ec2>,
         rds: &Result<Arc<dyn Rds>, String>,
         seen: &Seen,
+        recorder: &Recorder,
     ) -> JoinSet<Result<TargetResult, BackupError>> {
         let sem = self.limits.region(&self.applied.policy.account, region);
         let deadline = self.throttle_until;
@@ -399,20 +403,17 @@ impl Backup<'_> {
                 deadline,
             };
             let sem = sem.clone();
-            let (store, policy, id) = (
-                self.store.clone(),
-                self.policy.to_string(),
-                self.id.to_string(),
-            );
+            let recorder = recorder.clone();
             jobs.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore");
                 let r = create.call().await;
-                // Recorded in the task, with no await between the create
-                // call's answer and the commit: a policy `timeout` that
-                // drops the backup mid-way cannot lose what a call made.
+                // Handed to the writer in the task, with no await between
+                // the create call's answer and the hand-over: a policy
+                // `timeout` that drops the backup mid-way cannot lose what
+                // a call made (the writer is not cancelled with it).
                 if let TargetResult::Taken(snaps, _) = &r {
                     failpoint::hit(failpoint::BACKUP_CREATED);
-                    record_snapshots(&store, &policy, &id, snaps)?;
+                    recorder.record(snaps.clone());
                 }
                 Ok(r)
             });
@@ -435,15 +436,24 @@ impl Backup<'_> {
         }
     }
 
-    /// Records in the catalog what each create call made as soon as the
-    /// call returns: a crash later cannot forget a snapshot that exists.
+    /// Gathers what each create call made, once its records are in the
+    /// catalog: the calls' tasks hand them to `recorder` as each call
+    /// returns (a crash later cannot forget a snapshot that exists), and
+    /// this waits for the last batch. A batch that could not be committed
+    /// fails the backup, as a failed commit of one target's did.
     async fn record_created(
         &self,
         mut jobs: JoinSet<Result<TargetResult, BackupError>>,
+        recorder: &Recorder,
         out: &mut Outcome,
     ) -> Result<Made, BackupError> {
         let mut made = Made::default();
         while let Some(r) = jobs.join_next().await {
+            if recorder.failed() {
+                // Stops here with the batch's error, the calls not yet
+                // answered abandoned, as a failed commit stopped it.
+                recorder.flush().await?;
+            }
             match r.expect("backup task panicked")? {
                 TargetResult::Taken(snaps, done) => {
                     if let Some(first) = snaps.first() {
@@ -467,11 +477,12 @@ impl Backup<'_> {
                 }
             }
         }
+        recorder.flush().await?;
         Ok(made)
     }
 
     fn record_snapshots(&self, snaps: &[SnapshotRecord]) -> Result<(), BackupError> {
-        record_snapshots(self.store, self.policy, self.id, snaps)
+        super::record::record_snapshots(self.store, self.policy, self.id, snaps)
     }
 
     /// Waits for the AMIs and DB snapshots of one region to become available
@@ -580,22 +591,6 @@ impl Backup<'_> {
         }
         Ok(out)
     }
-}
-
-/// Records what a create call made under the backup, in one transaction.
-fn record_snapshots(
-    store: &SharedStore,
-    policy: &str,
-    id: &str,
-    snaps: &[SnapshotRecord],
-) -> Result<(), BackupError> {
-    store.lock().expect("store").transaction(|tx| {
-        for snap in snaps {
-            tx.insert_snapshot(policy, id, snap)?;
-        }
-        Ok(())
-    })?;
-    Ok(())
 }
 
 /// The backup as its outcome earned it: its status and problems, not yet

@@ -25,6 +25,10 @@ struct World {
     /// between a reader's pull and its commit.
     interleave: Option<Vec<RowChange>>,
     commits: usize,
+    /// How long each commit takes, as a round trip to a table would.
+    commit_delay: Option<std::time::Duration>,
+    /// Commits are refused once this many were accepted.
+    refuse_after: Option<usize>,
 }
 
 #[derive(Default)]
@@ -46,6 +50,18 @@ impl MemoryRemote {
     /// Lets another writer commit `changes` just before the next commit.
     pub fn interleave(&self, changes: Vec<RowChange>) {
         self.world.lock().unwrap().interleave = Some(changes);
+    }
+
+    /// Makes every commit take `delay`, as a round trip to DynamoDB does,
+    /// so that a writer's next changes pile up while one is in flight.
+    pub fn slow_commits(&self, delay: std::time::Duration) {
+        self.world.lock().unwrap().commit_delay = Some(delay);
+    }
+
+    /// Refuses every commit once `accepted` commits were accepted in all
+    /// (a table out of reach, or a writer fenced out, from then on).
+    pub fn refuse_commits_after(&self, accepted: usize) {
+        self.world.lock().unwrap().refuse_after = Some(accepted);
     }
 
     /// How many commits were accepted.
@@ -117,7 +133,14 @@ impl Remote for MemoryRemote {
         fence: &Fence,
         changes: &[RowChange],
     ) -> Result<u64, RemoteError> {
+        let delay = self.world.lock().unwrap().commit_delay;
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         let mut w = self.world.lock().unwrap();
+        if w.refuse_after.is_some_and(|n| w.commits >= n) {
+            return Err(RemoteError::Failed("the commit was refused".into()));
+        }
         if let Some(other) = w.interleave.take() {
             let rev = w.log.len() as u64 + 1;
             w.log.push(Commit {
