@@ -180,3 +180,27 @@ async fn unit_a_batch_that_cannot_be_committed_fails_the_backup() {
     let err = taken.expect_err("a backup whose records were refused is not a success");
     assert!(err.to_string().contains("refused"), "{err}");
 }
+
+#[tokio::test]
+async fn unit_a_backup_dropped_mid_way_commits_what_was_handed_over_and_nothing_after() {
+    let s = Shared::new().await;
+    // Commits slow enough that records queue behind the one in flight.
+    s.remote.slow_commits(Duration::from_millis(50));
+    let before = s.remote.commits();
+    // A policy timeout drops the backup while its writer has work queued.
+    let dropped = tokio::time::timeout(Duration::from_millis(80), s.take()).await;
+    assert!(dropped.is_err(), "the backup was cut short");
+    let at_drop = s.remote.commits();
+    assert!(
+        at_drop > before + 1,
+        "records were committed before the drop"
+    );
+    // Nothing of the dropped backup commits afterwards (its runner or
+    // command lets go of its lock or lease right after the drop).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        s.remote.commits(),
+        at_drop,
+        "a commit after the backup was gone"
+    );
+}

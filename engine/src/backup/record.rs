@@ -19,14 +19,22 @@
 //! them (`reconcile.rs`), and `insert_snapshot` ignores a record already
 //! there, so a snapshot is never counted twice. A batch that fails is not
 //! dropped silently: its error fails the backup, as a failed single commit
-//! did.
+//! did, and the writer stops there (what it had not committed carries the
+//! backup's tags, and the backup, left `running`, is reconciled).
+//!
+//! Nothing is committed after the backup is gone: a backup dropped (its
+//! policy's timeout, a runner shutting down) waits, as it drops, for the
+//! batch being committed and commits what is still queued itself, then
+//! closes the recorder. Dropping happens before the runner or command lets
+//! go of its lock or lease, so every record is committed under the hold
+//! it was made under.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::task::JoinHandle;
 
 use crate::failpoint;
-use crate::state::{SharedStore, SnapshotRecord};
+use crate::state::{SharedStore, SnapshotRecord, StateError};
 
 use super::BackupError;
 
@@ -46,6 +54,8 @@ struct Shared {
     policy: String,
     id: String,
     queue: Mutex<Queue>,
+    /// Signalled when a batch's commit ends.
+    committed: Condvar,
 }
 
 #[derive(Default)]
@@ -54,6 +64,10 @@ struct Queue {
     pending: Vec<Vec<SnapshotRecord>>,
     /// Is a writer committing (or about to)? Only it takes from `pending`.
     writing: bool,
+    /// Is a batch taken from `pending` and not yet committed?
+    in_commit: bool,
+    /// The backup is gone: no writer takes another batch.
+    closed: bool,
     /// The running (or last) writer, for [`Recorder::flush`] to wait on.
     writer: Option<JoinHandle<()>>,
     /// The first batch that could not be committed.
@@ -68,8 +82,14 @@ impl Recorder {
                 policy: policy.to_string(),
                 id: id.to_string(),
                 queue: Mutex::new(Queue::default()),
+                committed: Condvar::new(),
             }),
         }
+    }
+
+    /// Closes the recorder when dropped: see [`Closing`].
+    pub(super) fn closing(&self) -> Closing {
+        Closing(self.shared.clone())
     }
 
     /// Hands one target's records to the writer, starting one if none is
@@ -81,7 +101,7 @@ impl Recorder {
         }
         let mut q = self.shared.queue.lock().expect("recorder");
         q.pending.push(snaps);
-        if !q.writing {
+        if !q.writing && !q.closed && q.failed.is_none() {
             q.writing = true;
             let shared = self.shared.clone();
             q.writer = Some(tokio::task::spawn_blocking(move || shared.drain()));
@@ -100,7 +120,16 @@ impl Recorder {
         loop {
             let writer = self.shared.queue.lock().expect("recorder").writer.take();
             match writer {
-                Some(w) => w.await.expect("catalog writer panicked"),
+                Some(w) => {
+                    if let Err(e) = w.await {
+                        let mut q = self.shared.queue.lock().expect("recorder");
+                        q.failed
+                            .get_or_insert(BackupError::State(StateError::Conflict(format!(
+                                "the catalog writer of backup {} stopped: {e}",
+                                self.shared.id
+                            ))));
+                    }
+                }
                 None => break,
             }
         }
@@ -113,24 +142,90 @@ impl Recorder {
 
 impl Shared {
     /// The writer: commits what is pending, batch after batch, until
-    /// nothing is. A batch that fails is remembered and the next ones are
-    /// still committed, so that as much of what exists as can be is in the
-    /// catalog when the backup fails.
+    /// nothing is, the backup is gone, or a batch fails (its error is kept
+    /// for [`Recorder::flush`]; the backup stops with it).
     fn drain(&self) {
+        // Whatever ends this thread (a panic included), the recorder is
+        // left in a state a flush and a closing backup understand.
+        let _ended = Ended(self);
         loop {
             let batch: Vec<SnapshotRecord> = {
                 let mut q = self.queue.lock().expect("recorder");
-                if q.pending.is_empty() {
-                    q.writing = false;
+                if q.pending.is_empty() || q.closed || q.failed.is_some() {
                     return;
                 }
                 let n = q.pending.len().min(MAX_BATCH);
+                q.in_commit = true;
                 q.pending.drain(..n).flatten().collect()
             };
             failpoint::hit(failpoint::BACKUP_BATCHED);
-            if let Err(e) = record_snapshots(&self.store, &self.policy, &self.id, &batch) {
-                self.queue.lock().expect("recorder").failed.get_or_insert(e);
+            let result = record_snapshots(&self.store, &self.policy, &self.id, &batch);
+            let mut q = self.queue.lock().expect("recorder");
+            q.in_commit = false;
+            if let Err(e) = result {
+                q.failed.get_or_insert(e);
             }
+            self.committed.notify_all();
+        }
+    }
+}
+
+/// Ends a writer: no longer writing, no batch in commit (one that panicked
+/// counts as failed).
+struct Ended<'a>(&'a Shared);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        let mut q = match self.0.queue.lock() {
+            Ok(q) => q,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if q.in_commit {
+            q.in_commit = false;
+            q.failed
+                .get_or_insert(BackupError::State(StateError::Conflict(format!(
+                    "the catalog writer of backup {} stopped in a commit",
+                    self.0.id
+                ))));
+        }
+        q.writing = false;
+        self.0.committed.notify_all();
+    }
+}
+
+/// Held by a region's backup while it runs. Dropped with it, finished or
+/// not, it closes the recorder: it waits for a batch in commit, then
+/// commits what is still queued on this thread, so that every record is
+/// committed before the caller lets go of its lock or lease (a backup
+/// dropped by a timeout or a runner's shutdown included), and none after.
+pub(super) struct Closing(Arc<Shared>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        let left: Vec<SnapshotRecord> = {
+            let mut q = match shared.queue.lock() {
+                Ok(q) => q,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            q.closed = true;
+            while q.in_commit {
+                q = match shared.committed.wait(q) {
+                    Ok(q) => q,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+            }
+            if q.failed.is_some() {
+                // The store refused: what is left carries the backup's
+                // tags and is reconciled with the backup.
+                return;
+            }
+            q.pending.drain(..).flatten().collect()
+        };
+        if !left.is_empty() {
+            // An error here leaves the same: tagged snapshots of a backup
+            // still `running`, which reconciliation adopts.
+            let _ = record_snapshots(&shared.store, &shared.policy, &shared.id, &left);
         }
     }
 }

@@ -324,6 +324,9 @@ impl Backup<'_> {
         let points = super::shapes::start(self.cloud, &self.applied.account, &region, &targets);
         let rds = self.rds_client(&region, &targets).await;
         let recorder = Recorder::new(self.store, self.policy, self.id);
+        // Dropped with this backup, done or cancelled: nothing of it is
+        // committed after it is gone.
+        let _closing = recorder.closing();
         let jobs = self.start_creates(&region, targets, &ec2, &rds, &seen, &recorder);
         let made = self.record_created(jobs, &recorder, out).await?;
         if made.unanswered {
@@ -451,7 +454,9 @@ impl Backup<'_> {
         while let Some(r) = jobs.join_next().await {
             if recorder.failed() {
                 // Stops here with the batch's error, the calls not yet
-                // answered abandoned, as a failed commit stopped it.
+                // answered abandoned (no more snapshots made for a backup
+                // that failed), as a failed commit stopped it.
+                jobs.abort_all();
                 recorder.flush().await?;
             }
             match r.expect("backup task panicked")? {
