@@ -56,7 +56,7 @@ impl BackupOf {
 }
 
 impl ArtifactPrior {
-    pub fn new(backup: &Arc<BackupOf>, s: &SnapshotRecord) -> Prior {
+    pub fn prior(backup: &Arc<BackupOf>, s: &SnapshotRecord) -> Prior {
         Prior::Artifact(Box::new(ArtifactPrior {
             backup: backup.clone(),
             region: s.region.clone(),
@@ -166,7 +166,7 @@ mod tests {
             kind: ArtifactKind::Ebs,
             image: Some("ami-1".into()),
         };
-        let typed = ArtifactPrior::new(&b, &s);
+        let typed = ArtifactPrior::prior(&b, &s);
         let value = json!({
             "policy": "web", "backup": "2026-12-01T00:00:00Z", "account": "main",
             "region": "us-east-1", "volume_id": "vol-1", "target": "i-1", "image": "ami-1",
@@ -189,7 +189,7 @@ mod tests {
         ] {
             assert_eq!(typed.str(key), back.str(key), "{key}");
         }
-        let db = ArtifactPrior::new(
+        let db = ArtifactPrior::prior(
             &b,
             &SnapshotRecord {
                 kind: ArtifactKind::DbSnapshot,

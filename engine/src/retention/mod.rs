@@ -446,7 +446,7 @@ pub fn drift(
             out.push(
                 Change::new(s.address(), Action::Read, Effect::Catalog)
                     .reason("deleted outside Lifeboat")
-                    .before_prior(ArtifactPrior::new(&of, s)),
+                    .before_prior(ArtifactPrior::prior(&of, s)),
             );
         }
     }
@@ -577,7 +577,7 @@ pub fn expiry_changes(
             action,
             effect,
             reason: Some(why),
-            before: Some(ArtifactPrior::new(&of, s)),
+            before: Some(ArtifactPrior::prior(&of, s)),
             after: None,
             depends_on: match &s.image {
                 Some(ami) => vec![Address::Image { id: ami.clone() }],
