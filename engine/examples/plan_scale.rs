@@ -31,6 +31,19 @@ const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
 /// Set in the child that writes the state file: the file's path.
 const WRITE_STATE: &str = "PLAN_SCALE_WRITE_STATE";
 
+/// A writer that only counts what is written to it.
+struct Counted(usize);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A figure of `/proc/self/status` in MiB: `VmHWM` (peak), `VmRSS` (now).
 fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -211,9 +224,12 @@ async fn main() {
     let diff = t.elapsed();
     let after_diff = status_mib("VmRSS:");
 
+    // Written as `lifeboat plan --json` writes it, change by change to
+    // its output (here counted, not kept).
     let t = Instant::now();
     let human = render::human(&plan);
-    let json = render::json(&plan);
+    let mut json = Counted(0);
+    render::json_to(&plan, &mut json).unwrap();
     let rendering = t.elapsed();
 
     println!("instances {INSTANCES}, catalog snapshots {snapshots}, backups {backups}, generations {backups} -> {GENERATIONS_AFTER}");
@@ -236,7 +252,7 @@ async fn main() {
         "render:       {:>8.3}s  (human {} KiB, JSON {} KiB)",
         rendering.as_secs_f64(),
         human.len() / 1024,
-        json.len() / 1024
+        json.0 / 1024
     );
     println!(
         "plan total:   {:>8.3}s",

@@ -209,7 +209,12 @@ async fn unit_retention_deregisters_amis_then_deletes_their_snapshots_and_db_sna
     );
     // Every AMI snapshot waits for its AMI to be deregistered.
     for c in &plan.changes {
-        if let Some(img) = c.before.as_ref().and_then(|v| v.get("image")) {
+        if let Some(img) = c
+            .before
+            .as_ref()
+            .map(|v| v.value().into_owned())
+            .and_then(|v| v.get("image").cloned())
+        {
             let dep = format!("image[{img}]");
             assert!(c.depends_on.iter().any(|d| d.to_string() == dep), "{c:?}");
         }

@@ -3,6 +3,7 @@
 //! making and saved-plan reading that apply and graph share.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -12,7 +13,7 @@ use lifeboat_engine::state::{Snapshot, Store};
 use lifeboat_engine::vpc::clone::{self, CloneSource};
 
 use crate::cmd::status;
-use crate::output::write_atomically;
+use crate::output::write_atomically_with;
 use crate::workspace::{cloud, Workspace};
 
 #[derive(clap::Args)]
@@ -38,7 +39,8 @@ pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
     let mut store = ws.store()?;
     let plan = make(ws, &mut store).await?;
     if args.json {
-        print!("{}", render::json(&plan));
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        render::json_to(&plan, &mut out).and_then(|()| out.flush())?;
     } else if args.markdown {
         print!("{}", render::markdown(&plan));
     } else {
@@ -46,7 +48,9 @@ pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
         print!("{}", status::next_runs_text(&ws.config, ws.now));
     }
     if let Some(out) = &args.out {
-        write_atomically(out, serde_json::to_string_pretty(&plan)?.as_bytes())?;
+        write_atomically_with(out, |w| {
+            serde_json::to_writer_pretty(w, &plan).map_err(std::io::Error::from)
+        })?;
         if !args.json && !args.markdown {
             println!(
                 "\nSaved the plan to {}. Apply it with: lifeboat apply {}",

@@ -139,17 +139,29 @@ pub const MAX_PAGES: usize = 10_000;
 /// A token the same list returned before would start the same pages over
 /// forever, and a list past [`MAX_PAGES`] never ends in practice: both stop
 /// with an error naming the call, never with an endless loop.
-pub async fn collect_pages<T, F, Fut>(mut fetch: F) -> CloudResult<Vec<T>>
+pub async fn collect_pages<T, F, Fut>(fetch: F) -> CloudResult<Vec<T>>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: std::future::Future<Output = CloudResult<Page<T>>>,
 {
     let mut out = Vec::new();
+    each_page(fetch, |items| out.extend(items)).await?;
+    Ok(out)
+}
+
+/// As [`collect_pages`], handing each page's items to `each` as it comes,
+/// for a caller that keeps less than the whole answer (a plan's catalog
+/// snapshots: the whole list would be held twice at its peak).
+pub async fn each_page<T, F, Fut>(mut fetch: F, mut each: impl FnMut(Vec<T>)) -> CloudResult<()>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = CloudResult<Page<T>>>,
+{
     let mut token = None;
     let mut seen = std::collections::BTreeSet::new();
     for pages in 1.. {
         let Page { items, next, call } = fetch(token.take()).await?;
-        out.extend(items);
+        each(items);
         let Some(t) = next.filter(|t| !t.is_empty()) else {
             break;
         };
@@ -165,7 +177,7 @@ where
         }
         token = Some(t);
     }
-    Ok(out)
+    Ok(())
 }
 
 fn page_error(call: Call, message: String) -> CloudError {

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::addr::Address;
 use crate::cloud::{gone_is_done, Cloud, CloudError, DbSnapshotKind, ErrorKind};
 use crate::plan::graph;
+use crate::plan::Prior;
 use crate::plan::{Action, Change, Plan};
 use crate::state::{SharedStore, StateError};
 use crate::vpc::clone::{self, CloneError, CloneState};
@@ -159,10 +160,9 @@ pub enum Refusal {
     },
 }
 
-fn field<'a>(v: &'a Option<Value>, key: &str) -> Result<&'a str, ApplyError> {
+fn field<'a>(v: &'a Option<Prior>, key: &str) -> Result<&'a str, ApplyError> {
     v.as_ref()
-        .and_then(|v| v.get(key))
-        .and_then(Value::as_str)
+        .and_then(|v| v.str(key))
         .ok_or_else(|| ApplyError::MissingField(key.to_string()))
 }
 
@@ -432,7 +432,7 @@ impl Executor {
         clone::deploy(&*self.cloud, acct, &want, clone::Wait::for_state(&want)).await?;
         if c.action == Action::Replace {
             if let Some(before) = &c.before {
-                let old = clone_state(c, before)?;
+                let old = clone_state(c, &before.value())?;
                 let old_acct = self.account(&old.account)?;
                 clone::destroy(&*self.cloud, old_acct, &old, clone::Wait::for_state(&old)).await?;
             }
@@ -442,7 +442,7 @@ impl Executor {
 
     async fn destroy_clone(&self, c: &Change) -> Result<(), ApplyError> {
         let before = c.before.as_ref().ok_or(ApplyError::NoPriorValue)?;
-        let old = clone_state(c, before)?;
+        let old = clone_state(c, &before.value())?;
         let acct = self.account(&old.account)?;
         clone::destroy(&*self.cloud, acct, &old, clone::Wait::for_state(&old)).await?;
         self.write(|tx| tx.delete_object(&c.address))

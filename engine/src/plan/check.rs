@@ -252,7 +252,7 @@ mod tests {
     fn a_change_the_fresh_plan_lacks_or_makes_differently_is_refused_by_name() {
         let fresh = plan(vec![snap("snap-1", Action::Delete)]);
         let mut edited = snap("snap-1", Action::Delete);
-        edited.before = Some(json!({"policy": "other"}));
+        edited.before = Some(json!({"policy": "other"}).into());
         let saved = plan(vec![edited, snap("snap-9", Action::Delete)]);
         let err = check(&saved, &fresh).unwrap_err();
         let text = err.to_string();

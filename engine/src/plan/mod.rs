@@ -6,6 +6,7 @@ pub mod check;
 pub mod graph;
 pub mod observe;
 pub mod planner;
+pub mod prior;
 pub mod render;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::addr::Address;
+pub use prior::Prior;
 
 /// Bumped whenever the JSON shape changes incompatibly.
 pub const FORMAT_VERSION: &str = "1";
@@ -65,7 +67,7 @@ pub struct Change {
     pub effect: Effect,
     /// Why: "tag team=web", "retention: generation 3 of 2", "target terminated".
     pub reason: Option<String>,
-    pub before: Option<Value>,
+    pub before: Option<Prior>,
     pub after: Option<Value>,
     /// Addresses whose changes must complete before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -94,7 +96,11 @@ impl Change {
         self
     }
     pub fn before(mut self, v: Option<Value>) -> Change {
-        self.before = v;
+        self.before = v.map(Prior::Value);
+        self
+    }
+    pub fn before_prior(mut self, p: Prior) -> Change {
+        self.before = Some(p);
         self
     }
     pub fn after(mut self, v: Option<Value>) -> Change {
@@ -187,11 +193,7 @@ impl Plan {
     pub fn deletes_backups_of(&self, policy: &str) -> bool {
         self.changes.iter().any(|c| {
             c.effect == Effect::DeletesBackups
-                && c.before
-                    .as_ref()
-                    .and_then(|b| b.get("policy"))
-                    .and_then(|p| p.as_str())
-                    == Some(policy)
+                && c.before.as_ref().and_then(|b| b.str("policy")) == Some(policy)
         })
     }
 

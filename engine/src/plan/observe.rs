@@ -13,8 +13,9 @@ use std::sync::Arc;
 use lifeboat_schema::{Account, Config, ResourceKind, TagSelector};
 
 use crate::cloud::{
-    collect_chunked, collect_pages, Cloud, CloudError, Database, DbSnapshot, DbSnapshotKind, Ec2,
-    ErrorKind, Image, ImageQuery, Instance, Query, Snapshot, SnapshotQuery, Volume,
+    collect_chunked, collect_pages, each_page, Cloud, CloudError, Database, DbSnapshot,
+    DbSnapshotKind, Ec2, ErrorKind, Image, ImageQuery, Instance, Query, Snapshot, SnapshotQuery,
+    Volume,
 };
 use crate::plan::planner::{known_accounts, TAG_POLICY};
 use crate::state::model::{Source, TargetKind, TargetState};
@@ -542,13 +543,7 @@ async fn observe_records(
     obs: &mut Observation,
 ) -> Result<(), CloudError> {
     let mut catalog = w.catalog;
-    let mut wanted = |kind| -> Vec<String> {
-        catalog
-            .remove(&kind)
-            .unwrap_or_default()
-            .into_iter()
-            .collect()
-    };
+    let mut wanted = |kind| -> BTreeSet<String> { catalog.remove(&kind).unwrap_or_default() };
     let (ebs, images, dbs, clusters) = (
         wanted(ArtifactKind::Ebs),
         wanted(ArtifactKind::Image),
@@ -565,9 +560,23 @@ async fn observe_records(
             tags: tagged.clone(),
             unfinished_only: false,
         };
-        for s in collect_pages(|t| ec2.snapshots_page(&q, t)).await? {
-            obs.snapshots.insert(s.id.clone(), s);
-        }
+        let found = &mut obs.snapshots;
+        each_page(
+            |t| ec2.snapshots_page(&q, t),
+            |page| {
+                for mut s in page {
+                    // A catalog snapshot is judged by its presence alone:
+                    // its tags, a map each, would be most of a large
+                    // plan's memory. The tags of the others are what the
+                    // import hint counts.
+                    if ebs.contains(&s.id) {
+                        s.tags = Default::default();
+                    }
+                    found.insert(s.id.clone(), s);
+                }
+            },
+        )
+        .await?;
     }
     let missing: Vec<String> = ebs
         .into_iter()
@@ -583,7 +592,14 @@ async fn observe_records(
     })
     .await?
     {
-        obs.snapshots.insert(s.id.clone(), s);
+        // Found by their catalog ids: presence is all that is read.
+        obs.snapshots.insert(
+            s.id.clone(),
+            Snapshot {
+                tags: Default::default(),
+                ..s
+            },
+        );
     }
     // AMIs the same way: only when the catalog holds some here, so that a
     // plan of a policy without AMIs makes no extra call.
@@ -613,6 +629,8 @@ async fn observe_records(
     }
     if !dbs.is_empty() || !clusters.is_empty() {
         let rds = cloud.rds(account, region).await?;
+        let (dbs, clusters): (Vec<String>, Vec<String>) =
+            (dbs.into_iter().collect(), clusters.into_iter().collect());
         for (kind, ids, into) in [
             (DbSnapshotKind::Instance, dbs, &mut obs.db_snapshots),
             (

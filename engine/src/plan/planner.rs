@@ -693,13 +693,7 @@ impl Diff<'_> {
                 let of_policy = match &c.address {
                     Address::Policy { name } => name == to,
                     Address::Target { policy, .. } | Address::Backup { policy, .. } => policy == to,
-                    _ => {
-                        c.before
-                            .as_ref()
-                            .and_then(|b| b.get("policy"))
-                            .and_then(Value::as_str)
-                            == Some(to.as_str())
-                    }
+                    _ => c.before.as_ref().and_then(|b| b.str("policy")) == Some(to.as_str()),
                 };
                 if of_policy {
                     c.depends_on.push(addr.clone());

@@ -109,7 +109,9 @@ fn clone_detail(c: &Change) -> Vec<String> {
             }
         }
         Action::Update | Action::Replace => {
-            if let (Some(Value::Object(b)), Some(Value::Object(a))) = (&c.before, &c.after) {
+            let before = c.before.as_ref().map(|b| b.value());
+            if let (Some(Value::Object(b)), Some(Value::Object(a))) = (before.as_deref(), &c.after)
+            {
                 for (k, y) in a {
                     if matches!(k.as_str(), "template" | "template_hash" | "resource_counts") {
                         continue;
@@ -121,7 +123,10 @@ fn clone_detail(c: &Change) -> Vec<String> {
                 }
             }
             out.extend(text_diff(
-                &str_of(&c.before, "template"),
+                c.before
+                    .as_ref()
+                    .and_then(|b| b.str("template"))
+                    .unwrap_or_default(),
                 &str_of(&c.after, "template"),
                 2,
             ));
@@ -133,13 +138,7 @@ fn clone_detail(c: &Change) -> Vec<String> {
 
 /// "  target i-0abc, volume vol-0abc" for a snapshot change.
 fn snapshot_detail(c: &Change) -> String {
-    let get = |k: &str| {
-        c.before
-            .as_ref()
-            .and_then(|b| b.get(k))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
+    let get = |k: &str| c.before.as_ref().and_then(|b| b.str(k)).map(str::to_string);
     match (get("target"), get("volume_id"), get("kind"), get("image")) {
         (Some(t), _, Some(k), _) => {
             let what = match k.as_str() {
@@ -294,7 +293,7 @@ pub fn human(plan: &Plan) -> String {
                     writeln!(out, "      {l}").unwrap();
                 }
             } else if let (Action::Update, Some(b), Some(a)) = (c.action, &c.before, &c.after) {
-                for l in value_diff(b, a) {
+                for l in value_diff(&b.value(), a) {
                     writeln!(out, "      {l}").unwrap();
                 }
             }
@@ -403,6 +402,7 @@ pub fn markdown(plan: &Plan) -> String {
         .collect();
     for c in updates {
         if let (Some(b), Some(a)) = (&c.before, &c.after) {
+            let b = &*b.value();
             writeln!(
                 out,
                 "\n<details><summary><code>{}</code></summary>\n\n```diff",
@@ -425,7 +425,148 @@ pub fn markdown(plan: &Plan) -> String {
 
 /// The machine view: the plan value itself.
 pub fn json(plan: &Plan) -> String {
-    let mut v = serde_json::to_value(plan).expect("plans serialise");
-    mask(&mut v);
-    serde_json::to_string_pretty(&v).expect("plans serialise") + "\n"
+    let mut out = Vec::new();
+    json_to(plan, &mut out).expect("writing to memory");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// [`json`], written to `out` change by change: each change is made a
+/// value, masked and written on its own, so that a plan of many thousand
+/// deletions is never held a second time as one value (nor as one string).
+/// The text is the same as the whole plan's masked value pretty-printed:
+/// keys in order at every level, two spaces an indent.
+pub fn json_to(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    // Every field but the changes, exhaustively, so that a new field of
+    // the plan cannot be left out of its JSON.
+    let Plan {
+        format_version,
+        lineage,
+        serial,
+        config_digest,
+        created_at,
+        changes,
+        summary,
+        warnings,
+        removed_with_backups,
+        removed_copies,
+        power,
+    } = plan;
+    let head = Plan {
+        format_version: format_version.clone(),
+        lineage: lineage.clone(),
+        serial: *serial,
+        config_digest: config_digest.clone(),
+        created_at: *created_at,
+        changes: vec![],
+        summary: *summary,
+        warnings: warnings.clone(),
+        removed_with_backups: removed_with_backups.clone(),
+        removed_copies: removed_copies.clone(),
+        power: power.clone(),
+    };
+    let mut head = serde_json::to_value(&head).map_err(std::io::Error::other)?;
+    mask(&mut head);
+    let Value::Object(fields) = head else {
+        unreachable!("a plan serialises as an object")
+    };
+    // `fields` is ordered by key, as the whole value's printing is.
+    out.write_all(b"{")?;
+    for (n, (key, value)) in fields.iter().enumerate() {
+        out.write_all(if n == 0 { b"\n  " } else { b",\n  " })?;
+        serde_json::to_writer(&mut *out, key)?;
+        out.write_all(b": ")?;
+        if key != "changes" || changes.is_empty() {
+            write_indented(out, value, "  ")?;
+            continue;
+        }
+        out.write_all(b"[")?;
+        for (i, c) in changes.iter().enumerate() {
+            out.write_all(if i == 0 { b"\n    " } else { b",\n    " })?;
+            let mut v = serde_json::to_value(c).map_err(std::io::Error::other)?;
+            mask(&mut v);
+            write_indented(out, &v, "    ")?;
+        }
+        out.write_all(b"\n  ]")?;
+    }
+    out.write_all(b"\n}\n")
+}
+
+/// `v` pretty-printed as it is at `indent` inside a larger value: its
+/// lines after the first are indented by `indent`.
+fn write_indented(out: &mut impl std::io::Write, v: &Value, indent: &str) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(std::io::Error::other)?;
+    for (n, line) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.write_all(b"\n")?;
+            out.write_all(indent.as_bytes())?;
+        }
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Address;
+    use serde_json::json;
+
+    /// The JSON view as it was made before it was written change by change:
+    /// the whole plan as one value, masked, pretty-printed.
+    fn whole(plan: &Plan) -> String {
+        let mut v = serde_json::to_value(plan).unwrap();
+        mask(&mut v);
+        serde_json::to_string_pretty(&v).unwrap() + "\n"
+    }
+
+    #[test]
+    fn the_json_written_change_by_change_is_the_whole_plan_masked_byte_for_byte() {
+        let account = json!({"name": "main", "role": {"arn": "arn:aws:iam::1:role/x", "external_id": "s3cret"}, "regions": ["us-east-1"]});
+        let changes = vec![
+            Change::new(Address::account("main"), Action::Update, Effect::Control)
+                .reason("regions changed")
+                .before(Some(account.clone()))
+                .after(Some(
+                    json!({"name": "main", "nested": [{"external_id": "x"}, {}], "empty": []}),
+                )),
+            Change::new(
+                Address::Snapshot {
+                    id: "snap-1".into(),
+                },
+                Action::Delete,
+                Effect::DeletesBackups,
+            )
+            .reason("retention: generation 4 of 3 \"quoted\"\nand a new line")
+            .before(Some(
+                json!({"policy": "web", "backup": "b1", "target": "i-1"}),
+            ))
+            .depends_on(vec![Address::policy("web")]),
+        ];
+        let mut plan = Plan::new(
+            "lineage".into(),
+            7,
+            "digest".into(),
+            "2026-12-02T00:00:00Z".parse().unwrap(),
+            changes,
+            vec!["a warning".into()],
+        );
+        plan.removed_with_backups = vec!["old".into()];
+        let text = json(&plan);
+        assert_eq!(text, whole(&plan));
+        assert!(!text.contains("s3cret") && text.contains("(set)"), "{text}");
+        // And read back as the plan it is (but the masked secret).
+        let back: Plan = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.changes.len(), 2);
+        assert_eq!(back.changes[1], plan.changes[1]);
+
+        let empty = Plan::new(
+            "lineage".into(),
+            0,
+            "digest".into(),
+            "2026-12-02T00:00:00Z".parse().unwrap(),
+            vec![],
+            vec![],
+        );
+        assert_eq!(json(&empty), whole(&empty));
+    }
 }

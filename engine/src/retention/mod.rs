@@ -24,6 +24,7 @@ pub use copies::{copy_drift, decide_copies, AssumeHeld, CopyDecision, CopyPolici
 
 use crate::addr::Address;
 use crate::plan::observe::Observation;
+use crate::plan::prior::{ArtifactPrior, BackupOf};
 use crate::plan::{Action, Change, Effect};
 use crate::state::{self, ArtifactKind, BackupRecord, BackupStatus, SnapshotRecord, StateResult};
 
@@ -440,11 +441,12 @@ pub fn drift(
         if b.status == BackupStatus::Running || expiring.contains_key(&b.address()) {
             continue;
         }
+        let of = BackupOf::of(b);
         for s in lost_snapshots(b, observed) {
             out.push(
                 Change::new(s.address(), Action::Read, Effect::Catalog)
                     .reason("deleted outside Lifeboat")
-                    .before(Some(snapshot_before(b, s))),
+                    .before_prior(ArtifactPrior::prior(&of, s)),
             );
         }
     }
@@ -549,6 +551,7 @@ pub fn expiry_changes(
     let mut out = Vec::new();
     let mut deps = Vec::new();
     let mut keeps_some = false;
+    let of = BackupOf::of(b);
     for s in &b.snapshots {
         let image = if s.kind == ArtifactKind::Image {
             Some(&s.id)
@@ -574,7 +577,7 @@ pub fn expiry_changes(
             action,
             effect,
             reason: Some(why),
-            before: Some(snapshot_before(b, s)),
+            before: Some(ArtifactPrior::prior(&of, s)),
             after: None,
             depends_on: match &s.image {
                 Some(ami) => vec![Address::Image { id: ami.clone() }],
@@ -592,26 +595,12 @@ pub fn expiry_changes(
         action: Action::Delete,
         effect: Effect::DeletesBackups,
         reason: Some(reason.to_string()),
-        before: Some(backup_before(b)),
+        before: Some(backup_before(b).into()),
         after: None,
         depends_on: deps,
         alert: None,
     });
     out
-}
-
-fn snapshot_before(b: &BackupRecord, s: &SnapshotRecord) -> Value {
-    let mut v = json!({
-        "policy": b.policy, "backup": b.id, "account": b.account, "region": s.region,
-        "volume_id": s.volume_id, "target": s.target,
-    });
-    if !s.kind.is_ebs() {
-        v["kind"] = json!(s.kind.as_str());
-    }
-    if let Some(image) = &s.image {
-        v["image"] = json!(image);
-    }
-    v
 }
 
 fn backup_before(b: &BackupRecord) -> Value {

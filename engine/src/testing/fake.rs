@@ -632,9 +632,16 @@ impl Ec2 for FakeEc2 {
                 ));
             }
         }
-        let all = w
+        // The token is the last id of the page before: a page starts where
+        // the last ended, so a list of many pages scans the world once.
+        let from = match token {
+            Some(last) => std::ops::Bound::Excluded(last),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut items: Vec<Snapshot> = w
             .snapshots
-            .values()
+            .range((from, std::ops::Bound::Unbounded))
+            .map(|(_, s)| s)
             .filter(|s| {
                 s.region == self.region
                     && w.copies.owned_by(&s.id, &self.account)
@@ -643,9 +650,15 @@ impl Ec2 for FakeEc2 {
                     && tags_match(&q.tags, &s.tags)
                     && !(q.unfinished_only && s.state == SnapshotState::Completed)
             })
+            .take(self.page_size + 1)
             .cloned()
             .collect();
-        Ok(self.page("DescribeSnapshots", all, token))
+        let more = items.len() > self.page_size;
+        items.truncate(self.page_size);
+        let mut page = self.page("DescribeSnapshots", Vec::new(), None);
+        page.next = more.then(|| items_last(&items));
+        page.items = items;
+        Ok(page)
     }
 
     async fn described_snapshots_page(
@@ -839,6 +852,11 @@ impl Ec2 for FakeEc2 {
     async fn share_image(&self, id: &str, account_id: &str, share: bool) -> CloudResult<()> {
         self.fake_share("ModifyImageAttribute", id, account_id, share)
     }
+}
+
+/// The token of a page of snapshots: its last id.
+fn items_last(items: &[Snapshot]) -> String {
+    items.last().map(|s| s.id.clone()).unwrap_or_default()
 }
 
 #[cfg(test)]
