@@ -1,6 +1,8 @@
 //! Benchmark (not a test): plan over 10,000 instances and 50,000 catalog
 //! snapshots (`PLAN_SCALE_SNAPSHOTS` sets another count: one backup per
-//! 10,000), against the in-memory fake paging 1,000 items a page, with the
+//! 10,000), the policy's `generations` lowered to 3 so that most of the
+//! catalog expires (`PLAN_SCALE_GENERATIONS` sets another: as many as the
+//! backups for a catalog in its steady state, nothing to delete), against the in-memory fake paging 1,000 items a page, with the
 //! state in a real SQLite file. Run with `scripts/bench.sh`.
 //!
 //! Prints wall times of each phase, the list calls the observation made,
@@ -27,6 +29,14 @@ use lifeboat_schema::Config;
 const INSTANCES: usize = 10_000;
 const SNAPSHOTS: usize = 50_000;
 const GENERATIONS_AFTER: u32 = 3;
+
+/// The policy's `generations` in the configuration planned.
+fn generations_after() -> u32 {
+    std::env::var("PLAN_SCALE_GENERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(GENERATIONS_AFTER)
+}
 const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
 /// Set in the child that writes the state file: the file's path.
 const WRITE_STATE: &str = "PLAN_SCALE_WRITE_STATE";
@@ -63,8 +73,9 @@ fn reset_peak() -> bool {
 }
 
 fn config() -> Config {
+    let generations = generations_after();
     let config_text = format!(
-        "account \"main\" {{\n  regions = [\"us-east-1\", \"us-west-2\"]\n}}\n\npolicy \"web\" {{\n  account     = account.main\n  generations = {GENERATIONS_AFTER}\n\n  select {{\n    tag   = \"team\"\n    value = \"web\"\n  }}\n}}\n"
+        "account \"main\" {{\n  regions = [\"us-east-1\", \"us-west-2\"]\n}}\n\npolicy \"web\" {{\n  account     = account.main\n  generations = {generations}\n\n  select {{\n    tag   = \"team\"\n    value = \"web\"\n  }}\n}}\n"
     );
     lifeboat_schema::load_sources(&[("main.lb.hcl".into(), config_text)])
         .expect("valid")
@@ -232,7 +243,7 @@ async fn main() {
     render::json_to(&plan, &mut json).unwrap();
     let rendering = t.elapsed();
 
-    println!("instances {INSTANCES}, catalog snapshots {snapshots}, backups {backups}, generations {backups} -> {GENERATIONS_AFTER}");
+    println!("instances {INSTANCES}, catalog snapshots {snapshots}, backups {backups}, generations {backups} -> {}", generations_after());
     println!(
         "state setup (not part of a plan): {:.2}s",
         setup.as_secs_f64()
