@@ -139,7 +139,8 @@ pub async fn take_open_decided(
     // The credentials must reach the AWS account this one is held to (see
     // `cloud::identity`) before the backup is recorded or AWS is called.
     cloud.account_id(&applied.account).await?;
-    let id = record_running(&store, policy, &applied.policy.account, now)?;
+    let owner = limits.gate().map(|g| g.owner().clone());
+    let id = record_running(&store, policy, &applied.policy.account, now, owner)?;
     // Who is in the policy is decided now, on AWS's tags and what exists;
     // failing that, the targets as applied are backed up, with a note.
     let (notes, applied) = match decided {
@@ -234,6 +235,7 @@ fn record_running(
     policy: &str,
     account: &str,
     now: DateTime<Utc>,
+    owner: Option<crate::state::Owner>,
 ) -> Result<String, BackupError> {
     let mut s = store.lock().expect("store");
     let id = backup_id(&s, policy, now)?;
@@ -249,7 +251,15 @@ fn record_running(
         snapshots: vec![],
         problems: vec![],
     };
-    s.transaction(|tx| tx.insert_backup(&rec))?;
+    // A runner's backup names the runner: while it lives, nobody else
+    // takes the backup for one a dead process left (`state/inflight.rs`).
+    s.transaction(|tx| {
+        tx.insert_backup(&rec)?;
+        match &owner {
+            Some(o) => tx.own_backup(policy, &id, o),
+            None => Ok(()),
+        }
+    })?;
     failpoint::hit(failpoint::BACKUP_STARTED);
     Ok(id)
 }
@@ -334,7 +344,13 @@ impl Backup<'_> {
         // A backup is only as good as its slowest snapshot: retention must
         // not count it before every snapshot has completed.
         let ids = made.snapshots.keys().cloned().collect();
-        for (snap, why) in wait::snapshots(ec2.as_ref(), ids, self.wait).await {
+        // The wait for AWS, which may last hours, is made without the
+        // runner's state lock; what it found is recorded under it again.
+        let waited = self.limits.unlocked(async {
+            failpoint::held(failpoint::BACKUP_WAITING).await;
+            wait::snapshots(ec2.as_ref(), ids, self.wait).await
+        });
+        for (snap, why) in waited.await? {
             let target = made.snapshots.get(&snap).cloned().unwrap_or_default();
             out.lost(&target, format!("snapshot {snap} of {target} {why}"));
         }
@@ -517,7 +533,10 @@ impl Backup<'_> {
                 }
                 continue;
             };
-            let failed = wait::db_snapshots(rds, kind, ids, self.wait).await;
+            let failed = self
+                .limits
+                .unlocked(wait::db_snapshots(rds, kind, ids, self.wait))
+                .await?;
             out.extend(
                 failed
                     .into_iter()
@@ -540,7 +559,10 @@ impl Backup<'_> {
         if amis.is_empty() {
             return Ok(out);
         }
-        let waited = wait::images(ec2, amis, self.wait).await;
+        let waited = self
+            .limits
+            .unlocked(wait::images(ec2, amis, self.wait))
+            .await?;
         out.extend(
             waited
                 .failed

@@ -27,6 +27,10 @@ mod health;
 pub mod holder;
 mod identity;
 mod in_use;
+mod gate;
+pub use gate::{GateGuard, LockGate, OnLocked};
+mod inflight;
+pub use inflight::{InFlight, Owner};
 pub use in_use::{source_destination, InUse};
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
