@@ -160,8 +160,12 @@ fn apply_gets_in_while_a_runner_backup_waits_and_what_would_orphan_it_is_refused
     let removal = env
         .run(&["apply", "--auto-approve", "--allow-destroy-backups"])
         .code(1);
-    removal.stderr_has("policy.web (removing its policy) refused: backup ");
-    removal.stderr_has("try again once it finished");
+    // The policy goes after its targets: the first refused is a target,
+    // and the policy's removal is skipped with it.
+    removal.stdout_has("(removing a target of its policy) refused: backup ");
+    removal.stdout_has(" of policy.web is in flight since ");
+    removal.stdout_has("try again once it finished");
+    removal.stdout_has("policy.web: skipped");
     assert!(
         env.state_list().iter().any(|a| a == "policy.www"),
         "what does not touch the backup in flight was applied: {:?}",
@@ -200,7 +204,9 @@ fn a_runner_killed_in_its_wait_leaves_a_backup_the_next_one_closes() {
     runner.child.wait().unwrap();
 
     // Its owner is gone: the backup is an orphan, closed by the next one.
-    let next = env.run(&["--now", "2026-11-22T10:40:00Z", "backup", "web"]).ok();
+    let next = env
+        .run(&["--now", "2026-11-22T10:40:00Z", "backup", "web"])
+        .ok();
     next.stdout_has("left running by an interrupted lifeboat: failed");
     let backups = env.backups(&["--policy", "web"]);
     assert_eq!(backups.len(), 2, "{backups:?}");

@@ -12,9 +12,7 @@ use lifeboat_engine::backup::{self, Limits};
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::plan::apply::{ApplyError, Executor};
 use lifeboat_engine::plan::{observe, planner, Action, Change, Effect};
-use lifeboat_engine::state::{
-    BackupStatus, LockGate, Owner, SharedStore, StateError, Store,
-};
+use lifeboat_engine::state::{BackupStatus, LockGate, Owner, SharedStore, StateError, Store};
 use lifeboat_engine::testing::fake::FakeCloud;
 use lifeboat_engine::Address;
 use lifeboat_schema::Config;
@@ -73,10 +71,12 @@ impl Bench {
             _dir: dir,
         };
         let state = b.store.lock().unwrap().load().unwrap();
-        let obs = observe::observe(b.cloud(), &b.config, &state).await.unwrap();
+        let obs = observe::observe(b.cloud(), &b.config, &state)
+            .await
+            .unwrap();
         let plan = planner::plan(&b.config, &state, &obs, at(9)).unwrap();
-        let report = lifeboat_engine::plan::apply::apply(&plan, b.executor(&b.store), 4, |_, _| {})
-            .await;
+        let report =
+            lifeboat_engine::plan::apply::apply(&plan, b.executor(&b.store), 4, |_, _| {}).await;
         assert_eq!(report.failed(), 0);
         b
     }
@@ -153,7 +153,10 @@ impl Bench {
                     break;
                 }
             }
-            assert!(std::time::Instant::now() < deadline, "the backup never waited");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the backup never waited"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         task
@@ -191,10 +194,19 @@ async fn a_backup_waiting_for_aws_leaves_the_lock_and_the_lock_holder_leaves_the
         }
         other => panic!("expected an in-flight refusal, got {other:?}"),
     }
-    assert!(other.lock().unwrap().load().unwrap().policy("web").unwrap().is_some());
+    assert!(other
+        .lock()
+        .unwrap()
+        .load()
+        .unwrap()
+        .policy("web")
+        .unwrap()
+        .is_some());
     // An unrelated change goes through.
     let mut tag = Change::new(
-        Address::Account { name: "main".into() },
+        Address::Account {
+            name: "main".into(),
+        },
         Action::Update,
         Effect::Control,
     );
@@ -213,12 +225,19 @@ async fn a_backup_waiting_for_aws_leaves_the_lock_and_the_lock_holder_leaves_the
     let rec = task.await.unwrap().unwrap();
     assert_eq!(rec.status, BackupStatus::Success);
     assert!(b.store.lock().unwrap().in_flight(None).unwrap().is_empty());
-    assert_eq!(b.store.lock().unwrap().backup_owner("web", &rec.id).unwrap(), None);
+    assert_eq!(
+        b.store
+            .lock()
+            .unwrap()
+            .backup_owner("web", &rec.id)
+            .unwrap(),
+        None
+    );
     assert_eq!(gate.current(), None, "nothing needs the lock any more");
 }
 
 #[tokio::test]
-async fn a_backup_whose_runner_lost_its_lease_is_reconciled_and_never_writes_again() {
+async fn a_backup_whose_runner_lost_its_lease_is_reconciled_by_the_next_lock_holder() {
     let b = Bench::new().await;
     let gate = b.gate();
     let task = b.backup_waiting(&gate, 1_000_000).await;

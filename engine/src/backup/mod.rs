@@ -25,6 +25,7 @@ pub mod import;
 pub mod members;
 pub mod names;
 mod reconcile;
+mod running;
 mod shapes;
 mod take;
 mod throttle;

@@ -24,7 +24,7 @@ use crate::failpoint;
 use crate::state::model::{PolicyState, TargetKind, TargetState};
 use crate::state::{ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
 
-use super::names::{backup_id, backup_tags, db_snapshot_id, description, image_name};
+use super::names::{backup_tags, db_snapshot_id, description, image_name};
 use super::throttle::{self, retry_throttled};
 use super::{initial_ami_due, retain, wait, BackupError, BackupResult, Limits, Wait};
 
@@ -140,7 +140,7 @@ pub async fn take_open_decided(
     // `cloud::identity`) before the backup is recorded or AWS is called.
     cloud.account_id(&applied.account).await?;
     let owner = limits.gate().map(|g| g.owner().clone());
-    let id = record_running(&store, policy, &applied.policy.account, now, owner)?;
+    let id = super::running::record(&store, policy, &applied.policy.account, now, owner)?;
     // Who is in the policy is decided now, on AWS's tags and what exists;
     // failing that, the targets as applied are backed up, with a note.
     let (notes, applied) = match decided {
@@ -225,43 +225,6 @@ impl Applied {
         }
         by_region
     }
-}
-
-/// Reserves the backup's id and records it `running` before any AWS call:
-/// from here on a process that dies leaves a backup that restart
-/// reconciliation finds and closes.
-fn record_running(
-    store: &SharedStore,
-    policy: &str,
-    account: &str,
-    now: DateTime<Utc>,
-    owner: Option<crate::state::Owner>,
-) -> Result<String, BackupError> {
-    let mut s = store.lock().expect("store");
-    let id = backup_id(&s, policy, now)?;
-    let rec = BackupRecord {
-        seq: 0,
-        id: id.clone(),
-        policy: policy.to_string(),
-        account: account.to_string(),
-        started: now,
-        finished: None,
-        status: BackupStatus::Running,
-        frozen: None,
-        snapshots: vec![],
-        problems: vec![],
-    };
-    // A runner's backup names the runner: while it lives, nobody else
-    // takes the backup for one a dead process left (`state/inflight.rs`).
-    s.transaction(|tx| {
-        tx.insert_backup(&rec)?;
-        match &owner {
-            Some(o) => tx.own_backup(policy, &id, o),
-            None => Ok(()),
-        }
-    })?;
-    failpoint::hit(failpoint::BACKUP_STARTED);
-    Ok(id)
 }
 
 /// What the backup has come to so far.

@@ -122,9 +122,6 @@ impl Store {
 
     /// Is the backup `id` of `policy` in flight in a live runner?
     pub fn owned_by_live_runner(&mut self, policy: &str, id: &str) -> StateResult<bool> {
-        Ok(self
-            .in_flight(Some(policy))?
-            .iter()
-            .any(|f| f.backup == id))
+        Ok(self.in_flight(Some(policy))?.iter().any(|f| f.backup == id))
     }
 }
