@@ -235,19 +235,20 @@ mod tests {
         // gets it at once.
         let mut other = Store::open(&path).unwrap();
         let g2 = g.clone();
-        let waited = g2.unlocked(async {
+        let mut release = None;
+        g2.unlocked(async {
             assert_eq!(g.current(), None);
             assert_eq!(store.lock().unwrap().current_lock().unwrap(), None);
             let apply = other.lock("apply").unwrap();
             // The waiter takes it again only once the apply let go.
-            let release = tokio::spawn(async move {
+            release = Some(tokio::spawn(async move {
                 tokio::time::sleep(std::time::Duration::from_millis(400)).await;
                 other.unlock(&apply.id).unwrap();
-            });
-            release
-        });
-        let release = waited.await.unwrap();
-        release.await.unwrap();
+            }));
+        })
+        .await
+        .unwrap();
+        release.unwrap().await.unwrap();
         let again = g.current().unwrap();
         assert_ne!(again, first);
         assert_eq!(
