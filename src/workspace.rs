@@ -143,6 +143,17 @@ pub async fn locked<T>(
     .await
 }
 
+/// Refuses `what` while a live runner has a backup of `policy` (of any
+/// policy: `None`) in flight: the runner lets go of the state lock while
+/// its backups wait for AWS, and one must not run beside them.
+pub fn refuse_in_flight(store: &SharedStore, policy: Option<&str>, what: &str) -> Result<()> {
+    let flights = store.lock().expect("store").in_flight(policy)?;
+    match flights.first() {
+        Some(f) => Err(f.refuse(what).into()),
+        None => Ok(()),
+    }
+}
+
 /// A flag raised by SIGINT or SIGTERM. Apply then starts nothing new,
 /// finishes and records what is in flight, and releases the state lock, so
 /// an interrupted apply leaves state true to AWS and can simply be re-planned.

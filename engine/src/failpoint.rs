@@ -4,7 +4,10 @@
 //! `LIFEBOAT_FAILPOINT=NAME` aborts the process the first time execution
 //! reaches `hit(NAME)`; `NAME:pause` stops it there instead (it says so on
 //! stderr and sleeps), so that a test can kill it from outside with
-//! SIGKILL at that instant, or watch what others do while it hangs. Unset
+//! SIGKILL at that instant, or watch what others do while it hangs.
+//! `NAME:hold`, at a place reached through [`held`], holds the task there
+//! (its process goes on) until the file `LIFEBOAT_FAILPOINT_RELEASE` names
+//! exists: a wait for AWS as long as a test needs. Unset
 //! (always, outside tests), `hit` is one cached environment look-up.
 
 use std::sync::OnceLock;
@@ -21,6 +24,9 @@ pub const BACKUP_CREATED: &str = "backup-created";
 pub const BACKUP_BATCHED: &str = "backup-batched";
 /// After every snapshot is recorded, before the backup is closed.
 pub const BACKUP_BEFORE_FINISH: &str = "backup-before-finish";
+/// A backup's create calls of one region were made and recorded; its
+/// wait for AWS starts (the runner does not need the state lock then).
+pub const BACKUP_WAITING: &str = "backup-waiting";
 /// After a snapshot was deleted in AWS, before the catalog forgets it.
 pub const APPLY_DELETED: &str = "apply-deleted";
 /// After a DR copy call returned, before the copy is in the catalog.
@@ -54,4 +60,29 @@ pub fn hit(name: &str) {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
     }
+}
+
+/// At an `await` point: with `LIFEBOAT_FAILPOINT=NAME:hold`, waits there
+/// until the file named by `LIFEBOAT_FAILPOINT_RELEASE` exists (once per
+/// process: later passes go on at once); otherwise as [`hit`].
+pub async fn held(name: &str) {
+    static RELEASED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let chosen = std::env::var("LIFEBOAT_FAILPOINT").ok();
+    if chosen.as_deref().and_then(|c| c.strip_suffix(":hold")) != Some(name) {
+        hit(name);
+        return;
+    }
+    if RELEASED.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let release = std::env::var_os("LIFEBOAT_FAILPOINT_RELEASE");
+    eprintln!("failpoint {name}: held");
+    while !release
+        .as_ref()
+        .is_some_and(|f| std::path::Path::new(f).exists())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    RELEASED.store(true, std::sync::atomic::Ordering::SeqCst);
+    eprintln!("failpoint {name}: released");
 }

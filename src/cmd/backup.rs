@@ -13,7 +13,7 @@ use lifeboat_engine::runmode::attempt::{self, PolicyRun};
 use lifeboat_engine::state::{BackupStatus, DrRun, DrStatus, StateError};
 
 use crate::output::print_outcome;
-use crate::workspace::{cloud, locked, Workspace};
+use crate::workspace::{cloud, locked, refuse_in_flight, Workspace};
 
 /// How the backup's DR copies run.
 pub struct DrOptions {
@@ -44,6 +44,7 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration, dr: DrOptions) 
     locked(store, "backup", ws.lock_timeout, async move |lock_id| {
         // Retention deletes only while this lock is still ours.
         ctx.lock_id = Some(lock_id);
+        refuse_in_flight(&store2, Some(&policy), &format!("lifeboat backup {policy}"))?;
         let reconciled = backup::reconcile_interrupted(cloud.clone(), store2.clone(), now).await?;
         for b in reconciled.closed {
             println!(

@@ -317,6 +317,8 @@ pub async fn freeze(
     let now = ws.now;
     let cloud = cloud(ws).await?;
     locked(store, "freeze", ws.lock_timeout, async move |_| {
+        let what = format!("freezing backup {} of policy.{}", b.id, b.policy);
+        crate::workspace::refuse_in_flight(&store2, Some(&b.policy), &what)?;
         // The catalog first: it is what retention obeys. Then the tags, so
         // that a catalog rebuilt from AWS (`lifeboat import`) keeps the
         // freeze too; when they cannot be written the freeze stands and

@@ -20,6 +20,9 @@ pub async fn run(ws: Workspace, auto_approve: bool) -> Result<u8> {
     let store = Arc::new(Mutex::new(ws.store()?));
     let store2 = store.clone();
     locked(store, "import", ws.lock_timeout, async move |_| {
+        // What a backup in flight made would be imported as a backup of
+        // its own, beside the runner's record of it.
+        crate::workspace::refuse_in_flight(&store2, None, "lifeboat import")?;
         let found = import::scan(cloud(&ws).await?, &ws.config, &store2).await?;
         if found.is_empty() {
             println!("Nothing to import: the catalog already has every backup Lifeboat made for the configured policies.");

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::cloud::CloudError;
 use crate::plan::apply::Report;
-use crate::state::{BackupRecord, StateError};
+use crate::state::{BackupRecord, LockGate, StateError};
 
 pub mod freeze;
 pub mod import;
@@ -27,6 +27,7 @@ pub mod members;
 pub mod names;
 mod reconcile;
 mod record;
+mod running;
 mod shapes;
 mod take;
 mod throttle;
@@ -71,11 +72,25 @@ pub const PER_REGION_CONCURRENCY: usize = 16;
 /// Bounds on the create calls in flight per (account, region), shared by
 /// every backup that holds the same `Limits`: a runner's policies due
 /// together stay within one bound per account and region, not one each.
-#[derive(Debug, Clone)]
+///
+/// A runner's backups also share its hold on the state lock
+/// ([`LockGate`]): each takes it around its commits and lets go of it
+/// while it waits for AWS, and records the runner as its owner.
+#[derive(Clone)]
 pub struct Limits {
     per_region: usize,
     /// One semaphore per (account, region), made on first use.
     regions: Arc<Mutex<RegionSemaphores>>,
+    gate: Option<LockGate>,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("per_region", &self.per_region)
+            .field("gate", &self.gate.as_ref().map(|g| g.owner().lease.clone()))
+            .finish()
+    }
 }
 
 type RegionSemaphores = BTreeMap<(String, String), Arc<tokio::sync::Semaphore>>;
@@ -85,6 +100,31 @@ impl Limits {
         Limits {
             per_region: per_region.max(1),
             regions: Default::default(),
+            gate: None,
+        }
+    }
+
+    /// The same bounds, for backups that share the runner's `gate`.
+    pub fn with_gate(mut self, gate: LockGate) -> Limits {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The runner's hold on the state lock, when backups share one.
+    pub fn gate(&self) -> Option<&LockGate> {
+        self.gate.as_ref()
+    }
+
+    /// Runs `wait` (a wait for AWS) without the runner's state lock, and
+    /// takes it again after; without a gate (the caller holds the lock
+    /// throughout), just runs it.
+    pub(crate) async fn unlocked<T>(
+        &self,
+        wait: impl std::future::Future<Output = T>,
+    ) -> Result<T, BackupError> {
+        match &self.gate {
+            Some(g) => Ok(g.unlocked(wait).await?),
+            None => Ok(wait.await),
         }
     }
 

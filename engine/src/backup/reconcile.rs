@@ -57,9 +57,11 @@ pub(crate) fn db_made_since(s: &crate::cloud::DbSnapshot, started: DateTime<Utc>
     }
 }
 
-/// Closes backups left `running` by a process that died. Backups only run
-/// under the state lock, so with the lock held any `running` backup is
-/// orphaned: the snapshots AWS has for it (found by its tags, one filtered
+/// Closes backups left `running` by a process that died. With the state
+/// lock held, a `running` backup is orphaned unless a live runner owns it
+/// (`state/inflight.rs`: a runner lets go of the lock while its backups
+/// wait for AWS); those are left to their runner. For the others, the
+/// snapshots AWS has for it (found by its tags, one filtered
 /// list per region) are adopted into the catalog, never created twice, and
 /// the backup is closed as failed so that it never counts as a generation
 /// and retention cleans it up in time.
@@ -73,13 +75,19 @@ pub async fn reconcile_interrupted(
     store: SharedStore,
     now: DateTime<Utc>,
 ) -> Result<Reconciled, BackupError> {
-    let state = store.lock().expect("store").load()?;
+    let (state, live) = {
+        let mut s = store.lock().expect("store");
+        let live: BTreeSet<(String, String)> = s
+            .in_flight(None)?
+            .into_iter()
+            .map(|f| (f.policy, f.backup))
+            .collect();
+        (s.load()?, live)
+    };
     let mut out = Reconciled::default();
-    for b in state
-        .backups
-        .iter()
-        .filter(|b| b.status == BackupStatus::Running)
-    {
+    for b in state.backups.iter().filter(|b| {
+        b.status == BackupStatus::Running && !live.contains(&(b.policy.clone(), b.id.clone()))
+    }) {
         let why = "interrupted before it finished";
         match adopt_and_close(cloud.as_ref(), &store, &state, b, why, now).await {
             Ok(Some(rec)) => out.closed.push(rec),

@@ -25,7 +25,7 @@ use crate::failpoint;
 use crate::state::model::{PolicyState, TargetKind, TargetState};
 use crate::state::{ArtifactKind, BackupRecord, BackupStatus, SharedStore, SnapshotRecord};
 
-use super::names::{backup_id, backup_tags, db_snapshot_id, description, image_name};
+use super::names::{backup_tags, db_snapshot_id, description, image_name};
 use super::record::Recorder;
 use super::throttle::{self, retry_throttled};
 use super::{initial_ami_due, retain, wait, BackupError, BackupResult, Limits, Wait};
@@ -141,7 +141,8 @@ pub async fn take_open_decided(
     // The credentials must reach the AWS account this one is held to (see
     // `cloud::identity`) before the backup is recorded or AWS is called.
     cloud.account_id(&applied.account).await?;
-    let id = record_running(&store, policy, &applied.policy.account, now)?;
+    let owner = limits.gate().map(|g| g.owner().clone());
+    let id = super::running::record(&store, policy, &applied.policy.account, now, owner)?;
     // Who is in the policy is decided now, on AWS's tags and what exists;
     // failing that, the targets as applied are backed up, with a note.
     let (notes, applied) = match decided {
@@ -228,34 +229,6 @@ impl Applied {
     }
 }
 
-/// Reserves the backup's id and records it `running` before any AWS call:
-/// from here on a process that dies leaves a backup that restart
-/// reconciliation finds and closes.
-fn record_running(
-    store: &SharedStore,
-    policy: &str,
-    account: &str,
-    now: DateTime<Utc>,
-) -> Result<String, BackupError> {
-    let mut s = store.lock().expect("store");
-    let id = backup_id(&s, policy, now)?;
-    let rec = BackupRecord {
-        seq: 0,
-        id: id.clone(),
-        policy: policy.to_string(),
-        account: account.to_string(),
-        started: now,
-        finished: None,
-        status: BackupStatus::Running,
-        frozen: None,
-        snapshots: vec![],
-        problems: vec![],
-    };
-    s.transaction(|tx| tx.insert_backup(&rec))?;
-    failpoint::hit(failpoint::BACKUP_STARTED);
-    Ok(id)
-}
-
 /// What the backup has come to so far.
 struct Outcome {
     problems: Vec<String>,
@@ -340,7 +313,13 @@ impl Backup<'_> {
         // A backup is only as good as its slowest snapshot: retention must
         // not count it before every snapshot has completed.
         let ids = made.snapshots.keys().cloned().collect();
-        for (snap, why) in wait::snapshots(ec2.as_ref(), ids, self.wait).await {
+        // The wait for AWS, which may last hours, is made without the
+        // runner's state lock; what it found is recorded under it again.
+        let waited = self.limits.unlocked(async {
+            failpoint::held(failpoint::BACKUP_WAITING).await;
+            wait::snapshots(ec2.as_ref(), ids, self.wait).await
+        });
+        for (snap, why) in waited.await? {
             let target = made.snapshots.get(&snap).cloned().unwrap_or_default();
             out.lost(&target, format!("snapshot {snap} of {target} {why}"));
         }
@@ -533,7 +512,10 @@ impl Backup<'_> {
                 }
                 continue;
             };
-            let failed = wait::db_snapshots(rds, kind, ids, self.wait).await;
+            let failed = self
+                .limits
+                .unlocked(wait::db_snapshots(rds, kind, ids, self.wait))
+                .await?;
             out.extend(
                 failed
                     .into_iter()
@@ -556,7 +538,10 @@ impl Backup<'_> {
         if amis.is_empty() {
             return Ok(out);
         }
-        let waited = wait::images(ec2, amis, self.wait).await;
+        let waited = self
+            .limits
+            .unlocked(wait::images(ec2, amis, self.wait))
+            .await?;
         out.extend(
             waited
                 .failed

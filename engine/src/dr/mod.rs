@@ -125,6 +125,9 @@ pub struct DrWork {
     /// The state lock the caller holds: retention of copies deletes only
     /// while it is still held. `None` checks nothing (tests).
     pub lock_id: Option<String>,
+    /// A runner's hold on the state lock, in place of `lock_id`: let go of
+    /// while the copies are waited for.
+    pub gate: Option<crate::state::LockGate>,
 }
 
 impl DrWork {
@@ -143,6 +146,27 @@ impl DrWork {
             interval: std::time::Duration::from_secs(15),
             wait: true,
             lock_id: None,
+            gate: None,
+        }
+    }
+
+    /// The state lock held now: the runner's, or the caller's.
+    pub fn lock_now(&self) -> Option<String> {
+        match &self.gate {
+            Some(g) => g.current(),
+            None => self.lock_id.clone(),
+        }
+    }
+
+    /// Runs `wait` (a wait for AWS) without the runner's state lock, taken
+    /// again after; without a gate, just runs it.
+    pub(crate) async fn unlocked<T>(
+        &self,
+        wait: impl std::future::Future<Output = T>,
+    ) -> Result<T, StateError> {
+        match &self.gate {
+            Some(g) => g.unlocked(wait).await,
+            None => Ok(wait.await),
         }
     }
 }
@@ -267,7 +291,7 @@ async fn retain_originals(
             name,
             None,
             work.now_at(),
-            work.lock_id.as_deref(),
+            work.lock_now().as_deref(),
         )
         .await;
         match r {

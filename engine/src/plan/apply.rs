@@ -286,6 +286,7 @@ impl Executor {
     /// Performs one change.
     pub async fn perform(&self, c: &Change) -> Result<(), ApplyError> {
         use Action::*;
+        self.interlock(c)?;
         match (&c.address, c.action) {
             (
                 Address::Account { .. } | Address::Policy { .. } | Address::Target { .. },

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod check;
 pub mod graph;
+pub mod interlock;
 pub mod observe;
 pub mod planner;
 pub mod prior;

@@ -50,7 +50,19 @@ pub struct Context {
     pub limits: backup::Limits,
     /// The state lock the caller holds while the run works: retention
     /// deletes only while it is still held. `None` checks nothing (tests).
+    /// A runner's runs use its gate in `limits` instead.
     pub lock_id: Option<String>,
+}
+
+impl Context {
+    /// The state lock held now: the runner's (taken again after each
+    /// wait for AWS), or the caller's.
+    pub fn lock_now(&self) -> Option<String> {
+        match self.limits.gate() {
+            Some(g) => g.current(),
+            None => self.lock_id.clone(),
+        }
+    }
 }
 
 /// One attempt of a run.
@@ -147,15 +159,19 @@ impl ScriptCall<'_> {
             args.push(v.to_string());
             env.push(("LIFEBOAT_SUCCESS".to_string(), v.to_string()));
         }
-        let out = scripts::run(
+        let script = scripts::run(
             &program,
             &args,
             &env,
             &self.ctx.config_dir,
             Duration::from_secs(s.timeout_secs),
             s.collect_output,
-        )
-        .await;
+        );
+        // A script takes its time: a runner runs it without the state lock.
+        let out = match self.ctx.limits.gate() {
+            Some(g) => g.unlocked(script).await?,
+            None => script.await,
+        };
         let run = ScriptRun {
             attempt: self.attempt,
             step: step.to_string(),
@@ -271,7 +287,8 @@ async fn attempt(
         return (Err(e.into()), summary);
     }
     let taken = settle_scripts(store, taken, strict, &script_problems);
-    let result = retain(cloud, store, policy, taken, at, ctx.lock_id.as_deref()).await;
+    let lock = ctx.lock_now();
+    let result = retain(cloud, store, policy, taken, at, lock.as_deref()).await;
     summary.valid = backup_ok && (!strict || script_problems.is_empty());
     summarise(&mut summary, &result, strict, script_problems);
     (result, summary)

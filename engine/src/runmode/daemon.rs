@@ -4,7 +4,8 @@
 //! [`Agenda`](crate::runmode::agenda::Agenda) says comes next, starts what is
 //! due without waiting for it (see [`Runner`]), captures VPCs on their
 //! interval, and sends the daily summary. It holds the state lock only
-//! while work is in flight, so plan and apply run in between.
+//! while its work needs it (`state::LockGate`): not while every run in
+//! flight waits for AWS, so apply runs in between and meanwhile.
 //!
 //! With `fast_forward` (and a start instant), idle time passes at once (see
 //! [`Clock`]); with `until` the runner stops at that instant. Together they
@@ -261,8 +262,12 @@ enum Step {
 struct Running<'d, 'a> {
     d: &'d Daemon<'a>,
     runner: Runner,
-    /// The state lock's id while work is in flight, shared with the heartbeat.
+    /// The state lock's id while held, shared with the heartbeat.
     lock: Arc<Mutex<Option<String>>>,
+    /// The runner's hold on the state lock, shared with its runs.
+    gate: crate::state::LockGate,
+    /// This step's own share of the lock, while it starts work.
+    share: Option<crate::state::GateGuard>,
     /// This runner's lease.
     lease: String,
     /// Raised (by the heartbeat, or a look at the state) once the lease or
@@ -323,10 +328,14 @@ impl Daemon<'_> {
             ctx,
         );
         runner.dr_concurrency(self.mode.dr_concurrency);
+        let gate = self.gate(&lease, lock.clone(), lost.clone());
+        runner.share_lock(gate.clone());
         let r = Running {
             d: self,
             runner,
             lock,
+            gate,
+            share: None,
             lease: lease.id.clone(),
             lost,
             worst: Exit::Clean,
@@ -344,7 +353,7 @@ impl Daemon<'_> {
         // next runner closes them.
         r.runner.shutdown().await;
         heartbeat.abort();
-        r.unlock()?;
+        r.unlock();
         self.store.lock().expect("store").release_lease(&lease.id)?;
         self.report(RunEvent::RunnerStopped);
         outcome
@@ -594,13 +603,14 @@ impl Running<'_, '_> {
                 agenda.tag_scans(now),
             )
         };
-        let held = self.lock.lock().expect("held lock").is_some();
+        let busy = self.runner.busy();
         let locked_work = !dues.is_empty() || !captures.is_empty() || !scans.is_empty();
-        if (locked_work || !self.reconciled) && !held {
+        if locked_work || (!self.reconciled && !busy) {
             if let Some(step) = self.take_lock(now, stopping).await? {
                 return Ok(step);
             }
-            if self.reconcile(now).await? && !stopping {
+            // Only while idle: a runner's own backups are not reconciled.
+            if !busy && self.reconcile(now).await? && !stopping {
                 // A closed backup may have made its retry due now.
                 dues = self.runner.due(now)?;
             }
@@ -615,7 +625,7 @@ impl Running<'_, '_> {
                 self.worst = Exit::Failed;
             }
         }
-        if !scans.is_empty() && self.lock.lock().expect("held lock").is_some() {
+        if !scans.is_empty() && self.share.is_some() {
             // Under the lock, as a backup's own membership decision is;
             // the policies with a backup in flight are left to it.
             if d.tag_scan(&scans, &self.runner.running(), now).await {
@@ -647,12 +657,12 @@ impl Running<'_, '_> {
             }),
         }
         let wake = self.wake_at(d.clock.now())?;
+        // The runs hold their own shares of the lock: it goes once none
+        // needs it (all waiting for AWS, or done).
+        self.unlock();
         self.wait_for_work(wake, self.d.mode.once || stopping).await;
         if self.hold_lost()? {
             return Ok(Step::Stop(Exit::HoldLost));
-        }
-        if !self.runner.busy() {
-            self.unlock()?;
         }
         if d.mode.once || stopping {
             // A stop raised ends their waits; what they verified is logged.
@@ -681,10 +691,12 @@ impl Running<'_, '_> {
         if self.lost.load(Ordering::SeqCst) {
             return Ok(true);
         }
-        let lock = self.lock.lock().expect("held lock").clone();
-        let (lease, held) = {
+        let (lease, lock, held) = {
+            // The slot is kept while the state is read: a run letting go of
+            // the lock meanwhile is not taken for a broken lock.
+            let slot = self.lock.lock().expect("held lock");
             let s = self.d.store.lock().expect("store");
-            (s.current_lease()?, s.current_lock()?)
+            (s.current_lease()?, slot.clone(), s.current_lock()?)
         };
         let why = if lease.as_ref().map(|l| &l.id) != Some(&self.lease) {
             format!(
@@ -706,7 +718,8 @@ impl Running<'_, '_> {
         Ok(true)
     }
 
-    /// Takes the state lock for the work about to start: `None` when taken,
+    /// Takes this step's share of the state lock for the work about to
+    /// start: `None` when taken,
     /// else what to do while someone else holds it.
     async fn take_lock(
         &mut self,
@@ -714,13 +727,11 @@ impl Running<'_, '_> {
         stopping: bool,
     ) -> Result<Option<Step>, StateError> {
         let d = self.d;
-        // The state lock is taken only while work is in flight, so plan
-        // and apply can run in between.
-        let locked = d.store.lock().expect("store").lock_for("run", d.mode.ttl());
-        match locked {
-            Ok(l) => {
-                self.runner.hold(Some(l.id.clone()));
-                *self.lock.lock().expect("held lock") = Some(l.id);
+        // The state lock is taken only while work needs it, so plan and
+        // apply can run in between, and while backups wait for AWS.
+        match self.gate.try_enter() {
+            Ok(share) => {
+                self.share = Some(share);
                 Ok(None)
             }
             Err(StateError::Locked {
@@ -824,13 +835,10 @@ impl Running<'_, '_> {
         }
     }
 
-    /// Lets go of the state lock, if held.
-    fn unlock(&mut self) -> Result<(), StateError> {
-        let id = self.lock.lock().expect("held lock").take();
-        match id {
-            Some(id) => self.d.store.lock().expect("store").unlock(&id),
-            None => Ok(()),
-        }
+    /// Lets go of this step's share of the state lock: the lock goes
+    /// when no run holds one either.
+    fn unlock(&mut self) {
+        self.share = None;
     }
 
     /// Nothing in flight: says when the next run is (when that changed),

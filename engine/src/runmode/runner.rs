@@ -16,7 +16,7 @@ use crate::runmode::agenda::{Agenda, Due};
 use crate::runmode::attempt;
 use crate::runmode::notify::SUMMARY_NOTE;
 use crate::state::model::PolicyState;
-use crate::state::{Retry, SharedStore, Skipped, StateError};
+use crate::state::{LockGate, Retry, SharedStore, Skipped, StateError};
 
 /// What one run of a policy did.
 pub struct Ran {
@@ -64,7 +64,8 @@ pub enum Started {
 }
 
 /// Starts due runs as tasks and collects them as they finish. The caller
-/// holds the lease, and holds the state lock while [`Runner::busy`].
+/// holds the lease; each run holds a share of the state lock
+/// ([`Runner::share_lock`]) but while it waits for AWS.
 pub struct Runner {
     cloud: Arc<dyn Cloud>,
     store: SharedStore,
@@ -81,6 +82,8 @@ pub struct Runner {
     dr_limits: crate::dr::Limits,
     /// Ended DR runs not yet handed out by [`Runner::finished`].
     dr_done: Vec<Result<crate::state::DrRun, StateError>>,
+    /// The runner's hold on the state lock (none: the caller holds it).
+    gate: Option<LockGate>,
 }
 
 /// A DR run: policy, backup, destination.
@@ -108,6 +111,7 @@ impl Runner {
             dr_limits: crate::dr::Limits::default(),
             dr_done: Vec::new(),
             dr_driving: BTreeSet::new(),
+            gate: None,
         }
     }
 
@@ -119,10 +123,13 @@ impl Runner {
         self.ctx.notifications = config.notifications.clone();
     }
 
-    /// The state lock the runs started from now on hold: their retention
-    /// deletes only while it is still held.
-    pub fn hold(&mut self, lock_id: Option<String>) {
-        self.ctx.lock_id = lock_id;
+    /// The runner's hold on the state lock, shared by the runs and DR runs
+    /// started from now on: each takes it for its commits and lets go of it
+    /// while it waits for AWS, and their retention deletes only while the
+    /// lock they hold then is still theirs.
+    pub fn share_lock(&mut self, gate: LockGate) {
+        self.ctx.limits = self.ctx.limits.clone().with_gate(gate.clone());
+        self.gate = Some(gate);
     }
 
     /// Some run is in flight.
@@ -266,6 +273,12 @@ impl Runner {
                     due: now,
                 })?;
             }
+            // Taken while the caller holds its own share: the run's share
+            // keeps the lock until its first wait.
+            let guard = match &self.gate {
+                Some(g) => Some(g.try_enter()?),
+                None => None,
+            };
             self.in_flight.insert(d.policy.clone());
             let (cloud, store, ctx, wait) = (
                 self.cloud.clone(),
@@ -275,6 +288,7 @@ impl Runner {
             );
             let due = d.clone();
             self.jobs.spawn(async move {
+                let _share = guard;
                 let clock = std::time::Instant::now();
                 let trigger = due.trigger();
                 let run =
@@ -341,8 +355,18 @@ impl Runner {
         );
         work.interval = self.wait.interval;
         work.lock_id = self.ctx.lock_id.clone();
-        self.dr_jobs
-            .spawn(async move { (keys, crate::dr::copy(&work, runs).await) });
+        work.gate = self.gate.clone();
+        self.dr_jobs.spawn(async move {
+            // Its commits under the runner's lock, taken when it is free.
+            let _share = match &work.gate {
+                Some(g) => match g.enter().await {
+                    Ok(share) => Some(share),
+                    Err(e) => return (keys, vec![Err(e)]),
+                },
+                None => None,
+            };
+            (keys, crate::dr::copy(&work, runs).await)
+        });
     }
 
     /// The next work to finish; `None` when none is in flight. A finished

@@ -559,6 +559,9 @@ impl Tx<'_> {
                 params![policy, id, status.as_str(), ts(finished), serde_json::to_string(problems).unwrap_or_else(|_| "[]".into())],
             )
             .map_err(|e| self.err(e))?;
+        if status != BackupStatus::Running {
+            self.disown_backup(policy, id)?;
+        }
         Ok(())
     }
 
@@ -638,6 +641,7 @@ impl Tx<'_> {
                 params![policy, id],
             )
             .map_err(|e| self.err(e))?;
+        self.disown_backup(policy, id)?;
         // Its restore points stay while a DR copy of it can be restored.
         self.drop_unused_restore_points(policy, id)
     }

@@ -330,6 +330,15 @@ impl Store {
         Ok(self.read_hold(Hold::Lock)?.map(|(info, _)| info))
     }
 
+    /// The run-mode lease while its runner may still run: not expired
+    /// (by the real clock) and its holder not seen gone.
+    pub fn live_lease(&self) -> StateResult<Option<LockInfo>> {
+        Ok(self
+            .read_hold(Hold::Lease)?
+            .filter(|(l, who)| l.expires > Utc::now() && holder_alive(&l.holder, who.as_ref()))
+            .map(|(info, _)| info))
+    }
+
     /// The run-mode lease, if any (live or not).
     pub fn current_lease(&self) -> StateResult<Option<LockInfo>> {
         Ok(self.read_hold(Hold::Lease)?.map(|(info, _)| info))

@@ -23,11 +23,15 @@ mod dr;
 mod drill;
 pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};
 pub use drill::{DrillRecord, DrillStatus};
+mod gate;
 mod health;
 pub mod holder;
 mod identity;
 mod in_use;
+pub use gate::{GateGuard, LockGate, OnLocked};
+mod inflight;
 pub use in_use::{source_destination, InUse};
+pub use inflight::{InFlight, Owner};
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 mod lease;

@@ -49,6 +49,17 @@ pub enum StateError {
     },
     #[error("no lock with ID {0} is held")]
     NoSuchLock(String),
+    /// A backup runs in a live runner (which does not hold the state lock
+    /// through its wait for AWS): `what` must wait for it.
+    #[error("{what} refused: backup {backup} of policy.{policy} is in flight since {started}, run by {holder} (run lease {lease}); try again once it finished (`lifeboat backups --policy {policy}` shows it)")]
+    InFlight {
+        policy: String,
+        backup: String,
+        started: String,
+        holder: String,
+        lease: String,
+        what: String,
+    },
     #[error("{0}")]
     Conflict(String),
     /// The shared state refused or failed (see `state::remote`).

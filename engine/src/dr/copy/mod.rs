@@ -531,11 +531,13 @@ impl Copies {
                 };
                 continue;
             }
-            tokio::time::sleep(
+            // Copies take their time: a runner waits for them without the
+            // state lock.
+            work.unlocked(tokio::time::sleep(
                 work.interval
                     .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-            )
-            .await;
+            ))
+            .await?;
         }
         self.finish(plan).await
     }

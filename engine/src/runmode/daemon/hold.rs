@@ -1,13 +1,14 @@
 //! The runner's holds on the workspace: waiting for the run lease (one
 //! runner acts per workspace; the others stand by and say so), and the
 //! heartbeat that renews it, and the state lock while held, every third of
-//! the lease's TTL.
+//! the lease's TTL; the runner's share of the state lock (`state::gate`),
+//! held around its commits and let go of while its work waits for AWS.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Daemon, RunEvent};
-use crate::state::{LockInfo, StateError};
+use crate::state::{LockGate, LockInfo, Owner, StateError};
 
 impl Daemon<'_> {
     /// Waits for the lease (one runner per workspace), saying so once per
@@ -95,5 +96,42 @@ impl Daemon<'_> {
                 }
             }
         })
+    }
+
+    /// The runner's hold on the state lock for the runner of `lease`: the
+    /// lock's id lives in `held` (which the heartbeat renews); a run that
+    /// waits to take it again says who holds it, once per holder.
+    pub(super) fn gate(
+        &self,
+        lease: &LockInfo,
+        held: Arc<Mutex<Option<String>>>,
+        lost: Arc<AtomicBool>,
+    ) -> LockGate {
+        let owner = Owner {
+            lease: lease.id.clone(),
+            holder: lease.holder.clone(),
+        };
+        let (clock, on_event) = (self.clock.clone(), self.on_event.clone());
+        let on_locked = Arc::new(move |e: &StateError| {
+            if let StateError::Locked {
+                holder, operation, ..
+            } = e
+            {
+                let event = RunEvent::LockWaiting {
+                    holder: holder.clone(),
+                    operation: operation.clone(),
+                };
+                on_event(clock.now(), &event);
+            }
+        });
+        LockGate::new(
+            self.store.clone(),
+            "run",
+            self.mode.ttl(),
+            held,
+            lost,
+            owner,
+            on_locked,
+        )
     }
 }

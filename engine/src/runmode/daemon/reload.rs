@@ -265,6 +265,8 @@ impl Running<'_, '_> {
             d,
             runner: self.runner,
             lock: self.lock,
+            gate: self.gate,
+            share: self.share,
             lease: self.lease,
             lost: self.lost,
             worst: self.worst,

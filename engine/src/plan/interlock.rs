@@ -1,0 +1,101 @@
+//! Apply beside a runner's backups in flight. The runner lets go of the
+//! state lock while a backup waits for AWS, so an apply can run then; it
+//! must not pull the ground from under that backup. A change that removes
+//! or renames its policy, disables it, turns it into a template, moves it
+//! to another account, removes one of its targets, or removes (or changes
+//! the regions of) the account
+//! it runs in, is refused while the backup is in flight, naming it; the
+//! changes that depend on a refused one are skipped, and everything else
+//! is applied. Applying again once the backup finished performs the rest.
+//! Retention deletes need no interlock: the runner's retention runs under
+//! the state lock, as apply does, so they never run at once, and each
+//! decides on the catalog as committed.
+
+use serde_json::Value;
+
+use crate::addr::Address;
+use crate::plan::{Action, Change};
+use crate::state::InFlight;
+
+use super::apply::{ApplyError, Executor};
+
+/// What `c` does that a backup in flight in `flight` cannot live with.
+pub fn conflict(c: &Change, flight: &InFlight) -> Option<&'static str> {
+    // Only a policy's or an account's change is looked at: their priors
+    // are small values.
+    let before: Option<Value> = match &c.address {
+        Address::Policy { .. } | Address::Account { .. } => {
+            c.before.as_ref().map(|p| p.value().into_owned())
+        }
+        _ => None,
+    };
+    let differs = |key: &str| {
+        let of = |v: &Option<Value>| v.as_ref().and_then(|v| v.get(key)).cloned();
+        of(&before) != of(&c.after)
+    };
+    let turned_off = || {
+        let on = |v: &Option<Value>, key: &str, default: bool| {
+            v.as_ref()
+                .and_then(|v| v.get(key))
+                .and_then(Value::as_bool)
+                .unwrap_or(default)
+        };
+        (on(&before, "enabled", true) && !on(&c.after, "enabled", true))
+            || (!on(&before, "template", false) && on(&c.after, "template", false))
+    };
+    match (&c.address, c.action) {
+        (Address::Policy { name }, _) if *name != flight.policy => None,
+        (Address::Policy { .. }, Action::Delete) => Some("removing its policy"),
+        (Address::Policy { .. }, Action::Move) => Some("renaming its policy"),
+        (Address::Policy { .. }, Action::Update | Action::Replace) if differs("account") => {
+            Some("moving its policy to another account")
+        }
+        (Address::Policy { .. }, Action::Update | Action::Replace) if turned_off() => {
+            Some("disabling its policy")
+        }
+        (Address::Target { policy, .. }, Action::Delete) if *policy == flight.policy => {
+            Some("removing a target of its policy")
+        }
+        (Address::Account { name }, _) if *name != flight.account => None,
+        (Address::Account { .. }, Action::Delete) => Some("removing its account"),
+        (Address::Account { .. }, Action::Update | Action::Replace) if differs("regions") => {
+            Some("changing its account's regions")
+        }
+        _ => None,
+    }
+}
+
+/// The backups in flight that some change of `changes` conflicts with.
+pub fn blocking<'a>(changes: &[Change], flights: &'a [InFlight]) -> Vec<&'a InFlight> {
+    flights
+        .iter()
+        .filter(|f| changes.iter().any(|c| conflict(c, f).is_some()))
+        .collect()
+}
+
+impl Executor {
+    /// Refuses `c` while it conflicts with a backup in flight in a live
+    /// runner, read from the state as it is now (under this apply's lock,
+    /// no runner records a new backup meanwhile).
+    pub(crate) fn interlock(&self, c: &Change) -> Result<(), ApplyError> {
+        if !matches!(
+            c.address,
+            Address::Policy { .. } | Address::Account { .. } | Address::Target { .. }
+        ) {
+            return Ok(());
+        }
+        let flights = self
+            .store
+            .lock()
+            .expect("state store lock poisoned")
+            .in_flight(None)?;
+        for f in &flights {
+            if let Some(what) = conflict(c, f) {
+                return Err(ApplyError::State(
+                    f.refuse(&format!("{} ({what})", c.address)),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
