@@ -214,7 +214,7 @@ async fn a_backup_waiting_for_aws_leaves_the_lock_and_the_lock_holder_leaves_the
         name: "main".into(),
     }]
         .clone();
-    tag.before = Some(account.clone());
+    tag.before = Some(account.clone().into());
     tag.after = Some(account);
     b.executor(&other).perform(&tag).await.unwrap();
 
