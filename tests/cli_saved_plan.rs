@@ -373,3 +373,38 @@ fn a_move_that_cannot_run_keeps_the_old_policy_as_it_is() {
     env.apply();
     assert_eq!(env.backups(&[]).len(), 1);
 }
+
+#[test]
+fn a_saved_plan_masks_the_external_id_and_still_applies() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    let text = config(2, &[&a.id], false, "yes")
+        + "\naccount \"vault\" {\n  type    = \"dr\"\n  regions = [\"us-east-1\"]\n  assume_role {\n    role_arn    = \"arn:aws:iam::222222222222:role/lifeboat-dr\"\n    external_id = \"ext-id-7f3a9c\"\n  }\n}\n";
+    env.config(&text);
+    env.run(&["plan", "--out", "saved.plan"]).ok();
+    let saved = env.ws.read("saved.plan");
+    assert!(
+        !saved.contains("ext-id-7f3a9c"),
+        "the external id is in the saved plan"
+    );
+    assert!(saved.contains("\"external_id\": \"(set)\""), "{saved}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.ws.path().join("saved.plan"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "a saved plan is for its owner only");
+    }
+    // Checked against a fresh plan with the values masked alike, and
+    // performed with the fresh plan's values: the state has the real id.
+    env.run(&["apply", "saved.plan", "--auto-approve"]).ok();
+    assert_eq!(
+        object(&env, "account.vault")["assume_role"]["external_id"],
+        "ext-id-7f3a9c"
+    );
+    env.run(&["state", "show", "account.vault"])
+        .ok()
+        .stdout_lacks("ext-id-7f3a9c");
+}

@@ -48,9 +48,10 @@ pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
         print!("{}", status::next_runs_text(&ws.config, ws.now));
     }
     if let Some(out) = &args.out {
-        write_atomically_with(out, |w| {
-            serde_json::to_writer_pretty(w, &plan).map_err(std::io::Error::from)
-        })?;
+        // Masked as `--json` prints it: a saved plan travels between CI
+        // jobs as an artifact, and apply performs the fresh plan's values,
+        // never the saved ones (`plan::check` compares them masked).
+        write_atomically_with(out, |mut w| render::json_to(&plan, &mut w))?;
         if !args.json && !args.markdown {
             println!(
                 "\nSaved the plan to {}. Apply it with: lifeboat apply {}",
@@ -132,17 +133,22 @@ pub async fn observe(
 pub fn read(path: &Path) -> Result<Plan> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the plan {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a Lifeboat plan", path.display()))?;
-    let version = v
-        .get("format_version")
-        .and_then(|x| x.as_str())
-        .unwrap_or("");
+    // The version first, read alone: a large plan is then parsed once,
+    // straight into its type, not into a JSON tree and again from it.
+    #[derive(serde::Deserialize)]
+    struct Version {
+        #[serde(default)]
+        format_version: String,
+    }
+    let version = serde_json::from_str::<Version>(&text)
+        .with_context(|| format!("{} is not a Lifeboat plan", path.display()))?
+        .format_version;
     if version != FORMAT_VERSION {
         bail!(
             "{} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}",
             path.display()
         );
     }
-    serde_json::from_value(v).with_context(|| format!("{} is not a Lifeboat plan", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a Lifeboat plan", path.display()))
 }

@@ -96,6 +96,28 @@ pub fn same_origin(
 /// no longer has is, in `fresh`, a catalog-only read (the work was done
 /// elsewhere) and that read is performed instead. Changes only `fresh` has
 /// are not performed (nobody reviewed them) and are named in a note.
+/// Are the saved change's values the fresh one's? A saved plan is written
+/// with secrets-shaped fields masked (`render::json_to`), so a value that
+/// differs is compared again with the fresh one masked the same way.
+fn same_values(saved: &Change, fresh: &Change) -> bool {
+    let masked = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        super::render::mask(&mut v);
+        v
+    };
+    let before = saved.before == fresh.before
+        || match (&saved.before, &fresh.before) {
+            (Some(s), Some(f)) => *s.value() == masked(&f.value()),
+            _ => false,
+        };
+    let after = saved.after == fresh.after
+        || match (&saved.after, &fresh.after) {
+            (Some(s), Some(f)) => *s == masked(f),
+            _ => false,
+        };
+    before && after
+}
+
 pub fn check(saved: &Plan, fresh: &Plan) -> Result<Checked, SavedPlanError> {
     same_origin(saved, &fresh.lineage, fresh.serial, &fresh.config_digest)?;
     let by_address: BTreeMap<&Address, &Change> =
@@ -124,7 +146,7 @@ pub fn check(saved: &Plan, fresh: &Plan) -> Result<Checked, SavedPlanError> {
                 &format!("a plan made now would {} it instead", verb(f.action)),
             ));
             continue;
-        } else if s.before != f.before || s.after != f.after {
+        } else if !same_values(s, f) {
             refusals.push(refusal(
                 s,
                 "its values differ from those a plan made now has",
