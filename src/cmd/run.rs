@@ -137,17 +137,7 @@ impl Log {
                 json!({ "policy": d.policy, "slot": stamp(d.slot), "reason": "previous run still in flight" }),
             ),
             RunEvent::BackupFinished(r) => self.finished(at, r),
-            RunEvent::DrFinished(Ok(r)) => self.event(
-                at,
-                if r.status == DrStatus::Completed { "dr_copied" } else { "dr_failed" },
-                json!({
-                    "policy": r.policy,
-                    "backup": r.backup_id,
-                    "destination": r.destination.to_string(),
-                    "status": r.status.as_str(),
-                    "detail": r.detail,
-                }),
-            ),
+            RunEvent::DrFinished(Ok(r)) => self.dr_finished(at, r),
             RunEvent::DrFinished(Err(e)) => self.event(at, "dr_error", json!({ "error": e })),
             RunEvent::CaptureFailed {
                 capture,
@@ -195,21 +185,40 @@ impl Log {
             RunEvent::SummaryFailed { error } => {
                 self.event(at, "notify_error", json!({ "error": error }))
             }
-            RunEvent::ConfigReloaded { .. } => self.reloaded(at, event),
-            RunEvent::ConfigUnreadable { serial, error } => self.event(
-                at,
-                "config_reload_error",
-                json!({ "serial": serial, "error": error, "kept": "the configuration the runner works from" }),
-            ),
+            RunEvent::ConfigReloaded { .. } | RunEvent::ConfigUnreadable { .. } => {
+                self.reloaded(at, event)
+            }
             RunEvent::NextRun(next) => self.event(at, "next_run", json!({ "at": stamp(*next) })),
             RunEvent::LeaseLost(e) => eprintln!("Error: {e}"),
             RunEvent::RunnerStopped => self.event(at, "runner_stop", json!({})),
         }
     }
 
-    /// `config_reloaded`: the serials the configuration was read at before
+    /// `dr_copied` or `dr_failed`: one DR run settled.
+    fn dr_finished(&self, at: DateTime<Utc>, r: &lifeboat_engine::state::DrRun) {
+        let event = if r.status == DrStatus::Completed {
+            "dr_copied"
+        } else {
+            "dr_failed"
+        };
+        let fields = json!({
+            "policy": r.policy,
+            "backup": r.backup_id,
+            "destination": r.destination.to_string(),
+            "status": r.status.as_str(),
+            "detail": r.detail,
+        });
+        self.event(at, event, fields);
+    }
+
+    /// `config_reloaded` (or `config_reload_error`): the serials the configuration was read at before
     /// and now, why, and per kind what changed (`policies=+1 ~1`).
     fn reloaded(&self, at: DateTime<Utc>, event: &RunEvent) {
+        if let RunEvent::ConfigUnreadable { serial, error } = event {
+            let kept = "the configuration the runner works from";
+            let fields = json!({ "serial": serial, "error": error, "kept": kept });
+            return self.event(at, "config_reload_error", fields);
+        }
         let RunEvent::ConfigReloaded {
             from_serial,
             to_serial,
