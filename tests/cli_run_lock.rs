@@ -1,6 +1,7 @@
 //! The runner holds the state lock only for its short commits, not through
 //! a backup's wait for AWS: an apply gets in while a backup waits, and what
-//! would pull the ground from under that backup is refused, naming it.
+//! would pull the ground from under that backup is refused, naming it, and
+//! with it the whole plan.
 //!
 //! The emulator completes snapshots at once, so the wait is held open by
 //! the `backup-waiting:hold` failpoint, which keeps the backup in its wait
@@ -155,20 +156,22 @@ fn apply_gets_in_while_a_runner_backup_waits_and_what_would_orphan_it_is_refused
     refused.stderr_has("lifeboat backup web refused: backup ");
     refused.stderr_has(" of policy.web is in flight since ");
     refused.stderr_has("run by ");
-    // Removing it is refused (its targets too); the rest applies.
+    // Removing it is refused (its targets too), and with it the whole
+    // plan, before anything is done: the policy's backups would go first.
     env.config(&config(&web.id, Some(&api.id)).replace("policy \"web\"", "policy \"www\""));
     let removal = env
         .run(&["apply", "--auto-approve", "--allow-destroy-backups"])
         .code(1);
-    // The policy goes after its targets: the first refused is a target,
-    // and the policy's removal is skipped with it.
-    removal.stdout_has("(removing a target of its policy) refused: backup ");
+    removal.stdout_has(
+        "(removing a target of its policy; nothing of this plan is applied) refused: backup ",
+    );
+    removal.stdout_has("policy.web (removing its policy; nothing of this plan is applied) refused");
     removal.stdout_has(" of policy.web is in flight since ");
     removal.stdout_has("try again once it finished");
-    removal.stdout_has("policy.web: skipped");
+    removal.stdout_has("policy.www: skipped");
     assert!(
-        env.state_list().iter().any(|a| a == "policy.www"),
-        "what does not touch the backup in flight was applied: {:?}",
+        !env.state_list().iter().any(|a| a == "policy.www"),
+        "nothing of a refused plan is applied: {:?}",
         env.state_list()
     );
     let list = env.state_list();

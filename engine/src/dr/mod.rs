@@ -158,6 +158,25 @@ impl DrWork {
         }
     }
 
+    /// A share of the runner's lock for one piece of work, taken when the
+    /// lock is free; nothing without a gate (the caller holds the lock).
+    pub(crate) async fn share(&self) -> Result<Option<crate::state::GateGuard>, StateError> {
+        match &self.gate {
+            Some(g) => Ok(Some(g.enter().await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The lock retention of copies and originals checks before each
+    /// delete; a runner that holds none now deletes nothing.
+    pub fn retention_lock(&self) -> Result<Option<String>, StateError> {
+        let lock = self.lock_now();
+        if lock.is_none() && self.gate.is_some() {
+            return Err(crate::runmode::attempt::no_lock_to_delete());
+        }
+        Ok(lock)
+    }
+
     /// Runs `wait` (a wait for AWS) without the runner's state lock, taken
     /// again after; without a gate, just runs it.
     pub(crate) async fn unlocked<T>(
@@ -251,7 +270,7 @@ pub fn open_runs(store: &SharedStore) -> Result<Vec<DrRun>, StateError> {
 /// returned report.
 pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, StateError>> {
     runs.sort_by_key(|r| (r.started, r.backup_seq));
-    let ended = futures_join(runs.into_iter().map(|r| copy::drive(work, r))).await;
+    let ended = futures_join(runs.into_iter().map(|r| drive_shared(work, r))).await;
     let completed: std::collections::BTreeSet<String> = ended
         .iter()
         .filter_map(|r| r.as_ref().ok())
@@ -259,6 +278,10 @@ pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, Stat
         .map(|r| r.policy.clone())
         .collect();
     if !completed.is_empty() && work.wait {
+        let _share = match work.share().await {
+            Ok(share) => share,
+            Err(e) => return ended.into_iter().chain([Err(e)]).collect(),
+        };
         if let Err(e) = retain_copies(work, &completed).await {
             return ended.into_iter().chain([Err(e)]).collect();
         }
@@ -267,6 +290,14 @@ pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, Stat
         }
     }
     ended
+}
+
+/// Drives one run under its own share of a runner's lock: each run lets go
+/// of its share in its own waits, and the lock is let go of only once every
+/// run (and every other piece of the runner's work) waits.
+async fn drive_shared(work: &DrWork, run: DrRun) -> Result<DrRun, StateError> {
+    let _share = work.share().await?;
+    copy::drive(work, run).await
 }
 
 /// `keep_original = false`: once a backup's copies completed, its
@@ -291,7 +322,7 @@ async fn retain_originals(
             name,
             None,
             work.now_at(),
-            work.lock_now().as_deref(),
+            work.retention_lock()?.as_deref(),
         )
         .await;
         match r {

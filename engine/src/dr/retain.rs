@@ -74,7 +74,7 @@ pub async fn retain_copies(
         accounts,
         store: work.store.clone(),
         now: work.now_at(),
-        lock_id: work.lock_now(),
+        lock_id: work.retention_lock()?,
         stop: Default::default(),
     });
     Ok(apply::apply(&plan, exec, 4, |_, _| {}).await)

@@ -472,6 +472,23 @@ pub async fn apply(
     let mut report = Report::default();
     let mut running = tokio::task::JoinSet::new();
     let parallelism = parallelism.max(1);
+    let refused = exec.refusals(&plan.changes);
+    if let Some((first, _)) = refused.first() {
+        let first = plan.changes[*first].address.clone();
+        let mut refused: BTreeMap<usize, String> = refused
+            .into_iter()
+            .map(|(i, e)| (i, e.to_string()))
+            .collect();
+        for (i, c) in plan.changes.iter().enumerate() {
+            let o = match refused.remove(&i) {
+                Some(why) => Outcome::Failed(why),
+                None => Outcome::Skipped(first.clone()),
+            };
+            progress(c, &o);
+            report.outcomes.insert(c.address.clone(), o);
+        }
+        return report;
+    }
 
     loop {
         while running.len() < parallelism && !exec.stop.load(std::sync::atomic::Ordering::SeqCst) {

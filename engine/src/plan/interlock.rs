@@ -2,11 +2,13 @@
 //! state lock while a backup waits for AWS, so an apply can run then; it
 //! must not pull the ground from under that backup. A change that removes
 //! or renames its policy, disables it, turns it into a template, moves it
-//! to another account, removes one of its targets, or removes (or changes
-//! the regions of) the account
-//! it runs in, is refused while the backup is in flight, naming it; the
-//! changes that depend on a refused one are skipped, and everything else
-//! is applied. Applying again once the backup finished performs the rest.
+//! to another account, changes its DR, removes one of its targets, or
+//! removes (or changes the regions, id, role or profile of) the account it
+//! runs in, is refused while the backup is in flight, naming it, and
+//! then the whole plan is refused before any of it is done: the changes a
+//! refused one depends on (its policy's backups, deleted before the
+//! policy) must not go ahead without it. Applying again once the backup
+//! finished performs the plan.
 //! Retention deletes need no interlock: the runner's retention runs under
 //! the state lock, as apply does, so they never run at once, and each
 //! decides on the catalog as committed.
@@ -53,6 +55,10 @@ pub fn conflict(c: &Change, flight: &InFlight) -> Option<&'static str> {
         (Address::Policy { .. }, Action::Update | Action::Replace) if turned_off() => {
             Some("disabling its policy")
         }
+        // The backup's DR runs start from the policy's `dr` when it ends.
+        (Address::Policy { .. }, Action::Update | Action::Replace) if differs("dr") => {
+            Some("changing its policy's DR")
+        }
         (Address::Target { policy, .. }, Action::Delete) if *policy == flight.policy => {
             Some("removing a target of its policy")
         }
@@ -60,6 +66,14 @@ pub fn conflict(c: &Change, flight: &InFlight) -> Option<&'static str> {
         (Address::Account { .. }, Action::Delete) => Some("removing its account"),
         (Address::Account { .. }, Action::Update | Action::Replace) if differs("regions") => {
             Some("changing its account's regions")
+        }
+        // Its commits and its close reach AWS as the account it started in.
+        (Address::Account { .. }, Action::Update | Action::Replace)
+            if ["account_id", "assume_role", "profile"]
+                .iter()
+                .any(|k| differs(k)) =>
+        {
+            Some("changing how its account is reached")
         }
         _ => None,
     }
@@ -74,6 +88,44 @@ pub fn blocking<'a>(changes: &[Change], flights: &'a [InFlight]) -> Vec<&'a InFl
 }
 
 impl Executor {
+    /// The refusals of a plan some of whose changes conflict with a backup
+    /// in flight, one per conflicting change: the whole plan is then
+    /// refused before anything is done, since the changes it depends on
+    /// (the policy's backups deleted before the policy) and those that
+    /// depend on it would otherwise go ahead without it. Empty when the
+    /// plan may go ahead (each change is still checked as it is made).
+    pub(crate) fn refusals(&self, changes: &[Change]) -> Vec<(usize, ApplyError)> {
+        if !changes.iter().any(|c| {
+            matches!(
+                c.address,
+                Address::Policy { .. } | Address::Account { .. } | Address::Target { .. }
+            )
+        }) {
+            return Vec::new();
+        }
+        let flights = match self
+            .store
+            .lock()
+            .expect("state store lock poisoned")
+            .in_flight(None)
+        {
+            Ok(f) => f,
+            // The change-by-change check meets the same failure.
+            Err(_) => return Vec::new(),
+        };
+        let mut out = Vec::new();
+        for (i, c) in changes.iter().enumerate() {
+            if let Some((f, what)) = flights.iter().find_map(|f| conflict(c, f).map(|w| (f, w))) {
+                let refusal = f.refuse(&format!(
+                    "{} ({what}; nothing of this plan is applied)",
+                    c.address
+                ));
+                out.push((i, ApplyError::State(refusal)));
+            }
+        }
+        out
+    }
+
     /// Refuses `c` while it conflicts with a backup in flight in a live
     /// runner, read from the state as it is now (under this apply's lock,
     /// no runner records a new backup meanwhile).

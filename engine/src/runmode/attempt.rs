@@ -63,6 +63,17 @@ impl Context {
             None => self.lock_id.clone(),
         }
     }
+
+    /// The lock retention checks before each delete. A runner that holds
+    /// none now must not delete at all: `None` would check nothing, and an
+    /// apply holding the lock may be deleting on another read.
+    pub fn retention_lock(&self) -> Result<Option<String>, StateError> {
+        let lock = self.lock_now();
+        if lock.is_none() && self.limits.gate().is_some() {
+            return Err(no_lock_to_delete());
+        }
+        Ok(lock)
+    }
 }
 
 /// One attempt of a run.
@@ -287,11 +298,21 @@ async fn attempt(
         return (Err(e.into()), summary);
     }
     let taken = settle_scripts(store, taken, strict, &script_problems);
-    let lock = ctx.lock_now();
-    let result = retain(cloud, store, policy, taken, at, lock.as_deref()).await;
+    let result = match ctx.retention_lock() {
+        Ok(lock) => retain(cloud, store, policy, taken, at, lock.as_deref()).await,
+        Err(e) => taken.and(Err(e.into())),
+    };
     summary.valid = backup_ok && (!strict || script_problems.is_empty());
     summarise(&mut summary, &result, strict, script_problems);
     (result, summary)
+}
+
+/// Retention refused: the runner holds no state lock at that moment.
+pub(crate) fn no_lock_to_delete() -> StateError {
+    StateError::Conflict(
+        "the runner holds no state lock: retention deleted nothing (the next backup or apply does)"
+            .into(),
+    )
 }
 
 /// Runs the `before` script, if any; its failure goes to `problems`.
@@ -356,6 +377,21 @@ async fn take(
     match tokio::time::timeout(Duration::from_secs(secs), take).await {
         Ok(r) => Ok(r),
         Err(_) => {
+            // The backup was dropped, maybe in a wait without the lock: the
+            // close and the retention after it are made under the lock,
+            // taken again here (waiting while another holder has it).
+            let _share = match ctx.limits.gate() {
+                Some(g) => match g.enter().await {
+                    Ok(share) => Some(share),
+                    Err(e) => {
+                        return Err(TimedOut {
+                            problem: format!("the backup timed out after {secs}s"),
+                            record: Err(e.into()),
+                        })
+                    }
+                },
+                None => None,
+            };
             // The create calls in flight were abandoned; what AWS made for
             // them is adopted by tags before the backup is closed as failed.
             let why = format!("the backup timed out after {secs}s");

@@ -295,6 +295,9 @@ impl Runner {
                     attempt::run(cloud, store.clone(), &due.policy, &trigger, now, wait, &ctx)
                         .await;
                 let mut result = run.result;
+                if let (Err(_), Some(g)) = (&result, ctx.limits.gate()) {
+                    disown_failed(&store, g, &due.policy).await;
+                }
                 if let Ok(b) = &result {
                     // Only while the slot is still the last one: a later slot
                     // skipped meanwhile must not be moved back.
@@ -356,17 +359,11 @@ impl Runner {
         work.interval = self.wait.interval;
         work.lock_id = self.ctx.lock_id.clone();
         work.gate = self.gate.clone();
-        self.dr_jobs.spawn(async move {
-            // Its commits under the runner's lock, taken when it is free.
-            let _share = match &work.gate {
-                Some(g) => match g.enter().await {
-                    Ok(share) => Some(share),
-                    Err(e) => return (keys, vec![Err(e)]),
-                },
-                None => None,
-            };
-            (keys, crate::dr::copy(&work, runs).await)
-        });
+        // Each run driven takes its own share of the runner's lock
+        // (`dr::copy`): one share between runs waiting at once would be let
+        // go of by the first to wait while the others commit.
+        self.dr_jobs
+            .spawn(async move { (keys, crate::dr::copy(&work, runs).await) });
     }
 
     /// The next work to finish; `None` when none is in flight. A finished
@@ -402,4 +399,20 @@ impl Runner {
             }
         }
     }
+}
+
+/// A runner's backup that ended in an error (the lock not taken again, a
+/// commit refused) may be left `running`: disowned under the lock, it is no
+/// longer in flight, so that reconciliation closes it instead of its policy
+/// staying refused until the runner restarts. Without the lock (the lease
+/// lost) there is nothing to do: the backup is an orphan already.
+async fn disown_failed(store: &SharedStore, gate: &LockGate, policy: &str) {
+    let Ok(_share) = gate.enter().await else {
+        return;
+    };
+    // A failure leaves the owner row to the lease's end, as before.
+    let _ = store
+        .lock()
+        .expect("store")
+        .disown_running(policy, gate.owner());
 }

@@ -107,12 +107,19 @@ impl LockGate {
     /// Runs `wait` (a wait for AWS) without needing the lock: the lock is
     /// let go of when no other work needs it, and taken again (waiting for
     /// it) before this returns. The caller holds a guard.
+    ///
+    /// Cancel-safe: dropped in its wait (a policy's `timeout`), the caller's
+    /// share counts again, so that the count stays balanced; the lock may
+    /// then not be held, and whoever commits next takes it ([`enter`]).
+    ///
+    /// [`enter`]: LockGate::enter
     pub async fn unlocked<T>(&self, wait: impl std::future::Future<Output = T>) -> StateResult<T> {
         self.0.leave();
-        let out = wait.await;
         // The caller's guard counts again (and is dropped by it), whether
-        // or not the lock could be taken.
-        *self.0.users.lock().expect("gate users") += 1;
+        // the wait ends, is dropped, or the lock cannot be taken.
+        let rejoin = Rejoin(&self.0);
+        let out = wait.await;
+        drop(rejoin);
         self.0.take_waiting().await?;
         Ok(out)
     }
@@ -131,6 +138,15 @@ impl Drop for GateGuard {
     }
 }
 
+/// Gives the caller's share back to the count when dropped.
+struct Rejoin<'a>(&'a Inner);
+
+impl Drop for Rejoin<'_> {
+    fn drop(&mut self) {
+        *self.0.users.lock().expect("gate users") += 1;
+    }
+}
+
 impl Inner {
     fn join(self: &Arc<Self>) -> GateGuard {
         *self.users.lock().expect("gate users") += 1;
@@ -140,7 +156,16 @@ impl Inner {
     /// One user less; the last one lets go of the lock.
     fn leave(&self) {
         let mut users = self.users.lock().expect("gate users");
-        *users = users.saturating_sub(1);
+        // One leave per share: more would let go of a lock another share
+        // still needs (two pieces of work waiting under one guard).
+        if *users == 0 {
+            drop(users);
+            if cfg!(debug_assertions) {
+                panic!("the runner's lock share left twice");
+            }
+            return;
+        }
+        *users -= 1;
         if *users > 0 {
             return;
         }
@@ -185,6 +210,10 @@ impl Inner {
                         }
                     }
                 }
+                // Another runner's lock changing hands under it, or the
+                // shared state failing for a moment: tried again while the
+                // lease lives, rather than abandoning the work that waits.
+                Err(e) if transient(&e) && !self.lost.load(Ordering::SeqCst) => {}
                 other => return other,
             }
             tokio::time::sleep(pause).await;
@@ -193,8 +222,19 @@ impl Inner {
     }
 }
 
+/// A refusal to take the lock that a later try may not meet.
+fn transient(e: &StateError) -> bool {
+    use super::remote::RemoteError;
+    matches!(
+        e,
+        StateError::Conflict(_)
+            | StateError::Remote(RemoteError::Conflict { .. } | RemoteError::Failed(_))
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::remote::{HoldKind, HoldRecord, RemoteError};
     use super::*;
     use crate::state::Store;
 
@@ -257,5 +297,160 @@ mod tests {
         );
         drop(a);
         assert_eq!(store.lock().unwrap().current_lock().unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_wait_dropped_midway_gives_its_share_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, store) = gate(&dir.path().join("state.db"));
+        let a = g.enter().await.unwrap();
+        let b = a.also();
+        // A policy's timeout drops the work under `a` in its wait.
+        let dropped = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            g.unlocked(std::future::pending::<()>()),
+        )
+        .await;
+        assert!(dropped.is_err());
+        // `a` still counts: the other share going leaves it the lock.
+        drop(b);
+        assert!(
+            g.current().is_some(),
+            "the lock was let go of under a live share"
+        );
+        assert!(store.lock().unwrap().current_lock().unwrap().is_some());
+        drop(a);
+        assert_eq!(g.current(), None);
+        assert_eq!(store.lock().unwrap().current_lock().unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_wait_dropped_after_the_lock_was_let_go_of_leaves_the_count_balanced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, store) = gate(&dir.path().join("state.db"));
+        let a = g.enter().await.unwrap();
+        let dropped = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            g.unlocked(std::future::pending::<()>()),
+        )
+        .await;
+        assert!(dropped.is_err());
+        assert_eq!(g.current(), None, "let go of in the wait");
+        // A fresh share takes it again, and the lock is let go of once
+        // both are gone.
+        let fresh = g.enter().await.unwrap();
+        assert!(g.current().is_some());
+        drop(fresh);
+        assert!(g.current().is_some(), "`a` still needs it");
+        drop(a);
+        assert_eq!(store.lock().unwrap().current_lock().unwrap(), None);
+    }
+
+    /// A shared state whose first takes of the lock fail as DynamoDB may
+    /// (a transient error), as no emulated table can be made to.
+    struct Flaky {
+        inner: crate::testing::remote::MemoryRemote,
+        failures: std::sync::atomic::AtomicUsize,
+    }
+
+    impl super::super::remote::Remote for Flaky {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn incarnation(&self) -> Result<String, RemoteError> {
+            self.inner.incarnation()
+        }
+        fn schema(&self) -> Result<i64, RemoteError> {
+            self.inner.schema()
+        }
+        fn head(&self) -> Result<u64, RemoteError> {
+            self.inner.head()
+        }
+        fn pull(&self, since: u64) -> Result<super::super::remote::Pull, RemoteError> {
+            self.inner.pull(since)
+        }
+        fn commit(
+            &self,
+            base: u64,
+            schema: i64,
+            fence: &super::super::remote::Fence,
+            changes: &[super::super::remote::RowChange],
+        ) -> Result<u64, RemoteError> {
+            self.inner.commit(base, schema, fence, changes)
+        }
+        fn hold(&self, kind: HoldKind) -> Result<Option<HoldRecord>, RemoteError> {
+            self.inner.hold(kind)
+        }
+        fn take_hold(
+            &self,
+            kind: HoldKind,
+            new: &HoldRecord,
+            replacing: Option<&HoldRecord>,
+        ) -> Result<HoldRecord, RemoteError> {
+            if kind == HoldKind::Lock
+                && self
+                    .failures
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                return Err(RemoteError::Failed(
+                    "dynamodb: TransactWriteItems: throttled".into(),
+                ));
+            }
+            self.inner.take_hold(kind, new, replacing)
+        }
+        fn renew_hold(&self, kind: HoldKind, id: &str, expires: &str) -> Result<bool, RemoteError> {
+            self.inner.renew_hold(kind, id, expires)
+        }
+        fn release_hold(&self, kind: HoldKind, id: &str) -> Result<(), RemoteError> {
+            self.inner.release_hold(kind, id)
+        }
+        fn compact(&self) -> Result<Option<u64>, RemoteError> {
+            self.inner.compact()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_taking_the_lock_again_is_tried_again_while_the_lease_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = Arc::new(Flaky {
+            inner: crate::testing::remote::MemoryRemote::new(),
+            failures: Default::default(),
+        });
+        let store: SharedStore = Arc::new(Mutex::new(
+            Store::open_shared(&dir.path().join("cache.db"), remote.clone()).unwrap(),
+        ));
+        let lost = Arc::new(AtomicBool::new(false));
+        let g = LockGate::new(
+            store.clone(),
+            "run",
+            Duration::seconds(30),
+            Default::default(),
+            lost.clone(),
+            Owner {
+                lease: "lease".into(),
+                holder: "me".into(),
+            },
+            Arc::new(|_| {}),
+        );
+        let a = g.enter().await.unwrap();
+        // The wait ends; the first two tries to take the lock again fail.
+        g.unlocked(async {
+            assert_eq!(g.current(), None);
+            remote.failures.store(2, Ordering::SeqCst);
+        })
+        .await
+        .unwrap();
+        assert!(g.current().is_some());
+        assert_eq!(remote.failures.load(Ordering::SeqCst), 0);
+        // With the lease lost, a failure ends the wait for the lock.
+        let out = g
+            .unlocked(async {
+                remote.failures.store(1, Ordering::SeqCst);
+                lost.store(true, Ordering::SeqCst);
+            })
+            .await;
+        assert!(out.is_err());
+        drop(a);
     }
 }

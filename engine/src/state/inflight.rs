@@ -120,6 +120,31 @@ impl Store {
         Ok(out)
     }
 
+    /// Forgets `owner` as the runner of its `running` backups of `policy`:
+    /// a runner's backup that ended in an error is no longer in flight, and
+    /// the next reconciliation (the runner's own, or any lock holder's)
+    /// closes it. Returns the backups disowned.
+    pub fn disown_running(&mut self, policy: &str, owner: &Owner) -> StateResult<Vec<String>> {
+        self.sync()?;
+        let mut mine = Vec::new();
+        for b in self.backups(Some(policy))? {
+            if b.status == BackupStatus::Running
+                && self.backup_owner(&b.policy, &b.id)?.as_ref() == Some(owner)
+            {
+                mine.push(b.id);
+            }
+        }
+        if !mine.is_empty() {
+            self.transaction(|tx| {
+                for id in &mine {
+                    tx.disown_backup(policy, id)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(mine)
+    }
+
     /// Is the backup `id` of `policy` in flight in a live runner?
     pub fn owned_by_live_runner(&mut self, policy: &str, id: &str) -> StateResult<bool> {
         Ok(self.in_flight(Some(policy))?.iter().any(|f| f.backup == id))
