@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::addr::Address;
 use crate::plan::{Action, Change};
-use crate::state::InFlight;
+use crate::state::{InFlight, StateError};
 
 use super::apply::{ApplyError, Executor};
 
@@ -110,8 +110,28 @@ impl Executor {
             .in_flight(None)
         {
             Ok(f) => f,
-            // The change-by-change check meets the same failure.
-            Err(_) => return Vec::new(),
+            // Unknown which backups are in flight: no change that could
+            // conflict goes ahead (its dependencies, a removed policy's
+            // other backups, would otherwise be deleted first).
+            Err(e) => {
+                return changes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| {
+                        matches!(
+                            c.address,
+                            Address::Policy { .. } | Address::Account { .. } | Address::Target { .. }
+                        )
+                    })
+                    .map(|(i, c)| {
+                        let why = format!(
+                            "{}: cannot read which backups are in flight ({e}); nothing of this plan is applied",
+                            c.address
+                        );
+                        (i, ApplyError::State(StateError::Conflict(why)))
+                    })
+                    .collect();
+            }
         };
         let mut out = Vec::new();
         for (i, c) in changes.iter().enumerate() {

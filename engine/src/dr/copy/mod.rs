@@ -514,21 +514,27 @@ impl Copies {
                 break;
             }
             if throttled {
-                // AWS asked to slow down: wait a look's time before trying.
-                tokio::time::sleep(
+                // AWS asked to slow down: wait a look's time before trying,
+                // without the state lock.
+                work.unlocked(tokio::time::sleep(
                     work.interval
                         .min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-                )
-                .await;
+                ))
+                .await?;
             }
             if self.in_flight.is_empty() {
                 // No room at all: wait for another run's copy to finish,
                 // and keep the room for the next copy (dropping it would
                 // hand it to the next run waiting, never to this one).
-                tokio::select! {
-                    p = work.limits.acquire(&plan.run.policy, &plan.run.destination, plan.dr.concurrency) => room = Some(p),
-                    _ = tokio::time::sleep_until(deadline) => {}
-                };
+                // That may take as long as a copy: without the state lock.
+                room = work
+                    .unlocked(async {
+                        tokio::select! {
+                            p = work.limits.acquire(&plan.run.policy, &plan.run.destination, plan.dr.concurrency) => Some(p),
+                            _ = tokio::time::sleep_until(deadline) => None,
+                        }
+                    })
+                    .await?;
                 continue;
             }
             // Copies take their time: a runner waits for them without the
