@@ -12,7 +12,7 @@ use lifeboat_engine::cloud::identity::CheckedCloud;
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::state::{SharedStore, Store};
 use lifeboat_providers::DynamoRemote;
-use lifeboat_schema::{Config, Severity, StateBackend};
+use lifeboat_schema::{Config, StateBackend};
 
 use crate::output::{print_diagnostics, Exit};
 
@@ -41,11 +41,7 @@ pub fn load(dir: &Path, now: Option<DateTime<Utc>>) -> Result<Workspace> {
         }
         Err(diags) => {
             print_diagnostics(&diags);
-            let n = diags
-                .0
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .count();
+            let n = diags.errors().count();
             eprintln!("{n} error(s) in the configuration.");
             Err(Exit(1).into())
         }

@@ -44,13 +44,14 @@ pub fn run(dir: &Path, now: Option<DateTime<Utc>>, format: Format) -> Result<u8>
             if valid {
                 println!("Configuration is valid.");
             } else {
-                let n = errors(&diags);
+                let n = diags.errors().count();
                 eprintln!("{n} error(s) in the configuration.");
             }
         }
         Format::Json => {
             let list: Vec<_> = diags.0.iter().map(as_json).collect();
-            let doc = json!({ "valid": valid, "errors": errors(&diags), "diagnostics": list });
+            let doc =
+                json!({ "valid": valid, "errors": diags.errors().count(), "diagnostics": list });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         Format::Github => {
@@ -63,14 +64,6 @@ pub fn run(dir: &Path, now: Option<DateTime<Utc>>, format: Format) -> Result<u8>
         }
     }
     Ok(if valid { 0 } else { 1 })
-}
-
-fn errors(diags: &Diagnostics) -> usize {
-    diags
-        .0
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count()
 }
 
 fn severity(d: &Diagnostic) -> &'static str {

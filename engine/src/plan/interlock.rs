@@ -79,12 +79,13 @@ pub fn conflict(c: &Change, flight: &InFlight) -> Option<&'static str> {
     }
 }
 
-/// The backups in flight that some change of `changes` conflicts with.
-pub fn blocking<'a>(changes: &[Change], flights: &'a [InFlight]) -> Vec<&'a InFlight> {
-    flights
-        .iter()
-        .filter(|f| changes.iter().any(|c| conflict(c, f).is_some()))
-        .collect()
+/// Can `c` conflict with a backup in flight at all? Only a policy's, an
+/// account's or a target's change can.
+fn may_conflict(c: &Change) -> bool {
+    matches!(
+        c.address,
+        Address::Policy { .. } | Address::Account { .. } | Address::Target { .. }
+    )
 }
 
 impl Executor {
@@ -95,12 +96,7 @@ impl Executor {
     /// depend on it would otherwise go ahead without it. Empty when the
     /// plan may go ahead (each change is still checked as it is made).
     pub(crate) fn refusals(&self, changes: &[Change]) -> Vec<(usize, ApplyError)> {
-        if !changes.iter().any(|c| {
-            matches!(
-                c.address,
-                Address::Policy { .. } | Address::Account { .. } | Address::Target { .. }
-            )
-        }) {
+        if !changes.iter().any(may_conflict) {
             return Vec::new();
         }
         let flights = match self
@@ -117,12 +113,7 @@ impl Executor {
                 return changes
                     .iter()
                     .enumerate()
-                    .filter(|(_, c)| {
-                        matches!(
-                            c.address,
-                            Address::Policy { .. } | Address::Account { .. } | Address::Target { .. }
-                        )
-                    })
+                    .filter(|(_, c)| may_conflict(c))
                     .map(|(i, c)| {
                         let why = format!(
                             "{}: cannot read which backups are in flight ({e}); nothing of this plan is applied",
@@ -150,10 +141,7 @@ impl Executor {
     /// runner, read from the state as it is now (under this apply's lock,
     /// no runner records a new backup meanwhile).
     pub(crate) fn interlock(&self, c: &Change) -> Result<(), ApplyError> {
-        if !matches!(
-            c.address,
-            Address::Policy { .. } | Address::Account { .. } | Address::Target { .. }
-        ) {
+        if !may_conflict(c) {
             return Ok(());
         }
         let flights = self
