@@ -112,6 +112,15 @@ impl Emulator {
                 ));
             }
             if http_answers(self.port) {
+                // Answering is not enough: the answer must come from our own
+                // server, still running once it has had time to bind.
+                std::thread::sleep(Duration::from_millis(200));
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    return Err(format!(
+                        "moto_server exited with {status} after port {} answered",
+                        self.port
+                    ));
+                }
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -141,9 +150,26 @@ impl Drop for Emulator {
     }
 }
 
+/// A loopback port nothing listens on and that this test process has not
+/// handed out before.
+///
+/// Tests run in parallel threads, and the kernel may give a port just probed
+/// by one thread to another before the first thread's emulator binds it. The
+/// second emulator then fails to bind, while the first one answers on its
+/// port: the second test would talk to the first test's emulator, and lose it
+/// when that test ends. Never handing a port out twice closes that.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        drop(listener);
+        if !given.contains(&port) && !http_answers(port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// True when something on `port` answers a plain HTTP request.
