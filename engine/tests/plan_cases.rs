@@ -93,9 +93,10 @@ fn run_path_retention(
 ) -> (Vec<Change>, Vec<String>) {
     let mut applied = prior.clone();
     for (name, a) in &config.accounts {
-        applied
-            .objects
-            .insert(Address::account(name), serde_json::to_value(a).unwrap());
+        applied.objects.insert(
+            Address::account(name),
+            state::StoredValue::new(&serde_json::to_value(a).unwrap()),
+        );
     }
     let mut changes = Vec::new();
     let mut warnings = Vec::new();

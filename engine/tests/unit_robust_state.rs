@@ -70,7 +70,7 @@ async fn unit_a_retry_wait_past_any_date_in_the_state_waits_the_longest_duration
 
     // The state says: wait u64::MAX seconds before a retry.
     let addr = Address::Policy { name: "web".into() };
-    let mut value = store.lock().unwrap().load().unwrap().objects[&addr].clone();
+    let mut value = store.lock().unwrap().load().unwrap().objects[&addr].value();
     value["options"]["retries"]["wait_secs"] = serde_json::json!(u64::MAX);
     store
         .lock()

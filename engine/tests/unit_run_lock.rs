@@ -234,7 +234,7 @@ async fn a_backup_waiting_for_aws_leaves_the_lock_and_the_lock_holder_leaves_the
     let account = other.lock().unwrap().load().unwrap().objects[&Address::Account {
         name: "main".into(),
     }]
-        .clone();
+        .value();
     tag.before = Some(account.clone().into());
     tag.after = Some(account);
     b.executor(&other).perform(&tag).await.unwrap();
@@ -410,7 +410,7 @@ async fn changing_the_dr_or_the_access_of_a_backup_in_flight_is_refused() {
     let flights = b.store.lock().unwrap().in_flight(None).unwrap();
     let state = b.store.lock().unwrap().load().unwrap();
     let changed = |address: Address, key: &str, to: serde_json::Value| {
-        let before = state.objects[&address].clone();
+        let before = state.objects[&address].value();
         let mut after = before.clone();
         after[key] = to;
         let mut c = Change::new(address, Action::Update, Effect::Control);

@@ -68,7 +68,7 @@ pub fn show(ws: &Workspace, address: &str) -> Result<u8> {
     let mut store = ws.store()?;
     let state = store.load()?;
     let found = if let Some(v) = state.objects.get(&addr) {
-        let mut v = v.clone();
+        let mut v = v.value();
         lifeboat_engine::plan::render::mask(&mut v);
         Some(v)
     } else {

@@ -260,7 +260,7 @@ pub fn changes(
             out.push(
                 Change::new(addr.clone(), Action::Delete, Effect::Control)
                     .reason("manage_role removed: Lifeboat forgets the role and leaves it in AWS")
-                    .before(snapshot.objects.get(addr).cloned()),
+                    .before(snapshot.objects.get(addr).map(state::StoredValue::value)),
             );
         }
     }

@@ -88,8 +88,10 @@ fn applied(state: &state::Snapshot, p: &Plan) -> state::Snapshot {
     for c in &p.changes {
         match c.action {
             Action::Create | Action::Update => {
-                out.objects
-                    .insert(c.address.clone(), c.after.clone().unwrap());
+                out.objects.insert(
+                    c.address.clone(),
+                    crate::state::StoredValue::new(c.after.as_ref().unwrap()),
+                );
             }
             Action::Delete => {
                 out.objects.remove(&c.address);

@@ -37,8 +37,14 @@ pub struct Observation {
     /// AWS to say it is deleting).
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     pub databases_listed: BTreeSet<String>,
-    /// Snapshots tagged by Lifeboat, and catalog snapshots found by id.
+    /// Snapshots tagged by Lifeboat that the catalog does not record (and,
+    /// in fixtures written by hand, any snapshot).
     pub snapshots: BTreeMap<String, Snapshot>,
+    /// The catalog's EBS snapshots that AWS has, by id alone: presence is
+    /// all a plan reads of them, and a large catalog is most of a plan's
+    /// memory when each is kept whole.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub catalog_snapshots: BTreeSet<Box<str>>,
     /// AMIs tagged by Lifeboat, and catalog AMIs found by id.
     pub images: BTreeMap<String, Image>,
     /// The catalog's DB snapshots that AWS has, found by id.
@@ -69,7 +75,9 @@ impl Observation {
     /// is looked up in its own list.
     pub fn holds(&self, s: &SnapshotRecord) -> bool {
         match s.kind {
-            ArtifactKind::Ebs => self.snapshots.contains_key(&s.id),
+            ArtifactKind::Ebs => {
+                self.catalog_snapshots.contains(s.id.as_str()) || self.snapshots.contains_key(&s.id)
+            }
             ArtifactKind::Image => self.images.contains_key(&s.id),
             ArtifactKind::DbSnapshot => self.db_snapshots.contains_key(&s.id),
             ArtifactKind::DbClusterSnapshot => self.db_cluster_snapshots.contains_key(&s.id),
@@ -107,6 +115,7 @@ impl Observation {
         self.databases.extend(part.databases);
         self.databases_listed.extend(part.databases_listed);
         self.snapshots.extend(part.snapshots);
+        self.catalog_snapshots.extend(part.catalog_snapshots);
         self.images.extend(part.images);
         self.db_snapshots.extend(part.db_snapshots);
         self.db_cluster_snapshots.extend(part.db_cluster_snapshots);
@@ -560,19 +569,19 @@ async fn observe_records(
             tags: tagged.clone(),
             unfinished_only: false,
         };
-        let found = &mut obs.snapshots;
+        let (held, others) = (&mut obs.catalog_snapshots, &mut obs.snapshots);
         each_page(
             |t| ec2.snapshots_page(&q, t),
             |page| {
-                for mut s in page {
-                    // A catalog snapshot is judged by its presence alone:
-                    // its tags, a map each, would be most of a large
-                    // plan's memory. The tags of the others are what the
-                    // import hint counts.
+                for s in page {
+                    // A catalog snapshot is judged by its presence alone.
+                    // The tags of the others are what the import hint
+                    // counts.
                     if ebs.contains(&s.id) {
-                        s.tags = Default::default();
+                        held.insert(s.id.into_boxed_str());
+                    } else {
+                        others.insert(s.id.clone(), s);
                     }
-                    found.insert(s.id.clone(), s);
                 }
             },
         )
@@ -580,7 +589,7 @@ async fn observe_records(
     }
     let missing: Vec<String> = ebs
         .into_iter()
-        .filter(|id| !obs.snapshots.contains_key(id))
+        .filter(|id| !obs.catalog_snapshots.contains(id.as_str()))
         .collect();
     for s in collect_chunked(&missing, |c, t| {
         let q = SnapshotQuery {
@@ -593,13 +602,7 @@ async fn observe_records(
     .await?
     {
         // Found by their catalog ids: presence is all that is read.
-        obs.snapshots.insert(
-            s.id.clone(),
-            Snapshot {
-                tags: Default::default(),
-                ..s
-            },
-        );
+        obs.catalog_snapshots.insert(s.id.into_boxed_str());
     }
     // AMIs the same way: only when the catalog holds some here, so that a
     // plan of a policy without AMIs makes no extra call.

@@ -17,7 +17,7 @@ use crate::plan::observe::Observation;
 use crate::plan::{Action, Change, Effect, Plan};
 use crate::retention;
 use crate::state::model::{PolicyState, Source, TargetKind, TargetState};
-use crate::state::{self, StateResult};
+use crate::state::{self, StateResult, StoredValue};
 
 pub use crate::backup::names::{TAG_BACKUP_ID, TAG_POLICY, TAG_TARGET};
 
@@ -193,11 +193,12 @@ fn moved_state(state: &state::Snapshot, moves: &[Move]) -> state::Snapshot {
     let mut out = state.clone();
     out.objects = std::mem::take(&mut out.objects)
         .into_iter()
-        .map(|(addr, mut v)| match &addr {
+        .map(|(addr, v)| match &addr {
             Address::Policy { name } if to.contains_key(name.as_str()) => {
                 let new = to[name.as_str()];
+                let mut v = v.value();
                 v["name"] = Value::String(new.to_string());
-                (Address::policy(new), v)
+                (Address::policy(new), StoredValue::new(&v))
             }
             Address::Target { policy, id } if to.contains_key(policy.as_str()) => {
                 (Address::target(to[policy.as_str()], id), v)
@@ -249,7 +250,7 @@ impl Diff<'_> {
         create_reason: Option<String>,
         depends_on: Vec<Address>,
     ) {
-        match self.state.objects.get(&address) {
+        match self.state.objects.get(&address).map(StoredValue::value) {
             None => {
                 let mut c = Change::new(address, Action::Create, Effect::Control)
                     .after(Some(after))
@@ -257,12 +258,12 @@ impl Diff<'_> {
                 c.reason = create_reason;
                 self.changes.push(c)
             }
-            Some(b) if *b != after => {
-                let reason = describe_update(b, &after);
+            Some(b) if b != after => {
+                let reason = describe_update(&b, &after);
                 self.changes.push(
                     Change::new(address, Action::Update, Effect::Control)
                         .reason(reason)
-                        .before(Some(b.clone()))
+                        .before(Some(b))
                         .after(Some(after))
                         .depends_on(depends_on),
                 )
@@ -547,7 +548,7 @@ impl Diff<'_> {
             let taddr = Address::target(name, id);
             let mut c = Change::new(taddr.clone(), Action::Delete, Effect::Control)
                 .reason(reason.clone())
-                .before(self.state.objects.get(&taddr).cloned());
+                .before(self.state.objects.get(&taddr).map(StoredValue::value));
             if gone.is_some() && p.auto_remove_targets == AutoRemove::Alert {
                 c.alert = Some(format!(
                     "{} {id} removed from policy {name}: {reason}",
@@ -574,7 +575,7 @@ impl Diff<'_> {
                     self.changes.push(
                         Change::new(taddr.clone(), Action::Delete, Effect::Control)
                             .reason("policy removed from configuration")
-                            .before(self.state.objects.get(&taddr).cloned()),
+                            .before(self.state.objects.get(&taddr).map(StoredValue::value)),
                     );
                     deps.push(taddr);
                 }
@@ -835,7 +836,7 @@ impl Diff<'_> {
             self.changes.push(
                 Change::new(addr.clone(), Action::Delete, Effect::Control)
                     .reason("removed from configuration")
-                    .before(self.state.objects.get(addr).cloned())
+                    .before(self.state.objects.get(addr).map(StoredValue::value))
                     .depends_on(deps),
             );
         }

@@ -13,6 +13,7 @@
 //! ([`status_after_lost_snapshot`]), and an account with
 //! `allow_delete = false` keeps everything.
 
+use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
@@ -50,9 +51,14 @@ fn taken(b: &BackupRecord) -> (i64, DateTime<Utc>, (usize, &str)) {
 /// The backups of one policy that retention deletes when the policy keeps
 /// `generations`. `backups` may be in any order and contain other policies'
 /// backups (they are ignored).
-pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) -> Vec<Expiry<'a>> {
+pub fn expired<'a, B: Borrow<BackupRecord>>(
+    policy: &str,
+    backups: &'a [B],
+    generations: u32,
+) -> Vec<Expiry<'a>> {
     let mut mine: Vec<&BackupRecord> = backups
         .iter()
+        .map(Borrow::borrow)
         .filter(|b| b.policy == policy && b.frozen.is_none())
         .collect();
     // Newest first, in the order they were taken.
@@ -114,9 +120,10 @@ pub fn expired<'a>(policy: &str, backups: &'a [BackupRecord], generations: u32) 
 
 /// Everything of a removed policy that goes with it: every backup but the
 /// frozen ones and those still running.
-pub fn orphaned<'a>(policy: &str, backups: &'a [BackupRecord]) -> Vec<Expiry<'a>> {
+pub fn orphaned<'a, B: Borrow<BackupRecord>>(policy: &str, backups: &'a [B]) -> Vec<Expiry<'a>> {
     backups
         .iter()
+        .map(Borrow::borrow)
         .filter(|b| b.policy == policy && b.frozen.is_none() && b.status != BackupStatus::Running)
         .map(|b| Expiry {
             backup: b,
@@ -240,7 +247,7 @@ pub fn departed_for(d: std::time::Duration) -> chrono::Duration {
 /// taken, when later), even when later generations push it out: it may be the only copy of something that
 /// no longer exists. Removes such backups from `expiring` and names them.
 fn keep_departed(
-    judged: &[BackupRecord],
+    judged: &[Judged<'_>],
     policies: &Policies,
     observed: &Observation,
     expiring: &mut BTreeMap<Address, String>,
@@ -249,6 +256,7 @@ fn keep_departed(
     for (name, dep) in &policies.departed {
         let mut mine: Vec<&BackupRecord> = judged
             .iter()
+            .map(|b| &**b)
             .filter(|b| {
                 &b.policy == name
                     && matches!(b.status, BackupStatus::Success | BackupStatus::Partial)
@@ -301,7 +309,7 @@ fn keep_departed(
 /// looked at stays.
 fn copied_away(
     state: &state::Snapshot,
-    judged: &[BackupRecord],
+    judged: &[Judged<'_>],
     policies: &Policies,
     observed: &Observation,
     expiring: &mut BTreeMap<Address, String>,
@@ -476,17 +484,23 @@ pub fn status_after_lost_snapshot(status: BackupStatus) -> BackupStatus {
     }
 }
 
+/// A backup as retention judges it: borrowed from the catalog, or a copy
+/// with its status changed for a lost snapshot.
+type Judged<'a> = Cow<'a, BackupRecord>;
+
 /// The backups as retention judges them: with a snapshot lost, as if the
-/// catalog had recorded the loss already.
-fn judged(backups: &[BackupRecord], observed: &Observation) -> Vec<BackupRecord> {
+/// catalog had recorded the loss already. Only those are copied: a catalog
+/// is most of a plan's memory.
+fn judged<'a>(backups: &'a [BackupRecord], observed: &Observation) -> Vec<Judged<'a>> {
     backups
         .iter()
         .map(|b| {
-            let mut b = b.clone();
-            if lost_snapshots(&b, observed).next().is_some() {
-                b.status = status_after_lost_snapshot(b.status);
+            if lost_snapshots(b, observed).next().is_none() {
+                return Cow::Borrowed(b);
             }
-            b
+            let mut b = b.clone();
+            b.status = status_after_lost_snapshot(b.status);
+            Cow::Owned(b)
         })
         .collect()
 }

@@ -9,7 +9,7 @@
 
 pub mod model;
 mod objects;
-pub use objects::check_value;
+pub use objects::{check_value, StoredValue};
 
 use std::collections::BTreeMap;
 

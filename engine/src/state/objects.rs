@@ -6,16 +6,79 @@
 //! make a plan re-create it, or retention skip a policy).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use lifeboat_schema::Account;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::model::{PolicyState, TargetState};
 use super::{Snapshot, StateError, StateResult};
 use crate::addr::Address;
 
-fn decode<T: DeserializeOwned>(addr: &Address, v: &serde_json::Value) -> StateResult<T> {
-    serde_json::from_value(v.clone()).map_err(|e| StateError::Decode {
+/// One object's value as state holds it in memory: its compact JSON text.
+///
+/// A loaded state holds every target of every policy, and a JSON value
+/// kept as a tree costs several times its text (a map node and a string
+/// per key): for 10,000 targets, 21 MiB against 4. Readers decode the text
+/// when they need it, which is once per object per command.
+#[derive(Clone)]
+pub struct StoredValue(Box<str>);
+
+impl StoredValue {
+    pub fn new(value: &Value) -> StoredValue {
+        StoredValue(value.to_string().into_boxed_str())
+    }
+
+    /// The text of a stored row, checked to be one JSON value.
+    pub fn from_text(text: String) -> Result<StoredValue, serde_json::Error> {
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)?;
+        Ok(StoredValue(text.into_boxed_str()))
+    }
+
+    /// The value as a tree. The text is JSON by construction (made from a
+    /// value, or checked when read), so it always parses.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for StoredValue {
+    fn eq(&self, other: &StoredValue) -> bool {
+        self.0 == other.0 || self.value() == other.value()
+    }
+}
+
+impl PartialEq<Value> for StoredValue {
+    fn eq(&self, other: &Value) -> bool {
+        self.value() == *other
+    }
+}
+
+impl fmt::Debug for StoredValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for StoredValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoredValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StoredValue, D::Error> {
+        Value::deserialize(d).map(|v| StoredValue::new(&v))
+    }
+}
+
+fn decode<T: DeserializeOwned>(addr: &Address, v: &StoredValue) -> StateResult<T> {
+    serde_json::from_str(v.text()).map_err(|e| StateError::Decode {
         address: addr.to_string(),
         message: e.to_string(),
     })
@@ -25,7 +88,11 @@ fn decode<T: DeserializeOwned>(addr: &Address, v: &serde_json::Value) -> StateRe
 /// `Tx::put_object` calls it before every write, so that nothing (a
 /// hand-edited saved plan, one made by another version) can store a value
 /// every later load would refuse.
-pub fn check_value(addr: &Address, value: &serde_json::Value) -> StateResult<()> {
+pub fn check_value(addr: &Address, value: &Value) -> StateResult<()> {
+    check_stored(addr, &StoredValue::new(value))
+}
+
+fn check_stored(addr: &Address, value: &StoredValue) -> StateResult<()> {
     match addr {
         Address::Account { .. } => decode::<Account>(addr, value).map(drop),
         Address::Policy { .. } => decode::<PolicyState>(addr, value).map(drop),
@@ -90,7 +157,7 @@ impl Snapshot {
     /// value stops the command that loaded it, before anything is decided.
     pub fn check_objects(&self) -> StateResult<()> {
         for (addr, v) in &self.objects {
-            check_value(addr, v)?;
+            check_stored(addr, v)?;
         }
         Ok(())
     }
@@ -105,14 +172,14 @@ mod tests {
         let mut snap = Snapshot::default();
         snap.objects.insert(
             Address::policy("web"),
-            serde_json::json!({"name": "web", "generations": "many"}),
+            StoredValue::new(&serde_json::json!({"name": "web", "generations": "many"})),
         );
         let err = snap.policies().unwrap_err().to_string();
         assert!(err.contains("policy.web"), "{err}");
         assert!(snap.policy("web").is_err());
         assert!(snap.check_objects().is_err());
         assert_eq!(snap.policy("other").unwrap(), None);
-        let bad = &snap.objects[&Address::policy("web")];
+        let bad = &snap.objects[&Address::policy("web")].value();
         assert!(check_value(&Address::policy("web"), bad).is_err());
         assert!(check_value(&Address::vpc_clone("web"), bad).is_ok());
     }

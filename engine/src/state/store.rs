@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::catalog::{read_backups, BackupRecord};
+use super::objects::StoredValue;
 use crate::addr::Address;
 
 /// The schema version this build writes; older files are migrated on open.
@@ -83,7 +84,7 @@ impl From<super::remote::RemoteError> for StateError {
 pub struct Snapshot {
     pub lineage: String,
     pub serial: u64,
-    pub objects: BTreeMap<Address, Value>,
+    pub objects: BTreeMap<Address, StoredValue>,
     pub backups: Vec<BackupRecord>,
     /// When each target that left its policy left it: policy, then target.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -452,7 +453,7 @@ impl Store {
                     path: path.clone(),
                     message: format!("{e}"),
                 })?;
-                let value = serde_json::from_str(&v).map_err(|e| StateError::Corrupt {
+                let value = StoredValue::from_text(v).map_err(|e| StateError::Corrupt {
                     path: path.clone(),
                     message: format!("{addr}: {e}"),
                 })?;

@@ -452,6 +452,7 @@ fn removed_clones(config: &Config, state: &state::Snapshot) -> Vec<Change> {
         if config.vpc_clones.contains_key(name) {
             continue;
         }
+        let v = v.value();
         let stack = v
             .get("stack_name")
             .and_then(Value::as_str)

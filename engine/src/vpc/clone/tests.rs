@@ -98,8 +98,10 @@ fn plan_with(
 
 fn state_with(change: &Change) -> state::Snapshot {
     let mut s = state::Snapshot::default();
-    s.objects
-        .insert(change.address.clone(), change.after.clone().unwrap());
+    s.objects.insert(
+        change.address.clone(),
+        crate::state::StoredValue::new(change.after.as_ref().unwrap()),
+    );
     s
 }
 
@@ -407,7 +409,7 @@ async fn apply_records_a_clone_only_after_its_stack_completed() {
     let report = apply(&plan, exec(&cloud), 1, |_, _| {}).await;
     assert_eq!(report.outcomes[&addr], Outcome::Done);
     let st = store.lock().unwrap().load().unwrap();
-    let rec: CloneState = serde_json::from_value(st.objects[&addr].clone()).unwrap();
+    let rec: CloneState = serde_json::from_value(st.objects[&addr].value()).unwrap();
     assert_eq!(rec.stack_name, "lifeboat-vpc-clone-prod-west");
     assert_eq!(rec.account, "vault");
 }
