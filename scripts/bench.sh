@@ -2,7 +2,8 @@
 # Benchmarks (not tests): the figures in the README's performance section.
 #   plan_scale  the planner over 10,000 instances and 50,000, then 100,000
 #               catalog snapshots (in-memory AWS, real SQLite state), with its
-#               time and peak resident memory
+#               time and peak resident memory; at 100,000 once with most of
+#               the catalog expiring and once in its steady state
 #   bench_tick  one `lifeboat run --once` tick with 1,000 due instance targets
 #               against the AWS emulator, next to a minimal script making the
 #               same create calls; once with the state in SQLite, once in a
@@ -27,6 +28,8 @@ bash scripts/emulator-env.sh
 echo "==> plan_scale"
 cargo run --quiet --release -p lifeboat-engine --example plan_scale
 PLAN_SCALE_SNAPSHOTS=100000 cargo run --quiet --release -p lifeboat-engine --example plan_scale
+# The same catalog in its steady state: every backup a kept generation.
+PLAN_SCALE_SNAPSHOTS=100000 PLAN_SCALE_GENERATIONS=10 cargo run --quiet --release -p lifeboat-engine --example plan_scale
 echo "==> bench_tick"
 cargo build --quiet --release --bin lifeboat
 .venv/bin/python scripts/bench_tick.py "$CARGO_TARGET_DIR/release/lifeboat" "${BENCH_TARGETS:-1000}"
