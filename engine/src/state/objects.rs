@@ -30,9 +30,10 @@ impl StoredValue {
         StoredValue(value.to_string().into_boxed_str())
     }
 
-    /// The text of a stored row, checked to be one JSON value.
+    /// The text of a stored row, checked to parse as a value, as
+    /// [`StoredValue::value`] will parse it.
     pub fn from_text(text: String) -> Result<StoredValue, serde_json::Error> {
-        serde_json::from_str::<serde::de::IgnoredAny>(&text)?;
+        serde_json::from_str::<Value>(&text)?;
         Ok(StoredValue(text.into_boxed_str()))
     }
 
