@@ -287,6 +287,31 @@ enum BackupsCommand {
     },
 }
 
+impl Command {
+    /// Does the command only read (state, configuration, a saved plan) and
+    /// print? Such a command may stop anywhere.
+    fn changes_nothing(&self) -> bool {
+        match self {
+            Command::Validate { .. }
+            | Command::Completions { .. }
+            | Command::Man
+            | Command::Plan(_)
+            | Command::Backups { .. }
+            | Command::Status { .. }
+            | Command::Graph { .. }
+            | Command::Restores { .. }
+            | Command::Scan { .. } => true,
+            Command::State { command } => {
+                matches!(
+                    command,
+                    StateCommand::List { .. } | StateCommand::Show { .. }
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum StateCommand {
     /// List every managed address: objects, backups and snapshots.
@@ -334,6 +359,9 @@ enum StateCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.changes_nothing() {
+        output::stop_quietly_on_broken_pipe();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

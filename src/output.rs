@@ -39,6 +39,33 @@ pub fn exit_code(result: Result<u8>) -> ExitCode {
     }
 }
 
+/// The exit code of a command that read nothing more once its reader went
+/// away (`lifeboat state list | head`): as a program killed by SIGPIPE.
+const BROKEN_PIPE: i32 = 128 + 13;
+
+/// For a command that changes nothing: once its standard output is closed
+/// by the reader, it stops quietly with [`BROKEN_PIPE`] instead of
+/// panicking on the next line it prints. A command that changes state keeps
+/// the unwinding panic: it releases the state lock and rolls back what it
+/// had open on the way out, which an immediate exit would not.
+pub fn stop_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        // `println!` says "failed printing to stdout: Broken pipe"; the
+        // shell completions' writer says it its own way.
+        if message.contains("Broken pipe") || message.contains("BrokenPipe") {
+            std::process::exit(BROKEN_PIPE);
+        }
+        default(info)
+    }));
+}
+
 pub fn print_diagnostics(d: &Diagnostics) {
     let mut err = std::io::stderr().lock();
     for diag in &d.0 {

@@ -290,3 +290,21 @@ fn completions_and_the_manual_page_come_from_the_argument_parser() {
     assert!(man.stdout.contains(".SH SUBCOMMANDS"), "{man}");
     assert!(man.stdout.contains("lifeboat\\-validate(1)"), "{man}");
 }
+
+#[test]
+fn a_reading_command_whose_reader_went_away_stops_quietly() {
+    use std::process::Stdio;
+    let ws = Workspace::offline();
+    // The reader is gone before the first line (`lifeboat … | head -0`).
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = ws
+        .command(ws.path(), &["completions", "bash"], &[])
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run lifeboat");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
