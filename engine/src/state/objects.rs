@@ -78,8 +78,10 @@ impl<'de> serde::Deserialize<'de> for StoredValue {
     }
 }
 
+/// Decodes through the value, as state was always read: a row written by
+/// hand with a key twice keeps its last one rather than failing to load.
 fn decode<T: DeserializeOwned>(addr: &Address, v: &StoredValue) -> StateResult<T> {
-    serde_json::from_str(v.text()).map_err(|e| StateError::Decode {
+    serde_json::from_value(v.value()).map_err(|e| StateError::Decode {
         address: addr.to_string(),
         message: e.to_string(),
     })
