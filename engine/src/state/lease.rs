@@ -411,6 +411,11 @@ impl Store {
         };
         kind.write(&tx, &info, &me).map_err(sq)?;
         tx.commit().map_err(sq)?;
+        let id = info.id.clone();
+        self.fence_mut(|f| match kind {
+            Hold::Lock => f.lock = Some(id),
+            Hold::Lease => f.lease = Some(id),
+        });
         Ok(info)
     }
 
@@ -508,8 +513,39 @@ impl Store {
         self.conn
             .execute(kind.release(), params![id])
             .map_err(|e| self.err(e))?;
+        self.fence_mut(|f| {
+            let mine = match kind {
+                Hold::Lock => &mut f.lock,
+                Hold::Lease => &mut f.lease,
+            };
+            if mine.as_deref() == Some(id) {
+                *mine = None;
+            }
+        });
         Ok(())
     }
+}
+
+/// Refuses a commit to a state file of this host when a hold its writer
+/// took is no longer its own: a process paused past its hold's expiry (or
+/// whose lock was force-unlocked) and taken over must not write once it
+/// resumes. Checked inside the commit's transaction, which holds SQLite's
+/// write lock, so no take-over can come between the check and the commit.
+pub(super) fn check_fence(
+    conn: &Connection,
+    path: &Path,
+    fence: &super::remote::Fence,
+) -> StateResult<()> {
+    for (kind, mine) in [(Hold::Lock, &fence.lock), (Hold::Lease, &fence.lease)] {
+        let Some(mine) = mine else { continue };
+        let current = read(conn, path, kind)?.map(|(held, _)| held.id);
+        if current.as_deref() != Some(mine.as_str()) {
+            return Err(StateError::Remote(super::remote::RemoteError::Fenced(
+                kind.noun().to_string(),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Could the holder of a lock or lease still be running? A holder in this
@@ -602,6 +638,7 @@ fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::Address;
 
     #[test]
     fn a_second_holder_is_refused_with_the_lock_id_and_force_unlock_frees_it() {
@@ -724,6 +761,36 @@ mod tests {
         let new = b.take_lease(Duration::seconds(120)).unwrap();
         assert_ne!(old.id, new.id);
         assert!(a.renew_lease(&old.id, Duration::seconds(120)).is_err());
+    }
+
+    #[test]
+    fn a_writer_whose_hold_was_taken_over_while_it_was_paused_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let (mut a, mut b) = (Store::open(&path).unwrap(), Store::open(&path).unwrap());
+        let put = |s: &mut Store, name: &str| {
+            s.transaction(|tx| tx.put_object(&Address::vpc_clone(name), &serde_json::json!({})))
+        };
+        // `a` leads, then sleeps past its lease; `b` takes over and writes.
+        a.take_lease(Duration::seconds(-1)).unwrap();
+        put(&mut a, "before").unwrap();
+        b.take_lease(Duration::seconds(120)).unwrap();
+        put(&mut b, "by-b").unwrap();
+        // `a` wakes up: its commit is refused, and nothing of it is kept.
+        let err = put(&mut a, "zombie").unwrap_err();
+        assert!(
+            matches!(err, StateError::Remote(RemoteError::Fenced(ref h)) if h == "run lease"),
+            "{err}"
+        );
+        let seen = b.load().unwrap();
+        assert!(!seen.objects.contains_key(&Address::vpc_clone("zombie")));
+        assert_eq!(seen.serial, 2);
+        // A lock broken by force-unlock fences its holder the same way.
+        let held = a.lock("apply").unwrap();
+        b.unlock(&held.id).unwrap();
+        assert!(put(&mut a, "after-unlock").is_err());
+        // A store holding nothing writes as before.
+        put(&mut b, "free").unwrap();
     }
 
     /// Writes a lease held by `who` until `expires`, as another process

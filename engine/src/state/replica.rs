@@ -179,8 +179,9 @@ impl Store {
 
     /// Records a hold this store took (or gave up) in its fence.
     pub(super) fn fence_mut(&self, f: impl FnOnce(&mut Fence)) {
-        if let Some(r) = &self.replica {
-            f(&mut r.inner.lock().expect("replica").fence);
+        match &self.replica {
+            Some(r) => f(&mut r.inner.lock().expect("replica").fence),
+            None => f(&mut self.local_fence.lock().expect("fence")),
         }
     }
 }

@@ -110,6 +110,10 @@ pub struct Store {
     pub(super) path: PathBuf,
     /// The shared workspace this file caches, if any (`replica.rs`).
     pub(super) replica: Option<super::replica::Replica>,
+    /// The holds this store took of a state file of its own (shared state
+    /// keeps its fence in the replica): every commit checks, in its
+    /// transaction, that they are still this store's.
+    pub(super) local_fence: std::sync::Mutex<super::remote::Fence>,
 }
 
 pub(super) fn ts(t: DateTime<Utc>) -> String {
@@ -357,6 +361,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             replica: None,
+            local_fence: Default::default(),
         };
         store.migrate()?;
         Ok(store)
@@ -545,6 +550,10 @@ impl Store {
     ) -> StateResult<T> {
         let path = self.path.clone();
         let sq = |source| super::replica::sqlite_err(&path, source);
+        let fence = match self.replica {
+            None => Some(self.local_fence.lock().expect("fence").clone()),
+            Some(_) => None,
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -554,6 +563,9 @@ impl Store {
             path: path.clone(),
         };
         let out = f(&mut w)?;
+        if let Some(fence) = fence {
+            super::lease::check_fence(&w.tx, &path, &fence)?;
+        }
         w.tx.execute(
             "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'serial'",
             [],
