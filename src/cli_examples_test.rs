@@ -8,20 +8,45 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::Cli;
 
-const EXAMPLES: [&str; 2] = ["examples/ci/github-actions.yml", "examples/ci/gitlab-ci.yml"];
+const EXAMPLES: [&str; 2] = [
+    "examples/ci/github-actions.yml",
+    "examples/ci/gitlab-ci.yml",
+];
 
-/// Every string scalar of `doc`, keys included, at any depth.
-fn strings<'a>(doc: &'a Yaml, out: &mut Vec<&'a str>) {
+/// Keys whose values are shell: GitHub's `run`, GitLab's `script`,
+/// `before_script` and `after_script`.
+const SHELL_KEYS: [&str; 4] = ["run", "script", "before_script", "after_script"];
+
+/// The shell scripts of `doc`, at any depth.
+fn scripts<'a>(doc: &'a Yaml, out: &mut Vec<&'a str>) {
     match doc {
-        Yaml::String(s) => out.push(s),
-        Yaml::Array(items) => items.iter().for_each(|i| strings(i, out)),
+        Yaml::Array(items) => items.iter().for_each(|i| scripts(i, out)),
         Yaml::Hash(map) => {
             for (k, v) in map {
-                strings(k, out);
-                strings(v, out);
+                if k.as_str().is_some_and(|k| SHELL_KEYS.contains(&k)) {
+                    shell(v, out);
+                } else {
+                    scripts(v, out);
+                }
             }
         }
-        Yaml::Real(_)
+        Yaml::String(_)
+        | Yaml::Real(_)
+        | Yaml::Integer(_)
+        | Yaml::Boolean(_)
+        | Yaml::Alias(_)
+        | Yaml::Null
+        | Yaml::BadValue => {}
+    }
+}
+
+/// The lines of a shell value: one string, or a list of them.
+fn shell<'a>(v: &'a Yaml, out: &mut Vec<&'a str>) {
+    match v {
+        Yaml::String(s) => out.push(s),
+        Yaml::Array(items) => items.iter().for_each(|i| shell(i, out)),
+        Yaml::Hash(_)
+        | Yaml::Real(_)
         | Yaml::Integer(_)
         | Yaml::Boolean(_)
         | Yaml::Alias(_)
@@ -46,7 +71,10 @@ fn commands(script: &str) -> Vec<Vec<String>> {
             },
             '\'' => {
                 sh.in_word = true;
-                chars.by_ref().take_while(|&x| x != '\'').for_each(|x| sh.push(x));
+                chars
+                    .by_ref()
+                    .take_while(|&x| x != '\'')
+                    .for_each(|x| sh.push(x));
             }
             '"' => {
                 sh.in_word = true;
@@ -132,13 +160,9 @@ fn lifeboat_commands(text: &str) -> Result<Vec<Vec<String>>, String> {
     let mut all = Vec::new();
     for doc in &docs {
         let mut found = Vec::new();
-        strings(doc, &mut found);
+        scripts(doc, &mut found);
         for s in found {
-            all.extend(
-                commands(s)
-                    .into_iter()
-                    .filter(|c| c[0] == "lifeboat"),
-            );
+            all.extend(commands(s).into_iter().filter(|c| c[0] == "lifeboat"));
         }
     }
     Ok(all)
@@ -149,9 +173,14 @@ fn refused(commands: &[Vec<String>]) -> Vec<String> {
     commands
         .iter()
         .filter_map(|c| {
-            Cli::try_parse_from(c)
-                .err()
-                .map(|e| format!("{}: {}", c.join(" "), e.kind()))
+            Cli::try_parse_from(c).err().map(|e| {
+                let why = e.to_string();
+                format!(
+                    "{}: {}",
+                    c.join(" "),
+                    why.lines().next().unwrap_or_default()
+                )
+            })
         })
         .collect()
 }
@@ -197,7 +226,13 @@ fn a_mistyped_flag_in_a_ci_file_is_caught() {
     let found = lifeboat_commands(yaml).unwrap();
     assert_eq!(
         found,
-        vec![vec!["lifeboat", "plan", "--out", "plan.json", "--detailed-exitcod"]]
+        vec![vec![
+            "lifeboat",
+            "plan",
+            "--out",
+            "plan.json",
+            "--detailed-exitcod"
+        ]]
     );
     let refused = refused(&found);
     assert_eq!(refused.len(), 1, "{refused:?}");

@@ -63,7 +63,9 @@ fn show_renders_a_saved_plan_as_plan_printed_it_in_every_view() {
     let plan = env
         .run(&[&["--now", &now, "plan", "--out", "p.json"], &capped[..]].concat())
         .ok();
-    let shown = env.run(&[&["show"], &capped[..], &["p.json"]].concat()).ok();
+    let shown = env
+        .run(&[&["show"], &capped[..], &["p.json"]].concat())
+        .ok();
     assert_eq!(shown.stdout, plan.stdout);
     assert!(shown.stdout.len() <= cap, "{shown}");
     shown.stdout_has("see the full plan with `lifeboat show p.json`");
@@ -94,7 +96,8 @@ fn show_refuses_a_missing_garbled_or_oversized_file_naming_it() {
         assert!(run.stdout.is_empty(), "{run}");
     };
     refused("missing.json", "cannot read the plan");
-    env.ws.write("garbled.json", "{\"format_version\": \"1\", \"chan");
+    env.ws
+        .write("garbled.json", "{\"format_version\": \"1\", \"chan");
     refused("garbled.json", "is not a Lifeboat plan");
     env.ws.write("other.json", "{\"format_version\": \"9\"}");
     refused("other.json", "plan format \"9\"");
@@ -105,7 +108,11 @@ fn show_refuses_a_missing_garbled_or_oversized_file_naming_it() {
     big.set_len((256 << 20) + 1).unwrap();
     refused("big.json", "larger than 256 MiB");
 
-    assert_eq!(env.ws.state_bytes(), before, "a refused show changes nothing");
+    assert_eq!(
+        env.ws.state_bytes(),
+        before,
+        "a refused show changes nothing"
+    );
 }
 
 #[test]
@@ -125,10 +132,16 @@ fn the_pull_request_gate_saves_and_prints_the_plan_it_refuses() {
     run.stdout_has("### Lifeboat plan")
         .stdout_has("| `-` |")
         .stderr_has("--deny-destroy");
-    env.run(&["show", "plan.json"]).ok().stdout_has("- snapshot[");
+    env.run(&["show", "plan.json"])
+        .ok()
+        .stdout_has("- snapshot[");
     // Once applied, a plan that only adds passes as "changes" (exit 2).
     env.apply();
     let three = env.aws.run_instance(1, &[]).id;
-    env.ws.edit("main.lb.hcl", "  generations = 1\n", &format!("  generations = 1\n  instance \"{three}\" {{ region = \"us-east-1\" }}\n"));
+    env.ws.edit(
+        "main.lb.hcl",
+        "  generations = 1\n",
+        &format!("  generations = 1\n  instance \"{three}\" {{ region = \"us-east-1\" }}\n"),
+    );
     env.run(&gate).code(2).stdout_has(&three);
 }

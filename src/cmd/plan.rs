@@ -163,7 +163,8 @@ pub const MAX_PLAN_BYTES: u64 = 256 << 20;
 /// plan; every refusal names the file.
 pub fn read(path: &Path) -> Result<Plan> {
     let shown = path.display();
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read the plan {shown}"))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read the plan {shown}"))?;
     let too_large = || {
         anyhow::anyhow!(
             "{shown} is larger than {} MiB, more than any plan `lifeboat plan --out` writes; is it the right file?",
@@ -200,9 +201,7 @@ pub fn read(path: &Path) -> Result<Plan> {
     }
     let version = version.format_version;
     if version != FORMAT_VERSION {
-        bail!(
-            "{shown} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}"
-        );
+        bail!("{shown} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}");
     }
     serde_json::from_str(&text).with_context(|| format!("{shown} is not a Lifeboat plan"))
 }
