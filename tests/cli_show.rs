@@ -101,6 +101,9 @@ fn show_refuses_a_missing_garbled_or_oversized_file_naming_it() {
     refused("garbled.json", "is not a Lifeboat plan");
     env.ws.write("other.json", "{\"format_version\": \"9\"}");
     refused("other.json", "plan format \"9\"");
+    env.ws
+        .write("restore.json", "{\"restore_format\": \"1\", \"steps\": []}");
+    refused("restore.json", "is a restore plan");
     std::fs::write(env.ws.path().join("binary.json"), [0xff, 0xfe, 0x00]).unwrap();
     refused("binary.json", "not UTF-8");
     // Sparse: the size is refused before a byte is read.

@@ -13,7 +13,7 @@ use super::{
     markdown, md_details, md_power, md_row, md_top, md_warning, MD_NO_CHANGES, MD_TABLE_HEAD,
     MD_TITLE,
 };
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Plan};
 use crate::Address;
 
 /// The default cap: under GitHub's 65,536 characters with room for what a
@@ -353,7 +353,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

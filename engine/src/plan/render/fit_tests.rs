@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::plan::Effect;
+use crate::plan::{Change, Effect};
 
 const SHOW: &str = "lifeboat show plan.json";
 
