@@ -16,6 +16,8 @@ use lifeboat_engine::backup;
 
 use workspace::{cloud, stop_on_signal, Workspace};
 
+#[cfg(test)]
+mod cli_examples_test;
 mod cmd;
 mod output;
 mod workspace;
@@ -76,6 +78,9 @@ enum Command {
     },
     /// Show what apply would do: changes, backups retention deletes, drift.
     Plan(cmd::plan::PlanArgs),
+    /// Render a saved plan as `plan` printed it (text, --json or
+    /// --markdown); reads nothing but the file.
+    Show(cmd::show::ShowArgs),
     /// Perform a plan: a new one (after confirmation) or a saved one.
     Apply {
         /// A plan saved with `lifeboat plan --out FILE`.
@@ -403,6 +408,7 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Fmt { check, files } => cmd::fmt::run(&cli.dir, *check, files),
         Command::Plan(args) => cmd::plan::run(&load(&cli)?, args).await,
+        Command::Show(args) => cmd::show::run(args),
         Command::Apply {
             plan_file,
             auto_approve,

@@ -20,6 +20,7 @@ pub mod restore;
 pub mod run;
 pub mod scan;
 pub mod schedule;
+pub mod show;
 pub mod state;
 pub mod status;
 pub mod validate;

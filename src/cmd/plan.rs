@@ -3,7 +3,7 @@
 //! making and saved-plan reading that apply and graph share.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -30,9 +30,30 @@ pub struct PlanArgs {
     /// Print the plan as Markdown (for a pull-request comment).
     #[arg(long)]
     markdown: bool,
+    #[command(flatten)]
+    cap: MarkdownCap,
     /// Fail (exit 1) if the plan destroys anything.
     #[arg(long)]
     deny_destroy: bool,
+}
+
+/// `--max-bytes`, for the Markdown view of `plan` and `show`.
+#[derive(clap::Args)]
+pub struct MarkdownCap {
+    /// The most bytes the Markdown view may take (GitHub refuses comments
+    /// over 65,536 characters). Over it, the counts and every destructive
+    /// change are kept and the rest is folded, saying what was folded.
+    #[arg(long, value_name = "N", requires = "markdown", default_value_t = render::MARKDOWN_MAX_BYTES as u64, value_parser = clap::value_parser!(u64).range(1_000..))]
+    max_bytes: u64,
+}
+
+impl MarkdownCap {
+    /// The Markdown view of `plan` within the cap; `full_view` is the
+    /// command that shows all of it.
+    pub fn render(&self, plan: &Plan, full_view: &str) -> String {
+        let cap = usize::try_from(self.max_bytes).unwrap_or(usize::MAX);
+        render::markdown_within(plan, cap, full_view)
+    }
 }
 
 pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
@@ -42,7 +63,11 @@ pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         render::json_to(&plan, &mut out).and_then(|()| out.flush())?;
     } else if args.markdown {
-        print!("{}", render::markdown(&plan));
+        let full_view = match &args.out {
+            Some(out) => format!("lifeboat show {}", out.display()),
+            None => "lifeboat plan".to_string(),
+        };
+        print!("{}", args.cap.render(&plan, &full_view));
     } else {
         print!("{}", render::human(&plan));
         print!("{}", status::next_runs_text(&ws.config, ws.now));
@@ -128,27 +153,55 @@ pub async fn observe(
     Ok(observed)
 }
 
+/// The largest file read as a saved plan. A plan of ten thousand targets is
+/// megabytes; past this it is not a plan `plan --out` wrote, and reading it
+/// whole would only exhaust memory.
+pub const MAX_PLAN_BYTES: u64 = 256 << 20;
+
 /// A plan saved with `lifeboat plan --out`, refused when another version
-/// of lifeboat wrote it.
+/// of lifeboat wrote it, or when the file is too large, not text, or not a
+/// plan; every refusal names the file.
 pub fn read(path: &Path) -> Result<Plan> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+    let shown = path.display();
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read the plan {shown}"))?;
+    let too_large = || {
+        anyhow::anyhow!(
+            "{shown} is larger than {} MiB, more than any plan `lifeboat plan --out` writes; is it the right file?",
+            MAX_PLAN_BYTES >> 20
+        )
+    };
+    if file.metadata().is_ok_and(|m| m.len() > MAX_PLAN_BYTES) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    // Bounded by the read, not only by the size the file reports: a device
+    // or a growing file reports less than it yields.
+    file.take(MAX_PLAN_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read the plan {shown}"))?;
+    if bytes.len() as u64 > MAX_PLAN_BYTES {
+        return Err(too_large());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{shown} is not a Lifeboat plan: it is not UTF-8 text"))?;
     // The version first, read alone: a large plan is then parsed once,
     // straight into its type, not into a JSON tree and again from it.
     #[derive(serde::Deserialize)]
     struct Version {
         #[serde(default)]
         format_version: String,
+        #[serde(default)]
+        restore_format: Option<serde::de::IgnoredAny>,
     }
     let version = serde_json::from_str::<Version>(&text)
-        .with_context(|| format!("{} is not a Lifeboat plan", path.display()))?
-        .format_version;
-    if version != FORMAT_VERSION {
-        bail!(
-            "{} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}",
-            path.display()
-        );
+        .with_context(|| format!("{shown} is not a Lifeboat plan"))?;
+    if version.restore_format.is_some() {
+        bail!("{shown} is a restore plan (saved by `lifeboat restore`), not a plan of the configuration; `lifeboat apply {shown}` shows and performs it");
     }
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a Lifeboat plan", path.display()))
+    let version = version.format_version;
+    if version != FORMAT_VERSION {
+        bail!("{shown} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{shown} is not a Lifeboat plan"))
 }

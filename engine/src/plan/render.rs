@@ -9,6 +9,9 @@ use similar::{ChangeTag, TextDiff};
 
 use crate::plan::{Action, Change, Effect, Plan};
 
+mod fit;
+pub use fit::{markdown_within, MARKDOWN_MAX_BYTES};
+
 fn line(c: &Change) -> String {
     let mut s = format!("{} {}", c.action.symbol(), c.address);
     if let Some(to) = c.moved_to() {
@@ -353,22 +356,49 @@ pub fn human(plan: &Plan) -> String {
     out
 }
 
-/// The pull-request view.
+/// The pull-request view, whole. [`markdown_within`] fits it to one
+/// comment.
 pub fn markdown(plan: &Plan) -> String {
-    let mut out = String::from("### Lifeboat plan\n\n");
+    let mut out = String::from(MD_TITLE);
     for d in &plan.power {
-        writeln!(
-            out,
-            "> [!NOTE]\n> `{}` is {}, its windows say {} (run mode acts on it, not apply)\n",
-            d.address, d.actual, d.desired
-        )
-        .unwrap();
+        out.push_str(&md_power(d));
     }
     if plan.is_empty() {
-        out.push_str("No changes. Configuration, state and AWS agree.\n");
+        out.push_str(MD_NO_CHANGES);
         return out;
     }
-    writeln!(out, "**{}**\n", summary_line(plan)).unwrap();
+    out.push_str(&md_top(plan));
+    for w in &plan.warnings {
+        out.push_str(&md_warning(w));
+    }
+    out.push_str(MD_TABLE_HEAD);
+    for c in &plan.changes {
+        out.push_str(&md_row(c));
+    }
+    for c in &plan.changes {
+        if let Some(d) = md_details(c) {
+            out.push_str(&d);
+        }
+    }
+    out
+}
+
+const MD_TITLE: &str = "### Lifeboat plan\n\n";
+const MD_NO_CHANGES: &str = "No changes. Configuration, state and AWS agree.\n";
+const MD_TABLE_HEAD: &str = "| | Address | Reason |\n|---|---|---|\n";
+
+/// A resource-control target out of step with its windows.
+fn md_power(d: &crate::control::PowerDrift) -> String {
+    format!(
+        "> [!NOTE]\n> `{}` is {}, its windows say {} (run mode acts on it, not apply)\n\n",
+        d.address, d.actual, d.desired
+    )
+}
+
+/// What a reviewer must read first: the counts, the banner of a removed
+/// policy's history, and whether backup data is deleted.
+fn md_top(plan: &Plan) -> String {
+    let mut out = format!("**{}**\n\n", summary_line(plan));
     if let Some(b) = history_banner(plan) {
         writeln!(out, "> [!CAUTION]\n> {b}\n").unwrap();
     }
@@ -380,47 +410,44 @@ pub fn markdown(plan: &Plan) -> String {
         )
         .unwrap();
     }
-    for w in &plan.warnings {
-        writeln!(out, "> [!NOTE]\n> {w}\n").unwrap();
-    }
-    out.push_str("| | Address | Reason |\n|---|---|---|\n");
-    for c in &plan.changes {
-        let reason = c.reason.clone().unwrap_or_default().replace('|', "\\|");
-        writeln!(
-            out,
-            "| `{}` | `{}` | {} |",
-            c.action.symbol(),
-            c.address,
-            reason
-        )
-        .unwrap();
-    }
-    let updates: Vec<&Change> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Update)
-        .collect();
-    for c in updates {
-        if let (Some(b), Some(a)) = (&c.before, &c.after) {
-            let b = &*b.value();
-            writeln!(
-                out,
-                "\n<details><summary><code>{}</code></summary>\n\n```diff",
-                c.address
-            )
-            .unwrap();
-            let lines = if matches!(c.address, crate::Address::VpcClone { .. }) {
-                clone_detail(c)
-            } else {
-                value_diff(b, a)
-            };
-            for l in lines {
-                writeln!(out, "{l}").unwrap();
-            }
-            out.push_str("```\n\n</details>\n");
-        }
-    }
     out
+}
+
+fn md_warning(w: &str) -> String {
+    format!("> [!NOTE]\n> {w}\n\n")
+}
+
+/// One change's row of the table.
+fn md_row(c: &Change) -> String {
+    let reason = c.reason.clone().unwrap_or_default().replace('|', "\\|");
+    format!(
+        "| `{}` | `{}` | {} |\n",
+        c.action.symbol(),
+        c.address,
+        reason
+    )
+}
+
+/// An update's diff, folded under its address.
+fn md_details(c: &Change) -> Option<String> {
+    let (Action::Update, Some(b), Some(a)) = (c.action, &c.before, &c.after) else {
+        return None;
+    };
+    let b = &*b.value();
+    let mut out = format!(
+        "\n<details><summary><code>{}</code></summary>\n\n```diff\n",
+        c.address
+    );
+    let lines = if matches!(c.address, crate::Address::VpcClone { .. }) {
+        clone_detail(c)
+    } else {
+        value_diff(b, a)
+    };
+    for l in lines {
+        writeln!(out, "{l}").unwrap();
+    }
+    out.push_str("```\n\n</details>\n");
+    Some(out)
 }
 
 /// The machine view: the plan value itself.
