@@ -301,6 +301,7 @@ impl Command {
             | Command::Completions { .. }
             | Command::Man
             | Command::Plan(_)
+            | Command::Show(_)
             | Command::Backups { .. }
             | Command::Status { .. }
             | Command::Graph { .. }
