@@ -347,6 +347,19 @@ enum StateCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Forget records without deleting anything in AWS: managed objects
+    /// (planned again from the configuration) or whole finished backups
+    /// (their artifacts stay in AWS, unmanaged). Asks first.
+    Rm {
+        /// Addresses as `state list` prints them.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        #[command(flatten)]
+        lock: LockWait,
+    },
     /// Fold a DynamoDB workspace's commit log into a copy of its rows, so
     /// that a new host's first read stays short; run it on a schedule.
     Compact,
@@ -476,6 +489,11 @@ async fn run(cli: Cli) -> Result<u8> {
             StateCommand::Pull { json, out } => {
                 cmd::state::pull(&load(&cli)?, *json, out.as_deref())
             }
+            StateCommand::Rm {
+                addresses,
+                auto_approve,
+                lock,
+            } => cmd::state::rm(&load_locking(&cli, *lock)?, addresses, *auto_approve).await,
             StateCommand::Migrate {
                 to,
                 auto_approve,

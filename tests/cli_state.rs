@@ -94,3 +94,42 @@ fn state_is_kept_beside_the_configuration() {
     env.apply();
     assert!(env.ws.path().join(".lifeboat/state.db").is_file());
 }
+
+#[test]
+fn state_rm_forgets_records_and_leaves_aws_as_it_is() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&config(2, &[&a.id], false, "yes"));
+    env.apply();
+    env.backup("web", &at(10));
+    let snaps = env.aws.count_snapshots();
+    let before = env.ws.state_bytes();
+
+    // Checked before anything is asked or done: an unknown address, an
+    // artifact alone, and no confirmation without a terminal.
+    env.run(&["state", "rm", "policy.nope", "--auto-approve"])
+        .code(1)
+        .stderr_has("the state has nothing at policy.nope");
+    let id = &env.aws.backup_snapshot_ids(&at(10))[0];
+    env.run(&["state", "rm", &snapshot(id), "--auto-approve"])
+        .code(1)
+        .stderr_has("forget the whole backup");
+    env.run(&["state", "rm", &target(&a.id)])
+        .code(1)
+        .stderr_has("pass --auto-approve");
+    assert_eq!(env.ws.state_bytes(), before, "nothing written");
+
+    env.run(&[
+        "state",
+        "rm",
+        &target(&a.id),
+        &backup(&at(10)),
+        "--auto-approve",
+    ])
+    .ok()
+    .stdout_has("nothing was deleted in AWS");
+    assert_eq!(env.state_list(), vec!["account.main", "policy.web"]);
+    assert_eq!(env.aws.count_snapshots(), snaps, "AWS keeps every snapshot");
+    // The target is planned again from the configuration.
+    env.run(&["plan"]).ok().plan_line("+", &target(&a.id));
+}

@@ -1,4 +1,4 @@
-//! `lifeboat state list|show|init|pull|migrate`: what the state manages, and
+//! `lifeboat state list|show|rm|init|pull|migrate`: what the state manages, and
 //! the state's own home: creating it, printing it, moving it.
 
 use std::collections::BTreeMap;
@@ -328,6 +328,137 @@ pub async fn migrate(ws: &Workspace, to: Backend, auto_approve: bool) -> Result<
         "Now set `backend = \"{}\"` in the state block. The state at {} stays as it was until you remove it.",
         to.schema().as_str(),
         source.location()
+    );
+    Ok(0)
+}
+
+/// What `state rm` forgets at one address.
+enum Forget {
+    Object(Address),
+    /// A backup's record and its artifacts' records.
+    Backup {
+        policy: String,
+        id: String,
+        artifacts: Vec<String>,
+    },
+}
+
+/// What `state rm` may forget at `addr` in `state`, or why not. Only
+/// records whose loss leaves AWS untouched and nothing half-known: a
+/// managed object, or a whole backup that has finished and that no DR
+/// copy or running restore depends on.
+fn forgettable(state: &lifeboat_engine::state::Snapshot, addr: &Address) -> Result<Forget> {
+    if state.objects.contains_key(addr) {
+        return Ok(Forget::Object(addr.clone()));
+    }
+    for b in &state.backups {
+        if b.address() == *addr {
+            if b.status == lifeboat_engine::state::BackupStatus::Running {
+                anyhow::bail!("{addr} is in flight: forget it once its backup has ended");
+            }
+            if state
+                .dr_copies
+                .iter()
+                .any(|c| c.policy == b.policy && c.backup_id == b.id)
+            {
+                anyhow::bail!(
+                    "{addr} has DR copies recorded: forgetting it would leave them unmanaged"
+                );
+            }
+            if state
+                .in_use
+                .iter()
+                .any(|u| u.policy == b.policy && u.backup_id == b.id)
+            {
+                anyhow::bail!("{addr} is read by a restore in progress");
+            }
+            return Ok(Forget::Backup {
+                policy: b.policy.clone(),
+                id: b.id.clone(),
+                artifacts: b.snapshots.iter().map(|s| s.id.clone()).collect(),
+            });
+        }
+        if b.snapshots.iter().any(|s| s.address() == *addr) {
+            anyhow::bail!(
+                "{addr} is an artifact of {}: forget the whole backup (`lifeboat state rm '{}'`)",
+                b.address(),
+                b.address()
+            );
+        }
+    }
+    anyhow::bail!("the state has nothing at {addr} (`lifeboat state list` lists every address)")
+}
+
+/// `lifeboat state rm ADDRESS… [--auto-approve]`: forgets records without
+/// touching AWS, under the state lock. Every address is checked before
+/// anything is asked or done, and all are forgotten in one transaction.
+pub async fn rm(ws: &Workspace, addresses: &[String], auto_approve: bool) -> Result<u8> {
+    let mut addrs = Vec::new();
+    for a in addresses {
+        match a.parse::<Address>() {
+            Ok(addr) => addrs.push(addr),
+            Err(e) => anyhow::bail!("{a:?} is not an address: {e}"),
+        }
+    }
+    let store = std::sync::Arc::new(std::sync::Mutex::new(ws.store()?));
+    let state = store.lock().expect("store").load()?;
+    for addr in &addrs {
+        forgettable(&state, addr)?;
+    }
+    println!("Lifeboat will forget, and leave in AWS as they are:");
+    for addr in &addrs {
+        println!("  - {addr}");
+    }
+    println!(
+        "A forgotten object is planned again from the configuration; a forgotten backup's artifacts are no longer retained or deleted by Lifeboat (`lifeboat import` can adopt them again)."
+    );
+    if !auto_approve {
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            anyhow::bail!(
+                "state rm asks for confirmation: run it in a terminal, or pass --auto-approve"
+            );
+        }
+        if !crate::output::confirm("Do you want to forget them?")? {
+            println!("Nothing forgotten.");
+            return Ok(1);
+        }
+    }
+    let say = |w: &lifeboat_engine::state::LockWaiting| eprintln!("{w}");
+    let lock = lock_waiting(&store, "state rm", ws.lock_timeout, say).await?;
+    let done = (|| -> Result<()> {
+        let mut store = store.lock().expect("store");
+        // Judged again under the lock: a runner may have moved on.
+        let state = store.load()?;
+        let forget = addrs
+            .iter()
+            .map(|a| forgettable(&state, a))
+            .collect::<Result<Vec<_>>>()?;
+        store.transaction(|tx| {
+            for f in &forget {
+                match f {
+                    Forget::Object(addr) => tx.delete_object(addr)?,
+                    Forget::Backup {
+                        policy,
+                        id,
+                        artifacts,
+                    } => {
+                        for a in artifacts {
+                            tx.delete_snapshot(a)?;
+                        }
+                        tx.delete_backup(policy, id)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(())
+    })();
+    let released = store.lock().expect("store").unlock(&lock.id);
+    done?;
+    released?;
+    println!(
+        "Forgot {} address(es); nothing was deleted in AWS.",
+        addrs.len()
     );
     Ok(0)
 }
