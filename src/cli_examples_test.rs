@@ -1,7 +1,9 @@
 //! The CI examples (`examples/ci/*.yml`) stay true to the binary: each file
 //! parses as YAML, and every `lifeboat …` command in its strings parses with
 //! the binary's own argument parser, so a renamed or mistyped flag fails
-//! here rather than in a user's pipeline.
+//! here rather than in a user's pipeline. The deployment examples
+//! (`examples/deploy/`) likewise: the systemd unit's and the image's command
+//! lines parse, and the files keep the shape their README promises.
 
 use clap::Parser;
 use yaml_rust2::{Yaml, YamlLoader};
@@ -260,4 +262,81 @@ fn the_shell_words_are_read_as_the_shell_would() {
             vec!["lifeboat", "-C", "my dir", "fmt", "--check"],
         ]
     );
+}
+
+/// The value of each `KEY=` line of a systemd unit.
+fn unit_values<'a>(unit: &'a str, key: &str) -> Vec<&'a str> {
+    unit.lines()
+        .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+        .collect()
+}
+
+/// A Dockerfile instruction's JSON-array argument (`ENTRYPOINT ["…"]`) in
+/// the last stage.
+fn exec_form(dockerfile: &str, instruction: &str) -> Vec<String> {
+    let line = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(instruction)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {instruction} in the Dockerfile"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{instruction} {line}: {e}"))
+}
+
+#[test]
+fn the_deployment_examples_run_commands_the_binary_takes_and_keep_their_shape() {
+    let unit = example("examples/deploy/lifeboat.service");
+    for section in ["[Unit]", "[Service]", "[Install]"] {
+        assert!(unit.contains(section), "the unit has {section}");
+    }
+    let exec = unit_values(&unit, "ExecStart");
+    assert_eq!(exec.len(), 1, "one ExecStart: {exec:?}");
+    let mut words: Vec<String> = exec[0].split_whitespace().map(str::to_string).collect();
+    assert_eq!(words[0], "/usr/local/bin/lifeboat");
+    words[0] = "lifeboat".into();
+    assert!(words.contains(&"run".to_string()), "{words:?}");
+    assert_eq!(refused(&[words]), Vec::<String>::new());
+    let user = unit_values(&unit, "User");
+    assert!(
+        user.len() == 1 && user[0] != "root",
+        "a user of its own: {user:?}"
+    );
+    assert_eq!(unit_values(&unit, "Restart"), ["on-failure"]);
+    assert_eq!(
+        unit_values(&unit, "TimeoutStopSec").len(),
+        1,
+        "a drain timeout"
+    );
+
+    let docker = example("examples/deploy/Dockerfile");
+    let stages: Vec<&str> = docker.split("\nFROM ").collect();
+    assert!(stages.len() >= 3, "a build stage and a run stage");
+    let last = stages[stages.len() - 1];
+    // No shell in the final image: nothing may need one at run time.
+    assert!(
+        !last.lines().any(|l| l.starts_with("RUN ")),
+        "the run stage runs nothing: {last}"
+    );
+    let user = last
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("the run stage names its user");
+    assert!(
+        !user.starts_with("root") && !user.starts_with('0'),
+        "{user}"
+    );
+    let entry = exec_form(&docker, "ENTRYPOINT");
+    assert_eq!(entry[0], "/usr/local/bin/lifeboat");
+    for tail in [exec_form(&docker, "CMD"), vec!["plan".to_string()]] {
+        let mut words: Vec<String> = vec!["lifeboat".into()];
+        words.extend(entry[1..].iter().cloned());
+        words.extend(tail);
+        assert_eq!(refused(&[words]), Vec::<String>::new());
+    }
+
+    // Neither file carries a credential.
+    for text in [&unit, &docker] {
+        for secret in ["AKIA", "aws_secret_access_key", "AWS_SECRET_ACCESS_KEY="] {
+            assert!(!text.contains(secret), "{secret} in a deployment example");
+        }
+    }
 }
