@@ -98,6 +98,11 @@ enum Command {
         /// configuration (refused without it).
         #[arg(long)]
         allow_destroy_backups: bool,
+        /// Apply only the changes at or under ADDRESS (repeatable), and
+        /// those they wait for; refused if that would delete backup data
+        /// while other changes are left out.
+        #[arg(long = "target", value_name = "ADDRESS", conflicts_with = "plan_file")]
+        targets: Vec<lifeboat_engine::Address>,
         #[command(flatten)]
         lock: LockWait,
     },
@@ -429,6 +434,7 @@ async fn run(cli: Cli) -> Result<u8> {
             parallelism,
             deny_destroy,
             allow_destroy_backups,
+            targets,
             lock,
         } => {
             let gates = cmd::apply::Gates {
@@ -441,6 +447,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 *auto_approve,
                 *parallelism,
                 gates,
+                targets,
             )
             .await
         }

@@ -204,3 +204,46 @@ fn dir_selects_the_configuration_and_its_state() {
         .run_in(&elsewhere, &["--dir", conf, "plan", "--detailed-exitcode"])
         .code(0);
 }
+
+#[test]
+fn a_targeted_plan_and_apply_take_in_only_what_belongs_to_the_target() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    let b = env.aws.run_instance(1, &[]);
+    let two = config(2, &[&a.id], false, "yes")
+        + &format!(
+            "\npolicy \"db\" {{\n  account     = account.main\n  generations = 2\n  instance \"{}\" {{ region = \"us-east-1\" }}\n}}\n",
+            b.id
+        );
+    env.config(&two);
+    let db_target = format!("policy.db.target[\"{}\"]", b.id);
+
+    let run = env.run(&["plan", "--target", "policy.web"]).ok();
+    run.plan_line("+", "policy.web");
+    run.plan_line("+", &target(&a.id));
+    run.plan_line("+", "account.main");
+    assert!(!run.stdout.contains("policy.db"), "{run}");
+    run.stdout_has("left out of this plan");
+    env.run(&["plan", "--target", "policy web"])
+        .code(2)
+        .stderr_has("--target");
+
+    let before = env.ws.state_bytes();
+    env.run(&["apply", "--target", "policy.web", "plan.json"])
+        .code(2)
+        .stderr_has("cannot be used with");
+    assert_eq!(env.ws.state_bytes(), before);
+
+    env.run(&["apply", "--target", "policy.web", "--auto-approve"])
+        .ok();
+    let state = env.state_list();
+    assert!(state.contains(&target(&a.id)), "{state:?}");
+    assert!(
+        !state.iter().any(|s| s.starts_with("policy.db")),
+        "{state:?}"
+    );
+    // The rest is still to do.
+    let run = env.run(&["plan"]).ok();
+    run.plan_line("+", "policy.db");
+    run.plan_line("+", &db_target);
+}

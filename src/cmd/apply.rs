@@ -67,6 +67,7 @@ pub async fn run(
     auto_approve: bool,
     parallelism: u16,
     gates: Gates,
+    targets: &[Address],
 ) -> Result<u8> {
     if let Some(f) = plan_file {
         let text = std::fs::read_to_string(f).unwrap_or_default();
@@ -87,7 +88,7 @@ pub async fn run(
     locked(store, "apply", ws.lock_timeout, async move |lock_id| {
         let plan = match saved {
             Some(plan) => checked(&ws, &store2, plan).await?,
-            None => match new_plan(&ws, &store2, auto_approve, gates).await? {
+            None => match new_plan(&ws, &store2, auto_approve, gates, targets).await? {
                 ControlFlow::Continue(plan) => plan,
                 // 0: nothing to change (1: refused or declined).
                 ControlFlow::Break(0) => return record_applied(&ws, &store2),
@@ -154,9 +155,24 @@ async fn new_plan(
     store: &SharedStore,
     auto_approve: bool,
     gates: Gates,
+    targets: &[Address],
 ) -> Result<ControlFlow<u8, Plan>> {
-    let plan = make(ws, store).await?;
-    print!("{}", render::human(&plan));
+    let mut plan = make(ws, store).await?;
+    if !targets.is_empty() {
+        // Judged as a saved plan naming fewer changes than a plan made
+        // now: a cut that deletes backup data is refused.
+        let cut = lifeboat_engine::plan::target::restrict(&plan, targets);
+        print!("{}", render::human(&cut));
+        match check::check(&cut, &plan) {
+            Ok(checked) => plan = checked.plan,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return Ok(ControlFlow::Break(1));
+            }
+        }
+    } else {
+        print!("{}", render::human(&plan));
+    }
     if plan.is_empty() {
         return Ok(ControlFlow::Break(0));
     }

@@ -35,6 +35,11 @@ pub struct PlanArgs {
     /// Fail (exit 1) if the plan destroys anything.
     #[arg(long)]
     deny_destroy: bool,
+    /// Plan only the changes at or under ADDRESS (repeatable: a policy
+    /// takes in its targets, backups and their artifacts), and those they
+    /// wait for; the plan says how many were left out.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    targets: Vec<lifeboat_engine::Address>,
 }
 
 /// `--max-bytes`, for the Markdown view of `plan` and `show`.
@@ -58,7 +63,10 @@ impl MarkdownCap {
 
 pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
     let mut store = ws.store()?;
-    let plan = make(ws, &mut store).await?;
+    let mut plan = make(ws, &mut store).await?;
+    if !args.targets.is_empty() {
+        plan = lifeboat_engine::plan::target::restrict(&plan, &args.targets);
+    }
     if args.json {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         render::json_to(&plan, &mut out).and_then(|()| out.flush())?;

@@ -9,6 +9,7 @@ pub mod observe;
 pub mod planner;
 pub mod prior;
 pub mod render;
+pub mod target;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
