@@ -56,6 +56,8 @@ pub fn spawn(
                 return;
             };
             let Ok((conn, _)) = serve.listener.accept().await else {
+                // Out of descriptors, say: not a busy loop meanwhile.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let (metrics, store, stop) = (serve.metrics.clone(), store.clone(), stop.clone());

@@ -177,8 +177,8 @@ impl RunMetrics {
             }
             _ => {}
         }
-        let Some((at, _)) = c.last_look else {
-            return bad("starting: the runner has not looked at its work yet".into());
+        let Some((at, _)) = c.last_look.filter(|_| c.phase != Phase::Starting) else {
+            return bad("starting: the runner has not looked at its work or the lease yet".into());
         };
         let age = at.elapsed();
         if age > HEALTHY_LOOK_AGE {
@@ -190,7 +190,6 @@ impl RunMetrics {
         }
         let reason = match c.phase {
             Phase::Standby => "ok (standby: waiting for the lease)",
-            Phase::Starting => "ok (starting)",
             _ => "ok",
         };
         Health {
@@ -439,6 +438,7 @@ mod tests {
         let m = RunMetrics::default();
         assert!(!m.health(false).ok, "no look yet");
         m.look();
+        assert!(!m.health(false).ok, "neither leading nor standing by yet");
         m.observe(&RunEvent::LeaseWaiting {
             holder: "h".into(),
             until: "u".into(),
