@@ -130,7 +130,11 @@ async fn route(
         "/healthz" => {
             let h = metrics.health(stop.load(Ordering::SeqCst));
             let status = if h.ok { 200 } else { 503 };
-            reply(status, "text/plain; charset=utf-8", format!("{}\n", h.reason))
+            reply(
+                status,
+                "text/plain; charset=utf-8",
+                format!("{}\n", h.reason),
+            )
         }
         _ => reply(
             404,

@@ -131,8 +131,14 @@ fn a_runner_serves_metrics_and_health_that_move_with_a_backup() {
 
     let before = get(port, "/metrics").expect("metrics").1;
     assert!(!logged(&log, "backup_start"), "idle before 10:17");
-    assert!(before.contains("# TYPE lifeboat_backups_total counter\n"), "{before}");
-    assert!(before.contains("# HELP lifeboat_runner_leader "), "{before}");
+    assert!(
+        before.contains("# TYPE lifeboat_backups_total counter\n"),
+        "{before}"
+    );
+    assert!(
+        before.contains("# HELP lifeboat_runner_leader "),
+        "{before}"
+    );
     assert_eq!(value(&before, "lifeboat_runner_leader"), Some(1.0));
     assert!(value(&before, "lifeboat_last_look_timestamp_seconds").is_some_and(|t| t > 1.7e9));
     let web_success = "lifeboat_backups_total{policy=\"web\",status=\"success\"}";
@@ -140,10 +146,16 @@ fn a_runner_serves_metrics_and_health_that_move_with_a_backup() {
     let last_success = "lifeboat_policy_last_success_timestamp_seconds{policy=\"web\"}";
     assert_eq!(value(&before, last_success), None, "{before}");
     assert_eq!(
-        value(&before, "lifeboat_policy_consecutive_failures{policy=\"web\"}"),
+        value(
+            &before,
+            "lifeboat_policy_consecutive_failures{policy=\"web\"}"
+        ),
         Some(0.0)
     );
-    assert_eq!(value(&before, "lifeboat_policy_backups{policy=\"web\"}"), Some(0.0));
+    assert_eq!(
+        value(&before, "lifeboat_policy_backups{policy=\"web\"}"),
+        Some(0.0)
+    );
     let create = "lifeboat_aws_calls_total{service=\"ec2\",action=\"CreateSnapshots\"}";
     assert_eq!(value(&before, create), None, "{before}");
 
@@ -156,9 +168,18 @@ fn a_runner_serves_metrics_and_health_that_move_with_a_backup() {
     let t = value(&after, last_success).unwrap();
     assert!(t > 1_795_342_000.0, "{t}");
     assert!(value(&after, create).is_some_and(|n| n >= 1.0), "{after}");
-    assert_eq!(value(&after, "lifeboat_artifacts_total{policy=\"web\"}"), Some(1.0));
-    assert_eq!(value(&after, "lifeboat_policy_backups{policy=\"web\"}"), Some(1.0));
-    assert_eq!(value(&after, "lifeboat_policy_artifacts{policy=\"web\"}"), Some(1.0));
+    assert_eq!(
+        value(&after, "lifeboat_artifacts_total{policy=\"web\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&after, "lifeboat_policy_backups{policy=\"web\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&after, "lifeboat_policy_artifacts{policy=\"web\"}"),
+        Some(1.0)
+    );
     assert_eq!(
         value(
             &after,
@@ -180,7 +201,10 @@ fn a_runner_serves_metrics_and_health_that_move_with_a_backup() {
         .wait(Duration::from_secs(90))
         .expect("the runner stops at --until");
     assert!(status.success(), "{status:?}\n{}", env.ws.read("run.err"));
-    assert!(get(port, "/healthz").is_none(), "still answering after the runner stopped");
+    assert!(
+        get(port, "/healthz").is_none(),
+        "still answering after the runner stopped"
+    );
 }
 
 #[test]
@@ -196,8 +220,18 @@ fn a_bad_or_busy_listen_address_stops_the_runner_before_any_work() {
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let run = env.run(&["--now", "2026-11-22T10:17:00Z", "run", "--once", "--listen", &addr]);
+    let run = env.run(&[
+        "--now",
+        "2026-11-22T10:17:00Z",
+        "run",
+        "--once",
+        "--listen",
+        &addr,
+    ]);
     let run = run.code(1);
     run.stderr_has(&format!("cannot listen on {addr}"));
-    assert!(env.backups(&[]).is_empty(), "no backup before the listener binds");
+    assert!(
+        env.backups(&[]).is_empty(),
+        "no backup before the listener binds"
+    );
 }

@@ -94,13 +94,19 @@ fn every_documented_event_has_a_field_table_or_says_it_has_none_and_an_example()
             section.contains("| field | type | meaning |") || section.contains("No fields."),
             "{name}: no field table"
         );
-        assert!(section.contains("```json\n{\"time\":"), "{name}: no example line");
+        assert!(
+            section.contains("```json\n{\"time\":"),
+            "{name}: no example line"
+        );
         for block in section.split("```json\n").skip(1) {
             let line = block.lines().next().unwrap_or_default();
             let v: serde_json::Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{name}: the example is not JSON ({e}): {line}"));
             let event = v["event"].as_str().unwrap_or_default();
-            assert!(name.contains(&format!("`{event}`")), "{name}: example of {event}");
+            assert!(
+                name.contains(&format!("`{event}`")),
+                "{name}: example of {event}"
+            );
         }
     }
 }

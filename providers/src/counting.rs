@@ -69,7 +69,9 @@ fn error_code(error_type: Option<&str>, body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(&body[..body.len().min(64 * 1024)]).ok()?;
     if let Some(start) = text.find("<Code>") {
         let rest = &text[start + "<Code>".len()..];
-        return rest.find("</Code>").map(|end| rest[..end].trim().to_owned());
+        return rest
+            .find("</Code>")
+            .map(|end| rest[..end].trim().to_owned());
     }
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     ["__type", "code", "Code"]

@@ -445,7 +445,10 @@ pub async fn run(
     serve: Option<crate::listen::Serve>,
 ) -> Result<u8> {
     let log = Log(format);
-    let metrics = serve.as_ref().map(|s| s.metrics.clone()).unwrap_or_default();
+    let metrics = serve
+        .as_ref()
+        .map(|s| s.metrics.clone())
+        .unwrap_or_default();
     // Serves while the runner runs, its drain included; ends with it.
     let listening = serve.map(|s| crate::listen::spawn(s, store.clone(), stop.clone()));
     let clock = Arc::new(Clock::starting_at(now));

@@ -216,7 +216,11 @@ impl RunMetrics {
         if let Ok(f) = read {
             c.figures = Some((Instant::now(), f));
         }
-        let f = c.figures.as_ref().map(|(_, f)| f.clone()).unwrap_or_default();
+        let f = c
+            .figures
+            .as_ref()
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default();
         (f, c.state_readable)
     }
 
@@ -253,7 +257,12 @@ impl RunMetrics {
     /// The runner's own metrics.
     fn runner_families(&self) -> Vec<Family> {
         let c = self.counts();
-        let one = |v: f64| vec![Sample { labels: vec![], value: v }];
+        let one = |v: f64| {
+            vec![Sample {
+                labels: vec![],
+                value: v,
+            }]
+        };
         let by_policy = |m: &BTreeMap<String, u64>| {
             m.iter()
                 .map(|(p, n)| Sample {
@@ -443,7 +452,10 @@ mod tests {
             holder: "h".into(),
             until: "u".into(),
         });
-        assert_eq!(m.health(false).reason, "ok (standby: waiting for the lease)");
+        assert_eq!(
+            m.health(false).reason,
+            "ok (standby: waiting for the lease)"
+        );
         m.observe(&RunEvent::RunnerStarted {
             lease: "l".into(),
             once: false,

@@ -53,12 +53,14 @@ impl Store {
             f.policies.entry(owner(address)).or_default();
         }
         let counts: [(&str, fn(&mut PolicyFigures, u64)); 5] = [
-            ("SELECT policy, COUNT(*) FROM backups GROUP BY policy", |p, n| {
-                p.backups = n
-            }),
-            ("SELECT policy, COUNT(*) FROM snapshots GROUP BY policy", |p, n| {
-                p.artifacts = n
-            }),
+            (
+                "SELECT policy, COUNT(*) FROM backups GROUP BY policy",
+                |p, n| p.backups = n,
+            ),
+            (
+                "SELECT policy, COUNT(*) FROM snapshots GROUP BY policy",
+                |p, n| p.artifacts = n,
+            ),
             ("SELECT policy, failures FROM policy_health", |p, n| {
                 p.consecutive_failures = n
             }),
@@ -78,8 +80,8 @@ impl Store {
                 set(f.policies.entry(policy).or_default(), n);
             }
         }
-        for (who, n) in
-            self.grouped("SELECT policy, COUNT(*) FROM alerts WHERE closed IS NULL GROUP BY policy")?
+        for (who, n) in self
+            .grouped("SELECT policy, COUNT(*) FROM alerts WHERE closed IS NULL GROUP BY policy")?
         {
             f.open_alerts += n;
             if let Some(p) = f.policies.get_mut(&owner(who)) {
