@@ -42,6 +42,9 @@ pub struct Figures {
     pub open_alerts: u64,
 }
 
+/// Where one grouped count goes in a policy's figures.
+type SetCount = fn(&mut PolicyFigures, u64);
+
 impl Store {
     /// The figures metrics report. Each query reads a consistent view;
     /// figures of one scrape may straddle a commit, which a gauge allows.
@@ -52,7 +55,7 @@ impl Store {
         for (address, _) in self.grouped("SELECT address, 0 FROM objects WHERE kind = 'policy'")? {
             f.policies.entry(owner(address)).or_default();
         }
-        let counts: [(&str, fn(&mut PolicyFigures, u64)); 5] = [
+        let counts: [(&str, SetCount); 5] = [
             (
                 "SELECT policy, COUNT(*) FROM backups GROUP BY policy",
                 |p, n| p.backups = n,
