@@ -13,12 +13,14 @@ use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use lifeboat_engine::backup;
+use lifeboat_engine::runmode::metrics::RunMetrics;
 
-use workspace::{cloud, stop_on_signal, Workspace};
+use workspace::{stop_on_signal, Workspace};
 
 #[cfg(test)]
 mod cli_examples_test;
 mod cmd;
+mod listen;
 mod output;
 mod workspace;
 
@@ -281,6 +283,10 @@ struct RunArgs {
     /// leader's death. Renewed every third of it.
     #[arg(long, default_value = "30s", value_parser = lifeboat_schema::parse_duration)]
     lease_ttl: std::time::Duration,
+    /// Serve /metrics (Prometheus text format) and /healthz over HTTP on
+    /// this address while the runner runs, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -536,6 +542,7 @@ async fn run_mode(cli: &Cli, args: &RunArgs) -> Result<u8> {
         concurrency,
         dr_concurrency,
         lease_ttl,
+        listen,
     } = args;
     // Refused before the state is opened: nothing is touched.
     if *fast_forward && cli.now.is_none() {
@@ -547,7 +554,18 @@ async fn run_mode(cli: &Cli, args: &RunArgs) -> Result<u8> {
         }
     }
     let ws = load(cli)?;
+    // Bound before the state is opened: a port in use stops the runner
+    // before it does anything.
+    let listener = match listen {
+        Some(addr) => Some(listen::bind(*addr).await?),
+        None => None,
+    };
     let store = Arc::new(Mutex::new(ws.store()?));
+    let (cloud, calls) = workspace::counted_cloud(&ws).await?;
+    let serve = listener.map(|listener| listen::Serve {
+        listener,
+        metrics: Arc::new(RunMetrics::new(calls)),
+    });
     let wait = backup::Wait {
         timeout: *timeout,
         ..Default::default()
@@ -561,7 +579,7 @@ async fn run_mode(cli: &Cli, args: &RunArgs) -> Result<u8> {
         lease_ttl: (*lease_ttl).max(std::time::Duration::from_secs(3)),
     };
     cmd::run::run(
-        cloud(&ws).await?,
+        cloud,
         store,
         &ws.config,
         cli.now,
@@ -570,6 +588,7 @@ async fn run_mode(cli: &Cli, args: &RunArgs) -> Result<u8> {
         *log_format,
         stop_on_signal(),
         &ws.dir,
+        serve,
     )
     .await
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use lifeboat_engine::cloud::calls::CallCounts;
 use lifeboat_engine::cloud::identity::CheckedCloud;
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::state::{SharedStore, Store};
@@ -113,9 +114,17 @@ impl Workspace {
 /// it is pinned or recorded to in this workspace's state
 /// (`lifeboat_engine::cloud::identity`).
 pub async fn cloud(ws: &Workspace) -> Result<Arc<dyn Cloud>> {
-    let aws: Arc<dyn Cloud> = Arc::new(lifeboat_providers::AwsCloud::new());
+    Ok(counted_cloud(ws).await?.0)
+}
+
+/// [`cloud`], with the count of the requests its clients send (run mode's
+/// metrics).
+pub async fn counted_cloud(ws: &Workspace) -> Result<(Arc<dyn Cloud>, Arc<CallCounts>)> {
+    let aws = lifeboat_providers::AwsCloud::new();
+    let calls = aws.calls();
+    let aws: Arc<dyn Cloud> = Arc::new(aws);
     let store = Arc::new(std::sync::Mutex::new(ws.store()?));
-    Ok(Arc::new(CheckedCloud::new(aws, store, &ws.config)))
+    Ok((Arc::new(CheckedCloud::new(aws, store, &ws.config)), calls))
 }
 
 /// Holds the state lock for the duration of `f` (renewed by the engine

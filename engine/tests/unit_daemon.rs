@@ -116,6 +116,7 @@ async fn unit_a_fast_forwarded_day_takes_each_scheduled_backup_and_sends_one_sum
     let events: Arc<Mutex<Log>> = Default::default();
     let seen = events.clone();
     let daemon = Daemon {
+        metrics: Default::default(),
         cloud: Arc::new(fake.clone()),
         store: store.clone(),
         config: &config,
@@ -270,6 +271,7 @@ async fn unit_a_broken_account_fails_its_own_policies_and_the_others_run_on_time
     let events: Arc<Mutex<Vec<String>>> = Default::default();
     let seen = events.clone();
     let daemon = Daemon {
+        metrics: Default::default(),
         cloud: Arc::new(fake.clone()),
         store: store.clone(),
         config: &config,
@@ -351,6 +353,7 @@ async fn unit_a_runner_whose_lease_is_taken_over_starts_nothing_more_and_exits_w
         seen.lock().unwrap().extend(describe(at, e));
     };
     let daemon = Daemon {
+        metrics: Default::default(),
         cloud: Arc::new(fake.clone()),
         store: store.clone(),
         config: &config,

@@ -814,6 +814,7 @@ async fn unit_run_mode_drills_when_due_keeps_it_for_keep_for_then_tears_it_down(
     let events: Events = Default::default();
     let seen = events.clone();
     let daemon = Daemon {
+        metrics: Default::default(),
         cloud: b.cloud(),
         store: b.store.clone(),
         config: &b.config,

@@ -203,6 +203,7 @@ async fn unit_hibernation_is_asked_only_for_instances_configured_for_it() {
 async fn run_once(fake: &FakeCloud, store: &SharedStore, config: &Config, now: &str) -> Exit {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon {
+        metrics: Default::default(),
         cloud: Arc::new(fake.clone()),
         store: store.clone(),
         config,
@@ -835,6 +836,7 @@ resource_control_group "quick" {
     let events = Arc::new(Mutex::new(Vec::new()));
     let seen = events.clone();
     let daemon = Daemon {
+        metrics: Default::default(),
         cloud: Arc::new(fake.clone()),
         store: store.clone(),
         config: &config,

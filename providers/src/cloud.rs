@@ -12,6 +12,7 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
+use lifeboat_engine::cloud::calls::CallCounts;
 use lifeboat_engine::cloud::iam::Iam;
 use lifeboat_engine::cloud::restore::{Databases, Launch};
 use lifeboat_engine::cloud::{
@@ -20,6 +21,7 @@ use lifeboat_engine::cloud::{
 use lifeboat_schema::Account;
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::counting::Counting;
 use crate::ec2::AwsEc2;
 use crate::error::ErrorContext;
 use crate::kms::AwsKms;
@@ -105,6 +107,8 @@ pub struct AwsCloud {
     accounts: Mutex<HashMap<String, Arc<AccountSession>>>,
     /// By (account name, region).
     clients: Mutex<HashMap<(String, String), Arc<AwsEc2>>>,
+    /// Every request of every client made here, counted (run mode's metrics).
+    calls: Arc<CallCounts>,
 }
 
 /// One configured account: its SDK configuration (credentials included) and
@@ -160,7 +164,19 @@ impl AwsCloud {
             },
             accounts: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
+            calls: Arc::default(),
         }
+    }
+
+    /// The requests this cloud's clients sent so far, per service and
+    /// action (with throttles), counted as they are made.
+    pub fn calls(&self) -> Arc<CallCounts> {
+        self.calls.clone()
+    }
+
+    /// What every client built here carries: the count of its requests.
+    fn counting(&self) -> Counting {
+        Counting(self.calls.clone())
     }
 
     async fn session(&self, account: &Account) -> Arc<AccountSession> {
@@ -206,6 +222,7 @@ impl AwsCloud {
         let account_id = self.resolve_account_id(&session, &ctx).await?;
         let conf = aws_sdk_ec2::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
+            .interceptor(self.counting())
             .build();
         let ec2 = Arc::new(AwsEc2::new(
             aws_sdk_ec2::Client::from_conf(conf),
@@ -226,7 +243,10 @@ impl AwsCloud {
         let id = session
             .account_id
             .get_or_try_init(|| async {
-                let sts = aws_sdk_sts::Client::new(&session.config);
+                let conf = aws_sdk_sts::config::Builder::from(&session.config)
+                    .interceptor(self.counting())
+                    .build();
+                let sts = aws_sdk_sts::Client::from_conf(conf);
                 let out = sts
                     .get_caller_identity()
                     .send()
@@ -271,6 +291,7 @@ impl Cloud for AwsCloud {
         let ctx = session.context(account, region);
         let conf = aws_sdk_rds::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
+            .interceptor(self.counting())
             .build();
         Ok(Arc::new(crate::rds::AwsRds::new(
             aws_sdk_rds::Client::from_conf(conf),
@@ -289,6 +310,7 @@ impl Cloud for AwsCloud {
         let ctx = session.context(account, region);
         let conf = aws_sdk_rds::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
+            .interceptor(self.counting())
             .build();
         let rds = crate::rds::AwsRds::new(aws_sdk_rds::Client::from_conf(conf), ctx);
         Ok(Arc::new(crate::power::AwsPower { ec2, rds }))
@@ -301,6 +323,7 @@ impl Cloud for AwsCloud {
         let account_id = self.resolve_account_id(&session, &ctx).await?;
         let conf = aws_sdk_ec2::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
+            .interceptor(self.counting())
             .build();
         Ok(Arc::new(AwsNetwork::new(
             aws_sdk_ec2::Client::from_conf(conf),
@@ -315,6 +338,7 @@ impl Cloud for AwsCloud {
         let ctx = session.context(account, region);
         let conf = aws_sdk_cloudformation::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
+            .interceptor(self.counting())
             .build();
         Ok(Arc::new(AwsStacks::new(
             aws_sdk_cloudformation::Client::from_conf(conf),
@@ -328,6 +352,7 @@ impl Cloud for AwsCloud {
         let ctx = session.context(account, region);
         let conf = aws_sdk_rds::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
+            .interceptor(self.counting())
             .build();
         Ok(Arc::new(crate::rds::AwsRds::new(
             aws_sdk_rds::Client::from_conf(conf),
@@ -343,6 +368,7 @@ impl Cloud for AwsCloud {
         let conf = aws_sdk_s3::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
             .force_path_style(session.config.endpoint_url().is_some())
+            .interceptor(self.counting())
             .build();
         Ok(Arc::new(AwsObjects::new(
             aws_sdk_s3::Client::from_conf(conf),
@@ -363,10 +389,15 @@ impl Cloud for AwsCloud {
         };
         let conf = aws_sdk_iam::config::Builder::from(&session.config)
             .region(Region::new(home))
+            .interceptor(self.counting())
             .build();
         Ok(Arc::new(crate::iam::AwsIam::new(
             aws_sdk_iam::Client::from_conf(conf),
-            aws_sdk_sts::Client::new(&session.config),
+            aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(&session.config)
+                    .interceptor(self.counting())
+                    .build(),
+            ),
             ctx,
         )))
     }
@@ -377,6 +408,7 @@ impl Cloud for AwsCloud {
         let ctx = session.context(account, region);
         let conf = aws_sdk_kms::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
+            .interceptor(self.counting())
             .build();
         Ok(Arc::new(AwsKms::new(
             aws_sdk_kms::Client::from_conf(conf),
@@ -390,6 +422,7 @@ impl Cloud for AwsCloud {
         let ctx = session.context(account, region);
         let conf = aws_sdk_sns::config::Builder::from(&session.config)
             .region(Region::new(region.to_owned()))
+            .interceptor(self.counting())
             .build();
         Ok(Arc::new(AwsSns::new(
             aws_sdk_sns::Client::from_conf(conf),

@@ -44,6 +44,7 @@
 
 mod cloud;
 mod convert;
+mod counting;
 mod databases;
 mod dynamo;
 mod ec2;

@@ -442,8 +442,15 @@ pub async fn run(
     format: LogFormat,
     stop: Arc<AtomicBool>,
     config_dir: &std::path::Path,
+    serve: Option<crate::listen::Serve>,
 ) -> Result<u8> {
     let log = Log(format);
+    let metrics = serve
+        .as_ref()
+        .map(|s| s.metrics.clone())
+        .unwrap_or_default();
+    // Serves while the runner runs, its drain included; ends with it.
+    let listening = serve.map(|s| crate::listen::spawn(s, store.clone(), stop.clone()));
     let clock = Arc::new(Clock::starting_at(now));
     // SIGHUP: read the applied configuration now rather than at the next
     // wake-up. Registered before the runner starts, so that the signal
@@ -467,8 +474,12 @@ pub async fn run(
         wait,
         stop,
         on_event: Arc::new(move |at, event| log.say(at, event)),
+        metrics,
     };
     let exit = daemon.run().await;
     on_hup.abort();
+    if let Some(l) = listening {
+        l.abort();
+    }
     Ok(exit?.code())
 }

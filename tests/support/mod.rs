@@ -158,7 +158,7 @@ impl Drop for Emulator {
 /// second emulator then fails to bind, while the first one answers on its
 /// port: the second test would talk to the first test's emulator, and lose it
 /// when that test ends. Never handing a port out twice closes that.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     loop {

@@ -5,6 +5,7 @@
 //! the paging loop ([`collect_pages`]) lives here and is tested with a fake
 //! that pages (the emulator never does).
 
+pub mod calls;
 pub mod copy;
 pub mod iam;
 pub mod identity;

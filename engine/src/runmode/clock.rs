@@ -73,6 +73,9 @@ impl Clock {
     }
 }
 
+/// How often a runner on the real clock looks at its agenda at least.
+pub const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// When a runner looks again, given the next thing due (`next`, which
 /// includes `--until`): a runner on the real clock at least once a minute,
 /// a fast-forwarding one straight at `next`. Never before `now`.
@@ -81,7 +84,7 @@ pub fn wake_at(
     now: DateTime<Utc>,
     fast_forward: bool,
 ) -> DateTime<Utc> {
-    let poll = now + Duration::minutes(1);
+    let poll = now + Duration::from_std(LOOK_EVERY).unwrap_or(Duration::minutes(1));
     match (next, fast_forward) {
         (Some(n), true) => n,
         (Some(n), false) => n.min(poll),

@@ -239,6 +239,8 @@ pub struct Daemon<'a> {
     /// Raised (by a signal, or the heartbeat) to stop after the work in flight.
     pub stop: Arc<AtomicBool>,
     pub on_event: OnEvent,
+    /// Counts what the runner reports, and when it looks at its work.
+    pub metrics: Arc<crate::runmode::metrics::RunMetrics>,
 }
 
 /// The exit of a finished run: clean when it made a valid generation and
@@ -288,10 +290,12 @@ struct Running<'d, 'a> {
 
 impl Daemon<'_> {
     fn report(&self, event: RunEvent) {
+        self.metrics.observe(&event);
         (self.on_event)(self.clock.now(), &event);
     }
 
     pub(crate) fn report_at(&self, at: DateTime<Utc>, event: RunEvent) {
+        self.metrics.observe(&event);
         (self.on_event)(at, &event);
     }
 
@@ -585,6 +589,7 @@ impl Running<'_, '_> {
     /// or the next wake-up.
     async fn step(&mut self) -> Result<Step, DaemonError> {
         let d = self.d;
+        d.metrics.look();
         if self.hold_lost()? {
             return Ok(Step::Stop(Exit::HoldLost));
         }

@@ -8,6 +8,7 @@ pub mod attempt;
 pub mod clock;
 pub mod daemon;
 pub mod drills;
+pub mod metrics;
 pub mod notify;
 pub mod runner;
 pub mod schedule;

@@ -20,6 +20,8 @@ mod catalog;
 mod control;
 pub use control::{ControlRecord, ControlWrite};
 mod dr;
+mod figures;
+pub use figures::{Figures, PolicyFigures};
 mod drill;
 pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};
 pub use drill::{DrillRecord, DrillStatus};

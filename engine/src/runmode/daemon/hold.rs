@@ -17,6 +17,7 @@ impl Daemon<'_> {
         let ttl = self.mode.ttl();
         let mut said = None;
         loop {
+            self.metrics.look();
             let taken = self.store.lock().expect("store").take_lease(ttl);
             match taken {
                 Ok(l) => return Ok(Some(l)),
@@ -71,6 +72,7 @@ impl Daemon<'_> {
     ) -> tokio::task::JoinHandle<()> {
         let (store, id, stop) = (self.store.clone(), lease.to_string(), self.stop.clone());
         let (clock, on_event) = (self.clock.clone(), self.on_event.clone());
+        let metrics = self.metrics.clone();
         let ttl = self.mode.ttl();
         let every = self.mode.lease_ttl / 3;
         tokio::spawn(async move {
@@ -89,7 +91,9 @@ impl Daemon<'_> {
                 if let Err(e) = renewed {
                     // Only the first to notice says so.
                     if !lost.swap(true, Ordering::SeqCst) {
-                        on_event(clock.now(), &RunEvent::LeaseLost(e));
+                        let event = RunEvent::LeaseLost(e);
+                        metrics.observe(&event);
+                        on_event(clock.now(), &event);
                     }
                     stop.store(true, Ordering::SeqCst);
                     return;

@@ -212,6 +212,7 @@ impl<'a> Daemon<'a> {
             wait: self.wait,
             stop: self.stop.clone(),
             on_event: self.on_event.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
