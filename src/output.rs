@@ -33,6 +33,15 @@ pub fn exit_code(result: Result<u8>) -> ExitCode {
             if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
                 return ExitCode::from(*code);
             }
+            // Output written with `?` (the JSON views) meets the closed
+            // pipe as an error rather than a panic: the same quiet stop.
+            let closed = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if closed {
+                return ExitCode::from(BROKEN_PIPE as u8);
+            }
             eprintln!("Error: {e:#}");
             ExitCode::from(1)
         }

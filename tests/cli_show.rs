@@ -36,14 +36,30 @@ fn show_renders_a_saved_plan_as_plan_printed_it_in_every_view() {
 
     // Text: the plan's view, then `plan`'s own line about the saved file.
     let shown = env.run(&["show", "p.json"]).ok();
-    assert!(!shown.stdout.is_empty());
+    let note = "\nThis is the saved plan as written. `lifeboat apply p.json` performs only what a plan made then agrees with.\n";
+    let body = shown
+        .stdout
+        .strip_suffix(note)
+        .expect("show ends with its note");
     assert_eq!(
-        format!(
-            "{}\nSaved the plan to p.json. Apply it with: lifeboat apply p.json\n",
-            shown.stdout
-        ),
+        format!("{body}\nSaved the plan to p.json. Apply it with: lifeboat apply p.json\n"),
         plan.stdout,
         "show prints what plan printed\n{shown}"
+    );
+
+    // A file edited between jobs cannot make its deletes look milder: the
+    // summary is counted again and a delete of backup data is marked so.
+    let mut edited: serde_json::Value = serde_json::from_str(&env.ws.read("p.json")).unwrap();
+    edited["summary"]["destroy"] = serde_json::json!(0);
+    for c in edited["changes"].as_array_mut().unwrap() {
+        c["effect"] = serde_json::json!("control");
+    }
+    env.ws.write("edited.json", &edited.to_string());
+    let tampered = env.run(&["show", "edited.json"]).ok();
+    assert_eq!(
+        tampered.stdout,
+        shown.stdout.replace("p.json", "edited.json"),
+        "the edited file shows as the one written"
     );
     // JSON and Markdown: byte for byte what `plan` prints of the same state.
     let json = env.run(&["--now", &now, "plan", "--json"]).ok();

@@ -298,6 +298,7 @@ fn a_reading_command_whose_reader_went_away_stops_quietly() {
     // The reader is gone before the first line (`lifeboat … | head -0`).
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
+    let writer2 = writer.try_clone().expect("pipe");
     let out = ws
         .command(ws.path(), &["completions", "bash"], &[])
         .stdout(Stdio::from(writer))
@@ -307,4 +308,20 @@ fn a_reading_command_whose_reader_went_away_stops_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // A view written as data meets it as an error: the same quiet stop.
+    ws.write(
+        "p.json",
+        r#"{"format_version": "1", "lineage": "l", "serial": 0, "config_digest": "d",
+            "created_at": "2026-12-01T00:00:00Z", "changes": [],
+            "summary": {"add": 0, "change": 0, "destroy": 0, "read": 0}}"#,
+    );
+    let out = ws
+        .command(ws.path(), &["show", "--json", "p.json"], &[])
+        .stdout(Stdio::from(writer2))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run lifeboat");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
 }

@@ -211,5 +211,8 @@ pub fn read(path: &Path) -> Result<Plan> {
     if version != FORMAT_VERSION {
         bail!("{shown} has plan format {version:?}; this lifeboat reads format {FORMAT_VERSION:?}");
     }
-    serde_json::from_str(&text).with_context(|| format!("{shown} is not a Lifeboat plan"))
+    let mut plan: Plan =
+        serde_json::from_str(&text).with_context(|| format!("{shown} is not a Lifeboat plan"))?;
+    plan.reckon();
+    Ok(plan)
 }

@@ -191,6 +191,31 @@ impl Plan {
         }
     }
 
+    /// A plan read from a file, made to say what its changes do: the
+    /// summary counted again, and a change to backup data (an artifact, a
+    /// backup, a DR copy) marked as such whatever the file says. A file
+    /// edited between CI jobs then cannot show a delete of backup data as
+    /// something milder, nor a summary of fewer destroys than its rows.
+    pub fn reckon(&mut self) {
+        for c in &mut self.changes {
+            let backup_data = matches!(
+                c.address,
+                Address::Snapshot { .. }
+                    | Address::Image { .. }
+                    | Address::DbSnapshot { .. }
+                    | Address::DbClusterSnapshot { .. }
+                    | Address::Backup { .. }
+                    | Address::DrCopy { .. }
+            );
+            match c.action {
+                Action::Delete if backup_data => c.effect = Effect::DeletesBackups,
+                Action::Read if backup_data => c.effect = Effect::Catalog,
+                _ => {}
+            }
+        }
+        self.summary = summarize(&self.changes);
+    }
+
     /// Does a change of this plan delete backup data of `policy`?
     pub fn deletes_backups_of(&self, policy: &str) -> bool {
         self.changes.iter().any(|c| {
