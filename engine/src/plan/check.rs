@@ -204,18 +204,7 @@ pub fn check(saved: &Plan, fresh: &Plan) -> Result<Checked, SavedPlanError> {
         keep,
         fresh.warnings.clone(),
     );
-    plan.removed_copies = fresh
-        .removed_copies
-        .iter()
-        .filter(|p| plan.deletes_backups_of(p))
-        .cloned()
-        .collect();
-    plan.removed_with_backups = fresh
-        .removed_with_backups
-        .iter()
-        .filter(|p| plan.deletes_backups_of(p))
-        .cloned()
-        .collect();
+    plan.banners_from(fresh);
     Ok(Checked { plan, notes })
 }
 

@@ -216,6 +216,23 @@ impl Plan {
         self.summary = summarize(&self.changes);
     }
 
+    /// The banners of `whole` (policies whose backups or DR copies go)
+    /// that this plan, a part of it, still carries out.
+    pub fn banners_from(&mut self, whole: &Plan) {
+        let kept = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .filter(|p| self.deletes_backups_of(p))
+                .cloned()
+                .collect()
+        };
+        let (copies, backups) = (
+            kept(&whole.removed_copies),
+            kept(&whole.removed_with_backups),
+        );
+        self.removed_copies = copies;
+        self.removed_with_backups = backups;
+    }
+
     /// Does a change of this plan delete backup data of `policy`?
     pub fn deletes_backups_of(&self, policy: &str) -> bool {
         self.changes.iter().any(|c| {

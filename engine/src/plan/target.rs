@@ -93,18 +93,7 @@ pub fn restrict(plan: &Plan, targets: &[Address]) -> Plan {
         changes,
         warnings,
     );
-    out.removed_copies = plan
-        .removed_copies
-        .iter()
-        .filter(|p| out.deletes_backups_of(p))
-        .cloned()
-        .collect();
-    out.removed_with_backups = plan
-        .removed_with_backups
-        .iter()
-        .filter(|p| out.deletes_backups_of(p))
-        .cloned()
-        .collect();
+    out.banners_from(plan);
     out.power.clone_from(&plan.power);
     out
 }
