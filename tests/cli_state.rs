@@ -114,22 +114,32 @@ fn state_rm_forgets_records_and_leaves_aws_as_it_is() {
     env.run(&["state", "rm", &snapshot(id), "--auto-approve"])
         .code(1)
         .stderr_has("forget the whole backup");
-    env.run(&["state", "rm", &target(&a.id)])
+    env.run(&["state", "rm", &backup(&at(10))])
         .code(1)
         .stderr_has("pass --auto-approve");
+    // A configured target would not come back by itself: refused.
+    env.run(&["state", "rm", &target(&a.id), "--auto-approve"])
+        .code(1)
+        .stderr_has("still in the configuration");
     assert_eq!(env.ws.state_bytes(), before, "nothing written");
 
-    env.run(&[
-        "state",
-        "rm",
-        &target(&a.id),
-        &backup(&at(10)),
-        "--auto-approve",
-    ])
-    .ok()
-    .stdout_has("nothing was deleted in AWS");
-    assert_eq!(env.state_list(), vec!["account.main", "policy.web"]);
+    let bk = backup(&at(10));
+    env.run(&["state", "rm", &bk, &bk, "--auto-approve"])
+        .ok()
+        .stdout_has("Forgot 1 address(es); nothing was deleted in AWS");
+    assert_eq!(
+        env.state_list(),
+        vec![
+            "account.main".to_string(),
+            "policy.web".into(),
+            target(&a.id)
+        ]
+    );
     assert_eq!(env.aws.count_snapshots(), snaps, "AWS keeps every snapshot");
-    // The target is planned again from the configuration.
-    env.run(&["plan"]).ok().plan_line("+", &target(&a.id));
+
+    // Once the configuration no longer has its policy, it can be forgotten.
+    env.config("account \"main\" {\n  regions = [\"us-east-1\"]\n}\n");
+    env.run(&["state", "rm", &target(&a.id), "--auto-approve"])
+        .ok();
+    assert_eq!(env.state_list(), vec!["account.main", "policy.web"]);
 }

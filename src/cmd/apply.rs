@@ -91,7 +91,7 @@ pub async fn run(
             None => match new_plan(&ws, &store2, auto_approve, gates, targets).await? {
                 ControlFlow::Continue(plan) => plan,
                 // 0: nothing to change (1: refused or declined).
-                ControlFlow::Break(0) => return record_applied(&ws, &store2),
+                ControlFlow::Break(0) => return record_applied(&ws, &store2, targets),
                 ControlFlow::Break(code) => return Ok(code),
             },
         };
@@ -101,10 +101,10 @@ pub async fn run(
         }
         if plan.is_empty() {
             println!("No changes. Nothing to apply.");
-            return record_applied(&ws, &store2);
+            return record_applied(&ws, &store2, targets);
         }
         match perform(&ws, &store2, &plan, lock_id, parallelism).await? {
-            0 => record_applied(&ws, &store2),
+            0 => record_applied(&ws, &store2, targets),
             code => Ok(code),
         }
     })
@@ -114,8 +114,14 @@ pub async fn run(
 /// After a clean apply (or one with nothing to change): records the
 /// configuration in the state, for runners to follow (their schedules,
 /// captures and notifications are configuration, not objects). Exit 0.
-fn record_applied(ws: &Workspace, store: &SharedStore) -> Result<u8> {
-    store.lock().expect("store").record_applied(&ws.config)?;
+///
+/// Not after a targeted apply: the configuration was applied in part, and
+/// runners following it would act on schedules, windows and groups whose
+/// policies the cut left behind.
+fn record_applied(ws: &Workspace, store: &SharedStore, targets: &[Address]) -> Result<u8> {
+    if targets.is_empty() {
+        store.lock().expect("store").record_applied(&ws.config)?;
+    }
     Ok(0)
 }
 
@@ -163,6 +169,15 @@ async fn new_plan(
         // now: a cut that deletes backup data is refused.
         let cut = lifeboat_engine::plan::target::restrict(&plan, targets);
         print!("{}", render::human(&cut));
+        let pulled = lifeboat_engine::plan::target::settings_pulled_in(&cut, targets);
+        if !pulled.is_empty() {
+            let named: Vec<String> = pulled.iter().map(|a| a.to_string()).collect();
+            eprintln!(
+                "Error: the targeted changes wait for {}, which change what retention decides; target them too. Nothing was applied.",
+                named.join(", ")
+            );
+            return Ok(ControlFlow::Break(1));
+        }
         match check::check(&cut, &plan) {
             Ok(checked) => plan = checked.plan,
             Err(e) => {

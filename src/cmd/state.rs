@@ -343,12 +343,46 @@ enum Forget {
     },
 }
 
+/// Does the configuration still declare the object at `addr`? Forgetting
+/// one would not make it go: a backup would still run for it, and its
+/// absence from the state would read as a departure (a configured target
+/// forgotten is not joined again, and its last backup would age out).
+fn configured(config: &lifeboat_schema::Config, addr: &Address) -> bool {
+    match addr {
+        Address::Account { name } => config.accounts.contains_key(name),
+        Address::Policy { name } => config.policies.contains_key(name),
+        Address::Target { policy, .. } => config.policies.contains_key(policy),
+        Address::VpcClone { name } => config.vpc_clones.contains_key(name),
+        Address::IamRole { account } => config
+            .accounts
+            .get(account)
+            .is_some_and(|a| a.manage_role.is_some()),
+        Address::ControlTarget { group, .. } => config.resource_control_groups.contains_key(group),
+        Address::Backup { .. }
+        | Address::Snapshot { .. }
+        | Address::Image { .. }
+        | Address::DbSnapshot { .. }
+        | Address::DbClusterSnapshot { .. }
+        | Address::DrCopy { .. } => false,
+    }
+}
+
 /// What `state rm` may forget at `addr` in `state`, or why not. Only
 /// records whose loss leaves AWS untouched and nothing half-known: a
-/// managed object, or a whole backup that has finished and that no DR
-/// copy or running restore depends on.
-fn forgettable(state: &lifeboat_engine::state::Snapshot, addr: &Address) -> Result<Forget> {
+/// managed object the configuration no longer declares, or a whole
+/// backup that has finished, is not frozen, and that no DR run or copy
+/// and no running restore depends on.
+fn forgettable(
+    config: &lifeboat_schema::Config,
+    state: &lifeboat_engine::state::Snapshot,
+    addr: &Address,
+) -> Result<Forget> {
     if state.objects.contains_key(addr) {
+        if configured(config, addr) {
+            anyhow::bail!(
+                "{addr} is still in the configuration: remove it there and apply, or it stays managed (a forgotten target is not joined again, and retention would treat it as gone)"
+            );
+        }
         return Ok(Forget::Object(addr.clone()));
     }
     for b in &state.backups {
@@ -356,13 +390,22 @@ fn forgettable(state: &lifeboat_engine::state::Snapshot, addr: &Address) -> Resu
             if b.status == lifeboat_engine::state::BackupStatus::Running {
                 anyhow::bail!("{addr} is in flight: forget it once its backup has ended");
             }
-            if state
+            if b.frozen.is_some() {
+                anyhow::bail!(
+                    "{addr} is in the freezer: unfreeze it first (`lifeboat import` could not bring its freezer name back)"
+                );
+            }
+            let copied = state
                 .dr_copies
                 .iter()
                 .any(|c| c.policy == b.policy && c.backup_id == b.id)
-            {
+                || state
+                    .dr_runs
+                    .iter()
+                    .any(|r| r.policy == b.policy && r.backup_id == b.id);
+            if copied {
                 anyhow::bail!(
-                    "{addr} has DR copies recorded: forgetting it would leave them unmanaged"
+                    "{addr} has DR runs or copies recorded: forgetting it would leave them unmanaged"
                 );
             }
             if state
@@ -396,21 +439,22 @@ pub async fn rm(ws: &Workspace, addresses: &[String], auto_approve: bool) -> Res
     let mut addrs = Vec::new();
     for a in addresses {
         match a.parse::<Address>() {
-            Ok(addr) => addrs.push(addr),
+            Ok(addr) if !addrs.contains(&addr) => addrs.push(addr),
+            Ok(_) => {}
             Err(e) => anyhow::bail!("{a:?} is not an address: {e}"),
         }
     }
     let store = std::sync::Arc::new(std::sync::Mutex::new(ws.store()?));
     let state = store.lock().expect("store").load()?;
     for addr in &addrs {
-        forgettable(&state, addr)?;
+        forgettable(&ws.config, &state, addr)?;
     }
     println!("Lifeboat will forget, and leave in AWS as they are:");
     for addr in &addrs {
         println!("  - {addr}");
     }
     println!(
-        "A forgotten object is planned again from the configuration; a forgotten backup's artifacts are no longer retained or deleted by Lifeboat (`lifeboat import` can adopt them again)."
+        "A forgotten backup's artifacts are no longer retained or deleted by Lifeboat (`lifeboat import` can adopt them again)."
     );
     if !auto_approve {
         if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
@@ -431,9 +475,11 @@ pub async fn rm(ws: &Workspace, addresses: &[String], auto_approve: bool) -> Res
         let state = store.load()?;
         let forget = addrs
             .iter()
-            .map(|a| forgettable(&state, a))
+            .map(|a| forgettable(&ws.config, &state, a))
             .collect::<Result<Vec<_>>>()?;
-        store.transaction(|tx| {
+        // Made once, on the state just judged: on shared state, a write
+        // elsewhere since (a restore starting on the backup) refuses it.
+        store.transaction_no_retry(|tx| {
             for f in &forget {
                 match f {
                     Forget::Object(addr) => tx.delete_object(addr)?,

@@ -233,11 +233,14 @@ impl Plan {
         self.removed_with_backups = backups;
     }
 
-    /// Does a change of this plan delete backup data of `policy`?
+    /// Does a change of this plan delete backup data of `policy`, or end
+    /// one of its DR copies (deleted, or tagged to expire where the vault
+    /// allows no deletes)?
     pub fn deletes_backups_of(&self, policy: &str) -> bool {
         self.changes.iter().any(|c| {
-            c.effect == Effect::DeletesBackups
-                && c.before.as_ref().and_then(|b| b.str("policy")) == Some(policy)
+            (c.effect == Effect::DeletesBackups
+                && c.before.as_ref().and_then(|b| b.str("policy")) == Some(policy))
+                || matches!(&c.address, Address::DrCopy { policy: p, .. } if p == policy)
         })
     }
 

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::addr::Address;
 
-use super::{Change, Plan};
+use super::{Action, Change, Plan};
 
 /// Does `c` act at `target` or on something that belongs to it?
 fn belongs(c: &Change, target: &Address) -> bool {
@@ -41,6 +41,23 @@ fn belongs(c: &Change, target: &Address) -> bool {
         (Address::Backup { policy, id }, _) if artifact => of_backup(policy, Some(id)),
         _ => false,
     }
+}
+
+/// The changes of existing policies and accounts a cut carries only
+/// because a targeted change waits for them. They change what retention
+/// decides (a policy's generations, an account's `allow_delete`), and the
+/// deletes that follow from them are left out of the cut: the runner would
+/// make them, unseen. `apply --target` refuses a cut with any; targeting
+/// them brings their deletes in, to be judged with them. A new policy or
+/// account has no backups to decide on.
+pub fn settings_pulled_in<'a>(cut: &'a Plan, targets: &[Address]) -> Vec<&'a Address> {
+    cut.changes
+        .iter()
+        .filter(|c| matches!(c.address, Address::Policy { .. } | Address::Account { .. }))
+        .filter(|c| c.action != Action::Create)
+        .filter(|c| !targets.iter().any(|t| belongs(c, t)))
+        .map(|c| &c.address)
+        .collect()
 }
 
 /// `plan` cut down to the changes at or under `targets`, and those they
@@ -95,6 +112,16 @@ pub fn restrict(plan: &Plan, targets: &[Address]) -> Plan {
     );
     out.banners_from(plan);
     out.power.clone_from(&plan.power);
+    let pulled: Vec<String> = settings_pulled_in(&out, targets)
+        .into_iter()
+        .map(Address::to_string)
+        .collect();
+    if !pulled.is_empty() {
+        out.warnings.push(format!(
+            "--target: {} change(s) too, because a targeted change waits for them; `apply --target` refuses that: target them as well, so that what they make retention delete is judged with them",
+            pulled.join(", ")
+        ));
+    }
     out
 }
 
@@ -102,7 +129,7 @@ pub fn restrict(plan: &Plan, targets: &[Address]) -> Plan {
 mod tests {
     use super::*;
     use crate::plan::prior::{ArtifactPrior, BackupOf};
-    use crate::plan::{Action, Effect};
+    use crate::plan::Effect;
     use crate::state::{BackupRecord, BackupStatus, SnapshotRecord};
 
     fn plan(changes: Vec<Change>) -> Plan {
@@ -188,6 +215,13 @@ mod tests {
             .collect::<Vec<_>>()
         );
         assert_eq!(kept.len(), 5, "{kept:?}");
+        assert_eq!(
+            settings_pulled_in(&cut, std::slice::from_ref(&web)),
+            [&Address::account("main")]
+        );
+        // Targeting the account as well takes it in, deletes and all.
+        let both = [web.clone(), Address::account("main")];
+        assert!(settings_pulled_in(&restrict(&whole, &both), &both).is_empty());
         assert!(!kept
             .iter()
             .any(|a| a.contains("db") || a.contains("snap-9")));
