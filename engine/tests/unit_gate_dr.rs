@@ -10,10 +10,9 @@ use chrono::{DateTime, Duration, Utc};
 use lifeboat_engine::backup;
 use lifeboat_engine::cloud::Cloud;
 use lifeboat_engine::dr::{self, DrWork, Limits};
-use lifeboat_engine::plan::apply::{self, Executor};
-use lifeboat_engine::plan::{observe, planner};
 use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
 use lifeboat_engine::state::{DrStatus, LockGate, Owner, SharedStore, Store};
+use lifeboat_engine::testing::apply_config;
 use lifeboat_engine::testing::fake::FakeCloud;
 
 const WAIT: backup::Wait = backup::Wait {
@@ -62,20 +61,8 @@ async fn applied(
         .unwrap_or_else(|d| panic!("{d}"))
         .config;
     let dyn_cloud: Arc<dyn Cloud> = Arc::new(cloud.clone());
-    let state = store.lock().unwrap().load().unwrap();
-    let obs = observe::observe(dyn_cloud.clone(), &config, &state)
-        .await
-        .unwrap();
-    let plan = planner::plan(&config, &state, &obs, at()).unwrap();
-    let exec = Arc::new(Executor {
-        cloud: dyn_cloud.clone(),
-        accounts: planner::known_accounts(&config, &state).unwrap(),
-        store: store.clone(),
-        now: at(),
-        lock_id: None,
-        stop: Default::default(),
-    });
-    assert_eq!(apply::apply(&plan, exec, 4, |_, _| {}).await.failed(), 0);
+    let report = apply_config(dyn_cloud.clone(), &store, &config, at()).await;
+    assert_eq!(report.failed(), 0);
     (cloud, dyn_cloud, store, path)
 }
 

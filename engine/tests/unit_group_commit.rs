@@ -13,10 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lifeboat_engine::backup::{self, BackupError};
 use lifeboat_engine::cloud::Cloud;
-use lifeboat_engine::plan::apply::{self, Executor};
-use lifeboat_engine::plan::{observe, planner};
 use lifeboat_engine::state::remote::{Pull, Remote};
 use lifeboat_engine::state::{BackupStatus, SharedStore, Store};
+use lifeboat_engine::testing::apply_config;
 use lifeboat_engine::testing::fake::FakeCloud;
 use lifeboat_engine::testing::remote::MemoryRemote;
 use lifeboat_schema::Config;
@@ -79,19 +78,7 @@ impl Shared {
             store: Arc::new(Mutex::new(store)),
             _dir: dir,
         };
-        let config = config();
-        let state = s.store.lock().unwrap().load().unwrap();
-        let obs = observe::observe(s.cloud(), &config, &state).await.unwrap();
-        let plan = planner::plan(&config, &state, &obs, now()).unwrap();
-        let exec = Arc::new(Executor {
-            cloud: s.cloud(),
-            accounts: planner::known_accounts(&config, &state).unwrap(),
-            store: s.store.clone(),
-            now: now(),
-            lock_id: None,
-            stop: Default::default(),
-        });
-        let report = apply::apply(&plan, exec, 4, |_, _| {}).await;
+        let report = apply_config(s.cloud(), &s.store, &config(), now()).await;
         assert_eq!(report.failed(), 0, "{report:?}");
         s
     }

@@ -14,6 +14,7 @@ use lifeboat_engine::plan::apply::{ApplyError, Executor};
 use lifeboat_engine::plan::{interlock, observe, planner, Action, Change, Effect};
 use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
 use lifeboat_engine::state::{BackupStatus, LockGate, Owner, SharedStore, StateError, Store};
+use lifeboat_engine::testing::apply_config;
 use lifeboat_engine::testing::fake::FakeCloud;
 use lifeboat_engine::Address;
 use lifeboat_schema::Config;
@@ -77,13 +78,7 @@ impl Bench {
             path,
             _dir: dir,
         };
-        let state = b.store.lock().unwrap().load().unwrap();
-        let obs = observe::observe(b.cloud(), &b.config, &state)
-            .await
-            .unwrap();
-        let plan = planner::plan(&b.config, &state, &obs, at(9)).unwrap();
-        let report =
-            lifeboat_engine::plan::apply::apply(&plan, b.executor(&b.store), 4, |_, _| {}).await;
+        let report = apply_config(b.cloud(), &b.store, &b.config, at(9)).await;
         assert_eq!(report.failed(), 0);
         b
     }

@@ -3,3 +3,38 @@
 
 pub mod fake;
 pub mod remote;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lifeboat_schema::Config;
+
+use crate::cloud::Cloud;
+use crate::plan::apply::{self, Executor, Report};
+use crate::plan::{observe, planner};
+use crate::state::SharedStore;
+
+/// Plans `config` against the state in `store` and what `cloud` has, at
+/// `now`, and applies the whole plan without a lock, as most engine tests
+/// begin: the policies, their targets and accounts are then in the state.
+pub async fn apply_config(
+    cloud: Arc<dyn Cloud>,
+    store: &SharedStore,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Report {
+    let state = store.lock().expect("store").load().expect("load state");
+    let obs = observe::observe(cloud.clone(), config, &state)
+        .await
+        .expect("observe");
+    let plan = planner::plan(config, &state, &obs, now).expect("plan");
+    let exec = Arc::new(Executor {
+        cloud,
+        accounts: planner::known_accounts(config, &state).expect("accounts"),
+        store: store.clone(),
+        now,
+        lock_id: None,
+        stop: Default::default(),
+    });
+    apply::apply(&plan, exec, 4, |_, _| {}).await
+}
