@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{config, target, Env};
+use support::{at, backup, config, target, Env};
 
 /// An explicit instance, two tagged team=web, one tagged team=db.
 struct Fleet {
@@ -246,4 +246,39 @@ fn a_targeted_plan_and_apply_take_in_only_what_belongs_to_the_target() {
     let run = env.run(&["plan"]).ok();
     run.plan_line("+", "policy.db");
     run.plan_line("+", &db_target);
+}
+
+#[test]
+fn a_plan_without_refresh_reads_no_aws_and_takes_it_as_the_state_recorded_it() {
+    let mut env = Env::start();
+    let f = fleet(&env);
+    env.apply();
+    env.backup("web", &at(1));
+    env.backup("web", &at(2));
+    // AWS moves on: a tagged instance is terminated. A refreshed plan
+    // sees it leave; one made from the state alone does not.
+    env.aws.terminate(&f.web[0]);
+    env.run(&["plan"]).ok().plan_line("-", &target(&f.web[0]));
+    let quiet = env
+        .run(&["plan", "--refresh=false", "--detailed-exitcode"])
+        .code(0);
+    quiet.no_changes().stdout_has("AWS was not read");
+
+    // Then AWS is gone altogether, and the configuration keeps one
+    // generation: the plan still shows the policy's update and the older
+    // backup retention deletes, without a single AWS call.
+    env.emulator.stop();
+    env.ws
+        .edit("main.lb.hcl", "generations = 2", "generations = 1");
+    let run = env
+        .run(&["plan", "--refresh=false", "--detailed-exitcode"])
+        .code(2);
+    run.plan_line("~", "policy.web");
+    run.stdout_has(&backup(&at(1)))
+        .stdout_lacks(&backup(&at(2)))
+        .stdout_lacks(&format!("- {}", target(&f.web[0])));
+    let json = env.run(&["plan", "--refresh=false", "--json"]).ok().json();
+    assert_eq!(json["from_state"], true, "{json}");
+    // A refreshed plan needs AWS, and says so.
+    env.run(&["plan"]).code(1);
 }

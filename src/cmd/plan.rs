@@ -40,6 +40,12 @@ pub struct PlanArgs {
     /// wait for; the plan says how many were left out.
     #[arg(long = "target", value_name = "ADDRESS")]
     targets: Vec<lifeboat_engine::Address>,
+    /// `--refresh=false` plans from the configuration and the state alone,
+    /// with no AWS call: targets, snapshots and DR copies are taken to be
+    /// as the state last recorded them; IAM roles, VPC clones and resource
+    /// control are not planned. `apply` always plans again against AWS.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    refresh: bool,
 }
 
 /// `--max-bytes`, for the Markdown view of `plan` and `show`.
@@ -63,7 +69,12 @@ impl MarkdownCap {
 
 pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
     let mut store = ws.store()?;
-    let mut plan = make(ws, &mut store).await?;
+    let mut plan = if args.refresh {
+        make(ws, &mut store).await?
+    } else {
+        let state = store.load()?;
+        planner::plan(&ws.config, &state, &observation::from_state(), ws.now)?
+    };
     if !args.targets.is_empty() {
         plan = lifeboat_engine::plan::target::restrict(&plan, &args.targets);
     }

@@ -37,8 +37,12 @@ mod tests_kinds;
 /// Why a target AWS no longer has is not backed up; `None` while it exists.
 /// Databases are looked at only where they were listed (a selector takes
 /// their kind in, or a tag-selected one is a target); elsewhere a missing
-/// one fails its create call.
+/// one fails its create call. A plan made from the state alone
+/// (`--refresh=false`) finds every recorded target still there.
 pub fn gone_reason(t: &TargetState, obs: &Observation) -> Option<String> {
+    if obs.from_state {
+        return None;
+    }
     match t.kind {
         TargetKind::Instance => match obs.instances.get(&t.id) {
             None => Some("target no longer exists".into()),

@@ -108,6 +108,27 @@ pub fn wanted(
     obs: &Observation,
 ) -> Wanted {
     let mut out = Wanted::default();
+    if obs.from_state {
+        // No tags were read: the policies made from tags are those the
+        // state records with members, while their template is still
+        // configured (one kept for its backups alone stays kept).
+        let targets = state.targets().unwrap_or_default();
+        for (name, p) in prior {
+            if !targets.keys().any(|(policy, _)| policy == name) {
+                continue;
+            }
+            let Some(t) = &p.from_template else { continue };
+            let configured = config.policies.get(t).is_some_and(|tpl| tpl.template);
+            if configured && !config.policies.contains_key(name) {
+                let on = "a resource, as recorded".to_string();
+                let made = Made {
+                    template: t.clone(),
+                    on,
+                };
+                out.made.insert(name.clone(), made);
+            }
+        }
+    }
     let mut refused: BTreeMap<String, String> = BTreeMap::new();
     for (kind, id, region, key, tags) in tagged(obs) {
         if super::opted_out(tags).is_some() {

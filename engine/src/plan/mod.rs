@@ -163,6 +163,10 @@ pub struct Plan {
     /// act on them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub power: Vec<crate::control::PowerDrift>,
+    /// Made without reading AWS (`plan --refresh=false`): AWS taken to be
+    /// as the state last recorded it. Said at the top of every view.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_state: bool,
 }
 
 impl Plan {
@@ -188,6 +192,7 @@ impl Plan {
             removed_with_backups: Vec::new(),
             removed_copies: Vec::new(),
             power: Vec::new(),
+            from_state: false,
         }
     }
 

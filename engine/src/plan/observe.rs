@@ -68,12 +68,21 @@ pub struct Observation {
     /// tag of one account's policy must not take in another's resources.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub owners: BTreeMap<String, String>,
+    /// Nothing was read from AWS (`plan --refresh=false`): AWS is taken to
+    /// be as the state last recorded it. Every catalog artifact is held,
+    /// every recorded target exists and keeps its membership, and what only
+    /// AWS can say (IAM roles, VPC clones' zones, DR copies) is not judged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_state: bool,
 }
 
 impl Observation {
     /// Does AWS, as observed, still have the catalog record `s`? Each kind
     /// is looked up in its own list.
     pub fn holds(&self, s: &SnapshotRecord) -> bool {
+        if self.from_state {
+            return true;
+        }
         match s.kind {
             ArtifactKind::Ebs => {
                 self.catalog_snapshots.contains(s.id.as_str()) || self.snapshots.contains_key(&s.id)
@@ -211,6 +220,15 @@ impl RegionWork {
             }
         }
         kinds
+    }
+}
+
+/// What a plan reads instead of AWS with `--refresh=false`: nothing, and
+/// the word that AWS is to be taken as the state recorded it.
+pub fn from_state() -> Observation {
+    Observation {
+        from_state: true,
+        ..Observation::default()
     }
 }
 

@@ -127,12 +127,15 @@ pub fn plan(
     let expiring = d.retention()?;
     d.dr(&expiring)?;
     d.clones();
-    d.changes.extend(crate::iam::role::changes(
-        config,
-        state,
-        &obs.iam_roles,
-        &mut d.warnings,
-    ));
+    if !obs.from_state {
+        // A role is planned against the role AWS has.
+        d.changes.extend(crate::iam::role::changes(
+            config,
+            state,
+            &obs.iam_roles,
+            &mut d.warnings,
+        ));
+    }
     d.removed_accounts(&expiring);
     d.warnings.extend(move_warnings);
     d.follow_moves(&moves);
@@ -308,9 +311,13 @@ impl Diff<'_> {
             return;
         }
         let mut want = self.listed_targets(name, p);
-        self.backup_tagged_targets(name, p, &mut want);
-        self.tagged_targets(p, &sels, &mut want);
-        membership::claims::exclude_tagged_volumes(name, want.values_mut(), self.obs);
+        if self.obs.from_state {
+            self.recorded_targets(name, &sels, &mut want);
+        } else {
+            self.backup_tagged_targets(name, p, &mut want);
+            self.tagged_targets(p, &sels, &mut want);
+            membership::claims::exclude_tagged_volumes(name, want.values_mut(), self.obs);
+        }
         if p.auto_remove_targets == AutoRemove::No {
             self.vanished_targets_kept(name, p, &sels, &mut want);
         }
@@ -483,6 +490,28 @@ impl Diff<'_> {
             |n| policies.get(n).is_some_and(|p| !p.template),
             |t| policies.get(t).is_some_and(|p| p.template),
         ));
+    }
+
+    /// Without a look at AWS (`--refresh=false`), the policy's targets that
+    /// tags brought in stay as the state records them, while the
+    /// configuration still has the selector that took each in: tags are
+    /// AWS's to say, selectors are the configuration's.
+    fn recorded_targets(
+        &self,
+        name: &str,
+        sels: &[TagSelector],
+        want: &mut BTreeMap<String, TargetState>,
+    ) {
+        for ((pol, id), t) in &self.prior_targets {
+            let declared = match &t.source {
+                Source::Listed => false,
+                Source::Tag(s) => sels.contains(s),
+                Source::BackupTag { .. } => true,
+            };
+            if pol == name && declared && !want.contains_key(id) {
+                want.insert(id.clone(), t.clone());
+            }
+        }
     }
 
     /// With `auto_remove_targets = "no"`, a vanished target stays until the
@@ -755,6 +784,10 @@ impl Diff<'_> {
 
     /// VPC clones: CloudFormation stacks built from captured versions.
     fn clones(&mut self) {
+        if self.obs.from_state {
+            // A clone's plan needs its destination's zones, from AWS.
+            return;
+        }
         self.changes.extend(crate::vpc::clone::clone_changes(
             self.config,
             self.state,
@@ -864,6 +897,7 @@ impl Diff<'_> {
         );
         plan.removed_with_backups = self.removed_with_backups;
         plan.removed_copies = self.removed_copies;
+        plan.from_state = self.obs.from_state;
         plan
     }
 }

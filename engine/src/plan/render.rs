@@ -213,6 +213,10 @@ fn history_banner(plan: &Plan) -> Option<String> {
     ))
 }
 
+/// The note of a plan made without reading AWS: what it took on trust
+/// and what it left out.
+pub const FROM_STATE_NOTE: &str = "AWS was not read (--refresh=false): targets, snapshots and DR copies are taken to be as the state last recorded them, and IAM roles, VPC clones and resource control are not planned. `lifeboat apply` plans again against AWS and performs only what both plans agree on.";
+
 /// The banner of a plan that deletes every DR copy of a policy whose `dr`
 /// block, or the policy itself, was removed.
 fn copies_banner(plan: &Plan) -> Option<String> {
@@ -261,6 +265,9 @@ pub fn human(plan: &Plan) -> String {
     if let Some(b) = history_banner(plan) {
         writeln!(out, "!! {b}\n").unwrap();
     }
+    if plan.from_state {
+        writeln!(out, "Note: {FROM_STATE_NOTE}\n").unwrap();
+    }
     for w in &plan.warnings {
         writeln!(out, "Warning: {w}").unwrap();
     }
@@ -269,7 +276,7 @@ pub fn human(plan: &Plan) -> String {
     }
     out.push_str(&power_lines(plan));
     if plan.is_empty() {
-        out.push_str("No changes. Configuration, state and AWS agree.\n");
+        out.push_str(no_changes(plan));
         return out;
     }
     let control: Vec<&Change> = plan
@@ -364,7 +371,7 @@ pub fn markdown(plan: &Plan) -> String {
         out.push_str(&md_power(d));
     }
     if plan.is_empty() {
-        out.push_str(MD_NO_CHANGES);
+        out.push_str(no_changes(plan));
         return out;
     }
     out.push_str(&md_top(plan));
@@ -384,7 +391,14 @@ pub fn markdown(plan: &Plan) -> String {
 }
 
 const MD_TITLE: &str = "### Lifeboat plan\n\n";
-const MD_NO_CHANGES: &str = "No changes. Configuration, state and AWS agree.\n";
+/// The line of a plan without changes: AWS agrees only if it was read.
+fn no_changes(plan: &Plan) -> &'static str {
+    if plan.from_state {
+        "No changes. Configuration and state agree (AWS was not read: --refresh=false).\n"
+    } else {
+        "No changes. Configuration, state and AWS agree.\n"
+    }
+}
 const MD_TABLE_HEAD: &str = "| | Address | Reason |\n|---|---|---|\n";
 
 /// A resource-control target out of step with its windows.
@@ -401,6 +415,9 @@ fn md_top(plan: &Plan) -> String {
     let mut out = format!("**{}**\n\n", summary_line(plan));
     if let Some(b) = history_banner(plan) {
         writeln!(out, "> [!CAUTION]\n> {b}\n").unwrap();
+    }
+    if plan.from_state {
+        writeln!(out, "> [!NOTE]\n> {FROM_STATE_NOTE}\n").unwrap();
     }
     let (snaps, backups) = deletes_backups(plan);
     if snaps + backups > 0 {
@@ -477,6 +494,7 @@ pub fn json_to(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()
         removed_with_backups,
         removed_copies,
         power,
+        from_state,
     } = plan;
     let head = Plan {
         format_version: format_version.clone(),
@@ -490,6 +508,7 @@ pub fn json_to(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()
         removed_with_backups: removed_with_backups.clone(),
         removed_copies: removed_copies.clone(),
         power: power.clone(),
+        from_state: *from_state,
     };
     let mut head = serde_json::to_value(&head).map_err(std::io::Error::other)?;
     mask(&mut head);

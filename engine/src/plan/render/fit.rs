@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::{
-    markdown, md_details, md_power, md_row, md_top, md_warning, MD_NO_CHANGES, MD_TABLE_HEAD,
-    MD_TITLE,
+    markdown, md_details, md_power, md_row, md_top, md_warning, no_changes, MD_TABLE_HEAD, MD_TITLE,
 };
 use crate::plan::{Action, Plan};
 use crate::Address;
@@ -90,7 +89,7 @@ impl<'p> Fitting<'p> {
     fn always(&self) -> String {
         let mut out = String::from(MD_TITLE);
         if self.plan.is_empty() {
-            out.push_str(MD_NO_CHANGES);
+            out.push_str(no_changes(self.plan));
         } else {
             out.push_str(&md_top(self.plan));
             out.push_str(MD_TABLE_HEAD);
@@ -262,7 +261,7 @@ impl<'p> Fitting<'p> {
             out.push_str(note);
         }
         if self.plan.is_empty() {
-            out.push_str(MD_NO_CHANGES);
+            out.push_str(no_changes(self.plan));
             out.push_str(&notice);
             return out;
         }
