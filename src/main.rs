@@ -327,6 +327,20 @@ impl Command {
             _ => false,
         }
     }
+
+    /// Does the command only read the state? It then opens it so that
+    /// nothing is written, created or migrated there (see
+    /// `Store::open_read_only`).
+    fn reads_state_only(&self) -> bool {
+        self.changes_nothing()
+            || matches!(
+                self,
+                Command::Alerts { .. }
+                    | Command::State {
+                        command: StateCommand::Pull { .. }
+                    }
+            )
+    }
 }
 
 #[derive(Subcommand)]
@@ -400,7 +414,9 @@ fn main() -> ExitCode {
 }
 
 fn load(cli: &Cli) -> Result<Workspace> {
-    workspace::load(&cli.dir, cli.now)
+    let mut ws = workspace::load(&cli.dir, cli.now)?;
+    ws.reading = cli.command.reads_state_only();
+    Ok(ws)
 }
 
 /// The workspace of a command that takes the state lock.

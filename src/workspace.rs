@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use lifeboat_engine::cloud::calls::CallCounts;
 use lifeboat_engine::cloud::identity::CheckedCloud;
 use lifeboat_engine::cloud::Cloud;
-use lifeboat_engine::state::{SharedStore, Store};
+use lifeboat_engine::state::{Reading, SharedStore, Store};
 use lifeboat_providers::DynamoRemote;
 use lifeboat_schema::{Config, StateBackend};
 
@@ -25,6 +25,9 @@ pub struct Workspace {
     /// `--lock-timeout`: how long a command waits for a state lock another
     /// holder has (zero: it fails at once).
     pub lock_timeout: std::time::Duration,
+    /// The command only reads the state: it is opened so that nothing is
+    /// written, created or migrated there.
+    pub reading: bool,
 }
 
 /// Loads the configuration of `dir`, printing its warnings. A configuration
@@ -38,6 +41,7 @@ pub fn load(dir: &Path, now: Option<DateTime<Utc>>) -> Result<Workspace> {
                 config: loaded.config,
                 now: now.unwrap_or_else(Utc::now),
                 lock_timeout: std::time::Duration::ZERO,
+                reading: false,
             })
         }
         Err(diags) => {
@@ -68,11 +72,28 @@ impl Workspace {
     /// The workspace's state on `backend`, where the `state` block would
     /// put it for that backend (`state migrate` opens both).
     pub fn store_on(&self, backend: StateBackend) -> Result<Store> {
-        match backend {
-            StateBackend::Sqlite => Ok(Store::open(&self.state_path())?),
-            StateBackend::Dynamodb => {
+        match (backend, self.reading) {
+            (StateBackend::Sqlite, false) => Ok(Store::open(&self.state_path())?),
+            (StateBackend::Sqlite, true) => {
+                let path = self.state_path();
+                let store = Store::open_read_only(&path)?;
+                if let Some(Reading::Older { found }) = store.reading() {
+                    eprintln!(
+                        "Note: the state {} has schema version {found}, older than this Lifeboat's; \
+                         it is read through a migrated copy and left as it is. The next command \
+                         that writes the state migrates it, keeping a copy at {}.bak-{found}.",
+                        path.display(),
+                        path.display()
+                    );
+                }
+                Ok(store)
+            }
+            (StateBackend::Dynamodb, reading) => {
                 let remote = self.remote()?;
-                Ok(Store::open_shared(&self.cache_path()?, Arc::new(remote))?)
+                let store = Store::open_shared(&self.cache_path()?, Arc::new(remote))?;
+                // The cache on this host is written as it pulls; the
+                // shared state itself is not, by a reading command.
+                Ok(if reading { store.for_reading() } else { store })
             }
         }
     }

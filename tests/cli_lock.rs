@@ -23,7 +23,8 @@ fn a_held_lock_refuses_apply_and_backup_and_force_unlock_breaks_it() {
     let env = Env::start();
     let a = env.aws.run_instance(1, &[]);
     env.config(&config(2, &[&a.id], false, "yes"));
-    env.run(&["plan"]).ok();
+    // A plan only reads: `state init` makes the state file.
+    env.run(&["state", "init"]).ok();
     plant_lock(&env, "lock-1234");
 
     let refused = env.run(&["apply", "--auto-approve"]).code(1);
@@ -50,7 +51,8 @@ fn with_lock_timeout_a_held_lock_is_waited_for_and_the_refusal_names_the_holder_
     let env = Env::start();
     let a = env.aws.run_instance(1, &[]);
     env.config(&config(2, &[&a.id], false, "yes"));
-    env.run(&["plan"]).ok();
+    // A plan only reads: `state init` makes the state file.
+    env.run(&["state", "init"]).ok();
     plant_lock(&env, "lock-1234");
 
     let started = std::time::Instant::now();

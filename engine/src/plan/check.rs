@@ -69,7 +69,11 @@ pub fn same_origin(
     serial: u64,
     config_digest: &str,
 ) -> Result<(), SavedPlanError> {
-    if saved.lineage != lineage {
+    // A plan made before any state existed has no lineage: it belongs to
+    // whichever state nothing was written to yet (the first apply makes
+    // it), never to one with a history.
+    let unborn = saved.lineage.is_empty() && saved.serial == 0 && serial == 0;
+    if saved.lineage != lineage && !unborn {
         return Err(SavedPlanError::OtherState {
             saved: saved.lineage.clone(),
             current: lineage.to_string(),

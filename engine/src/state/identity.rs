@@ -64,10 +64,15 @@ impl Store {
     ) -> StateResult<Result<(), Expected>> {
         let path = self.path.clone();
         let sq = |source| super::replica::sqlite_err(&path, source);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sq)?;
+        // A reading command checks against what is recorded and records
+        // nothing: the next writing command records a first id.
+        let reading = self.reading.is_some();
+        let behavior = if reading {
+            TransactionBehavior::Deferred
+        } else {
+            TransactionBehavior::Immediate
+        };
+        let tx = self.conn.transaction_with_behavior(behavior).map_err(sq)?;
         let recorded: Option<String> = tx
             .query_row(
                 "SELECT account_id FROM account_ids WHERE account = ?1",
@@ -84,7 +89,7 @@ impl Store {
         if let Some(e) = expected.filter(|e| e.id() != actual) {
             return Ok(Err(e));
         }
-        if recorded.is_none() {
+        if recorded.is_none() && !reading {
             tx.execute(
                 "INSERT INTO account_ids (account, account_id, recorded) VALUES (?1, ?2, ?3)",
                 params![account, actual, ts(now)],

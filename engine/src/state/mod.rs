@@ -38,6 +38,10 @@ pub use inflight::{InFlight, Owner};
 pub mod conformance;
 mod lease;
 mod members;
+mod reading;
+#[cfg(any(test, feature = "testing"))]
+pub use reading::create_at_version;
+pub use reading::Reading;
 pub mod remote;
 mod replica;
 mod restore;

@@ -114,6 +114,9 @@ pub struct Store {
     /// keeps its fence in the replica): every commit checks, in its
     /// transaction, that they are still this store's.
     pub(super) local_fence: std::sync::Mutex<super::remote::Fence>,
+    /// Opened for a command that only reads ([`Store::open_read_only`]):
+    /// nothing it does records anything.
+    pub(super) reading: Option<super::reading::Reading>,
 }
 
 pub(super) fn ts(t: DateTime<Utc>) -> String {
@@ -155,7 +158,7 @@ pub fn new_id() -> String {
     )
 }
 
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // version 1
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      CREATE TABLE objects (address TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL);
@@ -362,7 +365,9 @@ impl Store {
             path: path.to_path_buf(),
             replica: None,
             local_fence: Default::default(),
+            reading: None,
         };
+        store.keep_aside_before_migrating()?;
         store.migrate()?;
         Ok(store)
     }
@@ -375,7 +380,7 @@ impl Store {
         super::replica::sqlite_err(&self.path, source)
     }
 
-    fn migrate(&mut self) -> StateResult<()> {
+    pub(super) fn migrate(&mut self) -> StateResult<()> {
         let path = self.path.clone();
         let sq = |source| super::replica::sqlite_err(&path, source);
         let tx = self
