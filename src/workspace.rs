@@ -142,7 +142,7 @@ pub async fn locked<T>(
         operation,
         wait,
         |w| eprintln!("{w}"),
-        |e| eprintln!("Error: {e}"),
+        |e| crate::colour::error(e),
         f,
     )
     .await

@@ -10,10 +10,13 @@ use similar::{ChangeTag, TextDiff};
 use crate::plan::{Action, Change, Effect, Plan};
 
 mod fit;
+mod style;
 pub use fit::{markdown_within, MARKDOWN_MAX_BYTES};
+pub use style::{Painter, Style, Tone};
 
-fn line(c: &Change) -> String {
-    let mut s = format!("{} {}", c.action.symbol(), c.address);
+fn line(c: &Change, style: Style) -> String {
+    let symbol = style.paint(Tone::of(c.action), c.action.symbol());
+    let mut s = format!("{symbol} {}", c.address);
     if let Some(to) = c.moved_to() {
         write!(s, " -> {}", crate::addr::Address::policy(to)).unwrap();
     }
@@ -232,7 +235,7 @@ fn copies_banner(plan: &Plan) -> Option<String> {
 
 /// Resource-control targets out of step with their windows, for people:
 /// not changes (apply does not act on them), so shown apart.
-fn power_lines(plan: &Plan) -> String {
+fn power_lines(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if plan.power.is_empty() {
         return out;
@@ -245,8 +248,11 @@ fn power_lines(plan: &Plan) -> String {
             .map_or(String::new(), |n| format!("; next edge: {n}"));
         writeln!(
             out,
-            "  ~ {} ({} -> {}{next})",
-            d.address, d.actual, d.desired
+            "  {} {} ({} -> {}{next})",
+            style.paint(Tone::Update, "~"),
+            d.address,
+            d.actual,
+            d.desired
         )
         .unwrap();
     }
@@ -257,17 +263,22 @@ fn power_lines(plan: &Plan) -> String {
 /// The terminal view: control changes, then the backup data that will be
 /// deleted in a section of its own, then catalog drift and warnings.
 pub fn human(plan: &Plan) -> String {
+    human_with(plan, Style::plain())
+}
+
+/// [`human`], its symbols, warnings and banners shown in `style`.
+pub fn human_with(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if let Some(b) = history_banner(plan) {
-        writeln!(out, "!! {b}\n").unwrap();
+        writeln!(out, "{}\n", style.paint(Tone::Danger, &format!("!! {b}"))).unwrap();
     }
     for w in &plan.warnings {
-        writeln!(out, "Warning: {w}").unwrap();
+        writeln!(out, "{} {w}", style.paint(Tone::Warning, "Warning:")).unwrap();
     }
     if !plan.warnings.is_empty() {
         out.push('\n');
     }
-    out.push_str(&power_lines(plan));
+    out.push_str(&power_lines(plan, style));
     if plan.is_empty() {
         out.push_str("No changes. Configuration, state and AWS agree.\n");
         return out;
@@ -290,14 +301,14 @@ pub fn human(plan: &Plan) -> String {
     if !control.is_empty() {
         out.push_str("Lifeboat will perform the following actions:\n\n");
         for c in control {
-            writeln!(out, "  {}", line(c)).unwrap();
+            writeln!(out, "  {}", line(c, style)).unwrap();
             if matches!(c.address, crate::Address::VpcClone { .. }) {
                 for l in clone_detail(c) {
-                    writeln!(out, "      {l}").unwrap();
+                    writeln!(out, "      {}", style.diff_line(&l)).unwrap();
                 }
             } else if let (Action::Update, Some(b), Some(a)) = (c.action, &c.before, &c.after) {
                 for l in value_diff(&b.value(), a) {
-                    writeln!(out, "      {l}").unwrap();
+                    writeln!(out, "      {}", style.diff_line(&l)).unwrap();
                 }
             }
         }
@@ -312,22 +323,20 @@ pub fn human(plan: &Plan) -> String {
         } else {
             String::new()
         };
-        writeln!(
-            out,
-            "Backup data that will be DELETED ({snaps} snapshot(s){amis} in {backups} backup(s)):\n"
-        )
-        .unwrap();
+        let head =
+            format!("Backup data that will be DELETED ({snaps} snapshot(s){amis} in {backups} backup(s)):");
+        writeln!(out, "{}\n", style.paint(Tone::Danger, &head)).unwrap();
         let by_addr: std::collections::BTreeMap<&crate::Address, &Change> =
             plan.changes.iter().map(|c| (&c.address, c)).collect();
         for c in &data {
             if !matches!(c.address, crate::Address::Backup { .. }) {
                 continue;
             }
-            writeln!(out, "  {}", line(c)).unwrap();
+            writeln!(out, "  {}", line(c, style)).unwrap();
             for d in &c.depends_on {
                 if let Some(sc) = by_addr.get(d) {
                     shown_under_backup.insert(&sc.address);
-                    writeln!(out, "      {}{}", line(sc), snapshot_detail(sc)).unwrap();
+                    writeln!(out, "      {}{}", line(sc, style), snapshot_detail(sc)).unwrap();
                 }
             }
         }
@@ -335,7 +344,7 @@ pub fn human(plan: &Plan) -> String {
             !matches!(c.address, crate::Address::Backup { .. })
                 && !shown_under_backup.contains(&c.address)
         }) {
-            writeln!(out, "  {}{}", line(c), snapshot_detail(c)).unwrap();
+            writeln!(out, "  {}{}", line(c, style), snapshot_detail(c)).unwrap();
         }
         out.push('\n');
     }
@@ -348,7 +357,7 @@ pub fn human(plan: &Plan) -> String {
             "Catalog records of snapshots that no longer exist in AWS (forgotten on apply):\n\n",
         );
         for c in drift {
-            writeln!(out, "  {}{}", line(c), snapshot_detail(c)).unwrap();
+            writeln!(out, "  {}{}", line(c, style), snapshot_detail(c)).unwrap();
         }
         out.push('\n');
     }
