@@ -42,12 +42,18 @@ fn chosen(allowed: bool, terminal: bool) -> bool {
 
 /// Whether standard output is coloured.
 pub fn on_stdout() -> bool {
-    chosen(ALLOWED.load(Ordering::Relaxed), std::io::stdout().is_terminal())
+    chosen(
+        ALLOWED.load(Ordering::Relaxed),
+        std::io::stdout().is_terminal(),
+    )
 }
 
 /// Whether standard error is coloured.
 pub fn on_stderr() -> bool {
-    chosen(ALLOWED.load(Ordering::Relaxed), std::io::stderr().is_terminal())
+    chosen(
+        ALLOWED.load(Ordering::Relaxed),
+        std::io::stderr().is_terminal(),
+    )
 }
 
 /// The plan's style for standard output.
@@ -87,7 +93,10 @@ pub fn error(message: impl Display) {
 
 /// `Warning: MESSAGE` on standard error, the prefix in yellow on a terminal.
 pub fn warning(message: impl Display) {
-    eprintln!("{} {message}", stderr_style().paint(Tone::Warning, "Warning:"));
+    eprintln!(
+        "{} {message}",
+        stderr_style().paint(Tone::Warning, "Warning:")
+    );
 }
 
 #[cfg(test)]

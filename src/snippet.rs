@@ -186,7 +186,10 @@ mod tests {
         // A line ending in CRLF; a column past the end of the line.
         assert_eq!(at("ab\r\nc", 1, 9), ("ab".into(), "  ^".into()));
         // Punctuation: one caret; a control character is replaced.
-        assert_eq!(at("a\u{1b}= {", 1, 3), ("a\u{FFFD}= {".into(), "  ^".into()));
+        assert_eq!(
+            at("a\u{1b}= {", 1, 3),
+            ("a\u{FFFD}= {".into(), "  ^".into())
+        );
         // A line the file no longer has.
         assert_eq!(snippet("a\n", 5, 1), None);
         assert_eq!(snippet("a\n", 0, 1), None);

@@ -142,7 +142,7 @@ pub async fn locked<T>(
         operation,
         wait,
         |w| eprintln!("{w}"),
-        |e| crate::colour::error(e),
+        crate::colour::error,
         f,
     )
     .await

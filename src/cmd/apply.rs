@@ -168,7 +168,10 @@ async fn new_plan(
         // Judged as a saved plan naming fewer changes than a plan made
         // now: a cut that deletes backup data is refused.
         let cut = lifeboat_engine::plan::target::restrict(&plan, targets);
-        print!("{}", render::human_with(&cut, crate::colour::stdout_style()));
+        print!(
+            "{}",
+            render::human_with(&cut, crate::colour::stdout_style())
+        );
         let pulled = lifeboat_engine::plan::target::settings_pulled_in(&cut, targets);
         if !pulled.is_empty() {
             let named: Vec<String> = pulled.iter().map(|a| a.to_string()).collect();
@@ -186,7 +189,10 @@ async fn new_plan(
             }
         }
     } else {
-        print!("{}", render::human_with(&plan, crate::colour::stdout_style()));
+        print!(
+            "{}",
+            render::human_with(&plan, crate::colour::stdout_style())
+        );
     }
     if plan.is_empty() {
         return Ok(ControlFlow::Break(0));

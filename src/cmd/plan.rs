@@ -77,7 +77,10 @@ pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
         };
         print!("{}", args.cap.render(&plan, &full_view));
     } else {
-        print!("{}", render::human_with(&plan, crate::colour::stdout_style()));
+        print!(
+            "{}",
+            render::human_with(&plan, crate::colour::stdout_style())
+        );
         print!("{}", status::next_runs_text(&ws.config, ws.now));
     }
     if let Some(out) = &args.out {

@@ -323,8 +323,9 @@ pub fn human_with(plan: &Plan, style: Style) -> String {
         } else {
             String::new()
         };
-        let head =
-            format!("Backup data that will be DELETED ({snaps} snapshot(s){amis} in {backups} backup(s)):");
+        let head = format!(
+            "Backup data that will be DELETED ({snaps} snapshot(s){amis} in {backups} backup(s)):"
+        );
         writeln!(out, "{}\n", style.paint(Tone::Danger, &head)).unwrap();
         let by_addr: std::collections::BTreeMap<&crate::Address, &Change> =
             plan.changes.iter().map(|c| (&c.address, c)).collect();
@@ -604,5 +605,67 @@ mod tests {
             vec![],
         );
         assert_eq!(json(&empty), whole(&empty));
+    }
+
+    /// Marks a piece as `<Tone|text>`, so that a test sees where a style
+    /// applied and can take the marks out again.
+    fn marked(tone: Tone, text: &str) -> String {
+        format!("<{tone:?}|{text}>")
+    }
+
+    fn unmarked(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('<') {
+            let Some(bar) = rest[open..].find('|') else {
+                break;
+            };
+            let close = rest[open..].find('>').expect("a closed mark") + open;
+            out.push_str(&rest[..open]);
+            out.push_str(&rest[open + bar + 1..close]);
+            rest = &rest[close + 1..];
+        }
+        out + rest
+    }
+
+    #[test]
+    fn a_style_marks_symbols_warnings_and_banners_and_changes_nothing_else() {
+        let snapshot = |id: &str| Address::Snapshot { id: id.into() };
+        let changes = vec![
+            Change::new(Address::policy("new"), Action::Create, Effect::Control),
+            Change::new(Address::policy("web"), Action::Update, Effect::Control)
+                .before(Some(json!({"generations": 2})))
+                .after(Some(json!({"generations": 3}))),
+            Change::new(Address::policy("old"), Action::Delete, Effect::Control),
+            Change::new(Address::account("main"), Action::Replace, Effect::Control),
+            Change::new(snapshot("snap-1"), Action::Delete, Effect::DeletesBackups),
+            Change::new(snapshot("snap-2"), Action::Read, Effect::Catalog),
+        ];
+        let mut plan = Plan::new(
+            "lineage".into(),
+            1,
+            "digest".into(),
+            "2026-12-02T00:00:00Z".parse().unwrap(),
+            changes,
+            vec!["a warning".into()],
+        );
+        plan.removed_with_backups = vec!["old".into()];
+        let styled = human_with(&plan, Style::painted(marked));
+        assert_eq!(unmarked(&styled), human(&plan), "{styled}");
+        for piece in [
+            "<Create|+> policy.new",
+            "<Update|~> policy.web",
+            "<Delete|-> policy.old",
+            "<Replace|-/+> account.main",
+            "<Delete|-> snapshot",
+            "<Forget|<=> snapshot",
+            "<Warning|Warning:> a warning",
+            "<Danger|!! THIS PLAN DELETES EVERY BACKUP",
+            "<Danger|Backup data that will be DELETED",
+            "<Delete|->   \"generations\": 2",
+            "<Create|+>   \"generations\": 3",
+        ] {
+            assert!(styled.contains(piece), "{piece:?} in\n{styled}");
+        }
     }
 }
