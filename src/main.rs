@@ -20,8 +20,11 @@ use workspace::{stop_on_signal, Workspace};
 #[cfg(test)]
 mod cli_examples_test;
 mod cmd;
+mod colour;
 mod listen;
 mod output;
+mod sdk_log;
+mod snippet;
 mod workspace;
 
 #[derive(Parser)]
@@ -37,6 +40,10 @@ struct Cli {
     /// Pretend the time is this instant (RFC 3339); for tests and rehearsals.
     #[arg(long, global = true, hide = true)]
     now: Option<DateTime<Utc>>,
+    /// Never colour the output (it is coloured only on a terminal, and
+    /// never when NO_COLOR is set).
+    #[arg(long, global = true)]
+    no_color: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -403,6 +410,8 @@ enum StateCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    colour::init(cli.no_color);
+    sdk_log::init();
     if cli.command.changes_nothing() {
         output::stop_quietly_on_broken_pipe();
     }

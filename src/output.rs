@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use lifeboat_engine::plan::apply::Outcome;
+use lifeboat_engine::plan::render::Tone;
 use lifeboat_engine::plan::Action;
 use lifeboat_engine::Address;
 use lifeboat_schema::Diagnostics;
@@ -42,7 +43,7 @@ pub fn exit_code(result: Result<u8>) -> ExitCode {
             if closed {
                 return ExitCode::from(BROKEN_PIPE as u8);
             }
-            eprintln!("Error: {e:#}");
+            crate::colour::error(format_args!("{e:#}"));
             ExitCode::from(1)
         }
     }
@@ -75,11 +76,11 @@ pub fn stop_quietly_on_broken_pipe() {
     }));
 }
 
+/// Configuration problems on stderr, each with its source line and a caret
+/// under the place (see [`crate::snippet`]).
 pub fn print_diagnostics(d: &Diagnostics) {
-    let mut err = std::io::stderr().lock();
-    for diag in &d.0 {
-        let _ = writeln!(err, "{diag}");
-    }
+    let text = crate::snippet::diagnostics_text(d, crate::colour::stderr_style());
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// An instant as every command prints it: UTC, to the second.
@@ -123,9 +124,10 @@ pub fn print_outcome(action: Action, addr: &Address, o: &Outcome) {
         Action::Read => "forgotten",
         Action::Move => "moved",
     };
+    let style = crate::colour::stdout_style();
     match o {
-        Outcome::Done => println!("  {addr}: {verb}"),
-        Outcome::Failed(e) => println!("  {addr}: FAILED: {e}"),
+        Outcome::Done => println!("  {addr}: {}", style.paint(Tone::of(action), verb)),
+        Outcome::Failed(e) => println!("  {addr}: {}: {e}", style.paint(Tone::Danger, "FAILED")),
         Outcome::Skipped(dep) => println!("  {addr}: skipped ({dep} failed)"),
         Outcome::Interrupted => println!("  {addr}: not started (interrupted)"),
     }

@@ -163,7 +163,7 @@ pub async fn locked<T>(
         operation,
         wait,
         |w| eprintln!("{w}"),
-        |e| eprintln!("Error: {e}"),
+        crate::colour::error,
         f,
     )
     .await

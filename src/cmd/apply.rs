@@ -96,7 +96,7 @@ pub async fn run(
             },
         };
         if let Some(why) = gates.refusal(&plan) {
-            eprintln!("Error: {why}.");
+            crate::colour::error(format_args!("{why}."));
             return Ok(1);
         }
         if plan.is_empty() {
@@ -168,31 +168,37 @@ async fn new_plan(
         // Judged as a saved plan naming fewer changes than a plan made
         // now: a cut that deletes backup data is refused.
         let cut = lifeboat_engine::plan::target::restrict(&plan, targets);
-        print!("{}", render::human(&cut));
+        print!(
+            "{}",
+            render::human_with(&cut, crate::colour::stdout_style())
+        );
         let pulled = lifeboat_engine::plan::target::settings_pulled_in(&cut, targets);
         if !pulled.is_empty() {
             let named: Vec<String> = pulled.iter().map(|a| a.to_string()).collect();
-            eprintln!(
-                "Error: the targeted changes wait for {}, which change what retention decides; target them too. Nothing was applied.",
+            crate::colour::error(format_args!(
+                "the targeted changes wait for {}, which change what retention decides; target them too. Nothing was applied.",
                 named.join(", ")
-            );
+            ));
             return Ok(ControlFlow::Break(1));
         }
         match check::check(&cut, &plan) {
             Ok(checked) => plan = checked.plan,
             Err(e) => {
-                eprintln!("Error: {e}");
+                crate::colour::error(format_args!("{e}"));
                 return Ok(ControlFlow::Break(1));
             }
         }
     } else {
-        print!("{}", render::human(&plan));
+        print!(
+            "{}",
+            render::human_with(&plan, crate::colour::stdout_style())
+        );
     }
     if plan.is_empty() {
         return Ok(ControlFlow::Break(0));
     }
     if let Some(why) = gates.refusal(&plan) {
-        eprintln!("Error: {why}.");
+        crate::colour::error(format_args!("{why}."));
         return Ok(ControlFlow::Break(1));
     }
     if !auto_approve && !confirm()? {

@@ -55,9 +55,9 @@ pub async fn run(ws: Workspace, policy: &str, timeout: Duration, dr: DrOptions) 
             );
         }
         for (p, id, e) in reconciled.failed {
-            eprintln!(
-                "Warning: backup {id} of policy {p}, left running by an interrupted lifeboat, could not be closed: {e}; it is tried again next time."
-            );
+            crate::colour::warning(format_args!(
+                "backup {id} of policy {p}, left running by an interrupted lifeboat, could not be closed: {e}; it is tried again next time."
+            ));
         }
         // The policy's scripts, timeout, success rule and alerts
         // apply as in a scheduled run; an ad hoc backup is one
@@ -104,7 +104,7 @@ fn report_dr(ended: Vec<Result<DrRun, StateError>>, waited: bool) -> bool {
                 failed |= matches!(run.status, DrStatus::Failed | DrStatus::TimedOut);
             }
             Err(e) => {
-                eprintln!("Error: DR: {e}");
+                crate::colour::error(format_args!("DR: {e}"));
                 failed = true;
             }
         }
@@ -129,7 +129,7 @@ fn print_alerts(run: &PolicyRun) {
         println!("Alert {} of policy {} closed.", a.id, a.policy);
     }
     for e in &run.notify_errors {
-        eprintln!("Warning: {e}");
+        crate::colour::warning(format_args!("{e}"));
     }
 }
 
@@ -161,7 +161,7 @@ fn report(result: &BackupResult) -> u8 {
         }
     }
     if r.failed() > 0 {
-        eprintln!("Error: retention could not delete everything it should; the next backup or apply tries again.");
+        crate::colour::error(format_args!("retention could not delete everything it should; the next backup or apply tries again."));
         return 3;
     }
     match b.status {

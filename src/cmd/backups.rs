@@ -339,7 +339,7 @@ pub async fn freeze(
                 Ok(0)
             }
             Err(e) => {
-                eprintln!("Warning: the artifacts could not be tagged as frozen ({e}); an import after a lost state would not know this freeze. Run the same freeze again to retry.");
+                crate::colour::warning(format_args!("the artifacts could not be tagged as frozen ({e}); an import after a lost state would not know this freeze. Run the same freeze again to retry."));
                 Ok(1)
             }
         }

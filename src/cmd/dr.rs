@@ -116,11 +116,11 @@ async fn check(
             }),
             Err(e @ check::CheckError::Notify(_)) => {
                 // Checked and recorded; only the alert's publishing failed.
-                eprintln!("Error: account {name}: {e}");
+                crate::colour::error(format_args!("account {name}: {e}"));
                 failed = true;
             }
             Err(e) => {
-                eprintln!("Error: account {name}: {e}");
+                crate::colour::error(format_args!("account {name}: {e}"));
                 failed = true;
                 // A check that cannot run is no clean account: the alert
                 // says so until a check succeeds.

@@ -88,7 +88,10 @@ pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
         };
         print!("{}", args.cap.render(&plan, &full_view));
     } else {
-        print!("{}", render::human(&plan));
+        print!(
+            "{}",
+            render::human_with(&plan, crate::colour::stdout_style())
+        );
         print!("{}", status::next_runs_text(&ws.config, ws.now));
     }
     if let Some(out) = &args.out {
@@ -105,10 +108,10 @@ pub async fn run(ws: &Workspace, args: &PlanArgs) -> Result<u8> {
         }
     }
     if args.deny_destroy && plan.destroys() {
-        eprintln!(
-            "Error: the plan destroys {} object(s) and --deny-destroy is set.",
+        crate::colour::error(format_args!(
+            "the plan destroys {} object(s) and --deny-destroy is set.",
             plan.summary.destroy
-        );
+        ));
         return Ok(1);
     }
     Ok(if args.detailed_exitcode && !plan.is_empty() {

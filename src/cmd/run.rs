@@ -189,7 +189,7 @@ impl Log {
                 self.reloaded(at, event)
             }
             RunEvent::NextRun(next) => self.event(at, "next_run", json!({ "at": stamp(*next) })),
-            RunEvent::LeaseLost(e) => eprintln!("Error: {e}"),
+            RunEvent::LeaseLost(e) => crate::colour::error(e),
             RunEvent::RunnerStopped => self.event(at, "runner_stop", json!({})),
         }
     }

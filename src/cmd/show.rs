@@ -36,7 +36,10 @@ pub fn run(args: &ShowArgs) -> Result<u8> {
     } else {
         // The plan's own view. `plan` goes on with the policies' next runs,
         // which are the configuration's and the clock's, not the plan's.
-        print!("{}", render::human(&plan));
+        print!(
+            "{}",
+            render::human_with(&plan, crate::colour::stdout_style())
+        );
         println!(
             "\nThis is the saved plan as written. `lifeboat apply {}` performs only what a plan made then agrees with.",
             args.plan_file.display()

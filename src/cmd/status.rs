@@ -31,7 +31,7 @@ pub fn run(ws: &Workspace, json: bool) -> Result<u8> {
     let state = store.load()?;
     let rows = rows(&store, &state, &ws.config, ws.now)?;
     for w in agenda::future_times(&store.last_slots()?, &state.backups, ws.now) {
-        eprintln!("Warning: {w}");
+        crate::colour::warning(format_args!("{w}"));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

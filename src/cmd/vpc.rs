@@ -454,10 +454,10 @@ fn print_export_summary(v: &VpcVersionRecord, to_region: &str, e: &Export, text_
         eprintln!("  {}: {}", l.what, l.reason);
     }
     if total > export::RESOURCE_LIMIT {
-        eprintln!(
-            "Warning: {total} resources exceed CloudFormation's limit of {} per template; CreateStack will refuse it.",
+        crate::colour::warning(format_args!(
+            "{total} resources exceed CloudFormation's limit of {} per template; CreateStack will refuse it.",
             export::RESOURCE_LIMIT
-        );
+        ));
     }
     if text_len > export::TEMPLATE_BODY_LIMIT {
         eprintln!(

@@ -320,6 +320,10 @@ impl Workspace {
         ] {
             cmd.env_remove(var);
         }
+        // The SDK's tracing only where a test asks for it.
+        if !envs.iter().any(|(k, _)| *k == "LIFEBOAT_LOG") {
+            cmd.env_remove("LIFEBOAT_LOG");
+        }
         let nowhere = self.path().join(".no-aws-config");
         cmd.env("AWS_CONFIG_FILE", &nowhere)
             .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)

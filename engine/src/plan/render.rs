@@ -10,10 +10,13 @@ use similar::{ChangeTag, TextDiff};
 use crate::plan::{Action, Change, Effect, Plan};
 
 mod fit;
+mod style;
 pub use fit::{markdown_within, MARKDOWN_MAX_BYTES};
+pub use style::{Painter, Style, Tone};
 
-fn line(c: &Change) -> String {
-    let mut s = format!("{} {}", c.action.symbol(), c.address);
+fn line(c: &Change, style: Style) -> String {
+    let symbol = style.paint(Tone::of(c.action), c.action.symbol());
+    let mut s = format!("{symbol} {}", c.address);
     if let Some(to) = c.moved_to() {
         write!(s, " -> {}", crate::addr::Address::policy(to)).unwrap();
     }
@@ -236,7 +239,7 @@ fn copies_banner(plan: &Plan) -> Option<String> {
 
 /// Resource-control targets out of step with their windows, for people:
 /// not changes (apply does not act on them), so shown apart.
-fn power_lines(plan: &Plan) -> String {
+fn power_lines(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if plan.power.is_empty() {
         return out;
@@ -249,8 +252,11 @@ fn power_lines(plan: &Plan) -> String {
             .map_or(String::new(), |n| format!("; next edge: {n}"));
         writeln!(
             out,
-            "  ~ {} ({} -> {}{next})",
-            d.address, d.actual, d.desired
+            "  {} {} ({} -> {}{next})",
+            style.paint(Tone::Update, "~"),
+            d.address,
+            d.actual,
+            d.desired
         )
         .unwrap();
     }
@@ -261,20 +267,25 @@ fn power_lines(plan: &Plan) -> String {
 /// The terminal view: control changes, then the backup data that will be
 /// deleted in a section of its own, then catalog drift and warnings.
 pub fn human(plan: &Plan) -> String {
+    human_with(plan, Style::plain())
+}
+
+/// [`human`], its symbols, warnings and banners shown in `style`.
+pub fn human_with(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if let Some(b) = history_banner(plan) {
-        writeln!(out, "!! {b}\n").unwrap();
+        writeln!(out, "{}\n", style.paint(Tone::Danger, &format!("!! {b}"))).unwrap();
     }
     if plan.from_state {
         writeln!(out, "Note: {FROM_STATE_NOTE}\n").unwrap();
     }
     for w in &plan.warnings {
-        writeln!(out, "Warning: {w}").unwrap();
+        writeln!(out, "{} {w}", style.paint(Tone::Warning, "Warning:")).unwrap();
     }
     if !plan.warnings.is_empty() {
         out.push('\n');
     }
-    out.push_str(&power_lines(plan));
+    out.push_str(&power_lines(plan, style));
     if plan.is_empty() {
         out.push_str(no_changes(plan));
         return out;
@@ -297,14 +308,14 @@ pub fn human(plan: &Plan) -> String {
     if !control.is_empty() {
         out.push_str("Lifeboat will perform the following actions:\n\n");
         for c in control {
-            writeln!(out, "  {}", line(c)).unwrap();
+            writeln!(out, "  {}", line(c, style)).unwrap();
             if matches!(c.address, crate::Address::VpcClone { .. }) {
                 for l in clone_detail(c) {
-                    writeln!(out, "      {l}").unwrap();
+                    writeln!(out, "      {}", style.diff_line(&l)).unwrap();
                 }
             } else if let (Action::Update, Some(b), Some(a)) = (c.action, &c.before, &c.after) {
                 for l in value_diff(&b.value(), a) {
-                    writeln!(out, "      {l}").unwrap();
+                    writeln!(out, "      {}", style.diff_line(&l)).unwrap();
                 }
             }
         }
@@ -319,22 +330,21 @@ pub fn human(plan: &Plan) -> String {
         } else {
             String::new()
         };
-        writeln!(
-            out,
-            "Backup data that will be DELETED ({snaps} snapshot(s){amis} in {backups} backup(s)):\n"
-        )
-        .unwrap();
+        let head = format!(
+            "Backup data that will be DELETED ({snaps} snapshot(s){amis} in {backups} backup(s)):"
+        );
+        writeln!(out, "{}\n", style.paint(Tone::Danger, &head)).unwrap();
         let by_addr: std::collections::BTreeMap<&crate::Address, &Change> =
             plan.changes.iter().map(|c| (&c.address, c)).collect();
         for c in &data {
             if !matches!(c.address, crate::Address::Backup { .. }) {
                 continue;
             }
-            writeln!(out, "  {}", line(c)).unwrap();
+            writeln!(out, "  {}", line(c, style)).unwrap();
             for d in &c.depends_on {
                 if let Some(sc) = by_addr.get(d) {
                     shown_under_backup.insert(&sc.address);
-                    writeln!(out, "      {}{}", line(sc), snapshot_detail(sc)).unwrap();
+                    writeln!(out, "      {}{}", line(sc, style), snapshot_detail(sc)).unwrap();
                 }
             }
         }
@@ -342,7 +352,7 @@ pub fn human(plan: &Plan) -> String {
             !matches!(c.address, crate::Address::Backup { .. })
                 && !shown_under_backup.contains(&c.address)
         }) {
-            writeln!(out, "  {}{}", line(c), snapshot_detail(c)).unwrap();
+            writeln!(out, "  {}{}", line(c, style), snapshot_detail(c)).unwrap();
         }
         out.push('\n');
     }
@@ -355,7 +365,7 @@ pub fn human(plan: &Plan) -> String {
             "Catalog records of snapshots that no longer exist in AWS (forgotten on apply):\n\n",
         );
         for c in drift {
-            writeln!(out, "  {}{}", line(c), snapshot_detail(c)).unwrap();
+            writeln!(out, "  {}{}", line(c, style), snapshot_detail(c)).unwrap();
         }
         out.push('\n');
     }
@@ -614,5 +624,67 @@ mod tests {
             vec![],
         );
         assert_eq!(json(&empty), whole(&empty));
+    }
+
+    /// Marks a piece as `<Tone|text>`, so that a test sees where a style
+    /// applied and can take the marks out again.
+    fn marked(tone: Tone, text: &str) -> String {
+        format!("<{tone:?}|{text}>")
+    }
+
+    fn unmarked(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('<') {
+            let Some(bar) = rest[open..].find('|') else {
+                break;
+            };
+            let close = rest[open..].find('>').expect("a closed mark") + open;
+            out.push_str(&rest[..open]);
+            out.push_str(&rest[open + bar + 1..close]);
+            rest = &rest[close + 1..];
+        }
+        out + rest
+    }
+
+    #[test]
+    fn a_style_marks_symbols_warnings_and_banners_and_changes_nothing_else() {
+        let snapshot = |id: &str| Address::Snapshot { id: id.into() };
+        let changes = vec![
+            Change::new(Address::policy("new"), Action::Create, Effect::Control),
+            Change::new(Address::policy("web"), Action::Update, Effect::Control)
+                .before(Some(json!({"generations": 2})))
+                .after(Some(json!({"generations": 3}))),
+            Change::new(Address::policy("old"), Action::Delete, Effect::Control),
+            Change::new(Address::account("main"), Action::Replace, Effect::Control),
+            Change::new(snapshot("snap-1"), Action::Delete, Effect::DeletesBackups),
+            Change::new(snapshot("snap-2"), Action::Read, Effect::Catalog),
+        ];
+        let mut plan = Plan::new(
+            "lineage".into(),
+            1,
+            "digest".into(),
+            "2026-12-02T00:00:00Z".parse().unwrap(),
+            changes,
+            vec!["a warning".into()],
+        );
+        plan.removed_with_backups = vec!["old".into()];
+        let styled = human_with(&plan, Style::painted(marked));
+        assert_eq!(unmarked(&styled), human(&plan), "{styled}");
+        for piece in [
+            "<Create|+> policy.new",
+            "<Update|~> policy.web",
+            "<Delete|-> policy.old",
+            "<Replace|-/+> account.main",
+            "<Delete|-> snapshot",
+            "<Forget|<=> snapshot",
+            "<Warning|Warning:> a warning",
+            "<Danger|!! THIS PLAN DELETES EVERY BACKUP",
+            "<Danger|Backup data that will be DELETED",
+            "<Delete|->   \"generations\": 2",
+            "<Create|+>   \"generations\": 3",
+        ] {
+            assert!(styled.contains(piece), "{piece:?} in\n{styled}");
+        }
     }
 }

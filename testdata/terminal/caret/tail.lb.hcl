@@ -1,0 +1,3 @@
+policy "db" {
+  account     = account.main
+  generations = 2
