@@ -20,6 +20,7 @@ use workspace::{stop_on_signal, Workspace};
 #[cfg(test)]
 mod cli_examples_test;
 mod cmd;
+mod files;
 mod listen;
 mod output;
 mod workspace;
@@ -37,6 +38,11 @@ struct Cli {
     /// Pretend the time is this instant (RFC 3339); for tests and rehearsals.
     #[arg(long, global = true, hide = true)]
     now: Option<DateTime<Utc>>,
+    /// Write saved plans, reports and templates through a symbolic link at
+    /// the path given, and open a state file that is one (refused
+    /// otherwise: a link planted there could aim the write elsewhere).
+    #[arg(long, global = true)]
+    follow_symlinks: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -411,6 +417,7 @@ fn load_locking(cli: &Cli, lock: LockWait) -> Result<Workspace> {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
+    files::follow_symlinks(cli.follow_symlinks);
     match &cli.command {
         Command::Validate { json, format } => {
             let format = if *json {

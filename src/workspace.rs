@@ -69,10 +69,13 @@ impl Workspace {
     /// put it for that backend (`state migrate` opens both).
     pub fn store_on(&self, backend: StateBackend) -> Result<Store> {
         match backend {
-            StateBackend::Sqlite => Ok(Store::open(&self.state_path())?),
+            StateBackend::Sqlite => {
+                Ok(Store::open(&crate::files::state_path(&self.state_path())?)?)
+            }
             StateBackend::Dynamodb => {
                 let remote = self.remote()?;
-                Ok(Store::open_shared(&self.cache_path()?, Arc::new(remote))?)
+                let cache = crate::files::state_path(&self.cache_path()?)?;
+                Ok(Store::open_shared(&cache, Arc::new(remote))?)
             }
         }
     }

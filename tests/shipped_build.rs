@@ -16,8 +16,21 @@ fn engine_features(edges: &str) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
     let manifest = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(cargo)
-        .args(["tree", "--manifest-path", &manifest, "--offline", "--frozen"])
-        .args(["-p", "lifeboat", "-i", "lifeboat-engine", "--prefix", "none"])
+        .args([
+            "tree",
+            "--manifest-path",
+            &manifest,
+            "--offline",
+            "--frozen",
+        ])
+        .args([
+            "-p",
+            "lifeboat",
+            "-i",
+            "lifeboat-engine",
+            "--prefix",
+            "none",
+        ])
         .args(["-e", edges])
         .output()
         .expect("run cargo tree");
