@@ -395,6 +395,7 @@ enum StateCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    files::follow_symlinks(cli.follow_symlinks);
     if cli.command.changes_nothing() {
         output::stop_quietly_on_broken_pipe();
     }
@@ -417,7 +418,6 @@ fn load_locking(cli: &Cli, lock: LockWait) -> Result<Workspace> {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
-    files::follow_symlinks(cli.follow_symlinks);
     match &cli.command {
         Command::Validate { json, format } => {
             let format = if *json {
