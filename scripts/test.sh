@@ -17,6 +17,24 @@ step() { printf '\n==> %s\n' "$*"; }
 step "AWS emulator (.venv/)"
 bash scripts/emulator-env.sh
 
+step "cargo deny check licenses bans sources"
+# Pinned, and installed inside the repository (.tools/, ignored by git): the
+# first run builds it, later runs find it. Its own release profile (fat LTO,
+# one codegen unit) makes that build take tens of minutes on two busy
+# cores; a checker needs no such optimisation, so it is built without.
+deny_version=0.20.2
+deny="$root/.tools/bin/cargo-deny"
+if [ "$("$deny" --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+    CARGO_TARGET_DIR="$CARGO_TARGET_DIR/tools" \
+        CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+        cargo install cargo-deny --version "=$deny_version" --locked --root "$root/.tools"
+fi
+# The checks that need no network, on the crates built for this machine
+# (one target: cargo-deny then reads the graph as `cargo metadata
+# --filter-platform` does, from what the build downloaded).
+host="$(rustc -vV | sed -n 's/^host: //p')"
+"$deny" --offline --target "$host" check licenses bans sources
+
 step "cargo fmt --all --check"
 cargo fmt --all --check
 

@@ -21,6 +21,7 @@ use workspace::{stop_on_signal, Workspace};
 mod cli_examples_test;
 mod cmd;
 mod colour;
+mod files;
 mod listen;
 mod output;
 mod sdk_log;
@@ -44,6 +45,11 @@ struct Cli {
     /// never when NO_COLOR is set).
     #[arg(long, global = true)]
     no_color: bool,
+    /// Write saved plans, reports and templates through a symbolic link at
+    /// the path given, and open a state file that is one (refused
+    /// otherwise: a link planted there could aim the write elsewhere).
+    #[arg(long, global = true)]
+    follow_symlinks: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -412,6 +418,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     colour::init(cli.no_color);
     sdk_log::init();
+    files::follow_symlinks(cli.follow_symlinks);
     if cli.command.changes_nothing() {
         output::stop_quietly_on_broken_pipe();
     }

@@ -2,10 +2,9 @@
 //! outcome of one change, and the exit code of a command that failed.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
 use lifeboat_engine::plan::apply::Outcome;
 use lifeboat_engine::plan::render::Tone;
@@ -133,55 +132,6 @@ pub fn print_outcome(action: Action, addr: &Address, o: &Outcome) {
     }
 }
 
-/// Writes a file whole or not at all: an interrupted write leaves the old
-/// file (a configuration file, a saved plan) as it was.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomically_with(path, |w| w.write_all(bytes))
-}
-
-/// [`write_atomically`] of what `write` writes, as it writes it: a large
-/// saved plan is not first made into one string.
-///
-/// The temporary file beside `path` is made new (`create_new`: never
-/// through a symlink or file planted at its name, which is removed first),
-/// with the mode of the file it replaces, or 0600 for a new one (a saved
-/// plan is not for other users), synced before the rename, and removed if
-/// anything fails.
-pub fn write_atomically_with(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
-    let tmp = path.with_extension("tmp-lifeboat");
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("cannot remove {}", tmp.display()));
-        }
-        _ => {}
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let mode = std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o777);
-        options.mode(mode);
-    }
-    let written = options.open(&tmp).and_then(|f| {
-        let mut w = std::io::BufWriter::new(f);
-        write(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()
-    });
-    let done = written
-        .with_context(|| format!("cannot write {}", tmp.display()))
-        .and_then(|()| {
-            std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-        });
-    if done.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done
-}
-
 /// Asks `question` and reads the answer: only `yes` says yes.
 pub fn confirm(question: &str) -> Result<bool> {
     print!("\n{question} Only 'yes' will be accepted: ");
@@ -189,39 +139,4 @@ pub fn confirm(question: &str) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     Ok(answer.trim() == "yes")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_atomic_write_never_follows_a_planted_temporary_and_keeps_the_old_file_on_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("saved.plan");
-        // A symlink planted at the temporary name, pointing at a victim.
-        let victim = dir.path().join("victim");
-        std::fs::write(&victim, "precious").unwrap();
-        std::os::unix::fs::symlink(&victim, path.with_extension("tmp-lifeboat")).unwrap();
-        write_atomically(&path, b"one").unwrap();
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one");
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&path), 0o600, "a new file is its owner's only");
-
-        // A write that fails half-way leaves the old file and no temporary.
-        let failed = write_atomically_with(&path, |w| {
-            w.write_all(b"half")?;
-            Err(std::io::Error::other("disk full"))
-        });
-        assert!(failed.is_err());
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one");
-        assert!(!path.with_extension("tmp-lifeboat").exists());
-
-        // A file rewritten keeps its mode (a configuration under `fmt`).
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        write_atomically(&path, b"two").unwrap();
-        assert_eq!(mode(&path), 0o640);
-    }
 }

@@ -73,9 +73,11 @@ impl Workspace {
     /// put it for that backend (`state migrate` opens both).
     pub fn store_on(&self, backend: StateBackend) -> Result<Store> {
         match (backend, self.reading) {
-            (StateBackend::Sqlite, false) => Ok(Store::open(&self.state_path())?),
+            (StateBackend::Sqlite, false) => {
+                Ok(Store::open(&crate::files::state_path(&self.state_path())?)?)
+            }
             (StateBackend::Sqlite, true) => {
-                let path = self.state_path();
+                let path = crate::files::state_path(&self.state_path())?;
                 let store = Store::open_read_only(&path)?;
                 if let Some(Reading::Older { found }) = store.reading() {
                     eprintln!(
@@ -90,7 +92,8 @@ impl Workspace {
             }
             (StateBackend::Dynamodb, reading) => {
                 let remote = self.remote()?;
-                let store = Store::open_shared(&self.cache_path()?, Arc::new(remote))?;
+                let cache = crate::files::state_path(&self.cache_path()?)?;
+                let store = Store::open_shared(&cache, Arc::new(remote))?;
                 // The cache on this host is written as it pulls; the
                 // shared state itself is not, by a reading command.
                 Ok(if reading { store.for_reading() } else { store })

@@ -1,6 +1,7 @@
 //! Bad input gets a message, never a crash: durations past what a clock
 //! holds, on the command line and in the configuration, and configurations
-//! nested deeper than any parser's stack. All offline.
+//! nested deeper than any parser's stack, files too large to read whole.
+//! All offline.
 
 mod support;
 
@@ -54,4 +55,31 @@ fn a_configuration_nested_100000_deep_is_a_syntax_error() {
     run.stderr_has("Nested too deeply");
     let run = ws.run(&["fmt", "--check"]).code(1);
     run.stderr_has("Nested too deeply");
+}
+
+#[test]
+fn blocks_nested_10000_deep_are_a_syntax_error_in_every_command_that_reads_them() {
+    let ws = Workspace::offline();
+    ws.write("main.lb.hcl", &CONFIG.replace("300000000d", "10m"));
+    let deep = format!("{}{}", "b {\n".repeat(10_000), "}\n".repeat(10_000));
+    ws.write("deep.lb.hcl", &deep);
+    for args in [&["validate"][..], &["plan"], &["fmt", "--check"]] {
+        let run = ws.run(args).code(1);
+        run.stderr_has("deep.lb.hcl:33:");
+        run.stderr_has("Nested too deeply: more than 32 levels");
+    }
+}
+
+#[test]
+fn a_configuration_file_past_10_mib_is_refused_before_it_is_parsed() {
+    let ws = Workspace::offline();
+    ws.write("main.lb.hcl", &CONFIG.replace("300000000d", "10m"));
+    // 11 MiB of comments: valid HCL, so only the size refuses it.
+    let filler = "# a line of filler\n";
+    ws.write("big.lb.hcl", &filler.repeat((11 << 20) / filler.len()));
+    for args in [&["validate"][..], &["plan"], &["fmt", "--check"]] {
+        let run = ws.run(args).code(1);
+        run.stderr_has("error: Configuration file too large");
+        run.stderr_has("big.lb.hcl holds 11.0 MiB, more than the 10 MiB");
+    }
 }

@@ -7,10 +7,14 @@
 //! SIGKILL at that instant, or watch what others do while it hangs.
 //! `NAME:hold`, at a place reached through [`held`], holds the task there
 //! (its process goes on) until the file `LIFEBOAT_FAILPOINT_RELEASE` names
-//! exists: a wait for AWS as long as a test needs. Unset
-//! (always, outside tests), `hit` is one cached environment look-up.
-
-use std::sync::OnceLock;
+//! exists: a wait for AWS as long as a test needs. Unset, `hit` is one
+//! cached environment look-up.
+//!
+//! Only builds with the `failpoints` feature have them: the binary's
+//! integration tests turn it on (the root crate's dev-dependency on the
+//! engine), a release build does not, so that there `hit` and `held` are
+//! empty and `LIFEBOAT_FAILPOINT` is never read: an environment variable
+//! left on a production host cannot make a runner abort or hang.
 
 /// A scheduled attempt has started (its slot spent), before its `before`
 /// script and before any backup record exists.
@@ -40,8 +44,17 @@ pub const DRILL_RESTORED: &str = "drill-restored";
 /// (the next restore command or runner reaps it).
 pub const RESTORE_LAUNCHED: &str = "restore-launched";
 
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub async fn held(_name: &str) {}
+
+#[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
-    static CHOSEN: OnceLock<Option<String>> = OnceLock::new();
+    static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let chosen = CHOSEN
         .get_or_init(|| std::env::var("LIFEBOAT_FAILPOINT").ok())
         .as_deref();
@@ -65,6 +78,7 @@ pub fn hit(name: &str) {
 /// At an `await` point: with `LIFEBOAT_FAILPOINT=NAME:hold`, waits there
 /// until the file named by `LIFEBOAT_FAILPOINT_RELEASE` exists (once per
 /// process: later passes go on at once); otherwise as [`hit`].
+#[cfg(feature = "failpoints")]
 pub async fn held(name: &str) {
     static RELEASED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let chosen = std::env::var("LIFEBOAT_FAILPOINT").ok();

@@ -26,6 +26,13 @@ use std::path::{Path, PathBuf};
 /// The file suffix that makes a file part of a configuration.
 pub const FILE_SUFFIX: &str = ".lb.hcl";
 
+/// The most bytes a configuration holds: each file, and all of its files
+/// together. Real configurations are kilobytes; the parser keeps a tree
+/// many times the text's size, so a file past this (a generated file run
+/// wild, a log dropped in by mistake, a hostile pull request) is refused
+/// before it is read whole instead of exhausting memory.
+pub const MAX_CONFIG_BYTES: u64 = 10 << 20;
+
 /// A loaded configuration with the warnings found on the way.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -73,21 +80,78 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, Diagnostics> {
     }
     let mut sources = Vec::new();
     let mut problems = Diagnostics::default();
+    let mut total = 0u64;
     for name in names {
         let shown = shown_path(dir, &name);
-        match std::fs::read_to_string(dir.join(&name)) {
-            Ok(text) => sources.push((shown, text)),
-            Err(e) => problems.push(Diagnostic::error(
-                "Cannot read configuration",
-                format!("cannot read {}: {e}", shown.display()),
-                None,
-            )),
+        match read_source(&dir.join(&name), &shown) {
+            Ok(text) => {
+                total += text.len() as u64;
+                sources.push((shown, text));
+            }
+            Err(d) => problems.push(d),
+        }
+        // Files past the limit are not read at all.
+        if total > MAX_CONFIG_BYTES {
+            break;
         }
     }
     if !problems.is_empty() {
         return Err(problems);
     }
     load_sources(&sources)
+}
+
+/// Reads one configuration file, named `shown` in diagnostics, reading
+/// no more than one byte past [`MAX_CONFIG_BYTES`]: a file larger than its
+/// metadata says (a device, a file still growing) is bounded by the read.
+pub fn read_source(path: &Path, shown: &Path) -> Result<String, Diagnostic> {
+    use std::io::Read;
+    let cannot_read = |e: std::io::Error| {
+        Diagnostic::error(
+            "Cannot read configuration",
+            format!("cannot read {}: {e}", shown.display()),
+            None,
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let reported = file.metadata().map_or(0, |m| m.len());
+    if reported > MAX_CONFIG_BYTES {
+        return Err(too_large(shown, reported));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large(shown, bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        cannot_read(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
+}
+
+fn too_large(shown: &Path, bytes: u64) -> Diagnostic {
+    Diagnostic::error(
+        "Configuration file too large",
+        format!(
+            "{} holds {}, more than the {} MiB a configuration file may hold; is it a configuration file?",
+            shown.display(),
+            mebibytes(bytes),
+            MAX_CONFIG_BYTES >> 20
+        ),
+        None,
+    )
+}
+
+/// `10.5 MiB`, or `more than 10 MiB` for a size only known to be past the limit.
+fn mebibytes(bytes: u64) -> String {
+    if bytes == MAX_CONFIG_BYTES + 1 {
+        return format!("more than {} MiB", MAX_CONFIG_BYTES >> 20);
+    }
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
 }
 
 /// How diagnostics name a file of `dir`: `dir/NAME`, or `NAME` for `.`.
@@ -113,6 +177,7 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Loaded, Diagnostics
     }
     let mut sorted: Vec<&(PathBuf, String)> = sources.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    check_sizes(&sorted)?;
     let sources: Vec<source::Source> = sorted
         .iter()
         .map(|(path, text)| source::Source::new(path, text))
@@ -140,6 +205,32 @@ pub fn load_sources(sources: &[(PathBuf, String)]) -> Result<Loaded, Diagnostics
         warnings: diags,
         files: sorted.into_iter().map(|(p, _)| p.clone()).collect(),
     })
+}
+
+/// Each file, and the files together, within [`MAX_CONFIG_BYTES`]; the
+/// sum is named at the file that crosses it.
+fn check_sizes(sources: &[&(PathBuf, String)]) -> Result<(), Diagnostics> {
+    let mut total = 0u64;
+    for (path, text) in sources {
+        let len = text.len() as u64;
+        if len > MAX_CONFIG_BYTES {
+            return Err(Diagnostics(vec![too_large(path, len)]));
+        }
+        total += len;
+        if total > MAX_CONFIG_BYTES {
+            return Err(Diagnostics(vec![Diagnostic::error(
+                "Configuration too large",
+                format!(
+                    "the configuration's files hold {} together up to {}, more than the {} MiB a configuration may hold",
+                    mebibytes(total),
+                    path.display(),
+                    MAX_CONFIG_BYTES >> 20
+                ),
+                None,
+            )]));
+        }
+    }
+    Ok(())
 }
 
 /// Returns the canonical form of one file's text, or its syntax errors.
@@ -257,6 +348,47 @@ mod tests {
             serde_json::to_value(&a.config).unwrap(),
             serde_json::to_value(&b.config).unwrap()
         );
+    }
+
+    #[test]
+    fn a_configuration_past_ten_mebibytes_is_refused_naming_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.lb.hcl"), ACCOUNT).unwrap();
+        // Comments: text the parser would otherwise take in whole.
+        let big = "# x\n".repeat((MAX_CONFIG_BYTES as usize) / 4 + 1);
+        std::fs::write(dir.path().join("big.lb.hcl"), &big).unwrap();
+        let err = load_dir(dir.path()).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].summary, "Configuration file too large");
+        let named = dir.path().join("big.lb.hcl").display().to_string();
+        assert!(err.0[0].detail.starts_with(&named), "{err}");
+        assert!(
+            err.0[0].detail.contains("10.0 MiB, more than the 10 MiB"),
+            "{err}"
+        );
+
+        // Two files within the limit each, past it together.
+        let half = "# x\n".repeat((MAX_CONFIG_BYTES as usize) / 8 + 1);
+        let err = load_sources(&[
+            (PathBuf::from("a.lb.hcl"), format!("{ACCOUNT}{half}")),
+            (PathBuf::from("b.lb.hcl"), half.clone()),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0[0].summary, "Configuration too large", "{err}");
+        assert!(err.0[0].detail.contains("up to b.lb.hcl"), "{err}");
+
+        // Exactly at the limit is still a configuration.
+        let at = "#".repeat(MAX_CONFIG_BYTES as usize - ACCOUNT.len() - 1) + "\n";
+        let loaded = load_sources(&[(PathBuf::from("a.lb.hcl"), format!("{ACCOUNT}{at}"))]);
+        assert!(loaded.is_ok(), "{:?}", loaded.err());
+    }
+
+    #[test]
+    fn a_file_is_read_no_further_than_the_limit() {
+        // /dev/zero reports no size and never ends.
+        let err = read_source(Path::new("/dev/zero"), Path::new("zero.lb.hcl")).unwrap_err();
+        assert_eq!(err.summary, "Configuration file too large");
+        assert!(err.detail.contains("more than 10 MiB"), "{err}");
     }
 
     /// Each way of nesting, `depth` levels deep, as the value of `x`.

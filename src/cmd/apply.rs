@@ -70,7 +70,9 @@ pub async fn run(
     targets: &[Address],
 ) -> Result<u8> {
     if let Some(f) = plan_file {
-        let text = std::fs::read_to_string(f).unwrap_or_default();
+        // Unreadable or too large here, it is refused as a plan below.
+        let text = crate::files::read_bounded(f, crate::cmd::plan::MAX_PLAN_BYTES, "plan")
+            .unwrap_or_default();
         if crate::cmd::restore::is_restore_plan(&text) {
             return crate::cmd::restore::apply_saved(&ws, f, auto_approve).await;
         }

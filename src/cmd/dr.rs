@@ -13,7 +13,8 @@ use anyhow::{bail, Result};
 use clap::Subcommand;
 use lifeboat_engine::iam::check::{self, Finding, Report};
 
-use crate::output::{print_table, write_atomically};
+use crate::files::write_atomically;
+use crate::output::print_table;
 use crate::workspace::{cloud, Workspace};
 
 #[derive(Subcommand)]

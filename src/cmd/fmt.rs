@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::output::{print_diagnostics, write_atomically};
+use crate::files::write_atomically;
+use crate::output::print_diagnostics;
 
 pub fn run(dir: &Path, check: bool, files: &[PathBuf]) -> Result<u8> {
     let files: Vec<PathBuf> = if files.is_empty() {
@@ -17,8 +18,14 @@ pub fn run(dir: &Path, check: bool, files: &[PathBuf]) -> Result<u8> {
     let mut unformatted = 0;
     let mut errors = 0;
     for f in &files {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text = match lifeboat_schema::read_source(f, f) {
+            Ok(text) => text,
+            Err(d) => {
+                print_diagnostics(&lifeboat_schema::Diagnostics(vec![d]));
+                errors += 1;
+                continue;
+            }
+        };
         match lifeboat_schema::format_source(f, &text) {
             Err(d) => {
                 print_diagnostics(&d);

@@ -3,7 +3,7 @@
 //! making and saved-plan reading that apply and graph share.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -13,7 +13,7 @@ use lifeboat_engine::state::{Snapshot, Store};
 use lifeboat_engine::vpc::clone::{self, CloneSource};
 
 use crate::cmd::status;
-use crate::output::write_atomically_with;
+use crate::files::write_atomically_with;
 use crate::workspace::{cloud, Workspace};
 
 #[derive(clap::Args)]
@@ -185,28 +185,7 @@ pub const MAX_PLAN_BYTES: u64 = 256 << 20;
 /// plan; every refusal names the file.
 pub fn read(path: &Path) -> Result<Plan> {
     let shown = path.display();
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read the plan {shown}"))?;
-    let too_large = || {
-        anyhow::anyhow!(
-            "{shown} is larger than {} MiB, more than any plan `lifeboat plan --out` writes; is it the right file?",
-            MAX_PLAN_BYTES >> 20
-        )
-    };
-    if file.metadata().is_ok_and(|m| m.len() > MAX_PLAN_BYTES) {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    // Bounded by the read, not only by the size the file reports: a device
-    // or a growing file reports less than it yields.
-    file.take(MAX_PLAN_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read the plan {shown}"))?;
-    if bytes.len() as u64 > MAX_PLAN_BYTES {
-        return Err(too_large());
-    }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{shown} is not a Lifeboat plan: it is not UTF-8 text"))?;
+    let text = crate::files::read_bounded(path, MAX_PLAN_BYTES, "plan")?;
     // The version first, read alone: a large plan is then parsed once,
     // straight into its type, not into a JSON tree and again from it.
     #[derive(serde::Deserialize)]

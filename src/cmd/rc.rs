@@ -12,7 +12,8 @@ use clap::Subcommand;
 use lifeboat_engine::control::{self, Action, Request};
 use lifeboat_engine::state::ControlRecord;
 
-use crate::output::{print_table, write_atomically};
+use crate::files::write_atomically;
+use crate::output::print_table;
 use crate::workspace::{cloud, locked, stop_on_signal, Workspace};
 
 #[derive(Subcommand)]

@@ -19,7 +19,8 @@ use lifeboat_engine::state::{DrillRecord, SharedStore};
 use lifeboat_schema::RecoveryScenario;
 
 use crate::cmd::restore::{operator, poll_interval};
-use crate::output::{confirm, print_table, write_atomically};
+use crate::files::write_atomically;
+use crate::output::{confirm, print_table};
 use crate::workspace::{cloud, Workspace};
 
 /// How long a restore of a recovery or drill waits for what it creates.

@@ -19,7 +19,8 @@ use lifeboat_engine::restore::run::Runner;
 use lifeboat_engine::restore::{render, Kind, Options, Request, RestorePlan, Which};
 use lifeboat_engine::state::{RestoreRecord, SharedStore};
 
-use crate::output::{confirm, print_table, write_atomically};
+use crate::files::write_atomically;
+use crate::output::{confirm, print_table};
 use crate::workspace::{cloud, Workspace};
 
 /// What every restore takes.
@@ -439,8 +440,7 @@ pub fn is_restore_plan(text: &str) -> bool {
 
 /// Performs a saved restore plan (checked by the runner against the state).
 pub async fn apply_saved(ws: &Workspace, path: &Path, auto_approve: bool) -> Result<u8> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+    let text = crate::files::read_bounded(path, crate::cmd::plan::MAX_PLAN_BYTES, "restore plan")?;
     let p: RestorePlan = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a Lifeboat restore plan", path.display()))?;
     if p.restore_format != plan::RESTORE_FORMAT {

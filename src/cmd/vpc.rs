@@ -415,8 +415,7 @@ async fn export(ws: &Workspace, args: &ExportArgs) -> Result<u8> {
 /// The template (to `--out` or stdout) and what it leaves out (to `--log`).
 fn write_export(args: &ExportArgs, text: &str, left_out: &[LeftOut]) -> Result<()> {
     match &args.out {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?,
+        Some(path) => crate::files::write_atomically(path, text.as_bytes())?,
         None => print!("{text}"),
     }
     if let Some(path) = &args.log {
@@ -432,8 +431,7 @@ fn write_export(args: &ExportArgs, text: &str, left_out: &[LeftOut]) -> Result<(
                 body.push_str(&format!("{}: {}\n", l.what, l.reason));
             }
         }
-        std::fs::write(path, body)
-            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
+        crate::files::write_atomically(path, body.as_bytes())?;
     }
     Ok(())
 }

@@ -272,6 +272,30 @@ impl Workspace {
         execute(self.command(cwd, args, envs), args)
     }
 
+    /// Runs `lifeboat ARGS` in the workspace under the umask `mask` (octal,
+    /// as `umask` takes it). A shell sets it and then becomes the binary
+    /// (`exec`): a test cannot set a child's umask itself without unsafe
+    /// code, which the workspace forbids.
+    pub fn run_umask(&self, mask: &str, args: &[&str]) -> Run {
+        let plain = self.command(self.path(), args, &[]);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {mask} && exec \"$0\" \"$@\""))
+            .arg(plain.get_program())
+            .args(plain.get_args())
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in plain.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        execute(cmd, args)
+    }
+
     /// Starts `lifeboat ARGS` in the workspace and returns at once, its
     /// output going to the files `stdout` and `stderr` there (read them
     /// while it runs). Killed when the returned value drops.

@@ -21,6 +21,7 @@ mod control;
 pub use control::{ControlRecord, ControlWrite};
 mod dr;
 mod figures;
+mod file;
 pub use figures::{Figures, PolicyFigures};
 mod drill;
 pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};

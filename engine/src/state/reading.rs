@@ -32,7 +32,23 @@ impl Store {
     /// Opens the state at `path` for reading only; see the module.
     pub fn open_read_only(path: &Path) -> StateResult<Store> {
         let sq = |source| super::replica::sqlite_err(path, source);
-        if !path.exists() {
+        let found = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(StateError::Symlink {
+                    path: path.to_path_buf(),
+                    target: std::fs::read_link(path).unwrap_or_default(),
+                });
+            }
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => {
+                return Err(StateError::Corrupt {
+                    path: path.to_path_buf(),
+                    message: format!("cannot read the file's metadata: {e}"),
+                })
+            }
+        };
+        if !found {
             let mut store = Store::in_memory(path, Reading::Empty)?;
             store.migrate()?;
             // A saved plan carries its state's lineage; a state not made yet
@@ -46,10 +62,14 @@ impl Store {
         }
         // Read-write without create: SQLite may need to make the WAL's
         // shared-memory file beside a database closed cleanly; the file
-        // itself is never written (`query_only`).
+        // itself is never written (`query_only`). Never through a link
+        // (`state/file.rs`): one at the name is refused above, one swapped
+        // in since fails the open.
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .map_err(sq)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))

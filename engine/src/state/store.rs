@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -26,6 +26,9 @@ pub enum StateError {
     },
     #[error("state file {path}: {message}")]
     Corrupt { path: PathBuf, message: String },
+    /// A symbolic link at the state path (see `state/file.rs`).
+    #[error("state file {path} is a symbolic link (to {}); Lifeboat does not open its state through a link, which could point it at another file: name the file itself, or pass --follow-symlinks to open the link's target", target.display())]
+    Symlink { path: PathBuf, target: PathBuf },
     #[error("state file {path} was written by a newer Lifeboat (schema version {found}, this build knows {SCHEMA_VERSION})")]
     TooNew { path: PathBuf, found: i64 },
     #[error("state is locked by {holder} for {operation} since {acquired} (lock ID {id}); if no other lifeboat is running, run `lifeboat force-unlock {id}`")]
@@ -336,17 +339,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
 impl Store {
     /// Opens the state file, creating it (and its directory) with a fresh
     /// lineage when missing, and migrating an older schema.
+    ///
+    /// The file and the directories made for it are private, and a
+    /// symbolic link at `path` is refused (`state/file.rs`).
     pub fn open(path: &Path) -> StateResult<Store> {
         let sq = |source| super::replica::sqlite_err(path, source);
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| StateError::Corrupt {
-                    path: path.to_path_buf(),
-                    message: format!("cannot create directory {}: {e}", dir.display()),
-                })?;
-            }
-        }
-        let conn = Connection::open(path).map_err(sq)?;
+        let resolved = super::file::prepare(path)?;
+        let conn = Connection::open_with_flags(
+            resolved,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(sq)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sq)?;
         conn.pragma_update(None, "journal_mode", "WAL")
