@@ -244,6 +244,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reports as CSV (or --json): backups, snapshots (both with the records
+    /// deleted within report_retention), protected and unprotected
+    /// resources (listed in AWS). Writes nothing to the state.
+    Report(cmd::report::ReportArgs),
     /// Resource control: `rc off|on GROUP` now, `rc status`, `rc log`.
     Rc {
         #[command(subcommand)]
@@ -317,6 +321,7 @@ impl Command {
             | Command::Status { .. }
             | Command::Graph { .. }
             | Command::Restores { .. }
+            | Command::Report(_)
             | Command::Scan { .. } => true,
             Command::State { command } => {
                 matches!(
@@ -525,6 +530,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Drills { json, csv } => cmd::recover::list(&load(&cli)?, *json, csv.as_deref()),
         Command::Iam { command } => cmd::iam::run(&load(&cli)?, command),
         Command::Rc { command } => cmd::rc::run(&load(&cli)?, command).await,
+        Command::Report(args) => cmd::report::run(&load(&cli)?, args).await,
         Command::Scan { account, json } => {
             cmd::scan::run(&load(&cli)?, account.as_deref(), *json).await
         }

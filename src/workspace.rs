@@ -67,14 +67,18 @@ impl Workspace {
 
     /// The workspace's state on `backend`, where the `state` block would
     /// put it for that backend (`state migrate` opens both).
+    /// Its writes prune the reports' deleted records by `report_retention`.
     pub fn store_on(&self, backend: StateBackend) -> Result<Store> {
-        match backend {
-            StateBackend::Sqlite => Ok(Store::open(&self.state_path())?),
+        let mut store = match backend {
+            StateBackend::Sqlite => Store::open(&self.state_path())?,
             StateBackend::Dynamodb => {
                 let remote = self.remote()?;
-                Ok(Store::open_shared(&self.cache_path()?, Arc::new(remote))?)
+                Store::open_shared(&self.cache_path()?, Arc::new(remote))?
             }
-        }
+        };
+        let keep = self.config.settings.report_retention();
+        store.set_report_retention(chrono::Duration::from_std(keep)?);
+        Ok(store)
     }
 
     /// The DynamoDB workspace of the `state` block.

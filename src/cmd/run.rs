@@ -182,6 +182,16 @@ impl Log {
                 self.event(at, "control_error", json!({ "group": group, "error": error }))
             }
             RunEvent::SummarySent => self.event(at, "daily_summary", json!({})),
+            RunEvent::ReportWritten { kind, url, rows } => self.event(
+                at,
+                "report_written",
+                json!({ "kind": kind, "url": url, "rows": rows }),
+            ),
+            RunEvent::ReportFailed { kind, url, error } => self.event(
+                at,
+                "report_error",
+                json!({ "kind": kind, "url": url, "error": error }),
+            ),
             RunEvent::SummaryFailed { error } => {
                 self.event(at, "notify_error", json!({ "error": error }))
             }

@@ -46,6 +46,18 @@ pub fn capture_key(capture: &str) -> String {
     format!("vpc_capture.{capture}")
 }
 
+/// The key under which [`Agenda::last`] holds when the scheduled reports
+/// were last written (the state keeps it as a note,
+/// `report::scheduled::REPORTS_NOTE`).
+pub const REPORTS_KEY: &str = "notifications.reports";
+
+/// How often run mode writes the reports to S3; `None` without a
+/// `reports` block.
+fn reports_interval(config: &Config) -> Option<Duration> {
+    let secs = config.notifications.as_ref()?.reports.as_ref()?.every_secs;
+    Some(Duration::seconds(i64::try_from(secs).ok()?))
+}
+
 /// How often run mode checks a secured account; `None` without
 /// `check_every` (checked only by `lifeboat dr check`).
 fn secured_interval(a: &lifeboat_schema::Account) -> Option<Duration> {
@@ -376,6 +388,27 @@ impl Agenda<'_> {
         drills.chain(teardowns).min()
     }
 
+    /// Are the scheduled reports due at `now`: never written, or `every`
+    /// since they were (less the slack captures get)?
+    pub fn reports(&self, now: DateTime<Utc>) -> bool {
+        let Some(every) = reports_interval(self.config) else {
+            return false;
+        };
+        match self.last_before(REPORTS_KEY, now) {
+            Some(l) => l + every - (every / 10).min(CAPTURE_SLACK) <= now,
+            None => true,
+        }
+    }
+
+    /// When the scheduled reports next come due (`now` when never written).
+    pub fn next_reports(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let every = reports_interval(self.config)?;
+        Some(
+            self.last_before(REPORTS_KEY, now)
+                .map_or(now, |l| (l + every).max(now)),
+        )
+    }
+
     /// Is the daily summary due at `now`?
     pub fn summary(&self, now: DateTime<Utc>) -> bool {
         self.summary_time()
@@ -505,6 +538,7 @@ impl Agenda<'_> {
             self.next_tag_scan(now),
             self.next_drill(now),
             self.next_summary(now),
+            self.next_reports(now),
         ]
         .into_iter()
         .flatten()
