@@ -60,9 +60,19 @@ fn reports_show_backups_deleted_by_retention_and_what_no_policy_covers() {
         "{text}"
     );
     let backups = rows(&text);
-    assert_eq!(backups.len(), 2, "the live backup and the deleted one: {text}");
-    let old = backups.iter().find(|r| r["backup_id"] == at(10)).expect(&text);
-    let new = backups.iter().find(|r| r["backup_id"] == at(11)).expect(&text);
+    assert_eq!(
+        backups.len(),
+        2,
+        "the live backup and the deleted one: {text}"
+    );
+    let old = backups
+        .iter()
+        .find(|r| r["backup_id"] == at(10))
+        .expect(&text);
+    let new = backups
+        .iter()
+        .find(|r| r["backup_id"] == at(11))
+        .expect(&text);
     assert!(!old["deleted_at"].is_empty(), "deleted, with when: {text}");
     assert_eq!(new["deleted_at"], "", "{text}");
     for r in [old, new] {
@@ -70,7 +80,10 @@ fn reports_show_backups_deleted_by_retention_and_what_no_policy_covers() {
             (r["policy"].as_str(), r["account"].as_str()),
             ("web", "main")
         );
-        assert_eq!((r["status"].as_str(), r["is_retry"].as_str()), ("success", "no"));
+        assert_eq!(
+            (r["status"].as_str(), r["is_retry"].as_str()),
+            ("success", "no")
+        );
         assert_eq!(r["started"], r["backup_id"], "RFC 3339 UTC");
     }
 
@@ -94,9 +107,15 @@ fn reports_show_backups_deleted_by_retention_and_what_no_policy_covers() {
     // --since: activity at or after the instant, or within a duration.
     let later = env.run(&["report", "backups", "--since", "2030-01-01T00:00:00Z"]);
     assert_eq!(rows(&later.ok().stdout).len(), 0);
-    let recent = env.run(&["report", "backups", "--since", "1h", "--json"]).ok();
+    let recent = env
+        .run(&["report", "backups", "--since", "1h", "--json"])
+        .ok();
     let recent = recent.json();
-    assert_eq!(recent.as_array().unwrap().len(), 1, "only the deletion is recent: {recent}");
+    assert_eq!(
+        recent.as_array().unwrap().len(),
+        1,
+        "only the deletion is recent: {recent}"
+    );
     assert_eq!(recent[0]["backup_id"], at(10).as_str());
 
     // Coverage: the covered instance and its volume are protected, the
@@ -109,7 +128,10 @@ fn reports_show_backups_deleted_by_retention_and_what_no_policy_covers() {
     assert!(ids.contains(&loose.id), "{unprotected}");
     assert!(ids.contains(&loose.volumes[0]), "{unprotected}");
     assert!(!ids.contains(&covered.id), "{unprotected}");
-    assert!(!ids.contains(&covered.volumes[0]), "attached to a covered instance: {unprotected}");
+    assert!(
+        !ids.contains(&covered.volumes[0]),
+        "attached to a covered instance: {unprotected}"
+    );
     unprotected.stdout_has(",loose\n");
     let protected = env.run(&["report", "protected", "--json"]).ok().json();
     let protected = protected.as_array().unwrap();
@@ -191,7 +213,14 @@ fn the_runner_writes_the_reports_to_s3_every_day() {
     run.stdout_lacks("report_");
     assert!(keys(&rt, &s3).is_empty());
 
-    let run = env.run(&["--now", "2026-11-23T10:00:00Z", "run", "--once", "--log-format", "json"]);
+    let run = env.run(&[
+        "--now",
+        "2026-11-23T10:00:00Z",
+        "run",
+        "--once",
+        "--log-format",
+        "json",
+    ]);
     run.stdout_has("\"event\":\"report_written\"");
     assert_eq!(
         keys(&rt, &s3),
@@ -209,7 +238,10 @@ fn the_runner_writes_the_reports_to_s3_every_day() {
         String::from_utf8(bytes.to_vec()).unwrap()
     };
     let backups = body("lifeboat/backups-20261123T100000Z.csv");
-    assert!(backups.contains(&format!("{},main,web,success", at(9))), "{backups}");
+    assert!(
+        backups.contains(&format!("{},main,web,success", at(9))),
+        "{backups}"
+    );
     let unprotected = body("lifeboat/unprotected-20261123T100000Z.csv");
     assert!(unprotected.contains(&loose.id), "{unprotected}");
     assert!(!unprotected.contains(&covered.id), "{unprotected}");

@@ -88,11 +88,17 @@ pub async fn run(ws: &Workspace, args: &ReportArgs) -> Result<u8> {
             );
         }
         if kind == Kind::Unprotected {
-            bail!("--policy does not apply to the unprotected report: no policy covers its resources");
+            bail!(
+                "--policy does not apply to the unprotected report: no policy covers its resources"
+            );
         }
     }
     let filter = Filter {
-        since: args.since.as_deref().map(|s| since(s, ws.now)).transpose()?,
+        since: args
+            .since
+            .as_deref()
+            .map(|s| since(s, ws.now))
+            .transpose()?,
         policy: args.policy.clone(),
     };
     let mut failed = false;

@@ -57,7 +57,12 @@ pub async fn inventory(cloud: &Arc<dyn Cloud>, config: &Config) -> Inventory {
         }
     }
     inv.resources.sort_by(|a, b| {
-        (&a.account, &a.region, a.kind.noun(), &a.id).cmp(&(&b.account, &b.region, b.kind.noun(), &b.id))
+        (&a.account, &a.region, a.kind.noun(), &a.id).cmp(&(
+            &b.account,
+            &b.region,
+            b.kind.noun(),
+            &b.id,
+        ))
     });
     inv
 }

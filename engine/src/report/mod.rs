@@ -380,13 +380,20 @@ mod tests {
         // Past the retention (90 days by default) the row is not shown,
         // pruned or not.
         let later = t("2027-03-01T00:00:00Z");
-        assert_eq!(backups(&s, later, &Filter::default()).unwrap().rows.len(), 1);
+        assert_eq!(
+            backups(&s, later, &Filter::default()).unwrap().rows.len(),
+            1
+        );
         // --since keeps activity at or after it.
         let since = Filter {
             since: Some(t("2026-11-22T10:30:00Z")),
             policy: None,
         };
-        assert_eq!(backups(&s, now, &since).unwrap().rows.len(), 2, "b1 was deleted later");
+        assert_eq!(
+            backups(&s, now, &since).unwrap().rows.len(),
+            2,
+            "b1 was deleted later"
+        );
         let since = Filter {
             since: Some(t("2026-11-23T10:30:00Z")),
             policy: None,

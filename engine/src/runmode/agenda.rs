@@ -838,6 +838,7 @@ mod tests {
                 account: "main".into(),
                 region: "us-east-1".into(),
                 daily_summary: Some("08:00".into()),
+                reports: None,
             }),
             ..Config::default()
         };
@@ -855,6 +856,36 @@ mod tests {
     }
 
     #[test]
+    fn the_reports_are_due_at_first_then_every_interval_from_the_last_try() {
+        let c = Config {
+            notifications: Some(Notifications {
+                sns_topic: "arn".into(),
+                account: "main".into(),
+                region: "us-east-1".into(),
+                daily_summary: None,
+                reports: Some(lifeboat_schema::ScheduledReports {
+                    bucket: "b".into(),
+                    prefix: String::new(),
+                    every_secs: 86_400,
+                }),
+            }),
+            ..Config::default()
+        };
+        let mut a = agenda(&c, policy(&[]));
+        let now = t("2026-11-22T10:00:00Z");
+        assert!(a.reports(now), "never written: due at once");
+        assert_eq!(a.next_reports(now), Some(now));
+        a.last.insert(REPORTS_KEY.into(), now);
+        assert!(!a.reports(t("2026-11-23T09:58:00Z")));
+        assert!(a.reports(t("2026-11-23T09:59:00Z")), "a minute's slack");
+        assert_eq!(
+            a.next_reports(t("2026-11-22T12:00:00Z")),
+            Some(t("2026-11-23T10:00:00Z"))
+        );
+        assert!(!agenda(&Config::default(), policy(&[])).reports(now));
+    }
+
+    #[test]
     fn the_next_thing_due_is_the_earliest_of_slots_retries_captures_and_the_summary() {
         let mut c = with_capture(
             config(&[("daily", sched("1d", "2026-11-01T03:00"))]),
@@ -865,6 +896,7 @@ mod tests {
             account: "main".into(),
             region: "us-east-1".into(),
             daily_summary: Some("02:30".into()),
+            reports: None,
         });
         let mut a = agenda(&c, policy(&["daily"]));
         a.last

@@ -813,7 +813,9 @@ mod tests {
         assert_eq!(all[0].status, BackupStatus::Success);
         assert_eq!(all[1].frozen.as_ref().unwrap().name, "keep");
         let at = "2026-11-23T00:00:00Z".parse().unwrap();
-        assert!(s.transaction(|tx| tx.delete_backup("web", "b1", at)).is_err());
+        assert!(s
+            .transaction(|tx| tx.delete_backup("web", "b1", at))
+            .is_err());
         s.transaction(|tx| {
             tx.delete_snapshot("snap-b1", at)?;
             tx.delete_backup("web", "b1", at)

@@ -108,21 +108,33 @@ impl Tx<'_> {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some(((policy, backup_id, account, region, kind, target, volume), status, problems, finished)) =
-            row
+        let Some((
+            (policy, backup_id, account, region, kind, target, volume),
+            status,
+            problems,
+            finished,
+        )) = row
         else {
             return Ok(());
         };
         let problems: Vec<String> = serde_json::from_str(&problems).unwrap_or_default();
-        let succeeded = BackupStatus::parse(&status)
-            .is_some_and(|s| snapshot_succeeded(s, &problems, &target));
+        let succeeded =
+            BackupStatus::parse(&status).is_some_and(|s| snapshot_succeeded(s, &problems, &target));
         self.tx
             .execute(
                 "INSERT OR REPLACE INTO report_snapshots (id, policy, backup_id, account, region,
                     kind, target, volume_id, succeeded, finished, deleted_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
-                    id, policy, backup_id, account, region, kind, target, volume, succeeded,
+                    id,
+                    policy,
+                    backup_id,
+                    account,
+                    region,
+                    kind,
+                    target,
+                    volume,
+                    succeeded,
                     finished,
                     ts(at)
                 ],
@@ -148,7 +160,9 @@ impl Tx<'_> {
                 )
                 .map_err(|e| self.err(e))?;
             let rows = st
-                .query_map(params![policy, id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_map(params![policy, id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .map_err(|e| self.err(e))?;
             rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
         };
@@ -391,7 +405,11 @@ mod tests {
         assert_eq!(snaps.len(), 1);
         assert!(snaps[0].succeeded);
         assert_eq!(
-            (snaps[0].id.as_str(), snaps[0].kind, snaps[0].account.as_str()),
+            (
+                snaps[0].id.as_str(),
+                snaps[0].kind,
+                snaps[0].account.as_str()
+            ),
             ("snap-b1", ArtifactKind::Ebs, "main")
         );
 

@@ -381,9 +381,7 @@ impl Store {
             path: path.to_path_buf(),
             replica: None,
             local_fence: Default::default(),
-            report_retention: chrono::Duration::days(
-                super::history::DEFAULT_REPORT_RETENTION_DAYS,
-            ),
+            report_retention: chrono::Duration::days(super::history::DEFAULT_REPORT_RETENTION_DAYS),
         };
         store.migrate()?;
         Ok(store)

@@ -223,7 +223,10 @@ pub(super) fn decode_notifications(
 
 /// The notifications block's one `reports` block, if any.
 fn decode_reports(d: &mut Decoder, src: &Source, parent: &Scope<'_>) -> Option<ScheduledReports> {
-    let mut blocks = parent.blocks.iter().filter(|b| b.ident.value().as_str() == "reports");
+    let mut blocks = parent
+        .blocks
+        .iter()
+        .filter(|b| b.ident.value().as_str() == "reports");
     let first = blocks.next()?;
     for b in blocks {
         d.error(
@@ -348,10 +351,15 @@ mod tests {
         let c = load(HEAD).unwrap();
         assert_eq!(c.settings.report_retention().as_secs(), 90 * 86_400);
         assert!(c.settings.report_retention_secs.is_none());
-        let c = load(&format!("lifeboat {{\n report_retention = \"30d\"\n}}\n{HEAD}")).unwrap();
+        let c = load(&format!(
+            "lifeboat {{\n report_retention = \"30d\"\n}}\n{HEAD}"
+        ))
+        .unwrap();
         assert_eq!(c.settings.report_retention().as_secs(), 30 * 86_400);
-        let err = load(&format!("lifeboat {{\n report_retention = \"ninety days\"\n}}\n{HEAD}"))
-            .unwrap_err();
+        let err = load(&format!(
+            "lifeboat {{\n report_retention = \"ninety days\"\n}}\n{HEAD}"
+        ))
+        .unwrap_err();
         assert!(err.contains("main.lb.hcl:2:21: error:"), "{err}");
         assert!(err.contains("report_retention"), "{err}");
     }
@@ -363,7 +371,10 @@ mod tests {
         ))
         .unwrap();
         let r = c.notifications.unwrap().reports.unwrap();
-        assert_eq!((r.bucket.as_str(), r.prefix.as_str(), r.every_secs), ("b", "lifeboat/reports", 86_400));
+        assert_eq!(
+            (r.bucket.as_str(), r.prefix.as_str(), r.every_secs),
+            ("b", "lifeboat/reports", 86_400)
+        );
         let err = load(&format!(
             "{HEAD}notifications {{\n sns_topic = \"arn:aws:sns:us-east-1:123456789012:t\"\n account = account.main\n region = \"us-east-1\"\n reports {{\n every = \"0s\"\n }}\n}}\n"
         ))
