@@ -425,12 +425,7 @@ async fn run(cli: Cli) -> Result<u8> {
             };
             cmd::validate::run(&cli.dir, cli.now, format)
         }
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cli = Cli::command();
-            clap_complete::generate(*shell, &mut cli, "lifeboat", &mut std::io::stdout());
-            Ok(0)
-        }
+        Command::Completions { shell } => completions(*shell),
         Command::Man => {
             use clap::CommandFactory;
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
@@ -535,6 +530,14 @@ async fn run(cli: Cli) -> Result<u8> {
             cmd::scan::run(&load(&cli)?, account.as_deref(), *json).await
         }
     }
+}
+
+/// `lifeboat completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> Result<u8> {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    clap_complete::generate(shell, &mut cli, "lifeboat", &mut std::io::stdout());
+    Ok(0)
 }
 
 /// `lifeboat run`.

@@ -114,7 +114,9 @@ fn reports_show_backups_deleted_by_retention_and_what_no_policy_covers() {
     // Both backups finished on the real clock (their waits), and the
     // older was deleted just now.
     assert_eq!(recent.as_array().unwrap().len(), 2, "{recent}");
-    let bad = env.run(&["report", "backups", "--since", "last week"]).code(1);
+    let bad = env
+        .run(&["report", "backups", "--since", "last week"])
+        .code(1);
     bad.stderr_has("--since \"last week\" is neither an RFC 3339 time");
 
     // Coverage: the covered instance and its volume are protected, the
