@@ -257,6 +257,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reports as CSV (or --json): backups, snapshots (both with the records
+    /// deleted within report_retention), protected and unprotected
+    /// resources (listed in AWS). Writes nothing to the state.
+    Report(cmd::report::ReportArgs),
     /// Resource control: `rc off|on GROUP` now, `rc status`, `rc log`.
     Rc {
         #[command(subcommand)]
@@ -330,6 +334,7 @@ impl Command {
             | Command::Status { .. }
             | Command::Graph { .. }
             | Command::Restores { .. }
+            | Command::Report(_)
             | Command::Scan { .. } => true,
             Command::State { command } => {
                 matches!(
@@ -452,12 +457,7 @@ async fn run(cli: Cli) -> Result<u8> {
             };
             cmd::validate::run(&cli.dir, cli.now, format)
         }
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cli = Cli::command();
-            clap_complete::generate(*shell, &mut cli, "lifeboat", &mut std::io::stdout());
-            Ok(0)
-        }
+        Command::Completions { shell } => completions(*shell),
         Command::Man => {
             use clap::CommandFactory;
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
@@ -557,10 +557,19 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Drills { json, csv } => cmd::recover::list(&load(&cli)?, *json, csv.as_deref()),
         Command::Iam { command } => cmd::iam::run(&load(&cli)?, command),
         Command::Rc { command } => cmd::rc::run(&load(&cli)?, command).await,
+        Command::Report(args) => cmd::report::run(&load(&cli)?, args).await,
         Command::Scan { account, json } => {
             cmd::scan::run(&load(&cli)?, account.as_deref(), *json).await
         }
     }
+}
+
+/// `lifeboat completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> Result<u8> {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    clap_complete::generate(shell, &mut cli, "lifeboat", &mut std::io::stdout());
+    Ok(0)
 }
 
 /// `lifeboat run`.

@@ -71,10 +71,11 @@ impl Workspace {
 
     /// The workspace's state on `backend`, where the `state` block would
     /// put it for that backend (`state migrate` opens both).
+    /// Its writes prune the reports' deleted records by `report_retention`.
     pub fn store_on(&self, backend: StateBackend) -> Result<Store> {
-        match (backend, self.reading) {
+        let mut store = match (backend, self.reading) {
             (StateBackend::Sqlite, false) => {
-                Ok(Store::open(&crate::files::state_path(&self.state_path())?)?)
+                Store::open(&crate::files::state_path(&self.state_path())?)?
             }
             (StateBackend::Sqlite, true) => {
                 let path = crate::files::state_path(&self.state_path())?;
@@ -88,7 +89,7 @@ impl Workspace {
                         path.display()
                     );
                 }
-                Ok(store)
+                store
             }
             (StateBackend::Dynamodb, reading) => {
                 let remote = self.remote()?;
@@ -96,9 +97,16 @@ impl Workspace {
                 let store = Store::open_shared(&cache, Arc::new(remote))?;
                 // The cache on this host is written as it pulls; the
                 // shared state itself is not, by a reading command.
-                Ok(if reading { store.for_reading() } else { store })
+                if reading {
+                    store.for_reading()
+                } else {
+                    store
+                }
             }
-        }
+        };
+        let keep = self.config.settings.report_retention();
+        store.set_report_retention(chrono::Duration::from_std(keep)?);
+        Ok(store)
     }
 
     /// The DynamoDB workspace of the `state` block.

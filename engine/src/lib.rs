@@ -41,6 +41,7 @@ pub mod iam;
 pub mod membership;
 pub mod plan;
 pub mod recovery;
+pub mod report;
 pub mod restore;
 pub mod retention;
 pub mod runmode;

@@ -405,7 +405,8 @@ async fn unit_a_disk_the_backup_lost_is_named_in_the_plan_and_the_rest_comes_bac
             .unwrap()
             .id
             .clone();
-        st.transaction(|tx| tx.forget_snapshot(&lost)).unwrap();
+        st.transaction(|tx| tx.forget_snapshot(&lost, chrono::Utc::now()))
+            .unwrap();
         lost
     };
     let p = b.plan(Kind::Instance, I, |_| {}).await;

@@ -165,7 +165,11 @@ impl Objects for AwsObjects {
             .put_object()
             .bucket(bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(if key.ends_with(".csv") {
+                "text/csv"
+            } else {
+                "application/json"
+            })
             .body(ByteStream::from(body))
             .send()
             .await

@@ -55,6 +55,26 @@ pub struct Moved {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub state: StateSettings,
+    /// `report_retention`: how long reports keep showing deleted backups
+    /// and snapshots, in seconds; `None` means the default
+    /// ([`DEFAULT_REPORT_RETENTION_SECS`]). Left out of the JSON when unset,
+    /// so configurations without it keep their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_retention_secs: Option<u64>,
+}
+
+/// 90 days: how long deleted records stay in reports unless
+/// `report_retention` says otherwise.
+pub const DEFAULT_REPORT_RETENTION_SECS: u64 = 90 * 86_400;
+
+impl Settings {
+    /// How long reports keep deleted records.
+    pub fn report_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.report_retention_secs
+                .unwrap_or(DEFAULT_REPORT_RETENTION_SECS),
+        )
+    }
 }
 
 /// `lifeboat { state { backend = "sqlite"  path = "..." } }`, or
@@ -841,4 +861,20 @@ pub struct Notifications {
     /// `HH:MM`, local time of the runner's clock in UTC unless `time_zone` says otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_summary: Option<String>,
+    /// `reports { bucket  prefix  every }`: CSV reports written to S3 by
+    /// the runner. Left out of the JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports: Option<ScheduledReports>,
+}
+
+/// `reports { bucket = "..."  prefix = "..."  every = "1d" }` in the
+/// notifications block: the runner writes the backups, snapshots and
+/// unprotected reports to `s3://BUCKET/PREFIX/KIND-TIMESTAMP.csv` with the
+/// notifications block's account and region, every `every`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledReports {
+    pub bucket: String,
+    /// Without a trailing `/`; empty for the bucket's top.
+    pub prefix: String,
+    pub every_secs: u64,
 }

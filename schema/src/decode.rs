@@ -648,7 +648,9 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
     let mut config = Config::default();
     let mut state_block = None;
     if let Some(&(i, first)) = lifeboat.first() {
-        state_block = settings_state(&mut d, files[i].0, first).map(|b| (files[i].0, b));
+        let (state, retention) = settings_state(&mut d, files[i].0, first);
+        state_block = state.map(|b| (files[i].0, b));
+        config.settings.report_retention_secs = retention;
         for &(j, b) in &lifeboat[1..] {
             d.error(
                 files[j].0,
@@ -701,17 +703,23 @@ pub(crate) fn decode(files: &[(&Source, &Body)], complete: bool) -> (Config, Vec
 }
 
 /// The lifeboat block: its one `state` block, decoded by [`state::decode_state`]
-/// once the accounts it may refer to are declared.
-fn settings_state<'a>(d: &mut Decoder, src: &'a Source, block: &'a Block) -> Option<&'a Block> {
+/// once the accounts it may refer to are declared, and its
+/// `report_retention`.
+fn settings_state<'a>(
+    d: &mut Decoder,
+    src: &'a Source,
+    block: &'a Block,
+) -> (Option<&'a Block>, Option<u64>) {
     d.no_labels(src, block);
     let scope = d.scope(
         src,
         &block.body,
         "the lifeboat block".into(),
         start(&block.ident),
-        &[],
+        &["report_retention"],
         &["state"],
     );
+    let retention = d.duration(&scope, "report_retention", false);
     let mut first_state: Option<&Block> = None;
     for b in scope.blocks {
         if let Some(first) = first_state {
@@ -728,5 +736,5 @@ fn settings_state<'a>(d: &mut Decoder, src: &'a Source, block: &'a Block) -> Opt
         }
         first_state = Some(b);
     }
-    first_state
+    (first_state, retention)
 }

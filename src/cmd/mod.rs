@@ -16,6 +16,7 @@ pub mod import;
 pub mod plan;
 pub mod rc;
 pub mod recover;
+pub mod report;
 pub mod restore;
 pub mod run;
 pub mod scan;

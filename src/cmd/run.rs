@@ -56,6 +56,23 @@ fn drill_fields(d: &lifeboat_engine::state::DrillRecord) -> serde_json::Value {
 }
 
 impl Log {
+    /// A scheduled report written to S3, or not.
+    fn scheduled_report(&self, at: DateTime<Utc>, event: &RunEvent) {
+        match event {
+            RunEvent::ReportWritten { kind, url, rows } => self.event(
+                at,
+                "report_written",
+                json!({ "kind": kind, "url": url, "rows": rows }),
+            ),
+            RunEvent::ReportFailed { kind, url, error } => self.event(
+                at,
+                "report_error",
+                json!({ "kind": kind, "url": url, "error": error }),
+            ),
+            _ => {}
+        }
+    }
+
     fn event(&self, now: DateTime<Utc>, event: &str, fields: serde_json::Value) {
         match self.0 {
             LogFormat::Json => {
@@ -182,6 +199,9 @@ impl Log {
                 self.event(at, "control_error", json!({ "group": group, "error": error }))
             }
             RunEvent::SummarySent => self.event(at, "daily_summary", json!({})),
+            RunEvent::ReportWritten { .. } | RunEvent::ReportFailed { .. } => {
+                self.scheduled_report(at, event)
+            }
             RunEvent::SummaryFailed { error } => {
                 self.event(at, "notify_error", json!({ "error": error }))
             }

@@ -489,9 +489,9 @@ pub async fn rm(ws: &Workspace, addresses: &[String], auto_approve: bool) -> Res
                         artifacts,
                     } => {
                         for a in artifacts {
-                            tx.delete_snapshot(a)?;
+                            tx.delete_snapshot(a, ws.now)?;
                         }
-                        tx.delete_backup(policy, id)?;
+                        tx.delete_backup(policy, id, ws.now)?;
                     }
                 }
             }

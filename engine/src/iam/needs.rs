@@ -45,6 +45,12 @@ pub enum Feature {
     VpcCloneUpload,
     /// The `notifications` account: alerts and the daily summary.
     Notifications,
+    /// The `notifications` account with a `reports` block: the reports
+    /// written to its bucket.
+    Reports,
+    /// Backup accounts with a `reports` block: every instance, volume and
+    /// database listed for the protected and unprotected reports.
+    Inventory,
     /// Cross-account DR sources: EBS snapshots shared with the DR account.
     DrShareSnapshots,
     /// AMIs shared with the DR account, with the snapshots behind them.
@@ -168,6 +174,16 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
     ),
     (Feature::VpcCloneUpload, &["s3:PutObject"]),
     (Feature::Notifications, &["sns:Publish"]),
+    (Feature::Reports, &["s3:PutObject"]),
+    (
+        Feature::Inventory,
+        &[
+            "ec2:DescribeInstances",
+            "ec2:DescribeVolumes",
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBClusters",
+        ],
+    ),
     (Feature::DrShareSnapshots, &["ec2:ModifySnapshotAttribute"]),
     (
         Feature::DrShareImages,
@@ -412,6 +428,23 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
             .entry(Feature::Notifications)
             .or_default()
             .insert(n.sns_topic.clone());
+        if let Some(r) = &n.reports {
+            let part = config.accounts.get(&n.account).map_or("aws", partition);
+            let under = match r.prefix.is_empty() {
+                true => String::new(),
+                false => format!("{}/", r.prefix),
+            };
+            out.entry(n.account.clone())
+                .or_default()
+                .entry(Feature::Reports)
+                .or_default()
+                .insert(format!("arn:{part}:s3:::{}/{under}*", r.bucket));
+            for (name, a) in &config.accounts {
+                if a.kind == lifeboat_schema::AccountKind::Backup {
+                    all(out.entry(name.clone()).or_default(), Feature::Inventory);
+                }
+            }
+        }
     }
     out
 }

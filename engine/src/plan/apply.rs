@@ -317,9 +317,9 @@ impl Executor {
                 | Address::DbSnapshot { id }
                 | Address::DbClusterSnapshot { id },
                 Read,
-            ) => self.write(|tx| tx.forget_snapshot(id)),
+            ) => self.write(|tx| tx.forget_snapshot(id, self.now)),
             (Address::Backup { policy, id }, Delete) => {
-                self.write(|tx| tx.delete_backup(policy, id))
+                self.write(|tx| tx.delete_backup(policy, id, self.now))
             }
             (Address::Policy { name }, Move) => {
                 let to = c.moved_to().ok_or(ApplyError::NoValue)?;
@@ -421,7 +421,7 @@ impl Executor {
             let rds = self.cloud.rds(acct, region).await?;
             gone_is_done(rds.delete_db_snapshot(kind, id).await)?;
         }
-        self.write(|tx| tx.delete_snapshot(id))
+        self.write(|tx| tx.delete_snapshot(id, self.now))
     }
 
     /// Creates or updates a clone's stack; a replace then deletes the old

@@ -46,6 +46,18 @@ pub fn capture_key(capture: &str) -> String {
     format!("vpc_capture.{capture}")
 }
 
+/// The key under which [`Agenda::last`] holds when the scheduled reports
+/// were last written (the state keeps it as a note,
+/// `report::scheduled::REPORTS_NOTE`).
+pub const REPORTS_KEY: &str = "notifications.reports";
+
+/// How often run mode writes the reports to S3; `None` without a
+/// `reports` block.
+fn reports_interval(config: &Config) -> Option<Duration> {
+    let secs = config.notifications.as_ref()?.reports.as_ref()?.every_secs;
+    Some(Duration::seconds(i64::try_from(secs).ok()?))
+}
+
 /// How often run mode checks a secured account; `None` without
 /// `check_every` (checked only by `lifeboat dr check`).
 fn secured_interval(a: &lifeboat_schema::Account) -> Option<Duration> {
@@ -376,6 +388,27 @@ impl Agenda<'_> {
         drills.chain(teardowns).min()
     }
 
+    /// Are the scheduled reports due at `now`: never written, or `every`
+    /// since they were (less the slack captures get)?
+    pub fn reports(&self, now: DateTime<Utc>) -> bool {
+        let Some(every) = reports_interval(self.config) else {
+            return false;
+        };
+        match self.last_before(REPORTS_KEY, now) {
+            Some(l) => l + every - (every / 10).min(CAPTURE_SLACK) <= now,
+            None => true,
+        }
+    }
+
+    /// When the scheduled reports next come due (`now` when never written).
+    pub fn next_reports(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let every = reports_interval(self.config)?;
+        Some(
+            self.last_before(REPORTS_KEY, now)
+                .map_or(now, |l| (l + every).max(now)),
+        )
+    }
+
     /// Is the daily summary due at `now`?
     pub fn summary(&self, now: DateTime<Utc>) -> bool {
         self.summary_time()
@@ -505,6 +538,7 @@ impl Agenda<'_> {
             self.next_tag_scan(now),
             self.next_drill(now),
             self.next_summary(now),
+            self.next_reports(now),
         ]
         .into_iter()
         .flatten()
@@ -804,6 +838,7 @@ mod tests {
                 account: "main".into(),
                 region: "us-east-1".into(),
                 daily_summary: Some("08:00".into()),
+                reports: None,
             }),
             ..Config::default()
         };
@@ -821,6 +856,36 @@ mod tests {
     }
 
     #[test]
+    fn the_reports_are_due_at_first_then_every_interval_from_the_last_try() {
+        let c = Config {
+            notifications: Some(Notifications {
+                sns_topic: "arn".into(),
+                account: "main".into(),
+                region: "us-east-1".into(),
+                daily_summary: None,
+                reports: Some(lifeboat_schema::ScheduledReports {
+                    bucket: "b".into(),
+                    prefix: String::new(),
+                    every_secs: 86_400,
+                }),
+            }),
+            ..Config::default()
+        };
+        let mut a = agenda(&c, policy(&[]));
+        let now = t("2026-11-22T10:00:00Z");
+        assert!(a.reports(now), "never written: due at once");
+        assert_eq!(a.next_reports(now), Some(now));
+        a.last.insert(REPORTS_KEY.into(), now);
+        assert!(!a.reports(t("2026-11-23T09:58:00Z")));
+        assert!(a.reports(t("2026-11-23T09:59:00Z")), "a minute's slack");
+        assert_eq!(
+            a.next_reports(t("2026-11-22T12:00:00Z")),
+            Some(t("2026-11-23T10:00:00Z"))
+        );
+        assert!(!agenda(&Config::default(), policy(&[])).reports(now));
+    }
+
+    #[test]
     fn the_next_thing_due_is_the_earliest_of_slots_retries_captures_and_the_summary() {
         let mut c = with_capture(
             config(&[("daily", sched("1d", "2026-11-01T03:00"))]),
@@ -831,6 +896,7 @@ mod tests {
             account: "main".into(),
             region: "us-east-1".into(),
             daily_summary: Some("02:30".into()),
+            reports: None,
         });
         let mut a = agenda(&c, policy(&["daily"]));
         a.last

@@ -274,6 +274,19 @@ async fn attempt(
     let backup_ok = matches!(&taken, Ok(r) if r.status == BackupStatus::Success);
     if let Ok(r) = &taken {
         summary.backup_id = Some(r.id.clone());
+        // The reports say which backups were retries; a first attempt is
+        // what the catalog assumes.
+        if number > 1 {
+            let marked = store
+                .lock()
+                .expect("store")
+                .transaction(|tx| tx.set_backup_attempt(policy, &r.id, number));
+            if let Err(e) = marked {
+                summary
+                    .problems
+                    .push(format!("the attempt number was not recorded: {e}"));
+            }
+        }
         if r.id != id {
             // Should not happen (the same rule); scripts were recorded under
             // the predicted id.

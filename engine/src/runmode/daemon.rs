@@ -156,6 +156,20 @@ pub enum RunEvent {
     SummaryFailed {
         error: String,
     },
+    /// A scheduled report was written to S3 (`notifications { reports }`).
+    ReportWritten {
+        kind: &'static str,
+        url: String,
+        rows: usize,
+    },
+    /// A scheduled report could not be made or written: where it was
+    /// going, and the error (a failed call names its account, region and
+    /// action).
+    ReportFailed {
+        kind: &'static str,
+        url: String,
+        error: String,
+    },
     /// The runner read the configuration an apply recorded (it changed, or
     /// SIGHUP asked): the serial it was read at before and now, and per
     /// kind what changed (`"+1 ~2"`: added, removed with `-`, changed).
@@ -510,6 +524,25 @@ impl Daemon<'_> {
     /// Checks the secured accounts in `due` (no state lock: a check only
     /// reads IAM and records its own row and alert). Returns whether one
     /// failed; findings are not a failure of the runner, they open an alert.
+    /// The scheduled reports, due now: one event per object.
+    async fn write_reports(&self, now: DateTime<Utc>) {
+        for w in crate::report::scheduled::write(&self.cloud, &self.store, self.config, now).await {
+            let kind = w.kind.as_str();
+            self.report(match w.error {
+                None => RunEvent::ReportWritten {
+                    kind,
+                    url: w.url,
+                    rows: w.rows,
+                },
+                Some(e) => RunEvent::ReportFailed {
+                    kind,
+                    url: w.url,
+                    error: e.to_string(),
+                },
+            });
+        }
+    }
+
     async fn check_secured(&self, due: &[String], now: DateTime<Utc>) -> bool {
         let mut failed = false;
         for name in due {
@@ -595,7 +628,7 @@ impl Running<'_, '_> {
         }
         let now = d.clock.now();
         let stopping = d.stopped() || d.mode.until.is_some_and(|u| now >= u);
-        let (mut dues, captures, checks, drills, controls, scans) = if stopping {
+        let (mut dues, captures, checks, drills, controls, scans, reports) = if stopping {
             Default::default()
         } else {
             let agenda = self.runner.agenda()?;
@@ -606,6 +639,7 @@ impl Running<'_, '_> {
                 agenda.drills(now),
                 agenda.controls(now),
                 agenda.tag_scans(now),
+                agenda.reports(now),
             )
         };
         let busy = self.runner.busy();
@@ -660,6 +694,9 @@ impl Running<'_, '_> {
             Err(e) => d.report(RunEvent::SummaryFailed {
                 error: e.to_string(),
             }),
+        }
+        if reports {
+            d.write_reports(now).await;
         }
         let wake = self.wake_at(d.clock.now())?;
         // The runs hold their own shares of the lock: it goes once none

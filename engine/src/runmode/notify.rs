@@ -274,6 +274,7 @@ pub async fn daily_summary(
             c.at.to_rfc3339()
         ));
     }
+    text.push_str(&unprotected_section(cloud, config, &policies, &state.targets()?).await);
     if !config.resource_control_groups.is_empty() {
         let lines = crate::control::summary_lines(cloud, store, config, now).await?;
         text.push_str(&format!(
@@ -293,4 +294,32 @@ pub async fn daily_summary(
         .expect("store")
         .set_note(SUMMARY_NOTE, &now.date_naive().to_string())?;
     Ok(true)
+}
+
+/// The summary's count of resources no policy covers, per kind (the
+/// `unprotected` report's rows), and the regions that could not be listed.
+async fn unprotected_section(
+    cloud: &Arc<dyn Cloud>,
+    config: &Config,
+    policies: &BTreeMap<String, PolicyState>,
+    targets: &BTreeMap<(String, String), crate::state::model::TargetState>,
+) -> String {
+    use crate::report::coverage;
+    let inv = coverage::inventory(cloud, config).await;
+    let (_, unprotected) = coverage::tables(&inv, policies, targets, None);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for row in &unprotected.rows {
+        *counts.entry(row[2].as_str()).or_default() += 1;
+    }
+    let mut text = format!("\nunprotected resources ({}):\n", unprotected.rows.len());
+    if counts.is_empty() && inv.errors.is_empty() {
+        text.push_str("  none\n");
+    }
+    for (kind, n) in counts {
+        text.push_str(&format!("  {kind}: {n}\n"));
+    }
+    for e in &inv.errors {
+        text.push_str(&format!("  not listed: {e}\n"));
+    }
+    text
 }

@@ -175,15 +175,23 @@ impl Runner {
     pub fn agenda(&self) -> Result<Agenda<'_>, StateError> {
         let policies = self.policies()?;
         let retries = self.waiting(&policies)?;
-        let (mut last, summary_sent, checks, drills) = {
+        let (mut last, summary_sent, checks, drills, reports) = {
             let s = self.store.lock().expect("store");
             (
                 s.last_slots()?,
                 s.note(SUMMARY_NOTE)?,
                 s.secured_checks()?,
                 s.drills()?,
+                s.note(crate::report::scheduled::REPORTS_NOTE)?,
             )
         };
+        // A note that does not read as a time counts as never written.
+        if let Some(at) = reports.and_then(|r| DateTime::parse_from_rfc3339(&r).ok()) {
+            last.insert(
+                crate::runmode::agenda::REPORTS_KEY.to_string(),
+                at.with_timezone(&Utc),
+            );
+        }
         for (account, c) in checks {
             last.insert(crate::runmode::agenda::secured_key(&account), c.checked_at);
         }

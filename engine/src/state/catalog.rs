@@ -32,7 +32,7 @@ impl BackupStatus {
             BackupStatus::Failed => "failed",
         }
     }
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "running" => BackupStatus::Running,
             "success" => BackupStatus::Success,
@@ -571,7 +571,7 @@ impl Tx<'_> {
     /// backup becomes partial). Retention judges a backup by that same rule
     /// before the catalog knows, so the plan that shows this read and the
     /// apply that performs it count the same generations.
-    pub fn forget_snapshot(&mut self, id: &str) -> StateResult<()> {
+    pub fn forget_snapshot(&mut self, id: &str, at: DateTime<Utc>) -> StateResult<()> {
         let owner: Option<(String, String, String, String, String)> = self
             .tx
             .query_row(
@@ -610,18 +610,22 @@ impl Tx<'_> {
                 )
                 .map_err(|e| self.err(e))?;
         }
-        self.delete_snapshot(id)
+        self.delete_snapshot(id, at)
     }
 
-    pub fn delete_snapshot(&mut self, id: &str) -> StateResult<()> {
+    /// Removes a snapshot record, keeping its report row (deleted `at`).
+    pub fn delete_snapshot(&mut self, id: &str, at: DateTime<Utc>) -> StateResult<()> {
+        self.remember_snapshot(id, at)?;
         self.tx
             .execute("DELETE FROM snapshots WHERE id = ?1", params![id])
             .map_err(|e| self.err(e))?;
         Ok(())
     }
 
-    /// Removes a backup record; its snapshots must be gone first.
-    pub fn delete_backup(&mut self, policy: &str, id: &str) -> StateResult<()> {
+    /// Removes a backup record; its snapshots must be gone first. Its
+    /// report row is kept (deleted `at`), and the rows older than the report
+    /// retention go.
+    pub fn delete_backup(&mut self, policy: &str, id: &str, at: DateTime<Utc>) -> StateResult<()> {
         let left: i64 = self
             .tx
             .query_row(
@@ -635,6 +639,7 @@ impl Tx<'_> {
                 "backup.{policy}[{id:?}] still has {left} snapshot(s) in the catalog"
             )));
         }
+        self.remember_backup(policy, id, at)?;
         self.tx
             .execute(
                 "DELETE FROM backups WHERE policy = ?1 AND id = ?2",
@@ -807,10 +812,13 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].status, BackupStatus::Success);
         assert_eq!(all[1].frozen.as_ref().unwrap().name, "keep");
-        assert!(s.transaction(|tx| tx.delete_backup("web", "b1")).is_err());
+        let at = "2026-11-23T00:00:00Z".parse().unwrap();
+        assert!(s
+            .transaction(|tx| tx.delete_backup("web", "b1", at))
+            .is_err());
         s.transaction(|tx| {
-            tx.delete_snapshot("snap-b1")?;
-            tx.delete_backup("web", "b1")
+            tx.delete_snapshot("snap-b1", at)?;
+            tx.delete_backup("web", "b1", at)
         })
         .unwrap();
         assert_eq!(s.backups(None).unwrap().len(), 1);

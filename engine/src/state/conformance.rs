@@ -131,8 +131,8 @@ fn catalog_changes_reach_every_handle(open: Open<'_>) {
     assert_eq!(seen.backups[0].status, BackupStatus::Success);
     assert_eq!(seen.backups[0].snapshots.len(), 1);
     a.transaction(|tx| {
-        tx.delete_snapshot("snap-b1")?;
-        tx.delete_backup("web", "b1")
+        tx.delete_snapshot("snap-b1", at)?;
+        tx.delete_backup("web", "b1", at)
     })
     .unwrap();
     assert!(b.load().unwrap().backups.is_empty());

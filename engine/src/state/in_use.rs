@@ -270,8 +270,9 @@ mod tests {
 
     fn expire_locally(s: &mut Store, id: &str) {
         s.transaction(|tx| {
-            tx.delete_snapshot(&format!("snap-{id}"))?;
-            tx.delete_backup("web", id)
+            let at = chrono::Utc::now();
+            tx.delete_snapshot(&format!("snap-{id}"), at)?;
+            tx.delete_backup("web", id, at)
         })
         .unwrap();
     }

@@ -28,6 +28,10 @@ pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};
 pub use drill::{DrillRecord, DrillStatus};
 mod gate;
 mod health;
+mod history;
+pub use history::{
+    dr_status, snapshot_succeeded, DeletedBackup, DeletedSnapshot, DEFAULT_REPORT_RETENTION_DAYS,
+};
 pub mod holder;
 mod identity;
 mod in_use;

@@ -120,6 +120,8 @@ pub struct Store {
     /// Opened for a command that only reads ([`Store::open_read_only`]):
     /// nothing it does records anything.
     pub(super) reading: Option<super::reading::Reading>,
+    /// How long the report rows of deleted records are kept (`history.rs`).
+    pub(super) report_retention: chrono::Duration,
 }
 
 pub(super) fn ts(t: DateTime<Utc>) -> String {
@@ -334,6 +336,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
         result TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
         operation INTEGER NOT NULL DEFAULT 0, look INTEGER NOT NULL DEFAULT 0);
      CREATE INDEX control_operations_by_group ON control_operations (grp, operation);",
+    // version 19: reports. Which attempt of its scheduled run each backup
+    // was (earlier backups: the first), and the report rows of backups and
+    // snapshot records the catalog deleted, with when (`state/history.rs`),
+    // kept for `report_retention`
+    "ALTER TABLE backups ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+     CREATE TABLE report_backups (
+        policy TEXT NOT NULL, id TEXT NOT NULL, account TEXT NOT NULL, status TEXT NOT NULL,
+        dr_status TEXT NOT NULL, started TEXT NOT NULL, finished TEXT,
+        attempt INTEGER NOT NULL, deleted_at TEXT NOT NULL,
+        PRIMARY KEY (policy, id));
+     CREATE INDEX report_backups_by_deleted ON report_backups (deleted_at);
+     CREATE TABLE report_snapshots (
+        id TEXT PRIMARY KEY, policy TEXT NOT NULL, backup_id TEXT NOT NULL,
+        account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,
+        volume_id TEXT NOT NULL, succeeded INTEGER NOT NULL, finished TEXT,
+        deleted_at TEXT NOT NULL);
+     CREATE INDEX report_snapshots_by_deleted ON report_snapshots (deleted_at);",
 ];
 
 impl Store {
@@ -369,6 +388,7 @@ impl Store {
             replica: None,
             local_fence: Default::default(),
             reading: None,
+            report_retention: chrono::Duration::days(super::history::DEFAULT_REPORT_RETENTION_DAYS),
         };
         store.keep_aside_before_migrating()?;
         store.migrate()?;
@@ -569,6 +589,7 @@ impl Store {
         let mut w = Tx {
             tx,
             path: path.clone(),
+            report_retention: self.report_retention,
         };
         let out = f(&mut w)?;
         if let Some(fence) = fence {
@@ -588,6 +609,7 @@ impl Store {
 pub struct Tx<'a> {
     pub(super) tx: rusqlite::Transaction<'a>,
     pub(super) path: PathBuf,
+    pub(super) report_retention: chrono::Duration,
 }
 
 /// The tables that keep a policy's run bookkeeping under its name: what a

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use hcl_edit::structure::{Block, Body};
 
 use super::{account_reference, start, DeclaredAccount, Decoder, Scope};
-use crate::config::{Notifications, PolicyOptions, Retries, Scripts, SuccessRule};
+use crate::config::{
+    Notifications, PolicyOptions, Retries, ScheduledReports, Scripts, SuccessRule,
+};
 use crate::duration::{parse_duration, DurationError, DURATION_UNITS, MAX_DURATION_DAYS};
 use crate::source::Source;
 
@@ -181,8 +183,9 @@ pub(super) fn decode_notifications(
         "the notifications block".into(),
         start(&first.ident),
         &["sns_topic", "account", "region", "daily_summary"],
-        &[],
+        &["reports"],
     );
+    let reports = decode_reports(d, src, &scope);
     let topic = d.string(&scope, "sns_topic", true);
     if let Some((t, at)) = &topic {
         if !t.starts_with("arn:") || t.split(':').count() != 6 {
@@ -214,6 +217,50 @@ pub(super) fn decode_notifications(
         account: account?,
         region: region?,
         daily_summary: daily,
+        reports,
+    })
+}
+
+/// The notifications block's one `reports` block, if any.
+fn decode_reports(d: &mut Decoder, src: &Source, parent: &Scope<'_>) -> Option<ScheduledReports> {
+    let mut blocks = parent
+        .blocks
+        .iter()
+        .filter(|b| b.ident.value().as_str() == "reports");
+    let first = blocks.next()?;
+    for b in blocks {
+        d.error(
+            src,
+            start(&b.ident),
+            "Duplicate block",
+            format!(
+                "the notifications block has at most one reports block; the first is at {}",
+                src.short_location(start(&first.ident))
+            ),
+        );
+    }
+    d.no_labels(src, first);
+    let scope = d.scope(
+        src,
+        &first.body,
+        "the reports block".into(),
+        start(&first.ident),
+        &["bucket", "prefix", "every"],
+        &[],
+    );
+    let bucket = d.text(&scope, "bucket", true);
+    let prefix = d
+        .string(&scope, "prefix", false)
+        .map(|(p, _)| p.trim_matches('/').to_string())
+        .unwrap_or_default();
+    let every = match scope.attrs.contains_key("every") {
+        true => d.duration(&scope, "every", false),
+        false => Some(86_400),
+    };
+    Some(ScheduledReports {
+        bucket: bucket?,
+        prefix,
+        every_secs: every?,
     })
 }
 
@@ -297,5 +344,42 @@ mod tests {
         }
         assert!(err.contains("\"timeout\" in policy \"web\""), "{err}");
         assert!(err.contains("duration too long"), "{err}");
+    }
+
+    #[test]
+    fn report_retention_defaults_to_90_days_and_a_bad_one_is_diagnosed_where_written() {
+        let c = load(HEAD).unwrap();
+        assert_eq!(c.settings.report_retention().as_secs(), 90 * 86_400);
+        assert!(c.settings.report_retention_secs.is_none());
+        let c = load(&format!(
+            "lifeboat {{\n report_retention = \"30d\"\n}}\n{HEAD}"
+        ))
+        .unwrap();
+        assert_eq!(c.settings.report_retention().as_secs(), 30 * 86_400);
+        let err = load(&format!(
+            "lifeboat {{\n report_retention = \"ninety days\"\n}}\n{HEAD}"
+        ))
+        .unwrap_err();
+        assert!(err.contains("main.lb.hcl:2:21: error:"), "{err}");
+        assert!(err.contains("report_retention"), "{err}");
+    }
+
+    #[test]
+    fn a_reports_block_names_its_bucket_and_defaults_to_daily() {
+        let c = load(&format!(
+            "{HEAD}notifications {{\n sns_topic = \"arn:aws:sns:us-east-1:123456789012:t\"\n account = account.main\n region = \"us-east-1\"\n reports {{\n bucket = \"b\"\n prefix = \"/lifeboat/reports/\"\n }}\n}}\n"
+        ))
+        .unwrap();
+        let r = c.notifications.unwrap().reports.unwrap();
+        assert_eq!(
+            (r.bucket.as_str(), r.prefix.as_str(), r.every_secs),
+            ("b", "lifeboat/reports", 86_400)
+        );
+        let err = load(&format!(
+            "{HEAD}notifications {{\n sns_topic = \"arn:aws:sns:us-east-1:123456789012:t\"\n account = account.main\n region = \"us-east-1\"\n reports {{\n every = \"0s\"\n }}\n}}\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("\"bucket\""), "{err}");
+        assert!(err.contains("main.lb.hcl:9:10"), "{err}");
     }
 }
