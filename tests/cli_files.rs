@@ -35,6 +35,8 @@ fn state_plans_templates_and_reports_are_private_under_a_permissive_umask() {
 
     ws.run_umask("000", &["plan", "--out", "plan.json"]).ok();
     assert_eq!(mode(&dir.join("plan.json")), 0o600, "saved plan");
+    // A plan only reads; the first apply makes the state.
+    ws.run_umask("000", &["apply", "--auto-approve"]).ok();
     assert_eq!(mode(&dir.join(".lifeboat")), 0o700, "state directory");
     assert_eq!(mode(&dir.join(".lifeboat/state.db")), 0o600, "state file");
 
