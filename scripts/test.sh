@@ -43,3 +43,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace
+
+step "container image (examples/deploy/Dockerfile)"
+# Built where a container engine answers; elsewhere the Dockerfile is
+# checked by its lint (src/cli_examples_test.rs, run above).
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    docker build --file examples/deploy/Dockerfile --tag lifeboat:test .
+else
+    echo "no container engine answers here: the Dockerfile was checked by its lint"
+fi
