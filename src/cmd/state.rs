@@ -160,6 +160,12 @@ pub fn compact(ws: &Workspace) -> Result<u8> {
 pub fn pull(ws: &Workspace, json: bool, out: Option<&Path>) -> Result<u8> {
     let mut store = ws.store()?;
     if let Some(out) = out {
+        if store.reading() == Some(&lifeboat_engine::state::Reading::Empty) {
+            anyhow::bail!(
+                "there is no state at {} yet: nothing to pull (the first apply makes it)",
+                store.location()
+            );
+        }
         store.copy_to(out)?;
         // The digest of what was written, read back from the file.
         let written = lifeboat_engine::state::Store::open(out)?.digest()?;

@@ -39,7 +39,9 @@ impl Store {
                     target: std::fs::read_link(path).unwrap_or_default(),
                 });
             }
-            Ok(_) => true,
+            // An empty file is a state nothing was ever written to (SQLite
+            // writes the header with the first table).
+            Ok(m) => m.len() > 0,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => {
                 return Err(StateError::Corrupt {
@@ -65,8 +67,18 @@ impl Store {
         // itself is never written (`query_only`). Never through a link
         // (`state/file.rs`): one at the name is refused above, one swapped
         // in since fails the open.
+        // Links in the directories above are the user's own setup (as for
+        // a writing open, `state/file.rs`); SQLite's no-follow flag refuses
+        // any in the path it is given, so it is given the resolved one.
+        let resolved = match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => dir
+                .canonicalize()
+                .map(|d| d.join(name))
+                .unwrap_or_else(|_| path.to_path_buf()),
+            _ => path.to_path_buf(),
+        };
         let conn = Connection::open_with_flags(
-            path,
+            &resolved,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_NOFOLLOW,
@@ -75,6 +87,13 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sq)?;
         conn.pragma_update(None, "query_only", true).map_err(sq)?;
+        // The last connection to close would otherwise fold the WAL into
+        // the file: a reader leaves the file as it found it.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(sq)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(sq)?;
@@ -137,47 +156,89 @@ impl Store {
     /// a consistent copy of it at `<file>.bak-<version>`, made new and
     /// private, so that a newer Lifeboat's migration can be undone by
     /// going back to the copy and to the older binary. An existing copy of
-    /// that version is kept as it is (the first one is the one that
-    /// matters).
+    /// that version is never overwritten: this one gets a name of its own.
+    /// The copy is checked to be of the version it is named for.
     pub(super) fn keep_aside_before_migrating(&self) -> StateResult<()> {
-        let found: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| self.err(e))?;
+        let version = |conn: &Connection| -> rusqlite::Result<i64> {
+            conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        };
+        let found = version(&self.conn).map_err(|e| self.err(e))?;
         if found <= 0 || found >= SCHEMA_VERSION {
             return Ok(());
         }
-        let mut name = self.path.clone().into_os_string();
-        name.push(format!(".bak-{found}"));
-        let aside = PathBuf::from(name);
-        let made = {
+        let aside = self.made_aside(found)?;
+        let failed = |message: String| StateError::Corrupt {
+            path: self.path.clone(),
+            message,
+        };
+        let copied = self.vacuum_into(&aside).and_then(|()| {
+            Connection::open_with_flags(&aside, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|c| version(&c))
+                .map_err(|e| super::replica::sqlite_err(&aside, e))
+        });
+        match copied {
+            Ok(v) if v == found => Ok(()),
+            other => {
+                let _ = std::fs::remove_file(&aside);
+                // Another process migrated the file between the look and
+                // the copy: it kept its own copy first.
+                let now = version(&self.conn).map_err(|e| self.err(e))?;
+                if now >= SCHEMA_VERSION {
+                    return Ok(());
+                }
+                Err(match other {
+                    Err(e) => e,
+                    Ok(v) => failed(format!(
+                        "the copy kept at {} before migrating is of schema version {v}, not {found}; nothing was migrated",
+                        aside.display()
+                    )),
+                })
+            }
+        }
+    }
+
+    /// The new, private, empty file the old state is copied into:
+    /// `<file>.bak-<version>`, or, when a copy of that version is there
+    /// already (an earlier upgrade, rolled back), a name of its own beside
+    /// it, so that no copy is ever overwritten or taken for this one.
+    fn made_aside(&self, found: i64) -> StateResult<PathBuf> {
+        let base = {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".bak-{found}"));
+            name
+        };
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+        for candidate in [base.clone(), {
+            let mut n = base.clone();
+            n.push(format!("-{stamp}"));
+            n
+        }] {
+            let aside = PathBuf::from(candidate);
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            options.open(&aside)
-        };
-        match made {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-            Err(e) => {
-                return Err(StateError::Corrupt {
-                    path: self.path.clone(),
-                    message: format!(
-                        "cannot keep a copy at {} before migrating schema version {found}: {e}",
-                        aside.display()
-                    ),
-                })
+            match options.open(&aside) {
+                Ok(_) => return Ok(aside),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(StateError::Corrupt {
+                        path: self.path.clone(),
+                        message: format!(
+                            "cannot keep a copy at {} before migrating schema version {found}: {e}",
+                            aside.display()
+                        ),
+                    })
+                }
             }
         }
-        let copied = self
-            .conn
-            .execute("VACUUM INTO ?1", [aside.to_string_lossy()]);
-        if let Err(e) = copied {
-            let _ = std::fs::remove_file(&aside);
-            return Err(self.err(e));
-        }
-        Ok(())
+        Err(StateError::Corrupt {
+            path: self.path.clone(),
+            message: format!(
+                "cannot keep a copy before migrating schema version {found}: {} and a stamped name beside it exist",
+                PathBuf::from(base).display()
+            ),
+        })
     }
 }
 

@@ -690,12 +690,40 @@ impl Store {
                 to.display()
             )));
         }
-        self.conn
+        let copied = self.vacuum_into(to).and_then(|()| {
+            let copy = Connection::open(to).map_err(|e| super::replica::sqlite_err(to, e))?;
+            copy.execute_batch(
+                "DROP TABLE IF EXISTS _replica; DELETE FROM lock; DELETE FROM lease;",
+            )
+            .map_err(|e| super::replica::sqlite_err(to, e))
+        });
+        if copied.is_err() {
+            // Never an empty or half-made copy left to be taken for a backup.
+            let _ = std::fs::remove_file(to);
+        }
+        copied
+    }
+
+    /// `VACUUM INTO to`. A reading store's connection is `query_only`,
+    /// which refuses the copy's writes into the new file too: it is lifted
+    /// for the copy alone (the copy only reads this database).
+    pub(super) fn vacuum_into(&self, to: &std::path::Path) -> StateResult<()> {
+        let reading = self.reading.is_some();
+        if reading {
+            self.conn
+                .pragma_update(None, "query_only", false)
+                .map_err(|e| self.err(e))?;
+        }
+        let done = self
+            .conn
             .execute("VACUUM INTO ?1", params![to.to_string_lossy()])
-            .map_err(|e| self.err(e))?;
-        let copy = Connection::open(to).map_err(|e| super::replica::sqlite_err(to, e))?;
-        copy.execute_batch("DROP TABLE IF EXISTS _replica; DELETE FROM lock; DELETE FROM lease;")
-            .map_err(|e| super::replica::sqlite_err(to, e))?;
-        Ok(())
+            .map(|_| ())
+            .map_err(|e| self.err(e));
+        if reading {
+            self.conn
+                .pragma_update(None, "query_only", true)
+                .map_err(|e| self.err(e))?;
+        }
+        done
     }
 }
