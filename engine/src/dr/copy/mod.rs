@@ -202,6 +202,7 @@ async fn prepare(work: &DrWork, run: DrRun) -> Result<Plan<'_>, String> {
             concurrency: None,
             cross_account: None,
             encryption_key_detection: lifeboat_schema::KeyDetection::Strict,
+            lock: None,
         }
     });
     let backup = state
