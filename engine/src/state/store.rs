@@ -328,6 +328,12 @@ const MIGRATIONS: &[&str] = &[
         result TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '',
         operation INTEGER NOT NULL DEFAULT 0, look INTEGER NOT NULL DEFAULT 0);
      CREATE INDEX control_operations_by_group ON control_operations (grp, operation);",
+    // version 19: EBS Snapshot Lock on DR copies: the mode and expiry of the
+    // lock a copy got (retention keeps it until then), and why the last
+    // lock call failed (the next run tries again)
+    "ALTER TABLE dr_copies ADD COLUMN lock_mode TEXT;
+     ALTER TABLE dr_copies ADD COLUMN lock_until TEXT;
+     ALTER TABLE dr_copies ADD COLUMN lock_problem TEXT NOT NULL DEFAULT '';",
 ];
 
 impl Store {

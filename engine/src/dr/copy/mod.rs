@@ -297,6 +297,8 @@ impl Plan<'_> {
             finished: None,
             expired: None,
             problem: String::new(),
+            lock: None,
+            lock_problem: String::new(),
         }
     }
 
