@@ -163,6 +163,10 @@ pub struct Plan {
     /// act on them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub power: Vec<crate::control::PowerDrift>,
+    /// The EBS Snapshot Lock of each DR copy a `lock` block covers (or that
+    /// records one): its state and expiry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_locks: Vec<crate::dr::lock::CopyLockView>,
 }
 
 impl Plan {
@@ -188,6 +192,7 @@ impl Plan {
             removed_with_backups: Vec::new(),
             removed_copies: Vec::new(),
             power: Vec::new(),
+            copy_locks: Vec::new(),
         }
     }
 

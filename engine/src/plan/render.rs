@@ -254,6 +254,24 @@ fn power_lines(plan: &Plan) -> String {
     out
 }
 
+/// Each DR copy's lock (not changes: a copy to lock is a change as well).
+fn lock_lines(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.copy_locks.is_empty() {
+        return out;
+    }
+    out.push_str("DR copy locks:\n\n");
+    for l in &plan.copy_locks {
+        let how = match (l.mode, l.until) {
+            (Some(m), Some(u)) => format!(" ({} until {})", m.as_str(), crate::dr::lock::stamp(u)),
+            _ => String::new(),
+        };
+        writeln!(out, "  {} {}: {}{how}", l.address, l.id, l.state).unwrap();
+    }
+    out.push('\n');
+    out
+}
+
 /// The terminal view: control changes, then the backup data that will be
 /// deleted in a section of its own, then catalog drift and warnings.
 pub fn human(plan: &Plan) -> String {
@@ -268,6 +286,7 @@ pub fn human(plan: &Plan) -> String {
         out.push('\n');
     }
     out.push_str(&power_lines(plan));
+    out.push_str(&lock_lines(plan));
     if plan.is_empty() {
         out.push_str("No changes. Configuration, state and AWS agree.\n");
         return out;
@@ -477,6 +496,7 @@ pub fn json_to(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()
         removed_with_backups,
         removed_copies,
         power,
+        copy_locks,
     } = plan;
     let head = Plan {
         format_version: format_version.clone(),
@@ -490,6 +510,7 @@ pub fn json_to(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()
         removed_with_backups: removed_with_backups.clone(),
         removed_copies: removed_copies.clone(),
         power: power.clone(),
+        copy_locks: copy_locks.clone(),
     };
     let mut head = serde_json::to_value(&head).map_err(std::io::Error::other)?;
     mask(&mut head);
