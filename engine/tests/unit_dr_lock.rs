@@ -198,15 +198,22 @@ async fn a_compliance_lock_passes_its_cool_off_period_through() {
 
 #[tokio::test]
 async fn retention_keeps_a_locked_copy_until_its_lock_expires_then_deletes_it() {
-    let b = Bench::applied("generations = 1\n lock {\n mode = \"governance\"\n duration = \"2d\"\n }")
-        .await;
+    let b =
+        Bench::applied("generations = 1\n lock {\n mode = \"governance\"\n duration = \"2d\"\n }")
+            .await;
     b.backup_and_copy(t0()).await;
     let first = b.copies()[0].clone();
     // The second copy makes the first an expired generation (dr.generations
     // = 1); the retention after the run keeps it: it is locked.
     b.backup_and_copy(t0() + Duration::hours(1)).await;
     assert_eq!(b.copies().len(), 2);
-    assert!(b.cloud.world.lock().unwrap().snapshots.contains_key(&first.id));
+    assert!(b
+        .cloud
+        .world
+        .lock()
+        .unwrap()
+        .snapshots
+        .contains_key(&first.id));
     assert_eq!(b.cloud.world.lock().unwrap().calls_of("DeleteSnapshot"), 0);
 
     let plan = b.plan(t0() + Duration::hours(2)).await;
@@ -242,7 +249,13 @@ async fn retention_keeps_a_locked_copy_until_its_lock_expires_then_deletes_it() 
     assert_eq!(b.cloud.world.lock().unwrap().calls_of("DeleteSnapshot"), 0);
     let report = b.apply(&plan, later).await;
     assert_eq!(report.failed(), 0, "{report:?}");
-    assert!(!b.cloud.world.lock().unwrap().snapshots.contains_key(&first.id));
+    assert!(!b
+        .cloud
+        .world
+        .lock()
+        .unwrap()
+        .snapshots
+        .contains_key(&first.id));
     assert_eq!(b.copies().len(), 1);
 }
 
@@ -277,7 +290,11 @@ async fn a_failed_lock_is_recorded_alerted_shown_in_the_plan_and_retried_by_the_
         .collect();
     assert_eq!(lock.len(), 1, "{:?}", plan.changes);
     assert!(
-        lock[0].reason.as_deref().unwrap().contains("not locked yet"),
+        lock[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("not locked yet"),
         "{:?}",
         lock[0]
     );
@@ -289,7 +306,15 @@ async fn a_failed_lock_is_recorded_alerted_shown_in_the_plan_and_retried_by_the_
     let first = b.copies().into_iter().find(|x| x.id == c.id).unwrap();
     assert_eq!(first.lock.unwrap().mode, LockMode::Governance);
     assert!(first.lock_problem.is_empty());
-    assert!(b.cloud.world.lock().unwrap().copies.locks.locks.contains_key(&c.id));
+    assert!(b
+        .cloud
+        .world
+        .lock()
+        .unwrap()
+        .copies
+        .locks
+        .locks
+        .contains_key(&c.id));
 }
 
 #[tokio::test]
@@ -298,7 +323,14 @@ async fn a_removed_governance_lock_is_planned_as_a_change_that_locks_it_again() 
     b.backup_and_copy(t0()).await;
     let c = b.copies()[0].clone();
     // Someone with ec2:UnlockSnapshot removes it.
-    b.cloud.world.lock().unwrap().copies.locks.locks.remove(&c.id);
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .copies
+        .locks
+        .locks
+        .remove(&c.id);
     let now = t0() + Duration::hours(2);
     b.clock(now);
     let plan = b.plan(now).await;
@@ -306,7 +338,10 @@ async fn a_removed_governance_lock_is_planned_as_a_change_that_locks_it_again() 
     let ch = &plan.changes[0];
     assert_eq!(ch.action, Action::Update);
     assert!(
-        ch.reason.as_deref().unwrap().contains("removed outside Lifeboat"),
+        ch.reason
+            .as_deref()
+            .unwrap()
+            .contains("removed outside Lifeboat"),
         "{ch:?}"
     );
     assert_eq!(plan.copy_locks[0].state, "unlocked");
@@ -316,8 +351,63 @@ async fn a_removed_governance_lock_is_planned_as_a_change_that_locks_it_again() 
     let (_, _, req) = w.copies.locks.requests.last().unwrap();
     // Locked again until the expiry it had, not for another 30 days.
     assert_eq!(req.until, LockUntil::At(t0() + Duration::days(30)));
-    assert_eq!(w.copies.locks.locks[&c.id].expires, t0() + Duration::days(30));
+    assert_eq!(
+        w.copies.locks.locks[&c.id].expires,
+        t0() + Duration::days(30)
+    );
     drop(w);
     let plan = b.plan(now).await;
     assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+}
+
+/// RDS has no snapshot lock (and the emulator none of any kind): a DB copy
+/// of a policy with a lock block is never asked to be locked, and the plan
+/// warns that the block does not protect it.
+#[test]
+fn unit_a_db_copy_under_a_lock_block_is_a_warning_never_a_lock() {
+    use lifeboat_engine::state::{ArtifactKind, Destination};
+    let config = config("lock {\n mode = \"governance\"\n duration = \"30d\"\n }");
+    let db = DrCopyRecord {
+        id: "web-db-1".into(),
+        destination: Destination {
+            account: "vault".into(),
+            region: "us-east-1".into(),
+        },
+        kind: ArtifactKind::DbSnapshot,
+        arn: Some("arn:aws:rds:us-east-1:222222222222:snapshot:web-db-1".into()),
+        image: None,
+        source_id: "web-db-1".into(),
+        source_region: "us-east-1".into(),
+        source_account: "main".into(),
+        target: "db-1".into(),
+        policy: "web".into(),
+        backup_id: "b1".into(),
+        backup_seq: 1,
+        status: DrStatus::Completed,
+        started: t0(),
+        finished: Some(t0()),
+        expired: None,
+        problem: String::new(),
+        lock: None,
+        lock_problem: String::new(),
+    };
+    let state = lifeboat_engine::state::Snapshot {
+        dr_copies: vec![db],
+        ..Default::default()
+    };
+    let accounts = [("web".to_string(), "main".to_string())].into();
+    let plan = dr::lock::plan_locks(&config, &state, None, &Default::default(), &accounts, t0());
+    assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    assert!(plan.views.is_empty(), "{:?}", plan.views);
+    assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+    assert!(
+        plan.notes[0].contains("no lock for RDS DB snapshots"),
+        "{:?}",
+        plan.notes
+    );
+    assert!(
+        plan.notes[0].contains("AWS Backup Vault Lock"),
+        "{:?}",
+        plan.notes
+    );
 }

@@ -88,7 +88,10 @@ pub(crate) async fn lock_copies(
         let mut until: Option<DateTime<Utc>> = None;
         let mut mode = None;
         if targets.is_empty() {
-            failed = Some(format!("{}: no snapshot of it is recorded to lock", main.id));
+            failed = Some(format!(
+                "{}: no snapshot of it is recorded to lock",
+                main.id
+            ));
         }
         for mut t in targets {
             let req = match (again, lock) {
@@ -142,10 +145,13 @@ pub(crate) async fn lock_copies(
             }
         }
         if let Some(why) = failed {
-            problems.push((main.policy.clone(), format!(
-                "DR copy {} at {} could not be locked (the next run tries again): {why}",
-                main.id, main.destination
-            )));
+            problems.push((
+                main.policy.clone(),
+                format!(
+                    "DR copy {} at {} could not be locked (the next run tries again): {why}",
+                    main.id, main.destination
+                ),
+            ));
         }
         writes.push(main);
     }
@@ -187,7 +193,9 @@ pub fn unlocked(
             && c.lock.is_none()
             && c.expired.is_none()
         {
-            out.entry(c.destination.clone()).or_default().push(c.clone());
+            out.entry(c.destination.clone())
+                .or_default()
+                .push(c.clone());
         }
     }
     out

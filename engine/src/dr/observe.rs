@@ -46,10 +46,10 @@ impl CopiesSeen {
                 .collect(),
             _ => vec![c.id.as_str()],
         };
-        Some(
-            ids.iter()
-                .all(|id| self.locks_held.contains(&(c.destination.clone(), id.to_string()))),
-        )
+        Some(ids.iter().all(|id| {
+            self.locks_held
+                .contains(&(c.destination.clone(), id.to_string()))
+        }))
     }
 }
 

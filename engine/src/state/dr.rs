@@ -302,7 +302,9 @@ pub(super) fn read_copies(
                 mode: lifeboat_schema::LockMode::parse(&m).ok_or_else(|| {
                     corrupt(
                         path,
-                        format!("DR copy {id} in {region} ({account}) has the unknown lock mode {m:?}"),
+                        format!(
+                            "DR copy {id} in {region} ({account}) has the unknown lock mode {m:?}"
+                        ),
                     )
                 })?,
                 until,

@@ -43,7 +43,10 @@ pub(super) fn decode_lock(d: &mut Decoder, s: &Scope<'_>) -> Option<DrLock> {
             src,
             start(&first.ident),
             "Missing required attribute",
-            format!("{} must set \"mode\" (\"governance\" or \"compliance\")", l.what),
+            format!(
+                "{} must set \"mode\" (\"governance\" or \"compliance\")",
+                l.what
+            ),
         );
     }
     if !l.attrs.contains_key("duration") {

@@ -798,8 +798,15 @@ impl Copies {
                 .map(|(r, _)| r.clone())
                 .collect();
             let w = plan.work;
-            super::lock::lock_copies(w.cloud.as_ref(), &w.store, &plan.dest, Some(lock), &done, w.now_at())
-                .await?;
+            super::lock::lock_copies(
+                w.cloud.as_ref(),
+                &w.store,
+                &plan.dest,
+                Some(lock),
+                &done,
+                w.now_at(),
+            )
+            .await?;
         }
         // The room each settled copy held is given back only now, once
         // its end is recorded.

@@ -52,7 +52,10 @@ impl FakeLock {
 }
 
 impl FakeEc2 {
-    pub(super) fn fake_lock_snapshot(&self, req: &SnapshotLockRequest) -> CloudResult<SnapshotLock> {
+    pub(super) fn fake_lock_snapshot(
+        &self,
+        req: &SnapshotLockRequest,
+    ) -> CloudResult<SnapshotLock> {
         let mut w = self.enter("LockSnapshot", Some(&req.snapshot_id))?;
         let now = w.now();
         w.copies
