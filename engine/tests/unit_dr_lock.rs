@@ -158,16 +158,17 @@ async fn a_completed_copy_is_locked_with_the_configured_mode_and_duration() {
     let lock = c.lock.expect("the copy's lock is recorded");
     assert_eq!(lock.mode, LockMode::Governance);
     assert_eq!(lock.until, t0() + Duration::days(30));
-    let w = b.cloud.world.lock().unwrap();
-    let reqs = &w.copies.locks.requests;
-    assert_eq!(reqs.len(), 1, "{reqs:?}");
-    let (account, region, req) = &reqs[0];
-    assert_eq!((account.as_str(), region.as_str()), ("vault", "us-east-1"));
-    assert_eq!(req.snapshot_id, c.id);
-    assert_eq!(req.mode, LockMode::Governance);
-    assert_eq!(req.until, LockUntil::Days(30));
-    assert_eq!(req.cool_off_hours, None);
-    drop(w);
+    {
+        let w = b.cloud.world.lock().unwrap();
+        let reqs = &w.copies.locks.requests;
+        assert_eq!(reqs.len(), 1, "{reqs:?}");
+        let (account, region, req) = &reqs[0];
+        assert_eq!((account.as_str(), region.as_str()), ("vault", "us-east-1"));
+        assert_eq!(req.snapshot_id, c.id);
+        assert_eq!(req.mode, LockMode::Governance);
+        assert_eq!(req.until, LockUntil::Days(30));
+        assert_eq!(req.cool_off_hours, None);
+    }
     // The plan shows the lock and changes nothing.
     let plan = b.plan(t0() + Duration::hours(1)).await;
     assert!(plan.changes.is_empty(), "{:?}", plan.changes);
@@ -185,14 +186,15 @@ async fn a_compliance_lock_passes_its_cool_off_period_through() {
     )
     .await;
     b.backup_and_copy(t0()).await;
-    let w = b.cloud.world.lock().unwrap();
-    let (_, _, req) = &w.copies.locks.requests[0];
-    assert_eq!(req.mode, LockMode::Compliance);
-    assert_eq!(req.until, LockUntil::Days(7));
-    assert_eq!(req.cool_off_hours, Some(24));
-    let lock = &w.copies.locks.locks[&req.snapshot_id];
-    assert_eq!(lock.cool_off_until, Some(t0() + Duration::hours(24)));
-    drop(w);
+    {
+        let w = b.cloud.world.lock().unwrap();
+        let (_, _, req) = &w.copies.locks.requests[0];
+        assert_eq!(req.mode, LockMode::Compliance);
+        assert_eq!(req.until, LockUntil::Days(7));
+        assert_eq!(req.cool_off_hours, Some(24));
+        let lock = &w.copies.locks.locks[&req.snapshot_id];
+        assert_eq!(lock.cool_off_until, Some(t0() + Duration::hours(24)));
+    }
     assert_eq!(b.copies()[0].lock.unwrap().mode, LockMode::Compliance);
 }
 
@@ -347,15 +349,16 @@ async fn a_removed_governance_lock_is_planned_as_a_change_that_locks_it_again() 
     assert_eq!(plan.copy_locks[0].state, "unlocked");
     let report = b.apply(&plan, now).await;
     assert_eq!(report.failed(), 0, "{report:?}");
-    let w = b.cloud.world.lock().unwrap();
-    let (_, _, req) = w.copies.locks.requests.last().unwrap();
-    // Locked again until the expiry it had, not for another 30 days.
-    assert_eq!(req.until, LockUntil::At(t0() + Duration::days(30)));
-    assert_eq!(
-        w.copies.locks.locks[&c.id].expires,
-        t0() + Duration::days(30)
-    );
-    drop(w);
+    {
+        let w = b.cloud.world.lock().unwrap();
+        let (_, _, req) = w.copies.locks.requests.last().unwrap();
+        // Locked again until the expiry it had, not for another 30 days.
+        assert_eq!(req.until, LockUntil::At(t0() + Duration::days(30)));
+        assert_eq!(
+            w.copies.locks.locks[&c.id].expires,
+            t0() + Duration::days(30)
+        );
+    }
     let plan = b.plan(now).await;
     assert!(plan.changes.is_empty(), "{:?}", plan.changes);
 }
