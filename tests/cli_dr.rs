@@ -452,3 +452,46 @@ fn an_encrypted_copy_takes_the_key_its_source_names_or_the_mode_decides() {
     env.backup("data", &at(12))
         .stdout_has("to us-west-2:main: completed");
 }
+
+/// A lock block against the emulator, which implements no EBS Snapshot
+/// Lock: the copy is made and recorded, its failed lock call is an alert
+/// naming the account, region, snapshot and LockSnapshot, and the plan
+/// shows the copy as one to lock. (What a lock does is covered with the
+/// fake in engine/tests/unit_dr_lock.rs.)
+#[test]
+fn a_lock_the_emulator_refuses_is_an_alert_and_a_planned_lock_never_a_lost_copy() {
+    let env = Env::start();
+    let plain = env.aws.run_instance(1, &[]);
+    env.config(&config(
+        &plain.id,
+        "",
+        "    regions = [\"us-west-2\"]\n    lock {\n      mode     = \"governance\"\n      duration = \"7d\"\n    }",
+        2,
+        true,
+    ));
+    env.apply();
+    let run = env.run(&["--now", &at(10), "backup", "web"]);
+    run.stdout_has("DR copy of backup 2026-11-22T10:00:00Z to us-west-2:main: completed");
+    let west = copies_in(&env, WEST);
+    assert_eq!(west.len(), 1, "{west:?}");
+    let copy = &west[0].id;
+    let b = backup_json(&env, "2026-11-22T10:00:00Z");
+    let copies = b["dr_copies"].as_array().unwrap();
+    assert_eq!(copies.len(), 1, "the copy is recorded: {b}");
+    assert_eq!(copies[0]["status"], "completed", "{b}");
+
+    let alerts = env.run(&["alerts"]).ok();
+    for word in [
+        "could not be locked",
+        "ec2:LockSnapshot",
+        "main",
+        WEST,
+        copy.as_str(),
+    ] {
+        alerts.stdout_has(word);
+    }
+    let plan = env.run(&["plan"]);
+    plan.stdout_has("dr_copy.web[");
+    plan.stdout_has("not locked yet");
+    plan.stdout_has("not_locked");
+}

@@ -275,6 +275,35 @@ fn a_missing_source_snapshot_names_the_call_region_and_snapshot() {
     assert_eq!(err.kind, ErrorKind::NotFound, "{err:?}");
 }
 
+/// The emulator implements no EBS Snapshot Lock: LockSnapshot must come
+/// back as an error that names the account, region, snapshot and action
+/// (what the alert of a failed lock says), never a panic. Should the
+/// emulator learn the call, the lock it reports is checked instead.
+#[test]
+fn a_lock_call_the_emulator_lacks_names_the_account_region_snapshot_and_action() {
+    let dr = Dr::start();
+    let snapshot = dr.source_snapshot(None);
+    let req = lifeboat_engine::cloud::SnapshotLockRequest {
+        snapshot_id: snapshot.clone(),
+        mode: lifeboat_schema::LockMode::Governance,
+        until: lifeboat_engine::cloud::LockUntil::Days(1),
+        cool_off_hours: None,
+    };
+    match dr.block(dr.ec2(SOURCE).lock_snapshot(&req)) {
+        Err(err) => {
+            assert_eq!(err.action, "ec2:LockSnapshot", "{err:?}");
+            assert_eq!(err.account, "prod");
+            assert_eq!(err.region, SOURCE);
+            assert_eq!(err.resource.as_deref(), Some(snapshot.as_str()));
+            let text = err.to_string();
+            for word in ["ec2:LockSnapshot", "prod", SOURCE, snapshot.as_str()] {
+                assert!(text.contains(word), "{word} not in {text}");
+            }
+        }
+        Ok(lock) => assert_eq!(lock.snapshot_id, snapshot),
+    }
+}
+
 #[test]
 fn an_encrypted_snapshot_is_copied_with_the_destination_key() {
     let dr = Dr::start();

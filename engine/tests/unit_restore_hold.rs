@@ -245,6 +245,8 @@ fn unit_the_copies_a_restore_reads_are_kept_past_their_generations() {
         finished: Some(at(seq)),
         expired: None,
         problem: String::new(),
+        lock: None,
+        lock_problem: String::new(),
     };
     let run = |backup: &str, seq: i64| DrRun {
         policy: "web".into(),

@@ -318,7 +318,57 @@ pub struct Dr {
     pub cross_account: Option<CrossAccount>,
     #[serde(default)]
     pub encryption_key_detection: KeyDetection,
+    /// `lock { .. }`: every EBS copy (an AMI copy's snapshots) is locked
+    /// with EBS Snapshot Lock once it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<DrLock>,
 }
+
+/// `lock { mode = "governance" | "compliance"  duration = "30d"  cool_off = "24h" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrLock {
+    pub mode: LockMode,
+    /// LockDuration, in whole days ([`MIN_LOCK_DAYS`]..=[`MAX_LOCK_DAYS`]).
+    pub days: u32,
+    /// CoolOffPeriod in hours (compliance only, 1..=[`MAX_COOL_OFF_HOURS`]);
+    /// `None`: locked in compliance at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cool_off_hours: Option<u32>,
+}
+
+/// EBS Snapshot Lock's modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockMode {
+    /// Someone with `ec2:UnlockSnapshot` may unlock it before it expires.
+    Governance,
+    /// Nobody can unlock it once the cool-off ended, not even the account's root.
+    Compliance,
+}
+
+impl LockMode {
+    /// The API's value (`LockMode`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LockMode> {
+        match s {
+            "governance" => Some(LockMode::Governance),
+            "compliance" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// EBS's bounds on LockDuration, in days.
+pub const MIN_LOCK_DAYS: u32 = 1;
+pub const MAX_LOCK_DAYS: u32 = 36_500;
+/// EBS's bound on CoolOffPeriod, in hours.
+pub const MAX_COOL_OFF_HOURS: u32 = 72;
 
 /// AWS copies at most 20 snapshots at once into one region of one account.
 pub const MAX_DR_CONCURRENCY: u32 = 20;

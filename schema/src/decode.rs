@@ -21,6 +21,7 @@ use crate::validate::{self, did_you_mean};
 mod account;
 mod db_targets;
 mod dr;
+mod dr_lock;
 mod moved;
 mod options;
 mod policy;

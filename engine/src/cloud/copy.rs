@@ -63,6 +63,44 @@ pub struct DbCopyRequest {
     pub kms_key_id: Option<String>,
 }
 
+/// LockSnapshot: lock an EBS snapshot against deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotLockRequest {
+    pub snapshot_id: String,
+    pub mode: lifeboat_schema::LockMode,
+    /// What the lock lasts: a number of days from now (a fresh lock) or
+    /// an instant (a lock put back with the expiry it had).
+    pub until: LockUntil,
+    /// CoolOffPeriod in hours (compliance only).
+    pub cool_off_hours: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockUntil {
+    /// LockDuration.
+    Days(u32),
+    /// ExpirationDate.
+    At(chrono::DateTime<chrono::Utc>),
+}
+
+/// A snapshot's lock as LockSnapshot or DescribeLockedSnapshots reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotLock {
+    pub snapshot_id: String,
+    /// `governance`, `compliance`, `compliance-cooloff` or `expired`.
+    pub state: String,
+    /// When the lock ends (LockExpiresOn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_on: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl SnapshotLock {
+    /// Does it still keep the snapshot from being deleted?
+    pub fn holds(&self) -> bool {
+        !self.state.is_empty() && self.state != "expired"
+    }
+}
+
 /// One KMS alias (`ListAliases`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyAlias {

@@ -22,7 +22,10 @@ use chrono::{DateTime, Utc};
 use lifeboat_schema::Account;
 use serde::{Deserialize, Serialize};
 
-pub use copy::{DbCopyRequest, Encryption, ImageCopyRequest, KeyAlias, Kms, SnapshotCopyRequest};
+pub use copy::{
+    DbCopyRequest, Encryption, ImageCopyRequest, KeyAlias, Kms, LockUntil, SnapshotCopyRequest,
+    SnapshotLock, SnapshotLockRequest,
+};
 
 /// The kinds of failure the engine reacts to differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -433,6 +436,16 @@ pub trait Ec2: Send + Sync {
     ) -> CloudResult<()>;
     /// ModifyImageAttribute `launchPermission`: add or remove `account_id`.
     async fn share_image(&self, image_id: &str, account_id: &str, share: bool) -> CloudResult<()>;
+    /// LockSnapshot (EBS Snapshot Lock); returns the lock as AWS set it.
+    async fn lock_snapshot(&self, req: &SnapshotLockRequest) -> CloudResult<SnapshotLock>;
+    /// DescribeLockedSnapshots of the given ids (at most 200 a call): the
+    /// locks AWS reports, expired ones included; an unlocked snapshot is
+    /// absent.
+    async fn locked_snapshots_page(
+        &self,
+        snapshot_ids: &[String],
+        token: Option<String>,
+    ) -> CloudResult<Page<SnapshotLock>>;
 }
 
 /// An RDS instance snapshot or an Aurora cluster snapshot.

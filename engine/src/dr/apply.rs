@@ -39,7 +39,7 @@ fn apply_limits() -> Limits {
 }
 
 /// The catalog's copy (with an AMI's snapshot copies) at `address`.
-fn recorded(ex: &Executor, address: &Address) -> Result<Vec<DrCopyRecord>, ApplyError> {
+pub(super) fn recorded(ex: &Executor, address: &Address) -> Result<Vec<DrCopyRecord>, ApplyError> {
     let Address::DrCopy { policy, source, to } = address else {
         return Ok(Vec::new());
     };
@@ -75,6 +75,7 @@ impl Executor {
         match c.action {
             Action::Create => self.make_copies(c).await,
             Action::Delete => self.delete_copy(c).await,
+            Action::Update if super::lock::is_lock_change(c) => self.lock_copy(c).await,
             Action::Update => self.expire_copy(c).await,
             Action::Read => {
                 let copies = recorded(self, &c.address)?;
@@ -277,6 +278,16 @@ impl Executor {
                 id: main.id.clone(),
             }
             .into());
+        }
+        // Whatever the plan says: a copy whose recorded lock holds is never
+        // asked to be deleted (AWS would refuse it, half an AMI deleted).
+        if let Some(until) = copies.iter().filter_map(|r| r.locked_at(self.now)).max() {
+            return Err(ApplyError::Dr(format!(
+                "DR copy {} at {} is locked until {}: it is not deleted before then",
+                main.id,
+                main.destination,
+                super::lock::stamp(until)
+            )));
         }
         self.still_locked()?;
         let region = &main.destination.region;

@@ -23,6 +23,7 @@ use crate::state::{BackupRecord, Destination, DrRun, DrStatus, SharedStore, Stat
 mod apply;
 mod copy;
 pub mod keys;
+pub mod lock;
 pub mod names;
 pub mod observe;
 pub mod plan;
@@ -286,6 +287,18 @@ pub async fn copy(work: &DrWork, mut runs: Vec<DrRun>) -> Vec<Result<DrRun, Stat
             return ended.into_iter().chain([Err(e)]).collect();
         }
         if let Err(e) = retain_originals(work, &completed).await {
+            return ended.into_iter().chain([Err(e)]).collect();
+        }
+    }
+    if work.wait {
+        // Copies whose lock call failed before (or whose process stopped
+        // before it) are locked now; after retention, so that a copy that
+        // just expired is not locked past its time.
+        let _share = match work.share().await {
+            Ok(share) => share,
+            Err(e) => return ended.into_iter().chain([Err(e)]).collect(),
+        };
+        if let Err(e) = lock::lock_pending(work).await {
             return ended.into_iter().chain([Err(e)]).collect();
         }
     }

@@ -19,6 +19,38 @@ pub struct CopiesSeen {
     /// neither judged lost nor expired, and the plan says so.
     #[serde(skip)]
     pub unreachable: BTreeMap<Destination, String>,
+    /// Snapshots (copies, and an AMI copy's snapshots) whose recorded lock
+    /// AWS reports holding (DescribeLockedSnapshots).
+    #[serde(default)]
+    pub locks_held: BTreeSet<(Destination, String)>,
+    /// Destinations whose locks were looked at.
+    #[serde(default)]
+    pub locks_looked: BTreeSet<Destination>,
+    /// Destinations whose locks could not be looked at, with why.
+    #[serde(default)]
+    pub lock_errors: BTreeMap<Destination, String>,
+}
+
+impl CopiesSeen {
+    /// Does AWS report `c`'s lock (all its AMI's snapshots' locks) holding?
+    /// `None` when its locks were not looked at.
+    pub fn lock_holds(&self, c: &DrCopyRecord, all: &[DrCopyRecord]) -> Option<bool> {
+        if !self.locks_looked.contains(&c.destination) {
+            return None;
+        }
+        let ids: Vec<&str> = match c.kind {
+            ArtifactKind::Image => all
+                .iter()
+                .filter(|x| x.image.as_deref() == Some(&c.id) && x.destination == c.destination)
+                .map(|x| x.id.as_str())
+                .collect(),
+            _ => vec![c.id.as_str()],
+        };
+        Some(ids.iter().all(|id| {
+            self.locks_held
+                .contains(&(c.destination.clone(), id.to_string()))
+        }))
+    }
 }
 
 impl Holds for CopiesSeen {
@@ -63,10 +95,65 @@ pub async fn observe_copies(
             Ok(s) => seen.present.extend(s.present),
             Err(e) => {
                 seen.unreachable.insert(dest, e.to_string());
+                continue;
+            }
+        }
+        // A broken look at locks leaves the copies judged: only whether
+        // their locks hold is unknown (and no lock change is planned).
+        match observe_locks(cloud.clone(), &dest, &mine, &accounts[&dest.account]).await {
+            Ok(Some(held)) => {
+                seen.locks_looked.insert(dest.clone());
+                seen.locks_held
+                    .extend(held.into_iter().map(|id| (dest.clone(), id)));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                seen.lock_errors.insert(dest, e.to_string());
             }
         }
     }
     Ok(seen)
+}
+
+/// The snapshots at `dest` whose lock AWS reports holding, among those
+/// whose copy records a lock: one DescribeLockedSnapshots per 200 ids.
+/// `None` (no call) when no copy there records a lock.
+async fn observe_locks(
+    cloud: Arc<dyn Cloud>,
+    dest: &Destination,
+    copies: &[DrCopyRecord],
+    account: &Account,
+) -> Result<Option<Vec<String>>, CloudError> {
+    let locked: BTreeSet<&str> = copies
+        .iter()
+        .filter(|c| c.image.is_none() && c.lock.is_some())
+        .map(|c| c.id.as_str())
+        .collect();
+    let ids: Vec<String> = copies
+        .iter()
+        .filter(|c| match &c.image {
+            Some(ami) => locked.contains(ami.as_str()),
+            None => c.kind == ArtifactKind::Ebs && locked.contains(c.id.as_str()),
+        })
+        .map(|c| c.id.clone())
+        .collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let ec2 = cloud.ec2(account, &dest.region).await?;
+    let found = collect_chunked(&ids, |chunk, t| {
+        let ec2 = ec2.clone();
+        let chunk = chunk.to_vec();
+        async move { ec2.locked_snapshots_page(&chunk, t).await }
+    })
+    .await?;
+    Ok(Some(
+        found
+            .into_iter()
+            .filter(|l| l.holds())
+            .map(|l| l.snapshot_id)
+            .collect(),
+    ))
 }
 
 async fn observe_destination(

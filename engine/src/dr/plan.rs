@@ -24,9 +24,13 @@ pub struct DrChanges {
     pub changes: Vec<Change>,
     pub notes: Vec<String>,
     pub removing: Vec<String>,
+    /// The lock of each copy a lock block covers ([`super::lock`]).
+    pub locks: Vec<super::lock::CopyLockView>,
 }
 
-/// `held(name)`: a policy kept as it is (a postponed move).
+/// `held(name)`: a policy kept as it is (a postponed move). `now`: the
+/// time copies' locks are judged at.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_copies(
     config: &Config,
     state: &state::Snapshot,
@@ -35,12 +39,16 @@ pub fn plan_copies(
     obs: &Observation,
     expiring: &BTreeMap<Address, String>,
     held: impl Fn(&str) -> bool,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> DrChanges {
     let seen: &dyn Holds = match &obs.dr_copies {
         Some(s) => s,
         None => &AssumeHeld,
     };
-    let mut policies = CopyPolicies::default();
+    let mut policies = CopyPolicies {
+        now,
+        ..Default::default()
+    };
     for (name, p) in &config.policies {
         match &p.dr {
             Some(dr) => {
@@ -93,6 +101,17 @@ pub fn plan_copies(
     let remade: BTreeSet<Address> = made.iter().map(|c| c.address.clone()).collect();
     let mut drift = retention::copy_drift(state, &policy_accounts, &ending, seen);
     drift.retain(|c| !remade.contains(&c.address));
+    let locks = super::lock::plan_locks(
+        config,
+        state,
+        obs.dr_copies.as_ref(),
+        &ending,
+        &policy_accounts,
+        now,
+    );
+    out.changes.extend(locks.changes);
+    out.notes.extend(locks.notes);
+    out.locks = locks.views;
     out.changes.extend(decision.changes);
     out.changes.extend(drift);
     out.changes.extend(made);
@@ -101,6 +120,11 @@ pub fn plan_copies(
         for (d, why) in &s.unreachable {
             out.notes.push(format!(
                 "the DR copies at {d} could not be looked at ({why}): none of them is planned this time"
+            ));
+        }
+        for (d, why) in &s.lock_errors {
+            out.notes.push(format!(
+                "the locks of the DR copies at {d} could not be looked at ({why}): a removed lock there is not planned this time"
             ));
         }
     }

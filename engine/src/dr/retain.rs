@@ -23,7 +23,10 @@ pub async fn retain_copies(
     let mut report = Report::default();
     let state = work.store.lock().expect("store").load()?;
     let accounts = state.accounts()?;
-    let mut p = CopyPolicies::default();
+    let mut p = CopyPolicies {
+        now: work.now_at(),
+        ..Default::default()
+    };
     for name in policies {
         if let Some(pol) = state.policy(name)? {
             if let Some(dr) = &pol.dr {

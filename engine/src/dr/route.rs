@@ -112,6 +112,7 @@ mod tests {
                 keep_original: true,
             }),
             encryption_key_detection: KeyDetection::Strict,
+            lock: None,
         }
     }
 

@@ -63,6 +63,9 @@ pub enum Feature {
     DrCopyImages,
     DrCopyDbSnapshots,
     DrCopyDbClusterSnapshots,
+    /// `dr { lock { .. } }`: EBS copies (an AMI copy's snapshots) locked,
+    /// and their locks looked at by plan.
+    DrLock,
     /// Encrypted copies: the destination key found by alias and used.
     DrKms,
     /// `manage_role`: apply keeps the DR role in this account.
@@ -229,6 +232,10 @@ pub const ACTIONS: &[(Feature, &[&str])] = &[
             "rds:DescribeDBClusterSnapshots",
             "rds:AddTagsToResource",
         ],
+    ),
+    (
+        Feature::DrLock,
+        &["ec2:LockSnapshot", "ec2:DescribeLockedSnapshots"],
     ),
     (
         Feature::DrKms,
@@ -577,6 +584,10 @@ fn dr_uses(out: &mut BTreeMap<String, Uses>, config: &Config, p: &Policy, acct: 
             let u = out.entry(dest.clone()).or_default();
             all(u, k.copy);
             all(u, Feature::DrKms);
+            let ebs = matches!(k.copy, Feature::DrCopySnapshots | Feature::DrCopyImages);
+            if dr.lock.is_some() && ebs {
+                all(u, Feature::DrLock);
+            }
             if deletes(dest) {
                 all(u, k.delete);
             }

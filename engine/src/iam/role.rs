@@ -141,6 +141,7 @@ pub fn permission_document(allow_delete: bool) -> Value {
         Feature::DrCopyImages,
         Feature::DrCopyDbSnapshots,
         Feature::DrCopyDbClusterSnapshots,
+        Feature::DrLock,
         Feature::Identity,
     ]);
     let mut statements = vec![

@@ -167,6 +167,10 @@ pub struct Plan {
     /// as the state last recorded it. Said at the top of every view.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub from_state: bool,
+    /// The EBS Snapshot Lock of each DR copy a `lock` block covers (or that
+    /// records one): its state and expiry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_locks: Vec<crate::dr::lock::CopyLockView>,
 }
 
 impl Plan {
@@ -193,6 +197,7 @@ impl Plan {
             removed_copies: Vec::new(),
             power: Vec::new(),
             from_state: false,
+            copy_locks: Vec::new(),
         }
     }
 

@@ -112,6 +112,7 @@ pub fn plan(
         warnings: Vec::new(),
         removed_with_backups: Vec::new(),
         removed_copies: Vec::new(),
+        copy_locks: Vec::new(),
         now,
         digest,
         made: wanted.made,
@@ -235,6 +236,7 @@ struct Diff<'a> {
     /// Removed policies whose backups retention deletes with them.
     removed_with_backups: Vec<String>,
     removed_copies: Vec<String>,
+    copy_locks: Vec<crate::dr::lock::CopyLockView>,
     now: DateTime<Utc>,
     /// The configuration's digest (of the files: without `made`).
     digest: String,
@@ -693,10 +695,12 @@ impl Diff<'_> {
             self.obs,
             expiring,
             |n| self.held(n),
+            self.now,
         );
         self.changes.extend(dr.changes);
         self.warnings.extend(dr.notes);
         self.removed_copies = dr.removing;
+        self.copy_locks = dr.locks;
         Ok(())
     }
 
@@ -898,6 +902,7 @@ impl Diff<'_> {
         plan.removed_with_backups = self.removed_with_backups;
         plan.removed_copies = self.removed_copies;
         plan.from_state = self.obs.from_state;
+        plan.copy_locks = self.copy_locks;
         plan
     }
 }

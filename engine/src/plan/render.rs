@@ -264,6 +264,24 @@ fn power_lines(plan: &Plan, style: Style) -> String {
     out
 }
 
+/// Each DR copy's lock (not changes: a copy to lock is a change as well).
+fn lock_lines(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.copy_locks.is_empty() {
+        return out;
+    }
+    out.push_str("DR copy locks:\n\n");
+    for l in &plan.copy_locks {
+        let how = match (l.mode, l.until) {
+            (Some(m), Some(u)) => format!(" ({} until {})", m.as_str(), crate::dr::lock::stamp(u)),
+            _ => String::new(),
+        };
+        writeln!(out, "  {} {}: {}{how}", l.address, l.id, l.state).unwrap();
+    }
+    out.push('\n');
+    out
+}
+
 /// The terminal view: control changes, then the backup data that will be
 /// deleted in a section of its own, then catalog drift and warnings.
 pub fn human(plan: &Plan) -> String {
@@ -286,6 +304,7 @@ pub fn human_with(plan: &Plan, style: Style) -> String {
         out.push('\n');
     }
     out.push_str(&power_lines(plan, style));
+    out.push_str(&lock_lines(plan));
     if plan.is_empty() {
         out.push_str(no_changes(plan));
         return out;
@@ -505,6 +524,7 @@ pub fn json_to(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()
         removed_copies,
         power,
         from_state,
+        copy_locks,
     } = plan;
     let head = Plan {
         format_version: format_version.clone(),
@@ -519,6 +539,7 @@ pub fn json_to(plan: &Plan, out: &mut impl std::io::Write) -> std::io::Result<()
         removed_copies: removed_copies.clone(),
         power: power.clone(),
         from_state: *from_state,
+        copy_locks: copy_locks.clone(),
     };
     let mut head = serde_json::to_value(&head).map_err(std::io::Error::other)?;
     mask(&mut head);

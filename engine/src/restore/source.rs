@@ -410,6 +410,8 @@ mod tests {
             finished: Some(at),
             expired: None,
             problem: String::new(),
+            lock: None,
+            lock_problem: String::new(),
         };
         let found = copied(&[&snap], &b, &d, std::slice::from_ref(&copy)).unwrap();
         assert_eq!(found.snapshots["vol-1"], "snap-copy-1");

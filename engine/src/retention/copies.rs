@@ -23,6 +23,9 @@ pub struct CopyPolicies {
     /// Policies removed from the configuration, or whose `dr` block went:
     /// all their copies expire but those of frozen backups.
     pub removed: BTreeMap<String, String>,
+    /// The time locks are judged at: a copy whose recorded lock lasts past
+    /// it is kept (EBS Snapshot Lock would refuse its delete anyway).
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// Which recorded copies AWS still has.
@@ -178,12 +181,36 @@ pub fn decide_copies(
                     if !allow && c.expired.is_some() {
                         continue;
                     }
+                    if let Some(until) = locked_until(&state.dr_copies, c, policies.now) {
+                        out.notes.push(format!(
+                            "{} kept: locked until {} ({reason})",
+                            c.address(account),
+                            crate::dr::lock::stamp(until)
+                        ));
+                        continue;
+                    }
                     out.changes.push(expire(c, account, allow, &reason));
                 }
             }
         }
     }
     out
+}
+
+/// When the latest recorded lock on `c` (an AMI copy: on any of its
+/// snapshots) ends, if after `now`.
+fn locked_until(
+    all: &[DrCopyRecord],
+    c: &DrCopyRecord,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    all.iter()
+        .filter(|x| {
+            x.destination == c.destination
+                && (x.id == c.id || x.image.as_deref() == Some(c.id.as_str()))
+        })
+        .filter_map(|x| x.locked_at(now))
+        .max()
 }
 
 /// The change that ends an expired copy: a delete, or in an account that

@@ -131,9 +131,28 @@ pub struct DrCopyRecord {
     pub expired: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub problem: String,
+    /// The EBS Snapshot Lock it got (an AMI copy: the lock of its snapshots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<CopyLock>,
+    /// Why the last LockSnapshot failed; the next run tries again.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub lock_problem: String,
+}
+
+/// A copy's lock as recorded when LockSnapshot answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyLock {
+    pub mode: lifeboat_schema::LockMode,
+    pub until: DateTime<Utc>,
 }
 
 impl DrCopyRecord {
+    /// The instant until which its recorded lock forbids deleting it, if
+    /// that is after `now`.
+    pub fn locked_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.lock.map(|l| l.until).filter(|u| *u > now)
+    }
+
     /// `dr_copy.POLICY["SOURCE"]["REGION"]`, with `:ACCOUNT` when the copy
     /// is in another account than the policy's.
     pub fn address(&self, policy_account: &str) -> crate::addr::Address {
@@ -224,7 +243,7 @@ pub(super) fn read_copies(
         .prepare(
             "SELECT id, account, region, kind, arn, image_id, source_id, source_region,
                     source_account, target, policy, backup_id, backup_seq, status, started,
-                    finished, expired, problem
+                    finished, expired, problem, lock_mode, lock_until, lock_problem
              FROM dr_copies WHERE ?1 IS NULL OR policy = ?1
              ORDER BY policy, backup_seq, account, region, source_id, id",
         )
@@ -251,6 +270,8 @@ pub(super) fn read_copies(
                 ],
                 [o(4)?, o(5)?, o(15)?, o(16)?],
                 r.get::<_, i64>(12)?,
+                [o(18)?, o(19)?],
+                s(20)?,
             ))
         })
         .map_err(sq)?;
@@ -260,6 +281,8 @@ pub(super) fn read_copies(
             [id, account, region, kind, source_id, source_region, source_account, target, policy, backup_id, status, started, problem],
             [arn, image, finished, expired],
             backup_seq,
+            [lock_mode, lock_until],
+            lock_problem,
         ) = row.map_err(sq)?;
         let kind = ArtifactKind::parse(&kind).ok_or_else(|| {
             corrupt(
@@ -274,6 +297,20 @@ pub(super) fn read_copies(
             )
         })?;
         let time = |t: Option<String>| t.map(|t| parse_ts(path, &t)).transpose();
+        let lock = match (lock_mode, time(lock_until)?) {
+            (Some(m), Some(until)) => Some(CopyLock {
+                mode: lifeboat_schema::LockMode::parse(&m).ok_or_else(|| {
+                    corrupt(
+                        path,
+                        format!(
+                            "DR copy {id} in {region} ({account}) has the unknown lock mode {m:?}"
+                        ),
+                    )
+                })?,
+                until,
+            }),
+            _ => None,
+        };
         out.push(DrCopyRecord {
             id,
             destination: Destination { account, region },
@@ -292,6 +329,8 @@ pub(super) fn read_copies(
             finished: time(finished)?,
             expired: time(expired)?,
             problem,
+            lock,
+            lock_problem,
         });
     }
     Ok(out)
@@ -329,14 +368,18 @@ impl Tx<'_> {
             .execute(
                 "INSERT INTO dr_copies (id, account, region, kind, arn, image_id, source_id, source_region,
                     source_account, target, policy, backup_id, backup_seq, status, started, finished,
-                    expired, problem, volume_id, backup_started, backup_problems)
+                    expired, problem, lock_mode, lock_until, lock_problem, volume_id, backup_started,
+                    backup_problems)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                    ?19, ?20, ?21,
                     (SELECT volume_id FROM snapshots WHERE id = ?7),
                     (SELECT started FROM backups WHERE policy = ?11 AND id = ?12),
                     (SELECT problems FROM backups WHERE policy = ?11 AND id = ?12))
                  ON CONFLICT (account, region, id) DO UPDATE SET
                     status = excluded.status, finished = excluded.finished,
                     expired = excluded.expired, problem = excluded.problem,
+                    lock_mode = excluded.lock_mode, lock_until = excluded.lock_until,
+                    lock_problem = excluded.lock_problem,
                     volume_id = COALESCE(dr_copies.volume_id, excluded.volume_id),
                     backup_started = COALESCE(dr_copies.backup_started, excluded.backup_started),
                     backup_problems = COALESCE(dr_copies.backup_problems, excluded.backup_problems)",
@@ -358,7 +401,10 @@ impl Tx<'_> {
                     ts(c.started),
                     c.finished.map(ts),
                     c.expired.map(ts),
-                    c.problem
+                    c.problem,
+                    c.lock.map(|l| l.mode.as_str()),
+                    c.lock.map(|l| ts(l.until)),
+                    c.lock_problem
                 ],
             )
             .map_err(|e| self.err(e))?;

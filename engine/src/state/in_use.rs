@@ -263,6 +263,8 @@ mod tests {
                 finished: Some(t(minute + 2)),
                 expired: None,
                 problem: String::new(),
+                lock: None,
+                lock_problem: String::new(),
             })
         })
         .unwrap();

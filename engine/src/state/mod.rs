@@ -24,7 +24,7 @@ mod figures;
 mod file;
 pub use figures::{Figures, PolicyFigures};
 mod drill;
-pub use dr::{Destination, DrCopyRecord, DrRun, DrStatus};
+pub use dr::{CopyLock, Destination, DrCopyRecord, DrRun, DrStatus};
 pub use drill::{DrillRecord, DrillStatus};
 mod gate;
 mod health;

@@ -353,6 +353,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         volume_id TEXT NOT NULL, succeeded INTEGER NOT NULL, finished TEXT,
         deleted_at TEXT NOT NULL);
      CREATE INDEX report_snapshots_by_deleted ON report_snapshots (deleted_at);",
+    // version 20: EBS Snapshot Lock on DR copies: the mode and expiry of the
+    // lock a copy got (retention keeps it until then), and why the last
+    // lock call failed (the next run tries again)
+    "ALTER TABLE dr_copies ADD COLUMN lock_mode TEXT;
+     ALTER TABLE dr_copies ADD COLUMN lock_until TEXT;
+     ALTER TABLE dr_copies ADD COLUMN lock_problem TEXT NOT NULL DEFAULT '';",
 ];
 
 impl Store {

@@ -13,6 +13,7 @@ use crate::state::model::glob_match;
 
 mod copies;
 pub mod iam;
+pub mod locks;
 pub mod power;
 mod restore;
 mod services;
@@ -714,6 +715,7 @@ impl Ec2 for FakeEc2 {
 
     async fn delete_snapshot(&self, snapshot_id: &str) -> CloudResult<()> {
         let mut w = self.enter("DeleteSnapshot", Some(snapshot_id))?;
+        self.refuse_locked(&w, snapshot_id)?;
         if w.images
             .values()
             .any(|i| i.snapshot_ids.iter().any(|s| s == snapshot_id))
@@ -851,6 +853,18 @@ impl Ec2 for FakeEc2 {
 
     async fn share_image(&self, id: &str, account_id: &str, share: bool) -> CloudResult<()> {
         self.fake_share("ModifyImageAttribute", id, account_id, share)
+    }
+
+    async fn lock_snapshot(&self, req: &SnapshotLockRequest) -> CloudResult<SnapshotLock> {
+        self.fake_lock_snapshot(req)
+    }
+
+    async fn locked_snapshots_page(
+        &self,
+        ids: &[String],
+        token: Option<String>,
+    ) -> CloudResult<Page<SnapshotLock>> {
+        self.fake_locked_snapshots(ids, token)
     }
 }
 

@@ -55,7 +55,7 @@ pub(super) fn decode_dr(
         format!("the dr block of {}", scope.what),
         start(&first.ident),
         DR_ATTRS,
-        &["cross_account"],
+        &["cross_account", "lock"],
     );
     let every = bounded(d, &s, "every", 1.0, 1000.0).unwrap_or(1);
     let timeout_secs = d
@@ -80,7 +80,12 @@ pub(super) fn decode_dr(
         _ => KeyDetection::Strict,
     };
     let cross_account = cross_account(d, &s, account, accounts);
-    if regions.is_empty() && s.blocks.is_empty() && !s.attrs.contains_key("regions") {
+    let lock = super::dr_lock::decode_lock(d, &s);
+    let copies_somewhere = s
+        .blocks
+        .iter()
+        .any(|b| b.ident.value().as_str() == "cross_account");
+    if regions.is_empty() && !copies_somewhere && !s.attrs.contains_key("regions") {
         d.warning(
             src,
             start(&first.ident),
@@ -99,6 +104,7 @@ pub(super) fn decode_dr(
         concurrency,
         cross_account,
         encryption_key_detection,
+        lock,
     })
 }
 
@@ -160,7 +166,12 @@ fn cross_account(
     accounts: &BTreeMap<String, DeclaredAccount>,
 ) -> Option<CrossAccount> {
     let src = s.src;
-    let blocks: Vec<&Block> = s.blocks.to_vec();
+    let blocks: Vec<&Block> = s
+        .blocks
+        .iter()
+        .copied()
+        .filter(|b| b.ident.value().as_str() == "cross_account")
+        .collect();
     let (&first, rest) = blocks.split_first()?;
     for b in rest {
         d.error(

@@ -202,6 +202,7 @@ async fn prepare(work: &DrWork, run: DrRun) -> Result<Plan<'_>, String> {
             concurrency: None,
             cross_account: None,
             encryption_key_detection: lifeboat_schema::KeyDetection::Strict,
+            lock: None,
         }
     });
     let backup = state
@@ -296,6 +297,8 @@ impl Plan<'_> {
             finished: None,
             expired: None,
             problem: String::new(),
+            lock: None,
+            lock_problem: String::new(),
         }
     }
 
@@ -785,6 +788,25 @@ impl Copies {
                 }
                 Ok(())
             })?;
+        }
+        if let Some(lock) = &plan.dr.lock {
+            // Locked as soon as recorded complete; a failure is recorded
+            // and alerted, and the next run tries again.
+            let done: Vec<DrCopyRecord> = settled
+                .iter()
+                .filter(|(r, _)| r.status == DrStatus::Completed)
+                .map(|(r, _)| r.clone())
+                .collect();
+            let w = plan.work;
+            super::lock::lock_copies(
+                w.cloud.as_ref(),
+                &w.store,
+                &plan.dest,
+                Some(lock),
+                &done,
+                w.now_at(),
+            )
+            .await?;
         }
         // The room each settled copy held is given back only now, once
         // its end is recorded.

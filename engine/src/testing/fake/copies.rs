@@ -34,6 +34,8 @@ pub struct CopyWorld {
     pub failing_sources: std::collections::BTreeSet<String>,
     /// Every copy call, as (account name, region, source id, key asked).
     pub copy_requests: Vec<(String, String, String, Option<String>)>,
+    /// EBS Snapshot Lock ([`super::locks`]).
+    pub locks: super::locks::LockWorld,
 }
 
 impl CopyWorld {
