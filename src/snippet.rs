@@ -62,7 +62,10 @@ pub fn diagnostic_text(d: &Diagnostic, source: Option<&str>, style: Style) -> St
         .location
         .as_ref()
         .zip(source)
-        .and_then(|(loc, text)| snippet(text, loc.line, loc.col));
+        .and_then(|(loc, text)| snippet(text, loc.line, loc.col))
+        // The one secret a configuration holds stays out of CI logs: a
+        // problem on an `external_id` line is shown by its place alone.
+        .filter(|s| !s.source.contains("external_id"));
     if let Some(s) = shown {
         let number = s.line.to_string();
         let blank = " ".repeat(number.len());

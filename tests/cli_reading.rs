@@ -108,3 +108,22 @@ fn a_state_of_a_newer_schema_is_refused_by_reading_and_writing_commands() {
         "the state file changed"
     );
 }
+
+#[test]
+fn state_pull_copies_a_sqlite_state_and_refuses_when_there_is_none() {
+    let env = Env::start();
+    let a = env.aws.run_instance(1, &[]);
+    env.config(&config(1, &[&a.id], false, "yes"));
+    env.run(&["state", "pull", "--out", "none.db"])
+        .code(1)
+        .stderr_has("no state");
+    assert!(!env.ws.path().join("none.db").exists(), "no file left");
+    env.apply();
+    env.run(&["state", "pull", "--out", "copy.db"]).ok();
+    let copy = env.ws.path().join("copy.db");
+    let objects: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM objects", [], |r| r.get(0))
+        .unwrap();
+    assert!(objects >= 3, "the copy holds the state: {objects} objects");
+}

@@ -446,6 +446,10 @@ pub fn uses(config: &Config) -> BTreeMap<String, Uses> {
                 .entry(Feature::Reports)
                 .or_default()
                 .insert(format!("arn:{part}:s3:::{}/{under}*", r.bucket));
+        }
+        // The reports and the daily summary both count what no policy
+        // covers: every instance, volume and database listed.
+        if n.reports.is_some() || n.daily_summary.is_some() {
             for (name, a) in &config.accounts {
                 if a.kind == lifeboat_schema::AccountKind::Backup {
                     all(out.entry(name.clone()).or_default(), Feature::Inventory);

@@ -314,7 +314,7 @@ impl Diff<'_> {
         }
         let mut want = self.listed_targets(name, p);
         if self.obs.from_state {
-            self.recorded_targets(name, &sels, &mut want);
+            self.recorded_targets(name, p, &sels, &mut want);
         } else {
             self.backup_tagged_targets(name, p, &mut want);
             self.tagged_targets(p, &sels, &mut want);
@@ -501,16 +501,27 @@ impl Diff<'_> {
     fn recorded_targets(
         &self,
         name: &str,
+        p: &Policy,
         sels: &[TagSelector],
         want: &mut BTreeMap<String, TargetState>,
     ) {
+        // Only where the policy still looks: its account, and that
+        // account's regions (as a refreshed plan's lists are).
+        let looks_at = |t: &TargetState| {
+            t.account == p.account
+                && self
+                    .config
+                    .accounts
+                    .get(&p.account)
+                    .is_some_and(|a| a.regions.contains(&t.region))
+        };
         for ((pol, id), t) in &self.prior_targets {
             let declared = match &t.source {
                 Source::Listed => false,
                 Source::Tag(s) => sels.contains(s),
                 Source::BackupTag { .. } => true,
             };
-            if pol == name && declared && !want.contains_key(id) {
+            if pol == name && declared && looks_at(t) && !want.contains_key(id) {
                 want.insert(id.clone(), t.clone());
             }
         }

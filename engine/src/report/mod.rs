@@ -93,12 +93,13 @@ impl Table {
         // the builders below never make.
         let _ = w.write_record(self.kind.columns());
         for row in &self.rows {
-            let _ = w.write_record(row);
+            let _ = w.write_record(row.iter().map(|cell| inert(cell).into_owned()));
         }
         w.into_inner().unwrap_or_default()
     }
 
-    /// The report as a JSON array of objects keyed by the columns.
+    /// The report as a JSON array of objects keyed by the columns (values
+    /// as they are: JSON is not opened by spreadsheets).
     pub fn to_json(&self) -> Value {
         let cols = self.kind.columns();
         Value::Array(
@@ -422,5 +423,28 @@ mod tests {
                 ("ami-b1", "AMI", "2026-11-23T00:00:00Z")
             ]
         );
+    }
+}
+
+/// A CSV cell a spreadsheet will not run: one starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return (a Name tag anyone with CreateTags can
+/// set) is prefixed with `'`, which spreadsheets show as text.
+fn inert(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+#[cfg(test)]
+mod inert_tests {
+    use super::inert;
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_is_written_as_text() {
+        assert_eq!(inert("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(inert("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(inert("i-0abc"), "i-0abc");
+        assert_eq!(inert(""), "");
     }
 }

@@ -139,9 +139,7 @@ impl Store {
             replica: None,
             local_fence: Default::default(),
             reading: Some(how),
-            report_retention: chrono::Duration::days(
-                super::history::DEFAULT_REPORT_RETENTION_DAYS,
-            ),
+            report_retention: chrono::Duration::days(super::history::DEFAULT_REPORT_RETENTION_DAYS),
         }
     }
 

@@ -747,6 +747,16 @@ impl Tx<'_> {
                 )
                 .map_err(|e| self.err(e))?;
         }
+        // The report rows of its deleted records follow it too; one of a
+        // removed policy of the new name with the same backup id gives way.
+        for table in ["report_backups", "report_snapshots"] {
+            self.tx
+                .execute(
+                    &format!("UPDATE OR REPLACE {table} SET policy = ?2 WHERE policy = ?1"),
+                    params![from, to],
+                )
+                .map_err(|e| self.err(e))?;
+        }
         // A DR run's shares are held under its policy's name.
         self.move_dr_holders(from, to)
     }

@@ -254,7 +254,25 @@ fn decode_reports(d: &mut Decoder, src: &Source, parent: &Scope<'_>) -> Option<S
         .map(|(p, _)| p.trim_matches('/').to_string())
         .unwrap_or_default();
     let every = match scope.attrs.contains_key("every") {
-        true => d.duration(&scope, "every", false),
+        true => d.duration(&scope, "every", false).and_then(|secs| {
+            // Each report lists every instance, volume and database of
+            // every account and region: more often than this would spend
+            // the backups' own EC2 and RDS request budget.
+            if secs >= MIN_REPORT_EVERY_SECS {
+                return Some(secs);
+            }
+            let at = d.string(&scope, "every", false)?.1;
+            d.error(
+                src,
+                at,
+                "Value out of range",
+                format!(
+                    "\"every\" in the reports block must be at least {} minutes",
+                    MIN_REPORT_EVERY_SECS / 60
+                ),
+            );
+            None
+        }),
         false => Some(86_400),
     };
     Some(ScheduledReports {
@@ -263,6 +281,9 @@ fn decode_reports(d: &mut Decoder, src: &Source, parent: &Scope<'_>) -> Option<S
         every_secs: every?,
     })
 }
+
+/// The shortest `every` of scheduled reports.
+const MIN_REPORT_EVERY_SECS: u64 = 300;
 
 #[cfg(test)]
 mod tests {
@@ -381,5 +402,10 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("\"bucket\""), "{err}");
         assert!(err.contains("main.lb.hcl:9:10"), "{err}");
+        let err = load(&format!(
+            "{HEAD}notifications {{\n sns_topic = \"arn:aws:sns:us-east-1:123456789012:t\"\n account = account.main\n region = \"us-east-1\"\n reports {{\n bucket = \"b\"\n every = \"1s\"\n }}\n}}\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("at least 5 minutes"), "{err}");
     }
 }
