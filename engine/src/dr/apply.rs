@@ -318,6 +318,26 @@ impl Executor {
                         }
                     }
                 }
+                // A copy that was ever to be locked is asked of AWS too
+                // before its image goes: a lock the catalog missed (a lost
+                // answer, one made outside) would refuse the snapshots'
+                // deletes after the image was already deregistered.
+                if copies
+                    .iter()
+                    .any(|r| r.lock.is_some() || !r.lock_problem.is_empty())
+                {
+                    let held = crate::cloud::collect_pages(|t| {
+                        let (ec2, snaps) = (ec2.clone(), snaps.clone());
+                        async move { ec2.locked_snapshots_page(&snaps, t).await }
+                    })
+                    .await?;
+                    if let Some(l) = held.iter().find(|l| l.holds()) {
+                        return Err(ApplyError::Dr(format!(
+                            "DR copy {} at {}: AWS reports its snapshot {} locked ({}): the image is not deregistered",
+                            main.id, main.destination, l.snapshot_id, l.state
+                        )));
+                    }
+                }
                 gone_is_done(ec2.deregister_image(&main.id).await)?;
                 for s in &snaps {
                     gone_is_done(ec2.delete_snapshot(s).await)?;

@@ -94,6 +94,32 @@ pub(crate) async fn lock_copies(
             ));
         }
         for mut t in targets {
+            // A fresh lock is asked only of a snapshot not locked already:
+            // one recorded locked (part of an AMI an earlier try half
+            // locked), or one AWS holds locked though its answer was lost,
+            // keeps the lock it has (a second LockSnapshot would push a
+            // compliance lock further, and AWS refuses a cool-off on one).
+            if again.is_none() {
+                let held = match t.lock.filter(|_| t.locked_at(now).is_some()) {
+                    Some(l) => Ok(Some(l)),
+                    None => held_by_aws(cloud, dest, &main.destination.region, &t.id).await,
+                };
+                // Not locked, or AWS would not say (the look is a
+                // precaution): LockSnapshot then answers for itself.
+                if let Ok(Some(l)) = held {
+                    t.lock = Some(l);
+                    t.lock_problem.clear();
+                    until = until.max(Some(l.until));
+                    mode = Some(l.mode);
+                    if t.id != main.id {
+                        writes.push(t);
+                    } else {
+                        main.lock = t.lock;
+                        main.lock_problem = t.lock_problem;
+                    }
+                    continue;
+                }
+            }
             let req = match (again, lock) {
                 (Some((Some(l), u)), _) => SnapshotLockRequest {
                     snapshot_id: t.id.clone(),
@@ -165,6 +191,30 @@ pub(crate) async fn lock_copies(
         Ok(())
     })?;
     Ok(problems.into_iter().map(|(_, m)| m).collect())
+}
+
+/// The lock AWS holds on snapshot `id`, if one holds (DescribeLockedSnapshots).
+async fn held_by_aws(
+    cloud: &dyn Cloud,
+    dest: &Account,
+    region: &str,
+    id: &str,
+) -> Result<Option<CopyLock>, CloudError> {
+    let ec2 = cloud.ec2(dest, region).await?;
+    let ids = vec![id.to_string()];
+    let page = ec2.locked_snapshots_page(&ids, None).await?;
+    Ok(page
+        .items
+        .into_iter()
+        .find(|l| l.snapshot_id == id && l.holds())
+        .map(|l| CopyLock {
+            mode: if l.state.starts_with("compliance") {
+                lifeboat_schema::LockMode::Compliance
+            } else {
+                lifeboat_schema::LockMode::Governance
+            },
+            until: l.expires_on.unwrap_or(DateTime::<Utc>::MAX_UTC),
+        }))
 }
 
 /// One LockSnapshot; the lock's expiry as AWS answered it.
@@ -312,11 +362,28 @@ pub fn plan_locks(
                 };
                 format!("DR lock: the copy is not locked yet{why}")
             }
-            "unlocked" => format!(
-                "DR lock: AWS reports no lock on the copy though its {} lock lasts until {}: it was removed outside Lifeboat; lock it again until then",
-                c.lock.map_or("", |l| l.mode.as_str()),
-                stamp(c.lock.map(|l| l.until).unwrap_or(now)),
-            ),
+            // Put back only a governance lock the configuration still asks
+            // for: a compliance lock AWS lets go of was cancelled in its
+            // cool-off on purpose (how a typo is undone), and a lock block
+            // removed means the operator no longer wants it.
+            "unlocked"
+                if wanted
+                    && c.lock
+                        .is_some_and(|l| l.mode == lifeboat_schema::LockMode::Governance) =>
+            {
+                format!(
+                    "DR lock: AWS reports no lock on the copy though its governance lock lasts until {}: it was removed outside Lifeboat; lock it again until then",
+                    stamp(c.lock.map(|l| l.until).unwrap_or(now)),
+                )
+            }
+            "unlocked" => {
+                out.notes.push(format!(
+                    "{address}: AWS reports no lock on the copy though the state records a {} lock until {}; it is not locked again (a compliance lock can only have been cancelled in its cool-off, or the policy's lock block is gone); retention still keeps it until then",
+                    c.lock.map_or("", |l| l.mode.as_str()),
+                    stamp(c.lock.map(|l| l.until).unwrap_or(now)),
+                ));
+                continue;
+            }
             _ => continue,
         };
         let lock = locks.get(c.policy.as_str());
@@ -330,11 +397,16 @@ pub fn plan_locks(
             "account": c.destination.account,
             "region": c.destination.region,
         });
-        out.changes.push(
-            Change::new(address, Action::Update, Effect::Control)
-                .reason(reason)
-                .after(Some(after)),
-        );
+        // After the policy and the destination account as this plan leaves
+        // them: the lock's settings are read from the state when it runs.
+        let mut change = Change::new(address, Action::Update, Effect::Control)
+            .reason(reason)
+            .after(Some(after));
+        change.depends_on = vec![
+            Address::policy(&c.policy),
+            Address::account(&c.destination.account),
+        ];
+        out.changes.push(change);
     }
     out
 }
@@ -368,10 +440,27 @@ impl Executor {
             .load()?
             .policy(&main.policy)?
             .and_then(|p| p.dr.and_then(|d| d.lock));
-        if lock.is_none() && main.locked_at(self.now).is_none() {
+        let Some(lock) = lock else {
             return Err(ApplyError::Dr(format!(
                 "policy {} has no DR lock block: copy {} is not locked",
                 main.policy, main.id
+            )));
+        };
+        // The plan showed a lock of these settings; one the state has
+        // otherwise (a policy update not applied yet) is never made in its
+        // place: a compliance lock cannot be taken back.
+        let shown = c.after.as_ref().and_then(|a| a.get("lock"));
+        let shown_mode = shown.and_then(|l| l.get("mode")).and_then(|m| m.as_str());
+        let shown_days = shown.and_then(|l| l.get("days")).and_then(|d| d.as_u64());
+        if shown_mode != Some(lock.mode.as_str()) || shown_days != Some(u64::from(lock.days)) {
+            return Err(ApplyError::Dr(format!(
+                "copy {} was planned to be locked as {} for {} day(s), but policy {} now locks {} for {} day(s): make a new plan",
+                main.id,
+                shown_mode.unwrap_or("?"),
+                shown_days.map_or("?".to_string(), |d| d.to_string()),
+                main.policy,
+                lock.mode.as_str(),
+                lock.days
             )));
         }
         let acct = self.account(&main.destination.account)?;
@@ -379,7 +468,7 @@ impl Executor {
             self.cloud.as_ref(),
             &self.store,
             acct,
-            lock.as_ref(),
+            Some(&lock),
             &[main],
             self.now,
         )
