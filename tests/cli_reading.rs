@@ -39,7 +39,7 @@ fn a_plan_on_no_state_creates_none_and_its_saved_plan_applies() {
     .unwrap();
     env.run(&["apply", "unborn.plan", "--auto-approve"])
         .code(1)
-        .stderr_has("another state");
+        .stderr_has("stale");
 }
 
 #[test]

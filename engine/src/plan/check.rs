@@ -72,7 +72,15 @@ pub fn same_origin(
     // A plan made before any state existed has no lineage: it belongs to
     // whichever state nothing was written to yet (the first apply makes
     // it), never to one with a history.
-    let unborn = saved.lineage.is_empty() && saved.serial == 0 && serial == 0;
+    // Made before the state existed, applied after it was written to: the
+    // plan is stale (the usual case: another apply came first).
+    let unborn = saved.lineage.is_empty() && saved.serial == 0;
+    if unborn && serial > 0 {
+        return Err(SavedPlanError::Stale {
+            saved: 0,
+            current: serial,
+        });
+    }
     if saved.lineage != lineage && !unborn {
         return Err(SavedPlanError::OtherState {
             saved: saved.lineage.clone(),
