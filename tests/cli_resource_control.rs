@@ -273,7 +273,8 @@ resource_control_group "nightly" {
     let now = "2026-12-02T12:00:00Z";
     // Another command holds the state lock: `rc off` waits its turn.
     let db = env.ws.path().join(".lifeboat/state.db");
-    env.run(&["plan"]).ok();
+    // A plan only reads: `state init` makes the state file.
+    env.run(&["state", "init"]).ok();
     rusqlite::Connection::open(&db)
         .unwrap()
         .execute(

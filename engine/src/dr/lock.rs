@@ -100,10 +100,7 @@ pub(crate) async fn lock_copies(
             // keeps the lock it has (a second LockSnapshot would push a
             // compliance lock further, and AWS refuses a cool-off on one).
             if again.is_none() {
-                let held = match t.lock.filter(|_| t.locked_at(now).is_some()) {
-                    Some(l) => Ok(Some(l)),
-                    None => held_by_aws(cloud, dest, &main.destination.region, &t.id).await,
-                };
+                let held = already_held(cloud, dest, &main.destination.region, &t, now).await;
                 // Not locked, or AWS would not say (the look is a
                 // precaution): LockSnapshot then answers for itself.
                 if let Ok(Some(l)) = held {
@@ -181,16 +178,41 @@ pub(crate) async fn lock_copies(
         }
         writes.push(main);
     }
+    record(store, &writes, &problems, now)?;
+    Ok(problems.into_iter().map(|(_, m)| m).collect())
+}
+
+/// The copies' locks and failures, and an alert per failure, in one
+/// transaction.
+fn record(
+    store: &SharedStore,
+    writes: &[DrCopyRecord],
+    problems: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<(), StateError> {
     store.lock().expect("store").transaction(|tx| {
-        for w in &writes {
+        for w in writes {
             tx.put_dr_copy(w)?;
         }
-        for (policy, m) in &problems {
+        for (policy, m) in problems {
             tx.open_alert(policy, now, m)?;
         }
         Ok(())
-    })?;
-    Ok(problems.into_iter().map(|(_, m)| m).collect())
+    })
+}
+
+/// The lock `t` holds already: as recorded, or as AWS reports it.
+async fn already_held(
+    cloud: &dyn Cloud,
+    dest: &Account,
+    region: &str,
+    t: &DrCopyRecord,
+    now: DateTime<Utc>,
+) -> Result<Option<CopyLock>, CloudError> {
+    match t.lock.filter(|_| t.locked_at(now).is_some()) {
+        Some(l) => Ok(Some(l)),
+        None => held_by_aws(cloud, dest, region, &t.id).await,
+    }
 }
 
 /// The lock AWS holds on snapshot `id`, if one holds (DescribeLockedSnapshots).

@@ -87,13 +87,6 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sq)?;
         conn.pragma_update(None, "query_only", true).map_err(sq)?;
-        // The last connection to close would otherwise fold the WAL into
-        // the file: a reader leaves the file as it found it.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .map_err(sq)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(sq)?;
