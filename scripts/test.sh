@@ -33,6 +33,9 @@ fi
 # (one target: cargo-deny then reads the graph as `cargo metadata
 # --filter-platform` does, from what the build downloaded).
 host="$(rustc -vV | sed -n 's/^host: //p')"
+# On a machine whose cargo registry is empty, the offline check would find
+# no crate to read: fetch the locked graph first (a no-op when present).
+cargo fetch --locked --target "$host"
 "$deny" --offline --target "$host" check licenses bans sources
 
 step "cargo fmt --all --check"

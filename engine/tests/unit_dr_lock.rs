@@ -363,6 +363,84 @@ async fn a_removed_governance_lock_is_planned_as_a_change_that_locks_it_again() 
     assert!(plan.changes.is_empty(), "{:?}", plan.changes);
 }
 
+/// A compliance lock AWS no longer reports was cancelled in its cool-off,
+/// the one way to undo it (a duration typed wrong): it is never put back,
+/// the plan says why, and retention still keeps the copy until then.
+#[tokio::test]
+async fn a_compliance_lock_aws_let_go_of_is_a_note_never_a_change() {
+    let b = Bench::applied(
+        "lock {\n mode = \"compliance\"\n duration = \"7d\"\n cool_off = \"24h\"\n }",
+    )
+    .await;
+    b.backup_and_copy(t0()).await;
+    let c = b.copies()[0].clone();
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .copies
+        .locks
+        .locks
+        .remove(&c.id);
+    let now = t0() + Duration::hours(2);
+    b.clock(now);
+    let plan = b.plan(now).await;
+    assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("compliance lock") && w.contains("not locked again")),
+        "{:?}",
+        plan.warnings
+    );
+}
+
+/// A lock AWS holds though Lifeboat recorded none (an answer lost, a
+/// process stopped before the record) is recorded as AWS has it, and the
+/// snapshot is not asked to be locked again (that would push a compliance
+/// lock further, and AWS refuses a cool-off on a locked snapshot).
+#[tokio::test]
+async fn a_lock_aws_holds_already_is_recorded_not_asked_again() {
+    let b = Bench::applied("lock {\n mode = \"governance\"\n duration = \"30d\"\n }").await;
+    b.cloud
+        .world
+        .lock()
+        .unwrap()
+        .failing
+        .insert("LockSnapshot".into(), ErrorKind::Other);
+    b.backup_and_copy(t0()).await;
+    let c = b.copies()[0].clone();
+    assert!(c.lock.is_none());
+    let held = t0() + Duration::days(9);
+    {
+        let mut w = b.cloud.world.lock().unwrap();
+        w.failing.clear();
+        w.copies.locks.locks.insert(
+            c.id.clone(),
+            lifeboat_engine::testing::fake::locks::FakeLock {
+                mode: LockMode::Governance,
+                expires: held,
+                cool_off_until: None,
+            },
+        );
+    }
+    let asked = |b: &Bench| {
+        let w = b.cloud.world.lock().unwrap();
+        w.copies
+            .locks
+            .requests
+            .iter()
+            .filter(|(_, _, r)| r.snapshot_id == c.id)
+            .count()
+    };
+    let before = asked(&b);
+    b.backup_and_copy(t0() + Duration::hours(1)).await;
+    let first = b.copies().into_iter().find(|x| x.id == c.id).unwrap();
+    assert_eq!(first.lock.map(|l| l.until), Some(held), "{first:?}");
+    assert!(first.lock_problem.is_empty());
+    assert_eq!(asked(&b), before, "no second LockSnapshot");
+}
+
 /// RDS has no snapshot lock (and the emulator none of any kind): a DB copy
 /// of a policy with a lock block is never asked to be locked, and the plan
 /// warns that the block does not protect it.

@@ -180,6 +180,32 @@ struct Scope<'a> {
     blocks: Vec<&'a Block>,
 }
 
+/// The one block named `kind` in `scope`, reporting any second one where
+/// it is, with where the first is.
+fn only_block<'a>(d: &mut Decoder, scope: &Scope<'a>, kind: &str) -> Option<&'a Block> {
+    let mut found: Option<&Block> = None;
+    for b in scope
+        .blocks
+        .iter()
+        .filter(|b| b.ident.value().as_str() == kind)
+    {
+        match found {
+            Some(first) => d.error(
+                scope.src,
+                start(&b.ident),
+                "Duplicate block",
+                format!(
+                    "{} has at most one {kind} block; the first is at {}",
+                    scope.what,
+                    scope.src.short_location(start(&first.ident))
+                ),
+            ),
+            None => found = Some(b),
+        }
+    }
+    found
+}
+
 pub(crate) struct Decoder {
     pub diags: Vec<Diagnostic>,
     complete: bool,

@@ -326,9 +326,9 @@ impl Executor {
                     .iter()
                     .any(|r| r.lock.is_some() || !r.lock_problem.is_empty())
                 {
-                    let held = crate::cloud::collect_pages(|t| {
-                        let (ec2, snaps) = (ec2.clone(), snaps.clone());
-                        async move { ec2.locked_snapshots_page(&snaps, t).await }
+                    let held = crate::cloud::collect_chunked(&snaps, |chunk, t| {
+                        let ec2 = ec2.clone();
+                        async move { ec2.locked_snapshots_page(chunk, t).await }
                     })
                     .await?;
                     if let Some(l) = held.iter().find(|l| l.holds()) {

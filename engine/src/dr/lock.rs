@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::addr::Address;
-use crate::cloud::{Cloud, CloudError, LockUntil, SnapshotLockRequest};
+use crate::cloud::{collect_chunked, Cloud, CloudError, LockUntil, SnapshotLockRequest};
 use crate::plan::apply::{ApplyError, Executor};
 use crate::plan::{Action, Change, Effect};
 use crate::state::{
@@ -78,6 +78,7 @@ pub(crate) async fn lock_copies(
         .lock()
         .expect("store")
         .dr_copies(Some(&first.policy))?;
+    let aws_held = held_already(cloud, dest, mains, &all, now).await;
     let mut writes: Vec<DrCopyRecord> = Vec::new();
     let mut problems: Vec<(String, String)> = Vec::new();
     for main in mains.iter().filter(|c| lockable(c)) {
@@ -100,10 +101,8 @@ pub(crate) async fn lock_copies(
             // keeps the lock it has (a second LockSnapshot would push a
             // compliance lock further, and AWS refuses a cool-off on one).
             if again.is_none() {
-                let held = already_held(cloud, dest, &main.destination.region, &t, now).await;
-                // Not locked, or AWS would not say (the look is a
-                // precaution): LockSnapshot then answers for itself.
-                if let Ok(Some(l)) = held {
+                let held = t.lock.filter(|_| t.locked_at(now).is_some());
+                if let Some(l) = held.or_else(|| aws_held.get(&t.id).copied()) {
                     t.lock = Some(l);
                     t.lock_problem.clear();
                     until = until.max(Some(l.until));
@@ -201,42 +200,61 @@ fn record(
     })
 }
 
-/// The lock `t` holds already: as recorded, or as AWS reports it.
-async fn already_held(
+/// What AWS holds locked already among the snapshots of `mains` about to be
+/// locked afresh (an answer lost, an AMI an earlier try half locked): one
+/// look by ids for them all. Not answered, LockSnapshot answers for itself.
+async fn held_already(
     cloud: &dyn Cloud,
     dest: &Account,
-    region: &str,
-    t: &DrCopyRecord,
+    mains: &[DrCopyRecord],
+    all: &[DrCopyRecord],
     now: DateTime<Utc>,
-) -> Result<Option<CopyLock>, CloudError> {
-    match t.lock.filter(|_| t.locked_at(now).is_some()) {
-        Some(l) => Ok(Some(l)),
-        None => held_by_aws(cloud, dest, region, &t.id).await,
-    }
+) -> BTreeMap<String, CopyLock> {
+    let Some(first) = mains.first() else {
+        return BTreeMap::new();
+    };
+    let fresh: Vec<String> = mains
+        .iter()
+        .filter(|c| lockable(c) && c.locked_at(now).is_none())
+        .flat_map(|m| lock_targets(m, all))
+        .filter(|t| t.locked_at(now).is_none())
+        .map(|t| t.id.clone())
+        .collect();
+    held_by_aws(cloud, dest, &first.destination.region, &fresh)
+        .await
+        .unwrap_or_default()
 }
 
-/// The lock AWS holds on snapshot `id`, if one holds (DescribeLockedSnapshots).
+/// The locks AWS holds on snapshots `ids` (DescribeLockedSnapshots, by ids
+/// in chunks), by snapshot.
 async fn held_by_aws(
     cloud: &dyn Cloud,
     dest: &Account,
     region: &str,
-    id: &str,
-) -> Result<Option<CopyLock>, CloudError> {
+    ids: &[String],
+) -> Result<BTreeMap<String, CopyLock>, CloudError> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
     let ec2 = cloud.ec2(dest, region).await?;
-    let ids = vec![id.to_string()];
-    let page = ec2.locked_snapshots_page(&ids, None).await?;
-    Ok(page
-        .items
+    let found = collect_chunked(ids, |chunk, t| {
+        let ec2 = ec2.clone();
+        async move { ec2.locked_snapshots_page(chunk, t).await }
+    })
+    .await?;
+    Ok(found
         .into_iter()
-        .find(|l| l.snapshot_id == id && l.holds())
-        .map(|l| CopyLock {
-            mode: if l.state.starts_with("compliance") {
-                lifeboat_schema::LockMode::Compliance
+        .filter(|l| l.holds())
+        .map(|l| {
+            let mode = if l.state.starts_with("compliance") {
+                LockMode::Compliance
             } else {
-                lifeboat_schema::LockMode::Governance
-            },
-            until: l.expires_on.unwrap_or(DateTime::<Utc>::MAX_UTC),
-        }))
+                LockMode::Governance
+            };
+            let until = l.expires_on.unwrap_or(DateTime::<Utc>::MAX_UTC);
+            (l.snapshot_id, CopyLock { mode, until })
+        })
+        .collect())
 }
 
 /// One LockSnapshot; the lock's expiry as AWS answered it.
@@ -388,11 +406,7 @@ pub fn plan_locks(
             // for: a compliance lock AWS lets go of was cancelled in its
             // cool-off on purpose (how a typo is undone), and a lock block
             // removed means the operator no longer wants it.
-            "unlocked"
-                if wanted
-                    && c.lock
-                        .is_some_and(|l| l.mode == lifeboat_schema::LockMode::Governance) =>
-            {
+            "unlocked" if wanted && c.lock.is_some_and(|l| l.mode == LockMode::Governance) => {
                 format!(
                     "DR lock: AWS reports no lock on the copy though its governance lock lasts until {}: it was removed outside Lifeboat; lock it again until then",
                     stamp(c.lock.map(|l| l.until).unwrap_or(now)),

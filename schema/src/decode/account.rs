@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hcl_edit::structure::{Block, Body};
 
-use super::{start, Decoder, Scope, Value};
+use super::{only_block, start, Decoder, Scope, Value};
 use crate::config::{Account, AccountKind, AssumeRole, ManageRole, ResourceKind, Secured, TagScan};
 use crate::source::Source;
 use crate::validate;
@@ -152,31 +152,6 @@ fn decode_account<'a>(
         regions_ok,
         role,
     ))
-}
-
-/// The account's one block named `kind`, reporting any second one.
-fn only_block<'a>(d: &mut Decoder, scope: &Scope<'a>, kind: &str) -> Option<&'a Block> {
-    let mut found: Option<&Block> = None;
-    for b in scope
-        .blocks
-        .iter()
-        .filter(|b| b.ident.value().as_str() == kind)
-    {
-        match found {
-            Some(first) => d.error(
-                scope.src,
-                start(&b.ident),
-                "Duplicate block",
-                format!(
-                    "{} has at most one {kind} block; the first is at {}",
-                    scope.what,
-                    scope.src.short_location(start(&first.ident))
-                ),
-            ),
-            None => found = Some(b),
-        }
-    }
-    found
 }
 
 /// `manage_role` and `secured` belong to DR accounts: the role is what the

@@ -3,9 +3,7 @@
 //! days, CoolOffPeriod 1 to 72 hours and only in compliance mode), so that
 //! a lock AWS would refuse is an error in the file, not a failed copy.
 
-use hcl_edit::structure::Block;
-
-use super::{start, Decoder, Scope};
+use super::{only_block, start, Decoder, Scope};
 use crate::config::{DrLock, LockMode, MAX_COOL_OFF_HOURS, MAX_LOCK_DAYS, MIN_LOCK_DAYS};
 use crate::duration::split_number_unit;
 
@@ -14,21 +12,7 @@ const LOCK_ATTRS: &[&str] = &["mode", "duration", "cool_off"];
 /// The dr block's one `lock` block, if it has one and it is valid.
 pub(super) fn decode_lock(d: &mut Decoder, s: &Scope<'_>) -> Option<DrLock> {
     let src = s.src;
-    let blocks: Vec<&Block> = s
-        .blocks
-        .iter()
-        .copied()
-        .filter(|b| b.ident.value().as_str() == "lock")
-        .collect();
-    let (&first, rest) = blocks.split_first()?;
-    for b in rest {
-        d.error(
-            src,
-            start(&b.ident),
-            "Duplicate block",
-            format!("{} has at most one lock block", s.what),
-        );
-    }
+    let first = only_block(d, s, "lock")?;
     d.no_labels(src, first);
     let l = d.scope(
         src,

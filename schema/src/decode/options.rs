@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use hcl_edit::structure::{Block, Body};
 
-use super::{account_reference, start, DeclaredAccount, Decoder, Scope};
+use super::{account_reference, only_block, start, DeclaredAccount, Decoder, Scope};
 use crate::config::{
     Notifications, PolicyOptions, Retries, ScheduledReports, Scripts, SuccessRule,
 };
@@ -223,22 +223,7 @@ pub(super) fn decode_notifications(
 
 /// The notifications block's one `reports` block, if any.
 fn decode_reports(d: &mut Decoder, src: &Source, parent: &Scope<'_>) -> Option<ScheduledReports> {
-    let mut blocks = parent
-        .blocks
-        .iter()
-        .filter(|b| b.ident.value().as_str() == "reports");
-    let first = blocks.next()?;
-    for b in blocks {
-        d.error(
-            src,
-            start(&b.ident),
-            "Duplicate block",
-            format!(
-                "the notifications block has at most one reports block; the first is at {}",
-                src.short_location(start(&first.ident))
-            ),
-        );
-    }
+    let first = only_block(d, parent, "reports")?;
     d.no_labels(src, first);
     let scope = d.scope(
         src,
