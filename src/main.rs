@@ -354,6 +354,13 @@ impl Command {
             || matches!(
                 self,
                 Command::Alerts { .. }
+                    | Command::Drills { .. }
+                    | Command::Dr {
+                        command: cmd::dr::DrCommand::Expired { .. }
+                    }
+                    | Command::Rc {
+                        command: cmd::rc::RcCommand::Status { .. } | cmd::rc::RcCommand::Log { .. }
+                    }
                     | Command::State {
                         command: StateCommand::Pull { .. }
                     }

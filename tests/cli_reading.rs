@@ -59,6 +59,9 @@ fn reading_commands_leave_an_older_state_as_it_is_and_a_writing_one_migrates_it(
     env.run(&["status"]).ok();
     env.run(&["backups"]).ok();
     env.run(&["state", "list"]).ok();
+    env.run(&["drills"]).ok();
+    env.run(&["dr", "expired"]).ok();
+    env.run(&["rc", "log"]).ok();
     assert!(
         std::fs::read(&db).unwrap() == before,
         "the state file changed"

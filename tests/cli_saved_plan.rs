@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{at, backup, config, snapshot, Env, REGION};
+use support::{at, backup, config, snapshot, Env, EXTERNAL_ID, REGION};
 
 /// The current state's objects, as `sqlite` holds them: what a refused apply
 /// must leave alone.
@@ -375,19 +375,28 @@ fn a_move_that_cannot_run_keeps_the_old_policy_as_it_is() {
 }
 
 #[test]
-fn a_saved_plan_masks_the_external_id_and_still_applies() {
+fn an_external_id_is_written_only_as_a_digest_and_taken_from_the_files_to_act() {
     let env = Env::start();
     let a = env.aws.run_instance(1, &[]);
-    let text = config(2, &[&a.id], false, "yes")
-        + "\naccount \"vault\" {\n  type    = \"dr\"\n  regions = [\"us-east-1\"]\n  assume_role {\n    role_arn    = \"arn:aws:iam::222222222222:role/lifeboat-dr\"\n    external_id = \"ext-id-7f3a9c\"\n  }\n}\n";
+    // The emulator's own account, reached through a role: its STS takes
+    // any role and any external id, so what this shows is that the id is
+    // written nowhere and that a run takes it from the files, not that AWS
+    // checked it.
+    let role = format!(
+        "account \"main\" {{\n  regions = [\"us-east-1\"]\n  assume_role {{\n    role_arn    = \"arn:aws:iam::123456789012:role/lifeboat\"\n    external_id = \"{EXTERNAL_ID}\"\n  }}\n}}\n"
+    );
+    let text = config(2, &[&a.id], false, "yes").replace(
+        "account \"main\" {\n  regions = [\"us-east-1\"]\n}\n",
+        &role,
+    );
     env.config(&text);
     env.run(&["plan", "--out", "saved.plan"]).ok();
     let saved = env.ws.read("saved.plan");
     assert!(
-        !saved.contains("ext-id-7f3a9c"),
+        !saved.contains(EXTERNAL_ID),
         "the external id is in the saved plan"
     );
-    assert!(saved.contains("\"external_id\": \"(set)\""), "{saved}");
+    assert!(saved.contains("\"external_id\": \"hmac-sha256:"), "{saved}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -397,14 +406,39 @@ fn a_saved_plan_masks_the_external_id_and_still_applies() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "a saved plan is for its owner only");
     }
-    // Checked against a fresh plan with the values masked alike, and
-    // performed with the fresh plan's values: the state has the real id.
     env.run(&["apply", "saved.plan", "--auto-approve"]).ok();
-    assert_eq!(
-        object(&env, "account.vault")["assume_role"]["external_id"],
-        "ext-id-7f3a9c"
+    let recorded = object(&env, "account.main")["assume_role"]["external_id"].clone();
+    assert!(
+        recorded.as_str().unwrap().starts_with("hmac-sha256:"),
+        "{recorded}"
     );
-    env.run(&["state", "show", "account.vault"])
+    let state = env.ws.state_bytes();
+    assert!(
+        !state
+            .windows(EXTERNAL_ID.len())
+            .any(|w| w == EXTERNAL_ID.as_bytes()),
+        "the external id is in the state files"
+    );
+    env.run(&["state", "show", "account.main"])
         .ok()
-        .stdout_lacks("ext-id-7f3a9c");
+        .stdout_lacks(EXTERNAL_ID);
+    // A backup acts through the account the state recorded, sealed: the
+    // id comes back from the files.
+    env.backup("web", &at(1));
+
+    // Another id in the files: the plan shows the change without either id;
+    // until it is applied, a run cannot take the id the state recorded
+    // from these files, and says so rather than send a digest to STS.
+    env.ws.edit("main.lb.hcl", EXTERNAL_ID, "another-id-2b7e");
+    let plan = env.run(&["plan"]).ok();
+    plan.stdout_has("(set, changed)")
+        .stdout_lacks("another-id-2b7e")
+        .stdout_lacks("hmac-sha256:");
+    let refused = env.run(&["--now", &at(2), "backup", "web"]);
+    assert!(
+        refused.code != 0 && refused.all().contains("only as a digest"),
+        "{refused}"
+    );
+    env.apply();
+    env.backup("web", &at(3));
 }

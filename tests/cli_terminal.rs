@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use support::{Env, Workspace, SECRET_ACCESS_KEY};
+use support::{Env, Workspace, EXTERNAL_ID, SECRET_ACCESS_KEY};
 
 fn fixture(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -121,7 +121,7 @@ fn lifeboat_log_shows_the_sdk_calls_on_stderr_and_never_a_credential() {
     // token and a secret key of its own, from a call carrying the external
     // id.
     let text = support::config(2, &[&a.id], false, "yes")
-        + r#"
+        + &r#"
 account "other" {
   regions = ["us-east-1"]
   assume_role {
@@ -138,7 +138,8 @@ policy "far" {
     value = "far"
   }
 }
-"#;
+"#
+        .replace("ext-id-7f3a9c", EXTERNAL_ID);
     env.config(&text);
 
     for level in ["debug", "trace"] {
@@ -167,7 +168,7 @@ policy "far" {
             // moto's session tokens all begin so.
             "FQoGZXIvYXdzEBYaD",
             "SecretAccessKey",
-            "ext-id-7f3a9c",
+            EXTERNAL_ID,
         ] {
             assert!(
                 !run.stderr.contains(secret),

@@ -370,9 +370,13 @@ impl Cloud for AwsCloud {
             .force_path_style(session.config.endpoint_url().is_some())
             .interceptor(self.counting())
             .build();
+        // Every put names the owner it expects (the account's own id), so a
+        // bucket name taken over by another account gets nothing.
+        let owner = self.resolve_account_id(&session, &ctx).await?;
         Ok(Arc::new(AwsObjects::new(
             aws_sdk_s3::Client::from_conf(conf),
             ctx,
+            owner,
         )))
     }
 

@@ -148,11 +148,16 @@ impl Stacks for AwsStacks {
 pub(crate) struct AwsObjects {
     client: S3Client,
     ctx: ErrorContext,
+    /// The AWS account id a bucket written to must belong to
+    /// (`ExpectedBucketOwner`): a template or report is never handed to a
+    /// bucket of the same name in someone else's account, where it could
+    /// be read, or a template swapped before CloudFormation reads it.
+    owner: String,
 }
 
 impl AwsObjects {
-    pub(crate) fn new(client: S3Client, ctx: ErrorContext) -> Self {
-        Self { client, ctx }
+    pub(crate) fn new(client: S3Client, ctx: ErrorContext, owner: String) -> Self {
+        Self { client, ctx, owner }
     }
 }
 
@@ -164,6 +169,7 @@ impl Objects for AwsObjects {
         self.client
             .put_object()
             .bucket(bucket)
+            .expected_bucket_owner(&self.owner)
             .key(key)
             .content_type(if key.ends_with(".csv") {
                 "text/csv"
@@ -178,5 +184,63 @@ impl Objects for AwsObjects {
                     .sdk("s3:PutObject", Some(&format!("s3://{bucket}/{key}")), &e)
             })?;
         Ok(format!("https://{bucket}.s3.amazonaws.com/{key}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// The emulator ignores `ExpectedBucketOwner`, so the header is checked
+    /// on the request itself, sent to a listener that answers 200.
+    #[tokio::test]
+    async fn every_put_names_the_bucket_owner_it_expects() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&chunk[..n]);
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            String::from_utf8_lossy(&head).to_lowercase()
+        });
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "AKIDEXAMPLE",
+                "not-a-secret",
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        let ctx = ErrorContext {
+            account: "main".into(),
+            region: "us-east-1".into(),
+            assumes_role: false,
+            credentials: "static".into(),
+        };
+        let objects = AwsObjects::new(S3Client::from_conf(conf), ctx, "123456789012".into());
+        objects
+            .put_object("reports", "daily.csv", b"a,b\n".to_vec())
+            .await
+            .unwrap();
+        let head = seen.join().unwrap();
+        assert!(
+            head.contains("x-amz-expected-bucket-owner: 123456789012"),
+            "{head}"
+        );
     }
 }

@@ -243,10 +243,15 @@ pub enum AccountKind {
     Dr,
 }
 
+/// What starts the digest kept in place of an external id; an id given
+/// in the configuration may not start with it.
+pub const SEALED_EXTERNAL_ID: &str = "hmac-sha256:";
+
 /// `assume_role { role_arn = ...  external_id = ...  session_name = ... }`.
 ///
-/// The external id is not a secret in AWS's model, but it is kept out of
-/// plan output all the same (renderers show it as "(set)").
+/// The external id is not a secret in AWS's model, but Lifeboat writes it
+/// nowhere: the state and plans keep a keyed digest of it, which starts
+/// with [`SEALED_EXTERNAL_ID`] (`lifeboat_engine::cloud::external_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssumeRole {
     pub role_arn: String,
@@ -886,7 +891,7 @@ pub enum SuccessRule {
     SnapshotsOnly,
 }
 
-/// `scripts { before  after  complete  timeout  collect_output }`. Paths as
+/// `scripts { before  after  complete  timeout  collect_output  pass_env }`. Paths as
 /// written; relative ones are relative to the configuration directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scripts {
@@ -898,7 +903,18 @@ pub struct Scripts {
     pub complete: Option<String>,
     pub timeout_secs: u64,
     pub collect_output: bool,
+    /// `pass_env`: variables of the runner's environment a script also
+    /// gets (it gets only the documented ones otherwise); never an AWS
+    /// credential. Left out of the JSON when empty, so configurations
+    /// without it keep their digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass_env: Vec<String>,
 }
+
+/// AWS variables a script may be passed (`scripts { pass_env }`): which
+/// profile and region to use, none of them a credential. Any other `AWS_`
+/// variable is refused.
+pub const PASSABLE_AWS_ENV: &[&str] = &["AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"];
 
 /// `notifications { sns_topic  account  region  daily_summary }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn format_is_idempotent_on_the_design_sketch_style() {
-        let text = "account \"prod\" {\n  type = \"backup\"\n  regions = [\"us-east-1\", \"us-west-2\"]\n  assume_role { role_arn = \"arn:aws:iam::111122223333:role/lifeboat\"  external_id = \"x\" }\n}\naccount \"vault\" { type = \"dr\"  allow_delete = false  regions = [\"eu-west-1\"] }\n";
+        let text = "account \"prod\" {\n  type = \"backup\"\n  regions = [\"us-east-1\", \"us-west-2\"]\n  assume_role { role_arn = \"arn:aws:iam::111122223333:role/lifeboat\"  external_id = \"lifeboat-x\" }\n}\naccount \"vault\" { type = \"dr\"  allow_delete = false  regions = [\"eu-west-1\"] }\n";
         let once = format_source(Path::new("x.lb.hcl"), text).unwrap();
         assert_eq!(format_source(Path::new("x.lb.hcl"), &once).unwrap(), once);
         let a = load_sources(&[(PathBuf::from("x.lb.hcl"), text.to_string())]).unwrap();

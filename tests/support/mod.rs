@@ -43,6 +43,13 @@ pub const ACCESS_KEY_ID: &str = "AKIALIFEBOATTEST0001";
 /// The fake secret key. Distinctive on purpose: a test asserts that it never
 /// reaches the state file, a plan file or any output.
 pub const SECRET_ACCESS_KEY: &str = "lifeboat-test-secret-7Qx2Vb9Kp4Zr";
+/// The external id tests give an assumed role. Distinctive on purpose,
+/// like the secret key: Lifeboat may print and write neither.
+pub const EXTERNAL_ID: &str = "lifeboat-test-external-id-4Wm9";
+/// What every run's output and every file Lifeboat leaves in a workspace
+/// are checked for, in every test of the suite ([`execute`] and
+/// [`Workspace`]'s drop).
+const NEVER_WRITTEN: &[&str] = &[SECRET_ACCESS_KEY, EXTERNAL_ID];
 /// The account every plain access key maps to in the emulator.
 pub const ACCOUNT_ID: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
@@ -199,6 +206,55 @@ fn http_answers(port: u16) -> bool {
 pub struct Workspace {
     dir: tempfile::TempDir,
     endpoint: String,
+    /// The files a test wrote ([`Workspace::write`]): its inputs, which
+    /// may hold an external id. Every other file is Lifeboat's.
+    inputs: std::sync::Mutex<std::collections::BTreeSet<PathBuf>>,
+}
+
+impl Drop for Workspace {
+    /// Checks every file Lifeboat left in the workspace (state, WAL, plans,
+    /// reports, templates, logs, spawned runs' output) for a credential or
+    /// an external id. Not while a test is already failing.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let inputs = self.inputs.lock().map(|i| i.clone()).unwrap_or_default();
+        let mut found = Vec::new();
+        scan_for_secrets(self.dir.path(), &inputs, &mut found);
+        assert!(
+            found.is_empty(),
+            "Lifeboat wrote what it must never write: {found:?}"
+        );
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn scan_for_secrets(
+    path: &Path,
+    inputs: &std::collections::BTreeSet<PathBuf>,
+    found: &mut Vec<String>,
+) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            scan_for_secrets(&entry.path(), inputs, found);
+        }
+    } else if meta.is_file() && !inputs.contains(path) {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        for secret in NEVER_WRITTEN {
+            if contains(&bytes, secret) {
+                found.push(format!("{secret:?} in {}", path.display()));
+            }
+        }
+    }
 }
 
 impl Workspace {
@@ -219,7 +275,11 @@ impl Workspace {
             .prefix("lifeboat-test-")
             .tempdir()
             .expect("create a temporary directory");
-        Workspace { dir, endpoint }
+        Workspace {
+            dir,
+            endpoint,
+            inputs: Default::default(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -233,6 +293,9 @@ impl Workspace {
             std::fs::create_dir_all(parent).expect("create directories");
         }
         std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        if let Ok(mut inputs) = self.inputs.lock() {
+            inputs.insert(path);
+        }
         self
     }
 
@@ -412,12 +475,20 @@ fn execute(mut cmd: Command, args: &[&str]) -> Run {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    Run {
+    let run = Run {
         args: args.iter().map(|s| s.to_string()).collect(),
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
         stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+    };
+    // Every line any test makes Lifeboat print, checked.
+    for secret in NEVER_WRITTEN {
+        assert!(
+            !run.all().contains(secret),
+            "Lifeboat printed {secret:?}\n{run}"
+        );
     }
+    run
 }
 
 /// A `lifeboat` started with [`Workspace::spawn`], killed when dropped

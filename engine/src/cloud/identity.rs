@@ -12,7 +12,10 @@
 //! [`CheckedCloud`] wraps the cloud the binary hands to the engine, so every
 //! command that reaches AWS goes through [`hold_to`]. Cost: one STS call
 //! per account per process (the providers cache the id) and one state read.
+//! It also puts the configuration's external id back into an account read
+//! from the state, which keeps only its digest (`external_id`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use chrono::Utc;
 use lifeboat_schema::{Account, Config};
 use tokio::sync::OnceCell;
 
+use super::external_id::ExternalIds;
 use super::{
     Cloud, CloudError, CloudResult, Ec2, ErrorKind, Kms, Network, Objects, Rds, Sns, Stacks,
 };
@@ -85,6 +89,9 @@ pub struct CheckedCloud {
     /// By account name: the accepted id. A failed check is not kept, so a
     /// transient STS failure is retried (the providers cache the id itself).
     checked: std::sync::Mutex<BTreeMap<String, Arc<OnceCell<String>>>>,
+    /// The configuration's external ids: an account read from the state
+    /// has its role's id only as a digest (`external_id`).
+    ids: ExternalIds,
 }
 
 impl CheckedCloud {
@@ -98,6 +105,7 @@ impl CheckedCloud {
                 .map(|(name, a)| (name.clone(), a.account_id.clone()))
                 .collect(),
             checked: Default::default(),
+            ids: ExternalIds::new(config),
         }
     }
 
@@ -110,7 +118,15 @@ impl CheckedCloud {
         }
     }
 
-    async fn verified(&self, account: &Account) -> CloudResult<String> {
+    /// `account` with its external id in clear, once its credentials were
+    /// found to reach the AWS account it is held to.
+    async fn verified<'a>(&self, account: &'a Account) -> CloudResult<Cow<'a, Account>> {
+        let account = self.ids.resolve(account)?;
+        self.check(&account).await?;
+        Ok(account)
+    }
+
+    async fn check(&self, account: &Account) -> CloudResult<String> {
         let cell = self
             .checked
             .lock()
@@ -132,47 +148,48 @@ impl CheckedCloud {
 #[async_trait]
 impl Cloud for CheckedCloud {
     async fn account_id(&self, account: &Account) -> CloudResult<String> {
-        self.verified(account).await
+        let account = self.ids.resolve(account)?;
+        self.check(&account).await
     }
 
     async fn ec2(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Ec2>> {
-        self.verified(account).await?;
-        self.inner.ec2(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.ec2(&account, region).await
     }
 
     async fn rds(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Rds>> {
-        self.verified(account).await?;
-        self.inner.rds(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.rds(&account, region).await
     }
 
     async fn network(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Network>> {
-        self.verified(account).await?;
-        self.inner.network(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.network(&account, region).await
     }
 
     async fn stacks(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Stacks>> {
-        self.verified(account).await?;
-        self.inner.stacks(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.stacks(&account, region).await
     }
 
     async fn objects(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Objects>> {
-        self.verified(account).await?;
-        self.inner.objects(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.objects(&account, region).await
     }
 
     async fn sns(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Sns>> {
-        self.verified(account).await?;
-        self.inner.sns(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.sns(&account, region).await
     }
 
     async fn kms(&self, account: &Account, region: &str) -> CloudResult<Arc<dyn Kms>> {
-        self.verified(account).await?;
-        self.inner.kms(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.kms(&account, region).await
     }
 
     async fn iam(&self, account: &Account) -> CloudResult<Arc<dyn super::iam::Iam>> {
-        self.verified(account).await?;
-        self.inner.iam(account).await
+        let account = self.verified(account).await?;
+        self.inner.iam(&account).await
     }
 
     async fn launch(
@@ -180,8 +197,8 @@ impl Cloud for CheckedCloud {
         account: &Account,
         region: &str,
     ) -> CloudResult<Arc<dyn super::restore::Launch>> {
-        self.verified(account).await?;
-        self.inner.launch(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.launch(&account, region).await
     }
 
     async fn databases(
@@ -189,8 +206,8 @@ impl Cloud for CheckedCloud {
         account: &Account,
         region: &str,
     ) -> CloudResult<Arc<dyn super::restore::Databases>> {
-        self.verified(account).await?;
-        self.inner.databases(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.databases(&account, region).await
     }
 
     async fn power(
@@ -198,7 +215,7 @@ impl Cloud for CheckedCloud {
         account: &Account,
         region: &str,
     ) -> CloudResult<Arc<dyn super::power::Power>> {
-        self.verified(account).await?;
-        self.inner.power(account, region).await
+        let account = self.verified(account).await?;
+        self.inner.power(&account, region).await
     }
 }

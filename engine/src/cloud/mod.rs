@@ -7,6 +7,7 @@
 
 pub mod calls;
 pub mod copy;
+pub mod external_id;
 pub mod iam;
 pub mod identity;
 pub mod network;

@@ -34,9 +34,12 @@ pub fn known_accounts(
     Ok(out)
 }
 
-/// SHA-256 of the typed configuration (sources positions excluded).
+/// SHA-256 of the typed configuration (sources positions excluded), as it
+/// is recorded: external ids sealed, so that the digest of a host's files
+/// and of the configuration an apply recorded are alike.
 pub fn config_digest(config: &Config) -> String {
-    let bytes = serde_json::to_vec(config).expect("configuration serialises");
+    let sealed = crate::cloud::external_id::sealed_config(config);
+    let bytes = serde_json::to_vec(&sealed).expect("configuration serialises");
     let d = Sha256::digest(&bytes);
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -280,7 +283,9 @@ impl Diff<'_> {
     /// The configured accounts.
     fn accounts(&mut self) {
         for (name, a) in &self.config.accounts {
-            self.upsert(Address::account(name), to_value(a), None, vec![]);
+            // The state keeps the role's external id only as a digest.
+            let a = crate::cloud::external_id::sealed_account(a);
+            self.upsert(Address::account(name), to_value(&a), None, vec![]);
         }
     }
 

@@ -26,23 +26,53 @@ fn line(c: &Change, style: Style) -> String {
     s
 }
 
-/// Pretty JSON with secrets-shaped fields masked. Nothing secret is in a
-/// plan, but an external id is better not pasted into PR comments.
-fn shown(v: &Value) -> String {
+/// Pretty JSON with secrets-shaped fields hidden, for a person: an
+/// external id (a digest by now) shows as "(set)"; `against` (the value
+/// before an update) marks one that differs from it "(set, changed)".
+fn shown(v: &Value, against: Option<&Value>) -> String {
     let mut v = v.clone();
-    mask(&mut v);
+    hide(&mut v, against);
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
-/// Masks secrets-shaped fields (`external_id`) in `v`, at any depth.
+fn hide(v: &mut Value, against: Option<&Value>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                let before = against.and_then(|a| a.get(k));
+                if k == "external_id" && !x.is_null() {
+                    let changed = against.is_some() && before != Some(&*x);
+                    let text = if changed { "(set, changed)" } else { "(set)" };
+                    *x = Value::String(text.into());
+                } else {
+                    hide(x, before);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter_mut().enumerate() {
+                hide(x, against.and_then(|b| b.get(i)));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Masks secrets-shaped fields (`external_id`) in `v`, at any depth, for
+/// what is written (JSON, saved plans, `state show`): an id in clear
+/// becomes "(set)". A digest (what the state and plans hold since ids are
+/// sealed) stays, so that a saved plan still tells a changed id.
 pub fn mask(v: &mut Value) {
     match v {
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                if k == "external_id" && !x.is_null() {
-                    *x = Value::String("(set)".into());
-                } else {
-                    mask(x);
+                match x {
+                    Value::String(id)
+                        if k == "external_id" && !crate::cloud::external_id::is_sealed(id) =>
+                    {
+                        *x = Value::String("(set)".into());
+                    }
+                    _ => mask(x),
                 }
             }
         }
@@ -53,7 +83,7 @@ pub fn mask(v: &mut Value) {
 
 /// The changed lines of an update, as a line diff of the two values.
 pub fn value_diff(before: &Value, after: &Value) -> Vec<String> {
-    let (b, a) = (shown(before), shown(after));
+    let (b, a) = (shown(before, None), shown(after, Some(before)));
     let diff = TextDiff::from_lines(&b, &a);
     let mut out = Vec::new();
     for op in diff.iter_all_changes() {
@@ -645,6 +675,30 @@ mod tests {
             vec![],
         );
         assert_eq!(json(&empty), whole(&empty));
+    }
+
+    #[test]
+    fn a_changed_external_id_shows_as_changed_and_never_as_its_digest() {
+        let role = |id: &str| json!({"assume_role": {"role_arn": "r", "external_id": id}});
+        let (b, a) = (role("hmac-sha256:aa"), role("hmac-sha256:bb"));
+        let lines = value_diff(&b, &a).join("\n");
+        assert!(
+            lines.contains("- ") && lines.contains("\"(set)\""),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("+ ") && lines.contains("(set, changed)"),
+            "{lines}"
+        );
+        assert!(!lines.contains("hmac-sha256"), "{lines}");
+        assert!(value_diff(&b, &b).is_empty());
+        // Written views keep the digest (a saved plan tells a change) and
+        // hide an id in clear.
+        let (mut sealed, mut clear) = (b.clone(), role("s3cret"));
+        mask(&mut sealed);
+        mask(&mut clear);
+        assert_eq!(sealed, b);
+        assert_eq!(clear["assume_role"]["external_id"], "(set)");
     }
 
     /// Marks a piece as `<Tone|text>`, so that a test sees where a style

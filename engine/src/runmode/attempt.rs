@@ -173,6 +173,7 @@ impl ScriptCall<'_> {
         let script = scripts::run(
             &program,
             &args,
+            &s.pass_env,
             &env,
             &self.ctx.config_dir,
             Duration::from_secs(s.timeout_secs),

@@ -95,37 +95,51 @@ pub fn resolve(config_dir: &Path, path: &str) -> PathBuf {
     std::path::absolute(&joined).unwrap_or(joined)
 }
 
-/// What a script that must not inherit Lifeboat's environment keeps of it:
-/// enough to find programs and format text, never AWS credentials or
-/// profiles (a drill's check runs beside production with what it is given).
+/// What a script keeps of Lifeboat's environment: enough to find programs
+/// and format text, never AWS credentials or profiles. A backup script
+/// runs on the runner's host with the rights of the runner's process, whose
+/// credentials may reach every account; a drill's check runs beside
+/// production with what it is given.
 const KEPT_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"];
 
-/// [`run`] with only [`KEPT_ENV`] of Lifeboat's environment, and `env`.
+/// [`KEPT_ENV`] and `pass` (a scripts block's `pass_env`) of Lifeboat's
+/// environment, then `env`.
+fn isolated_env(pass: &[String], env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = KEPT_ENV
+        .iter()
+        .copied()
+        .chain(pass.iter().map(String::as_str))
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
+    all.extend(env.iter().cloned());
+    all
+}
+
+/// A drill's check: [`KEPT_ENV`] and `env` only; both streams kept.
 pub async fn run_isolated(
     program: &Path,
     env: &[(String, String)],
     cwd: &Path,
     timeout: Duration,
 ) -> Outcome {
-    let mut all: Vec<(String, String)> = KEPT_ENV
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-        .collect();
-    all.extend(env.iter().cloned());
+    let all = isolated_env(&[], env);
     spawn_and_wait(program, &[], &all, cwd, timeout, true, true).await
 }
 
-/// Runs `program` with `args` and extra `env`, killing its process group
-/// after `timeout`.
+/// A backup's script: `program` with `args`, [`KEPT_ENV`], the variables
+/// `pass` names and `env` (the documented `LIFEBOAT_` ones), killing its
+/// process group after `timeout`. Standard output is discarded.
 pub async fn run(
     program: &Path,
     args: &[String],
+    pass: &[String],
     env: &[(String, String)],
     cwd: &Path,
     timeout: Duration,
     collect_output: bool,
 ) -> Outcome {
-    spawn_and_wait(program, args, env, cwd, timeout, collect_output, false).await
+    let all = isolated_env(pass, env);
+    spawn_and_wait(program, args, &all, cwd, timeout, collect_output, false).await
 }
 
 async fn spawn_and_wait(
@@ -135,16 +149,12 @@ async fn spawn_and_wait(
     cwd: &Path,
     timeout: Duration,
     collect_output: bool,
-    clear_env: bool,
+    // A drill's check: what it prints on either stream is its report.
+    with_stdout: bool,
 ) -> Outcome {
-    // The isolated script is a drill's check: what it prints on either
-    // stream is its report.
-    let with_stdout = clear_env;
     let mut cmd = tokio::process::Command::new(program);
-    if clear_env {
-        cmd.env_clear();
-    }
-    cmd.args(args)
+    cmd.env_clear()
+        .args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(cwd)
         .stdin(Stdio::null())
@@ -271,6 +281,7 @@ mod tests {
         let out = run(
             &p,
             &["web".into(), "b1".into()],
+            &[],
             &[("LIFEBOAT_POLICY".into(), "web".into())],
             dir.path(),
             Duration::from_secs(5),
@@ -286,15 +297,16 @@ mod tests {
     async fn a_failing_script_fails_and_output_is_not_kept_unless_collected() {
         let dir = tempfile::tempdir().unwrap();
         let p = script(dir.path(), "bad.sh", "echo oops >&2; exit 3");
-        let out = run(&p, &[], &[], dir.path(), Duration::from_secs(5), true).await;
+        let out = run(&p, &[], &[], &[], dir.path(), Duration::from_secs(5), true).await;
         assert!(!out.ok);
         assert_eq!(out.exit_code, Some(3));
         assert_eq!(out.stderr, "oops\n");
-        let out = run(&p, &[], &[], dir.path(), Duration::from_secs(5), false).await;
+        let out = run(&p, &[], &[], &[], dir.path(), Duration::from_secs(5), false).await;
         assert!(!out.ok);
         assert_eq!(out.stderr, "");
         let missing = run(
             &dir.path().join("nope.sh"),
+            &[],
             &[],
             &[],
             dir.path(),
@@ -318,7 +330,16 @@ mod tests {
             ),
         );
         let started = std::time::Instant::now();
-        let out = run(&p, &[], &[], dir.path(), Duration::from_millis(300), true).await;
+        let out = run(
+            &p,
+            &[],
+            &[],
+            &[],
+            dir.path(),
+            Duration::from_millis(300),
+            true,
+        )
+        .await;
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(!out.ok);
         assert!(out.detail.contains("timed out"), "{}", out.detail);
@@ -337,7 +358,7 @@ mod tests {
             "loud.sh",
             "i=0; while [ $i -lt 3000 ]; do echo 0123456789012345678901234567890123456789 >&2; i=$((i+1)); done; echo 'error: the database refused the login' >&2; exit 2",
         );
-        let out = run(&p, &[], &[], dir.path(), Duration::from_secs(10), true).await;
+        let out = run(&p, &[], &[], &[], dir.path(), Duration::from_secs(10), true).await;
         assert!(!out.ok);
         let total = 3000 * 41 + "error: the database refused the login\n".len();
         let first = out.stderr.lines().next().unwrap();

@@ -359,7 +359,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE dr_copies ADD COLUMN lock_mode TEXT;
      ALTER TABLE dr_copies ADD COLUMN lock_until TEXT;
      ALTER TABLE dr_copies ADD COLUMN lock_problem TEXT NOT NULL DEFAULT '';",
+    // version 21: external ids are kept only as keyed digests; the rows
+    // an older Lifeboat wrote in clear are sealed in Rust after this
+    // (`applied::seal_external_ids`), in the same transaction
+    "UPDATE meta SET value = value WHERE 0;",
 ];
+
+/// The first schema version that keeps no external id in clear.
+const SEALED_SINCE: usize = 21;
 
 impl Store {
     /// Opens the state file, creating it (and its directory) with a fresh
@@ -388,6 +395,11 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(sq)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sq)?;
+        // What a write replaces or deletes is zeroed, not left in the
+        // page's free space: an external id sealed by the migration, a
+        // record removed, cannot be read back out of the file.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(sq)?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -437,6 +449,9 @@ impl Store {
             tx.execute_batch(sql).map_err(sq)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)
                 .map_err(sq)?;
+        }
+        if done > 0 && done < SEALED_SINCE {
+            super::applied::seal_external_ids(&tx).map_err(sq)?;
         }
         if version == 0 {
             tx.execute(

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use hcl_edit::structure::{Block, Body};
 
 use super::{only_block, start, Decoder, Scope, Value};
-use crate::config::{Account, AccountKind, AssumeRole, ManageRole, ResourceKind, Secured, TagScan};
+use crate::config::{
+    Account, AccountKind, AssumeRole, ManageRole, ResourceKind, Secured, TagScan,
+    SEALED_EXTERNAL_ID,
+};
 use crate::source::Source;
 use crate::validate;
 
@@ -532,7 +535,33 @@ fn assume_role_block(d: &mut Decoder, scope: &Scope<'_>, b: &Block) -> Option<As
             None
         }
     });
-    let external_id = d.text(&role, "external_id", false);
+    // The id is never repeated in a message: diagnostics reach CI logs.
+    let external_id = d.string(&role, "external_id", false).and_then(|(id, at)| {
+        let problem = if id.starts_with(SEALED_EXTERNAL_ID) {
+            Some("is a digest Lifeboat keeps in its state in place of an id; give the id itself")
+        } else if !(2..=1224).contains(&id.chars().count()) {
+            Some("must be 2 to 1224 characters long, as AWS takes it")
+        } else if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
+        {
+            Some("may hold only letters, digits and any of \"_+=,.@:/-\", as AWS takes it")
+        } else {
+            None
+        };
+        match problem {
+            Some(why) => {
+                d.error(
+                    src,
+                    at,
+                    "Invalid external id",
+                    format!("\"external_id\" in {} {why}", role.what),
+                );
+                None
+            }
+            None => Some(id),
+        }
+    });
     let session_name = d.string(&role, "session_name", false).and_then(|(s, at)| {
         if validate::is_session_name(&s) {
             Some(s)

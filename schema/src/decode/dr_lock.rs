@@ -60,11 +60,45 @@ pub(super) fn decode_lock(d: &mut Decoder, s: &Scope<'_>) -> Option<DrLock> {
         );
         return None;
     }
-    Some(DrLock {
+    let lock = DrLock {
         mode: mode?,
         days: days?,
         cool_off_hours: cool_off?.filter(|h| *h > 0),
-    })
+    };
+    warn_irreversible(d, &l, start(&first.ident), &lock);
+    Some(lock)
+}
+
+/// Past this many days a lock is worth a second look in review: every copy
+/// is kept, and paid for, at least that long.
+const LONG_LOCK_DAYS: u32 = 365;
+
+/// A compliance lock binds everyone, AWS support and the account's root
+/// included, from its first hour unless a cooling-off period leaves time
+/// to undo a mistake; a long one keeps every copy for years. Neither is
+/// wrong, both are worth saying where they are written.
+fn warn_irreversible(d: &mut Decoder, l: &Scope<'_>, at: usize, lock: &DrLock) {
+    if lock.mode == LockMode::Compliance && lock.cool_off_hours.is_none() {
+        d.warning(
+            l.src,
+            at,
+            "Irreversible lock",
+            format!(
+                "{}: a compliance lock cannot be removed or shortened by anyone, the account's root user included, and each copy stays (and is billed) for {} days; \"cool_off\" (up to 72h) leaves a window in which a mistaken lock can still be undone",
+                l.what, lock.days
+            ),
+        );
+    } else if lock.days > LONG_LOCK_DAYS {
+        d.warning(
+            l.src,
+            at,
+            "Long lock",
+            format!(
+                "{}: every DR copy is kept, and billed, for at least {} days, whatever the policy's generations say",
+                l.what, lock.days
+            ),
+        );
+    }
 }
 
 /// `duration`: whole days (`"30d"`, `"4w"`, `"720h"`), 1 to 36,500 of them.

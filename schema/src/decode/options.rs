@@ -7,7 +7,7 @@ use hcl_edit::structure::{Block, Body};
 
 use super::{account_reference, only_block, start, DeclaredAccount, Decoder, Scope};
 use crate::config::{
-    Notifications, PolicyOptions, Retries, ScheduledReports, Scripts, SuccessRule,
+    Notifications, PolicyOptions, Retries, ScheduledReports, Scripts, SuccessRule, PASSABLE_AWS_ENV,
 };
 use crate::duration::{parse_duration, DurationError, DURATION_UNITS, MAX_DURATION_DAYS};
 use crate::source::Source;
@@ -129,7 +129,14 @@ pub(super) fn decode_policy_options(d: &mut Decoder, scope: &Scope<'_>) -> Polic
                 &b.body,
                 what,
                 start(&b.ident),
-                &["before", "after", "complete", "timeout", "collect_output"],
+                &[
+                    "before",
+                    "after",
+                    "complete",
+                    "timeout",
+                    "collect_output",
+                    "pass_env",
+                ],
                 &[],
             );
             let scripts = Scripts {
@@ -138,6 +145,7 @@ pub(super) fn decode_policy_options(d: &mut Decoder, scope: &Scope<'_>) -> Polic
                 complete: d.text(&s, "complete", false),
                 timeout_secs: d.duration(&s, "timeout", false).unwrap_or(30),
                 collect_output: d.bool(&s, "collect_output").unwrap_or(true),
+                pass_env: pass_env(d, &s),
             };
             if scripts.before.is_none() && scripts.after.is_none() && scripts.complete.is_none() {
                 d.warning(
@@ -154,6 +162,34 @@ pub(super) fn decode_policy_options(d: &mut Decoder, scope: &Scope<'_>) -> Polic
         }
     }
     o
+}
+
+/// `pass_env = [..]` of a scripts block: variable names, none that
+/// Lifeboat sets itself (`LIFEBOAT_`) and no AWS credential.
+fn pass_env(d: &mut Decoder, s: &Scope<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, at) in d.string_list(s, "pass_env", false).unwrap_or_default() {
+        let mut chars = name.chars();
+        let well_formed = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let why = if !well_formed {
+            format!("{name:?} is not an environment variable's name")
+        } else if name.starts_with("LIFEBOAT_") {
+            format!("{name:?}: the LIFEBOAT_ variables a script gets are Lifeboat's to set")
+        } else if name.starts_with("AWS_") && !PASSABLE_AWS_ENV.contains(&name.as_str()) {
+            format!(
+                "{name:?} is not passed to a script: a script never gets the runner's AWS credentials (it may get {}; give it a profile of its own)",
+                PASSABLE_AWS_ENV.join(", ")
+            )
+        } else {
+            out.push(name);
+            continue;
+        };
+        d.error(s.src, at, "Invalid value", format!("{why}, in {}", s.what));
+    }
+    out
 }
 
 /// The one `notifications` block of a configuration, if any.

@@ -1,0 +1,246 @@
+//! An assumed role's external id is written nowhere by Lifeboat: the
+//! state (an account's record, the configuration an apply recorded), plan
+//! files and every view keep a keyed digest of it instead, which is enough
+//! to tell a changed id from the same one. The id itself lives only in the
+//! configuration files, and is put back into an account just before its
+//! credentials are made ([`ExternalIds::resolve`], called by
+//! [`super::identity::CheckedCloud`] for every client it hands out).
+//!
+//! The digest is HMAC-SHA256 keyed with the role's ARN: the same id under
+//! two roles gives unrelated digests, so a table of digests computed for
+//! one role serves no other. It does not make a short id safe: whoever
+//! reads the state can test guesses against it (docs/security.md).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, KeyInit, Mac};
+use lifeboat_schema::{Account, AssumeRole, Config, SEALED_EXTERNAL_ID};
+use serde_json::Value;
+use sha2::Sha256;
+
+use super::{CloudError, CloudResult, ErrorKind};
+
+/// Whether `id` is a digest this module made rather than an id.
+pub fn is_sealed(id: &str) -> bool {
+    id.starts_with(SEALED_EXTERNAL_ID)
+}
+
+/// The digest kept in place of `id`, the external id of `role_arn`.
+pub fn seal(role_arn: &str, id: &str) -> String {
+    if is_sealed(id) {
+        return id.to_string();
+    }
+    let key = format!("lifeboat external id of {role_arn}");
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    mac.update(id.as_bytes());
+    let bytes = mac.finalize().into_bytes();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{SEALED_EXTERNAL_ID}{hex}")
+}
+
+fn sealed_role(role: &AssumeRole) -> AssumeRole {
+    AssumeRole {
+        external_id: role
+            .external_id
+            .as_deref()
+            .map(|id| seal(&role.role_arn, id)),
+        ..role.clone()
+    }
+}
+
+/// `account` as it is written: its external id sealed.
+pub fn sealed_account(account: &Account) -> Account {
+    Account {
+        assume_role: account.assume_role.as_ref().map(sealed_role),
+        ..account.clone()
+    }
+}
+
+/// `config` as it is written and digested: every external id sealed.
+pub fn sealed_config(config: &Config) -> Config {
+    let mut out = config.clone();
+    for account in out.accounts.values_mut() {
+        *account = sealed_account(account);
+    }
+    out
+}
+
+/// Seals, in a JSON value written by an older Lifeboat, every
+/// `assume_role { role_arn external_id }` found at any depth. Returns
+/// whether anything changed.
+pub fn seal_json(v: &mut Value) -> bool {
+    match v {
+        Value::Object(m) => {
+            let mut changed = false;
+            if let (Some(Value::String(arn)), Some(Value::String(id))) =
+                (m.get("role_arn"), m.get("external_id"))
+            {
+                if !is_sealed(id) {
+                    let sealed = seal(arn, id);
+                    m.insert("external_id".into(), Value::String(sealed));
+                    changed = true;
+                }
+            }
+            for x in m.values_mut() {
+                changed |= seal_json(x);
+            }
+            changed
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |c, x| seal_json(x) | c),
+        _ => false,
+    }
+}
+
+/// The external ids of this host's configuration, by account name: what
+/// turns a sealed account back into one whose role can be assumed.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalIds {
+    /// Account name -> (role ARN, id), for accounts whose role has an id.
+    ids: BTreeMap<String, (String, String)>,
+}
+
+impl ExternalIds {
+    pub fn new(config: &Config) -> ExternalIds {
+        let ids = config
+            .accounts
+            .iter()
+            .filter_map(|(name, a)| {
+                let role = a.assume_role.as_ref()?;
+                let id = role.external_id.as_ref().filter(|id| !is_sealed(id))?;
+                Some((name.clone(), (role.role_arn.clone(), id.clone())))
+            })
+            .collect();
+        ExternalIds { ids }
+    }
+
+    /// `account` with its role's external id in clear: as it is when it
+    /// came from the configuration; taken from the configuration when it
+    /// came from the state (sealed), if the configuration's id for the same
+    /// role matches the digest. Otherwise an error naming the account and
+    /// the role: sending the digest to STS would only be refused.
+    pub fn resolve<'a>(&self, account: &'a Account) -> CloudResult<Cow<'a, Account>> {
+        let Some(role) = &account.assume_role else {
+            return Ok(Cow::Borrowed(account));
+        };
+        let Some(sealed) = role.external_id.as_deref().filter(|id| is_sealed(id)) else {
+            return Ok(Cow::Borrowed(account));
+        };
+        // By name first; an account renamed in the files keeps its role.
+        let clear = self
+            .ids
+            .get(&account.name)
+            .into_iter()
+            .chain(self.ids.values())
+            .find(|(arn, id)| *arn == role.role_arn && seal(arn, id) == sealed);
+        match clear {
+            Some((_, id)) => {
+                let mut resolved = account.clone();
+                if let Some(r) = resolved.assume_role.as_mut() {
+                    r.external_id = Some(id.clone());
+                }
+                Ok(Cow::Owned(resolved))
+            }
+            None => Err(CloudError {
+                kind: ErrorKind::Other,
+                account: account.name.clone(),
+                region: account.regions.first().cloned().unwrap_or_default(),
+                action: "sts:AssumeRole".into(),
+                resource: Some(role.role_arn.clone()),
+                code: None,
+                message: format!(
+                    "the state keeps the external id of role {} only as a digest, and this host's configuration gives no external id for that role that matches it (a changed id not applied yet, or an account missing from these files); declare account {:?} with its assume_role external_id here",
+                    role.role_arn, account.name
+                ),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn account(name: &str, arn: &str, id: Option<&str>) -> Account {
+        serde_json::from_value(json!({
+            "name": name, "kind": "backup", "regions": ["us-east-1"], "profile": null,
+            "assume_role": {"role_arn": arn, "external_id": id, "session_name": null},
+            "allow_delete": true,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_digest_tells_ids_and_roles_apart_and_is_made_once() {
+        let a = seal("arn:aws:iam::1:role/a", "ext-7f3a9c");
+        assert!(is_sealed(&a), "{a}");
+        assert_eq!(a.len(), SEALED_EXTERNAL_ID.len() + 64);
+        assert!(!a.contains("ext-7f3a9c"));
+        assert_eq!(a, seal("arn:aws:iam::1:role/a", "ext-7f3a9c"));
+        assert_ne!(a, seal("arn:aws:iam::1:role/b", "ext-7f3a9c"));
+        assert_ne!(a, seal("arn:aws:iam::1:role/a", "ext-7f3a9d"));
+        // Sealing a digest again leaves it as it is.
+        assert_eq!(seal("arn:aws:iam::1:role/a", &a), a);
+    }
+
+    #[test]
+    fn the_digest_is_hmac_sha256_keyed_with_the_role() {
+        // RFC 4231 test case 2 ("Jefe" / "what do ya want for nothing?"),
+        // through the same construction with the key given directly.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn a_sealed_account_is_resolved_from_the_configuration_that_matches_it() {
+        let clear = account("prod", "arn:aws:iam::1:role/lb", Some("ext-7f3a9c"));
+        let sealed = sealed_account(&clear);
+        assert_ne!(sealed, clear);
+        let mut config = Config::default();
+        config.accounts.insert("prod".into(), clear.clone());
+        let ids = ExternalIds::new(&config);
+        assert_eq!(*ids.resolve(&sealed).unwrap(), clear);
+        // An account from the configuration passes as it is.
+        assert!(matches!(ids.resolve(&clear).unwrap(), Cow::Borrowed(_)));
+
+        // Another id in the files (changed, not applied): refused, named.
+        let mut other = Config::default();
+        other.accounts.insert(
+            "prod".into(),
+            account("prod", "arn:aws:iam::1:role/lb", Some("new-id")),
+        );
+        let e = ExternalIds::new(&other).resolve(&sealed).unwrap_err();
+        assert_eq!(e.account, "prod");
+        assert_eq!(e.action, "sts:AssumeRole");
+        assert!(e.message.contains("only as a digest"), "{e}");
+        assert!(!e.message.contains("new-id") && !e.message.contains("ext-7f3a9c"));
+        // No such account in these files at all.
+        assert!(ExternalIds::default().resolve(&sealed).is_err());
+    }
+
+    #[test]
+    fn json_of_an_older_lifeboat_is_sealed_at_any_depth() {
+        let mut v = json!({"accounts": {"prod": {"assume_role":
+            {"role_arn": "arn:aws:iam::1:role/lb", "external_id": "ext-7f3a9c"}}},
+            "other": [{"assume_role": {"role_arn": "r", "external_id": null}}]});
+        assert!(seal_json(&mut v));
+        let text = v.to_string();
+        assert!(!text.contains("ext-7f3a9c"), "{text}");
+        assert_eq!(
+            v["accounts"]["prod"]["assume_role"]["external_id"],
+            seal("arn:aws:iam::1:role/lb", "ext-7f3a9c")
+        );
+        assert!(!seal_json(&mut v), "sealed once");
+    }
+}
