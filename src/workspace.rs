@@ -156,7 +156,34 @@ pub async fn counted_cloud(ws: &Workspace) -> Result<(Arc<dyn Cloud>, Arc<CallCo
     let calls = aws.calls();
     let aws: Arc<dyn Cloud> = Arc::new(aws);
     let store = Arc::new(std::sync::Mutex::new(ws.store()?));
-    Ok((Arc::new(CheckedCloud::new(aws, store, &ws.config)), calls))
+    let dir = ws.dir.clone();
+    let checked =
+        CheckedCloud::new(aws, store, &ws.config).with_id_source(Arc::new(move || more_ids(&dir)));
+    Ok((Arc::new(checked), calls))
+}
+
+/// External ids beyond the ones the command loaded, asked for when an
+/// account from the state matches none of them: the configuration files as
+/// they are now (a runner follows applies made after it started), and the
+/// `LIFEBOAT_EXTERNAL_ID_*` variables (an account gone from the files
+/// whose backups are still in the catalog). Only ever compared with a
+/// digest, never printed.
+fn more_ids(dir: &Path) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = match lifeboat_schema::load_dir(dir) {
+        Ok(loaded) => loaded
+            .config
+            .accounts
+            .into_iter()
+            .filter_map(|(name, a)| Some((name, a.assume_role?.external_id?)))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    out.extend(
+        std::env::vars()
+            .filter(|(k, _)| k.starts_with(lifeboat_engine::cloud::external_id::ENV_PREFIX))
+            .map(|(_, id)| (String::new(), id)),
+    );
+    out
 }
 
 /// Holds the state lock for the duration of `f` (renewed by the engine

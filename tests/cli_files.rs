@@ -161,27 +161,28 @@ fn a_state_file_that_is_a_symlink_is_opened_only_with_follow_symlinks() {
     let real = dir.join("elsewhere.db");
     std::os::unix::fs::symlink(&real, dir.join(".lifeboat/state.db")).unwrap();
 
-    let run = ws.run(&["drills"]).code(1);
+    let run = ws.run(&["state", "init"]).code(1);
     run.stderr_has("state.db is a symbolic link (to ");
     run.stderr_has("pass --follow-symlinks");
     assert!(!real.exists(), "nothing made at the link's target");
 
-    ws.run_umask("000", &["--follow-symlinks", "drills"]).ok();
+    ws.run_umask("000", &["--follow-symlinks", "state", "init"])
+        .ok();
     assert_eq!(mode(&real), 0o600, "the target made private");
     assert!(std::fs::symlink_metadata(dir.join(".lifeboat/state.db"))
         .unwrap()
         .file_type()
         .is_symlink());
-    ws.run(&["--follow-symlinks", "drills"]).ok();
+    ws.run(&["--follow-symlinks", "state", "init"]).ok();
 }
 
 #[test]
 fn a_state_file_shared_on_purpose_keeps_its_mode() {
     let ws = Workspace::offline();
     ws.write("main.lb.hcl", OFFLINE);
-    ws.run(&["drills"]).ok();
+    ws.run(&["state", "init"]).ok();
     let state = ws.path().join(".lifeboat/state.db");
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o660)).unwrap();
-    ws.run_umask("077", &["drills"]).ok();
+    ws.run_umask("077", &["state", "init"]).ok();
     assert_eq!(mode(&state), 0o660);
 }

@@ -439,6 +439,14 @@ fn an_external_id_is_written_only_as_a_digest_and_taken_from_the_files_to_act() 
         refused.code != 0 && refused.all().contains("only as a digest"),
         "{refused}"
     );
+    // Given by the environment (an account the files no longer declare,
+    // a host without the files' id), the id is matched to the digest.
+    env.ws
+        .run_env(
+            &[("LIFEBOAT_EXTERNAL_ID_MAIN", EXTERNAL_ID)],
+            &["--now", &at(3), "backup", "web"],
+        )
+        .ok();
     env.apply();
-    env.backup("web", &at(3));
+    env.backup("web", &at(4));
 }

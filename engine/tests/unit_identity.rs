@@ -175,3 +175,108 @@ async fn a_pin_to_another_account_refuses_and_records_nothing() {
     );
     assert_eq!(fake.world.lock().unwrap().calls_of("DescribeInstances"), 0);
 }
+
+/// Records the external id of every account the identity check hands on:
+/// the emulator's STS takes any id, so this is where it shows that the id
+/// itself, never its digest, reaches the provider.
+struct Recorder {
+    inner: FakeCloud,
+    seen: Mutex<Vec<Option<String>>>,
+}
+
+impl Recorder {
+    fn saw(&self, account: &lifeboat_schema::Account) {
+        let id = account
+            .assume_role
+            .as_ref()
+            .and_then(|r| r.external_id.clone());
+        self.seen.lock().unwrap().push(id);
+    }
+}
+
+#[async_trait::async_trait]
+impl Cloud for Recorder {
+    async fn account_id(
+        &self,
+        account: &lifeboat_schema::Account,
+    ) -> lifeboat_engine::cloud::CloudResult<String> {
+        self.saw(account);
+        self.inner.account_id(account).await
+    }
+
+    async fn ec2(
+        &self,
+        account: &lifeboat_schema::Account,
+        region: &str,
+    ) -> lifeboat_engine::cloud::CloudResult<Arc<dyn lifeboat_engine::cloud::Ec2>> {
+        self.saw(account);
+        self.inner.ec2(account, region).await
+    }
+}
+
+const WITH_ROLE: &str = r#"
+account "main" {
+  regions = ["us-east-1"]
+  assume_role {
+    role_arn    = "arn:aws:iam::111111111111:role/lifeboat"
+    external_id = "ext-id-7f3a9c-clear"
+  }
+}
+
+policy "web" {
+  account     = account.main
+  generations = 2
+
+  instance "i-0000000a" {
+    region = "us-east-1"
+  }
+}
+"#;
+
+#[tokio::test]
+async fn the_provider_gets_the_id_itself_for_an_account_the_state_keeps_sealed() {
+    let (fake, store, _dir) = setup();
+    let files = config(WITH_ROLE);
+    let recorder = Arc::new(Recorder {
+        inner: fake.clone(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let cloud: Arc<dyn Cloud> =
+        Arc::new(CheckedCloud::new(recorder.clone(), store.clone(), &files));
+    apply(cloud.clone(), &store, &files).await;
+    let recorded = store.lock().unwrap().load().unwrap().accounts().unwrap();
+    let sealed = recorded["main"].assume_role.as_ref().unwrap();
+    assert!(sealed
+        .external_id
+        .as_deref()
+        .unwrap()
+        .starts_with("hmac-sha256:"));
+    recorder.seen.lock().unwrap().clear();
+
+    // A backup acts through the account the state recorded (sealed).
+    backup::run(cloud, store.clone(), "web", at(10), WAIT)
+        .await
+        .unwrap();
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|id| id.as_deref() == Some("ext-id-7f3a9c-clear")),
+        "{seen:?}"
+    );
+
+    // Files with another id (not applied): nothing reaches the provider.
+    recorder.seen.lock().unwrap().clear();
+    let other = config(&WITH_ROLE.replace("ext-id-7f3a9c-clear", "another-id-2b7e"));
+    let cloud: Arc<dyn Cloud> =
+        Arc::new(CheckedCloud::new(recorder.clone(), store.clone(), &other));
+    match backup::run(cloud, store.clone(), "web", at(11), WAIT).await {
+        Err(BackupError::Cloud(e)) => {
+            assert_eq!(e.action, "sts:AssumeRole");
+            assert!(e.message.contains("only as a digest"), "{e}");
+        }
+        Err(e) => panic!("expected the id refused, got {e}"),
+        Ok(_) => panic!("expected the id refused, the backup ran"),
+    }
+    assert!(recorder.seen.lock().unwrap().is_empty());
+}

@@ -198,8 +198,22 @@ mod tests {
     async fn every_put_names_the_bucket_owner_it_expects() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        // Never waits for ever: a client that does not come fails the test.
+        listener.set_nonblocking(true).unwrap();
         let seen = std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let mut conn = loop {
+                match listener.accept() {
+                    Ok((conn, _)) => break conn,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("no request came: {e}"),
+                }
+            };
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                .unwrap();
             let mut head = Vec::new();
             let mut chunk = [0u8; 4096];
             while !head.windows(4).any(|w| w == b"\r\n\r\n") {

@@ -912,9 +912,15 @@ pub struct Scripts {
 }
 
 /// AWS variables a script may be passed (`scripts { pass_env }`): which
-/// profile and region to use, none of them a credential. Any other `AWS_`
-/// variable is refused.
-pub const PASSABLE_AWS_ENV: &[&str] = &["AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"];
+/// profile, files and region to use, none of them a credential. Any other
+/// `AWS_` variable is refused.
+pub const PASSABLE_AWS_ENV: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+];
 
 /// `notifications { sns_topic  account  region  daily_summary }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@
 //! reads the state can test guesses against it (docs/security.md).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, KeyInit, Mac};
 use lifeboat_schema::{Account, AssumeRole, Config, SEALED_EXTERNAL_ID};
@@ -92,33 +92,63 @@ pub fn seal_json(v: &mut Value) -> bool {
     }
 }
 
-/// The external ids of this host's configuration, by account name: what
-/// turns a sealed account back into one whose role can be assumed.
-#[derive(Debug, Clone, Default)]
+/// Where more ids may be found when a sealed account matches none known:
+/// the binary reads its configuration files again (an apply may have added
+/// an account since the runner started) and the environment
+/// (`LIFEBOAT_EXTERNAL_ID_<ACCOUNT>`, for an account no longer in the files
+/// whose backups are still being cleaned up). Pairs of account name (empty
+/// when not known) and id.
+pub type IdSource = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
+/// The external ids this host knows, by account name: what turns a sealed
+/// account back into one whose role can be assumed.
+#[derive(Default)]
 pub struct ExternalIds {
-    /// Account name -> (role ARN, id), for accounts whose role has an id.
-    ids: BTreeMap<String, (String, String)>,
+    /// (account name, id), the configuration's first.
+    known: Mutex<Vec<(String, String)>>,
+    more: Option<IdSource>,
 }
 
 impl ExternalIds {
     pub fn new(config: &Config) -> ExternalIds {
-        let ids = config
+        let known = config
             .accounts
             .iter()
             .filter_map(|(name, a)| {
-                let role = a.assume_role.as_ref()?;
-                let id = role.external_id.as_ref().filter(|id| !is_sealed(id))?;
-                Some((name.clone(), (role.role_arn.clone(), id.clone())))
+                let id = a.assume_role.as_ref()?.external_id.as_ref()?;
+                (!is_sealed(id)).then(|| (name.clone(), id.clone()))
             })
             .collect();
-        ExternalIds { ids }
+        ExternalIds {
+            known: Mutex::new(known),
+            more: None,
+        }
+    }
+
+    /// Also looks in `more` when no known id matches.
+    pub fn with_source(mut self, more: IdSource) -> ExternalIds {
+        self.more = Some(more);
+        self
+    }
+
+    /// The known id whose digest under `role_arn` is `sealed`: the
+    /// account's own first (by name), then any (an account renamed).
+    fn find(&self, name: &str, role_arn: &str, sealed: &str) -> Option<String> {
+        let known = self.known.lock().expect("external ids");
+        let mut ordered: Vec<&(String, String)> = known.iter().filter(|(n, _)| n == name).collect();
+        ordered.extend(known.iter().filter(|(n, _)| n != name));
+        ordered
+            .into_iter()
+            .find(|(_, id)| seal(role_arn, id) == sealed)
+            .map(|(_, id)| id.clone())
     }
 
     /// `account` with its role's external id in clear: as it is when it
-    /// came from the configuration; taken from the configuration when it
-    /// came from the state (sealed), if the configuration's id for the same
-    /// role matches the digest. Otherwise an error naming the account and
-    /// the role: sending the digest to STS would only be refused.
+    /// came from the configuration; when it came from the state (sealed),
+    /// with the id whose digest under the same role matches, from the
+    /// configuration or, failing that, from the source. Otherwise an error
+    /// naming the account and the role: sending the digest to STS would
+    /// only be refused.
     pub fn resolve<'a>(&self, account: &'a Account) -> CloudResult<Cow<'a, Account>> {
         let Some(role) = &account.assume_role else {
             return Ok(Cow::Borrowed(account));
@@ -126,18 +156,19 @@ impl ExternalIds {
         let Some(sealed) = role.external_id.as_deref().filter(|id| is_sealed(id)) else {
             return Ok(Cow::Borrowed(account));
         };
-        // By name first; an account renamed in the files keeps its role.
-        let clear = self
-            .ids
-            .get(&account.name)
-            .into_iter()
-            .chain(self.ids.values())
-            .find(|(arn, id)| *arn == role.role_arn && seal(arn, id) == sealed);
+        let mut clear = self.find(&account.name, &role.role_arn, sealed);
+        if clear.is_none() {
+            if let Some(more) = &self.more {
+                let found = more();
+                self.known.lock().expect("external ids").extend(found);
+                clear = self.find(&account.name, &role.role_arn, sealed);
+            }
+        }
         match clear {
-            Some((_, id)) => {
+            Some(id) => {
                 let mut resolved = account.clone();
                 if let Some(r) = resolved.assume_role.as_mut() {
-                    r.external_id = Some(id.clone());
+                    r.external_id = Some(id);
                 }
                 Ok(Cow::Owned(resolved))
             }
@@ -149,13 +180,35 @@ impl ExternalIds {
                 resource: Some(role.role_arn.clone()),
                 code: None,
                 message: format!(
-                    "the state keeps the external id of role {} only as a digest, and this host's configuration gives no external id for that role that matches it (a changed id not applied yet, or an account missing from these files); declare account {:?} with its assume_role external_id here",
-                    role.role_arn, account.name
+                    "the state keeps the external id of role {} only as a digest, and this host knows no external id for that role that matches it (a changed id not applied yet, or an account missing from these files); declare account {:?} with its assume_role external_id here, or set {}",
+                    role.role_arn,
+                    account.name,
+                    env_name(&account.name)
                 ),
             }),
         }
     }
 }
+
+/// The environment variable that may give `account`'s external id:
+/// `LIFEBOAT_EXTERNAL_ID_` and the name in capitals, any character but a
+/// letter or digit as `_`.
+pub fn env_name(account: &str) -> String {
+    let name: String = account
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{ENV_PREFIX}{name}")
+}
+
+/// What starts the variables [`env_name`] makes.
+pub const ENV_PREFIX: &str = "LIFEBOAT_EXTERNAL_ID_";
 
 #[cfg(test)]
 mod tests {
@@ -226,7 +279,20 @@ mod tests {
         assert!(e.message.contains("only as a digest"), "{e}");
         assert!(!e.message.contains("new-id") && !e.message.contains("ext-7f3a9c"));
         // No such account in these files at all.
-        assert!(ExternalIds::default().resolve(&sealed).is_err());
+        let e = ExternalIds::default().resolve(&sealed).unwrap_err();
+        assert!(e.message.contains("LIFEBOAT_EXTERNAL_ID_PROD"), "{e}");
+        // Found by the source (the files read again, the environment),
+        // asked only on a miss.
+        let asked = Arc::new(Mutex::new(0));
+        let counted = asked.clone();
+        let ids = ExternalIds::new(&other).with_source(Arc::new(move || {
+            *counted.lock().unwrap() += 1;
+            vec![(String::new(), "ext-7f3a9c".to_string())]
+        }));
+        assert_eq!(*ids.resolve(&sealed).unwrap(), clear);
+        assert_eq!(*ids.resolve(&sealed).unwrap(), clear);
+        assert_eq!(*asked.lock().unwrap(), 1, "kept once found");
+        assert_eq!(env_name("old-prod.eu"), "LIFEBOAT_EXTERNAL_ID_OLD_PROD_EU");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use chrono::Utc;
 use lifeboat_schema::{Account, Config};
 use tokio::sync::OnceCell;
 
-use super::external_id::ExternalIds;
+use super::external_id::{ExternalIds, IdSource};
 use super::{
     Cloud, CloudError, CloudResult, Ec2, ErrorKind, Kms, Network, Objects, Rds, Sns, Stacks,
 };
@@ -107,6 +107,13 @@ impl CheckedCloud {
             checked: Default::default(),
             ids: ExternalIds::new(config),
         }
+    }
+
+    /// Also looks for external ids in `source` when an account from the
+    /// state matches none of the configuration's (`external_id`).
+    pub fn with_id_source(mut self, source: IdSource) -> CheckedCloud {
+        self.ids = std::mem::take(&mut self.ids).with_source(source);
+        self
     }
 
     /// The pin of `account`: the configuration's, or for an account no

@@ -521,9 +521,6 @@ impl Daemon<'_> {
         failed
     }
 
-    /// Checks the secured accounts in `due` (no state lock: a check only
-    /// reads IAM and records its own row and alert). Returns whether one
-    /// failed; findings are not a failure of the runner, they open an alert.
     /// The scheduled reports, due now: one event per object.
     async fn write_reports(&self, now: DateTime<Utc>) {
         for w in crate::report::scheduled::write(&self.cloud, &self.store, self.config, now).await {
@@ -543,6 +540,9 @@ impl Daemon<'_> {
         }
     }
 
+    /// Checks the secured accounts in `due` (no state lock: a check only
+    /// reads IAM and records its own row and alert). Returns whether one
+    /// failed; findings are not a failure of the runner, they open an alert.
     async fn check_secured(&self, due: &[String], now: DateTime<Utc>) -> bool {
         let mut failed = false;
         for name in due {

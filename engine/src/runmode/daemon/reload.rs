@@ -117,7 +117,10 @@ impl Follow {
             Err(e) => return Err(e),
         };
         if let Some((config, digest)) = applied.filter(|(_, d)| *d != self.digest) {
-            changes = differences(&self.config, &config);
+            // The applied configuration keeps external ids sealed: so are
+            // the runner's, for an unchanged id not to count as a change.
+            let mine = crate::cloud::external_id::sealed_config(&self.config);
+            changes = differences(&mine, &config);
             self.config = Arc::new(config);
             self.digest = digest;
             changed = true;
