@@ -96,6 +96,21 @@ impl Bench {
         Arc::new(self.cloud.clone())
     }
 
+    /// Someone outside Lifeboat removes the lock on `id` (ec2:UnlockSnapshot
+    /// in governance mode, a cancel within a compliance lock's cool-off);
+    /// the clock then moves to `now`.
+    fn unlock_outside(&self, id: &str, now: DateTime<Utc>) {
+        self.cloud
+            .world
+            .lock()
+            .unwrap()
+            .copies
+            .locks
+            .locks
+            .remove(id);
+        self.clock(now);
+    }
+
     /// Moves the fake's clock (what its locks expire by).
     fn clock(&self, now: DateTime<Utc>) {
         self.cloud.world.lock().unwrap().clock = Some(now);
@@ -324,17 +339,8 @@ async fn a_removed_governance_lock_is_planned_as_a_change_that_locks_it_again() 
     let b = Bench::applied("lock {\n mode = \"governance\"\n duration = \"30d\"\n }").await;
     b.backup_and_copy(t0()).await;
     let c = b.copies()[0].clone();
-    // Someone with ec2:UnlockSnapshot removes it.
-    b.cloud
-        .world
-        .lock()
-        .unwrap()
-        .copies
-        .locks
-        .locks
-        .remove(&c.id);
     let now = t0() + Duration::hours(2);
-    b.clock(now);
+    b.unlock_outside(&c.id, now);
     let plan = b.plan(now).await;
     assert_eq!(plan.changes.len(), 1, "{:?}", plan.changes);
     let ch = &plan.changes[0];
@@ -374,16 +380,8 @@ async fn a_compliance_lock_aws_let_go_of_is_a_note_never_a_change() {
     .await;
     b.backup_and_copy(t0()).await;
     let c = b.copies()[0].clone();
-    b.cloud
-        .world
-        .lock()
-        .unwrap()
-        .copies
-        .locks
-        .locks
-        .remove(&c.id);
     let now = t0() + Duration::hours(2);
-    b.clock(now);
+    b.unlock_outside(&c.id, now);
     let plan = b.plan(now).await;
     assert!(plan.changes.is_empty(), "{:?}", plan.changes);
     assert!(

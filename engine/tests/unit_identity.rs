@@ -214,29 +214,18 @@ impl Cloud for Recorder {
     }
 }
 
-const WITH_ROLE: &str = r#"
-account "main" {
-  regions = ["us-east-1"]
-  assume_role {
-    role_arn    = "arn:aws:iam::111111111111:role/lifeboat"
-    external_id = "ext-id-7f3a9c-clear"
-  }
+/// [`CONFIG`] with the account reached through a role and its id.
+fn with_role(id: &str) -> Config {
+    config(&CONFIG.replace(
+        "  regions = [\"us-east-1\"]\n}",
+        &format!("  regions = [\"us-east-1\"]\n  assume_role {{\n    role_arn    = \"arn:aws:iam::111111111111:role/lifeboat\"\n    external_id = \"{id}\"\n  }}\n}}"),
+    ))
 }
-
-policy "web" {
-  account     = account.main
-  generations = 2
-
-  instance "i-0000000a" {
-    region = "us-east-1"
-  }
-}
-"#;
 
 #[tokio::test]
 async fn the_provider_gets_the_id_itself_for_an_account_the_state_keeps_sealed() {
     let (fake, store, _dir) = setup();
-    let files = config(WITH_ROLE);
+    let files = with_role("ext-id-7f3a9c-clear");
     let recorder = Arc::new(Recorder {
         inner: fake.clone(),
         seen: Mutex::new(Vec::new()),
@@ -267,7 +256,7 @@ async fn the_provider_gets_the_id_itself_for_an_account_the_state_keeps_sealed()
 
     // Files with another id (not applied): nothing reaches the provider.
     recorder.seen.lock().unwrap().clear();
-    let other = config(&WITH_ROLE.replace("ext-id-7f3a9c-clear", "another-id-2b7e"));
+    let other = with_role("another-id-2b7e");
     let cloud: Arc<dyn Cloud> =
         Arc::new(CheckedCloud::new(recorder.clone(), store.clone(), &other));
     match backup::run(cloud, store.clone(), "web", at(11), WAIT).await {

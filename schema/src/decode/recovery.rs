@@ -234,20 +234,7 @@ fn blocks_named<'a>(s: &Scope<'a>, name: &str) -> Vec<&'a Block> {
 
 /// At most one `check` or `drill` block; the first, after reporting the others.
 fn at_most_one<'a>(d: &mut Decoder, s: &Scope<'a>, name: &str) -> Option<&'a Block> {
-    let blocks = blocks_named(s, name);
-    let (&first, rest) = blocks.split_first()?;
-    for b in rest {
-        d.error(
-            s.src,
-            start(&b.ident),
-            "Duplicate block",
-            format!(
-                "{} has at most one {name} block; the first is at {}",
-                s.what,
-                s.src.short_location(start(&first.ident))
-            ),
-        );
-    }
+    let first = super::only_block(d, s, name)?;
     d.no_labels(s.src, first);
     Some(first)
 }
