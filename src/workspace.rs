@@ -178,11 +178,14 @@ fn more_ids(dir: &Path) -> Vec<(String, String)> {
             .collect(),
         Err(_) => Vec::new(),
     };
-    out.extend(
-        std::env::vars()
-            .filter(|(k, _)| k.starts_with(lifeboat_engine::cloud::external_id::ENV_PREFIX))
-            .map(|(_, id)| (String::new(), id)),
-    );
+    // `vars_os`: a variable that is not Unicode (anyone's) is skipped, not
+    // a panic in the middle of a backup.
+    out.extend(std::env::vars_os().filter_map(|(k, v)| {
+        let k = k.into_string().ok()?;
+        let id = v.into_string().ok()?;
+        k.starts_with(lifeboat_engine::cloud::external_id::ENV_PREFIX)
+            .then_some((String::new(), id))
+    }));
     out
 }
 

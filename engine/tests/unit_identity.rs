@@ -269,3 +269,20 @@ async fn the_provider_gets_the_id_itself_for_an_account_the_state_keeps_sealed()
     }
     assert!(recorder.seen.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_account_whose_role_or_id_changed_is_checked_again() {
+    let (fake, store, _dir) = setup();
+    let one = with_role("ext-one-1a2b");
+    let cloud = checked(&fake, &store, &one);
+    let account = &one.accounts["main"];
+    cloud.ec2(account, "us-east-1").await.unwrap();
+    cloud.ec2(account, "us-east-1").await.unwrap();
+    let sts = || fake.world.lock().unwrap().calls_of("GetCallerIdentity");
+    assert_eq!(sts(), 1, "checked once per account");
+    // A runner that took up an apply changing the id: new credentials,
+    // checked again before any use, rather than trusted by name.
+    let two = with_role("ext-two-3c4d");
+    cloud.ec2(&two.accounts["main"], "us-east-1").await.unwrap();
+    assert_eq!(sts(), 2, "checked again");
+}

@@ -14,6 +14,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::region::Region;
 use lifeboat_engine::cloud::calls::CallCounts;
 use lifeboat_engine::cloud::iam::Iam;
+use lifeboat_engine::cloud::identity::credentials_key;
 use lifeboat_engine::cloud::restore::{Databases, Launch};
 use lifeboat_engine::cloud::{
     Cloud, CloudResult, Ec2, ErrorKind, Kms, Network, Objects, Rds, Sns, Stacks,
@@ -102,10 +103,10 @@ const DEFAULT_SESSION_NAME: &str = "lifeboat";
 /// expire); each (account, region) gets one client, reused by every caller.
 pub struct AwsCloud {
     retry: RetrySettings,
-    /// By account name. The lock is held while an account is loaded so that
-    /// concurrent first uses do not build (and assume) twice.
+    /// By [`credentials_key`]. The lock is held while an account is loaded so
+    /// that concurrent first uses do not build (and assume) twice.
     accounts: Mutex<HashMap<String, Arc<AccountSession>>>,
-    /// By (account name, region).
+    /// By ([`credentials_key`], region).
     clients: Mutex<HashMap<(String, String), Arc<AwsEc2>>>,
     /// Every request of every client made here, counted (run mode's metrics).
     calls: Arc<CallCounts>,
@@ -181,11 +182,12 @@ impl AwsCloud {
 
     async fn session(&self, account: &Account) -> Arc<AccountSession> {
         let mut accounts = self.accounts.lock().await;
-        if let Some(s) = accounts.get(&account.name) {
+        let key = credentials_key(account);
+        if let Some(s) = accounts.get(&key) {
             return s.clone();
         }
         let session = Arc::new(self.load_account(account).await);
-        accounts.insert(account.name.clone(), session.clone());
+        accounts.insert(key, session.clone());
         session
     }
 
@@ -211,7 +213,7 @@ impl AwsCloud {
     /// The (account, region) EC2 client, made once: backups and restores
     /// share it.
     async fn ec2_client(&self, account: &Account, region: &str) -> CloudResult<Arc<AwsEc2>> {
-        let key = (account.name.clone(), region.to_owned());
+        let key = (credentials_key(account), region.to_owned());
         if let Some(c) = self.clients.lock().await.get(&key) {
             return Ok(c.clone());
         }

@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use lifeboat_schema::{Account, AssumeRole, Config, SEALED_EXTERNAL_ID};
@@ -104,24 +105,35 @@ pub type IdSource = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
 /// account back into one whose role can be assumed.
 #[derive(Default)]
 pub struct ExternalIds {
-    /// (account name, id), the configuration's first.
-    known: Mutex<Vec<(String, String)>>,
+    /// (account name, id) of the configuration loaded.
+    loaded: Vec<(String, String)>,
+    /// What the source gave when last asked, and when: replaced, not
+    /// added to, so a runner that misses often keeps one copy.
+    found: Mutex<Found>,
     more: Option<IdSource>,
 }
 
+/// Pairs of (account name, id) a source gave, and when it was asked.
+type Found = (Vec<(String, String)>, Option<Instant>);
+
+/// How often, at most, the source is asked again: a lookup that keeps
+/// missing (an id changed and not applied yet) reads the files once per
+/// this, not once per client asked for.
+const ASK_AGAIN: Duration = Duration::from_secs(30);
+
 impl ExternalIds {
     pub fn new(config: &Config) -> ExternalIds {
-        let known = config
+        let loaded = config
             .accounts
             .iter()
             .filter_map(|(name, a)| {
                 let id = a.assume_role.as_ref()?.external_id.as_ref()?;
-                (!is_sealed(id)).then(|| (name.clone(), id.clone()))
+                Some((name.clone(), id.clone()))
             })
             .collect();
         ExternalIds {
-            known: Mutex::new(known),
-            more: None,
+            loaded,
+            ..ExternalIds::default()
         }
     }
 
@@ -132,15 +144,33 @@ impl ExternalIds {
     }
 
     /// The known id whose digest under `role_arn` is `sealed`: the
-    /// account's own first (by name), then any (an account renamed).
+    /// account's own first (by name), then any (an account renamed). A
+    /// digest given in place of an id is never one: it would match itself.
     fn find(&self, name: &str, role_arn: &str, sealed: &str) -> Option<String> {
-        let known = self.known.lock().expect("external ids");
-        let mut ordered: Vec<&(String, String)> = known.iter().filter(|(n, _)| n == name).collect();
-        ordered.extend(known.iter().filter(|(n, _)| n != name));
-        ordered
-            .into_iter()
-            .find(|(_, id)| seal(role_arn, id) == sealed)
-            .map(|(_, id)| id.clone())
+        let found = self.found.lock().expect("external ids");
+        let all = || self.loaded.iter().chain(found.0.iter());
+        all()
+            .filter(|(n, _)| n == name)
+            .chain(all().filter(|(n, _)| n != name))
+            .map(|(_, id)| id)
+            .find(|id| !is_sealed(id) && seal(role_arn, id) == sealed)
+            .cloned()
+    }
+
+    /// Asks the source again, unless it was asked within [`ASK_AGAIN`].
+    fn ask_again(&self) {
+        let Some(more) = &self.more else {
+            return;
+        };
+        {
+            let found = self.found.lock().expect("external ids");
+            if found.1.is_some_and(|at| at.elapsed() < ASK_AGAIN) {
+                return;
+            }
+        }
+        // Asked without the lock held: the source reads files.
+        let fresh = more();
+        *self.found.lock().expect("external ids") = (fresh, Some(Instant::now()));
     }
 
     /// `account` with its role's external id in clear: as it is when it
@@ -158,11 +188,8 @@ impl ExternalIds {
         };
         let mut clear = self.find(&account.name, &role.role_arn, sealed);
         if clear.is_none() {
-            if let Some(more) = &self.more {
-                let found = more();
-                self.known.lock().expect("external ids").extend(found);
-                clear = self.find(&account.name, &role.role_arn, sealed);
-            }
+            self.ask_again();
+            clear = self.find(&account.name, &role.role_arn, sealed);
         }
         match clear {
             Some(id) => {
@@ -292,6 +319,23 @@ mod tests {
         assert_eq!(*ids.resolve(&sealed).unwrap(), clear);
         assert_eq!(*ids.resolve(&sealed).unwrap(), clear);
         assert_eq!(*asked.lock().unwrap(), 1, "kept once found");
+        // A miss asks again at most once per ASK_AGAIN.
+        let unknown = sealed_account(&account("prod", "arn:aws:iam::1:role/lb", Some("nope")));
+        assert!(ids.resolve(&unknown).is_err());
+        assert!(ids.resolve(&unknown).is_err());
+        assert_eq!(*asked.lock().unwrap(), 1, "not asked again so soon");
+        // A digest given as an id (copied from a plan) matches nothing.
+        let given = ExternalIds::new(&Config::default()).with_source(Arc::new({
+            let digest = sealed
+                .assume_role
+                .as_ref()
+                .unwrap()
+                .external_id
+                .clone()
+                .unwrap();
+            move || vec![(String::new(), digest.clone())]
+        }));
+        assert!(given.resolve(&sealed).is_err());
         assert_eq!(env_name("old-prod.eu"), "LIFEBOAT_EXTERNAL_ID_OLD_PROD_EU");
     }
 

@@ -76,6 +76,19 @@ pub fn hold_to(
     }
 }
 
+/// What an account's credentials, and the check of the AWS account they
+/// reach, are kept by: its name and how they are made (profile, role, the
+/// external id's digest). A runner that takes up an applied change of role
+/// or id then makes new credentials and checks them again, rather than
+/// keep the old ones or trust the new ones unchecked.
+pub fn credentials_key(account: &Account) -> String {
+    let sealed = super::external_id::sealed_account(account);
+    format!(
+        "{}\n{:?}\n{:?}",
+        account.name, account.profile, sealed.assume_role
+    )
+}
+
 /// A [`Cloud`] that hands out an account's clients only once [`hold_to`]
 /// accepted the id its credentials reach; checked once per account per
 /// process.
@@ -86,7 +99,7 @@ pub struct CheckedCloud {
     /// what counts, also for an account whose applied copy in the state
     /// (which backups and runs use) does not have the pin yet.
     pins: BTreeMap<String, Option<String>>,
-    /// By account name: the accepted id. A failed check is not kept, so a
+    /// By [`credentials_key`]: the accepted id. A failed check is not kept, so a
     /// transient STS failure is retried (the providers cache the id itself).
     checked: std::sync::Mutex<BTreeMap<String, Arc<OnceCell<String>>>>,
     /// The configuration's external ids: an account read from the state
@@ -138,7 +151,7 @@ impl CheckedCloud {
             .checked
             .lock()
             .expect("checked accounts")
-            .entry(account.name.clone())
+            .entry(credentials_key(account))
             .or_default()
             .clone();
         let id = cell
