@@ -12,6 +12,7 @@
 //! reads the state can test guesses against it (docs/security.md).
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -107,14 +108,15 @@ pub type IdSource = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
 pub struct ExternalIds {
     /// (account name, id) of the configuration loaded.
     loaded: Vec<(String, String)>,
-    /// What the source gave when last asked, and when: replaced, not
-    /// added to, so a runner that misses often keeps one copy.
+    /// What the source gave, every distinct pair once (a runner that misses
+    /// often keeps one copy), kept when a later read fails or gives less
+    /// (files caught mid-edit); and when it was last asked.
     found: Mutex<Found>,
     more: Option<IdSource>,
 }
 
 /// Pairs of (account name, id) a source gave, and when it was asked.
-type Found = (Vec<(String, String)>, Option<Instant>);
+type Found = (BTreeSet<(String, String)>, Option<Instant>);
 
 /// How often, at most, the source is asked again: a lookup that keeps
 /// missing (an id changed and not applied yet) reads the files once per
@@ -170,7 +172,9 @@ impl ExternalIds {
         }
         // Asked without the lock held: the source reads files.
         let fresh = more();
-        *self.found.lock().expect("external ids") = (fresh, Some(Instant::now()));
+        let mut found = self.found.lock().expect("external ids");
+        found.0.extend(fresh);
+        found.1 = Some(Instant::now());
     }
 
     /// `account` with its role's external id in clear: as it is when it
