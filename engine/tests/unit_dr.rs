@@ -12,11 +12,11 @@ use chrono::{DateTime, Utc};
 use lifeboat_engine::backup;
 use lifeboat_engine::cloud::{Cloud, Encryption, SnapshotCopyRequest};
 use lifeboat_engine::dr::{self, DrWork, Limits};
-use lifeboat_engine::plan::apply::{self, Executor};
-use lifeboat_engine::plan::{observe, planner, Plan};
+use lifeboat_engine::plan::apply;
+use lifeboat_engine::plan::Plan;
 use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
 use lifeboat_engine::state::{DrRun, DrStatus, SharedStore, Store};
-use lifeboat_engine::testing::fake::FakeCloud;
+use lifeboat_engine::testing::{self, fake::FakeCloud};
 use lifeboat_schema::Config;
 
 const WAIT: backup::Wait = backup::Wait {
@@ -100,24 +100,11 @@ impl Bench {
     }
 
     async fn plan(&self, now: DateTime<Utc>) -> Plan {
-        let state = self.store.lock().unwrap().load().unwrap();
-        let obs = observe::observe(self.cloud(), &self.config, &state)
-            .await
-            .unwrap();
-        planner::plan(&self.config, &state, &obs, now).unwrap()
+        testing::plan_config(self.cloud(), &self.store, &self.config, now).await
     }
 
     async fn apply(&self, plan: &Plan, now: DateTime<Utc>) -> apply::Report {
-        let state = self.store.lock().unwrap().load().unwrap();
-        let exec = Arc::new(Executor {
-            cloud: self.cloud(),
-            accounts: planner::known_accounts(&self.config, &state).unwrap(),
-            store: self.store.clone(),
-            now,
-            lock_id: None,
-            stop: Default::default(),
-        });
-        apply::apply(plan, exec, 4, |_, _| {}).await
+        testing::apply_plan(self.cloud(), &self.store, &self.config, plan, now).await
     }
 
     /// One ad hoc backup; returns the DR runs it recorded as pending.

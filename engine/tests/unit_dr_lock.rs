@@ -11,11 +11,11 @@ use chrono::{DateTime, Duration, Utc};
 use lifeboat_engine::backup;
 use lifeboat_engine::cloud::{Cloud, ErrorKind, LockUntil};
 use lifeboat_engine::dr::{self, DrWork, Limits};
-use lifeboat_engine::plan::apply::{self, Executor};
-use lifeboat_engine::plan::{observe, planner, Action, Plan};
+use lifeboat_engine::plan::apply;
+use lifeboat_engine::plan::{Action, Plan};
 use lifeboat_engine::runmode::attempt::{self, Context, Trigger};
 use lifeboat_engine::state::{DrCopyRecord, DrStatus, SharedStore, Store};
-use lifeboat_engine::testing::fake::FakeCloud;
+use lifeboat_engine::testing::{self, fake::FakeCloud};
 use lifeboat_schema::{Config, LockMode};
 
 const WAIT: backup::Wait = backup::Wait {
@@ -111,30 +111,23 @@ impl Bench {
         self.clock(now);
     }
 
+    /// Every LockSnapshot fails from now on.
+    fn fail_locks(&self) {
+        let mut w = self.cloud.world.lock().unwrap();
+        w.failing.insert("LockSnapshot".into(), ErrorKind::Other);
+    }
+
     /// Moves the fake's clock (what its locks expire by).
     fn clock(&self, now: DateTime<Utc>) {
         self.cloud.world.lock().unwrap().clock = Some(now);
     }
 
     async fn plan(&self, now: DateTime<Utc>) -> Plan {
-        let state = self.store.lock().unwrap().load().unwrap();
-        let obs = observe::observe(self.cloud(), &self.config, &state)
-            .await
-            .unwrap();
-        planner::plan(&self.config, &state, &obs, now).unwrap()
+        testing::plan_config(self.cloud(), &self.store, &self.config, now).await
     }
 
     async fn apply(&self, plan: &Plan, now: DateTime<Utc>) -> apply::Report {
-        let state = self.store.lock().unwrap().load().unwrap();
-        let exec = Arc::new(Executor {
-            cloud: self.cloud(),
-            accounts: planner::known_accounts(&self.config, &state).unwrap(),
-            store: self.store.clone(),
-            now,
-            lock_id: None,
-            stop: Default::default(),
-        });
-        apply::apply(plan, exec, 4, |_, _| {}).await
+        testing::apply_plan(self.cloud(), &self.store, &self.config, plan, now).await
     }
 
     /// A backup at `now` and its DR copies, as the runner makes them.
@@ -279,12 +272,7 @@ async fn retention_keeps_a_locked_copy_until_its_lock_expires_then_deletes_it() 
 #[tokio::test]
 async fn a_failed_lock_is_recorded_alerted_shown_in_the_plan_and_retried_by_the_next_run() {
     let b = Bench::applied("lock {\n mode = \"governance\"\n duration = \"30d\"\n }").await;
-    b.cloud
-        .world
-        .lock()
-        .unwrap()
-        .failing
-        .insert("LockSnapshot".into(), ErrorKind::Other);
+    b.fail_locks();
     b.backup_and_copy(t0()).await;
     let c = b.copies()[0].clone();
     assert_eq!(c.status, DrStatus::Completed, "the copy record is kept");
@@ -400,12 +388,7 @@ async fn a_compliance_lock_aws_let_go_of_is_a_note_never_a_change() {
 #[tokio::test]
 async fn a_lock_aws_holds_already_is_recorded_not_asked_again() {
     let b = Bench::applied("lock {\n mode = \"governance\"\n duration = \"30d\"\n }").await;
-    b.cloud
-        .world
-        .lock()
-        .unwrap()
-        .failing
-        .insert("LockSnapshot".into(), ErrorKind::Other);
+    b.fail_locks();
     b.backup_and_copy(t0()).await;
     let c = b.copies()[0].clone();
     assert!(c.lock.is_none());

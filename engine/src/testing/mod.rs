@@ -11,23 +11,34 @@ use lifeboat_schema::Config;
 
 use crate::cloud::Cloud;
 use crate::plan::apply::{self, Executor, Report};
-use crate::plan::{observe, planner};
+use crate::plan::{observe, planner, Plan};
 use crate::state::SharedStore;
 
 /// Plans `config` against the state in `store` and what `cloud` has, at
-/// `now`, and applies the whole plan without a lock, as most engine tests
-/// begin: the policies, their targets and accounts are then in the state.
-pub async fn apply_config(
+/// `now`.
+pub async fn plan_config(
     cloud: Arc<dyn Cloud>,
     store: &SharedStore,
     config: &Config,
     now: DateTime<Utc>,
-) -> Report {
+) -> Plan {
     let state = store.lock().expect("store").load().expect("load state");
-    let obs = observe::observe(cloud.clone(), config, &state)
+    let obs = observe::observe(cloud, config, &state)
         .await
         .expect("observe");
-    let plan = planner::plan(config, &state, &obs, now).expect("plan");
+    planner::plan(config, &state, &obs, now).expect("plan")
+}
+
+/// Applies the whole of `plan` without a lock, with the accounts of
+/// `config` and of the state.
+pub async fn apply_plan(
+    cloud: Arc<dyn Cloud>,
+    store: &SharedStore,
+    config: &Config,
+    plan: &Plan,
+    now: DateTime<Utc>,
+) -> Report {
+    let state = store.lock().expect("store").load().expect("load state");
     let exec = Arc::new(Executor {
         cloud,
         accounts: planner::known_accounts(config, &state).expect("accounts"),
@@ -36,5 +47,17 @@ pub async fn apply_config(
         lock_id: None,
         stop: Default::default(),
     });
-    apply::apply(&plan, exec, 4, |_, _| {}).await
+    apply::apply(plan, exec, 4, |_, _| {}).await
+}
+
+/// Plans `config` and applies the whole plan, as most engine tests begin:
+/// the policies, their targets and accounts are then in the state.
+pub async fn apply_config(
+    cloud: Arc<dyn Cloud>,
+    store: &SharedStore,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Report {
+    let plan = plan_config(cloud.clone(), store, config, now).await;
+    apply_plan(cloud, store, config, &plan, now).await
 }
